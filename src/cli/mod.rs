@@ -1,0 +1,69 @@
+//! Command-line interface: one file per subcommand, each with its `Args` and `exec`.
+//!
+//! Subcommands only wire the library together and print; the logic lives in `plan`,
+//! `model`, `diff`, `state` and `render`. Every subcommand returns an [`ExitCode`]; errors
+//! are printed here, once, as `error: ...`, and exit with 1.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod import;
+pub mod plan;
+pub mod schema;
+pub mod state;
+pub mod status;
+pub mod validate;
+
+/// Migrate email accounts between platforms from a version-controlled plan.
+#[derive(Debug, Parser)]
+#[command(name = "mailshift", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a plan file and report every problem in it.
+    Validate(validate::Args),
+    /// Print the plan file's JSON Schema.
+    Schema(schema::Args),
+    /// Show the steps that `apply` would run (a dry run).
+    Plan(plan::Args),
+    /// Show per-account progress from the state.
+    Status(status::Args),
+    /// Inspect and repair the state store.
+    State(state::Args),
+    /// Turn another tool's migration list into a plan (on stdout).
+    Import(import::Args),
+}
+
+/// An error that ends a command; printed as `error: {0}` and exit 1.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl<E: std::fmt::Display> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(a) => validate::exec(a),
+        Command::Schema(a) => schema::exec(a),
+        Command::Plan(a) => plan::exec(a),
+        Command::Status(a) => status::exec(a),
+        Command::State(a) => state::exec(a),
+        Command::Import(a) => import::exec(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(CliError(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}

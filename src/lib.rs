@@ -1,0 +1,12 @@
+//! mailshift: migrate email accounts between platforms from a version-controlled plan.
+//!
+//! Data flows one way: `plan` (load and validate the file) → `model` (compile it into
+//! resources with stable ids and fingerprints) → `diff` (compare with `state`) → `render`
+//! (human and JSON views). The binary's subcommands in `cli` only wire these together.
+
+pub mod cli;
+pub mod diff;
+pub mod model;
+pub mod plan;
+pub mod render;
+pub mod state;

@@ -1,0 +1,461 @@
+//! The plan's typed model: what a plan file may say, as serde types.
+//!
+//! These types are the single source of the plan language: the JSON Schema
+//! (`mailshift schema`, `schema/plan.schema.json`) is derived from them, the loader checks a
+//! document's shape against that schema (so every shape error is reported, not only the
+//! first), and only then deserializes into them. Rules that span several fields (references
+//! between platforms, duplicates, what a platform can do) live in `plan::validate`.
+//!
+//! No `#[serde(flatten)]` here: it defeats `deny_unknown_fields` and makes the schema lie.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::secret::SecretRef;
+
+/// A mailshift plan: where every mailbox must end up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "mailshift plan")]
+pub struct Plan {
+    /// Plan language version; only `1` exists.
+    pub version: u32,
+    /// Path of the state file, relative to the plan's directory.
+    /// Default: `.mailshift/state.redb` beside the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Accept literal passwords in this file. Off by default: secrets belong in env vars,
+    /// files or commands. When on, every literal secret is warned about.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_inline_secrets: bool,
+    /// What to do with steps that no API can perform (groups on Email Pro, anything on a
+    /// plain IMAP server): `allow` lists them as manual steps, `forbid` makes them errors.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub manual_steps: ManualSteps,
+    /// API credentials, by name; platforms refer to them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub providers: BTreeMap<String, Provider>,
+    /// Mail platforms, by name; accounts, domains and groups refer to them.
+    pub platforms: BTreeMap<String, Platform>,
+    /// Domains to attach on a platform for the move.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<Domain>,
+    /// Defaults for every account's migration; each account may override them.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub options: MigrationOptions,
+    /// The mailboxes to move.
+    #[serde(default)]
+    pub accounts: Vec<Account>,
+    /// Distribution groups (mailing lists) to recreate on a platform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
+    /// External contacts to recreate on a platform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_contacts: Vec<ExternalContact>,
+    /// Per-domain footers (disclaimers) to set on a platform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub footers: Vec<Footer>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ManualSteps {
+    /// Steps with no API are listed as manual steps, to do by hand and acknowledge.
+    #[default]
+    Allow,
+    /// Steps with no API are errors: everything must be automated.
+    Forbid,
+}
+
+/// OVHcloud API credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    /// Provider kind; only `ovh` exists.
+    #[serde(rename = "type")]
+    pub kind: ProviderKind,
+    /// `ovh-eu`, `ovh-ca`, `ovh-us`, or an `https://` base URL (e.g. a local simulator).
+    pub endpoint: String,
+    /// Application key (sent in clear on every call, but keep it out of the plan anyway).
+    pub application_key: SecretRef,
+    /// Application secret.
+    pub application_secret: SecretRef,
+    /// Consumer key (see `mailshift ovh credentials`).
+    pub consumer_key: SecretRef,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    Ovh,
+}
+
+/// A mail platform: an IMAP server, possibly with an OVHcloud control plane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Platform {
+    /// What the platform is; decides which steps have an API.
+    #[serde(rename = "type")]
+    pub kind: PlatformKind,
+    /// Name of the entry in `providers` holding the API credentials (OVH types).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Exchange organization name (`ovh-exchange` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    /// Service name: Exchange service, Email Pro service, MX Plan service or domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Which MX Plan API the service lives on (`ovh-mx-plan` only). Default `mxplan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mx_plan_api: Option<MxPlanApi>,
+    /// The IMAP endpoint mail is read from or written to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imap: Option<ImapEndpoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlatformKind {
+    /// Any IMAP server; no control plane (account steps are manual or preconditions).
+    Imap,
+    /// OVHcloud Hosted/Private Exchange.
+    OvhExchange,
+    /// OVHcloud Email Pro.
+    OvhEmailPro,
+    /// OVHcloud MX Plan.
+    OvhMxPlan,
+}
+
+impl PlatformKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlatformKind::Imap => "imap",
+            PlatformKind::OvhExchange => "ovh-exchange",
+            PlatformKind::OvhEmailPro => "ovh-email-pro",
+            PlatformKind::OvhMxPlan => "ovh-mx-plan",
+        }
+    }
+
+    pub fn is_ovh(self) -> bool {
+        !matches!(self, PlatformKind::Imap)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MxPlanApi {
+    /// The newer `/email/mxplan/{service}` API.
+    Mxplan,
+    /// The legacy `/email/domain/{domain}` API.
+    Legacy,
+}
+
+/// Where and how to reach an IMAP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImapEndpoint {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port. Default: 993 with `tls`, 143 otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `tls` (implicit TLS), `starttls` (required, never downgraded) or `none`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub security: Security,
+    /// PEM file of extra CA certificates to trust for this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Accept any certificate. Dangerous: only for a server you reach over a trusted network.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure_skip_verify: bool,
+    /// Allow `security: none` to a host that is not loopback (passwords cross the network in clear).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_plaintext: bool,
+}
+
+impl ImapEndpoint {
+    pub fn effective_port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            Security::Tls => 993,
+            Security::Starttls | Security::None => 143,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Security {
+    #[default]
+    Tls,
+    Starttls,
+    None,
+}
+
+/// A domain to attach to a platform during the move.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Domain {
+    /// The domain name, e.g. `example.com`.
+    pub name: String,
+    /// Platform (key of `platforms`) the domain is attached to.
+    pub platform: String,
+    /// `non-authoritative` while both platforms serve the domain (the move), `authoritative` after.
+    pub mode: DomainMode,
+    /// Server that receives mail for addresses this platform does not host
+    /// (required with `non-authoritative`), e.g. `mx1.mail.ovh.net`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mx_relay: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DomainMode {
+    Authoritative,
+    NonAuthoritative,
+}
+
+/// One mailbox to move.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// The address that moves, e.g. `john@example.com`.
+    pub address: String,
+    /// Source platform (key of `platforms`).
+    pub from: String,
+    /// Destination platform (key of `platforms`).
+    pub to: String,
+    /// Provisional name given to the source account so the address can be created on the
+    /// destination, e.g. `john.old@example.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rename_to: Option<String>,
+    /// How to log in to the source mailbox.
+    pub source: Credentials,
+    /// How to log in to the destination mailbox (and the password to set when creating it).
+    pub destination: Credentials,
+    /// What to copy. Default: `[mail]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Vec<Content>>,
+    /// Which folders to copy, and where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folders: Option<FolderRules>,
+    /// Extra addresses delivering to this mailbox, recreated on the destination.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Forwarding of this mailbox's mail, recreated on the destination.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirections: Vec<Redirection>,
+    /// Rights other accounts have on this mailbox, recreated on the destination.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegations: Vec<Delegation>,
+    /// Overrides of the plan's `options` for this account.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub options: MigrationOptions,
+}
+
+/// Login to one side of a migration. Exactly one of `password` and `oauth2_token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// IMAP login. Default: the account's address (the provisional one on a renamed source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    /// Password (LOGIN / AUTH=PLAIN), as a secret reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretRef>,
+    /// OAuth2 access token (AUTH=XOAUTH2), as a secret reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2_token: Option<SecretRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Content {
+    Mail,
+    Contacts,
+    Calendars,
+    Tasks,
+}
+
+impl Content {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Content::Mail => "mail",
+            Content::Contacts => "contacts",
+            Content::Calendars => "calendars",
+            Content::Tasks => "tasks",
+        }
+    }
+}
+
+/// Folder selection and mapping. Globs use `*` (any run of characters, including the
+/// hierarchy separator) and `?`; names are written with `/` as separator whatever the server uses.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FolderRules {
+    /// Copy only folders matching one of these globs (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Skip folders matching one of these globs (applied after `include`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Explicit source folder → destination folder names, overriding special-use mapping.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub map: BTreeMap<String, String>,
+}
+
+/// A forwarding of the account's mail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Redirection {
+    /// Address mail is forwarded to.
+    pub to: String,
+    /// Keep a copy in the mailbox too. Default: true.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub local_copy: bool,
+}
+
+/// Rights another account has on this mailbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Delegation {
+    /// The account receiving the rights (an address on the destination platform).
+    pub grantee: String,
+    /// The rights granted.
+    pub rights: Vec<Right>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Right {
+    SendAs,
+    SendOnBehalf,
+    FullAccess,
+}
+
+impl Right {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Right::SendAs => "send-as",
+            Right::SendOnBehalf => "send-on-behalf",
+            Right::FullAccess => "full-access",
+        }
+    }
+}
+
+/// How an account's content is copied. Every field is optional: unset fields fall back to
+/// the plan's `options`, then to the built-in default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationOptions {
+    /// Accounts migrated at once (plan-level only). Default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_accounts: Option<u32>,
+    /// IMAP connections per account and side. Default 4 (servers cap them, e.g. Dovecot 10, Gmail 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_per_account: Option<u32>,
+    /// Skip (and report) messages larger than this, e.g. `35MB`, `512KiB`, or bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<ByteSize>,
+    /// Copy only messages received on or after this date (`YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Copy only messages received before this date (`YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// Copy the newest messages first (useful with `max_items`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_first: Option<bool>,
+    /// Copy at most this many messages per account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<u64>,
+    /// How often watch mode re-syncs mail, e.g. `15m`, `1h`, `90s`. Default `15m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_interval: Option<String>,
+    /// The account has been cut over: incremental sync stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_over: Option<bool>,
+}
+
+/// A size in bytes, written as a number of bytes or a string such as `35MB` or `1.5 GiB`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ByteSize {
+    Bytes(u64),
+    Text(String),
+}
+
+/// A distribution group (mailing list) on a platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// The group's address.
+    pub address: String,
+    /// Platform (key of `platforms`) the group is created on.
+    pub platform: String,
+    /// Name shown in address books.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Member addresses (accounts or external contacts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// Addresses allowed to manage the group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<String>,
+}
+
+/// A contact outside the organization, shown in the platform's address book.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalContact {
+    /// The contact's (external) address.
+    pub address: String,
+    /// Platform (key of `platforms`) the contact is created on.
+    pub platform: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// Hide the contact from the global address list.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hidden: bool,
+}
+
+/// A footer (disclaimer) added to mail sent from a domain. Exactly one of `text` and `html`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Footer {
+    /// The domain whose outgoing mail gets the footer.
+    pub domain: String,
+    /// Platform (key of `platforms`) the footer is set on.
+    pub platform: String,
+    /// Plain-text footer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// HTML footer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// Add the footer only to mail leaving the organization.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub outside_only: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
+}

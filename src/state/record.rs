@@ -1,0 +1,101 @@
+//! What the state store holds: records per resource, per migrated folder and per message.
+//!
+//! These are plain data (serde) so the store can version and migrate them; no secret ever
+//! goes in here. The store (`state::store`) persists them in redb tables; `diff` reads
+//! [`ResourceRecord`]s; the IMAP transfer reads and writes folder and message records.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a resource's step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// The step ran to completion; the fingerprint is what it applied.
+    Done,
+    /// The step was started and not finished (a crash, a Ctrl-C): resume it.
+    InProgress,
+    /// The step failed; `last_error` says why. The next apply retries it.
+    Failed,
+    /// A manual step that a person said they did (`mailshift ack`).
+    Acknowledged,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Done => "done",
+            Status::InProgress => "in-progress",
+            Status::Failed => "failed",
+            Status::Acknowledged => "acknowledged",
+        }
+    }
+
+    /// Whether what the record describes exists on the target (as far as we know).
+    pub fn is_applied(self) -> bool {
+        matches!(self, Status::Done | Status::Acknowledged)
+    }
+}
+
+/// One resource's last known step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceRecord {
+    /// Resource kind, as `model::ResourceKind::as_str` spells it.
+    pub kind: String,
+    /// The account the resource belongs to, if any.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Fingerprint of the spec that was applied (or attempted).
+    pub fingerprint: String,
+    /// Fingerprint of the fields that cannot change in place (a rename's target...).
+    pub identity: String,
+    pub status: Status,
+    /// Human one-line description of what was applied; shown as "before" in diffs.
+    pub summary: String,
+    /// Values returned by the target (API ids, task ids), by name.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// For sync resources: the last sync point that completed.
+    #[serde(default)]
+    pub sync_point: Option<u64>,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub updated_at: u64,
+}
+
+/// Progress of one migrated folder of one sync resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FolderRecord {
+    /// Destination folder name (as sent to the server).
+    pub dest_folder: String,
+    pub source_uidvalidity: u32,
+    /// Highest source UID copied (or skipped on purpose).
+    pub highest_uid: u32,
+    /// Highest source MODSEQ whose flag changes were carried (CONDSTORE).
+    #[serde(default)]
+    pub highest_modseq: Option<u64>,
+    pub dest_uidvalidity: u32,
+    /// Destination UIDNEXT read just before the batch in flight; `None` when no batch is in flight.
+    #[serde(default)]
+    pub dest_uidnext_in_flight: Option<u32>,
+    /// Messages and bytes copied so far.
+    pub messages: u64,
+    pub bytes: u64,
+    /// Unix seconds of the last completed batch.
+    pub updated_at: u64,
+}
+
+/// One copied message: source UID → destination UID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub dest_uid: u32,
+    /// SHA-256 of the message bytes as sent.
+    pub hash: [u8; 32],
+    pub size: u64,
+    /// The sync point (numbered run) that copied it.
+    pub sync_point: u64,
+}
