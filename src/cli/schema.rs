@@ -1,4 +1,4 @@
-//! `mailshift schema`.
+//! `mailshift schema`: print the plan file's JSON Schema (for editors and CI checks).
 
 use std::process::ExitCode;
 
@@ -8,5 +8,6 @@ use super::CliError;
 pub struct Args {}
 
 pub fn exec(_args: Args) -> Result<ExitCode, CliError> {
-    Err(CliError("not implemented yet".into()))
+    print!("{}", crate::plan::schema::plan_schema_text());
+    Ok(ExitCode::SUCCESS)
 }

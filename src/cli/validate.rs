@@ -1,12 +1,33 @@
-//! `mailshift validate`.
+//! `mailshift validate PLAN`: check a plan and report every problem in it (exit 0 valid, 1 not).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::CliError;
+use crate::plan::{self, diagnostic::plural};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The plan file (`.yaml`, `.yml` or `.toml`).
+    pub plan: PathBuf,
+}
 
-pub fn exec(_args: Args) -> Result<ExitCode, CliError> {
-    Err(CliError("not implemented yet".into()))
+pub fn exec(args: Args) -> Result<ExitCode, CliError> {
+    let loaded = match plan::load_file(&args.plan) {
+        Ok(l) => l,
+        Err(e) => {
+            eprint!("{}", e.render());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    eprint!("{}", loaded.render_warnings());
+    let p = &loaded.plan;
+    println!(
+        "{} is valid: {}, {}, {}",
+        loaded.file_name(),
+        plural(p.accounts.len(), "account"),
+        plural(p.platforms.len(), "platform"),
+        plural(p.domains.len(), "domain"),
+    );
+    Ok(ExitCode::SUCCESS)
 }

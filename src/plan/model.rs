@@ -114,9 +114,28 @@ pub struct Platform {
     /// The IMAP endpoint mail is read from or written to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imap: Option<ImapEndpoint>,
+    /// The CardDAV/CalDAV endpoint contacts, calendars and tasks are read from or written to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dav: Option<DavEndpoint>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+/// Where to reach a CardDAV/CalDAV server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DavEndpoint {
+    /// Base URL (`https://`; `http://` only to a loopback host), e.g. `https://dav.example.com/`.
+    pub url: String,
+    /// PEM file of extra CA certificates to trust for this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Accept any certificate. Dangerous: only for a server you reach over a trusted network.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum PlatformKind {
     /// Any IMAP server; no control plane (account steps are manual or preconditions).
@@ -270,7 +289,9 @@ pub struct Credentials {
     pub oauth2_token: Option<SecretRef>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Content {
     Mail,
@@ -327,7 +348,9 @@ pub struct Delegation {
     pub rights: Vec<Right>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Right {
     SendAs,

@@ -171,7 +171,11 @@ pub struct SecretError {
 
 impl fmt::Display for SecretError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot read secret from {}: {}", self.source, self.reason)
+        write!(
+            f,
+            "cannot read secret from {}: {}",
+            self.source, self.reason
+        )
     }
 }
 

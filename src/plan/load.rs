@@ -1,0 +1,214 @@
+//! Loading a plan file: read, parse (YAML or TOML), shape-check, deserialize, validate.
+//!
+//! The result is either a [`Loaded`] plan (maybe with warnings) or an [`Invalid`] report with
+//! every diagnostic; nothing in here panics on any input (a property test feeds it garbage).
+
+use std::path::{Path, PathBuf};
+
+use super::diagnostic::{Diagnostic, render_all};
+use super::model::Plan;
+use super::node::{self, Node};
+use super::{schema, shape, validate};
+
+/// Plans larger than this are refused before parsing: no real plan comes near it.
+const MAX_PLAN_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Toml,
+}
+
+impl Format {
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "yaml" | "yml" => Some(Format::Yaml),
+            "toml" => Some(Format::Toml),
+            _ => None,
+        }
+    }
+}
+
+/// A plan that passed validation.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub plan: Plan,
+    /// The plan file's path as given.
+    pub path: PathBuf,
+    /// The directory relative paths in the plan are resolved against.
+    pub base_dir: PathBuf,
+    pub source: String,
+    pub tree: Node,
+    /// Warnings (never errors).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn file_name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// The state file this plan uses.
+    pub fn state_path(&self) -> PathBuf {
+        match &self.plan.state {
+            Some(s) => self.base_dir.join(s),
+            None => self.base_dir.join(".mailshift").join("state.redb"),
+        }
+    }
+
+    pub fn render_warnings(&self) -> String {
+        render_all(&self.warnings, &self.file_name(), &self.source)
+    }
+}
+
+/// Why a plan could not be loaded.
+#[derive(Debug, Clone)]
+pub enum LoadError {
+    /// The file could not be read, or its kind is unknown: one sentence.
+    Io(String),
+    /// The file was read and has problems, each with its place.
+    Invalid {
+        file_name: String,
+        source: String,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl LoadError {
+    /// Full human rendering (diagnostics with source excerpts and a summary line).
+    pub fn render(&self) -> String {
+        match self {
+            LoadError::Io(msg) => format!("error: {msg}\n"),
+            LoadError::Invalid {
+                file_name,
+                source,
+                diagnostics,
+            } => render_all(diagnostics, file_name, source),
+        }
+    }
+
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            LoadError::Io(_) => &[],
+            LoadError::Invalid { diagnostics, .. } => diagnostics,
+        }
+    }
+}
+
+pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
+    let format = Format::from_path(path).ok_or_else(|| {
+        LoadError::Io(format!(
+            "cannot tell the format of {}: name plan files `.yaml`, `.yml` or `.toml`",
+            path.display()
+        ))
+    })?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| LoadError::Io(format!("cannot read plan {}: {e}", path.display())))?;
+    if meta.len() as usize > MAX_PLAN_BYTES {
+        return Err(LoadError::Io(format!(
+            "plan {} is {} bytes; plans are limited to {MAX_PLAN_BYTES} bytes",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| LoadError::Io(format!("cannot read plan {}: {e}", path.display())))?;
+    let source = String::from_utf8(bytes).map_err(|e| {
+        LoadError::Io(format!(
+            "plan {} is not valid UTF-8 (first bad byte at offset {}): save it as UTF-8",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    load_str(&source, format, path, &base_dir)
+}
+
+/// Loads a plan from text; `path` is used for messages and `base_dir` for relative paths.
+pub fn load_str(
+    source: &str,
+    format: Format,
+    path: &Path,
+    base_dir: &Path,
+) -> Result<Loaded, LoadError> {
+    let file_name = path.display().to_string();
+    let invalid = |diagnostics: Vec<Diagnostic>| LoadError::Invalid {
+        file_name: file_name.clone(),
+        source: source.to_string(),
+        diagnostics,
+    };
+    // A leading BOM is legal in both formats' files but not to their parsers.
+    let text = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let shift = source.len() - text.len();
+    let parsed = match format {
+        Format::Yaml => node::parse_yaml(text),
+        Format::Toml => node::parse_toml(text),
+    };
+    let mut tree = match parsed {
+        Ok(t) => t,
+        Err(e) => {
+            let span = e.span.map(|s| node::Span {
+                offset: s.offset + shift,
+                len: s.len,
+            });
+            return Err(invalid(vec![
+                Diagnostic::error("", span, e.message).with_help(match format {
+                    Format::Yaml => {
+                        "fix the YAML syntax here (check indentation, quotes and brackets)"
+                    }
+                    Format::Toml => "fix the TOML syntax here (check quotes, brackets and `=`)",
+                }),
+            ]));
+        }
+    };
+    if shift > 0 {
+        shift_spans(&mut tree, shift);
+    }
+    if matches!(tree.kind, node::NodeKind::Null) {
+        return Err(invalid(vec![
+            Diagnostic::error("", None, "the plan is empty")
+                .with_help("start from an example in `examples/`, or see `mailshift schema`"),
+        ]));
+    }
+    let schema = schema::plan_schema();
+    let shape_errors = shape::check(&schema, &tree);
+    if !shape_errors.is_empty() {
+        return Err(invalid(shape_errors));
+    }
+    let plan: Plan = node::from_node(&tree).map_err(|e| {
+        invalid(vec![Diagnostic::error(
+            "",
+            Some(tree.span),
+            format!("cannot read the plan: {e}"),
+        )])
+    })?;
+    let diagnostics = validate::validate(&plan, &tree, source);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(invalid(diagnostics));
+    }
+    Ok(Loaded {
+        plan,
+        path: path.to_path_buf(),
+        base_dir: base_dir.to_path_buf(),
+        source: source.to_string(),
+        tree,
+        warnings: diagnostics,
+    })
+}
+
+fn shift_spans(node: &mut Node, by: usize) {
+    node.span.offset += by;
+    match &mut node.kind {
+        node::NodeKind::Seq(items) => items.iter_mut().for_each(|n| shift_spans(n, by)),
+        node::NodeKind::Map(entries) => {
+            for (k, v) in entries {
+                k.span.offset += by;
+                shift_spans(v, by);
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,1048 @@
+//! Rules across fields that a schema cannot express: references between sections,
+//! duplicates, what each platform can do, transport safety and secret handling.
+//!
+//! Runs after the shape check, on the typed plan, and points back into the file through the
+//! document tree. Every rule adds a diagnostic and goes on, so one run shows all problems.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::diagnostic::{Diagnostic, did_you_mean, line_col};
+use super::model::{
+    Account, ByteSize, Content, Credentials, DomainMode, ManualSteps, MigrationOptions, Plan,
+    Platform, PlatformKind, Security,
+};
+use super::node::{Node, PathSeg, Span, path_string};
+use super::secret::SecretRef;
+use crate::model::capabilities::{Feature, Support, support};
+
+/// Checks the plan's cross-field rules. Returns errors and warnings.
+/// `source` is the file's text, for cross-references by line number.
+pub fn validate(plan: &Plan, tree: &Node, source: &str) -> Vec<Diagnostic> {
+    let mut v = Validator {
+        plan,
+        tree,
+        source,
+        out: Vec::new(),
+    };
+    v.version();
+    v.providers();
+    v.platforms();
+    v.domains();
+    v.options(&plan.options, &[PathSeg::Key("options".into())], true);
+    v.accounts();
+    v.groups();
+    v.contacts();
+    v.footers();
+    v.secrets();
+    v.out
+}
+
+struct Validator<'a> {
+    plan: &'a Plan,
+    tree: &'a Node,
+    source: &'a str,
+    out: Vec<Diagnostic>,
+}
+
+fn key(k: &str) -> PathSeg {
+    PathSeg::Key(k.to_string())
+}
+
+fn idx(i: usize) -> PathSeg {
+    PathSeg::Index(i)
+}
+
+fn join(base: &[PathSeg], more: &[PathSeg]) -> Vec<PathSeg> {
+    let mut p = base.to_vec();
+    p.extend_from_slice(more);
+    p
+}
+
+impl<'a> Validator<'a> {
+    /// The span of the value at `path`, or of its deepest existing ancestor.
+    fn span(&self, path: &[PathSeg]) -> Span {
+        self.tree.locate(path).span
+    }
+
+    fn error(&mut self, path: &[PathSeg], message: impl Into<String>, help: impl Into<String>) {
+        let d =
+            Diagnostic::error(path_string(path), Some(self.span(path)), message).with_help(help);
+        self.out.push(d);
+    }
+
+    fn warn(&mut self, path: &[PathSeg], message: impl Into<String>, help: impl Into<String>) {
+        let d =
+            Diagnostic::warning(path_string(path), Some(self.span(path)), message).with_help(help);
+        self.out.push(d);
+    }
+
+    fn version(&mut self) {
+        if self.plan.version != 1 {
+            self.error(
+                &[key("version")],
+                format!("unsupported plan version {}", self.plan.version),
+                "this mailshift reads `version: 1`",
+            );
+        }
+    }
+
+    fn providers(&mut self) {
+        for (name, p) in &self.plan.providers {
+            let path = [key("providers"), key(name), key("endpoint")];
+            let e = p.endpoint.as_str();
+            let ok = matches!(e, "ovh-eu" | "ovh-ca" | "ovh-us")
+                || e.starts_with("https://")
+                || (e.starts_with("http://") && is_loopback(url_host(e)));
+            if !ok {
+                let help = match did_you_mean(e, ["ovh-eu", "ovh-ca", "ovh-us"]) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "use `ovh-eu`, `ovh-ca`, `ovh-us`, or an `https://` base URL (`http://` only to a loopback host)"
+                        .to_string(),
+                };
+                self.error(&path, format!("unknown API endpoint `{e}`"), help);
+            }
+        }
+    }
+
+    fn platform_ref(&mut self, path: &[PathSeg], name: &str) -> Option<&'a Platform> {
+        if let Some(p) = self.plan.platforms.get(name) {
+            return Some(p);
+        }
+        let known: Vec<&str> = self.plan.platforms.keys().map(String::as_str).collect();
+        let help = match did_you_mean(name, known.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if known.is_empty() => "declare it under `platforms`".to_string(),
+            None => format!(
+                "declare it under `platforms`, or use one of: {}",
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        self.error(path, format!("unknown platform `{name}`"), help);
+        None
+    }
+
+    fn platforms(&mut self) {
+        for (name, p) in &self.plan.platforms {
+            let base = [key("platforms"), key(name)];
+            let kind = p.kind.as_str();
+            if p.kind.is_ovh() {
+                match &p.provider {
+                    None => self.error(
+                        &base,
+                        format!("platform `{name}` ({kind}) has no `provider`"),
+                        "add `provider: NAME` naming an entry of `providers` with the OVHcloud API credentials",
+                    ),
+                    Some(pr) if !self.plan.providers.contains_key(pr) => {
+                        let known: Vec<&str> = self.plan.providers.keys().map(String::as_str).collect();
+                        let help = match did_you_mean(pr, known.iter().copied()) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => "declare it under `providers`".to_string(),
+                        };
+                        self.error(&join(&base, &[key("provider")]), format!("unknown provider `{pr}`"), help);
+                    }
+                    Some(_) => {}
+                }
+                if p.service.is_none() {
+                    let what = match p.kind {
+                        PlatformKind::OvhExchange => {
+                            "the Exchange service name (e.g. `hosted-ab12345-1`)"
+                        }
+                        PlatformKind::OvhEmailPro => {
+                            "the Email Pro service name (e.g. `emailpro-ab12345-1`)"
+                        }
+                        _ => "the MX Plan service name (the legacy API: the domain)",
+                    };
+                    self.error(
+                        &base,
+                        format!("platform `{name}` ({kind}) has no `service`"),
+                        format!("add `service:` with {what}"),
+                    );
+                }
+            } else {
+                for field in ["provider", "service", "organization"] {
+                    if self.tree.locate(&base).get(field).is_some() {
+                        self.error(
+                            &join(&base, &[key(field)]),
+                            format!("`{field}` does not apply to an `imap` platform"),
+                            "remove it, or set `type` to an OVHcloud platform type",
+                        );
+                    }
+                }
+            }
+            if p.kind == PlatformKind::OvhExchange && p.organization.is_none() {
+                self.error(
+                    &base,
+                    format!("platform `{name}` (ovh-exchange) has no `organization`"),
+                    "add `organization:` with the Exchange organization name (e.g. `hosted-ab12345-1`)",
+                );
+            }
+            if p.kind != PlatformKind::OvhExchange && p.organization.is_some() && p.kind.is_ovh() {
+                self.error(
+                    &join(&base, &[key("organization")]),
+                    format!("`organization` applies only to `ovh-exchange` platforms, not {kind}"),
+                    "remove it",
+                );
+            }
+            if p.mx_plan_api.is_some() && p.kind != PlatformKind::OvhMxPlan {
+                self.error(
+                    &join(&base, &[key("mx_plan_api")]),
+                    format!("`mx_plan_api` applies only to `ovh-mx-plan` platforms, not {kind}"),
+                    "remove it",
+                );
+            }
+            if let Some(imap) = &p.imap {
+                let ipath = join(&base, &[key("imap")]);
+                if imap.host.trim().is_empty() {
+                    self.error(
+                        &join(&ipath, &[key("host")]),
+                        "empty IMAP host",
+                        "set the server's host name or IP address",
+                    );
+                }
+                if imap.port == Some(0) {
+                    self.error(
+                        &join(&ipath, &[key("port")]),
+                        "port 0 is not a valid IMAP port",
+                        "use the server's port, e.g. 993 for TLS or 143 for STARTTLS",
+                    );
+                }
+                if imap.security == Security::None
+                    && !is_loopback(&imap.host)
+                    && !imap.allow_plaintext
+                {
+                    self.error(
+                        &join(&ipath, &[key("security")]),
+                        format!("`security: none` to {} would send passwords and mail in clear", imap.host),
+                        "use `security: tls` or `starttls`; if the network is trusted, add `allow_plaintext: true`",
+                    );
+                }
+                if imap.insecure_skip_verify {
+                    self.warn(
+                        &join(&ipath, &[key("insecure_skip_verify")]),
+                        format!("TLS certificates of {} will not be verified", imap.host),
+                        "anyone on the path can read the passwords; prefer `ca_file:` with the server's CA",
+                    );
+                }
+                if imap.security == Security::None
+                    && (imap.ca_file.is_some() || imap.insecure_skip_verify)
+                {
+                    self.warn(
+                        &ipath,
+                        "TLS settings are ignored with `security: none`",
+                        "remove them, or use `security: tls`",
+                    );
+                }
+            }
+            if let Some(dav) = &p.dav {
+                let dpath = join(&base, &[key("dav"), key("url")]);
+                let ok = dav.url.starts_with("https://")
+                    || (dav.url.starts_with("http://") && is_loopback(url_host(&dav.url)));
+                if !ok {
+                    self.error(
+                        &dpath,
+                        format!("unsupported DAV URL `{}`", dav.url),
+                        "use an `https://` URL (`http://` only to a loopback host)",
+                    );
+                }
+            }
+        }
+    }
+
+    fn manual(&mut self, path: &[PathSeg], platform_name: &str, feature: Feature) {
+        if self.plan.manual_steps == ManualSteps::Forbid {
+            self.error(
+                path,
+                format!("platform `{platform_name}` has no API for {}: this would be a manual step", feature.noun()),
+                "remove it, do it by hand outside mailshift, or set `manual_steps: allow` to have it listed as a manual step",
+            );
+        }
+    }
+
+    /// Checks that `platform` can do `feature`; records manual steps and impossibilities.
+    fn feature(
+        &mut self,
+        path: &[PathSeg],
+        platform_name: &str,
+        platform: &Platform,
+        feature: Feature,
+    ) {
+        match support(platform, feature) {
+            Support::Api | Support::Precondition => {}
+            Support::Manual => self.manual(path, platform_name, feature),
+            Support::Impossible(why) => self.error(
+                path,
+                format!(
+                    "platform `{platform_name}` ({}) cannot do {}",
+                    platform.kind.as_str(),
+                    feature.noun()
+                ),
+                why,
+            ),
+        }
+    }
+
+    fn domains(&mut self) {
+        let mut seen: HashMap<(String, String), usize> = HashMap::new();
+        let mut by_name: BTreeMap<String, Vec<(usize, DomainMode)>> = BTreeMap::new();
+        for (i, d) in self.plan.domains.iter().enumerate() {
+            let base = [key("domains"), idx(i)];
+            let name = d.name.to_ascii_lowercase();
+            if !is_domain(&name) {
+                self.error(
+                    &join(&base, &[key("name")]),
+                    format!("`{}` is not a domain name", d.name),
+                    "write the bare domain, e.g. `example.com`",
+                );
+            }
+            if let Some(p) = self.platform_ref(&join(&base, &[key("platform")]), &d.platform) {
+                self.feature(&base, &d.platform, p, Feature::AttachDomain);
+            }
+            if let Some(first) = seen.insert((name.clone(), d.platform.clone()), i) {
+                self.error(
+                    &join(&base, &[key("name")]),
+                    format!(
+                        "domain `{}` is listed twice for platform `{}`",
+                        d.name, d.platform
+                    ),
+                    format!("remove this entry or the one at `domains[{first}]`"),
+                );
+            }
+            by_name.entry(name).or_default().push((i, d.mode));
+            match (d.mode, &d.mx_relay) {
+                (DomainMode::NonAuthoritative, None) => self.error(
+                    &join(&base, &[key("mode")]),
+                    format!("non-authoritative domain `{}` needs an `mx_relay`", d.name),
+                    "add `mx_relay:` with the server that receives mail for addresses not hosted here (the other platform's MX, e.g. `mx1.mail.ovh.net`)",
+                ),
+                (DomainMode::Authoritative, Some(_)) => self.warn(
+                    &join(&base, &[key("mx_relay")]),
+                    "`mx_relay` is ignored for an authoritative domain",
+                    "remove it, or make the domain `non-authoritative`",
+                ),
+                _ => {}
+            }
+            if let Some(relay) = &d.mx_relay
+                && !is_domain(&relay.to_ascii_lowercase())
+            {
+                self.error(
+                    &join(&base, &[key("mx_relay")]),
+                    format!("`{relay}` is not a host name"),
+                    "write the relay's host name, e.g. `mx1.mail.ovh.net`",
+                );
+            }
+        }
+        for (name, uses) in by_name {
+            let authoritative: Vec<usize> = uses
+                .iter()
+                .filter(|(_, m)| *m == DomainMode::Authoritative)
+                .map(|(i, _)| *i)
+                .collect();
+            if uses.len() > 1 && !authoritative.is_empty() {
+                let i = authoritative[0];
+                self.error(
+                    &[key("domains"), idx(i), key("mode")],
+                    format!("domain `{name}` is attached to several platforms but authoritative on one"),
+                    "during a move the domain must be `non-authoritative` on every platform; switch it to authoritative after cut-over",
+                );
+            }
+        }
+    }
+
+    fn accounts(&mut self) {
+        let mut addresses: HashMap<String, usize> = HashMap::new();
+        for (i, a) in self.plan.accounts.iter().enumerate() {
+            let base = [key("accounts"), idx(i)];
+            let addr = a.address.to_ascii_lowercase();
+            if !is_address(&addr) {
+                self.error(
+                    &join(&base, &[key("address")]),
+                    format!("`{}` is not an email address", a.address),
+                    "write it as `user@example.com`",
+                );
+            }
+            if let Some(first) = addresses.insert(addr.clone(), i) {
+                self.error(
+                    &join(&base, &[key("address")]),
+                    format!("account `{}` is listed twice", a.address),
+                    format!("an address moves once: merge this entry with `accounts[{first}]` (line {})", self.line_of(&[key("accounts"), idx(first)])),
+                );
+            }
+            self.account(i, a);
+        }
+        // Aliases must not collide with accounts or with each other.
+        let mut aliases: HashMap<String, (usize, usize)> = HashMap::new();
+        for (i, a) in self.plan.accounts.iter().enumerate() {
+            for (j, alias) in a.aliases.iter().enumerate() {
+                let path = [key("accounts"), idx(i), key("aliases"), idx(j)];
+                let low = alias.to_ascii_lowercase();
+                if !is_address(&low) {
+                    self.error(
+                        &path,
+                        format!("alias `{alias}` is not an email address"),
+                        "write it as `name@example.com`",
+                    );
+                    continue;
+                }
+                if let Some(&k) = addresses.get(&low) {
+                    self.error(
+                        &path,
+                        format!("alias `{alias}` is also an account address"),
+                        format!("remove the alias, or the account at `accounts[{k}]`"),
+                    );
+                }
+                if let Some((pi, _)) = aliases.insert(low, (i, j)) {
+                    self.error(&path, format!("alias `{alias}` is given twice"), format!("an alias belongs to one account; it is also in `accounts[{pi}].aliases`"));
+                }
+            }
+        }
+    }
+
+    fn line_of(&self, path: &[PathSeg]) -> usize {
+        line_col(self.source, self.span(path).offset).0
+    }
+
+    fn account(&mut self, i: usize, a: &'a Account) {
+        let base = [key("accounts"), idx(i)];
+        let from = self.platform_ref(&join(&base, &[key("from")]), &a.from);
+        let to = self.platform_ref(&join(&base, &[key("to")]), &a.to);
+        if a.from == a.to && from.is_some() && a.rename_to.is_none() {
+            self.error(
+                &join(&base, &[key("to")]),
+                format!(
+                    "account `{}` moves from platform `{}` to itself",
+                    a.address, a.from
+                ),
+                "set `to:` to the destination platform",
+            );
+        }
+        let content = a.content.clone().unwrap_or_else(|| vec![Content::Mail]);
+        if content.is_empty() {
+            self.error(
+                &join(&base, &[key("content")]),
+                "`content` is empty: nothing would be copied",
+                "list what to copy, e.g. `[mail]`, or remove `content` for the default",
+            );
+        }
+        if let Some(rename) = &a.rename_to {
+            let rpath = join(&base, &[key("rename_to")]);
+            if rename.eq_ignore_ascii_case(&a.address) {
+                self.error(
+                    &rpath,
+                    format!("`rename_to` is the account's own address `{}`", a.address),
+                    "give the source account a provisional name that differs, e.g. `john.old@example.com`",
+                );
+            } else if !is_address(&rename.to_ascii_lowercase()) {
+                self.error(
+                    &rpath,
+                    format!("`rename_to` value `{rename}` is not an email address"),
+                    "write it as `john.old@example.com`",
+                );
+            } else if self
+                .plan
+                .accounts
+                .iter()
+                .any(|o| o.address.eq_ignore_ascii_case(rename))
+            {
+                self.error(
+                    &rpath,
+                    format!("`rename_to` value `{rename}` is another account's address"),
+                    "pick a provisional name no account uses",
+                );
+            }
+            if let Some(p) = from {
+                self.feature(&rpath, &a.from, p, Feature::Rename);
+            }
+        }
+        if let Some(p) = from {
+            self.endpoint_for_content(&join(&base, &[key("from")]), &a.from, p, &content);
+        }
+        if let Some(p) = to {
+            self.endpoint_for_content(&join(&base, &[key("to")]), &a.to, p, &content);
+            self.feature(&base, &a.to, p, Feature::Create);
+            if p.kind == PlatformKind::OvhMxPlan {
+                for (c_i, c) in content.iter().enumerate() {
+                    if *c != Content::Mail {
+                        let cpath = if a.content.is_some() {
+                            join(&base, &[key("content"), idx(c_i)])
+                        } else {
+                            base.to_vec()
+                        };
+                        self.error(
+                            &cpath,
+                            format!("MX Plan has no {}: platform `{}` cannot receive them", c.as_str(), a.to),
+                            "remove it from `content`, or move the account to Exchange or Email Pro",
+                        );
+                    }
+                }
+            }
+            for (j, _) in a.aliases.iter().enumerate() {
+                self.feature(
+                    &join(&base, &[key("aliases"), idx(j)]),
+                    &a.to,
+                    p,
+                    Feature::Alias,
+                );
+            }
+            for (j, r) in a.redirections.iter().enumerate() {
+                let rp = join(&base, &[key("redirections"), idx(j)]);
+                if !is_address(&r.to.to_ascii_lowercase()) {
+                    self.error(
+                        &join(&rp, &[key("to")]),
+                        format!("redirection target `{}` is not an email address", r.to),
+                        "write it as `someone@example.com`",
+                    );
+                }
+                if r.to.eq_ignore_ascii_case(&a.address) {
+                    self.error(
+                        &join(&rp, &[key("to")]),
+                        "a redirection to the account itself would loop",
+                        "remove it",
+                    );
+                }
+                self.feature(&rp, &a.to, p, Feature::Redirection);
+            }
+            let mut grantees: HashMap<String, usize> = HashMap::new();
+            for (j, d) in a.delegations.iter().enumerate() {
+                let dp = join(&base, &[key("delegations"), idx(j)]);
+                if d.grantee.eq_ignore_ascii_case(&a.address) {
+                    self.error(
+                        &join(&dp, &[key("grantee")]),
+                        "an account cannot be delegated rights on itself",
+                        "name another account as `grantee`",
+                    );
+                } else if !is_address(&d.grantee.to_ascii_lowercase()) {
+                    self.error(
+                        &join(&dp, &[key("grantee")]),
+                        format!("grantee `{}` is not an email address", d.grantee),
+                        "write it as `assistant@example.com`",
+                    );
+                }
+                if d.rights.is_empty() {
+                    self.error(
+                        &join(&dp, &[key("rights")]),
+                        "no rights granted",
+                        "list at least one of `send-as`, `send-on-behalf`, `full-access`",
+                    );
+                }
+                if let Some(first) = grantees.insert(d.grantee.to_ascii_lowercase(), j) {
+                    self.error(
+                        &join(&dp, &[key("grantee")]),
+                        format!("grantee `{}` appears twice", d.grantee),
+                        format!("merge its rights into `delegations[{first}]`"),
+                    );
+                }
+                self.feature(&dp, &a.to, p, Feature::Delegation);
+            }
+        }
+        self.credentials(&join(&base, &[key("source")]), &a.source);
+        self.credentials(&join(&base, &[key("destination")]), &a.destination);
+        if let Some(f) = &a.folders {
+            for (src, dst) in &f.map {
+                let mp = join(&base, &[key("folders"), key("map"), key(src)]);
+                if src.trim().is_empty() || dst.trim().is_empty() {
+                    self.error(
+                        &mp,
+                        "empty folder name in `folders.map`",
+                        "write both names, e.g. `\"Sent Items\": Sent`",
+                    );
+                }
+            }
+            for (list, globs) in [("include", &f.include), ("exclude", &f.exclude)] {
+                for (j, g) in globs.iter().enumerate() {
+                    if g.trim().is_empty() {
+                        self.error(
+                            &join(&base, &[key("folders"), key(list), idx(j)]),
+                            "empty folder pattern",
+                            "remove it, or write a pattern such as `Archive/*`",
+                        );
+                    }
+                }
+            }
+        }
+        self.options(&a.options, &join(&base, &[key("options")]), false);
+    }
+
+    fn endpoint_for_content(
+        &mut self,
+        path: &[PathSeg],
+        name: &str,
+        p: &Platform,
+        content: &[Content],
+    ) {
+        if content.contains(&Content::Mail) && p.imap.is_none() {
+            self.error(
+                path,
+                format!("platform `{name}` has no `imap` endpoint to copy mail through"),
+                format!("add `imap: {{host: ..., port: ..., security: tls}}` to platform `{name}`"),
+            );
+        }
+        let dav_needed: Vec<&str> = content
+            .iter()
+            .filter(|c| **c != Content::Mail)
+            .map(|c| c.as_str())
+            .collect();
+        if !dav_needed.is_empty() && p.dav.is_none() && p.kind != PlatformKind::OvhMxPlan {
+            self.error(
+                path,
+                format!("platform `{name}` has no `dav` endpoint for {}", dav_needed.join(", ")),
+                format!("add `dav: {{url: https://...}}` (CardDAV/CalDAV) to platform `{name}`, or copy mail only"),
+            );
+        }
+    }
+
+    fn credentials(&mut self, path: &[PathSeg], c: &Credentials) {
+        match (&c.password, &c.oauth2_token) {
+            (None, None) => self.error(
+                path,
+                "no `password` or `oauth2_token` to log in with",
+                "add `password: {env: VARIABLE}` (or `{file: ...}`, `{command: [...]}`)",
+            ),
+            (Some(_), Some(_)) => self.error(
+                path,
+                "both `password` and `oauth2_token` are set",
+                "keep one: `oauth2_token` logs in with XOAUTH2, `password` with LOGIN/PLAIN",
+            ),
+            _ => {}
+        }
+        if let Some(login) = &c.login
+            && login.trim().is_empty()
+        {
+            self.error(
+                &join(path, &[key("login")]),
+                "empty login",
+                "remove `login` to log in with the address, or set it",
+            );
+        }
+    }
+
+    fn options(&mut self, o: &MigrationOptions, path: &[PathSeg], plan_level: bool) {
+        if !plan_level && o.parallel_accounts.is_some() {
+            self.error(
+                &join(path, &[key("parallel_accounts")]),
+                "`parallel_accounts` is a plan-wide setting",
+                "move it to the plan's top-level `options`",
+            );
+        }
+        for (name, v) in [
+            ("parallel_accounts", o.parallel_accounts),
+            ("connections_per_account", o.connections_per_account),
+        ] {
+            if v == Some(0) {
+                self.error(
+                    &join(path, &[key(name)]),
+                    format!("`{name}` must be at least 1"),
+                    "use 1 or more",
+                );
+            }
+        }
+        if o.max_items == Some(0) {
+            self.error(
+                &join(path, &[key("max_items")]),
+                "`max_items: 0` would copy nothing",
+                "remove it to copy everything, or give a positive number",
+            );
+        }
+        if let Some(size) = &o.max_message_size {
+            match parse_byte_size(size) {
+                Ok(0) => self.error(
+                    &join(path, &[key("max_message_size")]),
+                    "`max_message_size` is zero",
+                    "remove it, or give a size such as `35MB`",
+                ),
+                Ok(_) => {}
+                Err(e) => self.error(
+                    &join(path, &[key("max_message_size")]),
+                    e,
+                    "write a size such as `35MB`, `512KiB` or a number of bytes",
+                ),
+            }
+        }
+        let mut dates = Vec::new();
+        for (name, v) in [("since", &o.since), ("before", &o.before)] {
+            if let Some(s) = v {
+                match parse_date(s) {
+                    Some(d) => dates.push(d),
+                    None => self.error(
+                        &join(path, &[key(name)]),
+                        format!("`{s}` is not a date"),
+                        "write it as `YYYY-MM-DD`, e.g. `2024-01-31`",
+                    ),
+                }
+            }
+        }
+        if let (Some(since), Some(before), [a, b]) = (&o.since, &o.before, dates.as_slice())
+            && a >= b
+        {
+            self.error(
+                &join(path, &[key("before")]),
+                format!("date window is empty: `since: {since}` is not before `before: {before}`"),
+                "swap the dates, or widen the window",
+            );
+        }
+        if let Some(s) = &o.sync_interval
+            && let Err(e) = parse_duration(s)
+        {
+            self.error(
+                &join(path, &[key("sync_interval")]),
+                e,
+                "write a duration such as `90s`, `15m`, `1h` or `1h30m`",
+            );
+        }
+    }
+
+    fn groups(&mut self) {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, g) in self.plan.groups.iter().enumerate() {
+            let base = [key("groups"), idx(i)];
+            if !is_address(&g.address.to_ascii_lowercase()) {
+                self.error(
+                    &join(&base, &[key("address")]),
+                    format!("`{}` is not an email address", g.address),
+                    "write it as `team@example.com`",
+                );
+            }
+            if let Some(first) = seen.insert(g.address.to_ascii_lowercase(), i) {
+                self.error(
+                    &join(&base, &[key("address")]),
+                    format!("group `{}` is listed twice", g.address),
+                    format!("merge it with `groups[{first}]`"),
+                );
+            }
+            if self
+                .plan
+                .accounts
+                .iter()
+                .any(|a| a.address.eq_ignore_ascii_case(&g.address))
+            {
+                self.error(
+                    &join(&base, &[key("address")]),
+                    format!("group address `{}` is also an account", g.address),
+                    "a group needs an address of its own",
+                );
+            }
+            for (list, members) in [("members", &g.members), ("owners", &g.owners)] {
+                let mut dup: HashMap<String, usize> = HashMap::new();
+                for (j, m) in members.iter().enumerate() {
+                    let mp = join(&base, &[key(list), idx(j)]);
+                    if !is_address(&m.to_ascii_lowercase()) {
+                        self.error(
+                            &mp,
+                            format!("`{m}` is not an email address"),
+                            "write it as `name@example.com`",
+                        );
+                    }
+                    if dup.insert(m.to_ascii_lowercase(), j).is_some() {
+                        self.warn(
+                            &mp,
+                            format!("`{m}` is listed twice in `{list}`"),
+                            "remove the repeat",
+                        );
+                    }
+                }
+            }
+            if let Some(p) = self.platform_ref(&join(&base, &[key("platform")]), &g.platform) {
+                self.feature(&base, &g.platform, p, Feature::Group);
+            }
+        }
+    }
+
+    fn contacts(&mut self) {
+        let mut seen: HashMap<(String, String), usize> = HashMap::new();
+        for (i, c) in self.plan.external_contacts.iter().enumerate() {
+            let base = [key("external_contacts"), idx(i)];
+            if !is_address(&c.address.to_ascii_lowercase()) {
+                self.error(
+                    &join(&base, &[key("address")]),
+                    format!("`{}` is not an email address", c.address),
+                    "write it as `partner@example.org`",
+                );
+            }
+            if let Some(first) =
+                seen.insert((c.address.to_ascii_lowercase(), c.platform.clone()), i)
+            {
+                self.error(
+                    &join(&base, &[key("address")]),
+                    format!(
+                        "contact `{}` is listed twice for platform `{}`",
+                        c.address, c.platform
+                    ),
+                    format!("merge it with `external_contacts[{first}]`"),
+                );
+            }
+            if let Some(p) = self.platform_ref(&join(&base, &[key("platform")]), &c.platform) {
+                self.feature(&base, &c.platform, p, Feature::ExternalContact);
+            }
+        }
+    }
+
+    fn footers(&mut self) {
+        let mut seen: HashMap<(String, String), usize> = HashMap::new();
+        for (i, f) in self.plan.footers.iter().enumerate() {
+            let base = [key("footers"), idx(i)];
+            match (&f.text, &f.html) {
+                (None, None) => self.error(
+                    &base,
+                    "footer has neither `text` nor `html`",
+                    "add `text:` (plain) or `html:`",
+                ),
+                (Some(_), Some(_)) => self.error(
+                    &join(&base, &[key("html")]),
+                    "footer has both `text` and `html`",
+                    "keep one: platforms store a single footer per domain",
+                ),
+                _ => {}
+            }
+            if !is_domain(&f.domain.to_ascii_lowercase()) {
+                self.error(
+                    &join(&base, &[key("domain")]),
+                    format!("`{}` is not a domain name", f.domain),
+                    "write the bare domain, e.g. `example.com`",
+                );
+            }
+            if let Some(first) = seen.insert((f.domain.to_ascii_lowercase(), f.platform.clone()), i)
+            {
+                self.error(
+                    &join(&base, &[key("domain")]),
+                    format!(
+                        "domain `{}` has two footers on platform `{}`",
+                        f.domain, f.platform
+                    ),
+                    format!("keep one; the other is `footers[{first}]`"),
+                );
+            }
+            if let Some(p) = self.platform_ref(&join(&base, &[key("platform")]), &f.platform) {
+                self.feature(&base, &f.platform, p, Feature::Footer);
+            }
+        }
+    }
+
+    fn secrets(&mut self) {
+        let mut refs: Vec<(Vec<PathSeg>, &SecretRef)> = Vec::new();
+        for (name, p) in &self.plan.providers {
+            let base = [key("providers"), key(name)];
+            refs.push((join(&base, &[key("application_key")]), &p.application_key));
+            refs.push((
+                join(&base, &[key("application_secret")]),
+                &p.application_secret,
+            ));
+            refs.push((join(&base, &[key("consumer_key")]), &p.consumer_key));
+        }
+        for (i, a) in self.plan.accounts.iter().enumerate() {
+            for side in ["source", "destination"] {
+                let c = if side == "source" {
+                    &a.source
+                } else {
+                    &a.destination
+                };
+                let base = [key("accounts"), idx(i), key(side)];
+                if let Some(p) = &c.password {
+                    refs.push((join(&base, &[key("password")]), p));
+                }
+                if let Some(t) = &c.oauth2_token {
+                    refs.push((join(&base, &[key("oauth2_token")]), t));
+                }
+            }
+        }
+        for (path, r) in refs {
+            match r {
+                SecretRef::Inline(_) if !self.plan.allow_inline_secrets => self.error(
+                    &path,
+                    "secret written in the plan file",
+                    "refer to it instead: `{env: VARIABLE}`, `{file: path}` or `{command: [program, args...]}`; \
+                     to accept literal secrets anyway, set `allow_inline_secrets: true` at the top level",
+                ),
+                SecretRef::Inline(_) => self.warn(
+                    &path,
+                    "secret written in the plan file",
+                    "anyone who can read the plan (or its history in version control) can read it; prefer `{env: VARIABLE}`",
+                ),
+                SecretRef::Env(e) if !is_env_name(&e.env) => self.error(
+                    &path,
+                    format!("`{}` is not an environment variable name", e.env),
+                    "use letters, digits and `_`, not starting with a digit",
+                ),
+                SecretRef::File(f) if f.file.trim().is_empty() => self.error(&path, "empty secret file path", "name the file holding the secret"),
+                SecretRef::Command(c) if c.command.is_empty() || c.command[0].trim().is_empty() => {
+                    self.error(&path, "empty secret command", "write the program and its arguments, e.g. `[pass, show, mail/alice]`")
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub fn is_address(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !local.contains(char::is_whitespace)
+                && !domain.contains('@')
+                && is_domain(domain)
+        }
+        None => false,
+    }
+}
+
+pub fn is_domain(s: &str) -> bool {
+    s.contains('.')
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
+}
+
+pub fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if authority.starts_with('[') {
+        authority
+            .split_once(']')
+            .map_or(authority, |(h, _)| &h[1..])
+    } else {
+        authority.split(':').next().unwrap_or("")
+    }
+}
+
+/// Parses `35MB`, `1.5 GiB`, `512k` or a byte count.
+pub fn parse_byte_size(s: &ByteSize) -> Result<u64, String> {
+    let text = match s {
+        ByteSize::Bytes(n) => return Ok(*n),
+        ByteSize::Text(t) => t.trim(),
+    };
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{text}` is not a size"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit `{other}` in `{text}`")),
+    };
+    let v = n * mult;
+    if !v.is_finite() || v > u64::MAX as f64 {
+        return Err(format!("`{text}` is too large"));
+    }
+    Ok(v as u64)
+}
+
+/// Parses `YYYY-MM-DD` into a comparable (year, month, day).
+pub fn parse_date(s: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = s.trim().splitn(3, '-');
+    let y: u32 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let d: u32 = parts.next()?.parse().ok()?;
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    ((1970..=9999).contains(&y) && (1..=days).contains(&d)).then_some((y, m, d))
+}
+
+/// Parses `90s`, `15m`, `1h30m`, `2d` into seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let text = s.trim();
+    if text.is_empty() {
+        return Err("empty duration".to_string());
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(format!("unknown duration unit `{c}` in `{text}`")),
+        };
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration"))?;
+        total = total
+            .checked_add(
+                n.checked_mul(unit)
+                    .ok_or_else(|| format!("`{text}` is too long"))?,
+            )
+            .ok_or_else(|| format!("`{text}` is too long"))?;
+        num.clear();
+    }
+    if !num.is_empty() {
+        return Err(format!(
+            "`{text}` has a number without a unit: add `s`, `m`, `h` or `d`"
+        ));
+    }
+    if total == 0 {
+        return Err("a zero interval would sync without pause".to_string());
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_dates_durations() {
+        assert_eq!(
+            parse_byte_size(&ByteSize::Text("35MB".into())),
+            Ok(35_000_000)
+        );
+        assert_eq!(
+            parse_byte_size(&ByteSize::Text("1.5 GiB".into())),
+            Ok(1_610_612_736)
+        );
+        assert_eq!(parse_byte_size(&ByteSize::Bytes(7)), Ok(7));
+        assert!(parse_byte_size(&ByteSize::Text("12 parsecs".into())).is_err());
+        assert_eq!(parse_date("2024-02-29"), Some((2024, 2, 29)));
+        assert_eq!(parse_date("2023-02-29"), None);
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert!(parse_duration("15").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn addresses_and_hosts() {
+        assert!(is_address("a.b@example.com"));
+        assert!(!is_address("a@b@example.com"));
+        assert!(!is_address("example.com"));
+        assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost"));
+        assert!(!is_loopback("10.0.0.1"));
+        assert_eq!(url_host("http://127.0.0.1:8080/1.0"), "127.0.0.1");
+        assert_eq!(url_host("http://[::1]:80/"), "::1");
+    }
+}
