@@ -49,6 +49,21 @@ impl<E: std::fmt::Display> From<E> for CliError {
     }
 }
 
+/// Loads a plan for a command that needs a valid one: prints diagnostics (or warnings) to
+/// stderr, and returns `None` when the plan is invalid (the caller exits 1).
+pub fn load_plan(path: &std::path::Path) -> Option<crate::plan::Loaded> {
+    match crate::plan::load_file(path) {
+        Ok(loaded) => {
+            eprint!("{}", loaded.render_warnings());
+            Some(loaded)
+        }
+        Err(e) => {
+            eprint!("{}", e.render());
+            None
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -1,12 +1,172 @@
-//! `mailshift state`.
+//! `mailshift state list|show|forget`: inspect and repair the state store.
+//!
+//! `forget` is the way out of a conflict or an orphan: it drops what mailshift remembers of a
+//! resource (and its folder and message records), never touching the platforms themselves.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::CliError;
+use super::{CliError, load_plan};
+use crate::state::record::ResourceRecord;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    pub command: StateCommand,
+}
 
-pub fn exec(_args: Args) -> Result<ExitCode, CliError> {
-    Err(CliError("not implemented yet".into()))
+#[derive(Debug, clap::Subcommand)]
+pub enum StateCommand {
+    /// List every recorded resource with its status.
+    List(Location),
+    /// Show everything recorded about one resource.
+    Show {
+        /// Resource id, as `plan` and `list` print it.
+        id: String,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Drop a resource (and its folder and message records) from the state. Platforms are not touched.
+    Forget {
+        /// Resource id, as `plan` and `list` print it.
+        id: String,
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+/// Which state file: the plan's, or one named directly.
+#[derive(Debug, clap::Args)]
+pub struct Location {
+    /// The plan whose state to use.
+    #[arg(long, short, value_name = "PLAN", required_unless_present = "state")]
+    pub plan: Option<PathBuf>,
+    /// The state file itself (when the plan is not at hand).
+    #[arg(long, value_name = "FILE", conflicts_with = "plan")]
+    pub state: Option<PathBuf>,
+}
+
+impl Location {
+    fn path(&self) -> Result<PathBuf, CliError> {
+        if let Some(s) = &self.state {
+            return Ok(s.clone());
+        }
+        let plan = self.plan.as_ref().expect("clap requires --plan or --state");
+        match load_plan(plan) {
+            Some(l) => Ok(l.state_path()),
+            None => Err(CliError(format!(
+                "cannot find the state of an invalid plan: fix {} or name the file with --state",
+                plan.display()
+            ))),
+        }
+    }
+}
+
+pub fn exec(args: Args) -> Result<ExitCode, CliError> {
+    match args.command {
+        StateCommand::List(loc) => {
+            let path = loc.path()?;
+            let records = crate::state::read_resources(&path)?;
+            if records.is_empty() {
+                println!("{}: no resources recorded", path.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let width = records.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+            for (id, r) in &records {
+                let err = r.last_error.as_deref().map(|e| format!("  ({e})")).unwrap_or_default();
+                println!("{id:width$}  {:<12} {}{err}", r.status.as_str(), format_time(r.updated_at));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StateCommand::Show { id, location } => {
+            let path = location.path()?;
+            let records = crate::state::read_resources(&path)?;
+            match records.get(&id) {
+                Some(r) => {
+                    print!("{}", show(&id, r));
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => Err(not_found(&id, &path, records.keys())),
+            }
+        }
+        StateCommand::Forget { id, location } => {
+            let path = location.path()?;
+            let store = crate::state::StateStore::open(&path)?;
+            let records = store.resources()?;
+            if !store.forget(&id)? {
+                return Err(not_found(&id, &path, records.keys()));
+            }
+            println!(
+                "Forgot {id}. Nothing was changed on any platform; the next `plan` treats it as never applied."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn not_found<'a>(id: &str, path: &std::path::Path, known: impl Iterator<Item = &'a String>) -> CliError {
+    let known: Vec<&String> = known.collect();
+    let hint = crate::plan::diagnostic::did_you_mean(id, known.iter().map(|s| s.as_str()))
+        .map(|s| format!(": did you mean `{s}`?"))
+        .unwrap_or_else(|| ": `mailshift state list` shows the recorded ids".to_string());
+    CliError(format!("no resource `{id}` in state {}{hint}", path.display()))
+}
+
+fn show(id: &str, r: &ResourceRecord) -> String {
+    let mut s = format!(
+        "id:          {id}\nkind:        {}\nstatus:      {}\nsummary:     {}\n",
+        r.kind,
+        r.status.as_str(),
+        r.summary
+    );
+    if let Some(a) = &r.account {
+        s.push_str(&format!("account:     {a}\n"));
+    }
+    s.push_str(&format!("fingerprint: {}\nidentity:    {}\n", r.fingerprint, r.identity));
+    if let Some(p) = r.sync_point {
+        s.push_str(&format!("sync point:  {p}\n"));
+    }
+    if let Some(e) = &r.last_error {
+        s.push_str(&format!("last error:  {e}\n"));
+    }
+    for (k, v) in &r.outputs {
+        s.push_str(&format!("output {k}: {v}\n"));
+    }
+    s.push_str(&format!(
+        "created:     {}\nupdated:     {}\n",
+        format_time(r.created_at),
+        format_time(r.updated_at)
+    ));
+    s
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (civil-from-days; no time-zone database needed).
+pub fn format_time(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_unix_time() {
+        assert_eq!(super::format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::format_time(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(super::format_time(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::CliError;
-use crate::plan::{self, diagnostic::plural};
+use crate::plan::diagnostic::plural;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,14 +13,9 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {
-    let loaded = match plan::load_file(&args.plan) {
-        Ok(l) => l,
-        Err(e) => {
-            eprint!("{}", e.render());
-            return Ok(ExitCode::from(1));
-        }
+    let Some(loaded) = super::load_plan(&args.plan) else {
+        return Ok(ExitCode::from(1));
     };
-    eprint!("{}", loaded.render_warnings());
     let p = &loaded.plan;
     println!(
         "{} is valid: {}, {}, {}",

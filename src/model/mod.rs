@@ -1,4 +1,496 @@
-//! The validated desired state: resources with stable ids, fingerprints and dependencies,
-//! compiled from a plan.
+//! The validated desired state: a plan compiled into resources with stable ids, fingerprints
+//! and dependencies.
+//!
+//! A resource is one idempotent step's target (a domain attachment, a rename, a mailbox's
+//! mail, one alias...). Its id is stable and human-readable (`account/john@example.com/mail`)
+//! so the state can be keyed by it and a person can name it on the command line. Two
+//! fingerprints are kept: `identity` covers what cannot change in place once applied (a
+//! rename's target, where mail goes), `fingerprint` covers everything that matters. Neither
+//! ever includes a secret: credentials are hashed by where they point, not by value.
 
 pub mod capabilities;
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::plan::model::{Account, Content, DomainMode, Plan, Platform};
+use capabilities::{Feature, Support, support};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceKind {
+    Domain,
+    Rename,
+    Create,
+    Mail,
+    Contacts,
+    Calendars,
+    Tasks,
+    Alias,
+    Redirection,
+    Delegation,
+    Group,
+    ExternalContact,
+    Footer,
+}
+
+impl ResourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Domain => "domain",
+            ResourceKind::Rename => "rename",
+            ResourceKind::Create => "create",
+            ResourceKind::Mail => "mail",
+            ResourceKind::Contacts => "contacts",
+            ResourceKind::Calendars => "calendars",
+            ResourceKind::Tasks => "tasks",
+            ResourceKind::Alias => "alias",
+            ResourceKind::Redirection => "redirection",
+            ResourceKind::Delegation => "delegation",
+            ResourceKind::Group => "group",
+            ResourceKind::ExternalContact => "external-contact",
+            ResourceKind::Footer => "footer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ResourceKind> {
+        ALL_KINDS.iter().copied().find(|k| k.as_str() == s)
+    }
+
+    /// Features are removed from the destination when they leave the plan: the plan is the
+    /// truth for them. Accounts, mail and domains are never destroyed by omission.
+    pub fn is_feature(self) -> bool {
+        matches!(
+            self,
+            ResourceKind::Alias
+                | ResourceKind::Redirection
+                | ResourceKind::Delegation
+                | ResourceKind::Group
+                | ResourceKind::ExternalContact
+                | ResourceKind::Footer
+        )
+    }
+
+    pub fn is_content(self) -> bool {
+        matches!(
+            self,
+            ResourceKind::Mail | ResourceKind::Contacts | ResourceKind::Calendars | ResourceKind::Tasks
+        )
+    }
+}
+
+const ALL_KINDS: [ResourceKind; 13] = [
+    ResourceKind::Domain,
+    ResourceKind::Rename,
+    ResourceKind::Create,
+    ResourceKind::Mail,
+    ResourceKind::Contacts,
+    ResourceKind::Calendars,
+    ResourceKind::Tasks,
+    ResourceKind::Alias,
+    ResourceKind::Redirection,
+    ResourceKind::Delegation,
+    ResourceKind::Group,
+    ResourceKind::ExternalContact,
+    ResourceKind::Footer,
+];
+
+/// How a resource's step is carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum Execution {
+    /// A control-plane API call.
+    Api,
+    /// By hand, following the instructions, then `mailshift ack ID`.
+    Manual { instructions: String },
+    /// Content copied, then kept in sync until the account is cut over.
+    Sync { cut_over: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resource {
+    pub id: String,
+    pub kind: ResourceKind,
+    /// The account the resource belongs to (for grouping and `--target`).
+    pub account: Option<String>,
+    /// The platform the step acts on.
+    pub platform: String,
+    /// One line saying what the resource should be; safe to print (no secrets).
+    pub summary: String,
+    pub fingerprint: String,
+    pub identity: String,
+    pub execution: Execution,
+    pub depends_on: Vec<String>,
+}
+
+/// Hashes a value's canonical JSON into a short hex fingerprint.
+pub fn fingerprint<T: Serialize>(value: &T) -> String {
+    let json = serde_json::to_vec(value).expect("fingerprint input serializes");
+    let digest = Sha256::digest(&json);
+    digest[..10].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compiles a validated plan into its resources, in a stable order (by id).
+pub fn compile(plan: &Plan) -> Vec<Resource> {
+    let mut out = Vec::new();
+    for d in &plan.domains {
+        let Some(p) = plan.platforms.get(&d.platform) else { continue };
+        let mode = match d.mode {
+            DomainMode::Authoritative => "authoritative".to_string(),
+            DomainMode::NonAuthoritative => {
+                format!("non-authoritative, relay {}", d.mx_relay.as_deref().unwrap_or("?"))
+            }
+        };
+        let name = d.name.to_ascii_lowercase();
+        let id = format!("domain/{}/{}", d.platform, name);
+        let Some(execution) = execution_for(p, Feature::AttachDomain, || {
+            format!(
+                "On platform `{}`, attach domain {name} as {mode}.",
+                d.platform
+            )
+        }) else {
+            continue;
+        };
+        out.push(Resource {
+            summary: format!("attach {name} to {} ({mode})", d.platform),
+            fingerprint: fingerprint(&(&d.platform, &name, d.mode, &d.mx_relay)),
+            identity: fingerprint(&(&d.platform, &name)),
+            kind: ResourceKind::Domain,
+            account: None,
+            platform: d.platform.clone(),
+            execution,
+            depends_on: Vec::new(),
+            id,
+        });
+    }
+    let domain_ids: Vec<(String, String)> = out
+        .iter()
+        .map(|r| (r.id.rsplit('/').next().unwrap_or("").to_string(), r.id.clone()))
+        .collect();
+    for a in &plan.accounts {
+        compile_account(plan, a, &domain_ids, &mut out);
+    }
+    let creates: Vec<(String, String)> = out
+        .iter()
+        .filter(|r| matches!(r.kind, ResourceKind::Create))
+        .filter_map(|r| r.account.clone().map(|a| (a, r.id.clone())))
+        .collect();
+    for g in &plan.groups {
+        let Some(p) = plan.platforms.get(&g.platform) else { continue };
+        let address = g.address.to_ascii_lowercase();
+        let members = sorted_lower(&g.members);
+        let owners = sorted_lower(&g.owners);
+        let Some(execution) = execution_for(p, Feature::Group, || {
+            format!(
+                "On platform `{}`, create the group {address}{} with members: {}; owners: {}.",
+                g.platform,
+                g.display_name.as_deref().map(|n| format!(" (\"{n}\")")).unwrap_or_default(),
+                list_or_none(&members),
+                list_or_none(&owners)
+            )
+        }) else {
+            continue;
+        };
+        let depends_on = creates
+            .iter()
+            .filter(|(a, _)| members.contains(a) || owners.contains(a))
+            .map(|(_, id)| id.clone())
+            .collect();
+        out.push(Resource {
+            id: format!("group/{address}"),
+            kind: ResourceKind::Group,
+            account: None,
+            platform: g.platform.clone(),
+            summary: format!(
+                "group {address} on {}: members {}; owners {}",
+                g.platform,
+                list_or_none(&members),
+                list_or_none(&owners)
+            ),
+            fingerprint: fingerprint(&(&g.platform, &address, &g.display_name, &members, &owners)),
+            identity: fingerprint(&(&g.platform, &address)),
+            execution,
+            depends_on,
+        });
+    }
+    for c in &plan.external_contacts {
+        let Some(p) = plan.platforms.get(&c.platform) else { continue };
+        let address = c.address.to_ascii_lowercase();
+        let name = c
+            .display_name
+            .clone()
+            .or_else(|| match (&c.first_name, &c.last_name) {
+                (None, None) => None,
+                (f, l) => Some(format!("{} {}", f.as_deref().unwrap_or(""), l.as_deref().unwrap_or("")).trim().to_string()),
+            });
+        let shown = name.as_deref().map(|n| format!(" (\"{n}\")")).unwrap_or_default();
+        let Some(execution) = execution_for(p, Feature::ExternalContact, || {
+            format!("On platform `{}`, add the external contact {address}{shown}.", c.platform)
+        }) else {
+            continue;
+        };
+        out.push(Resource {
+            id: format!("contact/{}/{address}", c.platform),
+            kind: ResourceKind::ExternalContact,
+            account: None,
+            platform: c.platform.clone(),
+            summary: format!(
+                "external contact {address}{shown} on {}{}",
+                c.platform,
+                if c.hidden { ", hidden from the address list" } else { "" }
+            ),
+            fingerprint: fingerprint(&(&c.platform, &address, &c.display_name, &c.first_name, &c.last_name, c.hidden)),
+            identity: fingerprint(&(&c.platform, &address)),
+            execution,
+            depends_on: Vec::new(),
+        });
+    }
+    for f in &plan.footers {
+        let Some(p) = plan.platforms.get(&f.platform) else { continue };
+        let domain = f.domain.to_ascii_lowercase();
+        let (format, body) = match (&f.text, &f.html) {
+            (_, Some(h)) => ("HTML", h.as_str()),
+            (Some(t), None) => ("text", t.as_str()),
+            (None, None) => ("text", ""),
+        };
+        let scope = if f.outside_only { "outgoing mail leaving the organization" } else { "all outgoing mail" };
+        let Some(execution) = execution_for(p, Feature::Footer, || {
+            format!("On platform `{}`, set the {format} footer of {domain} for {scope}.", f.platform)
+        }) else {
+            continue;
+        };
+        let depends_on = out
+            .iter()
+            .filter(|r| r.kind == ResourceKind::Domain && r.platform == f.platform && r.id.ends_with(&format!("/{domain}")))
+            .map(|r| r.id.clone())
+            .collect();
+        out.push(Resource {
+            id: format!("footer/{}/{domain}", f.platform),
+            kind: ResourceKind::Footer,
+            account: None,
+            platform: f.platform.clone(),
+            summary: format!("{format} footer on {domain} ({scope}): \"{}\"", excerpt(body)),
+            fingerprint: fingerprint(&(&f.platform, &domain, &f.text, &f.html, f.outside_only)),
+            identity: fingerprint(&(&f.platform, &domain)),
+            execution,
+            depends_on,
+        });
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+fn compile_account(plan: &Plan, a: &Account, domain_ids: &[(String, String)], out: &mut Vec<Resource>) {
+    let (Some(from), Some(to)) = (plan.platforms.get(&a.from), plan.platforms.get(&a.to)) else {
+        return;
+    };
+    let address = a.address.to_ascii_lowercase();
+    let domain = address.rsplit('@').next().unwrap_or("").to_string();
+    let base = format!("account/{address}");
+    let mut deps: Vec<String> = domain_ids
+        .iter()
+        .filter(|(d, _)| *d == domain)
+        .map(|(_, id)| id.clone())
+        .collect();
+
+    if let Some(rename) = &a.rename_to {
+        let rename = rename.to_ascii_lowercase();
+        let id = format!("{base}/rename");
+        if let Some(execution) = execution_for(from, Feature::Rename, || {
+            format!("On platform `{}`, rename the account {address} to {rename}.", a.from)
+        }) {
+            out.push(Resource {
+                id: id.clone(),
+                kind: ResourceKind::Rename,
+                account: Some(address.clone()),
+                platform: a.from.clone(),
+                summary: format!("rename {address} to {rename} on {}", a.from),
+                fingerprint: fingerprint(&(&a.from, &address, &rename)),
+                identity: fingerprint(&(&a.from, &address, &rename)),
+                execution,
+                depends_on: deps.clone(),
+            });
+            deps = vec![id];
+        }
+    }
+    let dest_login = a.destination.login.clone().unwrap_or_else(|| address.clone());
+    if let Some(execution) = execution_for(to, Feature::Create, || {
+        format!("On platform `{}`, create the account {address} with the destination password.", a.to)
+    }) {
+        let id = format!("{base}/create");
+        out.push(Resource {
+            id: id.clone(),
+            kind: ResourceKind::Create,
+            account: Some(address.clone()),
+            platform: a.to.clone(),
+            summary: format!("create {address} on {}", a.to),
+            fingerprint: fingerprint(&(&a.to, &address)),
+            identity: fingerprint(&(&a.to, &address)),
+            execution,
+            depends_on: deps.clone(),
+        });
+        deps.push(id);
+    }
+    let source_login = a
+        .source
+        .login
+        .clone()
+        .or_else(|| a.rename_to.as_ref().map(|r| r.to_ascii_lowercase()))
+        .unwrap_or_else(|| address.clone());
+    let opts = effective_options(plan, a);
+    let mut content_ids = Vec::new();
+    let content = a.content.clone().unwrap_or_else(|| vec![Content::Mail]);
+    for c in BTreeSet::from_iter(content) {
+        let kind = match c {
+            Content::Mail => ResourceKind::Mail,
+            Content::Contacts => ResourceKind::Contacts,
+            Content::Calendars => ResourceKind::Calendars,
+            Content::Tasks => ResourceKind::Tasks,
+        };
+        let id = format!("{base}/{}", c.as_str());
+        let endpoints = (endpoint_identity(from, c), endpoint_identity(to, c));
+        out.push(Resource {
+            id: id.clone(),
+            kind,
+            account: Some(address.clone()),
+            platform: a.to.clone(),
+            summary: format!(
+                "copy {} of {address}: {} ({source_login}) → {} ({dest_login})",
+                c.as_str(),
+                a.from,
+                a.to
+            ),
+            fingerprint: fingerprint(&(&endpoints, &source_login, &dest_login, &a.folders, &opts)),
+            identity: fingerprint(&(&a.from, &a.to, &endpoints, &source_login, &dest_login)),
+            execution: Execution::Sync {
+                cut_over: opts.cut_over.unwrap_or(false),
+            },
+            depends_on: deps.clone(),
+        });
+        content_ids.push(id);
+    }
+    let feature_deps = if content_ids.is_empty() { deps.clone() } else { content_ids };
+    for alias in &a.aliases {
+        let alias = alias.to_ascii_lowercase();
+        if let Some(execution) = execution_for(to, Feature::Alias, || {
+            format!("On platform `{}`, add the alias {alias} to the account {address} (remove it from the source account first).", a.to)
+        }) {
+            out.push(Resource {
+                id: format!("{base}/alias/{alias}"),
+                kind: ResourceKind::Alias,
+                account: Some(address.clone()),
+                platform: a.to.clone(),
+                summary: format!("alias {alias} → {address} on {}", a.to),
+                fingerprint: fingerprint(&(&a.to, &address, &alias)),
+                identity: fingerprint(&(&a.to, &address, &alias)),
+                execution,
+                depends_on: feature_deps.clone(),
+            });
+        }
+    }
+    for r in &a.redirections {
+        let target = r.to.to_ascii_lowercase();
+        let copy = if r.local_copy { "keeping a local copy" } else { "without a local copy" };
+        if let Some(execution) = execution_for(to, Feature::Redirection, || {
+            format!("On platform `{}`, redirect the mail of {address} to {target}, {copy}.", a.to)
+        }) {
+            out.push(Resource {
+                id: format!("{base}/redirection/{target}"),
+                kind: ResourceKind::Redirection,
+                account: Some(address.clone()),
+                platform: a.to.clone(),
+                summary: format!("redirect {address} → {target}, {copy}"),
+                fingerprint: fingerprint(&(&a.to, &address, &target, r.local_copy)),
+                identity: fingerprint(&(&a.to, &address, &target)),
+                execution,
+                depends_on: feature_deps.clone(),
+            });
+        }
+    }
+    for d in &a.delegations {
+        let grantee = d.grantee.to_ascii_lowercase();
+        let rights: BTreeSet<_> = d.rights.iter().copied().collect();
+        let rights_text = rights.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+        if let Some(execution) = execution_for(to, Feature::Delegation, || {
+            format!("On platform `{}`, give {grantee} these rights on {address}: {rights_text}.", a.to)
+        }) {
+            let mut depends_on = feature_deps.clone();
+            if plan.accounts.iter().any(|o| o.address.eq_ignore_ascii_case(&grantee)) {
+                depends_on.push(format!("account/{grantee}/create"));
+            }
+            out.push(Resource {
+                id: format!("{base}/delegation/{grantee}"),
+                kind: ResourceKind::Delegation,
+                account: Some(address.clone()),
+                platform: a.to.clone(),
+                summary: format!("{grantee} may {rights_text} on {address}"),
+                fingerprint: fingerprint(&(&a.to, &address, &grantee, &rights)),
+                identity: fingerprint(&(&a.to, &address, &grantee)),
+                execution,
+                depends_on,
+            });
+        }
+    }
+}
+
+/// Which server a content resource talks to: part of its identity (mail copied to one server
+/// cannot be "updated" into another).
+fn endpoint_identity(p: &Platform, c: Content) -> String {
+    match c {
+        Content::Mail => p
+            .imap
+            .as_ref()
+            .map(|i| format!("imap://{}:{}", i.host.to_ascii_lowercase(), i.effective_port()))
+            .unwrap_or_default(),
+        _ => p.dav.as_ref().map(|d| d.url.clone()).unwrap_or_else(|| p.kind.as_str().to_string()),
+    }
+}
+
+/// The account's migration options with the plan's defaults filled in.
+pub fn effective_options(plan: &Plan, a: &Account) -> crate::plan::model::MigrationOptions {
+    let d = &plan.options;
+    let o = &a.options;
+    crate::plan::model::MigrationOptions {
+        parallel_accounts: None,
+        connections_per_account: o.connections_per_account.or(d.connections_per_account),
+        max_message_size: o.max_message_size.clone().or_else(|| d.max_message_size.clone()),
+        since: o.since.clone().or_else(|| d.since.clone()),
+        before: o.before.clone().or_else(|| d.before.clone()),
+        newest_first: o.newest_first.or(d.newest_first),
+        max_items: o.max_items.or(d.max_items),
+        sync_interval: o.sync_interval.clone().or_else(|| d.sync_interval.clone()),
+        cut_over: o.cut_over.or(d.cut_over),
+    }
+}
+
+/// `None` when the platform needs no step for this feature (a precondition).
+fn execution_for(p: &Platform, f: Feature, instructions: impl FnOnce() -> String) -> Option<Execution> {
+    match support(p, f) {
+        Support::Api => Some(Execution::Api),
+        Support::Manual => Some(Execution::Manual {
+            instructions: instructions(),
+        }),
+        // Validation refuses impossible features; a precondition is checked live by apply.
+        Support::Precondition | Support::Impossible(_) => None,
+    }
+}
+
+fn sorted_lower(v: &[String]) -> Vec<String> {
+    let set: BTreeSet<String> = v.iter().map(|s| s.to_ascii_lowercase()).collect();
+    set.into_iter().collect()
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() { "none".to_string() } else { v.join(", ") }
+}
+
+fn excerpt(s: &str) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 40 {
+        format!("{}...", one_line.chars().take(40).collect::<String>())
+    } else {
+        one_line
+    }
+}
