@@ -1,3 +1,7 @@
 //! The state store: what was done, in one redb file.
 
 pub mod record;
+pub mod store;
+
+pub use record::{FolderRecord, MessageRecord, ResourceRecord, Status};
+pub use store::{FORMAT_VERSION, StateError, StateStore, default_path, read_resources};
