@@ -273,3 +273,6 @@ fn gone(id: &str, rec: &ResourceRecord) -> Change {
         depends_on: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests;
