@@ -2,6 +2,7 @@
 //! point into the file, secret references, and imports from other tools' lists.
 
 pub mod diagnostic;
+pub mod import;
 pub mod load;
 pub mod model;
 pub mod node;
