@@ -35,7 +35,13 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         let targets: Vec<String> = args.target.iter().map(|t| t.to_ascii_lowercase()).collect();
         let unknown: Vec<&String> = targets
             .iter()
-            .filter(|t| !loaded.plan.accounts.iter().any(|a| a.address.eq_ignore_ascii_case(t)))
+            .filter(|t| {
+                !loaded
+                    .plan
+                    .accounts
+                    .iter()
+                    .any(|a| a.address.eq_ignore_ascii_case(t))
+            })
             .collect();
         if let Some(t) = unknown.first() {
             return Err(CliError(format!(
@@ -51,7 +57,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         let recorded = if state.is_empty() {
             "no state yet".to_string()
         } else {
-            format!("{} recorded", crate::plan::diagnostic::plural(state.len(), "resource"))
+            format!(
+                "{} recorded",
+                crate::plan::diagnostic::plural(state.len(), "resource")
+            )
         };
         let header = format!(
             "mailshift plan: {} against state {} ({recorded})\nThis is a dry run: nothing was changed.",

@@ -73,8 +73,16 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             }
             let width = records.keys().map(|k| k.chars().count()).max().unwrap_or(0);
             for (id, r) in &records {
-                let err = r.last_error.as_deref().map(|e| format!("  ({e})")).unwrap_or_default();
-                println!("{id:width$}  {:<12} {}{err}", r.status.as_str(), format_time(r.updated_at));
+                let err = r
+                    .last_error
+                    .as_deref()
+                    .map(|e| format!("  ({e})"))
+                    .unwrap_or_default();
+                println!(
+                    "{id:width$}  {:<12} {}{err}",
+                    r.status.as_str(),
+                    format_time(r.updated_at)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -104,12 +112,19 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     }
 }
 
-fn not_found<'a>(id: &str, path: &std::path::Path, known: impl Iterator<Item = &'a String>) -> CliError {
+fn not_found<'a>(
+    id: &str,
+    path: &std::path::Path,
+    known: impl Iterator<Item = &'a String>,
+) -> CliError {
     let known: Vec<&String> = known.collect();
     let hint = crate::plan::diagnostic::did_you_mean(id, known.iter().map(|s| s.as_str()))
         .map(|s| format!(": did you mean `{s}`?"))
         .unwrap_or_else(|| ": `mailshift state list` shows the recorded ids".to_string());
-    CliError(format!("no resource `{id}` in state {}{hint}", path.display()))
+    CliError(format!(
+        "no resource `{id}` in state {}{hint}",
+        path.display()
+    ))
 }
 
 fn show(id: &str, r: &ResourceRecord) -> String {
@@ -122,7 +137,10 @@ fn show(id: &str, r: &ResourceRecord) -> String {
     if let Some(a) = &r.account {
         s.push_str(&format!("account:     {a}\n"));
     }
-    s.push_str(&format!("fingerprint: {}\nidentity:    {}\n", r.fingerprint, r.identity));
+    s.push_str(&format!(
+        "fingerprint: {}\nidentity:    {}\n",
+        r.fingerprint, r.identity
+    ));
     if let Some(p) = r.sync_point {
         s.push_str(&format!("sync point:  {p}\n"));
     }

@@ -22,12 +22,17 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let mut failed = false;
     for a in &loaded.plan.accounts {
         let address = a.address.to_ascii_lowercase();
-        let mine: Vec<_> = resources.iter().filter(|r| r.account.as_deref() == Some(address.as_str())).collect();
+        let mine: Vec<_> = resources
+            .iter()
+            .filter(|r| r.account.as_deref() == Some(address.as_str()))
+            .collect();
         let done = mine
             .iter()
             .filter(|r| state.get(&r.id).is_some_and(|s| s.status.is_applied()))
             .count();
-        let cut_over = mine.iter().any(|r| matches!(r.execution, Execution::Sync { cut_over: true }));
+        let cut_over = mine
+            .iter()
+            .any(|r| matches!(r.execution, Execution::Sync { cut_over: true }));
         println!(
             "{address}  {done}/{} steps done{}",
             mine.len(),
@@ -44,7 +49,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
                     extra.push_str(&format!(", {}", super::state::format_time(s.updated_at)));
                     if s.status == Status::Failed {
                         failed = true;
-                        extra.push_str(&format!(": {}", s.last_error.as_deref().unwrap_or("unknown error")));
+                        extra.push_str(&format!(
+                            ": {}",
+                            s.last_error.as_deref().unwrap_or("unknown error")
+                        ));
                     }
                     (s.status.as_str(), extra)
                 }
@@ -56,5 +64,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             println!("    {kind:<22} {status}{extra}");
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

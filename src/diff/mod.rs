@@ -137,7 +137,12 @@ pub fn diff(desired: &[Resource], state: &BTreeMap<String, ResourceRecord>) -> V
     changes
 }
 
-fn change(r: &Resource, action: Action, reason: impl Into<String>, before: Option<&ResourceRecord>) -> Change {
+fn change(
+    r: &Resource,
+    action: Action,
+    reason: impl Into<String>,
+    before: Option<&ResourceRecord>,
+) -> Change {
     Change {
         id: r.id.clone(),
         action,
@@ -148,10 +153,9 @@ fn change(r: &Resource, action: Action, reason: impl Into<String>, before: Optio
         before: before.map(|b| b.summary.clone()),
         after: Some(r.summary.clone()),
         instructions: match &r.execution {
-            Execution::Manual { instructions } if action == Action::Manual => Some(format!(
-                "{instructions} Then run `mailshift ack {}`.",
-                r.id
-            )),
+            Execution::Manual { instructions } if action == Action::Manual => {
+                Some(format!("{instructions} Then run `mailshift ack {}`.", r.id))
+            }
             _ => None,
         },
         depends_on: r.depends_on.clone(),
@@ -189,7 +193,12 @@ fn diff_one(r: &Resource, rec: Option<&ResourceRecord>) -> Option<Change> {
         // Failed: retry, saying why it failed last time.
         Status::Failed => {
             let err = rec.last_error.as_deref().unwrap_or("unknown error");
-            return Some(change(r, first_action(r), format!("retry: last attempt failed: {err}"), Some(rec)));
+            return Some(change(
+                r,
+                first_action(r),
+                format!("retry: last attempt failed: {err}"),
+                Some(rec),
+            ));
         }
         Status::Done | Status::Acknowledged => {}
     }
@@ -211,12 +220,23 @@ fn diff_one(r: &Resource, rec: Option<&ResourceRecord>) -> Option<Change> {
     match (&r.execution, changed) {
         // Content keeps syncing until cut-over; a settings change applies from the next run.
         (Execution::Sync { cut_over: false }, false) => {
-            let point = rec.sync_point.map(|p| format!(" since sync point {p}")).unwrap_or_default();
-            Some(change(r, Action::Sync, format!("incremental: copy what is new{point}"), Some(rec)))
+            let point = rec
+                .sync_point
+                .map(|p| format!(" since sync point {p}"))
+                .unwrap_or_default();
+            Some(change(
+                r,
+                Action::Sync,
+                format!("incremental: copy what is new{point}"),
+                Some(rec),
+            ))
         }
-        (Execution::Sync { cut_over: false }, true) => {
-            Some(change(r, Action::Sync, "incremental, with changed settings", Some(rec)))
-        }
+        (Execution::Sync { cut_over: false }, true) => Some(change(
+            r,
+            Action::Sync,
+            "incremental, with changed settings",
+            Some(rec),
+        )),
         // Cut over: sync has stopped for good; nothing to do.
         (Execution::Sync { cut_over: true }, _) => None,
         (Execution::Api, true) => Some(change(r, Action::Update, "changed in the plan", Some(rec))),

@@ -48,39 +48,204 @@ fn manual() -> Execution {
 
 /// (case, desired, recorded, expected action or None for no change, reason fragment)
 #[allow(clippy::type_complexity)]
-fn table() -> Vec<(&'static str, Option<Resource>, Option<ResourceRecord>, Option<Action>, &'static str)> {
+fn table() -> Vec<(
+    &'static str,
+    Option<Resource>,
+    Option<ResourceRecord>,
+    Option<Action>,
+    &'static str,
+)> {
     use ResourceKind as K;
     use Status as S;
-    let alias = |e: Execution, fp: &str, idn: &str| Some(res("account/a@x.org/alias/b@x.org", K::Alias, e, fp, idn));
-    let mail = |e: Execution, fp: &str, idn: &str| Some(res("account/a@x.org/mail", K::Mail, e, fp, idn));
+    let alias = |e: Execution, fp: &str, idn: &str| {
+        Some(res("account/a@x.org/alias/b@x.org", K::Alias, e, fp, idn))
+    };
+    let mail =
+        |e: Execution, fp: &str, idn: &str| Some(res("account/a@x.org/mail", K::Mail, e, fp, idn));
     let rename = |fp: &str, idn: &str| Some(res("account/a@x.org/rename", K::Rename, API, fp, idn));
     vec![
-        ("api, new", alias(API, "f1", "i1"), None, Some(Action::Create), "not yet applied"),
-        ("api, done, same", alias(API, "f1", "i1"), Some(rec(K::Alias, S::Done, "f1", "i1")), None, ""),
-        ("api, done, changed", alias(API, "f2", "i1"), Some(rec(K::Alias, S::Done, "f1", "i1")), Some(Action::Update), "changed in the plan"),
-        ("api, done, identity changed", rename("f2", "i2"), Some(rec(K::Rename, S::Done, "f1", "i1")), Some(Action::Conflict), "cannot be changed in place"),
-        ("api, failed", alias(API, "f1", "i1"), Some(rec(K::Alias, S::Failed, "f1", "i1")), Some(Action::Create), "last attempt failed: boom"),
-        ("api, in progress", alias(API, "f1", "i1"), Some(rec(K::Alias, S::InProgress, "f1", "i1")), Some(Action::Create), "resume"),
-        ("api, failed with other identity retries", rename("f2", "i2"), Some(rec(K::Rename, S::Failed, "f1", "i1")), Some(Action::Create), "retry"),
-        ("manual, new", alias(manual(), "f1", "i1"), None, Some(Action::Manual), "by hand"),
-        ("manual, acknowledged", alias(manual(), "f1", "i1"), Some(rec(K::Alias, S::Acknowledged, "f1", "i1")), None, ""),
-        ("manual, acknowledged, changed", alias(manual(), "f2", "i1"), Some(rec(K::Alias, S::Acknowledged, "f1", "i1")), Some(Action::Manual), "change it by hand"),
-        ("sync, new", mail(SYNC, "f1", "i1"), None, Some(Action::Sync), "first full copy"),
-        ("sync, done", mail(SYNC, "f1", "i1"), Some(rec(K::Mail, S::Done, "f1", "i1")), Some(Action::Sync), "since sync point 3"),
-        ("sync, done, settings changed", mail(SYNC, "f2", "i1"), Some(rec(K::Mail, S::Done, "f1", "i1")), Some(Action::Sync), "changed settings"),
-        ("sync, interrupted", mail(SYNC, "f1", "i1"), Some(rec(K::Mail, S::InProgress, "f1", "i1")), Some(Action::Sync), "resume the interrupted copy"),
-        ("sync, failed", mail(SYNC, "f1", "i1"), Some(rec(K::Mail, S::Failed, "f1", "i1")), Some(Action::Sync), "boom"),
-        ("sync, destination changed", mail(SYNC, "f1", "i2"), Some(rec(K::Mail, S::Done, "f1", "i1")), Some(Action::Conflict), "state forget"),
-        ("sync, cut over, done", mail(CUT, "f1", "i1"), Some(rec(K::Mail, S::Done, "f1", "i1")), None, ""),
-        ("sync, cut over, never copied", mail(CUT, "f1", "i1"), None, Some(Action::Sync), "first full copy"),
-        ("sync, cut over, interrupted", mail(CUT, "f1", "i1"), Some(rec(K::Mail, S::InProgress, "f1", "i1")), Some(Action::Sync), "resume"),
-        ("feature gone", None, Some(rec(K::Alias, S::Done, "f1", "i1")), Some(Action::Delete), "removed from the plan"),
-        ("failed feature gone", None, Some(rec(K::Alias, S::Failed, "f1", "i1")), Some(Action::Delete), "removed from the plan"),
-        ("manual feature gone", None, Some(rec(K::Group, S::Acknowledged, "f1", "i1")), Some(Action::Manual), "remove it by hand"),
-        ("mail gone", None, Some(rec(K::Mail, S::Done, "f1", "i1")), Some(Action::Orphaned), "never removed by omission"),
-        ("account create gone", None, Some(rec(K::Create, S::Done, "f1", "i1")), Some(Action::Orphaned), "state forget"),
-        ("rename gone", None, Some(rec(K::Rename, S::Done, "f1", "i1")), Some(Action::Orphaned), "accounts"),
-        ("domain gone", None, Some(rec(K::Domain, S::Done, "f1", "i1")), Some(Action::Orphaned), "domains"),
+        (
+            "api, new",
+            alias(API, "f1", "i1"),
+            None,
+            Some(Action::Create),
+            "not yet applied",
+        ),
+        (
+            "api, done, same",
+            alias(API, "f1", "i1"),
+            Some(rec(K::Alias, S::Done, "f1", "i1")),
+            None,
+            "",
+        ),
+        (
+            "api, done, changed",
+            alias(API, "f2", "i1"),
+            Some(rec(K::Alias, S::Done, "f1", "i1")),
+            Some(Action::Update),
+            "changed in the plan",
+        ),
+        (
+            "api, done, identity changed",
+            rename("f2", "i2"),
+            Some(rec(K::Rename, S::Done, "f1", "i1")),
+            Some(Action::Conflict),
+            "cannot be changed in place",
+        ),
+        (
+            "api, failed",
+            alias(API, "f1", "i1"),
+            Some(rec(K::Alias, S::Failed, "f1", "i1")),
+            Some(Action::Create),
+            "last attempt failed: boom",
+        ),
+        (
+            "api, in progress",
+            alias(API, "f1", "i1"),
+            Some(rec(K::Alias, S::InProgress, "f1", "i1")),
+            Some(Action::Create),
+            "resume",
+        ),
+        (
+            "api, failed with other identity retries",
+            rename("f2", "i2"),
+            Some(rec(K::Rename, S::Failed, "f1", "i1")),
+            Some(Action::Create),
+            "retry",
+        ),
+        (
+            "manual, new",
+            alias(manual(), "f1", "i1"),
+            None,
+            Some(Action::Manual),
+            "by hand",
+        ),
+        (
+            "manual, acknowledged",
+            alias(manual(), "f1", "i1"),
+            Some(rec(K::Alias, S::Acknowledged, "f1", "i1")),
+            None,
+            "",
+        ),
+        (
+            "manual, acknowledged, changed",
+            alias(manual(), "f2", "i1"),
+            Some(rec(K::Alias, S::Acknowledged, "f1", "i1")),
+            Some(Action::Manual),
+            "change it by hand",
+        ),
+        (
+            "sync, new",
+            mail(SYNC, "f1", "i1"),
+            None,
+            Some(Action::Sync),
+            "first full copy",
+        ),
+        (
+            "sync, done",
+            mail(SYNC, "f1", "i1"),
+            Some(rec(K::Mail, S::Done, "f1", "i1")),
+            Some(Action::Sync),
+            "since sync point 3",
+        ),
+        (
+            "sync, done, settings changed",
+            mail(SYNC, "f2", "i1"),
+            Some(rec(K::Mail, S::Done, "f1", "i1")),
+            Some(Action::Sync),
+            "changed settings",
+        ),
+        (
+            "sync, interrupted",
+            mail(SYNC, "f1", "i1"),
+            Some(rec(K::Mail, S::InProgress, "f1", "i1")),
+            Some(Action::Sync),
+            "resume the interrupted copy",
+        ),
+        (
+            "sync, failed",
+            mail(SYNC, "f1", "i1"),
+            Some(rec(K::Mail, S::Failed, "f1", "i1")),
+            Some(Action::Sync),
+            "boom",
+        ),
+        (
+            "sync, destination changed",
+            mail(SYNC, "f1", "i2"),
+            Some(rec(K::Mail, S::Done, "f1", "i1")),
+            Some(Action::Conflict),
+            "state forget",
+        ),
+        (
+            "sync, cut over, done",
+            mail(CUT, "f1", "i1"),
+            Some(rec(K::Mail, S::Done, "f1", "i1")),
+            None,
+            "",
+        ),
+        (
+            "sync, cut over, never copied",
+            mail(CUT, "f1", "i1"),
+            None,
+            Some(Action::Sync),
+            "first full copy",
+        ),
+        (
+            "sync, cut over, interrupted",
+            mail(CUT, "f1", "i1"),
+            Some(rec(K::Mail, S::InProgress, "f1", "i1")),
+            Some(Action::Sync),
+            "resume",
+        ),
+        (
+            "feature gone",
+            None,
+            Some(rec(K::Alias, S::Done, "f1", "i1")),
+            Some(Action::Delete),
+            "removed from the plan",
+        ),
+        (
+            "failed feature gone",
+            None,
+            Some(rec(K::Alias, S::Failed, "f1", "i1")),
+            Some(Action::Delete),
+            "removed from the plan",
+        ),
+        (
+            "manual feature gone",
+            None,
+            Some(rec(K::Group, S::Acknowledged, "f1", "i1")),
+            Some(Action::Manual),
+            "remove it by hand",
+        ),
+        (
+            "mail gone",
+            None,
+            Some(rec(K::Mail, S::Done, "f1", "i1")),
+            Some(Action::Orphaned),
+            "never removed by omission",
+        ),
+        (
+            "account create gone",
+            None,
+            Some(rec(K::Create, S::Done, "f1", "i1")),
+            Some(Action::Orphaned),
+            "state forget",
+        ),
+        (
+            "rename gone",
+            None,
+            Some(rec(K::Rename, S::Done, "f1", "i1")),
+            Some(Action::Orphaned),
+            "accounts",
+        ),
+        (
+            "domain gone",
+            None,
+            Some(rec(K::Domain, S::Done, "f1", "i1")),
+            Some(Action::Orphaned),
+            "domains",
+        ),
     ]
 }
 
@@ -92,14 +257,22 @@ fn every_case_of_the_table() {
             .map(|r| r.id.clone())
             .unwrap_or_else(|| "account/a@x.org/alias/gone@x.org".to_string());
         let desired: Vec<Resource> = desired.into_iter().collect();
-        let state: BTreeMap<String, ResourceRecord> = recorded.into_iter().map(|r| (id.clone(), r)).collect();
+        let state: BTreeMap<String, ResourceRecord> =
+            recorded.into_iter().map(|r| (id.clone(), r)).collect();
         let changes = diff(&desired, &state);
         match expected {
-            None => assert!(changes.is_empty(), "{case}: expected no change, got {changes:?}"),
+            None => assert!(
+                changes.is_empty(),
+                "{case}: expected no change, got {changes:?}"
+            ),
             Some(action) => {
                 assert_eq!(changes.len(), 1, "{case}: {changes:?}");
                 assert_eq!(changes[0].action, action, "{case}: {:?}", changes[0]);
-                assert!(changes[0].reason.contains(reason), "{case}: reason {:?} lacks {reason:?}", changes[0].reason);
+                assert!(
+                    changes[0].reason.contains(reason),
+                    "{case}: reason {:?} lacks {reason:?}",
+                    changes[0].reason
+                );
             }
         }
     }
@@ -113,8 +286,17 @@ fn manual_changes_carry_instructions_and_updates_show_both_sides() {
         c[0].instructions.as_deref(),
         Some("Do it. Then run `mailshift ack group/t@x.org`.")
     );
-    let u = res("account/a@x.org/alias/b@x.org", ResourceKind::Alias, API, "f2", "i1");
-    let state = BTreeMap::from([(u.id.clone(), rec(ResourceKind::Alias, Status::Done, "f1", "i1"))]);
+    let u = res(
+        "account/a@x.org/alias/b@x.org",
+        ResourceKind::Alias,
+        API,
+        "f2",
+        "i1",
+    );
+    let state = BTreeMap::from([(
+        u.id.clone(),
+        rec(ResourceKind::Alias, Status::Done, "f1", "i1"),
+    )]);
     let c = diff(&[u], &state);
     assert_eq!(c[0].before.as_deref(), Some("had f1"));
     assert_eq!(c[0].after.as_deref(), Some("want f2"));
@@ -124,13 +306,19 @@ fn manual_changes_carry_instructions_and_updates_show_both_sides() {
 fn output_is_sorted_by_id_and_summarised() {
     let a = res("b/2", ResourceKind::Alias, API, "f", "i");
     let b = res("a/1", ResourceKind::Mail, SYNC, "f", "i");
-    let state = BTreeMap::from([("c/3".to_string(), rec(ResourceKind::Mail, Status::Done, "f", "i"))]);
+    let state = BTreeMap::from([(
+        "c/3".to_string(),
+        rec(ResourceKind::Mail, Status::Done, "f", "i"),
+    )]);
     let c = diff(&[a, b], &state);
     let ids: Vec<&str> = c.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["a/1", "b/2", "c/3"]);
     let s = Summary::of(&c);
     assert_eq!((s.add, s.sync, s.orphaned), (1, 1, 1));
     assert!(s.has_changes());
-    let only_orphans = Summary { orphaned: 2, ..Summary::default() };
+    let only_orphans = Summary {
+        orphaned: 2,
+        ..Summary::default()
+    };
     assert!(!only_orphans.has_changes());
 }

@@ -76,7 +76,10 @@ impl ResourceKind {
     pub fn is_content(self) -> bool {
         matches!(
             self,
-            ResourceKind::Mail | ResourceKind::Contacts | ResourceKind::Calendars | ResourceKind::Tasks
+            ResourceKind::Mail
+                | ResourceKind::Contacts
+                | ResourceKind::Calendars
+                | ResourceKind::Tasks
         )
     }
 }
@@ -136,11 +139,16 @@ pub fn fingerprint<T: Serialize>(value: &T) -> String {
 pub fn compile(plan: &Plan) -> Vec<Resource> {
     let mut out = Vec::new();
     for d in &plan.domains {
-        let Some(p) = plan.platforms.get(&d.platform) else { continue };
+        let Some(p) = plan.platforms.get(&d.platform) else {
+            continue;
+        };
         let mode = match d.mode {
             DomainMode::Authoritative => "authoritative".to_string(),
             DomainMode::NonAuthoritative => {
-                format!("non-authoritative, relay {}", d.mx_relay.as_deref().unwrap_or("?"))
+                format!(
+                    "non-authoritative, relay {}",
+                    d.mx_relay.as_deref().unwrap_or("?")
+                )
             }
         };
         let name = d.name.to_ascii_lowercase();
@@ -167,7 +175,12 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
     }
     let domain_ids: Vec<(String, String)> = out
         .iter()
-        .map(|r| (r.id.rsplit('/').next().unwrap_or("").to_string(), r.id.clone()))
+        .map(|r| {
+            (
+                r.id.rsplit('/').next().unwrap_or("").to_string(),
+                r.id.clone(),
+            )
+        })
         .collect();
     for a in &plan.accounts {
         compile_account(plan, a, &domain_ids, &mut out);
@@ -178,7 +191,9 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
         .filter_map(|r| r.account.clone().map(|a| (a, r.id.clone())))
         .collect();
     for g in &plan.groups {
-        let Some(p) = plan.platforms.get(&g.platform) else { continue };
+        let Some(p) = plan.platforms.get(&g.platform) else {
+            continue;
+        };
         let address = g.address.to_ascii_lowercase();
         let members = sorted_lower(&g.members);
         let owners = sorted_lower(&g.owners);
@@ -186,7 +201,10 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             format!(
                 "On platform `{}`, create the group {address}{} with members: {}; owners: {}.",
                 g.platform,
-                g.display_name.as_deref().map(|n| format!(" (\"{n}\")")).unwrap_or_default(),
+                g.display_name
+                    .as_deref()
+                    .map(|n| format!(" (\"{n}\")"))
+                    .unwrap_or_default(),
                 list_or_none(&members),
                 list_or_none(&owners)
             )
@@ -216,18 +234,34 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
         });
     }
     for c in &plan.external_contacts {
-        let Some(p) = plan.platforms.get(&c.platform) else { continue };
+        let Some(p) = plan.platforms.get(&c.platform) else {
+            continue;
+        };
         let address = c.address.to_ascii_lowercase();
         let name = c
             .display_name
             .clone()
             .or_else(|| match (&c.first_name, &c.last_name) {
                 (None, None) => None,
-                (f, l) => Some(format!("{} {}", f.as_deref().unwrap_or(""), l.as_deref().unwrap_or("")).trim().to_string()),
+                (f, l) => Some(
+                    format!(
+                        "{} {}",
+                        f.as_deref().unwrap_or(""),
+                        l.as_deref().unwrap_or("")
+                    )
+                    .trim()
+                    .to_string(),
+                ),
             });
-        let shown = name.as_deref().map(|n| format!(" (\"{n}\")")).unwrap_or_default();
+        let shown = name
+            .as_deref()
+            .map(|n| format!(" (\"{n}\")"))
+            .unwrap_or_default();
         let Some(execution) = execution_for(p, Feature::ExternalContact, || {
-            format!("On platform `{}`, add the external contact {address}{shown}.", c.platform)
+            format!(
+                "On platform `{}`, add the external contact {address}{shown}.",
+                c.platform
+            )
         }) else {
             continue;
         };
@@ -239,31 +273,55 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             summary: format!(
                 "external contact {address}{shown} on {}{}",
                 c.platform,
-                if c.hidden { ", hidden from the address list" } else { "" }
+                if c.hidden {
+                    ", hidden from the address list"
+                } else {
+                    ""
+                }
             ),
-            fingerprint: fingerprint(&(&c.platform, &address, &c.display_name, &c.first_name, &c.last_name, c.hidden)),
+            fingerprint: fingerprint(&(
+                &c.platform,
+                &address,
+                &c.display_name,
+                &c.first_name,
+                &c.last_name,
+                c.hidden,
+            )),
             identity: fingerprint(&(&c.platform, &address)),
             execution,
             depends_on: Vec::new(),
         });
     }
     for f in &plan.footers {
-        let Some(p) = plan.platforms.get(&f.platform) else { continue };
+        let Some(p) = plan.platforms.get(&f.platform) else {
+            continue;
+        };
         let domain = f.domain.to_ascii_lowercase();
         let (format, body) = match (&f.text, &f.html) {
             (_, Some(h)) => ("HTML", h.as_str()),
             (Some(t), None) => ("text", t.as_str()),
             (None, None) => ("text", ""),
         };
-        let scope = if f.outside_only { "outgoing mail leaving the organization" } else { "all outgoing mail" };
+        let scope = if f.outside_only {
+            "outgoing mail leaving the organization"
+        } else {
+            "all outgoing mail"
+        };
         let Some(execution) = execution_for(p, Feature::Footer, || {
-            format!("On platform `{}`, set the {format} footer of {domain} for {scope}.", f.platform)
+            format!(
+                "On platform `{}`, set the {format} footer of {domain} for {scope}.",
+                f.platform
+            )
         }) else {
             continue;
         };
         let depends_on = out
             .iter()
-            .filter(|r| r.kind == ResourceKind::Domain && r.platform == f.platform && r.id.ends_with(&format!("/{domain}")))
+            .filter(|r| {
+                r.kind == ResourceKind::Domain
+                    && r.platform == f.platform
+                    && r.id.ends_with(&format!("/{domain}"))
+            })
             .map(|r| r.id.clone())
             .collect();
         out.push(Resource {
@@ -271,7 +329,10 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             kind: ResourceKind::Footer,
             account: None,
             platform: f.platform.clone(),
-            summary: format!("{format} footer on {domain} ({scope}): \"{}\"", excerpt(body)),
+            summary: format!(
+                "{format} footer on {domain} ({scope}): \"{}\"",
+                excerpt(body)
+            ),
             fingerprint: fingerprint(&(&f.platform, &domain, &f.text, &f.html, f.outside_only)),
             identity: fingerprint(&(&f.platform, &domain)),
             execution,
@@ -282,7 +343,12 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
     out
 }
 
-fn compile_account(plan: &Plan, a: &Account, domain_ids: &[(String, String)], out: &mut Vec<Resource>) {
+fn compile_account(
+    plan: &Plan,
+    a: &Account,
+    domain_ids: &[(String, String)],
+    out: &mut Vec<Resource>,
+) {
     let (Some(from), Some(to)) = (plan.platforms.get(&a.from), plan.platforms.get(&a.to)) else {
         return;
     };
@@ -299,7 +365,10 @@ fn compile_account(plan: &Plan, a: &Account, domain_ids: &[(String, String)], ou
         let rename = rename.to_ascii_lowercase();
         let id = format!("{base}/rename");
         if let Some(execution) = execution_for(from, Feature::Rename, || {
-            format!("On platform `{}`, rename the account {address} to {rename}.", a.from)
+            format!(
+                "On platform `{}`, rename the account {address} to {rename}.",
+                a.from
+            )
         }) {
             out.push(Resource {
                 id: id.clone(),
@@ -315,9 +384,16 @@ fn compile_account(plan: &Plan, a: &Account, domain_ids: &[(String, String)], ou
             deps = vec![id];
         }
     }
-    let dest_login = a.destination.login.clone().unwrap_or_else(|| address.clone());
+    let dest_login = a
+        .destination
+        .login
+        .clone()
+        .unwrap_or_else(|| address.clone());
     if let Some(execution) = execution_for(to, Feature::Create, || {
-        format!("On platform `{}`, create the account {address} with the destination password.", a.to)
+        format!(
+            "On platform `{}`, create the account {address} with the destination password.",
+            a.to
+        )
     }) {
         let id = format!("{base}/create");
         out.push(Resource {
@@ -371,11 +447,18 @@ fn compile_account(plan: &Plan, a: &Account, domain_ids: &[(String, String)], ou
         });
         content_ids.push(id);
     }
-    let feature_deps = if content_ids.is_empty() { deps.clone() } else { content_ids };
+    let feature_deps = if content_ids.is_empty() {
+        deps.clone()
+    } else {
+        content_ids
+    };
     for alias in &a.aliases {
         let alias = alias.to_ascii_lowercase();
         if let Some(execution) = execution_for(to, Feature::Alias, || {
-            format!("On platform `{}`, add the alias {alias} to the account {address} (remove it from the source account first).", a.to)
+            format!(
+                "On platform `{}`, add the alias {alias} to the account {address} (remove it from the source account first).",
+                a.to
+            )
         }) {
             out.push(Resource {
                 id: format!("{base}/alias/{alias}"),
@@ -392,9 +475,16 @@ fn compile_account(plan: &Plan, a: &Account, domain_ids: &[(String, String)], ou
     }
     for r in &a.redirections {
         let target = r.to.to_ascii_lowercase();
-        let copy = if r.local_copy { "keeping a local copy" } else { "without a local copy" };
+        let copy = if r.local_copy {
+            "keeping a local copy"
+        } else {
+            "without a local copy"
+        };
         if let Some(execution) = execution_for(to, Feature::Redirection, || {
-            format!("On platform `{}`, redirect the mail of {address} to {target}, {copy}.", a.to)
+            format!(
+                "On platform `{}`, redirect the mail of {address} to {target}, {copy}.",
+                a.to
+            )
         }) {
             out.push(Resource {
                 id: format!("{base}/redirection/{target}"),
@@ -412,12 +502,23 @@ fn compile_account(plan: &Plan, a: &Account, domain_ids: &[(String, String)], ou
     for d in &a.delegations {
         let grantee = d.grantee.to_ascii_lowercase();
         let rights: BTreeSet<_> = d.rights.iter().copied().collect();
-        let rights_text = rights.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+        let rights_text = rights
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         if let Some(execution) = execution_for(to, Feature::Delegation, || {
-            format!("On platform `{}`, give {grantee} these rights on {address}: {rights_text}.", a.to)
+            format!(
+                "On platform `{}`, give {grantee} these rights on {address}: {rights_text}.",
+                a.to
+            )
         }) {
             let mut depends_on = feature_deps.clone();
-            if plan.accounts.iter().any(|o| o.address.eq_ignore_ascii_case(&grantee)) {
+            if plan
+                .accounts
+                .iter()
+                .any(|o| o.address.eq_ignore_ascii_case(&grantee))
+            {
                 depends_on.push(format!("account/{grantee}/create"));
             }
             out.push(Resource {
@@ -442,9 +543,19 @@ fn endpoint_identity(p: &Platform, c: Content) -> String {
         Content::Mail => p
             .imap
             .as_ref()
-            .map(|i| format!("imap://{}:{}", i.host.to_ascii_lowercase(), i.effective_port()))
+            .map(|i| {
+                format!(
+                    "imap://{}:{}",
+                    i.host.to_ascii_lowercase(),
+                    i.effective_port()
+                )
+            })
             .unwrap_or_default(),
-        _ => p.dav.as_ref().map(|d| d.url.clone()).unwrap_or_else(|| p.kind.as_str().to_string()),
+        _ => p
+            .dav
+            .as_ref()
+            .map(|d| d.url.clone())
+            .unwrap_or_else(|| p.kind.as_str().to_string()),
     }
 }
 
@@ -455,7 +566,10 @@ pub fn effective_options(plan: &Plan, a: &Account) -> crate::plan::model::Migrat
     crate::plan::model::MigrationOptions {
         parallel_accounts: None,
         connections_per_account: o.connections_per_account.or(d.connections_per_account),
-        max_message_size: o.max_message_size.clone().or_else(|| d.max_message_size.clone()),
+        max_message_size: o
+            .max_message_size
+            .clone()
+            .or_else(|| d.max_message_size.clone()),
         since: o.since.clone().or_else(|| d.since.clone()),
         before: o.before.clone().or_else(|| d.before.clone()),
         newest_first: o.newest_first.or(d.newest_first),
@@ -466,7 +580,11 @@ pub fn effective_options(plan: &Plan, a: &Account) -> crate::plan::model::Migrat
 }
 
 /// `None` when the platform needs no step for this feature (a precondition).
-fn execution_for(p: &Platform, f: Feature, instructions: impl FnOnce() -> String) -> Option<Execution> {
+fn execution_for(
+    p: &Platform,
+    f: Feature,
+    instructions: impl FnOnce() -> String,
+) -> Option<Execution> {
     match support(p, f) {
         Support::Api => Some(Execution::Api),
         Support::Manual => Some(Execution::Manual {
@@ -483,7 +601,11 @@ fn sorted_lower(v: &[String]) -> Vec<String> {
 }
 
 fn list_or_none(v: &[String]) -> String {
-    if v.is_empty() { "none".to_string() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.join(", ")
+    }
 }
 
 fn excerpt(s: &str) -> String {

@@ -912,6 +912,7 @@ impl Builder {
                         service: None,
                         mx_plan_api: None,
                         imap: Some(imap),
+                        dav: None,
                     },
                 );
                 self.by_endpoint.insert(key, name.clone());

@@ -63,7 +63,10 @@ pub fn plan_human(changes: &[Change], header: &str) -> String {
     let summary = Summary::of(changes);
     let _ = writeln!(out, "{header}");
     if changes.is_empty() {
-        let _ = writeln!(out, "\nNo changes: the platforms match the plan, as far as the state knows.");
+        let _ = writeln!(
+            out,
+            "\nNo changes: the platforms match the plan, as far as the state knows."
+        );
         let _ = writeln!(out, "\n{}", closing_line(&summary));
         return out;
     }
