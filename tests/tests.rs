@@ -1,0 +1,10 @@
+//! The integration test binary: one module per area, all driving the real `mailshift` binary
+//! or the library's public API.
+
+mod common;
+
+mod examples;
+mod loader;
+mod plan_cmd;
+mod state_cmd;
+mod validate_cmd;
