@@ -701,3 +701,521 @@ impl StateStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    use super::*;
+    use crate::state::record::Status;
+
+    fn resource(kind: &str, fingerprint: &str) -> ResourceRecord {
+        ResourceRecord {
+            kind: kind.into(),
+            account: Some("alice@example.org".into()),
+            fingerprint: fingerprint.into(),
+            identity: "id-fp".into(),
+            status: Status::Done,
+            summary: format!("{kind} {fingerprint}"),
+            outputs: BTreeMap::from([("task".to_string(), "42".to_string())]),
+            last_error: None,
+            sync_point: Some(3),
+            created_at: 1_700_000_000,
+            updated_at: 1_700_000_100,
+        }
+    }
+
+    fn folder(dest: &str, highest_uid: u32) -> FolderRecord {
+        FolderRecord {
+            dest_folder: dest.into(),
+            source_uidvalidity: 111,
+            highest_uid,
+            highest_modseq: Some(9_000_000_000),
+            dest_uidvalidity: 222,
+            dest_uidnext_in_flight: None,
+            messages: u64::from(highest_uid),
+            bytes: 12_345,
+            updated_at: 1_700_000_200,
+        }
+    }
+
+    fn message(dest_uid: u32, sync_point: u64) -> MessageRecord {
+        let mut hash = [0u8; 32];
+        for (i, b) in hash.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(7).wrapping_add(dest_uid as u8);
+        }
+        MessageRecord {
+            dest_uid,
+            hash,
+            size: 0x0102_0304_0506_0708,
+            sync_point,
+        }
+    }
+
+    fn state_path(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join("nested/dir/state.redb")
+    }
+
+    #[test]
+    fn default_path_is_beside_the_plan() {
+        assert_eq!(
+            default_path(Path::new("mailshift.yaml"), None),
+            PathBuf::from(".mailshift/state.redb")
+        );
+        assert_eq!(
+            default_path(Path::new("/srv/plans/acme.yaml"), None),
+            PathBuf::from("/srv/plans/.mailshift/state.redb")
+        );
+        assert_eq!(
+            default_path(Path::new("/srv/plans/acme.yaml"), Some("state/acme.redb")),
+            PathBuf::from("/srv/plans/state/acme.redb")
+        );
+        assert_eq!(
+            default_path(Path::new("/srv/plans/acme.yaml"), Some("/var/lib/ms.redb")),
+            PathBuf::from("/var/lib/ms.redb")
+        );
+    }
+
+    #[test]
+    fn open_creates_directories_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let store = StateStore::open(&path).unwrap();
+        assert!(path.is_file());
+        assert_eq!(store.path(), path);
+        assert!(store.resources().unwrap().is_empty());
+        let pid: u32 = fs::read_to_string(lock_path(&path))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(pid, std::process::id());
+    }
+
+    #[test]
+    fn resource_round_trip_and_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let store = StateStore::open(&path).unwrap();
+        assert_eq!(store.resource("mailbox:a").unwrap(), None);
+
+        let a = resource("mailbox", "fp1");
+        let b = resource("alias", "fp2");
+        store.put_resource("mailbox:a", &a).unwrap();
+        store.put_resource("alias:b", &b).unwrap();
+        assert_eq!(store.resource("mailbox:a").unwrap(), Some(a.clone()));
+
+        let mut a2 = a.clone();
+        a2.status = Status::Failed;
+        a2.last_error = Some("quota".into());
+        store.put_resource("mailbox:a", &a2).unwrap();
+
+        let all = store.resources().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all["mailbox:a"], a2);
+        assert_eq!(all["alias:b"], b);
+
+        drop(store);
+        let reread = read_resources(&path).unwrap();
+        assert_eq!(reread, all);
+        let store = StateStore::open(&path).unwrap();
+        assert_eq!(store.resources().unwrap(), all);
+    }
+
+    #[test]
+    fn folders_and_messages_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&state_path(&dir)).unwrap();
+        let r = "sync:alice";
+        assert_eq!(store.folder(r, "INBOX").unwrap(), None);
+        assert!(store.folders(r).unwrap().is_empty());
+        assert!(store.messages(r, "INBOX").unwrap().is_empty());
+        assert_eq!(store.message_count(r, "INBOX").unwrap(), 0);
+
+        store.put_folder(r, "INBOX", &folder("INBOX", 0)).unwrap();
+        assert_eq!(store.folder(r, "INBOX").unwrap(), Some(folder("INBOX", 0)));
+        assert_eq!(store.message_count(r, "INBOX").unwrap(), 0);
+
+        // Out of UID order on purpose: the map must come back sorted.
+        let batch1 = [
+            (30, message(3, 1)),
+            (10, message(1, 1)),
+            (u32::MAX, message(9, 1)),
+        ];
+        store
+            .record_batch(r, "INBOX", &folder("INBOX", 30), &batch1)
+            .unwrap();
+        let batch2 = [(20, message(2, 2))];
+        let mut in_flight = folder("Archive/2024", 20);
+        in_flight.dest_uidnext_in_flight = Some(77);
+        store
+            .record_batch(r, "Archive/2024", &in_flight, &batch2)
+            .unwrap();
+
+        assert_eq!(
+            store.messages(r, "INBOX").unwrap(),
+            vec![
+                (10, message(1, 1)),
+                (30, message(3, 1)),
+                (u32::MAX, message(9, 1))
+            ]
+        );
+        assert_eq!(store.message_count(r, "INBOX").unwrap(), 3);
+        assert_eq!(store.messages(r, "Archive/2024").unwrap(), batch2.to_vec());
+        assert_eq!(store.folder(r, "INBOX").unwrap(), Some(folder("INBOX", 30)));
+        let folders = store.folders(r).unwrap();
+        assert_eq!(
+            folders.keys().collect::<Vec<_>>(),
+            ["Archive/2024", "INBOX"]
+        );
+        assert_eq!(folders["Archive/2024"], in_flight);
+
+        // A folder whose name extends another's must not leak into its range.
+        store
+            .record_batch(r, "INBOX2", &folder("INBOX2", 5), &[(5, message(5, 2))])
+            .unwrap();
+        assert_eq!(store.message_count(r, "INBOX").unwrap(), 3);
+        assert_eq!(store.message_count(r, "INBOX2").unwrap(), 1);
+    }
+
+    #[test]
+    fn forget_removes_only_that_resource() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&state_path(&dir)).unwrap();
+        // "sync:a" is a prefix of "sync:ab": the range must stop at the exact id.
+        for id in ["sync:a", "sync:ab", "sync:"] {
+            store.put_resource(id, &resource("sync", id)).unwrap();
+            store
+                .record_batch(
+                    id,
+                    "INBOX",
+                    &folder("INBOX", 2),
+                    &[(1, message(1, 1)), (2, message(2, 1))],
+                )
+                .unwrap();
+            store.put_folder(id, "Sent", &folder("Sent", 0)).unwrap();
+        }
+
+        assert!(store.forget("sync:a").unwrap());
+        assert_eq!(store.resource("sync:a").unwrap(), None);
+        assert!(store.folders("sync:a").unwrap().is_empty());
+        assert_eq!(store.message_count("sync:a", "INBOX").unwrap(), 0);
+
+        for id in ["sync:ab", "sync:"] {
+            assert_eq!(store.resource(id).unwrap(), Some(resource("sync", id)));
+            assert_eq!(store.folders(id).unwrap().len(), 2);
+            assert_eq!(store.message_count(id, "INBOX").unwrap(), 2);
+        }
+        assert!(!store.forget("sync:a").unwrap());
+
+        // Folder records alone (no resource record) count as something forgotten.
+        store
+            .put_folder("orphan", "INBOX", &folder("INBOX", 0))
+            .unwrap();
+        assert!(store.forget("orphan").unwrap());
+        assert!(store.folders("orphan").unwrap().is_empty());
+    }
+
+    #[test]
+    fn forget_folder_removes_only_that_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&state_path(&dir)).unwrap();
+        let r = "sync:alice";
+        for f in ["INBOX", "INBOX2", "Sent"] {
+            store
+                .record_batch(
+                    r,
+                    f,
+                    &folder(f, 2),
+                    &[(1, message(1, 1)), (2, message(2, 1))],
+                )
+                .unwrap();
+        }
+        store
+            .record_batch(
+                "sync:bob",
+                "INBOX",
+                &folder("INBOX", 1),
+                &[(1, message(1, 1))],
+            )
+            .unwrap();
+
+        assert!(store.forget_folder(r, "INBOX").unwrap());
+        assert_eq!(store.folder(r, "INBOX").unwrap(), None);
+        assert!(store.messages(r, "INBOX").unwrap().is_empty());
+        assert_eq!(store.message_count(r, "INBOX2").unwrap(), 2);
+        assert_eq!(store.message_count(r, "Sent").unwrap(), 2);
+        assert_eq!(store.message_count("sync:bob", "INBOX").unwrap(), 1);
+        assert_eq!(
+            store.folders(r).unwrap().keys().collect::<Vec<_>>(),
+            ["INBOX2", "Sent"]
+        );
+        assert!(!store.forget_folder(r, "INBOX").unwrap());
+    }
+
+    #[test]
+    fn sync_point_counter_persists_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let store = StateStore::open(&path).unwrap();
+        assert_eq!(store.next_sync_point().unwrap(), 1);
+        assert_eq!(store.next_sync_point().unwrap(), 2);
+        drop(store);
+        let store = StateStore::open(&path).unwrap();
+        assert_eq!(store.next_sync_point().unwrap(), 3);
+    }
+
+    #[test]
+    fn second_open_is_locked_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let first = StateStore::open(&path).unwrap();
+        first
+            .put_resource("mailbox:a", &resource("mailbox", "fp"))
+            .unwrap();
+
+        // flock is per open file description, so a second open in this process conflicts too.
+        let err = StateStore::open(&path).unwrap_err();
+        match &err {
+            StateError::Locked { path: p, pid } => {
+                assert_eq!(p, &path);
+                assert_eq!(*pid, Some(std::process::id()));
+            }
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(
+            msg.contains(&format!("(pid {})", std::process::id())),
+            "{msg}"
+        );
+        assert!(msg.contains("wait for it to finish"), "{msg}");
+
+        // Readers are not turned away by a writer, and see its commits.
+        let seen = read_resources(&path).unwrap();
+        assert_eq!(seen.keys().collect::<Vec<_>>(), ["mailbox:a"]);
+        first
+            .put_resource("alias:b", &resource("alias", "fp"))
+            .unwrap();
+        assert_eq!(read_resources(&path).unwrap().len(), 2);
+
+        drop(first);
+        let second = StateStore::open(&path).unwrap();
+        assert_eq!(second.resources().unwrap().len(), 2);
+    }
+
+    const CHILD_ENV: &str = "MAILSHIFT_STATE_TEST_CHILD";
+    const CHILD_READY: &str = "<<child holds the state lock>>";
+
+    /// Run by `killed_holder_leaves_no_stale_lock` in a child process; does nothing otherwise.
+    #[test]
+    #[ignore = "helper run in a child process"]
+    fn child_holds_the_lock() {
+        let Some(path) = std::env::var_os(CHILD_ENV) else {
+            return;
+        };
+        let store = StateStore::open(Path::new(&path)).unwrap();
+        store
+            .put_resource("mailbox:child", &resource("mailbox", "fp"))
+            .unwrap();
+        // libtest prints the test name on the same line, hence a marker rather than a line.
+        println!("{CHILD_READY}");
+        io::stdout().flush().unwrap();
+        // Bounded, so a child left behind by a failed parent still goes away.
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn killed_holder_leaves_no_stale_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "state::store::tests::child_holds_the_lock",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let ready = stdout
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains(CHILD_READY));
+        if !ready {
+            let _ = child.kill();
+            panic!("child exited without taking the lock");
+        }
+
+        let err = StateStore::open(&path).unwrap_err();
+        assert!(
+            matches!(err, StateError::Locked { pid: Some(p), .. } if p == child.id()),
+            "{err:?}"
+        );
+        assert!(read_resources(&path).unwrap().contains_key("mailbox:child"));
+
+        // SIGKILL: no destructor runs, only the OS can release the lock.
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let store = StateStore::open(&path).unwrap();
+        assert_eq!(
+            store.resource("mailbox:child").unwrap(),
+            Some(resource("mailbox", "fp"))
+        );
+        assert_eq!(read_resources(&path).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn read_resources_on_missing_file_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        assert!(read_resources(&path).unwrap().is_empty());
+        assert!(!path.exists());
+        assert!(!path.parent().unwrap().exists());
+        assert!(!lock_path(&path).exists());
+    }
+
+    #[test]
+    fn newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        {
+            let store = StateStore::open(&path).unwrap();
+            store
+                .put_resource("mailbox:a", &resource("mailbox", "fp"))
+                .unwrap();
+            let txn = store.db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(META_FORMAT_VERSION, "99")
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        for err in [
+            StateStore::open(&path).unwrap_err(),
+            read_resources(&path).unwrap_err(),
+        ] {
+            match &err {
+                StateError::TooNew {
+                    found, supported, ..
+                } => {
+                    assert_eq!((*found, *supported), (99, FORMAT_VERSION));
+                }
+                other => panic!("expected TooNew, got {other:?}"),
+            }
+            let msg = err.to_string();
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(
+                msg.contains("state format 99; this one reads up to 1"),
+                "{msg}"
+            );
+            assert!(msg.ends_with("upgrade mailshift"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn non_database_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        fs::write(
+            &path,
+            "plan: this is YAML, not a redb database\n".repeat(200),
+        )
+        .unwrap();
+        let before = fs::read(&path).unwrap();
+        for err in [
+            StateStore::open(&path).unwrap_err(),
+            read_resources(&path).unwrap_err(),
+        ] {
+            assert!(matches!(err, StateError::NotAStateFile { .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(&format!("{} is not a mailshift state file", path.display())),
+                "{msg}"
+            );
+        }
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            before,
+            "the file must be left alone"
+        );
+    }
+
+    #[test]
+    fn foreign_redb_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            let other: TableDefinition<u64, u64> = TableDefinition::new("other");
+            txn.open_table(other).unwrap().insert(1, 2).unwrap();
+            txn.commit().unwrap();
+        }
+        let err = StateStore::open(&path).unwrap_err();
+        assert!(matches!(err, StateError::NotAStateFile { .. }), "{err:?}");
+        let err = read_resources(&path).unwrap_err();
+        assert!(matches!(err, StateError::NotAStateFile { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn corrupt_records_are_errors_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let store = StateStore::open(&path).unwrap();
+        {
+            let txn = store.db.begin_write().unwrap();
+            txn.open_table(RESOURCES)
+                .unwrap()
+                .insert("mailbox:broken", "{\"kind\": 3")
+                .unwrap();
+            txn.open_table(FOLDERS)
+                .unwrap()
+                .insert(("sync:a", "INBOX"), "[]")
+                .unwrap();
+            txn.open_table(MESSAGES)
+                .unwrap()
+                .insert(("sync:a", "INBOX", 7), [1u8, 2, 3].as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = store.resource("mailbox:broken").unwrap_err();
+        assert!(
+            matches!(&err, StateError::Corrupt { record, .. } if record.contains("`mailbox:broken`")),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(&path.display().to_string()));
+        assert!(matches!(store.resources(), Err(StateError::Corrupt { .. })));
+        assert!(matches!(
+            read_resources(&path),
+            Err(StateError::Corrupt { .. })
+        ));
+
+        let err = store.folder("sync:a", "INBOX").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("folder record `INBOX` of `sync:a`"),
+            "{err}"
+        );
+        let err = store.messages("sync:a", "INBOX").unwrap_err();
+        assert!(err.to_string().contains("message record UID 7"), "{err}");
+    }
+
+    #[test]
+    fn message_encoding_round_trips_and_tolerates_appended_fields() {
+        let m = message(4_000_000_000, u64::MAX);
+        let bytes = encode_message(&m);
+        assert_eq!(decode_message(&bytes), Some(m));
+        let mut longer = bytes.to_vec();
+        longer.extend_from_slice(&[0xff; 8]);
+        assert_eq!(decode_message(&longer), Some(m));
+        assert_eq!(decode_message(&bytes[..MESSAGE_LEN - 1]), None);
+    }
+}
