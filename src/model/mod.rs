@@ -439,7 +439,9 @@ fn compile_account(
                 a.to
             ),
             fingerprint: fingerprint(&(&endpoints, &source_login, &dest_login, &a.folders, &opts)),
-            identity: fingerprint(&(&a.from, &a.to, &endpoints, &source_login, &dest_login)),
+            // Where content goes is its identity; the source side may change (a corrected login,
+            // a new host name) and the copy re-matches what it already sent.
+            identity: fingerprint(&(&a.to, &endpoints.1, &dest_login)),
             execution: Execution::Sync {
                 cut_over: opts.cut_over.unwrap_or(false),
             },

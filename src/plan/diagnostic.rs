@@ -30,6 +30,9 @@ pub struct Diagnostic {
     /// What to do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
+    /// The span holds a secret: the rendered line shows `*` in its place.
+    #[serde(skip)]
+    pub redact: bool,
 }
 
 impl Diagnostic {
@@ -41,6 +44,7 @@ impl Diagnostic {
             span,
             label: None,
             help: None,
+            redact: false,
         }
     }
 
@@ -105,7 +109,25 @@ pub fn render(diag: &Diagnostic, file_name: &str, source: &str) -> String {
             let pad = " ".repeat(gutter);
             let _ = writeln!(out, "{pad}--> {file_name}:{line}:{col}");
             let _ = writeln!(out, "{pad} |");
-            let shown = sanitize(text);
+            let shown = if diag.redact {
+                let start = col - 1;
+                let value = source.get(span.offset..).unwrap_or("");
+                // A list or mapping's span is its opening bracket: hide the rest of the line.
+                let n = if value.starts_with(['[', '{']) {
+                    usize::MAX
+                } else {
+                    source
+                        .get(span.offset..(span.offset + span.len).min(source.len()))
+                        .map_or(0, |s| s.chars().take_while(|c| *c != '\n').count())
+                };
+                text.chars()
+                    .enumerate()
+                    .map(|(i, c)| if i >= start && i - start < n { '*' } else { c })
+                    .collect::<String>()
+            } else {
+                text.to_string()
+            };
+            let shown = sanitize(&shown);
             let _ = writeln!(out, "{line} | {shown}");
             // Underline the span, clipped to its first line; at least one caret.
             let rest_of_line = text.chars().count().saturating_sub(col - 1);
@@ -153,6 +175,37 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// Fields whose values are secrets: diagnostics about them never show the value.
+const SECRET_FIELDS: [&str; 5] = [
+    "password",
+    "oauth2_token",
+    "application_key",
+    "application_secret",
+    "consumer_key",
+];
+
+/// Hides secret values in diagnostics about secret fields: in the message and in the quoted line.
+pub fn redact_secrets(diags: &mut [Diagnostic], source: &str) {
+    for d in diags {
+        let about_secret = d
+            .path
+            .split(['.', '['])
+            .any(|seg| SECRET_FIELDS.contains(&seg));
+        if !about_secret {
+            continue;
+        }
+        d.redact = true;
+        if let Some(span) = d.span
+            && let Some(value) = source.get(span.offset..(span.offset + span.len).min(source.len()))
+        {
+            let value = value.trim_matches(['"', '\'']);
+            if value.len() >= 3 {
+                d.message = d.message.replace(value, "***");
+            }
+        }
+    }
+}
+
 /// Renders all diagnostics, errors and warnings in file order, then a one-line summary.
 pub fn render_all(diags: &[Diagnostic], file_name: &str, source: &str) -> String {
     let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
@@ -194,16 +247,18 @@ pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
+    let word = word.to_lowercase();
+    // Jaro-Winkler misses transpositions in short words (`tsl`/`tls`); edit distance catches them.
+    let close = |c: &str| {
+        let c = c.to_lowercase();
+        let edits = strsim::osa_distance(&word, &c);
+        let score = strsim::jaro_winkler(&word, &c);
+        (edits <= (word.chars().count() / 4).max(1) || score > 0.8).then_some((edits, -score))
+    };
     candidates
         .into_iter()
-        .map(|c| {
-            (
-                strsim::jaro_winkler(&word.to_lowercase(), &c.to_lowercase()),
-                c,
-            )
-        })
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter_map(|c| close(c).map(|k| (k, c)))
+        .min_by(|a, b| a.0.0.cmp(&b.0.0).then(a.0.1.total_cmp(&b.0.1)))
         .map(|(_, c)| c.to_string())
 }
 
@@ -243,5 +298,9 @@ mod tests {
             Some("address".into())
         );
         assert_eq!(did_you_mean("zzz", ["address", "from"]), None);
+        assert_eq!(
+            did_you_mean("tsl", ["tls", "starttls", "none"]),
+            Some("tls".into())
+        );
     }
 }

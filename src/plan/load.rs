@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::diagnostic::{Diagnostic, render_all};
+use super::diagnostic::{Diagnostic, redact_secrets, render_all};
 use super::model::Plan;
 use super::node::{self, Node};
 use super::{schema, shape, validate};
@@ -135,10 +135,13 @@ pub fn load_str(
     base_dir: &Path,
 ) -> Result<Loaded, LoadError> {
     let file_name = path.display().to_string();
-    let invalid = |diagnostics: Vec<Diagnostic>| LoadError::Invalid {
-        file_name: file_name.clone(),
-        source: source.to_string(),
-        diagnostics,
+    let invalid = |mut diagnostics: Vec<Diagnostic>| {
+        redact_secrets(&mut diagnostics, source);
+        LoadError::Invalid {
+            file_name: file_name.clone(),
+            source: source.to_string(),
+            diagnostics,
+        }
     };
     // A leading BOM is legal in both formats' files but not to their parsers.
     let text = source.strip_prefix('\u{feff}').unwrap_or(source);
@@ -185,7 +188,8 @@ pub fn load_str(
             format!("cannot read the plan: {e}"),
         )])
     })?;
-    let diagnostics = validate::validate(&plan, &tree, source);
+    let mut diagnostics = validate::validate(&plan, &tree, source);
+    redact_secrets(&mut diagnostics, source);
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(invalid(diagnostics));
     }

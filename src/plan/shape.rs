@@ -157,7 +157,11 @@ impl<'a> Checker<'a> {
         match chosen {
             Some((_, diags)) => out.extend(diags.iter().cloned()),
             None => {
-                let options: Vec<String> = resolved.iter().map(|b| self.describe(b)).collect();
+                let options: Vec<String> = resolved
+                    .iter()
+                    .filter(|b| b.get("type") != Some(&Value::String("null".into())))
+                    .map(|b| self.describe(b))
+                    .collect();
                 let mut d = Diagnostic::error(
                     path_string(path),
                     Some(node.span),
@@ -207,7 +211,7 @@ impl<'a> Checker<'a> {
         let mut d = Diagnostic::error(
             path_string(path),
             Some(node.span),
-            format!("unknown value {}", describe_node(node)),
+            format!("unknown value `{}`", plain(&v)),
         );
         d = match v
             .as_str()
@@ -379,7 +383,12 @@ impl<'a> Checker<'a> {
             .or_else(|| schema.get("oneOf"))
             .and_then(Value::as_array)
         {
-            let parts: Vec<String> = bs.iter().map(|b| self.describe(b)).collect();
+            // `null` branches come from optional fields: "or nothing" helps no one.
+            let parts: Vec<String> = bs
+                .iter()
+                .filter(|b| self.resolve(b).get("type") != Some(&Value::String("null".into())))
+                .map(|b| self.describe(b))
+                .collect();
             return join_or(&parts);
         }
         let types: Vec<&str> = match schema.get("type") {
@@ -439,9 +448,9 @@ fn describe_node(node: &Node) -> String {
             let shown: String = s.chars().take(40).collect();
             let shown = shown.replace(|c: char| c.is_control(), "?");
             if s.chars().count() > 40 {
-                format!("`{shown}...`")
+                format!("the text `\"{shown}...\"`")
             } else {
-                format!("`{shown}`")
+                format!("the text `\"{shown}\"`")
             }
         }
         NodeKind::Int(i) => format!("`{i}`"),
