@@ -416,7 +416,7 @@ pub fn from_node<T: serde::de::DeserializeOwned>(node: &Node) -> Result<T, Strin
 mod tests {
     use super::*;
 
-    fn text_at<'a>(src: &'a str, span: Span) -> &'a str {
+    fn text_at(src: &str, span: Span) -> &str {
         &src[span.offset..span.offset + span.len]
     }
 

@@ -350,15 +350,17 @@ impl<'a> Checker<'a> {
                 return true;
             }
         };
-        types.iter().any(|t| match (*t, &node.kind) {
-            ("null", NodeKind::Null) => true,
-            ("boolean", NodeKind::Bool(_)) => true,
-            ("integer", NodeKind::Int(_)) => true,
-            ("number", NodeKind::Int(_) | NodeKind::Float(_)) => true,
-            ("string", NodeKind::Str(_)) => true,
-            ("array", NodeKind::Seq(_)) => true,
-            ("object", NodeKind::Map(_)) => true,
-            _ => false,
+        types.iter().any(|t| {
+            matches!(
+                (*t, &node.kind),
+                ("null", NodeKind::Null)
+                    | ("boolean", NodeKind::Bool(_))
+                    | ("integer", NodeKind::Int(_))
+                    | ("number", NodeKind::Int(_) | NodeKind::Float(_))
+                    | ("string", NodeKind::Str(_))
+                    | ("array", NodeKind::Seq(_))
+                    | ("object", NodeKind::Map(_))
+            )
         })
     }
 
