@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs the system packages mailshift's tests, demo and benchmarks need (Dovecot IMAP
+# servers) on a fresh Debian/Ubuntu machine. Safe to re-run: does nothing when all is present.
+set -euo pipefail
+
+PACKAGES=(dovecot-core dovecot-imapd)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    # `dpkg -s` alone says "installed" for half-configured or removed-but-config packages;
+    # the Status field is what tells us the package is usable.
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-deps: already installed: ${PACKAGES[*]}"
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo -n)
+    if ! sudo -n true 2>/dev/null; then
+        # Non-interactive sudo failed: let sudo prompt once rather than fail outright.
+        SUDO=(sudo)
+    fi
+else
+    cat >&2 <<EOF
+install-deps: missing packages: ${missing[*]}
+Installing them needs root and sudo is not available. Run as root:
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing[*]}
+EOF
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing ${missing[*]}"
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+# The package's own service is irrelevant (no systemd here; tests start private instances),
+# and on container images without init, policy-rc.d may refuse to start it: that is fine.
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    --no-install-recommends "${missing[@]}"
+
+if [ ! -x /usr/sbin/dovecot ]; then
+    echo "install-deps: /usr/sbin/dovecot missing after install" >&2
+    exit 1
+fi
+echo "install-deps: $(/usr/sbin/dovecot --version)"

@@ -1,0 +1,586 @@
+//! Private Dovecot IMAP servers for integration tests: each `Dovecot` is a real server in its
+//! own temporary directory on a free loopback port, torn down (with every child process) when
+//! dropped. The configuration mirrors `scripts/dovecot.sh`; keep the two in step.
+//!
+//! Set `MAILSHIFT_KEEP_DOVECOT=1` to keep a failed test's directory (config, log, maildirs).
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::imap::ImapClient;
+
+const DOVECOT_BIN: &str = "/usr/sbin/dovecot";
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+const PORT_ATTEMPTS: usize = 8;
+
+pub struct DovecotConfig<'a> {
+    /// Hierarchy separator of the single namespace: `'/'` (folder names may contain `.`) or
+    /// `'.'` (to exercise separator translation).
+    pub separator: char,
+    pub users: &'a [(&'a str, &'a str)],
+    /// Replaces Dovecot's `imap_capability` (pre- and post-login), to test clients against
+    /// servers lacking UIDPLUS, MULTIAPPEND, LITERAL+ and so on. It only changes what is
+    /// advertised: Dovecot 2.3 still answers APPEND with APPENDUID and still accepts `{n+}`
+    /// literals, so a test of a fallback must check what the client sends, not what fails.
+    pub capabilities_override: Option<&'a str>,
+}
+
+impl Default for DovecotConfig<'_> {
+    fn default() -> Self {
+        DovecotConfig {
+            separator: '/',
+            users: &[],
+            capabilities_override: None,
+        }
+    }
+}
+
+/// Who owns the mail files and which accounts Dovecot's own processes run as.
+struct Identity {
+    mail_uid: u32,
+    mail_gid: u32,
+    internal_user: String,
+    internal_group: String,
+    login_user: String,
+    root: bool,
+}
+
+impl Identity {
+    fn current() -> Identity {
+        let me = fs::metadata("/proc/self").expect("reading /proc/self");
+        if me.uid() == 0 {
+            // Dovecot refuses to run mail processes as root; `nobody` passes once
+            // first_valid_uid is lowered to 1.
+            let (uid, gid) = passwd_entry(|name, _| name == "nobody").unwrap_or((65534, 65534));
+            Identity {
+                mail_uid: uid,
+                mail_gid: gid,
+                internal_user: "dovecot".into(),
+                internal_group: "dovecot".into(),
+                login_user: "dovenull".into(),
+                root: true,
+            }
+        } else {
+            let name = passwd_name(me.uid())
+                .or_else(|| std::env::var("USER").ok())
+                .expect("cannot tell the current user's name");
+            // Several of Dovecot's sockets are chowned to the internal group, which only root
+            // may do for a group it is not in.
+            let group = group_name(me.gid()).unwrap_or_else(|| me.gid().to_string());
+            Identity {
+                mail_uid: me.uid(),
+                mail_gid: me.gid(),
+                internal_user: name.clone(),
+                internal_group: group,
+                login_user: name,
+                root: false,
+            }
+        }
+    }
+}
+
+fn passwd_entry(pred: impl Fn(&str, u32) -> bool) -> Option<(u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        let uid = f.get(2)?.parse().ok()?;
+        let gid = f.get(3)?.parse().ok()?;
+        pred(f[0], uid).then_some((uid, gid))
+    })
+}
+
+fn group_name(gid: u32) -> Option<String> {
+    let groups = fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.get(2)?.parse::<u32>().ok()? == gid).then(|| f[0].to_string())
+    })
+}
+
+fn passwd_name(uid: u32) -> Option<String> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.get(2)?.parse::<u32>().ok()? == uid).then(|| f[0].to_string())
+    })
+}
+
+pub struct Dovecot {
+    // An Option so Drop can keep it on request; Drop stops the server before it goes away.
+    dir: Option<tempfile::TempDir>,
+    port: u16,
+    separator: char,
+    identity: Identity,
+    child: Option<Child>,
+    /// The master's pid, which is also the process group of every Dovecot process of this
+    /// instance (spawned with `process_group(0)`, and `-F` keeps it from daemonizing).
+    pgid: i32,
+}
+
+impl Dovecot {
+    /// Starts a server and waits for its greeting. Panics (with the log) if it cannot: a test
+    /// without its server cannot say anything useful.
+    pub fn start(config: DovecotConfig<'_>) -> Dovecot {
+        assert!(
+            config.separator == '/' || config.separator == '.',
+            "separator must be '/' or '.', got {:?}",
+            config.separator
+        );
+        if !Path::new(DOVECOT_BIN).exists() {
+            panic!("Dovecot is not installed: run scripts/install-deps.sh");
+        }
+        let identity = Identity::current();
+        // Unix socket paths are limited to 108 bytes and Dovecot puts sockets two levels
+        // below base_dir: a long $TMPDIR would break it, /tmp never does.
+        let dir = tempfile::Builder::new()
+            .prefix("mailshift-dovecot-")
+            .tempdir_in("/tmp")
+            .expect("creating the Dovecot temp dir");
+        // Mail processes run as `nobody` and must traverse the (root-owned, 0700) temp dir.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir_all(dir.path().join("mail")).unwrap();
+        fs::set_permissions(dir.path().join("mail"), fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(
+            dir.path().join("mail"),
+            Some(identity.mail_uid),
+            Some(identity.mail_gid),
+        )
+        .unwrap();
+        for sub in ["run", "state"] {
+            fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        fs::write(dir.path().join("users"), "").unwrap();
+
+        let mut dovecot = Dovecot {
+            dir: Some(dir),
+            port: 0,
+            separator: config.separator,
+            identity,
+            child: None,
+            pgid: 0,
+        };
+        for &(user, pass) in config.users {
+            dovecot.write_user(user, pass);
+        }
+
+        let mut last_failure = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port();
+            let conf = config_text(
+                dovecot.dir(),
+                port,
+                config.separator,
+                config.capabilities_override,
+                &dovecot.identity,
+            );
+            fs::write(dovecot.dir().join("dovecot.conf"), conf).unwrap();
+            match dovecot.spawn_and_wait(port) {
+                Ok(()) => return dovecot,
+                // Another process took the port between our probe and Dovecot's bind.
+                Err(failure) if failure.contains("Address already in use") => {
+                    last_failure = failure;
+                }
+                Err(failure) => panic!("Dovecot failed to start: {failure}"),
+            }
+        }
+        panic!("Dovecot found no free port in {PORT_ATTEMPTS} attempts: {last_failure}");
+    }
+
+    fn spawn_and_wait(&mut self, port: u16) -> Result<(), String> {
+        let dir = self.dir().to_path_buf();
+        let output = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("dovecot.stderr"))
+            .unwrap();
+        // `-F` keeps the master in the foreground so it stays our child (we can wait for it
+        // and it never escapes into its own session). Its output goes to a file: a daemon
+        // holding the test harness's stdout open makes the harness wait forever.
+        let child = Command::new(DOVECOT_BIN)
+            .arg("-F")
+            .arg("-c")
+            .arg(dir.join("dovecot.conf"))
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            // Internal dates come back in the server's zone; pin it so tests can compare.
+            .env("TZ", "UTC")
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("spawning {DOVECOT_BIN}: {e}"))?;
+        self.pgid = child.id() as i32;
+        self.child = Some(child);
+        self.port = port;
+        let token = greeting_token(&dir);
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                let log = self.log();
+                self.child = None;
+                self.kill_group();
+                return Err(format!("dovecot exited with {status}:\n{log}"));
+            }
+            // The greeting names this instance: another server that won the race for the port
+            // (a parallel test's) greets too, and must not pass for ours.
+            if greeting(port).is_some_and(|line| line.starts_with("* OK") && line.contains(&token))
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let log = self.log();
+                self.stop();
+                return Err(format!(
+                    "no IMAP greeting on 127.0.0.1:{port} after {START_TIMEOUT:?}:\n{log}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn separator(&self) -> char {
+        self.separator
+    }
+
+    /// The instance's directory: `dovecot.conf`, `dovecot.log`, `users`, `mail/USER/Maildir`.
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("directory already removed").path()
+    }
+
+    /// The master process id, as written in its pid file.
+    pub fn master_pid(&self) -> Option<u32> {
+        fs::read_to_string(self.dir().join("run/master.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Live (non-zombie) processes of this instance: the master and all its children.
+    pub fn processes(&self) -> Vec<u32> {
+        if self.pgid == 0 {
+            return Vec::new();
+        }
+        process_group_members(self.pgid)
+    }
+
+    /// Adds a user (or changes their password) and waits until Dovecot accepts the login.
+    pub fn add_user(&self, user: &str, pass: &str) {
+        self.write_user(user, pass);
+        // Dovecot re-reads the passwd-file when its mtime or size changes, but stat()s it at
+        // most once per second: poll a login rather than guess.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let attempt = ImapClient::connect(self.port).and_then(|mut c| {
+                c.login(user, pass)?;
+                c.logout()
+            });
+            match attempt {
+                Ok(()) => return,
+                Err(e) if Instant::now() > deadline => panic!(
+                    "Dovecot does not accept the new user {user}: {e}\n{}",
+                    self.log()
+                ),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    fn write_user(&self, user: &str, pass: &str) {
+        assert!(
+            !user.is_empty()
+                && !user.starts_with('.')
+                && !user.contains(['/', ':', '\n'])
+                && !pass.contains([':', '\n']),
+            "user and password must not contain ':', '/' or newlines: {user:?}"
+        );
+        let id = &self.identity;
+        let home = self.dir().join("mail").join(user);
+        fs::create_dir_all(&home).unwrap();
+        std::os::unix::fs::chown(&home, Some(id.mail_uid), Some(id.mail_gid)).unwrap();
+
+        let path = self.dir().join("users");
+        let old = fs::read_to_string(&path).unwrap();
+        let old_mtime = fs::metadata(&path).unwrap().modified().unwrap();
+        let prefix = format!("{user}:");
+        let mut text: String = old
+            .lines()
+            .filter(|l| !l.starts_with(&prefix))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        // passwd-file: user:password:uid:gid:gecos:home:shell:extra
+        text.push_str(&format!(
+            "{user}:{{PLAIN}}{pass}:{}:{}::{}::\n",
+            id.mail_uid,
+            id.mail_gid,
+            home.display()
+        ));
+        // Rename over the old file so Dovecot never reads half a line.
+        let tmp = self.dir().join("users.tmp");
+        fs::write(&tmp, text).unwrap();
+        fs::rename(&tmp, &path).unwrap();
+        // Dovecot compares whole-second mtimes and sizes: a same-length password change
+        // within the second would go unseen without this.
+        let whole_secs =
+            |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        let new_mtime = fs::metadata(&path).unwrap().modified().unwrap();
+        if whole_secs(new_mtime) <= whole_secs(old_mtime) {
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(old_mtime + Duration::from_secs(1))
+                .unwrap();
+        }
+    }
+
+    /// Logs in as `user` with the test IMAP client.
+    pub fn login(&self, user: &str, pass: &str) -> ImapClient {
+        let mut client = ImapClient::connect(self.port)
+            .unwrap_or_else(|e| panic!("connecting to Dovecot: {e}\n{}", self.log()));
+        client
+            .login(user, pass)
+            .unwrap_or_else(|e| panic!("login as {user}: {e}\n{}", self.log()));
+        client
+    }
+
+    /// The instance's log (Dovecot's log file, then anything it wrote to stdout/stderr), for
+    /// failure messages.
+    pub fn log(&self) -> String {
+        let Some(dir) = self.dir.as_ref() else {
+            return String::new();
+        };
+        let mut out = String::new();
+        for name in ["dovecot.log", "dovecot.stderr"] {
+            if let Ok(bytes) = fs::read(dir.path().join(name))
+                && !bytes.is_empty()
+            {
+                out.push_str(&format!("--- {name}\n{}", String::from_utf8_lossy(&bytes)));
+            }
+        }
+        out
+    }
+
+    /// Stops the server and every process it started. Idempotent.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM to the whole group: every process exits at once and the master still
+            // reaps its children (no zombies). SIGTERM to the master alone takes over a second.
+            signal(-self.pgid, SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while child.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.wait();
+        }
+        self.kill_group();
+    }
+
+    /// Whatever the master left behind (it was killed, or a child ignored it) still carries
+    /// the master's process group.
+    fn kill_group(&mut self) {
+        if self.pgid == 0 {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !process_group_members(self.pgid).is_empty() {
+            signal(-self.pgid, SIGKILL);
+            if Instant::now() > deadline {
+                eprintln!(
+                    "warning: Dovecot processes {:?} survived SIGKILL",
+                    process_group_members(self.pgid)
+                );
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking()
+            && std::env::var_os("MAILSHIFT_KEEP_DOVECOT").is_some()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("keeping Dovecot directory {}", dir.keep().display());
+        }
+    }
+}
+
+/// Unique to the instance: the temp dir's random name.
+fn greeting_token(dir: &Path) -> String {
+    dir.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn config_text(
+    dir: &Path,
+    port: u16,
+    separator: char,
+    capabilities: Option<&str>,
+    id: &Identity,
+) -> String {
+    let token = greeting_token(dir);
+    let dir = dir.display();
+    let capability_line = match capabilities {
+        Some(caps) => format!("imap_capability = {caps}\n"),
+        None => String::new(),
+    };
+    // chroot(2) needs root: without it the login and anvil services must not chroot.
+    let (login_chroot, anvil_chroot) = if id.root {
+        ("", "")
+    } else {
+        ("service imap-login {\n  chroot =\n}\n", "  chroot =\n")
+    };
+    format!(
+        "# Generated by tests/support/dovecot.rs: a private instance for one test.
+instance_name = mailshift-{port}
+login_greeting = Dovecot ready ({token}).
+base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = {dir}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_verbose = yes
+# Failed logins are otherwise answered after 2 s: real servers' manners, but they only
+# slow tests down. (See also anvil-auth-penalty below.)
+auth_failure_delay = 0
+first_valid_uid = 1
+first_valid_gid = 1
+default_internal_user = {internal}
+default_internal_group = {internal_group}
+default_login_user = {login}
+# Tests of parallel transfers open many connections per user; the default is 10.
+mail_max_userip_connections = 50
+# LAYOUT=fs: the default maildir++ layout cannot hold '.' in folder names.
+mail_location = maildir:~/Maildir:LAYOUT=fs:INBOX=~/Maildir/INBOX
+{capability_line}namespace inbox {{
+  inbox = yes
+  separator = {separator}
+  prefix =
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {dir}/users
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service doveadm {{
+  inet_listener {{
+    port = 0
+  }}
+}}
+service anvil {{
+  # Without this socket the auth process skips its per-IP penalty, which otherwise holds
+  # every login (good ones too) 2 s, then 4, 8, 15 s after each failed one from 127.0.0.1.
+  # Dovecot 2.3 has no setting for it (login_trusted_networks no longer exempts).
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+{anvil_chroot}}}
+{login_chroot}",
+        internal = id.internal_user,
+        internal_group = id.internal_group,
+        login = id.login_user,
+    )
+}
+
+/// A port nothing listens on right now. Dovecot may still lose a race for it: the caller
+/// retries on "Address already in use".
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("binding a loopback port")
+        .port()
+}
+
+/// The server's first line, if something accepts connections on the port.
+fn greeting(port: u16) -> Option<String> {
+    let stream = TcpStream::connect_timeout(
+        &(Ipv4Addr::LOCALHOST, port).into(),
+        Duration::from_millis(500),
+    )
+    .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    Some(line)
+}
+
+/// Live processes whose process group is `pgid`. Zombies do not count: a child orphaned by
+/// the master is reparented to pid 1, which on some CI machines never reaps it.
+fn process_group_members(pgid: i32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = fs::read_to_string(PathBuf::from(format!("/proc/{pid}/stat"))) else {
+                return false;
+            };
+            // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+        })
+        .collect()
+}
+
+/// Whether a process with this pid exists and is not a zombie.
+pub fn process_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+const SIGKILL: i32 = 9;
+const SIGTERM: i32 = 15;
+
+// std can only SIGKILL its own child; stopping Dovecot cleanly (SIGTERM) and reaching the
+// children the master spawned (negative pid = process group) needs kill(2) itself.
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        kill(pid, sig);
+    }
+}
