@@ -2,10 +2,8 @@
 //! awkward messages and folder names exactly, run side by side, and leave nothing behind.
 //! Every other IMAP integration test trusts this harness, so it must be trustworthy first.
 
-mod support;
-
-use support::dovecot::{Dovecot, DovecotConfig, process_alive};
-use support::imap::{ImapClient, Message};
+use crate::support::dovecot::{Dovecot, DovecotConfig, process_alive};
+use crate::support::imap::{ImapClient, Message};
 
 /// "Été" in modified UTF-7 (RFC 3501 5.1.3), encoded by hand: É = U+00C9 → "&AMk-",
 /// é = U+00E9 → "&AOk-".

@@ -2,7 +2,9 @@
 //! or the library's public API.
 
 mod common;
+mod support;
 
+mod dovecot_smoke;
 mod examples;
 mod loader;
 mod plan_cmd;

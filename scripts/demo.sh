@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The demo: on a fresh machine, install what is needed, start two local Dovecot servers (the
+# "old" and "new" platforms of examples/imap-to-imap.yaml), fill the old one with a small
+# mailbox, then show what mailshift makes of the plan: validation and the dry-run diff.
+#
+# `mailshift apply` (the copy itself) is the next piece of work; until it lands, the demo stops
+# at the plan, which is what `apply` will carry out.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+cargo build --locked --quiet
+MS=target/debug/mailshift
+
+WORK=$(mktemp -d /tmp/mailshift-demo.XXXXXX)
+# Dovecot's unprivileged processes must be able to walk into the instance directories.
+chmod 0755 "$WORK"
+cleanup() {
+    [ -n "${KEEP:-}" ] && return
+    scripts/dovecot.sh stop "$WORK/old" >/dev/null 2>&1 || true
+    scripts/dovecot.sh stop "$WORK/new" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== Starting two local IMAP servers (Dovecot) on 127.0.0.1:10143 and :10144"
+scripts/dovecot.sh start "$WORK/old" 10143 / >/dev/null
+scripts/dovecot.sh start "$WORK/new" 10144 . >/dev/null
+export ALICE_OLD=old-secret ALICE_NEW=new-secret
+scripts/dovecot.sh adduser "$WORK/old" alice "$ALICE_OLD"
+scripts/dovecot.sh adduser "$WORK/new" alice "$ALICE_NEW"
+
+echo "== Filling alice's old mailbox"
+python3 - <<'PY'
+import imaplib, os, time
+# Dovecot re-reads its user file at most once a second: retry the first login briefly.
+for attempt in range(20):
+    m = imaplib.IMAP4("127.0.0.1", 10143)
+    try:
+        m.login("alice", os.environ["ALICE_OLD"])
+        break
+    except imaplib.IMAP4.error as e:
+        last = e
+        m.shutdown()
+        time.sleep(0.25)
+else:
+    raise SystemExit(f"cannot log in to the demo server: {last}")
+def q(name):  # imaplib sends mailbox names as given: quote them
+    return '"' + name + '"'
+for folder in ["Archive", "Archive/2024", "Sent Items"]:
+    m.create(q(folder))
+n = 0
+for folder in ["INBOX", "Archive", "Archive/2024", "Sent Items"]:
+    for i in range(5):
+        n += 1
+        msg = (f"From: Bob <bob@example.com>\r\nTo: alice@example.com\r\n"
+               f"Subject: Message {n} in {folder}\r\nMessage-ID: <demo-{n}@example.com>\r\n\r\n"
+               f"Hello Alice, this is message {n}.\r\n").encode()
+        m.append(q(folder), "(\\Seen)" if i % 2 else None, imaplib.Time2Internaldate(time.time()), msg)
+m.logout()
+print(f"   {n} messages in 4 folders")
+PY
+
+PLAN="$WORK/plan.yaml"
+cp examples/imap-to-imap.yaml "$PLAN"
+
+echo
+echo "== mailshift validate"
+"$MS" validate "$PLAN"
+echo
+echo "== mailshift plan (a dry run; exit code 2 means there are changes)"
+set +e
+"$MS" plan --detailed-exitcode "$PLAN"
+echo "(exit code $?)"
+set -e
+echo
+echo "== A plan with mistakes, and what validate says about it"
+sed -e 's/to: new/to: nwe/' -e 's/security: none}}$/security: nones}}/' "$PLAN" > "$WORK/broken.yaml"
+"$MS" validate "$WORK/broken.yaml" || true
