@@ -228,3 +228,42 @@ fn secrets_never_reach_plan_output() {
         );
     }
 }
+
+#[test]
+fn ack_records_manual_steps_only() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_example(dir.path(), "ovh-exchange-to-email-pro.yaml", "plan.yaml");
+    let out = mailshift(
+        dir.path(),
+        &["ack", "plan.yaml", "account/john@mydomain.ovh/create"],
+    );
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "error: `account/john@mydomain.ovh/create` is not a manual step (it is `create`): `apply` carries it out\n"
+    );
+    let out = mailshift(dir.path(), &["ack", "plan.yaml", "group/tem@mydomain.ovh"]);
+    assert_eq!(
+        out.stderr,
+        "error: `group/tem@mydomain.ovh` is not a pending step of plan.yaml: did you mean `group/team@mydomain.ovh`?\n"
+    );
+    let out = mailshift(dir.path(), &["ack", "plan.yaml", "group/team@mydomain.ovh"]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let json = mailshift(dir.path(), &["plan", "--json", "plan.yaml"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["summary"]["manual"], 0);
+    // Changing the group in the plan makes it a manual step again.
+    let plan = dir.path().join("plan.yaml");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(
+        &plan,
+        text.replace(
+            "members: [john@mydomain.ovh, assistant@mydomain.ovh]",
+            "members: [john@mydomain.ovh]",
+        ),
+    )
+    .unwrap();
+    let json = mailshift(dir.path(), &["plan", "--json", "plan.yaml"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["summary"]["manual"], 1);
+}

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod ack;
 pub mod import;
 pub mod plan;
 pub mod schema;
@@ -31,6 +32,8 @@ pub enum Command {
     Schema(schema::Args),
     /// Show the steps that `apply` would run (a dry run).
     Plan(plan::Args),
+    /// Record that a manual step was done by hand.
+    Ack(ack::Args),
     /// Show per-account progress from the state.
     Status(status::Args),
     /// Inspect and repair the state store.
@@ -70,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::exec(a),
         Command::Schema(a) => schema::exec(a),
         Command::Plan(a) => plan::exec(a),
+        Command::Ack(a) => ack::exec(a),
         Command::Status(a) => status::exec(a),
         Command::State(a) => state::exec(a),
         Command::Import(a) => import::exec(a),

@@ -153,9 +153,10 @@ fn change(
         before: before.map(|b| b.summary.clone()),
         after: Some(r.summary.clone()),
         instructions: match &r.execution {
-            Execution::Manual { instructions } if action == Action::Manual => {
-                Some(format!("{instructions} Then run `mailshift ack {}`.", r.id))
-            }
+            Execution::Manual { instructions } if action == Action::Manual => Some(format!(
+                "{instructions} Then run `mailshift ack PLAN {}`.",
+                r.id
+            )),
             _ => None,
         },
         depends_on: r.depends_on.clone(),
@@ -260,7 +261,7 @@ fn gone(id: &str, rec: &ResourceRecord) -> Change {
             Action::Manual,
             "removed from the plan: remove it by hand".to_string(),
             Some(format!(
-                "Remove it: {}. Then run `mailshift ack {id}`.",
+                "Remove it: {}. Then run `mailshift ack PLAN {id}`.",
                 rec.summary
             )),
         )

@@ -284,7 +284,7 @@ fn manual_changes_carry_instructions_and_updates_show_both_sides() {
     let c = diff(&[m], &BTreeMap::new());
     assert_eq!(
         c[0].instructions.as_deref(),
-        Some("Do it. Then run `mailshift ack group/t@x.org`.")
+        Some("Do it. Then run `mailshift ack PLAN group/t@x.org`.")
     );
     let u = res(
         "account/a@x.org/alias/b@x.org",

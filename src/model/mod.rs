@@ -106,7 +106,7 @@ const ALL_KINDS: [ResourceKind; 13] = [
 pub enum Execution {
     /// A control-plane API call.
     Api,
-    /// By hand, following the instructions, then `mailshift ack ID`.
+    /// By hand, following the instructions, then `mailshift ack PLAN ID`.
     Manual { instructions: String },
     /// Content copied, then kept in sync until the account is cut over.
     Sync { cut_over: bool },

@@ -38,7 +38,7 @@ fn legend_word(a: Action) -> &'static str {
         Action::Update => "update in place",
         Action::Delete => "remove",
         Action::Sync => "sync content",
-        Action::Manual => "manual step (no API: do it by hand, then `mailshift ack ID`)",
+        Action::Manual => "manual step (no API: do it by hand, then `mailshift ack PLAN ID`)",
         Action::Conflict => "conflict (needs a decision; apply will not touch it)",
         Action::Orphaned => "orphaned (in the state, not in the plan; kept)",
     }
