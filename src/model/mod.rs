@@ -199,7 +199,7 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
         let owners = sorted_lower(&g.owners);
         let Some(execution) = execution_for(p, Feature::Group, || {
             format!(
-                "On platform `{}`, create the group {address}{} with members: {}; owners: {}.",
+                "On platform `{}`, make sure the group {address}{} exists with exactly these members: {}; owners: {}.",
                 g.platform,
                 g.display_name
                     .as_deref()
