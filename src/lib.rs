@@ -4,9 +4,12 @@
 //! resources with stable ids and fingerprints) → `diff` (compare with `state`) → `render`
 //! (human and JSON views). The binary's subcommands in `cli` only wire these together.
 
+pub mod apply;
 pub mod cli;
 pub mod diff;
 pub mod model;
 pub mod plan;
 pub mod render;
 pub mod state;
+pub mod transfer;
+pub mod verify;

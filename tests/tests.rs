@@ -4,6 +4,7 @@
 mod common;
 mod support;
 
+mod apply_cmd;
 mod dovecot_smoke;
 mod examples;
 mod loader;

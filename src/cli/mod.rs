@@ -9,12 +9,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod ack;
+pub mod apply;
 pub mod import;
 pub mod plan;
 pub mod schema;
 pub mod state;
 pub mod status;
 pub mod validate;
+pub mod verify;
 
 /// Migrate email accounts between platforms from a version-controlled plan.
 #[derive(Debug, Parser)]
@@ -32,10 +34,14 @@ pub enum Command {
     Schema(schema::Args),
     /// Show the steps that `apply` would run (a dry run).
     Plan(plan::Args),
+    /// Run the steps that `plan` shows: copy mail, recreate features.
+    Apply(apply::Args),
     /// Record that a manual step was done by hand.
     Ack(ack::Args),
     /// Show per-account progress from the state.
     Status(status::Args),
+    /// Compare source and destination mailboxes: counts, sizes, and messages by content.
+    Verify(verify::Args),
     /// Inspect and repair the state store.
     State(state::Args),
     /// Turn another tool's migration list into a plan (on stdout).
@@ -73,9 +79,11 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::exec(a),
         Command::Schema(a) => schema::exec(a),
         Command::Plan(a) => plan::exec(a),
+        Command::Apply(a) => apply::exec(a),
         Command::Ack(a) => ack::exec(a),
         Command::Status(a) => status::exec(a),
         Command::State(a) => state::exec(a),
+        Command::Verify(a) => verify::exec(a),
         Command::Import(a) => import::exec(a),
     };
     match result {

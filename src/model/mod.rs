@@ -384,11 +384,7 @@ fn compile_account(
             deps = vec![id];
         }
     }
-    let dest_login = a
-        .destination
-        .login
-        .clone()
-        .unwrap_or_else(|| address.clone());
+    let dest_login = dest_login(a);
     if let Some(execution) = execution_for(to, Feature::Create, || {
         format!(
             "On platform `{}`, create the account {address} with the destination password.",
@@ -409,12 +405,7 @@ fn compile_account(
         });
         deps.push(id);
     }
-    let source_login = a
-        .source
-        .login
-        .clone()
-        .or_else(|| a.rename_to.as_ref().map(|r| r.to_ascii_lowercase()))
-        .unwrap_or_else(|| address.clone());
+    let source_login = source_login(a);
     let opts = effective_options(plan, a);
     let mut content_ids = Vec::new();
     let content = a.content.clone().unwrap_or_else(|| vec![Content::Mail]);
@@ -559,6 +550,24 @@ fn endpoint_identity(p: &Platform, c: Content) -> String {
             .map(|d| d.url.clone())
             .unwrap_or_else(|| p.kind.as_str().to_string()),
     }
+}
+
+/// The login on the source: explicit, else the provisional name of a renamed account, else
+/// the address.
+pub fn source_login(a: &Account) -> String {
+    a.source
+        .login
+        .clone()
+        .or_else(|| a.rename_to.as_ref().map(|r| r.to_ascii_lowercase()))
+        .unwrap_or_else(|| a.address.to_ascii_lowercase())
+}
+
+/// The login on the destination: explicit, else the address.
+pub fn dest_login(a: &Account) -> String {
+    a.destination
+        .login
+        .clone()
+        .unwrap_or_else(|| a.address.to_ascii_lowercase())
 }
 
 /// The account's migration options with the plan's defaults filled in.

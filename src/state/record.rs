@@ -82,6 +82,12 @@ pub struct FolderRecord {
     /// Destination UIDNEXT read just before the batch in flight; `None` when no batch is in flight.
     #[serde(default)]
     pub dest_uidnext_in_flight: Option<u32>,
+    /// Source UIDNEXT and message count when the folder was last fully synced: when STATUS
+    /// still says the same (and HIGHESTMODSEQ too), a no-op run skips the folder.
+    #[serde(default)]
+    pub source_uidnext: u32,
+    #[serde(default)]
+    pub source_messages: u32,
     /// Messages and bytes copied so far.
     pub messages: u64,
     pub bytes: u64,

@@ -734,6 +734,8 @@ mod tests {
             highest_modseq: Some(9_000_000_000),
             dest_uidvalidity: 222,
             dest_uidnext_in_flight: None,
+            source_uidnext: highest_uid + 1,
+            source_messages: highest_uid,
             messages: u64::from(highest_uid),
             bytes: 12_345,
             updated_at: 1_700_000_200,

@@ -1,0 +1,432 @@
+//! The executor: runs the changes a diff produced, in dependency order, and records each
+//! finished step in the state in its own transaction.
+//!
+//! Platform-level steps (domains) run first, then accounts (up to `parallel_accounts` at
+//! once), then platform features that may depend on accounts (groups, contacts, footers).
+//! One failing account does not stop the others: its later steps are skipped, and the report
+//! says what failed and why. The engine prints nothing; it calls [`Hooks`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::diff::{Action, Change, diff};
+use crate::model::{Resource, ResourceKind, compile, effective_options, source_login, dest_login};
+use crate::plan::Loaded;
+use crate::plan::model::{Account, Credentials, Platform};
+use crate::plan::validate::{parse_byte_size, parse_date};
+use crate::state::{ResourceRecord, StateStore, Status};
+use crate::transfer::imap::copy::{self, CopyOptions, CopyReport, Job, Progress, StopFlag};
+use crate::transfer::imap::session::{Auth, Target};
+
+/// Default IMAP connections per account and side; servers cap them per user (Dovecot 10).
+const DEFAULT_CONNECTIONS: u32 = 4;
+const DEFAULT_PARALLEL_ACCOUNTS: u32 = 4;
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Done(String),
+    Failed(String),
+    /// Not attempted: a step it depends on did not complete.
+    Skipped(String),
+    /// Waiting for a person (`mailshift ack`).
+    Manual(String),
+    Conflict(String),
+}
+
+impl Outcome {
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed(_) | Outcome::Conflict(_) | Outcome::Skipped(_))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    pub id: String,
+    pub account: Option<String>,
+    pub action: Action,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub steps: Vec<StepResult>,
+    pub copies: BTreeMap<String, CopyReport>,
+    pub stopped: bool,
+}
+
+impl ApplyReport {
+    pub fn failed(&self) -> bool {
+        self.steps.iter().any(|s| s.outcome.is_failure())
+    }
+}
+
+/// What the executor tells the outside world; progress of copies included.
+pub trait Hooks: Progress {
+    fn step_started(&self, _change: &Change) {}
+    fn step_finished(&self, _result: &StepResult) {}
+}
+
+pub struct ApplyOptions {
+    /// Only these accounts (lower-case addresses); empty means all.
+    pub targets: Vec<String>,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Runs every pending change of the plan against the state.
+pub async fn apply(
+    loaded: Arc<Loaded>,
+    store: Arc<StateStore>,
+    options: ApplyOptions,
+    hooks: Arc<dyn Hooks>,
+    stop: StopFlag,
+) -> Result<ApplyReport, String> {
+    let state = store.resources().map_err(|e| e.to_string())?;
+    let resources: HashMap<String, Resource> = compile(&loaded.plan).into_iter().map(|r| (r.id.clone(), r)).collect();
+    let mut changes = diff(&resources.values().cloned().collect::<Vec<_>>(), &state);
+    if !options.targets.is_empty() {
+        changes.retain(|c| c.account.as_ref().is_some_and(|a| options.targets.contains(a)));
+    }
+    changes.retain(|c| c.action != Action::Orphaned);
+
+    let ctx = Arc::new(Ctx {
+        loaded,
+        store,
+        hooks,
+        stop,
+        resources,
+        results: Mutex::new(Vec::new()),
+        copies: Mutex::new(BTreeMap::new()),
+        finished: Mutex::new(HashMap::new()),
+    });
+
+    let (platform_first, rest): (Vec<Change>, Vec<Change>) =
+        changes.into_iter().partition(|c| c.kind == ResourceKind::Domain);
+    let (accounts, platform_last): (Vec<Change>, Vec<Change>) = rest.into_iter().partition(|c| c.account.is_some());
+
+    run_group(&ctx, platform_first).await;
+    let mut by_account: BTreeMap<String, Vec<Change>> = BTreeMap::new();
+    for c in accounts {
+        by_account.entry(c.account.clone().unwrap_or_default()).or_default().push(c);
+    }
+    let parallel = ctx.loaded.plan.options.parallel_accounts.unwrap_or(DEFAULT_PARALLEL_ACCOUNTS).max(1) as usize;
+    let permits = Arc::new(Semaphore::new(parallel));
+    let mut handles = Vec::new();
+    for (_, group) in by_account {
+        let ctx = ctx.clone();
+        let permits = permits.clone();
+        handles.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
+            run_group(&ctx, group).await;
+        }));
+    }
+    for h in handles {
+        if let Err(e) = h.await {
+            return Err(format!("an account task panicked: {e}"));
+        }
+    }
+    run_group(&ctx, platform_last).await;
+
+    let mut steps = std::mem::take(&mut *ctx.results.lock().await);
+    steps.sort_by(|a, b| a.id.cmp(&b.id));
+    let copies = std::mem::take(&mut *ctx.copies.lock().await);
+    Ok(ApplyReport {
+        steps,
+        copies,
+        stopped: ctx.stop.load(Ordering::Relaxed),
+    })
+}
+
+struct Ctx {
+    loaded: Arc<Loaded>,
+    store: Arc<StateStore>,
+    hooks: Arc<dyn Hooks>,
+    stop: StopFlag,
+    resources: HashMap<String, Resource>,
+    results: Mutex<Vec<StepResult>>,
+    copies: Mutex<BTreeMap<String, CopyReport>>,
+    /// Steps of this run that completed (true) or did not (false).
+    finished: Mutex<HashMap<String, bool>>,
+}
+
+/// Runs one group's changes in dependency order (a group's changes are few: a simple
+/// repeated scan is enough).
+async fn run_group(ctx: &Arc<Ctx>, mut pending: Vec<Change>) {
+    while !pending.is_empty() {
+        let ids: Vec<String> = pending.iter().map(|c| c.id.clone()).collect();
+        let next = pending
+            .iter()
+            .position(|c| !c.depends_on.iter().any(|d| ids.contains(d)))
+            .unwrap_or(0);
+        let change = pending.remove(next);
+        let outcome = if ctx.stop.load(Ordering::Relaxed) {
+            Outcome::Skipped("stopped before this step (run apply again to continue)".to_string())
+        } else {
+            match blocked_by(ctx, &change).await {
+                Some(reason) => Outcome::Skipped(reason),
+                None => {
+                    ctx.hooks.step_started(&change);
+                    run_change(ctx, &change).await
+                }
+            }
+        };
+        ctx.finished
+            .lock()
+            .await
+            .insert(change.id.clone(), matches!(outcome, Outcome::Done(_)));
+        let result = StepResult {
+            id: change.id.clone(),
+            account: change.account.clone(),
+            action: change.action,
+            outcome,
+        };
+        ctx.hooks.step_finished(&result);
+        ctx.results.lock().await.push(result);
+    }
+}
+
+/// Why a change cannot run yet: a dependency that failed in this run, or that was never
+/// applied (a manual step not acknowledged, an API step not done).
+async fn blocked_by(ctx: &Ctx, change: &Change) -> Option<String> {
+    let finished = ctx.finished.lock().await;
+    for dep in &change.depends_on {
+        match finished.get(dep) {
+            Some(true) => continue,
+            Some(false) => return Some(format!("{dep} did not complete")),
+            None => {}
+        }
+        let applied = ctx
+            .store
+            .resource(dep)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.status.is_applied());
+        if !applied && ctx.resources.contains_key(dep) {
+            return Some(format!("waiting for {dep}"));
+        }
+    }
+    None
+}
+
+async fn run_change(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
+    match change.action {
+        Action::Conflict => Outcome::Conflict(change.reason.clone()),
+        Action::Manual => Outcome::Manual(change.instructions.clone().unwrap_or_else(|| change.reason.clone())),
+        Action::Orphaned => Outcome::Done("kept".to_string()),
+        Action::Sync => run_sync(ctx, change).await,
+        Action::Create | Action::Update | Action::Delete => {
+            let outcome = Outcome::Failed(format!(
+                "{} needs the OVHcloud API provider, which this version of mailshift does not have yet",
+                change.id
+            ));
+            record_failure(ctx, change, &outcome).await;
+            outcome
+        }
+    }
+}
+
+async fn record_failure(ctx: &Ctx, change: &Change, outcome: &Outcome) {
+    let Outcome::Failed(err) = outcome else { return };
+    let Some(r) = ctx.resources.get(&change.id) else { return };
+    let prev = ctx.store.resource(&r.id).ok().flatten();
+    let rec = ResourceRecord {
+        status: Status::Failed,
+        last_error: Some(err.clone()),
+        updated_at: now(),
+        ..prev.unwrap_or_else(|| new_record(r, Status::Failed))
+    };
+    let _ = ctx.store.put_resource(&r.id, &rec);
+}
+
+fn new_record(r: &Resource, status: Status) -> ResourceRecord {
+    ResourceRecord {
+        kind: r.kind.as_str().to_string(),
+        account: r.account.clone(),
+        fingerprint: r.fingerprint.clone(),
+        identity: r.identity.clone(),
+        status,
+        summary: r.summary.clone(),
+        outputs: BTreeMap::new(),
+        last_error: None,
+        sync_point: None,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+fn account_of<'a>(ctx: &'a Ctx, change: &Change) -> Option<&'a Account> {
+    let addr = change.account.as_deref()?;
+    ctx.loaded.plan.accounts.iter().find(|a| a.address.eq_ignore_ascii_case(addr))
+}
+
+/// Where and how to log in on both sides of an account; secrets are read now.
+pub fn account_targets(loaded: &Loaded, account: &Account) -> Result<(Target, Target), String> {
+    let plan = &loaded.plan;
+    let (Some(from), Some(to)) = (plan.platforms.get(&account.from), plan.platforms.get(&account.to)) else {
+        return Err("unknown platform (the plan validator should have refused this)".into());
+    };
+    let source = target(loaded, from, &account.source, source_login(account)).map_err(|e| format!("source: {e}"))?;
+    let dest = target(loaded, to, &account.destination, dest_login(account)).map_err(|e| format!("destination: {e}"))?;
+    Ok((source, dest))
+}
+
+/// The copy settings of an account, plan defaults filled in.
+pub fn copy_options(plan: &crate::plan::model::Plan, account: &Account) -> CopyOptions {
+    let opts = effective_options(plan, account);
+    CopyOptions {
+        connections: opts.connections_per_account.unwrap_or(DEFAULT_CONNECTIONS) as usize,
+        max_message_size: opts.max_message_size.as_ref().and_then(|s| parse_byte_size(s).ok()),
+        since: opts.since.as_deref().and_then(parse_date),
+        before: opts.before.as_deref().and_then(parse_date),
+        newest_first: opts.newest_first.unwrap_or(false),
+        max_items: opts.max_items,
+    }
+}
+
+fn target(loaded: &Loaded, platform: &Platform, creds: &Credentials, login: String) -> Result<Target, String> {
+    let endpoint = platform.imap.clone().ok_or("the platform has no `imap` endpoint")?;
+    let base = &loaded.base_dir;
+    let auth = match (&creds.password, &creds.oauth2_token) {
+        (_, Some(token)) => Auth::XOAuth2 {
+            login,
+            token: token.resolve(base).map_err(|e| e.to_string())?,
+        },
+        (Some(pw), None) => Auth::Password {
+            login,
+            password: pw.resolve(base).map_err(|e| e.to_string())?,
+        },
+        (None, None) => return Err("no password or token (the plan validator should have refused this)".into()),
+    };
+    Ok(Target {
+        endpoint,
+        auth,
+        base_dir: base.clone(),
+    })
+}
+
+async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
+    let Some(resource) = ctx.resources.get(&change.id) else {
+        return Outcome::Failed(format!("{} is not in the plan", change.id));
+    };
+    if resource.kind != ResourceKind::Mail {
+        let outcome = Outcome::Failed(format!(
+            "copying {} (CardDAV/CalDAV) is not available in this version of mailshift",
+            resource.kind.as_str()
+        ));
+        record_failure(ctx, change, &outcome).await;
+        return outcome;
+    }
+    let Some(account) = account_of(ctx, change) else {
+        return Outcome::Failed(format!("{}: no such account in the plan", change.id));
+    };
+    let plan = &ctx.loaded.plan;
+    let job = match account_targets(&ctx.loaded, account) {
+        Ok((source, dest)) => Job {
+            resource_id: resource.id.clone(),
+            account: account.address.to_ascii_lowercase(),
+            source,
+            dest,
+            rules: account.folders.clone().unwrap_or_default(),
+            options: copy_options(plan, account),
+            sync_point: 0,
+        },
+        Err(e) => {
+            let outcome = Outcome::Failed(e);
+            record_failure(ctx, change, &outcome).await;
+            return outcome;
+        }
+    };
+    // Mark the step as started: a crash from here on shows as "resume" in the next plan.
+    let store = ctx.store.clone();
+    let sync_point = match store.next_sync_point() {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let prev = store.resource(&resource.id).ok().flatten();
+    let started = ResourceRecord {
+        fingerprint: resource.fingerprint.clone(),
+        identity: resource.identity.clone(),
+        summary: resource.summary.clone(),
+        status: Status::InProgress,
+        updated_at: now(),
+        last_error: None,
+        ..prev.clone().unwrap_or_else(|| new_record(resource, Status::InProgress))
+    };
+    if let Err(e) = store.put_resource(&resource.id, &started) {
+        return Outcome::Failed(e.to_string());
+    }
+    let job = Arc::new(Job { sync_point, ..job });
+    let progress: Arc<dyn Progress> = Arc::new(HookProgress(ctx.hooks.clone()));
+    let result = copy::sync_account(job, store.clone(), progress, ctx.stop.clone()).await;
+    match result {
+        Ok(report) => {
+            let stopped = ctx.stop.load(Ordering::Relaxed);
+            let summary = format!(
+                "{} messages ({}) copied{}",
+                report.copied(),
+                human_bytes(report.bytes()),
+                if stopped { ", stopped before the end" } else { "" }
+            );
+            let mut outputs = prev.map(|p| p.outputs).unwrap_or_default();
+            outputs.insert("last_copied".into(), report.copied().to_string());
+            let rec = ResourceRecord {
+                // A stopped copy stays in progress: the next apply resumes it.
+                status: if stopped { Status::InProgress } else { Status::Done },
+                sync_point: if stopped { started.sync_point } else { Some(sync_point) },
+                outputs,
+                updated_at: now(),
+                ..started
+            };
+            if let Err(e) = store.put_resource(&resource.id, &rec) {
+                return Outcome::Failed(e.to_string());
+            }
+            ctx.copies.lock().await.insert(account.address.to_ascii_lowercase(), report);
+            if stopped {
+                Outcome::Skipped(format!("stopped after {summary}; run apply again to continue"))
+            } else {
+                Outcome::Done(summary)
+            }
+        }
+        Err(e) => {
+            let rec = ResourceRecord {
+                status: Status::Failed,
+                last_error: Some(e.message.clone()),
+                updated_at: now(),
+                ..started
+            };
+            let _ = store.put_resource(&resource.id, &rec);
+            Outcome::Failed(e.message)
+        }
+    }
+}
+
+struct HookProgress(Arc<dyn Hooks>);
+
+impl Progress for HookProgress {
+    fn folder_started(&self, account: &str, folder: &str, to_copy: u64) {
+        self.0.folder_started(account, folder, to_copy);
+    }
+    fn copied(&self, account: &str, messages: u64, bytes: u64) {
+        self.0.copied(account, messages, bytes);
+    }
+    fn note(&self, account: &str, text: &str) {
+        self.0.note(account, text);
+    }
+}
+
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}

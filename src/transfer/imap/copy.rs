@@ -1,0 +1,639 @@
+//! Copying one account's mail, folder by folder, exactly once, resumably.
+//!
+//! A message's identity is its source (folder, UIDVALIDITY, UID), never its Message-ID, so
+//! duplicates and messages without one are each copied once. Crash safety follows DESIGN.md:
+//! before a batch the destination's UIDNEXT is recorded as "in flight"; after it, the new
+//! source → destination map entries and the folder's progress are recorded in one transaction.
+//! On the next run, destination messages at or above an in-flight mark are hashed and matched
+//! against what is about to be sent, so a batch cut short by a kill -9 is never sent twice.
+//! A UIDVALIDITY change on either side reuses the same matching from UID 1.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+use super::folders::{FolderPlan, map_folders};
+use super::session::{FolderInfo, Imap, ImapError, MessageMeta, Outgoing, Target};
+use crate::plan::model::FolderRules;
+use crate::state::{FolderRecord, MessageRecord, StateStore};
+
+/// Messages and bytes per APPEND batch: large enough to amortise round trips (MULTIAPPEND),
+/// small enough to bound memory.
+const BATCH_MESSAGES: usize = 50;
+const BATCH_BYTES: u64 = 16 * 1024 * 1024;
+/// Attempts per folder before the account's step fails.
+const FOLDER_ATTEMPTS: u32 = 6;
+
+/// What the copy of one account must respect.
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    pub connections: usize,
+    pub max_message_size: Option<u64>,
+    /// Inclusive lower bound on the internal date, `(y, m, d)`.
+    pub since: Option<(u32, u32, u32)>,
+    /// Exclusive upper bound on the internal date.
+    pub before: Option<(u32, u32, u32)>,
+    pub newest_first: bool,
+    pub max_items: Option<u64>,
+}
+
+/// Progress as events; the engine never prints.
+pub trait Progress: Send + Sync {
+    fn folder_started(&self, _account: &str, _folder: &str, _to_copy: u64) {}
+    fn copied(&self, _account: &str, _messages: u64, _bytes: u64) {}
+    fn note(&self, _account: &str, _text: &str) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+#[derive(Debug, Clone, Default)]
+pub struct FolderReport {
+    pub path: String,
+    pub dest: String,
+    pub copied: u64,
+    pub bytes: u64,
+    /// Found already on the destination after an interruption, not sent again.
+    pub rematched: u64,
+    pub flags_updated: u64,
+    /// (source UID, size) of messages skipped for their size.
+    pub too_large: Vec<(u32, u32)>,
+    pub skipped_unchanged: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CopyReport {
+    pub folders: Vec<FolderReport>,
+    pub notes: Vec<String>,
+}
+
+impl CopyReport {
+    pub fn copied(&self) -> u64 {
+        self.folders.iter().map(|f| f.copied).sum()
+    }
+    pub fn bytes(&self) -> u64 {
+        self.folders.iter().map(|f| f.bytes).sum()
+    }
+}
+
+/// One account's copy job.
+pub struct Job {
+    /// State key, e.g. `account/alice@example.com/mail`.
+    pub resource_id: String,
+    pub account: String,
+    pub source: Target,
+    pub dest: Target,
+    pub rules: FolderRules,
+    pub options: CopyOptions,
+    pub sync_point: u64,
+}
+
+/// Set when the user asked to stop: workers finish the batch in hand and stop.
+pub type StopFlag = Arc<AtomicBool>;
+
+/// SHA-256 of a message with line ends made CRLF: servers normalise bare LF when they serve
+/// a message, so the same message hashes the same on both sides.
+pub fn content_hash(bytes: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    let mut prev = 0u8;
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' && prev != b'\r' {
+            h.update(&bytes[start..i]);
+            h.update(b"\r\n");
+            start = i + 1;
+        }
+        prev = b;
+    }
+    h.update(&bytes[start..]);
+    h.finalize().into()
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Runs a blocking state operation off the async workers (redb commits fsync).
+async fn state<T: Send + 'static>(
+    store: &Arc<StateStore>,
+    f: impl FnOnce(&StateStore) -> Result<T, crate::state::StateError> + Send + 'static,
+) -> Result<T, CopyError> {
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || f(&s))
+        .await
+        .map_err(|e| CopyError::fatal(format!("state task failed: {e}")))?
+        .map_err(|e| CopyError::fatal(e.to_string()))
+}
+
+#[derive(Debug, Clone)]
+pub struct CopyError {
+    pub message: String,
+    pub transient: bool,
+    pub throttled: bool,
+}
+
+impl CopyError {
+    fn fatal(message: impl Into<String>) -> Self {
+        CopyError {
+            message: message.into(),
+            transient: false,
+            throttled: false,
+        }
+    }
+}
+
+impl From<ImapError> for CopyError {
+    fn from(e: ImapError) -> Self {
+        CopyError {
+            message: e.message,
+            transient: e.transient,
+            throttled: e.throttled,
+        }
+    }
+}
+
+impl std::fmt::Display for CopyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Copies (or incrementally syncs) one account. Folders are spread over
+/// `options.connections` connection pairs; a failing folder is retried on fresh connections.
+pub async fn sync_account(
+    job: Arc<Job>,
+    store: Arc<StateStore>,
+    progress: Arc<dyn Progress>,
+    stop: StopFlag,
+) -> Result<CopyReport, CopyError> {
+    let mut src = connect_with_retry(&job.source, &stop).await?;
+    let mut dst = connect_with_retry(&job.dest, &stop).await?;
+    let source_folders = src.list().await?;
+    let dest_folders = dst.list().await?;
+    let mapping = map_folders(&source_folders, &dest_folders, &job.rules).map_err(|e| CopyError::fatal(e.to_string()))?;
+    for name in &mapping.create {
+        dst.create(name).await?;
+    }
+    let mut report = CopyReport {
+        notes: mapping.notes.clone(),
+        ..CopyReport::default()
+    };
+    for n in &mapping.notes {
+        progress.note(&job.account, n);
+    }
+    let remaining = Arc::new(AtomicU64::new(match job.options.max_items {
+        Some(cap) => {
+            let rid = job.resource_id.clone();
+            let done: u64 = state(&store, move |s| Ok(s.folders(&rid)?.values().map(|f| f.messages).sum())).await?;
+            cap.saturating_sub(done)
+        }
+        None => u64::MAX,
+    }));
+    let queue: Arc<Mutex<VecDeque<FolderPlan>>> = Arc::new(Mutex::new(mapping.copy.into_iter().collect()));
+    let results: Arc<Mutex<Vec<FolderReport>>> = Arc::new(Mutex::new(Vec::new()));
+    let workers = job.options.connections.max(1);
+    let mut handles = Vec::new();
+    let mut first = Some((src, dst));
+    for _ in 0..workers {
+        let conns = first.take();
+        let (job, store, progress, stop, queue, results, remaining) = (
+            job.clone(),
+            store.clone(),
+            progress.clone(),
+            stop.clone(),
+            queue.clone(),
+            results.clone(),
+            remaining.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            worker(job, store, progress, stop, queue, results, remaining, conns).await
+        }));
+    }
+    let mut first_error = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(CopyError::fatal(format!("copy task panicked: {e}")));
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let mut folders = std::mem::take(&mut *results.lock().await);
+    folders.sort_by(|a, b| a.path.cmp(&b.path));
+    report.folders = folders;
+    Ok(report)
+}
+
+async fn connect_with_retry(target: &Target, stop: &StopFlag) -> Result<Imap, CopyError> {
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=FOLDER_ATTEMPTS {
+        match Imap::connect(target).await {
+            Ok(c) => return Ok(c),
+            Err(e) if e.transient && attempt < FOLDER_ATTEMPTS && !stop.load(Ordering::Relaxed) => {
+                tokio::time::sleep(if e.throttled { delay * 4 } else { delay }).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn worker(
+    job: Arc<Job>,
+    store: Arc<StateStore>,
+    progress: Arc<dyn Progress>,
+    stop: StopFlag,
+    queue: Arc<Mutex<VecDeque<FolderPlan>>>,
+    results: Arc<Mutex<Vec<FolderReport>>>,
+    remaining: Arc<AtomicU64>,
+    mut conns: Option<(Imap, Imap)>,
+) -> Result<(), CopyError> {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let Some(folder) = queue.lock().await.pop_front() else {
+            if let Some((s, d)) = conns.take() {
+                s.logout().await;
+                d.logout().await;
+            }
+            return Ok(());
+        };
+        let mut delay = Duration::from_millis(500);
+        let mut attempt = 0;
+        let report = loop {
+            attempt += 1;
+            if conns.is_none() {
+                let s = connect_with_retry(&job.source, &stop).await?;
+                let d = connect_with_retry(&job.dest, &stop).await?;
+                conns = Some((s, d));
+            }
+            let (s, d) = conns.as_mut().expect("connected above");
+            match sync_folder(&job, &store, progress.as_ref(), &stop, &remaining, s, d, &folder).await {
+                Ok(r) => break r,
+                Err(e) if e.transient && attempt < FOLDER_ATTEMPTS && !stop.load(Ordering::Relaxed) => {
+                    progress.note(
+                        &job.account,
+                        &format!("{}: {} (reconnecting, attempt {}/{FOLDER_ATTEMPTS})", folder.path, e.message, attempt + 1),
+                    );
+                    // The connection may be half-dead: start over on fresh ones.
+                    conns = None;
+                    tokio::time::sleep(if e.throttled { delay * 4 } else { delay }).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => {
+                    return Err(CopyError {
+                        message: format!("folder {:?}: {}", folder.path, e.message),
+                        ..e
+                    });
+                }
+            }
+        };
+        results.lock().await.push(report);
+    }
+}
+
+/// `(year, month, day)` of an IMAP internal date, for the plan's date window.
+pub fn date_key(internal: &str) -> Option<(u32, u32, u32)> {
+    // `01-Feb-2024 10:00:00 +0000`
+    let mut parts = internal.trim().split(['-', ' ']);
+    let d: u32 = parts.next()?.trim().parse().ok()?;
+    let m = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let y: u32 = parts.next()?.parse().ok()?;
+    Some((y, m, d))
+}
+
+/// Flags the destination can store: `\Recent` never, keywords only where allowed.
+fn dest_flags(flags: &[String], info: &FolderInfo) -> Vec<String> {
+    let mut out: Vec<String> = flags
+        .iter()
+        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        .filter(|f| {
+            if f.starts_with('\\') {
+                info.permanent_flags.is_empty() || info.permanent_flags.iter().any(|p| p.eq_ignore_ascii_case(f))
+            } else {
+                info.allows_keywords || info.permanent_flags.iter().any(|p| p == *f)
+            }
+        })
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sync_folder(
+    job: &Job,
+    store: &Arc<StateStore>,
+    progress: &dyn Progress,
+    stop: &StopFlag,
+    remaining: &AtomicU64,
+    src: &mut Imap,
+    dst: &mut Imap,
+    folder: &FolderPlan,
+) -> Result<FolderReport, CopyError> {
+    let rid = job.resource_id.clone();
+    let key = folder.path.clone();
+    let mut report = FolderReport {
+        path: folder.path.clone(),
+        dest: folder.dest_path.clone(),
+        ..FolderReport::default()
+    };
+    let record: Option<FolderRecord> = {
+        let (rid, key) = (rid.clone(), key.clone());
+        state(store, move |s| s.folder(&rid, &key)).await?
+    };
+    // The cheap questions first: nothing new, nothing changed on either side, nothing in
+    // flight → done. A destination folder deleted meanwhile is created again.
+    let status = src.status(&folder.source).await?;
+    let dest_uidvalidity = match dst.status(&folder.dest).await {
+        Ok(s) => Some(s.uidvalidity),
+        Err(e) if !e.transient => {
+            dst.create(&folder.dest).await?;
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(r) = &record
+        && dest_uidvalidity == Some(r.dest_uidvalidity)
+        && r.dest_uidnext_in_flight.is_none()
+        && r.source_uidvalidity == status.uidvalidity
+        && r.source_uidnext == status.uidnext
+        && r.source_messages == status.exists
+        && r.highest_modseq == status.highest_modseq
+        && r.dest_folder == folder.dest
+    {
+        report.skipped_unchanged = true;
+        return Ok(report);
+    }
+    let sinfo = src.open(&folder.source, false).await?;
+    let dinfo = dst.open(&folder.dest, true).await?;
+
+    // A UIDVALIDITY change on either side voids the UID map: rematch everything by content.
+    let mut resume_from = record.as_ref().and_then(|r| r.dest_uidnext_in_flight);
+    let mut record = record;
+    if let Some(r) = &record {
+        let source_reset = r.source_uidvalidity != sinfo.uidvalidity;
+        let dest_reset = r.dest_uidvalidity != dinfo.uidvalidity || r.dest_folder != folder.dest;
+        if source_reset || dest_reset {
+            progress.note(
+                &job.account,
+                &format!(
+                    "{}: {} UIDVALIDITY changed; matching existing messages by content instead of copying again",
+                    folder.path,
+                    if source_reset { "source" } else { "destination" }
+                ),
+            );
+            let (rid, key) = (rid.clone(), key.clone());
+            state(store, move |s| s.forget_folder(&rid, &key)).await?;
+            record = None;
+            resume_from = Some(1);
+        }
+    }
+    let copied: HashMap<u32, MessageRecord> = {
+        let (rid, key) = (rid.clone(), key.clone());
+        state(store, move |s| s.messages(&rid, &key)).await?.into_iter().collect()
+    };
+
+    // What the source has, and what of it is still to copy.
+    let metas = if sinfo.exists == 0 { Vec::new() } else { src.fetch_meta("1:*", None).await? };
+    let mut todo: Vec<MessageMeta> = Vec::new();
+    for m in &metas {
+        if copied.contains_key(&m.uid) {
+            continue;
+        }
+        if let Some(max) = job.options.max_message_size
+            && u64::from(m.size) > max
+        {
+            report.too_large.push((m.uid, m.size));
+            continue;
+        }
+        if let Some(d) = m.internal_date.as_deref().and_then(date_key) {
+            if job.options.since.is_some_and(|s| d < s) || job.options.before.is_some_and(|b| d >= b) {
+                continue;
+            }
+        }
+        todo.push(m.clone());
+    }
+    if job.options.newest_first {
+        todo.sort_by(|a, b| b.uid.cmp(&a.uid));
+    }
+
+    // Destination messages that may be ours from an interrupted batch, by content hash.
+    let mut pending: HashMap<[u8; 32], Vec<u32>> = HashMap::new();
+    if let Some(from) = resume_from {
+        let known_dest: HashSet<u32> = copied.values().map(|m| m.dest_uid).collect();
+        let dmetas = if dinfo.exists == 0 { Vec::new() } else { dst.fetch_meta(&format!("{from}:*"), None).await? };
+        let candidates: Vec<u32> = dmetas
+            .iter()
+            .filter(|m| m.uid >= from && !known_dest.contains(&m.uid))
+            .map(|m| m.uid)
+            .collect();
+        for chunk in candidates.chunks(BATCH_MESSAGES) {
+            for (uid, body) in dst.fetch_bodies(chunk).await? {
+                pending.entry(content_hash(&body)).or_default().push(uid);
+            }
+        }
+    }
+
+    progress.folder_started(&job.account, &folder.path, todo.len() as u64);
+    let mut highest_uid = record.as_ref().map_or(0, |r| r.highest_uid);
+    let mut total_messages = record.as_ref().map_or(0, |r| r.messages);
+    let mut total_bytes = record.as_ref().map_or(0, |r| r.bytes);
+    let folder_record = |highest_uid: u32, messages: u64, bytes: u64, in_flight: Option<u32>, complete: bool| FolderRecord {
+        dest_folder: folder.dest.clone(),
+        source_uidvalidity: sinfo.uidvalidity,
+        highest_uid,
+        highest_modseq: if complete { sinfo.highest_modseq } else { None },
+        dest_uidvalidity: dinfo.uidvalidity,
+        dest_uidnext_in_flight: in_flight,
+        source_uidnext: if complete { sinfo.uidnext } else { 0 },
+        source_messages: if complete { sinfo.exists } else { 0 },
+        messages,
+        bytes,
+        updated_at: now(),
+    };
+
+    let mut i = 0;
+    while i < todo.len() {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(report);
+        }
+        // Next batch, within the item cap.
+        let mut batch: Vec<&MessageMeta> = Vec::new();
+        let mut bytes = 0u64;
+        while i < todo.len() && batch.len() < BATCH_MESSAGES && (batch.is_empty() || bytes + u64::from(todo[i].size) <= BATCH_BYTES) {
+            if remaining.load(Ordering::Relaxed) <= batch.len() as u64 {
+                break;
+            }
+            bytes += u64::from(todo[i].size);
+            batch.push(&todo[i]);
+            i += 1;
+        }
+        if batch.is_empty() {
+            break; // item cap reached
+        }
+        let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
+        let bodies: BTreeMap<u32, Vec<u8>> = src.fetch_bodies(&uids).await?.into_iter().collect();
+
+        let mut entries: Vec<(u32, MessageRecord)> = Vec::new();
+        let mut to_send: Vec<(&MessageMeta, &Vec<u8>, [u8; 32], Vec<String>)> = Vec::new();
+        for m in &batch {
+            // Expunged on the source since we listed it: nothing to copy.
+            let Some(body) = bodies.get(&m.uid) else { continue };
+            let hash = content_hash(body);
+            if let Some(uids) = pending.get_mut(&hash)
+                && let Some(dest_uid) = uids.pop()
+            {
+                entries.push((
+                    m.uid,
+                    MessageRecord {
+                        dest_uid,
+                        hash,
+                        size: body.len() as u64,
+                        sync_point: job.sync_point,
+                    },
+                ));
+                report.rematched += 1;
+                continue;
+            }
+            to_send.push((m, body, hash, dest_flags(&m.flags, &dinfo)));
+        }
+        pending.retain(|_, v| !v.is_empty());
+
+        let mut in_flight = resume_from;
+        if !to_send.is_empty() {
+            let uidnext = dst.status(&folder.dest).await?.uidnext;
+            in_flight = Some(resume_from.map_or(uidnext, |r| r.min(uidnext)));
+            let rec = folder_record(highest_uid, total_messages, total_bytes, in_flight, false);
+            let (rid2, key2) = (rid.clone(), key.clone());
+            state(store, move |s| s.put_folder(&rid2, &key2, &rec)).await?;
+            let outgoing: Vec<Outgoing<'_>> = to_send
+                .iter()
+                .map(|(m, body, _, flags)| Outgoing {
+                    flags: flags.as_slice(),
+                    internal_date: m.internal_date.as_deref(),
+                    bytes: body.as_slice(),
+                })
+                .collect();
+            let dest_uids = dst.append(&folder.dest, &outgoing).await?;
+            for (k, (m, body, hash, _)) in to_send.iter().enumerate() {
+                entries.push((
+                    m.uid,
+                    MessageRecord {
+                        dest_uid: dest_uids.as_ref().and_then(|d| d.get(k).copied()).unwrap_or(0),
+                        hash: *hash,
+                        size: body.len() as u64,
+                        sync_point: job.sync_point,
+                    },
+                ));
+                report.copied += 1;
+                report.bytes += body.len() as u64;
+            }
+            let sent_bytes: u64 = to_send.iter().map(|t| t.1.len() as u64).sum();
+            progress.copied(&job.account, to_send.len() as u64, sent_bytes);
+        }
+        remaining.fetch_sub((entries.len() as u64).min(remaining.load(Ordering::Relaxed)), Ordering::Relaxed);
+        highest_uid = highest_uid.max(entries.iter().map(|(u, _)| *u).max().unwrap_or(0));
+        total_messages += entries.len() as u64;
+        total_bytes += entries.iter().map(|(_, m)| m.size).sum::<u64>();
+        // Keep the in-flight mark while interrupted messages may still be matched later.
+        let keep = if pending.is_empty() { None } else { in_flight };
+        resume_from = keep;
+        let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
+        let (rid2, key2) = (rid.clone(), key.clone());
+        state(store, move |s| s.record_batch(&rid2, &key2, &rec, &entries)).await?;
+    }
+
+    // Carry flag changes onto messages copied earlier (needs their destination UIDs).
+    let stale = i < todo.len();
+    if !stale && !copied.is_empty() && dinfo.exists > 0 {
+        let dest_meta: HashMap<u32, Vec<String>> = dst
+            .fetch_meta("1:*", None)
+            .await?
+            .into_iter()
+            .map(|m| (m.uid, m.flags))
+            .collect();
+        for m in &metas {
+            let Some(rec) = copied.get(&m.uid) else { continue };
+            if rec.dest_uid == 0 {
+                continue;
+            }
+            let want = dest_flags(&m.flags, &dinfo);
+            if let Some(have) = dest_meta.get(&rec.dest_uid) {
+                let have = dest_flags(have, &dinfo);
+                if have != want {
+                    dst.store_flags(rec.dest_uid, &want).await?;
+                    report.flags_updated += 1;
+                }
+            }
+        }
+    }
+    // Done with this folder: the STATUS snapshot lets the next no-op run skip it.
+    let complete = !stale && !stop.load(Ordering::Relaxed);
+    let rec = folder_record(highest_uid, total_messages, total_bytes, None, complete);
+    let (rid2, key2) = (rid.clone(), key.clone());
+    state(store, move |s| s.put_folder(&rid2, &key2, &rec)).await?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_ignore_bare_lf_versus_crlf() {
+        assert_eq!(content_hash(b"a\nb\r\nc\n"), content_hash(b"a\r\nb\r\nc\r\n"));
+        assert_ne!(content_hash(b"a\nb"), content_hash(b"a\nc"));
+    }
+
+    #[test]
+    fn internal_dates_parse() {
+        assert_eq!(date_key("01-Feb-2024 10:00:00 +0000"), Some((2024, 2, 1)));
+        assert_eq!(date_key(" 1-Dec-1999 23:59:59 -0500"), Some((1999, 12, 1)));
+    }
+
+    #[test]
+    fn flags_are_filtered_to_what_the_destination_keeps() {
+        let info = FolderInfo {
+            permanent_flags: vec!["\\Seen".into(), "\\Flagged".into()],
+            allows_keywords: false,
+            ..FolderInfo::default()
+        };
+        let flags = vec!["\\Seen".into(), "\\Recent".into(), "$Label1".into(), "\\Flagged".into()];
+        assert_eq!(dest_flags(&flags, &info), vec!["\\Flagged".to_string(), "\\Seen".to_string()]);
+        let open = FolderInfo {
+            permanent_flags: vec!["\\Seen".into(), "\\*".into()],
+            allows_keywords: true,
+            ..FolderInfo::default()
+        };
+        assert_eq!(dest_flags(&flags, &open), vec!["$Label1".to_string(), "\\Seen".to_string()]);
+    }
+}

@@ -1,0 +1,3 @@
+//! The data plane: copying mailbox content between servers.
+
+pub mod imap;

@@ -1,0 +1,405 @@
+//! `mailshift apply` and `verify` against two real Dovecot servers: every message exactly
+//! once, byte for byte, with flags and dates; incremental runs; resets; kill -9 at random
+//! moments; filters; servers without the extensions we prefer; transport refusals.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::dovecot::{Dovecot, DovecotConfig};
+use crate::support::imap::ImapClient;
+
+const OLD_PW: &str = "old-Pa55word";
+const NEW_PW: &str = "new-Pa55word";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn text(&self) -> String {
+        format!("exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+fn mailshift(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(args)
+        .current_dir(dir)
+        .env("ALICE_OLD", OLD_PW)
+        .env("ALICE_NEW", NEW_PW)
+        .output()
+        .expect("run mailshift");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn servers(dest_caps: Option<&str>) -> (Dovecot, Dovecot) {
+    let src = Dovecot::start(DovecotConfig {
+        separator: '/',
+        users: &[("alice", OLD_PW)],
+        ..DovecotConfig::default()
+    });
+    let dst = Dovecot::start(DovecotConfig {
+        separator: '.',
+        users: &[("alice", NEW_PW)],
+        capabilities_override: dest_caps,
+    });
+    (src, dst)
+}
+
+fn write_plan(dir: &Path, src: &Dovecot, dst: &Dovecot, extra: &str) {
+    let plan = format!(
+        "version: 1\nplatforms:\n  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    source: {{login: alice, password: {{env: ALICE_OLD}}}}\n    destination: {{login: alice, password: {{env: ALICE_NEW}}}}\n{extra}",
+        src.port(),
+        dst.port()
+    );
+    std::fs::write(dir.join("plan.yaml"), plan).unwrap();
+}
+
+fn message(n: usize, size: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: Bob <bob@example.org>\r\nTo: alice@example.com\r\nSubject: message {n}\r\nMessage-ID: <m{n}@example.org>\r\n\r\n"
+    )
+    .into_bytes();
+    while m.len() < size {
+        m.extend_from_slice(format!("line {n} of a longer body, to reach the size wanted\r\n").as_bytes());
+    }
+    m
+}
+
+/// The awkward cases: bare LF, 8-bit headers, no Message-ID, byte-identical duplicates.
+fn awkward() -> Vec<Vec<u8>> {
+    let mut bare = Vec::new();
+    bare.extend_from_slice(b"From: =?utf-8?q?Ren=C3=A9?= <rene@example.org>\n");
+    bare.extend_from_slice("Subject: Café crème, no Message-ID\n".as_bytes());
+    bare.extend_from_slice(b"X-Latin1: caf\xe9\n\nBody with bare LF.\n* 1 EXISTS looks like IMAP\n");
+    let dup = b"From: a@example.org\r\nSubject: duplicate\r\nMessage-ID: <same@example.org>\r\n\r\nsame\r\n".to_vec();
+    vec![bare, dup.clone(), dup]
+}
+
+/// Folder → messages (digest of CRLF-normalised bytes with the subject, flags, date), as a
+/// comparable snapshot that prints readably when a test fails.
+type Snapshot = BTreeMap<String, Vec<(String, Vec<String>, String)>>;
+
+fn digest(bytes: &[u8]) -> String {
+    let h = mailshift::transfer::imap::copy::content_hash(&crlf(bytes));
+    let subject = String::from_utf8_lossy(bytes)
+        .lines()
+        .find(|l| l.starts_with("Subject:"))
+        .unwrap_or("")
+        .to_string();
+    format!("{:02x}{:02x}{:02x}{:02x} {} bytes {subject}", h[0], h[1], h[2], h[3], bytes.len())
+}
+
+fn crlf(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut prev = 0u8;
+    for &c in b {
+        if c == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(c);
+        prev = c;
+    }
+    out
+}
+
+fn snapshot(server: &Dovecot, pass: &str) -> Snapshot {
+    let mut c = server.login("alice", pass);
+    let folders: Vec<String> = c
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|(attrs, _, _)| !attrs.iter().any(|a| a.eq_ignore_ascii_case("\\Noselect")))
+        .map(|(_, _, name)| name)
+        .collect();
+    let mut out = Snapshot::new();
+    for f in folders {
+        let mut msgs: Vec<_> = c
+            .uid_fetch_all(&f)
+            .unwrap()
+            .into_iter()
+            .map(|m| (digest(&m.bytes), m.flags, m.internal_date))
+            .collect();
+        msgs.sort();
+        out.insert(f, msgs);
+    }
+    out
+}
+
+fn seed(c: &mut ImapClient) -> usize {
+    for f in ["Archive", "Archive/2024", "Sent Items", "Specs v1.2", "&AMk-t&AOk-"] {
+        c.create(f).unwrap();
+    }
+    let mut n = 0;
+    for (fi, f) in ["INBOX", "Archive", "Archive/2024", "Sent Items", "Specs v1.2", "&AMk-t&AOk-"].iter().enumerate() {
+        for i in 0..6 {
+            n += 1;
+            let flags: &[&str] = match i % 3 {
+                0 => &[],
+                1 => &["\\Seen", "$Important"],
+                _ => &["\\Seen", "\\Flagged", "\\Answered"],
+            };
+            let date = format!("{:02}-Mar-2024 1{}:00:00 +0000", i + 1, fi);
+            c.append(f, flags, Some(&date), &message(n, 300 + 700 * i)).unwrap();
+        }
+    }
+    for m in awkward() {
+        n += 1;
+        c.append("INBOX", &["\\Seen"], Some("05-Jan-2023 08:00:00 +0000"), &m).unwrap();
+    }
+    n
+}
+
+/// Source folder names as the destination (separator `.`) is expected to hold them.
+fn expected_dest(src: &Snapshot) -> Snapshot {
+    src.iter()
+        .map(|(k, v)| {
+            let name = match k.as_str() {
+                "Archive/2024" => "Archive.2024".to_string(),
+                "Sent Items" => "Sent".to_string(),
+                "Specs v1.2" => "Specs v1_2".to_string(),
+                other => other.to_string(),
+            };
+            (name, v.clone())
+        })
+        .collect()
+}
+
+#[test]
+fn copies_everything_exactly_once_with_flags_and_dates() {
+    let (src, dst) = servers(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst, "");
+    let total = seed(&mut src.login("alice", OLD_PW));
+
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(run.stdout.contains(&format!("Apply complete: 1 steps, 0 failed, 0 manual; {total} messages")), "{}", run.text());
+    let want = expected_dest(&snapshot(&src, OLD_PW));
+    assert_eq!(snapshot(&dst, NEW_PW), want);
+
+    let verify = mailshift(dir.path(), &["verify", "plan.yaml"]);
+    assert_eq!(verify.code, 0, "{}", verify.text());
+    assert!(verify.stdout.contains("Verify: 1 of 1 accounts match."), "{}", verify.text());
+
+    // A second run copies nothing and changes nothing.
+    let again = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(again.code, 0, "{}", again.text());
+    assert!(again.stdout.contains("; 0 messages"), "{}", again.text());
+    assert_eq!(snapshot(&dst, NEW_PW), want);
+
+    // Nothing on the source changed (EXAMINE and BODY.PEEK only).
+    assert_eq!(expected_dest(&snapshot(&src, OLD_PW)), want);
+    // No password in anything mailshift printed.
+    for r in [&run, &verify, &again] {
+        assert!(!r.text().contains(OLD_PW) && !r.text().contains(NEW_PW));
+    }
+}
+
+#[test]
+fn incremental_runs_copy_new_mail_and_carry_flag_changes() {
+    let (src, dst) = servers(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst, "");
+    let mut c = src.login("alice", OLD_PW);
+    seed(&mut c);
+    assert_eq!(mailshift(dir.path(), &["apply", "plan.yaml"]).code, 0);
+
+    for n in 0..3 {
+        c.append("Archive", &[], None, &message(1000 + n, 500)).unwrap();
+    }
+    c.select("INBOX").unwrap();
+    c.command("UID STORE 1 +FLAGS.SILENT (\\Flagged $Later)").unwrap();
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(run.stdout.contains("; 3 messages"), "{}", run.text());
+    assert_eq!(snapshot(&dst, NEW_PW), expected_dest(&snapshot(&src, OLD_PW)));
+}
+
+#[test]
+fn uidvalidity_resets_rematch_instead_of_duplicating() {
+    let (src, dst) = servers(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst, "");
+    let mut c = src.login("alice", OLD_PW);
+    seed(&mut c);
+    assert_eq!(mailshift(dir.path(), &["apply", "plan.yaml"]).code, 0);
+
+    // Source: the folder is recreated with the same messages (new UIDVALIDITY).
+    let before = c.uid_fetch_all("Archive").unwrap();
+    // Dovecot drops a connection whose selected folder is deleted: select another first.
+    c.select("INBOX").unwrap();
+    c.command("DELETE Archive/2024").unwrap();
+    c.command("DELETE Archive").unwrap();
+    c.create("Archive").unwrap();
+    c.create("Archive/2024").unwrap();
+    for m in &before {
+        let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
+        c.append("Archive", &flags, Some(&m.internal_date), &m.bytes).unwrap();
+    }
+    // Destination: a folder emptied by recreation.
+    let mut d = dst.login("alice", NEW_PW);
+    d.command("DELETE Sent").unwrap();
+    d.create("Sent").unwrap();
+
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(run.stderr.contains("UIDVALIDITY changed"), "{}", run.text());
+    let got = snapshot(&dst, NEW_PW);
+    let mut want = expected_dest(&snapshot(&src, OLD_PW));
+    // Archive/2024 was emptied on the source; what was copied earlier stays on the destination.
+    want.insert("Archive.2024".into(), got["Archive.2024"].clone());
+    assert_eq!(got, want);
+    assert_eq!(got["Archive"].len(), before.len(), "no duplicates in Archive");
+}
+
+#[test]
+fn kill_9_at_random_moments_never_loses_or_duplicates() {
+    let (src, dst) = servers(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst, "options: {connections_per_account: 3}\n");
+    let mut c = src.login("alice", OLD_PW);
+    for f in ["A", "B", "C"] {
+        c.create(f).unwrap();
+    }
+    let mut n = 0;
+    for f in ["INBOX", "A", "B", "C"] {
+        for _ in 0..120 {
+            n += 1;
+            c.append(f, &["\\Seen"], None, &message(n, 2_000 + (n * 37) % 20_000)).unwrap();
+        }
+    }
+    // Deterministic "random" kill points (an LCG), from very early to late.
+    let mut seed: u64 = 0x5eed_1234;
+    let mut kills = 0;
+    for _ in 0..10 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let after = Duration::from_millis(30 + (seed >> 33) % 600);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+            .args(["apply", "plan.yaml"])
+            .current_dir(dir.path())
+            .env("ALICE_OLD", OLD_PW)
+            .env("ALICE_NEW", NEW_PW)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(after);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(kills > 0, "no run was killed: the test did not test anything");
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    let got = snapshot(&dst, NEW_PW);
+    let want = expected_dest(&snapshot(&src, OLD_PW));
+    for (folder, msgs) in &want {
+        assert_eq!(got.get(folder).map(Vec::len), Some(msgs.len()), "{folder}: count after {kills} kills");
+    }
+    assert_eq!(got, want);
+    let verify = mailshift(dir.path(), &["verify", "plan.yaml"]);
+    assert_eq!(verify.code, 0, "{}", verify.text());
+}
+
+#[test]
+fn size_and_date_filters_and_item_cap() {
+    let (src, dst) = servers(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(
+        dir.path(),
+        &src,
+        &dst,
+        "    options: {max_message_size: 5KB, since: \"2024-01-01\"}\n",
+    );
+    let mut c = src.login("alice", OLD_PW);
+    c.append("INBOX", &[], Some("10-Feb-2024 10:00:00 +0000"), &message(1, 1_000)).unwrap();
+    c.append("INBOX", &[], Some("10-Feb-2024 10:00:00 +0000"), &message(2, 9_000)).unwrap();
+    c.append("INBOX", &[], Some("10-Feb-2019 10:00:00 +0000"), &message(3, 1_000)).unwrap();
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(run.stdout.contains("skipped: larger than max_message_size"), "{}", run.text());
+    let got = snapshot(&dst, NEW_PW);
+    assert_eq!(got["INBOX"].len(), 1);
+    assert!(got["INBOX"][0].0.ends_with("Subject: message 1"), "{got:?}");
+    // verify applies the same filters: what was skipped on purpose is not "missing".
+    assert_eq!(mailshift(dir.path(), &["verify", "plan.yaml"]).code, 0);
+
+    // Item cap, newest first: only the newest source messages.
+    let dir2 = tempfile::tempdir().unwrap();
+    let (src2, dst2) = servers(None);
+    write_plan(dir2.path(), &src2, &dst2, "    options: {max_items: 2, newest_first: true}\n");
+    let mut c2 = src2.login("alice", OLD_PW);
+    for n in 1..=5 {
+        c2.append("INBOX", &[], None, &message(n, 500)).unwrap();
+    }
+    assert_eq!(mailshift(dir2.path(), &["apply", "plan.yaml"]).code, 0);
+    let got = snapshot(&dst2, NEW_PW);
+    let subjects: Vec<String> = got["INBOX"]
+        .iter()
+        .map(|m| m.0.clone())
+        .collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(subjects.iter().all(|s| s.contains("message 4") || s.contains("message 5")), "{subjects:?}");
+}
+
+#[test]
+fn servers_without_uidplus_multiappend_or_literal_plus() {
+    let (src, dst) = servers(Some("IMAP4rev1 SASL-IR ID ENABLE IDLE NAMESPACE AUTH=PLAIN AUTH=LOGIN"));
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst, "");
+    seed(&mut src.login("alice", OLD_PW));
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert_eq!(snapshot(&dst, NEW_PW), expected_dest(&snapshot(&src, OLD_PW)));
+    assert_eq!(mailshift(dir.path(), &["verify", "plan.yaml"]).code, 0);
+}
+
+#[test]
+fn refusals_are_clear_and_recorded() {
+    let (src, dst) = servers(None);
+    let dir = tempfile::tempdir().unwrap();
+    // STARTTLS that the server does not offer is an error, never a silent downgrade.
+    let plan = format!(
+        "version: 1\nplatforms:\n  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: starttls}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    source: {{login: alice, password: {{env: ALICE_OLD}}}}\n    destination: {{login: alice, password: {{env: WRONG}}}}\n",
+        src.port(),
+        dst.port()
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.text());
+    assert!(run.stdout.contains("cannot read secret from env WRONG: the variable is not set"), "{}", run.text());
+    let status = mailshift(dir.path(), &["status", "plan.yaml"]);
+    assert!(status.stdout.contains("failed"), "{}", status.text());
+
+    let text = std::fs::read_to_string(dir.path().join("plan.yaml")).unwrap().replace("env: WRONG", "env: ALICE_NEW");
+    std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.text());
+    assert!(run.stdout.contains("does not offer STARTTLS"), "{}", run.text());
+    assert!(run.stdout.contains("refusing to send the password in clear"), "{}", run.text());
+
+    // A wrong password names the login and server, never a password.
+    write_plan(dir.path(), &src, &dst, "");
+    let out = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["apply", "plan.yaml"])
+        .current_dir(dir.path())
+        .env("ALICE_OLD", "not-the-password")
+        .env("ALICE_NEW", NEW_PW)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(&format!("login as alice on 127.0.0.1:{} was refused", src.port())), "{text}");
+    assert!(!text.contains("not-the-password") && !text.contains(NEW_PW), "{text}");
+}
