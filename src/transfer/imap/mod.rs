@@ -1,0 +1,3 @@
+//! IMAP to IMAP transfer: name encoding (`mutf7`).
+
+pub mod mutf7;
