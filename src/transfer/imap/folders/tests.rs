@@ -786,3 +786,31 @@ fn glob_matching_has_no_exponential_blowup() {
         start.elapsed()
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn never_panics_on_arbitrary_lists(
+        src in proptest::collection::vec(("[A-Za-z&./ é\u{2215}-]{0,8}", proptest::option::of("[./_]"), proptest::bool::ANY), 0..8),
+        dst in proptest::collection::vec(("[A-Za-z&./ é-]{0,8}", proptest::option::of("[./_]"), proptest::bool::ANY), 0..6),
+        glob in "[a-z*?/]{0,5}",
+    ) {
+        let to_folders = |v: &[(String, Option<String>, bool)]| -> Vec<RemoteFolder> {
+            v.iter()
+                .map(|(n, d, noselect)| RemoteFolder {
+                    name: n.clone(),
+                    delimiter: d.as_ref().and_then(|d| d.chars().next()),
+                    attributes: if *noselect { vec!["\\Noselect".into()] } else { vec![] },
+                })
+                .collect()
+        };
+        let (src, dst) = (to_folders(&src), to_folders(&dst));
+        let m = map_folders(&src, &dst, &rules(&[], &[&glob], &[])).expect("no map, no error");
+        // Every planned destination is either listed already or created.
+        for p in &m.copy {
+            proptest::prop_assert!(
+                p.dest == "INBOX" || m.create.contains(&p.dest) || dst.iter().any(|f| f.name == p.dest),
+                "{p:?} {m:?}"
+            );
+        }
+    }
+}
