@@ -2,7 +2,9 @@
 //!
 //! Data flows one way: `plan` (load and validate the file) → `model` (compile it into
 //! resources with stable ids and fingerprints) → `diff` (compare with `state`) → `render`
-//! (human and JSON views). The binary's subcommands in `cli` only wire these together.
+//! (human and JSON views) or `apply` (run the changes: `transfer` copies mail, recording
+//! progress in `state`) → `verify` (compare both sides). The binary's subcommands in `cli`
+//! only wire these together.
 
 pub mod apply;
 pub mod cli;
