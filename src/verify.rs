@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::plan::model::FolderRules;
 use crate::transfer::imap::copy::{CopyOptions, content_hash};
 use crate::transfer::imap::folders::map_folders;
 use crate::transfer::imap::session::{Imap, ImapError, Target};
-use crate::plan::model::FolderRules;
 
 /// Bodies fetched per command while hashing: bounds memory on big mailboxes.
 const CHUNK: usize = 50;
@@ -59,7 +59,11 @@ struct Side {
     hashes: HashMap<[u8; 32], i64>,
 }
 
-async fn hash_folder(imap: &mut Imap, name: &str, filter: Option<&CopyOptions>) -> Result<Side, ImapError> {
+async fn hash_folder(
+    imap: &mut Imap,
+    name: &str,
+    filter: Option<&CopyOptions>,
+) -> Result<Side, ImapError> {
     let info = imap.open(name, false).await?;
     let mut side = Side {
         messages: 0,
@@ -72,18 +76,7 @@ async fn hash_folder(imap: &mut Imap, name: &str, filter: Option<&CopyOptions>) 
     let metas = imap.fetch_meta("1:*", None).await?;
     let wanted: Vec<u32> = metas
         .iter()
-        .filter(|m| match filter {
-            None => true,
-            Some(o) => {
-                let size_ok = o.max_message_size.is_none_or(|max| u64::from(m.size) <= max);
-                let date = m.internal_date.as_deref().and_then(crate::transfer::imap::copy::date_key);
-                let date_ok = match date {
-                    Some(d) => !o.since.is_some_and(|s| d < s) && !o.before.is_some_and(|b| d >= b),
-                    None => true,
-                };
-                size_ok && date_ok
-            }
-        })
+        .filter(|m| filter.is_none_or(|o| o.size_ok(m) && o.in_date_window(m)))
         .map(|m| m.uid)
         .collect();
     for chunk in wanted.chunks(CHUNK) {
@@ -97,7 +90,13 @@ async fn hash_folder(imap: &mut Imap, name: &str, filter: Option<&CopyOptions>) 
 }
 
 /// Compares one account's mailboxes. Connection problems are reported in `error`.
-pub async fn verify_account(account: &str, source: &Target, dest: &Target, rules: &FolderRules, options: &CopyOptions) -> AccountCheck {
+pub async fn verify_account(
+    account: &str,
+    source: &Target,
+    dest: &Target,
+    rules: &FolderRules,
+    options: &CopyOptions,
+) -> AccountCheck {
     match verify_inner(source, dest, rules, options).await {
         Ok(folders) => AccountCheck {
             account: account.to_string(),
@@ -112,7 +111,12 @@ pub async fn verify_account(account: &str, source: &Target, dest: &Target, rules
     }
 }
 
-async fn verify_inner(source: &Target, dest: &Target, rules: &FolderRules, options: &CopyOptions) -> Result<Vec<FolderCheck>, String> {
+async fn verify_inner(
+    source: &Target,
+    dest: &Target,
+    rules: &FolderRules,
+    options: &CopyOptions,
+) -> Result<Vec<FolderCheck>, String> {
     let mut src = Imap::connect(source).await.map_err(|e| e.to_string())?;
     let mut dst = Imap::connect(dest).await.map_err(|e| e.to_string())?;
     let sl = src.list().await.map_err(|e| e.to_string())?;
@@ -135,7 +139,9 @@ async fn verify_inner(source: &Target, dest: &Target, rules: &FolderRules, optio
         };
         let mut expected: HashMap<[u8; 32], i64> = HashMap::new();
         for (_, raw) in &sources {
-            let side = hash_folder(&mut src, raw, Some(options)).await.map_err(|e| e.to_string())?;
+            let side = hash_folder(&mut src, raw, Some(options))
+                .await
+                .map_err(|e| e.to_string())?;
             check.source_messages += side.messages;
             check.source_bytes += side.bytes;
             for (h, n) in side.hashes {
@@ -143,7 +149,9 @@ async fn verify_inner(source: &Target, dest: &Target, rules: &FolderRules, optio
             }
         }
         if existing.contains(dest_raw.as_str()) {
-            let side = hash_folder(&mut dst, &dest_raw, None).await.map_err(|e| e.to_string())?;
+            let side = hash_folder(&mut dst, &dest_raw, None)
+                .await
+                .map_err(|e| e.to_string())?;
             check.dest_messages = side.messages;
             check.dest_bytes = side.bytes;
             for (h, n) in side.hashes {

@@ -21,7 +21,10 @@ struct Run {
 
 impl Run {
     fn text(&self) -> String {
-        format!("exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -69,7 +72,9 @@ fn message(n: usize, size: usize) -> Vec<u8> {
     )
     .into_bytes();
     while m.len() < size {
-        m.extend_from_slice(format!("line {n} of a longer body, to reach the size wanted\r\n").as_bytes());
+        m.extend_from_slice(
+            format!("line {n} of a longer body, to reach the size wanted\r\n").as_bytes(),
+        );
     }
     m
 }
@@ -79,7 +84,9 @@ fn awkward() -> Vec<Vec<u8>> {
     let mut bare = Vec::new();
     bare.extend_from_slice(b"From: =?utf-8?q?Ren=C3=A9?= <rene@example.org>\n");
     bare.extend_from_slice("Subject: Café crème, no Message-ID\n".as_bytes());
-    bare.extend_from_slice(b"X-Latin1: caf\xe9\n\nBody with bare LF.\n* 1 EXISTS looks like IMAP\n");
+    bare.extend_from_slice(
+        b"X-Latin1: caf\xe9\n\nBody with bare LF.\n* 1 EXISTS looks like IMAP\n",
+    );
     let dup = b"From: a@example.org\r\nSubject: duplicate\r\nMessage-ID: <same@example.org>\r\n\r\nsame\r\n".to_vec();
     vec![bare, dup.clone(), dup]
 }
@@ -95,7 +102,14 @@ fn digest(bytes: &[u8]) -> String {
         .find(|l| l.starts_with("Subject:"))
         .unwrap_or("")
         .to_string();
-    format!("{:02x}{:02x}{:02x}{:02x} {} bytes {subject}", h[0], h[1], h[2], h[3], bytes.len())
+    format!(
+        "{:02x}{:02x}{:02x}{:02x} {} bytes {subject}",
+        h[0],
+        h[1],
+        h[2],
+        h[3],
+        bytes.len()
+    )
 }
 
 fn crlf(b: &[u8]) -> Vec<u8> {
@@ -135,11 +149,27 @@ fn snapshot(server: &Dovecot, pass: &str) -> Snapshot {
 }
 
 fn seed(c: &mut ImapClient) -> usize {
-    for f in ["Archive", "Archive/2024", "Sent Items", "Specs v1.2", "&AMk-t&AOk-"] {
+    for f in [
+        "Archive",
+        "Archive/2024",
+        "Sent Items",
+        "Specs v1.2",
+        "&AMk-t&AOk-",
+    ] {
         c.create(f).unwrap();
     }
     let mut n = 0;
-    for (fi, f) in ["INBOX", "Archive", "Archive/2024", "Sent Items", "Specs v1.2", "&AMk-t&AOk-"].iter().enumerate() {
+    for (fi, f) in [
+        "INBOX",
+        "Archive",
+        "Archive/2024",
+        "Sent Items",
+        "Specs v1.2",
+        "&AMk-t&AOk-",
+    ]
+    .iter()
+    .enumerate()
+    {
         for i in 0..6 {
             n += 1;
             let flags: &[&str] = match i % 3 {
@@ -148,12 +178,14 @@ fn seed(c: &mut ImapClient) -> usize {
                 _ => &["\\Seen", "\\Flagged", "\\Answered"],
             };
             let date = format!("{:02}-Mar-2024 1{}:00:00 +0000", i + 1, fi);
-            c.append(f, flags, Some(&date), &message(n, 300 + 700 * i)).unwrap();
+            c.append(f, flags, Some(&date), &message(n, 300 + 700 * i))
+                .unwrap();
         }
     }
     for m in awkward() {
         n += 1;
-        c.append("INBOX", &["\\Seen"], Some("05-Jan-2023 08:00:00 +0000"), &m).unwrap();
+        c.append("INBOX", &["\\Seen"], Some("05-Jan-2023 08:00:00 +0000"), &m)
+            .unwrap();
     }
     n
 }
@@ -182,13 +214,23 @@ fn copies_everything_exactly_once_with_flags_and_dates() {
 
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());
-    assert!(run.stdout.contains(&format!("Apply complete: 1 steps, 0 failed, 0 manual; {total} messages")), "{}", run.text());
+    assert!(
+        run.stdout.contains(&format!(
+            "Apply complete: 1 steps, 0 failed, 0 manual; {total} messages"
+        )),
+        "{}",
+        run.text()
+    );
     let want = expected_dest(&snapshot(&src, OLD_PW));
     assert_eq!(snapshot(&dst, NEW_PW), want);
 
     let verify = mailshift(dir.path(), &["verify", "plan.yaml"]);
     assert_eq!(verify.code, 0, "{}", verify.text());
-    assert!(verify.stdout.contains("Verify: 1 of 1 accounts match."), "{}", verify.text());
+    assert!(
+        verify.stdout.contains("Verify: 1 of 1 accounts match."),
+        "{}",
+        verify.text()
+    );
 
     // A second run copies nothing and changes nothing.
     let again = mailshift(dir.path(), &["apply", "plan.yaml"]);
@@ -214,14 +256,19 @@ fn incremental_runs_copy_new_mail_and_carry_flag_changes() {
     assert_eq!(mailshift(dir.path(), &["apply", "plan.yaml"]).code, 0);
 
     for n in 0..3 {
-        c.append("Archive", &[], None, &message(1000 + n, 500)).unwrap();
+        c.append("Archive", &[], None, &message(1000 + n, 500))
+            .unwrap();
     }
     c.select("INBOX").unwrap();
-    c.command("UID STORE 1 +FLAGS.SILENT (\\Flagged $Later)").unwrap();
+    c.command("UID STORE 1 +FLAGS.SILENT (\\Flagged $Later)")
+        .unwrap();
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());
     assert!(run.stdout.contains("; 3 messages"), "{}", run.text());
-    assert_eq!(snapshot(&dst, NEW_PW), expected_dest(&snapshot(&src, OLD_PW)));
+    assert_eq!(
+        snapshot(&dst, NEW_PW),
+        expected_dest(&snapshot(&src, OLD_PW))
+    );
 }
 
 #[test]
@@ -243,7 +290,8 @@ fn uidvalidity_resets_rematch_instead_of_duplicating() {
     c.create("Archive/2024").unwrap();
     for m in &before {
         let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
-        c.append("Archive", &flags, Some(&m.internal_date), &m.bytes).unwrap();
+        c.append("Archive", &flags, Some(&m.internal_date), &m.bytes)
+            .unwrap();
     }
     // Destination: a folder emptied by recreation.
     let mut d = dst.login("alice", NEW_PW);
@@ -258,14 +306,23 @@ fn uidvalidity_resets_rematch_instead_of_duplicating() {
     // Archive/2024 was emptied on the source; what was copied earlier stays on the destination.
     want.insert("Archive.2024".into(), got["Archive.2024"].clone());
     assert_eq!(got, want);
-    assert_eq!(got["Archive"].len(), before.len(), "no duplicates in Archive");
+    assert_eq!(
+        got["Archive"].len(),
+        before.len(),
+        "no duplicates in Archive"
+    );
 }
 
 #[test]
 fn kill_9_at_random_moments_never_loses_or_duplicates() {
     let (src, dst) = servers(None);
     let dir = tempfile::tempdir().unwrap();
-    write_plan(dir.path(), &src, &dst, "options: {connections_per_account: 3}\n");
+    write_plan(
+        dir.path(),
+        &src,
+        &dst,
+        "options: {connections_per_account: 3}\n",
+    );
     let mut c = src.login("alice", OLD_PW);
     for f in ["A", "B", "C"] {
         c.create(f).unwrap();
@@ -274,14 +331,17 @@ fn kill_9_at_random_moments_never_loses_or_duplicates() {
     for f in ["INBOX", "A", "B", "C"] {
         for _ in 0..120 {
             n += 1;
-            c.append(f, &["\\Seen"], None, &message(n, 2_000 + (n * 37) % 20_000)).unwrap();
+            c.append(f, &["\\Seen"], None, &message(n, 2_000 + (n * 37) % 20_000))
+                .unwrap();
         }
     }
     // Deterministic "random" kill points (an LCG), from very early to late.
     let mut seed: u64 = 0x5eed_1234;
     let mut kills = 0;
     for _ in 0..10 {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let after = Duration::from_millis(30 + (seed >> 33) % 600);
         let mut child = Command::new(env!("CARGO_BIN_EXE_mailshift"))
             .args(["apply", "plan.yaml"])
@@ -299,13 +359,20 @@ fn kill_9_at_random_moments_never_loses_or_duplicates() {
         }
         child.wait().unwrap();
     }
-    assert!(kills > 0, "no run was killed: the test did not test anything");
+    assert!(
+        kills > 0,
+        "no run was killed: the test did not test anything"
+    );
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());
     let got = snapshot(&dst, NEW_PW);
     let want = expected_dest(&snapshot(&src, OLD_PW));
     for (folder, msgs) in &want {
-        assert_eq!(got.get(folder).map(Vec::len), Some(msgs.len()), "{folder}: count after {kills} kills");
+        assert_eq!(
+            got.get(folder).map(Vec::len),
+            Some(msgs.len()),
+            "{folder}: count after {kills} kills"
+        );
     }
     assert_eq!(got, want);
     let verify = mailshift(dir.path(), &["verify", "plan.yaml"]);
@@ -323,12 +390,34 @@ fn size_and_date_filters_and_item_cap() {
         "    options: {max_message_size: 5KB, since: \"2024-01-01\"}\n",
     );
     let mut c = src.login("alice", OLD_PW);
-    c.append("INBOX", &[], Some("10-Feb-2024 10:00:00 +0000"), &message(1, 1_000)).unwrap();
-    c.append("INBOX", &[], Some("10-Feb-2024 10:00:00 +0000"), &message(2, 9_000)).unwrap();
-    c.append("INBOX", &[], Some("10-Feb-2019 10:00:00 +0000"), &message(3, 1_000)).unwrap();
+    c.append(
+        "INBOX",
+        &[],
+        Some("10-Feb-2024 10:00:00 +0000"),
+        &message(1, 1_000),
+    )
+    .unwrap();
+    c.append(
+        "INBOX",
+        &[],
+        Some("10-Feb-2024 10:00:00 +0000"),
+        &message(2, 9_000),
+    )
+    .unwrap();
+    c.append(
+        "INBOX",
+        &[],
+        Some("10-Feb-2019 10:00:00 +0000"),
+        &message(3, 1_000),
+    )
+    .unwrap();
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());
-    assert!(run.stdout.contains("skipped: larger than max_message_size"), "{}", run.text());
+    assert!(
+        run.stdout.contains("skipped: larger than max_message_size"),
+        "{}",
+        run.text()
+    );
     let got = snapshot(&dst, NEW_PW);
     assert_eq!(got["INBOX"].len(), 1);
     assert!(got["INBOX"][0].0.ends_with("Subject: message 1"), "{got:?}");
@@ -338,30 +427,42 @@ fn size_and_date_filters_and_item_cap() {
     // Item cap, newest first: only the newest source messages.
     let dir2 = tempfile::tempdir().unwrap();
     let (src2, dst2) = servers(None);
-    write_plan(dir2.path(), &src2, &dst2, "    options: {max_items: 2, newest_first: true}\n");
+    write_plan(
+        dir2.path(),
+        &src2,
+        &dst2,
+        "    options: {max_items: 2, newest_first: true}\n",
+    );
     let mut c2 = src2.login("alice", OLD_PW);
     for n in 1..=5 {
         c2.append("INBOX", &[], None, &message(n, 500)).unwrap();
     }
     assert_eq!(mailshift(dir2.path(), &["apply", "plan.yaml"]).code, 0);
     let got = snapshot(&dst2, NEW_PW);
-    let subjects: Vec<String> = got["INBOX"]
-        .iter()
-        .map(|m| m.0.clone())
-        .collect();
+    let subjects: Vec<String> = got["INBOX"].iter().map(|m| m.0.clone()).collect();
     assert_eq!(subjects.len(), 2, "{subjects:?}");
-    assert!(subjects.iter().all(|s| s.contains("message 4") || s.contains("message 5")), "{subjects:?}");
+    assert!(
+        subjects
+            .iter()
+            .all(|s| s.contains("message 4") || s.contains("message 5")),
+        "{subjects:?}"
+    );
 }
 
 #[test]
 fn servers_without_uidplus_multiappend_or_literal_plus() {
-    let (src, dst) = servers(Some("IMAP4rev1 SASL-IR ID ENABLE IDLE NAMESPACE AUTH=PLAIN AUTH=LOGIN"));
+    let (src, dst) = servers(Some(
+        "IMAP4rev1 SASL-IR ID ENABLE IDLE NAMESPACE AUTH=PLAIN AUTH=LOGIN",
+    ));
     let dir = tempfile::tempdir().unwrap();
     write_plan(dir.path(), &src, &dst, "");
     seed(&mut src.login("alice", OLD_PW));
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());
-    assert_eq!(snapshot(&dst, NEW_PW), expected_dest(&snapshot(&src, OLD_PW)));
+    assert_eq!(
+        snapshot(&dst, NEW_PW),
+        expected_dest(&snapshot(&src, OLD_PW))
+    );
     assert_eq!(mailshift(dir.path(), &["verify", "plan.yaml"]).code, 0);
 }
 
@@ -378,16 +479,32 @@ fn refusals_are_clear_and_recorded() {
     std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 1, "{}", run.text());
-    assert!(run.stdout.contains("cannot read secret from env WRONG: the variable is not set"), "{}", run.text());
+    assert!(
+        run.stdout
+            .contains("cannot read secret from env WRONG: the variable is not set"),
+        "{}",
+        run.text()
+    );
     let status = mailshift(dir.path(), &["status", "plan.yaml"]);
     assert!(status.stdout.contains("failed"), "{}", status.text());
 
-    let text = std::fs::read_to_string(dir.path().join("plan.yaml")).unwrap().replace("env: WRONG", "env: ALICE_NEW");
+    let text = std::fs::read_to_string(dir.path().join("plan.yaml"))
+        .unwrap()
+        .replace("env: WRONG", "env: ALICE_NEW");
     std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 1, "{}", run.text());
-    assert!(run.stdout.contains("does not offer STARTTLS"), "{}", run.text());
-    assert!(run.stdout.contains("refusing to send the password in clear"), "{}", run.text());
+    assert!(
+        run.stdout.contains("does not offer STARTTLS"),
+        "{}",
+        run.text()
+    );
+    assert!(
+        run.stdout
+            .contains("refusing to send the password in clear"),
+        "{}",
+        run.text()
+    );
 
     // A wrong password names the login and server, never a password.
     write_plan(dir.path(), &src, &dst, "");
@@ -398,8 +515,21 @@ fn refusals_are_clear_and_recorded() {
         .env("ALICE_NEW", NEW_PW)
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains(&format!("login as alice on 127.0.0.1:{} was refused", src.port())), "{text}");
-    assert!(!text.contains("not-the-password") && !text.contains(NEW_PW), "{text}");
+    assert!(
+        text.contains(&format!(
+            "login as alice on 127.0.0.1:{} was refused",
+            src.port()
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains("not-the-password") && !text.contains(NEW_PW),
+        "{text}"
+    );
 }

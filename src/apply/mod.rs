@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::diff::{Action, Change, diff};
-use crate::model::{Resource, ResourceKind, compile, effective_options, source_login, dest_login};
+use crate::model::{Resource, ResourceKind, compile, dest_login, effective_options, source_login};
 use crate::plan::Loaded;
 use crate::plan::model::{Account, Credentials, Platform};
 use crate::plan::validate::{parse_byte_size, parse_date};
@@ -39,7 +39,10 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn is_failure(&self) -> bool {
-        matches!(self, Outcome::Failed(_) | Outcome::Conflict(_) | Outcome::Skipped(_))
+        matches!(
+            self,
+            Outcome::Failed(_) | Outcome::Conflict(_) | Outcome::Skipped(_)
+        )
     }
 }
 
@@ -76,7 +79,9 @@ pub struct ApplyOptions {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Runs every pending change of the plan against the state.
@@ -88,10 +93,17 @@ pub async fn apply(
     stop: StopFlag,
 ) -> Result<ApplyReport, String> {
     let state = store.resources().map_err(|e| e.to_string())?;
-    let resources: HashMap<String, Resource> = compile(&loaded.plan).into_iter().map(|r| (r.id.clone(), r)).collect();
+    let resources: HashMap<String, Resource> = compile(&loaded.plan)
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
     let mut changes = diff(&resources.values().cloned().collect::<Vec<_>>(), &state);
     if !options.targets.is_empty() {
-        changes.retain(|c| c.account.as_ref().is_some_and(|a| options.targets.contains(a)));
+        changes.retain(|c| {
+            c.account
+                .as_ref()
+                .is_some_and(|a| options.targets.contains(a))
+        });
     }
     changes.retain(|c| c.action != Action::Orphaned);
 
@@ -106,23 +118,37 @@ pub async fn apply(
         finished: Mutex::new(HashMap::new()),
     });
 
-    let (platform_first, rest): (Vec<Change>, Vec<Change>) =
-        changes.into_iter().partition(|c| c.kind == ResourceKind::Domain);
-    let (accounts, platform_last): (Vec<Change>, Vec<Change>) = rest.into_iter().partition(|c| c.account.is_some());
+    let (platform_first, rest): (Vec<Change>, Vec<Change>) = changes
+        .into_iter()
+        .partition(|c| c.kind == ResourceKind::Domain);
+    let (accounts, platform_last): (Vec<Change>, Vec<Change>) =
+        rest.into_iter().partition(|c| c.account.is_some());
 
     run_group(&ctx, platform_first).await;
     let mut by_account: BTreeMap<String, Vec<Change>> = BTreeMap::new();
     for c in accounts {
-        by_account.entry(c.account.clone().unwrap_or_default()).or_default().push(c);
+        by_account
+            .entry(c.account.clone().unwrap_or_default())
+            .or_default()
+            .push(c);
     }
-    let parallel = ctx.loaded.plan.options.parallel_accounts.unwrap_or(DEFAULT_PARALLEL_ACCOUNTS).max(1) as usize;
+    let parallel = ctx
+        .loaded
+        .plan
+        .options
+        .parallel_accounts
+        .unwrap_or(DEFAULT_PARALLEL_ACCOUNTS)
+        .max(1) as usize;
     let permits = Arc::new(Semaphore::new(parallel));
     let mut handles = Vec::new();
     for (_, group) in by_account {
         let ctx = ctx.clone();
         let permits = permits.clone();
         handles.push(tokio::spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
             run_group(&ctx, group).await;
         }));
     }
@@ -217,7 +243,12 @@ async fn blocked_by(ctx: &Ctx, change: &Change) -> Option<String> {
 async fn run_change(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     match change.action {
         Action::Conflict => Outcome::Conflict(change.reason.clone()),
-        Action::Manual => Outcome::Manual(change.instructions.clone().unwrap_or_else(|| change.reason.clone())),
+        Action::Manual => Outcome::Manual(
+            change
+                .instructions
+                .clone()
+                .unwrap_or_else(|| change.reason.clone()),
+        ),
         Action::Orphaned => Outcome::Done("kept".to_string()),
         Action::Sync => run_sync(ctx, change).await,
         Action::Create | Action::Update | Action::Delete => {
@@ -232,8 +263,12 @@ async fn run_change(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
 }
 
 async fn record_failure(ctx: &Ctx, change: &Change, outcome: &Outcome) {
-    let Outcome::Failed(err) = outcome else { return };
-    let Some(r) = ctx.resources.get(&change.id) else { return };
+    let Outcome::Failed(err) = outcome else {
+        return;
+    };
+    let Some(r) = ctx.resources.get(&change.id) else {
+        return;
+    };
     let prev = ctx.store.resource(&r.id).ok().flatten();
     let rec = ResourceRecord {
         status: Status::Failed,
@@ -262,17 +297,26 @@ fn new_record(r: &Resource, status: Status) -> ResourceRecord {
 
 fn account_of<'a>(ctx: &'a Ctx, change: &Change) -> Option<&'a Account> {
     let addr = change.account.as_deref()?;
-    ctx.loaded.plan.accounts.iter().find(|a| a.address.eq_ignore_ascii_case(addr))
+    ctx.loaded
+        .plan
+        .accounts
+        .iter()
+        .find(|a| a.address.eq_ignore_ascii_case(addr))
 }
 
 /// Where and how to log in on both sides of an account; secrets are read now.
 pub fn account_targets(loaded: &Loaded, account: &Account) -> Result<(Target, Target), String> {
     let plan = &loaded.plan;
-    let (Some(from), Some(to)) = (plan.platforms.get(&account.from), plan.platforms.get(&account.to)) else {
+    let (Some(from), Some(to)) = (
+        plan.platforms.get(&account.from),
+        plan.platforms.get(&account.to),
+    ) else {
         return Err("unknown platform (the plan validator should have refused this)".into());
     };
-    let source = target(loaded, from, &account.source, source_login(account)).map_err(|e| format!("source: {e}"))?;
-    let dest = target(loaded, to, &account.destination, dest_login(account)).map_err(|e| format!("destination: {e}"))?;
+    let source = target(loaded, from, &account.source, source_login(account))
+        .map_err(|e| format!("source: {e}"))?;
+    let dest = target(loaded, to, &account.destination, dest_login(account))
+        .map_err(|e| format!("destination: {e}"))?;
     Ok((source, dest))
 }
 
@@ -281,7 +325,10 @@ pub fn copy_options(plan: &crate::plan::model::Plan, account: &Account) -> CopyO
     let opts = effective_options(plan, account);
     CopyOptions {
         connections: opts.connections_per_account.unwrap_or(DEFAULT_CONNECTIONS) as usize,
-        max_message_size: opts.max_message_size.as_ref().and_then(|s| parse_byte_size(s).ok()),
+        max_message_size: opts
+            .max_message_size
+            .as_ref()
+            .and_then(|s| parse_byte_size(s).ok()),
         since: opts.since.as_deref().and_then(parse_date),
         before: opts.before.as_deref().and_then(parse_date),
         newest_first: opts.newest_first.unwrap_or(false),
@@ -289,8 +336,16 @@ pub fn copy_options(plan: &crate::plan::model::Plan, account: &Account) -> CopyO
     }
 }
 
-fn target(loaded: &Loaded, platform: &Platform, creds: &Credentials, login: String) -> Result<Target, String> {
-    let endpoint = platform.imap.clone().ok_or("the platform has no `imap` endpoint")?;
+fn target(
+    loaded: &Loaded,
+    platform: &Platform,
+    creds: &Credentials,
+    login: String,
+) -> Result<Target, String> {
+    let endpoint = platform
+        .imap
+        .clone()
+        .ok_or("the platform has no `imap` endpoint")?;
     let base = &loaded.base_dir;
     let auth = match (&creds.password, &creds.oauth2_token) {
         (_, Some(token)) => Auth::XOAuth2 {
@@ -301,7 +356,11 @@ fn target(loaded: &Loaded, platform: &Platform, creds: &Credentials, login: Stri
             login,
             password: pw.resolve(base).map_err(|e| e.to_string())?,
         },
-        (None, None) => return Err("no password or token (the plan validator should have refused this)".into()),
+        (None, None) => {
+            return Err(
+                "no password or token (the plan validator should have refused this)".into(),
+            );
+        }
     };
     Ok(Target {
         endpoint,
@@ -356,7 +415,9 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         status: Status::InProgress,
         updated_at: now(),
         last_error: None,
-        ..prev.clone().unwrap_or_else(|| new_record(resource, Status::InProgress))
+        ..prev
+            .clone()
+            .unwrap_or_else(|| new_record(resource, Status::InProgress))
     };
     if let Err(e) = store.put_resource(&resource.id, &started) {
         return Outcome::Failed(e.to_string());
@@ -371,14 +432,26 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 "{} messages ({}) copied{}",
                 report.copied(),
                 human_bytes(report.bytes()),
-                if stopped { ", stopped before the end" } else { "" }
+                if stopped {
+                    ", stopped before the end"
+                } else {
+                    ""
+                }
             );
             let mut outputs = prev.map(|p| p.outputs).unwrap_or_default();
             outputs.insert("last_copied".into(), report.copied().to_string());
             let rec = ResourceRecord {
                 // A stopped copy stays in progress: the next apply resumes it.
-                status: if stopped { Status::InProgress } else { Status::Done },
-                sync_point: if stopped { started.sync_point } else { Some(sync_point) },
+                status: if stopped {
+                    Status::InProgress
+                } else {
+                    Status::Done
+                },
+                sync_point: if stopped {
+                    started.sync_point
+                } else {
+                    Some(sync_point)
+                },
                 outputs,
                 updated_at: now(),
                 ..started
@@ -386,9 +459,14 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             if let Err(e) = store.put_resource(&resource.id, &rec) {
                 return Outcome::Failed(e.to_string());
             }
-            ctx.copies.lock().await.insert(account.address.to_ascii_lowercase(), report);
+            ctx.copies
+                .lock()
+                .await
+                .insert(account.address.to_ascii_lowercase(), report);
             if stopped {
-                Outcome::Skipped(format!("stopped after {summary}; run apply again to continue"))
+                Outcome::Skipped(format!(
+                    "stopped after {summary}; run apply again to continue"
+                ))
             } else {
                 Outcome::Done(summary)
             }
@@ -428,5 +506,9 @@ pub fn human_bytes(b: u64) -> String {
         v /= 1000.0;
         u += 1;
     }
-    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }

@@ -30,11 +30,17 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::from(1));
     };
     let targets: Vec<String> = args.target.iter().map(|t| t.to_ascii_lowercase()).collect();
-    if let Some(t) = targets
-        .iter()
-        .find(|t| !loaded.plan.accounts.iter().any(|a| a.address.eq_ignore_ascii_case(t)))
-    {
-        return Err(CliError(format!("--target {t}: no such account in {}", loaded.file_name())));
+    if let Some(t) = targets.iter().find(|t| {
+        !loaded
+            .plan
+            .accounts
+            .iter()
+            .any(|a| a.address.eq_ignore_ascii_case(t))
+    }) {
+        return Err(CliError(format!(
+            "--target {t}: no such account in {}",
+            loaded.file_name()
+        )));
     }
     let store = Arc::new(StateStore::open(&loaded.state_path())?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -114,7 +120,13 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         .fold((0, 0), |(m, b), c| (m + c.copied(), b + c.bytes()));
     println!(
         "\nApply {}: {} steps, {} failed, {} manual; {} messages ({}) copied in {:.1} s.",
-        if report.stopped { "stopped" } else if failed > 0 { "incomplete" } else { "complete" },
+        if report.stopped {
+            "stopped"
+        } else if failed > 0 {
+            "incomplete"
+        } else {
+            "complete"
+        },
         report.steps.len(),
         failed,
         manual,
@@ -122,7 +134,11 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         human_bytes(bytes),
         elapsed
     );
-    Ok(if failed > 0 || report.stopped { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 || report.stopped {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn wait_for_signal() {

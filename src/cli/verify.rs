@@ -36,7 +36,11 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         if !targets.is_empty() && !targets.contains(&address) {
             continue;
         }
-        if !a.content.as_ref().is_none_or(|c| c.contains(&Content::Mail)) {
+        if !a
+            .content
+            .as_ref()
+            .is_none_or(|c| c.contains(&Content::Mail))
+        {
             continue;
         }
         let check = match account_targets(&loaded, a) {
@@ -58,10 +62,17 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let ok = checks.iter().all(AccountCheck::ok);
     if args.json {
         let doc = serde_json::json!({"format_version": 1, "ok": ok, "accounts": checks});
-        println!("{}", serde_json::to_string_pretty(&doc).expect("serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serializes")
+        );
     } else {
         for c in &checks {
-            println!("{} {}", if c.ok() { "ok      " } else { "MISMATCH" }, c.account);
+            println!(
+                "{} {}",
+                if c.ok() { "ok      " } else { "MISMATCH" },
+                c.account
+            );
             if let Some(e) = &c.error {
                 println!("    error: {e}");
             }
@@ -73,8 +84,16 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
                     human_bytes(f.source_bytes),
                     f.dest_messages,
                     human_bytes(f.dest_bytes),
-                    if f.missing > 0 { format!("  missing {}", f.missing) } else { String::new() },
-                    if f.extra > 0 { format!("  extra {}", f.extra) } else { String::new() },
+                    if f.missing > 0 {
+                        format!("  missing {}", f.missing)
+                    } else {
+                        String::new()
+                    },
+                    if f.extra > 0 {
+                        format!("  extra {}", f.extra)
+                    } else {
+                        String::new()
+                    },
                 );
             }
         }
@@ -84,5 +103,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             checks.len()
         );
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -41,6 +41,26 @@ pub struct CopyOptions {
     pub max_items: Option<u64>,
 }
 
+impl CopyOptions {
+    /// Whether a message's internal date is inside the plan's `since`/`before` window
+    /// (a message without a readable date is kept: never lose mail on a parse problem).
+    pub fn in_date_window(&self, m: &MessageMeta) -> bool {
+        match m.internal_date.as_deref().and_then(date_key) {
+            Some(d) => self.since.is_none_or(|s| d >= s) && self.before.is_none_or(|b| d < b),
+            None => true,
+        }
+    }
+
+    /// Whether a message passes the size cap.
+    pub fn size_ok(&self, m: &MessageMeta) -> bool {
+        self.max_message_size
+            .is_none_or(|max| u64::from(m.size) <= max)
+    }
+}
+
+/// A message ready to append: its metadata, bytes, content hash and destination flags.
+type Ready<'a> = (&'a MessageMeta, &'a Vec<u8>, [u8; 32], Vec<String>);
+
 /// Progress as events; the engine never prints.
 pub trait Progress: Send + Sync {
     fn folder_started(&self, _account: &str, _folder: &str, _to_copy: u64) {}
@@ -114,7 +134,9 @@ pub fn content_hash(bytes: &[u8]) -> [u8; 32] {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Runs a blocking state operation off the async workers (redb commits fsync).
@@ -174,7 +196,8 @@ pub async fn sync_account(
     let mut dst = connect_with_retry(&job.dest, &stop).await?;
     let source_folders = src.list().await?;
     let dest_folders = dst.list().await?;
-    let mapping = map_folders(&source_folders, &dest_folders, &job.rules).map_err(|e| CopyError::fatal(e.to_string()))?;
+    let mapping = map_folders(&source_folders, &dest_folders, &job.rules)
+        .map_err(|e| CopyError::fatal(e.to_string()))?;
     for name in &mapping.create {
         dst.create(name).await?;
     }
@@ -188,12 +211,16 @@ pub async fn sync_account(
     let remaining = Arc::new(AtomicU64::new(match job.options.max_items {
         Some(cap) => {
             let rid = job.resource_id.clone();
-            let done: u64 = state(&store, move |s| Ok(s.folders(&rid)?.values().map(|f| f.messages).sum())).await?;
+            let done: u64 = state(&store, move |s| {
+                Ok(s.folders(&rid)?.values().map(|f| f.messages).sum())
+            })
+            .await?;
             cap.saturating_sub(done)
         }
         None => u64::MAX,
     }));
-    let queue: Arc<Mutex<VecDeque<FolderPlan>>> = Arc::new(Mutex::new(mapping.copy.into_iter().collect()));
+    let queue: Arc<Mutex<VecDeque<FolderPlan>>> =
+        Arc::new(Mutex::new(mapping.copy.into_iter().collect()));
     let results: Arc<Mutex<Vec<FolderReport>>> = Arc::new(Mutex::new(Vec::new()));
     let workers = job.options.connections.max(1);
     let mut handles = Vec::new();
@@ -281,12 +308,32 @@ async fn worker(
                 conns = Some((s, d));
             }
             let (s, d) = conns.as_mut().expect("connected above");
-            match sync_folder(&job, &store, progress.as_ref(), &stop, &remaining, s, d, &folder).await {
+            match sync_folder(
+                &job,
+                &store,
+                progress.as_ref(),
+                &stop,
+                &remaining,
+                s,
+                d,
+                &folder,
+            )
+            .await
+            {
                 Ok(r) => break r,
-                Err(e) if e.transient && attempt < FOLDER_ATTEMPTS && !stop.load(Ordering::Relaxed) => {
+                Err(e)
+                    if e.transient
+                        && attempt < FOLDER_ATTEMPTS
+                        && !stop.load(Ordering::Relaxed) =>
+                {
                     progress.note(
                         &job.account,
-                        &format!("{}: {} (reconnecting, attempt {}/{FOLDER_ATTEMPTS})", folder.path, e.message, attempt + 1),
+                        &format!(
+                            "{}: {} (reconnecting, attempt {}/{FOLDER_ATTEMPTS})",
+                            folder.path,
+                            e.message,
+                            attempt + 1
+                        ),
                     );
                     // The connection may be half-dead: start over on fresh ones.
                     conns = None;
@@ -336,7 +383,11 @@ fn dest_flags(flags: &[String], info: &FolderInfo) -> Vec<String> {
         .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
         .filter(|f| {
             if f.starts_with('\\') {
-                info.permanent_flags.is_empty() || info.permanent_flags.iter().any(|p| p.eq_ignore_ascii_case(f))
+                info.permanent_flags.is_empty()
+                    || info
+                        .permanent_flags
+                        .iter()
+                        .any(|p| p.eq_ignore_ascii_case(f))
             } else {
                 info.allows_keywords || info.permanent_flags.iter().any(|p| p == *f)
             }
@@ -419,38 +470,45 @@ async fn sync_folder(
     }
     let copied: HashMap<u32, MessageRecord> = {
         let (rid, key) = (rid.clone(), key.clone());
-        state(store, move |s| s.messages(&rid, &key)).await?.into_iter().collect()
+        state(store, move |s| s.messages(&rid, &key))
+            .await?
+            .into_iter()
+            .collect()
     };
 
     // What the source has, and what of it is still to copy.
-    let metas = if sinfo.exists == 0 { Vec::new() } else { src.fetch_meta("1:*", None).await? };
+    let metas = if sinfo.exists == 0 {
+        Vec::new()
+    } else {
+        src.fetch_meta("1:*", None).await?
+    };
     let mut todo: Vec<MessageMeta> = Vec::new();
     for m in &metas {
         if copied.contains_key(&m.uid) {
             continue;
         }
-        if let Some(max) = job.options.max_message_size
-            && u64::from(m.size) > max
-        {
+        if !job.options.size_ok(m) {
             report.too_large.push((m.uid, m.size));
             continue;
         }
-        if let Some(d) = m.internal_date.as_deref().and_then(date_key) {
-            if job.options.since.is_some_and(|s| d < s) || job.options.before.is_some_and(|b| d >= b) {
-                continue;
-            }
+        if !job.options.in_date_window(m) {
+            continue;
         }
         todo.push(m.clone());
     }
     if job.options.newest_first {
-        todo.sort_by(|a, b| b.uid.cmp(&a.uid));
+        todo.sort_by_key(|m| std::cmp::Reverse(m.uid));
     }
 
     // Destination messages that may be ours from an interrupted batch, by content hash.
     let mut pending: HashMap<[u8; 32], Vec<u32>> = HashMap::new();
     if let Some(from) = resume_from {
         let known_dest: HashSet<u32> = copied.values().map(|m| m.dest_uid).collect();
-        let dmetas = if dinfo.exists == 0 { Vec::new() } else { dst.fetch_meta(&format!("{from}:*"), None).await? };
+        let dmetas = if dinfo.exists == 0 {
+            Vec::new()
+        } else {
+            dst.fetch_meta(&format!("{from}:*"), None).await?
+        };
         let candidates: Vec<u32> = dmetas
             .iter()
             .filter(|m| m.uid >= from && !known_dest.contains(&m.uid))
@@ -467,19 +525,22 @@ async fn sync_folder(
     let mut highest_uid = record.as_ref().map_or(0, |r| r.highest_uid);
     let mut total_messages = record.as_ref().map_or(0, |r| r.messages);
     let mut total_bytes = record.as_ref().map_or(0, |r| r.bytes);
-    let folder_record = |highest_uid: u32, messages: u64, bytes: u64, in_flight: Option<u32>, complete: bool| FolderRecord {
-        dest_folder: folder.dest.clone(),
-        source_uidvalidity: sinfo.uidvalidity,
-        highest_uid,
-        highest_modseq: if complete { sinfo.highest_modseq } else { None },
-        dest_uidvalidity: dinfo.uidvalidity,
-        dest_uidnext_in_flight: in_flight,
-        source_uidnext: if complete { sinfo.uidnext } else { 0 },
-        source_messages: if complete { sinfo.exists } else { 0 },
-        messages,
-        bytes,
-        updated_at: now(),
-    };
+    let folder_record =
+        |highest_uid: u32, messages: u64, bytes: u64, in_flight: Option<u32>, complete: bool| {
+            FolderRecord {
+                dest_folder: folder.dest.clone(),
+                source_uidvalidity: sinfo.uidvalidity,
+                highest_uid,
+                highest_modseq: if complete { sinfo.highest_modseq } else { None },
+                dest_uidvalidity: dinfo.uidvalidity,
+                dest_uidnext_in_flight: in_flight,
+                source_uidnext: if complete { sinfo.uidnext } else { 0 },
+                source_messages: if complete { sinfo.exists } else { 0 },
+                messages,
+                bytes,
+                updated_at: now(),
+            }
+        };
 
     let mut i = 0;
     while i < todo.len() {
@@ -489,7 +550,10 @@ async fn sync_folder(
         // Next batch, within the item cap.
         let mut batch: Vec<&MessageMeta> = Vec::new();
         let mut bytes = 0u64;
-        while i < todo.len() && batch.len() < BATCH_MESSAGES && (batch.is_empty() || bytes + u64::from(todo[i].size) <= BATCH_BYTES) {
+        while i < todo.len()
+            && batch.len() < BATCH_MESSAGES
+            && (batch.is_empty() || bytes + u64::from(todo[i].size) <= BATCH_BYTES)
+        {
             if remaining.load(Ordering::Relaxed) <= batch.len() as u64 {
                 break;
             }
@@ -504,10 +568,12 @@ async fn sync_folder(
         let bodies: BTreeMap<u32, Vec<u8>> = src.fetch_bodies(&uids).await?.into_iter().collect();
 
         let mut entries: Vec<(u32, MessageRecord)> = Vec::new();
-        let mut to_send: Vec<(&MessageMeta, &Vec<u8>, [u8; 32], Vec<String>)> = Vec::new();
+        let mut to_send: Vec<Ready<'_>> = Vec::new();
         for m in &batch {
             // Expunged on the source since we listed it: nothing to copy.
-            let Some(body) = bodies.get(&m.uid) else { continue };
+            let Some(body) = bodies.get(&m.uid) else {
+                continue;
+            };
             let hash = content_hash(body);
             if let Some(uids) = pending.get_mut(&hash)
                 && let Some(dest_uid) = uids.pop()
@@ -548,7 +614,10 @@ async fn sync_folder(
                 entries.push((
                     m.uid,
                     MessageRecord {
-                        dest_uid: dest_uids.as_ref().and_then(|d| d.get(k).copied()).unwrap_or(0),
+                        dest_uid: dest_uids
+                            .as_ref()
+                            .and_then(|d| d.get(k).copied())
+                            .unwrap_or(0),
                         hash: *hash,
                         size: body.len() as u64,
                         sync_point: job.sync_point,
@@ -560,7 +629,10 @@ async fn sync_folder(
             let sent_bytes: u64 = to_send.iter().map(|t| t.1.len() as u64).sum();
             progress.copied(&job.account, to_send.len() as u64, sent_bytes);
         }
-        remaining.fetch_sub((entries.len() as u64).min(remaining.load(Ordering::Relaxed)), Ordering::Relaxed);
+        remaining.fetch_sub(
+            (entries.len() as u64).min(remaining.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
         highest_uid = highest_uid.max(entries.iter().map(|(u, _)| *u).max().unwrap_or(0));
         total_messages += entries.len() as u64;
         total_bytes += entries.iter().map(|(_, m)| m.size).sum::<u64>();
@@ -582,7 +654,9 @@ async fn sync_folder(
             .map(|m| (m.uid, m.flags))
             .collect();
         for m in &metas {
-            let Some(rec) = copied.get(&m.uid) else { continue };
+            let Some(rec) = copied.get(&m.uid) else {
+                continue;
+            };
             if rec.dest_uid == 0 {
                 continue;
             }
@@ -610,7 +684,10 @@ mod tests {
 
     #[test]
     fn hashes_ignore_bare_lf_versus_crlf() {
-        assert_eq!(content_hash(b"a\nb\r\nc\n"), content_hash(b"a\r\nb\r\nc\r\n"));
+        assert_eq!(
+            content_hash(b"a\nb\r\nc\n"),
+            content_hash(b"a\r\nb\r\nc\r\n")
+        );
         assert_ne!(content_hash(b"a\nb"), content_hash(b"a\nc"));
     }
 
@@ -627,13 +704,24 @@ mod tests {
             allows_keywords: false,
             ..FolderInfo::default()
         };
-        let flags = vec!["\\Seen".into(), "\\Recent".into(), "$Label1".into(), "\\Flagged".into()];
-        assert_eq!(dest_flags(&flags, &info), vec!["\\Flagged".to_string(), "\\Seen".to_string()]);
+        let flags = vec![
+            "\\Seen".into(),
+            "\\Recent".into(),
+            "$Label1".into(),
+            "\\Flagged".into(),
+        ];
+        assert_eq!(
+            dest_flags(&flags, &info),
+            vec!["\\Flagged".to_string(), "\\Seen".to_string()]
+        );
         let open = FolderInfo {
             permanent_flags: vec!["\\Seen".into(), "\\*".into()],
             allows_keywords: true,
             ..FolderInfo::default()
         };
-        assert_eq!(dest_flags(&flags, &open), vec!["$Label1".to_string(), "\\Seen".to_string()]);
+        assert_eq!(
+            dest_flags(&flags, &open),
+            vec!["$Label1".to_string(), "\\Seen".to_string()]
+        );
     }
 }

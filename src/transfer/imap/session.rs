@@ -82,7 +82,11 @@ impl fmt::Debug for Conn {
 }
 
 impl AsyncRead for Conn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -91,7 +95,11 @@ impl AsyncRead for Conn {
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -193,7 +201,10 @@ pub struct Imap {
     selected: Option<String>,
 }
 
-fn tls_config(ep: &ImapEndpoint, base_dir: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, ImapError> {
+fn tls_config(
+    ep: &ImapEndpoint,
+    base_dir: &std::path::Path,
+) -> Result<Arc<rustls::ClientConfig>, ImapError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -213,7 +224,10 @@ fn tls_config(ep: &ImapEndpoint, base_dir: &std::path::Path) -> Result<Arc<rustl
             })?;
             for c in certs {
                 extra.push(c.map_err(|e| {
-                    ImapError::fatal(format!("bad certificate in CA file {}: {e}", path.display()))
+                    ImapError::fatal(format!(
+                        "bad certificate in CA file {}: {e}",
+                        path.display()
+                    ))
                 })?);
             }
             if extra.is_empty() {
@@ -254,7 +268,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -262,31 +281,47 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
-async fn tls_wrap(tcp: TcpStream, ep: &ImapEndpoint, base_dir: &std::path::Path) -> Result<Conn, ImapError> {
+async fn tls_wrap(
+    tcp: TcpStream,
+    ep: &ImapEndpoint,
+    base_dir: &std::path::Path,
+) -> Result<Conn, ImapError> {
     let config = tls_config(ep, base_dir)?;
     let name = rustls::pki_types::ServerName::try_from(ep.host.clone())
         .map_err(|_| ImapError::fatal(format!("`{}` is not a valid TLS server name", ep.host)))?;
-    let tls = tokio::time::timeout(CONNECT_TIMEOUT, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
-        .await
-        .map_err(|_| ImapError::transient(format!("TLS handshake with {} timed out", ep.host)))?
-        .map_err(|e| {
-            let msg = format!("TLS handshake with {}:{} failed: {e}", ep.host, ep.effective_port());
-            // A certificate problem does not fix itself by retrying.
-            if e.to_string().contains("certificate") {
-                ImapError::fatal(format!(
-                    "{msg} (to trust a private CA, set `ca_file:` on this endpoint)"
-                ))
-            } else {
-                ImapError::transient(msg)
-            }
-        })?;
+    let tls = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| ImapError::transient(format!("TLS handshake with {} timed out", ep.host)))?
+    .map_err(|e| {
+        let msg = format!(
+            "TLS handshake with {}:{} failed: {e}",
+            ep.host,
+            ep.effective_port()
+        );
+        // A certificate problem does not fix itself by retrying.
+        if e.to_string().contains("certificate") {
+            ImapError::fatal(format!(
+                "{msg} (to trust a private CA, set `ca_file:` on this endpoint)"
+            ))
+        } else {
+            ImapError::transient(msg)
+        }
+    })?;
     Ok(Conn::Tls(Box::new(tls)))
 }
 
@@ -296,8 +331,13 @@ async fn read_greeting(client: &mut Client<Conn>, host: &str) -> Result<(), Imap
         .map_err(|_| ImapError::transient(format!("{host} sent no IMAP greeting")))?
         .map_err(|e| ImapError::transient(format!("reading the greeting of {host}: {e}")))?;
     match greeting.as_ref().map(|g| g.parsed()) {
-        Some(Response::Data { status: Status::Ok, .. }) => Ok(()),
-        Some(Response::Data { status: Status::Bye, outcome }) => Err(ImapError {
+        Some(Response::Data {
+            status: Status::Ok, ..
+        }) => Ok(()),
+        Some(Response::Data {
+            status: Status::Bye,
+            outcome,
+        }) => Err(ImapError {
             message: format!(
                 "{host} refused the connection: {}",
                 outcome.information.as_deref().unwrap_or("BYE")
@@ -305,8 +345,12 @@ async fn read_greeting(client: &mut Client<Conn>, host: &str) -> Result<(), Imap
             transient: true,
             throttled: true,
         }),
-        Some(other) => Err(ImapError::fatal(format!("{host} sent an unexpected greeting: {other:?}"))),
-        None => Err(ImapError::transient(format!("{host} closed the connection before its greeting"))),
+        Some(other) => Err(ImapError::fatal(format!(
+            "{host} sent an unexpected greeting: {other:?}"
+        ))),
+        None => Err(ImapError::transient(format!(
+            "{host} closed the connection before its greeting"
+        ))),
     }
 }
 
@@ -329,8 +373,12 @@ impl Imap {
         let addr = format!("{}:{}", ep.host, ep.effective_port());
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
             .await
-            .map_err(|_| ImapError::transient(format!("cannot connect to IMAP server {addr}: timed out")))?
-            .map_err(|e| ImapError::transient(format!("cannot connect to IMAP server {addr}: {e}")))?;
+            .map_err(|_| {
+                ImapError::transient(format!("cannot connect to IMAP server {addr}: timed out"))
+            })?
+            .map_err(|e| {
+                ImapError::transient(format!("cannot connect to IMAP server {addr}: {e}"))
+            })?;
         let _ = tcp.set_nodelay(true);
         let conn = match ep.security {
             Security::None => Conn::Plain(tcp),
@@ -340,7 +388,13 @@ impl Imap {
                 read_greeting(&mut client, &ep.host).await?;
                 let mut plain = client;
                 // A refused STARTTLS ends here: never fall back to sending the password in clear.
-                if let Err(e) = timed(&ep.host, "STARTTLS", plain.run_command_and_check_ok("STARTTLS", None)).await {
+                if let Err(e) = timed(
+                    &ep.host,
+                    "STARTTLS",
+                    plain.run_command_and_check_ok("STARTTLS", None),
+                )
+                .await
+                {
                     return Err(ImapError::fatal(format!(
                         "IMAP server {addr} does not offer STARTTLS ({}): refusing to send the password in clear \
                          (use `security: tls` if it has an implicit-TLS port, or `security: none` on a trusted network)",
@@ -361,7 +415,9 @@ impl Imap {
             Auth::Password { login, password } => {
                 tokio::time::timeout(COMMAND_TIMEOUT, client.login(login, password.expose()))
                     .await
-                    .map_err(|_| ImapError::transient(format!("login to {} timed out", target.describe())))?
+                    .map_err(|_| {
+                        ImapError::transient(format!("login to {} timed out", target.describe()))
+                    })?
                     .map_err(|(e, _)| login_error(target, e))?
             }
             Auth::XOAuth2 { login, token } => {
@@ -371,7 +427,9 @@ impl Imap {
                 };
                 tokio::time::timeout(COMMAND_TIMEOUT, client.authenticate("XOAUTH2", auth))
                     .await
-                    .map_err(|_| ImapError::transient(format!("login to {} timed out", target.describe())))?
+                    .map_err(|_| {
+                        ImapError::transient(format!("login to {} timed out", target.describe()))
+                    })?
                     .map_err(|(e, _)| login_error(target, e))?
             }
         };
@@ -416,7 +474,12 @@ impl Imap {
         match timed(&host, "CREATE", self.session.create(folder)).await {
             Ok(()) => Ok(()),
             // Another connection (or an earlier, interrupted run) created it meanwhile.
-            Err(e) if e.message.contains("ALREADYEXISTS") || e.message.to_lowercase().contains("already exists") => Ok(()),
+            Err(e)
+                if e.message.contains("ALREADYEXISTS")
+                    || e.message.to_lowercase().contains("already exists") =>
+            {
+                Ok(())
+            }
             Err(e) => Err(ImapError {
                 message: format!("cannot create folder {folder:?}: {}", e.message),
                 ..e
@@ -437,8 +500,19 @@ impl Imap {
         } else if condstore {
             // EXAMINE with CONDSTORE so HIGHESTMODSEQ is reported.
             let cmd = format!("EXAMINE {} (CONDSTORE)", quote(folder));
-            timed(&host, "EXAMINE", self.session.run_command_and_check_ok(&cmd)).await?;
-            let status = timed(&host, "STATUS", self.session.status(folder, "(UIDNEXT UIDVALIDITY MESSAGES HIGHESTMODSEQ)")).await?;
+            timed(
+                &host,
+                "EXAMINE",
+                self.session.run_command_and_check_ok(&cmd),
+            )
+            .await?;
+            let status = timed(
+                &host,
+                "STATUS",
+                self.session
+                    .status(folder, "(UIDNEXT UIDVALIDITY MESSAGES HIGHESTMODSEQ)"),
+            )
+            .await?;
             self.selected = Some(folder.to_string());
             return Ok(FolderInfo {
                 uidvalidity: status.uid_validity.unwrap_or(0),
@@ -483,7 +557,11 @@ impl Imap {
     }
 
     /// UID, size, flags and internal date of the messages in a UID range of the open folder.
-    pub async fn fetch_meta(&mut self, uid_set: &str, changed_since: Option<u64>) -> Result<Vec<MessageMeta>, ImapError> {
+    pub async fn fetch_meta(
+        &mut self,
+        uid_set: &str,
+        changed_since: Option<u64>,
+    ) -> Result<Vec<MessageMeta>, ImapError> {
         let host = self.host.clone();
         let query = match changed_since {
             Some(m) => format!("(UID RFC822.SIZE FLAGS INTERNALDATE MODSEQ) (CHANGEDSINCE {m})"),
@@ -502,7 +580,9 @@ impl Imap {
                     uid: f.uid?,
                     size: f.size.unwrap_or(0),
                     flags: f.flags().map(|fl| flag_text(&fl)).collect(),
-                    internal_date: f.internal_date().map(|d| d.format("%d-%b-%Y %H:%M:%S %z").to_string()),
+                    internal_date: f
+                        .internal_date()
+                        .map(|d| d.format("%d-%b-%Y %H:%M:%S %z").to_string()),
                     modseq: f.modseq,
                 })
             })
@@ -543,7 +623,11 @@ impl Imap {
 
     /// Appends messages to `folder`. Returns the destination UIDs in order when the server
     /// says them (UIDPLUS), `None` otherwise. One command with MULTIAPPEND, else one per message.
-    pub async fn append(&mut self, folder: &str, msgs: &[Outgoing<'_>]) -> Result<Option<Vec<u32>>, ImapError> {
+    pub async fn append(
+        &mut self,
+        folder: &str,
+        msgs: &[Outgoing<'_>],
+    ) -> Result<Option<Vec<u32>>, ImapError> {
         if msgs.is_empty() {
             return Ok(Some(Vec::new()));
         }
@@ -564,7 +648,11 @@ impl Imap {
         Ok(uids)
     }
 
-    async fn append_command(&mut self, folder: &str, msgs: &[Outgoing<'_>]) -> Result<Option<Vec<u32>>, ImapError> {
+    async fn append_command(
+        &mut self,
+        folder: &str,
+        msgs: &[Outgoing<'_>],
+    ) -> Result<Option<Vec<u32>>, ImapError> {
         self.next_tag += 1;
         let tag = format!("MS{}", self.next_tag);
         let literal_plus = self.caps.literal_plus;
@@ -580,7 +668,14 @@ impl Imap {
                 if let Some(d) = m.internal_date {
                     head.extend_from_slice(format!(" \"{d}\"").as_bytes());
                 }
-                head.extend_from_slice(format!(" {{{}{}}}\r\n", m.bytes.len(), if literal_plus { "+" } else { "" }).as_bytes());
+                head.extend_from_slice(
+                    format!(
+                        " {{{}{}}}\r\n",
+                        m.bytes.len(),
+                        if literal_plus { "+" } else { "" }
+                    )
+                    .as_bytes(),
+                );
                 let stream = self.session.get_mut();
                 stream.write_all(&head).await?;
                 head.clear();
@@ -620,10 +715,18 @@ impl Imap {
 
     async fn wait_continuation(&mut self, tag: &str) -> Result<(), AppendIo> {
         loop {
-            let resp = self.session.read_response().await?.ok_or(AppendIo::Closed)?;
+            let resp = self
+                .session
+                .read_response()
+                .await?
+                .ok_or(AppendIo::Closed)?;
             match resp.parsed() {
                 Response::Continue { .. } => return Ok(()),
-                Response::Done { tag: t, status, outcome } if t.0 == tag => {
+                Response::Done {
+                    tag: t,
+                    status,
+                    outcome,
+                } if t.0 == tag => {
                     return Err(AppendIo::Refused(format!(
                         "{status:?} {}",
                         outcome.information.as_deref().unwrap_or("")
@@ -634,18 +737,35 @@ impl Imap {
         }
     }
 
-    async fn read_tagged(&mut self, tag: &str) -> Result<(bool, Option<OwnedCode>, Option<String>), AppendIo> {
+    async fn read_tagged(
+        &mut self,
+        tag: &str,
+    ) -> Result<(bool, Option<OwnedCode>, Option<String>), AppendIo> {
         loop {
-            let resp = self.session.read_response().await?.ok_or(AppendIo::Closed)?;
-            if let Response::Done { tag: t, status, outcome } = resp.parsed()
+            let resp = self
+                .session
+                .read_response()
+                .await?
+                .ok_or(AppendIo::Closed)?;
+            if let Response::Done {
+                tag: t,
+                status,
+                outcome,
+            } = resp.parsed()
                 && t.0 == tag
             {
                 let information = &outcome.information;
                 let code = match &outcome.code {
-                    Some(ResponseCode::AppendUid(_, set)) => Some(OwnedCode::AppendUid(expand_uid_set(set))),
+                    Some(ResponseCode::AppendUid(_, set)) => {
+                        Some(OwnedCode::AppendUid(expand_uid_set(set)))
+                    }
                     _ => None,
                 };
-                return Ok((matches!(status, Status::Ok), code, information.as_ref().map(|s| s.to_string())));
+                return Ok((
+                    matches!(status, Status::Ok),
+                    code,
+                    information.as_ref().map(|s| s.to_string()),
+                ));
             }
         }
     }
@@ -680,8 +800,12 @@ impl From<io::Error> for AppendIo {
 impl AppendIo {
     fn into_error(self, host: &str) -> ImapError {
         match self {
-            AppendIo::Io(e) => ImapError::transient(format!("connection to {host} failed during APPEND: {e}")),
-            AppendIo::Closed => ImapError::transient(format!("{host} closed the connection during APPEND")),
+            AppendIo::Io(e) => {
+                ImapError::transient(format!("connection to {host} failed during APPEND: {e}"))
+            }
+            AppendIo::Closed => {
+                ImapError::transient(format!("{host} closed the connection during APPEND"))
+            }
             AppendIo::Refused(t) => {
                 let throttled = is_throttle(&t);
                 ImapError {
@@ -756,7 +880,10 @@ fn login_error(target: &Target, e: async_imap::error::Error) -> ImapError {
 /// Exchange Online says `[THROTTLED]`, others "Suggested Backoff Time" or `[UNAVAILABLE]`.
 fn is_throttle(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
-    t.contains("[throttled]") || t.contains("suggested backoff") || t.contains("[unavailable]") || t.contains("too many")
+    t.contains("[throttled]")
+        || t.contains("suggested backoff")
+        || t.contains("[unavailable]")
+        || t.contains("too many")
 }
 
 fn flag_text(f: &Flag<'_>) -> String {
@@ -818,7 +945,11 @@ pub fn uid_set(uids: &[u32]) -> String {
             i += 1;
             end = sorted[i];
         }
-        parts.push(if start == end { start.to_string() } else { format!("{start}:{end}") });
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
         i += 1;
     }
     parts.join(",")
@@ -841,7 +972,11 @@ mod tests {
 
     #[test]
     fn throttle_replies_are_recognised() {
-        assert!(is_throttle("[THROTTLED] Suggested Backoff Time: 500 milliseconds"));
-        assert!(!is_throttle("[AUTHENTICATIONFAILED] Authentication failed."));
+        assert!(is_throttle(
+            "[THROTTLED] Suggested Backoff Time: 500 milliseconds"
+        ));
+        assert!(!is_throttle(
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        ));
     }
 }
