@@ -6,6 +6,7 @@ mod support;
 
 mod dovecot_smoke;
 mod examples;
+mod faultproxy_smoke;
 mod loader;
 mod plan_cmd;
 mod state_cmd;
