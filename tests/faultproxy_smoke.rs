@@ -1,9 +1,10 @@
-//! The fault proxy: a harness piece that later tests of mailshift's retries and timeouts
-//! rely on. Each fault must really happen (and be logged), or those later tests prove
-//! nothing.
+//! The fault proxy and the TLS Dovecot: harness pieces that later tests of mailshift's
+//! retries, timeouts and certificate checks rely on. Each fault must really happen (and be
+//! logged) and each TLS check must be able to fail, or those later tests prove nothing.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -314,4 +315,124 @@ fn faultproxy_drop_ends_connections_and_threads_promptly() {
         TcpStream::connect(("127.0.0.1", port)).is_err(),
         "still listening"
     );
+}
+
+/// Runs `openssl s_client` with `args`, sending a LOGOUT once connected; (success, all
+/// output). Killed after 10 s so a hung handshake fails the test instead of hanging it.
+fn s_client(args: &[&str]) -> (bool, String) {
+    let mut child = Command::new("openssl")
+        .arg("s_client")
+        // Keep going after stdin's EOF, until the server closes after LOGOUT.
+        .arg("-ign_eof")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running openssl s_client");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a1 LOGOUT\r\n")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn dovecot_tls_serves_a_certificate_its_ca_verifies() {
+    let server = Dovecot::start(DovecotConfig {
+        users: &[("alice", "pw")],
+        tls: true,
+        ..Default::default()
+    });
+    let ca = server.ca_pem_path();
+    let ca = ca.to_str().unwrap();
+    let imaps = format!("127.0.0.1:{}", server.tls_port());
+    let plain = format!("127.0.0.1:{}", server.port());
+    let verify = ["-verify_return_error", "-CAfile", ca];
+
+    for extra in [
+        &["-connect", &imaps, "-verify_ip", "127.0.0.1"][..],
+        &["-connect", &imaps, "-verify_hostname", "localhost"],
+        &[
+            "-connect",
+            &plain,
+            "-starttls",
+            "imap",
+            "-verify_ip",
+            "127.0.0.1",
+        ],
+    ] {
+        let (ok, out) = s_client(&[&verify[..], extra].concat());
+        assert!(
+            ok && out.contains("Verify return code: 0 (ok)") && out.contains("* BYE"),
+            "{extra:?}:\n{out}\n{}",
+            server.log()
+        );
+    }
+
+    // Without the CA there is nothing to verify against (nor any system store to fall back
+    // on), and a name the certificate does not carry fails even with it.
+    let no_ca = [
+        "-verify_return_error",
+        "-no-CAfile",
+        "-no-CApath",
+        "-no-CAstore",
+    ];
+    for args in [
+        [&no_ca[..], &["-connect", &imaps]].concat(),
+        [&no_ca[..], &["-connect", &plain, "-starttls", "imap"]].concat(),
+        [
+            &verify[..],
+            &["-connect", &imaps, "-verify_hostname", "example.org"],
+        ]
+        .concat(),
+    ] {
+        let (ok, out) = s_client(&args);
+        assert!(
+            !ok && out.contains("verify error") && !out.contains("* BYE"),
+            "{args:?} verified:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn dovecot_tls_offers_starttls_and_keeps_plain_login_while_the_default_offers_none() {
+    let tls = Dovecot::start(DovecotConfig {
+        users: &[("alice", "pw")],
+        tls: true,
+        ..Default::default()
+    });
+    let c = tls.login("alice", "pw");
+    assert!(c.greeting.contains("STARTTLS"), "{}", c.greeting);
+    c.logout().unwrap();
+
+    let plain = Dovecot::start(DovecotConfig {
+        users: &[("alice", "pw")],
+        ..Default::default()
+    });
+    let mut c = plain.login("alice", "pw");
+    assert!(!c.greeting.contains("STARTTLS"), "{}", c.greeting);
+    assert!(
+        !c.capabilities()
+            .unwrap()
+            .iter()
+            .any(|cap| cap == "STARTTLS")
+    );
+    c.logout().unwrap();
 }

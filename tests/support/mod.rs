@@ -1,4 +1,4 @@
-//! Shared helpers for integration tests: private Dovecot servers, an
+//! Shared helpers for integration tests: private Dovecot servers (plain or TLS), an
 //! independent IMAP client to seed and inspect them, and a fault-injecting TCP proxy to put
 //! between a client and a server.
 
