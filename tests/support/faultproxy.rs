@@ -96,12 +96,16 @@ impl Shared {
         self.faults.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn lock_threads(&self) -> MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.threads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn spawn(self: &Arc<Self>, name: String, f: impl FnOnce() + Send + 'static) {
         let handle = std::thread::Builder::new()
             .name(name)
             .spawn(f)
             .expect("spawning a fault proxy thread");
-        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        let mut threads = self.lock_threads();
         threads.retain(|t| !t.is_finished());
         threads.push(handle);
     }
@@ -243,16 +247,16 @@ impl Drop for FaultProxy {
             conn.kill();
         }
         // Pumps poll `stopping` at least every POLL and their sockets are shut down, so
-        // these joins are quick; a test never outlives its proxy's threads.
-        let threads = std::mem::take(
-            &mut *self
-                .shared
-                .threads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        for t in threads {
-            let _ = t.join();
+        // these joins are quick; a test never outlives its proxy's threads. Repeated because
+        // a connection thread may start its second pump while the first batch is joined.
+        loop {
+            let threads = std::mem::take(&mut *self.shared.lock_threads());
+            if threads.is_empty() {
+                break;
+            }
+            for t in threads {
+                let _ = t.join();
+            }
         }
     }
 }
