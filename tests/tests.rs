@@ -7,6 +7,7 @@ mod support;
 mod apply_cmd;
 mod dovecot_smoke;
 mod examples;
+mod faultproxy_smoke;
 mod loader;
 mod plan_cmd;
 mod state_cmd;

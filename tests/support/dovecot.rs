@@ -1,6 +1,7 @@
 //! Private Dovecot IMAP servers for integration tests: each `Dovecot` is a real server in its
 //! own temporary directory on a free loopback port, torn down (with every child process) when
-//! dropped. The configuration mirrors `scripts/dovecot.sh`; keep the two in step.
+//! dropped. The configuration mirrors `scripts/dovecot.sh`; keep the two in step (TLS
+//! instances, with their throwaway CA, exist only here).
 //!
 //! Set `MAILSHIFT_KEEP_DOVECOT=1` to keep a failed test's directory (config, log, maildirs).
 
@@ -29,6 +30,11 @@ pub struct DovecotConfig<'a> {
     /// advertised: Dovecot 2.3 still answers APPEND with APPENDUID and still accepts `{n+}`
     /// literals, so a test of a fallback must check what the client sends, not what fails.
     pub capabilities_override: Option<&'a str>,
+    /// TLS with a certificate from a private CA made for this instance: STARTTLS on the
+    /// plain port, implicit TLS on `tls_port()`, the CA at `ca_pem_path()`. Plaintext login
+    /// stays allowed on the plain port (`ssl = yes`, not `required`) so the same instance
+    /// also serves clients that never upgrade. Without it, `ssl = no`: no STARTTLS offered.
+    pub tls: bool,
 }
 
 impl Default for DovecotConfig<'_> {
@@ -37,6 +43,7 @@ impl Default for DovecotConfig<'_> {
             separator: '/',
             users: &[],
             capabilities_override: None,
+            tls: false,
         }
     }
 }
@@ -115,6 +122,8 @@ pub struct Dovecot {
     // An Option so Drop can keep it on request; Drop stops the server before it goes away.
     dir: Option<tempfile::TempDir>,
     port: u16,
+    /// The implicit-TLS (imaps) port, for instances started with `tls`.
+    tls_port: Option<u16>,
     separator: char,
     identity: Identity,
     child: Option<Child>,
@@ -156,10 +165,14 @@ impl Dovecot {
             fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
         fs::write(dir.path().join("users"), "").unwrap();
+        if config.tls {
+            make_tls_material(&dir.path().join("tls"));
+        }
 
         let mut dovecot = Dovecot {
             dir: Some(dir),
             port: 0,
+            tls_port: None,
             separator: config.separator,
             identity,
             child: None,
@@ -171,10 +184,13 @@ impl Dovecot {
 
         let mut last_failure = String::new();
         for _ in 0..PORT_ATTEMPTS {
-            let port = free_port();
+            let ports = free_ports(if config.tls { 2 } else { 1 });
+            let port = ports[0];
+            dovecot.tls_port = ports.get(1).copied();
             let conf = config_text(
                 dovecot.dir(),
                 port,
+                dovecot.tls_port,
                 config.separator,
                 config.capabilities_override,
                 &dovecot.identity,
@@ -246,6 +262,22 @@ impl Dovecot {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The implicit-TLS (imaps) port. Panics unless the instance was started with `tls`.
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+            .expect("tls_port(): this Dovecot was started without `tls: true`")
+    }
+
+    /// The PEM certificate of the CA that signed the server's certificate (for 127.0.0.1
+    /// and localhost), for clients to trust. Panics unless started with `tls`.
+    pub fn ca_pem_path(&self) -> PathBuf {
+        assert!(
+            self.tls_port.is_some(),
+            "ca_pem_path(): this Dovecot was started without `tls: true`"
+        );
+        self.dir().join("tls/ca.pem")
     }
 
     pub fn separator(&self) -> char {
@@ -431,6 +463,7 @@ fn greeting_token(dir: &Path) -> String {
 fn config_text(
     dir: &Path,
     port: u16,
+    tls_port: Option<u16>,
     separator: char,
     capabilities: Option<&str>,
     id: &Identity,
@@ -440,6 +473,16 @@ fn config_text(
     let capability_line = match capabilities {
         Some(caps) => format!("imap_capability = {caps}\n"),
         None => String::new(),
+    };
+    let (ssl, imaps_listener) = match tls_port {
+        // Dovecot offers STARTTLS on the plain listener by itself once ssl is on.
+        Some(tls_port) => (
+            format!(
+                "ssl = yes\nssl_cert = <{dir}/tls/server.pem\nssl_key = <{dir}/tls/server.key\n"
+            ),
+            format!("    address = 127.0.0.1\n    port = {tls_port}\n    ssl = yes\n"),
+        ),
+        None => ("ssl = no\n".to_string(), "    port = 0\n".to_string()),
     };
     // chroot(2) needs root: without it the login and anvil services must not chroot.
     let (login_chroot, anvil_chroot) = if id.root {
@@ -456,8 +499,7 @@ state_dir = {dir}/state
 log_path = {dir}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+{ssl}disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_verbose = yes
 # Failed logins are otherwise answered after 2 s: real servers' manners, but they only
@@ -491,8 +533,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
-  }}
+{imaps_listener}  }}
 }}
 service doveadm {{
   inet_listener {{
@@ -514,13 +555,101 @@ service anvil {{
     )
 }
 
-/// A port nothing listens on right now. Dovecot may still lose a race for it: the caller
-/// retries on "Address already in use".
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("binding a loopback port")
-        .port()
+/// `n` distinct ports nothing listens on right now (all bound at once, so the kernel cannot
+/// hand out the same one twice). Dovecot may still lose a race for them: the caller retries
+/// on "Address already in use".
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding a loopback port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// Writes into `dir` a throwaway CA (`ca.key`, `ca.pem`) and a server key and certificate
+/// (`server.key`, `server.pem`) for 127.0.0.1 and localhost signed by it. P-256 keys: RSA
+/// key generation would add a noticeable delay to every TLS test.
+fn make_tls_material(dir: &Path) {
+    fs::create_dir_all(dir).unwrap();
+    let p = |name: &str| dir.join(name).display().to_string();
+    // Strict verifiers (OpenSSL 3, rustls) reject a CA certificate without these extensions
+    // or a leaf without the SAN.
+    fs::write(
+        dir.join("server.ext"),
+        "basicConstraints = critical, CA:FALSE\n\
+         keyUsage = critical, digitalSignature, keyEncipherment\n\
+         extendedKeyUsage = serverAuth\n\
+         subjectAltName = IP:127.0.0.1, DNS:localhost\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &[
+                "req",
+                "-x509",
+                "-days",
+                "7",
+                "-subj",
+                "/CN=mailshift test CA",
+            ][..],
+            &ec,
+            &["-keyout", &p("ca.key"), "-out", &p("ca.pem")],
+            &["-addext", "basicConstraints = critical, CA:TRUE"],
+            &["-addext", "keyUsage = critical, keyCertSign, cRLSign"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-subj", "/CN=localhost"][..],
+            &ec,
+            &["-keyout", &p("server.key"), "-out", &p("server.csr")],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "7",
+        "-in",
+        &p("server.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-CAserial",
+        &p("ca.srl"),
+        "-extfile",
+        &p("server.ext"),
+        "-out",
+        &p("server.pem"),
+    ]);
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running openssl (is it installed?): {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {} failed: {}\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The server's first line, if something accepts connections on the port.
