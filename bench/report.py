@@ -20,7 +20,7 @@ def main():
     for r in ok:
         groups.setdefault((r["variant"], r["tool"], r["phase"]), []).append(r)
     keys = sorted({(v, t) for v, t, _ in groups}, key=lambda k: (k[0], k[1] != "mailshift", k[1]))
-    hdr = ["tool", "variant", "msgs", "MB", "full s", "msgs/s", "MB/s", "RSS MB", "CPU s", "no-op s", "runs"]
+    hdr = ["tool", "variant", "msgs", "MB", "full s", "(min-max)", "msgs/s", "MB/s", "RSS MB", "CPU s", "no-op s", "runs"]
     table = []
     med = {}
     for v, t in keys:
@@ -32,9 +32,10 @@ def main():
         ns = median(float(r["wall_s"]) for r in noop) if noop else None
         rss = median(int(r["max_rss_kb"]) for r in full) / 1024 if full else None
         cpu = median(float(r["user_s"]) + float(r["sys_s"]) for r in full) if full else None
+        spread = f"{min(float(r['wall_s']) for r in full):.2f}-{max(float(r['wall_s']) for r in full):.2f}" if full else "-"
         med[(v, t)] = (fs, ns)
         f = lambda x, fmt: "-" if x is None else format(x, fmt)
-        table.append([t, v, str(msgs), f"{mb:.1f}", f(fs, ".2f"), f(fs and msgs / fs, ".0f"),
+        table.append([t, v, str(msgs), f"{mb:.1f}", f(fs, ".2f"), spread, f(fs and msgs / fs, ".0f"),
                       f(fs and mb / fs, ".1f"), f(rss, ".1f"), f(cpu, ".2f"), f(ns, ".3f"), str(len(full))])
     widths = [max(len(x) for x in col) for col in zip(hdr, *table)]
     for line in [hdr] + table:
@@ -53,7 +54,7 @@ def main():
     if ratios:
         print("\nmailshift time / peer time (below 1: mailshift is faster):")
         print("\n".join(ratios))
-    print("\nfull/no-op s: median wall time; RSS: median peak resident set of the tool's process"
+    print("\nfull/no-op s: median wall time (min-max: the full copy's spread over runs); RSS: median peak resident set of the tool's process"
           " (not the servers'); CPU s: the tool's user+sys for the full copy.")
 
 
