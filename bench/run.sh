@@ -298,10 +298,14 @@ verify_dst() {
         args=(--strip-header X-TUID)
         cmp=(--lossy-keywords)
     fi
-    python3 "$HERE/verify.py" snapshot --port "$DST_PORT" --user "$USER_NAME" \
-        --password-env BENCH_DST_PASSWORD --out "$snap" "${args[@]}" 2>/dev/null &&
-        python3 "$HERE/verify.py" compare "$WORK/out/$variant-src.json" "$snap" \
-            --label "$tool run $run" "${cmp[@]}" | sed 's/^/bench:   /'
+    if ! python3 "$HERE/verify.py" snapshot --port "$DST_PORT" --user "$USER_NAME" \
+        --password-env BENCH_DST_PASSWORD --out "$snap" "${args[@]}" 2>"$WORK/out/verify.err"; then
+        echo "bench: could not read the destination after $tool run $run:" >&2
+        tail -n 5 "$WORK/out/verify.err" >&2
+        return 1
+    fi
+    python3 "$HERE/verify.py" compare "$WORK/out/$variant-src.json" "$snap" \
+        --label "$tool run $run" "${cmp[@]}" | sed 's/^/bench:   /'
     return "${PIPESTATUS[0]}"
 }
 
