@@ -53,6 +53,7 @@ fn servers(dest_caps: Option<&str>) -> (Dovecot, Dovecot) {
         separator: '.',
         users: &[("alice", NEW_PW)],
         capabilities_override: dest_caps,
+        ..DovecotConfig::default()
     });
     (src, dst)
 }
@@ -532,4 +533,89 @@ fn refusals_are_clear_and_recorded() {
         !text.contains("not-the-password") && !text.contains(NEW_PW),
         "{text}"
     );
+}
+
+#[test]
+fn dropped_connections_mid_literal_converge_exactly_once() {
+    use crate::support::faultproxy::{Direction, Fault, FaultProxy};
+    let (src, dst) = servers(None);
+    let src_proxy = FaultProxy::to_port(src.port());
+    let dst_proxy = FaultProxy::to_port(dst.port());
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "version: 1\noptions: {{connections_per_account: 2}}\nplatforms:\n  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    source: {{login: alice, password: {{env: ALICE_OLD}}}}\n    destination: {{login: alice, password: {{env: ALICE_NEW}}}}\n",
+        src_proxy.port(),
+        dst_proxy.port()
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    seed(&mut src.login("alice", OLD_PW));
+    // Cut inside a FETCH literal on the source, and inside an APPEND literal on the destination,
+    // a few times each: the run reconnects and resumes.
+    src_proxy.set(Fault::CutOnPattern {
+        direction: Direction::ToClient,
+        pattern: b"BODY[] {".to_vec(),
+        extra_bytes: 200,
+        once: true,
+    });
+    dst_proxy.set(Fault::CutOnPattern {
+        direction: Direction::ToServer,
+        pattern: b"APPEND".to_vec(),
+        extra_bytes: 400,
+        once: true,
+    });
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        !src_proxy.fired().is_empty() && !dst_proxy.fired().is_empty(),
+        "faults did not fire"
+    );
+    assert!(run.stderr.contains("reconnecting"), "{}", run.text());
+    assert_eq!(
+        snapshot(&dst, NEW_PW),
+        expected_dest(&snapshot(&src, OLD_PW))
+    );
+}
+
+#[test]
+fn tls_certificates_are_verified_against_the_plans_ca() {
+    let src = Dovecot::start(DovecotConfig {
+        separator: '/',
+        users: &[("alice", OLD_PW)],
+        tls: true,
+        ..DovecotConfig::default()
+    });
+    let dst = Dovecot::start(DovecotConfig {
+        separator: '/',
+        users: &[("alice", NEW_PW)],
+        tls: true,
+        ..DovecotConfig::default()
+    });
+    src.login("alice", OLD_PW)
+        .append("INBOX", &[], None, &message(1, 800))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |src_ca: &str| {
+        let plan = format!(
+            "version: 1\nplatforms:\n  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: tls{src_ca}}}}}\n  new: {{type: imap, imap: {{host: localhost, port: {}, security: starttls, ca_file: {}}}}}\naccounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    source: {{login: alice, password: {{env: ALICE_OLD}}}}\n    destination: {{login: alice, password: {{env: ALICE_NEW}}}}\n",
+            src.tls_port(),
+            dst.port(),
+            dst.ca_pem_path().display()
+        );
+        std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    };
+    // Without the CA, the self-signed source is refused.
+    write("");
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.text());
+    assert!(
+        run.stdout.contains("TLS handshake with 127.0.0.1"),
+        "{}",
+        run.text()
+    );
+    assert!(run.stdout.contains("set `ca_file:`"), "{}", run.text());
+    // With it (implicit TLS on one side, STARTTLS on the other), the copy goes through.
+    write(&format!(", ca_file: {}", src.ca_pem_path().display()));
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert_eq!(snapshot(&dst, NEW_PW)["INBOX"].len(), 1);
 }
