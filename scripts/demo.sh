@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # The demo: on a fresh machine, install what is needed, start two local Dovecot servers (the
-# "old" and "new" platforms of examples/imap-to-imap.yaml), fill the old one with a small
-# mailbox, then show what mailshift makes of the plan: validation and the dry-run diff.
-#
-# `mailshift apply` (the copy itself) is the next piece of work; until it lands, the demo stops
-# at the plan, which is what `apply` will carry out.
+# "old" and "new" platforms of examples/imap-to-imap.yaml, the new one with `.` as separator),
+# fill the old one with a small mailbox, then run the whole job: validate, plan (the dry run),
+# apply (the copy, with progress), verify (both sides compared by content), and a second
+# apply that finds nothing new.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,6 +72,25 @@ set +e
 "$MS" plan --detailed-exitcode "$PLAN"
 echo "(exit code $?)"
 set -e
+echo
+echo "== mailshift apply"
+"$MS" apply "$PLAN"
+echo
+echo "== mailshift verify"
+"$MS" verify "$PLAN"
+echo
+echo "== New mail arrives on the old server; apply again copies only that"
+python3 - <<'PY'
+import imaplib, os
+m = imaplib.IMAP4("127.0.0.1", 10143)
+m.login("alice", os.environ["ALICE_OLD"])
+m.append("INBOX", None, None, b"From: Carol <carol@example.com>\r\nSubject: one more\r\n\r\nHi!\r\n")
+m.logout()
+PY
+"$MS" apply "$PLAN"
+echo
+echo "== mailshift status"
+"$MS" status "$PLAN"
 echo
 echo "== A plan with mistakes, and what validate says about it"
 sed -e 's/to: new/to: nwe/' -e 's/security: none}}$/security: nones}}/' "$PLAN" > "$WORK/broken.yaml"

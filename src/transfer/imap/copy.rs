@@ -352,6 +352,31 @@ async fn worker(
     }
 }
 
+/// Splits the messages to copy into batches of at most `BATCH_MESSAGES` and `BATCH_BYTES`
+/// (a single larger message makes a batch of its own).
+fn make_batches(todo: &[MessageMeta]) -> Vec<Vec<&MessageMeta>> {
+    let mut batches: Vec<Vec<&MessageMeta>> = Vec::new();
+    let mut bytes = 0u64;
+    for m in todo {
+        let size = u64::from(m.size);
+        match batches.last_mut() {
+            Some(b) if b.len() < BATCH_MESSAGES && bytes + size <= BATCH_BYTES => {
+                b.push(m);
+                bytes += size;
+            }
+            _ => {
+                batches.push(vec![m]);
+                bytes = size;
+            }
+        }
+    }
+    batches
+}
+
+fn uids_of(batch: &[&MessageMeta]) -> Vec<u32> {
+    batch.iter().map(|m| m.uid).collect()
+}
+
 /// `(year, month, day)` of an IMAP internal date, for the plan's date window.
 pub fn date_key(internal: &str) -> Option<(u32, u32, u32)> {
     // `01-Feb-2024 10:00:00 +0000`
@@ -542,110 +567,134 @@ async fn sync_folder(
             }
         };
 
-    let mut i = 0;
-    while i < todo.len() {
+    // Batches by count and bytes. The next batch's bodies are fetched from the source while the
+    // current one is appended to the destination: the two servers work at the same time.
+    let batches = make_batches(&todo);
+    let mut prefetched: Option<BTreeMap<u32, Vec<u8>>> = None;
+    let mut capped = false;
+    for (bi, whole) in batches.iter().enumerate() {
         if stop.load(Ordering::Relaxed) {
             return Ok(report);
         }
-        // Next batch, within the item cap.
-        let mut batch: Vec<&MessageMeta> = Vec::new();
-        let mut bytes = 0u64;
-        while i < todo.len()
-            && batch.len() < BATCH_MESSAGES
-            && (batch.is_empty() || bytes + u64::from(todo[i].size) <= BATCH_BYTES)
-        {
-            if remaining.load(Ordering::Relaxed) <= batch.len() as u64 {
-                break;
-            }
-            bytes += u64::from(todo[i].size);
-            batch.push(&todo[i]);
-            i += 1;
+        let room = remaining.load(Ordering::Relaxed);
+        let batch: Vec<&MessageMeta> = whole
+            .iter()
+            .take(room.min(whole.len() as u64) as usize)
+            .copied()
+            .collect();
+        if batch.len() < whole.len() {
+            capped = true;
         }
         if batch.is_empty() {
-            break; // item cap reached
+            break;
         }
-        let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
-        let bodies: BTreeMap<u32, Vec<u8>> = src.fetch_bodies(&uids).await?.into_iter().collect();
-
-        let mut entries: Vec<(u32, MessageRecord)> = Vec::new();
-        let mut to_send: Vec<Ready<'_>> = Vec::new();
-        for m in &batch {
-            // Expunged on the source since we listed it: nothing to copy.
-            let Some(body) = bodies.get(&m.uid) else {
-                continue;
-            };
-            let hash = content_hash(body);
-            if let Some(uids) = pending.get_mut(&hash)
-                && let Some(dest_uid) = uids.pop()
-            {
-                entries.push((
-                    m.uid,
-                    MessageRecord {
-                        dest_uid,
-                        hash,
-                        size: body.len() as u64,
-                        sync_point: job.sync_point,
-                    },
-                ));
-                report.rematched += 1;
-                continue;
+        let bodies = match prefetched.take() {
+            Some(b) => b,
+            None => src
+                .fetch_bodies(&uids_of(&batch))
+                .await?
+                .into_iter()
+                .collect(),
+        };
+        let next_uids = if capped {
+            None
+        } else {
+            batches.get(bi + 1).map(|b| uids_of(b))
+        };
+        let fetch_next = async {
+            match &next_uids {
+                Some(u) => src.fetch_bodies(u).await.map(Some),
+                None => Ok(None),
             }
-            to_send.push((m, body, hash, dest_flags(&m.flags, &dinfo)));
-        }
-        pending.retain(|_, v| !v.is_empty());
+        };
+        let process = async {
+            let mut entries: Vec<(u32, MessageRecord)> = Vec::new();
+            let mut to_send: Vec<Ready<'_>> = Vec::new();
+            for m in &batch {
+                // Expunged on the source since we listed it: nothing to copy.
+                let Some(body) = bodies.get(&m.uid) else {
+                    continue;
+                };
+                let hash = content_hash(body);
+                if let Some(uids) = pending.get_mut(&hash)
+                    && let Some(dest_uid) = uids.pop()
+                {
+                    entries.push((
+                        m.uid,
+                        MessageRecord {
+                            dest_uid,
+                            hash,
+                            size: body.len() as u64,
+                            sync_point: job.sync_point,
+                        },
+                    ));
+                    report.rematched += 1;
+                    continue;
+                }
+                to_send.push((m, body, hash, dest_flags(&m.flags, &dinfo)));
+            }
+            pending.retain(|_, v| !v.is_empty());
 
-        let mut in_flight = resume_from;
-        if !to_send.is_empty() {
-            let uidnext = dst.status(&folder.dest).await?.uidnext;
-            in_flight = Some(resume_from.map_or(uidnext, |r| r.min(uidnext)));
-            let rec = folder_record(highest_uid, total_messages, total_bytes, in_flight, false);
+            let mut in_flight = resume_from;
+            if !to_send.is_empty() {
+                let uidnext = dst.status(&folder.dest).await?.uidnext;
+                in_flight = Some(resume_from.map_or(uidnext, |r| r.min(uidnext)));
+                let rec = folder_record(highest_uid, total_messages, total_bytes, in_flight, false);
+                let (rid2, key2) = (rid.clone(), key.clone());
+                state(store, move |s| s.put_folder(&rid2, &key2, &rec)).await?;
+                let outgoing: Vec<Outgoing<'_>> = to_send
+                    .iter()
+                    .map(|(m, body, _, flags)| Outgoing {
+                        flags: flags.as_slice(),
+                        internal_date: m.internal_date.as_deref(),
+                        bytes: body.as_slice(),
+                    })
+                    .collect();
+                let dest_uids = dst.append(&folder.dest, &outgoing).await?;
+                for (k, (m, body, hash, _)) in to_send.iter().enumerate() {
+                    entries.push((
+                        m.uid,
+                        MessageRecord {
+                            dest_uid: dest_uids
+                                .as_ref()
+                                .and_then(|d| d.get(k).copied())
+                                .unwrap_or(0),
+                            hash: *hash,
+                            size: body.len() as u64,
+                            sync_point: job.sync_point,
+                        },
+                    ));
+                    report.copied += 1;
+                    report.bytes += body.len() as u64;
+                }
+                let sent_bytes: u64 = to_send.iter().map(|t| t.1.len() as u64).sum();
+                progress.copied(&job.account, to_send.len() as u64, sent_bytes);
+            }
+            remaining.fetch_sub(
+                (entries.len() as u64).min(remaining.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+            highest_uid = highest_uid.max(entries.iter().map(|(u, _)| *u).max().unwrap_or(0));
+            total_messages += entries.len() as u64;
+            total_bytes += entries.iter().map(|(_, m)| m.size).sum::<u64>();
+            // Keep the in-flight mark while interrupted messages may still be matched later.
+            let keep = if pending.is_empty() { None } else { in_flight };
+            resume_from = keep;
+            let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
             let (rid2, key2) = (rid.clone(), key.clone());
-            state(store, move |s| s.put_folder(&rid2, &key2, &rec)).await?;
-            let outgoing: Vec<Outgoing<'_>> = to_send
-                .iter()
-                .map(|(m, body, _, flags)| Outgoing {
-                    flags: flags.as_slice(),
-                    internal_date: m.internal_date.as_deref(),
-                    bytes: body.as_slice(),
-                })
-                .collect();
-            let dest_uids = dst.append(&folder.dest, &outgoing).await?;
-            for (k, (m, body, hash, _)) in to_send.iter().enumerate() {
-                entries.push((
-                    m.uid,
-                    MessageRecord {
-                        dest_uid: dest_uids
-                            .as_ref()
-                            .and_then(|d| d.get(k).copied())
-                            .unwrap_or(0),
-                        hash: *hash,
-                        size: body.len() as u64,
-                        sync_point: job.sync_point,
-                    },
-                ));
-                report.copied += 1;
-                report.bytes += body.len() as u64;
-            }
-            let sent_bytes: u64 = to_send.iter().map(|t| t.1.len() as u64).sum();
-            progress.copied(&job.account, to_send.len() as u64, sent_bytes);
+            state(store, move |s| s.record_batch(&rid2, &key2, &rec, &entries)).await?;
+            Ok::<(), CopyError>(())
+        };
+        let (fetched, processed) = tokio::join!(fetch_next, process);
+        processed?;
+        prefetched = fetched?.map(|v| v.into_iter().collect());
+        if capped {
+            break;
         }
-        remaining.fetch_sub(
-            (entries.len() as u64).min(remaining.load(Ordering::Relaxed)),
-            Ordering::Relaxed,
-        );
-        highest_uid = highest_uid.max(entries.iter().map(|(u, _)| *u).max().unwrap_or(0));
-        total_messages += entries.len() as u64;
-        total_bytes += entries.iter().map(|(_, m)| m.size).sum::<u64>();
-        // Keep the in-flight mark while interrupted messages may still be matched later.
-        let keep = if pending.is_empty() { None } else { in_flight };
-        resume_from = keep;
-        let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
-        let (rid2, key2) = (rid.clone(), key.clone());
-        state(store, move |s| s.record_batch(&rid2, &key2, &rec, &entries)).await?;
     }
 
     // Carry flag changes onto messages copied earlier (needs their destination UIDs).
-    let stale = i < todo.len();
+    let stale = capped;
     if !stale && !copied.is_empty() && dinfo.exists > 0 {
         let dest_meta: HashMap<u32, Vec<String>> = dst
             .fetch_meta("1:*", None)
