@@ -3,12 +3,16 @@
 //! Ctrl-C (or SIGTERM) stops at the next checkpoint: the batch in hand is finished and
 //! recorded, then the run ends; a second Ctrl-C exits at once. The state is valid either way.
 
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{CliError, load_plan};
 use crate::apply::{ApplyOptions, Hooks, Outcome, StepResult, apply, human_bytes};
@@ -157,72 +161,181 @@ async fn wait_for_signal() {
     }
 }
 
-/// Progress lines on stderr, at most one a second per account, with rates.
+/// Progress on stderr: on a terminal, an overall bar and one bar per account (indicatif),
+/// with messages/s and MB/s; elsewhere (CI, a log file), a line per account every few seconds.
 struct Printer {
-    state: Mutex<PrinterState>,
+    started: Instant,
+    bars: Option<Bars>,
+    lines: Mutex<Lines>,
 }
 
-struct PrinterState {
-    started: Instant,
-    last: Instant,
-    accounts: std::collections::BTreeMap<String, (u64, u64, u64)>,
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    accounts: Mutex<BTreeMap<String, ProgressBar>>,
+    bytes: AtomicU64,
+}
+
+#[derive(Default)]
+struct Lines {
+    last: Option<Instant>,
+    /// account → (copied, to copy, bytes)
+    accounts: BTreeMap<String, (u64, u64, u64)>,
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .expect("valid progress template")
+        .progress_chars("=> ")
 }
 
 impl Printer {
     fn new() -> Self {
-        let now = Instant::now();
+        let bars = std::io::stderr().is_terminal().then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+            let overall = multi.add(ProgressBar::new(0));
+            overall.set_style(style(
+                "{prefix:>12.bold} [{bar:30}] {pos}/{len} messages, {msg}, eta {eta}",
+            ));
+            overall.set_prefix("Total");
+            Bars {
+                multi,
+                overall,
+                accounts: Mutex::new(BTreeMap::new()),
+                bytes: AtomicU64::new(0),
+            }
+        });
         Printer {
-            state: Mutex::new(PrinterState {
-                started: now,
-                last: now,
-                accounts: Default::default(),
-            }),
+            started: Instant::now(),
+            bars,
+            lines: Mutex::new(Lines::default()),
         }
     }
 
-    fn line(st: &PrinterState) {
-        let secs = st.started.elapsed().as_secs_f64().max(0.001);
-        for (account, (done, total, bytes)) in &st.accounts {
+    fn account_bar(bars: &Bars, account: &str) -> ProgressBar {
+        let mut map = bars.accounts.lock().expect("bars lock");
+        map.entry(account.to_string())
+            .or_insert_with(|| {
+                let bar = bars.multi.add(ProgressBar::new(0));
+                bar.set_style(style("{prefix:>12} [{bar:30}] {pos}/{len} {msg}"));
+                bar.set_prefix(short(account));
+                bar
+            })
+            .clone()
+    }
+
+    fn rate(&self, bytes: u64) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        format!(
+            "{} ({}/s)",
+            human_bytes(bytes),
+            human_bytes((bytes as f64 / secs) as u64)
+        )
+    }
+
+    fn print_lines(&self, lines: &Lines) {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        for (account, (done, total, bytes)) in &lines.accounts {
             eprintln!(
-                "  {account}: {done}/{total} messages, {} ({:.0} msg/s, {}/s)",
-                human_bytes(*bytes),
-                *done as f64 / secs,
-                human_bytes((*bytes as f64 / secs) as u64)
+                "  {account}: {done}/{total} messages, {} ({:.0} msg/s)",
+                self.rate(*bytes),
+                *done as f64 / secs
             );
         }
     }
 
     fn finish(&self) {
-        let st = self.state.lock().expect("printer lock");
-        if !st.accounts.is_empty() {
-            Self::line(&st);
+        match &self.bars {
+            Some(b) => {
+                for bar in b.accounts.lock().expect("bars lock").values() {
+                    bar.finish();
+                }
+                b.overall.finish();
+            }
+            None => {
+                let lines = self.lines.lock().expect("printer lock");
+                if !lines.accounts.is_empty() {
+                    self.print_lines(&lines);
+                }
+            }
         }
+    }
+}
+
+/// Bar prefixes stay aligned: long addresses are shortened in the middle.
+fn short(account: &str) -> String {
+    let chars: Vec<char> = account.chars().collect();
+    if chars.len() <= 24 {
+        account.to_string()
+    } else {
+        let head: String = chars[..11].iter().collect();
+        let tail: String = chars[chars.len() - 12..].iter().collect();
+        format!("{head}…{tail}")
     }
 }
 
 impl Progress for Printer {
     fn folder_started(&self, account: &str, _folder: &str, to_copy: u64) {
-        let mut st = self.state.lock().expect("printer lock");
-        st.accounts.entry(account.to_string()).or_default().1 += to_copy;
-    }
-    fn copied(&self, account: &str, messages: u64, bytes: u64) {
-        let mut st = self.state.lock().expect("printer lock");
-        let e = st.accounts.entry(account.to_string()).or_default();
-        e.0 += messages;
-        e.2 += bytes;
-        if st.last.elapsed().as_secs_f64() >= 1.0 {
-            st.last = Instant::now();
-            Self::line(&st);
+        match &self.bars {
+            Some(b) => {
+                Self::account_bar(b, account).inc_length(to_copy);
+                b.overall.inc_length(to_copy);
+            }
+            None => {
+                self.lines
+                    .lock()
+                    .expect("printer lock")
+                    .accounts
+                    .entry(account.to_string())
+                    .or_default()
+                    .1 += to_copy;
+            }
         }
     }
+
+    fn copied(&self, account: &str, messages: u64, bytes: u64) {
+        match &self.bars {
+            Some(b) => {
+                let bar = Self::account_bar(b, account);
+                bar.inc(messages);
+                let total = b.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+                b.overall.inc(messages);
+                let secs = self.started.elapsed().as_secs_f64().max(0.001);
+                b.overall.set_message(format!(
+                    "{:.0} msg/s, {}",
+                    b.overall.position() as f64 / secs,
+                    self.rate(total)
+                ));
+                bar.set_message(format!("+{}", human_bytes(bytes)));
+            }
+            None => {
+                let mut lines = self.lines.lock().expect("printer lock");
+                let e = lines.accounts.entry(account.to_string()).or_default();
+                e.0 += messages;
+                e.2 += bytes;
+                if lines.last.is_none_or(|t| t.elapsed().as_secs() >= 5) {
+                    lines.last = Some(Instant::now());
+                    self.print_lines(&lines);
+                }
+            }
+        }
+    }
+
     fn note(&self, account: &str, text: &str) {
-        eprintln!("  {account}: {text}");
+        match &self.bars {
+            Some(b) => b.multi.suspend(|| eprintln!("  {account}: {text}")),
+            None => eprintln!("  {account}: {text}"),
+        }
     }
 }
 
 impl Hooks for Printer {
     fn step_started(&self, change: &Change) {
-        eprintln!("{} {} ...", verb(change), change.id);
+        let line = format!("{} {}", verb(change), change.id);
+        match &self.bars {
+            Some(b) => b.multi.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
     }
     fn step_finished(&self, _result: &StepResult) {}
 }
