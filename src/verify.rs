@@ -10,12 +10,13 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::plan::model::FolderRules;
-use crate::transfer::imap::copy::{CopyOptions, content_hash};
+use crate::transfer::imap::copy::{CopyOptions, CrlfHasher, LARGE_MESSAGE, content_hash};
 use crate::transfer::imap::folders::map_folders;
 use crate::transfer::imap::session::{Imap, ImapError, Target};
 
 /// Bodies fetched per command while hashing: bounds memory on big mailboxes.
 const CHUNK: usize = 50;
+const SLICE: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FolderCheck {
@@ -74,6 +75,30 @@ async fn hash_folder(
         return Ok(side);
     }
     let metas = imap.fetch_meta("1:*", None).await?;
+    // Large messages are hashed slice by slice, as apply copies them: memory stays bounded.
+    let (large, metas): (Vec<_>, Vec<_>) = metas
+        .into_iter()
+        .partition(|m| u64::from(m.size) > LARGE_MESSAGE);
+    for m in large
+        .iter()
+        .filter(|m| filter.is_none_or(|o| o.size_ok(m) && o.in_date_window(m)))
+    {
+        let mut hasher = CrlfHasher::default();
+        let mut len = 0u64;
+        loop {
+            let Some(part) = imap.fetch_part(m.uid, len, SLICE).await? else {
+                break;
+            };
+            hasher.update(&part);
+            len += part.len() as u64;
+            if (part.len() as u64) < SLICE {
+                side.messages += 1;
+                side.bytes += len;
+                *side.hashes.entry(hasher.finish()).or_default() += 1;
+                break;
+            }
+        }
+    }
     let wanted: Vec<u32> = metas
         .iter()
         .filter(|m| filter.is_none_or(|o| o.size_ok(m) && o.in_date_window(m)))

@@ -619,3 +619,38 @@ fn tls_certificates_are_verified_against_the_plans_ca() {
     assert_eq!(run.code, 0, "{}", run.text());
     assert_eq!(snapshot(&dst, NEW_PW)["INBOX"].len(), 1);
 }
+
+#[test]
+fn large_messages_are_spooled_in_slices_and_arrive_whole() {
+    let (src, dst) = servers(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst, "");
+    let mut c = src.login("alice", OLD_PW);
+    // Above the 8 MB threshold, not a multiple of the 4 MB slice, with bare LFs across slices.
+    let mut big = message(1, 0);
+    let mut i = 0u64;
+    while big.len() < 20 * 1024 * 1024 + 12_345 {
+        i += 1;
+        big.extend_from_slice(format!("{i:08} spooled line\n").as_bytes());
+    }
+    c.append(
+        "INBOX",
+        &["\\Seen"],
+        Some("07-Jul-2024 07:07:07 +0000"),
+        &big,
+    )
+    .unwrap();
+    c.append("INBOX", &[], None, &message(2, 3_000)).unwrap();
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert_eq!(
+        snapshot(&dst, NEW_PW),
+        expected_dest(&snapshot(&src, OLD_PW))
+    );
+    let spool = dir.path().join(".mailshift/spool");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .map(|d| d.collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "spool files left behind: {left:?}");
+    assert_eq!(mailshift(dir.path(), &["verify", "plan.yaml"]).code, 0);
+}

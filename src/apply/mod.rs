@@ -394,6 +394,11 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             rules: account.folders.clone().unwrap_or_default(),
             options: copy_options(plan, account),
             sync_point: 0,
+            spool_dir: ctx
+                .loaded
+                .state_path()
+                .parent()
+                .map_or_else(|| std::path::PathBuf::from("spool"), |d| d.join("spool")),
         },
         Err(e) => {
             let outcome = Outcome::Failed(e);

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use super::folders::{FolderPlan, map_folders};
-use super::session::{FolderInfo, Imap, ImapError, MessageMeta, Outgoing, Target};
+use super::session::{Body, FolderInfo, Imap, ImapError, MessageMeta, Outgoing, Target};
 use crate::plan::model::FolderRules;
 use crate::state::{FolderRecord, MessageRecord, StateStore};
 
@@ -25,6 +25,10 @@ use crate::state::{FolderRecord, MessageRecord, StateStore};
 /// small enough to bound memory.
 const BATCH_MESSAGES: usize = 50;
 const BATCH_BYTES: u64 = 16 * 1024 * 1024;
+/// Messages larger than this are fetched in slices into a spool file and sent from it, so
+/// memory stays bounded whatever the message size.
+pub const LARGE_MESSAGE: u64 = 8 * 1024 * 1024;
+const SLICE: u64 = 4 * 1024 * 1024;
 /// Attempts per folder before the account's step fails.
 const FOLDER_ATTEMPTS: u32 = 6;
 
@@ -110,6 +114,8 @@ pub struct Job {
     pub rules: FolderRules,
     pub options: CopyOptions,
     pub sync_point: u64,
+    /// Where large messages are spooled while in transit (beside the state file).
+    pub spool_dir: std::path::PathBuf,
 }
 
 /// Set when the user asked to stop: workers finish the batch in hand and stop.
@@ -118,18 +124,43 @@ pub type StopFlag = Arc<AtomicBool>;
 /// SHA-256 of a message with line ends made CRLF: servers normalise bare LF when they serve
 /// a message, so the same message hashes the same on both sides.
 pub fn content_hash(bytes: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    let mut start = 0;
-    // memchr: most messages are megabytes of CRLF lines; a byte loop here costs real CPU.
-    for i in memchr::memchr_iter(b'\n', bytes) {
-        if i == 0 || bytes[i - 1] != b'\r' {
-            h.update(&bytes[start..i]);
-            h.update(b"\r\n");
-            start = i + 1;
+    let mut h = CrlfHasher::default();
+    h.update(bytes);
+    h.finish()
+}
+
+/// [`content_hash`] over a message that arrives in pieces.
+#[derive(Default)]
+pub struct CrlfHasher {
+    h: Sha256,
+    last: Option<u8>,
+}
+
+impl CrlfHasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        let mut start = 0;
+        // memchr: most messages are megabytes of CRLF lines; a byte loop here costs real CPU.
+        for i in memchr::memchr_iter(b'\n', bytes) {
+            let prev = if i == 0 {
+                self.last
+            } else {
+                Some(bytes[i - 1])
+            };
+            if prev != Some(b'\r') {
+                self.h.update(&bytes[start..i]);
+                self.h.update(b"\r\n");
+                start = i + 1;
+            }
+        }
+        self.h.update(&bytes[start..]);
+        if let Some(&b) = bytes.last() {
+            self.last = Some(b);
         }
     }
-    h.update(&bytes[start..]);
-    h.finalize().into()
+
+    pub fn finish(self) -> [u8; 32] {
+        self.h.finalize().into()
+    }
 }
 
 fn now() -> u64 {
@@ -351,6 +382,93 @@ async fn worker(
     }
 }
 
+/// Copies one large message through a spool file. Returns the map entry, whether it was sent
+/// (or found already on the destination), and the in-flight mark used; `None` if the message
+/// vanished from the source.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+async fn copy_large(
+    job: &Job,
+    store: &Arc<StateStore>,
+    src: &mut Imap,
+    dst: &mut Imap,
+    folder: &FolderPlan,
+    dinfo: &FolderInfo,
+    m: &MessageMeta,
+    pending: &mut HashMap<[u8; 32], Vec<u32>>,
+    resume_from: Option<u32>,
+    progress_now: (u32, u64, u64),
+    folder_record: &(dyn Fn(u32, u64, u64, Option<u32>, bool) -> FolderRecord + Sync),
+) -> Result<Option<((u32, MessageRecord), bool, Option<u32>)>, CopyError> {
+    use tokio::io::AsyncWriteExt;
+    std::fs::create_dir_all(&job.spool_dir).map_err(|e| {
+        CopyError::fatal(format!(
+            "cannot create spool directory {}: {e}",
+            job.spool_dir.display()
+        ))
+    })?;
+    let path = job
+        .spool_dir
+        .join(format!("{}-{}-{}.eml", std::process::id(), m.uid, now()));
+    // Removed however this function ends.
+    struct Cleanup<'a>(&'a std::path::Path);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    let _cleanup = Cleanup(&path);
+    let io = |e: std::io::Error| CopyError::fatal(format!("spool file {}: {e}", path.display()));
+    let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
+    let mut hasher = CrlfHasher::default();
+    let mut len = 0u64;
+    loop {
+        let Some(part) = src.fetch_part(m.uid, len, SLICE).await? else {
+            return Ok(None);
+        };
+        hasher.update(&part);
+        file.write_all(&part).await.map_err(io)?;
+        len += part.len() as u64;
+        if (part.len() as u64) < SLICE {
+            break;
+        }
+    }
+    file.flush().await.map_err(io)?;
+    drop(file);
+    let hash = hasher.finish();
+    if let Some(uids) = pending.get_mut(&hash)
+        && let Some(dest_uid) = uids.pop()
+    {
+        let rec = MessageRecord {
+            dest_uid,
+            hash,
+            size: len,
+            sync_point: job.sync_point,
+        };
+        return Ok(Some(((m.uid, rec), false, resume_from)));
+    }
+    let uidnext = dst.status(&folder.dest).await?.uidnext;
+    let in_flight = Some(resume_from.map_or(uidnext, |r| r.min(uidnext)));
+    let (h, n, b) = progress_now;
+    let rec = folder_record(h, n, b, in_flight, false);
+    let (rid, key) = (job.resource_id.clone(), folder.path.clone());
+    state(store, move |s| s.put_folder(&rid, &key, &rec)).await?;
+    let flags = dest_flags(&m.flags, dinfo);
+    let out = Outgoing {
+        flags: &flags,
+        internal_date: m.internal_date.as_deref(),
+        body: Body::File { path: &path, len },
+    };
+    let uids = dst.append(&folder.dest, std::slice::from_ref(&out)).await?;
+    let dest_uid = uids.and_then(|u| u.first().copied()).unwrap_or(0);
+    let rec = MessageRecord {
+        dest_uid,
+        hash,
+        size: len,
+        sync_point: job.sync_point,
+    };
+    Ok(Some(((m.uid, rec), true, in_flight)))
+}
+
 /// Splits the messages to copy into batches of at most `BATCH_MESSAGES` and `BATCH_BYTES`
 /// (a single larger message makes a batch of its own).
 fn make_batches(todo: &[MessageMeta]) -> Vec<Vec<&MessageMeta>> {
@@ -358,8 +476,14 @@ fn make_batches(todo: &[MessageMeta]) -> Vec<Vec<&MessageMeta>> {
     let mut bytes = 0u64;
     for m in todo {
         let size = u64::from(m.size);
+        let large = |m: &MessageMeta| u64::from(m.size) > LARGE_MESSAGE;
         match batches.last_mut() {
-            Some(b) if b.len() < BATCH_MESSAGES && bytes + size <= BATCH_BYTES => {
+            Some(b)
+                if !large(m)
+                    && !large(b[0])
+                    && b.len() < BATCH_MESSAGES
+                    && bytes + size <= BATCH_BYTES =>
+            {
                 b.push(m);
                 bytes += size;
             }
@@ -587,6 +711,44 @@ async fn sync_folder(
         if batch.is_empty() {
             break;
         }
+        if batch.len() == 1 && u64::from(batch[0].size) > LARGE_MESSAGE {
+            let m = batch[0];
+            let entry = copy_large(
+                job,
+                store,
+                src,
+                dst,
+                folder,
+                &dinfo,
+                m,
+                &mut pending,
+                resume_from,
+                (highest_uid, total_messages, total_bytes),
+                &folder_record,
+            )
+            .await?;
+            if let Some((entry, sent, mark)) = entry {
+                if sent {
+                    report.copied += 1;
+                    report.bytes += entry.1.size;
+                    progress.copied(&job.account, 1, entry.1.size);
+                } else {
+                    report.rematched += 1;
+                }
+                remaining.fetch_sub(1.min(remaining.load(Ordering::Relaxed)), Ordering::Relaxed);
+                highest_uid = highest_uid.max(entry.0);
+                total_messages += 1;
+                total_bytes += entry.1.size;
+                pending.retain(|_, v| !v.is_empty());
+                let keep = if pending.is_empty() { None } else { mark };
+                resume_from = keep;
+                let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
+                let (rid2, key2) = (rid.clone(), key.clone());
+                let entries = vec![(entry.0, entry.1)];
+                state(store, move |s| s.record_batch(&rid2, &key2, &rec, &entries)).await?;
+            }
+            continue;
+        }
         let bodies = match prefetched.take() {
             Some(b) => b,
             None => src
@@ -646,7 +808,7 @@ async fn sync_folder(
                     .map(|(m, body, _, flags)| Outgoing {
                         flags: flags.as_slice(),
                         internal_date: m.internal_date.as_deref(),
-                        bytes: body.as_slice(),
+                        body: Body::Mem(body.as_slice()),
                     })
                     .collect();
                 let dest_uids = dst.append(&folder.dest, &outgoing).await?;

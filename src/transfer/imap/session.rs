@@ -190,8 +190,31 @@ pub struct MessageMeta {
 pub struct Outgoing<'a> {
     pub flags: &'a [String],
     pub internal_date: Option<&'a str>,
-    pub bytes: &'a [u8],
+    pub body: Body<'a>,
 }
+
+/// A message's bytes: in memory, or spooled to a file (large messages, so memory stays bounded).
+#[derive(Clone, Copy)]
+pub enum Body<'a> {
+    Mem(&'a [u8]),
+    File { path: &'a std::path::Path, len: u64 },
+}
+
+impl Body<'_> {
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Mem(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How much of a spooled message is read into memory at a time while sending it.
+const SEND_CHUNK: usize = 1024 * 1024;
 
 pub struct Imap {
     session: Session<Conn>,
@@ -614,6 +637,28 @@ impl Imap {
         Ok(out)
     }
 
+    /// One slice of a message (`BODY.PEEK[]<offset.len>`), for messages too large to hold
+    /// whole. `None` when the message is gone.
+    pub async fn fetch_part(
+        &mut self,
+        uid: u32,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>, ImapError> {
+        let host = self.host.clone();
+        let query = format!("(UID BODY.PEEK[]<{offset}.{len}>)");
+        let fut = async {
+            let stream = self.session.uid_fetch(uid.to_string(), &query).await?;
+            let fetches: Vec<_> = stream.try_collect().await?;
+            Ok::<_, async_imap::error::Error>(fetches)
+        };
+        let fetches = timed(&host, "FETCH", fut).await?;
+        Ok(fetches
+            .iter()
+            .find(|f| f.uid == Some(uid))
+            .map(|f| f.body().unwrap_or_default().to_vec()))
+    }
+
     /// Replaces a message's flags (destination side; used to carry flag changes).
     pub async fn store_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), ImapError> {
         let host = self.host.clone();
@@ -657,9 +702,9 @@ impl Imap {
         let tag = format!("MS{}", self.next_tag);
         let literal_plus = self.caps.literal_plus;
         let host = self.host.clone();
-        let total: usize = msgs.iter().map(|m| m.bytes.len()).sum();
+        let total: u64 = msgs.iter().map(|m| m.body.len()).sum();
         // A generous allowance: 1 MB/s at worst on top of the base timeout.
-        let budget = COMMAND_TIMEOUT + Duration::from_secs((total / 1_000_000) as u64);
+        let budget = COMMAND_TIMEOUT + Duration::from_secs(total / 1_000_000);
         let fut = async {
             let mut head = format!("{tag} APPEND {}", quote(folder)).into_bytes();
             for (i, m) in msgs.iter().enumerate() {
@@ -671,7 +716,7 @@ impl Imap {
                 head.extend_from_slice(
                     format!(
                         " {{{}{}}}\r\n",
-                        m.bytes.len(),
+                        m.body.len(),
                         if literal_plus { "+" } else { "" }
                     )
                     .as_bytes(),
@@ -684,7 +729,21 @@ impl Imap {
                     self.wait_continuation(&tag).await?;
                 }
                 let stream = self.session.get_mut();
-                stream.write_all(m.bytes).await?;
+                match m.body {
+                    Body::Mem(bytes) => stream.write_all(bytes).await?,
+                    Body::File { path, len } => {
+                        use tokio::io::AsyncReadExt;
+                        let mut file = tokio::fs::File::open(path).await?;
+                        let mut buf = vec![0u8; SEND_CHUNK];
+                        let mut left = len;
+                        while left > 0 {
+                            let want = (left as usize).min(SEND_CHUNK);
+                            file.read_exact(&mut buf[..want]).await?;
+                            stream.write_all(&buf[..want]).await?;
+                            left -= want as u64;
+                        }
+                    }
+                }
                 if i + 1 == msgs.len() {
                     stream.write_all(b"\r\n").await?;
                 }
