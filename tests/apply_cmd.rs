@@ -654,3 +654,23 @@ fn large_messages_are_spooled_in_slices_and_arrive_whole() {
     assert!(left.is_empty(), "spool files left behind: {left:?}");
     assert_eq!(mailshift(dir.path(), &["verify", "plan.yaml"]).code, 0);
 }
+
+#[test]
+fn batches_around_a_large_message_all_arrive() {
+    let (src, dst) = servers(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst, "");
+    let mut c = src.login("alice", OLD_PW);
+    for n in 0..60 {
+        c.append("INBOX", &[], None, &message(n, 1_000)).unwrap();
+    }
+    c.append("INBOX", &[], None, &message(100, 9 * 1024 * 1024))
+        .unwrap();
+    for n in 200..320 {
+        c.append("INBOX", &[], None, &message(n, 1_000)).unwrap();
+    }
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(run.stdout.contains("; 181 messages"), "{}", run.text());
+    assert_eq!(snapshot(&dst, NEW_PW)["INBOX"].len(), 181);
+}

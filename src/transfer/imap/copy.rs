@@ -693,7 +693,8 @@ async fn sync_folder(
     // Batches by count and bytes. The next batch's bodies are fetched from the source while the
     // current one is appended to the destination: the two servers work at the same time.
     let batches = make_batches(&todo);
-    let mut prefetched: Option<BTreeMap<u32, Vec<u8>>> = None;
+    // Bodies fetched ahead, with the index of the batch they belong to.
+    let mut prefetched: Option<(usize, BTreeMap<u32, Vec<u8>>)> = None;
     let mut capped = false;
     for (bi, whole) in batches.iter().enumerate() {
         if stop.load(Ordering::Relaxed) {
@@ -750,17 +751,19 @@ async fn sync_folder(
             continue;
         }
         let bodies = match prefetched.take() {
-            Some(b) => b,
-            None => src
+            Some((index, b)) if index == bi => b,
+            _ => src
                 .fetch_bodies(&uids_of(&batch))
                 .await?
                 .into_iter()
                 .collect(),
         };
-        let next_uids = if capped {
-            None
-        } else {
-            batches.get(bi + 1).map(|b| uids_of(b))
+        // A large next batch is not fetched ahead: it goes through the spool file instead.
+        let next_uids = match batches.get(bi + 1) {
+            Some(b) if !capped && !(b.len() == 1 && u64::from(b[0].size) > LARGE_MESSAGE) => {
+                Some(uids_of(b))
+            }
+            _ => None,
         };
         let fetch_next = async {
             match &next_uids {
@@ -768,12 +771,14 @@ async fn sync_folder(
                 None => Ok(None),
             }
         };
+        let mut missing: Vec<u32> = Vec::new();
         let process = async {
             let mut entries: Vec<(u32, MessageRecord)> = Vec::new();
             let mut to_send: Vec<Ready<'_>> = Vec::new();
             for m in &batch {
-                // Expunged on the source since we listed it: nothing to copy.
+                // No body: expunged since we listed it, or a bad answer; checked below.
                 let Some(body) = bodies.get(&m.uid) else {
+                    missing.push(m.uid);
                     continue;
                 };
                 let hash = content_hash(body);
@@ -848,7 +853,27 @@ async fn sync_folder(
         };
         let (fetched, processed) = tokio::join!(fetch_next, process);
         processed?;
-        prefetched = fetched?.map(|v| v.into_iter().collect());
+        // A message the source did not send is skipped only if it is really gone: otherwise the
+        // folder would be recorded complete without it.
+        if !missing.is_empty() {
+            let still: Vec<u32> = src
+                .fetch_meta(&super::session::uid_set(&missing), None)
+                .await?
+                .into_iter()
+                .map(|m| m.uid)
+                .filter(|u| missing.contains(u))
+                .collect();
+            if !still.is_empty() {
+                return Err(CopyError {
+                    message: format!(
+                        "the source sent no content for UIDs {still:?}, which still exist"
+                    ),
+                    transient: true,
+                    throttled: false,
+                });
+            }
+        }
+        prefetched = fetched?.map(|v| (bi + 1, v.into_iter().collect()));
         if capped {
             break;
         }
