@@ -496,6 +496,11 @@ fn make_batches(todo: &[MessageMeta]) -> Vec<Vec<&MessageMeta>> {
     batches
 }
 
+/// A batch holding one message too large for memory (see `copy_large`).
+fn is_large_batch(batch: &[&MessageMeta]) -> bool {
+    batch.len() == 1 && u64::from(batch[0].size) > LARGE_MESSAGE
+}
+
 fn uids_of(batch: &[&MessageMeta]) -> Vec<u32> {
     batch.iter().map(|m| m.uid).collect()
 }
@@ -712,7 +717,7 @@ async fn sync_folder(
         if batch.is_empty() {
             break;
         }
-        if batch.len() == 1 && u64::from(batch[0].size) > LARGE_MESSAGE {
+        if is_large_batch(&batch) {
             let m = batch[0];
             let entry = copy_large(
                 job,
@@ -760,9 +765,7 @@ async fn sync_folder(
         };
         // A large next batch is not fetched ahead: it goes through the spool file instead.
         let next_uids = match batches.get(bi + 1) {
-            Some(b) if !capped && !(b.len() == 1 && u64::from(b[0].size) > LARGE_MESSAGE) => {
-                Some(uids_of(b))
-            }
+            Some(b) if !capped && !is_large_batch(b) => Some(uids_of(b)),
             _ => None,
         };
         let fetch_next = async {
