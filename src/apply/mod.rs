@@ -92,6 +92,10 @@ pub async fn apply(
     hooks: Arc<dyn Hooks>,
     stop: StopFlag,
 ) -> Result<ApplyReport, String> {
+    // Spool files left by a killed run are garbage: this process holds the state lock.
+    if let Some(dir) = loaded.state_path().parent() {
+        let _ = std::fs::remove_dir_all(dir.join("spool"));
+    }
     let state = store.resources().map_err(|e| e.to_string())?;
     let resources: HashMap<String, Resource> = compile(&loaded.plan)
         .into_iter()

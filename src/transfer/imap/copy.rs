@@ -87,6 +87,8 @@ pub struct FolderReport {
     /// (source UID, size) of messages skipped for their size.
     pub too_large: Vec<(u32, u32)>,
     pub skipped_unchanged: bool,
+    /// Copies an interrupted run made that landed after it was matched against: removed.
+    pub duplicates_removed: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -406,9 +408,14 @@ async fn copy_large(
             job.spool_dir.display()
         ))
     })?;
-    let path = job
-        .spool_dir
-        .join(format!("{}-{}-{}.eml", std::process::id(), m.uid, now()));
+    // Unique per process and per call: workers spool messages with the same UID in
+    // different folders at the same time.
+    static SPOOLED: AtomicU64 = AtomicU64::new(0);
+    let path = job.spool_dir.join(format!(
+        "{}-{}.eml",
+        std::process::id(),
+        SPOOLED.fetch_add(1, Ordering::Relaxed)
+    ));
     // Removed however this function ends.
     struct Cleanup<'a>(&'a std::path::Path);
     impl Drop for Cleanup<'_> {
@@ -467,6 +474,45 @@ async fn copy_large(
         sync_point: job.sync_point,
     };
     Ok(Some(((m.uid, rec), true, in_flight)))
+}
+
+/// Removes destination messages at or above `from` that are not in the map but have the
+/// content of one that is (see the caller). Returns how many were removed.
+async fn remove_strays(
+    dst: &mut Imap,
+    store: &Arc<StateStore>,
+    rid: &str,
+    key: &str,
+    from: u32,
+) -> Result<u64, CopyError> {
+    let map: Vec<(u32, MessageRecord)> = {
+        let (rid, key) = (rid.to_string(), key.to_string());
+        state(store, move |s| s.messages(&rid, &key)).await?
+    };
+    if map.iter().any(|(_, r)| r.dest_uid == 0) {
+        return Ok(0);
+    }
+    let known: HashSet<u32> = map.iter().map(|(_, r)| r.dest_uid).collect();
+    let ours: HashSet<[u8; 32]> = map.iter().map(|(_, r)| r.hash).collect();
+    let strays: Vec<u32> = dst
+        .fetch_meta(&format!("{from}:*"), None)
+        .await?
+        .into_iter()
+        .filter(|m| m.uid >= from && !known.contains(&m.uid))
+        .map(|m| m.uid)
+        .collect();
+    let mut duplicates = Vec::new();
+    for chunk in strays.chunks(BATCH_MESSAGES) {
+        for (uid, body) in dst.fetch_bodies(chunk).await? {
+            if ours.contains(&content_hash(&body)) {
+                duplicates.push(uid);
+            }
+        }
+    }
+    if !duplicates.is_empty() {
+        dst.expunge_uids(&duplicates).await?;
+    }
+    Ok(duplicates.len() as u64)
 }
 
 /// Splits the messages to copy into batches of at most `BATCH_MESSAGES` and `BATCH_BYTES`
@@ -655,9 +701,21 @@ async fn sync_folder(
 
     // Destination messages that may be ours from an interrupted batch, by content hash.
     let mut pending: HashMap<[u8; 32], Vec<u32>> = HashMap::new();
+    let resumed_from = resume_from;
     if let Some(from) = resume_from {
+        // The interrupted run's last APPEND may still be finishing on the server (a killed
+        // client's command is processed anyway): wait until the folder stops growing.
+        let mut last = dst.status(&folder.dest).await?;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let now = dst.status(&folder.dest).await?;
+            if now.uidnext == last.uidnext {
+                break;
+            }
+            last = now;
+        }
         let known_dest: HashSet<u32> = copied.values().map(|m| m.dest_uid).collect();
-        let dmetas = if dinfo.exists == 0 {
+        let dmetas = if last.exists == 0 {
             Vec::new()
         } else {
             dst.fetch_meta(&format!("{from}:*"), None).await?
@@ -879,6 +937,26 @@ async fn sync_folder(
         prefetched = fetched?.map(|v| (bi + 1, v.into_iter().collect()));
         if capped {
             break;
+        }
+    }
+
+    // After an interruption, an APPEND of the interrupted run may have landed after we looked:
+    // a destination message at or above the mark, not in the map, with the content of one that
+    // is, is a duplicate of our own making. Only with UIDPLUS, where the map knows every
+    // destination UID (otherwise our own copies would look like strays).
+    if let Some(from) = resumed_from
+        && !capped
+        && dst.caps.uidplus
+    {
+        report.duplicates_removed = remove_strays(dst, store, &rid, &key, from).await?;
+        if report.duplicates_removed > 0 {
+            progress.note(
+                &job.account,
+                &format!(
+                    "{}: removed {} duplicate(s) left by an interrupted run",
+                    folder.path, report.duplicates_removed
+                ),
+            );
         }
     }
 

@@ -659,6 +659,30 @@ impl Imap {
             .map(|f| f.body().unwrap_or_default().to_vec()))
     }
 
+    /// Deletes exactly these messages of the open folder (UIDPLUS `UID EXPUNGE`, so no other
+    /// message flagged `\Deleted` by someone else is touched).
+    pub async fn expunge_uids(&mut self, uids: &[u32]) -> Result<(), ImapError> {
+        if !self.caps.uidplus {
+            return Err(ImapError::fatal("removing single messages needs UIDPLUS"));
+        }
+        let host = self.host.clone();
+        let set = uid_set(uids);
+        let store = format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)");
+        timed(
+            &host,
+            "STORE",
+            self.session.run_command_and_check_ok(&store),
+        )
+        .await?;
+        let expunge = format!("UID EXPUNGE {set}");
+        timed(
+            &host,
+            "EXPUNGE",
+            self.session.run_command_and_check_ok(&expunge),
+        )
+        .await
+    }
+
     /// Replaces a message's flags (destination side; used to carry flag changes).
     pub async fn store_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), ImapError> {
         let host = self.host.clone();
