@@ -363,7 +363,7 @@ fn kill_9_at_random_moments_never_loses_or_duplicates() {
     for f in ["INBOX", "A", "B", "C"] {
         for k in 0..120 {
             n += 1;
-            // One message per folder goes through the spool file (above 8 MB).
+            // One message per folder goes through the spool file (above 4 MB).
             let size = if k == 60 {
                 9 * 1024 * 1024
             } else {
@@ -667,7 +667,7 @@ fn large_messages_are_spooled_in_slices_and_arrive_whole() {
     let dir = tempfile::tempdir().unwrap();
     write_plan(dir.path(), &src, &dst, "");
     let mut c = src.login("alice", OLD_PW);
-    // Above the 8 MB threshold, not a multiple of the 4 MB slice, with bare LFs across slices.
+    // Above the 4 MB threshold, not a multiple of the 4 MB slice, with bare LFs across slices.
     let mut big = message(1, 0);
     let mut i = 0u64;
     while big.len() < 20 * 1024 * 1024 + 12_345 {

@@ -23,11 +23,11 @@ use crate::state::{FolderRecord, MessageRecord, StateStore};
 
 /// Messages and bytes per APPEND batch: large enough to amortise round trips (MULTIAPPEND),
 /// small enough to bound memory.
-const BATCH_MESSAGES: usize = 50;
-const BATCH_BYTES: u64 = 16 * 1024 * 1024;
+const BATCH_MESSAGES: usize = 100;
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 /// Messages larger than this are fetched in slices into a spool file and sent from it, so
 /// memory stays bounded whatever the message size.
-pub const LARGE_MESSAGE: u64 = 8 * 1024 * 1024;
+pub const LARGE_MESSAGE: u64 = 4 * 1024 * 1024;
 const SLICE: u64 = 4 * 1024 * 1024;
 /// Attempts per folder before the account's step fails.
 const FOLDER_ATTEMPTS: u32 = 6;

@@ -628,8 +628,10 @@ impl Imap {
             Ok::<_, async_imap::error::Error>(fetches)
         };
         let fetches = timed(&host, "FETCH", fut).await?;
+        // Each response is dropped as soon as its body is copied out: at most one message is
+        // held twice at a time.
         let mut out: Vec<(u32, Vec<u8>)> = fetches
-            .iter()
+            .into_iter()
             .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
             .collect();
         out.sort_by_key(|(u, _)| *u);
