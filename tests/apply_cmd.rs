@@ -715,3 +715,91 @@ fn batches_around_a_large_message_all_arrive() {
     assert!(run.stdout.contains("; 181 messages"), "{}", run.text());
     assert_eq!(snapshot(&dst, NEW_PW)["INBOX"].len(), 181);
 }
+
+#[test]
+fn a_connection_cap_means_fewer_workers_not_a_failure() {
+    let src = Dovecot::start(DovecotConfig {
+        separator: '/',
+        users: &[("alice", OLD_PW)],
+        max_connections: 2,
+        ..DovecotConfig::default()
+    });
+    let dst = Dovecot::start(DovecotConfig {
+        separator: '.',
+        users: &[("alice", NEW_PW)],
+        ..DovecotConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(
+        dir.path(),
+        &src,
+        &dst,
+        "    options: {connections_per_account: 6}\n",
+    );
+    seed(&mut src.login("alice", OLD_PW));
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        run.stderr.contains("an extra connection was refused"),
+        "{}",
+        run.text()
+    );
+    assert_same(
+        &snapshot(&dst, NEW_PW),
+        &expected_dest(&snapshot(&src, OLD_PW)),
+    );
+}
+
+#[test]
+fn sigterm_stops_at_a_checkpoint_and_the_next_apply_finishes() {
+    let (src, dst) = servers(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(
+        dir.path(),
+        &src,
+        &dst,
+        "options: {connections_per_account: 1}\n",
+    );
+    let mut c = src.login("alice", OLD_PW);
+    for n in 0..1500 {
+        c.append("INBOX", &[], None, &message(n, 3_000)).unwrap();
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["apply", "plan.yaml"])
+        .current_dir(dir.path())
+        .env("ALICE_OLD", OLD_PW)
+        .env("ALICE_NEW", NEW_PW)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once copying has started (the state shows the step in progress), ask it to stop.
+    let state = dir.path().join(".mailshift/state.redb");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = mailshift(dir.path(), &["status", "plan.yaml"]);
+        if status.stdout.contains("in-progress") || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(state.exists());
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stderr.contains("Stopping at the next checkpoint"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("Apply stopped"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1));
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert_same(
+        &snapshot(&dst, NEW_PW),
+        &expected_dest(&snapshot(&src, OLD_PW)),
+    );
+}

@@ -206,13 +206,13 @@ fn two_servers_keep_messages_and_folders_exact() {
         separator: '/',
         users: &[("alice", "alice-pw")],
         capabilities_override: None,
-        tls: false,
+        ..DovecotConfig::default()
     });
     let dot = Dovecot::start(DovecotConfig {
         separator: '.',
         users: &[("bob", "bob-pw")],
         capabilities_override: None,
-        tls: false,
+        ..DovecotConfig::default()
     });
     assert_ne!(slash.port(), dot.port());
     assert!(!slash.processes().is_empty() && !dot.processes().is_empty());

@@ -35,6 +35,9 @@ pub struct DovecotConfig<'a> {
     /// stays allowed on the plain port (`ssl = yes`, not `required`) so the same instance
     /// also serves clients that never upgrade. Without it, `ssl = no`: no STARTTLS offered.
     pub tls: bool,
+    /// `mail_max_userip_connections`: connections one user may hold from one IP (Dovecot's
+    /// default is 10; tests of parallel transfers get 50 unless they test the cap itself).
+    pub max_connections: u32,
 }
 
 impl Default for DovecotConfig<'_> {
@@ -44,6 +47,7 @@ impl Default for DovecotConfig<'_> {
             users: &[],
             capabilities_override: None,
             tls: false,
+            max_connections: 50,
         }
     }
 }
@@ -193,6 +197,7 @@ impl Dovecot {
                 dovecot.tls_port,
                 config.separator,
                 config.capabilities_override,
+                config.max_connections,
                 &dovecot.identity,
             );
             fs::write(dovecot.dir().join("dovecot.conf"), conf).unwrap();
@@ -466,6 +471,7 @@ fn config_text(
     tls_port: Option<u16>,
     separator: char,
     capabilities: Option<&str>,
+    max_connections: u32,
     id: &Identity,
 ) -> String {
     let token = greeting_token(dir);
@@ -511,7 +517,7 @@ default_internal_user = {internal}
 default_internal_group = {internal_group}
 default_login_user = {login}
 # Tests of parallel transfers open many connections per user; the default is 10.
-mail_max_userip_connections = 50
+mail_max_userip_connections = {max_connections}
 # LAYOUT=fs: the default maildir++ layout cannot hold '.' in folder names.
 mail_location = maildir:~/Maildir:LAYOUT=fs:INBOX=~/Maildir/INBOX
 {capability_line}namespace inbox {{

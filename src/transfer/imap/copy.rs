@@ -319,6 +319,30 @@ async fn worker(
     remaining: Arc<AtomicU64>,
     mut conns: Option<(Imap, Imap)>,
 ) -> Result<(), CopyError> {
+    // Extra workers try once: servers cap connections per user (Dovecot 10, Gmail 15), and a
+    // refused extra connection means fewer workers, not a failed account.
+    if conns.is_none() {
+        let pair = match Imap::connect(&job.source).await {
+            Ok(s) => match Imap::connect(&job.dest).await {
+                Ok(d) => Ok((s, d)),
+                Err(e) => {
+                    s.logout().await;
+                    Err(e)
+                }
+            },
+            Err(e) => Err(e),
+        };
+        match pair {
+            Ok(p) => conns = Some(p),
+            Err(e) => {
+                progress.note(
+                    &job.account,
+                    &format!("an extra connection was refused ({e}); going on with fewer"),
+                );
+                return Ok(());
+            }
+        }
+    }
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(());
