@@ -248,7 +248,7 @@ fn copies_everything_exactly_once_with_flags_and_dates() {
     assert_eq!(run.code, 0, "{}", run.text());
     assert!(
         run.stdout.contains(&format!(
-            "Apply complete: 1 steps, 0 failed, 0 manual; {total} messages"
+            "Apply complete: 1 step, 0 failed, 0 manual; {total} messages"
         )),
         "{}",
         run.text()

@@ -438,8 +438,8 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         Ok(report) => {
             let stopped = ctx.stop.load(Ordering::Relaxed);
             let summary = format!(
-                "{} messages ({}) copied{}",
-                report.copied(),
+                "{} ({}) copied{}",
+                crate::plan::diagnostic::plural(report.copied() as usize, "message"),
                 human_bytes(report.bytes()),
                 if stopped {
                     ", stopped before the end"

@@ -17,6 +17,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::{CliError, load_plan};
 use crate::apply::{ApplyOptions, Hooks, Outcome, StepResult, apply, human_bytes};
 use crate::diff::Change;
+use crate::plan::diagnostic::plural;
 use crate::state::StateStore;
 use crate::transfer::imap::copy::Progress;
 
@@ -123,7 +124,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         .values()
         .fold((0, 0), |(m, b), c| (m + c.copied(), b + c.bytes()));
     println!(
-        "\nApply {}: {} steps, {} failed, {} manual; {} messages ({}) copied in {:.1} s.",
+        "\nApply {}: {}, {} failed, {} manual; {} ({}) copied in {:.1} s.",
         if report.stopped {
             "stopped"
         } else if failed > 0 {
@@ -131,10 +132,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         } else {
             "complete"
         },
-        report.steps.len(),
+        plural(report.steps.len(), "step"),
         failed,
         manual,
-        msgs,
+        plural(msgs as usize, "message"),
         human_bytes(bytes),
         elapsed
     );
@@ -179,6 +180,8 @@ struct Bars {
 #[derive(Default)]
 struct Lines {
     last: Option<Instant>,
+    /// Whether something changed since the last lines were printed.
+    dirty: bool,
     /// account → (copied, to copy, bytes)
     accounts: BTreeMap<String, (u64, u64, u64)>,
 }
@@ -254,7 +257,7 @@ impl Printer {
             }
             None => {
                 let lines = self.lines.lock().expect("printer lock");
-                if !lines.accounts.is_empty() {
+                if lines.dirty {
                     self.print_lines(&lines);
                 }
             }
@@ -313,8 +316,10 @@ impl Progress for Printer {
                 let e = lines.accounts.entry(account.to_string()).or_default();
                 e.0 += messages;
                 e.2 += bytes;
+                lines.dirty = true;
                 if lines.last.is_none_or(|t| t.elapsed().as_secs() >= 5) {
                     lines.last = Some(Instant::now());
+                    lines.dirty = false;
                     self.print_lines(&lines);
                 }
             }
