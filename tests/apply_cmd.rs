@@ -803,3 +803,54 @@ fn sigterm_stops_at_a_checkpoint_and_the_next_apply_finishes() {
         &expected_dest(&snapshot(&src, OLD_PW)),
     );
 }
+
+#[test]
+fn one_failing_account_does_not_stop_the_others() {
+    let src = Dovecot::start(DovecotConfig {
+        users: &[("alice", OLD_PW), ("bob", "bob-old")],
+        ..DovecotConfig::default()
+    });
+    let dst = Dovecot::start(DovecotConfig {
+        separator: '.',
+        users: &[("alice", NEW_PW), ("bob", "bob-new")],
+        ..DovecotConfig::default()
+    });
+    seed(&mut src.login("alice", OLD_PW));
+    src.login("bob", "bob-old")
+        .append("INBOX", &[], None, &message(1, 500))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "version: 1\noptions: {{parallel_accounts: 2}}\nplatforms:\n  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    source: {{login: alice, password: {{env: ALICE_OLD}}}}\n    destination: {{login: alice, password: {{env: ALICE_NEW}}}}\n  - address: bob@example.com\n    from: old\n    to: new\n    source: {{login: bob, password: {{env: ALICE_OLD}}}}\n    destination: {{login: bob, password: {{env: ALICE_NEW}}}}\n",
+        src.port(),
+        dst.port()
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.text());
+    assert!(
+        run.stdout
+            .contains("done    account/alice@example.com/mail"),
+        "{}",
+        run.text()
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "FAILED  account/bob@example.com/mail: login as bob on 127.0.0.1:{} was refused",
+            src.port()
+        )),
+        "{}",
+        run.text()
+    );
+    assert_same(
+        &snapshot(&dst, NEW_PW),
+        &expected_dest(&snapshot(&src, OLD_PW)),
+    );
+    let status = mailshift(dir.path(), &["status", "plan.yaml"]);
+    assert_eq!(status.code, 1);
+    assert!(
+        status.stdout.contains("bob@example.com  0/1 steps done"),
+        "{}",
+        status.text()
+    );
+}
