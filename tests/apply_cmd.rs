@@ -58,13 +58,54 @@ fn servers(dest_caps: Option<&str>) -> (Dovecot, Dovecot) {
     (src, dst)
 }
 
-fn write_plan(dir: &Path, src: &Dovecot, dst: &Dovecot, extra: &str) {
-    let plan = format!(
-        "version: 1\nplatforms:\n  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    source: {{login: alice, password: {{env: ALICE_OLD}}}}\n    destination: {{login: alice, password: {{env: ALICE_NEW}}}}\n{extra}",
-        src.port(),
-        dst.port()
+/// A plan between two local servers: `imap` settings per side (`security: none`...), text
+/// before `platforms` (plan options), and accounts as (login, source env, destination env).
+fn plan_yaml(
+    src: (u16, &str),
+    dst: (u16, &str),
+    top: &str,
+    accounts: &[(&str, &str, &str)],
+) -> String {
+    let mut plan = format!(
+        "version: 1\n{top}platforms:\n  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, {}}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, {}}}}}\naccounts:\n",
+        src.0, src.1, dst.0, dst.1
     );
+    for (login, src_env, dst_env) in accounts {
+        plan.push_str(&format!(
+            "  - address: {login}@example.com\n    from: old\n    to: new\n    source: {{login: {login}, password: {{env: {src_env}}}}}\n    destination: {{login: {login}, password: {{env: {dst_env}}}}}\n"
+        ));
+    }
+    plan
+}
+
+const ALICE: (&str, &str, &str) = ("alice", "ALICE_OLD", "ALICE_NEW");
+const PLAIN: &str = "security: none";
+
+/// The usual plan: alice between the two servers; `extra` is appended (an account's
+/// `    options:` or a plan-level `options:`).
+fn write_plan(dir: &Path, src: &Dovecot, dst: &Dovecot, extra: &str) {
+    let plan = plan_yaml((src.port(), PLAIN), (dst.port(), PLAIN), "", &[ALICE]) + extra;
     std::fs::write(dir.join("plan.yaml"), plan).unwrap();
+}
+
+/// `mailshift apply` in the background, output discarded or captured.
+fn spawn_apply(dir: &Path, capture: bool) -> std::process::Child {
+    let out = || {
+        if capture {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        }
+    };
+    Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["apply", "plan.yaml"])
+        .current_dir(dir)
+        .env("ALICE_OLD", OLD_PW)
+        .env("ALICE_NEW", NEW_PW)
+        .stdout(out())
+        .stderr(out())
+        .spawn()
+        .unwrap()
 }
 
 fn message(n: usize, size: usize) -> Vec<u8> {
@@ -380,15 +421,7 @@ fn kill_9_at_random_moments_never_loses_or_duplicates() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let after = Duration::from_millis(30 + (seed >> 33) % 600);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mailshift"))
-            .args(["apply", "plan.yaml"])
-            .current_dir(dir.path())
-            .env("ALICE_OLD", OLD_PW)
-            .env("ALICE_NEW", NEW_PW)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_apply(dir.path(), false);
         std::thread::sleep(after);
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
@@ -513,10 +546,11 @@ fn refusals_are_clear_and_recorded() {
     let (src, dst) = servers(None);
     let dir = tempfile::tempdir().unwrap();
     // STARTTLS that the server does not offer is an error, never a silent downgrade.
-    let plan = format!(
-        "version: 1\nplatforms:\n  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: starttls}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    source: {{login: alice, password: {{env: ALICE_OLD}}}}\n    destination: {{login: alice, password: {{env: WRONG}}}}\n",
-        src.port(),
-        dst.port()
+    let plan = plan_yaml(
+        (src.port(), "security: starttls"),
+        (dst.port(), PLAIN),
+        "",
+        &[("alice", "ALICE_OLD", "WRONG")],
     );
     std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
@@ -583,10 +617,11 @@ fn dropped_connections_mid_literal_converge_exactly_once() {
     let src_proxy = FaultProxy::to_port(src.port());
     let dst_proxy = FaultProxy::to_port(dst.port());
     let dir = tempfile::tempdir().unwrap();
-    let plan = format!(
-        "version: 1\noptions: {{connections_per_account: 2}}\nplatforms:\n  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    source: {{login: alice, password: {{env: ALICE_OLD}}}}\n    destination: {{login: alice, password: {{env: ALICE_NEW}}}}\n",
-        src_proxy.port(),
-        dst_proxy.port()
+    let plan = plan_yaml(
+        (src_proxy.port(), PLAIN),
+        (dst_proxy.port(), PLAIN),
+        "options: {connections_per_account: 2}\n",
+        &[ALICE],
     );
     std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
     seed(&mut src.login("alice", OLD_PW));
@@ -764,15 +799,7 @@ fn sigterm_stops_at_a_checkpoint_and_the_next_apply_finishes() {
     for n in 0..1500 {
         c.append("INBOX", &[], None, &message(n, 3_000)).unwrap();
     }
-    let child = Command::new(env!("CARGO_BIN_EXE_mailshift"))
-        .args(["apply", "plan.yaml"])
-        .current_dir(dir.path())
-        .env("ALICE_OLD", OLD_PW)
-        .env("ALICE_NEW", NEW_PW)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_apply(dir.path(), true);
     // Once copying has started (the state shows the step in progress), ask it to stop.
     let state = dir.path().join(".mailshift/state.redb");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -820,10 +847,11 @@ fn one_failing_account_does_not_stop_the_others() {
         .append("INBOX", &[], None, &message(1, 500))
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let plan = format!(
-        "version: 1\noptions: {{parallel_accounts: 2}}\nplatforms:\n  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    source: {{login: alice, password: {{env: ALICE_OLD}}}}\n    destination: {{login: alice, password: {{env: ALICE_NEW}}}}\n  - address: bob@example.com\n    from: old\n    to: new\n    source: {{login: bob, password: {{env: ALICE_OLD}}}}\n    destination: {{login: bob, password: {{env: ALICE_NEW}}}}\n",
-        src.port(),
-        dst.port()
+    let plan = plan_yaml(
+        (src.port(), PLAIN),
+        (dst.port(), PLAIN),
+        "options: {parallel_accounts: 2}\n",
+        &[ALICE, ("bob", "ALICE_OLD", "ALICE_NEW")],
     );
     std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);

@@ -1,6 +1,5 @@
 //! `mailshift plan`: the human and JSON views, exit codes, and the state it diffs against.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use mailshift::model::{Resource, compile};
@@ -24,17 +23,8 @@ fn record_all(plan: &Path, status: Status) {
 
 fn record(r: &Resource, status: Status) -> ResourceRecord {
     ResourceRecord {
-        kind: r.kind.as_str().into(),
-        account: r.account.clone(),
-        fingerprint: r.fingerprint.clone(),
-        identity: r.identity.clone(),
-        status,
-        summary: r.summary.clone(),
-        outputs: BTreeMap::new(),
-        last_error: None,
         sync_point: Some(1),
-        created_at: 1_700_000_000,
-        updated_at: 1_700_000_000,
+        ..r.record(status, 1_700_000_000)
     }
 }
 

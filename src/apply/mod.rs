@@ -278,25 +278,9 @@ async fn record_failure(ctx: &Ctx, change: &Change, outcome: &Outcome) {
         status: Status::Failed,
         last_error: Some(err.clone()),
         updated_at: now(),
-        ..prev.unwrap_or_else(|| new_record(r, Status::Failed))
+        ..prev.unwrap_or_else(|| r.record(Status::Failed, now()))
     };
     let _ = ctx.store.put_resource(&r.id, &rec);
-}
-
-fn new_record(r: &Resource, status: Status) -> ResourceRecord {
-    ResourceRecord {
-        kind: r.kind.as_str().to_string(),
-        account: r.account.clone(),
-        fingerprint: r.fingerprint.clone(),
-        identity: r.identity.clone(),
-        status,
-        summary: r.summary.clone(),
-        outputs: BTreeMap::new(),
-        last_error: None,
-        sync_point: None,
-        created_at: now(),
-        updated_at: now(),
-    }
 }
 
 fn account_of<'a>(ctx: &'a Ctx, change: &Change) -> Option<&'a Account> {
@@ -426,7 +410,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         last_error: None,
         ..prev
             .clone()
-            .unwrap_or_else(|| new_record(resource, Status::InProgress))
+            .unwrap_or_else(|| resource.record(Status::InProgress, now()))
     };
     if let Err(e) = store.put_resource(&resource.id, &started) {
         return Outcome::Failed(e.to_string());

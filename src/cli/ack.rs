@@ -64,17 +64,8 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             store.put_resource(
                 &r.id,
                 &ResourceRecord {
-                    kind: r.kind.as_str().to_string(),
-                    account: r.account.clone(),
-                    fingerprint: r.fingerprint.clone(),
-                    identity: r.identity.clone(),
-                    status: Status::Acknowledged,
-                    summary: r.summary.clone(),
-                    outputs: Default::default(),
-                    last_error: None,
-                    sync_point: None,
                     created_at,
-                    updated_at: now,
+                    ..r.record(Status::Acknowledged, now)
                 },
             )?;
             println!("Acknowledged {}: {}", r.id, r.summary);

@@ -128,6 +128,25 @@ pub struct Resource {
     pub depends_on: Vec<String>,
 }
 
+impl Resource {
+    /// A fresh state record saying this resource (as the plan has it now) is in `status`.
+    pub fn record(&self, status: crate::state::Status, now: u64) -> crate::state::ResourceRecord {
+        crate::state::ResourceRecord {
+            kind: self.kind.as_str().to_string(),
+            account: self.account.clone(),
+            fingerprint: self.fingerprint.clone(),
+            identity: self.identity.clone(),
+            status,
+            summary: self.summary.clone(),
+            outputs: Default::default(),
+            last_error: None,
+            sync_point: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// Hashes a value's canonical JSON into a short hex fingerprint.
 pub fn fingerprint<T: Serialize>(value: &T) -> String {
     let json = serde_json::to_vec(value).expect("fingerprint input serializes");
