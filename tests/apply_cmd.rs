@@ -694,6 +694,20 @@ fn tls_certificates_are_verified_against_the_plans_ca() {
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());
     assert_eq!(snapshot(&dst, NEW_PW)["INBOX"].len(), 1);
+    // Verification can be turned off only explicitly, and the plan is warned about.
+    src.login("alice", OLD_PW)
+        .append("INBOX", &[], None, &message(2, 800))
+        .unwrap();
+    write(", insecure_skip_verify: true");
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        run.stderr
+            .contains("warning: TLS certificates of 127.0.0.1 will not be verified"),
+        "{}",
+        run.text()
+    );
+    assert_eq!(snapshot(&dst, NEW_PW)["INBOX"].len(), 2);
 }
 
 #[test]
