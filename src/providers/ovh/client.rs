@@ -392,3 +392,238 @@ fn tls_config() -> Result<rustls::ClientConfig, OvhError> {
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use serde_json::{Value, json};
+
+    use super::super::testserver::{self, AK, AS, CK, Reply, ok, start, status, time};
+    use super::*;
+
+    const SHORT: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn endpoints_map_to_documented_base_urls() {
+        assert_eq!(base_url("ovh-eu").unwrap(), "https://eu.api.ovh.com/1.0");
+        assert_eq!(base_url("ovh-ca").unwrap(), "https://ca.api.ovh.com/1.0");
+        assert_eq!(
+            base_url("ovh-us").unwrap(),
+            "https://api.us.ovhcloud.com/1.0"
+        );
+        assert_eq!(
+            base_url("http://127.0.0.1:8080/1.0/").unwrap(),
+            "http://127.0.0.1:8080/1.0"
+        );
+        let err = base_url("ovh-mars").unwrap_err().to_string();
+        assert!(err.contains("ovh-mars"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn signed_call_carries_headers_and_a_signature_the_server_can_verify() {
+        let offset = 1000;
+        let server = start(vec![time(offset), ok(r#"{"id":7}"#), ok("[]")]).await;
+        let client = server.client(1, SHORT);
+        let body = json!({"login": "jöhn", "domain": "example.com"});
+        let path = "/email/pro/svc/account?primaryEmailAddress=%25configureme.me%25";
+        let answer: Value = client.post(path, Some(&body)).await.unwrap();
+        assert_eq!(answer, json!({"id": 7}));
+        let _: Vec<u64> = client.get("/email/pro/svc/task", None).await.unwrap();
+
+        let received = server.received();
+        assert_eq!(received.len(), 3, "{received:#?}");
+        // The clock call is unsigned, and made once for both calls.
+        let t = &received[0];
+        assert_eq!(
+            (t.method.as_str(), t.target.as_str()),
+            ("GET", "/1.0/auth/time")
+        );
+        assert_eq!(t.headers["x-ovh-application"], AK);
+        assert!(!t.headers.contains_key("x-ovh-signature"));
+        assert!(!t.headers.contains_key("x-ovh-consumer"));
+
+        for (r, method, body) in [
+            (&received[1], "POST", serde_json::to_string(&body).unwrap()),
+            (&received[2], "GET", String::new()),
+        ] {
+            assert_eq!(r.method, method);
+            assert_eq!(r.headers["x-ovh-application"], AK);
+            assert_eq!(r.headers["x-ovh-consumer"], CK);
+            assert_eq!(r.headers["content-type"], "application/json");
+            assert_eq!(r.body, body);
+            let ts: i64 = r.headers["x-ovh-timestamp"].parse().unwrap();
+            let server_now = testserver::now() + offset;
+            assert!(
+                (server_now - 3..=server_now).contains(&ts),
+                "timestamp {ts} is not the server's clock {server_now}"
+            );
+            let url = format!("{}{}", server.root, r.target);
+            let expected = signature(AS, CK, method, &url, &r.body, ts as u64);
+            assert_eq!(r.headers["x-ovh-signature"], expected, "for {url}");
+        }
+        assert_eq!(received[1].target, format!("/1.0{path}"));
+    }
+
+    #[tokio::test]
+    async fn retries_a_server_error_then_succeeds() {
+        let server = start(vec![time(0), status(500, "{}"), status(503, ""), ok("1")]).await;
+        let n: u32 = server.client(3, SHORT).get("/x", None).await.unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(server.received().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn retries_a_dropped_connection() {
+        let server = start(vec![time(0), Reply::Drop, ok("2")]).await;
+        let n: u32 = server.client(3, SHORT).get("/x", None).await.unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(server.received().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn retries_409_already_being_processed() {
+        let busy = r#"{"class":"Client::Conflict","message":"This pop is already being processed, please try later"}"#;
+        let server = start(vec![time(0), status(409, busy), ok("null")]).await;
+        let () = server
+            .client(3, SHORT)
+            .post(
+                "/email/domain/d/account/a/changePassword",
+                Some(&json!({"password": "p"})),
+            )
+            .await
+            .unwrap();
+        let received = server.received();
+        assert_eq!(received.len(), 3);
+        // The retry is signed afresh over the same body.
+        assert_eq!(received[1].body, received[2].body);
+    }
+
+    #[tokio::test]
+    async fn other_conflicts_and_client_errors_are_not_retried() {
+        for (code, body) in [
+            (409, r#"{"message":"Email address is already used."}"#),
+            (
+                400,
+                r#"{"errorCode":"INVALID_SIGNATURE","httpCode":"400 Bad Request","message":"Invalid signature"}"#,
+            ),
+            (
+                404,
+                r#"{"class":"Client::NotFound","message":"The requested object does not exist"}"#,
+            ),
+        ] {
+            let server = start(vec![time(0), status(code, body), ok("1")]).await;
+            let err = server
+                .client(5, SHORT)
+                .get::<u32>("/x", None)
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), Some(code));
+            assert_eq!(server.received().len(), 2, "{code} was retried");
+        }
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_last_attempt() {
+        let server = start(vec![
+            time(0),
+            status(500, "{}"),
+            status(500, "{}"),
+            status(500, "{}"),
+        ])
+        .await;
+        let err = server
+            .client(3, SHORT)
+            .get::<u32>("/x", None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(500));
+        assert_eq!(server.received().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn error_answer_maps_code_message_and_query_id() {
+        let body = r#"{"errorCode":"NOT_GRANTED_CALL","httpCode":"403 Forbidden","message":"This call has not been granted"}"#;
+        let reply = Reply::Json(
+            403,
+            body.into(),
+            vec![("X-Ovh-QueryID".into(), "EU.ext-1.123".into())],
+        );
+        let server = start(vec![time(0), reply]).await;
+        let err = server
+            .client(3, SHORT)
+            .post::<Value>("/email/pro/svc/account/x", Some(&json!({})))
+            .await
+            .unwrap_err();
+        let api = err.api().expect("an API error");
+        assert_eq!(api.error_code.as_deref(), Some("NOT_GRANTED_CALL"));
+        assert_eq!(api.query_id.as_deref(), Some("EU.ext-1.123"));
+        assert_eq!(
+            err.to_string(),
+            "OVHcloud API POST /email/pro/svc/account/x: 403 NOT_GRANTED_CALL: \
+             This call has not been granted (query id EU.ext-1.123)"
+        );
+    }
+
+    #[tokio::test]
+    async fn non_json_error_body_still_gives_a_message() {
+        let server = start(vec![time(0), status(502, "<html>Bad Gateway</html>")]).await;
+        let err = server
+            .client(1, SHORT)
+            .get::<u32>("/x", None)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("502: <html>Bad Gateway</html>"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn request_timeout_is_a_transport_error() {
+        let server = start(vec![time(0), Reply::Hang]).await;
+        let client = server.client(1, Duration::from_millis(300));
+        let started = Instant::now();
+        let err = client.get::<u32>("/slow", None).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(matches!(err, OvhError::Transport { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("GET /slow: no answer within 0.3s"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_answer_decodes_as_unit() {
+        let server = start(vec![time(0), ok("")]).await;
+        let () = server
+            .client(1, SHORT)
+            .put(
+                "/email/pro/svc/account/a",
+                Some(&json!({"displayName": "A"})),
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn secrets_never_reach_debug_or_errors() {
+        let body = r#"{"errorCode":"INVALID_CREDENTIAL","message":"This credential is not valid"}"#;
+        let server = start(vec![time(0), status(403, body)]).await;
+        let client = server.client(1, SHORT);
+        let err = client
+            .post::<Value>("/x", Some(&json!({"password": "hunter2"})))
+            .await
+            .unwrap_err();
+        for text in [
+            format!("{client:?}"),
+            format!("{client:#?}"),
+            err.to_string(),
+            format!("{err:?}"),
+        ] {
+            assert!(!text.contains(AS), "application secret in {text}");
+            assert!(!text.contains(CK), "consumer key in {text}");
+            assert!(!text.contains("hunter2"), "request body in {text}");
+        }
+    }
+}
