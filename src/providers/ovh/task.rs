@@ -162,3 +162,149 @@ async fn pause(
     tokio::time::sleep(poll_interval.min(deadline - now)).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::super::testserver::{Reply, ok, start, status, time};
+    use super::*;
+
+    const POLL: Duration = Duration::from_millis(10);
+
+    fn task(status: &str) -> Reply {
+        ok(&json!({"id": 42, "function": "addAlias", "status": status, "todoDate": "2026-11-22T10:00:00+01:00"}).to_string())
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn task_todo_doing_done() {
+        let server = start(vec![time(0), task("todo"), task("doing"), task("done")]).await;
+        let client = server.client(1, Duration::from_secs(5));
+        let seen = Mutex::new(Vec::new());
+        let outcome = wait_task(&client, "/email/pro/svc/task/42", soon(), POLL, |s| {
+            seen.lock().unwrap().push(*s)
+        })
+        .await
+        .unwrap();
+        let TaskOutcome::Done(done) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!((done.id, done.function.as_deref()), (42, Some("addAlias")));
+        assert_eq!(
+            seen.into_inner().unwrap(),
+            [TaskStatus::Todo, TaskStatus::Doing, TaskStatus::Done]
+        );
+        assert_eq!(server.received().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn task_error_and_cancelled_fail_with_the_function() {
+        for end in ["error", "cancelled"] {
+            let server = start(vec![time(0), task("doing"), task(end)]).await;
+            let client = server.client(1, Duration::from_secs(5));
+            let err = wait_task(&client, "/email/pro/svc/task/42", soon(), POLL, |_| {})
+                .await
+                .unwrap_err();
+            assert!(matches!(err, OvhError::TaskFailed { .. }), "{err:?}");
+            assert_eq!(
+                err.to_string(),
+                format!("OVHcloud task /email/pro/svc/task/42 (addAlias) ended with status {end}")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn vanished_task_is_gone_not_an_error() {
+        let not_found = r#"{"class":"Client::NotFound","message":"The requested object (id = 42) does not exist"}"#;
+        let server = start(vec![time(0), task("doing"), status(404, not_found)]).await;
+        let client = server.client(1, Duration::from_secs(5));
+        let outcome = wait_task(&client, "/email/pro/svc/task/42", soon(), POLL, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(outcome, TaskOutcome::Gone);
+    }
+
+    #[tokio::test]
+    async fn task_deadline_names_the_path_and_last_status() {
+        let script = std::iter::once(time(0))
+            .chain(std::iter::repeat_n(task("todo"), 200))
+            .collect();
+        let server = start(script).await;
+        let client = server.client(1, Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_millis(150);
+        let err = wait_task(&client, "/email/pro/svc/task/42", deadline, POLL, |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, OvhError::Timeout { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.starts_with("timed out after 0."), "{text}");
+        assert!(
+            text.ends_with(
+                "waiting for OVHcloud /email/pro/svc/task/42 (last seen: task status todo)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn object_settles_when_ok_without_pending_task() {
+        let server = start(vec![
+            time(0),
+            ok(r#"{"state":"modifying","taskPendingId":9}"#),
+            ok(r#"{"state":"ok","taskPendingId":9}"#),
+            ok(r#"{"state":"ok","taskPendingId":0,"login":"john"}"#),
+        ])
+        .await;
+        let client = server.client(1, Duration::from_secs(5));
+        let object = wait_object_ok(&client, "/email/pro/svc/account/a", soon(), POLL)
+            .await
+            .unwrap();
+        assert_eq!(object["login"], "john");
+        assert_eq!(server.received().len(), 4);
+
+        let server = start(vec![time(0), ok(r#"{"state":"ok","taskPendingId":null}"#)]).await;
+        let client = server.client(1, Duration::from_secs(5));
+        wait_object_ok(&client, "/x", soon(), POLL).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn object_deadline_names_the_path() {
+        let script = std::iter::once(time(0))
+            .chain(std::iter::repeat_n(
+                ok(r#"{"state":"modifying","taskPendingId":3}"#),
+                200,
+            ))
+            .collect();
+        let server = start(script).await;
+        let client = server.client(1, Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let err = wait_object_ok(&client, "/email/pro/svc/account/a", deadline, POLL)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().ends_with(
+                "/email/pro/svc/account/a (last seen: state modifying, taskPendingId 3)"
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn legacy_task_list_waits_until_empty() {
+        let server = start(vec![time(0), ok("[11,12]"), ok("[12]"), ok("[]")]).await;
+        let client = server.client(1, Duration::from_secs(5));
+        let path = "/email/domain/example.com/task/account?name=john";
+        wait_legacy_tasks_empty(&client, path, soon(), POLL)
+            .await
+            .unwrap();
+        let received = server.received();
+        assert_eq!(received.len(), 4);
+        assert_eq!(received[3].target, format!("/1.0{path}"));
+    }
+}
