@@ -420,6 +420,19 @@ mod tests {
         assert!(err.contains("ovh-mars"), "{err}");
     }
 
+    #[test]
+    fn builds_a_tls_client_for_a_named_region() {
+        // reqwest is built without a default crypto provider: if it did not take our ring
+        // configuration, building (or the first TLS call) would fail.
+        let credentials = Credentials {
+            application_key: Secret::new(AK),
+            application_secret: Secret::new(AS),
+            consumer_key: Secret::new(CK),
+        };
+        let client = OvhClient::new("ovh-ca", credentials).unwrap();
+        assert_eq!(client.base(), "https://ca.api.ovh.com/1.0");
+    }
+
     #[tokio::test]
     async fn signed_call_carries_headers_and_a_signature_the_server_can_verify() {
         let offset = 1000;
