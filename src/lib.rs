@@ -11,6 +11,7 @@ pub mod cli;
 pub mod diff;
 pub mod model;
 pub mod plan;
+pub mod providers;
 pub mod render;
 pub mod state;
 pub mod transfer;

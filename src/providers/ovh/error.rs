@@ -1,0 +1,228 @@
+//! Errors from the OVHcloud API, shaped so that a log line says which call failed, what the
+//! API said, and the query id OVHcloud support asks for, without ever carrying a secret or a
+//! request body (bodies hold passwords).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// An error answer from the API (any non-2xx status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// Upper-case HTTP method of the failed call.
+    pub method: String,
+    /// Path of the call relative to the API root, with its query string.
+    pub path: String,
+    pub status: u16,
+    /// `class` of business errors, e.g. `Client::NotFound`.
+    pub class: Option<String>,
+    /// `errorCode` of authentication errors, e.g. `NOT_GRANTED_CALL`.
+    pub error_code: Option<String>,
+    pub message: String,
+    /// `X-Ovh-QueryID` response header.
+    pub query_id: Option<String>,
+}
+
+impl ApiError {
+    /// 409 "... is already being processed ... please try later": the object is busy with an
+    /// earlier task, so the same call succeeds once that task ends.
+    pub fn is_busy(&self) -> bool {
+        self.status == 409
+            && self
+                .message
+                .to_ascii_lowercase()
+                .contains("already being processed")
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status == 404
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "OVHcloud API {} {}: {}",
+            self.method, self.path, self.status
+        )?;
+        if let Some(code) = self.error_code.as_ref().or(self.class.as_ref()) {
+            write!(f, " {code}")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(id) = &self.query_id {
+            write!(f, " (query id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Error body as documented: `{message, errorCode?, httpCode?, class?, details?}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ErrorBody {
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub error_code: Option<String>,
+    #[serde(default)]
+    pub class: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum OvhError {
+    /// The API answered with an error status.
+    Api(Box<ApiError>),
+    /// No usable answer: connection refused or reset, request timeout, TLS failure.
+    Transport {
+        method: String,
+        path: String,
+        reason: String,
+    },
+    /// A 2xx answer whose body is not what the caller expected.
+    Decode {
+        method: String,
+        path: String,
+        reason: String,
+    },
+    /// The client cannot be built (bad endpoint, TLS setup).
+    Config(String),
+    /// A task ended in `error` or `cancelled`.
+    TaskFailed {
+        path: String,
+        status: String,
+        function: Option<String>,
+        comment: Option<String>,
+    },
+    /// A wait reached its deadline; `last` is the last state seen.
+    Timeout {
+        path: String,
+        waited: Duration,
+        last: String,
+    },
+}
+
+impl OvhError {
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            OvhError::Api(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        self.api().map(|e| e.status)
+    }
+}
+
+impl fmt::Display for OvhError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OvhError::Api(e) => e.fmt(f),
+            OvhError::Transport {
+                method,
+                path,
+                reason,
+            } => write!(f, "OVHcloud API {method} {path}: {reason}"),
+            OvhError::Decode {
+                method,
+                path,
+                reason,
+            } => write!(
+                f,
+                "OVHcloud API {method} {path}: unexpected answer: {reason}"
+            ),
+            OvhError::Config(reason) => write!(f, "OVHcloud API client: {reason}"),
+            OvhError::TaskFailed {
+                path,
+                status,
+                function,
+                comment,
+            } => {
+                write!(f, "OVHcloud task {path}")?;
+                if let Some(function) = function {
+                    write!(f, " ({function})")?;
+                }
+                write!(f, " ended with status {status}")?;
+                if let Some(comment) = comment {
+                    write!(f, ": {comment}")?;
+                }
+                Ok(())
+            }
+            OvhError::Timeout { path, waited, last } => write!(
+                f,
+                "timed out after {}s waiting for OVHcloud {path} (last seen: {last})",
+                waited.as_secs_f64()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OvhError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ApiError {
+        ApiError {
+            method: "POST".into(),
+            path: "/email/pro/svc/account/x".into(),
+            status: 403,
+            class: None,
+            error_code: Some("NOT_GRANTED_CALL".into()),
+            message: "This call has not been granted".into(),
+            query_id: Some("EU.ext-1.123".into()),
+        }
+    }
+
+    #[test]
+    fn display_names_call_code_message_and_query_id() {
+        assert_eq!(
+            OvhError::Api(Box::new(sample())).to_string(),
+            "OVHcloud API POST /email/pro/svc/account/x: 403 NOT_GRANTED_CALL: \
+             This call has not been granted (query id EU.ext-1.123)"
+        );
+    }
+
+    #[test]
+    fn display_falls_back_to_class_and_omits_missing_query_id() {
+        let e = ApiError {
+            status: 404,
+            class: Some("Client::NotFound".into()),
+            error_code: None,
+            message: "The requested object does not exist".into(),
+            query_id: None,
+            ..sample()
+        };
+        assert_eq!(
+            e.to_string(),
+            "OVHcloud API POST /email/pro/svc/account/x: 404 Client::NotFound: \
+             The requested object does not exist"
+        );
+    }
+
+    #[test]
+    fn busy_is_only_409_already_being_processed() {
+        let busy = ApiError {
+            status: 409,
+            message: "This pop is already being processed, please try later".into(),
+            ..sample()
+        };
+        assert!(busy.is_busy());
+        let other_conflict = ApiError {
+            status: 409,
+            message: "Email address is already used.".into(),
+            ..sample()
+        };
+        assert!(!other_conflict.is_busy());
+        assert!(
+            !ApiError {
+                status: 400,
+                ..busy
+            }
+            .is_busy()
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! OVHcloud API (Exchange, Email Pro, MX Plan): a signed HTTP client, its errors, and the
+//! helpers that wait for the asynchronous tasks most write calls start.
+//!
+//! The wire facts (endpoints, signature, error bodies, task shapes) come from
+//! `reference/ovh-api.md`; this module knows nothing about migration steps.
+
+pub mod client;
+pub mod error;
+pub mod signing;
+pub mod task;
+
+pub use client::{ClientOptions, Credentials, OvhClient, RetryPolicy};
+pub use error::{ApiError, OvhError};
+pub use task::{Task, TaskOutcome, TaskStatus, wait_legacy_tasks_empty, wait_object_ok, wait_task};
+
+#[cfg(test)]
+mod testserver;
