@@ -498,6 +498,15 @@ fn size_and_date_filters_and_item_cap() {
     assert!(got["INBOX"][0].0.ends_with("Subject: message 1"), "{got:?}");
     // verify applies the same filters: what was skipped on purpose is not "missing".
     assert_eq!(mailshift(dir.path(), &["verify", "plan.yaml"]).code, 0);
+    // Raising the cap takes in what it skipped, though its UID is below those already copied.
+    let text = std::fs::read_to_string(dir.path().join("plan.yaml"))
+        .unwrap()
+        .replace("max_message_size: 5KB", "max_message_size: 50KB");
+    std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(run.stdout.contains("; 1 message ("), "{}", run.text());
+    assert_eq!(snapshot(&dst, NEW_PW)["INBOX"].len(), 2);
 
     // Item cap, newest first: only the newest source messages.
     let dir2 = tempfile::tempdir().unwrap();

@@ -387,6 +387,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 .state_path()
                 .parent()
                 .map_or_else(|| std::path::PathBuf::from("spool"), |d| d.join("spool")),
+            full_scan: true,
         },
         Err(e) => {
             let outcome = Outcome::Failed(e);
@@ -401,6 +402,10 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     let prev = store.resource(&resource.id).ok().flatten();
+    // Only a finished copy with the same settings lets folders list just the newer messages.
+    let full_scan = !prev
+        .as_ref()
+        .is_some_and(|p| p.status == Status::Done && p.fingerprint == resource.fingerprint);
     let started = ResourceRecord {
         fingerprint: resource.fingerprint.clone(),
         identity: resource.identity.clone(),
@@ -415,7 +420,11 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     if let Err(e) = store.put_resource(&resource.id, &started) {
         return Outcome::Failed(e.to_string());
     }
-    let job = Arc::new(Job { sync_point, ..job });
+    let job = Arc::new(Job {
+        sync_point,
+        full_scan,
+        ..job
+    });
     let progress: Arc<dyn Progress> = Arc::new(HookProgress(ctx.hooks.clone()));
     let result = copy::sync_account(job, store.clone(), progress, ctx.stop.clone()).await;
     match result {

@@ -118,6 +118,9 @@ pub struct Job {
     pub sync_point: u64,
     /// Where large messages are spooled while in transit (beside the state file).
     pub spool_dir: std::path::PathBuf,
+    /// List every source message, not only those above the highest UID copied: the settings
+    /// changed since the last run, or the last run did not finish.
+    pub full_scan: bool,
 }
 
 /// Set when the user asked to stop: workers finish the batch in hand and stop.
@@ -656,6 +659,7 @@ async fn sync_folder(
         Err(e) => return Err(e.into()),
     };
     if let Some(r) = &record
+        && !job.full_scan
         && dest_uidvalidity == Some(r.dest_uidvalidity)
         && r.dest_uidnext_in_flight.is_none()
         && r.source_uidvalidity == status.uidvalidity
@@ -699,11 +703,32 @@ async fn sync_folder(
             .collect()
     };
 
-    // What the source has, and what of it is still to copy.
-    let metas = if sinfo.exists == 0 {
-        Vec::new()
-    } else {
-        src.fetch_meta("1:*", None).await?
+    // What the source has, and what of it is still to copy. After runs in UID order with the
+    // same settings, everything up to the highest UID copied is settled: ask only for newer
+    // messages. Newest-first and item caps leave gaps below it, and changed settings (a larger
+    // size cap...) may take in what was skipped: those list everything.
+    let prev_modseq = record.as_ref().and_then(|r| r.highest_modseq);
+    let settled = match &record {
+        Some(r)
+            if !job.full_scan
+                && resume_from.is_none()
+                && r.highest_uid > 0
+                && !job.options.newest_first
+                && job.options.max_items.is_none() =>
+        {
+            Some(r.highest_uid)
+        }
+        _ => None,
+    };
+    let metas = match (sinfo.exists, settled) {
+        (0, _) => Vec::new(),
+        (_, Some(h)) => src
+            .fetch_meta(&format!("{}:*", h + 1), None)
+            .await?
+            .into_iter()
+            .filter(|m| m.uid > h)
+            .collect(),
+        (_, None) => src.fetch_meta("1:*", None).await?,
     };
     let mut todo: Vec<MessageMeta> = Vec::new();
     for m in &metas {
@@ -828,7 +853,11 @@ async fn sync_folder(
                 total_messages += 1;
                 total_bytes += entry.1.size;
                 pending.retain(|_, v| !v.is_empty());
-                let keep = if pending.is_empty() { None } else { mark };
+                let keep = if pending.is_empty() && resumed_from.is_none() {
+                    None
+                } else {
+                    mark
+                };
                 resume_from = keep;
                 let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
                 let (rid2, key2) = (rid.clone(), key.clone());
@@ -928,8 +957,14 @@ async fn sync_folder(
             highest_uid = highest_uid.max(entries.iter().map(|(u, _)| *u).max().unwrap_or(0));
             total_messages += entries.len() as u64;
             total_bytes += entries.iter().map(|(_, m)| m.size).sum::<u64>();
-            // Keep the in-flight mark while interrupted messages may still be matched later.
-            let keep = if pending.is_empty() { None } else { in_flight };
+            // After an interruption the mark stays until this folder is finished and checked
+            // for late copies (below): a killed client's APPEND can land at any time, and a
+            // mark cleared early would hide it from the next run.
+            let keep = if pending.is_empty() && resumed_from.is_none() {
+                None
+            } else {
+                in_flight
+            };
             resume_from = keep;
             let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
             let (rid2, key2) = (rid.clone(), key.clone());
@@ -984,27 +1019,38 @@ async fn sync_folder(
         }
     }
 
-    // Carry flag changes onto messages copied earlier (needs their destination UIDs).
+    // Carry flag changes onto messages copied earlier (needs their destination UIDs). With
+    // CONDSTORE only the messages changed since the last complete run are looked at.
     let stale = capped;
     if !stale && !copied.is_empty() && dinfo.exists > 0 {
-        let dest_meta: HashMap<u32, Vec<String>> = dst
-            .fetch_meta("1:*", None)
-            .await?
-            .into_iter()
-            .map(|m| (m.uid, m.flags))
+        let candidates: Vec<MessageMeta> = match prev_modseq {
+            Some(m) if src.caps.condstore => src.fetch_meta("1:*", Some(m)).await?,
+            _ if settled.is_none() => metas.clone(),
+            _ => src.fetch_meta("1:*", None).await?,
+        };
+        let pairs: Vec<(&MessageMeta, u32)> = candidates
+            .iter()
+            .filter_map(|m| {
+                copied
+                    .get(&m.uid)
+                    .filter(|r| r.dest_uid != 0)
+                    .map(|r| (m, r.dest_uid))
+            })
             .collect();
-        for m in &metas {
-            let Some(rec) = copied.get(&m.uid) else {
-                continue;
-            };
-            if rec.dest_uid == 0 {
-                continue;
-            }
-            let want = dest_flags(&m.flags, &dinfo);
-            if let Some(have) = dest_meta.get(&rec.dest_uid) {
-                let have = dest_flags(have, &dinfo);
-                if have != want {
-                    dst.store_flags(rec.dest_uid, &want).await?;
+        if !pairs.is_empty() {
+            let dest_uids: Vec<u32> = pairs.iter().map(|(_, d)| *d).collect();
+            let dest_meta: HashMap<u32, Vec<String>> = dst
+                .fetch_meta(&super::session::uid_set(&dest_uids), None)
+                .await?
+                .into_iter()
+                .map(|m| (m.uid, m.flags))
+                .collect();
+            for (m, dest_uid) in pairs {
+                let want = dest_flags(&m.flags, &dinfo);
+                if let Some(have) = dest_meta.get(&dest_uid)
+                    && dest_flags(have, &dinfo) != want
+                {
+                    dst.store_flags(dest_uid, &want).await?;
                     report.flags_updated += 1;
                 }
             }
