@@ -338,9 +338,9 @@ fn incremental_runs_copy_new_mail_and_carry_flag_changes() {
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());
     assert!(run.stdout.contains("; 3 messages"), "{}", run.text());
-    assert_eq!(
-        snapshot(&dst, NEW_PW),
-        expected_dest(&snapshot(&src, OLD_PW))
+    assert_same(
+        &snapshot(&dst, NEW_PW),
+        &expected_dest(&snapshot(&src, OLD_PW)),
     );
 }
 
@@ -543,9 +543,9 @@ fn servers_without_uidplus_multiappend_or_literal_plus() {
     seed(&mut src.login("alice", OLD_PW));
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());
-    assert_eq!(
-        snapshot(&dst, NEW_PW),
-        expected_dest(&snapshot(&src, OLD_PW))
+    assert_same(
+        &snapshot(&dst, NEW_PW),
+        &expected_dest(&snapshot(&src, OLD_PW)),
     );
     assert_eq!(mailshift(dir.path(), &["verify", "plan.yaml"]).code, 0);
 }
@@ -655,9 +655,9 @@ fn dropped_connections_mid_literal_converge_exactly_once() {
         "faults did not fire"
     );
     assert!(run.stderr.contains("reconnecting"), "{}", run.text());
-    assert_eq!(
-        snapshot(&dst, NEW_PW),
-        expected_dest(&snapshot(&src, OLD_PW))
+    assert_same(
+        &snapshot(&dst, NEW_PW),
+        &expected_dest(&snapshot(&src, OLD_PW)),
     );
 }
 
@@ -742,9 +742,9 @@ fn large_messages_are_spooled_in_slices_and_arrive_whole() {
     c.append("INBOX", &[], None, &message(2, 3_000)).unwrap();
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());
-    assert_eq!(
-        snapshot(&dst, NEW_PW),
-        expected_dest(&snapshot(&src, OLD_PW))
+    assert_same(
+        &snapshot(&dst, NEW_PW),
+        &expected_dest(&snapshot(&src, OLD_PW)),
     );
     let spool = dir.path().join(".mailshift/spool");
     let left: Vec<_> = std::fs::read_dir(&spool)
