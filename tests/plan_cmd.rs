@@ -193,6 +193,18 @@ fn target_limits_the_plan_to_accounts() {
         out.stderr,
         "error: --target nobody@mydomain.ovh: no such account in plan.yaml\n"
     );
+    // apply and verify check their targets the same way, before touching any server.
+    for cmd in ["apply", "verify"] {
+        let out = mailshift(
+            dir.path(),
+            &[cmd, "--target", "nobody@mydomain.ovh", "plan.yaml"],
+        );
+        assert_eq!(out.code, 1, "{cmd}");
+        assert_eq!(
+            out.stderr, "error: --target nobody@mydomain.ovh: no such account in plan.yaml\n",
+            "{cmd}"
+        );
+    }
 }
 
 #[test]

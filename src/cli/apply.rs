@@ -34,24 +34,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let Some(loaded) = load_plan(&args.plan) else {
         return Ok(ExitCode::from(1));
     };
-    let targets: Vec<String> = args.target.iter().map(|t| t.to_ascii_lowercase()).collect();
-    if let Some(t) = targets.iter().find(|t| {
-        !loaded
-            .plan
-            .accounts
-            .iter()
-            .any(|a| a.address.eq_ignore_ascii_case(t))
-    }) {
-        return Err(CliError(format!(
-            "--target {t}: no such account in {}",
-            loaded.file_name()
-        )));
-    }
+    let targets = super::targets(&loaded, &args.target)?;
     let store = Arc::new(StateStore::open(&loaded.state_path())?);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError(format!("cannot start the async runtime: {e}")))?;
+    let runtime = super::runtime()?;
     let stop = Arc::new(AtomicBool::new(false));
     let printer = Arc::new(Printer::new());
     let started = Instant::now();

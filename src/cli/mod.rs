@@ -73,6 +73,33 @@ pub fn load_plan(path: &std::path::Path) -> Option<crate::plan::Loaded> {
     }
 }
 
+/// `--target` values, lower-cased, each checked against the plan's accounts (a typo must not
+/// silently select nothing).
+pub fn targets(loaded: &crate::plan::Loaded, raw: &[String]) -> Result<Vec<String>, CliError> {
+    let targets: Vec<String> = raw.iter().map(|t| t.to_ascii_lowercase()).collect();
+    match targets.iter().find(|t| {
+        !loaded
+            .plan
+            .accounts
+            .iter()
+            .any(|a| a.address.eq_ignore_ascii_case(t))
+    }) {
+        Some(t) => Err(CliError(format!(
+            "--target {t}: no such account in {}",
+            loaded.file_name()
+        ))),
+        None => Ok(targets),
+    }
+}
+
+/// The async runtime for the commands that talk to servers.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError(format!("cannot start the async runtime: {e}")))
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

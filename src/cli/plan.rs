@@ -31,24 +31,8 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let state_path = loaded.state_path();
     let state = crate::state::read_resources(&state_path)?;
     let mut changes = diff(&compile(&loaded.plan), &state);
-    if !args.target.is_empty() {
-        let targets: Vec<String> = args.target.iter().map(|t| t.to_ascii_lowercase()).collect();
-        let unknown: Vec<&String> = targets
-            .iter()
-            .filter(|t| {
-                !loaded
-                    .plan
-                    .accounts
-                    .iter()
-                    .any(|a| a.address.eq_ignore_ascii_case(t))
-            })
-            .collect();
-        if let Some(t) = unknown.first() {
-            return Err(CliError(format!(
-                "--target {t}: no such account in {}",
-                loaded.file_name()
-            )));
-        }
+    let targets = super::targets(&loaded, &args.target)?;
+    if !targets.is_empty() {
         changes.retain(|c| c.account.as_ref().is_some_and(|a| targets.contains(a)));
     }
     if args.json {

@@ -25,11 +25,8 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let Some(loaded) = load_plan(&args.plan) else {
         return Ok(ExitCode::from(1));
     };
-    let targets: Vec<String> = args.target.iter().map(|t| t.to_ascii_lowercase()).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError(format!("cannot start the async runtime: {e}")))?;
+    let targets = super::targets(&loaded, &args.target)?;
+    let runtime = super::runtime()?;
     let mut checks: Vec<AccountCheck> = Vec::new();
     for a in &loaded.plan.accounts {
         let address = a.address.to_ascii_lowercase();
@@ -43,6 +40,8 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         {
             continue;
         }
+        // Hashing every message of a large mailbox takes a while: say what is being read.
+        eprintln!("Verifying {address} ...");
         let check = match account_targets(&loaded, a) {
             Ok((s, d)) => runtime.block_on(verify_account(
                 &address,
