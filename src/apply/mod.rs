@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Mutex, Semaphore};
 
+pub mod api;
+
 use crate::diff::{Action, Change, diff};
 use crate::model::{Resource, ResourceKind, compile, dest_login, effective_options, source_login};
 use crate::plan::Loaded;
@@ -58,6 +60,8 @@ pub struct StepResult {
 pub struct ApplyReport {
     pub steps: Vec<StepResult>,
     pub copies: BTreeMap<String, CopyReport>,
+    /// Write calls made to control-plane APIs (a run with nothing to change makes none).
+    pub api_writes: u64,
     pub stopped: bool,
 }
 
@@ -120,6 +124,7 @@ pub async fn apply(
         results: Mutex::new(Vec::new()),
         copies: Mutex::new(BTreeMap::new()),
         finished: Mutex::new(HashMap::new()),
+        providers: api::Providers::default(),
     });
 
     let (platform_first, rest): (Vec<Change>, Vec<Change>) = changes
@@ -169,6 +174,7 @@ pub async fn apply(
     Ok(ApplyReport {
         steps,
         copies,
+        api_writes: ctx.providers.writes().await,
         stopped: ctx.stop.load(Ordering::Relaxed),
     })
 }
@@ -183,6 +189,7 @@ struct Ctx {
     copies: Mutex<BTreeMap<String, CopyReport>>,
     /// Steps of this run that completed (true) or did not (false).
     finished: Mutex<HashMap<String, bool>>,
+    providers: api::Providers,
 }
 
 /// Runs one group's changes in dependency order (a group's changes are few: a simple
@@ -255,14 +262,7 @@ async fn run_change(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         ),
         Action::Orphaned => Outcome::Done("kept".to_string()),
         Action::Sync => run_sync(ctx, change).await,
-        Action::Create | Action::Update | Action::Delete => {
-            let outcome = Outcome::Failed(format!(
-                "{} needs the OVHcloud API provider, which this version of mailshift does not have yet",
-                change.id
-            ));
-            record_failure(ctx, change, &outcome).await;
-            outcome
-        }
+        Action::Create | Action::Update | Action::Delete => api::run(ctx, change).await,
     }
 }
 

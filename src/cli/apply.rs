@@ -108,8 +108,13 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         .copies
         .values()
         .fold((0, 0), |(m, b), c| (m + c.copied(), b + c.bytes()));
+    let api = if report.api_writes > 0 {
+        format!("; {}", plural(report.api_writes as usize, "API write"))
+    } else {
+        String::new()
+    };
     println!(
-        "\nApply {}: {}, {} failed, {} manual; {} ({}) copied in {:.1} s.",
+        "\nApply {}: {}, {} failed, {} manual; {} ({}) copied{api} in {:.1} s.",
         if report.stopped {
             "stopped"
         } else if failed > 0 {

@@ -84,6 +84,12 @@ pub struct Provider {
     pub application_secret: SecretRef,
     /// Consumer key (see `mailshift ovh credentials`).
     pub consumer_key: SecretRef,
+    /// How often to re-read a pending task or object, e.g. `5s` (default) or `250ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval: Option<String>,
+    /// How long one task may take before the step fails, e.g. `30m` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -101,6 +101,17 @@ impl<'a> Validator<'a> {
                 };
                 self.error(&path, format!("unknown API endpoint `{e}`"), help);
             }
+            for (field, value) in [("poll_interval", &p.poll_interval), ("task_timeout", &p.task_timeout)] {
+                if let Some(v) = value
+                    && let Err(e) = parse_millis(v)
+                {
+                    self.error(
+                        &[key("providers"), key(name), key(field)],
+                        e,
+                        "write a duration such as `250ms`, `5s` or `30m`",
+                    );
+                }
+            }
         }
     }
 
@@ -1012,9 +1023,30 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     Ok(total)
 }
 
+/// A duration that may be given in milliseconds (`250ms`) as well as `parse_duration`'s units.
+pub fn parse_millis(s: &str) -> Result<std::time::Duration, String> {
+    let text = s.trim();
+    if let Some(ms) = text.strip_suffix("ms") {
+        return match ms.trim().parse::<u64>() {
+            Ok(0) => Err("a zero duration would not wait at all".to_string()),
+            Ok(n) => Ok(std::time::Duration::from_millis(n)),
+            Err(_) => Err(format!("`{text}` is not a duration")),
+        };
+    }
+    parse_duration(text).map(std::time::Duration::from_secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn millisecond_durations() {
+        assert_eq!(parse_millis("250ms"), Ok(std::time::Duration::from_millis(250)));
+        assert_eq!(parse_millis("2m"), Ok(std::time::Duration::from_secs(120)));
+        assert!(parse_millis("0ms").is_err());
+        assert!(parse_millis("fast").is_err());
+    }
 
     #[test]
     fn sizes_dates_durations() {

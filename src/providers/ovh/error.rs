@@ -95,6 +95,9 @@ pub enum OvhError {
         function: Option<String>,
         comment: Option<String>,
     },
+    /// The platform cannot do what the plan asks as things stand (no free account slot, a
+    /// grantee that does not exist...); the message says what to do.
+    Refused(String),
     /// A wait reached its deadline; `last` is the last state seen.
     Timeout {
         path: String,
@@ -134,6 +137,7 @@ impl fmt::Display for OvhError {
                 "OVHcloud API {method} {path}: unexpected answer: {reason}"
             ),
             OvhError::Config(reason) => write!(f, "OVHcloud API client: {reason}"),
+            OvhError::Refused(reason) => f.write_str(reason),
             OvhError::TaskFailed {
                 path,
                 status,

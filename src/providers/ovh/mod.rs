@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod error;
+pub mod ops;
 pub mod signing;
 pub mod task;
 

@@ -1,0 +1,405 @@
+//! Control-plane steps: each API resource of the plan mapped onto an OVHcloud operation.
+//!
+//! The operations read before they write (see `providers::ovh::ops`), so a step re-run after a
+//! crash, a failed task or a lost answer converges. A step's record keeps the platform it acted
+//! on, because a feature removed from the plan must still be deleted from the right service.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use super::{Ctx, Outcome, account_of, now, record_failure};
+use crate::diff::{Action, Change};
+use crate::model::capabilities::{Feature, Support, support};
+use crate::model::{Resource, ResourceKind};
+use crate::plan::Loaded;
+use crate::plan::model::{Account, Platform, PlatformKind};
+use crate::plan::validate::parse_millis;
+use crate::providers::ovh::ops::{Applied, ContactSpec, Family, GroupSpec, Service, Timing, footer_html};
+use crate::providers::ovh::{ClientOptions, Credentials, OvhClient};
+use crate::state::{ResourceRecord, Status};
+
+/// Largest mailbox each destination accepts in a move (reference/ovh-api.md).
+const MX_PLAN_LIMIT: u64 = 5_000_000_000;
+const EMAIL_PRO_LIMIT: u64 = 10_000_000_000;
+
+/// API clients and services, built on first use and shared by every step of a run.
+#[derive(Default)]
+pub struct Providers {
+    clients: Mutex<HashMap<String, Arc<OvhClient>>>,
+    services: Mutex<HashMap<String, Arc<Service>>>,
+}
+
+impl Providers {
+    /// Write calls made by this run, all services together.
+    pub async fn writes(&self) -> u64 {
+        self.services.lock().await.values().map(|s| s.writes()).sum()
+    }
+}
+
+/// The service behind a platform of the plan.
+pub async fn service(
+    loaded: &Loaded,
+    providers: &Providers,
+    platform_name: &str,
+) -> Result<Arc<Service>, String> {
+    if let Some(s) = providers.services.lock().await.get(platform_name) {
+        return Ok(s.clone());
+    }
+    let platform = loaded
+        .plan
+        .platforms
+        .get(platform_name)
+        .ok_or_else(|| format!("platform `{platform_name}` is not in the plan"))?;
+    let family = family(platform_name, platform)?;
+    let provider_name = platform.provider.as_deref().ok_or_else(|| {
+        format!("platform `{platform_name}` names no `provider` (the plan validator should have refused this)")
+    })?;
+    let provider = loaded.plan.providers.get(provider_name).ok_or_else(|| {
+        format!("provider `{provider_name}` is not in the plan")
+    })?;
+    let client = {
+        let mut clients = providers.clients.lock().await;
+        match clients.get(provider_name) {
+            Some(c) => c.clone(),
+            None => {
+                let base = &loaded.base_dir;
+                let resolve = |r: &crate::plan::secret::SecretRef| {
+                    r.resolve(base)
+                        .map_err(|e| format!("provider `{provider_name}`: {e}"))
+                };
+                let credentials = Credentials {
+                    application_key: resolve(&provider.application_key)?,
+                    application_secret: resolve(&provider.application_secret)?,
+                    consumer_key: resolve(&provider.consumer_key)?,
+                };
+                let client = Arc::new(
+                    OvhClient::with_options(&provider.endpoint, credentials, ClientOptions::default())
+                        .map_err(|e| format!("provider `{provider_name}`: {e}"))?,
+                );
+                clients.insert(provider_name.to_string(), client.clone());
+                client
+            }
+        }
+    };
+    let mut timing = Timing::default();
+    if let Some(p) = provider.poll_interval.as_deref().and_then(|s| parse_millis(s).ok()) {
+        timing.poll = p;
+    }
+    if let Some(t) = provider.task_timeout.as_deref().and_then(|s| parse_millis(s).ok()) {
+        timing.deadline = t;
+    }
+    let service = Arc::new(Service::new(client, family, timing));
+    providers
+        .services
+        .lock()
+        .await
+        .insert(platform_name.to_string(), service.clone());
+    Ok(service)
+}
+
+fn family(name: &str, p: &Platform) -> Result<Family, String> {
+    let service = p
+        .service
+        .clone()
+        .ok_or_else(|| format!("platform `{name}` has no `service`"))?;
+    Ok(match p.kind {
+        PlatformKind::OvhExchange => Family::Exchange {
+            organization: p
+                .organization
+                .clone()
+                .ok_or_else(|| format!("platform `{name}` has no `organization`"))?,
+            service,
+        },
+        PlatformKind::OvhEmailPro => Family::EmailPro { service },
+        PlatformKind::OvhMxPlan => match crate::model::capabilities::mx_plan_api(p) {
+            crate::plan::model::MxPlanApi::Mxplan => Family::MxPlan { service },
+            crate::plan::model::MxPlanApi::Legacy => Family::Legacy { domain: service },
+        },
+        PlatformKind::Imap => {
+            return Err(format!("platform `{name}` is plain IMAP: it has no API"));
+        }
+    })
+}
+
+/// Runs one API change and records its result.
+pub(super) async fn run(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
+    let result = match change.action {
+        Action::Delete => delete(ctx, change).await,
+        _ => ensure(ctx, change).await,
+    };
+    match result {
+        Ok((applied, platform)) => {
+            if change.action == Action::Delete {
+                if let Err(e) = ctx.store.forget(&change.id) {
+                    return Outcome::Failed(format!("{} (but the state could not record it: {e})", applied.detail));
+                }
+            } else if let Some(r) = ctx.resources.get(&change.id) {
+                let mut rec = r.record(Status::Done, now());
+                if let Ok(Some(prev)) = ctx.store.resource(&r.id) {
+                    rec.created_at = prev.created_at;
+                }
+                rec.outputs.insert("platform".into(), platform);
+                if let Err(e) = ctx.store.put_resource(&r.id, &rec) {
+                    return Outcome::Failed(format!("{} (but the state could not record it: {e})", applied.detail));
+                }
+            }
+            Outcome::Done(applied.detail)
+        }
+        Err(e) => {
+            let outcome = Outcome::Failed(e);
+            if change.action == Action::Delete {
+                if let Ok(Some(prev)) = ctx.store.resource(&change.id) {
+                    let Outcome::Failed(err) = &outcome else { unreachable!() };
+                    let rec = ResourceRecord {
+                        last_error: Some(err.clone()),
+                        updated_at: now(),
+                        ..prev
+                    };
+                    let _ = ctx.store.put_resource(&change.id, &rec);
+                }
+            } else {
+                record_failure(ctx, change, &outcome).await;
+            }
+            outcome
+        }
+    }
+}
+
+/// The part of a resource id after `marker`, e.g. the alias of `account/a@x/alias/b@x`.
+fn tail<'a>(id: &'a str, marker: &str) -> Option<&'a str> {
+    id.split_once(marker).map(|(_, t)| t)
+}
+
+async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), String> {
+    let r: &Resource = ctx
+        .resources
+        .get(&change.id)
+        .ok_or_else(|| format!("{} is not in the plan", change.id))?;
+    let plan = &ctx.loaded.plan;
+    let svc = service(&ctx.loaded, &ctx.providers, &r.platform).await?;
+    let err = |e: crate::providers::ovh::OvhError| e.to_string();
+    let account = || account_of(ctx, change).ok_or_else(|| format!("{}: no such account in the plan", change.id));
+    let applied = match r.kind {
+        ResourceKind::Domain => {
+            let name = r.id.rsplit('/').next().unwrap_or_default();
+            let d = plan
+                .domains
+                .iter()
+                .find(|d| d.platform == r.platform && d.name.eq_ignore_ascii_case(name))
+                .ok_or_else(|| format!("{}: no such domain in the plan", r.id))?;
+            svc.ensure_domain(name, d.mode, d.mx_relay.as_deref()).await.map_err(err)?
+        }
+        ResourceKind::Rename => {
+            let a = account()?;
+            let to = a.rename_to.as_deref().ok_or("the account has no `rename_to`")?;
+            svc.rename(&a.address.to_ascii_lowercase(), &to.to_ascii_lowercase())
+                .await
+                .map_err(err)?
+        }
+        ResourceKind::Create => {
+            let a = account()?;
+            check_size(ctx, a, &r.platform).await?;
+            let password = a
+                .destination
+                .password
+                .as_ref()
+                .ok_or("creating an account needs `destination.password` (the password to set)")?
+                .resolve(&ctx.loaded.base_dir)
+                .map_err(|e| format!("destination password: {e}"))?;
+            svc.create(&a.address.to_ascii_lowercase(), password.expose(), None)
+                .await
+                .map_err(err)?
+        }
+        ResourceKind::Alias => {
+            let a = account()?;
+            let alias = tail(&r.id, "/alias/").unwrap_or_default();
+            let address = a.address.to_ascii_lowercase();
+            // A renamed account keeps its aliases on the source; an address can only be
+            // used once, so it leaves the provisional account first.
+            if let Some(provisional) = &a.rename_to
+                && let Some(from) = plan.platforms.get(&a.from)
+                && support(from, Feature::Alias) == Support::Api
+            {
+                let source = service(&ctx.loaded, &ctx.providers, &a.from).await?;
+                source
+                    .delete_alias(&provisional.to_ascii_lowercase(), alias)
+                    .await
+                    .map_err(err)?;
+            }
+            svc.ensure_alias(&address, alias).await.map_err(err)?
+        }
+        ResourceKind::Redirection => {
+            let a = account()?;
+            let target = tail(&r.id, "/redirection/").unwrap_or_default();
+            let red = a
+                .redirections
+                .iter()
+                .find(|x| x.to.eq_ignore_ascii_case(target))
+                .ok_or_else(|| format!("{}: no such redirection in the plan", r.id))?;
+            svc.ensure_redirection(&a.address.to_ascii_lowercase(), target, red.local_copy)
+                .await
+                .map_err(err)?
+        }
+        ResourceKind::Delegation => {
+            let a = account()?;
+            let grantee = tail(&r.id, "/delegation/").unwrap_or_default();
+            let d = a
+                .delegations
+                .iter()
+                .find(|x| x.grantee.eq_ignore_ascii_case(grantee))
+                .ok_or_else(|| format!("{}: no such delegation in the plan", r.id))?;
+            let rights: BTreeSet<_> = d.rights.iter().copied().collect();
+            svc.ensure_delegation(&a.address.to_ascii_lowercase(), grantee, &rights)
+                .await
+                .map_err(err)?
+        }
+        ResourceKind::Group => {
+            let address = tail(&r.id, "group/").unwrap_or_default();
+            let g = plan
+                .groups
+                .iter()
+                .find(|g| g.address.eq_ignore_ascii_case(address))
+                .ok_or_else(|| format!("{}: no such group in the plan", r.id))?;
+            svc.ensure_group(&GroupSpec {
+                address: address.to_string(),
+                display_name: g.display_name.clone(),
+                members: g.members.clone(),
+                owners: g.owners.clone(),
+            })
+            .await
+            .map_err(err)?
+        }
+        ResourceKind::ExternalContact => {
+            let address = r.id.rsplit('/').next().unwrap_or_default();
+            let c = plan
+                .external_contacts
+                .iter()
+                .find(|c| c.platform == r.platform && c.address.eq_ignore_ascii_case(address))
+                .ok_or_else(|| format!("{}: no such contact in the plan", r.id))?;
+            svc.ensure_external_contact(&ContactSpec {
+                address: address.to_string(),
+                display_name: c.display_name.clone(),
+                first_name: c.first_name.clone(),
+                last_name: c.last_name.clone(),
+                hidden: c.hidden,
+            })
+            .await
+            .map_err(err)?
+        }
+        ResourceKind::Footer => {
+            let domain = r.id.rsplit('/').next().unwrap_or_default();
+            let f = plan
+                .footers
+                .iter()
+                .find(|f| f.platform == r.platform && f.domain.eq_ignore_ascii_case(domain))
+                .ok_or_else(|| format!("{}: no such footer in the plan", r.id))?;
+            let content = footer_html(f.text.as_deref(), f.html.as_deref());
+            svc.ensure_footer(domain, &content, f.outside_only)
+                .await
+                .map_err(err)?
+        }
+        ResourceKind::Mail | ResourceKind::Contacts | ResourceKind::Calendars | ResourceKind::Tasks => {
+            return Err(format!("{} is a copy, not an API step", r.id));
+        }
+    };
+    Ok((applied, r.platform.clone()))
+}
+
+/// Refuses a move onto a platform whose per-account limit the source mailbox exceeds, before
+/// anything is created for it.
+async fn check_size(ctx: &Arc<Ctx>, a: &Account, to: &str) -> Result<(), String> {
+    let plan = &ctx.loaded.plan;
+    let Some(dest) = plan.platforms.get(to) else {
+        return Ok(());
+    };
+    let (limit, name) = match dest.kind {
+        PlatformKind::OvhMxPlan => (MX_PLAN_LIMIT, "MX Plan"),
+        PlatformKind::OvhEmailPro => (EMAIL_PRO_LIMIT, "Email Pro"),
+        _ => return Ok(()),
+    };
+    let Some(from) = plan.platforms.get(&a.from) else {
+        return Ok(());
+    };
+    if !from.kind.is_ovh() {
+        return Ok(());
+    }
+    let source = service(&ctx.loaded, &ctx.providers, &a.from).await?;
+    let address = a.address.to_ascii_lowercase();
+    let provisional = a.rename_to.as_ref().map(|r| r.to_ascii_lowercase());
+    let mut usage = None;
+    for candidate in provisional.iter().chain(std::iter::once(&address)) {
+        usage = source.mailbox_usage(candidate).await.map_err(|e| e.to_string())?;
+        if usage.is_some() {
+            break;
+        }
+    }
+    match usage {
+        Some(bytes) if bytes > limit => Err(format!(
+            "the mailbox {address} holds {} on `{}`, above the {} limit of {} per account: \
+             move it to Exchange{} instead, or make it smaller on the source first",
+            super::human_bytes(bytes),
+            a.from,
+            name,
+            super::human_bytes(limit),
+            if dest.kind == PlatformKind::OvhMxPlan { " or Email Pro" } else { "" }
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn delete(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), String> {
+    let rec = ctx
+        .store
+        .resource(&change.id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} is not in the state", change.id))?;
+    let platform = match rec.outputs.get("platform") {
+        Some(p) => p.clone(),
+        None => account_of(ctx, change)
+            .map(|a| a.to.clone())
+            .ok_or_else(|| format!(
+                "the state does not say which platform {} was applied on: remove it by hand, then run `mailshift state forget {}`",
+                change.id, change.id
+            ))?,
+    };
+    let svc = service(&ctx.loaded, &ctx.providers, &platform).await?;
+    let err = |e: crate::providers::ovh::OvhError| e.to_string();
+    let id = change.id.as_str();
+    let account = rec.account.clone().unwrap_or_default();
+    let kind = ResourceKind::parse(&rec.kind).ok_or_else(|| format!("{id}: unknown kind {}", rec.kind))?;
+    let applied = match kind {
+        ResourceKind::Alias => svc
+            .delete_alias(&account, tail(id, "/alias/").unwrap_or_default())
+            .await
+            .map_err(err)?,
+        ResourceKind::Redirection => svc
+            .delete_redirection(&account, tail(id, "/redirection/").unwrap_or_default())
+            .await
+            .map_err(err)?,
+        ResourceKind::Delegation => svc
+            .delete_delegation(&account, tail(id, "/delegation/").unwrap_or_default())
+            .await
+            .map_err(err)?,
+        ResourceKind::Group => svc
+            .delete_group(tail(id, "group/").unwrap_or_default())
+            .await
+            .map_err(err)?,
+        ResourceKind::ExternalContact => svc
+            .delete_external_contact(id.rsplit('/').next().unwrap_or_default())
+            .await
+            .map_err(err)?,
+        ResourceKind::Footer => svc
+            .delete_footer(id.rsplit('/').next().unwrap_or_default())
+            .await
+            .map_err(err)?,
+        other => {
+            return Err(format!(
+                "{id}: a {} is never removed by omission",
+                other.as_str()
+            ));
+        }
+    };
+    Ok((applied, platform))
+}
