@@ -16,7 +16,9 @@ use crate::model::{Resource, ResourceKind};
 use crate::plan::Loaded;
 use crate::plan::model::{Account, Platform, PlatformKind};
 use crate::plan::validate::parse_millis;
-use crate::providers::ovh::ops::{Applied, ContactSpec, Family, GroupSpec, Service, Timing, footer_html};
+use crate::providers::ovh::ops::{
+    Applied, ContactSpec, Family, GroupSpec, Service, Timing, footer_html,
+};
 use crate::providers::ovh::{ClientOptions, Credentials, OvhClient};
 use crate::state::{ResourceRecord, Status};
 
@@ -34,7 +36,12 @@ pub struct Providers {
 impl Providers {
     /// Write calls made by this run, all services together.
     pub async fn writes(&self) -> u64 {
-        self.services.lock().await.values().map(|s| s.writes()).sum()
+        self.services
+            .lock()
+            .await
+            .values()
+            .map(|s| s.writes())
+            .sum()
     }
 }
 
@@ -56,9 +63,11 @@ pub async fn service(
     let provider_name = platform.provider.as_deref().ok_or_else(|| {
         format!("platform `{platform_name}` names no `provider` (the plan validator should have refused this)")
     })?;
-    let provider = loaded.plan.providers.get(provider_name).ok_or_else(|| {
-        format!("provider `{provider_name}` is not in the plan")
-    })?;
+    let provider = loaded
+        .plan
+        .providers
+        .get(provider_name)
+        .ok_or_else(|| format!("provider `{provider_name}` is not in the plan"))?;
     let client = {
         let mut clients = providers.clients.lock().await;
         match clients.get(provider_name) {
@@ -75,8 +84,12 @@ pub async fn service(
                     consumer_key: resolve(&provider.consumer_key)?,
                 };
                 let client = Arc::new(
-                    OvhClient::with_options(&provider.endpoint, credentials, ClientOptions::default())
-                        .map_err(|e| format!("provider `{provider_name}`: {e}"))?,
+                    OvhClient::with_options(
+                        &provider.endpoint,
+                        credentials,
+                        ClientOptions::default(),
+                    )
+                    .map_err(|e| format!("provider `{provider_name}`: {e}"))?,
                 );
                 clients.insert(provider_name.to_string(), client.clone());
                 client
@@ -84,10 +97,18 @@ pub async fn service(
         }
     };
     let mut timing = Timing::default();
-    if let Some(p) = provider.poll_interval.as_deref().and_then(|s| parse_millis(s).ok()) {
+    if let Some(p) = provider
+        .poll_interval
+        .as_deref()
+        .and_then(|s| parse_millis(s).ok())
+    {
         timing.poll = p;
     }
-    if let Some(t) = provider.task_timeout.as_deref().and_then(|s| parse_millis(s).ok()) {
+    if let Some(t) = provider
+        .task_timeout
+        .as_deref()
+        .and_then(|s| parse_millis(s).ok())
+    {
         timing.deadline = t;
     }
     let service = Arc::new(Service::new(client, family, timing));
@@ -133,7 +154,10 @@ pub(super) async fn run(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         Ok((applied, platform)) => {
             if change.action == Action::Delete {
                 if let Err(e) = ctx.store.forget(&change.id) {
-                    return Outcome::Failed(format!("{} (but the state could not record it: {e})", applied.detail));
+                    return Outcome::Failed(format!(
+                        "{} (but the state could not record it: {e})",
+                        applied.detail
+                    ));
                 }
             } else if let Some(r) = ctx.resources.get(&change.id) {
                 let mut rec = r.record(Status::Done, now());
@@ -142,7 +166,10 @@ pub(super) async fn run(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 }
                 rec.outputs.insert("platform".into(), platform);
                 if let Err(e) = ctx.store.put_resource(&r.id, &rec) {
-                    return Outcome::Failed(format!("{} (but the state could not record it: {e})", applied.detail));
+                    return Outcome::Failed(format!(
+                        "{} (but the state could not record it: {e})",
+                        applied.detail
+                    ));
                 }
             }
             Outcome::Done(applied.detail)
@@ -151,7 +178,9 @@ pub(super) async fn run(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             let outcome = Outcome::Failed(e);
             if change.action == Action::Delete {
                 if let Ok(Some(prev)) = ctx.store.resource(&change.id) {
-                    let Outcome::Failed(err) = &outcome else { unreachable!() };
+                    let Outcome::Failed(err) = &outcome else {
+                        unreachable!()
+                    };
                     let rec = ResourceRecord {
                         last_error: Some(err.clone()),
                         updated_at: now(),
@@ -180,7 +209,9 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
     let plan = &ctx.loaded.plan;
     let svc = service(&ctx.loaded, &ctx.providers, &r.platform).await?;
     let err = |e: crate::providers::ovh::OvhError| e.to_string();
-    let account = || account_of(ctx, change).ok_or_else(|| format!("{}: no such account in the plan", change.id));
+    let account = || {
+        account_of(ctx, change).ok_or_else(|| format!("{}: no such account in the plan", change.id))
+    };
     let applied = match r.kind {
         ResourceKind::Domain => {
             let name = r.id.rsplit('/').next().unwrap_or_default();
@@ -189,11 +220,16 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 .iter()
                 .find(|d| d.platform == r.platform && d.name.eq_ignore_ascii_case(name))
                 .ok_or_else(|| format!("{}: no such domain in the plan", r.id))?;
-            svc.ensure_domain(name, d.mode, d.mx_relay.as_deref()).await.map_err(err)?
+            svc.ensure_domain(name, d.mode, d.mx_relay.as_deref())
+                .await
+                .map_err(err)?
         }
         ResourceKind::Rename => {
             let a = account()?;
-            let to = a.rename_to.as_deref().ok_or("the account has no `rename_to`")?;
+            let to = a
+                .rename_to
+                .as_deref()
+                .ok_or("the account has no `rename_to`")?;
             svc.rename(&a.address.to_ascii_lowercase(), &to.to_ascii_lowercase())
                 .await
                 .map_err(err)?
@@ -300,7 +336,61 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 .await
                 .map_err(err)?
         }
-        ResourceKind::Mail | ResourceKind::Contacts | ResourceKind::Calendars | ResourceKind::Tasks => {
+        ResourceKind::DnsCheck => {
+            let name = r.id.rsplit('/').next().unwrap_or_default();
+            let authoritative = plan.domains.iter().any(|d| {
+                d.platform == r.platform
+                    && d.name.eq_ignore_ascii_case(name)
+                    && d.mode == crate::plan::model::DomainMode::Authoritative
+            });
+            let diag = svc.dns(name).await.map_err(err)?;
+            if authoritative && diag.mx_valid == Some(false) {
+                return Err(format!(
+                    "{name} is authoritative on `{}` but its DNS does not point there: {}. Fix the MX records at the domain's DNS host, then run apply again",
+                    r.platform,
+                    diag.summary()
+                ));
+            }
+            Applied::unchanged(format!("{name}: {}", diag.summary()))
+        }
+        ResourceKind::Cleanup => {
+            let a = account()?;
+            let provisional = a
+                .rename_to
+                .as_deref()
+                .ok_or("the account has no `rename_to`")?
+                .to_ascii_lowercase();
+            let address = a.address.to_ascii_lowercase();
+            // Resetting deletes the source's copy: compare both sides again right now, so a
+            // message that arrived after the last sync is never lost.
+            let (source, dest) = super::account_targets(&ctx.loaded, a)?;
+            let check = crate::verify::verify_account(
+                &address,
+                &source,
+                &dest,
+                &a.folders.clone().unwrap_or_default(),
+                &super::copy_options(plan, a),
+            )
+            .await;
+            if let Some(e) = &check.error {
+                return Err(format!(
+                    "not resetting {provisional}: cannot compare the mailboxes: {e}"
+                ));
+            }
+            // Extra messages on the destination are expected after the cutover: new mail
+            // lands there. Only a missing one blocks the reset.
+            let missing: u64 = check.folders.iter().map(|f| f.missing).sum();
+            if missing > 0 {
+                return Err(format!(
+                    "not resetting {provisional}: {missing} message(s) of the source are not on the destination; run apply (or `mailshift verify`) to see which, and reset once they match"
+                ));
+            }
+            svc.reset(&provisional).await.map_err(err)?
+        }
+        ResourceKind::Mail
+        | ResourceKind::Contacts
+        | ResourceKind::Calendars
+        | ResourceKind::Tasks => {
             return Err(format!("{} is a copy, not an API step", r.id));
         }
     };
@@ -330,7 +420,10 @@ async fn check_size(ctx: &Arc<Ctx>, a: &Account, to: &str) -> Result<(), String>
     let provisional = a.rename_to.as_ref().map(|r| r.to_ascii_lowercase());
     let mut usage = None;
     for candidate in provisional.iter().chain(std::iter::once(&address)) {
-        usage = source.mailbox_usage(candidate).await.map_err(|e| e.to_string())?;
+        usage = source
+            .mailbox_usage(candidate)
+            .await
+            .map_err(|e| e.to_string())?;
         if usage.is_some() {
             break;
         }
@@ -343,7 +436,11 @@ async fn check_size(ctx: &Arc<Ctx>, a: &Account, to: &str) -> Result<(), String>
             a.from,
             name,
             super::human_bytes(limit),
-            if dest.kind == PlatformKind::OvhMxPlan { " or Email Pro" } else { "" }
+            if dest.kind == PlatformKind::OvhMxPlan {
+                " or Email Pro"
+            } else {
+                ""
+            }
         )),
         _ => Ok(()),
     }
@@ -368,7 +465,8 @@ async fn delete(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
     let err = |e: crate::providers::ovh::OvhError| e.to_string();
     let id = change.id.as_str();
     let account = rec.account.clone().unwrap_or_default();
-    let kind = ResourceKind::parse(&rec.kind).ok_or_else(|| format!("{id}: unknown kind {}", rec.kind))?;
+    let kind =
+        ResourceKind::parse(&rec.kind).ok_or_else(|| format!("{id}: unknown kind {}", rec.kind))?;
     let applied = match kind {
         ResourceKind::Alias => svc
             .delete_alias(&account, tail(id, "/alias/").unwrap_or_default())
@@ -402,4 +500,196 @@ async fn delete(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
         }
     };
     Ok((applied, platform))
+}
+
+/// Reads the live platforms and says, for each API resource the state calls applied, how the
+/// platform differs from the plan (an alias deleted in the control panel, a domain switched
+/// back to authoritative). Resources that match are left out.
+pub async fn observe_drift(
+    loaded: &Loaded,
+    providers: &Providers,
+    desired: &[Resource],
+    state: &std::collections::BTreeMap<String, ResourceRecord>,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let plan = &loaded.plan;
+    let mut drift = std::collections::BTreeMap::new();
+    for r in desired {
+        if r.execution != crate::model::Execution::Api {
+            continue;
+        }
+        let Some(rec) = state.get(&r.id) else {
+            continue;
+        };
+        if rec.status != Status::Done || rec.fingerprint != r.fingerprint {
+            continue;
+        }
+        let svc = service(loaded, providers, &r.platform).await?;
+        let read = |e: crate::providers::ovh::OvhError| format!("{}: cannot read it: {e}", r.id);
+        let account = r.account.as_deref().and_then(|addr| {
+            plan.accounts
+                .iter()
+                .find(|a| a.address.eq_ignore_ascii_case(addr))
+        });
+        let address = r.account.clone().unwrap_or_default();
+        let found: Option<String> = match r.kind {
+            ResourceKind::Domain => {
+                let name = r.id.rsplit('/').next().unwrap_or_default();
+                let d = plan
+                    .domains
+                    .iter()
+                    .find(|d| d.platform == r.platform && d.name.eq_ignore_ascii_case(name));
+                match (svc.domain(name).await.map_err(read)?, d) {
+                    (None, _) => Some(format!("{name} is no longer attached to `{}`", r.platform)),
+                    (Some(live), Some(d)) => {
+                        let want = match d.mode {
+                            crate::plan::model::DomainMode::Authoritative => "authoritative",
+                            crate::plan::model::DomainMode::NonAuthoritative => "nonAuthoritative",
+                        };
+                        let have = live.get("type").and_then(|t| t.as_str()).unwrap_or("");
+                        (!have.is_empty() && have != want).then(|| {
+                            format!("{name} is {have} on the platform, the plan says {want}")
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            ResourceKind::Rename => {
+                let to = account
+                    .and_then(|a| a.rename_to.clone())
+                    .unwrap_or_default();
+                svc.account(&to.to_ascii_lowercase())
+                    .await
+                    .map_err(read)?
+                    .is_none()
+                    .then(|| format!("no account {to} on `{}` any more", r.platform))
+            }
+            ResourceKind::Create => svc
+                .account(&address)
+                .await
+                .map_err(read)?
+                .is_none()
+                .then(|| format!("no account {address} on `{}` any more", r.platform)),
+            ResourceKind::Alias => {
+                let alias = tail(&r.id, "/alias/").unwrap_or_default();
+                let present = svc.account(&address).await.map_err(read)?.is_some()
+                    && svc
+                        .aliases(&address)
+                        .await
+                        .map_err(read)?
+                        .iter()
+                        .any(|a| a == alias);
+                (!present).then(|| format!("alias {alias} is gone from {address}"))
+            }
+            ResourceKind::Redirection => {
+                let target = tail(&r.id, "/redirection/").unwrap_or_default();
+                let want = account
+                    .and_then(|a| {
+                        a.redirections
+                            .iter()
+                            .find(|x| x.to.eq_ignore_ascii_case(target))
+                    })
+                    .map(|x| x.local_copy);
+                let have = svc.redirection(&address, target).await.map_err(read)?;
+                match (have, want) {
+                    (None, _) => Some(format!("{address} no longer forwards to {target}")),
+                    (Some(h), Some(w)) if h != w => Some(format!(
+                        "the forwarding of {address} to {target} {} a local copy",
+                        if h { "keeps" } else { "does not keep" }
+                    )),
+                    _ => None,
+                }
+            }
+            ResourceKind::Delegation => {
+                let grantee = tail(&r.id, "/delegation/").unwrap_or_default();
+                let want: BTreeSet<_> = account
+                    .and_then(|a| {
+                        a.delegations
+                            .iter()
+                            .find(|d| d.grantee.eq_ignore_ascii_case(grantee))
+                    })
+                    .map(|d| d.rights.iter().copied().collect())
+                    .unwrap_or_default();
+                let have = svc.delegation(&address, grantee).await.map_err(read)?;
+                (have != want).then(|| {
+                    let list = |s: &BTreeSet<crate::plan::model::Right>| {
+                        if s.is_empty() {
+                            "none".to_string()
+                        } else {
+                            s.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                        }
+                    };
+                    format!(
+                        "{grantee} has {} on {address}, the plan says {}",
+                        list(&have),
+                        list(&want)
+                    )
+                })
+            }
+            ResourceKind::Group => {
+                let addr = tail(&r.id, "group/").unwrap_or_default();
+                let g = plan
+                    .groups
+                    .iter()
+                    .find(|g| g.address.eq_ignore_ascii_case(addr));
+                match (svc.group(addr).await.map_err(read)?, g) {
+                    (None, _) => Some(format!("group {addr} is gone")),
+                    (Some(live), Some(g)) => {
+                        let lower = |v: &[String]| {
+                            let set: BTreeSet<String> =
+                                v.iter().map(|s| s.to_ascii_lowercase()).collect();
+                            set.into_iter().collect::<Vec<_>>()
+                        };
+                        (live.members != lower(&g.members) || live.owners != lower(&g.owners)).then(
+                            || {
+                                format!(
+                                    "group {addr} has members {} and owners {}",
+                                    if live.members.is_empty() {
+                                        "none".into()
+                                    } else {
+                                        live.members.join(", ")
+                                    },
+                                    if live.owners.is_empty() {
+                                        "none".into()
+                                    } else {
+                                        live.owners.join(", ")
+                                    }
+                                )
+                            },
+                        )
+                    }
+                    _ => None,
+                }
+            }
+            ResourceKind::ExternalContact => {
+                let addr = r.id.rsplit('/').next().unwrap_or_default();
+                svc.external_contact(addr)
+                    .await
+                    .map_err(read)?
+                    .is_none()
+                    .then(|| format!("contact {addr} is gone"))
+            }
+            ResourceKind::Footer => {
+                let domain = r.id.rsplit('/').next().unwrap_or_default();
+                let f = plan
+                    .footers
+                    .iter()
+                    .find(|f| f.platform == r.platform && f.domain.eq_ignore_ascii_case(domain));
+                match (svc.footer(domain).await.map_err(read)?, f) {
+                    (None, _) => Some(format!("the footer of {domain} is gone")),
+                    (Some(live), Some(f)) => {
+                        let want = footer_html(f.text.as_deref(), f.html.as_deref());
+                        (live.get("content").and_then(|c| c.as_str()) != Some(want.as_str()))
+                            .then(|| format!("the footer of {domain} was edited on the platform"))
+                    }
+                    _ => None,
+                }
+            }
+            // A DNS check and a cleanup are one-off observations and actions: nothing to drift.
+            _ => None,
+        };
+        if let Some(what) = found {
+            drift.insert(r.id.clone(), what);
+        }
+    }
+    Ok(drift)
 }

@@ -80,6 +80,8 @@ pub trait Hooks: Progress {
 pub struct ApplyOptions {
     /// Only these accounts (lower-case addresses); empty means all.
     pub targets: Vec<String>,
+    /// Read the live platforms first and repair drift (see `plan --refresh`).
+    pub refresh: bool,
 }
 
 fn now() -> u64 {
@@ -105,7 +107,13 @@ pub async fn apply(
         .into_iter()
         .map(|r| (r.id.clone(), r))
         .collect();
-    let mut changes = diff(&resources.values().cloned().collect::<Vec<_>>(), &state);
+    let desired: Vec<Resource> = resources.values().cloned().collect();
+    let mut changes = diff(&desired, &state);
+    let providers = api::Providers::default();
+    if options.refresh {
+        let drift = api::observe_drift(&loaded, &providers, &desired, &state).await?;
+        crate::diff::add_drift(&mut changes, &desired, &state, &drift);
+    }
     if !options.targets.is_empty() {
         changes.retain(|c| {
             c.account
@@ -124,7 +132,7 @@ pub async fn apply(
         results: Mutex::new(Vec::new()),
         copies: Mutex::new(BTreeMap::new()),
         finished: Mutex::new(HashMap::new()),
-        providers: api::Providers::default(),
+        providers,
     });
 
     let (platform_first, rest): (Vec<Change>, Vec<Change>) = changes

@@ -28,6 +28,9 @@ pub struct Args {
     /// Only this account (repeatable).
     #[arg(long, value_name = "ADDRESS")]
     pub target: Vec<String>,
+    /// Read the live platforms first and repair drift (see `plan --refresh`).
+    #[arg(long)]
+    pub refresh: bool,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {
@@ -53,7 +56,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         apply(
             Arc::new(loaded),
             store,
-            ApplyOptions { targets },
+            ApplyOptions {
+                targets,
+                refresh: args.refresh,
+            },
             printer.clone(),
             stop.clone(),
         )

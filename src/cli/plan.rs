@@ -22,6 +22,10 @@ pub struct Args {
     /// Only the changes of this account (repeatable).
     #[arg(long, value_name = "ADDRESS")]
     pub target: Vec<String>,
+    /// Also read the live platforms (OVHcloud API) and show drift: features changed or
+    /// removed in a control panel since mailshift applied them.
+    #[arg(long)]
+    pub refresh: bool,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {
@@ -30,7 +34,15 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     };
     let state_path = loaded.state_path();
     let state = crate::state::read_resources(&state_path)?;
-    let mut changes = diff(&compile(&loaded.plan), &state);
+    let desired = compile(&loaded.plan);
+    let mut changes = diff(&desired, &state);
+    if args.refresh {
+        let providers = crate::apply::api::Providers::default();
+        let drift = super::runtime()?.block_on(crate::apply::api::observe_drift(
+            &loaded, &providers, &desired, &state,
+        ))?;
+        crate::diff::add_drift(&mut changes, &desired, &state, &drift);
+    }
     let targets = super::targets(&loaded, &args.target)?;
     if !targets.is_empty() {
         changes.retain(|c| c.account.as_ref().is_some_and(|a| targets.contains(a)));

@@ -163,6 +163,30 @@ fn change(
     }
 }
 
+/// Adds the steps that repair drift seen on the live platforms (`--refresh`): a resource the
+/// state calls applied but the platform no longer shows as the plan has it.
+pub fn add_drift(
+    changes: &mut Vec<Change>,
+    desired: &[Resource],
+    state: &BTreeMap<String, ResourceRecord>,
+    drift: &BTreeMap<String, String>,
+) {
+    for (id, what) in drift {
+        if changes.iter().any(|c| &c.id == id) {
+            continue;
+        }
+        let Some(r) = desired.iter().find(|r| &r.id == id) else {
+            continue;
+        };
+        let mut c = change(r, first_action(r), format!("drift: {what}"), state.get(id));
+        if c.action == Action::Create {
+            c.action = Action::Update;
+        }
+        changes.push(c);
+    }
+    changes.sort_by(|a, b| a.id.cmp(&b.id));
+}
+
 /// The action that makes a resource exist, by how it is carried out.
 fn first_action(r: &Resource) -> Action {
     match r.execution {

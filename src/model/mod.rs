@@ -34,6 +34,10 @@ pub enum ResourceKind {
     Group,
     ExternalContact,
     Footer,
+    /// Reading a domain's DNS diagnostics on the destination.
+    DnsCheck,
+    /// Resetting the provisional source account after a verified copy.
+    Cleanup,
 }
 
 impl ResourceKind {
@@ -52,6 +56,8 @@ impl ResourceKind {
             ResourceKind::Group => "group",
             ResourceKind::ExternalContact => "external-contact",
             ResourceKind::Footer => "footer",
+            ResourceKind::DnsCheck => "dns-check",
+            ResourceKind::Cleanup => "cleanup",
         }
     }
 
@@ -84,7 +90,7 @@ impl ResourceKind {
     }
 }
 
-const ALL_KINDS: [ResourceKind; 13] = [
+const ALL_KINDS: [ResourceKind; 15] = [
     ResourceKind::Domain,
     ResourceKind::Rename,
     ResourceKind::Create,
@@ -98,6 +104,8 @@ const ALL_KINDS: [ResourceKind; 13] = [
     ResourceKind::Group,
     ResourceKind::ExternalContact,
     ResourceKind::Footer,
+    ResourceKind::DnsCheck,
+    ResourceKind::Cleanup,
 ];
 
 /// How a resource's step is carried out.
@@ -358,6 +366,45 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             depends_on,
         });
     }
+    // DNS diagnostics are read once the domain is attached, and again whenever its mode
+    // changes: the switch to authoritative is the cutover, when MX must point here.
+    for d in &plan.domains {
+        let Some(p) = plan.platforms.get(&d.platform) else {
+            continue;
+        };
+        if !p.kind.is_ovh() {
+            continue;
+        }
+        let name = d.name.to_ascii_lowercase();
+        let domain_id = format!("domain/{}/{name}", d.platform);
+        let mode = match d.mode {
+            DomainMode::Authoritative => "authoritative",
+            DomainMode::NonAuthoritative => "non-authoritative",
+        };
+        out.push(Resource {
+            id: format!("dns/{}/{name}", d.platform),
+            kind: ResourceKind::DnsCheck,
+            account: None,
+            platform: d.platform.clone(),
+            summary: format!(
+                "check the DNS of {name} on {} ({mode}: MX must point here {})",
+                d.platform,
+                if d.mode == DomainMode::Authoritative {
+                    "now"
+                } else {
+                    "only at the cutover"
+                }
+            ),
+            fingerprint: fingerprint(&(&d.platform, &name, d.mode)),
+            identity: fingerprint(&(&d.platform, &name)),
+            execution: Execution::Api,
+            depends_on: if out.iter().any(|r| r.id == domain_id) {
+                vec![domain_id]
+            } else {
+                Vec::new()
+            },
+        });
+    }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     out
 }
@@ -545,6 +592,33 @@ fn compile_account(
                 depends_on,
             });
         }
+    }
+    if a.reset_provisional
+        && let Some(provisional) = &a.rename_to
+    {
+        let provisional = provisional.to_ascii_lowercase();
+        let depends_on = out
+            .iter()
+            .filter(|r| {
+                r.account.as_deref() == Some(address.as_str())
+                    && (r.kind.is_content() || r.kind.is_feature())
+            })
+            .map(|r| r.id.clone())
+            .collect();
+        out.push(Resource {
+            id: format!("{base}/cleanup"),
+            kind: ResourceKind::Cleanup,
+            account: Some(address.clone()),
+            platform: a.from.clone(),
+            summary: format!(
+                "reset the provisional account {provisional} on {} once its copy is verified",
+                a.from
+            ),
+            fingerprint: fingerprint(&(&a.from, &provisional)),
+            identity: fingerprint(&(&a.from, &provisional)),
+            execution: Execution::Api,
+            depends_on,
+        });
     }
 }
 

@@ -992,6 +992,7 @@ impl Builder {
             from: source.0,
             to: destination.0,
             rename_to: None,
+            reset_provisional: false,
             source: source_creds,
             destination: destination_creds,
             content: None,

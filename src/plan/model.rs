@@ -256,6 +256,11 @@ pub struct Account {
     /// destination, e.g. `john.old@example.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rename_to: Option<String>,
+    /// Once the account is cut over and a fresh comparison shows every message on the
+    /// destination, reset the provisional (renamed) source account: this deletes what it still
+    /// holds and frees the slot. Needs `rename_to`, `cut_over: true` and an OVHcloud source.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reset_provisional: bool,
     /// How to log in to the source mailbox.
     pub source: Credentials,
     /// How to log in to the destination mailbox (and the password to set when creating it).

@@ -101,7 +101,10 @@ impl<'a> Validator<'a> {
                 };
                 self.error(&path, format!("unknown API endpoint `{e}`"), help);
             }
-            for (field, value) in [("poll_interval", &p.poll_interval), ("task_timeout", &p.task_timeout)] {
+            for (field, value) in [
+                ("poll_interval", &p.poll_interval),
+                ("task_timeout", &p.task_timeout),
+            ] {
                 if let Some(v) = value
                     && let Err(e) = parse_millis(v)
                 {
@@ -466,6 +469,36 @@ impl<'a> Validator<'a> {
             }
             if let Some(p) = from {
                 self.feature(&rpath, &a.from, p, Feature::Rename);
+            }
+        }
+        if a.reset_provisional {
+            let rpath = join(&base, &[key("reset_provisional")]);
+            let cut_over = a
+                .options
+                .cut_over
+                .or(self.plan.options.cut_over)
+                .unwrap_or(false);
+            if a.rename_to.is_none() {
+                self.error(
+                    &rpath,
+                    "`reset_provisional` needs `rename_to`: only a provisional account is ever reset",
+                    "add `rename_to`, or remove `reset_provisional`",
+                );
+            } else if !cut_over {
+                self.error(
+                    &rpath,
+                    "`reset_provisional` deletes the source's mail, so it waits for the cutover",
+                    "set `options: {cut_over: true}` on the account once mail flows to the destination",
+                );
+            }
+            if let Some(p) = from
+                && !p.kind.is_ovh()
+            {
+                self.error(
+                    &rpath,
+                    format!("platform `{}` has no API to reset an account", a.from),
+                    "reset the old account by hand, and remove `reset_provisional`",
+                );
             }
         }
         if let Some(p) = from {
@@ -1042,7 +1075,10 @@ mod tests {
 
     #[test]
     fn millisecond_durations() {
-        assert_eq!(parse_millis("250ms"), Ok(std::time::Duration::from_millis(250)));
+        assert_eq!(
+            parse_millis("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
         assert_eq!(parse_millis("2m"), Ok(std::time::Duration::from_secs(120)));
         assert!(parse_millis("0ms").is_err());
         assert!(parse_millis("fast").is_err());

@@ -95,13 +95,13 @@ pub struct Applied {
 }
 
 impl Applied {
-    fn unchanged(detail: impl Into<String>) -> Applied {
+    pub fn unchanged(detail: impl Into<String>) -> Applied {
         Applied {
             wrote: false,
             detail: detail.into(),
         }
     }
-    fn changed(detail: impl Into<String>) -> Applied {
+    pub fn changed(detail: impl Into<String>) -> Applied {
         Applied {
             wrote: true,
             detail: detail.into(),
@@ -432,9 +432,7 @@ impl Service {
             ))
         })?;
         account.get("id").and_then(Value::as_u64).ok_or_else(|| {
-            OvhError::Refused(format!(
-                "the API shows no id for the account {address}"
-            ))
+            OvhError::Refused(format!("the API shows no id for the account {address}"))
         })
     }
 
@@ -532,9 +530,10 @@ impl Service {
 
     /// DNS diagnostics of a domain attached to this service.
     pub async fn dns(&self, name: &str) -> Result<DnsDiagnostics, OvhError> {
-        let d = self.domain(name).await?.ok_or_else(|| {
-            OvhError::Refused(format!("{name} is not attached to this service"))
-        })?;
+        let d = self
+            .domain(name)
+            .await?
+            .ok_or_else(|| OvhError::Refused(format!("{name} is not attached to this service")))?;
         let strings = |key: &str| -> Vec<String> {
             d.get(key)
                 .and_then(Value::as_array)
@@ -695,7 +694,9 @@ impl Service {
     /// a refusal is retried a few times, one poll interval apart.
     pub async fn set_password(&self, address: &str, password: &str) -> Result<(), OvhError> {
         let path = match self.family {
-            Family::Legacy { .. } => format!("{}/changePassword", self.legacy_account_path(address)?),
+            Family::Legacy { .. } => {
+                format!("{}/changePassword", self.legacy_account_path(address)?)
+            }
             _ => format!("{}/changePassword", self.account_path(address)),
         };
         let body = json!({ "password": password });
@@ -715,7 +716,10 @@ impl Service {
                         Err(e) => Err(e),
                     }
                 }
-                _ => self.task_write(Method::POST, &path, Some(body.clone())).await,
+                _ => {
+                    self.task_write(Method::POST, &path, Some(body.clone()))
+                        .await
+                }
             };
             match result {
                 Ok(()) => return Ok(()),
@@ -745,7 +749,11 @@ impl Service {
             body["size"] = json!(size);
         }
         let posted = self
-            .write::<Value>(Method::POST, &format!("{}/account", self.root()), Some(body))
+            .write::<Value>(
+                Method::POST,
+                &format!("{}/account", self.root()),
+                Some(body),
+            )
             .await;
         if let Err(e) = posted {
             if self.account(address).await?.is_none() {
@@ -799,7 +807,9 @@ impl Service {
 
     pub async fn ensure_alias(&self, address: &str, alias: &str) -> Result<Applied, OvhError> {
         if self.aliases(address).await?.iter().any(|a| a == alias) {
-            return Ok(Applied::unchanged(format!("{alias} already routes to {address}")));
+            return Ok(Applied::unchanged(format!(
+                "{alias} already routes to {address}"
+            )));
         }
         let path = format!("{}/alias", self.account_path(address));
         let posted = self
@@ -810,7 +820,9 @@ impl Service {
         {
             return Err(e);
         }
-        Ok(Applied::changed(format!("added alias {alias} to {address}")))
+        Ok(Applied::changed(format!(
+            "added alias {alias} to {address}"
+        )))
     }
 
     pub async fn delete_alias(&self, address: &str, alias: &str) -> Result<Applied, OvhError> {
@@ -821,7 +833,9 @@ impl Service {
         }
         let path = format!("{}/alias/{}", self.account_path(address), seg(alias));
         self.task_write(Method::DELETE, &path, None).await?;
-        Ok(Applied::changed(format!("removed alias {alias} from {address}")))
+        Ok(Applied::changed(format!(
+            "removed alias {alias} from {address}"
+        )))
     }
 
     // ---- redirections ------------------------------------------------------------------
@@ -872,7 +886,9 @@ impl Service {
         match self.family {
             Family::Exchange { .. } => {
                 if current == Some(local_copy) {
-                    return Ok(Applied::unchanged(format!("{address} already forwards to {to}")));
+                    return Ok(Applied::unchanged(format!(
+                        "{address} already forwards to {to}"
+                    )));
                 }
                 let path = self.account_path(address);
                 self.settled(&path).await?;
@@ -886,7 +902,9 @@ impl Service {
             }
             _ => {
                 if current.is_some() {
-                    return Ok(Applied::unchanged(format!("{address} already forwards to {to}")));
+                    return Ok(Applied::unchanged(format!(
+                        "{address} already forwards to {to}"
+                    )));
                 }
                 let posted = self
                     .write::<Value>(
@@ -910,7 +928,9 @@ impl Service {
 
     pub async fn delete_redirection(&self, address: &str, to: &str) -> Result<Applied, OvhError> {
         if self.redirection(address, to).await?.is_none() {
-            return Ok(Applied::unchanged(format!("{address} does not forward to {to}")));
+            return Ok(Applied::unchanged(format!(
+                "{address} does not forward to {to}"
+            )));
         }
         match self.family {
             Family::Exchange { .. } => {
@@ -937,7 +957,9 @@ impl Service {
                     .await?;
             }
         }
-        Ok(Applied::changed(format!("{address} no longer forwards to {to}")))
+        Ok(Applied::changed(format!(
+            "{address} no longer forwards to {to}"
+        )))
     }
 
     // ---- delegations -------------------------------------------------------------------
@@ -953,7 +975,11 @@ impl Service {
     const RIGHTS: [Right; 3] = [Right::SendAs, Right::SendOnBehalf, Right::FullAccess];
 
     /// The rights `grantee` holds on `address`.
-    pub async fn delegation(&self, address: &str, grantee: &str) -> Result<BTreeSet<Right>, OvhError> {
+    pub async fn delegation(
+        &self,
+        address: &str,
+        grantee: &str,
+    ) -> Result<BTreeSet<Right>, OvhError> {
         if let Family::Legacy { .. } = self.family {
             return Err(self.unsupported("delegations"));
         }
@@ -986,7 +1012,9 @@ impl Service {
         let id = self.account_id(grantee, "grantee").await?;
         let held = self.delegation(address, grantee).await?;
         if &held == rights {
-            return Ok(Applied::unchanged(format!("{grantee} already has these rights on {address}")));
+            return Ok(Applied::unchanged(format!(
+                "{grantee} already has these rights on {address}"
+            )));
         }
         for right in Self::RIGHTS {
             let (list, field) = Self::right_paths(right);
@@ -1010,13 +1038,21 @@ impl Service {
                 _ => {}
             }
         }
-        Ok(Applied::changed(format!("set {grantee}'s rights on {address}")))
+        Ok(Applied::changed(format!(
+            "set {grantee}'s rights on {address}"
+        )))
     }
 
-    pub async fn delete_delegation(&self, address: &str, grantee: &str) -> Result<Applied, OvhError> {
+    pub async fn delete_delegation(
+        &self,
+        address: &str,
+        grantee: &str,
+    ) -> Result<Applied, OvhError> {
         let held = self.delegation(address, grantee).await?;
         if held.is_empty() {
-            return Ok(Applied::unchanged(format!("{grantee} has no rights on {address}")));
+            return Ok(Applied::unchanged(format!(
+                "{grantee} has no rights on {address}"
+            )));
         }
         self.ensure_delegation(address, grantee, &BTreeSet::new())
             .await
@@ -1040,7 +1076,10 @@ impl Service {
         !eq_opt(str_field(c, "displayName"), spec.display_name.as_deref())
             || !eq_opt(str_field(c, "firstName"), spec.first_name.as_deref())
             || !eq_opt(str_field(c, "lastName"), spec.last_name.as_deref())
-            || c.get("hiddenFromGAL").and_then(Value::as_bool).unwrap_or(false) != spec.hidden
+            || c.get("hiddenFromGAL")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                != spec.hidden
     }
 
     fn contact_body(spec: &ContactSpec) -> Value {
@@ -1069,7 +1108,10 @@ impl Service {
                 self.write::<Value>(Method::PUT, &path, Some(Self::contact_body(spec)))
                     .await?;
                 self.settled(&path).await?;
-                Ok(Applied::changed(format!("updated contact {}", spec.address)))
+                Ok(Applied::changed(format!(
+                    "updated contact {}",
+                    spec.address
+                )))
             }
             None => {
                 let mut body = Self::contact_body(spec);
@@ -1094,7 +1136,9 @@ impl Service {
 
     pub async fn delete_external_contact(&self, address: &str) -> Result<Applied, OvhError> {
         if self.external_contact(address).await?.is_none() {
-            return Ok(Applied::unchanged(format!("contact {address} is not there")));
+            return Ok(Applied::unchanged(format!(
+                "contact {address} is not there"
+            )));
         }
         let path = self.contact_path(address);
         self.settled(&path).await?;
@@ -1127,10 +1171,14 @@ impl Service {
         match self.footer(domain).await? {
             Some(f)
                 if str_field(&f, "content") == Some(content)
-                    && f.get("outsideOnly").and_then(Value::as_bool).unwrap_or(false)
+                    && f.get("outsideOnly")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
                         == outside_only =>
             {
-                Ok(Applied::unchanged(format!("footer of {domain} is up to date")))
+                Ok(Applied::unchanged(format!(
+                    "footer of {domain} is up to date"
+                )))
             }
             Some(_) => {
                 self.settled(&path).await?;
@@ -1166,11 +1214,7 @@ impl Service {
 
     fn list_path(&self, address: &str) -> Result<String, OvhError> {
         match self.family {
-            Family::Exchange { .. } => Ok(format!(
-                "{}/mailingList/{}",
-                self.root(),
-                seg(address)
-            )),
+            Family::Exchange { .. } => Ok(format!("{}/mailingList/{}", self.root(), seg(address))),
             Family::Legacy { .. } => Ok(format!(
                 "{}/mailingList/{}",
                 self.root(),
@@ -1264,20 +1308,35 @@ impl Service {
         if let Family::Legacy { .. } = self.family {
             for m in members.iter().filter(|m| !have.members.contains(m)) {
                 wrote = true;
-                self.legacy_list_write(Method::POST, &format!("{path}/subscriber"), Some(json!({ "email": m })), &want.address)
-                    .await?;
+                self.legacy_list_write(
+                    Method::POST,
+                    &format!("{path}/subscriber"),
+                    Some(json!({ "email": m })),
+                    &want.address,
+                )
+                .await?;
             }
             for m in have.members.iter().filter(|m| !members.contains(m)) {
                 wrote = true;
-                self.legacy_list_write(Method::DELETE, &format!("{path}/subscriber/{}", seg(m)), None, &want.address)
-                    .await?;
+                self.legacy_list_write(
+                    Method::DELETE,
+                    &format!("{path}/subscriber/{}", seg(m)),
+                    None,
+                    &want.address,
+                )
+                .await?;
             }
             let mods: Vec<String> = self.get(&format!("{path}/moderator")).await?;
             let mods = lower_sorted(mods);
             for o in owners.iter().skip(1).filter(|o| !mods.contains(o)) {
                 wrote = true;
-                self.legacy_list_write(Method::POST, &format!("{path}/moderator"), Some(json!({ "email": o })), &want.address)
-                    .await?;
+                self.legacy_list_write(
+                    Method::POST,
+                    &format!("{path}/moderator"),
+                    Some(json!({ "email": o })),
+                    &want.address,
+                )
+                .await?;
             }
         } else {
             if !eq_opt(have.display_name.as_deref(), want.display_name.as_deref())
@@ -1389,8 +1448,13 @@ impl Service {
                     "language": "en",
                     "options": { "moderatorMessage": false, "subscribeByModerator": true, "usersPostOnly": false },
                 });
-                self.legacy_list_write(Method::POST, &format!("{}/mailingList", self.root()), Some(body), &want.address)
-                    .await
+                self.legacy_list_write(
+                    Method::POST,
+                    &format!("{}/mailingList", self.root()),
+                    Some(body),
+                    &want.address,
+                )
+                .await
             }
             _ => {
                 let mut body = json!({
@@ -1402,7 +1466,11 @@ impl Service {
                     body["displayName"] = json!(n);
                 }
                 let posted = self
-                    .task_write(Method::POST, &format!("{}/mailingList", self.root()), Some(body))
+                    .task_write(
+                        Method::POST,
+                        &format!("{}/mailingList", self.root()),
+                        Some(body),
+                    )
                     .await;
                 if let Err(e) = posted
                     && self.get_opt(path).await?.is_none()
@@ -1478,7 +1546,9 @@ mod tests {
         assert!(is_settled(&json!({"state": "ok", "taskPendingId": 0})));
         assert!(is_settled(&json!({"state": "ok", "taskPendingId": null})));
         assert!(is_settled(&json!({"content": "x"})));
-        assert!(!is_settled(&json!({"state": "modifying", "taskPendingId": 0})));
+        assert!(!is_settled(
+            &json!({"state": "modifying", "taskPendingId": 0})
+        ));
         assert!(!is_settled(&json!({"state": "ok", "taskPendingId": 12})));
     }
 
