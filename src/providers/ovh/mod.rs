@@ -5,6 +5,7 @@
 //! `reference/ovh-api.md`; this module knows nothing about migration steps.
 
 pub mod client;
+pub mod credentials;
 pub mod error;
 pub mod ops;
 pub mod signing;

@@ -41,7 +41,8 @@ pub enum Family {
 }
 
 impl Family {
-    fn root(&self) -> String {
+    /// The service's path under the API root.
+    pub fn root(&self) -> String {
         match self {
             Family::Exchange {
                 organization,
