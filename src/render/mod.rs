@@ -53,7 +53,8 @@ fn group_of(c: &Change) -> (u8, String) {
         (None, K::Group) => (2, "groups".to_string()),
         (None, K::ExternalContact) => (3, "external contacts".to_string()),
         (None, K::Footer) => (4, "footers".to_string()),
-        (None, _) => (5, "other".to_string()),
+        (None, K::DnsCheck) => (5, "DNS checks".to_string()),
+        (None, _) => (6, "other".to_string()),
     }
 }
 
