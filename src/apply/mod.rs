@@ -142,8 +142,31 @@ pub async fn apply(
         rest.into_iter().partition(|c| c.account.is_some());
 
     run_group(&ctx, platform_first).await;
+    // Accounts in two waves: first every account's rename, creation and copy, then the
+    // features and cleanups. A delegation or a group needs the *other* accounts to exist, and
+    // waiting for them inside the first wave could starve the `parallel_accounts` permits.
+    let (core, features): (Vec<Change>, Vec<Change>) = accounts.into_iter().partition(|c| {
+        matches!(c.kind, ResourceKind::Rename | ResourceKind::Create) || c.kind.is_content()
+    });
+    run_accounts(&ctx, core).await?;
+    run_accounts(&ctx, features).await?;
+    run_group(&ctx, platform_last).await;
+
+    let mut steps = std::mem::take(&mut *ctx.results.lock().await);
+    steps.sort_by(|a, b| a.id.cmp(&b.id));
+    let copies = std::mem::take(&mut *ctx.copies.lock().await);
+    Ok(ApplyReport {
+        steps,
+        copies,
+        api_writes: ctx.providers.writes().await,
+        stopped: ctx.stop.load(Ordering::Relaxed),
+    })
+}
+
+/// Runs changes grouped by account, up to `parallel_accounts` accounts at once.
+async fn run_accounts(ctx: &Arc<Ctx>, changes: Vec<Change>) -> Result<(), String> {
     let mut by_account: BTreeMap<String, Vec<Change>> = BTreeMap::new();
-    for c in accounts {
+    for c in changes {
         by_account
             .entry(c.account.clone().unwrap_or_default())
             .or_default()
@@ -174,17 +197,7 @@ pub async fn apply(
             return Err(format!("an account task panicked: {e}"));
         }
     }
-    run_group(&ctx, platform_last).await;
-
-    let mut steps = std::mem::take(&mut *ctx.results.lock().await);
-    steps.sort_by(|a, b| a.id.cmp(&b.id));
-    let copies = std::mem::take(&mut *ctx.copies.lock().await);
-    Ok(ApplyReport {
-        steps,
-        copies,
-        api_writes: ctx.providers.writes().await,
-        stopped: ctx.stop.load(Ordering::Relaxed),
-    })
+    Ok(())
 }
 
 struct Ctx {

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 pub mod ack;
 pub mod apply;
 pub mod import;
+pub mod ovh_credentials;
 pub mod plan;
 pub mod schema;
 pub mod state;

@@ -238,10 +238,20 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
         }) else {
             continue;
         };
+        // Members are accounts or external contacts: both must exist first.
         let depends_on = creates
             .iter()
             .filter(|(a, _)| members.contains(a) || owners.contains(a))
             .map(|(_, id)| id.clone())
+            .chain(
+                plan.external_contacts
+                    .iter()
+                    .filter(|c| {
+                        c.platform == g.platform
+                            && members.contains(&c.address.to_ascii_lowercase())
+                    })
+                    .map(|c| format!("contact/{}/{}", c.platform, c.address.to_ascii_lowercase())),
+            )
             .collect();
         out.push(Resource {
             id: format!("group/{address}"),
