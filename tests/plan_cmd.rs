@@ -48,7 +48,7 @@ fn yaml_and_toml_give_identical_json_plans() {
     assert_eq!(y.stdout, t.stdout);
     let doc: serde_json::Value = serde_json::from_str(&y.stdout).unwrap();
     assert_eq!(doc["format_version"], 1);
-    assert_eq!(doc["summary"]["add"], 11);
+    assert_eq!(doc["summary"]["add"], 12);
 }
 
 #[test]

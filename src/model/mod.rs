@@ -189,7 +189,7 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             continue;
         };
         out.push(Resource {
-            summary: format!("attach {name} to {} ({mode})", d.platform),
+            summary: format!("{name} on {}: {mode}", d.platform),
             fingerprint: fingerprint(&(&d.platform, &name, d.mode, &d.mx_relay)),
             identity: fingerprint(&(&d.platform, &name)),
             kind: ResourceKind::Domain,
@@ -199,6 +199,42 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             depends_on: Vec::new(),
             id,
         });
+    }
+    // A domain moving between platforms is switched on the source before it is attached on the
+    // destination: an authoritative domain elsewhere blocks the attachment.
+    let sources: BTreeSet<(String, String)> = plan
+        .accounts
+        .iter()
+        .map(|a| {
+            let domain = a
+                .address
+                .rsplit('@')
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            (a.from.clone(), domain)
+        })
+        .collect();
+    let domains: Vec<(String, String, String)> = out
+        .iter()
+        .map(|r| {
+            let name = r.id.rsplit('/').next().unwrap_or("").to_string();
+            (r.id.clone(), r.platform.clone(), name)
+        })
+        .collect();
+    for r in &mut out {
+        let name = r.id.rsplit('/').next().unwrap_or("").to_string();
+        if sources.contains(&(r.platform.clone(), name.clone())) {
+            continue;
+        }
+        r.depends_on.extend(
+            domains
+                .iter()
+                .filter(|(_, p, n)| {
+                    *n == name && *p != r.platform && sources.contains(&(p.clone(), n.clone()))
+                })
+                .map(|(id, _, _)| id.clone()),
+        );
     }
     let domain_ids: Vec<(String, String)> = out
         .iter()
@@ -382,10 +418,11 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
         let Some(p) = plan.platforms.get(&d.platform) else {
             continue;
         };
-        if !p.kind.is_ovh() {
+        let name = d.name.to_ascii_lowercase();
+        // The source keeps the domain only for the move: its DNS is not where mail must go.
+        if !p.kind.is_ovh() || sources.contains(&(d.platform.clone(), name.clone())) {
             continue;
         }
-        let name = d.name.to_ascii_lowercase();
         let domain_id = format!("domain/{}/{name}", d.platform);
         let mode = match d.mode {
             DomainMode::Authoritative => "authoritative",
