@@ -7,6 +7,7 @@
 pub mod client;
 pub mod error;
 pub mod signing;
+pub mod sim;
 pub mod task;
 
 pub use client::{ClientOptions, Credentials, OvhClient, RetryPolicy};
