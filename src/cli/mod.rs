@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 pub mod ack;
 pub mod apply;
 pub mod import;
+pub mod ovh;
 pub mod plan;
 pub mod schema;
 pub mod state;
@@ -46,6 +47,8 @@ pub enum Command {
     State(state::Args),
     /// Turn another tool's migration list into a plan (on stdout).
     Import(import::Args),
+    /// OVHcloud tools outside a plan (the API simulator for tests and demos).
+    Ovh(ovh::Args),
 }
 
 /// An error that ends a command; printed as `error: {0}` and exit 1.
@@ -112,6 +115,7 @@ pub fn main() -> ExitCode {
         Command::State(a) => state::exec(a),
         Command::Verify(a) => verify::exec(a),
         Command::Import(a) => import::exec(a),
+        Command::Ovh(a) => ovh::exec(a),
     };
     match result {
         Ok(code) => code,
