@@ -1116,3 +1116,92 @@ fn inconsistent_worlds_are_refused() {
     let e = SimHandle::spawn(w).unwrap_err();
     assert!(e.to_string().contains("delegate ghost@example.com"), "{e}");
 }
+
+#[tokio::test]
+async fn the_passwd_file_changes_when_tasks_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::create_dir(dir.path().join("mail")).unwrap();
+    let backend = super::world::DovecotBackend {
+        users_file: users.clone(),
+        mail_root: dir.path().join("mail"),
+        uid: None,
+        gid: None,
+    };
+    let mut w = legacy_world();
+    w.legacy_domains[0].dovecot = Some(backend.clone());
+    let mut pro = service("pro-1", &["example.com"], &["john@example.com"]);
+    pro.dovecot = Some(backend);
+    w.pro.push(pro);
+    let (sim, client) = start(w).await;
+    let lines = || {
+        let text = std::fs::read_to_string(&users).unwrap();
+        let mut users: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                format!("{} {}", f[0], f[1])
+            })
+            .collect();
+        users.sort();
+        users
+    };
+    assert_eq!(
+        lines(),
+        [
+            "bob@old.example {PLAIN}pw",
+            "john@example.com {PLAIN}initial-pw"
+        ]
+    );
+
+    let root = "/email/domain/old.example";
+    let body = json!({"accountName": "carol", "password": "pw-c"});
+    client
+        .post::<Value>(&format!("{root}/account"), Some(&body))
+        .await
+        .unwrap();
+    client
+        .delete::<Value>(&format!("{root}/account/bob"), None)
+        .await
+        .unwrap();
+    let pw = json!({"password": "pw-j"});
+    client
+        .post::<Value>(
+            "/email/pro/pro-1/account/john@example.com/changePassword",
+            Some(&pw),
+        )
+        .await
+        .unwrap();
+    sim.advance_tasks();
+    assert_eq!(
+        lines(),
+        [
+            "bob@old.example {PLAIN}pw",
+            "john@example.com {PLAIN}initial-pw"
+        ],
+        "nothing before done"
+    );
+    sim.advance_tasks();
+    assert_eq!(
+        lines(),
+        [
+            "carol@old.example {PLAIN}pw-c",
+            "john@example.com {PLAIN}pw-j"
+        ]
+    );
+
+    client
+        .delete::<Value>("/email/pro/pro-1/account/john@example.com", None)
+        .await
+        .unwrap();
+    sim.advance_tasks();
+    sim.advance_tasks();
+    assert_eq!(lines(), ["carol@old.example {PLAIN}pw-c"]);
+    let accounts: Vec<String> = client.get("/email/pro/pro-1/account", None).await.unwrap();
+    assert!(
+        accounts.len() == 1 && accounts[0].ends_with("@configureme.me"),
+        "reset to a placeholder: {accounts:?}"
+    );
+    assert!(dir.path().join("mail/carol@old.example").is_dir());
+    assert_clean(&sim);
+}
