@@ -440,6 +440,26 @@ impl State {
                 st.services.push(svc);
             }
         }
+        // The rule attaching enforces must hold from the start: a domain on several
+        // services is non-authoritative on all of them.
+        for (i, svc) in st.services.iter().enumerate() {
+            for d in svc
+                .domains
+                .iter()
+                .filter(|d| d.kind == DomainType::Authoritative)
+            {
+                if let Some((other, _)) = st.holders(&d.name, i).first() {
+                    return Err(bad_world(format!(
+                        "{} service {} holds {} as authoritative, but {} service {} holds it too",
+                        svc.family.name(),
+                        svc.name,
+                        d.name,
+                        st.services[*other].family.name(),
+                        st.services[*other].name
+                    )));
+                }
+            }
+        }
         for d in &w.legacy_domains {
             let legacy = st.build_legacy(d)?;
             st.legacy.push(legacy);

@@ -636,11 +636,14 @@ async fn exchange_offers_create_and_delete_accounts_their_own_way() {
     let mut w = world();
     w.pro.clear();
     w.exchange = vec![exchange(ExchangeOffer::Hosted)];
+    // Its own domain: two services cannot both hold one authoritatively.
     let mut dedicated = exchange(ExchangeOffer::Dedicated);
     dedicated.organization = Some("org-2".into());
+    dedicated.domains = vec![domain("dedicated.example")];
+    dedicated.accounts = vec![Account::new("boss@dedicated.example", "pw")];
     w.exchange.push(dedicated);
     let (sim, client) = start(w).await;
-    let create = json!({"login": "new", "domain": "corp.example", "password": "pw-123456", "license": "standard"});
+    let create = json!({"login": "new", "domain": "dedicated.example", "password": "pw-123456", "license": "standard"});
     let hosted = "/email/exchange/org-1/service/ex-svc";
     let (status, _, message) = api_error(
         client
@@ -660,7 +663,11 @@ async fn exchange_offers_create_and_delete_accounts_their_own_way() {
         .unwrap();
     assert_eq!(task["function"], "addAccount");
     assert_eq!(
-        get(&client, &format!("{dedicated}/account/new@corp.example")).await["state"],
+        get(
+            &client,
+            &format!("{dedicated}/account/new@dedicated.example")
+        )
+        .await["state"],
         "creating"
     );
     sim.advance_tasks();
@@ -668,14 +675,18 @@ async fn exchange_offers_create_and_delete_accounts_their_own_way() {
     let forwarding = json!({"forwardingEmail": "boss@elsewhere.example", "storeCopyOfEmail": true});
     let () = client
         .put(
-            &format!("{dedicated}/account/boss@corp.example"),
+            &format!("{dedicated}/account/boss@dedicated.example"),
             Some(&forwarding),
         )
         .await
         .unwrap();
     sim.advance_tasks();
     sim.advance_tasks();
-    let boss = get(&client, &format!("{dedicated}/account/boss@corp.example")).await;
+    let boss = get(
+        &client,
+        &format!("{dedicated}/account/boss@dedicated.example"),
+    )
+    .await;
     assert_eq!(boss["forwardingEmail"], "boss@elsewhere.example");
 
     // Hosted: the slot stays, as a fresh placeholder. Dedicated: the account goes.
@@ -684,7 +695,7 @@ async fn exchange_offers_create_and_delete_accounts_their_own_way() {
         .await
         .unwrap();
     client
-        .delete::<Value>(&format!("{dedicated}/account/boss@corp.example"), None)
+        .delete::<Value>(&format!("{dedicated}/account/boss@dedicated.example"), None)
         .await
         .unwrap();
     sim.advance_tasks();
@@ -705,7 +716,7 @@ async fn exchange_offers_create_and_delete_accounts_their_own_way() {
         .await
         .unwrap();
     assert_eq!(dedicated_accounts.len(), 2, "{dedicated_accounts:?}");
-    assert!(dedicated_accounts.contains(&"new@corp.example".to_string()));
+    assert!(dedicated_accounts.contains(&"new@dedicated.example".to_string()));
     assert_clean(&sim);
 }
 
@@ -1115,6 +1126,30 @@ fn inconsistent_worlds_are_refused() {
     w.pro[0].accounts[0].send_as = vec!["ghost@example.com".into()];
     let e = SimHandle::spawn(w).unwrap_err();
     assert!(e.to_string().contains("delegate ghost@example.com"), "{e}");
+    let mut w = world();
+    w.pro.push(service("pro-2", &["example.com"], &[]));
+    let e = SimHandle::spawn(w).unwrap_err();
+    assert!(
+        e.to_string().contains("holds example.com as authoritative"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_demo_world_loads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ovh-sim/demo-world.yaml");
+    let sim = SimHandle::spawn(World::load(&path).unwrap()).unwrap();
+    let world = sim.world();
+    assert_eq!(
+        (
+            world.exchange.len(),
+            world.pro.len(),
+            world.mxplan.len(),
+            world.legacy_domains.len()
+        ),
+        (1, 1, 1, 1)
+    );
 }
 
 #[tokio::test]
