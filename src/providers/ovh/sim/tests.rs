@@ -1240,3 +1240,131 @@ async fn the_passwd_file_changes_when_tasks_finish() {
     assert!(dir.path().join("mail/carol@old.example").is_dir());
     assert_clean(&sim);
 }
+
+/// Reads every kind of object of every family in the demo world, with tasks of each kind
+/// under way: the simulator's answers must all fit the published response types.
+#[tokio::test]
+async fn every_answer_fits_the_schema() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ovh-sim/demo-world.yaml");
+    let mut w = World::load(&path).unwrap();
+    w.manual_tasks = true;
+    let sim = Simulator::start(w).await.unwrap();
+    let client = client_with(
+        &sim,
+        "demo-application-key",
+        "demo-application-secret",
+        "demo-consumer-key",
+    );
+    let ex = "/email/exchange/hosted-ab12345-1/service/hosted-ab12345-1";
+    let pro = "/email/pro/emailpro-ab12345-1";
+    let mx = "/email/mxplan/mydomain.ovh";
+    let legacy = "/email/domain/legacy.example";
+
+    // Tasks of every kind, left under way.
+    let alias = json!({"alias": "al@example.com"});
+    let ex_task = client
+        .post::<Value>(
+            &format!("{ex}/account/alice@example.com/alias"),
+            Some(&alias),
+        )
+        .await
+        .unwrap();
+    let placeholders: Vec<String> = client.get(&format!("{mx}/account"), None).await.unwrap();
+    let mx_account = format!("{mx}/account/{}", placeholders[0]);
+    let () = client
+        .put(
+            &mx_account,
+            Some(&json!({"login": "sales", "domain": "mydomain.ovh"})),
+        )
+        .await
+        .unwrap();
+    let mx_task = get(&client, &mx_account).await["taskPendingId"].clone();
+    client
+        .post::<Value>(
+            &format!("{legacy}/account/carol/changePassword"),
+            Some(&json!({"password": "x-pw"})),
+        )
+        .await
+        .unwrap();
+    let redirection =
+        json!({"from": "sales@legacy.example", "to": "sales@mydomain.ovh", "localCopy": true});
+    let special = client
+        .post::<Value>(&format!("{legacy}/redirection"), Some(&redirection))
+        .await
+        .unwrap();
+    let ml = client
+        .post::<Value>(
+            &format!("{legacy}/mailingList/club/subscriber"),
+            Some(&json!({"email": "x@y.example"})),
+        )
+        .await
+        .unwrap();
+
+    let alice = get(&client, &format!("{ex}/account/alice@example.com")).await;
+    let bob = format!("{ex}/account/bob@example.com");
+    let contact = get(
+        &client,
+        &format!("{ex}/externalContact/partner@elsewhere.example"),
+    )
+    .await;
+    let members = format!("{ex}/mailingList/team@example.com/member");
+    let redirections: Vec<String> = client
+        .get(&format!("{legacy}/redirection"), None)
+        .await
+        .unwrap();
+    let reads = [
+        "/email/exchange".to_string(),
+        "/email/exchange/hosted-ab12345-1/service".into(),
+        ex.into(),
+        format!("{ex}/domain"),
+        format!("{ex}/domain/example.com"),
+        format!("{ex}/account?primaryEmailAddress=%25configureme.me%25"),
+        format!("{ex}/account/alice@example.com/alias"),
+        format!("{ex}/account/alice@example.com/alias/a@example.com"),
+        format!("{bob}/sendAs"),
+        format!("{bob}/sendAs/{}", alice["id"]),
+        format!("{bob}/tasks"),
+        format!("{ex}/externalContact"),
+        format!("{ex}/mailingList"),
+        format!("{ex}/mailingList/team@example.com"),
+        format!("{members}/account"),
+        format!("{members}/account/{}", alice["id"]),
+        format!("{ex}/task"),
+        format!("{ex}/task/{}", ex_task["id"]),
+        "/email/pro".into(),
+        pro.into(),
+        format!("{pro}/billingMigrated"),
+        format!("{pro}/domain/mydomain.ovh"),
+        format!("{pro}/account/sales@mydomain.ovh"),
+        format!("{pro}/account/sales@mydomain.ovh/alias/orders@mydomain.ovh"),
+        "/email/mxplan".into(),
+        mx.into(),
+        format!("{mx}/domain/mydomain.ovh"),
+        mx_account.clone(),
+        format!("{mx_account}/task"),
+        format!("{mx}/task/{mx_task}"),
+        "/email/domain".into(),
+        legacy.into(),
+        format!("{legacy}/account"),
+        format!("{legacy}/account/carol"),
+        format!("{legacy}/account/carol/usage"),
+        format!("{legacy}/redirection/{}", redirections[0]),
+        format!("{legacy}/mailingList/club"),
+        format!("{legacy}/mailingList/club/subscriber/carol@legacy.example"),
+        format!("{legacy}/task/account?name=carol"),
+        format!(
+            "{legacy}/task/redirection/{}",
+            special["id"].as_str().unwrap()
+        ),
+        format!("{legacy}/task/mailinglist/{}", ml["id"]),
+        "/auth/currentCredential".into(),
+    ];
+    for path in &reads {
+        get(&client, path).await;
+    }
+    assert_eq!(contact["displayName"], "Partner");
+    let pop = get(&client, &format!("{legacy}/task/account?name=carol")).await;
+    get(&client, &format!("{legacy}/task/account/{}", pop[0])).await;
+    assert_clean(&sim);
+}
