@@ -14,7 +14,7 @@ use super::world::AccessRule;
 
 /// How far a signed call's timestamp may be from the server clock. (inferred: the real
 /// window is not published.)
-const MAX_SKEW_SECS: i64 = 180;
+const MAX_SKEW_SECS: u64 = 180;
 
 /// The `X-Ovh-*` request headers.
 pub(super) struct AuthHeaders<'a> {
@@ -80,7 +80,7 @@ pub(super) fn authenticate(
     let Some(ts) = h.timestamp.and_then(|t| t.trim().parse::<i64>().ok()) else {
         return Err(ApiErr::auth(400, "INVALID_SIGNATURE", "Invalid timestamp"));
     };
-    if (ts - now.timestamp()).abs() > MAX_SKEW_SECS {
+    if ts.abs_diff(now.timestamp()) > MAX_SKEW_SECS {
         return Err(ApiErr::auth(400, "QUERY_TIME_OUT", "Query out of time"));
     }
     let expected = signature(

@@ -915,7 +915,10 @@ impl State {
     /// The simulated server's clock.
     pub fn now(&self) -> DateTime<Utc> {
         let real = DateTime::<Utc>::from(SystemTime::now());
-        real + chrono::Duration::seconds(self.settings.clock_offset)
+        // An absurd offset in a world file must not panic a request: it is ignored instead.
+        chrono::TimeDelta::try_seconds(self.settings.clock_offset)
+            .and_then(|d| real.checked_add_signed(d))
+            .unwrap_or(real)
     }
 
     pub fn now_str(&self) -> String {
