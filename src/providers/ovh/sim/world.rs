@@ -96,10 +96,29 @@ impl World {
         } else {
             World::from_yaml(&text)
         };
-        parsed.map_err(|e| match e {
+        let mut world = parsed.map_err(|e| match e {
             SimError::World(msg) => SimError::World(format!("{}: {msg}", path.display())),
             other => other,
-        })
+        })?;
+        // Like a plan's paths: relative to the file that names them, not to where it runs.
+        let base = path.parent().unwrap_or(Path::new("."));
+        let backends = world
+            .exchange
+            .iter_mut()
+            .chain(&mut world.pro)
+            .chain(&mut world.mxplan)
+            .filter_map(|s| s.dovecot.as_mut())
+            .chain(
+                world
+                    .legacy_domains
+                    .iter_mut()
+                    .filter_map(|d| d.dovecot.as_mut()),
+            );
+        for b in backends {
+            b.users_file = base.join(&b.users_file);
+            b.mail_root = base.join(&b.mail_root);
+        }
+        Ok(world)
     }
 
     pub fn from_yaml(text: &str) -> Result<World, SimError> {
@@ -485,6 +504,21 @@ fresh_password: {refusals: 2}
         assert_eq!(pro.accounts[0].current_usage, Some(1000));
         assert_eq!(world.legacy_domains[0].accounts[0].size, 5_000_000_000);
         assert_eq!(world.fresh_password, FreshPassword::Refusals(2));
+    }
+
+    #[test]
+    fn dovecot_paths_are_relative_to_the_world_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("world.yaml");
+        std::fs::write(
+            &file,
+            "pro: [{service: s, dovecot: {users_file: d/users, mail_root: /abs/mail}}]\n",
+        )
+        .unwrap();
+        let world = World::load(&file).unwrap();
+        let backend = world.pro[0].dovecot.as_ref().unwrap();
+        assert_eq!(backend.users_file, dir.path().join("d/users"));
+        assert_eq!(backend.mail_root, Path::new("/abs/mail"));
     }
 
     #[test]
