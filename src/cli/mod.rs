@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 pub mod ack;
 pub mod apply;
 pub mod import;
+pub mod ovh;
 pub mod ovh_credentials;
 pub mod plan;
 pub mod schema;
@@ -47,6 +48,8 @@ pub enum Command {
     State(state::Args),
     /// Turn another tool's migration list into a plan (on stdout).
     Import(import::Args),
+    /// OVHcloud tools outside a plan (the API simulator for tests and demos).
+    Ovh(ovh::Args),
 }
 
 /// An error that ends a command; printed as `error: {0}` and exit 1.
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::State(a) => state::exec(a),
         Command::Verify(a) => verify::exec(a),
         Command::Import(a) => import::exec(a),
+        Command::Ovh(a) => ovh::exec(a),
     };
     match result {
         Ok(code) => code,

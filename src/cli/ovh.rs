@@ -1,0 +1,81 @@
+//! `mailshift ovh …`: OVHcloud helpers that are not steps of a plan.
+//!
+//! `credentials` asks for a consumer key (see `ovh_credentials`). `simulate` runs the API simulator (`providers::ovh::sim`) as a process, for the demo and
+//! for tests that drive the binary: it prints the API base URL on its first stdout line, so
+//! a script can read it, and serves until SIGTERM or Ctrl-C.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::CliError;
+use crate::providers::ovh::sim::{Simulator, World};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: OvhCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OvhCommand {
+    /// Serve a simulated OVHcloud API from a world file (a test and demo tool: it is not
+    /// the real API and changes nothing at OVHcloud).
+    ///
+    /// Prints the API base URL (use it as the plan's `endpoint`) on the first line of
+    /// stdout. Calls outside the published schema are refused and listed at
+    /// /_sim/violations; /_sim/requests, /_sim/world and /_sim/faults show and steer the
+    /// rest. Stops on SIGTERM or Ctrl-C.
+    Simulate(SimulateArgs),
+    /// Ask OVHcloud for a consumer key limited to the services a plan names, and print the
+    /// URL where the account owner grants it.
+    Credentials(super::ovh_credentials::Args),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// The world to simulate (`.yaml`, `.yml` or `.json`): credentials, services, accounts.
+    #[arg(long, value_name = "FILE")]
+    pub world: PathBuf,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+}
+
+pub fn exec(args: Args) -> Result<ExitCode, CliError> {
+    match args.command {
+        OvhCommand::Simulate(a) => simulate(a),
+        OvhCommand::Credentials(a) => super::ovh_credentials::exec(a),
+    }
+}
+
+fn simulate(args: SimulateArgs) -> Result<ExitCode, CliError> {
+    let world = World::load(&args.world)?;
+    let runtime = super::runtime()?;
+    runtime.block_on(async {
+        let handle = Simulator::start_on(world, args.listen).await?;
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "{}", handle.base_url())?;
+        stdout.flush()?;
+        eprintln!(
+            "OVHcloud API simulator (test/demo tool) listening on {}; control API under http://{}/_sim/",
+            handle.base_url(),
+            handle.addr()
+        );
+        stop_signal().await?;
+        handle.shutdown();
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn stop_signal() -> Result<(), CliError> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| CliError(format!("cannot watch for SIGTERM: {e}")))?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(|e| CliError(format!("cannot watch for Ctrl-C: {e}"))),
+        _ = term.recv() => Ok(()),
+    }
+}
