@@ -367,6 +367,38 @@ impl Service {
         Ok(())
     }
 
+    /// After a PUT that changes an account's address: waits until the new address has settled.
+    /// If the old one settles again while the new one is still missing, the platform's task
+    /// failed and nothing changed.
+    async fn moved(&self, old: &str, new: &str, what: &str) -> Result<Value, OvhError> {
+        let started = Instant::now();
+        let deadline = self.deadline();
+        loop {
+            if let Some(v) = self.get_opt(new).await?
+                && is_settled(&v)
+            {
+                return Ok(v);
+            }
+            if started.elapsed() >= self.timing.poll
+                && let Some(v) = self.get_opt(old).await?
+                && is_settled(&v)
+                && self.get_opt(new).await?.is_none()
+            {
+                return Err(OvhError::Refused(format!(
+                    "the platform did not apply {what} (its task ended without the change); run apply again"
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(OvhError::Timeout {
+                    path: new.to_string(),
+                    waited: started.elapsed(),
+                    last: "not found yet".to_string(),
+                });
+            }
+            tokio::time::sleep(self.timing.poll).await;
+        }
+    }
+
     async fn legacy_wait(&self, list: &str, key: &str, name: &str) -> Result<(), OvhError> {
         let path = format!("{}/task/{list}?{key}={}", self.root(), seg(name));
         wait_legacy_tasks_empty(&self.client, &path, self.deadline(), self.timing.poll).await
@@ -599,7 +631,8 @@ impl Service {
                 )
                 .await?;
                 // Usable once the new address answers with a settled state.
-                self.settled(&self.account_path(to)).await?;
+                let what = format!("the rename of {from} to {to}");
+                self.moved(&path, &self.account_path(to), &what).await?;
                 Ok(Applied::changed(format!("renamed {from} to {to}")))
             }
         }
@@ -657,9 +690,11 @@ impl Service {
                 if let Some(n) = display_name {
                     body["displayName"] = json!(n);
                 }
-                self.write::<Value>(Method::PUT, &self.account_path(&placeholder), Some(body))
+                let placeholder_path = self.account_path(&placeholder);
+                self.write::<Value>(Method::PUT, &placeholder_path, Some(body))
                     .await?;
-                self.settled(&path).await?;
+                let what = format!("the configuration of {placeholder} as {address}");
+                self.moved(&placeholder_path, &path, &what).await?;
                 format!("configured {placeholder} as {address}")
             }
         };
@@ -900,6 +935,11 @@ impl Service {
                 )
                 .await?;
                 self.settled(&path).await?;
+                if self.redirection(address, to).await? != Some(local_copy) {
+                    return Err(OvhError::Refused(format!(
+                        "the platform did not set the forwarding of {address}; run apply again"
+                    )));
+                }
             }
             _ => {
                 if current.is_some() {
@@ -1108,7 +1148,12 @@ impl Service {
                 self.settled(&path).await?;
                 self.write::<Value>(Method::PUT, &path, Some(Self::contact_body(spec)))
                     .await?;
-                self.settled(&path).await?;
+                if Self::contact_differs(&self.settled(&path).await?, spec) {
+                    return Err(OvhError::Refused(format!(
+                        "the platform did not update the contact {}; run apply again",
+                        spec.address
+                    )));
+                }
                 Ok(Applied::changed(format!(
                     "updated contact {}",
                     spec.address
@@ -1184,7 +1229,12 @@ impl Service {
             Some(_) => {
                 self.settled(&path).await?;
                 self.write::<Value>(Method::PUT, &path, Some(body)).await?;
-                self.settled(&path).await?;
+                let now = self.settled(&path).await?;
+                if str_field(&now, "content") != Some(content) {
+                    return Err(OvhError::Refused(format!(
+                        "the platform did not update the footer of {domain}; run apply again"
+                    )));
+                }
                 Ok(Applied::changed(format!("updated the footer of {domain}")))
             }
             None => {
