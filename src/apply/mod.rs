@@ -27,6 +27,9 @@ use crate::transfer::imap::session::{Auth, Target};
 /// Default IMAP connections per account and side; servers cap them per user (Dovecot 10).
 const DEFAULT_CONNECTIONS: u32 = 4;
 const DEFAULT_PARALLEL_ACCOUNTS: u32 = 4;
+/// How long the copy retries a refused login right after this run renamed or created the
+/// account: platforms take a moment to propagate such changes to their IMAP servers.
+const FRESH_LOGIN_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
 
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -409,6 +412,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 .parent()
                 .map_or_else(|| std::path::PathBuf::from("spool"), |d| d.join("spool")),
             full_scan: true,
+            login_grace: std::time::Duration::ZERO,
         },
         Err(e) => {
             let outcome = Outcome::Failed(e);
@@ -441,9 +445,21 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     if let Err(e) = store.put_resource(&resource.id, &started) {
         return Outcome::Failed(e.to_string());
     }
+    // An account renamed or created by this run may take a moment to accept logins.
+    let fresh = {
+        let finished = ctx.finished.lock().await;
+        resource.depends_on.iter().any(|d| {
+            (d.ends_with("/create") || d.ends_with("/rename")) && finished.get(d) == Some(&true)
+        })
+    };
     let job = Arc::new(Job {
         sync_point,
         full_scan,
+        login_grace: if fresh {
+            FRESH_LOGIN_GRACE
+        } else {
+            std::time::Duration::ZERO
+        },
         ..job
     });
     let progress: Arc<dyn Progress> = Arc::new(HookProgress(ctx.hooks.clone()));

@@ -173,6 +173,9 @@ pub struct Service {
     family: Family,
     timing: Timing,
     writes: AtomicU64,
+    /// Held while a free placeholder is picked and configured: two accounts created at once
+    /// must not both pick the same one.
+    claim: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Service {
@@ -253,6 +256,7 @@ impl Service {
             family,
             timing,
             writes: AtomicU64::new(0),
+            claim: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -685,6 +689,7 @@ impl Service {
                     // The POST carried the password.
                     return Ok(Applied::changed(format!("created {address}")));
                 }
+                let _claim = self.claim.lock().await;
                 let placeholder = self.free_placeholder().await?;
                 let mut body = json!({ "login": login, "domain": domain });
                 if let Some(n) = display_name {

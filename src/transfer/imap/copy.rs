@@ -121,6 +121,9 @@ pub struct Job {
     /// List every source message, not only those above the highest UID copied: the settings
     /// changed since the last run, or the last run did not finish.
     pub full_scan: bool,
+    /// How long a refused first login is retried: an account created or renamed moments ago
+    /// may not be able to log in yet (the platform propagates the change).
+    pub login_grace: Duration,
 }
 
 /// Set when the user asked to stop: workers finish the batch in hand and stop.
@@ -227,8 +230,8 @@ pub async fn sync_account(
     progress: Arc<dyn Progress>,
     stop: StopFlag,
 ) -> Result<CopyReport, CopyError> {
-    let mut src = connect_with_retry(&job.source, &stop).await?;
-    let mut dst = connect_with_retry(&job.dest, &stop).await?;
+    let mut src = connect_fresh(&job.source, job.login_grace, &stop).await?;
+    let mut dst = connect_fresh(&job.dest, job.login_grace, &stop).await?;
     let source_folders = src.list().await?;
     let dest_folders = dst.list().await?;
     let mapping = map_folders(&source_folders, &dest_folders, &job.rules)
@@ -294,6 +297,23 @@ pub async fn sync_account(
     folders.sort_by(|a, b| a.path.cmp(&b.path));
     report.folders = folders;
     Ok(report)
+}
+
+/// The first connection of a run: within `grace`, even a refused login is tried again.
+async fn connect_fresh(
+    target: &Target,
+    grace: Duration,
+    stop: &StopFlag,
+) -> Result<Imap, CopyError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match connect_with_retry(target, stop).await {
+            Err(_) if started.elapsed() < grace && !stop.load(Ordering::Relaxed) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn connect_with_retry(target: &Target, stop: &StopFlag) -> Result<Imap, CopyError> {

@@ -1,0 +1,398 @@
+//! The OVHcloud procedure end to end: `examples/ovh-exchange-to-email-pro.yaml`, pointed at
+//! the API simulator, which drives two real Dovecot servers (the Exchange and Email Pro IMAP
+//! endpoints). A rename or an account configured through the API really changes who can log
+//! in, so the copy only works if the steps ran in the right order with the right logins.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mailshift::providers::ovh::sim::SimHandle;
+use mailshift::providers::ovh::sim::world::{Account, Service, World};
+
+use crate::common::repo_root;
+use crate::support::dovecot::{Dovecot, DovecotConfig};
+use crate::support::imap::ImapClient;
+
+const AK: &str = "e2eApplicationKey";
+const AS: &str = "e2eApplicationSecret0123456789ab";
+const CK: &str = "e2eConsumerKey0123456789abcdefgh";
+const JOHN_EX: &str = "john-Exchange-pw1";
+const ASSISTANT_EX: &str = "assistant-Exchange-pw1";
+const JOHN_PRO: &str = "john-Pro-pw2";
+const ASSISTANT_PRO: &str = "assistant-Pro-pw2";
+
+const ORG: &str = "hosted-ab12345-1";
+const PRO: &str = "emailpro-ab12345-1";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    src: Dovecot,
+    dst: Dovecot,
+    sim: SimHandle,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn text(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn mailshift(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(args)
+        .current_dir(dir)
+        .env("OVH_APPLICATION_KEY", AK)
+        .env("OVH_APPLICATION_SECRET", AS)
+        .env("OVH_CONSUMER_KEY", CK)
+        .env("JOHN_EXCHANGE_PASSWORD", JOHN_EX)
+        .env("ASSISTANT_EXCHANGE_PASSWORD", ASSISTANT_EX)
+        .env("JOHN_PRO_PASSWORD", JOHN_PRO)
+        .output()
+        .expect("run mailshift");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn world(src: &Dovecot, dst: &Dovecot, extra: &str) -> World {
+    let text = format!(
+        r#"
+applications: [{{key: {AK}, secret: {AS}}}]
+consumer_keys: [{{key: {CK}, application: {AK}}}]
+task_delay_ms: 40
+fresh_password: {{refusals: 1}}
+exchange:
+  - organization: {ORG}
+    service: {ORG}
+    offer: hosted
+    domains: [{{name: mydomain.ovh, type: authoritative}}]
+    accounts:
+      - {{email: john@mydomain.ovh, password: {JOHN_EX}, aliases: [j.smith@mydomain.ovh, contact@mydomain.ovh], current_usage: 2000000}}
+      - {{email: assistant@mydomain.ovh, password: {ASSISTANT_EX}}}
+    dovecot: {{users_file: {}/users, mail_root: {}/mail}}
+pro:
+  - service: {PRO}
+    placeholders: 3
+    dovecot: {{users_file: {}/users, mail_root: {}/mail}}
+{extra}"#,
+        src.dir().display(),
+        src.dir().display(),
+        dst.dir().display(),
+        dst.dir().display(),
+    );
+    World::from_yaml(&text).expect("test world")
+}
+
+/// The example plan, pointed at the simulator and the local servers. Each replacement must
+/// hit, so the test fails loudly if the example changes shape.
+fn plan_text(setup_dir: &Path, sim: &SimHandle, src: &Dovecot, dst: &Dovecot) -> String {
+    let mut text =
+        std::fs::read_to_string(repo_root().join("examples/ovh-exchange-to-email-pro.yaml"))
+            .unwrap();
+    let mut rep = |old: &str, new: &str| {
+        assert!(text.contains(old), "the example no longer has {old:?}");
+        text = text.replace(old, new);
+    };
+    rep(
+        "endpoint: ovh-eu",
+        &format!(
+            "endpoint: {}\n    poll_interval: 30ms\n    task_timeout: 20s",
+            sim.base_url()
+        ),
+    );
+    rep(
+        "{host: ex5.mail.ovh.net, port: 993, security: tls}",
+        &format!("{{host: 127.0.0.1, port: {}, security: none}}", src.port()),
+    );
+    rep(
+        "{host: pro1.mail.ovh.net, port: 993, security: tls}",
+        &format!("{{host: 127.0.0.1, port: {}, security: none}}", dst.port()),
+    );
+    rep(
+        "{command: [pass, show, mail/john]}",
+        "{env: JOHN_PRO_PASSWORD}",
+    );
+    std::fs::create_dir_all(setup_dir.join("secrets")).unwrap();
+    std::fs::write(setup_dir.join("secrets/assistant-pro"), ASSISTANT_PRO).unwrap();
+    text
+}
+
+fn message(n: usize, folder: &str) -> Vec<u8> {
+    format!(
+        "From: sender{n}@example.org\r\nTo: john@mydomain.ovh\r\nSubject: {folder} message {n}\r\nMessage-ID: <{folder}-{n}@example.org>\r\nDate: Mon, 2 Sep 2024 10:00:00 +0000\r\n\r\nBody {n} of {folder}.\r\n"
+    )
+    .into_bytes()
+}
+
+/// Logs in, retrying while Dovecot has not re-read its passwd-file (at most once a second).
+fn login_eventually(d: &Dovecot, user: &str, pass: &str) -> ImapClient {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt =
+            ImapClient::connect(d.port()).and_then(|mut c| c.login(user, pass).map(|()| c));
+        match attempt {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("{user} cannot log in: {e}\n{}", d.log()),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn setup(extra_world: &str) -> Setup {
+    let src = Dovecot::start(DovecotConfig::default());
+    let dst = Dovecot::start(DovecotConfig {
+        separator: '.',
+        ..DovecotConfig::default()
+    });
+    let sim = SimHandle::spawn(world(&src, &dst, extra_world)).expect("simulator starts");
+    let mut john = login_eventually(&src, "john@mydomain.ovh", JOHN_EX);
+    for folder in ["Sent Items", "Junk E-mail"] {
+        john.create(folder).unwrap();
+    }
+    for (folder, count) in [("INBOX", 5), ("Sent Items", 2), ("Junk E-mail", 1)] {
+        for n in 0..count {
+            john.append(folder, &["\\Seen"], None, &message(n, folder))
+                .unwrap();
+        }
+    }
+    john.logout().unwrap();
+    let mut assistant = login_eventually(&src, "assistant@mydomain.ovh", ASSISTANT_EX);
+    for n in 0..2 {
+        assistant
+            .append("INBOX", &[], None, &message(n, "assistant"))
+            .unwrap();
+    }
+    assistant.logout().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = plan_text(dir.path(), &sim, &src, &dst);
+    std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+    Setup { dir, src, dst, sim }
+}
+
+fn service<'a>(world: &'a World, kind: &str) -> &'a Service {
+    match kind {
+        "exchange" => &world.exchange[0],
+        _ => &world.pro[0],
+    }
+}
+
+fn account<'a>(world: &'a World, kind: &str, email: &str) -> Option<&'a Account> {
+    service(world, kind)
+        .accounts
+        .iter()
+        .find(|a| a.email == email && a.configured)
+}
+
+fn subjects(d: &Dovecot, user: &str, pass: &str, folder: &str) -> Vec<String> {
+    let mut c = login_eventually(d, user, pass);
+    let mut out: Vec<String> = c
+        .uid_fetch_all(folder)
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let text = String::from_utf8_lossy(&m.bytes).into_owned();
+            text.lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+                .unwrap_or_default()
+        })
+        .collect();
+    c.logout().unwrap();
+    out.sort();
+    out
+}
+
+/// Everything the procedure must leave behind, on the API side and on the IMAP side.
+fn assert_procedure_done(s: &Setup) {
+    let w = s.sim.world();
+    // Domain: non-authoritative on both sides, each relaying to the other.
+    let ex_domain = &service(&w, "exchange").domains[0];
+    assert_eq!(
+        (ex_domain.kind.as_str(), ex_domain.mx_relay.as_deref()),
+        ("nonAuthoritative", Some("pro1.mail.ovh.net"))
+    );
+    let pro_domain = service(&w, "pro")
+        .domains
+        .iter()
+        .find(|d| d.name == "mydomain.ovh")
+        .expect("domain attached to Email Pro");
+    assert_eq!(
+        (pro_domain.kind.as_str(), pro_domain.mx_relay.as_deref()),
+        ("nonAuthoritative", Some("ex5.mail.ovh.net"))
+    );
+    // Renamed on the source, aliases moved off it.
+    let old = account(&w, "exchange", "john.old@mydomain.ovh").expect("john renamed");
+    assert!(
+        old.aliases.is_empty(),
+        "aliases left on the source: {:?}",
+        old.aliases
+    );
+    assert!(account(&w, "exchange", "john@mydomain.ovh").is_none());
+    assert!(account(&w, "exchange", "assistant.old@mydomain.ovh").is_some());
+    // Created on Email Pro, with the features.
+    let john = account(&w, "pro", "john@mydomain.ovh").expect("john created on Email Pro");
+    let mut aliases = john.aliases.clone();
+    aliases.sort();
+    assert_eq!(aliases, ["contact@mydomain.ovh", "j.smith@mydomain.ovh"]);
+    assert_eq!(john.send_as, ["assistant@mydomain.ovh"]);
+    assert_eq!(john.full_access, ["assistant@mydomain.ovh"]);
+    assert!(john.send_on_behalf_to.is_empty());
+    assert!(account(&w, "pro", "assistant@mydomain.ovh").is_some());
+    let contacts = &service(&w, "pro").external_contacts;
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(
+        (
+            contacts[0].email.as_str(),
+            contacts[0].display_name.as_deref()
+        ),
+        ("partner@example.org", Some("Our partner"))
+    );
+    let footer = pro_domain.disclaimer.as_ref().expect("footer set");
+    assert_eq!(footer.content, "MyDomain SAS - 1 rue de l'Exemple, Paris");
+    assert!(footer.outside_only);
+    // Mail: on the destination under the address, the source still readable under the
+    // provisional name with the old password; Junk excluded, Sent Items mapped to Sent.
+    assert_eq!(
+        subjects(&s.dst, "john@mydomain.ovh", JOHN_PRO, "INBOX").len(),
+        5
+    );
+    assert_eq!(
+        subjects(&s.dst, "john@mydomain.ovh", JOHN_PRO, "Sent"),
+        ["Sent Items message 0", "Sent Items message 1"]
+    );
+    assert_eq!(
+        subjects(&s.dst, "assistant@mydomain.ovh", ASSISTANT_PRO, "INBOX").len(),
+        2
+    );
+    assert_eq!(
+        subjects(&s.src, "john.old@mydomain.ovh", JOHN_EX, "INBOX").len(),
+        5
+    );
+    let violations = s.sim.violations();
+    assert!(
+        violations.is_empty(),
+        "calls outside the published schema: {violations:#?}"
+    );
+}
+
+#[test]
+fn exchange_to_email_pro_whole_procedure_then_nothing_to_write() {
+    let s = setup("");
+    let dir = s.dir.path();
+
+    let plan = mailshift(dir, &["plan", "plan.yaml"]);
+    assert_eq!(plan.code, 0, "{}", plan.text());
+    assert!(
+        plan.stdout.contains("+ account/john@mydomain.ovh/rename"),
+        "{}",
+        plan.text()
+    );
+
+    let first = mailshift(dir, &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.text());
+    assert!(first.stdout.contains("API write"), "{}", first.text());
+    // Email Pro has no API for groups: a manual step with instructions.
+    assert!(
+        first.stdout.contains("manual  group/team@mydomain.ovh"),
+        "{}",
+        first.text()
+    );
+    assert_procedure_done(&s);
+
+    let verify = mailshift(dir, &["verify", "plan.yaml"]);
+    assert_eq!(verify.code, 0, "{}", verify.text());
+
+    // Nothing changed: the second run reads, copies nothing and writes nothing.
+    let writes = s.sim.writes().len();
+    let second = mailshift(dir, &["apply", "plan.yaml"]);
+    assert_eq!(second.code, 0, "{}", second.text());
+    assert_eq!(s.sim.writes().len(), writes, "{}", second.text());
+    assert!(!second.stdout.contains("API write"), "{}", second.text());
+    assert!(second.stdout.contains("0 messages"), "{}", second.text());
+
+    // Drift: an alias deleted in the control panel shows up with --refresh, and is put back.
+    delete_alias_behind_our_back(&s, "john@mydomain.ovh", "contact@mydomain.ovh");
+    let offline = mailshift(dir, &["plan", "--detailed-exitcode", "plan.yaml"]);
+    assert!(!offline.stdout.contains("drift"), "{}", offline.text());
+    let refreshed = mailshift(dir, &["plan", "--refresh", "plan.yaml"]);
+    assert_eq!(refreshed.code, 0, "{}", refreshed.text());
+    assert!(
+        refreshed
+            .stdout
+            .contains("drift: alias contact@mydomain.ovh is gone from john@mydomain.ovh"),
+        "{}",
+        refreshed.text()
+    );
+    let repair = mailshift(dir, &["apply", "--refresh", "plan.yaml"]);
+    assert_eq!(repair.code, 0, "{}", repair.text());
+    assert_procedure_done(&s);
+
+    // A feature removed from the plan is removed from the platform.
+    let path = dir.join("plan.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let without = text.replace(
+        "external_contacts:\n  - address: partner@example.org\n    platform: pro\n    display_name: Our partner\n",
+        "",
+    );
+    assert_ne!(text, without, "the example's external contact moved");
+    std::fs::write(&path, without).unwrap();
+    let removed = mailshift(dir, &["apply", "plan.yaml"]);
+    assert_eq!(removed.code, 0, "{}", removed.text());
+    assert!(
+        removed
+            .stdout
+            .contains("removed contact partner@example.org"),
+        "{}",
+        removed.text()
+    );
+    assert!(s.sim.world().pro[0].external_contacts.is_empty());
+}
+
+/// Deletes an alias with a signed call, as someone in the control panel would.
+fn delete_alias_behind_our_back(s: &Setup, account: &str, alias: &str) {
+    use mailshift::plan::secret::Secret;
+    use mailshift::providers::ovh::{Credentials, OvhClient, Task, TaskOutcome, wait_task};
+    let client = OvhClient::new(
+        &s.sim.base_url(),
+        Credentials {
+            application_key: Secret::new(AK),
+            application_secret: Secret::new(AS),
+            consumer_key: Secret::new(CK),
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let task: Task = client
+            .delete(
+                &format!("/email/pro/{PRO}/account/{account}/alias/{alias}"),
+                None,
+            )
+            .await
+            .unwrap();
+        let outcome = wait_task(
+            &client,
+            &format!("/email/pro/{PRO}/task/{}", task.id),
+            tokio::time::Instant::now() + Duration::from_secs(10),
+            Duration::from_millis(20),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert!(matches!(outcome, TaskOutcome::Done(_)), "{outcome:?}");
+    });
+}
