@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mailshift::providers::ovh::sim::SimHandle;
 use mailshift::providers::ovh::sim::world::{Account, Service, World};
+use mailshift::providers::ovh::sim::{Fault, SimHandle};
+use serde_json::json;
 
 use crate::common::repo_root;
 use crate::support::dovecot::{Dovecot, DovecotConfig};
@@ -395,4 +396,161 @@ fn delete_alias_behind_our_back(s: &Setup, account: &str, alias: &str) {
         .unwrap();
         assert!(matches!(outcome, TaskOutcome::Done(_)), "{outcome:?}");
     });
+}
+
+#[test]
+fn every_step_failing_once_then_apply_again_converges() {
+    let s = setup("");
+    let dir = s.dir.path();
+    let fail = |method: &str, path: &str| {
+        s.sim
+            .inject(Fault::fail_task(method, path).times(1))
+            .unwrap()
+    };
+    fail("PUT", "/email/exchange/*/domain/mydomain.ovh");
+    fail("POST", "/email/pro/*/domain");
+    fail("PUT", "/email/exchange/*/account/john@mydomain.ovh");
+    fail("PUT", "/email/pro/*/account/*@configureme.me");
+    fail("POST", "/email/pro/*/account/*/changePassword");
+    fail("DELETE", "/email/exchange/*/account/*/alias/*");
+    fail("POST", "/email/pro/*/account/*/alias");
+    fail("POST", "/email/pro/*/account/*/sendAs");
+    fail("POST", "/email/pro/*/account/*/fullAccess");
+    fail("POST", "/email/pro/*/externalContact");
+    fail("POST", "/email/pro/*/domain/*/disclaimer");
+    // Answers the client retries within the same run: busy, and a server error on a read.
+    s.sim
+        .inject(
+            Fault::reply(
+                "POST",
+                "/email/pro/*/account/*/alias",
+                409,
+                json!({"message": "This account is already being processed, please try later"}),
+            )
+            .times(1),
+        )
+        .unwrap();
+    s.sim
+        .inject(
+            Fault::reply(
+                "GET",
+                "/email/pro/*/account/assistant@mydomain.ovh",
+                503,
+                json!({"message": "Service unavailable"}),
+            )
+            .times(1),
+        )
+        .unwrap();
+
+    let mut runs = Vec::new();
+    loop {
+        let run = mailshift(dir, &["apply", "plan.yaml"]);
+        let done = run.code == 0;
+        if !done {
+            assert_eq!(run.code, 1, "{}", run.text());
+            assert!(run.stdout.contains("FAILED"), "{}", run.text());
+            // Every failure names the call or the task that failed.
+            assert!(
+                run.stdout.contains("OVHcloud task") || run.stdout.contains("did not apply"),
+                "{}",
+                run.text()
+            );
+        }
+        runs.push(run);
+        if done {
+            break;
+        }
+        assert!(
+            runs.len() < 12,
+            "no convergence after {} runs; last:\n{}",
+            runs.len(),
+            runs.last().unwrap().text()
+        );
+    }
+    assert!(
+        runs.len() >= 3,
+        "the faults did not bite: {}",
+        runs[0].text()
+    );
+    assert_procedure_done(&s);
+
+    // Converged means converged: no write on the next run, and verify agrees, with every
+    // message exactly once despite the interrupted runs.
+    let writes = s.sim.writes().len();
+    let again = mailshift(dir, &["apply", "plan.yaml"]);
+    assert_eq!(again.code, 0, "{}", again.text());
+    assert_eq!(s.sim.writes().len(), writes, "{}", again.text());
+    let verify = mailshift(dir, &["verify", "plan.yaml"]);
+    assert_eq!(verify.code, 0, "{}", verify.text());
+}
+
+/// Email Pro → MX Plan: calendars are refused by validation, and a mailbox above MX Plan's
+/// 5 GB is refused before anything changes on either platform.
+#[test]
+fn onto_mx_plan_calendars_and_large_mailboxes_are_refused() {
+    let text = format!(
+        r#"
+applications: [{{key: {AK}, secret: {AS}}}]
+consumer_keys: [{{key: {CK}, application: {AK}}}]
+task_delay_ms: 40
+pro:
+  - service: {PRO}
+    domains: [{{name: mydomain.ovh, type: nonAuthoritative, mx_relay: ssl0.ovh.net}}]
+    accounts:
+      - {{email: sales@mydomain.ovh, password: pw, current_usage: 6200000000}}
+      - {{email: small@mydomain.ovh, password: pw, current_usage: 1000}}
+mxplan:
+  - service: mxplan-ab12345-1
+    domains: [{{name: mydomain.ovh, type: nonAuthoritative, mx_relay: pro1.mail.ovh.net}}]
+    placeholders: 2
+"#
+    );
+    let sim = SimHandle::spawn(World::from_yaml(&text).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = |content: &str| {
+        format!(
+            r#"version: 1
+providers:
+  ovh: {{type: ovh, endpoint: "{}", application_key: {{env: OVH_APPLICATION_KEY}}, application_secret: {{env: OVH_APPLICATION_SECRET}}, consumer_key: {{env: OVH_CONSUMER_KEY}}, poll_interval: 30ms}}
+platforms:
+  pro: {{type: ovh-email-pro, provider: ovh, service: {PRO}, imap: {{host: 127.0.0.1, port: 9, security: none}}}}
+  mxplan: {{type: ovh-mx-plan, provider: ovh, service: mxplan-ab12345-1, imap: {{host: 127.0.0.1, port: 9, security: none}}}}
+accounts:
+  - address: sales@mydomain.ovh
+    from: pro
+    to: mxplan
+    rename_to: sales.old@mydomain.ovh
+    source: {{password: {{env: JOHN_EXCHANGE_PASSWORD}}}}
+    destination: {{password: {{env: JOHN_PRO_PASSWORD}}}}
+    {content}
+"#,
+            sim.base_url()
+        )
+    };
+    std::fs::write(
+        dir.path().join("calendars.yaml"),
+        plan("content: [mail, calendars]"),
+    )
+    .unwrap();
+    let refused = mailshift(dir.path(), &["plan", "calendars.yaml"]);
+    assert_eq!(refused.code, 1, "{}", refused.text());
+    assert!(
+        refused.stderr.contains("MX Plan has no calendars"),
+        "{}",
+        refused.text()
+    );
+
+    std::fs::write(dir.path().join("plan.yaml"), plan("")).unwrap();
+    let before = sim.world();
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.text());
+    assert!(
+        run.stdout.contains(
+            "the mailbox sales@mydomain.ovh holds 6.2 GB on `pro`, above the MX Plan limit of 5.0 GB per account"
+        ),
+        "{}",
+        run.text()
+    );
+    assert!(sim.writes().is_empty(), "{:#?}", sim.writes());
+    assert_eq!(sim.world(), before);
 }

@@ -226,6 +226,9 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
         }
         ResourceKind::Rename => {
             let a = account()?;
+            // Before anything changes on the source: a move the destination cannot take
+            // must not leave the account renamed.
+            check_size(ctx, a, &a.to).await?;
             let to = a
                 .rename_to
                 .as_deref()
