@@ -9,6 +9,7 @@ mod dovecot_smoke;
 mod examples;
 mod faultproxy_smoke;
 mod loader;
+mod ovh_conformance;
 mod ovh_e2e;
 mod ovh_sim;
 mod plan_cmd;

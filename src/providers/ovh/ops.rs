@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::client::{Auth, OvhClient};
 use super::error::OvhError;
-use super::task::{Task, TaskOutcome, wait_legacy_tasks_empty, wait_task};
+use super::task::{Task, TaskOutcome, wait_task};
 use crate::plan::model::{DomainMode, Right};
 
 /// Which API family a platform's service lives on, with its identifiers.
@@ -403,9 +403,23 @@ impl Service {
         }
     }
 
-    async fn legacy_wait(&self, list: &str, key: &str, name: &str) -> Result<(), OvhError> {
-        let path = format!("{}/task/{list}?{key}={}", self.root(), seg(name));
-        wait_legacy_tasks_empty(&self.client, &path, self.deadline(), self.timing.poll).await
+    /// A legacy MX Plan write: its answer is a task with no status, which vanishes once
+    /// finished (done or failed alike, so callers check the effect themselves).
+    async fn legacy_write(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        kind: &str,
+    ) -> Result<(), OvhError> {
+        let task: Value = self.write(method, path, body).await?;
+        let id = match task.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Ok(()),
+        };
+        self.gone(&format!("{}/task/{kind}/{}", self.root(), seg(&id)))
+            .await
     }
 
     fn legacy_name<'a>(&self, address: &'a str) -> Result<&'a str, OvhError> {
@@ -746,16 +760,8 @@ impl Service {
             attempt += 1;
             let result = match self.family {
                 Family::Legacy { .. } => {
-                    let r = self
-                        .write::<Value>(Method::POST, &path, Some(body.clone()))
-                        .await;
-                    match r {
-                        Ok(_) => {
-                            self.legacy_wait("account", "name", self.legacy_name(address)?)
-                                .await
-                        }
-                        Err(e) => Err(e),
-                    }
+                    self.legacy_write(Method::POST, &path, Some(body.clone()), "account")
+                        .await
                 }
                 _ => {
                     self.task_write(Method::POST, &path, Some(body.clone()))
@@ -790,18 +796,17 @@ impl Service {
             body["size"] = json!(size);
         }
         let posted = self
-            .write::<Value>(
+            .legacy_write(
                 Method::POST,
                 &format!("{}/account", self.root()),
                 Some(body),
+                "account",
             )
             .await;
-        if let Err(e) = posted {
-            if self.account(address).await?.is_none() {
-                return Err(e);
-            }
-        } else {
-            self.legacy_wait("account", "name", name).await?;
+        if let Err(e) = posted
+            && self.account(address).await?.is_none()
+        {
+            return Err(e);
         }
         if self.account(address).await?.is_none() {
             return Err(OvhError::Refused(format!(
@@ -819,10 +824,13 @@ impl Service {
         match self.family {
             Family::Legacy { .. } => {
                 let path = self.legacy_account_path(address)?;
-                self.write::<Value>(Method::DELETE, &path, None).await?;
-                self.legacy_wait("account", "name", self.legacy_name(address)?)
+                self.legacy_write(Method::DELETE, &path, None, "account")
                     .await?;
-                self.gone(&path).await?;
+                if self.get_opt(&path).await?.is_some() {
+                    return Err(OvhError::Refused(format!(
+                        "the platform did not delete {address}; run apply again"
+                    )));
+                }
             }
             _ => {
                 let path = self.account_path(address);
@@ -953,19 +961,22 @@ impl Service {
                     )));
                 }
                 let posted = self
-                    .write::<Value>(
+                    .legacy_write(
                         Method::POST,
                         &format!("{}/redirection", self.root()),
                         Some(json!({ "from": address, "to": to, "localCopy": local_copy })),
+                        "redirection",
                     )
                     .await;
-                if let Err(e) = posted {
-                    if self.redirection(address, to).await?.is_none() {
-                        return Err(e);
+                let landed = self.redirection(address, to).await?.is_some();
+                match posted {
+                    Err(e) if !landed => return Err(e),
+                    Ok(()) if !landed => {
+                        return Err(OvhError::Refused(format!(
+                            "the platform did not create the redirection of {address} to {to}; run apply again"
+                        )));
                     }
-                } else {
-                    self.legacy_wait("redirection", "account", self.legacy_name(address)?)
-                        .await?;
+                    _ => {}
                 }
             }
         }
@@ -992,15 +1003,14 @@ impl Service {
             }
             _ => {
                 for id in self.legacy_redirections(address, to).await? {
-                    self.write::<Value>(
+                    self.legacy_write(
                         Method::DELETE,
                         &format!("{}/redirection/{}", self.root(), seg(&id)),
                         None,
+                        "redirection",
                     )
                     .await?;
                 }
-                self.legacy_wait("redirection", "account", self.legacy_name(address)?)
-                    .await?;
             }
         }
         Ok(Applied::changed(format!(
@@ -1382,14 +1392,29 @@ impl Service {
                 )
                 .await?;
             }
+            // The list's owner is fixed at creation; every other owner is a moderator.
+            let list: Value = self.get(&path).await?;
+            let owner = str_field(&list, "ownerEmail")
+                .unwrap_or("")
+                .to_ascii_lowercase();
             let mods: Vec<String> = self.get(&format!("{path}/moderator")).await?;
             let mods = lower_sorted(mods);
-            for o in owners.iter().skip(1).filter(|o| !mods.contains(o)) {
+            for o in owners.iter().filter(|o| **o != owner && !mods.contains(o)) {
                 wrote = true;
                 self.legacy_list_write(
                     Method::POST,
                     &format!("{path}/moderator"),
                     Some(json!({ "email": o })),
+                    &want.address,
+                )
+                .await?;
+            }
+            for m in mods.iter().filter(|m| !owners.contains(m)) {
+                wrote = true;
+                self.legacy_list_write(
+                    Method::DELETE,
+                    &format!("{path}/moderator/{}", seg(m)),
+                    None,
                     &want.address,
                 )
                 .await?;
@@ -1546,10 +1571,8 @@ impl Service {
         body: Option<Value>,
         list: &str,
     ) -> Result<(), OvhError> {
-        self.write::<Value>(method, path, body).await?;
-        let name = self.legacy_name(list)?;
-        let tasks = format!("{}/task/mailinglist?account={}", self.root(), seg(name));
-        wait_legacy_tasks_empty(&self.client, &tasks, self.deadline(), self.timing.poll).await
+        self.legacy_name(list)?;
+        self.legacy_write(method, path, body, "mailinglist").await
     }
 
     pub async fn delete_group(&self, address: &str) -> Result<Applied, OvhError> {

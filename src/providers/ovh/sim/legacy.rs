@@ -91,26 +91,14 @@ pub(super) fn handle(st: &mut State, r: &Req<'_>) -> Option<Reply> {
         ("POST", "/mailingList") => list_create(st, l, r),
         ("GET", "/mailingList/{name}") => list(st, l, r).map(|m| list_json(&st.legacy[l].lists[m])),
         ("DELETE", "/mailingList/{name}") => list_delete(st, l, r),
-        ("GET", "/mailingList/{name}/subscriber") => list(st, l, r).map(|m| {
-            let email = r.query("email").map(str::to_ascii_lowercase);
-            let subs: Vec<&String> = st.legacy[l].lists[m]
-                .subscribers
-                .iter()
-                .filter(|s| email.as_ref().is_none_or(|e| e == *s))
-                .collect();
-            json!(subs)
-        }),
-        ("GET", "/mailingList/{name}/subscriber/{email}") => list(st, l, r).and_then(|m| {
-            let list = &st.legacy[l].lists[m];
-            let email = r.param("email").to_ascii_lowercase();
-            if list.subscribers.contains(&email) {
-                Ok(json!({"domain": st.legacy[l].domain, "email": email, "mailinglist": list.name}))
-            } else {
-                Err(ApiErr::missing("email", &email))
-            }
-        }),
-        ("POST", "/mailingList/{name}/subscriber") => subscriber(st, l, r, true),
-        ("DELETE", "/mailingList/{name}/subscriber/{email}") => subscriber(st, l, r, false),
+        ("GET", "/mailingList/{name}/subscriber") => people(st, l, r, Role::Subscriber),
+        ("GET", "/mailingList/{name}/subscriber/{email}") => person(st, l, r, Role::Subscriber),
+        ("POST", "/mailingList/{name}/subscriber") => member_change(st, l, r, true, Role::Subscriber),
+        ("DELETE", "/mailingList/{name}/subscriber/{email}") => member_change(st, l, r, false, Role::Subscriber),
+        ("GET", "/mailingList/{name}/moderator") => people(st, l, r, Role::Moderator),
+        ("GET", "/mailingList/{name}/moderator/{email}") => person(st, l, r, Role::Moderator),
+        ("POST", "/mailingList/{name}/moderator") => member_change(st, l, r, true, Role::Moderator),
+        ("DELETE", "/mailingList/{name}/moderator/{email}") => member_change(st, l, r, false, Role::Moderator),
         ("GET", "/task/account") => Ok(task_ids(st, l, LegacyKind::Account, r.query("name"), false)),
         ("GET", "/task/redirection") => Ok(task_ids(st, l, LegacyKind::Redirection, r.query("account"), true)),
         ("GET", "/task/mailinglist") => Ok(task_ids(st, l, LegacyKind::MailingList, r.query("account"), false)),
@@ -561,6 +549,7 @@ fn list_create(st: &mut State, l: usize, r: &Req<'_>) -> Reply {
         subscribe_by_moderator: option("subscribeByModerator"),
         users_post_only: option("usersPostOnly"),
         subscribers: Vec::new(),
+        moderators: Vec::new(),
     };
     let tid = st.start_task(
         Owner::Legacy(l),
@@ -596,7 +585,52 @@ fn list_delete(st: &mut State, l: usize, r: &Req<'_>) -> Reply {
     Ok(task_ml(st, l, tid))
 }
 
-fn subscriber(st: &mut State, l: usize, r: &Req<'_>, add: bool) -> Reply {
+/// Subscribers and moderators of a legacy list: same calls, two lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Subscriber,
+    Moderator,
+}
+
+impl Role {
+    fn of(self, m: &LList) -> &Vec<String> {
+        match self {
+            Role::Subscriber => &m.subscribers,
+            Role::Moderator => &m.moderators,
+        }
+    }
+
+    fn of_mut(self, m: &mut LList) -> &mut Vec<String> {
+        match self {
+            Role::Subscriber => &mut m.subscribers,
+            Role::Moderator => &mut m.moderators,
+        }
+    }
+}
+
+fn people(st: &State, l: usize, r: &Req<'_>, role: Role) -> Reply {
+    let m = list(st, l, r)?;
+    let email = r.query("email").map(str::to_ascii_lowercase);
+    let found: Vec<&String> = role
+        .of(&st.legacy[l].lists[m])
+        .iter()
+        .filter(|s| email.as_ref().is_none_or(|e| e == *s))
+        .collect();
+    Ok(json!(found))
+}
+
+fn person(st: &State, l: usize, r: &Req<'_>, role: Role) -> Reply {
+    let m = list(st, l, r)?;
+    let list = &st.legacy[l].lists[m];
+    let email = r.param("email").to_ascii_lowercase();
+    if role.of(list).contains(&email) {
+        Ok(json!({"domain": st.legacy[l].domain, "email": email, "mailinglist": list.name}))
+    } else {
+        Err(ApiErr::missing("email", &email))
+    }
+}
+
+fn member_change(st: &mut State, l: usize, r: &Req<'_>, add: bool, role: Role) -> Reply {
     let m = list(st, l, r)?;
     let list = &st.legacy[l].lists[m];
     let name = list.name.clone();
@@ -606,18 +640,19 @@ fn subscriber(st: &mut State, l: usize, r: &Req<'_>, add: bool) -> Reply {
         r.param("email")
     }
     .to_ascii_lowercase();
-    let present = list.subscribers.contains(&email);
+    let present = role.of(list).contains(&email);
     if add && present {
-        return Err(ApiErr::bad(format!("{email} is already subscribed")));
+        return Err(ApiErr::bad(format!("{email} is already on the list")));
     }
     if !add && !present {
         return Err(ApiErr::missing("email", &email));
     }
     let key = name.clone();
-    let action = if add {
-        "addSubscriber"
-    } else {
-        "deleteSubscriber"
+    let action = match (add, role) {
+        (true, Role::Subscriber) => "addSubscriber",
+        (false, Role::Subscriber) => "deleteSubscriber",
+        (true, Role::Moderator) => "addModerator",
+        (false, Role::Moderator) => "deleteModerator",
     };
     let tid = st.start_task(
         Owner::Legacy(l),
@@ -628,10 +663,11 @@ fn subscriber(st: &mut State, l: usize, r: &Req<'_>, add: bool) -> Reply {
             if let Some(m) = st.legacy[l].lists.iter_mut().find(|m| m.name == key)
                 && ok
             {
+                let people = role.of_mut(m);
                 if add {
-                    m.subscribers.push(email);
+                    people.push(email);
                 } else {
-                    m.subscribers.retain(|s| *s != email);
+                    people.retain(|s| *s != email);
                 }
             }
             Ok(())

@@ -244,6 +244,7 @@ pub(super) struct LList {
     pub subscribe_by_moderator: bool,
     pub users_post_only: bool,
     pub subscribers: Vec<String>,
+    pub moderators: Vec<String>,
 }
 
 pub(super) struct Legacy {
@@ -720,6 +721,7 @@ impl State {
                 subscribe_by_moderator: l.subscribe_by_moderator,
                 users_post_only: l.users_post_only,
                 subscribers: l.subscribers.clone(),
+                moderators: l.moderators.clone(),
             });
         }
         if let Some(backend) = &d.dovecot {
@@ -902,6 +904,7 @@ impl State {
                         subscribe_by_moderator: m.subscribe_by_moderator,
                         users_post_only: m.users_post_only,
                         subscribers: m.subscribers.clone(),
+                        moderators: m.moderators.clone(),
                     })
                     .collect(),
                 mx_valid: l.mx_valid,

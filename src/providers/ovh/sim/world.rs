@@ -465,6 +465,8 @@ pub struct LegacyMailingList {
     pub users_post_only: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subscribers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moderators: Vec<String>,
 }
 
 fn default_language() -> String {

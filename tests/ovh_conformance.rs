@@ -1,0 +1,312 @@
+//! Conformance: every call the provider operations make, on each API family (Exchange, Email
+//! Pro, new MX Plan, legacy MX Plan), matches an operation of the published schema (method,
+//! path template, body fields and enums). The simulator refuses and records anything else;
+//! here every operation runs twice (the second run must write nothing) and is then undone.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailshift::plan::model::{DomainMode, Right};
+use mailshift::plan::secret::Secret;
+use mailshift::providers::ovh::ops::{ContactSpec, Family, GroupSpec, Service, Timing};
+use mailshift::providers::ovh::sim::{SimHandle, Simulator, World};
+use mailshift::providers::ovh::{Credentials, OvhClient};
+
+const AK: &str = "confApplicationKey";
+const AS: &str = "confApplicationSecret0123456789a";
+const CK: &str = "confConsumerKey0123456789abcdefg";
+
+fn world() -> World {
+    World::from_yaml(&format!(
+        r#"
+applications: [{{key: {AK}, secret: {AS}}}]
+consumer_keys: [{{key: {CK}, application: {AK}}}]
+task_delay_ms: 10
+fresh_password: {{refusals: 1}}
+exchange:
+  - organization: org-1
+    service: hosted-1
+    offer: hosted
+    domains: [{{name: example.com, type: nonAuthoritative, mx_relay: mx.elsewhere.example}}]
+    accounts:
+      - {{email: alice@example.com, password: pw, current_usage: 1234}}
+      - {{email: bob@example.com, password: pw}}
+    placeholders: 1
+  - organization: org-2
+    service: dedicated-1
+    offer: dedicated
+    domains: [{{name: dedicated.example, type: authoritative}}]
+pro:
+  - service: pro-1
+    accounts: [{{email: carol@pro.example, password: pw}}, {{email: dan@pro.example, password: pw}}]
+    domains: [{{name: pro.example, type: authoritative}}]
+    placeholders: 1
+mxplan:
+  - service: mxplan-1
+    domains: [{{name: mx.example, type: authoritative}}]
+    accounts: [{{email: erin@mx.example, password: pw}}, {{email: fred@mx.example, password: pw}}]
+    placeholders: 1
+legacy_domains:
+  - domain: legacy.example
+    accounts: [{{account_name: gina, password: pw}}]
+"#
+    ))
+    .unwrap()
+}
+
+fn service(sim: &SimHandle, family: Family) -> Service {
+    let client = OvhClient::new(
+        &sim.base_url(),
+        Credentials {
+            application_key: Secret::new(AK),
+            application_secret: Secret::new(AS),
+            consumer_key: Secret::new(CK),
+        },
+    )
+    .unwrap();
+    Service::new(
+        Arc::new(client),
+        family,
+        Timing {
+            poll: Duration::from_millis(10),
+            deadline: Duration::from_secs(20),
+        },
+    )
+}
+
+/// Runs `op` twice: the first may write, the second must find nothing to do.
+macro_rules! twice {
+    ($svc:expr, $op:expr) => {{
+        let first = $op
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", stringify!($op)));
+        let writes = $svc.writes();
+        let second = $op
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", stringify!($op)));
+        assert!(
+            !second.wrote && $svc.writes() == writes,
+            "{} wrote again: {second:?}",
+            stringify!($op)
+        );
+        first
+    }};
+}
+
+async fn new_api_family(svc: &Service, domain: &str, a: &str, b: &str, groups: bool) {
+    let rights: BTreeSet<Right> = [Right::SendAs, Right::FullAccess, Right::SendOnBehalf].into();
+    let new = format!("new@{domain}");
+    let contact = ContactSpec {
+        address: "partner@outside.example".into(),
+        display_name: Some("Partner".into()),
+        first_name: Some("Pat".into()),
+        last_name: None,
+        hidden: false,
+    };
+    let relay = Some("mx.elsewhere.example");
+    twice!(
+        svc,
+        svc.ensure_domain(domain, DomainMode::NonAuthoritative, relay)
+    );
+    svc.dns(domain).await.unwrap();
+    twice!(svc, svc.rename(a, &format!("old.{a}")));
+    let a = format!("old.{a}");
+    twice!(svc, svc.ensure_alias(&a, &format!("alias@{domain}")));
+    twice!(svc, svc.delete_alias(&a, &format!("alias@{domain}")));
+    twice!(svc, svc.ensure_delegation(b, &a, &rights));
+    twice!(svc, svc.ensure_delegation(b, &a, &[Right::SendAs].into()));
+    twice!(svc, svc.delete_delegation(b, &a));
+    twice!(svc, svc.ensure_external_contact(&contact));
+    let renamed = ContactSpec {
+        hidden: true,
+        ..contact.clone()
+    };
+    twice!(svc, svc.ensure_external_contact(&renamed));
+    twice!(svc, svc.ensure_footer(domain, "<p>Footer</p>", true));
+    twice!(svc, svc.ensure_footer(domain, "<p>Footer 2</p>", false));
+    // Creating always sets the password, so only its effect is idempotent: check it once.
+    let created = svc.create(&new, "New-Pa55word", Some("New")).await.unwrap();
+    assert!(created.wrote, "{created:?}");
+    assert!(svc.account(&new).await.unwrap().is_some());
+    if groups {
+        let team = GroupSpec {
+            address: format!("team@{domain}"),
+            display_name: Some("Team".into()),
+            members: vec![new.clone(), b.to_string(), contact.address.clone()],
+            owners: vec![b.to_string()],
+        };
+        twice!(svc, svc.ensure_group(&team));
+        let smaller = GroupSpec {
+            members: vec![new.clone()],
+            owners: vec![new.clone()],
+            ..team.clone()
+        };
+        twice!(svc, svc.ensure_group(&smaller));
+        assert_eq!(
+            svc.group(&team.address).await.unwrap(),
+            Some(GroupSpec {
+                address: team.address.clone(),
+                ..smaller.clone()
+            })
+        );
+        twice!(svc, svc.delete_group(&team.address));
+        twice!(svc, svc.ensure_redirection(b, "away@outside.example", true));
+        twice!(svc, svc.delete_redirection(b, "away@outside.example"));
+    }
+    twice!(svc, svc.delete_external_contact(&contact.address));
+    twice!(svc, svc.delete_footer(domain));
+    assert_eq!(svc.mailbox_usage(&a).await.unwrap().is_some(), true);
+    twice!(svc, svc.reset(&a));
+    twice!(
+        svc,
+        svc.ensure_domain(domain, DomainMode::Authoritative, None)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_of_every_family_matches_the_published_schema() {
+    let sim = Simulator::start(world()).await.unwrap();
+
+    let exchange = service(
+        &sim,
+        Family::Exchange {
+            organization: "org-1".into(),
+            service: "hosted-1".into(),
+        },
+    );
+    new_api_family(
+        &exchange,
+        "example.com",
+        "alice@example.com",
+        "bob@example.com",
+        true,
+    )
+    .await;
+
+    // Dedicated Exchange creates accounts with a POST instead of configuring a placeholder.
+    let dedicated = service(
+        &sim,
+        Family::Exchange {
+            organization: "org-2".into(),
+            service: "dedicated-1".into(),
+        },
+    );
+    let made = dedicated
+        .create("zoe@dedicated.example", "Zoe-Pa55word", None)
+        .await
+        .unwrap();
+    assert!(made.detail.starts_with("created"), "{made:?}");
+
+    let pro = service(
+        &sim,
+        Family::EmailPro {
+            service: "pro-1".into(),
+        },
+    );
+    pro.ensure_domain("pro.example", DomainMode::Authoritative, None)
+        .await
+        .unwrap();
+    new_api_family(
+        &pro,
+        "pro.example",
+        "carol@pro.example",
+        "dan@pro.example",
+        false,
+    )
+    .await;
+
+    let mxplan = service(
+        &sim,
+        Family::MxPlan {
+            service: "mxplan-1".into(),
+        },
+    );
+    new_api_family(
+        &mxplan,
+        "mx.example",
+        "erin@mx.example",
+        "fred@mx.example",
+        false,
+    )
+    .await;
+
+    let legacy = service(
+        &sim,
+        Family::Legacy {
+            domain: "legacy.example".into(),
+        },
+    );
+    let made = legacy
+        .create("hank@legacy.example", "Hank-Pa55word", None)
+        .await
+        .unwrap();
+    assert!(made.wrote);
+    twice!(
+        legacy,
+        legacy.ensure_redirection("gina@legacy.example", "hank@legacy.example", true)
+    );
+    twice!(
+        legacy,
+        legacy.delete_redirection("gina@legacy.example", "hank@legacy.example")
+    );
+    let club = GroupSpec {
+        address: "club@legacy.example".into(),
+        display_name: None,
+        members: vec!["gina@legacy.example".into(), "hank@legacy.example".into()],
+        owners: vec!["gina@legacy.example".into()],
+    };
+    twice!(legacy, legacy.ensure_group(&club));
+    let moderated = GroupSpec {
+        members: vec!["hank@legacy.example".into()],
+        owners: vec!["gina@legacy.example".into(), "hank@legacy.example".into()],
+        ..club.clone()
+    };
+    twice!(legacy, legacy.ensure_group(&moderated));
+    assert_eq!(
+        legacy.group(&club.address).await.unwrap(),
+        Some(moderated.clone())
+    );
+    twice!(legacy, legacy.ensure_group(&club));
+    twice!(legacy, legacy.delete_group(&club.address));
+    legacy.dns("legacy.example").await.unwrap();
+    assert!(
+        legacy
+            .mailbox_usage("gina@legacy.example")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    twice!(legacy, legacy.reset("hank@legacy.example"));
+
+    let violations = sim.violations();
+    assert!(
+        violations.is_empty(),
+        "calls outside the schema: {violations:#?}"
+    );
+    // Every call matched a published operation; list which ones were used, by family, so a
+    // lost operation (a refactor that stops exercising it) is visible in the failure.
+    let mut used: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for r in sim.requests() {
+        let op = r
+            .operation
+            .unwrap_or_else(|| panic!("{} {} matched no operation", r.method, r.path));
+        let family = op.split('/').nth(2).unwrap_or("").to_string();
+        used.entry(family)
+            .or_default()
+            .insert(format!("{} {op}", r.method));
+    }
+    for (family, minimum) in [
+        ("exchange", 30),
+        ("pro", 20),
+        ("mxplan", 20),
+        ("domain", 10),
+    ] {
+        let n = used.get(family).map_or(0, BTreeSet::len);
+        assert!(
+            n >= minimum,
+            "only {n} {family} operations exercised: {:#?}",
+            used.get(family)
+        );
+    }
+}
