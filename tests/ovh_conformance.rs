@@ -156,7 +156,7 @@ async fn new_api_family(svc: &Service, domain: &str, a: &str, b: &str, groups: b
     }
     twice!(svc, svc.delete_external_contact(&contact.address));
     twice!(svc, svc.delete_footer(domain));
-    assert_eq!(svc.mailbox_usage(&a).await.unwrap().is_some(), true);
+    assert!(svc.mailbox_usage(&a).await.unwrap().is_some());
     twice!(svc, svc.reset(&a));
     twice!(
         svc,
