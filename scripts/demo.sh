@@ -95,3 +95,9 @@ echo
 echo "== A plan with mistakes, and what validate says about it"
 sed -e 's/to: new/to: nwe/' -e 's/security: none}}$/security: nones}}/' "$PLAN" > "$WORK/broken.yaml"
 "$MS" validate "$WORK/broken.yaml" || true
+
+echo
+echo "=================================================================================="
+echo "== Part 2: an OVHcloud move (Exchange → Email Pro) against the API simulator"
+echo "=================================================================================="
+MAILSHIFT_DEMO_BUILT=1 scripts/demo-ovh.sh
