@@ -554,3 +554,114 @@ accounts:
     assert!(sim.writes().is_empty(), "{:#?}", sim.writes());
     assert_eq!(sim.world(), before);
 }
+
+/// `mailshift ovh credentials` asks for a consumer key limited to the plan's services; once
+/// granted at the validation URL, it can run the plan's steps and nothing else.
+#[test]
+fn consumer_key_is_limited_to_the_plans_services() {
+    let text = format!(
+        r#"
+applications: [{{key: {AK}, secret: {AS}}}]
+task_delay_ms: 20
+pro:
+  - service: {PRO}
+    domains: [{{name: pro.example, type: authoritative}}]
+  - service: someone-elses-pro
+    domains: [{{name: other.example, type: authoritative}}]
+"#
+    );
+    let sim = SimHandle::spawn(World::from_yaml(&text).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        format!(
+            r#"version: 1
+providers:
+  ovh: {{type: ovh, endpoint: "{}", application_key: {{env: OVH_APPLICATION_KEY}}, application_secret: {{env: OVH_APPLICATION_SECRET}}, consumer_key: {{file: ck.txt}}, poll_interval: 30ms}}
+platforms:
+  pro: {{type: ovh-email-pro, provider: ovh, service: {PRO}, imap: {{host: 127.0.0.1, port: 9, security: none}}}}
+domains:
+  - {{name: moved.example, platform: pro, mode: non-authoritative, mx_relay: mx.old.example}}
+"#,
+            sim.base_url()
+        ),
+    )
+    .unwrap();
+
+    let asked = mailshift(
+        dir.path(),
+        &["ovh", "credentials", "plan.yaml", "--output", "ck.txt"],
+    );
+    assert_eq!(asked.code, 0, "{}", asked.text());
+    for rule in [
+        format!("GET    /email/pro/{PRO}\n"),
+        format!("DELETE /email/pro/{PRO}/*\n"),
+        format!("POST   /email/pro/{PRO}/*\n"),
+    ] {
+        assert!(
+            asked.stdout.contains(&rule),
+            "{rule:?} missing:\n{}",
+            asked.text()
+        );
+    }
+    let key_file = dir.path().join("ck.txt");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(
+        !asked.stdout.contains(key.trim()),
+        "the key was printed too"
+    );
+    let url = asked
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("http://"))
+        .expect("a validation URL")
+        .to_string();
+
+    // Not granted yet: refused, with the API's own reason.
+    let early = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(early.code, 1, "{}", early.text());
+    assert!(early.stdout.contains("NOT_CREDENTIAL"), "{}", early.text());
+
+    let (status, _) = crate::ovh_sim::http_get(&url);
+    assert!(status < 400, "validation answered {status}");
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        sim.world().pro[0]
+            .domains
+            .iter()
+            .any(|d| d.name == "moved.example"),
+        "{}",
+        run.text()
+    );
+
+    // The same key cannot read a service the plan does not name.
+    use mailshift::plan::secret::Secret;
+    use mailshift::providers::ovh::{Credentials, OvhClient, OvhError};
+    let client = OvhClient::new(
+        &sim.base_url(),
+        Credentials {
+            application_key: Secret::new(AK),
+            application_secret: Secret::new(AS),
+            consumer_key: Secret::new(key.trim()),
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let refused = rt
+        .block_on(client.get::<serde_json::Value>("/email/pro/someone-elses-pro", None))
+        .unwrap_err();
+    let OvhError::Api(e) = refused else {
+        panic!("{refused}")
+    };
+    assert_eq!(e.error_code.as_deref(), Some("NOT_GRANTED_CALL"), "{e}");
+}

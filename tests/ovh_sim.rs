@@ -214,7 +214,7 @@ fn api_changes_move_real_imap_logins() {
 }
 
 /// A tiny HTTP/1.1 GET: the answer's status and body.
-fn http_get(url: &str) -> (u16, String) {
+pub(crate) fn http_get(url: &str) -> (u16, String) {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_once('/').unwrap();
     let mut stream = TcpStream::connect(host).unwrap();

@@ -146,11 +146,13 @@ pub(super) fn handle(
                 })
                 .unwrap_or_default();
             let key = random_key(st);
+            let token = random_key(st);
             let id = st.id();
             let created = st.now_str();
             st.cks.push(Ck {
                 id,
                 key: key.clone(),
+                token: token.clone(),
                 app,
                 rules,
                 validated: false,
@@ -165,7 +167,7 @@ pub(super) fn handle(
             Ok(json!({
                 "consumerKey": key,
                 "state": "pendingValidation",
-                "validationUrl": format!("http://{host}/_sim/validate/{key}"),
+                "validationUrl": format!("http://{host}/_sim/validate?credentialToken={token}"),
             }))
         }
         ("GET", "/auth/currentCredential") => match current(st, h) {

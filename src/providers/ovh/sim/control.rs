@@ -10,7 +10,7 @@
 //! | `GET /_sim/faults`, `POST /_sim/faults`, `DELETE /_sim/faults` | fault rules (one or a list) |
 //! | `POST /_sim/tasks/advance` | move every unfinished task one step (`manual_tasks`) |
 //! | `GET /_sim/world` | the current world, in the world file's shape |
-//! | `GET /_sim/validate/{consumerKey}` | the `validationUrl` of a new consumer key |
+//! | `GET /_sim/validate?credentialToken=…` | the `validationUrl` of a new consumer key |
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -177,7 +177,13 @@ pub(super) enum ControlReply {
 }
 
 /// A call under `/_sim/`. `path` has the prefix removed.
-pub(super) fn handle(st: &mut State, method: &str, path: &str, body: &[u8]) -> ControlReply {
+pub(super) fn handle(
+    st: &mut State,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> ControlReply {
     use ControlReply::Json;
     let parse = |body: &[u8]| serde_json::from_slice::<Value>(body).map_err(|e| e.to_string());
     match (method, path) {
@@ -220,17 +226,20 @@ pub(super) fn handle(st: &mut State, method: &str, path: &str, body: &[u8]) -> C
         }
         ("POST", "tasks/advance") => Json(200, json!({"advanced": st.advance_all()})),
         ("GET", "world") => Json(200, json!(st.to_world())),
-        ("GET", p) if p.starts_with("validate/") => {
-            let key = &p["validate/".len()..];
-            match st.cks.iter_mut().find(|c| c.key == key && !c.expired) {
+        ("GET", "validate") => {
+            let token = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("credentialToken="))
+                .unwrap_or("");
+            match st.cks.iter_mut().find(|c| c.token == token && !c.expired) {
                 Some(ck) => {
                     ck.validated = true;
                     match ck.redirection.clone() {
                         Some(url) => ControlReply::Redirect(url),
-                        None => Json(200, json!({"consumerKey": key, "state": "validated"})),
+                        None => Json(200, json!({"state": "validated"})),
                     }
                 }
-                None => Json(404, json!({"message": "unknown consumer key"})),
+                None => Json(404, json!({"message": "unknown credential token"})),
             }
         }
         _ => Json(

@@ -86,7 +86,8 @@ fn process(
     let mut st = shared.lock();
     let path = uri.path();
     if let Some(control_path) = path.strip_prefix("/_sim/") {
-        let reply = control::handle(&mut st, method, control_path, bytes);
+        let query = uri.query().unwrap_or("");
+        let reply = control::handle(&mut st, method, control_path, query, bytes);
         return (
             match reply {
                 ControlReply::Json(status, v) => respond(status, &v, None),

@@ -324,6 +324,9 @@ pub(super) struct App {
 pub(super) struct Ck {
     pub id: u64,
     pub key: String,
+    /// What the validation URL carries: like the real `credentialToken`, not the key itself,
+    /// which must never travel in a URL.
+    pub token: String,
     pub app: String,
     pub rules: Vec<world::AccessRule>,
     pub validated: bool,
@@ -397,6 +400,7 @@ impl State {
             st.cks.push(Ck {
                 id,
                 key: ck.key.clone(),
+                token: format!("world-{id}"),
                 app: ck.application.clone(),
                 rules: ck.rules.clone(),
                 validated: ck.validated,

@@ -299,6 +299,10 @@ async fn keys_credentials_and_access_rules() {
     let (status, code, _) = api_error(fresh.get("/email/pro/pro-1", None).await);
     assert_eq!((status, code.as_str()), (403, "NOT_CREDENTIAL"));
     let url = credential["validationUrl"].as_str().unwrap();
+    assert!(
+        !url.contains(key),
+        "the key must not travel in a URL: {url}"
+    );
     let target = url.split_once(&sim.addr().to_string()).unwrap().1;
     let (status, _) = raw(&sim, "GET", target, &[], "").await;
     assert_eq!(
