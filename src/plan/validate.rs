@@ -531,6 +531,17 @@ impl<'a> Validator<'a> {
                     Feature::Alias,
                 );
             }
+            if p.kind == PlatformKind::OvhExchange && a.redirections.len() > 1 {
+                self.error(
+                    &join(&base, &[key("redirections"), idx(1)]),
+                    format!(
+                        "Exchange forwards an account's mail to one address only; `{}` lists {}",
+                        a.address,
+                        a.redirections.len()
+                    ),
+                    "keep one redirection, or forward to a group that has the others as members",
+                );
+            }
             for (j, r) in a.redirections.iter().enumerate() {
                 let rp = join(&base, &[key("redirections"), idx(j)]);
                 if !is_address(&r.to.to_ascii_lowercase()) {
