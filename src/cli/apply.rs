@@ -53,7 +53,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         apply(
             Arc::new(loaded),
             store,
-            ApplyOptions { targets },
+            ApplyOptions {
+                targets,
+                ..ApplyOptions::default()
+            },
             printer.clone(),
             stop.clone(),
         )

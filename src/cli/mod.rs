@@ -17,6 +17,7 @@ pub mod state;
 pub mod status;
 pub mod validate;
 pub mod verify;
+pub mod watch;
 
 /// Migrate email accounts between platforms from a version-controlled plan.
 #[derive(Debug, Parser)]
@@ -46,6 +47,9 @@ pub enum Command {
     State(state::Args),
     /// Turn another tool's migration list into a plan (on stdout).
     Import(import::Args),
+    /// Keep applying the plan as it changes, re-sync mail on an interval, serve status and
+    /// metrics over HTTP (a daemon).
+    Watch(watch::Args),
 }
 
 /// An error that ends a command; printed as `error: {0}` and exit 1.
@@ -112,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::State(a) => state::exec(a),
         Command::Verify(a) => verify::exec(a),
         Command::Import(a) => import::exec(a),
+        Command::Watch(a) => watch::exec(a),
     };
     match result {
         Ok(code) => code,
