@@ -12,3 +12,4 @@ mod loader;
 mod plan_cmd;
 mod state_cmd;
 mod validate_cmd;
+mod watch_cmd;

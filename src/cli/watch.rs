@@ -37,8 +37,9 @@ pub struct Args {
     /// Where the HTTP bearer token comes from, written as a plan's secrets are:
     /// '{env: NAME}', '{file: PATH}' or '{command: [program, args...]}'. Required on every
     /// route but /healthz; re-read on SIGHUP.
-    #[arg(long, value_name = "SECRET_REF", value_parser = parse_token)]
-    pub token: Option<SecretRef>,
+    // Parsed in `exec`, not by clap: clap's error would echo a literal token back.
+    #[arg(long, value_name = "SECRET_REF")]
+    pub token: Option<String>,
     /// Do not follow the plan file: re-read it only on SIGHUP.
     #[arg(long)]
     pub no_file_watch: bool,
@@ -59,21 +60,23 @@ pub struct Args {
     pub log_level: String,
 }
 
-fn parse_token(text: &str) -> Result<SecretRef, String> {
-    crate::watch::parse_token_ref(text)
-}
-
 fn parse_grace(text: &str) -> Result<Duration, String> {
     parse_duration(text).map(Duration::from_secs)
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {
+    let token: Option<SecretRef> = args
+        .token
+        .as_deref()
+        .map(crate::watch::parse_token_ref)
+        .transpose()
+        .map_err(|e| CliError(format!("--token: {e}")))?;
     init_logging(args.log_format, &args.log_level)?;
     let runtime = super::runtime()?;
     let result = runtime.block_on(crate::watch::run(crate::watch::Options {
         plan: args.plan,
         listen: args.listen,
-        token: args.token,
+        token,
         watch_file: !args.no_file_watch,
         grace: args.grace,
     }));

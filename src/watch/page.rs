@@ -13,6 +13,10 @@ use crate::apply::human_bytes;
 
 /// The page's script; the HTTP layer allows exactly this text by hash in its CSP.
 pub const SCRIPT: &str = r#"(function () {
+  var root = document.documentElement;
+  // Marks for people and tests alike: the script ran (the CSP let it), and how often it refreshed.
+  root.dataset.live = '1';
+  root.dataset.refreshes = '0';
   function swap(next) {
     var cur = document.getElementById('status');
     cur.querySelectorAll('details[open]').forEach(function (d) {
@@ -20,6 +24,7 @@ pub const SCRIPT: &str = r#"(function () {
       if (twin) twin.open = true;
     });
     cur.replaceWith(next);
+    root.dataset.refreshes = String(Number(root.dataset.refreshes) + 1);
   }
   function refresh() {
     fetch(location.pathname, {cache: 'no-store', credentials: 'same-origin'})

@@ -965,6 +965,10 @@ impl Hooks for StatusModel {
                 warn!(account, step = %result.id, error_kind = error_kind(t), "failed: {t}");
                 ("failed", t)
             }
+            Outcome::Skipped(t) if self.lock().stopping => {
+                info!(account, step = %result.id, "stopped at a checkpoint: {t}");
+                ("blocked", t)
+            }
             Outcome::Skipped(t) => {
                 info!(account, step = %result.id, "not run: {t}");
                 ("blocked", t)
@@ -1016,7 +1020,7 @@ impl Hooks for StatusModel {
                 .observe(at.elapsed().as_secs_f64());
         }
         // A stopped step is neither a failure nor news: the state says in-progress.
-        let stopped = matches!(&result.outcome, Outcome::Skipped(t) if t.starts_with("stopped"));
+        let stopped = inner.stopping && matches!(result.outcome, Outcome::Skipped(_));
         if let Some(r) = inner.resources.get_mut(&result.id) {
             r.live = if stopped {
                 None
