@@ -363,10 +363,20 @@ impl StatusModel {
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.lock();
         let now = unix_now();
+        // Grouped once: a plan of thousands of accounts is read on every page refresh.
+        let mut by_account: HashMap<&str, Vec<&ResourceInfo>> = HashMap::new();
+        for r in inner.resources.values().filter(|r| r.in_plan) {
+            if let Some(a) = &r.account {
+                by_account.entry(a.as_str()).or_default().push(r);
+            }
+        }
         let mut accounts: Vec<AccountView> = inner
             .accounts
             .iter()
-            .map(|(address, info)| account_view(&inner, address, info, now))
+            .map(|(address, info)| {
+                let mine = by_account.remove(address.as_str()).unwrap_or_default();
+                account_view(address, info, &mine, now)
+            })
             .collect();
         accounts.sort_by(|a, b| (a.health.rank(), &a.address).cmp(&(b.health.rank(), &b.address)));
         let resources: Vec<ResourceView> = inner
@@ -638,12 +648,13 @@ impl Health {
     }
 }
 
-fn account_view(inner: &Inner, address: &str, info: &AccountInfo, now: u64) -> AccountView {
-    let mine: Vec<&ResourceInfo> = inner
-        .resources
-        .values()
-        .filter(|r| r.account.as_deref() == Some(address) && r.in_plan)
-        .collect();
+/// `mine`: the account's resources that are in the plan.
+fn account_view(
+    address: &str,
+    info: &AccountInfo,
+    mine: &[&ResourceInfo],
+    now: u64,
+) -> AccountView {
     let labels: Vec<&str> = mine.iter().map(|r| status_label(r)).collect();
     let steps_done = mine.iter().filter(|r| is_done(r)).count();
     let resource_error = mine.iter().find_map(|r| match (&r.live, &r.record) {
