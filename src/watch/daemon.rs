@@ -466,3 +466,151 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::StepResult;
+    use crate::diff::Action;
+
+    const PLAN: &str = "version: 1\nplatforms:\n  \
+        old: {type: imap, imap: {host: 127.0.0.1, port: 1, security: none}}\n  \
+        new: {type: imap, imap: {host: 127.0.0.1, port: 1, security: none}}\naccounts:\n";
+
+    fn plan(accounts: &[&str]) -> String {
+        let mut p = PLAN.to_string();
+        for a in accounts {
+            p.push_str(&format!(
+                "  - address: {a}@example.com\n    from: old\n    to: new\n    \
+                 source: {{password: {{env: X}}}}\n    destination: {{password: {{env: X}}}}\n"
+            ));
+        }
+        p
+    }
+
+    fn daemon(dir: &std::path::Path, accounts: &[&str]) -> Daemon {
+        let path = dir.join("plan.yaml");
+        std::fs::write(&path, plan(accounts)).unwrap();
+        let loaded = crate::plan::load_file(&path).unwrap();
+        let store = Arc::new(StateStore::open(&loaded.state_path()).unwrap());
+        let status = Arc::new(StatusModel::new("plan.yaml".into()));
+        Daemon::new(loaded, store, status, Arc::default())
+    }
+
+    fn account(a: &str) -> Unit {
+        Unit::Account(format!("{a}@example.com"))
+    }
+
+    fn done(unit: &Unit) -> Result<ApplyReport, String> {
+        Ok(ApplyReport {
+            steps: vec![StepResult {
+                id: format!("account/{}/mail", unit.name()),
+                account: unit.account().map(str::to_string),
+                action: Action::Sync,
+                outcome: Outcome::Done("0 messages copied".into()),
+            }],
+            ..ApplyReport::default()
+        })
+    }
+
+    #[test]
+    fn a_plan_change_during_a_run_queues_one_more_run_instead_of_a_second_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice"]);
+        let alice = account("alice");
+        assert!(d.slots[&alice].next.is_some(), "due at start");
+        // As `spawn` leaves it.
+        let slot = d.slots.get_mut(&alice).unwrap();
+        slot.running = true;
+        slot.next = None;
+
+        std::fs::write(dir.path().join("plan.yaml"), plan(&["alice", "bob"])).unwrap();
+        d.reload(Trigger::File);
+        assert_eq!(d.generation, 2);
+        let slot = &d.slots[&alice];
+        assert!(
+            slot.running && slot.rerun && slot.next.is_none(),
+            "{slot:?}"
+        );
+        assert!(d.slots[&account("bob")].next.is_some(), "bob is due");
+        assert!(d.next_wake().is_some());
+
+        d.finished(alice.clone(), done(&alice));
+        let slot = &d.slots[&alice];
+        assert!(!slot.running && !slot.rerun);
+        assert!(
+            slot.next.is_some_and(|t| t <= Instant::now()),
+            "runs again now"
+        );
+
+        // Then, from its own result: the default interval.
+        d.slots.get_mut(&alice).unwrap().running = true;
+        d.finished(alice.clone(), done(&alice));
+        let wait = d.slots[&alice].next.unwrap() - Instant::now();
+        assert!(wait > Duration::from_secs(14 * 60), "{wait:?}");
+    }
+
+    #[test]
+    fn failures_back_off_and_a_success_resets_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice"]);
+        let alice = account("alice");
+        for n in 1..=3u32 {
+            d.slots.get_mut(&alice).unwrap().running = true;
+            d.finished(alice.clone(), Err("boom".into()));
+            let slot = &d.slots[&alice];
+            assert_eq!(slot.failures, n);
+            let wait = slot.next.unwrap() - Instant::now();
+            assert!(wait <= schedule::backoff(n, 1.0), "{n}: {wait:?}");
+            assert!(wait + Duration::from_millis(100) >= schedule::backoff(n, 0.0));
+        }
+        d.slots.get_mut(&alice).unwrap().running = true;
+        d.finished(alice.clone(), done(&alice));
+        assert_eq!(d.slots[&alice].failures, 0);
+    }
+
+    #[test]
+    fn an_invalid_or_unchanged_plan_changes_nothing_and_sighup_reruns_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice"]);
+        for slot in d.slots.values_mut() {
+            slot.next = None;
+        }
+        d.reload(Trigger::File);
+        assert_eq!(d.generation, 1, "same text");
+        assert!(d.slots.values().all(|s| s.next.is_none()));
+
+        std::fs::write(dir.path().join("plan.yaml"), "version: 1\naccounts: [{}]\n").unwrap();
+        d.reload(Trigger::File);
+        assert_eq!(d.generation, 1);
+        assert!(d.rejected.is_some());
+        let snapshot = d.status.snapshot();
+        assert!(snapshot.plan.error.is_some(), "{snapshot:?}");
+        assert_eq!(
+            snapshot.accounts.len(),
+            1,
+            "the running plan's accounts stay"
+        );
+
+        std::fs::write(dir.path().join("plan.yaml"), plan(&["alice"])).unwrap();
+        d.reload(Trigger::File);
+        assert_eq!(d.generation, 1, "back to the plan in force");
+        assert!(d.status.snapshot().plan.error.is_none());
+
+        d.reload(Trigger::Signal);
+        assert_eq!(d.generation, 2);
+        assert!(d.slots.values().all(|s| s.next.is_some()), "all due");
+    }
+
+    #[test]
+    fn a_plan_naming_another_state_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice"]);
+        let moved = format!("state: elsewhere.redb\n{}", plan(&["alice"]));
+        std::fs::write(dir.path().join("plan.yaml"), moved).unwrap();
+        d.reload(Trigger::File);
+        assert_eq!(d.generation, 1);
+        let error = d.status.snapshot().plan.error.unwrap();
+        assert!(error.contains("restart `mailshift watch`"), "{error}");
+    }
+}

@@ -1116,6 +1116,69 @@ mod tests {
         assert_eq!(all[6], Health::CutOver);
     }
 
+    fn change(id: &str, account: &str) -> Change {
+        Change {
+            id: id.into(),
+            action: Action::Sync,
+            kind: ResourceKind::Mail,
+            account: Some(account.into()),
+            platform: None,
+            reason: String::new(),
+            before: None,
+            after: None,
+            instructions: None,
+            depends_on: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn hooks_feed_the_counters_and_histograms_of_metrics() {
+        let m = StatusModel::new("plan.yaml".into());
+        let a = "a@example.com";
+        m.unit_started(Some(a));
+        m.step_started(&change("account/a@example.com/mail", a));
+        m.folder_started(a, "INBOX", 10);
+        m.copied(a, 4, 4000);
+        m.copied(a, 6, 6000);
+        m.step_finished(&StepResult {
+            id: "account/a@example.com/mail".into(),
+            account: Some(a.into()),
+            action: Action::Sync,
+            outcome: Outcome::Failed("cannot connect to IMAP server h:1: refused".into()),
+        });
+        m.api_call(
+            "ovh",
+            "GET /email/pro/{service}",
+            Duration::from_millis(300),
+            true,
+        );
+        m.api_call(
+            "ovh",
+            "GET /email/pro/{service}",
+            Duration::from_secs(3),
+            false,
+        );
+        let text = m.metrics_text();
+        for line in [
+            "mailshift_messages_copied_total{account=\"a@example.com\"} 10",
+            "mailshift_bytes_copied_total{account=\"a@example.com\"} 10000",
+            "mailshift_errors_total{resource=\"mail\",kind=\"connection\"} 1",
+            "mailshift_errors_total{resource=\"api:ovh\",kind=\"api-call\"} 1",
+            "mailshift_step_runs_total{outcome=\"failed\"} 1",
+            "mailshift_api_call_duration_seconds_bucket{api=\"ovh\",operation=\"GET /email/pro/{service}\",le=\"0.5\"} 1",
+            "mailshift_api_call_duration_seconds_count{api=\"ovh\",operation=\"GET /email/pro/{service}\"} 2",
+            "mailshift_step_duration_seconds_count{kind=\"mail\"} 1",
+        ] {
+            assert!(text.contains(line), "no {line} in\n{text}");
+        }
+        let s = m.snapshot();
+        let acc = &s.accounts[0];
+        assert_eq!((acc.copy.to_copy, acc.copy.copied), (10, 10));
+        assert_eq!(acc.state, RunState::Running);
+        m.unit_finished(Some(a), &RunEnd::Failed, Some("x".into()), 1, None);
+        assert_eq!(m.snapshot().accounts[0].health, Health::Failing);
+    }
+
     #[test]
     fn rfc3339_is_utc_seconds() {
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
