@@ -10,6 +10,7 @@ use std::fmt::Write;
 
 use super::status::{AccountView, Health, RunState, Snapshot, UnitView};
 use crate::apply::human_bytes;
+use crate::plan::diagnostic::plural;
 
 /// The page's script; the HTTP layer allows exactly this text by hash in its CSP.
 pub const SCRIPT: &str = r#"(function () {
@@ -119,6 +120,14 @@ fn thousands(n: u64) -> String {
     out
 }
 
+fn plural_thousands(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{} {word}s", thousands(n))
+    }
+}
+
 pub fn render(s: &Snapshot) -> String {
     let mut h = String::with_capacity(8192);
     let failing = s.summary.failing;
@@ -126,14 +135,14 @@ pub fn render(s: &Snapshot) -> String {
         h,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}mailshift: {} accounts</title><style>{STYLE}</style>\
+         <title>{}mailshift: {}</title><style>{STYLE}</style>\
          <noscript><meta http-equiv=\"refresh\" content=\"10\"></noscript></head><body>",
         if failing > 0 {
             format!("({failing} failing) ")
         } else {
             String::new()
         },
-        s.summary.accounts
+        plural(s.summary.accounts, "account")
     );
     let _ = writeln!(
         h,
@@ -162,13 +171,13 @@ pub fn render(s: &Snapshot) -> String {
     }
     let _ = writeln!(
         h,
-        "<p class=\"summary\"><strong>{}</strong> accounts: <strong>{}</strong> failing, {} \
-         running, {} synced · {} messages ({}) migrated</p>",
-        s.summary.accounts,
+        "<p class=\"summary\"><strong>{}</strong>: <strong>{}</strong> failing, {} running, {} \
+         synced · {} ({}) migrated</p>",
+        plural(s.summary.accounts, "account"),
         failing,
         s.summary.running,
         s.summary.synced,
-        thousands(s.summary.messages_migrated),
+        plural_thousands(s.summary.messages_migrated, "message"),
         human_bytes(s.summary.bytes_migrated)
     );
     h.push_str(
@@ -294,6 +303,30 @@ mod tests {
         assert_eq!(
             escape("<img src=x onerror=\"a&b\">'"),
             "&lt;img src=x onerror=&quot;a&amp;b&quot;&gt;&#39;"
+        );
+    }
+
+    #[test]
+    fn hostile_text_from_servers_is_escaped_in_the_page() {
+        use crate::watch::schedule::RunEnd;
+        use crate::watch::status::StatusModel;
+        let m = StatusModel::new("<plan>.yaml".into());
+        m.unit_finished(
+            Some("x@example.com"),
+            &RunEnd::Failed,
+            Some("server said <script>alert(1)</script> & \"quit\"".into()),
+            1,
+            None,
+        );
+        let html = render(&m.snapshot());
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quit&quot;"));
+        assert!(html.contains("<code>&lt;plan&gt;.yaml</code>"));
+        assert!(html.contains("<title>(1 failing) mailshift: 1 account</title>"));
+        assert_eq!(
+            html.matches("<script>").count(),
+            1,
+            "only the page's own script"
         );
     }
 
