@@ -18,8 +18,12 @@ const ALICE_OLD: &str = "alice-OLD-pw-7Qx";
 const ALICE_NEW: &str = "alice-NEW-pw-9Kz";
 const BOB_OLD: &str = "bob-OLD-pw-3Wm";
 const BOB_NEW: &str = "bob-NEW-pw-5Jr";
+const CAROL_OLD: &str = "carol-OLD-pw-8Ht";
+const CAROL_NEW: &str = "carol-NEW-pw-2Ds";
 const TOKEN: &str = "watch-T0ken-4bV8";
-const SECRETS: [&str; 5] = [ALICE_OLD, ALICE_NEW, BOB_OLD, BOB_NEW, TOKEN];
+const SECRETS: [&str; 7] = [
+    ALICE_OLD, ALICE_NEW, BOB_OLD, BOB_NEW, CAROL_OLD, CAROL_NEW, TOKEN,
+];
 
 fn env() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -27,18 +31,20 @@ fn env() -> Vec<(&'static str, &'static str)> {
         ("ALICE_NEW", ALICE_NEW),
         ("BOB_OLD", BOB_OLD),
         ("BOB_NEW", BOB_NEW),
+        ("CAROL_OLD", CAROL_OLD),
+        ("CAROL_NEW", CAROL_NEW),
         ("WATCH_TOKEN", TOKEN),
     ]
 }
 
 fn servers() -> (Dovecot, Dovecot) {
     let src = Dovecot::start(DovecotConfig {
-        users: &[("alice", ALICE_OLD), ("bob", BOB_OLD)],
+        users: &[("alice", ALICE_OLD), ("bob", BOB_OLD), ("carol", CAROL_OLD)],
         ..DovecotConfig::default()
     });
     let dst = Dovecot::start(DovecotConfig {
         separator: '.',
-        users: &[("alice", ALICE_NEW), ("bob", BOB_NEW)],
+        users: &[("alice", ALICE_NEW), ("bob", BOB_NEW), ("carol", CAROL_NEW)],
         ..DovecotConfig::default()
     });
     (src, dst)
@@ -277,6 +283,14 @@ fn migrated(status: &Value, address: &str, messages: u64) -> bool {
     }) && mail.is_some_and(|m| m["status"] == "done")
 }
 
+/// A copy has started and has a full batch (100 messages, slowed down by the proxy) or more
+/// to go: a signal sent now lands in the middle of it.
+fn copy_under_way(a: &Value) -> bool {
+    let copied = a["copy"]["copied"].as_u64().unwrap_or(0);
+    let to_copy = a["copy"]["to_copy"].as_u64().unwrap_or(0);
+    a["state"] == "running" && copied > 0 && copied + 100 <= to_copy
+}
+
 fn mailshift(dir: &Path, args: &[&str]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailshift"));
     cmd.args(args).current_dir(dir);
@@ -307,9 +321,10 @@ fn assert_no_secret_in(logs: &[String]) {
 }
 
 /// The "done when": an account added by atomic rename is migrated and listed within
-/// seconds; SIGTERM mid-copy exits 0 at a checkpoint; a restart finishes the copy and `verify`
-/// finds every message exactly once. Along the way: an invalid plan change is refused and the
-/// running plan kept, the interval re-sync picks up new mail, and no log holds a secret.
+/// seconds; SIGTERM in the middle of an added account's copy exits 0 at a checkpoint; a restart
+/// finishes the copy and `verify` finds every message exactly once. Along the way: an invalid
+/// plan change is refused and the running plan kept, the interval re-sync picks up new mail,
+/// the logs are JSON lines, and no log holds a secret.
 #[test]
 fn added_account_is_migrated_sigterm_mid_copy_resumes_and_verify_passes() {
     let (src, dst) = servers();
@@ -317,6 +332,7 @@ fn added_account_is_migrated_sigterm_mid_copy_resumes_and_verify_passes() {
     let proxy = FaultProxy::to_port(dst.port());
     seed(&src, "alice", ALICE_OLD, 0, 20, 2_000);
     seed(&src, "bob", BOB_OLD, 0, 10, 2_000);
+    seed(&src, "carol", CAROL_OLD, 0, 600, 4_000);
     let dir = tempfile::tempdir().unwrap();
     let options = "sync_interval: 2s, connections_per_account: 1";
     let port = proxy.port();
@@ -379,18 +395,22 @@ fn added_account_is_migrated_sigterm_mid_copy_resumes_and_verify_passes() {
         assert!(metrics.contains(line), "no {line:?} in\n{metrics}");
     }
 
-    // New mail for bob, slowed down on its way: the interval sync picks it up, and SIGTERM
-    // lands in the middle of the copy.
-    seed(&src, "bob", BOB_OLD, 10, 600, 4_000);
-    proxy.set(Fault::Delay { per_chunk_ms: 30 });
-    let s = first.wait_for("bob's second copy under way", 30, |s| {
-        account(s, "bob@example.com").is_some_and(|a| {
-            a["state"] == "running"
-                && a["copy"]["copied"].as_u64().unwrap_or(0) > 0
-                && a["copy"]["copied"].as_u64() < a["copy"]["to_copy"].as_u64()
-        })
+    // The interval re-sync brings new mail.
+    seed(&src, "alice", ALICE_OLD, 20, 5, 2_000);
+    first.wait_for("alice's new mail synced", 15, |s| {
+        migrated(s, "alice@example.com", 25)
     });
-    let copied_before = account(&s, "bob@example.com").unwrap()["copy"]["copied"].clone();
+
+    // carol's 600 messages, slowed down on their way: SIGTERM lands in the middle of the copy.
+    proxy.set(Fault::Delay { per_chunk_ms: 30 });
+    replace_plan(
+        dir.path(),
+        &plan(src.port(), port, options, &["alice", "bob", "carol"]),
+    );
+    let s = first.wait_for("carol's copy under way", 30, |s| {
+        account(s, "carol@example.com").is_some_and(copy_under_way)
+    });
+    let copied_before = account(&s, "carol@example.com").unwrap()["copy"]["copied"].clone();
     let stop = Instant::now();
     first.signal("TERM");
     assert_eq!(first.wait_exit(30), 0, "{}", first.log_text());
@@ -400,7 +420,8 @@ fn added_account_is_migrated_sigterm_mid_copy_resumes_and_verify_passes() {
     );
     let first_log = first.log_text();
     assert!(
-        first_log.contains("stopping at the next checkpoint"),
+        first_log.contains("stopping at the next checkpoint")
+            && first_log.contains("stopped at a checkpoint: stopped after"),
         "{first_log}"
     );
     let (_, status) = mailshift(dir.path(), &["status", "plan.yaml"]);
@@ -408,24 +429,21 @@ fn added_account_is_migrated_sigterm_mid_copy_resumes_and_verify_passes() {
         status.contains("in-progress"),
         "the copy was interrupted, so the state says in-progress:\n{status}"
     );
-    assert!(
-        first_log.contains("stopped at a checkpoint: stopped after"),
-        "{first_log}"
-    );
 
     // A restart finishes the copy.
     proxy.clear();
     let mut second = Watch::start(dir.path(), "watch-2.log", &[]);
-    second.wait_for("bob's copy finished", 60, |s| {
-        migrated(s, "bob@example.com", 610)
+    second.wait_for("carol's copy finished", 60, |s| {
+        migrated(s, "carol@example.com", 600)
     });
     second.signal("TERM");
     assert_eq!(second.wait_exit(30), 0, "{}", second.log_text());
 
     let (code, out) = mailshift(dir.path(), &["verify", "plan.yaml"]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(inbox_count(&dst, "bob", BOB_NEW), 610, "no duplicate");
-    assert_eq!(inbox_count(&dst, "alice", ALICE_NEW), 20);
+    assert_eq!(inbox_count(&dst, "carol", CAROL_NEW), 600, "no duplicate");
+    assert_eq!(inbox_count(&dst, "bob", BOB_NEW), 10);
+    assert_eq!(inbox_count(&dst, "alice", ALICE_NEW), 25);
 
     let logs = vec![first_log, second.log_text()];
     for line in logs[0].lines() {
@@ -471,9 +489,7 @@ fn sighup_rereads_the_plan_and_a_second_sigterm_exits_at_once() {
     proxy.set(Fault::Delay { per_chunk_ms: 30 });
     w.signal("HUP");
     w.wait_for("bob's copy under way after SIGHUP", 20, |s| {
-        account(s, "bob@example.com").is_some_and(|a| {
-            a["state"] == "running" && a["copy"]["copied"].as_u64().unwrap_or(0) > 0
-        })
+        account(s, "bob@example.com").is_some_and(copy_under_way)
     });
     let stop = Instant::now();
     w.signal("TERM");
@@ -504,8 +520,8 @@ fn sighup_rereads_the_plan_and_a_second_sigterm_exits_at_once() {
 #[test]
 fn http_token_listen_policy_and_a_failing_account() {
     let dir = tempfile::tempdir().unwrap();
-    // carol's passwords are in no variable: every run fails at once, before connecting.
-    replace_plan(dir.path(), &plan(1, 1, "sync_interval: 1h", &["carol"]));
+    // dave's passwords are in no variable: every run fails at once, before connecting.
+    replace_plan(dir.path(), &plan(1, 1, "sync_interval: 1h", &["dave"]));
     let (code, out) = mailshift(dir.path(), &["watch", "plan.yaml", "--listen", "0.0.0.0:0"]);
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -545,20 +561,20 @@ fn http_token_listen_policy_and_a_failing_account() {
 
     w = w.with_token();
     let s = w.wait_for("two failed runs, retried after a backoff", 30, |s| {
-        account(s, "carol@example.com").is_some_and(|a| a["failures"].as_u64() >= Some(2))
+        account(s, "dave@example.com").is_some_and(|a| a["failures"].as_u64() >= Some(2))
     });
-    let a = account(&s, "carol@example.com").unwrap();
+    let a = account(&s, "dave@example.com").unwrap();
     assert_eq!(a["health"], "failing", "{s:#}");
     assert!(
         a["last_error"].as_str().is_some_and(
-            |e| e.contains("cannot read secret from env CAROL_OLD: the variable is not set")
+            |e| e.contains("cannot read secret from env DAVE_OLD: the variable is not set")
         ),
         "{s:#}"
     );
     let next = chrono::DateTime::parse_from_rfc3339(a["next_run"].as_str().unwrap()).unwrap();
     let now = chrono::DateTime::parse_from_rfc3339(s["now"].as_str().unwrap()).unwrap();
     assert!(next >= now, "the retry is in the future: {s:#}");
-    let mail = resource(&s, "account/carol@example.com/mail").unwrap();
+    let mail = resource(&s, "account/dave@example.com/mail").unwrap();
     assert_eq!(mail["status"], "failed", "{s:#}");
     let (_, metrics) = w.get("/metrics");
     assert!(
