@@ -58,6 +58,21 @@ impl Exposition {
         let _ = writeln!(self.out, "# TYPE {name} {kind}");
     }
 
+    /// A family whose samples differ by one label: (label value, sample value) pairs.
+    pub fn by_label<'a>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        label: &str,
+        samples: impl IntoIterator<Item = (&'a str, f64)>,
+    ) {
+        self.family(name, kind, help);
+        for (value, sample) in samples {
+            self.sample(name, &[(label, value)], sample);
+        }
+    }
+
     pub fn sample(&mut self, name: &str, labels: Labels<'_>, value: f64) {
         self.out.push_str(name);
         write_labels(&mut self.out, labels, None);

@@ -442,26 +442,27 @@ impl StatusModel {
         let inner = self.lock();
         let c = &inner.counters;
         let mut e = Exposition::default();
-        e.family(
+        let by_account = |f: &dyn Fn(&AccountView) -> Option<f64>| -> Vec<(String, f64)> {
+            snapshot
+                .accounts
+                .iter()
+                .filter_map(|a| f(a).map(|v| (a.address.clone(), v)))
+                .collect()
+        };
+        e.by_label(
             "mailshift_messages_copied_total",
             "counter",
             "Messages copied to the destination by this process, per account.",
+            "account",
+            c.messages.iter().map(|(k, n)| (k.as_str(), *n as f64)),
         );
-        for (a, n) in &c.messages {
-            e.sample(
-                "mailshift_messages_copied_total",
-                &[("account", a)],
-                *n as f64,
-            );
-        }
-        e.family(
+        e.by_label(
             "mailshift_bytes_copied_total",
             "counter",
             "Bytes of messages copied to the destination by this process, per account.",
+            "account",
+            c.bytes.iter().map(|(k, n)| (k.as_str(), *n as f64)),
         );
-        for (a, n) in &c.bytes {
-            e.sample("mailshift_bytes_copied_total", &[("account", a)], *n as f64);
-        }
         e.family(
             "mailshift_errors_total",
             "counter",
@@ -474,68 +475,47 @@ impl StatusModel {
                 *n as f64,
             );
         }
-        e.family(
+        e.by_label(
             "mailshift_step_runs_total",
             "counter",
             "Steps run by this process, by outcome.",
-        );
-        for (outcome, n) in &c.steps {
-            e.sample(
-                "mailshift_step_runs_total",
-                &[("outcome", outcome)],
-                *n as f64,
-            );
-        }
-        e.family(
-            "mailshift_steps",
-            "gauge",
-            "Resources of the plan and the state, by current status.",
+            "outcome",
+            c.steps.iter().map(|(k, n)| (*k, *n as f64)),
         );
         let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
         for r in &snapshot.resources {
             *by_status.entry(r.status).or_default() += 1;
         }
-        for (status, n) in &by_status {
-            e.sample("mailshift_steps", &[("status", status)], *n as f64);
-        }
-        e.family(
+        e.by_label(
+            "mailshift_steps",
+            "gauge",
+            "Resources of the plan and the state, by current status.",
+            "status",
+            by_status.iter().map(|(k, n)| (*k, *n as f64)),
+        );
+        let lag = by_account(&|a| a.lag_seconds.filter(|_| !a.cut_over).map(|l| l as f64));
+        e.by_label(
             "mailshift_account_sync_lag_seconds",
             "gauge",
             "Seconds since the account's mail was last synced completely (accounts still synced).",
+            "account",
+            lag.iter().map(|(k, v)| (k.as_str(), *v)),
         );
-        for a in snapshot.accounts.iter().filter(|a| !a.cut_over) {
-            if let Some(lag) = a.lag_seconds {
-                e.sample(
-                    "mailshift_account_sync_lag_seconds",
-                    &[("account", &a.address)],
-                    lag as f64,
-                );
-            }
-        }
-        e.family(
+        let failures = by_account(&|a| Some(f64::from(a.failures)));
+        e.by_label(
             "mailshift_account_consecutive_failures",
             "gauge",
             "Failed runs of the account in a row (0 after a success).",
+            "account",
+            failures.iter().map(|(k, v)| (k.as_str(), *v)),
         );
-        for a in &snapshot.accounts {
-            e.sample(
-                "mailshift_account_consecutive_failures",
-                &[("account", &a.address)],
-                f64::from(a.failures),
-            );
-        }
-        e.family(
+        e.by_label(
             "mailshift_plan_reloads_total",
             "counter",
             "Plan loads put in force (applied) or refused as invalid (rejected).",
+            "result",
+            c.reloads.iter().map(|(k, n)| (*k, *n as f64)),
         );
-        for (result, n) in &c.reloads {
-            e.sample(
-                "mailshift_plan_reloads_total",
-                &[("result", result)],
-                *n as f64,
-            );
-        }
         e.family(
             "mailshift_plan_valid",
             "gauge",
