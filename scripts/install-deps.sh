@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Installs the system packages mailshift's tests, demo and benchmarks need (Dovecot IMAP
 # servers) on a fresh Debian/Ubuntu machine. Safe to re-run: does nothing when all is present.
+# `--browser` adds headless Chromium (and a font for its screenshots): the test of watch mode's
+# status page runs it, and fails under CI without it.
 set -euo pipefail
 
 PACKAGES=(dovecot-core dovecot-imapd)
+for arg in "$@"; do
+    case "$arg" in
+        --browser) PACKAGES+=(chromium fonts-dejavu-core) ;;
+        *) echo "install-deps: unknown option $arg (known: --browser)" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -50,3 +58,10 @@ if [ ! -x /usr/sbin/dovecot ]; then
     exit 1
 fi
 echo "install-deps: $(/usr/sbin/dovecot --version)"
+if [[ " ${PACKAGES[*]} " == *" chromium "* ]]; then
+    if ! command -v chromium >/dev/null 2>&1; then
+        echo "install-deps: chromium missing after install" >&2
+        exit 1
+    fi
+    echo "install-deps: $(chromium --version 2>/dev/null)"
+fi

@@ -3,8 +3,9 @@
 //! Data flows one way: `plan` (load and validate the file) → `model` (compile it into
 //! resources with stable ids and fingerprints) → `diff` (compare with `state`) → `render`
 //! (human and JSON views) or `apply` (run the changes: `transfer` copies mail, recording
-//! progress in `state`) → `verify` (compare both sides). The binary's subcommands in `cli`
-//! only wire these together.
+//! progress in `state`) → `verify` (compare both sides). `watch` runs that loop as a daemon,
+//! with status and metrics over HTTP. The binary's subcommands in `cli` only wire these
+//! together.
 
 pub mod apply;
 pub mod cli;
@@ -16,3 +17,4 @@ pub mod render;
 pub mod state;
 pub mod transfer;
 pub mod verify;
+pub mod watch;

@@ -1,5 +1,7 @@
 //! Every example plan passes both the committed JSON Schema (an independent validator) and
-//! `mailshift validate`; the committed schema is exactly what `mailshift schema` prints.
+//! `mailshift validate`; the committed schema is exactly what `mailshift schema` prints. The
+//! deployment examples of watch mode (`examples/deploy`: a systemd unit, a Kubernetes manifest)
+//! parse, and what they pass to `mailshift watch` fits together (flags, probes, mounts, plan).
 
 use crate::common::{mailshift, repo_root};
 
@@ -26,6 +28,10 @@ fn examples_pass_schema_and_validate() {
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
+        if path.is_dir() {
+            // examples/deploy: service definitions, not plans (checked below).
+            continue;
+        }
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         let text = std::fs::read_to_string(&path).unwrap();
         let doc = match path.extension().and_then(|e| e.to_str()) {
@@ -53,4 +59,175 @@ fn the_schema_rejects_what_validate_rejects_by_shape() {
     let validator = jsonschema::validator_for(&committed_schema()).unwrap();
     let bad = serde_json::json!({"version": 1, "platforms": {}, "accounts": [{"adress": "x"}]});
     assert!(!validator.is_valid(&bad));
+}
+
+/// The flags a deployment example passes to `mailshift watch` exist (its `--help` names them).
+fn assert_watch_flags_exist(example: &str, args: &[&str]) {
+    let help = mailshift(repo_root(), &["watch", "--help"]).stdout;
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            help.contains(flag),
+            "{example} passes {flag}, which `mailshift watch` does not have"
+        );
+    }
+}
+
+fn seconds(text: &str) -> u64 {
+    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("not a duration: {text}"))
+}
+
+/// The value following `flag` in an argument list.
+fn flag_value<'a>(args: &[&'a str], flag: &str) -> Option<&'a str> {
+    args.iter().position(|a| *a == flag).map(|i| args[i + 1])
+}
+
+#[test]
+fn kubernetes_example_parses_and_fits_together() {
+    let path = repo_root().join("examples/deploy/kubernetes.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("valid YAML");
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    for kind in [
+        "ConfigMap",
+        "Secret",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "Service",
+    ] {
+        assert!(kinds.contains(&kind), "no {kind} in {kinds:?}");
+    }
+    for d in &docs {
+        assert!(
+            d["apiVersion"].is_string() && d["metadata"]["name"].is_string(),
+            "{d}"
+        );
+    }
+    let of = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap();
+    let deploy = of("Deployment");
+    assert_eq!(deploy["spec"]["replicas"], 1, "one writer of the state");
+    assert_eq!(deploy["spec"]["strategy"]["type"], "Recreate");
+    let pod = &deploy["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[0], "watch");
+    assert_watch_flags_exist("kubernetes.yaml", &args);
+    let token = flag_value(&args, "--token").expect("a non-loopback --listen needs --token");
+    assert!(mailshift::watch::parse_token_ref(token).is_ok(), "{token}");
+    let grace = seconds(flag_value(&args, "--grace").unwrap());
+    assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > grace);
+
+    // Probes on /healthz, on the container's port.
+    let port_name = c["ports"][0]["name"].as_str().unwrap();
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(c[probe]["httpGet"]["path"], "/healthz", "{probe}");
+        assert_eq!(c[probe]["httpGet"]["port"], port_name, "{probe}");
+    }
+
+    // The plan comes from the ConfigMap mount, the state goes to the claim's mount.
+    let mount_of = |volume_key: &str| {
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| !v[volume_key].is_null())
+            .unwrap();
+        c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == volume["name"])
+            .unwrap()["mountPath"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let plan_path = std::path::Path::new(args[1]);
+    assert_eq!(
+        plan_path.parent().unwrap(),
+        std::path::Path::new(&mount_of("configMap"))
+    );
+    let plan_text = of("ConfigMap")["data"][plan_path.file_name().unwrap().to_str().unwrap()]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let state_dir = mount_of("persistentVolumeClaim");
+    assert!(
+        plan_text.contains(&format!("state: {state_dir}/")),
+        "the plan keeps its state on the volume\n{plan_text}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plan.yaml"), &plan_text).unwrap();
+    let out = mailshift(dir.path(), &["validate", "plan.yaml"]);
+    assert_eq!(out.code, 0, "the ConfigMap's plan: {}", out.transcript());
+}
+
+/// A systemd unit is INI-like: `[Section]` headers and `Key=Value` lines, `#`/`;` comments.
+fn parse_unit(text: &str) -> Vec<(String, String, String)> {
+    let mut section = None;
+    let mut out = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        assert!(
+            !line.ends_with('\\'),
+            "line {}: no continuations here",
+            n + 1
+        );
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = Some(name.to_string());
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("line {}: not `Key=Value`: {raw}", n + 1));
+        assert!(
+            !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric()),
+            "line {}: bad key {key:?}",
+            n + 1
+        );
+        let section = section
+            .clone()
+            .unwrap_or_else(|| panic!("line {}: outside a section", n + 1));
+        out.push((section, key.to_string(), value.trim().to_string()));
+    }
+    out
+}
+
+#[test]
+fn systemd_example_parses_and_fits_together() {
+    let text =
+        std::fs::read_to_string(repo_root().join("examples/deploy/mailshift.service")).unwrap();
+    let entries = parse_unit(&text);
+    let get = |section: &str, key: &str| {
+        entries
+            .iter()
+            .find(|(s, k, _)| s == section && k == key)
+            .map(|(_, _, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {key} in [{section}]"))
+    };
+    let sections: std::collections::BTreeSet<&str> =
+        entries.iter().map(|(s, _, _)| s.as_str()).collect();
+    assert_eq!(
+        sections.into_iter().collect::<Vec<_>>(),
+        ["Install", "Service", "Unit"]
+    );
+    let exec: Vec<&str> = get("Service", "ExecStart").split_whitespace().collect();
+    assert!(exec[0].starts_with('/'), "systemd wants an absolute path");
+    assert_eq!(exec[1], "watch");
+    assert_watch_flags_exist("mailshift.service", &exec);
+    assert!(get("Service", "ExecReload").contains("-HUP"));
+    assert_eq!(get("Service", "KillSignal"), "SIGTERM");
+    let grace = seconds(flag_value(&exec, "--grace").unwrap());
+    assert!(seconds(get("Service", "TimeoutStopSec")) > grace);
+    assert_eq!(get("Install", "WantedBy"), "multi-user.target");
 }

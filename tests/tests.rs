@@ -15,3 +15,4 @@ mod ovh_sim;
 mod plan_cmd;
 mod state_cmd;
 mod validate_cmd;
+mod watch_cmd;

@@ -31,9 +31,55 @@ const EMAIL_PRO_LIMIT: u64 = 10_000_000_000;
 pub struct Providers {
     clients: Mutex<HashMap<String, Arc<OvhClient>>>,
     services: Mutex<HashMap<String, Arc<Service>>>,
+    /// Told about every API call, for latency metrics.
+    hooks: Option<Arc<dyn super::Hooks>>,
+}
+
+/// A call's path without the values in it (`/email/pro/{}/account/{}`), so that metrics have
+/// one series per kind of call, not per account.
+fn path_template(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or("");
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut out = Vec::with_capacity(segments.len());
+    for (i, seg) in segments.iter().enumerate() {
+        // A segment that follows a collection name is a value (a service, an address, an id).
+        let previous = if i > 0 { segments[i - 1] } else { "" };
+        let is_value = matches!(
+            previous,
+            "pro"
+                | "mxplan"
+                | "exchange"
+                | "service"
+                | "domain"
+                | "account"
+                | "alias"
+                | "sendAs"
+                | "fullAccess"
+                | "sendOnBehalfTo"
+                | "externalContact"
+                | "mailingList"
+                | "redirection"
+                | "subscriber"
+                | "moderator"
+        ) || (previous == "task" && seg.chars().all(|c| c.is_ascii_digit()));
+        let is_collection = matches!(*seg, "account" | "task" | "domain" | "alias");
+        out.push(if is_value && !is_collection && !seg.is_empty() {
+            "{}"
+        } else {
+            seg
+        });
+    }
+    out.join("/")
 }
 
 impl Providers {
+    pub fn with_hooks(hooks: Arc<dyn super::Hooks>) -> Providers {
+        Providers {
+            hooks: Some(hooks),
+            ..Providers::default()
+        }
+    }
+
     /// Write calls made by this run, all services together.
     pub async fn writes(&self) -> u64 {
         self.services
@@ -83,14 +129,24 @@ pub async fn service(
                     application_secret: resolve(&provider.application_secret)?,
                     consumer_key: resolve(&provider.consumer_key)?,
                 };
-                let client = Arc::new(
-                    OvhClient::with_options(
-                        &provider.endpoint,
-                        credentials,
-                        ClientOptions::default(),
-                    )
-                    .map_err(|e| format!("provider `{provider_name}`: {e}"))?,
-                );
+                let mut client = OvhClient::with_options(
+                    &provider.endpoint,
+                    credentials,
+                    ClientOptions::default(),
+                )
+                .map_err(|e| format!("provider `{provider_name}`: {e}"))?;
+                if let Some(hooks) = &providers.hooks {
+                    let hooks = hooks.clone();
+                    client = client.observe(Arc::new(move |method, path, elapsed, ok| {
+                        hooks.api_call(
+                            "ovh",
+                            &format!("{method} {}", path_template(path)),
+                            elapsed,
+                            ok,
+                        )
+                    }));
+                }
+                let client = Arc::new(client);
                 clients.insert(provider_name.to_string(), client.clone());
                 client
             }
@@ -695,4 +751,26 @@ pub async fn observe_drift(
         }
     }
     Ok(drift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_template;
+
+    #[test]
+    fn metric_paths_keep_the_call_and_drop_the_values() {
+        assert_eq!(
+            path_template("/email/pro/svc-1/account/john@x.org/alias?x=1"),
+            "/email/pro/{}/account/{}/alias"
+        );
+        assert_eq!(
+            path_template("/email/exchange/org/service/svc/task/42"),
+            "/email/exchange/{}/service/{}/task/{}"
+        );
+        assert_eq!(
+            path_template("/email/domain/legacy.example/mailingList/club/subscriber"),
+            "/email/domain/{}/mailingList/{}/subscriber"
+        );
+        assert_eq!(path_template("/auth/time"), "/auth/time");
+    }
 }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Mutex, Semaphore};
 
@@ -78,13 +78,24 @@ impl ApplyReport {
 pub trait Hooks: Progress {
     fn step_started(&self, _change: &Change) {}
     fn step_finished(&self, _result: &StepResult) {}
+    /// One call to a platform's API returned (`ok`: it succeeded), after `elapsed`. Providers
+    /// report each call here so that watch mode can expose latencies; `api` names the API
+    /// (`ovh`), `operation` the call without ids (`POST /email/pro/{service}/account`).
+    fn api_call(&self, _api: &str, _operation: &str, _elapsed: Duration, _ok: bool) {}
 }
 
+#[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
     /// Only these accounts (lower-case addresses); empty means all.
     pub targets: Vec<String>,
     /// Read the live platforms first and repair drift (see `plan --refresh`).
     pub refresh: bool,
+    /// Only the steps that belong to no account (domains, groups, contacts, footers):
+    /// watch mode reconciles those as a unit of their own, beside one unit per account.
+    pub platform_only: bool,
+    /// Leave the spool directory alone: another apply of this process may be spooling into
+    /// it (watch mode runs several, and clears the spool itself when it starts).
+    pub keep_spool: bool,
 }
 
 fn now() -> u64 {
@@ -102,7 +113,9 @@ pub async fn apply(
     stop: StopFlag,
 ) -> Result<ApplyReport, String> {
     // Spool files left by a killed run are garbage: this process holds the state lock.
-    if let Some(dir) = loaded.state_path().parent() {
+    if !options.keep_spool
+        && let Some(dir) = loaded.state_path().parent()
+    {
         let _ = std::fs::remove_dir_all(dir.join("spool"));
     }
     let state = store.resources().map_err(|e| e.to_string())?;
@@ -112,7 +125,7 @@ pub async fn apply(
         .collect();
     let desired: Vec<Resource> = resources.values().cloned().collect();
     let mut changes = diff(&desired, &state);
-    let providers = api::Providers::default();
+    let providers = api::Providers::with_hooks(hooks.clone());
     if options.refresh {
         let drift = api::observe_drift(&loaded, &providers, &desired, &state).await?;
         crate::diff::add_drift(&mut changes, &desired, &state, &drift);
@@ -123,6 +136,9 @@ pub async fn apply(
                 .as_ref()
                 .is_some_and(|a| options.targets.contains(a))
         });
+    }
+    if options.platform_only {
+        changes.retain(|c| c.account.is_none());
     }
     changes.retain(|c| c.action != Action::Orphaned);
 

@@ -59,6 +59,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             ApplyOptions {
                 targets,
                 refresh: args.refresh,
+                ..ApplyOptions::default()
             },
             printer.clone(),
             stop.clone(),

@@ -19,6 +19,7 @@ pub mod state;
 pub mod status;
 pub mod validate;
 pub mod verify;
+pub mod watch;
 
 /// Migrate email accounts between platforms from a version-controlled plan.
 #[derive(Debug, Parser)]
@@ -50,6 +51,9 @@ pub enum Command {
     Import(import::Args),
     /// OVHcloud tools outside a plan (the API simulator for tests and demos).
     Ovh(ovh::Args),
+    /// Keep applying the plan as it changes, re-sync mail on an interval, serve status and
+    /// metrics over HTTP (a daemon).
+    Watch(watch::Args),
 }
 
 /// An error that ends a command; printed as `error: {0}` and exit 1.
@@ -117,6 +121,7 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::exec(a),
         Command::Import(a) => import::exec(a),
         Command::Ovh(a) => ovh::exec(a),
+        Command::Watch(a) => watch::exec(a),
     };
     match result {
         Ok(code) => code,

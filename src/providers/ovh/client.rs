@@ -102,7 +102,11 @@ pub fn base_url(endpoint: &str) -> Result<String, OvhError> {
     Ok(url.to_string())
 }
 
+/// Told about every answered (or failed) attempt: method, path, time taken, success.
+pub type CallObserver = Arc<dyn Fn(&str, &str, Duration, bool) + Send + Sync>;
+
 pub struct OvhClient {
+    observer: Option<CallObserver>,
     http: reqwest::Client,
     base: String,
     credentials: Credentials,
@@ -142,12 +146,19 @@ impl OvhClient {
             .build()
             .map_err(|e| OvhError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(OvhClient {
+            observer: None,
             http,
             base,
             credentials,
             options,
             time_delta: OnceCell::new(),
         })
+    }
+
+    /// Reports every call attempt to `observer` (watch mode's latency metrics).
+    pub fn observe(mut self, observer: CallObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The API root every path is appended to, e.g. `https://eu.api.ovh.com/1.0`.
@@ -240,7 +251,12 @@ impl OvhClient {
         let policy = &self.options.retry;
         let mut attempt = 1;
         loop {
-            match self.attempt(method, &url, path, body, delta).await {
+            let started = std::time::Instant::now();
+            let result = self.attempt(method, &url, path, body, delta).await;
+            if let Some(observe) = &self.observer {
+                observe(method.as_str(), path, started.elapsed(), result.is_ok());
+            }
+            match result {
                 Err(e) if attempt < policy.max_attempts && is_retryable(&e) => {
                     tokio::time::sleep(policy.delay(attempt)).await;
                     attempt += 1;

@@ -13,7 +13,7 @@ pub mod signing;
 pub mod sim;
 pub mod task;
 
-pub use client::{ClientOptions, Credentials, OvhClient, RetryPolicy};
+pub use client::{CallObserver, ClientOptions, Credentials, OvhClient, RetryPolicy};
 pub use error::{ApiError, OvhError};
 pub use task::{Task, TaskOutcome, TaskStatus, wait_legacy_tasks_empty, wait_object_ok, wait_task};
 

@@ -1,0 +1,617 @@
+//! The reconcile loop: which unit runs when, on which plan.
+//!
+//! A unit is one account (every step of it, through `apply` with that account as target) or
+//! the steps of no account (domains, groups, contacts, footers). Each unit has one slot: it is
+//! never run twice at once; a plan change that arrives while it runs marks it to run again as
+//! soon as it ends. How a run ended decides the next (`schedule::next_run`). Units run in
+//! parallel up to the plan's `parallel_accounts`; the steps of no account run first when they
+//! are due, since accounts depend on their domain.
+//!
+//! The loop owns the plan in force. A change of the plan file is loaded and validated; an
+//! invalid one is reported (log, `/api/status`) and ignored, and the last valid plan keeps
+//! running.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use super::Trigger;
+use super::schedule::{self, Next, RunEnd};
+use super::status::{StatusModel, units_of};
+use crate::apply::{ApplyOptions, ApplyReport, Hooks, Outcome, apply};
+use crate::model::{Execution, ResourceKind, compile, effective_options};
+use crate::plan::Loaded;
+use crate::plan::validate::parse_duration;
+use crate::state::StateStore;
+use crate::transfer::imap::copy::StopFlag;
+
+/// Same default as `apply`.
+const DEFAULT_PARALLEL_ACCOUNTS: usize = 4;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Unit {
+    /// Sorts first: it is started before the accounts that depend on its domains.
+    Platform,
+    Account(String),
+}
+
+impl Unit {
+    fn account(&self) -> Option<&str> {
+        match self {
+            Unit::Platform => None,
+            Unit::Account(a) => Some(a),
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.account().unwrap_or("(steps of no account)")
+    }
+}
+
+/// What a unit's task returns: the unit, and what `apply` said.
+type RunResult = (Unit, Result<ApplyReport, String>);
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// When it runs next; `None`: when the plan changes.
+    next: Option<Instant>,
+    running: bool,
+    /// The plan changed while it ran: run again as soon as it ends.
+    rerun: bool,
+    failures: u32,
+}
+
+pub struct Daemon {
+    plan_path: PathBuf,
+    plan: Arc<Loaded>,
+    generation: u64,
+    store: Arc<StateStore>,
+    status: Arc<StatusModel>,
+    stop: StopFlag,
+    permits: Arc<Semaphore>,
+    slots: BTreeMap<Unit, Slot>,
+    tasks: JoinSet<RunResult>,
+    task_units: HashMap<tokio::task::Id, Unit>,
+    /// The rendering of the last refused plan: the same refusal is reported once, not at every
+    /// event in the directory.
+    rejected: Option<String>,
+}
+
+impl Daemon {
+    pub fn new(
+        plan: Loaded,
+        store: Arc<StateStore>,
+        status: Arc<StatusModel>,
+        stop: StopFlag,
+    ) -> Daemon {
+        let plan_path = plan.path.clone();
+        let mut d = Daemon {
+            plan_path,
+            permits: Arc::new(Semaphore::new(parallel(&plan))),
+            plan: Arc::new(plan),
+            generation: 1,
+            store,
+            status,
+            stop,
+            slots: BTreeMap::new(),
+            tasks: JoinSet::new(),
+            task_units: HashMap::new(),
+            rejected: None,
+        };
+        d.plan_in_force();
+        d
+    }
+
+    /// Runs until `shutdown` says so (or its sender is gone).
+    pub async fn run(
+        &mut self,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        triggers: &mut UnboundedReceiver<Trigger>,
+    ) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            self.start_due();
+            let wake = self.next_wake();
+            tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                Some(trigger) = triggers.recv() => self.reload(trigger),
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.joined(joined);
+                }
+                _ = sleep_until(wake), if wake.is_some() => {}
+            }
+        }
+    }
+
+    /// After the stop flag is set: lets in-flight runs reach their checkpoint, for at most
+    /// `grace`. Returns whether they all did.
+    pub async fn drain(&mut self, grace: Duration) -> bool {
+        let running: Vec<&str> = self.task_units.values().map(Unit::name).collect();
+        if !running.is_empty() {
+            info!(
+                units = running.len(),
+                "waiting for {} to reach a checkpoint",
+                running.join(", ")
+            );
+        }
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                joined = self.tasks.join_next_with_id() => match joined {
+                    Some(j) => self.joined(j),
+                    None => return true,
+                },
+                _ = &mut deadline => {
+                    let left: Vec<&str> = self.task_units.values().map(Unit::name).collect();
+                    warn!(
+                        "{} did not reach a checkpoint within {}s; exiting anyway (the state is \
+                         valid: the next run resumes and matches what was in flight)",
+                        left.join(", "),
+                        grace.as_secs()
+                    );
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        // Accounts held back by a running platform unit wake up when it ends, not before:
+        // counting them here would spin on a deadline already past.
+        let platform_busy = self.slots.get(&Unit::Platform).is_some_and(|s| s.running);
+        self.slots
+            .iter()
+            .filter(|(u, s)| !(s.running || platform_busy && **u != Unit::Platform))
+            .filter_map(|(_, s)| s.next)
+            .min()
+    }
+
+    fn start_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<Unit> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| !s.running && s.next.is_some_and(|t| t <= now))
+            .map(|(u, _)| u.clone())
+            .collect();
+        for unit in due {
+            let platform_busy = self.slots.get(&Unit::Platform).is_some_and(|s| s.running);
+            if unit != Unit::Platform && platform_busy {
+                // Started once the domains are done with; its slot stays due.
+                continue;
+            }
+            self.spawn(unit);
+        }
+    }
+
+    fn spawn(&mut self, unit: Unit) {
+        let Some(slot) = self.slots.get_mut(&unit) else {
+            return;
+        };
+        slot.running = true;
+        slot.next = None;
+        let plan = self.plan.clone();
+        let store = self.store.clone();
+        let status = self.status.clone();
+        let stop = self.stop.clone();
+        let permits = self.permits.clone();
+        status.unit_queued(unit.account());
+        let task_unit = unit.clone();
+        let handle = self.tasks.spawn(async move {
+            let unit = task_unit;
+            let _permit = match unit {
+                Unit::Platform => None,
+                Unit::Account(_) => permits.acquire_owned().await.ok(),
+            };
+            status.unit_started(unit.account());
+            let options = ApplyOptions {
+                targets: unit
+                    .account()
+                    .map(|a| vec![a.to_string()])
+                    .unwrap_or_default(),
+                platform_only: unit == Unit::Platform,
+                keep_spool: true,
+                ..ApplyOptions::default()
+            };
+            let hooks: Arc<dyn Hooks> = status;
+            let report = apply(plan, store, options, hooks, stop).await;
+            (unit, report)
+        });
+        self.task_units.insert(handle.id(), unit);
+    }
+
+    fn joined(&mut self, joined: Result<(tokio::task::Id, RunResult), tokio::task::JoinError>) {
+        let (unit, report) = match joined {
+            Ok((id, (unit, report))) => {
+                self.task_units.remove(&id);
+                (unit, report)
+            }
+            Err(e) => {
+                let Some(unit) = self.task_units.remove(&e.id()) else {
+                    return;
+                };
+                (unit, Err(format!("the run ended abnormally: {e}")))
+            }
+        };
+        self.finished(unit, report);
+    }
+
+    fn finished(&mut self, unit: Unit, report: Result<ApplyReport, String>) {
+        let (end, error) = run_end(&report);
+        let sync_every = self.sync_interval(&unit);
+        let Some(slot) = self.slots.get_mut(&unit) else {
+            // Gone from the plan and the state while it ran.
+            self.status
+                .unit_finished(unit.account(), &end, error, 0, None);
+            return;
+        };
+        slot.running = false;
+        slot.failures = match end {
+            RunEnd::Failed => slot.failures.saturating_add(1),
+            RunEnd::Stopped => slot.failures,
+            _ => 0,
+        };
+        let next = if slot.rerun && end != RunEnd::Stopped {
+            Next::After(Duration::ZERO)
+        } else {
+            schedule::next_run(&end, slot.failures, sync_every, schedule::jitter())
+        };
+        slot.rerun = false;
+        let (next_instant, next_wall) = match next {
+            Next::After(d) => (Some(Instant::now() + d), Some(SystemTime::now() + d)),
+            Next::AwaitChange => (None, None),
+        };
+        slot.next = next_instant;
+        let failures = slot.failures;
+        match unit.account() {
+            Some(a) => self.status.refresh_account(&self.store, a),
+            None => self.status.refresh_platform(&self.store),
+        }
+        let next_text = match next {
+            Next::After(d) => format!("next run in {}s", d.as_secs()),
+            Next::AwaitChange => "next run when the plan changes".into(),
+        };
+        let name = unit.name();
+        match (&end, &error) {
+            // The steps' own lines say what happened.
+            (RunEnd::Succeeded, _) => debug!(unit = name, "reconciled; {next_text}"),
+            (RunEnd::Stopped, _) => info!(unit = name, "stopped at a checkpoint"),
+            (RunEnd::Conflicted, e) => warn!(
+                unit = name,
+                "conflict: {}; {next_text}",
+                e.as_deref().unwrap_or("")
+            ),
+            (RunEnd::Failed, e) => warn!(
+                unit = name,
+                failures,
+                "run failed: {}; {next_text}",
+                e.as_deref().unwrap_or("")
+            ),
+        }
+        self.status
+            .unit_finished(unit.account(), &end, error, failures, next_wall);
+    }
+
+    /// How often an account's mail is synced again, while it is (plan in force).
+    fn sync_interval(&self, unit: &Unit) -> Option<Duration> {
+        let address = unit.account()?;
+        let plan = &self.plan.plan;
+        let account = plan
+            .accounts
+            .iter()
+            .find(|a| a.address.eq_ignore_ascii_case(address))?;
+        let syncs = compile(plan).iter().any(|r| {
+            r.account.as_deref() == Some(address)
+                && r.kind == ResourceKind::Mail
+                && matches!(r.execution, Execution::Sync { cut_over: false })
+        });
+        if !syncs {
+            return None;
+        }
+        let interval = effective_options(plan, account)
+            .sync_interval
+            .as_deref()
+            .and_then(|s| parse_duration(s).ok())
+            .map_or(schedule::DEFAULT_SYNC_INTERVAL, Duration::from_secs);
+        Some(interval)
+    }
+
+    /// Re-reads the plan file; puts it in force if it is valid and differs (or on SIGHUP).
+    fn reload(&mut self, trigger: Trigger) {
+        let loaded = match crate::plan::load_file(&self.plan_path) {
+            Ok(l) => l,
+            Err(e) => {
+                self.reject(e.render(), trigger);
+                return;
+            }
+        };
+        if loaded.state_path() != self.store.path() {
+            self.reject(
+                format!(
+                    "error: the plan now keeps its state in {}, and this daemon holds {}: restart \
+                     `mailshift watch` to switch state files\n",
+                    loaded.state_path().display(),
+                    self.store.path().display()
+                ),
+                trigger,
+            );
+            return;
+        }
+        if loaded.source == self.plan.source && trigger == Trigger::File {
+            if self.rejected.take().is_some() {
+                info!("the plan file is back to the plan in force");
+                self.status.plan_error_cleared();
+            }
+            return;
+        }
+        self.rejected = None;
+        let warnings = loaded.render_warnings();
+        if !warnings.is_empty() {
+            warn!("{}", warnings.trim_end());
+        }
+        self.generation += 1;
+        if parallel(&loaded) != parallel(&self.plan) {
+            // Runs holding permits of the old limit finish under it.
+            self.permits = Arc::new(Semaphore::new(parallel(&loaded)));
+        }
+        self.plan = Arc::new(loaded);
+        info!(
+            generation = self.generation,
+            "plan {} in force ({})",
+            self.plan_path.display(),
+            match trigger {
+                Trigger::File => "the file changed",
+                Trigger::Signal => "re-read on SIGHUP",
+            }
+        );
+        self.plan_in_force();
+    }
+
+    fn reject(&mut self, text: String, trigger: Trigger) {
+        if self.rejected.as_deref() == Some(text.as_str()) && trigger == Trigger::File {
+            return;
+        }
+        error!(
+            "the plan file {} was not put in force; the previous plan keeps running:\n{}",
+            self.plan_path.display(),
+            text.trim_end()
+        );
+        self.status.plan_rejected(text.clone());
+        self.rejected = Some(text);
+    }
+
+    /// The plan in force changed (or the daemon started): every unit is due now, and the units
+    /// are those of the new plan (and of the state).
+    fn plan_in_force(&mut self) {
+        let records = self.store.resources().unwrap_or_else(|e| {
+            error!("cannot read the state: {e}");
+            BTreeMap::new()
+        });
+        let mut wanted: Vec<Unit> = vec![Unit::Platform];
+        wanted.extend(
+            units_of(&self.plan, &records)
+                .into_iter()
+                .map(Unit::Account),
+        );
+        let mut old = std::mem::take(&mut self.slots);
+        let now = Instant::now();
+        for unit in wanted {
+            let mut slot = old.remove(&unit).unwrap_or_default();
+            if slot.running {
+                slot.rerun = true;
+            } else {
+                slot.next = Some(now);
+            }
+            self.slots.insert(unit, slot);
+        }
+        // Units still running but no longer wanted are left to finish; their result is logged.
+        self.status
+            .plan_loaded(&self.plan, self.generation, &self.store);
+        for (unit, slot) in &self.slots {
+            if !slot.running {
+                self.status
+                    .unit_scheduled(unit.account(), Some(SystemTime::now()));
+            }
+        }
+    }
+}
+
+fn parallel(loaded: &Loaded) -> usize {
+    loaded
+        .plan
+        .options
+        .parallel_accounts
+        .map_or(DEFAULT_PARALLEL_ACCOUNTS, |n| n.max(1) as usize)
+}
+
+/// How a run ended, and the error to show for it.
+fn run_end(report: &Result<ApplyReport, String>) -> (RunEnd, Option<String>) {
+    let report = match report {
+        Err(e) => return (RunEnd::Failed, Some(e.clone())),
+        Ok(r) if r.stopped => return (RunEnd::Stopped, None),
+        Ok(r) => r,
+    };
+    let failed = report.steps.iter().find_map(|s| match &s.outcome {
+        Outcome::Failed(t) | Outcome::Skipped(t) => Some(format!("{}: {t}", s.id)),
+        _ => None,
+    });
+    if let Some(e) = failed {
+        return (RunEnd::Failed, Some(e));
+    }
+    let conflict = report.steps.iter().find_map(|s| match &s.outcome {
+        Outcome::Conflict(t) => Some(format!("{}: {t}", s.id)),
+        _ => None,
+    });
+    match conflict {
+        Some(e) => (RunEnd::Conflicted, Some(e)),
+        None => (RunEnd::Succeeded, None),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::StepResult;
+    use crate::diff::Action;
+
+    const PLAN: &str = "version: 1\nplatforms:\n  \
+        old: {type: imap, imap: {host: 127.0.0.1, port: 1, security: none}}\n  \
+        new: {type: imap, imap: {host: 127.0.0.1, port: 1, security: none}}\naccounts:\n";
+
+    fn plan(accounts: &[&str]) -> String {
+        let mut p = PLAN.to_string();
+        for a in accounts {
+            p.push_str(&format!(
+                "  - address: {a}@example.com\n    from: old\n    to: new\n    \
+                 source: {{password: {{env: X}}}}\n    destination: {{password: {{env: X}}}}\n"
+            ));
+        }
+        p
+    }
+
+    fn daemon(dir: &std::path::Path, accounts: &[&str]) -> Daemon {
+        let path = dir.join("plan.yaml");
+        std::fs::write(&path, plan(accounts)).unwrap();
+        let loaded = crate::plan::load_file(&path).unwrap();
+        let store = Arc::new(StateStore::open(&loaded.state_path()).unwrap());
+        let status = Arc::new(StatusModel::new("plan.yaml".into()));
+        Daemon::new(loaded, store, status, Arc::default())
+    }
+
+    fn account(a: &str) -> Unit {
+        Unit::Account(format!("{a}@example.com"))
+    }
+
+    fn done(unit: &Unit) -> Result<ApplyReport, String> {
+        Ok(ApplyReport {
+            steps: vec![StepResult {
+                id: format!("account/{}/mail", unit.name()),
+                account: unit.account().map(str::to_string),
+                action: Action::Sync,
+                outcome: Outcome::Done("0 messages copied".into()),
+            }],
+            ..ApplyReport::default()
+        })
+    }
+
+    #[test]
+    fn a_plan_change_during_a_run_queues_one_more_run_instead_of_a_second_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice"]);
+        let alice = account("alice");
+        assert!(d.slots[&alice].next.is_some(), "due at start");
+        // As `spawn` leaves it.
+        let slot = d.slots.get_mut(&alice).unwrap();
+        slot.running = true;
+        slot.next = None;
+
+        std::fs::write(dir.path().join("plan.yaml"), plan(&["alice", "bob"])).unwrap();
+        d.reload(Trigger::File);
+        assert_eq!(d.generation, 2);
+        let slot = &d.slots[&alice];
+        assert!(
+            slot.running && slot.rerun && slot.next.is_none(),
+            "{slot:?}"
+        );
+        assert!(d.slots[&account("bob")].next.is_some(), "bob is due");
+        assert!(d.next_wake().is_some());
+
+        d.finished(alice.clone(), done(&alice));
+        let slot = &d.slots[&alice];
+        assert!(!slot.running && !slot.rerun);
+        assert!(
+            slot.next.is_some_and(|t| t <= Instant::now()),
+            "runs again now"
+        );
+
+        // Then, from its own result: the default interval.
+        d.slots.get_mut(&alice).unwrap().running = true;
+        d.finished(alice.clone(), done(&alice));
+        let wait = d.slots[&alice].next.unwrap() - Instant::now();
+        assert!(wait > Duration::from_secs(14 * 60), "{wait:?}");
+    }
+
+    #[test]
+    fn failures_back_off_and_a_success_resets_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice"]);
+        let alice = account("alice");
+        for n in 1..=3u32 {
+            d.slots.get_mut(&alice).unwrap().running = true;
+            d.finished(alice.clone(), Err("boom".into()));
+            let slot = &d.slots[&alice];
+            assert_eq!(slot.failures, n);
+            let wait = slot.next.unwrap() - Instant::now();
+            assert!(wait <= schedule::backoff(n, 1.0), "{n}: {wait:?}");
+            assert!(wait + Duration::from_millis(100) >= schedule::backoff(n, 0.0));
+        }
+        d.slots.get_mut(&alice).unwrap().running = true;
+        d.finished(alice.clone(), done(&alice));
+        assert_eq!(d.slots[&alice].failures, 0);
+    }
+
+    #[test]
+    fn an_invalid_or_unchanged_plan_changes_nothing_and_sighup_reruns_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice"]);
+        for slot in d.slots.values_mut() {
+            slot.next = None;
+        }
+        d.reload(Trigger::File);
+        assert_eq!(d.generation, 1, "same text");
+        assert!(d.slots.values().all(|s| s.next.is_none()));
+
+        std::fs::write(dir.path().join("plan.yaml"), "version: 1\naccounts: [{}]\n").unwrap();
+        d.reload(Trigger::File);
+        assert_eq!(d.generation, 1);
+        assert!(d.rejected.is_some());
+        let snapshot = d.status.snapshot();
+        assert!(snapshot.plan.error.is_some(), "{snapshot:?}");
+        assert_eq!(
+            snapshot.accounts.len(),
+            1,
+            "the running plan's accounts stay"
+        );
+
+        std::fs::write(dir.path().join("plan.yaml"), plan(&["alice"])).unwrap();
+        d.reload(Trigger::File);
+        assert_eq!(d.generation, 1, "back to the plan in force");
+        assert!(d.status.snapshot().plan.error.is_none());
+
+        d.reload(Trigger::Signal);
+        assert_eq!(d.generation, 2);
+        assert!(d.slots.values().all(|s| s.next.is_some()), "all due");
+    }
+
+    #[test]
+    fn a_plan_naming_another_state_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice"]);
+        let moved = format!("state: elsewhere.redb\n{}", plan(&["alice"]));
+        std::fs::write(dir.path().join("plan.yaml"), moved).unwrap();
+        d.reload(Trigger::File);
+        assert_eq!(d.generation, 1);
+        let error = d.status.snapshot().plan.error.unwrap();
+        assert!(error.contains("restart `mailshift watch`"), "{error}");
+    }
+}

@@ -1,0 +1,201 @@
+//! The daemon's HTTP side (axum): `/healthz`, `/metrics`, `/api/status` and the status page.
+//!
+//! Bound to loopback unless told otherwise; on any other address a bearer token (read from a
+//! secret reference) is required on every route but `/healthz`, which orchestrators probe
+//! without credentials. The same token is accepted as the password of HTTP Basic
+//! authentication, so that a person can open the page in a browser, which cannot send a bearer
+//! header by itself. Tokens are compared through their SHA-256 digests, in constant time.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use super::page;
+use super::status::StatusModel;
+use crate::plan::secret::Secret;
+
+/// What the handlers share.
+pub struct HttpState {
+    pub status: Arc<StatusModel>,
+    /// `None`: no authentication (loopback without `--token`). Replaced on SIGHUP.
+    pub token: RwLock<Option<Secret>>,
+}
+
+/// Whether serving on `addr` needs a token: anything but loopback is reachable by others.
+pub fn needs_token(addr: &SocketAddr) -> bool {
+    !addr.ip().is_loopback()
+}
+
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/api/status", get(api_status))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(s): State<Arc<HttpState>>) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        s.status.metrics_text(),
+    )
+        .into_response()
+}
+
+async fn api_status(State(s): State<Arc<HttpState>>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(s.status.snapshot()),
+    )
+        .into_response()
+}
+
+async fn index(State(s): State<Arc<HttpState>>) -> Response {
+    let html = page::render(&s.status.snapshot());
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{}'; \
+         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(page::SCRIPT))
+    );
+    let mut res = (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        html,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    res
+}
+
+async fn authenticate(State(s): State<Arc<HttpState>>, req: Request, next: Next) -> Response {
+    let expected = s
+        .token
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|t| Sha256::digest(t.expose().as_bytes()));
+    let Some(expected) = expected else {
+        return next.run(req).await;
+    };
+    match presented(req.headers()) {
+        Some(given) if constant_time_eq(&Sha256::digest(given.as_bytes()), &expected) => {
+            next.run(req).await
+        }
+        _ => {
+            tracing::debug!(path = %req.uri().path(), "refused an unauthenticated request");
+            let mut res = (
+                StatusCode::UNAUTHORIZED,
+                "a token is required: send `Authorization: Bearer TOKEN`\n",
+            )
+                .into_response();
+            let h = res.headers_mut();
+            h.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"mailshift\", charset=\"UTF-8\""),
+            );
+            h.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"mailshift\""),
+            );
+            res
+        }
+    }
+}
+
+/// The token a request carries: a bearer token, or a Basic password (any user name).
+fn presented(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some(rest.to_string())
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        text.split_once(':').map(|(_, pw)| pw.to_string())
+    } else {
+        None
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
+        h
+    }
+
+    #[test]
+    fn bearer_and_basic_tokens_are_read() {
+        assert_eq!(
+            presented(&headers("Bearer s3cret")).as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(
+            presented(&headers("bearer  s3cret ")).as_deref(),
+            Some("s3cret")
+        );
+        // "anyone:s3:cret" — the password may contain colons.
+        assert_eq!(
+            presented(&headers("Basic YW55b25lOnMzOmNyZXQ=")).as_deref(),
+            Some("s3:cret")
+        );
+        assert_eq!(presented(&headers("Digest abc")), None);
+        assert_eq!(presented(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn loopback_alone_goes_without_a_token() {
+        for (addr, needs) in [
+            ("127.0.0.1:8470", false),
+            ("127.0.0.2:1", false),
+            ("[::1]:8470", false),
+            ("0.0.0.0:8470", true),
+            ("[::]:8470", true),
+            ("192.0.2.10:8470", true),
+        ] {
+            assert_eq!(needs_token(&addr.parse().unwrap()), needs, "{addr}");
+        }
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
