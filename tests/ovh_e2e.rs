@@ -4,14 +4,13 @@
 //! in, so the copy only works if the steps ran in the right order with the right logins.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mailshift::providers::ovh::sim::world::{Account, Service, World};
 use mailshift::providers::ovh::sim::{Fault, SimHandle};
 use serde_json::json;
 
-use crate::common::repo_root;
+use crate::common::{Output, mailshift_env, repo_root};
 use crate::support::dovecot::{Dovecot, DovecotConfig};
 use crate::support::imap::ImapClient;
 
@@ -33,38 +32,19 @@ struct Setup {
     sim: SimHandle,
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn text(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn mailshift(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_mailshift"))
-        .args(args)
-        .current_dir(dir)
-        .env("OVH_APPLICATION_KEY", AK)
-        .env("OVH_APPLICATION_SECRET", AS)
-        .env("OVH_CONSUMER_KEY", CK)
-        .env("JOHN_EXCHANGE_PASSWORD", JOHN_EX)
-        .env("ASSISTANT_EXCHANGE_PASSWORD", ASSISTANT_EX)
-        .env("JOHN_PRO_PASSWORD", JOHN_PRO)
-        .output()
-        .expect("run mailshift");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn mailshift(dir: &Path, args: &[&str]) -> Output {
+    mailshift_env(
+        dir,
+        args,
+        &[
+            ("OVH_APPLICATION_KEY", AK),
+            ("OVH_APPLICATION_SECRET", AS),
+            ("OVH_CONSUMER_KEY", CK),
+            ("JOHN_EXCHANGE_PASSWORD", JOHN_EX),
+            ("ASSISTANT_EXCHANGE_PASSWORD", ASSISTANT_EX),
+            ("JOHN_PRO_PASSWORD", JOHN_PRO),
+        ],
+    )
 }
 
 fn world(src: &Dovecot, dst: &Dovecot, extra: &str) -> World {
@@ -293,50 +273,62 @@ fn exchange_to_email_pro_whole_procedure_then_nothing_to_write() {
     let dir = s.dir.path();
 
     let plan = mailshift(dir, &["plan", "plan.yaml"]);
-    assert_eq!(plan.code, 0, "{}", plan.text());
+    assert_eq!(plan.code, 0, "{}", plan.transcript());
     assert!(
         plan.stdout.contains("+ account/john@mydomain.ovh/rename"),
         "{}",
-        plan.text()
+        plan.transcript()
     );
 
     let first = mailshift(dir, &["apply", "plan.yaml"]);
-    assert_eq!(first.code, 0, "{}", first.text());
-    assert!(first.stdout.contains("API write"), "{}", first.text());
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    assert!(first.stdout.contains("API write"), "{}", first.transcript());
     // Email Pro has no API for groups: a manual step with instructions.
     assert!(
         first.stdout.contains("manual  group/team@mydomain.ovh"),
         "{}",
-        first.text()
+        first.transcript()
     );
     assert_procedure_done(&s);
 
     let verify = mailshift(dir, &["verify", "plan.yaml"]);
-    assert_eq!(verify.code, 0, "{}", verify.text());
+    assert_eq!(verify.code, 0, "{}", verify.transcript());
 
     // Nothing changed: the second run reads, copies nothing and writes nothing.
     let writes = s.sim.writes().len();
     let second = mailshift(dir, &["apply", "plan.yaml"]);
-    assert_eq!(second.code, 0, "{}", second.text());
-    assert_eq!(s.sim.writes().len(), writes, "{}", second.text());
-    assert!(!second.stdout.contains("API write"), "{}", second.text());
-    assert!(second.stdout.contains("0 messages"), "{}", second.text());
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    assert_eq!(s.sim.writes().len(), writes, "{}", second.transcript());
+    assert!(
+        !second.stdout.contains("API write"),
+        "{}",
+        second.transcript()
+    );
+    assert!(
+        second.stdout.contains("0 messages"),
+        "{}",
+        second.transcript()
+    );
 
     // Drift: an alias deleted in the control panel shows up with --refresh, and is put back.
     delete_alias_behind_our_back(&s, "john@mydomain.ovh", "contact@mydomain.ovh");
     let offline = mailshift(dir, &["plan", "--detailed-exitcode", "plan.yaml"]);
-    assert!(!offline.stdout.contains("drift"), "{}", offline.text());
+    assert!(
+        !offline.stdout.contains("drift"),
+        "{}",
+        offline.transcript()
+    );
     let refreshed = mailshift(dir, &["plan", "--refresh", "plan.yaml"]);
-    assert_eq!(refreshed.code, 0, "{}", refreshed.text());
+    assert_eq!(refreshed.code, 0, "{}", refreshed.transcript());
     assert!(
         refreshed
             .stdout
             .contains("drift: alias contact@mydomain.ovh is gone from john@mydomain.ovh"),
         "{}",
-        refreshed.text()
+        refreshed.transcript()
     );
     let repair = mailshift(dir, &["apply", "--refresh", "plan.yaml"]);
-    assert_eq!(repair.code, 0, "{}", repair.text());
+    assert_eq!(repair.code, 0, "{}", repair.transcript());
     assert_procedure_done(&s);
 
     // A feature removed from the plan is removed from the platform.
@@ -349,13 +341,13 @@ fn exchange_to_email_pro_whole_procedure_then_nothing_to_write() {
     assert_ne!(text, without, "the example's external contact moved");
     std::fs::write(&path, without).unwrap();
     let removed = mailshift(dir, &["apply", "plan.yaml"]);
-    assert_eq!(removed.code, 0, "{}", removed.text());
+    assert_eq!(removed.code, 0, "{}", removed.transcript());
     assert!(
         removed
             .stdout
             .contains("removed contact partner@example.org"),
         "{}",
-        removed.text()
+        removed.transcript()
     );
     assert!(s.sim.world().pro[0].external_contacts.is_empty());
 }
@@ -447,13 +439,13 @@ fn every_step_failing_once_then_apply_again_converges() {
         let run = mailshift(dir, &["apply", "plan.yaml"]);
         let done = run.code == 0;
         if !done {
-            assert_eq!(run.code, 1, "{}", run.text());
-            assert!(run.stdout.contains("FAILED"), "{}", run.text());
+            assert_eq!(run.code, 1, "{}", run.transcript());
+            assert!(run.stdout.contains("FAILED"), "{}", run.transcript());
             // Every failure names the call or the task that failed.
             assert!(
                 run.stdout.contains("OVHcloud task") || run.stdout.contains("did not apply"),
                 "{}",
-                run.text()
+                run.transcript()
             );
         }
         runs.push(run);
@@ -464,13 +456,13 @@ fn every_step_failing_once_then_apply_again_converges() {
             runs.len() < 12,
             "no convergence after {} runs; last:\n{}",
             runs.len(),
-            runs.last().unwrap().text()
+            runs.last().unwrap().transcript()
         );
     }
     assert!(
         runs.len() >= 3,
         "the faults did not bite: {}",
-        runs[0].text()
+        runs[0].transcript()
     );
     assert_procedure_done(&s);
 
@@ -478,10 +470,10 @@ fn every_step_failing_once_then_apply_again_converges() {
     // message exactly once despite the interrupted runs.
     let writes = s.sim.writes().len();
     let again = mailshift(dir, &["apply", "plan.yaml"]);
-    assert_eq!(again.code, 0, "{}", again.text());
-    assert_eq!(s.sim.writes().len(), writes, "{}", again.text());
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert_eq!(s.sim.writes().len(), writes, "{}", again.transcript());
     let verify = mailshift(dir, &["verify", "plan.yaml"]);
-    assert_eq!(verify.code, 0, "{}", verify.text());
+    assert_eq!(verify.code, 0, "{}", verify.transcript());
 }
 
 /// Email Pro → MX Plan: calendars are refused by validation, and a mailbox above MX Plan's
@@ -533,23 +525,23 @@ accounts:
     )
     .unwrap();
     let refused = mailshift(dir.path(), &["plan", "calendars.yaml"]);
-    assert_eq!(refused.code, 1, "{}", refused.text());
+    assert_eq!(refused.code, 1, "{}", refused.transcript());
     assert!(
         refused.stderr.contains("MX Plan has no calendars"),
         "{}",
-        refused.text()
+        refused.transcript()
     );
 
     std::fs::write(dir.path().join("plan.yaml"), plan("")).unwrap();
     let before = sim.world();
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
-    assert_eq!(run.code, 1, "{}", run.text());
+    assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(
         run.stdout.contains(
             "the mailbox sales@mydomain.ovh holds 6.2 GB on `pro`, above the MX Plan limit of 5.0 GB per account"
         ),
         "{}",
-        run.text()
+        run.transcript()
     );
     assert!(sim.writes().is_empty(), "{:#?}", sim.writes());
     assert_eq!(sim.world(), before);
@@ -592,7 +584,7 @@ domains:
         dir.path(),
         &["ovh", "credentials", "plan.yaml", "--output", "ck.txt"],
     );
-    assert_eq!(asked.code, 0, "{}", asked.text());
+    assert_eq!(asked.code, 0, "{}", asked.transcript());
     for rule in [
         format!("GET    /email/pro/{PRO}\n"),
         format!("DELETE /email/pro/{PRO}/*\n"),
@@ -601,7 +593,7 @@ domains:
         assert!(
             asked.stdout.contains(&rule),
             "{rule:?} missing:\n{}",
-            asked.text()
+            asked.transcript()
         );
     }
     let key_file = dir.path().join("ck.txt");
@@ -625,20 +617,24 @@ domains:
 
     // Not granted yet: refused, with the API's own reason.
     let early = mailshift(dir.path(), &["apply", "plan.yaml"]);
-    assert_eq!(early.code, 1, "{}", early.text());
-    assert!(early.stdout.contains("NOT_CREDENTIAL"), "{}", early.text());
+    assert_eq!(early.code, 1, "{}", early.transcript());
+    assert!(
+        early.stdout.contains("NOT_CREDENTIAL"),
+        "{}",
+        early.transcript()
+    );
 
     let (status, _) = crate::ovh_sim::http_get(&url);
     assert!(status < 400, "validation answered {status}");
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
-    assert_eq!(run.code, 0, "{}", run.text());
+    assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
         sim.world().pro[0]
             .domains
             .iter()
             .any(|d| d.name == "moved.example"),
         "{}",
-        run.text()
+        run.transcript()
     );
 
     // The same key cannot read a service the plan does not name.

@@ -20,9 +20,15 @@ impl Output {
 }
 
 pub fn mailshift(dir: &Path, args: &[&str]) -> Output {
+    mailshift_env(dir, args, &[])
+}
+
+/// Runs the binary with extra environment variables (the secrets a plan refers to).
+pub fn mailshift_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_mailshift"))
         .args(args)
         .current_dir(dir)
+        .envs(env.iter().copied())
         .output()
         .expect("run mailshift");
     Output {
