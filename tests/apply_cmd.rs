@@ -608,7 +608,7 @@ fn refusals_are_clear_and_recorded() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains(&format!(
-            "login as alice on 127.0.0.1:{} was refused",
+            "login as alice on 127.0.0.1:{} was refused: [AUTHENTICATIONFAILED] Authentication failed.",
             src.port()
         )),
         "{text}"

@@ -931,6 +931,7 @@ fn imap_error(host: &str, what: &str, e: async_imap::error::Error) -> ImapError 
     use async_imap::error::Error as E;
     match e {
         E::No(text) | E::Bad(text) => {
+            let text = server_text(&text);
             let throttled = is_throttle(&text);
             ImapError {
                 message: format!("{what} on {host}: server said {text}"),
@@ -946,6 +947,7 @@ fn login_error(target: &Target, e: async_imap::error::Error) -> ImapError {
     use async_imap::error::Error as E;
     match e {
         E::No(text) | E::Bad(text) => {
+            let text = server_text(&text);
             let throttled = is_throttle(&text) || text.contains("[UNAVAILABLE]");
             ImapError {
                 message: format!(
@@ -960,6 +962,17 @@ fn login_error(target: &Target, e: async_imap::error::Error) -> ImapError {
         }
         other => ImapError::transient(format!("login to {} failed: {other}", target.describe())),
     }
+}
+
+/// The server's own words from async-imap's refusal text, which arrives as the debug form of
+/// its response (`code: None, info: Some("[AUTHENTICATIONFAILED] ...")`): people read it.
+fn server_text(text: &str) -> String {
+    let Some(start) = text.find("info: Some(\"") else {
+        return text.to_string();
+    };
+    let rest = &text[start + "info: Some(\"".len()..];
+    let info = rest.rfind("\")").map_or(rest, |end| &rest[..end]);
+    info.replace("\\\"", "\"")
 }
 
 /// Exchange Online says `[THROTTLED]`, others "Suggested Backoff Time" or `[UNAVAILABLE]`.
@@ -1043,6 +1056,17 @@ pub fn uid_set(uids: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_read_as_the_server_wrote_them() {
+        assert_eq!(
+            server_text(
+                r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#
+            ),
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        );
+        assert_eq!(server_text("plain words"), "plain words");
+    }
 
     #[test]
     fn uid_sets_are_compact() {
