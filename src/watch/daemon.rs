@@ -276,6 +276,16 @@ impl Daemon {
         };
         slot.next = next_instant;
         let failures = slot.failures;
+        // Groups and other platform steps may have been waiting for this account to exist:
+        // a platform unit in backoff runs again now rather than at the end of its backoff.
+        if end == RunEnd::Succeeded
+            && unit != Unit::Platform
+            && let Some(platform) = self.slots.get_mut(&Unit::Platform)
+            && platform.failures > 0
+            && !platform.running
+        {
+            platform.next = Some(Instant::now());
+        }
         match unit.account() {
             Some(a) => self.status.refresh_account(&self.store, a),
             None => self.status.refresh_platform(&self.store),
@@ -549,6 +559,29 @@ mod tests {
         d.finished(alice.clone(), done(&alice));
         let wait = d.slots[&alice].next.unwrap() - Instant::now();
         assert!(wait > Duration::from_secs(14 * 60), "{wait:?}");
+    }
+
+    #[test]
+    fn a_failing_platform_unit_runs_again_once_an_account_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice"]);
+        let alice = account("alice");
+        // A group waiting for alice's account: the platform unit fails and backs off.
+        d.slots.get_mut(&Unit::Platform).unwrap().running = true;
+        d.finished(
+            Unit::Platform,
+            Err("waiting for account/alice@example.com/create".into()),
+        );
+        let backoff = d.slots[&Unit::Platform].next.unwrap();
+        assert!(backoff > Instant::now());
+        d.slots.get_mut(&alice).unwrap().running = true;
+        d.finished(alice.clone(), done(&alice));
+        let again = d.slots[&Unit::Platform].next.unwrap();
+        assert!(
+            again <= Instant::now(),
+            "still waiting {:?}",
+            again - Instant::now()
+        );
     }
 
     #[test]
