@@ -97,7 +97,10 @@ pub async fn service(
     providers: &Providers,
     platform_name: &str,
 ) -> Result<Arc<Service>, String> {
-    if let Some(s) = providers.services.lock().await.get(platform_name) {
+    // Held until the service is in the map: two accounts starting at once must share one
+    // service (its placeholder claim lock and its write count).
+    let mut services = providers.services.lock().await;
+    if let Some(s) = services.get(platform_name) {
         return Ok(s.clone());
     }
     let platform = loaded
@@ -168,11 +171,7 @@ pub async fn service(
         timing.deadline = t;
     }
     let service = Arc::new(Service::new(client, family, timing));
-    providers
-        .services
-        .lock()
-        .await
-        .insert(platform_name.to_string(), service.clone());
+    services.insert(platform_name.to_string(), service.clone());
     Ok(service)
 }
 
