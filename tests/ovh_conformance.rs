@@ -310,3 +310,80 @@ async fn every_operation_of_every_family_matches_the_published_schema() {
         );
     }
 }
+
+/// A run killed right after its PUT leaves a rename or a placeholder configuration pending;
+/// the next run must wait for it and take it as done, not start a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_changes_from_an_interrupted_run_are_taken_as_done() {
+    let mut w = world();
+    w.task_delay_ms = 400;
+    let sim = Simulator::start(w).await.unwrap();
+    let pro = service(
+        &sim,
+        Family::EmailPro {
+            service: "pro-1".into(),
+        },
+    );
+    let client = OvhClient::new(
+        &sim.base_url(),
+        Credentials {
+            application_key: Secret::new(AK),
+            application_secret: Secret::new(AS),
+            consumer_key: Secret::new(CK),
+        },
+    )
+    .unwrap();
+    // The interrupted run's calls, made behind the service's back.
+    let _: serde_json::Value = client
+        .put(
+            "/email/pro/pro-1/account/carol@pro.example",
+            Some(&serde_json::json!({"login": "carol.old", "domain": "pro.example"})),
+        )
+        .await
+        .unwrap();
+    let placeholders: Vec<String> = client
+        .get(
+            "/email/pro/pro-1/account?primaryEmailAddress=%25configureme.me%25",
+            None,
+        )
+        .await
+        .unwrap();
+    let _: serde_json::Value = client
+        .put(
+            &format!("/email/pro/pro-1/account/{}", placeholders[0]),
+            Some(&serde_json::json!({"login": "new", "domain": "pro.example"})),
+        )
+        .await
+        .unwrap();
+
+    let created = pro
+        .create("new@pro.example", "New-Pa55word", None)
+        .await
+        .unwrap();
+    assert!(
+        created.detail.contains("configured by an interrupted run"),
+        "{created:?}"
+    );
+    // The rename's task is slower to settle (checked after the create), or already done.
+    let renamed = pro
+        .rename("carol@pro.example", "carol.old@pro.example")
+        .await
+        .unwrap();
+    assert!(!renamed.wrote, "{renamed:?}");
+    let world = sim.world();
+    let configured: Vec<&str> = world.pro[0]
+        .accounts
+        .iter()
+        .filter(|a| a.configured)
+        .map(|a| a.email.as_str())
+        .collect();
+    assert_eq!(
+        configured,
+        [
+            "carol.old@pro.example",
+            "dan@pro.example",
+            "new@pro.example"
+        ]
+    );
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+}

@@ -167,6 +167,13 @@ pub struct ContactSpec {
     pub hidden: bool,
 }
 
+/// What the search for a free pre-ordered account found.
+enum Slot {
+    Free(String),
+    /// None is needed: an interrupted run's configuration has just finished as this address.
+    Ours,
+}
+
 /// One OVHcloud email service (an Exchange service, an Email Pro service, an MX Plan).
 pub struct Service {
     client: Arc<OvhClient>,
@@ -348,6 +355,28 @@ impl Service {
                     path: path.to_string(),
                     waited: started.elapsed(),
                     last,
+                });
+            }
+            tokio::time::sleep(self.timing.poll).await;
+        }
+    }
+
+    /// Like [`Service::settled`], but an object that disappears meanwhile (a pending rename
+    /// finishing) ends the wait with `None`.
+    async fn settled_or_gone(&self, path: &str) -> Result<Option<Value>, OvhError> {
+        let started = Instant::now();
+        let deadline = self.deadline();
+        loop {
+            let v = match self.get_opt(path).await? {
+                None => return Ok(None),
+                Some(v) if is_settled(&v) => return Ok(Some(v)),
+                Some(v) => v,
+            };
+            if Instant::now() >= deadline {
+                return Err(OvhError::Timeout {
+                    path: path.to_string(),
+                    waited: started.elapsed(),
+                    last: format!("state {}", str_field(&v, "state").unwrap_or("missing")),
                 });
             }
             tokio::time::sleep(self.timing.poll).await;
@@ -641,7 +670,15 @@ impl Service {
             ))),
             (Some(_), None) => {
                 let path = self.account_path(from);
-                self.settled(&path).await?;
+                // A rename left pending by an interrupted run may finish while we wait.
+                if self.settled_or_gone(&path).await?.is_none() {
+                    return match self.account(to).await? {
+                        Some(_) => Ok(Applied::unchanged(format!("{from} is already {to}"))),
+                        None => Err(OvhError::Refused(format!(
+                            "{from} disappeared while waiting to rename it; check the account in the control panel"
+                        ))),
+                    };
+                }
                 self.write::<Value>(
                     Method::PUT,
                     &path,
@@ -704,7 +741,16 @@ impl Service {
                     return Ok(Applied::changed(format!("created {address}")));
                 }
                 let _claim = self.claim.lock().await;
-                let placeholder = self.free_placeholder().await?;
+                let placeholder = match self.free_placeholder(address).await? {
+                    Slot::Free(p) => p,
+                    Slot::Ours => {
+                        self.settled(&path).await?;
+                        self.set_password(address, password).await?;
+                        return Ok(Applied::changed(format!(
+                            "{address} exists (configured by an interrupted run), password set"
+                        )));
+                    }
+                };
                 let mut body = json!({ "login": login, "domain": domain });
                 if let Some(n) = display_name {
                     body["displayName"] = json!(n);
@@ -722,7 +768,7 @@ impl Service {
         Ok(Applied::changed(detail))
     }
 
-    async fn free_placeholder(&self) -> Result<String, OvhError> {
+    async fn free_placeholder(&self, address: &str) -> Result<Slot, OvhError> {
         let list: Vec<String> = self
             .get(&format!(
                 "{}/account?primaryEmailAddress=%25configureme.me%25",
@@ -732,11 +778,19 @@ impl Service {
         let mut list = list;
         list.sort();
         for candidate in list {
-            if let Some(a) = self.account(&candidate).await?
-                && a.get("configured").and_then(Value::as_bool) == Some(false)
-                && is_settled(&a)
-            {
-                return Ok(candidate);
+            let Some(mut a) = self.account(&candidate).await? else {
+                continue;
+            };
+            if !is_settled(&a) {
+                // Left pending by an interrupted run: it may be becoming this very address.
+                match self.settled_or_gone(&self.account_path(&candidate)).await? {
+                    Some(settled) => a = settled,
+                    None if self.account(address).await?.is_some() => return Ok(Slot::Ours),
+                    None => continue,
+                }
+            }
+            if a.get("configured").and_then(Value::as_bool) == Some(false) {
+                return Ok(Slot::Free(candidate));
             }
         }
         Err(OvhError::Refused(format!(
