@@ -661,3 +661,48 @@ domains:
     };
     assert_eq!(e.error_code.as_deref(), Some("NOT_GRANTED_CALL"), "{e}");
 }
+
+/// A source without an API (plain IMAP) is measured over IMAP before a move onto a platform
+/// with a per-account limit: every selectable folder's messages, byte for byte.
+#[test]
+fn imap_sources_are_measured_message_by_message() {
+    use mailshift::plan::model::{ImapEndpoint, Security};
+    use mailshift::plan::secret::Secret;
+    use mailshift::transfer::imap::session::{Auth, Target};
+    let d = Dovecot::start(DovecotConfig {
+        users: &[("gmail-user", "pw-1")],
+        ..DovecotConfig::default()
+    });
+    let mut c = login_eventually(&d, "gmail-user", "pw-1");
+    c.create("Archive").unwrap();
+    let mut expected = 0u64;
+    for (n, folder) in ["INBOX", "INBOX", "Archive"].iter().enumerate() {
+        let m = message(n, folder);
+        expected += m.len() as u64;
+        c.append(folder, &[], None, &m).unwrap();
+    }
+    c.logout().unwrap();
+    let target = Target {
+        endpoint: ImapEndpoint {
+            host: "127.0.0.1".into(),
+            port: Some(d.port()),
+            security: Security::None,
+            ca_file: None,
+            insecure_skip_verify: false,
+            allow_plaintext: false,
+        },
+        auth: Auth::Password {
+            login: "gmail-user".into(),
+            password: Secret::new("pw-1"),
+        },
+        base_dir: std::env::temp_dir(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bytes = rt
+        .block_on(mailshift::transfer::imap::mailbox_bytes(&target))
+        .unwrap();
+    assert_eq!(bytes, expected);
+}

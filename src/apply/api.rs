@@ -470,22 +470,30 @@ async fn check_size(ctx: &Arc<Ctx>, a: &Account, to: &str) -> Result<(), String>
     let Some(from) = plan.platforms.get(&a.from) else {
         return Ok(());
     };
-    if !from.kind.is_ovh() {
-        return Ok(());
-    }
-    let source = service(&ctx.loaded, &ctx.providers, &a.from).await?;
     let address = a.address.to_ascii_lowercase();
-    let provisional = a.rename_to.as_ref().map(|r| r.to_ascii_lowercase());
-    let mut usage = None;
-    for candidate in provisional.iter().chain(std::iter::once(&address)) {
-        usage = source
-            .mailbox_usage(candidate)
-            .await
-            .map_err(|e| e.to_string())?;
-        if usage.is_some() {
-            break;
+    let usage = if from.kind.is_ovh() {
+        let source = service(&ctx.loaded, &ctx.providers, &a.from).await?;
+        let provisional = a.rename_to.as_ref().map(|r| r.to_ascii_lowercase());
+        let mut usage = None;
+        for candidate in provisional.iter().chain(std::iter::once(&address)) {
+            usage = source
+                .mailbox_usage(candidate)
+                .await
+                .map_err(|e| e.to_string())?;
+            if usage.is_some() {
+                break;
+            }
         }
-    }
+        usage
+    } else {
+        // No API to ask: add up the source's messages over IMAP (once, before creating).
+        let (source, _) = super::account_targets(&ctx.loaded, a)?;
+        Some(
+            crate::transfer::imap::mailbox_bytes(&source)
+                .await
+                .map_err(|e| format!("cannot measure the source mailbox: {}", e.message))?,
+        )
+    };
     match usage {
         Some(bytes) if bytes > limit => Err(format!(
             "the mailbox {address} holds {} on `{}`, above the {} limit of {} per account: \

@@ -5,3 +5,32 @@ pub mod copy;
 pub mod folders;
 pub mod mutf7;
 pub mod session;
+
+use session::{Imap, ImapError, Target};
+
+/// Bytes held by every selectable folder of a mailbox (the sum of its messages' sizes): what a
+/// destination with a per-account limit would have to take.
+pub async fn mailbox_bytes(target: &Target) -> Result<u64, ImapError> {
+    let mut imap = Imap::connect(target).await?;
+    let mut total = 0u64;
+    for folder in imap.list().await? {
+        let unselectable = folder.attributes.iter().any(|a| {
+            a.eq_ignore_ascii_case("\\Noselect") || a.eq_ignore_ascii_case("\\NonExistent")
+        });
+        if unselectable {
+            continue;
+        }
+        let info = imap.open(&folder.name, false).await?;
+        if info.exists == 0 {
+            continue;
+        }
+        total += imap
+            .fetch_meta("1:*", None)
+            .await?
+            .iter()
+            .map(|m| u64::from(m.size))
+            .sum::<u64>();
+    }
+    imap.logout().await;
+    Ok(total)
+}
