@@ -25,6 +25,8 @@ use crate::state::{ResourceRecord, Status};
 /// Largest mailbox each destination accepts in a move (reference/ovh-api.md).
 const MX_PLAN_LIMIT: u64 = 5_000_000_000;
 const EMAIL_PRO_LIMIT: u64 = 10_000_000_000;
+/// How often a long control-plane step says it is still waiting.
+const STILL_WAITING_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// API clients and services, built on first use and shared by every step of a run.
 #[derive(Default)]
@@ -201,10 +203,30 @@ fn family(name: &str, p: &Platform) -> Result<Family, String> {
 
 /// Runs one API change and records its result.
 pub(super) async fn run(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
+    // OVHcloud tasks can take minutes: say now and then that the step is still waiting.
+    let ticker = {
+        let hooks = ctx.hooks.clone();
+        let who = change.account.clone().unwrap_or_else(|| change.id.clone());
+        let id = change.id.clone();
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(STILL_WAITING_EVERY).await;
+                hooks.note(
+                    &who,
+                    &format!(
+                        "{id}: still waiting for OVHcloud ({}s)",
+                        started.elapsed().as_secs()
+                    ),
+                );
+            }
+        })
+    };
     let result = match change.action {
         Action::Delete => delete(ctx, change).await,
         _ => ensure(ctx, change).await,
     };
+    ticker.abort();
     match result {
         Ok((applied, platform)) => {
             if change.action == Action::Delete {
