@@ -293,6 +293,22 @@ fn exchange_to_email_pro_whole_procedure_then_nothing_to_write() {
 
     let verify = mailshift(dir, &["verify", "plan.yaml"]);
     assert_eq!(verify.code, 0, "{}", verify.transcript());
+    let status = mailshift(dir, &["status", "plan.yaml"]);
+    assert_eq!(status.code, 0, "{}", status.transcript());
+    for line in [
+        "john@mydomain.ovh  6/6 steps done",
+        "    alias/contact@mydomain.ovh     done",
+        "platforms  5/6 steps done",
+        "    group/team@mydomain.ovh (manual) pending",
+        "    dns/pro/mydomain.ovh           done, ",
+    ] {
+        assert!(status.stdout.contains(line), "{line:?}:\n{}", status.stdout);
+    }
+    assert!(
+        status.stdout.contains(": mydomain.ovh: MX "),
+        "the DNS diagnosis is shown: {}",
+        status.stdout
+    );
 
     // Nothing changed: the second run reads, copies nothing and writes nothing.
     let writes = s.sim.writes().len();

@@ -66,7 +66,7 @@ fn list_show_forget_and_the_lock() {
     assert_eq!(out.code, 1, "a failed step makes status exit 1");
     assert!(
         out.stdout.contains(
-            "mail                   failed, sync point 2, 2023-11-14 22:14:20 UTC: connection reset"
+            "mail                           failed, sync point 2, 2023-11-14 22:14:20 UTC: connection reset"
         ),
         "{}",
         out.stdout

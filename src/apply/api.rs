@@ -242,6 +242,8 @@ pub(super) async fn run(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                     rec.created_at = prev.created_at;
                 }
                 rec.outputs.insert("platform".into(), platform);
+                // What the platform said (a DNS diagnosis, which placeholder was used), for `status`.
+                rec.outputs.insert("result".into(), applied.detail.clone());
                 if let Err(e) = ctx.store.put_resource(&r.id, &rec) {
                     return Outcome::Failed(format!(
                         "{} (but the state could not record it: {e})",

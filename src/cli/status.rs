@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{CliError, load_plan};
-use crate::model::{Execution, compile};
+use crate::model::{Execution, Resource, compile};
+use crate::state::ResourceRecord;
 use crate::state::record::Status;
 
 #[derive(Debug, clap::Args)]
@@ -38,30 +39,22 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             mine.len(),
             if cut_over { ", cut over" } else { "" }
         );
+        let prefix = format!("account/{address}/");
         for r in &mine {
-            let (status, extra) = match state.get(&r.id) {
-                None => ("pending", String::new()),
-                Some(s) => {
-                    let mut extra = String::new();
-                    if let Some(p) = s.sync_point {
-                        extra.push_str(&format!(", sync point {p}"));
-                    }
-                    extra.push_str(&format!(", {}", super::state::format_time(s.updated_at)));
-                    if s.status == Status::Failed {
-                        failed = true;
-                        extra.push_str(&format!(
-                            ": {}",
-                            s.last_error.as_deref().unwrap_or("unknown error")
-                        ));
-                    }
-                    (s.status.as_str(), extra)
-                }
-            };
-            let kind = match r.execution {
-                Execution::Manual { .. } => format!("{} (manual)", r.kind.as_str()),
-                _ => r.kind.as_str().to_string(),
-            };
-            println!("    {kind:<22} {status}{extra}");
+            let label = r.id.strip_prefix(&prefix).unwrap_or(&r.id);
+            failed |= print_line(r, label, &state);
+        }
+    }
+    // Domains, groups, contacts, footers and DNS checks belong to no account.
+    let platform: Vec<_> = resources.iter().filter(|r| r.account.is_none()).collect();
+    if !platform.is_empty() {
+        let done = platform
+            .iter()
+            .filter(|r| state.get(&r.id).is_some_and(|s| s.status.is_applied()))
+            .count();
+        println!("platforms  {done}/{} steps done", platform.len());
+        for r in &platform {
+            failed |= print_line(r, &r.id, &state);
         }
     }
     Ok(if failed {
@@ -69,4 +62,39 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// One resource's line; true when it failed.
+fn print_line(
+    r: &Resource,
+    label: &str,
+    state: &std::collections::BTreeMap<String, ResourceRecord>,
+) -> bool {
+    let mut failed = false;
+    let (status, extra) = match state.get(&r.id) {
+        None => ("pending", String::new()),
+        Some(s) => {
+            let mut extra = String::new();
+            if let Some(p) = s.sync_point {
+                extra.push_str(&format!(", sync point {p}"));
+            }
+            extra.push_str(&format!(", {}", super::state::format_time(s.updated_at)));
+            if s.status == Status::Failed {
+                failed = true;
+                extra.push_str(&format!(
+                    ": {}",
+                    s.last_error.as_deref().unwrap_or("unknown error")
+                ));
+            } else if let Some(result) = s.outputs.get("result") {
+                extra.push_str(&format!(": {result}"));
+            }
+            (s.status.as_str(), extra)
+        }
+    };
+    let label = match r.execution {
+        Execution::Manual { .. } => format!("{label} (manual)"),
+        _ => label.to_string(),
+    };
+    println!("    {label:<30} {status}{extra}");
+    failed
 }
