@@ -102,14 +102,32 @@ fn inbox_count(server: &Dovecot, user: &str, pass: &str) -> u32 {
 
 /// One HTTP/1.1 GET; returns status, headers (lower-cased names) and body.
 fn http_get(addr: &str, path: &str, auth: Option<&str>) -> (u16, String, String) {
+    http_request(
+        "GET",
+        addr,
+        path,
+        auth.map(|a| format!("Authorization: {a}")).as_deref(),
+    )
+}
+
+/// One HTTP/1.1 request with an empty body and an optional extra header line.
+fn http_request(
+    method: &str,
+    addr: &str,
+    path: &str,
+    header: Option<&str>,
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = auth
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
+    let extra = header.map(|h| format!("{h}\r\n")).unwrap_or_default();
+    let length = if method == "GET" {
+        ""
+    } else {
+        "Content-Length: 0\r\n"
+    };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{length}{extra}\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -758,4 +776,52 @@ fn status_page_in_headless_chromium_matches_the_api() {
     eprintln!("status page screenshot: {}", shot.display());
     w.signal("TERM");
     assert_eq!(w.wait_exit(20), 0);
+}
+
+/// A manual step (the rename of a plain IMAP source) holds its account back until it is
+/// acknowledged; while the daemon holds the state, that is done over its HTTP API.
+#[test]
+fn a_manual_step_acknowledged_over_http_lets_its_account_go_on() {
+    let (src, dst) = servers();
+    seed(&src, "alice", ALICE_OLD, 0, 3, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let text = plan(src.port(), dst.port(), "", &["alice"]).replace(
+        "    from: old\n",
+        "    from: old\n    rename_to: alice.old@example.com\n",
+    );
+    std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+    let w = Watch::start(dir.path(), "watch.log", &[]);
+    let id = "account/alice@example.com/rename";
+    w.wait_for("the rename listed as a manual step", 20, |s| {
+        resource(s, id).is_some()
+    });
+    assert!(!migrated(&w.status(), "alice@example.com", 3));
+
+    // Held by the daemon: `mailshift ack` says where to go instead.
+    let (code, out) = mailshift(dir.path(), &["ack", "plan.yaml", id]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("POST /api/ack/{id}")), "{out}");
+
+    let (code, _, body) = http_request(
+        "POST",
+        &w.addr,
+        &format!("/api/ack/{id}"),
+        Some("Origin: http://evil.example"),
+    );
+    assert_eq!(code, 403, "a web page may not acknowledge: {body}");
+    let (code, _, body) = http_request(
+        "POST",
+        &w.addr,
+        "/api/ack/account/alice@example.com/mail",
+        None,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("is not a manual step"), "{body}");
+    let (code, _, body) = http_request("POST", &w.addr, &format!("/api/ack/{id}"), None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with(&format!("Acknowledged {id}")), "{body}");
+    w.wait_for("alice migrated once the rename is acknowledged", 20, |s| {
+        migrated(s, "alice@example.com", 3)
+    });
+    assert_eq!(inbox_count(&dst, "alice", ALICE_NEW), 3);
 }

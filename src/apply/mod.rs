@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Mutex, Semaphore};
 
+pub mod ack;
 pub mod api;
 
 use crate::diff::{Action, Change, diff};

@@ -113,6 +113,7 @@ impl Daemon {
         &mut self,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
         triggers: &mut UnboundedReceiver<Trigger>,
+        acks: &mut UnboundedReceiver<super::http::AckRequest>,
     ) {
         loop {
             if *shutdown.borrow() {
@@ -127,12 +128,39 @@ impl Daemon {
                     }
                 }
                 Some(trigger) = triggers.recv() => self.reload(trigger),
+                Some(request) = acks.recv() => {
+                    let answer = self.acknowledge(&request.id);
+                    let _ = request.reply.send(answer);
+                }
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.joined(joined);
                 }
                 _ = sleep_until(wake), if wake.is_some() => {}
             }
         }
+    }
+
+    /// Records a manual step as done (`POST /api/ack/ID`) and runs its unit again now: the
+    /// steps that waited for it can go ahead.
+    pub fn acknowledge(&mut self, id: &str) -> Result<String, String> {
+        let done = crate::apply::ack::acknowledge(&self.plan, &self.store, id)?;
+        info!(step = id, "acknowledged by hand");
+        let unit = match &done.account {
+            Some(a) => Unit::Account(a.clone()),
+            None => Unit::Platform,
+        };
+        if let Some(slot) = self.slots.get_mut(&unit) {
+            if slot.running {
+                slot.rerun = true;
+            } else {
+                slot.next = Some(Instant::now());
+            }
+        }
+        match unit.account() {
+            Some(a) => self.status.refresh_account(&self.store, a),
+            None => self.status.refresh_platform(&self.store),
+        }
+        Ok(done.message)
     }
 
     /// After the stop flag is set: lets in-flight runs reach their checkpoint, for at most
@@ -582,6 +610,50 @@ mod tests {
             "still waiting {:?}",
             again - Instant::now()
         );
+    }
+
+    #[test]
+    fn acknowledging_a_manual_step_records_it_and_runs_its_account_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.yaml");
+        // A plain IMAP source has no API: its rename is a manual step the copy waits for.
+        let text = plan(&["alice"]).replace(
+            "    from: old\n",
+            "    from: old\n    rename_to: alice.old@example.com\n",
+        );
+        std::fs::write(&path, text).unwrap();
+        let loaded = crate::plan::load_file(&path).unwrap();
+        let store = Arc::new(StateStore::open(&loaded.state_path()).unwrap());
+        let status = Arc::new(StatusModel::new("plan.yaml".into()));
+        let mut d = Daemon::new(loaded, store.clone(), status, Arc::default());
+        let alice = account("alice");
+        d.slots.get_mut(&alice).unwrap().next = None;
+
+        let wrong = d
+            .acknowledge("account/alice@example.com/renam")
+            .unwrap_err();
+        assert!(
+            wrong.contains("did you mean `account/alice@example.com/rename`?"),
+            "{wrong}"
+        );
+        let copy = d.acknowledge("account/alice@example.com/mail").unwrap_err();
+        assert!(copy.contains("is not a manual step"), "{copy}");
+        assert_eq!(
+            d.slots[&alice].next, None,
+            "a refused ack schedules nothing"
+        );
+
+        let message = d.acknowledge("account/alice@example.com/rename").unwrap();
+        assert!(
+            message.starts_with("Acknowledged account/alice@example.com/rename"),
+            "{message}"
+        );
+        let rec = store
+            .resource("account/alice@example.com/rename")
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.status, crate::state::Status::Acknowledged);
+        assert!(d.slots[&alice].next.is_some_and(|n| n <= Instant::now()));
     }
 
     #[test]

@@ -22,9 +22,17 @@ use super::page;
 use super::status::StatusModel;
 use crate::plan::secret::Secret;
 
+/// A manual step acknowledged over HTTP, handed to the daemon (which holds the state and the
+/// plan in force); the answer goes back to the caller.
+pub struct AckRequest {
+    pub id: String,
+    pub reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+}
+
 /// What the handlers share.
 pub struct HttpState {
     pub status: Arc<StatusModel>,
+    pub acks: tokio::sync::mpsc::UnboundedSender<AckRequest>,
     /// `None`: no authentication (loopback without `--token`). Replaced on SIGHUP.
     pub token: RwLock<Option<Secret>>,
 }
@@ -39,6 +47,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/", get(index))
         .route("/api/status", get(api_status))
         .route("/metrics", get(metrics))
+        .route("/api/ack/{*id}", axum::routing::post(ack))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route("/healthz", get(healthz))
         .with_state(state)
@@ -60,6 +69,35 @@ async fn metrics(State(s): State<Arc<HttpState>>) -> Response {
         s.status.metrics_text(),
     )
         .into_response()
+}
+
+/// `POST /api/ack/ID`: what `mailshift ack PLAN ID` does, for a state the daemon holds.
+async fn ack(
+    State(s): State<Arc<HttpState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    // A web page in the operator's browser could otherwise post here (the daemon trusts
+    // loopback without a token): browsers name the page's origin, command-line clients don't.
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
+        && host.is_none_or(|h| origin != format!("http://{h}") && origin != format!("https://{h}"))
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-origin requests may not acknowledge steps\n",
+        )
+            .into_response();
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if s.acks.send(AckRequest { id, reply }).is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping\n").into_response();
+    }
+    match answer.await {
+        Ok(Ok(message)) => (StatusCode::OK, format!("{message}\n")).into_response(),
+        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping\n").into_response(),
+    }
 }
 
 async fn api_status(State(s): State<Arc<HttpState>>) -> Response {

@@ -336,6 +336,7 @@ impl StatusModel {
                 {
                     last_sync = Some(r.updated_at);
                 }
+                clear_acknowledged(info, &rec);
                 info.record = rec;
             }
         }
@@ -355,7 +356,9 @@ impl StatusModel {
         let mut inner = self.lock();
         for (id, info) in inner.resources.iter_mut() {
             if info.account.is_none() {
-                info.record = store.resource(id).ok().flatten();
+                let rec = store.resource(id).ok().flatten();
+                clear_acknowledged(info, &rec);
+                info.record = rec;
             }
         }
     }
@@ -696,6 +699,16 @@ fn account_view(
         last_error: info.unit.last_error.clone().or(resource_error),
         failures: info.unit.failures,
         next_run: info.unit.next_run.map(rfc3339),
+    }
+}
+
+/// A manual step acknowledged since it last waited (`mailshift ack`, `POST /api/ack`) no longer
+/// waits: what the last run saw gives way to the state.
+fn clear_acknowledged(info: &mut ResourceInfo, rec: &Option<ResourceRecord>) {
+    if rec.as_ref().is_some_and(|r| r.status.is_applied())
+        && matches!(info.live, Some(Live::Ended("manual", _)))
+    {
+        info.live = None;
     }
 }
 
