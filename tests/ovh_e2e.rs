@@ -722,3 +722,78 @@ fn imap_sources_are_measured_message_by_message() {
         .unwrap();
     assert_eq!(bytes, expected);
 }
+
+/// The cleanup: once the plan says the account is cut over and asks for it, the provisional
+/// source account is reset, but only if a fresh comparison finds every source message on the
+/// destination. A message that reached the old account after the last copy blocks it.
+#[test]
+fn the_provisional_account_is_reset_only_when_nothing_would_be_lost() {
+    let s = setup("");
+    let dir = s.dir.path();
+    let first = mailshift(dir, &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+
+    // Cut over: sync stops. Then a late message lands on the old (provisional) account.
+    let path = dir.join("plan.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cut = text.replace(
+        "    rename_to: john.old@mydomain.ovh\n",
+        "    rename_to: john.old@mydomain.ovh\n    reset_provisional: true\n    options: {cut_over: true}\n",
+    );
+    assert_ne!(text, cut);
+    std::fs::write(&path, cut).unwrap();
+    let mut old = login_eventually(&s.src, "john.old@mydomain.ovh", JOHN_EX);
+    old.append("INBOX", &[], None, &message(99, "late"))
+        .unwrap();
+    old.logout().unwrap();
+
+    let refused = mailshift(dir, &["apply", "plan.yaml"]);
+    assert_eq!(refused.code, 1, "{}", refused.transcript());
+    assert!(
+        refused.stdout.contains(
+            "not resetting john.old@mydomain.ovh: 1 message(s) of the source are not on the destination"
+        ),
+        "{}",
+        refused.transcript()
+    );
+    assert!(account(&s.sim.world(), "exchange", "john.old@mydomain.ovh").is_some());
+
+    // The late message is moved by hand (here: appended to the destination); now nothing
+    // would be lost, and the old account goes back to being a free slot.
+    let mut new = login_eventually(&s.dst, "john@mydomain.ovh", JOHN_PRO);
+    new.append("INBOX", &[], None, &message(99, "late"))
+        .unwrap();
+    new.logout().unwrap();
+    let reset = mailshift(dir, &["apply", "plan.yaml"]);
+    assert_eq!(reset.code, 0, "{}", reset.transcript());
+    assert!(
+        reset
+            .stdout
+            .contains("done    account/john@mydomain.ovh/cleanup: reset john.old@mydomain.ovh"),
+        "{}",
+        reset.transcript()
+    );
+    let w = s.sim.world();
+    assert!(account(&w, "exchange", "john.old@mydomain.ovh").is_none());
+    assert!(
+        w.exchange[0].accounts.iter().any(|a| !a.configured),
+        "hosted Exchange turns a deleted account back into a placeholder"
+    );
+    // The IMAP login of the old account is gone with it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ImapClient::connect(s.src.port())
+        .and_then(|mut c| c.login("john.old@mydomain.ovh", JOHN_EX))
+        .is_ok()
+    {
+        assert!(Instant::now() < deadline, "john.old can still log in");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Nothing left to do, and the reset account is not drift: the plan asked for it.
+    let again = mailshift(dir, &["apply", "--refresh", "plan.yaml"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(
+        !again.stdout.contains("API write"),
+        "{}",
+        again.transcript()
+    );
+}

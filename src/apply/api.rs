@@ -643,6 +643,14 @@ pub async fn observe_drift(
                     _ => None,
                 }
             }
+            // Once the cleanup has reset the provisional account, its absence is the plan's doing.
+            ResourceKind::Rename
+                if state
+                    .get(&format!("account/{address}/cleanup"))
+                    .is_some_and(|c| c.status == Status::Done) =>
+            {
+                None
+            }
             ResourceKind::Rename => {
                 let to = account
                     .and_then(|a| a.rename_to.clone())
