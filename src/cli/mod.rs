@@ -49,7 +49,7 @@ pub enum Command {
     State(state::Args),
     /// Turn another tool's migration list into a plan (on stdout).
     Import(import::Args),
-    /// OVHcloud tools outside a plan (the API simulator for tests and demos).
+    /// OVHcloud helpers: ask for API credentials, run the API simulator (tests, demos).
     Ovh(ovh::Args),
     /// Keep applying the plan as it changes, re-sync mail on an interval, serve status and
     /// metrics over HTTP (a daemon).
