@@ -41,7 +41,7 @@ pub enum Command {
     Apply(apply::Args),
     /// Record that a manual step was done by hand.
     Ack(ack::Args),
-    /// Show per-account progress from the state.
+    /// Show progress from the state: each account's steps, then the platform-level ones.
     Status(status::Args),
     /// Compare source and destination mailboxes: counts, sizes, and messages by content.
     Verify(verify::Args),
