@@ -797,3 +797,87 @@ fn the_provisional_account_is_reset_only_when_nothing_would_be_lost() {
         again.transcript()
     );
 }
+
+/// Watch mode runs the same procedure: the platform unit (domains, contacts, footers) and the
+/// account units (rename, create, copy, aliases, delegation) all reach done through the
+/// simulated API, and the API calls show up in the metrics, one series per kind of call.
+#[test]
+fn watch_mode_runs_the_ovhcloud_procedure() {
+    let s = setup("");
+    let dir = s.dir.path();
+    let log_path = dir.join("watch.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["watch", "plan.yaml", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .envs([
+            ("OVH_APPLICATION_KEY", AK),
+            ("OVH_APPLICATION_SECRET", AS),
+            ("OVH_CONSUMER_KEY", CK),
+            ("JOHN_EXCHANGE_PASSWORD", JOHN_EX),
+            ("ASSISTANT_EXCHANGE_PASSWORD", ASSISTANT_EX),
+            ("JOHN_PRO_PASSWORD", JOHN_PRO),
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let text = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let addr = loop {
+        if let Some(i) = text().find("listening on http://") {
+            let rest = &text()[i + "listening on http://".len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                .unwrap_or(rest.len());
+            break rest[..end].to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "watch did not start:\n{}",
+            text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let all_done = loop {
+        let (code, body) = crate::ovh_sim::http_get(&format!("http://{addr}/api/status"));
+        assert_eq!(code, 200, "{body}");
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let resources = status["resources"].as_array().cloned().unwrap_or_default();
+        let pending: Vec<String> = resources
+            .iter()
+            .filter(|r| r["status"] != "done" && r["id"] != "group/team@mydomain.ovh")
+            .map(|r| format!("{} {}", r["id"], r["status"]))
+            .collect();
+        if !resources.is_empty() && pending.is_empty() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not done within 60 s: {pending:?}\n{}",
+            text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(all_done["summary"]["failing"], 0, "{all_done:#}");
+    let (_, metrics) = crate::ovh_sim::http_get(&format!("http://{addr}/metrics"));
+    assert!(
+        metrics.contains(
+            r#"mailshift_api_call_duration_seconds_count{api="ovh",operation="PUT /email/exchange/{}/service/{}/account/{}"}"#
+        ),
+        "{metrics}"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit}\n{}", text());
+    assert_procedure_done(&s);
+    for secret in [JOHN_EX, JOHN_PRO, ASSISTANT_EX, ASSISTANT_PRO, AS, CK] {
+        assert!(
+            !text().contains(secret),
+            "a secret reached the log:\n{}",
+            text()
+        );
+    }
+}
