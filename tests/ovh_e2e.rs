@@ -881,3 +881,68 @@ fn watch_mode_runs_the_ovhcloud_procedure() {
         );
     }
 }
+
+/// Two refusals a person must act on, each naming what to do: no free pre-ordered account
+/// left on the destination, and a domain the plan makes authoritative while its MX points
+/// elsewhere.
+#[test]
+fn no_free_account_and_dns_not_switched_are_clear_errors() {
+    let text = format!(
+        r#"
+applications: [{{key: {AK}, secret: {AS}}}]
+consumer_keys: [{{key: {CK}, application: {AK}}}]
+task_delay_ms: 20
+pro:
+  - service: {PRO}
+    domains: [{{name: pro.example, type: authoritative, mx_valid: false}}]
+    placeholders: 0
+"#
+    );
+    let sim = SimHandle::spawn(World::from_yaml(&text).unwrap()).unwrap();
+    // The source is measured over IMAP before anything is created for it.
+    let src = Dovecot::start(DovecotConfig {
+        users: &[("new", JOHN_EX)],
+        ..DovecotConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        format!(
+            r#"version: 1
+providers:
+  ovh: {{type: ovh, endpoint: "{}", application_key: {{env: OVH_APPLICATION_KEY}}, application_secret: {{env: OVH_APPLICATION_SECRET}}, consumer_key: {{env: OVH_CONSUMER_KEY}}, poll_interval: 20ms}}
+platforms:
+  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}
+  pro: {{type: ovh-email-pro, provider: ovh, service: {PRO}, imap: {{host: 127.0.0.1, port: 9, security: none}}}}
+domains:
+  - {{name: pro.example, platform: pro, mode: authoritative}}
+accounts:
+  - address: new@pro.example
+    from: old
+    to: pro
+    source: {{login: new, password: {{env: JOHN_EXCHANGE_PASSWORD}}}}
+    destination: {{password: {{env: JOHN_PRO_PASSWORD}}}}
+"#,
+            sim.base_url(),
+            src.port()
+        ),
+    )
+    .unwrap();
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("no free account left on this Email Pro service: order more accounts in the OVHcloud Control Panel"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout.contains(
+            "pro.example is authoritative on `pro` but its DNS does not point there: MX not valid"
+        ) && run
+            .stdout
+            .contains("Fix the MX records at the domain's DNS host"),
+        "{}",
+        run.transcript()
+    );
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+}
