@@ -15,7 +15,7 @@ pub mod task;
 
 pub use client::{CallObserver, ClientOptions, Credentials, OvhClient, RetryPolicy};
 pub use error::{ApiError, OvhError};
-pub use task::{Task, TaskOutcome, TaskStatus, wait_legacy_tasks_empty, wait_object_ok, wait_task};
+pub use task::{Task, TaskOutcome, TaskStatus, wait_task};
 
 #[cfg(test)]
 mod testserver;

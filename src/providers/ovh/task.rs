@@ -1,9 +1,9 @@
 //! Waiting for the work OVHcloud does asynchronously.
 //!
-//! Three shapes exist: Exchange / Email Pro / new MX Plan write calls return a task with a
-//! status; `PUT` on accounts, domains and the like returns nothing and the object itself shows
-//! `state` and `taskPendingId` until it settles; legacy MX Plan tasks have no status and simply
-//! vanish from a list once finished.
+//! Exchange / Email Pro / new MX Plan write calls return a task with a status, polled here.
+//! The other two shapes (a `PUT` whose object shows `state` and `taskPendingId` until it
+//! settles, legacy MX Plan tasks that vanish once finished) are followed by the operations in
+//! `ops`, which also know what the object should look like afterwards.
 
 use std::time::Duration;
 
@@ -93,52 +93,6 @@ pub async fn wait_task(
             Err(e) => return Err(e),
         };
         pause(task_path, started, deadline, poll_interval, &last).await?;
-    }
-}
-
-/// Polls an object (account, domain, disclaimer, external contact) until `state` is `ok` and
-/// `taskPendingId` is 0 or null; returns the settled object.
-pub async fn wait_object_ok(
-    client: &OvhClient,
-    object_path: &str,
-    deadline: Instant,
-    poll_interval: Duration,
-) -> Result<serde_json::Value, OvhError> {
-    let started = Instant::now();
-    loop {
-        let object: serde_json::Value = client.get(object_path, None).await?;
-        let state = object.get("state").and_then(|s| s.as_str());
-        let pending = object
-            .get("taskPendingId")
-            .filter(|v| !v.is_null() && v.as_u64() != Some(0));
-        if state == Some("ok") && pending.is_none() {
-            return Ok(object);
-        }
-        let last = format!(
-            "state {}, taskPendingId {}",
-            state.unwrap_or("missing"),
-            pending.map_or_else(|| "none".to_string(), |v| v.to_string())
-        );
-        pause(object_path, started, deadline, poll_interval, &last).await?;
-    }
-}
-
-/// Polls a legacy MX Plan task list (`/email/domain/{d}/task/account?name=…`) until it is
-/// empty: those tasks carry no status and disappear once done.
-pub async fn wait_legacy_tasks_empty(
-    client: &OvhClient,
-    list_path: &str,
-    deadline: Instant,
-    poll_interval: Duration,
-) -> Result<(), OvhError> {
-    let started = Instant::now();
-    loop {
-        let tasks: Vec<serde_json::Value> = client.get(list_path, None).await?;
-        if tasks.is_empty() {
-            return Ok(());
-        }
-        let last = format!("{} task(s) pending", tasks.len());
-        pause(list_path, started, deadline, poll_interval, &last).await?;
     }
 }
 
@@ -250,61 +204,5 @@ mod tests {
             ),
             "{text}"
         );
-    }
-
-    #[tokio::test]
-    async fn object_settles_when_ok_without_pending_task() {
-        let server = start(vec![
-            time(0),
-            ok(r#"{"state":"modifying","taskPendingId":9}"#),
-            ok(r#"{"state":"ok","taskPendingId":9}"#),
-            ok(r#"{"state":"ok","taskPendingId":0,"login":"john"}"#),
-        ])
-        .await;
-        let client = server.client(1, Duration::from_secs(5));
-        let object = wait_object_ok(&client, "/email/pro/svc/account/a", soon(), POLL)
-            .await
-            .unwrap();
-        assert_eq!(object["login"], "john");
-        assert_eq!(server.received().len(), 4);
-
-        let server = start(vec![time(0), ok(r#"{"state":"ok","taskPendingId":null}"#)]).await;
-        let client = server.client(1, Duration::from_secs(5));
-        wait_object_ok(&client, "/x", soon(), POLL).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn object_deadline_names_the_path() {
-        let script = std::iter::once(time(0))
-            .chain(std::iter::repeat_n(
-                ok(r#"{"state":"modifying","taskPendingId":3}"#),
-                200,
-            ))
-            .collect();
-        let server = start(script).await;
-        let client = server.client(1, Duration::from_secs(5));
-        let deadline = Instant::now() + Duration::from_millis(100);
-        let err = wait_object_ok(&client, "/email/pro/svc/account/a", deadline, POLL)
-            .await
-            .unwrap_err();
-        assert!(
-            err.to_string().ends_with(
-                "/email/pro/svc/account/a (last seen: state modifying, taskPendingId 3)"
-            ),
-            "{err}"
-        );
-    }
-
-    #[tokio::test]
-    async fn legacy_task_list_waits_until_empty() {
-        let server = start(vec![time(0), ok("[11,12]"), ok("[12]"), ok("[]")]).await;
-        let client = server.client(1, Duration::from_secs(5));
-        let path = "/email/domain/example.com/task/account?name=john";
-        wait_legacy_tasks_empty(&client, path, soon(), POLL)
-            .await
-            .unwrap();
-        let received = server.received();
-        assert_eq!(received.len(), 4);
-        assert_eq!(received[3].target, format!("/1.0{path}"));
     }
 }
