@@ -356,6 +356,18 @@ fn exchange_to_email_pro_whole_procedure_then_nothing_to_write() {
     );
     assert_ne!(text, without, "the example's external contact moved");
     std::fs::write(&path, without).unwrap();
+    // A failed removal stays a removal: the next plan still lists it, with the reason.
+    s.sim
+        .inject(Fault::fail_task("DELETE", "/email/pro/*/externalContact/*").times(1))
+        .unwrap();
+    let failed = mailshift(dir, &["apply", "plan.yaml"]);
+    assert_eq!(failed.code, 1, "{}", failed.transcript());
+    let pending = mailshift(dir, &["plan", "plan.yaml"]);
+    assert!(
+        pending.stdout.contains("- contact/pro/partner@example.org"),
+        "{}",
+        pending.transcript()
+    );
     let removed = mailshift(dir, &["apply", "plan.yaml"]);
     assert_eq!(removed.code, 0, "{}", removed.transcript());
     assert!(

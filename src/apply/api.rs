@@ -255,21 +255,7 @@ pub(super) async fn run(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         }
         Err(e) => {
             let outcome = Outcome::Failed(e);
-            if change.action == Action::Delete {
-                if let Ok(Some(prev)) = ctx.store.resource(&change.id) {
-                    let Outcome::Failed(err) = &outcome else {
-                        unreachable!()
-                    };
-                    let rec = ResourceRecord {
-                        last_error: Some(err.clone()),
-                        updated_at: now(),
-                        ..prev
-                    };
-                    let _ = ctx.store.put_resource(&change.id, &rec);
-                }
-            } else {
-                record_failure(ctx, change, &outcome).await;
-            }
+            record_failure(ctx, change, &outcome).await;
             outcome
         }
     }

@@ -311,17 +311,24 @@ async fn record_failure(ctx: &Ctx, change: &Change, outcome: &Outcome) {
     let Outcome::Failed(err) = outcome else {
         return;
     };
-    let Some(r) = ctx.resources.get(&change.id) else {
-        return;
+    let prev = ctx.store.resource(&change.id).ok().flatten();
+    let rec = match (ctx.resources.get(&change.id), prev) {
+        (Some(r), prev) => ResourceRecord {
+            status: Status::Failed,
+            last_error: Some(err.clone()),
+            updated_at: now(),
+            ..prev.unwrap_or_else(|| r.record(Status::Failed, now()))
+        },
+        // Gone from the plan (a feature being removed): it keeps what it was, so the next
+        // plan still removes it, and says why the last removal failed.
+        (None, Some(prev)) => ResourceRecord {
+            last_error: Some(err.clone()),
+            updated_at: now(),
+            ..prev
+        },
+        (None, None) => return,
     };
-    let prev = ctx.store.resource(&r.id).ok().flatten();
-    let rec = ResourceRecord {
-        status: Status::Failed,
-        last_error: Some(err.clone()),
-        updated_at: now(),
-        ..prev.unwrap_or_else(|| r.record(Status::Failed, now()))
-    };
-    let _ = ctx.store.put_resource(&r.id, &rec);
+    let _ = ctx.store.put_resource(&change.id, &rec);
 }
 
 fn account_of<'a>(ctx: &'a Ctx, change: &Change) -> Option<&'a Account> {
