@@ -6,8 +6,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use mailshift::plan::secret::Secret;
 use mailshift::providers::ovh::sim::world::{Account, Service, World};
 use mailshift::providers::ovh::sim::{Fault, SimHandle};
+use mailshift::providers::ovh::{Credentials, OvhClient};
 use serde_json::json;
 
 use crate::common::{Output, mailshift_env, repo_root};
@@ -33,26 +35,68 @@ struct Setup {
 }
 
 fn mailshift(dir: &Path, args: &[&str]) -> Output {
-    mailshift_env(
-        dir,
-        args,
-        &[
-            ("OVH_APPLICATION_KEY", AK),
-            ("OVH_APPLICATION_SECRET", AS),
-            ("OVH_CONSUMER_KEY", CK),
-            ("JOHN_EXCHANGE_PASSWORD", JOHN_EX),
-            ("ASSISTANT_EXCHANGE_PASSWORD", ASSISTANT_EX),
-            ("JOHN_PRO_PASSWORD", JOHN_PRO),
-        ],
+    mailshift_env(dir, args, &ENV)
+}
+
+/// The secrets the test plans refer to, as the environment gives them.
+const ENV: [(&str, &str); 6] = [
+    ("OVH_APPLICATION_KEY", AK),
+    ("OVH_APPLICATION_SECRET", AS),
+    ("OVH_CONSUMER_KEY", CK),
+    ("JOHN_EXCHANGE_PASSWORD", JOHN_EX),
+    ("ASSISTANT_EXCHANGE_PASSWORD", ASSISTANT_EX),
+    ("JOHN_PRO_PASSWORD", JOHN_PRO),
+];
+
+/// The test API keys a world knows; `granted`: with the consumer key already validated.
+fn keys_yaml(granted: bool) -> String {
+    let mut y = format!("applications: [{{key: {AK}, secret: {AS}}}]\n");
+    if granted {
+        y.push_str(&format!(
+            "consumer_keys: [{{key: {CK}, application: {AK}}}]\n"
+        ));
+    }
+    y
+}
+
+/// A simulator with the test keys, quick tasks and these services (YAML).
+fn small_world(services: &str, granted: bool) -> SimHandle {
+    let text = format!("{}task_delay_ms: 20\n{services}", keys_yaml(granted));
+    SimHandle::spawn(World::from_yaml(&text).expect("test world")).expect("simulator starts")
+}
+
+/// A plan's `providers` section for `sim`, the consumer key read from `consumer_key`.
+fn providers_yaml(sim: &SimHandle, consumer_key: &str) -> String {
+    format!(
+        "providers:\n  ovh: {{type: ovh, endpoint: \"{}\", application_key: {{env: OVH_APPLICATION_KEY}}, \
+         application_secret: {{env: OVH_APPLICATION_SECRET}}, consumer_key: {consumer_key}, poll_interval: 20ms}}\n",
+        sim.base_url()
     )
+}
+
+/// A signed client with the test application and `consumer_key`, as another API user would
+/// have, and a runtime to drive it from a plain test.
+fn signed_client(sim: &SimHandle, consumer_key: &str) -> (OvhClient, tokio::runtime::Runtime) {
+    let client = OvhClient::new(
+        &sim.base_url(),
+        Credentials {
+            application_key: Secret::new(AK),
+            application_secret: Secret::new(AS),
+            consumer_key: Secret::new(consumer_key),
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (client, rt)
 }
 
 fn world(src: &Dovecot, dst: &Dovecot, extra: &str) -> World {
     let text = format!(
         r#"
-applications: [{{key: {AK}, secret: {AS}}}]
-consumer_keys: [{{key: {CK}, application: {AK}}}]
-task_delay_ms: 40
+{keys}task_delay_ms: 40
 fresh_password: {{refusals: 1}}
 exchange:
   - organization: {ORG}
@@ -72,6 +116,7 @@ pro:
         src.dir().display(),
         dst.dir().display(),
         dst.dir().display(),
+        keys = keys_yaml(true),
     );
     World::from_yaml(&text).expect("test world")
 }
@@ -382,21 +427,8 @@ fn exchange_to_email_pro_whole_procedure_then_nothing_to_write() {
 
 /// Deletes an alias with a signed call, as someone in the control panel would.
 fn delete_alias_behind_our_back(s: &Setup, account: &str, alias: &str) {
-    use mailshift::plan::secret::Secret;
-    use mailshift::providers::ovh::{Credentials, OvhClient, Task, TaskOutcome, wait_task};
-    let client = OvhClient::new(
-        &s.sim.base_url(),
-        Credentials {
-            application_key: Secret::new(AK),
-            application_secret: Secret::new(AS),
-            consumer_key: Secret::new(CK),
-        },
-    )
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    use mailshift::providers::ovh::{Task, TaskOutcome, wait_task};
+    let (client, rt) = signed_client(&s.sim, CK);
     rt.block_on(async {
         let task: Task = client
             .delete(
@@ -508,11 +540,9 @@ fn every_step_failing_once_then_apply_again_converges() {
 /// 5 GB is refused before anything changes on either platform.
 #[test]
 fn onto_mx_plan_calendars_and_large_mailboxes_are_refused() {
-    let text = format!(
-        r#"
-applications: [{{key: {AK}, secret: {AS}}}]
-consumer_keys: [{{key: {CK}, application: {AK}}}]
-task_delay_ms: 40
+    let sim = small_world(
+        &format!(
+            r#"
 pro:
   - service: {PRO}
     domains: [{{name: mydomain.ovh, type: nonAuthoritative, mx_relay: ssl0.ovh.net}}]
@@ -524,15 +554,14 @@ mxplan:
     domains: [{{name: mydomain.ovh, type: nonAuthoritative, mx_relay: pro1.mail.ovh.net}}]
     placeholders: 2
 "#
+        ),
+        true,
     );
-    let sim = SimHandle::spawn(World::from_yaml(&text).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let plan = |content: &str| {
         format!(
             r#"version: 1
-providers:
-  ovh: {{type: ovh, endpoint: "{}", application_key: {{env: OVH_APPLICATION_KEY}}, application_secret: {{env: OVH_APPLICATION_SECRET}}, consumer_key: {{env: OVH_CONSUMER_KEY}}, poll_interval: 30ms}}
-platforms:
+{providers}platforms:
   pro: {{type: ovh-email-pro, provider: ovh, service: {PRO}, imap: {{host: 127.0.0.1, port: 9, security: none}}}}
   mxplan: {{type: ovh-mx-plan, provider: ovh, service: mxplan-ab12345-1, imap: {{host: 127.0.0.1, port: 9, security: none}}}}
 accounts:
@@ -544,7 +573,7 @@ accounts:
     destination: {{password: {{env: JOHN_PRO_PASSWORD}}}}
     {content}
 "#,
-            sim.base_url()
+            providers = providers_yaml(&sim, "{env: OVH_CONSUMER_KEY}")
         )
     };
     std::fs::write(
@@ -579,31 +608,29 @@ accounts:
 /// granted at the validation URL, it can run the plan's steps and nothing else.
 #[test]
 fn consumer_key_is_limited_to_the_plans_services() {
-    let text = format!(
-        r#"
-applications: [{{key: {AK}, secret: {AS}}}]
-task_delay_ms: 20
+    let sim = small_world(
+        &format!(
+            r#"
 pro:
   - service: {PRO}
     domains: [{{name: pro.example, type: authoritative}}]
   - service: someone-elses-pro
     domains: [{{name: other.example, type: authoritative}}]
 "#
+        ),
+        false,
     );
-    let sim = SimHandle::spawn(World::from_yaml(&text).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("plan.yaml"),
         format!(
             r#"version: 1
-providers:
-  ovh: {{type: ovh, endpoint: "{}", application_key: {{env: OVH_APPLICATION_KEY}}, application_secret: {{env: OVH_APPLICATION_SECRET}}, consumer_key: {{file: ck.txt}}, poll_interval: 30ms}}
-platforms:
+{providers}platforms:
   pro: {{type: ovh-email-pro, provider: ovh, service: {PRO}, imap: {{host: 127.0.0.1, port: 9, security: none}}}}
 domains:
   - {{name: moved.example, platform: pro, mode: non-authoritative, mx_relay: mx.old.example}}
 "#,
-            sim.base_url()
+            providers = providers_yaml(&sim, "{file: ck.txt}")
         ),
     )
     .unwrap();
@@ -666,25 +693,11 @@ domains:
     );
 
     // The same key cannot read a service the plan does not name.
-    use mailshift::plan::secret::Secret;
-    use mailshift::providers::ovh::{Credentials, OvhClient, OvhError};
-    let client = OvhClient::new(
-        &sim.base_url(),
-        Credentials {
-            application_key: Secret::new(AK),
-            application_secret: Secret::new(AS),
-            consumer_key: Secret::new(key.trim()),
-        },
-    )
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (client, rt) = signed_client(&sim, key.trim());
     let refused = rt
         .block_on(client.get::<serde_json::Value>("/email/pro/someone-elses-pro", None))
         .unwrap_err();
-    let OvhError::Api(e) = refused else {
+    let mailshift::providers::ovh::OvhError::Api(e) = refused else {
         panic!("{refused}")
     };
     assert_eq!(e.error_code.as_deref(), Some("NOT_GRANTED_CALL"), "{e}");
@@ -822,14 +835,7 @@ fn watch_mode_runs_the_ovhcloud_procedure() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailshift"))
         .args(["watch", "plan.yaml", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
-        .envs([
-            ("OVH_APPLICATION_KEY", AK),
-            ("OVH_APPLICATION_SECRET", AS),
-            ("OVH_CONSUMER_KEY", CK),
-            ("JOHN_EXCHANGE_PASSWORD", JOHN_EX),
-            ("ASSISTANT_EXCHANGE_PASSWORD", ASSISTANT_EX),
-            ("JOHN_PRO_PASSWORD", JOHN_PRO),
-        ])
+        .envs(ENV)
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -899,18 +905,17 @@ fn watch_mode_runs_the_ovhcloud_procedure() {
 /// elsewhere.
 #[test]
 fn no_free_account_and_dns_not_switched_are_clear_errors() {
-    let text = format!(
-        r#"
-applications: [{{key: {AK}, secret: {AS}}}]
-consumer_keys: [{{key: {CK}, application: {AK}}}]
-task_delay_ms: 20
+    let sim = small_world(
+        &format!(
+            r#"
 pro:
   - service: {PRO}
     domains: [{{name: pro.example, type: authoritative, mx_valid: false}}]
     placeholders: 0
 "#
+        ),
+        true,
     );
-    let sim = SimHandle::spawn(World::from_yaml(&text).unwrap()).unwrap();
     // The source is measured over IMAP before anything is created for it.
     let src = Dovecot::start(DovecotConfig {
         users: &[("new", JOHN_EX)],
@@ -921,9 +926,7 @@ pro:
         dir.path().join("plan.yaml"),
         format!(
             r#"version: 1
-providers:
-  ovh: {{type: ovh, endpoint: "{}", application_key: {{env: OVH_APPLICATION_KEY}}, application_secret: {{env: OVH_APPLICATION_SECRET}}, consumer_key: {{env: OVH_CONSUMER_KEY}}, poll_interval: 20ms}}
-platforms:
+{providers}platforms:
   old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}
   pro: {{type: ovh-email-pro, provider: ovh, service: {PRO}, imap: {{host: 127.0.0.1, port: 9, security: none}}}}
 domains:
@@ -935,8 +938,8 @@ accounts:
     source: {{login: new, password: {{env: JOHN_EXCHANGE_PASSWORD}}}}
     destination: {{password: {{env: JOHN_PRO_PASSWORD}}}}
 "#,
-            sim.base_url(),
-            src.port()
+            src.port(),
+            providers = providers_yaml(&sim, "{env: OVH_CONSUMER_KEY}"),
         ),
     )
     .unwrap();
