@@ -14,7 +14,7 @@ use crate::diff::{Action, Change};
 use crate::model::capabilities::{Feature, Support, support};
 use crate::model::{Resource, ResourceKind};
 use crate::plan::Loaded;
-use crate::plan::model::{Account, Platform, PlatformKind};
+use crate::plan::model::{Account, PlatformKind};
 use crate::plan::validate::parse_millis;
 use crate::providers::ovh::ops::{
     Applied, ContactSpec, Family, GroupSpec, Service, Timing, footer_html,
@@ -110,7 +110,7 @@ pub async fn service(
         .platforms
         .get(platform_name)
         .ok_or_else(|| format!("platform `{platform_name}` is not in the plan"))?;
-    let family = family(platform_name, platform)?;
+    let family = Family::of(platform_name, platform)?;
     let provider_name = platform.provider.as_deref().ok_or_else(|| {
         format!("platform `{platform_name}` names no `provider` (the plan validator should have refused this)")
     })?;
@@ -175,30 +175,6 @@ pub async fn service(
     let service = Arc::new(Service::new(client, family, timing));
     services.insert(platform_name.to_string(), service.clone());
     Ok(service)
-}
-
-fn family(name: &str, p: &Platform) -> Result<Family, String> {
-    let service = p
-        .service
-        .clone()
-        .ok_or_else(|| format!("platform `{name}` has no `service`"))?;
-    Ok(match p.kind {
-        PlatformKind::OvhExchange => Family::Exchange {
-            organization: p
-                .organization
-                .clone()
-                .ok_or_else(|| format!("platform `{name}` has no `organization`"))?,
-            service,
-        },
-        PlatformKind::OvhEmailPro => Family::EmailPro { service },
-        PlatformKind::OvhMxPlan => match crate::model::capabilities::mx_plan_api(p) {
-            crate::plan::model::MxPlanApi::Mxplan => Family::MxPlan { service },
-            crate::plan::model::MxPlanApi::Legacy => Family::Legacy { domain: service },
-        },
-        PlatformKind::Imap => {
-            return Err(format!("platform `{name}` is plain IMAP: it has no API"));
-        }
-    })
 }
 
 /// Runs one API change and records its result.

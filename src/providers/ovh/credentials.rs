@@ -13,7 +13,7 @@ use serde_json::json;
 use super::client::{Auth, OvhClient};
 use super::error::OvhError;
 use super::ops::Family;
-use crate::plan::model::{MxPlanApi, Plan, PlatformKind};
+use crate::plan::model::Plan;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AccessRule {
@@ -34,24 +34,13 @@ pub struct CredentialRequest {
 /// own subtree, nothing else.
 pub fn access_rules(plan: &Plan, provider: &str) -> Vec<AccessRule> {
     let mut rules = BTreeSet::new();
-    for p in plan.platforms.values() {
+    for (name, p) in &plan.platforms {
         if p.provider.as_deref() != Some(provider) {
             continue;
         }
-        let Some(service) = p.service.clone() else {
+        // The validator makes sure OVHcloud platforms name their service.
+        let Ok(family) = Family::of(name, p) else {
             continue;
-        };
-        let family = match p.kind {
-            PlatformKind::OvhExchange => Family::Exchange {
-                organization: p.organization.clone().unwrap_or_default(),
-                service,
-            },
-            PlatformKind::OvhEmailPro => Family::EmailPro { service },
-            PlatformKind::OvhMxPlan => match p.mx_plan_api.unwrap_or(MxPlanApi::Mxplan) {
-                MxPlanApi::Mxplan => Family::MxPlan { service },
-                MxPlanApi::Legacy => Family::Legacy { domain: service },
-            },
-            PlatformKind::Imap => continue,
         };
         let root = family.root();
         rules.insert(AccessRule {

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::client::{Auth, OvhClient};
 use super::error::OvhError;
 use super::task::{Task, TaskOutcome, wait_task};
-use crate::plan::model::{DomainMode, Right};
+use crate::plan::model::{DomainMode, MxPlanApi, Platform, PlatformKind, Right};
 
 /// Which API family a platform's service lives on, with its identifiers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,31 @@ pub enum Family {
 }
 
 impl Family {
+    /// The API family and service of a plan's platform (`name` is its key, for errors).
+    pub fn of(name: &str, p: &Platform) -> Result<Family, String> {
+        let service = p
+            .service
+            .clone()
+            .ok_or_else(|| format!("platform `{name}` has no `service`"))?;
+        Ok(match p.kind {
+            PlatformKind::OvhExchange => Family::Exchange {
+                organization: p
+                    .organization
+                    .clone()
+                    .ok_or_else(|| format!("platform `{name}` has no `organization`"))?,
+                service,
+            },
+            PlatformKind::OvhEmailPro => Family::EmailPro { service },
+            PlatformKind::OvhMxPlan => match crate::model::capabilities::mx_plan_api(p) {
+                MxPlanApi::Mxplan => Family::MxPlan { service },
+                MxPlanApi::Legacy => Family::Legacy { domain: service },
+            },
+            PlatformKind::Imap => {
+                return Err(format!("platform `{name}` is plain IMAP: it has no API"));
+            }
+        })
+    }
+
     /// The service's path under the API root.
     pub fn root(&self) -> String {
         match self {
