@@ -179,7 +179,8 @@ pub async fn service(
 
 /// Runs one API change and records its result.
 pub(super) async fn run(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
-    // OVHcloud tasks can take minutes: say now and then that the step is still waiting.
+    // OVHcloud tasks (and measuring a large IMAP source) can take minutes: say now and then
+    // that the step is still running.
     let ticker = {
         let hooks = ctx.hooks.clone();
         let who = change.account.clone().unwrap_or_else(|| change.id.clone());
@@ -191,7 +192,7 @@ pub(super) async fn run(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 hooks.note(
                     &who,
                     &format!(
-                        "{id}: still waiting for OVHcloud ({}s)",
+                        "{id}: still running ({}s: OVHcloud tasks, or measuring the source)",
                         started.elapsed().as_secs()
                     ),
                 );
