@@ -905,3 +905,176 @@ fn one_failing_account_does_not_stop_the_others() {
         status.text()
     );
 }
+
+/// Puts on the destination what another tool that keeps the bytes (dsync, imapsync) would:
+/// every `keep`-th message of each source folder, same bytes and date, but no flags. Returns
+/// how many were put there.
+fn prefill_like_another_tool(src: &Dovecot, dst: &Dovecot, keep: impl Fn(usize) -> bool) -> usize {
+    let mut s = src.login("alice", OLD_PW);
+    let mut d = dst.login("alice", NEW_PW);
+    let want = expected_dest(&snapshot(src, OLD_PW));
+    let mut n = 0;
+    for (folder, dest) in [
+        ("INBOX", "INBOX"),
+        ("Archive", "Archive"),
+        ("Archive/2024", "Archive.2024"),
+        ("Sent Items", "Sent"),
+        ("Specs v1.2", "Specs v1_2"),
+        ("&AMk-t&AOk-", "&AMk-t&AOk-"),
+    ] {
+        assert!(want.contains_key(dest), "{dest} is where {folder} goes");
+        if dest != "INBOX" {
+            let _ = d.create(dest);
+        }
+        for (i, m) in s.uid_fetch_all(folder).unwrap().iter().enumerate() {
+            if keep(i) {
+                d.append(dest, &[], Some(&m.internal_date), &m.bytes)
+                    .unwrap();
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn a_lost_state_adopts_what_is_there_instead_of_copying_it_again() {
+    let (src, dst) = servers(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst, "");
+    let total = seed(&mut src.login("alice", OLD_PW));
+    assert_eq!(mailshift(dir.path(), &["apply", "plan.yaml"]).code, 0);
+    let want = expected_dest(&snapshot(&src, OLD_PW));
+    assert_same(&snapshot(&dst, NEW_PW), &want);
+
+    // A fresh CI runner, a pod without its volume: the state is gone.
+    std::fs::remove_dir_all(dir.path().join(".mailshift")).unwrap();
+    let plan = mailshift(dir.path(), &["plan", "plan.yaml"]);
+    assert!(
+        plan.stdout.contains("adopted, not copied"),
+        "{}",
+        plan.text()
+    );
+
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        run.stdout.contains("; 0 messages") && run.stdout.contains(&format!("{total} adopted")),
+        "{}",
+        run.text()
+    );
+    assert_same(&snapshot(&dst, NEW_PW), &want);
+    let verify = mailshift(dir.path(), &["verify", "plan.yaml"]);
+    assert_eq!(verify.code, 0, "{}", verify.text());
+
+    // Adopted messages are in the map like copied ones: the next run has nothing to do.
+    let again = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(again.code, 0, "{}", again.text());
+    assert!(again.stdout.contains("; 0 messages"), "{}", again.text());
+    assert!(!again.stdout.contains("adopted"), "{}", again.text());
+    assert_same(&snapshot(&dst, NEW_PW), &want);
+}
+
+#[test]
+fn a_destination_half_filled_by_another_tool_gets_only_the_missing_half() {
+    let (src, dst) = servers(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst, "");
+    let total = seed(&mut src.login("alice", OLD_PW));
+    // Every other message, including one of the two byte-identical duplicates and the
+    // message without a Message-ID: those are matched by content, one copy for one copy.
+    let there = prefill_like_another_tool(&src, &dst, |i| i % 2 == 1);
+    assert!(there > 0 && there < total);
+
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        run.stdout
+            .contains(&format!("; {} messages", total - there))
+            && run.stdout.contains(&format!("{there} adopted")),
+        "{}",
+        run.text()
+    );
+    // Exactly the source, flags included: the adopted copies got the source's flags.
+    assert_same(
+        &snapshot(&dst, NEW_PW),
+        &expected_dest(&snapshot(&src, OLD_PW)),
+    );
+    assert_eq!(mailshift(dir.path(), &["verify", "plan.yaml"]).code, 0);
+}
+
+#[test]
+fn adopt_existing_false_refuses_a_destination_that_is_not_empty() {
+    let (src, dst) = servers(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst, "options: {adopt_existing: false}\n");
+    seed(&mut src.login("alice", OLD_PW));
+    let mut d = dst.login("alice", NEW_PW);
+    d.append("INBOX", &[], None, &message(9999, 400)).unwrap();
+
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.text());
+    assert!(
+        run.text().contains("already holds 1 message")
+            && run.text().contains("adopt_existing: true"),
+        "{}",
+        run.text()
+    );
+    assert_eq!(
+        d.uid_fetch_all("INBOX").unwrap().len(),
+        1,
+        "nothing was added to INBOX"
+    );
+}
+
+#[test]
+fn a_changed_folder_map_moves_copied_messages_instead_of_uploading_them_again() {
+    let (src, dst) = servers(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst, "");
+    seed(&mut src.login("alice", OLD_PW));
+    assert_eq!(mailshift(dir.path(), &["apply", "plan.yaml"]).code, 0);
+    let before = snapshot(&dst, NEW_PW);
+
+    write_plan(
+        dir.path(),
+        &src,
+        &dst,
+        "    folders:\n      map: {Archive: Old Archive}\n",
+    );
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(run.stdout.contains("; 0 messages"), "{}", run.text());
+    assert!(run.stdout.contains("moved"), "{}", run.text());
+    // Archive and its subfolder now live under Old Archive; the old folders stay, empty
+    // (mailshift never deletes a folder).
+    let mut want = before.clone();
+    want.insert("Old Archive".into(), before["Archive"].clone());
+    want.insert("Old Archive.2024".into(), before["Archive.2024"].clone());
+    want.insert("Archive".into(), Vec::new());
+    want.insert("Archive.2024".into(), Vec::new());
+    assert_same(&snapshot(&dst, NEW_PW), &want);
+    assert_eq!(
+        snapshot(&dst, NEW_PW).keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    let verify = mailshift(dir.path(), &["verify", "plan.yaml"]);
+    assert_eq!(verify.code, 0, "{}", verify.text());
+
+    // The map follows the messages: flag changes still reach them, nothing moves again.
+    let mut c = src.login("alice", OLD_PW);
+    c.select("Archive").unwrap();
+    c.command("UID STORE 1 +FLAGS.SILENT (\\Flagged)").unwrap();
+    let again = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(again.code, 0, "{}", again.text());
+    assert!(!again.stdout.contains("moved"), "{}", again.text());
+    let got = snapshot(&dst, NEW_PW);
+    assert_eq!(got["Old Archive"].len(), before["Archive"].len());
+    let flagged = |s: &Snapshot| {
+        s["Old Archive"]
+            .iter()
+            .filter(|(_, flags, _)| flags.iter().any(|f| f == "\\Flagged"))
+            .count()
+    };
+    assert_eq!(flagged(&got), flagged(&want) + 1, "{got:?}");
+}

@@ -369,6 +369,7 @@ pub fn copy_options(plan: &crate::plan::model::Plan, account: &Account) -> CopyO
         before: opts.before.as_deref().and_then(parse_date),
         newest_first: opts.newest_first.unwrap_or(false),
         max_items: opts.max_items,
+        expect_empty: !opts.adopt_existing.unwrap_or(true),
     }
 }
 
@@ -437,6 +438,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 .map_or_else(|| std::path::PathBuf::from("spool"), |d| d.join("spool")),
             full_scan: true,
             login_grace: std::time::Duration::ZERO,
+            adopt_locks: Default::default(),
         },
         Err(e) => {
             let outcome = Outcome::Failed(e);
@@ -491,8 +493,15 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     match result {
         Ok(report) => {
             let stopped = ctx.stop.load(Ordering::Relaxed);
+            let mut extra = String::new();
+            if report.adopted() > 0 {
+                extra.push_str(&format!(", {} adopted", report.adopted()));
+            }
+            if report.moved() > 0 {
+                extra.push_str(&format!(", {} moved", report.moved()));
+            }
             let summary = format!(
-                "{} ({}) copied{}",
+                "{} ({}) copied{extra}{}",
                 crate::plan::diagnostic::plural(report.copied() as usize, "message"),
                 human_bytes(report.bytes()),
                 if stopped {

@@ -103,6 +103,21 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
                     human_bytes(u64::from(*size))
                 );
             }
+            if f.adopted > 0 {
+                println!(
+                    "note    {account}: {} in {:?} already on the destination (no record in the state: another tool's copy, or a lost state) adopted, not copied again",
+                    plural(f.adopted as usize, "message"),
+                    f.path
+                );
+            }
+            if f.moved > 0 {
+                println!(
+                    "note    {account}: {} of {:?} moved on the destination to {:?} (the folder mapping changed), not copied again",
+                    plural(f.moved as usize, "message"),
+                    f.path,
+                    f.dest
+                );
+            }
             if f.rematched > 0 {
                 println!(
                     "note    {account}: {} message(s) in {:?} were already on the destination after an interruption, not copied again",

@@ -200,7 +200,9 @@ fn diff_one(r: &Resource, rec: Option<&ResourceRecord>) -> Option<Change> {
     let Some(rec) = rec else {
         // Never applied: make it exist.
         let reason = match r.execution {
-            Execution::Sync { .. } => "first full copy",
+            Execution::Sync { .. } => {
+                "first full copy (messages already on the destination are matched and adopted, not copied again)"
+            }
             Execution::Manual { .. } => "no API on this platform: to do by hand",
             Execution::Api => "not yet applied",
         };
@@ -259,7 +261,7 @@ fn diff_one(r: &Resource, rec: Option<&ResourceRecord>) -> Option<Change> {
         (Execution::Sync { cut_over: false }, true) => Some(change(
             r,
             Action::Sync,
-            "incremental, with changed settings",
+            "incremental, with changed settings (after a folder mapping change, copied messages move on the destination: nothing is uploaded twice)",
             Some(rec),
         )),
         // Cut over: sync has stopped for good; nothing to do.

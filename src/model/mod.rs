@@ -727,6 +727,7 @@ pub fn effective_options(plan: &Plan, a: &Account) -> crate::plan::model::Migrat
         max_items: o.max_items.or(d.max_items),
         sync_interval: o.sync_interval.clone().or_else(|| d.sync_interval.clone()),
         cut_over: o.cut_over.or(d.cut_over),
+        adopt_existing: o.adopt_existing.or(d.adopt_existing),
     }
 }
 

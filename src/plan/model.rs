@@ -411,6 +411,12 @@ pub struct MigrationOptions {
     /// The account has been cut over: incremental sync stops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut_over: Option<bool>,
+    /// Before the first copy into a destination folder the state knows nothing of, match what
+    /// it already holds (a lost state, another tool's partial copy) against the source and
+    /// adopt those messages instead of copying them again. Default true. `false` says the
+    /// destination is empty: a folder that is not is then an error, never a silent duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt_existing: Option<bool>,
 }
 
 /// A size in bytes, written as a number of bytes or a string such as `35MB` or `1.5 GiB`.

@@ -99,9 +99,11 @@ pub struct FolderRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRecord {
     pub dest_uid: u32,
-    /// SHA-256 of the message bytes as sent.
+    /// SHA-256 of the message bytes as sent; all zeros when unknown (a message adopted from
+    /// the destination on its header fingerprint alone, whose body was never fetched).
     pub hash: [u8; 32],
     pub size: u64,
-    /// The sync point (numbered run) that copied it.
+    /// The sync point (numbered run) that copied it; 0 for a message adopted from the
+    /// destination (it was there already: no run of ours copied it, so none may remove it).
     pub sync_point: u64,
 }

@@ -43,6 +43,9 @@ pub struct CopyOptions {
     pub before: Option<(u32, u32, u32)>,
     pub newest_first: bool,
     pub max_items: Option<u64>,
+    /// The plan said the destination is empty (`adopt_existing: false`): a destination folder
+    /// without a record that holds messages is an error instead of being matched.
+    pub expect_empty: bool,
 }
 
 impl CopyOptions {
@@ -89,6 +92,12 @@ pub struct FolderReport {
     pub skipped_unchanged: bool,
     /// Copies an interrupted run made that landed after it was matched against: removed.
     pub duplicates_removed: u64,
+    /// Already on the destination when the state had no record of the folder (another tool, a
+    /// lost state): matched and adopted instead of copied.
+    pub adopted: u64,
+    /// Moved on the destination from the folder they were first copied to, after the plan's
+    /// folder mapping changed.
+    pub moved: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -103,6 +112,12 @@ impl CopyReport {
     }
     pub fn bytes(&self) -> u64 {
         self.folders.iter().map(|f| f.bytes).sum()
+    }
+    pub fn adopted(&self) -> u64 {
+        self.folders.iter().map(|f| f.adopted).sum()
+    }
+    pub fn moved(&self) -> u64 {
+        self.folders.iter().map(|f| f.moved).sum()
     }
 }
 
@@ -124,6 +139,27 @@ pub struct Job {
     /// How long a refused first login is retried: an account created or renamed moments ago
     /// may not be able to log in yet (the platform propagates the change).
     pub login_grace: Duration,
+    /// One lock per destination folder, held while a source folder adopts messages there:
+    /// several source folders may go to one destination folder, and a destination message
+    /// must never be adopted by two of them.
+    pub adopt_locks: AdoptLocks,
+}
+
+/// See [`Job::adopt_locks`].
+#[derive(Default)]
+pub struct AdoptLocks(std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>);
+
+impl AdoptLocks {
+    async fn lock(&self, dest_folder: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(dest_folder.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
 }
 
 /// Set when the user asked to stop: workers finish the batch in hand and stop.
@@ -523,6 +559,230 @@ async fn copy_large(
     Ok(Some(((m.uid, rec), true, in_flight)))
 }
 
+/// UIDs per FETCH when adoption asks for fingerprints: keeps command lines short when UIDs
+/// are sparse (servers cap a line at some tens of KB).
+const FINGERPRINT_CHUNK: usize = 1000;
+
+/// Matches what the destination folder (open on `dst`) holds against the source messages
+/// still to copy (folder open on `src`), see [`super::adopt`]. Returns the map entries of the
+/// adopted messages: sync point 0 (copied by no run of ours), and a zero hash where the
+/// fingerprint alone settled it (their bodies were not fetched).
+async fn adopt_existing(
+    job: &Job,
+    store: &Arc<StateStore>,
+    src: &mut Imap,
+    dst: &mut Imap,
+    folder: &FolderPlan,
+    todo: &[MessageMeta],
+) -> Result<Vec<(u32, MessageRecord)>, CopyError> {
+    use super::adopt::{match_fingerprints, match_hashes};
+    // Destination messages the maps of other source folders going to this folder already own.
+    let claimed: HashSet<u32> = {
+        let (rid, key, dest) = (
+            job.resource_id.clone(),
+            folder.path.clone(),
+            folder.dest.clone(),
+        );
+        state(store, move |s| {
+            let mut out = HashSet::new();
+            for (path, rec) in s.folders(&rid)? {
+                if rec.dest_folder == dest && path != key {
+                    out.extend(
+                        s.messages(&rid, &path)?
+                            .into_iter()
+                            .map(|(_, m)| m.dest_uid),
+                    );
+                }
+            }
+            Ok(out)
+        })
+        .await?
+    };
+    let dest: Vec<_> = dst
+        .fetch_fingerprints("1:*")
+        .await?
+        .into_iter()
+        .filter(|(u, _)| !claimed.contains(u))
+        .collect();
+    if dest.is_empty() {
+        return Ok(Vec::new());
+    }
+    if job.options.expect_empty {
+        return Err(CopyError::fatal(format!(
+            "destination folder {:?} already holds {}, but the plan says the destination is \
+             empty (`adopt_existing: false`): remove them, or set `adopt_existing: true` to match \
+             them against the source and copy only the rest",
+            folder.dest_path,
+            crate::plan::diagnostic::plural(dest.len(), "message")
+        )));
+    }
+    if todo.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut source = Vec::with_capacity(todo.len());
+    let mut uids: Vec<u32> = todo.iter().map(|m| m.uid).collect();
+    uids.sort_unstable();
+    for chunk in uids.chunks(FINGERPRINT_CHUNK) {
+        source.extend(
+            src.fetch_fingerprints(&super::session::uid_set(chunk))
+                .await?,
+        );
+    }
+    let matching = match_fingerprints(&source, &dest);
+    let size_of = |fps: &[(u32, super::adopt::Fingerprint)], uid: u32| {
+        fps.iter()
+            .find(|(u, _)| *u == uid)
+            .map_or(0, |(_, f)| u64::from(f.size))
+    };
+    let mut entries: Vec<(u32, MessageRecord)> = matching
+        .sure
+        .iter()
+        .map(|&(s, d)| {
+            let rec = MessageRecord {
+                dest_uid: d,
+                hash: [0; 32],
+                size: size_of(&source, s),
+                sync_point: 0,
+            };
+            (s, rec)
+        })
+        .collect();
+    for (src_uids, dest_uids) in &matching.ambiguous {
+        let sizes = |fps: &[(u32, super::adopt::Fingerprint)], uids: &[u32]| -> Vec<(u32, u64)> {
+            uids.iter().map(|&u| (u, size_of(fps, u))).collect()
+        };
+        let src_hashes = hash_messages(src, &sizes(&source, src_uids)).await?;
+        let dest_hashes = hash_messages(dst, &sizes(&dest, dest_uids)).await?;
+        for (s, d, hash) in match_hashes(&src_hashes, &dest_hashes) {
+            let rec = MessageRecord {
+                dest_uid: d,
+                hash,
+                size: size_of(&source, s),
+                sync_point: 0,
+            };
+            entries.push((s, rec));
+        }
+    }
+    entries.sort_by_key(|(u, _)| *u);
+    Ok(entries)
+}
+
+/// Content hashes of messages of the open folder, fetched in batches; large ones in slices,
+/// so memory stays bounded. Messages gone meanwhile are left out.
+async fn hash_messages(
+    imap: &mut Imap,
+    uids: &[(u32, u64)],
+) -> Result<Vec<(u32, [u8; 32])>, CopyError> {
+    let mut out = Vec::with_capacity(uids.len());
+    let (large, small): (Vec<_>, Vec<_>) = uids.iter().partition(|(_, size)| *size > LARGE_MESSAGE);
+    let mut batch: Vec<u32> = Vec::new();
+    let mut bytes = 0u64;
+    for (i, (uid, size)) in small.iter().enumerate() {
+        batch.push(*uid);
+        bytes += size;
+        if batch.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES || i + 1 == small.len() {
+            for (u, body) in imap.fetch_bodies(&batch).await? {
+                out.push((u, content_hash(&body)));
+            }
+            batch.clear();
+            bytes = 0;
+        }
+    }
+    for (uid, _) in large {
+        let mut hasher = CrlfHasher::default();
+        let mut offset = 0u64;
+        let mut gone = false;
+        loop {
+            let Some(part) = imap.fetch_part(uid, offset, SLICE).await? else {
+                gone = true;
+                break;
+            };
+            hasher.update(&part);
+            offset += part.len() as u64;
+            if (part.len() as u64) < SLICE {
+                break;
+            }
+        }
+        if !gone {
+            out.push((uid, hasher.finish()));
+        }
+    }
+    Ok(out)
+}
+
+/// Moves the messages a folder's map points to from the destination folder they were copied
+/// to (`r.dest_folder`) into the one the plan now maps the folder to, and points the map
+/// there. `None` when the old folder is gone or was recreated (its UIDs mean nothing now):
+/// then the caller matches by content in the new folder, as after any reset.
+async fn relocate(
+    job: &Job,
+    store: &Arc<StateStore>,
+    progress: &dyn Progress,
+    dst: &mut Imap,
+    folder: &FolderPlan,
+    r: &FolderRecord,
+) -> Result<Option<u64>, CopyError> {
+    let old = match dst.status(&r.dest_folder).await {
+        Ok(s) => s,
+        Err(e) if !e.transient => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if old.uidvalidity != r.dest_uidvalidity {
+        return Ok(None);
+    }
+    let (rid, key) = (job.resource_id.clone(), folder.path.clone());
+    let map: Vec<(u32, MessageRecord)> = {
+        let (rid, key) = (rid.clone(), key.clone());
+        state(store, move |s| s.messages(&rid, &key)).await?
+    };
+    let uids: Vec<u32> = map
+        .iter()
+        .map(|(_, m)| m.dest_uid)
+        .filter(|u| *u != 0)
+        .collect();
+    let mut moved: HashMap<u32, u32> = HashMap::new();
+    if !uids.is_empty() {
+        dst.open(&r.dest_folder, true).await?;
+        // One command: Dovecot and most servers move a UID set atomically, so a kill leaves
+        // either all or none moved (a kill after the move but before the record below leaves
+        // the map pointing at the old folder: the next run's move finds nothing there and the
+        // messages keep their place in the new one, with their destination UIDs unknown).
+        moved.extend(dst.move_uids(&uids, &folder.dest).await?);
+    }
+    let new = dst.status(&folder.dest).await?;
+    let entries: Vec<(u32, MessageRecord)> = map
+        .into_iter()
+        .map(|(s, m)| {
+            let dest_uid = moved.get(&m.dest_uid).copied().unwrap_or(0);
+            (s, MessageRecord { dest_uid, ..m })
+        })
+        .collect();
+    let rec = FolderRecord {
+        dest_folder: folder.dest.clone(),
+        dest_uidvalidity: new.uidvalidity,
+        // Not a completed sync of the new folder yet: never skipped as unchanged.
+        source_uidnext: 0,
+        updated_at: now(),
+        ..r.clone()
+    };
+    state(store, move |s| s.record_batch(&rid, &key, &rec, &entries)).await?;
+    let count = if dst.caps.uidplus {
+        moved.len()
+    } else {
+        uids.len()
+    } as u64;
+    progress.note(
+        &job.account,
+        &format!(
+            "{}: the plan now maps it to {:?}: moved {} there on the destination instead of copying again",
+            folder.path,
+            folder.dest_path,
+            crate::plan::diagnostic::plural(count as usize, "message")
+        ),
+    );
+    Ok(Some(count))
+}
+
 /// Removes destination messages at or above `from` that are not in the map but have the
 /// content of one that is (see the caller). Returns how many were removed.
 async fn remove_strays(
@@ -692,11 +952,23 @@ async fn sync_folder(
         return Ok(report);
     }
     let sinfo = src.open(&folder.source, false).await?;
+    // The plan's folder mapping changed since this folder was copied: move what was copied
+    // instead of uploading it again into the new destination folder.
+    let mut record = record;
+    if let Some(r) = &record
+        && r.dest_folder != folder.dest
+        && r.source_uidvalidity == sinfo.uidvalidity
+        && r.dest_uidnext_in_flight.is_none()
+        && let Some(moved) = relocate(job, store, progress, dst, folder, r).await?
+    {
+        report.moved = moved;
+        let (rid, key) = (rid.clone(), key.clone());
+        record = state(store, move |s| s.folder(&rid, &key)).await?;
+    }
     let dinfo = dst.open(&folder.dest, true).await?;
 
     // A UIDVALIDITY change on either side voids the UID map: rematch everything by content.
     let mut resume_from = record.as_ref().and_then(|r| r.dest_uidnext_in_flight);
-    let mut record = record;
     if let Some(r) = &record {
         let source_reset = r.source_uidvalidity != sinfo.uidvalidity;
         let dest_reset = r.dest_uidvalidity != dinfo.uidvalidity || r.dest_folder != folder.dest;
@@ -715,7 +987,7 @@ async fn sync_folder(
             resume_from = Some(1);
         }
     }
-    let copied: HashMap<u32, MessageRecord> = {
+    let mut copied: HashMap<u32, MessageRecord> = {
         let (rid, key) = (rid.clone(), key.clone());
         state(store, move |s| s.messages(&rid, &key))
             .await?
@@ -801,7 +1073,6 @@ async fn sync_folder(
         }
     }
 
-    progress.folder_started(&job.account, &folder.path, todo.len() as u64);
     let mut highest_uid = record.as_ref().map_or(0, |r| r.highest_uid);
     let mut total_messages = record.as_ref().map_or(0, |r| r.messages);
     let mut total_bytes = record.as_ref().map_or(0, |r| r.bytes);
@@ -821,6 +1092,39 @@ async fn sync_folder(
                 updated_at: now(),
             }
         };
+
+    // No record of this folder: look at what the destination already holds before writing,
+    // so a lost state or a destination filled by another tool never ends up duplicated.
+    if record.is_none() && resumed_from.is_none() && dinfo.exists > 0 {
+        let _adopting = job.adopt_locks.lock(&folder.dest).await;
+        let entries = adopt_existing(job, store, src, dst, folder, &todo).await?;
+        if !entries.is_empty() {
+            let adopted: HashSet<u32> = entries.iter().map(|(u, _)| *u).collect();
+            todo.retain(|m| !adopted.contains(&m.uid));
+            report.adopted = entries.len() as u64;
+            remaining.fetch_sub(
+                report.adopted.min(remaining.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+            total_messages += report.adopted;
+            total_bytes += entries.iter().map(|(_, m)| m.size).sum::<u64>();
+            // Highest UID stays: adopted messages leave gaps, and only a finished run may
+            // declare everything below a UID settled.
+            let rec = folder_record(highest_uid, total_messages, total_bytes, None, false);
+            copied.extend(entries.iter().copied());
+            let (rid2, key2) = (rid.clone(), key.clone());
+            state(store, move |s| s.record_batch(&rid2, &key2, &rec, &entries)).await?;
+            progress.note(
+                &job.account,
+                &format!(
+                    "{}: {} already on the destination, adopted (not copied again)",
+                    folder.path,
+                    crate::plan::diagnostic::plural(report.adopted as usize, "message")
+                ),
+            );
+        }
+    }
+    progress.folder_started(&job.account, &folder.path, todo.len() as u64);
 
     // Batches by count and bytes. The next batch's bodies are fetched from the source while the
     // current one is appended to the destination: the two servers work at the same time.

@@ -1,6 +1,8 @@
 //! IMAP to IMAP transfer: name encoding (`mutf7`), the folder mapping (`folders`), one
-//! connection (`session`), and the exactly-once copy of an account (`copy`).
+//! connection (`session`), the exactly-once copy of an account (`copy`), and the matching of
+//! messages a destination already holds (`adopt`).
 
+pub mod adopt;
 pub mod copy;
 pub mod folders;
 pub mod mutf7;

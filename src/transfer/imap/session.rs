@@ -161,6 +161,8 @@ pub struct Caps {
     pub multiappend: bool,
     pub literal_plus: bool,
     pub condstore: bool,
+    /// RFC 6851 `UID MOVE`.
+    pub moves: bool,
 }
 
 /// What SELECT/EXAMINE and STATUS report about a folder.
@@ -469,6 +471,7 @@ impl Imap {
             multiappend: caps.has_str("MULTIAPPEND"),
             literal_plus: caps.has_str("LITERAL+"),
             condstore: caps.has_str("CONDSTORE"),
+            moves: caps.has_str("MOVE"),
         };
         Ok(imap)
     }
@@ -690,6 +693,107 @@ impl Imap {
         let host = self.host.clone();
         let cmd = format!("UID STORE {uid} FLAGS.SILENT ({})", flags.join(" "));
         timed(&host, "STORE", self.session.run_command_and_check_ok(&cmd)).await
+    }
+
+    /// Header fingerprints (Message-ID, Date, size, internal date) of a UID range of the open
+    /// folder, without bodies: what adoption compares first.
+    pub async fn fetch_fingerprints(
+        &mut self,
+        uid_set: &str,
+    ) -> Result<Vec<(u32, super::adopt::Fingerprint)>, ImapError> {
+        let host = self.host.clone();
+        let query = "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE)])";
+        let fut = async {
+            let stream = self.session.uid_fetch(uid_set, query).await?;
+            let fetches: Vec<_> = stream.try_collect().await?;
+            Ok::<_, async_imap::error::Error>(fetches)
+        };
+        let fetches = timed(&host, "FETCH", fut).await?;
+        let mut out: Vec<(u32, super::adopt::Fingerprint)> = fetches
+            .iter()
+            .filter_map(|f| {
+                let fp = super::adopt::Fingerprint::from_header(
+                    f.header().unwrap_or_default(),
+                    f.size.unwrap_or(0),
+                    f.internal_date().map(|d| d.timestamp()),
+                );
+                Some((f.uid?, fp))
+            })
+            .collect();
+        out.sort_by_key(|(u, _)| *u);
+        out.dedup_by_key(|(u, _)| *u);
+        Ok(out)
+    }
+
+    /// Moves messages of the open folder to `to` on the same server: `UID MOVE` (RFC 6851)
+    /// where offered, else `UID COPY` then removing exactly these UIDs (UIDPLUS). Returns the
+    /// (old UID, new UID) pairs the server reported (COPYUID), which may be fewer than asked or
+    /// none at all; messages already gone are simply not moved.
+    pub async fn move_uids(
+        &mut self,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<Vec<(u32, u32)>, ImapError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.caps.moves && !self.caps.uidplus {
+            return Err(ImapError::fatal(format!(
+                "{} offers neither MOVE nor UIDPLUS, so messages cannot be moved between its \
+                 folders without touching others",
+                self.host
+            )));
+        }
+        let host = self.host.clone();
+        let set = uid_set(uids);
+        let verb = if self.caps.moves { "MOVE" } else { "COPY" };
+        let cmd = format!("UID {verb} {set} {}", quote(to));
+        let fut = async {
+            let tag = self.session.run_command(&cmd).await?;
+            let mut pairs = Vec::new();
+            loop {
+                let resp = self.session.read_response().await?.ok_or_else(|| {
+                    async_imap::error::Error::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed",
+                    ))
+                })?;
+                let (code, done) = match resp.parsed() {
+                    Response::Data { outcome, .. } => (outcome.code.as_ref(), None),
+                    Response::Done {
+                        tag: t,
+                        status,
+                        outcome,
+                    } if *t == tag => (
+                        outcome.code.as_ref(),
+                        Some((matches!(status, Status::Ok), outcome.information.clone())),
+                    ),
+                    _ => (None, None),
+                };
+                if let Some(ResponseCode::CopyUid(_, from, into)) = code {
+                    pairs.extend(expand_uid_set(from).into_iter().zip(expand_uid_set(into)));
+                }
+                if let Some((ok, information)) = done {
+                    return Ok::<_, async_imap::error::Error>((
+                        ok,
+                        pairs,
+                        information.map(|i| i.to_string()),
+                    ));
+                }
+            }
+        };
+        let (ok, pairs, info) = timed(&host, verb, fut).await?;
+        if !ok {
+            let text = info.unwrap_or_default();
+            return Err(ImapError::fatal(format!(
+                "{verb} to {to:?} on {host}: server said {text}"
+            )));
+        }
+        if verb == "COPY" {
+            let copied: Vec<u32> = pairs.iter().map(|(from, _)| *from).collect();
+            self.expunge_uids(&copied).await?;
+        }
+        Ok(pairs)
     }
 
     /// Appends messages to `folder`. Returns the destination UIDs in order when the server
