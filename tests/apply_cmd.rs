@@ -955,6 +955,14 @@ fn a_lost_state_adopts_what_is_there_instead_of_copying_it_again() {
         "{}",
         plan.text()
     );
+    let refresh = mailshift(dir.path(), &["plan", "--refresh", "plan.yaml"]);
+    assert!(
+        refresh.stdout.contains(&format!(
+            "the destination already holds {total} messages in 6 folders the state knows nothing of"
+        )),
+        "{}",
+        refresh.text()
+    );
 
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());
@@ -1042,6 +1050,19 @@ fn a_changed_folder_map_moves_copied_messages_instead_of_uploading_them_again() 
         &dst,
         "    folders:\n      map: {Archive: Old Archive}\n",
     );
+    let plan = mailshift(dir.path(), &["plan", "--refresh", "plan.yaml"]);
+    for (folder, to) in [
+        ("Archive", "Old Archive"),
+        ("Archive/2024", "Old Archive/2024"),
+    ] {
+        assert!(
+            plan.stdout.contains(&format!(
+                "{folder}: the folder mapping now sends it to {to:?}: 6 messages copied will move"
+            )),
+            "{}",
+            plan.text()
+        );
+    }
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());
     assert!(run.stdout.contains("; 0 messages"), "{}", run.text());

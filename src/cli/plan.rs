@@ -42,6 +42,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             &loaded, &providers, &desired, &state,
         ))?;
         crate::diff::add_drift(&mut changes, &desired, &state, &drift);
+        super::runtime()?.block_on(preview_copies(&loaded, &mut changes));
     }
     let targets = super::targets(&loaded, &args.target)?;
     if !targets.is_empty() {
@@ -66,6 +67,64 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         print!("{}", render::plan_human(&changes, &header));
     }
     Ok(exit_code(&changes, args.detailed_exitcode))
+}
+
+/// `--refresh` also looks at both mailboxes of each pending copy: what the destination holds
+/// already (to be adopted) and which folders' copied messages will move. A mailbox that cannot
+/// be reached is said in the reason; it does not fail the plan.
+async fn preview_copies(loaded: &crate::plan::Loaded, changes: &mut [Change]) {
+    use futures_util::StreamExt;
+    let state_path = loaded.state_path();
+    let pending: std::collections::HashSet<String> = changes.iter().map(|c| c.id.clone()).collect();
+    let looks = changes
+        .iter()
+        .enumerate()
+        // A copy waiting for its account to be created or renamed has nothing to look at yet.
+        .filter(|(_, c)| {
+            c.kind == crate::model::ResourceKind::Mail
+                && c.action == crate::diff::Action::Sync
+                && !c.depends_on.iter().any(|d| pending.contains(d))
+        })
+        .filter_map(|(i, c)| {
+            let address = c.account.as_deref()?;
+            let account = loaded
+                .plan
+                .accounts
+                .iter()
+                .find(|a| a.address.eq_ignore_ascii_case(address))?;
+            Some((i, c.id.clone(), account))
+        })
+        .map(|(i, id, account)| {
+            let state_path = state_path.clone();
+            async move {
+                let look = async {
+                    let (source, dest) = crate::apply::account_targets(loaded, account)?;
+                    let records =
+                        crate::state::read_folders(&state_path, &id).map_err(|e| e.to_string())?;
+                    let rules = account.folders.clone().unwrap_or_default();
+                    crate::transfer::imap::preview::preview(&source, &dest, &rules, &records).await
+                };
+                (i, look.await)
+            }
+        });
+    let results: Vec<_> = futures_util::stream::iter(looks)
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for (i, result) in results {
+        let c = &mut changes[i];
+        match result {
+            Ok(lines) => {
+                for l in lines {
+                    c.reason.push_str("; ");
+                    c.reason.push_str(&l);
+                }
+            }
+            Err(e) => c
+                .reason
+                .push_str(&format!("; could not look at the mailboxes: {e}")),
+        }
+    }
 }
 
 fn exit_code(changes: &[Change], detailed: bool) -> ExitCode {

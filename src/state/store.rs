@@ -403,6 +403,46 @@ pub fn read_resources(path: &Path) -> Result<BTreeMap<String, ResourceRecord>, S
     read().map_err(|f| f.at(path))
 }
 
+/// The folder records of one sync resource, for `plan --refresh`, without locking out a
+/// running `apply` (as [`read_resources`]). A missing file has none.
+pub fn read_folders(
+    path: &Path,
+    resource_id: &str,
+) -> Result<BTreeMap<String, FolderRecord>, StateError> {
+    if fs::metadata(path).map_or(true, |m| m.len() == 0) {
+        return Ok(BTreeMap::new());
+    }
+    let read = || -> Result<_, Fault> {
+        let db = builder().open_read_only(path)?;
+        let txn = db.begin_read()?;
+        match check_meta(&txn)? {
+            Meta::Empty => Ok(BTreeMap::new()),
+            Meta::Current => folders_txn(&txn, resource_id),
+        }
+    };
+    read().map_err(|f| f.at(path))
+}
+
+fn folders_txn(
+    txn: &ReadTransaction,
+    resource_id: &str,
+) -> Result<BTreeMap<String, FolderRecord>, Fault> {
+    let table = match txn.open_table(FOLDERS) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let end = successor(resource_id);
+    let mut out = BTreeMap::new();
+    for entry in table.range((resource_id, "")..(end.as_str(), ""))? {
+        let (k, v) = entry?;
+        let (_, folder) = k.value();
+        let record = decode_json(v.value(), || folder_name(resource_id, folder))?;
+        out.insert(folder.to_string(), record);
+    }
+    Ok(out)
+}
+
 /// The state, open for reading and writing by this process alone.
 pub struct StateStore {
     path: PathBuf,
@@ -582,18 +622,7 @@ impl StateStore {
 
     /// The folder records of a resource, by source folder name.
     pub fn folders(&self, resource_id: &str) -> Result<BTreeMap<String, FolderRecord>, StateError> {
-        self.read(|txn| {
-            let table = txn.open_table(FOLDERS)?;
-            let end = successor(resource_id);
-            let mut out = BTreeMap::new();
-            for entry in table.range((resource_id, "")..(end.as_str(), ""))? {
-                let (k, v) = entry?;
-                let (_, folder) = k.value();
-                let record = decode_json(v.value(), || folder_name(resource_id, folder))?;
-                out.insert(folder.to_string(), record);
-            }
-            Ok(out)
-        })
+        self.read(|txn| folders_txn(txn, resource_id))
     }
 
     pub fn folder(
