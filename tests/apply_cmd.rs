@@ -548,6 +548,32 @@ fn servers_without_uidplus_multiappend_or_literal_plus() {
         &expected_dest(&snapshot(&src, OLD_PW)),
     );
     assert_eq!(mailshift(dir.path(), &["verify", "plan.yaml"]).code, 0);
+
+    // Without UIDPLUS the copies' destination UIDs are unknown: a folder map change cannot
+    // move them, and says what to do instead of copying them a second time.
+    let before = snapshot(&dst, NEW_PW);
+    write_plan(
+        dir.path(),
+        &src,
+        &dst,
+        "    folders:\n      map: {Archive/2024: Old 2024}\n",
+    );
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.text());
+    assert!(
+        run.text().contains(
+            "cannot move what it copied: move those messages there by hand, then run `mailshift state forget account/alice@example.com/mail`"
+        ),
+        "{}",
+        run.text()
+    );
+    let after = snapshot(&dst, NEW_PW);
+    assert_eq!(
+        after.get("Old 2024").map_or(0, Vec::len),
+        0,
+        "nothing copied again"
+    );
+    assert_eq!(after["Archive.2024"], before["Archive.2024"]);
 }
 
 #[test]

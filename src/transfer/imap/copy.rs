@@ -735,11 +735,30 @@ async fn relocate(
         let (rid, key) = (rid.clone(), key.clone());
         state(store, move |s| s.messages(&rid, &key)).await?
     };
-    let uids: Vec<u32> = map
-        .iter()
-        .map(|(_, m)| m.dest_uid)
-        .filter(|u| *u != 0)
-        .collect();
+    let unknown = map.iter().filter(|(_, m)| m.dest_uid == 0).count();
+    // Copied to a server that did not say the new UIDs, or one that cannot move by UID: the
+    // copies cannot be told from the user's own messages there, so nothing is moved or copied.
+    let why = if unknown > 0 {
+        Some(format!(
+            "{} in {:?} on the destination have unknown UIDs (the server did not report them \
+             when they were copied)",
+            crate::plan::diagnostic::plural(unknown, "copied message"),
+            r.dest_folder
+        ))
+    } else if !map.is_empty() && !dst.caps.moves && !dst.caps.uidplus {
+        Some("the destination server offers neither MOVE nor UIDPLUS".to_string())
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Err(CopyError::fatal(format!(
+            "the plan now maps {:?} to {:?}, but {why}, so mailshift cannot move what it copied: \
+             move those messages there by hand, then run `mailshift state forget {}`; the next \
+             apply adopts what it finds on the destination and copies only the rest",
+            folder.path, folder.dest_path, job.resource_id
+        )));
+    }
+    let uids: Vec<u32> = map.iter().map(|(_, m)| m.dest_uid).collect();
     let mut moved: HashMap<u32, u32> = HashMap::new();
     if !uids.is_empty() {
         dst.open(&r.dest_folder, true).await?;
