@@ -442,7 +442,7 @@ impl Service {
                 && is_settled(&v)
                 && self.get_opt(new).await?.is_none()
             {
-                return Err(OvhError::Refused(format!(
+                return Err(OvhError::NotApplied(format!(
                     "the platform did not apply {what} (its task ended without the change); run apply again"
                 )));
             }
@@ -624,7 +624,7 @@ impl Service {
                 self.write::<Value>(Method::PUT, &path, Some(body)).await?;
                 let d = self.settled(&path).await?;
                 if !Self::domain_matches(&d, mode, relay) {
-                    return Err(OvhError::Refused(format!(
+                    return Err(OvhError::NotApplied(format!(
                         "the platform did not switch {name} to {shown}"
                     )));
                 }
@@ -818,7 +818,7 @@ impl Service {
                 return Ok(Slot::Free(candidate));
             }
         }
-        Err(OvhError::Refused(format!(
+        Err(OvhError::Limit(format!(
             "no free account left on this {} service: order more accounts in the OVHcloud Control Panel (Web Cloud > Emails > the service > Email accounts > Order accounts), then run apply again",
             self.family.name()
         )))
@@ -888,7 +888,7 @@ impl Service {
             return Err(e);
         }
         if self.account(address).await?.is_none() {
-            return Err(OvhError::Refused(format!(
+            return Err(OvhError::NotApplied(format!(
                 "the platform did not create {address}"
             )));
         }
@@ -906,7 +906,7 @@ impl Service {
                 self.legacy_write(Method::DELETE, &path, None, "account")
                     .await?;
                 if self.get_opt(&path).await?.is_some() {
-                    return Err(OvhError::Refused(format!(
+                    return Err(OvhError::NotApplied(format!(
                         "the platform did not delete {address}; run apply again"
                     )));
                 }
@@ -1028,7 +1028,7 @@ impl Service {
                 .await?;
                 self.settled(&path).await?;
                 if self.redirection(address, to).await? != Some(local_copy) {
-                    return Err(OvhError::Refused(format!(
+                    return Err(OvhError::NotApplied(format!(
                         "the platform did not set the forwarding of {address}; run apply again"
                     )));
                 }
@@ -1051,7 +1051,7 @@ impl Service {
                 match posted {
                     Err(e) if !landed => return Err(e),
                     Ok(()) if !landed => {
-                        return Err(OvhError::Refused(format!(
+                        return Err(OvhError::NotApplied(format!(
                             "the platform did not create the redirection of {address} to {to}; run apply again"
                         )));
                     }
@@ -1243,7 +1243,7 @@ impl Service {
                 self.write::<Value>(Method::PUT, &path, Some(Self::contact_body(spec)))
                     .await?;
                 if Self::contact_differs(&self.settled(&path).await?, spec) {
-                    return Err(OvhError::Refused(format!(
+                    return Err(OvhError::NotApplied(format!(
                         "the platform did not update the contact {}; run apply again",
                         spec.address
                     )));
@@ -1325,7 +1325,7 @@ impl Service {
                 self.write::<Value>(Method::PUT, &path, Some(body)).await?;
                 let now = self.settled(&path).await?;
                 if str_field(&now, "content") != Some(content) {
-                    return Err(OvhError::Refused(format!(
+                    return Err(OvhError::NotApplied(format!(
                         "the platform did not update the footer of {domain}; run apply again"
                     )));
                 }
@@ -1444,7 +1444,7 @@ impl Service {
                 wrote = true;
                 self.create_group(want, &path).await?;
                 self.group(&want.address).await?.ok_or_else(|| {
-                    OvhError::Refused(format!("the platform did not create {}", want.address))
+                    OvhError::NotApplied(format!("the platform did not create {}", want.address))
                 })?
             }
         };
