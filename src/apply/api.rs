@@ -18,10 +18,11 @@ use crate::plan::Loaded;
 use crate::plan::model::{Account, PlatformKind};
 use crate::plan::validate::parse_millis;
 use crate::providers::ovh::ops::{
-    Applied, ContactSpec, Family, GroupSpec, Service, Timing, footer_html,
+    Applied, ContactSpec, Created, Family, GroupSpec, Service, Timing, footer_html,
 };
-use crate::providers::ovh::{ClientOptions, Credentials, OvhClient};
+use crate::providers::ovh::{ClientOptions, Credentials, OvhClient, OvhError};
 use crate::state::{ResourceRecord, Status};
+use crate::transfer::imap::session::Imap;
 
 /// Largest mailbox each destination accepts in a move (reference/ovh-api.md).
 const MX_PLAN_LIMIT: u64 = 5_000_000_000;
@@ -293,9 +294,7 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 })?
                 .resolve(&ctx.loaded.base_dir)
                 .map_err(|e| StepError::config(format!("destination password: {e}")))?;
-            svc.create(&a.address.to_ascii_lowercase(), password.expose(), None)
-                .await
-                .map_err(err)?
+            create(ctx, r, a, &svc, &password).await?
         }
         ResourceKind::Alias => {
             let a = account()?;
@@ -459,6 +458,105 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
         }
     };
     Ok((applied, r.platform.clone()))
+}
+
+/// The output of a Create step's record that says this mailshift began making the account
+/// and may not have set its password yet (a kill between the configuration and the password).
+const PASSWORD_PENDING: &str = "password_pending";
+
+/// Makes the account, or leaves an existing one as it is. The one write a create step would
+/// repeat without knowing better is the password, and that could undo a password the user
+/// changed since: an existing account gets the plan's password only when the state shows this
+/// mailshift made it and was interrupted before setting it. Otherwise the plan's password is
+/// tried over IMAP: it works, nothing to do; it is refused, the step says so and changes
+/// nothing.
+async fn create(
+    ctx: &Arc<Ctx>,
+    r: &Resource,
+    a: &Account,
+    svc: &Service,
+    password: &crate::plan::secret::Secret,
+) -> Result<Applied, StepError> {
+    let address = a.address.to_ascii_lowercase();
+    let prev = ctx.store.resource(&r.id)?;
+    let interrupted = prev
+        .as_ref()
+        .is_some_and(|p| p.outputs.contains_key(PASSWORD_PENDING));
+    // Recorded before the write that makes the account, so a kill right after it is known.
+    let state_error = std::sync::Mutex::new(None);
+    let mark = || {
+        let mut rec = prev
+            .clone()
+            .unwrap_or_else(|| r.record(Status::InProgress, now()));
+        rec.outputs.insert(PASSWORD_PENDING.into(), "true".into());
+        rec.updated_at = now();
+        ctx.store.put_resource(&r.id, &rec).map_err(|e| {
+            let text = format!("the state cannot record that {address} is being made: {e}");
+            *state_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            OvhError::Refused(text)
+        })
+    };
+    let created = svc.create(&address, password.expose(), None, &mark).await;
+    if let Some(e) = state_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(e.into());
+    }
+    match created.map_err(StepError::from)? {
+        Created::Made(applied) => Ok(applied),
+        Created::Exists if interrupted => {
+            svc.set_password(&address, password.expose())
+                .await
+                .map_err(StepError::from)?;
+            Ok(Applied::changed(format!(
+                "{address} exists (made by an interrupted run), password set"
+            )))
+        }
+        Created::Exists => keep_password(ctx, a, &address).await,
+    }
+}
+
+/// An account that exists and that this mailshift did not just make: logs in with the plan's
+/// password, or is reported, never reset.
+async fn keep_password(ctx: &Ctx, a: &Account, address: &str) -> Result<Applied, StepError> {
+    let platform = ctx
+        .loaded
+        .plan
+        .platforms
+        .get(&a.to)
+        .ok_or_else(|| StepError::bug(format!("platform `{}` is not in the plan", a.to)))?;
+    let target = super::target(
+        &ctx.loaded,
+        platform,
+        &a.destination,
+        crate::model::dest_login(a),
+    )
+    .map_err(|e| {
+        StepError::config(format!(
+            "{address} already exists on `{}`, and its password cannot be checked: {e}",
+            a.to
+        ))
+    })?;
+    match Imap::connect(&target).await {
+        Ok(imap) => {
+            imap.logout().await;
+            Ok(Applied::unchanged(format!(
+                "{address} exists and accepts the plan's password (left as it is)"
+            )))
+        }
+        Err(e) if e.kind == ErrorKind::Auth => Err(StepError::new(
+            ErrorKind::Auth,
+            format!(
+                "{address} already exists on `{}` with another password than the plan's \
+                 (probably changed since it was created), and mailshift will not reset it: put \
+                 its current password in the plan's `destination.password`, or reset it in the \
+                 OVHcloud Control Panel to the plan's, then run apply again ({})",
+                a.to, e.message
+            ),
+        )),
+        Err(e) => Err(StepError::from(e).context(format!(
+            "{address} already exists on `{}`; cannot check that it accepts the plan's password",
+            a.to
+        ))),
+    }
 }
 
 /// Refuses a move onto a platform whose per-account limit the source mailbox exceeds, before
