@@ -158,9 +158,12 @@ impl ApiError {
             401 | 403 => ErrorKind::Auth,
             429 => ErrorKind::Throttled,
             409 if self.is_busy() => ErrorKind::Throttled,
-            409 => ErrorKind::Conflict,
-            // The plan asks for a value or an object the platform does not have.
-            400 | 404 => ErrorKind::Config,
+            // The plan asks for a value the platform does not take.
+            400 => ErrorKind::Config,
+            // Not Config nor Conflict: an object can vanish or be taken under a call (a
+            // placeholder another unit of watch took a moment before), and the next run's
+            // read-before-write sees how things stand.
+            404 | 409 => ErrorKind::Refused,
             500.. => ErrorKind::Network,
             _ => ErrorKind::Refused,
         }
@@ -293,7 +296,7 @@ mod tests {
             ),
             (
                 with(409, None, "Email address is already used."),
-                ErrorKind::Conflict,
+                ErrorKind::Refused,
             ),
             (
                 with(400, None, "Invalid value for displayName"),
@@ -301,7 +304,7 @@ mod tests {
             ),
             (
                 with(404, None, "The requested object does not exist"),
-                ErrorKind::Config,
+                ErrorKind::Refused,
             ),
             (with(503, None, "Service unavailable"), ErrorKind::Network),
             (with(500, None, "Internal error"), ErrorKind::Network),
