@@ -172,12 +172,6 @@ impl fmt::Display for StepError {
 
 impl std::error::Error for StepError {}
 
-impl From<crate::state::StateError> for StepError {
-    fn from(e: crate::state::StateError) -> StepError {
-        StepError::state(e.to_string())
-    }
-}
-
 /// The pause a throttling server suggests: Exchange Online says
 /// `[THROTTLED] Suggested Backoff Time: 500 milliseconds`; seconds are read too.
 pub fn suggested_backoff(text: &str) -> Option<Duration> {

@@ -164,6 +164,13 @@ impl fmt::Display for StateError {
     }
 }
 
+/// A state file that cannot be read or written fails a step as `state`.
+impl From<StateError> for crate::error::StepError {
+    fn from(e: StateError) -> crate::error::StepError {
+        crate::error::StepError::state(e.to_string())
+    }
+}
+
 impl std::error::Error for StateError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
