@@ -582,3 +582,32 @@ pub fn human_bytes(b: u64) -> String {
         format!("{v:.1} {}", UNITS[u])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn a_secret_that_cannot_be_read_is_a_config_error_naming_its_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.yaml");
+        std::fs::write(
+            &path,
+            "version: 1\nplatforms:\n  \
+             old: {type: imap, imap: {host: 127.0.0.1, port: 1, security: none}}\n  \
+             new: {type: imap, imap: {host: 127.0.0.1, port: 1, security: none}}\naccounts:\n  \
+             - address: a@example.com\n    from: old\n    to: new\n    \
+             source: {password: {file: missing-secret}}\n    \
+             destination: {password: {file: missing-secret}}\n",
+        )
+        .unwrap();
+        let loaded = crate::plan::load_file(&path).unwrap();
+        let Err(e) = account_targets(&loaded, &loaded.plan.accounts[0]) else {
+            panic!("the secret file does not exist");
+        };
+        assert_eq!(e.kind, ErrorKind::Config);
+        assert!(e.message.starts_with("source: "), "{e}");
+        assert!(e.message.contains("missing-secret"), "{e}");
+    }
+}

@@ -717,6 +717,19 @@ mod tests {
     use super::*;
     use crate::state::record::Status;
 
+    #[test]
+    fn a_state_error_fails_a_step_as_state_with_its_text() {
+        let e = StateError::Corrupt {
+            path: PathBuf::from("state.redb"),
+            record: "account/a/mail".into(),
+            detail: "short".into(),
+        };
+        let text = e.to_string();
+        let step = crate::error::StepError::from(e);
+        assert_eq!(step.kind, crate::error::ErrorKind::State);
+        assert_eq!(step.message, text);
+    }
+
     fn resource(kind: &str, fingerprint: &str) -> ResourceRecord {
         ResourceRecord {
             kind: kind.into(),
