@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod cli;
 pub mod diff;
+pub mod error;
 pub mod model;
 pub mod plan;
 pub mod providers;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mailshift::plan::model::{DomainMode, Right};
 use mailshift::plan::secret::Secret;
-use mailshift::providers::ovh::ops::{ContactSpec, Family, GroupSpec, Service, Timing};
+use mailshift::providers::ovh::ops::{ContactSpec, Created, Family, GroupSpec, Service, Timing};
 use mailshift::providers::ovh::sim::{SimHandle, Simulator, World};
 use mailshift::providers::ovh::{Credentials, OvhClient};
 
@@ -125,10 +125,23 @@ async fn new_api_family(svc: &Service, domain: &str, a: &str, b: &str, groups: b
     twice!(svc, svc.ensure_external_contact(&renamed));
     twice!(svc, svc.ensure_footer(domain, "<p>Footer</p>", true));
     twice!(svc, svc.ensure_footer(domain, "<p>Footer 2</p>", false));
-    // Creating always sets the password, so only its effect is idempotent: check it once.
-    let created = svc.create(&new, "New-Pa55word", Some("New")).await.unwrap();
-    assert!(created.wrote, "{created:?}");
+    // Creating sets the password; once the account exists, it is left alone.
+    let created = svc
+        .create(&new, "New-Pa55word", Some("New"), &|| Ok(()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&created, Created::Made(applied) if applied.wrote),
+        "{created:?}"
+    );
     assert!(svc.account(&new).await.unwrap().is_some());
+    let again = svc
+        .create(&new, "New-Pa55word", Some("New"), &|| {
+            panic!("nothing to write for an existing account")
+        })
+        .await
+        .unwrap();
+    assert!(matches!(again, Created::Exists), "{again:?}");
     if groups {
         let team = GroupSpec {
             address: format!("team@{domain}"),
@@ -192,10 +205,13 @@ async fn every_operation_of_every_family_matches_the_published_schema() {
             service: "dedicated-1".into(),
         },
     );
-    let made = dedicated
-        .create("zoe@dedicated.example", "Zoe-Pa55word", None)
+    let Created::Made(made) = dedicated
+        .create("zoe@dedicated.example", "Zoe-Pa55word", None, &|| Ok(()))
         .await
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("a new account is made")
+    };
     assert!(made.detail.starts_with("created"), "{made:?}");
 
     let pro = service(
@@ -237,10 +253,13 @@ async fn every_operation_of_every_family_matches_the_published_schema() {
             domain: "legacy.example".into(),
         },
     );
-    let made = legacy
-        .create("hank@legacy.example", "Hank-Pa55word", None)
+    let Created::Made(made) = legacy
+        .create("hank@legacy.example", "Hank-Pa55word", None, &|| Ok(()))
         .await
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("a new account is made")
+    };
     assert!(made.wrote);
     twice!(
         legacy,
@@ -356,10 +375,13 @@ async fn pending_changes_from_an_interrupted_run_are_taken_as_done() {
         .await
         .unwrap();
 
-    let created = pro
-        .create("new@pro.example", "New-Pa55word", None)
+    let Created::Made(created) = pro
+        .create("new@pro.example", "New-Pa55word", None, &|| Ok(()))
         .await
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("a new account is made")
+    };
     assert!(
         created.detail.contains("configured by an interrupted run"),
         "{created:?}"

@@ -961,3 +961,186 @@ accounts:
     );
     assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
 }
+
+/// The password writes the simulator received for `address`.
+fn password_writes(s: &Setup, address: &str) -> usize {
+    s.sim
+        .writes()
+        .iter()
+        .filter(|r| {
+            r.path
+                .ends_with(&format!("/account/{address}/changePassword"))
+        })
+        .count()
+}
+
+/// Changes an Email Pro account's password with a signed call, as its user would in the
+/// control panel, and waits until Dovecot takes it.
+fn change_password_behind_our_back(s: &Setup, account: &str, password: &str) {
+    use mailshift::providers::ovh::{Task, TaskOutcome, wait_task};
+    let (client, rt) = signed_client(&s.sim, CK);
+    rt.block_on(async {
+        let task: Task = client
+            .post(
+                &format!("/email/pro/{PRO}/account/{account}/changePassword"),
+                Some(&json!({ "password": password })),
+            )
+            .await
+            .unwrap();
+        let outcome = wait_task(
+            &client,
+            &format!("/email/pro/{PRO}/task/{}", task.id),
+            tokio::time::Instant::now() + Duration::from_secs(10),
+            Duration::from_millis(20),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert!(matches!(outcome, TaskOutcome::Done(_)), "{outcome:?}");
+    });
+    login_eventually(&s.dst, account, password)
+        .logout()
+        .unwrap();
+}
+
+/// Without its state, an apply finds the accounts it made: one that still logs in with the
+/// plan's password is left alone (no password write) and its copy goes on; one whose password
+/// was changed since is reported, never reset.
+#[test]
+fn lost_state_leaves_existing_passwords_alone_and_reports_a_changed_one() {
+    let s = setup("");
+    let dir = s.dir.path();
+    let first = mailshift(dir, &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    // (The simulator refuses a fresh account's first password write: retried.)
+    assert!(password_writes(&s, "john@mydomain.ovh") >= 1);
+
+    std::fs::remove_dir_all(dir.join(".mailshift")).unwrap();
+    s.sim.clear_requests();
+    let again = mailshift(dir, &["apply", "plan.yaml"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert_eq!(
+        password_writes(&s, "john@mydomain.ovh"),
+        0,
+        "{}",
+        again.transcript()
+    );
+    assert_eq!(password_writes(&s, "assistant@mydomain.ovh"), 0);
+    assert!(
+        again
+            .stdout
+            .contains("john@mydomain.ovh exists and accepts the plan's password"),
+        "{}",
+        again.transcript()
+    );
+    assert!(
+        again
+            .stdout
+            .contains("done    account/john@mydomain.ovh/mail"),
+        "the copy goes on: {}",
+        again.transcript()
+    );
+
+    // john changes his password in the control panel; the state is lost again.
+    const CHANGED: &str = "john-changed-by-himself-7";
+    change_password_behind_our_back(&s, "john@mydomain.ovh", CHANGED);
+    std::fs::remove_dir_all(dir.join(".mailshift")).unwrap();
+    s.sim.clear_requests();
+    let reported = mailshift(dir, &["apply", "plan.yaml"]);
+    assert_eq!(reported.code, 1, "{}", reported.transcript());
+    assert_eq!(
+        password_writes(&s, "john@mydomain.ovh"),
+        0,
+        "{}",
+        reported.transcript()
+    );
+    for words in [
+        "FAILED  account/john@mydomain.ovh/create: john@mydomain.ovh already exists on `pro` \
+         with another password than the plan's (probably changed since it was created), and \
+         mailshift will not reset it",
+        "put its current password in the plan's `destination.password`, or reset it in the \
+         OVHcloud Control Panel",
+        "skipped account/john@mydomain.ovh/mail",
+    ] {
+        assert!(
+            reported.stdout.contains(words),
+            "{words:?}:\n{}",
+            reported.transcript()
+        );
+    }
+    assert!(!reported.transcript().contains(CHANGED));
+    assert!(!reported.transcript().contains(JOHN_PRO));
+    // His password is still his, and the other account went on.
+    login_eventually(&s.dst, "john@mydomain.ovh", CHANGED)
+        .logout()
+        .unwrap();
+    assert!(
+        reported
+            .stdout
+            .contains("done    account/assistant@mydomain.ovh/mail"),
+        "{}",
+        reported.transcript()
+    );
+}
+
+/// `mailshift apply` killed (SIGKILL) right after it configured an account and before it set
+/// its password: the next run knows from the state that the account is its own and sets it.
+#[test]
+fn a_kill_between_configuration_and_password_converges() {
+    let s = setup("");
+    let dir = s.dir.path();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["apply", "plan.yaml"])
+        .current_dir(dir)
+        .envs(ENV.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let configured = |s: &Setup| {
+        s.sim
+            .writes()
+            .iter()
+            .any(|r| r.method == "PUT" && r.path.contains("@configureme.me"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !configured(&s) {
+        assert!(
+            Instant::now() < deadline,
+            "no account configured: {:#?}",
+            s.sim.writes()
+        );
+        assert!(child.try_wait().unwrap().is_none(), "apply ended first");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let set: usize = ["john@mydomain.ovh", "assistant@mydomain.ovh"]
+        .iter()
+        .map(|a| password_writes(&s, a))
+        .sum();
+    assert_eq!(set, 0, "killed too late: a password was already set");
+
+    let mut runs = Vec::new();
+    loop {
+        let run = mailshift(dir, &["apply", "plan.yaml"]);
+        let done = run.code == 0;
+        runs.push(run);
+        if done {
+            break;
+        }
+        assert!(
+            runs.len() < 4,
+            "no convergence: {}",
+            runs.last().unwrap().transcript()
+        );
+    }
+    assert!(
+        !runs
+            .iter()
+            .any(|r| r.stdout.contains("another password than the plan's")),
+        "{}",
+        runs.last().unwrap().transcript()
+    );
+    assert_procedure_done(&s);
+}

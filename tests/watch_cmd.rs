@@ -578,30 +578,31 @@ fn http_token_listen_policy_and_a_failing_account() {
     assert_eq!(http_get(&addr, "/", Some(&format!("Basic {basic}"))).0, 200);
 
     w = w.with_token();
-    let s = w.wait_for("two failed runs, retried after a backoff", 30, |s| {
-        account(s, "dave@example.com").is_some_and(|a| a["failures"].as_u64() >= Some(2))
+    // A secret that cannot be read is not retried on a timer: it waits for SIGHUP.
+    let s = w.wait_for("a failed run", 30, |s| {
+        account(s, "dave@example.com")
+            .is_some_and(|a| a["failures"].as_u64() >= Some(1) && a["state"] == "idle")
     });
     let a = account(&s, "dave@example.com").unwrap();
     assert_eq!(a["health"], "failing", "{s:#}");
+    assert_eq!(a["error_kind"], "config", "{s:#}");
     assert!(
-        a["last_error"].as_str().is_some_and(
-            |e| e.contains("cannot read secret from env DAVE_OLD: the variable is not set")
-        ),
+        a["last_error"].as_str().is_some_and(|e| e.starts_with(
+            "waiting for a plan change or SIGHUP: the plan cannot be carried out as written: "
+        ) && e
+            .contains("cannot read secret from env DAVE_OLD: the variable is not set")),
         "{s:#}"
     );
-    let next = chrono::DateTime::parse_from_rfc3339(a["next_run"].as_str().unwrap()).unwrap();
-    let now = chrono::DateTime::parse_from_rfc3339(s["now"].as_str().unwrap()).unwrap();
-    assert!(next >= now, "the retry is in the future: {s:#}");
+    assert!(a["next_run"].is_null(), "{s:#}");
     let mail = resource(&s, "account/dave@example.com/mail").unwrap();
     assert_eq!(mail["status"], "failed", "{s:#}");
     let (_, metrics) = w.get("/metrics");
     assert!(
-        metrics.contains("mailshift_errors_total{resource=\"mail\",kind=\"secret\"}"),
+        metrics.contains("mailshift_errors_total{resource=\"mail\",kind=\"config\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("mailshift_steps{status=\"failed\"} 1")
-            || metrics.contains("mailshift_steps{status=\"running\"} 1"),
+        metrics.contains("mailshift_steps{status=\"failed\"} 1"),
         "{metrics}"
     );
 
@@ -617,6 +618,11 @@ fn http_token_listen_policy_and_a_failing_account() {
         http_get(&addr, "/api/status", Some(&format!("Bearer {TOKEN}"))).0,
         401
     );
+    // ... and SIGHUP ran dave again.
+    w.auth = Some("Bearer rotated-token".into());
+    w.wait_for("dave run again on SIGHUP", 10, |s| {
+        account(s, "dave@example.com").is_some_and(|a| a["failures"].as_u64() >= Some(2))
+    });
     w.signal("TERM");
     assert_eq!(w.wait_exit(20), 0, "{}", w.log_text());
     let log = w.log_text();
@@ -824,4 +830,64 @@ fn a_manual_step_acknowledged_over_http_lets_its_account_go_on() {
         migrated(s, "alice@example.com", 3)
     });
     assert_eq!(inbox_count(&dst, "alice", ALICE_NEW), 3);
+}
+
+/// A refused password is not retried every few seconds: the account waits for a plan change
+/// or SIGHUP, and the status page and `/api/status` say why. Fixing the plan lets it go on.
+#[test]
+fn a_refused_password_waits_for_a_plan_change_and_says_why() {
+    let (src, dst) = servers();
+    seed(&src, "alice", ALICE_OLD, 0, 3, 1_000);
+    let dir = tempfile::tempdir().unwrap();
+    let good = plan(src.port(), dst.port(), "sync_interval: 1h", &["alice"]);
+    // bob's destination password for alice: the destination refuses it.
+    let wrong = good.replace("{env: ALICE_NEW}", "{env: BOB_NEW}");
+    assert_ne!(good, wrong);
+    replace_plan(dir.path(), &wrong);
+    let w = Watch::start(dir.path(), "watch.log", &[]);
+    let s = w.wait_for("the refused login reported", 20, |s| {
+        account(s, "alice@example.com").is_some_and(|a| a["failures"] == 1 && a["state"] == "idle")
+    });
+    let a = account(&s, "alice@example.com").unwrap();
+    let error = a["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("waiting for a plan change or SIGHUP: the password was refused: ")
+            && error.contains("login as alice on 127.0.0.1"),
+        "{s:#}"
+    );
+    assert_eq!(a["error_kind"], "auth", "{s:#}");
+    assert!(a["next_run"].is_null(), "{s:#}");
+    let (_, page) = w.get("/");
+    assert!(
+        page.contains("waiting for a plan change or SIGHUP: the password was refused"),
+        "{page}"
+    );
+    let (_, metrics) = w.get("/metrics");
+    assert!(
+        metrics.contains("mailshift_errors_total{resource=\"mail\",kind=\"auth\"} 1"),
+        "{metrics}"
+    );
+
+    // A failure backing off would have been retried within 5 s.
+    std::thread::sleep(Duration::from_secs(6));
+    let a = account(&w.status(), "alice@example.com").unwrap().clone();
+    assert_eq!(
+        a["failures"],
+        1,
+        "retried on a timer: {a:#}\n{}",
+        w.log_text()
+    );
+    assert_eq!(
+        w.log_text().matches("run failed").count(),
+        1,
+        "{}",
+        w.log_text()
+    );
+
+    replace_plan(dir.path(), &good);
+    w.wait_for("alice migrated once the plan has her password", 20, |s| {
+        migrated(s, "alice@example.com", 3)
+    });
+    assert_eq!(inbox_count(&dst, "alice", ALICE_NEW), 3);
+    assert_no_secret_in(&[w.log_text()]);
 }

@@ -11,16 +11,18 @@ use tokio::sync::Mutex;
 
 use super::{Ctx, Outcome, account_of, now, record_failure};
 use crate::diff::{Action, Change};
+use crate::error::{ErrorKind, StepError};
 use crate::model::capabilities::{Feature, Support, support};
 use crate::model::{Resource, ResourceKind};
 use crate::plan::Loaded;
 use crate::plan::model::{Account, PlatformKind};
 use crate::plan::validate::parse_millis;
 use crate::providers::ovh::ops::{
-    Applied, ContactSpec, Family, GroupSpec, Service, Timing, footer_html,
+    Applied, ContactSpec, Created, Family, GroupSpec, Service, Timing, footer_html,
 };
-use crate::providers::ovh::{ClientOptions, Credentials, OvhClient};
+use crate::providers::ovh::{ClientOptions, Credentials, OvhClient, OvhError};
 use crate::state::{ResourceRecord, Status};
+use crate::transfer::imap::session::Imap;
 
 /// Largest mailbox each destination accepts in a move (reference/ovh-api.md).
 const MX_PLAN_LIMIT: u64 = 5_000_000_000;
@@ -98,27 +100,25 @@ pub async fn service(
     loaded: &Loaded,
     providers: &Providers,
     platform_name: &str,
-) -> Result<Arc<Service>, String> {
+) -> Result<Arc<Service>, StepError> {
     // Held until the service is in the map: two accounts starting at once must share one
     // service (its placeholder claim lock and its write count).
     let mut services = providers.services.lock().await;
     if let Some(s) = services.get(platform_name) {
         return Ok(s.clone());
     }
-    let platform = loaded
-        .plan
-        .platforms
-        .get(platform_name)
-        .ok_or_else(|| format!("platform `{platform_name}` is not in the plan"))?;
-    let family = Family::of(platform_name, platform)?;
+    let platform =
+        loaded.plan.platforms.get(platform_name).ok_or_else(|| {
+            StepError::bug(format!("platform `{platform_name}` is not in the plan"))
+        })?;
+    let family = Family::of(platform_name, platform).map_err(StepError::config)?;
     let provider_name = platform.provider.as_deref().ok_or_else(|| {
-        format!("platform `{platform_name}` names no `provider` (the plan validator should have refused this)")
+        StepError::bug(format!("platform `{platform_name}` names no `provider` (the plan validator should have refused this)"))
     })?;
-    let provider = loaded
-        .plan
-        .providers
-        .get(provider_name)
-        .ok_or_else(|| format!("provider `{provider_name}` is not in the plan"))?;
+    let provider =
+        loaded.plan.providers.get(provider_name).ok_or_else(|| {
+            StepError::bug(format!("provider `{provider_name}` is not in the plan"))
+        })?;
     let client = {
         let mut clients = providers.clients.lock().await;
         match clients.get(provider_name) {
@@ -127,7 +127,7 @@ pub async fn service(
                 let base = &loaded.base_dir;
                 let resolve = |r: &crate::plan::secret::SecretRef| {
                     r.resolve(base)
-                        .map_err(|e| format!("provider `{provider_name}`: {e}"))
+                        .map_err(|e| StepError::config(format!("provider `{provider_name}`: {e}")))
                 };
                 let credentials = Credentials {
                     application_key: resolve(&provider.application_key)?,
@@ -139,7 +139,7 @@ pub async fn service(
                     credentials,
                     ClientOptions::default(),
                 )
-                .map_err(|e| format!("provider `{provider_name}`: {e}"))?;
+                .map_err(|e| StepError::from(e).context(format!("provider `{provider_name}`")))?;
                 if let Some(hooks) = &providers.hooks {
                     let hooks = hooks.clone();
                     client = client.observe(Arc::new(move |method, path, elapsed, ok| {
@@ -208,10 +208,10 @@ pub(super) async fn run(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         Ok((applied, platform)) => {
             if change.action == Action::Delete {
                 if let Err(e) = ctx.store.forget(&change.id) {
-                    return Outcome::Failed(format!(
+                    return Outcome::Failed(StepError::state(format!(
                         "{} (but the state could not record it: {e})",
                         applied.detail
-                    ));
+                    )));
                 }
             } else if let Some(r) = ctx.resources.get(&change.id) {
                 let mut rec = r.record(Status::Done, now());
@@ -222,10 +222,10 @@ pub(super) async fn run(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 // What the platform said (a DNS diagnosis, which placeholder was used), for `status`.
                 rec.outputs.insert("result".into(), applied.detail.clone());
                 if let Err(e) = ctx.store.put_resource(&r.id, &rec) {
-                    return Outcome::Failed(format!(
+                    return Outcome::Failed(StepError::state(format!(
                         "{} (but the state could not record it: {e})",
                         applied.detail
-                    ));
+                    )));
                 }
             }
             Outcome::Done(applied.detail)
@@ -243,16 +243,17 @@ fn tail<'a>(id: &'a str, marker: &str) -> Option<&'a str> {
     id.split_once(marker).map(|(_, t)| t)
 }
 
-async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), String> {
+async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), StepError> {
     let r: &Resource = ctx
         .resources
         .get(&change.id)
-        .ok_or_else(|| format!("{} is not in the plan", change.id))?;
+        .ok_or_else(|| StepError::bug(format!("{} is not in the plan", change.id)))?;
     let plan = &ctx.loaded.plan;
     let svc = service(&ctx.loaded, &ctx.providers, &r.platform).await?;
-    let err = |e: crate::providers::ovh::OvhError| e.to_string();
+    let err = StepError::from;
     let account = || {
-        account_of(ctx, change).ok_or_else(|| format!("{}: no such account in the plan", change.id))
+        account_of(ctx, change)
+            .ok_or_else(|| StepError::bug(format!("{}: no such account in the plan", change.id)))
     };
     let applied = match r.kind {
         ResourceKind::Domain => {
@@ -261,7 +262,7 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 .domains
                 .iter()
                 .find(|d| d.platform == r.platform && d.name.eq_ignore_ascii_case(name))
-                .ok_or_else(|| format!("{}: no such domain in the plan", r.id))?;
+                .ok_or_else(|| StepError::bug(format!("{}: no such domain in the plan", r.id)))?;
             svc.ensure_domain(name, d.mode, d.mx_relay.as_deref())
                 .await
                 .map_err(err)?
@@ -274,7 +275,7 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
             let to = a
                 .rename_to
                 .as_deref()
-                .ok_or("the account has no `rename_to`")?;
+                .ok_or_else(|| StepError::bug("the account has no `rename_to`"))?;
             svc.rename(&a.address.to_ascii_lowercase(), &to.to_ascii_lowercase())
                 .await
                 .map_err(err)?
@@ -286,12 +287,14 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 .destination
                 .password
                 .as_ref()
-                .ok_or("creating an account needs `destination.password` (the password to set)")?
+                .ok_or_else(|| {
+                    StepError::config(
+                        "creating an account needs `destination.password` (the password to set)",
+                    )
+                })?
                 .resolve(&ctx.loaded.base_dir)
-                .map_err(|e| format!("destination password: {e}"))?;
-            svc.create(&a.address.to_ascii_lowercase(), password.expose(), None)
-                .await
-                .map_err(err)?
+                .map_err(|e| StepError::config(format!("destination password: {e}")))?;
+            create(ctx, r, a, &svc, &password).await?
         }
         ResourceKind::Alias => {
             let a = account()?;
@@ -318,7 +321,9 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 .redirections
                 .iter()
                 .find(|x| x.to.eq_ignore_ascii_case(target))
-                .ok_or_else(|| format!("{}: no such redirection in the plan", r.id))?;
+                .ok_or_else(|| {
+                    StepError::bug(format!("{}: no such redirection in the plan", r.id))
+                })?;
             svc.ensure_redirection(&a.address.to_ascii_lowercase(), target, red.local_copy)
                 .await
                 .map_err(err)?
@@ -330,7 +335,9 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 .delegations
                 .iter()
                 .find(|x| x.grantee.eq_ignore_ascii_case(grantee))
-                .ok_or_else(|| format!("{}: no such delegation in the plan", r.id))?;
+                .ok_or_else(|| {
+                    StepError::bug(format!("{}: no such delegation in the plan", r.id))
+                })?;
             let rights: BTreeSet<_> = d.rights.iter().copied().collect();
             svc.ensure_delegation(&a.address.to_ascii_lowercase(), grantee, &rights)
                 .await
@@ -342,7 +349,7 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 .groups
                 .iter()
                 .find(|g| g.address.eq_ignore_ascii_case(address))
-                .ok_or_else(|| format!("{}: no such group in the plan", r.id))?;
+                .ok_or_else(|| StepError::bug(format!("{}: no such group in the plan", r.id)))?;
             svc.ensure_group(&GroupSpec {
                 address: address.to_string(),
                 display_name: g.display_name.clone(),
@@ -358,7 +365,7 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 .external_contacts
                 .iter()
                 .find(|c| c.platform == r.platform && c.address.eq_ignore_ascii_case(address))
-                .ok_or_else(|| format!("{}: no such contact in the plan", r.id))?;
+                .ok_or_else(|| StepError::bug(format!("{}: no such contact in the plan", r.id)))?;
             svc.ensure_external_contact(&ContactSpec {
                 address: address.to_string(),
                 display_name: c.display_name.clone(),
@@ -375,7 +382,7 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 .footers
                 .iter()
                 .find(|f| f.platform == r.platform && f.domain.eq_ignore_ascii_case(domain))
-                .ok_or_else(|| format!("{}: no such footer in the plan", r.id))?;
+                .ok_or_else(|| StepError::bug(format!("{}: no such footer in the plan", r.id)))?;
             let content = footer_html(f.text.as_deref(), f.html.as_deref());
             svc.ensure_footer(domain, &content, f.outside_only)
                 .await
@@ -390,10 +397,14 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
             });
             let diag = svc.dns(name).await.map_err(err)?;
             if authoritative && diag.mx_valid == Some(false) {
-                return Err(format!(
-                    "{name} is authoritative on `{}` but its DNS does not point there: {}. Fix the MX records at the domain's DNS host, then run apply again",
-                    r.platform,
-                    diag.summary()
+                // Retried on a timer: the fix is made at the DNS host, not in the plan.
+                return Err(StepError::new(
+                    ErrorKind::Refused,
+                    format!(
+                        "{name} is authoritative on `{}` but its DNS does not point there: {}. Fix the MX records at the domain's DNS host, then run apply again",
+                        r.platform,
+                        diag.summary()
+                    ),
                 ));
             }
             Applied::unchanged(format!("{name}: {}", diag.summary()))
@@ -403,7 +414,7 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
             let provisional = a
                 .rename_to
                 .as_deref()
-                .ok_or("the account has no `rename_to`")?
+                .ok_or_else(|| StepError::bug("the account has no `rename_to`"))?
                 .to_ascii_lowercase();
             let address = a.address.to_ascii_lowercase();
             // Resetting deletes the source's copy: compare both sides again right now, so a
@@ -418,16 +429,20 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
             )
             .await;
             if let Some(e) = &check.error {
-                return Err(format!(
-                    "not resetting {provisional}: cannot compare the mailboxes: {e}"
+                return Err(StepError::new(
+                    ErrorKind::Refused,
+                    format!("not resetting {provisional}: cannot compare the mailboxes: {e}"),
                 ));
             }
             // Extra messages on the destination are expected after the cutover: new mail
             // lands there. Only a missing one blocks the reset.
             let missing: u64 = check.folders.iter().map(|f| f.missing).sum();
             if missing > 0 {
-                return Err(format!(
-                    "not resetting {provisional}: {missing} message(s) of the source are not on the destination; run apply (or `mailshift verify`) to see which, and reset once they match"
+                return Err(StepError::new(
+                    ErrorKind::Refused,
+                    format!(
+                        "not resetting {provisional}: {missing} message(s) of the source are not on the destination; run apply (or `mailshift verify`) to see which, and reset once they match"
+                    ),
                 ));
             }
             svc.reset(&provisional).await.map_err(err)?
@@ -436,15 +451,117 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
         | ResourceKind::Contacts
         | ResourceKind::Calendars
         | ResourceKind::Tasks => {
-            return Err(format!("{} is a copy, not an API step", r.id));
+            return Err(StepError::bug(format!(
+                "{} is a copy, not an API step",
+                r.id
+            )));
         }
     };
     Ok((applied, r.platform.clone()))
 }
 
+/// The output of a Create step's record that says this mailshift began making the account
+/// and may not have set its password yet (a kill between the configuration and the password).
+const PASSWORD_PENDING: &str = "password_pending";
+
+/// Makes the account, or leaves an existing one as it is. The one write a create step would
+/// repeat without knowing better is the password, and that could undo a password the user
+/// changed since: an existing account gets the plan's password only when the state shows this
+/// mailshift made it and was interrupted before setting it. Otherwise the plan's password is
+/// tried over IMAP: it works, nothing to do; it is refused, the step says so and changes
+/// nothing.
+async fn create(
+    ctx: &Arc<Ctx>,
+    r: &Resource,
+    a: &Account,
+    svc: &Service,
+    password: &crate::plan::secret::Secret,
+) -> Result<Applied, StepError> {
+    let address = a.address.to_ascii_lowercase();
+    let prev = ctx.store.resource(&r.id)?;
+    let interrupted = prev
+        .as_ref()
+        .is_some_and(|p| p.outputs.contains_key(PASSWORD_PENDING));
+    // Recorded before the write that makes the account, so a kill right after it is known.
+    let state_error = std::sync::Mutex::new(None);
+    let mark = || {
+        let mut rec = prev
+            .clone()
+            .unwrap_or_else(|| r.record(Status::InProgress, now()));
+        rec.outputs.insert(PASSWORD_PENDING.into(), "true".into());
+        rec.updated_at = now();
+        ctx.store.put_resource(&r.id, &rec).map_err(|e| {
+            let text = format!("the state cannot record that {address} is being made: {e}");
+            *state_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            OvhError::Refused(text)
+        })
+    };
+    let created = svc.create(&address, password.expose(), None, &mark).await;
+    if let Some(e) = state_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(e.into());
+    }
+    match created.map_err(StepError::from)? {
+        Created::Made(applied) => Ok(applied),
+        Created::Exists if interrupted => {
+            svc.set_password(&address, password.expose())
+                .await
+                .map_err(StepError::from)?;
+            Ok(Applied::changed(format!(
+                "{address} exists (made by an interrupted run), password set"
+            )))
+        }
+        Created::Exists => keep_password(ctx, a, &address).await,
+    }
+}
+
+/// An account that exists and that this mailshift did not just make: logs in with the plan's
+/// password, or is reported, never reset.
+async fn keep_password(ctx: &Ctx, a: &Account, address: &str) -> Result<Applied, StepError> {
+    let platform = ctx
+        .loaded
+        .plan
+        .platforms
+        .get(&a.to)
+        .ok_or_else(|| StepError::bug(format!("platform `{}` is not in the plan", a.to)))?;
+    let target = super::target(
+        &ctx.loaded,
+        platform,
+        &a.destination,
+        crate::model::dest_login(a),
+    )
+    .map_err(|e| {
+        StepError::config(format!(
+            "{address} already exists on `{}`, and its password cannot be checked: {e}",
+            a.to
+        ))
+    })?;
+    match Imap::connect(&target).await {
+        Ok(imap) => {
+            imap.logout().await;
+            Ok(Applied::unchanged(format!(
+                "{address} exists and accepts the plan's password (left as it is)"
+            )))
+        }
+        Err(e) if e.kind == ErrorKind::Auth => Err(StepError::new(
+            ErrorKind::Auth,
+            format!(
+                "{address} already exists on `{}` with another password than the plan's \
+                 (probably changed since it was created), and mailshift will not reset it: put \
+                 its current password in the plan's `destination.password`, or reset it in the \
+                 OVHcloud Control Panel to the plan's, then run apply again ({})",
+                a.to, e.message
+            ),
+        )),
+        Err(e) => Err(StepError::from(e).context(format!(
+            "{address} already exists on `{}`; cannot check that it accepts the plan's password",
+            a.to
+        ))),
+    }
+}
+
 /// Refuses a move onto a platform whose per-account limit the source mailbox exceeds, before
 /// anything is created for it.
-async fn check_size(ctx: &Arc<Ctx>, a: &Account, to: &str) -> Result<(), String> {
+async fn check_size(ctx: &Arc<Ctx>, a: &Account, to: &str) -> Result<(), StepError> {
     let plan = &ctx.loaded.plan;
     let Some(dest) = plan.platforms.get(to) else {
         return Ok(());
@@ -466,7 +583,7 @@ async fn check_size(ctx: &Arc<Ctx>, a: &Account, to: &str) -> Result<(), String>
             usage = source
                 .mailbox_usage(candidate)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(StepError::from)?;
             if usage.is_some() {
                 break;
             }
@@ -478,11 +595,11 @@ async fn check_size(ctx: &Arc<Ctx>, a: &Account, to: &str) -> Result<(), String>
         Some(
             crate::transfer::imap::mailbox_bytes(&source)
                 .await
-                .map_err(|e| format!("cannot measure the source mailbox: {}", e.message))?,
+                .map_err(|e| StepError::from(e).context("cannot measure the source mailbox"))?,
         )
     };
     match usage {
-        Some(bytes) if bytes > limit => Err(format!(
+        Some(bytes) if bytes > limit => Err(StepError::config(format!(
             "the mailbox {address} holds {} on `{}`, above the {} limit of {} per account: \
              move it to Exchange{} instead, or make it smaller on the source first",
             super::human_bytes(bytes),
@@ -494,32 +611,31 @@ async fn check_size(ctx: &Arc<Ctx>, a: &Account, to: &str) -> Result<(), String>
             } else {
                 ""
             }
-        )),
+        ))),
         _ => Ok(()),
     }
 }
 
-async fn delete(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), String> {
+async fn delete(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), StepError> {
     let rec = ctx
         .store
-        .resource(&change.id)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{} is not in the state", change.id))?;
+        .resource(&change.id)?
+        .ok_or_else(|| StepError::bug(format!("{} is not in the state", change.id)))?;
     let platform = match rec.outputs.get("platform") {
         Some(p) => p.clone(),
         None => account_of(ctx, change)
             .map(|a| a.to.clone())
-            .ok_or_else(|| format!(
+            .ok_or_else(|| StepError::config(format!(
                 "the state does not say which platform {} was applied on: remove it by hand, then run `mailshift state forget {}`",
                 change.id, change.id
-            ))?,
+            )))?,
     };
     let svc = service(&ctx.loaded, &ctx.providers, &platform).await?;
-    let err = |e: crate::providers::ovh::OvhError| e.to_string();
+    let err = StepError::from;
     let id = change.id.as_str();
     let account = rec.account.clone().unwrap_or_default();
-    let kind =
-        ResourceKind::parse(&rec.kind).ok_or_else(|| format!("{id}: unknown kind {}", rec.kind))?;
+    let kind = ResourceKind::parse(&rec.kind)
+        .ok_or_else(|| StepError::bug(format!("{id}: unknown kind {}", rec.kind)))?;
     let applied = match kind {
         ResourceKind::Alias => svc
             .delete_alias(&account, tail(id, "/alias/").unwrap_or_default())
@@ -546,10 +662,10 @@ async fn delete(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
             .await
             .map_err(err)?,
         other => {
-            return Err(format!(
+            return Err(StepError::bug(format!(
                 "{id}: a {} is never removed by omission",
                 other.as_str()
-            ));
+            )));
         }
     };
     Ok((applied, platform))
@@ -563,7 +679,7 @@ pub async fn observe_drift(
     providers: &Providers,
     desired: &[Resource],
     state: &std::collections::BTreeMap<String, ResourceRecord>,
-) -> Result<std::collections::BTreeMap<String, String>, String> {
+) -> Result<std::collections::BTreeMap<String, String>, StepError> {
     let plan = &loaded.plan;
     let mut drift = std::collections::BTreeMap::new();
     for r in desired {
@@ -577,7 +693,9 @@ pub async fn observe_drift(
             continue;
         }
         let svc = service(loaded, providers, &r.platform).await?;
-        let read = |e: crate::providers::ovh::OvhError| format!("{}: cannot read it: {e}", r.id);
+        let read = |e: crate::providers::ovh::OvhError| {
+            StepError::from(e).context(format!("{}: cannot read it", r.id))
+        };
         let account = r.account.as_deref().and_then(|addr| {
             plan.accounts
                 .iter()

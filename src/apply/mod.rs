@@ -17,6 +17,7 @@ pub mod ack;
 pub mod api;
 
 use crate::diff::{Action, Change, diff};
+use crate::error::StepError;
 use crate::model::{Resource, ResourceKind, compile, dest_login, effective_options, source_login};
 use crate::plan::Loaded;
 use crate::plan::model::{Account, Credentials, Platform};
@@ -35,7 +36,8 @@ const FRESH_LOGIN_GRACE: std::time::Duration = std::time::Duration::from_secs(12
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Done(String),
-    Failed(String),
+    /// Its kind decides what happens next (`crate::error`); people read its message.
+    Failed(StepError),
     /// Not attempted: a step it depends on did not complete.
     Skipped(String),
     /// Waiting for a person (`mailshift ack`).
@@ -112,14 +114,14 @@ pub async fn apply(
     options: ApplyOptions,
     hooks: Arc<dyn Hooks>,
     stop: StopFlag,
-) -> Result<ApplyReport, String> {
+) -> Result<ApplyReport, StepError> {
     // Spool files left by a killed run are garbage: this process holds the state lock.
     if !options.keep_spool
         && let Some(dir) = loaded.state_path().parent()
     {
         let _ = std::fs::remove_dir_all(dir.join("spool"));
     }
-    let state = store.resources().map_err(|e| e.to_string())?;
+    let state = store.resources()?;
     let resources: HashMap<String, Resource> = compile(&loaded.plan)
         .into_iter()
         .map(|r| (r.id.clone(), r))
@@ -184,7 +186,7 @@ pub async fn apply(
 }
 
 /// Runs changes grouped by account, up to `parallel_accounts` accounts at once.
-async fn run_accounts(ctx: &Arc<Ctx>, changes: Vec<Change>) -> Result<(), String> {
+async fn run_accounts(ctx: &Arc<Ctx>, changes: Vec<Change>) -> Result<(), StepError> {
     let mut by_account: BTreeMap<String, Vec<Change>> = BTreeMap::new();
     for c in changes {
         by_account
@@ -214,7 +216,7 @@ async fn run_accounts(ctx: &Arc<Ctx>, changes: Vec<Change>) -> Result<(), String
     }
     for h in handles {
         if let Err(e) = h.await {
-            return Err(format!("an account task panicked: {e}"));
+            return Err(StepError::bug(format!("an account task panicked: {e}")));
         }
     }
     Ok(())
@@ -315,14 +317,14 @@ async fn record_failure(ctx: &Ctx, change: &Change, outcome: &Outcome) {
     let rec = match (ctx.resources.get(&change.id), prev) {
         (Some(r), prev) => ResourceRecord {
             status: Status::Failed,
-            last_error: Some(err.clone()),
+            last_error: Some(err.message.clone()),
             updated_at: now(),
             ..prev.unwrap_or_else(|| r.record(Status::Failed, now()))
         },
         // Gone from the plan (a feature being removed): it keeps what it was, so the next
         // plan still removes it, and says why the last removal failed.
         (None, Some(prev)) => ResourceRecord {
-            last_error: Some(err.clone()),
+            last_error: Some(err.message.clone()),
             updated_at: now(),
             ..prev
         },
@@ -341,18 +343,20 @@ fn account_of<'a>(ctx: &'a Ctx, change: &Change) -> Option<&'a Account> {
 }
 
 /// Where and how to log in on both sides of an account; secrets are read now.
-pub fn account_targets(loaded: &Loaded, account: &Account) -> Result<(Target, Target), String> {
+pub fn account_targets(loaded: &Loaded, account: &Account) -> Result<(Target, Target), StepError> {
     let plan = &loaded.plan;
     let (Some(from), Some(to)) = (
         plan.platforms.get(&account.from),
         plan.platforms.get(&account.to),
     ) else {
-        return Err("unknown platform (the plan validator should have refused this)".into());
+        return Err(StepError::bug(
+            "unknown platform (the plan validator should have refused this)",
+        ));
     };
     let source = target(loaded, from, &account.source, source_login(account))
-        .map_err(|e| format!("source: {e}"))?;
+        .map_err(|e| StepError::config(format!("source: {e}")))?;
     let dest = target(loaded, to, &account.destination, dest_login(account))
-        .map_err(|e| format!("destination: {e}"))?;
+        .map_err(|e| StepError::config(format!("destination: {e}")))?;
     Ok((source, dest))
 }
 
@@ -408,18 +412,21 @@ fn target(
 
 async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     let Some(resource) = ctx.resources.get(&change.id) else {
-        return Outcome::Failed(format!("{} is not in the plan", change.id));
+        return Outcome::Failed(StepError::bug(format!("{} is not in the plan", change.id)));
     };
     if resource.kind != ResourceKind::Mail {
-        let outcome = Outcome::Failed(format!(
+        let outcome = Outcome::Failed(StepError::config(format!(
             "copying {} (CardDAV/CalDAV) is not available in this version of mailshift",
             resource.kind.as_str()
-        ));
+        )));
         record_failure(ctx, change, &outcome).await;
         return outcome;
     }
     let Some(account) = account_of(ctx, change) else {
-        return Outcome::Failed(format!("{}: no such account in the plan", change.id));
+        return Outcome::Failed(StepError::bug(format!(
+            "{}: no such account in the plan",
+            change.id
+        )));
     };
     let plan = &ctx.loaded.plan;
     let job = match account_targets(&ctx.loaded, account) {
@@ -450,7 +457,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     let store = ctx.store.clone();
     let sync_point = match store.next_sync_point() {
         Ok(p) => p,
-        Err(e) => return Outcome::Failed(e.to_string()),
+        Err(e) => return Outcome::Failed(e.into()),
     };
     let prev = store.resource(&resource.id).ok().flatten();
     // Only a finished copy with the same settings lets folders list just the newer messages.
@@ -469,7 +476,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             .unwrap_or_else(|| resource.record(Status::InProgress, now()))
     };
     if let Err(e) = store.put_resource(&resource.id, &started) {
-        return Outcome::Failed(e.to_string());
+        return Outcome::Failed(e.into());
     }
     // An account renamed or created by this run may take a moment to accept logins.
     let fresh = {
@@ -529,7 +536,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 ..started
             };
             if let Err(e) = store.put_resource(&resource.id, &rec) {
-                return Outcome::Failed(e.to_string());
+                return Outcome::Failed(e.into());
             }
             ctx.copies
                 .lock()
@@ -551,7 +558,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 ..started
             };
             let _ = store.put_resource(&resource.id, &rec);
-            Outcome::Failed(e.message)
+            Outcome::Failed(e.into())
         }
     }
 }
@@ -582,5 +589,34 @@ pub fn human_bytes(b: u64) -> String {
         format!("{b} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn a_secret_that_cannot_be_read_is_a_config_error_naming_its_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.yaml");
+        std::fs::write(
+            &path,
+            "version: 1\nplatforms:\n  \
+             old: {type: imap, imap: {host: 127.0.0.1, port: 1, security: none}}\n  \
+             new: {type: imap, imap: {host: 127.0.0.1, port: 1, security: none}}\naccounts:\n  \
+             - address: a@example.com\n    from: old\n    to: new\n    \
+             source: {password: {file: missing-secret}}\n    \
+             destination: {password: {file: missing-secret}}\n",
+        )
+        .unwrap();
+        let loaded = crate::plan::load_file(&path).unwrap();
+        let Err(e) = account_targets(&loaded, &loaded.plan.accounts[0]) else {
+            panic!("the secret file does not exist");
+        };
+        assert_eq!(e.kind, ErrorKind::Config);
+        assert!(e.message.starts_with("source: "), "{e}");
+        assert!(e.message.contains("missing-secret"), "{e}");
     }
 }

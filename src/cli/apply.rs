@@ -66,7 +66,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         )
         .await
     });
-    let report = report.map_err(CliError)?;
+    let report = report.map_err(|e| CliError(e.message))?;
     printer.finish();
     let elapsed = started.elapsed().as_secs_f64();
     let mut failed = 0;
@@ -77,7 +77,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             Outcome::Done(t) => ("done   ", t.clone()),
             Outcome::Failed(t) => {
                 failed += 1;
-                ("FAILED ", t.clone())
+                ("FAILED ", t.message.clone())
             }
             Outcome::Skipped(t) => {
                 failed += 1;

@@ -53,7 +53,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             Err(e) => AccountCheck {
                 account: address.clone(),
                 folders: Vec::new(),
-                error: Some(e),
+                error: Some(e.message),
             },
         };
         checks.push(check);

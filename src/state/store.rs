@@ -164,6 +164,13 @@ impl fmt::Display for StateError {
     }
 }
 
+/// A state file that cannot be read or written fails a step as `state`.
+impl From<StateError> for crate::error::StepError {
+    fn from(e: StateError) -> crate::error::StepError {
+        crate::error::StepError::state(e.to_string())
+    }
+}
+
 impl std::error::Error for StateError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -738,6 +745,19 @@ mod tests {
 
     use super::*;
     use crate::state::record::Status;
+
+    #[test]
+    fn a_state_error_fails_a_step_as_state_with_its_text() {
+        let e = StateError::Corrupt {
+            path: PathBuf::from("state.redb"),
+            record: "account/a/mail".into(),
+            detail: "short".into(),
+        };
+        let text = e.to_string();
+        let step = crate::error::StepError::from(e);
+        assert_eq!(step.kind, crate::error::ErrorKind::State);
+        assert_eq!(step.message, text);
+    }
 
     fn resource(kind: &str, fingerprint: &str) -> ResourceRecord {
         ResourceRecord {

@@ -25,6 +25,7 @@ use super::Trigger;
 use super::schedule::{self, Next, RunEnd};
 use super::status::{StatusModel, units_of};
 use crate::apply::{ApplyOptions, ApplyReport, Hooks, Outcome, apply};
+use crate::error::{ErrorKind, Retry, StepError};
 use crate::model::{Execution, ResourceKind, compile, effective_options};
 use crate::plan::Loaded;
 use crate::plan::validate::parse_duration;
@@ -55,7 +56,7 @@ impl Unit {
 }
 
 /// What a unit's task returns: the unit, and what `apply` said.
-type RunResult = (Unit, Result<ApplyReport, String>);
+type RunResult = (Unit, Result<ApplyReport, StepError>);
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -271,24 +272,27 @@ impl Daemon {
                 let Some(unit) = self.task_units.remove(&e.id()) else {
                     return;
                 };
-                (unit, Err(format!("the run ended abnormally: {e}")))
+                (
+                    unit,
+                    Err(StepError::bug(format!("the run ended abnormally: {e}"))),
+                )
             }
         };
         self.finished(unit, report);
     }
 
-    fn finished(&mut self, unit: Unit, report: Result<ApplyReport, String>) {
-        let (end, error) = run_end(&report);
+    fn finished(&mut self, unit: Unit, report: Result<ApplyReport, StepError>) {
+        let (end, error, kind) = run_end(&report);
         let sync_every = self.sync_interval(&unit);
         let Some(slot) = self.slots.get_mut(&unit) else {
             // Gone from the plan and the state while it ran.
             self.status
-                .unit_finished(unit.account(), &end, error, 0, None);
+                .unit_finished(unit.account(), &end, error, kind, 0, None);
             return;
         };
         slot.running = false;
         slot.failures = match end {
-            RunEnd::Failed => slot.failures.saturating_add(1),
+            RunEnd::Failed { .. } => slot.failures.saturating_add(1),
             RunEnd::Stopped => slot.failures,
             _ => 0,
         };
@@ -320,7 +324,7 @@ impl Daemon {
         }
         let next_text = match next {
             Next::After(d) => format!("next run in {}s", d.as_secs()),
-            Next::AwaitChange => "next run when the plan changes".into(),
+            Next::AwaitChange => "next run when the plan changes (or on SIGHUP)".into(),
         };
         let name = unit.name();
         match (&end, &error) {
@@ -332,7 +336,7 @@ impl Daemon {
                 "conflict: {}; {next_text}",
                 e.as_deref().unwrap_or("")
             ),
-            (RunEnd::Failed, e) => warn!(
+            (RunEnd::Failed { .. }, e) => warn!(
                 unit = name,
                 failures,
                 "run failed: {}; {next_text}",
@@ -340,7 +344,7 @@ impl Daemon {
             ),
         }
         self.status
-            .unit_finished(unit.account(), &end, error, failures, next_wall);
+            .unit_finished(unit.account(), &end, error, kind, failures, next_wall);
     }
 
     /// How often an account's mail is synced again, while it is (plan in force).
@@ -475,28 +479,75 @@ fn parallel(loaded: &Loaded) -> usize {
         .map_or(DEFAULT_PARALLEL_ACCOUNTS, |n| n.max(1) as usize)
 }
 
-/// How a run ended, and the error to show for it.
-fn run_end(report: &Result<ApplyReport, String>) -> (RunEnd, Option<String>) {
+/// How a run ended, the error to show for it, and the kind of that error.
+///
+/// Of several failed steps, the most eager retry wins: a step that may pass by itself (a
+/// dropped connection) is not held back by one that waits for a person (a refused password).
+fn run_end(report: &Result<ApplyReport, StepError>) -> (RunEnd, Option<String>, Option<ErrorKind>) {
     let report = match report {
-        Err(e) => return (RunEnd::Failed, Some(e.clone())),
-        Ok(r) if r.stopped => return (RunEnd::Stopped, None),
+        Err(e) => return failed_end(&[(None, e)]),
+        Ok(r) if r.stopped => return (RunEnd::Stopped, None, None),
         Ok(r) => r,
     };
-    let failed = report.steps.iter().find_map(|s| match &s.outcome {
-        Outcome::Failed(t) | Outcome::Skipped(t) => Some(format!("{}: {t}", s.id)),
+    let failed: Vec<(Option<&str>, &StepError)> = report
+        .steps
+        .iter()
+        .filter_map(|s| match &s.outcome {
+            Outcome::Failed(e) => Some((Some(s.id.as_str()), e)),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        return failed_end(&failed);
+    }
+    // Skipped without a failure of its own: waiting for a step of another unit.
+    let skipped = report.steps.iter().find_map(|s| match &s.outcome {
+        Outcome::Skipped(t) => Some(format!("{}: {t}", s.id)),
         _ => None,
     });
-    if let Some(e) = failed {
-        return (RunEnd::Failed, Some(e));
+    if let Some(e) = skipped {
+        let end = RunEnd::Failed {
+            retry: Retry::Backoff,
+            after: None,
+        };
+        return (end, Some(e), None);
     }
     let conflict = report.steps.iter().find_map(|s| match &s.outcome {
         Outcome::Conflict(t) => Some(format!("{}: {t}", s.id)),
         _ => None,
     });
     match conflict {
-        Some(e) => (RunEnd::Conflicted, Some(e)),
-        None => (RunEnd::Succeeded, None),
+        Some(e) => (RunEnd::Conflicted, Some(e), Some(ErrorKind::Conflict)),
+        None => (RunEnd::Succeeded, None, None),
     }
+}
+
+/// `failed` is not empty: the failed steps (their ids) or the run's own error.
+fn failed_end(
+    failed: &[(Option<&str>, &StepError)],
+) -> (RunEnd, Option<String>, Option<ErrorKind>) {
+    let retry = failed
+        .iter()
+        .map(|(_, e)| e.retry())
+        .min()
+        .unwrap_or(Retry::Backoff);
+    let after = failed.iter().filter_map(|(_, e)| e.retry_after).max();
+    let (id, e) = failed
+        .iter()
+        .find(|(_, e)| e.retry() == retry)
+        .unwrap_or(&failed[0]);
+    let what = match id {
+        Some(id) => format!("{id}: {}", e.message),
+        None => e.message.clone(),
+    };
+    let text = match retry {
+        Retry::AwaitChange => format!(
+            "waiting for a plan change or SIGHUP: {}: {what}",
+            e.kind.waiting_reason()
+        ),
+        _ => what,
+    };
+    (RunEnd::Failed { retry, after }, Some(text), Some(e.kind))
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -540,7 +591,7 @@ mod tests {
         Unit::Account(format!("{a}@example.com"))
     }
 
-    fn done(unit: &Unit) -> Result<ApplyReport, String> {
+    fn done(unit: &Unit) -> Result<ApplyReport, StepError> {
         Ok(ApplyReport {
             steps: vec![StepResult {
                 id: format!("account/{}/mail", unit.name()),
@@ -598,7 +649,10 @@ mod tests {
         d.slots.get_mut(&Unit::Platform).unwrap().running = true;
         d.finished(
             Unit::Platform,
-            Err("waiting for account/alice@example.com/create".into()),
+            Err(StepError::new(
+                ErrorKind::Network,
+                "waiting for account/alice@example.com/create",
+            )),
         );
         let backoff = d.slots[&Unit::Platform].next.unwrap();
         assert!(backoff > Instant::now());
@@ -663,7 +717,10 @@ mod tests {
         let alice = account("alice");
         for n in 1..=3u32 {
             d.slots.get_mut(&alice).unwrap().running = true;
-            d.finished(alice.clone(), Err("boom".into()));
+            d.finished(
+                alice.clone(),
+                Err(StepError::new(ErrorKind::Network, "connection reset")),
+            );
             let slot = &d.slots[&alice];
             assert_eq!(slot.failures, n);
             let wait = slot.next.unwrap() - Instant::now();
@@ -673,6 +730,93 @@ mod tests {
         d.slots.get_mut(&alice).unwrap().running = true;
         d.finished(alice.clone(), done(&alice));
         assert_eq!(d.slots[&alice].failures, 0);
+    }
+
+    fn failing(unit: &Unit, errors: &[StepError]) -> Result<ApplyReport, StepError> {
+        let steps = errors
+            .iter()
+            .enumerate()
+            .map(|(n, e)| StepResult {
+                id: format!("account/{}/step{n}", unit.name()),
+                account: unit.account().map(str::to_string),
+                action: Action::Sync,
+                outcome: Outcome::Failed(e.clone()),
+            })
+            .collect();
+        Ok(ApplyReport {
+            steps,
+            ..ApplyReport::default()
+        })
+    }
+
+    #[test]
+    fn a_refused_password_waits_for_a_plan_change_or_sighup_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice"]);
+        let alice = account("alice");
+        let refused = StepError::new(
+            ErrorKind::Auth,
+            "login as alice on 127.0.0.1:1 was refused: [AUTHENTICATIONFAILED]",
+        );
+        for n in 1..=3u32 {
+            d.slots.get_mut(&alice).unwrap().running = true;
+            d.finished(
+                alice.clone(),
+                failing(&alice, std::slice::from_ref(&refused)),
+            );
+            let slot = &d.slots[&alice];
+            assert_eq!((slot.failures, slot.next), (n, None), "run {n}");
+        }
+        let view = d.status.snapshot().accounts[0].clone();
+        let error = view.last_error.unwrap();
+        assert!(
+            error.starts_with(
+                "waiting for a plan change or SIGHUP: the password was refused: account/alice@example.com/step0: login as alice"
+            ),
+            "{error}"
+        );
+        assert_eq!(view.error_kind, Some("auth"));
+        assert_eq!(view.next_run, None);
+
+        // A failure that may pass by itself in the same run keeps the unit on a timer.
+        let cut = StepError::new(ErrorKind::Network, "connection reset");
+        d.slots.get_mut(&alice).unwrap().running = true;
+        d.finished(alice.clone(), failing(&alice, &[refused, cut]));
+        assert!(d.slots[&alice].next.is_some());
+
+        // SIGHUP (or a plan change) makes it due again.
+        d.slots.get_mut(&alice).unwrap().next = None;
+        d.reload(Trigger::Signal);
+        assert!(d.slots[&alice].next.is_some_and(|t| t <= Instant::now()));
+    }
+
+    #[test]
+    fn throttling_backs_off_longer_than_a_dropped_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice", "bob"]);
+        let (alice, bob) = (account("alice"), account("bob"));
+        for unit in [&alice, &bob] {
+            d.slots.get_mut(unit).unwrap().running = true;
+        }
+        d.finished(
+            alice.clone(),
+            failing(
+                &alice,
+                &[StepError::new(ErrorKind::Throttled, "[THROTTLED]")],
+            ),
+        );
+        d.finished(
+            bob.clone(),
+            failing(&bob, &[StepError::new(ErrorKind::Network, "reset")]),
+        );
+        let now = Instant::now();
+        let slow = d.slots[&alice].next.unwrap() - now;
+        let normal = d.slots[&bob].next.unwrap() - now;
+        assert!(
+            slow >= schedule::SLOW_BACKOFF_BASE / 2 - Duration::from_secs(1),
+            "{slow:?}"
+        );
+        assert!(normal <= schedule::backoff(1, 1.0), "{normal:?}");
     }
 
     #[test]

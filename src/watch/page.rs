@@ -244,6 +244,10 @@ fn account_row(h: &mut String, a: &AccountView, now: &str) {
     };
     let pct = (a.progress * 100.0).clamp(0.0, 100.0);
     let status = match (a.health, a.failures) {
+        // Not retried on a timer (a refused password, a plan that cannot work): say what helps.
+        (Health::Failing, _) if a.next_run.is_none() && a.state == RunState::Idle => {
+            "waiting for a plan change or SIGHUP".into()
+        }
         (Health::Failing, n) if n > 1 => format!("{n} failures in a row"),
         (_, _) if !a.in_plan => "not in the plan".into(),
         _ => String::new(),
@@ -313,8 +317,12 @@ mod tests {
         let m = StatusModel::new("<plan>.yaml".into());
         m.unit_finished(
             Some("x@example.com"),
-            &RunEnd::Failed,
+            &RunEnd::Failed {
+                retry: crate::error::Retry::Backoff,
+                after: None,
+            },
             Some("server said <script>alert(1)</script> & \"quit\"".into()),
+            None,
             1,
             None,
         );

@@ -6,14 +6,21 @@
 //! `sync_interval` while its mail is still synced, and waits for the next plan change once there
 //! is nothing left to keep in step; a failure comes back sooner, after a backoff that doubles per
 //! consecutive failure up to a cap, with jitter so that accounts failing together (a server
-//! restart) do not retry in lockstep.
+//! restart) do not retry in lockstep. What kind of failure it was chooses the backoff
+//! (`crate::error::Retry`): a throttling server is left alone longer, and a refused password or
+//! a plan that cannot work is not retried on a timer at all.
 
 use std::time::Duration;
+
+use crate::error::Retry;
 
 /// First retry after a failure (before jitter).
 pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
 /// No failed unit waits longer than this (before jitter) for its next try.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(10 * 60);
+/// The same for a server that asked to slow down (or a full destination).
+pub const SLOW_BACKOFF_BASE: Duration = Duration::from_secs(60);
+pub const SLOW_BACKOFF_CAP: Duration = Duration::from_secs(30 * 60);
 /// `sync_interval` when the plan sets none (its documented default).
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
@@ -22,8 +29,12 @@ pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(15 * 60);
 pub enum RunEnd {
     /// Every step completed (manual steps may be waiting for a person).
     Succeeded,
-    /// A step failed, or was skipped because one it depends on did not complete.
-    Failed,
+    /// A step failed, or was skipped because one it depends on did not complete. `after`: a
+    /// pause the server asked for.
+    Failed {
+        retry: Retry,
+        after: Option<Duration>,
+    },
     /// A conflict: only a plan change (or `state forget`) can resolve it; retrying cannot.
     Conflicted,
     /// The daemon is stopping.
@@ -45,7 +56,21 @@ pub enum Next {
 pub fn next_run(end: &RunEnd, failures: u32, sync_every: Option<Duration>, jitter: f64) -> Next {
     match end {
         RunEnd::Succeeded => sync_every.map_or(Next::AwaitChange, Next::After),
-        RunEnd::Failed => Next::After(backoff(failures, jitter)),
+        RunEnd::Failed {
+            retry: Retry::Backoff,
+            ..
+        } => Next::After(backoff(failures, jitter)),
+        RunEnd::Failed {
+            retry: Retry::SlowBackoff,
+            after,
+        } => Next::After(
+            capped_backoff(SLOW_BACKOFF_BASE, SLOW_BACKOFF_CAP, failures, jitter)
+                .max(after.unwrap_or_default()),
+        ),
+        RunEnd::Failed {
+            retry: Retry::AwaitChange,
+            ..
+        } => Next::AwaitChange,
         RunEnd::Conflicted | RunEnd::Stopped => Next::AwaitChange,
     }
 }
@@ -53,10 +78,12 @@ pub fn next_run(end: &RunEnd, failures: u32, sync_every: Option<Duration>, jitte
 /// Capped exponential backoff with "equal jitter": half of the delay is fixed, so retries never
 /// come back immediately, and the other half is random.
 pub fn backoff(failures: u32, jitter: f64) -> Duration {
+    capped_backoff(BACKOFF_BASE, BACKOFF_CAP, failures, jitter)
+}
+
+fn capped_backoff(base: Duration, cap: Duration, failures: u32, jitter: f64) -> Duration {
     let doublings = failures.saturating_sub(1).min(20);
-    let full = BACKOFF_BASE
-        .saturating_mul(1u32 << doublings)
-        .min(BACKOFF_CAP);
+    let full = base.saturating_mul(1u32 << doublings).min(cap);
     let half = full / 2;
     half + half.mul_f64(jitter.clamp(0.0, 1.0))
 }
@@ -114,8 +141,59 @@ mod tests {
         assert_eq!(backoff(1, 0.0), Duration::from_millis(2500));
         assert!(backoff(u32::MAX, 1.0) <= BACKOFF_CAP);
         assert_eq!(
-            next_run(&RunEnd::Failed, 2, Some(Duration::from_secs(3600)), 0.0),
+            next_run(
+                &failed(Retry::Backoff),
+                2,
+                Some(Duration::from_secs(3600)),
+                0.0
+            ),
             Next::After(Duration::from_secs(5))
+        );
+    }
+
+    fn failed(retry: Retry) -> RunEnd {
+        RunEnd::Failed { retry, after: None }
+    }
+
+    #[test]
+    fn refused_passwords_and_broken_plans_wait_for_a_change_however_often_they_fail() {
+        for failures in [1, 2, 50] {
+            assert_eq!(
+                next_run(
+                    &failed(Retry::AwaitChange),
+                    failures,
+                    Some(Duration::from_secs(60)),
+                    0.5
+                ),
+                Next::AwaitChange
+            );
+        }
+    }
+
+    #[test]
+    fn throttling_backs_off_longer_and_respects_the_servers_pause() {
+        for failures in 1..=12 {
+            let Next::After(slow) = next_run(&failed(Retry::SlowBackoff), failures, None, 0.0)
+            else {
+                panic!("throttling is retried");
+            };
+            let Next::After(normal) = next_run(&failed(Retry::Backoff), failures, None, 0.0) else {
+                panic!("failures are retried");
+            };
+            assert!(slow > normal, "failure {failures}: {slow:?} vs {normal:?}");
+            assert!(slow <= SLOW_BACKOFF_CAP);
+        }
+        assert_eq!(
+            next_run(&failed(Retry::SlowBackoff), 1, None, 0.0),
+            Next::After(SLOW_BACKOFF_BASE / 2)
+        );
+        let asked = RunEnd::Failed {
+            retry: Retry::SlowBackoff,
+            after: Some(Duration::from_secs(3600)),
+        };
+        assert_eq!(
+            next_run(&asked, 1, None, 0.0),
+            Next::After(Duration::from_secs(3600))
         );
     }
 

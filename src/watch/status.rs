@@ -20,6 +20,7 @@ use super::metrics::{API_BUCKETS, Exposition, Histogram, STEP_BUCKETS};
 use super::schedule::RunEnd;
 use crate::apply::{Hooks, Outcome, StepResult};
 use crate::diff::{Action, Change};
+use crate::error::ErrorKind;
 use crate::model::{Execution, Resource, ResourceKind, compile};
 use crate::plan::Loaded;
 use crate::state::{ResourceRecord, StateStore, Status};
@@ -60,6 +61,7 @@ struct UnitInfo {
     next_run: Option<u64>,
     failures: u32,
     last_error: Option<String>,
+    error_kind: Option<ErrorKind>,
     last_run: Option<u64>,
 }
 
@@ -269,6 +271,7 @@ impl StatusModel {
         account: Option<&str>,
         end: &RunEnd,
         error: Option<String>,
+        kind: Option<ErrorKind>,
         failures: u32,
         next_run: Option<SystemTime>,
     ) {
@@ -288,6 +291,7 @@ impl StatusModel {
         unit.next_run = next_run.map(unix);
         if *end != RunEnd::Stopped {
             unit.last_error = error;
+            unit.error_kind = kind;
         }
     }
 
@@ -427,6 +431,7 @@ impl StatusModel {
                 state: inner.platform.run,
                 failures: inner.platform.failures,
                 last_error: inner.platform.last_error.clone(),
+                error_kind: inner.platform.error_kind.map(ErrorKind::as_str),
                 next_run: inner.platform.next_run.map(rfc3339),
                 steps_total: platform_ids,
                 steps_done: inner
@@ -697,6 +702,7 @@ fn account_view(
             .map(|t| now.saturating_sub(t)),
         last_run: info.unit.last_run.map(rfc3339),
         last_error: info.unit.last_error.clone().or(resource_error),
+        error_kind: info.unit.error_kind.map(ErrorKind::as_str),
         failures: info.unit.failures,
         next_run: info.unit.next_run.map(rfc3339),
     }
@@ -816,7 +822,10 @@ pub struct AccountView {
     /// Seconds since `last_sync`, while the account is still synced.
     pub lag_seconds: Option<u64>,
     pub last_run: Option<String>,
+    /// Starts with "waiting for a plan change or SIGHUP" when retrying cannot help.
     pub last_error: Option<String>,
+    /// The kind of `last_error` (`auth`, `network`, `throttled`…; see `crate::error`).
+    pub error_kind: Option<&'static str>,
     /// Failed runs in a row.
     pub failures: u32,
     pub next_run: Option<String>,
@@ -834,6 +843,7 @@ pub struct UnitView {
     pub state: RunState,
     pub failures: u32,
     pub last_error: Option<String>,
+    pub error_kind: Option<&'static str>,
     pub next_run: Option<String>,
     pub steps_total: usize,
     pub steps_done: usize,
@@ -867,33 +877,6 @@ pub struct MailProgress {
     pub copied: u64,
     pub messages_migrated: u64,
     pub bytes_migrated: u64,
-}
-
-/// A low-cardinality name for what went wrong, for `mailshift_errors_total`: messages name
-/// hosts, folders and UIDs, labels must not.
-pub fn error_kind(text: &str) -> &'static str {
-    let t = text.to_ascii_lowercase();
-    if t.contains("cannot read secret") {
-        "secret"
-    } else if t.contains("login") && (t.contains("refused") || t.contains("failed")) {
-        "auth"
-    } else if t.contains("tls") || t.contains("certificate") {
-        "tls"
-    } else if t.contains("throttl") {
-        "throttled"
-    } else if t.contains("cannot connect")
-        || t.contains("timed out")
-        || t.contains("closed the connection")
-        || t.contains("connection")
-    {
-        "connection"
-    } else if t.contains("state file") {
-        "state"
-    } else if t.contains("needs the ovhcloud api provider") || t.contains("not available in this") {
-        "unsupported"
-    } else {
-        "other"
-    }
 }
 
 impl Progress for StatusModel {
@@ -955,6 +938,7 @@ impl Hooks for StatusModel {
                 .accounts
                 .get(account)
                 .is_none_or(|a| a.copied == 0);
+        let mut error_kind = None;
         let (label, text) = match &result.outcome {
             // Every interval, each account's no-op sync: a line per account would drown the rest.
             Outcome::Done(t) if copied_nothing => {
@@ -965,9 +949,10 @@ impl Hooks for StatusModel {
                 info!(account, step = %result.id, "done: {t}");
                 ("done", t)
             }
-            Outcome::Failed(t) => {
-                warn!(account, step = %result.id, error_kind = error_kind(t), "failed: {t}");
-                ("failed", t)
+            Outcome::Failed(e) => {
+                warn!(account, step = %result.id, error_kind = e.kind.as_str(), "failed: {e}");
+                error_kind = Some(e.kind.as_str());
+                ("failed", &e.message)
             }
             Outcome::Skipped(t) if self.lock().stopping => {
                 info!(account, step = %result.id, "stopped at a checkpoint: {t}");
@@ -1003,7 +988,7 @@ impl Hooks for StatusModel {
                 *inner
                     .counters
                     .errors
-                    .entry((kind.clone(), error_kind(text)))
+                    .entry((kind.clone(), error_kind.unwrap_or("bug")))
                     .or_default() += 1
             }
             "conflict" | "blocked" => {
@@ -1074,24 +1059,7 @@ fn verb(a: Action) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_kinds_are_few_and_stable() {
-        assert_eq!(
-            error_kind("login as bob on 127.0.0.1:1 was refused: [AUTHENTICATIONFAILED]"),
-            "auth"
-        );
-        assert_eq!(
-            error_kind("cannot connect to IMAP server 127.0.0.1:9: Connection refused"),
-            "connection"
-        );
-        assert_eq!(
-            error_kind("source: cannot read secret from env X: the variable is not set"),
-            "secret"
-        );
-        assert_eq!(error_kind("TLS handshake with h timed out"), "tls");
-        assert_eq!(error_kind("something else"), "other");
-    }
+    use crate::error::StepError;
 
     #[test]
     fn health_ranks_failures_first() {
@@ -1137,7 +1105,10 @@ mod tests {
             id: "account/a@example.com/mail".into(),
             account: Some(a.into()),
             action: Action::Sync,
-            outcome: Outcome::Failed("cannot connect to IMAP server h:1: refused".into()),
+            outcome: Outcome::Failed(StepError::new(
+                ErrorKind::Network,
+                "cannot connect to IMAP server h:1: refused",
+            )),
         });
         m.api_call(
             "ovh",
@@ -1155,7 +1126,7 @@ mod tests {
         for line in [
             "mailshift_messages_copied_total{account=\"a@example.com\"} 10",
             "mailshift_bytes_copied_total{account=\"a@example.com\"} 10000",
-            "mailshift_errors_total{resource=\"mail\",kind=\"connection\"} 1",
+            "mailshift_errors_total{resource=\"mail\",kind=\"network\"} 1",
             "mailshift_errors_total{resource=\"api:ovh\",kind=\"api-call\"} 1",
             "mailshift_step_runs_total{outcome=\"failed\"} 1",
             "mailshift_api_call_duration_seconds_bucket{api=\"ovh\",operation=\"GET /email/pro/{service}\",le=\"0.5\"} 1",
@@ -1168,7 +1139,18 @@ mod tests {
         let acc = &s.accounts[0];
         assert_eq!((acc.copy.to_copy, acc.copy.copied), (10, 10));
         assert_eq!(acc.state, RunState::Running);
-        m.unit_finished(Some(a), &RunEnd::Failed, Some("x".into()), 1, None);
+        let end = RunEnd::Failed {
+            retry: crate::error::Retry::Backoff,
+            after: None,
+        };
+        m.unit_finished(
+            Some(a),
+            &end,
+            Some("x".into()),
+            Some(ErrorKind::Network),
+            1,
+            None,
+        );
         assert_eq!(m.snapshot().accounts[0].health, Health::Failing);
     }
 

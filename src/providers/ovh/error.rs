@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::error::{ErrorKind, StepError};
+
 /// An error answer from the API (any non-2xx status).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -95,9 +97,13 @@ pub enum OvhError {
         function: Option<String>,
         comment: Option<String>,
     },
-    /// The platform cannot do what the plan asks as things stand (no free account slot, a
-    /// grantee that does not exist...); the message says what to do.
+    /// The platform cannot do what the plan asks as things stand (a grantee that does not
+    /// exist, a domain of another service...); the message says what to do.
     Refused(String),
+    /// The platform accepted a change but did not carry it out; another run may.
+    NotApplied(String),
+    /// A platform limit is reached (no free account slot); the message says what to buy.
+    Limit(String),
     /// A wait reached its deadline; `last` is the last state seen.
     Timeout {
         path: String,
@@ -116,6 +122,57 @@ impl OvhError {
 
     pub fn status(&self) -> Option<u16> {
         self.api().map(|e| e.status)
+    }
+
+    /// What kind of failure this is, for the retry policy (`crate::error`).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            OvhError::Api(e) => e.kind(),
+            OvhError::Transport { .. } | OvhError::Timeout { .. } => ErrorKind::Network,
+            OvhError::Decode { .. } => ErrorKind::Bug,
+            OvhError::Config(_) | OvhError::Refused(_) => ErrorKind::Config,
+            OvhError::NotApplied(_) | OvhError::TaskFailed { .. } => ErrorKind::Refused,
+            OvhError::Limit(_) => ErrorKind::Quota,
+        }
+    }
+}
+
+/// Authentication error codes; the API sends them with 400, 401 or 403.
+const AUTH_CODES: [&str; 6] = [
+    "NOT_CREDENTIAL",
+    "INVALID_CREDENTIAL",
+    "INVALID_SIGNATURE",
+    "INVALID_KEY",
+    "NOT_GRANTED_CALL",
+    "NOT_ALLOWED_CALL",
+];
+
+impl ApiError {
+    pub fn kind(&self) -> ErrorKind {
+        let auth_code = self
+            .error_code
+            .as_deref()
+            .is_some_and(|c| AUTH_CODES.contains(&c));
+        match self.status {
+            _ if auth_code => ErrorKind::Auth,
+            401 | 403 => ErrorKind::Auth,
+            429 => ErrorKind::Throttled,
+            409 if self.is_busy() => ErrorKind::Throttled,
+            // The plan asks for a value the platform does not take.
+            400 => ErrorKind::Config,
+            // Not Config nor Conflict: an object can vanish or be taken under a call (a
+            // placeholder another unit of watch took a moment before), and the next run's
+            // read-before-write sees how things stand.
+            404 | 409 => ErrorKind::Refused,
+            500.. => ErrorKind::Network,
+            _ => ErrorKind::Refused,
+        }
+    }
+}
+
+impl From<OvhError> for StepError {
+    fn from(e: OvhError) -> StepError {
+        StepError::new(e.kind(), e.to_string())
     }
 }
 
@@ -137,7 +194,9 @@ impl fmt::Display for OvhError {
                 "OVHcloud API {method} {path}: unexpected answer: {reason}"
             ),
             OvhError::Config(reason) => write!(f, "OVHcloud API client: {reason}"),
-            OvhError::Refused(reason) => f.write_str(reason),
+            OvhError::Refused(reason) | OvhError::NotApplied(reason) | OvhError::Limit(reason) => {
+                f.write_str(reason)
+            }
             OvhError::TaskFailed {
                 path,
                 status,
@@ -204,6 +263,77 @@ mod tests {
             e.to_string(),
             "OVHcloud API POST /email/pro/svc/account/x: 404 Client::NotFound: \
              The requested object does not exist"
+        );
+    }
+
+    #[test]
+    fn api_answers_are_classified_by_status_and_error_code() {
+        let with = |status: u16, code: Option<&str>, message: &str| ApiError {
+            status,
+            error_code: code.map(str::to_string),
+            message: message.into(),
+            ..sample()
+        };
+        for (e, kind) in [
+            (with(401, Some("NOT_CREDENTIAL"), "no key"), ErrorKind::Auth),
+            (
+                with(403, Some("NOT_GRANTED_CALL"), "not granted"),
+                ErrorKind::Auth,
+            ),
+            (
+                with(400, Some("INVALID_SIGNATURE"), "bad sig"),
+                ErrorKind::Auth,
+            ),
+            (with(403, None, "forbidden"), ErrorKind::Auth),
+            (with(429, None, "slow down"), ErrorKind::Throttled),
+            (
+                with(
+                    409,
+                    None,
+                    "This pop is already being processed, please try later",
+                ),
+                ErrorKind::Throttled,
+            ),
+            (
+                with(409, None, "Email address is already used."),
+                ErrorKind::Refused,
+            ),
+            (
+                with(400, None, "Invalid value for displayName"),
+                ErrorKind::Config,
+            ),
+            (
+                with(404, None, "The requested object does not exist"),
+                ErrorKind::Refused,
+            ),
+            (with(503, None, "Service unavailable"), ErrorKind::Network),
+            (with(500, None, "Internal error"), ErrorKind::Network),
+        ] {
+            assert_eq!(e.kind(), kind, "{e}");
+            assert_eq!(OvhError::Api(Box::new(e)).kind(), kind);
+        }
+        let transport = OvhError::Transport {
+            method: "GET".into(),
+            path: "/me".into(),
+            reason: "connection refused".into(),
+        };
+        assert_eq!(transport.kind(), ErrorKind::Network);
+        assert_eq!(
+            OvhError::Limit("no free account".into()).kind(),
+            ErrorKind::Quota
+        );
+        assert_eq!(
+            OvhError::Refused("not an address".into()).kind(),
+            ErrorKind::Config
+        );
+        assert_eq!(
+            OvhError::NotApplied("did not apply".into()).kind(),
+            ErrorKind::Refused
+        );
+        let step = StepError::from(OvhError::Refused("not an address".into()));
+        assert_eq!(
+            (step.kind, step.message.as_str()),
+            (ErrorKind::Config, "not an address")
         );
     }
 

@@ -193,6 +193,15 @@ pub struct ContactSpec {
 }
 
 /// What the search for a free pre-ordered account found.
+/// What [`Service::create`] found or did.
+#[derive(Debug)]
+pub enum Created {
+    /// Made (or its interrupted configuration finished) by this call, with the password.
+    Made(Applied),
+    /// The address existed already; its password was not touched.
+    Exists,
+}
+
 enum Slot {
     Free(String),
     /// None is needed: an interrupted run's configuration has just finished as this address.
@@ -442,7 +451,7 @@ impl Service {
                 && is_settled(&v)
                 && self.get_opt(new).await?.is_none()
             {
-                return Err(OvhError::Refused(format!(
+                return Err(OvhError::NotApplied(format!(
                     "the platform did not apply {what} (its task ended without the change); run apply again"
                 )));
             }
@@ -624,7 +633,7 @@ impl Service {
                 self.write::<Value>(Method::PUT, &path, Some(body)).await?;
                 let d = self.settled(&path).await?;
                 if !Self::domain_matches(&d, mode, relay) {
-                    return Err(OvhError::Refused(format!(
+                    return Err(OvhError::NotApplied(format!(
                         "the platform did not switch {name} to {shown}"
                     )));
                 }
@@ -718,22 +727,28 @@ impl Service {
         }
     }
 
-    /// Makes the account exist and sets its password. Where the platform pre-provisions
-    /// accounts (`…@configureme.me` placeholders) a free one is configured; Exchange dedicated
-    /// and provider offers and legacy MX Plan create one.
+    /// Makes the account exist with this password. Where the platform pre-provisions accounts
+    /// (`…@configureme.me` placeholders) a free one is configured; Exchange dedicated and
+    /// provider offers and legacy MX Plan create one. `before_writing` runs right before the
+    /// write that makes the account, so the caller can record that it is making it.
+    ///
+    /// An address that exists already is [`Created::Exists`]: its password may be one the user
+    /// chose since, which only the caller can tell (and it is the one write that would undo a
+    /// person's change), so it is left alone.
     pub async fn create(
         &self,
         address: &str,
         password: &str,
         display_name: Option<&str>,
-    ) -> Result<Applied, OvhError> {
+        before_writing: &(dyn Fn() -> Result<(), OvhError> + Sync),
+    ) -> Result<Created, OvhError> {
         let (login, domain) = split_address(address)?;
         if let Family::Legacy { .. } = self.family {
-            return self.legacy_create(address, password).await;
+            return self.legacy_create(address, password, before_writing).await;
         }
         let path = self.account_path(address);
-        let mut detail = match self.account(address).await? {
-            Some(_) => format!("{address} exists"),
+        let detail = match self.account(address).await? {
+            Some(_) => return Ok(Created::Exists),
             None => {
                 let posts = match &self.family {
                     Family::Exchange { .. } => {
@@ -749,6 +764,7 @@ impl Service {
                     if let Some(n) = display_name {
                         body["displayName"] = json!(n);
                     }
+                    before_writing()?;
                     let posted = self
                         .task_write(
                             Method::POST,
@@ -763,7 +779,9 @@ impl Service {
                     }
                     self.settled(&path).await?;
                     // The POST carried the password.
-                    return Ok(Applied::changed(format!("created {address}")));
+                    return Ok(Created::Made(Applied::changed(format!(
+                        "created {address}"
+                    ))));
                 }
                 let _claim = self.claim.lock().await;
                 let placeholder = match self.free_placeholder(address).await? {
@@ -771,9 +789,9 @@ impl Service {
                     Slot::Ours => {
                         self.settled(&path).await?;
                         self.set_password(address, password).await?;
-                        return Ok(Applied::changed(format!(
+                        return Ok(Created::Made(Applied::changed(format!(
                             "{address} exists (configured by an interrupted run), password set"
-                        )));
+                        ))));
                     }
                 };
                 let mut body = json!({ "login": login, "domain": domain });
@@ -781,6 +799,7 @@ impl Service {
                     body["displayName"] = json!(n);
                 }
                 let placeholder_path = self.account_path(&placeholder);
+                before_writing()?;
                 self.write::<Value>(Method::PUT, &placeholder_path, Some(body))
                     .await?;
                 let what = format!("the configuration of {placeholder} as {address}");
@@ -789,8 +808,9 @@ impl Service {
             }
         };
         self.set_password(address, password).await?;
-        detail.push_str(", password set");
-        Ok(Applied::changed(detail))
+        Ok(Created::Made(Applied::changed(format!(
+            "{detail}, password set"
+        ))))
     }
 
     async fn free_placeholder(&self, address: &str) -> Result<Slot, OvhError> {
@@ -818,7 +838,7 @@ impl Service {
                 return Ok(Slot::Free(candidate));
             }
         }
-        Err(OvhError::Refused(format!(
+        Err(OvhError::Limit(format!(
             "no free account left on this {} service: order more accounts in the OVHcloud Control Panel (Web Cloud > Emails > the service > Email accounts > Order accounts), then run apply again",
             self.family.name()
         )))
@@ -859,11 +879,15 @@ impl Service {
         }
     }
 
-    async fn legacy_create(&self, address: &str, password: &str) -> Result<Applied, OvhError> {
+    async fn legacy_create(
+        &self,
+        address: &str,
+        password: &str,
+        before_writing: &(dyn Fn() -> Result<(), OvhError> + Sync),
+    ) -> Result<Created, OvhError> {
         let name = self.legacy_name(address)?;
         if self.account(address).await?.is_some() {
-            self.set_password(address, password).await?;
-            return Ok(Applied::changed(format!("{address} exists, password set")));
+            return Ok(Created::Exists);
         }
         let service: Value = self.get(&self.root()).await?;
         let size = service
@@ -874,6 +898,7 @@ impl Service {
         if let Some(size) = size {
             body["size"] = json!(size);
         }
+        before_writing()?;
         let posted = self
             .legacy_write(
                 Method::POST,
@@ -888,11 +913,13 @@ impl Service {
             return Err(e);
         }
         if self.account(address).await?.is_none() {
-            return Err(OvhError::Refused(format!(
+            return Err(OvhError::NotApplied(format!(
                 "the platform did not create {address}"
             )));
         }
-        Ok(Applied::changed(format!("created {address}")))
+        Ok(Created::Made(Applied::changed(format!(
+            "created {address}"
+        ))))
     }
 
     /// Deletes an account (hosted platforms reset it to a free placeholder).
@@ -906,7 +933,7 @@ impl Service {
                 self.legacy_write(Method::DELETE, &path, None, "account")
                     .await?;
                 if self.get_opt(&path).await?.is_some() {
-                    return Err(OvhError::Refused(format!(
+                    return Err(OvhError::NotApplied(format!(
                         "the platform did not delete {address}; run apply again"
                     )));
                 }
@@ -1028,7 +1055,7 @@ impl Service {
                 .await?;
                 self.settled(&path).await?;
                 if self.redirection(address, to).await? != Some(local_copy) {
-                    return Err(OvhError::Refused(format!(
+                    return Err(OvhError::NotApplied(format!(
                         "the platform did not set the forwarding of {address}; run apply again"
                     )));
                 }
@@ -1051,7 +1078,7 @@ impl Service {
                 match posted {
                     Err(e) if !landed => return Err(e),
                     Ok(()) if !landed => {
-                        return Err(OvhError::Refused(format!(
+                        return Err(OvhError::NotApplied(format!(
                             "the platform did not create the redirection of {address} to {to}; run apply again"
                         )));
                     }
@@ -1243,7 +1270,7 @@ impl Service {
                 self.write::<Value>(Method::PUT, &path, Some(Self::contact_body(spec)))
                     .await?;
                 if Self::contact_differs(&self.settled(&path).await?, spec) {
-                    return Err(OvhError::Refused(format!(
+                    return Err(OvhError::NotApplied(format!(
                         "the platform did not update the contact {}; run apply again",
                         spec.address
                     )));
@@ -1325,7 +1352,7 @@ impl Service {
                 self.write::<Value>(Method::PUT, &path, Some(body)).await?;
                 let now = self.settled(&path).await?;
                 if str_field(&now, "content") != Some(content) {
-                    return Err(OvhError::Refused(format!(
+                    return Err(OvhError::NotApplied(format!(
                         "the platform did not update the footer of {domain}; run apply again"
                     )));
                 }
@@ -1444,7 +1471,7 @@ impl Service {
                 wrote = true;
                 self.create_group(want, &path).await?;
                 self.group(&want.address).await?.ok_or_else(|| {
-                    OvhError::Refused(format!("the platform did not create {}", want.address))
+                    OvhError::NotApplied(format!("the platform did not create {}", want.address))
                 })?
             }
         };

@@ -18,6 +18,7 @@ use tokio::sync::Mutex;
 
 use super::folders::{FolderPlan, map_folders};
 use super::session::{Body, FolderInfo, Imap, ImapError, MessageMeta, Outgoing, Target};
+use crate::error::{ErrorKind, StepError};
 use crate::plan::model::FolderRules;
 use crate::state::{FolderRecord, MessageRecord, StateStore};
 
@@ -222,23 +223,31 @@ async fn state<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&s))
         .await
         .map_err(|e| CopyError::fatal(format!("state task failed: {e}")))?
-        .map_err(|e| CopyError::fatal(e.to_string()))
+        .map_err(|e| CopyError::new(ErrorKind::State, e.to_string()))
 }
 
+/// A failed copy: `transient` and `throttled` follow from `kind` (see `crate::error`).
 #[derive(Debug, Clone)]
 pub struct CopyError {
     pub message: String,
     pub transient: bool,
     pub throttled: bool,
+    pub kind: ErrorKind,
 }
 
 impl CopyError {
-    fn fatal(message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         CopyError {
             message: message.into(),
-            transient: false,
-            throttled: false,
+            transient: kind.is_transient(),
+            throttled: kind == ErrorKind::Throttled,
+            kind,
         }
+    }
+
+    /// Something on this side went wrong (a task, a spool file): no server to blame.
+    fn fatal(message: impl Into<String>) -> Self {
+        CopyError::new(ErrorKind::Bug, message)
     }
 }
 
@@ -248,7 +257,14 @@ impl From<ImapError> for CopyError {
             message: e.message,
             transient: e.transient,
             throttled: e.throttled,
+            kind: e.kind,
         }
+    }
+}
+
+impl From<CopyError> for StepError {
+    fn from(e: CopyError) -> StepError {
+        StepError::new(e.kind, e.message)
     }
 }
 
@@ -271,7 +287,7 @@ pub async fn sync_account(
     let source_folders = src.list().await?;
     let dest_folders = dst.list().await?;
     let mapping = map_folders(&source_folders, &dest_folders, &job.rules)
-        .map_err(|e| CopyError::fatal(e.to_string()))?;
+        .map_err(|e| CopyError::new(ErrorKind::Config, e.to_string()))?;
     for name in &mapping.create {
         dst.create(name).await?;
     }
@@ -1333,6 +1349,7 @@ async fn sync_folder(
                     ),
                     transient: true,
                     throttled: false,
+                    kind: ErrorKind::Network,
                 });
             }
         }

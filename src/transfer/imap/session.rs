@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use crate::error::{ErrorKind, StepError};
 use crate::plan::model::{ImapEndpoint, Security};
 use crate::plan::secret::Secret;
 use crate::transfer::imap::folders::RemoteFolder;
@@ -30,31 +31,41 @@ use crate::transfer::imap::folders::RemoteFolder;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A failure on an IMAP connection. `transient` ones (network, timeouts, throttling) are worth
-/// a reconnect and retry; the others (bad login, refused TLS) are not.
+/// A failure on an IMAP connection, classified here where the reply is understood. `transient`
+/// ones (network, timeouts, throttling) are worth a reconnect and retry; the others (bad
+/// login, refused TLS) are not. `transient` and `throttled` follow from `kind`.
 #[derive(Debug, Clone)]
 pub struct ImapError {
     pub message: String,
     pub transient: bool,
     /// The server asked us to slow down (`[THROTTLED]`, "Suggested Backoff Time").
     pub throttled: bool,
+    pub kind: ErrorKind,
 }
 
 impl ImapError {
-    fn fatal(message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         ImapError {
             message: message.into(),
-            transient: false,
-            throttled: false,
+            transient: kind.is_transient(),
+            throttled: kind == ErrorKind::Throttled,
+            kind,
         }
     }
 
+    /// The server refused what it was asked, and asking again will not change its mind.
+    fn fatal(message: impl Into<String>) -> Self {
+        ImapError::new(ErrorKind::Refused, message)
+    }
+
     fn transient(message: impl Into<String>) -> Self {
-        ImapError {
-            message: message.into(),
-            transient: true,
-            throttled: false,
-        }
+        ImapError::new(ErrorKind::Network, message)
+    }
+}
+
+impl From<ImapError> for StepError {
+    fn from(e: ImapError) -> StepError {
+        StepError::new(e.kind, e.message)
     }
 }
 
@@ -233,7 +244,7 @@ fn tls_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ImapError::fatal(format!("TLS setup failed: {e}")))?;
+        .map_err(|e| ImapError::new(ErrorKind::Tls, format!("TLS setup failed: {e}")))?;
     let config = if ep.insecure_skip_verify {
         builder
             .dangerous()
@@ -245,25 +256,28 @@ fn tls_config(
             use rustls::pki_types::pem::PemObject;
             let path = base_dir.join(ca);
             let certs = rustls::pki_types::CertificateDer::pem_file_iter(&path).map_err(|e| {
-                ImapError::fatal(format!("cannot read CA file {}: {e}", path.display()))
+                ImapError::new(
+                    ErrorKind::Config,
+                    format!("cannot read CA file {}: {e}", path.display()),
+                )
             })?;
             for c in certs {
                 extra.push(c.map_err(|e| {
-                    ImapError::fatal(format!(
-                        "bad certificate in CA file {}: {e}",
-                        path.display()
-                    ))
+                    ImapError::new(
+                        ErrorKind::Config,
+                        format!("bad certificate in CA file {}: {e}", path.display()),
+                    )
                 })?);
             }
             if extra.is_empty() {
-                return Err(ImapError::fatal(format!(
-                    "CA file {} holds no PEM certificate",
-                    path.display()
-                )));
+                return Err(ImapError::new(
+                    ErrorKind::Config,
+                    format!("CA file {} holds no PEM certificate", path.display()),
+                ));
             }
         }
         let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider)
-            .map_err(|e| ImapError::fatal(format!("TLS setup failed: {e}")))?;
+            .map_err(|e| ImapError::new(ErrorKind::Tls, format!("TLS setup failed: {e}")))?;
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
@@ -324,8 +338,12 @@ async fn tls_wrap(
     base_dir: &std::path::Path,
 ) -> Result<Conn, ImapError> {
     let config = tls_config(ep, base_dir)?;
-    let name = rustls::pki_types::ServerName::try_from(ep.host.clone())
-        .map_err(|_| ImapError::fatal(format!("`{}` is not a valid TLS server name", ep.host)))?;
+    let name = rustls::pki_types::ServerName::try_from(ep.host.clone()).map_err(|_| {
+        ImapError::new(
+            ErrorKind::Config,
+            format!("`{}` is not a valid TLS server name", ep.host),
+        )
+    })?;
     let tls = tokio::time::timeout(
         CONNECT_TIMEOUT,
         tokio_rustls::TlsConnector::from(config).connect(name, tcp),
@@ -340,9 +358,10 @@ async fn tls_wrap(
         );
         // A certificate problem does not fix itself by retrying.
         if e.to_string().contains("certificate") {
-            ImapError::fatal(format!(
-                "{msg} (to trust a private CA, set `ca_file:` on this endpoint)"
-            ))
+            ImapError::new(
+                ErrorKind::Tls,
+                format!("{msg} (to trust a private CA, set `ca_file:` on this endpoint)"),
+            )
         } else {
             ImapError::transient(msg)
         }
@@ -362,17 +381,18 @@ async fn read_greeting(client: &mut Client<Conn>, host: &str) -> Result<(), Imap
         Some(Response::Data {
             status: Status::Bye,
             outcome,
-        }) => Err(ImapError {
-            message: format!(
+        }) => Err(ImapError::new(
+            ErrorKind::Throttled,
+            format!(
                 "{host} refused the connection: {}",
                 outcome.information.as_deref().unwrap_or("BYE")
             ),
-            transient: true,
-            throttled: true,
-        }),
-        Some(other) => Err(ImapError::fatal(format!(
-            "{host} sent an unexpected greeting: {other:?}"
-        ))),
+        )),
+        // Not an IMAP server: the plan points at the wrong port.
+        Some(other) => Err(ImapError::new(
+            ErrorKind::Config,
+            format!("{host} sent an unexpected greeting: {other:?}"),
+        )),
         None => Err(ImapError::transient(format!(
             "{host} closed the connection before its greeting"
         ))),
@@ -420,11 +440,14 @@ impl Imap {
                 )
                 .await
                 {
-                    return Err(ImapError::fatal(format!(
-                        "IMAP server {addr} does not offer STARTTLS ({}): refusing to send the password in clear \
-                         (use `security: tls` if it has an implicit-TLS port, or `security: none` on a trusted network)",
-                        e.message
-                    )));
+                    return Err(ImapError::new(
+                        ErrorKind::Tls,
+                        format!(
+                            "IMAP server {addr} does not offer STARTTLS ({}): refusing to send the password in clear \
+                             (use `security: tls` if it has an implicit-TLS port, or `security: none` on a trusted network)",
+                            e.message
+                        ),
+                    ));
                 }
                 let Conn::Plain(tcp) = plain.into_inner() else {
                     unreachable!("STARTTLS runs on a plain connection")
@@ -892,12 +915,10 @@ impl Imap {
             }),
             false => {
                 let text = info.unwrap_or_default();
-                let throttled = is_throttle(&text);
-                Err(ImapError {
-                    message: format!("server {host} refused APPEND to {folder:?}: {text}"),
-                    transient: throttled,
-                    throttled,
-                })
+                Err(refusal(
+                    format!("server {host} refused APPEND to {folder:?}: {text}"),
+                    &text,
+                ))
             }
         }
     }
@@ -995,14 +1016,7 @@ impl AppendIo {
             AppendIo::Closed => {
                 ImapError::transient(format!("{host} closed the connection during APPEND"))
             }
-            AppendIo::Refused(t) => {
-                let throttled = is_throttle(&t);
-                ImapError {
-                    message: format!("{host} refused APPEND: {t}"),
-                    transient: throttled,
-                    throttled,
-                }
-            }
+            AppendIo::Refused(t) => refusal(format!("{host} refused APPEND: {t}"), &t),
         }
     }
 }
@@ -1036,12 +1050,7 @@ fn imap_error(host: &str, what: &str, e: async_imap::error::Error) -> ImapError 
     match e {
         E::No(text) | E::Bad(text) => {
             let text = server_text(&text);
-            let throttled = is_throttle(&text);
-            ImapError {
-                message: format!("{what} on {host}: server said {text}"),
-                transient: throttled,
-                throttled,
-            }
+            refusal(format!("{what} on {host}: server said {text}"), &text)
         }
         other => ImapError::transient(format!("{what} on {host} failed: {other}")),
     }
@@ -1052,17 +1061,20 @@ fn login_error(target: &Target, e: async_imap::error::Error) -> ImapError {
     match e {
         E::No(text) | E::Bad(text) => {
             let text = server_text(&text);
-            let throttled = is_throttle(&text) || text.contains("[UNAVAILABLE]");
-            ImapError {
-                message: format!(
+            // A NO to LOGIN is a refused password unless the server says it is only busy.
+            let kind = match refusal_kind(&text) {
+                ErrorKind::Throttled => ErrorKind::Throttled,
+                _ => ErrorKind::Auth,
+            };
+            ImapError::new(
+                kind,
+                format!(
                     "login as {} on {}:{} was refused: {text}",
                     target.auth.login(),
                     target.endpoint.host,
                     target.endpoint.effective_port()
                 ),
-                transient: throttled,
-                throttled,
-            }
+            )
         }
         other => ImapError::transient(format!("login to {} failed: {other}", target.describe())),
     }
@@ -1079,13 +1091,39 @@ fn server_text(text: &str) -> String {
     info.replace("\\\"", "\"")
 }
 
-/// Exchange Online says `[THROTTLED]`, others "Suggested Backoff Time" or `[UNAVAILABLE]`.
-fn is_throttle(text: &str) -> bool {
+/// A NO or BAD reply, `message` for people, classified by the server's `text`.
+fn refusal(message: String, text: &str) -> ImapError {
+    ImapError::new(refusal_kind(text), message)
+}
+
+/// What a NO or BAD reply means, from its response code (RFC 5530) or, for servers that put
+/// none, the words they are known to use.
+fn refusal_kind(text: &str) -> ErrorKind {
     let t = text.to_ascii_lowercase();
-    t.contains("[throttled]")
+    // Exchange Online says `[THROTTLED]`, and "Server Unavailable" when it sheds load; others
+    // "Suggested Backoff Time" or `[UNAVAILABLE]`.
+    if t.contains("[throttled]")
         || t.contains("suggested backoff")
         || t.contains("[unavailable]")
+        || t.contains("server unavailable")
         || t.contains("too many")
+    {
+        ErrorKind::Throttled
+    } else if t.contains("[overquota]")
+        || t.contains("[limit]")
+        || t.contains("quota")
+        || t.contains("mailbox is full")
+        || t.contains("mailbox full")
+    {
+        ErrorKind::Quota
+    } else if t.contains("[authenticationfailed]")
+        || t.contains("[authorizationfailed]")
+        || t.contains("[expired]")
+    {
+        ErrorKind::Auth
+    } else {
+        ErrorKind::Refused
+    }
 }
 
 fn flag_text(f: &Flag<'_>) -> String {
@@ -1184,12 +1222,98 @@ mod tests {
     }
 
     #[test]
-    fn throttle_replies_are_recognised() {
-        assert!(is_throttle(
-            "[THROTTLED] Suggested Backoff Time: 500 milliseconds"
-        ));
-        assert!(!is_throttle(
-            "[AUTHENTICATIONFAILED] Authentication failed."
-        ));
+    fn refusals_are_classified_by_their_codes_and_known_words() {
+        for (text, kind) in [
+            (
+                "[THROTTLED] Suggested Backoff Time: 500 milliseconds",
+                ErrorKind::Throttled,
+            ),
+            ("[UNAVAILABLE] Try again later", ErrorKind::Throttled),
+            ("Server Unavailable. 15", ErrorKind::Throttled),
+            ("[OVERQUOTA] Quota exceeded", ErrorKind::Quota),
+            ("[LIMIT] Too large", ErrorKind::Quota),
+            ("Mailbox is full", ErrorKind::Quota),
+            (
+                "[AUTHENTICATIONFAILED] Authentication failed.",
+                ErrorKind::Auth,
+            ),
+            ("[NONEXISTENT] Mailbox doesn't exist", ErrorKind::Refused),
+            ("Message too large", ErrorKind::Refused),
+        ] {
+            assert_eq!(refusal_kind(text), kind, "{text}");
+        }
+        let e = refusal("APPEND on h: server said x".into(), "[OVERQUOTA] full");
+        assert_eq!(
+            (e.kind, e.transient, e.throttled),
+            (ErrorKind::Quota, false, false)
+        );
+        let e = refusal("x".into(), "[THROTTLED] slow down");
+        assert_eq!(
+            (e.kind, e.transient, e.throttled),
+            (ErrorKind::Throttled, true, true)
+        );
+    }
+
+    fn target() -> Target {
+        Target {
+            endpoint: ImapEndpoint {
+                host: "h".into(),
+                port: Some(143),
+                security: Security::None,
+                ca_file: None,
+                insecure_skip_verify: false,
+                allow_plaintext: false,
+            },
+            auth: Auth::Password {
+                login: "bob".into(),
+                password: Secret::new("pw"),
+            },
+            base_dir: std::path::PathBuf::new(),
+        }
+    }
+
+    #[test]
+    fn a_refused_login_is_auth_unless_the_server_is_only_busy() {
+        use async_imap::error::Error as E;
+        let refused = login_error(
+            &target(),
+            E::No(
+                r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#.into(),
+            ),
+        );
+        assert_eq!(refused.kind, ErrorKind::Auth);
+        assert!(!refused.transient);
+        assert_eq!(
+            refused.message,
+            "login as bob on h:143 was refused: [AUTHENTICATIONFAILED] Authentication failed."
+        );
+        let plain_no = login_error(&target(), E::No("Login failed".into()));
+        assert_eq!(plain_no.kind, ErrorKind::Auth);
+        let busy = login_error(
+            &target(),
+            E::No("[UNAVAILABLE] Server Unavailable. 15".into()),
+        );
+        assert_eq!(busy.kind, ErrorKind::Throttled);
+        let dropped = login_error(
+            &target(),
+            E::Io(io::Error::new(io::ErrorKind::ConnectionReset, "reset")),
+        );
+        assert_eq!(dropped.kind, ErrorKind::Network);
+        assert!(dropped.transient);
+    }
+
+    #[test]
+    fn command_refusals_and_dropped_connections_keep_their_kinds() {
+        use async_imap::error::Error as E;
+        let gone = imap_error("h", "SELECT", E::No("[NONEXISTENT] Unknown Mailbox".into()));
+        assert_eq!((gone.kind, gone.transient), (ErrorKind::Refused, false));
+        let full = imap_error("h", "APPEND", E::No("[OVERQUOTA] Quota exceeded".into()));
+        assert_eq!(full.kind, ErrorKind::Quota);
+        let cut = imap_error(
+            "h",
+            "FETCH",
+            E::Io(io::Error::new(io::ErrorKind::BrokenPipe, "pipe")),
+        );
+        assert_eq!((cut.kind, cut.transient), (ErrorKind::Network, true));
     }
 }
