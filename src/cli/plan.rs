@@ -98,7 +98,8 @@ async fn preview_copies(loaded: &crate::plan::Loaded, changes: &mut [Change]) {
             let state_path = state_path.clone();
             async move {
                 let look = async {
-                    let (source, dest) = crate::apply::account_targets(loaded, account)?;
+                    let (source, dest) =
+                        crate::apply::account_targets(loaded, account).map_err(|e| e.message)?;
                     let records =
                         crate::state::read_folders(&state_path, &id).map_err(|e| e.to_string())?;
                     let rules = account.folders.clone().unwrap_or_default();

@@ -624,13 +624,16 @@ async fn adopt_existing(
         return Ok(Vec::new());
     }
     if job.options.expect_empty {
-        return Err(CopyError::fatal(format!(
-            "destination folder {:?} already holds {}, but the plan says the destination is \
+        return Err(CopyError::new(
+            ErrorKind::Config,
+            format!(
+                "destination folder {:?} already holds {}, but the plan says the destination is \
              empty (`adopt_existing: false`): remove them, or set `adopt_existing: true` to match \
              them against the source and copy only the rest",
-            folder.dest_path,
-            crate::plan::diagnostic::plural(dest.len(), "message")
-        )));
+                folder.dest_path,
+                crate::plan::diagnostic::plural(dest.len(), "message")
+            ),
+        ));
     }
     if todo.is_empty() {
         return Ok(Vec::new());
@@ -767,12 +770,15 @@ async fn relocate(
         None
     };
     if let Some(why) = why {
-        return Err(CopyError::fatal(format!(
-            "the plan now maps {:?} to {:?}, but {why}, so mailshift cannot move what it copied: \
+        return Err(CopyError::new(
+            ErrorKind::Config,
+            format!(
+                "the plan now maps {:?} to {:?}, but {why}, so mailshift cannot move what it copied: \
              move those messages there by hand, then run `mailshift state forget {}`; the next \
              apply adopts what it finds on the destination and copies only the rest",
-            folder.path, folder.dest_path, job.resource_id
-        )));
+                folder.path, folder.dest_path, job.resource_id
+            ),
+        ));
     }
     let uids: Vec<u32> = map.iter().map(|(_, m)| m.dest_uid).collect();
     let mut moved: HashMap<u32, u32> = HashMap::new();
