@@ -1,9 +1,11 @@
-//! IMAP to IMAP transfer: name encoding (`mutf7`), the folder mapping (`folders`), one
-//! connection (`session`), and the exactly-once copy of an account (`copy`).
+//! IMAP to IMAP transfer: name encoding (`mutf7` for what names mean, `names` for how they
+//! travel on the wire), the folder mapping (`folders`), one connection (`session`), and the
+//! exactly-once copy of an account (`copy`).
 
 pub mod copy;
 pub mod folders;
 pub mod mutf7;
+pub mod names;
 pub mod session;
 
 use session::{Imap, ImapError, Target};
