@@ -232,12 +232,33 @@ pub async fn sync_account(
 ) -> Result<CopyReport, CopyError> {
     let mut src = connect_fresh(&job.source, job.login_grace, &stop).await?;
     let mut dst = connect_fresh(&job.dest, job.login_grace, &stop).await?;
-    let source_folders = src.list().await?;
-    let dest_folders = dst.list().await?;
-    let mapping = map_folders(&source_folders, &dest_folders, &job.rules)
+    // Every folder's status up front, in one exchange per server (LIST-STATUS) or one
+    // pipelined round of STATUS: what keeps a no-op run's cost flat in the number of folders.
+    let (source_folders, mut source_status) = src.list_with_status().await?;
+    let (dest_folders, mut dest_status) = dst.list_with_status().await?;
+    let mut mapping = map_folders(&source_folders, &dest_folders, &job.rules)
         .map_err(|e| CopyError::fatal(e.to_string()))?;
     for name in &mapping.create {
         dst.create(name).await?;
+    }
+    if !src.caps.list_status {
+        let names: Vec<String> = mapping.copy.iter().map(|f| f.source.clone()).collect();
+        source_status = src.statuses(&names).await?;
+    }
+    if !dst.caps.list_status {
+        let created: HashSet<&String> = mapping.create.iter().collect();
+        let names: Vec<String> = mapping
+            .copy
+            .iter()
+            .filter(|f| !created.contains(&f.dest))
+            .map(|f| f.dest.clone())
+            .collect();
+        dest_status = dst.statuses(&names).await?;
+    }
+    for f in &mut mapping.copy {
+        f.known.source = source_status.remove(&f.source);
+        // Shared by several source folders mapped together: each needs it.
+        f.known.dest = dest_status.get(&f.dest).cloned();
     }
     let mut report = CopyReport {
         notes: mapping.notes.clone(),
@@ -668,9 +689,17 @@ async fn sync_folder(
         state(store, move |s| s.folder(&rid, &key)).await?
     };
     // The cheap questions first: nothing new, nothing changed on either side, nothing in
-    // flight → done. A destination folder deleted meanwhile is created again.
-    let status = src.status(&folder.source).await?;
-    let dest_uidvalidity = match dst.status(&folder.dest).await {
+    // flight → done. A destination folder deleted meanwhile is created again. The answers
+    // read at the start of the run serve; a folder they said nothing of is asked here.
+    let status = match &folder.known.source {
+        Some(s) => s.clone(),
+        None => src.status(&folder.source).await?,
+    };
+    let dest_status = match &folder.known.dest {
+        Some(s) => Ok(s.clone()),
+        None => dst.status(&folder.dest).await,
+    };
+    let dest_uidvalidity = match dest_status {
         Ok(s) => Some(s.uidvalidity),
         Err(e) if !e.transient => {
             dst.create(&folder.dest).await?;
