@@ -60,9 +60,11 @@ fn folders() -> Vec<(String, String)> {
     ]
 }
 
-/// Folder → sorted (bytes, flags, internal date) of its messages, read with the independent
-/// test client.
-fn contents(server: &Dovecot, pass: &str) -> BTreeMap<String, Vec<(Vec<u8>, Vec<String>, String)>> {
+/// Folder → sorted (bytes, flags, internal date) of its messages.
+type Contents = BTreeMap<String, Vec<(Vec<u8>, Vec<String>, String)>>;
+
+/// What a server holds, read with the independent test client.
+fn contents(server: &Dovecot, pass: &str) -> Contents {
     let mut c = server.login("alice", pass);
     let names: Vec<String> = c
         .list()
