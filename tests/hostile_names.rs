@@ -246,3 +246,36 @@ fn arbitrary_names_round_trip_through_dovecot() {
         prop_assert!(statuses.contains_key(&raw));
     });
 }
+
+/// Names a quoted string cannot carry go as literals, synchronizing ones when the server does
+/// not offer LITERAL+: the server's answer reads as its words and the connection stays in step.
+#[test]
+fn names_sent_as_literals_keep_the_connection_in_step() {
+    let server = Dovecot::start(DovecotConfig {
+        separator: '/',
+        users: &[("alice", NEW_PW)],
+        capabilities_override: Some("IMAP4rev1 SASL-IR ID ENABLE IDLE NAMESPACE AUTH=PLAIN"),
+        ..DovecotConfig::default()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut imap = rt.block_on(Imap::connect(&target(&server))).unwrap();
+    assert!(!imap.caps.literal_plus);
+    // Dovecot takes modified UTF-7 only: both are refused, in its words.
+    for name in ["Año", "line\r\nbreak"] {
+        let err = rt.block_on(imap.create(name)).unwrap_err();
+        assert!(
+            err.message
+                .contains("server said Mailbox name is not valid mUTF-7"),
+            "{err:?}"
+        );
+        assert!(!err.message.contains("Outcome"), "{err:?}");
+    }
+    rt.block_on(imap.create("After \"literals\"")).unwrap();
+    let listed = rt.block_on(imap.list()).unwrap();
+    let mut names: Vec<&str> = listed.iter().map(|f| f.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["After \"literals\"", "INBOX"]);
+}
