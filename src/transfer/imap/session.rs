@@ -1337,17 +1337,23 @@ fn canonical(name: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// A name's bytes as our `String`. Servers send modified UTF-7 or UTF-8; anything else cannot
-/// be sent back byte for byte from a `String`, so it is said, not guessed at.
-fn name_text(host: &str, bytes: Vec<u8>) -> Result<String, ImapError> {
-    match String::from_utf8(bytes) {
-        Ok(s) => Ok(canonical(&s).into_owned()),
-        Err(e) => Err(ImapError::fatal(format!(
-            "{host} sent a folder name that is neither modified UTF-7 nor UTF-8: `{}`; \
-             rename that folder on the server (an IMAP client or webmail), then run again",
-            String::from_utf8_lossy(e.as_bytes())
-        ))),
-    }
+/// A name's bytes as our `String`. Servers send modified UTF-7 or UTF-8; anything else
+/// cannot be sent back byte for byte from a `String`: it is kept (lossily, so that folder
+/// fails alone when opened, in the server's words) and said in the log.
+fn name_text(host: &str, bytes: Vec<u8>) -> String {
+    let text = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            tracing::warn!(
+                host,
+                folder = %lossy,
+                "a folder name is neither modified UTF-7 nor UTF-8: rename it on the server to copy it"
+            );
+            lossy
+        }
+    };
+    canonical(&text).into_owned()
 }
 
 /// The folders in LIST responses, read from their raw bytes (see [`names`] for why).
@@ -1362,7 +1368,7 @@ fn list_entries(host: &str, responses: &[Untagged]) -> Result<Vec<RemoteFolder>,
             ))
         })?;
         out.push(RemoteFolder {
-            name: name_text(host, entry.name)?,
+            name: name_text(host, entry.name),
             delimiter: entry.delimiter,
             attributes: entry.attributes,
         });
@@ -1395,7 +1401,7 @@ fn status_entries(
                 _ => {}
             }
         }
-        out.insert(name_text(host, entry.name)?, info);
+        out.insert(name_text(host, entry.name), info);
     }
     Ok(out)
 }
