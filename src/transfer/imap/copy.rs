@@ -251,13 +251,8 @@ pub async fn sync_account(
         source_status = src.statuses(&names).await?;
     }
     if !dst.caps.list_status {
-        let created: HashSet<&String> = mapping.create.iter().collect();
-        let names: Vec<String> = mapping
-            .copy
-            .iter()
-            .filter(|f| !created.contains(&f.dest))
-            .map(|f| f.dest.clone())
-            .collect();
+        // Folders just created included: they exist now.
+        let names: Vec<String> = mapping.copy.iter().map(|f| f.dest.clone()).collect();
         dest_status = dst.statuses(&names).await?;
     }
     for f in &mut mapping.copy {
