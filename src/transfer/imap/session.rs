@@ -5,6 +5,12 @@
 //! per command and drops the tagged response code, while we want MULTIAPPEND batches, LITERAL+
 //! (no round trip per literal) and the APPENDUID that UIDPLUS servers return, which is what
 //! makes a crash after an APPEND recoverable without duplicates.
+//!
+//! Every command that carries a mailbox name (LIST, STATUS, SELECT, EXAMINE, CREATE, APPEND)
+//! is sent raw too, through [`Imap::run`]'s `Arg::Mailbox` and so through the one encoder,
+//! [`names::encode`]: async-imap quotes names itself and cannot send one as a literal, and
+//! its parsed LIST/STATUS names cannot be trusted (see [`names`]). A UID COPY/MOVE target
+//! added later goes the same way.
 
 use std::collections::HashMap;
 use std::fmt;
