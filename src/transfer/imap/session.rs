@@ -7,7 +7,7 @@
 //! makes a crash after an APPEND recoverable without duplicates.
 //!
 //! Every command that carries a mailbox name (LIST, STATUS, SELECT, EXAMINE, CREATE, APPEND)
-//! is sent raw too, through [`Imap::run`]'s `Arg::Mailbox` and so through the one encoder,
+//! is sent raw too, through `Imap::run` with `Arg::Mailbox`, and so through the one encoder,
 //! [`names::encode`]: async-imap quotes names itself and cannot send one as a literal, and
 //! its parsed LIST/STATUS names cannot be trusted (see [`names`]). A UID COPY/MOVE target
 //! added later goes the same way.
