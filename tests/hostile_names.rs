@@ -279,3 +279,35 @@ fn names_sent_as_literals_keep_the_connection_in_step() {
     names.sort();
     assert_eq!(names, ["After \"literals\"", "INBOX"]);
 }
+
+/// Pipelined STATUS over more folders than one window, hostile names among them: every
+/// folder answered under its own name, a missing one simply absent.
+#[test]
+fn pipelined_status_answers_every_folder_by_name() {
+    let server = Dovecot::start(DovecotConfig {
+        separator: '/',
+        users: &[("alice", NEW_PW)],
+        capabilities_override: Some("IMAP4rev1 SASL-IR ID ENABLE IDLE NAMESPACE AUTH=PLAIN"),
+        ..DovecotConfig::default()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut imap = rt.block_on(Imap::connect(&target(&server))).unwrap();
+    assert!(!imap.caps.list_status);
+    let mut names: Vec<String> = (0..150).map(|i| format!("F{i:03} \"q\\{i}\"")).collect();
+    for n in &names {
+        rt.block_on(imap.create(n)).unwrap();
+    }
+    names.push("INBOX".into());
+    names.push("Not there".into());
+    let got = rt.block_on(imap.statuses(&names)).unwrap();
+    assert_eq!(got.len(), 151);
+    for n in &names[..151] {
+        assert!(got[n].uidvalidity > 0, "{n:?}: {:?}", got.get(n));
+    }
+    assert!(!got.contains_key("Not there"));
+    // Still in step after the refused one.
+    assert_eq!(rt.block_on(imap.list()).unwrap().len(), 151);
+}
