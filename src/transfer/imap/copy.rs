@@ -282,15 +282,49 @@ pub async fn sync_account(
     progress: Arc<dyn Progress>,
     stop: StopFlag,
 ) -> Result<CopyReport, CopyError> {
-    let mut src = connect_fresh(&job.source, job.login_grace, &stop).await?;
-    let mut dst = connect_fresh(&job.dest, job.login_grace, &stop).await?;
-    let source_folders = src.list().await?;
-    let dest_folders = dst.list().await?;
-    let mapping = map_folders(&source_folders, &dest_folders, &job.rules)
+    // Both servers at once: a no-op run is mostly waiting for them.
+    let (src, dst) = tokio::join!(
+        connect_fresh(&job.source, job.login_grace, &stop),
+        connect_fresh(&job.dest, job.login_grace, &stop)
+    );
+    let (mut src, mut dst) = (src?, dst?);
+    // Every folder's status up front, in one exchange per server (LIST-STATUS) or one
+    // pipelined round of STATUS: what keeps a no-op run's cost flat in the number of folders.
+    let (source_list, dest_list) = tokio::join!(src.list_with_status(), dst.list_with_status());
+    let ((source_folders, mut source_status), (dest_folders, mut dest_status)) =
+        (source_list?, dest_list?);
+    let mut mapping = map_folders(&source_folders, &dest_folders, &job.rules)
         .map_err(|e| CopyError::new(ErrorKind::Config, e.to_string()))?;
     for name in &mapping.create {
         dst.create(name).await?;
     }
+    if !src.caps.list_status {
+        let names: Vec<String> = mapping.copy.iter().map(|f| f.source.clone()).collect();
+        source_status = src.statuses(&names).await?;
+    }
+    if !dst.caps.list_status {
+        // Folders just created included: they exist now.
+        let names: Vec<String> = mapping.copy.iter().map(|f| f.dest.clone()).collect();
+        dest_status = dst.statuses(&names).await?;
+    }
+    for f in &mut mapping.copy {
+        f.known.source = source_status.remove(&f.source);
+        // Shared by several source folders mapped together: each needs it.
+        f.known.dest = dest_status.get(&f.dest).cloned();
+    }
+    // Extra connections only for folders with something to do: a no-op run opens none.
+    let records = {
+        let rid = job.resource_id.clone();
+        state(&store, move |s| s.folders(&rid)).await?
+    };
+    let busy = mapping
+        .copy
+        .iter()
+        .filter(|f| match (&f.known.source, &f.known.dest) {
+            (Some(s), Some(d)) => !unchanged(&job, f, records.get(&f.path), s, Some(d.uidvalidity)),
+            _ => true,
+        })
+        .count();
     let mut report = CopyReport {
         notes: mapping.notes.clone(),
         ..CopyReport::default()
@@ -312,7 +346,7 @@ pub async fn sync_account(
     let queue: Arc<Mutex<VecDeque<FolderPlan>>> =
         Arc::new(Mutex::new(mapping.copy.into_iter().collect()));
     let results: Arc<Mutex<Vec<FolderReport>>> = Arc::new(Mutex::new(Vec::new()));
-    let workers = job.options.connections.max(1);
+    let workers = job.options.connections.max(1).min(busy.max(1));
     let mut handles = Vec::new();
     let mut first = Some((src, dst));
     for _ in 0..workers {
@@ -946,6 +980,27 @@ fn dest_flags(flags: &[String], info: &FolderInfo) -> Vec<String> {
     out
 }
 
+/// Nothing new, nothing changed on either side, nothing in flight since `record`: the folder
+/// needs no work.
+fn unchanged(
+    job: &Job,
+    folder: &FolderPlan,
+    record: Option<&FolderRecord>,
+    status: &FolderInfo,
+    dest_uidvalidity: Option<u32>,
+) -> bool {
+    record.is_some_and(|r| {
+        !job.full_scan
+            && dest_uidvalidity == Some(r.dest_uidvalidity)
+            && r.dest_uidnext_in_flight.is_none()
+            && r.source_uidvalidity == status.uidvalidity
+            && r.source_uidnext == status.uidnext
+            && r.source_messages == status.exists
+            && r.highest_modseq == status.highest_modseq
+            && r.dest_folder == folder.dest
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn sync_folder(
     job: &Job,
@@ -969,9 +1024,17 @@ async fn sync_folder(
         state(store, move |s| s.folder(&rid, &key)).await?
     };
     // The cheap questions first: nothing new, nothing changed on either side, nothing in
-    // flight → done. A destination folder deleted meanwhile is created again.
-    let status = src.status(&folder.source).await?;
-    let dest_uidvalidity = match dst.status(&folder.dest).await {
+    // flight → done. A destination folder deleted meanwhile is created again. The answers
+    // read at the start of the run serve; a folder they said nothing of is asked here.
+    let status = match &folder.known.source {
+        Some(s) => s.clone(),
+        None => src.status(&folder.source).await?,
+    };
+    let dest_status = match &folder.known.dest {
+        Some(s) => Ok(s.clone()),
+        None => dst.status(&folder.dest).await,
+    };
+    let dest_uidvalidity = match dest_status {
         Ok(s) => Some(s.uidvalidity),
         Err(e) if !e.transient => {
             dst.create(&folder.dest).await?;
@@ -979,16 +1042,7 @@ async fn sync_folder(
         }
         Err(e) => return Err(e.into()),
     };
-    if let Some(r) = &record
-        && !job.full_scan
-        && dest_uidvalidity == Some(r.dest_uidvalidity)
-        && r.dest_uidnext_in_flight.is_none()
-        && r.source_uidvalidity == status.uidvalidity
-        && r.source_uidnext == status.uidnext
-        && r.source_messages == status.exists
-        && r.highest_modseq == status.highest_modseq
-        && r.dest_folder == folder.dest
-    {
+    if unchanged(job, folder, record.as_ref(), &status, dest_uidvalidity) {
         report.skipped_unchanged = true;
         return Ok(report);
     }

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::mutf7;
+use super::session::FolderInfo;
 use crate::plan::model::FolderRules;
 
 /// A source `/` inside one level of a name, where `/` separates levels in paths.
@@ -251,6 +252,18 @@ pub struct FolderPlan {
     pub dest_path: String,
     /// What the source folder is for, whether or not that decided where it goes.
     pub special: Option<SpecialUse>,
+    /// The folder's status on each side as read at the start of the run (LIST-STATUS or
+    /// pipelined STATUS), so a no-op run costs a few round trips, not two per folder.
+    /// `None` where that exchange said nothing: ask again. Not the mapping's business:
+    /// [`map_folders`] leaves both empty.
+    pub known: Known,
+}
+
+/// See [`FolderPlan::known`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Known {
+    pub source: Option<FolderInfo>,
+    pub dest: Option<FolderInfo>,
 }
 
 /// The outcome of [`map_folders`].
@@ -558,6 +571,7 @@ pub fn map_folders(
             path: f.path.clone(),
             dest_path,
             special: f.special.map(|(u, _)| u),
+            known: Known::default(),
         });
     }
 

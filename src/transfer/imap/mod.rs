@@ -1,12 +1,13 @@
-//! IMAP to IMAP transfer: name encoding (`mutf7`), the folder mapping (`folders`), one
-//! connection (`session`), the exactly-once copy of an account (`copy`), and the matching of
-//! messages a destination already holds (`adopt`), and what `plan --refresh` says of a copy
-//! before it runs (`preview`).
+//! IMAP to IMAP transfer: name encoding (`mutf7` for what names mean, `names` for how they
+//! travel on the wire), the folder mapping (`folders`), one connection (`session`), the
+//! exactly-once copy of an account (`copy`), the matching of messages a destination already
+//! holds (`adopt`), and what `plan --refresh` says of a copy before it runs (`preview`).
 
 pub mod adopt;
 pub mod copy;
 pub mod folders;
 pub mod mutf7;
+pub mod names;
 pub mod preview;
 pub mod session;
 

@@ -5,7 +5,14 @@
 //! per command and drops the tagged response code, while we want MULTIAPPEND batches, LITERAL+
 //! (no round trip per literal) and the APPENDUID that UIDPLUS servers return, which is what
 //! makes a crash after an APPEND recoverable without duplicates.
+//!
+//! Every command that carries a mailbox name (LIST, STATUS, SELECT, EXAMINE, CREATE, APPEND)
+//! is sent raw too, through `Imap::run` with `Arg::Mailbox`, and so through the one encoder,
+//! [`names::encode`]: async-imap quotes names itself and cannot send one as a literal, and
+//! its parsed LIST/STATUS names cannot be trusted (see [`names`]). A UID COPY/MOVE target
+//! added later goes the same way.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::pin::Pin;
@@ -14,8 +21,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_imap::imap_proto::rfc4315::UidSetMember;
-use async_imap::imap_proto::{Response, ResponseCode, Status};
-use async_imap::types::{Flag, NameAttribute};
+use async_imap::imap_proto::{MailboxDatum, Response, ResponseCode, Status};
+use async_imap::types::Flag;
 use async_imap::{Client, Session};
 use futures_util::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -26,6 +33,7 @@ use crate::error::{ErrorKind, StepError};
 use crate::plan::model::{ImapEndpoint, Security};
 use crate::plan::secret::Secret;
 use crate::transfer::imap::folders::RemoteFolder;
+use crate::transfer::imap::names::{self, Encoded};
 
 /// How long one command may take before the connection is declared dead.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
@@ -174,10 +182,12 @@ pub struct Caps {
     pub condstore: bool,
     /// RFC 6851 `UID MOVE`.
     pub moves: bool,
+    /// RFC 5819: LIST can return every folder's STATUS in the same exchange.
+    pub list_status: bool,
 }
 
 /// What SELECT/EXAMINE and STATUS report about a folder.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FolderInfo {
     pub uidvalidity: u32,
     pub uidnext: u32,
@@ -495,33 +505,78 @@ impl Imap {
             literal_plus: caps.has_str("LITERAL+"),
             condstore: caps.has_str("CONDSTORE"),
             moves: caps.has_str("MOVE"),
+            list_status: caps.has_str("LIST-STATUS"),
         };
         Ok(imap)
     }
 
     /// Lists every folder with its attributes.
     pub async fn list(&mut self) -> Result<Vec<RemoteFolder>, ImapError> {
+        let responses = self.run("LIST", &[Arg::Text("LIST \"\" \"*\"")]).await?;
+        list_entries(&self.host, &responses)
+    }
+
+    /// Lists every folder and, where the server offers LIST-STATUS (RFC 5819), the status of
+    /// each selectable one in the same exchange; the map is empty on other servers.
+    pub async fn list_with_status(
+        &mut self,
+    ) -> Result<(Vec<RemoteFolder>, HashMap<String, FolderInfo>), ImapError> {
+        if !self.caps.list_status {
+            return Ok((self.list().await?, HashMap::new()));
+        }
+        let cmd = format!("LIST \"\" \"*\" RETURN (STATUS {})", self.status_items());
+        let responses = self.run("LIST", &[Arg::Text(&cmd)]).await?;
+        let folders = list_entries(&self.host, &responses)?;
+        Ok((folders, status_entries(&self.host, &responses)?))
+    }
+
+    /// STATUS of many folders in few round trips: the commands are written in windows and
+    /// their answers read after each window. Folders the server refuses (gone, not
+    /// selectable) are absent from the map; a [`Imap::status`] of them tells why.
+    pub async fn statuses(
+        &mut self,
+        folders: &[String],
+    ) -> Result<HashMap<String, FolderInfo>, ImapError> {
+        // A window bounds what each side buffers: both write before reading, so an unbounded
+        // pipeline over thousands of folders could fill both sockets and stall.
+        const WINDOW: usize = 128;
         let host = self.host.clone();
-        let fut = async {
-            let stream = self.session.list(Some(""), Some("*")).await?;
-            let names: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(names)
-        };
-        let names = timed(&host, "LIST", fut).await?;
-        Ok(names
-            .iter()
-            .map(|n| RemoteFolder {
-                name: n.name().to_string(),
-                delimiter: n.delimiter().and_then(|d| d.chars().next()),
-                attributes: n.attributes().iter().map(attribute_text).collect(),
-            })
-            .collect())
+        let items = self.status_items();
+        let mut out = HashMap::new();
+        for window in folders.chunks(WINDOW) {
+            let tags: Vec<String> = window.iter().map(|_| self.new_tag()).collect();
+            let fut = async {
+                let mut seen = Vec::new();
+                for (tag, folder) in tags.iter().zip(window) {
+                    let args = [Arg::Text("STATUS"), Arg::Mailbox(folder), Arg::Text(items)];
+                    self.write_command(tag, &args, &mut seen).await?;
+                }
+                self.session.get_mut().flush().await?;
+                self.finish(&tags, seen).await
+            };
+            let (untagged, _) = tokio::time::timeout(COMMAND_TIMEOUT, fut)
+                .await
+                .map_err(|_| ImapError::transient(format!("STATUS on {host} timed out")))?
+                .map_err(|e| e.into_error(&host, "STATUS"))?;
+            out.extend(status_entries(&host, &untagged)?);
+        }
+        Ok(out)
+    }
+
+    fn status_items(&self) -> &'static str {
+        if self.caps.condstore {
+            "(UIDNEXT UIDVALIDITY MESSAGES HIGHESTMODSEQ)"
+        } else {
+            "(UIDNEXT UIDVALIDITY MESSAGES)"
+        }
     }
 
     pub async fn create(&mut self, folder: &str) -> Result<(), ImapError> {
-        let host = self.host.clone();
-        match timed(&host, "CREATE", self.session.create(folder)).await {
-            Ok(()) => Ok(()),
+        match self
+            .run("CREATE", &[Arg::Text("CREATE"), Arg::Mailbox(folder)])
+            .await
+        {
+            Ok(_) => Ok(()),
             // Another connection (or an earlier, interrupted run) created it meanwhile.
             Err(e)
                 if e.message.contains("ALREADYEXISTS")
@@ -530,7 +585,7 @@ impl Imap {
                 Ok(())
             }
             Err(e) => Err(ImapError {
-                message: format!("cannot create folder {folder:?}: {}", e.message),
+                message: format!("cannot create folder {}: {}", shown(folder), e.message),
                 ..e
             }),
         }
@@ -538,71 +593,198 @@ impl Imap {
 
     /// SELECT (read-write) or EXAMINE (read-only: the source is never modified).
     pub async fn open(&mut self, folder: &str, write: bool) -> Result<FolderInfo, ImapError> {
-        let host = self.host.clone();
-        let condstore = self.caps.condstore;
-        let mbox = if write {
-            if condstore {
-                timed(&host, "SELECT", self.session.select_condstore(folder)).await?
-            } else {
-                timed(&host, "SELECT", self.session.select(folder)).await?
-            }
-        } else if condstore {
-            // EXAMINE with CONDSTORE so HIGHESTMODSEQ is reported.
-            let cmd = format!("EXAMINE {} (CONDSTORE)", quote(folder));
-            timed(
-                &host,
-                "EXAMINE",
-                self.session.run_command_and_check_ok(&cmd),
-            )
-            .await?;
-            let status = timed(
-                &host,
-                "STATUS",
-                self.session
-                    .status(folder, "(UIDNEXT UIDVALIDITY MESSAGES HIGHESTMODSEQ)"),
-            )
-            .await?;
-            self.selected = Some(folder.to_string());
-            return Ok(FolderInfo {
-                uidvalidity: status.uid_validity.unwrap_or(0),
-                uidnext: status.uid_next.unwrap_or(0),
-                exists: status.exists,
-                highest_modseq: status.highest_modseq,
-                permanent_flags: Vec::new(),
-                allows_keywords: false,
-            });
+        let verb = if write { "SELECT" } else { "EXAMINE" };
+        // CONDSTORE so HIGHESTMODSEQ is reported.
+        let condstore = if self.caps.condstore {
+            "(CONDSTORE)"
         } else {
-            timed(&host, "EXAMINE", self.session.examine(folder)).await?
+            ""
         };
+        self.selected = None;
+        let responses = self
+            .run(
+                verb,
+                &[Arg::Text(verb), Arg::Mailbox(folder), Arg::Text(condstore)],
+            )
+            .await
+            .map_err(|e| ImapError {
+                message: format!("{} ({})", e.message, shown(folder)),
+                ..e
+            })?;
         self.selected = Some(folder.to_string());
-        let permanent: Vec<String> = mbox.permanent_flags.iter().map(flag_text).collect();
-        Ok(FolderInfo {
-            uidvalidity: mbox.uid_validity.unwrap_or(0),
-            uidnext: mbox.uid_next.unwrap_or(0),
-            exists: mbox.exists,
-            highest_modseq: mbox.highest_modseq,
-            allows_keywords: permanent.iter().any(|f| f == "\\*"),
-            permanent_flags: permanent,
-        })
+        let mut info = FolderInfo::default();
+        for r in responses {
+            match r {
+                Untagged::Exists(n) => info.exists = n,
+                Untagged::UidValidity(v) => info.uidvalidity = v,
+                Untagged::UidNext(v) => info.uidnext = v,
+                Untagged::HighestModSeq(v) => info.highest_modseq = Some(v),
+                Untagged::PermanentFlags(flags) => {
+                    info.allows_keywords = flags.iter().any(|f| f == "\\*");
+                    info.permanent_flags = flags;
+                }
+                _ => {}
+            }
+        }
+        Ok(info)
     }
 
-    /// STATUS: the cheap question a no-op run asks of every folder.
+    /// STATUS: the cheap question a no-op run asks of a folder.
     pub async fn status(&mut self, folder: &str) -> Result<FolderInfo, ImapError> {
+        let items = self.status_items();
+        let responses = self
+            .run(
+                "STATUS",
+                &[Arg::Text("STATUS"), Arg::Mailbox(folder), Arg::Text(items)],
+            )
+            .await
+            .map_err(|e| ImapError {
+                message: format!("{} ({})", e.message, shown(folder)),
+                ..e
+            })?;
+        let mut found = status_entries(&self.host, &responses)?;
+        Ok(found
+            .remove(canonical(folder).as_ref())
+            .or_else(|| found.into_values().next())
+            .unwrap_or_default())
+    }
+
+    fn new_tag(&mut self) -> String {
+        self.next_tag += 1;
+        format!("MS{}", self.next_tag)
+    }
+
+    /// Sends one command ourselves (rather than through async-imap, which cannot send a name
+    /// as a literal) and returns its untagged responses; a NO or BAD is an error in the
+    /// server's words.
+    async fn run(&mut self, what: &str, args: &[Arg<'_>]) -> Result<Vec<Untagged>, ImapError> {
         let host = self.host.clone();
-        let items = if self.caps.condstore {
-            "(UIDNEXT UIDVALIDITY MESSAGES HIGHESTMODSEQ)"
-        } else {
-            "(UIDNEXT UIDVALIDITY MESSAGES)"
+        let tag = self.new_tag();
+        let fut = async {
+            let mut seen = Vec::new();
+            self.write_command(&tag, args, &mut seen).await?;
+            self.session.get_mut().flush().await?;
+            self.finish(std::slice::from_ref(&tag), seen).await
         };
-        let s = timed(&host, "STATUS", self.session.status(folder, items)).await?;
-        Ok(FolderInfo {
-            uidvalidity: s.uid_validity.unwrap_or(0),
-            uidnext: s.uid_next.unwrap_or(0),
-            exists: s.exists,
-            highest_modseq: s.highest_modseq,
-            permanent_flags: Vec::new(),
-            allows_keywords: false,
-        })
+        let (untagged, mut done) = tokio::time::timeout(COMMAND_TIMEOUT, fut)
+            .await
+            .map_err(|_| ImapError::transient(format!("{what} on {host} timed out")))?
+            .map_err(|e| e.into_error(&host, what))?;
+        match done.remove(&tag) {
+            Some(Ok(())) => Ok(untagged),
+            Some(Err(text)) => {
+                let text: String = text;
+                Err(refusal(
+                    format!("{what} on {host}: server said {text}"),
+                    &text,
+                ))
+            }
+            None => Err(RawIo::Closed.into_error(&host, what)),
+        }
+    }
+
+    /// Writes one command, not flushing its end. Each mailbox name goes through
+    /// [`names::encode`]; a literal without LITERAL+ waits for the server's `+` (responses
+    /// read meanwhile go to `seen`). Stops early if the server ends the command first.
+    async fn write_command(
+        &mut self,
+        tag: &str,
+        args: &[Arg<'_>],
+        seen: &mut Vec<Reply>,
+    ) -> Result<(), RawIo> {
+        let literal_plus = self.caps.literal_plus;
+        let mut line = tag.as_bytes().to_vec();
+        for arg in args {
+            match arg {
+                Arg::Text("") => continue,
+                Arg::Text(t) => {
+                    line.push(b' ');
+                    line.extend_from_slice(t.as_bytes());
+                }
+                Arg::Mailbox(m) => {
+                    line.push(b' ');
+                    match names::encode(m.as_bytes()) {
+                        Encoded::Quoted(q) => line.extend_from_slice(&q),
+                        Encoded::Literal(bytes) => {
+                            line.extend(names::literal_head(bytes.len(), literal_plus));
+                            let stream = self.session.get_mut();
+                            stream.write_all(&line).await?;
+                            line.clear();
+                            if !literal_plus {
+                                stream.flush().await?;
+                                if !self.wait_continuation_raw(tag, seen).await? {
+                                    return Ok(());
+                                }
+                            }
+                            line.extend_from_slice(&bytes);
+                        }
+                    }
+                }
+            }
+        }
+        line.extend_from_slice(b"\r\n");
+        self.session.get_mut().write_all(&line).await?;
+        Ok(())
+    }
+
+    /// Reads until `+` (true) or until the server ends `tag` (false: it refused the literal).
+    async fn wait_continuation_raw(
+        &mut self,
+        tag: &str,
+        seen: &mut Vec<Reply>,
+    ) -> Result<bool, RawIo> {
+        loop {
+            let reply = self.read_reply().await?;
+            if matches!(reply, Reply::Continue) {
+                return Ok(true);
+            }
+            let ours = matches!(&reply, Reply::Done { tag: t, .. } if t == tag);
+            seen.push(reply);
+            if ours {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// The next response, classified and owned.
+    async fn read_reply(&mut self) -> Result<Reply, RawIo> {
+        let resp = self.session.read_response().await?.ok_or(RawIo::Closed)?;
+        Ok(reply(resp.parsed(), resp.borrow_owner()))
+    }
+
+    /// Reads until every tag is done: the untagged responses, and each tag's outcome (Err
+    /// with the server's text for NO/BAD).
+    #[allow(clippy::type_complexity)]
+    async fn finish(
+        &mut self,
+        tags: &[String],
+        seen: Vec<Reply>,
+    ) -> Result<(Vec<Untagged>, HashMap<String, Result<(), String>>), RawIo> {
+        let mut untagged = Vec::new();
+        let mut done = HashMap::new();
+        let mut seen = seen.into_iter();
+        while done.len() < tags.len() {
+            let reply = match seen.next() {
+                Some(r) => r,
+                None => self.read_reply().await?,
+            };
+            match reply {
+                Reply::Done {
+                    tag,
+                    outcome,
+                    copied,
+                } if tags.contains(&tag) => {
+                    if !copied.is_empty() {
+                        untagged.push(Untagged::CopyUid(copied));
+                    }
+                    done.insert(tag, outcome);
+                }
+                // A stray `+` (never expected here) or another command's end: not ours.
+                Reply::Continue | Reply::Done { .. } => {}
+                Reply::Untagged(u) => untagged.push(u),
+            }
+        }
+        Ok((untagged, done))
     }
 
     /// UID, size, flags and internal date of the messages in a UID range of the open folder.
@@ -767,51 +949,20 @@ impl Imap {
                 self.host
             )));
         }
-        let host = self.host.clone();
         let set = uid_set(uids);
         let verb = if self.caps.moves { "MOVE" } else { "COPY" };
-        let cmd = format!("UID {verb} {set} {}", quote(to));
-        let fut = async {
-            let tag = self.session.run_command(&cmd).await?;
-            let mut pairs = Vec::new();
-            loop {
-                let resp = self.session.read_response().await?.ok_or_else(|| {
-                    async_imap::error::Error::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "connection closed",
-                    ))
-                })?;
-                let (code, done) = match resp.parsed() {
-                    Response::Data { outcome, .. } => (outcome.code.as_ref(), None),
-                    Response::Done {
-                        tag: t,
-                        status,
-                        outcome,
-                    } if *t == tag => (
-                        outcome.code.as_ref(),
-                        Some((matches!(status, Status::Ok), outcome.information.clone())),
-                    ),
-                    _ => (None, None),
-                };
-                if let Some(ResponseCode::CopyUid(_, from, into)) = code {
-                    pairs.extend(expand_uid_set(from).into_iter().zip(expand_uid_set(into)));
-                }
-                if let Some((ok, information)) = done {
-                    return Ok::<_, async_imap::error::Error>((
-                        ok,
-                        pairs,
-                        information.map(|i| i.to_string()),
-                    ));
-                }
-            }
-        };
-        let (ok, pairs, info) = timed(&host, verb, fut).await?;
-        if !ok {
-            let text = info.unwrap_or_default();
-            return Err(ImapError::fatal(format!(
-                "{verb} to {to:?} on {host}: server said {text}"
-            )));
-        }
+        let command = format!("UID {verb} {set}");
+        let responses = self
+            .run(verb, &[Arg::Text(&command), Arg::Mailbox(to)])
+            .await?;
+        let pairs: Vec<(u32, u32)> = responses
+            .into_iter()
+            .filter_map(|u| match u {
+                Untagged::CopyUid(p) => Some(p),
+                _ => None,
+            })
+            .flatten()
+            .collect();
         if verb == "COPY" {
             let copied: Vec<u32> = pairs.iter().map(|(from, _)| *from).collect();
             self.expunge_uids(&copied).await?;
@@ -859,7 +1010,20 @@ impl Imap {
         // A generous allowance: 1 MB/s at worst on top of the base timeout.
         let budget = COMMAND_TIMEOUT + Duration::from_secs(total / 1_000_000);
         let fut = async {
-            let mut head = format!("{tag} APPEND {}", quote(folder)).into_bytes();
+            let mut head = format!("{tag} APPEND ").into_bytes();
+            match names::encode(folder.as_bytes()) {
+                Encoded::Quoted(q) => head.extend_from_slice(&q),
+                Encoded::Literal(bytes) => {
+                    head.extend(names::literal_head(bytes.len(), literal_plus));
+                    let stream = self.session.get_mut();
+                    stream.write_all(&head).await?;
+                    if !literal_plus {
+                        stream.flush().await?;
+                        self.wait_continuation(&tag).await?;
+                    }
+                    head = bytes;
+                }
+            }
             for (i, m) in msgs.iter().enumerate() {
                 let flags: Vec<&str> = m.flags.iter().map(String::as_str).collect();
                 head.extend_from_slice(format!(" ({})", flags.join(" ")).as_bytes());
@@ -1081,14 +1245,56 @@ fn login_error(target: &Target, e: async_imap::error::Error) -> ImapError {
 }
 
 /// The server's own words from async-imap's refusal text, which arrives as the debug form of
-/// its response (`code: None, info: Some("[AUTHENTICATIONFAILED] ...")`): people read it.
+/// its response: `code: None, info: Some("[AUTHENTICATIONFAILED] ...")` from some commands,
+/// `outcome: Outcome { code: None, information: Some("...") }` from others. People read it.
 fn server_text(text: &str) -> String {
-    let Some(start) = text.find("info: Some(\"") else {
-        return text.to_string();
-    };
-    let rest = &text[start + "info: Some(\"".len()..];
-    let info = rest.rfind("\")").map_or(rest, |end| &rest[..end]);
-    info.replace("\\\"", "\"")
+    for key in ["information: Some(\"", "info: Some(\""] {
+        if let Some(start) = text.find(key) {
+            return debug_str(&text[start + key.len()..]);
+        }
+    }
+    // No text: the response code is all there is (`code: Some(TryCreate)`).
+    if let Some(start) = text.find("code: Some(") {
+        let rest = &text[start + "code: Some(".len()..];
+        let code = rest.split([')', '(', ',']).next().unwrap_or_default();
+        return format!("[{}]", code.to_ascii_uppercase());
+    }
+    if text.contains("code: None") {
+        return "no reason given".to_string();
+    }
+    text.to_string()
+}
+
+/// The contents of a Rust debug string literal, up to its closing quote, unescaped.
+fn debug_str(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => break,
+            '\\' => match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some('t') => out.push('\t'),
+                Some('0') => out.push('\0'),
+                Some('u') => {
+                    // `\u{1b}`
+                    let hex: String = chars
+                        .by_ref()
+                        .skip_while(|&c| c == '{')
+                        .take_while(|&c| c != '}')
+                        .collect();
+                    if let Some(c) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                        out.push(c);
+                    }
+                }
+                Some(other) => out.push(other),
+                None => break,
+            },
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A NO or BAD reply, `message` for people, classified by the server's `text`.
@@ -1139,35 +1345,227 @@ fn flag_text(f: &Flag<'_>) -> String {
     }
 }
 
-fn attribute_text(a: &NameAttribute<'_>) -> String {
-    match a {
-        NameAttribute::NoInferiors => "\\Noinferiors".into(),
-        NameAttribute::NoSelect => "\\Noselect".into(),
-        NameAttribute::Marked => "\\Marked".into(),
-        NameAttribute::Unmarked => "\\Unmarked".into(),
-        NameAttribute::All => "\\All".into(),
-        NameAttribute::Archive => "\\Archive".into(),
-        NameAttribute::Drafts => "\\Drafts".into(),
-        NameAttribute::Flagged => "\\Flagged".into(),
-        NameAttribute::Junk => "\\Junk".into(),
-        NameAttribute::Sent => "\\Sent".into(),
-        NameAttribute::Trash => "\\Trash".into(),
-        NameAttribute::Extension(s) => s.to_string(),
-        other => format!("{other:?}"),
+/// One argument of a command we send ourselves.
+enum Arg<'a> {
+    /// Sent as it is (empty: left out).
+    Text(&'a str),
+    /// A mailbox name: through [`names::encode`], the one encoder of names.
+    Mailbox(&'a str),
+}
+
+/// One response to a command we sent ourselves, owned (async-imap's response type cannot
+/// be named outside it).
+enum Reply {
+    Continue,
+    Done {
+        tag: String,
+        /// Err with the server's text for NO and BAD.
+        outcome: Result<(), String>,
+        /// COPYUID pairs of the tagged OK, if any.
+        copied: Vec<(u32, u32)>,
+    },
+    Untagged(Untagged),
+}
+
+/// What we use of an untagged response. LIST and STATUS keep their raw bytes: the names in
+/// them are read by [`names`], never from imap-proto's parse.
+enum Untagged {
+    List(Vec<u8>),
+    Status(Vec<u8>),
+    Exists(u32),
+    UidValidity(u32),
+    UidNext(u32),
+    HighestModSeq(u64),
+    PermanentFlags(Vec<String>),
+    /// COPYUID (RFC 4315) of a COPY or MOVE: (old UID, new UID) pairs.
+    CopyUid(Vec<(u32, u32)>),
+    Other,
+}
+
+fn reply(parsed: &Response<'_>, raw: &[u8]) -> Reply {
+    use async_imap::imap_proto::Outcome;
+    let u = match parsed {
+        Response::Continue { .. } => return Reply::Continue,
+        Response::Done {
+            tag,
+            status,
+            outcome,
+        } => {
+            let outcome = match status {
+                Status::Ok => Ok(()),
+                other => Err(outcome
+                    .information
+                    .as_deref()
+                    .map_or_else(|| format!("{other:?}"), str::to_string)),
+            };
+            let copied = match &outcome {
+                Ok(()) => match &parsed_code(parsed) {
+                    Some(ResponseCode::CopyUid(_, from, into)) => copy_pairs(from, into),
+                    _ => Vec::new(),
+                },
+                Err(_) => Vec::new(),
+            };
+            return Reply::Done {
+                tag: tag.0.to_string(),
+                outcome,
+                copied,
+            };
+        }
+        Response::MailboxData(MailboxDatum::List(_)) => Untagged::List(raw.to_vec()),
+        Response::MailboxData(MailboxDatum::Status { .. }) => Untagged::Status(raw.to_vec()),
+        Response::MailboxData(MailboxDatum::Exists(n)) => Untagged::Exists(*n),
+        Response::Data {
+            status: Status::Ok,
+            outcome: Outcome {
+                code: Some(code), ..
+            },
+        } => match code {
+            ResponseCode::UidValidity(v) => Untagged::UidValidity(*v),
+            ResponseCode::UidNext(v) => Untagged::UidNext(*v),
+            ResponseCode::HighestModSeq(v) => Untagged::HighestModSeq(*v),
+            ResponseCode::PermanentFlags(flags) => {
+                Untagged::PermanentFlags(flags.iter().map(|f| f.to_string()).collect())
+            }
+            ResponseCode::CopyUid(_, from, into) => Untagged::CopyUid(copy_pairs(from, into)),
+            _ => Untagged::Other,
+        },
+        _ => Untagged::Other,
+    };
+    Reply::Untagged(u)
+}
+
+fn parsed_code<'a>(parsed: &'a Response<'a>) -> Option<&'a ResponseCode<'a>> {
+    match parsed {
+        Response::Done { outcome, .. } | Response::Data { outcome, .. } => outcome.code.as_ref(),
+        _ => None,
     }
 }
 
-/// An IMAP quoted string (folder names are ASCII after modified UTF-7 encoding).
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
+fn copy_pairs(from: &[UidSetMember], into: &[UidSetMember]) -> Vec<(u32, u32)> {
+    expand_uid_set(from)
+        .into_iter()
+        .zip(expand_uid_set(into))
+        .collect()
+}
+
+/// A raw exchange that broke before the server answered.
+enum RawIo {
+    Io(io::Error),
+    Closed,
+}
+
+impl From<io::Error> for RawIo {
+    fn from(e: io::Error) -> Self {
+        RawIo::Io(e)
     }
-    out.push('"');
+}
+
+impl From<async_imap::error::Error> for RawIo {
+    fn from(e: async_imap::error::Error) -> Self {
+        RawIo::Io(io::Error::other(e))
+    }
+}
+
+impl RawIo {
+    fn into_error(self, host: &str, what: &str) -> ImapError {
+        match self {
+            RawIo::Io(e) => ImapError::transient(format!("{what} on {host} failed: {e}")),
+            RawIo::Closed => {
+                ImapError::transient(format!("{host} closed the connection during {what}"))
+            }
+        }
+    }
+}
+
+/// INBOX is case-insensitive (RFC 3501 §5.1): every spelling is `INBOX` to us.
+fn canonical(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.eq_ignore_ascii_case("INBOX") {
+        "INBOX".into()
+    } else {
+        name.into()
+    }
+}
+
+/// A name's bytes as our `String`. Servers send modified UTF-7 or UTF-8; anything else
+/// cannot be sent back byte for byte from a `String`: it is kept (lossily, so that folder
+/// fails alone when opened, in the server's words) and said in the log.
+fn name_text(host: &str, bytes: Vec<u8>) -> String {
+    let text = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            tracing::warn!(
+                host,
+                folder = %lossy,
+                "a folder name is neither modified UTF-7 nor UTF-8: rename it on the server to copy it"
+            );
+            lossy
+        }
+    };
+    canonical(&text).into_owned()
+}
+
+/// The folders in LIST responses, read from their raw bytes (see [`names`] for why).
+fn list_entries(host: &str, responses: &[Untagged]) -> Result<Vec<RemoteFolder>, ImapError> {
+    let mut out = Vec::new();
+    for r in responses {
+        let Untagged::List(raw) = r else { continue };
+        let entry = names::parse_list(raw).map_err(|e| {
+            ImapError::fatal(format!(
+                "cannot read a LIST response of {host} ({e}): {}",
+                String::from_utf8_lossy(raw).trim_end()
+            ))
+        })?;
+        out.push(RemoteFolder {
+            name: name_text(host, entry.name),
+            delimiter: entry.delimiter,
+            attributes: entry.attributes,
+        });
+    }
+    Ok(out)
+}
+
+/// Folder → status from STATUS responses, read from their raw bytes.
+fn status_entries(
+    host: &str,
+    responses: &[Untagged],
+) -> Result<HashMap<String, FolderInfo>, ImapError> {
+    let mut out = HashMap::new();
+    for r in responses {
+        let Untagged::Status(raw) = r else { continue };
+        let entry = names::parse_status(raw).map_err(|e| {
+            ImapError::fatal(format!(
+                "cannot read a STATUS response of {host} ({e}): {}",
+                String::from_utf8_lossy(raw).trim_end()
+            ))
+        })?;
+        let mut info = FolderInfo::default();
+        for (item, value) in entry.items {
+            let small = u32::try_from(value).unwrap_or(u32::MAX);
+            match item.as_str() {
+                "MESSAGES" => info.exists = small,
+                "UIDNEXT" => info.uidnext = small,
+                "UIDVALIDITY" => info.uidvalidity = small,
+                "HIGHESTMODSEQ" => info.highest_modseq = Some(value),
+                _ => {}
+            }
+        }
+        out.insert(name_text(host, entry.name), info);
+    }
+    Ok(out)
+}
+
+/// A folder name in a message: between backticks, control characters escaped.
+fn shown(name: &str) -> String {
+    let mut out = String::from("`");
+    for c in name.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('`');
     out
 }
 
@@ -1208,17 +1606,23 @@ mod tests {
             "[AUTHENTICATIONFAILED] Authentication failed."
         );
         assert_eq!(server_text("plain words"), "plain words");
+        assert_eq!(
+            server_text(
+                r#"outcome: Outcome { code: None, information: Some("Mailbox doesn't exist: Back\\\\slash \"q\" \u{1b}") }"#
+            ),
+            "Mailbox doesn't exist: Back\\\\slash \"q\" \u{1b}"
+        );
+        assert_eq!(
+            server_text("outcome: Outcome { code: Some(TryCreate), information: None }"),
+            "[TRYCREATE]"
+        );
+        assert_eq!(server_text("code: None, info: None"), "no reason given");
     }
 
     #[test]
     fn uid_sets_are_compact() {
         assert_eq!(uid_set(&[5, 1, 2, 3, 8, 10, 11, 12, 3]), "1:3,5,8,10:12");
         assert_eq!(uid_set(&[7]), "7");
-    }
-
-    #[test]
-    fn quoting_escapes() {
-        assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
     }
 
     #[test]

@@ -814,3 +814,51 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn hostile_names_keep_every_byte_between_separators() {
+    let long = format!("Long \"q\\ {}", "x".repeat(190));
+    let src = names(
+        '/',
+        &[
+            "INBOX",
+            "Quote \"this\"",
+            "Back\\slash",
+            "100% *done*",
+            " lead and trail ",
+            "&AMk-l&AOk-ments",
+            "&AMk-l&AOk-ments/A&APE-o",
+            "v1.2 &- co",
+            &long,
+        ],
+    );
+    let m = run(&src, &names('.', &["INBOX"]), &rules(&[], &[], &[]));
+    let got: Vec<(&str, &str, &str)> = m
+        .copy
+        .iter()
+        .map(|p| (p.path.as_str(), p.source.as_str(), p.dest.as_str()))
+        .collect();
+    let mut want = vec![
+        ("INBOX", "INBOX", "INBOX"),
+        (" lead and trail ", " lead and trail ", " lead and trail "),
+        ("100% *done*", "100% *done*", "100% *done*"),
+        ("Back\\slash", "Back\\slash", "Back\\slash"),
+        ("Quote \"this\"", "Quote \"this\"", "Quote \"this\""),
+        ("v1.2 & co", "v1.2 &- co", "v1_2 &- co"),
+        ("Éléments", "&AMk-l&AOk-ments", "&AMk-l&AOk-ments"),
+        (
+            "Éléments/Año",
+            "&AMk-l&AOk-ments/A&APE-o",
+            "&AMk-l&AOk-ments.A&APE-o",
+        ),
+        (&long, &long, &long),
+    ];
+    want.sort_by(|a, b| (a.0 != "INBOX", a.0).cmp(&(b.0 != "INBOX", b.0)));
+    assert_eq!(got, want);
+    // The one change, said: `.` is the destination's separator.
+    assert!(
+        m.notes.iter().any(|n| n.contains("v1.2 & co")),
+        "{:?}",
+        m.notes
+    );
+}
