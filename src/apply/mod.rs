@@ -503,18 +503,24 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             );
             let mut outputs = prev.map(|p| p.outputs).unwrap_or_default();
             outputs.insert("last_copied".into(), report.copied().to_string());
+            // Folders given up on fail the step, while what was copied stays recorded; the
+            // next apply scans in full and copies only what is missing.
+            let failed = failed_folders(&report);
             let rec = ResourceRecord {
                 // A stopped copy stays in progress: the next apply resumes it.
-                status: if stopped {
+                status: if failed.is_some() {
+                    Status::Failed
+                } else if stopped {
                     Status::InProgress
                 } else {
                     Status::Done
                 },
-                sync_point: if stopped {
+                sync_point: if stopped || failed.is_some() {
                     started.sync_point
                 } else {
                     Some(sync_point)
                 },
+                last_error: failed.clone(),
                 outputs,
                 updated_at: now(),
                 ..started
@@ -526,7 +532,9 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 .lock()
                 .await
                 .insert(account.address.to_ascii_lowercase(), report);
-            if stopped {
+            if let Some(failed) = failed {
+                Outcome::Failed(format!("{summary}; {failed}"))
+            } else if stopped {
                 Outcome::Skipped(format!(
                     "stopped after {summary}; run apply again to continue"
                 ))
@@ -545,6 +553,24 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             Outcome::Failed(e.message)
         }
     }
+}
+
+/// The failed folders of a copy as one line for the step's outcome and the state, or `None`
+/// when every folder finished.
+fn failed_folders(report: &CopyReport) -> Option<String> {
+    if report.failed.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = report
+        .failed
+        .iter()
+        .map(|f| format!("{:?}: {}", f.path, f.reason))
+        .collect();
+    Some(format!(
+        "{} failed (run apply again to retry what is missing): {}",
+        crate::plan::diagnostic::plural(list.len(), "folder"),
+        list.join("; ")
+    ))
 }
 
 struct HookProgress(Arc<dyn Hooks>);

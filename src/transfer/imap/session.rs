@@ -26,8 +26,6 @@ use crate::plan::model::{ImapEndpoint, Security};
 use crate::plan::secret::Secret;
 use crate::transfer::imap::folders::RemoteFolder;
 
-/// How long one command may take before the connection is declared dead.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A failure on an IMAP connection. `transient` ones (network, timeouts, throttling) are worth
@@ -65,6 +63,27 @@ impl fmt::Display for ImapError {
 }
 
 impl std::error::Error for ImapError {}
+
+/// The server a connection talks to, as errors name it, with how long one of its commands may
+/// take before the connection is declared dead (the endpoint's `timeout:`).
+#[derive(Debug, Clone)]
+struct Peer {
+    name: String,
+    timeout: Duration,
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl std::ops::Deref for Peer {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
 
 /// A plain or TLS TCP stream, so one session type serves every `security` setting.
 pub enum Conn {
@@ -213,13 +232,29 @@ impl Body<'_> {
     }
 }
 
+/// What a FETCH of bodies brought: the bodies that arrived whole, and why it stopped early.
+pub struct Fetched {
+    pub bodies: Vec<(u32, Vec<u8>)>,
+    pub error: Option<ImapError>,
+}
+
+/// How the destination answered an APPEND it read to the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored; the new UIDs in order when the server says them (UIDPLUS).
+    Stored(Option<Vec<u32>>),
+    /// The server said NO to the message itself (too large, a line too long, bad content):
+    /// its words. A NO to a MULTIAPPEND refuses every message of the command (RFC 3502).
+    Refused(String),
+}
+
 /// How much of a spooled message is read into memory at a time while sending it.
 const SEND_CHUNK: usize = 1024 * 1024;
 
 pub struct Imap {
     session: Session<Conn>,
     pub caps: Caps,
-    host: String,
+    host: Peer,
     next_tag: u32,
     selected: Option<String>,
 }
@@ -393,6 +428,10 @@ impl Imap {
     /// Connects and logs in. Errors name the server and login, never the secret.
     pub async fn connect(target: &Target) -> Result<Imap, ImapError> {
         let ep = &target.endpoint;
+        let peer = Peer {
+            name: ep.host.clone(),
+            timeout: ep.command_timeout(),
+        };
         let addr = format!("{}:{}", ep.host, ep.effective_port());
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
             .await
@@ -412,7 +451,7 @@ impl Imap {
                 let mut plain = client;
                 // A refused STARTTLS ends here: never fall back to sending the password in clear.
                 if let Err(e) = timed(
-                    &ep.host,
+                    &peer,
                     "STARTTLS",
                     plain.run_command_and_check_ok("STARTTLS", None),
                 )
@@ -436,7 +475,7 @@ impl Imap {
         }
         let session = match &target.auth {
             Auth::Password { login, password } => {
-                tokio::time::timeout(COMMAND_TIMEOUT, client.login(login, password.expose()))
+                tokio::time::timeout(peer.timeout, client.login(login, password.expose()))
                     .await
                     .map_err(|_| {
                         ImapError::transient(format!("login to {} timed out", target.describe()))
@@ -448,7 +487,7 @@ impl Imap {
                     user: login,
                     token: token.expose(),
                 };
-                tokio::time::timeout(COMMAND_TIMEOUT, client.authenticate("XOAUTH2", auth))
+                tokio::time::timeout(peer.timeout, client.authenticate("XOAUTH2", auth))
                     .await
                     .map_err(|_| {
                         ImapError::transient(format!("login to {} timed out", target.describe()))
@@ -459,7 +498,7 @@ impl Imap {
         let mut imap = Imap {
             session,
             caps: Caps::default(),
-            host: ep.host.clone(),
+            host: peer,
             next_tag: 0,
             selected: None,
         };
@@ -617,26 +656,43 @@ impl Imap {
 
     /// Full bodies of the given UIDs, in UID order. Messages that vanished are simply absent.
     pub async fn fetch_bodies(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, ImapError> {
+        let fetched = self.fetch_bodies_partial(uids).await;
+        match fetched.error {
+            Some(e) => Err(e),
+            None => Ok(fetched.bodies),
+        }
+    }
+
+    /// [`Imap::fetch_bodies`] that keeps what arrived when the connection fails halfway: every
+    /// body the server finished sending before a cut or a timeout is returned with the error,
+    /// so a link that drops every few hundred KB still moves messages forward.
+    pub async fn fetch_bodies_partial(&mut self, uids: &[u32]) -> Fetched {
+        let mut bodies: Vec<(u32, Vec<u8>)> = Vec::new();
         if uids.is_empty() {
-            return Ok(Vec::new());
+            return Fetched {
+                bodies,
+                error: None,
+            };
         }
         let host = self.host.clone();
         let set = uid_set(uids);
         let fut = async {
-            let stream = self.session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
-            let fetches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(fetches)
+            use futures_util::StreamExt;
+            let mut stream = self.session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
+            while let Some(f) = stream.next().await {
+                // A response is parsed only once complete: a body here arrived whole. Each is
+                // dropped as soon as its body is copied out.
+                let f = f?;
+                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                    bodies.push((uid, body.to_vec()));
+                }
+            }
+            Ok::<_, async_imap::error::Error>(())
         };
-        let fetches = timed(&host, "FETCH", fut).await?;
-        // Each response is dropped as soon as its body is copied out: at most one message is
-        // held twice at a time.
-        let mut out: Vec<(u32, Vec<u8>)> = fetches
-            .into_iter()
-            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
-            .collect();
-        out.sort_by_key(|(u, _)| *u);
-        out.dedup_by_key(|(u, _)| *u);
-        Ok(out)
+        let error = timed(&host, "FETCH", fut).await.err();
+        bodies.sort_by_key(|(u, _)| *u);
+        bodies.dedup_by_key(|(u, _)| *u);
+        Fetched { bodies, error }
     }
 
     /// One slice of a message (`BODY.PEEK[]<offset.len>`), for messages too large to hold
@@ -692,22 +748,26 @@ impl Imap {
         timed(&host, "STORE", self.session.run_command_and_check_ok(&cmd)).await
     }
 
-    /// Appends messages to `folder`. Returns the destination UIDs in order when the server
-    /// says them (UIDPLUS), `None` otherwise. One command with MULTIAPPEND, else one per message.
+    /// Appends messages to `folder`: one command with MULTIAPPEND (all stored or none), else
+    /// one per message, stopping at the first refusal. A NO that is about the account rather
+    /// than the messages (throttling, quota) is an error, not a refusal.
     pub async fn append(
         &mut self,
         folder: &str,
         msgs: &[Outgoing<'_>],
-    ) -> Result<Option<Vec<u32>>, ImapError> {
+    ) -> Result<Appended, ImapError> {
         if msgs.is_empty() {
-            return Ok(Some(Vec::new()));
+            return Ok(Appended::Stored(Some(Vec::new())));
         }
         if self.caps.multiappend || msgs.len() == 1 {
             return self.append_command(folder, msgs).await;
         }
         let mut uids = Some(Vec::with_capacity(msgs.len()));
         for m in msgs {
-            let got = self.append_command(folder, std::slice::from_ref(m)).await?;
+            let got = match self.append_command(folder, std::slice::from_ref(m)).await? {
+                Appended::Stored(got) => got,
+                refused => return Ok(refused),
+            };
             uids = match (uids, got) {
                 (Some(mut all), Some(one)) => {
                     all.extend(one);
@@ -716,21 +776,21 @@ impl Imap {
                 _ => None,
             };
         }
-        Ok(uids)
+        Ok(Appended::Stored(uids))
     }
 
     async fn append_command(
         &mut self,
         folder: &str,
         msgs: &[Outgoing<'_>],
-    ) -> Result<Option<Vec<u32>>, ImapError> {
+    ) -> Result<Appended, ImapError> {
         self.next_tag += 1;
         let tag = format!("MS{}", self.next_tag);
         let literal_plus = self.caps.literal_plus;
         let host = self.host.clone();
         let total: u64 = msgs.iter().map(|m| m.body.len()).sum();
         // A generous allowance: 1 MB/s at worst on top of the base timeout.
-        let budget = COMMAND_TIMEOUT + Duration::from_secs(total / 1_000_000);
+        let budget = host.timeout + Duration::from_secs(total / 1_000_000);
         let fut = async {
             let mut head = format!("{tag} APPEND {}", quote(folder)).into_bytes();
             for (i, m) in msgs.iter().enumerate() {
@@ -777,25 +837,30 @@ impl Imap {
             self.session.get_mut().flush().await?;
             self.read_tagged(&tag).await
         };
-        let (ok, code, info) = tokio::time::timeout(budget, fut)
+        let answer = tokio::time::timeout(budget, fut)
             .await
-            .map_err(|_| ImapError::transient(format!("APPEND to {host} timed out")))?
-            .map_err(|e: AppendIo| e.into_error(&host))?;
-        match ok {
-            true => Ok(match code {
+            .map_err(|_| ImapError::transient(format!("APPEND to {host} timed out")))?;
+        let (ok, code, info) = match answer {
+            Ok(a) => a,
+            Err(AppendIo::Refused(text)) => (false, None, Some(text)),
+            Err(e) => return Err(e.into_error(&host)),
+        };
+        if ok {
+            return Ok(Appended::Stored(match code {
                 Some(OwnedCode::AppendUid(uids)) if uids.len() == msgs.len() => Some(uids),
                 _ => None,
-            }),
-            false => {
-                let text = info.unwrap_or_default();
-                let throttled = is_throttle(&text);
-                Err(ImapError {
-                    message: format!("server {host} refused APPEND to {folder:?}: {text}"),
-                    transient: throttled,
-                    throttled,
-                })
-            }
+            }));
         }
+        let text = info.unwrap_or_default();
+        let throttled = is_throttle(&text);
+        if throttled || is_over_quota(&text) {
+            return Err(ImapError {
+                message: format!("server {host} refused APPEND to {folder:?}: {text}"),
+                transient: throttled,
+                throttled,
+            });
+        }
+        Ok(Appended::Refused(text))
     }
 
     async fn wait_continuation(&mut self, tag: &str) -> Result<(), AppendIo> {
@@ -916,11 +981,11 @@ fn expand_uid_set(set: &[UidSetMember]) -> Vec<u32> {
 
 /// Runs one async-imap command under the timeout, mapping its error with context.
 async fn timed<T>(
-    host: &str,
+    host: &Peer,
     what: &str,
     fut: impl std::future::Future<Output = Result<T, async_imap::error::Error>>,
 ) -> Result<T, ImapError> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+    match tokio::time::timeout(host.timeout, fut).await {
         Err(_) => Err(ImapError::transient(format!("{what} on {host} timed out"))),
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(imap_error(host, what, e)),
@@ -973,6 +1038,12 @@ fn server_text(text: &str) -> String {
     let rest = &text[start + "info: Some(\"".len()..];
     let info = rest.rfind("\")").map_or(rest, |end| &rest[..end]);
     info.replace("\\\"", "\"")
+}
+
+/// A full mailbox refuses every message alike: a refusal of the folder, not of one message.
+fn is_over_quota(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("[overquota]") || t.contains("quota exceeded")
 }
 
 /// Exchange Online says `[THROTTLED]`, others "Suggested Backoff Time" or `[UNAVAILABLE]`.
