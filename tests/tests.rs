@@ -8,6 +8,7 @@ mod apply_cmd;
 mod dovecot_smoke;
 mod examples;
 mod faultproxy_smoke;
+mod hostile_network;
 mod loader;
 mod ovh_conformance;
 mod ovh_e2e;

@@ -853,7 +853,7 @@ impl Imap {
         }
         let text = info.unwrap_or_default();
         let throttled = is_throttle(&text);
-        if throttled || is_over_quota(&text) {
+        if throttled || refuses_folder(&text) {
             return Err(ImapError {
                 message: format!("server {host} refused APPEND to {folder:?}: {text}"),
                 transient: throttled,
@@ -1040,10 +1040,22 @@ fn server_text(text: &str) -> String {
     info.replace("\\\"", "\"")
 }
 
-/// A full mailbox refuses every message alike: a refusal of the folder, not of one message.
-fn is_over_quota(text: &str) -> bool {
+/// A NO about the folder or the account rather than the message (RFC 5530 codes): a full
+/// mailbox, a folder we may not write to or that is gone refuses every message alike, so it
+/// fails the folder instead of skipping each message as refused.
+fn refuses_folder(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
-    t.contains("[overquota]") || t.contains("quota exceeded")
+    [
+        "[overquota]",
+        "quota exceeded",
+        "[noperm]",
+        "[trycreate]",
+        "[nonexistent]",
+        "[serverbug]",
+        "[inuse]",
+    ]
+    .iter()
+    .any(|code| t.contains(code))
 }
 
 /// Exchange Online says `[THROTTLED]`, others "Suggested Backoff Time" or `[UNAVAILABLE]`.
@@ -1148,6 +1160,16 @@ mod tests {
     #[test]
     fn quoting_escapes() {
         assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
+
+    #[test]
+    fn refusals_of_the_folder_are_told_from_refusals_of_a_message() {
+        assert!(refuses_folder("[OVERQUOTA] Quota exceeded (mailbox for user is full)"));
+        assert!(refuses_folder("[NOPERM] Permission denied"));
+        assert!(!refuses_folder(
+            "[LIMIT] Mail size is larger than the maximum size allowed by server configuration"
+        ));
+        assert!(!refuses_folder("Message contains invalid header"));
     }
 
     #[test]
