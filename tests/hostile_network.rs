@@ -68,7 +68,9 @@ fn servers(dest_extra: &str) -> (Dovecot, Dovecot) {
 /// `timeout`, `options` appended to the account.
 fn write_plan(dir: &Path, src_port: u16, dst_port: u16, timeout: &str, options: &str) {
     let side = |port: u16| {
-        format!("{{type: imap, imap: {{host: 127.0.0.1, port: {port}, security: none, timeout: {timeout}}}}}")
+        format!(
+            "{{type: imap, imap: {{host: 127.0.0.1, port: {port}, security: none, timeout: {timeout}}}}}"
+        )
     };
     let plan = format!(
         "version: 1\nplatforms:\n  old: {}\n  new: {}\naccounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    source: {{login: alice, password: {{env: ALICE_OLD}}}}\n    destination: {{login: alice, password: {{env: ALICE_NEW}}}}\n{options}",
@@ -207,7 +209,10 @@ fn harsh_cuts_every_few_hundred_kb_still_copy_every_message_once() {
         1_500 + (n * 37) % 3_000
     });
     assert_eq!(total, 3_000);
-    let (sp, dp) = (FaultProxy::to_port(src.port()), FaultProxy::to_port(dst.port()));
+    let (sp, dp) = (
+        FaultProxy::to_port(src.port()),
+        FaultProxy::to_port(dst.port()),
+    );
     for (proxy, seed) in [(&sp, 7), (&dp, 11)] {
         for direction in [Direction::ToClient, Direction::ToServer] {
             proxy.add(Fault::CutRandom {
@@ -246,7 +251,10 @@ fn moderate_cuts_every_tens_of_mb_finish_in_one_apply() {
         },
     );
     assert_eq!(total, 253);
-    let (sp, dp) = (FaultProxy::to_port(src.port()), FaultProxy::to_port(dst.port()));
+    let (sp, dp) = (
+        FaultProxy::to_port(src.port()),
+        FaultProxy::to_port(dst.port()),
+    );
     sp.add(Fault::CutRandom {
         direction: Direction::ToClient,
         min_bytes: 12 * MB,
@@ -289,7 +297,10 @@ fn a_stalled_link_times_out_and_the_copy_resumes() {
         &[("INBOX", 300), ("Archive", 200)],
         |_| 3_000,
     );
-    let (sp, dp) = (FaultProxy::to_port(src.port()), FaultProxy::to_port(dst.port()));
+    let (sp, dp) = (
+        FaultProxy::to_port(src.port()),
+        FaultProxy::to_port(dst.port()),
+    );
     // The source goes silent in the middle of a FETCH, the destination in an APPEND.
     sp.add(Fault::Stall {
         direction: Direction::ToClient,
@@ -319,7 +330,10 @@ fn refused_connections_are_retried() {
         &[("INBOX", 150), ("Archive", 100), ("Sent", 100)],
         |_| 2_000,
     );
-    let (sp, dp) = (FaultProxy::to_port(src.port()), FaultProxy::to_port(dst.port()));
+    let (sp, dp) = (
+        FaultProxy::to_port(src.port()),
+        FaultProxy::to_port(dst.port()),
+    );
     for (proxy, seed) in [(&sp, 1), (&dp, 2)] {
         proxy.add(Fault::RefuseShare { percent: 30, seed });
         // Cuts force reconnections, so refusals meet the copy in the middle too.
@@ -376,7 +390,8 @@ fn a_failing_folder_and_a_refused_message_do_not_stop_the_rest() {
     let run = apply(dir.path());
     assert_eq!(run.code, 1, "{}", run.text());
     assert!(
-        run.stdout.contains("FAILED  alice@example.com: folder \"Blocked\"")
+        run.stdout
+            .contains("FAILED  alice@example.com: folder \"Blocked\"")
             && run.stdout.contains("NOPERM"),
         "{}",
         run.text()

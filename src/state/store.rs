@@ -981,6 +981,58 @@ mod tests {
     }
 
     #[test]
+    fn refused_messages_are_kept_listed_and_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let r = "sync:alice";
+        let refused = |reason: &str, attempts| RefusedRecord {
+            reason: reason.into(),
+            size: 300_000,
+            attempts,
+            sync_point: 4,
+        };
+        {
+            // A file written before refusals were recorded has no `refused` table: none.
+            let store = StateStore::open(&path).unwrap();
+            store.write(|txn| Ok(txn.delete_table(REFUSED)?)).unwrap();
+            assert!(store.all_refused(r).unwrap().is_empty());
+            assert!(store.refused(r, "INBOX").unwrap().is_empty());
+        }
+        let store = StateStore::open(&path).unwrap();
+        store
+            .put_refused(r, "INBOX", &[(8, refused("[LIMIT] too large", 1))])
+            .unwrap();
+        store
+            .put_refused(r, "INBOX2", &[(3, refused("bad header", 1))])
+            .unwrap();
+        store
+            .put_refused("sync:bob", "INBOX", &[(1, refused("x", 1))])
+            .unwrap();
+        // Refused again: replaced, not added.
+        store
+            .put_refused(r, "INBOX", &[(8, refused("[LIMIT] too large", 2))])
+            .unwrap();
+        assert_eq!(
+            store.refused(r, "INBOX").unwrap(),
+            vec![(8, refused("[LIMIT] too large", 2))]
+        );
+        assert_eq!(
+            store.all_refused(r).unwrap(),
+            vec![
+                ("INBOX".to_string(), 8, refused("[LIMIT] too large", 2)),
+                ("INBOX2".to_string(), 3, refused("bad header", 1)),
+            ]
+        );
+        store.clear_refused(r, "INBOX", &[8]).unwrap();
+        assert!(store.refused(r, "INBOX").unwrap().is_empty());
+        // Forgetting a folder or a resource forgets its refusals.
+        assert!(!store.forget_folder(r, "INBOX2").unwrap());
+        assert!(store.all_refused(r).unwrap().is_empty());
+        store.forget("sync:bob").unwrap();
+        assert!(store.all_refused("sync:bob").unwrap().is_empty());
+    }
+
+    #[test]
     fn forget_removes_only_that_resource() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(&state_path(&dir)).unwrap();

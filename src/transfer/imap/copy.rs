@@ -421,6 +421,11 @@ async fn worker(
         };
         // What this folder's attempts keep across dropped connections.
         let mut carry = Carry::default();
+        let mut report = FolderReport {
+            path: folder.path.clone(),
+            dest: folder.dest_path.clone(),
+            ..FolderReport::default()
+        };
         let mut delay = Duration::from_millis(500);
         let mut stalled = 0;
         let outcome = loop {
@@ -443,10 +448,11 @@ async fn worker(
                 d,
                 &folder,
                 &mut carry,
+                &mut report,
             )
             .await
             {
-                Ok(r) => break Ok(r),
+                Ok(()) => break Ok(()),
                 Err(e) if e.transient && !stop.load(Ordering::Relaxed) => {
                     let moved = carry.progress > before;
                     stalled = if moved { 0 } else { stalled + 1 };
@@ -483,8 +489,10 @@ async fn worker(
                 Err(e) => break Err(e.message),
             }
         };
+        // A failed folder's report counts what it copied before it was given up on.
+        out.results.lock().await.push(report);
         match outcome {
-            Ok(report) => out.results.lock().await.push(report),
+            Ok(()) => {}
             Err(reason) => {
                 // This folder's failure stays this folder's: the others go on. What it copied
                 // is recorded; the next run retries what is missing.
@@ -506,8 +514,10 @@ async fn worker(
 /// arrived whole is fetched again and batches fit what the link carries.
 #[derive(Default)]
 struct Carry {
-    /// Source bodies fetched and not yet recorded, by source UID.
+    /// Source bodies fetched and not yet recorded, by source UID...
     bodies: HashMap<u32, Vec<u8>>,
+    /// ...of the source folder with this UIDVALIDITY.
+    source_uidvalidity: Option<u32>,
     limit: Limit,
     /// A large message partly or wholly spooled.
     spool: Option<Spool>,
@@ -904,14 +914,12 @@ async fn sync_folder(
     dst: &mut Imap,
     folder: &FolderPlan,
     carry: &mut Carry,
-) -> Result<FolderReport, CopyError> {
+    report: &mut FolderReport,
+) -> Result<(), CopyError> {
     let rid = job.resource_id.clone();
     let key = folder.path.clone();
-    let mut report = FolderReport {
-        path: folder.path.clone(),
-        dest: folder.dest_path.clone(),
-        ..FolderReport::default()
-    };
+    // Counts add up over the attempts of one run; what is derived from the listing is redone.
+    report.too_large.clear();
     let record: Option<FolderRecord> = {
         let (rid, key) = (rid.clone(), key.clone());
         state(store, move |s| s.folder(&rid, &key)).await?
@@ -938,7 +946,7 @@ async fn sync_folder(
         && r.dest_folder == folder.dest
     {
         report.skipped_unchanged = true;
-        return Ok(report);
+        return Ok(());
     }
     let sinfo = src.open(&folder.source, false).await?;
     let dinfo = dst.open(&folder.dest, true).await?;
@@ -999,9 +1007,21 @@ async fn sync_folder(
             .collect(),
         (_, None) => src.fetch_meta("1:*", None).await?,
     };
+    let refused_before: HashMap<u32, RefusedRecord> = {
+        let (rid, key) = (rid.clone(), key.clone());
+        state(store, move |s| s.refused(&rid, &key))
+            .await?
+            .into_iter()
+            .collect()
+    };
     let mut todo: Vec<MessageMeta> = Vec::new();
     for m in &metas {
-        if copied.contains_key(&m.uid) {
+        // Refused already in this run (by an attempt before a reconnect): once per run.
+        if copied.contains_key(&m.uid)
+            || refused_before
+                .get(&m.uid)
+                .is_some_and(|r| r.sync_point == job.sync_point)
+        {
             continue;
         }
         if !job.options.size_ok(m) {
@@ -1017,18 +1037,12 @@ async fn sync_folder(
     // (new mail, changed flags or settings, a full scan), once per run: a raised server limit
     // gets them copied, while a no-op run that skips an unchanged folder does not upload a
     // refused 50 MB message again every few minutes.
-    let refused_before: HashMap<u32, RefusedRecord> = {
-        let (rid, key) = (rid.clone(), key.clone());
-        state(store, move |s| s.refused(&rid, &key))
-            .await?
-            .into_iter()
-            .collect()
-    };
     let listed: HashSet<u32> = metas.iter().map(|m| m.uid).collect();
     let retry: Vec<u32> = refused_before
         .keys()
         .copied()
         .filter(|u| !listed.contains(u) && !copied.contains_key(u))
+        .filter(|u| refused_before[u].sync_point != job.sync_point)
         .collect();
     if !retry.is_empty() {
         let again = src
@@ -1101,13 +1115,19 @@ async fn sync_folder(
     // batch's bodies are fetched from the source while the current one is appended to the
     // destination: the two servers work at the same time. Bodies wait in `carry.bodies` until
     // recorded, so a cut on either side loses none of those that arrived.
+    // UIDs name other messages after a source UIDVALIDITY change: nothing kept applies.
+    if carry.source_uidvalidity != Some(sinfo.uidvalidity) {
+        carry.bodies.clear();
+        carry.spool = None;
+        carry.source_uidvalidity = Some(sinfo.uidvalidity);
+    }
     let wanted: HashSet<u32> = todo.iter().map(|m| m.uid).collect();
     carry.bodies.retain(|u, _| wanted.contains(u));
     let mut pos = 0;
     let mut capped = false;
     while pos < todo.len() {
         if stop.load(Ordering::Relaxed) {
-            return Ok(report);
+            return Ok(());
         }
         let room = remaining.load(Ordering::Relaxed);
         let whole = next_batch(&todo[pos..], carry.limit);
@@ -1449,7 +1469,7 @@ async fn sync_folder(
     let rec = folder_record(highest_uid, total_messages, total_bytes, None, complete);
     let (rid2, key2) = (rid.clone(), key.clone());
     state(store, move |s| s.put_folder(&rid2, &key2, &rec)).await?;
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1483,6 +1503,59 @@ mod tests {
             let want: [u8; 32] = Sha256::digest(crlf(&bytes)).into();
             proptest::prop_assert_eq!(content_hash(&bytes), want);
         }
+    }
+
+    fn meta(uid: u32, size: u32) -> MessageMeta {
+        MessageMeta {
+            uid,
+            size,
+            flags: Vec::new(),
+            internal_date: None,
+            modseq: None,
+        }
+    }
+
+    #[test]
+    fn batches_respect_the_limit_and_large_messages_go_alone() {
+        let todo: Vec<MessageMeta> = (1..=10).map(|u| meta(u, 1_000)).collect();
+        let limit = Limit {
+            messages: 4,
+            bytes: BATCH_BYTES,
+        };
+        let uids = |b: Vec<&MessageMeta>| b.iter().map(|m| m.uid).collect::<Vec<_>>();
+        assert_eq!(uids(next_batch(&todo, limit)), [1, 2, 3, 4]);
+        let limit = Limit {
+            messages: 100,
+            bytes: 2_500,
+        };
+        assert_eq!(uids(next_batch(&todo, limit)), [1, 2]);
+        // One message larger than the byte budget still makes a batch.
+        let big = [meta(1, 9_000), meta(2, 10)];
+        assert_eq!(uids(next_batch(&big, limit)), [1]);
+        let large = LARGE_MESSAGE as u32 + 1;
+        let mixed = [meta(1, 10), meta(2, large), meta(3, 10)];
+        assert_eq!(uids(next_batch(&mixed, Limit::default())), [1]);
+        assert_eq!(uids(next_batch(&mixed[1..], Limit::default())), [2]);
+        assert!(next_batch(&[], Limit::default()).is_empty());
+    }
+
+    #[test]
+    fn batches_halve_on_cuts_down_to_one_message_and_grow_back() {
+        let mut limit = Limit::default();
+        for _ in 0..STALLED_ATTEMPTS - 1 {
+            limit.shrink();
+        }
+        // The give-up count leaves room to reach single messages first.
+        assert_eq!(limit.messages, 1);
+        assert_eq!(limit.bytes, MIN_BATCH_BYTES);
+        assert_eq!(limit.slice(), MIN_BATCH_BYTES);
+        let mut batches = 0;
+        while limit != Limit::default() {
+            limit.grow();
+            batches += 1;
+            assert!(batches < 40, "{limit:?}");
+        }
+        assert_eq!(Limit::default().slice(), SLICE);
     }
 
     #[test]

@@ -1164,7 +1164,9 @@ mod tests {
 
     #[test]
     fn refusals_of_the_folder_are_told_from_refusals_of_a_message() {
-        assert!(refuses_folder("[OVERQUOTA] Quota exceeded (mailbox for user is full)"));
+        assert!(refuses_folder(
+            "[OVERQUOTA] Quota exceeded (mailbox for user is full)"
+        ));
         assert!(refuses_folder("[NOPERM] Permission denied"));
         assert!(!refuses_folder(
             "[LIMIT] Mail size is larger than the maximum size allowed by server configuration"
