@@ -419,9 +419,21 @@ fn a_failing_folder_and_a_refused_message_do_not_stop_the_rest() {
     assert_eq!(got["INBOX"].len(), 39);
     assert!(got["INBOX"].iter().all(|m| want["INBOX"].contains(m)));
 
-    // The next run retries only what is missing: nothing is copied twice.
+    // The next run retries only what is missing: nothing is copied twice. New mail in INBOX
+    // makes it sync INBOX again, and with it try the refused message once more.
+    src.login("alice", OLD_PW)
+        .append("INBOX", &[], None, &message(1000, 2_000))
+        .unwrap();
     let again = apply(dir.path());
     assert_eq!(again.code, 1, "{}", again.text());
-    assert!(again.stdout.contains("; 0 messages"), "{}", again.text());
-    assert_eq!(snapshot(&dst, NEW_PW), got);
+    assert!(again.stdout.contains("; 1 message "), "{}", again.text());
+    assert!(
+        again.stdout.contains("message UID 8 in \"INBOX\""),
+        "{}",
+        again.text()
+    );
+    let last = snapshot(&dst, NEW_PW);
+    assert_eq!(last["INBOX"].len(), 40);
+    assert_eq!(last["Sent"], got["Sent"]);
+    assert!(got["INBOX"].iter().all(|m| last["INBOX"].contains(m)));
 }

@@ -795,10 +795,12 @@ fn next_batch(todo: &[MessageMeta], limit: Limit) -> Vec<&MessageMeta> {
 /// one(s); the others are stored. Returns the stored messages (index in `to_send`, destination
 /// UID or 0), the refused ones (index, the server's words), and the error that stopped it
 /// early: the APPENDs acknowledged before it are among the stored, so they get recorded.
+/// `uidnext` is the destination's UIDNEXT read just before.
 async fn send(
     dst: &mut Imap,
     dest: &str,
     to_send: &[Ready<'_>],
+    uidnext: u32,
 ) -> (Vec<(usize, u32)>, Vec<(usize, String)>, Option<CopyError>) {
     let (mut stored, mut refused) = (Vec::new(), Vec::new());
     if dst.caps.multiappend && to_send.len() > 1 {
@@ -811,7 +813,26 @@ async fn send(
                 }
                 return (stored, refused, None);
             }
-            Ok(Appended::Refused(_)) => {}
+            Ok(Appended::Refused(why)) => {
+                // Atomic by RFC 3502, but a server that kept part of it anyway must not get
+                // those messages twice: then the next attempt matches them by content from
+                // the in-flight mark instead.
+                match dst.status(dest).await {
+                    Ok(s) if s.uidnext == uidnext => {}
+                    Ok(_) => {
+                        let e = CopyError {
+                            message: format!(
+                                "the destination refused a batch ({why}) but stored part of it; \
+                                 matching what it kept by content"
+                            ),
+                            transient: true,
+                            throttled: false,
+                        };
+                        return (stored, refused, Some(e));
+                    }
+                    Err(e) => return (stored, refused, Some(e.into())),
+                }
+            }
             Err(e) => return (stored, refused, Some(e.into())),
         }
     }
@@ -1288,7 +1309,7 @@ async fn sync_folder(
                 let rec = folder_record(highest_uid, total_messages, total_bytes, in_flight, false);
                 let (rid2, key2) = (rid.clone(), key.clone());
                 state(store, move |s| s.put_folder(&rid2, &key2, &rec)).await?;
-                let (stored, refusals, error) = send(dst, &folder.dest, &to_send).await;
+                let (stored, refusals, error) = send(dst, &folder.dest, &to_send, uidnext).await;
                 failure = error;
                 let (mut sent, mut sent_bytes) = (0u64, 0u64);
                 for (k, dest_uid) in stored {
