@@ -10,8 +10,8 @@
 //!
 //! A dropped connection is routine, not a failure: the folder is tried again on fresh
 //! connections, keeping what got through (bodies fetched whole, a large message's spooled
-//! slices, every acknowledged APPEND recorded) in a per-folder [`Carry`], with batches halved
-//! after each cut. A folder is given up on only after [`STALLED_ATTEMPTS`] attempts in a row that
+//! slices, every acknowledged APPEND recorded) in a per-folder `Carry`, with batches halved
+//! after each cut. A folder is given up on only after `STALLED_ATTEMPTS` attempts in a row that
 //! kept nothing, and then alone: the other folders go on and the report lists it. A message the
 //! destination refuses (a NO to its APPEND) is skipped, reported and recorded in the state.
 
