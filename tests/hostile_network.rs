@@ -314,8 +314,15 @@ fn a_stalled_link_times_out_and_the_copy_resumes() {
     });
     let dir = tempfile::tempdir().unwrap();
     write_plan(dir.path(), sp.port(), dp.port(), "2s", "");
+    let started = std::time::Instant::now();
     let run = apply(dir.path());
     assert_eq!(run.code, 0, "{}", run.text());
+    // The plan's 2 s timeout fired, not the 2 min default.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(fired(&sp, "Stall"), 1, "{:?}", sp.fired());
     assert_eq!(fired(&dp, "Stall"), 1, "{:?}", dp.fired());
     assert!(run.stderr.contains("timed out"), "{}", run.text());

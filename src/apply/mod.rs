@@ -528,12 +528,22 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             if let Err(e) = store.put_resource(&resource.id, &rec) {
                 return Outcome::Failed(e.to_string());
             }
+            // The reasons are in the state's record and the report (one line per folder).
+            let failed_names: Vec<String> = report
+                .failed
+                .iter()
+                .map(|f| format!("{:?}", f.path))
+                .collect();
             ctx.copies
                 .lock()
                 .await
                 .insert(account.address.to_ascii_lowercase(), report);
-            if let Some(failed) = failed {
-                Outcome::Failed(format!("{summary}; {failed}"))
+            if failed.is_some() {
+                Outcome::Failed(format!(
+                    "{summary}; {} failed: {} (run apply again to retry what is missing)",
+                    crate::plan::diagnostic::plural(failed_names.len(), "folder"),
+                    failed_names.join(", ")
+                ))
             } else if stopped {
                 Outcome::Skipped(format!(
                     "stopped after {summary}; run apply again to continue"
@@ -567,7 +577,7 @@ fn failed_folders(report: &CopyReport) -> Option<String> {
         .map(|f| format!("{:?}: {}", f.path, f.reason))
         .collect();
     Some(format!(
-        "{} failed (run apply again to retry what is missing): {}",
+        "{} failed: {}",
         crate::plan::diagnostic::plural(list.len(), "folder"),
         list.join("; ")
     ))
