@@ -525,6 +525,11 @@ struct Carry {
     bodies: HashMap<u32, Vec<u8>>,
     /// ...of the source folder with this UIDVALIDITY.
     source_uidvalidity: Option<u32>,
+    /// Content hashes of destination messages that may be ours from an interrupted batch
+    /// (see `pending` in `sync_folder`), by destination UID...
+    dest_hashes: HashMap<u32, [u8; 32]>,
+    /// ...of the destination folder with this UIDVALIDITY.
+    dest_uidvalidity: Option<u32>,
     limit: Limit,
     /// A large message partly or wholly spooled.
     spool: Option<Spool>,
@@ -1111,9 +1116,30 @@ async fn sync_folder(
             .filter(|m| m.uid >= from && !known_dest.contains(&m.uid))
             .map(|m| m.uid)
             .collect();
-        for chunk in candidates.chunks(BATCH_MESSAGES) {
-            for (uid, body) in dst.fetch_bodies(chunk).await? {
-                pending.entry(content_hash(&body)).or_default().push(uid);
+        // Hashed once per run: on a link that drops, each attempt fetches only the candidates
+        // not hashed yet, in batches the link carries.
+        if carry.dest_uidvalidity != Some(dinfo.uidvalidity) {
+            carry.dest_hashes.clear();
+            carry.dest_uidvalidity = Some(dinfo.uidvalidity);
+        }
+        let unhashed: Vec<u32> = candidates
+            .iter()
+            .copied()
+            .filter(|u| !carry.dest_hashes.contains_key(u))
+            .collect();
+        for chunk in unhashed.chunks(carry.limit.messages) {
+            let got = dst.fetch_bodies_partial(chunk).await;
+            carry.progress += got.bodies.len() as u64;
+            for (uid, body) in got.bodies {
+                carry.dest_hashes.insert(uid, content_hash(&body));
+            }
+            if let Some(e) = got.error {
+                return Err(e.into());
+            }
+        }
+        for uid in &candidates {
+            if let Some(hash) = carry.dest_hashes.get(uid) {
+                pending.entry(*hash).or_default().push(*uid);
             }
         }
     }
