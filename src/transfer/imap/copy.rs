@@ -493,6 +493,8 @@ async fn worker(
                         delay = (delay * 2).min(Duration::from_secs(30));
                     }
                 }
+                // Stopping: what was recorded stays, the next run resumes; not a failure.
+                Err(_) if stop.load(Ordering::Relaxed) => break Ok(()),
                 Err(e) => break Err(e.message),
             }
         };
