@@ -171,6 +171,7 @@ fn target(server: &Dovecot) -> Target {
             ca_file: None,
             insecure_skip_verify: false,
             allow_plaintext: false,
+            timeout: None,
         },
         auth: Auth::Password {
             login: "alice".into(),

@@ -731,6 +731,7 @@ fn imap_sources_are_measured_message_by_message() {
             ca_file: None,
             insecure_skip_verify: false,
             allow_plaintext: false,
+            timeout: None,
         },
         auth: Auth::Password {
             login: "gmail-user".into(),

@@ -9,6 +9,7 @@ mod dovecot_smoke;
 mod examples;
 mod faultproxy_smoke;
 mod hostile_names;
+mod hostile_network;
 mod loader;
 mod ovh_conformance;
 mod ovh_e2e;

@@ -519,18 +519,24 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             );
             let mut outputs = prev.map(|p| p.outputs).unwrap_or_default();
             outputs.insert("last_copied".into(), report.copied().to_string());
+            // Folders given up on fail the step, while what was copied stays recorded; the
+            // next apply scans in full and copies only what is missing.
+            let failed = failed_folders(&report);
             let rec = ResourceRecord {
                 // A stopped copy stays in progress: the next apply resumes it.
-                status: if stopped {
+                status: if failed.is_some() {
+                    Status::Failed
+                } else if stopped {
                     Status::InProgress
                 } else {
                     Status::Done
                 },
-                sync_point: if stopped {
+                sync_point: if stopped || failed.is_some() {
                     started.sync_point
                 } else {
                     Some(sync_point)
                 },
+                last_error: failed.clone(),
                 outputs,
                 updated_at: now(),
                 ..started
@@ -538,11 +544,34 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             if let Err(e) = store.put_resource(&resource.id, &rec) {
                 return Outcome::Failed(e.into());
             }
+            // The reasons are in the state's record and the report (one line per folder).
+            let failed_names: Vec<String> = report
+                .failed
+                .iter()
+                .map(|f| format!("{:?}", f.path))
+                .collect();
+            // Of several failed folders, the most eager retry decides (a dropped link is not
+            // held back by a folder that waits for a person).
+            let kind = report
+                .failed
+                .iter()
+                .map(|f| f.kind)
+                .min_by_key(|k| k.retry())
+                .unwrap_or(crate::error::ErrorKind::Refused);
             ctx.copies
                 .lock()
                 .await
                 .insert(account.address.to_ascii_lowercase(), report);
-            if stopped {
+            if failed.is_some() {
+                Outcome::Failed(StepError::new(
+                    kind,
+                    format!(
+                        "{summary}; {} failed: {} (run apply again to retry what is missing)",
+                        crate::plan::diagnostic::plural(failed_names.len(), "folder"),
+                        failed_names.join(", ")
+                    ),
+                ))
+            } else if stopped {
                 Outcome::Skipped(format!(
                     "stopped after {summary}; run apply again to continue"
                 ))
@@ -561,6 +590,24 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             Outcome::Failed(e.into())
         }
     }
+}
+
+/// The failed folders of a copy as one line for the step's outcome and the state, or `None`
+/// when every folder finished.
+fn failed_folders(report: &CopyReport) -> Option<String> {
+    if report.failed.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = report
+        .failed
+        .iter()
+        .map(|f| format!("{:?}: {}", f.path, f.reason))
+        .collect();
+    Some(format!(
+        "{} failed: {}",
+        crate::plan::diagnostic::plural(list.len(), "folder"),
+        list.join("; ")
+    ))
 }
 
 struct HookProgress(Arc<dyn Hooks>);

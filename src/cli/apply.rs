@@ -118,12 +118,24 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
                     f.dest
                 );
             }
+            for (uid, size, why) in &f.refused {
+                println!(
+                    "note    {account}: message UID {uid} in {:?} ({}) refused by the destination, skipped: {why}",
+                    f.path,
+                    human_bytes(*size)
+                );
+            }
             if f.rematched > 0 {
                 println!(
                     "note    {account}: {} message(s) in {:?} were already on the destination after an interruption, not copied again",
                     f.rematched, f.path
                 );
             }
+        }
+    }
+    for (account, c) in &report.copies {
+        for f in &c.failed {
+            println!("FAILED  {account}: folder {:?}: {}", f.path, f.reason);
         }
     }
     let (msgs, bytes): (u64, u64) = report

@@ -795,6 +795,7 @@ fn parse_server(text: &str) -> Result<Server, String> {
             ca_file: None,
             insecure_skip_verify: false,
             allow_plaintext: false,
+            timeout: None,
         },
         web_url,
     })

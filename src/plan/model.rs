@@ -199,9 +199,25 @@ pub struct ImapEndpoint {
     /// Allow `security: none` to a host that is not loopback (passwords cross the network in clear).
     #[serde(default, skip_serializing_if = "is_false")]
     pub allow_plaintext: bool,
+    /// How long one IMAP command may go without an answer before the connection is declared
+    /// dead and reconnected, e.g. `30s` or `5m`. Default: `2m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 impl ImapEndpoint {
+    /// The per-command timeout when the plan sets none: long enough for a slow server's big
+    /// FETCH or SEARCH, short enough that a stalled link is noticed within minutes.
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+    /// The per-command timeout (`timeout:`, validated by the plan validator).
+    pub fn command_timeout(&self) -> std::time::Duration {
+        self.timeout
+            .as_deref()
+            .and_then(|t| crate::plan::validate::parse_millis(t).ok())
+            .unwrap_or(Self::DEFAULT_TIMEOUT)
+    }
+
     pub fn effective_port(&self) -> u16 {
         self.port.unwrap_or(match self.security {
             Security::Tls => 993,

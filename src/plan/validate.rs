@@ -234,6 +234,15 @@ impl<'a> Validator<'a> {
                         "use `security: tls` or `starttls`; if the network is trusted, add `allow_plaintext: true`",
                     );
                 }
+                if let Some(t) = &imap.timeout
+                    && let Err(e) = parse_millis(t)
+                {
+                    self.error(
+                        &join(&ipath, &[key("timeout")]),
+                        e,
+                        "write a duration such as `30s` or `5m`",
+                    );
+                }
                 if imap.insecure_skip_verify {
                     self.warn(
                         &join(&ipath, &[key("insecure_skip_verify")]),

@@ -3,7 +3,7 @@
 pub mod record;
 pub mod store;
 
-pub use record::{FolderRecord, MessageRecord, ResourceRecord, Status};
+pub use record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord, Status};
 pub use store::{
     FORMAT_VERSION, StateError, StateStore, default_path, read_folders, read_resources,
 };

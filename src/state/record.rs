@@ -107,3 +107,16 @@ pub struct MessageRecord {
     /// destination (it was there already: no run of ours copied it, so none may remove it).
     pub sync_point: u64,
 }
+
+/// A source message the destination refused (a NO to its APPEND: too large for the server, a
+/// line too long...). Kept so `verify` and `status` can name it, and so it is tried again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedRecord {
+    /// The destination's words.
+    pub reason: String,
+    pub size: u64,
+    /// How many runs it was refused in.
+    pub attempts: u32,
+    /// The sync point (numbered run) of the last refusal.
+    pub sync_point: u64,
+}

@@ -14,6 +14,10 @@
 //! - `folders`: (resource id, source folder) → [`FolderRecord`] as JSON.
 //! - `messages`: (resource id, source folder, source UID) → [`MessageRecord`] in a fixed
 //!   little-endian layout: there can be millions of them, JSON would triple the file.
+//! - `refused`: (resource id, source folder, source UID) → [`RefusedRecord`] as JSON: messages
+//!   the destination said NO to. Added after format 1 shipped without a version bump: an older
+//!   mailshift never opens it, and readers treat a file without it as having no refusals
+//!   (it is created by the first write).
 //!
 //! Every write method is one redb write transaction, committed (and fsynced: the default
 //! durability) before it returns, so a crash loses at most the step in flight.
@@ -31,7 +35,7 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::record::{FolderRecord, MessageRecord, ResourceRecord};
+use super::record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord};
 
 /// The state format this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -45,6 +49,7 @@ const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const RESOURCES: TableDefinition<&str, &str> = TableDefinition::new("resources");
 const FOLDERS: TableDefinition<(&str, &str), &str> = TableDefinition::new("folders");
 const MESSAGES: TableDefinition<(&str, &str, u32), &[u8]> = TableDefinition::new("messages");
+const REFUSED: TableDefinition<(&str, &str, u32), &str> = TableDefinition::new("refused");
 
 const META_FORMAT_VERSION: &str = "format_version";
 const META_CREATED_BY: &str = "created_by";
@@ -338,6 +343,10 @@ fn resource_name(id: &str) -> String {
     format!("resource record `{id}`")
 }
 
+fn refused_name(resource_id: &str, folder: &str, uid: u32) -> String {
+    format!("refused message record UID {uid} in `{folder}` of `{resource_id}`")
+}
+
 fn folder_name(resource_id: &str, folder: &str) -> String {
     format!("folder record `{folder}` of `{resource_id}`")
 }
@@ -530,6 +539,7 @@ impl StateStore {
                 txn.open_table(RESOURCES)?;
                 txn.open_table(FOLDERS)?;
                 txn.open_table(MESSAGES)?;
+                txn.open_table(REFUSED)?;
             }
             txn.commit()?;
         }
@@ -602,6 +612,8 @@ impl StateStore {
                     removed = true;
                     false
                 })?;
+            txn.open_table(REFUSED)?
+                .retain_in((id, "", 0)..(end.as_str(), "", 0), |_, _| false)?;
             Ok(removed)
         })
     }
@@ -733,7 +745,94 @@ impl StateStore {
                     false
                 },
             )?;
+            txn.open_table(REFUSED)?.retain_in(
+                (resource_id, folder, 0)..=(resource_id, folder, u32::MAX),
+                |_, _| false,
+            )?;
             Ok(removed)
+        })
+    }
+
+    /// Records messages the destination refused, or refused again (replacing the old record).
+    pub fn put_refused(
+        &self,
+        resource_id: &str,
+        folder: &str,
+        refused: &[(u32, RefusedRecord)],
+    ) -> Result<(), StateError> {
+        self.write(|txn| {
+            let mut table = txn.open_table(REFUSED)?;
+            for (uid, r) in refused {
+                let json = encode_json(r, || refused_name(resource_id, folder, *uid))?;
+                table.insert((resource_id, folder, *uid), json.as_str())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Forgets refusals of messages the destination has now taken.
+    pub fn clear_refused(
+        &self,
+        resource_id: &str,
+        folder: &str,
+        uids: &[u32],
+    ) -> Result<(), StateError> {
+        self.write(|txn| {
+            let mut table = txn.open_table(REFUSED)?;
+            for uid in uids {
+                table.remove((resource_id, folder, *uid))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The refused messages of one folder, by source UID.
+    pub fn refused(
+        &self,
+        resource_id: &str,
+        folder: &str,
+    ) -> Result<Vec<(u32, RefusedRecord)>, StateError> {
+        Ok(self
+            .refused_in(resource_id, Some(folder))?
+            .into_iter()
+            .map(|(_, uid, r)| (uid, r))
+            .collect())
+    }
+
+    /// Every refused message of a resource: (source folder, source UID, record), in order.
+    /// What `verify` and `status` list.
+    pub fn all_refused(
+        &self,
+        resource_id: &str,
+    ) -> Result<Vec<(String, u32, RefusedRecord)>, StateError> {
+        self.refused_in(resource_id, None)
+    }
+
+    fn refused_in(
+        &self,
+        resource_id: &str,
+        folder: Option<&str>,
+    ) -> Result<Vec<(String, u32, RefusedRecord)>, StateError> {
+        self.read(|txn| {
+            let table = match txn.open_table(REFUSED) {
+                Ok(t) => t,
+                // Written by a build before refusals were recorded: none.
+                Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+            let end = successor(resource_id);
+            let range = match folder {
+                Some(f) => table.range((resource_id, f, 0)..=(resource_id, f, u32::MAX))?,
+                None => table.range((resource_id, "", 0)..(end.as_str(), "", 0))?,
+            };
+            let mut out = Vec::new();
+            for entry in range {
+                let (k, v) = entry?;
+                let (_, folder, uid) = k.value();
+                let r = decode_json(v.value(), || refused_name(resource_id, folder, uid))?;
+                out.push((folder.to_string(), uid, r));
+            }
+            Ok(out)
         })
     }
 }
@@ -928,6 +1027,58 @@ mod tests {
             .unwrap();
         assert_eq!(store.message_count(r, "INBOX").unwrap(), 3);
         assert_eq!(store.message_count(r, "INBOX2").unwrap(), 1);
+    }
+
+    #[test]
+    fn refused_messages_are_kept_listed_and_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let r = "sync:alice";
+        let refused = |reason: &str, attempts| RefusedRecord {
+            reason: reason.into(),
+            size: 300_000,
+            attempts,
+            sync_point: 4,
+        };
+        {
+            // A file written before refusals were recorded has no `refused` table: none.
+            let store = StateStore::open(&path).unwrap();
+            store.write(|txn| Ok(txn.delete_table(REFUSED)?)).unwrap();
+            assert!(store.all_refused(r).unwrap().is_empty());
+            assert!(store.refused(r, "INBOX").unwrap().is_empty());
+        }
+        let store = StateStore::open(&path).unwrap();
+        store
+            .put_refused(r, "INBOX", &[(8, refused("[LIMIT] too large", 1))])
+            .unwrap();
+        store
+            .put_refused(r, "INBOX2", &[(3, refused("bad header", 1))])
+            .unwrap();
+        store
+            .put_refused("sync:bob", "INBOX", &[(1, refused("x", 1))])
+            .unwrap();
+        // Refused again: replaced, not added.
+        store
+            .put_refused(r, "INBOX", &[(8, refused("[LIMIT] too large", 2))])
+            .unwrap();
+        assert_eq!(
+            store.refused(r, "INBOX").unwrap(),
+            vec![(8, refused("[LIMIT] too large", 2))]
+        );
+        assert_eq!(
+            store.all_refused(r).unwrap(),
+            vec![
+                ("INBOX".to_string(), 8, refused("[LIMIT] too large", 2)),
+                ("INBOX2".to_string(), 3, refused("bad header", 1)),
+            ]
+        );
+        store.clear_refused(r, "INBOX", &[8]).unwrap();
+        assert!(store.refused(r, "INBOX").unwrap().is_empty());
+        // Forgetting a folder or a resource forgets its refusals.
+        assert!(!store.forget_folder(r, "INBOX2").unwrap());
+        assert!(store.all_refused(r).unwrap().is_empty());
+        store.forget("sync:bob").unwrap();
+        assert!(store.all_refused("sync:bob").unwrap().is_empty());
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct DovecotConfig<'a> {
     /// `mail_max_userip_connections`: connections one user may hold from one IP (Dovecot's
     /// default is 10; tests of parallel transfers get 50 unless they test the cap itself).
     pub max_connections: u32,
+    /// Raw lines appended to the generated dovecot.conf (plugins and their settings, e.g. a
+    /// quota that makes one folder or one message refused).
+    pub extra: &'a str,
 }
 
 impl Default for DovecotConfig<'_> {
@@ -48,6 +51,7 @@ impl Default for DovecotConfig<'_> {
             capabilities_override: None,
             tls: false,
             max_connections: 50,
+            extra: "",
         }
     }
 }
@@ -199,7 +203,7 @@ impl Dovecot {
                 config.capabilities_override,
                 config.max_connections,
                 &dovecot.identity,
-            );
+            ) + config.extra;
             fs::write(dovecot.dir().join("dovecot.conf"), conf).unwrap();
             match dovecot.spawn_and_wait(port) {
                 Ok(()) => return dovecot,

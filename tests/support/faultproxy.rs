@@ -45,9 +45,22 @@ pub enum Fault {
         extra_bytes: usize,
         once: bool,
     },
+    /// Forward a number of bytes drawn per connection from `min_bytes..=max_bytes` in
+    /// `direction`, then close both sides: a flaky link that drops every few hundred KB (or
+    /// MB). The draw depends only on `seed`, the connection's number and the direction, so a
+    /// failing run can be replayed.
+    CutRandom {
+        direction: Direction,
+        min_bytes: u64,
+        max_bytes: u64,
+        seed: u64,
+    },
     /// Accept the next `times` connections and close them at once, without reaching the
     /// target.
     Refuse { times: u32 },
+    /// Close about `percent` % of the connections at once, chosen by `seed` and the
+    /// connection's number (reproducible), for as long as the rule is armed.
+    RefuseShare { percent: u8, seed: u64 },
     /// Sleep this long before forwarding each chunk, both directions.
     Delay { per_chunk_ms: u64 },
     /// Forward `after_bytes` bytes in `direction`, then forward nothing more in that
@@ -66,7 +79,10 @@ impl Fault {
             Fault::CutAfterBytes { once, .. }
             | Fault::CutOnPattern { once, .. }
             | Fault::Stall { once, .. } => *once,
-            Fault::Refuse { .. } | Fault::Delay { .. } => false,
+            Fault::Refuse { .. }
+            | Fault::RefuseShare { .. }
+            | Fault::CutRandom { .. }
+            | Fault::Delay { .. } => false,
         }
     }
 }
@@ -294,6 +310,20 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
             let mut faults = shared.lock();
             faults.accepted += 1;
             let id = faults.accepted;
+            let shared_out = faults.rules.iter().find_map(|(_, f)| match f {
+                Fault::RefuseShare { percent, seed }
+                    if draw(*seed, id as u64, 0) % 100 < u64::from(*percent) =>
+                {
+                    Some(f.clone())
+                }
+                _ => None,
+            });
+            if let Some(rule) = shared_out {
+                faults.fired.push(format!("conn {id}: {rule:?}"));
+                drop(faults);
+                let _ = client.shutdown(Shutdown::Both);
+                continue;
+            }
             let refuse = faults
                 .rules
                 .iter()
@@ -468,6 +498,17 @@ fn pump(
     }
 }
 
+/// A reproducible pseudo-random number for (seed, connection, salt): splitmix64, enough to
+/// spread cut points and refusals without a dependency.
+fn draw(seed: u64, conn: u64, salt: u64) -> u64 {
+    let mut z = seed
+        .wrapping_add(conn.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .wrapping_add(salt.wrapping_mul(0xd1b5_4a32_d192_ed69));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Sleeps `d` in short steps; false if the connection died or the proxy stopped meanwhile.
 fn sleep_unless_cut(shared: &Shared, conn: &Conn, d: Duration) -> bool {
     let mut left = d;
@@ -520,6 +561,23 @@ fn judge(
                 after_bytes,
                 ..
             } if *d == direction => consider(*after_bytes, index, true),
+            Fault::CutRandom {
+                direction: d,
+                min_bytes,
+                max_bytes,
+                seed,
+            } if *d == direction => {
+                let span = max_bytes.saturating_sub(*min_bytes) + 1;
+                let salt = match direction {
+                    Direction::ToServer => 1,
+                    Direction::ToClient => 2,
+                };
+                consider(
+                    min_bytes + draw(*seed, conn as u64, salt) % span,
+                    index,
+                    false,
+                )
+            }
             Fault::CutOnPattern {
                 direction: d,
                 pattern,

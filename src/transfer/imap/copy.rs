@@ -7,8 +7,15 @@
 //! On the next run, destination messages at or above an in-flight mark are hashed and matched
 //! against what is about to be sent, so a batch cut short by a kill -9 is never sent twice.
 //! A UIDVALIDITY change on either side reuses the same matching from UID 1.
+//!
+//! A dropped connection is routine, not a failure: the folder is tried again on fresh
+//! connections, keeping what got through (bodies fetched whole, a large message's spooled
+//! slices, every acknowledged APPEND recorded) in a per-folder `Carry`, with batches halved
+//! after each cut. A folder is given up on only after `STALLED_ATTEMPTS` attempts in a row that
+//! kept nothing, and then alone: the other folders go on and the report lists it. A message the
+//! destination refuses (a NO to its APPEND) is skipped, reported and recorded in the state.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,21 +24,36 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use super::folders::{FolderPlan, map_folders};
-use super::session::{Body, FolderInfo, Imap, ImapError, MessageMeta, Outgoing, Target};
+use super::session::{Appended, Body, FolderInfo, Imap, ImapError, MessageMeta, Outgoing, Target};
 use crate::error::{ErrorKind, StepError};
 use crate::plan::model::FolderRules;
-use crate::state::{FolderRecord, MessageRecord, StateStore};
+use crate::state::{FolderRecord, MessageRecord, RefusedRecord, StateStore};
 
-/// Messages and bytes per APPEND batch: large enough to amortise round trips (MULTIAPPEND),
-/// small enough to bound memory.
+/// Messages and bytes per APPEND batch at most: large enough to amortise round trips
+/// (MULTIAPPEND), small enough to bound memory. Batches start here and shrink after a cut
+/// connection (see [`Limit`]).
 const BATCH_MESSAGES: usize = 100;
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+/// The smallest byte budget a batch or a large message's slice shrinks to (a batch always
+/// takes at least one message, whatever its size).
+const MIN_BATCH_BYTES: u64 = 64 * 1024;
 /// Messages larger than this are fetched in slices into a spool file and sent from it, so
 /// memory stays bounded whatever the message size.
 pub const LARGE_MESSAGE: u64 = 4 * 1024 * 1024;
 const SLICE: u64 = 4 * 1024 * 1024;
-/// Attempts per folder before the account's step fails.
-const FOLDER_ATTEMPTS: u32 = 6;
+/// Attempts to open one connection before giving up on the account (the server is down or
+/// refuses us: no folder could be copied).
+const CONNECT_ATTEMPTS: u32 = 6;
+/// Attempts in a row that move nothing forward before a run gives up on a folder. A dropped
+/// connection is routine and costs no attempt as long as something was kept (a body fetched,
+/// a slice spooled, a message recorded); but a batch cut every time shrinks by half per
+/// attempt, and going from a full batch (100 messages, 8 MB) down to one message takes up to
+/// 7 halvings: 8 lets even the worst link reach single messages, and one more try at them,
+/// before the folder is declared failed.
+const STALLED_ATTEMPTS: u32 = 8;
+/// The pause before reconnecting after an attempt that made progress: the link works, it just
+/// drops; the backoff (doubling up to 30 s) is for attempts that kept nothing.
+const RECONNECT_AFTER_PROGRESS: Duration = Duration::from_millis(100);
 
 /// What the copy of one account must respect.
 #[derive(Debug, Clone, Default)]
@@ -99,12 +121,27 @@ pub struct FolderReport {
     /// Moved on the destination from the folder they were first copied to, after the plan's
     /// folder mapping changed.
     pub moved: u64,
+    /// Messages the destination refused (a NO to their APPEND), skipped and recorded in the
+    /// state: (source UID, size, the server's words).
+    pub refused: Vec<(u32, u64, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct CopyReport {
     pub folders: Vec<FolderReport>,
     pub notes: Vec<String>,
+    /// Folders given up on in this run, with why (the others went on); what they copied
+    /// before is recorded, and the next run retries only what is missing.
+    pub failed: Vec<FailedFolder>,
+}
+
+/// A folder this run gave up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedFolder {
+    pub path: String,
+    pub reason: String,
+    /// What kind of failure gave it up (decides when `watch` tries again).
+    pub kind: ErrorKind,
 }
 
 impl CopyReport {
@@ -346,22 +383,25 @@ pub async fn sync_account(
     let queue: Arc<Mutex<VecDeque<FolderPlan>>> =
         Arc::new(Mutex::new(mapping.copy.into_iter().collect()));
     let results: Arc<Mutex<Vec<FolderReport>>> = Arc::new(Mutex::new(Vec::new()));
+    let failed: Arc<Mutex<Vec<FailedFolder>>> = Arc::new(Mutex::new(Vec::new()));
     let workers = job.options.connections.max(1).min(busy.max(1));
     let mut handles = Vec::new();
     let mut first = Some((src, dst));
     for _ in 0..workers {
         let conns = first.take();
-        let (job, store, progress, stop, queue, results, remaining) = (
+        let (job, store, progress, stop, queue, results, failed, remaining) = (
             job.clone(),
             store.clone(),
             progress.clone(),
             stop.clone(),
             queue.clone(),
             results.clone(),
+            failed.clone(),
             remaining.clone(),
         );
         handles.push(tokio::spawn(async move {
-            worker(job, store, progress, stop, queue, results, remaining, conns).await
+            let out = Outcomes { results, failed };
+            worker(job, store, progress, stop, queue, out, remaining, conns).await
         }));
     }
     let mut first_error = None;
@@ -382,6 +422,9 @@ pub async fn sync_account(
     let mut folders = std::mem::take(&mut *results.lock().await);
     folders.sort_by(|a, b| a.path.cmp(&b.path));
     report.folders = folders;
+    let mut failed = std::mem::take(&mut *failed.lock().await);
+    failed.sort_by(|a, b| a.path.cmp(&b.path));
+    report.failed = failed;
     Ok(report)
 }
 
@@ -404,10 +447,12 @@ async fn connect_fresh(
 
 async fn connect_with_retry(target: &Target, stop: &StopFlag) -> Result<Imap, CopyError> {
     let mut delay = Duration::from_millis(500);
-    for attempt in 1..=FOLDER_ATTEMPTS {
+    for attempt in 1..=CONNECT_ATTEMPTS {
         match Imap::connect(target).await {
             Ok(c) => return Ok(c),
-            Err(e) if e.transient && attempt < FOLDER_ATTEMPTS && !stop.load(Ordering::Relaxed) => {
+            Err(e)
+                if e.transient && attempt < CONNECT_ATTEMPTS && !stop.load(Ordering::Relaxed) =>
+            {
                 tokio::time::sleep(if e.throttled { delay * 4 } else { delay }).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
@@ -417,6 +462,12 @@ async fn connect_with_retry(target: &Target, stop: &StopFlag) -> Result<Imap, Co
     unreachable!("the last attempt returns")
 }
 
+/// Where workers leave each folder's outcome.
+struct Outcomes {
+    results: Arc<Mutex<Vec<FolderReport>>>,
+    failed: Arc<Mutex<Vec<FailedFolder>>>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn worker(
     job: Arc<Job>,
@@ -424,7 +475,7 @@ async fn worker(
     progress: Arc<dyn Progress>,
     stop: StopFlag,
     queue: Arc<Mutex<VecDeque<FolderPlan>>>,
-    results: Arc<Mutex<Vec<FolderReport>>>,
+    out: Outcomes,
     remaining: Arc<AtomicU64>,
     mut conns: Option<(Imap, Imap)>,
 ) -> Result<(), CopyError> {
@@ -463,16 +514,25 @@ async fn worker(
             }
             return Ok(());
         };
+        // What this folder's attempts keep across dropped connections.
+        let mut carry = Carry::default();
+        let mut report = FolderReport {
+            path: folder.path.clone(),
+            dest: folder.dest_path.clone(),
+            ..FolderReport::default()
+        };
         let mut delay = Duration::from_millis(500);
-        let mut attempt = 0;
-        let report = loop {
-            attempt += 1;
+        let mut stalled = 0;
+        let outcome: Result<(), (String, ErrorKind)> = loop {
             if conns.is_none() {
+                // A server that cannot be reached at all fails the account: no other folder
+                // could be copied either.
                 let s = connect_with_retry(&job.source, &stop).await?;
                 let d = connect_with_retry(&job.dest, &stop).await?;
                 conns = Some((s, d));
             }
             let (s, d) = conns.as_mut().expect("connected above");
+            let before = carry.progress;
             match sync_folder(
                 &job,
                 &store,
@@ -482,45 +542,165 @@ async fn worker(
                 s,
                 d,
                 &folder,
+                &mut carry,
+                &mut report,
             )
             .await
             {
-                Ok(r) => break r,
-                Err(e)
-                    if e.transient
-                        && attempt < FOLDER_ATTEMPTS
-                        && !stop.load(Ordering::Relaxed) =>
-                {
+                Ok(()) => break Ok(()),
+                Err(e) if e.transient && !stop.load(Ordering::Relaxed) => {
+                    let moved = carry.progress > before;
+                    stalled = if moved { 0 } else { stalled + 1 };
+                    if stalled >= STALLED_ATTEMPTS {
+                        break Err((
+                            format!(
+                                "{} ({STALLED_ATTEMPTS} attempts in a row copied nothing)",
+                                e.message
+                            ),
+                            e.kind,
+                        ));
+                    }
+                    carry.limit.shrink();
                     progress.note(
                         &job.account,
                         &format!(
-                            "{}: {} (reconnecting, attempt {}/{FOLDER_ATTEMPTS})",
+                            "{}: {} (reconnecting{})",
                             folder.path,
                             e.message,
-                            attempt + 1
+                            if moved {
+                                String::new()
+                            } else {
+                                format!(", {stalled}/{STALLED_ATTEMPTS} without progress")
+                            }
                         ),
                     );
-                    // The connection may be half-dead: start over on fresh ones.
+                    // The connections may be half-dead: start over on fresh ones.
                     conns = None;
-                    tokio::time::sleep(if e.throttled { delay * 4 } else { delay }).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
+                    if moved {
+                        delay = Duration::from_millis(500);
+                        tokio::time::sleep(RECONNECT_AFTER_PROGRESS).await;
+                    } else {
+                        tokio::time::sleep(if e.throttled { delay * 4 } else { delay }).await;
+                        delay = (delay * 2).min(Duration::from_secs(30));
+                    }
                 }
-                Err(e) => {
-                    return Err(CopyError {
-                        message: format!("folder {:?}: {}", folder.path, e.message),
-                        ..e
-                    });
-                }
+                // Stopping: what was recorded stays, the next run resumes; not a failure.
+                Err(_) if stop.load(Ordering::Relaxed) => break Ok(()),
+                Err(e) => break Err((e.message, e.kind)),
             }
         };
-        results.lock().await.push(report);
+        // A failed folder's report counts what it copied before it was given up on.
+        out.results.lock().await.push(report);
+        match outcome {
+            Ok(()) => {}
+            Err((reason, kind)) => {
+                // This folder's failure stays this folder's: the others go on. What it copied
+                // is recorded; the next run retries what is missing.
+                progress.note(
+                    &job.account,
+                    &format!("{}: given up for this run: {reason}", folder.path),
+                );
+                out.failed.lock().await.push(FailedFolder {
+                    path: folder.path.clone(),
+                    reason,
+                    kind,
+                });
+                conns = None;
+            }
+        }
     }
 }
 
-/// Copies one large message through a spool file. Returns the map entry, whether it was sent
-/// (or found already on the destination), and the in-flight mark used; `None` if the message
-/// vanished from the source.
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+/// What one folder's attempts hand on to the next after a dropped connection, so nothing that
+/// arrived whole is fetched again and batches fit what the link carries.
+#[derive(Default)]
+struct Carry {
+    /// Source bodies fetched and not yet recorded, by source UID...
+    bodies: HashMap<u32, Vec<u8>>,
+    /// ...of the source folder with this UIDVALIDITY.
+    source_uidvalidity: Option<u32>,
+    /// Content hashes of destination messages that may be ours from an interrupted batch
+    /// (see `pending` in `sync_folder`), by destination UID...
+    dest_hashes: HashMap<u32, [u8; 32]>,
+    /// ...of the destination folder with this UIDVALIDITY.
+    dest_uidvalidity: Option<u32>,
+    limit: Limit,
+    /// A large message partly or wholly spooled.
+    spool: Option<Spool>,
+    /// Counts every durable step (a body arrived, a slice spooled, a message recorded or
+    /// refused): an attempt that raised it made progress.
+    progress: u64,
+}
+
+/// How much one batch takes. Multiplicative decrease, gentle increase (as TCP does): a cut
+/// halves both budgets, down to one message (and a slice of [`MIN_BATCH_BYTES`] for a large
+/// one); each batch the destination acknowledges grows them by a quarter, back up to
+/// [`BATCH_MESSAGES`] and [`BATCH_BYTES`]. A link that drops every few hundred KB settles at
+/// batches that fit between cuts; a healthy one is back at full size after about twenty
+/// batches, without one cut discarding a full-size batch right away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limit {
+    messages: usize,
+    bytes: u64,
+}
+
+impl Default for Limit {
+    fn default() -> Self {
+        Limit {
+            messages: BATCH_MESSAGES,
+            bytes: BATCH_BYTES,
+        }
+    }
+}
+
+impl Limit {
+    fn shrink(&mut self) {
+        self.messages = (self.messages / 2).max(1);
+        self.bytes = (self.bytes / 2).max(MIN_BATCH_BYTES);
+    }
+
+    fn grow(&mut self) {
+        self.messages = (self.messages + self.messages.div_ceil(4)).min(BATCH_MESSAGES);
+        self.bytes = (self.bytes + self.bytes / 4).min(BATCH_BYTES);
+    }
+
+    /// The slice a large message is fetched in.
+    fn slice(&self) -> u64 {
+        self.bytes.clamp(MIN_BATCH_BYTES, SLICE)
+    }
+}
+
+/// A large message being spooled: kept across reconnects so its fetch resumes at the slice
+/// where it was cut. The file is removed when this is dropped.
+struct Spool {
+    uid: u32,
+    path: std::path::PathBuf,
+    len: u64,
+    hasher: CrlfHasher,
+    /// Every byte is in the file: its content hash.
+    hash: Option<[u8; 32]>,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// What became of a large message.
+enum Large {
+    /// It vanished from the source.
+    Gone,
+    /// The map entry, whether it was sent (or found already on the destination), and the
+    /// in-flight mark used.
+    Copied((u32, MessageRecord), bool, Option<u32>),
+    /// The destination said NO to it: its words, its size, and the in-flight mark used.
+    Refused(String, u64, Option<u32>),
+}
+
+/// Copies one large message through a spool file, which `carry` keeps across reconnects: a
+/// cut fetch resumes at the slice where it stopped, a cut APPEND is sent again from the file.
+#[allow(clippy::too_many_arguments)]
 async fn copy_large(
     job: &Job,
     store: &Arc<StateStore>,
@@ -533,48 +713,78 @@ async fn copy_large(
     resume_from: Option<u32>,
     progress_now: (u32, u64, u64),
     folder_record: &(dyn Fn(u32, u64, u64, Option<u32>, bool) -> FolderRecord + Sync),
-) -> Result<Option<((u32, MessageRecord), bool, Option<u32>)>, CopyError> {
+    carry: &mut Carry,
+) -> Result<Large, CopyError> {
     use tokio::io::AsyncWriteExt;
-    std::fs::create_dir_all(&job.spool_dir).map_err(|e| {
-        CopyError::fatal(format!(
-            "cannot create spool directory {}: {e}",
-            job.spool_dir.display()
-        ))
-    })?;
-    // Unique per process and per call: workers spool messages with the same UID in
-    // different folders at the same time.
-    static SPOOLED: AtomicU64 = AtomicU64::new(0);
-    let path = job.spool_dir.join(format!(
-        "{}-{}.eml",
-        std::process::id(),
-        SPOOLED.fetch_add(1, Ordering::Relaxed)
-    ));
-    // Removed however this function ends.
-    struct Cleanup<'a>(&'a std::path::Path);
-    impl Drop for Cleanup<'_> {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(self.0);
+    let mut spool = match carry.spool.take() {
+        Some(s) if s.uid == m.uid => s,
+        _ => {
+            std::fs::create_dir_all(&job.spool_dir).map_err(|e| {
+                CopyError::fatal(format!(
+                    "cannot create spool directory {}: {e}",
+                    job.spool_dir.display()
+                ))
+            })?;
+            // Unique per process and per call: workers spool messages with the same UID in
+            // different folders at the same time.
+            static SPOOLED: AtomicU64 = AtomicU64::new(0);
+            let path = job.spool_dir.join(format!(
+                "{}-{}.eml",
+                std::process::id(),
+                SPOOLED.fetch_add(1, Ordering::Relaxed)
+            ));
+            Spool {
+                uid: m.uid,
+                path,
+                len: 0,
+                hasher: CrlfHasher::default(),
+                hash: None,
+            }
         }
-    }
-    let _cleanup = Cleanup(&path);
-    let io = |e: std::io::Error| CopyError::fatal(format!("spool file {}: {e}", path.display()));
-    let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
-    let mut hasher = CrlfHasher::default();
-    let mut len = 0u64;
-    loop {
-        let Some(part) = src.fetch_part(m.uid, len, SLICE).await? else {
-            return Ok(None);
-        };
-        hasher.update(&part);
-        file.write_all(&part).await.map_err(io)?;
-        len += part.len() as u64;
-        if (part.len() as u64) < SLICE {
-            break;
+    };
+    let io = |path: &std::path::Path, e: std::io::Error| {
+        CopyError::fatal(format!("spool file {}: {e}", path.display()))
+    };
+    let hash = match spool.hash {
+        Some(h) => h,
+        None => {
+            let mut file = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&spool.path)
+                .await
+                .map_err(|e| io(&spool.path, e))?;
+            // A file longer than what was recorded (a write cut by an error) is cut back.
+            file.set_len(spool.len)
+                .await
+                .map_err(|e| io(&spool.path, e))?;
+            let slice = carry.limit.slice();
+            loop {
+                let part = match src.fetch_part(m.uid, spool.len, slice).await {
+                    Ok(Some(part)) => part,
+                    Ok(None) => return Ok(Large::Gone),
+                    Err(e) => {
+                        carry.spool = Some(spool);
+                        return Err(e.into());
+                    }
+                };
+                file.write_all(&part)
+                    .await
+                    .map_err(|e| io(&spool.path, e))?;
+                file.flush().await.map_err(|e| io(&spool.path, e))?;
+                spool.hasher.update(&part);
+                spool.len += part.len() as u64;
+                carry.progress += 1;
+                if (part.len() as u64) < slice {
+                    break;
+                }
+            }
+            let h = std::mem::take(&mut spool.hasher).finish();
+            spool.hash = Some(h);
+            h
         }
-    }
-    file.flush().await.map_err(io)?;
-    drop(file);
-    let hash = hasher.finish();
+    };
+    let len = spool.len;
     if let Some(uids) = pending.get_mut(&hash)
         && let Some(dest_uid) = uids.pop()
     {
@@ -584,29 +794,44 @@ async fn copy_large(
             size: len,
             sync_point: job.sync_point,
         };
-        return Ok(Some(((m.uid, rec), false, resume_from)));
+        return Ok(Large::Copied((m.uid, rec), false, resume_from));
     }
-    let uidnext = dst.status(&folder.dest).await?.uidnext;
-    let in_flight = Some(resume_from.map_or(uidnext, |r| r.min(uidnext)));
-    let (h, n, b) = progress_now;
-    let rec = folder_record(h, n, b, in_flight, false);
-    let (rid, key) = (job.resource_id.clone(), folder.path.clone());
-    state(store, move |s| s.put_folder(&rid, &key, &rec)).await?;
-    let flags = dest_flags(&m.flags, dinfo);
-    let out = Outgoing {
-        flags: &flags,
-        internal_date: m.internal_date.as_deref(),
-        body: Body::File { path: &path, len },
+    let sent = async {
+        let uidnext = dst.status(&folder.dest).await?.uidnext;
+        let in_flight = Some(resume_from.map_or(uidnext, |r| r.min(uidnext)));
+        let (h, n, b) = progress_now;
+        let rec = folder_record(h, n, b, in_flight, false);
+        let (rid, key) = (job.resource_id.clone(), folder.path.clone());
+        state(store, move |s| s.put_folder(&rid, &key, &rec)).await?;
+        let flags = dest_flags(&m.flags, dinfo);
+        let out = Outgoing {
+            flags: &flags,
+            internal_date: m.internal_date.as_deref(),
+            body: Body::File {
+                path: &spool.path,
+                len,
+            },
+        };
+        let answer = dst.append(&folder.dest, std::slice::from_ref(&out)).await?;
+        Ok::<_, CopyError>((answer, in_flight))
     };
-    let uids = dst.append(&folder.dest, std::slice::from_ref(&out)).await?;
-    let dest_uid = uids.and_then(|u| u.first().copied()).unwrap_or(0);
-    let rec = MessageRecord {
-        dest_uid,
-        hash,
-        size: len,
-        sync_point: job.sync_point,
-    };
-    Ok(Some(((m.uid, rec), true, in_flight)))
+    match sent.await {
+        Ok((Appended::Stored(uids), in_flight)) => {
+            let rec = MessageRecord {
+                dest_uid: uids.and_then(|u| u.first().copied()).unwrap_or(0),
+                hash,
+                size: len,
+                sync_point: job.sync_point,
+            };
+            Ok(Large::Copied((m.uid, rec), true, in_flight))
+        }
+        Ok((Appended::Refused(why), in_flight)) => Ok(Large::Refused(why, len, in_flight)),
+        Err(e) => {
+            // Sent again from the file after the reconnect, not fetched again.
+            carry.spool = Some(spool);
+            Err(e)
+        }
+    }
 }
 
 /// UIDs per FETCH when adoption asks for fingerprints: keeps command lines short when UIDs
@@ -897,40 +1122,113 @@ async fn remove_strays(
     Ok(duplicates.len() as u64)
 }
 
-/// Splits the messages to copy into batches of at most `BATCH_MESSAGES` and `BATCH_BYTES`
-/// (a single larger message makes a batch of its own).
-fn make_batches(todo: &[MessageMeta]) -> Vec<Vec<&MessageMeta>> {
-    let mut batches: Vec<Vec<&MessageMeta>> = Vec::new();
+/// The next batch from the front of `todo`: at most `limit` messages and bytes (a single
+/// larger message makes a batch of its own, and so does a message too large for memory).
+fn next_batch(todo: &[MessageMeta], limit: Limit) -> Vec<&MessageMeta> {
+    let large = |m: &MessageMeta| u64::from(m.size) > LARGE_MESSAGE;
+    let mut batch: Vec<&MessageMeta> = Vec::new();
     let mut bytes = 0u64;
     for m in todo {
         let size = u64::from(m.size);
-        let large = |m: &MessageMeta| u64::from(m.size) > LARGE_MESSAGE;
-        match batches.last_mut() {
-            Some(b)
-                if !large(m)
-                    && !large(b[0])
-                    && b.len() < BATCH_MESSAGES
-                    && bytes + size <= BATCH_BYTES =>
-            {
-                b.push(m);
-                bytes += size;
+        if let Some(first) = batch.first()
+            && (large(m)
+                || large(first)
+                || batch.len() >= limit.messages
+                || bytes + size > limit.bytes)
+        {
+            break;
+        }
+        batch.push(m);
+        bytes += size;
+    }
+    batch
+}
+
+/// Sends a batch to the destination: as one command when the server takes several
+/// (MULTIAPPEND: all stored or none), else one message per command. A NO to a MULTIAPPEND
+/// refuses all of it, so the batch is then sent one message at a time to find the refused
+/// one(s); the others are stored. Returns the stored messages (index in `to_send`, destination
+/// UID or 0), the refused ones (index, the server's words), and the error that stopped it
+/// early: the APPENDs acknowledged before it are among the stored, so they get recorded.
+/// `uidnext` is the destination's UIDNEXT read just before.
+async fn send(
+    dst: &mut Imap,
+    dest: &str,
+    to_send: &[Ready<'_>],
+    uidnext: u32,
+) -> (Vec<(usize, u32)>, Vec<(usize, String)>, Option<CopyError>) {
+    let (mut stored, mut refused) = (Vec::new(), Vec::new());
+    if dst.caps.multiappend && to_send.len() > 1 {
+        let all: Vec<Outgoing<'_>> = to_send.iter().map(outgoing).collect();
+        match dst.append(dest, &all).await {
+            Ok(Appended::Stored(uids)) => {
+                for k in 0..to_send.len() {
+                    let uid = uids.as_ref().and_then(|u| u.get(k).copied());
+                    stored.push((k, uid.unwrap_or(0)));
+                }
+                return (stored, refused, None);
             }
-            _ => {
-                batches.push(vec![m]);
-                bytes = size;
+            Ok(Appended::Refused(why)) => {
+                // Atomic by RFC 3502, but a server that kept part of it anyway must not get
+                // those messages twice: then the next attempt matches them by content from
+                // the in-flight mark instead.
+                match dst.status(dest).await {
+                    Ok(s) if s.uidnext == uidnext => {}
+                    Ok(_) => {
+                        let e = CopyError::new(
+                            ErrorKind::Network,
+                            format!(
+                                "the destination refused a batch ({why}) but stored part of it; \
+                                 matching what it kept by content"
+                            ),
+                        );
+                        return (stored, refused, Some(e));
+                    }
+                    Err(e) => return (stored, refused, Some(e.into())),
+                }
             }
+            Err(e) => return (stored, refused, Some(e.into())),
         }
     }
-    batches
+    for (k, t) in to_send.iter().enumerate() {
+        match dst.append(dest, &[outgoing(t)]).await {
+            Ok(Appended::Stored(uids)) => {
+                stored.push((k, uids.and_then(|u| u.first().copied()).unwrap_or(0)));
+            }
+            Ok(Appended::Refused(why)) => refused.push((k, why)),
+            Err(e) => return (stored, refused, Some(e.into())),
+        }
+    }
+    (stored, refused, None)
+}
+
+fn outgoing<'a>(t: &'a Ready<'_>) -> Outgoing<'a> {
+    Outgoing {
+        flags: t.3.as_slice(),
+        internal_date: t.0.internal_date.as_deref(),
+        body: Body::Mem(t.1.as_slice()),
+    }
+}
+
+/// The record of a refusal, counting the runs it was refused in.
+fn refusal(
+    before: &HashMap<u32, RefusedRecord>,
+    uid: u32,
+    reason: String,
+    size: u64,
+    sync_point: u64,
+) -> RefusedRecord {
+    RefusedRecord {
+        reason,
+        size,
+        attempts: before.get(&uid).map_or(0, |r| r.attempts) + 1,
+        sync_point,
+    }
 }
 
 /// A batch holding one message too large for memory (see `copy_large`).
 fn is_large_batch(batch: &[&MessageMeta]) -> bool {
     batch.len() == 1 && u64::from(batch[0].size) > LARGE_MESSAGE
-}
-
-fn uids_of(batch: &[&MessageMeta]) -> Vec<u32> {
-    batch.iter().map(|m| m.uid).collect()
 }
 
 /// `(year, month, day)` of an IMAP internal date, for the plan's date window.
@@ -1011,14 +1309,13 @@ async fn sync_folder(
     src: &mut Imap,
     dst: &mut Imap,
     folder: &FolderPlan,
-) -> Result<FolderReport, CopyError> {
+    carry: &mut Carry,
+    report: &mut FolderReport,
+) -> Result<(), CopyError> {
     let rid = job.resource_id.clone();
     let key = folder.path.clone();
-    let mut report = FolderReport {
-        path: folder.path.clone(),
-        dest: folder.dest_path.clone(),
-        ..FolderReport::default()
-    };
+    // Counts add up over the attempts of one run; what is derived from the listing is redone.
+    report.too_large.clear();
     let record: Option<FolderRecord> = {
         let (rid, key) = (rid.clone(), key.clone());
         state(store, move |s| s.folder(&rid, &key)).await?
@@ -1044,7 +1341,7 @@ async fn sync_folder(
     };
     if unchanged(job, folder, record.as_ref(), &status, dest_uidvalidity) {
         report.skipped_unchanged = true;
-        return Ok(report);
+        return Ok(());
     }
     let sinfo = src.open(&folder.source, false).await?;
     // The plan's folder mapping changed since this folder was copied: move what was copied
@@ -1056,7 +1353,7 @@ async fn sync_folder(
         && r.dest_uidnext_in_flight.is_none()
         && let Some(moved) = relocate(job, store, progress, dst, folder, r).await?
     {
-        report.moved = moved;
+        report.moved += moved;
         let (rid, key) = (rid.clone(), key.clone());
         record = state(store, move |s| s.folder(&rid, &key)).await?;
     }
@@ -1117,9 +1414,21 @@ async fn sync_folder(
             .collect(),
         (_, None) => src.fetch_meta("1:*", None).await?,
     };
+    let refused_before: HashMap<u32, RefusedRecord> = {
+        let (rid, key) = (rid.clone(), key.clone());
+        state(store, move |s| s.refused(&rid, &key))
+            .await?
+            .into_iter()
+            .collect()
+    };
     let mut todo: Vec<MessageMeta> = Vec::new();
     for m in &metas {
-        if copied.contains_key(&m.uid) {
+        // Refused already in this run (by an attempt before a reconnect): once per run.
+        if copied.contains_key(&m.uid)
+            || refused_before
+                .get(&m.uid)
+                .is_some_and(|r| r.sync_point == job.sync_point)
+        {
             continue;
         }
         if !job.options.size_ok(m) {
@@ -1130,6 +1439,26 @@ async fn sync_folder(
             continue;
         }
         todo.push(m.clone());
+    }
+    // Messages the destination refused before are tried again whenever their folder is synced
+    // (new mail, changed flags or settings, a full scan), once per run: a raised server limit
+    // gets them copied, while a no-op run that skips an unchanged folder does not upload a
+    // refused 50 MB message again every few minutes.
+    let listed: HashSet<u32> = metas.iter().map(|m| m.uid).collect();
+    let retry: Vec<u32> = refused_before
+        .keys()
+        .copied()
+        .filter(|u| !listed.contains(u) && !copied.contains_key(u))
+        .filter(|u| refused_before[u].sync_point != job.sync_point)
+        .collect();
+    if !retry.is_empty() {
+        let again = src
+            .fetch_meta(&super::session::uid_set(&retry), None)
+            .await?;
+        todo.extend(again.into_iter().filter(|m| {
+            retry.contains(&m.uid) && job.options.size_ok(m) && job.options.in_date_window(m)
+        }));
+        todo.sort_by_key(|m| m.uid);
     }
     if job.options.newest_first {
         todo.sort_by_key(|m| std::cmp::Reverse(m.uid));
@@ -1161,9 +1490,30 @@ async fn sync_folder(
             .filter(|m| m.uid >= from && !known_dest.contains(&m.uid))
             .map(|m| m.uid)
             .collect();
-        for chunk in candidates.chunks(BATCH_MESSAGES) {
-            for (uid, body) in dst.fetch_bodies(chunk).await? {
-                pending.entry(content_hash(&body)).or_default().push(uid);
+        // Hashed once per run: on a link that drops, each attempt fetches only the candidates
+        // not hashed yet, in batches the link carries.
+        if carry.dest_uidvalidity != Some(dinfo.uidvalidity) {
+            carry.dest_hashes.clear();
+            carry.dest_uidvalidity = Some(dinfo.uidvalidity);
+        }
+        let unhashed: Vec<u32> = candidates
+            .iter()
+            .copied()
+            .filter(|u| !carry.dest_hashes.contains_key(u))
+            .collect();
+        for chunk in unhashed.chunks(carry.limit.messages) {
+            let got = dst.fetch_bodies_partial(chunk).await;
+            carry.progress += got.bodies.len() as u64;
+            for (uid, body) in got.bodies {
+                carry.dest_hashes.insert(uid, content_hash(&body));
+            }
+            if let Some(e) = got.error {
+                return Err(e.into());
+            }
+        }
+        for uid in &candidates {
+            if let Some(hash) = carry.dest_hashes.get(uid) {
+                pending.entry(*hash).or_default().push(*uid);
             }
         }
     }
@@ -1196,42 +1546,52 @@ async fn sync_folder(
         if !entries.is_empty() {
             let adopted: HashSet<u32> = entries.iter().map(|(u, _)| *u).collect();
             todo.retain(|m| !adopted.contains(&m.uid));
-            report.adopted = entries.len() as u64;
+            report.adopted += entries.len() as u64;
             remaining.fetch_sub(
                 report.adopted.min(remaining.load(Ordering::Relaxed)),
                 Ordering::Relaxed,
             );
-            total_messages += report.adopted;
+            total_messages += entries.len() as u64;
             total_bytes += entries.iter().map(|(_, m)| m.size).sum::<u64>();
             // Highest UID stays: adopted messages leave gaps, and only a finished run may
             // declare everything below a UID settled.
             let rec = folder_record(highest_uid, total_messages, total_bytes, None, false);
             copied.extend(entries.iter().copied());
             let (rid2, key2) = (rid.clone(), key.clone());
+            let n = entries.len();
             state(store, move |s| s.record_batch(&rid2, &key2, &rec, &entries)).await?;
             progress.note(
                 &job.account,
                 &format!(
                     "{}: {} already on the destination, adopted (not copied again)",
                     folder.path,
-                    crate::plan::diagnostic::plural(report.adopted as usize, "message")
+                    crate::plan::diagnostic::plural(n, "message")
                 ),
             );
         }
     }
     progress.folder_started(&job.account, &folder.path, todo.len() as u64);
 
-    // Batches by count and bytes. The next batch's bodies are fetched from the source while the
-    // current one is appended to the destination: the two servers work at the same time.
-    let batches = make_batches(&todo);
-    // Bodies fetched ahead, with the index of the batch they belong to.
-    let mut prefetched: Option<(usize, BTreeMap<u32, Vec<u8>>)> = None;
+    // Batches by count and bytes, sized to what the link carries (`carry.limit`). The next
+    // batch's bodies are fetched from the source while the current one is appended to the
+    // destination: the two servers work at the same time. Bodies wait in `carry.bodies` until
+    // recorded, so a cut on either side loses none of those that arrived.
+    // UIDs name other messages after a source UIDVALIDITY change: nothing kept applies.
+    if carry.source_uidvalidity != Some(sinfo.uidvalidity) {
+        carry.bodies.clear();
+        carry.spool = None;
+        carry.source_uidvalidity = Some(sinfo.uidvalidity);
+    }
+    let wanted: HashSet<u32> = todo.iter().map(|m| m.uid).collect();
+    carry.bodies.retain(|u, _| wanted.contains(u));
+    let mut pos = 0;
     let mut capped = false;
-    for (bi, whole) in batches.iter().enumerate() {
+    while pos < todo.len() {
         if stop.load(Ordering::Relaxed) {
-            return Ok(report);
+            return Ok(());
         }
         let room = remaining.load(Ordering::Relaxed);
+        let whole = next_batch(&todo[pos..], carry.limit);
         let batch: Vec<&MessageMeta> = whole
             .iter()
             .take(room.min(whole.len() as u64) as usize)
@@ -1243,9 +1603,10 @@ async fn sync_folder(
         if batch.is_empty() {
             break;
         }
+        pos += batch.len();
         if is_large_batch(&batch) {
             let m = batch[0];
-            let entry = copy_large(
+            let outcome = copy_large(
                 job,
                 store,
                 src,
@@ -1257,54 +1618,99 @@ async fn sync_folder(
                 resume_from,
                 (highest_uid, total_messages, total_bytes),
                 &folder_record,
+                carry,
             )
             .await?;
-            if let Some((entry, sent, mark)) = entry {
-                if sent {
-                    report.copied += 1;
-                    report.bytes += entry.1.size;
-                    progress.copied(&job.account, 1, entry.1.size);
-                } else {
-                    report.rematched += 1;
+            let (entries, mark) = match outcome {
+                Large::Gone => continue,
+                Large::Copied(entry, sent, mark) => {
+                    if sent {
+                        report.copied += 1;
+                        report.bytes += entry.1.size;
+                        progress.copied(&job.account, 1, entry.1.size);
+                    } else {
+                        report.rematched += 1;
+                    }
+                    remaining
+                        .fetch_sub(1.min(remaining.load(Ordering::Relaxed)), Ordering::Relaxed);
+                    total_messages += 1;
+                    total_bytes += entry.1.size;
+                    (vec![entry], mark)
                 }
-                remaining.fetch_sub(1.min(remaining.load(Ordering::Relaxed)), Ordering::Relaxed);
-                highest_uid = highest_uid.max(entry.0);
-                total_messages += 1;
-                total_bytes += entry.1.size;
-                pending.retain(|_, v| !v.is_empty());
-                let keep = if pending.is_empty() && resumed_from.is_none() {
-                    None
-                } else {
-                    mark
-                };
-                resume_from = keep;
-                let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
-                let (rid2, key2) = (rid.clone(), key.clone());
-                let entries = vec![(entry.0, entry.1)];
-                state(store, move |s| s.record_batch(&rid2, &key2, &rec, &entries)).await?;
-            }
+                Large::Refused(why, size, mark) => {
+                    let r = refusal(&refused_before, m.uid, why, size, job.sync_point);
+                    report.refused.push((m.uid, size, r.reason.clone()));
+                    let (rid2, key2) = (rid.clone(), key.clone());
+                    let list = vec![(m.uid, r)];
+                    state(store, move |s| s.put_refused(&rid2, &key2, &list)).await?;
+                    (Vec::new(), mark)
+                }
+            };
+            highest_uid = highest_uid.max(m.uid);
+            pending.retain(|_, v| !v.is_empty());
+            let keep = if pending.is_empty() && resumed_from.is_none() {
+                None
+            } else {
+                mark
+            };
+            resume_from = keep;
+            let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
+            let (rid2, key2) = (rid.clone(), key.clone());
+            let taken: Vec<u32> = entries
+                .iter()
+                .map(|(u, _)| *u)
+                .filter(|u| refused_before.contains_key(u))
+                .collect();
+            state(store, move |s| {
+                s.record_batch(&rid2, &key2, &rec, &entries)?;
+                s.clear_refused(&rid2, &key2, &taken)
+            })
+            .await?;
+            carry.progress += 1;
+            carry.limit.grow();
             continue;
         }
-        let bodies = match prefetched.take() {
-            Some((index, b)) if index == bi => b,
-            _ => src
-                .fetch_bodies(&uids_of(&batch))
-                .await?
-                .into_iter()
-                .collect(),
-        };
+        // Bodies kept from a cut connection are not fetched again.
+        let need: Vec<u32> = batch
+            .iter()
+            .map(|m| m.uid)
+            .filter(|u| !carry.bodies.contains_key(u))
+            .collect();
+        if !need.is_empty() {
+            let got = src.fetch_bodies_partial(&need).await;
+            carry.progress += got.bodies.len() as u64;
+            carry.bodies.extend(got.bodies);
+            if let Some(e) = got.error {
+                return Err(e.into());
+            }
+        }
         // A large next batch is not fetched ahead: it goes through the spool file instead.
-        let next_uids = match batches.get(bi + 1) {
-            Some(b) if !capped && !is_large_batch(b) => Some(uids_of(b)),
-            _ => None,
+        let next_uids: Option<Vec<u32>> = if capped {
+            None
+        } else {
+            let next = next_batch(&todo[pos..], carry.limit);
+            if next.is_empty() || is_large_batch(&next) {
+                None
+            } else {
+                Some(
+                    next.iter()
+                        .map(|m| m.uid)
+                        .filter(|u| !carry.bodies.contains_key(u))
+                        .collect(),
+                )
+            }
         };
+        let bodies = &carry.bodies;
         let fetch_next = async {
             match &next_uids {
-                Some(u) => src.fetch_bodies(u).await.map(Some),
-                None => Ok(None),
+                Some(u) if !u.is_empty() => Some(src.fetch_bodies_partial(u).await),
+                _ => None,
             }
         };
         let mut missing: Vec<u32> = Vec::new();
+        // Messages recorded (copied, rematched or refused) by this batch, even if it fails
+        // halfway: the attempt made progress.
+        let mut kept: u64 = 0;
         let process = async {
             let mut entries: Vec<(u32, MessageRecord)> = Vec::new();
             let mut to_send: Vec<Ready<'_>> = Vec::new();
@@ -1335,29 +1741,23 @@ async fn sync_folder(
             pending.retain(|_, v| !v.is_empty());
 
             let mut in_flight = resume_from;
+            let mut refused: Vec<(u32, RefusedRecord)> = Vec::new();
+            let mut failure: Option<CopyError> = None;
             if !to_send.is_empty() {
                 let uidnext = dst.status(&folder.dest).await?.uidnext;
                 in_flight = Some(resume_from.map_or(uidnext, |r| r.min(uidnext)));
                 let rec = folder_record(highest_uid, total_messages, total_bytes, in_flight, false);
                 let (rid2, key2) = (rid.clone(), key.clone());
                 state(store, move |s| s.put_folder(&rid2, &key2, &rec)).await?;
-                let outgoing: Vec<Outgoing<'_>> = to_send
-                    .iter()
-                    .map(|(m, body, _, flags)| Outgoing {
-                        flags: flags.as_slice(),
-                        internal_date: m.internal_date.as_deref(),
-                        body: Body::Mem(body.as_slice()),
-                    })
-                    .collect();
-                let dest_uids = dst.append(&folder.dest, &outgoing).await?;
-                for (k, (m, body, hash, _)) in to_send.iter().enumerate() {
+                let (stored, refusals, error) = send(dst, &folder.dest, &to_send, uidnext).await;
+                failure = error;
+                let (mut sent, mut sent_bytes) = (0u64, 0u64);
+                for (k, dest_uid) in stored {
+                    let (m, body, hash, _) = &to_send[k];
                     entries.push((
                         m.uid,
                         MessageRecord {
-                            dest_uid: dest_uids
-                                .as_ref()
-                                .and_then(|d| d.get(k).copied())
-                                .unwrap_or(0),
+                            dest_uid,
                             hash: *hash,
                             size: body.len() as u64,
                             sync_point: job.sync_point,
@@ -1365,21 +1765,39 @@ async fn sync_folder(
                     ));
                     report.copied += 1;
                     report.bytes += body.len() as u64;
+                    sent += 1;
+                    sent_bytes += body.len() as u64;
                 }
-                let sent_bytes: u64 = to_send.iter().map(|t| t.1.len() as u64).sum();
-                progress.copied(&job.account, to_send.len() as u64, sent_bytes);
+                if sent > 0 {
+                    progress.copied(&job.account, sent, sent_bytes);
+                }
+                for (k, why) in refusals {
+                    let (m, body, _, _) = &to_send[k];
+                    let r = refusal(
+                        &refused_before,
+                        m.uid,
+                        why,
+                        body.len() as u64,
+                        job.sync_point,
+                    );
+                    report.refused.push((m.uid, r.size, r.reason.clone()));
+                    refused.push((m.uid, r));
+                }
             }
             remaining.fetch_sub(
                 (entries.len() as u64).min(remaining.load(Ordering::Relaxed)),
                 Ordering::Relaxed,
             );
-            highest_uid = highest_uid.max(entries.iter().map(|(u, _)| *u).max().unwrap_or(0));
+            highest_uid = highest_uid
+                .max(entries.iter().map(|(u, _)| *u).max().unwrap_or(0))
+                .max(refused.iter().map(|(u, _)| *u).max().unwrap_or(0));
             total_messages += entries.len() as u64;
             total_bytes += entries.iter().map(|(_, m)| m.size).sum::<u64>();
             // After an interruption the mark stays until this folder is finished and checked
             // for late copies (below): a killed client's APPEND can land at any time, and a
-            // mark cleared early would hide it from the next run.
-            let keep = if pending.is_empty() && resumed_from.is_none() {
+            // mark cleared early would hide it from the next run. So does a command cut
+            // before its answer: it may have landed.
+            let keep = if failure.is_none() && pending.is_empty() && resumed_from.is_none() {
                 None
             } else {
                 in_flight
@@ -1387,11 +1805,41 @@ async fn sync_folder(
             resume_from = keep;
             let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
             let (rid2, key2) = (rid.clone(), key.clone());
-            state(store, move |s| s.record_batch(&rid2, &key2, &rec, &entries)).await?;
-            Ok::<(), CopyError>(())
+            let taken: Vec<u32> = entries
+                .iter()
+                .map(|(u, _)| *u)
+                .filter(|u| refused_before.contains_key(u))
+                .collect();
+            kept = (entries.len() + refused.len()) as u64;
+            state(store, move |s| {
+                s.record_batch(&rid2, &key2, &rec, &entries)?;
+                if !refused.is_empty() {
+                    s.put_refused(&rid2, &key2, &refused)?;
+                }
+                if !taken.is_empty() {
+                    s.clear_refused(&rid2, &key2, &taken)?;
+                }
+                Ok(())
+            })
+            .await?;
+            match failure {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
         };
         let (fetched, processed) = tokio::join!(fetch_next, process);
+        carry.progress += kept;
+        let mut fetch_error = None;
+        if let Some(f) = fetched {
+            carry.progress += f.bodies.len() as u64;
+            carry.bodies.extend(f.bodies);
+            fetch_error = f.error;
+        }
         processed?;
+        for m in &batch {
+            carry.bodies.remove(&m.uid);
+        }
+        carry.limit.grow();
         // A message the source did not send is skipped only if it is really gone: otherwise the
         // folder would be recorded complete without it.
         if !missing.is_empty() {
@@ -1413,7 +1861,9 @@ async fn sync_folder(
                 });
             }
         }
-        prefetched = fetched?.map(|v| (bi + 1, v.into_iter().collect()));
+        if let Some(e) = fetch_error {
+            return Err(e.into());
+        }
         if capped {
             break;
         }
@@ -1481,7 +1931,7 @@ async fn sync_folder(
     let rec = folder_record(highest_uid, total_messages, total_bytes, None, complete);
     let (rid2, key2) = (rid.clone(), key.clone());
     state(store, move |s| s.put_folder(&rid2, &key2, &rec)).await?;
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1515,6 +1965,59 @@ mod tests {
             let want: [u8; 32] = Sha256::digest(crlf(&bytes)).into();
             proptest::prop_assert_eq!(content_hash(&bytes), want);
         }
+    }
+
+    fn meta(uid: u32, size: u32) -> MessageMeta {
+        MessageMeta {
+            uid,
+            size,
+            flags: Vec::new(),
+            internal_date: None,
+            modseq: None,
+        }
+    }
+
+    #[test]
+    fn batches_respect_the_limit_and_large_messages_go_alone() {
+        let todo: Vec<MessageMeta> = (1..=10).map(|u| meta(u, 1_000)).collect();
+        let limit = Limit {
+            messages: 4,
+            bytes: BATCH_BYTES,
+        };
+        let uids = |b: Vec<&MessageMeta>| b.iter().map(|m| m.uid).collect::<Vec<_>>();
+        assert_eq!(uids(next_batch(&todo, limit)), [1, 2, 3, 4]);
+        let limit = Limit {
+            messages: 100,
+            bytes: 2_500,
+        };
+        assert_eq!(uids(next_batch(&todo, limit)), [1, 2]);
+        // One message larger than the byte budget still makes a batch.
+        let big = [meta(1, 9_000), meta(2, 10)];
+        assert_eq!(uids(next_batch(&big, limit)), [1]);
+        let large = LARGE_MESSAGE as u32 + 1;
+        let mixed = [meta(1, 10), meta(2, large), meta(3, 10)];
+        assert_eq!(uids(next_batch(&mixed, Limit::default())), [1]);
+        assert_eq!(uids(next_batch(&mixed[1..], Limit::default())), [2]);
+        assert!(next_batch(&[], Limit::default()).is_empty());
+    }
+
+    #[test]
+    fn batches_halve_on_cuts_down_to_one_message_and_grow_back() {
+        let mut limit = Limit::default();
+        for _ in 0..STALLED_ATTEMPTS - 1 {
+            limit.shrink();
+        }
+        // The give-up count leaves room to reach single messages first.
+        assert_eq!(limit.messages, 1);
+        assert_eq!(limit.bytes, MIN_BATCH_BYTES);
+        assert_eq!(limit.slice(), MIN_BATCH_BYTES);
+        let mut batches = 0;
+        while limit != Limit::default() {
+            limit.grow();
+            batches += 1;
+            assert!(batches < 40, "{limit:?}");
+        }
+        assert_eq!(Limit::default().slice(), SLICE);
     }
 
     #[test]

@@ -35,8 +35,6 @@ use crate::plan::secret::Secret;
 use crate::transfer::imap::folders::RemoteFolder;
 use crate::transfer::imap::names::{self, Encoded};
 
-/// How long one command may take before the connection is declared dead.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A failure on an IMAP connection, classified here where the reply is understood. `transient`
@@ -84,6 +82,27 @@ impl fmt::Display for ImapError {
 }
 
 impl std::error::Error for ImapError {}
+
+/// The server a connection talks to, as errors name it, with how long one of its commands may
+/// take before the connection is declared dead (the endpoint's `timeout:`).
+#[derive(Debug, Clone)]
+struct Peer {
+    name: String,
+    timeout: Duration,
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl std::ops::Deref for Peer {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
 
 /// A plain or TLS TCP stream, so one session type serves every `security` setting.
 pub enum Conn {
@@ -236,13 +255,29 @@ impl Body<'_> {
     }
 }
 
+/// What a FETCH of bodies brought: the bodies that arrived whole, and why it stopped early.
+pub struct Fetched {
+    pub bodies: Vec<(u32, Vec<u8>)>,
+    pub error: Option<ImapError>,
+}
+
+/// How the destination answered an APPEND it read to the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored; the new UIDs in order when the server says them (UIDPLUS).
+    Stored(Option<Vec<u32>>),
+    /// The server said NO to the message itself (too large, a line too long, bad content):
+    /// its words. A NO to a MULTIAPPEND refuses every message of the command (RFC 3502).
+    Refused(String),
+}
+
 /// How much of a spooled message is read into memory at a time while sending it.
 const SEND_CHUNK: usize = 1024 * 1024;
 
 pub struct Imap {
     session: Session<Conn>,
     pub caps: Caps,
-    host: String,
+    host: Peer,
     next_tag: u32,
     selected: Option<String>,
 }
@@ -425,6 +460,10 @@ impl Imap {
     /// Connects and logs in. Errors name the server and login, never the secret.
     pub async fn connect(target: &Target) -> Result<Imap, ImapError> {
         let ep = &target.endpoint;
+        let peer = Peer {
+            name: ep.host.clone(),
+            timeout: ep.command_timeout(),
+        };
         let addr = format!("{}:{}", ep.host, ep.effective_port());
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
             .await
@@ -444,7 +483,7 @@ impl Imap {
                 let mut plain = client;
                 // A refused STARTTLS ends here: never fall back to sending the password in clear.
                 if let Err(e) = timed(
-                    &ep.host,
+                    &peer,
                     "STARTTLS",
                     plain.run_command_and_check_ok("STARTTLS", None),
                 )
@@ -471,7 +510,7 @@ impl Imap {
         }
         let session = match &target.auth {
             Auth::Password { login, password } => {
-                tokio::time::timeout(COMMAND_TIMEOUT, client.login(login, password.expose()))
+                tokio::time::timeout(peer.timeout, client.login(login, password.expose()))
                     .await
                     .map_err(|_| {
                         ImapError::transient(format!("login to {} timed out", target.describe()))
@@ -483,7 +522,7 @@ impl Imap {
                     user: login,
                     token: token.expose(),
                 };
-                tokio::time::timeout(COMMAND_TIMEOUT, client.authenticate("XOAUTH2", auth))
+                tokio::time::timeout(peer.timeout, client.authenticate("XOAUTH2", auth))
                     .await
                     .map_err(|_| {
                         ImapError::transient(format!("login to {} timed out", target.describe()))
@@ -494,7 +533,7 @@ impl Imap {
         let mut imap = Imap {
             session,
             caps: Caps::default(),
-            host: ep.host.clone(),
+            host: peer,
             next_tag: 0,
             selected: None,
         };
@@ -554,7 +593,7 @@ impl Imap {
                 self.session.get_mut().flush().await?;
                 self.finish(&tags, seen).await
             };
-            let (untagged, _) = tokio::time::timeout(COMMAND_TIMEOUT, fut)
+            let (untagged, _) = tokio::time::timeout(host.timeout, fut)
                 .await
                 .map_err(|_| ImapError::transient(format!("STATUS on {host} timed out")))?
                 .map_err(|e| e.into_error(&host, "STATUS"))?;
@@ -666,7 +705,7 @@ impl Imap {
             self.session.get_mut().flush().await?;
             self.finish(std::slice::from_ref(&tag), seen).await
         };
-        let (untagged, mut done) = tokio::time::timeout(COMMAND_TIMEOUT, fut)
+        let (untagged, mut done) = tokio::time::timeout(host.timeout, fut)
             .await
             .map_err(|_| ImapError::transient(format!("{what} on {host} timed out")))?
             .map_err(|e| e.into_error(&host, what))?;
@@ -825,26 +864,43 @@ impl Imap {
 
     /// Full bodies of the given UIDs, in UID order. Messages that vanished are simply absent.
     pub async fn fetch_bodies(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, ImapError> {
+        let fetched = self.fetch_bodies_partial(uids).await;
+        match fetched.error {
+            Some(e) => Err(e),
+            None => Ok(fetched.bodies),
+        }
+    }
+
+    /// [`Imap::fetch_bodies`] that keeps what arrived when the connection fails halfway: every
+    /// body the server finished sending before a cut or a timeout is returned with the error,
+    /// so a link that drops every few hundred KB still moves messages forward.
+    pub async fn fetch_bodies_partial(&mut self, uids: &[u32]) -> Fetched {
+        let mut bodies: Vec<(u32, Vec<u8>)> = Vec::new();
         if uids.is_empty() {
-            return Ok(Vec::new());
+            return Fetched {
+                bodies,
+                error: None,
+            };
         }
         let host = self.host.clone();
         let set = uid_set(uids);
         let fut = async {
-            let stream = self.session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
-            let fetches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(fetches)
+            use futures_util::StreamExt;
+            let mut stream = self.session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
+            while let Some(f) = stream.next().await {
+                // A response is parsed only once complete: a body here arrived whole. Each is
+                // dropped as soon as its body is copied out.
+                let f = f?;
+                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                    bodies.push((uid, body.to_vec()));
+                }
+            }
+            Ok::<_, async_imap::error::Error>(())
         };
-        let fetches = timed(&host, "FETCH", fut).await?;
-        // Each response is dropped as soon as its body is copied out: at most one message is
-        // held twice at a time.
-        let mut out: Vec<(u32, Vec<u8>)> = fetches
-            .into_iter()
-            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
-            .collect();
-        out.sort_by_key(|(u, _)| *u);
-        out.dedup_by_key(|(u, _)| *u);
-        Ok(out)
+        let error = timed(&host, "FETCH", fut).await.err();
+        bodies.sort_by_key(|(u, _)| *u);
+        bodies.dedup_by_key(|(u, _)| *u);
+        Fetched { bodies, error }
     }
 
     /// One slice of a message (`BODY.PEEK[]<offset.len>`), for messages too large to hold
@@ -970,22 +1026,26 @@ impl Imap {
         Ok(pairs)
     }
 
-    /// Appends messages to `folder`. Returns the destination UIDs in order when the server
-    /// says them (UIDPLUS), `None` otherwise. One command with MULTIAPPEND, else one per message.
+    /// Appends messages to `folder`: one command with MULTIAPPEND (all stored or none), else
+    /// one per message, stopping at the first refusal. A NO that is about the account rather
+    /// than the messages (throttling, quota) is an error, not a refusal.
     pub async fn append(
         &mut self,
         folder: &str,
         msgs: &[Outgoing<'_>],
-    ) -> Result<Option<Vec<u32>>, ImapError> {
+    ) -> Result<Appended, ImapError> {
         if msgs.is_empty() {
-            return Ok(Some(Vec::new()));
+            return Ok(Appended::Stored(Some(Vec::new())));
         }
         if self.caps.multiappend || msgs.len() == 1 {
             return self.append_command(folder, msgs).await;
         }
         let mut uids = Some(Vec::with_capacity(msgs.len()));
         for m in msgs {
-            let got = self.append_command(folder, std::slice::from_ref(m)).await?;
+            let got = match self.append_command(folder, std::slice::from_ref(m)).await? {
+                Appended::Stored(got) => got,
+                refused => return Ok(refused),
+            };
             uids = match (uids, got) {
                 (Some(mut all), Some(one)) => {
                     all.extend(one);
@@ -994,21 +1054,21 @@ impl Imap {
                 _ => None,
             };
         }
-        Ok(uids)
+        Ok(Appended::Stored(uids))
     }
 
     async fn append_command(
         &mut self,
         folder: &str,
         msgs: &[Outgoing<'_>],
-    ) -> Result<Option<Vec<u32>>, ImapError> {
+    ) -> Result<Appended, ImapError> {
         self.next_tag += 1;
         let tag = format!("MS{}", self.next_tag);
         let literal_plus = self.caps.literal_plus;
         let host = self.host.clone();
         let total: u64 = msgs.iter().map(|m| m.body.len()).sum();
         // A generous allowance: 1 MB/s at worst on top of the base timeout.
-        let budget = COMMAND_TIMEOUT + Duration::from_secs(total / 1_000_000);
+        let budget = host.timeout + Duration::from_secs(total / 1_000_000);
         let fut = async {
             let mut head = format!("{tag} APPEND ").into_bytes();
             match names::encode(folder.as_bytes()) {
@@ -1068,23 +1128,30 @@ impl Imap {
             self.session.get_mut().flush().await?;
             self.read_tagged(&tag).await
         };
-        let (ok, code, info) = tokio::time::timeout(budget, fut)
+        let answer = tokio::time::timeout(budget, fut)
             .await
-            .map_err(|_| ImapError::transient(format!("APPEND to {host} timed out")))?
-            .map_err(|e: AppendIo| e.into_error(&host))?;
-        match ok {
-            true => Ok(match code {
+            .map_err(|_| ImapError::transient(format!("APPEND to {host} timed out")))?;
+        let (ok, code, info) = match answer {
+            Ok(a) => a,
+            Err(AppendIo::Refused(text)) => (false, None, Some(text)),
+            Err(e) => return Err(e.into_error(&host)),
+        };
+        if ok {
+            return Ok(Appended::Stored(match code {
                 Some(OwnedCode::AppendUid(uids)) if uids.len() == msgs.len() => Some(uids),
                 _ => None,
-            }),
-            false => {
-                let text = info.unwrap_or_default();
-                Err(refusal(
-                    format!("server {host} refused APPEND to {folder:?}: {text}"),
-                    &text,
-                ))
-            }
+            }));
         }
+        let text = info.unwrap_or_default();
+        // `[LIMIT]` on APPEND is about this message (too large for the server): a refusal to
+        // skip. Throttling and what refuses the whole folder are errors.
+        if refusal_kind(&text) == ErrorKind::Throttled || refuses_folder(&text) {
+            return Err(refusal(
+                format!("server {host} refused APPEND to {folder:?}: {text}"),
+                &text,
+            ));
+        }
+        Ok(Appended::Refused(text))
     }
 
     async fn wait_continuation(&mut self, tag: &str) -> Result<(), AppendIo> {
@@ -1198,11 +1265,11 @@ fn expand_uid_set(set: &[UidSetMember]) -> Vec<u32> {
 
 /// Runs one async-imap command under the timeout, mapping its error with context.
 async fn timed<T>(
-    host: &str,
+    host: &Peer,
     what: &str,
     fut: impl std::future::Future<Output = Result<T, async_imap::error::Error>>,
 ) -> Result<T, ImapError> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+    match tokio::time::timeout(host.timeout, fut).await {
         Err(_) => Err(ImapError::transient(format!("{what} on {host} timed out"))),
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(imap_error(host, what, e)),
@@ -1295,6 +1362,24 @@ fn debug_str(s: &str) -> String {
         }
     }
     out
+}
+
+/// A NO about the folder or the account rather than the message (RFC 5530 codes): a full
+/// mailbox, a folder we may not write to or that is gone refuses every message alike, so it
+/// fails the folder instead of skipping each message as refused.
+fn refuses_folder(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "[overquota]",
+        "quota exceeded",
+        "[noperm]",
+        "[trycreate]",
+        "[nonexistent]",
+        "[serverbug]",
+        "[inuse]",
+    ]
+    .iter()
+    .any(|code| t.contains(code))
 }
 
 /// A NO or BAD reply, `message` for people, classified by the server's `text`.
@@ -1667,6 +1752,7 @@ mod tests {
                 ca_file: None,
                 insecure_skip_verify: false,
                 allow_plaintext: false,
+                timeout: None,
             },
             auth: Auth::Password {
                 login: "bob".into(),
@@ -1719,5 +1805,17 @@ mod tests {
             E::Io(io::Error::new(io::ErrorKind::BrokenPipe, "pipe")),
         );
         assert_eq!((cut.kind, cut.transient), (ErrorKind::Network, true));
+    }
+
+    #[test]
+    fn refusals_of_the_folder_are_told_from_refusals_of_a_message() {
+        assert!(refuses_folder(
+            "[OVERQUOTA] Quota exceeded (mailbox for user is full)"
+        ));
+        assert!(refuses_folder("[NOPERM] Permission denied"));
+        assert!(!refuses_folder(
+            "[LIMIT] Mail size is larger than the maximum size allowed by server configuration"
+        ));
+        assert!(!refuses_folder("Message contains invalid header"));
     }
 }
