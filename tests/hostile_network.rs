@@ -467,4 +467,17 @@ fn a_failing_folder_and_a_refused_message_do_not_stop_the_rest() {
     assert_eq!(last["INBOX"].len(), 40);
     assert_eq!(last["Sent"], got["Sent"]);
     assert!(got["INBOX"].iter().all(|m| last["INBOX"].contains(m)));
+    // `status` says what the state holds of the copy and lists the refused message.
+    let status = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["status", "plan.yaml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("1 message refused by the destination")
+            && status.contains("\"INBOX\" UID 8 (")
+            && status.contains("[LIMIT]"),
+        "{status}"
+    );
 }

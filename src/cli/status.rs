@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::{CliError, load_plan};
 use crate::model::{Execution, Resource, compile};
+use crate::plan::diagnostic::plural;
 use crate::state::ResourceRecord;
 use crate::state::record::Status;
 
@@ -43,6 +44,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         for r in &mine {
             let label = r.id.strip_prefix(&prefix).unwrap_or(&r.id);
             failed |= print_line(r, label, &state);
+            if r.kind == crate::model::ResourceKind::Mail && state.contains_key(&r.id) {
+                print_mail(&loaded.state_path(), &r.id)?;
+            }
         }
     }
     // Domains, groups, contacts, footers and DNS checks belong to no account.
@@ -62,6 +66,49 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// How many refused messages `status` lists one by one (the rest are counted).
+const REFUSED_SHOWN: usize = 10;
+
+/// Under a mail step: what the state holds of the copy (messages and bytes by folder count),
+/// and the messages the destination refused, which the copy skipped and tries again.
+fn print_mail(state_path: &std::path::Path, id: &str) -> Result<(), CliError> {
+    let folders = crate::state::read_folders(state_path, id)?;
+    let (messages, bytes) = folders
+        .values()
+        .fold((0, 0), |(m, b), f| (m + f.messages, b + f.bytes));
+    println!(
+        "    {:<30} {} ({}) in {}",
+        "",
+        plural(messages as usize, "message"),
+        crate::apply::human_bytes(bytes),
+        plural(folders.len(), "folder")
+    );
+    let refused = crate::state::read_refused(state_path, id)?;
+    if !refused.is_empty() {
+        println!(
+            "    {:<30} {} refused by the destination (skipped; tried again on later runs):",
+            "",
+            plural(refused.len(), "message")
+        );
+        for (folder, uid, r) in refused.iter().take(REFUSED_SHOWN) {
+            println!(
+                "    {:<30}   {folder:?} UID {uid} ({}): {}",
+                "",
+                crate::apply::human_bytes(r.size),
+                r.reason
+            );
+        }
+        if refused.len() > REFUSED_SHOWN {
+            println!(
+                "    {:<30}   and {} more",
+                "",
+                refused.len() - REFUSED_SHOWN
+            );
+        }
+    }
+    Ok(())
 }
 
 /// One resource's line; true when it failed.

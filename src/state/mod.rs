@@ -5,5 +5,6 @@ pub mod store;
 
 pub use record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord, Status};
 pub use store::{
-    FORMAT_VERSION, StateError, StateStore, default_path, read_folders, read_resources,
+    FORMAT_VERSION, StateError, StateStore, default_path, read_folders, read_refused,
+    read_resources,
 };

@@ -419,24 +419,42 @@ pub fn read_resources(path: &Path) -> Result<BTreeMap<String, ResourceRecord>, S
     read().map_err(|f| f.at(path))
 }
 
-/// The folder records of one sync resource, for `plan --refresh`, without locking out a
-/// running `apply` (as [`read_resources`]). A missing file has none.
-pub fn read_folders(
+/// Reads with a read-only handle, without locking out a running `apply` (as
+/// [`read_resources`]); a missing or still empty file reads as `empty`.
+fn read_only<T>(
     path: &Path,
-    resource_id: &str,
-) -> Result<BTreeMap<String, FolderRecord>, StateError> {
+    empty: T,
+    f: impl FnOnce(&ReadTransaction) -> Result<T, Fault>,
+) -> Result<T, StateError> {
     if fs::metadata(path).map_or(true, |m| m.len() == 0) {
-        return Ok(BTreeMap::new());
+        return Ok(empty);
     }
     let read = || -> Result<_, Fault> {
         let db = builder().open_read_only(path)?;
         let txn = db.begin_read()?;
         match check_meta(&txn)? {
-            Meta::Empty => Ok(BTreeMap::new()),
-            Meta::Current => folders_txn(&txn, resource_id),
+            Meta::Empty => Ok(empty),
+            Meta::Current => f(&txn),
         }
     };
     read().map_err(|f| f.at(path))
+}
+
+/// The folder records of one sync resource, for `plan --refresh` and `status`.
+pub fn read_folders(
+    path: &Path,
+    resource_id: &str,
+) -> Result<BTreeMap<String, FolderRecord>, StateError> {
+    read_only(path, BTreeMap::new(), |txn| folders_txn(txn, resource_id))
+}
+
+/// The messages a destination refused, of one sync resource, for `status` and `verify`:
+/// (source folder, source UID, record).
+pub fn read_refused(
+    path: &Path,
+    resource_id: &str,
+) -> Result<Vec<(String, u32, RefusedRecord)>, StateError> {
+    read_only(path, Vec::new(), |txn| refused_txn(txn, resource_id, None))
 }
 
 fn folders_txn(
@@ -813,28 +831,34 @@ impl StateStore {
         resource_id: &str,
         folder: Option<&str>,
     ) -> Result<Vec<(String, u32, RefusedRecord)>, StateError> {
-        self.read(|txn| {
-            let table = match txn.open_table(REFUSED) {
-                Ok(t) => t,
-                // Written by a build before refusals were recorded: none.
-                Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(e.into()),
-            };
-            let end = successor(resource_id);
-            let range = match folder {
-                Some(f) => table.range((resource_id, f, 0)..=(resource_id, f, u32::MAX))?,
-                None => table.range((resource_id, "", 0)..(end.as_str(), "", 0))?,
-            };
-            let mut out = Vec::new();
-            for entry in range {
-                let (k, v) = entry?;
-                let (_, folder, uid) = k.value();
-                let r = decode_json(v.value(), || refused_name(resource_id, folder, uid))?;
-                out.push((folder.to_string(), uid, r));
-            }
-            Ok(out)
-        })
+        self.read(|txn| refused_txn(txn, resource_id, folder))
     }
+}
+
+fn refused_txn(
+    txn: &ReadTransaction,
+    resource_id: &str,
+    folder: Option<&str>,
+) -> Result<Vec<(String, u32, RefusedRecord)>, Fault> {
+    let table = match txn.open_table(REFUSED) {
+        Ok(t) => t,
+        // Written by a build before refusals were recorded: none.
+        Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let end = successor(resource_id);
+    let range = match folder {
+        Some(f) => table.range((resource_id, f, 0)..=(resource_id, f, u32::MAX))?,
+        None => table.range((resource_id, "", 0)..(end.as_str(), "", 0))?,
+    };
+    let mut out = Vec::new();
+    for entry in range {
+        let (k, v) = entry?;
+        let (_, folder, uid) = k.value();
+        let r = decode_json(v.value(), || refused_name(resource_id, folder, uid))?;
+        out.push((folder.to_string(), uid, r));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
