@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use redb::{
@@ -262,6 +262,32 @@ impl Fault {
     }
 }
 
+impl Drop for StateStore {
+    fn drop(&mut self) {
+        // Closed first, so that the stamp is the file as redb left it.
+        drop(self.db.take());
+        if let Some(stamp) = clean_stamp(&self.path) {
+            let _ = self.lock.set_len(0);
+            let _ = self.lock.seek(io::SeekFrom::Start(0));
+            let _ = writeln!(self.lock, "{stamp}");
+        }
+    }
+}
+
+/// What identifies this exact file as it is now: inode, length and modification time, so a
+/// copy (another inode), a write (another length or time) or a restore all differ.
+fn clean_stamp(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).ok()?;
+    Some(format!(
+        "clean {} {} {}.{:09}",
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec()
+    ))
+}
+
 fn lock_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
@@ -480,9 +506,11 @@ fn folders_txn(
 /// The state, open for reading and writing by this process alone.
 pub struct StateStore {
     path: PathBuf,
-    db: Database,
-    // Held, never read: the OS releases the lock when this closes, or when the process dies.
-    _lock: File,
+    /// `None` only while closing (see `Drop`).
+    db: Option<Database>,
+    // Held for the store's life: the OS releases the lock when this closes, or when the
+    // process dies. Holds the holder's pid, then, once closed cleanly, the file's stamp.
+    lock: File,
 }
 
 impl fmt::Debug for StateStore {
@@ -528,22 +556,29 @@ impl StateStore {
         }
         // The lock file is left in place on close: deleting it would race with a process that
         // has just opened it and is about to lock it.
+        // Untouched since mailshift closed it cleanly: its integrity was checked then and
+        // nothing wrote it since, so the checksum pass (the cost of a no-op run grows with the
+        // state) is skipped. A crash, a copy, a restore or an edit changes the stamp.
+        let mut previous = String::new();
+        let _ = lock.read_to_string(&mut previous);
+        let trusted = clean_stamp(path).is_some_and(|s| previous.trim() == s);
         lock.set_len(0).map_err(lock_err)?;
+        lock.seek(io::SeekFrom::Start(0)).map_err(lock_err)?;
         writeln!(lock, "{}", std::process::id()).map_err(lock_err)?;
 
-        let db = Self::open_db(path).map_err(|f| f.at(path))?;
+        let db = Self::open_db(path, !trusted).map_err(|f| f.at(path))?;
         Ok(StateStore {
             path: path.to_path_buf(),
-            db,
-            _lock: lock,
+            db: Some(db),
+            lock,
         })
     }
 
-    fn open_db(path: &Path) -> Result<Database, Fault> {
+    fn open_db(path: &Path, check: bool) -> Result<Database, Fault> {
         let mut b = builder();
-        // A plain open trusts the file and may panic on one damaged outside redb; an apply runs
-        // for long enough that a full checksum pass first is cheap insurance.
-        b.set_check_integrity_on_open(true);
+        // A plain open trusts the file and may panic on one damaged outside redb: a file not
+        // known to be as mailshift left it gets a full checksum pass first.
+        b.set_check_integrity_on_open(check);
         let db = b.create(path)?;
         let meta = check_meta(&db.begin_read()?)?;
         if let Meta::Empty = meta {
@@ -569,11 +604,17 @@ impl StateStore {
         &self.path
     }
 
+    fn db(&self) -> &Database {
+        self.db
+            .as_ref()
+            .expect("the database is open until the store is dropped")
+    }
+
     fn read<T>(
         &self,
         f: impl FnOnce(&ReadTransaction) -> Result<T, Fault>,
     ) -> Result<T, StateError> {
-        let run = || f(&self.db.begin_read()?);
+        let run = || f(&self.db().begin_read()?);
         run().map_err(|e| e.at(&self.path))
     }
 
@@ -582,7 +623,7 @@ impl StateStore {
         f: impl FnOnce(&redb::WriteTransaction) -> Result<T, Fault>,
     ) -> Result<T, StateError> {
         let run = || {
-            let txn = self.db.begin_write()?;
+            let txn = self.db().begin_write()?;
             // On error the transaction is dropped, which aborts it.
             let out = f(&txn)?;
             txn.commit()?;
@@ -1193,6 +1234,45 @@ mod tests {
     }
 
     #[test]
+    fn a_clean_close_stamps_the_file_and_any_change_voids_the_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let lock = || fs::read_to_string(lock_path(&path)).unwrap();
+        let store = StateStore::open(&path).unwrap();
+        store
+            .put_resource("mailbox:a", &resource("mailbox", "fp"))
+            .unwrap();
+        assert_eq!(
+            lock().trim(),
+            std::process::id().to_string(),
+            "the holder's pid"
+        );
+        drop(store);
+        // Closed cleanly: the stamp of the file as it is, which the next open trusts.
+        assert_eq!(lock().trim(), clean_stamp(&path).unwrap());
+        let again = StateStore::open(&path).unwrap();
+        assert_eq!(again.resources().unwrap().len(), 1);
+        drop(again);
+        // Written by someone else since (same length, new time): not trusted any more.
+        let bytes = fs::read(&path).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        fs::write(&path, &bytes).unwrap();
+        assert_ne!(lock().trim(), clean_stamp(&path).unwrap());
+        // A copy (another inode) neither.
+        let copy = dir.path().join("copy.redb");
+        fs::copy(&path, &copy).unwrap();
+        assert!(clean_stamp(&copy).unwrap() != clean_stamp(&path).unwrap());
+        // And a damaged file still gets the checksum pass: an error, never a panic.
+        let mut damaged = bytes.clone();
+        let mid = damaged.len() / 2;
+        for b in &mut damaged[mid..mid + 64] {
+            *b ^= 0xff;
+        }
+        fs::write(&path, &damaged).unwrap();
+        let _ = StateStore::open(&path).map(drop);
+    }
+
+    #[test]
     fn second_open_is_locked_until_the_first_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = state_path(&dir);
@@ -1317,7 +1397,7 @@ mod tests {
             store
                 .put_resource("mailbox:a", &resource("mailbox", "fp"))
                 .unwrap();
-            let txn = store.db.begin_write().unwrap();
+            let txn = store.db().begin_write().unwrap();
             txn.open_table(META)
                 .unwrap()
                 .insert(META_FORMAT_VERSION, "99")
@@ -1397,7 +1477,7 @@ mod tests {
         let path = state_path(&dir);
         let store = StateStore::open(&path).unwrap();
         {
-            let txn = store.db.begin_write().unwrap();
+            let txn = store.db().begin_write().unwrap();
             txn.open_table(RESOURCES)
                 .unwrap()
                 .insert("mailbox:broken", "{\"kind\": 3")
