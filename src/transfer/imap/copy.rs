@@ -354,14 +354,24 @@ pub async fn sync_account(
         let rid = job.resource_id.clone();
         state(&store, move |s| s.folders(&rid)).await?
     };
-    let busy = mapping
-        .copy
+    // Folders the statuses read above show unchanged are done here: no worker, no state read
+    // each, which is most of what a no-op run would otherwise spend.
+    let (idle, work): (Vec<FolderPlan>, Vec<FolderPlan>) = std::mem::take(&mut mapping.copy)
+        .into_iter()
+        .partition(|f| match (&f.known.source, &f.known.dest) {
+            (Some(s), Some(d)) => unchanged(&job, f, records.get(&f.path), s, Some(d.uidvalidity)),
+            _ => false,
+        });
+    let busy = work.len();
+    let skipped: Vec<FolderReport> = idle
         .iter()
-        .filter(|f| match (&f.known.source, &f.known.dest) {
-            (Some(s), Some(d)) => !unchanged(&job, f, records.get(&f.path), s, Some(d.uidvalidity)),
-            _ => true,
+        .map(|f| FolderReport {
+            path: f.path.clone(),
+            dest: f.dest_path.clone(),
+            skipped_unchanged: true,
+            ..FolderReport::default()
         })
-        .count();
+        .collect();
     let mut report = CopyReport {
         notes: mapping.notes.clone(),
         ..CopyReport::default()
@@ -380,9 +390,8 @@ pub async fn sync_account(
         }
         None => u64::MAX,
     }));
-    let queue: Arc<Mutex<VecDeque<FolderPlan>>> =
-        Arc::new(Mutex::new(mapping.copy.into_iter().collect()));
-    let results: Arc<Mutex<Vec<FolderReport>>> = Arc::new(Mutex::new(Vec::new()));
+    let queue: Arc<Mutex<VecDeque<FolderPlan>>> = Arc::new(Mutex::new(work.into_iter().collect()));
+    let results: Arc<Mutex<Vec<FolderReport>>> = Arc::new(Mutex::new(skipped));
     let failed: Arc<Mutex<Vec<FailedFolder>>> = Arc::new(Mutex::new(Vec::new()));
     let workers = job.options.connections.max(1).min(busy.max(1));
     let mut handles = Vec::new();
@@ -509,8 +518,7 @@ async fn worker(
         }
         let Some(folder) = queue.lock().await.pop_front() else {
             if let Some((s, d)) = conns.take() {
-                s.logout().await;
-                d.logout().await;
+                tokio::join!(s.logout(), d.logout());
             }
             return Ok(());
         };
