@@ -99,7 +99,8 @@ impl<T> Default for Listed<T> {
 }
 
 impl<T> Listed<T> {
-    fn push(&mut self, item: T, limit: usize) {
+    /// Counts `item`, and keeps it while fewer than `limit` are listed.
+    pub fn push(&mut self, item: T, limit: usize) {
         self.count += 1;
         if self.listed.len() < limit {
             self.listed.push(item);
@@ -296,6 +297,12 @@ fn flag_set(flags: &[String]) -> Vec<String> {
     out
 }
 
+/// The flags a copy to a folder reporting `info` would carry for a source message: those
+/// the destination cannot store are no difference.
+fn expected_flags(flags: &[String], info: &FolderInfo) -> Vec<String> {
+    flag_set(&dest_flags(flags, info))
+}
+
 /// An internal date as an instant (the same moment may be written in another zone).
 fn instant(date: Option<&str>) -> Option<i64> {
     chrono::DateTime::parse_from_str(date?.trim(), "%d-%b-%Y %H:%M:%S %z")
@@ -427,7 +434,7 @@ async fn check_folder(
     let src_key = |i: usize| {
         let m = &smsgs[i];
         (
-            flag_set(&dest_flags(&m.flags, &dinfo)),
+            expected_flags(&m.flags, &dinfo),
             instant(m.internal_date.as_deref()),
         )
     };
@@ -616,6 +623,30 @@ mod tests {
         assert_eq!(
             flag_set(&["\\Seen".into(), "\\Recent".into(), "$Label1".into()]),
             flag_set(&["$label1".into(), "\\SEEN".into()])
+        );
+    }
+
+    #[test]
+    fn flags_the_destination_cannot_store_are_not_expected() {
+        let flags: Vec<String> = ["\\Seen", "\\Recent", "$Important", "\\Flagged"]
+            .map(String::from)
+            .to_vec();
+        let no_keywords = FolderInfo {
+            permanent_flags: vec!["\\Seen".into(), "\\Flagged".into()],
+            ..FolderInfo::default()
+        };
+        assert_eq!(
+            expected_flags(&flags, &no_keywords),
+            vec!["\\flagged", "\\seen"]
+        );
+        let keywords = FolderInfo {
+            permanent_flags: vec!["\\Seen".into(), "\\Flagged".into(), "\\*".into()],
+            allows_keywords: true,
+            ..FolderInfo::default()
+        };
+        assert_eq!(
+            expected_flags(&flags, &keywords),
+            vec!["$important", "\\flagged", "\\seen"]
         );
     }
 

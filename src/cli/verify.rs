@@ -258,9 +258,11 @@ fn source_place(m: &MessageRef) -> String {
 /// Message-ID, date and subject: what a person searches their mail client for.
 fn named(m: &MessageRef) -> String {
     format!(
-        "{}  {}  \"{}\"",
+        "{}  {}  {}",
         m.message_id.as_deref().unwrap_or("(no Message-ID)"),
         m.date.as_deref().unwrap_or("(no Date)"),
-        m.subject.as_deref().unwrap_or("")
+        m.subject
+            .as_deref()
+            .map_or_else(|| "(no Subject)".to_string(), |s| format!("\"{s}\""))
     )
 }

@@ -16,6 +16,9 @@ pub const FIELDS: &str = "MESSAGE-ID DATE SUBJECT";
 /// Longest text kept per field, in characters: a report line stays readable whatever a
 /// sender put in a subject.
 const MAX_CHARS: usize = 200;
+/// Bytes of a field decoded: far more than [`MAX_CHARS`] shows, bounded whatever the sender
+/// wrote (a cut in a multi-byte character or an encoded word only shows past the end).
+const MAX_RAW: usize = 8 * 1024;
 
 /// The fields of one message that identify it to a person.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,7 +43,8 @@ pub fn parse(block: &[u8]) -> Named {
             continue;
         };
         if slot.is_none() {
-            let text = sanitize(&decode_words(&raw_text(&value)));
+            let value = &value[..value.len().min(MAX_RAW)];
+            let text = sanitize(&decode_words(&raw_text(value)));
             if !text.is_empty() {
                 *slot = Some(text);
             }
@@ -78,6 +82,10 @@ fn fields(block: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
 fn raw_text(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
         Ok(s) => Cow::Borrowed(s.trim()),
+        // UTF-8 cut short at the end (by `MAX_RAW`): the whole characters.
+        Err(e) if e.error_len().is_none() => {
+            Cow::Borrowed(std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("").trim())
+        }
         Err(_) => {
             let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes);
             Cow::Owned(text.trim().to_string())
@@ -99,9 +107,11 @@ fn word(s: &str) -> Option<Word<'_>> {
     let rest = s.strip_prefix("=?")?;
     let (charset, rest) = rest.split_once('?')?;
     let (encoding, rest) = rest.split_once('?')?;
-    let end = rest.find("?=")?;
-    let text = &rest[..end];
-    if charset.is_empty() || text.contains(|c: char| c.is_ascii_whitespace() || c == '?') {
+    // Encoded text holds no `?`: its end is the next one, which must start `?=`. Scanning no
+    // further keeps a header full of `=?` linear.
+    let (text, after) = rest.split_once('?')?;
+    let after = after.strip_prefix('=')?;
+    if charset.is_empty() || text.contains(|c: char| c.is_ascii_whitespace()) {
         return None;
     }
     let charset = charset.split('*').next().unwrap_or(charset);
@@ -121,8 +131,8 @@ fn word(s: &str) -> Option<Word<'_>> {
     Some(Word {
         charset,
         bytes,
-        // `rest` is a tail of `s`: what precedes it, the text and the closing `?=`.
-        len: s.len() - rest.len() + end + 2,
+        // `after` is the tail of `s` behind the closing `?=`.
+        len: s.len() - after.len(),
     })
 }
 
@@ -315,6 +325,14 @@ mod tests {
             parse(b"Subject: caf\xe9\r\n").subject.as_deref(),
             Some("café")
         );
+    }
+
+    #[test]
+    fn long_fields_are_cut_without_mangling_their_text() {
+        let mut block = b"Subject: ".to_vec();
+        block.extend("é".repeat(MAX_RAW).as_bytes());
+        let subject = parse(&block).subject.unwrap();
+        assert!(subject.starts_with("éé") && subject.ends_with('…'), "{subject}");
     }
 
     #[test]
