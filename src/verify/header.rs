@@ -43,8 +43,9 @@ pub fn parse(block: &[u8]) -> Named {
             continue;
         };
         if slot.is_none() {
+            let cut = value.len() > MAX_RAW;
             let value = &value[..value.len().min(MAX_RAW)];
-            let text = sanitize(&decode_words(&raw_text(value)));
+            let text = sanitize(&decode_words(&raw_text(value, cut)));
             if !text.is_empty() {
                 *slot = Some(text);
             }
@@ -78,14 +79,17 @@ fn fields(block: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 /// Header bytes as text: UTF-8 when they are (RFC 6532), else windows-1252, the usual
-/// encoding of raw 8-bit headers, which maps every byte to some character.
-fn raw_text(bytes: &[u8]) -> Cow<'_, str> {
+/// encoding of raw 8-bit headers, which maps every byte to some character. `cut`: the bytes
+/// were cut at [`MAX_RAW`], maybe inside a character.
+fn raw_text(bytes: &[u8], cut: bool) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
         Ok(s) => Cow::Borrowed(s.trim()),
         // UTF-8 cut short at the end (by `MAX_RAW`): the whole characters.
-        Err(e) if e.error_len().is_none() => {
-            Cow::Borrowed(std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("").trim())
-        }
+        Err(e) if cut && e.error_len().is_none() => Cow::Borrowed(
+            std::str::from_utf8(&bytes[..e.valid_up_to()])
+                .unwrap_or("")
+                .trim(),
+        ),
         Err(_) => {
             let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes);
             Cow::Owned(text.trim().to_string())
@@ -332,7 +336,10 @@ mod tests {
         let mut block = b"Subject: ".to_vec();
         block.extend("é".repeat(MAX_RAW).as_bytes());
         let subject = parse(&block).subject.unwrap();
-        assert!(subject.starts_with("éé") && subject.ends_with('…'), "{subject}");
+        assert!(
+            subject.starts_with("éé") && subject.ends_with('…'),
+            "{subject}"
+        );
     }
 
     #[test]
