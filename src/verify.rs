@@ -1,22 +1,117 @@
-//! Verification: does each destination folder hold exactly what its source folders hold?
+//! Verification: does each destination folder hold exactly what its source folders hold, and
+//! which messages differ?
 //!
-//! Per destination folder, the multiset of content hashes of its source folders (with the
-//! plan's size and date filters applied, so skipped messages are not "missing") is compared
-//! with the destination's. Duplicates therefore count: two identical source messages must be
-//! two destination messages. Nothing is written anywhere; both sides are opened read-only.
+//! Per destination folder, the messages of its source folders (with the plan's size and date
+//! filters applied, so skipped messages are not "missing") are matched with the
+//! destination's by content hash, as a multiset: two identical source messages must be two
+//! destination messages. What is left over is named: a source message whose Message-ID is
+//! found among the unmatched destination messages is *changed*, the others are *missing*
+//! (source side) or *extra* (destination side). Matched pairs are then compared on flags,
+//! keywords and internal date, reported apart from content: the mail is there, its state is
+//! not. Flags the destination cannot keep (`\Recent`, keywords without `\*` in its
+//! PERMANENTFLAGS: the copy drops them the same way) are not differences.
+//!
+//! Messages are named by folder, UID, Message-ID, Date and Subject, the last three from a
+//! header-fields fetch of only the messages listed. Lists are capped per folder and kind
+//! (the counts are always complete). Nothing is written anywhere: the source is EXAMINEd;
+//! the destination is SELECTed, because only a read-write open reports which flags it can
+//! store, and nothing is stored.
 
-use std::collections::{BTreeMap, HashMap};
+pub mod header;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde::Serialize;
 
 use crate::plan::model::FolderRules;
-use crate::transfer::imap::copy::{CopyOptions, CrlfHasher, LARGE_MESSAGE, content_hash};
+use crate::transfer::imap::copy::{
+    CopyOptions, CrlfHasher, LARGE_MESSAGE, content_hash, dest_flags,
+};
 use crate::transfer::imap::folders::map_folders;
-use crate::transfer::imap::session::{Imap, ImapError, Target};
+use crate::transfer::imap::session::{FolderInfo, Imap, ImapError, MessageMeta, Target};
 
 /// Bodies fetched per command while hashing: bounds memory on big mailboxes.
 const CHUNK: usize = 50;
 const SLICE: u64 = 4 * 1024 * 1024;
+/// Messages per header-fields fetch: keeps the command line short.
+const HEADER_CHUNK: usize = 500;
+
+/// Messages listed per folder and kind of difference unless told otherwise.
+pub const DEFAULT_LIST_LIMIT: usize = 50;
+
+/// One message, as a report names it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct MessageRef {
+    /// Its folder on its own side (unicode path).
+    pub folder: String,
+    pub uid: u32,
+    pub message_id: Option<String>,
+    /// The Date header, as the sender wrote it.
+    pub date: Option<String>,
+    pub subject: Option<String>,
+    pub size: u64,
+    /// IMAP internal date, e.g. `01-Mar-2024 10:00:00 +0000`.
+    pub internal_date: Option<String>,
+    pub flags: Vec<String>,
+}
+
+/// A source message and its destination counterpart.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pair {
+    pub source: MessageRef,
+    pub destination: MessageRef,
+}
+
+/// Same content, other flags or keywords.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlagDifference {
+    pub source: MessageRef,
+    pub destination: MessageRef,
+    /// On the source (and storable on the destination) but not on the destination.
+    pub lost: Vec<String>,
+    /// On the destination but not on the source.
+    pub added: Vec<String>,
+}
+
+/// A source message the copy left out on purpose, with its reason (the destination refused
+/// it on APPEND). Reported apart from `missing`; still counts as content not on the
+/// destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub source: MessageRef,
+    pub reason: String,
+}
+
+/// A count and the first messages of it (at most the report's list limit).
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed<T> {
+    pub count: u64,
+    pub listed: Vec<T>,
+}
+
+impl<T> Default for Listed<T> {
+    fn default() -> Self {
+        Listed {
+            count: 0,
+            listed: Vec::new(),
+        }
+    }
+}
+
+impl<T> Listed<T> {
+    /// Counts `item`, and keeps it while fewer than `limit` are listed.
+    pub fn push(&mut self, item: T, limit: usize) {
+        self.count += 1;
+        if self.listed.len() < limit {
+            self.listed.push(item);
+        }
+    }
+
+    /// How many are counted but not listed.
+    pub fn unlisted(&self) -> u64 {
+        self.count - self.listed.len() as u64
+    }
+}
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FolderCheck {
@@ -28,15 +123,41 @@ pub struct FolderCheck {
     pub source_bytes: u64,
     pub dest_messages: u64,
     pub dest_bytes: u64,
-    /// Source messages (by content) not on the destination.
-    pub missing: u64,
-    /// Destination messages (by content) not on the source.
-    pub extra: u64,
+    /// Source messages not on the destination.
+    pub missing: Listed<MessageRef>,
+    /// Destination messages not on the source.
+    pub extra: Listed<MessageRef>,
+    /// A source message whose destination copy (same Message-ID) has other content.
+    pub changed: Listed<Pair>,
+    /// Source messages the copy skipped, with why.
+    pub skipped: Listed<Skipped>,
+    /// Same content, other flags or keywords.
+    pub flags: Listed<FlagDifference>,
+    /// Same content, another internal date.
+    pub internal_dates: Listed<Pair>,
 }
 
 impl FolderCheck {
+    /// Every source message is on the destination, byte for byte, and nothing else is.
+    pub fn content_ok(&self) -> bool {
+        self.missing.count == 0
+            && self.extra.count == 0
+            && self.changed.count == 0
+            && self.skipped.count == 0
+    }
+
+    /// The matched messages carry the same flags, keywords and internal dates.
+    pub fn metadata_ok(&self) -> bool {
+        self.flags.count == 0 && self.internal_dates.count == 0
+    }
+
     pub fn ok(&self) -> bool {
-        self.missing == 0 && self.extra == 0
+        self.content_ok() && self.metadata_ok()
+    }
+
+    /// Source messages whose content is not on the destination (missing, changed, skipped).
+    pub fn not_on_destination(&self) -> u64 {
+        self.missing.count + self.changed.count + self.skipped.count
     }
 }
 
@@ -52,77 +173,182 @@ impl AccountCheck {
     pub fn ok(&self) -> bool {
         self.error.is_none() && self.folders.iter().all(FolderCheck::ok)
     }
+
+    pub fn content_ok(&self) -> bool {
+        self.error.is_none() && self.folders.iter().all(FolderCheck::content_ok)
+    }
 }
 
-struct Side {
-    messages: u64,
-    bytes: u64,
-    hashes: HashMap<[u8; 32], i64>,
+/// One message as read for comparison.
+struct Msg {
+    /// Index of its source folder (always 0 on the destination side).
+    folder: usize,
+    uid: u32,
+    size: u64,
+    flags: Vec<String>,
+    internal_date: Option<String>,
+    hash: [u8; 32],
 }
 
-async fn hash_folder(
+impl Msg {
+    fn named(&self, folder: &str, named: Option<&header::Named>) -> MessageRef {
+        let named = named.cloned().unwrap_or_default();
+        MessageRef {
+            folder: folder.to_string(),
+            uid: self.uid,
+            message_id: named.message_id,
+            date: named.date,
+            subject: named.subject,
+            size: self.size,
+            internal_date: self.internal_date.clone(),
+            // `\Recent` belongs to a session (verify's own), not to the message.
+            flags: self
+                .flags
+                .iter()
+                .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+/// Hashes every message of `name` (the plan's filters applied when given), returning them
+/// in UID order.
+async fn read_folder(
     imap: &mut Imap,
     name: &str,
+    write: bool,
+    folder: usize,
     filter: Option<&CopyOptions>,
-) -> Result<Side, ImapError> {
-    let info = imap.open(name, false).await?;
-    let mut side = Side {
-        messages: 0,
-        bytes: 0,
-        hashes: HashMap::new(),
-    };
+) -> Result<(FolderInfo, Vec<Msg>), ImapError> {
+    let info = imap.open(name, write).await?;
+    let mut out = Vec::new();
     if info.exists == 0 {
-        return Ok(side);
+        return Ok((info, out));
     }
-    let metas = imap.fetch_meta("1:*", None).await?;
-    // Large messages are hashed slice by slice, as apply copies them: memory stays bounded.
-    let (large, metas): (Vec<_>, Vec<_>) = metas
+    let metas: Vec<MessageMeta> = imap
+        .fetch_meta("1:*", None)
+        .await?
         .into_iter()
-        .partition(|m| u64::from(m.size) > LARGE_MESSAGE);
-    for m in large
-        .iter()
         .filter(|m| filter.is_none_or(|o| o.size_ok(m) && o.in_date_window(m)))
-    {
+        .collect();
+    let msg = |m: &MessageMeta, size: u64, hash: [u8; 32]| Msg {
+        folder,
+        uid: m.uid,
+        size,
+        flags: m.flags.clone(),
+        internal_date: m.internal_date.clone(),
+        hash,
+    };
+    // Large messages are hashed slice by slice, as apply copies them: memory stays bounded.
+    let (large, small): (Vec<_>, Vec<_>) = metas
+        .iter()
+        .partition(|m| u64::from(m.size) > LARGE_MESSAGE);
+    for m in large {
         let mut hasher = CrlfHasher::default();
         let mut len = 0u64;
-        loop {
-            let Some(part) = imap.fetch_part(m.uid, len, SLICE).await? else {
-                break;
-            };
+        // A message expunged meanwhile is simply not there.
+        while let Some(part) = imap.fetch_part(m.uid, len, SLICE).await? {
             hasher.update(&part);
             len += part.len() as u64;
             if (part.len() as u64) < SLICE {
-                side.messages += 1;
-                side.bytes += len;
-                *side.hashes.entry(hasher.finish()).or_default() += 1;
+                out.push(msg(m, len, hasher.finish()));
                 break;
             }
         }
     }
-    let wanted: Vec<u32> = metas
-        .iter()
-        .filter(|m| filter.is_none_or(|o| o.size_ok(m) && o.in_date_window(m)))
-        .map(|m| m.uid)
-        .collect();
+    let by_uid: HashMap<u32, &MessageMeta> = small.iter().map(|m| (m.uid, *m)).collect();
+    let wanted: Vec<u32> = small.iter().map(|m| m.uid).collect();
     for chunk in wanted.chunks(CHUNK) {
-        for (_, body) in imap.fetch_bodies(chunk).await? {
-            side.messages += 1;
-            side.bytes += body.len() as u64;
-            *side.hashes.entry(content_hash(&body)).or_default() += 1;
+        for (uid, body) in imap.fetch_bodies(chunk).await? {
+            if let Some(m) = by_uid.get(&uid) {
+                out.push(msg(m, body.len() as u64, content_hash(&body)));
+            }
         }
     }
-    Ok(side)
+    out.sort_by_key(|m| m.uid);
+    Ok((info, out))
 }
 
-/// Compares one account's mailboxes. Connection problems are reported in `error`.
+/// Header fields of `uids` in the open folder, parsed.
+async fn names(imap: &mut Imap, uids: &[u32]) -> Result<HashMap<u32, header::Named>, ImapError> {
+    let mut out = HashMap::new();
+    let mut uids = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    for chunk in uids.chunks(HEADER_CHUNK) {
+        for (uid, block) in imap.fetch_header_fields(chunk, header::FIELDS).await? {
+            out.insert(uid, header::parse(&block));
+        }
+    }
+    Ok(out)
+}
+
+/// What a flag comparison looks at: lower-cased (flags and keywords are case-insensitive),
+/// sorted, without `\Recent` (which belongs to a session, not a message).
+fn flag_set(flags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = flags
+        .iter()
+        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        .map(|f| f.to_ascii_lowercase())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The flags a copy to a folder reporting `info` would carry for a source message: those
+/// the destination cannot store are no difference.
+fn expected_flags(flags: &[String], info: &FolderInfo) -> Vec<String> {
+    flag_set(&dest_flags(flags, info))
+}
+
+/// An internal date as an instant (the same moment may be written in another zone).
+fn instant(date: Option<&str>) -> Option<i64> {
+    chrono::DateTime::parse_from_str(date?.trim(), "%d-%b-%Y %H:%M:%S %z")
+        .ok()
+        .map(|d| d.timestamp())
+}
+
+/// Pairs the source and destination messages of one content hash. Pairs whose flags and
+/// date already agree are made first, so that two identical messages with different flags
+/// are not reported as two differences when swapping them gives none.
+fn pair_group(
+    src: &[usize],
+    dst: &[usize],
+    src_key: &dyn Fn(usize) -> (Vec<String>, Option<i64>),
+    dst_key: &dyn Fn(usize) -> (Vec<String>, Option<i64>),
+) -> (Vec<(usize, usize)>, Vec<usize>, Vec<usize>) {
+    let mut pairs = Vec::new();
+    let mut free: HashMap<(Vec<String>, Option<i64>), VecDeque<usize>> = HashMap::new();
+    for &d in dst {
+        free.entry(dst_key(d)).or_default().push_back(d);
+    }
+    let mut left_src = Vec::new();
+    for &s in src {
+        match free.get_mut(&src_key(s)).and_then(VecDeque::pop_front) {
+            Some(d) => pairs.push((s, d)),
+            None => left_src.push(s),
+        }
+    }
+    let mut left_dst: Vec<usize> = free.into_values().flatten().collect();
+    left_dst.sort_unstable();
+    let n = left_src.len().min(left_dst.len());
+    pairs.extend(left_src.iter().copied().zip(left_dst.iter().copied()));
+    (pairs, left_src[n..].to_vec(), left_dst[n..].to_vec())
+}
+
+/// Compares one account's mailboxes, listing at most `limit` messages per folder and kind
+/// of difference. Connection problems are reported in `error`.
 pub async fn verify_account(
     account: &str,
     source: &Target,
     dest: &Target,
     rules: &FolderRules,
     options: &CopyOptions,
+    limit: usize,
 ) -> AccountCheck {
-    match verify_inner(source, dest, rules, options).await {
+    match verify_inner(source, dest, rules, options, limit).await {
         Ok(folders) => AccountCheck {
             account: account.to_string(),
             folders,
@@ -141,6 +367,7 @@ async fn verify_inner(
     dest: &Target,
     rules: &FolderRules,
     options: &CopyOptions,
+    limit: usize,
 ) -> Result<Vec<FolderCheck>, String> {
     let mut src = Imap::connect(source).await.map_err(|e| e.to_string())?;
     let mut dst = Imap::connect(dest).await.map_err(|e| e.to_string())?;
@@ -154,45 +381,298 @@ async fn verify_inner(
             .or_default()
             .push((f.path.clone(), f.source.clone()));
     }
-    let existing: std::collections::HashSet<&str> = dl.iter().map(|f| f.name.as_str()).collect();
+    let existing: HashSet<&str> = dl.iter().map(|f| f.name.as_str()).collect();
     let mut out = Vec::new();
     for ((dest_path, dest_raw), sources) in by_dest {
-        let mut check = FolderCheck {
-            folder: dest_path,
-            sources: sources.iter().map(|(p, _)| p.clone()).collect(),
-            ..FolderCheck::default()
-        };
-        let mut expected: HashMap<[u8; 32], i64> = HashMap::new();
-        for (_, raw) in &sources {
-            let side = hash_folder(&mut src, raw, Some(options))
-                .await
-                .map_err(|e| e.to_string())?;
-            check.source_messages += side.messages;
-            check.source_bytes += side.bytes;
-            for (h, n) in side.hashes {
-                *expected.entry(h).or_default() += n;
-            }
-        }
-        if existing.contains(dest_raw.as_str()) {
-            let side = hash_folder(&mut dst, &dest_raw, None)
-                .await
-                .map_err(|e| e.to_string())?;
-            check.dest_messages = side.messages;
-            check.dest_bytes = side.bytes;
-            for (h, n) in side.hashes {
-                *expected.entry(h).or_default() -= n;
-            }
-        }
-        for n in expected.values() {
-            if *n > 0 {
-                check.missing += *n as u64;
-            } else {
-                check.extra += (-*n) as u64;
-            }
-        }
+        let check = check_folder(
+            &mut src,
+            &mut dst,
+            (&dest_path, &dest_raw, existing.contains(dest_raw.as_str())),
+            &sources,
+            options,
+            limit,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         out.push(check);
     }
     src.logout().await;
     dst.logout().await;
     Ok(out)
+}
+
+/// One destination folder against its source folders.
+async fn check_folder(
+    src: &mut Imap,
+    dst: &mut Imap,
+    (dest_path, dest_raw, dest_exists): (&str, &str, bool),
+    sources: &[(String, String)],
+    options: &CopyOptions,
+    limit: usize,
+) -> Result<FolderCheck, ImapError> {
+    let mut check = FolderCheck {
+        folder: dest_path.to_string(),
+        sources: sources.iter().map(|(p, _)| p.clone()).collect(),
+        ..FolderCheck::default()
+    };
+    let mut smsgs: Vec<Msg> = Vec::new();
+    for (i, (_, raw)) in sources.iter().enumerate() {
+        let (_, msgs) = read_folder(src, raw, false, i, Some(options)).await?;
+        smsgs.extend(msgs);
+    }
+    let (dinfo, dmsgs) = if dest_exists {
+        read_folder(dst, dest_raw, true, 0, None).await?
+    } else {
+        (FolderInfo::default(), Vec::new())
+    };
+    check.source_messages = smsgs.len() as u64;
+    check.source_bytes = smsgs.iter().map(|m| m.size).sum();
+    check.dest_messages = dmsgs.len() as u64;
+    check.dest_bytes = dmsgs.iter().map(|m| m.size).sum();
+
+    // What the destination should carry for each source message, and what it does carry.
+    let src_key = |i: usize| {
+        let m = &smsgs[i];
+        (
+            expected_flags(&m.flags, &dinfo),
+            instant(m.internal_date.as_deref()),
+        )
+    };
+    let dst_key = |i: usize| {
+        let m = &dmsgs[i];
+        (flag_set(&m.flags), instant(m.internal_date.as_deref()))
+    };
+    let mut groups: HashMap<[u8; 32], (Vec<usize>, Vec<usize>)> = HashMap::new();
+    for (i, m) in smsgs.iter().enumerate() {
+        groups.entry(m.hash).or_default().0.push(i);
+    }
+    for (i, m) in dmsgs.iter().enumerate() {
+        groups.entry(m.hash).or_default().1.push(i);
+    }
+    let (mut pairs, mut missing, mut extra) = (Vec::new(), Vec::new(), Vec::new());
+    for (s, d) in groups.values() {
+        let (p, ls, ld) = pair_group(s, d, &src_key, &dst_key);
+        pairs.extend(p);
+        missing.extend(ls);
+        extra.extend(ld);
+    }
+    // Source order (folder, UID) everywhere: the first `limit` listed are stable run to run.
+    let src_order = |i: &usize| (smsgs[*i].folder, smsgs[*i].uid);
+    missing.sort_by_key(src_order);
+    extra.sort_by_key(|i| dmsgs[*i].uid);
+    pairs.sort_by_key(|(s, _)| src_order(s));
+    let flag_pairs: Vec<(usize, usize)> = pairs
+        .iter()
+        .copied()
+        .filter(|(s, d)| src_key(*s).0 != dst_key(*d).0)
+        .collect();
+    let date_pairs: Vec<(usize, usize)> = pairs
+        .iter()
+        .copied()
+        .filter(|(s, d)| matches!((src_key(*s).1, dst_key(*d).1), (Some(a), Some(b)) if a != b))
+        .collect();
+
+    // Names are read for what will be listed; all unmatched ones when both sides have some,
+    // since a Message-ID found on both sides makes a changed message.
+    let all = !missing.is_empty() && !extra.is_empty();
+    let take = |v: &[usize]| -> Vec<usize> {
+        if all {
+            v.to_vec()
+        } else {
+            v.iter().copied().take(limit).collect()
+        }
+    };
+    let dest_names = if dest_exists {
+        let uids: Vec<u32> = take(&extra).iter().map(|i| dmsgs[*i].uid).collect();
+        names(dst, &uids).await?
+    } else {
+        HashMap::new()
+    };
+    let mut wanted: Vec<usize> = take(&missing);
+    for list in [&flag_pairs, &date_pairs] {
+        wanted.extend(list.iter().take(limit).map(|(s, _)| *s));
+    }
+    let mut src_names: HashMap<(usize, u32), header::Named> = HashMap::new();
+    for (fi, (_, raw)) in sources.iter().enumerate() {
+        let uids: Vec<u32> = wanted
+            .iter()
+            .filter(|i| smsgs[**i].folder == fi)
+            .map(|i| smsgs[*i].uid)
+            .collect();
+        if uids.is_empty() {
+            continue;
+        }
+        src.open(raw, false).await?;
+        for (uid, named) in names(src, &uids).await? {
+            src_names.insert((fi, uid), named);
+        }
+    }
+    let sref = |i: usize| {
+        let m = &smsgs[i];
+        m.named(&sources[m.folder].0, src_names.get(&(m.folder, m.uid)))
+    };
+    let dref = |i: usize, named: Option<&header::Named>| dmsgs[i].named(dest_path, named);
+
+    // A Message-ID on both sides of the leftovers: the same message, altered.
+    let mut by_id: HashMap<&str, VecDeque<usize>> = HashMap::new();
+    for &d in &extra {
+        if let Some(id) = dest_names
+            .get(&dmsgs[d].uid)
+            .and_then(|n| n.message_id.as_deref())
+        {
+            by_id.entry(id).or_default().push_back(d);
+        }
+    }
+    let mut changed_dest = HashSet::new();
+    for &s in &missing {
+        let m = &smsgs[s];
+        let id = src_names
+            .get(&(m.folder, m.uid))
+            .and_then(|n| n.message_id.as_deref());
+        match id.and_then(|id| by_id.get_mut(id)?.pop_front()) {
+            Some(d) => {
+                changed_dest.insert(d);
+                let destination = dref(d, dest_names.get(&dmsgs[d].uid));
+                check.changed.push(
+                    Pair {
+                        source: sref(s),
+                        destination,
+                    },
+                    limit,
+                );
+            }
+            None => check.missing.push(sref(s), limit),
+        }
+    }
+    for &d in extra.iter().filter(|d| !changed_dest.contains(*d)) {
+        check
+            .extra
+            .push(dref(d, dest_names.get(&dmsgs[d].uid)), limit);
+    }
+    for &(s, d) in &flag_pairs {
+        let (want, have) = (dest_flags(&smsgs[s].flags, &dinfo), &dmsgs[d].flags);
+        let (want_set, have_set) = (flag_set(&want), flag_set(have));
+        let source = sref(s);
+        let destination = dref(d, src_names.get(&(smsgs[s].folder, smsgs[s].uid)));
+        check.flags.push(
+            FlagDifference {
+                lost: want
+                    .iter()
+                    .filter(|f| !have_set.contains(&f.to_ascii_lowercase()))
+                    .cloned()
+                    .collect(),
+                added: have
+                    .iter()
+                    .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                    .filter(|f| !want_set.contains(&f.to_ascii_lowercase()))
+                    .cloned()
+                    .collect(),
+                source,
+                destination,
+            },
+            limit,
+        );
+    }
+    for &(s, d) in &date_pairs {
+        let destination = dref(d, src_names.get(&(smsgs[s].folder, smsgs[s].uid)));
+        check.internal_dates.push(
+            Pair {
+                source: sref(s),
+                destination,
+            },
+            limit,
+        );
+    }
+    Ok(check)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_messages_pair_by_their_flags_first() {
+        // Two byte-identical messages: one flagged, one not, on both sides but in the other
+        // UID order. Pairing by UID would report two flag differences; there are none.
+        let src_keys = [(vec!["\\flagged".to_string()], Some(1)), (vec![], Some(1))];
+        let dst_keys = [(vec![], Some(1)), (vec!["\\flagged".to_string()], Some(1))];
+        let (pairs, ls, ld) = pair_group(&[0, 1], &[0, 1], &|i| src_keys[i].clone(), &|i| {
+            dst_keys[i].clone()
+        });
+        let mut pairs = pairs;
+        pairs.sort_unstable();
+        assert_eq!(pairs, vec![(0, 1), (1, 0)]);
+        assert!(ls.is_empty() && ld.is_empty());
+    }
+
+    #[test]
+    fn leftovers_pair_in_order_and_the_rest_is_unmatched() {
+        let key = |_: usize| (Vec::new(), None);
+        let other = |_: usize| (vec!["\\seen".to_string()], None);
+        let (pairs, ls, ld) = pair_group(&[0, 1, 2], &[5], &key, &other);
+        assert_eq!(pairs, vec![(0, 5)]);
+        assert_eq!(ls, vec![1, 2]);
+        assert!(ld.is_empty());
+        let (pairs, ls, ld) = pair_group(&[], &[3, 4], &key, &key);
+        assert!(pairs.is_empty() && ls.is_empty());
+        assert_eq!(ld, vec![3, 4]);
+    }
+
+    #[test]
+    fn flags_compare_without_case_or_recent() {
+        assert_eq!(
+            flag_set(&["\\Seen".into(), "\\Recent".into(), "$Label1".into()]),
+            flag_set(&["$label1".into(), "\\SEEN".into()])
+        );
+    }
+
+    #[test]
+    fn flags_the_destination_cannot_store_are_not_expected() {
+        let flags: Vec<String> = ["\\Seen", "\\Recent", "$Important", "\\Flagged"]
+            .map(String::from)
+            .to_vec();
+        let no_keywords = FolderInfo {
+            permanent_flags: vec!["\\Seen".into(), "\\Flagged".into()],
+            ..FolderInfo::default()
+        };
+        assert_eq!(
+            expected_flags(&flags, &no_keywords),
+            vec!["\\flagged", "\\seen"]
+        );
+        let keywords = FolderInfo {
+            permanent_flags: vec!["\\Seen".into(), "\\Flagged".into(), "\\*".into()],
+            allows_keywords: true,
+            ..FolderInfo::default()
+        };
+        assert_eq!(
+            expected_flags(&flags, &keywords),
+            vec!["$important", "\\flagged", "\\seen"]
+        );
+    }
+
+    #[test]
+    fn internal_dates_compare_as_instants() {
+        assert_eq!(
+            instant(Some("01-Mar-2024 10:00:00 +0000")),
+            instant(Some("01-Mar-2024 11:00:00 +0100"))
+        );
+        assert_ne!(
+            instant(Some("01-Mar-2024 10:00:00 +0000")),
+            instant(Some("01-Mar-2024 10:00:01 +0000"))
+        );
+        assert_eq!(instant(Some("garbage")), None);
+        assert_eq!(instant(None), None);
+    }
+
+    #[test]
+    fn lists_are_capped_and_counts_are_not() {
+        let mut l = Listed::default();
+        for i in 0..5 {
+            l.push(i, 2);
+        }
+        assert_eq!(
+            (l.count, l.listed.clone(), l.unlisted()),
+            (5, vec![0, 1], 3)
+        );
+    }
 }

@@ -17,4 +17,5 @@ mod ovh_sim;
 mod plan_cmd;
 mod state_cmd;
 mod validate_cmd;
+mod verify_cmd;
 mod watch_cmd;

@@ -426,6 +426,7 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 &dest,
                 &a.folders.clone().unwrap_or_default(),
                 &super::copy_options(plan, a),
+                0,
             )
             .await;
             if let Some(e) = &check.error {
@@ -436,7 +437,11 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
             }
             // Extra messages on the destination are expected after the cutover: new mail
             // lands there. Only a missing one blocks the reset.
-            let missing: u64 = check.folders.iter().map(|f| f.missing).sum();
+            let missing: u64 = check
+                .folders
+                .iter()
+                .map(crate::verify::FolderCheck::not_on_destination)
+                .sum();
             if missing > 0 {
                 return Err(StepError::new(
                     ErrorKind::Refused,

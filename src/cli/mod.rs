@@ -43,7 +43,8 @@ pub enum Command {
     Ack(ack::Args),
     /// Show progress from the state: each account's steps, then the platform-level ones.
     Status(status::Args),
-    /// Compare source and destination mailboxes: counts, sizes, and messages by content.
+    /// Compare source and destination mailboxes: name each message missing, extra or changed,
+    /// and each one whose flags, keywords or internal date differ.
     Verify(verify::Args),
     /// Inspect and repair the state store.
     State(state::Args),

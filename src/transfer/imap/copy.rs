@@ -1264,7 +1264,7 @@ pub fn date_key(internal: &str) -> Option<(u32, u32, u32)> {
 }
 
 /// Flags the destination can store: `\Recent` never, keywords only where allowed.
-fn dest_flags(flags: &[String], info: &FolderInfo) -> Vec<String> {
+pub fn dest_flags(flags: &[String], info: &FolderInfo) -> Vec<String> {
     let mut out: Vec<String> = flags
         .iter()
         .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
