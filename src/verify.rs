@@ -338,6 +338,10 @@ fn pair_group(
     (pairs, left_src[n..].to_vec(), left_dst[n..].to_vec())
 }
 
+/// Messages the copy left out because the destination refused them, by (source folder path,
+/// source UID), with the destination's words: from the state's refused table.
+pub type Refused = HashMap<(String, u32), String>;
+
 /// Compares one account's mailboxes, listing at most `limit` messages per folder and kind
 /// of difference. Connection problems are reported in `error`.
 pub async fn verify_account(
@@ -347,8 +351,9 @@ pub async fn verify_account(
     rules: &FolderRules,
     options: &CopyOptions,
     limit: usize,
+    refused: &Refused,
 ) -> AccountCheck {
-    match verify_inner(source, dest, rules, options, limit).await {
+    match verify_inner(source, dest, rules, options, limit, refused).await {
         Ok(folders) => AccountCheck {
             account: account.to_string(),
             folders,
@@ -368,6 +373,7 @@ async fn verify_inner(
     rules: &FolderRules,
     options: &CopyOptions,
     limit: usize,
+    refused: &Refused,
 ) -> Result<Vec<FolderCheck>, String> {
     let mut src = Imap::connect(source).await.map_err(|e| e.to_string())?;
     let mut dst = Imap::connect(dest).await.map_err(|e| e.to_string())?;
@@ -391,6 +397,7 @@ async fn verify_inner(
             &sources,
             options,
             limit,
+            refused,
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -409,6 +416,7 @@ async fn check_folder(
     sources: &[(String, String)],
     options: &CopyOptions,
     limit: usize,
+    refused: &Refused,
 ) -> Result<FolderCheck, ImapError> {
     let mut check = FolderCheck {
         folder: dest_path.to_string(),
@@ -526,6 +534,15 @@ async fn check_folder(
     let mut changed_dest = HashSet::new();
     for &s in &missing {
         let m = &smsgs[s];
+        // Left out on purpose, and said so by the copy: not "missing".
+        if let Some(reason) = refused.get(&(sources[m.folder].0.clone(), m.uid)) {
+            let skipped = Skipped {
+                source: sref(s),
+                reason: reason.clone(),
+            };
+            check.skipped.push(skipped, limit);
+            continue;
+        }
         let id = src_names
             .get(&(m.folder, m.uid))
             .and_then(|n| n.message_id.as_deref());

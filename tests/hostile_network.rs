@@ -480,4 +480,25 @@ fn a_failing_folder_and_a_refused_message_do_not_stop_the_rest() {
             && status.contains("[LIMIT]"),
         "{status}"
     );
+    // `verify` tells the refused message apart from a lost one, with the destination's words.
+    let verify = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["verify", "plan.yaml"])
+        .current_dir(dir.path())
+        .env("ALICE_OLD", OLD_PW)
+        .env("ALICE_NEW", NEW_PW)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(1), "{text}");
+    let skipped: Vec<&str> = text.lines().filter(|l| l.contains("skipped")).collect();
+    assert!(
+        skipped
+            .iter()
+            .any(|l| l.contains("UID 8") && l.contains("[LIMIT]")),
+        "{text}"
+    );
+    // The blocked folder's messages are really missing; INBOX's refused one is not.
+    assert!(text.contains("missing  Blocked UID 1"), "{text}");
+    assert!(!text.contains("missing  INBOX"), "{text}");
+    assert!(text.contains("1 skipped by the copy"), "{text}");
 }

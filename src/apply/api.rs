@@ -427,6 +427,9 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 &a.folders.clone().unwrap_or_default(),
                 &super::copy_options(plan, a),
                 0,
+                // A refused message is not on the destination either: it blocks the reset
+                // as missing, listed or not.
+                &crate::verify::Refused::new(),
             )
             .await;
             if let Some(e) = &check.error {

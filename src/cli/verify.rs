@@ -58,14 +58,18 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         // Hashing every message of a large mailbox takes a while: say what is being read.
         eprintln!("Verifying {address} ...");
         let check = match account_targets(&loaded, a) {
-            Ok((s, d)) => runtime.block_on(verify_account(
-                &address,
-                &s,
-                &d,
-                &a.folders.clone().unwrap_or_default(),
-                &copy_options(&loaded.plan, a),
-                args.limit,
-            )),
+            Ok((s, d)) => {
+                let refused = refused_of(&loaded, &address)?;
+                runtime.block_on(verify_account(
+                    &address,
+                    &s,
+                    &d,
+                    &a.folders.clone().unwrap_or_default(),
+                    &copy_options(&loaded.plan, a),
+                    args.limit,
+                    &refused,
+                ))
+            }
             Err(e) => AccountCheck {
                 account: address.clone(),
                 folders: Vec::new(),
@@ -265,4 +269,17 @@ fn named(m: &MessageRef) -> String {
             .as_deref()
             .map_or_else(|| "(no Subject)".to_string(), |s| format!("\"{s}\""))
     )
+}
+
+/// The messages the copy of an account recorded as refused by the destination: verify lists
+/// them as skipped, with the destination's words, rather than as missing.
+fn refused_of(
+    loaded: &crate::plan::Loaded,
+    address: &str,
+) -> Result<crate::verify::Refused, CliError> {
+    let id = format!("account/{address}/mail");
+    Ok(crate::state::read_refused(&loaded.state_path(), &id)?
+        .into_iter()
+        .map(|(folder, uid, r)| ((folder, uid), r.reason))
+        .collect())
 }
