@@ -71,10 +71,10 @@ fuzz_target!(|data: &[u8]| {
     for f in &mapping.copy {
         // A destination name is either modified UTF-7 or kept as the server sent it.
         let _ = mutf7::decode(&f.dest);
-        // An empty name listed by the server maps to an empty name (and the folder then
-        // fails on the server's refusal); any other name must map to a real one.
+        // A folder listed with an empty name is skipped with a note; every copied one maps
+        // to a real name.
         assert!(
-            f.source.is_empty() || !f.dest.is_empty(),
+            !f.source.is_empty() && !f.dest.is_empty(),
             "empty destination name for {:?}",
             f.source
         );

@@ -462,7 +462,7 @@ async fn connect_with_retry(target: &Target, stop: &StopFlag) -> Result<Imap, Co
             Err(e)
                 if e.transient && attempt < CONNECT_ATTEMPTS && !stop.load(Ordering::Relaxed) =>
             {
-                tokio::time::sleep(if e.throttled { delay * 4 } else { delay }).await;
+                tokio::time::sleep(pause(e.throttled, &e.message, delay)).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(e.into()),
@@ -470,6 +470,20 @@ async fn connect_with_retry(target: &Target, stop: &StopFlag) -> Result<Imap, Co
     }
     unreachable!("the last attempt returns")
 }
+
+/// How long to wait before reconnecting after `e`: the backoff, four times longer when the
+/// server asked us to slow down, and at least what it suggested ("Suggested Backoff Time").
+fn pause(throttled: bool, message: &str, delay: Duration) -> Duration {
+    if !throttled {
+        return delay;
+    }
+    let suggested = crate::error::suggested_backoff(message).unwrap_or_default();
+    (delay * 4).max(suggested.min(MAX_SUGGESTED_PAUSE))
+}
+
+/// A server's suggested pause is obeyed up to this (a typo'd or hostile hour-long suggestion
+/// must not stall a run; `watch` spaces whole runs).
+const MAX_SUGGESTED_PAUSE: Duration = Duration::from_secs(300);
 
 /// Where workers leave each folder's outcome.
 struct Outcomes {
@@ -588,7 +602,7 @@ async fn worker(
                         delay = Duration::from_millis(500);
                         tokio::time::sleep(RECONNECT_AFTER_PROGRESS).await;
                     } else {
-                        tokio::time::sleep(if e.throttled { delay * 4 } else { delay }).await;
+                        tokio::time::sleep(pause(e.throttled, &e.message, delay)).await;
                         delay = (delay * 2).min(Duration::from_secs(30));
                     }
                 }
@@ -1945,6 +1959,28 @@ async fn sync_folder(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_throttled_reconnect_waits_at_least_what_the_server_suggested() {
+        let d = Duration::from_millis(500);
+        assert_eq!(
+            pause(false, "Suggested Backoff Time: 9000 milliseconds", d),
+            d
+        );
+        assert_eq!(pause(true, "[THROTTLED]", d), d * 4);
+        assert_eq!(
+            pause(
+                true,
+                "BAD Request is throttled. Suggested Backoff Time: 9000 milliseconds",
+                d
+            ),
+            Duration::from_secs(9)
+        );
+        assert_eq!(
+            pause(true, "Suggested Backoff Time: 99999 s", d),
+            MAX_SUGGESTED_PAUSE
+        );
+    }
 
     #[test]
     fn hashes_ignore_bare_lf_versus_crlf() {

@@ -486,6 +486,14 @@ pub fn map_folders(
             ));
             continue;
         }
+        // A server may list one (fuzzing found it): no destination can CREATE it.
+        if f.raw.is_empty() {
+            let why = "the source lists a folder with an empty name, which no destination can \
+                       create: not copied; rename it on the source to copy it";
+            notes.push(why.to_string());
+            skipped.push((f.path.clone(), why.to_string()));
+            continue;
+        }
         if !f.selectable {
             let attr = if f.nonexistent {
                 "\\NonExistent"

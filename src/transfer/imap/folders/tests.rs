@@ -862,3 +862,29 @@ fn hostile_names_keep_every_byte_between_separators() {
         m.notes
     );
 }
+
+#[test]
+fn a_folder_listed_with_an_empty_name_is_skipped_with_a_note() {
+    let src = vec![
+        RemoteFolder {
+            name: "INBOX".into(),
+            delimiter: Some('/'),
+            attributes: vec![],
+        },
+        RemoteFolder {
+            name: String::new(),
+            delimiter: Some('/'),
+            attributes: vec![],
+        },
+    ];
+    let m = map_folders(&src, &[], &FolderRules::default()).unwrap();
+    assert_eq!(
+        m.copy.iter().map(|f| f.source.as_str()).collect::<Vec<_>>(),
+        ["INBOX"]
+    );
+    assert!(
+        m.notes.iter().any(|n| n.contains("empty name")),
+        "{:?}",
+        m.notes
+    );
+}
