@@ -856,6 +856,36 @@ async fn copy_large(
     }
 }
 
+/// Records what a batch kept, in one transaction: the folder's progress, the new map entries,
+/// the messages the destination refused, and the end of the refusal of those that went
+/// through this time.
+async fn record_kept(
+    store: &Arc<StateStore>,
+    (rid, key): (&str, &str),
+    rec: FolderRecord,
+    entries: Vec<(u32, MessageRecord)>,
+    refused: Vec<(u32, RefusedRecord)>,
+    refused_before: &HashMap<u32, RefusedRecord>,
+) -> Result<(), CopyError> {
+    let taken: Vec<u32> = entries
+        .iter()
+        .map(|(u, _)| *u)
+        .filter(|u| refused_before.contains_key(u))
+        .collect();
+    let (rid, key) = (rid.to_string(), key.to_string());
+    state(store, move |s| {
+        s.record_batch(&rid, &key, &rec, &entries)?;
+        if !refused.is_empty() {
+            s.put_refused(&rid, &key, &refused)?;
+        }
+        if !taken.is_empty() {
+            s.clear_refused(&rid, &key, &taken)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
 /// UIDs per FETCH when adoption asks for fingerprints: keeps command lines short when UIDs
 /// are sparse (servers cap a line at some tens of KB).
 const FINGERPRINT_CHUNK: usize = 1000;
@@ -1677,16 +1707,14 @@ async fn sync_folder(
             };
             resume_from = keep;
             let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
-            let (rid2, key2) = (rid.clone(), key.clone());
-            let taken: Vec<u32> = entries
-                .iter()
-                .map(|(u, _)| *u)
-                .filter(|u| refused_before.contains_key(u))
-                .collect();
-            state(store, move |s| {
-                s.record_batch(&rid2, &key2, &rec, &entries)?;
-                s.clear_refused(&rid2, &key2, &taken)
-            })
+            record_kept(
+                store,
+                (&rid, &key),
+                rec,
+                entries,
+                Vec::new(),
+                &refused_before,
+            )
             .await?;
             carry.progress += 1;
             carry.limit.grow();
@@ -1826,24 +1854,8 @@ async fn sync_folder(
             };
             resume_from = keep;
             let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
-            let (rid2, key2) = (rid.clone(), key.clone());
-            let taken: Vec<u32> = entries
-                .iter()
-                .map(|(u, _)| *u)
-                .filter(|u| refused_before.contains_key(u))
-                .collect();
             kept = (entries.len() + refused.len()) as u64;
-            state(store, move |s| {
-                s.record_batch(&rid2, &key2, &rec, &entries)?;
-                if !refused.is_empty() {
-                    s.put_refused(&rid2, &key2, &refused)?;
-                }
-                if !taken.is_empty() {
-                    s.clear_refused(&rid2, &key2, &taken)?;
-                }
-                Ok(())
-            })
-            .await?;
+            record_kept(store, (&rid, &key), rec, entries, refused, &refused_before).await?;
             match failure {
                 Some(e) => Err(e),
                 None => Ok(()),
