@@ -169,18 +169,9 @@ fn crlf(b: &[u8]) -> Vec<u8> {
 
 fn snapshot(server: &Dovecot, pass: &str) -> Snapshot {
     let mut c = server.login("alice", pass);
-    let folders: Vec<String> = c
-        .list()
-        .unwrap()
-        .into_iter()
-        .filter(|(attrs, _, _)| !attrs.iter().any(|a| a.eq_ignore_ascii_case("\\Noselect")))
-        .map(|(_, _, name)| name)
-        .collect();
     let mut out = Snapshot::new();
-    for f in folders {
-        let mut msgs: Vec<_> = c
-            .uid_fetch_all(&f)
-            .unwrap()
+    for (f, msgs) in c.mailboxes().unwrap() {
+        let mut msgs: Vec<_> = msgs
             .into_iter()
             .map(|m| (digest(&m.bytes), m.flags, m.internal_date))
             .collect();

@@ -66,19 +66,11 @@ type Contents = BTreeMap<String, Vec<(Vec<u8>, Vec<String>, String)>>;
 /// What a server holds, read with the independent test client.
 fn contents(server: &Dovecot, pass: &str) -> Contents {
     let mut c = server.login("alice", pass);
-    let names: Vec<String> = c
-        .list()
+    c.mailboxes()
         .unwrap()
         .into_iter()
-        .filter(|(attrs, _, _)| !attrs.iter().any(|a| a.eq_ignore_ascii_case("\\Noselect")))
-        .map(|(_, _, name)| name)
-        .collect();
-    names
-        .into_iter()
-        .map(|name| {
-            let mut msgs: Vec<_> = c
-                .uid_fetch_all(&name)
-                .unwrap()
+        .map(|(name, msgs)| {
+            let mut msgs: Vec<_> = msgs
                 .into_iter()
                 .map(|m| (m.bytes, m.flags, m.internal_date))
                 .collect();

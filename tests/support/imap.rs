@@ -316,6 +316,23 @@ impl ImapClient {
         Ok(mailbox)
     }
 
+    /// Every selectable folder (LIST without `\Noselect` ones) with all its messages, as
+    /// [`Self::uid_fetch_all`] reads them: what a test compares a server against.
+    pub fn mailboxes(
+        &mut self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<Message>>, String> {
+        let names: Vec<String> = self
+            .list()?
+            .into_iter()
+            .filter(|(attrs, _, _)| !attrs.iter().any(|a| a.eq_ignore_ascii_case("\\Noselect")))
+            .map(|(_, _, name)| name)
+            .collect();
+        names
+            .into_iter()
+            .map(|name| Ok((name.clone(), self.uid_fetch_all(&name)?)))
+            .collect()
+    }
+
     /// Every message of `folder` (EXAMINEd, bodies with BODY.PEEK so nothing changes), in UID
     /// order. Bodies are read by the literal's byte count, so any content survives.
     pub fn uid_fetch_all(&mut self, folder: &str) -> Result<Vec<Message>, String> {
