@@ -55,7 +55,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
 fn simulate(args: SimulateArgs) -> Result<ExitCode, CliError> {
     let world = World::load(&args.world)?;
     let runtime = super::runtime()?;
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
+        // Watched before the address is printed: whoever reads it may send SIGTERM at once,
+        // and one arriving before the handler would kill the process instead of stopping it.
+        let stop = stop_signal()?;
         let handle = Simulator::start_on(world, args.listen).await?;
         let mut stdout = std::io::stdout();
         writeln!(stdout, "{}", handle.base_url())?;
@@ -65,17 +68,26 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode, CliError> {
             handle.base_url(),
             handle.addr()
         );
-        stop_signal().await?;
+        stop.await?;
         handle.shutdown();
-        Ok(ExitCode::SUCCESS)
-    })
+        Ok::<_, CliError>(ExitCode::SUCCESS)
+    });
+    // Whatever a request left running (a task's timer, a blocking write) does not hold the
+    // exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }
 
-async fn stop_signal() -> Result<(), CliError> {
+/// Starts watching for SIGTERM and Ctrl-C now; the future resolves on the first of them.
+fn stop_signal() -> Result<impl std::future::Future<Output = Result<(), CliError>>, CliError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| CliError(format!("cannot watch for SIGTERM: {e}")))?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.map_err(|e| CliError(format!("cannot watch for Ctrl-C: {e}"))),
-        _ = term.recv() => Ok(()),
-    }
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| CliError(format!("cannot watch for Ctrl-C: {e}")))?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => Ok(()),
+            _ = term.recv() => Ok(()),
+        }
+    })
 }
