@@ -158,11 +158,14 @@ pub fn load_str(
                 len: s.len,
             });
             return Err(invalid(vec![
-                Diagnostic::error("", span, e.message).with_help(match format {
-                    Format::Yaml => {
-                        "fix the YAML syntax here (check indentation, quotes and brackets)"
+                Diagnostic::error("", span, e.message).with_help(match (e.help, format) {
+                    (Some(help), _) => help,
+                    (None, Format::Yaml) => {
+                        "fix the YAML syntax here (check indentation, quotes and brackets)".into()
                     }
-                    Format::Toml => "fix the TOML syntax here (check quotes, brackets and `=`)",
+                    (None, Format::Toml) => {
+                        "fix the TOML syntax here (check quotes, brackets and `=`)".into()
+                    }
                 }),
             ]));
         }

@@ -277,16 +277,29 @@ impl<'de, F: Flavor> Visitor<'de> for BareVisitor<F> {
 pub struct SyntaxError {
     pub message: String,
     pub span: Option<Span>,
+    /// What to do, when the parser's own words say more than a syntax slip (a limit).
+    pub help: Option<String>,
 }
 
-/// Limits against hostile or runaway YAML (anchors expanding exponentially, deep nesting).
-fn yaml_options() -> serde_saphyr::Options {
-    serde_saphyr::Options::default()
+/// Limits against hostile or runaway YAML: anchors expanding exponentially, deep nesting.
+/// The counts grow with the text, since an honest document has at most about one node per
+/// byte of it (`- x` is three bytes, one node): a plan of 100,000 accounts loads, while aliases
+/// can never expand a file beyond a few times its own size.
+fn yaml_options(text_len: usize) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = budget.max_nodes.max(text_len);
+    budget.max_events = budget.max_events.max(text_len.saturating_mul(2));
+    budget.max_total_scalar_bytes = budget
+        .max_total_scalar_bytes
+        .max(text_len.saturating_mul(2));
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
     let parsed: Result<serde_saphyr::Spanned<Bare<Yaml>>, _> =
-        serde_saphyr::from_str_with_options(text, yaml_options());
+        serde_saphyr::from_str_with_options(text, yaml_options(text.len()));
     match parsed {
         Ok(v) => Ok(Node {
             span: saphyr_span(&v.referenced),
@@ -304,11 +317,37 @@ pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
                     len: (s.len() as usize).max(1),
                 }
             });
+            if let Some(breach) = budget_breach(&e) {
+                return Err(SyntaxError {
+                    message: format!(
+                        "the YAML goes beyond what mailshift reads for a file of this size \
+                         ({breach:?}): anchors and aliases expanding far beyond the text, or \
+                         nesting deeper than 64 levels, are refused as hostile"
+                    ),
+                    span,
+                    help: Some(
+                        "write the repeated parts out instead of aliasing them (`*name`), and \
+                         flatten the nesting; a plain plan of any number of accounts loads"
+                            .into(),
+                    ),
+                });
+            }
             Err(SyntaxError {
                 message: strip_position(&first_line(&e.to_string())),
                 span,
+                help: None,
             })
         }
+    }
+}
+
+/// The limit a YAML error reports, under the wrappers serde-saphyr puts around errors.
+fn budget_breach(e: &serde_saphyr::Error) -> Option<String> {
+    match e {
+        serde_saphyr::Error::Budget { breach, .. } => Some(format!("{breach:?}")),
+        serde_saphyr::Error::WithSnippet { error, .. }
+        | serde_saphyr::Error::AliasError { error, .. } => budget_breach(error),
+        _ => None,
     }
 }
 
@@ -345,6 +384,7 @@ pub fn parse_toml(text: &str) -> Result<Node, SyntaxError> {
         return Err(SyntaxError {
             message: e.message().trim().to_string(),
             span: e.span().map(toml_span),
+            help: None,
         });
     }
     let span = toml_span(root.span());
@@ -457,5 +497,37 @@ mod tests {
         assert!(e.span.is_some(), "{e:?}");
         let e = parse_toml("a = \n").unwrap_err();
         assert!(e.span.is_some(), "{e:?}");
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn a_large_honest_document_loads() {
+        // More nodes than serde-saphyr's default budget (250,000), no alias anywhere.
+        let text = "- x\n".repeat(300_000);
+        let node = parse_yaml(&text).expect("an honest large document");
+        match node.kind {
+            NodeKind::Seq(items) => assert_eq!(items.len(), 300_000),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_with_the_way_out() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..7 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let e = parse_yaml(&text).expect_err("10^7 nodes from a few hundred bytes");
+        assert!(e.message.contains("anchors and aliases"), "{}", e.message);
+        assert!(
+            e.help
+                .as_deref()
+                .is_some_and(|h| h.contains("instead of aliasing"))
+        );
     }
 }
