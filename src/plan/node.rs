@@ -194,6 +194,32 @@ impl Flavor for Yaml {
     }
 }
 
+/// YAML read without spans: for a plan that turns out valid, no diagnostic will point into
+/// it, and the span wrappers cost about as much as the parse itself.
+struct YamlUnspanned;
+
+impl Flavor for YamlUnspanned {
+    fn key<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Key>, A::Error> {
+        Ok(map.next_key::<String>()?.map(|name| Key {
+            name,
+            span: Span::default(),
+        }))
+    }
+    fn value<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Node, A::Error> {
+        let v = map.next_value::<Bare<YamlUnspanned>>()?;
+        Ok(Node {
+            span: Span::default(),
+            kind: v.0,
+        })
+    }
+    fn element<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Option<Node>, A::Error> {
+        Ok(seq.next_element::<Bare<YamlUnspanned>>()?.map(|v| Node {
+            span: Span::default(),
+            kind: v.0,
+        }))
+    }
+}
+
 fn toml_span(r: std::ops::Range<usize>) -> Span {
     Span {
         offset: r.start,
@@ -295,6 +321,17 @@ fn yaml_options(text_len: usize) -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
     options
+}
+
+/// [`parse_yaml`] without spans (every span empty), or `None` on any error: the caller then
+/// parses again with spans, to point at what is wrong.
+pub fn parse_yaml_unspanned(text: &str) -> Option<Node> {
+    let parsed: Bare<YamlUnspanned> =
+        serde_saphyr::from_str_with_options(text, yaml_options(text.len())).ok()?;
+    Some(Node {
+        kind: parsed.0,
+        span: Span::default(),
+    })
 }
 
 pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
