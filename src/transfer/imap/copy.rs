@@ -959,39 +959,67 @@ async fn adopt_existing(
         );
     }
     let matching = match_fingerprints(&source, &dest);
-    let size_of = |fps: &[(u32, super::adopt::Fingerprint)], uid: u32| {
-        fps.iter()
-            .find(|(u, _)| *u == uid)
-            .map_or(0, |(_, f)| u64::from(f.size))
+    let size_of = |fps: &[(u32, super::adopt::Fingerprint)]| -> HashMap<u32, u64> {
+        fps.iter().map(|(u, f)| (*u, u64::from(f.size))).collect()
+    };
+    let (src_size, dest_size) = (size_of(&source), size_of(&dest));
+    let record = |s: u32, d: u32, hash: [u8; 32]| {
+        let rec = MessageRecord {
+            dest_uid: d,
+            hash,
+            size: src_size.get(&s).copied().unwrap_or(0),
+            sync_point: 0,
+        };
+        (s, rec)
     };
     let mut entries: Vec<(u32, MessageRecord)> = matching
         .sure
         .iter()
-        .map(|&(s, d)| {
-            let rec = MessageRecord {
-                dest_uid: d,
-                hash: [0; 32],
-                size: size_of(&source, s),
-                sync_point: 0,
-            };
-            (s, rec)
-        })
+        .map(|&(s, d)| record(s, d, [0; 32]))
         .collect();
+    // Every ambiguous message hashed in one batched pass per side (not a FETCH per group:
+    // messages without a Message-ID each make a group of their own).
+    let with_sizes = |uids: &mut dyn Iterator<Item = u32>, sizes: &HashMap<u32, u64>| {
+        uids.map(|u| (u, sizes.get(&u).copied().unwrap_or(0)))
+            .collect::<Vec<_>>()
+    };
+    let src_hashes: HashMap<u32, [u8; 32]> = hash_messages(
+        src,
+        &with_sizes(
+            &mut matching
+                .ambiguous
+                .iter()
+                .flat_map(|(s, _)| s.iter().copied()),
+            &src_size,
+        ),
+    )
+    .await?
+    .into_iter()
+    .collect();
+    let dest_hashes: HashMap<u32, [u8; 32]> = hash_messages(
+        dst,
+        &with_sizes(
+            &mut matching
+                .ambiguous
+                .iter()
+                .flat_map(|(_, d)| d.iter().copied()),
+            &dest_size,
+        ),
+    )
+    .await?
+    .into_iter()
+    .collect();
+    let hashed = |uids: &[u32], hashes: &HashMap<u32, [u8; 32]>| -> Vec<(u32, [u8; 32])> {
+        uids.iter()
+            .filter_map(|u| hashes.get(u).map(|h| (*u, *h)))
+            .collect()
+    };
     for (src_uids, dest_uids) in &matching.ambiguous {
-        let sizes = |fps: &[(u32, super::adopt::Fingerprint)], uids: &[u32]| -> Vec<(u32, u64)> {
-            uids.iter().map(|&u| (u, size_of(fps, u))).collect()
-        };
-        let src_hashes = hash_messages(src, &sizes(&source, src_uids)).await?;
-        let dest_hashes = hash_messages(dst, &sizes(&dest, dest_uids)).await?;
-        for (s, d, hash) in match_hashes(&src_hashes, &dest_hashes) {
-            let rec = MessageRecord {
-                dest_uid: d,
-                hash,
-                size: size_of(&source, s),
-                sync_point: 0,
-            };
-            entries.push((s, rec));
-        }
+        let pairs = match_hashes(
+            &hashed(src_uids, &src_hashes),
+            &hashed(dest_uids, &dest_hashes),
+        );
+        entries.extend(pairs.into_iter().map(|(s, d, hash)| record(s, d, hash)));
     }
     entries.sort_by_key(|(u, _)| *u);
     Ok(entries)
