@@ -74,7 +74,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
 /// be reached is said in the reason; it does not fail the plan.
 async fn preview_copies(loaded: &crate::plan::Loaded, changes: &mut [Change]) {
     use futures_util::StreamExt;
-    let state_path = loaded.state_path();
+    let reader = crate::state::StateReader::open(&loaded.state_path());
     let pending: std::collections::HashSet<String> = changes.iter().map(|c| c.id.clone()).collect();
     let looks = changes
         .iter()
@@ -95,13 +95,16 @@ async fn preview_copies(loaded: &crate::plan::Loaded, changes: &mut [Change]) {
             Some((i, c.id.clone(), account))
         })
         .map(|(i, id, account)| {
-            let state_path = state_path.clone();
+            let reader = &reader;
             async move {
                 let look = async {
                     let (source, dest) =
                         crate::apply::account_targets(loaded, account).map_err(|e| e.message)?;
-                    let records =
-                        crate::state::read_folders(&state_path, &id).map_err(|e| e.to_string())?;
+                    let records = reader
+                        .as_ref()
+                        .map_err(|e| e.to_string())?
+                        .folders(&id)
+                        .map_err(|e| e.to_string())?;
                     let rules = account.folders.clone().unwrap_or_default();
                     crate::transfer::imap::preview::preview(&source, &dest, &rules, &records).await
                 };

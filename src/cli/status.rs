@@ -20,6 +20,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::from(1));
     };
     let state = crate::state::read_resources(&loaded.state_path())?;
+    let reader = crate::state::StateReader::open(&loaded.state_path())?;
     let resources = compile(&loaded.plan);
     let mut failed = false;
     for a in &loaded.plan.accounts {
@@ -45,7 +46,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             let label = r.id.strip_prefix(&prefix).unwrap_or(&r.id);
             failed |= print_line(r, label, &state);
             if r.kind == crate::model::ResourceKind::Mail && state.contains_key(&r.id) {
-                print_mail(&loaded.state_path(), &r.id)?;
+                print_mail(&reader, &r.id)?;
             }
         }
     }
@@ -73,8 +74,8 @@ const REFUSED_SHOWN: usize = 10;
 
 /// Under a mail step: what the state holds of the copy (messages and bytes by folder count),
 /// and the messages the destination refused, which the copy skipped and tries again.
-fn print_mail(state_path: &std::path::Path, id: &str) -> Result<(), CliError> {
-    let folders = crate::state::read_folders(state_path, id)?;
+fn print_mail(reader: &crate::state::StateReader, id: &str) -> Result<(), CliError> {
+    let folders = reader.folders(id)?;
     let (messages, bytes) = folders
         .values()
         .fold((0, 0), |(m, b), f| (m + f.messages, b + f.bytes));
@@ -85,7 +86,7 @@ fn print_mail(state_path: &std::path::Path, id: &str) -> Result<(), CliError> {
         crate::apply::human_bytes(bytes),
         plural(folders.len(), "folder")
     );
-    let refused = crate::state::read_refused(state_path, id)?;
+    let refused = reader.refused(id)?;
     if !refused.is_empty() {
         println!(
             "    {:<30} {} refused by the destination (skipped; tried again on later runs):",

@@ -42,6 +42,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     };
     let targets = super::targets(&loaded, &args.target)?;
     let runtime = super::runtime()?;
+    let reader = crate::state::StateReader::open(&loaded.state_path())?;
     let mut checks: Vec<AccountCheck> = Vec::new();
     for a in &loaded.plan.accounts {
         let address = a.address.to_ascii_lowercase();
@@ -59,7 +60,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         eprintln!("Verifying {address} ...");
         let check = match account_targets(&loaded, a) {
             Ok((s, d)) => {
-                let refused = refused_of(&loaded, &address)?;
+                let refused = refused_of(&reader, &address)?;
                 runtime.block_on(verify_account(
                     &address,
                     &s,
@@ -274,11 +275,12 @@ fn named(m: &MessageRef) -> String {
 /// The messages the copy of an account recorded as refused by the destination: verify lists
 /// them as skipped, with the destination's words, rather than as missing.
 fn refused_of(
-    loaded: &crate::plan::Loaded,
+    reader: &crate::state::StateReader,
     address: &str,
 ) -> Result<crate::verify::Refused, CliError> {
     let id = format!("account/{address}/mail");
-    Ok(crate::state::read_refused(&loaded.state_path(), &id)?
+    Ok(reader
+        .refused(&id)?
         .into_iter()
         .map(|(folder, uid, r)| ((folder, uid), r.reason))
         .collect())

@@ -5,6 +5,5 @@ pub mod store;
 
 pub use record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord, Status};
 pub use store::{
-    FORMAT_VERSION, StateError, StateStore, default_path, read_folders, read_refused,
-    read_resources,
+    FORMAT_VERSION, StateError, StateReader, StateStore, default_path, read_resources,
 };

@@ -445,42 +445,56 @@ pub fn read_resources(path: &Path) -> Result<BTreeMap<String, ResourceRecord>, S
     read().map_err(|f| f.at(path))
 }
 
-/// Reads with a read-only handle, without locking out a running `apply` (as
-/// [`read_resources`]); a missing or still empty file reads as `empty`.
-fn read_only<T>(
-    path: &Path,
-    empty: T,
-    f: impl FnOnce(&ReadTransaction) -> Result<T, Fault>,
-) -> Result<T, StateError> {
-    if fs::metadata(path).map_or(true, |m| m.len() == 0) {
-        return Ok(empty);
+/// The state opened read-only, without locking out a running `apply` (as [`read_resources`]),
+/// for commands that read many resources' records (`status`, `plan --refresh`, `verify`): one
+/// open for all of them. A missing or still empty file reads as empty.
+pub struct StateReader {
+    path: PathBuf,
+    db: Option<redb::ReadOnlyDatabase>,
+}
+
+impl StateReader {
+    pub fn open(path: &Path) -> Result<StateReader, StateError> {
+        let db = if fs::metadata(path).map_or(true, |m| m.len() == 0) {
+            None
+        } else {
+            let open = || -> Result<Option<redb::ReadOnlyDatabase>, Fault> {
+                let db = builder().open_read_only(path)?;
+                let empty = matches!(check_meta(&db.begin_read()?)?, Meta::Empty);
+                Ok(if empty { None } else { Some(db) })
+            };
+            open().map_err(|f| f.at(path))?
+        };
+        Ok(StateReader {
+            path: path.to_path_buf(),
+            db,
+        })
     }
-    let read = || -> Result<_, Fault> {
-        let db = builder().open_read_only(path)?;
-        let txn = db.begin_read()?;
-        match check_meta(&txn)? {
-            Meta::Empty => Ok(empty),
-            Meta::Current => f(&txn),
-        }
-    };
-    read().map_err(|f| f.at(path))
-}
 
-/// The folder records of one sync resource, for `plan --refresh` and `status`.
-pub fn read_folders(
-    path: &Path,
-    resource_id: &str,
-) -> Result<BTreeMap<String, FolderRecord>, StateError> {
-    read_only(path, BTreeMap::new(), |txn| folders_txn(txn, resource_id))
-}
+    fn read<T: Default>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, Fault>,
+    ) -> Result<T, StateError> {
+        let Some(db) = &self.db else {
+            return Ok(T::default());
+        };
+        let run = || f(&db.begin_read()?);
+        run().map_err(|e| e.at(&self.path))
+    }
 
-/// The messages a destination refused, of one sync resource, for `status` and `verify`:
-/// (source folder, source UID, record).
-pub fn read_refused(
-    path: &Path,
-    resource_id: &str,
-) -> Result<Vec<(String, u32, RefusedRecord)>, StateError> {
-    read_only(path, Vec::new(), |txn| refused_txn(txn, resource_id, None))
+    /// The folder records of one sync resource.
+    pub fn folders(&self, resource_id: &str) -> Result<BTreeMap<String, FolderRecord>, StateError> {
+        self.read(|txn| folders_txn(txn, resource_id))
+    }
+
+    /// The messages a destination refused, of one sync resource: (source folder, source UID,
+    /// record).
+    pub fn refused(
+        &self,
+        resource_id: &str,
+    ) -> Result<Vec<(String, u32, RefusedRecord)>, StateError> {
+        self.read(|txn| refused_txn(txn, resource_id, None))
+    }
 }
 
 fn folders_txn(
