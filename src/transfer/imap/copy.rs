@@ -1622,6 +1622,17 @@ async fn sync_folder(
     // so a lost state or a destination filled by another tool never ends up duplicated.
     if record.is_none() && resumed_from.is_none() && dinfo.exists > 0 {
         let _adopting = job.adopt_locks.lock(&folder.dest).await;
+        // Matching a large folder takes a while (headers from both sides, some bodies):
+        // say what is going on before it starts.
+        progress.note(
+            &job.account,
+            &format!(
+                "{}: the destination folder already holds {} the state has no record of; \
+                 matching them against the source before copying",
+                folder.path,
+                crate::plan::diagnostic::plural(dinfo.exists as usize, "message")
+            ),
+        );
         let entries = adopt_existing(job, store, src, dst, folder, &todo).await?;
         if !entries.is_empty() {
             let adopted: HashSet<u32> = entries.iter().map(|(u, _)| *u).collect();
