@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::dovecot::{Dovecot, DovecotConfig};
-use crate::support::faultproxy::{Fault, FaultProxy};
+use crate::support::faultproxy::{Direction, Fault, FaultProxy};
 
 // Distinctive, so that a log line carrying one cannot be missed by the grep below.
 const ALICE_OLD: &str = "alice-OLD-pw-7Qx";
@@ -509,9 +509,17 @@ fn sighup_rereads_the_plan_and_a_second_sigterm_exits_at_once() {
     w.wait_for("bob's copy under way after SIGHUP", 20, |s| {
         account(s, "bob@example.com").is_some_and(copy_under_way)
     });
+    // Hold every server reply from here on, so no batch can reach a checkpoint between the
+    // two signals (with only a delay, a fast machine finished a batch within 50 ms and the
+    // first signal alone stopped the run, cleanly).
+    proxy.set(Fault::Stall {
+        direction: Direction::ToClient,
+        after_bytes: 0,
+        once: false,
+    });
     let stop = Instant::now();
     w.signal("TERM");
-    std::thread::sleep(Duration::from_millis(50));
+    std::thread::sleep(Duration::from_millis(300));
     w.signal("TERM");
     assert_eq!(w.wait_exit(10), 130, "{}", w.log_text());
     assert!(
