@@ -481,13 +481,14 @@ fn added_account_is_migrated_sigterm_mid_copy_resumes_and_verify_passes() {
 fn sighup_rereads_the_plan_and_a_second_sigterm_exits_at_once() {
     let (src, dst) = servers();
     let proxy = FaultProxy::to_port(dst.port());
+    let source_proxy = FaultProxy::to_port(src.port());
     seed(&src, "alice", ALICE_OLD, 0, 5, 1_000);
     seed(&src, "bob", BOB_OLD, 0, 400, 4_000);
     let dir = tempfile::tempdir().unwrap();
     let options = "connections_per_account: 1";
     replace_plan(
         dir.path(),
-        &plan(src.port(), proxy.port(), options, &["alice"]),
+        &plan(source_proxy.port(), proxy.port(), options, &["alice"]),
     );
     let mut w = Watch::start(dir.path(), "watch-1.log", &["--no-file-watch"]);
     w.wait_for("alice migrated", 30, |s| {
@@ -496,7 +497,7 @@ fn sighup_rereads_the_plan_and_a_second_sigterm_exits_at_once() {
 
     replace_plan(
         dir.path(),
-        &plan(src.port(), proxy.port(), options, &["alice", "bob"]),
+        &plan(source_proxy.port(), proxy.port(), options, &["alice", "bob"]),
     );
     std::thread::sleep(Duration::from_millis(1500));
     let s = w.status();
@@ -509,14 +510,18 @@ fn sighup_rereads_the_plan_and_a_second_sigterm_exits_at_once() {
     w.wait_for("bob's copy under way after SIGHUP", 20, |s| {
         account(s, "bob@example.com").is_some_and(copy_under_way)
     });
-    // Hold every server reply from here on, so no batch can reach a checkpoint between the
-    // two signals (with only a delay, a fast machine finished a batch within 50 ms and the
-    // first signal alone stopped the run, cleanly).
-    proxy.set(Fault::Stall {
-        direction: Direction::ToClient,
-        after_bytes: 0,
-        once: false,
-    });
+    // Hold every reply of both servers, then give the copy time to block on one: from
+    // then on no batch can reach a checkpoint, so only the second signal can end the run.
+    // (With a delay alone, the first signal sometimes found the copy between two batches and
+    // stopped it cleanly, exit 0.)
+    for p in [&proxy, &source_proxy] {
+        p.set(Fault::Stall {
+            direction: Direction::ToClient,
+            after_bytes: 0,
+            once: false,
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
     let stop = Instant::now();
     w.signal("TERM");
     std::thread::sleep(Duration::from_millis(300));
@@ -532,6 +537,7 @@ fn sighup_rereads_the_plan_and_a_second_sigterm_exits_at_once() {
     assert!(log.contains("re-read on SIGHUP"), "{log}");
 
     proxy.clear();
+    source_proxy.clear();
     let (code, out) = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(code, 0, "{out}");
     let (code, out) = mailshift(dir.path(), &["verify", "plan.yaml"]);
