@@ -13,11 +13,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
-use super::model::{
+use crate::plan::model::{
     Account, Credentials, ImapEndpoint, ManualSteps, MigrationOptions, Plan, Platform,
     PlatformKind, Security,
 };
-use super::secret::{EnvRef, Secret, SecretRef};
+use crate::plan::secret::{EnvRef, Secret, SecretRef};
 
 /// Where editors find the plan's JSON Schema; written on the first line of YAML output.
 pub const SCHEMA_URL: &str =

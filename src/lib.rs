@@ -9,13 +9,13 @@
 
 pub mod apply;
 pub mod cli;
-pub mod diff;
-pub mod error;
-pub mod model;
-pub mod plan;
+pub mod import;
 pub mod providers;
 pub mod render;
-pub mod state;
 pub mod transfer;
 pub mod verify;
 pub mod watch;
+
+// The core's modules under the paths they had before the workspace, so `crate::plan::...`
+// reads the same everywhere in this crate and in the tests.
+pub use mailshift_core::{diff, error, model, plan, state};

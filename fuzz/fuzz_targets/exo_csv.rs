@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailshift::plan::import::{ExoOptions, endpoint, exo_csv, secrets_file_text, to_toml, to_yaml};
+use mailshift::import::{ExoOptions, endpoint, exo_csv, secrets_file_text, to_toml, to_yaml};
 
 fuzz_target!(|data: &[u8]| {
     let opts = ExoOptions {

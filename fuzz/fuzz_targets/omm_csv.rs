@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailshift::plan::import::{OmmOptions, endpoint, omm_csv, secrets_file_text, to_toml, to_yaml};
+use mailshift::import::{OmmOptions, endpoint, omm_csv, secrets_file_text, to_toml, to_yaml};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte says whether rows may leave the destination server out.

@@ -2,7 +2,7 @@
 //!
 //! The plan never holds a password: the names of the environment variables it reads are
 //! listed on stderr, and `--secrets-file` writes the values found (mode 0600) for
-//! `set -a; . FILE; set +a`. The conversion itself is `plan::import`.
+//! `set -a; . FILE; set +a`. The conversion itself is `crate::import`.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Subcommand, ValueEnum};
 
 use super::CliError;
-use crate::plan::import::{self, ExoOptions, Imported, OmmOptions};
+use crate::import::{self, ExoOptions, Imported, OmmOptions};
 use crate::plan::model::{ImapEndpoint, Security};
 
 #[derive(Debug, clap::Args)]

@@ -270,7 +270,7 @@ mod clean_tests {
     /// The fast way and the spanned way read every example to the same plan.
     #[test]
     fn a_clean_plan_reads_the_same_without_spans() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();

@@ -1,8 +1,8 @@
 //! The plan file: its typed model, loading (YAML or TOML), validation with diagnostics that
-//! point into the file, secret references, and imports from other tools' lists.
+//! point into the file, and secret references. (Imports from other tools' lists build on
+//! it, in the `mailshift` crate's `import`.)
 
 pub mod diagnostic;
-pub mod import;
 pub mod load;
 pub mod model;
 pub mod node;

@@ -1,0 +1,13 @@
+//! mailshift's core, below every engine and provider: the plan file (`plan`: loading,
+//! validation, diagnostics, secrets), the resources it compiles into (`model`), the pure
+//! comparison with what was done (`diff`), the state store (`state`), and the kinds of
+//! failure every layer reports (`error`).
+//!
+//! Data flows one way: `plan` → `model` → `diff`, with `state` read by `diff` and written by
+//! the executor in the `mailshift` crate. Nothing here talks to a server.
+
+pub mod diff;
+pub mod error;
+pub mod model;
+pub mod plan;
+pub mod state;
