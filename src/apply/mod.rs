@@ -495,7 +495,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         },
         ..job
     });
-    let progress: Arc<dyn Progress> = Arc::new(HookProgress(ctx.hooks.clone()));
+    let progress: Arc<dyn Progress> = ctx.hooks.clone();
     let result = copy::sync_account(job, store.clone(), progress, ctx.stop.clone()).await;
     match result {
         Ok(report) => {
@@ -608,20 +608,6 @@ fn failed_folders(report: &CopyReport) -> Option<String> {
         crate::plan::diagnostic::plural(list.len(), "folder"),
         list.join("; ")
     ))
-}
-
-struct HookProgress(Arc<dyn Hooks>);
-
-impl Progress for HookProgress {
-    fn folder_started(&self, account: &str, folder: &str, to_copy: u64) {
-        self.0.folder_started(account, folder, to_copy);
-    }
-    fn copied(&self, account: &str, messages: u64, bytes: u64) {
-        self.0.copied(account, messages, bytes);
-    }
-    fn note(&self, account: &str, text: &str) {
-        self.0.note(account, text);
-    }
 }
 
 pub fn human_bytes(b: u64) -> String {
