@@ -28,7 +28,8 @@ use crate::transfer::imap::session::{Auth, Target};
 
 /// Default IMAP connections per account and side; servers cap them per user (Dovecot 10).
 const DEFAULT_CONNECTIONS: u32 = 4;
-const DEFAULT_PARALLEL_ACCOUNTS: u32 = 4;
+/// Accounts run at once when the plan does not say (`options.parallel_accounts`).
+pub const DEFAULT_PARALLEL_ACCOUNTS: u32 = 4;
 /// How long the copy retries a refused login right after this run renamed or created the
 /// account: platforms take a moment to propagate such changes to their IMAP servers.
 const FRESH_LOGIN_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
