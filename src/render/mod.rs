@@ -11,6 +11,7 @@ use crate::diff::{Action, Change, Summary};
 
 pub mod progress;
 pub mod report;
+pub mod time;
 
 /// Version of the JSON format; bumped on any incompatible change.
 pub const PLAN_JSON_FORMAT: u32 = 1;

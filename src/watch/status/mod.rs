@@ -7,13 +7,13 @@
 //! running, finished, next run; `scheduler`); after each unit it re-reads that account's records
 //! from the state, so what is shown is what is recorded, with what only this process knows (a
 //! run in flight, a manual step waiting, a conflict) on top. `views` turns it into the
-//! `/api/status` document, which the page and the gauges of `/metrics` read too.
+//! `/api/status` document, which the page and the gauges of `/metrics` read too. Times are
+//! kept as Unix seconds and shown by `render::time`.
 //!
 //! Locks are std mutexes held for a few assignments, never across an await.
 
 mod hooks;
 mod scheduler;
-mod time;
 mod views;
 
 #[cfg(test)]
@@ -21,6 +21,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -29,11 +30,18 @@ use crate::error::ErrorKind;
 use crate::state::ResourceRecord;
 
 pub use scheduler::units_of;
-pub use time::{rfc3339, unix, unix_now};
 pub use views::{
     AccountView, CopyView, Health, MailProgress, PlanView, ResourceView, Snapshot, SummaryView,
     UnitView,
 };
+
+pub fn unix_now() -> u64 {
+    unix(SystemTime::now())
+}
+
+pub fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
 
 /// Where a unit stands in the scheduler.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

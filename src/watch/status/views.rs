@@ -5,9 +5,10 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::{AccountInfo, Inner, Live, ResourceInfo, RunState, StatusModel, rfc3339, unix_now};
+use super::{AccountInfo, Inner, Live, ResourceInfo, RunState, StatusModel, unix_now};
 use crate::error::ErrorKind;
 use crate::model::ResourceKind;
+use crate::render::time::rfc3339;
 use crate::state::Status;
 
 impl StatusModel {
