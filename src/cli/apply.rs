@@ -64,8 +64,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let report = report.map_err(|e| CliError(e.message))?;
     printer.finish();
     print!("{}", apply_report(&report, started.elapsed().as_secs_f64()));
-    let failed = report.steps.iter().any(|s| s.outcome.is_failure());
-    Ok(if failed || report.stopped {
+    Ok(if report.failed() || report.stopped {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -111,3 +111,84 @@ pub fn apply_report(report: &ApplyReport, elapsed: f64) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::StepResult;
+    use crate::diff::Action;
+    use crate::error::StepError;
+    use crate::transfer::imap::copy::{CopyReport, FailedFolder, FolderReport};
+
+    #[test]
+    fn the_report_of_a_run_is_pinned() {
+        let step = |id: &str, outcome| StepResult {
+            id: id.into(),
+            account: Some("a@example.com".into()),
+            action: Action::Sync,
+            outcome,
+        };
+        let folder = FolderReport {
+            path: "INBOX".into(),
+            dest: "Archive".into(),
+            copied: 3,
+            bytes: 3_500,
+            rematched: 2,
+            too_large: vec![(7, 30_000_000)],
+            adopted: 1,
+            moved: 4,
+            refused: vec![(9, 1_200, "[LIMIT] too big".into())],
+            ..FolderReport::default()
+        };
+        let copy = CopyReport {
+            folders: vec![folder],
+            failed: vec![FailedFolder {
+                path: "Junk".into(),
+                reason: "no such folder".into(),
+                kind: crate::error::ErrorKind::Refused,
+            }],
+            ..CopyReport::default()
+        };
+        let report = ApplyReport {
+            steps: vec![
+                step(
+                    "account/a@example.com/mail",
+                    Outcome::Done("3 messages".into()),
+                ),
+                step(
+                    "account/a@example.com/create",
+                    Outcome::Failed(StepError::config("no API")),
+                ),
+                step(
+                    "account/a@example.com/rename",
+                    Outcome::Manual("by hand".into()),
+                ),
+                step(
+                    "account/a@example.com/x",
+                    Outcome::Skipped("blocked".into()),
+                ),
+                step("account/a@example.com/y", Outcome::Conflict("taken".into())),
+            ],
+            copies: [("a@example.com".to_string(), copy)].into(),
+            api_writes: 2,
+            stopped: false,
+        };
+        assert_eq!(
+            apply_report(&report, 1.25),
+            "\n\
+             done    account/a@example.com/mail: 3 messages\n\
+             FAILED  account/a@example.com/create: no API\n\
+             manual  account/a@example.com/rename: by hand\n\
+             skipped account/a@example.com/x: blocked\n\
+             CONFLICT account/a@example.com/y: taken\n\
+             note    a@example.com: message UID 7 in \"INBOX\" (30.0 MB) skipped: larger than max_message_size\n\
+             note    a@example.com: 1 message in \"INBOX\" already on the destination (no record in the state: another tool's copy, or a lost state) adopted, not copied again\n\
+             note    a@example.com: 4 messages of \"INBOX\" moved on the destination to \"Archive\" (the folder mapping changed), not copied again\n\
+             note    a@example.com: message UID 9 in \"INBOX\" (1.2 KB) refused by the destination, skipped: [LIMIT] too big\n\
+             note    a@example.com: 2 message(s) in \"INBOX\" were already on the destination after an interruption, not copied again\n\
+             FAILED  a@example.com: folder \"Junk\": no such folder\n\
+             \n\
+             Apply incomplete: 5 steps, 3 failed, 1 manual; 3 messages (3.5 KB) copied; 2 API writes in 1.2 s.\n"
+        );
+    }
+}
