@@ -35,6 +35,7 @@ pub use views::{
     UnitView,
 };
 
+/// The model keeps times as Unix seconds, like the state's records.
 pub fn unix_now() -> u64 {
     unix(SystemTime::now())
 }
