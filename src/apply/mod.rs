@@ -28,7 +28,8 @@ use crate::transfer::imap::session::{Auth, Target};
 
 /// Default IMAP connections per account and side; servers cap them per user (Dovecot 10).
 const DEFAULT_CONNECTIONS: u32 = 4;
-const DEFAULT_PARALLEL_ACCOUNTS: u32 = 4;
+/// Accounts run at once when the plan does not say (`options.parallel_accounts`).
+pub const DEFAULT_PARALLEL_ACCOUNTS: u32 = 4;
 /// How long the copy retries a refused login right after this run renamed or created the
 /// account: platforms take a moment to propagate such changes to their IMAP servers.
 const FRESH_LOGIN_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
@@ -495,7 +496,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         },
         ..job
     });
-    let progress: Arc<dyn Progress> = Arc::new(HookProgress(ctx.hooks.clone()));
+    let progress: Arc<dyn Progress> = ctx.hooks.clone();
     let result = copy::sync_account(job, store.clone(), progress, ctx.stop.clone()).await;
     match result {
         Ok(report) => {
@@ -608,20 +609,6 @@ fn failed_folders(report: &CopyReport) -> Option<String> {
         crate::plan::diagnostic::plural(list.len(), "folder"),
         list.join("; ")
     ))
-}
-
-struct HookProgress(Arc<dyn Hooks>);
-
-impl Progress for HookProgress {
-    fn folder_started(&self, account: &str, folder: &str, to_copy: u64) {
-        self.0.folder_started(account, folder, to_copy);
-    }
-    fn copied(&self, account: &str, messages: u64, bytes: u64) {
-        self.0.copied(account, messages, bytes);
-    }
-    fn note(&self, account: &str, text: &str) {
-        self.0.note(account, text);
-    }
 }
 
 pub fn human_bytes(b: u64) -> String {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{CliError, load_plan};
+use crate::render::time::human as human_time;
 use crate::state::record::ResourceRecord;
 
 #[derive(Debug, clap::Args)]
@@ -81,7 +82,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
                 println!(
                     "{id:width$}  {:<12} {}{err}",
                     r.status.as_str(),
-                    format_time(r.updated_at)
+                    human_time(r.updated_at)
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -152,39 +153,8 @@ fn show(id: &str, r: &ResourceRecord) -> String {
     }
     s.push_str(&format!(
         "created:     {}\nupdated:     {}\n",
-        format_time(r.created_at),
-        format_time(r.updated_at)
+        human_time(r.created_at),
+        human_time(r.updated_at)
     ));
     s
-}
-
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (civil-from-days; no time-zone database needed).
-pub fn format_time(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn formats_unix_time() {
-        assert_eq!(super::format_time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::format_time(1_700_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(super::format_time(951_782_400), "2000-02-29 00:00:00 UTC");
-    }
 }

@@ -126,7 +126,7 @@ fn print_line(
             if let Some(p) = s.sync_point {
                 extra.push_str(&format!(", sync point {p}"));
             }
-            extra.push_str(&format!(", {}", super::state::format_time(s.updated_at)));
+            extra.push_str(&format!(", {}", crate::render::time::human(s.updated_at)));
             if s.status == Status::Failed {
                 failed = true;
                 extra.push_str(&format!(

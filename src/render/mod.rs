@@ -1,5 +1,7 @@
 //! Views of a computed plan: the human one (Terraform-style, grouped by account) and the
-//! JSON one (stable, documented in `docs/plan-json.md`). Rendering never computes anything.
+//! JSON one (stable, documented in `docs/plan-json.md`); `apply`'s progress and report
+//! (`progress`, `report`), `verify`'s result (`verify`), times (`time`). Rendering never
+//! computes anything.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -7,6 +9,11 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::diff::{Action, Change, Summary};
+
+pub mod progress;
+pub mod report;
+pub mod time;
+pub mod verify;
 
 /// Version of the JSON format; bumped on any incompatible change.
 pub const PLAN_JSON_FORMAT: u32 = 1;

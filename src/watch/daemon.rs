@@ -24,16 +24,13 @@ use tracing::{debug, error, info, warn};
 use super::Trigger;
 use super::schedule::{self, Next, RunEnd};
 use super::status::{StatusModel, units_of};
-use crate::apply::{ApplyOptions, ApplyReport, Hooks, Outcome, apply};
+use crate::apply::{ApplyOptions, ApplyReport, DEFAULT_PARALLEL_ACCOUNTS, Hooks, Outcome, apply};
 use crate::error::{ErrorKind, Retry, StepError};
 use crate::model::{Execution, ResourceKind, compile, effective_options};
 use crate::plan::Loaded;
 use crate::plan::validate::parse_duration;
 use crate::state::StateStore;
 use crate::transfer::imap::copy::StopFlag;
-
-/// Same default as `apply`.
-const DEFAULT_PARALLEL_ACCOUNTS: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Unit {
@@ -476,7 +473,8 @@ fn parallel(loaded: &Loaded) -> usize {
         .plan
         .options
         .parallel_accounts
-        .map_or(DEFAULT_PARALLEL_ACCOUNTS, |n| n.max(1) as usize)
+        .unwrap_or(DEFAULT_PARALLEL_ACCOUNTS)
+        .max(1) as usize
 }
 
 /// How a run ended, the error to show for it, and the kind of that error.

@@ -1,17 +1,213 @@
-//! The Prometheus text exposition format (version 0.0.4), written by hand.
+//! What the daemon counts (`Counters`, fed by the status model's hooks) and `/metrics`, the
+//! Prometheus text exposition format (version 0.0.4) of those counters and of the status
+//! model's gauges, written by hand.
 //!
 //! Why not metrics + metrics-exporter-prometheus: the exporter brings about fifteen crates
 //! (evmap, left-right, crossbeam-epoch, quanta, raw-cpuid, a second rand, sketches-ddsketch...)
 //! to a project that CI builds from scratch on two cores, and a process-wide recorder that tests
-//! cannot isolate. The daemon already keeps every number it exposes in its status model
+//! cannot isolate. Why not prometheus-client: it writes OpenMetrics (`# EOF`, counter families
+//! named without `_total`, a `.` added to help texts), so `/metrics` would change for scrapers,
+//! and the per-account gauges, computed from the status at each scrape, would need a custom
+//! collector. The daemon already keeps every number it exposes in its status model
 //! (`watch::status`), because `/api/status` needs them too; rendering them is this file.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+use super::status::{AccountView, Snapshot};
+use crate::error::ErrorKind;
 
 /// Upper bounds (seconds) of API call latency buckets: a fast GET to a slow task poll.
 pub const API_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 /// Upper bounds (seconds) of step duration buckets: a no-op sync to a first copy of hours.
 pub const STEP_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+
+/// The counters and histograms of this process (gauges are read from the status snapshot).
+#[derive(Debug, Default)]
+pub struct Counters {
+    messages: BTreeMap<String, u64>,
+    bytes: BTreeMap<String, u64>,
+    /// (resource kind, error kind) → count
+    errors: BTreeMap<(String, &'static str), u64>,
+    /// outcome → count
+    steps: BTreeMap<&'static str, u64>,
+    reloads: BTreeMap<&'static str, u64>,
+    /// (api, operation) → latency
+    api: BTreeMap<(String, String), Histogram>,
+    /// resource kind → step duration
+    step_seconds: BTreeMap<String, Histogram>,
+    /// step id → (resource kind, start) of the steps running
+    started: HashMap<String, (String, Instant)>,
+}
+
+impl Counters {
+    pub fn copied(&mut self, account: &str, messages: u64, bytes: u64) {
+        *self.messages.entry(account.to_string()).or_default() += messages;
+        *self.bytes.entry(account.to_string()).or_default() += bytes;
+    }
+
+    /// A plan load: `applied` or `rejected`.
+    pub fn reload(&mut self, result: &'static str) {
+        *self.reloads.entry(result).or_default() += 1;
+    }
+
+    pub fn error(&mut self, resource: String, kind: &'static str) {
+        *self.errors.entry((resource, kind)).or_default() += 1;
+    }
+
+    pub fn step_started(&mut self, id: &str, kind: &str, at: Instant) {
+        self.started.insert(id.to_string(), (kind.to_string(), at));
+    }
+
+    /// A step ended with the status `label`; `kind_of` names its resource kind when its start
+    /// was not seen. A failure counts as an error of its kind (`bug` if it has none); a
+    /// conflict or a blocked step as an error labelled so.
+    pub fn step_finished(
+        &mut self,
+        id: &str,
+        label: &'static str,
+        error_kind: Option<ErrorKind>,
+        kind_of: impl FnOnce() -> String,
+    ) {
+        let started = self.started.remove(id);
+        let kind = started.as_ref().map_or_else(kind_of, |(k, _)| k.clone());
+        *self.steps.entry(label).or_default() += 1;
+        match label {
+            "failed" => self.error(kind.clone(), error_kind.map_or("bug", ErrorKind::as_str)),
+            "conflict" | "blocked" => self.error(kind.clone(), label),
+            _ => {}
+        }
+        if let Some((_, at)) = started {
+            self.step_seconds
+                .entry(kind)
+                .or_insert_with(|| Histogram::new(STEP_BUCKETS))
+                .observe(at.elapsed().as_secs_f64());
+        }
+    }
+
+    pub fn api_call(&mut self, api: &str, operation: &str, elapsed: Duration, ok: bool) {
+        self.api
+            .entry((api.to_string(), operation.to_string()))
+            .or_insert_with(|| Histogram::new(API_BUCKETS))
+            .observe(elapsed.as_secs_f64());
+        if !ok {
+            self.error(format!("api:{api}"), "api-call");
+        }
+    }
+
+    /// `/metrics`: these counters, and gauges read from `snapshot`. `plan_valid`: the plan
+    /// file on disk is the plan in force.
+    pub fn exposition(&self, snapshot: &Snapshot, plan_valid: bool) -> String {
+        let c = self;
+        let mut e = Exposition::default();
+        let by_account = |f: &dyn Fn(&AccountView) -> Option<f64>| -> Vec<(String, f64)> {
+            snapshot
+                .accounts
+                .iter()
+                .filter_map(|a| f(a).map(|v| (a.address.clone(), v)))
+                .collect()
+        };
+        e.by_label(
+            "mailshift_messages_copied_total",
+            "counter",
+            "Messages copied to the destination by this process, per account.",
+            "account",
+            c.messages.iter().map(|(k, n)| (k.as_str(), *n as f64)),
+        );
+        e.by_label(
+            "mailshift_bytes_copied_total",
+            "counter",
+            "Bytes of messages copied to the destination by this process, per account.",
+            "account",
+            c.bytes.iter().map(|(k, n)| (k.as_str(), *n as f64)),
+        );
+        e.family(
+            "mailshift_errors_total",
+            "counter",
+            "Failed steps and rejected plan changes, by resource kind and error kind.",
+        );
+        for ((resource, kind), n) in &c.errors {
+            e.sample(
+                "mailshift_errors_total",
+                &[("resource", resource), ("kind", kind)],
+                *n as f64,
+            );
+        }
+        e.by_label(
+            "mailshift_step_runs_total",
+            "counter",
+            "Steps run by this process, by outcome.",
+            "outcome",
+            c.steps.iter().map(|(k, n)| (*k, *n as f64)),
+        );
+        let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
+        for r in &snapshot.resources {
+            *by_status.entry(r.status).or_default() += 1;
+        }
+        e.by_label(
+            "mailshift_steps",
+            "gauge",
+            "Resources of the plan and the state, by current status.",
+            "status",
+            by_status.iter().map(|(k, n)| (*k, *n as f64)),
+        );
+        let lag = by_account(&|a| a.lag_seconds.filter(|_| !a.cut_over).map(|l| l as f64));
+        e.by_label(
+            "mailshift_account_sync_lag_seconds",
+            "gauge",
+            "Seconds since the account's mail was last synced completely (accounts still synced).",
+            "account",
+            lag.iter().map(|(k, v)| (k.as_str(), *v)),
+        );
+        let failures = by_account(&|a| Some(f64::from(a.failures)));
+        e.by_label(
+            "mailshift_account_consecutive_failures",
+            "gauge",
+            "Failed runs of the account in a row (0 after a success).",
+            "account",
+            failures.iter().map(|(k, v)| (k.as_str(), *v)),
+        );
+        e.by_label(
+            "mailshift_plan_reloads_total",
+            "counter",
+            "Plan loads put in force (applied) or refused as invalid (rejected).",
+            "result",
+            c.reloads.iter().map(|(k, n)| (*k, *n as f64)),
+        );
+        e.family(
+            "mailshift_plan_valid",
+            "gauge",
+            "1 when the plan file on disk is the plan in force, 0 when its last change was refused.",
+        );
+        e.sample(
+            "mailshift_plan_valid",
+            &[],
+            if plan_valid { 1.0 } else { 0.0 },
+        );
+        e.family(
+            "mailshift_api_call_duration_seconds",
+            "histogram",
+            "Latency of platform API calls (the OVHcloud API), by API and operation.",
+        );
+        for ((api, op), h) in &c.api {
+            e.histogram(
+                "mailshift_api_call_duration_seconds",
+                &[("api", api), ("operation", op)],
+                h,
+            );
+        }
+        e.family(
+            "mailshift_step_duration_seconds",
+            "histogram",
+            "Time taken by steps, by resource kind (a mail step is one sync of an account).",
+        );
+        for (kind, h) in &c.step_seconds {
+            e.histogram("mailshift_step_duration_seconds", &[("kind", kind)], h);
+        }
+        e.finish()
+    }
+}
 
 /// A cumulative histogram, as Prometheus wants it.
 #[derive(Debug, Clone)]

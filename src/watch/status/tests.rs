@@ -1,0 +1,165 @@
+//! The model fed through its hooks and the scheduler's calls, read back through its views and
+//! `/metrics`.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::*;
+use crate::apply::{Hooks, Outcome, StepResult};
+use crate::diff::{Action, Change};
+use crate::error::StepError;
+use crate::model::ResourceKind;
+use crate::state::StateStore;
+use crate::transfer::imap::copy::Progress;
+use crate::watch::schedule::RunEnd;
+
+fn change(id: &str, account: &str) -> Change {
+    Change {
+        id: id.into(),
+        action: Action::Sync,
+        kind: ResourceKind::Mail,
+        account: Some(account.into()),
+        platform: None,
+        reason: String::new(),
+        before: None,
+        after: None,
+        instructions: None,
+        depends_on: Vec::new(),
+    }
+}
+
+#[test]
+fn hooks_feed_the_counters_and_histograms_of_metrics() {
+    let m = StatusModel::new("plan.yaml".into());
+    let a = "a@example.com";
+    m.unit_started(Some(a));
+    m.step_started(&change("account/a@example.com/mail", a));
+    m.folder_started(a, "INBOX", 10);
+    m.copied(a, 4, 4000);
+    m.copied(a, 6, 6000);
+    m.step_finished(&StepResult {
+        id: "account/a@example.com/mail".into(),
+        account: Some(a.into()),
+        action: Action::Sync,
+        outcome: Outcome::Failed(StepError::new(
+            ErrorKind::Network,
+            "cannot connect to IMAP server h:1: refused",
+        )),
+    });
+    m.api_call(
+        "ovh",
+        "GET /email/pro/{service}",
+        Duration::from_millis(300),
+        true,
+    );
+    m.api_call(
+        "ovh",
+        "GET /email/pro/{service}",
+        Duration::from_secs(3),
+        false,
+    );
+    let text = m.metrics_text();
+    for line in [
+        "mailshift_messages_copied_total{account=\"a@example.com\"} 10",
+        "mailshift_bytes_copied_total{account=\"a@example.com\"} 10000",
+        "mailshift_errors_total{resource=\"mail\",kind=\"network\"} 1",
+        "mailshift_errors_total{resource=\"api:ovh\",kind=\"api-call\"} 1",
+        "mailshift_step_runs_total{outcome=\"failed\"} 1",
+        "mailshift_api_call_duration_seconds_bucket{api=\"ovh\",operation=\"GET /email/pro/{service}\",le=\"0.5\"} 1",
+        "mailshift_api_call_duration_seconds_count{api=\"ovh\",operation=\"GET /email/pro/{service}\"} 2",
+        "mailshift_step_duration_seconds_count{kind=\"mail\"} 1",
+    ] {
+        assert!(text.contains(line), "no {line} in\n{text}");
+    }
+    let s = m.snapshot();
+    let acc = &s.accounts[0];
+    assert_eq!((acc.copy.to_copy, acc.copy.copied), (10, 10));
+    assert_eq!(acc.state, RunState::Running);
+    let end = RunEnd::Failed {
+        retry: crate::error::Retry::Backoff,
+        after: None,
+    };
+    m.unit_finished(
+        Some(a),
+        &end,
+        Some("x".into()),
+        Some(ErrorKind::Network),
+        1,
+        None,
+    );
+    assert_eq!(m.snapshot().accounts[0].health, Health::Failing);
+}
+
+/// Every output of the model, pinned byte for byte: `/metrics` and `/api/status` are read
+/// by scrapers and scripts. Values that depend on the clock are left out.
+#[test]
+fn metrics_and_snapshot_are_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nplatforms:\n  \
+         old: {type: imap, imap: {host: 127.0.0.1, port: 1, security: none}}\n  \
+         new: {type: imap, imap: {host: 127.0.0.1, port: 1, security: none}}\naccounts:\n  \
+         - address: a@example.com\n    from: old\n    to: new\n    \
+         rename_to: a.old@example.com\n    \
+         source: {password: {env: X}}\n    destination: {password: {env: X}}\n  \
+         - address: b@example.com\n    from: old\n    to: new\n    \
+         source: {password: {env: X}}\n    destination: {password: {env: X}}\n",
+    )
+    .unwrap();
+    let loaded = crate::plan::load_file(&path).unwrap();
+    let store = StateStore::open(&loaded.state_path()).unwrap();
+    let m = StatusModel::new("plan.yaml".into());
+    m.plan_loaded(&loaded, 1, &store);
+    let (a, b) = ("a@example.com", "b@example.com");
+    m.unit_queued(Some(b));
+    m.unit_started(Some(a));
+    m.step_started(&change("account/a@example.com/mail", a));
+    m.folder_started(a, "INBOX", 10);
+    m.copied(a, 4, 4000);
+    m.step_finished(&StepResult {
+        id: "account/a@example.com/mail".into(),
+        account: Some(a.into()),
+        action: Action::Sync,
+        outcome: Outcome::Failed(StepError::new(ErrorKind::Auth, "login refused")),
+    });
+    m.step_finished(&StepResult {
+        id: "account/a@example.com/rename".into(),
+        account: Some(a.into()),
+        action: Action::Manual,
+        outcome: Outcome::Manual("rename it by hand".into()),
+    });
+    m.api_call("ovh", "GET /me", Duration::from_millis(70), true);
+    m.api_call("ovh", "POST /x", Duration::from_secs(40), false);
+    m.plan_rejected("error: bad \"plan\"\n".into());
+    m.unit_finished(
+        Some(a),
+        &RunEnd::Failed {
+            retry: crate::error::Retry::AwaitChange,
+            after: None,
+        },
+        Some("waiting".into()),
+        Some(ErrorKind::Auth),
+        2,
+        Some(UNIX_EPOCH + Duration::from_secs(2_000_000_000)),
+    );
+    let text: String = m
+        .metrics_text()
+        .lines()
+        .filter(|l| !l.starts_with("mailshift_step_duration_seconds_sum"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(text, PINNED_METRICS, "{text}");
+    let mut snapshot = m.snapshot();
+    snapshot.version = "VERSION";
+    snapshot.now = "NOW".into();
+    snapshot.started_at = "STARTED".into();
+    snapshot.plan.loaded_at = None;
+    snapshot.plan.error_at = None;
+    snapshot.accounts[0].last_run = None;
+    let json = serde_json::to_string_pretty(&snapshot).unwrap();
+    assert_eq!(json, PINNED_SNAPSHOT, "{json}");
+}
+
+const PINNED_METRICS: &str = include_str!("testdata/metrics.txt");
+const PINNED_SNAPSHOT: &str = include_str!("testdata/status.json");
