@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The OVHcloud part of the demo: examples/ovh-exchange-to-email-pro.yaml, run against the API
-# simulator (`mailshift ovh simulate`, a stand-in for the real API built from its published
+# simulator (`ovh-sim`, crates/ovh-sim: a stand-in for the real API built from its published
 # schema) in front of two local Dovecot servers, the Exchange and Email Pro IMAP endpoints.
 # A rename or an account created through the simulated API changes who can log in to those
 # servers, so the whole procedure really runs: domain, rename, create, copy, aliases,
@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 
 if [ -z "${MAILSHIFT_DEMO_BUILT:-}" ]; then
     scripts/install-deps.sh
-    cargo build --locked --quiet
+    # The workspace: mailshift and the simulator's own binary, ovh-sim.
+    cargo build --locked --quiet --workspace
 fi
 MS=$PWD/target/debug/mailshift
+SIM=$PWD/target/debug/ovh-sim
 
 WORK=$(mktemp -d /tmp/mailshift-demo-ovh.XXXXXX)
 chmod 0755 "$WORK"
@@ -61,7 +63,7 @@ pro:
 EOF
 
 echo "== Starting the OVHcloud API simulator"
-"$MS" ovh simulate --world "$WORK/world.yaml" >"$WORK/sim.out" 2>"$WORK/sim.err" &
+"$SIM" --world "$WORK/world.yaml" >"$WORK/sim.out" 2>"$WORK/sim.err" &
 SIM_PID=$!
 for _ in $(seq 50); do
     [ -s "$WORK/sim.out" ] && break

@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-cargo build --locked --quiet
+# The workspace: mailshift, and ovh-sim (the OVHcloud API simulator) for part 2.
+cargo build --locked --quiet --workspace
 MS=target/debug/mailshift
 
 WORK=$(mktemp -d /tmp/mailshift-demo.XXXXXX)

@@ -10,8 +10,8 @@ use std::time::Duration;
 use mailshift::plan::model::{DomainMode, Right};
 use mailshift::plan::secret::Secret;
 use mailshift::providers::ovh::ops::{ContactSpec, Created, Family, GroupSpec, Service, Timing};
-use mailshift::providers::ovh::sim::{SimHandle, Simulator, World};
 use mailshift::providers::ovh::{Credentials, OvhClient};
+use ovh_sim::{SimHandle, Simulator, World};
 
 const AK: &str = "confApplicationKey";
 const AS: &str = "confApplicationSecret0123456789a";

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mailshift::plan::secret::Secret;
-use mailshift::providers::ovh::sim::world::{Account, Service, World};
-use mailshift::providers::ovh::sim::{Fault, SimHandle};
 use mailshift::providers::ovh::{Credentials, OvhClient};
+use ovh_sim::world::{Account, Service, World};
+use ovh_sim::{Fault, SimHandle};
 use serde_json::json;
 
 use crate::common::{Output, mailshift_env, repo_root};

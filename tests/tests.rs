@@ -14,6 +14,7 @@ mod loader;
 mod ovh_conformance;
 mod ovh_e2e;
 mod ovh_sim;
+mod ovh_sim_client;
 mod plan_cmd;
 mod state_cmd;
 mod validate_cmd;

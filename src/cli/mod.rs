@@ -50,7 +50,7 @@ pub enum Command {
     State(state::Args),
     /// Turn another tool's migration list into a plan (on stdout).
     Import(import::Args),
-    /// OVHcloud helpers: ask for API credentials, run the API simulator (tests, demos).
+    /// OVHcloud helpers: ask for API credentials.
     Ovh(ovh::Args),
     /// Keep applying the plan as it changes, re-sync mail on an interval, serve status and
     /// metrics over HTTP (a daemon).

@@ -2,15 +2,14 @@
 //! helpers that wait for the asynchronous tasks most write calls start.
 //!
 //! The wire facts (endpoints, signature, error bodies, task shapes) come from
-//! `reference/ovh-api.md`; this module knows nothing about migration steps. `sim` is a
-//! stand-in for the API itself, built from the vendored schema, for tests and the demo.
+//! `reference/ovh-api.md`; this module knows nothing about migration steps. A stand-in for
+//! the API itself, for tests and the demo, is the `ovh-sim` crate (`crates/ovh-sim`).
 
 pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod ops;
 pub mod signing;
-pub mod sim;
 pub mod task;
 
 pub use client::{CallObserver, ClientOptions, Credentials, OvhClient, RetryPolicy};

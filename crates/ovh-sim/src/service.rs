@@ -225,6 +225,101 @@ fn service_json(svc: &Svc) -> Value {
     v
 }
 
+// ---- tasks that create or delete one object ----
+
+/// An object a task creates or deletes: it shows the task (and, for whole objects, a
+/// transitional state) until the task ends.
+trait Tracked {
+    /// Back at rest: the task that held it ended.
+    fn settle(&mut self);
+}
+
+impl Tracked for Dom {
+    fn settle(&mut self) {
+        self.state = "ok";
+        self.pending = None;
+    }
+}
+
+impl Tracked for Contact {
+    fn settle(&mut self) {
+        self.state = "ok";
+        self.pending = None;
+    }
+}
+
+impl Tracked for MList {
+    fn settle(&mut self) {
+        self.state = "ok";
+        self.pending = None;
+    }
+}
+
+impl<T> Tracked for Entry<T> {
+    fn settle(&mut self) {
+        self.pending = None;
+    }
+}
+
+/// What the task does to its object: a creation keeps it when done and drops it on error; a
+/// deletion drops it when done and leaves it as it was on error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    Create,
+    Delete,
+}
+
+/// Starts a service task that creates or deletes the objects of `objects` that `is_it`
+/// picks (found again when the task ends: indexes move in between). The caller adds or marks
+/// the object with the task's id it gets back.
+fn start_lifecycle_task<T: Tracked>(
+    st: &mut State,
+    s: usize,
+    function: &'static str,
+    account: Option<u64>,
+    lifecycle: Lifecycle,
+    objects: impl Fn(&mut State) -> Option<&mut Vec<T>> + Send + 'static,
+    is_it: impl Fn(&T) -> bool + Send + 'static,
+) -> u64 {
+    st.start_task(
+        Owner::Service(s),
+        function,
+        account,
+        None,
+        move |st, ok, _| {
+            if let Some(v) = objects(st) {
+                if ok == (lifecycle == Lifecycle::Create) {
+                    v.iter_mut().filter(|o| is_it(o)).for_each(T::settle);
+                } else {
+                    v.retain(|o| !is_it(o));
+                }
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Starts a service task that changes the object `is_it` picks: when it ends the object is
+/// at rest again, and `change` applies only if the task is done.
+fn start_change_task<T: Tracked>(
+    st: &mut State,
+    s: usize,
+    function: &'static str,
+    objects: impl Fn(&mut State) -> Option<&mut Vec<T>> + Send + 'static,
+    is_it: impl Fn(&T) -> bool + Send + 'static,
+    change: impl FnOnce(&mut T) + Send + 'static,
+) -> u64 {
+    st.start_task(Owner::Service(s), function, None, None, move |st, ok, _| {
+        if let Some(o) = objects(st).and_then(|v| v.iter_mut().find(|o| is_it(o))) {
+            o.settle();
+            if ok {
+                change(o);
+            }
+        }
+        Ok(())
+    })
+}
+
 // ---- domains ----
 
 fn expected_mx(family: Family) -> Vec<&'static str> {
@@ -360,23 +455,14 @@ fn domain_attach(st: &mut State, s: usize, r: &Req<'_>) -> Reply {
         dns("configureAutodiscover"),
     );
     let key = name.clone();
-    let tid = st.start_task(
-        Owner::Service(s),
+    let tid = start_lifecycle_task(
+        st,
+        s,
         "addDomain",
         None,
-        None,
-        move |st, ok, _| {
-            let svc = &mut st.services[s];
-            if ok {
-                if let Some(d) = svc.domains.iter_mut().find(|d| d.name == key) {
-                    d.state = "ok";
-                    d.pending = None;
-                }
-            } else {
-                svc.domains.retain(|d| d.name != key);
-            }
-            Ok(())
-        },
+        Lifecycle::Create,
+        move |st| Some(&mut st.services[s].domains),
+        move |d| d.name == key,
     );
     st.services[s].domains.push(Dom {
         name,
@@ -411,21 +497,15 @@ fn domain_put(st: &mut State, s: usize, r: &Req<'_>) -> Reply {
         check_authority(st, s, &name, kind, false)?;
     }
     let key = name.clone();
-    let tid = st.start_task(
-        Owner::Service(s),
+    let tid = start_change_task(
+        st,
+        s,
         "setDomain",
-        None,
-        None,
-        move |st, ok, _| {
-            if let Some(d) = st.services[s].domains.iter_mut().find(|d| d.name == key) {
-                d.state = "ok";
-                d.pending = None;
-                if ok {
-                    d.kind = kind;
-                    d.mx_relay = relay;
-                }
-            }
-            Ok(())
+        move |st| Some(&mut st.services[s].domains),
+        move |d| d.name == key,
+        move |d| {
+            d.kind = kind;
+            d.mx_relay = relay;
         },
     );
     let svc = &mut st.services[s];
@@ -455,21 +535,14 @@ fn domain_delete(st: &mut State, s: usize, r: &Req<'_>) -> Reply {
         )));
     }
     let key = d.name.clone();
-    let tid = st.start_task(
-        Owner::Service(s),
+    let tid = start_lifecycle_task(
+        st,
+        s,
         "deleteDomain",
         None,
-        None,
-        move |st, ok, _| {
-            let svc = &mut st.services[s];
-            if ok {
-                svc.domains.retain(|d| d.name != key);
-            } else if let Some(d) = svc.domains.iter_mut().find(|d| d.name == key) {
-                d.state = "ok";
-                d.pending = None;
-            }
-            Ok(())
-        },
+        Lifecycle::Delete,
+        move |st| Some(&mut st.services[s].domains),
+        move |d| d.name == key,
     );
     let d = &mut st.services[s].domains[di];
     d.state = "deleting";
@@ -1042,24 +1115,14 @@ fn alias(st: &mut State, s: usize, r: &Req<'_>) -> Reply {
             let alias = r.str("alias").unwrap_or_default().to_ascii_lowercase();
             check_new_address(svc, &alias)?;
             let key = alias.clone();
-            let tid = st.start_task(
-                Owner::Service(s),
+            let tid = start_lifecycle_task(
+                st,
+                s,
                 "addAlias",
                 Some(id),
-                None,
-                move |st, ok, _| {
-                    if let Some(a) = st.acct_mut(s, id) {
-                        if ok {
-                            a.aliases
-                                .iter_mut()
-                                .filter(|e| e.value == key)
-                                .for_each(|e| e.pending = None);
-                        } else {
-                            a.aliases.retain(|e| e.value != key);
-                        }
-                    }
-                    Ok(())
-                },
+                Lifecycle::Create,
+                move |st| st.acct_mut(s, id).map(|a| &mut a.aliases),
+                move |e| e.value == key,
             );
             let now = st.now_str();
             st.services[s].accounts[ai]
@@ -1074,24 +1137,14 @@ fn alias(st: &mut State, s: usize, r: &Req<'_>) -> Reply {
                 Some(_) => {}
             }
             let key = name.clone();
-            let tid = st.start_task(
-                Owner::Service(s),
+            let tid = start_lifecycle_task(
+                st,
+                s,
                 "deleteAlias",
                 Some(id),
-                None,
-                move |st, ok, _| {
-                    if let Some(a) = st.acct_mut(s, id) {
-                        if ok {
-                            a.aliases.retain(|e| e.value != key);
-                        } else {
-                            a.aliases
-                                .iter_mut()
-                                .filter(|e| e.value == key)
-                                .for_each(|e| e.pending = None);
-                        }
-                    }
-                    Ok(())
-                },
+                Lifecycle::Delete,
+                move |st| st.acct_mut(s, id).map(|a| &mut a.aliases),
+                move |e| e.value == key,
             );
             if let Some(e) = st.services[s].accounts[ai]
                 .aliases
@@ -1221,23 +1274,14 @@ fn entry_add(
             "The id {value} is already in this list"
         )));
     }
-    let tid = st.start_task(
-        Owner::Service(s),
+    let tid = start_lifecycle_task(
+        st,
+        s,
         function,
         account,
-        None,
-        move |st, ok, _| {
-            if let Some(v) = entries(&mut st.services[s], holder) {
-                if ok {
-                    v.iter_mut()
-                        .filter(|e| e.value == value)
-                        .for_each(|e| e.pending = None);
-                } else {
-                    v.retain(|e| e.value != value);
-                }
-            }
-            Ok(())
-        },
+        Lifecycle::Create,
+        move |st| entries(&mut st.services[s], holder),
+        move |e| e.value == value,
     );
     let now = st.now_str();
     if let Some(v) = entries(&mut st.services[s], holder) {
@@ -1260,23 +1304,14 @@ fn entry_remove(
         Some(e) if e.pending.is_some() => return Err(ApiErr::busy("object")),
         Some(_) => {}
     }
-    let tid = st.start_task(
-        Owner::Service(s),
+    let tid = start_lifecycle_task(
+        st,
+        s,
         function,
         account,
-        None,
-        move |st, ok, _| {
-            if let Some(v) = entries(&mut st.services[s], holder) {
-                if ok {
-                    v.retain(|e| e.value != value);
-                } else {
-                    v.iter_mut()
-                        .filter(|e| e.value == value)
-                        .for_each(|e| e.pending = None);
-                }
-            }
-            Ok(())
-        },
+        Lifecycle::Delete,
+        move |st| entries(&mut st.services[s], holder),
+        move |e| e.value == value,
     );
     if let Some(e) =
         entries(&mut st.services[s], holder).and_then(|v| v.iter_mut().find(|e| e.value == value))
@@ -1341,23 +1376,14 @@ fn contact_create(st: &mut State, s: usize, r: &Req<'_>) -> Reply {
     }
     let id = st.id();
     let created = st.now_str();
-    let tid = st.start_task(
-        Owner::Service(s),
+    let tid = start_lifecycle_task(
+        st,
+        s,
         "addExternalContact",
         None,
-        None,
-        move |st, ok, _| {
-            let svc = &mut st.services[s];
-            if ok {
-                if let Some(c) = svc.contacts.iter_mut().find(|c| c.id == id) {
-                    c.state = "ok";
-                    c.pending = None;
-                }
-            } else {
-                svc.contacts.retain(|c| c.id != id);
-            }
-            Ok(())
-        },
+        Lifecycle::Create,
+        move |st| Some(&mut st.services[s].contacts),
+        move |c| c.id == id,
     );
     st.services[s].contacts.push(Contact {
         id,
@@ -1425,38 +1451,31 @@ fn contact(st: &mut State, s: usize, r: &Req<'_>) -> Reply {
     let last_name = r.nullable("lastName");
     let initials = r.nullable("initials");
     let hidden = r.bool("hiddenFromGAL");
-    let tid = st.start_task(
-        Owner::Service(s),
+    let tid = start_change_task(
+        st,
+        s,
         "setExternalContact",
-        None,
-        None,
-        move |st, ok, _| {
-            let Some(c) = st.services[s].contacts.iter_mut().find(|c| c.id == id) else {
-                return Ok(());
-            };
-            c.state = "ok";
-            c.pending = None;
-            if ok {
-                if let Some(e) = new_email {
-                    c.email = e;
-                }
-                if let Some(v) = display_name {
-                    c.display_name = Some(v);
-                }
-                if let Some(v) = first_name {
-                    c.first_name = v;
-                }
-                if let Some(v) = last_name {
-                    c.last_name = v;
-                }
-                if let Some(v) = initials {
-                    c.initials = v;
-                }
-                if let Some(v) = hidden {
-                    c.hidden_from_gal = v;
-                }
+        move |st| Some(&mut st.services[s].contacts),
+        move |c| c.id == id,
+        move |c| {
+            if let Some(e) = new_email {
+                c.email = e;
             }
-            Ok(())
+            if let Some(v) = display_name {
+                c.display_name = Some(v);
+            }
+            if let Some(v) = first_name {
+                c.first_name = v;
+            }
+            if let Some(v) = last_name {
+                c.last_name = v;
+            }
+            if let Some(v) = initials {
+                c.initials = v;
+            }
+            if let Some(v) = hidden {
+                c.hidden_from_gal = v;
+            }
         },
     );
     let svc = &mut st.services[s];
@@ -1510,23 +1529,14 @@ fn list_create(st: &mut State, s: usize, r: &Req<'_>) -> Reply {
     check_new_address(&st.services[s], &address)?;
     let id = st.id();
     let created = st.now_str();
-    let tid = st.start_task(
-        Owner::Service(s),
+    let tid = start_lifecycle_task(
+        st,
+        s,
         "addDistributionGroup",
         None,
-        None,
-        move |st, ok, _| {
-            let svc = &mut st.services[s];
-            if ok {
-                if let Some(l) = svc.lists.iter_mut().find(|l| l.id == id) {
-                    l.state = "ok";
-                    l.pending = None;
-                }
-            } else {
-                svc.lists.retain(|l| l.id != id);
-            }
-            Ok(())
-        },
+        Lifecycle::Create,
+        move |st| Some(&mut st.services[s].lists),
+        move |l| l.id == id,
     );
     st.services[s].lists.push(MList {
         id,
@@ -1568,21 +1578,14 @@ fn mailing_list(st: &mut State, s: usize, r: &Req<'_>) -> Reply {
     }
     let id = l.id;
     if r.method == "DELETE" {
-        let tid = st.start_task(
-            Owner::Service(s),
+        let tid = start_lifecycle_task(
+            st,
+            s,
             "deleteDistributionGroup",
             None,
-            None,
-            move |st, ok, _| {
-                let svc = &mut st.services[s];
-                if ok {
-                    svc.lists.retain(|l| l.id != id);
-                } else if let Some(l) = svc.lists.iter_mut().find(|l| l.id == id) {
-                    l.state = "ok";
-                    l.pending = None;
-                }
-                Ok(())
-            },
+            Lifecycle::Delete,
+            move |st| Some(&mut st.services[s].lists),
+            move |l| l.id == id,
         );
         let l = &mut st.services[s].lists[li];
         l.state = "deleting";
@@ -1598,38 +1601,31 @@ fn mailing_list(st: &mut State, s: usize, r: &Req<'_>) -> Reply {
     let join = r.str("joinRestriction").map(str::to_string);
     let hidden = r.bool("hiddenFromGAL");
     let sender_auth = r.bool("senderAuthentification");
-    let tid = st.start_task(
-        Owner::Service(s),
+    let tid = start_change_task(
+        st,
+        s,
         "setDistributionGroup",
-        None,
-        None,
-        move |st, ok, _| {
-            let Some(l) = st.services[s].lists.iter_mut().find(|l| l.id == id) else {
-                return Ok(());
-            };
-            l.state = "ok";
-            l.pending = None;
-            if ok {
-                if let Some(a) = new_address {
-                    l.address = a;
-                }
-                if let Some(v) = display_name {
-                    l.display_name = v;
-                }
-                if let Some(v) = depart {
-                    l.depart = v;
-                }
-                if let Some(v) = join {
-                    l.join = v;
-                }
-                if let Some(v) = hidden {
-                    l.hidden_from_gal = v;
-                }
-                if let Some(v) = sender_auth {
-                    l.sender_auth = v;
-                }
+        move |st| Some(&mut st.services[s].lists),
+        move |l| l.id == id,
+        move |l| {
+            if let Some(a) = new_address {
+                l.address = a;
             }
-            Ok(())
+            if let Some(v) = display_name {
+                l.display_name = v;
+            }
+            if let Some(v) = depart {
+                l.depart = v;
+            }
+            if let Some(v) = join {
+                l.join = v;
+            }
+            if let Some(v) = hidden {
+                l.hidden_from_gal = v;
+            }
+            if let Some(v) = sender_auth {
+                l.sender_auth = v;
+            }
         },
     );
     let l = &mut st.services[s].lists[li];

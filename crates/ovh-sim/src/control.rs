@@ -1,6 +1,6 @@
 //! What tests see of the simulator and how they steer it: the request log, schema
 //! violations, injected faults, and the unsigned control API under `/_sim/` that exposes
-//! the same to a simulator running as a separate process (`mailshift ovh simulate`).
+//! the same to a simulator running as a separate process (the `ovh-sim` binary).
 //!
 //! | call | effect |
 //! |---|---|

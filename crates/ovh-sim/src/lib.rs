@@ -3,19 +3,20 @@
 //!
 //! It serves `/1.0` on a loopback port and behaves like the real one where the migration
 //! depends on it:
-//! - every call must be an operation of the vendored schema (`../api-schema`), with known
+//! - every call must be an operation of the vendored schema (`api-schema/`), with known
 //!   parameters and well-typed writable body fields; anything else is refused and recorded
 //!   as a violation (`schema`);
 //! - authentication with application keys, consumer keys, access rules and signatures
-//!   checked by the client's own `signing::signature` (`auth`);
+//!   checked from the API's published description, independently of any client (`auth`);
 //! - Exchange, Email Pro, new MX Plan (`service`) and legacy MX Plan (`legacy`) objects
 //!   changed by asynchronous tasks that take time, with busy objects, address conflicts and
 //!   authoritative-domain rules;
 //! - optionally a real Dovecot whose logins follow renames and password changes (`dovecot`);
 //! - fault injection, a request log and a control API under `/_sim/` (`control`).
 //!
-//! The world it simulates comes from a file (`world`); `mailshift ovh simulate` runs it as
-//! a process, [`Simulator::start`] and [`SimHandle::spawn`] in a test.
+//! The world it simulates comes from a file (`world`); the `ovh-sim` binary runs it as a
+//! process, [`Simulator::start`] and [`SimHandle::spawn`] in a test. This crate depends on
+//! no mailshift crate: it is a test double, never part of the product.
 
 mod auth;
 mod control;
@@ -254,4 +255,49 @@ impl fmt::Debug for SimHandle {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::world::Account;
+    use super::{SimHandle, World};
+
+    /// One Email Pro service with two accounts on two authoritative domains.
+    fn world() -> World {
+        World::from_yaml(
+            "pro:\n\
+             - service: pro-1\n  \
+               domains: [{name: example.com}, {name: other.example}]\n  \
+               accounts: [{email: john@example.com, password: pw}, {email: jane@example.com, password: pw}]\n  \
+               placeholders: 2\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn inconsistent_worlds_are_refused() {
+        let mut w = world();
+        w.pro[0]
+            .accounts
+            .push(Account::new("x@unattached.example", "pw"));
+        let e = SimHandle::spawn(w).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unattached.example is not one of its domains"),
+            "{e}"
+        );
+        let mut w = world();
+        w.pro[0].accounts[0].send_as = vec!["ghost@example.com".into()];
+        let e = SimHandle::spawn(w).unwrap_err();
+        assert!(e.to_string().contains("delegate ghost@example.com"), "{e}");
+        let mut w = world();
+        let mut other = w.pro[0].clone();
+        other.service = "pro-2".into();
+        other.domains.truncate(1);
+        other.accounts.clear();
+        other.placeholders = 0;
+        w.pro.push(other);
+        let e = SimHandle::spawn(w).unwrap_err();
+        assert!(
+            e.to_string().contains("holds example.com as authoritative"),
+            "{e}"
+        );
+    }
+}

@@ -1,5 +1,5 @@
 //! The published API schema as a request checker: every call the simulator receives must be
-//! an operation of the vendored swagger files (`../api-schema/*.json`) with known query
+//! an operation of the vendored swagger files (`api-schema/*.json`) with known query
 //! parameters and a body made of writable, well-typed fields. A call that is not is refused
 //! the way the real API refuses bad parameters, and the simulator records it as a violation,
 //! so a test can prove that the client only ever makes calls the real API has.
@@ -15,11 +15,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 const FILES: [&str; 5] = [
-    include_str!("../api-schema/auth.json"),
-    include_str!("../api-schema/email-domain.json"),
-    include_str!("../api-schema/email-exchange.json"),
-    include_str!("../api-schema/email-mxplan.json"),
-    include_str!("../api-schema/email-pro.json"),
+    include_str!("api-schema/auth.json"),
+    include_str!("api-schema/email-domain.json"),
+    include_str!("api-schema/email-exchange.json"),
+    include_str!("api-schema/email-mxplan.json"),
+    include_str!("api-schema/email-pro.json"),
 ];
 
 #[derive(Deserialize)]
