@@ -497,7 +497,12 @@ fn sighup_rereads_the_plan_and_a_second_sigterm_exits_at_once() {
 
     replace_plan(
         dir.path(),
-        &plan(source_proxy.port(), proxy.port(), options, &["alice", "bob"]),
+        &plan(
+            source_proxy.port(),
+            proxy.port(),
+            options,
+            &["alice", "bob"],
+        ),
     );
     std::thread::sleep(Duration::from_millis(1500));
     let s = w.status();
