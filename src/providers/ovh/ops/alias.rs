@@ -3,14 +3,12 @@
 use reqwest::Method;
 use serde_json::json;
 
-use super::{Applied, Family, Service, seg};
+use super::{Applied, Service, seg};
 use crate::providers::ovh::error::OvhError;
 
 impl Service {
     pub async fn aliases(&self, address: &str) -> Result<Vec<String>, OvhError> {
-        if let Family::Legacy { .. } = self.family {
-            return Err(self.unsupported("aliases"));
-        }
+        self.not_on_legacy("aliases")?;
         let list: Vec<String> = self
             .get(&format!("{}/alias", self.account_path(address)))
             .await?;

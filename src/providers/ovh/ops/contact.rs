@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Applied, Family, Service, eq_opt, seg, str_field};
+use super::{Applied, Service, eq_opt, seg, str_field};
 use crate::providers::ovh::error::OvhError;
 
 /// An external contact as the plan wants it.
@@ -21,9 +21,7 @@ impl Service {
     }
 
     pub async fn external_contact(&self, address: &str) -> Result<Option<Value>, OvhError> {
-        if let Family::Legacy { .. } = self.family {
-            return Err(self.unsupported("external contacts"));
-        }
+        self.not_on_legacy("external contacts")?;
         self.get_opt(&self.contact_path(address)).await
     }
 

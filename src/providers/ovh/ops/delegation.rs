@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::json;
 
-use super::{Applied, Family, Service};
+use super::{Applied, Service};
 use crate::plan::model::Right;
 use crate::providers::ovh::error::OvhError;
 
@@ -26,9 +26,7 @@ impl Service {
         address: &str,
         grantee: &str,
     ) -> Result<BTreeSet<Right>, OvhError> {
-        if let Family::Legacy { .. } = self.family {
-            return Err(self.unsupported("delegations"));
-        }
+        self.not_on_legacy("delegations")?;
         let mut held = BTreeSet::new();
         if self.account(address).await?.is_none() {
             return Ok(held);

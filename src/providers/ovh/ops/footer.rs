@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Applied, Family, Service, seg, str_field};
+use super::{Applied, Service, seg, str_field};
 use crate::providers::ovh::error::OvhError;
 
 /// OVHcloud disclaimers are HTML; a plain-text footer is escaped and its line breaks kept.
@@ -35,9 +35,7 @@ impl Service {
     }
 
     pub async fn footer(&self, domain: &str) -> Result<Option<Value>, OvhError> {
-        if let Family::Legacy { .. } = self.family {
-            return Err(self.unsupported("footers"));
-        }
+        self.not_on_legacy("footers")?;
         self.get_opt(&self.footer_path(domain)).await
     }
 

@@ -247,6 +247,14 @@ impl Service {
         ))
     }
 
+    /// Refuses `what` on the legacy MX Plan API, which has no calls for it.
+    fn not_on_legacy(&self, what: &str) -> Result<(), OvhError> {
+        match self.family {
+            Family::Legacy { .. } => Err(self.unsupported(what)),
+            _ => Ok(()),
+        }
+    }
+
     fn unsupported(&self, what: &str) -> OvhError {
         OvhError::Refused(format!(
             "{} has no API for {what}: do it in the control panel (the plan should list it as a manual step)",
