@@ -104,17 +104,13 @@ pub struct ExoOptions {
     pub destination: ImapEndpoint,
 }
 
-pub(super) fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
-    if n == 1 { one } else { many }
-}
-
 /// A comment ends at a line break; the file name is the user's and may hold one.
-pub(super) fn comment_safe(s: &str) -> String {
+fn comment_safe(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
 }
 
-pub(super) fn quoted(s: &str) -> String {
+fn quoted(s: &str) -> String {
     format!("\"{}\"", comment_safe(s))
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{ImportError, Imported, SCHEMA_URL, comment_safe, plural};
+use super::{ImportError, Imported, SCHEMA_URL, comment_safe};
 
 /// The plan as YAML: schema line, provenance and notes as comments, then the document.
 pub fn to_yaml(imported: &Imported) -> Result<String, ImportError> {
@@ -65,4 +65,8 @@ fn header_comment(imported: &Imported) -> String {
         out.push_str(&format!("# Note: {}\n", comment_safe(note)));
     }
     out
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
 }
