@@ -110,143 +110,166 @@ impl Service {
                 })?
             }
         };
-        let members = lower_sorted(want.members.clone());
-        let owners = lower_sorted(want.owners.clone());
-        if let Family::Legacy { .. } = self.family {
-            for m in members.iter().filter(|m| !have.members.contains(m)) {
-                wrote = true;
-                self.legacy_list_write(
-                    Method::POST,
-                    &format!("{path}/subscriber"),
-                    Some(json!({ "email": m })),
-                    &want.address,
-                )
-                .await?;
-            }
-            for m in have.members.iter().filter(|m| !members.contains(m)) {
-                wrote = true;
-                self.legacy_list_write(
-                    Method::DELETE,
-                    &format!("{path}/subscriber/{}", seg(m)),
-                    None,
-                    &want.address,
-                )
-                .await?;
-            }
-            // The list's owner is fixed at creation; every other owner is a moderator.
-            let list: Value = self.get(&path).await?;
-            let owner = str_field(&list, "ownerEmail")
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            let mods: Vec<String> = self.get(&format!("{path}/moderator")).await?;
-            let mods = lower_sorted(mods);
-            for o in owners.iter().filter(|o| **o != owner && !mods.contains(o)) {
-                wrote = true;
-                self.legacy_list_write(
-                    Method::POST,
-                    &format!("{path}/moderator"),
-                    Some(json!({ "email": o })),
-                    &want.address,
-                )
-                .await?;
-            }
-            for m in mods.iter().filter(|m| !owners.contains(m)) {
-                wrote = true;
-                self.legacy_list_write(
-                    Method::DELETE,
-                    &format!("{path}/moderator/{}", seg(m)),
-                    None,
-                    &want.address,
-                )
-                .await?;
-            }
-        } else {
-            if !eq_opt(have.display_name.as_deref(), want.display_name.as_deref())
-                && want.display_name.is_some()
-            {
-                wrote = true;
-                self.put_settled(&path, json!({ "displayName": want.display_name }))
-                    .await?;
-            }
-            for m in members.iter().filter(|m| !have.members.contains(m)) {
-                wrote = true;
-                match self.account(m).await? {
-                    Some(a) => {
-                        let id = a.get("id").and_then(Value::as_u64).unwrap_or(0);
-                        self.task_write(
-                            Method::POST,
-                            &format!("{path}/member/account"),
-                            Some(json!({ "memberAccountId": id })),
-                        )
-                        .await?;
-                    }
-                    None => {
-                        let contact = self.external_contact(m).await?.ok_or_else(|| {
-                            OvhError::Refused(format!(
-                                "group member {m} is neither an account nor an external contact on this service: add it to the plan's `external_contacts` (or accounts)"
-                            ))
-                        })?;
-                        let id = contact.get("id").and_then(Value::as_u64).unwrap_or(0);
-                        self.task_write(
-                            Method::POST,
-                            &format!("{path}/member/contact"),
-                            Some(json!({ "memberContactId": id })),
-                        )
-                        .await?;
-                    }
-                }
-            }
-            for m in have.members.iter().filter(|m| !members.contains(m)) {
-                wrote = true;
-                match self.account(m).await? {
-                    Some(a) => {
-                        let id = a.get("id").and_then(Value::as_u64).unwrap_or(0);
-                        self.task_write(
-                            Method::DELETE,
-                            &format!("{path}/member/account/{id}"),
-                            None,
-                        )
-                        .await?;
-                    }
-                    None => {
-                        if let Some(c) = self.external_contact(m).await? {
-                            let id = c.get("id").and_then(Value::as_u64).unwrap_or(0);
-                            self.task_write(
-                                Method::DELETE,
-                                &format!("{path}/member/contact/{id}"),
-                                None,
-                            )
-                            .await?;
-                        }
-                    }
-                }
-            }
-            for o in owners.iter().filter(|o| !have.owners.contains(o)) {
-                wrote = true;
-                let id = self.account_id(o, "group owner").await?;
-                self.task_write(
-                    Method::POST,
-                    &format!("{path}/manager/account"),
-                    Some(json!({ "managerAccountId": id })),
-                )
-                .await?;
-            }
-            for o in have.owners.iter().filter(|o| !owners.contains(o)) {
-                wrote = true;
-                let id = self.account_id(o, "group owner").await?;
-                self.task_write(
-                    Method::DELETE,
-                    &format!("{path}/manager/account/{id}"),
-                    None,
-                )
-                .await?;
-            }
-        }
-        Ok(if wrote {
+        let changed = match self.family {
+            Family::Legacy { .. } => self.set_subscribers(want, &have, &path).await?,
+            _ => self.set_members(want, &have, &path).await?,
+        };
+        Ok(if wrote || changed {
             Applied::changed(format!("group {} set", want.address))
         } else {
             Applied::unchanged(format!("group {} is up to date", want.address))
         })
+    }
+
+    /// A legacy MX Plan list: subscribers by address; owners beyond the fixed one are moderators.
+    /// Returns whether anything was written.
+    async fn set_subscribers(
+        &self,
+        want: &GroupSpec,
+        have: &GroupSpec,
+        path: &str,
+    ) -> Result<bool, OvhError> {
+        let members = lower_sorted(want.members.clone());
+        let owners = lower_sorted(want.owners.clone());
+        let mut wrote = false;
+        for m in members.iter().filter(|m| !have.members.contains(m)) {
+            wrote = true;
+            self.legacy_list_write(
+                Method::POST,
+                &format!("{path}/subscriber"),
+                Some(json!({ "email": m })),
+                &want.address,
+            )
+            .await?;
+        }
+        for m in have.members.iter().filter(|m| !members.contains(m)) {
+            wrote = true;
+            self.legacy_list_write(
+                Method::DELETE,
+                &format!("{path}/subscriber/{}", seg(m)),
+                None,
+                &want.address,
+            )
+            .await?;
+        }
+        // The list's owner is fixed at creation; every other owner is a moderator.
+        let list: Value = self.get(path).await?;
+        let owner = str_field(&list, "ownerEmail")
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let mods: Vec<String> = self.get(&format!("{path}/moderator")).await?;
+        let mods = lower_sorted(mods);
+        for o in owners.iter().filter(|o| **o != owner && !mods.contains(o)) {
+            wrote = true;
+            self.legacy_list_write(
+                Method::POST,
+                &format!("{path}/moderator"),
+                Some(json!({ "email": o })),
+                &want.address,
+            )
+            .await?;
+        }
+        for m in mods.iter().filter(|m| !owners.contains(m)) {
+            wrote = true;
+            self.legacy_list_write(
+                Method::DELETE,
+                &format!("{path}/moderator/{}", seg(m)),
+                None,
+                &want.address,
+            )
+            .await?;
+        }
+        Ok(wrote)
+    }
+
+    /// A mailing list on the newer APIs: members and managers by account or contact id.
+    /// Returns whether anything was written.
+    async fn set_members(
+        &self,
+        want: &GroupSpec,
+        have: &GroupSpec,
+        path: &str,
+    ) -> Result<bool, OvhError> {
+        let members = lower_sorted(want.members.clone());
+        let owners = lower_sorted(want.owners.clone());
+        let mut wrote = false;
+        if !eq_opt(have.display_name.as_deref(), want.display_name.as_deref())
+            && want.display_name.is_some()
+        {
+            wrote = true;
+            self.put_settled(path, json!({ "displayName": want.display_name }))
+                .await?;
+        }
+        for m in members.iter().filter(|m| !have.members.contains(m)) {
+            wrote = true;
+            match self.account(m).await? {
+                Some(a) => {
+                    let id = a.get("id").and_then(Value::as_u64).unwrap_or(0);
+                    self.task_write(
+                        Method::POST,
+                        &format!("{path}/member/account"),
+                        Some(json!({ "memberAccountId": id })),
+                    )
+                    .await?;
+                }
+                None => {
+                    let contact = self.external_contact(m).await?.ok_or_else(|| {
+                        OvhError::Refused(format!(
+                            "group member {m} is neither an account nor an external contact on this service: add it to the plan's `external_contacts` (or accounts)"
+                        ))
+                    })?;
+                    let id = contact.get("id").and_then(Value::as_u64).unwrap_or(0);
+                    self.task_write(
+                        Method::POST,
+                        &format!("{path}/member/contact"),
+                        Some(json!({ "memberContactId": id })),
+                    )
+                    .await?;
+                }
+            }
+        }
+        for m in have.members.iter().filter(|m| !members.contains(m)) {
+            wrote = true;
+            match self.account(m).await? {
+                Some(a) => {
+                    let id = a.get("id").and_then(Value::as_u64).unwrap_or(0);
+                    self.task_write(Method::DELETE, &format!("{path}/member/account/{id}"), None)
+                        .await?;
+                }
+                None => {
+                    if let Some(c) = self.external_contact(m).await? {
+                        let id = c.get("id").and_then(Value::as_u64).unwrap_or(0);
+                        self.task_write(
+                            Method::DELETE,
+                            &format!("{path}/member/contact/{id}"),
+                            None,
+                        )
+                        .await?;
+                    }
+                }
+            }
+        }
+        for o in owners.iter().filter(|o| !have.owners.contains(o)) {
+            wrote = true;
+            let id = self.account_id(o, "group owner").await?;
+            self.task_write(
+                Method::POST,
+                &format!("{path}/manager/account"),
+                Some(json!({ "managerAccountId": id })),
+            )
+            .await?;
+        }
+        for o in have.owners.iter().filter(|o| !owners.contains(o)) {
+            wrote = true;
+            let id = self.account_id(o, "group owner").await?;
+            self.task_write(
+                Method::DELETE,
+                &format!("{path}/manager/account/{id}"),
+                None,
+            )
+            .await?;
+        }
+        Ok(wrote)
     }
 
     async fn create_group(&self, want: &GroupSpec, path: &str) -> Result<(), OvhError> {
