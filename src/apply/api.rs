@@ -16,7 +16,6 @@ use crate::model::capabilities::{Feature, Support, support};
 use crate::model::{Resource, ResourceKind};
 use crate::plan::Loaded;
 use crate::plan::model::{Account, PlatformKind};
-use crate::plan::validate::parse_millis;
 use crate::providers::ovh::ops::{
     Applied, ContactSpec, Created, Family, GroupSpec, Service, Timing, footer_html,
 };
@@ -158,18 +157,10 @@ pub async fn service(
         }
     };
     let mut timing = Timing::default();
-    if let Some(p) = provider
-        .poll_interval
-        .as_deref()
-        .and_then(|s| parse_millis(s).ok())
-    {
+    if let Some(p) = provider.poll_interval.as_ref().and_then(|d| d.get()) {
         timing.poll = p;
     }
-    if let Some(t) = provider
-        .task_timeout
-        .as_deref()
-        .and_then(|s| parse_millis(s).ok())
-    {
+    if let Some(t) = provider.task_timeout.as_ref().and_then(|d| d.get()) {
         timing.deadline = t;
     }
     let service = Arc::new(Service::new(client, family, timing));

@@ -21,7 +21,6 @@ use crate::error::StepError;
 use crate::model::{Resource, ResourceKind, compile, dest_login, effective_options, source_login};
 use crate::plan::Loaded;
 use crate::plan::model::{Account, Credentials, Platform};
-use crate::plan::validate::{parse_byte_size, parse_date};
 use crate::state::{ResourceRecord, StateStore, Status};
 use crate::transfer::imap::copy::{self, CopyOptions, CopyReport, Job, Progress, StopFlag};
 use crate::transfer::imap::session::{Auth, Target};
@@ -366,12 +365,9 @@ pub fn copy_options(plan: &crate::plan::model::Plan, account: &Account) -> CopyO
     let opts = effective_options(plan, account);
     CopyOptions {
         connections: opts.connections_per_account.unwrap_or(DEFAULT_CONNECTIONS) as usize,
-        max_message_size: opts
-            .max_message_size
-            .as_ref()
-            .and_then(|s| parse_byte_size(s).ok()),
-        since: opts.since.as_deref().and_then(parse_date),
-        before: opts.before.as_deref().and_then(parse_date),
+        max_message_size: opts.max_message_size.as_ref().and_then(|s| s.bytes()),
+        since: opts.since.as_ref().and_then(|d| d.ymd()),
+        before: opts.before.as_ref().and_then(|d| d.ymd()),
         newest_first: opts.newest_first.unwrap_or(false),
         max_items: opts.max_items,
         expect_empty: !opts.adopt_existing.unwrap_or(true),

@@ -28,7 +28,6 @@ use crate::apply::{ApplyOptions, ApplyReport, DEFAULT_PARALLEL_ACCOUNTS, Hooks, 
 use crate::error::{ErrorKind, Retry, StepError};
 use crate::model::{Execution, ResourceKind, compile, effective_options};
 use crate::plan::Loaded;
-use crate::plan::validate::parse_duration;
 use crate::state::StateStore;
 use crate::transfer::imap::copy::StopFlag;
 
@@ -362,8 +361,8 @@ impl Daemon {
         }
         let interval = effective_options(plan, account)
             .sync_interval
-            .as_deref()
-            .and_then(|s| parse_duration(s).ok())
+            .as_ref()
+            .and_then(|s| s.secs())
             .map_or(schedule::DEFAULT_SYNC_INTERVAL, Duration::from_secs);
         Some(interval)
     }

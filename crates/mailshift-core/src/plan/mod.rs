@@ -1,6 +1,7 @@
-//! The plan file: its typed model, loading (YAML or TOML), validation with diagnostics that
-//! point into the file, and secret references. (Imports from other tools' lists build on
-//! it, in the `mailshift` crate's `import`.)
+//! The plan file: its typed model (sizes, dates and durations parsed once, in `value`),
+//! loading (YAML or TOML), validation with diagnostics that point into the file, and secret
+//! references. (Imports from other tools' lists build on it, in the `mailshift` crate's
+//! `import`.)
 
 pub mod diagnostic;
 pub mod load;
@@ -10,5 +11,6 @@ pub mod schema;
 pub mod secret;
 pub mod shape;
 pub mod validate;
+pub mod value;
 
 pub use load::{Format, LoadError, Loaded, load_file, load_str};

@@ -14,6 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::secret::SecretRef;
+pub use super::value::{ByteSize, Date, Duration, Interval};
 
 /// A mailshift plan: where every mailbox must end up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -86,10 +87,10 @@ pub struct Provider {
     pub consumer_key: SecretRef,
     /// How often to re-read a pending task or object, e.g. `5s` (default) or `250ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub poll_interval: Option<String>,
+    pub poll_interval: Option<Duration>,
     /// How long one task may take before the step fails, e.g. `30m` (default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_timeout: Option<String>,
+    pub task_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -202,7 +203,7 @@ pub struct ImapEndpoint {
     /// How long one IMAP command may go without an answer before the connection is declared
     /// dead and reconnected, e.g. `30s` or `5m`. Default: `2m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<String>,
+    pub timeout: Option<Duration>,
 }
 
 impl ImapEndpoint {
@@ -213,8 +214,8 @@ impl ImapEndpoint {
     /// The per-command timeout (`timeout:`, validated by the plan validator).
     pub fn command_timeout(&self) -> std::time::Duration {
         self.timeout
-            .as_deref()
-            .and_then(|t| crate::plan::validate::parse_millis(t).ok())
+            .as_ref()
+            .and_then(Duration::get)
             .unwrap_or(Self::DEFAULT_TIMEOUT)
     }
 
@@ -411,10 +412,10 @@ pub struct MigrationOptions {
     pub max_message_size: Option<ByteSize>,
     /// Copy only messages received on or after this date (`YYYY-MM-DD`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<String>,
+    pub since: Option<Date>,
     /// Copy only messages received before this date (`YYYY-MM-DD`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<String>,
+    pub before: Option<Date>,
     /// Copy the newest messages first (useful with `max_items`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_first: Option<bool>,
@@ -423,7 +424,7 @@ pub struct MigrationOptions {
     pub max_items: Option<u64>,
     /// How often watch mode re-syncs mail, e.g. `15m`, `1h`, `90s`. Default `15m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sync_interval: Option<String>,
+    pub sync_interval: Option<Interval>,
     /// The account has been cut over: incremental sync stops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut_over: Option<bool>,
@@ -433,14 +434,6 @@ pub struct MigrationOptions {
     /// destination is empty: a folder that is not is then an error, never a silent duplicate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt_existing: Option<bool>,
-}
-
-/// A size in bytes, written as a number of bytes or a string such as `35MB` or `1.5 GiB`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum ByteSize {
-    Bytes(u64),
-    Text(String),
 }
 
 /// A distribution group (mailing list) on a platform.

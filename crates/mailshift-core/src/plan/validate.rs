@@ -8,11 +8,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::diagnostic::{Diagnostic, did_you_mean, line_col};
 use super::model::{
-    Account, ByteSize, Content, Credentials, DomainMode, ManualSteps, MigrationOptions, Plan,
-    Platform, PlatformKind, Security,
+    Account, Content, Credentials, DomainMode, ManualSteps, MigrationOptions, Plan, Platform,
+    PlatformKind, Security,
 };
 use super::node::{Node, PathSeg, Span, path_string};
 use super::secret::SecretRef;
+// The parsers stay reachable here, where they were first published.
+pub use super::value::{parse_date, parse_duration, parse_millis};
 use crate::model::capabilities::{Feature, Support, support};
 
 /// Checks the plan's cross-field rules. Returns errors and warnings.
@@ -105,9 +107,7 @@ impl<'a> Validator<'a> {
                 ("poll_interval", &p.poll_interval),
                 ("task_timeout", &p.task_timeout),
             ] {
-                if let Some(v) = value
-                    && let Err(e) = parse_millis(v)
-                {
+                if let Some(e) = value.as_ref().and_then(|v| v.error()) {
                     self.error(
                         &[key("providers"), key(name), key(field)],
                         e,
@@ -234,9 +234,7 @@ impl<'a> Validator<'a> {
                         "use `security: tls` or `starttls`; if the network is trusted, add `allow_plaintext: true`",
                     );
                 }
-                if let Some(t) = &imap.timeout
-                    && let Err(e) = parse_millis(t)
-                {
+                if let Some(e) = imap.timeout.as_ref().and_then(|t| t.error()) {
                     self.error(
                         &join(&ipath, &[key("timeout")]),
                         e,
@@ -711,7 +709,7 @@ impl<'a> Validator<'a> {
             );
         }
         if let Some(size) = &o.max_message_size {
-            match parse_byte_size(size) {
+            match size.parsed() {
                 Ok(0) => self.error(
                     &join(path, &[key("max_message_size")]),
                     "`max_message_size` is zero",
@@ -728,11 +726,11 @@ impl<'a> Validator<'a> {
         let mut dates = Vec::new();
         for (name, v) in [("since", &o.since), ("before", &o.before)] {
             if let Some(s) = v {
-                match parse_date(s) {
-                    Some(d) => dates.push(d),
-                    None => self.error(
+                match s.parsed() {
+                    Ok(d) => dates.push(d),
+                    Err(e) => self.error(
                         &join(path, &[key(name)]),
-                        format!("`{s}` is not a date"),
+                        e,
                         "write it as `YYYY-MM-DD`, e.g. `2024-01-31`",
                     ),
                 }
@@ -747,9 +745,7 @@ impl<'a> Validator<'a> {
                 "swap the dates, or widen the window",
             );
         }
-        if let Some(s) = &o.sync_interval
-            && let Err(e) = parse_duration(s)
-        {
+        if let Some(e) = o.sync_interval.as_ref().and_then(|s| s.error()) {
             self.error(
                 &join(path, &[key("sync_interval")]),
                 e,
@@ -989,139 +985,9 @@ fn url_host(url: &str) -> &str {
     }
 }
 
-/// Parses `35MB`, `1.5 GiB`, `512k` or a byte count.
-pub fn parse_byte_size(s: &ByteSize) -> Result<u64, String> {
-    let text = match s {
-        ByteSize::Bytes(n) => return Ok(*n),
-        ByteSize::Text(t) => t.trim(),
-    };
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (num, unit) = text.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{text}` is not a size"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("unknown size unit `{other}` in `{text}`")),
-    };
-    let v = n * mult;
-    if !v.is_finite() || v > u64::MAX as f64 {
-        return Err(format!("`{text}` is too large"));
-    }
-    Ok(v as u64)
-}
-
-/// Parses `YYYY-MM-DD` into a comparable (year, month, day).
-pub fn parse_date(s: &str) -> Option<(u32, u32, u32)> {
-    let mut parts = s.trim().splitn(3, '-');
-    let y: u32 = parts.next()?.parse().ok()?;
-    let m: u32 = parts.next()?.parse().ok()?;
-    let d: u32 = parts.next()?.parse().ok()?;
-    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
-    let days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    ((1970..=9999).contains(&y) && (1..=days).contains(&d)).then_some((y, m, d))
-}
-
-/// Parses `90s`, `15m`, `1h30m`, `2d` into seconds.
-pub fn parse_duration(s: &str) -> Result<u64, String> {
-    let text = s.trim();
-    if text.is_empty() {
-        return Err("empty duration".to_string());
-    }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return Err(format!("unknown duration unit `{c}` in `{text}`")),
-        };
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration"))?;
-        total = total
-            .checked_add(
-                n.checked_mul(unit)
-                    .ok_or_else(|| format!("`{text}` is too long"))?,
-            )
-            .ok_or_else(|| format!("`{text}` is too long"))?;
-        num.clear();
-    }
-    if !num.is_empty() {
-        return Err(format!(
-            "`{text}` has a number without a unit: add `s`, `m`, `h` or `d`"
-        ));
-    }
-    if total == 0 {
-        return Err("a zero interval would sync without pause".to_string());
-    }
-    Ok(total)
-}
-
-/// A duration that may be given in milliseconds (`250ms`) as well as `parse_duration`'s units.
-pub fn parse_millis(s: &str) -> Result<std::time::Duration, String> {
-    let text = s.trim();
-    if let Some(ms) = text.strip_suffix("ms") {
-        return match ms.trim().parse::<u64>() {
-            Ok(0) => Err("a zero duration would not wait at all".to_string()),
-            Ok(n) => Ok(std::time::Duration::from_millis(n)),
-            Err(_) => Err(format!("`{text}` is not a duration")),
-        };
-    }
-    parse_duration(text).map(std::time::Duration::from_secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn millisecond_durations() {
-        assert_eq!(
-            parse_millis("250ms"),
-            Ok(std::time::Duration::from_millis(250))
-        );
-        assert_eq!(parse_millis("2m"), Ok(std::time::Duration::from_secs(120)));
-        assert!(parse_millis("0ms").is_err());
-        assert!(parse_millis("fast").is_err());
-    }
-
-    #[test]
-    fn sizes_dates_durations() {
-        assert_eq!(
-            parse_byte_size(&ByteSize::Text("35MB".into())),
-            Ok(35_000_000)
-        );
-        assert_eq!(
-            parse_byte_size(&ByteSize::Text("1.5 GiB".into())),
-            Ok(1_610_612_736)
-        );
-        assert_eq!(parse_byte_size(&ByteSize::Bytes(7)), Ok(7));
-        assert!(parse_byte_size(&ByteSize::Text("12 parsecs".into())).is_err());
-        assert_eq!(parse_date("2024-02-29"), Some((2024, 2, 29)));
-        assert_eq!(parse_date("2023-02-29"), None);
-        assert_eq!(parse_duration("1h30m"), Ok(5400));
-        assert!(parse_duration("15").is_err());
-        assert!(parse_duration("0s").is_err());
-    }
 
     #[test]
     fn addresses_and_hosts() {

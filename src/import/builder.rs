@@ -1,0 +1,299 @@
+//! Builds the plan from checked rows: names each platform once per side and endpoint,
+//! notes what the user should check, and turns passwords into environment references.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use super::server::{Server, ServerType, is_loopback, ovh_product};
+use super::{EnvVar, Imported, comment_safe};
+use crate::plan::model::{
+    Account, Credentials, ManualSteps, MigrationOptions, Plan, Platform, PlatformKind, Security,
+};
+use crate::plan::secret::{EnvRef, Secret, SecretRef};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum Side {
+    Source,
+    Destination,
+}
+
+impl Side {
+    fn as_str(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        }
+    }
+}
+
+pub(super) struct Builder {
+    command: &'static str,
+    source_name: String,
+    platforms: BTreeMap<String, Platform>,
+    by_endpoint: HashMap<(Side, String, u16, u8), String>,
+    notes: BTreeMap<String, BTreeSet<String>>,
+    accounts: Vec<Account>,
+    /// Lower-cased address → row, to name both rows of a duplicate.
+    addresses: HashMap<String, u64>,
+    env_names: HashSet<String>,
+    env_vars: Vec<EnvVar>,
+    secrets: Vec<(String, Secret)>,
+}
+
+impl Builder {
+    pub(super) fn new(command: &'static str, source_name: &str) -> Self {
+        Builder {
+            command,
+            source_name: source_name.to_string(),
+            platforms: BTreeMap::new(),
+            by_endpoint: HashMap::new(),
+            notes: BTreeMap::new(),
+            accounts: Vec::new(),
+            addresses: HashMap::new(),
+            env_names: HashSet::new(),
+            env_vars: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+
+    /// The platform's name for this side and endpoint, added on first sight. Names are
+    /// `side-host`, plus the port or security only when two endpoints share a host, so
+    /// re-importing an edited file keeps the names the user may have referred to.
+    pub(super) fn platform(&mut self, side: Side, server: &Server, declared: ServerType) -> String {
+        let ep = &server.endpoint;
+        let security = match ep.security {
+            Security::Tls => 0,
+            Security::Starttls => 1,
+            Security::None => 2,
+        };
+        let key = (side, ep.host.clone(), ep.effective_port(), security);
+        let name = match self.by_endpoint.get(&key) {
+            Some(name) => name.clone(),
+            None => {
+                let base = format!("{}-{}", side.as_str(), slug(&ep.host));
+                let mut candidates = vec![base.clone(), format!("{base}-{}", ep.effective_port())];
+                let sec = match ep.security {
+                    Security::Tls => "tls",
+                    Security::Starttls => "starttls",
+                    Security::None => "plain",
+                };
+                candidates.push(format!("{base}-{}-{sec}", ep.effective_port()));
+                let name = candidates
+                    .into_iter()
+                    .find(|c| !self.platforms.contains_key(c))
+                    .unwrap_or_else(|| format!("{base}-{}", self.platforms.len() + 1));
+                let mut imap = ep.clone();
+                if imap.security == Security::None && !is_loopback(&imap.host) {
+                    // The user asked for no encryption; the plan would be refused without this.
+                    imap.allow_plaintext = true;
+                    self.note(
+                        &name,
+                        format!(
+                            "security is none: passwords cross the network in clear to {}",
+                            imap.host
+                        ),
+                    );
+                }
+                self.platforms.insert(
+                    name.clone(),
+                    Platform {
+                        kind: PlatformKind::Imap,
+                        provider: None,
+                        organization: None,
+                        service: None,
+                        mx_plan_api: None,
+                        imap: Some(imap),
+                        dav: None,
+                    },
+                );
+                self.by_endpoint.insert(key, name.clone());
+                name
+            }
+        };
+        if let Some(kind) = ovh_product(&ep.host) {
+            self.note(
+                &name,
+                format!(
+                    "{} is OVHcloud {}; written as type imap, so account creation, aliases and \
+                     the like are manual steps; to automate them, set type: {} with \
+                     provider{} service",
+                    ep.host,
+                    match kind {
+                        PlatformKind::OvhExchange => "Exchange",
+                        PlatformKind::OvhEmailPro => "Email Pro",
+                        _ => "MX Plan",
+                    },
+                    kind.as_str(),
+                    if kind == PlatformKind::OvhExchange {
+                        ", organization and"
+                    } else {
+                        " and"
+                    },
+                ),
+            );
+        } else if declared == ServerType::Exchange || server.web_url {
+            self.note(
+                &name,
+                format!(
+                    "the file {}; mailshift uses IMAP on {}:{}, which must be enabled there",
+                    if server.web_url {
+                        "gives a web URL"
+                    } else {
+                        "says Exchange"
+                    },
+                    ep.host,
+                    ep.effective_port()
+                ),
+            );
+        }
+        name
+    }
+
+    fn note(&mut self, platform: &str, note: String) {
+        self.notes
+            .entry(platform.to_string())
+            .or_default()
+            .insert(note);
+    }
+
+    /// Adds an account; `(platform, login, password)` per side, an empty password meaning
+    /// the file has none (the user sets the variable). A duplicate address errs with the
+    /// row that had it first.
+    pub(super) fn account(
+        &mut self,
+        row: u64,
+        address: &str,
+        source: (String, Option<String>, &str),
+        destination: (String, Option<String>, &str),
+    ) -> Result<(), u64> {
+        if let Some(&prev) = self.addresses.get(&address.to_lowercase()) {
+            return Err(prev);
+        }
+        self.addresses.insert(address.to_lowercase(), row);
+        let source_creds = self.credentials(row, address, Side::Source, source.1, source.2);
+        let destination_creds = self.credentials(
+            row,
+            address,
+            Side::Destination,
+            destination.1,
+            destination.2,
+        );
+        self.accounts.push(Account {
+            address: address.to_string(),
+            from: source.0,
+            to: destination.0,
+            rename_to: None,
+            reset_provisional: false,
+            source: source_creds,
+            destination: destination_creds,
+            content: None,
+            folders: None,
+            aliases: Vec::new(),
+            redirections: Vec::new(),
+            delegations: Vec::new(),
+            options: MigrationOptions::default(),
+        });
+        Ok(())
+    }
+
+    fn credentials(
+        &mut self,
+        row: u64,
+        address: &str,
+        side: Side,
+        login: Option<String>,
+        password: &str,
+    ) -> Credentials {
+        let base = format!("MAILSHIFT_{}_{}", env_slug(address), side.as_str()).to_uppercase();
+        // `a.b@x` and `a_b@x` share a slug; the later row gets a numbered name.
+        let mut name = base.clone();
+        let mut n = 2;
+        while !self.env_names.insert(name.clone()) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        let in_file = !password.is_empty();
+        self.env_vars.push(EnvVar {
+            name: name.clone(),
+            description: format!(
+                "{} password of {} (row {row}){}",
+                side.as_str(),
+                comment_safe(address),
+                if in_file {
+                    ""
+                } else {
+                    "; not in the file: set it yourself"
+                }
+            ),
+            in_file,
+        });
+        if in_file {
+            self.secrets.push((name.clone(), Secret::new(password)));
+        }
+        Credentials {
+            login,
+            password: Some(SecretRef::Env(EnvRef { env: name })),
+            oauth2_token: None,
+        }
+    }
+
+    pub(super) fn finish(self) -> Imported {
+        let notes = self
+            .notes
+            .into_iter()
+            .flat_map(|(platform, notes)| {
+                notes
+                    .into_iter()
+                    .map(move |n| format!("platform {platform}: {n}."))
+            })
+            .collect();
+        Imported {
+            rows: self.accounts.len(),
+            plan: Plan {
+                version: 1,
+                state: None,
+                allow_inline_secrets: false,
+                manual_steps: ManualSteps::default(),
+                providers: BTreeMap::new(),
+                platforms: self.platforms,
+                domains: Vec::new(),
+                options: MigrationOptions::default(),
+                accounts: self.accounts,
+                groups: Vec::new(),
+                external_contacts: Vec::new(),
+                footers: Vec::new(),
+            },
+            env_vars: self.env_vars,
+            secrets: self.secrets,
+            notes,
+            command: self.command,
+            source_name: self.source_name,
+        }
+    }
+}
+
+/// `imap.example.com` → `imap-example-com`.
+fn slug(host: &str) -> String {
+    separated(host, '-', |c| c.to_ascii_lowercase())
+}
+
+/// `alice.smith@example.com` → `ALICE_SMITH_EXAMPLE_COM`: readable, and valid in any shell.
+fn env_slug(address: &str) -> String {
+    let s = separated(address, '_', |c| c.to_ascii_uppercase());
+    if s.is_empty() { "ACCOUNT".into() } else { s }
+}
+
+/// Keeps ASCII letters and digits, joins the runs in between with one `sep`.
+fn separated(s: &str, sep: char, case: impl Fn(char) -> char) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(case(c));
+        } else if !out.is_empty() && !out.ends_with(sep) {
+            out.push(sep);
+        }
+    }
+    while out.ends_with(sep) {
+        out.pop();
+    }
+    out
+}

@@ -1,0 +1,116 @@
+//! Imports of other tools' migration lists into a plan.
+//!
+//! Two formats: the OVH Mail Migrator (OMM) "project mode" CSV (10 columns, `;`) and the
+//! Exchange Online IMAP migration CSV (`EmailAddress,UserName,Password[,UserRoot]`). Both
+//! become a [`Plan`] built from the typed model, so the rendered YAML or TOML is always
+//! well-formed. Passwords never reach the plan: each becomes an `{env: NAME}` reference,
+//! and the values are handed back separately (as redacted [`Secret`]s) for the caller to
+//! write to a secrets file if asked.
+//!
+//! Everything here is pure (bytes in, plan out) and must not panic on any input: the CLI
+//! does the I/O.
+//!
+//! `omm` and `exo` read one format each, through `csv` (rows, line numbers, column names)
+//! and `server` (server cells and endpoints); both hand their rows to `builder`, which names
+//! platforms and environment variables and makes the plan; `output` writes it as YAML or TOML.
+
+mod builder;
+mod csv;
+mod exo;
+mod omm;
+mod output;
+mod server;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use crate::plan::model::{ImapEndpoint, Plan};
+use crate::plan::secret::Secret;
+
+pub use exo::exo_csv;
+pub use omm::omm_csv;
+pub use output::{secrets_file_text, to_toml, to_yaml};
+pub use server::endpoint;
+
+/// Where editors find the plan's JSON Schema; written on the first line of YAML output.
+pub const SCHEMA_URL: &str =
+    "https://raw.githubusercontent.com/mailshift/mailshift/main/schema/plan.schema.json";
+
+/// A bad input: which file, row (1-based, header included, as a spreadsheet numbers it)
+/// and column, what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportError {
+    pub file: String,
+    pub row: Option<u64>,
+    /// Spreadsheet letter and, when known, the column's name, e.g. `G (Destination Mail)`.
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(row) = self.row {
+            write!(f, ", row {row}")?;
+        }
+        if let Some(column) = &self.column {
+            write!(f, ", column {column}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+/// An environment variable the imported plan reads a password from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: String,
+    /// Safe to print: whose password it is and where it came from, never the value.
+    pub description: String,
+    /// The file held a value for it (else the user must set it themselves).
+    pub in_file: bool,
+}
+
+/// The result of an import: the plan, plus what the user needs to run it.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub plan: Plan,
+    pub env_vars: Vec<EnvVar>,
+    /// Values found in the file, by variable name, in row order.
+    pub secrets: Vec<(String, Secret)>,
+    /// Things the user should check, written as comments at the top of the plan.
+    pub notes: Vec<String>,
+    /// `mailshift import` subcommand that produced it, e.g. `omm-csv`.
+    pub command: &'static str,
+    pub source_name: String,
+    /// Data rows read (header and blank rows excluded).
+    pub rows: usize,
+}
+
+/// Settings for the OMM import that the file may leave out.
+#[derive(Debug, Clone, Default)]
+pub struct OmmOptions {
+    /// IMAP server for rows whose destination URL is empty (OMM autodetects OVHcloud
+    /// servers; mailshift needs to be told).
+    pub dest_fallback: Option<ImapEndpoint>,
+}
+
+/// Settings for the Exchange Online import: its CSV names no server at all.
+#[derive(Debug, Clone)]
+pub struct ExoOptions {
+    pub source: ImapEndpoint,
+    pub destination: ImapEndpoint,
+}
+
+/// A comment ends at a line break; the file name is the user's and may hold one.
+fn comment_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", comment_safe(s))
+}
