@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 pub mod ack;
 pub mod api;
+pub mod journal;
 
 use crate::diff::{Action, Change, diff};
 use crate::error::StepError;
@@ -496,7 +497,11 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         ..job
     });
     let progress: Arc<dyn Progress> = Arc::new(HookProgress(ctx.hooks.clone()));
-    let result = copy::sync_account(job, store.clone(), progress, ctx.stop.clone()).await;
+    let journal = Arc::new(journal::StoreJournal::new(
+        store.clone(),
+        resource.id.clone(),
+    ));
+    let result = copy::sync_account(job, journal, progress, ctx.stop.clone()).await;
     match result {
         Ok(report) => {
             let stopped = ctx.stop.load(Ordering::Relaxed);

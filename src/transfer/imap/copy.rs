@@ -24,10 +24,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use super::folders::{FolderPlan, map_folders};
+use super::journal::{FolderRecord, Journal, JournalError, MessageRecord, RefusedRecord};
 use super::session::{Appended, Body, FolderInfo, Imap, ImapError, MessageMeta, Outgoing, Target};
 use crate::error::{ErrorKind, StepError};
 use crate::plan::model::FolderRules;
-use crate::state::{FolderRecord, MessageRecord, RefusedRecord, StateStore};
 
 /// Messages and bytes per APPEND batch at most: large enough to amortise round trips
 /// (MULTIAPPEND), small enough to bound memory. Batches start here and shrink after a cut
@@ -251,16 +251,16 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Runs a blocking state operation off the async workers (redb commits fsync).
+/// Runs a blocking journal operation off the async workers (commits sync to disk).
 async fn state<T: Send + 'static>(
-    store: &Arc<StateStore>,
-    f: impl FnOnce(&StateStore) -> Result<T, crate::state::StateError> + Send + 'static,
+    store: &Arc<dyn Journal>,
+    f: impl FnOnce(&dyn Journal) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, CopyError> {
     let s = store.clone();
-    tokio::task::spawn_blocking(move || f(&s))
+    tokio::task::spawn_blocking(move || f(s.as_ref()))
         .await
         .map_err(|e| CopyError::fatal(format!("state task failed: {e}")))?
-        .map_err(|e| CopyError::new(ErrorKind::State, e.to_string()))
+        .map_err(|e| CopyError::new(ErrorKind::State, e.0))
 }
 
 /// A failed copy: `transient` and `throttled` follow from `kind` (see `crate::error`).
@@ -315,7 +315,7 @@ impl std::fmt::Display for CopyError {
 /// `options.connections` connection pairs; a failing folder is retried on fresh connections.
 pub async fn sync_account(
     job: Arc<Job>,
-    store: Arc<StateStore>,
+    store: Arc<dyn Journal>,
     progress: Arc<dyn Progress>,
     stop: StopFlag,
 ) -> Result<CopyReport, CopyError> {
@@ -350,10 +350,7 @@ pub async fn sync_account(
         f.known.dest = dest_status.get(&f.dest).cloned();
     }
     // Extra connections only for folders with something to do: a no-op run opens none.
-    let records = {
-        let rid = job.resource_id.clone();
-        state(&store, move |s| s.folders(&rid)).await?
-    };
+    let records = { state(&store, |s| s.folders()).await? };
     // Folders the statuses read above show unchanged are done here: no worker, no state read
     // each, which is most of what a no-op run would otherwise spend.
     let (idle, work): (Vec<FolderPlan>, Vec<FolderPlan>) = std::mem::take(&mut mapping.copy)
@@ -381,9 +378,8 @@ pub async fn sync_account(
     }
     let remaining = Arc::new(AtomicU64::new(match job.options.max_items {
         Some(cap) => {
-            let rid = job.resource_id.clone();
-            let done: u64 = state(&store, move |s| {
-                Ok(s.folders(&rid)?.values().map(|f| f.messages).sum())
+            let done: u64 = state(&store, |s| {
+                Ok(s.folders()?.values().map(|f| f.messages).sum())
             })
             .await?;
             cap.saturating_sub(done)
@@ -494,7 +490,7 @@ struct Outcomes {
 #[allow(clippy::too_many_arguments)]
 async fn worker(
     job: Arc<Job>,
-    store: Arc<StateStore>,
+    store: Arc<dyn Journal>,
     progress: Arc<dyn Progress>,
     stop: StopFlag,
     queue: Arc<Mutex<VecDeque<FolderPlan>>>,
@@ -725,7 +721,7 @@ enum Large {
 #[allow(clippy::too_many_arguments)]
 async fn copy_large(
     job: &Job,
-    store: &Arc<StateStore>,
+    store: &Arc<dyn Journal>,
     src: &mut Imap,
     dst: &mut Imap,
     folder: &FolderPlan,
@@ -823,8 +819,8 @@ async fn copy_large(
         let in_flight = Some(resume_from.map_or(uidnext, |r| r.min(uidnext)));
         let (h, n, b) = progress_now;
         let rec = folder_record(h, n, b, in_flight, false);
-        let (rid, key) = (job.resource_id.clone(), folder.path.clone());
-        state(store, move |s| s.put_folder(&rid, &key, &rec)).await?;
+        let key = folder.path.clone();
+        state(store, move |s| s.put_folder(&key, &rec)).await?;
         let flags = dest_flags(&m.flags, dinfo);
         let out = Outgoing {
             flags: &flags,
@@ -860,8 +856,8 @@ async fn copy_large(
 /// the messages the destination refused, and the end of the refusal of those that went
 /// through this time.
 async fn record_kept(
-    store: &Arc<StateStore>,
-    (rid, key): (&str, &str),
+    store: &Arc<dyn Journal>,
+    key: &str,
     rec: FolderRecord,
     entries: Vec<(u32, MessageRecord)>,
     refused: Vec<(u32, RefusedRecord)>,
@@ -872,14 +868,14 @@ async fn record_kept(
         .map(|(u, _)| *u)
         .filter(|u| refused_before.contains_key(u))
         .collect();
-    let (rid, key) = (rid.to_string(), key.to_string());
+    let key = key.to_string();
     state(store, move |s| {
-        s.record_batch(&rid, &key, &rec, &entries)?;
+        s.record_batch(&key, &rec, &entries)?;
         if !refused.is_empty() {
-            s.put_refused(&rid, &key, &refused)?;
+            s.put_refused(&key, &refused)?;
         }
         if !taken.is_empty() {
-            s.clear_refused(&rid, &key, &taken)?;
+            s.clear_refused(&key, &taken)?;
         }
         Ok(())
     })
@@ -896,7 +892,7 @@ const FINGERPRINT_CHUNK: usize = 1000;
 /// fingerprint alone settled it (their bodies were not fetched).
 async fn adopt_existing(
     job: &Job,
-    store: &Arc<StateStore>,
+    store: &Arc<dyn Journal>,
     src: &mut Imap,
     dst: &mut Imap,
     folder: &FolderPlan,
@@ -905,20 +901,12 @@ async fn adopt_existing(
     use super::adopt::{match_fingerprints, match_hashes};
     // Destination messages the maps of other source folders going to this folder already own.
     let claimed: HashSet<u32> = {
-        let (rid, key, dest) = (
-            job.resource_id.clone(),
-            folder.path.clone(),
-            folder.dest.clone(),
-        );
+        let (key, dest) = (folder.path.clone(), folder.dest.clone());
         state(store, move |s| {
             let mut out = HashSet::new();
-            for (path, rec) in s.folders(&rid)? {
+            for (path, rec) in s.folders()? {
                 if rec.dest_folder == dest && path != key {
-                    out.extend(
-                        s.messages(&rid, &path)?
-                            .into_iter()
-                            .map(|(_, m)| m.dest_uid),
-                    );
+                    out.extend(s.messages(&path)?.into_iter().map(|(_, m)| m.dest_uid));
                 }
             }
             Ok(out)
@@ -1074,7 +1062,7 @@ async fn hash_messages(
 /// then the caller matches by content in the new folder, as after any reset.
 async fn relocate(
     job: &Job,
-    store: &Arc<StateStore>,
+    store: &Arc<dyn Journal>,
     progress: &dyn Progress,
     dst: &mut Imap,
     folder: &FolderPlan,
@@ -1088,10 +1076,10 @@ async fn relocate(
     if old.uidvalidity != r.dest_uidvalidity {
         return Ok(None);
     }
-    let (rid, key) = (job.resource_id.clone(), folder.path.clone());
+    let key = folder.path.clone();
     let map: Vec<(u32, MessageRecord)> = {
-        let (rid, key) = (rid.clone(), key.clone());
-        state(store, move |s| s.messages(&rid, &key)).await?
+        let key = key.clone();
+        state(store, move |s| s.messages(&key)).await?
     };
     let unknown = map.iter().filter(|(_, m)| m.dest_uid == 0).count();
     // Copied to a server that did not say the new UIDs, or one that cannot move by UID: the
@@ -1145,7 +1133,7 @@ async fn relocate(
         updated_at: now(),
         ..r.clone()
     };
-    state(store, move |s| s.record_batch(&rid, &key, &rec, &entries)).await?;
+    state(store, move |s| s.record_batch(&key, &rec, &entries)).await?;
     let count = if dst.caps.uidplus {
         moved.len()
     } else {
@@ -1167,14 +1155,13 @@ async fn relocate(
 /// content of one that is (see the caller). Returns how many were removed.
 async fn remove_strays(
     dst: &mut Imap,
-    store: &Arc<StateStore>,
-    rid: &str,
+    store: &Arc<dyn Journal>,
     key: &str,
     from: u32,
 ) -> Result<u64, CopyError> {
     let map: Vec<(u32, MessageRecord)> = {
-        let (rid, key) = (rid.to_string(), key.to_string());
-        state(store, move |s| s.messages(&rid, &key)).await?
+        let key = key.to_string();
+        state(store, move |s| s.messages(&key)).await?
     };
     if map.iter().any(|(_, r)| r.dest_uid == 0) {
         return Ok(0);
@@ -1382,7 +1369,7 @@ fn unchanged(
 #[allow(clippy::too_many_arguments)]
 async fn sync_folder(
     job: &Job,
-    store: &Arc<StateStore>,
+    store: &Arc<dyn Journal>,
     progress: &dyn Progress,
     stop: &StopFlag,
     remaining: &AtomicU64,
@@ -1392,13 +1379,12 @@ async fn sync_folder(
     carry: &mut Carry,
     report: &mut FolderReport,
 ) -> Result<(), CopyError> {
-    let rid = job.resource_id.clone();
     let key = folder.path.clone();
     // Counts add up over the attempts of one run; what is derived from the listing is redone.
     report.too_large.clear();
     let record: Option<FolderRecord> = {
-        let (rid, key) = (rid.clone(), key.clone());
-        state(store, move |s| s.folder(&rid, &key)).await?
+        let key = key.clone();
+        state(store, move |s| s.folder(&key)).await?
     };
     // The cheap questions first: nothing new, nothing changed on either side, nothing in
     // flight → done. A destination folder deleted meanwhile is created again. The answers
@@ -1434,8 +1420,8 @@ async fn sync_folder(
         && let Some(moved) = relocate(job, store, progress, dst, folder, r).await?
     {
         report.moved += moved;
-        let (rid, key) = (rid.clone(), key.clone());
-        record = state(store, move |s| s.folder(&rid, &key)).await?;
+        let key = key.clone();
+        record = state(store, move |s| s.folder(&key)).await?;
     }
     let dinfo = dst.open(&folder.dest, true).await?;
 
@@ -1453,15 +1439,15 @@ async fn sync_folder(
                     if source_reset { "source" } else { "destination" }
                 ),
             );
-            let (rid, key) = (rid.clone(), key.clone());
-            state(store, move |s| s.forget_folder(&rid, &key)).await?;
+            let key = key.clone();
+            state(store, move |s| s.forget_folder(&key)).await?;
             record = None;
             resume_from = Some(1);
         }
     }
     let mut copied: HashMap<u32, MessageRecord> = {
-        let (rid, key) = (rid.clone(), key.clone());
-        state(store, move |s| s.messages(&rid, &key))
+        let key = key.clone();
+        state(store, move |s| s.messages(&key))
             .await?
             .into_iter()
             .collect()
@@ -1495,8 +1481,8 @@ async fn sync_folder(
         (_, None) => src.fetch_meta("1:*", None).await?,
     };
     let refused_before: HashMap<u32, RefusedRecord> = {
-        let (rid, key) = (rid.clone(), key.clone());
-        state(store, move |s| s.refused(&rid, &key))
+        let key = key.clone();
+        state(store, move |s| s.refused(&key))
             .await?
             .into_iter()
             .collect()
@@ -1648,9 +1634,9 @@ async fn sync_folder(
             // declare everything below a UID settled.
             let rec = folder_record(highest_uid, total_messages, total_bytes, None, false);
             copied.extend(entries.iter().copied());
-            let (rid2, key2) = (rid.clone(), key.clone());
+            let key2 = key.clone();
             let n = entries.len();
-            state(store, move |s| s.record_batch(&rid2, &key2, &rec, &entries)).await?;
+            state(store, move |s| s.record_batch(&key2, &rec, &entries)).await?;
             progress.note(
                 &job.account,
                 &format!(
@@ -1731,9 +1717,9 @@ async fn sync_folder(
                 Large::Refused(why, size, mark) => {
                     let r = refusal(&refused_before, m.uid, why, size, job.sync_point);
                     report.refused.push((m.uid, size, r.reason.clone()));
-                    let (rid2, key2) = (rid.clone(), key.clone());
+                    let key2 = key.clone();
                     let list = vec![(m.uid, r)];
-                    state(store, move |s| s.put_refused(&rid2, &key2, &list)).await?;
+                    state(store, move |s| s.put_refused(&key2, &list)).await?;
                     (Vec::new(), mark)
                 }
             };
@@ -1746,15 +1732,7 @@ async fn sync_folder(
             };
             resume_from = keep;
             let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
-            record_kept(
-                store,
-                (&rid, &key),
-                rec,
-                entries,
-                Vec::new(),
-                &refused_before,
-            )
-            .await?;
+            record_kept(store, &key, rec, entries, Vec::new(), &refused_before).await?;
             carry.progress += 1;
             carry.limit.grow();
             continue;
@@ -1836,8 +1814,8 @@ async fn sync_folder(
                 let uidnext = dst.status(&folder.dest).await?.uidnext;
                 in_flight = Some(resume_from.map_or(uidnext, |r| r.min(uidnext)));
                 let rec = folder_record(highest_uid, total_messages, total_bytes, in_flight, false);
-                let (rid2, key2) = (rid.clone(), key.clone());
-                state(store, move |s| s.put_folder(&rid2, &key2, &rec)).await?;
+                let key2 = key.clone();
+                state(store, move |s| s.put_folder(&key2, &rec)).await?;
                 let (stored, refusals, error) = send(dst, &folder.dest, &to_send, uidnext).await;
                 failure = error;
                 let (mut sent, mut sent_bytes) = (0u64, 0u64);
@@ -1894,7 +1872,7 @@ async fn sync_folder(
             resume_from = keep;
             let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
             kept = (entries.len() + refused.len()) as u64;
-            record_kept(store, (&rid, &key), rec, entries, refused, &refused_before).await?;
+            record_kept(store, &key, rec, entries, refused, &refused_before).await?;
             match failure {
                 Some(e) => Err(e),
                 None => Ok(()),
@@ -1950,7 +1928,7 @@ async fn sync_folder(
         && !capped
         && dst.caps.uidplus
     {
-        report.duplicates_removed = remove_strays(dst, store, &rid, &key, from).await?;
+        report.duplicates_removed = remove_strays(dst, store, &key, from).await?;
         if report.duplicates_removed > 0 {
             progress.note(
                 &job.account,
@@ -2002,8 +1980,8 @@ async fn sync_folder(
     // Done with this folder: the STATUS snapshot lets the next no-op run skip it.
     let complete = !stale && !stop.load(Ordering::Relaxed);
     let rec = folder_record(highest_uid, total_messages, total_bytes, None, complete);
-    let (rid2, key2) = (rid.clone(), key.clone());
-    state(store, move |s| s.put_folder(&rid2, &key2, &rec)).await?;
+    let key2 = key.clone();
+    state(store, move |s| s.put_folder(&key2, &rec)).await?;
     Ok(())
 }
 

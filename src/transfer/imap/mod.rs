@@ -1,11 +1,13 @@
 //! IMAP to IMAP transfer: name encoding (`mutf7` for what names mean, `names` for how they
 //! travel on the wire), the folder mapping (`folders`), one connection (`session`), the
-//! exactly-once copy of an account (`copy`), the matching of messages a destination already
-//! holds (`adopt`), and what `plan --refresh` says of a copy before it runs (`preview`).
+//! exactly-once copy of an account (`copy`) and the records it keeps through its caller's
+//! [`journal::Journal`], the matching of messages a destination already holds (`adopt`), and
+//! what `plan --refresh` says of a copy before it runs (`preview`).
 
 pub mod adopt;
 pub mod copy;
 pub mod folders;
+pub mod journal;
 pub mod mutf7;
 pub mod names;
 pub mod preview;
