@@ -424,7 +424,7 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 &address,
                 &source,
                 &dest,
-                &a.folders.clone().unwrap_or_default(),
+                &super::imap_adapter::folder_rules(a.folders.as_ref()),
                 &super::copy_options(plan, a),
                 0,
                 // A refused message is not on the destination either: it blocks the reset

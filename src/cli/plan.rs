@@ -107,7 +107,7 @@ async fn preview_copies(loaded: &crate::plan::Loaded, changes: &mut [Change]) {
                             .folders(&id)
                             .map_err(|e| e.to_string())?,
                     );
-                    let rules = account.folders.clone().unwrap_or_default();
+                    let rules = crate::apply::imap_adapter::folder_rules(account.folders.as_ref());
                     crate::transfer::imap::preview::preview(&source, &dest, &rules, &records).await
                 };
                 (i, look.await)

@@ -23,11 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use super::folders::{FolderPlan, map_folders};
+use super::folders::{FolderPlan, FolderRules, map_folders};
 use super::journal::{FolderRecord, Journal, JournalError, MessageRecord, RefusedRecord};
 use super::session::{Appended, Body, FolderInfo, Imap, ImapError, MessageMeta, Outgoing, Target};
 use crate::error::{ErrorKind, StepError};
-use crate::plan::model::FolderRules;
 
 /// Messages and bytes per APPEND batch at most: large enough to amortise round trips
 /// (MULTIAPPEND), small enough to bound memory. Batches start here and shrink after a cut
@@ -930,7 +929,7 @@ async fn adopt_existing(
              empty (`adopt_existing: false`): remove them, or set `adopt_existing: true` to match \
              them against the source and copy only the rest",
                 folder.dest_path,
-                crate::plan::diagnostic::plural(dest.len(), "message")
+                super::plural(dest.len(), "message")
             ),
         ));
     }
@@ -1088,7 +1087,7 @@ async fn relocate(
         Some(format!(
             "{} in {:?} on the destination have unknown UIDs (the server did not report them \
              when they were copied)",
-            crate::plan::diagnostic::plural(unknown, "copied message"),
+            super::plural(unknown, "copied message"),
             r.dest_folder
         ))
     } else if !map.is_empty() && !dst.caps.moves && !dst.caps.uidplus {
@@ -1145,7 +1144,7 @@ async fn relocate(
             "{}: the plan now maps it to {:?}: moved {} there on the destination instead of copying again",
             folder.path,
             folder.dest_path,
-            crate::plan::diagnostic::plural(count as usize, "message")
+            super::plural(count as usize, "message")
         ),
     );
     Ok(Some(count))
@@ -1616,7 +1615,7 @@ async fn sync_folder(
                 "{}: the destination folder already holds {} the state has no record of; \
                  matching them against the source before copying",
                 folder.path,
-                crate::plan::diagnostic::plural(dinfo.exists as usize, "message")
+                super::plural(dinfo.exists as usize, "message")
             ),
         );
         let entries = adopt_existing(job, store, src, dst, folder, &todo).await?;
@@ -1642,7 +1641,7 @@ async fn sync_folder(
                 &format!(
                     "{}: {} already on the destination, adopted (not copied again)",
                     folder.path,
-                    crate::plan::diagnostic::plural(n, "message")
+                    super::plural(n, "message")
                 ),
             );
         }

@@ -15,6 +15,15 @@ pub mod session;
 
 use session::{Imap, ImapError, Target};
 
+/// "1 message", "2 messages": the engine's notes and errors count things this way.
+pub(crate) fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 /// Bytes held by every selectable folder of a mailbox (the sum of its messages' sizes): what a
 /// destination with a per-account limit would have to take.
 pub async fn mailbox_bytes(target: &Target) -> Result<u64, ImapError> {

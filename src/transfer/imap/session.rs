@@ -30,8 +30,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::error::{ErrorKind, StepError};
-use crate::plan::model::{ImapEndpoint, Security};
-use crate::plan::secret::Secret;
 use crate::transfer::imap::folders::RemoteFolder;
 use crate::transfer::imap::names::{self, Encoded};
 
@@ -157,8 +155,55 @@ impl AsyncWrite for Conn {
     }
 }
 
-/// How to log in.
+/// How a connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// Implicit TLS from the first byte.
+    Tls,
+    /// Plain first, then STARTTLS, required: never downgraded.
+    Starttls,
+    /// No TLS at all (the caller decided the network is trusted).
+    None,
+}
+
+/// A server to connect to.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Host name or IP address; also the TLS server name.
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    /// A PEM file of extra CA certificates to trust, as a path the process can open.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Accept any certificate (the caller was told explicitly).
+    pub insecure_skip_verify: bool,
+    /// How long one command may go without an answer before the connection is declared dead.
+    pub timeout: Duration,
+}
+
+/// A password or token, already read from wherever the caller keeps it. Never shown: its
+/// `Debug` is redacted, and errors name the login and the server, never this.
 #[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// How to log in.
+#[derive(Clone, Debug)]
 pub enum Auth {
     Password { login: String, password: Secret },
     XOAuth2 { login: String, token: Secret },
@@ -175,19 +220,21 @@ impl Auth {
 /// Everything needed to open a connection; cheap to clone for more connections.
 #[derive(Clone)]
 pub struct Target {
-    pub endpoint: ImapEndpoint,
+    pub endpoint: Endpoint,
     pub auth: Auth,
-    /// Directory relative CA file paths are resolved against.
-    pub base_dir: std::path::PathBuf,
 }
 
 impl Target {
+    pub fn new(endpoint: Endpoint, auth: Auth) -> Target {
+        Target { endpoint, auth }
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "{} at {}:{}",
             self.auth.login(),
             self.endpoint.host,
-            self.endpoint.effective_port()
+            self.endpoint.port
         )
     }
 }
@@ -282,10 +329,7 @@ pub struct Imap {
     selected: Option<String>,
 }
 
-fn tls_config(
-    ep: &ImapEndpoint,
-    base_dir: &std::path::Path,
-) -> Result<Arc<rustls::ClientConfig>, ImapError> {
+fn tls_config(ep: &Endpoint) -> Result<Arc<rustls::ClientConfig>, ImapError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -297,10 +341,9 @@ fn tls_config(
             .with_no_client_auth()
     } else {
         let mut extra = Vec::new();
-        if let Some(ca) = &ep.ca_file {
+        if let Some(path) = &ep.ca_file {
             use rustls::pki_types::pem::PemObject;
-            let path = base_dir.join(ca);
-            let certs = rustls::pki_types::CertificateDer::pem_file_iter(&path).map_err(|e| {
+            let certs = rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
                 ImapError::new(
                     ErrorKind::Config,
                     format!("cannot read CA file {}: {e}", path.display()),
@@ -377,12 +420,8 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
     }
 }
 
-async fn tls_wrap(
-    tcp: TcpStream,
-    ep: &ImapEndpoint,
-    base_dir: &std::path::Path,
-) -> Result<Conn, ImapError> {
-    let config = tls_config(ep, base_dir)?;
+async fn tls_wrap(tcp: TcpStream, ep: &Endpoint) -> Result<Conn, ImapError> {
+    let config = tls_config(ep)?;
     let name = rustls::pki_types::ServerName::try_from(ep.host.clone()).map_err(|_| {
         ImapError::new(
             ErrorKind::Config,
@@ -396,11 +435,7 @@ async fn tls_wrap(
     .await
     .map_err(|_| ImapError::transient(format!("TLS handshake with {} timed out", ep.host)))?
     .map_err(|e| {
-        let msg = format!(
-            "TLS handshake with {}:{} failed: {e}",
-            ep.host,
-            ep.effective_port()
-        );
+        let msg = format!("TLS handshake with {}:{} failed: {e}", ep.host, ep.port);
         // A certificate problem does not fix itself by retrying.
         if e.to_string().contains("certificate") {
             ImapError::new(
@@ -462,9 +497,9 @@ impl Imap {
         let ep = &target.endpoint;
         let peer = Peer {
             name: ep.host.clone(),
-            timeout: ep.command_timeout(),
+            timeout: ep.timeout,
         };
-        let addr = format!("{}:{}", ep.host, ep.effective_port());
+        let addr = format!("{}:{}", ep.host, ep.port);
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
             .await
             .map_err(|_| {
@@ -476,7 +511,7 @@ impl Imap {
         let _ = tcp.set_nodelay(true);
         let conn = match ep.security {
             Security::None => Conn::Plain(tcp),
-            Security::Tls => tls_wrap(tcp, ep, &target.base_dir).await?,
+            Security::Tls => tls_wrap(tcp, ep).await?,
             Security::Starttls => {
                 let mut client = Client::new(Conn::Plain(tcp));
                 read_greeting(&mut client, &ep.host).await?;
@@ -501,7 +536,7 @@ impl Imap {
                 let Conn::Plain(tcp) = plain.into_inner() else {
                     unreachable!("STARTTLS runs on a plain connection")
                 };
-                tls_wrap(tcp, ep, &target.base_dir).await?
+                tls_wrap(tcp, ep).await?
             }
         };
         let mut client = Client::new(conn);
@@ -1340,7 +1375,7 @@ fn login_error(target: &Target, e: async_imap::error::Error) -> ImapError {
                     "login as {} on {}:{} was refused: {text}",
                     target.auth.login(),
                     target.endpoint.host,
-                    target.endpoint.effective_port()
+                    target.endpoint.port
                 ),
             )
         }
@@ -1782,20 +1817,18 @@ mod tests {
 
     fn target() -> Target {
         Target {
-            endpoint: ImapEndpoint {
+            endpoint: Endpoint {
                 host: "h".into(),
-                port: Some(143),
+                port: 143,
                 security: Security::None,
                 ca_file: None,
                 insecure_skip_verify: false,
-                allow_plaintext: false,
-                timeout: None,
+                timeout: Duration::from_secs(120),
             },
             auth: Auth::Password {
                 login: "bob".into(),
                 password: Secret::new("pw"),
             },
-            base_dir: std::path::PathBuf::new(),
         }
     }
 
