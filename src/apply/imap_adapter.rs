@@ -5,10 +5,13 @@
 
 use std::path::Path;
 
+use crate::error::{ErrorKind, StepError};
 use crate::plan::Loaded;
 use crate::plan::model::{self, Credentials, ImapEndpoint, Platform};
+use crate::transfer::imap::copy::CopyError;
 use crate::transfer::imap::folders::FolderRules;
 use crate::transfer::imap::session::{Auth, Endpoint, Secret, Security, Target};
+use crate::transfer::imap::{self as imap, session::ImapError};
 
 /// Where and how to log in on one side of an account; secrets are read now.
 pub fn target(
@@ -73,5 +76,39 @@ pub fn folder_rules(rules: Option<&model::FolderRules>) -> FolderRules {
             map: r.map.clone(),
         },
         None => FolderRules::default(),
+    }
+}
+
+/// The product's kind of an engine failure: the same words, so outputs, metrics and retries
+/// stay what they were.
+pub fn error_kind(kind: imap::ErrorKind) -> ErrorKind {
+    match kind {
+        imap::ErrorKind::Auth => ErrorKind::Auth,
+        imap::ErrorKind::Tls => ErrorKind::Tls,
+        imap::ErrorKind::Network => ErrorKind::Network,
+        imap::ErrorKind::Throttled => ErrorKind::Throttled,
+        imap::ErrorKind::Refused => ErrorKind::Refused,
+        imap::ErrorKind::Quota => ErrorKind::Quota,
+        imap::ErrorKind::Config => ErrorKind::Config,
+        imap::ErrorKind::State => ErrorKind::State,
+        imap::ErrorKind::Bug => ErrorKind::Bug,
+    }
+}
+
+/// An engine failure as a step's (`StepError::from` cannot be written for the engine's types
+/// once the engine and the error type live in other crates than this one).
+pub trait IntoStepError {
+    fn into_step_error(self) -> StepError;
+}
+
+impl IntoStepError for ImapError {
+    fn into_step_error(self) -> StepError {
+        StepError::new(error_kind(self.kind), self.message)
+    }
+}
+
+impl IntoStepError for CopyError {
+    fn into_step_error(self) -> StepError {
+        StepError::new(error_kind(self.kind), self.message)
     }
 }

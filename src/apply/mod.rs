@@ -27,7 +27,7 @@ use crate::plan::validate::{parse_byte_size, parse_date};
 use crate::state::{ResourceRecord, StateStore, Status};
 use crate::transfer::imap::copy::{self, CopyOptions, CopyReport, Job, Progress, StopFlag};
 use crate::transfer::imap::session::Target;
-use imap_adapter::target;
+use imap_adapter::{IntoStepError, target};
 
 /// Default IMAP connections per account and side; servers cap them per user (Dovecot 10).
 const DEFAULT_CONNECTIONS: u32 = 4;
@@ -529,7 +529,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             let kind = report
                 .failed
                 .iter()
-                .map(|f| f.kind)
+                .map(|f| imap_adapter::error_kind(f.kind))
                 .min_by_key(|k| k.retry())
                 .unwrap_or(crate::error::ErrorKind::Refused);
             ctx.copies
@@ -561,7 +561,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 ..started
             };
             let _ = store.put_resource(&resource.id, &rec);
-            Outcome::Failed(e.into())
+            Outcome::Failed(e.into_step_error())
         }
     }
 }

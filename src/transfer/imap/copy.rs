@@ -23,10 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
+use super::error::ErrorKind;
 use super::folders::{FolderPlan, FolderRules, map_folders};
 use super::journal::{FolderRecord, Journal, JournalError, MessageRecord, RefusedRecord};
 use super::session::{Appended, Body, FolderInfo, Imap, ImapError, MessageMeta, Outgoing, Target};
-use crate::error::{ErrorKind, StepError};
 
 /// Messages and bytes per APPEND batch at most: large enough to amortise round trips
 /// (MULTIAPPEND), small enough to bound memory. Batches start here and shrink after a cut
@@ -262,7 +262,7 @@ async fn state<T: Send + 'static>(
         .map_err(|e| CopyError::new(ErrorKind::State, e.0))
 }
 
-/// A failed copy: `transient` and `throttled` follow from `kind` (see `crate::error`).
+/// A failed copy: `transient` and `throttled` follow from `kind` (see [`super::error`]).
 #[derive(Debug, Clone)]
 pub struct CopyError {
     pub message: String,
@@ -295,12 +295,6 @@ impl From<ImapError> for CopyError {
             throttled: e.throttled,
             kind: e.kind,
         }
-    }
-}
-
-impl From<CopyError> for StepError {
-    fn from(e: CopyError) -> StepError {
-        StepError::new(e.kind, e.message)
     }
 }
 
@@ -472,7 +466,7 @@ fn pause(throttled: bool, message: &str, delay: Duration) -> Duration {
     if !throttled {
         return delay;
     }
-    let suggested = crate::error::suggested_backoff(message).unwrap_or_default();
+    let suggested = super::error::suggested_backoff(message).unwrap_or_default();
     (delay * 4).max(suggested.min(MAX_SUGGESTED_PAUSE))
 }
 

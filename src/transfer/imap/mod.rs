@@ -6,6 +6,7 @@
 
 pub mod adopt;
 pub mod copy;
+pub mod error;
 pub mod folders;
 pub mod journal;
 pub mod mutf7;
@@ -13,6 +14,7 @@ pub mod names;
 pub mod preview;
 pub mod session;
 
+pub use error::ErrorKind;
 use session::{Imap, ImapError, Target};
 
 /// "1 message", "2 messages": the engine's notes and errors count things this way.

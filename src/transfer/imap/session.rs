@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::error::{ErrorKind, StepError};
+use super::error::ErrorKind;
 use crate::transfer::imap::folders::RemoteFolder;
 use crate::transfer::imap::names::{self, Encoded};
 
@@ -64,12 +64,6 @@ impl ImapError {
 
     fn transient(message: impl Into<String>) -> Self {
         ImapError::new(ErrorKind::Network, message)
-    }
-}
-
-impl From<ImapError> for StepError {
-    fn from(e: ImapError) -> StepError {
-        StepError::new(e.kind, e.message)
     }
 }
 
