@@ -14,8 +14,12 @@
 //! after each cut. A folder is given up on only after `STALLED_ATTEMPTS` attempts in a row that
 //! kept nothing, and then alone: the other folders go on and the report lists it. A message the
 //! destination refuses (a NO to its APPEND) is skipped, reported and recorded in the state.
+//!
+//! This file holds the account (connections, the folder queue, its workers) and what batches
+//! are made of; one folder's phases are in `folder` ([`folder::FolderSync`]), and every record
+//! goes through the caller's [`Journal`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,8 +28,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use super::error::ErrorKind;
+mod folder;
+
+use self::folder::unchanged;
 use super::folders::{FolderPlan, FolderRules, map_folders};
-use super::journal::{FolderRecord, Journal, JournalError, MessageRecord, RefusedRecord};
+use super::journal::{Journal, JournalError, RefusedRecord};
 use super::session::{Appended, Body, FolderInfo, Imap, ImapError, MessageMeta, Outgoing, Target};
 
 /// Messages and bytes per APPEND batch at most: large enough to amortise round trips
@@ -251,11 +258,11 @@ fn now() -> u64 {
 }
 
 /// Runs a blocking journal operation off the async workers (commits sync to disk).
-async fn state<T: Send + 'static>(
-    store: &Arc<dyn Journal>,
+async fn in_journal<T: Send + 'static>(
+    journal: &Arc<dyn Journal>,
     f: impl FnOnce(&dyn Journal) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, CopyError> {
-    let s = store.clone();
+    let s = journal.clone();
     tokio::task::spawn_blocking(move || f(s.as_ref()))
         .await
         .map_err(|e| CopyError::fatal(format!("state task failed: {e}")))?
@@ -308,7 +315,7 @@ impl std::fmt::Display for CopyError {
 /// `options.connections` connection pairs; a failing folder is retried on fresh connections.
 pub async fn sync_account(
     job: Arc<Job>,
-    store: Arc<dyn Journal>,
+    journal: Arc<dyn Journal>,
     progress: Arc<dyn Progress>,
     stop: StopFlag,
 ) -> Result<CopyReport, CopyError> {
@@ -343,7 +350,7 @@ pub async fn sync_account(
         f.known.dest = dest_status.get(&f.dest).cloned();
     }
     // Extra connections only for folders with something to do: a no-op run opens none.
-    let records = { state(&store, |s| s.folders()).await? };
+    let records = in_journal(&journal, |s| s.folders()).await?;
     // Folders the statuses read above show unchanged are done here: no worker, no state read
     // each, which is most of what a no-op run would otherwise spend.
     let (idle, work): (Vec<FolderPlan>, Vec<FolderPlan>) = std::mem::take(&mut mapping.copy)
@@ -371,7 +378,7 @@ pub async fn sync_account(
     }
     let remaining = Arc::new(AtomicU64::new(match job.options.max_items {
         Some(cap) => {
-            let done: u64 = state(&store, |s| {
+            let done: u64 = in_journal(&journal, |s| {
                 Ok(s.folders()?.values().map(|f| f.messages).sum())
             })
             .await?;
@@ -379,27 +386,26 @@ pub async fn sync_account(
         }
         None => u64::MAX,
     }));
+    let run = Arc::new(Run {
+        job,
+        journal,
+        progress,
+        stop,
+        remaining,
+    });
     let queue: Arc<Mutex<VecDeque<FolderPlan>>> = Arc::new(Mutex::new(work.into_iter().collect()));
     let results: Arc<Mutex<Vec<FolderReport>>> = Arc::new(Mutex::new(skipped));
     let failed: Arc<Mutex<Vec<FailedFolder>>> = Arc::new(Mutex::new(Vec::new()));
-    let workers = job.options.connections.max(1).min(busy.max(1));
+    let workers = run.job.options.connections.max(1).min(busy.max(1));
     let mut handles = Vec::new();
     let mut first = Some((src, dst));
     for _ in 0..workers {
         let conns = first.take();
-        let (job, store, progress, stop, queue, results, failed, remaining) = (
-            job.clone(),
-            store.clone(),
-            progress.clone(),
-            stop.clone(),
-            queue.clone(),
-            results.clone(),
-            failed.clone(),
-            remaining.clone(),
-        );
+        let (run, queue, results, failed) =
+            (run.clone(), queue.clone(), results.clone(), failed.clone());
         handles.push(tokio::spawn(async move {
             let out = Outcomes { results, failed };
-            worker(job, store, progress, stop, queue, out, remaining, conns).await
+            worker(run, queue, out, conns).await
         }));
     }
     let mut first_error = None;
@@ -480,17 +486,25 @@ struct Outcomes {
     failed: Arc<Mutex<Vec<FailedFolder>>>,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn worker(
+/// What one account's workers share.
+struct Run {
     job: Arc<Job>,
-    store: Arc<dyn Journal>,
+    journal: Arc<dyn Journal>,
     progress: Arc<dyn Progress>,
     stop: StopFlag,
+    /// Messages the plan's `max_items` still lets this run copy.
+    remaining: Arc<AtomicU64>,
+}
+
+/// Takes folders from `queue` until it is empty, each tried again on fresh connections after
+/// a cut (see the module documentation).
+async fn worker(
+    run: Arc<Run>,
     queue: Arc<Mutex<VecDeque<FolderPlan>>>,
     out: Outcomes,
-    remaining: Arc<AtomicU64>,
     mut conns: Option<(Imap, Imap)>,
 ) -> Result<(), CopyError> {
+    let (job, progress, stop) = (&run.job, &run.progress, &run.stop);
     // Extra workers try once: servers cap connections per user (Dovecot 10, Gmail 15), and a
     // refused extra connection means fewer workers, not a failed account.
     if conns.is_none() {
@@ -538,26 +552,13 @@ async fn worker(
             if conns.is_none() {
                 // A server that cannot be reached at all fails the account: no other folder
                 // could be copied either.
-                let s = connect_with_retry(&job.source, &stop).await?;
-                let d = connect_with_retry(&job.dest, &stop).await?;
+                let s = connect_with_retry(&job.source, stop).await?;
+                let d = connect_with_retry(&job.dest, stop).await?;
                 conns = Some((s, d));
             }
             let (s, d) = conns.as_mut().expect("connected above");
             let before = carry.progress;
-            match sync_folder(
-                &job,
-                &store,
-                progress.as_ref(),
-                &stop,
-                &remaining,
-                s,
-                d,
-                &folder,
-                &mut carry,
-                &mut report,
-            )
-            .await
-            {
+            match folder::sync_folder(&run, s, d, &folder, &mut carry, &mut report).await {
                 Ok(()) => break Ok(()),
                 Err(e) if e.transient && !stop.load(Ordering::Relaxed) => {
                     let moved = carry.progress > before;
@@ -692,318 +693,37 @@ struct Spool {
     hash: Option<[u8; 32]>,
 }
 
+impl Spool {
+    /// A new, empty spool file for message `uid` in `dir`.
+    fn create(dir: &std::path::Path, uid: u32) -> Result<Spool, CopyError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CopyError::fatal(format!(
+                "cannot create spool directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        // Unique per process and per call: workers spool messages with the same UID in
+        // different folders at the same time.
+        static SPOOLED: AtomicU64 = AtomicU64::new(0);
+        let path = dir.join(format!(
+            "{}-{}.eml",
+            std::process::id(),
+            SPOOLED.fetch_add(1, Ordering::Relaxed)
+        ));
+        Ok(Spool {
+            uid,
+            path,
+            len: 0,
+            hasher: CrlfHasher::default(),
+            hash: None,
+        })
+    }
+}
+
 impl Drop for Spool {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-/// What became of a large message.
-enum Large {
-    /// It vanished from the source.
-    Gone,
-    /// The map entry, whether it was sent (or found already on the destination), and the
-    /// in-flight mark used.
-    Copied((u32, MessageRecord), bool, Option<u32>),
-    /// The destination said NO to it: its words, its size, and the in-flight mark used.
-    Refused(String, u64, Option<u32>),
-}
-
-/// Copies one large message through a spool file, which `carry` keeps across reconnects: a
-/// cut fetch resumes at the slice where it stopped, a cut APPEND is sent again from the file.
-#[allow(clippy::too_many_arguments)]
-async fn copy_large(
-    job: &Job,
-    store: &Arc<dyn Journal>,
-    src: &mut Imap,
-    dst: &mut Imap,
-    folder: &FolderPlan,
-    dinfo: &FolderInfo,
-    m: &MessageMeta,
-    pending: &mut HashMap<[u8; 32], Vec<u32>>,
-    resume_from: Option<u32>,
-    progress_now: (u32, u64, u64),
-    folder_record: &(dyn Fn(u32, u64, u64, Option<u32>, bool) -> FolderRecord + Sync),
-    carry: &mut Carry,
-) -> Result<Large, CopyError> {
-    use tokio::io::AsyncWriteExt;
-    let mut spool = match carry.spool.take() {
-        Some(s) if s.uid == m.uid => s,
-        _ => {
-            std::fs::create_dir_all(&job.spool_dir).map_err(|e| {
-                CopyError::fatal(format!(
-                    "cannot create spool directory {}: {e}",
-                    job.spool_dir.display()
-                ))
-            })?;
-            // Unique per process and per call: workers spool messages with the same UID in
-            // different folders at the same time.
-            static SPOOLED: AtomicU64 = AtomicU64::new(0);
-            let path = job.spool_dir.join(format!(
-                "{}-{}.eml",
-                std::process::id(),
-                SPOOLED.fetch_add(1, Ordering::Relaxed)
-            ));
-            Spool {
-                uid: m.uid,
-                path,
-                len: 0,
-                hasher: CrlfHasher::default(),
-                hash: None,
-            }
-        }
-    };
-    let io = |path: &std::path::Path, e: std::io::Error| {
-        CopyError::fatal(format!("spool file {}: {e}", path.display()))
-    };
-    let hash = match spool.hash {
-        Some(h) => h,
-        None => {
-            let mut file = tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&spool.path)
-                .await
-                .map_err(|e| io(&spool.path, e))?;
-            // A file longer than what was recorded (a write cut by an error) is cut back.
-            file.set_len(spool.len)
-                .await
-                .map_err(|e| io(&spool.path, e))?;
-            let slice = carry.limit.slice();
-            loop {
-                let part = match src.fetch_part(m.uid, spool.len, slice).await {
-                    Ok(Some(part)) => part,
-                    Ok(None) => return Ok(Large::Gone),
-                    Err(e) => {
-                        carry.spool = Some(spool);
-                        return Err(e.into());
-                    }
-                };
-                file.write_all(&part)
-                    .await
-                    .map_err(|e| io(&spool.path, e))?;
-                file.flush().await.map_err(|e| io(&spool.path, e))?;
-                spool.hasher.update(&part);
-                spool.len += part.len() as u64;
-                carry.progress += 1;
-                if (part.len() as u64) < slice {
-                    break;
-                }
-            }
-            let h = std::mem::take(&mut spool.hasher).finish();
-            spool.hash = Some(h);
-            h
-        }
-    };
-    let len = spool.len;
-    if let Some(uids) = pending.get_mut(&hash)
-        && let Some(dest_uid) = uids.pop()
-    {
-        let rec = MessageRecord {
-            dest_uid,
-            hash,
-            size: len,
-            sync_point: job.sync_point,
-        };
-        return Ok(Large::Copied((m.uid, rec), false, resume_from));
-    }
-    let sent = async {
-        let uidnext = dst.status(&folder.dest).await?.uidnext;
-        let in_flight = Some(resume_from.map_or(uidnext, |r| r.min(uidnext)));
-        let (h, n, b) = progress_now;
-        let rec = folder_record(h, n, b, in_flight, false);
-        let key = folder.path.clone();
-        state(store, move |s| s.put_folder(&key, &rec)).await?;
-        let flags = dest_flags(&m.flags, dinfo);
-        let out = Outgoing {
-            flags: &flags,
-            internal_date: m.internal_date.as_deref(),
-            body: Body::File {
-                path: &spool.path,
-                len,
-            },
-        };
-        let answer = dst.append(&folder.dest, std::slice::from_ref(&out)).await?;
-        Ok::<_, CopyError>((answer, in_flight))
-    };
-    match sent.await {
-        Ok((Appended::Stored(uids), in_flight)) => {
-            let rec = MessageRecord {
-                dest_uid: uids.and_then(|u| u.first().copied()).unwrap_or(0),
-                hash,
-                size: len,
-                sync_point: job.sync_point,
-            };
-            Ok(Large::Copied((m.uid, rec), true, in_flight))
-        }
-        Ok((Appended::Refused(why), in_flight)) => Ok(Large::Refused(why, len, in_flight)),
-        Err(e) => {
-            // Sent again from the file after the reconnect, not fetched again.
-            carry.spool = Some(spool);
-            Err(e)
-        }
-    }
-}
-
-/// Records what a batch kept, in one transaction: the folder's progress, the new map entries,
-/// the messages the destination refused, and the end of the refusal of those that went
-/// through this time.
-async fn record_kept(
-    store: &Arc<dyn Journal>,
-    key: &str,
-    rec: FolderRecord,
-    entries: Vec<(u32, MessageRecord)>,
-    refused: Vec<(u32, RefusedRecord)>,
-    refused_before: &HashMap<u32, RefusedRecord>,
-) -> Result<(), CopyError> {
-    let taken: Vec<u32> = entries
-        .iter()
-        .map(|(u, _)| *u)
-        .filter(|u| refused_before.contains_key(u))
-        .collect();
-    let key = key.to_string();
-    state(store, move |s| {
-        s.record_batch(&key, &rec, &entries)?;
-        if !refused.is_empty() {
-            s.put_refused(&key, &refused)?;
-        }
-        if !taken.is_empty() {
-            s.clear_refused(&key, &taken)?;
-        }
-        Ok(())
-    })
-    .await
-}
-
-/// UIDs per FETCH when adoption asks for fingerprints: keeps command lines short when UIDs
-/// are sparse (servers cap a line at some tens of KB).
-const FINGERPRINT_CHUNK: usize = 1000;
-
-/// Matches what the destination folder (open on `dst`) holds against the source messages
-/// still to copy (folder open on `src`), see [`super::adopt`]. Returns the map entries of the
-/// adopted messages: sync point 0 (copied by no run of ours), and a zero hash where the
-/// fingerprint alone settled it (their bodies were not fetched).
-async fn adopt_existing(
-    job: &Job,
-    store: &Arc<dyn Journal>,
-    src: &mut Imap,
-    dst: &mut Imap,
-    folder: &FolderPlan,
-    todo: &[MessageMeta],
-) -> Result<Vec<(u32, MessageRecord)>, CopyError> {
-    use super::adopt::{match_fingerprints, match_hashes};
-    // Destination messages the maps of other source folders going to this folder already own.
-    let claimed: HashSet<u32> = {
-        let (key, dest) = (folder.path.clone(), folder.dest.clone());
-        state(store, move |s| {
-            let mut out = HashSet::new();
-            for (path, rec) in s.folders()? {
-                if rec.dest_folder == dest && path != key {
-                    out.extend(s.messages(&path)?.into_iter().map(|(_, m)| m.dest_uid));
-                }
-            }
-            Ok(out)
-        })
-        .await?
-    };
-    let dest: Vec<_> = dst
-        .fetch_fingerprints("1:*")
-        .await?
-        .into_iter()
-        .filter(|(u, _)| !claimed.contains(u))
-        .collect();
-    if dest.is_empty() {
-        return Ok(Vec::new());
-    }
-    if job.options.expect_empty {
-        return Err(CopyError::new(
-            ErrorKind::Config,
-            format!(
-                "destination folder {:?} already holds {}, but the plan says the destination is \
-             empty (`adopt_existing: false`): remove them, or set `adopt_existing: true` to match \
-             them against the source and copy only the rest",
-                folder.dest_path,
-                super::plural(dest.len(), "message")
-            ),
-        ));
-    }
-    if todo.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut source = Vec::with_capacity(todo.len());
-    let mut uids: Vec<u32> = todo.iter().map(|m| m.uid).collect();
-    uids.sort_unstable();
-    for chunk in uids.chunks(FINGERPRINT_CHUNK) {
-        source.extend(
-            src.fetch_fingerprints(&super::session::uid_set(chunk))
-                .await?,
-        );
-    }
-    let matching = match_fingerprints(&source, &dest);
-    let size_of = |fps: &[(u32, super::adopt::Fingerprint)]| -> HashMap<u32, u64> {
-        fps.iter().map(|(u, f)| (*u, u64::from(f.size))).collect()
-    };
-    let (src_size, dest_size) = (size_of(&source), size_of(&dest));
-    let record = |s: u32, d: u32, hash: [u8; 32]| {
-        let rec = MessageRecord {
-            dest_uid: d,
-            hash,
-            size: src_size.get(&s).copied().unwrap_or(0),
-            sync_point: 0,
-        };
-        (s, rec)
-    };
-    let mut entries: Vec<(u32, MessageRecord)> = matching
-        .sure
-        .iter()
-        .map(|&(s, d)| record(s, d, [0; 32]))
-        .collect();
-    // Every ambiguous message hashed in one batched pass per side (not a FETCH per group:
-    // messages without a Message-ID each make a group of their own).
-    let with_sizes = |uids: &mut dyn Iterator<Item = u32>, sizes: &HashMap<u32, u64>| {
-        uids.map(|u| (u, sizes.get(&u).copied().unwrap_or(0)))
-            .collect::<Vec<_>>()
-    };
-    let src_hashes: HashMap<u32, [u8; 32]> = hash_messages(
-        src,
-        &with_sizes(
-            &mut matching
-                .ambiguous
-                .iter()
-                .flat_map(|(s, _)| s.iter().copied()),
-            &src_size,
-        ),
-    )
-    .await?
-    .into_iter()
-    .collect();
-    let dest_hashes: HashMap<u32, [u8; 32]> = hash_messages(
-        dst,
-        &with_sizes(
-            &mut matching
-                .ambiguous
-                .iter()
-                .flat_map(|(_, d)| d.iter().copied()),
-            &dest_size,
-        ),
-    )
-    .await?
-    .into_iter()
-    .collect();
-    let hashed = |uids: &[u32], hashes: &HashMap<u32, [u8; 32]>| -> Vec<(u32, [u8; 32])> {
-        uids.iter()
-            .filter_map(|u| hashes.get(u).map(|h| (*u, *h)))
-            .collect()
-    };
-    for (src_uids, dest_uids) in &matching.ambiguous {
-        let pairs = match_hashes(
-            &hashed(src_uids, &src_hashes),
-            &hashed(dest_uids, &dest_hashes),
-        );
-        entries.extend(pairs.into_iter().map(|(s, d, hash)| record(s, d, hash)));
-    }
-    entries.sort_by_key(|(u, _)| *u);
-    Ok(entries)
 }
 
 /// Content hashes of messages of the open folder, fetched in batches; large ones in slices,
@@ -1047,139 +767,6 @@ async fn hash_messages(
         }
     }
     Ok(out)
-}
-
-/// Moves the messages a folder's map points to from the destination folder they were copied
-/// to (`r.dest_folder`) into the one the plan now maps the folder to, and points the map
-/// there. `None` when the old folder is gone or was recreated (its UIDs mean nothing now):
-/// then the caller matches by content in the new folder, as after any reset.
-async fn relocate(
-    job: &Job,
-    store: &Arc<dyn Journal>,
-    progress: &dyn Progress,
-    dst: &mut Imap,
-    folder: &FolderPlan,
-    r: &FolderRecord,
-) -> Result<Option<u64>, CopyError> {
-    let old = match dst.status(&r.dest_folder).await {
-        Ok(s) => s,
-        Err(e) if !e.transient => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    if old.uidvalidity != r.dest_uidvalidity {
-        return Ok(None);
-    }
-    let key = folder.path.clone();
-    let map: Vec<(u32, MessageRecord)> = {
-        let key = key.clone();
-        state(store, move |s| s.messages(&key)).await?
-    };
-    let unknown = map.iter().filter(|(_, m)| m.dest_uid == 0).count();
-    // Copied to a server that did not say the new UIDs, or one that cannot move by UID: the
-    // copies cannot be told from the user's own messages there, so nothing is moved or copied.
-    let why = if unknown > 0 {
-        Some(format!(
-            "{} in {:?} on the destination have unknown UIDs (the server did not report them \
-             when they were copied)",
-            super::plural(unknown, "copied message"),
-            r.dest_folder
-        ))
-    } else if !map.is_empty() && !dst.caps.moves && !dst.caps.uidplus {
-        Some("the destination server offers neither MOVE nor UIDPLUS".to_string())
-    } else {
-        None
-    };
-    if let Some(why) = why {
-        return Err(CopyError::new(
-            ErrorKind::Config,
-            format!(
-                "the plan now maps {:?} to {:?}, but {why}, so mailshift cannot move what it copied: \
-             move those messages there by hand, then run `mailshift state forget {}`; the next \
-             apply adopts what it finds on the destination and copies only the rest",
-                folder.path, folder.dest_path, job.resource_id
-            ),
-        ));
-    }
-    let uids: Vec<u32> = map.iter().map(|(_, m)| m.dest_uid).collect();
-    let mut moved: HashMap<u32, u32> = HashMap::new();
-    if !uids.is_empty() {
-        dst.open(&r.dest_folder, true).await?;
-        // One command: Dovecot and most servers move a UID set atomically, so a kill leaves
-        // either all or none moved (a kill after the move but before the record below leaves
-        // the map pointing at the old folder: the next run's move finds nothing there and the
-        // messages keep their place in the new one, with their destination UIDs unknown).
-        moved.extend(dst.move_uids(&uids, &folder.dest).await?);
-    }
-    let new = dst.status(&folder.dest).await?;
-    let entries: Vec<(u32, MessageRecord)> = map
-        .into_iter()
-        .map(|(s, m)| {
-            let dest_uid = moved.get(&m.dest_uid).copied().unwrap_or(0);
-            (s, MessageRecord { dest_uid, ..m })
-        })
-        .collect();
-    let rec = FolderRecord {
-        dest_folder: folder.dest.clone(),
-        dest_uidvalidity: new.uidvalidity,
-        // Not a completed sync of the new folder yet: never skipped as unchanged.
-        source_uidnext: 0,
-        updated_at: now(),
-        ..r.clone()
-    };
-    state(store, move |s| s.record_batch(&key, &rec, &entries)).await?;
-    let count = if dst.caps.uidplus {
-        moved.len()
-    } else {
-        uids.len()
-    } as u64;
-    progress.note(
-        &job.account,
-        &format!(
-            "{}: the plan now maps it to {:?}: moved {} there on the destination instead of copying again",
-            folder.path,
-            folder.dest_path,
-            super::plural(count as usize, "message")
-        ),
-    );
-    Ok(Some(count))
-}
-
-/// Removes destination messages at or above `from` that are not in the map but have the
-/// content of one that is (see the caller). Returns how many were removed.
-async fn remove_strays(
-    dst: &mut Imap,
-    store: &Arc<dyn Journal>,
-    key: &str,
-    from: u32,
-) -> Result<u64, CopyError> {
-    let map: Vec<(u32, MessageRecord)> = {
-        let key = key.to_string();
-        state(store, move |s| s.messages(&key)).await?
-    };
-    if map.iter().any(|(_, r)| r.dest_uid == 0) {
-        return Ok(0);
-    }
-    let known: HashSet<u32> = map.iter().map(|(_, r)| r.dest_uid).collect();
-    let ours: HashSet<[u8; 32]> = map.iter().map(|(_, r)| r.hash).collect();
-    let strays: Vec<u32> = dst
-        .fetch_meta(&format!("{from}:*"), None)
-        .await?
-        .into_iter()
-        .filter(|m| m.uid >= from && !known.contains(&m.uid))
-        .map(|m| m.uid)
-        .collect();
-    let mut duplicates = Vec::new();
-    for chunk in strays.chunks(BATCH_MESSAGES) {
-        for (uid, body) in dst.fetch_bodies(chunk).await? {
-            if ours.contains(&content_hash(&body)) {
-                duplicates.push(uid);
-            }
-        }
-    }
-    if !duplicates.is_empty() {
-        dst.expunge_uids(&duplicates).await?;
-    }
-    Ok(duplicates.len() as u64)
 }
 
 /// The next batch from the front of `todo`: at most `limit` messages and bytes (a single
@@ -1336,646 +923,6 @@ pub fn dest_flags(flags: &[String], info: &FolderInfo) -> Vec<String> {
     out.sort();
     out.dedup();
     out
-}
-
-/// Nothing new, nothing changed on either side, nothing in flight since `record`: the folder
-/// needs no work.
-fn unchanged(
-    job: &Job,
-    folder: &FolderPlan,
-    record: Option<&FolderRecord>,
-    status: &FolderInfo,
-    dest_uidvalidity: Option<u32>,
-) -> bool {
-    record.is_some_and(|r| {
-        !job.full_scan
-            && dest_uidvalidity == Some(r.dest_uidvalidity)
-            && r.dest_uidnext_in_flight.is_none()
-            && r.source_uidvalidity == status.uidvalidity
-            && r.source_uidnext == status.uidnext
-            && r.source_messages == status.exists
-            && r.highest_modseq == status.highest_modseq
-            && r.dest_folder == folder.dest
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn sync_folder(
-    job: &Job,
-    store: &Arc<dyn Journal>,
-    progress: &dyn Progress,
-    stop: &StopFlag,
-    remaining: &AtomicU64,
-    src: &mut Imap,
-    dst: &mut Imap,
-    folder: &FolderPlan,
-    carry: &mut Carry,
-    report: &mut FolderReport,
-) -> Result<(), CopyError> {
-    let key = folder.path.clone();
-    // Counts add up over the attempts of one run; what is derived from the listing is redone.
-    report.too_large.clear();
-    let record: Option<FolderRecord> = {
-        let key = key.clone();
-        state(store, move |s| s.folder(&key)).await?
-    };
-    // The cheap questions first: nothing new, nothing changed on either side, nothing in
-    // flight → done. A destination folder deleted meanwhile is created again. The answers
-    // read at the start of the run serve; a folder they said nothing of is asked here.
-    let status = match &folder.known.source {
-        Some(s) => s.clone(),
-        None => src.status(&folder.source).await?,
-    };
-    let dest_status = match &folder.known.dest {
-        Some(s) => Ok(s.clone()),
-        None => dst.status(&folder.dest).await,
-    };
-    let dest_uidvalidity = match dest_status {
-        Ok(s) => Some(s.uidvalidity),
-        Err(e) if !e.transient => {
-            dst.create(&folder.dest).await?;
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if unchanged(job, folder, record.as_ref(), &status, dest_uidvalidity) {
-        report.skipped_unchanged = true;
-        return Ok(());
-    }
-    let sinfo = src.open(&folder.source, false).await?;
-    // The plan's folder mapping changed since this folder was copied: move what was copied
-    // instead of uploading it again into the new destination folder.
-    let mut record = record;
-    if let Some(r) = &record
-        && r.dest_folder != folder.dest
-        && r.source_uidvalidity == sinfo.uidvalidity
-        && r.dest_uidnext_in_flight.is_none()
-        && let Some(moved) = relocate(job, store, progress, dst, folder, r).await?
-    {
-        report.moved += moved;
-        let key = key.clone();
-        record = state(store, move |s| s.folder(&key)).await?;
-    }
-    let dinfo = dst.open(&folder.dest, true).await?;
-
-    // A UIDVALIDITY change on either side voids the UID map: rematch everything by content.
-    let mut resume_from = record.as_ref().and_then(|r| r.dest_uidnext_in_flight);
-    if let Some(r) = &record {
-        let source_reset = r.source_uidvalidity != sinfo.uidvalidity;
-        let dest_reset = r.dest_uidvalidity != dinfo.uidvalidity || r.dest_folder != folder.dest;
-        if source_reset || dest_reset {
-            progress.note(
-                &job.account,
-                &format!(
-                    "{}: {} UIDVALIDITY changed; matching existing messages by content instead of copying again",
-                    folder.path,
-                    if source_reset { "source" } else { "destination" }
-                ),
-            );
-            let key = key.clone();
-            state(store, move |s| s.forget_folder(&key)).await?;
-            record = None;
-            resume_from = Some(1);
-        }
-    }
-    let mut copied: HashMap<u32, MessageRecord> = {
-        let key = key.clone();
-        state(store, move |s| s.messages(&key))
-            .await?
-            .into_iter()
-            .collect()
-    };
-
-    // What the source has, and what of it is still to copy. After runs in UID order with the
-    // same settings, everything up to the highest UID copied is settled: ask only for newer
-    // messages. Newest-first and item caps leave gaps below it, and changed settings (a larger
-    // size cap...) may take in what was skipped: those list everything.
-    let prev_modseq = record.as_ref().and_then(|r| r.highest_modseq);
-    let settled = match &record {
-        Some(r)
-            if !job.full_scan
-                && resume_from.is_none()
-                && r.highest_uid > 0
-                && !job.options.newest_first
-                && job.options.max_items.is_none() =>
-        {
-            Some(r.highest_uid)
-        }
-        _ => None,
-    };
-    let metas = match (sinfo.exists, settled) {
-        (0, _) => Vec::new(),
-        (_, Some(h)) => src
-            .fetch_meta(&format!("{}:*", h + 1), None)
-            .await?
-            .into_iter()
-            .filter(|m| m.uid > h)
-            .collect(),
-        (_, None) => src.fetch_meta("1:*", None).await?,
-    };
-    let refused_before: HashMap<u32, RefusedRecord> = {
-        let key = key.clone();
-        state(store, move |s| s.refused(&key))
-            .await?
-            .into_iter()
-            .collect()
-    };
-    let mut todo: Vec<MessageMeta> = Vec::new();
-    for m in &metas {
-        // Refused already in this run (by an attempt before a reconnect): once per run.
-        if copied.contains_key(&m.uid)
-            || refused_before
-                .get(&m.uid)
-                .is_some_and(|r| r.sync_point == job.sync_point)
-        {
-            continue;
-        }
-        if !job.options.size_ok(m) {
-            report.too_large.push((m.uid, m.size));
-            continue;
-        }
-        if !job.options.in_date_window(m) {
-            continue;
-        }
-        todo.push(m.clone());
-    }
-    // Messages the destination refused before are tried again whenever their folder is synced
-    // (new mail, changed flags or settings, a full scan), once per run: a raised server limit
-    // gets them copied, while a no-op run that skips an unchanged folder does not upload a
-    // refused 50 MB message again every few minutes.
-    let listed: HashSet<u32> = metas.iter().map(|m| m.uid).collect();
-    let retry: Vec<u32> = refused_before
-        .keys()
-        .copied()
-        .filter(|u| !listed.contains(u) && !copied.contains_key(u))
-        .filter(|u| refused_before[u].sync_point != job.sync_point)
-        .collect();
-    if !retry.is_empty() {
-        let again = src
-            .fetch_meta(&super::session::uid_set(&retry), None)
-            .await?;
-        todo.extend(again.into_iter().filter(|m| {
-            retry.contains(&m.uid) && job.options.size_ok(m) && job.options.in_date_window(m)
-        }));
-        todo.sort_by_key(|m| m.uid);
-    }
-    if job.options.newest_first {
-        todo.sort_by_key(|m| std::cmp::Reverse(m.uid));
-    }
-
-    // Destination messages that may be ours from an interrupted batch, by content hash.
-    let mut pending: HashMap<[u8; 32], Vec<u32>> = HashMap::new();
-    let resumed_from = resume_from;
-    if let Some(from) = resume_from {
-        // The interrupted run's last APPEND may still be finishing on the server (a killed
-        // client's command is processed anyway): wait until the folder stops growing.
-        let mut last = dst.status(&folder.dest).await?;
-        for _ in 0..20 {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            let now = dst.status(&folder.dest).await?;
-            if now.uidnext == last.uidnext {
-                break;
-            }
-            last = now;
-        }
-        let known_dest: HashSet<u32> = copied.values().map(|m| m.dest_uid).collect();
-        let dmetas = if last.exists == 0 {
-            Vec::new()
-        } else {
-            dst.fetch_meta(&format!("{from}:*"), None).await?
-        };
-        let candidates: Vec<u32> = dmetas
-            .iter()
-            .filter(|m| m.uid >= from && !known_dest.contains(&m.uid))
-            .map(|m| m.uid)
-            .collect();
-        // Hashed once per run: on a link that drops, each attempt fetches only the candidates
-        // not hashed yet, in batches the link carries.
-        if carry.dest_uidvalidity != Some(dinfo.uidvalidity) {
-            carry.dest_hashes.clear();
-            carry.dest_uidvalidity = Some(dinfo.uidvalidity);
-        }
-        let unhashed: Vec<u32> = candidates
-            .iter()
-            .copied()
-            .filter(|u| !carry.dest_hashes.contains_key(u))
-            .collect();
-        for chunk in unhashed.chunks(carry.limit.messages) {
-            let got = dst.fetch_bodies_partial(chunk).await;
-            carry.progress += got.bodies.len() as u64;
-            for (uid, body) in got.bodies {
-                carry.dest_hashes.insert(uid, content_hash(&body));
-            }
-            if let Some(e) = got.error {
-                return Err(e.into());
-            }
-        }
-        for uid in &candidates {
-            if let Some(hash) = carry.dest_hashes.get(uid) {
-                pending.entry(*hash).or_default().push(*uid);
-            }
-        }
-    }
-
-    let mut highest_uid = record.as_ref().map_or(0, |r| r.highest_uid);
-    let mut total_messages = record.as_ref().map_or(0, |r| r.messages);
-    let mut total_bytes = record.as_ref().map_or(0, |r| r.bytes);
-    let folder_record =
-        |highest_uid: u32, messages: u64, bytes: u64, in_flight: Option<u32>, complete: bool| {
-            FolderRecord {
-                dest_folder: folder.dest.clone(),
-                source_uidvalidity: sinfo.uidvalidity,
-                highest_uid,
-                highest_modseq: if complete { sinfo.highest_modseq } else { None },
-                dest_uidvalidity: dinfo.uidvalidity,
-                dest_uidnext_in_flight: in_flight,
-                source_uidnext: if complete { sinfo.uidnext } else { 0 },
-                source_messages: if complete { sinfo.exists } else { 0 },
-                messages,
-                bytes,
-                updated_at: now(),
-            }
-        };
-
-    // No record of this folder: look at what the destination already holds before writing,
-    // so a lost state or a destination filled by another tool never ends up duplicated.
-    if record.is_none() && resumed_from.is_none() && dinfo.exists > 0 {
-        let _adopting = job.adopt_locks.lock(&folder.dest).await;
-        // Matching a large folder takes a while (headers from both sides, some bodies):
-        // say what is going on before it starts.
-        progress.note(
-            &job.account,
-            &format!(
-                "{}: the destination folder already holds {} the state has no record of; \
-                 matching them against the source before copying",
-                folder.path,
-                super::plural(dinfo.exists as usize, "message")
-            ),
-        );
-        let entries = adopt_existing(job, store, src, dst, folder, &todo).await?;
-        if !entries.is_empty() {
-            let adopted: HashSet<u32> = entries.iter().map(|(u, _)| *u).collect();
-            todo.retain(|m| !adopted.contains(&m.uid));
-            report.adopted += entries.len() as u64;
-            remaining.fetch_sub(
-                report.adopted.min(remaining.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
-            total_messages += entries.len() as u64;
-            total_bytes += entries.iter().map(|(_, m)| m.size).sum::<u64>();
-            // Highest UID stays: adopted messages leave gaps, and only a finished run may
-            // declare everything below a UID settled.
-            let rec = folder_record(highest_uid, total_messages, total_bytes, None, false);
-            copied.extend(entries.iter().copied());
-            let key2 = key.clone();
-            let n = entries.len();
-            state(store, move |s| s.record_batch(&key2, &rec, &entries)).await?;
-            progress.note(
-                &job.account,
-                &format!(
-                    "{}: {} already on the destination, adopted (not copied again)",
-                    folder.path,
-                    super::plural(n, "message")
-                ),
-            );
-        }
-    }
-    progress.folder_started(&job.account, &folder.path, todo.len() as u64);
-
-    // Batches by count and bytes, sized to what the link carries (`carry.limit`). The next
-    // batch's bodies are fetched from the source while the current one is appended to the
-    // destination: the two servers work at the same time. Bodies wait in `carry.bodies` until
-    // recorded, so a cut on either side loses none of those that arrived.
-    // UIDs name other messages after a source UIDVALIDITY change: nothing kept applies.
-    if carry.source_uidvalidity != Some(sinfo.uidvalidity) {
-        carry.bodies.clear();
-        carry.spool = None;
-        carry.source_uidvalidity = Some(sinfo.uidvalidity);
-    }
-    let wanted: HashSet<u32> = todo.iter().map(|m| m.uid).collect();
-    carry.bodies.retain(|u, _| wanted.contains(u));
-    let mut pos = 0;
-    let mut capped = false;
-    while pos < todo.len() {
-        if stop.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let room = remaining.load(Ordering::Relaxed);
-        let whole = next_batch(&todo[pos..], carry.limit);
-        let batch: Vec<&MessageMeta> = whole
-            .iter()
-            .take(room.min(whole.len() as u64) as usize)
-            .copied()
-            .collect();
-        if batch.len() < whole.len() {
-            capped = true;
-        }
-        if batch.is_empty() {
-            break;
-        }
-        pos += batch.len();
-        if is_large_batch(&batch) {
-            let m = batch[0];
-            let outcome = copy_large(
-                job,
-                store,
-                src,
-                dst,
-                folder,
-                &dinfo,
-                m,
-                &mut pending,
-                resume_from,
-                (highest_uid, total_messages, total_bytes),
-                &folder_record,
-                carry,
-            )
-            .await?;
-            let (entries, mark) = match outcome {
-                Large::Gone => continue,
-                Large::Copied(entry, sent, mark) => {
-                    if sent {
-                        report.copied += 1;
-                        report.bytes += entry.1.size;
-                        progress.copied(&job.account, 1, entry.1.size);
-                    } else {
-                        report.rematched += 1;
-                    }
-                    remaining
-                        .fetch_sub(1.min(remaining.load(Ordering::Relaxed)), Ordering::Relaxed);
-                    total_messages += 1;
-                    total_bytes += entry.1.size;
-                    (vec![entry], mark)
-                }
-                Large::Refused(why, size, mark) => {
-                    let r = refusal(&refused_before, m.uid, why, size, job.sync_point);
-                    report.refused.push((m.uid, size, r.reason.clone()));
-                    let key2 = key.clone();
-                    let list = vec![(m.uid, r)];
-                    state(store, move |s| s.put_refused(&key2, &list)).await?;
-                    (Vec::new(), mark)
-                }
-            };
-            highest_uid = highest_uid.max(m.uid);
-            pending.retain(|_, v| !v.is_empty());
-            let keep = if pending.is_empty() && resumed_from.is_none() {
-                None
-            } else {
-                mark
-            };
-            resume_from = keep;
-            let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
-            record_kept(store, &key, rec, entries, Vec::new(), &refused_before).await?;
-            carry.progress += 1;
-            carry.limit.grow();
-            continue;
-        }
-        // Bodies kept from a cut connection are not fetched again.
-        let need: Vec<u32> = batch
-            .iter()
-            .map(|m| m.uid)
-            .filter(|u| !carry.bodies.contains_key(u))
-            .collect();
-        if !need.is_empty() {
-            let got = src.fetch_bodies_partial(&need).await;
-            carry.progress += got.bodies.len() as u64;
-            carry.bodies.extend(got.bodies);
-            if let Some(e) = got.error {
-                return Err(e.into());
-            }
-        }
-        // A large next batch is not fetched ahead: it goes through the spool file instead.
-        let next_uids: Option<Vec<u32>> = if capped {
-            None
-        } else {
-            let next = next_batch(&todo[pos..], carry.limit);
-            if next.is_empty() || is_large_batch(&next) {
-                None
-            } else {
-                Some(
-                    next.iter()
-                        .map(|m| m.uid)
-                        .filter(|u| !carry.bodies.contains_key(u))
-                        .collect(),
-                )
-            }
-        };
-        let bodies = &carry.bodies;
-        let fetch_next = async {
-            match &next_uids {
-                Some(u) if !u.is_empty() => Some(src.fetch_bodies_partial(u).await),
-                _ => None,
-            }
-        };
-        let mut missing: Vec<u32> = Vec::new();
-        // Messages recorded (copied, rematched or refused) by this batch, even if it fails
-        // halfway: the attempt made progress.
-        let mut kept: u64 = 0;
-        let process = async {
-            let mut entries: Vec<(u32, MessageRecord)> = Vec::new();
-            let mut to_send: Vec<Ready<'_>> = Vec::new();
-            for m in &batch {
-                // No body: expunged since we listed it, or a bad answer; checked below.
-                let Some(body) = bodies.get(&m.uid) else {
-                    missing.push(m.uid);
-                    continue;
-                };
-                let hash = content_hash(body);
-                if let Some(uids) = pending.get_mut(&hash)
-                    && let Some(dest_uid) = uids.pop()
-                {
-                    entries.push((
-                        m.uid,
-                        MessageRecord {
-                            dest_uid,
-                            hash,
-                            size: body.len() as u64,
-                            sync_point: job.sync_point,
-                        },
-                    ));
-                    report.rematched += 1;
-                    continue;
-                }
-                to_send.push((m, body, hash, dest_flags(&m.flags, &dinfo)));
-            }
-            pending.retain(|_, v| !v.is_empty());
-
-            let mut in_flight = resume_from;
-            let mut refused: Vec<(u32, RefusedRecord)> = Vec::new();
-            let mut failure: Option<CopyError> = None;
-            if !to_send.is_empty() {
-                let uidnext = dst.status(&folder.dest).await?.uidnext;
-                in_flight = Some(resume_from.map_or(uidnext, |r| r.min(uidnext)));
-                let rec = folder_record(highest_uid, total_messages, total_bytes, in_flight, false);
-                let key2 = key.clone();
-                state(store, move |s| s.put_folder(&key2, &rec)).await?;
-                let (stored, refusals, error) = send(dst, &folder.dest, &to_send, uidnext).await;
-                failure = error;
-                let (mut sent, mut sent_bytes) = (0u64, 0u64);
-                for (k, dest_uid) in stored {
-                    let (m, body, hash, _) = &to_send[k];
-                    entries.push((
-                        m.uid,
-                        MessageRecord {
-                            dest_uid,
-                            hash: *hash,
-                            size: body.len() as u64,
-                            sync_point: job.sync_point,
-                        },
-                    ));
-                    report.copied += 1;
-                    report.bytes += body.len() as u64;
-                    sent += 1;
-                    sent_bytes += body.len() as u64;
-                }
-                if sent > 0 {
-                    progress.copied(&job.account, sent, sent_bytes);
-                }
-                for (k, why) in refusals {
-                    let (m, body, _, _) = &to_send[k];
-                    let r = refusal(
-                        &refused_before,
-                        m.uid,
-                        why,
-                        body.len() as u64,
-                        job.sync_point,
-                    );
-                    report.refused.push((m.uid, r.size, r.reason.clone()));
-                    refused.push((m.uid, r));
-                }
-            }
-            remaining.fetch_sub(
-                (entries.len() as u64).min(remaining.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
-            highest_uid = highest_uid
-                .max(entries.iter().map(|(u, _)| *u).max().unwrap_or(0))
-                .max(refused.iter().map(|(u, _)| *u).max().unwrap_or(0));
-            total_messages += entries.len() as u64;
-            total_bytes += entries.iter().map(|(_, m)| m.size).sum::<u64>();
-            // After an interruption the mark stays until this folder is finished and checked
-            // for late copies (below): a killed client's APPEND can land at any time, and a
-            // mark cleared early would hide it from the next run. So does a command cut
-            // before its answer: it may have landed.
-            let keep = if failure.is_none() && pending.is_empty() && resumed_from.is_none() {
-                None
-            } else {
-                in_flight
-            };
-            resume_from = keep;
-            let rec = folder_record(highest_uid, total_messages, total_bytes, keep, false);
-            kept = (entries.len() + refused.len()) as u64;
-            record_kept(store, &key, rec, entries, refused, &refused_before).await?;
-            match failure {
-                Some(e) => Err(e),
-                None => Ok(()),
-            }
-        };
-        let (fetched, processed) = tokio::join!(fetch_next, process);
-        carry.progress += kept;
-        let mut fetch_error = None;
-        if let Some(f) = fetched {
-            carry.progress += f.bodies.len() as u64;
-            carry.bodies.extend(f.bodies);
-            fetch_error = f.error;
-        }
-        processed?;
-        for m in &batch {
-            carry.bodies.remove(&m.uid);
-        }
-        carry.limit.grow();
-        // A message the source did not send is skipped only if it is really gone: otherwise the
-        // folder would be recorded complete without it.
-        if !missing.is_empty() {
-            let still: Vec<u32> = src
-                .fetch_meta(&super::session::uid_set(&missing), None)
-                .await?
-                .into_iter()
-                .map(|m| m.uid)
-                .filter(|u| missing.contains(u))
-                .collect();
-            if !still.is_empty() {
-                return Err(CopyError {
-                    message: format!(
-                        "the source sent no content for UIDs {still:?}, which still exist"
-                    ),
-                    transient: true,
-                    throttled: false,
-                    kind: ErrorKind::Network,
-                });
-            }
-        }
-        if let Some(e) = fetch_error {
-            return Err(e.into());
-        }
-        if capped {
-            break;
-        }
-    }
-
-    // After an interruption, an APPEND of the interrupted run may have landed after we looked:
-    // a destination message at or above the mark, not in the map, with the content of one that
-    // is, is a duplicate of our own making. Only with UIDPLUS, where the map knows every
-    // destination UID (otherwise our own copies would look like strays).
-    if let Some(from) = resumed_from
-        && !capped
-        && dst.caps.uidplus
-    {
-        report.duplicates_removed = remove_strays(dst, store, &key, from).await?;
-        if report.duplicates_removed > 0 {
-            progress.note(
-                &job.account,
-                &format!(
-                    "{}: removed {} duplicate(s) left by an interrupted run",
-                    folder.path, report.duplicates_removed
-                ),
-            );
-        }
-    }
-
-    // Carry flag changes onto messages copied earlier (needs their destination UIDs). With
-    // CONDSTORE only the messages changed since the last complete run are looked at.
-    let stale = capped;
-    if !stale && !copied.is_empty() && dinfo.exists > 0 {
-        let candidates: Vec<MessageMeta> = match prev_modseq {
-            Some(m) if src.caps.condstore => src.fetch_meta("1:*", Some(m)).await?,
-            _ if settled.is_none() => metas.clone(),
-            _ => src.fetch_meta("1:*", None).await?,
-        };
-        let pairs: Vec<(&MessageMeta, u32)> = candidates
-            .iter()
-            .filter_map(|m| {
-                copied
-                    .get(&m.uid)
-                    .filter(|r| r.dest_uid != 0)
-                    .map(|r| (m, r.dest_uid))
-            })
-            .collect();
-        if !pairs.is_empty() {
-            let dest_uids: Vec<u32> = pairs.iter().map(|(_, d)| *d).collect();
-            let dest_meta: HashMap<u32, Vec<String>> = dst
-                .fetch_meta(&super::session::uid_set(&dest_uids), None)
-                .await?
-                .into_iter()
-                .map(|m| (m.uid, m.flags))
-                .collect();
-            for (m, dest_uid) in pairs {
-                let want = dest_flags(&m.flags, &dinfo);
-                if let Some(have) = dest_meta.get(&dest_uid)
-                    && dest_flags(have, &dinfo) != want
-                {
-                    dst.store_flags(dest_uid, &want).await?;
-                    report.flags_updated += 1;
-                }
-            }
-        }
-    }
-    // Done with this folder: the STATUS snapshot lets the next no-op run skip it.
-    let complete = !stale && !stop.load(Ordering::Relaxed);
-    let rec = folder_record(highest_uid, total_messages, total_bytes, None, complete);
-    let key2 = key.clone();
-    state(store, move |s| s.put_folder(&key2, &rec)).await?;
-    Ok(())
 }
 
 #[cfg(test)]
