@@ -40,10 +40,7 @@ pub fn target(
             );
         }
     };
-    Ok(Target {
-        endpoint: self::endpoint(endpoint, base),
-        auth,
-    })
+    Ok(Target::new(self::endpoint(endpoint, base), auth))
 }
 
 /// A plan endpoint with its defaults filled in (port, timeout) and its CA file resolved
