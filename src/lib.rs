@@ -16,6 +16,10 @@ pub mod plan;
 pub mod providers;
 pub mod render;
 pub mod state;
-pub mod transfer;
+/// Moving mail itself (the data plane), as opposed to provisioning accounts: the mail engine,
+/// a crate of its own, under the path it always had.
+pub mod transfer {
+    pub use mailshift_imap as imap;
+}
 pub mod verify;
 pub mod watch;

@@ -34,8 +34,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::error::ErrorKind;
-use crate::transfer::imap::folders::RemoteFolder;
-use crate::transfer::imap::names::{self, Encoded};
+use crate::folders::RemoteFolder;
+use crate::names::{self, Encoded};
 
 mod append;
 mod error;

@@ -1,8 +1,16 @@
-//! IMAP to IMAP transfer: name encoding (`mutf7` for what names mean, `names` for how they
-//! travel on the wire), the folder mapping (`folders`), one connection (`session`), the
-//! exactly-once copy of an account (`copy`) and the records it keeps through its caller's
-//! [`journal::Journal`], the matching of messages a destination already holds (`adopt`), and
-//! what `plan --refresh` says of a copy before it runs (`preview`).
+//! mailshift's mail engine: IMAP to IMAP transfer, exactly once and resumably. Name encoding
+//! (`mutf7` for what names mean, `names` for how they travel on the wire), the folder mapping
+//! (`folders`), one connection (`session`), the exactly-once copy of an account (`copy`) and
+//! the records it keeps through its caller's [`journal::Journal`], the matching of messages a
+//! destination already holds (`adopt`), and what `plan --refresh` says of a copy before it
+//! runs (`preview`).
+//!
+//! A layer of its own: it knows no plan, no state file and no product error type. Its caller
+//! gives it an [`session::Target`] per side (endpoint and login, secrets already read), a
+//! [`folders::FolderRules`], [`copy::CopyOptions`] and a [`journal::Journal`]; it hands back
+//! reports and errors carrying an [`ErrorKind`], and speaks to people only through
+//! [`copy::Progress`]. (mailshift's side of that is `apply::imap_adapter` and
+//! `apply::journal`; the product still names this crate `mailshift::transfer::imap`.)
 
 pub mod adopt;
 pub mod copy;

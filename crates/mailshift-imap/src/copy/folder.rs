@@ -23,14 +23,12 @@ use super::{
     BATCH_MESSAGES, Carry, CopyError, FolderReport, Job, Ready, Run, Spool, content_hash,
     dest_flags, hash_messages, in_journal, is_large_batch, next_batch, now, refusal, send,
 };
-use crate::transfer::imap::adopt::{Fingerprint, match_fingerprints, match_hashes};
-use crate::transfer::imap::error::ErrorKind;
-use crate::transfer::imap::folders::FolderPlan;
-use crate::transfer::imap::journal::{FolderRecord, MessageRecord, RefusedRecord};
-use crate::transfer::imap::plural;
-use crate::transfer::imap::session::{
-    Appended, Body, FolderInfo, Imap, MessageMeta, Outgoing, uid_set,
-};
+use crate::adopt::{Fingerprint, match_fingerprints, match_hashes};
+use crate::error::ErrorKind;
+use crate::folders::FolderPlan;
+use crate::journal::{FolderRecord, MessageRecord, RefusedRecord};
+use crate::plural;
+use crate::session::{Appended, Body, FolderInfo, Imap, MessageMeta, Outgoing, uid_set};
 
 /// UIDs per FETCH when adoption asks for fingerprints: keeps command lines short when UIDs
 /// are sparse (servers cap a line at some tens of KB).
@@ -535,7 +533,7 @@ impl FolderSync<'_> {
     }
 
     /// Matches what the destination folder (open on `dst`) holds against the source messages
-    /// still to copy (folder open on `src`), see [`crate::transfer::imap::adopt`]. Returns the
+    /// still to copy (folder open on `src`), see [`crate::adopt`]. Returns the
     /// map entries of the adopted messages: sync point 0 (copied by no run of ours), and a
     /// zero hash where the fingerprint alone settled it (their bodies were not fetched).
     async fn adopt_existing(
