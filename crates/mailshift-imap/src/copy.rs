@@ -167,7 +167,9 @@ impl CopyReport {
 
 /// One account's copy job.
 pub struct Job {
-    /// State key, e.g. `account/alice@example.com/mail`.
+    /// How the caller names this copy (mailshift: its resource id, e.g.
+    /// `account/alice@example.com/mail`), quoted in advice to people; records go through the
+    /// journal, which is already bound to it.
     pub resource_id: String,
     pub account: String,
     pub source: Target,
