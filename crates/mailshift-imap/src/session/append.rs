@@ -2,7 +2,17 @@
 //! literal), bodies streamed from memory or from a spool file, and the APPENDUID of UIDPLUS
 //! servers, which is what makes a crash after an APPEND recoverable without duplicates.
 
-use super::*;
+use std::io;
+use std::time::Duration;
+
+use async_imap::imap_proto::{Response, ResponseCode, Status};
+use tokio::io::AsyncWriteExt;
+
+use super::error::{refusal, refusal_kind, refuses_folder};
+use super::wire::expand_uid_set;
+use super::{Imap, ImapError};
+use crate::error::ErrorKind;
+use crate::names::{self, Encoded};
 
 /// One message to APPEND.
 pub struct Outgoing<'a> {

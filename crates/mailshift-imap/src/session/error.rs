@@ -3,7 +3,10 @@
 //! refused login as `Auth` unless the server is only busy. The text people read keeps the
 //! server's own words (async-imap hands them over in a debug form, unpicked here).
 
-use super::*;
+use std::fmt;
+
+use super::Target;
+use crate::error::ErrorKind;
 
 /// A failure on an IMAP connection, classified here where the reply is understood. `transient`
 /// ones (network, timeouts, throttling) are worth a reconnect and retry; the others (bad
@@ -188,6 +191,10 @@ pub(super) fn refusal_kind(text: &str) -> ErrorKind {
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+    use std::time::Duration;
+
+    use super::super::{Auth, Endpoint, Secret, Security};
     use super::*;
 
     #[test]

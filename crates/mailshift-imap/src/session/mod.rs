@@ -8,8 +8,8 @@
 //!
 //! Every command that carries a mailbox name (LIST, STATUS, SELECT, EXAMINE, CREATE, APPEND)
 //! is sent raw too, through `Imap::run` with `Arg::Mailbox`, and so through the one encoder,
-//! [`names::encode`]: async-imap quotes names itself and cannot send one as a literal, and
-//! its parsed LIST/STATUS names cannot be trusted (see [`names`]). A UID COPY/MOVE target
+//! [`crate::names::encode`]: async-imap quotes names itself and cannot send one as a literal, and
+//! its parsed LIST/STATUS names cannot be trusted (see [`crate::names`]). A UID COPY/MOVE target
 //! added later goes the same way.
 //!
 //! Here: the connection (connect, log in, capabilities) and the commands the copy uses. Beside
@@ -18,24 +18,16 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_imap::imap_proto::rfc4315::UidSetMember;
-use async_imap::imap_proto::{MailboxDatum, Response, ResponseCode, Status};
-use async_imap::types::Flag;
+use async_imap::imap_proto::{Response, Status};
 use async_imap::{Client, Session};
 use futures_util::TryStreamExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 
-use super::error::ErrorKind;
+use crate::error::ErrorKind;
 use crate::folders::RemoteFolder;
-use crate::names::{self, Encoded};
 
 mod append;
 mod error;
@@ -47,9 +39,9 @@ pub use error::ImapError;
 pub use tls::Conn;
 pub use wire::uid_set;
 
-use error::*;
-use tls::*;
-use wire::*;
+use error::{imap_error, login_error};
+use tls::{TlsConfig, tls_wrap};
+use wire::{Arg, Untagged, canonical, flag_text, list_entries, shown, status_entries};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 

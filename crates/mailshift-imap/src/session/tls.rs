@@ -2,7 +2,18 @@
 //! client configuration (platform roots plus the endpoint's CA file, or no verification when
 //! the caller said so), built once per [`Target`] and shared by its connections.
 
-use super::*;
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use super::{CONNECT_TIMEOUT, Endpoint, ImapError, Target};
+use crate::error::ErrorKind;
 
 /// A plain or TLS TCP stream, so one session type serves every `security` setting.
 pub enum Conn {

@@ -2,7 +2,18 @@
 //! name through [`names::encode`], responses read back into owned values, LIST and STATUS
 //! answers decoded from their raw bytes, UID sets, flags.
 
-use super::*;
+use std::collections::HashMap;
+use std::io;
+
+use async_imap::imap_proto::rfc4315::UidSetMember;
+use async_imap::imap_proto::{MailboxDatum, Response, ResponseCode, Status};
+use async_imap::types::Flag;
+use tokio::io::AsyncWriteExt;
+
+use super::error::refusal;
+use super::{FolderInfo, Imap, ImapError};
+use crate::folders::RemoteFolder;
+use crate::names::{self, Encoded};
 
 impl Imap {
     pub(super) fn new_tag(&mut self) -> String {
