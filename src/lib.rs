@@ -12,7 +12,11 @@ pub mod cli;
 pub mod import;
 pub mod providers;
 pub mod render;
-pub mod transfer;
+/// Moving mail itself (the data plane), as opposed to provisioning accounts: the mail engine,
+/// a crate of its own, under the path it always had.
+pub mod transfer {
+    pub use mailshift_imap as imap;
+}
 pub mod verify;
 pub mod watch;
 

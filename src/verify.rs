@@ -23,11 +23,10 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde::Serialize;
 
-use crate::plan::model::FolderRules;
 use crate::transfer::imap::copy::{
     CopyOptions, CrlfHasher, LARGE_MESSAGE, content_hash, dest_flags,
 };
-use crate::transfer::imap::folders::map_folders;
+use crate::transfer::imap::folders::{FolderRules, map_folders};
 use crate::transfer::imap::session::{FolderInfo, Imap, ImapError, MessageMeta, Target};
 
 /// Bodies fetched per command while hashing: bounds memory on big mailboxes.

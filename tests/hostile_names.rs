@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
-use mailshift::plan::model::{ImapEndpoint, Security};
-use mailshift::plan::secret::Secret;
 use mailshift::transfer::imap::mutf7;
-use mailshift::transfer::imap::session::{Auth, Imap, Target};
+use mailshift::transfer::imap::session::{Auth, Endpoint, Imap, Secret, Security, Target};
 use proptest::prelude::*;
 
 use crate::support::dovecot::{Dovecot, DovecotConfig};
@@ -155,22 +154,20 @@ fn hostile_folder_names_are_copied_under_their_exact_names() {
 }
 
 fn target(server: &Dovecot) -> Target {
-    Target {
-        endpoint: ImapEndpoint {
+    Target::new(
+        Endpoint {
             host: "127.0.0.1".into(),
-            port: Some(server.port()),
+            port: server.port(),
             security: Security::None,
             ca_file: None,
             insecure_skip_verify: false,
-            allow_plaintext: false,
-            timeout: None,
+            timeout: Duration::from_secs(120),
         },
-        auth: Auth::Password {
+        Auth::Password {
             login: "alice".into(),
             password: Secret::new(NEW_PW),
         },
-        base_dir: std::env::temp_dir(),
-    }
+    )
 }
 
 /// One level of a folder name: anything printable, the characters that need escaping or a

@@ -707,9 +707,7 @@ domains:
 /// with a per-account limit: every selectable folder's messages, byte for byte.
 #[test]
 fn imap_sources_are_measured_message_by_message() {
-    use mailshift::plan::model::{ImapEndpoint, Security};
-    use mailshift::plan::secret::Secret;
-    use mailshift::transfer::imap::session::{Auth, Target};
+    use mailshift::transfer::imap::session::{Auth, Endpoint, Secret, Security, Target};
     let d = Dovecot::start(DovecotConfig {
         users: &[("gmail-user", "pw-1")],
         ..DovecotConfig::default()
@@ -723,22 +721,20 @@ fn imap_sources_are_measured_message_by_message() {
         c.append(folder, &[], None, &m).unwrap();
     }
     c.logout().unwrap();
-    let target = Target {
-        endpoint: ImapEndpoint {
+    let target = Target::new(
+        Endpoint {
             host: "127.0.0.1".into(),
-            port: Some(d.port()),
+            port: d.port(),
             security: Security::None,
             ca_file: None,
             insecure_skip_verify: false,
-            allow_plaintext: false,
-            timeout: None,
+            timeout: Duration::from_secs(120),
         },
-        auth: Auth::Password {
+        Auth::Password {
             login: "gmail-user".into(),
             password: Secret::new("pw-1"),
         },
-        base_dir: std::env::temp_dir(),
-    };
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

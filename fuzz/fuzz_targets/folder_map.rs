@@ -8,8 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailshift::plan::model::FolderRules;
-use mailshift::transfer::imap::folders::{RemoteFolder, map_folders};
+use mailshift::transfer::imap::folders::{FolderRules, RemoteFolder, map_folders};
 use mailshift::transfer::imap::mutf7;
 
 fuzz_target!(|data: &[u8]| {

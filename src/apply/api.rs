@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
+use super::imap_adapter::IntoStepError;
 use super::{Ctx, Outcome, account_of, now, record_failure};
 use crate::diff::{Action, Change};
 use crate::error::{ErrorKind, StepError};
@@ -415,7 +416,7 @@ async fn ensure(ctx: &Arc<Ctx>, change: &Change) -> Result<(Applied, String), St
                 &address,
                 &source,
                 &dest,
-                &a.folders.clone().unwrap_or_default(),
+                &super::imap_adapter::folder_rules(a.folders.as_ref()),
                 &super::copy_options(plan, a),
                 0,
                 // A refused message is not on the destination either: it blocks the reset
@@ -541,7 +542,7 @@ async fn keep_password(ctx: &Ctx, a: &Account, address: &str) -> Result<Applied,
                 "{address} exists and accepts the plan's password (left as it is)"
             )))
         }
-        Err(e) if e.kind == ErrorKind::Auth => Err(StepError::new(
+        Err(e) if e.kind == crate::transfer::imap::ErrorKind::Auth => Err(StepError::new(
             ErrorKind::Auth,
             format!(
                 "{address} already exists on `{}` with another password than the plan's \
@@ -551,7 +552,7 @@ async fn keep_password(ctx: &Ctx, a: &Account, address: &str) -> Result<Applied,
                 a.to, e.message
             ),
         )),
-        Err(e) => Err(StepError::from(e).context(format!(
+        Err(e) => Err(e.into_step_error().context(format!(
             "{address} already exists on `{}`; cannot check that it accepts the plan's password",
             a.to
         ))),
@@ -594,7 +595,10 @@ async fn check_size(ctx: &Arc<Ctx>, a: &Account, to: &str) -> Result<(), StepErr
         Some(
             crate::transfer::imap::mailbox_bytes(&source)
                 .await
-                .map_err(|e| StepError::from(e).context("cannot measure the source mailbox"))?,
+                .map_err(|e| {
+                    e.into_step_error()
+                        .context("cannot measure the source mailbox")
+                })?,
         )
     };
     match usage {

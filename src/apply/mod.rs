@@ -15,15 +15,18 @@ use tokio::sync::{Mutex, Semaphore};
 
 pub mod ack;
 pub mod api;
+pub mod imap_adapter;
+pub mod journal;
 
 use crate::diff::{Action, Change, diff};
 use crate::error::StepError;
 use crate::model::{Resource, ResourceKind, compile, dest_login, effective_options, source_login};
 use crate::plan::Loaded;
-use crate::plan::model::{Account, Credentials, Platform};
+use crate::plan::model::Account;
 use crate::state::{ResourceRecord, StateStore, Status};
 use crate::transfer::imap::copy::{self, CopyOptions, CopyReport, Job, Progress, StopFlag};
-use crate::transfer::imap::session::{Auth, Target};
+use crate::transfer::imap::session::Target;
+use imap_adapter::{IntoStepError, target};
 
 /// Default IMAP connections per account and side; servers cap them per user (Dovecot 10).
 const DEFAULT_CONNECTIONS: u32 = 4;
@@ -374,39 +377,6 @@ pub fn copy_options(plan: &crate::plan::model::Plan, account: &Account) -> CopyO
     }
 }
 
-fn target(
-    loaded: &Loaded,
-    platform: &Platform,
-    creds: &Credentials,
-    login: String,
-) -> Result<Target, String> {
-    let endpoint = platform
-        .imap
-        .clone()
-        .ok_or("the platform has no `imap` endpoint")?;
-    let base = &loaded.base_dir;
-    let auth = match (&creds.password, &creds.oauth2_token) {
-        (_, Some(token)) => Auth::XOAuth2 {
-            login,
-            token: token.resolve(base).map_err(|e| e.to_string())?,
-        },
-        (Some(pw), None) => Auth::Password {
-            login,
-            password: pw.resolve(base).map_err(|e| e.to_string())?,
-        },
-        (None, None) => {
-            return Err(
-                "no password or token (the plan validator should have refused this)".into(),
-            );
-        }
-    };
-    Ok(Target {
-        endpoint,
-        auth,
-        base_dir: base.clone(),
-    })
-}
-
 async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     let Some(resource) = ctx.resources.get(&change.id) else {
         return Outcome::Failed(StepError::bug(format!("{} is not in the plan", change.id)));
@@ -432,7 +402,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             account: account.address.to_ascii_lowercase(),
             source,
             dest,
-            rules: account.folders.clone().unwrap_or_default(),
+            rules: imap_adapter::folder_rules(account.folders.as_ref()),
             options: copy_options(plan, account),
             sync_point: 0,
             spool_dir: ctx
@@ -493,7 +463,11 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         ..job
     });
     let progress: Arc<dyn Progress> = ctx.hooks.clone();
-    let result = copy::sync_account(job, store.clone(), progress, ctx.stop.clone()).await;
+    let journal = Arc::new(journal::StoreJournal::new(
+        store.clone(),
+        resource.id.clone(),
+    ));
+    let result = copy::sync_account(job, journal, progress, ctx.stop.clone()).await;
     match result {
         Ok(report) => {
             let stopped = ctx.stop.load(Ordering::Relaxed);
@@ -552,7 +526,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             let kind = report
                 .failed
                 .iter()
-                .map(|f| f.kind)
+                .map(|f| imap_adapter::error_kind(f.kind))
                 .min_by_key(|k| k.retry())
                 .unwrap_or(crate::error::ErrorKind::Refused);
             ctx.copies
@@ -584,7 +558,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 ..started
             };
             let _ = store.put_resource(&resource.id, &rec);
-            Outcome::Failed(e.into())
+            Outcome::Failed(e.into_step_error())
         }
     }
 }

@@ -100,12 +100,14 @@ async fn preview_copies(loaded: &crate::plan::Loaded, changes: &mut [Change]) {
                 let look = async {
                     let (source, dest) =
                         crate::apply::account_targets(loaded, account).map_err(|e| e.message)?;
-                    let records = reader
-                        .as_ref()
-                        .map_err(|e| e.to_string())?
-                        .folders(&id)
-                        .map_err(|e| e.to_string())?;
-                    let rules = account.folders.clone().unwrap_or_default();
+                    let records = crate::apply::journal::folder_records(
+                        reader
+                            .as_ref()
+                            .map_err(|e| e.to_string())?
+                            .folders(&id)
+                            .map_err(|e| e.to_string())?,
+                    );
+                    let rules = crate::apply::imap_adapter::folder_rules(account.folders.as_ref());
                     crate::transfer::imap::preview::preview(&source, &dest, &rules, &records).await
                 };
                 (i, look.await)

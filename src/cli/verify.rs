@@ -62,7 +62,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
                     &address,
                     &s,
                     &d,
-                    &a.folders.clone().unwrap_or_default(),
+                    &crate::apply::imap_adapter::folder_rules(a.folders.as_ref()),
                     &copy_options(&loaded.plan, a),
                     args.limit,
                     &refused,

@@ -145,7 +145,7 @@ mod tests {
             failed: vec![FailedFolder {
                 path: "Junk".into(),
                 reason: "no such folder".into(),
-                kind: crate::error::ErrorKind::Refused,
+                kind: crate::transfer::imap::ErrorKind::Refused,
             }],
             ..CopyReport::default()
         };

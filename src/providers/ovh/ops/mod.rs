@@ -4,8 +4,8 @@
 //! (or after a retried POST that had in fact landed) converges instead of failing or
 //! duplicating. Exchange, Email Pro and the newer MX Plan API share one shape under different
 //! roots; the legacy MX Plan API (`/email/domain/{domain}`) differs and is handled apart.
-//! Paths and bodies follow the published schema (`api-schema/`); the conformance test checks
-//! every call made here against it.
+//! Paths and bodies follow the published schema (`crates/ovh-sim/src/api-schema/`); the
+//! conformance test checks every call made here against it.
 //!
 //! One file per resource family, each an `impl Service` block: `domain`, `dns`, `account`,
 //! `alias`, `redirection`, `delegation`, `contact`, `footer`, `group`. `calls` holds what they

@@ -1,6 +1,6 @@
 //! Which source folders to copy, and to which destination folder each one goes.
 //!
-//! Pure: it takes both sides' LIST answers and the plan's [`FolderRules`], and returns a
+//! Pure: it takes both sides' LIST answers and the caller's [`FolderRules`], and returns a
 //! [`Mapping`] (what to copy, what to skip and why, what to CREATE first, and notes for the
 //! user). Everything the user sees or writes (globs, `map`, state keys) uses a *path*: the
 //! decoded name with `/` between levels and, on Courier/Cyrus-style servers where every folder
@@ -19,11 +19,22 @@ use std::fmt;
 
 use super::mutf7;
 use super::session::FolderInfo;
-use crate::plan::model::FolderRules;
 
 /// A source `/` inside one level of a name, where `/` separates levels in paths.
 /// DIVISION SLASH: it reads like the original, and no real folder name is likely to hold it.
 const SLASH_STAND_IN: char = '\u{2215}';
+
+/// Which folders to copy, and where: the plan's `folders:` of an account, in the engine's
+/// terms. Globs and names are paths (see the module documentation).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FolderRules {
+    /// Copy only folders matching one of these globs (empty: all).
+    pub include: Vec<String>,
+    /// Skip folders matching one of these globs (applied after `include`).
+    pub exclude: Vec<String>,
+    /// Explicit source folder → destination folder paths, overriding special-use mapping.
+    pub map: BTreeMap<String, String>,
+}
 
 /// One line of a LIST answer.
 #[derive(Debug, Clone, PartialEq, Eq)]

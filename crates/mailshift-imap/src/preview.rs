@@ -5,11 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use super::folders::map_folders;
+use super::folders::{FolderRules, map_folders};
+use super::journal::FolderRecord;
+use super::plural;
 use super::session::{Imap, Target};
-use crate::plan::diagnostic::plural;
-use crate::plan::model::FolderRules;
-use crate::state::FolderRecord;
 
 /// The sentences to add to the copy step's reason; empty when there is nothing to say.
 pub async fn preview(

@@ -1,0 +1,1071 @@
+//! Copying one account's mail, folder by folder, exactly once, resumably.
+//!
+//! A message's identity is its source (folder, UIDVALIDITY, UID), never its Message-ID, so
+//! duplicates and messages without one are each copied once. Crash safety follows DESIGN.md:
+//! before a batch the destination's UIDNEXT is recorded as "in flight"; after it, the new
+//! source → destination map entries and the folder's progress are recorded in one transaction.
+//! On the next run, destination messages at or above an in-flight mark are hashed and matched
+//! against what is about to be sent, so a batch cut short by a kill -9 is never sent twice.
+//! A UIDVALIDITY change on either side reuses the same matching from UID 1.
+//!
+//! A dropped connection is routine, not a failure: the folder is tried again on fresh
+//! connections, keeping what got through (bodies fetched whole, a large message's spooled
+//! slices, every acknowledged APPEND recorded) in a per-folder `Carry`, with batches halved
+//! after each cut. A folder is given up on only after `STALLED_ATTEMPTS` attempts in a row that
+//! kept nothing, and then alone: the other folders go on and the report lists it. A message the
+//! destination refuses (a NO to its APPEND) is skipped, reported and recorded in the state.
+//!
+//! This file holds the account (connections, the folder queue, its workers) and what batches
+//! are made of; one folder's phases are in `folder` ([`folder::FolderSync`]), and every record
+//! goes through the caller's [`Journal`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+use super::error::ErrorKind;
+mod folder;
+
+use self::folder::unchanged;
+use super::folders::{FolderPlan, FolderRules, map_folders};
+use super::journal::{Journal, JournalError, RefusedRecord};
+use super::session::{Appended, Body, FolderInfo, Imap, ImapError, MessageMeta, Outgoing, Target};
+
+/// Messages and bytes per APPEND batch at most: large enough to amortise round trips
+/// (MULTIAPPEND), small enough to bound memory. Batches start here and shrink after a cut
+/// connection (see [`Limit`]).
+const BATCH_MESSAGES: usize = 100;
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+/// The smallest byte budget a batch or a large message's slice shrinks to (a batch always
+/// takes at least one message, whatever its size).
+const MIN_BATCH_BYTES: u64 = 64 * 1024;
+/// Messages larger than this are fetched in slices into a spool file and sent from it, so
+/// memory stays bounded whatever the message size.
+pub const LARGE_MESSAGE: u64 = 4 * 1024 * 1024;
+const SLICE: u64 = 4 * 1024 * 1024;
+/// Attempts to open one connection before giving up on the account (the server is down or
+/// refuses us: no folder could be copied).
+const CONNECT_ATTEMPTS: u32 = 6;
+/// Attempts in a row that move nothing forward before a run gives up on a folder. A dropped
+/// connection is routine and costs no attempt as long as something was kept (a body fetched,
+/// a slice spooled, a message recorded); but a batch cut every time shrinks by half per
+/// attempt, and going from a full batch (100 messages, 8 MB) down to one message takes up to
+/// 7 halvings: 8 lets even the worst link reach single messages, and one more try at them,
+/// before the folder is declared failed.
+const STALLED_ATTEMPTS: u32 = 8;
+/// The pause before reconnecting after an attempt that made progress: the link works, it just
+/// drops; the backoff (doubling up to 30 s) is for attempts that kept nothing.
+const RECONNECT_AFTER_PROGRESS: Duration = Duration::from_millis(100);
+
+/// What the copy of one account must respect.
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    pub connections: usize,
+    pub max_message_size: Option<u64>,
+    /// Inclusive lower bound on the internal date, `(y, m, d)`.
+    pub since: Option<(u32, u32, u32)>,
+    /// Exclusive upper bound on the internal date.
+    pub before: Option<(u32, u32, u32)>,
+    pub newest_first: bool,
+    pub max_items: Option<u64>,
+    /// The plan said the destination is empty (`adopt_existing: false`): a destination folder
+    /// without a record that holds messages is an error instead of being matched.
+    pub expect_empty: bool,
+}
+
+impl CopyOptions {
+    /// Whether a message's internal date is inside the plan's `since`/`before` window
+    /// (a message without a readable date is kept: never lose mail on a parse problem).
+    pub fn in_date_window(&self, m: &MessageMeta) -> bool {
+        match m.internal_date.as_deref().and_then(date_key) {
+            Some(d) => self.since.is_none_or(|s| d >= s) && self.before.is_none_or(|b| d < b),
+            None => true,
+        }
+    }
+
+    /// Whether a message passes the size cap.
+    pub fn size_ok(&self, m: &MessageMeta) -> bool {
+        self.max_message_size
+            .is_none_or(|max| u64::from(m.size) <= max)
+    }
+}
+
+/// A message ready to append: its metadata, bytes, content hash and destination flags.
+type Ready<'a> = (&'a MessageMeta, &'a Vec<u8>, [u8; 32], Vec<String>);
+
+/// Progress as events; the engine never prints.
+pub trait Progress: Send + Sync {
+    fn folder_started(&self, _account: &str, _folder: &str, _to_copy: u64) {}
+    fn copied(&self, _account: &str, _messages: u64, _bytes: u64) {}
+    fn note(&self, _account: &str, _text: &str) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+#[derive(Debug, Clone, Default)]
+pub struct FolderReport {
+    pub path: String,
+    pub dest: String,
+    pub copied: u64,
+    pub bytes: u64,
+    /// Found already on the destination after an interruption, not sent again.
+    pub rematched: u64,
+    pub flags_updated: u64,
+    /// (source UID, size) of messages skipped for their size.
+    pub too_large: Vec<(u32, u32)>,
+    pub skipped_unchanged: bool,
+    /// Copies an interrupted run made that landed after it was matched against: removed.
+    pub duplicates_removed: u64,
+    /// Already on the destination when the state had no record of the folder (another tool, a
+    /// lost state): matched and adopted instead of copied.
+    pub adopted: u64,
+    /// Moved on the destination from the folder they were first copied to, after the plan's
+    /// folder mapping changed.
+    pub moved: u64,
+    /// Messages the destination refused (a NO to their APPEND), skipped and recorded in the
+    /// state: (source UID, size, the server's words).
+    pub refused: Vec<(u32, u64, String)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CopyReport {
+    pub folders: Vec<FolderReport>,
+    pub notes: Vec<String>,
+    /// Folders given up on in this run, with why (the others went on); what they copied
+    /// before is recorded, and the next run retries only what is missing.
+    pub failed: Vec<FailedFolder>,
+}
+
+/// A folder this run gave up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedFolder {
+    pub path: String,
+    pub reason: String,
+    /// What kind of failure gave it up (decides when `watch` tries again).
+    pub kind: ErrorKind,
+}
+
+impl CopyReport {
+    pub fn copied(&self) -> u64 {
+        self.folders.iter().map(|f| f.copied).sum()
+    }
+    pub fn bytes(&self) -> u64 {
+        self.folders.iter().map(|f| f.bytes).sum()
+    }
+    pub fn adopted(&self) -> u64 {
+        self.folders.iter().map(|f| f.adopted).sum()
+    }
+    pub fn moved(&self) -> u64 {
+        self.folders.iter().map(|f| f.moved).sum()
+    }
+}
+
+/// One account's copy job.
+pub struct Job {
+    /// How the caller names this copy (mailshift: its resource id, e.g.
+    /// `account/alice@example.com/mail`), quoted in advice to people; records go through the
+    /// journal, which is already bound to it.
+    pub resource_id: String,
+    pub account: String,
+    pub source: Target,
+    pub dest: Target,
+    pub rules: FolderRules,
+    pub options: CopyOptions,
+    pub sync_point: u64,
+    /// Where large messages are spooled while in transit (beside the state file).
+    pub spool_dir: std::path::PathBuf,
+    /// List every source message, not only those above the highest UID copied: the settings
+    /// changed since the last run, or the last run did not finish.
+    pub full_scan: bool,
+    /// How long a refused first login is retried: an account created or renamed moments ago
+    /// may not be able to log in yet (the platform propagates the change).
+    pub login_grace: Duration,
+    /// One lock per destination folder, held while a source folder adopts messages there:
+    /// several source folders may go to one destination folder, and a destination message
+    /// must never be adopted by two of them.
+    pub adopt_locks: AdoptLocks,
+}
+
+/// See [`Job::adopt_locks`].
+#[derive(Default)]
+pub struct AdoptLocks(std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>);
+
+impl AdoptLocks {
+    async fn lock(&self, dest_folder: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(dest_folder.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+}
+
+/// Set when the user asked to stop: workers finish the batch in hand and stop.
+pub type StopFlag = Arc<AtomicBool>;
+
+/// SHA-256 of a message with line ends made CRLF: servers normalise bare LF when they serve
+/// a message, so the same message hashes the same on both sides.
+pub fn content_hash(bytes: &[u8]) -> [u8; 32] {
+    let mut h = CrlfHasher::default();
+    h.update(bytes);
+    h.finish()
+}
+
+/// [`content_hash`] over a message that arrives in pieces.
+#[derive(Default)]
+pub struct CrlfHasher {
+    h: Sha256,
+    last: Option<u8>,
+}
+
+impl CrlfHasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        let mut start = 0;
+        // memchr: most messages are megabytes of CRLF lines; a byte loop here costs real CPU.
+        for i in memchr::memchr_iter(b'\n', bytes) {
+            let prev = if i == 0 {
+                self.last
+            } else {
+                Some(bytes[i - 1])
+            };
+            if prev != Some(b'\r') {
+                self.h.update(&bytes[start..i]);
+                self.h.update(b"\r\n");
+                start = i + 1;
+            }
+        }
+        self.h.update(&bytes[start..]);
+        if let Some(&b) = bytes.last() {
+            self.last = Some(b);
+        }
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        self.h.finalize().into()
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Runs a blocking journal operation off the async workers (commits sync to disk).
+async fn in_journal<T: Send + 'static>(
+    journal: &Arc<dyn Journal>,
+    f: impl FnOnce(&dyn Journal) -> Result<T, JournalError> + Send + 'static,
+) -> Result<T, CopyError> {
+    let s = journal.clone();
+    tokio::task::spawn_blocking(move || f(s.as_ref()))
+        .await
+        .map_err(|e| CopyError::fatal(format!("state task failed: {e}")))?
+        .map_err(|e| CopyError::new(ErrorKind::State, e.0))
+}
+
+/// A failed copy: `transient` and `throttled` follow from `kind` (see [`super::error`]).
+#[derive(Debug, Clone)]
+pub struct CopyError {
+    pub message: String,
+    pub transient: bool,
+    pub throttled: bool,
+    pub kind: ErrorKind,
+}
+
+impl CopyError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        CopyError {
+            message: message.into(),
+            transient: kind.is_transient(),
+            throttled: kind == ErrorKind::Throttled,
+            kind,
+        }
+    }
+
+    /// Something on this side went wrong (a task, a spool file): no server to blame.
+    fn fatal(message: impl Into<String>) -> Self {
+        CopyError::new(ErrorKind::Bug, message)
+    }
+}
+
+impl From<ImapError> for CopyError {
+    fn from(e: ImapError) -> Self {
+        CopyError {
+            message: e.message,
+            transient: e.transient,
+            throttled: e.throttled,
+            kind: e.kind,
+        }
+    }
+}
+
+impl std::fmt::Display for CopyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Copies (or incrementally syncs) one account. Folders are spread over
+/// `options.connections` connection pairs; a failing folder is retried on fresh connections.
+pub async fn sync_account(
+    job: Arc<Job>,
+    journal: Arc<dyn Journal>,
+    progress: Arc<dyn Progress>,
+    stop: StopFlag,
+) -> Result<CopyReport, CopyError> {
+    // Both servers at once: a no-op run is mostly waiting for them.
+    let (src, dst) = tokio::join!(
+        connect_fresh(&job.source, job.login_grace, &stop),
+        connect_fresh(&job.dest, job.login_grace, &stop)
+    );
+    let (mut src, mut dst) = (src?, dst?);
+    // Every folder's status up front, in one exchange per server (LIST-STATUS) or one
+    // pipelined round of STATUS: what keeps a no-op run's cost flat in the number of folders.
+    let (source_list, dest_list) = tokio::join!(src.list_with_status(), dst.list_with_status());
+    let ((source_folders, mut source_status), (dest_folders, mut dest_status)) =
+        (source_list?, dest_list?);
+    let mut mapping = map_folders(&source_folders, &dest_folders, &job.rules)
+        .map_err(|e| CopyError::new(ErrorKind::Config, e.to_string()))?;
+    for name in &mapping.create {
+        dst.create(name).await?;
+    }
+    if !src.caps.list_status {
+        let names: Vec<String> = mapping.copy.iter().map(|f| f.source.clone()).collect();
+        source_status = src.statuses(&names).await?;
+    }
+    if !dst.caps.list_status {
+        // Folders just created included: they exist now.
+        let names: Vec<String> = mapping.copy.iter().map(|f| f.dest.clone()).collect();
+        dest_status = dst.statuses(&names).await?;
+    }
+    for f in &mut mapping.copy {
+        f.known.source = source_status.remove(&f.source);
+        // Shared by several source folders mapped together: each needs it.
+        f.known.dest = dest_status.get(&f.dest).cloned();
+    }
+    // Extra connections only for folders with something to do: a no-op run opens none.
+    let records = in_journal(&journal, |s| s.folders()).await?;
+    // Folders the statuses read above show unchanged are done here: no worker, no state read
+    // each, which is most of what a no-op run would otherwise spend.
+    let (idle, work): (Vec<FolderPlan>, Vec<FolderPlan>) = std::mem::take(&mut mapping.copy)
+        .into_iter()
+        .partition(|f| match (&f.known.source, &f.known.dest) {
+            (Some(s), Some(d)) => unchanged(&job, f, records.get(&f.path), s, Some(d.uidvalidity)),
+            _ => false,
+        });
+    let busy = work.len();
+    let skipped: Vec<FolderReport> = idle
+        .iter()
+        .map(|f| FolderReport {
+            path: f.path.clone(),
+            dest: f.dest_path.clone(),
+            skipped_unchanged: true,
+            ..FolderReport::default()
+        })
+        .collect();
+    let mut report = CopyReport {
+        notes: mapping.notes.clone(),
+        ..CopyReport::default()
+    };
+    for n in &mapping.notes {
+        progress.note(&job.account, n);
+    }
+    let remaining = Arc::new(AtomicU64::new(match job.options.max_items {
+        Some(cap) => {
+            let done: u64 = in_journal(&journal, |s| {
+                Ok(s.folders()?.values().map(|f| f.messages).sum())
+            })
+            .await?;
+            cap.saturating_sub(done)
+        }
+        None => u64::MAX,
+    }));
+    let run = Arc::new(Run {
+        job,
+        journal,
+        progress,
+        stop,
+        remaining,
+    });
+    let queue: Arc<Mutex<VecDeque<FolderPlan>>> = Arc::new(Mutex::new(work.into_iter().collect()));
+    let results: Arc<Mutex<Vec<FolderReport>>> = Arc::new(Mutex::new(skipped));
+    let failed: Arc<Mutex<Vec<FailedFolder>>> = Arc::new(Mutex::new(Vec::new()));
+    let workers = run.job.options.connections.max(1).min(busy.max(1));
+    let mut handles = Vec::new();
+    let mut first = Some((src, dst));
+    for _ in 0..workers {
+        let conns = first.take();
+        let (run, queue, results, failed) =
+            (run.clone(), queue.clone(), results.clone(), failed.clone());
+        handles.push(tokio::spawn(async move {
+            let out = Outcomes { results, failed };
+            worker(run, queue, out, conns).await
+        }));
+    }
+    let mut first_error = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(CopyError::fatal(format!("copy task panicked: {e}")));
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let mut folders = std::mem::take(&mut *results.lock().await);
+    folders.sort_by(|a, b| a.path.cmp(&b.path));
+    report.folders = folders;
+    let mut failed = std::mem::take(&mut *failed.lock().await);
+    failed.sort_by(|a, b| a.path.cmp(&b.path));
+    report.failed = failed;
+    Ok(report)
+}
+
+/// The first connection of a run: within `grace`, even a refused login is tried again.
+async fn connect_fresh(
+    target: &Target,
+    grace: Duration,
+    stop: &StopFlag,
+) -> Result<Imap, CopyError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match connect_with_retry(target, stop).await {
+            Err(_) if started.elapsed() < grace && !stop.load(Ordering::Relaxed) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn connect_with_retry(target: &Target, stop: &StopFlag) -> Result<Imap, CopyError> {
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=CONNECT_ATTEMPTS {
+        match Imap::connect(target).await {
+            Ok(c) => return Ok(c),
+            Err(e)
+                if e.transient && attempt < CONNECT_ATTEMPTS && !stop.load(Ordering::Relaxed) =>
+            {
+                tokio::time::sleep(pause(e.throttled, &e.message, delay)).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// How long to wait before reconnecting after `e`: the backoff, four times longer when the
+/// server asked us to slow down, and at least what it suggested ("Suggested Backoff Time").
+fn pause(throttled: bool, message: &str, delay: Duration) -> Duration {
+    if !throttled {
+        return delay;
+    }
+    let suggested = super::error::suggested_backoff(message).unwrap_or_default();
+    (delay * 4).max(suggested.min(MAX_SUGGESTED_PAUSE))
+}
+
+/// A server's suggested pause is obeyed up to this (a typo'd or hostile hour-long suggestion
+/// must not stall a run; `watch` spaces whole runs).
+const MAX_SUGGESTED_PAUSE: Duration = Duration::from_secs(300);
+
+/// Where workers leave each folder's outcome.
+struct Outcomes {
+    results: Arc<Mutex<Vec<FolderReport>>>,
+    failed: Arc<Mutex<Vec<FailedFolder>>>,
+}
+
+/// What one account's workers share.
+struct Run {
+    job: Arc<Job>,
+    journal: Arc<dyn Journal>,
+    progress: Arc<dyn Progress>,
+    stop: StopFlag,
+    /// Messages the plan's `max_items` still lets this run copy.
+    remaining: Arc<AtomicU64>,
+}
+
+/// Takes folders from `queue` until it is empty, each tried again on fresh connections after
+/// a cut (see the module documentation).
+async fn worker(
+    run: Arc<Run>,
+    queue: Arc<Mutex<VecDeque<FolderPlan>>>,
+    out: Outcomes,
+    mut conns: Option<(Imap, Imap)>,
+) -> Result<(), CopyError> {
+    let (job, progress, stop) = (&run.job, &run.progress, &run.stop);
+    // Extra workers try once: servers cap connections per user (Dovecot 10, Gmail 15), and a
+    // refused extra connection means fewer workers, not a failed account.
+    if conns.is_none() {
+        let pair = match Imap::connect(&job.source).await {
+            Ok(s) => match Imap::connect(&job.dest).await {
+                Ok(d) => Ok((s, d)),
+                Err(e) => {
+                    s.logout().await;
+                    Err(e)
+                }
+            },
+            Err(e) => Err(e),
+        };
+        match pair {
+            Ok(p) => conns = Some(p),
+            Err(e) => {
+                progress.note(
+                    &job.account,
+                    &format!("an extra connection was refused ({e}); going on with fewer"),
+                );
+                return Ok(());
+            }
+        }
+    }
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let Some(folder) = queue.lock().await.pop_front() else {
+            if let Some((s, d)) = conns.take() {
+                tokio::join!(s.logout(), d.logout());
+            }
+            return Ok(());
+        };
+        // What this folder's attempts keep across dropped connections.
+        let mut carry = Carry::default();
+        let mut report = FolderReport {
+            path: folder.path.clone(),
+            dest: folder.dest_path.clone(),
+            ..FolderReport::default()
+        };
+        let mut delay = Duration::from_millis(500);
+        let mut stalled = 0;
+        let outcome: Result<(), (String, ErrorKind)> = loop {
+            if conns.is_none() {
+                // A server that cannot be reached at all fails the account: no other folder
+                // could be copied either.
+                let s = connect_with_retry(&job.source, stop).await?;
+                let d = connect_with_retry(&job.dest, stop).await?;
+                conns = Some((s, d));
+            }
+            let (s, d) = conns.as_mut().expect("connected above");
+            let before = carry.progress;
+            match folder::sync_folder(&run, s, d, &folder, &mut carry, &mut report).await {
+                Ok(()) => break Ok(()),
+                Err(e) if e.transient && !stop.load(Ordering::Relaxed) => {
+                    let moved = carry.progress > before;
+                    stalled = if moved { 0 } else { stalled + 1 };
+                    if stalled >= STALLED_ATTEMPTS {
+                        break Err((
+                            format!(
+                                "{} ({STALLED_ATTEMPTS} attempts in a row copied nothing)",
+                                e.message
+                            ),
+                            e.kind,
+                        ));
+                    }
+                    carry.limit.shrink();
+                    progress.note(
+                        &job.account,
+                        &format!(
+                            "{}: {} (reconnecting{})",
+                            folder.path,
+                            e.message,
+                            if moved {
+                                String::new()
+                            } else {
+                                format!(", {stalled}/{STALLED_ATTEMPTS} without progress")
+                            }
+                        ),
+                    );
+                    // The connections may be half-dead: start over on fresh ones.
+                    conns = None;
+                    if moved {
+                        delay = Duration::from_millis(500);
+                        tokio::time::sleep(RECONNECT_AFTER_PROGRESS).await;
+                    } else {
+                        tokio::time::sleep(pause(e.throttled, &e.message, delay)).await;
+                        delay = (delay * 2).min(Duration::from_secs(30));
+                    }
+                }
+                // Stopping: what was recorded stays, the next run resumes; not a failure.
+                Err(_) if stop.load(Ordering::Relaxed) => break Ok(()),
+                Err(e) => break Err((e.message, e.kind)),
+            }
+        };
+        // A failed folder's report counts what it copied before it was given up on.
+        out.results.lock().await.push(report);
+        match outcome {
+            Ok(()) => {}
+            Err((reason, kind)) => {
+                // This folder's failure stays this folder's: the others go on. What it copied
+                // is recorded; the next run retries what is missing.
+                progress.note(
+                    &job.account,
+                    &format!("{}: given up for this run: {reason}", folder.path),
+                );
+                out.failed.lock().await.push(FailedFolder {
+                    path: folder.path.clone(),
+                    reason,
+                    kind,
+                });
+                conns = None;
+            }
+        }
+    }
+}
+
+/// What one folder's attempts hand on to the next after a dropped connection, so nothing that
+/// arrived whole is fetched again and batches fit what the link carries.
+#[derive(Default)]
+struct Carry {
+    /// Source bodies fetched and not yet recorded, by source UID...
+    bodies: HashMap<u32, Vec<u8>>,
+    /// ...of the source folder with this UIDVALIDITY.
+    source_uidvalidity: Option<u32>,
+    /// Content hashes of destination messages that may be ours from an interrupted batch
+    /// (see `pending` in `sync_folder`), by destination UID...
+    dest_hashes: HashMap<u32, [u8; 32]>,
+    /// ...of the destination folder with this UIDVALIDITY.
+    dest_uidvalidity: Option<u32>,
+    limit: Limit,
+    /// A large message partly or wholly spooled.
+    spool: Option<Spool>,
+    /// Counts every durable step (a body arrived, a slice spooled, a message recorded or
+    /// refused): an attempt that raised it made progress.
+    progress: u64,
+}
+
+/// How much one batch takes. Multiplicative decrease, gentle increase (as TCP does): a cut
+/// halves both budgets, down to one message (and a slice of [`MIN_BATCH_BYTES`] for a large
+/// one); each batch the destination acknowledges grows them by a quarter, back up to
+/// [`BATCH_MESSAGES`] and [`BATCH_BYTES`]. A link that drops every few hundred KB settles at
+/// batches that fit between cuts; a healthy one is back at full size after about twenty
+/// batches, without one cut discarding a full-size batch right away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limit {
+    messages: usize,
+    bytes: u64,
+}
+
+impl Default for Limit {
+    fn default() -> Self {
+        Limit {
+            messages: BATCH_MESSAGES,
+            bytes: BATCH_BYTES,
+        }
+    }
+}
+
+impl Limit {
+    fn shrink(&mut self) {
+        self.messages = (self.messages / 2).max(1);
+        self.bytes = (self.bytes / 2).max(MIN_BATCH_BYTES);
+    }
+
+    fn grow(&mut self) {
+        self.messages = (self.messages + self.messages.div_ceil(4)).min(BATCH_MESSAGES);
+        self.bytes = (self.bytes + self.bytes / 4).min(BATCH_BYTES);
+    }
+
+    /// The slice a large message is fetched in.
+    fn slice(&self) -> u64 {
+        self.bytes.clamp(MIN_BATCH_BYTES, SLICE)
+    }
+}
+
+/// A large message being spooled: kept across reconnects so its fetch resumes at the slice
+/// where it was cut. The file is removed when this is dropped.
+struct Spool {
+    uid: u32,
+    path: std::path::PathBuf,
+    len: u64,
+    hasher: CrlfHasher,
+    /// Every byte is in the file: its content hash.
+    hash: Option<[u8; 32]>,
+}
+
+impl Spool {
+    /// A new, empty spool file for message `uid` in `dir`.
+    fn create(dir: &std::path::Path, uid: u32) -> Result<Spool, CopyError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CopyError::fatal(format!(
+                "cannot create spool directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        // Unique per process and per call: workers spool messages with the same UID in
+        // different folders at the same time.
+        static SPOOLED: AtomicU64 = AtomicU64::new(0);
+        let path = dir.join(format!(
+            "{}-{}.eml",
+            std::process::id(),
+            SPOOLED.fetch_add(1, Ordering::Relaxed)
+        ));
+        Ok(Spool {
+            uid,
+            path,
+            len: 0,
+            hasher: CrlfHasher::default(),
+            hash: None,
+        })
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Content hashes of messages of the open folder, fetched in batches; large ones in slices,
+/// so memory stays bounded. Messages gone meanwhile are left out.
+async fn hash_messages(
+    imap: &mut Imap,
+    uids: &[(u32, u64)],
+) -> Result<Vec<(u32, [u8; 32])>, CopyError> {
+    let mut out = Vec::with_capacity(uids.len());
+    let (large, small): (Vec<_>, Vec<_>) = uids.iter().partition(|(_, size)| *size > LARGE_MESSAGE);
+    let mut batch: Vec<u32> = Vec::new();
+    let mut bytes = 0u64;
+    for (i, (uid, size)) in small.iter().enumerate() {
+        batch.push(*uid);
+        bytes += size;
+        if batch.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES || i + 1 == small.len() {
+            for (u, body) in imap.fetch_bodies(&batch).await? {
+                out.push((u, content_hash(&body)));
+            }
+            batch.clear();
+            bytes = 0;
+        }
+    }
+    for (uid, _) in large {
+        let mut hasher = CrlfHasher::default();
+        let mut offset = 0u64;
+        let mut gone = false;
+        loop {
+            let Some(part) = imap.fetch_part(uid, offset, SLICE).await? else {
+                gone = true;
+                break;
+            };
+            hasher.update(&part);
+            offset += part.len() as u64;
+            if (part.len() as u64) < SLICE {
+                break;
+            }
+        }
+        if !gone {
+            out.push((uid, hasher.finish()));
+        }
+    }
+    Ok(out)
+}
+
+/// The next batch from the front of `todo`: at most `limit` messages and bytes (a single
+/// larger message makes a batch of its own, and so does a message too large for memory).
+fn next_batch(todo: &[MessageMeta], limit: Limit) -> Vec<&MessageMeta> {
+    let large = |m: &MessageMeta| u64::from(m.size) > LARGE_MESSAGE;
+    let mut batch: Vec<&MessageMeta> = Vec::new();
+    let mut bytes = 0u64;
+    for m in todo {
+        let size = u64::from(m.size);
+        if let Some(first) = batch.first()
+            && (large(m)
+                || large(first)
+                || batch.len() >= limit.messages
+                || bytes + size > limit.bytes)
+        {
+            break;
+        }
+        batch.push(m);
+        bytes += size;
+    }
+    batch
+}
+
+/// Sends a batch to the destination: as one command when the server takes several
+/// (MULTIAPPEND: all stored or none), else one message per command. A NO to a MULTIAPPEND
+/// refuses all of it, so the batch is then sent one message at a time to find the refused
+/// one(s); the others are stored. Returns the stored messages (index in `to_send`, destination
+/// UID or 0), the refused ones (index, the server's words), and the error that stopped it
+/// early: the APPENDs acknowledged before it are among the stored, so they get recorded.
+/// `uidnext` is the destination's UIDNEXT read just before.
+async fn send(
+    dst: &mut Imap,
+    dest: &str,
+    to_send: &[Ready<'_>],
+    uidnext: u32,
+) -> (Vec<(usize, u32)>, Vec<(usize, String)>, Option<CopyError>) {
+    let (mut stored, mut refused) = (Vec::new(), Vec::new());
+    if dst.caps.multiappend && to_send.len() > 1 {
+        let all: Vec<Outgoing<'_>> = to_send.iter().map(outgoing).collect();
+        match dst.append(dest, &all).await {
+            Ok(Appended::Stored(uids)) => {
+                for k in 0..to_send.len() {
+                    let uid = uids.as_ref().and_then(|u| u.get(k).copied());
+                    stored.push((k, uid.unwrap_or(0)));
+                }
+                return (stored, refused, None);
+            }
+            Ok(Appended::Refused(why)) => {
+                // Atomic by RFC 3502, but a server that kept part of it anyway must not get
+                // those messages twice: then the next attempt matches them by content from
+                // the in-flight mark instead.
+                match dst.status(dest).await {
+                    Ok(s) if s.uidnext == uidnext => {}
+                    Ok(_) => {
+                        let e = CopyError::new(
+                            ErrorKind::Network,
+                            format!(
+                                "the destination refused a batch ({why}) but stored part of it; \
+                                 matching what it kept by content"
+                            ),
+                        );
+                        return (stored, refused, Some(e));
+                    }
+                    Err(e) => return (stored, refused, Some(e.into())),
+                }
+            }
+            Err(e) => return (stored, refused, Some(e.into())),
+        }
+    }
+    for (k, t) in to_send.iter().enumerate() {
+        match dst.append(dest, &[outgoing(t)]).await {
+            Ok(Appended::Stored(uids)) => {
+                stored.push((k, uids.and_then(|u| u.first().copied()).unwrap_or(0)));
+            }
+            Ok(Appended::Refused(why)) => refused.push((k, why)),
+            Err(e) => return (stored, refused, Some(e.into())),
+        }
+    }
+    (stored, refused, None)
+}
+
+fn outgoing<'a>(t: &'a Ready<'_>) -> Outgoing<'a> {
+    Outgoing {
+        flags: t.3.as_slice(),
+        internal_date: t.0.internal_date.as_deref(),
+        body: Body::Mem(t.1.as_slice()),
+    }
+}
+
+/// The record of a refusal, counting the runs it was refused in.
+fn refusal(
+    before: &HashMap<u32, RefusedRecord>,
+    uid: u32,
+    reason: String,
+    size: u64,
+    sync_point: u64,
+) -> RefusedRecord {
+    RefusedRecord {
+        reason,
+        size,
+        attempts: before.get(&uid).map_or(0, |r| r.attempts) + 1,
+        sync_point,
+    }
+}
+
+/// A batch holding one message too large for memory (see `copy_large`).
+fn is_large_batch(batch: &[&MessageMeta]) -> bool {
+    batch.len() == 1 && u64::from(batch[0].size) > LARGE_MESSAGE
+}
+
+/// `(year, month, day)` of an IMAP internal date, for the plan's date window.
+pub fn date_key(internal: &str) -> Option<(u32, u32, u32)> {
+    // `01-Feb-2024 10:00:00 +0000`
+    let mut parts = internal.trim().split(['-', ' ']);
+    let d: u32 = parts.next()?.trim().parse().ok()?;
+    let m = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let y: u32 = parts.next()?.parse().ok()?;
+    Some((y, m, d))
+}
+
+/// Flags the destination can store: `\Recent` never, keywords only where allowed.
+pub fn dest_flags(flags: &[String], info: &FolderInfo) -> Vec<String> {
+    let mut out: Vec<String> = flags
+        .iter()
+        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        .filter(|f| {
+            if f.starts_with('\\') {
+                info.permanent_flags.is_empty()
+                    || info
+                        .permanent_flags
+                        .iter()
+                        .any(|p| p.eq_ignore_ascii_case(f))
+            } else {
+                info.allows_keywords || info.permanent_flags.iter().any(|p| p == *f)
+            }
+        })
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttled_reconnect_waits_at_least_what_the_server_suggested() {
+        let d = Duration::from_millis(500);
+        assert_eq!(
+            pause(false, "Suggested Backoff Time: 9000 milliseconds", d),
+            d
+        );
+        assert_eq!(pause(true, "[THROTTLED]", d), d * 4);
+        assert_eq!(
+            pause(
+                true,
+                "BAD Request is throttled. Suggested Backoff Time: 9000 milliseconds",
+                d
+            ),
+            Duration::from_secs(9)
+        );
+        assert_eq!(
+            pause(true, "Suggested Backoff Time: 99999 s", d),
+            MAX_SUGGESTED_PAUSE
+        );
+    }
+
+    #[test]
+    fn hashes_ignore_bare_lf_versus_crlf() {
+        assert_eq!(
+            content_hash(b"a\nb\r\nc\n"),
+            content_hash(b"a\r\nb\r\nc\r\n")
+        );
+        assert_ne!(content_hash(b"a\nb"), content_hash(b"a\nc"));
+    }
+
+    fn crlf(b: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, &c) in b.iter().enumerate() {
+            if c == b'\n' && (i == 0 || b[i - 1] != b'\r') {
+                out.push(b'\r');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hash_is_sha256_of_the_crlf_form(bytes in proptest::collection::vec(proptest::prop_oneof![
+            proptest::prelude::Just(b'\n'), proptest::prelude::Just(b'\r'), proptest::prelude::any::<u8>()], 0..200)) {
+            let want: [u8; 32] = Sha256::digest(crlf(&bytes)).into();
+            proptest::prop_assert_eq!(content_hash(&bytes), want);
+        }
+    }
+
+    fn meta(uid: u32, size: u32) -> MessageMeta {
+        MessageMeta {
+            uid,
+            size,
+            flags: Vec::new(),
+            internal_date: None,
+            modseq: None,
+        }
+    }
+
+    #[test]
+    fn batches_respect_the_limit_and_large_messages_go_alone() {
+        let todo: Vec<MessageMeta> = (1..=10).map(|u| meta(u, 1_000)).collect();
+        let limit = Limit {
+            messages: 4,
+            bytes: BATCH_BYTES,
+        };
+        let uids = |b: Vec<&MessageMeta>| b.iter().map(|m| m.uid).collect::<Vec<_>>();
+        assert_eq!(uids(next_batch(&todo, limit)), [1, 2, 3, 4]);
+        let limit = Limit {
+            messages: 100,
+            bytes: 2_500,
+        };
+        assert_eq!(uids(next_batch(&todo, limit)), [1, 2]);
+        // One message larger than the byte budget still makes a batch.
+        let big = [meta(1, 9_000), meta(2, 10)];
+        assert_eq!(uids(next_batch(&big, limit)), [1]);
+        let large = LARGE_MESSAGE as u32 + 1;
+        let mixed = [meta(1, 10), meta(2, large), meta(3, 10)];
+        assert_eq!(uids(next_batch(&mixed, Limit::default())), [1]);
+        assert_eq!(uids(next_batch(&mixed[1..], Limit::default())), [2]);
+        assert!(next_batch(&[], Limit::default()).is_empty());
+    }
+
+    #[test]
+    fn batches_halve_on_cuts_down_to_one_message_and_grow_back() {
+        let mut limit = Limit::default();
+        for _ in 0..STALLED_ATTEMPTS - 1 {
+            limit.shrink();
+        }
+        // The give-up count leaves room to reach single messages first.
+        assert_eq!(limit.messages, 1);
+        assert_eq!(limit.bytes, MIN_BATCH_BYTES);
+        assert_eq!(limit.slice(), MIN_BATCH_BYTES);
+        let mut batches = 0;
+        while limit != Limit::default() {
+            limit.grow();
+            batches += 1;
+            assert!(batches < 40, "{limit:?}");
+        }
+        assert_eq!(Limit::default().slice(), SLICE);
+    }
+
+    #[test]
+    fn internal_dates_parse() {
+        assert_eq!(date_key("01-Feb-2024 10:00:00 +0000"), Some((2024, 2, 1)));
+        assert_eq!(date_key(" 1-Dec-1999 23:59:59 -0500"), Some((1999, 12, 1)));
+    }
+
+    #[test]
+    fn flags_are_filtered_to_what_the_destination_keeps() {
+        let info = FolderInfo {
+            permanent_flags: vec!["\\Seen".into(), "\\Flagged".into()],
+            allows_keywords: false,
+            ..FolderInfo::default()
+        };
+        let flags = vec![
+            "\\Seen".into(),
+            "\\Recent".into(),
+            "$Label1".into(),
+            "\\Flagged".into(),
+        ];
+        assert_eq!(
+            dest_flags(&flags, &info),
+            vec!["\\Flagged".to_string(), "\\Seen".to_string()]
+        );
+        let open = FolderInfo {
+            permanent_flags: vec!["\\Seen".into(), "\\*".into()],
+            allows_keywords: true,
+            ..FolderInfo::default()
+        };
+        assert_eq!(
+            dest_flags(&flags, &open),
+            vec!["$Label1".to_string(), "\\Seen".to_string()]
+        );
+    }
+}

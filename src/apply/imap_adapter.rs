@@ -1,0 +1,111 @@
+//! The one place where the plan's words become the mail engine's: endpoints and logins, folder
+//! rules, and (back the other way) the engine's error kinds. The engine (`transfer::imap`)
+//! knows no plan type and no `crate::error`; everything that calls it from the product goes
+//! through here.
+
+use std::path::Path;
+
+use crate::error::{ErrorKind, StepError};
+use crate::plan::Loaded;
+use crate::plan::model::{self, Credentials, ImapEndpoint, Platform};
+use crate::transfer::imap::copy::CopyError;
+use crate::transfer::imap::folders::FolderRules;
+use crate::transfer::imap::session::{Auth, Endpoint, Secret, Security, Target};
+use crate::transfer::imap::{self as imap, session::ImapError};
+
+/// Where and how to log in on one side of an account; secrets are read now.
+pub fn target(
+    loaded: &Loaded,
+    platform: &Platform,
+    creds: &Credentials,
+    login: String,
+) -> Result<Target, String> {
+    let endpoint = platform
+        .imap
+        .as_ref()
+        .ok_or("the platform has no `imap` endpoint")?;
+    let base = &loaded.base_dir;
+    let auth = match (&creds.password, &creds.oauth2_token) {
+        (_, Some(token)) => Auth::XOAuth2 {
+            login,
+            token: secret(token.resolve(base).map_err(|e| e.to_string())?),
+        },
+        (Some(pw), None) => Auth::Password {
+            login,
+            password: secret(pw.resolve(base).map_err(|e| e.to_string())?),
+        },
+        (None, None) => {
+            return Err(
+                "no password or token (the plan validator should have refused this)".into(),
+            );
+        }
+    };
+    Ok(Target::new(self::endpoint(endpoint, base), auth))
+}
+
+/// A plan endpoint with its defaults filled in (port, timeout) and its CA file resolved
+/// against the plan's directory.
+pub fn endpoint(ep: &ImapEndpoint, base_dir: &Path) -> Endpoint {
+    Endpoint {
+        host: ep.host.clone(),
+        port: ep.effective_port(),
+        security: match ep.security {
+            model::Security::Tls => Security::Tls,
+            model::Security::Starttls => Security::Starttls,
+            model::Security::None => Security::None,
+        },
+        ca_file: ep.ca_file.as_ref().map(|ca| base_dir.join(ca)),
+        insecure_skip_verify: ep.insecure_skip_verify,
+        timeout: ep.command_timeout(),
+    }
+}
+
+fn secret(s: crate::plan::secret::Secret) -> Secret {
+    Secret::new(s.expose())
+}
+
+/// An account's `folders:` (none: every folder, special uses mapped).
+pub fn folder_rules(rules: Option<&model::FolderRules>) -> FolderRules {
+    match rules {
+        Some(r) => FolderRules {
+            include: r.include.clone(),
+            exclude: r.exclude.clone(),
+            map: r.map.clone(),
+        },
+        None => FolderRules::default(),
+    }
+}
+
+/// The product's kind of an engine failure: the same words, so outputs, metrics and retries
+/// stay what they were.
+pub fn error_kind(kind: imap::ErrorKind) -> ErrorKind {
+    match kind {
+        imap::ErrorKind::Auth => ErrorKind::Auth,
+        imap::ErrorKind::Tls => ErrorKind::Tls,
+        imap::ErrorKind::Network => ErrorKind::Network,
+        imap::ErrorKind::Throttled => ErrorKind::Throttled,
+        imap::ErrorKind::Refused => ErrorKind::Refused,
+        imap::ErrorKind::Quota => ErrorKind::Quota,
+        imap::ErrorKind::Config => ErrorKind::Config,
+        imap::ErrorKind::State => ErrorKind::State,
+        imap::ErrorKind::Bug => ErrorKind::Bug,
+    }
+}
+
+/// An engine failure as a step's (`StepError::from` cannot be written for the engine's types
+/// once the engine and the error type live in other crates than this one).
+pub trait IntoStepError {
+    fn into_step_error(self) -> StepError;
+}
+
+impl IntoStepError for ImapError {
+    fn into_step_error(self) -> StepError {
+        StepError::new(error_kind(self.kind), self.message)
+    }
+}
+
+impl IntoStepError for CopyError {
+    fn into_step_error(self) -> StepError {
+        StepError::new(error_kind(self.kind), self.message)
+    }
+}
