@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{Applied, Service, seg};
-use crate::providers::ovh::error::OvhError;
+use crate::error::OvhError;
 
 impl Service {
     pub async fn aliases(&self, address: &str) -> Result<Vec<String>, OvhError> {

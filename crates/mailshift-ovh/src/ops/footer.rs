@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{Applied, Service, seg, str_field};
-use crate::providers::ovh::error::OvhError;
+use crate::error::OvhError;
 
 /// OVHcloud disclaimers are HTML; a plain-text footer is escaped and its line breaks kept.
 pub fn footer_html(text: Option<&str>, html: Option<&str>) -> String {

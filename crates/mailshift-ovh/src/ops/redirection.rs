@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{Applied, Family, Service, seg, str_field};
-use crate::providers::ovh::error::OvhError;
+use crate::error::OvhError;
 
 impl Service {
     /// Whether `address` forwards to `to` (and with which local-copy setting).

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::calls::is_settled;
 use super::{Applied, Family, Service, split_address, str_field};
-use crate::providers::ovh::error::OvhError;
+use crate::error::OvhError;
 
 /// What [`Service::create`] found or did.
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::{ErrorKind, StepError};
+use mailshift_core::error::{ErrorKind, StepError};
 
 /// An error answer from the API (any non-2xx status).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +124,7 @@ impl OvhError {
         self.api().map(|e| e.status)
     }
 
-    /// What kind of failure this is, for the retry policy (`crate::error`).
+    /// What kind of failure this is, for the retry policy (`mailshift_core::error`).
     pub fn kind(&self) -> ErrorKind {
         match self {
             OvhError::Api(e) => e.kind(),

@@ -4,8 +4,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{Applied, Family, Service, seg, str_field};
-use crate::plan::model::DomainMode;
-use crate::providers::ovh::error::OvhError;
+use crate::error::OvhError;
+use mailshift_core::plan::model::DomainMode;
 
 impl Service {
     pub async fn domain(&self, name: &str) -> Result<Option<Value>, OvhError> {

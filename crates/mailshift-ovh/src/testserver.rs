@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::client::{ClientOptions, Credentials, OvhClient, RetryPolicy};
-use crate::plan::secret::Secret;
+use mailshift_core::plan::secret::Secret;
 
 pub const AK: &str = "appKeyAK0123456789";
 pub const AS: &str = "appSecretAS9ufkBmLaTQ9nz5yMUlg79t";

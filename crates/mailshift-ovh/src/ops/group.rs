@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{Applied, Family, Service, eq_opt, seg, str_field};
-use crate::providers::ovh::error::OvhError;
+use crate::error::OvhError;
 
 /// A group as the plan wants it on a platform.
 #[derive(Debug, Clone, PartialEq, Eq)]

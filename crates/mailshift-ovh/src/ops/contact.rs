@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{Applied, Service, eq_opt, seg, str_field};
-use crate::providers::ovh::error::OvhError;
+use crate::error::OvhError;
 
 /// An external contact as the plan wants it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{Applied, Service};
-use crate::plan::model::Right;
-use crate::providers::ovh::error::OvhError;
+use crate::error::OvhError;
+use mailshift_core::plan::model::Right;
 
 impl Service {
     fn right_paths(right: Right) -> (&'static str, &'static str) {

@@ -8,9 +8,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{Service, seg, str_field};
-use crate::providers::ovh::client::Auth;
-use crate::providers::ovh::error::OvhError;
-use crate::providers::ovh::task::{Task, TaskOutcome, wait_task};
+use crate::client::Auth;
+use crate::error::OvhError;
+use crate::task::{Task, TaskOutcome, wait_task};
 
 pub(super) fn is_settled(v: &Value) -> bool {
     let state_ok = v

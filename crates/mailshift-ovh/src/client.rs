@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 
 use super::error::{ApiError, ErrorBody, OvhError};
 use super::signing::signature;
-use crate::plan::secret::Secret;
+use mailshift_core::plan::secret::Secret;
 
 /// Resolved credentials of a `providers` entry.
 pub struct Credentials {

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::{Family, Service};
-use crate::providers::ovh::error::OvhError;
+use crate::error::OvhError;
 
 /// A domain's DNS diagnostics as the platform sees them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

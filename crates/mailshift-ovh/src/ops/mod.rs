@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use super::client::OvhClient;
 use super::error::OvhError;
-use crate::plan::model::{MxPlanApi, Platform, PlatformKind};
+use mailshift_core::plan::model::{MxPlanApi, Platform, PlatformKind};
 
 pub use account::Created;
 pub use contact::ContactSpec;
@@ -73,7 +73,7 @@ impl Family {
                 service,
             },
             PlatformKind::OvhEmailPro => Family::EmailPro { service },
-            PlatformKind::OvhMxPlan => match crate::model::capabilities::mx_plan_api(p) {
+            PlatformKind::OvhMxPlan => match mailshift_core::model::capabilities::mx_plan_api(p) {
                 MxPlanApi::Mxplan => Family::MxPlan { service },
                 MxPlanApi::Legacy => Family::Legacy { domain: service },
             },

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::client::{Auth, OvhClient};
 use super::error::OvhError;
 use super::ops::Family;
-use crate::plan::model::Plan;
+use mailshift_core::plan::model::Plan;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AccessRule {
