@@ -6,12 +6,11 @@
 //! next `plan` stops listing it until the plan changes it again. A manual removal (a feature
 //! done by hand and then dropped from the plan) is acknowledged by forgetting the record.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use super::record::Records;
 use crate::diff::{Action, diff};
 use crate::model::compile;
 use crate::plan::Loaded;
-use crate::state::{ResourceRecord, StateStore, Status};
+use crate::state::StateStore;
 
 /// What was acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,27 +47,22 @@ pub fn acknowledge(loaded: &Loaded, store: &StateStore, id: &str) -> Result<Ackn
             change.action.as_str()
         ));
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let message = match resources.iter().find(|r| r.id == id) {
+    let resource = change
+        .addr
+        .as_ref()
+        .and_then(|a| resources.iter().find(|r| r.addr == *a));
+    let message = match resource {
         // Done by hand: record it as applied, with what the plan says now.
         Some(r) => {
-            let created_at = state.get(&r.id).map_or(now, |s| s.created_at);
-            store
-                .put_resource(
-                    &r.id,
-                    &ResourceRecord {
-                        created_at,
-                        ..r.record(Status::Acknowledged, now)
-                    },
-                )
+            let created_at = state.get(id).map(|s| s.created_at);
+            Records::new(store)
+                .acknowledged(r, created_at)
                 .map_err(|e| e.to_string())?;
-            format!("Acknowledged {}: {}", r.id, r.summary)
+            format!("Acknowledged {id}: {}", r.summary)
         }
         // Removed by hand: nothing left to remember.
         None => {
-            store.forget(id).map_err(|e| e.to_string())?;
+            Records::new(store).forget(id).map_err(|e| e.to_string())?;
             format!("Acknowledged the removal of {id}")
         }
     };

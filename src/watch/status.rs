@@ -167,15 +167,16 @@ impl StatusModel {
         *inner.counters.reloads.entry("applied").or_default() += 1;
         let mut old = std::mem::take(&mut inner.resources);
         for r in &resources {
-            let live = old.remove(&r.id).and_then(|i| i.live);
+            let id = r.addr.to_string();
+            let live = old.remove(&id).and_then(|i| i.live);
             inner.resources.insert(
-                r.id.clone(),
+                id.clone(),
                 ResourceInfo {
                     kind: r.kind.as_str().to_string(),
                     account: r.account.clone(),
                     summary: r.summary.clone(),
                     in_plan: true,
-                    record: records.get(&r.id).cloned(),
+                    record: records.get(&id).cloned(),
                     live,
                 },
             );
@@ -582,7 +583,7 @@ fn describe_account(info: &mut AccountInfo, address: &str, loaded: &Loaded, all:
     let mail = all
         .iter()
         .find(|r| r.account.as_deref() == Some(address) && r.kind == ResourceKind::Mail);
-    info.mail_id = mail.map(|r| r.id.clone());
+    info.mail_id = mail.map(|r| r.addr.to_string());
     info.cut_over = mail.is_some_and(|r| matches!(r.execution, Execution::Sync { cut_over: true }));
     info.syncs = mail.is_some_and(|r| matches!(r.execution, Execution::Sync { cut_over: false }));
 }
@@ -1080,6 +1081,7 @@ mod tests {
     fn change(id: &str, account: &str) -> Change {
         Change {
             id: id.into(),
+            addr: id.parse().ok(),
             action: Action::Sync,
             kind: ResourceKind::Mail,
             account: Some(account.into()),
