@@ -134,7 +134,7 @@ async fn verify_before_reset(
     provisional: &str,
 ) -> Result<(), StepError> {
     let a = &account.account;
-    let (source, dest) = super::account_targets(&ctx.loaded, a)?;
+    let (source, dest) = super::spec_targets(&ctx.loaded.base_dir, account)?;
     let check = crate::verify::verify_account(
         &account.address,
         &source,
@@ -232,7 +232,7 @@ async fn check_size(ctx: &Ctx, account: &AccountSpec) -> Result<(), StepError> {
         usage
     } else {
         // No API to ask: add up the source's messages over IMAP (once, before creating).
-        let (source, _) = super::account_targets(&ctx.loaded, a)?;
+        let (source, _) = super::spec_targets(&ctx.loaded.base_dir, account)?;
         Some(
             crate::transfer::imap::mailbox_bytes(&source)
                 .await

@@ -5,6 +5,10 @@
 //! once), then platform features that may depend on accounts (groups, contacts, footers).
 //! One failing account does not stop the others: its later steps are skipped, and the report
 //! says what failed and why. The engine prints nothing; it calls [`Hooks`].
+//!
+//! Each step works from its resource's spec (`model::Spec`), never from the plan again: copies
+//! here, API steps through the platform's control plane (`plane`, `control`). What is planned
+//! comes from `pipeline`, and every record the state keeps of a resource is written by `record`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

@@ -251,3 +251,51 @@ impl ControlPlane for ManualPlane {
         Box::pin(async move { self.no_api() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn planes() -> Planes {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/gmail-to-ovh-exchange.yaml");
+        Planes::new(Arc::new(crate::plan::load_file(&path).unwrap()), None)
+    }
+
+    #[test]
+    fn each_platform_gets_the_plane_of_its_kind() {
+        let planes = planes();
+        let gmail = planes.get("gmail").unwrap();
+        assert!(!gmail.has_api());
+        assert_eq!(planes.size_limit("gmail"), None);
+        assert_eq!(
+            planes.size_limit("exchange"),
+            None,
+            "Exchange has no small limit"
+        );
+        // The OVHcloud plane needs the provider's keys: reaching it says which is missing.
+        if std::env::var_os("OVH_APPLICATION_KEY").is_none() {
+            let Err(e) = planes.get("exchange") else {
+                panic!("the example's API keys are in environment variables that are not set");
+            };
+            assert_eq!(e.kind, ErrorKind::Config, "{e}");
+            assert!(e.message.starts_with("provider `ovh`: "), "{e}");
+        }
+        assert!(planes.get("nowhere").is_err());
+    }
+
+    #[test]
+    fn a_platform_without_an_api_refuses_api_steps() {
+        let planes = planes();
+        let gmail = planes.get("gmail").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let addr: ResourceAddr = "group/team@example.com".parse().unwrap();
+        let e = rt.block_on(gmail.delete(&addr)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Config);
+        assert_eq!(e.message, "platform `gmail` is plain IMAP: it has no API");
+        assert_eq!(planes.writes(), 0);
+    }
+}
