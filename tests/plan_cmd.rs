@@ -18,9 +18,7 @@ fn record_all(plan: &Path, status: Status) {
     let loaded = load_file(plan).unwrap();
     let store = StateStore::open(&loaded.state_path()).unwrap();
     for r in compile(&loaded.plan) {
-        store
-            .put_resource(&r.addr.to_string(), &record(&r, status))
-            .unwrap();
+        store.put_resource(r.id(), &record(&r, status)).unwrap();
     }
 }
 
@@ -90,7 +88,7 @@ fn detailed_exit_codes_gate_ci() {
     let store = StateStore::open(&cut.state_path()).unwrap();
     for r in compile(&cut.plan) {
         store
-            .put_resource(&r.addr.to_string(), &record(&r, Status::Done))
+            .put_resource(r.id(), &record(&r, Status::Done))
             .unwrap();
     }
     drop(store);

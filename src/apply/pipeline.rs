@@ -58,8 +58,7 @@ async fn observe_drift(
         if r.execution != Execution::Api {
             continue;
         }
-        let id = r.addr.to_string();
-        let Some(rec) = state.get(&id) else {
+        let Some(rec) = state.get(r.id()) else {
             continue;
         };
         if rec.status != Status::Done || rec.fingerprint != r.fingerprint {
@@ -79,7 +78,7 @@ async fn observe_drift(
             }
         }
         if let Observed::Drift(what) = plane.observe(r).await? {
-            drift.insert(id, what);
+            drift.insert(r.id().to_string(), what);
         }
     }
     Ok(drift)

@@ -44,11 +44,11 @@ impl<'a> Records<'a> {
     }
 
     pub fn get(&self, r: &Resource) -> Result<Option<ResourceRecord>, StateError> {
-        self.store.resource(&r.addr.to_string())
+        self.store.resource(r.id())
     }
 
     fn put(&self, r: &Resource, rec: &ResourceRecord) -> Result<(), StateError> {
-        self.store.put_resource(&r.addr.to_string(), rec)
+        self.store.put_resource(r.id(), rec)
     }
 
     /// An API step finished: the resource is as the plan says, with what the platform answered.

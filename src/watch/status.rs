@@ -167,7 +167,7 @@ impl StatusModel {
         *inner.counters.reloads.entry("applied").or_default() += 1;
         let mut old = std::mem::take(&mut inner.resources);
         for r in &resources {
-            let id = r.addr.to_string();
+            let id = r.id().to_string();
             let live = old.remove(&id).and_then(|i| i.live);
             inner.resources.insert(
                 id.clone(),
@@ -583,7 +583,7 @@ fn describe_account(info: &mut AccountInfo, address: &str, loaded: &Loaded, all:
     let mail = all
         .iter()
         .find(|r| r.account.as_deref() == Some(address) && r.kind == ResourceKind::Mail);
-    info.mail_id = mail.map(|r| r.addr.to_string());
+    info.mail_id = mail.map(|r| r.id().to_string());
     info.cut_over = mail.is_some_and(|r| matches!(r.execution, Execution::Sync { cut_over: true }));
     info.syncs = mail.is_some_and(|r| matches!(r.execution, Execution::Sync { cut_over: false }));
 }

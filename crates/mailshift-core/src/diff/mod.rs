@@ -125,14 +125,16 @@ impl Summary {
 /// Compares the desired resources with the state. The result is sorted by id.
 pub fn diff(desired: &[Resource], state: &BTreeMap<String, ResourceRecord>) -> Vec<Change> {
     let mut changes = Vec::new();
-    let mut wanted = std::collections::HashSet::with_capacity(desired.len());
     for r in desired {
-        let id = r.addr.to_string();
-        if let Some(c) = diff_one(r, &id, state.get(&id)) {
+        if let Some(c) = diff_one(r, r.id(), state.get(r.id())) {
             changes.push(c);
         }
-        wanted.insert(id);
     }
+    let wanted: std::collections::HashSet<&str> = if state.is_empty() {
+        Default::default()
+    } else {
+        desired.iter().map(|r| r.id()).collect()
+    };
     for (id, rec) in state {
         if wanted.contains(id.as_str()) {
             continue;
@@ -182,10 +184,7 @@ pub fn add_drift(
         if changes.iter().any(|c| &c.id == id) {
             continue;
         }
-        let Ok(addr) = id.parse::<ResourceAddr>() else {
-            continue;
-        };
-        let Some(r) = desired.iter().find(|r| r.addr == addr) else {
+        let Some(r) = desired.iter().find(|r| r.id() == id) else {
             continue;
         };
         let mut c = change(

@@ -9,6 +9,7 @@ use crate::state::record::{ResourceRecord, Status};
 fn res(id: &str, kind: ResourceKind, execution: Execution, fp: &str, identity: &str) -> Resource {
     Resource {
         addr: id.parse().expect("a resource address"),
+        id: id.to_string(),
         kind,
         account: Some("a@x.org".into()),
         platform: "new".into(),
@@ -261,7 +262,7 @@ fn every_case_of_the_table() {
     for (case, desired, recorded, expected, reason) in table() {
         let id = desired
             .as_ref()
-            .map(|r| r.addr.to_string())
+            .map(|r| r.id().to_string())
             .unwrap_or_else(|| "account/a@x.org/alias/gone@x.org".to_string());
         let desired: Vec<Resource> = desired.into_iter().collect();
         let state: BTreeMap<String, ResourceRecord> =
@@ -301,7 +302,7 @@ fn manual_changes_carry_instructions_and_updates_show_both_sides() {
         "i1",
     );
     let state = BTreeMap::from([(
-        u.addr.to_string(),
+        u.id().to_string(),
         rec(ResourceKind::Alias, Status::Done, "f1", "i1"),
     )]);
     let c = diff(&[u], &state);

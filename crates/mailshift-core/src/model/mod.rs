@@ -128,6 +128,9 @@ pub enum Execution {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource {
     pub addr: ResourceAddr,
+    /// The address's text form, rendered once by `compile`: the state key, and the order of
+    /// every listing.
+    pub(crate) id: String,
     pub kind: ResourceKind,
     /// The account the resource belongs to (for grouping and `--target`).
     pub account: Option<String>,
@@ -156,6 +159,13 @@ pub struct AccountSpec {
     pub dest: Arc<Platform>,
     /// Migration options with the plan's defaults filled in.
     pub options: MigrationOptions,
+}
+
+impl Resource {
+    /// The address's text form (`account/john@example.com/mail`): the resource's state key.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 impl AccountSpec {
@@ -286,6 +296,7 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             continue;
         };
         out.push(Resource {
+            id: String::new(),
             summary: format!("{name} on {}: {mode}", d.platform),
             fingerprint: fingerprint(&(&d.platform, &name, d.mode, &d.mx_relay)),
             identity: fingerprint(&(&d.platform, &name)),
@@ -397,6 +408,7 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             )
             .collect();
         out.push(Resource {
+            id: String::new(),
             addr: ResourceAddr::Group {
                 address: address.clone(),
             },
@@ -454,6 +466,7 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             continue;
         };
         out.push(Resource {
+            id: String::new(),
             addr: ResourceAddr::ExternalContact {
                 platform: c.platform.clone(),
                 address: address.clone(),
@@ -522,6 +535,7 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             .map(|r| r.addr.clone())
             .collect();
         out.push(Resource {
+            id: String::new(),
             addr: ResourceAddr::Footer {
                 platform: f.platform.clone(),
                 domain: domain.clone(),
@@ -565,6 +579,7 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             DomainMode::NonAuthoritative => "non-authoritative",
         };
         out.push(Resource {
+            id: String::new(),
             addr: ResourceAddr::DnsCheck {
                 platform: d.platform.clone(),
                 domain: name.clone(),
@@ -595,8 +610,11 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             },
         });
     }
+    for r in &mut out {
+        r.id = r.addr.to_string();
+    }
     // By the text form: the order people and the JSON view have always seen.
-    out.sort_by_cached_key(|r| r.addr.to_string());
+    out.sort_by(|a, b| a.id.cmp(&b.id));
     out
 }
 
@@ -640,6 +658,7 @@ fn compile_account(
             )
         }) {
             out.push(Resource {
+                id: String::new(),
                 addr: id.clone(),
                 kind: ResourceKind::Rename,
                 account: Some(address.clone()),
@@ -668,6 +687,7 @@ fn compile_account(
             account: address.clone(),
         };
         out.push(Resource {
+            id: String::new(),
             addr: id.clone(),
             kind: ResourceKind::Create,
             account: Some(address.clone()),
@@ -699,6 +719,7 @@ fn compile_account(
         };
         let endpoints = (endpoint_identity(from, c), endpoint_identity(to, c));
         out.push(Resource {
+            id: String::new(),
             addr: id.clone(),
             kind,
             account: Some(address.clone()),
@@ -738,6 +759,7 @@ fn compile_account(
             )
         }) {
             out.push(Resource {
+                id: String::new(),
                 addr: ResourceAddr::Alias {
                     account: address.clone(),
                     alias: alias.clone(),
@@ -771,6 +793,7 @@ fn compile_account(
             )
         }) {
             out.push(Resource {
+                id: String::new(),
                 addr: ResourceAddr::Redirection {
                     account: address.clone(),
                     to: target.clone(),
@@ -816,6 +839,7 @@ fn compile_account(
                 });
             }
             out.push(Resource {
+                id: String::new(),
                 addr: ResourceAddr::Delegation {
                     account: address.clone(),
                     grantee: grantee.clone(),
@@ -849,6 +873,7 @@ fn compile_account(
             .map(|r| r.addr.clone())
             .collect();
         out.push(Resource {
+            id: String::new(),
             addr: ResourceAddr::Cleanup {
                 account: address.clone(),
             },
