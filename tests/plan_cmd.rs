@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use mailshift::apply::record::fresh;
 use mailshift::model::{Resource, compile};
 use mailshift::plan::load_file;
 use mailshift::state::{ResourceRecord, StateStore, Status};
@@ -17,14 +18,14 @@ fn record_all(plan: &Path, status: Status) {
     let loaded = load_file(plan).unwrap();
     let store = StateStore::open(&loaded.state_path()).unwrap();
     for r in compile(&loaded.plan) {
-        store.put_resource(&r.id, &record(&r, status)).unwrap();
+        store.put_resource(r.id(), &record(&r, status)).unwrap();
     }
 }
 
 fn record(r: &Resource, status: Status) -> ResourceRecord {
     ResourceRecord {
         sync_point: Some(1),
-        ..r.record(status, 1_700_000_000)
+        ..fresh(r, status, 1_700_000_000)
     }
 }
 
@@ -87,7 +88,7 @@ fn detailed_exit_codes_gate_ci() {
     let store = StateStore::open(&cut.state_path()).unwrap();
     for r in compile(&cut.plan) {
         store
-            .put_resource(&r.id, &record(&r, Status::Done))
+            .put_resource(r.id(), &record(&r, Status::Done))
             .unwrap();
     }
     drop(store);

@@ -6,12 +6,13 @@
 //! next `plan` stops listing it until the plan changes it again. A manual removal (a feature
 //! done by hand and then dropped from the plan) is acknowledged by forgetting the record.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::fmt;
 
-use crate::diff::{Action, diff};
-use crate::model::compile;
+use super::pipeline::Planned;
+use super::record::Records;
+use crate::diff::Action;
 use crate::plan::Loaded;
-use crate::state::{ResourceRecord, StateStore, Status};
+use crate::state::{StateError, StateStore};
 
 /// What was acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +23,61 @@ pub struct Acknowledged {
     pub account: Option<String>,
 }
 
-pub fn acknowledge(loaded: &Loaded, store: &StateStore, id: &str) -> Result<Acknowledged, String> {
-    let state = store.resources().map_err(|e| e.to_string())?;
-    let resources = compile(&loaded.plan);
-    let changes = diff(&resources, &state);
+/// Why a step cannot be acknowledged.
+#[derive(Debug)]
+pub enum AckError {
+    /// No pending step has this id; `hint` names the likely one, or the pending manual steps.
+    NotPending {
+        id: String,
+        plan: String,
+        hint: String,
+    },
+    /// The step is pending but `apply` carries it out.
+    NotManual {
+        id: String,
+        action: Action,
+    },
+    State(StateError),
+}
+
+impl fmt::Display for AckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AckError::NotPending { id, plan, hint } => {
+                write!(f, "`{id}` is not a pending step of {plan}: {hint}")
+            }
+            AckError::NotManual { id, action } => write!(
+                f,
+                "`{id}` is not a manual step (it is `{}`): `apply` carries it out",
+                action.as_str()
+            ),
+            AckError::State(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for AckError {}
+
+impl From<StateError> for AckError {
+    fn from(e: StateError) -> AckError {
+        AckError::State(e)
+    }
+}
+
+/// The answer of watch mode's `POST /api/ack/ID` is text.
+impl From<AckError> for String {
+    fn from(e: AckError) -> String {
+        e.to_string()
+    }
+}
+
+pub fn acknowledge(
+    loaded: &Loaded,
+    store: &StateStore,
+    id: &str,
+) -> Result<Acknowledged, AckError> {
+    let state = store.resources()?;
+    let Planned { resources, changes } = Planned::new(&loaded.plan, &state);
     let Some(change) = changes.iter().find(|c| c.id == id) else {
         let manual: Vec<&str> = changes
             .iter()
@@ -37,38 +89,29 @@ pub fn acknowledge(loaded: &Loaded, store: &StateStore, id: &str) -> Result<Ackn
             None if manual.is_empty() => "the plan has no pending manual step".to_string(),
             None => format!("pending manual steps: {}", manual.join(", ")),
         };
-        return Err(format!(
-            "`{id}` is not a pending step of {}: {hint}",
-            loaded.file_name()
-        ));
+        return Err(AckError::NotPending {
+            id: id.to_string(),
+            plan: loaded.file_name(),
+            hint,
+        });
     };
     if change.action != Action::Manual {
-        return Err(format!(
-            "`{id}` is not a manual step (it is `{}`): `apply` carries it out",
-            change.action.as_str()
-        ));
+        return Err(AckError::NotManual {
+            id: id.to_string(),
+            action: change.action,
+        });
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let message = match resources.iter().find(|r| r.id == id) {
+    let resource = resources.iter().find(|r| r.id() == id);
+    let message = match resource {
         // Done by hand: record it as applied, with what the plan says now.
         Some(r) => {
-            let created_at = state.get(&r.id).map_or(now, |s| s.created_at);
-            store
-                .put_resource(
-                    &r.id,
-                    &ResourceRecord {
-                        created_at,
-                        ..r.record(Status::Acknowledged, now)
-                    },
-                )
-                .map_err(|e| e.to_string())?;
-            format!("Acknowledged {}: {}", r.id, r.summary)
+            let created_at = state.get(id).map(|s| s.created_at);
+            Records::new(store).acknowledged(r, created_at)?;
+            format!("Acknowledged {id}: {}", r.summary)
         }
         // Removed by hand: nothing left to remember.
         None => {
-            store.forget(id).map_err(|e| e.to_string())?;
+            Records::new(store).forget(id)?;
             format!("Acknowledged the removal of {id}")
         }
     };

@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use crate::error::{ErrorKind, StepError};
-use crate::plan::Loaded;
 use crate::plan::model::{self, Credentials, ImapEndpoint, Platform};
 use crate::transfer::imap::copy::CopyError;
 use crate::transfer::imap::folders::FolderRules;
@@ -15,7 +14,7 @@ use crate::transfer::imap::{self as imap, session::ImapError};
 
 /// Where and how to log in on one side of an account; secrets are read now.
 pub fn target(
-    loaded: &Loaded,
+    base: &Path,
     platform: &Platform,
     creds: &Credentials,
     login: String,
@@ -24,7 +23,6 @@ pub fn target(
         .imap
         .as_ref()
         .ok_or("the platform has no `imap` endpoint")?;
-    let base = &loaded.base_dir;
     let auth = match (&creds.password, &creds.oauth2_token) {
         (_, Some(token)) => Auth::XOAuth2 {
             login,

@@ -5,28 +5,42 @@
 //! once), then platform features that may depend on accounts (groups, contacts, footers).
 //! One failing account does not stop the others: its later steps are skipped, and the report
 //! says what failed and why. The engine prints nothing; it calls [`Hooks`].
+//!
+//! Each step works from its resource's spec (`model::Spec`), never from the plan again: copies
+//! here, API steps through the platform's control plane (`plane`, `control`). What is planned
+//! comes from `pipeline`, and every record the state keeps of a resource is written by `record`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{Mutex, Semaphore};
 
 pub mod ack;
-pub mod api;
+mod control;
 pub mod imap_adapter;
 pub mod journal;
+pub mod pipeline;
+pub mod plane;
+pub mod record;
 
-use crate::diff::{Action, Change, diff};
+use crate::diff::{Action, Change};
 use crate::error::StepError;
-use crate::model::{Resource, ResourceKind, compile, dest_login, effective_options, source_login};
+use crate::model::{
+    AccountSpec, Resource, ResourceAddr, ResourceKind, Spec, dest_login, effective_options,
+    source_login,
+};
 use crate::plan::Loaded;
-use crate::plan::model::Account;
-use crate::state::{ResourceRecord, StateStore, Status};
+use crate::plan::model::{Account, Platform};
+use crate::state::{StateStore, Status};
 use crate::transfer::imap::copy::{self, CopyOptions, CopyReport, Job, Progress, StopFlag};
 use crate::transfer::imap::session::Target;
 use imap_adapter::{IntoStepError, target};
+use pipeline::Planned;
+use plane::Planes;
+use record::Records;
 
 /// Default IMAP connections per account and side; servers cap them per user (Dovecot 10).
 const DEFAULT_CONNECTIONS: u32 = 4;
@@ -104,12 +118,6 @@ pub struct ApplyOptions {
     pub keep_spool: bool,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Runs every pending change of the plan against the state.
 pub async fn apply(
     loaded: Arc<Loaded>,
@@ -125,39 +133,43 @@ pub async fn apply(
         let _ = std::fs::remove_dir_all(dir.join("spool"));
     }
     let state = store.resources()?;
-    let resources: HashMap<String, Resource> = compile(&loaded.plan)
-        .into_iter()
-        .map(|r| (r.id.clone(), r))
-        .collect();
-    let desired: Vec<Resource> = resources.values().cloned().collect();
-    let mut changes = diff(&desired, &state);
-    let providers = api::Providers::with_hooks(hooks.clone());
+    let mut planned = Planned::new(&loaded.plan, &state);
+    let api_calls: plane::ApiCalls = {
+        let hooks = hooks.clone();
+        Arc::new(move |api, operation, elapsed, ok| hooks.api_call(api, operation, elapsed, ok))
+    };
+    let planes = Planes::new(loaded.clone(), Some(api_calls));
     if options.refresh {
-        let drift = api::observe_drift(&loaded, &providers, &desired, &state).await?;
-        crate::diff::add_drift(&mut changes, &desired, &state, &drift);
+        planned.refresh(&planes, &state).await?;
     }
-    if !options.targets.is_empty() {
-        changes.retain(|c| {
-            c.account
-                .as_ref()
-                .is_some_and(|a| options.targets.contains(a))
-        });
-    }
+    planned.only_accounts(&options.targets);
+    let Planned {
+        resources,
+        mut changes,
+    } = planned;
     if options.platform_only {
         changes.retain(|c| c.account.is_none());
     }
     changes.retain(|c| c.action != Action::Orphaned);
 
+    let accounts: HashMap<String, Arc<AccountSpec>> = resources
+        .iter()
+        .filter_map(|r| r.spec.account())
+        .map(|a| (a.address.clone(), a.clone()))
+        .collect();
+    let resources: HashMap<ResourceAddr, Resource> =
+        resources.into_iter().map(|r| (r.addr.clone(), r)).collect();
     let ctx = Arc::new(Ctx {
         loaded,
         store,
         hooks,
         stop,
         resources,
+        accounts,
         results: Mutex::new(Vec::new()),
         copies: Mutex::new(BTreeMap::new()),
         finished: Mutex::new(HashMap::new()),
-        providers,
+        planes,
     });
 
     let (platform_first, rest): (Vec<Change>, Vec<Change>) = changes
@@ -183,7 +195,7 @@ pub async fn apply(
     Ok(ApplyReport {
         steps,
         copies,
-        api_writes: ctx.providers.writes().await,
+        api_writes: ctx.planes.writes(),
         stopped: ctx.stop.load(Ordering::Relaxed),
     })
 }
@@ -230,22 +242,27 @@ struct Ctx {
     store: Arc<StateStore>,
     hooks: Arc<dyn Hooks>,
     stop: StopFlag,
-    resources: HashMap<String, Resource>,
+    resources: HashMap<ResourceAddr, Resource>,
+    /// The plan's accounts by lower-case address (a removed feature's account included).
+    accounts: HashMap<String, Arc<AccountSpec>>,
     results: Mutex<Vec<StepResult>>,
     copies: Mutex<BTreeMap<String, CopyReport>>,
     /// Steps of this run that completed (true) or did not (false).
-    finished: Mutex<HashMap<String, bool>>,
-    providers: api::Providers,
+    finished: Mutex<HashMap<ResourceAddr, bool>>,
+    planes: Planes,
 }
 
 /// Runs one group's changes in dependency order (a group's changes are few: a simple
 /// repeated scan is enough).
 async fn run_group(ctx: &Arc<Ctx>, mut pending: Vec<Change>) {
     while !pending.is_empty() {
-        let ids: Vec<String> = pending.iter().map(|c| c.id.clone()).collect();
         let next = pending
             .iter()
-            .position(|c| !c.depends_on.iter().any(|d| ids.contains(d)))
+            .position(|c| {
+                !c.depends_on
+                    .iter()
+                    .any(|d| pending.iter().any(|p| p.addr.as_ref() == Some(d)))
+            })
             .unwrap_or(0);
         let change = pending.remove(next);
         let outcome = if ctx.stop.load(Ordering::Relaxed) {
@@ -259,10 +276,12 @@ async fn run_group(ctx: &Arc<Ctx>, mut pending: Vec<Change>) {
                 }
             }
         };
-        ctx.finished
-            .lock()
-            .await
-            .insert(change.id.clone(), matches!(outcome, Outcome::Done(_)));
+        if let Some(addr) = &change.addr {
+            ctx.finished
+                .lock()
+                .await
+                .insert(addr.clone(), matches!(outcome, Outcome::Done(_)));
+        }
         let result = StepResult {
             id: change.id.clone(),
             account: change.account.clone(),
@@ -286,7 +305,7 @@ async fn blocked_by(ctx: &Ctx, change: &Change) -> Option<String> {
         }
         let applied = ctx
             .store
-            .resource(dep)
+            .resource(&dep.to_string())
             .ok()
             .flatten()
             .is_some_and(|r| r.status.is_applied());
@@ -308,41 +327,8 @@ async fn run_change(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         ),
         Action::Orphaned => Outcome::Done("kept".to_string()),
         Action::Sync => run_sync(ctx, change).await,
-        Action::Create | Action::Update | Action::Delete => api::run(ctx, change).await,
+        Action::Create | Action::Update | Action::Delete => control::run(ctx, change).await,
     }
-}
-
-async fn record_failure(ctx: &Ctx, change: &Change, outcome: &Outcome) {
-    let Outcome::Failed(err) = outcome else {
-        return;
-    };
-    let prev = ctx.store.resource(&change.id).ok().flatten();
-    let rec = match (ctx.resources.get(&change.id), prev) {
-        (Some(r), prev) => ResourceRecord {
-            status: Status::Failed,
-            last_error: Some(err.message.clone()),
-            updated_at: now(),
-            ..prev.unwrap_or_else(|| r.record(Status::Failed, now()))
-        },
-        // Gone from the plan (a feature being removed): it keeps what it was, so the next
-        // plan still removes it, and says why the last removal failed.
-        (None, Some(prev)) => ResourceRecord {
-            last_error: Some(err.message.clone()),
-            updated_at: now(),
-            ..prev
-        },
-        (None, None) => return,
-    };
-    let _ = ctx.store.put_resource(&change.id, &rec);
-}
-
-fn account_of<'a>(ctx: &'a Ctx, change: &Change) -> Option<&'a Account> {
-    let addr = change.account.as_deref()?;
-    ctx.loaded
-        .plan
-        .accounts
-        .iter()
-        .find(|a| a.address.eq_ignore_ascii_case(addr))
 }
 
 /// Where and how to log in on both sides of an account; secrets are read now.
@@ -356,9 +342,23 @@ pub fn account_targets(loaded: &Loaded, account: &Account) -> Result<(Target, Ta
             "unknown platform (the plan validator should have refused this)",
         ));
     };
-    let source = target(loaded, from, &account.source, source_login(account))
+    targets(&loaded.base_dir, from, to, account)
+}
+
+/// [`account_targets`] of a compiled account.
+fn spec_targets(base: &Path, account: &AccountSpec) -> Result<(Target, Target), StepError> {
+    targets(base, &account.source, &account.dest, &account.account)
+}
+
+fn targets(
+    base: &Path,
+    from: &Platform,
+    to: &Platform,
+    account: &Account,
+) -> Result<(Target, Target), StepError> {
+    let source = target(base, from, &account.source, source_login(account))
         .map_err(|e| StepError::config(format!("source: {e}")))?;
-    let dest = target(loaded, to, &account.destination, dest_login(account))
+    let dest = target(base, to, &account.destination, dest_login(account))
         .map_err(|e| StepError::config(format!("destination: {e}")))?;
     Ok((source, dest))
 }
@@ -378,28 +378,30 @@ pub fn copy_options(plan: &crate::plan::model::Plan, account: &Account) -> CopyO
 }
 
 async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
-    let Some(resource) = ctx.resources.get(&change.id) else {
+    let Some(resource) = change.addr.as_ref().and_then(|a| ctx.resources.get(a)) else {
         return Outcome::Failed(StepError::bug(format!("{} is not in the plan", change.id)));
     };
+    let records = Records::new(&ctx.store);
     if resource.kind != ResourceKind::Mail {
-        let outcome = Outcome::Failed(StepError::config(format!(
+        let err = StepError::config(format!(
             "copying {} (CardDAV/CalDAV) is not available in this version of mailshift",
             resource.kind.as_str()
-        )));
-        record_failure(ctx, change, &outcome).await;
-        return outcome;
+        ));
+        records.failed(&change.id, Some(resource), &err);
+        return Outcome::Failed(err);
     }
-    let Some(account) = account_of(ctx, change) else {
+    let Spec::Content { account: spec, .. } = &resource.spec else {
         return Outcome::Failed(StepError::bug(format!(
-            "{}: no such account in the plan",
+            "{}: not a content resource",
             change.id
         )));
     };
+    let account = &spec.account;
     let plan = &ctx.loaded.plan;
-    let job = match account_targets(&ctx.loaded, account) {
+    let job = match spec_targets(&ctx.loaded.base_dir, spec) {
         Ok((source, dest)) => Job {
-            resource_id: resource.id.clone(),
-            account: account.address.to_ascii_lowercase(),
+            resource_id: change.id.clone(),
+            account: spec.address.clone(),
             source,
             dest,
             rules: imap_adapter::folder_rules(account.folders.as_ref()),
@@ -415,9 +417,8 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             adopt_locks: Default::default(),
         },
         Err(e) => {
-            let outcome = Outcome::Failed(e);
-            record_failure(ctx, change, &outcome).await;
-            return outcome;
+            records.failed(&change.id, Some(resource), &e);
+            return Outcome::Failed(e);
         }
     };
     // Mark the step as started: a crash from here on shows as "resume" in the next plan.
@@ -426,31 +427,21 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         Ok(p) => p,
         Err(e) => return Outcome::Failed(e.into()),
     };
-    let prev = store.resource(&resource.id).ok().flatten();
+    let (started, prev) = match records.sync_started(resource) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(e.into()),
+    };
     // Only a finished copy with the same settings lets folders list just the newer messages.
     let full_scan = !prev
         .as_ref()
         .is_some_and(|p| p.status == Status::Done && p.fingerprint == resource.fingerprint);
-    let started = ResourceRecord {
-        fingerprint: resource.fingerprint.clone(),
-        identity: resource.identity.clone(),
-        summary: resource.summary.clone(),
-        status: Status::InProgress,
-        updated_at: now(),
-        last_error: None,
-        ..prev
-            .clone()
-            .unwrap_or_else(|| resource.record(Status::InProgress, now()))
-    };
-    if let Err(e) = store.put_resource(&resource.id, &started) {
-        return Outcome::Failed(e.into());
-    }
     // An account renamed or created by this run may take a moment to accept logins.
     let fresh = {
         let finished = ctx.finished.lock().await;
-        resource.depends_on.iter().any(|d| {
-            (d.ends_with("/create") || d.ends_with("/rename")) && finished.get(d) == Some(&true)
-        })
+        resource
+            .depends_on
+            .iter()
+            .any(|d| d.makes_account() && finished.get(d) == Some(&true))
     };
     let job = Arc::new(Job {
         sync_point,
@@ -465,7 +456,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     let progress: Arc<dyn Progress> = ctx.hooks.clone();
     let journal = Arc::new(journal::StoreJournal::new(
         store.clone(),
-        resource.id.clone(),
+        resource.id().to_string(),
     ));
     let result = copy::sync_account(job, journal, progress, ctx.stop.clone()).await;
     match result {
@@ -493,26 +484,22 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             // Folders given up on fail the step, while what was copied stays recorded; the
             // next apply scans in full and copies only what is missing.
             let failed = failed_folders(&report);
-            let rec = ResourceRecord {
-                // A stopped copy stays in progress: the next apply resumes it.
-                status: if failed.is_some() {
-                    Status::Failed
-                } else if stopped {
-                    Status::InProgress
-                } else {
-                    Status::Done
-                },
-                sync_point: if stopped || failed.is_some() {
-                    started.sync_point
-                } else {
-                    Some(sync_point)
-                },
-                last_error: failed.clone(),
-                outputs,
-                updated_at: now(),
-                ..started
+            // A stopped copy stays in progress: the next apply resumes it.
+            let status = if failed.is_some() {
+                Status::Failed
+            } else if stopped {
+                Status::InProgress
+            } else {
+                Status::Done
             };
-            if let Err(e) = store.put_resource(&resource.id, &rec) {
+            let point = if stopped || failed.is_some() {
+                started.sync_point
+            } else {
+                Some(sync_point)
+            };
+            if let Err(e) =
+                records.sync_ended(resource, started, status, point, failed.clone(), outputs)
+            {
                 return Outcome::Failed(e.into());
             }
             // The reasons are in the state's record and the report (one line per folder).
@@ -529,10 +516,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 .map(|f| imap_adapter::error_kind(f.kind))
                 .min_by_key(|k| k.retry())
                 .unwrap_or(crate::error::ErrorKind::Refused);
-            ctx.copies
-                .lock()
-                .await
-                .insert(account.address.to_ascii_lowercase(), report);
+            ctx.copies.lock().await.insert(spec.address.clone(), report);
             if failed.is_some() {
                 Outcome::Failed(StepError::new(
                     kind,
@@ -551,13 +535,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             }
         }
         Err(e) => {
-            let rec = ResourceRecord {
-                status: Status::Failed,
-                last_error: Some(e.message.clone()),
-                updated_at: now(),
-                ..started
-            };
-            let _ = store.put_resource(&resource.id, &rec);
+            records.sync_failed(resource, started, &e.message);
             Outcome::Failed(e.into_step_error())
         }
     }

@@ -26,7 +26,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         )),
         other => CliError(other.to_string()),
     })?;
-    let done = acknowledge(&loaded, &store, &args.id).map_err(CliError)?;
+    let done = acknowledge(&loaded, &store, &args.id)?;
     println!("{}", done.message);
     Ok(ExitCode::SUCCESS)
 }

@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use super::{CliError, load_plan};
-use crate::diff::{Change, Summary, diff};
-use crate::model::compile;
+use crate::apply::pipeline::Planned;
+use crate::apply::plane::Planes;
+use crate::diff::{Change, Summary};
 use crate::render;
 
 #[derive(Debug, clap::Args)]
@@ -32,22 +34,17 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let Some(loaded) = load_plan(&args.plan) else {
         return Ok(ExitCode::from(1));
     };
+    let loaded = Arc::new(loaded);
     let state_path = loaded.state_path();
     let state = crate::state::read_resources(&state_path)?;
-    let desired = compile(&loaded.plan);
-    let mut changes = diff(&desired, &state);
+    let mut planned = Planned::new(&loaded.plan, &state);
     if args.refresh {
-        let providers = crate::apply::api::Providers::default();
-        let drift = super::runtime()?.block_on(crate::apply::api::observe_drift(
-            &loaded, &providers, &desired, &state,
-        ))?;
-        crate::diff::add_drift(&mut changes, &desired, &state, &drift);
-        super::runtime()?.block_on(preview_copies(&loaded, &mut changes));
+        let planes = Planes::new(loaded.clone(), None);
+        super::runtime()?.block_on(planned.refresh(&planes, &state))?;
+        super::runtime()?.block_on(preview_copies(&loaded, &mut planned.changes));
     }
-    let targets = super::targets(&loaded, &args.target)?;
-    if !targets.is_empty() {
-        changes.retain(|c| c.account.as_ref().is_some_and(|a| targets.contains(a)));
-    }
+    planned.only_accounts(&super::targets(&loaded, &args.target)?);
+    let changes = planned.changes;
     if args.json {
         print!("{}", render::plan_json(&changes));
     } else {
@@ -75,7 +72,8 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
 async fn preview_copies(loaded: &crate::plan::Loaded, changes: &mut [Change]) {
     use futures_util::StreamExt;
     let reader = crate::state::StateReader::open(&loaded.state_path());
-    let pending: std::collections::HashSet<String> = changes.iter().map(|c| c.id.clone()).collect();
+    let pending: std::collections::HashSet<&crate::model::ResourceAddr> =
+        changes.iter().filter_map(|c| c.addr.as_ref()).collect();
     let looks = changes
         .iter()
         .enumerate()

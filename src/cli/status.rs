@@ -31,7 +31,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             .collect();
         let done = mine
             .iter()
-            .filter(|r| state.get(&r.id).is_some_and(|s| s.status.is_applied()))
+            .filter(|r| state.get(r.id()).is_some_and(|s| s.status.is_applied()))
             .count();
         let cut_over = mine
             .iter()
@@ -43,10 +43,11 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         );
         let prefix = format!("account/{address}/");
         for r in &mine {
-            let label = r.id.strip_prefix(&prefix).unwrap_or(&r.id);
+            let id = r.id();
+            let label = id.strip_prefix(&prefix).unwrap_or(id);
             failed |= print_line(r, label, &state);
-            if r.kind == crate::model::ResourceKind::Mail && state.contains_key(&r.id) {
-                print_mail(&reader, &r.id)?;
+            if r.kind == crate::model::ResourceKind::Mail && state.contains_key(id) {
+                print_mail(&reader, id)?;
             }
         }
     }
@@ -55,11 +56,11 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     if !platform.is_empty() {
         let done = platform
             .iter()
-            .filter(|r| state.get(&r.id).is_some_and(|s| s.status.is_applied()))
+            .filter(|r| state.get(r.id()).is_some_and(|s| s.status.is_applied()))
             .count();
         println!("platforms  {done}/{} steps done", platform.len());
         for r in &platform {
-            failed |= print_line(r, &r.id, &state);
+            failed |= print_line(r, r.id(), &state);
         }
     }
     Ok(if failed {
@@ -119,7 +120,7 @@ fn print_line(
     state: &std::collections::BTreeMap<String, ResourceRecord>,
 ) -> bool {
     let mut failed = false;
-    let (status, extra) = match state.get(&r.id) {
+    let (status, extra) = match state.get(r.id()) {
         None => ("pending", String::new()),
         Some(s) => {
             let mut extra = String::new();

@@ -1,7 +1,7 @@
 //! mailshift's core, below every engine and provider: the plan file (`plan`: loading,
 //! validation, diagnostics, secrets), the resources it compiles into (`model`), the pure
-//! comparison with what was done (`diff`), the state store (`state`), and the kinds of
-//! failure every layer reports (`error`).
+//! comparison with what was done (`diff`), the state store (`state`), the kinds of failure
+//! every layer reports (`error`), and what the executor asks of a control plane (`plane`).
 //!
 //! Data flows one way: `plan` → `model` → `diff`, with `state` read by `diff` and written by
 //! the executor in the `mailshift` crate. Nothing here talks to a server.
@@ -10,4 +10,5 @@ pub mod diff;
 pub mod error;
 pub mod model;
 pub mod plan;
+pub mod plane;
 pub mod state;

@@ -9,6 +9,7 @@ pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod ops;
+pub mod plane;
 pub mod signing;
 pub mod task;
 

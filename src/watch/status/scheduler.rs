@@ -28,15 +28,16 @@ impl StatusModel {
         inner.counters.reload("applied");
         let mut old = std::mem::take(&mut inner.resources);
         for r in &resources {
-            let live = old.remove(&r.id).and_then(|i| i.live);
+            let id = r.id().to_string();
+            let live = old.remove(&id).and_then(|i| i.live);
             inner.resources.insert(
-                r.id.clone(),
+                id.clone(),
                 ResourceInfo {
                     kind: r.kind.as_str().to_string(),
                     account: r.account.clone(),
                     summary: r.summary.clone(),
                     in_plan: true,
-                    record: records.get(&r.id).cloned(),
+                    record: records.get(&id).cloned(),
                     live,
                 },
             );
@@ -249,7 +250,7 @@ fn describe_account(info: &mut AccountInfo, address: &str, loaded: &Loaded, all:
     let mail = all
         .iter()
         .find(|r| r.account.as_deref() == Some(address) && r.kind == ResourceKind::Mail);
-    info.mail_id = mail.map(|r| r.id.clone());
+    info.mail_id = mail.map(|r| r.id().to_string());
     info.cut_over = mail.is_some_and(|r| matches!(r.execution, Execution::Sync { cut_over: true }));
     info.syncs = mail.is_some_and(|r| matches!(r.execution, Execution::Sync { cut_over: false }));
 }

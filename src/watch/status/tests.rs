@@ -15,6 +15,7 @@ use crate::watch::schedule::RunEnd;
 fn change(id: &str, account: &str) -> Change {
     Change {
         id: id.into(),
+        addr: id.parse().ok(),
         action: Action::Sync,
         kind: ResourceKind::Mail,
         account: Some(account.into()),

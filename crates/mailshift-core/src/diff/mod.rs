@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::{Execution, Resource, ResourceKind};
+use crate::model::{Execution, Resource, ResourceAddr, ResourceKind};
 use crate::state::record::{ResourceRecord, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -60,7 +60,11 @@ impl Action {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
+    /// The address's text form (what people, the JSON view and the state keys read).
     pub id: String,
+    /// The address; `None` only for a state key this version cannot read (an orphan).
+    #[serde(skip)]
+    pub addr: Option<ResourceAddr>,
     pub action: Action,
     pub kind: ResourceKind,
     pub account: Option<String>,
@@ -73,7 +77,7 @@ pub struct Change {
     pub after: Option<String>,
     /// For manual steps: what to do by hand.
     pub instructions: Option<String>,
-    pub depends_on: Vec<String>,
+    pub depends_on: Vec<ResourceAddr>,
 }
 
 impl Change {
@@ -122,11 +126,15 @@ impl Summary {
 pub fn diff(desired: &[Resource], state: &BTreeMap<String, ResourceRecord>) -> Vec<Change> {
     let mut changes = Vec::new();
     for r in desired {
-        if let Some(c) = diff_one(r, state.get(&r.id)) {
+        if let Some(c) = diff_one(r, r.id(), state.get(r.id())) {
             changes.push(c);
         }
     }
-    let wanted: std::collections::HashSet<&str> = desired.iter().map(|r| r.id.as_str()).collect();
+    let wanted: std::collections::HashSet<&str> = if state.is_empty() {
+        Default::default()
+    } else {
+        desired.iter().map(|r| r.id()).collect()
+    };
     for (id, rec) in state {
         if wanted.contains(id.as_str()) {
             continue;
@@ -139,12 +147,14 @@ pub fn diff(desired: &[Resource], state: &BTreeMap<String, ResourceRecord>) -> V
 
 fn change(
     r: &Resource,
+    id: &str,
     action: Action,
     reason: impl Into<String>,
     before: Option<&ResourceRecord>,
 ) -> Change {
     Change {
-        id: r.id.clone(),
+        id: id.to_string(),
+        addr: Some(r.addr.clone()),
         action,
         kind: r.kind,
         account: r.account.clone(),
@@ -154,8 +164,7 @@ fn change(
         after: Some(r.summary.clone()),
         instructions: match &r.execution {
             Execution::Manual { instructions } if action == Action::Manual => Some(format!(
-                "{instructions} Then run `mailshift ack PLAN {}`.",
-                r.id
+                "{instructions} Then run `mailshift ack PLAN {id}`."
             )),
             _ => None,
         },
@@ -175,10 +184,16 @@ pub fn add_drift(
         if changes.iter().any(|c| &c.id == id) {
             continue;
         }
-        let Some(r) = desired.iter().find(|r| &r.id == id) else {
+        let Some(r) = desired.iter().find(|r| r.id() == id) else {
             continue;
         };
-        let mut c = change(r, first_action(r), format!("drift: {what}"), state.get(id));
+        let mut c = change(
+            r,
+            id,
+            first_action(r),
+            format!("drift: {what}"),
+            state.get(id),
+        );
         if c.action == Action::Create {
             c.action = Action::Update;
         }
@@ -196,7 +211,7 @@ fn first_action(r: &Resource) -> Action {
     }
 }
 
-fn diff_one(r: &Resource, rec: Option<&ResourceRecord>) -> Option<Change> {
+fn diff_one(r: &Resource, id: &str, rec: Option<&ResourceRecord>) -> Option<Change> {
     let Some(rec) = rec else {
         // Never applied: make it exist.
         let reason = match r.execution {
@@ -206,7 +221,7 @@ fn diff_one(r: &Resource, rec: Option<&ResourceRecord>) -> Option<Change> {
             Execution::Manual { .. } => "no API on this platform: to do by hand",
             Execution::Api => "not yet applied",
         };
-        return Some(change(r, first_action(r), reason, None));
+        return Some(change(r, id, first_action(r), reason, None));
     };
     match rec.status {
         // Interrupted (crash, Ctrl-C): run the step again; steps are idempotent and copies resume.
@@ -215,13 +230,14 @@ fn diff_one(r: &Resource, rec: Option<&ResourceRecord>) -> Option<Change> {
                 Execution::Sync { .. } => "resume the interrupted copy",
                 _ => "resume the interrupted step",
             };
-            return Some(change(r, first_action(r), reason, Some(rec)));
+            return Some(change(r, id, first_action(r), reason, Some(rec)));
         }
         // Failed: retry, saying why it failed last time.
         Status::Failed => {
             let err = rec.last_error.as_deref().unwrap_or("unknown error");
             return Some(change(
                 r,
+                id,
                 first_action(r),
                 format!("retry: last attempt failed: {err}"),
                 Some(rec),
@@ -234,11 +250,12 @@ fn diff_one(r: &Resource, rec: Option<&ResourceRecord>) -> Option<Change> {
     if rec.identity != r.identity {
         return Some(change(
             r,
+            id,
             Action::Conflict,
             format!(
                 "it was applied as \"{}\" and cannot be changed in place: restore that in the plan, \
-                 or undo it by hand and run `mailshift state forget {}`",
-                rec.summary, r.id
+                 or undo it by hand and run `mailshift state forget {id}`",
+                rec.summary
             ),
             Some(rec),
         ));
@@ -253,6 +270,7 @@ fn diff_one(r: &Resource, rec: Option<&ResourceRecord>) -> Option<Change> {
                 .unwrap_or_default();
             Some(change(
                 r,
+                id,
                 Action::Sync,
                 format!("incremental: copy what is new{point}"),
                 Some(rec),
@@ -260,15 +278,23 @@ fn diff_one(r: &Resource, rec: Option<&ResourceRecord>) -> Option<Change> {
         }
         (Execution::Sync { cut_over: false }, true) => Some(change(
             r,
+            id,
             Action::Sync,
             "incremental, with changed settings (after a folder mapping change, copied messages move on the destination: nothing is uploaded twice)",
             Some(rec),
         )),
         // Cut over: sync has stopped for good; nothing to do.
         (Execution::Sync { cut_over: true }, _) => None,
-        (Execution::Api, true) => Some(change(r, Action::Update, "changed in the plan", Some(rec))),
+        (Execution::Api, true) => Some(change(
+            r,
+            id,
+            Action::Update,
+            "changed in the plan",
+            Some(rec),
+        )),
         (Execution::Manual { .. }, true) => Some(change(
             r,
+            id,
             Action::Manual,
             "changed in the plan since it was done by hand: change it by hand too",
             Some(rec),
@@ -309,6 +335,7 @@ fn gone(id: &str, rec: &ResourceRecord) -> Change {
     };
     Change {
         id: id.to_string(),
+        addr: id.parse().ok(),
         action,
         kind,
         account: rec.account.clone(),

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::model::{Execution, Resource, ResourceKind};
+use crate::model::{Execution, Resource, ResourceKind, Spec};
 use crate::state::record::{ResourceRecord, Status};
 
 fn res(id: &str, kind: ResourceKind, execution: Execution, fp: &str, identity: &str) -> Resource {
     Resource {
+        addr: id.parse().expect("a resource address"),
         id: id.to_string(),
         kind,
         account: Some("a@x.org".into()),
@@ -17,6 +18,13 @@ fn res(id: &str, kind: ResourceKind, execution: Execution, fp: &str, identity: &
         identity: identity.into(),
         execution,
         depends_on: vec![],
+        // The diff never reads the spec.
+        spec: Spec::Group {
+            address: "t@x.org".into(),
+            display_name: None,
+            members: vec![],
+            owners: vec![],
+        },
     }
 }
 
@@ -254,7 +262,7 @@ fn every_case_of_the_table() {
     for (case, desired, recorded, expected, reason) in table() {
         let id = desired
             .as_ref()
-            .map(|r| r.id.clone())
+            .map(|r| r.id().to_string())
             .unwrap_or_else(|| "account/a@x.org/alias/gone@x.org".to_string());
         let desired: Vec<Resource> = desired.into_iter().collect();
         let state: BTreeMap<String, ResourceRecord> =
@@ -294,7 +302,7 @@ fn manual_changes_carry_instructions_and_updates_show_both_sides() {
         "i1",
     );
     let state = BTreeMap::from([(
-        u.id.clone(),
+        u.id().to_string(),
         rec(ResourceKind::Alias, Status::Done, "f1", "i1"),
     )]);
     let c = diff(&[u], &state);
@@ -304,15 +312,18 @@ fn manual_changes_carry_instructions_and_updates_show_both_sides() {
 
 #[test]
 fn output_is_sorted_by_id_and_summarised() {
-    let a = res("b/2", ResourceKind::Alias, API, "f", "i");
-    let b = res("a/1", ResourceKind::Mail, SYNC, "f", "i");
+    let a = res("group/b@x.org", ResourceKind::Group, API, "f", "i");
+    let b = res("account/a@x.org/mail", ResourceKind::Mail, SYNC, "f", "i");
     let state = BTreeMap::from([(
-        "c/3".to_string(),
+        "group/c@x.org".to_string(),
         rec(ResourceKind::Mail, Status::Done, "f", "i"),
     )]);
     let c = diff(&[a, b], &state);
     let ids: Vec<&str> = c.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, ["a/1", "b/2", "c/3"]);
+    assert_eq!(
+        ids,
+        ["account/a@x.org/mail", "group/b@x.org", "group/c@x.org"]
+    );
     let s = Summary::of(&c);
     assert_eq!((s.add, s.sync, s.orphaned), (1, 1, 1));
     assert!(s.has_changes());

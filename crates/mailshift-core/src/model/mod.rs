@@ -2,20 +2,25 @@
 //! and dependencies.
 //!
 //! A resource is one idempotent step's target (a domain attachment, a rename, a mailbox's
-//! mail, one alias...). Its id is stable and human-readable (`account/john@example.com/mail`)
-//! so the state can be keyed by it and a person can name it on the command line. Two
+//! mail, one alias...). Its address ([`ResourceAddr`]) is stable and reads as text
+//! (`account/john@example.com/mail`) so the state can be keyed by it and a person can name it
+//! on the command line. It carries its [`Spec`]: everything the executor needs to carry the
+//! step out, so nothing downstream goes back to the plan or splits the address. Two
 //! fingerprints are kept: `identity` covers what cannot change in place once applied (a
 //! rename's target, where mail goes), `fingerprint` covers everything that matters. Neither
 //! ever includes a secret: credentials are hashed by where they point, not by value.
 
+mod addr;
 pub mod capabilities;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::plan::model::{Account, Content, DomainMode, Plan, Platform};
+use crate::plan::model::{Account, Content, DomainMode, MigrationOptions, Plan, Platform, Right};
+pub use addr::{AddrError, ResourceAddr};
 use capabilities::{Feature, Support, support};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -120,9 +125,12 @@ pub enum Execution {
     Sync { cut_over: bool },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Resource {
-    pub id: String,
+    pub addr: ResourceAddr,
+    /// The address's text form, rendered once by `compile`: the state key, and the order of
+    /// every listing.
+    pub(crate) id: String,
     pub kind: ResourceKind,
     /// The account the resource belongs to (for grouping and `--target`).
     pub account: Option<String>,
@@ -133,24 +141,120 @@ pub struct Resource {
     pub fingerprint: String,
     pub identity: String,
     pub execution: Execution,
-    pub depends_on: Vec<String>,
+    pub depends_on: Vec<ResourceAddr>,
+    /// What the resource should be, as data for the executor.
+    pub spec: Spec,
+}
+
+/// An account of the plan with what its steps share: built once per account and shared (not
+/// copied) by all of its resources.
+#[derive(Debug, PartialEq)]
+pub struct AccountSpec {
+    /// The address, lower-case.
+    pub address: String,
+    /// The account as the plan writes it (credentials are references, never values).
+    pub account: Account,
+    /// The source and destination platforms (`account.from`, `account.to`).
+    pub source: Arc<Platform>,
+    pub dest: Arc<Platform>,
+    /// Migration options with the plan's defaults filled in.
+    pub options: MigrationOptions,
 }
 
 impl Resource {
-    /// A fresh state record saying this resource (as the plan has it now) is in `status`.
-    pub fn record(&self, status: crate::state::Status, now: u64) -> crate::state::ResourceRecord {
-        crate::state::ResourceRecord {
-            kind: self.kind.as_str().to_string(),
-            account: self.account.clone(),
-            fingerprint: self.fingerprint.clone(),
-            identity: self.identity.clone(),
-            status,
-            summary: self.summary.clone(),
-            outputs: Default::default(),
-            last_error: None,
-            sync_point: None,
-            created_at: now,
-            updated_at: now,
+    /// The address's text form (`account/john@example.com/mail`): the resource's state key.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl AccountSpec {
+    /// The provisional name the source account is renamed to, lower-case.
+    pub fn provisional(&self) -> Option<String> {
+        self.account
+            .rename_to
+            .as_ref()
+            .map(|r| r.to_ascii_lowercase())
+    }
+}
+
+/// What a resource should be. Names are lower-case, as in its address.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Spec {
+    Domain {
+        domain: String,
+        mode: DomainMode,
+        mx_relay: Option<String>,
+    },
+    DnsCheck {
+        domain: String,
+        /// MX must point to the platform now (else only at the cutover).
+        authoritative: bool,
+    },
+    Rename {
+        account: Arc<AccountSpec>,
+        /// The provisional name.
+        to: String,
+    },
+    Create {
+        account: Arc<AccountSpec>,
+    },
+    Content {
+        account: Arc<AccountSpec>,
+        content: Content,
+    },
+    Alias {
+        account: Arc<AccountSpec>,
+        alias: String,
+    },
+    Redirection {
+        account: Arc<AccountSpec>,
+        to: String,
+        local_copy: bool,
+    },
+    Delegation {
+        account: Arc<AccountSpec>,
+        grantee: String,
+        rights: BTreeSet<Right>,
+    },
+    Cleanup {
+        account: Arc<AccountSpec>,
+        provisional: String,
+    },
+    Group {
+        address: String,
+        display_name: Option<String>,
+        /// As the plan writes them.
+        members: Vec<String>,
+        owners: Vec<String>,
+    },
+    ExternalContact {
+        address: String,
+        display_name: Option<String>,
+        first_name: Option<String>,
+        last_name: Option<String>,
+        hidden: bool,
+    },
+    Footer {
+        domain: String,
+        text: Option<String>,
+        html: Option<String>,
+        outside_only: bool,
+    },
+}
+
+impl Spec {
+    /// The account the resource belongs to, when it belongs to one.
+    pub fn account(&self) -> Option<&Arc<AccountSpec>> {
+        match self {
+            Spec::Rename { account, .. }
+            | Spec::Create { account }
+            | Spec::Content { account, .. }
+            | Spec::Alias { account, .. }
+            | Spec::Redirection { account, .. }
+            | Spec::Delegation { account, .. }
+            | Spec::Cleanup { account, .. } => Some(account),
+            _ => None,
         }
     }
 }
@@ -179,7 +283,10 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             }
         };
         let name = d.name.to_ascii_lowercase();
-        let id = format!("domain/{}/{}", d.platform, name);
+        let addr = ResourceAddr::Domain {
+            platform: d.platform.clone(),
+            domain: name.clone(),
+        };
         let Some(execution) = execution_for(p, Feature::AttachDomain, || {
             format!(
                 "On platform `{}`, attach domain {name} as {mode}.",
@@ -189,6 +296,7 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             continue;
         };
         out.push(Resource {
+            id: String::new(),
             summary: format!("{name} on {}: {mode}", d.platform),
             fingerprint: fingerprint(&(&d.platform, &name, d.mode, &d.mx_relay)),
             identity: fingerprint(&(&d.platform, &name)),
@@ -197,7 +305,12 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             platform: d.platform.clone(),
             execution,
             depends_on: Vec::new(),
-            id,
+            addr,
+            spec: Spec::Domain {
+                domain: name,
+                mode: d.mode,
+                mx_relay: d.mx_relay.clone(),
+            },
         });
     }
     // A domain moving between platforms is switched on the source before it is attached on the
@@ -215,43 +328,45 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             (a.from.clone(), domain)
         })
         .collect();
-    let domains: Vec<(String, String, String)> = out
+    // Only domains are in `out` so far.
+    let domains: Vec<(ResourceAddr, String, String)> = out
         .iter()
-        .map(|r| {
-            let name = r.id.rsplit('/').next().unwrap_or("").to_string();
-            (r.id.clone(), r.platform.clone(), name)
+        .filter_map(|r| match &r.addr {
+            ResourceAddr::Domain { platform, domain } => {
+                Some((r.addr.clone(), platform.clone(), domain.clone()))
+            }
+            _ => None,
         })
         .collect();
-    for r in &mut out {
-        let name = r.id.rsplit('/').next().unwrap_or("").to_string();
-        if sources.contains(&(r.platform.clone(), name.clone())) {
+    for (r, (_, platform, name)) in out.iter_mut().zip(&domains) {
+        if sources.contains(&(platform.clone(), name.clone())) {
             continue;
         }
         r.depends_on.extend(
             domains
                 .iter()
                 .filter(|(_, p, n)| {
-                    *n == name && *p != r.platform && sources.contains(&(p.clone(), n.clone()))
+                    n == name && p != platform && sources.contains(&(p.clone(), n.clone()))
                 })
-                .map(|(id, _, _)| id.clone()),
+                .map(|(addr, _, _)| addr.clone()),
         );
     }
-    let domain_ids: Vec<(String, String)> = out
+    let domain_ids: Vec<(String, ResourceAddr)> = domains
+        .into_iter()
+        .map(|(addr, _, name)| (name, addr))
+        .collect();
+    let platforms: BTreeMap<&str, Arc<Platform>> = plan
+        .platforms
         .iter()
-        .map(|r| {
-            (
-                r.id.rsplit('/').next().unwrap_or("").to_string(),
-                r.id.clone(),
-            )
-        })
+        .map(|(name, p)| (name.as_str(), Arc::new(p.clone())))
         .collect();
     for a in &plan.accounts {
-        compile_account(plan, a, &domain_ids, &mut out);
+        compile_account(plan, a, &platforms, &domain_ids, &mut out);
     }
-    let creates: Vec<(String, String)> = out
+    let creates: Vec<(String, ResourceAddr)> = out
         .iter()
         .filter(|r| matches!(r.kind, ResourceKind::Create))
-        .filter_map(|r| r.account.clone().map(|a| (a, r.id.clone())))
+        .filter_map(|r| r.account.clone().map(|a| (a, r.addr.clone())))
         .collect();
     for g in &plan.groups {
         let Some(p) = plan.platforms.get(&g.platform) else {
@@ -278,7 +393,7 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
         let depends_on = creates
             .iter()
             .filter(|(a, _)| members.contains(a) || owners.contains(a))
-            .map(|(_, id)| id.clone())
+            .map(|(_, addr)| addr.clone())
             .chain(
                 plan.external_contacts
                     .iter()
@@ -286,11 +401,17 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
                         c.platform == g.platform
                             && members.contains(&c.address.to_ascii_lowercase())
                     })
-                    .map(|c| format!("contact/{}/{}", c.platform, c.address.to_ascii_lowercase())),
+                    .map(|c| ResourceAddr::ExternalContact {
+                        platform: c.platform.clone(),
+                        address: c.address.to_ascii_lowercase(),
+                    }),
             )
             .collect();
         out.push(Resource {
-            id: format!("group/{address}"),
+            id: String::new(),
+            addr: ResourceAddr::Group {
+                address: address.clone(),
+            },
             kind: ResourceKind::Group,
             account: None,
             platform: g.platform.clone(),
@@ -304,6 +425,12 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             identity: fingerprint(&(&g.platform, &address)),
             execution,
             depends_on,
+            spec: Spec::Group {
+                address,
+                display_name: g.display_name.clone(),
+                members: g.members.clone(),
+                owners: g.owners.clone(),
+            },
         });
     }
     for c in &plan.external_contacts {
@@ -339,7 +466,11 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             continue;
         };
         out.push(Resource {
-            id: format!("contact/{}/{address}", c.platform),
+            id: String::new(),
+            addr: ResourceAddr::ExternalContact {
+                platform: c.platform.clone(),
+                address: address.clone(),
+            },
             kind: ResourceKind::ExternalContact,
             account: None,
             platform: c.platform.clone(),
@@ -363,6 +494,13 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             identity: fingerprint(&(&c.platform, &address)),
             execution,
             depends_on: Vec::new(),
+            spec: Spec::ExternalContact {
+                address,
+                display_name: c.display_name.clone(),
+                first_name: c.first_name.clone(),
+                last_name: c.last_name.clone(),
+                hidden: c.hidden,
+            },
         });
     }
     for f in &plan.footers {
@@ -391,14 +529,17 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
         let depends_on = out
             .iter()
             .filter(|r| {
-                r.kind == ResourceKind::Domain
-                    && r.platform == f.platform
-                    && r.id.ends_with(&format!("/{domain}"))
+                matches!(&r.addr, ResourceAddr::Domain { platform, domain: d }
+                    if *platform == f.platform && *d == domain)
             })
-            .map(|r| r.id.clone())
+            .map(|r| r.addr.clone())
             .collect();
         out.push(Resource {
-            id: format!("footer/{}/{domain}", f.platform),
+            id: String::new(),
+            addr: ResourceAddr::Footer {
+                platform: f.platform.clone(),
+                domain: domain.clone(),
+            },
             kind: ResourceKind::Footer,
             account: None,
             platform: f.platform.clone(),
@@ -410,6 +551,12 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             identity: fingerprint(&(&f.platform, &domain)),
             execution,
             depends_on,
+            spec: Spec::Footer {
+                domain,
+                text: f.text.clone(),
+                html: f.html.clone(),
+                outside_only: f.outside_only,
+            },
         });
     }
     // DNS diagnostics are read once the domain is attached, and again whenever its mode
@@ -423,13 +570,20 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
         if !p.kind.is_ovh() || sources.contains(&(d.platform.clone(), name.clone())) {
             continue;
         }
-        let domain_id = format!("domain/{}/{name}", d.platform);
+        let domain_id = ResourceAddr::Domain {
+            platform: d.platform.clone(),
+            domain: name.clone(),
+        };
         let mode = match d.mode {
             DomainMode::Authoritative => "authoritative",
             DomainMode::NonAuthoritative => "non-authoritative",
         };
         out.push(Resource {
-            id: format!("dns/{}/{name}", d.platform),
+            id: String::new(),
+            addr: ResourceAddr::DnsCheck {
+                platform: d.platform.clone(),
+                domain: name.clone(),
+            },
             kind: ResourceKind::DnsCheck,
             account: None,
             platform: d.platform.clone(),
@@ -445,13 +599,21 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
             fingerprint: fingerprint(&(&d.platform, &name, d.mode)),
             identity: fingerprint(&(&d.platform, &name)),
             execution: Execution::Api,
-            depends_on: if out.iter().any(|r| r.id == domain_id) {
+            depends_on: if out.iter().any(|r| r.addr == domain_id) {
                 vec![domain_id]
             } else {
                 Vec::new()
             },
+            spec: Spec::DnsCheck {
+                domain: name,
+                authoritative: d.mode == DomainMode::Authoritative,
+            },
         });
     }
+    for r in &mut out {
+        r.id = r.addr.to_string();
+    }
+    // By the text form: the order people and the JSON view have always seen.
     out.sort_by(|a, b| a.id.cmp(&b.id));
     out
 }
@@ -459,16 +621,26 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
 fn compile_account(
     plan: &Plan,
     a: &Account,
-    domain_ids: &[(String, String)],
+    platforms: &BTreeMap<&str, Arc<Platform>>,
+    domain_ids: &[(String, ResourceAddr)],
     out: &mut Vec<Resource>,
 ) {
-    let (Some(from), Some(to)) = (plan.platforms.get(&a.from), plan.platforms.get(&a.to)) else {
+    let (Some(from), Some(to)) = (platforms.get(a.from.as_str()), platforms.get(a.to.as_str()))
+    else {
         return;
     };
     let address = a.address.to_ascii_lowercase();
     let domain = address.rsplit('@').next().unwrap_or("").to_string();
-    let base = format!("account/{address}");
-    let mut deps: Vec<String> = domain_ids
+    let opts = effective_options(plan, a);
+    let spec = Arc::new(AccountSpec {
+        address: address.clone(),
+        account: a.clone(),
+        source: from.clone(),
+        dest: to.clone(),
+        options: opts.clone(),
+    });
+    let (from, to) = (&**from, &**to);
+    let mut deps: Vec<ResourceAddr> = domain_ids
         .iter()
         .filter(|(d, _)| *d == domain)
         .map(|(_, id)| id.clone())
@@ -476,7 +648,9 @@ fn compile_account(
 
     if let Some(rename) = &a.rename_to {
         let rename = rename.to_ascii_lowercase();
-        let id = format!("{base}/rename");
+        let id = ResourceAddr::Rename {
+            account: address.clone(),
+        };
         if let Some(execution) = execution_for(from, Feature::Rename, || {
             format!(
                 "On platform `{}`, rename the account {address} to {rename}.",
@@ -484,7 +658,8 @@ fn compile_account(
             )
         }) {
             out.push(Resource {
-                id: id.clone(),
+                id: String::new(),
+                addr: id.clone(),
                 kind: ResourceKind::Rename,
                 account: Some(address.clone()),
                 platform: a.from.clone(),
@@ -493,6 +668,10 @@ fn compile_account(
                 identity: fingerprint(&(&a.from, &address, &rename)),
                 execution,
                 depends_on: deps.clone(),
+                spec: Spec::Rename {
+                    account: spec.clone(),
+                    to: rename,
+                },
             });
             deps = vec![id];
         }
@@ -504,9 +683,12 @@ fn compile_account(
             a.to
         )
     }) {
-        let id = format!("{base}/create");
+        let id = ResourceAddr::Create {
+            account: address.clone(),
+        };
         out.push(Resource {
-            id: id.clone(),
+            id: String::new(),
+            addr: id.clone(),
             kind: ResourceKind::Create,
             account: Some(address.clone()),
             platform: a.to.clone(),
@@ -515,11 +697,13 @@ fn compile_account(
             identity: fingerprint(&(&a.to, &address)),
             execution,
             depends_on: deps.clone(),
+            spec: Spec::Create {
+                account: spec.clone(),
+            },
         });
         deps.push(id);
     }
     let source_login = source_login(a);
-    let opts = effective_options(plan, a);
     let mut content_ids = Vec::new();
     let content = a.content.clone().unwrap_or_else(|| vec![Content::Mail]);
     for c in BTreeSet::from_iter(content) {
@@ -529,10 +713,14 @@ fn compile_account(
             Content::Calendars => ResourceKind::Calendars,
             Content::Tasks => ResourceKind::Tasks,
         };
-        let id = format!("{base}/{}", c.as_str());
+        let id = ResourceAddr::Content {
+            account: address.clone(),
+            content: c,
+        };
         let endpoints = (endpoint_identity(from, c), endpoint_identity(to, c));
         out.push(Resource {
-            id: id.clone(),
+            id: String::new(),
+            addr: id.clone(),
             kind,
             account: Some(address.clone()),
             platform: a.to.clone(),
@@ -550,6 +738,10 @@ fn compile_account(
                 cut_over: opts.cut_over.unwrap_or(false),
             },
             depends_on: deps.clone(),
+            spec: Spec::Content {
+                account: spec.clone(),
+                content: c,
+            },
         });
         content_ids.push(id);
     }
@@ -567,7 +759,11 @@ fn compile_account(
             )
         }) {
             out.push(Resource {
-                id: format!("{base}/alias/{alias}"),
+                id: String::new(),
+                addr: ResourceAddr::Alias {
+                    account: address.clone(),
+                    alias: alias.clone(),
+                },
                 kind: ResourceKind::Alias,
                 account: Some(address.clone()),
                 platform: a.to.clone(),
@@ -576,6 +772,10 @@ fn compile_account(
                 identity: fingerprint(&(&a.to, &address, &alias)),
                 execution,
                 depends_on: feature_deps.clone(),
+                spec: Spec::Alias {
+                    account: spec.clone(),
+                    alias,
+                },
             });
         }
     }
@@ -593,7 +793,11 @@ fn compile_account(
             )
         }) {
             out.push(Resource {
-                id: format!("{base}/redirection/{target}"),
+                id: String::new(),
+                addr: ResourceAddr::Redirection {
+                    account: address.clone(),
+                    to: target.clone(),
+                },
                 kind: ResourceKind::Redirection,
                 account: Some(address.clone()),
                 platform: a.to.clone(),
@@ -602,6 +806,11 @@ fn compile_account(
                 identity: fingerprint(&(&a.to, &address, &target)),
                 execution,
                 depends_on: feature_deps.clone(),
+                spec: Spec::Redirection {
+                    account: spec.clone(),
+                    to: target,
+                    local_copy: r.local_copy,
+                },
             });
         }
     }
@@ -625,10 +834,16 @@ fn compile_account(
                 .iter()
                 .any(|o| o.address.eq_ignore_ascii_case(&grantee))
             {
-                depends_on.push(format!("account/{grantee}/create"));
+                depends_on.push(ResourceAddr::Create {
+                    account: grantee.clone(),
+                });
             }
             out.push(Resource {
-                id: format!("{base}/delegation/{grantee}"),
+                id: String::new(),
+                addr: ResourceAddr::Delegation {
+                    account: address.clone(),
+                    grantee: grantee.clone(),
+                },
                 kind: ResourceKind::Delegation,
                 account: Some(address.clone()),
                 platform: a.to.clone(),
@@ -637,6 +852,11 @@ fn compile_account(
                 identity: fingerprint(&(&a.to, &address, &grantee)),
                 execution,
                 depends_on,
+                spec: Spec::Delegation {
+                    account: spec.clone(),
+                    grantee,
+                    rights,
+                },
             });
         }
     }
@@ -650,10 +870,13 @@ fn compile_account(
                 r.account.as_deref() == Some(address.as_str())
                     && (r.kind.is_content() || r.kind.is_feature())
             })
-            .map(|r| r.id.clone())
+            .map(|r| r.addr.clone())
             .collect();
         out.push(Resource {
-            id: format!("{base}/cleanup"),
+            id: String::new(),
+            addr: ResourceAddr::Cleanup {
+                account: address.clone(),
+            },
             kind: ResourceKind::Cleanup,
             account: Some(address.clone()),
             platform: a.from.clone(),
@@ -665,6 +888,10 @@ fn compile_account(
             identity: fingerprint(&(&a.from, &provisional)),
             execution: Execution::Api,
             depends_on,
+            spec: Spec::Cleanup {
+                account: spec.clone(),
+                provisional,
+            },
         });
     }
 }
@@ -766,5 +993,46 @@ fn excerpt(s: &str) -> String {
         format!("{}...", one_line.chars().take(40).collect::<String>())
     } else {
         one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every address `compile` gives (and every dependency) reads back as itself: the state
+    /// keys and the `--target`/`ack` arguments written today name the same resources.
+    #[test]
+    fn every_compiled_address_parses_back() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let mut kinds = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "toml")
+            ) {
+                continue;
+            }
+            let loaded = crate::plan::load_file(&path)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+            for r in compile(&loaded.plan) {
+                kinds.insert(r.kind);
+                assert_eq!(r.addr.kind(), r.kind, "{}", r.addr);
+                assert_eq!(r.addr.account(), r.account.as_deref(), "{}", r.addr);
+                assert_eq!(
+                    r.spec.account().map(|a| a.address.as_str()),
+                    r.addr.account()
+                );
+                for a in std::iter::once(&r.addr).chain(&r.depends_on) {
+                    let text = a.to_string();
+                    assert_eq!(text.parse::<ResourceAddr>().as_ref(), Ok(a), "{text}");
+                }
+            }
+        }
+        assert!(
+            kinds.len() >= 10,
+            "the examples cover most kinds: {kinds:?}"
+        );
     }
 }

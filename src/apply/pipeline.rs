@@ -1,0 +1,85 @@
+//! Planning, written once for `plan`, `apply` and watch mode: compile the plan into resources,
+//! diff them with the state, optionally read the live platforms for drift (`--refresh`), and
+//! keep the changes of the targeted accounts.
+
+use std::collections::BTreeMap;
+
+use super::plane::{Observed, Planes};
+use crate::diff::{Change, add_drift, diff};
+use crate::error::StepError;
+use crate::model::{Execution, Resource, ResourceAddr, compile};
+use crate::plan::model::Plan;
+use crate::state::{ResourceRecord, Status};
+
+/// The plan's resources and the changes that would make the platforms match them.
+pub struct Planned {
+    pub resources: Vec<Resource>,
+    pub changes: Vec<Change>,
+}
+
+impl Planned {
+    /// Compiles the plan and compares it with the state's records.
+    pub fn new(plan: &Plan, state: &BTreeMap<String, ResourceRecord>) -> Planned {
+        let resources = compile(plan);
+        let changes = diff(&resources, state);
+        Planned { resources, changes }
+    }
+
+    /// Adds the steps that repair drift on the live platforms.
+    pub async fn refresh(
+        &mut self,
+        planes: &Planes,
+        state: &BTreeMap<String, ResourceRecord>,
+    ) -> Result<(), StepError> {
+        let drift = observe_drift(planes, &self.resources, state).await?;
+        add_drift(&mut self.changes, &self.resources, state, &drift);
+        Ok(())
+    }
+
+    /// Keeps only the changes of these accounts (lower-case addresses); none means all.
+    pub fn only_accounts(&mut self, targets: &[String]) {
+        if !targets.is_empty() {
+            self.changes
+                .retain(|c| c.account.as_ref().is_some_and(|a| targets.contains(a)));
+        }
+    }
+}
+
+/// Reads the live platforms and says, for each API resource the state calls applied, how the
+/// platform differs from the plan (an alias deleted in the control panel, a domain switched
+/// back to authoritative). Resources that match are left out.
+async fn observe_drift(
+    planes: &Planes,
+    desired: &[Resource],
+    state: &BTreeMap<String, ResourceRecord>,
+) -> Result<BTreeMap<String, String>, StepError> {
+    let mut drift = BTreeMap::new();
+    for r in desired {
+        if r.execution != Execution::Api {
+            continue;
+        }
+        let Some(rec) = state.get(r.id()) else {
+            continue;
+        };
+        if rec.status != Status::Done || rec.fingerprint != r.fingerprint {
+            continue;
+        }
+        let plane = planes.get(&r.platform)?;
+        // Once the cleanup has reset the provisional account, its absence is the plan's doing.
+        if let ResourceAddr::Rename { account } = &r.addr {
+            let cleanup = ResourceAddr::Cleanup {
+                account: account.clone(),
+            };
+            if state
+                .get(&cleanup.to_string())
+                .is_some_and(|c| c.status == Status::Done)
+            {
+                continue;
+            }
+        }
+        if let Observed::Drift(what) = plane.observe(r).await? {
+            drift.insert(r.id().to_string(), what);
+        }
+    }
+    Ok(drift)
+}
