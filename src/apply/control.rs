@@ -15,7 +15,7 @@ use super::{Ctx, Outcome, human_bytes};
 use crate::diff::{Action, Change};
 use crate::error::{ErrorKind, StepError};
 use crate::model::capabilities::{Feature, Support, support};
-use crate::model::{AccountSpec, Resource, ResourceAddr, Spec};
+use crate::model::{AccountSpec, Resource, ResourceAddr, ResourceKind, Spec};
 use crate::transfer::imap::session::Imap;
 
 /// How often a long control-plane step says it is still waiting.
@@ -134,21 +134,13 @@ async fn verify_before_reset(
     account: &AccountSpec,
     provisional: &str,
 ) -> Result<(), StepError> {
-    let a = &account.account;
-    let (source, dest) = super::spec_targets(&ctx.loaded.base_dir, account)?;
-    let check = crate::verify::verify_account(
-        &account.address,
-        &source,
-        &dest,
-        &super::imap_adapter::folder_rules(a.folders.as_ref()),
-        &super::copy_options(&ctx.loaded.plan, a),
-        0,
-        // A refused message is not on the destination either: it blocks the reset
-        // as missing, listed or not.
-        &crate::verify::Refused::new(),
-    )
-    .await;
-    if let Some(e) = &check.error {
+    let mail = super::content::engine(ResourceKind::Mail)
+        .ok_or_else(|| StepError::bug("no mail engine"))?
+        .prepare(account, &ctx.loaded)?;
+    // Without the state, a refused message counts as missing: it is not on the destination
+    // either, so it blocks the reset, listed or not.
+    let check = mail.verify(None, 0).await?;
+    if let Some(e) = check.error() {
         return Err(StepError::new(
             ErrorKind::Refused,
             format!("not resetting {provisional}: cannot compare the mailboxes: {e}"),
@@ -156,11 +148,7 @@ async fn verify_before_reset(
     }
     // Extra messages on the destination are expected after the cutover: new mail
     // lands there. Only a missing one blocks the reset.
-    let missing: u64 = check
-        .folders
-        .iter()
-        .map(crate::verify::FolderCheck::not_on_destination)
-        .sum();
+    let missing = check.missing();
     if missing > 0 {
         return Err(StepError::new(
             ErrorKind::Refused,
@@ -233,15 +221,10 @@ async fn check_size(ctx: &Ctx, account: &AccountSpec) -> Result<(), StepError> {
         usage
     } else {
         // No API to ask: add up the source's messages over IMAP (once, before creating).
-        let (source, _) = super::spec_targets(&ctx.loaded.base_dir, account)?;
-        Some(
-            crate::transfer::imap::mailbox_bytes(&source)
-                .await
-                .map_err(|e| {
-                    e.into_step_error()
-                        .context("cannot measure the source mailbox")
-                })?,
-        )
+        let mail = super::content::engine(ResourceKind::Mail)
+            .ok_or_else(|| StepError::bug("no mail engine"))?
+            .prepare(account, &ctx.loaded)?;
+        Some(mail.size().await?)
     };
     match usage {
         Some(bytes) if bytes > limit.bytes => Err(StepError::config(format!(

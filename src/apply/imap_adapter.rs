@@ -1,5 +1,5 @@
 //! The one place where the plan's words become the mail engine's: endpoints and logins, folder
-//! rules, and (back the other way) the engine's error kinds. The engine (`transfer::imap`)
+//! rules, copy options, and (back the other way) the engine's error kinds. The engine (`transfer::imap`)
 //! knows no plan type and no `crate::error`; everything that calls it from the product goes
 //! through here.
 
@@ -7,10 +7,13 @@ use std::path::Path;
 
 use crate::error::{ErrorKind, StepError};
 use crate::plan::model::{self, Credentials, ImapEndpoint, Platform};
-use crate::transfer::imap::copy::CopyError;
+use crate::transfer::imap::copy::{CopyError, CopyOptions};
 use crate::transfer::imap::folders::FolderRules;
 use crate::transfer::imap::session::{Auth, Endpoint, Secret, Security, Target};
 use crate::transfer::imap::{self as imap, session::ImapError};
+
+/// Default IMAP connections per account and side; servers cap them per user (Dovecot 10).
+const DEFAULT_CONNECTIONS: u32 = 4;
 
 /// Where and how to log in on one side of an account; secrets are read now.
 pub fn target(
@@ -105,5 +108,18 @@ impl IntoStepError for ImapError {
 impl IntoStepError for CopyError {
     fn into_step_error(self) -> StepError {
         StepError::new(error_kind(self.kind), self.message)
+    }
+}
+
+/// The copy settings of an account (its options with the plan's defaults filled in).
+pub fn copy_options(opts: &model::MigrationOptions) -> CopyOptions {
+    CopyOptions {
+        connections: opts.connections_per_account.unwrap_or(DEFAULT_CONNECTIONS) as usize,
+        max_message_size: opts.max_message_size.as_ref().and_then(|s| s.bytes()),
+        since: opts.since.as_ref().and_then(|d| d.ymd()),
+        before: opts.before.as_ref().and_then(|d| d.ymd()),
+        newest_first: opts.newest_first.unwrap_or(false),
+        max_items: opts.max_items,
+        expect_empty: !opts.adopt_existing.unwrap_or(true),
     }
 }

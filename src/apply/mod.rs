@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Semaphore};
 
 pub mod ack;
+pub mod content;
 mod control;
 pub mod imap_adapter;
 pub mod journal;
@@ -29,21 +30,18 @@ pub mod record;
 use crate::diff::{Action, Change};
 use crate::error::StepError;
 use crate::model::{
-    AccountSpec, Resource, ResourceAddr, ResourceKind, Spec, dest_login, effective_options,
-    source_login,
+    AccountSpec, Resource, ResourceAddr, ResourceKind, Spec, dest_login, source_login,
 };
 use crate::plan::Loaded;
 use crate::plan::model::{Account, Platform};
 use crate::state::{StateStore, Status};
-use crate::transfer::imap::copy::{self, CopyOptions, CopyReport, Job, Progress, StopFlag};
+use crate::transfer::imap::copy::{CopyReport, Progress, StopFlag};
 use crate::transfer::imap::session::Target;
-use imap_adapter::{IntoStepError, target};
+use imap_adapter::target;
 use pipeline::Planned;
 use plane::Planes;
 use record::Records;
 
-/// Default IMAP connections per account and side; servers cap them per user (Dovecot 10).
-const DEFAULT_CONNECTIONS: u32 = 4;
 /// Accounts run at once when the plan does not say (`options.parallel_accounts`).
 pub const DEFAULT_PARALLEL_ACCOUNTS: u32 = 4;
 /// How long the copy retries a refused login right after this run renamed or created the
@@ -346,7 +344,10 @@ pub fn account_targets(loaded: &Loaded, account: &Account) -> Result<(Target, Ta
 }
 
 /// [`account_targets`] of a compiled account.
-fn spec_targets(base: &Path, account: &AccountSpec) -> Result<(Target, Target), StepError> {
+pub(crate) fn spec_targets(
+    base: &Path,
+    account: &AccountSpec,
+) -> Result<(Target, Target), StepError> {
     targets(base, &account.source, &account.dest, &account.account)
 }
 
@@ -363,59 +364,27 @@ fn targets(
     Ok((source, dest))
 }
 
-/// The copy settings of an account, plan defaults filled in.
-pub fn copy_options(plan: &crate::plan::model::Plan, account: &Account) -> CopyOptions {
-    let opts = effective_options(plan, account);
-    CopyOptions {
-        connections: opts.connections_per_account.unwrap_or(DEFAULT_CONNECTIONS) as usize,
-        max_message_size: opts.max_message_size.as_ref().and_then(|s| s.bytes()),
-        since: opts.since.as_ref().and_then(|d| d.ymd()),
-        before: opts.before.as_ref().and_then(|d| d.ymd()),
-        newest_first: opts.newest_first.unwrap_or(false),
-        max_items: opts.max_items,
-        expect_empty: !opts.adopt_existing.unwrap_or(true),
-    }
-}
-
 async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     let Some(resource) = change.addr.as_ref().and_then(|a| ctx.resources.get(a)) else {
         return Outcome::Failed(StepError::bug(format!("{} is not in the plan", change.id)));
     };
     let records = Records::new(&ctx.store);
-    if resource.kind != ResourceKind::Mail {
+    let Some(engine) = content::engine(resource.kind) else {
         let err = StepError::config(format!(
             "copying {} (CardDAV/CalDAV) is not available in this version of mailshift",
             resource.kind.as_str()
         ));
         records.failed(&change.id, Some(resource), &err);
         return Outcome::Failed(err);
-    }
+    };
     let Spec::Content { account: spec, .. } = &resource.spec else {
         return Outcome::Failed(StepError::bug(format!(
             "{}: not a content resource",
             change.id
         )));
     };
-    let account = &spec.account;
-    let plan = &ctx.loaded.plan;
-    let job = match spec_targets(&ctx.loaded.base_dir, spec) {
-        Ok((source, dest)) => Job {
-            resource_id: change.id.clone(),
-            account: spec.address.clone(),
-            source,
-            dest,
-            rules: imap_adapter::folder_rules(account.folders.as_ref()),
-            options: copy_options(plan, account),
-            sync_point: 0,
-            spool_dir: ctx
-                .loaded
-                .state_path()
-                .parent()
-                .map_or_else(|| std::path::PathBuf::from("spool"), |d| d.join("spool")),
-            full_scan: true,
-            login_grace: std::time::Duration::ZERO,
-            adopt_locks: Default::default(),
-        },
+    let sides = match engine.prepare(spec, &ctx.loaded) {
+        Ok(sides) => sides,
         Err(e) => {
             records.failed(&change.id, Some(resource), &e);
             return Outcome::Failed(e);
@@ -443,7 +412,14 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             .iter()
             .any(|d| d.makes_account() && finished.get(d) == Some(&true))
     };
-    let job = Arc::new(Job {
+    let run = content::SyncRun {
+        id: resource.id(),
+        store: &store,
+        spool_dir: ctx
+            .loaded
+            .state_path()
+            .parent()
+            .map_or_else(|| std::path::PathBuf::from("spool"), |d| d.join("spool")),
         sync_point,
         full_scan,
         login_grace: if fresh {
@@ -451,112 +427,66 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         } else {
             std::time::Duration::ZERO
         },
-        ..job
-    });
-    let progress: Arc<dyn Progress> = ctx.hooks.clone();
-    let journal = Arc::new(journal::StoreJournal::new(
-        store.clone(),
-        resource.id().to_string(),
-    ));
-    let result = copy::sync_account(job, journal, progress, ctx.stop.clone()).await;
-    match result {
-        Ok(report) => {
-            let stopped = ctx.stop.load(Ordering::Relaxed);
-            let mut extra = String::new();
-            if report.adopted() > 0 {
-                extra.push_str(&format!(", {} adopted", report.adopted()));
-            }
-            if report.moved() > 0 {
-                extra.push_str(&format!(", {} moved", report.moved()));
-            }
-            let summary = format!(
-                "{} ({}) copied{extra}{}",
-                crate::plan::diagnostic::plural(report.copied() as usize, "message"),
-                human_bytes(report.bytes()),
-                if stopped {
-                    ", stopped before the end"
-                } else {
-                    ""
-                }
-            );
-            let mut outputs = prev.map(|p| p.outputs).unwrap_or_default();
-            outputs.insert("last_copied".into(), report.copied().to_string());
-            // Folders given up on fail the step, while what was copied stays recorded; the
-            // next apply scans in full and copies only what is missing.
-            let failed = failed_folders(&report);
-            // A stopped copy stays in progress: the next apply resumes it.
-            let status = if failed.is_some() {
-                Status::Failed
-            } else if stopped {
-                Status::InProgress
-            } else {
-                Status::Done
-            };
-            let point = if stopped || failed.is_some() {
-                started.sync_point
-            } else {
-                Some(sync_point)
-            };
-            if let Err(e) =
-                records.sync_ended(resource, started, status, point, failed.clone(), outputs)
-            {
-                return Outcome::Failed(e.into());
-            }
-            // The reasons are in the state's record and the report (one line per folder).
-            let failed_names: Vec<String> = report
-                .failed
-                .iter()
-                .map(|f| format!("{:?}", f.path))
-                .collect();
-            // Of several failed folders, the most eager retry decides (a dropped link is not
-            // held back by a folder that waits for a person).
-            let kind = report
-                .failed
-                .iter()
-                .map(|f| imap_adapter::error_kind(f.kind))
-                .min_by_key(|k| k.retry())
-                .unwrap_or(crate::error::ErrorKind::Refused);
-            ctx.copies.lock().await.insert(spec.address.clone(), report);
-            if failed.is_some() {
-                Outcome::Failed(StepError::new(
-                    kind,
-                    format!(
-                        "{summary}; {} failed: {} (run apply again to retry what is missing)",
-                        crate::plan::diagnostic::plural(failed_names.len(), "folder"),
-                        failed_names.join(", ")
-                    ),
-                ))
-            } else if stopped {
-                Outcome::Skipped(format!(
-                    "stopped after {summary}; run apply again to continue"
-                ))
-            } else {
-                Outcome::Done(summary)
-            }
-        }
+        hooks: ctx.hooks.clone(),
+        stop: ctx.stop.clone(),
+    };
+    let synced = match sides.sync(run).await {
+        Ok(synced) => synced,
         Err(e) => {
             records.sync_failed(resource, started, &e.message);
-            Outcome::Failed(e.into_step_error())
+            return Outcome::Failed(e);
+        }
+    };
+    let stopped = ctx.stop.load(Ordering::Relaxed);
+    let summary = if stopped {
+        format!("{}, stopped before the end", synced.summary)
+    } else {
+        synced.summary
+    };
+    let mut outputs = prev.map(|p| p.outputs).unwrap_or_default();
+    outputs.insert("last_copied".into(), synced.copied.to_string());
+    // Parts given up on fail the step, while what was copied stays recorded; the next apply
+    // scans in full and copies only what is missing.
+    let failed = synced.failed;
+    // A stopped copy stays in progress: the next apply resumes it.
+    let status = if failed.is_some() {
+        Status::Failed
+    } else if stopped {
+        Status::InProgress
+    } else {
+        Status::Done
+    };
+    let point = if stopped || failed.is_some() {
+        started.sync_point
+    } else {
+        Some(sync_point)
+    };
+    let detail = failed.as_ref().map(|f| f.detail.clone());
+    if let Err(e) = records.sync_ended(resource, started, status, point, detail, outputs) {
+        return Outcome::Failed(e.into());
+    }
+    match synced.report {
+        content::ContentReport::Mail(report) => {
+            ctx.copies.lock().await.insert(spec.address.clone(), report);
         }
     }
-}
-
-/// The failed folders of a copy as one line for the step's outcome and the state, or `None`
-/// when every folder finished.
-fn failed_folders(report: &CopyReport) -> Option<String> {
-    if report.failed.is_empty() {
-        return None;
+    if let Some(f) = failed {
+        // The reasons are in the state's record and the report (one line per part).
+        Outcome::Failed(StepError::new(
+            f.kind,
+            format!(
+                "{summary}; {} failed: {} (run apply again to retry what is missing)",
+                crate::plan::diagnostic::plural(f.names.len(), f.unit),
+                f.names.join(", ")
+            ),
+        ))
+    } else if stopped {
+        Outcome::Skipped(format!(
+            "stopped after {summary}; run apply again to continue"
+        ))
+    } else {
+        Outcome::Done(summary)
     }
-    let list: Vec<String> = report
-        .failed
-        .iter()
-        .map(|f| format!("{:?}: {}", f.path, f.reason))
-        .collect();
-    Some(format!(
-        "{} failed: {}",
-        crate::plan::diagnostic::plural(list.len(), "folder"),
-        list.join("; ")
-    ))
 }
 
 pub fn human_bytes(b: u64) -> String {

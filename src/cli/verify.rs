@@ -9,10 +9,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{CliError, load_plan};
-use crate::apply::{account_targets, copy_options};
+use crate::apply::content::{Checked, Prepared, engine};
+use crate::error::StepError;
+use crate::model::{AccountSpec, ResourceKind};
 use crate::plan::model::Content;
 use crate::render::verify::{verify_json, verify_text};
-use crate::verify::{AccountCheck, DEFAULT_LIST_LIMIT, verify_account};
+use crate::verify::{AccountCheck, DEFAULT_LIST_LIMIT};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -55,19 +57,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         }
         // Hashing every message of a large mailbox takes a while: say what is being read.
         eprintln!("Verifying {address} ...");
-        let check = match account_targets(&loaded, a) {
-            Ok((s, d)) => {
-                let refused = refused_of(&reader, &address)?;
-                runtime.block_on(verify_account(
-                    &address,
-                    &s,
-                    &d,
-                    &crate::apply::imap_adapter::folder_rules(a.folders.as_ref()),
-                    &copy_options(&loaded.plan, a),
-                    args.limit,
-                    &refused,
-                ))
-            }
+        let check = match prepare(&loaded, a) {
+            Ok(mail) => match runtime.block_on(mail.verify(Some(&reader), args.limit))? {
+                Checked::Mail(check) => check,
+            },
             Err(e) => AccountCheck {
                 account: address.clone(),
                 folders: Vec::new(),
@@ -89,16 +82,15 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     })
 }
 
-/// The messages the copy of an account recorded as refused by the destination: verify lists
-/// them as skipped, with the destination's words, rather than as missing.
-fn refused_of(
-    reader: &crate::state::StateReader,
-    address: &str,
-) -> Result<crate::verify::Refused, CliError> {
-    let id = format!("account/{address}/mail");
-    Ok(reader
-        .refused(&id)?
-        .into_iter()
-        .map(|(folder, uid, r)| ((folder, uid), r.reason))
-        .collect())
+/// Both mailboxes of an account, secrets read.
+fn prepare(
+    loaded: &crate::plan::Loaded,
+    a: &crate::plan::model::Account,
+) -> Result<Box<dyn Prepared>, StepError> {
+    let spec = AccountSpec::of(&loaded.plan, a).ok_or_else(|| {
+        StepError::bug("unknown platform (the plan validator should have refused this)")
+    })?;
+    engine(ResourceKind::Mail)
+        .ok_or_else(|| StepError::bug("no mail engine"))?
+        .prepare(&spec, loaded)
 }

@@ -169,6 +169,18 @@ impl Resource {
 }
 
 impl AccountSpec {
+    /// The spec of one account of the plan, as `compile` builds it (`None` when a platform it
+    /// names is not in the plan: the validator refuses such a plan).
+    pub fn of(plan: &Plan, a: &Account) -> Option<AccountSpec> {
+        Some(AccountSpec {
+            address: a.address.to_ascii_lowercase(),
+            account: a.clone(),
+            source: Arc::new(plan.platforms.get(&a.from)?.clone()),
+            dest: Arc::new(plan.platforms.get(&a.to)?.clone()),
+            options: effective_options(plan, a),
+        })
+    }
+
     /// The provisional name the source account is renamed to, lower-case.
     pub fn provisional(&self) -> Option<String> {
         self.account
@@ -1024,6 +1036,11 @@ mod tests {
                     r.spec.account().map(|a| a.address.as_str()),
                     r.addr.account()
                 );
+                // What `verify` builds for an account is what its steps carry.
+                if let Some(spec) = r.spec.account() {
+                    let of = AccountSpec::of(&loaded.plan, &spec.account);
+                    assert_eq!(of.as_ref(), Some(&**spec), "{}", r.addr);
+                }
                 for a in std::iter::once(&r.addr).chain(&r.depends_on) {
                     let text = a.to_string();
                     assert_eq!(text.parse::<ResourceAddr>().as_ref(), Ok(a), "{text}");

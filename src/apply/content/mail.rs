@@ -1,0 +1,175 @@
+//! Mail as a content kind: the IMAP engine (`mailshift-imap`) behind [`ContentSync`], its
+//! records kept in the state through [`StoreJournal`], its report put in words.
+
+use std::sync::Arc;
+
+use super::{
+    Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, SyncRun, Synced,
+};
+use crate::apply::imap_adapter::{self, IntoStepError};
+use crate::apply::journal::StoreJournal;
+use crate::apply::{human_bytes, spec_targets};
+use crate::error::{ErrorKind, StepError};
+use crate::model::{AccountSpec, ResourceAddr};
+use crate::plan::Loaded;
+use crate::plan::diagnostic::plural;
+use crate::state::StateReader;
+use crate::transfer::imap::copy::{self, CopyOptions, CopyReport, Job, Progress};
+use crate::transfer::imap::folders::FolderRules;
+use crate::transfer::imap::session::Target;
+use crate::verify::{Refused, verify_account};
+
+pub(super) struct MailSync;
+
+impl ContentSync for MailSync {
+    fn prepare(
+        &self,
+        account: &AccountSpec,
+        loaded: &Loaded,
+    ) -> Result<Box<dyn Prepared>, StepError> {
+        let (source, dest) = spec_targets(&loaded.base_dir, account)?;
+        Ok(Box::new(Mailboxes {
+            address: account.address.clone(),
+            source,
+            dest,
+            rules: imap_adapter::folder_rules(account.account.folders.as_ref()),
+            options: imap_adapter::copy_options(&account.options),
+        }))
+    }
+}
+
+/// Both mailboxes of an account.
+struct Mailboxes {
+    address: String,
+    source: Target,
+    dest: Target,
+    rules: FolderRules,
+    options: CopyOptions,
+}
+
+impl Prepared for Mailboxes {
+    fn sync<'a>(&'a self, run: SyncRun<'a>) -> ContentResult<'a, Result<Synced, StepError>> {
+        Box::pin(async move {
+            let job = Arc::new(Job {
+                resource_id: run.id.to_string(),
+                account: self.address.clone(),
+                source: self.source.clone(),
+                dest: self.dest.clone(),
+                rules: self.rules.clone(),
+                options: self.options.clone(),
+                sync_point: run.sync_point,
+                spool_dir: run.spool_dir,
+                full_scan: run.full_scan,
+                login_grace: run.login_grace,
+                adopt_locks: Default::default(),
+            });
+            let progress: Arc<dyn Progress> = run.hooks;
+            let journal = Arc::new(StoreJournal::new(run.store.clone(), run.id.to_string()));
+            let report = copy::sync_account(job, journal, progress, run.stop)
+                .await
+                .map_err(IntoStepError::into_step_error)?;
+            Ok(synced(report))
+        })
+    }
+
+    fn verify<'a>(
+        &'a self,
+        state: Option<&'a StateReader>,
+        list_limit: usize,
+    ) -> ContentResult<'a, Result<Checked, StepError>> {
+        Box::pin(async move {
+            let refused = match state {
+                Some(reader) => refused_of(reader, &self.address)?,
+                None => Refused::new(),
+            };
+            Ok(Checked::Mail(
+                verify_account(
+                    &self.address,
+                    &self.source,
+                    &self.dest,
+                    &self.rules,
+                    &self.options,
+                    list_limit,
+                    &refused,
+                )
+                .await,
+            ))
+        })
+    }
+
+    fn size(&self) -> ContentResult<'_, Result<u64, StepError>> {
+        Box::pin(async move {
+            crate::transfer::imap::mailbox_bytes(&self.source)
+                .await
+                .map_err(|e| {
+                    e.into_step_error()
+                        .context("cannot measure the source mailbox")
+                })
+        })
+    }
+}
+
+/// A copy's report in the executor's terms.
+fn synced(report: CopyReport) -> Synced {
+    let mut extra = String::new();
+    if report.adopted() > 0 {
+        extra.push_str(&format!(", {} adopted", report.adopted()));
+    }
+    if report.moved() > 0 {
+        extra.push_str(&format!(", {} moved", report.moved()));
+    }
+    let summary = format!(
+        "{} ({}) copied{extra}",
+        plural(report.copied() as usize, "message"),
+        human_bytes(report.bytes()),
+    );
+    let failed = (!report.failed.is_empty()).then(|| {
+        let list: Vec<String> = report
+            .failed
+            .iter()
+            .map(|f| format!("{:?}: {}", f.path, f.reason))
+            .collect();
+        FailedParts {
+            detail: format!(
+                "{} failed: {}",
+                plural(list.len(), "folder"),
+                list.join("; ")
+            ),
+            names: report
+                .failed
+                .iter()
+                .map(|f| format!("{:?}", f.path))
+                .collect(),
+            unit: "folder",
+            // A dropped link is not held back by a folder that waits for a person.
+            kind: report
+                .failed
+                .iter()
+                .map(|f| imap_adapter::error_kind(f.kind))
+                .min_by_key(|k| k.retry())
+                .unwrap_or(ErrorKind::Refused),
+        }
+    });
+    Synced {
+        summary,
+        copied: report.copied(),
+        failed,
+        report: ContentReport::Mail(report),
+    }
+}
+
+/// The messages the copy of an account recorded as refused by the destination: verify lists
+/// them as skipped, with the destination's words, rather than as missing.
+fn refused_of(reader: &StateReader, address: &str) -> Result<Refused, StepError> {
+    let id = ResourceAddr::Content {
+        account: address.to_string(),
+        content: crate::plan::model::Content::Mail,
+    }
+    .to_string();
+    Ok(reader
+        .refused(&id)
+        .map_err(StepError::from)?
+        .into_iter()
+        .map(|(folder, uid, r)| ((folder, uid), r.reason))
+        .collect())
+}

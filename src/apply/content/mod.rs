@@ -1,0 +1,143 @@
+//! Content engines: what the executor asks of the engine that moves one kind of content (mail
+//! today; contacts, calendars and tasks next), and the one place that says which engine moves
+//! which kind ([`engine`]).
+//!
+//! The executor owns the step around a copy (the record that says it started, the sync point,
+//! the outcome and the record that says how it ended); an engine owns the copy itself and its
+//! per-item records, which it keeps in the state through a journal of its own. An engine is
+//! asked in two moves: [`ContentSync::prepare`] reads both sides' endpoints and secrets (a
+//! secret that cannot be read fails the step before it is marked as started), then the
+//! [`Prepared`] sides copy ([`Prepared::sync`]: everything on the first run, what changed since
+//! on the next ones), compare ([`Prepared::verify`]) and measure ([`Prepared::size`]).
+
+mod mail;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Hooks;
+use crate::error::{ErrorKind, StepError};
+use crate::model::{AccountSpec, ResourceKind};
+use crate::plan::Loaded;
+use crate::state::{StateReader, StateStore};
+use crate::transfer::imap::copy::{CopyReport, StopFlag};
+use crate::verify::AccountCheck;
+
+/// An engine's answer, later.
+pub type ContentResult<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The one registration point: the engine that moves each kind of content, if this version has
+/// one (contacts, calendars and tasks: not yet).
+pub fn engine(kind: ResourceKind) -> Option<&'static dyn ContentSync> {
+    match kind {
+        ResourceKind::Mail => Some(&mail::MailSync),
+        _ => None,
+    }
+}
+
+/// An engine that moves one kind of content between the two sides of an account.
+pub trait ContentSync: Send + Sync {
+    /// Both sides of the account, ready: endpoints resolved, secrets read now (never stored).
+    fn prepare(
+        &self,
+        account: &AccountSpec,
+        loaded: &Loaded,
+    ) -> Result<Box<dyn Prepared>, StepError>;
+}
+
+/// Both sides of one account, as an engine reaches them.
+pub trait Prepared: Send + Sync {
+    /// Copies what the destination lacks and carries the source's changes since the last run.
+    /// Items given up on are reported in [`Synced::failed`], not as an error: what was copied
+    /// stays recorded and the next run retries only what is missing.
+    fn sync<'a>(&'a self, run: SyncRun<'a>) -> ContentResult<'a, Result<Synced, StepError>>;
+
+    /// Compares both sides now. With `state`, items the destination refused (recorded by the
+    /// copy) are reported as skipped; without, they count as missing (before a source is
+    /// reset, nothing may be missing). A side that cannot be reached is reported in the
+    /// [`Checked`]; the error is for a state that cannot be read.
+    fn verify<'a>(
+        &'a self,
+        state: Option<&'a StateReader>,
+        list_limit: usize,
+    ) -> ContentResult<'a, Result<Checked, StepError>>;
+
+    /// What the source holds, in bytes: what a destination with a per-account limit would
+    /// have to take.
+    fn size(&self) -> ContentResult<'_, Result<u64, StepError>>;
+}
+
+/// What the executor hands an engine for one run of a copy.
+pub struct SyncRun<'a> {
+    /// The resource's state key (`account/alice@example.com/mail`): the engine's journal is
+    /// bound to it.
+    pub id: &'a str,
+    pub store: &'a Arc<StateStore>,
+    /// Where large items wait between source and destination.
+    pub spool_dir: std::path::PathBuf,
+    /// This run's sync point: every item copied now is tagged with it.
+    pub sync_point: u64,
+    /// False when the last run finished with the same settings: the engine may then read
+    /// only what is newer than what it recorded.
+    pub full_scan: bool,
+    /// How long to keep retrying a refused login (an account just created or renamed).
+    pub login_grace: Duration,
+    pub hooks: Arc<dyn Hooks>,
+    pub stop: StopFlag,
+}
+
+/// What a copy did.
+pub struct Synced {
+    /// What was copied, for people ("5 messages (5.0 KB) copied, 2 adopted").
+    pub summary: String,
+    /// Items copied by this run (the record's `last_copied` output).
+    pub copied: u64,
+    /// The parts of the account given up on in this run, if any.
+    pub failed: Option<FailedParts>,
+    /// The engine's own report, for the apply report's details.
+    pub report: ContentReport,
+}
+
+/// The parts of an account (folders, collections) a copy gave up on.
+pub struct FailedParts {
+    /// For the state's record: each part with its reason.
+    pub detail: String,
+    /// For the step's outcome: the parts' names.
+    pub names: Vec<String>,
+    /// What a part is called, singular ("folder").
+    pub unit: &'static str,
+    /// Of several failures, the one whose retry is most eager: it decides when to try again.
+    pub kind: ErrorKind,
+}
+
+/// An engine's own report of a copy.
+pub enum ContentReport {
+    Mail(CopyReport),
+}
+
+/// An engine's comparison of both sides.
+pub enum Checked {
+    Mail(AccountCheck),
+}
+
+impl Checked {
+    /// Source items not on the destination (refusals included unless the state was given).
+    pub fn missing(&self) -> u64 {
+        match self {
+            Checked::Mail(c) => c
+                .folders
+                .iter()
+                .map(crate::verify::FolderCheck::not_on_destination)
+                .sum(),
+        }
+    }
+
+    /// Why the sides could not be compared, if they could not.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Checked::Mail(c) => c.error.as_deref(),
+        }
+    }
+}
