@@ -33,7 +33,6 @@ use crate::model::{
     AccountSpec, Resource, ResourceAddr, ResourceKind, Spec, dest_login, source_login,
 };
 use crate::plan::Loaded;
-use crate::plan::model::{Account, Platform};
 use crate::state::{StateStore, Status};
 use crate::transfer::imap::copy::{CopyReport, Progress, StopFlag};
 use crate::transfer::imap::session::Target;
@@ -330,33 +329,8 @@ async fn run_change(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
 }
 
 /// Where and how to log in on both sides of an account; secrets are read now.
-pub fn account_targets(loaded: &Loaded, account: &Account) -> Result<(Target, Target), StepError> {
-    let plan = &loaded.plan;
-    let (Some(from), Some(to)) = (
-        plan.platforms.get(&account.from),
-        plan.platforms.get(&account.to),
-    ) else {
-        return Err(StepError::bug(
-            "unknown platform (the plan validator should have refused this)",
-        ));
-    };
-    targets(&loaded.base_dir, from, to, account)
-}
-
-/// [`account_targets`] of a compiled account.
-pub(crate) fn spec_targets(
-    base: &Path,
-    account: &AccountSpec,
-) -> Result<(Target, Target), StepError> {
-    targets(base, &account.source, &account.dest, &account.account)
-}
-
-fn targets(
-    base: &Path,
-    from: &Platform,
-    to: &Platform,
-    account: &Account,
-) -> Result<(Target, Target), StepError> {
+pub(crate) fn spec_targets(base: &Path, spec: &AccountSpec) -> Result<(Target, Target), StepError> {
+    let (from, to, account) = (&*spec.source, &*spec.dest, &spec.account);
     let source = target(base, from, &account.source, source_login(account))
         .map_err(|e| StepError::config(format!("source: {e}")))?;
     let dest = target(base, to, &account.destination, dest_login(account))
@@ -524,7 +498,8 @@ mod tests {
         )
         .unwrap();
         let loaded = crate::plan::load_file(&path).unwrap();
-        let Err(e) = account_targets(&loaded, &loaded.plan.accounts[0]) else {
+        let spec = AccountSpec::of(&loaded.plan, &loaded.plan.accounts[0]).unwrap();
+        let Err(e) = spec_targets(&loaded.base_dir, &spec) else {
             panic!("the secret file does not exist");
         };
         assert_eq!(e.kind, ErrorKind::Config);

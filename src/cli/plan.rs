@@ -41,7 +41,11 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     if args.refresh {
         let planes = Planes::new(loaded.clone(), None);
         super::runtime()?.block_on(planned.refresh(&planes, &state))?;
-        super::runtime()?.block_on(preview_copies(&loaded, &mut planned.changes));
+        super::runtime()?.block_on(preview_copies(
+            &loaded,
+            &planned.resources,
+            &mut planned.changes,
+        ));
     }
     planned.only_accounts(&super::targets(&loaded, &args.target)?);
     let changes = planned.changes;
@@ -63,15 +67,25 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         );
         print!("{}", render::plan_human(&changes, &header));
     }
-    Ok(exit_code(&changes, args.detailed_exitcode))
+    let code = exit_code(&changes, args.detailed_exitcode);
+    // The process ends here, and freeing a large plan piece by piece takes a noticeable time
+    // (a quarter of a second at 100,000 accounts): the system takes the memory back at once.
+    std::mem::forget((loaded, state, planned.resources, changes));
+    Ok(code)
 }
 
-/// `--refresh` also looks at both mailboxes of each pending copy: what the destination holds
-/// already (to be adopted) and which folders' copied messages will move. A mailbox that cannot
-/// be reached is said in the reason; it does not fail the plan.
-async fn preview_copies(loaded: &crate::plan::Loaded, changes: &mut [Change]) {
+/// `--refresh` also looks at both sides of each pending copy, through its content engine:
+/// what the destination holds already (to be adopted) and what will move. A side that cannot be
+/// reached is said in the reason; it does not fail the plan.
+async fn preview_copies(
+    loaded: &crate::plan::Loaded,
+    resources: &[crate::model::Resource],
+    changes: &mut [Change],
+) {
     use futures_util::StreamExt;
     let reader = crate::state::StateReader::open(&loaded.state_path());
+    let by_addr: std::collections::HashMap<&crate::model::ResourceAddr, &crate::model::Resource> =
+        resources.iter().map(|r| (&r.addr, r)).collect();
     let pending: std::collections::HashSet<&crate::model::ResourceAddr> =
         changes.iter().filter_map(|c| c.addr.as_ref()).collect();
     let looks = changes
@@ -79,34 +93,26 @@ async fn preview_copies(loaded: &crate::plan::Loaded, changes: &mut [Change]) {
         .enumerate()
         // A copy waiting for its account to be created or renamed has nothing to look at yet.
         .filter(|(_, c)| {
-            c.kind == crate::model::ResourceKind::Mail
-                && c.action == crate::diff::Action::Sync
+            c.action == crate::diff::Action::Sync
                 && !c.depends_on.iter().any(|d| pending.contains(d))
         })
         .filter_map(|(i, c)| {
-            let address = c.account.as_deref()?;
-            let account = loaded
-                .plan
-                .accounts
-                .iter()
-                .find(|a| a.address.eq_ignore_ascii_case(address))?;
-            Some((i, c.id.clone(), account))
+            let r = by_addr.get(c.addr.as_ref()?)?;
+            let engine = crate::apply::content::engine(r.kind)?;
+            let crate::model::Spec::Content { account, .. } = &r.spec else {
+                return None;
+            };
+            Some((i, r.id(), engine, account))
         })
-        .map(|(i, id, account)| {
+        .map(|(i, id, engine, account)| {
             let reader = &reader;
             async move {
                 let look = async {
-                    let (source, dest) =
-                        crate::apply::account_targets(loaded, account).map_err(|e| e.message)?;
-                    let records = crate::apply::journal::folder_records(
-                        reader
-                            .as_ref()
-                            .map_err(|e| e.to_string())?
-                            .folders(&id)
-                            .map_err(|e| e.to_string())?,
-                    );
-                    let rules = crate::apply::imap_adapter::folder_rules(account.folders.as_ref());
-                    crate::transfer::imap::preview::preview(&source, &dest, &rules, &records).await
+                    let sides = engine.prepare(account, loaded)?;
+                    let reader = reader
+                        .as_ref()
+                        .map_err(|e| crate::error::StepError::state(e.to_string()))?;
+                    sides.preview(reader, id).await
                 };
                 (i, look.await)
             }
@@ -126,7 +132,7 @@ async fn preview_copies(loaded: &crate::plan::Loaded, changes: &mut [Change]) {
             }
             Err(e) => c
                 .reason
-                .push_str(&format!("; could not look at the mailboxes: {e}")),
+                .push_str(&format!("; could not look at the mailboxes: {}", e.message)),
         }
     }
 }

@@ -41,11 +41,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             mine.len(),
             if cut_over { ", cut over" } else { "" }
         );
-        let prefix = format!("account/{address}/");
         for r in &mine {
             let id = r.id();
-            let label = id.strip_prefix(&prefix).unwrap_or(id);
-            failed |= print_line(r, label, &state);
+            failed |= print_line(r, &r.addr.label(), &state);
             if r.kind == crate::model::ResourceKind::Mail && state.contains_key(id) {
                 print_mail(&reader, id)?;
             }

@@ -7,7 +7,7 @@ use super::{
     Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, SyncRun, Synced,
 };
 use crate::apply::imap_adapter::{self, IntoStepError};
-use crate::apply::journal::StoreJournal;
+use crate::apply::journal::{StoreJournal, folder_records};
 use crate::apply::{human_bytes, spec_targets};
 use crate::error::{ErrorKind, StepError};
 use crate::model::{AccountSpec, ResourceAddr};
@@ -16,6 +16,7 @@ use crate::plan::diagnostic::plural;
 use crate::state::StateReader;
 use crate::transfer::imap::copy::{self, CopyOptions, CopyReport, Job, Progress};
 use crate::transfer::imap::folders::FolderRules;
+use crate::transfer::imap::preview;
 use crate::transfer::imap::session::Target;
 use crate::verify::{Refused, verify_account};
 
@@ -94,6 +95,19 @@ impl Prepared for Mailboxes {
                 )
                 .await,
             ))
+        })
+    }
+
+    fn preview<'a>(
+        &'a self,
+        state: &'a StateReader,
+        id: &'a str,
+    ) -> ContentResult<'a, Result<Vec<String>, StepError>> {
+        Box::pin(async move {
+            let records = folder_records(state.folders(id).map_err(StepError::from)?);
+            preview::preview(&self.source, &self.dest, &self.rules, &records)
+                .await
+                .map_err(StepError::config)
         })
     }
 

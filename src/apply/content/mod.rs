@@ -67,6 +67,15 @@ pub trait Prepared: Send + Sync {
     /// What the source holds, in bytes: what a destination with a per-account limit would
     /// have to take.
     fn size(&self) -> ContentResult<'_, Result<u64, StepError>>;
+
+    /// What the next sync would find that the plan alone cannot tell (`plan --refresh`): items
+    /// the destination holds already, items that will move; one line each. `state` has the
+    /// copy's records, under the resource's key `id`.
+    fn preview<'a>(
+        &'a self,
+        state: &'a StateReader,
+        id: &'a str,
+    ) -> ContentResult<'a, Result<Vec<String>, StepError>>;
 }
 
 /// What the executor hands an engine for one run of a copy.

@@ -82,6 +82,18 @@ impl ResourceAddr {
         }
     }
 
+    /// The address as read under its account's heading (`mail`, `alias/info@example.com`);
+    /// the whole text form for a resource of no account.
+    pub fn label(&self) -> String {
+        let text = self.to_string();
+        match self.account() {
+            Some(account) => text
+                .strip_prefix(&format!("account/{account}/"))
+                .map_or_else(|| text.clone(), str::to_string),
+            None => text,
+        }
+    }
+
     /// The account the resource belongs to, if any.
     pub fn account(&self) -> Option<&str> {
         match self {
@@ -321,6 +333,28 @@ mod tests {
         for a in all {
             let text = a.to_string();
             assert_eq!(text.parse::<ResourceAddr>(), Ok(a.clone()), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_label_is_the_address_under_its_account() {
+        let alias = ResourceAddr::Alias {
+            account: "john@example.com".into(),
+            alias: "j@example.com".into(),
+        };
+        assert_eq!(alias.label(), "alias/j@example.com");
+        let mail = ResourceAddr::Content {
+            account: "a/b@example.com".into(),
+            content: Content::Mail,
+        };
+        assert_eq!(mail.label(), "mail");
+        for a in all() {
+            match a.account() {
+                Some(account) => {
+                    assert_eq!(format!("account/{account}/{}", a.label()), a.to_string())
+                }
+                None => assert_eq!(a.label(), a.to_string()),
+            }
         }
     }
 
