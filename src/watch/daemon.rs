@@ -26,7 +26,7 @@ use super::schedule::{self, Next, RunEnd};
 use super::status::{StatusModel, units_of};
 use crate::apply::{ApplyOptions, ApplyReport, DEFAULT_PARALLEL_ACCOUNTS, Hooks, Outcome, apply};
 use crate::error::{ErrorKind, Retry, StepError};
-use crate::model::{Execution, ResourceKind, compile, effective_options};
+use crate::model::{Execution, ResourceKind, compile};
 use crate::plan::Loaded;
 use crate::state::StateStore;
 use crate::transfer::imap::copy::StopFlag;
@@ -78,6 +78,9 @@ pub struct Daemon {
     /// The rendering of the last refused plan: the same refusal is reported once, not at every
     /// event in the directory.
     rejected: Option<String>,
+    /// How often each account whose mail keeps syncing is synced again, from the plan in
+    /// force: asked at the end of every run, so compiled once per plan, not once per run.
+    sync_every: HashMap<String, Duration>,
 }
 
 impl Daemon {
@@ -100,6 +103,7 @@ impl Daemon {
             tasks: JoinSet::new(),
             task_units: HashMap::new(),
             rejected: None,
+            sync_every: HashMap::new(),
         };
         d.plan_in_force();
         d
@@ -345,26 +349,7 @@ impl Daemon {
 
     /// How often an account's mail is synced again, while it is (plan in force).
     fn sync_interval(&self, unit: &Unit) -> Option<Duration> {
-        let address = unit.account()?;
-        let plan = &self.plan.plan;
-        let account = plan
-            .accounts
-            .iter()
-            .find(|a| a.address.eq_ignore_ascii_case(address))?;
-        let syncs = compile(plan).iter().any(|r| {
-            r.account.as_deref() == Some(address)
-                && r.kind == ResourceKind::Mail
-                && matches!(r.execution, Execution::Sync { cut_over: false })
-        });
-        if !syncs {
-            return None;
-        }
-        let interval = effective_options(plan, account)
-            .sync_interval
-            .as_ref()
-            .and_then(|s| s.secs())
-            .map_or(schedule::DEFAULT_SYNC_INTERVAL, Duration::from_secs);
-        Some(interval)
+        self.sync_every.get(unit.account()?).copied()
     }
 
     /// Re-reads the plan file; puts it in force if it is valid and differs (or on SIGHUP).
@@ -434,6 +419,7 @@ impl Daemon {
     /// The plan in force changed (or the daemon started): every unit is due now, and the units
     /// are those of the new plan (and of the state).
     fn plan_in_force(&mut self) {
+        self.sync_every = sync_intervals(&self.plan.plan);
         let records = self.store.resources().unwrap_or_else(|e| {
             error!("cannot read the state: {e}");
             BTreeMap::new()
@@ -465,6 +451,29 @@ impl Daemon {
             }
         }
     }
+}
+
+/// The accounts whose mail keeps syncing (not cut over), each with how often, from one
+/// compile of the plan.
+fn sync_intervals(plan: &crate::plan::model::Plan) -> HashMap<String, Duration> {
+    compile(plan)
+        .into_iter()
+        .filter(|r| {
+            r.kind == ResourceKind::Mail
+                && matches!(r.execution, Execution::Sync { cut_over: false })
+        })
+        .filter_map(|r| {
+            let interval = r
+                .spec
+                .account()?
+                .options
+                .sync_interval
+                .as_ref()
+                .and_then(|s| s.secs())
+                .map_or(schedule::DEFAULT_SYNC_INTERVAL, Duration::from_secs);
+            Some((r.account?, interval))
+        })
+        .collect()
 }
 
 fn parallel(loaded: &Loaded) -> usize {
@@ -586,6 +595,43 @@ mod tests {
 
     fn account(a: &str) -> Unit {
         Unit::Account(format!("{a}@example.com"))
+    }
+
+    #[test]
+    fn sync_intervals_come_from_the_plan_in_force_per_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice", "bob", "carol"]);
+        let text = format!(
+            "{}{}{}{}",
+            PLAN.replace("accounts:\n", "options: {sync_interval: 10m}\naccounts:\n"),
+            "  - address: Alice@example.com\n    from: old\n    to: new\n    \
+             source: {password: {env: X}}\n    destination: {password: {env: X}}\n",
+            "  - address: bob@example.com\n    from: old\n    to: new\n    options: {cut_over: true}\n    \
+             source: {password: {env: X}}\n    destination: {password: {env: X}}\n",
+            "  - address: carol@example.com\n    from: old\n    to: new\n    \
+             options: {sync_interval: 1h}\n    \
+             source: {password: {env: X}}\n    destination: {password: {env: X}}\n",
+        );
+        assert_eq!(
+            d.sync_interval(&account("alice")),
+            Some(schedule::DEFAULT_SYNC_INTERVAL)
+        );
+        std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+        d.reload(Trigger::Signal);
+        assert_eq!(
+            d.sync_interval(&account("alice")),
+            Some(Duration::from_secs(10 * 60))
+        );
+        assert_eq!(
+            d.sync_interval(&account("bob")),
+            None,
+            "cut over: no more syncs"
+        );
+        assert_eq!(
+            d.sync_interval(&account("carol")),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(d.sync_interval(&Unit::Platform), None);
     }
 
     fn done(unit: &Unit) -> Result<ApplyReport, StepError> {
