@@ -198,7 +198,18 @@ pub(super) async fn tls_wrap(tcp: TcpStream, target: &Target) -> Result<Conn, Im
     .map_err(|e| {
         let msg = format!("TLS handshake with {}:{} failed: {e}", ep.host, ep.port);
         // A certificate problem does not fix itself by retrying.
-        if e.to_string().contains("certificate") {
+        let certificate = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(|r| {
+                matches!(
+                    r,
+                    rustls::Error::InvalidCertificate(_)
+                        | rustls::Error::NoCertificatesPresented
+                        | rustls::Error::InvalidCertRevocationList(_)
+                )
+            });
+        if certificate {
             ImapError::new(
                 ErrorKind::Tls,
                 format!("{msg} (to trust a private CA, set `ca_file:` on this endpoint)"),
