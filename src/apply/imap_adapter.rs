@@ -101,14 +101,21 @@ pub trait IntoStepError {
 
 impl IntoStepError for ImapError {
     fn into_step_error(self) -> StepError {
-        StepError::new(error_kind(self.kind), self.message)
+        step_error(self.kind, self.message)
     }
 }
 
 impl IntoStepError for CopyError {
     fn into_step_error(self) -> StepError {
-        StepError::new(error_kind(self.kind), self.message)
+        step_error(self.kind, self.message)
     }
+}
+
+/// The step's error, with the pause a throttling server suggested in its words (Exchange
+/// Online: `Suggested Backoff Time: 500 milliseconds`), read by the engine that knows them.
+fn step_error(kind: imap::ErrorKind, message: String) -> StepError {
+    let pause = imap::error::suggested_backoff(&message);
+    StepError::new(error_kind(kind), message).with_retry_after(pause)
 }
 
 /// The copy settings of an account (its options with the plan's defaults filled in).
@@ -121,5 +128,22 @@ pub fn copy_options(opts: &model::MigrationOptions) -> CopyOptions {
         newest_first: opts.newest_first.unwrap_or(false),
         max_items: opts.max_items,
         expect_empty: !opts.adopt_existing.unwrap_or(true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_throttling_servers_pause_reaches_the_step_and_nothing_else_carries_one() {
+        let words = "[THROTTLED] Request is throttled. Suggested Backoff Time: 500 milliseconds";
+        let e = ImapError::new(imap::ErrorKind::Throttled, words).into_step_error();
+        assert_eq!(e.kind, ErrorKind::Throttled);
+        assert_eq!(e.retry_after, Some(Duration::from_millis(500)));
+        assert_eq!(e.message, words);
+        let e = ImapError::new(imap::ErrorKind::Network, words).into_step_error();
+        assert_eq!(e.retry_after, None);
     }
 }

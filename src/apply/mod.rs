@@ -446,14 +446,17 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     }
     if let Some(f) = failed {
         // The reasons are in the state's record and the report (one line per part).
-        Outcome::Failed(StepError::new(
-            f.kind,
-            format!(
-                "{summary}; {} failed: {} (run apply again to retry what is missing)",
-                crate::plan::diagnostic::plural(f.names.len(), f.unit),
-                f.names.join(", ")
-            ),
-        ))
+        Outcome::Failed(
+            StepError::new(
+                f.kind,
+                format!(
+                    "{summary}; {} failed: {} (run apply again to retry what is missing)",
+                    crate::plan::diagnostic::plural(f.names.len(), f.unit),
+                    f.names.join(", ")
+                ),
+            )
+            .with_retry_after(f.retry_after),
+        )
     } else if stopped {
         Outcome::Skipped(format!(
             "stopped after {summary}; run apply again to continue"

@@ -1,12 +1,12 @@
 //! What kind of failure a step met, and what to do about it: retry soon, retry later, or wait
 //! for a person.
 //!
-//! The kind is decided where the failure is understood (an IMAP reply in
-//! `transfer::imap::session`, an API answer in `providers::ovh::error`, a secret in `apply`),
-//! carried up as data, and read by whoever acts on it: the copy's reconnect loop, `watch`'s
-//! scheduler, the metrics. Nothing above the source reads the message's words to find out.
-//! This module sits at the bottom of the crate, beside no one: every layer may name it, and
-//! it names no layer.
+//! The kind (and a throttling server's suggested pause) is decided where the failure is
+//! understood (an IMAP reply in the mail engine, mapped by `apply::imap_adapter`; an API answer
+//! in `mailshift_ovh::error`; a secret in `apply`), carried up as data, and read by whoever acts
+//! on it: `watch`'s scheduler, the metrics. Nothing above the source reads the message's words
+//! to find out. This module sits at the bottom of the core, beside no one: every layer may
+//! name it, and it names no layer.
 
 use std::fmt;
 use std::time::Duration;
@@ -127,16 +127,19 @@ pub struct StepError {
 
 impl StepError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> StepError {
-        let message = message.into();
-        let retry_after = match kind {
-            ErrorKind::Throttled => suggested_backoff(&message),
-            _ => None,
-        };
         StepError {
             kind,
-            message,
-            retry_after,
+            message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The pause the server asked for, as its source read it (only throttling carries one).
+    pub fn with_retry_after(mut self, pause: Option<Duration>) -> StepError {
+        if self.kind == ErrorKind::Throttled {
+            self.retry_after = pause;
+        }
+        self
     }
 
     pub fn config(message: impl Into<String>) -> StepError {
@@ -171,24 +174,6 @@ impl fmt::Display for StepError {
 }
 
 impl std::error::Error for StepError {}
-
-/// The pause a throttling server suggests: Exchange Online says
-/// `[THROTTLED] Suggested Backoff Time: 500 milliseconds`; seconds are read too.
-pub fn suggested_backoff(text: &str) -> Option<Duration> {
-    let lower = text.to_ascii_lowercase();
-    let at = lower.find("backoff time")? + "backoff time".len();
-    let rest = lower[at..].trim_start_matches([':', ' ', '=']);
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let n: u64 = digits.parse().ok()?;
-    let unit = rest[digits.len()..].trim_start();
-    if unit.starts_with("ms") || unit.starts_with("milli") {
-        Some(Duration::from_millis(n))
-    } else if unit.starts_with('s') {
-        Some(Duration::from_secs(n))
-    } else {
-        None
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -234,26 +219,12 @@ mod tests {
     }
 
     #[test]
-    fn a_servers_suggested_backoff_is_read() {
-        assert_eq!(
-            suggested_backoff("[THROTTLED] Suggested Backoff Time: 500 milliseconds"),
-            Some(Duration::from_millis(500))
-        );
-        assert_eq!(
-            suggested_backoff("busy. Suggested backoff time: 30 seconds"),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(suggested_backoff("[THROTTLED] slow down"), None);
-        let e = StepError::new(
-            ErrorKind::Throttled,
-            "login refused: Suggested Backoff Time: 2000 ms",
-        );
-        assert_eq!(e.retry_after, Some(Duration::from_secs(2)));
-        assert_eq!(
-            StepError::new(ErrorKind::Network, "Suggested Backoff Time: 9 s").retry_after,
-            None,
-            "only throttling carries a pause"
-        );
+    fn only_throttling_carries_a_pause() {
+        let pause = Some(Duration::from_secs(2));
+        let e = StepError::new(ErrorKind::Throttled, "slow down").with_retry_after(pause);
+        assert_eq!(e.retry_after, pause);
+        let e = StepError::new(ErrorKind::Network, "dropped").with_retry_after(pause);
+        assert_eq!(e.retry_after, None);
     }
 
     #[test]

@@ -89,6 +89,10 @@ mod tests {
             suggested_backoff("suggested backoff time=3s"),
             Some(Duration::from_secs(3))
         );
+        assert_eq!(
+            suggested_backoff("busy. Suggested backoff time: 30 seconds"),
+            Some(Duration::from_secs(30))
+        );
         assert_eq!(suggested_backoff("slow down"), None);
     }
 }

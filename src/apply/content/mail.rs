@@ -15,6 +15,7 @@ use crate::plan::Loaded;
 use crate::plan::diagnostic::plural;
 use crate::state::StateReader;
 use crate::transfer::imap::copy::{self, CopyOptions, CopyReport, Job, Progress};
+use crate::transfer::imap::error::suggested_backoff;
 use crate::transfer::imap::folders::FolderRules;
 use crate::transfer::imap::preview;
 use crate::transfer::imap::session::Target;
@@ -162,6 +163,11 @@ fn synced(report: CopyReport) -> Synced {
                 .map(|f| imap_adapter::error_kind(f.kind))
                 .min_by_key(|k| k.retry())
                 .unwrap_or(ErrorKind::Refused),
+            retry_after: report
+                .failed
+                .iter()
+                .filter_map(|f| suggested_backoff(&f.reason))
+                .max(),
         }
     });
     Synced {

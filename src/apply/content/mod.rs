@@ -119,6 +119,8 @@ pub struct FailedParts {
     pub unit: &'static str,
     /// Of several failures, the one whose retry is most eager: it decides when to try again.
     pub kind: ErrorKind,
+    /// The longest pause a throttling server asked for, if it said.
+    pub retry_after: Option<Duration>,
 }
 
 /// An engine's own report of a copy.
