@@ -1,0 +1,6 @@
+//! mailshift's contacts, calendars and tasks engine: copies address books and calendars (events
+//! and tasks) from a CardDAV/CalDAV server or a directory of vCard/iCalendar files to another,
+//! exactly once and resumably. Like the mail engine it names no mailshift crate: its records are
+//! kept by the caller through [`journal::Journal`].
+
+pub mod journal;
