@@ -3,4 +3,6 @@
 //! exactly once and resumably. Like the mail engine it names no mailshift crate: its records are
 //! kept by the caller through [`journal::Journal`].
 
+pub mod error;
 pub mod journal;
+pub mod store;
