@@ -40,6 +40,11 @@ pub struct Collection {
     pub sync_token: Option<String>,
     /// The CTag (or the file's fingerprint) now, if the store offers one.
     pub ctag: Option<String>,
+    /// The vCard versions an address book accepts (`supported-address-data`, RFC 6352:
+    /// `"3.0"`, `"4.0"`); empty when it does not say (any).
+    pub vcard_versions: Vec<String>,
+    /// The largest object it accepts, in bytes (`max-resource-size`), when it says.
+    pub max_size: Option<u64>,
 }
 
 /// An object as listed: where it is and its version.
@@ -157,6 +162,11 @@ pub trait Store: Send + Sync {
         href: &str,
         etag: Option<&str>,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// True when the server schedules on its own (`calendar-auto-schedule` in its DAV
+    /// header, RFC 6638): objects with attendees are then written with `SCHEDULE-AGENT=CLIENT`
+    /// so that no invitation is ever sent.
+    fn schedules(&self) -> bool;
 
     /// The href a new object with this file-safe name (from its identity) gets in a collection.
     fn href_for(&self, collection: &Collection, name: &str, component: Component) -> String;
