@@ -4,5 +4,7 @@
 //! kept by the caller through [`journal::Journal`].
 
 pub mod error;
+pub mod files;
 pub mod journal;
+pub mod object;
 pub mod store;

@@ -1,0 +1,127 @@
+//! The content hash: equal for "the same object" after a round trip through a server that
+//! parses and re-serializes what it stores (Radicale does, through vobject), so a re-run knows
+//! an object is unchanged without comparing bytes.
+//!
+//! The normal form, hashed with SHA-256:
+//! - lines unfolded, ended with CRLF, blank lines dropped;
+//! - property and parameter names in upper case (a vCard group prefix too);
+//! - parameters sorted by name, repeated ones merged (`TYPE=A;TYPE=B` is `TYPE=A,B`), values
+//!   unquoted; vCard 2.1 bare parameters (`TEL;WORK:`) read as `TYPE=WORK`; the values of
+//!   `TYPE`, `VALUE` and `ENCODING`, which both RFCs define as case-insensitive, in upper case,
+//!   and those of `TYPE` sorted (a set);
+//! - values as they are (escaping included: a serializer that re-escapes text differently is
+//!   seen as a change, which is the safe side);
+//! - properties sorted within each component, components sorted within their parent (servers
+//!   reorder both; order carries no meaning in either format).
+//!
+//! Left out, because servers and clients rewrite them without the object changing:
+//! - `PRODID`, everywhere: names the last program that wrote the object;
+//! - iCalendar `DTSTAMP`: the time the object was last serialized (RFC 5545 §3.8.7.2), which
+//!   servers and exporters set on every write;
+//! - iCalendar `METHOD` (CalDAV resources must not hold it, RFC 4791 §4.1, so some servers drop
+//!   it) and `CALSCALE:GREGORIAN` (the default, which some servers add);
+//! - vCard `REV`: the time of the last revision, set by servers on write.
+//!
+//! The vCard `VERSION` is kept: a 3.0 and a 4.0 card differ. `LAST-MODIFIED` and `SEQUENCE` are
+//! kept: they change only when the object is edited. A body whose BEGIN/END do not balance is
+//! hashed as its unfolded lines, in order.
+
+use sha2::{Digest, Sha256};
+
+use super::line::{self, Node, Prop, push_param_value};
+
+/// SHA-256 of the normal form of `data` (see the module doc).
+pub fn content_hash(data: &[u8]) -> [u8; 32] {
+    let tree = line::tree(data);
+    let mut hasher = Sha256::new();
+    if !tree.stray.is_empty() || tree.roots.iter().any(|r| r.error.is_some()) {
+        for line in &tree.lines {
+            hasher.update(&line.text);
+            hasher.update(b"\r\n");
+        }
+    } else {
+        let mut roots: Vec<Vec<u8>> = tree
+            .roots
+            .iter()
+            .map(|root| canonical(root, root.name == "VCARD"))
+            .collect();
+        roots.sort();
+        for root in roots {
+            hasher.update(&root);
+        }
+    }
+    hasher.finalize().into()
+}
+
+fn ignored(prop: &Prop, vcard: bool) -> bool {
+    match prop.name().as_str() {
+        "PRODID" => true,
+        "REV" => vcard,
+        "DTSTAMP" | "METHOD" => !vcard,
+        "CALSCALE" => !vcard && prop.value.eq_ignore_ascii_case(b"GREGORIAN"),
+        _ => false,
+    }
+}
+
+fn canonical(node: &Node, vcard: bool) -> Vec<u8> {
+    let mut props: Vec<Vec<u8>> = node
+        .props
+        .iter()
+        .filter(|(_, p)| !ignored(p, vcard))
+        .map(|(_, p)| normal_line(p))
+        .collect();
+    props.sort();
+    let mut children: Vec<Vec<u8>> = node.children.iter().map(|c| canonical(c, vcard)).collect();
+    children.sort();
+    let mut out = format!("BEGIN:{}\r\n", node.name).into_bytes();
+    for p in props {
+        out.extend_from_slice(&p);
+        out.extend_from_slice(b"\r\n");
+    }
+    for c in children {
+        out.extend_from_slice(&c);
+    }
+    out.extend_from_slice(format!("END:{}\r\n", node.name).as_bytes());
+    out
+}
+
+fn normal_line(prop: &Prop) -> Vec<u8> {
+    let mut params: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
+    for param in &prop.params {
+        let (name, values) = if param.has_eq {
+            (param.name.to_ascii_uppercase(), param.values.clone())
+        } else {
+            (b"TYPE".to_vec(), vec![param.name.clone()])
+        };
+        let case_free = matches!(name.as_slice(), b"TYPE" | b"VALUE" | b"ENCODING");
+        let values = values
+            .into_iter()
+            .map(|v| if case_free { v.to_ascii_uppercase() } else { v });
+        match params.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, existing)) => existing.extend(values),
+            None => params.push((name, values.collect())),
+        }
+    }
+    for (name, values) in &mut params {
+        if name == b"TYPE" {
+            values.sort();
+            values.dedup();
+        }
+    }
+    params.sort();
+    let mut out = prop.raw_name.to_ascii_uppercase();
+    for (name, values) in params {
+        out.push(b';');
+        out.extend_from_slice(&name);
+        out.push(b'=');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_param_value(&mut out, v);
+        }
+    }
+    out.push(b':');
+    out.extend_from_slice(&prop.value);
+    out
+}
