@@ -6,5 +6,8 @@
 pub mod error;
 pub mod files;
 pub mod journal;
+#[cfg(test)]
+mod memstore;
 pub mod object;
 pub mod store;
+pub mod sync;
