@@ -9,5 +9,7 @@ pub mod journal;
 #[cfg(test)]
 mod memstore;
 pub mod object;
+pub mod preview;
 pub mod store;
 pub mod sync;
+pub mod verify;

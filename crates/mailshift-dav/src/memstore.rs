@@ -61,6 +61,8 @@ struct Inner {
     down: bool,
     /// Transient errors to answer the next calls with.
     flaky: u32,
+    /// Transient errors to answer the next writes with.
+    flaky_puts: u32,
 }
 
 pub struct MemStore {
@@ -213,6 +215,11 @@ impl MemStore {
         self.lock().flaky = n;
     }
 
+    /// The next `n` writes fail with a transient error.
+    pub fn flaky_puts(&self, n: u32) {
+        self.lock().flaky_puts = n;
+    }
+
     fn check(&self) -> StoreResult<std::sync::MutexGuard<'_, Inner>> {
         let mut g = self.lock();
         if g.down {
@@ -345,6 +352,10 @@ impl Store for MemStore {
         condition: Precondition,
     ) -> StoreResult<PutOutcome> {
         let mut g = self.check()?;
+        if g.flaky_puts > 0 {
+            g.flaky_puts -= 1;
+            return Err(err(ErrorKind::Network, "connection reset"));
+        }
         if let Some(max) = self.behaviour.refuse_over
             && data.len() > max
         {

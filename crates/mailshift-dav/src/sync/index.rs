@@ -177,8 +177,9 @@ impl DestIndex {
             .collect()
     }
 
-    pub fn len(&self) -> usize {
-        self.all.len()
+    /// Every object, by href.
+    pub fn all(&self) -> impl Iterator<Item = &Found> {
+        self.all.values()
     }
 }
 
@@ -197,7 +198,7 @@ mod tests {
     fn first_href_keeps_the_uid() {
         let mut keys = Keys::new([("uid:a", "/c/2.ics")]);
         let h = [7u8; 32];
-        assert_eq!(keys.key("uid:a", "/c/1.ics", &h).1, true);
+        assert!(keys.key("uid:a", "/c/1.ics", &h).1);
         assert_eq!(
             keys.key("uid:a", "/c/2.ics", &h),
             ("uid:a".to_string(), false)

@@ -51,7 +51,7 @@
 
 mod collections;
 pub(crate) mod index;
-mod pass;
+pub(crate) mod pass;
 #[cfg(test)]
 mod tests;
 

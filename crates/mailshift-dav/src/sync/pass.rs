@@ -77,12 +77,15 @@ impl Reading {
     }
 }
 
-/// Decides what to read (step 2).
+/// Decides what to read (step 2). A collection with refused objects is listed rather than
+/// asked by token: the refusals, which have no record, are read and tried again whenever the
+/// collection changed.
 pub(crate) async fn reading<S: Store>(
     source: &S,
     src: &Collection,
     record: Option<&CollectionRecord>,
     records: &BTreeMap<String, ObjectRecord>,
+    has_refusals: bool,
     full_scan: bool,
 ) -> StoreResult<Reading> {
     let completed = record.is_some_and(|r| r.updated_at != 0) && !full_scan;
@@ -106,6 +109,7 @@ pub(crate) async fn reading<S: Store>(
     };
     if let Some(token) = record.and_then(|r| r.sync_token.as_deref())
         && src.sync_token.is_some()
+        && !has_refusals
         && let Some(delta) = source.changes(src, token).await?
     {
         let mut to_read: Vec<String> = delta
@@ -274,7 +278,15 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
             }
         };
 
-        let rd = reading(self.source, src, Some(&crec), &records, self.job.full_scan).await?;
+        let rd = reading(
+            self.source,
+            src,
+            Some(&crec),
+            &records,
+            !refused.is_empty(),
+            self.job.full_scan,
+        )
+        .await?;
         if rd.skip {
             rep.skipped_unchanged = true;
             rep.unchanged += records.len() as u64;
