@@ -20,7 +20,10 @@
 //!   servers and exporters set on every write;
 //! - iCalendar `METHOD` (CalDAV resources must not hold it, RFC 4791 §4.1, so some servers drop
 //!   it) and `CALSCALE:GREGORIAN` (the default, which some servers add);
-//! - vCard `REV`: the time of the last revision, set by servers on write.
+//! - vCard `REV`: the time of the last revision, set by servers on write;
+//! - `X-WR-*` properties of the VCALENDAR itself (`X-WR-CALNAME`, `X-WR-TIMEZONE`...): what
+//!   exporters (Google, Outlook) say about the calendar they exported, not part of the object
+//!   (a unit split out of a file does not carry them). Those of a component are kept.
 //!
 //! The vCard `VERSION` is kept: a 3.0 and a 4.0 card differ. `LAST-MODIFIED` and `SEQUENCE` are
 //! kept: they change only when the object is edited. A body whose BEGIN/END do not balance is
@@ -53,8 +56,12 @@ pub fn content_hash(data: &[u8]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn ignored(prop: &Prop, vcard: bool) -> bool {
-    match prop.name().as_str() {
+fn ignored(prop: &Prop, vcard: bool, in_calendar: bool) -> bool {
+    let name = prop.name();
+    if in_calendar && name.starts_with("X-WR-") {
+        return true;
+    }
+    match name.as_str() {
         "PRODID" => true,
         "REV" => vcard,
         "DTSTAMP" | "METHOD" => !vcard,
@@ -67,7 +74,7 @@ fn canonical(node: &Node, vcard: bool) -> Vec<u8> {
     let mut props: Vec<Vec<u8>> = node
         .props
         .iter()
-        .filter(|(_, p)| !ignored(p, vcard))
+        .filter(|(_, p)| !ignored(p, vcard, node.name == "VCALENDAR"))
         .map(|(_, p)| normal_line(p))
         .collect();
     props.sort();
