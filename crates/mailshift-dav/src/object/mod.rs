@@ -28,7 +28,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::store::Component;
-pub use file::{join_file, split_file};
+pub use file::{join_calendar, join_file, split_file};
 use line::{Line, Node, Tree};
 pub use normalize::content_hash;
 pub use rewrite::{Profile, Rewrite, prepare};

@@ -14,16 +14,16 @@
 //! - properties sorted within each component, components sorted within their parent (servers
 //!   reorder both; order carries no meaning in either format).
 //!
-//! Left out, because servers and clients rewrite them without the object changing:
+//! Left out, because servers, clients and exporters rewrite them without the object changing:
 //! - `PRODID`, everywhere: names the last program that wrote the object;
 //! - iCalendar `DTSTAMP`: the time the object was last serialized (RFC 5545 §3.8.7.2), which
 //!   servers and exporters set on every write;
-//! - iCalendar `METHOD` (CalDAV resources must not hold it, RFC 4791 §4.1, so some servers drop
-//!   it) and `CALSCALE:GREGORIAN` (the default, which some servers add);
-//! - vCard `REV`: the time of the last revision, set by servers on write;
-//! - `X-WR-*` properties of the VCALENDAR itself (`X-WR-CALNAME`, `X-WR-TIMEZONE`...): what
-//!   exporters (Google, Outlook) say about the calendar they exported, not part of the object
-//!   (a unit split out of a file does not carry them). Those of a component are kept.
+//! - every property of the VCALENDAR itself but `VERSION`: `METHOD` (CalDAV resources must not
+//!   hold it, RFC 4791 §4.1, so some servers drop it), `CALSCALE` (GREGORIAN is the default,
+//!   which some servers add), and what exporters say about the calendar they exported
+//!   (`X-WR-CALNAME`, `X-WR-TIMEZONE`, `X-APPLE-CALENDAR-COLOR`, RFC 7986 `NAME`/`COLOR`...):
+//!   the object is its components, and a unit split out of a file carries the file's lines;
+//! - vCard `REV`: the time of the last revision, set by servers on write.
 //!
 //! The vCard `VERSION` is kept: a 3.0 and a 4.0 card differ. `LAST-MODIFIED` and `SEQUENCE` are
 //! kept: they change only when the object is edited. A body whose BEGIN/END do not balance is
@@ -58,14 +58,13 @@ pub fn content_hash(data: &[u8]) -> [u8; 32] {
 
 fn ignored(prop: &Prop, vcard: bool, in_calendar: bool) -> bool {
     let name = prop.name();
-    if in_calendar && name.starts_with("X-WR-") {
-        return true;
+    if in_calendar {
+        return name != "VERSION";
     }
     match name.as_str() {
         "PRODID" => true,
         "REV" => vcard,
-        "DTSTAMP" | "METHOD" => !vcard,
-        "CALSCALE" => !vcard && prop.value.eq_ignore_ascii_case(b"GREGORIAN"),
+        "DTSTAMP" => !vcard,
         _ => false,
     }
 }
