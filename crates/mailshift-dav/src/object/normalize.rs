@@ -9,8 +9,13 @@
 //!   unquoted; vCard 2.1 bare parameters (`TEL;WORK:`) read as `TYPE=WORK`; the values of
 //!   `TYPE`, `VALUE` and `ENCODING`, which both RFCs define as case-insensitive, in upper case,
 //!   and those of `TYPE` sorted (a set);
-//! - values as they are (escaping included: a serializer that re-escapes text differently is
-//!   seen as a change, which is the safe side);
+//! - values as they are, but for what re-serializers are seen doing (vobject, for Radicale):
+//!   in structured values (`N`, `ADR`, `ORG`, `CLIENTPIDMAP`, `GENDER`, `REQUEST-STATUS`)
+//!   trailing empty components are dropped (`ORG:Ex;` is `ORG:Ex`, `N:Doe;John` is
+//!   `N:Doe;John;;;`); elsewhere `\;` and `\,` read as `;` and `,` (vobject escapes them in
+//!   text, `GEO:52.5;13.4` comes back as `GEO:52.5\;13.4`) and `\N` as `\n`; the parts of
+//!   a recurrence rule (`RRULE`, `EXRULE`) in upper case and sorted (Xandikos, through the
+//!   Python `icalendar` package, writes `BYMONTH=10;BYDAY=-1SU` as `BYDAY=-1SU;BYMONTH=10`);
 //! - properties sorted within each component, components sorted within their parent (servers
 //!   reorder both; order carries no meaning in either format).
 //!
@@ -128,6 +133,51 @@ fn normal_line(prop: &Prop) -> Vec<u8> {
         }
     }
     out.push(b':');
-    out.extend_from_slice(&prop.value);
+    out.extend_from_slice(&normal_value(&prop.name(), &prop.value));
     out
+}
+
+/// See the module doc.
+fn normal_value(name: &str, value: &[u8]) -> Vec<u8> {
+    if matches!(name, "RRULE" | "EXRULE") {
+        let upper = value.to_ascii_uppercase();
+        let mut parts: Vec<&[u8]> = upper
+            .split(|&b| b == b';')
+            .filter(|p| !p.is_empty())
+            .collect();
+        parts.sort();
+        return parts.join(&b';');
+    }
+    let structured = matches!(
+        name,
+        "N" | "ADR" | "ORG" | "CLIENTPIDMAP" | "GENDER" | "REQUEST-STATUS"
+    );
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        if value[i] == b'\\' && i + 1 < value.len() {
+            match value[i + 1] {
+                b';' | b',' if !structured => out.push(value[i + 1]),
+                b'N' => out.extend_from_slice(b"\\n"),
+                other => out.extend_from_slice(&[b'\\', other]),
+            }
+            i += 2;
+        } else {
+            out.push(value[i]);
+            i += 1;
+        }
+    }
+    if structured {
+        // Drop trailing separators, but not an escaped `\;` (the byte before each `;` is
+        // then a backslash that is not itself escaped).
+        while out.last() == Some(&b';') && !ends_escaped(&out[..out.len() - 1]) {
+            out.pop();
+        }
+    }
+    out
+}
+
+/// True when `text` ends with an odd number of backslashes (its next byte is escaped).
+fn ends_escaped(text: &[u8]) -> bool {
+    text.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
 }

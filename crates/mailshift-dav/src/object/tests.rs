@@ -496,3 +496,45 @@ fn join_then_split_gives_the_items_back() {
     assert_eq!(items[1].1.data, GROUP4.as_bytes());
     assert!(join_file(&[]).is_empty());
 }
+
+#[test]
+fn the_content_hash_survives_what_radicale_and_xandikos_were_seen_to_write() {
+    // Radicale 3.1.8 (vobject) sent CARD3 back like this: properties sorted, TYPE merged,
+    // ORG's empty last component dropped, GEO's `;` escaped, PHOTO unfolded, LF.
+    let radicale = "BEGIN:VCARD
+VERSION:3.0
+PRODID:-//Apple Inc.//Mac OS X 10.15//EN
+item1.EMAIL;TYPE=INTERNET,WORK,pref:jm@example.com
+FN:Jürgen Müller
+GEO:52.52\\;13.40
+N:Müller;Jürgen;;;
+ORG:Ex\\, Inc.
+PHOTO;ENCODING=b;TYPE=JPEG:/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEx8dGh8eHRocHCAkLicgIiwjHBwoNyksMDE0NDQfJzk9ODI8LjM0Mv/AAAsIAAEAAQEBEQD/xAAfAAABBQEBAQEBAQAAAAAAAAAAAQIDBAUGBwgJCgv/2gAIAQEAAD8A+f8A/9k=
+REV:2024-01-01T00:00:00Z
+TEL;TYPE=CELL,VOICE:+49 170 000000
+UID:card-3
+END:VCARD
+";
+    assert_eq!(
+        content_hash(CARD3.as_bytes()),
+        content_hash(radicale.as_bytes())
+    );
+    // But an escaped comma inside a structured value is not a separator.
+    let org = CARD3.replace("ORG:Ex\\, Inc.;", "ORG:Ex, Inc.;");
+    assert_ne!(content_hash(CARD3.as_bytes()), content_hash(org.as_bytes()));
+
+    // Xandikos 0.2.8 (Python icalendar) reorders the parts of a recurrence rule.
+    let xandikos = RECURRING
+        .replace("BYMONTH=10;BYDAY=-1SU", "BYDAY=-1SU;BYMONTH=10")
+        .replace("RRULE:FREQ=WEEKLY;COUNT=10", "RRULE:COUNT=10;FREQ=WEEKLY");
+    assert_eq!(
+        content_hash(RECURRING.as_bytes()),
+        content_hash(xandikos.as_bytes())
+    );
+
+    // Radicale 3.1.8 cuts a vCard 4.0 data: URI at its comma (the photo is lost): a change.
+    let cut = "BEGIN:VCARD\nVERSION:4.0\nFN:x\nPHOTO:data:image/jpeg\\;base64\nUID:p\nEND:VCARD\n";
+    let whole =
+        "BEGIN:VCARD\nVERSION:4.0\nFN:x\nPHOTO:data:image/jpeg;base64,/9j/4AAQ\nUID:p\nEND:VCARD\n";
+    assert_ne!(content_hash(cut.as_bytes()), content_hash(whole.as_bytes()));
+}
