@@ -19,7 +19,7 @@
 //! File I/O is synchronous: the files are local and a whole file is needed at once, and it
 //! spares the crate an async runtime dependency.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -55,7 +55,11 @@ enum Kind {
 
 struct FileData {
     kind: Kind,
+    /// In file order.
     entries: Vec<Entry>,
+    /// Entry position by name, and name by UID (files of 10,000 contacts are common).
+    by_name: HashMap<String, usize>,
+    by_uid: HashMap<String, String>,
     /// The VCALENDAR's own lines other than VERSION and PRODID (X-WR-CALNAME...), unfolded,
     /// kept when the file is rewritten.
     header: Vec<Vec<u8>>,
@@ -64,8 +68,9 @@ struct FileData {
     problems: Vec<ParseError>,
     /// SHA-256 of the bytes as read (empty file when it did not exist).
     read_hash: [u8; 32],
-    /// Changes not yet flushed, in order: `(name, Some(data))` put, `(name, None)` delete.
-    pending: Vec<(String, Option<Vec<u8>>)>,
+    /// Changes not yet flushed, in order: `(name, Some((item, etag)))` put, `(name, None)`
+    /// delete.
+    pending: Vec<(String, Option<(Item, String)>)>,
     /// Must be written even without pending changes (a created collection).
     create: bool,
 }
@@ -101,29 +106,73 @@ fn kind_of(path: &str) -> Option<Kind> {
 impl FileData {
     fn parse(kind: Kind, bytes: &[u8]) -> FileData {
         let (items, problems) = object::split_file(bytes);
-        let mut entries: Vec<Entry> = Vec::new();
-        for (_, item) in items {
-            let base = object::file_name(&object::identity(&item));
-            // Two objects with one identity in a file (a contact exported twice) still get
-            // distinct hrefs: the second is `name~2`.
-            let mut name = base.clone();
-            let mut n = 1;
-            while entries.iter().any(|e| e.name == name) {
-                n += 1;
-                name = format!("{base}~{n}");
-            }
-            let etag = etag_of(&item.data);
-            entries.push(Entry { name, item, etag });
-        }
-        FileData {
+        let mut file = FileData {
             kind,
-            entries,
+            entries: Vec::new(),
+            by_name: HashMap::new(),
+            by_uid: HashMap::new(),
             header: calendar_header(bytes),
             declared: BTreeSet::new(),
             problems,
             read_hash: Sha256::digest(bytes).into(),
             pending: Vec::new(),
             create: false,
+        };
+        for (_, item) in items {
+            let base = object::file_name(&object::identity(&item));
+            // Two objects with one identity in a file (a contact exported twice) still get
+            // distinct hrefs: the second is `name~2`.
+            let mut name = base.clone();
+            let mut n = 1;
+            while file.by_name.contains_key(&name) {
+                n += 1;
+                name = format!("{base}~{n}");
+            }
+            let etag = etag_of(&item.data);
+            file.push(Entry { name, item, etag });
+        }
+        file
+    }
+
+    fn push(&mut self, entry: Entry) {
+        self.by_name.insert(entry.name.clone(), self.entries.len());
+        if let Some(uid) = &entry.item.uid {
+            self.by_uid
+                .entry(uid.clone())
+                .or_insert_with(|| entry.name.clone());
+        }
+        self.entries.push(entry);
+    }
+
+    fn get(&self, name: &str) -> Option<&Entry> {
+        self.by_name.get(name).map(|&i| &self.entries[i])
+    }
+
+    /// The name of another object with this UID, if any.
+    fn uid_elsewhere(&self, uid: &str, name: &str) -> Option<&str> {
+        self.by_uid
+            .get(uid)
+            .map(String::as_str)
+            .filter(|other| *other != name)
+    }
+
+    fn reindex_uids(&mut self) {
+        self.by_uid.clear();
+        for entry in &self.entries {
+            if let Some(uid) = &entry.item.uid {
+                self.by_uid
+                    .entry(uid.clone())
+                    .or_insert_with(|| entry.name.clone());
+            }
+        }
+    }
+
+    fn reindex(&mut self) {
+        let entries = std::mem::take(&mut self.entries);
+        self.by_name.clear();
+        self.by_uid.clear();
+        for entry in entries {
+            self.push(entry);
         }
     }
 
@@ -162,25 +211,28 @@ impl FileData {
         }
     }
 
-    fn apply(&mut self, name: &str, data: Option<&[u8]>) {
-        let position = self.entries.iter().position(|e| e.name == name);
-        match (data, position) {
-            (Some(data), position) => {
-                let Ok(item) = object::parse(data) else {
-                    return;
-                };
+    fn apply(&mut self, name: &str, object: Option<(Item, String)>) {
+        let position = self.by_name.get(name).copied();
+        match (object, position) {
+            (Some((item, etag)), position) => {
                 let entry = Entry {
                     name: name.to_string(),
-                    etag: etag_of(data),
+                    etag,
                     item,
                 };
                 match position {
-                    Some(i) => self.entries[i] = entry,
-                    None => self.entries.push(entry),
+                    Some(i) => {
+                        let old = std::mem::replace(&mut self.entries[i], entry);
+                        if old.item.uid != self.entries[i].item.uid {
+                            self.reindex_uids();
+                        }
+                    }
+                    None => self.push(entry),
                 }
             }
             (None, Some(i)) => {
                 self.entries.remove(i);
+                self.reindex();
             }
             (None, None) => {}
         }
@@ -504,7 +556,7 @@ impl Store for FileStore {
                 if rel != collection.href {
                     return None;
                 }
-                let entry = file.entries.iter().find(|e| e.name == name)?;
+                let entry = file.get(name)?;
                 Some(Fetched {
                     href: href.clone(),
                     etag: Some(entry.etag.clone()),
@@ -544,7 +596,7 @@ impl Store for FileStore {
                 reason: format!("a {:?} does not belong in {rel}", item.component),
             });
         }
-        let current = file.entries.iter().find(|e| e.name == name);
+        let current = file.get(name);
         match (&condition, current) {
             (Precondition::Absent, Some(_)) => return Ok(PutOutcome::PreconditionFailed),
             (Precondition::Matches(etag), Some(entry)) if *etag != entry.etag => {
@@ -554,18 +606,16 @@ impl Store for FileStore {
             _ => {}
         }
         if let Some(uid) = &item.uid
-            && let Some(other) = file
-                .entries
-                .iter()
-                .find(|e| e.name != name && e.item.uid.as_ref() == Some(uid))
+            && let Some(other) = file.uid_elsewhere(uid, name)
         {
             return Ok(PutOutcome::UidConflict {
-                href: Some(format!("{rel}#{}", other.name)),
+                href: Some(format!("{rel}#{other}")),
             });
         }
         let etag = etag_of(data);
-        file.apply(name, Some(data));
-        file.pending.push((name.to_string(), Some(data.to_vec())));
+        let object = Some((item, etag.clone()));
+        file.apply(name, object.clone());
+        file.pending.push((name.to_string(), object));
         Ok(PutOutcome::Written { etag: Some(etag) })
     }
 
@@ -575,7 +625,7 @@ impl Store for FileStore {
         };
         let mut state = self.lock();
         let file = self.writable_file(&mut state, rel)?;
-        let Some(entry) = file.entries.iter().find(|e| e.name == name) else {
+        let Some(entry) = file.get(name) else {
             return Ok(false);
         };
         if etag.is_some_and(|etag| etag != entry.etag) {
@@ -621,7 +671,7 @@ impl Store for FileStore {
                 fresh.header = std::mem::take(&mut file.header);
             }
             for (name, data) in &file.pending {
-                fresh.apply(name, data.as_deref());
+                fresh.apply(name, data.clone());
             }
             fresh.declared = std::mem::take(&mut file.declared);
             let mut bytes = fresh.to_bytes();
