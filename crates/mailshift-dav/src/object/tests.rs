@@ -538,3 +538,45 @@ END:VCARD
         "BEGIN:VCARD\nVERSION:4.0\nFN:x\nPHOTO:data:image/jpeg;base64,/9j/4AAQ\nUID:p\nEND:VCARD\n";
     assert_ne!(content_hash(cut.as_bytes()), content_hash(whole.as_bytes()));
 }
+
+#[test]
+fn a_windows_vtimezone_that_becomes_a_duplicate_is_dropped_and_lf_stays_lf() {
+    let data = "BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:x
+BEGIN:VTIMEZONE
+TZID:Europe/Paris
+X-LIC-LOCATION:Europe/Paris
+END:VTIMEZONE
+BEGIN:VTIMEZONE
+TZID:(UTC+01:00) Brussels, Copenhagen, Madrid, Paris
+END:VTIMEZONE
+BEGIN:VEVENT
+UID:dup-tz
+DTSTART;TZID=\"(UTC+01:00) Brussels, Copenhagen, Madrid, Paris\":20240101T100000
+DTEND;TZID=Europe/Paris:20240101T110000
+END:VEVENT
+END:VCALENDAR
+";
+    let item = parse(data.as_bytes()).unwrap();
+    let (out, rewrites) = prepare(&item, &Profile::default());
+    assert_eq!(rewrites.len(), 1);
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(
+        text,
+        "BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:x
+BEGIN:VTIMEZONE
+TZID:Europe/Paris
+X-LIC-LOCATION:Europe/Paris
+END:VTIMEZONE
+BEGIN:VEVENT
+UID:dup-tz
+DTSTART;TZID=Europe/Paris:20240101T100000
+DTEND;TZID=Europe/Paris:20240101T110000
+END:VEVENT
+END:VCALENDAR
+"
+    );
+}
