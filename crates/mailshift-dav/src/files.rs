@@ -5,7 +5,10 @@
 //! An object's href is `<file path relative to the directory>#<name>`, where the name comes
 //! from its identity ([`object::file_name`]), so it stays the same when the file is re-read;
 //! its ETag is a short hex of its [`object::content_hash`], so it changes exactly when the
-//! object does. Files are split into objects with [`object::split_file`] the first time they are
+//! object does. Names are not stored in the files: an object written under a name other than
+//! its identity's (an object without UID whose content was rewritten on the way) is listed
+//! under its identity's name once the file is read again; two objects with one identity in a
+//! file get `name`, `name~2`... Files are split into objects with [`object::split_file`] the first time they are
 //! needed and kept in memory for the run; a bad object is left out and listed by
 //! [`FileStore::problems`] with its file and line, never failing the rest.
 //!
@@ -45,6 +48,8 @@ pub struct FileStore {
 struct State {
     /// By path relative to the root, `/`-separated, extension included.
     files: BTreeMap<String, FileData>,
+    /// Files that could not be read at all (line 0), by path.
+    unreadable: BTreeMap<String, ParseError>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -80,6 +85,9 @@ struct Entry {
     item: Item,
     etag: String,
 }
+
+/// Files (relative paths) and what is wrong in them.
+type Problems = Vec<(String, ParseError)>;
 
 fn config(message: String) -> StoreError {
     StoreError {
@@ -292,13 +300,22 @@ impl FileStore {
 
     /// What was wrong in the files read so far: the file (relative path) and the line. Each
     /// bad object was left out; the rest of its file was read.
-    pub fn problems(&self) -> Vec<(String, ParseError)> {
+    /// A file that cannot be read at all (permissions, a name that is not UTF-8) is listed
+    /// with line 0 and left out.
+    pub fn problems(&self) -> Problems {
         let state = self.lock();
-        state
-            .files
+        let mut problems: Problems = state
+            .unreadable
             .iter()
-            .flat_map(|(path, file)| file.problems.iter().map(move |p| (path.clone(), p.clone())))
-            .collect()
+            .map(|(path, p)| (path.clone(), p.clone()))
+            .collect();
+        problems.extend(
+            state.files.iter().flat_map(|(path, file)| {
+                file.problems.iter().map(move |p| (path.clone(), p.clone()))
+            }),
+        );
+        problems.sort_by(|a, b| (&a.0, a.1.line).cmp(&(&b.0, b.1.line)));
+        problems
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -310,9 +327,11 @@ impl FileStore {
         rel.split('/').fold(self.root.clone(), |p, seg| p.join(seg))
     }
 
-    /// Every `.vcf` / `.ics` file under the root, relative, `/`-separated, sorted.
-    fn scan(&self) -> StoreResult<Vec<String>> {
+    /// Every `.vcf` / `.ics` file under the root, relative, `/`-separated, sorted; and the
+    /// entries that cannot be named (not UTF-8).
+    fn scan(&self) -> StoreResult<(Vec<String>, Problems)> {
         let mut found = Vec::new();
+        let mut skipped = Vec::new();
         match fs::metadata(&self.root) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
@@ -321,7 +340,7 @@ impl FileStore {
                     self.root.display()
                 )));
             }
-            Err(_) if self.writable => return Ok(found),
+            Err(_) if self.writable => return Ok((found, skipped)),
             Err(e) => {
                 return Err(config(format!(
                     "cannot read the directory {}: {e}",
@@ -335,6 +354,17 @@ impl FileStore {
                 .map_err(|e| config(format!("cannot read the directory {}: {e}", dir.display())))?;
             for entry in entries.flatten() {
                 let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                    let lossy = entry.file_name().to_string_lossy().into_owned();
+                    if kind_of(&lossy).is_some() {
+                        skipped.push((
+                            format!("{prefix}{lossy}"),
+                            ParseError {
+                                line: 0,
+                                message: "the file name is not UTF-8: rename the file to read it"
+                                    .into(),
+                            },
+                        ));
+                    }
                     continue;
                 };
                 if name.starts_with('.') {
@@ -353,7 +383,7 @@ impl FileStore {
             }
         }
         found.sort();
-        Ok(found)
+        Ok((found, skipped))
     }
 
     /// The file, read on first use.
@@ -479,10 +509,20 @@ fn safe_rel(name: &str) -> StoreResult<String> {
 
 impl Store for FileStore {
     async fn collections(&self, component: Component) -> StoreResult<Vec<Collection>> {
-        let on_disk = self.scan()?;
+        let (on_disk, skipped) = self.scan()?;
         let mut state = self.lock();
+        state.unreadable.extend(skipped);
         for rel in &on_disk {
-            self.load(&mut state, rel)?;
+            // One file that cannot be read does not hide the others.
+            if let Err(e) = self.load(&mut state, rel) {
+                state.unreadable.insert(
+                    rel.clone(),
+                    ParseError {
+                        line: 0,
+                        message: e.message,
+                    },
+                );
+            }
         }
         Ok(state
             .files

@@ -81,6 +81,12 @@ fn reads_a_tree_and_reports_a_bad_object_with_its_file_and_line() {
     fs::write(root.join(".hidden/secret.vcf"), card("h", "Hidden")).unwrap();
     fs::write(root.join(".dot.vcf"), card("h", "Hidden")).unwrap();
     fs::write(root.join("notes.txt"), "not a card").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"caf\xe9.vcf");
+        fs::write(root.join(name), card("latin1", "Name")).unwrap();
+    }
 
     let store = FileStore::new(root, false);
     let books = run(store.collections(Component::Card)).unwrap();
@@ -103,10 +109,21 @@ fn reads_a_tree_and_reports_a_bad_object_with_its_file_and_line() {
     );
 
     let problems = store.problems();
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert_eq!(problems[0].0, "contacts.vcf");
-    assert_eq!(problems[0].1.line, 10);
-    assert!(problems[0].1.message.contains("NOCOLON"));
+    let bad = problems.iter().find(|p| p.0 == "contacts.vcf").unwrap();
+    assert_eq!(bad.1.line, 10);
+    assert!(bad.1.message.contains("NOCOLON"));
+    #[cfg(unix)]
+    {
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        let latin1 = problems.iter().find(|p| p.0 != "contacts.vcf").unwrap();
+        assert_eq!(latin1.1.line, 0);
+        assert!(
+            latin1
+                .1
+                .to_string()
+                .starts_with("the file name is not UTF-8")
+        );
+    }
 
     let listed = run(store.list(&books[0])).unwrap();
     let hrefs: Vec<_> = listed.iter().map(|l| l.href.as_str()).collect();
