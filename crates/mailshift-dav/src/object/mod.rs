@@ -28,7 +28,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::store::Component;
-pub use file::{join_file, split_file};
+pub use file::{join_calendar, join_file, split_file};
 use line::{Line, Node, Tree};
 pub use normalize::content_hash;
 pub use rewrite::{Profile, Rewrite, prepare};
@@ -50,7 +50,7 @@ pub struct Item {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     /// 1-based line within the data given to the function that failed (the file for
-    /// [`split_file`]).
+    /// [`split_file`]); 0 when the problem is the whole file (it cannot be read).
     pub line: usize,
     /// What is wrong and, when we know it, how to fix it.
     pub message: String,
@@ -58,7 +58,11 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
+        if self.line == 0 {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "line {}: {}", self.line, self.message)
+        }
     }
 }
 

@@ -9,17 +9,25 @@
 //!   unquoted; vCard 2.1 bare parameters (`TEL;WORK:`) read as `TYPE=WORK`; the values of
 //!   `TYPE`, `VALUE` and `ENCODING`, which both RFCs define as case-insensitive, in upper case,
 //!   and those of `TYPE` sorted (a set);
-//! - values as they are (escaping included: a serializer that re-escapes text differently is
-//!   seen as a change, which is the safe side);
+//! - values as they are, but for what re-serializers are seen doing (vobject, for Radicale):
+//!   in structured values (`N`, `ADR`, `ORG`, `CLIENTPIDMAP`, `GENDER`, `REQUEST-STATUS`)
+//!   trailing empty components are dropped (`ORG:Ex;` is `ORG:Ex`, `N:Doe;John` is
+//!   `N:Doe;John;;;`); elsewhere `\;` and `\,` read as `;` and `,` (vobject escapes them in
+//!   text, `GEO:52.5;13.4` comes back as `GEO:52.5\;13.4`) and `\N` as `\n`; the parts of
+//!   a recurrence rule (`RRULE`, `EXRULE`) in upper case and sorted (Xandikos, through the
+//!   Python `icalendar` package, writes `BYMONTH=10;BYDAY=-1SU` as `BYDAY=-1SU;BYMONTH=10`);
 //! - properties sorted within each component, components sorted within their parent (servers
 //!   reorder both; order carries no meaning in either format).
 //!
-//! Left out, because servers and clients rewrite them without the object changing:
+//! Left out, because servers, clients and exporters rewrite them without the object changing:
 //! - `PRODID`, everywhere: names the last program that wrote the object;
 //! - iCalendar `DTSTAMP`: the time the object was last serialized (RFC 5545 §3.8.7.2), which
 //!   servers and exporters set on every write;
-//! - iCalendar `METHOD` (CalDAV resources must not hold it, RFC 4791 §4.1, so some servers drop
-//!   it) and `CALSCALE:GREGORIAN` (the default, which some servers add);
+//! - every property of the VCALENDAR itself but `VERSION`: `METHOD` (CalDAV resources must not
+//!   hold it, RFC 4791 §4.1, so some servers drop it), `CALSCALE` (GREGORIAN is the default,
+//!   which some servers add), and what exporters say about the calendar they exported
+//!   (`X-WR-CALNAME`, `X-WR-TIMEZONE`, `X-APPLE-CALENDAR-COLOR`, RFC 7986 `NAME`/`COLOR`...):
+//!   the object is its components, and a unit split out of a file carries the file's lines;
 //! - vCard `REV`: the time of the last revision, set by servers on write.
 //!
 //! The vCard `VERSION` is kept: a 3.0 and a 4.0 card differ. `LAST-MODIFIED` and `SEQUENCE` are
@@ -53,12 +61,15 @@ pub fn content_hash(data: &[u8]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn ignored(prop: &Prop, vcard: bool) -> bool {
-    match prop.name().as_str() {
+fn ignored(prop: &Prop, vcard: bool, in_calendar: bool) -> bool {
+    let name = prop.name();
+    if in_calendar {
+        return name != "VERSION";
+    }
+    match name.as_str() {
         "PRODID" => true,
         "REV" => vcard,
-        "DTSTAMP" | "METHOD" => !vcard,
-        "CALSCALE" => !vcard && prop.value.eq_ignore_ascii_case(b"GREGORIAN"),
+        "DTSTAMP" => !vcard,
         _ => false,
     }
 }
@@ -67,7 +78,7 @@ fn canonical(node: &Node, vcard: bool) -> Vec<u8> {
     let mut props: Vec<Vec<u8>> = node
         .props
         .iter()
-        .filter(|(_, p)| !ignored(p, vcard))
+        .filter(|(_, p)| !ignored(p, vcard, node.name == "VCALENDAR"))
         .map(|(_, p)| normal_line(p))
         .collect();
     props.sort();
@@ -122,6 +133,51 @@ fn normal_line(prop: &Prop) -> Vec<u8> {
         }
     }
     out.push(b':');
-    out.extend_from_slice(&prop.value);
+    out.extend_from_slice(&normal_value(&prop.name(), &prop.value));
     out
+}
+
+/// See the module doc.
+fn normal_value(name: &str, value: &[u8]) -> Vec<u8> {
+    if matches!(name, "RRULE" | "EXRULE") {
+        let upper = value.to_ascii_uppercase();
+        let mut parts: Vec<&[u8]> = upper
+            .split(|&b| b == b';')
+            .filter(|p| !p.is_empty())
+            .collect();
+        parts.sort();
+        return parts.join(&b';');
+    }
+    let structured = matches!(
+        name,
+        "N" | "ADR" | "ORG" | "CLIENTPIDMAP" | "GENDER" | "REQUEST-STATUS"
+    );
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        if value[i] == b'\\' && i + 1 < value.len() {
+            match value[i + 1] {
+                b';' | b',' if !structured => out.push(value[i + 1]),
+                b'N' => out.extend_from_slice(b"\\n"),
+                other => out.extend_from_slice(&[b'\\', other]),
+            }
+            i += 2;
+        } else {
+            out.push(value[i]);
+            i += 1;
+        }
+    }
+    if structured {
+        // Drop trailing separators, but not an escaped `\;` (the byte before each `;` is
+        // then a backslash that is not itself escaped).
+        while out.last() == Some(&b';') && !ends_escaped(&out[..out.len() - 1]) {
+            out.pop();
+        }
+    }
+    out
+}
+
+/// True when `text` ends with an odd number of backslashes (its next byte is escaped).
+fn ends_escaped(text: &[u8]) -> bool {
+    text.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
 }

@@ -4,8 +4,9 @@
 //! original line had); every other byte is copied as it was. An object that needs nothing goes
 //! out untouched.
 //!
-//! 1. Windows time-zone ids (`TZID=W. Europe Standard Time`, written by Exchange and Outlook)
-//!    become IANA ids (`Europe/Berlin`), in VTIMEZONE's TZID, in every `TZID=` parameter and in
+//! 1. Windows time-zone ids (`TZID=W. Europe Standard Time`, written by Exchange and Outlook;
+//!    also their English display names, `(UTC+01:00) Amsterdam, Berlin, ...`) become IANA ids
+//!    (`Europe/Berlin`), in VTIMEZONE's TZID, in every `TZID=` parameter and in
 //!    `X-WR-TIMEZONE` / `X-LIC-LOCATION`: always, since no DAV server or client knows Windows
 //!    ids (table: [`super::windows_zones`]). The VTIMEZONE's rules are kept; a VTIMEZONE whose
 //!    new id another one in the object already has is dropped.
