@@ -6,3 +6,7 @@
 pub mod error;
 pub mod journal;
 pub mod store;
+
+pub mod dav;
+#[doc(hidden)]
+pub mod testserver;
