@@ -3,8 +3,11 @@
 //! books and calendars (`discovery`), and [`DavStore`], which implements [`crate::store::Store`]
 //! over them.
 
+mod client;
 mod config;
 mod davstore;
+mod discovery;
+mod xml;
 
 pub use config::{Auth, DavConfig, Secret};
 pub use davstore::DavStore;
