@@ -55,6 +55,9 @@ pub struct Request {
     pub href: String,
     pub headers: Vec<(HeaderName, String)>,
     pub body: Vec<u8>,
+    /// Statuses returned at once rather than retried (a 500 that a server gives for a
+    /// request it cannot handle, when the caller has another way).
+    pub no_retry: &'static [u16],
 }
 
 impl Request {
@@ -64,6 +67,7 @@ impl Request {
             href: href.to_string(),
             headers: Vec::new(),
             body: Vec::new(),
+            no_retry: &[],
         }
     }
 
@@ -263,6 +267,7 @@ impl Client {
             let outcome = self.attempt(request, url.clone()).await;
             let (failure, retry_after) = match outcome {
                 Ok(response) => match transient_status(&response) {
+                    _ if request.no_retry.contains(&response.status) => return Ok(response),
                     None => return Ok(response),
                     Some(retry_after) => (
                         Failure::Status(response.status, response.excerpt()),
@@ -648,7 +653,10 @@ mod tests {
 
     #[test]
     fn paths_are_encoded_once() {
-        assert_eq!(encode_path("/a b/Jérôme.vcf"), "/a%20b/J%C3%A9r%C3%B4me.vcf");
+        assert_eq!(
+            encode_path("/a b/Jérôme.vcf"),
+            "/a%20b/J%C3%A9r%C3%B4me.vcf"
+        );
         assert_eq!(encode_path("/100%/x?y#z"), "/100%25/x%3Fy%23z");
         assert_eq!(encode_path("/a@b:c/"), "/a@b:c/");
     }
@@ -698,12 +706,19 @@ mod tests {
         };
         let err = Client::new(&config).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Config);
-        assert!(err.message.contains("/nonexistent/ca.pem"), "{}", err.message);
+        assert!(
+            err.message.contains("/nonexistent/ca.pem"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn excerpts_are_short_and_on_one_line() {
         assert_eq!(excerpt(b"a\n  b\r\nc"), "a b c");
-        assert_eq!(excerpt("é".repeat(1000).as_bytes()).chars().count(), EXCERPT + 1);
+        assert_eq!(
+            excerpt("é".repeat(1000).as_bytes()).chars().count(),
+            EXCERPT + 1
+        );
     }
 }

@@ -114,6 +114,10 @@ async fn context(client: &Client, href: &str) -> Result<Option<Homes>, StoreErro
     let Some(first) = ms.responses.first() else {
         return Ok(None);
     };
+    // A multistatus that only says "not found" (Xandikos outside its tree).
+    if first.status.is_some_and(|s| !(200..300).contains(&s)) {
+        return Ok(None);
+    }
     let mut homes = Homes {
         principal: first
             .hrefs(DAV, "current-user-principal", &response.url)
@@ -146,10 +150,7 @@ async fn home_sets(client: &Client, principal: &str) -> Result<Homes, StoreError
     let ms = xml::multistatus(&response.body, &response.url).map_err(|e| {
         error(
             ErrorKind::Network,
-            format!(
-                "PROPFIND {}: unreadable answer: {e}",
-                shown(&response.url)
-            ),
+            format!("PROPFIND {}: unreadable answer: {e}", shown(&response.url)),
         )
     })?;
     let Some(first) = ms.responses.first() else {
@@ -172,7 +173,10 @@ async fn schedules(client: &Client, home: &str) -> Result<bool, StoreError> {
     if !response.is_success() {
         return Ok(true);
     }
-    Ok(dav_header_has(&response.header_all("dav"), "calendar-auto-schedule"))
+    Ok(dav_header_has(
+        &response.header_all("dav"),
+        "calendar-auto-schedule",
+    ))
 }
 
 /// Whether a DAV header lists this compliance class.
@@ -187,10 +191,7 @@ fn refused_credentials(client: &Client, url: &reqwest::Url) -> StoreError {
         Some(login) => format!("the credentials of {login}"),
         None => "access without credentials".to_string(),
     };
-    error(
-        ErrorKind::Auth,
-        format!("{} refused {who}", shown(url)),
-    )
+    error(ErrorKind::Auth, format!("{} refused {who}", shown(url)))
 }
 
 fn no_service(client: &Client) -> StoreError {

@@ -59,9 +59,13 @@ impl Element {
 
     /// The first descendant with this name (depth first).
     pub fn find(&self, ns: &str, name: &str) -> Option<&Element> {
-        self.children
-            .iter()
-            .find_map(|c| if c.is(ns, name) { Some(c) } else { c.find(ns, name) })
+        self.children.iter().find_map(|c| {
+            if c.is(ns, name) {
+                Some(c)
+            } else {
+                c.find(ns, name)
+            }
+        })
     }
 }
 
@@ -93,10 +97,9 @@ pub fn parse(body: &[u8]) -> Result<Element, String> {
                         .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                         .map(|v| v.into_owned())
                         .unwrap_or_else(|_| attribute.value.to_string());
-                    element.attributes.push((
-                        attribute.key.local_name().as_ref().to_string(),
-                        value,
-                    ));
+                    element
+                        .attributes
+                        .push((attribute.key.local_name().as_ref().to_string(), value));
                 }
                 if is_empty {
                     attach(&mut stack, &mut root, element);
@@ -262,8 +265,19 @@ pub fn parse_status(line: &str) -> Option<u16> {
 /// An href as the server wrote it (a path, an absolute URL, or relative to the request)
 /// made into a decoded absolute path.
 pub fn normalize_href(raw: &str, base: &Url) -> String {
+    let decoded = percent_decode_str(raw).decode_utf8_lossy();
     let path = match Url::parse(raw) {
         Ok(url) => url.path().to_string(),
+        // Xandikos 0.2 writes some absolute URLs with their `:` encoded (`http%3A//host/x`).
+        Err(_) if decoded.starts_with("http://") || decoded.starts_with("https://") => {
+            return match Url::parse(&decoded) {
+                // The parser encodes what the decoding freed (spaces): undo that.
+                Ok(url) => percent_decode_str(url.path())
+                    .decode_utf8_lossy()
+                    .into_owned(),
+                Err(_) => decoded.into_owned(),
+            };
+        }
         Err(_) => match base.join(raw) {
             Ok(url) => url.path().to_string(),
             Err(_) => raw.to_string(),
@@ -321,9 +335,7 @@ pub fn multiget(card: bool, encoded_hrefs: &[String]) -> String {
         .iter()
         .map(|h| format!("<D:href>{}</D:href>", escape(h)))
         .collect();
-    format!(
-        "{HEAD}<{report} {NAMESPACES}><D:prop><D:getetag/><{data}/></D:prop>{hrefs}</{report}>"
-    )
+    format!("{HEAD}<{report} {NAMESPACES}><D:prop><D:getetag/><{data}/></D:prop>{hrefs}</{report}>")
 }
 
 /// The properties a new collection is created with: `(element, value)` pairs, already XML.
@@ -385,6 +397,19 @@ mod tests {
     }
 
     #[test]
+    fn hrefs_of_every_shape_become_decoded_paths() {
+        for (raw, path) in [
+            ("/alice/a%20b.vcf", "/alice/a b.vcf"),
+            ("https://other.example/alice/x.vcf", "/alice/x.vcf"),
+            ("http%3A//127.0.0.1%3A8080/user/x%20y.ics", "/user/x y.ics"),
+            ("x.vcf", "/alice/contacts/x.vcf"),
+            ("../", "/alice/"),
+        ] {
+            assert_eq!(normalize_href(raw, &base()), path, "{raw}");
+        }
+    }
+
+    #[test]
     fn data_keeps_its_line_endings_and_entities() {
         let body = "<D:multistatus xmlns:D=\"DAV:\" xmlns:C=\"urn:ietf:params:xml:ns:caldav\">\
             <D:response><D:href>/a/b.ics</D:href><D:propstat><D:prop><C:calendar-data>\
@@ -403,7 +428,10 @@ mod tests {
         let body = br#"<d:multistatus xmlns:d="DAV:"><d:response><d:href>/x/</d:href>
             <d:prop><d:displayname>X</d:displayname></d:prop></d:response></d:multistatus>"#;
         let ms = multistatus(body, &base()).unwrap();
-        assert_eq!(ms.responses[0].text(DAV, "displayname").as_deref(), Some("X"));
+        assert_eq!(
+            ms.responses[0].text(DAV, "displayname").as_deref(),
+            Some("X")
+        );
     }
 
     #[test]
