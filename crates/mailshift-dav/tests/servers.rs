@@ -4,7 +4,7 @@
 use mailshift_dav::dav::{Auth, DavConfig, DavStore, Secret};
 use mailshift_dav::error::ErrorKind;
 use mailshift_dav::store::{Collection, Component, Precondition, PutOutcome, Store};
-use mailshift_dav::testserver::{DavServer, ServerKind};
+use mailshift_dav::testserver::{DavServer, Options, ServerKind};
 
 fn servers() -> [DavServer; 2] {
     [DavServer::radicale(), DavServer::xandikos()]
@@ -436,4 +436,63 @@ async fn deletes_only_the_version_asked_for() {
         assert!(server.get_raw(&href).is_none(), "{kind:?}");
         assert!(!store.delete(&href, None).await.unwrap(), "{kind:?}");
     }
+}
+
+#[tokio::test]
+async fn a_well_known_redirect_is_followed_with_its_method() {
+    // Radicale answers PROPFIND on /.well-known/caldav with a 301 to its root.
+    let server = DavServer::radicale();
+    let url = format!("{}/.well-known/caldav", server.url());
+    let store = DavStore::connect(config(&url, "alice")).await.unwrap();
+    assert_eq!(store.principal(), Some("/alice/"));
+}
+
+#[tokio::test]
+async fn refused_credentials_are_an_auth_error_without_the_password() {
+    let options = Options {
+        users: vec![("alice".into(), "right".into())],
+        ..Options::default()
+    };
+    let server = DavServer::start_with(ServerKind::Radicale, options).unwrap();
+    let mut good = config(&server.url(), "alice");
+    good.auth = Auth::Basic {
+        login: "alice".into(),
+        password: Secret::new("right"),
+    };
+    DavStore::connect(good).await.unwrap();
+    let err = DavStore::connect(config(&server.url(), "alice"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth, "{err:?}");
+    assert!(err.message.contains("alice"), "{}", err.message);
+    assert!(!err.message.contains("secret"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_a_tls_error_unless_its_ca_is_given() {
+    let options = Options {
+        tls: true,
+        ..Options::default()
+    };
+    let server = DavServer::start_with(ServerKind::Radicale, options).unwrap();
+    let mut plain = config(&server.url(), "alice");
+    plain.attempts = 1;
+    let err = DavStore::connect(plain.clone()).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Tls, "{err:?}");
+    assert!(err.message.contains("ca_file"), "{}", err.message);
+
+    let trusted = DavConfig {
+        ca_file: server.ca_file(),
+        ..plain.clone()
+    };
+    let store = DavStore::connect(trusted)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", server.log()));
+    assert_eq!(store.principal(), Some("/alice/"));
+
+    let insecure = DavConfig {
+        insecure_skip_verify: true,
+        ..plain
+    };
+    DavStore::connect(insecure).await.unwrap();
 }

@@ -398,20 +398,23 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// The reason, when a failure comes from TLS (a rustls error somewhere in its sources), so
 /// that a certificate problem is told apart from an unreachable host without reading words.
 fn tls_failure(e: &reqwest::Error) -> Option<String> {
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
-        }
-        // hyper-util and tokio-rustls wrap it in an io::Error.
-        if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls.to_string());
-        }
-        source = s.source();
+    e.source().and_then(find_rustls)
+}
+
+fn find_rustls(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls.to_string());
     }
-    None
+    // hyper-util and tokio-rustls wrap it in io::Errors, whose `source()` skips the wrapped
+    // error itself: look inside them too.
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        && let Some(found) = find_rustls(inner)
+    {
+        return Some(found);
+    }
+    e.source().and_then(find_rustls)
 }
 
 /// An error and its sources on one line (reqwest's own message is only the outer layer).
