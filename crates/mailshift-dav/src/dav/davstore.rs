@@ -765,7 +765,204 @@ fn refused(response: &Response) -> PutOutcome {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::super::config::Auth;
+    use super::super::scripted::{answer, scripted};
     use super::*;
+
+    fn store(url: &str) -> DavStore {
+        let config = DavConfig {
+            url: url.into(),
+            auth: Auth::None,
+            attempts: 2,
+            backoff: Duration::from_millis(1),
+            ..DavConfig::default()
+        };
+        DavStore {
+            client: Client::new(&config).unwrap(),
+            homes: Homes::default(),
+        }
+    }
+
+    fn calendar() -> Collection {
+        Collection {
+            name: "cal".into(),
+            href: "/alice/cal/".into(),
+            display_name: None,
+            color: None,
+            description: None,
+            components: vec![Component::Event],
+            sync_token: None,
+            ctag: None,
+            vcard_versions: Vec::new(),
+            max_size: None,
+        }
+    }
+
+    async fn put_answered(status: &str, body: &str) -> StoreResult<PutOutcome> {
+        let server = scripted(vec![answer(status, &[], body)]);
+        store(&server.url)
+            .put(
+                &calendar(),
+                "/alice/cal/x.ics",
+                b"BEGIN:VCALENDAR\r\n",
+                Precondition::Matches("abc".into()),
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_put_is_sent_with_its_type_and_condition() {
+        let server = scripted(vec![answer("201 Created", &["ETag: \"e2\""], "")]);
+        let outcome = store(&server.url)
+            .put(
+                &calendar(),
+                "/alice/cal/x y.ics",
+                b"BEGIN:VCALENDAR\r\n",
+                Precondition::Absent,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            PutOutcome::Written {
+                etag: Some("\"e2\"".into())
+            }
+        );
+        let seen = server.seen.lock().unwrap();
+        assert!(
+            seen[0].starts_with("PUT /alice/cal/x%20y.ics "),
+            "{}",
+            seen[0]
+        );
+        assert!(seen[0].contains("if-none-match: *"), "{}", seen[0]);
+        assert!(
+            seen[0].contains("content-type: text/calendar; charset=utf-8"),
+            "{}",
+            seen[0]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_uid_conflict_names_the_other_href() {
+        let body = r#"<?xml version="1.0"?><D:error xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><C:no-uid-conflict><D:href>/alice/cal/other%20one.ics</D:href></C:no-uid-conflict></D:error>"#;
+        let outcome = put_answered("403 Forbidden", body).await.unwrap();
+        assert_eq!(
+            outcome,
+            PutOutcome::UidConflict {
+                href: Some("/alice/cal/other one.ics".into())
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_object_carries_the_status_and_the_servers_words() {
+        let outcome = put_answered("413 Payload Too Large", "Card over\n 1 MB")
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            PutOutcome::Refused {
+                status: 413,
+                reason: "Payload Too Large: Card over 1 MB".into()
+            }
+        );
+        let outcome = put_answered("409 Conflict", "").await.unwrap();
+        assert!(matches!(outcome, PutOutcome::Refused { status: 409, .. }));
+    }
+
+    #[tokio::test]
+    async fn a_plain_412_is_the_precondition() {
+        let outcome = put_answered("412 Precondition Failed", "").await.unwrap();
+        assert_eq!(outcome, PutOutcome::PreconditionFailed);
+    }
+
+    #[tokio::test]
+    async fn a_full_destination_is_a_quota_error() {
+        let err = put_answered("507 Insufficient Storage", "")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Quota, "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn expired_tokens_and_missing_reports_mean_list_instead() {
+        let expired = r#"<D:error xmlns:D="DAV:"><D:valid-sync-token/></D:error>"#;
+        for (status, body) in [
+            ("403 Forbidden", expired),
+            ("409 Conflict", expired),
+            ("501 Not Implemented", ""),
+            ("400 Bad Request", ""),
+        ] {
+            let server = scripted(vec![answer(status, &[], body)]);
+            let delta = store(&server.url).changes(&calendar(), "t1").await.unwrap();
+            assert_eq!(delta, None, "{status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn truncated_sync_results_are_followed() {
+        let page = |entries: &str, token: &str| {
+            format!(
+                "<D:multistatus xmlns:D=\"DAV:\">{entries}<D:sync-token>{token}</D:sync-token>\
+                 </D:multistatus>"
+            )
+        };
+        let first = page(
+            "<D:response><D:href>/alice/cal/a.ics</D:href><D:propstat><D:prop>\
+             <D:getetag>\"1\"</D:getetag></D:prop><D:status>HTTP/1.1 200 OK</D:status>\
+             </D:propstat></D:response>\
+             <D:response><D:href>/alice/cal/</D:href>\
+             <D:status>HTTP/1.1 507 Insufficient Storage</D:status></D:response>",
+            "t2",
+        );
+        let second = page(
+            "<D:response><D:href>/alice/cal/a.ics</D:href>\
+             <D:status>HTTP/1.1 404 Not Found</D:status></D:response>",
+            "t3",
+        );
+        let server = scripted(vec![
+            answer("207 Multi-Status", &[], &first),
+            answer("207 Multi-Status", &[], &second),
+        ]);
+        let delta = store(&server.url)
+            .changes(&calendar(), "t1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(delta.token, "t3");
+        assert!(delta.changed.is_empty(), "{delta:?}");
+        assert_eq!(delta.removed, vec!["/alice/cal/a.ics".to_string()]);
+        let seen = server.seen.lock().unwrap();
+        assert!(
+            seen[1].contains("<D:sync-token>t2</D:sync-token>"),
+            "{}",
+            seen[1]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_multiget_falls_back_to_get() {
+        let server = scripted(vec![
+            answer("405 Method Not Allowed", &[], ""),
+            answer("200 OK", &["ETag: \"g1\""], "BEGIN:VCALENDAR\r\n"),
+            answer("404 Not Found", &[], ""),
+        ]);
+        let hrefs = vec![
+            "/alice/cal/a.ics".to_string(),
+            "/alice/cal/b.ics".to_string(),
+        ];
+        let fetched = store(&server.url).fetch(&calendar(), &hrefs).await.unwrap();
+        assert_eq!(
+            fetched,
+            vec![Fetched {
+                href: "/alice/cal/a.ics".into(),
+                etag: Some("\"g1\"".into()),
+                data: b"BEGIN:VCALENDAR\r\n".to_vec(),
+            }]
+        );
+    }
 
     #[test]
     fn object_data_drops_indentation_but_keeps_the_final_line_break() {
