@@ -461,33 +461,25 @@ impl Store for DavStore {
     }
 
     async fn create_collection(&self, name: &str, like: &Collection) -> StoreResult<Collection> {
-        let component = if like.components.contains(&Component::Card) {
-            Component::Card
+        let (component, method, what) = if like.components.contains(&Component::Card) {
+            (Component::Card, "MKCOL", "an address book")
         } else {
-            Component::Event
+            (Component::Event, "MKCALENDAR", "a calendar")
         };
         let home = self.homes(component)?.first().cloned().unwrap_or_default();
         let href = format!("{home}{name}/");
         let response = self.create(&href, like).await?;
         let exists = match response.status {
             200..=299 => false,
+            // RFC 4918 §9.3.1: MKCOL on an existing resource. Also what a server that
+            // cannot create collections answers: the listing below tells them apart.
             405 => true,
-            403 | 409 => {
-                if xml::error_names(&response.body, DAV, "resource-must-be-null").is_some() {
-                    true
-                } else {
-                    return Err(self.home_error(
-                        if component == Component::Card {
-                            "MKCOL"
-                        } else {
-                            "MKCALENDAR"
-                        },
-                        &response,
-                    ));
-                }
+            403 | 409
+                if xml::error_names(&response.body, DAV, "resource-must-be-null").is_some() =>
+            {
+                true
             }
-            401 => return Err(self.home_error("MKCOL", &response)),
-            _ => return Err(unexpected("MKCOL", &response)),
+            _ => return Err(unexpected(method, &response)),
         };
         let listed = self.all_collections(component).await?;
         if let Some(found) = listed.into_iter().find(|c| xml::same_href(&c.href, &href)) {
@@ -496,27 +488,21 @@ impl Store for DavStore {
             }
             return self.complete(found, like, component).await;
         }
-        Err(error(
-            if exists {
-                ErrorKind::Refused
-            } else {
-                ErrorKind::Bug
-            },
-            format!(
-                "{}: {} but it is not listed as {} afterwards",
-                shown(&self.client.url_of(&href)),
-                if exists {
-                    "something else already exists there"
-                } else {
-                    "the collection was created"
-                },
-                if component == Component::Card {
-                    "an address book"
-                } else {
-                    "a calendar"
-                }
-            ),
-        ))
+        let url = shown(&self.client.url_of(&href));
+        Err(if exists {
+            error(
+                ErrorKind::Refused,
+                format!(
+                    "{method} {url} answered {} and no {what} is there: either something else                      holds that name or the server does not let clients create collections                      (create {what} by hand and map the collection to it in the plan)",
+                    response.status
+                ),
+            )
+        } else {
+            error(
+                ErrorKind::Refused,
+                format!("{method} {url} succeeded but {what} is not listed there afterwards"),
+            )
+        })
     }
 
     async fn list(&self, collection: &Collection) -> StoreResult<Vec<Listed>> {
@@ -529,7 +515,7 @@ impl Store for DavStore {
             ]));
         let response = self.client.send(&request).await?;
         if response.status != 207 {
-            return Err(self.home_error("PROPFIND", &response));
+            return Err(unexpected("PROPFIND", &response));
         }
         let ms = self.read(&response)?;
         Ok(ms

@@ -63,6 +63,16 @@ pub async fn discover(client: &Client) -> Result<Homes, StoreError> {
     if !answered_dav {
         return Err(no_service(client));
     }
+    // Collections are made by appending to a home: it must end with its slash.
+    for home in homes
+        .addressbooks
+        .iter_mut()
+        .chain(homes.calendars.iter_mut())
+    {
+        if !home.ends_with('/') {
+            home.push('/');
+        }
+    }
     if homes.addressbooks.is_empty() && homes.calendars.is_empty() {
         // A URL that is itself a collection (an address book or calendar URL given as the
         // platform's URL) has no homes: its parent is where its siblings are.
