@@ -48,6 +48,11 @@ const MAX_REDIRECTS: usize = 5;
 /// How much of an answer's body an error message quotes.
 const EXCERPT: usize = 300;
 
+/// A DAV method reqwest has no constant for (PROPFIND, REPORT, MKCOL, MKCALENDAR, PROPPATCH).
+pub fn dav_method(name: &'static str) -> Method {
+    Method::from_bytes(name.as_bytes()).expect("DAV method names are valid tokens")
+}
+
 /// A request, addressed by href.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -667,7 +672,7 @@ mod tests {
     }
 
     fn propfind() -> Request {
-        Request::new(Method::from_bytes(b"PROPFIND").unwrap(), "/a b/")
+        Request::new(dav_method("PROPFIND"), "/a b/")
             .depth("0")
             .xml("<x/>".into())
     }

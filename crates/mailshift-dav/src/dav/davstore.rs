@@ -7,7 +7,8 @@ use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, IF_MATCH, IF_NONE_MATCH};
 
 use super::client::{
-    Client, Request, Response, encode_path, error, excerpt, is_refusal, shown, unexpected,
+    Client, Request, Response, dav_method, encode_path, error, excerpt, is_refusal, shown,
+    unexpected,
 };
 use super::config::DavConfig;
 use super::discovery::{Homes, discover};
@@ -38,14 +39,6 @@ const COLLECTION_PROPS: &[&str] = &[
     "D:sync-token",
     "CS:getctag",
 ];
-
-fn propfind() -> Method {
-    Method::from_bytes(b"PROPFIND").expect("a valid method")
-}
-
-fn report() -> Method {
-    Method::from_bytes(b"REPORT").expect("a valid method")
-}
 
 /// One account on a CardDAV/CalDAV server, discovered at [`DavStore::connect`].
 #[derive(Debug)]
@@ -99,7 +92,7 @@ impl DavStore {
     }
 
     async fn list_home(&self, home: &str) -> StoreResult<Vec<Collection>> {
-        let request = Request::new(propfind(), home)
+        let request = Request::new(dav_method("PROPFIND"), home)
             .depth("1")
             .xml(xml::propfind(COLLECTION_PROPS));
         let response = self.client.send(&request).await?;
@@ -179,7 +172,7 @@ impl DavStore {
         hrefs: &[String],
     ) -> StoreResult<Option<Vec<Fetched>>> {
         let encoded: Vec<String> = hrefs.iter().map(|h| encode_path(h)).collect();
-        let request = Request::new(report(), &collection.href)
+        let request = Request::new(dav_method("REPORT"), &collection.href)
             .depth("1")
             .xml(xml::multiget(card, &encoded));
         let response = self.client.send(&request).await?;
@@ -220,7 +213,7 @@ impl DavStore {
         collection: &Collection,
         token: &str,
     ) -> StoreResult<Option<Multistatus>> {
-        let mut request = Request::new(report(), &collection.href)
+        let mut request = Request::new(dav_method("REPORT"), &collection.href)
             .depth("0")
             .xml(xml::sync_collection(token));
         // Xandikos 0.2 fails a token it does not know with a 500: listing is the answer.
@@ -281,11 +274,8 @@ impl DavStore {
         // One property per PROPPATCH: a server refusing one (Xandikos 0.2 and
         // calendar-description) would fail them all in a single, atomic one.
         for prop in missing {
-            let request = Request::new(
-                Method::from_bytes(b"PROPPATCH").expect("a method"),
-                &created.href,
-            )
-            .xml(xml::proppatch(&[prop]));
+            let request =
+                Request::new(dav_method("PROPPATCH"), &created.href).xml(xml::proppatch(&[prop]));
             self.client.send(&request).await?;
         }
         let listed = self.all_collections(component).await?;
@@ -311,8 +301,8 @@ impl DavStore {
                     xml::escape(description)
                 ));
             }
-            let request = Request::new(Method::from_bytes(b"MKCOL").expect("a method"), href)
-                .xml(xml::mkcol_addressbook(&props));
+            let request =
+                Request::new(dav_method("MKCOL"), href).xml(xml::mkcol_addressbook(&props));
             return self.client.send(&request).await;
         }
         if let Some(color) = &like.color {
@@ -343,8 +333,7 @@ impl DavStore {
                 "<C:supported-calendar-component-set>{comps}</C:supported-calendar-component-set>"
             ));
         }
-        let request = Request::new(Method::from_bytes(b"MKCALENDAR").expect("a method"), href)
-            .xml(xml::mkcalendar(&props));
+        let request = Request::new(dav_method("MKCALENDAR"), href).xml(xml::mkcalendar(&props));
         self.client.send(&request).await
     }
 }
@@ -506,7 +495,7 @@ impl Store for DavStore {
     }
 
     async fn list(&self, collection: &Collection) -> StoreResult<Vec<Listed>> {
-        let request = Request::new(propfind(), &collection.href)
+        let request = Request::new(dav_method("PROPFIND"), &collection.href)
             .depth("1")
             .xml(xml::propfind(&[
                 "D:resourcetype",

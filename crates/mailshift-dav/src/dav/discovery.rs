@@ -6,7 +6,7 @@
 
 use reqwest::Method;
 
-use super::client::{Client, Request, error, shown, unexpected};
+use super::client::{Client, Request, dav_method, error, shown, unexpected};
 use super::xml::{self, CALDAV, CARDDAV, DAV};
 use crate::error::ErrorKind;
 use crate::store::StoreError;
@@ -107,7 +107,7 @@ fn merge(homes: &mut Homes, found: Homes) {
 
 /// PROPFIND on a context path: `None` when nothing DAV answers there.
 async fn context(client: &Client, href: &str) -> Result<Option<Homes>, StoreError> {
-    let request = Request::new(Method::from_bytes(b"PROPFIND").expect("a method"), href)
+    let request = Request::new(dav_method("PROPFIND"), href)
         .depth("0")
         .xml(xml::propfind(CONTEXT_PROPS));
     let response = client.send_following(&request).await?;
@@ -145,12 +145,9 @@ async fn context(client: &Client, href: &str) -> Result<Option<Homes>, StoreErro
 
 /// The principal's home sets.
 async fn home_sets(client: &Client, principal: &str) -> Result<Homes, StoreError> {
-    let request = Request::new(
-        Method::from_bytes(b"PROPFIND").expect("a method"),
-        principal,
-    )
-    .depth("0")
-    .xml(xml::propfind(HOME_PROPS));
+    let request = Request::new(dav_method("PROPFIND"), principal)
+        .depth("0")
+        .xml(xml::propfind(HOME_PROPS));
     let response = client.send_following(&request).await?;
     match response.status {
         207 => {}
