@@ -296,24 +296,61 @@ impl DavServer {
         }
     }
 
-    /// The address book the server starts with (Xandikos), or creates for `user` (Radicale).
+    /// How [`crate::dav::DavStore`] reaches this server as `user` (its password from
+    /// [`Options::users`], the test CA with [`Options::tls`]).
+    pub fn dav_config(&self, user: &str) -> crate::dav::DavConfig {
+        crate::dav::DavConfig {
+            ca_file: self.ca_file(),
+            ..crate::dav::DavConfig::new(
+                self.url(),
+                crate::dav::Auth::Basic {
+                    login: user.to_string(),
+                    password: crate::dav::Secret::new(self.password(user)),
+                },
+            )
+        }
+    }
+
+    fn password(&self, user: &str) -> &str {
+        self.options
+            .users
+            .iter()
+            .find(|(u, _)| u == user)
+            .map_or("x", |(_, p)| p.as_str())
+    }
+
+    /// The address book the server starts with (Xandikos), or creates for `user` on first
+    /// call (Radicale: `/<user>/contacts/`).
     pub fn default_addressbook(&self, user: &str) -> String {
         match self.kind {
             ServerKind::Radicale => {
                 let path = format!("/{user}/contacts/");
-                self.create_addressbook(user, &path);
+                if self
+                    .request_as(user, "PROPFIND", &path, &[("Depth", "0")], "")
+                    .status
+                    == 404
+                {
+                    self.create_addressbook(user, &path);
+                }
                 path
             }
             ServerKind::Xandikos => "/user/contacts/addressbook/".to_string(),
         }
     }
 
-    /// The calendar the server starts with (Xandikos), or creates for `user` (Radicale).
+    /// The calendar the server starts with (Xandikos), or creates for `user` on first call
+    /// (Radicale: `/<user>/calendar/`).
     pub fn default_calendar(&self, user: &str) -> String {
         match self.kind {
             ServerKind::Radicale => {
                 let path = format!("/{user}/calendar/");
-                self.create_calendar(user, &path);
+                if self
+                    .request_as(user, "PROPFIND", &path, &[("Depth", "0")], "")
+                    .status
+                    == 404
+                {
+                    self.create_calendar(user, &path);
+                }
                 path
             }
             ServerKind::Xandikos => "/user/calendars/calendar/".to_string(),
@@ -395,13 +432,7 @@ impl DavServer {
         headers: &[(&str, &str)],
         body: &str,
     ) -> RawResponse {
-        let password = self
-            .options
-            .users
-            .iter()
-            .find(|(u, _)| u == user)
-            .map_or("x", |(_, p)| p.as_str());
-        let credentials = basic(user, password);
+        let credentials = basic(user, self.password(user));
         let mut all: Vec<(&str, &str)> = vec![("Authorization", &credentials)];
         all.extend_from_slice(headers);
         self.request(method, path, &all, body)

@@ -11,7 +11,7 @@ fn servers() -> [DavServer; 2] {
 }
 
 async fn connect(server: &DavServer, user: &str) -> DavStore {
-    DavStore::connect(config(&server.url(), user))
+    DavStore::connect(server.dav_config(user))
         .await
         .unwrap_or_else(|e| panic!("{:?}: {e:?}\n{}", server.kind(), server.log()))
 }
@@ -454,12 +454,7 @@ async fn refused_credentials_are_an_auth_error_without_the_password() {
         ..Options::default()
     };
     let server = DavServer::start_with(ServerKind::Radicale, options).unwrap();
-    let mut good = config(&server.url(), "alice");
-    good.auth = Auth::Basic {
-        login: "alice".into(),
-        password: Secret::new("right"),
-    };
-    DavStore::connect(good).await.unwrap();
+    DavStore::connect(server.dav_config("alice")).await.unwrap();
     let err = DavStore::connect(config(&server.url(), "alice"))
         .await
         .unwrap_err();
@@ -481,10 +476,7 @@ async fn an_untrusted_certificate_is_a_tls_error_unless_its_ca_is_given() {
     assert_eq!(err.kind, ErrorKind::Tls, "{err:?}");
     assert!(err.message.contains("ca_file"), "{}", err.message);
 
-    let trusted = DavConfig {
-        ca_file: server.ca_file(),
-        ..plain.clone()
-    };
+    let trusted = server.dav_config("alice");
     let store = DavStore::connect(trusted)
         .await
         .unwrap_or_else(|e| panic!("{e:?}\n{}", server.log()));
