@@ -76,6 +76,10 @@ async fn discovery_finds_the_homes_from_the_bare_url() {
         let cards = store.collections(Component::Card).await.unwrap();
         let expected = usize::from(server.kind() == ServerKind::Xandikos);
         assert_eq!(cards.len(), expected, "{:?}: {cards:?}", server.kind());
+        if let Some(book) = cards.first() {
+            assert_eq!(book.vcard_versions, vec!["3.0".to_string()], "{book:?}");
+            assert!(book.ctag.is_some() && book.sync_token.is_some(), "{book:?}");
+        }
     }
 }
 

@@ -385,8 +385,14 @@ fn collection_of(r: &xml::Response) -> Option<Collection> {
     let vcard_versions = r
         .prop(CARDDAV, "supported-address-data")
         .map(|set| {
+            // RFC 6352 names the element address-data-type; Xandikos 0.2 content-type.
             let mut versions: Vec<String> = set
-                .children_named(CARDDAV, "address-data-type")
+                .children
+                .iter()
+                .filter(|t| {
+                    t.attribute("content-type")
+                        .is_none_or(|c| c.eq_ignore_ascii_case("text/vcard"))
+                })
                 .filter_map(|t| t.attribute("version").map(str::to_string))
                 .collect();
             versions.sort();
@@ -937,6 +943,49 @@ mod tests {
                 data: b"BEGIN:VCALENDAR\r\n".to_vec(),
             }]
         );
+    }
+
+    #[test]
+    fn collections_are_read_from_their_properties() {
+        let body = r#"<d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:a="urn:ietf:params:xml:ns:carddav" xmlns:i="http://apple.com/ns/ical/" xmlns:s="http://calendarserver.org/ns/">
+<d:response><d:href>/h/Caf%C3%A9%20book/</d:href><d:propstat><d:prop>
+ <d:resourcetype><d:collection/><a:addressbook/></d:resourcetype>
+ <d:displayname> Café </d:displayname><a:addressbook-description>Friends</a:addressbook-description>
+ <a:supported-address-data><a:address-data-type content-type="text/vcard" version="4.0"/>
+  <a:address-data-type content-type="application/vcard+json" version="4.0"/>
+  <a:content-type content-type="text/vcard" version="3.0"/></a:supported-address-data>
+ <a:max-resource-size>102400</a:max-resource-size><d:sync-token>tok</d:sync-token><s:getctag>"c1"</s:getctag>
+</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+<d:response><d:href>/h/tasks</d:href><d:propstat><d:prop>
+ <d:resourcetype><d:collection/><c:calendar/></d:resourcetype><i:calendar-color>#112233</i:calendar-color>
+ <c:supported-calendar-component-set><c:comp name="VTODO"/><c:comp name="VFREEBUSY"/></c:supported-calendar-component-set>
+</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>
+<d:propstat><d:prop><c:calendar-description/></d:prop><d:status>HTTP/1.1 404 Not Found</d:status></d:propstat></d:response>
+<d:response><d:href>/h/inbox/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/><c:schedule-inbox/></d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+</d:multistatus>"#;
+        let base = reqwest::Url::parse("https://x/h/").unwrap();
+        let ms = xml::multistatus(body.as_bytes(), &base).unwrap();
+        let found: Vec<Collection> = ms.responses.iter().filter_map(collection_of).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(
+            found[0],
+            Collection {
+                name: "Café book".into(),
+                href: "/h/Café book/".into(),
+                display_name: Some("Café".into()),
+                color: None,
+                description: Some("Friends".into()),
+                components: vec![Component::Card],
+                sync_token: Some("tok".into()),
+                ctag: Some("\"c1\"".into()),
+                vcard_versions: vec!["3.0".into(), "4.0".into()],
+                max_size: Some(102_400),
+            }
+        );
+        assert_eq!(found[1].href, "/h/tasks/");
+        assert_eq!(found[1].components, vec![Component::Task]);
+        assert_eq!(found[1].color.as_deref(), Some("#112233"));
+        assert_eq!(found[1].description, None);
     }
 
     #[test]
