@@ -389,8 +389,8 @@ impl DavServer {
         );
     }
 
-    /// PUTs `body` at `path` without conditions (content type from the extension), as the
-    /// owner of the path's first segment; returns the status.
+    /// PUTs `body` at `path` (decoded, as hrefs are in `store`) without conditions (content
+    /// type from the extension), as the owner of the path's first segment; returns the status.
     pub fn put_raw(&self, path: &str, body: &str) -> u16 {
         let content_type = if path.ends_with(".vcf") {
             "text/vcard; charset=utf-8"
@@ -400,16 +400,17 @@ impl DavServer {
         self.request_as(
             owner(path),
             "PUT",
-            path,
+            &encode(path),
             &[("Content-Type", content_type)],
             body,
         )
         .status
     }
 
-    /// GETs `path` as the owner of its first segment: `None` when the server answers 404.
+    /// GETs `path` (decoded) as the owner of its first segment: `None` when the server
+    /// answers 404.
     pub fn get_raw(&self, path: &str) -> Option<String> {
-        let r = self.request_as(owner(path), "GET", path, &[], "");
+        let r = self.request_as(owner(path), "GET", &encode(path), &[], "");
         match r.status {
             404 => None,
             200 => Some(r.body),
@@ -417,9 +418,10 @@ impl DavServer {
         }
     }
 
-    /// DELETEs `path` as the owner of its first segment; returns the status.
+    /// DELETEs `path` (decoded) as the owner of its first segment; returns the status.
     pub fn delete_raw(&self, path: &str) -> u16 {
-        self.request_as(owner(path), "DELETE", path, &[], "").status
+        self.request_as(owner(path), "DELETE", &encode(path), &[], "")
+            .status
     }
 
     /// One request with HTTP Basic credentials of `user` (its password from
@@ -576,6 +578,19 @@ fn make_certificates(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
         }
     }
     Ok((dir.join("server.pem"), dir.join("server.key")))
+}
+
+/// A decoded path made into a request target. Every byte but unreserved ones and `/` is
+/// escaped: stricter than the client's own encoding, so the two are checked against each other.
+fn encode(path: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const SET: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    utf8_percent_encode(path, SET).to_string()
 }
 
 /// The user a path belongs to on Radicale (its first segment); ignored by Xandikos.

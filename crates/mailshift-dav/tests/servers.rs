@@ -329,8 +329,8 @@ async fn multiget_returns_the_objects_as_written_and_skips_missing_ones() {
         let store = connect(&server, "alice").await;
         let calendar = calendar(&server, &store).await;
         let mut hrefs = Vec::new();
-        for i in 0..3 {
-            let href = store.href_for(&calendar, &format!("e{i}"), Component::Event);
+        for (i, name) in ["e0", "e 1", "été+2"].iter().enumerate() {
+            let href = store.href_for(&calendar, name, Component::Event);
             let data = event(&format!("uid-{i}"), &format!("Event {i} & more"));
             store
                 .put(&calendar, &href, data.as_bytes(), Precondition::Absent)
@@ -338,6 +338,7 @@ async fn multiget_returns_the_objects_as_written_and_skips_missing_ones() {
                 .unwrap();
             hrefs.push(href);
         }
+        hrefs.sort();
         let missing = store.href_for(&calendar, "gone", Component::Event);
         let mut asked = hrefs.clone();
         asked.push(missing.clone());
