@@ -3,6 +3,8 @@
 
     dav_corpus.py --contacts N --events M --tasks K --out DIR [--seed S]
     dav_corpus.py --out DIR --upload URL [--user U] [--password P] [--threads T] [--only a,b]
+    dav_corpus.py --out DIR --radicale-storage STORAGE --user U   # straight into Radicale's files
+    dav_corpus.py --out DIR --count URL                            # objects per collection
 
 Generating writes one file per object: DIR/contacts/<uid>.vcf and DIR/calendar/<uid>.ics (events
 and tasks in one calendar, as most servers hold them); with --split N, at most N objects per
@@ -416,6 +418,52 @@ def upload(src: Path, url: str, user: str, password: str, threads: int, only: li
     return 1 if failures else 0
 
 
+def radicale_storage(src: Path, storage: Path, user: str) -> int:
+    """Writes the corpus straight into a (stopped) Radicale 3 filesystem storage.
+
+    Radicale 3.1.8 checks a new object's UID against every object of the collection on each PUT,
+    so loading 10,000 cards through HTTP takes hours; its storage is plain files, one per object,
+    plus a JSON .Radicale.props per collection, so the benchmark's source is filled this way.
+    """
+    import json
+    import shutil
+    n = 0
+    for d in sorted(x for x in src.iterdir() if x.is_dir() and x.name not in SKIP):
+        files = sorted(f for f in d.iterdir() if f.suffix in (".vcf", ".ics"))
+        if not files:
+            continue
+        coll = storage / "collection-root" / user / d.name
+        coll.mkdir(parents=True, exist_ok=True)
+        tag = "VADDRESSBOOK" if files[0].suffix == ".vcf" else "VCALENDAR"
+        (coll / ".Radicale.props").write_text(json.dumps({"D:displayname": d.name, "tag": tag}))
+        for f in files:
+            shutil.copyfile(f, coll / f.name)
+        n += len(files)
+    print(f"dav_corpus: wrote {n} objects into Radicale storage {storage}", file=sys.stderr)
+    return 0
+
+
+PROPFIND_ETAG = b"""<?xml version="1.0" encoding="utf-8"?>
+<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>"""
+
+
+def count(url: str, user: str, password: str) -> int:
+    """Prints `collection objects` for each collection under URL (PROPFIND), returns 0."""
+    import re
+    dav = Dav(url, user, password)
+    status, body = dav.request("PROPFIND", dav.path, PROPFIND_ETAG, {"Depth": "1"})
+    if status != 207:
+        print(f"dav_corpus: PROPFIND {dav.path}: HTTP {status}", file=sys.stderr)
+        return 1
+    hrefs = [unquote(h.decode()) for h in re.findall(rb"<(?:\w+:)?href>([^<]+)</", body)]
+    colls = [h for h in hrefs if h.endswith("/") and h.rstrip("/") != dav.path.rstrip("/")]
+    for c in sorted(colls):
+        status, body = dav.request("PROPFIND", quote(c), PROPFIND_ETAG, {"Depth": "1"})
+        items = [h for h in re.findall(rb"<(?:\w+:)?href>([^<]+)</", body) if not h.endswith(b"/")]
+        print(f"{c.rstrip('/').rsplit('/', 1)[-1]} {len(items)}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--contacts", type=int, default=0)
@@ -424,15 +472,28 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--split", type=int, default=0, metavar="N",
                     help="at most N objects per collection: contacts-01/, contacts-02/, calendar-01/...")
-    ap.add_argument("--out", required=True, type=Path, help="corpus directory (written, or read by --upload)")
+    ap.add_argument("--out", type=Path, help="corpus directory (written, or read by --upload)")
     ap.add_argument("--upload", metavar="URL", help="PUT the corpus into collections under URL")
     ap.add_argument("--user", help="login (default: URL's first path segment)")
     ap.add_argument("--password", default=os.environ.get("DAV_PASSWORD", "x"))
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--only", default="", help="comma-separated subdirectories to upload")
+    ap.add_argument("--radicale-storage", type=Path, metavar="DIR",
+                    help="write the corpus into this Radicale storage folder (server stopped), for --user")
+    ap.add_argument("--count", metavar="URL",
+                    help="print each collection under URL with its number of objects (a PROPFIND, which also "
+                         "makes Radicale build its item cache)")
     a = ap.parse_args()
+    if not a.out and not a.count:
+        ap.error("--out DIR is needed")
     if a.contacts or a.events or a.tasks:
         generate(a.out, a.contacts, a.events, a.tasks, a.seed, a.split)
+    if a.radicale_storage:
+        if not a.user:
+            ap.error("--radicale-storage needs --user")
+        return radicale_storage(a.out, a.radicale_storage, a.user)
+    if a.count:
+        return count(a.count, a.user or unquote(urlsplit(a.count).path.strip("/").split("/")[0]), a.password)
     if a.upload:
         user = a.user or unquote(urlsplit(a.upload).path.strip("/").split("/")[0])
         return upload(a.out, a.upload, user, a.password, a.threads, [o for o in a.only.split(",") if o])
