@@ -457,7 +457,7 @@ def count(url: str, user: str, password: str) -> int:
         return 1
     hrefs = [unquote(h.decode()) for h in re.findall(rb"<(?:\w+:)?href>([^<]+)</", body)]
     colls = [h for h in hrefs if h.endswith("/") and h.rstrip("/") != dav.path.rstrip("/")]
-    for c in sorted(colls):
+    for c in sorted(colls, key=lambda h: h.rstrip("/")):
         status, body = dav.request("PROPFIND", quote(c), PROPFIND_ETAG, {"Depth": "1"})
         items = [h for h in re.findall(rb"<(?:\w+:)?href>([^<]+)</", body) if not h.endswith(b"/")]
         print(f"{c.rstrip('/').rsplit('/', 1)[-1]} {len(items)}")
