@@ -388,8 +388,10 @@ def upload(src: Path, url: str, user: str, password: str, threads: int, only: li
         status, body = (dav.request("MKCOL", coll, MKCOL_BOOK % name, {"Content-Type": "application/xml"})
                         if book else
                         dav.request("MKCALENDAR", coll, MKCALENDAR % name, {"Content-Type": "application/xml"}))
-        # 405: it exists already (RFC 4918 9.3.1); anything else but 201 is a real refusal.
-        if status not in (201, 405):
+        # It exists already: 405 (RFC 4918 9.3.1), or Radicale's 409 resource-must-be-null
+        # (RFC 4791 5.3.1.1). Anything else but 201 is a real refusal.
+        exists = status == 405 or (status == 409 and b"resource-must-be-null" in body)
+        if status != 201 and not exists:
             print(f"dav_corpus: creating {coll}: HTTP {status} {body[:300]!r}", file=sys.stderr)
             return 1
         ctype = "text/vcard; charset=utf-8" if book else "text/calendar; charset=utf-8"
