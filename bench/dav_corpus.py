@@ -388,9 +388,10 @@ def upload(src: Path, url: str, user: str, password: str, threads: int, only: li
         status, body = (dav.request("MKCOL", coll, MKCOL_BOOK % name, {"Content-Type": "application/xml"})
                         if book else
                         dav.request("MKCALENDAR", coll, MKCALENDAR % name, {"Content-Type": "application/xml"}))
-        # It exists already: 405 (RFC 4918 9.3.1), or Radicale's 409 resource-must-be-null
-        # (RFC 4791 5.3.1.1). Anything else but 201 is a real refusal.
-        exists = status == 405 or (status == 409 and b"resource-must-be-null" in body)
+        # It exists already: 405 (RFC 4918 9.3.1), or a resource-must-be-null precondition
+        # (RFC 4791 5.3.1.1): Radicale sends it with 409, Xandikos in a 207 with a 403 inside.
+        # Anything else but 201 is a real refusal.
+        exists = status == 405 or (status in (207, 403, 409) and b"resource-must-be-null" in body)
         if status != 201 and not exists:
             print(f"dav_corpus: creating {coll}: HTTP {status} {body[:300]!r}", file=sys.stderr)
             return 1
@@ -447,20 +448,22 @@ def radicale_storage(src: Path, storage: Path, user: str) -> int:
 
 PROPFIND_ETAG = b"""<?xml version="1.0" encoding="utf-8"?>
 <D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>"""
+# Xandikos answers 415 to a PROPFIND body without its type.
+XML_DEPTH1 = {"Depth": "1", "Content-Type": "application/xml; charset=utf-8"}
 
 
 def count(url: str, user: str, password: str) -> int:
     """Prints `collection objects` for each collection under URL (PROPFIND), returns 0."""
     import re
     dav = Dav(url, user, password)
-    status, body = dav.request("PROPFIND", dav.path, PROPFIND_ETAG, {"Depth": "1"})
+    status, body = dav.request("PROPFIND", dav.path, PROPFIND_ETAG, XML_DEPTH1)
     if status != 207:
         print(f"dav_corpus: PROPFIND {dav.path}: HTTP {status}", file=sys.stderr)
         return 1
     hrefs = [unquote(h.decode()) for h in re.findall(rb"<(?:\w+:)?href>([^<]+)</", body)]
     colls = [h for h in hrefs if h.endswith("/") and h.rstrip("/") != dav.path.rstrip("/")]
     for c in sorted(colls, key=lambda h: h.rstrip("/")):
-        status, body = dav.request("PROPFIND", quote(c), PROPFIND_ETAG, {"Depth": "1"})
+        status, body = dav.request("PROPFIND", quote(c), PROPFIND_ETAG, XML_DEPTH1)
         items = [h for h in re.findall(rb"<(?:\w+:)?href>([^<]+)</", body) if not h.endswith(b"/")]
         print(f"{c.rstrip('/').rsplit('/', 1)[-1]} {len(items)}")
     return 0
