@@ -218,7 +218,8 @@ password = "bench-dst"
 EOF
 }
 
-# run_tool TOOL PHASE: runs the tool's command under /usr/bin/time -v; sets SECS and RSS_MB.
+# run_tool TOOL PHASE: runs the tool's command under /usr/bin/time -v; sets SECS, RSS_MB and
+# CPU (the tool's own user+sys seconds: the servers' work is not in it).
 run_tool() {
     local tool=$1 phase=$2 logf tv t0 t1 rc
     logf="$WORK/out/$tool-$phase.log"
@@ -235,6 +236,7 @@ run_tool() {
     t1=$(date +%s%N)
     SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", (b - a) / 1e9}')
     RSS_MB=$(awk -F': ' '/Maximum resident/ {printf "%.0f", $2 / 1024}' "$tv")
+    CPU=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.1f", s}' "$tv")
     if [ "$rc" -ne 0 ]; then
         echo "bench/dav: $tool $phase failed (exit $rc); last lines of $logf:" >&2
         tail -5 "$logf" >&2
@@ -261,7 +263,7 @@ for tool in ${TOOLS//,/ }; do
     fi
     ok=1
     run_tool "$tool" full || ok=""
-    full=$SECS full_rss=$RSS_MB
+    full=$SECS full_rss=$RSS_MB full_cpu=$CPU
     puts_before=$(puts_in_log "$WORK/out/$(basename "$dst_dir").log")
     noop=- noop_puts=-
     if [ -n "$ok" ] && run_tool "$tool" noop; then
@@ -284,8 +286,8 @@ for tool in ${TOOLS//,/ }; do
     fi
     [ "$verdict" = ok ] || FAILED=1
     FULL_SECS[$tool]=$full
-    RESULTS+=("$(printf '%-10s %8s %8s %9s %7s %8s %9s  %s' "$tool" "$dst_count" "$full" "$rate" \
-        "$full_rss" "$noop" "$noop_puts" "$verdict")")
+    RESULTS+=("$(printf '%-10s %8s %8s %9s %7s %6s %8s %9s  %s' "$tool" "$dst_count" "$full" "$rate" \
+        "$full_rss" "$full_cpu" "$noop" "$noop_puts" "$verdict")")
 done
 stop_server "$SRC_PID"
 
@@ -297,11 +299,12 @@ if ! cmp -s "$WORK/out/src-before.txt" "$WORK/out/src-after.txt"; then
 fi
 
 echo
-printf '%-10s %8s %8s %9s %7s %8s %9s  %s\n' tool objects "full s" "objects/s" "RSS MB" "no-op s" "no-op PUT" check
+printf '%-10s %8s %8s %9s %7s %6s %8s %9s  %s\n' tool objects "full s" "objects/s" "RSS MB" "CPU s" "no-op s" "no-op PUT" check
 printf '%s\n' "${RESULTS[@]}"
 if [ -n "${FULL_SECS[mailshift]:-}" ] && [ -n "${FULL_SECS[vdirsyncer]:-}" ]; then
     awk -v m="${FULL_SECS[mailshift]}" -v v="${FULL_SECS[vdirsyncer]}" \
         'BEGIN {printf "ratio mailshift/vdirsyncer (full copy time): %.2f  (objects/s: %.2fx)\n", m / v, v / m}'
 fi
 [ -z "$MAILSHIFT_STATUS" ] || echo "# mailshift: $MAILSHIFT_STATUS"
+echo "# finished $(date -u +%FT%TZ), load $(cut -d' ' -f1 /proc/loadavg)"
 [ -z "${FAILED:-}" ] || exit 1
