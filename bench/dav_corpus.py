@@ -37,10 +37,12 @@ import base64
 import http.client
 import os
 import random
+import re
 import struct
 import sys
 import threading
 import time
+import unicodedata
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -157,8 +159,12 @@ def contact(rng: random.Random, i: int, members: list[str]) -> tuple[str, bytes]
     else:
         lines += [f"FN:{esc(given)} {esc(family)}", f"N:{esc(family)};{esc(given)};;;"]
         for k in range(rng.randint(1, 3)):
-            addr = f"{given}.{family}{'' if k == 0 else k}".lower()
-            addr = addr.encode("ascii", "ignore").decode().replace(" ", "").replace("'", "") or f"user{i}"
+            # An ASCII local part: accents dropped (é -> e); names in other scripts get userN.
+            ascii_name = unicodedata.normalize("NFKD", f"{given}.{family}").encode("ascii", "ignore").decode()
+            local = re.sub(r"[^a-z0-9.]", "", ascii_name.lower()).strip(".")
+            if "." not in local or local.startswith(".") or ".." in local:
+                local = f"user{i}"
+            addr = local + ("" if k == 0 else str(k))
             dom = rng.choice(["example.com", "example.fr", "example.de", "example.org"])
             kind = ["work", "home", "other"][k]
             lines.append(f"EMAIL;TYPE={kind}:{addr}@{dom}" if v4 else
@@ -454,7 +460,6 @@ XML_DEPTH1 = {"Depth": "1", "Content-Type": "application/xml; charset=utf-8"}
 
 def count(url: str, user: str, password: str) -> int:
     """Prints `collection objects` for each collection under URL (PROPFIND), returns 0."""
-    import re
     dav = Dav(url, user, password)
     status, body = dav.request("PROPFIND", dav.path, PROPFIND_ETAG, XML_DEPTH1)
     if status != 207:
