@@ -182,12 +182,14 @@ enum Side {
 }
 
 impl Side {
-    /// What was wrong in a files source, as report lines (`file line N: ...`).
-    fn problems(&self) -> Vec<String> {
+    /// What was wrong in a files source's files of one `extension`, as report lines
+    /// (`file line N: ...`).
+    fn problems(&self, extension: &str) -> Vec<String> {
         match self {
             Side::Files(f) => f
                 .problems()
                 .into_iter()
+                .filter(|(file, _)| file.ends_with(extension))
                 .map(|(file, p)| {
                     if p.line == 0 {
                         format!("{file}: {}", p.message)
@@ -304,7 +306,14 @@ impl Prepared for Collections {
             let report = sync::sync(&job, &source, &dest, &journal, &progress, &run.stop)
                 .await
                 .map_err(sync_error)?;
-            Ok(self.synced(report, source.problems()))
+            // A files source lists the problems of every file it read; each kind names those
+            // of its own files.
+            let extension = if self.components.contains(&Component::Card) {
+                ".vcf"
+            } else {
+                ".ics"
+            };
+            Ok(self.synced(report, source.problems(extension)))
         })
     }
 
