@@ -3,6 +3,7 @@
 //! exactly once and resumably. Like the mail engine it names no mailshift crate: its records are
 //! kept by the caller through [`journal::Journal`].
 
+pub mod dav;
 pub mod error;
 pub mod files;
 pub mod journal;
@@ -13,3 +14,6 @@ pub mod preview;
 pub mod store;
 pub mod sync;
 pub mod verify;
+
+#[doc(hidden)]
+pub mod testserver;
