@@ -31,6 +31,10 @@
 //!    `NAME`, `MAILER`, `SORT-STRING`, `AGENT`; 4.0's `ANNIVERSARY`, `GENDER`, `LANG`,
 //!    `CLIENTPIDMAP`, `ALTID`/`PID` parameters; date formats; `TEL` and `UID` values (text or
 //!    URI are valid in both). vCard 2.1 cards are not converted.
+//! 4. A line folded in the middle of a UTF-8 sequence (RFC 5545 §3.1 allows it; simple
+//!    exporters do it) makes the body invalid UTF-8, and Radicale then reads the whole body as
+//!    Latin-1 and stores every accented letter garbled. Such lines are folded again between
+//!    characters: always, as the content does not change (the content hash is the same).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
@@ -57,6 +61,8 @@ pub enum Rewrite {
     ScheduleAgentClient,
     /// The card converted between vCard versions.
     VcardVersion { from: String, to: String },
+    /// Lines folded inside a UTF-8 character folded again between characters.
+    Refolded,
 }
 
 impl fmt::Display for Rewrite {
@@ -67,6 +73,9 @@ impl fmt::Display for Rewrite {
             }
             Rewrite::ScheduleAgentClient => f.write_str(
                 "attendees and organizer marked SCHEDULE-AGENT=CLIENT (the server sends no invitation)",
+            ),
+            Rewrite::Refolded => f.write_str(
+                "lines folded inside a UTF-8 character folded again between characters (a server that reads the body as UTF-8, Radicale among them, would garble every accented letter)",
             ),
             Rewrite::VcardVersion { from, to } => {
                 write!(f, "vCard {from} converted to {to} (the address book does not accept {from})")
@@ -105,6 +114,17 @@ pub fn prepare(item: &Item, profile: &Profile) -> (Vec<u8>, Vec<Rewrite>) {
             _ => {}
         }
     }
+    if std::str::from_utf8(&item.data).is_err() {
+        for (i, line) in tree.lines.iter().enumerate() {
+            let raw = &item.data[line.start..line.end];
+            if std::str::from_utf8(raw).is_err() && std::str::from_utf8(&line.text).is_ok() {
+                edits.refolded.insert(i);
+            }
+        }
+        if !edits.refolded.is_empty() {
+            rewrites.push(Rewrite::Refolded);
+        }
+    }
     if edits.is_empty() {
         return (item.data.clone(), Vec::new());
     }
@@ -117,11 +137,16 @@ struct Edits {
     replaced: BTreeMap<usize, Prop>,
     deleted: HashSet<usize>,
     inserted_after: BTreeMap<usize, Vec<Prop>>,
+    /// Lines written again as they are, folded between characters.
+    refolded: BTreeSet<usize>,
 }
 
 impl Edits {
     fn is_empty(&self) -> bool {
-        self.replaced.is_empty() && self.deleted.is_empty() && self.inserted_after.is_empty()
+        self.replaced.is_empty()
+            && self.deleted.is_empty()
+            && self.inserted_after.is_empty()
+            && self.refolded.is_empty()
     }
 
     /// The current version of a line's property (an earlier rewrite's, if any).
@@ -147,6 +172,7 @@ impl Edits {
             if !self.deleted.contains(&i) {
                 match self.replaced.get(&i) {
                     Some(prop) => push_folded(&mut out, &prop.to_bytes(), eol),
+                    None if self.refolded.contains(&i) => push_folded(&mut out, &line.text, eol),
                     None => out.extend_from_slice(&data[line.start..line.end]),
                 }
             }

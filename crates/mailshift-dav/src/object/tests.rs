@@ -673,3 +673,25 @@ fn damaged_objects_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_fold_inside_a_utf8_character_is_moved_between_characters() {
+    let mut data = b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:zq\r\nFN:Zo".to_vec();
+    data.extend_from_slice(&[0xC3, b'\r', b'\n', b' ', 0xAB]);
+    data.extend_from_slice(" Quinn\r\nN:Quinn;Zoë;;;\r\nEND:VCARD\r\n".as_bytes());
+    let item = parse(&data).unwrap();
+    let (out, rewrites) = prepare(&item, &Profile::default());
+    assert_eq!(rewrites, [Rewrite::Refolded]);
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:zq\r\nFN:Zoë Quinn\r\nN:Quinn;Zoë;;;\r\nEND:VCARD\r\n"
+    );
+    assert_eq!(content_hash(&out), content_hash(&data));
+    // Body that is not UTF-8 at all (Latin-1): nothing to refold.
+    let latin1 = b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:l1\r\nFN:Zo\xEB\r\nEND:VCARD\r\n";
+    let item = parse(latin1).unwrap();
+    assert_eq!(
+        prepare(&item, &Profile::default()),
+        (latin1.to_vec(), Vec::new())
+    );
+}
