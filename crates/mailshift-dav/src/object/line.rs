@@ -40,6 +40,8 @@ pub(crate) struct Param {
     pub values: Vec<Vec<u8>>,
     /// False for a bare parameter (no `=`).
     pub has_eq: bool,
+    /// A value was written in quotes: a rewrite keeps them.
+    pub quoted: bool,
 }
 
 impl Prop {
@@ -72,7 +74,13 @@ impl Prop {
                     if i > 0 {
                         out.push(b',');
                     }
-                    push_param_value(&mut out, value);
+                    if param.quoted {
+                        out.push(b'"');
+                        out.extend(value.iter().filter(|&&b| b != b'"'));
+                        out.push(b'"');
+                    } else {
+                        push_param_value(&mut out, value);
+                    }
                 }
             }
         }
@@ -186,13 +194,16 @@ pub(crate) fn parse_prop(line: &Line) -> Result<Prop, ParseError> {
                 name: pname,
                 values: Vec::new(),
                 has_eq: false,
+                quoted: false,
             });
             continue;
         }
         pos += 1;
         let mut values = Vec::new();
+        let mut quoted = false;
         loop {
             if pos < text.len() && text[pos] == b'"' {
+                quoted = true;
                 let close = text[pos + 1..]
                     .iter()
                     .position(|&b| b == b'"')
@@ -234,6 +245,7 @@ pub(crate) fn parse_prop(line: &Line) -> Result<Prop, ParseError> {
             name: pname,
             values,
             has_eq: true,
+            quoted,
         });
     }
     Ok(Prop {

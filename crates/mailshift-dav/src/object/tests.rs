@@ -151,12 +151,11 @@ fn windows_time_zones_become_iana_and_only_those_lines_change() {
     assert!(!text.contains("Standard Time"), "{text}");
     assert!(text.contains("\r\nTZID:Europe/Berlin\r\n"));
     assert!(text.contains("\r\nDTSTART;TZID=Europe/Berlin:20240312T140000\r\n"));
-    assert!(text.contains("\r\nDTEND;TZID=Europe/Berlin:20240312T153000\r\n"));
+    // Quotes are kept where they were.
+    assert!(text.contains("\r\nDTEND;TZID=\"Europe/Berlin\":20240312T153000\r\n"));
     assert!(text.contains("\r\nX-WR-TIMEZONE:Europe/Berlin\r\n"));
     // Every other line is the same bytes, in the same place.
-    let expected = WINDOWS_TZ
-        .replace("TZID=\"W. Europe Standard Time\"", "TZID=Europe/Berlin")
-        .replace("W. Europe Standard Time", "Europe/Berlin");
+    let expected = WINDOWS_TZ.replace("W. Europe Standard Time", "Europe/Berlin");
     assert_eq!(text, String::from_utf8(crlf(&expected)).unwrap());
     assert!(rewrites[0].to_string().contains("Europe/Berlin"));
     // The result is still one valid unit with the same UID.
@@ -580,7 +579,7 @@ X-LIC-LOCATION:Europe/Paris
 END:VTIMEZONE
 BEGIN:VEVENT
 UID:dup-tz
-DTSTART;TZID=Europe/Paris:20240101T100000
+DTSTART;TZID=\"Europe/Paris\":20240101T100000
 DTEND;TZID=Europe/Paris:20240101T110000
 END:VEVENT
 END:VCALENDAR
@@ -694,4 +693,24 @@ fn a_fold_inside_a_utf8_character_is_moved_between_characters() {
         prepare(&item, &Profile::default()),
         (latin1.to_vec(), Vec::new())
     );
+}
+
+#[test]
+fn unescaped_commas_in_text_are_escaped_but_lists_are_left_alone() {
+    let data = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:esc\r\n\
+                SUMMARY;LANGUAGE=fr:F\u{ea}te, bal; feu\\, d'artifice\r\n\
+                CATEGORIES:Holiday,Public\r\nLOCATION;VALUE=URI:http://x/a,b\r\n\
+                END:VEVENT\r\nEND:VCALENDAR\r\n";
+    let item = parse(data.as_bytes()).unwrap();
+    let (out, rewrites) = prepare(&item, &Profile::default());
+    assert_eq!(rewrites, [Rewrite::TextEscaped]);
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        data.replace("te, bal; feu", "te\\, bal\\; feu")
+    );
+    assert_eq!(content_hash(&out), content_hash(data.as_bytes()));
+    // Already escaped: nothing to do.
+    let (again, rewrites) = prepare(&parse(&out).unwrap(), &Profile::default());
+    assert!(rewrites.is_empty());
+    assert_eq!(again, out);
 }
