@@ -126,7 +126,20 @@ impl FileData {
             pending: Vec::new(),
             create: false,
         };
-        for (_, item) in items {
+        for (line, item) in items {
+            if (kind == Kind::Vcf) != (item.component == Component::Card) {
+                let (what, ext) = match kind {
+                    Kind::Vcf => ("a calendar object", ".ics"),
+                    Kind::Ics => ("a vCard", ".vcf"),
+                };
+                file.problems.push(ParseError {
+                    line,
+                    message: format!(
+                        "{what} in a file of the other kind: it is skipped; move it to a {ext} file"
+                    ),
+                });
+                continue;
+            }
             let base = object::file_name(&object::identity(&item));
             // Two objects with one identity in a file (a contact exported twice) still get
             // distinct hrefs: the second is `name~2`.
