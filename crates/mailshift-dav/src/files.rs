@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
@@ -215,7 +216,7 @@ impl FileData {
             let (prop, value) = text.split_once(':')?;
             let prop = prop.split(';').next()?;
             prop.eq_ignore_ascii_case(name)
-                .then(|| value.trim().to_string())
+                .then(|| object::unescape(value.trim()))
         })
     }
 
@@ -468,7 +469,10 @@ impl FileStore {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+        // Unique per write: two stores of one process may write one file.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{file_name}.{}-{n}.tmp", std::process::id()));
         let result = (|| {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(bytes)?;
@@ -571,7 +575,8 @@ impl Store for FileStore {
                 file.header.clear();
                 let mut push = |name: &str, value: &Option<String>| {
                     if let Some(value) = value {
-                        file.header.push(format!("{name}:{value}").into_bytes());
+                        file.header
+                            .push(format!("{name}:{}", object::escape(value)).into_bytes());
                     }
                 };
                 push("X-WR-CALNAME", &like.display_name);
@@ -698,6 +703,10 @@ impl Store for FileStore {
     }
 
     async fn flush(&self) -> StoreResult<()> {
+        // Stores of one process sharing a file (the events and the tasks of a calendar) must
+        // not interleave their read-merge-write of it.
+        static FLUSHES: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = FLUSHES.lock().unwrap_or_else(|e| e.into_inner());
         let mut state = self.lock();
         let dirty: Vec<String> = state
             .files

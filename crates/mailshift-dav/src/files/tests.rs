@@ -177,8 +177,9 @@ fn writes_flushes_and_reads_back_the_same_hrefs_and_etags() {
     let book =
         run(store.create_collection("Contacts", &like(&[Component::Card], "Contacts"))).unwrap();
     assert_eq!(book.href, "Contacts.vcf");
-    let cal =
-        run(store.create_collection("team/Work", &like(&[Component::Event], "Work"))).unwrap();
+    // A display name cannot break out of its line.
+    let hostile = like(&[Component::Event], "Work; Home\r\nX-INJECTED:1");
+    let cal = run(store.create_collection("team/Work", &hostile)).unwrap();
     assert_eq!(cal.href, "team/Work.ics");
     let mut etags = Vec::new();
     for (uid, name) in [("a", "Ann"), ("b", "Bob")] {
@@ -214,7 +215,12 @@ fn writes_flushes_and_reads_back_the_same_hrefs_and_etags() {
         cals.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
         ["Empty", "team/Work"]
     );
-    assert_eq!(cals[1].display_name.as_deref(), Some("Work"));
+    let work = fs::read_to_string(root.join("team/Work.ics")).unwrap();
+    assert_eq!(
+        cals[1].display_name.as_deref(),
+        Some("Work; Home X-INJECTED:1"),
+        "{work}"
+    );
     assert_eq!(cals[1].color.as_deref(), Some("#FF0000"));
     let mut listed = run(again.list(&books[0])).unwrap();
     listed.extend(run(again.list(&cals[1])).unwrap());

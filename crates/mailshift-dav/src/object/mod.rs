@@ -158,7 +158,7 @@ pub fn file_name(identity: &str) -> String {
 
 /// A TEXT value as a person reads it (RFC 5545 §3.3.11), on one line for a report: `\,` `\;`
 /// `\\` unescaped, `\n` as a space.
-fn unescape(text: &str) -> String {
+pub(crate) fn unescape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -170,6 +170,22 @@ fn unescape(text: &str) -> String {
             Some('n' | 'N') => out.push(' '),
             Some(other) => out.push(other),
             None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// Text as a TEXT value (RFC 5545 §3.3.11): a display name can never break out of its line.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ',' => out.push_str("\\,"),
+            ';' => out.push_str("\\;"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
         }
     }
     out
