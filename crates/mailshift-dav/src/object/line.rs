@@ -5,8 +5,9 @@
 //! Every logical line keeps the byte range it came from, so an object can be cut out of a file
 //! or have a single line replaced while every other byte stays as it was (see the `object`
 //! module doc for why we never re-serialize). Lenient where servers and exporters are: LF-only
-//! line ends, a missing final line end, lowercase names, vCard 2.1 parameters without a name
-//! (`TEL;WORK:`); strict where a mistake would lose or merge data: BEGIN/END must balance.
+//! line ends, a missing final line end, lowercase names, a leading byte-order mark, vCard 2.1
+//! parameters without a name (`TEL;WORK:`) and quoted-printable soft line breaks (phone
+//! exports); strict where a mistake would lose or merge data: BEGIN/END must balance.
 
 use super::ParseError;
 
