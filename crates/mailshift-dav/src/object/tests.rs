@@ -737,3 +737,21 @@ fn a_phone_export_in_vcard_21_with_a_bom_and_quoted_printable_is_read() {
     assert!(rewrites.is_empty());
     assert_eq!(out, items[0].1.data);
 }
+
+#[test]
+fn an_apple_group_in_3_becomes_a_4_group_with_version_first() {
+    let data = "BEGIN:VCARD\r\nN:Team\r\nFN:Team\r\nVERSION:3.0\r\n\
+                X-ADDRESSBOOKSERVER-KIND:group\r\n\
+                X-ADDRESSBOOKSERVER-MEMBER:urn:uuid:card-3\r\nUID:g3\r\nEND:VCARD\r\n";
+    let item = parse(data.as_bytes()).unwrap();
+    let profile = Profile {
+        vcard_versions: vec!["4.0".into()],
+        schedule_agent_client: false,
+    };
+    let (out, _) = prepare(&item, &profile);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "BEGIN:VCARD\r\nVERSION:4.0\r\nN:Team\r\nFN:Team\r\nKIND:group\r\n\
+         MEMBER:urn:uuid:card-3\r\nUID:g3\r\nEND:VCARD\r\n"
+    );
+}
