@@ -85,6 +85,8 @@ struct Entry {
     name: String,
     item: Item,
     etag: String,
+    /// Where it starts in the file as read; `None` for an object written by this store.
+    line: Option<usize>,
 }
 
 /// Files (relative paths) and what is wrong in them.
@@ -151,7 +153,12 @@ impl FileData {
                 name = format!("{base}~{n}");
             }
             let etag = etag_of(&item.data);
-            file.push(Entry { name, item, etag });
+            file.push(Entry {
+                name,
+                item,
+                etag,
+                line: Some(line),
+            });
         }
         file
     }
@@ -241,6 +248,7 @@ impl FileData {
                     name: name.to_string(),
                     etag,
                     item,
+                    line: None,
                 };
                 match position {
                     Some(i) => {
@@ -330,6 +338,14 @@ impl FileStore {
         );
         problems.sort_by(|a, b| (&a.0, a.1.line).cmp(&(&b.0, b.1.line)));
         problems
+    }
+
+    /// Where an object (by href) starts in its file as read, for a report's "file.vcf line
+    /// 12"; `None` for an unknown href or an object this store wrote.
+    pub fn line_of(&self, href: &str) -> Option<usize> {
+        let (rel, name) = split_href(href)?;
+        let state = self.lock();
+        state.files.get(rel)?.get(name)?.line
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

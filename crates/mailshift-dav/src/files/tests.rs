@@ -138,6 +138,8 @@ fn reads_a_tree_and_reports_a_bad_object_with_its_file_and_line() {
     let listed = run(store.list(&books[0])).unwrap();
     let hrefs: Vec<_> = listed.iter().map(|l| l.href.as_str()).collect();
     assert_eq!(hrefs, ["contacts.vcf#a", "contacts.vcf#b"]);
+    assert_eq!(store.line_of("contacts.vcf#b"), Some(12));
+    assert_eq!(store.line_of("contacts.vcf#zz"), None);
     let fetched = run(store.fetch(
         &books[0],
         &["contacts.vcf#b".into(), "contacts.vcf#zz".into()],
