@@ -32,7 +32,8 @@
 //!    `CLIENTPIDMAP`, `ALTID`/`PID` parameters; date formats; `TEL` and `UID` values (text or
 //!    URI are valid in both). vCard 2.1 cards are not converted.
 //! 4. A comma or semicolon left unescaped in a single text value (iCalendar `SUMMARY`,
-//!    `DESCRIPTION`, `LOCATION`, `COMMENT`, `CONTACT`; vCard `FN`, `NOTE`, `TITLE`, `ROLE`),
+//!    `DESCRIPTION`, `LOCATION`, `COMMENT`, `CONTACT`; vCard 3.0 and 4.0 `FN`, `NOTE`,
+//!    `TITLE`, `ROLE`; not an encoded value),
 //!    which both RFCs forbid, is escaped (`\,`, `\;`): Radicale reads such a SUMMARY as a list
 //!    and keeps only its first item. Always, as the content hash reads both forms the same.
 //!    List values (`CATEGORIES`, `NICKNAME`, `RESOURCES`) and structured ones (`N`, `ADR`,
@@ -340,7 +341,7 @@ fn vcard_version(card: &Node, profile: &Profile, edits: &mut Edits) -> Option<Re
     let up = to == "4.0";
     let mut first_prop = true;
     for (index, prop) in &card.props {
-        let mut new = prop.clone();
+        let mut new = edits.current(*index, prop);
         let name = prop.name();
         match name.as_str() {
             "VERSION" => {
@@ -396,6 +397,10 @@ fn vcard_version(card: &Node, profile: &Profile, edits: &mut Edits) -> Option<Re
 fn escape_text(root: &Node, edits: &mut Edits) -> bool {
     let mut changed = false;
     let vcard = root.name == "VCARD";
+    // vCard 2.1 escapes only `;`, and only in compound values: its text is left alone.
+    if vcard && !matches!(root.value("VERSION").as_deref(), Some("3.0" | "4.0")) {
+        return false;
+    }
     walk(root, &mut |node| {
         for (index, prop) in &node.props {
             let name = prop.name();
@@ -407,7 +412,9 @@ fn escape_text(root: &Node, edits: &mut Edits) -> bool {
                     "SUMMARY" | "DESCRIPTION" | "LOCATION" | "COMMENT" | "CONTACT"
                 )
             };
+            // An encoded value (quoted-printable, base64) holds no raw separator to escape.
             if !text
+                || prop.param("ENCODING").is_some()
                 || prop
                     .param("VALUE")
                     .is_some_and(|v| !v.eq_ignore_ascii_case(b"TEXT"))

@@ -719,13 +719,14 @@ fn unescaped_commas_in_text_are_escaped_but_lists_are_left_alone() {
 fn a_phone_export_in_vcard_21_with_a_bom_and_quoted_printable_is_read() {
     let file = b"\xEF\xBB\xBFBEGIN:VCARD\r\nVERSION:2.1\r\n\
         N;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=C3=89lo=\r\n=C3=AFse;Anne;;;\r\n\
+        NOTE:met in Lyon, 2019\r\n\
         FN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:Anne =C3=89lo=\r\n=C3=AFse\r\n\
         TEL;CELL;PREF:+33600000000\r\nEND:VCARD\r\n\
         BEGIN:VCARD\r\nVERSION:2.1\r\nN:Smith;Bob;;;\r\nFN:Bob Smith\r\nEND:VCARD\r\n";
     let (items, errors) = split_file(file);
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(items.len(), 2);
-    assert_eq!(items[1].0, 9);
+    assert_eq!(items[1].0, 10);
     assert!(items[0].1.data.starts_with(b"BEGIN:VCARD"));
     assert!(identity(&items[0].1).starts_with("sha256:"));
     // 2.1 is not converted: it goes as it is.
