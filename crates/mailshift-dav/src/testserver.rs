@@ -52,9 +52,22 @@ impl RawResponse {
     }
 }
 
+/// How a server is started, beyond the defaults (plain HTTP, any login accepted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The only logins and passwords accepted (Radicale's htpasswd); empty: any login, any
+    /// password.
+    pub users: Vec<(String, String)>,
+    /// Serve HTTPS with a certificate for 127.0.0.1 and localhost, signed by a CA made for this
+    /// server ([`DavServer::ca_file`]); Radicale only. The raw helpers (`request`,
+    /// `put_raw`...) speak plain HTTP and cannot be used then.
+    pub tls: bool,
+}
+
 /// A running server; stopped (killed) on drop.
 pub struct DavServer {
     kind: ServerKind,
+    options: Options,
     child: Child,
     port: u16,
     log: PathBuf,
@@ -89,11 +102,19 @@ impl DavServer {
 
     /// Starts a server and waits until it accepts connections.
     pub fn start(kind: ServerKind) -> Result<DavServer, String> {
+        Self::start_with(kind, Options::default())
+    }
+
+    /// Starts a server with these options and waits until it accepts connections.
+    pub fn start_with(kind: ServerKind, options: Options) -> Result<DavServer, String> {
+        if kind == ServerKind::Xandikos && options != Options::default() {
+            return Err("Xandikos is started without authentication and TLS".into());
+        }
         let mut last = String::new();
         // A free port found by binding may be taken by someone else before the server binds
         // it: try again with another.
         for _ in 0..3 {
-            match Self::start_once(kind) {
+            match Self::start_once(kind, &options) {
                 Ok(server) => return Ok(server),
                 Err(e) => last = e,
             }
@@ -101,7 +122,7 @@ impl DavServer {
         Err(last)
     }
 
-    fn start_once(kind: ServerKind) -> Result<DavServer, String> {
+    fn start_once(kind: ServerKind, options: &Options) -> Result<DavServer, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
         let port = free_port()?;
         let storage = dir.path().join("storage");
@@ -110,9 +131,34 @@ impl DavServer {
         match kind {
             ServerKind::Radicale => {
                 let config = dir.path().join("radicale.conf");
+                let mut auth = "type = none".to_string();
+                if !options.users.is_empty() {
+                    let file = dir.path().join("users");
+                    let lines: String = options
+                        .users
+                        .iter()
+                        .map(|(user, password)| format!("{user}:{password}\n"))
+                        .collect();
+                    std::fs::write(&file, lines)
+                        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+                    auth = format!(
+                        "type = htpasswd\nhtpasswd_filename = {}\nhtpasswd_encryption = plain\n\
+                         delay = 0",
+                        file.display()
+                    );
+                }
+                let mut ssl = String::new();
+                if options.tls {
+                    let (cert, key) = make_certificates(dir.path())?;
+                    ssl = format!(
+                        "ssl = True\ncertificate = {}\nkey = {}\n",
+                        cert.display(),
+                        key.display()
+                    );
+                }
                 let text = format!(
-                    "[server]\nhosts = 127.0.0.1:{port}\n\n\
-                     [auth]\ntype = none\n\n\
+                    "[server]\nhosts = 127.0.0.1:{port}\n{ssl}\n\
+                     [auth]\n{auth}\n\n\
                      [rights]\ntype = owner_only\n\n\
                      [storage]\nfilesystem_folder = {}\n\n\
                      [web]\ntype = none\n\n\
@@ -156,6 +202,7 @@ impl DavServer {
         })?;
         let mut server = DavServer {
             kind,
+            options: options.clone(),
             child,
             port,
             log,
@@ -178,8 +225,9 @@ impl DavServer {
                 ));
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                // Listening is not answering: make sure a request goes through.
-                if self.request("OPTIONS", "/", &[], "").is_ok() {
+                // Listening is not answering: make sure a request goes through (over TLS,
+                // listening is all that can be checked without a TLS client).
+                if self.options.tls || self.request("OPTIONS", "/", &[], "").is_ok() {
                     return Ok(());
                 }
             }
@@ -199,9 +247,15 @@ impl DavServer {
         self.kind
     }
 
-    /// `http://127.0.0.1:PORT` (no trailing slash).
+    /// `http://127.0.0.1:PORT` (`https://` with [`Options::tls`]; no trailing slash).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.options.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA certificate (PEM) that signed the server's certificate, with [`Options::tls`].
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.options.tls.then(|| self.dir.path().join("ca.pem"))
     }
 
     pub fn port(&self) -> u16 {
@@ -242,24 +296,61 @@ impl DavServer {
         }
     }
 
-    /// The address book the server starts with (Xandikos), or creates for `user` (Radicale).
+    /// How [`crate::dav::DavStore`] reaches this server as `user` (its password from
+    /// [`Options::users`], the test CA with [`Options::tls`]).
+    pub fn dav_config(&self, user: &str) -> crate::dav::DavConfig {
+        crate::dav::DavConfig {
+            ca_file: self.ca_file(),
+            ..crate::dav::DavConfig::new(
+                self.url(),
+                crate::dav::Auth::Basic {
+                    login: user.to_string(),
+                    password: crate::dav::Secret::new(self.password(user)),
+                },
+            )
+        }
+    }
+
+    fn password(&self, user: &str) -> &str {
+        self.options
+            .users
+            .iter()
+            .find(|(u, _)| u == user)
+            .map_or("x", |(_, p)| p.as_str())
+    }
+
+    /// The address book the server starts with (Xandikos), or creates for `user` on first
+    /// call (Radicale: `/<user>/contacts/`).
     pub fn default_addressbook(&self, user: &str) -> String {
         match self.kind {
             ServerKind::Radicale => {
                 let path = format!("/{user}/contacts/");
-                self.create_addressbook(user, &path);
+                if self
+                    .request_as(user, "PROPFIND", &path, &[("Depth", "0")], "")
+                    .status
+                    == 404
+                {
+                    self.create_addressbook(user, &path);
+                }
                 path
             }
             ServerKind::Xandikos => "/user/contacts/addressbook/".to_string(),
         }
     }
 
-    /// The calendar the server starts with (Xandikos), or creates for `user` (Radicale).
+    /// The calendar the server starts with (Xandikos), or creates for `user` on first call
+    /// (Radicale: `/<user>/calendar/`).
     pub fn default_calendar(&self, user: &str) -> String {
         match self.kind {
             ServerKind::Radicale => {
                 let path = format!("/{user}/calendar/");
-                self.create_calendar(user, &path);
+                if self
+                    .request_as(user, "PROPFIND", &path, &[("Depth", "0")], "")
+                    .status
+                    == 404
+                {
+                    self.create_calendar(user, &path);
+                }
                 path
             }
             ServerKind::Xandikos => "/user/calendars/calendar/".to_string(),
@@ -298,8 +389,8 @@ impl DavServer {
         );
     }
 
-    /// PUTs `body` at `path` without conditions (content type from the extension), as the
-    /// owner of the path's first segment; returns the status.
+    /// PUTs `body` at `path` (decoded, as hrefs are in `store`) without conditions (content
+    /// type from the extension), as the owner of the path's first segment; returns the status.
     pub fn put_raw(&self, path: &str, body: &str) -> u16 {
         let content_type = if path.ends_with(".vcf") {
             "text/vcard; charset=utf-8"
@@ -309,16 +400,17 @@ impl DavServer {
         self.request_as(
             owner(path),
             "PUT",
-            path,
+            &encode(path),
             &[("Content-Type", content_type)],
             body,
         )
         .status
     }
 
-    /// GETs `path` as the owner of its first segment: `None` when the server answers 404.
+    /// GETs `path` (decoded) as the owner of its first segment: `None` when the server
+    /// answers 404.
     pub fn get_raw(&self, path: &str) -> Option<String> {
-        let r = self.request_as(owner(path), "GET", path, &[], "");
+        let r = self.request_as(owner(path), "GET", &encode(path), &[], "");
         match r.status {
             404 => None,
             200 => Some(r.body),
@@ -326,13 +418,14 @@ impl DavServer {
         }
     }
 
-    /// DELETEs `path` as the owner of its first segment; returns the status.
+    /// DELETEs `path` (decoded) as the owner of its first segment; returns the status.
     pub fn delete_raw(&self, path: &str) -> u16 {
-        self.request_as(owner(path), "DELETE", path, &[], "").status
+        self.request_as(owner(path), "DELETE", &encode(path), &[], "")
+            .status
     }
 
-    /// One request with HTTP Basic credentials of `user` (any password: the servers run
-    /// without authentication); panics if the server cannot be reached.
+    /// One request with HTTP Basic credentials of `user` (its password from
+    /// [`Options::users`], any otherwise); panics if the server cannot be reached.
     pub fn request_as(
         &self,
         user: &str,
@@ -341,7 +434,7 @@ impl DavServer {
         headers: &[(&str, &str)],
         body: &str,
     ) -> RawResponse {
-        let credentials = basic(user, "x");
+        let credentials = basic(user, self.password(user));
         let mut all: Vec<(&str, &str)> = vec![("Authorization", &credentials)];
         all.extend_from_slice(headers);
         self.request(method, path, &all, body)
@@ -395,6 +488,109 @@ fn free_port() -> Result<u16, String> {
         .local_addr()
         .map(|a| a.port())
         .map_err(|e| format!("cannot find a free loopback port: {e}"))
+}
+
+/// A CA and a certificate for 127.0.0.1/localhost signed by it, made with the `openssl`
+/// command (P-256 keys: quick to make); returns the certificate and key paths.
+fn make_certificates(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let config = dir.join("openssl.cnf");
+    std::fs::write(
+        &config,
+        "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = mailshift test\n\
+         [ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
+         subjectKeyIdentifier = hash\n\
+         [leaf]\nbasicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n\
+         extendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1,DNS:localhost\n\
+         authorityKeyIdentifier = keyid\n",
+    )
+    .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let cnf = path("openssl.cnf");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let steps: Vec<Vec<String>> = vec![
+        [
+            &[
+                "req",
+                "-x509",
+                "-config",
+                &cnf,
+                "-extensions",
+                "ca",
+                "-days",
+                "3",
+            ][..],
+            &ec,
+            &["-keyout", &path("ca.key"), "-out", &path("ca.pem")],
+        ]
+        .concat()
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        [
+            &["req", "-new", "-config", &cnf][..],
+            &ec,
+            &["-keyout", &path("server.key"), "-out", &path("server.csr")],
+        ]
+        .concat()
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        [
+            "x509",
+            "-req",
+            "-in",
+            &path("server.csr"),
+            "-CA",
+            &path("ca.pem"),
+            "-CAkey",
+            &path("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "3",
+            "-extfile",
+            &cnf,
+            "-extensions",
+            "leaf",
+            "-out",
+            &path("server.pem"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .output()
+            .map_err(|e| format!("cannot run `openssl` to make a test certificate: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok((dir.join("server.pem"), dir.join("server.key")))
+}
+
+/// A decoded path made into a request target. Every byte but unreserved ones and `/` is
+/// escaped: stricter than the client's own encoding, so the two are checked against each other.
+fn encode(path: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const SET: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    utf8_percent_encode(path, SET).to_string()
 }
 
 /// The user a path belongs to on Radicale (its first segment); ignored by Xandikos.

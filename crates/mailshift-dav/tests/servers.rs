@@ -4,14 +4,14 @@
 use mailshift_dav::dav::{Auth, DavConfig, DavStore, Secret};
 use mailshift_dav::error::ErrorKind;
 use mailshift_dav::store::{Collection, Component, Precondition, PutOutcome, Store};
-use mailshift_dav::testserver::{DavServer, ServerKind};
+use mailshift_dav::testserver::{DavServer, Options, ServerKind};
 
 fn servers() -> [DavServer; 2] {
     [DavServer::radicale(), DavServer::xandikos()]
 }
 
 async fn connect(server: &DavServer, user: &str) -> DavStore {
-    DavStore::connect(config(&server.url(), user))
+    DavStore::connect(server.dav_config(user))
         .await
         .unwrap_or_else(|e| panic!("{:?}: {e:?}\n{}", server.kind(), server.log()))
 }
@@ -76,6 +76,10 @@ async fn discovery_finds_the_homes_from_the_bare_url() {
         let cards = store.collections(Component::Card).await.unwrap();
         let expected = usize::from(server.kind() == ServerKind::Xandikos);
         assert_eq!(cards.len(), expected, "{:?}: {cards:?}", server.kind());
+        if let Some(book) = cards.first() {
+            assert_eq!(book.vcard_versions, vec!["3.0".to_string()], "{book:?}");
+            assert!(book.ctag.is_some() && book.sync_token.is_some(), "{book:?}");
+        }
     }
 }
 
@@ -325,8 +329,8 @@ async fn multiget_returns_the_objects_as_written_and_skips_missing_ones() {
         let store = connect(&server, "alice").await;
         let calendar = calendar(&server, &store).await;
         let mut hrefs = Vec::new();
-        for i in 0..3 {
-            let href = store.href_for(&calendar, &format!("e{i}"), Component::Event);
+        for (i, name) in ["e0", "e 1", "été+2"].iter().enumerate() {
+            let href = store.href_for(&calendar, name, Component::Event);
             let data = event(&format!("uid-{i}"), &format!("Event {i} & more"));
             store
                 .put(&calendar, &href, data.as_bytes(), Precondition::Absent)
@@ -334,6 +338,7 @@ async fn multiget_returns_the_objects_as_written_and_skips_missing_ones() {
                 .unwrap();
             hrefs.push(href);
         }
+        hrefs.sort();
         let missing = store.href_for(&calendar, "gone", Component::Event);
         let mut asked = hrefs.clone();
         asked.push(missing.clone());
@@ -436,4 +441,55 @@ async fn deletes_only_the_version_asked_for() {
         assert!(server.get_raw(&href).is_none(), "{kind:?}");
         assert!(!store.delete(&href, None).await.unwrap(), "{kind:?}");
     }
+}
+
+#[tokio::test]
+async fn a_well_known_redirect_is_followed_with_its_method() {
+    // Radicale answers PROPFIND on /.well-known/caldav with a 301 to its root.
+    let server = DavServer::radicale();
+    let url = format!("{}/.well-known/caldav", server.url());
+    let store = DavStore::connect(config(&url, "alice")).await.unwrap();
+    assert_eq!(store.principal(), Some("/alice/"));
+}
+
+#[tokio::test]
+async fn refused_credentials_are_an_auth_error_without_the_password() {
+    let options = Options {
+        users: vec![("alice".into(), "right".into())],
+        ..Options::default()
+    };
+    let server = DavServer::start_with(ServerKind::Radicale, options).unwrap();
+    DavStore::connect(server.dav_config("alice")).await.unwrap();
+    let err = DavStore::connect(config(&server.url(), "alice"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth, "{err:?}");
+    assert!(err.message.contains("alice"), "{}", err.message);
+    assert!(!err.message.contains("secret"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_a_tls_error_unless_its_ca_is_given() {
+    let options = Options {
+        tls: true,
+        ..Options::default()
+    };
+    let server = DavServer::start_with(ServerKind::Radicale, options).unwrap();
+    let mut plain = config(&server.url(), "alice");
+    plain.attempts = 1;
+    let err = DavStore::connect(plain.clone()).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Tls, "{err:?}");
+    assert!(err.message.contains("ca_file"), "{}", err.message);
+
+    let trusted = server.dav_config("alice");
+    let store = DavStore::connect(trusted)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", server.log()));
+    assert_eq!(store.principal(), Some("/alice/"));
+
+    let insecure = DavConfig {
+        insecure_skip_verify: true,
+        ..plain
+    };
+    DavStore::connect(insecure).await.unwrap();
 }

@@ -48,6 +48,11 @@ const MAX_REDIRECTS: usize = 5;
 /// How much of an answer's body an error message quotes.
 const EXCERPT: usize = 300;
 
+/// A DAV method reqwest has no constant for (PROPFIND, REPORT, MKCOL, MKCALENDAR, PROPPATCH).
+pub fn dav_method(name: &'static str) -> Method {
+    Method::from_bytes(name.as_bytes()).expect("DAV method names are valid tokens")
+}
+
 /// A request, addressed by href.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -398,20 +403,23 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// The reason, when a failure comes from TLS (a rustls error somewhere in its sources), so
 /// that a certificate problem is told apart from an unreachable host without reading words.
 fn tls_failure(e: &reqwest::Error) -> Option<String> {
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
-        }
-        // hyper-util and tokio-rustls wrap it in an io::Error.
-        if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls.to_string());
-        }
-        source = s.source();
+    e.source().and_then(find_rustls)
+}
+
+fn find_rustls(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls.to_string());
     }
-    None
+    // hyper-util and tokio-rustls wrap it in io::Errors, whose `source()` skips the wrapped
+    // error itself: look inside them too.
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        && let Some(found) = find_rustls(inner)
+    {
+        return Some(found);
+    }
+    e.source().and_then(find_rustls)
 }
 
 /// An error and its sources on one line (reqwest's own message is only the outer layer).
@@ -649,7 +657,158 @@ pub fn unexpected(what: &str, response: &Response) -> StoreError {
 
 #[cfg(test)]
 mod tests {
+    use super::super::scripted::{answer, scripted};
     use super::*;
+
+    fn client(url: &str, auth: Auth) -> Client {
+        Client::new(&DavConfig {
+            url: url.into(),
+            auth,
+            attempts: 3,
+            backoff: Duration::from_millis(1),
+            ..DavConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn propfind() -> Request {
+        Request::new(dav_method("PROPFIND"), "/a b/")
+            .depth("0")
+            .xml("<x/>".into())
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_is_retried_then_answered() {
+        let server = scripted(vec![
+            answer("503 Busy", &["Retry-After: 0"], ""),
+            answer("500 Oops", &[], ""),
+            answer("207 Multi-Status", &[], "<ok/>"),
+        ]);
+        let response = client(&server.url, Auth::None)
+            .send(&propfind())
+            .await
+            .unwrap();
+        assert_eq!(response.status, 207);
+        assert_eq!(response.body, b"<ok/>");
+        let seen = server.seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert!(
+            seen.iter().all(|r| r.starts_with("PROPFIND /a%20b/ ")),
+            "{seen:?}"
+        );
+        assert!(seen.iter().all(|r| r.ends_with("<x/>")), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn throttling_that_lasts_is_a_throttled_error_with_its_wait() {
+        let busy = answer("429 Too Many Requests", &["Retry-After: 0"], "slow down");
+        let server = scripted(vec![busy.clone(), busy.clone(), busy]);
+        let err = client(&server.url, Auth::None)
+            .send(&propfind())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Throttled, "{err:?}");
+        assert_eq!(err.retry_after, Some(Duration::ZERO));
+        assert!(err.message.contains("after 3 attempts"), "{}", err.message);
+        assert!(err.message.contains("slow down"), "{}", err.message);
+    }
+
+    #[tokio::test]
+    async fn a_long_retry_after_is_left_to_the_caller() {
+        let server = scripted(vec![answer("503 Busy", &["Retry-After: 3600"], "")]);
+        let err = client(&server.url, Auth::None)
+            .send(&propfind())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Throttled, "{err:?}");
+        assert_eq!(err.retry_after, Some(Duration::from_secs(3600)));
+        assert_eq!(server.seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn server_errors_that_last_are_network_errors() {
+        let oops = answer("502 Bad Gateway", &[], "");
+        let server = scripted(vec![oops.clone(), oops.clone(), oops]);
+        let err = client(&server.url, Auth::None)
+            .send(&propfind())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Network, "{err:?}");
+        assert_eq!(err.retry_after, None);
+    }
+
+    #[tokio::test]
+    async fn refusals_are_answers_not_retried() {
+        let server = scripted(vec![answer("412 Precondition Failed", &[], "")]);
+        let response = client(&server.url, Auth::None)
+            .send(&propfind())
+            .await
+            .unwrap();
+        assert_eq!(response.status, 412);
+        assert_eq!(server.seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn redirects_keep_the_method_and_body_on_the_same_origin() {
+        let server = scripted(vec![
+            answer("301 Moved", &["Location: /dav/"], ""),
+            answer("307 Moved", &["Location: principals/"], ""),
+            answer("207 Multi-Status", &[], "<ok/>"),
+        ]);
+        let response = client(&server.url, Auth::None)
+            .send_following(&propfind())
+            .await
+            .unwrap();
+        assert_eq!(response.status, 207);
+        assert_eq!(response.url.path(), "/dav/principals/");
+        let seen = server.seen.lock().unwrap();
+        assert!(seen[1].starts_with("PROPFIND /dav/ "), "{seen:?}");
+        assert!(
+            seen[2].starts_with("PROPFIND /dav/principals/ "),
+            "{seen:?}"
+        );
+        assert!(seen[2].ends_with("<x/>"), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_another_server_is_not_followed() {
+        let server = scripted(vec![answer(
+            "301 Moved",
+            &["Location: https://dav.example.com/dav/"],
+            "",
+        )]);
+        let err = client(&server.url, Auth::None)
+            .send_following(&propfind())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Config, "{err:?}");
+        assert!(
+            err.message.contains("https://dav.example.com/dav/"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[tokio::test]
+    async fn credentials_go_in_the_authorization_header() {
+        let server = scripted(vec![answer("200 OK", &[], ""), answer("200 OK", &[], "")]);
+        let basic = Auth::Basic {
+            login: "alice".into(),
+            password: "x".into(),
+        };
+        client(&server.url, basic).send(&propfind()).await.unwrap();
+        client(&server.url, Auth::Bearer("t0k".into()))
+            .send(&propfind())
+            .await
+            .unwrap();
+        let seen = server.seen.lock().unwrap();
+        assert!(
+            seen[0].contains("authorization: Basic YWxpY2U6eA=="),
+            "{}",
+            seen[0]
+        );
+        assert!(seen[1].contains("authorization: Bearer t0k"), "{}", seen[1]);
+    }
 
     #[test]
     fn paths_are_encoded_once() {

@@ -7,7 +7,8 @@ use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, IF_MATCH, IF_NONE_MATCH};
 
 use super::client::{
-    Client, Request, Response, encode_path, error, excerpt, is_refusal, shown, unexpected,
+    Client, Request, Response, dav_method, encode_path, error, excerpt, is_refusal, shown,
+    unexpected,
 };
 use super::config::DavConfig;
 use super::discovery::{Homes, discover};
@@ -38,14 +39,6 @@ const COLLECTION_PROPS: &[&str] = &[
     "D:sync-token",
     "CS:getctag",
 ];
-
-fn propfind() -> Method {
-    Method::from_bytes(b"PROPFIND").expect("a valid method")
-}
-
-fn report() -> Method {
-    Method::from_bytes(b"REPORT").expect("a valid method")
-}
 
 /// One account on a CardDAV/CalDAV server, discovered at [`DavStore::connect`].
 #[derive(Debug)]
@@ -99,7 +92,7 @@ impl DavStore {
     }
 
     async fn list_home(&self, home: &str) -> StoreResult<Vec<Collection>> {
-        let request = Request::new(propfind(), home)
+        let request = Request::new(dav_method("PROPFIND"), home)
             .depth("1")
             .xml(xml::propfind(COLLECTION_PROPS));
         let response = self.client.send(&request).await?;
@@ -179,7 +172,7 @@ impl DavStore {
         hrefs: &[String],
     ) -> StoreResult<Option<Vec<Fetched>>> {
         let encoded: Vec<String> = hrefs.iter().map(|h| encode_path(h)).collect();
-        let request = Request::new(report(), &collection.href)
+        let request = Request::new(dav_method("REPORT"), &collection.href)
             .depth("1")
             .xml(xml::multiget(card, &encoded));
         let response = self.client.send(&request).await?;
@@ -220,7 +213,7 @@ impl DavStore {
         collection: &Collection,
         token: &str,
     ) -> StoreResult<Option<Multistatus>> {
-        let mut request = Request::new(report(), &collection.href)
+        let mut request = Request::new(dav_method("REPORT"), &collection.href)
             .depth("0")
             .xml(xml::sync_collection(token));
         // Xandikos 0.2 fails a token it does not know with a 500: listing is the answer.
@@ -281,11 +274,8 @@ impl DavStore {
         // One property per PROPPATCH: a server refusing one (Xandikos 0.2 and
         // calendar-description) would fail them all in a single, atomic one.
         for prop in missing {
-            let request = Request::new(
-                Method::from_bytes(b"PROPPATCH").expect("a method"),
-                &created.href,
-            )
-            .xml(xml::proppatch(&[prop]));
+            let request =
+                Request::new(dav_method("PROPPATCH"), &created.href).xml(xml::proppatch(&[prop]));
             self.client.send(&request).await?;
         }
         let listed = self.all_collections(component).await?;
@@ -311,8 +301,8 @@ impl DavStore {
                     xml::escape(description)
                 ));
             }
-            let request = Request::new(Method::from_bytes(b"MKCOL").expect("a method"), href)
-                .xml(xml::mkcol_addressbook(&props));
+            let request =
+                Request::new(dav_method("MKCOL"), href).xml(xml::mkcol_addressbook(&props));
             return self.client.send(&request).await;
         }
         if let Some(color) = &like.color {
@@ -343,8 +333,7 @@ impl DavStore {
                 "<C:supported-calendar-component-set>{comps}</C:supported-calendar-component-set>"
             ));
         }
-        let request = Request::new(Method::from_bytes(b"MKCALENDAR").expect("a method"), href)
-            .xml(xml::mkcalendar(&props));
+        let request = Request::new(dav_method("MKCALENDAR"), href).xml(xml::mkcalendar(&props));
         self.client.send(&request).await
     }
 }
@@ -396,8 +385,14 @@ fn collection_of(r: &xml::Response) -> Option<Collection> {
     let vcard_versions = r
         .prop(CARDDAV, "supported-address-data")
         .map(|set| {
+            // RFC 6352 names the element address-data-type; Xandikos 0.2 content-type.
             let mut versions: Vec<String> = set
-                .children_named(CARDDAV, "address-data-type")
+                .children
+                .iter()
+                .filter(|t| {
+                    t.attribute("content-type")
+                        .is_none_or(|c| c.eq_ignore_ascii_case("text/vcard"))
+                })
                 .filter_map(|t| t.attribute("version").map(str::to_string))
                 .collect();
             versions.sort();
@@ -461,33 +456,25 @@ impl Store for DavStore {
     }
 
     async fn create_collection(&self, name: &str, like: &Collection) -> StoreResult<Collection> {
-        let component = if like.components.contains(&Component::Card) {
-            Component::Card
+        let (component, method, what) = if like.components.contains(&Component::Card) {
+            (Component::Card, "MKCOL", "an address book")
         } else {
-            Component::Event
+            (Component::Event, "MKCALENDAR", "a calendar")
         };
         let home = self.homes(component)?.first().cloned().unwrap_or_default();
         let href = format!("{home}{name}/");
         let response = self.create(&href, like).await?;
         let exists = match response.status {
             200..=299 => false,
+            // RFC 4918 §9.3.1: MKCOL on an existing resource. Also what a server that
+            // cannot create collections answers: the listing below tells them apart.
             405 => true,
-            403 | 409 => {
-                if xml::error_names(&response.body, DAV, "resource-must-be-null").is_some() {
-                    true
-                } else {
-                    return Err(self.home_error(
-                        if component == Component::Card {
-                            "MKCOL"
-                        } else {
-                            "MKCALENDAR"
-                        },
-                        &response,
-                    ));
-                }
+            403 | 409
+                if xml::error_names(&response.body, DAV, "resource-must-be-null").is_some() =>
+            {
+                true
             }
-            401 => return Err(self.home_error("MKCOL", &response)),
-            _ => return Err(unexpected("MKCOL", &response)),
+            _ => return Err(unexpected(method, &response)),
         };
         let listed = self.all_collections(component).await?;
         if let Some(found) = listed.into_iter().find(|c| xml::same_href(&c.href, &href)) {
@@ -496,31 +483,25 @@ impl Store for DavStore {
             }
             return self.complete(found, like, component).await;
         }
-        Err(error(
-            if exists {
-                ErrorKind::Refused
-            } else {
-                ErrorKind::Bug
-            },
-            format!(
-                "{}: {} but it is not listed as {} afterwards",
-                shown(&self.client.url_of(&href)),
-                if exists {
-                    "something else already exists there"
-                } else {
-                    "the collection was created"
-                },
-                if component == Component::Card {
-                    "an address book"
-                } else {
-                    "a calendar"
-                }
-            ),
-        ))
+        let url = shown(&self.client.url_of(&href));
+        Err(if exists {
+            error(
+                ErrorKind::Refused,
+                format!(
+                    "{method} {url} answered {} and no {what} is there: either something else                      holds that name or the server does not let clients create collections                      (create {what} by hand and map the collection to it in the plan)",
+                    response.status
+                ),
+            )
+        } else {
+            error(
+                ErrorKind::Refused,
+                format!("{method} {url} succeeded but {what} is not listed there afterwards"),
+            )
+        })
     }
 
     async fn list(&self, collection: &Collection) -> StoreResult<Vec<Listed>> {
-        let request = Request::new(propfind(), &collection.href)
+        let request = Request::new(dav_method("PROPFIND"), &collection.href)
             .depth("1")
             .xml(xml::propfind(&[
                 "D:resourcetype",
@@ -529,7 +510,7 @@ impl Store for DavStore {
             ]));
         let response = self.client.send(&request).await?;
         if response.status != 207 {
-            return Err(self.home_error("PROPFIND", &response));
+            return Err(unexpected("PROPFIND", &response));
         }
         let ms = self.read(&response)?;
         Ok(ms
@@ -765,7 +746,247 @@ fn refused(response: &Response) -> PutOutcome {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::super::config::Auth;
+    use super::super::scripted::{answer, scripted};
     use super::*;
+
+    fn store(url: &str) -> DavStore {
+        let config = DavConfig {
+            url: url.into(),
+            auth: Auth::None,
+            attempts: 2,
+            backoff: Duration::from_millis(1),
+            ..DavConfig::default()
+        };
+        DavStore {
+            client: Client::new(&config).unwrap(),
+            homes: Homes::default(),
+        }
+    }
+
+    fn calendar() -> Collection {
+        Collection {
+            name: "cal".into(),
+            href: "/alice/cal/".into(),
+            display_name: None,
+            color: None,
+            description: None,
+            components: vec![Component::Event],
+            sync_token: None,
+            ctag: None,
+            vcard_versions: Vec::new(),
+            max_size: None,
+        }
+    }
+
+    async fn put_answered(status: &str, body: &str) -> StoreResult<PutOutcome> {
+        let server = scripted(vec![answer(status, &[], body)]);
+        store(&server.url)
+            .put(
+                &calendar(),
+                "/alice/cal/x.ics",
+                b"BEGIN:VCALENDAR\r\n",
+                Precondition::Matches("abc".into()),
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_put_is_sent_with_its_type_and_condition() {
+        let server = scripted(vec![answer("201 Created", &["ETag: \"e2\""], "")]);
+        let outcome = store(&server.url)
+            .put(
+                &calendar(),
+                "/alice/cal/x y.ics",
+                b"BEGIN:VCALENDAR\r\n",
+                Precondition::Absent,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            PutOutcome::Written {
+                etag: Some("\"e2\"".into())
+            }
+        );
+        let seen = server.seen.lock().unwrap();
+        assert!(
+            seen[0].starts_with("PUT /alice/cal/x%20y.ics "),
+            "{}",
+            seen[0]
+        );
+        assert!(seen[0].contains("if-none-match: *"), "{}", seen[0]);
+        assert!(
+            seen[0].contains("content-type: text/calendar; charset=utf-8"),
+            "{}",
+            seen[0]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_uid_conflict_names_the_other_href() {
+        let body = r#"<?xml version="1.0"?><D:error xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><C:no-uid-conflict><D:href>/alice/cal/other%20one.ics</D:href></C:no-uid-conflict></D:error>"#;
+        let outcome = put_answered("403 Forbidden", body).await.unwrap();
+        assert_eq!(
+            outcome,
+            PutOutcome::UidConflict {
+                href: Some("/alice/cal/other one.ics".into())
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_object_carries_the_status_and_the_servers_words() {
+        let outcome = put_answered("413 Payload Too Large", "Card over\n 1 MB")
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            PutOutcome::Refused {
+                status: 413,
+                reason: "Payload Too Large: Card over 1 MB".into()
+            }
+        );
+        let outcome = put_answered("409 Conflict", "").await.unwrap();
+        assert!(matches!(outcome, PutOutcome::Refused { status: 409, .. }));
+    }
+
+    #[tokio::test]
+    async fn a_plain_412_is_the_precondition() {
+        let outcome = put_answered("412 Precondition Failed", "").await.unwrap();
+        assert_eq!(outcome, PutOutcome::PreconditionFailed);
+    }
+
+    #[tokio::test]
+    async fn a_full_destination_is_a_quota_error() {
+        let err = put_answered("507 Insufficient Storage", "")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Quota, "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn expired_tokens_and_missing_reports_mean_list_instead() {
+        let expired = r#"<D:error xmlns:D="DAV:"><D:valid-sync-token/></D:error>"#;
+        for (status, body) in [
+            ("403 Forbidden", expired),
+            ("409 Conflict", expired),
+            ("501 Not Implemented", ""),
+            ("400 Bad Request", ""),
+        ] {
+            let server = scripted(vec![answer(status, &[], body)]);
+            let delta = store(&server.url).changes(&calendar(), "t1").await.unwrap();
+            assert_eq!(delta, None, "{status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn truncated_sync_results_are_followed() {
+        let page = |entries: &str, token: &str| {
+            format!(
+                "<D:multistatus xmlns:D=\"DAV:\">{entries}<D:sync-token>{token}</D:sync-token>\
+                 </D:multistatus>"
+            )
+        };
+        let first = page(
+            "<D:response><D:href>/alice/cal/a.ics</D:href><D:propstat><D:prop>\
+             <D:getetag>\"1\"</D:getetag></D:prop><D:status>HTTP/1.1 200 OK</D:status>\
+             </D:propstat></D:response>\
+             <D:response><D:href>/alice/cal/</D:href>\
+             <D:status>HTTP/1.1 507 Insufficient Storage</D:status></D:response>",
+            "t2",
+        );
+        let second = page(
+            "<D:response><D:href>/alice/cal/a.ics</D:href>\
+             <D:status>HTTP/1.1 404 Not Found</D:status></D:response>",
+            "t3",
+        );
+        let server = scripted(vec![
+            answer("207 Multi-Status", &[], &first),
+            answer("207 Multi-Status", &[], &second),
+        ]);
+        let delta = store(&server.url)
+            .changes(&calendar(), "t1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(delta.token, "t3");
+        assert!(delta.changed.is_empty(), "{delta:?}");
+        assert_eq!(delta.removed, vec!["/alice/cal/a.ics".to_string()]);
+        let seen = server.seen.lock().unwrap();
+        assert!(
+            seen[1].contains("<D:sync-token>t2</D:sync-token>"),
+            "{}",
+            seen[1]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_multiget_falls_back_to_get() {
+        let server = scripted(vec![
+            answer("405 Method Not Allowed", &[], ""),
+            answer("200 OK", &["ETag: \"g1\""], "BEGIN:VCALENDAR\r\n"),
+            answer("404 Not Found", &[], ""),
+        ]);
+        let hrefs = vec![
+            "/alice/cal/a.ics".to_string(),
+            "/alice/cal/b.ics".to_string(),
+        ];
+        let fetched = store(&server.url).fetch(&calendar(), &hrefs).await.unwrap();
+        assert_eq!(
+            fetched,
+            vec![Fetched {
+                href: "/alice/cal/a.ics".into(),
+                etag: Some("\"g1\"".into()),
+                data: b"BEGIN:VCALENDAR\r\n".to_vec(),
+            }]
+        );
+    }
+
+    #[test]
+    fn collections_are_read_from_their_properties() {
+        let body = r#"<d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:a="urn:ietf:params:xml:ns:carddav" xmlns:i="http://apple.com/ns/ical/" xmlns:s="http://calendarserver.org/ns/">
+<d:response><d:href>/h/Caf%C3%A9%20book/</d:href><d:propstat><d:prop>
+ <d:resourcetype><d:collection/><a:addressbook/></d:resourcetype>
+ <d:displayname> Café </d:displayname><a:addressbook-description>Friends</a:addressbook-description>
+ <a:supported-address-data><a:address-data-type content-type="text/vcard" version="4.0"/>
+  <a:address-data-type content-type="application/vcard+json" version="4.0"/>
+  <a:content-type content-type="text/vcard" version="3.0"/></a:supported-address-data>
+ <a:max-resource-size>102400</a:max-resource-size><d:sync-token>tok</d:sync-token><s:getctag>"c1"</s:getctag>
+</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+<d:response><d:href>/h/tasks</d:href><d:propstat><d:prop>
+ <d:resourcetype><d:collection/><c:calendar/></d:resourcetype><i:calendar-color>#112233</i:calendar-color>
+ <c:supported-calendar-component-set><c:comp name="VTODO"/><c:comp name="VFREEBUSY"/></c:supported-calendar-component-set>
+</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>
+<d:propstat><d:prop><c:calendar-description/></d:prop><d:status>HTTP/1.1 404 Not Found</d:status></d:propstat></d:response>
+<d:response><d:href>/h/inbox/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/><c:schedule-inbox/></d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+</d:multistatus>"#;
+        let base = reqwest::Url::parse("https://x/h/").unwrap();
+        let ms = xml::multistatus(body.as_bytes(), &base).unwrap();
+        let found: Vec<Collection> = ms.responses.iter().filter_map(collection_of).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(
+            found[0],
+            Collection {
+                name: "Café book".into(),
+                href: "/h/Café book/".into(),
+                display_name: Some("Café".into()),
+                color: None,
+                description: Some("Friends".into()),
+                components: vec![Component::Card],
+                sync_token: Some("tok".into()),
+                ctag: Some("\"c1\"".into()),
+                vcard_versions: vec!["3.0".into(), "4.0".into()],
+                max_size: Some(102_400),
+            }
+        );
+        assert_eq!(found[1].href, "/h/tasks/");
+        assert_eq!(found[1].components, vec![Component::Task]);
+        assert_eq!(found[1].color.as_deref(), Some("#112233"));
+        assert_eq!(found[1].description, None);
+    }
 
     #[test]
     fn object_data_drops_indentation_but_keeps_the_final_line_break() {

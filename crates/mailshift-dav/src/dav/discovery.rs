@@ -6,7 +6,7 @@
 
 use reqwest::Method;
 
-use super::client::{Client, Request, error, shown, unexpected};
+use super::client::{Client, Request, dav_method, error, shown, unexpected};
 use super::xml::{self, CALDAV, CARDDAV, DAV};
 use crate::error::ErrorKind;
 use crate::store::StoreError;
@@ -45,9 +45,15 @@ pub async fn discover(client: &Client) -> Result<Homes, StoreError> {
     };
     let mut homes = Homes::default();
     let mut answered_dav = false;
+    let mut forbidden = None;
     for candidate in &candidates {
-        let Some(found) = context(client, candidate).await? else {
-            continue;
+        let found = match context(client, candidate).await? {
+            None => continue,
+            Some(Found::Forbidden(url)) => {
+                forbidden.get_or_insert(url);
+                continue;
+            }
+            Some(Found::Homes(found)) => found,
         };
         answered_dav = true;
         merge(&mut homes, found);
@@ -61,7 +67,20 @@ pub async fn discover(client: &Client) -> Result<Homes, StoreError> {
         }
     }
     if !answered_dav {
-        return Err(no_service(client));
+        return Err(match forbidden {
+            Some(url) => refused_credentials(client, &url),
+            None => no_service(client),
+        });
+    }
+    // Collections are made by appending to a home: it must end with its slash.
+    for home in homes
+        .addressbooks
+        .iter_mut()
+        .chain(homes.calendars.iter_mut())
+    {
+        if !home.ends_with('/') {
+            home.push('/');
+        }
     }
     if homes.addressbooks.is_empty() && homes.calendars.is_empty() {
         // A URL that is itself a collection (an address book or calendar URL given as the
@@ -95,17 +114,25 @@ fn merge(homes: &mut Homes, found: Homes) {
     }
 }
 
+/// What a context path answered, when it was DAV.
+enum Found {
+    Homes(Homes),
+    Forbidden(reqwest::Url),
+}
+
 /// PROPFIND on a context path: `None` when nothing DAV answers there.
-async fn context(client: &Client, href: &str) -> Result<Option<Homes>, StoreError> {
-    let request = Request::new(Method::from_bytes(b"PROPFIND").expect("a method"), href)
+async fn context(client: &Client, href: &str) -> Result<Option<Found>, StoreError> {
+    let request = Request::new(dav_method("PROPFIND"), href)
         .depth("0")
         .xml(xml::propfind(CONTEXT_PROPS));
     let response = client.send_following(&request).await?;
     match response.status {
         207 => {}
-        401 | 403 => return Err(refused_credentials(client, &response.url)),
-        // Not there, or not DAV: try the next candidate.
-        s if (300..500).contains(&s) || s == 501 => return Ok(None),
+        401 => return Err(refused_credentials(client, &response.url)),
+        // Forbidden here may be this path only: the next candidate may answer.
+        403 => return Ok(Some(Found::Forbidden(response.url))),
+        // Not there, or not DAV (a web page, a server without PROPFIND): the next candidate.
+        s if (200..500).contains(&s) || s == 501 => return Ok(None),
         _ => return Err(unexpected("PROPFIND", &response)),
     }
     let Ok(ms) = xml::multistatus(&response.body, &response.url) else {
@@ -130,17 +157,14 @@ async fn context(client: &Client, href: &str) -> Result<Option<Homes>, StoreErro
     if homes.principal.is_none() && first.has_type(DAV, "principal") {
         homes.principal = Some(first.href.clone());
     }
-    Ok(Some(homes))
+    Ok(Some(Found::Homes(homes)))
 }
 
 /// The principal's home sets.
 async fn home_sets(client: &Client, principal: &str) -> Result<Homes, StoreError> {
-    let request = Request::new(
-        Method::from_bytes(b"PROPFIND").expect("a method"),
-        principal,
-    )
-    .depth("0")
-    .xml(xml::propfind(HOME_PROPS));
+    let request = Request::new(dav_method("PROPFIND"), principal)
+        .depth("0")
+        .xml(xml::propfind(HOME_PROPS));
     let response = client.send_following(&request).await?;
     match response.status {
         207 => {}
@@ -219,7 +243,88 @@ fn no_service(client: &Client) -> StoreError {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::super::config::{Auth, DavConfig};
+    use super::super::scripted::{answer, scripted};
     use super::*;
+
+    fn client(url: &str) -> Client {
+        Client::new(&DavConfig {
+            url: url.into(),
+            auth: Auth::None,
+            attempts: 1,
+            backoff: Duration::from_millis(1),
+            ..DavConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn homes_on_the_context_path_and_a_scheduling_server() {
+        let context = r#"<d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:a="urn:ietf:params:xml:ns:carddav"><d:response><d:href>/dav/</d:href><d:propstat><d:prop>
+            <d:current-user-principal><d:href>/dav/principals/alice/</d:href></d:current-user-principal>
+            <c:calendar-home-set><d:href>https://dav.example.com/dav/calendars/alice</d:href></c:calendar-home-set>
+            <a:addressbook-home-set><d:href>/dav/addressbooks/alice/</d:href></a:addressbook-home-set>
+            </d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>"#;
+        let server = scripted(vec![
+            answer("301 Moved Permanently", &["Location: /dav/"], ""),
+            answer("207 Multi-Status", &[], context),
+            answer(
+                "200 OK",
+                &[
+                    "DAV: 1, 2, access-control",
+                    "DAV: calendar-access, calendar-auto-schedule",
+                ],
+                "",
+            ),
+        ]);
+        let homes = discover(&client(&server.url)).await.unwrap();
+        assert_eq!(
+            homes,
+            Homes {
+                principal: Some("/dav/principals/alice/".into()),
+                addressbooks: vec!["/dav/addressbooks/alice/".into()],
+                calendars: vec!["/dav/calendars/alice/".into()],
+                schedules: true,
+            }
+        );
+        let seen = server.seen.lock().unwrap();
+        assert!(
+            seen[0].starts_with("PROPFIND /.well-known/carddav "),
+            "{}",
+            seen[0]
+        );
+        assert!(
+            seen[2].starts_with("OPTIONS /dav/calendars/alice/ "),
+            "{}",
+            seen[2]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_web_site_is_no_dav_service() {
+        let server = scripted(vec![
+            answer("404 Not Found", &[], ""),
+            answer("405 Method Not Allowed", &[], ""),
+            answer(
+                "200 OK",
+                &["Content-Type: text/html"],
+                "<html>Welcome</html>",
+            ),
+        ]);
+        let err = discover(&client(&server.url)).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Config, "{err:?}");
+        assert!(
+            err.message.starts_with(&format!(
+                "no CardDAV/CalDAV service at URL: {}/",
+                server.url
+            )),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("`dav.url`"), "{}", err.message);
+    }
 
     #[test]
     fn dav_header_classes() {

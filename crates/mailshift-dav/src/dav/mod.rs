@@ -7,6 +7,8 @@ mod client;
 mod config;
 mod davstore;
 mod discovery;
+#[cfg(test)]
+mod scripted;
 mod xml;
 
 pub use config::{Auth, DavConfig, Secret};

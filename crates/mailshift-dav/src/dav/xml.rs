@@ -69,6 +69,10 @@ impl Element {
     }
 }
 
+/// Deeper than any DAV answer: the tree is walked and dropped recursively, so a hostile
+/// server must not make it arbitrarily deep.
+const MAX_DEPTH: usize = 64;
+
 /// Reads a document into its root element.
 pub fn parse(body: &[u8]) -> Result<Element, String> {
     let text = String::from_utf8_lossy(body);
@@ -103,6 +107,8 @@ pub fn parse(body: &[u8]) -> Result<Element, String> {
                 }
                 if is_empty {
                     attach(&mut stack, &mut root, element);
+                } else if stack.len() >= MAX_DEPTH {
+                    return Err(format!("elements nested deeper than {MAX_DEPTH}"));
                 } else {
                     stack.push(element);
                 }
@@ -440,6 +446,8 @@ mod tests {
             let _ = multistatus(body, &base());
         }
         assert!(multistatus(b"<a xmlns='DAV:'/>", &base()).is_err());
+        let deep = "<a>".repeat(100_000);
+        assert!(parse(deep.as_bytes()).is_err());
     }
 
     #[test]
