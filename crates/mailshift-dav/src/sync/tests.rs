@@ -801,3 +801,35 @@ async fn runs_on_a_multi_threaded_runtime() {
         .unwrap();
     assert_eq!(r.collections[0].copied, 1);
 }
+
+/// An object held by one key is never adopted by another that shares its UID.
+#[tokio::test]
+async fn a_uid_copied_for_one_object_is_not_taken_over_by_another() {
+    let source = source_with(&[
+        ("1.vcf", card(Some("dup"), &"big ".repeat(400))),
+        ("2.vcf", card(Some("dup"), "Second")),
+    ]);
+    let dest = dest(Behaviour {
+        refuse_over: Some(1000),
+        ..Behaviour::default()
+    });
+    let journal = MemJournal::default();
+    let r = run(&contacts_job(), &source, &dest, &journal)
+        .await
+        .unwrap();
+    let c = &r.collections[0];
+    assert_eq!((c.copied, c.refused.len()), (1, 1), "{c:?}");
+    // The first object shrinks: the destination's one object with this UID is the second's.
+    source.insert("/contacts/", "/contacts/1.vcf", &card(Some("dup"), "First"));
+    let r = run(&contacts_job(), &source, &dest, &journal)
+        .await
+        .unwrap();
+    let c = &r.collections[0];
+    assert_eq!((c.copied, c.adopted, c.refused.len()), (0, 0, 1), "{c:?}");
+    let records = journal.objects("contacts").unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        dest.objects("/contacts/").into_values().collect::<Vec<_>>(),
+        [card(Some("dup"), "Second")]
+    );
+}
