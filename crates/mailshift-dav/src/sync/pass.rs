@@ -310,6 +310,7 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
         )
         .await?;
         if rd.skip {
+            self.progress.collection_started(&self.job.account, name, 0);
             rep.skipped_unchanged = true;
             rep.unchanged += records.len() as u64;
             rep.complete = true;
