@@ -156,6 +156,41 @@ pub fn file_name(identity: &str) -> String {
     name
 }
 
+/// A TEXT value as a person reads it (RFC 5545 §3.3.11), on one line for a report: `\,` `\;`
+/// `\\` unescaped, `\n` as a space.
+pub(crate) fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n' | 'N') => out.push(' '),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// Text as a TEXT value (RFC 5545 §3.3.11): a display name can never break out of its line.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ',' => out.push_str("\\,"),
+            ';' => out.push_str("\\;"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
@@ -171,7 +206,10 @@ fn card_item(node: &Node, data: Vec<u8>) -> Item {
         component: Component::Card,
         uid: node.value("UID").filter(|u| !u.is_empty()),
         data,
-        summary: node.value("FN").filter(|s| !s.is_empty()),
+        summary: node
+            .value("FN")
+            .map(|s| unescape(&s))
+            .filter(|s| !s.is_empty()),
     }
 }
 
@@ -226,6 +264,7 @@ impl CalUnit<'_> {
             .find(|c| c.prop("RECURRENCE-ID").is_none())
             .or(self.comps.first())
             .and_then(|c| c.value("SUMMARY"))
+            .map(|s| unescape(&s))
             .filter(|s| !s.is_empty())
     }
 }
