@@ -710,6 +710,11 @@ impl Store for FileStore {
         Ok(true)
     }
 
+    fn requires_uid(&self) -> bool {
+        // A file holds what it is given; an exported card without UID stays without.
+        false
+    }
+
     fn schedules(&self) -> bool {
         false
     }

@@ -251,6 +251,10 @@ impl Store for Side {
         both!(self, s => s.schedules())
     }
 
+    fn requires_uid(&self) -> bool {
+        both!(self, s => s.requires_uid())
+    }
+
     fn href_for(&self, collection: &Collection, name: &str, component: Component) -> String {
         both!(self, s => s.href_for(collection, name, component))
     }

@@ -494,12 +494,27 @@ impl Store for DavStore {
                 }
                 _ => return Err(unexpected(method, &response)),
             };
+            // A home may hold both kinds (Radicale): what is at the href must be of ours.
             let listed = self.all_collections(component).await?;
-            if let Some(found) = listed.into_iter().find(|c| xml::same_href(&c.href, &href)) {
-                if exists {
-                    return Ok(found);
+            let at_href = listed.into_iter().find(|c| xml::same_href(&c.href, &href));
+            match at_href {
+                Some(found)
+                    if found.components.contains(&Component::Card)
+                        == (component == Component::Card) =>
+                {
+                    if exists {
+                        return Ok(found);
+                    }
+                    return self.complete(found, like, component).await;
                 }
-                return self.complete(found, like, component).await;
+                Some(_) if exists => {
+                    last = Some(error(
+                        ErrorKind::Refused,
+                        format!("{candidate:?} is taken by a collection of the other kind"),
+                    ));
+                    continue;
+                }
+                _ => {}
             }
             let url = shown(&self.client.url_of(&href));
             if !exists {

@@ -132,10 +132,19 @@ pub fn parse(data: &[u8]) -> Result<Item, ParseError> {
 /// object without UID.
 pub fn identity(item: &Item) -> String {
     match &item.uid {
-        Some(uid) => format!("uid:{uid}"),
+        // A UID mailshift derived for an object that had none stands for that object.
+        Some(uid) => match uid.strip_prefix(DERIVED_UID_PREFIX) {
+            Some(hash) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                format!("sha256:{hash}")
+            }
+            _ => format!("uid:{uid}"),
+        },
         None => format!("sha256:{}", hex(&content_hash(&item.data))),
     }
 }
+
+/// What begins the UID given to an object that had none (see [`prepare`]).
+pub const DERIVED_UID_PREFIX: &str = "mailshift-sha256-";
 
 /// A name safe in an href and as a file name for an identity: the UID itself when it is short
 /// (≤ 100 bytes) and only `[A-Za-z0-9._@-]` (and does not start with `.`, which would hide the

@@ -38,6 +38,11 @@
 //!    and keeps only its first item. Always, as the content hash reads both forms the same.
 //!    List values (`CATEGORIES`, `NICKNAME`, `RESOURCES`) and structured ones (`N`, `ADR`,
 //!    `ORG`) are left alone: there the comma or semicolon is a separator.
+//! 6. With [`Profile::require_uid`] (a CardDAV/CalDAV server: RFC 6352 §5.1 and RFC 4791
+//!    §4.1 require a UID, and Radicale refuses a card without one), an object without UID gets
+//!    `UID:mailshift-sha256-<hex of its content hash>`: derived from the content, so every run
+//!    writes the same one, and read back by [`super::identity`] as the source's own identity
+//!    (`sha256:<hex>`), so adoption and verify match it like any other object.
 //! 5. A line folded in the middle of a UTF-8 sequence (RFC 5545 §3.1 allows it; simple
 //!    exporters do it) makes the body invalid UTF-8, and Radicale then reads the whole body as
 //!    Latin-1 and stores every accented letter garbled. Such lines are folded again between
@@ -57,6 +62,8 @@ pub struct Profile {
     pub vcard_versions: Vec<String>,
     /// The server schedules on its own: mark attendees and organizer `SCHEDULE-AGENT=CLIENT`.
     pub schedule_agent_client: bool,
+    /// Objects must have a UID (a DAV server; files need none).
+    pub require_uid: bool,
 }
 
 /// One rewrite made to an object, for the report.
@@ -72,6 +79,8 @@ pub enum Rewrite {
     Refolded,
     /// Commas and semicolons escaped in single text values.
     TextEscaped,
+    /// A UID derived from the content given to an object without one.
+    UidAdded(String),
 }
 
 impl fmt::Display for Rewrite {
@@ -88,6 +97,10 @@ impl fmt::Display for Rewrite {
             ),
             Rewrite::TextEscaped => f.write_str(
                 "commas and semicolons escaped in text (SUMMARY, DESCRIPTION, FN, NOTE...) as the RFCs require (Radicale cuts such a text at its first comma)",
+            ),
+            Rewrite::UidAdded(uid) => write!(
+                f,
+                "no UID: given {uid} (derived from its content; the server requires one)"
             ),
             Rewrite::VcardVersion { from, to } => {
                 write!(f, "vCard {from} converted to {to} (the address book does not accept {from})")
@@ -124,6 +137,41 @@ pub fn prepare(item: &Item, profile: &Profile) -> (Vec<u8>, Vec<Rewrite>) {
                 }
             }
             _ => {}
+        }
+    }
+    if profile.require_uid && item.uid.is_none() {
+        let uid = format!(
+            "{}{}",
+            super::DERIVED_UID_PREFIX,
+            super::hex(&super::content_hash(&item.data))
+        );
+        let mut added = false;
+        for root in &tree.roots {
+            // The card itself, or each component of the calendar (VTIMEZONE needs none).
+            let owners: Vec<&Node> = if root.name == "VCARD" {
+                vec![root]
+            } else {
+                root.children
+                    .iter()
+                    .filter(|c| c.name != "VTIMEZONE")
+                    .collect()
+            };
+            for owner in owners {
+                let after = owner
+                    .props
+                    .iter()
+                    .find(|(_, p)| p.name() == "VERSION")
+                    .map_or(owner.begin, |(i, _)| *i);
+                edits.inserted_after.entry(after).or_default().push(Prop {
+                    raw_name: b"UID".to_vec(),
+                    params: Vec::new(),
+                    value: uid.clone().into_bytes(),
+                });
+                added = true;
+            }
+        }
+        if added {
+            rewrites.push(Rewrite::UidAdded(uid));
         }
     }
     for root in &tree.roots {

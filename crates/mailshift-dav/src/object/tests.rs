@@ -168,6 +168,7 @@ fn schedule_agent_client_marks_every_attendee_and_the_organizer() {
     let item = parse(&data).unwrap();
     let profile = Profile {
         schedule_agent_client: true,
+        require_uid: false,
         ..Profile::default()
     };
     let (out, rewrites) = prepare(&item, &profile);
@@ -203,6 +204,7 @@ fn an_object_that_needs_nothing_is_returned_untouched() {
     let profile = Profile {
         vcard_versions: vec!["3.0".into()],
         schedule_agent_client: true,
+        require_uid: false,
     };
     let (out, rewrites) = prepare(&item, &profile);
     assert!(rewrites.is_empty());
@@ -269,6 +271,7 @@ fn vcard_3_to_4_maps_version_photo_types_and_geo() {
     let profile = Profile {
         vcard_versions: vec!["4.0".into()],
         schedule_agent_client: false,
+        require_uid: false,
     };
     let (out, rewrites) = prepare(&item, &profile);
     assert_eq!(
@@ -298,6 +301,7 @@ fn vcard_3_to_4_maps_version_photo_types_and_geo() {
     let profile3 = Profile {
         vcard_versions: vec!["3.0".into()],
         schedule_agent_client: false,
+        require_uid: false,
     };
     let (again, rewrites) = prepare(&back, &profile3);
     assert_eq!(rewrites.len(), 1);
@@ -340,6 +344,7 @@ fn vcard_4_groups_become_apple_groups_in_3() {
     let profile = Profile {
         vcard_versions: vec!["3.0".into()],
         schedule_agent_client: false,
+        require_uid: false,
     };
     let (out, _) = prepare(&item, &profile);
     let text = String::from_utf8(out).unwrap();
@@ -604,10 +609,12 @@ fn damaged_objects_never_panic() {
         Profile {
             vcard_versions: vec!["4.0".into()],
             schedule_agent_client: true,
+            require_uid: false,
         },
         Profile {
             vcard_versions: vec!["3.0".into()],
             schedule_agent_client: true,
+            require_uid: false,
         },
     ];
     let inserts: &[&[u8]] = &[
@@ -733,6 +740,7 @@ fn a_phone_export_in_vcard_21_with_a_bom_and_quoted_printable_is_read() {
     let profile = Profile {
         vcard_versions: vec!["3.0".into()],
         schedule_agent_client: false,
+        require_uid: false,
     };
     let (out, rewrites) = prepare(&items[0].1, &profile);
     assert!(rewrites.is_empty());
@@ -748,6 +756,7 @@ fn an_apple_group_in_3_becomes_a_4_group_with_version_first() {
     let profile = Profile {
         vcard_versions: vec!["4.0".into()],
         schedule_agent_client: false,
+        require_uid: false,
     };
     let (out, _) = prepare(&item, &profile);
     assert_eq!(
@@ -755,4 +764,40 @@ fn an_apple_group_in_3_becomes_a_4_group_with_version_first() {
         "BEGIN:VCARD\r\nVERSION:4.0\r\nN:Team\r\nFN:Team\r\nKIND:group\r\n\
          MEMBER:urn:uuid:card-3\r\nUID:g3\r\nEND:VCARD\r\n"
     );
+}
+
+#[test]
+fn an_object_without_uid_gets_one_derived_from_its_content_that_stands_for_it() {
+    let card = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:No Uid\r\nN:Uid;No;;;\r\nEND:VCARD\r\n";
+    let item = parse(card).unwrap();
+    let source_identity = identity(&item);
+    assert!(source_identity.starts_with("sha256:"));
+    let profile = Profile {
+        require_uid: true,
+        ..Profile::default()
+    };
+    let (out, rewrites) = prepare(&item, &profile);
+    assert!(matches!(rewrites.as_slice(), [Rewrite::UidAdded(_)]));
+    let written = parse(&out).unwrap();
+    assert!(
+        written
+            .uid
+            .as_deref()
+            .unwrap()
+            .starts_with(DERIVED_UID_PREFIX)
+    );
+    // Read back from the destination, it is the same object as the source's.
+    assert_eq!(identity(&written), source_identity);
+    // The same content always gets the same UID; a file keeps the card as it is.
+    assert_eq!(prepare(&item, &profile).0, out);
+    assert_eq!(prepare(&item, &Profile::default()).0, card.to_vec());
+    // An event's component gets it, the time zone does not.
+    let event = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTIMEZONE\r\nTZID:X\r\nEND:VTIMEZONE\r\n\
+BEGIN:VEVENT\r\nDTSTART:20270101T000000Z\r\nSUMMARY:x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let item = parse(event).unwrap();
+    let (out, _) = prepare(&item, &profile);
+    let text = String::from_utf8(out.clone()).unwrap();
+    assert_eq!(text.matches("UID:").count(), 1, "{text}");
+    assert!(text.find("UID:").unwrap() > text.find("BEGIN:VEVENT").unwrap());
+    assert_eq!(identity(&parse(&out).unwrap()), identity(&item));
 }

@@ -321,6 +321,7 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
             profile: Profile {
                 vcard_versions: dcol.vcard_versions.clone(),
                 schedule_agent_client: self.dest.schedules(),
+                require_uid: self.dest.requires_uid(),
             },
             adopt: self.job.full_scan || crec.updated_at == 0,
             index: OnceCell::new(),
