@@ -305,7 +305,14 @@ impl Prepared for Collections {
         Box::pin(async move {
             let (source, dest) = self.open().await?;
             let journal = DavStoreJournal::new(run.store.clone(), run.id.to_string());
-            let progress = HooksProgress(run.hooks.clone());
+            let progress = HooksProgress {
+                hooks: run.hooks.clone(),
+                kind: match self.noun {
+                    "contact" => "contacts",
+                    "task" => "tasks",
+                    _ => "calendars",
+                },
+            };
             let job = self.job(run.sync_point, run.full_scan);
             let report = sync::sync(&job, &source, &dest, &journal, &progress, &run.stop)
                 .await
@@ -576,21 +583,31 @@ impl DavCheck {
     }
 }
 
-/// The engine's progress events, told to the executor's hooks as the mail copy's are: the
-/// status page and the metrics count objects like messages.
-struct HooksProgress(Arc<dyn Hooks>);
+/// The engine's progress events, told to the executor's hooks: items written are counted
+/// apart from messages (the status page and `/metrics` show them by kind).
+struct HooksProgress {
+    hooks: Arc<dyn Hooks>,
+    /// `contacts`, `calendars` or `tasks`.
+    kind: &'static str,
+}
 
 impl sync::Progress for HooksProgress {
     fn collection_started(&self, account: &str, collection: &str, to_copy: u64) {
-        self.0.folder_started(account, collection, to_copy);
+        tracing::debug!(
+            account,
+            collection,
+            to_copy,
+            kind = self.kind,
+            "copying collection"
+        );
     }
 
     fn copied(&self, account: &str, objects: u64, bytes: u64) {
-        self.0.copied(account, objects, bytes);
+        self.hooks.items_copied(account, self.kind, objects, bytes);
     }
 
     fn note(&self, account: &str, text: &str) {
-        self.0.note(account, text);
+        self.hooks.note(account, text);
     }
 }
 
