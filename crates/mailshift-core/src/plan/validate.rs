@@ -754,7 +754,7 @@ impl<'a> Validator<'a> {
                         "platform `{name}` (ovh-exchange) has no `dav` endpoint for {}: Exchange's contacts and calendars are reached through a CardDAV/CalDAV gateway until mailshift speaks EWS",
                         c.as_str()
                     ),
-                    "run DavMail (Debian's `davmail` package) against the Exchange server and add `dav: {url: \"http://127.0.0.1:1080/users/\"}` to the platform (README: \"Exchange through DavMail\"), or leave it out of `content`",
+                    "run DavMail (Debian's `davmail` package) against the Exchange server and add `dav: {url: \"http://127.0.0.1:1080/\"}` to the platform (README: \"Exchange through DavMail\"), or leave it out of `content`",
                 ),
                 _ => {
                     if p.dav.is_none() {
