@@ -90,15 +90,7 @@ pub async fn import_account(
     let tree = Arc::new(tree);
     let mut dst = Some(connect_fresh(&job.dest, job.login_grace, &stop).await?);
     let dest_folders = dst.as_mut().expect("connected").list().await?;
-    let source: Vec<RemoteFolder> = tree
-        .folders
-        .iter()
-        .map(|f| RemoteFolder {
-            name: crate::mutf7::encode(&f.path),
-            delimiter: Some('/'),
-            attributes: Vec::new(),
-        })
-        .collect();
+    let source: Vec<RemoteFolder> = tree.remote_folders();
     let mapping =
         map_folders(&source, &dest_folders, &job.rules).map_err(|e| config(e.to_string()))?;
     for name in &mapping.create {

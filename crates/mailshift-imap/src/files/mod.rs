@@ -122,6 +122,19 @@ impl Tree {
         Ok(tree)
     }
 
+    /// The folders as a LIST answer would name them (modified UTF-7, `/` between levels), in
+    /// the order of [`Tree::folders`]: what [`crate::folders::map_folders`] reads.
+    pub fn remote_folders(&self) -> Vec<crate::folders::RemoteFolder> {
+        self.folders
+            .iter()
+            .map(|f| crate::folders::RemoteFolder {
+                name: crate::mutf7::encode(&f.path),
+                delimiter: Some('/'),
+                attributes: Vec::new(),
+            })
+            .collect()
+    }
+
     /// Bytes of every source file: what the destination will have to take, near enough.
     pub fn bytes(&self) -> u64 {
         self.folders
