@@ -21,6 +21,7 @@ use tokio::sync::{Mutex, Semaphore};
 pub mod ack;
 pub mod content;
 mod control;
+pub mod dav_journal;
 pub mod imap_adapter;
 pub mod journal;
 pub mod pipeline;

@@ -103,6 +103,7 @@ impl Builder {
                         mx_plan_api: None,
                         imap: Some(imap),
                         dav: None,
+                        path: None,
                     },
                 );
                 self.by_endpoint.insert(key, name.clone());
@@ -187,6 +188,7 @@ impl Builder {
             destination: destination_creds,
             content: None,
             folders: None,
+            collections: None,
             aliases: Vec::new(),
             redirections: Vec::new(),
             delegations: Vec::new(),

@@ -4,5 +4,12 @@
 //! kept by the caller through [`journal::Journal`].
 
 pub mod error;
+pub mod files;
 pub mod journal;
+#[cfg(test)]
+mod memstore;
+pub mod object;
+pub mod preview;
 pub mod store;
+pub mod sync;
+pub mod verify;

@@ -215,8 +215,11 @@ fn diff_one(r: &Resource, id: &str, rec: Option<&ResourceRecord>) -> Option<Chan
     let Some(rec) = rec else {
         // Never applied: make it exist.
         let reason = match r.execution {
-            Execution::Sync { .. } => {
+            Execution::Sync { .. } if r.kind == ResourceKind::Mail => {
                 "first full copy (messages already on the destination are matched and adopted, not copied again)"
+            }
+            Execution::Sync { .. } => {
+                "first full copy (items already on the destination are matched by UID and adopted, not copied again)"
             }
             Execution::Manual { .. } => "no API on this platform: to do by hand",
             Execution::Api => "not yet applied",

@@ -58,6 +58,14 @@ pub fn support(platform: &Platform, feature: Feature) -> Support {
             Create => Support::Precondition,
             _ => Support::Manual,
         },
+        PlatformKind::Files => match feature {
+            // The account's directory: read from, or created by the export.
+            Create => Support::Precondition,
+            _ => Support::Impossible(
+                "a `files` platform is a directory of exported content: it has no accounts, \
+                 addresses or settings to set up; remove this, or move the account to a mail platform",
+            ),
+        },
         PlatformKind::OvhExchange => Support::Api,
         PlatformKind::OvhEmailPro => match feature {
             Redirection | Group => Support::Manual,

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::plan::model::{Account, Content, DomainMode, MigrationOptions, Plan, Platform, Right};
+use crate::plan::model::{
+    Account, Content, DomainMode, MigrationOptions, Plan, Platform, PlatformKind, Right,
+};
 pub use addr::{AddrError, ResourceAddr};
 use capabilities::{Feature, Support, support};
 
@@ -737,12 +739,26 @@ fn compile_account(
             account: Some(address.clone()),
             platform: a.to.clone(),
             summary: format!(
-                "copy {} of {address}: {} ({source_login}) → {} ({dest_login})",
+                "copy {} of {address}: {} ({}) → {} ({})",
                 c.as_str(),
                 a.from,
-                a.to
+                side_label(from, &address, &source_login),
+                a.to,
+                side_label(to, &address, &dest_login),
             ),
-            fingerprint: fingerprint(&(&endpoints, &source_login, &dest_login, &a.folders, &opts)),
+            // Mail is selected by folders, the rest by collections: a change to one does not
+            // make the other rescan.
+            fingerprint: if c == Content::Mail {
+                fingerprint(&(&endpoints, &source_login, &dest_login, &a.folders, &opts))
+            } else {
+                fingerprint(&(
+                    &endpoints,
+                    &source_login,
+                    &dest_login,
+                    &a.collections,
+                    &opts,
+                ))
+            },
             // Where content goes is its identity; the source side may change (a corrected login,
             // a new host name) and the copy re-matches what it already sent.
             identity: fingerprint(&(&a.to, &endpoints.1, &dest_login)),
@@ -910,7 +926,18 @@ fn compile_account(
 
 /// Which server a content resource talks to: part of its identity (mail copied to one server
 /// cannot be "updated" into another).
+/// How one side of a copy is shown: the login, or a `files` platform's directory.
+fn side_label(p: &Platform, address: &str, login: &str) -> String {
+    match (&p.kind, &p.path) {
+        (PlatformKind::Files, Some(dir)) => format!("{}/{address}/", dir.trim_end_matches('/')),
+        _ => login.to_string(),
+    }
+}
+
 fn endpoint_identity(p: &Platform, c: Content) -> String {
+    if p.kind == PlatformKind::Files {
+        return format!("files:{}", p.path.as_deref().unwrap_or_default());
+    }
     match c {
         Content::Mail => p
             .imap

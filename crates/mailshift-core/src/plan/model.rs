@@ -124,6 +124,11 @@ pub struct Platform {
     /// The CardDAV/CalDAV endpoint contacts, calendars and tasks are read from or written to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dav: Option<DavEndpoint>,
+    /// The directory of a `files` platform (relative to the plan's directory): each account's
+    /// files are under `PATH/ADDRESS/` (`.vcf` address books, `.ics` calendars, `.mbox` files
+    /// and directories of `.eml` messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// Where to reach a CardDAV/CalDAV server.
@@ -153,6 +158,9 @@ pub enum PlatformKind {
     OvhEmailPro,
     /// OVHcloud MX Plan.
     OvhMxPlan,
+    /// A directory of files: vCard/iCalendar files (a source or an export) and mbox/eml mail
+    /// (a source).
+    Files,
 }
 
 impl PlatformKind {
@@ -162,11 +170,12 @@ impl PlatformKind {
             PlatformKind::OvhExchange => "ovh-exchange",
             PlatformKind::OvhEmailPro => "ovh-email-pro",
             PlatformKind::OvhMxPlan => "ovh-mx-plan",
+            PlatformKind::Files => "files",
         }
     }
 
     pub fn is_ovh(self) -> bool {
-        !matches!(self, PlatformKind::Imap)
+        !matches!(self, PlatformKind::Imap | PlatformKind::Files)
     }
 }
 
@@ -278,9 +287,13 @@ pub struct Account {
     /// holds and frees the slot. Needs `rename_to`, `cut_over: true` and an OVHcloud source.
     #[serde(default, skip_serializing_if = "is_false")]
     pub reset_provisional: bool,
-    /// How to log in to the source mailbox.
+    /// How to log in to the source mailbox (IMAP and CardDAV/CalDAV). Not needed for a
+    /// `files` platform.
+    #[serde(default, skip_serializing_if = "Credentials::is_empty")]
     pub source: Credentials,
     /// How to log in to the destination mailbox (and the password to set when creating it).
+    /// Not needed for a `files` platform.
+    #[serde(default, skip_serializing_if = "Credentials::is_empty")]
     pub destination: Credentials,
     /// What to copy. Default: `[mail]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -288,6 +301,9 @@ pub struct Account {
     /// Which folders to copy, and where.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folders: Option<FolderRules>,
+    /// Which address books and calendars to copy, and where (contacts, calendars, tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections: Option<CollectionRules>,
     /// Extra addresses delivering to this mailbox, recreated on the destination.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
@@ -303,10 +319,10 @@ pub struct Account {
 }
 
 /// Login to one side of a migration. Exactly one of `password` and `oauth2_token`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
-    /// IMAP login. Default: the account's address (the provisional one on a renamed source).
+    /// Login (IMAP, and CardDAV/CalDAV). Default: the account's address (the provisional one on a renamed source).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
     /// Password (LOGIN / AUTH=PLAIN), as a secret reference.
@@ -315,6 +331,13 @@ pub struct Credentials {
     /// OAuth2 access token (AUTH=XOAUTH2), as a secret reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2_token: Option<SecretRef>,
+}
+
+impl Credentials {
+    /// Nothing given: what a `files` platform's side says.
+    pub fn is_empty(&self) -> bool {
+        self.login.is_none() && self.password.is_none() && self.oauth2_token.is_none()
+    }
 }
 
 #[derive(
@@ -351,6 +374,23 @@ pub struct FolderRules {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
     /// Explicit source folder → destination folder names, overriding special-use mapping.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub map: BTreeMap<String, String>,
+}
+
+/// Address book and calendar selection and mapping. A collection is named by the last segment
+/// of its URL (`work` for `/alice/work/`; the file's path without extension for `files`) and
+/// matched by that name or by its display name; globs use `*` and `?`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionRules {
+    /// Copy only collections matching one of these globs (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Skip collections matching one of these globs (applied after `include`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Source collection → destination collection names (created when missing).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub map: BTreeMap<String, String>,
 }

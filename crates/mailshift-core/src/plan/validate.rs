@@ -46,6 +46,13 @@ struct Validator<'a> {
     out: Vec<Diagnostic>,
 }
 
+/// Which end of an account's move a platform is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    From,
+    To,
+}
+
 fn key(k: &str) -> PathSeg {
     PathSeg::Key(k.to_string())
 }
@@ -181,11 +188,41 @@ impl<'a> Validator<'a> {
                     if self.tree.locate(&base).get(field).is_some() {
                         self.error(
                             &join(&base, &[key(field)]),
-                            format!("`{field}` does not apply to an `imap` platform"),
+                            format!("`{field}` does not apply to an `{kind}` platform"),
                             "remove it, or set `type` to an OVHcloud platform type",
                         );
                     }
                 }
+            }
+            if p.kind == PlatformKind::Files {
+                match &p.path {
+                    None => self.error(
+                        &base,
+                        format!("platform `{name}` (files) has no `path`"),
+                        "add `path: ./DIR` (relative to the plan): each account's files are under DIR/ADDRESS/",
+                    ),
+                    Some(dir) if dir.trim().is_empty() => self.error(
+                        &join(&base, &[key("path")]),
+                        "empty `path`",
+                        "write the directory, e.g. `path: ./export`",
+                    ),
+                    Some(_) => {}
+                }
+                for field in ["imap", "dav"] {
+                    if self.tree.locate(&base).get(field).is_some() {
+                        self.error(
+                            &join(&base, &[key(field)]),
+                            format!("`{field}` does not apply to a `files` platform"),
+                            "remove it: a `files` platform is a directory (`path`)",
+                        );
+                    }
+                }
+            } else if p.path.is_some() {
+                self.error(
+                    &join(&base, &[key("path")]),
+                    format!("`path` applies only to `files` platforms, not {kind}"),
+                    "remove it, or set `type: files`",
+                );
             }
             if p.kind == PlatformKind::OvhExchange && p.organization.is_none() {
                 self.error(
@@ -509,26 +546,12 @@ impl<'a> Validator<'a> {
             }
         }
         if let Some(p) = from {
-            self.endpoint_for_content(&join(&base, &[key("from")]), &a.from, p, &content);
+            self.endpoint_for_content(&base, a, Side::From, p, &content);
         }
         if let Some(p) = to {
-            self.endpoint_for_content(&join(&base, &[key("to")]), &a.to, p, &content);
-            self.feature(&base, &a.to, p, Feature::Create);
-            if p.kind == PlatformKind::OvhMxPlan {
-                for (c_i, c) in content.iter().enumerate() {
-                    if *c != Content::Mail {
-                        let cpath = if a.content.is_some() {
-                            join(&base, &[key("content"), idx(c_i)])
-                        } else {
-                            base.to_vec()
-                        };
-                        self.error(
-                            &cpath,
-                            format!("MX Plan has no {}: platform `{}` cannot receive them", c.as_str(), a.to),
-                            "remove it from `content`, or move the account to Exchange or Email Pro",
-                        );
-                    }
-                }
+            self.endpoint_for_content(&base, a, Side::To, p, &content);
+            if p.kind != PlatformKind::Files {
+                self.feature(&base, &a.to, p, Feature::Create);
             }
             for (j, _) in a.aliases.iter().enumerate() {
                 self.feature(
@@ -600,8 +623,43 @@ impl<'a> Validator<'a> {
                 self.feature(&dp, &a.to, p, Feature::Delegation);
             }
         }
-        self.credentials(&join(&base, &[key("source")]), &a.source);
-        self.credentials(&join(&base, &[key("destination")]), &a.destination);
+        // A `files` side is read or written on this machine: no login.
+        if from.is_none_or(|p| p.kind != PlatformKind::Files) {
+            self.credentials(&join(&base, &[key("source")]), &a.source);
+        }
+        if to.is_none_or(|p| p.kind != PlatformKind::Files) {
+            self.credentials(&join(&base, &[key("destination")]), &a.destination);
+        }
+        if let Some(c) = &a.collections {
+            let cpath = join(&base, &[key("collections")]);
+            if !content.iter().any(|c| *c != Content::Mail) {
+                self.error(
+                    &cpath,
+                    "`collections` applies to contacts, calendars and tasks, which this account does not copy",
+                    "add them to `content`, or remove `collections`",
+                );
+            }
+            for (list, globs) in [("include", &c.include), ("exclude", &c.exclude)] {
+                for (j, g) in globs.iter().enumerate() {
+                    if g.trim().is_empty() {
+                        self.error(
+                            &join(&cpath, &[key(list), idx(j)]),
+                            "empty collection pattern",
+                            "remove it, or write a pattern such as `work*`",
+                        );
+                    }
+                }
+            }
+            for (src, dst) in &c.map {
+                if src.trim().is_empty() || dst.trim().is_empty() || dst.contains('/') {
+                    self.error(
+                        &join(&cpath, &[key("map"), key(src)]),
+                        "a collection name in `collections.map` is empty or holds `/`",
+                        "write both names as single path segments, e.g. `work: office`",
+                    );
+                }
+            }
+        }
         if let Some(f) = &a.folders {
             for (src, dst) in &f.map {
                 let mp = join(&base, &[key("folders"), key("map"), key(src)]);
@@ -628,28 +686,86 @@ impl<'a> Validator<'a> {
         self.options(&a.options, &join(&base, &[key("options")]), false);
     }
 
+    /// Whether a platform can give (`from`) or receive (`to`) each kind of content the account
+    /// copies, and has the endpoint to do it through.
     fn endpoint_for_content(
         &mut self,
-        path: &[PathSeg],
-        name: &str,
+        base: &[PathSeg],
+        a: &Account,
+        side: Side,
         p: &Platform,
         content: &[Content],
     ) {
-        if content.contains(&Content::Mail) && p.imap.is_none() {
-            self.error(
-                path,
-                format!("platform `{name}` has no `imap` endpoint to copy mail through"),
-                format!("add `imap: {{host: ..., port: ..., security: tls}}` to platform `{name}`"),
-            );
+        let (field, name) = match side {
+            Side::From => ("from", &a.from),
+            Side::To => ("to", &a.to),
+        };
+        let side_path = join(base, &[key(field)]);
+        // An error about one kind points at its entry of `content` when the plan wrote one.
+        let content_path = |i: usize| {
+            if a.content.is_some() {
+                join(base, &[key("content"), idx(i)])
+            } else {
+                side_path.clone()
+            }
+        };
+        let mut dav_needed = Vec::new();
+        for (i, c) in content.iter().enumerate() {
+            match (c, p.kind) {
+                (Content::Mail, PlatformKind::Files) if side == Side::To => self.error(
+                    &content_path(i),
+                    format!("platform `{name}` is a `files` platform: mail cannot be exported to files"),
+                    "copy mail to an IMAP platform; an export to files holds contacts, calendars and tasks (leave `mail` out of `content`)",
+                ),
+                (Content::Mail, PlatformKind::Files) => {}
+                (Content::Mail, _) => {
+                    if p.imap.is_none() {
+                        self.error(
+                            &side_path,
+                            format!("platform `{name}` has no `imap` endpoint to copy mail through"),
+                            format!("add `imap: {{host: ..., port: ..., security: tls}}` to platform `{name}`"),
+                        );
+                    }
+                }
+                (_, PlatformKind::Files) => {}
+                (_, PlatformKind::OvhMxPlan | PlatformKind::OvhEmailPro) => {
+                    let family = if p.kind == PlatformKind::OvhMxPlan {
+                        "MX Plan"
+                    } else {
+                        "Email Pro"
+                    };
+                    let verb = if side == Side::From { "give" } else { "receive" };
+                    self.error(
+                        &content_path(i),
+                        format!(
+                            "{family} has no {}: OVHcloud offers no contact or calendar sync on it, so platform `{name}` cannot {verb} them",
+                            c.as_str()
+                        ),
+                        if side == Side::From {
+                            "remove it from `content`; to keep them, export them from the webmail as .vcf/.ics files and import those through a `files` platform"
+                        } else {
+                            "remove it from `content`, or move the account to Exchange (through a DAV gateway) or to a CardDAV/CalDAV platform"
+                        },
+                    );
+                }
+                (_, PlatformKind::OvhExchange) if p.dav.is_none() => self.error(
+                    &content_path(i),
+                    format!(
+                        "platform `{name}` (ovh-exchange) has no `dav` endpoint for {}: Exchange's contacts and calendars are reached through a CardDAV/CalDAV gateway until mailshift speaks EWS",
+                        c.as_str()
+                    ),
+                    "run DavMail (Debian's `davmail` package) against the Exchange server and add `dav: {url: \"http://127.0.0.1:1080/users/\"}` to the platform (README: \"Exchange through DavMail\"), or leave it out of `content`",
+                ),
+                _ => {
+                    if p.dav.is_none() {
+                        dav_needed.push(c.as_str());
+                    }
+                }
+            }
         }
-        let dav_needed: Vec<&str> = content
-            .iter()
-            .filter(|c| **c != Content::Mail)
-            .map(|c| c.as_str())
-            .collect();
-        if !dav_needed.is_empty() && p.dav.is_none() && p.kind != PlatformKind::OvhMxPlan {
+        if !dav_needed.is_empty() {
             self.error(
-                path,
+                &side_path,
                 format!("platform `{name}` has no `dav` endpoint for {}", dav_needed.join(", ")),
                 format!("add `dav: {{url: https://...}}` (CardDAV/CalDAV) to platform `{name}`, or copy mail only"),
             );

@@ -4,6 +4,7 @@ pub mod record;
 pub mod store;
 
 pub use record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord, Status};
+pub use store::dav::{DavCollectionRecord, DavObjectRecord, DavRefusedRecord};
 pub use store::{
     FORMAT_VERSION, StateError, StateReader, StateStore, default_path, read_resources,
 };

@@ -18,6 +18,8 @@
 //!   the destination said NO to. Added after format 1 shipped without a version bump: an older
 //!   mailshift never opens it, and readers treat a file without it as having no refusals
 //!   (it is created by the first write).
+//! - `dav_collections`, `dav_objects`, `dav_refused`: the contacts/calendars/tasks copy's
+//!   records, added the same way ([`dav`]).
 //!
 //! Every write method is one redb write transaction, committed (and fsynced: the default
 //! durability) before it returns, so a crash loses at most the step in flight.
@@ -36,6 +38,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord};
+
+pub mod dav;
 
 /// The state format this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -687,6 +691,7 @@ impl StateStore {
                 })?;
             txn.open_table(REFUSED)?
                 .retain_in((id, "", 0)..(end.as_str(), "", 0), |_, _| false)?;
+            removed |= dav::forget_txn(txn, id)?;
             Ok(removed)
         })
     }

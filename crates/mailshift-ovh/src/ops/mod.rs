@@ -80,6 +80,11 @@ impl Family {
             PlatformKind::Imap => {
                 return Err(format!("platform `{name}` is plain IMAP: it has no API"));
             }
+            PlatformKind::Files => {
+                return Err(format!(
+                    "platform `{name}` is a directory of files: it has no API"
+                ));
+            }
         })
     }
 
