@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs the system packages mailshift's tests, demo and benchmarks need (Dovecot IMAP
-# servers) on a fresh Debian/Ubuntu machine. Safe to re-run: does nothing when all is present.
+# servers, Radicale and Xandikos CardDAV/CalDAV servers) on a fresh Debian/Ubuntu machine. Safe
+# to re-run: does nothing when all is present.
 # `--browser` adds headless Chromium (and a font for its screenshots): the test of watch mode's
 # status page runs it, and fails under CI without it.
+# `--bench` adds what only the benchmarks compare against: vdirsyncer (bench/dav.sh).
 set -euo pipefail
 
-PACKAGES=(dovecot-core dovecot-imapd)
+PACKAGES=(dovecot-core dovecot-imapd radicale xandikos)
 for arg in "$@"; do
     case "$arg" in
         --browser) PACKAGES+=(chromium fonts-dejavu-core) ;;
-        *) echo "install-deps: unknown option $arg (known: --browser)" >&2; exit 2 ;;
+        --bench) PACKAGES+=(vdirsyncer) ;;
+        *) echo "install-deps: unknown option $arg (known: --browser, --bench)" >&2; exit 2 ;;
     esac
 done
 
@@ -58,6 +61,20 @@ if [ ! -x /usr/sbin/dovecot ]; then
     exit 1
 fi
 echo "install-deps: $(/usr/sbin/dovecot --version)"
+for tool in radicale xandikos; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "install-deps: $tool missing after install" >&2
+        exit 1
+    fi
+done
+echo "install-deps: radicale $(radicale --version 2>/dev/null), xandikos $(xandikos --version 2>/dev/null | awk '{print $NF}')"
+if [[ " ${PACKAGES[*]} " == *" vdirsyncer "* ]]; then
+    if ! command -v vdirsyncer >/dev/null 2>&1; then
+        echo "install-deps: vdirsyncer missing after install" >&2
+        exit 1
+    fi
+    echo "install-deps: $(vdirsyncer --version 2>/dev/null)"
+fi
 if [[ " ${PACKAGES[*]} " == *" chromium "* ]]; then
     if ! command -v chromium >/dev/null 2>&1; then
         echo "install-deps: chromium missing after install" >&2

@@ -81,6 +81,8 @@ pub struct StepResult {
 pub struct ApplyReport {
     pub steps: Vec<StepResult>,
     pub copies: BTreeMap<String, CopyReport>,
+    /// Contacts, calendars and tasks copies, in the order they ended.
+    pub dav_copies: Vec<content::dav::DavCopy>,
     /// Write calls made to control-plane APIs (a run with nothing to change makes none).
     pub api_writes: u64,
     pub stopped: bool,
@@ -166,6 +168,7 @@ pub async fn apply(
         accounts,
         results: Mutex::new(Vec::new()),
         copies: Mutex::new(BTreeMap::new()),
+        dav_copies: Mutex::new(Vec::new()),
         finished: Mutex::new(HashMap::new()),
         planes,
     });
@@ -190,9 +193,11 @@ pub async fn apply(
     let mut steps = std::mem::take(&mut *ctx.results.lock().await);
     steps.sort_by(|a, b| a.id.cmp(&b.id));
     let copies = std::mem::take(&mut *ctx.copies.lock().await);
+    let dav_copies = std::mem::take(&mut *ctx.dav_copies.lock().await);
     Ok(ApplyReport {
         steps,
         copies,
+        dav_copies,
         api_writes: ctx.planes.writes(),
         stopped: ctx.stop.load(Ordering::Relaxed),
     })
@@ -245,6 +250,7 @@ struct Ctx {
     accounts: HashMap<String, Arc<AccountSpec>>,
     results: Mutex<Vec<StepResult>>,
     copies: Mutex<BTreeMap<String, CopyReport>>,
+    dav_copies: Mutex<Vec<content::dav::DavCopy>>,
     /// Steps of this run that completed (true) or did not (false).
     finished: Mutex<HashMap<ResourceAddr, bool>>,
     planes: Planes,
@@ -443,6 +449,9 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     match synced.report {
         content::ContentReport::Mail(report) => {
             ctx.copies.lock().await.insert(spec.address.clone(), report);
+        }
+        content::ContentReport::Dav(report) => {
+            ctx.dav_copies.lock().await.push(report);
         }
     }
     if let Some(f) = failed {

@@ -1,6 +1,7 @@
 //! `mailshift verify PLAN`: per account and destination folder, counts and sizes on both
 //! sides, then each message that is missing, extra or changed, and each one whose flags,
-//! keywords or internal date differ, named by folder, UID, Message-ID, date and subject.
+//! keywords or internal date differ, named by folder, UID, Message-ID, date and subject; per
+//! address book and calendar, the contacts, events and tasks missing, extra or changed.
 //! The comparison lives in `crate::verify`, its views (text or `--json`, whose shape
 //! docs/verify-json.md describes) in `crate::render::verify`; this file wires them and sets
 //! the exit code.
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{CliError, load_plan};
+use crate::apply::content::dav::DavCheck;
 use crate::apply::content::{Checked, Prepared, engine};
 use crate::error::StepError;
 use crate::model::{AccountSpec, ResourceKind};
@@ -18,7 +20,8 @@ use crate::verify::{AccountCheck, DEFAULT_LIST_LIMIT};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Exit status: 0 when every account matches; 1 when a message is missing, extra or changed, \
+Exit status: 0 when every account matches; 1 when a message (or a contact, event or task) is \
+missing, extra or changed, \
 when flags, keywords or internal dates differ on messages whose content matches (a summary \
 line says which kind), or when an account could not be compared.")]
 pub struct Args {
@@ -43,37 +46,42 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let runtime = super::runtime()?;
     let reader = crate::state::StateReader::open(&loaded.state_path())?;
     let mut checks: Vec<AccountCheck> = Vec::new();
+    let mut groupware: Vec<DavCheck> = Vec::new();
     for a in &loaded.plan.accounts {
         let address = a.address.to_ascii_lowercase();
         if !targets.is_empty() && !targets.contains(&address) {
             continue;
         }
-        if !a
-            .content
-            .as_ref()
-            .is_none_or(|c| c.contains(&Content::Mail))
-        {
-            continue;
+        let content = a.content.clone().unwrap_or_else(|| vec![Content::Mail]);
+        for c in content {
+            // Hashing every message of a large mailbox takes a while: say what is being read.
+            eprintln!("Verifying {address} ({}) ...", c.as_str());
+            let kind = match c {
+                Content::Mail => ResourceKind::Mail,
+                Content::Contacts => ResourceKind::Contacts,
+                Content::Calendars => ResourceKind::Calendars,
+                Content::Tasks => ResourceKind::Tasks,
+            };
+            let checked = match prepare(&loaded, a, kind) {
+                Ok(sides) => runtime.block_on(sides.verify(Some(&reader), args.limit))?,
+                Err(e) if kind == ResourceKind::Mail => Checked::Mail(AccountCheck {
+                    account: address.clone(),
+                    folders: Vec::new(),
+                    error: Some(e.message),
+                }),
+                Err(e) => Checked::Dav(DavCheck::unreachable(&address, kind, e.message)),
+            };
+            match checked {
+                Checked::Mail(check) => checks.push(check),
+                Checked::Dav(check) => groupware.push(check),
+            }
         }
-        // Hashing every message of a large mailbox takes a while: say what is being read.
-        eprintln!("Verifying {address} ...");
-        let check = match prepare(&loaded, a) {
-            Ok(mail) => match runtime.block_on(mail.verify(Some(&reader), args.limit))? {
-                Checked::Mail(check) => check,
-            },
-            Err(e) => AccountCheck {
-                account: address.clone(),
-                folders: Vec::new(),
-                error: Some(e.message),
-            },
-        };
-        checks.push(check);
     }
-    let ok = checks.iter().all(AccountCheck::ok);
+    let ok = checks.iter().all(AccountCheck::ok) && groupware.iter().all(|c| c.check.equal());
     if args.json {
-        print!("{}", verify_json(&checks, args.limit));
+        print!("{}", verify_json(&checks, &groupware, args.limit));
     } else {
-        print!("{}", verify_text(&checks, args.limit));
+        print!("{}", verify_text(&checks, &groupware, args.limit));
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -82,15 +90,16 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     })
 }
 
-/// Both mailboxes of an account, secrets read.
+/// Both sides of an account for one kind of content, secrets read.
 fn prepare(
     loaded: &crate::plan::Loaded,
     a: &crate::plan::model::Account,
+    kind: ResourceKind,
 ) -> Result<Box<dyn Prepared>, StepError> {
     let spec = AccountSpec::of(&loaded.plan, a).ok_or_else(|| {
         StepError::bug("unknown platform (the plan validator should have refused this)")
     })?;
-    engine(ResourceKind::Mail)
-        .ok_or_else(|| StepError::bug("no mail engine"))?
+    engine(kind)
+        .ok_or_else(|| StepError::bug(format!("no engine for {}", kind.as_str())))?
         .prepare(&spec, loaded)
 }

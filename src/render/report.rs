@@ -78,6 +78,11 @@ pub fn apply_report(report: &ApplyReport, elapsed: f64) -> String {
             }
         }
     }
+    for c in &report.dav_copies {
+        for n in &c.notes {
+            let _ = writeln!(out, "note    {}: {}s: {n}", c.account, c.noun);
+        }
+    }
     for (account, c) in &report.copies {
         for f in &c.failed {
             let _ = writeln!(out, "FAILED  {account}: folder {:?}: {}", f.path, f.reason);
@@ -87,6 +92,15 @@ pub fn apply_report(report: &ApplyReport, elapsed: f64) -> String {
         .copies
         .values()
         .fold((0, 0), |(m, b), c| (m + c.copied(), b + c.bytes()));
+    let items: u64 = report.dav_copies.iter().map(|c| c.objects).sum();
+    let items = if items > 0 {
+        format!(
+            "; {} (contacts, events, tasks) written",
+            plural(items as usize, "item")
+        )
+    } else {
+        String::new()
+    };
     let api = if report.api_writes > 0 {
         format!("; {}", plural(report.api_writes as usize, "API write"))
     } else {
@@ -94,7 +108,7 @@ pub fn apply_report(report: &ApplyReport, elapsed: f64) -> String {
     };
     let _ = writeln!(
         out,
-        "\nApply {}: {}, {} failed, {} manual; {} ({}) copied{api} in {:.1} s.",
+        "\nApply {}: {}, {} failed, {} manual; {} ({}) copied{items}{api} in {:.1} s.",
         if report.stopped {
             "stopped"
         } else if failed > 0 {
@@ -170,6 +184,14 @@ mod tests {
                 step("account/a@example.com/y", Outcome::Conflict("taken".into())),
             ],
             copies: [("a@example.com".to_string(), copy)].into(),
+            dav_copies: vec![crate::apply::content::dav::DavCopy {
+                account: "a@example.com".into(),
+                noun: "contact",
+                objects: 2,
+                bytes: 900,
+                notes: vec!["work: uid:x (Bob) refused by the destination, skipped: 413".into()],
+                stopped: false,
+            }],
             api_writes: 2,
             stopped: false,
         };
@@ -186,9 +208,10 @@ mod tests {
              note    a@example.com: 4 messages of \"INBOX\" moved on the destination to \"Archive\" (the folder mapping changed), not copied again\n\
              note    a@example.com: message UID 9 in \"INBOX\" (1.2 KB) refused by the destination, skipped: [LIMIT] too big\n\
              note    a@example.com: 2 message(s) in \"INBOX\" were already on the destination after an interruption, not copied again\n\
+             note    a@example.com: contacts: work: uid:x (Bob) refused by the destination, skipped: 413\n\
              FAILED  a@example.com: folder \"Junk\": no such folder\n\
              \n\
-             Apply incomplete: 5 steps, 3 failed, 1 manual; 3 messages (3.5 KB) copied; 2 API writes in 1.2 s.\n"
+             Apply incomplete: 5 steps, 3 failed, 1 manual; 3 messages (3.5 KB) copied; 2 items (contacts, events, tasks) written; 2 API writes in 1.2 s.\n"
         );
     }
 }

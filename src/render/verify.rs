@@ -1,8 +1,10 @@
-//! `verify`'s views: the human one (a line per account and folder, one per message named,
-//! then totals) and the `--json` document (docs/verify-json.md).
+//! `verify`'s views: the human one (a line per account and folder, one per message named, a
+//! line per address book or calendar and per item named, then totals) and the `--json`
+//! document (docs/verify-json.md).
 
 use std::fmt::Write as _;
 
+use crate::apply::content::dav::DavCheck;
 use crate::apply::human_bytes;
 use crate::verify::header::sanitize;
 use crate::verify::{AccountCheck, FolderCheck, MessageRef};
@@ -11,13 +13,15 @@ use crate::verify::{AccountCheck, FolderCheck, MessageRef};
 pub const JSON_FORMAT_VERSION: u32 = 2;
 
 /// The `--json` document; `limit`: messages listed per folder and kind of difference.
-pub fn verify_json(checks: &[AccountCheck], limit: usize) -> String {
+pub fn verify_json(checks: &[AccountCheck], groupware: &[DavCheck], limit: usize) -> String {
+    let groupware_ok = groupware.iter().all(|c| c.check.equal());
     let doc = serde_json::json!({
         "format_version": JSON_FORMAT_VERSION,
-        "ok": checks.iter().all(AccountCheck::ok),
-        "content_ok": checks.iter().all(AccountCheck::content_ok),
+        "ok": checks.iter().all(AccountCheck::ok) && groupware_ok,
+        "content_ok": checks.iter().all(AccountCheck::content_ok) && groupware_ok,
         "list_limit": limit,
         "accounts": checks,
+        "groupware": groupware.iter().map(groupware_json).collect::<Vec<_>>(),
     });
     format!(
         "{}\n",
@@ -25,8 +29,31 @@ pub fn verify_json(checks: &[AccountCheck], limit: usize) -> String {
     )
 }
 
-/// The human view: one line per account and folder, one per message named, then totals.
-pub fn verify_text(checks: &[AccountCheck], limit: usize) -> String {
+/// One account's comparison of one kind of groupware content, for `--json`.
+fn groupware_json(c: &DavCheck) -> serde_json::Value {
+    serde_json::json!({
+        "account": c.account,
+        "kind": format!("{}s", c.kind),
+        "ok": c.check.equal(),
+        "error": c.check.error,
+        "collections": c.check.collections.iter().map(|k| serde_json::json!({
+            "name": k.name,
+            "destination": k.dest_href,
+            "source_count": k.source_count,
+            "destination_count": k.dest_count,
+            "missing": {"count": k.missing_count, "items": k.missing},
+            "extra": {"count": k.extra_count, "items": k.extra},
+            "changed": {"count": k.changed_count, "items": k.changed},
+            "skipped": {"count": k.skipped_count, "items": k.skipped},
+            "unreadable": k.unreadable,
+            "error": k.error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The human view: one line per account and folder, one per message named, then the address
+/// books and calendars, then totals.
+pub fn verify_text(checks: &[AccountCheck], groupware: &[DavCheck], limit: usize) -> String {
     let mut out = String::new();
     let mut capped = false;
     for c in checks {
@@ -43,15 +70,41 @@ pub fn verify_text(checks: &[AccountCheck], limit: usize) -> String {
             folder_lines(&mut out, f, &mut capped);
         }
     }
+    for c in groupware {
+        groupware_lines(&mut out, c, limit, &mut capped);
+    }
     let sum = |get: &dyn Fn(&FolderCheck) -> u64| -> u64 {
         checks.iter().flat_map(|c| &c.folders).map(get).sum()
     };
-    let _ = writeln!(
-        out,
-        "\nVerify: {} of {} accounts match.",
-        checks.iter().filter(|c| c.ok()).count(),
-        checks.len()
-    );
+    let _ = writeln!(out);
+    if !checks.is_empty() || groupware.is_empty() {
+        let _ = writeln!(
+            out,
+            "Verify: {} of {} accounts match.",
+            checks.iter().filter(|c| c.ok()).count(),
+            checks.len()
+        );
+    }
+    if !groupware.is_empty() {
+        let collections: Vec<_> = groupware
+            .iter()
+            .flat_map(|c| &c.check.collections)
+            .collect();
+        let _ = writeln!(
+            out,
+            "Contacts, calendars and tasks: {} of {} collections match ({} item(s) missing, {} extra, {} changed, {} skipped by the copy){}.",
+            collections.iter().filter(|k| k.equal()).count(),
+            collections.len(),
+            collections.iter().map(|k| k.missing_count).sum::<u64>(),
+            collections.iter().map(|k| k.extra_count).sum::<u64>(),
+            collections.iter().map(|k| k.changed_count).sum::<u64>(),
+            collections.iter().map(|k| k.skipped_count).sum::<u64>(),
+            match groupware.iter().filter(|c| c.check.error.is_some()).count() {
+                0 => String::new(),
+                n => format!("; {n} not compared, see the errors above"),
+            }
+        );
+    }
     let failed = checks.iter().filter(|c| c.error.is_some()).count();
     if failed > 0 {
         let _ = writeln!(
@@ -90,6 +143,64 @@ pub fn verify_text(checks: &[AccountCheck], limit: usize) -> String {
         );
     }
     out
+}
+
+/// An account's address books (or calendars) of one kind: a line each, then the items named.
+fn groupware_lines(out: &mut String, c: &DavCheck, limit: usize, capped: &mut bool) {
+    let _ = writeln!(
+        out,
+        "{} {} {}s",
+        if c.check.equal() {
+            "ok      "
+        } else {
+            "MISMATCH"
+        },
+        c.account,
+        c.kind
+    );
+    if let Some(e) = &c.check.error {
+        let _ = writeln!(out, "    error: {}", sanitize(e));
+    }
+    for k in &c.check.collections {
+        let _ = writeln!(
+            out,
+            "    {} -> {}: {} on the source, {} on the destination",
+            sanitize(&k.name),
+            k.dest_href
+                .as_deref()
+                .map(sanitize)
+                .unwrap_or_else(|| "(none)".into()),
+            k.source_count,
+            k.dest_count
+        );
+        if let Some(e) = &k.error {
+            let _ = writeln!(out, "      error: {}", sanitize(e));
+        }
+        for (what, count, items) in [
+            ("missing", k.missing_count, &k.missing),
+            ("extra", k.extra_count, &k.extra),
+            ("changed", k.changed_count, &k.changed),
+            ("skipped by the copy", k.skipped_count, &k.skipped),
+        ] {
+            if count == 0 {
+                continue;
+            }
+            let _ = writeln!(out, "      {count} {what}");
+            for item in items {
+                let _ = writeln!(out, "        {}", sanitize(item));
+            }
+            if count > items.len() as u64 && items.len() >= limit {
+                *capped = true;
+            }
+        }
+        if k.unreadable > 0 {
+            let _ = writeln!(
+                out,
+                "      {} unreadable on the source (not compared; apply lists them)",
+                k.unreadable
+            );
+        }
+    }
 }
 
 fn folder_lines(out: &mut String, f: &FolderCheck, capped: &mut bool) {

@@ -13,3 +13,7 @@ pub mod preview;
 pub mod store;
 pub mod sync;
 pub mod verify;
+
+pub mod dav;
+#[doc(hidden)]
+pub mod testserver;

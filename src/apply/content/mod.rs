@@ -1,6 +1,6 @@
 //! Content engines: what the executor asks of the engine that moves one kind of content (mail
-//! today; contacts, calendars and tasks next), and the one place that says which engine moves
-//! which kind ([`engine`]).
+//! through the IMAP engine; contacts, calendars and tasks through the CardDAV/CalDAV and files
+//! engine), and the one place that says which engine moves which kind ([`engine`]).
 //!
 //! The executor owns the step around a copy (the record that says it started, the sync point,
 //! the outcome and the record that says how it ended); an engine owns the copy itself and its
@@ -10,6 +10,7 @@
 //! [`Prepared`] sides copy ([`Prepared::sync`]: everything on the first run, what changed since
 //! on the next ones), compare ([`Prepared::verify`]) and measure ([`Prepared::size`]).
 
+pub mod dav;
 mod mail;
 
 use std::future::Future;
@@ -29,10 +30,13 @@ use crate::verify::AccountCheck;
 pub type ContentResult<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The one registration point: the engine that moves each kind of content, if this version has
-/// one (contacts, calendars and tasks: not yet).
+/// one.
 pub fn engine(kind: ResourceKind) -> Option<&'static dyn ContentSync> {
     match kind {
         ResourceKind::Mail => Some(&mail::MailSync),
+        ResourceKind::Contacts => Some(&dav::DavSync(ResourceKind::Contacts)),
+        ResourceKind::Calendars => Some(&dav::DavSync(ResourceKind::Calendars)),
+        ResourceKind::Tasks => Some(&dav::DavSync(ResourceKind::Tasks)),
         _ => None,
     }
 }
@@ -126,11 +130,13 @@ pub struct FailedParts {
 /// An engine's own report of a copy.
 pub enum ContentReport {
     Mail(CopyReport),
+    Dav(dav::DavCopy),
 }
 
 /// An engine's comparison of both sides.
 pub enum Checked {
     Mail(AccountCheck),
+    Dav(dav::DavCheck),
 }
 
 impl Checked {
@@ -142,6 +148,14 @@ impl Checked {
                 .iter()
                 .map(crate::verify::FolderCheck::not_on_destination)
                 .sum(),
+            // Refusals are counted apart by the engine: add them back when the state was not
+            // given, as for mail (see `verify`).
+            Checked::Dav(c) => c
+                .check
+                .collections
+                .iter()
+                .map(|c| c.missing_count + c.skipped_count)
+                .sum(),
         }
     }
 
@@ -149,6 +163,11 @@ impl Checked {
     pub fn error(&self) -> Option<&str> {
         match self {
             Checked::Mail(c) => c.error.as_deref(),
+            Checked::Dav(c) => c
+                .check
+                .error
+                .as_deref()
+                .or_else(|| c.check.collections.iter().find_map(|c| c.error.as_deref())),
         }
     }
 }
