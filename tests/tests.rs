@@ -11,6 +11,7 @@ mod faultproxy_smoke;
 mod hostile_names;
 mod hostile_network;
 mod loader;
+mod mail_files;
 mod ovh_conformance;
 mod ovh_e2e;
 mod ovh_sim;
