@@ -252,6 +252,65 @@ mod tests {
         assert_eq!(bodies[0], b"Subject: a\n\nhello\nFrom me to you\n".to_vec());
     }
 
+    /// Messages as an mboxrd writer writes them.
+    fn write_mboxrd(msgs: &[Vec<String>]) -> Vec<u8> {
+        let mut out = String::new();
+        for m in msgs {
+            out.push_str("From sender Mon Jan  1 10:00:00 2024\n");
+            for line in m {
+                if line.trim_start_matches('>').starts_with("From ") {
+                    out.push('>');
+                }
+                out.push_str(line);
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+        out.into_bytes()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn what_an_mboxrd_writer_wrote_reads_back_the_same(
+            msgs in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(vec![
+                        "", "text", "From here", ">From there", ">>From x",
+                        "From a Mon Jan  1 10:00:00 2024", "Status: R", "From",
+                    ]),
+                    0..8,
+                ),
+                1..5,
+            )
+        ) {
+            let msgs: Vec<Vec<String>> = msgs
+                .into_iter()
+                .map(|body| {
+                    let mut m = vec!["Subject: s".to_string()];
+                    m.extend(body.into_iter().map(str::to_string));
+                    m
+                })
+                .collect();
+            let (found, bodies) = messages(&write_mboxrd(&msgs));
+            let want: Vec<Vec<u8>> = msgs
+                .iter()
+                .map(|m| m.iter().flat_map(|l| format!("{l}\n").into_bytes()).collect())
+                .collect();
+            proptest::prop_assert_eq!(bodies, want);
+            proptest::prop_assert!(found.iter().all(|m| m.problem.is_none()));
+        }
+
+        #[test]
+        fn any_bytes_scan_without_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let mut text = b"From a Mon Jan  1 10:00:00 2024\n".to_vec();
+            text.extend(bytes);
+            let (found, bodies) = messages(&text);
+            for (m, b) in found.iter().zip(&bodies) {
+                proptest::prop_assert_eq!(m.hash, content_hash(b));
+            }
+        }
+    }
+
     #[test]
     fn malformed_messages_keep_their_place_and_a_non_mbox_is_refused() {
         let (found, _) = messages(
