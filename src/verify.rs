@@ -509,7 +509,7 @@ fn read_files(
             internal_date: m.internal_date.clone(),
             modseq: None,
         };
-        if !(options.size_ok(&meta) && options.in_date_window(&meta)) {
+        if m.deleted || !(options.size_ok(&meta) && options.in_date_window(&meta)) {
             continue;
         }
         let msg = Msg {

@@ -22,6 +22,9 @@ pub struct HeaderInfo {
     pub date: Option<String>,
     /// IMAP system flags from `Status`, `X-Status` and `X-Mozilla-Status`, sorted.
     pub flags: Vec<String>,
+    /// Thunderbird's "expunged" mark (`X-Mozilla-Status` 0x0008): the user deleted it, and
+    /// it stays in the file only until the folder is compacted.
+    pub expunged: bool,
 }
 
 /// Reads a header block (the bytes up to the first empty line; more is ignored).
@@ -50,9 +53,9 @@ pub fn read_header(block: &[u8]) -> HeaderInfo {
             _ => {}
         }
     }
-    // Thunderbird: 0x1 read, 0x2 replied, 0x4 marked (flagged).
-    if let Some(bits) = get("x-mozilla-status").and_then(|v| u32::from_str_radix(v.trim(), 16).ok())
-    {
+    // Thunderbird: 0x1 read, 0x2 replied, 0x4 marked (flagged), 0x8 expunged.
+    let mozilla = get("x-mozilla-status").and_then(|v| u32::from_str_radix(v.trim(), 16).ok());
+    if let Some(bits) = mozilla {
         for (bit, flag) in [(1, "\\Seen"), (2, "\\Answered"), (4, "\\Flagged")] {
             if bits & bit != 0 {
                 flags.push(flag);
@@ -69,6 +72,7 @@ pub fn read_header(block: &[u8]) -> HeaderInfo {
             .map(str::to_string),
         date: get("date").and_then(rfc5322_date),
         flags,
+        expunged: mozilla.is_some_and(|b| b & 8 != 0),
     }
 }
 
@@ -222,6 +226,8 @@ mod tests {
         assert_eq!(h.fields, 4);
         let t = read_header(b"X-Mozilla-Status: 0005\nSubject: x\n\n");
         assert_eq!(t.flags, vec!["\\Flagged", "\\Seen"]);
+        assert!(!t.expunged);
+        assert!(read_header(b"X-Mozilla-Status: 0009\nSubject: x\n\n").expunged);
         assert_eq!(read_header(b"just text, no header\n").fields, 0);
     }
 

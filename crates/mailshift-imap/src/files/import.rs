@@ -340,12 +340,11 @@ async fn import_folder(
         *uid >= ORPHAN_BASE
             || msgs
                 .get((*uid as usize).wrapping_sub(1))
-                .is_some_and(|m| m.problem.is_none() && m.hash == r.hash)
+                .is_some_and(|m| m.importable() && m.hash == r.hash)
     });
-    let returning = msgs
-        .iter()
-        .enumerate()
-        .any(|(i, m)| !copied.contains_key(&(i as u32 + 1)) && orphan_hashes.contains(&m.hash));
+    let returning = msgs.iter().enumerate().any(|(i, m)| {
+        m.importable() && !copied.contains_key(&(i as u32 + 1)) && orphan_hashes.contains(&m.hash)
+    });
     let mut changed = false;
     if !consistent || returning {
         let before = copied.iter().filter(|(u, _)| **u < ORPHAN_BASE).count();
@@ -385,7 +384,7 @@ async fn import_folder(
     let mut todo: Vec<(u32, &Scanned)> = Vec::new();
     for (i, m) in msgs.iter().enumerate() {
         let uid = i as u32 + 1;
-        if m.problem.is_some()
+        if !m.importable()
             || copied.contains_key(&uid)
             || refused_before
                 .get(&uid)
@@ -706,7 +705,7 @@ fn repair(copied: &HashMap<u32, MessageRecord>, msgs: &[Scanned]) -> HashMap<u32
     }
     let mut out = HashMap::new();
     for (i, m) in msgs.iter().enumerate() {
-        if m.problem.is_some() {
+        if !m.importable() {
             continue;
         }
         if let Some(r) = pool.get_mut(&m.hash).and_then(VecDeque::pop_front) {
@@ -768,6 +767,7 @@ mod tests {
             internal_date: None,
             message_id: None,
             problem: None,
+            deleted: false,
         }
     }
 

@@ -86,6 +86,7 @@ impl Open {
             flags: head.flags,
             message_id: head.message_id,
             problem,
+            deleted: head.expunged,
         }
     }
 }
@@ -242,6 +243,17 @@ mod tests {
             ]
         );
         assert_eq!(found[1].size, 17);
+    }
+
+    #[test]
+    fn thunderbird_s_deleted_messages_keep_their_place_but_are_not_imported() {
+        let (found, _) = messages(
+            b"From - Mon Jan  1 10:00:00 2024\nX-Mozilla-Status: 0009\nSubject: gone\n\nx\n\nFrom - Mon Jan  1 10:00:00 2024\nX-Mozilla-Status: 0001\nSubject: kept\n\ny\n",
+        );
+        assert_eq!(found.len(), 2);
+        assert!(found[0].deleted && !found[0].importable());
+        assert!(found[1].importable());
+        assert_eq!(found[1].flags, vec!["\\Seen"]);
     }
 
     #[test]

@@ -36,7 +36,9 @@
 //! mbox, fails its folder (reported as a failed folder, the others go on); a message without
 //! header fields, or an `.eml` that cannot be read, is skipped in its place (its position is
 //! kept, so the others keep their identity) and named, with its file and line, in the
-//! folder's failure after the rest of the folder is imported.
+//! folder's failure after the rest of the folder is imported. A message Thunderbird marked
+//! deleted (`X-Mozilla-Status` 0x0008, kept in the file until the folder is compacted) keeps
+//! its position too, and is not imported: the user deleted it.
 
 pub mod headers;
 mod import;
@@ -66,6 +68,16 @@ pub struct Scanned {
     pub message_id: Option<String>,
     /// Why it cannot be imported (named with its file and line); it keeps its position.
     pub problem: Option<String>,
+    /// Deleted in the mail client that wrote the file (Thunderbird keeps a deleted message
+    /// until the folder is compacted): not imported, not a problem; it keeps its position.
+    pub deleted: bool,
+}
+
+impl Scanned {
+    /// Whether it is to be imported.
+    pub fn importable(&self) -> bool {
+        self.problem.is_none() && !self.deleted
+    }
 }
 
 /// The kind of one source file.
@@ -216,6 +228,7 @@ fn scan_eml(path: &Path, name: &str, file: usize) -> Scanned {
         internal_date: None,
         message_id: None,
         problem: None,
+        deleted: false,
     };
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -252,6 +265,7 @@ fn scan_eml(path: &Path, name: &str, file: usize) -> Scanned {
         internal_date: head.date,
         message_id: head.message_id,
         problem,
+        deleted: head.expunged,
         ..base
     }
 }
