@@ -51,8 +51,13 @@ fn server() -> Dovecot {
 
 /// A plan importing alice's files (under `mail/alice@example.com/`) into the server.
 fn write_plan(dir: &Path, dst: &Dovecot) {
+    write_plan_with(dir, dst, "");
+}
+
+/// [`write_plan`] with more lines for the account (`    folders: ...`).
+fn write_plan_with(dir: &Path, dst: &Dovecot, extra: &str) {
     let plan = format!(
-        "version: 1\nplatforms:\n  disk: {{type: files, path: mail}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: alice@example.com\n    from: disk\n    to: new\n    content: [mail]\n    destination: {{login: alice, password: {{env: ALICE_NEW}}}}\n",
+        "version: 1\nplatforms:\n  disk: {{type: files, path: mail}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: alice@example.com\n    from: disk\n    to: new\n    content: [mail]\n    destination: {{login: alice, password: {{env: ALICE_NEW}}}}\n{extra}",
         dst.port()
     );
     std::fs::write(dir.join("plan.yaml"), plan).unwrap();
@@ -328,4 +333,25 @@ fn a_corrupt_file_is_named_and_the_rest_is_imported() {
     assert_ne!(run.code, 0, "{}", run.text());
     assert!(run.text().contains("Broken.mbox"), "{}", run.text());
     assert_eq!(counts(&dst), want);
+}
+
+#[test]
+fn the_plan_s_folder_rules_apply_to_files_as_to_imap_folders() {
+    let dst = server();
+    let dir = tempfile::tempdir().unwrap();
+    write_plan_with(
+        dir.path(),
+        &dst,
+        "    folders:\n      exclude: [Junk]\n      map: {Archive/2019: Old/2019}\n",
+    );
+    put(dir.path(), "Archive/2019.mbox", &mbox(&[message(1, 300)]));
+    put(dir.path(), "Junk.mbox", &mbox(&[message(2, 300)]));
+    put(dir.path(), "mbox", &mbox(&[message(3, 300)]));
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    let want: BTreeMap<String, usize> =
+        [("INBOX".to_string(), 1), ("Old/2019".to_string(), 1)].into();
+    assert_eq!(counts(&dst), want, "{}", run.text());
+    let verify = mailshift(dir.path(), &["verify", "plan.yaml"]);
+    assert_eq!(verify.code, 0, "{}", verify.text());
 }
