@@ -129,12 +129,12 @@ impl Prepared for MailFiles {
                 .filter(|f| !records.contains_key(&f.path))
                 .count();
             let mut lines = vec![format!(
-                "{} in {} from {} ({} not imported before); each run reads them all and sends \
-                 only what the destination lacks",
-                plural(files, "file"),
+                "{} in {} under {} ({} never imported); each run reads them all and sends only \
+                 what the destination lacks",
+                plural(files, "mail file"),
                 plural(mapping.copy.len(), "folder"),
                 self.root.display(),
-                new
+                plural(new, "folder")
             )];
             lines.extend(tree.problems);
             Ok(lines)
