@@ -347,6 +347,14 @@ fn the_plan_s_folder_rules_apply_to_files_as_to_imap_folders() {
     put(dir.path(), "Archive/2019.mbox", &mbox(&[message(1, 300)]));
     put(dir.path(), "Junk.mbox", &mbox(&[message(2, 300)]));
     put(dir.path(), "mbox", &mbox(&[message(3, 300)]));
+    let plan = mailshift(dir.path(), &["plan", "--refresh", "plan.yaml"]);
+    assert!(
+        plan.stdout.contains(
+            "2 mail files in 2 folders under ./mail/alice@example.com (2 folders never imported)"
+        ),
+        "{}",
+        plan.text()
+    );
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());
     let want: BTreeMap<String, usize> =

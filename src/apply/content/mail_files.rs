@@ -122,7 +122,15 @@ impl Prepared for MailFiles {
             dst.logout().await;
             let mapping = map_folders(&tree.remote_folders(), &dl, &self.rules)
                 .map_err(|e| StepError::config(e.to_string()))?;
-            let files: usize = tree.folders.iter().map(|f| f.files.len()).sum();
+            let mapped: std::collections::HashSet<&str> =
+                mapping.copy.iter().map(|f| f.source.as_str()).collect();
+            let files: usize = tree
+                .remote_folders()
+                .iter()
+                .zip(&tree.folders)
+                .filter(|(raw, _)| mapped.contains(raw.name.as_str()))
+                .map(|(_, f)| f.files.len())
+                .sum();
             let new = mapping
                 .copy
                 .iter()
