@@ -102,6 +102,9 @@ pub trait Hooks: Progress {
     /// report each call here so that watch mode can expose latencies; `api` names the API
     /// (`ovh`), `operation` the call without ids (`POST /email/pro/{service}/account`).
     fn api_call(&self, _api: &str, _operation: &str, _elapsed: Duration, _ok: bool) {}
+    /// Contacts, events or tasks (`kind`: `contacts`, `calendars`, `tasks`) written to the
+    /// destination, after each recorded batch.
+    fn items_copied(&self, _account: &str, _kind: &str, _items: u64, _bytes: u64) {}
 }
 
 #[derive(Debug, Clone, Default)]

@@ -28,6 +28,8 @@ pub const STEP_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0,
 pub struct Counters {
     messages: BTreeMap<String, u64>,
     bytes: BTreeMap<String, u64>,
+    /// (account, kind) → contacts, events or tasks written
+    items: BTreeMap<(String, String), u64>,
     /// (resource kind, error kind) → count
     errors: BTreeMap<(String, &'static str), u64>,
     /// outcome → count
@@ -45,6 +47,13 @@ impl Counters {
     pub fn copied(&mut self, account: &str, messages: u64, bytes: u64) {
         *self.messages.entry(account.to_string()).or_default() += messages;
         *self.bytes.entry(account.to_string()).or_default() += bytes;
+    }
+
+    pub fn items_copied(&mut self, account: &str, kind: &str, items: u64) {
+        *self
+            .items
+            .entry((account.to_string(), kind.to_string()))
+            .or_default() += items;
     }
 
     /// A plan load: `applied` or `rejected`.
@@ -122,6 +131,18 @@ impl Counters {
             "account",
             c.bytes.iter().map(|(k, n)| (k.as_str(), *n as f64)),
         );
+        e.family(
+            "mailshift_items_copied_total",
+            "counter",
+            "Contacts, events and tasks written to the destination by this process, per account and kind.",
+        );
+        for ((account, kind), n) in &c.items {
+            e.sample(
+                "mailshift_items_copied_total",
+                &[("account", account), ("kind", kind)],
+                *n as f64,
+            );
+        }
         e.family(
             "mailshift_errors_total",
             "counter",

@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
@@ -84,6 +85,8 @@ struct Entry {
     name: String,
     item: Item,
     etag: String,
+    /// Where it starts in the file as read; `None` for an object written by this store.
+    line: Option<usize>,
 }
 
 /// Files (relative paths) and what is wrong in them.
@@ -126,7 +129,20 @@ impl FileData {
             pending: Vec::new(),
             create: false,
         };
-        for (_, item) in items {
+        for (line, item) in items {
+            if (kind == Kind::Vcf) != (item.component == Component::Card) {
+                let (what, ext) = match kind {
+                    Kind::Vcf => ("a calendar object", ".ics"),
+                    Kind::Ics => ("a vCard", ".vcf"),
+                };
+                file.problems.push(ParseError {
+                    line,
+                    message: format!(
+                        "{what} in a file of the other kind: it is skipped; move it to a {ext} file"
+                    ),
+                });
+                continue;
+            }
             let base = object::file_name(&object::identity(&item));
             // Two objects with one identity in a file (a contact exported twice) still get
             // distinct hrefs: the second is `name~2`.
@@ -137,7 +153,12 @@ impl FileData {
                 name = format!("{base}~{n}");
             }
             let etag = etag_of(&item.data);
-            file.push(Entry { name, item, etag });
+            file.push(Entry {
+                name,
+                item,
+                etag,
+                line: Some(line),
+            });
         }
         file
     }
@@ -202,7 +223,7 @@ impl FileData {
             let (prop, value) = text.split_once(':')?;
             let prop = prop.split(';').next()?;
             prop.eq_ignore_ascii_case(name)
-                .then(|| value.trim().to_string())
+                .then(|| object::unescape(value.trim()))
         })
     }
 
@@ -227,6 +248,7 @@ impl FileData {
                     name: name.to_string(),
                     etag,
                     item,
+                    line: None,
                 };
                 match position {
                     Some(i) => {
@@ -316,6 +338,14 @@ impl FileStore {
         );
         problems.sort_by(|a, b| (&a.0, a.1.line).cmp(&(&b.0, b.1.line)));
         problems
+    }
+
+    /// Where an object (by href) starts in its file as read, for a report's "file.vcf line
+    /// 12"; `None` for an unknown href or an object this store wrote.
+    pub fn line_of(&self, href: &str) -> Option<usize> {
+        let (rel, name) = split_href(href)?;
+        let state = self.lock();
+        state.files.get(rel)?.get(name)?.line
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -455,7 +485,10 @@ impl FileStore {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+        // Unique per write: two stores of one process may write one file.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{file_name}.{}-{n}.tmp", std::process::id()));
         let result = (|| {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(bytes)?;
@@ -558,7 +591,8 @@ impl Store for FileStore {
                 file.header.clear();
                 let mut push = |name: &str, value: &Option<String>| {
                     if let Some(value) = value {
-                        file.header.push(format!("{name}:{value}").into_bytes());
+                        file.header
+                            .push(format!("{name}:{}", object::escape(value)).into_bytes());
                     }
                 };
                 push("X-WR-CALNAME", &like.display_name);
@@ -676,6 +710,11 @@ impl Store for FileStore {
         Ok(true)
     }
 
+    fn requires_uid(&self) -> bool {
+        // A file holds what it is given; an exported card without UID stays without.
+        false
+    }
+
     fn schedules(&self) -> bool {
         false
     }
@@ -685,6 +724,10 @@ impl Store for FileStore {
     }
 
     async fn flush(&self) -> StoreResult<()> {
+        // Stores of one process sharing a file (the events and the tasks of a calendar) must
+        // not interleave their read-merge-write of it.
+        static FLUSHES: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = FLUSHES.lock().unwrap_or_else(|e| e.into_inner());
         let mut state = self.lock();
         let dirty: Vec<String> = state
             .files

@@ -3,6 +3,7 @@
 //! exactly once and resumably. Like the mail engine it names no mailshift crate: its records are
 //! kept by the caller through [`journal::Journal`].
 
+pub mod dav;
 pub mod error;
 pub mod files;
 pub mod journal;
@@ -14,6 +15,5 @@ pub mod store;
 pub mod sync;
 pub mod verify;
 
-pub mod dav;
 #[doc(hidden)]
 pub mod testserver;

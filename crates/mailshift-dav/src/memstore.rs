@@ -26,6 +26,8 @@ pub struct Behaviour {
     pub sync_collection: bool,
     /// Refuse (413) objects larger than this, without saying so in `max_size`.
     pub refuse_over: Option<usize>,
+    /// Say that objects must carry a UID (a DAV server).
+    pub requires_uid: bool,
 }
 
 impl Default for Behaviour {
@@ -35,6 +37,7 @@ impl Default for Behaviour {
             reserialize: false,
             sync_collection: true,
             refuse_over: None,
+            requires_uid: false,
         }
     }
 }
@@ -414,6 +417,10 @@ impl Store for MemStore {
 
     fn schedules(&self) -> bool {
         false
+    }
+
+    fn requires_uid(&self) -> bool {
+        self.behaviour.requires_uid
     }
 
     fn href_for(&self, collection: &Collection, name: &str, component: Component) -> String {

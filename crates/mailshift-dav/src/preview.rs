@@ -119,6 +119,7 @@ async fn collection<S: Store, D: Store>(
     let profile = Profile {
         vcard_versions: dcol.map(|d| d.vcard_versions.clone()).unwrap_or_default(),
         schedule_agent_client: dest.schedules(),
+        require_uid: dest.requires_uid(),
     };
     let mut keys = Keys::new(
         records

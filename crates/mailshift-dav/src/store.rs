@@ -168,6 +168,12 @@ pub trait Store: Send + Sync {
     /// so that no invitation is ever sent.
     fn schedules(&self) -> bool;
 
+    /// True when every object must carry a UID (CardDAV and CalDAV servers, RFC 6352 §5.1 and
+    /// RFC 4791 §4.1): one without is given a UID derived from its content.
+    fn requires_uid(&self) -> bool {
+        true
+    }
+
     /// The href a new object with this file-safe name (from its identity) gets in a collection.
     fn href_for(&self, collection: &Collection, name: &str, component: Component) -> String;
 

@@ -172,6 +172,7 @@ async fn compare<S: Store, D: Store>(
     let profile = Profile {
         vcard_versions: dcol.map(|d| d.vcard_versions.clone()).unwrap_or_default(),
         schedule_agent_client: dest.schedules(),
+        require_uid: dest.requires_uid(),
     };
     let mut keys = Keys::default();
     let push = |list: &mut Vec<String>, text: String| {

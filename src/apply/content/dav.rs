@@ -182,12 +182,14 @@ enum Side {
 }
 
 impl Side {
-    /// What was wrong in a files source, as report lines (`file line N: ...`).
-    fn problems(&self) -> Vec<String> {
+    /// What was wrong in a files source's files of one `extension`, as report lines
+    /// (`file line N: ...`).
+    fn problems(&self, extension: &str) -> Vec<String> {
         match self {
             Side::Files(f) => f
                 .problems()
                 .into_iter()
+                .filter(|(file, _)| file.ends_with(extension))
                 .map(|(file, p)| {
                     if p.line == 0 {
                         format!("{file}: {}", p.message)
@@ -249,6 +251,10 @@ impl Store for Side {
         both!(self, s => s.schedules())
     }
 
+    fn requires_uid(&self) -> bool {
+        both!(self, s => s.requires_uid())
+    }
+
     fn href_for(&self, collection: &Collection, name: &str, component: Component) -> String {
         both!(self, s => s.href_for(collection, name, component))
     }
@@ -299,12 +305,26 @@ impl Prepared for Collections {
         Box::pin(async move {
             let (source, dest) = self.open().await?;
             let journal = DavStoreJournal::new(run.store.clone(), run.id.to_string());
-            let progress = HooksProgress(run.hooks.clone());
+            let progress = HooksProgress {
+                hooks: run.hooks.clone(),
+                kind: match self.noun {
+                    "contact" => "contacts",
+                    "task" => "tasks",
+                    _ => "calendars",
+                },
+            };
             let job = self.job(run.sync_point, run.full_scan);
             let report = sync::sync(&job, &source, &dest, &journal, &progress, &run.stop)
                 .await
                 .map_err(sync_error)?;
-            Ok(self.synced(report, source.problems()))
+            // A files source lists the problems of every file it read; each kind names those
+            // of its own files.
+            let extension = if self.components.contains(&Component::Card) {
+                ".vcf"
+            } else {
+                ".ics"
+            };
+            Ok(self.synced(report, source.problems(extension)))
         })
     }
 
@@ -563,21 +583,31 @@ impl DavCheck {
     }
 }
 
-/// The engine's progress events, told to the executor's hooks as the mail copy's are: the
-/// status page and the metrics count objects like messages.
-struct HooksProgress(Arc<dyn Hooks>);
+/// The engine's progress events, told to the executor's hooks: items written are counted
+/// apart from messages (the status page and `/metrics` show them by kind).
+struct HooksProgress {
+    hooks: Arc<dyn Hooks>,
+    /// `contacts`, `calendars` or `tasks`.
+    kind: &'static str,
+}
 
 impl sync::Progress for HooksProgress {
     fn collection_started(&self, account: &str, collection: &str, to_copy: u64) {
-        self.0.folder_started(account, collection, to_copy);
+        tracing::debug!(
+            account,
+            collection,
+            to_copy,
+            kind = self.kind,
+            "copying collection"
+        );
     }
 
     fn copied(&self, account: &str, objects: u64, bytes: u64) {
-        self.0.copied(account, objects, bytes);
+        self.hooks.items_copied(account, self.kind, objects, bytes);
     }
 
     fn note(&self, account: &str, text: &str) {
-        self.0.note(account, text);
+        self.hooks.note(account, text);
     }
 }
 

@@ -56,6 +56,10 @@ impl Hooks for StatusModel {
         }
     }
 
+    fn items_copied(&self, account: &str, kind: &str, items: u64, _bytes: u64) {
+        self.lock().counters.items_copied(account, kind, items);
+    }
+
     fn step_finished(&self, result: &StepResult) {
         let account = result.account.as_deref().unwrap_or("");
         let copied_nothing = result.action == Action::Sync

@@ -81,6 +81,8 @@ struct AccountInfo {
     to_copy: u64,
     copied: u64,
     bytes: u64,
+    /// Contacts, events and tasks recorded as copied, all runs together, by kind.
+    items_migrated: BTreeMap<String, u64>,
 }
 
 /// What this process saw of a resource, beyond its state record.

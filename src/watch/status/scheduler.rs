@@ -188,6 +188,17 @@ impl StatusModel {
                     .fold((0, 0), |(m, b), f| (m + f.messages, b + f.bytes))
             })
         });
+        // Contacts, events and tasks: the objects each kind's collections recorded.
+        let mut items: BTreeMap<String, u64> = BTreeMap::new();
+        for (id, _) in &records {
+            if let Ok(crate::model::ResourceAddr::Content { content, .. }) = id.parse()
+                && content != crate::plan::model::Content::Mail
+                && let Ok(collections) = store.dav_collections(id)
+            {
+                let n: u64 = collections.values().map(|c| c.objects).sum();
+                *items.entry(content.as_str().to_string()).or_default() += n;
+            }
+        }
         let mut inner = self.lock();
         let mut last_sync = None;
         for (id, rec) in records {
@@ -203,6 +214,7 @@ impl StatusModel {
             }
         }
         if let Some(info) = inner.accounts.get_mut(account) {
+            info.items_migrated = items;
             if let Some((m, b)) = migrated {
                 info.migrated_messages = m;
                 info.migrated_bytes = b;

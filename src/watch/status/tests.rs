@@ -118,6 +118,7 @@ fn metrics_and_snapshot_are_pinned() {
     m.step_started(&change("account/a@example.com/mail", a));
     m.folder_started(a, "INBOX", 10);
     m.copied(a, 4, 4000);
+    m.items_copied(a, "contacts", 3, 900);
     m.step_finished(&StepResult {
         id: "account/a@example.com/mail".into(),
         account: Some(a.into()),

@@ -1,7 +1,7 @@
 //! The model as people and programs read it: the `/api/status` document (its shape is a
 //! contract: scripts and the status page read it) and the labels it is made of.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -198,6 +198,7 @@ fn account_view(
         },
         messages_migrated: info.migrated_messages,
         bytes_migrated: info.migrated_bytes,
+        items_migrated: info.items_migrated.clone(),
         last_sync: info.last_sync.map(rfc3339),
         lag_seconds: info
             .last_sync
@@ -311,6 +312,10 @@ pub struct AccountView {
     /// Messages and bytes recorded as copied, all runs together.
     pub messages_migrated: u64,
     pub bytes_migrated: u64,
+    /// Contacts, events and tasks recorded as copied, by kind (`contacts`, `calendars`,
+    /// `tasks`), all runs together; absent for an account that copies none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub items_migrated: BTreeMap<String, u64>,
     pub last_sync: Option<String>,
     /// Seconds since `last_sync`, while the account is still synced.
     pub lag_seconds: Option<u64>,

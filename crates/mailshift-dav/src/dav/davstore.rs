@@ -393,13 +393,22 @@ fn collection_of(r: &xml::Response) -> Option<Collection> {
                     t.attribute("content-type")
                         .is_none_or(|c| c.eq_ignore_ascii_case("text/vcard"))
                 })
-                .filter_map(|t| t.attribute("version").map(str::to_string))
+                // The DTD's default version is 3.0.
+                .map(|t| t.attribute("version").unwrap_or("3.0").to_string())
                 .collect();
             versions.sort();
             versions.dedup();
             versions
         })
-        .unwrap_or_default();
+        // RFC 6352 §6.2.2: without the property, a server accepts vCard 3.0 only (Radicale
+        // 3.1 says nothing, and loses a 4.0 photo's data URI at its comma).
+        .unwrap_or_else(|| {
+            if card {
+                vec!["3.0".to_string()]
+            } else {
+                Vec::new()
+            }
+        });
     let max_size = r
         .text(CARDDAV, "max-resource-size")
         .or_else(|| r.text(CALDAV, "max-resource-size"))
@@ -462,42 +471,69 @@ impl Store for DavStore {
             (Component::Event, "MKCALENDAR", "a calendar")
         };
         let home = self.homes(component)?.first().cloned().unwrap_or_default();
-        let href = format!("{home}{name}/");
-        let response = self.create(&href, like).await?;
-        let exists = match response.status {
-            200..=299 => false,
-            // RFC 4918 §9.3.1: MKCOL on an existing resource. Also what a server that
-            // cannot create collections answers: the listing below tells them apart.
-            405 => true,
-            403 | 409
-                if xml::error_names(&response.body, DAV, "resource-must-be-null").is_some() =>
-            {
-                true
-            }
-            _ => return Err(unexpected(method, &response)),
+        // A name taken by a collection of the other kind (a files source's `all.vcf` and
+        // `all.ics` are both named `all`) is tried once more with the kind appended.
+        let kind = if component == Component::Card {
+            "contacts"
+        } else {
+            "calendar"
         };
-        let listed = self.all_collections(component).await?;
-        if let Some(found) = listed.into_iter().find(|c| xml::same_href(&c.href, &href)) {
-            if exists {
-                return Ok(found);
+        let mut last = None;
+        for candidate in [name.to_string(), format!("{name}-{kind}")] {
+            let href = format!("{home}{candidate}/");
+            let response = self.create(&href, like).await?;
+            let exists = match response.status {
+                200..=299 => false,
+                // RFC 4918 §9.3.1: MKCOL on an existing resource. Also what a server that
+                // cannot create collections answers: the listing below tells them apart.
+                405 => true,
+                403 | 409
+                    if xml::error_names(&response.body, DAV, "resource-must-be-null").is_some() =>
+                {
+                    true
+                }
+                _ => return Err(unexpected(method, &response)),
+            };
+            // A home may hold both kinds (Radicale): what is at the href must be of ours.
+            let listed = self.all_collections(component).await?;
+            let at_href = listed.into_iter().find(|c| xml::same_href(&c.href, &href));
+            match at_href {
+                Some(found)
+                    if found.components.contains(&Component::Card)
+                        == (component == Component::Card) =>
+                {
+                    if exists {
+                        return Ok(found);
+                    }
+                    return self.complete(found, like, component).await;
+                }
+                Some(_) if exists => {
+                    last = Some(error(
+                        ErrorKind::Refused,
+                        format!("{candidate:?} is taken by a collection of the other kind"),
+                    ));
+                    continue;
+                }
+                _ => {}
             }
-            return self.complete(found, like, component).await;
-        }
-        let url = shown(&self.client.url_of(&href));
-        Err(if exists {
-            error(
+            let url = shown(&self.client.url_of(&href));
+            if !exists {
+                return Err(error(
+                    ErrorKind::Refused,
+                    format!("{method} {url} succeeded but {what} is not listed there afterwards"),
+                ));
+            }
+            last = Some(error(
                 ErrorKind::Refused,
                 format!(
-                    "{method} {url} answered {} and no {what} is there: either something else                      holds that name or the server does not let clients create collections                      (create {what} by hand and map the collection to it in the plan)",
+                    "{method} {url} answered {} and no {what} is there: either something else \
+                     holds that name or the server does not let clients create collections \
+                     (create {what} by hand and map the collection to it in the plan)",
                     response.status
                 ),
-            )
-        } else {
-            error(
-                ErrorKind::Refused,
-                format!("{method} {url} succeeded but {what} is not listed there afterwards"),
-            )
-        })
+            ));
+        }
+        Err(last.expect("two names were tried"))
     }
 
     async fn list(&self, collection: &Collection) -> StoreResult<Vec<Listed>> {

@@ -81,6 +81,10 @@ fn reads_a_tree_and_reports_a_bad_object_with_its_file_and_line() {
     fs::write(root.join(".hidden/secret.vcf"), card("h", "Hidden")).unwrap();
     fs::write(root.join(".dot.vcf"), card("h", "Hidden")).unwrap();
     fs::write(root.join("notes.txt"), "not a card").unwrap();
+    // An event in a .vcf: skipped and said, the file's cards still read.
+    let mut mixed = card("m", "Mixed");
+    mixed.extend_from_slice(&event("e-in-vcf", "Lost"));
+    fs::write(root.join("mixed.vcf"), &mixed).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
@@ -89,8 +93,11 @@ fn reads_a_tree_and_reports_a_bad_object_with_its_file_and_line() {
     }
 
     let store = FileStore::new(root, false);
-    let books = run(store.collections(Component::Card)).unwrap();
-    assert_eq!(books.len(), 1);
+    let mut books = run(store.collections(Component::Card)).unwrap();
+    assert_eq!(books.len(), 2);
+    let mixed = books.pop().unwrap();
+    assert_eq!(mixed.name, "mixed");
+    assert_eq!(run(store.list(&mixed)).unwrap().len(), 1);
     assert_eq!(books[0].name, "contacts");
     assert_eq!(books[0].href, "contacts.vcf");
     assert_eq!(books[0].display_name.as_deref(), Some("contacts"));
@@ -110,12 +117,15 @@ fn reads_a_tree_and_reports_a_bad_object_with_its_file_and_line() {
 
     let problems = store.problems();
     let bad = problems.iter().find(|p| p.0 == "contacts.vcf").unwrap();
+    let wrong = problems.iter().find(|p| p.0 == "mixed.vcf").unwrap();
+    assert_eq!(wrong.1.line, 7);
+    assert!(wrong.1.message.contains("move it to a .ics file"));
     assert_eq!(bad.1.line, 10);
     assert!(bad.1.message.contains("NOCOLON"));
     #[cfg(unix)]
     {
-        assert_eq!(problems.len(), 2, "{problems:?}");
-        let latin1 = problems.iter().find(|p| p.0 != "contacts.vcf").unwrap();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        let latin1 = problems.iter().find(|p| p.0.starts_with("caf")).unwrap();
         assert_eq!(latin1.1.line, 0);
         assert!(
             latin1
@@ -128,6 +138,8 @@ fn reads_a_tree_and_reports_a_bad_object_with_its_file_and_line() {
     let listed = run(store.list(&books[0])).unwrap();
     let hrefs: Vec<_> = listed.iter().map(|l| l.href.as_str()).collect();
     assert_eq!(hrefs, ["contacts.vcf#a", "contacts.vcf#b"]);
+    assert_eq!(store.line_of("contacts.vcf#b"), Some(12));
+    assert_eq!(store.line_of("contacts.vcf#zz"), None);
     let fetched = run(store.fetch(
         &books[0],
         &["contacts.vcf#b".into(), "contacts.vcf#zz".into()],
@@ -167,8 +179,9 @@ fn writes_flushes_and_reads_back_the_same_hrefs_and_etags() {
     let book =
         run(store.create_collection("Contacts", &like(&[Component::Card], "Contacts"))).unwrap();
     assert_eq!(book.href, "Contacts.vcf");
-    let cal =
-        run(store.create_collection("team/Work", &like(&[Component::Event], "Work"))).unwrap();
+    // A display name cannot break out of its line.
+    let hostile = like(&[Component::Event], "Work; Home\r\nX-INJECTED:1");
+    let cal = run(store.create_collection("team/Work", &hostile)).unwrap();
     assert_eq!(cal.href, "team/Work.ics");
     let mut etags = Vec::new();
     for (uid, name) in [("a", "Ann"), ("b", "Bob")] {
@@ -204,7 +217,12 @@ fn writes_flushes_and_reads_back_the_same_hrefs_and_etags() {
         cals.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
         ["Empty", "team/Work"]
     );
-    assert_eq!(cals[1].display_name.as_deref(), Some("Work"));
+    let work = fs::read_to_string(root.join("team/Work.ics")).unwrap();
+    assert_eq!(
+        cals[1].display_name.as_deref(),
+        Some("Work; Home X-INJECTED:1"),
+        "{work}"
+    );
     assert_eq!(cals[1].color.as_deref(), Some("#FF0000"));
     let mut listed = run(again.list(&books[0])).unwrap();
     listed.extend(run(again.list(&cals[1])).unwrap());

@@ -11,8 +11,9 @@
 use super::line::{Line, Node, Tree};
 use super::{CalUnit, Item, ParseError, cal_item, card_item, group_calendars, tree};
 
-/// The items of a `.vcf` or `.ics` file, each with the 1-based line where it starts, in the
-/// file's order; and what was wrong with the rest.
+/// The items of a `.vcf` or `.ics` file, each with the 1-based line where it starts (its BEGIN
+/// line: the VCARD's, the VCALENDAR's when it is the whole VCALENDAR, else its first
+/// component's), in the file's order; and what was wrong with the rest.
 pub fn split_file(data: &[u8]) -> (Vec<(usize, Item)>, Vec<ParseError>) {
     let tree = tree(data);
     let lines = &tree.lines;
@@ -50,14 +51,17 @@ pub fn split_file(data: &[u8]) -> (Vec<(usize, Item)>, Vec<ParseError>) {
     let grouped = group_calendars(&cals, lines);
     errors.extend(grouped.errors.into_iter().map(|(e, _)| e));
     for unit in &grouped.units {
-        let bytes = match whole_calendar(unit, &cals) {
+        let (begin, bytes) = match whole_calendar(unit, &cals) {
             Some(cal) => {
                 let (start, end) = cal.range(lines);
-                data[start..end].to_vec()
+                (cal.begin, data[start..end].to_vec())
             }
-            None => unit_calendar(data, &tree, unit, &cals, &grouped.timezones),
+            None => (
+                unit.comps[0].begin,
+                unit_calendar(data, &tree, unit, &cals, &grouped.timezones),
+            ),
         };
-        items.push((lines[unit.comps[0].begin].lineno, cal_item(unit, bytes)));
+        items.push((lines[begin].lineno, cal_item(unit, bytes)));
     }
     items.sort_by_key(|(line, _)| *line);
     errors.sort_by_key(|e| e.line);

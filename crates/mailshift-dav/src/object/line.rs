@@ -5,8 +5,9 @@
 //! Every logical line keeps the byte range it came from, so an object can be cut out of a file
 //! or have a single line replaced while every other byte stays as it was (see the `object`
 //! module doc for why we never re-serialize). Lenient where servers and exporters are: LF-only
-//! line ends, a missing final line end, lowercase names, vCard 2.1 parameters without a name
-//! (`TEL;WORK:`); strict where a mistake would lose or merge data: BEGIN/END must balance.
+//! line ends, a missing final line end, lowercase names, a leading byte-order mark, vCard 2.1
+//! parameters without a name (`TEL;WORK:`) and quoted-printable soft line breaks (phone
+//! exports); strict where a mistake would lose or merge data: BEGIN/END must balance.
 
 use super::ParseError;
 
@@ -40,6 +41,8 @@ pub(crate) struct Param {
     pub values: Vec<Vec<u8>>,
     /// False for a bare parameter (no `=`).
     pub has_eq: bool,
+    /// A value was written in quotes: a rewrite keeps them.
+    pub quoted: bool,
 }
 
 impl Prop {
@@ -72,7 +75,13 @@ impl Prop {
                     if i > 0 {
                         out.push(b',');
                     }
-                    push_param_value(&mut out, value);
+                    if param.quoted {
+                        out.push(b'"');
+                        out.extend(value.iter().filter(|&&b| b != b'"'));
+                        out.push(b'"');
+                    } else {
+                        push_param_value(&mut out, value);
+                    }
                 }
             }
         }
@@ -99,8 +108,15 @@ pub(crate) fn push_param_value(out: &mut Vec<u8>, value: &[u8]) {
 /// sequence split across the fold is thus joined again). Blank lines are skipped.
 pub(crate) fn unfold(data: &[u8]) -> Vec<Line> {
     let mut lines: Vec<Line> = Vec::new();
-    let mut pos = 0;
+    // A byte-order mark (Windows exporters write one) is not part of the first line.
+    let mut pos = if data.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
     let mut lineno = 0;
+    // The last line ended in a quoted-printable soft line break (vCard 2.1).
+    let mut qp_open = false;
     while pos < data.len() {
         lineno += 1;
         let (content_end, next) = match data[pos..].iter().position(|&b| b == b'\n') {
@@ -122,6 +138,11 @@ pub(crate) fn unfold(data: &[u8]) -> Vec<Line> {
         let physical = &data[pos..content_end];
         let continues = matches!(physical.first(), Some(b' ' | b'\t'));
         match lines.last_mut() {
+            Some(last) if qp_open => {
+                last.text.pop();
+                last.text.extend_from_slice(physical);
+                last.end = next;
+            }
             Some(last) if continues => {
                 last.text.extend_from_slice(&physical[1..]);
                 last.end = next;
@@ -134,9 +155,23 @@ pub(crate) fn unfold(data: &[u8]) -> Vec<Line> {
                 text: physical.to_vec(),
             }),
         }
+        qp_open = lines
+            .last()
+            .is_some_and(|l| l.end == next && qp_soft_break(&l.text));
         pos = next;
     }
     lines
+}
+
+/// A vCard 2.1 line whose value is quoted-printable and ends with `=`: its value goes on
+/// on the next physical line, which does not start with a space (RFC 2045 §6.7 rule 5).
+fn qp_soft_break(text: &[u8]) -> bool {
+    if text.last() != Some(&b'=') {
+        return false;
+    }
+    let head_end = text.iter().position(|&b| b == b':').unwrap_or(text.len());
+    let head = text[..head_end].to_ascii_uppercase();
+    head.windows(16).any(|w| w == b"QUOTED-PRINTABLE")
 }
 
 /// Splits a logical line into name, parameters and value.
@@ -186,13 +221,16 @@ pub(crate) fn parse_prop(line: &Line) -> Result<Prop, ParseError> {
                 name: pname,
                 values: Vec::new(),
                 has_eq: false,
+                quoted: false,
             });
             continue;
         }
         pos += 1;
         let mut values = Vec::new();
+        let mut quoted = false;
         loop {
             if pos < text.len() && text[pos] == b'"' {
+                quoted = true;
                 let close = text[pos + 1..]
                     .iter()
                     .position(|&b| b == b'"')
@@ -234,6 +272,7 @@ pub(crate) fn parse_prop(line: &Line) -> Result<Prop, ParseError> {
             name: pname,
             values,
             has_eq: true,
+            quoted,
         });
     }
     Ok(Prop {
@@ -449,6 +488,25 @@ mod tests {
             [1, 2, 4, 7]
         );
         assert_eq!(lines[3].end, data.len());
+    }
+
+    #[test]
+    fn a_bom_and_vcard_21_quoted_printable_soft_breaks() {
+        let data = b"\xEF\xBB\xBFBEGIN:VCARD\r\nVERSION:2.1\r\n\
+            N;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=C3=89lo=\r\n=C3=AFse;Anne\r\n\
+            NOTE;ENCODING=QUOTED-PRINTABLE:a=\r\n\r\nEND:VCARD";
+        let lines = unfold(data);
+        let texts: Vec<_> = lines.iter().map(|l| l.text.clone()).collect();
+        assert_eq!(texts[0], b"BEGIN:VCARD");
+        assert_eq!(lines[0].start, 3);
+        assert_eq!(
+            texts[2],
+            b"N;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=C3=89lo=C3=AFse;Anne"
+        );
+        assert_eq!(lines[3].lineno, 5);
+        // A blank line after a soft break ends the value.
+        assert_eq!(texts[3], b"NOTE;ENCODING=QUOTED-PRINTABLE:a");
+        assert_eq!(texts[4], b"END:VCARD");
     }
 
     #[test]

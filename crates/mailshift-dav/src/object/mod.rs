@@ -132,10 +132,19 @@ pub fn parse(data: &[u8]) -> Result<Item, ParseError> {
 /// object without UID.
 pub fn identity(item: &Item) -> String {
     match &item.uid {
-        Some(uid) => format!("uid:{uid}"),
+        // A UID mailshift derived for an object that had none stands for that object.
+        Some(uid) => match uid.strip_prefix(DERIVED_UID_PREFIX) {
+            Some(hash) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                format!("sha256:{hash}")
+            }
+            _ => format!("uid:{uid}"),
+        },
         None => format!("sha256:{}", hex(&content_hash(&item.data))),
     }
 }
+
+/// What begins the UID given to an object that had none (see [`prepare`]).
+pub const DERIVED_UID_PREFIX: &str = "mailshift-sha256-";
 
 /// A name safe in an href and as a file name for an identity: the UID itself when it is short
 /// (≤ 100 bytes) and only `[A-Za-z0-9._@-]` (and does not start with `.`, which would hide the
@@ -156,6 +165,41 @@ pub fn file_name(identity: &str) -> String {
     name
 }
 
+/// A TEXT value as a person reads it (RFC 5545 §3.3.11), on one line for a report: `\,` `\;`
+/// `\\` unescaped, `\n` as a space.
+pub(crate) fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n' | 'N') => out.push(' '),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// Text as a TEXT value (RFC 5545 §3.3.11): a display name can never break out of its line.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ',' => out.push_str("\\,"),
+            ';' => out.push_str("\\;"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
@@ -171,7 +215,10 @@ fn card_item(node: &Node, data: Vec<u8>) -> Item {
         component: Component::Card,
         uid: node.value("UID").filter(|u| !u.is_empty()),
         data,
-        summary: node.value("FN").filter(|s| !s.is_empty()),
+        summary: node
+            .value("FN")
+            .map(|s| unescape(&s))
+            .filter(|s| !s.is_empty()),
     }
 }
 
@@ -226,6 +273,7 @@ impl CalUnit<'_> {
             .find(|c| c.prop("RECURRENCE-ID").is_none())
             .or(self.comps.first())
             .and_then(|c| c.value("SUMMARY"))
+            .map(|s| unescape(&s))
             .filter(|s| !s.is_empty())
     }
 }

@@ -31,6 +31,22 @@
 //!    `NAME`, `MAILER`, `SORT-STRING`, `AGENT`; 4.0's `ANNIVERSARY`, `GENDER`, `LANG`,
 //!    `CLIENTPIDMAP`, `ALTID`/`PID` parameters; date formats; `TEL` and `UID` values (text or
 //!    URI are valid in both). vCard 2.1 cards are not converted.
+//! 4. A comma or semicolon left unescaped in a single text value (iCalendar `SUMMARY`,
+//!    `DESCRIPTION`, `LOCATION`, `COMMENT`, `CONTACT`; vCard 3.0 and 4.0 `FN`, `NOTE`,
+//!    `TITLE`, `ROLE`; not an encoded value),
+//!    which both RFCs forbid, is escaped (`\,`, `\;`): Radicale reads such a SUMMARY as a list
+//!    and keeps only its first item. Always, as the content hash reads both forms the same.
+//!    List values (`CATEGORIES`, `NICKNAME`, `RESOURCES`) and structured ones (`N`, `ADR`,
+//!    `ORG`) are left alone: there the comma or semicolon is a separator.
+//! 6. With [`Profile::require_uid`] (a CardDAV/CalDAV server: RFC 6352 §5.1 and RFC 4791
+//!    §4.1 require a UID, and Radicale refuses a card without one), an object without UID gets
+//!    `UID:mailshift-sha256-<hex of its content hash>`: derived from the content, so every run
+//!    writes the same one, and read back by [`super::identity`] as the source's own identity
+//!    (`sha256:<hex>`), so adoption and verify match it like any other object.
+//! 5. A line folded in the middle of a UTF-8 sequence (RFC 5545 §3.1 allows it; simple
+//!    exporters do it) makes the body invalid UTF-8, and Radicale then reads the whole body as
+//!    Latin-1 and stores every accented letter garbled. Such lines are folded again between
+//!    characters: always, as the content does not change (the content hash is the same).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
@@ -46,6 +62,8 @@ pub struct Profile {
     pub vcard_versions: Vec<String>,
     /// The server schedules on its own: mark attendees and organizer `SCHEDULE-AGENT=CLIENT`.
     pub schedule_agent_client: bool,
+    /// Objects must have a UID (a DAV server; files need none).
+    pub require_uid: bool,
 }
 
 /// One rewrite made to an object, for the report.
@@ -57,6 +75,12 @@ pub enum Rewrite {
     ScheduleAgentClient,
     /// The card converted between vCard versions.
     VcardVersion { from: String, to: String },
+    /// Lines folded inside a UTF-8 character folded again between characters.
+    Refolded,
+    /// Commas and semicolons escaped in single text values.
+    TextEscaped,
+    /// A UID derived from the content given to an object without one.
+    UidAdded(String),
 }
 
 impl fmt::Display for Rewrite {
@@ -67,6 +91,16 @@ impl fmt::Display for Rewrite {
             }
             Rewrite::ScheduleAgentClient => f.write_str(
                 "attendees and organizer marked SCHEDULE-AGENT=CLIENT (the server sends no invitation)",
+            ),
+            Rewrite::Refolded => f.write_str(
+                "lines folded inside a UTF-8 character folded again between characters (a server that reads the body as UTF-8, Radicale among them, would garble every accented letter)",
+            ),
+            Rewrite::TextEscaped => f.write_str(
+                "commas and semicolons escaped in text (SUMMARY, DESCRIPTION, FN, NOTE...) as the RFCs require (Radicale cuts such a text at its first comma)",
+            ),
+            Rewrite::UidAdded(uid) => write!(
+                f,
+                "no UID: given {uid} (derived from its content; the server requires one)"
             ),
             Rewrite::VcardVersion { from, to } => {
                 write!(f, "vCard {from} converted to {to} (the address book does not accept {from})")
@@ -105,6 +139,57 @@ pub fn prepare(item: &Item, profile: &Profile) -> (Vec<u8>, Vec<Rewrite>) {
             _ => {}
         }
     }
+    if profile.require_uid && item.uid.is_none() {
+        let uid = format!(
+            "{}{}",
+            super::DERIVED_UID_PREFIX,
+            super::hex(&super::content_hash(&item.data))
+        );
+        let mut added = false;
+        for root in &tree.roots {
+            // The card itself, or each component of the calendar (VTIMEZONE needs none).
+            let owners: Vec<&Node> = if root.name == "VCARD" {
+                vec![root]
+            } else {
+                root.children
+                    .iter()
+                    .filter(|c| c.name != "VTIMEZONE")
+                    .collect()
+            };
+            for owner in owners {
+                let after = owner
+                    .props
+                    .iter()
+                    .find(|(_, p)| p.name() == "VERSION")
+                    .map_or(owner.begin, |(i, _)| *i);
+                edits.inserted_after.entry(after).or_default().push(Prop {
+                    raw_name: b"UID".to_vec(),
+                    params: Vec::new(),
+                    value: uid.clone().into_bytes(),
+                });
+                added = true;
+            }
+        }
+        if added {
+            rewrites.push(Rewrite::UidAdded(uid));
+        }
+    }
+    for root in &tree.roots {
+        if escape_text(root, &mut edits) && !rewrites.contains(&Rewrite::TextEscaped) {
+            rewrites.push(Rewrite::TextEscaped);
+        }
+    }
+    if std::str::from_utf8(&item.data).is_err() {
+        for (i, line) in tree.lines.iter().enumerate() {
+            let raw = &item.data[line.start..line.end];
+            if std::str::from_utf8(raw).is_err() && std::str::from_utf8(&line.text).is_ok() {
+                edits.refolded.insert(i);
+            }
+        }
+        if !edits.refolded.is_empty() {
+            rewrites.push(Rewrite::Refolded);
+        }
+    }
     if edits.is_empty() {
         return (item.data.clone(), Vec::new());
     }
@@ -117,11 +202,16 @@ struct Edits {
     replaced: BTreeMap<usize, Prop>,
     deleted: HashSet<usize>,
     inserted_after: BTreeMap<usize, Vec<Prop>>,
+    /// Lines written again as they are, folded between characters.
+    refolded: BTreeSet<usize>,
 }
 
 impl Edits {
     fn is_empty(&self) -> bool {
-        self.replaced.is_empty() && self.deleted.is_empty() && self.inserted_after.is_empty()
+        self.replaced.is_empty()
+            && self.deleted.is_empty()
+            && self.inserted_after.is_empty()
+            && self.refolded.is_empty()
     }
 
     /// The current version of a line's property (an earlier rewrite's, if any).
@@ -147,6 +237,7 @@ impl Edits {
             if !self.deleted.contains(&i) {
                 match self.replaced.get(&i) {
                     Some(prop) => push_folded(&mut out, &prop.to_bytes(), eol),
+                    None if self.refolded.contains(&i) => push_folded(&mut out, &line.text, eol),
                     None => out.extend_from_slice(&data[line.start..line.end]),
                 }
             }
@@ -275,6 +366,7 @@ fn schedule_agent_client(root: &Node, edits: &mut Edits) -> bool {
                 name: b"SCHEDULE-AGENT".to_vec(),
                 values: vec![b"CLIENT".to_vec()],
                 has_eq: true,
+                quoted: false,
             });
             edits.replace(*index, prop, new);
             changed = true;
@@ -297,7 +389,7 @@ fn vcard_version(card: &Node, profile: &Profile, edits: &mut Edits) -> Option<Re
     let up = to == "4.0";
     let mut first_prop = true;
     for (index, prop) in &card.props {
-        let mut new = prop.clone();
+        let mut new = edits.current(*index, prop);
         let name = prop.name();
         match name.as_str() {
             "VERSION" => {
@@ -349,6 +441,57 @@ fn vcard_version(card: &Node, profile: &Profile, edits: &mut Edits) -> Option<Re
     })
 }
 
+/// Escapes `,` and `;` in single text values (see the module doc). True when a line changed.
+fn escape_text(root: &Node, edits: &mut Edits) -> bool {
+    let mut changed = false;
+    let vcard = root.name == "VCARD";
+    // vCard 2.1 escapes only `;`, and only in compound values: its text is left alone.
+    if vcard && !matches!(root.value("VERSION").as_deref(), Some("3.0" | "4.0")) {
+        return false;
+    }
+    walk(root, &mut |node| {
+        for (index, prop) in &node.props {
+            let name = prop.name();
+            let text = if vcard {
+                matches!(name.as_str(), "FN" | "NOTE" | "TITLE" | "ROLE")
+            } else {
+                matches!(
+                    name.as_str(),
+                    "SUMMARY" | "DESCRIPTION" | "LOCATION" | "COMMENT" | "CONTACT"
+                )
+            };
+            // An encoded value (quoted-printable, base64) holds no raw separator to escape.
+            if !text
+                || prop.param("ENCODING").is_some()
+                || prop
+                    .param("VALUE")
+                    .is_some_and(|v| !v.eq_ignore_ascii_case(b"TEXT"))
+            {
+                continue;
+            }
+            let mut new = edits.current(*index, prop);
+            let mut value = Vec::with_capacity(new.value.len() + 8);
+            let mut escaped = false;
+            for &b in &new.value {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b',' || b == b';' {
+                    value.push(b'\\');
+                }
+                value.push(b);
+            }
+            if value != new.value {
+                new.value = value;
+                edits.replace(*index, prop, new);
+                changed = true;
+            }
+        }
+    });
+    changed
+}
+
 fn rename(prop: &mut Prop, name: &str) {
     let group = match prop.raw_name.iter().rposition(|&b| b == b'.') {
         Some(dot) => prop.raw_name[..=dot].to_vec(),
@@ -382,6 +525,7 @@ fn type_params(prop: &mut Prop, up: bool) {
             name: b"PREF".to_vec(),
             values: vec![b"1".to_vec()],
             has_eq: true,
+            quoted: false,
         });
     }
     if !up
@@ -401,6 +545,7 @@ fn type_params(prop: &mut Prop, up: bool) {
                 name: b"TYPE".to_vec(),
                 values: vec![b"PREF".to_vec()],
                 has_eq: true,
+                quoted: false,
             }),
         }
     }
@@ -475,12 +620,14 @@ fn data_uri_to_binary(prop: &mut Prop) {
             name: b"ENCODING".to_vec(),
             values: vec![b"b".to_vec()],
             has_eq: true,
+            quoted: false,
         });
         if !sub.is_empty() {
             prop.params.push(Param {
                 name: b"TYPE".to_vec(),
                 values: vec![sub.into_bytes()],
                 has_eq: true,
+                quoted: false,
             });
         }
         prop.value = value[comma + 1..].to_vec();
@@ -489,6 +636,7 @@ fn data_uri_to_binary(prop: &mut Prop) {
             name: b"VALUE".to_vec(),
             values: vec![b"uri".to_vec()],
             has_eq: true,
+            quoted: false,
         });
     }
 }

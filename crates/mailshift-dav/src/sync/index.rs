@@ -139,9 +139,20 @@ impl DestIndex {
     /// way). A duplicate UID's extra copy only takes an exact content match, never the first
     /// object's copy.
     pub fn claim(&self, key: &str, prepared: &[u8; 32], source: &[u8; 32]) -> Option<Found> {
+        self.claim_unless(key, prepared, source, |_| false)
+    }
+
+    /// [`DestIndex::claim`], passing over the hrefs `taken` says another key holds.
+    pub fn claim_unless(
+        &self,
+        key: &str,
+        prepared: &[u8; 32],
+        source: &[u8; 32],
+        taken: impl Fn(&str) -> bool,
+    ) -> Option<Found> {
         let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
         let duplicate = key.contains("#sha256:");
-        let free = |f: &&Found| !claimed.contains(&f.href);
+        let free = |f: &&Found| !claimed.contains(&f.href) && !taken(&f.href);
         let same = |f: &&Found| f.hash == *prepared || f.hash == *source;
         let candidates = self.by_identity.get(base_of(key));
         let pick = candidates

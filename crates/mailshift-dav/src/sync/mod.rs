@@ -53,6 +53,8 @@ mod collections;
 pub(crate) mod index;
 pub(crate) mod pass;
 #[cfg(test)]
+mod real;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;

@@ -2,6 +2,7 @@
 //! batch by batch (steps 2 to 5 of the protocol in the module doc of [`super`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -217,6 +218,27 @@ struct Target<'a> {
     index: OnceCell<DestIndex>,
     /// Destination hrefs recorded for some key: not adoptable by another.
     recorded: BTreeSet<String>,
+    /// Destination href → the key recorded or stored there (in this pass): an object one key
+    /// holds is never adopted by another, even when they share a UID.
+    taken: Mutex<BTreeMap<String, String>>,
+}
+
+impl Target<'_> {
+    /// Whether another key than `key` holds `href`.
+    fn other(&self, href: &str, key: &str) -> bool {
+        self.taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(href)
+            .is_some_and(|k| k != key)
+    }
+
+    fn take(&self, href: &str, key: &str) {
+        self.taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(href.to_string(), key.to_string());
+    }
 }
 
 fn now() -> u64 {
@@ -288,6 +310,7 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
         )
         .await?;
         if rd.skip {
+            self.progress.collection_started(&self.job.account, name, 0);
             rep.skipped_unchanged = true;
             rep.unchanged += records.len() as u64;
             rep.complete = true;
@@ -298,10 +321,17 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
             profile: Profile {
                 vcard_versions: dcol.vcard_versions.clone(),
                 schedule_agent_client: self.dest.schedules(),
+                require_uid: self.dest.requires_uid(),
             },
             adopt: self.job.full_scan || crec.updated_at == 0,
             index: OnceCell::new(),
             recorded: records.values().map(|r| r.dest_href.clone()).collect(),
+            taken: Mutex::new(
+                records
+                    .iter()
+                    .map(|(k, r)| (r.dest_href.clone(), k.clone()))
+                    .collect(),
+            ),
         };
         let at_start = records.clone();
         let mut keys = Keys::new(
@@ -367,11 +397,23 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
                 });
             }
 
-            let results: Vec<Result<Done, StoreError>> = stream::iter(work)
+            // A UID's extra copies go after the objects keyed by plain identity: were both in
+            // flight at once, a destination with one object per UID could take the extra copy
+            // first and answer the first object with a conflict.
+            let (extra, work): (Vec<Work>, Vec<Work>) =
+                work.into_iter().partition(|w| w.key.contains("#sha256:"));
+            let mut results: Vec<Result<Done, StoreError>> = stream::iter(work)
                 .map(|w| self.object(&target, w))
                 .buffer_unordered(IN_FLIGHT)
                 .collect()
                 .await;
+            results.extend(
+                stream::iter(extra)
+                    .map(|w| self.object(&target, w))
+                    .buffer_unordered(IN_FLIGHT)
+                    .collect::<Vec<_>>()
+                    .await,
+            );
 
             let mut batch = Vec::new();
             let mut refusals = Vec::new();
@@ -502,8 +544,16 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
         Ok(())
     }
 
-    /// Carries one object (step 4).
+    /// Carries one object (step 4), and marks where it went as its key's.
     async fn object(&self, t: &Target<'_>, w: Work) -> Result<Done, StoreError> {
+        let done = self.carry(t, w).await?;
+        if let Done::Stored { key, record, .. } = &done {
+            t.take(&record.dest_href, key);
+        }
+        Ok(done)
+    }
+
+    async fn carry(&self, t: &Target<'_>, w: Work) -> Result<Done, StoreError> {
         let summary = w.item.summary.clone();
         if let Some(rec) = &w.record
             && rec.source_hash == w.hash
@@ -573,7 +623,9 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
             },
             None => {
                 let found = if t.adopt {
-                    self.index(t).await?.claim(&w.key, &prepared, &w.hash)
+                    self.index(t)
+                        .await?
+                        .claim_unless(&w.key, &prepared, &w.hash, |h| t.other(h, &w.key))
                 } else {
                     None
                 };
@@ -649,7 +701,9 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
                                 // Gone meanwhile: create it again.
                                 None => Step::Put(href, Precondition::Absent),
                                 Some(f) if creating => {
-                                    if is_same_object(&f.data, &w.key, &prepared) {
+                                    if is_same_object(&f.data, &w.key, &prepared)
+                                        && !t.other(&href, &w.key)
+                                    {
                                         // An earlier run wrote it and was cut before its record.
                                         adopted = true;
                                         sync_point = 0;
@@ -715,7 +769,7 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
                                         .into(),
                                 ));
                             }
-                            let there = match at.filter(|h| *h != href) {
+                            let there = match at.filter(|h| *h != href && !t.other(h, &w.key)) {
                                 Some(h) => self
                                     .fetch_one(t.col, &h)
                                     .await?
@@ -730,7 +784,9 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
                                 None => self
                                     .index(t)
                                     .await?
-                                    .claim(&w.key, &prepared, &w.hash)
+                                    .claim_unless(&w.key, &prepared, &w.hash, |h| {
+                                        t.other(h, &w.key)
+                                    })
                                     .map(|f| (f.href, f.etag, f.hash, f.size as usize)),
                             };
                             let Some((h, etag, hash, found_size)) = there else {

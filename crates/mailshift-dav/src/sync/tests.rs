@@ -100,6 +100,24 @@ fn assert_converged(source: &MemStore, dest: &MemStore, col: &str, dcol: &str) {
     );
 }
 
+/// Every source object's identity is on the destination exactly once.
+fn assert_identities_once(source: &MemStore, dest: &MemStore, col: &str, dcol: &str) {
+    let ids = |m: &MemStore, c: &str| {
+        let mut v: Vec<String> = m
+            .objects(c)
+            .values()
+            .map(|d| object::identity(&object::parse(d).unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(dest, dcol),
+        ids(source, col),
+        "each identity exactly once"
+    );
+}
+
 #[tokio::test]
 async fn copies_then_a_second_run_writes_nothing() {
     let source = source_with(&[
@@ -140,11 +158,12 @@ async fn a_cut_after_any_write_converges_without_duplicates() {
         .chain([("zz.vcf".to_string(), card(None, "Anon"))])
         .collect();
     let refs: Vec<(&str, Vec<u8>)> = cards.iter().map(|(h, d)| (h.as_str(), d.clone())).collect();
-    for unique in [true, false] {
+    for (unique, requires_uid) in [(true, false), (false, false), (true, true)] {
         for k in 1..=cards.len() as u64 {
             let source = source_with(&refs);
             let dest = dest(Behaviour {
                 unique_uids: unique,
+                requires_uid,
                 ..Behaviour::default()
             });
             let journal = MemJournal::default();
@@ -160,7 +179,13 @@ async fn a_cut_after_any_write_converges_without_duplicates() {
                 c.adopted >= 1,
                 "what the cut run wrote unrecorded is adopted: {c:?}"
             );
-            assert_converged(&source, &dest, "/contacts/", "/contacts/");
+            if requires_uid {
+                // The card without UID was given one: compare identities, which read it
+                // back as the source's.
+                assert_identities_once(&source, &dest, "/contacts/", "/contacts/");
+            } else {
+                assert_converged(&source, &dest, "/contacts/", "/contacts/");
+            }
             let puts = dest.puts();
             let r = run(&job, &source, &dest, &journal).await.unwrap();
             assert_eq!(dest.puts(), puts, "k={k}: a third run writes nothing");
@@ -735,4 +760,101 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+#[tokio::test]
+async fn rewrites_are_reported_and_their_result_is_not_written_again() {
+    let windows = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Microsoft//EN\r\n\
+        BEGIN:VTIMEZONE\r\nTZID:W. Europe Standard Time\r\nBEGIN:STANDARD\r\n\
+        DTSTART:16010101T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\n\
+        RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\n\
+        DTSTART:16010101T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\n\
+        RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n\
+        BEGIN:VEVENT\r\nUID:win-1\r\nDTSTAMP:20260101T000000Z\r\n\
+        DTSTART;TZID=W. Europe Standard Time:20260312T140000\r\nSUMMARY:Exchange export\r\n\
+        END:VEVENT\r\nEND:VCALENDAR\r\n";
+    let source = MemStore::new(Behaviour::default());
+    source.add_collection(collection("cal", &[Component::Event]));
+    source.insert("/cal/", "/cal/w.ics", windows.as_bytes());
+    let dest = MemStore::new(Behaviour {
+        reserialize: true,
+        ..Behaviour::default()
+    });
+    let job = Job {
+        components: vec![Component::Event, Component::Journal],
+        ..contacts_job()
+    };
+    let journal = MemJournal::default();
+    let r = run(&job, &source, &dest, &journal).await.unwrap();
+    let c = &r.collections[0];
+    assert_eq!(c.copied, 1, "{c:?}");
+    assert_eq!(c.rewrites.len(), 1, "{c:?}");
+    assert!(c.rewrites[0].rewrite.contains("Europe/Berlin"), "{c:?}");
+    let written = String::from_utf8(dest.objects("/cal/")["/cal/win-1.ics"].clone()).unwrap();
+    assert!(written.contains("TZID=Europe/Berlin"), "{written}");
+    // Found again (lost records, full scan): the rewritten copy is this object, unchanged.
+    let puts = dest.puts();
+    let full = Job {
+        full_scan: true,
+        ..job.clone()
+    };
+    let r = run(&full, &source, &dest, &MemJournal::default())
+        .await
+        .unwrap();
+    assert_eq!((r.collections[0].adopted, dest.puts()), (1, puts), "{r:?}");
+    let check = crate::verify::verify(
+        &job.components,
+        &job.rules,
+        &source,
+        &dest,
+        None,
+        &BTreeMap::new(),
+        5,
+    )
+    .await;
+    assert!(check.equal(), "{check:?}");
+}
+
+/// On the runtime the product uses, journal calls leave the async workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_on_a_multi_threaded_runtime() {
+    let source = source_with(&[("a.vcf", card(Some("a"), "Ann"))]);
+    let dest = dest(Behaviour::default());
+    let journal = MemJournal::default();
+    let r = run(&contacts_job(), &source, &dest, &journal)
+        .await
+        .unwrap();
+    assert_eq!(r.collections[0].copied, 1);
+}
+
+/// An object held by one key is never adopted by another that shares its UID.
+#[tokio::test]
+async fn a_uid_copied_for_one_object_is_not_taken_over_by_another() {
+    let source = source_with(&[
+        ("1.vcf", card(Some("dup"), &"big ".repeat(400))),
+        ("2.vcf", card(Some("dup"), "Second")),
+    ]);
+    let dest = dest(Behaviour {
+        refuse_over: Some(1000),
+        ..Behaviour::default()
+    });
+    let journal = MemJournal::default();
+    let r = run(&contacts_job(), &source, &dest, &journal)
+        .await
+        .unwrap();
+    let c = &r.collections[0];
+    assert_eq!((c.copied, c.refused.len()), (1, 1), "{c:?}");
+    // The first object shrinks: the destination's one object with this UID is the second's.
+    source.insert("/contacts/", "/contacts/1.vcf", &card(Some("dup"), "First"));
+    let r = run(&contacts_job(), &source, &dest, &journal)
+        .await
+        .unwrap();
+    let c = &r.collections[0];
+    assert_eq!((c.copied, c.adopted, c.refused.len()), (0, 0, 1), "{c:?}");
+    let records = journal.objects("contacts").unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        dest.objects("/contacts/").into_values().collect::<Vec<_>>(),
+        [card(Some("dup"), "Second")]
+    );
 }
