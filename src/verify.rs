@@ -1,5 +1,7 @@
 //! Verification: does each destination folder hold exactly what its source folders hold, and
-//! which messages differ?
+//! which messages differ? The source is an IMAP mailbox ([`verify_account`]) or one account's
+//! tree of mail files ([`verify_files`], named and mapped as the import does; files it cannot
+//! import are listed as skipped, with why).
 //!
 //! Per destination folder, the messages of its source folders (with the plan's size and date
 //! filters applied, so skipped messages are not "missing") are matched with the
@@ -26,7 +28,8 @@ use serde::Serialize;
 use crate::transfer::imap::copy::{
     CopyOptions, CrlfHasher, LARGE_MESSAGE, content_hash, dest_flags,
 };
-use crate::transfer::imap::folders::{FolderRules, map_folders};
+use crate::transfer::imap::files::{SourceFolder, Tree};
+use crate::transfer::imap::folders::{FolderRules, Mapping, RemoteFolder, map_folders};
 use crate::transfer::imap::session::{FolderInfo, Imap, ImapError, MessageMeta, Target};
 
 /// Bodies fetched per command while hashing: bounds memory on big mailboxes.
@@ -379,6 +382,23 @@ async fn verify_inner(
     let sl = src.list().await.map_err(|e| e.to_string())?;
     let dl = dst.list().await.map_err(|e| e.to_string())?;
     let mapping = map_folders(&sl, &dl, rules).map_err(|e| e.to_string())?;
+    let mut side = SourceSide::Imap(&mut src);
+    let out = check_all(&mut side, &mut dst, &dl, &mapping, options, limit, refused).await;
+    src.logout().await;
+    dst.logout().await;
+    out
+}
+
+/// Every destination folder of `mapping` against its source folders.
+async fn check_all(
+    src: &mut SourceSide<'_>,
+    dst: &mut Imap,
+    dl: &[RemoteFolder],
+    mapping: &Mapping,
+    options: &CopyOptions,
+    limit: usize,
+    refused: &Refused,
+) -> Result<Vec<FolderCheck>, String> {
     let mut by_dest: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
     for f in &mapping.copy {
         by_dest
@@ -390,8 +410,8 @@ async fn verify_inner(
     let mut out = Vec::new();
     for ((dest_path, dest_raw), sources) in by_dest {
         let check = check_folder(
-            &mut src,
-            &mut dst,
+            src,
+            dst,
             (&dest_path, &dest_raw, existing.contains(dest_raw.as_str())),
             &sources,
             options,
@@ -402,14 +422,171 @@ async fn verify_inner(
         .map_err(|e| e.to_string())?;
         out.push(check);
     }
-    src.logout().await;
-    dst.logout().await;
     Ok(out)
+}
+
+/// Where a check reads its source folders from: an IMAP server (by raw name), or one
+/// account's tree of mail files (by folder path).
+enum SourceSide<'a> {
+    Imap(&'a mut Imap),
+    Files(&'a Tree),
+}
+
+impl SourceSide<'_> {
+    /// Every message of one source folder, hashed, the plan's filters applied; files that
+    /// cannot be imported come back apart, with why.
+    async fn read(
+        &mut self,
+        raw: &str,
+        folder: usize,
+        options: &CopyOptions,
+    ) -> Result<(Vec<Msg>, Vec<(Msg, String)>), ImapError> {
+        match self {
+            SourceSide::Imap(src) => {
+                let (_, msgs) = read_folder(src, raw, false, folder, Some(options)).await?;
+                Ok((msgs, Vec::new()))
+            }
+            SourceSide::Files(tree) => Ok(read_files(tree, raw, folder, options)),
+        }
+    }
+
+    /// The header fields of `uids` of one source folder.
+    async fn names(
+        &mut self,
+        raw: &str,
+        uids: &[u32],
+    ) -> Result<HashMap<u32, header::Named>, ImapError> {
+        match self {
+            SourceSide::Imap(src) => {
+                src.open(raw, false).await?;
+                names(src, uids).await
+            }
+            SourceSide::Files(tree) => Ok(file_names(tree, raw, uids)),
+        }
+    }
+}
+
+/// The source folder of a tree a raw (LIST) name stands for.
+fn tree_folder<'t>(tree: &'t Tree, raw: &str) -> Option<&'t SourceFolder> {
+    tree.remote_folders()
+        .iter()
+        .position(|r| r.name == raw)
+        .map(|i| &tree.folders[i])
+}
+
+/// [`SourceSide::read`] of a tree: a folder whose files cannot be read counts as empty here
+/// (the copy reports it).
+fn read_files(
+    tree: &Tree,
+    raw: &str,
+    folder: usize,
+    options: &CopyOptions,
+) -> (Vec<Msg>, Vec<(Msg, String)>) {
+    let (mut msgs, mut bad) = (Vec::new(), Vec::new());
+    let Some(f) = tree_folder(tree, raw) else {
+        return (msgs, bad);
+    };
+    let scanned = match tree.read_folder(f) {
+        Ok(s) => s,
+        Err(e) => {
+            let msg = Msg {
+                folder,
+                uid: 0,
+                size: 0,
+                flags: Vec::new(),
+                internal_date: None,
+                hash: [0; 32],
+            };
+            bad.push((msg, e));
+            return (msgs, bad);
+        }
+    };
+    for (i, m) in scanned.into_iter().enumerate() {
+        let meta = MessageMeta {
+            uid: i as u32 + 1,
+            size: u32::try_from(m.size).unwrap_or(u32::MAX),
+            flags: m.flags.clone(),
+            internal_date: m.internal_date.clone(),
+            modseq: None,
+        };
+        if m.deleted || !(options.size_ok(&meta) && options.in_date_window(&meta)) {
+            continue;
+        }
+        let msg = Msg {
+            folder,
+            uid: meta.uid,
+            size: m.size,
+            flags: m.flags,
+            internal_date: m.internal_date,
+            hash: m.hash,
+        };
+        match m.problem {
+            Some(why) => bad.push((msg, why)),
+            None => msgs.push(msg),
+        }
+    }
+    (msgs, bad)
+}
+
+/// [`SourceSide::names`] of a tree: each message's header read from its file.
+fn file_names(tree: &Tree, raw: &str, uids: &[u32]) -> HashMap<u32, header::Named> {
+    let mut out = HashMap::new();
+    let Some(f) = tree_folder(tree, raw) else {
+        return out;
+    };
+    let Ok(scanned) = tree.read_folder(f) else {
+        return out;
+    };
+    for &uid in uids {
+        if let Some(m) = scanned.get((uid as usize).wrapping_sub(1))
+            && let Ok(bytes) = tree.message(f, m)
+        {
+            out.insert(uid, header::parse(&bytes));
+        }
+    }
+    out
+}
+
+/// Compares one account's mail files with its destination mailbox, as [`verify_account`]
+/// compares two mailboxes: the tree's folders are named and mapped as the import maps them,
+/// each message's identity is its content hash.
+pub async fn verify_files(
+    account: &str,
+    root: &std::path::Path,
+    dest: &Target,
+    rules: &FolderRules,
+    options: &CopyOptions,
+    limit: usize,
+    refused: &Refused,
+) -> AccountCheck {
+    let out = async {
+        let tree = Tree::scan(root)?;
+        let mut dst = Imap::connect(dest).await.map_err(|e| e.to_string())?;
+        let dl = dst.list().await.map_err(|e| e.to_string())?;
+        let mapping = map_folders(&tree.remote_folders(), &dl, rules).map_err(|e| e.to_string())?;
+        let mut side = SourceSide::Files(&tree);
+        let out = check_all(&mut side, &mut dst, &dl, &mapping, options, limit, refused).await;
+        dst.logout().await;
+        out
+    }
+    .await;
+    match out {
+        Ok(folders) => AccountCheck {
+            account: account.to_string(),
+            folders,
+            error: None,
+        },
+        Err(e) => AccountCheck {
+            account: account.to_string(),
+            folders: Vec::new(),
+            error: Some(e),
+        },
+    }
 }
 
 /// One destination folder against its source folders.
 async fn check_folder(
-    src: &mut Imap,
+    src: &mut SourceSide<'_>,
     dst: &mut Imap,
     (dest_path, dest_raw, dest_exists): (&str, &str, bool),
     sources: &[(String, String)],
@@ -423,9 +600,11 @@ async fn check_folder(
         ..FolderCheck::default()
     };
     let mut smsgs: Vec<Msg> = Vec::new();
+    let mut unreadable: Vec<(Msg, String)> = Vec::new();
     for (i, (_, raw)) in sources.iter().enumerate() {
-        let (_, msgs) = read_folder(src, raw, false, i, Some(options)).await?;
+        let (msgs, bad) = src.read(raw, i, options).await?;
         smsgs.extend(msgs);
+        unreadable.extend(bad);
     }
     let (dinfo, dmsgs) = if dest_exists {
         read_folder(dst, dest_raw, true, 0, None).await?
@@ -509,8 +688,7 @@ async fn check_folder(
         if uids.is_empty() {
             continue;
         }
-        src.open(raw, false).await?;
-        for (uid, named) in names(src, &uids).await? {
+        for (uid, named) in src.names(raw, &uids).await? {
             src_names.insert((fi, uid), named);
         }
     }
@@ -595,6 +773,17 @@ async fn check_folder(
             Pair {
                 source: sref(s),
                 destination,
+            },
+            limit,
+        );
+    }
+    // Files that cannot be imported are no message of the destination's: named, with why.
+    for (m, why) in unreadable {
+        let source = m.named(&sources[m.folder].0, None);
+        check.skipped.push(
+            Skipped {
+                source,
+                reason: why,
             },
             limit,
         );

@@ -49,7 +49,7 @@ impl Fingerprint {
 
 /// Header fields as (name, unfolded value), in order. Tolerant: a line without a colon is
 /// skipped, invalid UTF-8 is replaced (the same bytes give the same text on both sides).
-fn header_fields(header: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn header_fields(header: &[u8]) -> Vec<(String, String)> {
     let text = String::from_utf8_lossy(header);
     let mut out: Vec<(String, String)> = Vec::new();
     for line in text.split('\n') {

@@ -38,8 +38,8 @@ use super::session::{Appended, Body, FolderInfo, Imap, ImapError, MessageMeta, O
 /// Messages and bytes per APPEND batch at most: large enough to amortise round trips
 /// (MULTIAPPEND), small enough to bound memory. Batches start here and shrink after a cut
 /// connection (see [`Limit`]).
-const BATCH_MESSAGES: usize = 100;
-const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+pub(crate) const BATCH_MESSAGES: usize = 100;
+pub(crate) const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 /// The smallest byte budget a batch or a large message's slice shrinks to (a batch always
 /// takes at least one message, whatever its size).
 const MIN_BATCH_BYTES: u64 = 64 * 1024;
@@ -95,7 +95,7 @@ impl CopyOptions {
 }
 
 /// A message ready to append: its metadata, bytes, content hash and destination flags.
-type Ready<'a> = (&'a MessageMeta, &'a Vec<u8>, [u8; 32], Vec<String>);
+pub(crate) type Ready<'a> = (&'a MessageMeta, &'a Vec<u8>, [u8; 32], Vec<String>);
 
 /// Progress as events; the engine never prints.
 pub trait Progress: Send + Sync {
@@ -253,14 +253,14 @@ impl CrlfHasher {
     }
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
 /// Runs a blocking journal operation off the async workers (commits sync to disk).
-async fn in_journal<T: Send + 'static>(
+pub(crate) async fn in_journal<T: Send + 'static>(
     journal: &Arc<dyn Journal>,
     f: impl FnOnce(&dyn Journal) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, CopyError> {
@@ -291,7 +291,7 @@ impl CopyError {
     }
 
     /// Something on this side went wrong (a task, a spool file): no server to blame.
-    fn fatal(message: impl Into<String>) -> Self {
+    pub(crate) fn fatal(message: impl Into<String>) -> Self {
         CopyError::new(ErrorKind::Bug, message)
     }
 }
@@ -435,7 +435,7 @@ pub async fn sync_account(
 }
 
 /// The first connection of a run: within `grace`, even a refused login is tried again.
-async fn connect_fresh(
+pub(crate) async fn connect_fresh(
     target: &Target,
     grace: Duration,
     stop: &StopFlag,
@@ -451,7 +451,10 @@ async fn connect_fresh(
     }
 }
 
-async fn connect_with_retry(target: &Target, stop: &StopFlag) -> Result<Imap, CopyError> {
+pub(crate) async fn connect_with_retry(
+    target: &Target,
+    stop: &StopFlag,
+) -> Result<Imap, CopyError> {
     let mut delay = Duration::from_millis(500);
     for attempt in 1..=CONNECT_ATTEMPTS {
         match Imap::connect(target).await {
@@ -730,7 +733,7 @@ impl Drop for Spool {
 
 /// Content hashes of messages of the open folder, fetched in batches; large ones in slices,
 /// so memory stays bounded. Messages gone meanwhile are left out.
-async fn hash_messages(
+pub(crate) async fn hash_messages(
     imap: &mut Imap,
     uids: &[(u32, u64)],
 ) -> Result<Vec<(u32, [u8; 32])>, CopyError> {
@@ -800,7 +803,7 @@ fn next_batch(todo: &[MessageMeta], limit: Limit) -> Vec<&MessageMeta> {
 /// UID or 0), the refused ones (index, the server's words), and the error that stopped it
 /// early: the APPENDs acknowledged before it are among the stored, so they get recorded.
 /// `uidnext` is the destination's UIDNEXT read just before.
-async fn send(
+pub(crate) async fn send(
     dst: &mut Imap,
     dest: &str,
     to_send: &[Ready<'_>],
@@ -860,7 +863,7 @@ fn outgoing<'a>(t: &'a Ready<'_>) -> Outgoing<'a> {
 }
 
 /// The record of a refusal, counting the runs it was refused in.
-fn refusal(
+pub(crate) fn refusal(
     before: &HashMap<u32, RefusedRecord>,
     uid: u32,
     reason: String,

@@ -15,6 +15,7 @@
 pub mod adopt;
 pub mod copy;
 pub mod error;
+pub mod files;
 pub mod folders;
 pub mod journal;
 pub mod mutf7;

@@ -1,5 +1,6 @@
 //! Mail as a content kind: the IMAP engine (`mailshift-imap`) behind [`ContentSync`], its
-//! records kept in the state through [`StoreJournal`], its report put in words.
+//! records kept in the state through [`StoreJournal`], its report put in words. A source of
+//! mail files (`type: files`) is handed to `mail_files`.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use crate::error::{ErrorKind, StepError};
 use crate::model::{AccountSpec, ResourceAddr};
 use crate::plan::Loaded;
 use crate::plan::diagnostic::plural;
+use crate::plan::model::PlatformKind;
 use crate::state::StateReader;
 use crate::transfer::imap::copy::{self, CopyOptions, CopyReport, Job, Progress};
 use crate::transfer::imap::error::suggested_backoff;
@@ -29,6 +31,9 @@ impl ContentSync for MailSync {
         account: &AccountSpec,
         loaded: &Loaded,
     ) -> Result<Box<dyn Prepared>, StepError> {
+        if account.source.kind == PlatformKind::Files {
+            return super::mail_files::prepare(account, loaded);
+        }
         let (source, dest) = spec_targets(&loaded.base_dir, account)?;
         Ok(Box::new(Mailboxes {
             address: account.address.clone(),
@@ -125,7 +130,7 @@ impl Prepared for Mailboxes {
 }
 
 /// A copy's report in the executor's terms.
-fn synced(report: CopyReport) -> Synced {
+pub(super) fn synced(report: CopyReport) -> Synced {
     let mut extra = String::new();
     if report.adopted() > 0 {
         extra.push_str(&format!(", {} adopted", report.adopted()));
@@ -180,7 +185,7 @@ fn synced(report: CopyReport) -> Synced {
 
 /// The messages the copy of an account recorded as refused by the destination: verify lists
 /// them as skipped, with the destination's words, rather than as missing.
-fn refused_of(reader: &StateReader, address: &str) -> Result<Refused, StepError> {
+pub(super) fn refused_of(reader: &StateReader, address: &str) -> Result<Refused, StepError> {
     let id = ResourceAddr::Content {
         account: address.to_string(),
         content: crate::plan::model::Content::Mail,

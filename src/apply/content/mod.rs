@@ -12,6 +12,7 @@
 
 pub mod dav;
 mod mail;
+mod mail_files;
 
 use std::future::Future;
 use std::pin::Pin;
