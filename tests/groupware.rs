@@ -458,3 +458,77 @@ fn export_to_files_writes_each_collection_once_and_only_what_changed() {
         "the calendar file was rewritten"
     );
 }
+
+#[test]
+fn mail_contacts_calendars_and_tasks_between_two_dovecot_and_radicale_platforms() {
+    use crate::support::dovecot::{Dovecot, DovecotConfig};
+    let src_mail = Dovecot::start(DovecotConfig {
+        users: &[("alice", "old")],
+        ..DovecotConfig::default()
+    });
+    let dst_mail = Dovecot::start(DovecotConfig {
+        users: &[("alice", "new")],
+        ..DovecotConfig::default()
+    });
+    let src_dav = DavServer::radicale();
+    let dst_dav = DavServer::radicale();
+    load_fixtures(&src_dav, "alice", "/alice/");
+    let mut c = src_mail.login("alice", "old");
+    for n in 0..5 {
+        let m = format!(
+            "From: Bob <bob@example.org>\r\nTo: alice@example.com\r\nSubject: m{n}\r\n\
+             Message-ID: <m{n}@example.org>\r\n\r\nbody {n}\r\n"
+        );
+        c.append("INBOX", &["\\Seen"], None, m.as_bytes()).unwrap();
+    }
+    let platform = |name: &str, mail: &Dovecot, dav: &DavServer| {
+        format!(
+            "  {name}: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}, dav: {{url: \"{}\"}}}}\n",
+            mail.port(),
+            dav.dav_config("alice").url
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let platforms = platform("old", &src_mail, &src_dav) + &platform("new", &dst_mail, &dst_dav);
+    plan(
+        dir.path(),
+        "old",
+        "new",
+        &platforms,
+        "[mail, contacts, calendars, tasks]",
+    );
+    let text = std::fs::read_to_string(dir.path().join("plan.yaml"))
+        .unwrap()
+        .replace("source: {password", "source: {login: alice, password")
+        .replace(
+            "destination: {password",
+            "destination: {login: alice, password",
+        );
+    std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+
+    let first = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    assert!(first.stdout.contains("5 messages"), "{}", first.stdout);
+    let verify = run(dir.path(), &["verify", "plan.yaml"]);
+    assert_eq!(verify.code, 0, "{}", verify.transcript());
+    for component in [Component::Card, Component::Event, Component::Task] {
+        assert_same(
+            &contents(&src_dav, "alice", component),
+            &contents(&dst_dav, "alice", component),
+        );
+    }
+
+    let before = files_state(dst_dav.dir());
+    let second = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    assert!(
+        second.stdout.contains("0 messages (0 B) copied in"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        files_state(dst_dav.dir()),
+        before,
+        "the second apply wrote to the DAV server"
+    );
+}
