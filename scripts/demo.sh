@@ -102,3 +102,9 @@ echo "==========================================================================
 echo "== Part 2: an OVHcloud move (Exchange → Email Pro) against the API simulator"
 echo "=================================================================================="
 MAILSHIFT_DEMO_BUILT=1 scripts/demo-ovh.sh
+
+echo
+echo "=================================================================================="
+echo "== Part 3: alice's contacts, calendars and tasks between two local Radicale servers"
+echo "=================================================================================="
+MAILSHIFT_DEMO_BUILT=1 scripts/demo-dav.sh
