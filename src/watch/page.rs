@@ -252,6 +252,23 @@ fn account_row(h: &mut String, a: &AccountView, now: &str) {
         (_, _) if !a.in_plan => "not in the plan".into(),
         _ => String::new(),
     };
+    // Contacts, events and tasks, when the account copies them.
+    let items = if a.items_migrated.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = a
+            .items_migrated
+            .iter()
+            .map(|(kind, n)| {
+                let noun = match kind.as_str() {
+                    "calendars" => "events",
+                    other => other,
+                };
+                format!("{} {noun}", thousands(*n))
+            })
+            .collect();
+        format!("<br><span class=\"meta\">{}</span>", parts.join(" · "))
+    };
     let _ = writeln!(
         h,
         "<tr class=\"account {health}\" data-account=\"{}\" data-health=\"{health}\" \
@@ -259,7 +276,7 @@ fn account_row(h: &mut String, a: &AccountView, now: &str) {
          <td><span class=\"badge {health}\">{health}</span> <span class=\"meta\">{}</span></td>\
          <td class=\"num\"><div class=\"bar\" role=\"progressbar\" aria-valuemin=\"0\" \
          aria-valuemax=\"100\" aria-valuenow=\"{pct:.0}\"><div style=\"width:{pct:.1}%\"></div></div> \
-         {}</td><td class=\"num\">{} msgs · {}</td><td class=\"num\">{}</td>\
+         {}</td><td class=\"num\">{} msgs · {}{items}</td><td class=\"num\">{}</td>\
          <td class=\"num\">{}</td><td class=\"error\">{}</td></tr>",
         escape(&a.address),
         a.progress,

@@ -165,3 +165,68 @@ fn metrics_and_snapshot_are_pinned() {
 
 const PINNED_METRICS: &str = include_str!("testdata/metrics.txt");
 const PINNED_SNAPSHOT: &str = include_str!("testdata/status.json");
+
+#[test]
+fn contacts_events_and_tasks_recorded_in_the_state_show_per_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nplatforms:\n  old: {type: imap, imap: {host: 127.0.0.1}, dav: {url: \"http://127.0.0.1:1/\"}}\n  \
+         new: {type: imap, imap: {host: 127.0.0.1}, dav: {url: \"http://127.0.0.1:2/\"}}\n\
+         accounts:\n  - address: a@example.com\n    from: old\n    to: new\n    \
+         content: [mail, contacts, calendars]\n    \
+         source: {password: {env: X}}\n    destination: {password: {env: X}}\n",
+    )
+    .unwrap();
+    let loaded = crate::plan::load_file(&path).unwrap();
+    let store = StateStore::open(&loaded.state_path()).unwrap();
+    let object = |n: u64| crate::state::DavObjectRecord {
+        source_href: format!("/a/{n}"),
+        source_etag: None,
+        source_hash: "00".repeat(32),
+        dest_href: format!("/b/{n}"),
+        dest_etag: None,
+        size: 1,
+        sync_point: 1,
+    };
+    let coll = |objects| crate::state::DavCollectionRecord {
+        dest_href: "/b/".into(),
+        objects,
+        ..Default::default()
+    };
+    store
+        .record_dav(
+            "account/a@example.com/contacts",
+            "work",
+            &[("uid:1".into(), object(1))],
+            Some(&coll(3)),
+        )
+        .unwrap();
+    store
+        .record_dav(
+            "account/a@example.com/contacts",
+            "home",
+            &[],
+            Some(&coll(2)),
+        )
+        .unwrap();
+    store
+        .record_dav(
+            "account/a@example.com/calendars",
+            "cal",
+            &[],
+            Some(&coll(4)),
+        )
+        .unwrap();
+    let m = StatusModel::new("plan.yaml".into());
+    m.plan_loaded(&loaded, 1, &store);
+    let snapshot = m.snapshot();
+    let a = &snapshot.accounts[0];
+    assert_eq!(
+        a.items_migrated,
+        [("calendars".to_string(), 4), ("contacts".to_string(), 5)].into()
+    );
+    let page = crate::watch::page::render(&snapshot);
+    assert!(page.contains("4 events · 5 contacts"), "{page}");
+}
