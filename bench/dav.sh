@@ -6,7 +6,7 @@
 #
 #   bench/dav.sh [--small] [--dest radicale|xandikos] [--tools mailshift,vdirsyncer]
 #                [--contacts N --events N --tasks N] [--split N] [--seed N] [--timeout S]
-#                [--workdir DIR] [--keep]
+#                [--corpus DIR] [--workdir DIR] [--keep]
 #
 # Default size: 10,000 contacts, 5,000 events, 1,000 tasks; --small: a tenth. Collections hold at
 # most --split objects (default 500): Radicale 3.1.8 checks a new object's UID against its whole
@@ -19,7 +19,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 CONTACTS=10000 EVENTS=5000 TASKS=1000 SPLIT=500 SEED=11 TIMEOUT=3600
-DEST=radicale TOOLS=mailshift,vdirsyncer WORK="" KEEP=""
+DEST=radicale TOOLS=mailshift,vdirsyncer WORK="" KEEP="" CORPUS=""
 MAILSHIFT_BIN=${MAILSHIFT_BIN:-$ROOT/target/release/mailshift}
 SRC_PORT=${BENCH_DAV_SRC_PORT:-25232}
 DST_PORT=${BENCH_DAV_DST_PORT:-25233}
@@ -39,6 +39,7 @@ while [ $# -gt 0 ]; do
         --tools) TOOLS=$2; shift ;;
         --timeout) TIMEOUT=$2; shift ;;
         --workdir) WORK=$2; shift ;;
+        --corpus) CORPUS=$(cd "$2" && pwd); shift ;;
         --keep) KEEP=1 ;;
         -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
@@ -123,11 +124,21 @@ puts_in_log() { grep -c "PUT request for" "$1" 2>/dev/null || true; }
 echo "# bench/dav.sh $(date -u +%FT%TZ) on $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 echo "# radicale $(radicale --version), $(xandikos --version 2>/dev/null | awk '{print "xandikos " $NF}')," \
     "$(vdirsyncer --version 2>/dev/null || echo 'no vdirsyncer')"
-log "corpus: $CONTACTS contacts, $EVENTS events, $TASKS tasks, at most $SPLIT per collection, seed $SEED; destination $DEST; work $WORK"
+[ -n "$CORPUS" ] ||
+    log "corpus: $CONTACTS contacts, $EVENTS events, $TASKS tasks, at most $SPLIT per collection, seed $SEED"
+log "destination $DEST; work $WORK"
 
-python3 bench/dav_corpus.py --contacts "$CONTACTS" --events "$EVENTS" --tasks "$TASKS" \
-    --split "$SPLIT" --seed "$SEED" --out "$WORK/corpus" 2>&1 | sed 's/^/# /'
-OBJECTS=$((CONTACTS + EVENTS + TASKS))
+if [ -n "$CORPUS" ]; then
+    # A given corpus, e.g. tests/fixtures/dav: one directory per collection (bad/, files/ skipped).
+    ln -s "$CORPUS" "$WORK/corpus"
+    OBJECTS=$(find "$CORPUS"/ -mindepth 2 -maxdepth 2 \( -name '*.vcf' -o -name '*.ics' \) \
+        -not -path '*/bad/*' -not -path '*/files/*' | wc -l)
+    log "corpus: $OBJECTS objects from $CORPUS"
+else
+    python3 bench/dav_corpus.py --contacts "$CONTACTS" --events "$EVENTS" --tasks "$TASKS" \
+        --split "$SPLIT" --seed "$SEED" --out "$WORK/corpus" 2>&1 | sed 's/^/# /'
+    OBJECTS=$((CONTACTS + EVENTS + TASKS))
+fi
 python3 bench/dav_corpus.py --out "$WORK/corpus" --radicale-storage "$WORK/src" --user "$USER_ADDR" 2>&1 | sed 's/^/# /'
 start_server radicale "$WORK/src" "$SRC_PORT"
 SRC_PID=$SERVER_PID
