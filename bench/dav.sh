@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
         --workdir) WORK=$2; shift ;;
         --corpus) CORPUS=$(cd "$2" && pwd); shift ;;
         --keep) KEEP=1 ;;
-        -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift
