@@ -92,8 +92,8 @@ start_server() {
     if [ "$kind" = radicale ]; then
         # Info level logs one line per request: the no-op's PUTs are counted from it.
         # Radicale serves at most 8 connections (then 5 wait in the listen queue) by default;
-        # vdirsyncer opens up to 16 and the surplus was reset ("Server disconnected", items
-        # lost) in one of two default-size runs. 64 serves every client here.
+        # vdirsyncer opens up to 16 to a host. 64 serves every client here. (This alone did
+        # not stop vdirsyncer's "Server disconnected": see the source's restart below.)
         radicale --config "" --server-hosts "127.0.0.1:$port" --storage-filesystem-folder "$dir" \
             --auth-type none --server-max-connections 64 --logging-level info \
             >>"$WORK/out/$name.log" 2>&1 &
