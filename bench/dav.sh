@@ -6,7 +6,7 @@
 #
 #   bench/dav.sh [--small] [--dest radicale|xandikos] [--tools mailshift,vdirsyncer]
 #                [--contacts N --events N --tasks N] [--split N] [--seed N] [--timeout S]
-#                [--workdir DIR] [--keep]
+#                [--corpus DIR] [--workdir DIR] [--keep]
 #
 # Default size: 10,000 contacts, 5,000 events, 1,000 tasks; --small: a tenth. Collections hold at
 # most --split objects (default 500): Radicale 3.1.8 checks a new object's UID against its whole
@@ -19,7 +19,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 CONTACTS=10000 EVENTS=5000 TASKS=1000 SPLIT=500 SEED=11 TIMEOUT=3600
-DEST=radicale TOOLS=mailshift,vdirsyncer WORK="" KEEP=""
+DEST=radicale TOOLS=mailshift,vdirsyncer WORK="" KEEP="" CORPUS=""
 MAILSHIFT_BIN=${MAILSHIFT_BIN:-$ROOT/target/release/mailshift}
 SRC_PORT=${BENCH_DAV_SRC_PORT:-25232}
 DST_PORT=${BENCH_DAV_DST_PORT:-25233}
@@ -39,8 +39,9 @@ while [ $# -gt 0 ]; do
         --tools) TOOLS=$2; shift ;;
         --timeout) TIMEOUT=$2; shift ;;
         --workdir) WORK=$2; shift ;;
+        --corpus) CORPUS=$(cd "$2" && pwd); shift ;;
         --keep) KEEP=1 ;;
-        -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift
@@ -90,10 +91,14 @@ start_server() {
     mkdir -p "$dir"
     if [ "$kind" = radicale ]; then
         # Info level logs one line per request: the no-op's PUTs are counted from it.
+        # Radicale serves at most 8 connections (then 5 wait in the listen queue) by default;
+        # vdirsyncer opens up to 16 to a host. 64 serves every client here. (This alone did
+        # not stop vdirsyncer's "Server disconnected": see the source's restart below.)
         radicale --config "" --server-hosts "127.0.0.1:$port" --storage-filesystem-folder "$dir" \
-            --auth-type none --logging-level info >"$WORK/out/$name.log" 2>&1 &
+            --auth-type none --server-max-connections 64 --logging-level info \
+            >>"$WORK/out/$name.log" 2>&1 &
     else
-        xandikos --defaults -d "$dir" -l 127.0.0.1 -p "$port" >"$WORK/out/$name.log" 2>&1 &
+        xandikos --defaults -d "$dir" -l 127.0.0.1 -p "$port" >>"$WORK/out/$name.log" 2>&1 &
     fi
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
@@ -123,11 +128,21 @@ puts_in_log() { grep -c "PUT request for" "$1" 2>/dev/null || true; }
 echo "# bench/dav.sh $(date -u +%FT%TZ) on $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 echo "# radicale $(radicale --version), $(xandikos --version 2>/dev/null | awk '{print "xandikos " $NF}')," \
     "$(vdirsyncer --version 2>/dev/null || echo 'no vdirsyncer')"
-log "corpus: $CONTACTS contacts, $EVENTS events, $TASKS tasks, at most $SPLIT per collection, seed $SEED; destination $DEST; work $WORK"
+[ -n "$CORPUS" ] ||
+    log "corpus: $CONTACTS contacts, $EVENTS events, $TASKS tasks, at most $SPLIT per collection, seed $SEED"
+log "destination $DEST; work $WORK"
 
-python3 bench/dav_corpus.py --contacts "$CONTACTS" --events "$EVENTS" --tasks "$TASKS" \
-    --split "$SPLIT" --seed "$SEED" --out "$WORK/corpus" 2>&1 | sed 's/^/# /'
-OBJECTS=$((CONTACTS + EVENTS + TASKS))
+if [ -n "$CORPUS" ]; then
+    # A given corpus, e.g. tests/fixtures/dav: one directory per collection (bad/, files/ skipped).
+    ln -s "$CORPUS" "$WORK/corpus"
+    OBJECTS=$(find "$CORPUS"/ -mindepth 2 -maxdepth 2 \( -name '*.vcf' -o -name '*.ics' \) \
+        -not -path '*/bad/*' -not -path '*/files/*' | wc -l)
+    log "corpus: $OBJECTS objects from $CORPUS"
+else
+    python3 bench/dav_corpus.py --contacts "$CONTACTS" --events "$EVENTS" --tasks "$TASKS" \
+        --split "$SPLIT" --seed "$SEED" --out "$WORK/corpus" 2>&1 | sed 's/^/# /'
+    OBJECTS=$((CONTACTS + EVENTS + TASKS))
+fi
 python3 bench/dav_corpus.py --out "$WORK/corpus" --radicale-storage "$WORK/src" --user "$USER_ADDR" 2>&1 | sed 's/^/# /'
 start_server radicale "$WORK/src" "$SRC_PORT"
 SRC_PID=$SERVER_PID
@@ -138,6 +153,7 @@ SRC_COUNT=$(count_objects "$SRC_URL")
 log "source: $SRC_COUNT objects on Radicale :$SRC_PORT (cache built in $(( ($(date +%s%N) - t0) / 1000000 )) ms)"
 [ "$SRC_COUNT" -eq "$OBJECTS" ] || die "the source holds $SRC_COUNT objects, expected $OBJECTS"
 find "$WORK/src" -type f -not -path '*/.Radicale.cache/*' -printf '%P %s\n' | sort >"$WORK/out/src-before.txt"
+stop_server "$SRC_PID"
 
 # ---- mailshift ---------------------------------------------------------------------------------
 MAILSHIFT_STATUS=""
@@ -250,6 +266,12 @@ for tool in ${TOOLS//,/ }; do
     if [ "$tool" = mailshift ] && [ -n "$MAILSHIFT_STATUS" ]; then continue; fi
     dst_dir="$WORK/dst-$tool"
     rm -rf "$dst_dir"
+    # Each tool meets a freshly started source (its item cache kept on disk): nothing one tool
+    # left in the server process (connections, threads) weighs on the next. With one source
+    # process for both, vdirsyncer after mailshift got "Server disconnected" from it in both
+    # default-size runs (cause not found); run alone first, it did not.
+    start_server radicale "$WORK/src" "$SRC_PORT"
+    SRC_PID=$SERVER_PID
     start_server "$DEST" "$dst_dir" "$DST_PORT"
     DST_PID=$SERVER_PID
     if [ "$tool" = vdirsyncer ]; then
@@ -277,6 +299,7 @@ for tool in ${TOOLS//,/ }; do
     # shellcheck disable=SC2046
     dst_count=$(count_objects $(dst_homes))
     stop_server "$DST_PID"
+    stop_server "$SRC_PID"
     rate=$(awk -v n="$dst_count" -v s="$full" 'BEGIN {printf "%.1f", (s > 0 ? n / s : 0)}')
     verdict=ok
     if [ -z "$ok" ]; then
@@ -289,7 +312,6 @@ for tool in ${TOOLS//,/ }; do
     RESULTS+=("$(printf '%-10s %8s %8s %9s %7s %6s %8s %9s  %s' "$tool" "$dst_count" "$full" "$rate" \
         "$full_rss" "$full_cpu" "$noop" "$noop_puts" "$verdict")")
 done
-stop_server "$SRC_PID"
 
 # Every tool must only have read the source.
 find "$WORK/src" -type f -not -path '*/.Radicale.cache/*' -printf '%P %s\n' | sort >"$WORK/out/src-after.txt"
