@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The test command (README, CI): installs what the tests need (Dovecot, and Chromium for the
-# status page test), then checks formatting, lints and runs every test against real local
-# Dovecot servers.
+# The test command (README, CI): installs what the tests need (Dovecot, Radicale and Xandikos,
+# and Chromium for the status page test), then checks formatting, lints and runs every test
+# against real local servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
