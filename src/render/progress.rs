@@ -57,6 +57,9 @@ struct Lines {
     dirty: bool,
     /// account → (copied, to copy, bytes)
     accounts: BTreeMap<String, (u64, u64, u64)>,
+    /// (account, kind) → contacts, events or tasks written, and when they were last shown.
+    items: BTreeMap<(String, String), u64>,
+    items_shown: Option<Instant>,
 }
 
 fn style(template: &str) -> ProgressStyle {
@@ -215,6 +218,27 @@ impl Progress for Printer {
 }
 
 impl Hooks for Printer {
+    /// A line every few seconds while contacts, events or tasks are written: a large address
+    /// book takes minutes (the server's pace), and the bars count messages only.
+    fn items_copied(&self, account: &str, kind: &str, items: u64, _bytes: u64) {
+        let mut lines = self.lines.lock().expect("printer lock");
+        let total = {
+            let n = lines
+                .items
+                .entry((account.to_string(), kind.to_string()))
+                .or_default();
+            *n += items;
+            *n
+        };
+        if lines.items_shown.is_some_and(|t| t.elapsed().as_secs() < 5) {
+            return;
+        }
+        lines.items_shown = Some(Instant::now());
+        drop(lines);
+        let what = if kind == "calendars" { "events" } else { kind };
+        self.note(account, &format!("{total} {what} written"));
+    }
+
     fn step_started(&self, change: &Change) {
         let line = format!("{} {}", capitalized(verb(change.action)), change.id);
         match &self.bars {
