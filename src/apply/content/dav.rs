@@ -34,7 +34,7 @@ use crate::error::{ErrorKind, StepError};
 use crate::model::{AccountSpec, ResourceKind, dest_login, source_login};
 use crate::plan::Loaded;
 use crate::plan::diagnostic::plural;
-use crate::plan::model::{Credentials, Platform, PlatformKind};
+use crate::plan::model::{Content, Credentials, Platform, PlatformKind};
 use crate::state::StateReader;
 
 /// The engine for one kind of content: contacts, calendars or tasks.
@@ -50,13 +50,27 @@ impl DavSync {
         }
     }
 
+    /// The plan's name for this kind of content.
+    fn content(&self) -> Content {
+        match self.0 {
+            ResourceKind::Contacts => Content::Contacts,
+            ResourceKind::Tasks => Content::Tasks,
+            _ => Content::Calendars,
+        }
+    }
+
     /// What one item is called, in counts ("3 contacts").
     fn noun(&self) -> &'static str {
-        match self.0 {
-            ResourceKind::Contacts => "contact",
-            ResourceKind::Tasks => "task",
-            _ => "event",
-        }
+        noun(self.content())
+    }
+}
+
+/// What one item of `content` is called, in counts ("3 contacts").
+fn noun(content: Content) -> &'static str {
+    match content {
+        Content::Contacts => "contact",
+        Content::Tasks => "task",
+        _ => "event",
     }
 }
 
@@ -98,7 +112,7 @@ impl ContentSync for DavSync {
         Ok(Box::new(Collections {
             address: account.address.clone(),
             components: self.components(),
-            noun: self.noun(),
+            content: self.content(),
             rules,
             source,
             dest,
@@ -268,7 +282,8 @@ impl Store for Side {
 struct Collections {
     address: String,
     components: Vec<Component>,
-    noun: &'static str,
+    /// Which kind this is (`calendars` copies events and journal entries).
+    content: Content,
     rules: CollectionRules,
     source: End,
     dest: End,
@@ -307,11 +322,7 @@ impl Prepared for Collections {
             let journal = DavStoreJournal::new(run.store.clone(), run.id.to_string());
             let progress = HooksProgress {
                 hooks: run.hooks.clone(),
-                kind: match self.noun {
-                    "contact" => "contacts",
-                    "task" => "tasks",
-                    _ => "calendars",
-                },
+                kind: self.content.as_str(),
             };
             let job = self.job(run.sync_point, run.full_scan);
             let report = sync::sync(&job, &source, &dest, &journal, &progress, &run.stop)
@@ -373,7 +384,7 @@ impl Prepared for Collections {
             };
             Ok(Checked::Dav(DavCheck {
                 account: self.address.clone(),
-                kind: self.noun,
+                kind: self.noun(),
                 check,
             }))
         })
@@ -407,16 +418,16 @@ impl Prepared for Collections {
 impl Collections {
     /// The state key of this kind's resource for the account.
     fn resource_id(&self) -> String {
-        let content = match self.noun {
-            "contact" => crate::plan::model::Content::Contacts,
-            "task" => crate::plan::model::Content::Tasks,
-            _ => crate::plan::model::Content::Calendars,
-        };
         crate::model::ResourceAddr::Content {
             account: self.address.clone(),
-            content,
+            content: self.content,
         }
         .to_string()
+    }
+
+    /// What one item is called, in counts ("3 contacts").
+    fn noun(&self) -> &'static str {
+        noun(self.content)
     }
 
     /// A copy's report in the executor's terms.
@@ -432,15 +443,15 @@ impl Collections {
         );
         let mut parts = Vec::new();
         if copied > 0 {
-            parts.push(format!("{} copied", plural(copied as usize, self.noun)));
+            parts.push(format!("{} copied", plural(copied as usize, self.noun())));
         }
         if updated > 0 {
-            parts.push(format!("{} updated", plural(updated as usize, self.noun)));
+            parts.push(format!("{} updated", plural(updated as usize, self.noun())));
         }
         if adopted > 0 {
             parts.push(format!(
                 "{} already on the destination, adopted",
-                plural(adopted as usize, self.noun)
+                plural(adopted as usize, self.noun())
             ));
         }
         let created: Vec<&str> = report
@@ -457,7 +468,7 @@ impl Collections {
             ));
         }
         let mut summary = if parts.is_empty() {
-            format!("no {}s to write", self.noun)
+            format!("no {}s to write", self.noun())
         } else {
             parts.join(", ")
         };
@@ -536,7 +547,7 @@ impl Collections {
             failed,
             report: ContentReport::Dav(DavCopy {
                 account: self.address.clone(),
-                noun: self.noun,
+                noun: self.noun(),
                 objects: copied + updated,
                 bytes,
                 notes,
