@@ -298,6 +298,31 @@ impl Dovecot {
         self.dir.as_ref().expect("directory already removed").path()
     }
 
+    /// Messages stored for `user`, counted from the Maildir on disk (files under `cur/` and
+    /// `new/`): cheap enough to poll while a run is writing, unlike a login per poll.
+    pub fn stored_messages(&self, user: &str) -> usize {
+        fn walk(dir: &Path, in_box: bool) -> usize {
+            let Ok(entries) = fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|e| {
+                    let path = e.path();
+                    let name = e.file_name();
+                    let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                    match (is_dir, name.to_str()) {
+                        (true, Some("cur" | "new")) => walk(&path, true),
+                        (true, Some("tmp")) => 0,
+                        (true, _) => walk(&path, false),
+                        (false, _) => usize::from(in_box),
+                    }
+                })
+                .sum()
+        }
+        walk(&self.dir().join("mail").join(user).join("Maildir"), false)
+    }
+
     /// The master process id, as written in its pid file.
     pub fn master_pid(&self) -> Option<u32> {
         fs::read_to_string(self.dir().join("run/master.pid"))
