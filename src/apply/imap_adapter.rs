@@ -9,7 +9,7 @@ use crate::error::{ErrorKind, StepError};
 use crate::plan::model::{self, Credentials, ImapEndpoint, Platform};
 use crate::transfer::imap::copy::{CopyError, CopyOptions};
 use crate::transfer::imap::folders::FolderRules;
-use crate::transfer::imap::session::{Auth, Endpoint, Secret, Security, Target};
+use crate::transfer::imap::session::{Auth, Endpoint, Secret, Security, Target, Tokens};
 use crate::transfer::imap::{self as imap, session::ImapError};
 
 /// Default IMAP connections per account and side; servers cap them per user (Dovecot 10).
@@ -23,13 +23,12 @@ pub fn target(
     login: String,
 ) -> Result<Target, String> {
     let endpoint = platform
-        .imap
-        .as_ref()
+        .imap_endpoint()
         .ok_or("the platform has no `imap` endpoint")?;
     let auth = match (&creds.password, &creds.oauth2_token) {
         (_, Some(token)) => Auth::XOAuth2 {
             login,
-            token: secret(token.resolve(base).map_err(|e| e.to_string())?),
+            tokens: Tokens::fixed(secret(token.resolve(base).map_err(|e| e.to_string())?)),
         },
         (Some(pw), None) => Auth::Password {
             login,
@@ -41,7 +40,7 @@ pub fn target(
             );
         }
     };
-    Ok(Target::new(self::endpoint(endpoint, base), auth))
+    Ok(Target::new(self::endpoint(&endpoint, base), auth))
 }
 
 /// A plan endpoint with its defaults filled in (port, timeout) and its CA file resolved

@@ -103,6 +103,8 @@ impl Builder {
                         mx_plan_api: None,
                         imap: Some(imap),
                         dav: None,
+                        oauth2: None,
+                        limits: Default::default(),
                         path: None,
                     },
                 );
@@ -235,6 +237,7 @@ impl Builder {
             login,
             password: Some(SecretRef::Env(EnvRef { env: name })),
             oauth2_token: None,
+            oauth2: None,
         }
     }
 
@@ -253,6 +256,7 @@ impl Builder {
             plan: Plan {
                 version: 1,
                 state: None,
+                token_store: None,
                 allow_inline_secrets: false,
                 manual_steps: ManualSteps::default(),
                 providers: BTreeMap::new(),

@@ -54,7 +54,10 @@ pub fn mx_plan_api(p: &Platform) -> MxPlanApi {
 pub fn support(platform: &Platform, feature: Feature) -> Support {
     use Feature::*;
     match platform.kind {
-        PlatformKind::Imap => match feature {
+        // Mailboxes, aliases and groups are managed in the Google Admin console or the
+        // Microsoft 365 admin center (mailshift has no API of theirs for them yet): the
+        // accounts must exist; the rest is a manual step.
+        PlatformKind::Imap | PlatformKind::Gmail | PlatformKind::Microsoft365 => match feature {
             Create => Support::Precondition,
             _ => Support::Manual,
         },

@@ -940,8 +940,7 @@ fn endpoint_identity(p: &Platform, c: Content) -> String {
     }
     match c {
         Content::Mail => p
-            .imap
-            .as_ref()
+            .imap_endpoint()
             .map(|i| {
                 format!(
                     "imap://{}:{}",
@@ -993,6 +992,10 @@ pub fn effective_options(plan: &Plan, a: &Account) -> crate::plan::model::Migrat
         max_items: o.max_items.or(d.max_items),
         sync_interval: o.sync_interval.clone().or_else(|| d.sync_interval.clone()),
         cut_over: o.cut_over.or(d.cut_over),
+        gmail_archive_folder: o
+            .gmail_archive_folder
+            .clone()
+            .or_else(|| d.gmail_archive_folder.clone()),
         adopt_existing: o.adopt_existing.or(d.adopt_existing),
     }
 }

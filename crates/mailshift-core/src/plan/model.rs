@@ -27,6 +27,11 @@ pub struct Plan {
     /// Default: `.mailshift/state.redb` beside the plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// Where OAuth2 refresh tokens obtained by `mailshift auth login` are kept (a JSON file,
+    /// mode 0600, never the state), relative to the plan's directory. Default: the
+    /// `MAILSHIFT_TOKEN_STORE` environment variable, else `.mailshift/tokens.json` beside the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_store: Option<String>,
     /// Accept literal passwords in this file. Off by default: secrets belong in env vars,
     /// files or commands. When on, every literal secret is warned about.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -124,6 +129,14 @@ pub struct Platform {
     /// The CardDAV/CalDAV endpoint contacts, calendars and tasks are read from or written to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dav: Option<DavEndpoint>,
+    /// How accounts of this platform get OAuth2 access tokens (XOAUTH2), unless an account
+    /// side says otherwise: one app for every mailbox of a tenant or a Workspace domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2>,
+    /// The platform's limits, overriding its type's defaults (Gmail: 35 MB per message,
+    /// 500 MB uploaded and 2,500 MB downloaded per account and day; Microsoft 365: 35 MB).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub limits: PlatformLimits,
     /// The directory of a `files` platform (relative to the plan's directory): each account's
     /// files are under `PATH/ADDRESS/` (`.vcf` address books, `.ics` calendars, `.mbox` files
     /// and directories of `.eml` messages).
@@ -161,6 +174,11 @@ pub enum PlatformKind {
     /// A directory of files: vCard/iCalendar files (a source or an export) and mbox/eml mail
     /// (a source).
     Files,
+    /// Gmail or Google Workspace: `imap.gmail.com`, labels shown as folders, XOAUTH2.
+    Gmail,
+    /// Microsoft 365 (Exchange Online): `outlook.office365.com`, XOAUTH2 only.
+    #[serde(rename = "microsoft-365")]
+    Microsoft365,
 }
 
 impl PlatformKind {
@@ -171,11 +189,178 @@ impl PlatformKind {
             PlatformKind::OvhEmailPro => "ovh-email-pro",
             PlatformKind::OvhMxPlan => "ovh-mx-plan",
             PlatformKind::Files => "files",
+            PlatformKind::Gmail => "gmail",
+            PlatformKind::Microsoft365 => "microsoft-365",
         }
     }
 
     pub fn is_ovh(self) -> bool {
-        !matches!(self, PlatformKind::Imap | PlatformKind::Files)
+        matches!(
+            self,
+            PlatformKind::OvhExchange | PlatformKind::OvhEmailPro | PlatformKind::OvhMxPlan
+        )
+    }
+
+    /// The IMAP endpoint this kind of platform has when the plan names none.
+    pub fn default_imap(self) -> Option<ImapEndpoint> {
+        let host = match self {
+            PlatformKind::Gmail => "imap.gmail.com",
+            PlatformKind::Microsoft365 => "outlook.office365.com",
+            _ => return None,
+        };
+        Some(ImapEndpoint {
+            host: host.to_string(),
+            port: None,
+            security: Security::Tls,
+            ca_file: None,
+            insecure_skip_verify: false,
+            allow_plaintext: false,
+            timeout: None,
+        })
+    }
+}
+
+impl Platform {
+    /// The IMAP endpoint: the plan's, else the platform type's default (Gmail, Microsoft 365).
+    pub fn imap_endpoint(&self) -> Option<std::borrow::Cow<'_, ImapEndpoint>> {
+        match &self.imap {
+            Some(ep) => Some(std::borrow::Cow::Borrowed(ep)),
+            None => self.kind.default_imap().map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// The largest message the platform accepts: the plan's `limits`, else the type's default.
+    pub fn max_message_size(&self) -> Option<u64> {
+        self.limits
+            .max_message_size
+            .as_ref()
+            .and_then(ByteSize::bytes)
+            .or(match self.kind {
+                PlatformKind::Gmail | PlatformKind::Microsoft365 => Some(35 * 1_000_000),
+                _ => None,
+            })
+    }
+
+    /// Bytes one account may download (read over IMAP) per day, if the platform caps it.
+    pub fn daily_download(&self) -> Option<u64> {
+        self.limits
+            .daily_download
+            .as_ref()
+            .and_then(ByteSize::bytes)
+            .or((self.kind == PlatformKind::Gmail).then_some(2_500 * 1_000_000))
+    }
+
+    /// Bytes one account may upload (APPEND over IMAP) per day, if the platform caps it.
+    pub fn daily_upload(&self) -> Option<u64> {
+        self.limits
+            .daily_upload
+            .as_ref()
+            .and_then(ByteSize::bytes)
+            .or((self.kind == PlatformKind::Gmail).then_some(500 * 1_000_000))
+    }
+}
+
+/// A platform's limits; each unset one is the platform type's default (none for plain IMAP).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformLimits {
+    /// The largest message the platform accepts, e.g. `35MB` (Gmail, and Microsoft 365's
+    /// default; Microsoft 365 goes up to `150MB` once the mailbox's MaxReceiveSize is raised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<ByteSize>,
+    /// Bytes one account may read over IMAP per day (Gmail: `2500MB`). Reaching it pauses the
+    /// account until the next day instead of failing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_download: Option<ByteSize>,
+    /// Bytes one account may append over IMAP per day (Gmail: `500MB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_upload: Option<ByteSize>,
+    /// IMAP connections one account may hold on this platform at once, all runs together
+    /// (Gmail about 15, Microsoft 365 about 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
+}
+
+/// How to obtain OAuth2 access tokens for XOAUTH2. Secrets (client secret, service-account
+/// key, refresh token) are secret references; tokens obtained are kept in the token store,
+/// never in the state, the plan's output or logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2 {
+    /// How tokens are obtained.
+    pub flow: OAuth2Flow,
+    /// The application (client) id: the Azure app registration's, or the Google OAuth
+    /// client's (not needed with `service-account`, whose key names its client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The client secret, as a secret reference (client credentials; Google's installed apps
+    /// have one too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SecretRef>,
+    /// Microsoft Entra tenant: its id or a domain (`contoso.onmicrosoft.com`). Needed by
+    /// `client-credentials`; `device-code` defaults to `organizations`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Google service-account key (the JSON file Google Cloud gives), as a secret reference
+    /// (`{file: key.json}`). With `service-account`, each mailbox is impersonated (`sub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_key: Option<SecretRef>,
+    /// A refresh token, as a secret reference, instead of the token store (obtained elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<SecretRef>,
+    /// Scopes to ask for. Default: the platform type's (Microsoft 365:
+    /// `https://outlook.office365.com/.default` app-only, `https://outlook.office.com/IMAP.AccessAsUser.All offline_access`
+    /// delegated; Gmail: `https://mail.google.com/`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Token endpoint. Default: the platform type's (Microsoft identity platform for the
+    /// tenant, Google's `https://oauth2.googleapis.com/token`); required on other platforms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    /// Device authorization endpoint (`device-code`). Default: the platform type's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_url: Option<String>,
+    /// Authorization endpoint (`loopback`). Default: the platform type's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_url: Option<String>,
+    /// PEM file of extra CA certificates to trust for the OAuth2 endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OAuth2Flow {
+    /// App-only client credentials (Microsoft 365 `IMAP.AccessAsApp`): one app for every
+    /// mailbox of the tenant; no login step.
+    ClientCredentials,
+    /// Delegated device code (RFC 8628): `mailshift auth login` shows a code to enter in a
+    /// browser once per account; the refresh token is kept.
+    DeviceCode,
+    /// Google Workspace service account with domain-wide delegation: an RS256-signed JWT per
+    /// mailbox (RFC 7523), re-signed when the token expires; no login step.
+    ServiceAccount,
+    /// Installed-app authorization code with PKCE, redirected to a loopback port
+    /// (consumer Gmail): `mailshift auth login` opens the browser once per account.
+    Loopback,
+    /// Only refresh a refresh token given as `refresh_token` (obtained by another tool).
+    RefreshToken,
+}
+
+impl OAuth2Flow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OAuth2Flow::ClientCredentials => "client-credentials",
+            OAuth2Flow::DeviceCode => "device-code",
+            OAuth2Flow::ServiceAccount => "service-account",
+            OAuth2Flow::Loopback => "loopback",
+            OAuth2Flow::RefreshToken => "refresh-token",
+        }
+    }
+
+    /// Whether the flow needs a person once (`mailshift auth login`) before runs can refresh.
+    pub fn is_interactive(self) -> bool {
+        matches!(self, OAuth2Flow::DeviceCode | OAuth2Flow::Loopback)
     }
 }
 
@@ -328,15 +513,23 @@ pub struct Credentials {
     /// Password (LOGIN / AUTH=PLAIN), as a secret reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<SecretRef>,
-    /// OAuth2 access token (AUTH=XOAUTH2), as a secret reference.
+    /// OAuth2 access token (AUTH=XOAUTH2), as a secret reference: a fixed token, for a short
+    /// run (they expire within the hour); `oauth2` obtains and refreshes them instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2_token: Option<SecretRef>,
+    /// How to obtain OAuth2 access tokens for this side, overriding the platform's `oauth2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2>,
 }
 
 impl Credentials {
-    /// Nothing given: what a `files` platform's side says.
+    /// Nothing given: what a `files` platform's side says (or a side whose platform's
+    /// `oauth2` logs every account in).
     pub fn is_empty(&self) -> bool {
-        self.login.is_none() && self.password.is_none() && self.oauth2_token.is_none()
+        self.login.is_none()
+            && self.password.is_none()
+            && self.oauth2_token.is_none()
+            && self.oauth2.is_none()
     }
 }
 
@@ -468,6 +661,10 @@ pub struct MigrationOptions {
     /// The account has been cut over: incremental sync stops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut_over: Option<bool>,
+    /// From Gmail: the folder that receives archived mail (in `All Mail` with no label).
+    /// Default `Archive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gmail_archive_folder: Option<String>,
     /// Before the first copy into a destination folder the state knows nothing of, match what
     /// it already holds (a lost state, another tool's partial copy) against the source and
     /// adopt those messages instead of copying them again. Default true. `false` says the

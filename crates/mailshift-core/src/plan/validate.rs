@@ -625,10 +625,10 @@ impl<'a> Validator<'a> {
         }
         // A `files` side is read or written on this machine: no login.
         if from.is_none_or(|p| p.kind != PlatformKind::Files) {
-            self.credentials(&join(&base, &[key("source")]), &a.source);
+            self.credentials(&join(&base, &[key("source")]), &a.source, from);
         }
         if to.is_none_or(|p| p.kind != PlatformKind::Files) {
-            self.credentials(&join(&base, &[key("destination")]), &a.destination);
+            self.credentials(&join(&base, &[key("destination")]), &a.destination, to);
         }
         if let Some(c) = &a.collections {
             let cpath = join(&base, &[key("collections")]);
@@ -719,7 +719,7 @@ impl<'a> Validator<'a> {
                 ),
                 (Content::Mail, PlatformKind::Files) => {}
                 (Content::Mail, _) => {
-                    if p.imap.is_none() {
+                    if p.imap_endpoint().is_none() {
                         self.error(
                             &side_path,
                             format!("platform `{name}` has no `imap` endpoint to copy mail through"),
@@ -772,19 +772,28 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn credentials(&mut self, path: &[PathSeg], c: &Credentials) {
-        match (&c.password, &c.oauth2_token) {
-            (None, None) => self.error(
+    fn credentials(&mut self, path: &[PathSeg], c: &Credentials, platform: Option<&Platform>) {
+        let oauth2 = c.oauth2.is_some() || platform.is_some_and(|p| p.oauth2.is_some());
+        let given = [
+            c.password.is_some().then_some("`password`"),
+            c.oauth2_token.is_some().then_some("`oauth2_token`"),
+            c.oauth2.is_some().then_some("`oauth2`"),
+        ];
+        let given: Vec<&str> = given.into_iter().flatten().collect();
+        if given.is_empty() && !oauth2 {
+            self.error(
                 path,
-                "no `password` or `oauth2_token` to log in with",
-                "add `password: {env: VARIABLE}` (or `{file: ...}`, `{command: [...]}`)",
-            ),
-            (Some(_), Some(_)) => self.error(
+                "no `password`, `oauth2_token` or `oauth2` to log in with",
+                "add `password: {env: VARIABLE}` (or `{file: ...}`, `{command: [...]}`), or an \
+                 `oauth2` block here or on the platform",
+            );
+        } else if given.len() > 1 {
+            self.error(
                 path,
-                "both `password` and `oauth2_token` are set",
-                "keep one: `oauth2_token` logs in with XOAUTH2, `password` with LOGIN/PLAIN",
-            ),
-            _ => {}
+                format!("{} are all set", given.join(" and ")),
+                "keep one: `oauth2` obtains and refreshes tokens, `oauth2_token` is a fixed XOAUTH2 \
+                 token, `password` logs in with LOGIN/PLAIN",
+            );
         }
         if let Some(login) = &c.login
             && login.trim().is_empty()

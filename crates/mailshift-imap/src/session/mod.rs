@@ -116,8 +116,71 @@ impl fmt::Debug for Secret {
 /// How to log in.
 #[derive(Clone, Debug)]
 pub enum Auth {
-    Password { login: String, password: Secret },
-    XOAuth2 { login: String, token: Secret },
+    Password {
+        login: String,
+        password: Secret,
+    },
+    /// SASL XOAUTH2 with an access token from `tokens`, asked for at every login so a
+    /// reconnect after expiry gets a fresh one.
+    XOAuth2 {
+        login: String,
+        tokens: Tokens,
+    },
+}
+
+/// Why no access token could be had. `kind` is `Auth` when a person must act (a refresh token
+/// revoked or expired: `mailshift auth login` again; a client secret refused), `Network` or
+/// `Throttled` when the token endpoint could not be reached or asked to wait (worth a retry).
+/// The message never holds a secret.
+#[derive(Debug, Clone)]
+pub struct TokenError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// Where OAuth2 access tokens come from: the product's token cache, which refreshes or
+/// re-signs them before they expire, or a fixed token. The engine asks for one at each login
+/// and tells the source when the server refused or ended a session over one, so the next ask
+/// does not hand the same token back.
+pub trait TokenSource: Send + Sync {
+    /// A token the server should accept now (valid for a few minutes at least).
+    fn token(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Secret, TokenError>> + Send + '_>>;
+    /// The server refused `token` at login or ended a session because it expired
+    /// (`BYE ... AccessTokenExpired`): drop it from any cache.
+    fn expired(&self, token: &Secret);
+}
+
+/// A shared [`TokenSource`].
+#[derive(Clone)]
+pub struct Tokens(pub std::sync::Arc<dyn TokenSource>);
+
+impl Tokens {
+    /// A token given as is (the plan's `oauth2_token`): it is never refreshed.
+    pub fn fixed(token: Secret) -> Tokens {
+        Tokens(std::sync::Arc::new(Fixed(token)))
+    }
+}
+
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tokens(<source>)")
+    }
+}
+
+struct Fixed(Secret);
+
+impl TokenSource for Fixed {
+    fn token(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Secret, TokenError>> + Send + '_>>
+    {
+        let token = self.0.clone();
+        Box::pin(async move { Ok(token) })
+    }
+
+    fn expired(&self, _token: &Secret) {}
 }
 
 impl Auth {
@@ -310,7 +373,13 @@ impl Imap {
             .await
             .map_err(|_| ImapError::transient(format!("login to {} timed out", target.describe())))?
             .map_err(|(e, _)| login_error(target, e))?,
-            Auth::XOAuth2 { login, token } => {
+            Auth::XOAuth2 { login, tokens } => {
+                let token = tokens.0.token().await.map_err(|e| {
+                    ImapError::new(
+                        e.kind,
+                        format!("no OAuth2 token for {}: {}", target.describe(), e.message),
+                    )
+                })?;
                 let auth = XOAuth2 {
                     user: login,
                     token: token.expose(),

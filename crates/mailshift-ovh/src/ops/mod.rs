@@ -80,6 +80,12 @@ impl Family {
             PlatformKind::Imap => {
                 return Err(format!("platform `{name}` is plain IMAP: it has no API"));
             }
+            PlatformKind::Gmail | PlatformKind::Microsoft365 => {
+                return Err(format!(
+                    "platform `{name}` is {}: it has no OVHcloud API",
+                    p.kind.as_str()
+                ));
+            }
             PlatformKind::Files => {
                 return Err(format!(
                     "platform `{name}` is a directory of files: it has no API"
