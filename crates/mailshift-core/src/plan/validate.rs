@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::diagnostic::{Diagnostic, did_you_mean, line_col};
 use super::model::{
-    Account, Content, Credentials, DomainMode, ManualSteps, MigrationOptions, Plan, Platform,
-    PlatformKind, Security,
+    Account, ByteSize, Content, Credentials, DomainMode, ManualSteps, MigrationOptions, OAuth2,
+    OAuth2Flow, Plan, Platform, PlatformKind, PlatformLimits, Security,
 };
 use super::node::{Node, PathSeg, Span, path_string};
 use super::secret::SecretRef;
@@ -307,6 +307,200 @@ impl<'a> Validator<'a> {
                     );
                 }
             }
+            if let Some(o) = &p.oauth2 {
+                let opath = join(&base, &[key("oauth2")]);
+                if p.kind == PlatformKind::Files {
+                    self.error(
+                        &opath,
+                        "`oauth2` does not apply to a `files` platform",
+                        "remove it: files are read on this machine, with no login",
+                    );
+                } else {
+                    self.oauth2(&opath, o, p.kind);
+                }
+            }
+            self.limits(&base, p);
+        }
+    }
+
+    /// An `oauth2` block: what its flow needs, and what the platform type can do.
+    fn oauth2(&mut self, path: &[PathSeg], o: &OAuth2, kind: PlatformKind) {
+        let flow = o.flow.as_str();
+        let at = |field: &str| join(path, &[key(field)]);
+        let need = |v: &mut Self, present: bool, field: &str, help: &str| {
+            if !present {
+                v.error(
+                    path,
+                    format!("the `{flow}` flow needs `{field}`"),
+                    help.to_string(),
+                );
+            }
+        };
+        match (o.flow, kind) {
+            (OAuth2Flow::ServiceAccount, PlatformKind::Microsoft365) => self.error(
+                &at("flow"),
+                "Microsoft 365 has no service-account flow",
+                "use `flow: client-credentials` (app-only, `IMAP.AccessAsApp`) or `device-code` (delegated)",
+            ),
+            (OAuth2Flow::ClientCredentials, PlatformKind::Gmail) => self.error(
+                &at("flow"),
+                "Google gives Gmail no client-credentials tokens",
+                "use `flow: service-account` (Workspace, domain-wide delegation) or `loopback` (consumer accounts)",
+            ),
+            // developers.google.com/identity/protocols/oauth2/limited-input-device lists the
+            // scopes the device flow allows: Gmail's `https://mail.google.com/` is not one.
+            (OAuth2Flow::DeviceCode, PlatformKind::Gmail) => self.error(
+                &at("flow"),
+                "Google's device flow does not allow Gmail's IMAP scope",
+                "use `flow: loopback` (a browser on this machine, once per account) or `service-account` (Workspace)",
+            ),
+            _ => {}
+        }
+        let known = matches!(kind, PlatformKind::Gmail | PlatformKind::Microsoft365);
+        match o.flow {
+            OAuth2Flow::ClientCredentials => {
+                need(
+                    self,
+                    o.client_id.is_some(),
+                    "client_id",
+                    "add `client_id:` with the app registration's application (client) id",
+                );
+                need(
+                    self,
+                    o.client_secret.is_some(),
+                    "client_secret",
+                    "add `client_secret: {env: VARIABLE}` (the app's client secret)",
+                );
+                if kind == PlatformKind::Microsoft365 && o.tenant.is_none() && o.token_url.is_none()
+                {
+                    self.error(
+                        path,
+                        "app-only tokens are issued by one tenant: `tenant` is missing",
+                        "add `tenant:` with the tenant id or its domain (e.g. `contoso.onmicrosoft.com`)",
+                    );
+                }
+            }
+            OAuth2Flow::DeviceCode => {
+                need(
+                    self,
+                    o.client_id.is_some(),
+                    "client_id",
+                    "add `client_id:` with the app registration's application (client) id (a public client)",
+                );
+                if !known && o.device_authorization_url.is_none() {
+                    self.error(path, "the `device-code` flow needs `device_authorization_url` on this platform type", "add the server's device authorization endpoint (RFC 8628)");
+                }
+            }
+            OAuth2Flow::ServiceAccount => {
+                need(
+                    self,
+                    o.service_account_key.is_some(),
+                    "service_account_key",
+                    "add `service_account_key: {file: key.json}` (the JSON key of a service account with domain-wide delegation)",
+                );
+            }
+            OAuth2Flow::Loopback => {
+                need(
+                    self,
+                    o.client_id.is_some(),
+                    "client_id",
+                    "add `client_id:` with the OAuth client id (type \"Desktop app\")",
+                );
+                if !known && o.authorization_url.is_none() {
+                    self.error(
+                        path,
+                        "the `loopback` flow needs `authorization_url` on this platform type",
+                        "add the server's authorization endpoint",
+                    );
+                }
+            }
+            OAuth2Flow::RefreshToken => {
+                need(
+                    self,
+                    o.refresh_token.is_some(),
+                    "refresh_token",
+                    "add `refresh_token: {env: VARIABLE}`, or use `device-code` / `loopback` and `mailshift auth login`",
+                );
+                need(
+                    self,
+                    o.client_id.is_some(),
+                    "client_id",
+                    "add `client_id:` with the client the refresh token was issued to",
+                );
+            }
+        }
+        if !known && o.token_url.is_none() {
+            self.error(
+                path,
+                format!("no `token_url`: mailshift knows the token endpoints of `gmail` and `microsoft-365` platforms only, not of {}", kind.as_str()),
+                "add `token_url:` with the server's OAuth2 token endpoint",
+            );
+        }
+        for (field, url) in [
+            ("token_url", &o.token_url),
+            ("device_authorization_url", &o.device_authorization_url),
+            ("authorization_url", &o.authorization_url),
+        ] {
+            if let Some(u) = url {
+                let ok = u.starts_with("https://")
+                    || (u.starts_with("http://") && is_loopback(url_host(u)));
+                if !ok {
+                    self.error(
+                        &at(field),
+                        format!("unsupported URL `{u}`"),
+                        "use an `https://` URL (`http://` only to a loopback host)",
+                    );
+                }
+            }
+        }
+        for (i, scope) in o.scopes.iter().enumerate() {
+            if scope.trim().is_empty() || scope.contains(char::is_whitespace) {
+                self.error(
+                    &join(path, &[key("scopes"), idx(i)]),
+                    format!("`{scope}` is not a scope"),
+                    "write one scope per list item, without spaces",
+                );
+            }
+        }
+        if o.tenant.is_some() && kind == PlatformKind::Gmail {
+            self.error(
+                &at("tenant"),
+                "`tenant` is Microsoft's: Google has none",
+                "remove it",
+            );
+        }
+    }
+
+    /// A platform's `limits`: what its type allows.
+    fn limits(&mut self, base: &[PathSeg], p: &Platform) {
+        let lpath = join(base, &[key("limits")]);
+        if p.kind == PlatformKind::Files && p.limits != PlatformLimits::default() {
+            self.error(
+                &lpath,
+                "`limits` does not apply to a `files` platform",
+                "remove it",
+            );
+            return;
+        }
+        // learn.microsoft.com/exchange/mailbox-migration/migrating-imap-mailboxes: 150 MB is
+        // the most a Microsoft 365 mailbox receives, whatever MaxReceiveSize says.
+        const M365_MAX: u64 = 150 * 1_000_000;
+        if p.kind == PlatformKind::Microsoft365
+            && let Some(max) = p.limits.max_message_size.as_ref().and_then(ByteSize::bytes)
+            && max > M365_MAX
+        {
+            self.error(
+                &join(&lpath, &[key("max_message_size")]),
+                "Microsoft 365 accepts no message larger than 150 MB",
+                "write at most `150MB` (and raise the mailboxes' MaxReceiveSize to match: README, \"Microsoft 365\")",
+            );
+        }
+        if p.limits.connections == Some(0) {
+            self.error(
+                &join(&lpath, &[key("connections")]),
+                "0 connections would copy nothing",
+                "remove it for the platform's default, or write at least 1",
+            );
         }
     }
 
@@ -774,6 +968,21 @@ impl<'a> Validator<'a> {
 
     fn credentials(&mut self, path: &[PathSeg], c: &Credentials, platform: Option<&Platform>) {
         let oauth2 = c.oauth2.is_some() || platform.is_some_and(|p| p.oauth2.is_some());
+        if let (Some(o), Some(p)) = (&c.oauth2, platform) {
+            self.oauth2(&join(path, &[key("oauth2")]), o, p.kind);
+        }
+        // Microsoft turned basic authentication for IMAP off in every tenant (MC375736): a
+        // password is refused there whatever it is.
+        if let Some(p) = platform
+            && p.kind == PlatformKind::Microsoft365
+            && c.password.is_some()
+        {
+            self.warn(
+                &join(path, &[key("password")]),
+                "Microsoft 365 refuses passwords over IMAP (basic authentication is off in every tenant)",
+                "use `oauth2` (README, \"Microsoft 365\"); a password works only on a server that still accepts it",
+            );
+        }
         let given = [
             c.password.is_some().then_some("`password`"),
             c.oauth2_token.is_some().then_some("`oauth2_token`"),
@@ -790,7 +999,10 @@ impl<'a> Validator<'a> {
         } else if given.len() > 1 {
             self.error(
                 path,
-                format!("{} are all set", given.join(" and ")),
+                match given.as_slice() {
+                    [a, b] => format!("both {a} and {b} are set"),
+                    _ => format!("{} are all set", given.join(", ")),
+                },
                 "keep one: `oauth2` obtains and refreshes tokens, `oauth2_token` is a fixed XOAUTH2 \
                  token, `password` logs in with LOGIN/PLAIN",
             );
