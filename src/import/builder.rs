@@ -3,12 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::server::{Server, ServerType, is_loopback, ovh_product};
+use super::server::{Server, ServerType, cloud_product, is_loopback, ovh_product};
 use super::{EnvVar, Imported, comment_safe};
 use crate::plan::model::{
-    Account, Credentials, ManualSteps, MigrationOptions, Plan, Platform, PlatformKind, Security,
+    Account, Credentials, ManualSteps, MigrationOptions, OAuth2, OAuth2Flow, Plan, Platform,
+    PlatformKind, Security,
 };
 use crate::plan::secret::{EnvRef, Secret, SecretRef};
+use crate::plan::validate::{M365_CLIENT_ID_PLACEHOLDER, M365_TENANT_PLACEHOLDER};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) enum Side {
@@ -93,17 +95,31 @@ impl Builder {
                         ),
                     );
                 }
+                let kind = cloud_product(&imap.host).unwrap_or(PlatformKind::Imap);
+                // Gmail's and Microsoft 365's own endpoint is their type's default: leave it out.
+                let imap = match kind.default_imap() {
+                    Some(default)
+                        if default.host.eq_ignore_ascii_case(&imap.host)
+                            && default.effective_port() == imap.effective_port()
+                            && default.security == imap.security =>
+                    {
+                        None
+                    }
+                    _ => Some(imap),
+                };
+                let oauth2 =
+                    (kind == PlatformKind::Microsoft365).then(|| self.m365_app(&name, side));
                 self.platforms.insert(
                     name.clone(),
                     Platform {
-                        kind: PlatformKind::Imap,
+                        kind,
                         provider: None,
                         organization: None,
                         service: None,
                         mx_plan_api: None,
-                        imap: Some(imap),
+                        imap,
                         dav: None,
-                        oauth2: None,
+                        oauth2,
                         limits: Default::default(),
                         path: None,
                     },
@@ -151,6 +167,45 @@ impl Builder {
         name
     }
 
+    /// Microsoft 365 refuses passwords over IMAP: its side logs in with the tenant's app
+    /// (client credentials), which the file cannot name. The placeholder `client_id` fails
+    /// validation until the user writes the app's id; the secret is an environment variable.
+    fn m365_app(&mut self, platform: &str, side: Side) -> OAuth2 {
+        let env = format!("MAILSHIFT_{}_CLIENT_SECRET", env_slug(platform)).to_uppercase();
+        if self.env_names.insert(env.clone()) {
+            self.env_vars.push(EnvVar {
+                name: env.clone(),
+                description: format!(
+                    "client secret of the Microsoft 365 app registration of platform {platform}; \
+                     not in the file: set it yourself"
+                ),
+                in_file: false,
+            });
+        }
+        self.note(
+            platform,
+            format!(
+                "Microsoft 365 refuses passwords over IMAP, so the {} side logs in with an app \
+                 registration (client credentials): write its tenant and application (client) \
+                 id in `oauth2` and grant it IMAP access (README, \"Microsoft 365\")",
+                side.as_str()
+            ),
+        );
+        OAuth2 {
+            flow: OAuth2Flow::ClientCredentials,
+            client_id: Some(M365_CLIENT_ID_PLACEHOLDER.to_string()),
+            client_secret: Some(SecretRef::Env(EnvRef { env })),
+            tenant: Some(M365_TENANT_PLACEHOLDER.to_string()),
+            service_account_key: None,
+            refresh_token: None,
+            scopes: Vec::new(),
+            token_url: None,
+            device_authorization_url: None,
+            authorization_url: None,
+            ca_file: None,
+        }
+    }
+
     fn note(&mut self, platform: &str, note: String) {
         self.notes
             .entry(platform.to_string())
@@ -172,14 +227,8 @@ impl Builder {
             return Err(prev);
         }
         self.addresses.insert(address.to_lowercase(), row);
-        let source_creds = self.credentials(row, address, Side::Source, source.1, source.2);
-        let destination_creds = self.credentials(
-            row,
-            address,
-            Side::Destination,
-            destination.1,
-            destination.2,
-        );
+        let source_creds = self.credentials(row, address, Side::Source, &source);
+        let destination_creds = self.credentials(row, address, Side::Destination, &destination);
         self.accounts.push(Account {
             address: address.to_string(),
             from: source.0,
@@ -204,9 +253,14 @@ impl Builder {
         row: u64,
         address: &str,
         side: Side,
-        login: Option<String>,
-        password: &str,
+        (platform, login, password): &(String, Option<String>, &str),
     ) -> Credentials {
+        let (login, password) = (login.clone(), *password);
+        if self.platforms[platform].oauth2.is_some() {
+            // The platform's app logs every mailbox in; a password in the file is of no use
+            // there and is left out of the plan and of the variables to set.
+            return Credentials::default();
+        }
         let base = format!("MAILSHIFT_{}_{}", env_slug(address), side.as_str()).to_uppercase();
         // `a.b@x` and `a_b@x` share a slug; the later row gets a numbered name.
         let mut name = base.clone();

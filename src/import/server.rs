@@ -149,6 +149,16 @@ pub(super) fn ovh_product(host: &str) -> Option<PlatformKind> {
     }
 }
 
+/// Gmail's and Microsoft 365's IMAP hosts: their platform types know the rest (port, TLS,
+/// limits, OAuth2 endpoints).
+pub(super) fn cloud_product(host: &str) -> Option<PlatformKind> {
+    match host.to_ascii_lowercase().as_str() {
+        "imap.gmail.com" | "imap.googlemail.com" => Some(PlatformKind::Gmail),
+        "outlook.office365.com" | "outlook.office.com" => Some(PlatformKind::Microsoft365),
+        _ => None,
+    }
+}
+
 pub(super) fn is_loopback(host: &str) -> bool {
     host == "localhost" || host == "::1" || host.starts_with("127.")
 }

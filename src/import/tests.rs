@@ -2,7 +2,7 @@
 //! and variable naming, the rendered YAML (snapshot) and TOML, and never panicking.
 
 use super::*;
-use crate::plan::model::Security;
+use crate::plan::model::{OAuth2Flow, PlatformKind, Security};
 use crate::plan::secret::SecretRef;
 
 const HEADER: &str = "\"Source Type(IMAP/Exchange/POP)\";Source Server url;Source Login/Mail;\
@@ -544,4 +544,78 @@ proptest::proptest! {
             proptest::prop_assert!(rows.iter().any(|r| r.1.trim().is_empty()));
         }
     }
+}
+
+#[test]
+fn gmail_and_microsoft_365_servers_become_their_platform_types() {
+    let opts = ExoOptions {
+        source: endpoint("imap.gmail.com", None, None).unwrap(),
+        destination: endpoint("outlook.office365.com", None, None).unwrap(),
+    };
+    let input = "EmailAddress,UserName,Password\n\
+                 alice@example.com,alice@example.com,app-pass-1\n\
+                 bob@example.com,bob@example.com,app-pass-2\n";
+    let imported = exo_csv(input.as_bytes(), "in.csv", &opts).unwrap();
+    let plan = &imported.plan;
+    let gmail = &plan.platforms["source-imap-gmail-com"];
+    let m365 = &plan.platforms["destination-outlook-office365-com"];
+    assert_eq!(gmail.kind, PlatformKind::Gmail);
+    assert_eq!(m365.kind, PlatformKind::Microsoft365);
+    // Their endpoints are their types' defaults: not written.
+    assert!(gmail.imap.is_none() && m365.imap.is_none());
+    assert!(
+        gmail.oauth2.is_none(),
+        "Gmail keeps the file's (app) passwords"
+    );
+    let app = m365
+        .oauth2
+        .as_ref()
+        .expect("Microsoft 365 logs in with an app");
+    assert_eq!(app.flow, OAuth2Flow::ClientCredentials);
+    for a in &plan.accounts {
+        assert!(a.source.password.is_some());
+        assert!(a.destination.is_empty(), "{a:?}");
+    }
+    // One variable for the app's secret, none for destination passwords.
+    let names: Vec<&str> = imported.env_vars.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "MAILSHIFT_DESTINATION_OUTLOOK_OFFICE365_COM_CLIENT_SECRET",
+            "MAILSHIFT_ALICE_EXAMPLE_COM_SOURCE",
+            "MAILSHIFT_BOB_EXAMPLE_COM_SOURCE",
+        ]
+    );
+    assert!(
+        imported
+            .notes
+            .iter()
+            .any(|n| n.contains("app registration")),
+        "{:?}",
+        imported.notes
+    );
+    // The placeholders keep the plan from running until the user fills them in.
+    let yaml = to_yaml(&imported).unwrap();
+    let diags = crate::plan::load::load_str(
+        &yaml,
+        crate::plan::load::Format::Yaml,
+        std::path::Path::new("plan.yaml"),
+        std::path::Path::new("."),
+    )
+    .err()
+    .map(|e| format!("{:?}", e.diagnostics()))
+    .unwrap_or_default();
+    assert!(diags.contains("placeholder"), "{diags}");
+    // A non-default port is kept.
+    let opts = ExoOptions {
+        source: endpoint("imap.gmail.com:1993", None, None).unwrap(),
+        destination: endpoint("ex3.mail.ovh.net", None, None).unwrap(),
+    };
+    let imported = exo_csv(input.as_bytes(), "in.csv", &opts).unwrap();
+    let gmail = imported
+        .plan
+        .platforms
+        .values()
+        .find(|p| p.kind == PlatformKind::Gmail);
+    assert_eq!(gmail.unwrap().imap.as_ref().unwrap().effective_port(), 1993);
 }

@@ -17,6 +17,11 @@ use super::secret::SecretRef;
 pub use super::value::{parse_date, parse_duration, parse_millis};
 use crate::model::capabilities::{Feature, Support, support};
 
+/// What `import` writes where a Microsoft 365 app's id and tenant belong: validation refuses
+/// them until the user writes the real ones.
+pub const M365_CLIENT_ID_PLACEHOLDER: &str = "APPLICATION-CLIENT-ID";
+pub const M365_TENANT_PLACEHOLDER: &str = "TENANT";
+
 /// Checks the plan's cross-field rules. Returns errors and warnings.
 /// `source` is the file's text, for cross-references by line number.
 pub fn validate(plan: &Plan, tree: &Node, source: &str) -> Vec<Diagnostic> {
@@ -461,6 +466,20 @@ impl<'a> Validator<'a> {
                     "write one scope per list item, without spaces",
                 );
             }
+        }
+        if o.client_id.as_deref() == Some(M365_CLIENT_ID_PLACEHOLDER) {
+            self.error(
+                &at("client_id"),
+                "the application (client) id is still the import's placeholder",
+                "write the app registration's Application (client) ID, a GUID from the Entra admin center (README, \"Microsoft 365\")",
+            );
+        }
+        if o.tenant.as_deref() == Some(M365_TENANT_PLACEHOLDER) {
+            self.error(
+                &at("tenant"),
+                "the tenant is still the import's placeholder",
+                "write the tenant id or its domain, e.g. `contoso.onmicrosoft.com`",
+            );
         }
         if o.tenant.is_some() && kind == PlatformKind::Gmail {
             self.error(
