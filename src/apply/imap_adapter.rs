@@ -130,6 +130,27 @@ pub fn copy_options(opts: &model::MigrationOptions) -> CopyOptions {
     }
 }
 
+/// `options` within what the two platforms allow: messages above the destination's size limit
+/// are skipped and reported (rather than each refused by the server), and an account never
+/// holds more connections than its platforms' `limits.connections`. The plan's own
+/// `max_message_size`, when lower, stays.
+pub fn within_platform_limits(
+    mut options: CopyOptions,
+    source: &Platform,
+    dest: &Platform,
+) -> CopyOptions {
+    if let Some(max) = dest.max_message_size() {
+        options.max_message_size = Some(options.max_message_size.map_or(max, |m| m.min(max)));
+    }
+    for cap in [source.limits.connections, dest.limits.connections]
+        .into_iter()
+        .flatten()
+    {
+        options.connections = options.connections.min(cap.max(1) as usize);
+    }
+    options
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +165,31 @@ mod tests {
         assert_eq!(e.message, words);
         let e = ImapError::new(imap::ErrorKind::Network, words).into_step_error();
         assert_eq!(e.retry_after, None);
+    }
+
+    fn platform(yaml: &str) -> Platform {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn platform_limits_cap_the_copy_options() {
+        let gmail = platform("type: gmail\nlimits: {connections: 2}");
+        let imap = platform("type: imap\nimap: {host: h}");
+        let opts = copy_options(&model::MigrationOptions::default());
+        let capped = within_platform_limits(opts.clone(), &imap, &gmail);
+        assert_eq!(capped.max_message_size, Some(35_000_000));
+        assert_eq!(capped.connections, 2);
+        let to_imap = within_platform_limits(opts.clone(), &gmail, &imap);
+        assert_eq!(
+            to_imap.max_message_size, None,
+            "a source's limit is not the copy's"
+        );
+        assert_eq!(to_imap.connections, 2);
+        let mut small = opts;
+        small.max_message_size = Some(1_000);
+        assert_eq!(
+            within_platform_limits(small, &imap, &gmail).max_message_size,
+            Some(1_000)
+        );
     }
 }

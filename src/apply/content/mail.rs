@@ -40,7 +40,11 @@ impl ContentSync for MailSync {
             source,
             dest,
             rules: imap_adapter::folder_rules(account.account.folders.as_ref()),
-            options: imap_adapter::copy_options(&account.options),
+            options: imap_adapter::within_platform_limits(
+                imap_adapter::copy_options(&account.options),
+                &account.source,
+                &account.dest,
+            ),
         }))
     }
 }

@@ -43,7 +43,11 @@ pub(super) fn prepare(
         root,
         dest,
         rules: imap_adapter::folder_rules(account.account.folders.as_ref()),
-        options: imap_adapter::copy_options(&account.options),
+        options: imap_adapter::within_platform_limits(
+            imap_adapter::copy_options(&account.options),
+            &account.source,
+            &account.dest,
+        ),
     }))
 }
 
