@@ -84,6 +84,10 @@ const COMMON_NAMES: &[(SpecialUse, &[&str])] = &[
             "Elementos enviados",
             "Inviata",
             "Posta inviata",
+            // Outlook / Microsoft 365 in Dutch and Portuguese (Microsoft 365 says no SPECIAL-USE).
+            "Verzonden items",
+            "Itens Enviados",
+            "Itens enviados",
         ],
     ),
     (
@@ -96,6 +100,8 @@ const COMMON_NAMES: &[(SpecialUse, &[&str])] = &[
             "Entwürfe",
             "Borradores",
             "Bozze",
+            "Concepten",
+            "Rascunhos",
         ],
     ),
     (
@@ -116,6 +122,10 @@ const COMMON_NAMES: &[(SpecialUse, &[&str])] = &[
             "Papelera",
             "Elementos eliminados",
             "Cestino",
+            "Posta eliminata",
+            "Verwijderde items",
+            "Itens Excluídos",
+            "Itens excluídos",
         ],
     ),
     (
@@ -132,9 +142,17 @@ const COMMON_NAMES: &[(SpecialUse, &[&str])] = &[
             "Junk-E-Mail",
             "Correo no deseado",
             "Posta indesiderata",
+            "Ongewenste e-mail",
+            "Lixo Eletrônico",
+            "Lixo eletrônico",
         ],
     ),
-    (SpecialUse::Archive, &["Archive", "Archives", "Archiv"]),
+    (
+        SpecialUse::Archive,
+        &[
+            "Archive", "Archives", "Archiv", "Archivio", "Archief", "Arquivo",
+        ],
+    ),
     (
         SpecialUse::All,
         &["[Gmail]/All Mail", "[Google Mail]/All Mail"],
