@@ -941,6 +941,26 @@ impl<'a> Validator<'a> {
                     }
                 }
                 (_, PlatformKind::Files) => {}
+                (_, PlatformKind::Microsoft365) => self.error(
+                    &content_path(i),
+                    format!(
+                        "Microsoft 365 has no CardDAV/CalDAV: its {} are reached through Microsoft Graph, which mailshift does not speak yet",
+                        c.as_str()
+                    ),
+                    if side == Side::From {
+                        "remove it from `content` and export them from Outlook as .vcf/.ics files, then import those through a `files` platform"
+                    } else {
+                        "remove it from `content`; an export to a `files` platform keeps them until Graph support lands"
+                    },
+                ),
+                (_, PlatformKind::Gmail) => self.error(
+                    &content_path(i),
+                    format!(
+                        "Google's CardDAV/CalDAV (separate hosts, their own OAuth scopes) is not supported yet, so platform `{name}` cannot carry {}",
+                        c.as_str()
+                    ),
+                    "remove it from `content`; Google Takeout exports contacts as .vcf and calendars as .ics, which a `files` platform imports",
+                ),
                 (_, PlatformKind::OvhMxPlan | PlatformKind::OvhEmailPro) => {
                     let family = if p.kind == PlatformKind::OvhMxPlan {
                         "MX Plan"
