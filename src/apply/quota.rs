@@ -166,6 +166,28 @@ impl Limits {
         }
     }
 
+    /// What `plan --refresh` says of a copy of `bytes` under these limits: "3.2 GB to copy:
+    /// about 7 days at Gmail's daily upload limit of 500.0 MB…". The slowest side decides.
+    pub fn estimate(&self, bytes: u64) -> Option<String> {
+        if bytes == 0 {
+            return None;
+        }
+        let (days, name) = [&self.download, &self.upload]
+            .into_iter()
+            .flatten()
+            .map(|l| (bytes.div_ceil(l.bytes.max(1)), &l.name))
+            .max_by_key(|(days, _)| *days)?;
+        let size = human_bytes(bytes);
+        Some(if days <= 1 {
+            format!("{size} to copy: within a day at {name}")
+        } else {
+            format!(
+                "{size} to copy: about {days} days at {name} (the copy pauses when a day's \
+                 limit is reached and goes on when it allows more)"
+            )
+        })
+    }
+
     /// Which side a server's "exceeded limits" came from: an APPEND is the destination's
     /// upload; otherwise the side that has a daily limit, the source's reads first (FETCH is
     /// where Gmail says it, ha-email-sensor#16).
@@ -239,6 +261,22 @@ mod tests {
         let plain = Limits::of(&spec("{type: imap, imap: {host: h}}"));
         assert!(!plain.is_limited());
         assert!(!plain.budget(&store, now).unwrap().is_limited());
+    }
+
+    #[test]
+    fn the_estimate_counts_days_at_the_slowest_limit() {
+        let gmail = Limits::of(&spec("{type: gmail}"));
+        assert_eq!(
+            gmail.estimate(3_200_000_000).unwrap(),
+            "3.2 GB to copy: about 7 days at Gmail's daily upload limit of 500.0 MB (the copy \
+             pauses when a day's limit is reached and goes on when it allows more)"
+        );
+        assert_eq!(
+            gmail.estimate(400_000_000).unwrap(),
+            "400.0 MB to copy: within a day at Gmail's daily upload limit of 500.0 MB"
+        );
+        assert_eq!(gmail.estimate(0), None);
+        assert_eq!(Limits::default().estimate(1_000), None);
     }
 
     #[test]

@@ -132,9 +132,14 @@ impl Prepared for Mailboxes {
     ) -> ContentResult<'a, Result<Vec<String>, StepError>> {
         Box::pin(async move {
             let records = folder_records(state.folders(id).map_err(StepError::from)?);
-            preview::preview(&self.source, &self.dest, &self.rules, &records)
+            // Under a daily limit, the source's size says how many days the copy takes.
+            let measure = self.limits.is_limited();
+            let look = preview::look(&self.source, &self.dest, &self.rules, &records, measure)
                 .await
-                .map_err(StepError::config)
+                .map_err(StepError::config)?;
+            let mut lines = look.lines;
+            lines.extend(look.to_copy.and_then(|b| self.limits.estimate(b)));
+            Ok(lines)
         })
     }
 
