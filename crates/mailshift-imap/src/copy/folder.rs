@@ -814,7 +814,7 @@ impl FolderSync<'_> {
             let size = u64::from(m.size);
             // Bodies kept from a cut connection (or a spool) were counted when fetched.
             let fetch = !self.carry.bodies.contains_key(&m.uid)
-                && !self.carry.spool.as_ref().is_some_and(|s| s.uid == m.uid);
+                && self.carry.spool.as_ref().is_none_or(|s| s.uid != m.uid);
             if !self.run.meter.take(size, fetch) {
                 break;
             }
