@@ -173,8 +173,12 @@ impl Imap {
         }
         let text = info.unwrap_or_default();
         // `[LIMIT]` on APPEND is about this message (too large for the server): a refusal to
-        // skip. Throttling and what refuses the whole folder are errors.
-        if refusal_kind(&text) == ErrorKind::Throttled || refuses_folder(&text) {
+        // skip. Throttling, a daily limit reached and what refuses the whole folder are errors.
+        if matches!(
+            refusal_kind(&text),
+            ErrorKind::Throttled | ErrorKind::DailyLimit
+        ) || refuses_folder(&text)
+        {
             return Err(refusal(
                 format!("server {host} refused APPEND to {folder:?}: {text}"),
                 &text,
