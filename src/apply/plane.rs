@@ -171,9 +171,9 @@ mod tests {
     #[test]
     fn each_platform_gets_the_plane_of_its_kind() {
         let planes = planes();
-        let gmail = planes.get("gmail").unwrap();
+        let gmail = planes.get("workspace").unwrap();
         assert!(!gmail.has_api());
-        assert_eq!(planes.size_limit("gmail"), None);
+        assert_eq!(planes.size_limit("workspace"), None);
         assert_eq!(
             planes.size_limit("exchange"),
             None,
@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn a_platform_without_an_api_refuses_api_steps() {
         let planes = planes();
-        let gmail = planes.get("gmail").unwrap();
+        let gmail = planes.get("workspace").unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
