@@ -111,12 +111,13 @@ impl PlaneKind for Manual {
     fn connect(
         &self,
         name: &str,
-        _: &Platform,
+        platform: &Platform,
         _: &Loaded,
         _: Option<&ApiCalls>,
     ) -> Result<Arc<dyn ControlPlane>, StepError> {
         Ok(Arc::new(ManualPlane {
             name: name.to_string(),
+            kind: platform.kind,
         }))
     }
 }
@@ -124,12 +125,17 @@ impl PlaneKind for Manual {
 /// The plane of a platform without an API.
 pub struct ManualPlane {
     name: String,
+    kind: crate::plan::model::PlatformKind,
 }
 
 impl ManualPlane {
     fn no_api<T>(&self) -> Result<T, StepError> {
+        let what = match self.kind {
+            crate::plan::model::PlatformKind::Imap => "plain IMAP",
+            other => other.as_str(),
+        };
         Err(StepError::config(format!(
-            "platform `{}` is plain IMAP: it has no API",
+            "platform `{}` is {what}: mailshift has no API for it",
             self.name
         )))
     }
@@ -200,7 +206,10 @@ mod tests {
         let addr: ResourceAddr = "group/team@example.com".parse().unwrap();
         let e = rt.block_on(gmail.delete(&addr)).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Config);
-        assert_eq!(e.message, "platform `gmail` is plain IMAP: it has no API");
+        assert_eq!(
+            e.message,
+            "platform `workspace` is gmail: mailshift has no API for it"
+        );
         assert_eq!(planes.writes(), 0);
     }
 }
