@@ -201,6 +201,18 @@ impl Settings {
             }
             OAuth2Flow::ServiceAccount => {}
         }
+        for (field, url) in [
+            ("token_url", Some(&token_url)),
+            (
+                "device_authorization_url",
+                device_authorization_url.as_ref(),
+            ),
+            ("authorization_url", authorization_url.as_ref()),
+        ] {
+            if let Some(url) = url {
+                check_url(field, url)?;
+            }
+        }
         let client_id = match (&block.client_id, &service_account) {
             (Some(id), _) => id.clone(),
             (None, Some(key)) => key.client_email.clone(),
@@ -253,6 +265,32 @@ impl Settings {
     /// Whether tokens come from a refresh token (kept in the store or given in the plan).
     pub fn uses_refresh_token(&self) -> bool {
         self.refresh_token.is_some() || self.flow.is_interactive()
+    }
+}
+
+/// OAuth2 endpoints carry secrets: HTTPS, except to this machine (a local test server).
+fn check_url(field: &str, url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!("oauth2.{field}: `{url}` is not an http(s) URL"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "oauth2.{field}: `{url}` would send secrets in clear: use https (plain http is only accepted to localhost)"
+        ))
     }
 }
 
