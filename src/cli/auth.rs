@@ -254,9 +254,10 @@ async fn run_login(grant: &PlanGrant, side: &SideInfo<'_>) -> Result<(), CliErro
         }
     };
     let refresh = obtained.refresh_token.ok_or_else(|| {
-        CliError(format!(
+        CliError(
             "the sign-in worked but the server gave no refresh token, so runs could not renew the access token: add `offline_access` to `scopes` (Microsoft) or check that the client is an installed/desktop app (Google)"
-        ))
+                .to_string(),
+        )
     })?;
     grant.keep_refresh_token(&refresh).map_err(CliError)?;
     let _ = writeln!(
