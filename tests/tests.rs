@@ -13,6 +13,7 @@ mod hostile_names;
 mod hostile_network;
 mod loader;
 mod mail_files;
+mod oauth;
 mod ovh_conformance;
 mod ovh_e2e;
 mod ovh_sim;

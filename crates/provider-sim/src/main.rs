@@ -1,7 +1,158 @@
 //! `provider-sim`: runs the stand-ins of `provider_sim` as processes, for the demo and the
 //! benchmarks (the tests start them in process).
 
-fn main() {
-    eprintln!("provider-sim: no subcommand yet");
-    std::process::exit(2);
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use provider_sim::oauth::{Client, OAuthConfig, OAuthServer, ServiceAccount};
+
+/// Stand-ins for Gmail, Microsoft 365 and their OAuth2 token services (test and demo tools:
+/// they are not the real services).
+#[derive(Debug, Parser)]
+#[command(name = "provider-sim", version)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// A local OAuth2 authorization server: client credentials, device code, refresh, JWT
+    /// bearer (RS256), authorization code with PKCE, and RFC 7662 introspection for
+    /// Dovecot's oauth2 passdb.
+    ///
+    /// Prints its base URL on the first line of stdout; the endpoints are BASE/token,
+    /// BASE/devicecode, BASE/authorize and BASE/introspect. Device codes are approved on the
+    /// spot (`--approve-devices-as USER`) since no person is there. Stops on SIGTERM or Ctrl-C.
+    Oauth(OauthArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct OauthArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    token_lifetime: u64,
+    /// A mailbox that exists (repeat).
+    #[arg(long = "user", value_name = "ADDRESS")]
+    users: Vec<String>,
+    /// A confidential client allowed app-only tokens for a domain: ID:SECRET:DOMAIN (repeat).
+    #[arg(long = "app", value_name = "ID:SECRET:DOMAIN")]
+    apps: Vec<String>,
+    /// A public client (device code, loopback): its id (repeat).
+    #[arg(long = "public-client", value_name = "ID")]
+    public_clients: Vec<String>,
+    /// A service account: CLIENT_EMAIL:PUBLIC_KEY_PEM_FILE (repeat).
+    #[arg(long = "service-account", value_name = "EMAIL:FILE")]
+    service_accounts: Vec<String>,
+    /// Approve every device code at once, as this user.
+    #[arg(long, value_name = "ADDRESS")]
+    approve_devices_as: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Oauth(a) => run_oauth(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_oauth(args: OauthArgs) -> Result<(), String> {
+    let mut clients = Vec::new();
+    for app in &args.apps {
+        let mut parts = app.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(id), Some(secret), Some(domain)) => {
+                clients.push(Client::app_only(id, secret, domain))
+            }
+            _ => return Err(format!("--app {app}: expected ID:SECRET:DOMAIN")),
+        }
+    }
+    clients.extend(args.public_clients.iter().map(|id| Client::public(id)));
+    let mut service_accounts = Vec::new();
+    for sa in &args.service_accounts {
+        let (email, file) = sa
+            .split_once(':')
+            .ok_or_else(|| format!("--service-account {sa}: expected EMAIL:FILE"))?;
+        let pem = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+        service_accounts
+            .push(ServiceAccount::from_pem(email, &pem).map_err(|e| format!("{file}: {e}"))?);
+    }
+    let config = OAuthConfig {
+        token_lifetime: Duration::from_secs(args.token_lifetime),
+        clients,
+        service_accounts,
+        users: args.users.clone(),
+        ..OAuthConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let result = runtime.block_on(async {
+        let stop = stop_signal()?;
+        let server = OAuthServer::start_on(config, args.listen).await?;
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "{}", server.url())
+            .and_then(|()| stdout.flush())
+            .map_err(|e| e.to_string())?;
+        eprintln!(
+            "local OAuth2 server (test/demo tool) on {}: token {}, introspection {}",
+            server.url(),
+            server.token_url(),
+            server.introspection_url()
+        );
+        let approver = args.approve_devices_as.clone().map(|user| {
+            // Borrows the server until the select below ends, before it is dropped.
+            let server = &server;
+            async move {
+                loop {
+                    for code in server.pending_user_codes() {
+                        let _ = server.approve_device(&code, &user);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        });
+        match approver {
+            Some(approver) => {
+                tokio::select! {
+                    () = stop => {}
+                    () = approver => {}
+                }
+            }
+            None => stop.await,
+        }
+        // The approver, declared after the server, is dropped before it.
+        Ok(())
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
+}
+
+/// Starts watching for SIGTERM and Ctrl-C now; the future resolves on the first of them.
+fn stop_signal() -> Result<impl Future<Output = ()>, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch for Ctrl-C: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
