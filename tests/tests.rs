@@ -7,6 +7,7 @@ mod support;
 mod apply_cmd;
 mod dovecot_smoke;
 mod examples;
+mod gmail;
 mod faultproxy_smoke;
 mod groupware;
 mod hostile_names;
