@@ -61,6 +61,10 @@ const META_SYNC_POINT: &str = "sync_point";
 
 /// Encoded size of a [`MessageRecord`]: dest_uid u32, hash 32 bytes, size u64, sync_point u64.
 const MESSAGE_LEN: usize = 4 + 32 + 8 + 8;
+/// With the Gmail ids (source_msgid u64, dest_msgid u64) appended, written only when one is
+/// set: older files and non-Gmail copies keep the short form, and an older mailshift reads
+/// the long one (it ignores bytes past [`MESSAGE_LEN`]).
+const MESSAGE_LEN_GMAIL: usize = MESSAGE_LEN + 16;
 
 /// The state file path for a plan: its `state:` field (relative to the plan's directory), or
 /// [`DEFAULT_RELATIVE_PATH`] beside the plan.
@@ -381,13 +385,20 @@ fn folder_name(resource_id: &str, folder: &str) -> String {
     format!("folder record `{folder}` of `{resource_id}`")
 }
 
-fn encode_message(m: &MessageRecord) -> [u8; MESSAGE_LEN] {
-    let mut out = [0u8; MESSAGE_LEN];
+fn encode_message(m: &MessageRecord) -> Vec<u8> {
+    let mut out = [0u8; MESSAGE_LEN_GMAIL];
     out[0..4].copy_from_slice(&m.dest_uid.to_le_bytes());
     out[4..36].copy_from_slice(&m.hash);
     out[36..44].copy_from_slice(&m.size.to_le_bytes());
     out[44..52].copy_from_slice(&m.sync_point.to_le_bytes());
-    out
+    out[52..60].copy_from_slice(&m.source_msgid.to_le_bytes());
+    out[60..68].copy_from_slice(&m.dest_msgid.to_le_bytes());
+    let len = if m.source_msgid == 0 && m.dest_msgid == 0 {
+        MESSAGE_LEN
+    } else {
+        MESSAGE_LEN_GMAIL
+    };
+    out[..len].to_vec()
 }
 
 /// Bytes past [`MESSAGE_LEN`] are ignored: room for fields a later version may append.
@@ -398,6 +409,14 @@ fn decode_message(bytes: &[u8]) -> Option<MessageRecord> {
         hash: b[4..36].try_into().ok()?,
         size: u64::from_le_bytes(b[36..44].try_into().ok()?),
         sync_point: u64::from_le_bytes(b[44..52].try_into().ok()?),
+        source_msgid: bytes
+            .get(52..60)
+            .and_then(|g| g.try_into().ok())
+            .map_or(0, u64::from_le_bytes),
+        dest_msgid: bytes
+            .get(60..68)
+            .and_then(|g| g.try_into().ok())
+            .map_or(0, u64::from_le_bytes),
     })
 }
 
@@ -984,6 +1003,7 @@ mod tests {
             hash,
             size: 0x0102_0304_0506_0708,
             sync_point,
+            ..Default::default()
         }
     }
 

@@ -30,6 +30,7 @@ fn rules(include: &[&str], exclude: &[&str], map: &[(&str, &str)]) -> FolderRule
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        gmail: Gmail::default(),
     }
 }
 

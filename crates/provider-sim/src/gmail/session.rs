@@ -790,12 +790,13 @@ impl Session {
     }
 }
 
-/// A label as X-GM-LABELS writes it: system labels as atoms, user labels as strings.
+/// A label as X-GM-LABELS writes it: system labels as atoms, user labels as quoted
+/// strings (never literals: clients parse labels as flags or quoted strings).
 fn label_tok(label: &str) -> Tok {
     if label.starts_with('\\') {
         Tok::atom(label)
     } else {
-        Tok::string(label.as_bytes())
+        Tok::Quoted(label.as_bytes().to_vec())
     }
 }
 
