@@ -39,9 +39,7 @@ use crate::transfer::imap::files::{SourceFolder, Tree};
 use crate::transfer::imap::folders::{
     ArchiveFilter, FolderRules, Mapping, RemoteFolder, map_folders,
 };
-use crate::transfer::imap::session::{
-    FolderInfo, Imap, ImapError, MessageMeta, Target, uid_set,
-};
+use crate::transfer::imap::session::{FolderInfo, Imap, ImapError, MessageMeta, Target, uid_set};
 
 /// Bodies fetched per command while hashing: bounds memory on big mailboxes.
 const CHUNK: usize = 50;
@@ -445,17 +443,9 @@ async fn check_all(
             gmail: dst.caps.gmail,
             all_mail: dst.caps.gmail && gmail_all.contains(dest_raw.as_str()),
         };
-        let check = check_folder(
-            src,
-            dst,
-            dest,
-            &sources,
-            options,
-            limit,
-            refused,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let check = check_folder(src, dst, dest, &sources, options, limit, refused)
+            .await
+            .map_err(|e| e.to_string())?;
         out.push(check);
     }
     Ok(out)

@@ -81,11 +81,7 @@ pub fn folder_rules(rules: Option<&model::FolderRules>) -> FolderRules {
 /// a server that offers X-GM-EXT-1), and where Gmail's archived mail goes
 /// (`options.gmail_archive_folder`; none: the destination's `\Archive` folder, else
 /// `Archive`).
-pub fn gmail_sides(
-    source: &Platform,
-    dest: &Platform,
-    opts: &model::MigrationOptions,
-) -> Gmail {
+pub fn gmail_sides(source: &Platform, dest: &Platform, opts: &model::MigrationOptions) -> Gmail {
     Gmail {
         source: source.kind == model::PlatformKind::Gmail,
         dest: dest.kind == model::PlatformKind::Gmail,

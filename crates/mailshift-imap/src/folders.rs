@@ -69,10 +69,7 @@ impl ArchiveFilter {
         !labels.iter().any(|l| {
             self.folder_labels.contains(l)
                 || (l.starts_with('\\')
-                    && self
-                        .folder_labels
-                        .iter()
-                        .any(|f| f.eq_ignore_ascii_case(l)))
+                    && self.folder_labels.iter().any(|f| f.eq_ignore_ascii_case(l)))
         })
     }
 }
@@ -578,7 +575,9 @@ pub fn map_folders(
             ));
             continue;
         }
-        if rules.gmail.source && let Some(why) = gmail_view(f, &rules.gmail) {
+        if rules.gmail.source
+            && let Some(why) = gmail_view(f, &rules.gmail)
+        {
             if f.special.is_some_and(|(u, _)| u == SpecialUse::All) && gmail_all.is_none() {
                 gmail_all = Some(f);
             } else {
@@ -597,8 +596,8 @@ pub fn map_folders(
         &mut remaps,
         &mut notes,
     );
-    let archive_target: Option<Vec<String>> = gmail_all.map(|_| {
-        match &rules.gmail.archive_folder {
+    let archive_target: Option<Vec<String>> =
+        gmail_all.map(|_| match &rules.gmail.archive_folder {
             Some(name) => normalize_inbox(
                 name.split('/')
                     .filter(|s| !s.is_empty())
@@ -607,8 +606,7 @@ pub fn map_folders(
             ),
             None => dest_special(SpecialUse::Archive, &dst)
                 .unwrap_or_else(|| vec!["Archive".to_string()]),
-        }
-    });
+        });
 
     let existing: BTreeMap<&str, &str> = dst
         .folders
@@ -701,7 +699,10 @@ pub fn map_folders(
 /// From Gmail: why a folder is not copied as a folder (All Mail, Important, Starred: views of
 /// messages that are in label folders), or `None` for a label folder.
 fn gmail_view(f: &Listed, gmail: &Gmail) -> Option<String> {
-    let archive = gmail.archive_folder.as_deref().unwrap_or("the archive folder");
+    let archive = gmail
+        .archive_folder
+        .as_deref()
+        .unwrap_or("the archive folder");
     match f.special.map(|(u, _)| u) {
         Some(SpecialUse::All) => Some(format!(
             "Gmail's All Mail: messages are copied from their label folders, and the archived ones (no label) to `{archive}`"
@@ -718,7 +719,9 @@ fn gmail_view(f: &Listed, gmail: &Gmail) -> Option<String> {
 
 /// Gmail's Important folder (`\Important`, RFC 8457), by attribute or by name.
 fn is_important(f: &Listed) -> bool {
-    f.attributes.iter().any(|a| a.eq_ignore_ascii_case("\\Important"))
+    f.attributes
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case("\\Important"))
         || ["[Gmail]/Important", "[Google Mail]/Important"]
             .iter()
             .any(|n| f.path.eq_ignore_ascii_case(n))

@@ -299,7 +299,9 @@ impl GmailSim {
 
     /// Bytes appended plus fetched so far.
     pub fn volume(&self) -> u64 {
-        self.shared.volume.load(std::sync::atomic::Ordering::Relaxed)
+        self.shared
+            .volume
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Starts counting the volume from zero again (a new quota window).

@@ -27,10 +27,18 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct GmailArgs {
     /// The Dovecot behind the proxy (its plain IMAP port).
-    #[arg(long, value_name = "ADDR", required_unless_present = "print_dovecot_config")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        required_unless_present = "print_dovecot_config"
+    )]
     backend: Option<SocketAddr>,
     /// Dovecot's master user for the proxy's side connections, as `USER:PASSWORD`.
-    #[arg(long, value_name = "USER:PASSWORD", default_value = "gmailsim:gmailsim")]
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        default_value = "gmailsim:gmailsim"
+    )]
     master: String,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]

@@ -40,9 +40,9 @@ impl ContentSync for MailSync {
             source,
             dest,
             rules: FolderRules {
-            gmail: imap_adapter::gmail_sides(&account.source, &account.dest, &account.options),
-            ..imap_adapter::folder_rules(account.account.folders.as_ref())
-        },
+                gmail: imap_adapter::gmail_sides(&account.source, &account.dest, &account.options),
+                ..imap_adapter::folder_rules(account.account.folders.as_ref())
+            },
             options: imap_adapter::copy_options(&account.options),
         }))
     }

@@ -402,7 +402,11 @@ impl FolderSync<'_> {
         self.gmail.dest.clear();
         for (uid, rec) in &self.copied {
             if rec.dest_msgid != 0 {
-                self.gmail.dest.entry(rec.dest_msgid).or_default().push((*uid, *rec));
+                self.gmail
+                    .dest
+                    .entry(rec.dest_msgid)
+                    .or_default()
+                    .push((*uid, *rec));
             }
         }
         Ok(())
@@ -410,7 +414,10 @@ impl FolderSync<'_> {
 
     /// From Gmail: each listed message's X-GM-MSGID is kept for its record, and on the plan
     /// reading All Mail only the archived messages (no label that is a folder) stay listed.
-    async fn gmail_listing(&mut self, metas: Vec<MessageMeta>) -> Result<Vec<MessageMeta>, CopyError> {
+    async fn gmail_listing(
+        &mut self,
+        metas: Vec<MessageMeta>,
+    ) -> Result<Vec<MessageMeta>, CopyError> {
         if !self.src.caps.gmail {
             if self.folder.archive.is_some() {
                 return Err(CopyError::new(
@@ -430,13 +437,21 @@ impl FolderSync<'_> {
                 if let Some(id) = g.msgid {
                     self.gmail.source.insert(g.uid, id);
                 }
-                if self.folder.archive.as_ref().is_none_or(|f| f.keeps(&g.labels)) {
+                if self
+                    .folder
+                    .archive
+                    .as_ref()
+                    .is_none_or(|f| f.keeps(&g.labels))
+                {
                     kept.insert(g.uid);
                 }
             }
         }
         Ok(match self.folder.archive {
-            Some(_) => metas.into_iter().filter(|m| kept.contains(&m.uid)).collect(),
+            Some(_) => metas
+                .into_iter()
+                .filter(|m| kept.contains(&m.uid))
+                .collect(),
             None => metas,
         })
     }

@@ -144,9 +144,7 @@ impl Backend {
         let a = self
             .must(&[Tok::atom("UID"), Tok::atom("FETCH"), Tok::atom(set), {
                 let toks = wire::parse(items.as_bytes()).map_err(io::Error::other)?;
-                toks.into_iter()
-                    .next()
-                    .unwrap_or_else(|| Tok::atom("UID"))
+                toks.into_iter().next().unwrap_or_else(|| Tok::atom("UID"))
             }])
             .await?;
         Ok(a.untagged.iter().filter_map(|r| fetch_row(r)).collect())
@@ -159,7 +157,8 @@ impl Backend {
         let a = self.must(&args).await?;
         let mut out = Vec::new();
         for r in &a.untagged {
-            if let Some(("SEARCH", rest)) = wire::untagged(r).as_ref().map(|(w, r)| (w.as_str(), *r))
+            if let Some(("SEARCH", rest)) =
+                wire::untagged(r).as_ref().map(|(w, r)| (w.as_str(), *r))
             {
                 out.extend(
                     String::from_utf8_lossy(rest)

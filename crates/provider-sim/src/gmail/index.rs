@@ -61,9 +61,7 @@ impl Index {
             ) else {
                 continue;
             };
-            let mid = row
-                .text_of("BODY[HEADER.FIELDS")
-                .and_then(wire::message_id);
+            let mid = row.text_of("BODY[HEADER.FIELDS").and_then(wire::message_id);
             let flags = match row.items.get("FLAGS") {
                 Some(Tok::List(f)) => f.iter().map(Tok::text_lossy).collect(),
                 _ => Vec::new(),
@@ -75,6 +73,63 @@ impl Index {
                 real_uid: real_uid as u32,
                 flags,
                 key,
+            });
+        }
+        Ok(index)
+    }
+
+    /// Only the copies of the message with this Message-ID (a SEARCH, not a whole read):
+    /// what an APPEND needs to know.
+    pub async fn read_one(side: &mut Backend, message_id: &str) -> io::Result<Index> {
+        let uidvalidity = side.select(VIRTUAL_ALL).await?;
+        let mut index = Index {
+            uidvalidity,
+            ..Index::default()
+        };
+        let found = side
+            .search(&[
+                Tok::atom("HEADER"),
+                Tok::atom("Message-ID"),
+                Tok::string(message_id.as_bytes()),
+            ])
+            .await?;
+        if found.is_empty() {
+            return Ok(index);
+        }
+        let set = found
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows = side
+            .fetch(
+                &set,
+                "(UID FLAGS X-MAILBOX X-REAL-UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
+            )
+            .await?;
+        for row in rows {
+            let (Some(vuid), Some(mailbox), Some(real_uid)) = (
+                row.uid(),
+                row.items.get("X-MAILBOX").map(Tok::text_lossy),
+                row.num("X-REAL-UID"),
+            ) else {
+                continue;
+            };
+            // SEARCH HEADER matches substrings: keep the exact Message-ID only.
+            let mid = row.text_of("BODY[HEADER.FIELDS").and_then(wire::message_id);
+            if mid.as_deref() != Some(message_id) {
+                continue;
+            }
+            let flags = match row.items.get("FLAGS") {
+                Some(Tok::List(f)) => f.iter().map(Tok::text_lossy).collect(),
+                _ => Vec::new(),
+            };
+            index.push(Copy {
+                vuid,
+                mailbox,
+                real_uid: real_uid as u32,
+                flags,
+                key: key(Some(message_id), "", 0),
             });
         }
         Ok(index)

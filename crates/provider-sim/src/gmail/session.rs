@@ -160,9 +160,8 @@ impl Session {
                     let mut t = toks.clone();
                     t[2] = rename(&t[2]);
                     let reply = self.relay(&t).await?;
-                    self.selected = (wire::tagged(&reply).map(|(_, s)| s).as_deref()
-                        == Some("OK"))
-                    .then(|| toks[2].text_lossy());
+                    self.selected = (wire::tagged(&reply).map(|(_, s)| s).as_deref() == Some("OK"))
+                        .then(|| toks[2].text_lossy());
                     reply
                 }
                 "STATUS" | "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" if toks.len() > 2 => {
@@ -187,9 +186,9 @@ impl Session {
                 "FETCH" if logged_in => self.fetch(&toks, uid).await?,
                 "STORE"
                     if logged_in
-                        && toks
-                            .get(if uid { 4 } else { 3 })
-                            .is_some_and(|t| t.text_lossy().to_ascii_uppercase().contains("X-GM-LABELS")) =>
+                        && toks.get(if uid { 4 } else { 3 }).is_some_and(|t| {
+                            t.text_lossy().to_ascii_uppercase().contains("X-GM-LABELS")
+                        }) =>
                 {
                     self.store_labels(&toks, uid).await?
                 }
@@ -309,8 +308,10 @@ impl Session {
         self.user = Some(user.clone());
         let shared = self.shared.clone();
         shared.ensure_folders(self.side().await?, &user).await?;
-        Ok(format!("{tag} OK [CAPABILITY {CAPABILITIES}] {user} authenticated (Success)\r\n")
-            .into_bytes())
+        Ok(
+            format!("{tag} OK [CAPABILITY {CAPABILITIES}] {user} authenticated (Success)\r\n")
+                .into_bytes(),
+        )
     }
 
     async fn login(&mut self, toks: &[Tok]) -> io::Result<Vec<u8>> {
@@ -396,16 +397,16 @@ impl Session {
             i += 1;
         }
         let pattern = toks.get(i + 1).and_then(Tok::text).unwrap_or(b"").to_vec();
-        let status_items = toks
-            .iter()
-            .position(|t| t.is_atom("RETURN"))
-            .and_then(|p| match toks.get(p + 1) {
-                Some(Tok::List(opts)) => opts
-                    .iter()
-                    .position(|t| t.is_atom("STATUS"))
-                    .and_then(|s| opts.get(s + 1).cloned()),
-                _ => None,
-            });
+        let status_items =
+            toks.iter()
+                .position(|t| t.is_atom("RETURN"))
+                .and_then(|p| match toks.get(p + 1) {
+                    Some(Tok::List(opts)) => opts
+                        .iter()
+                        .position(|t| t.is_atom("STATUS"))
+                        .and_then(|s| opts.get(s + 1).cloned()),
+                    _ => None,
+                });
         let reply = self.relay(toks).await?;
         if wire::tagged(&reply).map(|(_, s)| s).as_deref() != Some("OK") {
             return Ok(reply);
@@ -475,7 +476,7 @@ impl Session {
         let target = mailbox.text_lossy();
         let mid = wire::message_id(wire::header_block(body));
         let index = match &mid {
-            Some(_) => Some(Index::read(self.side().await?).await?),
+            Some(id) => Some(Index::read_one(self.side().await?, id).await?),
             None => None,
         };
         let holders: Vec<(String, u32, u32)> = match (&mid, &index) {
@@ -673,7 +674,11 @@ impl Session {
         args.extend([
             Tok::atom("FETCH"),
             set.clone(),
-            Tok::List(vec![Tok::atom("UID"), Tok::atom("FLAGS"), Tok::atom(MID_ITEM)]),
+            Tok::List(vec![
+                Tok::atom("UID"),
+                Tok::atom("FLAGS"),
+                Tok::atom(MID_ITEM),
+            ]),
         ]);
         let rows: Vec<_> = self
             .internal(&args)

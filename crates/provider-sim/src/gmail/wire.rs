@@ -56,7 +56,9 @@ where
 
 /// `{n}` or `{n+}` (or `{n-}`...) at the end of a line: its length and whether it waits for `+`.
 fn literal_at_end(line: &[u8]) -> Option<(usize, bool)> {
-    let line = line.strip_suffix(b"\r\n").or_else(|| line.strip_suffix(b"\n"))?;
+    let line = line
+        .strip_suffix(b"\r\n")
+        .or_else(|| line.strip_suffix(b"\n"))?;
     let inner = line.strip_suffix(b"}")?;
     let open = inner.iter().rposition(|&b| b == b'{')?;
     let mut digits = &inner[open + 1..];
@@ -274,7 +276,10 @@ pub(super) fn tagged(resp: &[u8]) -> Option<(&[u8], String)> {
         .iter()
         .position(|&b| b == b' ' || b == b'\r')
         .unwrap_or(rest.len());
-    Some((tag, String::from_utf8_lossy(&rest[..end]).to_ascii_uppercase()))
+    Some((
+        tag,
+        String::from_utf8_lossy(&rest[..end]).to_ascii_uppercase(),
+    ))
 }
 
 /// The response text after `TAG STATUS ` (with any `[CODE]`), without the line end.
@@ -421,7 +426,8 @@ mod tests {
 
     #[test]
     fn commands_parse_and_write_back() {
-        let raw = b"a1 UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE)] X-GM-LABELS)\r\n";
+        let raw =
+            b"a1 UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE)] X-GM-LABELS)\r\n";
         let toks = parse(raw).unwrap();
         assert_eq!(toks.len(), 5);
         let Tok::List(items) = &toks[4] else {
