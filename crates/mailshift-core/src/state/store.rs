@@ -1558,9 +1558,27 @@ mod tests {
         let m = message(4_000_000_000, u64::MAX);
         let bytes = encode_message(&m);
         assert_eq!(decode_message(&bytes), Some(m));
+        assert_eq!(bytes.len(), MESSAGE_LEN, "no Gmail ids: the short form");
+        // Fields after the Gmail ids (a later version's) are ignored.
         let mut longer = bytes.to_vec();
+        longer.extend_from_slice(&[0; 16]);
         longer.extend_from_slice(&[0xff; 8]);
         assert_eq!(decode_message(&longer), Some(m));
         assert_eq!(decode_message(&bytes[..MESSAGE_LEN - 1]), None);
+    }
+
+    #[test]
+    fn gmail_ids_are_kept_and_an_older_reader_sees_the_rest() {
+        let m = MessageRecord {
+            source_msgid: 1_278_455_344_230_334_865,
+            dest_msgid: 7,
+            ..message(12, 3)
+        };
+        let bytes = encode_message(&m);
+        assert_eq!(bytes.len(), MESSAGE_LEN_GMAIL);
+        assert_eq!(decode_message(&bytes), Some(m));
+        // What a reader of the short form makes of it: everything but the ids.
+        let old = decode_message(&bytes[..MESSAGE_LEN]).unwrap();
+        assert_eq!((old.dest_uid, old.sync_point, old.source_msgid), (12, 3, 0));
     }
 }

@@ -1087,7 +1087,6 @@ impl FolderSync<'_> {
             cursor.in_flight = keep;
             let rec = folder_record(folder, sinfo, dinfo, cursor, keep, false);
             kept = (entries.len() + refused.len()) as u64;
-            let mut entries = entries;
             let late = gmail.stamp(dst, &mut entries).await;
             record_kept(run, key, rec, entries, refused, refused_before).await?;
             let failure = failure.or(late);
