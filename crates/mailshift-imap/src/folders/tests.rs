@@ -942,7 +942,11 @@ fn from_gmail_labels_are_copied_and_all_mail_only_for_archived_mail() {
         vec!["[Gmail]", "[Gmail]/Important", "[Gmail]/Starred"]
     );
     let archive = m.copy.last().unwrap().archive.clone().expect("a filter");
-    assert!(m.copy[..m.copy.len() - 1].iter().all(|p| p.archive.is_none()));
+    assert!(
+        m.copy[..m.copy.len() - 1]
+            .iter()
+            .all(|p| p.archive.is_none())
+    );
     // Labels that are folders keep a message out of the archive; Important and Starred do not.
     assert!(!archive.keeps(&["\\Inbox".into()]));
     assert!(!archive.keeps(&["Work".into(), "\\Important".into()]));
