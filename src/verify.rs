@@ -13,6 +13,13 @@
 //! not. Flags the destination cannot keep (`\Recent`, keywords without `\*` in its
 //! PERMANENTFLAGS: the copy drops them the same way) are not differences.
 //!
+//! Gmail ([`crate::transfer::imap::folders::Gmail`]): from Gmail, the folders compared are
+//! the copy's (label folders, and All Mail's archived messages only, against the archive
+//! folder; never All Mail, Important or Starred whole). To Gmail, which keeps one message per
+//! Message-ID in a label, a source message whose Message-ID the destination folder holds is
+//! *merged* (counted apart, not missing) when its identical twin took its place; and All Mail
+//! as a destination folder holds every message, so nothing there is *extra*.
+//!
 //! Messages are named by folder, UID, Message-ID, Date and Subject, the last three from a
 //! header-fields fetch of only the messages listed. Lists are capped per folder and kind
 //! (the counts are always complete). Nothing is written anywhere: the source is EXAMINEd;
@@ -29,8 +36,10 @@ use crate::transfer::imap::copy::{
     CopyOptions, CrlfHasher, LARGE_MESSAGE, content_hash, dest_flags,
 };
 use crate::transfer::imap::files::{SourceFolder, Tree};
-use crate::transfer::imap::folders::{FolderRules, Mapping, RemoteFolder, map_folders};
-use crate::transfer::imap::session::{FolderInfo, Imap, ImapError, MessageMeta, Target};
+use crate::transfer::imap::folders::{
+    ArchiveFilter, FolderRules, Mapping, RemoteFolder, map_folders,
+};
+use crate::transfer::imap::session::{FolderInfo, Imap, ImapError, MessageMeta, Target, uid_set};
 
 /// Bodies fetched per command while hashing: bounds memory on big mailboxes.
 const CHUNK: usize = 50;
@@ -137,6 +146,15 @@ pub struct FolderCheck {
     pub flags: Listed<FlagDifference>,
     /// Same content, another internal date.
     pub internal_dates: Listed<Pair>,
+    /// To Gmail: source messages the destination holds as one message with another of the
+    /// same Message-ID (Gmail keeps one per Message-ID in a label): on the destination, not
+    /// missing.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub merged: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl FolderCheck {
@@ -381,7 +399,11 @@ async fn verify_inner(
     let mut dst = Imap::connect(dest).await.map_err(|e| e.to_string())?;
     let sl = src.list().await.map_err(|e| e.to_string())?;
     let dl = dst.list().await.map_err(|e| e.to_string())?;
-    let mapping = map_folders(&sl, &dl, rules).map_err(|e| e.to_string())?;
+    // As the copy does: a server that says it is Gmail is Gmail.
+    let mut rules = rules.clone();
+    rules.gmail.source |= src.caps.gmail;
+    rules.gmail.dest |= dst.caps.gmail;
+    let mapping = map_folders(&sl, &dl, &rules).map_err(|e| e.to_string())?;
     let mut side = SourceSide::Imap(&mut src);
     let out = check_all(&mut side, &mut dst, &dl, &mapping, options, limit, refused).await;
     src.logout().await;
@@ -399,30 +421,48 @@ async fn check_all(
     limit: usize,
     refused: &Refused,
 ) -> Result<Vec<FolderCheck>, String> {
-    let mut by_dest: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
+    let mut by_dest: BTreeMap<(String, String), Vec<SourceFolderRef>> = BTreeMap::new();
     for f in &mapping.copy {
         by_dest
             .entry((f.dest_path.clone(), f.dest.clone()))
             .or_default()
-            .push((f.path.clone(), f.source.clone()));
+            .push((f.path.clone(), f.source.clone(), f.archive.clone()));
     }
     let existing: HashSet<&str> = dl.iter().map(|f| f.name.as_str()).collect();
+    let gmail_all: HashSet<&str> = dl
+        .iter()
+        .filter(|f| f.attributes.iter().any(|a| a.eq_ignore_ascii_case("\\All")))
+        .map(|f| f.name.as_str())
+        .collect();
     let mut out = Vec::new();
     for ((dest_path, dest_raw), sources) in by_dest {
-        let check = check_folder(
-            src,
-            dst,
-            (&dest_path, &dest_raw, existing.contains(dest_raw.as_str())),
-            &sources,
-            options,
-            limit,
-            refused,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let dest = DestFolder {
+            path: &dest_path,
+            raw: &dest_raw,
+            exists: existing.contains(dest_raw.as_str()),
+            gmail: dst.caps.gmail,
+            all_mail: dst.caps.gmail && gmail_all.contains(dest_raw.as_str()),
+        };
+        let check = check_folder(src, dst, dest, &sources, options, limit, refused)
+            .await
+            .map_err(|e| e.to_string())?;
         out.push(check);
     }
     Ok(out)
+}
+
+/// A source folder of a destination folder: (path, raw name, from Gmail's All Mail the
+/// filter keeping only its archived messages).
+type SourceFolderRef = (String, String, Option<ArchiveFilter>);
+
+/// The destination folder of a check, and what it is on a Gmail destination.
+struct DestFolder<'a> {
+    path: &'a str,
+    raw: &'a str,
+    exists: bool,
+    gmail: bool,
+    /// Gmail's All Mail: every message of the account is there.
+    all_mail: bool,
 }
 
 /// Where a check reads its source folders from: an IMAP server (by raw name), or one
@@ -440,10 +480,23 @@ impl SourceSide<'_> {
         raw: &str,
         folder: usize,
         options: &CopyOptions,
+        archive: Option<&ArchiveFilter>,
     ) -> Result<(Vec<Msg>, Vec<(Msg, String)>), ImapError> {
         match self {
             SourceSide::Imap(src) => {
-                let (_, msgs) = read_folder(src, raw, false, folder, Some(options)).await?;
+                let (_, mut msgs) = read_folder(src, raw, false, folder, Some(options)).await?;
+                if let Some(filter) = archive {
+                    let uids: Vec<u32> = msgs.iter().map(|m| m.uid).collect();
+                    let mut kept = HashSet::new();
+                    for chunk in uids.chunks(HEADER_CHUNK) {
+                        for g in src.fetch_gmail(&uid_set(chunk)).await? {
+                            if filter.keeps(&g.labels) {
+                                kept.insert(g.uid);
+                            }
+                        }
+                    }
+                    msgs.retain(|m| kept.contains(&m.uid));
+                }
                 Ok((msgs, Vec::new()))
             }
             SourceSide::Files(tree) => Ok(read_files(tree, raw, folder, options)),
@@ -588,21 +641,22 @@ pub async fn verify_files(
 async fn check_folder(
     src: &mut SourceSide<'_>,
     dst: &mut Imap,
-    (dest_path, dest_raw, dest_exists): (&str, &str, bool),
-    sources: &[(String, String)],
+    dest: DestFolder<'_>,
+    sources: &[SourceFolderRef],
     options: &CopyOptions,
     limit: usize,
     refused: &Refused,
 ) -> Result<FolderCheck, ImapError> {
+    let (dest_path, dest_raw, dest_exists) = (dest.path, dest.raw, dest.exists);
     let mut check = FolderCheck {
         folder: dest_path.to_string(),
-        sources: sources.iter().map(|(p, _)| p.clone()).collect(),
+        sources: sources.iter().map(|(p, _, _)| p.clone()).collect(),
         ..FolderCheck::default()
     };
     let mut smsgs: Vec<Msg> = Vec::new();
     let mut unreadable: Vec<(Msg, String)> = Vec::new();
-    for (i, (_, raw)) in sources.iter().enumerate() {
-        let (msgs, bad) = src.read(raw, i, options).await?;
+    for (i, (_, raw, archive)) in sources.iter().enumerate() {
+        let (msgs, bad) = src.read(raw, i, options, archive.as_ref()).await?;
         smsgs.extend(msgs);
         unreadable.extend(bad);
     }
@@ -660,7 +714,11 @@ async fn check_folder(
 
     // Names are read for what will be listed; all unmatched ones when both sides have some,
     // since a Message-ID found on both sides makes a changed message.
-    let all = !missing.is_empty() && !extra.is_empty();
+    // Gmail's All Mail holds every message of the account: only what should be there counts.
+    if dest.all_mail {
+        extra.clear();
+    }
+    let all = !missing.is_empty() && (!extra.is_empty() || dest.gmail);
     let take = |v: &[usize]| -> Vec<usize> {
         if all {
             v.to_vec()
@@ -679,7 +737,7 @@ async fn check_folder(
         wanted.extend(list.iter().take(limit).map(|(s, _)| *s));
     }
     let mut src_names: HashMap<(usize, u32), header::Named> = HashMap::new();
-    for (fi, (_, raw)) in sources.iter().enumerate() {
+    for (fi, (_, raw, _)) in sources.iter().enumerate() {
         let uids: Vec<u32> = wanted
             .iter()
             .filter(|i| smsgs[**i].folder == fi)
@@ -708,9 +766,27 @@ async fn check_folder(
             by_id.entry(id).or_default().push_back(d);
         }
     }
+    // To Gmail: the Message-IDs the destination folder holds, for the merged ones.
+    let gmail_ids: HashSet<String> = if dest.gmail && dest_exists && !missing.is_empty() {
+        let uids: Vec<u32> = dmsgs.iter().map(|m| m.uid).collect();
+        names(dst, &uids)
+            .await?
+            .into_values()
+            .filter_map(|n| n.message_id)
+            .collect()
+    } else {
+        HashSet::new()
+    };
     let mut changed_dest = HashSet::new();
     for &s in &missing {
         let m = &smsgs[s];
+        let id = src_names
+            .get(&(m.folder, m.uid))
+            .and_then(|n| n.message_id.as_deref());
+        if id.is_some_and(|id| gmail_ids.contains(id) && !by_id.contains_key(id)) {
+            check.merged += 1;
+            continue;
+        }
         // Left out on purpose, and said so by the copy: not "missing".
         if let Some(reason) = refused.get(&(sources[m.folder].0.clone(), m.uid)) {
             let skipped = Skipped {

@@ -8,6 +8,7 @@ mod apply_cmd;
 mod dovecot_smoke;
 mod examples;
 mod faultproxy_smoke;
+mod gmail;
 mod groupware;
 mod hostile_names;
 mod hostile_network;

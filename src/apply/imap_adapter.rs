@@ -10,7 +10,7 @@ use crate::plan::Loaded;
 use crate::error::{ErrorKind, StepError};
 use crate::plan::model::{self, Credentials, ImapEndpoint, Platform};
 use crate::transfer::imap::copy::{CopyError, CopyOptions};
-use crate::transfer::imap::folders::FolderRules;
+use crate::transfer::imap::folders::{FolderRules, Gmail};
 use crate::transfer::imap::session::{Auth, Endpoint, Secret, Security, Target, Tokens};
 use crate::transfer::imap::{self as imap, session::ImapError};
 
@@ -82,8 +82,21 @@ pub fn folder_rules(rules: Option<&model::FolderRules>) -> FolderRules {
             include: r.include.clone(),
             exclude: r.exclude.clone(),
             map: r.map.clone(),
+            gmail: Gmail::default(),
         },
         None => FolderRules::default(),
+    }
+}
+
+/// Which sides of an account are Gmail by the plan's platform types (the engine also trusts
+/// a server that offers X-GM-EXT-1), and where Gmail's archived mail goes
+/// (`options.gmail_archive_folder`; none: the destination's `\Archive` folder, else
+/// `Archive`).
+pub fn gmail_sides(source: &Platform, dest: &Platform, opts: &model::MigrationOptions) -> Gmail {
+    Gmail {
+        source: source.kind == model::PlatformKind::Gmail,
+        dest: dest.kind == model::PlatformKind::Gmail,
+        archive_folder: opts.gmail_archive_folder.clone(),
     }
 }
 

@@ -212,12 +212,16 @@ fn from_message(m: state::MessageRecord) -> MessageRecord {
         hash,
         size,
         sync_point,
+        source_msgid,
+        dest_msgid,
     } = m;
     MessageRecord {
         dest_uid,
         hash,
         size,
         sync_point,
+        source_msgid,
+        dest_msgid,
     }
 }
 
@@ -227,12 +231,16 @@ fn to_message(m: &MessageRecord) -> state::MessageRecord {
         hash,
         size,
         sync_point,
+        source_msgid,
+        dest_msgid,
     } = *m;
     state::MessageRecord {
         dest_uid,
         hash,
         size,
         sync_point,
+        source_msgid,
+        dest_msgid,
     }
 }
 

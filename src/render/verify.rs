@@ -211,6 +211,8 @@ fn folder_lines(out: &mut String, f: &FolderCheck, capped: &mut bool) {
         (f.skipped.count, "skipped"),
         (f.flags.count, "flags"),
         (f.internal_dates.count, "dates"),
+        // Not a difference: Gmail keeps one message per Message-ID in a label.
+        (f.merged, "merged by Gmail"),
     ];
     let _ = writeln!(
         out,

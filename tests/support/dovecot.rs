@@ -46,6 +46,10 @@ pub struct DovecotConfig<'a> {
     /// URL at every login (no cache), so a token works only while the server says it is
     /// active. Password logins keep working for the same users.
     pub oauth2: Option<&'a str>,
+    /// A Gmail-shaped server in front of this one ([`Dovecot::gmail`]): Dovecot's virtual
+    /// plugin for `[Gmail]/All Mail` and a master user for the proxy (see
+    /// `provider_sim::gmail`). Needs separator `/`.
+    pub gmail: bool,
 }
 
 impl Default for DovecotConfig<'_> {
@@ -58,6 +62,7 @@ impl Default for DovecotConfig<'_> {
             max_connections: 50,
             extra: "",
             oauth2: None,
+            gmail: false,
         }
     }
 }
@@ -207,7 +212,8 @@ impl Dovecot {
                 dovecot.tls_port,
                 &config,
                 &dovecot.identity,
-            ) + config.extra;
+            ) + config.extra
+                + &gmail_config(dovecot.dir(), config.gmail);
             fs::write(dovecot.dir().join("dovecot.conf"), conf).unwrap();
             match dovecot.spawn_and_wait(port) {
                 Ok(()) => return dovecot,
@@ -291,6 +297,21 @@ impl Dovecot {
             "ca_pem_path(): this Dovecot was started without `tls: true`"
         );
         self.dir().join("tls/ca.pem")
+    }
+
+    /// Starts the Gmail-shaped proxy in front of this instance (started with `gmail: true`).
+    pub fn gmail(&self) -> provider_sim::gmail::GmailSim {
+        assert!(
+            self.dir().join("gmail-masters").exists(),
+            "gmail(): this Dovecot was started without `gmail: true`"
+        );
+        provider_sim::gmail::GmailSim::start(provider_sim::gmail::GmailConfig {
+            backend: (Ipv4Addr::LOCALHOST, self.port).into(),
+            master_user: GMAIL_MASTER.0.to_string(),
+            master_password: GMAIL_MASTER.1.to_string(),
+            quota_bytes: None,
+        })
+        .unwrap_or_else(|e| panic!("starting the Gmail proxy: {e}"))
     }
 
     pub fn separator(&self) -> char {
@@ -491,6 +512,18 @@ impl Drop for Dovecot {
             eprintln!("keeping Dovecot directory {}", dir.keep().display());
         }
     }
+}
+
+/// The master user the Gmail proxy's side connections log in as.
+const GMAIL_MASTER: (&str, &str) = ("gmailsim", "gmailsim-master-pw");
+
+/// The Gmail block of the configuration (empty without `gmail`).
+fn gmail_config(dir: &Path, gmail: bool) -> String {
+    if !gmail {
+        return String::new();
+    }
+    provider_sim::gmail::dovecot_config(dir, GMAIL_MASTER.0, GMAIL_MASTER.1)
+        .unwrap_or_else(|e| panic!("writing the Gmail virtual folders: {e}"))
 }
 
 /// Unique to the instance: the temp dir's random name.

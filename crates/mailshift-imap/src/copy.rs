@@ -394,7 +394,11 @@ async fn copy_account(
     let (source_list, dest_list) = tokio::join!(src.list_with_status(), dst.list_with_status());
     let ((source_folders, mut source_status), (dest_folders, mut dest_status)) =
         (source_list?, dest_list?);
-    let mut mapping = map_folders(&source_folders, &dest_folders, &job.rules)
+    // A server that says it is Gmail is treated as Gmail whatever the plan's type.
+    let mut rules = job.rules.clone();
+    rules.gmail.source |= src.caps.gmail;
+    rules.gmail.dest |= dst.caps.gmail;
+    let mut mapping = map_folders(&source_folders, &dest_folders, &rules)
         .map_err(|e| CopyError::new(ErrorKind::Config, e.to_string()))?;
     for name in &mapping.create {
         dst.create(name).await?;

@@ -13,6 +13,11 @@
 //! - A folder moved by `map` or by its special use takes its subfolders along
 //!   ("Deleted Items/Old" → "Trash/Old").
 //! - Globs are case-sensitive, as IMAP names are (INBOX aside, which is always `INBOX`).
+//! - From Gmail ([`Gmail::source`]) labels are folders and All Mail holds every message: each
+//!   label folder is copied, All Mail, Important and Starred are not, and All Mail is read
+//!   once more for the label-less (archived) messages only, into the archive folder
+//!   ([`FolderPlan::archive`]). To Gmail ([`Gmail::dest`]) the source's archive goes to All
+//!   Mail (archived in Gmail's terms: no label).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,6 +39,39 @@ pub struct FolderRules {
     pub exclude: Vec<String>,
     /// Explicit source folder → destination folder paths, overriding special-use mapping.
     pub map: BTreeMap<String, String>,
+    /// Which sides are Gmail (see the module documentation).
+    pub gmail: Gmail,
+}
+
+/// What the mapping must know of Gmail on either side: the plan's platform type says so,
+/// or the server does (X-GM-EXT-1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gmail {
+    pub source: bool,
+    pub dest: bool,
+    /// From Gmail: the destination folder (a path) for label-less mail; `None`: the
+    /// destination's `\Archive` folder, else `Archive`.
+    pub archive_folder: Option<String>,
+}
+
+/// From Gmail: the plan that reads All Mail keeps only the messages none of whose
+/// X-GM-LABELS names a folder (those are copied from that folder).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveFilter {
+    /// Labels that are folders: `\Inbox`, `\Sent`, `\Draft`, `\Trash`, `\Spam` for the
+    /// folders the source lists with those uses, and every other folder by its raw name.
+    pub folder_labels: std::collections::BTreeSet<String>,
+}
+
+impl ArchiveFilter {
+    /// Whether a message with these labels is archived (in no folder that is copied).
+    pub fn keeps(&self, labels: &[String]) -> bool {
+        !labels.iter().any(|l| {
+            self.folder_labels.contains(l)
+                || (l.starts_with('\\')
+                    && self.folder_labels.iter().any(|f| f.eq_ignore_ascii_case(l)))
+        })
+    }
 }
 
 /// One line of a LIST answer.
@@ -286,6 +324,8 @@ pub struct FolderPlan {
     /// `None` where that exchange said nothing: ask again. Not the mapping's business:
     /// [`map_folders`] leaves both empty.
     pub known: Known,
+    /// From Gmail, on the plan reading All Mail: copy only the archived messages.
+    pub archive: Option<ArchiveFilter>,
 }
 
 /// See [`FolderPlan::known`].
@@ -349,6 +389,7 @@ impl std::error::Error for FolderError {}
 /// A listed folder, read into path form.
 struct Listed<'a> {
     raw: &'a str,
+    attributes: &'a [String],
     segments: Vec<String>,
     path: String,
     selectable: bool,
@@ -445,6 +486,7 @@ fn read_side<'a>(folders: &'a [RemoteFolder], mut notes: Option<&mut Vec<String>
             let path = segments.join("/");
             Listed {
                 raw: &f.name,
+                attributes: &f.attributes,
                 special: detect(&path, &f.attributes),
                 path,
                 segments,
@@ -503,6 +545,8 @@ pub fn map_folders(
 
     let mut skipped = Vec::new();
     let mut candidates: Vec<&Listed> = Vec::new();
+    // From Gmail: All Mail, read again for archived mail only.
+    let mut gmail_all: Option<&Listed> = None;
     for (i, f) in src.folders.iter().enumerate() {
         if i > 0 && src.folders[i - 1].path == f.path {
             skipped.push((
@@ -549,6 +593,16 @@ pub fn map_folders(
             ));
             continue;
         }
+        if rules.gmail.source
+            && let Some(why) = gmail_view(f, &rules.gmail)
+        {
+            if f.special.is_some_and(|(u, _)| u == SpecialUse::All) && gmail_all.is_none() {
+                gmail_all = Some(f);
+            } else {
+                skipped.push((f.path.clone(), why));
+            }
+            continue;
+        }
         candidates.push(f);
     }
 
@@ -556,9 +610,21 @@ pub fn map_folders(
         &candidates,
         &remaps.keys().cloned().collect::<Vec<_>>(),
         &dst,
+        &rules.gmail,
         &mut remaps,
         &mut notes,
     );
+    let archive_target: Option<Vec<String>> =
+        gmail_all.map(|_| match &rules.gmail.archive_folder {
+            Some(name) => normalize_inbox(
+                name.split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            None => dest_special(SpecialUse::Archive, &dst)
+                .unwrap_or_else(|| vec!["Archive".to_string()]),
+        });
 
     let existing: BTreeMap<&str, &str> = dst
         .folders
@@ -568,14 +634,22 @@ pub fn map_folders(
         .collect();
     let mut copy = Vec::new();
     let mut to_create: BTreeMap<Vec<String>, String> = BTreeMap::new();
-    for f in &candidates {
-        let target = match nearest_remap(&f.segments, &remaps) {
-            Some((depth, t)) => {
+    let archive_plan = gmail_all.zip(archive_target);
+    let archive_path = archive_plan.as_ref().map(|(f, _)| f.path.clone());
+    let all: Vec<(&Listed, Option<Vec<String>>)> = candidates
+        .iter()
+        .map(|f| (*f, None))
+        .chain(archive_plan.map(|(f, t)| (f, Some(t))))
+        .collect();
+    for (f, fixed) in all {
+        let target = match (fixed, nearest_remap(&f.segments, &remaps)) {
+            (Some(t), _) => t,
+            (None, Some((depth, t))) => {
                 let mut t = t.clone();
                 t.extend_from_slice(&f.segments[depth..]);
                 t
             }
-            None => f.segments.clone(),
+            (None, None) => f.segments.clone(),
         };
         let segs = dest_segments(target, &dst, &f.path, &mut notes);
         let dest_path = segs.join("/");
@@ -593,10 +667,16 @@ pub fn map_folders(
             Some(raw) => raw.to_string(),
             None => raw_name(&segs, &dst),
         };
-        if dest_path != f.path {
+        let is_archive = archive_path.as_deref() == Some(f.path.as_str());
+        if is_archive {
+            notes.push(format!(
+                "`{}`: only its archived messages (no label that is a folder) are copied, to `{dest_path}`; the others are copied from their label folders",
+                f.path
+            ));
+        } else if dest_path != f.path {
             notes.push(format!("`{}` goes to `{dest_path}`", f.path));
         }
-        if f.special.is_some_and(|(u, _)| u == SpecialUse::All) {
+        if f.special.is_some_and(|(u, _)| u == SpecialUse::All) && !is_archive {
             notes.push(format!(
                 "`{}` holds every message of the account, so messages in other folders are copied twice: exclude it (`folders.exclude: [\"{}\"]`) unless that is wanted",
                 f.path, f.path
@@ -609,6 +689,7 @@ pub fn map_folders(
             dest_path,
             special: f.special.map(|(u, _)| u),
             known: Known::default(),
+            archive: is_archive.then(|| archive_filter(&src, &rules.gmail)),
         });
     }
 
@@ -631,6 +712,58 @@ pub fn map_folders(
         create: to_create.into_values().collect(),
         notes,
     })
+}
+
+/// From Gmail: why a folder is not copied as a folder (All Mail, Important, Starred: views of
+/// messages that are in label folders), or `None` for a label folder.
+fn gmail_view(f: &Listed, gmail: &Gmail) -> Option<String> {
+    let archive = gmail
+        .archive_folder
+        .as_deref()
+        .unwrap_or("the archive folder");
+    match f.special.map(|(u, _)| u) {
+        Some(SpecialUse::All) => Some(format!(
+            "Gmail's All Mail: messages are copied from their label folders, and the archived ones (no label) to `{archive}`"
+        )),
+        Some(SpecialUse::Flagged) => Some(
+            "Gmail's Starred: the starred messages are copied from their label folders, flagged (\\Flagged)".to_string(),
+        ),
+        _ if is_important(f) => Some(
+            "Gmail's Important: a view of messages that are copied from their label folders".to_string(),
+        ),
+        _ => None,
+    }
+}
+
+/// Gmail's Important folder (`\Important`, RFC 8457), by attribute or by name.
+fn is_important(f: &Listed) -> bool {
+    f.attributes
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case("\\Important"))
+        || ["[Gmail]/Important", "[Google Mail]/Important"]
+            .iter()
+            .any(|n| f.path.eq_ignore_ascii_case(n))
+}
+
+/// The labels that are folders of the source (see [`ArchiveFilter`]).
+fn archive_filter(src: &Side, gmail: &Gmail) -> ArchiveFilter {
+    let mut folder_labels = std::collections::BTreeSet::new();
+    for f in src.folders.iter().filter(|f| f.selectable) {
+        if gmail_view(f, gmail).is_some() {
+            continue;
+        }
+        let system = match f.special.map(|(u, _)| u) {
+            Some(SpecialUse::Inbox) => Some("\\Inbox"),
+            Some(SpecialUse::Sent) => Some("\\Sent"),
+            Some(SpecialUse::Drafts) => Some("\\Draft"),
+            Some(SpecialUse::Trash) => Some("\\Trash"),
+            Some(SpecialUse::Junk) => Some("\\Spam"),
+            _ => None,
+        };
+        folder_labels.extend(system.map(str::to_string));
+        folder_labels.insert(f.raw.to_string());
+    }
+    ArchiveFilter { folder_labels }
 }
 
 fn normalize_inbox(mut segments: Vec<String>) -> Vec<String> {
@@ -695,6 +828,7 @@ fn choose_special(
     candidates: &[&Listed],
     explicit: &[Vec<String>],
     dst: &Side,
+    gmail: &Gmail,
     remaps: &mut BTreeMap<Vec<String>, Vec<String>>,
     notes: &mut Vec<String>,
 ) {
@@ -724,7 +858,12 @@ fn choose_special(
         }
     }
     for (u, (f, _)) in best {
-        let target = dest_special(u, dst)
+        // To Gmail, archived means in All Mail with no label.
+        let gmail_archive = (gmail.dest && u == SpecialUse::Archive)
+            .then(|| dest_special(SpecialUse::All, dst))
+            .flatten();
+        let target = gmail_archive
+            .or_else(|| dest_special(u, dst))
             .or_else(|| u.canonical_name().map(|n| vec![n.to_string()]))
             .unwrap_or_else(|| f.segments.clone());
         remaps.insert(f.segments.clone(), target);

@@ -45,7 +45,7 @@ pub struct FolderRecord {
 }
 
 /// One copied message: source UID → destination UID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MessageRecord {
     /// 0 when the destination did not say (no UIDPLUS).
     pub dest_uid: u32,
@@ -56,6 +56,13 @@ pub struct MessageRecord {
     /// The sync point (numbered run) that copied it; 0 for a message adopted from the
     /// destination (no run of ours copied it, so none may remove it).
     pub sync_point: u64,
+    /// The source message's X-GM-MSGID when the source is Gmail (0: none), so a message
+    /// keeps its Gmail identity in the state.
+    pub source_msgid: u64,
+    /// The destination message's X-GM-MSGID when the destination is Gmail (0: none): Gmail
+    /// merges appends of one Message-ID and renumbers a re-appended one, so this, not the
+    /// UID, says which Gmail message the copy is.
+    pub dest_msgid: u64,
 }
 
 /// A source message the destination refused (a NO to its APPEND), kept so it is tried again

@@ -42,7 +42,10 @@ pub(super) fn prepare(
         address: account.address.clone(),
         root,
         dest,
-        rules: imap_adapter::folder_rules(account.account.folders.as_ref()),
+        rules: FolderRules {
+            gmail: imap_adapter::gmail_sides(&account.source, &account.dest, &account.options),
+            ..imap_adapter::folder_rules(account.account.folders.as_ref())
+        },
         options: imap_adapter::within_platform_limits(
             imap_adapter::copy_options(&account.options),
             &account.source,

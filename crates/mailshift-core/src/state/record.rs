@@ -96,7 +96,7 @@ pub struct FolderRecord {
 }
 
 /// One copied message: source UID → destination UID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MessageRecord {
     pub dest_uid: u32,
     /// SHA-256 of the message bytes as sent; all zeros when unknown (a message adopted from
@@ -106,6 +106,12 @@ pub struct MessageRecord {
     /// The sync point (numbered run) that copied it; 0 for a message adopted from the
     /// destination (it was there already: no run of ours copied it, so none may remove it).
     pub sync_point: u64,
+    /// X-GM-MSGID of the source message when the source is Gmail; 0 when none.
+    #[serde(default)]
+    pub source_msgid: u64,
+    /// X-GM-MSGID of the destination message when the destination is Gmail; 0 when none.
+    #[serde(default)]
+    pub dest_msgid: u64,
 }
 
 /// A source message the destination refused (a NO to its APPEND: too large for the server, a

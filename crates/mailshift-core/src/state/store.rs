@@ -64,6 +64,10 @@ const META_SYNC_POINT: &str = "sync_point";
 
 /// Encoded size of a [`MessageRecord`]: dest_uid u32, hash 32 bytes, size u64, sync_point u64.
 const MESSAGE_LEN: usize = 4 + 32 + 8 + 8;
+/// With the Gmail ids (source_msgid u64, dest_msgid u64) appended, written only when one is
+/// set: older files and non-Gmail copies keep the short form, and an older mailshift reads
+/// the long one (it ignores bytes past [`MESSAGE_LEN`]).
+const MESSAGE_LEN_GMAIL: usize = MESSAGE_LEN + 16;
 
 /// The state file path for a plan: its `state:` field (relative to the plan's directory), or
 /// [`DEFAULT_RELATIVE_PATH`] beside the plan.
@@ -384,13 +388,20 @@ fn folder_name(resource_id: &str, folder: &str) -> String {
     format!("folder record `{folder}` of `{resource_id}`")
 }
 
-fn encode_message(m: &MessageRecord) -> [u8; MESSAGE_LEN] {
-    let mut out = [0u8; MESSAGE_LEN];
+fn encode_message(m: &MessageRecord) -> Vec<u8> {
+    let mut out = [0u8; MESSAGE_LEN_GMAIL];
     out[0..4].copy_from_slice(&m.dest_uid.to_le_bytes());
     out[4..36].copy_from_slice(&m.hash);
     out[36..44].copy_from_slice(&m.size.to_le_bytes());
     out[44..52].copy_from_slice(&m.sync_point.to_le_bytes());
-    out
+    out[52..60].copy_from_slice(&m.source_msgid.to_le_bytes());
+    out[60..68].copy_from_slice(&m.dest_msgid.to_le_bytes());
+    let len = if m.source_msgid == 0 && m.dest_msgid == 0 {
+        MESSAGE_LEN
+    } else {
+        MESSAGE_LEN_GMAIL
+    };
+    out[..len].to_vec()
 }
 
 /// Bytes past [`MESSAGE_LEN`] are ignored: room for fields a later version may append.
@@ -401,6 +412,14 @@ fn decode_message(bytes: &[u8]) -> Option<MessageRecord> {
         hash: b[4..36].try_into().ok()?,
         size: u64::from_le_bytes(b[36..44].try_into().ok()?),
         sync_point: u64::from_le_bytes(b[44..52].try_into().ok()?),
+        source_msgid: bytes
+            .get(52..60)
+            .and_then(|g| g.try_into().ok())
+            .map_or(0, u64::from_le_bytes),
+        dest_msgid: bytes
+            .get(60..68)
+            .and_then(|g| g.try_into().ok())
+            .map_or(0, u64::from_le_bytes),
     })
 }
 
@@ -988,6 +1007,7 @@ mod tests {
             hash,
             size: 0x0102_0304_0506_0708,
             sync_point,
+            ..Default::default()
         }
     }
 
@@ -1542,9 +1562,27 @@ mod tests {
         let m = message(4_000_000_000, u64::MAX);
         let bytes = encode_message(&m);
         assert_eq!(decode_message(&bytes), Some(m));
+        assert_eq!(bytes.len(), MESSAGE_LEN, "no Gmail ids: the short form");
+        // Fields after the Gmail ids (a later version's) are ignored.
         let mut longer = bytes.to_vec();
+        longer.extend_from_slice(&[0; 16]);
         longer.extend_from_slice(&[0xff; 8]);
         assert_eq!(decode_message(&longer), Some(m));
         assert_eq!(decode_message(&bytes[..MESSAGE_LEN - 1]), None);
+    }
+
+    #[test]
+    fn gmail_ids_are_kept_and_an_older_reader_sees_the_rest() {
+        let m = MessageRecord {
+            source_msgid: 1_278_455_344_230_334_865,
+            dest_msgid: 7,
+            ..message(12, 3)
+        };
+        let bytes = encode_message(&m);
+        assert_eq!(bytes.len(), MESSAGE_LEN_GMAIL);
+        assert_eq!(decode_message(&bytes), Some(m));
+        // What a reader of the short form makes of it: everything but the ids.
+        let old = decode_message(&bytes[..MESSAGE_LEN]).unwrap();
+        assert_eq!((old.dest_uid, old.sync_point, old.source_msgid), (12, 3, 0));
     }
 }

@@ -99,6 +99,71 @@ struct FolderSync<'a> {
     /// The in-flight mark this attempt started from (an interruption), if any.
     resumed_from: Option<u32>,
     cursor: Cursor,
+    /// Gmail identities: see [`GmailIds`].
+    gmail: GmailIds,
+}
+
+/// What Gmail's X-GM-MSGID tells the copy. From Gmail, each source message's id is recorded
+/// with it. To Gmail, each copy's destination id is recorded, and since Gmail keeps one
+/// message per Message-ID in a label (an APPEND of one it holds replaces it under a new UID),
+/// a copy whose id another record of this folder already has points that record to the new
+/// UID too: no record is left naming a UID Gmail dropped.
+#[derive(Default)]
+struct GmailIds {
+    /// Source UID → X-GM-MSGID (a Gmail source).
+    source: HashMap<u32, u64>,
+    /// Destination X-GM-MSGID → the records of this folder holding it (a Gmail destination).
+    dest: HashMap<u64, Vec<(u32, MessageRecord)>>,
+}
+
+impl GmailIds {
+    /// Gives `entries` their Gmail ids and adds the records that must follow a renumbered
+    /// destination message. Best effort on the destination side: the entries are recorded
+    /// whatever happens (they are on the server), and the error comes back for after that.
+    async fn stamp(
+        &mut self,
+        dst: &mut Imap,
+        entries: &mut Vec<(u32, MessageRecord)>,
+    ) -> Option<CopyError> {
+        for (uid, rec) in entries.iter_mut() {
+            if let Some(id) = self.source.get(uid) {
+                rec.source_msgid = *id;
+            }
+        }
+        if !dst.caps.gmail {
+            return None;
+        }
+        let uids: Vec<u32> = entries
+            .iter()
+            .filter(|(_, r)| r.dest_uid != 0 && r.dest_msgid == 0)
+            .map(|(_, r)| r.dest_uid)
+            .collect();
+        let ids: HashMap<u32, u64> = match dst.gmail_ids(&uids).await {
+            Ok(ids) => ids.into_iter().collect(),
+            Err(e) => return Some(e.into()),
+        };
+        let mut follow: Vec<(u32, MessageRecord)> = Vec::new();
+        for (uid, rec) in entries.iter_mut() {
+            if let Some(id) = ids.get(&rec.dest_uid) {
+                rec.dest_msgid = *id;
+            }
+            if rec.dest_msgid == 0 {
+                continue;
+            }
+            let holders = self.dest.entry(rec.dest_msgid).or_default();
+            for (other, old) in holders.iter_mut() {
+                if *other != *uid && old.dest_uid != rec.dest_uid {
+                    old.dest_uid = rec.dest_uid;
+                    follow.push((*other, *old));
+                }
+            }
+            holders.retain(|(other, _)| other != uid);
+            holders.push((*uid, *rec));
+        }
+        follow.retain(|(u, _)| !entries.iter().any(|(e, _)| e == u));
+        entries.extend(follow);
+        None
+    }
 }
 
 /// Copies (or syncs) one folder; `carry` keeps what got through across dropped connections.
@@ -128,6 +193,7 @@ pub(super) async fn sync_folder(
         pending: HashMap::new(),
         resumed_from: None,
         cursor: Cursor::default(),
+        gmail: GmailIds::default(),
     };
     if !fs.probe().await? {
         fs.report.skipped_unchanged = true;
@@ -334,7 +400,61 @@ impl FolderSync<'_> {
                 .into_iter()
                 .collect()
         };
+        self.gmail.dest.clear();
+        for (uid, rec) in &self.copied {
+            if rec.dest_msgid != 0 {
+                self.gmail
+                    .dest
+                    .entry(rec.dest_msgid)
+                    .or_default()
+                    .push((*uid, *rec));
+            }
+        }
         Ok(())
+    }
+
+    /// From Gmail: each listed message's X-GM-MSGID is kept for its record, and on the plan
+    /// reading All Mail only the archived messages (no label that is a folder) stay listed.
+    async fn gmail_listing(
+        &mut self,
+        metas: Vec<MessageMeta>,
+    ) -> Result<Vec<MessageMeta>, CopyError> {
+        if !self.src.caps.gmail {
+            if self.folder.archive.is_some() {
+                return Err(CopyError::new(
+                    ErrorKind::Config,
+                    format!(
+                        "the source is Gmail, but its server does not offer X-GM-EXT-1, so the archived messages of {:?} cannot be told from those with labels: exclude it (`folders.exclude`) or check the source's `type`",
+                        self.folder.path
+                    ),
+                ));
+            }
+            return Ok(metas);
+        }
+        let uids: Vec<u32> = metas.iter().map(|m| m.uid).collect();
+        let mut kept: HashSet<u32> = HashSet::new();
+        for chunk in uids.chunks(FINGERPRINT_CHUNK) {
+            for g in self.src.fetch_gmail(&uid_set(chunk)).await? {
+                if let Some(id) = g.msgid {
+                    self.gmail.source.insert(g.uid, id);
+                }
+                if self
+                    .folder
+                    .archive
+                    .as_ref()
+                    .is_none_or(|f| f.keeps(&g.labels))
+                {
+                    kept.insert(g.uid);
+                }
+            }
+        }
+        Ok(match self.folder.archive {
+            Some(_) => metas
+                .into_iter()
+                .filter(|m| kept.contains(&m.uid))
+                .collect(),
+            None => metas,
+        })
     }
 
     /// What the source has, and what of it is still to copy. After runs in UID order with the
@@ -368,6 +488,7 @@ impl FolderSync<'_> {
                 .collect(),
             (_, None) => self.src.fetch_meta("1:*", None).await?,
         };
+        let metas = self.gmail_listing(metas).await?;
         self.refused_before = {
             let key = self.key.clone();
             in_journal(&run.journal, move |s| s.refused(&key))
@@ -512,6 +633,8 @@ impl FolderSync<'_> {
                 self.cursor.bytes += entries.iter().map(|(_, m)| m.size).sum::<u64>();
                 // Highest UID stays: adopted messages leave gaps, and only a finished run may
                 // declare everything below a UID settled.
+                let mut entries = entries;
+                let late = self.gmail.stamp(self.dst, &mut entries).await;
                 let rec = self.record(None, false);
                 self.copied.extend(entries.iter().copied());
                 let key = self.key.clone();
@@ -525,6 +648,9 @@ impl FolderSync<'_> {
                     self.folder.path,
                     plural(n, "message")
                 ));
+                if let Some(e) = late {
+                    return Err(e);
+                }
             }
         }
         self.run
@@ -599,6 +725,7 @@ impl FolderSync<'_> {
                 hash,
                 size: src_size.get(&s).copied().unwrap_or(0),
                 sync_point: 0,
+                ..Default::default()
             };
             (s, rec)
         };
@@ -888,6 +1015,7 @@ impl FolderSync<'_> {
             pending,
             resumed_from,
             cursor,
+            gmail,
             ..
         } = self;
         let (run, folder, resumed_from) = (*run, *folder, *resumed_from);
@@ -923,6 +1051,7 @@ impl FolderSync<'_> {
                             hash,
                             size: body.len() as u64,
                             sync_point: job.sync_point,
+                            ..Default::default()
                         },
                     ));
                     report.rematched += 1;
@@ -954,6 +1083,7 @@ impl FolderSync<'_> {
                             hash: *hash,
                             size: body.len() as u64,
                             sync_point: job.sync_point,
+                            ..Default::default()
                         },
                     ));
                     report.copied += 1;
@@ -1000,7 +1130,9 @@ impl FolderSync<'_> {
             cursor.in_flight = keep;
             let rec = folder_record(folder, sinfo, dinfo, cursor, keep, false);
             kept = (entries.len() + refused.len()) as u64;
+            let late = gmail.stamp(dst, &mut entries).await;
             record_kept(run, key, rec, entries, refused, refused_before).await?;
+            let failure = failure.or(late);
             match failure {
                 Some(e) => Err(e),
                 None => Ok(()),
@@ -1086,6 +1218,8 @@ impl FolderSync<'_> {
         };
         self.cursor.in_flight = keep;
         let rec = self.record(keep, false);
+        let mut entries = entries;
+        let late = self.gmail.stamp(self.dst, &mut entries).await;
         record_kept(
             self.run,
             &self.key,
@@ -1095,6 +1229,9 @@ impl FolderSync<'_> {
             &self.refused_before,
         )
         .await?;
+        if let Some(e) = late {
+            return Err(e);
+        }
         self.carry.progress += 1;
         self.carry.limit.grow();
         Ok(())
@@ -1161,6 +1298,7 @@ impl FolderSync<'_> {
                 hash,
                 size: len,
                 sync_point: job.sync_point,
+                ..Default::default()
             };
             return Ok(Large::Copied((m.uid, rec), false));
         }
@@ -1198,6 +1336,7 @@ impl FolderSync<'_> {
                     hash,
                     size: len,
                     sync_point: job.sync_point,
+                    ..Default::default()
                 };
                 Ok(Large::Copied((m.uid, rec), true))
             }

@@ -546,6 +546,7 @@ async fn import_folder(
                         hash: m.hash,
                         size: body.len() as u64,
                         sync_point: if adopting { 0 } else { job.sync_point },
+                        ..Default::default()
                     },
                 ));
                 if adopting {
@@ -588,6 +589,7 @@ async fn import_folder(
                         hash: *hash,
                         size: body.len() as u64,
                         sync_point: job.sync_point,
+                        ..Default::default()
                     },
                 ));
                 sent += 1;
@@ -777,6 +779,7 @@ mod tests {
             hash: [hash; 32],
             size: 10,
             sync_point: 1,
+            ..Default::default()
         }
     }
 

@@ -30,6 +30,7 @@ fn rules(include: &[&str], exclude: &[&str], map: &[(&str, &str)]) -> FolderRule
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        gmail: Gmail::default(),
     }
 }
 
@@ -887,4 +888,116 @@ fn a_folder_listed_with_an_empty_name_is_skipped_with_a_note() {
         "{:?}",
         m.notes
     );
+}
+
+/// Gmail's folders, as imap.gmail.com lists them (Google's IMAP extensions page).
+fn gmail_list() -> Vec<RemoteFolder> {
+    list(
+        '/',
+        &[
+            ("INBOX", &["\\HasNoChildren"]),
+            ("Work", &["\\HasNoChildren"]),
+            ("[Gmail]", &["\\Noselect", "\\HasChildren"]),
+            ("[Gmail]/All Mail", &["\\HasNoChildren", "\\All"]),
+            ("[Gmail]/Drafts", &["\\HasNoChildren", "\\Drafts"]),
+            ("[Gmail]/Important", &["\\HasNoChildren", "\\Important"]),
+            ("[Gmail]/Sent Mail", &["\\HasNoChildren", "\\Sent"]),
+            ("[Gmail]/Spam", &["\\HasNoChildren", "\\Junk"]),
+            ("[Gmail]/Starred", &["\\HasNoChildren", "\\Flagged"]),
+            ("[Gmail]/Trash", &["\\HasNoChildren", "\\Trash"]),
+        ],
+    )
+}
+
+fn gmail_rules(source: bool, dest: bool, archive: Option<&str>) -> FolderRules {
+    FolderRules {
+        gmail: Gmail {
+            source,
+            dest,
+            archive_folder: archive.map(str::to_string),
+        },
+        ..FolderRules::default()
+    }
+}
+
+#[test]
+fn from_gmail_labels_are_copied_and_all_mail_only_for_archived_mail() {
+    let dst = names('/', &["INBOX", "Sent", "Trash"]);
+    let m = run(&gmail_list(), &dst, &gmail_rules(true, false, None));
+    assert_eq!(
+        copies(&m),
+        vec![
+            ("INBOX", "INBOX"),
+            ("Work", "Work"),
+            ("[Gmail]/Drafts", "Drafts"),
+            ("[Gmail]/Sent Mail", "Sent"),
+            ("[Gmail]/Spam", "Junk"),
+            ("[Gmail]/Trash", "Trash"),
+            ("[Gmail]/All Mail", "Archive"),
+        ]
+    );
+    let skipped: Vec<&str> = skipped(&m).iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        skipped,
+        vec!["[Gmail]", "[Gmail]/Important", "[Gmail]/Starred"]
+    );
+    let archive = m.copy.last().unwrap().archive.clone().expect("a filter");
+    assert!(
+        m.copy[..m.copy.len() - 1]
+            .iter()
+            .all(|p| p.archive.is_none())
+    );
+    // Labels that are folders keep a message out of the archive; Important and Starred do not.
+    assert!(!archive.keeps(&["\\Inbox".into()]));
+    assert!(!archive.keeps(&["Work".into(), "\\Important".into()]));
+    assert!(!archive.keeps(&["\\Sent".into()]));
+    assert!(archive.keeps(&["\\Important".into(), "\\Starred".into()]));
+    assert!(archive.keeps(&[]));
+    // A label hidden from IMAP (no folder) is no folder: the message is archived.
+    assert!(archive.keeps(&["Hidden".into()]));
+    assert!(
+        !m.notes.iter().any(|n| n.contains("copied twice")),
+        "{:?}",
+        m.notes
+    );
+}
+
+#[test]
+fn from_gmail_the_archive_folder_is_the_plans_or_the_destinations() {
+    let named = run(
+        &gmail_list(),
+        &names('/', &["INBOX"]),
+        &gmail_rules(true, false, Some("Old/Gmail archive")),
+    );
+    assert_eq!(named.copy.last().unwrap().dest_path, "Old/Gmail archive");
+    let dst = list('/', &[("INBOX", &[]), ("Archives", &["\\Archive"])]);
+    let found = run(&gmail_list(), &dst, &gmail_rules(true, false, None));
+    assert_eq!(found.copy.last().unwrap().dest_path, "Archives");
+    // Excluding All Mail leaves archived mail where it is.
+    let rules = FolderRules {
+        exclude: vec!["[Gmail]/All Mail".into()],
+        ..gmail_rules(true, false, None)
+    };
+    let none = run(&gmail_list(), &names('/', &["INBOX"]), &rules);
+    assert!(none.copy.iter().all(|p| p.archive.is_none()));
+}
+
+#[test]
+fn to_gmail_the_archive_goes_to_all_mail() {
+    let src = list(
+        '/',
+        &[("INBOX", &[]), ("Archive", &["\\Archive"]), ("Sent", &[])],
+    );
+    let m = run(&src, &gmail_list(), &gmail_rules(false, true, None));
+    assert_eq!(
+        copies(&m),
+        vec![
+            ("INBOX", "INBOX"),
+            ("Archive", "[Gmail]/All Mail"),
+            ("Sent", "[Gmail]/Sent Mail"),
+        ]
+    );
+    // Without Gmail on that side, All Mail is no archive.
+    let plain = run(&src, &gmail_list(), &FolderRules::default());
+    assert_eq!(plain.copy[1].dest, "Archive");
 }

@@ -31,11 +31,13 @@ use crate::folders::RemoteFolder;
 
 mod append;
 mod error;
+mod gmail;
 mod tls;
 mod wire;
 
 pub use append::{Appended, Body, Outgoing};
 pub use error::ImapError;
+pub use gmail::GmailMeta;
 pub use tls::Conn;
 pub use wire::uid_set;
 
@@ -230,6 +232,8 @@ pub struct Caps {
     pub moves: bool,
     /// RFC 5819: LIST can return every folder's STATUS in the same exchange.
     pub list_status: bool,
+    /// Gmail's X-GM-EXT-1: X-GM-MSGID and X-GM-LABELS (see `gmail`).
+    pub gmail: bool,
 }
 
 /// What SELECT/EXAMINE and STATUS report about a folder.
@@ -451,6 +455,7 @@ impl Imap {
             condstore: caps.has_str("CONDSTORE"),
             moves: caps.has_str("MOVE"),
             list_status: caps.has_str("LIST-STATUS"),
+            gmail: caps.has_str("X-GM-EXT-1"),
         };
         Ok(imap)
     }
