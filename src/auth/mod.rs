@@ -332,6 +332,14 @@ pub fn tokens_for(
         return Ok(None);
     };
     let store = store_path(loaded);
+    // An app-only token is the app's, whatever the mailbox (XOAUTH2 names the mailbox): one
+    // cache per app, so 10,000 mailboxes of a tenant cost one token request per lifetime, not
+    // 10,000 (Microsoft's token endpoint throttles too).
+    let login = if block.flow == OAuth2Flow::ClientCredentials {
+        "the app's mailboxes"
+    } else {
+        login
+    };
     let key = registry_key(block, platform.kind, &loaded.base_dir, login, &store);
     static CACHES: OnceLock<Mutex<HashMap<String, Arc<TokenCache>>>> = OnceLock::new();
     let caches = CACHES.get_or_init(Default::default);
