@@ -434,6 +434,13 @@ impl<'a> Validator<'a> {
                 );
             }
         }
+        if !known && o.scopes.is_empty() {
+            self.error(
+                path,
+                format!("no `scopes`: mailshift knows the scopes of `gmail` and `microsoft-365` platforms only, not of {}", kind.as_str()),
+                "add `scopes:` with what the server's IMAP access needs (its documentation names them)",
+            );
+        }
         if !known && o.token_url.is_none() {
             self.error(
                 path,
@@ -493,6 +500,26 @@ impl<'a> Validator<'a> {
     /// A platform's `limits`: what its type allows.
     fn limits(&mut self, base: &[PathSeg], p: &Platform) {
         let lpath = join(base, &[key("limits")]);
+        for (field, size) in [
+            ("max_message_size", &p.limits.max_message_size),
+            ("daily_download", &p.limits.daily_download),
+            ("daily_upload", &p.limits.daily_upload),
+        ] {
+            let Some(size) = size else { continue };
+            match size.parsed() {
+                Ok(0) => self.error(
+                    &join(&lpath, &[key(field)]),
+                    format!("`{field}` is zero: nothing could move"),
+                    "remove it for the platform type's default, or give a size such as `500MB`",
+                ),
+                Ok(_) => {}
+                Err(e) => self.error(
+                    &join(&lpath, &[key(field)]),
+                    e,
+                    "write a size such as `500MB`, `35MB`, `512KiB` or a number of bytes",
+                ),
+            }
+        }
         if p.kind == PlatformKind::Files && p.limits != PlatformLimits::default() {
             self.error(
                 &lpath,
@@ -897,6 +924,18 @@ impl<'a> Validator<'a> {
             }
         }
         self.options(&a.options, &join(&base, &[key("options")]), false);
+        if a.options.gmail_archive_folder.is_some()
+            && from.is_some_and(|p| p.kind != PlatformKind::Gmail)
+        {
+            self.warn(
+                &join(&base, &[key("options"), key("gmail_archive_folder")]),
+                format!(
+                    "`gmail_archive_folder` does nothing here: platform `{}` is not `gmail`",
+                    a.from
+                ),
+                "remove it; it names where Gmail's label-less mail goes when the source is Gmail",
+            );
+        }
     }
 
     /// Whether a platform can give (`from`) or receive (`to`) each kind of content the account
@@ -1076,6 +1115,15 @@ impl<'a> Validator<'a> {
                     "use 1 or more",
                 );
             }
+        }
+        if let Some(folder) = &o.gmail_archive_folder
+            && folder.split('/').any(|seg| seg.trim().is_empty())
+        {
+            self.error(
+                &join(path, &[key("gmail_archive_folder")]),
+                format!("`{folder}` is not a folder name"),
+                "write a folder such as `Archive` or `Gmail/Archive` (levels separated by `/`, none empty)",
+            );
         }
         if o.max_items == Some(0) {
             self.error(
