@@ -718,6 +718,37 @@ impl<'a> Validator<'a> {
             );
         }
         let content = a.content.clone().unwrap_or_else(|| vec![Content::Mail]);
+        // The DAV engine takes a password or a fixed token: an `oauth2` block would reach it
+        // with no login at all.
+        if content.iter().any(|c| *c != Content::Mail) {
+            for (field, creds, platform) in [
+                ("source", &a.source, from),
+                ("destination", &a.destination, to),
+            ] {
+                let Some(p) = platform else { continue };
+                // Files need no login; Gmail's and Microsoft 365's groupware is refused below.
+                if matches!(
+                    p.kind,
+                    PlatformKind::Files | PlatformKind::Gmail | PlatformKind::Microsoft365
+                ) || creds.password.is_some()
+                    || creds.oauth2_token.is_some()
+                {
+                    continue;
+                }
+                let path = if creds.oauth2.is_some() {
+                    join(&base, &[key(field), key("oauth2")])
+                } else if p.oauth2.is_some() {
+                    join(&base, &[key(field)])
+                } else {
+                    continue;
+                };
+                self.error(
+                    &path,
+                    "contacts, calendars and tasks cannot log in with an `oauth2` block yet (it serves IMAP)",
+                    format!("give the {field} a `password` (an app password) or a fixed `oauth2_token` for CardDAV/CalDAV, or copy mail only"),
+                );
+            }
+        }
         if content.is_empty() {
             self.error(
                 &join(&base, &[key("content")]),
