@@ -31,11 +31,13 @@ use crate::folders::RemoteFolder;
 
 mod append;
 mod error;
+mod gate;
 mod tls;
 mod wire;
 
 pub use append::{Appended, Body, Outgoing};
 pub use error::ImapError;
+pub use gate::Gate;
 pub use tls::Conn;
 pub use wire::uid_set;
 
@@ -51,6 +53,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 struct Peer {
     name: String,
     timeout: Duration,
+    /// The account's pause on this server, held when the server suggests one.
+    gate: Gate,
+}
+
+impl Peer {
+    /// Every error from the server passes here: a suggested backoff pauses the whole account.
+    fn heard(&self, e: ImapError) -> ImapError {
+        if e.throttled
+            && let Some(backoff) = crate::error::suggested_backoff(&e.message)
+        {
+            self.gate.hold(backoff);
+        }
+        e
+    }
 }
 
 impl fmt::Display for Peer {
@@ -198,6 +214,8 @@ pub struct Target {
     pub auth: Auth,
     /// Built by the first TLS connection, shared by the next ones (and by clones).
     tls: TlsConfig,
+    /// The account's pause on this server, shared by every connection (and by clones).
+    gate: Gate,
 }
 
 impl Target {
@@ -206,7 +224,13 @@ impl Target {
             endpoint,
             auth,
             tls: TlsConfig::default(),
+            gate: Gate::default(),
         }
+    }
+
+    /// The pause a throttling server asked this account to keep (see [`Gate`]).
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     pub fn describe(&self) -> String {
@@ -267,6 +291,10 @@ pub struct Imap {
     host: Peer,
     next_tag: u32,
     selected: Option<String>,
+    /// The XOAUTH2 token this session logged in with, and where it came from.
+    token: Option<(Tokens, Secret)>,
+    /// The text of a BYE the server sent, if it sent one.
+    bye: Option<String>,
 }
 
 async fn read_greeting(client: &mut Client<Conn>, host: &str) -> Result<(), ImapError> {
@@ -318,7 +346,10 @@ impl Imap {
         let peer = Peer {
             name: ep.host.clone(),
             timeout: ep.timeout,
+            gate: target.gate.clone(),
         };
+        // Not even a connection while the account is told to keep quiet.
+        peer.gate.pass().await;
         let addr = format!("{}:{}", ep.host, ep.port);
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
             .await
@@ -365,6 +396,7 @@ impl Imap {
         }
         // Servers that say their capabilities in the login's answer (most do) save us the
         // CAPABILITY round trip: a no-op run is mostly round trips.
+        let mut token_used = None;
         let (session, said) = match &target.auth {
             Auth::Password { login, password } => tokio::time::timeout(
                 peer.timeout,
@@ -372,29 +404,58 @@ impl Imap {
             )
             .await
             .map_err(|_| ImapError::transient(format!("login to {} timed out", target.describe())))?
-            .map_err(|(e, _)| login_error(target, e))?,
+            .map_err(|(e, _)| peer.heard(login_error(target, e)))?,
             Auth::XOAuth2 { login, tokens } => {
-                let token = tokens.0.token().await.map_err(|e| {
-                    ImapError::new(
-                        e.kind,
-                        format!("no OAuth2 token for {}: {}", target.describe(), e.message),
-                    )
-                })?;
-                let auth = XOAuth2 {
-                    user: login,
-                    token: token.expose(),
-                };
-                let session =
-                    tokio::time::timeout(peer.timeout, client.authenticate("XOAUTH2", auth))
-                        .await
-                        .map_err(|_| {
-                            ImapError::transient(format!(
-                                "login to {} timed out",
-                                target.describe()
-                            ))
-                        })?
-                        .map_err(|(e, _)| login_error(target, e))?;
-                (session, None)
+                let mut client = client;
+                // A refused token is dropped from the source's cache and a different one
+                // tried once: it may have expired since it was handed out.
+                let mut refused: Option<(Secret, ImapError)> = None;
+                let mut retried = false;
+                loop {
+                    let token = tokens.0.token().await.map_err(|e| {
+                        ImapError::new(
+                            e.kind,
+                            format!("no OAuth2 token for {}: {}", target.describe(), e.message),
+                        )
+                    })?;
+                    if let Some((old, e)) = refused.take() {
+                        if old.expose() == token.expose() {
+                            return Err(e);
+                        }
+                    }
+                    let auth = XOAuth2 {
+                        user: login,
+                        token: token.expose(),
+                    };
+                    let answer =
+                        tokio::time::timeout(peer.timeout, client.authenticate("XOAUTH2", auth))
+                            .await
+                            .map_err(|_| {
+                                ImapError::transient(format!(
+                                    "login to {} timed out",
+                                    target.describe()
+                                ))
+                            })?;
+                    match answer {
+                        Ok(session) => {
+                            token_used = Some((tokens.clone(), token));
+                            break (session, None);
+                        }
+                        Err((e, back)) => {
+                            let e = peer.heard(login_error(target, e));
+                            if e.kind != ErrorKind::Auth {
+                                return Err(e);
+                            }
+                            tokens.0.expired(&token);
+                            if retried {
+                                return Err(e);
+                            }
+                            retried = true;
+                            refused = Some((token, e));
+                            client = back;
+                        }
+                    }
+                }
             }
         };
         let mut imap = Imap {
@@ -403,6 +464,8 @@ impl Imap {
             host: peer,
             next_tag: 0,
             selected: None,
+            token: token_used,
+            bye: None,
         };
         let caps = match said {
             Some(caps) => caps,
@@ -453,6 +516,7 @@ impl Imap {
         let items = self.status_items();
         let mut out = HashMap::new();
         for window in folders.chunks(WINDOW) {
+            self.ready().await;
             let tags: Vec<String> = window.iter().map(|_| self.new_tag()).collect();
             let fut = async {
                 let mut seen = Vec::new();
@@ -463,10 +527,21 @@ impl Imap {
                 self.session.get_mut().flush().await?;
                 self.finish(&tags, seen).await
             };
-            let (untagged, _) = tokio::time::timeout(host.timeout, fut)
+            let (untagged, done) = tokio::time::timeout(host.timeout, fut)
                 .await
                 .map_err(|_| ImapError::transient(format!("STATUS on {host} timed out")))?
                 .map_err(|e| e.into_error(&host, "STATUS"))?;
+            // A folder refused is left out; the server asking us to slow down is not a refusal.
+            if let Some(text) = done.values().find_map(|r| {
+                r.as_ref()
+                    .err()
+                    .filter(|t| error::refusal_kind(t) == ErrorKind::Throttled)
+            }) {
+                return Err(host.heard(error::refusal(
+                    format!("STATUS on {host}: server said {text}"),
+                    text,
+                )));
+            }
             out.extend(status_entries(&host, &untagged)?);
         }
         Ok(out)
@@ -564,6 +639,7 @@ impl Imap {
         uid_set: &str,
         changed_since: Option<u64>,
     ) -> Result<Vec<MessageMeta>, ImapError> {
+        self.ready().await;
         let host = self.host.clone();
         let query = match changed_since {
             Some(m) => format!("(UID RFC822.SIZE FLAGS INTERNALDATE MODSEQ) (CHANGEDSINCE {m})"),
@@ -614,6 +690,7 @@ impl Imap {
                 error: None,
             };
         }
+        self.ready().await;
         let host = self.host.clone();
         let set = uid_set(uids);
         let fut = async {
@@ -643,6 +720,7 @@ impl Imap {
         offset: u64,
         len: u64,
     ) -> Result<Option<Vec<u8>>, ImapError> {
+        self.ready().await;
         let host = self.host.clone();
         let query = format!("(UID BODY.PEEK[]<{offset}.{len}>)");
         let fut = async {
@@ -667,6 +745,7 @@ impl Imap {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
+        self.ready().await;
         let host = self.host.clone();
         let set = uid_set(uids);
         let query = format!("(UID BODY.PEEK[HEADER.FIELDS ({fields})])");
@@ -693,6 +772,7 @@ impl Imap {
         }
         let host = self.host.clone();
         let set = uid_set(uids);
+        self.ready().await;
         let store = format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)");
         timed(
             &host,
@@ -700,6 +780,7 @@ impl Imap {
             self.session.run_command_and_check_ok(&store),
         )
         .await?;
+        self.ready().await;
         let expunge = format!("UID EXPUNGE {set}");
         timed(
             &host,
@@ -711,6 +792,7 @@ impl Imap {
 
     /// Replaces a message's flags (destination side; used to carry flag changes).
     pub async fn store_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), ImapError> {
+        self.ready().await;
         let host = self.host.clone();
         let cmd = format!("UID STORE {uid} FLAGS.SILENT ({})", flags.join(" "));
         timed(&host, "STORE", self.session.run_command_and_check_ok(&cmd)).await
@@ -722,6 +804,7 @@ impl Imap {
         &mut self,
         uid_set: &str,
     ) -> Result<Vec<(u32, super::adopt::Fingerprint)>, ImapError> {
+        self.ready().await;
         let host = self.host.clone();
         let query = "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE)])";
         let fut = async {
@@ -786,12 +869,53 @@ impl Imap {
         Ok(pairs)
     }
 
+    /// Before each command: the account's pause, if a server suggested one, has passed; and
+    /// the responses async-imap set aside (EXISTS and the like, which nothing here reads) are
+    /// cleared, keeping a BYE, so its channel never fills up and drops one.
+    async fn ready(&mut self) {
+        self.host.gate.pass().await;
+        self.drain_unsolicited();
+    }
+
+    fn drain_unsolicited(&mut self) {
+        use async_imap::types::UnsolicitedResponse;
+        while let Ok(u) = self.session.unsolicited_responses.try_recv() {
+            if let UnsolicitedResponse::Other(r) = u
+                && let Some(text) = wire::bye_text(r.parsed())
+            {
+                self.bye = Some(text);
+            }
+        }
+    }
+
+    /// Whether `error` on this connection means the server ended the session because its
+    /// XOAUTH2 token expired: Exchange Online's `* BYE Session invalidated -
+    /// AccessTokenExpired`, or a NO/BAD saying so or saying "User is authenticated but not
+    /// connected". If so the token source is told (so the next login gets a fresh token) and
+    /// the caller reconnects as a matter of routine.
+    pub fn ended_by_token_expiry(&mut self, error: &str) -> bool {
+        if self.token.is_none() {
+            return false;
+        }
+        self.drain_unsolicited();
+        let said = |t: &str| {
+            let t = t.to_ascii_lowercase();
+            t.contains("accesstokenexpired") || t.contains("authenticated but not connected")
+        };
+        let expired = said(error) || self.bye.as_deref().is_some_and(said);
+        if expired && let Some((tokens, token)) = &self.token {
+            tokens.0.expired(token);
+        }
+        expired
+    }
+
     /// Which folder is open on this connection, if any.
     pub fn selected(&self) -> Option<&str> {
         self.selected.as_deref()
     }
 
     pub async fn logout(mut self) {
+        self.ready().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
     }
 }
@@ -805,6 +929,6 @@ async fn timed<T>(
     match tokio::time::timeout(host.timeout, fut).await {
         Err(_) => Err(ImapError::transient(format!("{what} on {host} timed out"))),
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(imap_error(host, what, e)),
+        Ok(Err(e)) => Err(host.heard(imap_error(host, what, e))),
     }
 }

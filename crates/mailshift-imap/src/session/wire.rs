@@ -29,6 +29,7 @@ impl Imap {
         what: &str,
         args: &[Arg<'_>],
     ) -> Result<Vec<Untagged>, ImapError> {
+        self.ready().await;
         let host = self.host.clone();
         let tag = self.new_tag();
         let fut = async {
@@ -45,10 +46,10 @@ impl Imap {
             Some(Ok(())) => Ok(untagged),
             Some(Err(text)) => {
                 let text: String = text;
-                Err(refusal(
+                Err(host.heard(refusal(
                     format!("{what} on {host}: server said {text}"),
                     &text,
-                ))
+                )))
             }
             None => Err(RawIo::Closed.into_error(&host, what)),
         }
@@ -120,6 +121,9 @@ impl Imap {
     /// The next response, classified and owned.
     pub(super) async fn read_reply(&mut self) -> Result<Reply, RawIo> {
         let resp = self.session.read_response().await?.ok_or(RawIo::Closed)?;
+        if let Some(text) = bye_text(resp.parsed()) {
+            self.bye = Some(text);
+        }
         Ok(reply(resp.parsed(), resp.borrow_owner()))
     }
 
@@ -270,6 +274,18 @@ pub(super) fn reply(parsed: &Response<'_>, raw: &[u8]) -> Reply {
         _ => Untagged::Other,
     };
     Reply::Untagged(u)
+}
+
+/// The text of a BYE (`* BYE Session invalidated - AccessTokenExpired`), kept to tell why
+/// the connection ended.
+pub(super) fn bye_text(parsed: &Response<'_>) -> Option<String> {
+    match parsed {
+        Response::Data {
+            status: Status::Bye,
+            outcome,
+        } => Some(outcome.information.as_deref().unwrap_or("BYE").to_string()),
+        _ => None,
+    }
 }
 
 pub(super) fn parsed_code<'a>(parsed: &'a Response<'a>) -> Option<&'a ResponseCode<'a>> {
