@@ -41,6 +41,11 @@ pub struct DovecotConfig<'a> {
     /// Raw lines appended to the generated dovecot.conf (plugins and their settings, e.g. a
     /// quota that makes one folder or one message refused).
     pub extra: &'a str,
+    /// The RFC 7662 introspection URL of an OAuth2 server (`provider_sim::oauth`): adds
+    /// XOAUTH2 and OAUTHBEARER logins checked by Dovecot's `oauth2` passdb, which asks that
+    /// URL at every login (no cache), so a token works only while the server says it is
+    /// active. Password logins keep working for the same users.
+    pub oauth2: Option<&'a str>,
 }
 
 impl Default for DovecotConfig<'_> {
@@ -52,6 +57,7 @@ impl Default for DovecotConfig<'_> {
             tls: false,
             max_connections: 50,
             extra: "",
+            oauth2: None,
         }
     }
 }
@@ -203,6 +209,7 @@ impl Dovecot {
                 config.capabilities_override,
                 config.max_connections,
                 &dovecot.identity,
+                config.oauth2,
             ) + config.extra;
             fs::write(dovecot.dir().join("dovecot.conf"), conf).unwrap();
             match dovecot.spawn_and_wait(port) {
@@ -502,7 +509,12 @@ fn config_text(
     capabilities: Option<&str>,
     max_connections: u32,
     id: &Identity,
+    oauth2: Option<&str>,
 ) -> String {
+    let (mechanisms, oauth2_passdbs) = match oauth2 {
+        Some(url) => ("plain login xoauth2 oauthbearer", oauth2_passdbs(dir, url)),
+        None => ("plain login", String::new()),
+    };
     let token = greeting_token(dir);
     let dir = dir.display();
     let capability_line = match capabilities {
@@ -535,7 +547,7 @@ log_path = {dir}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
 {ssl}disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_verbose = yes
 # Failed logins are otherwise answered after 2 s: real servers' manners, but they only
 # slow tests down. (See also anvil-auth-penalty below.)
@@ -557,8 +569,9 @@ mail_location = maildir:~/Maildir:LAYOUT=fs:INBOX=~/Maildir/INBOX
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {dir}/users
+  mechanisms = plain login
 }}
-userdb {{
+{oauth2_passdbs}userdb {{
   driver = passwd-file
   args = username_format=%u {dir}/users
 }}
@@ -588,6 +601,45 @@ service anvil {{
         internal_group = id.internal_group,
         login = id.login_user,
     )
+}
+
+/// Two `oauth2` passdbs asking the introspection URL (doc.dovecot.org/2.3, "Open
+/// Authentication v2.0 database", and the settings listed in Debian's
+/// /usr/share/dovecot/dovecot-oauth2.conf.ext): `introspection_mode = post` sends
+/// `token=TOKEN`; `active_attribute = active` with `active_value = true` refuses an expired
+/// or revoked token (`force_introspection` is needed for it, the file says). The first
+/// passdb takes delegated tokens, whose `username` must be the login name (`%Lu`); the
+/// second takes app-only tokens (Microsoft's client credentials, `IMAP.AccessAsApp`), which
+/// name no user: their `app_tenant` attribute (`app@DOMAIN`) must be in the login's domain
+/// (`%Ld`). The server answers both attributes for every token so that a refused one is a
+/// plain authentication failure in both (a missing username attribute would be an internal,
+/// temporary failure: "No username returned" in db-oauth2.c). Dovecot caches no passdb
+/// result without `auth_cache_size`, so expiry is seen at the next login.
+fn oauth2_passdbs(dir: &Path, url: &str) -> String {
+    let mut out = String::new();
+    for (name, attribute, format) in [("user", "username", "%Lu"), ("app", "app_tenant", "%Ld")] {
+        let file = dir.join(format!("oauth2-{name}.conf.ext"));
+        fs::write(
+            &file,
+            format!(
+                "introspection_mode = post
+introspection_url = {url}
+force_introspection = yes
+username_attribute = {attribute}
+username_format = {format}
+active_attribute = active
+active_value = true
+timeout_msecs = 10000
+"
+            ),
+        )
+        .unwrap();
+        out.push_str(&format!(
+            "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
+            file.display()
+        ));
+    }
+    out
 }
 
 /// `n` distinct ports nothing listens on right now (all bound at once, so the kernel cannot

@@ -330,12 +330,68 @@ async fn read_greeting(client: &mut Client<Conn>, host: &str) -> Result<(), Imap
 struct XOAuth2<'a> {
     user: &'a str,
     token: &'a str,
+    sent: bool,
 }
 
 impl async_imap::Authenticator for XOAuth2<'_> {
     type Response = String;
     fn process(&mut self, _challenge: &[u8]) -> String {
+        // A second challenge is the server's error report (base64 JSON): the client answers
+        // it with an empty line, never with the token again (Google's XOAUTH2 protocol page).
+        if std::mem::replace(&mut self.sent, true) {
+            return String::new();
+        }
         format!("user={}\x01auth=Bearer {}\x01\x01", self.user, self.token)
+    }
+}
+
+/// SASL XOAUTH2 with a token from `tokens`. A refused token may have expired or been revoked
+/// since the source handed it out (its clock, a revocation): the source is told, and one more
+/// attempt on the same connection is made with the token it gives next, unless that is the
+/// same one (a fixed token). A second refusal is final. Returns the session and the token it
+/// logged in with (told expired if the server later ends the session over it).
+async fn xoauth2_login(
+    mut client: Client<Conn>,
+    target: &Target,
+    peer: &Peer,
+    login: &str,
+    tokens: &Tokens,
+) -> Result<(Session<Conn>, Secret), ImapError> {
+    let no_token = |e: TokenError| {
+        ImapError::new(
+            e.kind,
+            format!("no OAuth2 token for {}: {}", target.describe(), e.message),
+        )
+    };
+    let mut token = tokens.0.token().await.map_err(no_token)?;
+    let mut retried = false;
+    loop {
+        let auth = XOAuth2 {
+            user: login,
+            token: token.expose(),
+            sent: false,
+        };
+        let answer = tokio::time::timeout(peer.timeout, client.authenticate("XOAUTH2", auth))
+            .await
+            .map_err(|_| {
+                ImapError::transient(format!("login to {} timed out", target.describe()))
+            })?;
+        let (e, back) = match answer {
+            Ok(session) => return Ok((session, token)),
+            Err(failed) => failed,
+        };
+        let err = peer.heard(login_error(target, e));
+        if err.kind != ErrorKind::Auth || retried {
+            return Err(err);
+        }
+        tokens.0.expired(&token);
+        let fresh = tokens.0.token().await.map_err(no_token)?;
+        if fresh.expose() == token.expose() {
+            return Err(err);
+        }
+        token = fresh;
+        client = back;
+        retried = true;
     }
 }
 
@@ -406,56 +462,9 @@ impl Imap {
             .map_err(|_| ImapError::transient(format!("login to {} timed out", target.describe())))?
             .map_err(|(e, _)| peer.heard(login_error(target, e)))?,
             Auth::XOAuth2 { login, tokens } => {
-                let mut client = client;
-                // A refused token is dropped from the source's cache and a different one
-                // tried once: it may have expired since it was handed out.
-                let mut refused: Option<(Secret, ImapError)> = None;
-                let mut retried = false;
-                loop {
-                    let token = tokens.0.token().await.map_err(|e| {
-                        ImapError::new(
-                            e.kind,
-                            format!("no OAuth2 token for {}: {}", target.describe(), e.message),
-                        )
-                    })?;
-                    if let Some((old, e)) = refused.take() {
-                        if old.expose() == token.expose() {
-                            return Err(e);
-                        }
-                    }
-                    let auth = XOAuth2 {
-                        user: login,
-                        token: token.expose(),
-                    };
-                    let answer =
-                        tokio::time::timeout(peer.timeout, client.authenticate("XOAUTH2", auth))
-                            .await
-                            .map_err(|_| {
-                                ImapError::transient(format!(
-                                    "login to {} timed out",
-                                    target.describe()
-                                ))
-                            })?;
-                    match answer {
-                        Ok(session) => {
-                            token_used = Some((tokens.clone(), token));
-                            break (session, None);
-                        }
-                        Err((e, back)) => {
-                            let e = peer.heard(login_error(target, e));
-                            if e.kind != ErrorKind::Auth {
-                                return Err(e);
-                            }
-                            tokens.0.expired(&token);
-                            if retried {
-                                return Err(e);
-                            }
-                            retried = true;
-                            refused = Some((token, e));
-                            client = back;
-                        }
-                    }
-                }
+                let (session, token) = xoauth2_login(client, target, &peer, login, tokens).await?;
+                token_used = Some((tokens.clone(), token));
+                (session, None)
             }
         };
         let mut imap = Imap {
