@@ -12,6 +12,7 @@ mod groupware;
 mod hostile_names;
 mod hostile_network;
 mod loader;
+mod m365;
 mod mail_files;
 mod ovh_conformance;
 mod ovh_e2e;

@@ -159,6 +159,8 @@ struct Shared {
     commands: AtomicU64,
     rng: Mutex<u64>,
     next_conn: AtomicU64,
+    /// The faults in force: [`Config::faults`] until [`M365::set_faults`].
+    faults: Mutex<Vec<Fault>>,
 }
 
 impl Shared {
@@ -178,7 +180,12 @@ impl Shared {
     /// The fault for the next command, if any.
     fn fault(&self) -> Option<Reply> {
         let n = self.commands.fetch_add(1, Ordering::SeqCst) + 1;
-        for f in &self.config.faults {
+        let faults = self
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for f in &faults {
             if f.every.is_some_and(|every| every > 0 && n % every == 0) {
                 return Some(f.reply);
             }
@@ -220,12 +227,13 @@ impl M365 {
         let addr = std_listener.local_addr()?;
         let seed = config.seed.max(1);
         let shared = Arc::new(Shared {
-            config,
             started: Instant::now(),
             log: Mutex::new(Vec::new()),
             commands: AtomicU64::new(0),
             rng: Mutex::new(seed),
             next_conn: AtomicU64::new(1),
+            faults: Mutex::new(config.faults.clone()),
+            config,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let serving = shared.clone();
@@ -261,6 +269,11 @@ impl M365 {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// Replaces the faults in force (none: the proxy only trims and logs).
+    pub fn set_faults(&self, faults: Vec<Fault>) {
+        *self.shared.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
     }
 
     /// Everything logged so far.
@@ -516,21 +529,21 @@ fn trimmed(verb: &str, text: &str, unit: &Unit, literal_plus: bool) -> Option<Tr
 }
 
 /// A response line as Exchange would send it: its capabilities, no special-use attributes.
-fn rewrite(line: &[u8]) -> Vec<u8> {
+fn rewrite(line: &[u8], literal_plus: bool) -> Vec<u8> {
+    let caps = if literal_plus {
+        CAPABILITIES.to_string()
+    } else {
+        CAPABILITIES.replace(" LITERAL+", "")
+    };
     let text = String::from_utf8_lossy(line);
     let upper = text.to_ascii_uppercase();
     if upper.starts_with("* CAPABILITY ") {
-        return format!("* CAPABILITY {CAPABILITIES}\r\n").into_bytes();
+        return format!("* CAPABILITY {caps}\r\n").into_bytes();
     }
     if let Some(at) = upper.find("[CAPABILITY ")
         && let Some(end) = text[at..].find(']')
     {
-        return format!(
-            "{}[CAPABILITY {CAPABILITIES}{}",
-            &text[..at],
-            &text[at + end..]
-        )
-        .into_bytes();
+        return format!("{}[CAPABILITY {caps}{}", &text[..at], &text[at + end..]).into_bytes();
     }
     if (upper.starts_with("* LIST (") || upper.starts_with("* LSUB ("))
         && let Some(end) = text.find(')')
@@ -546,7 +559,11 @@ fn rewrite(line: &[u8]) -> Vec<u8> {
 }
 
 /// Dovecot → client: responses rewritten as Exchange's, tagged ones counted as answers.
-async fn pump<R: AsyncRead + Unpin>(mut upstream: BufReader<R>, session: Arc<Session>) {
+async fn pump<R: AsyncRead + Unpin>(
+    mut upstream: BufReader<R>,
+    session: Arc<Session>,
+    literal_plus: bool,
+) {
     loop {
         let unit = match read_unit(&mut upstream, None).await {
             Ok(Some(u)) => u,
@@ -557,7 +574,7 @@ async fn pump<R: AsyncRead + Unpin>(mut upstream: BufReader<R>, session: Arc<Ses
         let mut bytes = Vec::new();
         for (i, (line, literal)) in unit.parts.iter().enumerate() {
             if i == 0 {
-                bytes.extend(rewrite(line));
+                bytes.extend(rewrite(line, literal_plus));
             } else {
                 bytes.extend_from_slice(line);
             }
@@ -660,7 +677,11 @@ async fn serve(client: TcpStream, shared: Arc<Shared>, conn: u64) -> io::Result<
         outstanding: AtomicUsize::new(0),
         answered: Notify::new(),
     });
-    let pump = tokio::spawn(pump(BufReader::new(ur), session.clone()));
+    let pump = tokio::spawn(pump(
+        BufReader::new(ur),
+        session.clone(),
+        shared.config.literal_plus,
+    ));
     let mut reader = BufReader::new(cr);
     let mut user: Option<String> = None;
     let mut token: Option<String> = None;
@@ -891,19 +912,27 @@ mod tests {
 
     #[test]
     fn responses_say_what_exchange_says() {
-        let caps = rewrite(b"* CAPABILITY IMAP4rev1 CONDSTORE MULTIAPPEND SPECIAL-USE\r\n");
+        let caps = rewrite(
+            b"* CAPABILITY IMAP4rev1 CONDSTORE MULTIAPPEND SPECIAL-USE\r\n",
+            true,
+        );
         assert_eq!(
             caps,
             format!("* CAPABILITY {CAPABILITIES}\r\n").into_bytes()
         );
-        let ok = rewrite(b"a OK [CAPABILITY IMAP4rev1 CONDSTORE] Logged in\r\n");
+        let without = rewrite(b"* CAPABILITY IMAP4rev1 LITERAL+\r\n", false);
+        assert!(!String::from_utf8(without).unwrap().contains("LITERAL+"));
+        let ok = rewrite(b"a OK [CAPABILITY IMAP4rev1 CONDSTORE] Logged in\r\n", true);
         assert_eq!(
             String::from_utf8(ok).unwrap(),
             format!("a OK [CAPABILITY {CAPABILITIES}] Logged in\r\n")
         );
-        let list = rewrite(b"* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent Items\"\r\n");
+        let list = rewrite(
+            b"* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent Items\"\r\n",
+            true,
+        );
         assert_eq!(list, b"* LIST (\\HasNoChildren) \"/\" \"Sent Items\"\r\n");
-        assert_eq!(rewrite(b"* 3 EXISTS\r\n"), b"* 3 EXISTS\r\n");
+        assert_eq!(rewrite(b"* 3 EXISTS\r\n", true), b"* 3 EXISTS\r\n");
     }
 
     #[test]
@@ -926,15 +955,14 @@ mod tests {
 
     #[test]
     fn every_nth_command_is_throttled() {
+        let fault = Fault {
+            reply: Reply::Unavailable,
+            every: Some(3),
+            rate: None,
+        };
         let shared = Shared {
-            config: Config {
-                faults: vec![Fault {
-                    reply: Reply::Unavailable,
-                    every: Some(3),
-                    rate: None,
-                }],
-                ..Config::new("127.0.0.1:1".parse().unwrap())
-            },
+            config: Config::new("127.0.0.1:1".parse().unwrap()),
+            faults: Mutex::new(vec![fault]),
             started: Instant::now(),
             log: Mutex::new(Vec::new()),
             commands: AtomicU64::new(0),

@@ -863,6 +863,8 @@ impl FolderSync<'_> {
         let process = async {
             let mut entries: Vec<(u32, MessageRecord)> = Vec::new();
             let mut to_send: Vec<Ready<'_>> = Vec::new();
+            // Counted once recorded: an attempt cut before that matches them again.
+            let mut rematched = 0u64;
             for m in batch {
                 // No body: expunged since we listed it, or a bad answer; checked below.
                 let Some(body) = bodies.get(&m.uid) else {
@@ -882,7 +884,7 @@ impl FolderSync<'_> {
                             sync_point: job.sync_point,
                         },
                     ));
-                    report.rematched += 1;
+                    rematched += 1;
                     continue;
                 }
                 to_send.push((m, body, hash, dest_flags(&m.flags, dinfo)));
@@ -958,6 +960,7 @@ impl FolderSync<'_> {
             let rec = folder_record(folder, sinfo, dinfo, cursor, keep, false);
             kept = (entries.len() + refused.len()) as u64;
             record_kept(run, key, rec, entries, refused, refused_before).await?;
+            report.rematched += rematched;
             match failure {
                 Some(e) => Err(e),
                 None => Ok(()),
