@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use async_imap::imap_proto::{Response, Status};
 use async_imap::{Client, Session};
-use futures_util::TryStreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -31,6 +30,7 @@ use crate::folders::RemoteFolder;
 
 mod append;
 mod error;
+mod fetch;
 mod gate;
 mod tls;
 mod wire;
@@ -43,7 +43,7 @@ pub use wire::uid_set;
 
 use error::{imap_error, login_error};
 use tls::{TlsConfig, tls_wrap};
-use wire::{Arg, Untagged, canonical, flag_text, list_entries, shown, status_entries};
+use wire::{Arg, Untagged, canonical, list_entries, shown, status_entries};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -648,32 +648,23 @@ impl Imap {
         uid_set: &str,
         changed_since: Option<u64>,
     ) -> Result<Vec<MessageMeta>, ImapError> {
-        self.ready().await;
-        let host = self.host.clone();
         let query = match changed_since {
             Some(m) => format!("(UID RFC822.SIZE FLAGS INTERNALDATE MODSEQ) (CHANGEDSINCE {m})"),
             None => "(UID RFC822.SIZE FLAGS INTERNALDATE)".to_string(),
         };
-        let fut = async {
-            let stream = self.session.uid_fetch(uid_set, &query).await?;
-            let fetches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(fetches)
-        };
-        let fetches = timed(&host, "FETCH", fut).await?;
-        let mut out: Vec<MessageMeta> = fetches
-            .iter()
-            .filter_map(|f| {
-                Some(MessageMeta {
-                    uid: f.uid?,
+        let mut out: Vec<MessageMeta> = Vec::new();
+        self.uid_fetch_raw(uid_set, &query, |f| {
+            if let Some(uid) = f.uid {
+                out.push(MessageMeta {
+                    uid,
                     size: f.size.unwrap_or(0),
-                    flags: f.flags().map(|fl| flag_text(&fl)).collect(),
-                    internal_date: f
-                        .internal_date()
-                        .map(|d| d.format("%d-%b-%Y %H:%M:%S %z").to_string()),
+                    flags: f.flags,
+                    internal_date: f.internal_date,
                     modseq: f.modseq,
-                })
-            })
-            .collect();
+                });
+            }
+        })
+        .await?;
         out.sort_by_key(|m| m.uid);
         out.dedup_by_key(|m| m.uid);
         Ok(out)
@@ -699,23 +690,16 @@ impl Imap {
                 error: None,
             };
         }
-        self.ready().await;
-        let host = self.host.clone();
         let set = uid_set(uids);
-        let fut = async {
-            use futures_util::StreamExt;
-            let mut stream = self.session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
-            while let Some(f) = stream.next().await {
-                // A response is parsed only once complete: a body here arrived whole. Each is
-                // dropped as soon as its body is copied out.
-                let f = f?;
-                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                    bodies.push((uid, body.to_vec()));
+        // A response is handed over only once complete: a body here arrived whole.
+        let error = self
+            .uid_fetch_raw(&set, "(UID BODY.PEEK[])", |f| {
+                if let (Some(uid), Some(body)) = (f.uid, f.body) {
+                    bodies.push((uid, body));
                 }
-            }
-            Ok::<_, async_imap::error::Error>(())
-        };
-        let error = timed(&host, "FETCH", fut).await.err();
+            })
+            .await
+            .err();
         bodies.sort_by_key(|(u, _)| *u);
         bodies.dedup_by_key(|(u, _)| *u);
         Fetched { bodies, error }
@@ -729,19 +713,15 @@ impl Imap {
         offset: u64,
         len: u64,
     ) -> Result<Option<Vec<u8>>, ImapError> {
-        self.ready().await;
-        let host = self.host.clone();
         let query = format!("(UID BODY.PEEK[]<{offset}.{len}>)");
-        let fut = async {
-            let stream = self.session.uid_fetch(uid.to_string(), &query).await?;
-            let fetches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(fetches)
-        };
-        let fetches = timed(&host, "FETCH", fut).await?;
-        Ok(fetches
-            .iter()
-            .find(|f| f.uid == Some(uid))
-            .map(|f| f.body().unwrap_or_default().to_vec()))
+        let mut part = None;
+        self.uid_fetch_raw(&uid.to_string(), &query, |f| {
+            if f.uid == Some(uid) {
+                part = Some(f.body.unwrap_or_default());
+            }
+        })
+        .await?;
+        Ok(part)
     }
 
     /// Some header fields (`BODY.PEEK[HEADER.FIELDS (fields)]`) of the given UIDs, in UID
@@ -754,20 +734,15 @@ impl Imap {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        self.ready().await;
-        let host = self.host.clone();
         let set = uid_set(uids);
         let query = format!("(UID BODY.PEEK[HEADER.FIELDS ({fields})])");
-        let fut = async {
-            let stream = self.session.uid_fetch(&set, &query).await?;
-            let fetches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(fetches)
-        };
-        let fetches = timed(&host, "FETCH", fut).await?;
-        let mut out: Vec<(u32, Vec<u8>)> = fetches
-            .iter()
-            .filter_map(|f| Some((f.uid?, f.header().unwrap_or_default().to_vec())))
-            .collect();
+        let mut out: Vec<(u32, Vec<u8>)> = Vec::new();
+        self.uid_fetch_raw(&set, &query, |f| {
+            if let Some(uid) = f.uid {
+                out.push((uid, f.body.unwrap_or_default()));
+            }
+        })
+        .await?;
         out.sort_by_key(|(u, _)| *u);
         out.dedup_by_key(|(u, _)| *u);
         Ok(out)
@@ -813,26 +788,19 @@ impl Imap {
         &mut self,
         uid_set: &str,
     ) -> Result<Vec<(u32, super::adopt::Fingerprint)>, ImapError> {
-        self.ready().await;
-        let host = self.host.clone();
         let query = "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE)])";
-        let fut = async {
-            let stream = self.session.uid_fetch(uid_set, query).await?;
-            let fetches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(fetches)
-        };
-        let fetches = timed(&host, "FETCH", fut).await?;
-        let mut out: Vec<(u32, super::adopt::Fingerprint)> = fetches
-            .iter()
-            .filter_map(|f| {
-                let fp = super::adopt::Fingerprint::from_header(
-                    f.header().unwrap_or_default(),
-                    f.size.unwrap_or(0),
-                    f.internal_date().map(|d| d.timestamp()),
-                );
-                Some((f.uid?, fp))
-            })
-            .collect();
+        let mut out: Vec<(u32, super::adopt::Fingerprint)> = Vec::new();
+        self.uid_fetch_raw(uid_set, query, |f| {
+            let fp = super::adopt::Fingerprint::from_header(
+                f.body.as_deref().unwrap_or_default(),
+                f.size.unwrap_or(0),
+                f.timestamp(),
+            );
+            if let Some(uid) = f.uid {
+                out.push((uid, fp));
+            }
+        })
+        .await?;
         out.sort_by_key(|(u, _)| *u);
         out.dedup_by_key(|(u, _)| *u);
         Ok(out)

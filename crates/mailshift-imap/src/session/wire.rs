@@ -7,7 +7,6 @@ use std::io;
 
 use async_imap::imap_proto::rfc4315::UidSetMember;
 use async_imap::imap_proto::{MailboxDatum, Response, ResponseCode, Status};
-use async_imap::types::Flag;
 use tokio::io::AsyncWriteExt;
 
 use super::error::refusal;
@@ -172,19 +171,6 @@ pub(super) fn expand_uid_set(set: &[UidSetMember]) -> Vec<u32> {
         }
     }
     out
-}
-
-pub(super) fn flag_text(f: &Flag<'_>) -> String {
-    match f {
-        Flag::Seen => "\\Seen".into(),
-        Flag::Answered => "\\Answered".into(),
-        Flag::Flagged => "\\Flagged".into(),
-        Flag::Deleted => "\\Deleted".into(),
-        Flag::Draft => "\\Draft".into(),
-        Flag::Recent => "\\Recent".into(),
-        Flag::MayCreate => "\\*".into(),
-        Flag::Custom(c) => c.to_string(),
-    }
 }
 
 /// One argument of a command we send ourselves.
