@@ -621,3 +621,33 @@ fn without_literal_plus_each_message_waits_for_its_continuation_and_lands_once()
         .count();
     assert_eq!(appends, total);
 }
+
+#[test]
+fn microsoft_batch_semantics_copy_the_newest_first_up_to_a_cap() {
+    // Microsoft's own IMAP migration takes the newest items first, at most 500,000 per
+    // mailbox: `newest_first` and `max_items` say the same, here with a cap of 15.
+    let w = world(Duration::from_secs(300), Vec::new(), true);
+    seed(&mut w.src.login("alice", SRC_PW), &[("INBOX", 40)]);
+    let journal = Arc::new(MemJournal::default());
+    let mut job = Arc::try_unwrap(w.job(1, 1)).ok().expect("one owner");
+    job.options.newest_first = true;
+    job.options.max_items = Some(15);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let report = rt
+        .block_on(sync_account(
+            Arc::new(job),
+            journal.clone(),
+            Arc::new(Notes::default()),
+            Arc::new(AtomicBool::new(false)),
+        ))
+        .expect("the copy");
+    assert_eq!(report.copied(), 15);
+    let copied: Vec<u32> = journal
+        .messages("INBOX")
+        .unwrap()
+        .iter()
+        .map(|(u, _)| *u)
+        .collect();
+    assert_eq!(copied, (26..=40).collect::<Vec<u32>>(), "the 15 newest");
+    assert!(w.proxy.refused().is_empty(), "{:?}", w.proxy.refused());
+}

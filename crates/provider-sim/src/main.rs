@@ -239,5 +239,21 @@ fn run_m365(args: M365Args) -> Result<(), String> {
             }
         }
         Ok::<(), String>(())
-    })
+    })?;
+    // What a benchmark or a demo wants to know at the end: what was asked, and whether
+    // anything Exchange does not offer was tried.
+    let log = proxy.log();
+    let count = |f: &dyn Fn(&What) -> bool| log.iter().filter(|e| f(&e.what)).count();
+    let appends = count(&|w| matches!(w, What::Command { verb, .. } if verb == "APPEND"));
+    let pipelined = count(
+        &|w| matches!(w, What::Command { verb, outstanding } if verb == "APPEND" && *outstanding > 0),
+    );
+    eprintln!(
+        "provider-sim m365: {} commands ({appends} APPEND, {pipelined} of them pipelined), {} throttling replies, {} sessions ended by AccessTokenExpired, refused: {:?}",
+        count(&|w| matches!(w, What::Command { .. })),
+        count(&|w| matches!(w, What::Fault(_))),
+        count(&|w| matches!(w, What::TokenExpired)),
+        proxy.refused(),
+    );
+    Ok(())
 }
