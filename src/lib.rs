@@ -8,6 +8,7 @@
 //! together.
 
 pub mod apply;
+pub mod auth;
 pub mod cli;
 pub mod import;
 pub mod providers;

@@ -14,6 +14,7 @@ mod hostile_network;
 mod loader;
 mod m365;
 mod mail_files;
+mod oauth;
 mod ovh_conformance;
 mod ovh_e2e;
 mod ovh_sim;

@@ -166,7 +166,7 @@ async fn keep_password(ctx: &Ctx, account: &AccountSpec) -> Result<String, StepE
     let a = &account.account;
     let address = &account.address;
     let target = super::target(
-        &ctx.loaded.base_dir,
+        &ctx.loaded,
         &account.dest,
         &a.destination,
         crate::model::dest_login(a),

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use crate::plan::Loaded;
+
 use crate::error::{ErrorKind, StepError};
 use crate::plan::model::{self, Credentials, ImapEndpoint, Platform};
 use crate::transfer::imap::copy::{CopyError, CopyOptions};
@@ -15,29 +17,38 @@ use crate::transfer::imap::{self as imap, session::ImapError};
 /// Default IMAP connections per account and side; servers cap them per user (Dovecot 10).
 const DEFAULT_CONNECTIONS: u32 = 4;
 
-/// Where and how to log in on one side of an account; secrets are read now.
+/// Where and how to log in on one side of an account; secrets are read now. A side that
+/// logs in with OAuth2 (its own `oauth2` block, else its platform's) gets the run's shared
+/// token cache for that login (`crate::auth::tokens_for`): every connection of the account
+/// asks it, so tokens are fetched once per lifetime and renewed before they expire.
 pub fn target(
-    base: &Path,
+    loaded: &Loaded,
     platform: &Platform,
     creds: &Credentials,
     login: String,
 ) -> Result<Target, String> {
+    let base = loaded.base_dir.as_path();
     let endpoint = platform
         .imap_endpoint()
         .ok_or("the platform has no `imap` endpoint")?;
-    let auth = match (&creds.password, &creds.oauth2_token) {
-        (_, Some(token)) => Auth::XOAuth2 {
-            login,
-            tokens: Tokens::fixed(secret(token.resolve(base).map_err(|e| e.to_string())?)),
-        },
-        (Some(pw), None) => Auth::Password {
-            login,
-            password: secret(pw.resolve(base).map_err(|e| e.to_string())?),
-        },
-        (None, None) => {
-            return Err(
-                "no password or token (the plan validator should have refused this)".into(),
-            );
+    let auth = if let Some(tokens) = crate::auth::tokens_for(loaded, platform, creds, &login)? {
+        Auth::XOAuth2 { login, tokens }
+    } else {
+        match (&creds.password, &creds.oauth2_token) {
+            (_, Some(token)) => Auth::XOAuth2 {
+                login,
+                tokens: Tokens::fixed(secret(token.resolve(base).map_err(|e| e.to_string())?)),
+            },
+            (Some(pw), None) => Auth::Password {
+                login,
+                password: secret(pw.resolve(base).map_err(|e| e.to_string())?),
+            },
+            (None, None) => {
+                return Err(
+                    "no password, token or `oauth2` block (the plan validator should have refused this)"
+                        .into(),
+                );
+            }
         }
     };
     Ok(Target::new(self::endpoint(&endpoint, base), auth))

@@ -11,7 +11,6 @@
 //! comes from `pipeline`, and every record the state keeps of a resource is written by `record`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -339,11 +338,14 @@ async fn run_change(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
 }
 
 /// Where and how to log in on both sides of an account; secrets are read now.
-pub(crate) fn spec_targets(base: &Path, spec: &AccountSpec) -> Result<(Target, Target), StepError> {
+pub(crate) fn spec_targets(
+    loaded: &crate::plan::Loaded,
+    spec: &AccountSpec,
+) -> Result<(Target, Target), StepError> {
     let (from, to, account) = (&*spec.source, &*spec.dest, &spec.account);
-    let source = target(base, from, &account.source, source_login(account))
+    let source = target(loaded, from, &account.source, source_login(account))
         .map_err(|e| StepError::config(format!("source: {e}")))?;
-    let dest = target(base, to, &account.destination, dest_login(account))
+    let dest = target(loaded, to, &account.destination, dest_login(account))
         .map_err(|e| StepError::config(format!("destination: {e}")))?;
     Ok((source, dest))
 }
@@ -515,7 +517,7 @@ mod tests {
         .unwrap();
         let loaded = crate::plan::load_file(&path).unwrap();
         let spec = AccountSpec::of(&loaded.plan, &loaded.plan.accounts[0]).unwrap();
-        let Err(e) = spec_targets(&loaded.base_dir, &spec) else {
+        let Err(e) = spec_targets(&loaded, &spec) else {
             panic!("the secret file does not exist");
         };
         assert_eq!(e.kind, ErrorKind::Config);

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 pub mod ack;
 pub mod apply;
+pub mod auth;
 pub mod import;
 pub mod ovh;
 pub mod ovh_credentials;
@@ -52,6 +53,9 @@ pub enum Command {
     Import(import::Args),
     /// OVHcloud helpers: ask for API credentials.
     Ovh(ovh::Args),
+    /// OAuth2 sign-in for Gmail, Microsoft 365 and other XOAUTH2 servers: once per account
+    /// side for the interactive flows; tokens are then renewed by each run.
+    Auth(auth::Args),
     /// Keep applying the plan as it changes, re-sync mail on an interval, serve status and
     /// metrics over HTTP (a daemon).
     Watch(watch::Args),
@@ -122,6 +126,7 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::exec(a),
         Command::Import(a) => import::exec(a),
         Command::Ovh(a) => ovh::exec(a),
+        Command::Auth(a) => auth::exec(a),
         Command::Watch(a) => watch::exec(a),
     };
     match result {

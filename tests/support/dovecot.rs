@@ -205,11 +205,8 @@ impl Dovecot {
                 dovecot.dir(),
                 port,
                 dovecot.tls_port,
-                config.separator,
-                config.capabilities_override,
-                config.max_connections,
+                &config,
                 &dovecot.identity,
-                config.oauth2,
             ) + config.extra;
             fs::write(dovecot.dir().join("dovecot.conf"), conf).unwrap();
             match dovecot.spawn_and_wait(port) {
@@ -505,12 +502,15 @@ fn config_text(
     dir: &Path,
     port: u16,
     tls_port: Option<u16>,
-    separator: char,
-    capabilities: Option<&str>,
-    max_connections: u32,
+    config: &DovecotConfig<'_>,
     id: &Identity,
-    oauth2: Option<&str>,
 ) -> String {
+    let (separator, capabilities, max_connections, oauth2) = (
+        config.separator,
+        config.capabilities_override,
+        config.max_connections,
+        config.oauth2,
+    );
     let (mechanisms, oauth2_passdbs) = match oauth2 {
         Some(url) => ("plain login xoauth2 oauthbearer", oauth2_passdbs(dir, url)),
         None => ("plain login", String::new()),

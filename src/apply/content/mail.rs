@@ -34,7 +34,7 @@ impl ContentSync for MailSync {
         if account.source.kind == PlatformKind::Files {
             return super::mail_files::prepare(account, loaded);
         }
-        let (source, dest) = spec_targets(&loaded.base_dir, account)?;
+        let (source, dest) = spec_targets(loaded, account)?;
         Ok(Box::new(Mailboxes {
             address: account.address.clone(),
             source,

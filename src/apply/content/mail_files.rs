@@ -32,7 +32,7 @@ pub(super) fn prepare(
     })?;
     let root = base.join(path).join(&account.address);
     let dest = target(
-        base,
+        loaded,
         &account.dest,
         &account.account.destination,
         dest_login(&account.account),
