@@ -651,3 +651,88 @@ fn microsoft_batch_semantics_copy_the_newest_first_up_to_a_cap() {
     assert_eq!(copied, (26..=40).collect::<Vec<u32>>(), "the 15 newest");
     assert!(w.proxy.refused().is_empty(), "{:?}", w.proxy.refused());
 }
+
+/// The same case through the product: `mailshift apply` with a `microsoft-365` destination
+/// whose app-only tokens come from the plan's `oauth2` block (the product's token cache), so
+/// what the engine does with an ended session is seen end to end.
+#[test]
+fn mailshift_apply_to_microsoft_365_renews_tokens_and_obeys_backoffs() {
+    let faults = vec![
+        Fault {
+            reply: Reply::Backoff { millis: 1000 },
+            every: Some(67),
+            rate: None,
+        },
+        Fault {
+            reply: Reply::Unavailable,
+            every: Some(181),
+            rate: None,
+        },
+    ];
+    let w = world(Duration::from_secs(1), faults, true);
+    seed(
+        &mut w.src.login("alice", SRC_PW),
+        &[("INBOX", 150), ("Sent", 60), ("Archive", 40)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "version: 1
+platforms:
+  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}
+  m365:
+    type: microsoft-365
+    imap: {{host: 127.0.0.1, port: {}, security: none}}
+    oauth2:
+      flow: client-credentials
+      client_id: {APP}
+      client_secret: {{env: APP_SECRET}}
+      tenant: example.com
+      token_url: {}
+accounts:
+  - address: {USER}
+    from: old
+    to: m365
+    source: {{login: alice, password: {{env: SRC_PW}}}}
+    destination: {{login: {USER}}}
+",
+        w.src.port(),
+        w.proxy.port(),
+        w.oauth.token_url()
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let env = [
+        ("SRC_PW", SRC_PW),
+        ("APP_SECRET", APP_SECRET),
+        ("MAILSHIFT_TOKEN_STORE", ""),
+    ];
+    let first = crate::common::mailshift_env(dir.path(), &["apply", "plan.yaml"], &env);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    w.assert_exact();
+    let log = w.proxy.log();
+    let seen = |f: &dyn Fn(&What) -> bool| log.iter().filter(|e| f(&e.what)).count();
+    assert!(seen(&|w| matches!(w, What::Fault(Reply::Backoff { .. }))) >= 2);
+    assert!(
+        seen(&|w| matches!(w, What::TokenExpired)) >= 1,
+        "no session outlived its token"
+    );
+    let violations = w.proxy.backoff_violations(USER, Duration::from_millis(150));
+    assert!(violations.is_empty(), "{violations:?}");
+    assert!(w.proxy.refused().is_empty(), "{:?}", w.proxy.refused());
+    // Tokens never in what people read.
+    for issued in w.oauth.issued() {
+        assert!(!first.stdout.contains(&issued.access_token));
+        assert!(!first.stderr.contains(&issued.access_token));
+    }
+    assert!(!first.stdout.contains(APP_SECRET) && !first.stderr.contains(APP_SECRET));
+
+    w.proxy.set_faults(Vec::new());
+    let before = w.proxy.log().len();
+    let second = crate::common::mailshift_env(dir.path(), &["apply", "plan.yaml"], &env);
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    let commands = w.proxy.log()[before..]
+        .iter()
+        .filter(|e| matches!(e.what, What::Command { .. }))
+        .count();
+    assert!(commands <= 4 + 3, "a no-op apply sent {commands} commands");
+    w.assert_exact();
+}

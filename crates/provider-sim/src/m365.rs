@@ -186,7 +186,9 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         for f in &faults {
-            if f.every.is_some_and(|every| every > 0 && n.is_multiple_of(every)) {
+            if f.every
+                .is_some_and(|every| every > 0 && n.is_multiple_of(every))
+            {
                 return Some(f.reply);
             }
             if let Some(rate) = f.rate {
