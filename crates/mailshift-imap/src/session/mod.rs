@@ -398,6 +398,19 @@ async fn xoauth2_login(
 impl Imap {
     /// Connects and logs in. Errors name the server and login, never the secret.
     pub async fn connect(target: &Target) -> Result<Imap, ImapError> {
+        // A session can end over its token's expiry before it is even ready (its first
+        // command waited out another connection's backoff): then a fresh token, again.
+        let mut ended = 0;
+        loop {
+            let mut token_expired = false;
+            match Imap::connect_once(target, &mut token_expired).await {
+                Err(_) if token_expired && ended < 3 => ended += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn connect_once(target: &Target, token_expired: &mut bool) -> Result<Imap, ImapError> {
         let ep = &target.endpoint;
         let peer = Peer {
             name: ep.host.clone(),
@@ -476,17 +489,36 @@ impl Imap {
             token: token_used,
             bye: None,
         };
-        let caps = match said {
-            Some(caps) => caps,
-            None => timed(&imap.host, "CAPABILITY", imap.session.capabilities()).await?,
+        // Read by hand when the login did not say them: async-imap's CAPABILITY ignores a NO
+        // or BAD (Exchange's throttling) and answers "no capabilities" instead.
+        let has: Box<dyn Fn(&str) -> bool + Send> = match said {
+            Some(caps) => Box::new(move |c: &str| caps.has_str(c)),
+            None => {
+                let answer = match imap.run("CAPABILITY", &[Arg::Text("CAPABILITY")]).await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        *token_expired = imap.ended_by_token_expiry(&e.message);
+                        return Err(e);
+                    }
+                };
+                let names: Vec<String> = answer
+                    .into_iter()
+                    .filter_map(|u| match u {
+                        Untagged::Capabilities(names) => Some(names),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                Box::new(move |c: &str| names.iter().any(|n| n.eq_ignore_ascii_case(c)))
+            }
         };
         imap.caps = Caps {
-            uidplus: caps.has_str("UIDPLUS"),
-            multiappend: caps.has_str("MULTIAPPEND"),
-            literal_plus: caps.has_str("LITERAL+"),
-            condstore: caps.has_str("CONDSTORE"),
-            moves: caps.has_str("MOVE"),
-            list_status: caps.has_str("LIST-STATUS"),
+            uidplus: has("UIDPLUS"),
+            multiappend: has("MULTIAPPEND"),
+            literal_plus: has("LITERAL+"),
+            condstore: has("CONDSTORE"),
+            moves: has("MOVE"),
+            list_status: has("LIST-STATUS"),
         };
         Ok(imap)
     }

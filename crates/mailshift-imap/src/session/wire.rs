@@ -140,7 +140,14 @@ impl Imap {
         while done.len() < tags.len() {
             let reply = match seen.next() {
                 Some(r) => r,
-                None => self.read_reply().await?,
+                None => match self.read_reply().await {
+                    Ok(r) => r,
+                    // A server that refuses one command of a pipelined batch and hangs up
+                    // (Exchange's throttling) has said why: that answer is kept, the commands
+                    // it never answered stay missing.
+                    Err(_) if done.values().any(Result::is_err) => break,
+                    Err(e) => return Err(e),
+                },
             };
             match reply {
                 Reply::Done {
@@ -207,6 +214,8 @@ pub(super) enum Untagged {
     PermanentFlags(Vec<String>),
     /// COPYUID (RFC 4315) of a COPY or MOVE: (old UID, new UID) pairs.
     CopyUid(Vec<(u32, u32)>),
+    /// A CAPABILITY response: the names, in capitals (`AUTH=PLAIN`, `LITERAL+`).
+    Capabilities(Vec<String>),
     Other,
 }
 
@@ -242,6 +251,18 @@ pub(super) fn reply(parsed: &Response<'_>, raw: &[u8]) -> Reply {
         Response::MailboxData(MailboxDatum::List(_)) => Untagged::List(raw.to_vec()),
         Response::MailboxData(MailboxDatum::Status { .. }) => Untagged::Status(raw.to_vec()),
         Response::MailboxData(MailboxDatum::Exists(n)) => Untagged::Exists(*n),
+        Response::Capabilities(caps) => Untagged::Capabilities(
+            caps.iter()
+                .map(|c| {
+                    use async_imap::imap_proto::Capability;
+                    match c {
+                        Capability::Imap4rev1 => "IMAP4REV1".to_string(),
+                        Capability::Auth(a) => format!("AUTH={}", a.to_ascii_uppercase()),
+                        Capability::Atom(a) => a.to_ascii_uppercase(),
+                    }
+                })
+                .collect(),
+        ),
         Response::Data {
             status: Status::Ok,
             outcome: Outcome {
