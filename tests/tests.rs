@@ -20,6 +20,7 @@ mod ovh_e2e;
 mod ovh_sim;
 mod ovh_sim_client;
 mod plan_cmd;
+mod quota;
 mod state_cmd;
 mod validate_cmd;
 mod verify_cmd;

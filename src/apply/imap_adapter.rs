@@ -97,6 +97,8 @@ pub fn error_kind(kind: imap::ErrorKind) -> ErrorKind {
         imap::ErrorKind::Throttled => ErrorKind::Throttled,
         imap::ErrorKind::Refused => ErrorKind::Refused,
         imap::ErrorKind::Quota => ErrorKind::Quota,
+        // A copy pauses on it (`apply::quota`); elsewhere (a verify, a size) it waits long.
+        imap::ErrorKind::DailyLimit => ErrorKind::Quota,
         imap::ErrorKind::Config => ErrorKind::Config,
         imap::ErrorKind::State => ErrorKind::State,
         imap::ErrorKind::Bug => ErrorKind::Bug,
@@ -138,6 +140,8 @@ pub fn copy_options(opts: &model::MigrationOptions) -> CopyOptions {
         newest_first: opts.newest_first.unwrap_or(false),
         max_items: opts.max_items,
         expect_empty: !opts.adopt_existing.unwrap_or(true),
+        // Set per run from the state's ledger (`apply::quota`).
+        budget: Default::default(),
     }
 }
 

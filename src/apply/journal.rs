@@ -18,6 +18,8 @@ use crate::transfer::imap::journal::{
 pub struct StoreJournal {
     store: Arc<StateStore>,
     resource_id: String,
+    /// The account whose daily-limit ledger the copy's bytes are counted in.
+    ledger: Option<String>,
 }
 
 impl StoreJournal {
@@ -25,7 +27,15 @@ impl StoreJournal {
         StoreJournal {
             store,
             resource_id: resource_id.into(),
+            ledger: None,
         }
+    }
+
+    /// Counts the bytes the copy moves in `account`'s ledger (`state::store::quota`), at
+    /// `apply::quota::now`.
+    pub fn counting_for(mut self, account: &str) -> StoreJournal {
+        self.ledger = Some(account.to_string());
+        self
     }
 }
 
@@ -114,6 +124,16 @@ impl Journal for StoreJournal {
             .forget_folder(&self.resource_id, folder)
             .map(|_| ())
             .map_err(err)
+    }
+
+    fn transferred(&self, download: u64, upload: u64) -> Result<(), JournalError> {
+        match &self.ledger {
+            Some(account) => self
+                .store
+                .add_transfer(account, crate::apply::quota::now(), download, upload)
+                .map_err(err),
+            None => Ok(()),
+        }
     }
 }
 

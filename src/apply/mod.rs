@@ -25,6 +25,7 @@ pub mod imap_adapter;
 pub mod journal;
 pub mod pipeline;
 pub mod plane;
+pub mod quota;
 pub mod record;
 
 use crate::diff::{Action, Change};
@@ -57,6 +58,12 @@ pub enum Outcome {
     /// Waiting for a person (`mailshift ack`).
     Manual(String),
     Conflict(String),
+    /// A copy stopped at a platform's daily limit (Gmail's bandwidth): not a failure; it goes
+    /// on at `until` (Unix seconds), and runs before then skip it. `text` says so.
+    Paused {
+        until: u64,
+        text: String,
+    },
 }
 
 impl Outcome {
@@ -90,6 +97,17 @@ pub struct ApplyReport {
 impl ApplyReport {
     pub fn failed(&self) -> bool {
         self.steps.iter().any(|s| s.outcome.is_failure())
+    }
+
+    /// When the earliest paused copy of this run may go on, if one paused.
+    pub fn paused_until(&self) -> Option<u64> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s.outcome {
+                Outcome::Paused { until, .. } => Some(until),
+                _ => None,
+            })
+            .min()
     }
 }
 
@@ -172,6 +190,7 @@ pub async fn apply(
         copies: Mutex::new(BTreeMap::new()),
         dav_copies: Mutex::new(Vec::new()),
         finished: Mutex::new(HashMap::new()),
+        paused: Mutex::new(HashMap::new()),
         planes,
     });
 
@@ -255,6 +274,9 @@ struct Ctx {
     dav_copies: Mutex<Vec<content::dav::DavCopy>>,
     /// Steps of this run that completed (true) or did not (false).
     finished: Mutex<HashMap<ResourceAddr, bool>>,
+    /// Copies of this run paused at a daily limit, and until when: what depends on them waits
+    /// as long, without failing.
+    paused: Mutex<HashMap<ResourceAddr, u64>>,
     planes: Planes,
 }
 
@@ -275,7 +297,16 @@ async fn run_group(ctx: &Arc<Ctx>, mut pending: Vec<Change>) {
             Outcome::Skipped("stopped before this step (run apply again to continue)".to_string())
         } else {
             match blocked_by(ctx, &change).await {
-                Some(reason) => Outcome::Skipped(reason),
+                Some(reason) => match paused_dependency(ctx, &change).await {
+                    Some((dep, until)) => Outcome::Paused {
+                        until,
+                        text: format!(
+                            "waits for {dep}, paused until {}",
+                            crate::render::time::minute(until)
+                        ),
+                    },
+                    None => Outcome::Skipped(reason),
+                },
                 None => {
                     ctx.hooks.step_started(&change);
                     run_change(ctx, &change).await
@@ -287,6 +318,9 @@ async fn run_group(ctx: &Arc<Ctx>, mut pending: Vec<Change>) {
                 .lock()
                 .await
                 .insert(addr.clone(), matches!(outcome, Outcome::Done(_)));
+            if let Outcome::Paused { until, .. } = outcome {
+                ctx.paused.lock().await.insert(addr.clone(), until);
+            }
         }
         let result = StepResult {
             id: change.id.clone(),
@@ -320,6 +354,15 @@ async fn blocked_by(ctx: &Ctx, change: &Change) -> Option<String> {
         }
     }
     None
+}
+
+/// A dependency of `change` that paused in this run, and until when.
+async fn paused_dependency(ctx: &Ctx, change: &Change) -> Option<(ResourceAddr, u64)> {
+    let paused = ctx.paused.lock().await;
+    change
+        .depends_on
+        .iter()
+        .find_map(|d| paused.get(d).map(|until| (d.clone(), *until)))
 }
 
 async fn run_change(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
@@ -369,6 +412,22 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             change.id
         )));
     };
+    // Paused at a daily limit: nothing is asked of the servers before its time.
+    match ctx.store.pause(resource.id()) {
+        Ok(Some(p)) if p.until > quota::now() => {
+            return Outcome::Paused {
+                until: p.until,
+                text: quota::pause_text(&p),
+            };
+        }
+        Ok(Some(_)) => {
+            if let Err(e) = ctx.store.clear_pause(resource.id()) {
+                return Outcome::Failed(e.into());
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return Outcome::Failed(e.into()),
+    }
     let sides = match engine.prepare(spec, &ctx.loaded) {
         Ok(sides) => sides,
         Err(e) => {
@@ -429,6 +488,9 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     } else {
         synced.summary
     };
+    // Paused at a daily limit: in progress, like a stopped copy, until the window reopens.
+    let paused = synced.paused;
+    let stopped = stopped || paused.is_some();
     let mut outputs = prev.map(|p| p.outputs).unwrap_or_default();
     outputs.insert("last_copied".into(), synced.copied.to_string());
     // Parts given up on fail the step, while what was copied stays recorded; the next apply
@@ -459,7 +521,12 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             ctx.dav_copies.lock().await.push(report);
         }
     }
-    if let Some(f) = failed {
+    if let Some(p) = paused.filter(|_| failed.is_none()) {
+        Outcome::Paused {
+            until: p.until,
+            text: format!("{summary}; {}", quota::pause_text(&p)),
+        }
+    } else if let Some(f) = failed {
         // The reasons are in the state's record and the report (one line per part).
         Outcome::Failed(
             StepError::new(

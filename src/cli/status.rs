@@ -47,6 +47,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             if r.kind == crate::model::ResourceKind::Mail && state.contains_key(id) {
                 print_mail(&reader, id)?;
             }
+            if r.kind == crate::model::ResourceKind::Mail {
+                print_limits(&reader, r)?;
+            }
         }
     }
     // Domains, groups, contacts, footers and DNS checks belong to no account.
@@ -107,6 +110,33 @@ fn print_mail(reader: &crate::state::StateReader, id: &str) -> Result<(), CliErr
                 refused.len() - REFUSED_SHOWN
             );
         }
+    }
+    Ok(())
+}
+
+/// Under a mail step whose platforms have daily limits (Gmail): what the last day used of
+/// each, and the pause the copy is in, if any.
+fn print_limits(reader: &crate::state::StateReader, r: &Resource) -> Result<(), CliError> {
+    use crate::apply::quota;
+    let Some(spec) = r.spec.account() else {
+        return Ok(());
+    };
+    let limits = quota::Limits::of(spec);
+    let now = quota::now();
+    for side in [crate::state::Side::Download, crate::state::Side::Upload] {
+        let Some(l) = limits.get(side) else {
+            continue;
+        };
+        let used = crate::state::window::used(&reader.transfers(&limits.account, side)?, now);
+        println!(
+            "    {:<30} {} of {} used in the last 24 hours",
+            "",
+            crate::apply::human_bytes(used),
+            l.name
+        );
+    }
+    if let Some(p) = reader.pause(r.id())?.filter(|p| p.until > now) {
+        println!("    {:<30} {}", "", quota::pause_text(&p));
     }
     Ok(())
 }

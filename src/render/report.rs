@@ -11,6 +11,7 @@ pub fn apply_report(report: &ApplyReport, elapsed: f64) -> String {
     let mut out = String::new();
     let mut failed = 0;
     let mut manual = 0;
+    let mut paused = 0;
     let _ = writeln!(out);
     for s in &report.steps {
         let (mark, text) = match &s.outcome {
@@ -30,6 +31,10 @@ pub fn apply_report(report: &ApplyReport, elapsed: f64) -> String {
             Outcome::Conflict(t) => {
                 failed += 1;
                 ("CONFLICT", t.clone())
+            }
+            Outcome::Paused { text, .. } => {
+                paused += 1;
+                ("paused ", text.clone())
             }
         };
         let _ = writeln!(out, "{mark} {}: {text}", s.id);
@@ -108,17 +113,24 @@ pub fn apply_report(report: &ApplyReport, elapsed: f64) -> String {
     };
     let _ = writeln!(
         out,
-        "\nApply {}: {}, {} failed, {} manual; {} ({}) copied{items}{api} in {:.1} s.",
+        "\nApply {}: {}, {} failed, {} manual{}; {} ({}) copied{items}{api} in {:.1} s.",
         if report.stopped {
             "stopped"
         } else if failed > 0 {
             "incomplete"
+        } else if paused > 0 {
+            "paused"
         } else {
             "complete"
         },
         plural(report.steps.len(), "step"),
         failed,
         manual,
+        if paused > 0 {
+            format!(", {paused} paused")
+        } else {
+            String::new()
+        },
         plural(msgs as usize, "message"),
         human_bytes(bytes),
         elapsed

@@ -331,6 +331,9 @@ impl Daemon {
             // The steps' own lines say what happened.
             (RunEnd::Succeeded, _) => debug!(unit = name, "reconciled; {next_text}"),
             (RunEnd::Stopped, _) => info!(unit = name, "stopped at a checkpoint"),
+            (RunEnd::Paused { .. }, _) => {
+                info!(unit = name, "paused at a daily limit; {next_text}")
+            }
             (RunEnd::Conflicted, e) => warn!(
                 unit = name,
                 "conflict: {}; {next_text}",
@@ -505,6 +508,11 @@ fn run_end(report: &Result<ApplyReport, StepError>) -> (RunEnd, Option<String>, 
         .collect();
     if !failed.is_empty() {
         return failed_end(&failed);
+    }
+    // Paused at a daily limit: back when the earliest pause ends (the step says why).
+    if let Some(until) = report.paused_until() {
+        let after = Duration::from_secs(until.saturating_sub(crate::apply::quota::now()));
+        return (RunEnd::Paused { after }, None, None);
     }
     // Skipped without a failure of its own: waiting for a step of another unit.
     let skipped = report.steps.iter().find_map(|s| match &s.outcome {

@@ -189,6 +189,14 @@ impl Counters {
             "account",
             failures.iter().map(|(k, v)| (k.as_str(), *v)),
         );
+        let paused = by_account(&|a| a.paused_until_unix.map(|t| t as f64));
+        e.by_label(
+            "mailshift_account_paused_until_seconds",
+            "gauge",
+            "When an account's mail copy, paused at a platform's daily limit, goes on (Unix time); only paused accounts.",
+            "account",
+            paused.iter().map(|(k, v)| (k.as_str(), *v)),
+        );
         e.by_label(
             "mailshift_plan_reloads_total",
             "counter",

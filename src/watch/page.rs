@@ -249,6 +249,12 @@ fn account_row(h: &mut String, a: &AccountView, now: &str) {
             "waiting for a plan change or SIGHUP".into()
         }
         (Health::Failing, n) if n > 1 => format!("{n} failures in a row"),
+        (Health::Paused, _) => format!(
+            "paused until {}",
+            a.paused_until
+                .as_deref()
+                .unwrap_or("the limit's window reopens")
+        ),
         (_, _) if !a.in_plan => "not in the plan".into(),
         _ => String::new(),
     };

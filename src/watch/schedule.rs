@@ -37,6 +37,9 @@ pub enum RunEnd {
     },
     /// A conflict: only a plan change (or `state forget`) can resolve it; retrying cannot.
     Conflicted,
+    /// A copy paused at a platform's daily limit (Gmail's bandwidth): it may go on `after` this
+    /// long, not before (runs before then would only skip it), and not later.
+    Paused { after: Duration },
     /// The daemon is stopping.
     Stopped,
 }
@@ -71,6 +74,7 @@ pub fn next_run(end: &RunEnd, failures: u32, sync_every: Option<Duration>, jitte
             retry: Retry::AwaitChange,
             ..
         } => Next::AwaitChange,
+        RunEnd::Paused { after } => Next::After(*after),
         RunEnd::Conflicted | RunEnd::Stopped => Next::AwaitChange,
     }
 }
@@ -195,6 +199,15 @@ mod tests {
             next_run(&asked, 1, None, 0.0),
             Next::After(Duration::from_secs(3600))
         );
+    }
+
+    #[test]
+    fn a_paused_copy_comes_back_when_its_window_reopens_whatever_the_interval() {
+        let reopens = Duration::from_secs(20 * 3600);
+        let paused = RunEnd::Paused { after: reopens };
+        for every in [None, Some(Duration::from_secs(60))] {
+            assert_eq!(next_run(&paused, 0, every, 0.9), Next::After(reopens));
+        }
     }
 
     #[test]

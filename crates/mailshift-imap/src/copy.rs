@@ -15,6 +15,12 @@
 //! kept nothing, and then alone: the other folders go on and the report lists it. A message the
 //! destination refuses (a NO to its APPEND) is skipped, reported and recorded in the state.
 //!
+//! A platform's daily limit (Gmail's IMAP bandwidth) is a [`Budget`]: bytes are counted
+//! through the journal before they move, a batch shrinks to what is left, and when the next
+//! message does not fit, or the server says the account exceeded its limits, the account
+//! pauses: every worker stops at its next checkpoint, what got through stays recorded, and the
+//! report says why ([`CopyReport::paused`]). When to come back is the caller's to decide.
+//!
 //! This file holds the account (connections, the folder queue, its workers) and what batches
 //! are made of; one folder's phases are in `folder` ([`folder::FolderSync`]), and every record
 //! goes through the caller's [`Journal`].
@@ -75,6 +81,42 @@ pub struct CopyOptions {
     /// The plan said the destination is empty (`adopt_existing: false`): a destination folder
     /// without a record that holds messages is an error instead of being matched.
     pub expect_empty: bool,
+    /// What the platforms' daily limits still let this run move.
+    pub budget: Budget,
+}
+
+/// What the platforms' daily limits (Gmail: 2,500 MB read, 500 MB appended per account) still
+/// let one account's copy move, per side; `None`: no limit on that side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Budget {
+    /// Bytes the source may still serve.
+    pub download: Option<Allowance>,
+    /// Bytes the destination may still take.
+    pub upload: Option<Allowance>,
+}
+
+impl Budget {
+    pub fn is_limited(&self) -> bool {
+        self.download.is_some() || self.upload.is_some()
+    }
+}
+
+/// One side's allowance: what is left of its limit in the current window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    pub left: u64,
+    /// The whole limit. While nothing of it is used, one message larger than it may still go:
+    /// it could never go otherwise (the server has the last word).
+    pub limit: u64,
+}
+
+/// Why a copy paused its account before the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Paused {
+    /// The budget is used up: the next message, of `needed` bytes, did not fit.
+    Budget { needed: u64 },
+    /// The server said the account exceeded its limits, in these words.
+    Server { words: String },
 }
 
 impl CopyOptions {
@@ -139,6 +181,9 @@ pub struct CopyReport {
     /// Folders given up on in this run, with why (the others went on); what they copied
     /// before is recorded, and the next run retries only what is missing.
     pub failed: Vec<FailedFolder>,
+    /// The account was paused before the end (a daily limit reached): what was copied is
+    /// recorded, and a run after the limit's window reopens goes on from there.
+    pub paused: Option<Paused>,
 }
 
 /// A folder this run gave up on.
@@ -315,7 +360,24 @@ impl std::fmt::Display for CopyError {
 
 /// Copies (or incrementally syncs) one account. Folders are spread over
 /// `options.connections` connection pairs; a failing folder is retried on fresh connections.
+/// A daily limit reached pauses the account ([`CopyReport::paused`]) rather than failing it.
 pub async fn sync_account(
+    job: Arc<Job>,
+    journal: Arc<dyn Journal>,
+    progress: Arc<dyn Progress>,
+    stop: StopFlag,
+) -> Result<CopyReport, CopyError> {
+    match copy_account(job, journal, progress, stop).await {
+        // Refused before any folder started (a login, the folder list): nothing was copied.
+        Err(e) if e.kind == ErrorKind::DailyLimit => Ok(CopyReport {
+            paused: Some(Paused::Server { words: e.message }),
+            ..CopyReport::default()
+        }),
+        other => other,
+    }
+}
+
+async fn copy_account(
     job: Arc<Job>,
     journal: Arc<dyn Journal>,
     progress: Arc<dyn Progress>,
@@ -387,12 +449,16 @@ pub async fn sync_account(
         }
         None => u64::MAX,
     }));
+    let meter = Meter::new(&job.options.budget);
     let run = Arc::new(Run {
         job,
         journal,
         progress,
         stop,
         remaining,
+        meter,
+        paused: std::sync::Mutex::new(None),
+        halted: AtomicBool::new(false),
     });
     let queue: Arc<Mutex<VecDeque<FolderPlan>>> = Arc::new(Mutex::new(work.into_iter().collect()));
     let results: Arc<Mutex<Vec<FolderReport>>> = Arc::new(Mutex::new(skipped));
@@ -413,6 +479,10 @@ pub async fn sync_account(
     for h in handles {
         match h.await {
             Ok(Ok(())) => {}
+            // A worker's connection refused for the account's limits: the others stopped too.
+            Ok(Err(e)) if e.kind == ErrorKind::DailyLimit => {
+                run.pause(Paused::Server { words: e.message });
+            }
             Ok(Err(e)) => {
                 first_error.get_or_insert(e);
             }
@@ -430,6 +500,11 @@ pub async fn sync_account(
     let mut failed = std::mem::take(&mut *failed.lock().await);
     failed.sort_by(|a, b| a.path.cmp(&b.path));
     report.failed = failed;
+    report.paused = run
+        .paused
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
     Ok(report)
 }
 
@@ -552,6 +627,112 @@ struct Run {
     stop: StopFlag,
     /// Messages the plan's `max_items` still lets this run copy.
     remaining: Arc<AtomicU64>,
+    /// What the daily limits still let this run move.
+    meter: Meter,
+    /// Why the account paused, once one worker found it must.
+    paused: std::sync::Mutex<Option<Paused>>,
+    /// Set with `paused`: the other workers stop at their next checkpoint.
+    halted: AtomicBool,
+}
+
+impl Run {
+    /// The user asked to stop, or the account paused: finish the batch in hand, start nothing.
+    fn halted(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.halted.load(Ordering::Relaxed)
+    }
+
+    /// Pauses the account; the first reason found is kept.
+    fn pause(&self, why: Paused) {
+        let mut paused = self
+            .paused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if paused.is_none() {
+            self.progress.note(
+                &self.job.account,
+                &match &why {
+                    Paused::Budget { .. } => {
+                        "the daily limit is reached: pausing the account".to_string()
+                    }
+                    Paused::Server { words } => {
+                        format!("the server says the account reached its limits ({words}): pausing the account")
+                    }
+                },
+            );
+            *paused = Some(why);
+        }
+        self.halted.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A [`Budget`] spent by concurrent workers: each batch takes its bytes before it moves.
+struct Meter {
+    download: Option<Gauge>,
+    upload: Option<Gauge>,
+}
+
+struct Gauge {
+    left: AtomicU64,
+    limit: u64,
+}
+
+impl Gauge {
+    fn new(a: Allowance) -> Gauge {
+        Gauge {
+            left: AtomicU64::new(a.left.min(a.limit)),
+            limit: a.limit,
+        }
+    }
+
+    /// Takes `n` bytes if they fit (or if nothing was used and the limit is all there is).
+    fn take(&self, n: u64) -> bool {
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                (n <= left || left == self.limit).then(|| left.saturating_sub(n))
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, n: u64) {
+        let _ = self
+            .left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                Some(left.saturating_add(n).min(self.limit))
+            });
+    }
+}
+
+impl Meter {
+    fn new(b: &Budget) -> Meter {
+        Meter {
+            download: b.download.map(Gauge::new),
+            upload: b.upload.map(Gauge::new),
+        }
+    }
+
+    fn is_limited(&self) -> bool {
+        self.download.is_some() || self.upload.is_some()
+    }
+
+    /// Takes one message's bytes on both sides (`fetch`: its body must still be fetched), or
+    /// nothing if either side cannot take them.
+    fn take(&self, size: u64, fetch: bool) -> bool {
+        let down = if fetch { size } else { 0 };
+        if let Some(g) = &self.download
+            && !g.take(down)
+        {
+            return false;
+        }
+        if let Some(g) = &self.upload
+            && !g.take(size)
+        {
+            if let Some(d) = &self.download {
+                d.give_back(down);
+            }
+            return false;
+        }
+        true
+    }
 }
 
 /// Takes folders from `queue` until it is empty, each tried again on fresh connections after
@@ -588,7 +769,10 @@ async fn worker(
         }
     }
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if run.halted() {
+            if let Some((s, d)) = conns.take() {
+                tokio::join!(s.logout(), d.logout());
+            }
             return Ok(());
         }
         let Some(folder) = queue.lock().await.pop_front() else {
@@ -622,7 +806,13 @@ async fn worker(
             let before = carry.progress;
             match folder::sync_folder(&run, s, d, &folder, &mut carry, &mut report).await {
                 Ok(()) => break Ok(()),
-                Err(e) if e.transient && !stop.load(Ordering::Relaxed) => {
+                // Nothing more goes through today: what was recorded stays, the account waits.
+                Err(e) if e.kind == ErrorKind::DailyLimit => {
+                    run.pause(Paused::Server { words: e.message });
+                    conns = None;
+                    break Ok(());
+                }
+                Err(e) if e.transient && !run.halted() => {
                     let moved = carry.progress > before;
                     // Both sides asked: either may have been ended (and each token source
                     // told its token expired).
@@ -682,8 +872,9 @@ async fn worker(
                         delay = (delay * 2).min(Duration::from_secs(30));
                     }
                 }
-                // Stopping: what was recorded stays, the next run resumes; not a failure.
-                Err(_) if stop.load(Ordering::Relaxed) => break Ok(()),
+                // Stopping (or pausing): what was recorded stays, the next run resumes; not a
+                // failure.
+                Err(_) if run.halted() => break Ok(()),
                 Err(e) => break Err((e.message, e.kind)),
             }
         };
@@ -1123,6 +1314,33 @@ mod tests {
             assert!(batches < 40, "{limit:?}");
         }
         assert_eq!(Limit::default().slice(), SLICE);
+    }
+
+    #[test]
+    fn a_budget_takes_what_fits_and_gives_nothing_back_half_taken() {
+        let allow = |left, limit| Some(Allowance { left, limit });
+        let meter = Meter::new(&Budget {
+            download: allow(1_000, 5_000),
+            upload: allow(600, 500_000),
+        });
+        assert!(meter.take(500, true));
+        // The destination has 100 left: 200 does not fit, and the source keeps its 500.
+        assert!(!meter.take(200, true));
+        let left = |g: &Option<Gauge>| g.as_ref().unwrap().left.load(Ordering::Relaxed);
+        assert_eq!((left(&meter.download), left(&meter.upload)), (500, 100));
+        // A body already fetched costs the source nothing more.
+        assert!(meter.take(100, false));
+        assert_eq!((left(&meter.download), left(&meter.upload)), (500, 0));
+        assert!(!meter.take(1, false));
+
+        // Untouched, a message larger than the whole limit still goes, once.
+        let fresh = Meter::new(&Budget {
+            download: None,
+            upload: allow(300, 300),
+        });
+        assert!(fresh.take(400, true));
+        assert!(!fresh.take(1, true));
+        assert!(!Meter::new(&Budget::default()).is_limited());
     }
 
     #[test]

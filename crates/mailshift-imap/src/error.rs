@@ -21,6 +21,11 @@ pub enum ErrorKind {
     Refused,
     /// The destination is full, or a server limit is reached.
     Quota,
+    /// The account used up a platform's allowance for a period of time (Gmail's daily IMAP
+    /// bandwidth: `[OVERQUOTA] Account exceeded command or bandwidth limits`): nothing more goes
+    /// through until the window reopens, so the copy pauses the account instead of failing it.
+    /// Unlike [`ErrorKind::Quota`], nobody has to free anything.
+    DailyLimit,
     /// The copy cannot be carried out as asked: a CA file that cannot be read, a folder
     /// mapping that cannot hold, a destination that is not empty when it was said to be.
     Config,
@@ -73,6 +78,7 @@ mod tests {
             ErrorKind::Auth,
             ErrorKind::Tls,
             ErrorKind::Quota,
+            ErrorKind::DailyLimit,
             ErrorKind::State,
         ] {
             assert!(!k.is_transient(), "{k}");

@@ -123,4 +123,13 @@ pub trait Journal: Send + Sync {
     /// Removes a folder's record, map and refusals (a UIDVALIDITY changed: its UIDs mean
     /// nothing any more).
     fn forget_folder(&self, folder: &str) -> Result<(), JournalError>;
+
+    /// Counts bytes against the platforms' daily limits ([`crate::copy::Budget`]): `download`
+    /// about to be fetched from the source, `upload` about to be appended to the destination.
+    /// Called only when the copy has a budget, before the bytes move, so a crash leaves the
+    /// count too high, never too low. (Bodies fetched to match an interrupted batch or to adopt
+    /// what the destination holds are not counted: a few, after an interruption only.)
+    fn transferred(&self, _download: u64, _upload: u64) -> Result<(), JournalError> {
+        Ok(())
+    }
 }

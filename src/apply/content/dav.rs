@@ -545,6 +545,7 @@ impl Collections {
             summary,
             copied: copied + updated,
             failed,
+            paused: None,
             report: ContentReport::Dav(DavCopy {
                 account: self.address.clone(),
                 noun: self.noun(),

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::apply::imap_adapter::{self, IntoStepError};
 use crate::apply::journal::{StoreJournal, folder_records};
+use crate::apply::quota;
 use crate::apply::{human_bytes, spec_targets};
 use crate::error::{ErrorKind, StepError};
 use crate::model::{AccountSpec, ResourceAddr};
@@ -36,6 +37,7 @@ impl ContentSync for MailSync {
         }
         let (source, dest) = spec_targets(loaded, account)?;
         Ok(Box::new(Mailboxes {
+            limits: quota::Limits::of(account),
             address: account.address.clone(),
             source,
             dest,
@@ -47,6 +49,8 @@ impl ContentSync for MailSync {
 
 /// Both mailboxes of an account.
 struct Mailboxes {
+    /// The platforms' daily limits.
+    limits: quota::Limits,
     address: String,
     source: Target,
     dest: Target,
@@ -57,13 +61,19 @@ struct Mailboxes {
 impl Prepared for Mailboxes {
     fn sync<'a>(&'a self, run: SyncRun<'a>) -> ContentResult<'a, Result<Synced, StepError>> {
         Box::pin(async move {
+            let mut options = self.options.clone();
+            options.budget = self.limits.budget(run.store, quota::now())?;
+            let mut journal = StoreJournal::new(run.store.clone(), run.id.to_string());
+            if options.budget.is_limited() {
+                journal = journal.counting_for(&self.address);
+            }
             let job = Arc::new(Job {
                 resource_id: run.id.to_string(),
                 account: self.address.clone(),
                 source: self.source.clone(),
                 dest: self.dest.clone(),
                 rules: self.rules.clone(),
-                options: self.options.clone(),
+                options,
                 sync_point: run.sync_point,
                 spool_dir: run.spool_dir,
                 full_scan: run.full_scan,
@@ -71,11 +81,22 @@ impl Prepared for Mailboxes {
                 adopt_locks: Default::default(),
             });
             let progress: Arc<dyn Progress> = run.hooks;
-            let journal = Arc::new(StoreJournal::new(run.store.clone(), run.id.to_string()));
-            let report = copy::sync_account(job, journal, progress, run.stop)
+            let report = copy::sync_account(job, Arc::new(journal), progress, run.stop)
                 .await
                 .map_err(IntoStepError::into_step_error)?;
-            Ok(synced(report))
+            // A daily limit reached: the account waits until the window has room again.
+            let paused = match &report.paused {
+                Some(why) => {
+                    let pause = self.limits.pause_for(run.store, why, quota::now())?;
+                    run.store.put_pause(run.id, &pause)?;
+                    Some(pause)
+                }
+                None => None,
+            };
+            Ok(Synced {
+                paused,
+                ..synced(report)
+            })
         })
     }
 
@@ -111,9 +132,14 @@ impl Prepared for Mailboxes {
     ) -> ContentResult<'a, Result<Vec<String>, StepError>> {
         Box::pin(async move {
             let records = folder_records(state.folders(id).map_err(StepError::from)?);
-            preview::preview(&self.source, &self.dest, &self.rules, &records)
+            // Under a daily limit, the source's size says how many days the copy takes.
+            let measure = self.limits.is_limited();
+            let look = preview::look(&self.source, &self.dest, &self.rules, &records, measure)
                 .await
-                .map_err(StepError::config)
+                .map_err(StepError::config)?;
+            let mut lines = look.lines;
+            lines.extend(look.to_copy.and_then(|b| self.limits.estimate(b)));
+            Ok(lines)
         })
     }
 
@@ -179,6 +205,7 @@ pub(super) fn synced(report: CopyReport) -> Synced {
         summary,
         copied: report.copied(),
         failed,
+        paused: None,
         report: ContentReport::Mail(report),
     }
 }

@@ -110,6 +110,9 @@ pub struct Synced {
     pub copied: u64,
     /// The parts of the account given up on in this run, if any.
     pub failed: Option<FailedParts>,
+    /// The copy stopped at a platform's daily limit: recorded in the state, the account waits
+    /// until then.
+    pub paused: Option<crate::state::PauseRecord>,
     /// The engine's own report, for the apply report's details.
     pub report: ContentReport,
 }

@@ -100,6 +100,10 @@ impl Hooks for StatusModel {
                 warn!(account, step = %result.id, "conflict: {t}");
                 ("conflict", t)
             }
+            Outcome::Paused { text, .. } => {
+                info!(account, step = %result.id, "{text}");
+                ("paused", text)
+            }
         };
         let mut guard = self.lock();
         let inner: &mut Inner = &mut guard;

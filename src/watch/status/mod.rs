@@ -83,6 +83,8 @@ struct AccountInfo {
     bytes: u64,
     /// Contacts, events and tasks recorded as copied, all runs together, by kind.
     items_migrated: BTreeMap<String, u64>,
+    /// The mail copy is paused at a daily limit: until when (Unix seconds), and which limit.
+    paused: Option<(u64, String)>,
 }
 
 /// What this process saw of a resource, beyond its state record.

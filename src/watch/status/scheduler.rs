@@ -181,6 +181,11 @@ impl StatusModel {
                 (id, rec)
             })
             .collect();
+        let paused = mail_id
+            .as_ref()
+            .and_then(|id| store.pause(id).ok().flatten())
+            .filter(|p| p.until > crate::apply::quota::now())
+            .map(|p| (p.until, p.reason));
         let migrated = mail_id.as_ref().and_then(|id| {
             store.folders(id).ok().map(|folders| {
                 folders
@@ -215,6 +220,7 @@ impl StatusModel {
         }
         if let Some(info) = inner.accounts.get_mut(account) {
             info.items_migrated = items;
+            info.paused = paused;
             if let Some((m, b)) = migrated {
                 info.migrated_messages = m;
                 info.migrated_bytes = b;

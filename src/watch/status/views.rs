@@ -115,6 +115,8 @@ pub enum Health {
     Queued,
     /// A manual step waits for a person (`mailshift ack`).
     Manual,
+    /// The mail copy waits for a platform's daily limit to reopen (`paused_until`).
+    Paused,
     Pending,
     Synced,
     CutOver,
@@ -132,6 +134,7 @@ impl Health {
             Health::Running => "running",
             Health::Queued => "queued",
             Health::Manual => "manual",
+            Health::Paused => "paused",
             Health::Pending => "pending",
             Health::Synced => "synced",
             Health::CutOver => "cut-over",
@@ -165,6 +168,8 @@ fn account_view(
         Health::Queued
     } else if labels.contains(&"manual") {
         Health::Manual
+    } else if info.paused.is_some() {
+        Health::Paused
     } else if labels
         .iter()
         .any(|l| matches!(*l, "pending" | "in-progress"))
@@ -209,6 +214,9 @@ fn account_view(
         error_kind: info.unit.error_kind.map(ErrorKind::as_str),
         failures: info.unit.failures,
         next_run: info.unit.next_run.map(rfc3339),
+        paused_until: info.paused.as_ref().map(|(t, _)| rfc3339(*t)),
+        pause_reason: info.paused.as_ref().map(|(_, r)| r.clone()),
+        paused_until_unix: info.paused.as_ref().map(|(t, _)| *t),
     }
 }
 
@@ -327,6 +335,16 @@ pub struct AccountView {
     /// Failed runs in a row.
     pub failures: u32,
     pub next_run: Option<String>,
+    /// The mail copy reached a platform's daily limit (Gmail's bandwidth) and goes on at this
+    /// time; absent when it is not paused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<String>,
+    /// Which limit paused it ("Gmail's daily upload limit of 500.0 MB").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_reason: Option<String>,
+    /// `paused_until` as Unix seconds, for the metrics.
+    #[serde(skip)]
+    pub paused_until_unix: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -387,6 +405,7 @@ mod tests {
             Health::CutOver,
             Health::Synced,
             Health::Pending,
+            Health::Paused,
             Health::Manual,
             Health::Queued,
             Health::Running,
@@ -394,6 +413,6 @@ mod tests {
         ];
         all.sort_by_key(|h| h.rank());
         assert_eq!(all[0], Health::Failing);
-        assert_eq!(all[6], Health::CutOver);
+        assert_eq!(all[7], Health::CutOver);
     }
 }

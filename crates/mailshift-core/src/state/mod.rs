@@ -2,9 +2,11 @@
 
 pub mod record;
 pub mod store;
+pub mod window;
 
 pub use record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord, Status};
 pub use store::dav::{DavCollectionRecord, DavObjectRecord, DavRefusedRecord};
+pub use store::quota::{PauseRecord, Side};
 pub use store::{
     FORMAT_VERSION, StateError, StateReader, StateStore, default_path, read_resources,
 };

@@ -20,6 +20,8 @@
 //!   (it is created by the first write).
 //! - `dav_collections`, `dav_objects`, `dav_refused`: the contacts/calendars/tasks copy's
 //!   records, added the same way ([`dav`]).
+//! - `quota_bytes`, `pauses`: bytes moved per account, side and hour against the platforms'
+//!   daily limits, and the copies paused by them, added the same way ([`quota`]).
 //!
 //! Every write method is one redb write transaction, committed (and fsynced: the default
 //! durability) before it returns, so a crash loses at most the step in flight.
@@ -40,6 +42,7 @@ use serde::de::DeserializeOwned;
 use super::record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord};
 
 pub mod dav;
+pub mod quota;
 
 /// The state format this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -692,6 +695,7 @@ impl StateStore {
             txn.open_table(REFUSED)?
                 .retain_in((id, "", 0)..(end.as_str(), "", 0), |_, _| false)?;
             removed |= dav::forget_txn(txn, id)?;
+            quota::forget_txn(txn, id)?;
             Ok(removed)
         })
     }

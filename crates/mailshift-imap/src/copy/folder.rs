@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{
-    BATCH_MESSAGES, Carry, CopyError, FolderReport, Job, Ready, Run, Spool, content_hash,
+    BATCH_MESSAGES, Carry, CopyError, FolderReport, Job, Paused, Ready, Run, Spool, content_hash,
     dest_flags, hash_messages, in_journal, is_large_batch, next_batch, now, refusal, send,
 };
 use crate::adopt::{Fingerprint, match_fingerprints, match_hashes};
@@ -63,7 +63,8 @@ enum Copied {
     All,
     /// The plan's `max_items` cut it short: the folder is not complete.
     Capped,
-    /// The user asked to stop: what was recorded stays, nothing more is written.
+    /// The user asked to stop, or the account paused: what was recorded stays, nothing more
+    /// is written.
     Stopped,
 }
 
@@ -760,12 +761,12 @@ impl FolderSync<'_> {
         let mut pos = 0;
         let mut capped = false;
         while pos < todo.len() {
-            if self.run.stop.load(Ordering::Relaxed) {
+            if self.run.halted() {
                 return Ok(Copied::Stopped);
             }
             let room = self.run.remaining.load(Ordering::Relaxed);
             let whole = next_batch(&todo[pos..], self.carry.limit);
-            let batch: Vec<&MessageMeta> = whole
+            let mut batch: Vec<&MessageMeta> = whole
                 .iter()
                 .take(room.min(whole.len() as u64) as usize)
                 .copied()
@@ -776,17 +777,57 @@ impl FolderSync<'_> {
             if batch.is_empty() {
                 break;
             }
+            if self.run.meter.is_limited() {
+                let fits = self.spend(&batch).await?;
+                if fits < batch.len() {
+                    if fits == 0 {
+                        self.run.pause(Paused::Budget {
+                            needed: u64::from(batch[0].size),
+                        });
+                        return Ok(Copied::Stopped);
+                    }
+                    // This batch goes; the pause comes at the next turn.
+                    batch.truncate(fits);
+                }
+            }
             pos += batch.len();
             if is_large_batch(&batch) {
                 self.copy_large(batch[0]).await?;
                 continue;
             }
-            self.copy_batch(&batch, &todo[pos..], capped).await?;
+            // Under a daily limit nothing is fetched ahead: the next batch's bytes are not
+            // counted yet (and the limit, not the pace, decides how long the copy takes).
+            let ahead = !capped && !self.run.meter.is_limited();
+            self.copy_batch(&batch, &todo[pos..], !ahead).await?;
             if capped {
                 break;
             }
         }
         Ok(if capped { Copied::Capped } else { Copied::All })
+    }
+
+    /// Takes what the daily limits let go of `batch`, from its front, and counts it in the
+    /// journal before it moves. Returns how many messages fit.
+    async fn spend(&mut self, batch: &[&MessageMeta]) -> Result<usize, CopyError> {
+        let (mut fits, mut down, mut up) = (0, 0u64, 0u64);
+        for m in batch {
+            let size = u64::from(m.size);
+            // Bodies kept from a cut connection (or a spool) were counted when fetched.
+            let fetch = !self.carry.bodies.contains_key(&m.uid)
+                && self.carry.spool.as_ref().is_none_or(|s| s.uid != m.uid);
+            if !self.run.meter.take(size, fetch) {
+                break;
+            }
+            fits += 1;
+            up += size;
+            if fetch {
+                down += size;
+            }
+        }
+        if fits > 0 {
+            in_journal(&self.run.journal, move |s| s.transferred(down, up)).await?;
+        }
+        Ok(fits)
     }
 
     /// One batch: bodies fetched (those kept from a cut connection are not fetched again),
@@ -795,11 +836,13 @@ impl FolderSync<'_> {
     /// appended to the destination: the two servers work at the same time. Bodies wait in
     /// `carry.bodies` until recorded, so a cut on either side loses none of those that
     /// arrived.
+    /// `no_fetch_ahead`: this is the last batch (capped), or the next one's bytes are not
+    /// counted yet (a daily limit).
     async fn copy_batch(
         &mut self,
         batch: &[&MessageMeta],
         rest: &[MessageMeta],
-        capped: bool,
+        no_fetch_ahead: bool,
     ) -> Result<(), CopyError> {
         let need: Vec<u32> = batch
             .iter()
@@ -815,7 +858,7 @@ impl FolderSync<'_> {
             }
         }
         // A large next batch is not fetched ahead: it goes through the spool file instead.
-        let next_uids: Option<Vec<u32>> = if capped {
+        let next_uids: Option<Vec<u32>> = if no_fetch_ahead {
             None
         } else {
             let next = next_batch(rest, self.carry.limit);
@@ -1269,7 +1312,7 @@ impl FolderSync<'_> {
     /// Done with this folder: the mark is cleared, and the STATUS snapshot lets the next no-op
     /// run skip it.
     async fn finish(&mut self, capped: bool) -> Result<(), CopyError> {
-        let complete = !capped && !self.run.stop.load(Ordering::Relaxed);
+        let complete = !capped && !self.run.halted();
         let rec = self.record(None, complete);
         let key = self.key.clone();
         in_journal(&self.run.journal, move |s| s.put_folder(&key, &rec)).await

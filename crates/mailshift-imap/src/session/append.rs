@@ -349,8 +349,8 @@ fn append_budget(base: &Duration, msgs: &[Outgoing<'_>]) -> Duration {
 }
 
 /// What an APPEND's tagged answer means for `count` messages sent to `folder`. `[LIMIT]` on
-/// APPEND is about the message (too large for the server): a refusal to skip. Throttling and
-/// what refuses the whole folder are errors.
+/// APPEND is about the message (too large for the server): a refusal to skip. Throttling, a
+/// daily limit reached and what refuses the whole folder are errors.
 fn answered(
     host: &super::Peer,
     folder: &str,
@@ -366,7 +366,11 @@ fn answered(
         }));
     }
     let text = info.unwrap_or_default();
-    if refusal_kind(&text) == ErrorKind::Throttled || refuses_folder(&text) {
+    if matches!(
+        refusal_kind(&text),
+        ErrorKind::Throttled | ErrorKind::DailyLimit
+    ) || refuses_folder(&text)
+    {
         return Err(host.heard(refusal(
             format!("server {} refused APPEND to {folder:?}: {text}", host.name),
             &text,

@@ -64,9 +64,10 @@ pub(super) fn login_error(target: &Target, e: async_imap::error::Error) -> ImapE
     match e {
         E::No(text) | E::Bad(text) => {
             let text = server_text(&text);
-            // A NO to LOGIN is a refused password unless the server says it is only busy.
+            // A NO to LOGIN is a refused password unless the server says it is only busy, or
+            // that the account used up its day's allowance.
             let kind = match refusal_kind(&text) {
-                ErrorKind::Throttled => ErrorKind::Throttled,
+                k @ (ErrorKind::Throttled | ErrorKind::DailyLimit) => k,
                 _ => ErrorKind::Auth,
             };
             ImapError::new(
@@ -163,6 +164,12 @@ pub(super) fn refusal(message: String, text: &str) -> ImapError {
 /// none, the words they are known to use.
 pub(super) fn refusal_kind(text: &str) -> ErrorKind {
     let t = text.to_ascii_lowercase();
+    // Gmail's daily IMAP bandwidth, whatever the code it comes with (`[OVERQUOTA]` to FETCH
+    // and APPEND, seen in ha-email-sensor#16 and chatwoot#6082, where the account was blocked
+    // for a day): a pause, not a full mailbox and not a short throttle.
+    if is_daily_limit(&t) {
+        return ErrorKind::DailyLimit;
+    }
     // Exchange Online says `[THROTTLED]`, and "Server Unavailable" when it sheds load; others
     // "Suggested Backoff Time" or `[UNAVAILABLE]`.
     if t.contains("[throttled]")
@@ -187,6 +194,15 @@ pub(super) fn refusal_kind(text: &str) -> ErrorKind {
     } else {
         ErrorKind::Refused
     }
+}
+
+/// The words of a per-period allowance used up (lower-case `t`): Gmail's "Account exceeded
+/// command or bandwidth limits", or a throttle that names a daily limit.
+fn is_daily_limit(t: &str) -> bool {
+    t.contains("bandwidth limit")
+        || t.contains("exceeded command or bandwidth")
+        || t.contains("daily limit")
+        || t.contains("daily quota")
 }
 
 #[cfg(test)]
@@ -229,6 +245,18 @@ mod tests {
             ("[UNAVAILABLE] Try again later", ErrorKind::Throttled),
             ("Server Unavailable. 15", ErrorKind::Throttled),
             ("[OVERQUOTA] Quota exceeded", ErrorKind::Quota),
+            (
+                "[OVERQUOTA] Quota exceeded (mailbox for user is full)",
+                ErrorKind::Quota,
+            ),
+            (
+                "[OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)",
+                ErrorKind::DailyLimit,
+            ),
+            (
+                "[THROTTLED] Account exceeded its daily limit",
+                ErrorKind::DailyLimit,
+            ),
             ("[LIMIT] Too large", ErrorKind::Quota),
             ("Mailbox is full", ErrorKind::Quota),
             (
@@ -291,6 +319,14 @@ mod tests {
             E::No("[UNAVAILABLE] Server Unavailable. 15".into()),
         );
         assert_eq!(busy.kind, ErrorKind::Throttled);
+        let spent = login_error(
+            &target(),
+            E::No("[ALERT] Account exceeded command or bandwidth limits. (Failure)".into()),
+        );
+        assert_eq!(
+            (spent.kind, spent.transient),
+            (ErrorKind::DailyLimit, false)
+        );
         let dropped = login_error(
             &target(),
             E::Io(io::Error::new(io::ErrorKind::ConnectionReset, "reset")),
