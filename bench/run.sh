@@ -9,7 +9,8 @@
 #                [--workdir DIR] [--keep]
 #
 # mailshift: MAILSHIFT_BIN (default target/release/mailshift), extra `apply` arguments in
-# MAILSHIFT_APPLY_ARGS. Ports: BENCH_SRC_PORT, BENCH_DST_PORT (21143, 21144).
+# MAILSHIFT_APPLY_ARGS. Ports: BENCH_SRC_PORT, BENCH_DST_PORT (21143, 21144); the IMAP tools
+# write to BENCH_TOOL_DST_PORT (default the destination's: bench/m365.sh puts a proxy there).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +27,7 @@ WORKDIR=""
 KEEP=0
 SRC_PORT=${BENCH_SRC_PORT:-21143}
 DST_PORT=${BENCH_DST_PORT:-21144}
+TOOL_DST_PORT=${BENCH_TOOL_DST_PORT:-$DST_PORT}
 MAILSHIFT_BIN=${MAILSHIFT_BIN:-$ROOT/target/release/mailshift}
 USER_NAME=bench
 # Loopback-only throwaway servers: the passwords only keep the tools honest about logging in.
@@ -178,7 +180,7 @@ Account src
 
 IMAPAccount dst
 Host 127.0.0.1
-Port $DST_PORT
+Port $TOOL_DST_PORT
 User $USER_NAME
 Pass $BENCH_DST_PASSWORD
 SSLType None
@@ -229,7 +231,7 @@ prepare_mailshift() {
 version: 1
 platforms:
   bench-src: {type: imap, imap: {host: 127.0.0.1, port: $SRC_PORT, security: none}}
-  bench-dst: {type: imap, imap: {host: 127.0.0.1, port: $DST_PORT, security: none}}
+  bench-dst: {type: imap, imap: {host: 127.0.0.1, port: $TOOL_DST_PORT, security: none}}
 accounts:
   - address: $USER_NAME@example.com
     from: bench-src

@@ -13,6 +13,7 @@ mod groupware;
 mod hostile_names;
 mod hostile_network;
 mod loader;
+mod m365;
 mod mail_files;
 mod oauth;
 mod ovh_conformance;

@@ -383,40 +383,35 @@ async fn copy_account(
     progress: Arc<dyn Progress>,
     stop: StopFlag,
 ) -> Result<CopyReport, CopyError> {
-    // Both servers at once: a no-op run is mostly waiting for them.
-    let (src, dst) = tokio::join!(
-        connect_fresh(&job.source, job.login_grace, &stop),
-        connect_fresh(&job.dest, job.login_grace, &stop)
-    );
-    let (mut src, mut dst) = (src?, dst?);
-    // Every folder's status up front, in one exchange per server (LIST-STATUS) or one
-    // pipelined round of STATUS: what keeps a no-op run's cost flat in the number of folders.
-    let (source_list, dest_list) = tokio::join!(src.list_with_status(), dst.list_with_status());
-    let ((source_folders, mut source_status), (dest_folders, mut dest_status)) =
-        (source_list?, dest_list?);
-    // A server that says it is Gmail is treated as Gmail whatever the plan's type.
-    let mut rules = job.rules.clone();
-    rules.gmail.source |= src.caps.gmail;
-    rules.gmail.dest |= dst.caps.gmail;
-    let mut mapping = map_folders(&source_folders, &dest_folders, &rules)
-        .map_err(|e| CopyError::new(ErrorKind::Config, e.to_string()))?;
-    for name in &mapping.create {
-        dst.create(name).await?;
-    }
-    if !src.caps.list_status {
-        let names: Vec<String> = mapping.copy.iter().map(|f| f.source.clone()).collect();
-        source_status = src.statuses(&names).await?;
-    }
-    if !dst.caps.list_status {
-        // Folders just created included: they exist now.
-        let names: Vec<String> = mapping.copy.iter().map(|f| f.dest.clone()).collect();
-        dest_status = dst.statuses(&names).await?;
-    }
-    for f in &mut mapping.copy {
-        f.known.source = source_status.remove(&f.source);
-        // Shared by several source folders mapped together: each needs it.
-        f.known.dest = dest_status.get(&f.dest).cloned();
-    }
+    // Reading both sides and mapping the folders is tried again on fresh connections when a
+    // connection drops or the server asks us to slow down (a throttling server closes the
+    // connection, and Exchange Online ends a session when its token expires).
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 0;
+    let (src, dst, mut mapping) = loop {
+        attempt += 1;
+        // Both servers at once: a no-op run is mostly waiting for them.
+        let (src, dst) = tokio::join!(
+            connect_fresh(&job.source, job.login_grace, &stop),
+            connect_fresh(&job.dest, job.login_grace, &stop)
+        );
+        let (mut src, mut dst) = (src?, dst?);
+        match map_account(&job, &mut src, &mut dst).await {
+            Ok(mapping) => break (src, dst, mapping),
+            Err(e)
+                if e.transient && attempt < CONNECT_ATTEMPTS && !stop.load(Ordering::Relaxed) =>
+            {
+                let token_expired =
+                    src.ended_by_token_expiry(&e.message) | dst.ended_by_token_expiry(&e.message);
+                progress.note(&job.account, &format!("{} (reconnecting)", e.message));
+                if !token_expired {
+                    tokio::time::sleep(pause(e.throttled, &e.message, delay, jitter())).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    };
     // Extra connections only for folders with something to do: a no-op run opens none.
     let records = in_journal(&journal, |s| s.folders()).await?;
     // Folders the statuses read above show unchanged are done here: no worker, no state read
@@ -513,6 +508,43 @@ async fn copy_account(
     Ok(report)
 }
 
+/// Both sides' folders, mapped, the missing ones created on the destination, each with the
+/// status read up front: in one exchange per server (LIST-STATUS) or one pipelined round of
+/// STATUS, what keeps a no-op run's cost flat in the number of folders.
+async fn map_account(
+    job: &Job,
+    src: &mut Imap,
+    dst: &mut Imap,
+) -> Result<super::folders::Mapping, CopyError> {
+    let (source_list, dest_list) = tokio::join!(src.list_with_status(), dst.list_with_status());
+    let ((source_folders, mut source_status), (dest_folders, mut dest_status)) =
+        (source_list?, dest_list?);
+    // A server that says it is Gmail is treated as Gmail whatever the plan's type.
+    let mut rules = job.rules.clone();
+    rules.gmail.source |= src.caps.gmail;
+    rules.gmail.dest |= dst.caps.gmail;
+    let mut mapping = map_folders(&source_folders, &dest_folders, &rules)
+        .map_err(|e| CopyError::new(ErrorKind::Config, e.to_string()))?;
+    for name in &mapping.create {
+        dst.create(name).await?;
+    }
+    if !src.caps.list_status {
+        let names: Vec<String> = mapping.copy.iter().map(|f| f.source.clone()).collect();
+        source_status = src.statuses(&names).await?;
+    }
+    if !dst.caps.list_status {
+        // Folders just created included: they exist now.
+        let names: Vec<String> = mapping.copy.iter().map(|f| f.dest.clone()).collect();
+        dest_status = dst.statuses(&names).await?;
+    }
+    for f in &mut mapping.copy {
+        f.known.source = source_status.remove(&f.source);
+        // Shared by several source folders mapped together: each needs it.
+        f.known.dest = dest_status.get(&f.dest).cloned();
+    }
+    Ok(mapping)
+}
+
 /// The first connection of a run: within `grace`, even a refused login is tried again.
 pub(crate) async fn connect_fresh(
     target: &Target,
@@ -541,7 +573,7 @@ pub(crate) async fn connect_with_retry(
             Err(e)
                 if e.transient && attempt < CONNECT_ATTEMPTS && !stop.load(Ordering::Relaxed) =>
             {
-                tokio::time::sleep(pause(e.throttled, &e.message, delay)).await;
+                tokio::time::sleep(pause(e.throttled, &e.message, delay, jitter())).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(e.into()),
@@ -550,19 +582,40 @@ pub(crate) async fn connect_with_retry(
     unreachable!("the last attempt returns")
 }
 
-/// How long to wait before reconnecting after `e`: the backoff, four times longer when the
-/// server asked us to slow down, and at least what it suggested ("Suggested Backoff Time").
-fn pause(throttled: bool, message: &str, delay: Duration) -> Duration {
+/// How long to wait before reconnecting after `e`, `jitter` drawn from [0, 1): the backoff;
+/// when the server asked us to slow down without saying for how long ("Server Unavailable",
+/// `[THROTTLED]`, too many connections), four times longer and spread by the jitter (from half
+/// to one and a half times that), so an account's connections do not all come back at once.
+/// A suggested backoff ("Suggested Backoff Time") is not waited here: the account's
+/// [`Gate`](super::session::Gate) holds every connection for exactly that long.
+fn pause(throttled: bool, message: &str, delay: Duration, jitter: f64) -> Duration {
     if !throttled {
         return delay;
     }
-    let suggested = super::error::suggested_backoff(message).unwrap_or_default();
-    (delay * 4).max(suggested.min(MAX_SUGGESTED_PAUSE))
+    if super::error::suggested_backoff(message).is_some() {
+        return Duration::ZERO;
+    }
+    (delay * 4).mul_f64(0.5 + jitter.clamp(0.0, 1.0))
 }
 
-/// A server's suggested pause is obeyed up to this (a typo'd or hostile hour-long suggestion
-/// must not stall a run; `watch` spaces whole runs).
-const MAX_SUGGESTED_PAUSE: Duration = Duration::from_secs(300);
+/// A draw from [0, 1) for [`pause`]: xorshift over a process-wide state seeded from the clock
+/// (spreading reconnects needs no better randomness, and tests pass their own draws to
+/// `pause`).
+fn jitter() -> f64 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut x = STATE.load(Ordering::Relaxed);
+    if x == 0 {
+        x = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+            | 1;
+    }
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    STATE.store(x, Ordering::Relaxed);
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
 
 /// Where workers leave each folder's outcome.
 struct Outcomes {
@@ -741,6 +794,10 @@ async fn worker(
         };
         let mut delay = Duration::from_millis(500);
         let mut stalled = 0;
+        // Sessions ended because their token expired, in a row without progress: routine
+        // (Exchange Online ends a session at its token's expiry), unless every fresh login
+        // is ended again before anything moves.
+        let mut expired = 0;
         let outcome: Result<(), (String, ErrorKind)> = loop {
             if conns.is_none() {
                 // A server that cannot be reached at all fails the account: no other folder
@@ -761,8 +818,30 @@ async fn worker(
                 }
                 Err(e) if e.transient && !run.halted() => {
                     let moved = carry.progress > before;
+                    // Both sides asked: either may have been ended (and each token source
+                    // told its token expired).
+                    let (s, d) = conns.as_mut().expect("connected above");
+                    let token_expired =
+                        s.ended_by_token_expiry(&e.message) | d.ended_by_token_expiry(&e.message);
+                    // The connections may be half-dead: start over on fresh ones.
+                    conns = None;
+                    if token_expired {
+                        expired = if moved { 0 } else { expired + 1 };
+                        if expired < STALLED_ATTEMPTS {
+                            // Resumes where it was: what it carries stays, batches keep
+                            // their size, and the attempt does not count as stalled.
+                            progress.note(
+                                &job.account,
+                                &format!(
+                                    "{}: the session's OAuth2 token expired; reconnecting with a fresh one",
+                                    folder.path
+                                ),
+                            );
+                            continue;
+                        }
+                    }
                     stalled = if moved { 0 } else { stalled + 1 };
-                    if stalled >= STALLED_ATTEMPTS {
+                    if stalled >= STALLED_ATTEMPTS || expired >= STALLED_ATTEMPTS {
                         break Err((
                             format!(
                                 "{} ({STALLED_ATTEMPTS} attempts in a row copied nothing)",
@@ -771,7 +850,11 @@ async fn worker(
                             e.kind,
                         ));
                     }
-                    carry.limit.shrink();
+                    // A cut link gets smaller batches; a server asking to slow down is not a
+                    // cut link.
+                    if !e.throttled {
+                        carry.limit.shrink();
+                    }
                     progress.note(
                         &job.account,
                         &format!(
@@ -785,13 +868,11 @@ async fn worker(
                             }
                         ),
                     );
-                    // The connections may be half-dead: start over on fresh ones.
-                    conns = None;
                     if moved {
                         delay = Duration::from_millis(500);
                         tokio::time::sleep(RECONNECT_AFTER_PROGRESS).await;
                     } else {
-                        tokio::time::sleep(pause(e.throttled, &e.message, delay)).await;
+                        tokio::time::sleep(pause(e.throttled, &e.message, delay, jitter())).await;
                         delay = (delay * 2).min(Duration::from_secs(30));
                     }
                 }
@@ -1037,16 +1118,18 @@ pub(crate) async fn send(
             Err(e) => return (stored, refused, Some(e.into())),
         }
     }
-    for (k, t) in to_send.iter().enumerate() {
-        match dst.append(dest, &[outgoing(t)]).await {
-            Ok(Appended::Stored(uids)) => {
+    // One APPEND per message, pipelined where the server takes LITERAL+.
+    let each: Vec<Outgoing<'_>> = to_send.iter().map(outgoing).collect();
+    let (answers, error) = dst.append_each(dest, &each).await;
+    for (k, answer) in answers {
+        match answer {
+            Appended::Stored(uids) => {
                 stored.push((k, uids.and_then(|u| u.first().copied()).unwrap_or(0)));
             }
-            Ok(Appended::Refused(why)) => refused.push((k, why)),
-            Err(e) => return (stored, refused, Some(e.into())),
+            Appended::Refused(why) => refused.push((k, why)),
         }
     }
-    (stored, refused, None)
+    (stored, refused, error.map(CopyError::from))
 }
 
 fn outgoing<'a>(t: &'a Ready<'_>) -> Outgoing<'a> {
@@ -1130,25 +1213,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_throttled_reconnect_waits_at_least_what_the_server_suggested() {
+    fn a_throttled_reconnect_spreads_its_pause_and_leaves_a_suggested_one_to_the_gate() {
         let d = Duration::from_millis(500);
         assert_eq!(
-            pause(false, "Suggested Backoff Time: 9000 milliseconds", d),
+            pause(false, "Suggested Backoff Time: 9000 milliseconds", d, 0.9),
             d
         );
-        assert_eq!(pause(true, "[THROTTLED]", d), d * 4);
+        // Without a suggestion: four times the backoff, spread by the jitter.
+        assert_eq!(pause(true, "[THROTTLED]", d, 0.5), d * 4);
+        assert_eq!(pause(true, "NO Server Unavailable. 15", d, 0.0), d * 2);
+        assert_eq!(pause(true, "[THROTTLED]", d, 0.99), (d * 4).mul_f64(1.49));
+        // With one, the account's gate waits exactly that long, for every connection.
         assert_eq!(
             pause(
                 true,
                 "BAD Request is throttled. Suggested Backoff Time: 9000 milliseconds",
-                d
+                d,
+                0.3
             ),
-            Duration::from_secs(9)
+            Duration::ZERO
         );
-        assert_eq!(
-            pause(true, "Suggested Backoff Time: 99999 s", d),
-            MAX_SUGGESTED_PAUSE
-        );
+        let draws: Vec<f64> = (0..100).map(|_| jitter()).collect();
+        assert!(draws.iter().all(|j| (0.0..1.0).contains(j)));
+        assert!(draws.windows(2).any(|w| w[0] != w[1]));
     }
 
     #[test]

@@ -34,6 +34,10 @@ enum Command {
     /// A Gmail-shaped IMAP server: a proxy adding X-GM-EXT-1, Gmail's capabilities and
     /// folders in front of a Dovecot configured with `--print-dovecot-config`.
     Gmail(GmailArgs),
+    /// A Microsoft-365-shaped IMAP server: a proxy in front of a Dovecot with Exchange
+    /// Online's capabilities (no CONDSTORE, MULTIAPPEND or SPECIAL-USE) and throttling
+    /// replies. Logins go through to Dovecot. Stops on SIGTERM or Ctrl-C.
+    M365(M365Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,11 +93,39 @@ struct GmailArgs {
     print_dovecot_config: Option<PathBuf>,
 }
 
+#[derive(Debug, clap::Args)]
+struct M365Args {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// The Dovecot behind it.
+    #[arg(long, value_name = "ADDR")]
+    upstream: SocketAddr,
+    /// Answer every Nth command `BAD Request is throttled. Suggested Backoff Time: ...`, then
+    /// close the connection.
+    #[arg(long, value_name = "N")]
+    throttle_every: Option<u64>,
+    /// The backoff those replies suggest, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    backoff_ms: u64,
+    /// Answer every Nth command `NO Server Unavailable. 15`, then close the connection.
+    #[arg(long, value_name = "N")]
+    unavailable_every: Option<u64>,
+    /// Do not offer LITERAL+.
+    #[arg(long)]
+    no_literal_plus: bool,
+    /// Print what the log holds (commands, throttling replies, refusals) to stderr every
+    /// this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    report_every: Option<u64>,
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Oauth(a) => run_oauth(a),
         Command::Gmail(a) => gmail(a),
+        Command::M365(a) => run_m365(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -230,4 +262,73 @@ fn stop_signal() -> Result<impl Future<Output = ()>, String> {
             _ = int.recv() => {}
         }
     })
+}
+
+fn run_m365(args: M365Args) -> Result<(), String> {
+    use provider_sim::m365::{Config, Fault, M365, Reply, What};
+    let mut config = Config::new(args.upstream);
+    config.literal_plus = !args.no_literal_plus;
+    if let Some(every) = args.throttle_every {
+        config.faults.push(Fault {
+            reply: Reply::Backoff {
+                millis: args.backoff_ms,
+            },
+            every: Some(every),
+            rate: None,
+        });
+    }
+    if let Some(every) = args.unavailable_every {
+        config.faults.push(Fault {
+            reply: Reply::Unavailable,
+            every: Some(every),
+            rate: None,
+        });
+    }
+    let proxy = M365::start_on(args.listen, config)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    println!("{}", proxy.addr());
+    let _ = std::io::stdout().flush();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    rt.block_on(async {
+        let every = Duration::from_secs(args.report_every.unwrap_or(u64::MAX / 4));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = tokio::time::sleep(every) => {
+                    let log = proxy.log();
+                    let count =
+                        |f: &dyn Fn(&What) -> bool| log.iter().filter(|e| f(&e.what)).count();
+                    eprintln!(
+                        "provider-sim m365: {} commands, {} throttling replies, {} refused",
+                        count(&|w| matches!(w, What::Command { .. })),
+                        count(&|w| matches!(w, What::Fault(_))),
+                        count(&|w| matches!(w, What::Refused(_))),
+                    );
+                }
+            }
+        }
+        Ok::<(), String>(())
+    })?;
+    // What a benchmark or a demo wants to know at the end: what was asked, and whether
+    // anything Exchange does not offer was tried.
+    let log = proxy.log();
+    let count = |f: &dyn Fn(&What) -> bool| log.iter().filter(|e| f(&e.what)).count();
+    let appends = count(&|w| matches!(w, What::Command { verb, .. } if verb == "APPEND"));
+    let pipelined = count(
+        &|w| matches!(w, What::Command { verb, outstanding } if verb == "APPEND" && *outstanding > 0),
+    );
+    eprintln!(
+        "provider-sim m365: {} commands ({appends} APPEND, {pipelined} of them pipelined), {} throttling replies, {} sessions ended by AccessTokenExpired, refused: {:?}",
+        count(&|w| matches!(w, What::Command { .. })),
+        count(&|w| matches!(w, What::Fault(_))),
+        count(&|w| matches!(w, What::TokenExpired)),
+        proxy.refused(),
+    );
+    Ok(())
 }

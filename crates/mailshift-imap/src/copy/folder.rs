@@ -1034,6 +1034,8 @@ impl FolderSync<'_> {
         let process = async {
             let mut entries: Vec<(u32, MessageRecord)> = Vec::new();
             let mut to_send: Vec<Ready<'_>> = Vec::new();
+            // Counted once recorded: an attempt cut before that matches them again.
+            let mut rematched = 0u64;
             for m in batch {
                 // No body: expunged since we listed it, or a bad answer; checked below.
                 let Some(body) = bodies.get(&m.uid) else {
@@ -1054,7 +1056,7 @@ impl FolderSync<'_> {
                             ..Default::default()
                         },
                     ));
-                    report.rematched += 1;
+                    rematched += 1;
                     continue;
                 }
                 to_send.push((m, body, hash, dest_flags(&m.flags, dinfo)));
@@ -1132,6 +1134,7 @@ impl FolderSync<'_> {
             kept = (entries.len() + refused.len()) as u64;
             let late = gmail.stamp(dst, &mut entries).await;
             record_kept(run, key, rec, entries, refused, refused_before).await?;
+            report.rematched += rematched;
             let failure = failure.or(late);
             match failure {
                 Some(e) => Err(e),

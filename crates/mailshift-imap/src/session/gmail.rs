@@ -2,10 +2,8 @@
 //! imap-extensions) as the copy uses them: each message's X-GM-MSGID (one id for a Gmail
 //! message in every folder it shows in) and X-GM-LABELS.
 
-use futures_util::TryStreamExt;
-
 use super::wire::uid_set;
-use super::{Imap, ImapError, timed};
+use super::{Imap, ImapError};
 
 /// A message's Gmail identity and labels, as FETCH reports them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,29 +18,19 @@ pub struct GmailMeta {
 impl Imap {
     /// X-GM-MSGID and X-GM-LABELS of a UID set of the open folder, in UID order.
     pub async fn fetch_gmail(&mut self, uid_set: &str) -> Result<Vec<GmailMeta>, ImapError> {
-        let host = self.host.clone();
-        let fut = async {
-            let stream = self
-                .session
-                .uid_fetch(uid_set, "(UID X-GM-MSGID X-GM-LABELS)")
-                .await?;
-            let fetches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(fetches)
-        };
-        let fetches = timed(&host, "FETCH", fut).await?;
-        let mut out: Vec<GmailMeta> = fetches
-            .iter()
-            .filter_map(|f| {
-                Some(GmailMeta {
-                    uid: f.uid?,
-                    msgid: f.gmail_msg_id().copied(),
-                    labels: f
-                        .gmail_labels()
-                        .map(|l| l.iter().map(|s| s.to_string()).collect())
-                        .unwrap_or_default(),
-                })
-            })
-            .collect();
+        // Read by hand (`uid_fetch_raw`): a throttling NO or BAD must be an error, not an
+        // empty answer that would make every message look label-less.
+        let mut out = Vec::new();
+        self.uid_fetch_raw(uid_set, "(UID X-GM-MSGID X-GM-LABELS)", |f| {
+            if let Some(uid) = f.uid {
+                out.push(GmailMeta {
+                    uid,
+                    msgid: f.gmail_msgid,
+                    labels: f.gmail_labels,
+                });
+            }
+        })
+        .await?;
         out.sort_by_key(|m| m.uid);
         out.dedup_by_key(|m| m.uid);
         Ok(out)

@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use async_imap::imap_proto::{Response, Status};
 use async_imap::{Client, Session};
-use futures_util::TryStreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -31,19 +30,22 @@ use crate::folders::RemoteFolder;
 
 mod append;
 mod error;
+mod fetch;
+mod gate;
 mod gmail;
 mod tls;
 mod wire;
 
 pub use append::{Appended, Body, Outgoing};
 pub use error::ImapError;
+pub use gate::Gate;
 pub use gmail::GmailMeta;
 pub use tls::Conn;
 pub use wire::uid_set;
 
 use error::{imap_error, login_error};
 use tls::{TlsConfig, tls_wrap};
-use wire::{Arg, Untagged, canonical, flag_text, list_entries, shown, status_entries};
+use wire::{Arg, Untagged, canonical, list_entries, shown, status_entries};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -53,6 +55,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 struct Peer {
     name: String,
     timeout: Duration,
+    /// The account's pause on this server, held when the server suggests one.
+    gate: Gate,
+}
+
+impl Peer {
+    /// Every error from the server passes here: a suggested backoff pauses the whole account.
+    fn heard(&self, e: ImapError) -> ImapError {
+        if e.throttled
+            && let Some(backoff) = crate::error::suggested_backoff(&e.message)
+        {
+            self.gate.hold(backoff);
+        }
+        e
+    }
 }
 
 impl fmt::Display for Peer {
@@ -200,6 +216,8 @@ pub struct Target {
     pub auth: Auth,
     /// Built by the first TLS connection, shared by the next ones (and by clones).
     tls: TlsConfig,
+    /// The account's pause on this server, shared by every connection (and by clones).
+    gate: Gate,
 }
 
 impl Target {
@@ -208,7 +226,13 @@ impl Target {
             endpoint,
             auth,
             tls: TlsConfig::default(),
+            gate: Gate::default(),
         }
+    }
+
+    /// The pause a throttling server asked this account to keep (see [`Gate`]).
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     pub fn describe(&self) -> String {
@@ -271,6 +295,10 @@ pub struct Imap {
     host: Peer,
     next_tag: u32,
     selected: Option<String>,
+    /// The XOAUTH2 token this session logged in with, and where it came from.
+    token: Option<(Tokens, Secret)>,
+    /// The text of a BYE the server sent, if it sent one.
+    bye: Option<String>,
 }
 
 async fn read_greeting(client: &mut Client<Conn>, host: &str) -> Result<(), ImapError> {
@@ -324,14 +352,15 @@ impl async_imap::Authenticator for XOAuth2<'_> {
 /// SASL XOAUTH2 with a token from `tokens`. A refused token may have expired or been revoked
 /// since the source handed it out (its clock, a revocation): the source is told, and one more
 /// attempt on the same connection is made with the token it gives next, unless that is the
-/// same one (a fixed token). A second refusal is final.
+/// same one (a fixed token). A second refusal is final. Returns the session and the token it
+/// logged in with (told expired if the server later ends the session over it).
 async fn xoauth2_login(
     mut client: Client<Conn>,
     target: &Target,
     peer: &Peer,
     login: &str,
     tokens: &Tokens,
-) -> Result<Session<Conn>, ImapError> {
+) -> Result<(Session<Conn>, Secret), ImapError> {
     let no_token = |e: TokenError| {
         ImapError::new(
             e.kind,
@@ -352,10 +381,10 @@ async fn xoauth2_login(
                 ImapError::transient(format!("login to {} timed out", target.describe()))
             })?;
         let (e, back) = match answer {
-            Ok(session) => return Ok(session),
+            Ok(session) => return Ok((session, token)),
             Err(failed) => failed,
         };
-        let err = login_error(target, e);
+        let err = peer.heard(login_error(target, e));
         if err.kind != ErrorKind::Auth || retried {
             return Err(err);
         }
@@ -373,11 +402,27 @@ async fn xoauth2_login(
 impl Imap {
     /// Connects and logs in. Errors name the server and login, never the secret.
     pub async fn connect(target: &Target) -> Result<Imap, ImapError> {
+        // A session can end over its token's expiry before it is even ready (its first
+        // command waited out another connection's backoff): then a fresh token, again.
+        let mut ended = 0;
+        loop {
+            let mut token_expired = false;
+            match Imap::connect_once(target, &mut token_expired).await {
+                Err(_) if token_expired && ended < 3 => ended += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn connect_once(target: &Target, token_expired: &mut bool) -> Result<Imap, ImapError> {
         let ep = &target.endpoint;
         let peer = Peer {
             name: ep.host.clone(),
             timeout: ep.timeout,
+            gate: target.gate.clone(),
         };
+        // Not even a connection while the account is told to keep quiet.
+        peer.gate.pass().await;
         let addr = format!("{}:{}", ep.host, ep.port);
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
             .await
@@ -424,6 +469,7 @@ impl Imap {
         }
         // Servers that say their capabilities in the login's answer (most do) save us the
         // CAPABILITY round trip: a no-op run is mostly round trips.
+        let mut token_used = None;
         let (session, said) = match &target.auth {
             Auth::Password { login, password } => tokio::time::timeout(
                 peer.timeout,
@@ -431,11 +477,12 @@ impl Imap {
             )
             .await
             .map_err(|_| ImapError::transient(format!("login to {} timed out", target.describe())))?
-            .map_err(|(e, _)| login_error(target, e))?,
-            Auth::XOAuth2 { login, tokens } => (
-                xoauth2_login(client, target, &peer, login, tokens).await?,
-                None,
-            ),
+            .map_err(|(e, _)| peer.heard(login_error(target, e)))?,
+            Auth::XOAuth2 { login, tokens } => {
+                let (session, token) = xoauth2_login(client, target, &peer, login, tokens).await?;
+                token_used = Some((tokens.clone(), token));
+                (session, None)
+            }
         };
         let mut imap = Imap {
             session,
@@ -443,19 +490,40 @@ impl Imap {
             host: peer,
             next_tag: 0,
             selected: None,
+            token: token_used,
+            bye: None,
         };
-        let caps = match said {
-            Some(caps) => caps,
-            None => timed(&imap.host, "CAPABILITY", imap.session.capabilities()).await?,
+        // Read by hand when the login did not say them: async-imap's CAPABILITY ignores a NO
+        // or BAD (Exchange's throttling) and answers "no capabilities" instead.
+        let has: Box<dyn Fn(&str) -> bool + Send> = match said {
+            Some(caps) => Box::new(move |c: &str| caps.has_str(c)),
+            None => {
+                let answer = match imap.run("CAPABILITY", &[Arg::Text("CAPABILITY")]).await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        *token_expired = imap.ended_by_token_expiry(&e.message);
+                        return Err(e);
+                    }
+                };
+                let names: Vec<String> = answer
+                    .into_iter()
+                    .filter_map(|u| match u {
+                        Untagged::Capabilities(names) => Some(names),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                Box::new(move |c: &str| names.iter().any(|n| n.eq_ignore_ascii_case(c)))
+            }
         };
         imap.caps = Caps {
-            uidplus: caps.has_str("UIDPLUS"),
-            multiappend: caps.has_str("MULTIAPPEND"),
-            literal_plus: caps.has_str("LITERAL+"),
-            condstore: caps.has_str("CONDSTORE"),
-            moves: caps.has_str("MOVE"),
-            list_status: caps.has_str("LIST-STATUS"),
-            gmail: caps.has_str("X-GM-EXT-1"),
+            uidplus: has("UIDPLUS"),
+            multiappend: has("MULTIAPPEND"),
+            literal_plus: has("LITERAL+"),
+            condstore: has("CONDSTORE"),
+            moves: has("MOVE"),
+            list_status: has("LIST-STATUS"),
+            gmail: has("X-GM-EXT-1"),
         };
         Ok(imap)
     }
@@ -494,6 +562,7 @@ impl Imap {
         let items = self.status_items();
         let mut out = HashMap::new();
         for window in folders.chunks(WINDOW) {
+            self.ready().await;
             let tags: Vec<String> = window.iter().map(|_| self.new_tag()).collect();
             let fut = async {
                 let mut seen = Vec::new();
@@ -504,10 +573,21 @@ impl Imap {
                 self.session.get_mut().flush().await?;
                 self.finish(&tags, seen).await
             };
-            let (untagged, _) = tokio::time::timeout(host.timeout, fut)
+            let (untagged, done) = tokio::time::timeout(host.timeout, fut)
                 .await
                 .map_err(|_| ImapError::transient(format!("STATUS on {host} timed out")))?
                 .map_err(|e| e.into_error(&host, "STATUS"))?;
+            // A folder refused is left out; the server asking us to slow down is not a refusal.
+            if let Some(text) = done.values().find_map(|r| {
+                r.as_ref()
+                    .err()
+                    .filter(|t| error::refusal_kind(t) == ErrorKind::Throttled)
+            }) {
+                return Err(host.heard(error::refusal(
+                    format!("STATUS on {host}: server said {text}"),
+                    text,
+                )));
+            }
             out.extend(status_entries(&host, &untagged)?);
         }
         Ok(out)
@@ -605,31 +685,23 @@ impl Imap {
         uid_set: &str,
         changed_since: Option<u64>,
     ) -> Result<Vec<MessageMeta>, ImapError> {
-        let host = self.host.clone();
         let query = match changed_since {
             Some(m) => format!("(UID RFC822.SIZE FLAGS INTERNALDATE MODSEQ) (CHANGEDSINCE {m})"),
             None => "(UID RFC822.SIZE FLAGS INTERNALDATE)".to_string(),
         };
-        let fut = async {
-            let stream = self.session.uid_fetch(uid_set, &query).await?;
-            let fetches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(fetches)
-        };
-        let fetches = timed(&host, "FETCH", fut).await?;
-        let mut out: Vec<MessageMeta> = fetches
-            .iter()
-            .filter_map(|f| {
-                Some(MessageMeta {
-                    uid: f.uid?,
+        let mut out: Vec<MessageMeta> = Vec::new();
+        self.uid_fetch_raw(uid_set, &query, |f| {
+            if let Some(uid) = f.uid {
+                out.push(MessageMeta {
+                    uid,
                     size: f.size.unwrap_or(0),
-                    flags: f.flags().map(|fl| flag_text(&fl)).collect(),
-                    internal_date: f
-                        .internal_date()
-                        .map(|d| d.format("%d-%b-%Y %H:%M:%S %z").to_string()),
+                    flags: f.flags,
+                    internal_date: f.internal_date,
                     modseq: f.modseq,
-                })
-            })
-            .collect();
+                });
+            }
+        })
+        .await?;
         out.sort_by_key(|m| m.uid);
         out.dedup_by_key(|m| m.uid);
         Ok(out)
@@ -655,22 +727,16 @@ impl Imap {
                 error: None,
             };
         }
-        let host = self.host.clone();
         let set = uid_set(uids);
-        let fut = async {
-            use futures_util::StreamExt;
-            let mut stream = self.session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
-            while let Some(f) = stream.next().await {
-                // A response is parsed only once complete: a body here arrived whole. Each is
-                // dropped as soon as its body is copied out.
-                let f = f?;
-                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                    bodies.push((uid, body.to_vec()));
+        // A response is handed over only once complete: a body here arrived whole.
+        let error = self
+            .uid_fetch_raw(&set, "(UID BODY.PEEK[])", |f| {
+                if let (Some(uid), Some(body)) = (f.uid, f.body) {
+                    bodies.push((uid, body));
                 }
-            }
-            Ok::<_, async_imap::error::Error>(())
-        };
-        let error = timed(&host, "FETCH", fut).await.err();
+            })
+            .await
+            .err();
         bodies.sort_by_key(|(u, _)| *u);
         bodies.dedup_by_key(|(u, _)| *u);
         Fetched { bodies, error }
@@ -684,18 +750,15 @@ impl Imap {
         offset: u64,
         len: u64,
     ) -> Result<Option<Vec<u8>>, ImapError> {
-        let host = self.host.clone();
         let query = format!("(UID BODY.PEEK[]<{offset}.{len}>)");
-        let fut = async {
-            let stream = self.session.uid_fetch(uid.to_string(), &query).await?;
-            let fetches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(fetches)
-        };
-        let fetches = timed(&host, "FETCH", fut).await?;
-        Ok(fetches
-            .iter()
-            .find(|f| f.uid == Some(uid))
-            .map(|f| f.body().unwrap_or_default().to_vec()))
+        let mut part = None;
+        self.uid_fetch_raw(&uid.to_string(), &query, |f| {
+            if f.uid == Some(uid) {
+                part = Some(f.body.unwrap_or_default());
+            }
+        })
+        .await?;
+        Ok(part)
     }
 
     /// Some header fields (`BODY.PEEK[HEADER.FIELDS (fields)]`) of the given UIDs, in UID
@@ -708,19 +771,15 @@ impl Imap {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        let host = self.host.clone();
         let set = uid_set(uids);
         let query = format!("(UID BODY.PEEK[HEADER.FIELDS ({fields})])");
-        let fut = async {
-            let stream = self.session.uid_fetch(&set, &query).await?;
-            let fetches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(fetches)
-        };
-        let fetches = timed(&host, "FETCH", fut).await?;
-        let mut out: Vec<(u32, Vec<u8>)> = fetches
-            .iter()
-            .filter_map(|f| Some((f.uid?, f.header().unwrap_or_default().to_vec())))
-            .collect();
+        let mut out: Vec<(u32, Vec<u8>)> = Vec::new();
+        self.uid_fetch_raw(&set, &query, |f| {
+            if let Some(uid) = f.uid {
+                out.push((uid, f.body.unwrap_or_default()));
+            }
+        })
+        .await?;
         out.sort_by_key(|(u, _)| *u);
         out.dedup_by_key(|(u, _)| *u);
         Ok(out)
@@ -734,6 +793,7 @@ impl Imap {
         }
         let host = self.host.clone();
         let set = uid_set(uids);
+        self.ready().await;
         let store = format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)");
         timed(
             &host,
@@ -741,6 +801,7 @@ impl Imap {
             self.session.run_command_and_check_ok(&store),
         )
         .await?;
+        self.ready().await;
         let expunge = format!("UID EXPUNGE {set}");
         timed(
             &host,
@@ -752,6 +813,7 @@ impl Imap {
 
     /// Replaces a message's flags (destination side; used to carry flag changes).
     pub async fn store_flags(&mut self, uid: u32, flags: &[String]) -> Result<(), ImapError> {
+        self.ready().await;
         let host = self.host.clone();
         let cmd = format!("UID STORE {uid} FLAGS.SILENT ({})", flags.join(" "));
         timed(&host, "STORE", self.session.run_command_and_check_ok(&cmd)).await
@@ -763,25 +825,19 @@ impl Imap {
         &mut self,
         uid_set: &str,
     ) -> Result<Vec<(u32, super::adopt::Fingerprint)>, ImapError> {
-        let host = self.host.clone();
         let query = "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE)])";
-        let fut = async {
-            let stream = self.session.uid_fetch(uid_set, query).await?;
-            let fetches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(fetches)
-        };
-        let fetches = timed(&host, "FETCH", fut).await?;
-        let mut out: Vec<(u32, super::adopt::Fingerprint)> = fetches
-            .iter()
-            .filter_map(|f| {
-                let fp = super::adopt::Fingerprint::from_header(
-                    f.header().unwrap_or_default(),
-                    f.size.unwrap_or(0),
-                    f.internal_date().map(|d| d.timestamp()),
-                );
-                Some((f.uid?, fp))
-            })
-            .collect();
+        let mut out: Vec<(u32, super::adopt::Fingerprint)> = Vec::new();
+        self.uid_fetch_raw(uid_set, query, |f| {
+            let fp = super::adopt::Fingerprint::from_header(
+                f.body.as_deref().unwrap_or_default(),
+                f.size.unwrap_or(0),
+                f.timestamp(),
+            );
+            if let Some(uid) = f.uid {
+                out.push((uid, fp));
+            }
+        })
+        .await?;
         out.sort_by_key(|(u, _)| *u);
         out.dedup_by_key(|(u, _)| *u);
         Ok(out)
@@ -827,12 +883,53 @@ impl Imap {
         Ok(pairs)
     }
 
+    /// Before each command: the account's pause, if a server suggested one, has passed; and
+    /// the responses async-imap set aside (EXISTS and the like, which nothing here reads) are
+    /// cleared, keeping a BYE, so its channel never fills up and drops one.
+    async fn ready(&mut self) {
+        self.host.gate.pass().await;
+        self.drain_unsolicited();
+    }
+
+    fn drain_unsolicited(&mut self) {
+        use async_imap::types::UnsolicitedResponse;
+        while let Ok(u) = self.session.unsolicited_responses.try_recv() {
+            if let UnsolicitedResponse::Other(r) = u
+                && let Some(text) = wire::bye_text(r.parsed())
+            {
+                self.bye = Some(text);
+            }
+        }
+    }
+
+    /// Whether `error` on this connection means the server ended the session because its
+    /// XOAUTH2 token expired: Exchange Online's `* BYE Session invalidated -
+    /// AccessTokenExpired`, or a NO/BAD saying so or saying "User is authenticated but not
+    /// connected". If so the token source is told (so the next login gets a fresh token) and
+    /// the caller reconnects as a matter of routine.
+    pub fn ended_by_token_expiry(&mut self, error: &str) -> bool {
+        if self.token.is_none() {
+            return false;
+        }
+        self.drain_unsolicited();
+        let said = |t: &str| {
+            let t = t.to_ascii_lowercase();
+            t.contains("accesstokenexpired") || t.contains("authenticated but not connected")
+        };
+        let expired = said(error) || self.bye.as_deref().is_some_and(said);
+        if expired && let Some((tokens, token)) = &self.token {
+            tokens.0.expired(token);
+        }
+        expired
+    }
+
     /// Which folder is open on this connection, if any.
     pub fn selected(&self) -> Option<&str> {
         self.selected.as_deref()
     }
 
     pub async fn logout(mut self) {
+        self.ready().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
     }
 }
@@ -846,6 +943,6 @@ async fn timed<T>(
     match tokio::time::timeout(host.timeout, fut).await {
         Err(_) => Err(ImapError::transient(format!("{what} on {host} timed out"))),
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(imap_error(host, what, e)),
+        Ok(Err(e)) => Err(host.heard(imap_error(host, what, e))),
     }
 }

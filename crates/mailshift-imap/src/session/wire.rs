@@ -7,7 +7,6 @@ use std::io;
 
 use async_imap::imap_proto::rfc4315::UidSetMember;
 use async_imap::imap_proto::{MailboxDatum, Response, ResponseCode, Status};
-use async_imap::types::Flag;
 use tokio::io::AsyncWriteExt;
 
 use super::error::refusal;
@@ -29,6 +28,7 @@ impl Imap {
         what: &str,
         args: &[Arg<'_>],
     ) -> Result<Vec<Untagged>, ImapError> {
+        self.ready().await;
         let host = self.host.clone();
         let tag = self.new_tag();
         let fut = async {
@@ -45,10 +45,10 @@ impl Imap {
             Some(Ok(())) => Ok(untagged),
             Some(Err(text)) => {
                 let text: String = text;
-                Err(refusal(
+                Err(host.heard(refusal(
                     format!("{what} on {host}: server said {text}"),
                     &text,
-                ))
+                )))
             }
             None => Err(RawIo::Closed.into_error(&host, what)),
         }
@@ -120,6 +120,9 @@ impl Imap {
     /// The next response, classified and owned.
     pub(super) async fn read_reply(&mut self) -> Result<Reply, RawIo> {
         let resp = self.session.read_response().await?.ok_or(RawIo::Closed)?;
+        if let Some(text) = bye_text(resp.parsed()) {
+            self.bye = Some(text);
+        }
         Ok(reply(resp.parsed(), resp.borrow_owner()))
     }
 
@@ -137,7 +140,14 @@ impl Imap {
         while done.len() < tags.len() {
             let reply = match seen.next() {
                 Some(r) => r,
-                None => self.read_reply().await?,
+                None => match self.read_reply().await {
+                    Ok(r) => r,
+                    // A server that refuses one command of a pipelined batch and hangs up
+                    // (Exchange's throttling) has said why: that answer is kept, the commands
+                    // it never answered stay missing.
+                    Err(_) if done.values().any(Result::is_err) => break,
+                    Err(e) => return Err(e),
+                },
             };
             match reply {
                 Reply::Done {
@@ -168,19 +178,6 @@ pub(super) fn expand_uid_set(set: &[UidSetMember]) -> Vec<u32> {
         }
     }
     out
-}
-
-pub(super) fn flag_text(f: &Flag<'_>) -> String {
-    match f {
-        Flag::Seen => "\\Seen".into(),
-        Flag::Answered => "\\Answered".into(),
-        Flag::Flagged => "\\Flagged".into(),
-        Flag::Deleted => "\\Deleted".into(),
-        Flag::Draft => "\\Draft".into(),
-        Flag::Recent => "\\Recent".into(),
-        Flag::MayCreate => "\\*".into(),
-        Flag::Custom(c) => c.to_string(),
-    }
 }
 
 /// One argument of a command we send ourselves.
@@ -217,6 +214,8 @@ pub(super) enum Untagged {
     PermanentFlags(Vec<String>),
     /// COPYUID (RFC 4315) of a COPY or MOVE: (old UID, new UID) pairs.
     CopyUid(Vec<(u32, u32)>),
+    /// A CAPABILITY response: the names, in capitals (`AUTH=PLAIN`, `LITERAL+`).
+    Capabilities(Vec<String>),
     Other,
 }
 
@@ -252,6 +251,18 @@ pub(super) fn reply(parsed: &Response<'_>, raw: &[u8]) -> Reply {
         Response::MailboxData(MailboxDatum::List(_)) => Untagged::List(raw.to_vec()),
         Response::MailboxData(MailboxDatum::Status { .. }) => Untagged::Status(raw.to_vec()),
         Response::MailboxData(MailboxDatum::Exists(n)) => Untagged::Exists(*n),
+        Response::Capabilities(caps) => Untagged::Capabilities(
+            caps.iter()
+                .map(|c| {
+                    use async_imap::imap_proto::Capability;
+                    match c {
+                        Capability::Imap4rev1 => "IMAP4REV1".to_string(),
+                        Capability::Auth(a) => format!("AUTH={}", a.to_ascii_uppercase()),
+                        Capability::Atom(a) => a.to_ascii_uppercase(),
+                    }
+                })
+                .collect(),
+        ),
         Response::Data {
             status: Status::Ok,
             outcome: Outcome {
@@ -270,6 +281,18 @@ pub(super) fn reply(parsed: &Response<'_>, raw: &[u8]) -> Reply {
         _ => Untagged::Other,
     };
     Reply::Untagged(u)
+}
+
+/// The text of a BYE (`* BYE Session invalidated - AccessTokenExpired`), kept to tell why
+/// the connection ended.
+pub(super) fn bye_text(parsed: &Response<'_>) -> Option<String> {
+    match parsed {
+        Response::Data {
+            status: Status::Bye,
+            outcome,
+        } => Some(outcome.information.as_deref().unwrap_or("BYE").to_string()),
+        _ => None,
+    }
 }
 
 pub(super) fn parsed_code<'a>(parsed: &'a Response<'a>) -> Option<&'a ResponseCode<'a>> {
