@@ -66,10 +66,39 @@ impl TokenStore {
     /// Sets the entry under `key` and rewrites the file atomically.
     pub fn put(&self, key: &str, entry: Entry) -> Result<(), String> {
         let _turn = WRITE.lock().unwrap_or_else(|e| e.into_inner());
+        // Other processes too (a watch daemon and an `auth login`, two plans sharing a
+        // store): an advisory lock on a file beside it, held for the read-modify-write, so
+        // neither writes over the entry the other just rotated. Released when dropped.
+        let _other_processes = self.lock()?;
         let mut file = self.read()?;
         file.version = 1;
         file.tokens.insert(key.to_string(), entry);
         self.write(&file)
+    }
+
+    fn lock(&self) -> Result<fs::File, String> {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        lock.lock()
+            .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+        Ok(lock)
     }
 
     fn read(&self) -> Result<File, String> {
@@ -176,11 +205,18 @@ mod tests {
         assert_eq!(store.get("other").unwrap().unwrap().refresh_token, "two");
         let mode = fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let leftovers: Vec<_> = fs::read_dir(dir.path().join("sub"))
+        // The store and its lock file, nothing else (no temporary file left behind).
+        let mut leftovers: Vec<_> = fs::read_dir(dir.path().join("sub"))
             .unwrap()
-            .map(|e| e.unwrap().file_name())
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+        leftovers.sort();
+        assert_eq!(leftovers, ["tokens.json", "tokens.json.lock"]);
+        let lock = dir.path().join("sub/tokens.json.lock");
+        assert_eq!(
+            fs::metadata(lock).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
