@@ -660,3 +660,70 @@ fn a_token_store_others_can_read_is_refused() {
     );
     assert_no_secret(&server, "apply's output", &out.transcript());
 }
+
+#[test]
+fn one_app_only_token_serves_every_mailbox_of_the_tenant() {
+    // An app-only token is the app's: three mailboxes, one token request, not three.
+    let users = ["ann@example.test", "bob@example.test", "cat@example.test"];
+    let server = OAuthServer::start(OAuthConfig {
+        users: users.iter().map(|u| u.to_string()).collect(),
+        ..config(Duration::from_secs(3600))
+    })
+    .unwrap();
+    let src = Dovecot::start(DovecotConfig {
+        users: &[(users[0], SRC_PW), (users[1], SRC_PW), (users[2], SRC_PW)],
+        ..DovecotConfig::default()
+    });
+    let dst = Dovecot::start(DovecotConfig {
+        users: &[(users[0], DST_PW), (users[1], DST_PW), (users[2], DST_PW)],
+        oauth2: Some(&server.introspection_url()),
+        ..DovecotConfig::default()
+    });
+    for (k, u) in users.iter().enumerate() {
+        let mut c = src.login(u, SRC_PW);
+        for n in 0..5 {
+            c.append("INBOX", &[], None, &message(k * 100 + n, 500))
+                .unwrap();
+        }
+        c.logout().unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let accounts: String = users
+        .iter()
+        .map(|u| {
+            format!(
+                "  - address: {u}\n    from: old\n    to: new\n    source: {{password: {{env: SRC_PW}}}}\n"
+            )
+        })
+        .collect();
+    let plan = format!(
+        "version: 1
+platforms:
+  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}
+  new:
+    type: imap
+    imap: {{host: 127.0.0.1, port: {}, security: none}}
+    oauth2:
+{CLIENT_CREDENTIALS}
+{}
+accounts:
+{accounts}",
+        src.port(),
+        dst.port(),
+        endpoints(&server)
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let out = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    for u in users {
+        let mut c = dst.login(u, DST_PW);
+        let boxes = c.mailboxes().unwrap();
+        let inbox = boxes
+            .iter()
+            .find(|(f, _)| f.as_str() == "INBOX")
+            .map(|(_, m)| m.len());
+        assert_eq!(inbox, Some(5), "{u}: {}", out.transcript());
+    }
+    assert_eq!(grants(&server, GRANT_CLIENT_CREDENTIALS), 1);
+    assert!(server.introspections().len() >= users.len());
+}
