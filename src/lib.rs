@@ -13,6 +13,7 @@ pub mod cli;
 pub mod import;
 pub mod providers;
 pub mod render;
+pub mod rollback;
 /// Moving mail itself (the data plane), as opposed to provisioning accounts: the mail engine,
 /// a crate of its own, under the path it always had.
 pub mod transfer {

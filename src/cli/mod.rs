@@ -15,6 +15,7 @@ pub mod import;
 pub mod ovh;
 pub mod ovh_credentials;
 pub mod plan;
+pub mod rollback;
 pub mod schema;
 pub mod state;
 pub mod status;
@@ -42,6 +43,9 @@ pub enum Command {
     Apply(apply::Args),
     /// Record that a manual step was done by hand.
     Ack(ack::Args),
+    /// Delete from the destinations the messages copied in a sync point and later (shows
+    /// them and asks first).
+    Rollback(rollback::Args),
     /// Show progress from the state: each account's steps, then the platform-level ones.
     Status(status::Args),
     /// Compare source and destination mailboxes: name each message missing, extra or changed,
@@ -121,6 +125,7 @@ pub fn main() -> ExitCode {
         Command::Plan(a) => plan::exec(a),
         Command::Apply(a) => apply::exec(a),
         Command::Ack(a) => ack::exec(a),
+        Command::Rollback(a) => rollback::exec(a),
         Command::Status(a) => status::exec(a),
         Command::State(a) => state::exec(a),
         Command::Verify(a) => verify::exec(a),

@@ -22,6 +22,8 @@
 //!   records, added the same way ([`dav`]).
 //! - `quota_bytes`, `pauses`: bytes moved per account, side and hour against the platforms'
 //!   daily limits, and the copies paused by them, added the same way ([`quota`]).
+//! - `sync_points`, `rollbacks`: when each sync point started, and the rollbacks in flight,
+//!   added the same way ([`rollback`]).
 //!
 //! Every write method is one redb write transaction, committed (and fsynced: the default
 //! durability) before it returns, so a crash loses at most the step in flight.
@@ -43,6 +45,7 @@ use super::record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord};
 
 pub mod dav;
 pub mod quota;
+pub mod rollback;
 
 /// The state format this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -437,6 +440,13 @@ fn read_resources_txn(txn: &ReadTransaction) -> Result<BTreeMap<String, Resource
     Ok(out)
 }
 
+/// Unix seconds now (a clock before 1970 reads as 0: a date is only shown, never relied on).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The first key past every key whose first element is `id`: `id` followed by NUL is the
 /// smallest string greater than `id`, and redb compares tuples element by element.
 fn successor(id: &str) -> String {
@@ -715,6 +725,7 @@ impl StateStore {
                 .retain_in((id, "", 0)..(end.as_str(), "", 0), |_, _| false)?;
             removed |= dav::forget_txn(txn, id)?;
             quota::forget_txn(txn, id)?;
+            rollback::forget_txn(txn, id)?;
             Ok(removed)
         })
     }
@@ -736,6 +747,7 @@ impl StateStore {
                 .checked_add(1)
                 .ok_or_else(|| Fault::corrupt("sync point counter".into(), "at its maximum"))?;
             meta.insert(META_SYNC_POINT, next.to_string().as_str())?;
+            rollback::stamp_txn(txn, next, unix_now())?;
             Ok(next)
         })
     }

@@ -1,0 +1,173 @@
+//! The state's records for `mailshift rollback`: when each sync point started, and the
+//! rollbacks in flight (messages about to be expunged from a destination folder).
+//!
+//! Two tables, added after format 1 shipped like `refused`: readers treat a file without them
+//! as having none; the first write creates them.
+//! - `sync_points`: sync point → Unix seconds when the run started (runs numbered before this
+//!   table existed have no date).
+//! - `rollbacks`: (resource id, source folder) → [`PendingRollback`] as JSON. Written before the
+//!   destination is touched and removed in the transaction that drops the message records, so
+//!   a rollback killed between the two is finished by the next one: the UIDs listed here are
+//!   ours even though they now carry `\Deleted` (which would otherwise mark them as the user's),
+//!   and those already gone were expunged by us. `apply` refuses a folder that has one.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadTransaction, ReadableTable, TableDefinition, TableError, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    FOLDERS, Fault, MESSAGES, StateError, StateReader, StateStore, decode_json, encode_json,
+    folder_name,
+};
+use crate::state::FolderRecord;
+
+const SYNC_POINTS: TableDefinition<u64, u64> = TableDefinition::new("sync_points");
+const ROLLBACKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("rollbacks");
+
+/// A rollback of one folder whose expunge may have happened but whose records were not yet
+/// dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRollback {
+    /// The rollback's `--since`.
+    pub since: u64,
+    /// The destination folder's UIDVALIDITY the UIDs below belong to.
+    pub dest_uidvalidity: u32,
+    /// (source UID, destination UID) of each message about to be deleted.
+    pub messages: Vec<(u32, u32)>,
+}
+
+fn pending_name(id: &str, folder: &str) -> String {
+    format!("pending rollback of `{folder}` of `{id}`")
+}
+
+fn sync_points_txn(txn: &ReadTransaction) -> Result<BTreeMap<u64, u64>, Fault> {
+    let table = match txn.open_table(SYNC_POINTS) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = BTreeMap::new();
+    for entry in table.iter()? {
+        let (k, v) = entry?;
+        out.insert(k.value(), v.value());
+    }
+    Ok(out)
+}
+
+fn pending_txn(
+    txn: &ReadTransaction,
+    id: &str,
+) -> Result<BTreeMap<String, PendingRollback>, Fault> {
+    let table = match txn.open_table(ROLLBACKS) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let end = super::successor(id);
+    let mut out = BTreeMap::new();
+    for entry in table.range((id, "")..(end.as_str(), ""))? {
+        let (k, v) = entry?;
+        let (_, folder) = k.value();
+        out.insert(
+            folder.to_string(),
+            decode_json(v.value(), || pending_name(id, folder))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Records when sync point `n` started (inside `next_sync_point`'s transaction).
+pub(super) fn stamp_txn(txn: &WriteTransaction, n: u64, at: u64) -> Result<(), Fault> {
+    txn.open_table(SYNC_POINTS)?.insert(n, at)?;
+    Ok(())
+}
+
+/// Drops a resource's pending rollbacks (`state forget`, a folder forgotten).
+pub(super) fn forget_txn(txn: &WriteTransaction, id: &str) -> Result<(), Fault> {
+    let end = super::successor(id);
+    txn.open_table(ROLLBACKS)?
+        .retain_in((id, "")..(end.as_str(), ""), |_, _| false)?;
+    Ok(())
+}
+
+impl StateStore {
+    /// Each sync point with its start (Unix seconds), for those that have one.
+    pub fn sync_points(&self) -> Result<BTreeMap<u64, u64>, StateError> {
+        self.read(sync_points_txn)
+    }
+
+    /// The rollbacks of a resource that were started and not finished, by source folder.
+    pub fn pending_rollbacks(
+        &self,
+        id: &str,
+    ) -> Result<BTreeMap<String, PendingRollback>, StateError> {
+        self.read(|txn| pending_txn(txn, id))
+    }
+
+    /// Records that the messages of `pending` are about to be deleted from the destination
+    /// (committed before the first STORE).
+    pub fn begin_rollback(
+        &self,
+        id: &str,
+        folder: &str,
+        pending: &PendingRollback,
+    ) -> Result<(), StateError> {
+        self.write(|txn| {
+            let json = encode_json(pending, || pending_name(id, folder))?;
+            txn.open_table(ROLLBACKS)?
+                .insert((id, folder), json.as_str())?;
+            Ok(())
+        })
+    }
+
+    /// After the expunge, in one transaction: drops the message records of the source UIDs in
+    /// `removed`, takes them off the folder's counts and lowers its highest UID below them (so
+    /// the next apply lists them again), voids its STATUS snapshot (so the next apply does not
+    /// skip the folder as unchanged), and ends the pending rollback.
+    pub fn finish_rollback(
+        &self,
+        id: &str,
+        folder: &str,
+        removed: &[u32],
+    ) -> Result<(), StateError> {
+        self.write(|txn| {
+            let mut messages = txn.open_table(MESSAGES)?;
+            let (mut count, mut bytes) = (0u64, 0u64);
+            for uid in removed {
+                if let Some(v) = messages.remove((id, folder, *uid))? {
+                    count += 1;
+                    bytes += super::decode_message(v.value()).map_or(0, |m| m.size);
+                }
+            }
+            drop(messages);
+            let mut folders = txn.open_table(FOLDERS)?;
+            let record = folders
+                .get((id, folder))?
+                .map(|v| decode_json::<FolderRecord>(v.value(), || folder_name(id, folder)))
+                .transpose()?;
+            if let Some(mut r) = record {
+                r.messages = r.messages.saturating_sub(count);
+                r.bytes = r.bytes.saturating_sub(bytes);
+                if let Some(lowest) = removed.iter().min() {
+                    r.highest_uid = r.highest_uid.min(lowest.saturating_sub(1));
+                }
+                r.source_uidnext = 0;
+                r.source_messages = 0;
+                r.highest_modseq = None;
+                let json = encode_json(&r, || folder_name(id, folder))?;
+                folders.insert((id, folder), json.as_str())?;
+            }
+            drop(folders);
+            txn.open_table(ROLLBACKS)?.remove((id, folder))?;
+            Ok(())
+        })
+    }
+}
+
+impl StateReader {
+    /// Each sync point with its start (Unix seconds), for those that have one.
+    pub fn sync_points(&self) -> Result<BTreeMap<u64, u64>, StateError> {
+        self.read(sync_points_txn)
+    }
+}

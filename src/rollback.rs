@@ -1,0 +1,235 @@
+//! `mailshift rollback`: removes from a destination exactly the messages that mailshift
+//! copied in sync points at or after a given one, and forgets them in the state so that a
+//! later `apply` copies them again if the plan still wants them.
+//!
+//! Per destination folder: [`survey`] selects it, checks its UIDVALIDITY against the record,
+//! reads the candidates' flags and bodies and keeps only those whose content hash is the one
+//! recorded, that nobody else flagged `\Deleted`; [`execute`] then marks the rollback pending
+//! in the state, deletes with `UID STORE +FLAGS.SILENT (\Deleted)` and `UID EXPUNGE` (UIDPLUS:
+//! a plain EXPUNGE would also remove the user's own deleted mail), and drops the records in
+//! one transaction. Killed between the expunge and that transaction, the pending record says
+//! which UIDs were ours: the next rollback finishes it (those gone were expunged by us, those
+//! left are ours even flagged `\Deleted`), and `apply` refuses the folder until then.
+//! The CLI (`cli::rollback`) asks before [`execute`] and prints.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::state::{FolderRecord, MessageRecord, PendingRollback, StateStore};
+use crate::transfer::imap::copy::content_hash;
+use crate::transfer::imap::session::{Imap, ImapError, uid_set};
+
+/// Bodies fetched per round trip while checking content.
+const BODY_CHUNK: usize = 50;
+
+/// What a rollback found in one destination folder.
+#[derive(Debug, Default)]
+pub struct FolderSurvey {
+    /// Source folder (the state's key).
+    pub source: String,
+    /// Destination folder.
+    pub dest: String,
+    /// Set when the folder is refused as a whole (its UIDVALIDITY changed...).
+    pub refused: Option<String>,
+    pub dest_uidvalidity: u32,
+    /// (source UID, destination UID, size) to delete: content checked.
+    pub delete: Vec<(u32, u32, u64)>,
+    /// Source UIDs whose destination copy an interrupted rollback already expunged.
+    pub gone: Vec<u32>,
+    /// (destination UID, why) left alone.
+    pub kept: Vec<(u32, String)>,
+}
+
+impl FolderSurvey {
+    pub fn has_work(&self) -> bool {
+        self.refused.is_none() && (!self.delete.is_empty() || !self.gone.is_empty())
+    }
+}
+
+/// The records of `resource_id` a rollback `since` concerns: per source folder, its record,
+/// the candidates (source UID, record) and the pending rollback, if any.
+pub type Candidates = Vec<(
+    String,
+    FolderRecord,
+    Vec<(u32, MessageRecord)>,
+    Option<PendingRollback>,
+)>;
+
+pub fn candidates(
+    store: &StateStore,
+    resource_id: &str,
+    since: u64,
+) -> Result<Candidates, crate::state::StateError> {
+    let pending = store.pending_rollbacks(resource_id)?;
+    let mut out = Vec::new();
+    for (folder, record) in store.folders(resource_id)? {
+        // Sync point 0 is a message adopted from the destination: never ours to remove.
+        let mine: Vec<(u32, MessageRecord)> = store
+            .messages(resource_id, &folder)?
+            .into_iter()
+            .filter(|(_, m)| m.sync_point >= since.max(1))
+            .collect();
+        let p = pending.get(&folder).cloned();
+        if !mine.is_empty() || p.is_some() {
+            out.push((folder, record, mine, p));
+        }
+    }
+    Ok(out)
+}
+
+/// Checks one folder's candidates on the destination (read-only: FETCH with BODY.PEEK).
+pub async fn survey(
+    dst: &mut Imap,
+    folder: &str,
+    record: &FolderRecord,
+    mine: &[(u32, MessageRecord)],
+    pending: Option<&PendingRollback>,
+) -> Result<FolderSurvey, ImapError> {
+    let mut s = FolderSurvey {
+        source: folder.to_string(),
+        dest: record.dest_folder.clone(),
+        ..FolderSurvey::default()
+    };
+    let info = dst.open(&record.dest_folder, true).await?;
+    s.dest_uidvalidity = info.uidvalidity;
+    if info.uidvalidity != record.dest_uidvalidity {
+        s.refused = Some(format!(
+            "its UIDVALIDITY is {} where mailshift copied into {}: the folder was recreated or restored, so the recorded UIDs no longer name mailshift's copies; nothing is deleted there",
+            info.uidvalidity, record.dest_uidvalidity
+        ));
+        return Ok(s);
+    }
+    if let Some(p) = pending
+        && p.dest_uidvalidity != info.uidvalidity
+    {
+        s.refused = Some(format!(
+            "an interrupted rollback recorded UIDVALIDITY {} and the folder now has {}: nothing is deleted there",
+            p.dest_uidvalidity, info.uidvalidity
+        ));
+        return Ok(s);
+    }
+    // Our own UIDs from an interrupted rollback: flagged `\Deleted` by us, or already gone.
+    let ours: HashMap<u32, u32> = pending
+        .map(|p| p.messages.iter().map(|(src, dst)| (*dst, *src)).collect())
+        .unwrap_or_default();
+    let mut want: BTreeMap<u32, (u32, MessageRecord)> =
+        mine.iter().map(|(u, m)| (m.dest_uid, (*u, *m))).collect();
+    // A pending entry whose record is somehow below `since` is still finished.
+    for (dest, src) in &ours {
+        want.entry(*dest).or_insert((
+            *src,
+            MessageRecord {
+                dest_uid: *dest,
+                ..MessageRecord::default()
+            },
+        ));
+    }
+    if want.is_empty() {
+        return Ok(s);
+    }
+    let uids: Vec<u32> = want.keys().copied().collect();
+    let metas: HashMap<u32, _> = dst
+        .fetch_meta(&uid_set(&uids), None)
+        .await?
+        .into_iter()
+        .map(|m| (m.uid, m))
+        .collect();
+    let mut to_hash: Vec<u32> = Vec::new();
+    for (dest, (src, rec)) in &want {
+        match metas.get(dest) {
+            None if ours.contains_key(dest) => s.gone.push(*src),
+            None => s.kept.push((
+                *dest,
+                "no longer on the destination (deleted or moved by someone else): its record is kept".into(),
+            )),
+            Some(m)
+                if !ours.contains_key(dest)
+                    && m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")) =>
+            {
+                s.kept.push((*dest, "flagged \\Deleted by someone else".into()))
+            }
+            Some(m) if rec.hash == [0; 32] => {
+                let _ = m;
+                s.kept.push((*dest, "no content hash recorded".into()))
+            }
+            Some(m) if u64::from(m.size) != rec.size => s.kept.push((
+                *dest,
+                format!(
+                    "its size is {} where mailshift copied {} bytes: changed since",
+                    m.size, rec.size
+                ),
+            )),
+            Some(_) => to_hash.push(*dest),
+        }
+    }
+    for chunk in to_hash.chunks(BODY_CHUNK) {
+        let bodies: HashMap<u32, Vec<u8>> = dst.fetch_bodies(chunk).await?.into_iter().collect();
+        for dest in chunk {
+            let (src, rec) = want[dest];
+            match bodies.get(dest) {
+                Some(b) if content_hash(b) == rec.hash => s.delete.push((src, *dest, rec.size)),
+                Some(_) => s.kept.push((
+                    *dest,
+                    "its content is not what mailshift copied".into(),
+                )),
+                None if ours.contains_key(dest) => s.gone.push(src),
+                None => s.kept.push((*dest, "vanished while being checked".into())),
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// Deletes what [`survey`] kept for deletion and forgets it in the state (see the module doc
+/// for the order). Refuses without UIDPLUS.
+pub async fn execute(
+    dst: &mut Imap,
+    store: &StateStore,
+    resource_id: &str,
+    since: u64,
+    s: &FolderSurvey,
+) -> Result<(), String> {
+    if !s.has_work() {
+        return Ok(());
+    }
+    let at = format!("destination folder {:?}", s.dest);
+    if !s.delete.is_empty() {
+        if !dst.caps.uidplus {
+            return Err(no_uidplus());
+        }
+        let info = dst
+            .open(&s.dest, true)
+            .await
+            .map_err(|e| format!("{at}: {e}"))?;
+        if info.uidvalidity != s.dest_uidvalidity {
+            return Err(format!(
+                "{at}: its UIDVALIDITY changed while the rollback ran; nothing was deleted there"
+            ));
+        }
+        let pending = PendingRollback {
+            since,
+            dest_uidvalidity: s.dest_uidvalidity,
+            messages: s.delete.iter().map(|(src, dst, _)| (*src, *dst)).collect(),
+        };
+        store
+            .begin_rollback(resource_id, &s.source, &pending)
+            .map_err(|e| e.to_string())?;
+        let uids: Vec<u32> = s.delete.iter().map(|(_, d, _)| *d).collect();
+        dst.expunge_uids(&uids)
+            .await
+            .map_err(|e| format!("{at}: {e}"))?;
+    }
+    let removed: Vec<u32> = s
+        .delete
+        .iter()
+        .map(|(src, _, _)| *src)
+        .chain(s.gone.iter().copied())
+        .collect();
+    store
+        .finish_rollback(resource_id, &s.source, &removed)
+        .map_err(|e| e.to_string())
+}
+
+/// Why a destination without UIDPLUS is refused.
+pub fn no_uidplus() -> String {
+    "the destination server does not offer UIDPLUS, so it cannot expunge single messages: a plain EXPUNGE would also remove every message the user flagged \\Deleted themselves. Nothing was deleted; delete the messages by hand or ask the provider for UIDPLUS (RFC 4315)".into()
+}
