@@ -167,10 +167,9 @@ pub async fn survey(
             let (src, rec) = want[dest];
             match bodies.get(dest) {
                 Some(b) if content_hash(b) == rec.hash => s.delete.push((src, *dest, rec.size)),
-                Some(_) => s.kept.push((
-                    *dest,
-                    "its content is not what mailshift copied".into(),
-                )),
+                Some(_) => s
+                    .kept
+                    .push((*dest, "its content is not what mailshift copied".into())),
                 None if ours.contains_key(dest) => s.gone.push(src),
                 None => s.kept.push((*dest, "vanished while being checked".into())),
             }

@@ -22,6 +22,7 @@ mod ovh_sim;
 mod ovh_sim_client;
 mod plan_cmd;
 mod quota;
+mod rollback;
 mod state_cmd;
 mod validate_cmd;
 mod verify_cmd;

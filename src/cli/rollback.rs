@@ -64,7 +64,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         };
         let todo = candidates(&store, r.id(), args.since)?;
         if todo.is_empty() {
-            println!("{address}: nothing copied in sync point {} or later", args.since);
+            println!(
+                "{address}: nothing copied in sync point {} or later",
+                args.since
+            );
             continue;
         }
         let result = runtime.block_on(async {
@@ -115,7 +118,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         );
         return Ok(exit(failed));
     }
-    let pending_only = work.iter().any(|w| w.folders.iter().any(|s| !s.gone.is_empty()));
+    let pending_only = work
+        .iter()
+        .any(|w| w.folders.iter().any(|s| !s.gone.is_empty()));
     if total == 0 && !pending_only {
         println!("Nothing to delete.");
         return Ok(exit(failed));

@@ -22,6 +22,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let state = crate::state::read_resources(&loaded.state_path())?;
     let reader = crate::state::StateReader::open(&loaded.state_path())?;
     let resources = compile(&loaded.plan);
+    let dates = reader.sync_points()?;
     let mut failed = false;
     for a in &loaded.plan.accounts {
         let address = a.address.to_ascii_lowercase();
@@ -46,6 +47,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             failed |= print_line(r, &r.addr.label(), &state);
             if r.kind == crate::model::ResourceKind::Mail && state.contains_key(id) {
                 print_mail(&reader, id)?;
+                print_sync_points(&reader, id, &dates)?;
             }
             if r.kind == crate::model::ResourceKind::Mail {
                 print_limits(&reader, r)?;
@@ -110,6 +112,28 @@ fn print_mail(reader: &crate::state::StateReader, id: &str) -> Result<(), CliErr
                 refused.len() - REFUSED_SHOWN
             );
         }
+    }
+    Ok(())
+}
+
+/// Under a mail step: the sync points whose copies the state still records, with when each
+/// started and what it copied (what `mailshift rollback --since N` would remove).
+fn print_sync_points(
+    reader: &crate::state::StateReader,
+    id: &str,
+    dates: &std::collections::BTreeMap<u64, u64>,
+) -> Result<(), CliError> {
+    for (n, (count, bytes)) in reader.copied_by_sync_point(id)? {
+        let when = dates.get(&n).map_or_else(
+            || "date not recorded".to_string(),
+            |t| crate::render::time::human(*t),
+        );
+        println!(
+            "    {:<30} sync point {n} ({when}): {} ({})",
+            "",
+            plural(count as usize, "message"),
+            crate::apply::human_bytes(bytes)
+        );
     }
     Ok(())
 }

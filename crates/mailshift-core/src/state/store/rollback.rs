@@ -124,7 +124,9 @@ impl StateStore {
     /// After the expunge, in one transaction: drops the message records of the source UIDs in
     /// `removed`, takes them off the folder's counts and lowers its highest UID below them (so
     /// the next apply lists them again), voids its STATUS snapshot (so the next apply does not
-    /// skip the folder as unchanged), and ends the pending rollback.
+    /// skip the folder as unchanged), and ends the pending rollback. The highest MODSEQ is
+    /// kept: voiding it would make the next apply carry every source message's flags again,
+    /// undoing flag changes the user made on the destination since.
     pub fn finish_rollback(
         &self,
         id: &str,
@@ -154,7 +156,6 @@ impl StateStore {
                 }
                 r.source_uidnext = 0;
                 r.source_messages = 0;
-                r.highest_modseq = None;
                 let json = encode_json(&r, || folder_name(id, folder))?;
                 folders.insert((id, folder), json.as_str())?;
             }
@@ -169,5 +170,30 @@ impl StateReader {
     /// Each sync point with its start (Unix seconds), for those that have one.
     pub fn sync_points(&self) -> Result<BTreeMap<u64, u64>, StateError> {
         self.read(sync_points_txn)
+    }
+
+    /// The messages of a resource that each sync point copied: sync point → (count, bytes).
+    /// Sync point 0 (adopted from the destination) is left out.
+    pub fn copied_by_sync_point(&self, id: &str) -> Result<BTreeMap<u64, (u64, u64)>, StateError> {
+        self.read(|txn| {
+            let table = match txn.open_table(MESSAGES) {
+                Ok(t) => t,
+                Err(TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
+                Err(e) => return Err(e.into()),
+            };
+            let end = super::successor(id);
+            let mut out: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+            for entry in table.range((id, "", 0)..(end.as_str(), "", 0))? {
+                let (_, v) = entry?;
+                if let Some(m) = super::decode_message(v.value())
+                    && m.sync_point > 0
+                {
+                    let e = out.entry(m.sync_point).or_default();
+                    e.0 += 1;
+                    e.1 += m.size;
+                }
+            }
+            Ok(out)
+        })
     }
 }

@@ -1,0 +1,228 @@
+//! `mailshift rollback` against two real Dovecot servers: two applies with new source mail
+//! between them (sync points 1 and 2), user mail appended directly to the destination (one
+//! flagged `\Deleted`), and one of run 2's copies flagged `\Deleted` by the user. `--dry-run`
+//! changes nothing; `--since 2 --yes` removes exactly run 2's other copies; the next apply
+//! copies those again, once. A destination without UIDPLUS is refused.
+
+use std::path::Path;
+
+use crate::common::{Output, mailshift_env};
+use crate::support::dovecot::{Dovecot, DovecotConfig};
+use crate::support::imap::ImapClient;
+
+const OLD_PW: &str = "old-Pa55word";
+const NEW_PW: &str = "new-Pa55word";
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    mailshift_env(dir, args, &[("ALICE_OLD", OLD_PW), ("ALICE_NEW", NEW_PW)])
+}
+
+fn server(pw: &str, capabilities_override: Option<&str>) -> Dovecot {
+    Dovecot::start(DovecotConfig {
+        users: &[("alice", pw)],
+        capabilities_override,
+        ..DovecotConfig::default()
+    })
+}
+
+fn write_plan(dir: &Path, src: &Dovecot, dst: &Dovecot) {
+    let plan = format!(
+        "version: 1
+platforms:
+  old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}
+  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}
+accounts:
+  - address: alice@example.com
+    from: old
+    to: new
+    source: {{login: alice, password: {{env: ALICE_OLD}}}}
+    destination: {{login: alice, password: {{env: ALICE_NEW}}}}
+",
+        src.port(),
+        dst.port()
+    );
+    std::fs::write(dir.join("plan.yaml"), plan).unwrap();
+}
+
+fn message(n: u32) -> Vec<u8> {
+    format!(
+        "From: Bob <bob@example.org>\r\nTo: alice@example.com\r\nSubject: message {n}\r\nDate: Fri, 01 Mar 2024 10:0{n}:00 +0000\r\nMessage-ID: <m{n}@example.org>\r\n\r\nbody {n}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Per folder: the message numbers (from their Message-ID) in UID order, each with whether it
+/// is flagged `\Deleted`.
+fn contents(c: &mut ImapClient, folder: &str) -> Vec<(u32, bool)> {
+    c.uid_fetch_all(folder)
+        .unwrap()
+        .into_iter()
+        .map(|m| {
+            let text = String::from_utf8_lossy(&m.bytes).into_owned();
+            let n = text
+                .split("Message-ID: <m")
+                .nth(1)
+                .and_then(|t| t.split('@').next())
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| panic!("no Message-ID in {text:?}"));
+            (n, m.flags.iter().any(|f| f == "\\Deleted"))
+        })
+        .collect()
+}
+
+fn sorted(mut v: Vec<(u32, bool)>) -> Vec<(u32, bool)> {
+    v.sort();
+    v
+}
+
+#[test]
+fn rollback_removes_exactly_the_later_sync_points_copies() {
+    let (src, dst) = (server(OLD_PW, None), server(NEW_PW, None));
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst);
+    let mut s = src.login("alice", OLD_PW);
+    s.create("Archive").unwrap();
+    for (folder, n) in [("INBOX", 1), ("INBOX", 2), ("Archive", 3)] {
+        s.append(folder, &[], None, &message(n)).unwrap();
+    }
+    let first = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    for (folder, n) in [("INBOX", 4), ("INBOX", 6), ("Archive", 5)] {
+        s.append(folder, &[], None, &message(n)).unwrap();
+    }
+    let second = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+
+    // The user's own mail on the destination, one of it deleted but not expunged, and one of
+    // run 2's copies flagged \Deleted by the user: none of it is mailshift's to remove.
+    let mut d = dst.login("alice", NEW_PW);
+    d.append("INBOX", &[], None, &message(8)).unwrap();
+    d.append("INBOX", &["\\Deleted"], None, &message(9))
+        .unwrap();
+    let six = d
+        .uid_fetch_all("INBOX")
+        .unwrap()
+        .into_iter()
+        .find(|m| String::from_utf8_lossy(&m.bytes).contains("<m6@"))
+        .unwrap()
+        .uid;
+    d.select("INBOX").unwrap();
+    d.command(&format!("UID STORE {six} +FLAGS.SILENT (\\Deleted)"))
+        .unwrap();
+
+    let status = run(dir.path(), &["status", "plan.yaml"]);
+    assert_eq!(status.code, 0, "{}", status.transcript());
+    for line in ["sync point 1 (", "sync point 2 ("] {
+        assert!(status.stdout.contains(line), "{}", status.transcript());
+    }
+    assert!(
+        status.stdout.contains("3 messages (") && !status.stdout.contains("date not recorded"),
+        "{}",
+        status.transcript()
+    );
+
+    let before = (contents(&mut d, "INBOX"), contents(&mut d, "Archive"));
+    assert_eq!(
+        sorted(before.0.clone()),
+        vec![
+            (1, false),
+            (2, false),
+            (4, false),
+            (6, true),
+            (8, false),
+            (9, true)
+        ]
+    );
+    let dry = run(
+        dir.path(),
+        &["rollback", "plan.yaml", "--since", "2", "--dry-run"],
+    );
+    assert_eq!(dry.code, 0, "{}", dry.transcript());
+    assert!(
+        dry.stdout.contains("Dry run: 2 messages would be deleted")
+            && dry.stdout.contains("flagged \\Deleted by someone else"),
+        "{}",
+        dry.transcript()
+    );
+    assert_eq!(
+        (contents(&mut d, "INBOX"), contents(&mut d, "Archive")),
+        before,
+        "a dry run changed the destination"
+    );
+
+    let rolled = run(
+        dir.path(),
+        &["rollback", "plan.yaml", "--since", "2", "--yes"],
+    );
+    assert_eq!(rolled.code, 0, "{}", rolled.transcript());
+    assert!(
+        rolled.stdout.contains("Rolled back: 2 messages deleted"),
+        "{}",
+        rolled.transcript()
+    );
+    assert_eq!(
+        sorted(contents(&mut d, "INBOX")),
+        vec![(1, false), (2, false), (6, true), (8, false), (9, true)]
+    );
+    assert_eq!(contents(&mut d, "Archive"), vec![(3, false)]);
+    // Nothing of sync point 2 is left to remove (the kept copy is the user's now).
+    let again = run(
+        dir.path(),
+        &["rollback", "plan.yaml", "--since", "2", "--dry-run"],
+    );
+    assert!(
+        again
+            .stdout
+            .contains("Dry run: 0 messages would be deleted"),
+        "{}",
+        again.transcript()
+    );
+
+    let third = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(third.code, 0, "{}", third.transcript());
+    assert_eq!(
+        sorted(contents(&mut d, "INBOX")),
+        vec![
+            (1, false),
+            (2, false),
+            (4, false),
+            (6, true),
+            (8, false),
+            (9, true)
+        ]
+    );
+    assert_eq!(
+        sorted(contents(&mut d, "Archive")),
+        vec![(3, false), (5, false)]
+    );
+}
+
+#[test]
+fn rollback_refuses_a_destination_without_uidplus() {
+    let src = server(OLD_PW, None);
+    let dst = server(
+        NEW_PW,
+        Some("IMAP4rev1 SASL-IR ID ENABLE IDLE NAMESPACE AUTH=PLAIN"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst);
+    let mut s = src.login("alice", OLD_PW);
+    s.append("INBOX", &[], None, &message(1)).unwrap();
+    let applied = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(applied.code, 0, "{}", applied.transcript());
+    let mut d = dst.login("alice", NEW_PW);
+    let before = contents(&mut d, "INBOX");
+    assert_eq!(before, vec![(1, false)]);
+    let rolled = run(
+        dir.path(),
+        &["rollback", "plan.yaml", "--since", "1", "--yes"],
+    );
+    assert_eq!(rolled.code, 1, "{}", rolled.transcript());
+    assert!(
+        rolled.stdout.contains("does not offer UIDPLUS")
+            && rolled.stdout.contains("a plain EXPUNGE would also remove"),
+        "{}",
+        rolled.transcript()
+    );
+    assert_eq!(contents(&mut d, "INBOX"), before);
+}
