@@ -216,6 +216,7 @@ pub async fn execute(
         dst.expunge_uids(&uids)
             .await
             .map_err(|e| format!("{at}: {e}"))?;
+        crash_point();
     }
     let removed: Vec<u32> = s
         .delete
@@ -226,6 +227,20 @@ pub async fn execute(
     store
         .finish_rollback(resource_id, &s.source, &removed)
         .map_err(|e| e.to_string())
+}
+
+/// Debug builds (the tests') are killed here with kill -9 when `MAILSHIFT_TEST_CRASH` is
+/// `rollback-after-expunge`: the one moment the pending record exists for.
+fn crash_point() {
+    if cfg!(debug_assertions)
+        && std::env::var("MAILSHIFT_TEST_CRASH").is_ok_and(|v| v == "rollback-after-expunge")
+    {
+        // A real SIGKILL (no destructor, no flush); abort if `kill` could not be run.
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &std::process::id().to_string()])
+            .status();
+        std::process::abort();
+    }
 }
 
 /// Why a destination without UIDPLUS is refused.

@@ -226,3 +226,65 @@ fn rollback_refuses_a_destination_without_uidplus() {
     );
     assert_eq!(contents(&mut d, "INBOX"), before);
 }
+
+/// Killed (kill -9) between the expunge and the state update: the state still records the
+/// deleted copies. `apply` refuses until the rollback is run again, which finishes it from
+/// the pending record; then `apply` copies the messages again, once.
+#[test]
+fn rollback_killed_after_the_expunge_converges() {
+    let (src, dst) = (server(OLD_PW, None), server(NEW_PW, None));
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst);
+    let mut s = src.login("alice", OLD_PW);
+    s.append("INBOX", &[], None, &message(1)).unwrap();
+    let first = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    s.append("INBOX", &[], None, &message(2)).unwrap();
+    s.append("INBOX", &[], None, &message(3)).unwrap();
+    let second = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    let mut d = dst.login("alice", NEW_PW);
+    d.append("INBOX", &["\\Deleted"], None, &message(9))
+        .unwrap();
+
+    let killed = mailshift_env(
+        dir.path(),
+        &["rollback", "plan.yaml", "--since", "2", "--yes"],
+        &[
+            ("ALICE_OLD", OLD_PW),
+            ("ALICE_NEW", NEW_PW),
+            ("MAILSHIFT_TEST_CRASH", "rollback-after-expunge"),
+        ],
+    );
+    assert_ne!(killed.code, 0, "{}", killed.transcript());
+    assert_eq!(
+        sorted(contents(&mut d, "INBOX")),
+        vec![(1, false), (9, true)],
+        "the expunge happened before the kill"
+    );
+
+    let refused = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(refused.code, 1, "{}", refused.transcript());
+    assert!(
+        refused.transcript().contains("rollback of folder \"INBOX\" was interrupted"),
+        "{}",
+        refused.transcript()
+    );
+    assert_eq!(sorted(contents(&mut d, "INBOX")), vec![(1, false), (9, true)]);
+
+    let finished = run(dir.path(), &["rollback", "plan.yaml", "--since", "2", "--yes"]);
+    assert_eq!(finished.code, 0, "{}", finished.transcript());
+    assert!(
+        finished
+            .stdout
+            .contains("2 records already deleted by an interrupted rollback"),
+        "{}",
+        finished.transcript()
+    );
+    let third = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(third.code, 0, "{}", third.transcript());
+    assert_eq!(
+        sorted(contents(&mut d, "INBOX")),
+        vec![(1, false), (2, false), (3, false), (9, true)]
+    );
+}
