@@ -1,8 +1,9 @@
 //! `mailshift rollback` against two real Dovecot servers: two applies with new source mail
 //! between them (sync points 1 and 2), user mail appended directly to the destination (one
 //! flagged `\Deleted`), and one of run 2's copies flagged `\Deleted` by the user. `--dry-run`
-//! changes nothing; `--since 2 --yes` removes exactly run 2's other copies; the next apply
-//! copies those again, once. A destination without UIDPLUS is refused.
+//! and an unanswered question change nothing; `--since 2 --yes` removes exactly run 2's other
+//! copies; the next apply copies those again, once. A destination without UIDPLUS is refused,
+//! and a rollback killed between its expunge and its state update converges.
 
 use std::path::Path;
 
@@ -150,6 +151,23 @@ fn rollback_removes_exactly_the_later_sync_points_copies() {
         "a dry run changed the destination"
     );
 
+    // Without --yes it asks; no answer (stdin is empty here) is no.
+    let asked = run(dir.path(), &["rollback", "plan.yaml", "--since", "2"]);
+    assert_eq!(asked.code, 1, "{}", asked.transcript());
+    assert!(
+        asked
+            .stdout
+            .contains("Delete 2 messages from the destination?")
+            && asked.stdout.contains("Nothing was deleted."),
+        "{}",
+        asked.transcript()
+    );
+    assert_eq!(
+        (contents(&mut d, "INBOX"), contents(&mut d, "Archive")),
+        before,
+        "an unanswered question changed the destination"
+    );
+
     let rolled = run(
         dir.path(),
         &["rollback", "plan.yaml", "--since", "2", "--yes"],
@@ -266,13 +284,21 @@ fn rollback_killed_after_the_expunge_converges() {
     let refused = run(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(refused.code, 1, "{}", refused.transcript());
     assert!(
-        refused.transcript().contains("rollback of folder \"INBOX\" was interrupted"),
+        refused
+            .transcript()
+            .contains("rollback of folder \"INBOX\" was interrupted"),
         "{}",
         refused.transcript()
     );
-    assert_eq!(sorted(contents(&mut d, "INBOX")), vec![(1, false), (9, true)]);
+    assert_eq!(
+        sorted(contents(&mut d, "INBOX")),
+        vec![(1, false), (9, true)]
+    );
 
-    let finished = run(dir.path(), &["rollback", "plan.yaml", "--since", "2", "--yes"]);
+    let finished = run(
+        dir.path(),
+        &["rollback", "plan.yaml", "--since", "2", "--yes"],
+    );
     assert_eq!(finished.code, 0, "{}", finished.transcript());
     assert!(
         finished
