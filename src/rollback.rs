@@ -33,15 +33,19 @@ pub struct FolderSurvey {
     pub dest_uidvalidity: u32,
     /// (source UID, destination UID, size) to delete: content checked.
     pub delete: Vec<(u32, u32, u64)>,
-    /// Source UIDs whose destination copy an interrupted rollback already expunged.
-    pub gone: Vec<u32>,
+    /// (source UID, destination UID) whose destination copy an interrupted rollback already
+    /// expunged.
+    pub gone: Vec<(u32, u32)>,
+    /// An interrupted rollback of this folder is to be finished (its record cleared).
+    pub had_pending: bool,
     /// (destination UID, why) left alone.
     pub kept: Vec<(u32, String)>,
 }
 
 impl FolderSurvey {
     pub fn has_work(&self) -> bool {
-        self.refused.is_none() && (!self.delete.is_empty() || !self.gone.is_empty())
+        self.refused.is_none()
+            && (!self.delete.is_empty() || !self.gone.is_empty() || self.had_pending)
     }
 }
 
@@ -62,13 +66,18 @@ pub fn candidates(
     let pending = store.pending_rollbacks(resource_id)?;
     let mut out = Vec::new();
     for (folder, record) in store.folders(resource_id)? {
+        let p = pending.get(&folder).cloned();
+        // An interrupted rollback's messages are finished whatever this one's `--since`.
+        let interrupted: std::collections::HashSet<u32> = p
+            .iter()
+            .flat_map(|p| p.messages.iter().map(|(src, _)| *src))
+            .collect();
         // Sync point 0 is a message adopted from the destination: never ours to remove.
         let mine: Vec<(u32, MessageRecord)> = store
             .messages(resource_id, &folder)?
             .into_iter()
-            .filter(|(_, m)| m.sync_point >= since.max(1))
+            .filter(|(u, m)| m.sync_point >= since.max(1) || interrupted.contains(u))
             .collect();
-        let p = pending.get(&folder).cloned();
         if !mine.is_empty() || p.is_some() {
             out.push((folder, record, mine, p));
         }
@@ -87,6 +96,7 @@ pub async fn survey(
     let mut s = FolderSurvey {
         source: folder.to_string(),
         dest: record.dest_folder.clone(),
+        had_pending: pending.is_some(),
         ..FolderSurvey::default()
     };
     let info = dst.open(&record.dest_folder, true).await?;
@@ -136,7 +146,7 @@ pub async fn survey(
     let mut to_hash: Vec<u32> = Vec::new();
     for (dest, (src, rec)) in &want {
         match metas.get(dest) {
-            None if ours.contains_key(dest) => s.gone.push(*src),
+            None if ours.contains_key(dest) => s.gone.push((*src, *dest)),
             None => s.kept.push((
                 *dest,
                 "no longer on the destination (deleted or moved by someone else): its record is kept".into(),
@@ -147,8 +157,7 @@ pub async fn survey(
             {
                 s.kept.push((*dest, "flagged \\Deleted by someone else".into()))
             }
-            Some(m) if rec.hash == [0; 32] => {
-                let _ = m;
+            Some(_) if rec.hash == [0; 32] => {
                 s.kept.push((*dest, "no content hash recorded".into()))
             }
             Some(m) if u64::from(m.size) != rec.size => s.kept.push((
@@ -170,7 +179,7 @@ pub async fn survey(
                 Some(_) => s
                     .kept
                     .push((*dest, "its content is not what mailshift copied".into())),
-                None if ours.contains_key(dest) => s.gone.push(src),
+                None if ours.contains_key(dest) => s.gone.push((src, *dest)),
                 None => s.kept.push((*dest, "vanished while being checked".into())),
             }
         }
@@ -207,7 +216,14 @@ pub async fn execute(
         let pending = PendingRollback {
             since,
             dest_uidvalidity: s.dest_uidvalidity,
-            messages: s.delete.iter().map(|(src, dst, _)| (*src, *dst)).collect(),
+            // Those an interrupted rollback already expunged stay listed: killed again before
+            // the records are dropped, the next run must still know them for ours.
+            messages: s
+                .delete
+                .iter()
+                .map(|(src, dst, _)| (*src, *dst))
+                .chain(s.gone.iter().copied())
+                .collect(),
         };
         store
             .begin_rollback(resource_id, &s.source, &pending)
@@ -222,7 +238,7 @@ pub async fn execute(
         .delete
         .iter()
         .map(|(src, _, _)| *src)
-        .chain(s.gone.iter().copied())
+        .chain(s.gone.iter().map(|(src, _)| *src))
         .collect();
     store
         .finish_rollback(resource_id, &s.source, &removed)

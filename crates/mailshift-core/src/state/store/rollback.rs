@@ -197,3 +197,111 @@ impl StateReader {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MessageRecord;
+
+    fn message(dest_uid: u32, sync_point: u64, size: u64) -> MessageRecord {
+        MessageRecord {
+            dest_uid,
+            hash: [dest_uid as u8; 32],
+            size,
+            sync_point,
+            ..Default::default()
+        }
+    }
+
+    fn folder() -> FolderRecord {
+        FolderRecord {
+            dest_folder: "INBOX".into(),
+            source_uidvalidity: 1,
+            highest_uid: 4,
+            highest_modseq: Some(77),
+            dest_uidvalidity: 2,
+            dest_uidnext_in_flight: None,
+            source_uidnext: 5,
+            source_messages: 4,
+            messages: 4,
+            bytes: 1000,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn finish_drops_the_records_lowers_the_cursor_and_ends_the_pending_rollback() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&dir.path().join("state.redb")).unwrap();
+        let messages: Vec<(u32, MessageRecord)> = vec![
+            (1, message(11, 1, 100)),
+            (2, message(12, 1, 200)),
+            (3, message(13, 2, 300)),
+            (4, message(14, 2, 400)),
+        ];
+        store
+            .record_batch("r", "INBOX", &folder(), &messages)
+            .unwrap();
+        let pending = PendingRollback {
+            since: 2,
+            dest_uidvalidity: 2,
+            messages: vec![(3, 13), (4, 14)],
+        };
+        store.begin_rollback("r", "INBOX", &pending).unwrap();
+        assert_eq!(
+            store.pending_rollbacks("r").unwrap(),
+            BTreeMap::from([("INBOX".to_string(), pending)])
+        );
+        // Another resource's pending rollbacks are not this one's.
+        assert!(store.pending_rollbacks("q").unwrap().is_empty());
+
+        store.finish_rollback("r", "INBOX", &[3, 4]).unwrap();
+        let kept: Vec<u32> = store
+            .messages("r", "INBOX")
+            .unwrap()
+            .into_iter()
+            .map(|(u, _)| u)
+            .collect();
+        assert_eq!(kept, vec![1, 2]);
+        let r = store.folder("r", "INBOX").unwrap().unwrap();
+        assert_eq!((r.messages, r.bytes, r.highest_uid), (2, 300, 2));
+        // The next apply must not skip the folder as unchanged, nor carry every flag again.
+        assert_eq!((r.source_uidnext, r.source_messages), (0, 0));
+        assert_eq!(r.highest_modseq, Some(77));
+        assert!(store.pending_rollbacks("r").unwrap().is_empty());
+    }
+
+    #[test]
+    fn sync_points_have_their_start_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let store = StateStore::open(&path).unwrap();
+        assert_eq!(store.next_sync_point().unwrap(), 1);
+        assert_eq!(store.next_sync_point().unwrap(), 2);
+        let points = store.sync_points().unwrap();
+        assert_eq!(points.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+        assert!(points.values().all(|t| *t > 1_700_000_000));
+        let messages = vec![
+            (1, message(11, 1, 100)),
+            (2, message(12, 2, 200)),
+            (3, message(13, 2, 300)),
+            (4, message(14, 0, 400)),
+        ];
+        store
+            .record_batch("r", "INBOX", &folder(), &messages)
+            .unwrap();
+        store
+            .record_batch("r", "Archive", &folder(), &[(1, message(21, 2, 5))])
+            .unwrap();
+        store
+            .record_batch("rr", "INBOX", &folder(), &[(1, message(31, 1, 7))])
+            .unwrap();
+        drop(store);
+        let reader = StateReader::open(&path).unwrap();
+        assert_eq!(
+            reader.copied_by_sync_point("r").unwrap(),
+            BTreeMap::from([(1, (1, 100)), (2, (3, 505))])
+        );
+        assert_eq!(reader.sync_points().unwrap().len(), 2);
+    }
+}
