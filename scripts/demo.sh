@@ -2,8 +2,9 @@
 # The demo: on a fresh machine, install what is needed, start two local Dovecot servers (the
 # "old" and "new" platforms of examples/imap-to-imap.yaml, the new one with `.` as separator),
 # fill the old one with a small mailbox, then run the whole job: validate, plan (the dry run),
-# apply (the copy, with progress), verify (both sides compared by content), and a second
-# apply that finds nothing new.
+# apply (the copy, with progress), verify (both sides compared by content), a second apply
+# that copies only the new mail, status (with the sync points), and a rollback dry run of the
+# second apply's copies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -92,6 +93,9 @@ PY
 echo
 echo "== mailshift status"
 "$MS" status "$PLAN"
+echo
+echo "== mailshift rollback --dry-run: what deleting the second apply's copies would remove"
+"$MS" rollback "$PLAN" --since 2 --dry-run
 echo
 echo "== A plan with mistakes, and what validate says about it"
 sed -e 's/to: new/to: nwe/' -e 's/security: none}}$/security: nones}}/' "$PLAN" > "$WORK/broken.yaml"

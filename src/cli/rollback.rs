@@ -46,7 +46,24 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let Some(loaded) = load_plan(&args.plan) else {
         return Ok(ExitCode::from(1));
     };
-    let targets = super::targets(&loaded, &args.account)?;
+    let targets: Vec<String> = args
+        .account
+        .iter()
+        .map(|t| t.to_ascii_lowercase())
+        .collect();
+    // A typo must not silently select nothing.
+    if let Some(t) = targets.iter().find(|t| {
+        !loaded
+            .plan
+            .accounts
+            .iter()
+            .any(|a| a.address.eq_ignore_ascii_case(t))
+    }) {
+        return Err(CliError(format!(
+            "--account {t}: no such account in {}",
+            loaded.file_name()
+        )));
+    }
     let store = crate::state::StateStore::open(&loaded.state_path())?;
     let runtime = super::runtime()?;
     let resources = compile(&loaded.plan);
