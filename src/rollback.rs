@@ -15,11 +15,16 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::state::{FolderRecord, MessageRecord, PendingRollback, StateStore};
-use crate::transfer::imap::copy::content_hash;
+use crate::transfer::imap::copy::{CrlfHasher, content_hash};
 use crate::transfer::imap::session::{Imap, ImapError, uid_set};
+use crate::verify::header::{self, Named};
 
-/// Bodies fetched per round trip while checking content.
-const BODY_CHUNK: usize = 50;
+/// Bytes of bodies fetched per round trip while checking content.
+const BODY_BATCH_BYTES: u64 = 16 * 1024 * 1024;
+/// Larger messages are hashed slice by slice (of this size), never held whole.
+const LARGE: u64 = 4 * 1024 * 1024;
+/// Header blocks fetched per round trip to name the messages to delete.
+const HEADER_CHUNK: usize = 200;
 
 /// What a rollback found in one destination folder.
 #[derive(Debug, Default)]
@@ -33,6 +38,8 @@ pub struct FolderSurvey {
     pub dest_uidvalidity: u32,
     /// (source UID, destination UID, size) to delete: content checked.
     pub delete: Vec<(u32, u32, u64)>,
+    /// Message-ID, date and subject of those, by destination UID, to show.
+    pub named: HashMap<u32, Named>,
     /// (source UID, destination UID) whose destination copy an interrupted rollback already
     /// expunged.
     pub gone: Vec<(u32, u32)>,
@@ -170,21 +177,74 @@ pub async fn survey(
             Some(_) => to_hash.push(*dest),
         }
     }
-    for chunk in to_hash.chunks(BODY_CHUNK) {
-        let bodies: HashMap<u32, Vec<u8>> = dst.fetch_bodies(chunk).await?.into_iter().collect();
-        for dest in chunk {
-            let (src, rec) = want[dest];
-            match bodies.get(dest) {
-                Some(b) if content_hash(b) == rec.hash => s.delete.push((src, *dest, rec.size)),
-                Some(_) => s
-                    .kept
-                    .push((*dest, "its content is not what mailshift copied".into())),
-                None if ours.contains_key(dest) => s.gone.push((src, *dest)),
-                None => s.kept.push((*dest, "vanished while being checked".into())),
-            }
+    let mut hashes: HashMap<u32, [u8; 32]> = HashMap::new();
+    let (large, small): (Vec<u32>, Vec<u32>) =
+        to_hash.iter().partition(|d| want[*d].1.size > LARGE);
+    for batch in batches(&small, |d| want[d].1.size) {
+        for (uid, body) in dst.fetch_bodies(&batch).await? {
+            hashes.insert(uid, content_hash(&body));
+        }
+    }
+    for dest in large {
+        if let Some(h) = hash_large(dst, dest).await? {
+            hashes.insert(dest, h);
+        }
+    }
+    for dest in &to_hash {
+        let (src, rec) = want[dest];
+        match hashes.get(dest) {
+            Some(h) if *h == rec.hash => s.delete.push((src, *dest, rec.size)),
+            Some(_) => s
+                .kept
+                .push((*dest, "its content is not what mailshift copied".into())),
+            None if ours.contains_key(dest) => s.gone.push((src, *dest)),
+            None => s.kept.push((*dest, "vanished while being checked".into())),
+        }
+    }
+    let uids: Vec<u32> = s.delete.iter().map(|(_, d, _)| *d).collect();
+    for chunk in uids.chunks(HEADER_CHUNK) {
+        for (uid, block) in dst.fetch_header_fields(chunk, header::FIELDS).await? {
+            s.named.insert(uid, header::parse(&block));
         }
     }
     Ok(s)
+}
+
+/// UIDs in groups whose sizes add up to at most [`BODY_BATCH_BYTES`] (one message per group
+/// at least).
+fn batches(uids: &[u32], size: impl Fn(&u32) -> u64) -> Vec<Vec<u32>> {
+    let mut out: Vec<Vec<u32>> = Vec::new();
+    let mut bytes = 0;
+    for uid in uids {
+        match out.last_mut() {
+            Some(last) if bytes + size(uid) <= BODY_BATCH_BYTES => last.push(*uid),
+            _ => {
+                out.push(vec![*uid]);
+                bytes = 0;
+            }
+        }
+        bytes += size(uid);
+    }
+    out
+}
+
+/// The content hash of a large message, read in slices; `None` when it is gone.
+async fn hash_large(dst: &mut Imap, uid: u32) -> Result<Option<[u8; 32]>, ImapError> {
+    let mut h = CrlfHasher::default();
+    let mut offset = 0;
+    loop {
+        let Some(part) = dst.fetch_part(uid, offset, LARGE).await? else {
+            return Ok(None);
+        };
+        h.update(&part);
+        offset += part.len() as u64;
+        // A short slice is the last one (an empty one too: never loop on a server that
+        // sends nothing).
+        if (part.len() as u64) < LARGE {
+            break;
+        }
+    }
+    Ok(Some(h.finish()))
 }
 
 /// Deletes what [`survey`] kept for deletion and forgets it in the state (see the module doc

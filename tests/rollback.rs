@@ -45,6 +45,15 @@ accounts:
     std::fs::write(dir.join("plan.yaml"), plan).unwrap();
 }
 
+/// Message `n` with a body of 5 MB.
+fn large_message(n: u32) -> Vec<u8> {
+    let mut m = message(n);
+    m.extend(
+        b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n".repeat(80_000),
+    );
+    m
+}
+
 fn message(n: u32) -> Vec<u8> {
     format!(
         "From: Bob <bob@example.org>\r\nTo: alice@example.com\r\nSubject: message {n}\r\nDate: Fri, 01 Mar 2024 10:0{n}:00 +0000\r\nMessage-ID: <m{n}@example.org>\r\n\r\nbody {n}\r\n"
@@ -91,6 +100,8 @@ fn rollback_removes_exactly_the_later_sync_points_copies() {
     for (folder, n) in [("INBOX", 4), ("INBOX", 6), ("Archive", 5)] {
         s.append(folder, &[], None, &message(n)).unwrap();
     }
+    // Above the size hashed in slices.
+    s.append("Archive", &[], None, &large_message(7)).unwrap();
     let second = run(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(second.code, 0, "{}", second.transcript());
 
@@ -113,14 +124,19 @@ fn rollback_removes_exactly_the_later_sync_points_copies() {
 
     let status = run(dir.path(), &["status", "plan.yaml"]);
     assert_eq!(status.code, 0, "{}", status.transcript());
-    for line in ["sync point 1 (", "sync point 2 ("] {
-        assert!(status.stdout.contains(line), "{}", status.transcript());
+    // Each sync point with its date and what it copied.
+    for (point, count) in [(1, "3 messages"), (2, "4 messages")] {
+        let line = status
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!("sync point {point} (")))
+            .unwrap_or_else(|| panic!("no sync point {point}: {}", status.transcript()));
+        assert!(
+            line.contains(&format!(" UTC): {count} (")),
+            "{}",
+            status.transcript()
+        );
     }
-    assert!(
-        status.stdout.contains("3 messages (") && !status.stdout.contains("date not recorded"),
-        "{}",
-        status.transcript()
-    );
 
     let before = (contents(&mut d, "INBOX"), contents(&mut d, "Archive"));
     assert_eq!(
@@ -140,7 +156,7 @@ fn rollback_removes_exactly_the_later_sync_points_copies() {
     );
     assert_eq!(dry.code, 0, "{}", dry.transcript());
     assert!(
-        dry.stdout.contains("Dry run: 2 messages would be deleted")
+        dry.stdout.contains("Dry run: 3 messages would be deleted")
             && dry.stdout.contains("flagged \\Deleted by someone else"),
         "{}",
         dry.transcript()
@@ -157,7 +173,7 @@ fn rollback_removes_exactly_the_later_sync_points_copies() {
     assert!(
         asked
             .stdout
-            .contains("Delete 2 messages from the destination?")
+            .contains("Delete 3 messages from the destination?")
             && asked.stdout.contains("Nothing was deleted."),
         "{}",
         asked.transcript()
@@ -174,7 +190,7 @@ fn rollback_removes_exactly_the_later_sync_points_copies() {
     );
     assert_eq!(rolled.code, 0, "{}", rolled.transcript());
     assert!(
-        rolled.stdout.contains("Rolled back: 2 messages deleted"),
+        rolled.stdout.contains("Rolled back: 3 messages deleted"),
         "{}",
         rolled.transcript()
     );
@@ -211,7 +227,7 @@ fn rollback_removes_exactly_the_later_sync_points_copies() {
     );
     assert_eq!(
         sorted(contents(&mut d, "Archive")),
-        vec![(3, false), (5, false)]
+        vec![(3, false), (5, false), (7, false)]
     );
 }
 

@@ -198,7 +198,15 @@ fn show(address: &str, s: &FolderSurvey) -> bool {
         }
     );
     for (_, uid, size) in &s.delete {
-        println!("    - UID {uid} ({})", crate::apply::human_bytes(*size));
+        let named = s.named.get(uid).cloned().unwrap_or_default();
+        let field = |f: Option<String>| f.unwrap_or_else(|| "-".into());
+        println!(
+            "    - UID {uid} ({})  {}  {}  {:?}",
+            crate::apply::human_bytes(*size),
+            field(named.message_id),
+            field(named.date),
+            named.subject.unwrap_or_default()
+        );
     }
     for (uid, why) in &s.kept {
         println!("    = UID {uid} left alone: {why}");
