@@ -247,6 +247,24 @@ fn rollback_refuses_a_destination_without_uidplus() {
     let mut d = dst.login("alice", NEW_PW);
     let before = contents(&mut d, "INBOX");
     assert_eq!(before, vec![(1, false)]);
+    let typo = run(
+        dir.path(),
+        &[
+            "rollback",
+            "plan.yaml",
+            "--account",
+            "bob@example.com",
+            "--since",
+            "1",
+        ],
+    );
+    assert_eq!(typo.code, 1, "{}", typo.transcript());
+    assert!(
+        typo.stderr
+            .contains("--account bob@example.com: no such account in plan.yaml"),
+        "{}",
+        typo.transcript()
+    );
     let rolled = run(
         dir.path(),
         &["rollback", "plan.yaml", "--since", "1", "--yes"],

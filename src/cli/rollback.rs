@@ -90,8 +90,14 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         let result = runtime.block_on(async {
             let spec = AccountSpec::of(&loaded.plan, a)
                 .ok_or("unknown platform (the plan validator should have refused this)")?;
-            let (_, dest) =
-                crate::apply::spec_targets(&loaded, &spec).map_err(|e| e.message.clone())?;
+            // Only the destination: a source that is down, or mail files, does not matter here.
+            let dest = crate::apply::imap_adapter::target(
+                &loaded,
+                &spec.dest,
+                &spec.account.destination,
+                crate::model::dest_login(&spec.account),
+            )
+            .map_err(|e| format!("destination: {e}"))?;
             let mut dst = Imap::connect(&dest).await.map_err(|e| e.to_string())?;
             if !dst.caps.uidplus {
                 return Err(no_uidplus());
