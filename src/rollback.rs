@@ -288,11 +288,12 @@ pub async fn execute(
         store
             .begin_rollback(resource_id, &s.source, &pending)
             .map_err(|e| e.to_string())?;
+        crash_point("rollback-before-expunge");
         let uids: Vec<u32> = s.delete.iter().map(|(_, d, _)| *d).collect();
         dst.expunge_uids(&uids)
             .await
             .map_err(|e| format!("{at}: {e}"))?;
-        crash_point();
+        crash_point("rollback-after-expunge");
     }
     let removed: Vec<u32> = s
         .delete
@@ -305,12 +306,10 @@ pub async fn execute(
         .map_err(|e| e.to_string())
 }
 
-/// Debug builds (the tests') are killed here with kill -9 when `MAILSHIFT_TEST_CRASH` is
-/// `rollback-after-expunge`: the one moment the pending record exists for.
-fn crash_point() {
-    if cfg!(debug_assertions)
-        && std::env::var("MAILSHIFT_TEST_CRASH").is_ok_and(|v| v == "rollback-after-expunge")
-    {
+/// Debug builds (the tests') are killed here with kill -9 when `MAILSHIFT_TEST_CRASH` names
+/// this point: the moments the pending record exists for.
+fn crash_point(name: &str) {
+    if cfg!(debug_assertions) && std::env::var("MAILSHIFT_TEST_CRASH").is_ok_and(|v| v == name) {
         // A real SIGKILL (no destructor, no flush); abort if `kill` could not be run.
         let _ = std::process::Command::new("kill")
             .args(["-9", &std::process::id().to_string()])

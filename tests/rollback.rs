@@ -348,3 +348,57 @@ fn rollback_killed_after_the_expunge_converges() {
         vec![(1, false), (2, false), (3, false), (9, true)]
     );
 }
+
+/// Killed after the STORE of `\Deleted` and before the expunge (the STORE is done here by
+/// hand, the rollback being killed just before it): the next rollback still deletes its own
+/// copies although they now carry `\Deleted`, and leaves the user's `\Deleted` mail alone.
+#[test]
+fn rollback_killed_before_the_expunge_still_knows_its_own_deleted_flags() {
+    let (src, dst) = (server(OLD_PW, None), server(NEW_PW, None));
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst);
+    let mut s = src.login("alice", OLD_PW);
+    s.append("INBOX", &[], None, &message(1)).unwrap();
+    let first = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    s.append("INBOX", &[], None, &message(2)).unwrap();
+    let second = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    let mut d = dst.login("alice", NEW_PW);
+    d.append("INBOX", &["\\Deleted"], None, &message(9))
+        .unwrap();
+
+    let killed = mailshift_env(
+        dir.path(),
+        &["rollback", "plan.yaml", "--since", "2", "--yes"],
+        &[
+            ("ALICE_OLD", OLD_PW),
+            ("ALICE_NEW", NEW_PW),
+            ("MAILSHIFT_TEST_CRASH", "rollback-before-expunge"),
+        ],
+    );
+    assert_ne!(killed.code, 0, "{}", killed.transcript());
+    d.select("INBOX").unwrap();
+    d.command("UID STORE 1:* +FLAGS.SILENT (\\Deleted)")
+        .unwrap();
+    assert_eq!(
+        sorted(contents(&mut d, "INBOX")),
+        vec![(1, true), (2, true), (9, true)]
+    );
+
+    let finished = run(
+        dir.path(),
+        &["rollback", "plan.yaml", "--since", "2", "--yes"],
+    );
+    assert_eq!(finished.code, 0, "{}", finished.transcript());
+    assert!(
+        finished.stdout.contains("Rolled back: 1 message deleted"),
+        "{}",
+        finished.transcript()
+    );
+    // Message 1 (sync point 1, flagged by "the user" here) and 9 stay.
+    assert_eq!(
+        sorted(contents(&mut d, "INBOX")),
+        vec![(1, true), (9, true)]
+    );
+}
