@@ -322,3 +322,8 @@ fn crash_point(name: &str) {
 pub fn no_uidplus() -> String {
     "the destination server does not offer UIDPLUS, so it cannot expunge single messages: a plain EXPUNGE would also remove every message the user flagged \\Deleted themselves. Nothing was deleted; delete the messages by hand or ask the provider for UIDPLUS (RFC 4315)".into()
 }
+
+/// Why a Gmail destination is refused.
+pub fn no_gmail() -> String {
+    "the destination is Gmail, where expunging a message from a folder only removes that label: the message would stay in All Mail. Nothing was deleted; rolling back into Gmail is not supported yet".into()
+}

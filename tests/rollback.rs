@@ -2,7 +2,8 @@
 //! between them (sync points 1 and 2), user mail appended directly to the destination (one
 //! flagged `\Deleted`), and one of run 2's copies flagged `\Deleted` by the user. `--dry-run`
 //! and an unanswered question change nothing; `--since 2 --yes` removes exactly run 2's other
-//! copies; the next apply copies those again, once. A destination without UIDPLUS is refused,
+//! copies; the next apply copies those again, once. A destination without UIDPLUS, and Gmail
+//! (where an expunge only removes a label), are refused,
 //! and a rollback killed between its expunge and its state update converges.
 
 use std::path::Path;
@@ -401,4 +402,66 @@ fn rollback_killed_before_the_expunge_still_knows_its_own_deleted_flags() {
         sorted(contents(&mut d, "INBOX")),
         vec![(1, true), (9, true)]
     );
+}
+
+/// Into Gmail, expunging from a folder only removes a label: refused, nothing touched.
+#[test]
+fn rollback_refuses_a_gmail_destination() {
+    let src = server(OLD_PW, None);
+    let dst = Dovecot::start(DovecotConfig {
+        users: &[("alice", NEW_PW)],
+        gmail: true,
+        ..DovecotConfig::default()
+    });
+    let sim = dst.gmail();
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &src, &dst);
+    // Through the Gmail simulator (X-GM-EXT-1 in front of Dovecot), the plan saying Gmail.
+    let plan = std::fs::read_to_string(dir.path().join("plan.yaml"))
+        .unwrap()
+        .replace(
+            &format!(
+                "new: {{type: imap, imap: {{host: 127.0.0.1, port: {},",
+                dst.port()
+            ),
+            &format!(
+                "new: {{type: gmail, imap: {{host: 127.0.0.1, port: {},",
+                sim.port()
+            ),
+        );
+    assert!(plan.contains("type: gmail"), "{plan}");
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let mut s = src.login("alice", OLD_PW);
+    s.append("INBOX", &[], None, &message(1)).unwrap();
+    let applied = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(applied.code, 0, "{}", applied.transcript());
+    let before = dst.stored_messages("alice");
+    assert!(before > 0);
+    let rolled = run(
+        dir.path(),
+        &["rollback", "plan.yaml", "--since", "1", "--yes"],
+    );
+    assert_eq!(rolled.code, 1, "{}", rolled.transcript());
+    assert!(
+        rolled.stdout.contains("the destination is Gmail"),
+        "{}",
+        rolled.transcript()
+    );
+    assert_eq!(dst.stored_messages("alice"), before);
+    // A plan calling it plain IMAP: the server's X-GM-EXT-1 says Gmail.
+    let plain = std::fs::read_to_string(dir.path().join("plan.yaml"))
+        .unwrap()
+        .replace("new: {type: gmail,", "new: {type: imap,");
+    std::fs::write(dir.path().join("plan.yaml"), plain).unwrap();
+    let rolled = run(
+        dir.path(),
+        &["rollback", "plan.yaml", "--since", "1", "--yes"],
+    );
+    assert_eq!(rolled.code, 1, "{}", rolled.transcript());
+    assert!(
+        rolled.stdout.contains("the destination is Gmail"),
+        "{}",
+        rolled.transcript()
+    );
+    assert_eq!(dst.stored_messages("alice"), before);
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use super::{CliError, load_plan};
 use crate::model::{AccountSpec, ResourceKind, compile};
 use crate::plan::diagnostic::plural;
-use crate::rollback::{FolderSurvey, candidates, execute, no_uidplus, survey};
+use crate::rollback::{FolderSurvey, candidates, execute, no_gmail, no_uidplus, survey};
 use crate::transfer::imap::session::Imap;
 
 #[derive(Debug, clap::Args)]
@@ -90,6 +90,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         let result = runtime.block_on(async {
             let spec = AccountSpec::of(&loaded.plan, a)
                 .ok_or("unknown platform (the plan validator should have refused this)")?;
+            if spec.dest.kind == crate::plan::model::PlatformKind::Gmail {
+                return Err(no_gmail());
+            }
             // Only the destination: a source that is down, or mail files, does not matter here.
             let dest = crate::apply::imap_adapter::target(
                 &loaded,
@@ -101,6 +104,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             let mut dst = Imap::connect(&dest).await.map_err(|e| e.to_string())?;
             if !dst.caps.uidplus {
                 return Err(no_uidplus());
+            }
+            // A plan that calls it plain IMAP: the server says what it is.
+            if dst.caps.gmail {
+                return Err(no_gmail());
             }
             let mut folders = Vec::new();
             for (folder, record, mine, pending) in &todo {
