@@ -3,8 +3,8 @@
 //! flagged `\Deleted`), and one of run 2's copies flagged `\Deleted` by the user. `--dry-run`
 //! and an unanswered question change nothing; `--since 2 --yes` removes exactly run 2's other
 //! copies; the next apply copies those again, once. A destination without UIDPLUS, and Gmail
-//! (where an expunge only removes a label), are refused,
-//! and a rollback killed between its expunge and its state update converges.
+//! (where an expunge only removes a label), are refused; a rollback killed before or after its
+//! expunge converges.
 
 use std::path::Path;
 
