@@ -128,8 +128,20 @@ pub async fn survey(
     let ours: HashMap<u32, u32> = pending
         .map(|p| p.messages.iter().map(|(src, dst)| (*dst, *src)).collect())
         .unwrap_or_default();
-    let mut want: BTreeMap<u32, (u32, MessageRecord)> =
-        mine.iter().map(|(u, m)| (m.dest_uid, (*u, *m))).collect();
+    // No size check before the hash: the size recorded is the source's, and a server that
+    // turns bare LFs into CRLF changes it without changing the (CRLF-blind) hash.
+    let mut want: BTreeMap<u32, (u32, MessageRecord)> = BTreeMap::new();
+    for (u, m) in mine {
+        if m.dest_uid == 0 {
+            // Copied while the destination did not say its UIDs (no UIDPLUS then).
+            s.kept.push((
+                0,
+                format!("source UID {u}: its destination UID was never known"),
+            ));
+        } else {
+            want.insert(m.dest_uid, (*u, *m));
+        }
+    }
     // A pending entry whose record is somehow below `since` is still finished.
     for (dest, src) in &ours {
         want.entry(*dest).or_insert((
@@ -167,13 +179,6 @@ pub async fn survey(
             Some(_) if rec.hash == [0; 32] => {
                 s.kept.push((*dest, "no content hash recorded".into()))
             }
-            Some(m) if u64::from(m.size) != rec.size => s.kept.push((
-                *dest,
-                format!(
-                    "its size is {} where mailshift copied {} bytes: changed since",
-                    m.size, rec.size
-                ),
-            )),
             Some(_) => to_hash.push(*dest),
         }
     }
