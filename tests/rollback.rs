@@ -153,12 +153,23 @@ fn rollback_removes_exactly_the_later_sync_points_copies() {
     );
     let dry = run(
         dir.path(),
-        &["rollback", "plan.yaml", "--since", "2", "--dry-run"],
+        &[
+            "rollback",
+            "plan.yaml",
+            "--since",
+            "2",
+            "--dry-run",
+            "--limit",
+            "1",
+        ],
     );
     assert_eq!(dry.code, 0, "{}", dry.transcript());
+    // Archive holds two to delete, one listed; the counts stay complete.
     assert!(
         dry.stdout.contains("Dry run: 3 messages would be deleted")
-            && dry.stdout.contains("flagged \\Deleted by someone else"),
+            && dry.stdout.contains("flagged \\Deleted by someone else")
+            && dry.stdout.contains("\"Archive\": 2 messages to delete")
+            && dry.stdout.contains("    - and 1 more"),
         "{}",
         dry.transcript()
     );

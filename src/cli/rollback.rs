@@ -32,6 +32,9 @@ pub struct Args {
     /// Delete without asking (for scripts).
     #[arg(long)]
     pub yes: bool,
+    /// Messages listed per folder and kind (to delete, left alone); the counts are complete.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
 }
 
 /// One account's survey, with its open destination connection.
@@ -134,7 +137,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let mut total = 0;
     for w in &work {
         for s in &w.folders {
-            failed |= show(&w.address, s);
+            failed |= show(&w.address, s, args.limit);
             if s.refused.is_none() {
                 total += s.delete.len();
             }
@@ -187,7 +190,7 @@ fn exit(failed: bool) -> ExitCode {
 }
 
 /// Prints one folder's survey; true when the folder was refused.
-fn show(address: &str, s: &FolderSurvey) -> bool {
+fn show(address: &str, s: &FolderSurvey, limit: usize) -> bool {
     if let Some(why) = &s.refused {
         println!("{address}  {:?}: refused: {why}", s.dest);
         return true;
@@ -210,7 +213,7 @@ fn show(address: &str, s: &FolderSurvey) -> bool {
             format!(", {} left alone", s.kept.len())
         }
     );
-    for (_, uid, size) in &s.delete {
+    for (_, uid, size) in s.delete.iter().take(limit) {
         let named = s.named.get(uid).cloned().unwrap_or_default();
         let field = |f: Option<String>| f.unwrap_or_else(|| "-".into());
         println!(
@@ -221,8 +224,14 @@ fn show(address: &str, s: &FolderSurvey) -> bool {
             named.subject.unwrap_or_default()
         );
     }
-    for (uid, why) in &s.kept {
+    if s.delete.len() > limit {
+        println!("    - and {} more", s.delete.len() - limit);
+    }
+    for (uid, why) in s.kept.iter().take(limit) {
         println!("    = UID {uid} left alone: {why}");
+    }
+    if s.kept.len() > limit {
+        println!("    = and {} more left alone", s.kept.len() - limit);
     }
     false
 }
