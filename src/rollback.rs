@@ -332,3 +332,24 @@ pub fn no_uidplus() -> String {
 pub fn no_gmail() -> String {
     "the destination is Gmail, where expunging a message from a folder only removes that label: the message would stay in All Mail. Nothing was deleted; rolling back into Gmail is not supported yet".into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_stay_under_the_byte_budget_and_keep_every_uid_once() {
+        let sizes: HashMap<u32, u64> = HashMap::from([
+            (1, 10 * 1024 * 1024),
+            (2, 5 * 1024 * 1024),
+            (3, 2 * 1024 * 1024),
+            (4, 1024),
+            (5, 15 * 1024 * 1024),
+        ]);
+        let got = batches(&[1, 2, 3, 4, 5], |u| sizes[u]);
+        assert_eq!(got, vec![vec![1, 2], vec![3, 4], vec![5]]);
+        // A message larger than the budget still gets a batch of its own.
+        assert_eq!(batches(&[7], |_| 40 * 1024 * 1024), vec![vec![7]]);
+        assert!(batches(&[], |_| 1).is_empty());
+    }
+}
