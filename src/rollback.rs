@@ -323,6 +323,23 @@ fn crash_point(name: &str) {
     }
 }
 
+/// For `apply`: a rollback killed between its expunge and its state update leaves records
+/// that claim messages which may be gone; copying on top of them would not converge, so the
+/// account waits until the rollback is run again.
+pub fn refuse_if_interrupted(
+    store: &StateStore,
+    resource_id: &str,
+    address: &str,
+) -> Result<(), crate::error::StepError> {
+    match store.pending_rollbacks(resource_id)?.into_iter().next() {
+        Some((folder, p)) => Err(crate::error::StepError::state(format!(
+            "a rollback of folder {folder:?} was interrupted: run `mailshift rollback PLAN --account {address} --since {}` again to finish it, then apply",
+            p.since
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Why a destination without UIDPLUS is refused.
 pub fn no_uidplus() -> String {
     "the destination server does not offer UIDPLUS, so it cannot expunge single messages: a plain EXPUNGE would also remove every message the user flagged \\Deleted themselves. Nothing was deleted; delete the messages by hand or ask the provider for UIDPLUS (RFC 4315)".into()

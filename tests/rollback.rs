@@ -332,7 +332,7 @@ fn rollback_killed_after_the_expunge_converges() {
     assert!(
         refused
             .transcript()
-            .contains("rollback of folder \"INBOX\" was interrupted"),
+            .contains("rollback of folder \"INBOX\" was interrupted: run `mailshift rollback PLAN --account alice@example.com --since 2` again"),
         "{}",
         refused.transcript()
     );

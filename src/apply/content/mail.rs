@@ -68,15 +68,7 @@ struct Mailboxes {
 impl Prepared for Mailboxes {
     fn sync<'a>(&'a self, run: SyncRun<'a>) -> ContentResult<'a, Result<Synced, StepError>> {
         Box::pin(async move {
-            // A rollback killed between its expunge and its state update: until it is run
-            // again, the records claim messages that may be gone, and copying on top of them
-            // would not converge.
-            if let Some(folder) = run.store.pending_rollbacks(run.id)?.keys().next() {
-                return Err(StepError::state(format!(
-                    "a rollback of folder {folder:?} was interrupted: run `mailshift rollback PLAN --account {} --since N` again (with the same N) to finish it, then apply",
-                    self.address
-                )));
-            }
+            crate::rollback::refuse_if_interrupted(run.store, run.id, &self.address)?;
             let mut options = self.options.clone();
             options.budget = self.limits.budget(run.store, quota::now())?;
             let mut journal = StoreJournal::new(run.store.clone(), run.id.to_string());
