@@ -158,6 +158,22 @@ pub fn copy_options(opts: &model::MigrationOptions) -> CopyOptions {
     }
 }
 
+/// An account's folder rules and copy options as every mail engine of the product takes them
+/// (IMAP and files sources alike): the plan's folders with Gmail's sides, the options within
+/// the platforms' limits.
+pub fn rules_and_options(account: &crate::model::AccountSpec) -> (FolderRules, CopyOptions) {
+    let rules = FolderRules {
+        gmail: gmail_sides(&account.source, &account.dest, &account.options),
+        ..folder_rules(account.account.folders.as_ref())
+    };
+    let options = within_platform_limits(
+        copy_options(&account.options),
+        &account.source,
+        &account.dest,
+    );
+    (rules, options)
+}
+
 /// `options` within what the two platforms allow: messages above the destination's size limit
 /// are skipped and reported (rather than each refused by the server), and an account never
 /// holds more connections than its platforms' `limits.connections`. The plan's own

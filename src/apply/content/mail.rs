@@ -36,20 +36,14 @@ impl ContentSync for MailSync {
             return super::mail_files::prepare(account, loaded);
         }
         let (source, dest) = spec_targets(loaded, account)?;
+        let (rules, options) = imap_adapter::rules_and_options(account);
         Ok(Box::new(Mailboxes {
             limits: quota::Limits::of(account),
             address: account.address.clone(),
             source,
             dest,
-            rules: FolderRules {
-                gmail: imap_adapter::gmail_sides(&account.source, &account.dest, &account.options),
-                ..imap_adapter::folder_rules(account.account.folders.as_ref())
-            },
-            options: imap_adapter::within_platform_limits(
-                imap_adapter::copy_options(&account.options),
-                &account.source,
-                &account.dest,
-            ),
+            rules,
+            options,
         }))
     }
 }

@@ -38,19 +38,13 @@ pub(super) fn prepare(
         dest_login(&account.account),
     )
     .map_err(|e| StepError::config(format!("destination: {e}")))?;
+    let (rules, options) = imap_adapter::rules_and_options(account);
     Ok(Box::new(MailFiles {
         address: account.address.clone(),
         root,
         dest,
-        rules: FolderRules {
-            gmail: imap_adapter::gmail_sides(&account.source, &account.dest, &account.options),
-            ..imap_adapter::folder_rules(account.account.folders.as_ref())
-        },
-        options: imap_adapter::within_platform_limits(
-            imap_adapter::copy_options(&account.options),
-            &account.source,
-            &account.dest,
-        ),
+        rules,
+        options,
     }))
 }
 
