@@ -17,6 +17,8 @@
 
 use std::time::Duration;
 
+pub mod triage;
+
 use base64::Engine as _;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
