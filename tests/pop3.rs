@@ -137,3 +137,150 @@ fn an_unknown_certificate_and_a_wrong_password_are_refused_for_good() {
         assert_eq!(e.kind, ErrorKind::Config, "{e}");
     });
 }
+
+mod copy {
+    //! The POP3 copy (`pop3::copy`) from one Dovecot's POP3 into another's IMAP, on the
+    //! state file's journal: exactly once, incremental, and not fooled by renumbered UIDLs.
+
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    use mailshift::apply::journal::StoreJournal;
+    use mailshift::state::StateStore;
+    use mailshift::transfer::imap::copy::{CopyOptions, CopyReport, Progress};
+    use mailshift::transfer::imap::folders::FolderRules;
+    use mailshift::transfer::imap::pop3::Pop3;
+    use mailshift::transfer::imap::pop3::copy::{Pop3Job, copy_maildrop};
+    use mailshift::transfer::imap::session::{Auth, Endpoint, Secret, Security, Target};
+
+    use super::{PW, USER, message, server, target};
+    use crate::support::dovecot::{Dovecot, DovecotConfig};
+
+    struct Quiet;
+    impl Progress for Quiet {}
+
+    fn destination() -> Dovecot {
+        let users = [("dest", "Dest-Pa55word")];
+        Dovecot::start(DovecotConfig {
+            users: &users,
+            ..Default::default()
+        })
+    }
+
+    fn run(src: &Dovecot, dst: &Dovecot, store: &Arc<StateStore>) -> CopyReport {
+        let job = Arc::new(Pop3Job {
+            resource_id: "mail.popper".into(),
+            account: USER.into(),
+            source: target(src, src.pop3s_port(), Security::Tls, PW),
+            dest: Target::new(
+                Endpoint {
+                    host: "127.0.0.1".into(),
+                    port: dst.port(),
+                    security: Security::None,
+                    ca_file: None,
+                    insecure_skip_verify: false,
+                    timeout: Duration::from_secs(30),
+                },
+                Auth::Password {
+                    login: "dest".into(),
+                    password: Secret::new("Dest-Pa55word"),
+                },
+            ),
+            rules: FolderRules::default(),
+            options: CopyOptions::default(),
+            sync_point: 1,
+            login_grace: Duration::ZERO,
+        });
+        let journal = Arc::new(StoreJournal::new(store.clone(), "mail.popper"));
+        super::runtime()
+            .block_on(copy_maildrop(
+                job,
+                journal,
+                Arc::new(Quiet),
+                Arc::new(AtomicBool::new(false)),
+            ))
+            .unwrap_or_else(|e| panic!("{e:?}\n{}\n{}", src.log(), dst.log()))
+    }
+
+    fn uidls(src: &Dovecot) -> Vec<String> {
+        super::runtime().block_on(async {
+            let t = target(src, src.pop3s_port(), Security::Tls, PW);
+            let mut pop = Pop3::connect(&t).await.unwrap();
+            let uidls = pop.uidl().await.unwrap();
+            pop.quit().await;
+            uidls.into_iter().map(|(_, u)| u).collect()
+        })
+    }
+
+    fn inbox(dst: &Dovecot) -> Vec<Vec<u8>> {
+        let mut imap = dst.login("dest", "Dest-Pa55word");
+        let mut bodies: Vec<Vec<u8>> = imap
+            .uid_fetch_all("INBOX")
+            .unwrap()
+            .into_iter()
+            .map(|m| m.bytes)
+            .collect();
+        bodies.sort();
+        bodies
+    }
+
+    #[test]
+    fn copies_once_then_only_new_mail_then_nothing_after_a_uidl_renumbering() {
+        let src = server();
+        let dst = destination();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(StateStore::open(&dir.path().join("state.db")).unwrap());
+
+        let first = run(&src, &dst, &store);
+        assert_eq!(first.folders[0].copied, 3);
+        let mut want: Vec<Vec<u8>> = (0..3).map(message).collect();
+        want.sort();
+        assert_eq!(inbox(&dst), want);
+
+        // Nothing new: nothing fetched, nothing copied.
+        let again = run(&src, &dst, &store);
+        assert_eq!(
+            (again.folders[0].copied, again.folders[0].rematched),
+            (0, 0)
+        );
+
+        // New mail: only it is copied.
+        let mut imap = src.login(USER, PW);
+        imap.append("INBOX", &[], None, &message(3)).unwrap();
+        imap.logout().unwrap();
+        let more = run(&src, &dst, &store);
+        assert_eq!(more.folders[0].copied, 1);
+
+        // Every UIDL changes (Dovecot's UIDL holds the UIDVALIDITY): the maildrop rebuilt
+        // with the same messages and one new. Re-matched by content; only the new one copied.
+        let before = uidls(&src);
+        // UIDVALIDITY is the creation time in seconds: a second later it is sure to differ.
+        std::thread::sleep(Duration::from_millis(1100));
+        std::fs::remove_dir_all(src.dir().join("mail").join(USER).join("Maildir")).unwrap();
+        let mut imap = src.login(USER, PW);
+        for i in [0, 1, 2, 3, 4] {
+            imap.append("INBOX", &[], None, &message(i)).unwrap();
+        }
+        imap.logout().unwrap();
+        let after = uidls(&src);
+        assert!(
+            before.iter().all(|u| !after.contains(u)),
+            "{before:?} {after:?}"
+        );
+        let renumbered = run(&src, &dst, &store);
+        assert_eq!(
+            (
+                renumbered.folders[0].copied,
+                renumbered.folders[0].rematched
+            ),
+            (1, 4),
+            "{renumbered:?}"
+        );
+        let mut want: Vec<Vec<u8>> = (0..5).map(message).collect();
+        want.sort();
+        assert_eq!(inbox(&dst), want);
+        // The POP3 side still holds everything: nothing is ever deleted there.
+        assert_eq!(src.stored_messages(USER), 5);
+    }
+}

@@ -17,6 +17,7 @@
 
 use std::time::Duration;
 
+pub mod copy;
 pub mod triage;
 
 use base64::Engine as _;

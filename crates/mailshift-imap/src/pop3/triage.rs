@@ -14,12 +14,24 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use sha2::{Digest, Sha256};
+
 use super::Listed;
+
+/// How a UIDL is kept in the journal, whose records are keyed by numbers: the first 64 bits
+/// of its SHA-256 (never 0, which means "none"), in the record's `source_msgid`. Two UIDLs of
+/// one maildrop share a key with odds of about n²/2⁶⁵ (3 in 100 million for a million
+/// messages), and the size must match as well.
+pub fn uidl_key(uidl: &str) -> u64 {
+    let h = Sha256::digest(uidl.as_bytes());
+    u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]).max(1)
+}
 
 /// A message an earlier run copied (or matched), as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {
-    pub uidl: String,
+    /// [`uidl_key`] of its UIDL.
+    pub uidl: u64,
     pub size: u64,
     /// [`crate::copy::content_hash`] of the message as sent.
     pub hash: [u8; 32],
@@ -43,15 +55,11 @@ pub struct Triage {
 
 /// Sorts a listing against the records.
 pub fn triage(listing: &[Listed], known: &[Known]) -> Triage {
-    let by_uidl: HashMap<&str, usize> = known
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.uidl.as_str(), i))
-        .collect();
+    let by_uidl: HashMap<u64, usize> = known.iter().enumerate().map(|(i, k)| (k.uidl, i)).collect();
     let mut out = Triage::default();
     let mut matched = HashSet::new();
     for l in listing {
-        match by_uidl.get(l.uidl.as_str()) {
+        match by_uidl.get(&uidl_key(&l.uidl)) {
             Some(&i) if known[i].size == l.size => {
                 out.present.push(l.number);
                 matched.insert(i);
@@ -102,10 +110,17 @@ mod tests {
 
     fn known(uidl: &str, size: u64, hash: u8) -> Known {
         Known {
-            uidl: uidl.into(),
+            uidl: uidl_key(uidl),
             size,
             hash: [hash; 32],
         }
+    }
+
+    #[test]
+    fn uidl_keys_are_stable_distinct_and_never_zero() {
+        assert_eq!(uidl_key("0000000154f1a2b3"), uidl_key("0000000154f1a2b3"));
+        assert_ne!(uidl_key("0000000154f1a2b3"), uidl_key("0000000254f1a2b3"));
+        assert_ne!(uidl_key(""), 0);
     }
 
     #[test]
