@@ -209,8 +209,7 @@ pub async fn copy_maildrop(
         let batch = &todo[i..end];
         i = end;
         let mut entries: Vec<(u32, MessageRecord)> = Vec::new();
-        // (meta, body, hash, UIDL key, listed size)
-        let mut to_send: Vec<(MessageMeta, Vec<u8>, [u8; 32], u64, u64)> = Vec::new();
+        let mut to_send: Vec<Fetched> = Vec::new();
         for l in batch {
             let body = pop.retr(l.number).await?;
             let hash = content_hash(&body);
@@ -327,6 +326,9 @@ pub async fn copy_maildrop(
     dst.logout().await;
     Ok(report)
 }
+
+/// A fetched message to send: (meta, body, content hash, UIDL key, size as LIST gave it).
+type Fetched = (MessageMeta, Vec<u8>, [u8; 32], u64, u64);
 
 /// What the copy's filters and `send` read. POP3 gives no flags and no arrival date: the
 /// destination stores the message unflagged, dated when it arrives.
