@@ -118,6 +118,7 @@ impl Builder {
                         service: None,
                         mx_plan_api: None,
                         imap,
+                        pop3: None,
                         dav: None,
                         oauth2,
                         limits: Default::default(),
