@@ -284,3 +284,136 @@ mod copy {
         assert_eq!(src.stored_messages(USER), 5);
     }
 }
+
+mod apply {
+    //! `mailshift apply` with a `pop3:` source: the plan's way in, and kill -9 at random
+    //! moments losing and duplicating nothing.
+
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::{PW, USER};
+    use crate::support::dovecot::{Dovecot, DovecotConfig};
+
+    const DEST_PW: &str = "Dest-Pa55word";
+
+    fn write_plan(dir: &Path, src: &Dovecot, dst: &Dovecot) {
+        let plan = format!(
+            "version: 1\nplatforms:\n  old: {{type: imap, pop3: {{host: 127.0.0.1, port: {}, security: tls, ca_file: {}}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: popper@example.com\n    from: old\n    to: new\n    content: [mail]\n    source: {{login: {USER}, password: {{env: POP_PW}}}}\n    destination: {{login: dest, password: {{env: DEST_PW}}}}\n",
+            src.pop3s_port(),
+            src.ca_pem_path().display(),
+            dst.port()
+        );
+        std::fs::write(dir.join("plan.yaml"), plan).unwrap();
+    }
+
+    fn mailshift(dir: &Path) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mailshift"));
+        c.args(["apply", "plan.yaml"])
+            .current_dir(dir)
+            .env("POP_PW", PW)
+            .env("DEST_PW", DEST_PW);
+        c
+    }
+
+    fn message(n: usize) -> Vec<u8> {
+        let mut m = format!(
+            "From: a@example.org\r\nTo: popper@example.org\r\nSubject: m{n}\r\nMessage-ID: <m{n}@example.org>\r\n\r\n"
+        );
+        while m.len() < 4_000 {
+            m.push_str(&format!("line of message {n}\r\n"));
+        }
+        m.into_bytes()
+    }
+
+    fn bodies(dst: &Dovecot) -> Vec<Vec<u8>> {
+        let mut imap = dst.login("dest", DEST_PW);
+        let mut b: Vec<Vec<u8>> = imap
+            .uid_fetch_all("INBOX")
+            .unwrap()
+            .into_iter()
+            .map(|m| m.bytes)
+            .collect();
+        b.sort();
+        b
+    }
+
+    #[test]
+    fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+        let users = [(USER, PW)];
+        let src = Dovecot::start(DovecotConfig {
+            users: &users,
+            tls: true,
+            pop3: true,
+            ..Default::default()
+        });
+        let dst_users = [("dest", DEST_PW)];
+        let dst = Dovecot::start(DovecotConfig {
+            users: &dst_users,
+            ..Default::default()
+        });
+        let mut imap = src.login(USER, PW);
+        let count = 300;
+        for n in 0..count {
+            imap.append("INBOX", &[], None, &message(n)).unwrap();
+        }
+        imap.logout().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(dir.path(), &src, &dst);
+
+        let mut seed: u64 = 0x9095_5eed;
+        let mut kills = 0;
+        for run in 0..6 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let after = Duration::from_millis(40 + (seed >> 33) % 600);
+            let mut child = mailshift(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            if run == 0 {
+                // Killed once its first messages are on the server: a fixed delay may outlast
+                // the whole copy on a fast machine.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while dst.stored_messages("dest") == 0
+                    && Instant::now() < deadline
+                    && child.try_wait().unwrap().is_none()
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            } else {
+                std::thread::sleep(after);
+            }
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap(); // SIGKILL
+                kills += 1;
+            }
+            child.wait().unwrap();
+        }
+        assert!(
+            kills > 0,
+            "no run was killed: the test did not test anything"
+        );
+        let out = mailshift(dir.path()).output().unwrap();
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        let mut want: Vec<Vec<u8>> = (0..count).map(message).collect();
+        want.sort();
+        let got = bodies(&dst);
+        assert_eq!(got.len(), want.len(), "after {kills} kills\n{text}");
+        assert!(got == want, "after {kills} kills: contents differ\n{text}");
+        // Nothing was deleted from the POP3 server.
+        assert_eq!(src.stored_messages(USER), count);
+        // And a run after that copies nothing.
+        let again = mailshift(dir.path()).output().unwrap();
+        assert!(again.status.success());
+        assert_eq!(bodies(&dst).len(), count);
+    }
+}

@@ -306,6 +306,43 @@ pub async fn copy_maildrop(
             return Err(e);
         }
     }
+    // Late copies of an interrupted run: an APPEND the killed run sent may land after this
+    // run looked (the server was still storing it), and this run then sent the message again.
+    // Once the folder is done, copies of our own messages from the mark on that no record
+    // names are removed (UIDPLUS: every record knows its destination UID).
+    if let Some(from) = resumed
+        && !stop.load(Ordering::Relaxed)
+        && dst.caps.uidplus
+        && copied.values().all(|r| r.dest_uid != 0)
+    {
+        let known: HashSet<u32> = copied.values().map(|r| r.dest_uid).collect();
+        let ours: HashSet<[u8; 32]> = copied.values().map(|r| r.hash).collect();
+        let strays: Vec<(u32, u64)> = dst
+            .fetch_meta(&format!("{from}:*"), None)
+            .await?
+            .into_iter()
+            .filter(|m| m.uid >= from && !known.contains(&m.uid))
+            .map(|m| (m.uid, u64::from(m.size)))
+            .collect();
+        let duplicates: Vec<u32> = hash_messages(&mut dst, &strays)
+            .await?
+            .into_iter()
+            .filter(|(_, h)| ours.contains(h))
+            .map(|(u, _)| u)
+            .collect();
+        if !duplicates.is_empty() {
+            dst.expunge_uids(&duplicates).await?;
+            fr.duplicates_removed += duplicates.len() as u64;
+            progress.note(
+                &job.account,
+                &format!(
+                    "{}: removed {} left by an interrupted run",
+                    plan.path,
+                    plural(duplicates.len(), "duplicate")
+                ),
+            );
+        }
+    }
     if !stop.load(Ordering::Relaxed) {
         let rec = record_for(&copied, None);
         let k = key.clone();
