@@ -1015,7 +1015,7 @@ impl<'a> Validator<'a> {
                 ),
                 (Content::Mail, PlatformKind::Files) => {}
                 (Content::Mail, _) if p.pop3.is_some() && side == Side::To => self.error(
-                    &join(&base, &[key("to")]),
+                    &side_path,
                     format!("platform `{name}` reads mail over POP3 (`pop3:`), which cannot write: it cannot be a destination"),
                     format!("give platform `{name}` an `imap:` endpoint instead, or use it only as a source (`from`)"),
                 ),
