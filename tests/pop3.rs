@@ -282,6 +282,20 @@ mod copy {
         assert_eq!(inbox(&dst), want);
         // The POP3 side still holds everything: nothing is ever deleted there.
         assert_eq!(src.stored_messages(USER), 5);
+
+        // The state lost: what the destination holds is matched, not copied again.
+        let fresh = tempfile::tempdir().unwrap();
+        let store = Arc::new(StateStore::open(&fresh.path().join("state.db")).unwrap());
+        let lost = run(&src, &dst, &store);
+        assert_eq!(
+            (lost.folders[0].copied, lost.folders[0].adopted),
+            (0, 5),
+            "{lost:?}"
+        );
+        assert_eq!(inbox(&dst), want);
+        // And recorded: the next run fetches nothing.
+        let after = run(&src, &dst, &store);
+        assert_eq!((after.folders[0].copied, after.folders[0].adopted), (0, 0));
     }
 }
 

@@ -28,10 +28,11 @@ use crate::copy::{
     StopFlag, connect_fresh, content_hash, dest_flags, hash_messages, in_journal, now, send,
 };
 use crate::error::ErrorKind;
+use crate::files::headers::read_header;
 use crate::folders::{FolderRules, RemoteFolder, map_folders};
 use crate::journal::{FolderRecord, Journal, MessageRecord};
 use crate::plural;
-use crate::session::{MessageMeta, Target};
+use crate::session::{MessageMeta, Target, uid_set};
 
 /// The maildrop's journal "UIDVALIDITY": UIDLs need none (a changed UIDL is caught by
 /// content), so it never changes.
@@ -104,12 +105,13 @@ pub async fn copy_maildrop(
     if let Some(r) = &record
         && (r.dest_uidvalidity != status.uidvalidity || r.dest_folder != plan.dest)
     {
-        // The records name messages of another folder: forgotten, and since nothing is
-        // adopted here yet, the copy starts again (a note says so).
+        // The records name messages of another folder: forgotten, and what the folder holds
+        // is matched as after a lost state (below).
         progress.note(
             &job.account,
             &format!(
-                "{}: the destination folder changed since the last run; copying the maildrop again",
+                "{}: the destination folder changed since the last run; matching what it holds \
+                 by content instead of copying again",
                 plan.path
             ),
         );
@@ -151,7 +153,7 @@ pub async fn copy_maildrop(
     let mut todo: Vec<&Listed> = Vec::new();
     for n in &t.fetch {
         let l = by_number[n];
-        let meta = meta_of(0, l.size);
+        let meta = meta_of(0, l.size, None);
         if !job.options.size_ok(&meta) {
             fr.too_large.push((l.number, meta.size));
             continue;
@@ -177,6 +179,47 @@ pub async fn copy_maildrop(
     // What an interrupted run may have left in the destination: hashed, and taken for the
     // messages about to be sent.
     let dinfo = dst.open(&plan.dest, true).await?;
+    // No record, yet the destination holds messages (a lost state, another tool's copy): each
+    // fetched message is matched by Message-ID, then by content, before it is sent.
+    let adopting = record.is_none() && dinfo.exists > 0 && !todo.is_empty();
+    let mut by_id: HashMap<Option<String>, Vec<(u32, u64)>> = HashMap::new();
+    if adopting {
+        let all: Vec<u32> = dst
+            .fetch_meta("1:*", None)
+            .await?
+            .into_iter()
+            .map(|m| m.uid)
+            .collect();
+        if job.options.expect_empty {
+            return Err(CopyError::new(
+                ErrorKind::Config,
+                format!(
+                    "destination folder {:?} already holds {}, but the plan says the destination is \
+                     empty (`adopt_existing: false`): remove them, or set `adopt_existing: true` to \
+                     match them against the POP3 mailbox and copy only the rest",
+                    plan.dest_path,
+                    plural(all.len(), "message")
+                ),
+            ));
+        }
+        for chunk in all.chunks(1000) {
+            for (uid, fp) in dst.fetch_fingerprints(&uid_set(chunk)).await? {
+                by_id
+                    .entry(fp.message_id)
+                    .or_default()
+                    .push((uid, u64::from(fp.size)));
+            }
+        }
+        progress.note(
+            &job.account,
+            &format!(
+                "{}: the destination folder already holds {} the state has no record of; \
+                 matching them against the POP3 mailbox before copying",
+                plan.path,
+                plural(dinfo.exists as usize, "message")
+            ),
+        );
+    }
     let mut pending: HashMap<[u8; 32], VecDeque<u32>> = HashMap::new();
     if let Some(from) = mark {
         crate::files::settle(&mut dst, &plan.dest).await?;
@@ -242,9 +285,29 @@ pub async fn copy_maildrop(
                 ));
                 next_slot += 1;
                 fr.rematched += 1;
+            } else if let Some(d) = match adopting {
+                true => adopt(&mut dst, &mut by_id, &body, hash).await?,
+                false => None,
+            } {
+                // Already on the destination, copied by no run of ours: recorded at sync
+                // point 0, so no rollback of ours ever removes it.
+                entries.push((
+                    next_slot,
+                    MessageRecord {
+                        dest_uid: d,
+                        hash,
+                        size: l.size,
+                        sync_point: 0,
+                        source_msgid: id,
+                        ..Default::default()
+                    },
+                ));
+                next_slot += 1;
+                fr.adopted += 1;
             } else {
+                let date = read_header(&body).date;
                 to_send.push((
-                    meta_of(next_slot, body.len() as u64),
+                    meta_of(next_slot, body.len() as u64, date),
                     body,
                     hash,
                     id,
@@ -368,13 +431,37 @@ pub async fn copy_maildrop(
 type Fetched = (MessageMeta, Vec<u8>, [u8; 32], u64, u64);
 
 /// What the copy's filters and `send` read. POP3 gives no flags and no arrival date: the
-/// destination stores the message unflagged, dated when it arrives.
-fn meta_of(slot: u32, size: u64) -> MessageMeta {
+/// message is stored unflagged, dated by its `Date` header (as the file import does), or when
+/// it arrives if it has none.
+fn meta_of(slot: u32, size: u64, date: Option<String>) -> MessageMeta {
     MessageMeta {
         uid: slot,
         size: u32::try_from(size).unwrap_or(u32::MAX),
         flags: Vec::new(),
-        internal_date: None,
+        internal_date: date,
         modseq: None,
     }
+}
+
+/// The destination message a fetched one already is, if any: candidates with its Message-ID
+/// (or, without one, those with none), hashed; a match is taken out of the candidates.
+async fn adopt(
+    dst: &mut crate::session::Imap,
+    by_id: &mut HashMap<Option<String>, Vec<(u32, u64)>>,
+    body: &[u8],
+    hash: [u8; 32],
+) -> Result<Option<u32>, CopyError> {
+    let id = read_header(body).message_id;
+    let Some(candidates) = by_id.get_mut(&id) else {
+        return Ok(None);
+    };
+    let found = hash_messages(dst, candidates)
+        .await?
+        .into_iter()
+        .find(|(_, h)| *h == hash)
+        .map(|(u, _)| u);
+    if let Some(uid) = found {
+        candidates.retain(|(u, _)| *u != uid);
+    }
+    Ok(found)
 }
