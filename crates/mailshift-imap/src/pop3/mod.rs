@@ -447,18 +447,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3<S> {
     }
 
     /// A multi-line command: its data, dot-unstuffed, without the terminating `.` line.
+    ///
+    /// No timeout on the whole: a large message on a slow link may take longer than the
+    /// endpoint's `timeout:`, which bounds each wait for more bytes instead (in `send`, `line`
+    /// and `data`), as it bounds one IMAP command's silence.
     async fn multi(&mut self, what: &str, command: &str) -> Result<Vec<u8>, ImapError> {
-        let t = self.timeout;
-        let answer = tokio::time::timeout(t, async {
-            self.send(command).await?;
-            match self.answer().await? {
-                Ok(_) => self.data(what).await.map(Ok),
-                Err(text) => Ok(Err(text)),
-            }
-        })
-        .await
-        .map_err(|_| self.timed_out(what))??;
-        answer.map_err(|text| self.refused(what, &text))
+        self.send(command).await?;
+        match self.answer().await? {
+            Ok(_) => self.data(what).await,
+            Err(text) => Err(self.refused(what, &text)),
+        }
     }
 
     /// The lines of a multi-line answer up to the lone `.`, each dot-unstuffed (RFC 1939 §3).
@@ -466,10 +464,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3<S> {
         let mut out = Vec::new();
         loop {
             let start = out.len();
-            let n = self
-                .io
-                .read_until(b'\n', &mut out)
+            let n = tokio::time::timeout(self.timeout, self.io.read_until(b'\n', &mut out))
                 .await
+                .map_err(|_| self.timed_out(what))?
                 .map_err(|e| self.dropped(what, &e))?;
             let line = &out[start..];
             if n == 0 || !line.ends_with(b"\n") {
@@ -499,21 +496,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3<S> {
 
     async fn send(&mut self, line: &str) -> Result<(), ImapError> {
         let io = self.io.get_mut();
-        let sent = async {
+        let sent = tokio::time::timeout(self.timeout, async {
             io.write_all(line.as_bytes()).await?;
             io.write_all(b"\r\n").await?;
             io.flush().await
-        }
+        })
         .await;
-        sent.map_err(|e| self.dropped("sending a command", &e))
+        match sent {
+            Err(_) => Err(self.timed_out("sending a command")),
+            Ok(sent) => sent.map_err(|e| self.dropped("sending a command", &e)),
+        }
     }
 
     async fn line(&mut self, max: u64) -> Result<Vec<u8>, ImapError> {
         let mut line = Vec::new();
-        let n = (&mut self.io)
-            .take(max)
-            .read_until(b'\n', &mut line)
-            .await
+        let timeout = self.timeout;
+        let mut limited = (&mut self.io).take(max);
+        let read = tokio::time::timeout(timeout, limited.read_until(b'\n', &mut line)).await;
+        let n = read
+            .map_err(|_| self.timed_out("waiting for an answer"))?
             .map_err(|e| self.dropped("reading", &e))?;
         if n == 0 {
             return Err(ImapError::transient(format!(
