@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs the system packages mailshift's tests, demo and benchmarks need (Dovecot IMAP
-# servers, Radicale and Xandikos CardDAV/CalDAV servers) on a fresh Debian/Ubuntu machine. Safe
-# to re-run: does nothing when all is present.
+# Installs the system packages mailshift's tests, demo and benchmarks need (Dovecot IMAP and
+# POP3 servers, Radicale and Xandikos CardDAV/CalDAV servers) on a fresh Debian/Ubuntu machine.
+# Safe to re-run: does nothing when all is present.
 # `--browser` adds headless Chromium (and a font for its screenshots): the test of watch mode's
 # status page runs it, and fails under CI without it.
 # `--bench` adds what only the benchmarks compare against: vdirsyncer (bench/dav.sh).
 set -euo pipefail
 
-PACKAGES=(dovecot-core dovecot-imapd radicale xandikos)
+# dovecot-pop3d: the POP3 source tests (tests/pop3.rs) run Dovecot's POP3 server.
+PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d radicale xandikos)
 for arg in "$@"; do
     case "$arg" in
         --browser) PACKAGES+=(chromium fonts-dejavu-core) ;;

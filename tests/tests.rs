@@ -21,6 +21,7 @@ mod ovh_e2e;
 mod ovh_sim;
 mod ovh_sim_client;
 mod plan_cmd;
+mod pop3;
 mod quota;
 mod rollback;
 mod state_cmd;

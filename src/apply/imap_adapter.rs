@@ -27,31 +27,63 @@ pub fn target(
     creds: &Credentials,
     login: String,
 ) -> Result<Target, String> {
-    let base = loaded.base_dir.as_path();
     let endpoint = platform
         .imap_endpoint()
         .ok_or("the platform has no `imap` endpoint")?;
-    let auth = if let Some(tokens) = crate::auth::tokens_for(loaded, platform, creds, &login)? {
-        Auth::XOAuth2 { login, tokens }
-    } else {
-        match (&creds.password, &creds.oauth2_token) {
-            (_, Some(token)) => Auth::XOAuth2 {
-                login,
-                tokens: Tokens::fixed(secret(token.resolve(base).map_err(|e| e.to_string())?)),
-            },
-            (Some(pw), None) => Auth::Password {
-                login,
-                password: secret(pw.resolve(base).map_err(|e| e.to_string())?),
-            },
-            (None, None) => {
-                return Err(
+    let auth = auth(loaded, platform, creds, login)?;
+    Ok(Target::new(
+        self::endpoint(&endpoint, loaded.base_dir.as_path()),
+        auth,
+    ))
+}
+
+/// The POP3 server of a `pop3:` platform (a source), with the login as for IMAP: the same
+/// password, token or `oauth2` block (XOAUTH2).
+pub fn pop3_target(
+    loaded: &Loaded,
+    platform: &Platform,
+    creds: &Credentials,
+    login: String,
+) -> Result<Target, String> {
+    let ep = platform
+        .pop3
+        .as_ref()
+        .ok_or("the platform has no `pop3` endpoint")?;
+    let auth = auth(loaded, platform, creds, login)?;
+    let mut endpoint = self::endpoint(ep, loaded.base_dir.as_path());
+    endpoint.port = ep.effective_pop3_port();
+    Ok(Target::new(endpoint, auth))
+}
+
+fn auth(
+    loaded: &Loaded,
+    platform: &Platform,
+    creds: &Credentials,
+    login: String,
+) -> Result<Auth, String> {
+    let base = loaded.base_dir.as_path();
+    Ok(
+        if let Some(tokens) = crate::auth::tokens_for(loaded, platform, creds, &login)? {
+            Auth::XOAuth2 { login, tokens }
+        } else {
+            match (&creds.password, &creds.oauth2_token) {
+                (_, Some(token)) => Auth::XOAuth2 {
+                    login,
+                    tokens: Tokens::fixed(secret(token.resolve(base).map_err(|e| e.to_string())?)),
+                },
+                (Some(pw), None) => Auth::Password {
+                    login,
+                    password: secret(pw.resolve(base).map_err(|e| e.to_string())?),
+                },
+                (None, None) => {
+                    return Err(
                     "no password, token or `oauth2` block (the plan validator should have refused this)"
                         .into(),
                 );
+                }
             }
-        }
-    };
-    Ok(Target::new(self::endpoint(&endpoint, base), auth))
+        },
+    )
 }
 
 /// A plan endpoint with its defaults filled in (port, timeout) and its CA file resolved

@@ -67,18 +67,26 @@ impl Builder {
             Security::Starttls => 1,
             Security::None => 2,
         };
-        let key = (side, ep.host.clone(), ep.effective_port(), security);
+        let pop3 = declared == ServerType::Pop3;
+        // A POP3 and an IMAP endpoint of one host are two platforms.
+        let (port, security) = if pop3 {
+            (ep.effective_pop3_port(), security + 3)
+        } else {
+            (ep.effective_port(), security)
+        };
+        let key = (side, ep.host.clone(), port, security);
         let name = match self.by_endpoint.get(&key) {
             Some(name) => name.clone(),
             None => {
                 let base = format!("{}-{}", side.as_str(), slug(&ep.host));
-                let mut candidates = vec![base.clone(), format!("{base}-{}", ep.effective_port())];
+                let base = if pop3 { format!("{base}-pop3") } else { base };
+                let mut candidates = vec![base.clone(), format!("{base}-{port}")];
                 let sec = match ep.security {
                     Security::Tls => "tls",
                     Security::Starttls => "starttls",
                     Security::None => "plain",
                 };
-                candidates.push(format!("{base}-{}-{sec}", ep.effective_port()));
+                candidates.push(format!("{base}-{port}-{sec}"));
                 let name = candidates
                     .into_iter()
                     .find(|c| !self.platforms.contains_key(c))
@@ -95,17 +103,36 @@ impl Builder {
                         ),
                     );
                 }
-                let kind = cloud_product(&imap.host).unwrap_or(PlatformKind::Imap);
+                // A POP3 source is a plain `imap` platform reading through `pop3:` (Gmail's
+                // POP3 host is not its IMAP type's).
+                let kind = if pop3 {
+                    PlatformKind::Imap
+                } else {
+                    cloud_product(&imap.host).unwrap_or(PlatformKind::Imap)
+                };
+                let (imap, pop3_ep) = if pop3 {
+                    self.note(
+                        &name,
+                        format!(
+                            "{} is read over POP3: its one mailbox goes to the destination's INBOX \
+                             (map `INBOX` in the account's `folders` to put it elsewhere), unflagged",
+                            imap.host
+                        ),
+                    );
+                    (None, Some(imap))
+                } else {
+                    (Some(imap), None)
+                };
                 // Gmail's and Microsoft 365's own endpoint is their type's default: leave it out.
-                let imap = match kind.default_imap() {
-                    Some(default)
+                let imap = match (kind.default_imap(), imap) {
+                    (Some(default), Some(imap))
                         if default.host.eq_ignore_ascii_case(&imap.host)
                             && default.effective_port() == imap.effective_port()
                             && default.security == imap.security =>
                     {
                         None
                     }
-                    _ => Some(imap),
+                    (_, imap) => imap,
                 };
                 let oauth2 =
                     (kind == PlatformKind::Microsoft365).then(|| self.m365_app(&name, side));
@@ -118,6 +145,7 @@ impl Builder {
                         service: None,
                         mx_plan_api: None,
                         imap,
+                        pop3: pop3_ep,
                         dav: None,
                         oauth2,
                         limits: Default::default(),

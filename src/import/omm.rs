@@ -3,7 +3,7 @@
 
 use super::builder::{Builder, Side};
 use super::csv::{check_address, column_label, duplicate_message, read_rows};
-use super::server::{Server, ServerType, parse_server};
+use super::server::{Server, ServerType, parse_pop3_server, parse_server};
 use super::{ImportError, Imported, OmmOptions, quoted};
 
 const OMM_COLUMNS: [&str; 10] = [
@@ -60,16 +60,7 @@ pub fn omm_csv(
         let source_kind = match source_type.to_ascii_lowercase().as_str() {
             "imap" => ServerType::Imap,
             "exchange" => ServerType::Exchange,
-            "pop" | "pop3" => {
-                return Err(err(
-                    n,
-                    Some(0),
-                    "POP sources are not supported: mailshift reads the source over IMAP; \
-                     if the server also offers IMAP, write IMAP here and its IMAP server in \
-                     column B"
-                        .into(),
-                ));
-            }
+            "pop" | "pop3" => ServerType::Pop3,
             _ => {
                 return Err(err(
                     n,
@@ -104,7 +95,12 @@ pub fn omm_csv(
                 "the source server is empty; write its host name, e.g. imap.example.com".into(),
             ));
         }
-        let source = parse_server(cell(1)).map_err(|m| err(n, Some(1), m))?;
+        let source = if source_kind == ServerType::Pop3 {
+            parse_pop3_server(cell(1))
+        } else {
+            parse_server(cell(1))
+        }
+        .map_err(|m| err(n, Some(1), m))?;
         let destination = if cell(5).is_empty() {
             match &opts.dest_fallback {
                 Some(ep) => Server {

@@ -36,6 +36,8 @@ pub fn endpoint(
 pub(super) enum ServerType {
     Imap,
     Exchange,
+    /// A POP3 server (OMM's `POP` source type): the platform gets a `pop3:` endpoint.
+    Pop3,
 }
 
 pub(super) struct Server {
@@ -53,6 +55,75 @@ fn default_port(security: Security) -> u16 {
 
 /// Reads a server cell: `host`, `host:port`, or a URL (`imaps://`, `imap://`, `https://`).
 pub(super) fn parse_server(text: &str) -> Result<Server, String> {
+    let (scheme, host, port) = host_port(text)?;
+    let (security, port, web_url) = match scheme.as_deref() {
+        None => (
+            if port == Some(143) {
+                Security::Starttls
+            } else {
+                Security::Tls
+            },
+            port,
+            false,
+        ),
+        Some("imaps") => (Security::Tls, port, false),
+        Some("imap") => (Security::Starttls, port, false),
+        // A web URL's port is the web server's, not IMAP's.
+        Some("https" | "http") => (Security::Tls, None, true),
+        Some(other) => {
+            return Err(format!(
+                "{} has the scheme {}; write a host name, or an imaps://, imap:// or https:// \
+                 URL",
+                quoted(text),
+                quoted(other)
+            ));
+        }
+    };
+    let port = port.filter(|&p| p != default_port(security));
+    Ok(Server {
+        endpoint: endpoint_of(host, port, security),
+        web_url,
+    })
+}
+
+/// Reads a POP3 server cell: `host` (POP3 over TLS, 995), `host:110` (STLS), `host:port`, or
+/// a `pop3s://` (TLS) or `pop3://` / `pop://` (STLS) URL.
+pub(super) fn parse_pop3_server(text: &str) -> Result<Server, String> {
+    let (scheme, host, port) = host_port(text)?;
+    let security = match scheme.as_deref() {
+        None if port == Some(110) => Security::Starttls,
+        None | Some("pop3s" | "pops") => Security::Tls,
+        Some("pop3" | "pop") => Security::Starttls,
+        Some(other) => {
+            return Err(format!(
+                "{} has the scheme {} for a POP source; write a host name, or a pop3s:// or \
+                 pop3:// URL",
+                quoted(text),
+                quoted(other)
+            ));
+        }
+    };
+    let default = if security == Security::Tls { 995 } else { 110 };
+    Ok(Server {
+        endpoint: endpoint_of(host, port.filter(|&p| p != default), security),
+        web_url: false,
+    })
+}
+
+fn endpoint_of(host: &str, port: Option<u16>, security: Security) -> ImapEndpoint {
+    ImapEndpoint {
+        host: host.to_lowercase(),
+        port,
+        security,
+        ca_file: None,
+        insecure_skip_verify: false,
+        allow_plaintext: false,
+        timeout: None,
+    }
+}
+
+/// A server cell's scheme (lower-cased), host and port.
+fn host_port(text: &str) -> Result<(Option<String>, &str, Option<u16>), String> {
     let (scheme, rest) = match text.split_once("://") {
         Some((scheme, rest)) => (Some(scheme.to_ascii_lowercase()), rest),
         None => (None, text),
@@ -98,42 +169,7 @@ pub(super) fn parse_server(text: &str) -> Result<Server, String> {
             _ => return Err(format!("{} has a bad port number", quoted(text))),
         },
     };
-    let (security, port, web_url) = match scheme.as_deref() {
-        None => (
-            if port == Some(143) {
-                Security::Starttls
-            } else {
-                Security::Tls
-            },
-            port,
-            false,
-        ),
-        Some("imaps") => (Security::Tls, port, false),
-        Some("imap") => (Security::Starttls, port, false),
-        // A web URL's port is the web server's, not IMAP's.
-        Some("https" | "http") => (Security::Tls, None, true),
-        Some(other) => {
-            return Err(format!(
-                "{} has the scheme {}; write a host name, or an imaps://, imap:// or https:// \
-                 URL",
-                quoted(text),
-                quoted(other)
-            ));
-        }
-    };
-    let port = port.filter(|&p| p != default_port(security));
-    Ok(Server {
-        endpoint: ImapEndpoint {
-            host: host.to_lowercase(),
-            port,
-            security,
-            ca_file: None,
-            insecure_skip_verify: false,
-            allow_plaintext: false,
-            timeout: None,
-        },
-        web_url,
-    })
+    Ok((scheme, host, port))
 }
 
 /// The OVHcloud product a host belongs to, from OVHcloud's published server names.

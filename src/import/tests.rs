@@ -134,9 +134,10 @@ fn omm_reports_bad_rows_with_file_row_column_and_fix() {
              IMAP, Exchange or POP",
         ),
         (
-            "POP source",
-            "POP;a;b;c;IMAP;e;f@x.org;g;;\n".into(),
-            "in.csv, row 1, column A (Source Type): POP sources are not supported",
+            "POP source given as an IMAP URL",
+            "POP;imaps://pop.x.org;b;c;IMAP;e;f@x.org;g;;\n".into(),
+            "in.csv, row 1, column B (Source Server): \"imaps://pop.x.org\" has the scheme \
+             \"imaps\" for a POP source; write a host name, or a pop3s:// or pop3:// URL",
         ),
         (
             "unknown destination type",
@@ -218,6 +219,62 @@ fn omm_reports_bad_rows_with_file_row_column_and_fix() {
     assert_eq!(
         err.to_string(),
         "in.csv, row 1, column D: this value is not UTF-8 text; save the file as \"CSV UTF-8\""
+    );
+}
+
+#[test]
+fn omm_pop_rows_become_pop3_sources() {
+    let input = format!(
+        "{HEADER}\nPOP;pop.old.example;u1;p1;IMAP;imap.new.example;a@y.org;d;;\n\
+         POP;pop.old.example:110;u2;p2;IMAP;imap.new.example;b@y.org;d;;\n\
+         IMAP;pop.old.example;u3;p3;IMAP;imap.new.example;c@y.org;d;;\n"
+    );
+    let imported = omm(&input).unwrap();
+    let names: Vec<_> = imported.plan.platforms.keys().cloned().collect();
+    assert_eq!(
+        names,
+        [
+            "destination-imap-new-example",
+            "source-pop-old-example",
+            "source-pop-old-example-pop3",
+            "source-pop-old-example-pop3-110",
+        ]
+    );
+    let tls = &imported.plan.platforms["source-pop-old-example-pop3"];
+    assert_eq!(tls.kind, PlatformKind::Imap);
+    assert!(tls.imap.is_none());
+    let ep = tls.pop3.as_ref().unwrap();
+    assert_eq!(
+        (
+            ep.host.as_str(),
+            ep.port,
+            ep.security,
+            ep.effective_pop3_port()
+        ),
+        ("pop.old.example", None, Security::Tls, 995)
+    );
+    let stls = imported.plan.platforms["source-pop-old-example-pop3-110"]
+        .pop3
+        .as_ref()
+        .unwrap();
+    assert_eq!((stls.port, stls.security), (None, Security::Starttls));
+    // The IMAP row of the same host is a platform of its own.
+    assert!(
+        imported.plan.platforms["source-pop-old-example"]
+            .pop3
+            .is_none()
+    );
+    assert_eq!(
+        summary(&imported)[0],
+        ("a@y.org".into(), "u1".into(), "p1".into(), "d".into())
+    );
+    assert!(
+        imported
+            .notes
+            .iter()
+            .any(|n| n.contains("is read over POP3")),
+        "{:?}",
+        imported.notes
     );
 }
 

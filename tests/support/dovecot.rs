@@ -50,6 +50,11 @@ pub struct DovecotConfig<'a> {
     /// plugin for `[Gmail]/All Mail` and a master user for the proxy (see
     /// `provider_sim::gmail`). Needs separator `/`.
     pub gmail: bool,
+    /// POP3 too (Debian's `dovecot-pop3d`): `protocols = imap pop3`, a plain POP3 listener on
+    /// `pop3_port()` (STLS offered when `tls` is on) and, with `tls`, POP3 over TLS on
+    /// `pop3s_port()`. UIDLs are Dovecot's default `%08Xu%08Xv` (UID and UIDVALIDITY), so a
+    /// folder whose UIDVALIDITY changes gives every message a new UIDL.
+    pub pop3: bool,
 }
 
 impl Default for DovecotConfig<'_> {
@@ -63,6 +68,7 @@ impl Default for DovecotConfig<'_> {
             extra: "",
             oauth2: None,
             gmail: false,
+            pop3: false,
         }
     }
 }
@@ -143,6 +149,9 @@ pub struct Dovecot {
     port: u16,
     /// The implicit-TLS (imaps) port, for instances started with `tls`.
     tls_port: Option<u16>,
+    /// The POP3 ports (plain with STLS, and implicit TLS), for instances started with `pop3`.
+    pop3_port: Option<u16>,
+    pop3s_port: Option<u16>,
     separator: char,
     identity: Identity,
     child: Option<Child>,
@@ -192,6 +201,8 @@ impl Dovecot {
             dir: Some(dir),
             port: 0,
             tls_port: None,
+            pop3_port: None,
+            pop3s_port: None,
             separator: config.separator,
             identity,
             child: None,
@@ -203,13 +214,21 @@ impl Dovecot {
 
         let mut last_failure = String::new();
         for _ in 0..PORT_ATTEMPTS {
-            let ports = free_ports(if config.tls { 2 } else { 1 });
-            let port = ports[0];
-            dovecot.tls_port = ports.get(1).copied();
+            let wanted = 1 + usize::from(config.tls) + usize::from(config.pop3) * 2;
+            let mut ports = free_ports(wanted).into_iter();
+            let port = ports.next().unwrap();
+            dovecot.tls_port = if config.tls { ports.next() } else { None };
+            dovecot.pop3_port = if config.pop3 { ports.next() } else { None };
+            dovecot.pop3s_port = if config.pop3 && config.tls {
+                ports.next()
+            } else {
+                None
+            };
             let conf = config_text(
                 dovecot.dir(),
                 port,
                 dovecot.tls_port,
+                (dovecot.pop3_port, dovecot.pop3s_port),
                 &config,
                 &dovecot.identity,
             ) + config.extra
@@ -287,6 +306,18 @@ impl Dovecot {
     pub fn tls_port(&self) -> u16 {
         self.tls_port
             .expect("tls_port(): this Dovecot was started without `tls: true`")
+    }
+
+    /// The plain POP3 port (STLS offered with `tls`). Panics unless started with `pop3`.
+    pub fn pop3_port(&self) -> u16 {
+        self.pop3_port
+            .expect("pop3_port(): this Dovecot was started without `pop3: true`")
+    }
+
+    /// The POP3-over-TLS port. Panics unless started with `pop3` and `tls`.
+    pub fn pop3s_port(&self) -> u16 {
+        self.pop3s_port
+            .expect("pop3s_port(): this Dovecot was started without `pop3: true, tls: true`")
     }
 
     /// The PEM certificate of the CA that signed the server's certificate (for 127.0.0.1
@@ -535,6 +566,7 @@ fn config_text(
     dir: &Path,
     port: u16,
     tls_port: Option<u16>,
+    (pop3_port, pop3s_port): (Option<u16>, Option<u16>),
     config: &DovecotConfig<'_>,
     id: &Identity,
 ) -> String {
@@ -550,6 +582,24 @@ fn config_text(
     };
     let token = greeting_token(dir);
     let dir = dir.display();
+    // POP3 beside IMAP: its own login service and listeners. Dovecot offers STLS on the plain
+    // one by itself once ssl is on, as it does STARTTLS for IMAP.
+    let (protocols, pop3_service) = match pop3_port {
+        Some(pop3_port) => {
+            let pop3s = match pop3s_port {
+                Some(p) => format!("    address = 127.0.0.1\n    port = {p}\n    ssl = yes\n"),
+                None => "    port = 0\n".to_string(),
+            };
+            let chroot = if id.root { "" } else { "  chroot =\n" };
+            (
+                "imap pop3",
+                format!(
+                    "service pop3-login {{\n  inet_listener pop3 {{\n    address = 127.0.0.1\n    port = {pop3_port}\n  }}\n  inet_listener pop3s {{\n{pop3s}  }}\n{chroot}}}\n"
+                ),
+            )
+        }
+        None => ("imap", String::new()),
+    };
     let capability_line = match capabilities {
         Some(caps) => format!("imap_capability = {caps}\n"),
         None => String::new(),
@@ -577,7 +627,7 @@ login_greeting = Dovecot ready ({token}).
 base_dir = {dir}/run
 state_dir = {dir}/state
 log_path = {dir}/dovecot.log
-protocols = imap
+protocols = {protocols}
 listen = 127.0.0.1
 {ssl}disable_plaintext_auth = no
 auth_mechanisms = {mechanisms}
@@ -629,7 +679,7 @@ service anvil {{
     mode = 0
   }}
 {anvil_chroot}}}
-{login_chroot}",
+{login_chroot}{pop3_service}",
         internal = id.internal_user,
         internal_group = id.internal_group,
         login = id.login_user,

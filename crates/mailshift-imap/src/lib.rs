@@ -20,6 +20,7 @@ pub mod folders;
 pub mod journal;
 pub mod mutf7;
 pub mod names;
+pub mod pop3;
 pub mod preview;
 pub mod session;
 

@@ -35,6 +35,9 @@ impl ContentSync for MailSync {
         if account.source.kind == PlatformKind::Files {
             return super::mail_files::prepare(account, loaded);
         }
+        if account.source.pop3.is_some() {
+            return super::mail_pop3::prepare(account, loaded);
+        }
         let (source, dest) = spec_targets(loaded, account)?;
         let (rules, options) = imap_adapter::rules_and_options(account);
         Ok(Box::new(Mailboxes {

@@ -13,6 +13,7 @@
 pub mod dav;
 mod mail;
 mod mail_files;
+mod mail_pop3;
 
 use std::future::Future;
 use std::pin::Pin;

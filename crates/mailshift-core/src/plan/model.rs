@@ -126,6 +126,12 @@ pub struct Platform {
     /// The IMAP endpoint mail is read from or written to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imap: Option<ImapEndpoint>,
+    /// A POP3 endpoint mail is read from instead (a source only: POP3 cannot write). Its one
+    /// mailbox is copied into the destination's `INBOX`, or where the account's `folders`
+    /// rules map `INBOX`. Same fields as `imap`; the port defaults to 995 with `security:
+    /// tls`, 110 otherwise (STLS, or plain with `allow_plaintext`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pop3: Option<ImapEndpoint>,
     /// The CardDAV/CalDAV endpoint contacts, calendars and tasks are read from or written to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dav: Option<DavEndpoint>,
@@ -417,6 +423,14 @@ impl ImapEndpoint {
         self.port.unwrap_or(match self.security {
             Security::Tls => 993,
             Security::Starttls | Security::None => 143,
+        })
+    }
+
+    /// The port as a `pop3:` endpoint: the plan's, else 995 (TLS) or 110.
+    pub fn effective_pop3_port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            Security::Tls => 995,
+            Security::Starttls | Security::None => 110,
         })
     }
 }

@@ -213,7 +213,7 @@ impl<'a> Validator<'a> {
                     ),
                     Some(_) => {}
                 }
-                for field in ["imap", "dav"] {
+                for field in ["imap", "pop3", "dav"] {
                     if self.tree.locate(&base).get(field).is_some() {
                         self.error(
                             &join(&base, &[key(field)]),
@@ -250,20 +250,33 @@ impl<'a> Validator<'a> {
                     "remove it",
                 );
             }
-            if let Some(imap) = &p.imap {
-                let ipath = join(&base, &[key("imap")]);
+            if p.imap.is_some() && p.pop3.is_some() {
+                self.error(
+                    &join(&base, &[key("pop3")]),
+                    format!("platform `{name}` has both `imap` and `pop3`: mail is read through one of them"),
+                    "keep `imap` (it copies every folder, with flags and dates), or keep only `pop3` for a server without IMAP",
+                );
+            }
+            for (field, endpoint) in [("imap", &p.imap), ("pop3", &p.pop3)] {
+                let Some(imap) = endpoint else { continue };
+                let ipath = join(&base, &[key(field)]);
+                let (proto, ports) = if field == "pop3" {
+                    ("POP3", "995 for TLS or 110 for STLS")
+                } else {
+                    ("IMAP", "993 for TLS or 143 for STARTTLS")
+                };
                 if imap.host.trim().is_empty() {
                     self.error(
                         &join(&ipath, &[key("host")]),
-                        "empty IMAP host",
+                        format!("empty {proto} host"),
                         "set the server's host name or IP address",
                     );
                 }
                 if imap.port == Some(0) {
                     self.error(
                         &join(&ipath, &[key("port")]),
-                        "port 0 is not a valid IMAP port",
-                        "use the server's port, e.g. 993 for TLS or 143 for STARTTLS",
+                        format!("port 0 is not a valid {proto} port"),
+                        format!("use the server's port, e.g. {ports}"),
                     );
                 }
                 if imap.security == Security::None
@@ -1001,6 +1014,12 @@ impl<'a> Validator<'a> {
                     "copy mail to an IMAP platform; an export to files holds contacts, calendars and tasks (leave `mail` out of `content`)",
                 ),
                 (Content::Mail, PlatformKind::Files) => {}
+                (Content::Mail, _) if p.pop3.is_some() && side == Side::To => self.error(
+                    &side_path,
+                    format!("platform `{name}` reads mail over POP3 (`pop3:`), which cannot write: it cannot be a destination"),
+                    format!("give platform `{name}` an `imap:` endpoint instead, or use it only as a source (`from`)"),
+                ),
+                (Content::Mail, _) if p.pop3.is_some() => {}
                 (Content::Mail, _) => {
                     if p.imap_endpoint().is_none() {
                         self.error(

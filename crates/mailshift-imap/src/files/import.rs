@@ -740,7 +740,7 @@ async fn claimed_elsewhere(ctx: &Ctx, plan: &FolderPlan) -> Result<HashSet<u32>,
 
 /// Waits until the destination folder stops growing: a killed run's last APPEND may still be
 /// finishing on the server.
-async fn settle(dst: &mut Imap, folder: &str) -> Result<FolderInfo, CopyError> {
+pub(crate) async fn settle(dst: &mut Imap, folder: &str) -> Result<FolderInfo, CopyError> {
     let mut last = dst.status(folder).await?;
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(150)).await;

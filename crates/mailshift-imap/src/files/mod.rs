@@ -46,6 +46,7 @@ mod mbox;
 
 use std::path::{Path, PathBuf};
 
+pub(crate) use import::settle;
 pub use import::{FilesJob, import_account};
 
 /// One message found in a file.

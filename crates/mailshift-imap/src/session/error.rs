@@ -31,11 +31,11 @@ impl ImapError {
     }
 
     /// The server refused what it was asked, and asking again will not change its mind.
-    pub(super) fn fatal(message: impl Into<String>) -> Self {
+    pub(crate) fn fatal(message: impl Into<String>) -> Self {
         ImapError::new(ErrorKind::Refused, message)
     }
 
-    pub(super) fn transient(message: impl Into<String>) -> Self {
+    pub(crate) fn transient(message: impl Into<String>) -> Self {
         ImapError::new(ErrorKind::Network, message)
     }
 }
@@ -162,7 +162,7 @@ pub(super) fn refusal(message: String, text: &str) -> ImapError {
 
 /// What a NO or BAD reply means, from its response code (RFC 5530) or, for servers that put
 /// none, the words they are known to use.
-pub(super) fn refusal_kind(text: &str) -> ErrorKind {
+pub(crate) fn refusal_kind(text: &str) -> ErrorKind {
     let t = text.to_ascii_lowercase();
     // Gmail's daily IMAP bandwidth, whatever the code it comes with (`[OVERQUOTA]` to FETCH
     // and APPEND, seen in ha-email-sensor#16 and chatwoot#6082, where the account was blocked

@@ -33,7 +33,7 @@ mod error;
 mod fetch;
 mod gate;
 mod gmail;
-mod tls;
+pub(crate) mod tls;
 mod wire;
 
 pub use append::{Appended, Body, Outgoing};
@@ -43,11 +43,12 @@ pub use gmail::GmailMeta;
 pub use tls::Conn;
 pub use wire::uid_set;
 
+pub(crate) use error::refusal_kind as error_kind_of;
 use error::{imap_error, login_error};
 use tls::{TlsConfig, tls_wrap};
 use wire::{Arg, Untagged, canonical, list_entries, shown, status_entries};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The server a connection talks to, as errors name it, with how long one of its commands may
 /// take before the connection is declared dead (the endpoint's `timeout:`).

@@ -180,7 +180,7 @@ impl TlsConfig {
     }
 }
 
-pub(super) async fn tls_wrap(tcp: TcpStream, target: &Target) -> Result<Conn, ImapError> {
+pub(crate) async fn tls_wrap(tcp: TcpStream, target: &Target) -> Result<Conn, ImapError> {
     let ep = &target.endpoint;
     let config = target.tls.get(ep)?;
     let name = rustls::pki_types::ServerName::try_from(ep.host.clone()).map_err(|_| {

@@ -1,0 +1,497 @@
+//! The POP3 client (`transfer::imap::pop3`) against Debian's real `dovecot-pop3d`: it reads
+//! the UIDLs, sizes and messages of a seeded mailbox over implicit TLS, STLS and plain, with
+//! the certificate verified against the instance's private CA, and refuses a server whose
+//! certificate it cannot verify or a wrong password. Nothing is ever deleted.
+
+use std::time::Duration;
+
+use mailshift::transfer::imap::ErrorKind;
+use mailshift::transfer::imap::pop3::Pop3;
+use mailshift::transfer::imap::session::{Auth, Endpoint, Secret, Security, Target};
+
+use crate::support::dovecot::{Dovecot, DovecotConfig};
+
+const USER: &str = "popper";
+const PW: &str = "Pop-Pa55word";
+
+fn message(i: usize) -> Vec<u8> {
+    // A body line starting with a dot: the server stuffs it, the client must unstuff it.
+    format!(
+        "From: a@example.org\r\nTo: popper@example.org\r\nSubject: pop {i}\r\nMessage-ID: <pop-{i}@example.org>\r\n\r\nline one\r\n.leading dot {i}\r\n..two dots\r\n.\r\n"
+    )
+    .into_bytes()
+}
+
+fn server() -> Dovecot {
+    let users = [(USER, PW)];
+    let dovecot = Dovecot::start(DovecotConfig {
+        users: &users,
+        tls: true,
+        pop3: true,
+        ..Default::default()
+    });
+    let mut imap = dovecot.login(USER, PW);
+    for i in 0..3 {
+        imap.append("INBOX", &[], None, &message(i)).unwrap();
+    }
+    imap.logout().unwrap();
+    dovecot
+}
+
+fn target(dovecot: &Dovecot, port: u16, security: Security, password: &str) -> Target {
+    Target::new(
+        Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+            security,
+            ca_file: (security != Security::None).then(|| dovecot.ca_pem_path()),
+            insecure_skip_verify: false,
+            timeout: Duration::from_secs(30),
+        },
+        Auth::Password {
+            login: USER.into(),
+            password: Secret::new(password),
+        },
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn reads_uidls_sizes_and_messages_over_tls_stls_and_plain() {
+    let dovecot = server();
+    let rt = runtime();
+    for (port, security) in [
+        (dovecot.pop3s_port(), Security::Tls),
+        (dovecot.pop3_port(), Security::Starttls),
+        (dovecot.pop3_port(), Security::None),
+    ] {
+        rt.block_on(async {
+            let t = target(&dovecot, port, security, PW);
+            let mut pop = Pop3::connect(&t)
+                .await
+                .unwrap_or_else(|e| panic!("{security:?}: {e}\n{}", dovecot.log()));
+            assert!(pop.caps.uidl, "{:?}", pop.caps);
+            let (count, octets) = pop.stat().await.unwrap();
+            assert_eq!(count, 3);
+            let listing = pop.listing().await.unwrap();
+            assert_eq!(listing.len(), 3);
+            assert_eq!(listing.iter().map(|l| l.size).sum::<u64>(), octets);
+            // Dovecot's default UIDL: UID then UIDVALIDITY, 8 hex digits each.
+            assert!(
+                listing
+                    .iter()
+                    .all(|l| l.uidl.len() == 16 && l.uidl.bytes().all(|b| b.is_ascii_hexdigit())),
+                "{listing:?}"
+            );
+            for (i, listed) in listing.iter().enumerate() {
+                let body = pop.retr(listed.number).await.unwrap();
+                assert_eq!(body, message(i), "{security:?} message {i}");
+                assert_eq!(body.len() as u64, listed.size);
+            }
+            pop.quit().await;
+        });
+    }
+    // The same UIDLs at the next session, and nothing deleted.
+    rt.block_on(async {
+        let t = target(&dovecot, dovecot.pop3s_port(), Security::Tls, PW);
+        let mut a = Pop3::connect(&t).await.unwrap();
+        let first = a.listing().await.unwrap();
+        a.quit().await;
+        let mut b = Pop3::connect(&t).await.unwrap();
+        assert_eq!(b.listing().await.unwrap(), first);
+        b.quit().await;
+    });
+    assert_eq!(dovecot.stored_messages(USER), 3);
+}
+
+#[test]
+fn an_unknown_certificate_and_a_wrong_password_are_refused_for_good() {
+    let dovecot = server();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut untrusted = target(&dovecot, dovecot.pop3s_port(), Security::Tls, PW);
+        untrusted.endpoint.ca_file = None;
+        let e = Pop3::connect(&untrusted).await.err().unwrap();
+        assert_eq!((e.kind, e.transient), (ErrorKind::Tls, false), "{e}");
+        assert!(e.message.contains("ca_file"), "{e}");
+
+        let mut stls_untrusted = target(&dovecot, dovecot.pop3_port(), Security::Starttls, PW);
+        stls_untrusted.endpoint.ca_file = None;
+        let e = Pop3::connect(&stls_untrusted).await.err().unwrap();
+        assert_eq!(e.kind, ErrorKind::Tls, "{e}");
+
+        let wrong = target(&dovecot, dovecot.pop3s_port(), Security::Tls, "nope-SECRET");
+        let e = Pop3::connect(&wrong).await.err().unwrap();
+        assert_eq!((e.kind, e.transient), (ErrorKind::Auth, false), "{e}");
+        assert!(!e.message.contains("nope-SECRET"), "{e}");
+
+        // The IMAP port is not a POP3 server: a configuration error, not a retry.
+        let imap_port = target(&dovecot, dovecot.port(), Security::None, PW);
+        let e = Pop3::connect(&imap_port).await.err().unwrap();
+        assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    });
+}
+
+mod copy {
+    //! The POP3 copy (`pop3::copy`) from one Dovecot's POP3 into another's IMAP, on the
+    //! state file's journal: exactly once, incremental, and not fooled by renumbered UIDLs.
+
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    use mailshift::apply::journal::StoreJournal;
+    use mailshift::state::StateStore;
+    use mailshift::transfer::imap::copy::{CopyOptions, CopyReport, Progress};
+    use mailshift::transfer::imap::folders::FolderRules;
+    use mailshift::transfer::imap::pop3::Pop3;
+    use mailshift::transfer::imap::pop3::copy::{Pop3Job, copy_maildrop};
+    use mailshift::transfer::imap::session::{Auth, Endpoint, Secret, Security, Target};
+
+    use super::{PW, USER, message, server, target};
+    use crate::support::dovecot::{Dovecot, DovecotConfig};
+
+    struct Quiet;
+    impl Progress for Quiet {}
+
+    fn destination() -> Dovecot {
+        let users = [("dest", "Dest-Pa55word")];
+        Dovecot::start(DovecotConfig {
+            users: &users,
+            ..Default::default()
+        })
+    }
+
+    fn run(src: &Dovecot, dst: &Dovecot, store: &Arc<StateStore>) -> CopyReport {
+        let job = Arc::new(Pop3Job {
+            resource_id: "mail.popper".into(),
+            account: USER.into(),
+            source: target(src, src.pop3s_port(), Security::Tls, PW),
+            dest: Target::new(
+                Endpoint {
+                    host: "127.0.0.1".into(),
+                    port: dst.port(),
+                    security: Security::None,
+                    ca_file: None,
+                    insecure_skip_verify: false,
+                    timeout: Duration::from_secs(30),
+                },
+                Auth::Password {
+                    login: "dest".into(),
+                    password: Secret::new("Dest-Pa55word"),
+                },
+            ),
+            rules: FolderRules::default(),
+            options: CopyOptions::default(),
+            sync_point: 1,
+            login_grace: Duration::ZERO,
+        });
+        let journal = Arc::new(StoreJournal::new(store.clone(), "mail.popper"));
+        super::runtime()
+            .block_on(copy_maildrop(
+                job,
+                journal,
+                Arc::new(Quiet),
+                Arc::new(AtomicBool::new(false)),
+            ))
+            .unwrap_or_else(|e| panic!("{e:?}\n{}\n{}", src.log(), dst.log()))
+    }
+
+    fn uidls(src: &Dovecot) -> Vec<String> {
+        super::runtime().block_on(async {
+            let t = target(src, src.pop3s_port(), Security::Tls, PW);
+            let mut pop = Pop3::connect(&t).await.unwrap();
+            let uidls = pop.uidl().await.unwrap();
+            pop.quit().await;
+            uidls.into_iter().map(|(_, u)| u).collect()
+        })
+    }
+
+    fn inbox(dst: &Dovecot) -> Vec<Vec<u8>> {
+        let mut imap = dst.login("dest", "Dest-Pa55word");
+        let mut bodies: Vec<Vec<u8>> = imap
+            .uid_fetch_all("INBOX")
+            .unwrap()
+            .into_iter()
+            .map(|m| m.bytes)
+            .collect();
+        bodies.sort();
+        bodies
+    }
+
+    #[test]
+    fn copies_once_then_only_new_mail_then_nothing_after_a_uidl_renumbering() {
+        let src = server();
+        let dst = destination();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(StateStore::open(&dir.path().join("state.db")).unwrap());
+
+        let first = run(&src, &dst, &store);
+        assert_eq!(first.folders[0].copied, 3);
+        let mut want: Vec<Vec<u8>> = (0..3).map(message).collect();
+        want.sort();
+        assert_eq!(inbox(&dst), want);
+
+        // Nothing new: nothing fetched, nothing copied.
+        let again = run(&src, &dst, &store);
+        assert_eq!(
+            (again.folders[0].copied, again.folders[0].rematched),
+            (0, 0)
+        );
+
+        // New mail: only it is copied.
+        let mut imap = src.login(USER, PW);
+        imap.append("INBOX", &[], None, &message(3)).unwrap();
+        imap.logout().unwrap();
+        let more = run(&src, &dst, &store);
+        assert_eq!(more.folders[0].copied, 1);
+
+        // Every UIDL changes (Dovecot's UIDL holds the UIDVALIDITY): the maildrop rebuilt
+        // with the same messages and one new. Re-matched by content; only the new one copied.
+        let before = uidls(&src);
+        // UIDVALIDITY is the creation time in seconds: a second later it is sure to differ.
+        std::thread::sleep(Duration::from_millis(1100));
+        std::fs::remove_dir_all(src.dir().join("mail").join(USER).join("Maildir")).unwrap();
+        let mut imap = src.login(USER, PW);
+        for i in [0, 1, 2, 3, 4] {
+            imap.append("INBOX", &[], None, &message(i)).unwrap();
+        }
+        imap.logout().unwrap();
+        let after = uidls(&src);
+        assert!(
+            before.iter().all(|u| !after.contains(u)),
+            "{before:?} {after:?}"
+        );
+        let renumbered = run(&src, &dst, &store);
+        assert_eq!(
+            (
+                renumbered.folders[0].copied,
+                renumbered.folders[0].rematched
+            ),
+            (1, 4),
+            "{renumbered:?}"
+        );
+        let mut want: Vec<Vec<u8>> = (0..5).map(message).collect();
+        want.sort();
+        assert_eq!(inbox(&dst), want);
+        // The POP3 side still holds everything: nothing is ever deleted there.
+        assert_eq!(src.stored_messages(USER), 5);
+
+        // The state lost: what the destination holds is matched, not copied again.
+        let fresh = tempfile::tempdir().unwrap();
+        let store = Arc::new(StateStore::open(&fresh.path().join("state.db")).unwrap());
+        let lost = run(&src, &dst, &store);
+        assert_eq!(
+            (lost.folders[0].copied, lost.folders[0].adopted),
+            (0, 5),
+            "{lost:?}"
+        );
+        assert_eq!(inbox(&dst), want);
+        // And recorded: the next run fetches nothing.
+        let after = run(&src, &dst, &store);
+        assert_eq!((after.folders[0].copied, after.folders[0].adopted), (0, 0));
+    }
+}
+
+mod apply {
+    //! `mailshift apply` with a `pop3:` source: the plan's way in, and kill -9 at random
+    //! moments losing and duplicating nothing.
+
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::{PW, USER};
+    use crate::support::dovecot::{Dovecot, DovecotConfig};
+
+    const DEST_PW: &str = "Dest-Pa55word";
+
+    fn write_plan(dir: &Path, src: &Dovecot, dst: &Dovecot) {
+        let plan = format!(
+            "version: 1\nplatforms:\n  old: {{type: imap, pop3: {{host: 127.0.0.1, port: {}, security: tls, ca_file: {}}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: popper@example.com\n    from: old\n    to: new\n    content: [mail]\n    source: {{login: {USER}, password: {{env: POP_PW}}}}\n    destination: {{login: dest, password: {{env: DEST_PW}}}}\n",
+            src.pop3s_port(),
+            src.ca_pem_path().display(),
+            dst.port()
+        );
+        std::fs::write(dir.join("plan.yaml"), plan).unwrap();
+    }
+
+    fn mailshift(dir: &Path) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mailshift"));
+        c.args(["apply", "plan.yaml"])
+            .current_dir(dir)
+            .env("POP_PW", PW)
+            .env("DEST_PW", DEST_PW);
+        c
+    }
+
+    fn message(n: usize) -> Vec<u8> {
+        let mut m = format!(
+            "From: a@example.org\r\nTo: popper@example.org\r\nSubject: m{n}\r\nMessage-ID: <m{n}@example.org>\r\n\r\n"
+        );
+        while m.len() < 4_000 {
+            m.push_str(&format!("line of message {n}\r\n"));
+        }
+        m.into_bytes()
+    }
+
+    fn bodies(dst: &Dovecot) -> Vec<Vec<u8>> {
+        let mut imap = dst.login("dest", DEST_PW);
+        let mut b: Vec<Vec<u8>> = imap
+            .uid_fetch_all("INBOX")
+            .unwrap()
+            .into_iter()
+            .map(|m| m.bytes)
+            .collect();
+        b.sort();
+        b
+    }
+
+    #[test]
+    fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+        let users = [(USER, PW)];
+        let src = Dovecot::start(DovecotConfig {
+            users: &users,
+            tls: true,
+            pop3: true,
+            ..Default::default()
+        });
+        let dst_users = [("dest", DEST_PW)];
+        let dst = Dovecot::start(DovecotConfig {
+            users: &dst_users,
+            ..Default::default()
+        });
+        let mut imap = src.login(USER, PW);
+        let count = 300;
+        for n in 0..count {
+            imap.append("INBOX", &[], None, &message(n)).unwrap();
+        }
+        imap.logout().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(dir.path(), &src, &dst);
+
+        let mut seed: u64 = 0x9095_5eed;
+        let mut kills = 0;
+        for run in 0..6 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let after = Duration::from_millis(40 + (seed >> 33) % 600);
+            let mut child = mailshift(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            if run == 0 {
+                // Killed once its first messages are on the server: a fixed delay may outlast
+                // the whole copy on a fast machine.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while dst.stored_messages("dest") == 0
+                    && Instant::now() < deadline
+                    && child.try_wait().unwrap().is_none()
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            } else {
+                std::thread::sleep(after);
+            }
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap(); // SIGKILL
+                kills += 1;
+            }
+            child.wait().unwrap();
+        }
+        assert!(
+            kills > 0,
+            "no run was killed: the test did not test anything"
+        );
+        let out = mailshift(dir.path()).output().unwrap();
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        let mut want: Vec<Vec<u8>> = (0..count).map(message).collect();
+        want.sort();
+        let got = bodies(&dst);
+        assert_eq!(got.len(), want.len(), "after {kills} kills\n{text}");
+        assert!(got == want, "after {kills} kills: contents differ\n{text}");
+        // Nothing was deleted from the POP3 server.
+        assert_eq!(src.stored_messages(USER), count);
+        // And a run after that copies nothing.
+        let again = mailshift(dir.path()).output().unwrap();
+        assert!(again.status.success());
+        assert_eq!(bodies(&dst).len(), count);
+    }
+}
+
+#[test]
+fn xoauth2_logs_in_with_a_token_the_server_vouches_for() {
+    use provider_sim::oauth::{Client, OAuthConfig, OAuthServer};
+    use std::io::{Read, Write};
+
+    const ADDRESS: &str = "popper@example.test";
+    let oauth = OAuthServer::start(OAuthConfig {
+        clients: vec![Client::app_only("app", "app-secret-1234", "example.test")],
+        users: vec![ADDRESS.to_string()],
+        ..OAuthConfig::default()
+    })
+    .unwrap();
+    let introspection = oauth.introspection_url();
+    let users = [(ADDRESS, PW)];
+    let dovecot = Dovecot::start(DovecotConfig {
+        users: &users,
+        tls: true,
+        pop3: true,
+        oauth2: Some(&introspection),
+        ..Default::default()
+    });
+    let mut imap = dovecot.login(ADDRESS, PW);
+    imap.append("INBOX", &[], None, &message(0)).unwrap();
+    imap.logout().unwrap();
+
+    // An app-only token, asked for by hand (client credentials).
+    let body = "grant_type=client_credentials&client_id=app&client_secret=app-secret-1234\
+                &scope=https%3A%2F%2Foutlook.office365.com%2F.default";
+    let mut http = std::net::TcpStream::connect(oauth.addr()).unwrap();
+    let path = oauth.token_url();
+    let path = &path[path.find("/token").unwrap()..];
+    write!(
+        http,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    http.read_to_string(&mut answer).unwrap();
+    let json = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let json: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    let token = json["access_token"].as_str().unwrap().to_string();
+
+    let rt = runtime();
+    let mut t = target(&dovecot, dovecot.pop3s_port(), Security::Tls, PW);
+    t.auth = Auth::XOAuth2 {
+        login: ADDRESS.into(),
+        tokens: mailshift::transfer::imap::session::Tokens::fixed(Secret::new(token.clone())),
+    };
+    rt.block_on(async {
+        let mut pop = Pop3::connect(&t)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", dovecot.log()));
+        assert_eq!(pop.stat().await.unwrap().0, 1);
+        pop.quit().await;
+    });
+    // Once the server no longer vouches for it, the login is refused for good.
+    oauth.expire_access_tokens();
+    let e = rt.block_on(Pop3::connect(&t)).err().unwrap();
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(!e.message.contains(&token), "{e}");
+}
