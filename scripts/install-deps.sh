@@ -7,7 +7,8 @@
 # `--bench` adds what only the benchmarks compare against: vdirsyncer (bench/dav.sh).
 set -euo pipefail
 
-PACKAGES=(dovecot-core dovecot-imapd radicale xandikos)
+# python3-aiosmtpd: the SMTP sink that receives the notifications e-mailed in tests/notify.rs.
+PACKAGES=(dovecot-core dovecot-imapd radicale xandikos python3-aiosmtpd)
 for arg in "$@"; do
     case "$arg" in
         --browser) PACKAGES+=(chromium fonts-dejavu-core) ;;

@@ -215,13 +215,16 @@ pub async fn apply(
     steps.sort_by(|a, b| a.id.cmp(&b.id));
     let copies = std::mem::take(&mut *ctx.copies.lock().await);
     let dav_copies = std::mem::take(&mut *ctx.dav_copies.lock().await);
-    Ok(ApplyReport {
+    let report = ApplyReport {
         steps,
         copies,
         dav_copies,
         api_writes: ctx.planes.writes(),
         stopped: ctx.stop.load(Ordering::Relaxed),
-    })
+    };
+    // After the records: what is told is what the state already says. Never fails the run.
+    crate::notify::after_apply(&ctx.loaded, &ctx.store, &report).await;
+    Ok(report)
 }
 
 /// Runs changes grouped by account, up to `parallel_accounts` accounts at once.

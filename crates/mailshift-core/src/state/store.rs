@@ -22,6 +22,7 @@
 //!   records, added the same way ([`dav`]).
 //! - `quota_bytes`, `pauses`: bytes moved per account, side and hour against the platforms'
 //!   daily limits, and the copies paused by them, added the same way ([`quota`]).
+//! - `notified`: the notifications already sent, so each is sent once ([`notified`]).
 //!
 //! Every write method is one redb write transaction, committed (and fsynced: the default
 //! durability) before it returns, so a crash loses at most the step in flight.
@@ -42,6 +43,7 @@ use serde::de::DeserializeOwned;
 use super::record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord};
 
 pub mod dav;
+pub mod notified;
 pub mod quota;
 
 /// The state format this build writes, and the newest it reads.
