@@ -334,6 +334,12 @@ fn a_notification_that_cannot_be_delivered_never_fails_the_migration() {
     // A 403 is the receiver's refusal: not retried.
     assert_eq!(events(&hooks.hooks()), ["first-copy", "converged"]);
     let text = out.transcript();
+    // Said in the report, naming the target and the cause, once per notice (no retry of a
+    // certificate that does not verify).
+    assert_eq!(text.matches("warning notification not delivered: notify[0]").count(), 2, "{text}");
+    assert!(text.contains("TLS failed"), "{text}");
+    assert_eq!(text.matches("warning notification not delivered: notify[1]").count(), 2, "{text}");
+    assert!(text.contains("403"), "{text}");
     for secret in [OLD_PW, NEW_PW, HOOK_SECRET] {
         assert!(!text.contains(secret), "secret in the output: {text}");
     }

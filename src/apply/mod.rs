@@ -92,6 +92,9 @@ pub struct ApplyReport {
     /// Write calls made to control-plane APIs (a run with nothing to change makes none).
     pub api_writes: u64,
     pub stopped: bool,
+    /// Notifications of this run that could not be delivered (`notify:`), for people: they
+    /// never fail the run.
+    pub notify_failures: Vec<String>,
 }
 
 impl ApplyReport {
@@ -215,15 +218,16 @@ pub async fn apply(
     steps.sort_by(|a, b| a.id.cmp(&b.id));
     let copies = std::mem::take(&mut *ctx.copies.lock().await);
     let dav_copies = std::mem::take(&mut *ctx.dav_copies.lock().await);
-    let report = ApplyReport {
+    let mut report = ApplyReport {
         steps,
         copies,
         dav_copies,
         api_writes: ctx.planes.writes(),
         stopped: ctx.stop.load(Ordering::Relaxed),
+        notify_failures: Vec::new(),
     };
     // After the records: what is told is what the state already says. Never fails the run.
-    crate::notify::after_apply(&ctx.loaded, &ctx.store, &report).await;
+    report.notify_failures = crate::notify::after_apply(&ctx.loaded, &ctx.store, &report).await;
     Ok(report)
 }
 

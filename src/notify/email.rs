@@ -60,6 +60,12 @@ pub async fn send(target: &EmailNotify, base: &Path, notice: &Notice) -> Result<
             Ok(_) => return Ok(()),
             // lettre's errors name the server's answer, never the credentials.
             Err(e) if e.is_permanent() => return Err(format!("{place} refused the message: {e}")),
+            // A certificate that does not verify will not verify in a few seconds either.
+            Err(e) if e.is_tls() || is_certificate(&e) => {
+                return Err(format!(
+                    "{place}: TLS failed: {e}; check `security`, `port` and `ca_file`"
+                ));
+            }
             Err(e) => last = format!("{place}: {e}"),
         }
         if attempt < ATTEMPTS {
@@ -98,4 +104,26 @@ pub fn message(target: &EmailNotify, notice: &Notice) -> Result<Message, String>
         .header(ContentType::TEXT_PLAIN)
         .body(body)
         .map_err(|e| format!("cannot build the notification: {e}"))
+}
+
+/// Whether a rustls certificate error is somewhere in the chain (lettre reports a failed
+/// handshake as a connection error wrapping the I/O error that wraps rustls's).
+fn is_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        for candidate in [Some(err), inner].into_iter().flatten() {
+            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
+                return matches!(
+                    tls,
+                    rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+                );
+            }
+        }
+        cur = err.source();
+    }
+    false
 }

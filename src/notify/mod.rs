@@ -48,9 +48,10 @@ pub struct Notice {
 /// Computes the events of a finished run, sends those not yet told, and records them.
 /// Whether the plan converged is read from the state after the run, not from the run alone,
 /// so that watch mode's runs of one account each can tell it too.
-pub async fn after_apply(loaded: &Loaded, store: &StateStore, report: &ApplyReport) {
+/// Returns the deliveries that failed, for the report (they never fail the run).
+pub async fn after_apply(loaded: &Loaded, store: &StateStore, report: &ApplyReport) -> Vec<String> {
     if loaded.plan.notify.is_empty() {
-        return;
+        return Vec::new();
     }
     let plan = plan_name(&loaded.path);
     let now = now();
@@ -143,7 +144,7 @@ pub async fn after_apply(loaded: &Loaded, store: &StateStore, report: &ApplyRepo
             warn!("cannot update the notifications' record: {e}");
         }
     }
-    send_all(&loaded.plan.notify, &loaded.base_dir, &notices).await;
+    let failures = send_all(&loaded.plan.notify, &loaded.base_dir, &notices).await;
     // Recorded after the attempt: delivery was tried (and retried) for each; a target that is
     // down does not make the same failure be told again at every cycle.
     for (key, value) in keys {
@@ -151,6 +152,7 @@ pub async fn after_apply(loaded: &Loaded, store: &StateStore, report: &ApplyRepo
             warn!("cannot record a notification as sent: {e}");
         }
     }
+    failures
 }
 
 /// Watch mode: one summary per day (UTC), with the state's counts. Returns whether one was sent.
@@ -178,8 +180,10 @@ pub async fn daily_summary(loaded: &Loaded, store: &StateStore, today: &str, tex
     true
 }
 
-/// Sends each notice to every target that wants it. Errors are logged, never returned.
-pub async fn send_all(targets: &[NotifyTarget], base: &Path, notices: &[Notice]) {
+/// Sends each notice to every target that wants it. Failures are logged and returned as
+/// text, never as an error.
+pub async fn send_all(targets: &[NotifyTarget], base: &Path, notices: &[Notice]) -> Vec<String> {
+    let mut failures = Vec::new();
     for (i, t) in targets.iter().enumerate() {
         let mine: Vec<&Notice> = notices.iter().filter(|n| t.wants(n.event)).collect();
         for n in mine {
@@ -192,9 +196,11 @@ pub async fn send_all(targets: &[NotifyTarget], base: &Path, notices: &[Notice])
             };
             if let Err(e) = result {
                 warn!(target = i, event = n.event.as_str(), "notification not delivered: {e}");
+                failures.push(format!("notify[{i}], {}: {e}", n.event.as_str()));
             }
         }
     }
+    failures
 }
 
 /// The plan has converged when a fresh diff against the state asks for nothing but the
