@@ -30,7 +30,14 @@ impl SmtpSink {
     fn start(tls: &Path) -> SmtpSink {
         let port = free_port();
         let mut child = Command::new("/usr/bin/python3")
-            .args(["-u", "-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args([
+                "-u",
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+            ])
             .arg("--smtpscert")
             .arg(tls.join("server.pem"))
             .arg("--smtpskey")
@@ -52,7 +59,10 @@ impl SmtpSink {
         });
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "aiosmtpd did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         SmtpSink { child, port, out }
@@ -72,7 +82,11 @@ impl SmtpSink {
     }
 
     fn messages(&self) -> usize {
-        self.out.lock().unwrap().matches("---------- MESSAGE FOLLOWS ----------").count()
+        self.out
+            .lock()
+            .unwrap()
+            .matches("---------- MESSAGE FOLLOWS ----------")
+            .count()
     }
 }
 
@@ -144,7 +158,9 @@ impl HookReceiver {
 }
 
 fn read_request(stream: &mut std::net::TcpStream) -> Option<Hook> {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -187,7 +203,10 @@ fn signature_ok(hook: &Hook, secret: &str) -> bool {
     };
     let bytes: Option<Vec<u8>> = (0..hex.len())
         .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
         .collect();
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     bytes.is_some_and(|b| ring::hmac::verify(&key, &hook.body, &b).is_ok())
@@ -249,14 +268,20 @@ fn each_event_is_mailed_and_posted_once_signed_and_without_secrets() {
     });
     let mut c = src.login("alice", OLD_PW);
     for n in 0..3 {
-        let m = format!("From: bob@example.org\r\nSubject: m{n}\r\nMessage-ID: <n{n}@example.org>\r\n\r\nbody {n}\r\n");
+        let m = format!(
+            "From: bob@example.org\r\nSubject: m{n}\r\nMessage-ID: <n{n}@example.org>\r\n\r\nbody {n}\r\n"
+        );
         c.append("INBOX", &[], None, m.as_bytes()).unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
     make_tls_material(&dir.path().join("tls"));
     let smtp = SmtpSink::start(&dir.path().join("tls"));
     let hooks = HookReceiver::start(Vec::new());
-    std::fs::write(dir.path().join("plan.yaml"), plan(&src, &dst, smtp.port, &hooks.url())).unwrap();
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        plan(&src, &dst, smtp.port, &hooks.url()),
+    )
+    .unwrap();
 
     // First run: the first copy, and the plan converged.
     let out = apply(dir.path(), NEW_PW);
@@ -274,7 +299,10 @@ fn each_event_is_mailed_and_posted_once_signed_and_without_secrets() {
         }
     }
     let mail = smtp.received_with("every step of the plan is done");
-    assert!(mail.contains("first copy of account/alice@example.com/mail finished"), "{mail}");
+    assert!(
+        mail.contains("first copy of account/alice@example.com/mail finished"),
+        "{mail}"
+    );
     assert!(mail.contains("every step of the plan is done"), "{mail}");
     assert_eq!(smtp.messages(), 2, "{mail}");
     for secret in [OLD_PW, NEW_PW, HOOK_SECRET] {
@@ -292,12 +320,19 @@ fn each_event_is_mailed_and_posted_once_signed_and_without_secrets() {
         assert!(out.code != 0, "{}", out.transcript());
     }
     let got = hooks.hooks();
-    assert_eq!(events(&got), ["first-copy", "converged", "failed"], "{got:?}");
+    assert_eq!(
+        events(&got),
+        ["first-copy", "converged", "failed"],
+        "{got:?}"
+    );
     let failed = got[2].json();
     assert_eq!(failed["step"], "account/alice@example.com/mail");
     assert!(!String::from_utf8_lossy(&got[2].body).contains("wrong-password"));
     let mail = smtp.received_with("account/alice@example.com/mail failed");
-    assert!(mail.contains("account/alice@example.com/mail failed"), "{mail}");
+    assert!(
+        mail.contains("account/alice@example.com/mail failed"),
+        "{mail}"
+    );
     assert!(!mail.contains("wrong-password"), "{mail}");
 
     // Fixed: converged again, told again; the failure's record is cleared.
@@ -327,18 +362,36 @@ fn a_notification_that_cannot_be_delivered_never_fails_the_migration() {
     make_tls_material(&smtp_tls);
     let smtp = SmtpSink::start(&smtp_tls);
     let hooks = HookReceiver::start(vec![403, 403, 403, 403]);
-    std::fs::write(dir.path().join("plan.yaml"), plan(&src, &dst, smtp.port, &hooks.url())).unwrap();
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        plan(&src, &dst, smtp.port, &hooks.url()),
+    )
+    .unwrap();
     let out = apply(dir.path(), NEW_PW);
     assert!(out.code == 0, "{}", out.transcript());
-    assert_eq!(smtp.messages(), 0, "a certificate from an unknown CA was accepted");
+    assert_eq!(
+        smtp.messages(),
+        0,
+        "a certificate from an unknown CA was accepted"
+    );
     // A 403 is the receiver's refusal: not retried.
     assert_eq!(events(&hooks.hooks()), ["first-copy", "converged"]);
     let text = out.transcript();
     // Said in the report, naming the target and the cause, once per notice (no retry of a
     // certificate that does not verify).
-    assert_eq!(text.matches("warning notification not delivered: notify[0]").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("warning notification not delivered: notify[0]")
+            .count(),
+        2,
+        "{text}"
+    );
     assert!(text.contains("TLS failed"), "{text}");
-    assert_eq!(text.matches("warning notification not delivered: notify[1]").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("warning notification not delivered: notify[1]")
+            .count(),
+        2,
+        "{text}"
+    );
     assert!(text.contains("403"), "{text}");
     for secret in [OLD_PW, NEW_PW, HOOK_SECRET] {
         assert!(!text.contains(secret), "secret in the output: {text}");
@@ -371,5 +424,75 @@ fn a_webhook_answering_503_is_retried_with_backoff() {
     assert_eq!(sent, Ok(()));
     let got = hooks.hooks();
     assert_eq!(got.len(), 3, "two 503s, then 200");
-    assert!(got.iter().all(|h| h.body == got[0].body && signature_ok(h, HOOK_SECRET)));
+    assert!(
+        got.iter()
+            .all(|h| h.body == got[0].body && signature_ok(h, HOOK_SECRET))
+    );
+}
+
+/// Watch mode: the first run of the day sends the daily summary, and runs after it (every
+/// second here) send no other; the account's first copy is told once though it syncs again.
+#[test]
+fn watch_mode_sends_one_daily_summary_and_the_first_copy_once() {
+    let src = Dovecot::start(DovecotConfig {
+        users: &[("alice", OLD_PW)],
+        ..DovecotConfig::default()
+    });
+    let dst = Dovecot::start(DovecotConfig {
+        users: &[("alice", NEW_PW)],
+        ..DovecotConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    make_tls_material(&dir.path().join("tls"));
+    let smtp = SmtpSink::start(&dir.path().join("tls"));
+    let hooks = HookReceiver::start(Vec::new());
+    let text = plan(&src, &dst, smtp.port, &hooks.url())
+        .replace(
+            "events: [first-copy, failed, converged]",
+            "events: [first-copy, daily-summary]",
+        )
+        .replace("accounts:\n", "options: {sync_interval: 1s}\naccounts:\n");
+    std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+    let log = std::fs::File::create(dir.path().join("watch.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["watch", "plan.yaml", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("ALICE_OLD", OLD_PW)
+        .env("ALICE_NEW", NEW_PW)
+        .env("HOOK_SECRET", HOOK_SECRET)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // At least three runs of alice's account (one a second) after the summary.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut summary_at = None;
+    while Instant::now() < deadline {
+        let got = events(&hooks.hooks());
+        if summary_at.is_none() && got.iter().any(|e| e == "daily-summary") {
+            summary_at = Some(Instant::now());
+        }
+        if summary_at.is_some_and(|t| t.elapsed() > Duration::from_secs(4)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("watch.log")).unwrap();
+    let got = hooks.hooks();
+    let mut names = events(&got);
+    names.sort();
+    assert_eq!(names, ["daily-summary", "first-copy"], "{got:?}\n{log}");
+    let summary = got.iter().find(|h| h.json()["event"] == "daily-summary").unwrap();
+    assert!(signature_ok(summary, HOOK_SECRET));
+    assert!(
+        summary.json()["detail"].as_str().unwrap().contains("steps recorded"),
+        "{summary:?}"
+    );
+    assert!(smtp.received_with("daily summary for").contains("daily summary for"));
+    for secret in [OLD_PW, NEW_PW, HOOK_SECRET] {
+        assert!(!log.contains(secret), "secret in the log: {log}");
+    }
 }

@@ -90,7 +90,12 @@ pub fn message(target: &EmailNotify, notice: &Notice) -> Result<Message, String>
         let to: Mailbox = to.parse().map_err(|e| format!("recipient `{to}`: {e}"))?;
         builder = builder.to(to);
     }
-    let mut body = format!("{}\n\nplan: {}\nevent: {}\n", notice.summary, notice.plan, notice.event.as_str());
+    let mut body = format!(
+        "{}\n\nplan: {}\nevent: {}\n",
+        notice.summary,
+        notice.plan,
+        notice.event.as_str()
+    );
     if let Some(a) = &notice.account {
         body.push_str(&format!("account: {a}\n"));
     }

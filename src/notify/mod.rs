@@ -116,11 +116,16 @@ pub async fn after_apply(loaded: &Loaded, store: &StateStore, report: &ApplyRepo
         keys.push((key, value));
     }
     let converged = !report.stopped
-        && report.steps.iter().all(|s| matches!(s.outcome, Outcome::Done(_)))
+        && report
+            .steps
+            .iter()
+            .all(|s| matches!(s.outcome, Outcome::Done(_)))
         && converged(loaded, store);
     if converged {
         // The value is the set of resources: a plan that grows and converges again is news.
-        let ids = store.resources().map(|r| r.into_keys().collect::<Vec<_>>().join("\n"));
+        let ids = store
+            .resources()
+            .map(|r| r.into_keys().collect::<Vec<_>>().join("\n"));
         if let Ok(ids) = ids {
             let value = hex(&Sha256::digest(ids.as_bytes()));
             if !told(store, "converged", &value) {
@@ -157,7 +162,12 @@ pub async fn after_apply(loaded: &Loaded, store: &StateStore, report: &ApplyRepo
 
 /// Watch mode: one summary per day (UTC), with the state's counts. Returns whether one was sent.
 pub async fn daily_summary(loaded: &Loaded, store: &StateStore, today: &str, text: String) -> bool {
-    if !loaded.plan.notify.iter().any(|t| t.wants(NotifyEvent::DailySummary)) {
+    if !loaded
+        .plan
+        .notify
+        .iter()
+        .any(|t| t.wants(NotifyEvent::DailySummary))
+    {
         return false;
     }
     let key = format!("summary/{today}");
@@ -173,7 +183,12 @@ pub async fn daily_summary(loaded: &Loaded, store: &StateStore, today: &str, tex
         detail: text,
         time: now(),
     };
-    send_all(&loaded.plan.notify, &loaded.base_dir, std::slice::from_ref(&notice)).await;
+    send_all(
+        &loaded.plan.notify,
+        &loaded.base_dir,
+        std::slice::from_ref(&notice),
+    )
+    .await;
     if let Err(e) = store.put_notified(&key, "sent") {
         warn!("cannot record a notification as sent: {e}");
     }
@@ -195,7 +210,11 @@ pub async fn send_all(targets: &[NotifyTarget], base: &Path, notices: &[Notice])
                 Ok(())
             };
             if let Err(e) = result {
-                warn!(target = i, event = n.event.as_str(), "notification not delivered: {e}");
+                warn!(
+                    target = i,
+                    event = n.event.as_str(),
+                    "notification not delivered: {e}"
+                );
                 failures.push(format!("notify[{i}], {}: {e}", n.event.as_str()));
             }
         }
@@ -266,8 +285,10 @@ fn told(store: &StateStore, key: &str, value: &str) -> bool {
 }
 
 fn plan_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn now() -> u64 {

@@ -37,13 +37,14 @@ pub async fn send_with_backoff(
     notice: &Notice,
     first_backoff: Duration,
 ) -> Result<(), String> {
-    let secret = target.secret.resolve(base).map_err(|e| {
-        format!("webhook {}: cannot read its secret: {e}", target.url)
-    })?;
+    let secret = target
+        .secret
+        .resolve(base)
+        .map_err(|e| format!("webhook {}: cannot read its secret: {e}", target.url))?;
     let body = serde_json::to_vec(notice).map_err(|e| e.to_string())?;
     let sig = signature(secret.expose().as_bytes(), &body);
-    let http = crate::auth::http::Http::new(None)
-        .map_err(|e| format!("webhook {}: {e}", target.url))?;
+    let http =
+        crate::auth::http::Http::new(None).map_err(|e| format!("webhook {}: {e}", target.url))?;
     let client = http.client();
     let mut wait = first_backoff;
     let mut last = String::new();

@@ -209,7 +209,9 @@ mod tests {
             }],
             api_writes: 2,
             stopped: false,
-            notify_failures: vec!["notify[1], failed: webhook https://h.example/ answered 500".into()],
+            notify_failures: vec![
+                "notify[1], failed: webhook https://h.example/ answered 500".into(),
+            ],
         };
         assert_eq!(
             apply_report(&report, 1.25),
