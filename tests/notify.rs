@@ -496,3 +496,45 @@ fn watch_mode_sends_one_daily_summary_and_the_first_copy_once() {
         assert!(!log.contains(secret), "secret in the log: {log}");
     }
 }
+
+/// A manual step (an alias on a plain IMAP server) is told once while it waits; acknowledged,
+/// the plan converges and that is told.
+#[test]
+fn a_waiting_manual_step_is_told_once_then_convergence_after_ack() {
+    let src = Dovecot::start(DovecotConfig {
+        users: &[("alice", OLD_PW)],
+        ..DovecotConfig::default()
+    });
+    let dst = Dovecot::start(DovecotConfig {
+        users: &[("alice", NEW_PW)],
+        ..DovecotConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    make_tls_material(&dir.path().join("tls"));
+    let smtp = SmtpSink::start(&dir.path().join("tls"));
+    let hooks = HookReceiver::start(Vec::new());
+    let text = plan(&src, &dst, smtp.port, &hooks.url())
+        .replace("events: [first-copy, failed, converged]", "events: [manual, converged]")
+        .replace(
+            "    destination: {login: alice",
+            "    aliases: [al@example.com]\n    destination: {login: alice",
+        );
+    std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+    for _ in 0..2 {
+        let out = apply(dir.path(), NEW_PW);
+        assert!(out.code == 0, "{}", out.transcript());
+    }
+    let got = hooks.hooks();
+    assert_eq!(events(&got), ["manual"], "{got:?}");
+    let step = got[0].json()["step"].as_str().unwrap().to_string();
+    assert!(step.contains("alias"), "{step}");
+    assert!(
+        smtp.received_with("waits for a manual step")
+            .contains(&format!("{step} waits for a manual step"))
+    );
+    let out = mailshift_env(dir.path(), &["ack", "plan.yaml", &step], &[]);
+    assert!(out.code == 0, "{}", out.transcript());
+    let out = apply(dir.path(), NEW_PW);
+    assert!(out.code == 0, "{}", out.transcript());
+    assert_eq!(events(&hooks.hooks()), ["manual", "converged"]);
+}
