@@ -485,13 +485,22 @@ fn watch_mode_sends_one_daily_summary_and_the_first_copy_once() {
     let mut names = events(&got);
     names.sort();
     assert_eq!(names, ["daily-summary", "first-copy"], "{got:?}\n{log}");
-    let summary = got.iter().find(|h| h.json()["event"] == "daily-summary").unwrap();
+    let summary = got
+        .iter()
+        .find(|h| h.json()["event"] == "daily-summary")
+        .unwrap();
     assert!(signature_ok(summary, HOOK_SECRET));
     assert!(
-        summary.json()["detail"].as_str().unwrap().contains("steps recorded"),
+        summary.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("steps recorded"),
         "{summary:?}"
     );
-    assert!(smtp.received_with("daily summary for").contains("daily summary for"));
+    assert!(
+        smtp.received_with("daily summary for")
+            .contains("daily summary for")
+    );
     for secret in [OLD_PW, NEW_PW, HOOK_SECRET] {
         assert!(!log.contains(secret), "secret in the log: {log}");
     }
@@ -514,7 +523,10 @@ fn a_waiting_manual_step_is_told_once_then_convergence_after_ack() {
     let smtp = SmtpSink::start(&dir.path().join("tls"));
     let hooks = HookReceiver::start(Vec::new());
     let text = plan(&src, &dst, smtp.port, &hooks.url())
-        .replace("events: [first-copy, failed, converged]", "events: [manual, converged]")
+        .replace(
+            "events: [first-copy, failed, converged]",
+            "events: [manual, converged]",
+        )
         .replace(
             "    destination: {login: alice",
             "    aliases: [al@example.com]\n    destination: {login: alice",
@@ -537,4 +549,31 @@ fn a_waiting_manual_step_is_told_once_then_convergence_after_ack() {
     let out = apply(dir.path(), NEW_PW);
     assert!(out.code == 0, "{}", out.transcript());
     assert_eq!(events(&hooks.hooks()), ["manual", "converged"]);
+}
+
+/// `notify:` added to a plan whose accounts were copied before: their next (incremental)
+/// sync is not a first copy; the plan's convergence is news.
+#[test]
+fn notify_added_after_the_copy_tells_no_first_copy() {
+    let src = Dovecot::start(DovecotConfig {
+        users: &[("alice", OLD_PW)],
+        ..DovecotConfig::default()
+    });
+    let dst = Dovecot::start(DovecotConfig {
+        users: &[("alice", NEW_PW)],
+        ..DovecotConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    make_tls_material(&dir.path().join("tls"));
+    let smtp = SmtpSink::start(&dir.path().join("tls"));
+    let hooks = HookReceiver::start(Vec::new());
+    let full = plan(&src, &dst, smtp.port, &hooks.url());
+    let without = &full[..full.find("notify:").unwrap()];
+    std::fs::write(dir.path().join("plan.yaml"), without).unwrap();
+    let out = apply(dir.path(), NEW_PW);
+    assert!(out.code == 0, "{}", out.transcript());
+    std::fs::write(dir.path().join("plan.yaml"), &full).unwrap();
+    let out = apply(dir.path(), NEW_PW);
+    assert!(out.code == 0, "{}", out.transcript());
+    assert_eq!(events(&hooks.hooks()), ["converged"]);
 }

@@ -156,6 +156,12 @@ pub async fn apply(
         let _ = std::fs::remove_dir_all(dir.join("spool"));
     }
     let state = store.resources()?;
+    // Content copied once before this run: its sync now is not a first copy (notifications).
+    let done_before: std::collections::BTreeSet<String> = state
+        .iter()
+        .filter(|(_, r)| r.status == Status::Done)
+        .map(|(id, _)| id.clone())
+        .collect();
     let mut planned = Planned::new(&loaded.plan, &state);
     let api_calls: plane::ApiCalls = {
         let hooks = hooks.clone();
@@ -227,7 +233,8 @@ pub async fn apply(
         notify_failures: Vec::new(),
     };
     // After the records: what is told is what the state already says. Never fails the run.
-    report.notify_failures = crate::notify::after_apply(&ctx.loaded, &ctx.store, &report).await;
+    report.notify_failures =
+        crate::notify::after_apply(&ctx.loaded, &ctx.store, &report, &done_before).await;
     Ok(report)
 }
 

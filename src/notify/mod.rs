@@ -8,6 +8,7 @@
 //! and a restart does not tell it again. Delivery never fails the migration: a target that cannot
 //! be reached is logged and retried with backoff, then given up until the next event.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Serialize;
@@ -23,6 +24,8 @@ use crate::state::{StateStore, Status};
 
 pub mod email;
 pub mod webhook;
+
+static GATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// One thing to tell: what a webhook receives as JSON, and what an e-mail says in words.
 #[derive(Debug, Clone, Serialize)]
@@ -49,10 +52,20 @@ pub struct Notice {
 /// Whether the plan converged is read from the state after the run, not from the run alone,
 /// so that watch mode's runs of one account each can tell it too.
 /// Returns the deliveries that failed, for the report (they never fail the run).
-pub async fn after_apply(loaded: &Loaded, store: &StateStore, report: &ApplyReport) -> Vec<String> {
+/// `done_before`: the steps the state had as done when the run began (their sync is
+/// incremental, not a first copy, even when `notify:` was added after they were copied).
+pub async fn after_apply(
+    loaded: &Loaded,
+    store: &StateStore,
+    report: &ApplyReport,
+    done_before: &BTreeSet<String>,
+) -> Vec<String> {
     if loaded.plan.notify.is_empty() {
         return Vec::new();
     }
+    // Watch mode runs accounts at once: one run's events are computed, sent and recorded
+    // before another's, so that two runs ending together cannot both tell "converged".
+    let _gate = GATE.lock().await;
     let plan = plan_name(&loaded.path);
     let now = now();
     let mut notices = Vec::new();
@@ -67,7 +80,7 @@ pub async fn after_apply(loaded: &Loaded, store: &StateStore, report: &ApplyRepo
             Outcome::Done(text) => {
                 clears.push(failed_key);
                 clears.push(manual_key);
-                if s.action != Action::Sync {
+                if s.action != Action::Sync || done_before.contains(&s.id) {
                     continue;
                 }
                 (
