@@ -17,6 +17,8 @@ use crate::plan::model::{EmailNotify, Security};
 /// Attempts per message, and the wait before the second (doubled each time).
 const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+/// The longest one attempt may take, connection, TLS and all.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub async fn send(target: &EmailNotify, base: &Path, notice: &Notice) -> Result<(), String> {
     let smtp = &target.smtp;
@@ -56,7 +58,20 @@ pub async fn send(target: &EmailNotify, base: &Path, notice: &Notice) -> Result<
     let mut wait = FIRST_BACKOFF;
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
-        match transport.send(message.clone()).await {
+        // lettre's timeout bounds each command, not a TLS handshake that stalls: bound it all.
+        let sent = tokio::time::timeout(SEND_TIMEOUT, transport.send(message.clone())).await;
+        let sent = match sent {
+            Ok(sent) => sent,
+            Err(_) => {
+                last = format!("{place}: no answer within {}s", SEND_TIMEOUT.as_secs());
+                if attempt < ATTEMPTS {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                continue;
+            }
+        };
+        match sent {
             Ok(_) => return Ok(()),
             // lettre's errors name the server's answer, never the credentials.
             Err(e) if e.is_permanent() => return Err(format!("{place} refused the message: {e}")),
