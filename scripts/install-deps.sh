@@ -8,7 +8,8 @@
 set -euo pipefail
 
 # dovecot-pop3d: the POP3 source tests (tests/pop3.rs) run Dovecot's POP3 server.
-PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d radicale xandikos)
+# python3-aiosmtpd: the SMTP sink that receives the notifications e-mailed in tests/notify.rs.
+PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d radicale xandikos python3-aiosmtpd)
 for arg in "$@"; do
     case "$arg" in
         --browser) PACKAGES+=(chromium fonts-dejavu-core) ;;

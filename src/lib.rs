@@ -11,6 +11,7 @@ pub mod apply;
 pub mod auth;
 pub mod cli;
 pub mod import;
+pub mod notify;
 pub mod providers;
 pub mod render;
 pub mod rollback;

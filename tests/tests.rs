@@ -15,6 +15,7 @@ mod hostile_network;
 mod loader;
 mod m365;
 mod mail_files;
+mod notify;
 mod oauth;
 mod ovh_conformance;
 mod ovh_e2e;

@@ -92,6 +92,9 @@ pub struct ApplyReport {
     /// Write calls made to control-plane APIs (a run with nothing to change makes none).
     pub api_writes: u64,
     pub stopped: bool,
+    /// Notifications of this run that could not be delivered (`notify:`), for people: they
+    /// never fail the run.
+    pub notify_failures: Vec<String>,
 }
 
 impl ApplyReport {
@@ -153,6 +156,12 @@ pub async fn apply(
         let _ = std::fs::remove_dir_all(dir.join("spool"));
     }
     let state = store.resources()?;
+    // Content copied once before this run: its sync now is not a first copy (notifications).
+    let done_before: std::collections::BTreeSet<String> = state
+        .iter()
+        .filter(|(_, r)| r.status == Status::Done)
+        .map(|(id, _)| id.clone())
+        .collect();
     let mut planned = Planned::new(&loaded.plan, &state);
     let api_calls: plane::ApiCalls = {
         let hooks = hooks.clone();
@@ -215,13 +224,18 @@ pub async fn apply(
     steps.sort_by(|a, b| a.id.cmp(&b.id));
     let copies = std::mem::take(&mut *ctx.copies.lock().await);
     let dav_copies = std::mem::take(&mut *ctx.dav_copies.lock().await);
-    Ok(ApplyReport {
+    let mut report = ApplyReport {
         steps,
         copies,
         dav_copies,
         api_writes: ctx.planes.writes(),
         stopped: ctx.stop.load(Ordering::Relaxed),
-    })
+        notify_failures: Vec::new(),
+    };
+    // After the records: what is told is what the state already says. Never fails the run.
+    report.notify_failures =
+        crate::notify::after_apply(&ctx.loaded, &ctx.store, &report, &done_before).await;
+    Ok(report)
 }
 
 /// Runs changes grouped by account, up to `parallel_accounts` accounts at once.

@@ -55,6 +55,11 @@ impl Http {
         Ok(Http { client })
     }
 
+    /// The client itself, for other verified HTTPS calls (webhook notifications).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// POSTs `form` (application/x-www-form-urlencoded) to `url`.
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<Reply, TokenError> {
         let body = encode_form(form);

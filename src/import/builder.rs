@@ -349,6 +349,7 @@ impl Builder {
                 groups: Vec::new(),
                 external_contacts: Vec::new(),
                 footers: Vec::new(),
+                notify: Vec::new(),
             },
             env_vars: self.env_vars,
             secrets: self.secrets,

@@ -88,6 +88,9 @@ pub fn apply_report(report: &ApplyReport, elapsed: f64) -> String {
             let _ = writeln!(out, "note    {}: {}s: {n}", c.account, c.noun);
         }
     }
+    for f in &report.notify_failures {
+        let _ = writeln!(out, "warning notification not delivered: {f}");
+    }
     for (account, c) in &report.copies {
         for f in &c.failed {
             let _ = writeln!(out, "FAILED  {account}: folder {:?}: {}", f.path, f.reason);
@@ -206,6 +209,9 @@ mod tests {
             }],
             api_writes: 2,
             stopped: false,
+            notify_failures: vec![
+                "notify[1], failed: webhook https://h.example/ answered 500".into(),
+            ],
         };
         assert_eq!(
             apply_report(&report, 1.25),
@@ -221,6 +227,7 @@ mod tests {
              note    a@example.com: message UID 9 in \"INBOX\" (1.2 KB) refused by the destination, skipped: [LIMIT] too big\n\
              note    a@example.com: 2 message(s) in \"INBOX\" were already on the destination after an interruption, not copied again\n\
              note    a@example.com: contacts: work: uid:x (Bob) refused by the destination, skipped: 413\n\
+             warning notification not delivered: notify[1], failed: webhook https://h.example/ answered 500\n\
              FAILED  a@example.com: folder \"Junk\": no such folder\n\
              \n\
              Apply incomplete: 5 steps, 3 failed, 1 manual; 3 messages (3.5 KB) copied; 2 items (contacts, events, tasks) written; 2 API writes in 1.2 s.\n"

@@ -81,9 +81,28 @@ pub struct Daemon {
     /// How often each account whose mail keeps syncing is synced again, from the plan in
     /// force: asked at the end of every run, so compiled once per plan, not once per run.
     sync_every: HashMap<String, Duration>,
+    /// The UTC day whose summary was handed to the notifier (`notify::daily_summary` keeps
+    /// the lasting record in the state; this keeps two runs ending together from both sending).
+    summary_day: String,
 }
 
 impl Daemon {
+    /// Watch mode's daily summary: the first run ending on a new UTC day sends it, in the
+    /// background (a slow SMTP server must not hold the scheduler).
+    fn daily_summary(&mut self) {
+        let today = crate::notify::today();
+        if self.summary_day == today || self.plan.plan.notify.is_empty() {
+            return;
+        }
+        self.summary_day = today.clone();
+        let plan = self.plan.clone();
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let text = crate::notify::summary_text(&store);
+            crate::notify::daily_summary(&plan, &store, &today, text).await;
+        });
+    }
+
     pub fn new(
         plan: Loaded,
         store: Arc<StateStore>,
@@ -104,6 +123,7 @@ impl Daemon {
             task_units: HashMap::new(),
             rejected: None,
             sync_every: HashMap::new(),
+            summary_day: String::new(),
         };
         d.plan_in_force();
         d
@@ -322,6 +342,7 @@ impl Daemon {
             Some(a) => self.status.refresh_account(&self.store, a),
             None => self.status.refresh_platform(&self.store),
         }
+        self.daily_summary();
         let next_text = match next {
             Next::After(d) => format!("next run in {}s", d.as_secs()),
             Next::AwaitChange => "next run when the plan changes (or on SIGHUP)".into(),

@@ -741,7 +741,7 @@ fn free_ports(n: usize) -> Vec<u16> {
 /// Writes into `dir` a throwaway CA (`ca.key`, `ca.pem`) and a server key and certificate
 /// (`server.key`, `server.pem`) for 127.0.0.1 and localhost signed by it. P-256 keys: RSA
 /// key generation would add a noticeable delay to every TLS test.
-fn make_tls_material(dir: &Path) {
+pub fn make_tls_material(dir: &Path) {
     fs::create_dir_all(dir).unwrap();
     let p = |name: &str| dir.join(name).display().to_string();
     // Strict verifiers (OpenSSL 3, rustls) reject a CA certificate without these extensions

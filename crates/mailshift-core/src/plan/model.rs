@@ -63,6 +63,130 @@ pub struct Plan {
     /// Per-domain footers (disclaimers) to set on a platform.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub footers: Vec<Footer>,
+    /// Who is told about the migration's progress (e-mail over SMTP, signed webhooks), and
+    /// of which events. A notification that cannot be delivered never fails the migration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifyTarget>,
+}
+
+/// One recipient of notifications: exactly one of `email` and `webhook`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyTarget {
+    /// Send an e-mail over SMTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailNotify>,
+    /// POST a JSON document, signed with HMAC-SHA256, to a URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookNotify>,
+    /// Which events this target receives. Default: all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<NotifyEvent>,
+}
+
+impl NotifyTarget {
+    /// Whether this target wants `event` (no list: every event).
+    pub fn wants(&self, event: NotifyEvent) -> bool {
+        self.events.is_empty() || self.events.contains(&event)
+    }
+}
+
+/// What is worth telling people about.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotifyEvent {
+    /// An account's first full copy finished (once per account).
+    FirstCopy,
+    /// A step failed (once per failure: not again while it keeps failing the same way).
+    Failed,
+    /// A manual step waits for a person (`mailshift ack`), once per step.
+    Manual,
+    /// Every step of the plan is done: nothing failed, nothing waits.
+    Converged,
+    /// Watch mode: one summary a day.
+    DailySummary,
+}
+
+impl NotifyEvent {
+    pub const ALL: [NotifyEvent; 5] = [
+        NotifyEvent::FirstCopy,
+        NotifyEvent::Failed,
+        NotifyEvent::Manual,
+        NotifyEvent::Converged,
+        NotifyEvent::DailySummary,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::FirstCopy => "first-copy",
+            NotifyEvent::Failed => "failed",
+            NotifyEvent::Manual => "manual",
+            NotifyEvent::Converged => "converged",
+            NotifyEvent::DailySummary => "daily-summary",
+        }
+    }
+}
+
+/// E-mail notifications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailNotify {
+    /// Recipients, e.g. `[it@example.com]`.
+    pub to: Vec<String>,
+    /// The sender address, e.g. `mailshift@example.com`.
+    pub from: String,
+    /// The SMTP server that sends the mail.
+    pub smtp: SmtpEndpoint,
+}
+
+/// An SMTP submission server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpEndpoint {
+    /// Host name, e.g. `smtp.mail.ovh.net`.
+    pub host: String,
+    /// Port. Default: 465 with `tls`, 587 with `starttls`, 25 with `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `tls` (implicit TLS, default), `starttls`, or `none` (loopback only unless
+    /// `allow_plaintext`). The certificate is verified.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub security: Security,
+    /// Login for SMTP AUTH. Default: none (no authentication).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    /// Password for SMTP AUTH, as a secret reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretRef>,
+    /// PEM file of extra CA certificates to trust for this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Allow `security: none` to a host that is not loopback.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_plaintext: bool,
+}
+
+impl SmtpEndpoint {
+    pub fn effective_port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            Security::Tls => 465,
+            Security::Starttls => 587,
+            Security::None => 25,
+        })
+    }
+}
+
+/// Webhook notifications: a JSON POST whose body is signed with HMAC-SHA256 under `secret`,
+/// hex in the `X-Mailshift-Signature: sha256=...` header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookNotify {
+    /// `https://` URL (`http://` only to a loopback host).
+    pub url: String,
+    /// The HMAC key, as a secret reference.
+    pub secret: SecretRef,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

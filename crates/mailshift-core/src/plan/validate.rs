@@ -40,6 +40,7 @@ pub fn validate(plan: &Plan, tree: &Node, source: &str) -> Vec<Diagnostic> {
     v.groups();
     v.contacts();
     v.footers();
+    v.notify();
     v.secrets();
     v.out
 }
@@ -1354,8 +1355,110 @@ impl<'a> Validator<'a> {
         }
     }
 
+    fn notify(&mut self) {
+        for (i, t) in self.plan.notify.iter().enumerate() {
+            let base = [key("notify"), idx(i)];
+            match (&t.email, &t.webhook) {
+                (None, None) => self.error(
+                    &base,
+                    "notification target has neither `email` nor `webhook`",
+                    "add `email: {to: [...], from: ..., smtp: {host: ...}}` or `webhook: {url: ..., secret: {env: ...}}`",
+                ),
+                (Some(_), Some(_)) => self.error(
+                    &join(&base, &[key("webhook")]),
+                    "notification target has both `email` and `webhook`",
+                    "write them as two entries of `notify`",
+                ),
+                _ => {}
+            }
+            if let Some(e) = &t.email {
+                let epath = join(&base, &[key("email")]);
+                if e.to.is_empty() {
+                    self.error(
+                        &join(&epath, &[key("to")]),
+                        "no recipient",
+                        "list at least one address in `to`",
+                    );
+                }
+                for (j, a) in e.to.iter().enumerate() {
+                    if !is_address(a) {
+                        self.error(
+                            &join(&epath, &[key("to"), idx(j)]),
+                            format!("`{a}` is not an e-mail address"),
+                            "write an address such as `it@example.com`",
+                        );
+                    }
+                }
+                if !is_address(&e.from) {
+                    self.error(
+                        &join(&epath, &[key("from")]),
+                        format!("`{}` is not an e-mail address", e.from),
+                        "write the sender address, e.g. `mailshift@example.com`",
+                    );
+                }
+                let spath = join(&epath, &[key("smtp")]);
+                let smtp = &e.smtp;
+                if smtp.host.trim().is_empty() {
+                    self.error(
+                        &join(&spath, &[key("host")]),
+                        "empty SMTP host",
+                        "set the SMTP server's host name",
+                    );
+                }
+                if smtp.port == Some(0) {
+                    self.error(
+                        &join(&spath, &[key("port")]),
+                        "port 0 is not a valid SMTP port",
+                        "use the server's port, e.g. 465 for TLS or 587 for STARTTLS",
+                    );
+                }
+                if smtp.security == Security::None
+                    && !is_loopback(&smtp.host)
+                    && !smtp.allow_plaintext
+                {
+                    self.error(
+                        &join(&spath, &[key("security")]),
+                        format!("`security: none` to {} would send the password and mail in clear", smtp.host),
+                        "use `security: tls` or `starttls`; if the network is trusted, add `allow_plaintext: true`",
+                    );
+                }
+                if smtp.login.is_some() != smtp.password.is_some() {
+                    self.error(
+                        &spath,
+                        "SMTP `login` and `password` go together",
+                        "give both (SMTP AUTH) or neither (no authentication)",
+                    );
+                }
+            }
+            if let Some(w) = &t.webhook {
+                let u = &w.url;
+                let ok = u.starts_with("https://")
+                    || (u.starts_with("http://") && is_loopback(url_host(u)));
+                if !ok {
+                    self.error(
+                        &join(&base, &[key("webhook"), key("url")]),
+                        format!("unsupported webhook URL `{u}`"),
+                        "use an `https://` URL (`http://` only to a loopback host)",
+                    );
+                }
+            }
+        }
+    }
+
     fn secrets(&mut self) {
         let mut refs: Vec<(Vec<PathSeg>, &SecretRef)> = Vec::new();
+        for (i, t) in self.plan.notify.iter().enumerate() {
+            let base = [key("notify"), idx(i)];
+            if let Some(p) = t.email.as_ref().and_then(|e| e.smtp.password.as_ref()) {
+                refs.push((
+                    join(&base, &[key("email"), key("smtp"), key("password")]),
+                    p,
+                ));
+            }
+            if let Some(w) = &t.webhook {
+                refs.push((join(&base, &[key("webhook"), key("secret")]), &w.secret));
+            }
+        }
         for (name, p) in &self.plan.providers {
             let base = [key("providers"), key(name)];
             refs.push((join(&base, &[key("application_key")]), &p.application_key));

@@ -24,6 +24,7 @@
 //!   daily limits, and the copies paused by them, added the same way ([`quota`]).
 //! - `sync_points`, `rollbacks`: when each sync point started, and the rollbacks in flight,
 //!   added the same way ([`rollback`]).
+//! - `notified`: the notifications already sent, so each is sent once ([`notified`]).
 //!
 //! Every write method is one redb write transaction, committed (and fsynced: the default
 //! durability) before it returns, so a crash loses at most the step in flight.
@@ -44,6 +45,7 @@ use serde::de::DeserializeOwned;
 use super::record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord};
 
 pub mod dav;
+pub mod notified;
 pub mod quota;
 pub mod rollback;
 
