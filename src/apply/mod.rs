@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod plane;
 pub mod quota;
 pub mod record;
+pub mod servers;
 
 use crate::diff::{Action, Change};
 use crate::error::StepError;
@@ -149,6 +150,11 @@ pub async fn apply(
     hooks: Arc<dyn Hooks>,
     stop: StopFlag,
 ) -> Result<ApplyReport, StepError> {
+    // Watch cycles come here directly; the commands have read them already (and said so).
+    let (loaded, detected) = servers::detect(loaded).await;
+    for d in &detected {
+        tracing::info!("{}", d.line(&loaded));
+    }
     // Spool files left by a killed run are garbage: this process holds the state lock.
     if !options.keep_spool
         && let Some(dir) = loaded.state_path().parent()

@@ -47,6 +47,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let printer = Arc::new(Printer::new());
     let started = Instant::now();
     let report = runtime.block_on(async {
+        let loaded = super::detect_servers(loaded).await;
         let stop2 = stop.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -57,7 +58,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             std::process::exit(130);
         });
         apply(
-            Arc::new(loaded),
+            loaded,
             store,
             ApplyOptions {
                 targets,

@@ -34,7 +34,16 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let Some(loaded) = load_plan(&args.plan) else {
         return Ok(ExitCode::from(1));
     };
-    let loaded = Arc::new(loaded);
+    let mut loaded = Arc::new(loaded);
+    let mut detected = Vec::new();
+    if args.refresh {
+        (loaded, detected) = super::runtime()?.block_on(crate::apply::servers::detect(loaded));
+    }
+    let detected: Vec<String> = if args.refresh {
+        detected.iter().map(|d| d.line(&loaded)).collect()
+    } else {
+        crate::apply::servers::unread(&loaded)
+    };
     let state_path = loaded.state_path();
     let state = crate::state::read_resources(&state_path)?;
     let mut planned = Planned::new(&loaded.plan, &state);
@@ -50,6 +59,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     planned.only_accounts(&super::targets(&loaded, &args.target)?);
     let changes = planned.changes;
     if args.json {
+        for line in &detected {
+            eprintln!("{line}");
+        }
         print!("{}", render::plan_json(&changes));
     } else {
         let recorded = if state.is_empty() {
@@ -60,11 +72,15 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
                 crate::plan::diagnostic::plural(state.len(), "resource")
             )
         };
-        let header = format!(
+        let mut header = format!(
             "mailshift plan: {} against state {} ({recorded})\nThis is a dry run: nothing was changed.",
             loaded.file_name(),
             state_path.display()
         );
+        for line in &detected {
+            header.push('\n');
+            header.push_str(line);
+        }
         print!("{}", render::plan_human(&changes, &header));
     }
     let code = exit_code(&changes, args.detailed_exitcode);

@@ -69,6 +69,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     }
     let store = crate::state::StateStore::open(&loaded.state_path())?;
     let runtime = super::runtime()?;
+    let loaded = runtime.block_on(super::detect_servers(loaded));
     let resources = compile(&loaded.plan);
     let mut failed = false;
     let mut work: Vec<AccountWork> = Vec::new();

@@ -150,6 +150,7 @@ impl Builder {
                         oauth2,
                         limits: Default::default(),
                         path: None,
+                        detected_imap_host: None,
                     },
                 );
                 self.by_endpoint.insert(key, name.clone());

@@ -111,10 +111,11 @@ pub fn omm_csv(
                     return Err(err(
                         n,
                         Some(5),
-                        "the destination URL is empty: OMM guesses OVHcloud servers, mailshift \
+                        "the destination URL is empty: OMM guesses OVHcloud servers, the import \
                          needs the IMAP host; write it (ex3.mail.ovh.net for Exchange, \
                          pro1.mail.ovh.net for Email Pro, ssl0.ovh.net for MX Plan) or pass \
-                         --dest-host"
+                         --dest-host (a platform of an OVHcloud type with its `provider` and \
+                         `service` may then leave `imap:` out: its server is read from the API)"
                             .into(),
                     ));
                 }

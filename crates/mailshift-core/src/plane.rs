@@ -85,6 +85,12 @@ pub trait ControlPlane: Send + Sync {
     /// What a mailbox holds, in bytes (`None`: no such account).
     fn mailbox_usage<'a>(&'a self, address: &'a str) -> PlaneResult<'a, Option<u64>>;
 
+    /// The IMAP server the platform's mailboxes live on, as its API says (`None`: the API
+    /// does not say; the plan must).
+    fn imap_host(&self) -> PlaneResult<'_, Option<String>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Write calls made so far.
     fn writes(&self) -> u64 {
         0

@@ -266,11 +266,24 @@ impl<'a> Validator<'a> {
                 } else {
                     ("IMAP", "993 for TLS or 143 for STARTTLS")
                 };
-                if imap.host.trim().is_empty() {
+                // OVHcloud's server is read from its API, Gmail's and Microsoft 365's are known.
+                let host_known = field == "imap"
+                    && imap.host.is_empty()
+                    && (p.kind.is_ovh() || p.kind.default_imap().is_some());
+                if imap.host.trim().is_empty() && !host_known {
+                    let at = if imap.host.is_empty() {
+                        ipath.clone()
+                    } else {
+                        join(&ipath, &[key("host")])
+                    };
                     self.error(
-                        &join(&ipath, &[key("host")]),
-                        format!("empty {proto} host"),
-                        "set the server's host name or IP address",
+                        &at,
+                        format!("no {proto} host"),
+                        if field == "imap" {
+                            "set `host:` to the server's name or IP address (only OVHcloud, `gmail` and `microsoft-365` platforms may leave it out)"
+                        } else {
+                            "set `host:` to the server's name or IP address"
+                        },
                     );
                 }
                 if imap.port == Some(0) {
@@ -286,7 +299,10 @@ impl<'a> Validator<'a> {
                 {
                     self.error(
                         &join(&ipath, &[key("security")]),
-                        format!("`security: none` to {} would send passwords and mail in clear", imap.host),
+                        format!(
+                            "`security: none` to {} would send passwords and mail in clear",
+                            if imap.host.is_empty() { "the server read from the API" } else { &imap.host }
+                        ),
                         "use `security: tls` or `starttls`; if the network is trusted, add `allow_plaintext: true`",
                     );
                 }
@@ -1022,7 +1038,7 @@ impl<'a> Validator<'a> {
                 ),
                 (Content::Mail, _) if p.pop3.is_some() => {}
                 (Content::Mail, _) => {
-                    if p.imap_endpoint().is_none() {
+                    if p.imap_endpoint().is_none() && !p.detects_imap_host() {
                         self.error(
                             &side_path,
                             format!("platform `{name}` has no `imap` endpoint to copy mail through"),
