@@ -96,9 +96,11 @@ pub async fn run(options: Options) -> Result<(), String> {
 
     let status = Arc::new(StatusModel::new(options.plan.display().to_string()));
     let (ack_tx, mut acks) = mpsc::unbounded_channel::<http::AckRequest>();
+    let (hold_tx, mut holds) = mpsc::unbounded_channel::<http::HoldRequest>();
     let http_state = Arc::new(HttpState {
         status: status.clone(),
         acks: ack_tx,
+        holds: hold_tx,
         token: RwLock::new(token),
     });
     let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -147,7 +149,9 @@ pub async fn run(options: Options) -> Result<(), String> {
 
     info!(plan = %options.plan.display(), state = %state_path.display(), "watching");
     let mut daemon = Daemon::new(loaded, store, status.clone(), stop);
-    daemon.run(&mut shutdown, &mut triggers, &mut acks).await;
+    daemon
+        .run(&mut shutdown, &mut triggers, &mut acks, &mut holds)
+        .await;
     status.stopping();
     let clean = daemon.drain(options.grace).await;
     let _ = server_stop.send(());

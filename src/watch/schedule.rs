@@ -42,6 +42,9 @@ pub enum RunEnd {
     Paused { after: Duration },
     /// The daemon is stopping.
     Stopped,
+    /// A person paused the account's copies (`paused: true`, `POST /api/pause`): nothing to
+    /// do until the plan changes or the API resumes it, both of which make the unit due.
+    Held,
 }
 
 /// What the scheduler does next with a unit.
@@ -75,7 +78,7 @@ pub fn next_run(end: &RunEnd, failures: u32, sync_every: Option<Duration>, jitte
             ..
         } => Next::AwaitChange,
         RunEnd::Paused { after } => Next::After(*after),
-        RunEnd::Conflicted | RunEnd::Stopped => Next::AwaitChange,
+        RunEnd::Conflicted | RunEnd::Stopped | RunEnd::Held => Next::AwaitChange,
     }
 }
 
