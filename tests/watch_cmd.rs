@@ -711,19 +711,23 @@ fn status_page_in_headless_chromium_matches_the_api() {
     });
     seed(&src, "alice", ALICE_OLD, 0, 12, 3_000);
     let dir = tempfile::tempdir().unwrap();
-    replace_plan(
-        dir.path(),
-        &plan(
-            src.port(),
-            dst.port(),
-            "sync_interval: 1h",
-            &["alice", "bob"],
-        ),
+    // carol is paused in the plan: her row says so, and no server is asked about her.
+    let text = plan(
+        src.port(),
+        dst.port(),
+        "sync_interval: 1h",
+        &["alice", "bob", "carol"],
+    )
+    .replace(
+        "- address: carol@example.com\n",
+        "- address: carol@example.com\n    paused: true\n",
     );
+    replace_plan(dir.path(), &text);
     let mut w = Watch::start(dir.path(), "watch.log", &[]);
-    let api = w.wait_for("alice synced and bob failing", 30, |s| {
+    let api = w.wait_for("alice synced, bob failing, carol paused", 30, |s| {
         migrated(s, "alice@example.com", 12)
             && account(s, "bob@example.com").is_some_and(|a| a["health"] == "failing")
+            && account(s, "carol@example.com").is_some_and(|a| a["health"] == "paused-by-user")
     });
     let url = format!("http://{}/", w.addr);
     let profile = tempfile::tempdir().unwrap();
@@ -778,8 +782,16 @@ fn status_page_in_headless_chromium_matches_the_api() {
         .collect();
     assert_eq!(rows, want, "page rows vs /api/status\n{dom}");
     assert_eq!(rows[0], ("bob@example.com".into(), "failing".into()));
+    assert_eq!(
+        rows[1],
+        ("carol@example.com".into(), "paused-by-user".into())
+    );
     assert!(
-        dom.contains("<title>(1 failing) mailshift: 2 accounts</title>"),
+        dom.contains(">paused</span> <span class=\"meta\">by the plan (edit it to resume)"),
+        "carol's row says paused, and by whom\n{dom}"
+    );
+    assert!(
+        dom.contains("<title>(1 failing) mailshift: 3 accounts</title>"),
         "{dom}"
     );
     assert!(

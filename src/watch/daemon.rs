@@ -937,6 +937,75 @@ mod tests {
     }
 
     #[test]
+    fn an_api_pause_is_recorded_holds_the_account_and_only_the_api_lifts_it() {
+        use crate::watch::http::HoldRefused;
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice", "bob"]);
+        let alice = account("alice");
+        assert!(matches!(
+            d.pause("nobody@example.com"),
+            Err(HoldRefused::Unknown(_))
+        ));
+        assert!(matches!(
+            d.resume("alice@example.com"),
+            Err(HoldRefused::NotPaused(_))
+        ));
+
+        let said = d.pause("Alice@Example.com").unwrap();
+        assert!(said.starts_with("Paused alice@example.com"), "{said}");
+        assert!(d.store.holds().unwrap().contains_key("alice@example.com"));
+        assert_eq!(d.slots[&alice].next, None, "nothing to run while paused");
+        let view = d.status.snapshot();
+        let row = view
+            .accounts
+            .iter()
+            .find(|a| a.address == "alice@example.com")
+            .unwrap();
+        assert_eq!(row.paused_by, Some("api"));
+        assert_eq!(row.paused_until, None, "not a daily limit's pause");
+
+        // A run in flight is stopped through its own flag, bob's run is left alone.
+        let flag = |d: &mut Daemon, unit: &Unit| {
+            let stop: StopFlag = Arc::default();
+            d.run_stops
+                .insert(unit.clone(), (stop.clone(), HoldCell::default()));
+            stop
+        };
+        let (alice_stop, bob_stop) = (flag(&mut d, &alice), flag(&mut d, &account("bob")));
+        assert!(d.hold_running(&alice, Hold::Api { since: 1 }));
+        assert!(alice_stop.load(std::sync::atomic::Ordering::Relaxed));
+        assert!(!bob_stop.load(std::sync::atomic::Ordering::Relaxed));
+        let cell = d.run_stops[&alice].1.clone();
+        assert_eq!(hold::read_cell(&cell), Some(Hold::Api { since: 1 }));
+        d.run_stops.clear();
+
+        let said = d.resume("alice@example.com").unwrap();
+        assert!(said.starts_with("Resumed alice@example.com"), "{said}");
+        assert!(d.store.holds().unwrap().is_empty());
+        assert!(d.slots[&alice].next.is_some_and(|t| t <= Instant::now()));
+
+        // Paused in the plan: the API cannot lift it.
+        let text = plan(&["alice", "bob"]).replace(
+            "- address: bob@example.com\n",
+            "- address: bob@example.com\n    paused: true\n",
+        );
+        std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+        d.reload(Trigger::File);
+        let Err(HoldRefused::InPlan(why)) = d.resume("bob@example.com") else {
+            panic!("a plan's pause is the plan's to lift");
+        };
+        assert!(
+            why.contains("paused in the plan") && why.contains("edit the plan"),
+            "{why}"
+        );
+        assert!(
+            d.pause("bob@example.com")
+                .unwrap()
+                .contains("already paused by the plan")
+        );
+    }
+
+    #[test]
     fn failures_back_off_and_a_success_resets_them() {
         let dir = tempfile::tempdir().unwrap();
         let mut d = daemon(dir.path(), &["alice"]);

@@ -318,6 +318,27 @@ mod tests {
     }
 
     #[test]
+    fn only_a_page_of_another_origin_is_cross_origin() {
+        let with = |origin: Option<&str>| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8470"));
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+            }
+            cross_origin(&h)
+        };
+        assert!(!with(None), "curl sends no Origin");
+        assert!(
+            !with(Some("http://127.0.0.1:8470")),
+            "the status page itself"
+        );
+        assert!(!with(Some("https://127.0.0.1:8470")));
+        assert!(with(Some("http://evil.example")));
+        assert!(with(Some("http://127.0.0.1:8471")));
+        assert!(with(Some("null")), "a sandboxed page");
+    }
+
+    #[test]
     fn constant_time_eq_compares_whole_values() {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));

@@ -122,8 +122,9 @@ mod tests {
     }
 
     #[test]
-    fn conflicts_and_stops_are_not_retried() {
-        for end in [RunEnd::Conflicted, RunEnd::Stopped] {
+    fn conflicts_stops_and_a_persons_pause_are_not_retried_on_a_timer() {
+        // A paused account keeps no sync interval: only a plan change or a resume runs it.
+        for end in [RunEnd::Conflicted, RunEnd::Stopped, RunEnd::Held] {
             assert_eq!(
                 next_run(&end, 3, Some(Duration::from_secs(60)), 0.5),
                 Next::AwaitChange
