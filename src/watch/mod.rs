@@ -8,6 +8,10 @@
 //! `/metrics` rendered by `metrics`, `/api/status`, and the page in `page`) serves. The state
 //! store is opened once and held until the daemon exits: no other process writes it meanwhile.
 //!
+//! A person pauses an account's copies with `paused: true` in the plan or
+//! `POST /api/pause/ACCOUNT` (kept in the state): its run in flight stops at the next
+//! checkpoint, through a stop flag of its own (`daemon`), and it waits until resumed.
+//!
 //! Signals: SIGHUP re-reads the plan (and the token) now; SIGTERM or SIGINT stops at the next
 //! checkpoint (the executor's stop flag) and exits within the grace period; a second one exits
 //! at once. The state is valid in every case: each batch is recorded in one transaction.

@@ -390,7 +390,8 @@ pub struct ResourceView {
     pub in_plan: bool,
     /// `pending`, `running`, `done`, `in-progress` (interrupted), `failed`, `blocked` (a step it
     /// depends on did not complete), `manual` (waiting for a person), `conflict`,
-    /// `acknowledged`, `orphaned`.
+    /// `acknowledged`, `orphaned`, `paused` (at a daily limit), `paused-by-user` (a person
+    /// paused the account: the plan's `paused: true` or `POST /api/pause`).
     pub status: &'static str,
     pub summary: String,
     pub last_error: Option<String>,
