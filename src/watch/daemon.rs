@@ -240,7 +240,18 @@ impl Daemon {
     /// its copy goes on from its records. A pause written in the plan is the plan's to lift.
     pub fn resume(&mut self, account: &str) -> Result<String, super::http::HoldRefused> {
         use super::http::HoldRefused;
-        let account = self.known_account(account)?;
+        // An account gone from the plan may still carry a pause: it can be lifted, so that
+        // the account does not come back paused if it is added again.
+        let account = match self.known_account(account) {
+            Ok(a) => a,
+            Err(e) => {
+                let a = account.trim().to_ascii_lowercase();
+                if !self.store.holds().unwrap_or_default().contains_key(&a) {
+                    return Err(e);
+                }
+                a
+            }
+        };
         if let Some(h) = hold::plan_hold(&self.plan.plan, &account) {
             return Err(HoldRefused::InPlan(format!(
                 "{account} is paused in the plan ({}), not from the API: edit the plan                  ({}) to resume it",
@@ -984,8 +995,10 @@ mod tests {
         assert!(d.store.holds().unwrap().is_empty());
         assert!(d.slots[&alice].next.is_some_and(|t| t <= Instant::now()));
 
-        // Paused in the plan: the API cannot lift it.
-        let text = plan(&["alice", "bob"]).replace(
+        // Paused in the plan: the API cannot lift it. alice, paused again, then gone from the
+        // plan, can still be resumed.
+        d.pause("alice@example.com").unwrap();
+        let text = plan(&["bob"]).replace(
             "- address: bob@example.com\n",
             "- address: bob@example.com\n    paused: true\n",
         );
@@ -1003,6 +1016,12 @@ mod tests {
                 .unwrap()
                 .contains("already paused by the plan")
         );
+        assert!(matches!(
+            d.pause("alice@example.com"),
+            Err(HoldRefused::Unknown(_))
+        ));
+        d.resume("alice@example.com").unwrap();
+        assert!(d.store.holds().unwrap().is_empty());
     }
 
     #[test]
