@@ -4,7 +4,9 @@
 //! Platform-level steps (domains) run first, then accounts (up to `parallel_accounts` at
 //! once), then platform features that may depend on accounts (groups, contacts, footers).
 //! One failing account does not stop the others: its later steps are skipped, and the report
-//! says what failed and why. The engine prints nothing; it calls [`Hooks`].
+//! says what failed and why. A copy a person paused (`hold`) is not started, and what waits for
+//! it waits, without failing, like a copy paused at a daily limit (`quota`). The engine prints
+//! nothing; it calls [`Hooks`].
 //!
 //! Each step works from its resource's spec (`model::Spec`), never from the plan again: copies
 //! here, API steps through the platform's control plane (`plane`, `control`). What is planned
