@@ -29,3 +29,4 @@ mod state_cmd;
 mod validate_cmd;
 mod verify_cmd;
 mod watch_cmd;
+mod watch_pause;

@@ -47,6 +47,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let state_path = loaded.state_path();
     let state = crate::state::read_resources(&state_path)?;
     let mut planned = Planned::new(&loaded.plan, &state);
+    // Paused copies show as such, not as changes apply would make.
+    let recorded = crate::state::StateReader::open(&state_path)?.holds()?;
+    planned.hold(&crate::apply::hold::holds(&loaded.plan, &recorded));
     if args.refresh {
         let planes = Planes::new(loaded.clone(), None);
         super::runtime()?.block_on(planned.refresh(&planes, &state))?;

@@ -23,6 +23,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let reader = crate::state::StateReader::open(&loaded.state_path())?;
     let resources = compile(&loaded.plan);
     let dates = reader.sync_points()?;
+    let holds = reader.holds()?;
     let mut failed = false;
     for a in &loaded.plan.accounts {
         let address = a.address.to_ascii_lowercase();
@@ -42,6 +43,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             mine.len(),
             if cut_over { ", cut over" } else { "" }
         );
+        if let Some(h) = crate::apply::hold::hold_of(&loaded.plan, &holds, &address) {
+            println!("    {:<30} {}", "", h.text());
+        }
         for r in &mine {
             let id = r.id();
             failed |= print_line(r, &r.addr.label(), &state);

@@ -325,6 +325,7 @@ impl Builder {
             redirections: Vec::new(),
             delegations: Vec::new(),
             options: MigrationOptions::default(),
+            paused: false,
         });
         Ok(())
     }
@@ -422,6 +423,7 @@ impl Builder {
                 external_contacts: Vec::new(),
                 footers: Vec::new(),
                 notify: Vec::new(),
+                paused: false,
             },
             env_vars: self.env_vars,
             secrets: self.secrets,

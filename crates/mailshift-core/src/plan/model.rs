@@ -67,6 +67,12 @@ pub struct Plan {
     /// of which events. A notification that cannot be delivered never fails the migration.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<NotifyTarget>,
+    /// Pause every account's copies (mail, contacts, calendars, tasks): a copy under way stops
+    /// at its next checkpoint, none starts, and setting it back to `false` (or removing it)
+    /// resumes each from where it stood. Creations, renames and other API steps still run.
+    /// Not a daily-limit pause (`limits:`), which ends by itself.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paused: bool,
 }
 
 /// One recipient of notifications: exactly one of `email` and `webhook`.
@@ -688,6 +694,11 @@ pub struct Account {
     /// Overrides of the plan's `options` for this account.
     #[serde(default, skip_serializing_if = "is_default")]
     pub options: MigrationOptions,
+    /// Pause this account's copies: a copy under way stops at its next checkpoint, none
+    /// starts, and setting it back to `false` (or removing it) resumes from where it stood.
+    /// Its creation, rename and other API steps still run; steps that wait for the copy wait.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paused: bool,
 }
 
 /// Login to one side of a migration. Exactly one of `password` and `oauth2_token`.

@@ -6,6 +6,7 @@ pub mod window;
 
 pub use record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord, Status};
 pub use store::dav::{DavCollectionRecord, DavObjectRecord, DavRefusedRecord};
+pub use store::hold::HoldRecord;
 pub use store::quota::{PauseRecord, Side};
 pub use store::rollback::PendingRollback;
 pub use store::{
