@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{CliError, load_plan};
+use crate::apply::content::dav::Side;
 use crate::model::{AccountSpec, ResourceKind, compile};
 use crate::plan::diagnostic::plural;
-use crate::apply::content::dav::Side;
 use crate::rollback::dav::{self as davrb, CollectionSurvey, Kept};
 use crate::rollback::{FolderSurvey, candidates, execute, no_gmail, no_uidplus, survey};
 use crate::transfer::imap::session::Imap;
@@ -64,6 +64,8 @@ struct DavWork {
 /// Counts per kind of item, in the order they are shown: messages, then contacts, events, tasks.
 #[derive(Default)]
 struct Counts {
+    /// Some account asked for has mail in the plan.
+    mail: bool,
     messages: usize,
     dav: Vec<(&'static str, usize)>,
 }
@@ -72,7 +74,12 @@ impl Counts {
     fn add_dav(&mut self, noun: &'static str, n: usize) {
         match self.dav.iter_mut().find(|(k, _)| *k == noun) {
             Some((_, c)) => *c += n,
-            None => self.dav.push((noun, n)),
+            None => {
+                self.dav.push((noun, n));
+                // Contacts, events, tasks: the plan's order of content kinds.
+                let rank = |k: &str| ["contact", "event", "task"].iter().position(|x| *x == k);
+                self.dav.sort_by_key(|(k, _)| rank(k));
+            }
         }
     }
 
@@ -86,17 +93,17 @@ impl Counts {
         if self.dav.is_empty() {
             return mail;
         }
-        let dav: Vec<String> = self.dav.iter().map(|(k, n)| plural(*n, k)).collect();
-        format!("{mail} and {}", dav.join(", "))
-    }
-}
-
-/// What one item of a DAV kind is called.
-fn dav_noun(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::Contacts => "contact",
-        ResourceKind::Tasks => "task",
-        _ => "event",
+        let dav = self
+            .dav
+            .iter()
+            .map(|(k, n)| plural(*n, k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if self.mail || self.messages > 0 {
+            format!("{mail} and {dav}")
+        } else {
+            dav
+        }
     }
 }
 
@@ -190,7 +197,16 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         }
     }
     let mut dav_work: Vec<DavWork> = Vec::new();
-    let mut totals = Counts::default();
+    let mut totals = Counts {
+        mail: loaded.plan.accounts.iter().any(|a| {
+            let address = a.address.to_ascii_lowercase();
+            (targets.is_empty() || targets.contains(&address))
+                && resources.iter().any(|r| {
+                    r.kind == ResourceKind::Mail && r.account.as_deref() == Some(address.as_str())
+                })
+        }),
+        ..Counts::default()
+    };
     for a in &loaded.plan.accounts {
         let address = a.address.to_ascii_lowercase();
         if !targets.is_empty() && !targets.contains(&address) {
@@ -202,7 +218,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
                 ResourceKind::Contacts | ResourceKind::Calendars | ResourceKind::Tasks
             ) && r.account.as_deref() == Some(address.as_str())
         }) {
-            let (kind, noun) = (r.kind.as_str(), dav_noun(r.kind));
+            let (kind, noun) = (r.kind.as_str(), davrb::noun(r.kind));
             // Listed in the totals even when there is nothing: the report names each kind.
             totals.add_dav(noun, 0);
             let todo = davrb::candidates(&store, r.id(), args.since)?;
@@ -219,12 +235,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
                 let dest = crate::apply::content::dav::open_destination(&loaded, &spec)
                     .await
                     .map_err(|e| format!("destination: {e}"))?;
-                let listed = davrb::dest_collections(
-                    &dest,
-                    &crate::apply::content::dav::components(r.kind),
-                )
-                .await
-                .map_err(|e| format!("destination: {e}"))?;
+                let listed =
+                    davrb::dest_collections(&dest, &crate::apply::content::dav::components(r.kind))
+                        .await
+                        .map_err(|e| format!("destination: {e}"))?;
                 let mut collections = Vec::new();
                 for c in &todo {
                     collections.push(davrb::survey(&dest, &listed, c).await?);
@@ -287,6 +301,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::from(1));
     }
     let mut deleted = Counts {
+        mail: totals.mail,
         messages: 0,
         dav: totals.dav.iter().map(|(k, _)| (*k, 0)).collect(),
     };

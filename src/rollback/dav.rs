@@ -32,6 +32,43 @@ use crate::state::{
     StateStore,
 };
 
+/// What one object of a contacts/calendars/tasks kind is called, in counts.
+pub fn noun(kind: crate::model::ResourceKind) -> &'static str {
+    match kind {
+        crate::model::ResourceKind::Contacts => "contact",
+        crate::model::ResourceKind::Tasks => "task",
+        _ => "event",
+    }
+}
+
+/// Per sync point, what a resource's records say its runs did: (created, bytes created,
+/// updated) — what `rollback --since N` would consider; and how many records do not say which
+/// run created them (kept by an older mailshift: never rolled back).
+pub fn by_sync_point(
+    records: &[(String, String, DavObjectRecord)],
+) -> (BTreeMap<u64, (u64, u64, u64)>, u64) {
+    let mut out: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
+    let mut unknown = 0;
+    for (_, _, r) in records {
+        match r.created_sync_point {
+            None if r.sync_point > 0 => unknown += 1,
+            Some(c) if c > 0 => {
+                let e = out.entry(c).or_default();
+                e.0 += 1;
+                e.1 += r.size;
+            }
+            _ => {}
+        }
+        if r.sync_point > 0
+            && r.created_sync_point
+                .is_some_and(|c| c > 0 && c != r.sync_point)
+        {
+            out.entry(r.sync_point).or_default().2 += 1;
+        }
+    }
+    (out, unknown)
+}
+
 /// Objects fetched per multiget while checking them.
 const FETCH_CHUNK: usize = 100;
 

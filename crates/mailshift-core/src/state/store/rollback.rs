@@ -418,7 +418,14 @@ mod tests {
         assert!(store.pending_dav_rollbacks(id).unwrap().is_empty());
         // `forget` drops an interrupted one too.
         store
-            .begin_dav_rollback(id, "work", &PendingDavRollback { since: 1, objects: vec![] })
+            .begin_dav_rollback(
+                id,
+                "work",
+                &PendingDavRollback {
+                    since: 1,
+                    objects: vec![],
+                },
+            )
             .unwrap();
         store.forget(id).unwrap();
         assert!(store.pending_dav_rollbacks(id).unwrap().is_empty());
