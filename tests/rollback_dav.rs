@@ -333,3 +333,75 @@ fn dav_rollback_killed_after_its_first_delete_is_finished_by_a_rerun() {
     assert_eq!(uids(&events), ["e1", "s1"]);
     assert_once(&events);
 }
+
+/// A `files` destination (an export to `.vcf`/`.ics` files) is rolled back the same way: the
+/// entries created at `--since` or later leave their files, the rest stays byte for byte, and
+/// the next apply writes them again, once.
+#[test]
+fn dav_rollback_of_a_files_destination_removes_the_entries_it_created() {
+    let src = DavServer::radicale();
+    src.create_addressbook(ALICE, BOOK);
+    src.create_calendar(ALICE, CAL);
+    assert_eq!(
+        src.put_raw(&format!("{BOOK}c1.vcf"), &card("c1", "Carla")),
+        201
+    );
+    assert_eq!(
+        src.put_raw(&format!("{CAL}e1.ics"), &event("e1", "First")),
+        201
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "version: 1\nplatforms:\n  old: {{type: imap, imap: {{host: 127.0.0.1, security: none}}, dav: {{url: \"{}\"}}}}\n\
+         \x20 backup: {{type: files, path: ./backup}}\naccounts:\n  - address: {ALICE}\n    from: old\n    to: backup\n\
+         \x20   content: [contacts, calendars]\n    source: {{password: {{env: OLD_PW}}}}\n",
+        src.dav_config(ALICE).url
+    );
+    std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+    let first = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let out = dir.path().join("backup").join(ALICE);
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    let (people, agenda) = (read("people.vcf"), read("agenda.ics"));
+
+    assert_eq!(
+        src.put_raw(&format!("{BOOK}c2.vcf"), &card("c2", "Chris")),
+        201
+    );
+    assert_eq!(src.put_raw(&format!("{CAL}s1.ics"), &series("s1")), 201);
+    let second = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    assert!(read("people.vcf").contains("UID:c2") && read("agenda.ics").contains("UID:s1"));
+
+    let rolled = run(
+        dir.path(),
+        &["rollback", "plan.yaml", "--since", "3", "--yes"],
+    );
+    assert_eq!(rolled.code, 0, "{}", rolled.transcript());
+    assert!(
+        rolled
+            .stdout
+            .contains("Rolled back: 1 contact, 1 event deleted"),
+        "{}",
+        rolled.stdout
+    );
+    assert_eq!(
+        read("people.vcf"),
+        people,
+        "only run 2's card left the file"
+    );
+    assert_eq!(
+        read("agenda.ics"),
+        agenda,
+        "only run 2's series left the file"
+    );
+
+    let third = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(third.code, 0, "{}", third.transcript());
+    let (people, agenda) = (read("people.vcf"), read("agenda.ics"));
+    assert_eq!(people.matches("UID:c2").count(), 1, "{people}");
+    assert_eq!(people.matches("BEGIN:VCARD").count(), 2, "{people}");
+    // The series is one object: its master and its override, both back once.
+    assert_eq!(agenda.matches("UID:s1").count(), 2, "{agenda}");
+    assert_eq!(agenda.matches("BEGIN:VEVENT").count(), 3, "{agenda}");
+}
