@@ -294,12 +294,19 @@ pub async fn survey<S: Store>(
     for href in &to_fetch {
         let (key, etag, size) = &want[href];
         let recorded = etag.as_deref().unwrap_or_default();
-        match found.get(href).or_else(|| {
-            // Servers may answer with the href percent-encoded differently: match the tail.
-            found
-                .values()
-                .find(|f| f.href.rsplit('/').next() == href.rsplit('/').next())
-        }) {
+        let mut there = found.get(href).cloned();
+        if there.is_none() {
+            // Not in the multiget's answer under this href: asked alone, whatever href the
+            // server answers with is this one (a spelling of the href the server prefers would
+            // otherwise read as gone, and the next apply would write a second copy).
+            there = dest
+                .fetch(col, std::slice::from_ref(href))
+                .await
+                .map_err(|e| format!("collection {}: {}", col.href, e.message))?
+                .into_iter()
+                .next();
+        }
+        match there {
             None => s.gone.push(key.clone()),
             Some(f) => {
                 let item = mailshift_dav::object::parse(&f.data).ok();
@@ -426,5 +433,97 @@ pub fn refuse_if_interrupted(
             p.since
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n: u64, sync_point: u64, created: Option<u64>) -> DavObjectRecord {
+        DavObjectRecord {
+            source_href: format!("/a/{n}.vcf"),
+            source_etag: None,
+            source_hash: "00".repeat(32),
+            dest_href: format!("/b/{n}.vcf"),
+            dest_etag: Some(format!("\"{n}\"")),
+            size: 10,
+            sync_point,
+            created_sync_point: created,
+        }
+    }
+
+    /// Which records a rollback checks on the destination, which it names and leaves, which it
+    /// does not mention.
+    #[test]
+    fn candidates_are_what_runs_at_since_or_later_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
+        let id = "account/a@example.com/contacts";
+        let objects = vec![
+            ("uid:created-1".to_string(), record(1, 1, Some(1))),
+            ("uid:created-2".to_string(), record(2, 2, Some(2))),
+            ("uid:created-3".to_string(), record(3, 3, Some(3))),
+            ("uid:updated-later".to_string(), record(4, 3, Some(1))),
+            ("uid:adopted".to_string(), record(5, 0, Some(0))),
+            ("uid:old-state".to_string(), record(6, 2, None)),
+            ("uid:old-state-early".to_string(), record(7, 1, None)),
+        ];
+        let coll = DavCollectionRecord {
+            dest_href: "/b/".into(),
+            ..Default::default()
+        };
+        store.record_dav(id, "work", &objects, Some(&coll)).unwrap();
+        let got = candidates(&store, id, 2).unwrap();
+        assert_eq!(got.len(), 1);
+        let mine: Vec<&str> = got[0].mine.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(mine, ["uid:created-2", "uid:created-3"]);
+        let kept: Vec<&str> = got[0].kept.iter().map(|k| k.key.as_str()).collect();
+        assert_eq!(kept, ["uid:old-state", "uid:updated-later"]);
+        assert!(
+            got[0].kept[1]
+                .why
+                .contains("created in sync point 1 and updated in sync point 3")
+        );
+
+        // An interrupted rollback's objects are finished whatever the new `--since`.
+        store
+            .begin_dav_rollback(
+                id,
+                "work",
+                &PendingDavRollback {
+                    since: 1,
+                    objects: vec![PendingDavObject {
+                        key: "uid:created-1".into(),
+                        dest_href: "/b/1.vcf".into(),
+                        etag: "\"1\"".into(),
+                    }],
+                },
+            )
+            .unwrap();
+        let got = candidates(&store, id, 3).unwrap();
+        let mine: Vec<&str> = got[0].mine.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(mine, ["uid:created-1", "uid:created-3"]);
+        assert!(got[0].pending.is_some());
+        // Nothing at or after 4.
+        store.finish_dav_rollback(id, "work", &[]).unwrap();
+        assert!(candidates(&store, id, 4).unwrap().is_empty());
+    }
+
+    #[test]
+    fn status_counts_creations_and_updates_per_sync_point() {
+        let records: Vec<(String, String, DavObjectRecord)> = [
+            record(1, 1, Some(1)),
+            record(2, 3, Some(1)),
+            record(3, 3, Some(3)),
+            record(4, 0, Some(0)),
+            record(5, 2, None),
+        ]
+        .into_iter()
+        .map(|r| ("work".to_string(), r.source_href.clone(), r))
+        .collect();
+        let (points, unknown) = by_sync_point(&records);
+        assert_eq!(points, BTreeMap::from([(1, (2, 20, 0)), (3, (1, 10, 1))]));
+        assert_eq!(unknown, 1);
     }
 }
