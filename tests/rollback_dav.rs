@@ -18,6 +18,7 @@ use crate::common::Output;
 const ALICE: &str = "alice@example.com";
 const BOOK: &str = "/alice@example.com/people/";
 const CAL: &str = "/alice@example.com/agenda/";
+const LATER: &str = "/alice@example.com/later/";
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     crate::common::mailshift_env(dir, args, &[("OLD_PW", "old"), ("NEW_PW", "new")])
@@ -111,6 +112,26 @@ fn objects(server: &DavServer, component: Component) -> BTreeMap<String, (String
     })
 }
 
+/// The names of alice's calendars on the server.
+fn calendars(server: &DavServer) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = DavStore::connect(server.dav_config(ALICE)).await.unwrap();
+        let mut names: Vec<String> = store
+            .collections(Component::Event)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        names.sort();
+        names
+    })
+}
+
 fn uids(m: &BTreeMap<String, (String, usize, String)>) -> Vec<&str> {
     m.keys().map(String::as_str).collect()
 }
@@ -122,8 +143,8 @@ fn assert_once(m: &BTreeMap<String, (String, usize, String)>) {
     }
 }
 
-/// Source and destination after two applies: run 1 copied c1, c2, e1; run 2 copied c3, c4 and
-/// the series s1, and updated c1. The user has u1 (before run 1) and u2 (before run 2) of their
+/// Source and destination after two applies: run 1 copied c1, c2, e1; run 2 copied c3, c4,
+/// the series s1 and l1 (into a calendar it created), and updated c1. The user has u1 (before run 1) and u2 (before run 2) of their
 /// own in the destination address book.
 fn two_sync_points(dir: &Path) -> (DavServer, DavServer) {
     let src = DavServer::radicale();
@@ -154,6 +175,12 @@ fn two_sync_points(dir: &Path) -> (DavServer, DavServer) {
         201
     );
     assert_eq!(src.put_raw(&format!("{CAL}s1.ics"), &series("s1")), 201);
+    // A calendar that run 2 creates on the destination (MKCALENDAR), with one event.
+    src.create_calendar(ALICE, LATER);
+    assert_eq!(
+        src.put_raw(&format!("{LATER}l1.ics"), &event("l1", "Later")),
+        201
+    );
     assert_eq!(
         dst.put_raw(&format!("{BOOK}own-2.vcf"), &card("u2", "Own Two")),
         201
@@ -191,7 +218,7 @@ fn dav_rollback_deletes_exactly_what_the_later_sync_point_created() {
     assert!(
         has("1", "UTC): 1 event created (")
             && has("2", "UTC): 2 contacts created (")
-            && has("3", "UTC): 1 event created (")
+            && has("3", "UTC): 2 events created (")
             && has("4", "UTC): 2 contacts created (")
             && has("4", "), 1 contact updated")
             && !has("2", "updated"),
@@ -206,7 +233,7 @@ fn dav_rollback_deletes_exactly_what_the_later_sync_point_created() {
     assert_eq!(dry.code, 0, "{}", dry.transcript());
     assert!(
         dry.stdout
-            .contains("Dry run: 1 contact, 1 event would be deleted (sync point 3 and later)")
+            .contains("Dry run: 1 contact, 2 events would be deleted (sync point 3 and later)")
             && dry.stdout.contains("- UID c3")
             && dry.stdout.contains("\"Cyril\"")
             && dry.stdout.contains("- UID s1")
@@ -231,7 +258,7 @@ fn dav_rollback_deletes_exactly_what_the_later_sync_point_created() {
     assert!(
         asked
             .stdout
-            .contains("Delete 1 contact, 1 event from the destination?")
+            .contains("Delete 1 contact, 2 events from the destination?")
             && asked.stdout.contains("Nothing was deleted."),
         "{}",
         asked.stdout
@@ -245,10 +272,14 @@ fn dav_rollback_deletes_exactly_what_the_later_sync_point_created() {
     assert!(
         rolled
             .stdout
-            .contains("Rolled back: 1 contact, 1 event deleted"),
+            .contains("Rolled back: 1 contact, 2 events deleted")
+            && rolled
+                .stdout
+                .contains("(/alice@example.com/later/) is now empty: left in place"),
         "{}",
         rolled.stdout
     );
+    assert_eq!(calendars(&dst), ["agenda", "later"]);
     let cards = objects(&dst, Component::Card);
     assert_eq!(uids(&cards), ["c1", "c2", "c4", "u1", "u2"]);
     assert_eq!(cards["c4"].2, "Cora (edited)");
@@ -273,7 +304,7 @@ fn dav_rollback_deletes_exactly_what_the_later_sync_point_created() {
     assert_once(&cards);
     assert_eq!(cards["c4"].2, "Cora (edited)");
     let events = objects(&dst, Component::Event);
-    assert_eq!(uids(&events), ["e1", "s1"]);
+    assert_eq!(uids(&events), ["e1", "l1", "s1"]);
     assert_once(&events);
     let fourth = run(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(fourth.code, 0, "{}", fourth.transcript());
@@ -322,7 +353,7 @@ fn dav_rollback_killed_after_its_first_delete_is_finished_by_a_rerun() {
         ["c1", "c2", "u1", "u2"]
     );
     // `--since 4` is the second apply's contacts step only: its series stays.
-    assert_eq!(uids(&objects(&dst, Component::Event)), ["e1", "s1"]);
+    assert_eq!(uids(&objects(&dst, Component::Event)), ["e1", "l1", "s1"]);
 
     let next = run(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(next.code, 0, "{}", next.transcript());
@@ -330,7 +361,7 @@ fn dav_rollback_killed_after_its_first_delete_is_finished_by_a_rerun() {
     assert_eq!(uids(&cards), ["c1", "c2", "c3", "c4", "u1", "u2"]);
     assert_once(&cards);
     let events = objects(&dst, Component::Event);
-    assert_eq!(uids(&events), ["e1", "s1"]);
+    assert_eq!(uids(&events), ["e1", "l1", "s1"]);
     assert_once(&events);
 }
 

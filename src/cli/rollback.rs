@@ -324,6 +324,12 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
                     for k in &done.changed {
                         println!("{}  {} {:?}: {}", w.address, w.kind, s.name, kept_line(k));
                     }
+                    if done.now_empty {
+                        println!(
+                            "{}  {} {:?} ({}) is now empty: left in place (a rollback deletes objects, never collections)",
+                            w.address, w.kind, s.name, s.dest_href
+                        );
+                    }
                 }
                 Err(e) => {
                     failed = true;

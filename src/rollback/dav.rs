@@ -343,6 +343,8 @@ pub struct Executed {
     pub deleted: usize,
     /// Changed between the survey and the delete (412): left alone.
     pub changed: Vec<Kept>,
+    /// The collection holds nothing any more: it is left in place, and the report says so.
+    pub now_empty: bool,
 }
 
 /// Deletes what [`survey`] kept for deletion and forgets it in the state (see the module doc
@@ -413,6 +415,13 @@ pub async fn execute<S: Store>(
         dest.flush()
             .await
             .map_err(|e| format!("{at}: {}", e.message))?;
+        // Only to say so: a collection is never deleted (see the module doc).
+        done.now_empty = done.deleted > 0
+            && dest
+                .list(col)
+                .await
+                .map_err(|e| format!("{at}: {}", e.message))?
+                .is_empty();
     }
     store
         .finish_dav_rollback(resource_id, &s.collection, &removed)
