@@ -196,7 +196,6 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             }
         }
     }
-    let mut dav_work: Vec<DavWork> = Vec::new();
     let mut totals = Counts {
         mail: loaded.plan.accounts.iter().any(|a| {
             let address = a.address.to_ascii_lowercase();
@@ -207,60 +206,12 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         }),
         ..Counts::default()
     };
-    for a in &loaded.plan.accounts {
-        let address = a.address.to_ascii_lowercase();
-        if !targets.is_empty() && !targets.contains(&address) {
-            continue;
-        }
-        for r in resources.iter().filter(|r| {
-            matches!(
-                r.kind,
-                ResourceKind::Contacts | ResourceKind::Calendars | ResourceKind::Tasks
-            ) && r.account.as_deref() == Some(address.as_str())
-        }) {
-            let (kind, noun) = (r.kind.as_str(), davrb::noun(r.kind));
-            // Listed in the totals even when there is nothing: the report names each kind.
-            totals.add_dav(noun, 0);
-            let todo = davrb::candidates(&store, r.id(), args.since)?;
-            if todo.is_empty() {
-                println!(
-                    "{address}  {kind}: nothing created in sync point {} or later",
-                    args.since
-                );
-                continue;
-            }
-            let result = runtime.block_on(async {
-                let spec = AccountSpec::of(&loaded.plan, a)
-                    .ok_or("unknown platform (the plan validator should have refused this)")?;
-                let dest = crate::apply::content::dav::open_destination(&loaded, &spec)
-                    .await
-                    .map_err(|e| format!("destination: {e}"))?;
-                let listed =
-                    davrb::dest_collections(&dest, &crate::apply::content::dav::components(r.kind))
-                        .await
-                        .map_err(|e| format!("destination: {e}"))?;
-                let mut collections = Vec::new();
-                for c in &todo {
-                    collections.push(davrb::survey(&dest, &listed, c).await?);
-                }
-                Ok::<_, String>((dest, collections))
-            });
-            match result {
-                Ok((dest, collections)) => dav_work.push(DavWork {
-                    address: address.clone(),
-                    id: r.id().to_string(),
-                    kind,
-                    noun,
-                    dest,
-                    collections,
-                }),
-                Err(e) => {
-                    failed = true;
-                    println!("{address}  {kind}: refused: {e}");
-                }
-            }
-        }
+    let dav = survey_dav(&loaded, &store, &runtime, &resources, &targets, args.since)?;
+    failed |= dav.failed;
+    for noun in dav.nouns {
+        totals.add_dav(noun, 0);
     }
+    let dav_work = dav.work;
     for w in &work {
         for s in &w.folders {
             failed |= show(&w.address, s, args.limit);
@@ -343,6 +294,83 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         deleted.text()
     );
     Ok(exit(failed))
+}
+
+/// What [`survey_dav`] found.
+#[derive(Default)]
+struct DavSurveys {
+    work: Vec<DavWork>,
+    /// What one object of each kind the plan has for these accounts is called: the report
+    /// counts every one, with 0 when there is nothing.
+    nouns: Vec<&'static str>,
+    /// A destination was refused.
+    failed: bool,
+}
+
+/// Surveys the contacts, calendars and tasks of the accounts asked for.
+fn survey_dav(
+    loaded: &crate::plan::Loaded,
+    store: &crate::state::StateStore,
+    runtime: &tokio::runtime::Runtime,
+    resources: &[crate::model::Resource],
+    targets: &[String],
+    since: u64,
+) -> Result<DavSurveys, CliError> {
+    let mut out = DavSurveys::default();
+    for a in &loaded.plan.accounts {
+        let address = a.address.to_ascii_lowercase();
+        if !targets.is_empty() && !targets.contains(&address) {
+            continue;
+        }
+        for r in resources.iter().filter(|r| {
+            matches!(
+                r.kind,
+                ResourceKind::Contacts | ResourceKind::Calendars | ResourceKind::Tasks
+            ) && r.account.as_deref() == Some(address.as_str())
+        }) {
+            let (kind, noun) = (r.kind.as_str(), davrb::noun(r.kind));
+            out.nouns.push(noun);
+            let todo = davrb::candidates(store, r.id(), since)?;
+            if todo.is_empty() {
+                println!(
+                    "{address}  {kind}: nothing created in sync point {} or later",
+                    since
+                );
+                continue;
+            }
+            let result = runtime.block_on(async {
+                let spec = AccountSpec::of(&loaded.plan, a)
+                    .ok_or("unknown platform (the plan validator should have refused this)")?;
+                let dest = crate::apply::content::dav::open_destination(loaded, &spec)
+                    .await
+                    .map_err(|e| format!("destination: {e}"))?;
+                let listed =
+                    davrb::dest_collections(&dest, &crate::apply::content::dav::components(r.kind))
+                        .await
+                        .map_err(|e| format!("destination: {e}"))?;
+                let mut collections = Vec::new();
+                for c in &todo {
+                    collections.push(davrb::survey(&dest, &listed, c).await?);
+                }
+                Ok::<_, String>((dest, collections))
+            });
+            match result {
+                Ok((dest, collections)) => out.work.push(DavWork {
+                    address: address.clone(),
+                    id: r.id().to_string(),
+                    kind,
+                    noun,
+                    dest,
+                    collections,
+                }),
+                Err(e) => {
+                    out.failed = true;
+                    println!("{address}  {kind}: refused: {e}");
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A line naming an object left alone.
