@@ -490,3 +490,28 @@ fn confirm(totals: &Counts) -> Result<bool, CliError> {
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim().eq_ignore_ascii_case("yes"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_counts_mail_and_each_kind_of_object_apart() {
+        let mut c = Counts {
+            mail: true,
+            messages: 3,
+            ..Counts::default()
+        };
+        assert_eq!(c.text(), "3 messages", "mail only: as before");
+        c.add_dav("event", 0);
+        c.add_dav("contact", 2);
+        c.add_dav("event", 1);
+        assert_eq!(c.text(), "3 messages and 2 contacts, 1 event");
+        assert_eq!(c.total(), 6);
+        // No mail in the plan for these accounts: no "0 messages".
+        let mut d = Counts::default();
+        d.add_dav("task", 1);
+        d.add_dav("contact", 0);
+        assert_eq!(d.text(), "0 contacts, 1 task");
+    }
+}
