@@ -56,6 +56,15 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             if r.kind == crate::model::ResourceKind::Mail {
                 print_limits(&reader, r)?;
             }
+            if matches!(
+                r.kind,
+                crate::model::ResourceKind::Contacts
+                    | crate::model::ResourceKind::Calendars
+                    | crate::model::ResourceKind::Tasks
+            ) && state.contains_key(id)
+            {
+                print_dav_sync_points(&reader, id, crate::rollback::dav::noun(r.kind), &dates)?;
+            }
         }
     }
     // Domains, groups, contacts, footers and DNS checks belong to no account.
@@ -137,6 +146,48 @@ fn print_sync_points(
             "",
             plural(count as usize, "message"),
             crate::apply::human_bytes(bytes)
+        );
+    }
+    Ok(())
+}
+
+/// Under a contacts/calendars/tasks step: the sync points that created objects the state still
+/// records (what `mailshift rollback --since N` would remove), with what each updated, and the
+/// objects whose creating run is not known (copied by an older mailshift).
+fn print_dav_sync_points(
+    reader: &crate::state::StateReader,
+    id: &str,
+    noun: &str,
+    dates: &std::collections::BTreeMap<u64, u64>,
+) -> Result<(), CliError> {
+    let (points, unknown) = crate::rollback::dav::by_sync_point(&reader.dav_objects(id)?);
+    for (n, (created, bytes, updated)) in points {
+        let when = dates.get(&n).map_or_else(
+            || "date not recorded".to_string(),
+            |t| crate::render::time::human(*t),
+        );
+        let mut parts = Vec::new();
+        if created > 0 {
+            parts.push(format!(
+                "{} created ({})",
+                plural(created as usize, noun),
+                crate::apply::human_bytes(bytes)
+            ));
+        }
+        if updated > 0 {
+            parts.push(format!("{} updated", plural(updated as usize, noun)));
+        }
+        println!(
+            "    {:<30} sync point {n} ({when}): {}",
+            "",
+            parts.join(", ")
+        );
+    }
+    if unknown > 0 {
+        println!(
+            "    {:<30} {} copied before the creating sync point was recorded (never rolled back)",
+            "",
+            plural(unknown as usize, noun)
         );
     }
     Ok(())
