@@ -228,6 +228,7 @@ pub async fn apply(
         held: Mutex::new(std::collections::HashSet::new()),
         hold: options.hold.clone(),
         planes,
+        sync_point: tokio::sync::OnceCell::new(),
     });
 
     let (platform_first, rest): (Vec<Change>, Vec<Change>) = changes
@@ -324,6 +325,10 @@ struct Ctx {
     /// Set (with the stop flag) when watch mode pauses this run while it goes.
     hold: hold::HoldCell,
     planes: Planes,
+    /// This run's sync point, taken when its first copy starts: every copy of one `apply`
+    /// (one watch cycle) shares it, so `rollback --since N` undoes whole runs, as OVH Mail
+    /// Migrator's synchronisation points do.
+    sync_point: tokio::sync::OnceCell<u64>,
 }
 
 /// Runs one group's changes in dependency order (a group's changes are few: a simple
@@ -508,8 +513,12 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     };
     // Mark the step as started: a crash from here on shows as "resume" in the next plan.
     let store = ctx.store.clone();
-    let sync_point = match store.next_sync_point() {
-        Ok(p) => p,
+    let sync_point = match ctx
+        .sync_point
+        .get_or_try_init(|| async { store.next_sync_point() })
+        .await
+    {
+        Ok(p) => *p,
         Err(e) => return Outcome::Failed(e.into()),
     };
     let (started, prev) = match records.sync_started(resource) {
