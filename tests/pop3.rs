@@ -308,18 +308,77 @@ mod apply {
     use std::time::{Duration, Instant};
 
     use super::{PW, USER};
+    use crate::common::{Output, mailshift_env};
     use crate::support::dovecot::{Dovecot, DovecotConfig};
+    use crate::support::faultproxy::{Direction, Fault, FaultProxy};
 
     const DEST_PW: &str = "Dest-Pa55word";
 
     fn write_plan(dir: &Path, src: &Dovecot, dst: &Dovecot) {
+        write_plan_with(dir, &tls_endpoint(src, src.pop3s_port()), dst, "");
+    }
+
+    /// The plan with `pop3` as the source platform's endpoint and `extra` (lines of the
+    /// account, indented by four) added to the account.
+    fn write_plan_with(dir: &Path, pop3: &str, dst: &Dovecot, extra: &str) {
         let plan = format!(
-            "version: 1\nplatforms:\n  old: {{type: imap, pop3: {{host: 127.0.0.1, port: {}, security: tls, ca_file: {}}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: popper@example.com\n    from: old\n    to: new\n    content: [mail]\n    source: {{login: {USER}, password: {{env: POP_PW}}}}\n    destination: {{login: dest, password: {{env: DEST_PW}}}}\n",
-            src.pop3s_port(),
-            src.ca_pem_path().display(),
+            "version: 1\nplatforms:\n  old: {{type: imap, pop3: {pop3}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: popper@example.com\n    from: old\n    to: new\n    content: [mail]\n    source: {{login: {USER}, password: {{env: POP_PW}}}}\n    destination: {{login: dest, password: {{env: DEST_PW}}}}\n{extra}",
             dst.port()
         );
         std::fs::write(dir.join("plan.yaml"), plan).unwrap();
+    }
+
+    /// POP3 over implicit TLS on `port`, the certificate verified against the instance's CA.
+    fn tls_endpoint(src: &Dovecot, port: u16) -> String {
+        format!(
+            "{{host: 127.0.0.1, port: {port}, security: tls, ca_file: {}}}",
+            src.ca_pem_path().display()
+        )
+    }
+
+    /// `mailshift ARGS` in `dir`, with the plan's secrets.
+    fn run(dir: &Path, args: &[&str]) -> Output {
+        mailshift_env(dir, args, &[("POP_PW", PW), ("DEST_PW", DEST_PW)])
+    }
+
+    /// A POP3 source holding messages `0..count` and an empty IMAP destination.
+    fn servers(count: usize) -> (Dovecot, Dovecot) {
+        let users = [(USER, PW)];
+        let src = Dovecot::start(DovecotConfig {
+            users: &users,
+            tls: true,
+            pop3: true,
+            ..Default::default()
+        });
+        let dst_users = [("dest", DEST_PW)];
+        let dst = Dovecot::start(DovecotConfig {
+            users: &dst_users,
+            ..Default::default()
+        });
+        add_messages(&src, 0..count);
+        (src, dst)
+    }
+
+    fn add_messages(src: &Dovecot, range: std::ops::Range<usize>) {
+        let mut imap = src.login(USER, PW);
+        for n in range {
+            imap.append("INBOX", &[], None, &message(n)).unwrap();
+        }
+        imap.logout().unwrap();
+    }
+
+    /// Messages `range`, sorted as [`bodies`] sorts them.
+    fn want(range: std::ops::Range<usize>) -> Vec<Vec<u8>> {
+        let mut want: Vec<Vec<u8>> = range.map(message).collect();
+        want.sort();
+        want
+    }
+
+    fn verify_json(dir: &Path) -> (Output, serde_json::Value) {
+        let out = run(dir, &["verify", "plan.yaml", "--json"]);
+        let doc = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}\n{}", out.transcript()));
+        (out, doc)
     }
 
     fn mailshift(dir: &Path) -> Command {
@@ -342,9 +401,13 @@ mod apply {
     }
 
     fn bodies(dst: &Dovecot) -> Vec<Vec<u8>> {
+        bodies_in(dst, "INBOX")
+    }
+
+    fn bodies_in(dst: &Dovecot, folder: &str) -> Vec<Vec<u8>> {
         let mut imap = dst.login("dest", DEST_PW);
         let mut b: Vec<Vec<u8>> = imap
-            .uid_fetch_all("INBOX")
+            .uid_fetch_all(folder)
             .unwrap()
             .into_iter()
             .map(|m| m.bytes)
@@ -429,6 +492,173 @@ mod apply {
         let again = mailshift(dir.path()).output().unwrap();
         assert!(again.status.success());
         assert_eq!(bodies(&dst).len(), count);
+    }
+
+    #[test]
+    fn verify_compares_the_maildrop_with_the_destination() {
+        let (src, dst) = servers(5);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(dir.path(), &src, &dst);
+        let applied = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(applied.code, 0, "{}", applied.transcript());
+
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        assert_eq!(doc["ok"], true, "{doc}");
+        let inbox = &doc["accounts"][0]["folders"][0];
+        assert_eq!(
+            (&inbox["folder"], &inbox["source_messages"], &inbox["dest_messages"]),
+            (&serde_json::json!("INBOX"), &serde_json::json!(5), &serde_json::json!(5)),
+            "{doc}"
+        );
+
+        // Read on the destination (\Seen): POP3 has no flags, so that is no difference.
+        let mut imap = dst.login("dest", DEST_PW);
+        imap.select("INBOX").unwrap();
+        imap.command("UID STORE 1:* +FLAGS.SILENT (\\Seen)").unwrap();
+        // One copy deleted on the destination, another one duplicated there.
+        imap.command("UID STORE 3 +FLAGS.SILENT (\\Deleted)").unwrap();
+        imap.command("UID EXPUNGE 3").unwrap();
+        imap.append("INBOX", &[], None, &message(0)).unwrap();
+        imap.logout().unwrap();
+
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 1, "{}", out.transcript());
+        let inbox = &doc["accounts"][0]["folders"][0];
+        assert_eq!(inbox["missing"]["count"], 1, "{doc}");
+        let missing = &inbox["missing"]["listed"][0];
+        assert_eq!(missing["message_id"], "<m2@example.org>", "{doc}");
+        assert_eq!(missing["subject"], "m2", "{doc}");
+        assert_eq!(inbox["extra"]["count"], 1, "{doc}");
+        assert_eq!(inbox["extra"]["listed"][0]["message_id"], "<m0@example.org>");
+        assert_eq!(inbox["flags"]["count"], 0, "{doc}");
+        // The text view names it as well.
+        let text = run(dir.path(), &["verify", "plan.yaml"]);
+        assert_eq!(text.code, 1);
+        assert!(
+            text.stdout.contains("missing  INBOX UID 3  <m2@example.org>"),
+            "{}",
+            text.transcript()
+        );
+
+        // Put back as it was (the duplicate removed, the deleted one appended): ok again.
+        let mut imap = dst.login("dest", DEST_PW);
+        imap.select("INBOX").unwrap();
+        imap.command("UID STORE 6 +FLAGS.SILENT (\\Deleted)").unwrap();
+        imap.command("UID EXPUNGE 6").unwrap();
+        imap.append("INBOX", &[], None, &message(2)).unwrap();
+        imap.logout().unwrap();
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 0, "{}\n{doc}", out.transcript());
+        // The source is only read.
+        assert_eq!(src.stored_messages(USER), 5);
+    }
+
+    #[test]
+    fn a_link_cut_every_few_hundred_kb_still_copies_everything_once_in_one_apply() {
+        let count = 320;
+        let (src, dst) = servers(count);
+        let proxy = FaultProxy::to_port(src.pop3s_port());
+        proxy.set(Fault::CutRandom {
+            direction: Direction::ToClient,
+            min_bytes: 150_000,
+            max_bytes: 400_000,
+            seed: 0x90b3,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        write_plan_with(dir.path(), &tls_endpoint(&src, proxy.port()), &dst, "");
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        // The faults really fired: several connections were cut mid-copy.
+        assert!(proxy.fired().len() >= 3, "{:?}", proxy.fired());
+        let got = bodies(&dst);
+        assert_eq!(got.len(), count, "{}", out.transcript());
+        assert!(got == want(0..count), "contents differ\n{}", out.transcript());
+        // Nothing left to do.
+        proxy.clear();
+        let again = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(again.code, 0, "{}", again.transcript());
+        assert_eq!(bodies(&dst).len(), count);
+    }
+
+    #[test]
+    fn stls_on_port_110_verifies_the_certificate() {
+        let (src, dst) = servers(3);
+        let dir = tempfile::tempdir().unwrap();
+        // No CA given: the instance's private CA is not trusted, so STLS is refused.
+        let untrusted = format!(
+            "{{host: 127.0.0.1, port: {}, security: starttls}}",
+            src.pop3_port()
+        );
+        write_plan_with(dir.path(), &untrusted, &dst, "");
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_ne!(out.code, 0, "{}", out.transcript());
+        let text = out.transcript();
+        assert!(text.contains("certificate"), "{text}");
+        assert!(!text.contains(PW), "{text}");
+        assert_eq!(dst.stored_messages("dest"), 0);
+
+        let trusted = format!(
+            "{{host: 127.0.0.1, port: {}, security: starttls, ca_file: {}}}",
+            src.pop3_port(),
+            src.ca_pem_path().display()
+        );
+        write_plan_with(dir.path(), &trusted, &dst, "");
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        assert!(bodies(&dst) == want(0..3));
+    }
+
+    #[test]
+    fn a_folder_map_of_inbox_puts_the_mail_there() {
+        let (src, dst) = servers(3);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan_with(
+            dir.path(),
+            &tls_endpoint(&src, src.pop3s_port()),
+            &dst,
+            "    folders: {map: {INBOX: \"Old POP\"}}\n",
+        );
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        assert!(bodies_in(&dst, "Old POP") == want(0..3));
+        assert!(bodies(&dst).is_empty());
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 0, "{}\n{doc}", out.transcript());
+        assert_eq!(doc["accounts"][0]["folders"][0]["folder"], "Old POP");
+    }
+
+    #[test]
+    fn rollback_since_a_sync_point_removes_its_copies_and_apply_copies_them_once_more() {
+        let (src, dst) = servers(3);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(dir.path(), &src, &dst);
+        let first = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(first.code, 0, "{}", first.transcript());
+        add_messages(&src, 3..5);
+        let second = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(second.code, 0, "{}", second.transcript());
+        assert!(bodies(&dst) == want(0..5));
+
+        let rollback = run(dir.path(), &["rollback", "plan.yaml", "--since", "2", "--yes"]);
+        assert_eq!(rollback.code, 0, "{}", rollback.transcript());
+        assert!(
+            bodies(&dst) == want(0..3),
+            "exactly sync point 2's copies removed\n{}",
+            rollback.transcript()
+        );
+        // The POP3 server is untouched.
+        assert_eq!(src.stored_messages(USER), 5);
+
+        let again = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(again.code, 0, "{}", again.transcript());
+        assert!(bodies(&dst) == want(0..5), "{}", again.transcript());
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 0, "{}\n{doc}", out.transcript());
+        // And once only: a further apply copies nothing.
+        let idle = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(idle.code, 0, "{}", idle.transcript());
+        assert_eq!(bodies(&dst).len(), 5);
     }
 }
 

@@ -24,8 +24,9 @@ use std::time::Duration;
 use super::triage::{Known, Pairing, triage, uidl_key};
 use super::{Listed, Pop3};
 use crate::copy::{
-    BATCH_BYTES, BATCH_MESSAGES, CopyError, CopyOptions, CopyReport, FolderReport, Progress, Ready,
-    StopFlag, connect_fresh, content_hash, dest_flags, hash_messages, in_journal, now, send,
+    BATCH_BYTES, BATCH_MESSAGES, CopyError, CopyOptions, CopyReport, FolderReport, MIN_BATCH_BYTES,
+    Progress, RECONNECT_AFTER_PROGRESS, Ready, STALLED_ATTEMPTS, StopFlag, connect_fresh,
+    content_hash, dest_flags, hash_messages, in_journal, jitter, now, pause, send,
 };
 use crate::error::ErrorKind;
 use crate::files::headers::read_header;
@@ -51,17 +52,117 @@ pub struct Pop3Job {
     pub login_grace: Duration,
 }
 
+/// What the attempts of one run hand on to the next after a dropped connection: the counts
+/// so far, the batch size the link carries, and the messages the destination refused (not
+/// offered again in this run, as the IMAP copy does not offer a refused message twice).
+struct Carry {
+    report: CopyReport,
+    folder: Option<FolderReport>,
+    batch_bytes: u64,
+    refused: HashSet<u64>,
+}
+
+impl Carry {
+    /// What an attempt has moved forward: messages recorded on the destination.
+    fn kept(&self) -> u64 {
+        self.folder
+            .as_ref()
+            .map_or(0, |f| f.copied + f.rematched + f.adopted)
+    }
+}
+
 /// Copies (or brings up to date) one POP3 maildrop. An error leaves the journal consistent:
 /// the next run goes on from where this one stopped, copying nothing twice.
+///
+/// A dropped connection (either side) is routine, as in the IMAP copy: the attempt records
+/// every message that arrived whole, and a new attempt on fresh connections starts again from
+/// the journal (which is what makes it exactly once: an attempt is a run in small). Batches
+/// halve after each cut; the run gives up only after [`STALLED_ATTEMPTS`] attempts in a row
+/// that recorded nothing, waiting longer after each of them.
 pub async fn copy_maildrop(
     job: Arc<Pop3Job>,
     journal: Arc<dyn Journal>,
     progress: Arc<dyn Progress>,
     stop: StopFlag,
 ) -> Result<CopyReport, CopyError> {
+    let mut carry = Carry {
+        report: CopyReport::default(),
+        folder: None,
+        batch_bytes: BATCH_BYTES,
+        refused: HashSet::new(),
+    };
+    let mut stalled = 0;
+    let mut delay = Duration::from_millis(500);
+    let mut first = true;
+    loop {
+        let before = carry.kept();
+        let outcome = attempt(&job, &journal, &progress, &stop, &mut carry, first).await;
+        first = false;
+        match outcome {
+            Ok(()) => break,
+            Err(e) if e.transient && !stop.load(Ordering::Relaxed) => {
+                let moved = carry.kept() > before;
+                stalled = if moved { 0 } else { stalled + 1 };
+                if stalled >= STALLED_ATTEMPTS {
+                    return Err(CopyError {
+                        message: format!(
+                            "{} ({STALLED_ATTEMPTS} attempts in a row copied nothing)",
+                            e.message
+                        ),
+                        ..e
+                    });
+                }
+                // A cut link gets smaller batches; a server asking to slow down is not one.
+                if !e.throttled {
+                    carry.batch_bytes = (carry.batch_bytes / 2).max(MIN_BATCH_BYTES);
+                }
+                progress.note(
+                    &job.account,
+                    &format!(
+                        "INBOX: {} (reconnecting{})",
+                        e.message,
+                        if moved {
+                            String::new()
+                        } else {
+                            format!(", {stalled}/{STALLED_ATTEMPTS} without progress")
+                        }
+                    ),
+                );
+                if moved {
+                    delay = Duration::from_millis(500);
+                    tokio::time::sleep(RECONNECT_AFTER_PROGRESS).await;
+                } else {
+                    tokio::time::sleep(pause(e.throttled, &e.message, delay, jitter())).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut report = carry.report;
+    report.folders.extend(carry.folder);
+    Ok(report)
+}
+
+/// One attempt at the maildrop, on fresh connections, from what the journal holds.
+async fn attempt(
+    job: &Pop3Job,
+    journal: &Arc<dyn Journal>,
+    progress: &Arc<dyn Progress>,
+    stop: &StopFlag,
+    carry: &mut Carry,
+    first: bool,
+) -> Result<(), CopyError> {
     let mut pop = Pop3::connect(&job.source).await?;
     let listing = pop.listing().await?;
-    let mut dst = connect_fresh(&job.dest, job.login_grace, &stop).await?;
+    // The login grace is for the run's first connection (a mailbox just created); after a
+    // cut, the destination's login is known to work.
+    let grace = if first {
+        job.login_grace
+    } else {
+        Duration::ZERO
+    };
+    let mut dst = connect_fresh(&job.dest, grace, stop).await?;
     let source = [RemoteFolder {
         name: "INBOX".into(),
         delimiter: Some('/'),
@@ -73,31 +174,30 @@ pub async fn copy_maildrop(
     for name in &mapping.create {
         dst.create(name).await?;
     }
-    let mut report = CopyReport {
-        notes: mapping.notes.clone(),
-        ..CopyReport::default()
-    };
+    carry.report.notes = mapping.notes.clone();
     // The rules may exclude INBOX: then there is nothing to copy.
     let Some(plan) = mapping.copy.first() else {
         pop.quit().await;
         dst.logout().await;
-        return Ok(report);
+        return Ok(());
     };
     let key = plan.path.clone();
-    let mut fr = FolderReport {
+    let fr = carry.folder.get_or_insert_with(|| FolderReport {
         path: plan.path.clone(),
         dest: plan.dest_path.clone(),
         ..FolderReport::default()
-    };
+    });
+    // Derived from this attempt's listing, not added up over attempts.
+    fr.too_large.clear();
 
     let mut record = {
         let k = key.clone();
-        in_journal(&journal, move |s| s.folder(&k)).await?
+        in_journal(journal, move |s| s.folder(&k)).await?
     };
     let status = dst.status(&plan.dest).await?;
     let mut copied: HashMap<u32, MessageRecord> = {
         let k = key.clone();
-        in_journal(&journal, move |s| s.messages(&k))
+        in_journal(journal, move |s| s.messages(&k))
             .await?
             .into_iter()
             .collect()
@@ -116,7 +216,7 @@ pub async fn copy_maildrop(
             ),
         );
         let k = key.clone();
-        in_journal(&journal, move |s| s.forget_folder(&k)).await?;
+        in_journal(journal, move |s| s.forget_folder(&k)).await?;
         record = None;
         copied.clear();
     }
@@ -153,6 +253,9 @@ pub async fn copy_maildrop(
     let mut todo: Vec<&Listed> = Vec::new();
     for n in &t.fetch {
         let l = by_number[n];
+        if carry.refused.contains(&uidl_key(&l.uidl)) {
+            continue;
+        }
         let meta = meta_of(0, l.size, None);
         if !job.options.size_ok(&meta) {
             fr.too_large.push((l.number, meta.size));
@@ -160,6 +263,15 @@ pub async fn copy_maildrop(
         }
         todo.push(l);
     }
+    // A maildrop lists its messages in the order they arrived (RFC 1939 numbers them so).
+    if job.options.newest_first {
+        todo.reverse();
+    }
+    // `max_items` counts what the account's records hold, as the IMAP copy counts it.
+    let mut remaining = job
+        .options
+        .max_items
+        .map_or(u64::MAX, |cap| cap.saturating_sub(copied.len() as u64));
     let mut next_slot = slots.last().copied().unwrap_or(0) + 1;
     let record_for = |copied: &HashMap<u32, MessageRecord>, in_flight: Option<u32>| FolderRecord {
         dest_folder: plan.dest.clone(),
@@ -238,13 +350,14 @@ pub async fn copy_maildrop(
 
     let mut i = 0;
     while i < todo.len() {
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || remaining == 0 {
             break;
         }
         let mut end = i;
         let mut bytes = 0u64;
         while end < todo.len()
-            && (end == i || (end - i < BATCH_MESSAGES && bytes + todo[end].size <= BATCH_BYTES))
+            && (end == i
+                || (end - i < BATCH_MESSAGES && bytes + todo[end].size <= carry.batch_bytes))
         {
             bytes += todo[end].size;
             end += 1;
@@ -253,8 +366,17 @@ pub async fn copy_maildrop(
         i = end;
         let mut entries: Vec<(u32, MessageRecord)> = Vec::new();
         let mut to_send: Vec<Fetched> = Vec::new();
+        // A source connection that drops mid-batch: what arrived whole is still sent and
+        // recorded below, then the attempt ends.
+        let mut source_failure = None;
         for l in batch {
-            let body = pop.retr(l.number).await?;
+            let body = match pop.retr(l.number).await {
+                Ok(body) => body,
+                Err(e) => {
+                    source_failure = Some(e);
+                    break;
+                }
+            };
             let hash = content_hash(&body);
             let id = uidl_key(&l.uidl);
             if let Some(k) = pairing.take(&hash) {
@@ -270,6 +392,14 @@ pub async fn copy_maildrop(
                     },
                 ));
                 fr.rematched += 1;
+            } else if !job
+                .options
+                .in_date_window(&meta_of(0, 0, read_header(&body).date))
+            {
+                // Outside the plan's date window (by its Date header, as the copy dates it).
+                continue;
+            } else if remaining == 0 {
+                break;
             } else if let Some(d) = pending.get_mut(&hash).and_then(VecDeque::pop_front) {
                 // Landed from an interrupted run: recorded, not sent again.
                 entries.push((
@@ -284,6 +414,7 @@ pub async fn copy_maildrop(
                     },
                 ));
                 next_slot += 1;
+                remaining -= 1;
                 fr.rematched += 1;
             } else if let Some(d) = match adopting {
                 true => adopt(&mut dst, &mut by_id, &body, hash).await?,
@@ -303,6 +434,7 @@ pub async fn copy_maildrop(
                     },
                 ));
                 next_slot += 1;
+                remaining -= 1;
                 fr.adopted += 1;
             } else {
                 let date = read_header(&body).date;
@@ -314,6 +446,7 @@ pub async fn copy_maildrop(
                     l.size,
                 ));
                 next_slot += 1;
+                remaining -= 1;
             }
         }
         let mut failure = None;
@@ -326,7 +459,7 @@ pub async fn copy_maildrop(
             with_matched.extend(entries.iter().copied());
             let rec = record_for(&with_matched, in_flight);
             let k = key.clone();
-            in_journal(&journal, move |s| s.put_folder(&k, &rec)).await?;
+            in_journal(journal, move |s| s.put_folder(&k, &rec)).await?;
             let ready: Vec<Ready<'_>> = to_send
                 .iter()
                 .map(|(m, b, h, _, _)| (m, b, *h, dest_flags(&m.flags, &dinfo)))
@@ -351,7 +484,8 @@ pub async fn copy_maildrop(
                 progress.copied(&job.account, 1, body.len() as u64);
             }
             for (k, why) in refusals {
-                let (m, body, _, _, _) = &to_send[k];
+                let (m, body, _, id, _) = &to_send[k];
+                carry.refused.insert(*id);
                 fr.refused.push((m.uid, body.len() as u64, why));
             }
             failure = err;
@@ -364,9 +498,12 @@ pub async fn copy_maildrop(
         };
         let rec = record_for(&copied, mark);
         let k = key.clone();
-        in_journal(&journal, move |s| s.record_batch(&k, &rec, &entries)).await?;
+        in_journal(journal, move |s| s.record_batch(&k, &rec, &entries)).await?;
         if let Some(e) = failure {
             return Err(e);
+        }
+        if let Some(e) = source_failure {
+            return Err(e.into());
         }
     }
     // Late copies of an interrupted run: an APPEND the killed run sent may land after this
@@ -409,7 +546,7 @@ pub async fn copy_maildrop(
     if !stop.load(Ordering::Relaxed) {
         let rec = record_for(&copied, None);
         let k = key.clone();
-        in_journal(&journal, move |s| s.put_folder(&k, &rec)).await?;
+        in_journal(journal, move |s| s.put_folder(&k, &rec)).await?;
     }
     if !fr.refused.is_empty() {
         progress.note(
@@ -421,10 +558,9 @@ pub async fn copy_maildrop(
             ),
         );
     }
-    report.folders.push(fr);
     pop.quit().await;
     dst.logout().await;
-    Ok(report)
+    Ok(())
 }
 
 /// A fetched message to send: (meta, body, content hash, UIDL key, size as LIST gave it).
