@@ -507,17 +507,27 @@ mod apply {
         assert_eq!(doc["ok"], true, "{doc}");
         let inbox = &doc["accounts"][0]["folders"][0];
         assert_eq!(
-            (&inbox["folder"], &inbox["source_messages"], &inbox["dest_messages"]),
-            (&serde_json::json!("INBOX"), &serde_json::json!(5), &serde_json::json!(5)),
+            (
+                &inbox["folder"],
+                &inbox["source_messages"],
+                &inbox["dest_messages"]
+            ),
+            (
+                &serde_json::json!("INBOX"),
+                &serde_json::json!(5),
+                &serde_json::json!(5)
+            ),
             "{doc}"
         );
 
         // Read on the destination (\Seen): POP3 has no flags, so that is no difference.
         let mut imap = dst.login("dest", DEST_PW);
         imap.select("INBOX").unwrap();
-        imap.command("UID STORE 1:* +FLAGS.SILENT (\\Seen)").unwrap();
+        imap.command("UID STORE 1:* +FLAGS.SILENT (\\Seen)")
+            .unwrap();
         // One copy deleted on the destination, another one duplicated there.
-        imap.command("UID STORE 3 +FLAGS.SILENT (\\Deleted)").unwrap();
+        imap.command("UID STORE 3 +FLAGS.SILENT (\\Deleted)")
+            .unwrap();
         imap.command("UID EXPUNGE 3").unwrap();
         imap.append("INBOX", &[], None, &message(0)).unwrap();
         imap.logout().unwrap();
@@ -530,13 +540,17 @@ mod apply {
         assert_eq!(missing["message_id"], "<m2@example.org>", "{doc}");
         assert_eq!(missing["subject"], "m2", "{doc}");
         assert_eq!(inbox["extra"]["count"], 1, "{doc}");
-        assert_eq!(inbox["extra"]["listed"][0]["message_id"], "<m0@example.org>");
+        assert_eq!(
+            inbox["extra"]["listed"][0]["message_id"],
+            "<m0@example.org>"
+        );
         assert_eq!(inbox["flags"]["count"], 0, "{doc}");
         // The text view names it as well.
         let text = run(dir.path(), &["verify", "plan.yaml"]);
         assert_eq!(text.code, 1);
         assert!(
-            text.stdout.contains("missing  INBOX UID 3  <m2@example.org>"),
+            text.stdout
+                .contains("missing  INBOX UID 3  <m2@example.org>"),
             "{}",
             text.transcript()
         );
@@ -544,7 +558,8 @@ mod apply {
         // Put back as it was (the duplicate removed, the deleted one appended): ok again.
         let mut imap = dst.login("dest", DEST_PW);
         imap.select("INBOX").unwrap();
-        imap.command("UID STORE 6 +FLAGS.SILENT (\\Deleted)").unwrap();
+        imap.command("UID STORE 6 +FLAGS.SILENT (\\Deleted)")
+            .unwrap();
         imap.command("UID EXPUNGE 6").unwrap();
         imap.append("INBOX", &[], None, &message(2)).unwrap();
         imap.logout().unwrap();
@@ -569,11 +584,26 @@ mod apply {
         write_plan_with(dir.path(), &tls_endpoint(&src, proxy.port()), &dst, "");
         let out = run(dir.path(), &["apply", "plan.yaml"]);
         assert_eq!(out.code, 0, "{}", out.transcript());
-        // The faults really fired: several connections were cut mid-copy.
+        // The faults really fired: several connections were cut mid-copy, and the copy
+        // itself reconnected (not the apply retrying the step).
         assert!(proxy.fired().len() >= 3, "{:?}", proxy.fired());
+        assert!(
+            out.stderr.contains("(reconnecting)"),
+            "{}",
+            out.transcript()
+        );
+        assert!(
+            out.stderr.contains("320/320 messages"),
+            "{}",
+            out.transcript()
+        );
         let got = bodies(&dst);
         assert_eq!(got.len(), count, "{}", out.transcript());
-        assert!(got == want(0..count), "contents differ\n{}", out.transcript());
+        assert!(
+            got == want(0..count),
+            "contents differ\n{}",
+            out.transcript()
+        );
         // Nothing left to do.
         proxy.clear();
         let again = run(dir.path(), &["apply", "plan.yaml"]);
@@ -640,7 +670,10 @@ mod apply {
         assert_eq!(second.code, 0, "{}", second.transcript());
         assert!(bodies(&dst) == want(0..5));
 
-        let rollback = run(dir.path(), &["rollback", "plan.yaml", "--since", "2", "--yes"]);
+        let rollback = run(
+            dir.path(),
+            &["rollback", "plan.yaml", "--since", "2", "--yes"],
+        );
         assert_eq!(rollback.code, 0, "{}", rollback.transcript());
         assert!(
             bodies(&dst) == want(0..3),

@@ -60,6 +60,8 @@ struct Carry {
     folder: Option<FolderReport>,
     batch_bytes: u64,
     refused: HashSet<u64>,
+    /// The folder's start was reported (with what is to copy).
+    started: bool,
 }
 
 impl Carry {
@@ -90,6 +92,7 @@ pub async fn copy_maildrop(
         folder: None,
         batch_bytes: BATCH_BYTES,
         refused: HashSet::new(),
+        started: false,
     };
     let mut stalled = 0;
     let mut delay = Duration::from_millis(500);
@@ -286,7 +289,11 @@ async fn attempt(
         bytes: copied.values().map(|r| r.size).sum(),
         updated_at: now(),
     };
-    progress.folder_started(&job.account, &plan.path, todo.len() as u64);
+    // Said once per run: a later attempt's `todo` is what the earlier ones left.
+    if !carry.started {
+        progress.folder_started(&job.account, &plan.path, todo.len() as u64);
+        carry.started = true;
+    }
 
     // What an interrupted run may have left in the destination: hashed, and taken for the
     // messages about to be sent.
