@@ -611,6 +611,83 @@ mod apply {
         assert_eq!(bodies(&dst).len(), count);
     }
 
+    /// Message `n`, with a `Date` header when `date` is given, padded to about `size` bytes.
+    fn dated(n: usize, date: Option<&str>, size: usize) -> Vec<u8> {
+        let date = date.map_or(String::new(), |d| format!("Date: {d}\r\n"));
+        let mut m = format!(
+            "From: a@example.org\r\nTo: popper@example.org\r\n{date}Subject: d{n}\r\nMessage-ID: <d{n}@example.org>\r\n\r\n"
+        );
+        while m.len() < size {
+            m.push_str(&format!("line of dated message {n}\r\n"));
+        }
+        m.into_bytes()
+    }
+
+    fn sorted(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_accounts_options_apply_by_date_header_size_and_maildrop_order() {
+        let (src, dst) = servers(0);
+        let msgs = [
+            dated(0, Some("Mon, 07 Jan 2019 10:00:00 +0000"), 2_000),
+            dated(1, Some("Wed, 01 Mar 2023 10:00:00 +0100"), 2_000),
+            dated(2, Some("Thu, 02 Mar 2023 10:00:00 +0000"), 60_000),
+            dated(3, Some("Fri, 05 Jan 2024 10:00:00 +0000"), 2_000),
+            dated(4, None, 2_000),
+            dated(5, Some("Sat, 06 Jan 2024 10:00:00 +0000"), 2_000),
+        ];
+        let mut imap = src.login(USER, PW);
+        for m in &msgs {
+            imap.append("INBOX", &[], None, m).unwrap();
+        }
+        imap.logout().unwrap();
+
+        // A date window (by the Date header; none: copied) and a size cap (by LIST).
+        let dir = tempfile::tempdir().unwrap();
+        let endpoint = tls_endpoint(&src, src.pop3s_port());
+        write_plan_with(
+            dir.path(),
+            &endpoint,
+            &dst,
+            "    options: {since: 2022-01-01, before: 2025-01-01, max_message_size: 20KB}\n",
+        );
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        let kept = |i: &[usize]| sorted(i.iter().map(|&i| msgs[i].clone()).collect());
+        assert!(bodies(&dst) == kept(&[1, 3, 4, 5]), "{}", out.transcript());
+        // verify applies the same filters to the maildrop, and the dates agree.
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 0, "{}\n{doc}", out.transcript());
+        assert_eq!(doc["accounts"][0]["folders"][0]["source_messages"], 4);
+        // A second run fetches the window's outsiders again but copies nothing.
+        let again = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(again.code, 0, "{}", again.transcript());
+        assert_eq!(bodies(&dst).len(), 4);
+
+        // `newest_first` with `max_items`: the last messages listed, up to the cap.
+        let other = Dovecot::start(DovecotConfig {
+            users: &[("dest", DEST_PW)],
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        write_plan_with(
+            dir.path(),
+            &endpoint,
+            &other,
+            "    options: {max_items: 2, newest_first: true}\n",
+        );
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        assert!(bodies(&other) == kept(&[4, 5]), "{}", out.transcript());
+        // The cap holds across runs: it counts what the records hold.
+        let again = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(again.code, 0, "{}", again.transcript());
+        assert_eq!(bodies(&other).len(), 2);
+    }
+
     #[test]
     fn stls_on_port_110_verifies_the_certificate() {
         let (src, dst) = servers(3);
