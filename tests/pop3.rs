@@ -662,10 +662,23 @@ mod apply {
         let (out, doc) = verify_json(dir.path());
         assert_eq!(out.code, 0, "{}\n{doc}", out.transcript());
         assert_eq!(doc["accounts"][0]["folders"][0]["source_messages"], 4);
-        // A second run fetches the window's outsiders again but copies nothing.
+        // A second run reads only the header of the one message outside the window (TOP),
+        // fetches nothing whole and copies nothing: Dovecot's logout line counts them.
         let again = run(dir.path(), &["apply", "plan.yaml"]);
         assert_eq!(again.code, 0, "{}", again.transcript());
         assert_eq!(bodies(&dst).len(), 4);
+        let log = src.log();
+        let sessions: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("pop3(popper)") && l.contains("Logged out"))
+            .collect();
+        let last = sessions.last().unwrap_or_else(|| panic!("{log}"));
+        assert!(
+            last.contains("top=1/") && last.contains("retr=0/0"),
+            "{log}"
+        );
+        // And the first apply fetched whole only the four it copied.
+        assert!(sessions[0].contains("retr=4/"), "{log}");
 
         // `newest_first` with `max_items`: the last messages listed, up to the cap.
         let other = Dovecot::start(DovecotConfig {

@@ -60,16 +60,21 @@ struct Carry {
     folder: Option<FolderReport>,
     batch_bytes: u64,
     refused: HashSet<u64>,
+    /// Messages (UIDL keys) found outside the plan's date window: not read again in this run.
+    outside: HashSet<u64>,
     /// The folder's start was reported (with what is to copy).
     started: bool,
 }
 
 impl Carry {
-    /// What an attempt has moved forward: messages recorded on the destination.
+    /// What an attempt has moved forward: messages recorded on the destination, or found
+    /// outside the date window (neither is read again).
     fn kept(&self) -> u64 {
-        self.folder
-            .as_ref()
-            .map_or(0, |f| f.copied + f.rematched + f.adopted)
+        self.outside.len() as u64
+            + self
+                .folder
+                .as_ref()
+                .map_or(0, |f| f.copied + f.rematched + f.adopted)
     }
 }
 
@@ -92,6 +97,7 @@ pub async fn copy_maildrop(
         folder: None,
         batch_bytes: BATCH_BYTES,
         refused: HashSet::new(),
+        outside: HashSet::new(),
         started: false,
     };
     let mut stalled = 0;
@@ -256,7 +262,8 @@ async fn attempt(
     let mut todo: Vec<&Listed> = Vec::new();
     for n in &t.fetch {
         let l = by_number[n];
-        if carry.refused.contains(&uidl_key(&l.uidl)) {
+        let id = uidl_key(&l.uidl);
+        if carry.refused.contains(&id) || carry.outside.contains(&id) {
             continue;
         }
         let meta = meta_of(0, l.size, None);
@@ -355,6 +362,7 @@ async fn attempt(
         }
     }
 
+    let windowed = job.options.since.is_some() || job.options.before.is_some();
     let mut i = 0;
     while i < todo.len() {
         if stop.load(Ordering::Relaxed) || remaining == 0 {
@@ -377,6 +385,25 @@ async fn attempt(
         // recorded below, then the attempt ends.
         let mut source_failure = None;
         for l in batch {
+            let id = uidl_key(&l.uidl);
+            // Under a date window, the header alone says whether the message is wanted: one
+            // outside it is never fetched whole (where the server has TOP).
+            if windowed && pop.caps.top {
+                let head = match pop.top(l.number).await {
+                    Ok(head) => head,
+                    Err(e) => {
+                        source_failure = Some(e);
+                        break;
+                    }
+                };
+                if !job
+                    .options
+                    .in_date_window(&meta_of(0, 0, read_header(&head).date))
+                {
+                    carry.outside.insert(id);
+                    continue;
+                }
+            }
             let body = match pop.retr(l.number).await {
                 Ok(body) => body,
                 Err(e) => {
@@ -385,7 +412,6 @@ async fn attempt(
                 }
             };
             let hash = content_hash(&body);
-            let id = uidl_key(&l.uidl);
             if let Some(k) = pairing.take(&hash) {
                 // The same message under a new UIDL: its record, in its slot, takes the new key.
                 let slot = slots[k];
@@ -404,6 +430,7 @@ async fn attempt(
                 .in_date_window(&meta_of(0, 0, read_header(&body).date))
             {
                 // Outside the plan's date window (by its Date header, as the copy dates it).
+                carry.outside.insert(id);
                 continue;
             } else if remaining == 0 {
                 break;

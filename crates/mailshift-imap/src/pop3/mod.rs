@@ -42,6 +42,8 @@ const MAX_LISTING_LINE: u64 = 4 * 1024;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pop3Caps {
     pub stls: bool,
+    /// TOP (optional in RFC 1939): a message's header without its body.
+    pub top: bool,
     pub uidl: bool,
     pub user: bool,
     /// SASL mechanisms, upper-cased.
@@ -55,6 +57,7 @@ impl Pop3Caps {
             let mut words = line.split_ascii_whitespace();
             match words.next().map(str::to_ascii_uppercase).as_deref() {
                 Some("STLS") => caps.stls = true,
+                Some("TOP") => caps.top = true,
                 Some("UIDL") => caps.uidl = true,
                 Some("USER") => caps.user = true,
                 Some("SASL") => caps.sasl = words.map(str::to_ascii_uppercase).collect(),
@@ -422,6 +425,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3<S> {
         self.multi("RETR", &format!("RETR {number}")).await
     }
 
+    /// TOP with no body lines: the message's header and the empty line after it, for what a
+    /// header says (its date) without fetching the rest. Only where CAPA lists TOP.
+    pub async fn top(&mut self, number: u32) -> Result<Vec<u8>, ImapError> {
+        self.multi("TOP", &format!("TOP {number} 0")).await
+    }
+
     /// QUIT, ending the session politely. Nothing is deleted: no DELE was ever sent. A failure
     /// here changes nothing already read, so it is not reported.
     pub async fn quit(mut self) {
@@ -482,7 +491,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3<S> {
                 }
                 out.remove(start);
             }
-            if what != "RETR" && out.len() - start > MAX_LISTING_LINE as usize {
+            // A message's lines (RETR, TOP) may be long; a listing's may not.
+            if !matches!(what, "RETR" | "TOP") && out.len() - start > MAX_LISTING_LINE as usize {
                 return Err(self.garbled(what, &out[start..start + 80]));
             }
         }

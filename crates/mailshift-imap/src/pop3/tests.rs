@@ -88,7 +88,7 @@ fn a_whole_session_reads_the_maildrop_and_never_deletes() {
         .await
         .unwrap();
         pop.caps = pop.capa().await.unwrap();
-        assert!(pop.caps.uidl && pop.caps.user && !pop.caps.stls);
+        assert!(pop.caps.uidl && pop.caps.user && pop.caps.top && !pop.caps.stls);
         pop.login(&password("s3cret")).await.unwrap();
         assert_eq!(pop.stat().await.unwrap(), (2, 40));
         assert_eq!(
@@ -117,6 +117,22 @@ fn a_whole_session_reads_the_maildrop_and_never_deletes() {
             String::from_utf8(io).unwrap(),
             "CAPA\r\nUSER bob\r\nPASS s3cret\r\nSTAT\r\nUIDL\r\nLIST\r\nRETR 2\r\n"
         );
+    });
+}
+
+#[test]
+fn top_reads_a_header_whatever_its_line_lengths() {
+    block_on(async {
+        // A folded header line longer than a listing line may be (a long `References:`).
+        let long = "x".repeat(2 * MAX_LISTING_LINE as usize);
+        let server = format!(
+            "+OK ready\r\n+OK\r\nDate: Fri, 05 Jan 2024 10:00:00 +0000\r\nReferences: {long}\r\n\r\n.\r\n"
+        );
+        let mut pop = session(&server).await.unwrap();
+        let head = pop.top(7).await.unwrap();
+        assert_eq!(sent(&pop), "TOP 7 0\r\n");
+        assert!(head.starts_with(b"Date: Fri, 05 Jan 2024"));
+        assert!(head.ends_with(b"\r\n\r\n"));
     });
 }
 
