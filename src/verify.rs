@@ -490,32 +490,43 @@ impl Maildrop<'_> {
     /// applies them: the size `LIST` gives, and the date of its `Date` header (POP3 has no
     /// arrival date; the copy stores the message under that date).
     async fn read(&mut self, folder: usize, options: &CopyOptions) -> Result<Vec<Msg>, ImapError> {
+        let meta = |number: u32, size: u64, date: Option<String>| MessageMeta {
+            uid: number,
+            size: u32::try_from(size).unwrap_or(u32::MAX),
+            flags: Vec::new(),
+            internal_date: date,
+            modseq: None,
+        };
+        let wanted: Vec<u32> = self
+            .pop
+            .listing()
+            .await?
+            .into_iter()
+            .filter(|l| options.size_ok(&meta(l.number, l.size, None)))
+            .map(|l| l.number)
+            .collect();
         let mut out = Vec::new();
-        for l in self.pop.listing().await? {
-            let mut meta = MessageMeta {
-                uid: l.number,
-                size: u32::try_from(l.size).unwrap_or(u32::MAX),
-                flags: Vec::new(),
-                internal_date: None,
-                modseq: None,
-            };
-            if !options.size_ok(&meta) {
-                continue;
+        // A chunk's bodies at a time in memory; pipelined where the server allows it.
+        for chunk in wanted.chunks(CHUNK) {
+            let (bodies, err) = self.pop.fetch_each(chunk, false).await;
+            if let Some(e) = err {
+                return Err(e);
             }
-            let body = self.pop.retr(l.number).await?;
-            meta.internal_date = read_header(&body).date;
-            if !options.in_date_window(&meta) {
-                continue;
+            for (&number, body) in chunk.iter().zip(bodies) {
+                let date = read_header(&body).date;
+                if !options.in_date_window(&meta(number, 0, date.clone())) {
+                    continue;
+                }
+                self.named.insert(number, header::parse(&body));
+                out.push(Msg {
+                    folder,
+                    uid: number,
+                    size: body.len() as u64,
+                    flags: Vec::new(),
+                    internal_date: date,
+                    hash: content_hash(&body),
+                });
             }
-            self.named.insert(l.number, header::parse(&body));
-            out.push(Msg {
-                folder,
-                uid: l.number,
-                size: body.len() as u64,
-                flags: Vec::new(),
-                internal_date: meta.internal_date,
-                hash: content_hash(&body),
-            });
         }
         Ok(out)
     }

@@ -94,6 +94,22 @@ fn reads_uidls_sizes_and_messages_over_tls_stls_and_plain() {
                 assert_eq!(body, message(i), "{security:?} message {i}");
                 assert_eq!(body.len() as u64, listed.size);
             }
+            // Dovecot allows pipelining, so the copy's fetches are sent in groups: the same
+            // messages come back, in order, and their headers alone with TOP.
+            assert!(pop.caps.pipelining && pop.caps.top, "{:?}", pop.caps);
+            let numbers: Vec<u32> = listing.iter().map(|l| l.number).collect();
+            let (bodies, err) = pop.fetch_each(&numbers, false).await;
+            assert!(err.is_none(), "{err:?}");
+            assert_eq!(bodies, (0..3).map(message).collect::<Vec<_>>());
+            let (heads, err) = pop.fetch_each(&numbers, true).await;
+            assert!(err.is_none(), "{err:?}");
+            for (i, head) in heads.iter().enumerate() {
+                let whole = message(i);
+                assert!(
+                    whole.starts_with(head) && head.ends_with(b"\r\n\r\n"),
+                    "{i}"
+                );
+            }
             pop.quit().await;
         });
     }

@@ -372,7 +372,9 @@ async fn attempt(
         let mut bytes = 0u64;
         while end < todo.len()
             && (end == i
-                || (end - i < BATCH_MESSAGES && bytes + todo[end].size <= carry.batch_bytes))
+                || (end - i < BATCH_MESSAGES
+                    && ((end - i) as u64) < remaining
+                    && bytes + todo[end].size <= carry.batch_bytes))
         {
             bytes += todo[end].size;
             end += 1;
@@ -384,33 +386,35 @@ async fn attempt(
         // A source connection that drops mid-batch: what arrived whole is still sent and
         // recorded below, then the attempt ends.
         let mut source_failure = None;
-        for l in batch {
-            let id = uidl_key(&l.uidl);
-            // Under a date window, the header alone says whether the message is wanted: one
-            // outside it is never fetched whole (where the server has TOP).
-            if windowed && pop.caps.top {
-                let head = match pop.top(l.number).await {
-                    Ok(head) => head,
-                    Err(e) => {
-                        source_failure = Some(e);
-                        break;
-                    }
-                };
-                if !job
+        let numbers = |ls: &[&Listed]| ls.iter().map(|l| l.number).collect::<Vec<u32>>();
+        let mut wanted: Vec<&Listed> = batch.to_vec();
+        // Under a date window, the header alone says whether the message is wanted: one
+        // outside it is never fetched whole (where the server has TOP).
+        if windowed && pop.caps.top {
+            let (heads, err) = pop.fetch_each(&numbers(batch), true).await;
+            source_failure = err;
+            wanted.clear();
+            for (l, head) in batch.iter().zip(&heads) {
+                if job
                     .options
-                    .in_date_window(&meta_of(0, 0, read_header(&head).date))
+                    .in_date_window(&meta_of(0, 0, read_header(head).date))
                 {
-                    carry.outside.insert(id);
-                    continue;
+                    wanted.push(l);
+                } else {
+                    carry.outside.insert(uidl_key(&l.uidl));
                 }
             }
-            let body = match pop.retr(l.number).await {
-                Ok(body) => body,
-                Err(e) => {
-                    source_failure = Some(e);
-                    break;
-                }
-            };
+        }
+        let bodies = match source_failure {
+            None => {
+                let (bodies, err) = pop.fetch_each(&numbers(&wanted), false).await;
+                source_failure = err;
+                bodies
+            }
+            Some(_) => Vec::new(),
+        };
+        for (l, body) in wanted.iter().zip(bodies) {
+            let id = uidl_key(&l.uidl);
             let hash = content_hash(&body);
             if let Some(k) = pairing.take(&hash) {
                 // The same message under a new UIDL: its record, in its slot, takes the new key.

@@ -137,6 +137,44 @@ fn top_reads_a_header_whatever_its_line_lengths() {
 }
 
 #[test]
+fn fetches_are_pipelined_where_allowed_and_keep_what_came_before_a_failure() {
+    block_on(async {
+        let mut pop = session(concat!(
+            "+OK ready\r\n",
+            "+OK\r\nPIPELINING\r\nUIDL\r\n.\r\n",
+            "+OK\r\none\r\n.\r\n",
+            "+OK\r\n..two\r\n.\r\n",
+            "-ERR no such message\r\n",
+        ))
+        .await
+        .unwrap();
+        pop.caps = pop.capa().await.unwrap();
+        assert!(pop.caps.pipelining);
+        let (got, err) = pop.fetch_each(&[1, 2, 9], false).await;
+        // All three sent in one go, before any answer was read.
+        assert_eq!(sent(&pop), "CAPA\r\nRETR 1\r\nRETR 2\r\nRETR 9\r\n");
+        assert_eq!(got, vec![b"one\r\n".to_vec(), b".two\r\n".to_vec()]);
+        assert!(err.unwrap().message.contains("no such message"));
+    });
+}
+
+#[test]
+fn without_pipelining_each_fetch_waits_for_its_answer() {
+    block_on(async {
+        // The server goes silent after CAPA: a client that waits for each answer has sent only
+        // the first command when it finds the stream closed (a pipelining one sends both).
+        let mut pop = session(concat!("+OK ready\r\n", "+OK\r\nTOP\r\nUIDL\r\n.\r\n"))
+            .await
+            .unwrap();
+        pop.caps = pop.capa().await.unwrap();
+        let (got, err) = pop.fetch_each(&[4, 5], true).await;
+        assert!(got.is_empty());
+        assert!(err.unwrap().transient);
+        assert_eq!(sent(&pop), "CAPA\r\nTOP 4 0\r\n");
+    });
+}
+
+#[test]
 fn sasl_plain_is_used_where_offered() {
     block_on(async {
         let mut pop = session(concat!(
