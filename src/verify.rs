@@ -43,6 +43,7 @@ use crate::transfer::imap::folders::{
     ArchiveFilter, FolderRules, Mapping, RemoteFolder, map_folders,
 };
 use crate::transfer::imap::pop3::Pop3;
+use crate::transfer::imap::pop3::triage::refusal_key;
 use crate::transfer::imap::session::{FolderInfo, Imap, ImapError, MessageMeta, Target, uid_set};
 
 /// Bodies fetched per command while hashing: bounds memory on big mailboxes.
@@ -483,6 +484,10 @@ enum SourceSide<'a> {
 struct Maildrop<'a> {
     pop: &'a mut Pop3,
     named: HashMap<u32, header::Named>,
+    /// The copy's refusals, by [`refusal_key`] of the UIDL, with the destination's words.
+    refusals: &'a HashMap<u32, String>,
+    /// Those refusals by this session's message number.
+    refused: HashMap<u32, String>,
 }
 
 impl Maildrop<'_> {
@@ -497,10 +502,13 @@ impl Maildrop<'_> {
             internal_date: date,
             modseq: None,
         };
-        let wanted: Vec<u32> = self
-            .pop
-            .listing()
-            .await?
+        let listing = self.pop.listing().await?;
+        for l in &listing {
+            if let Some(reason) = self.refusals.get(&refusal_key(&l.uidl)) {
+                self.refused.insert(l.number, reason.clone());
+            }
+        }
+        let wanted: Vec<u32> = listing
             .into_iter()
             .filter(|l| options.size_ok(&meta(l.number, l.size, None)))
             .map(|l| l.number)
@@ -537,6 +545,15 @@ impl SourceSide<'_> {
     /// what its copies carry on the destination (`\Seen` once read there) is the user's.
     fn carries_flags(&self) -> bool {
         !matches!(self, SourceSide::Pop3(_))
+    }
+
+    /// Why the copy left out source message `uid`, when the source side knows it itself (a
+    /// maildrop's refusals are keyed by UIDL, known only once it is listed).
+    fn refusal(&self, uid: u32) -> Option<String> {
+        match self {
+            SourceSide::Pop3(maildrop) => maildrop.refused.get(&uid).cloned(),
+            _ => None,
+        }
     }
 
     /// Every message of one source folder, hashed, the plan's filters applied; files that
@@ -711,7 +728,7 @@ pub async fn verify_files(
 /// Compares one account's POP3 maildrop with its destination folder (`INBOX`, or where the
 /// plan's folder rules map `INBOX`), as [`verify_account`] compares two mailboxes: each
 /// message's identity is its content hash, matched as a multiset; flags are not compared
-/// (POP3 has none).
+/// (POP3 has none). `refusals` are the copy's (by [`refusal_key`]), listed as skipped.
 pub async fn verify_pop3(
     account: &str,
     source: &Target,
@@ -719,6 +736,7 @@ pub async fn verify_pop3(
     rules: &FolderRules,
     options: &CopyOptions,
     limit: usize,
+    refusals: &HashMap<u32, String>,
 ) -> AccountCheck {
     let out = async {
         let mut pop = Pop3::connect(source).await.map_err(|e| e.to_string())?;
@@ -736,8 +754,10 @@ pub async fn verify_pop3(
         let mut side = SourceSide::Pop3(Maildrop {
             pop: &mut pop,
             named: HashMap::new(),
+            refusals,
+            refused: HashMap::new(),
         });
-        // The POP3 copy records no refusals by message number: none to list as skipped.
+        // Its refusals are the maildrop's to name (by UIDL), not the table's by UID.
         let out = check_all(
             &mut side,
             &mut dst,
@@ -919,10 +939,14 @@ async fn check_folder(
             continue;
         }
         // Left out on purpose, and said so by the copy: not "missing".
-        if let Some(reason) = refused.get(&(sources[m.folder].0.clone(), m.uid)) {
+        let reason = refused
+            .get(&(sources[m.folder].0.clone(), m.uid))
+            .cloned()
+            .or_else(|| src.refusal(m.uid));
+        if let Some(reason) = reason {
             let skipped = Skipped {
                 source: sref(s),
-                reason: reason.clone(),
+                reason,
             };
             check.skipped.push(skipped, limit);
             continue;

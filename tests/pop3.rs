@@ -718,6 +718,47 @@ mod apply {
     }
 
     #[test]
+    fn a_message_the_destination_refuses_is_recorded_and_verify_names_it_skipped() {
+        let users = [(USER, PW)];
+        let src = Dovecot::start(DovecotConfig {
+            users: &users,
+            tls: true,
+            pop3: true,
+            ..Default::default()
+        });
+        // A destination that refuses any message over 100 KB (the quota plugin's `[LIMIT]`).
+        let dst_users = [("dest", DEST_PW)];
+        let dst = Dovecot::start(DovecotConfig {
+            users: &dst_users,
+            extra: "mail_plugins = $mail_plugins quota\nplugin {\n  quota = count:User quota\n  quota_vsizes = yes\n  quota_rule = *:storage=1G\n  quota_max_mail_size = 100k\n}\n",
+            ..Default::default()
+        });
+        let big = dated(9, None, 300_000);
+        let mut imap = src.login(USER, PW);
+        imap.append("INBOX", &[], None, &message(0)).unwrap();
+        imap.append("INBOX", &[], None, &big).unwrap();
+        imap.append("INBOX", &[], None, &message(1)).unwrap();
+        imap.logout().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(dir.path(), &src, &dst);
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert!(bodies(&dst) == want(0..2), "{}", out.transcript());
+
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 1, "{}", out.transcript());
+        let inbox = &doc["accounts"][0]["folders"][0];
+        assert_eq!(inbox["missing"]["count"], 0, "{doc}");
+        assert_eq!(inbox["skipped"]["count"], 1, "{doc}");
+        let skipped = &inbox["skipped"]["listed"][0];
+        assert_eq!(skipped["source"]["message_id"], "<d9@example.org>", "{doc}");
+        assert_eq!(skipped["source"]["uid"], 2, "{doc}");
+        assert!(
+            !skipped["reason"].as_str().unwrap_or_default().is_empty(),
+            "{doc}"
+        );
+    }
+
+    #[test]
     fn stls_on_port_110_verifies_the_certificate() {
         let (src, dst) = servers(3);
         let dir = tempfile::tempdir().unwrap();

@@ -3,9 +3,10 @@
 //! by the mail engine's POP3 copy (`mailshift_imap::pop3::copy`), its records kept in the state
 //! through the same [`StoreJournal`] as an IMAP copy's, its report put in the same words.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::mail::synced;
+use super::mail::{refused_of, synced};
 use super::{Checked, ContentResult, Prepared, SyncRun, Synced};
 use crate::apply::imap_adapter::{self, IntoStepError, pop3_target, target};
 use crate::apply::journal::StoreJournal;
@@ -76,10 +77,18 @@ impl Prepared for Maildrop {
 
     fn verify<'a>(
         &'a self,
-        _state: Option<&'a StateReader>,
+        state: Option<&'a StateReader>,
         list_limit: usize,
     ) -> ContentResult<'a, Result<Checked, StepError>> {
         Box::pin(async move {
+            // The copy's refusals of the maildrop (one folder), by their UIDL's refusal key.
+            let refusals: HashMap<u32, String> = match state {
+                Some(reader) => refused_of(reader, &self.address)?
+                    .into_iter()
+                    .map(|((_, key), reason)| (key, reason))
+                    .collect(),
+                None => HashMap::new(),
+            };
             Ok(Checked::Mail(
                 verify_pop3(
                     &self.address,
@@ -88,6 +97,7 @@ impl Prepared for Maildrop {
                     &self.rules,
                     &self.options,
                     list_limit,
+                    &refusals,
                 )
                 .await,
             ))

@@ -21,17 +21,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::triage::{Known, Pairing, triage, uidl_key};
+use super::triage::{Known, Pairing, refusal_key, triage, uidl_key};
 use super::{Listed, Pop3};
 use crate::copy::{
     BATCH_BYTES, BATCH_MESSAGES, CopyError, CopyOptions, CopyReport, FolderReport, MIN_BATCH_BYTES,
     Progress, RECONNECT_AFTER_PROGRESS, Ready, STALLED_ATTEMPTS, StopFlag, connect_fresh,
-    content_hash, dest_flags, hash_messages, in_journal, jitter, now, pause, send,
+    content_hash, dest_flags, hash_messages, in_journal, jitter, now, pause, refusal, send,
 };
 use crate::error::ErrorKind;
 use crate::files::headers::read_header;
 use crate::folders::{FolderRules, RemoteFolder, map_folders};
-use crate::journal::{FolderRecord, Journal, MessageRecord};
+use crate::journal::{FolderRecord, Journal, MessageRecord, RefusedRecord};
 use crate::plural;
 use crate::session::{MessageMeta, Target, uid_set};
 
@@ -53,13 +53,11 @@ pub struct Pop3Job {
 }
 
 /// What the attempts of one run hand on to the next after a dropped connection: the counts
-/// so far, the batch size the link carries, and the messages the destination refused (not
-/// offered again in this run, as the IMAP copy does not offer a refused message twice).
+/// so far, the batch size the link carries, and what was found outside the date window.
 struct Carry {
     report: CopyReport,
     folder: Option<FolderReport>,
     batch_bytes: u64,
-    refused: HashSet<u64>,
     /// Messages (UIDL keys) found outside the plan's date window: not read again in this run.
     outside: HashSet<u64>,
     /// The folder's start was reported (with what is to copy).
@@ -96,7 +94,6 @@ pub async fn copy_maildrop(
         report: CopyReport::default(),
         folder: None,
         batch_bytes: BATCH_BYTES,
-        refused: HashSet::new(),
         outside: HashSet::new(),
         started: false,
     };
@@ -257,13 +254,26 @@ async fn attempt(
             ),
         );
     }
+    // Refusals by the destination, recorded by [`refusal_key`]: a message refused in this run
+    // already is not offered again before the next (as the IMAP copy does); verify names
+    // them, with the destination's words.
+    let refused_before: HashMap<u32, RefusedRecord> = {
+        let k = key.clone();
+        in_journal(journal, move |s| s.refused(&k))
+            .await?
+            .into_iter()
+            .collect()
+    };
     let mut pairing = Pairing::new(&known, &t.absent);
     let by_number: HashMap<u32, &Listed> = listing.iter().map(|l| (l.number, l)).collect();
     let mut todo: Vec<&Listed> = Vec::new();
     for n in &t.fetch {
         let l = by_number[n];
         let id = uidl_key(&l.uidl);
-        if carry.refused.contains(&id) || carry.outside.contains(&id) {
+        let refused_now = refused_before
+            .get(&refusal_key(&l.uidl))
+            .is_some_and(|r| r.sync_point == job.sync_point);
+        if refused_now || carry.outside.contains(&id) {
             continue;
         }
         let meta = meta_of(0, l.size, None);
@@ -383,6 +393,9 @@ async fn attempt(
         i = end;
         let mut entries: Vec<(u32, MessageRecord)> = Vec::new();
         let mut to_send: Vec<Fetched> = Vec::new();
+        let mut refused: Vec<(u32, RefusedRecord)> = Vec::new();
+        // Slot → the refusal key of the message in it, for the messages of this batch.
+        let mut refusal_keys: HashMap<u32, u32> = HashMap::new();
         // A source connection that drops mid-batch: what arrived whole is still sent and
         // recorded below, then the attempt ends.
         let mut source_failure = None;
@@ -415,6 +428,7 @@ async fn attempt(
         };
         for (l, body) in wanted.iter().zip(bodies) {
             let id = uidl_key(&l.uidl);
+            refusal_keys.insert(next_slot, refusal_key(&l.uidl));
             let hash = content_hash(&body);
             if let Some(k) = pairing.take(&hash) {
                 // The same message under a new UIDL: its record, in its slot, takes the new key.
@@ -522,9 +536,11 @@ async fn attempt(
                 progress.copied(&job.account, 1, body.len() as u64);
             }
             for (k, why) in refusals {
-                let (m, body, _, id, _) = &to_send[k];
-                carry.refused.insert(*id);
-                fr.refused.push((m.uid, body.len() as u64, why));
+                let (m, body, _, _, _) = &to_send[k];
+                let rk = refusal_keys[&m.uid];
+                let r = refusal(&refused_before, rk, why, body.len() as u64, job.sync_point);
+                fr.refused.push((m.uid, r.size, r.reason.clone()));
+                refused.push((rk, r));
             }
             failure = err;
         }
@@ -535,8 +551,24 @@ async fn attempt(
             in_flight
         };
         let rec = record_for(&copied, mark);
+        // A message refused before and recorded now: its refusal is over.
+        let taken: Vec<u32> = entries
+            .iter()
+            .filter_map(|(slot, _)| refusal_keys.get(slot).copied())
+            .filter(|rk| refused_before.contains_key(rk))
+            .collect();
         let k = key.clone();
-        in_journal(journal, move |s| s.record_batch(&k, &rec, &entries)).await?;
+        in_journal(journal, move |s| {
+            s.record_batch(&k, &rec, &entries)?;
+            if !refused.is_empty() {
+                s.put_refused(&k, &refused)?;
+            }
+            if !taken.is_empty() {
+                s.clear_refused(&k, &taken)?;
+            }
+            Ok(())
+        })
+        .await?;
         if let Some(e) = failure {
             return Err(e);
         }
