@@ -985,8 +985,9 @@ impl<'a> Validator<'a> {
             }
         }
         self.options(&a.options, &join(&base, &[key("options")]), false);
+        // A POP3 source has its own, stronger word on it (below).
         if a.options.gmail_archive_folder.is_some()
-            && from.is_some_and(|p| p.kind != PlatformKind::Gmail)
+            && from.is_some_and(|p| p.kind != PlatformKind::Gmail && p.pop3.is_none())
         {
             self.warn(
                 &join(&base, &[key("options"), key("gmail_archive_folder")]),
@@ -996,6 +997,39 @@ impl<'a> Validator<'a> {
                 ),
                 "remove it; it names where Gmail's label-less mail goes when the source is Gmail",
             );
+        }
+        if from.is_some_and(|p| p.pop3.is_some()) {
+            self.pop3_source_options(&base, a);
+        }
+    }
+
+    /// What a POP3 source cannot honour, refused rather than ignored: its maildrop is one
+    /// folder (copied as `INBOX`) without labels. The other options hold for it as for IMAP:
+    /// sizes from `LIST`, dates from each message's `Date` header, order from the maildrop's.
+    fn pop3_source_options(&mut self, base: &[PathSeg], a: &Account) {
+        if a.options.gmail_archive_folder.is_some() {
+            self.error(
+                &join(base, &[key("options"), key("gmail_archive_folder")]),
+                format!(
+                    "`gmail_archive_folder` cannot apply: platform `{}` is read over POP3, which has no labels and no All Mail",
+                    a.from
+                ),
+                "remove it; the POP3 maildrop is copied into INBOX, or where `folders.map` maps `INBOX`",
+            );
+        }
+        if let Some(f) = &a.folders {
+            for src in f.map.keys() {
+                if !src.eq_ignore_ascii_case("INBOX") {
+                    self.error(
+                        &join(base, &[key("folders"), key("map"), key(src)]),
+                        format!(
+                            "platform `{}` is read over POP3, whose one mailbox is `INBOX`: there is no folder `{src}` to map",
+                            a.from
+                        ),
+                        "map `INBOX` instead, e.g. `folders: {map: {INBOX: \"Old POP\"}}`",
+                    );
+                }
+            }
         }
     }
 
