@@ -432,6 +432,90 @@ mod apply {
         b
     }
 
+    /// `import omm-csv` turns an OVH Mail Migrator `POP` row into a plan that runs as it is:
+    /// the import's secrets file gives the passwords, and the test servers' CAs are trusted
+    /// the way a user trusts a private CA system-wide (`SSL_CERT_FILE`), so the imported plan
+    /// is not edited. Both servers are reached over TLS, certificates verified.
+    #[test]
+    fn an_omm_pop_row_imports_into_a_plan_that_applies() {
+        let users = [(USER, PW)];
+        let src = Dovecot::start(DovecotConfig {
+            users: &users,
+            tls: true,
+            pop3: true,
+            ..Default::default()
+        });
+        let dst_users = [("popper@example.com", DEST_PW)];
+        let dst = Dovecot::start(DovecotConfig {
+            users: &dst_users,
+            tls: true,
+            ..Default::default()
+        });
+        add_messages(&src, 0..3);
+        let dir = tempfile::tempdir().unwrap();
+        let csv = format!(
+            "\"Source Type(IMAP/Exchange/POP)\";Source Server url;Source Login/Mail;Source Password;Destination Type;\"Destination Url(can be leaved empty if hosted by OVH)\";Destination Mail;Destination Password;Source admin mail (delegation);Destination Admin Mail (delegation)\n\
+             POP;pop3s://127.0.0.1:{};{USER};{PW};IMAP;imaps://127.0.0.1:{};popper@example.com;{DEST_PW};\"\";\"\"\n",
+            src.pop3s_port(),
+            dst.tls_port()
+        );
+        std::fs::write(dir.path().join("omm.csv"), csv).unwrap();
+        let import = mailshift_env(
+            dir.path(),
+            &[
+                "import",
+                "omm-csv",
+                "omm.csv",
+                "--secrets-file",
+                "secrets.env",
+            ],
+            &[],
+        );
+        assert_eq!(import.code, 0, "{}", import.transcript());
+        assert!(import.stdout.contains("pop3:"), "{}", import.stdout);
+        std::fs::write(dir.path().join("plan.yaml"), &import.stdout).unwrap();
+        let secrets = std::fs::read_to_string(dir.path().join("secrets.env")).unwrap();
+        let vars: Vec<(String, String)> = secrets
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains('='))
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                (k.to_string(), v.trim_matches('\'').to_string())
+            })
+            .collect();
+        assert_eq!(vars.len(), 2, "{secrets}");
+        let mut cas = std::fs::read_to_string(src.ca_pem_path()).unwrap();
+        cas.push_str(&std::fs::read_to_string(dst.ca_pem_path()).unwrap());
+        let ca_file = dir.path().join("cas.pem");
+        std::fs::write(&ca_file, cas).unwrap();
+        let ca = ca_file.display().to_string();
+        let mut env: Vec<(&str, &str)> =
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.push(("SSL_CERT_FILE", &ca));
+
+        let first = mailshift_env(dir.path(), &["apply", "plan.yaml"], &env);
+        assert_eq!(first.code, 0, "{}", first.transcript());
+        let mut imap = dst.login("popper@example.com", DEST_PW);
+        let mut got: Vec<Vec<u8>> = imap
+            .uid_fetch_all("INBOX")
+            .unwrap()
+            .into_iter()
+            .map(|m| m.bytes)
+            .collect();
+        got.sort();
+        assert_eq!(got, want(0..3));
+        let verify = mailshift_env(dir.path(), &["verify", "plan.yaml"], &env);
+        assert_eq!(verify.code, 0, "{}", verify.transcript());
+        // Without the CA, the same plan is refused: certificates are verified.
+        let untrusted = mailshift_env(dir.path(), &["apply", "plan.yaml"], &env[..env.len() - 1]);
+        assert_ne!(untrusted.code, 0, "{}", untrusted.transcript());
+        assert!(
+            untrusted.transcript().contains("certificate"),
+            "{}",
+            untrusted.transcript()
+        );
+    }
+
     #[test]
     fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         let users = [(USER, PW)];
