@@ -468,6 +468,9 @@ impl Imap {
         if ep.security != Security::Starttls {
             read_greeting(&mut client, &ep.host).await?;
         }
+        // Another connection may have been told to back off while this one was connecting
+        // (a slow TLS handshake): the login is the first thing this one asks of the server.
+        peer.gate.pass().await;
         // Servers that say their capabilities in the login's answer (most do) save us the
         // CAPABILITY round trip: a no-op run is mostly round trips.
         let mut token_used = None;
