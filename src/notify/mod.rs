@@ -5,13 +5,25 @@
 //! it into events (an account's first copy done, a step failed, a manual step waiting, the whole
 //! plan converged) and watch mode adds one [`daily_summary`] a day. Which events were already
 //! told is kept in the state (`notified` table), so a failure retried every cycle is told once,
-//! and a restart does not tell it again. Delivery never fails the migration: a target that cannot
-//! be reached is logged and retried with backoff, then given up until the next event.
+//! and a restart does not tell it again.
+//!
+//! Delivery is per target, through an outbox kept in the same table (key `outbox`, a JSON list
+//! of notices with the target each waits for): an event is queued for every target that wants
+//! it, and taken out for a target only once that target has it. A target that got it is never
+//! sent it again; a target that failed gets it at the next run (watch mode: the next cycle),
+//! after the retries with backoff inside a run, until 24 hours after the event, when it is
+//! given up with a warning. (A process killed between a server's acceptance and the outbox's
+//! update sends that one notice again: the window is one write.) `apply` waits for the
+//! deliveries at its end, bounded by [`APPLY_BUDGET`]; watch mode delivers in the background
+//! ([`Courier`]) so that a slow SMTP server never delays a copy. Delivery never fails the
+//! migration.
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::warn;
 
@@ -26,29 +38,63 @@ pub mod email;
 pub mod webhook;
 
 static GATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One delivery pass at a time in this process.
+static DELIVERING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// The outbox's read-modify-write (a pass takes notices out while a run queues new ones).
+static OUTBOX_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The outbox's key in the `notified` table.
+const OUTBOX: &str = "outbox";
+/// A notice not delivered this long after its event is given up: news of yesterday's
+/// failure is no longer news, and a target that is gone must not be tried for ever.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// How long `apply` waits at its end for the deliveries; the rest waits for the next run.
+pub const APPLY_BUDGET: Duration = Duration::from_secs(90);
 
 /// One thing to tell: what a webhook receives as JSON, and what an e-mail says in words.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Notice {
     pub event: NotifyEvent,
     /// The plan file's name, so a person with several migrations knows which one.
     pub plan: String,
     /// The account concerned, if one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
     /// The step concerned (`account/alice@example.com/mail`), if one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
     /// One line for people.
     pub summary: String,
     /// More, for people (a failure's message, a manual step's instructions, the day's counts).
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
     /// Unix seconds.
     pub time: u64,
 }
 
-/// Computes the events of a finished run, sends those not yet told, and records them.
+/// One notice waiting for one target, in the outbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    /// The target's identity ([`target_id`]), not its place in the list: a plan edited
+    /// between runs keeps what each target still waits for.
+    target: String,
+    /// The event's record (key and value), as in the `notified` table.
+    key: String,
+    value: String,
+    notice: Notice,
+    /// Passes that failed to deliver it so far.
+    #[serde(default)]
+    failures: u32,
+}
+
+impl Pending {
+    fn same(&self, other: &Pending) -> bool {
+        self.target == other.target && self.key == other.key && self.value == other.value
+    }
+}
+
+/// Computes the events of a finished run, queues those not yet told for each target that
+/// wants them, and (`deliver_now`, as `apply` does) delivers the outbox, bounded by
+/// [`APPLY_BUDGET`]; watch mode passes false and delivers with its [`Courier`].
 /// Whether the plan converged is read from the state after the run, not from the run alone,
 /// so that watch mode's runs of one account each can tell it too.
 /// Returns the deliveries that failed, for the report (they never fail the run).
@@ -59,6 +105,7 @@ pub async fn after_apply(
     store: &StateStore,
     report: &ApplyReport,
     done_before: &BTreeSet<String>,
+    deliver_now: bool,
 ) -> Vec<String> {
     if loaded.plan.notify.is_empty() {
         return Vec::new();
@@ -162,19 +209,17 @@ pub async fn after_apply(
             warn!("cannot update the notifications' record: {e}");
         }
     }
-    let failures = send_all(&loaded.plan.notify, &loaded.base_dir, &notices).await;
-    // Recorded after the attempt: delivery was tried (and retried) for each; a target that is
-    // down does not make the same failure be told again at every cycle.
-    for (key, value) in keys {
-        if let Err(e) = store.put_notified(&key, &value) {
-            warn!("cannot record a notification as sent: {e}");
-        }
+    enqueue(loaded, store, &notices, &keys);
+    if deliver_now {
+        deliver(loaded, store, Some(APPLY_BUDGET)).await
+    } else {
+        Vec::new()
     }
-    failures
 }
 
-/// Watch mode: one summary per day (UTC), with the state's counts. Returns whether one was sent.
-pub async fn daily_summary(loaded: &Loaded, store: &StateStore, today: &str, text: String) -> bool {
+/// Watch mode: queues the day's summary once per day (UTC). Returns whether it was queued;
+/// [`deliver`] sends it.
+pub fn daily_summary(loaded: &Loaded, store: &StateStore, today: &str, text: String) -> bool {
     if !loaded
         .plan
         .notify
@@ -196,43 +241,192 @@ pub async fn daily_summary(loaded: &Loaded, store: &StateStore, today: &str, tex
         detail: text,
         time: now(),
     };
-    send_all(
-        &loaded.plan.notify,
-        &loaded.base_dir,
-        std::slice::from_ref(&notice),
-    )
-    .await;
-    if let Err(e) = store.put_notified(&key, "sent") {
-        warn!("cannot record a notification as sent: {e}");
-    }
+    enqueue(loaded, store, &[notice], &[(key, "sent".to_string())]);
     true
 }
 
-/// Sends each notice to every target that wants it. Failures are logged and returned as
-/// text, never as an error.
-pub async fn send_all(targets: &[NotifyTarget], base: &Path, notices: &[Notice]) -> Vec<String> {
+/// Puts each notice in the outbox once per target that wants it, then records its event as
+/// told. The outbox is written first: a run killed between the two finds the event in the
+/// outbox ([`told`] looks there too) and does not queue it twice.
+fn enqueue(loaded: &Loaded, store: &StateStore, notices: &[Notice], keys: &[(String, String)]) {
+    let mut items = Vec::new();
+    for (n, (key, value)) in notices.iter().zip(keys) {
+        for t in loaded.plan.notify.iter().filter(|t| t.wants(n.event)) {
+            items.push(Pending {
+                target: target_id(t),
+                key: key.clone(),
+                value: value.clone(),
+                notice: n.clone(),
+                failures: 0,
+            });
+        }
+    }
+    if !items.is_empty() {
+        update_outbox(store, |o| o.extend(items));
+    }
+    for (key, value) in keys {
+        if let Err(e) = store.put_notified(key, value) {
+            warn!("cannot record a notification as queued: {e}");
+        }
+    }
+}
+
+/// Sends what waits in the outbox, target by target in the plan's order, and takes out each
+/// notice as soon as its target has it. A target that fails is not tried again in this pass
+/// (its next notices would wait as long for the same dead server); what it did not get stays
+/// for the next pass (the next run, or watch mode's next cycle) until [`GIVE_UP_AFTER`] has
+/// passed since the event. `budget`: the longest the whole pass may take (`apply` waits for
+/// it; watch mode does not, it runs this in the background).
+///
+/// Returns one line per notice not delivered, for the report; never an error.
+pub async fn deliver(loaded: &Loaded, store: &StateStore, budget: Option<Duration>) -> Vec<String> {
     let mut failures = Vec::new();
-    for (i, t) in targets.iter().enumerate() {
-        let mine: Vec<&Notice> = notices.iter().filter(|n| t.wants(n.event)).collect();
-        for n in mine {
-            let result = if let Some(e) = &t.email {
-                email::send(e, base, n).await
-            } else if let Some(w) = &t.webhook {
-                webhook::send(w, base, n).await
-            } else {
-                Ok(())
-            };
-            if let Err(e) = result {
+    if loaded.plan.notify.is_empty() {
+        return failures;
+    }
+    // One pass at a time: two would send the same queued notice twice.
+    let _one = DELIVERING.lock().await;
+    let pass = deliver_pass(loaded, store, &mut failures);
+    match budget {
+        None => pass.await,
+        Some(budget) => {
+            if tokio::time::timeout(budget, pass).await.is_err() {
+                let left = read_outbox(store).len();
                 warn!(
-                    target = i,
-                    event = n.event.as_str(),
-                    "notification not delivered: {e}"
+                    "{left} notification(s) not delivered within {}s",
+                    budget.as_secs()
                 );
-                failures.push(format!("notify[{i}], {}: {e}", n.event.as_str()));
+                failures.push(format!(
+                    "{left} notification(s) not delivered within {}s; they are sent at the next run",
+                    budget.as_secs()
+                ));
             }
         }
     }
     failures
+}
+
+async fn deliver_pass(loaded: &Loaded, store: &StateStore, failures: &mut Vec<String>) {
+    let targets: Vec<(usize, &NotifyTarget, String)> = loaded
+        .plan
+        .notify
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (i, t, target_id(t)))
+        .collect();
+    // A target taken out of the plan, or no longer wanting an event, does not get it.
+    update_outbox(store, |o| {
+        o.retain(|p| {
+            targets
+                .iter()
+                .any(|(_, t, id)| *id == p.target && t.wants(p.notice.event))
+        })
+    });
+    let pending = read_outbox(store);
+    let now = now();
+    // Targets at once: a dead SMTP server must not hold up the webhook.
+    let passes = targets.iter().map(|(i, target, id)| {
+        let mine: Vec<&Pending> = pending.iter().filter(|p| p.target == *id).collect();
+        deliver_to(loaded, store, *i, target, mine, now)
+    });
+    for lines in futures_util::future::join_all(passes).await {
+        failures.extend(lines);
+    }
+}
+
+/// Delivers one target's notices in order; stops at its first failure (the next ones would
+/// wait as long for the same server). Returns the report's lines.
+async fn deliver_to(
+    loaded: &Loaded,
+    store: &StateStore,
+    i: usize,
+    target: &NotifyTarget,
+    pending: Vec<&Pending>,
+    now: u64,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut failed = false;
+    for p in pending {
+        let event = p.notice.event.as_str();
+        if now.saturating_sub(p.notice.time) > GIVE_UP_AFTER.as_secs() {
+            warn!(
+                target = i,
+                event, "notification given up: not delivered within 24 h of the event"
+            );
+            lines.push(format!(
+                "notify[{i}], {event}: given up, not delivered within 24 h of the event"
+            ));
+            update_outbox(store, |o| o.retain(|q| !q.same(p)));
+            continue;
+        }
+        if failed {
+            lines.push(format!(
+                "notify[{i}], {event}: not tried after the failure above; sent at the next run"
+            ));
+            continue;
+        }
+        let sent = if let Some(e) = &target.email {
+            email::send(e, &loaded.base_dir, &p.notice).await
+        } else if let Some(w) = &target.webhook {
+            webhook::send(w, &loaded.base_dir, &p.notice).await
+        } else {
+            Ok(())
+        };
+        match sent {
+            Ok(()) => update_outbox(store, |o| o.retain(|q| !q.same(p))),
+            Err(e) => {
+                warn!(target = i, event, "notification not delivered: {e}");
+                lines.push(format!(
+                    "notify[{i}], {event}: {e}; tried again at the next run"
+                ));
+                failed = true;
+                update_outbox(store, |o| {
+                    for q in o.iter_mut().filter(|q| q.same(p)) {
+                        q.failures = q.failures.saturating_add(1);
+                    }
+                });
+            }
+        }
+    }
+    lines
+}
+
+/// Watch mode's postman: delivers the outbox in the background, one pass at a time, so that a
+/// slow or unreachable server (an SMTP attempt may take a minute) never holds up a copy or
+/// the scheduler. Kicks during a pass coalesce into one more pass.
+pub struct Courier {
+    store: Arc<StateStore>,
+    kick: Option<tokio::sync::watch::Sender<Arc<Loaded>>>,
+}
+
+impl Courier {
+    pub fn new(store: Arc<StateStore>) -> Courier {
+        Courier { store, kick: None }
+    }
+
+    /// Asks for a pass with `plan`'s targets (the plan in force). Needs a Tokio runtime.
+    pub fn kick(&mut self, plan: Arc<Loaded>) {
+        if plan.plan.notify.is_empty() {
+            return;
+        }
+        if let Some(tx) = &self.kick
+            && !tx.is_closed()
+        {
+            tx.send_replace(plan);
+            return;
+        }
+        let (tx, mut rx) = tokio::sync::watch::channel(plan);
+        rx.mark_changed();
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            // Ends when the courier is dropped (the daemon is gone).
+            while rx.changed().await.is_ok() {
+                let plan = rx.borrow_and_update().clone();
+                deliver(&plan, &store, None).await;
+            }
+        });
+        self.kick = Some(tx);
+    }
 }
 
 /// The plan has converged when a fresh diff against the state asks for nothing but the
@@ -287,14 +481,73 @@ pub fn summary_text(store: &StateStore) -> String {
     text
 }
 
+/// Whether the event `key` with `value` was already told (or queued: a run killed after
+/// queueing it and before recording it must not queue it again).
 fn told(store: &StateStore, key: &str, value: &str) -> bool {
     match store.notified(key) {
-        Ok(v) => v.as_deref() == Some(value),
+        Ok(v) if v.as_deref() == Some(value) => true,
+        Ok(_) => read_outbox(store)
+            .iter()
+            .any(|p| p.key == key && p.value == value),
         Err(e) => {
             warn!("cannot read the notifications' record: {e}");
             false
         }
     }
+}
+
+fn read_outbox(store: &StateStore) -> Vec<Pending> {
+    match store.notified(OUTBOX) {
+        Ok(None) => Vec::new(),
+        Ok(Some(text)) => serde_json::from_str(&text).unwrap_or_else(|e| {
+            warn!("the notifications' outbox in the state is unreadable ({e}); starting afresh");
+            Vec::new()
+        }),
+        Err(e) => {
+            warn!("cannot read the notifications' outbox: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// Changes the outbox in one read-modify-write.
+fn update_outbox(store: &StateStore, change: impl FnOnce(&mut Vec<Pending>)) {
+    let _one = OUTBOX_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut outbox = read_outbox(store);
+    change(&mut outbox);
+    let written = if outbox.is_empty() {
+        store.clear_notified(OUTBOX).map(|_| ())
+    } else {
+        match serde_json::to_string(&outbox) {
+            Ok(text) => store.put_notified(OUTBOX, &text),
+            Err(e) => {
+                warn!("cannot write the notifications' outbox: {e}");
+                return;
+            }
+        }
+    };
+    if let Err(e) = written {
+        warn!("cannot write the notifications' outbox: {e}");
+    }
+}
+
+/// What identifies a target across edits of the plan: a digest of where it delivers (a
+/// webhook's URL may hold a token: the state keeps only the digest).
+fn target_id(t: &NotifyTarget) -> String {
+    let id = if let Some(e) = &t.email {
+        format!(
+            "email smtp://{}:{} from {} to {}",
+            e.smtp.host,
+            e.smtp.effective_port(),
+            e.from,
+            e.to.join(",")
+        )
+    } else if let Some(w) = &t.webhook {
+        format!("webhook {}", w.url)
+    } else {
+        String::new()
+    };
+    hex(&Sha256::digest(id.as_bytes())[..12])
 }
 
 fn plan_name(path: &Path) -> String {

@@ -81,26 +81,28 @@ pub struct Daemon {
     /// How often each account whose mail keeps syncing is synced again, from the plan in
     /// force: asked at the end of every run, so compiled once per plan, not once per run.
     sync_every: HashMap<String, Duration>,
-    /// The UTC day whose summary was handed to the notifier (`notify::daily_summary` keeps
-    /// the lasting record in the state; this keeps two runs ending together from both sending).
+    /// The UTC day whose summary was queued (`notify::daily_summary` keeps the lasting record
+    /// in the state; this saves reading it at every run's end).
     summary_day: String,
+    /// Delivers the notifications the runs queue, in the background: runs never wait for an
+    /// SMTP server or a webhook.
+    courier: crate::notify::Courier,
 }
 
 impl Daemon {
-    /// Watch mode's daily summary: the first run ending on a new UTC day sends it, in the
-    /// background (a slow SMTP server must not hold the scheduler).
-    fn daily_summary(&mut self) {
-        let today = crate::notify::today();
-        if self.summary_day == today || self.plan.plan.notify.is_empty() {
+    /// After each run: the first run ending on a new UTC day queues the daily summary, and
+    /// the courier delivers what the runs queued, in the background.
+    fn notify(&mut self) {
+        if self.plan.plan.notify.is_empty() {
             return;
         }
-        self.summary_day = today.clone();
-        let plan = self.plan.clone();
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            let text = crate::notify::summary_text(&store);
-            crate::notify::daily_summary(&plan, &store, &today, text).await;
-        });
+        let today = crate::notify::today();
+        if self.summary_day != today {
+            self.summary_day = today.clone();
+            let text = crate::notify::summary_text(&self.store);
+            crate::notify::daily_summary(&self.plan, &self.store, &today, text);
+        }
+        self.courier.kick(self.plan.clone());
     }
 
     pub fn new(
@@ -110,6 +112,7 @@ impl Daemon {
         stop: StopFlag,
     ) -> Daemon {
         let plan_path = plan.path.clone();
+        let courier = crate::notify::Courier::new(store.clone());
         let mut d = Daemon {
             plan_path,
             permits: Arc::new(Semaphore::new(parallel(&plan))),
@@ -124,6 +127,7 @@ impl Daemon {
             rejected: None,
             sync_every: HashMap::new(),
             summary_day: String::new(),
+            courier,
         };
         d.plan_in_force();
         d
@@ -273,6 +277,7 @@ impl Daemon {
                     .unwrap_or_default(),
                 platform_only: unit == Unit::Platform,
                 keep_spool: true,
+                notify_in_background: true,
                 ..ApplyOptions::default()
             };
             let hooks: Arc<dyn Hooks> = status;
@@ -342,7 +347,7 @@ impl Daemon {
             Some(a) => self.status.refresh_account(&self.store, a),
             None => self.status.refresh_platform(&self.store),
         }
-        self.daily_summary();
+        self.notify();
         let next_text = match next {
             Next::After(d) => format!("next run in {}s", d.as_secs()),
             Next::AwaitChange => "next run when the plan changes (or on SIGHUP)".into(),
