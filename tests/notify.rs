@@ -881,3 +881,63 @@ fn a_target_that_failed_gets_its_notices_at_the_next_run_and_the_others_nothing_
     assert_eq!(hooks.hooks().len(), 3);
     assert_eq!(smtp.messages(), 2);
 }
+
+/// Watch mode: an SMTP server that accepts connections and never answers (each attempt waits
+/// for its timeout) holds up neither the webhook nor the next cycle's copy: a message added
+/// to the source reaches the destination at the next cycle, a second later.
+#[test]
+fn watch_mode_copies_on_while_the_smtp_server_hangs() {
+    let src = Dovecot::start(DovecotConfig {
+        users: &[("alice", OLD_PW)],
+        ..DovecotConfig::default()
+    });
+    let dst = Dovecot::start(DovecotConfig {
+        users: &[("alice", NEW_PW)],
+        ..DovecotConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    make_tls_material(&dir.path().join("tls"));
+    // Never accepted: the kernel completes the connection, then nobody answers.
+    let hanging = TcpListener::bind("127.0.0.1:0").unwrap();
+    let smtp_port = hanging.local_addr().unwrap().port();
+    let hooks = HookReceiver::start(Vec::new());
+    let text = plan(&src, &dst, smtp_port, &hooks.url())
+        .replace("accounts:\n", "options: {sync_interval: 1s}\naccounts:\n");
+    std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+    let log = std::fs::File::create(dir.path().join("watch.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["watch", "plan.yaml", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("ALICE_OLD", OLD_PW)
+        .env("ALICE_NEW", NEW_PW)
+        .env("HOOK_SECRET", HOOK_SECRET)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let inbox = || dst.login("alice", NEW_PW).select("INBOX").unwrap().exists;
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !what() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        what()
+    };
+    let first_copy = wait_for(&|| events(&hooks.hooks()).contains(&"first-copy".to_string()));
+    // Well within one SMTP attempt's timeout (30 s): the mail is still hanging.
+    let mut c = src.login("alice", OLD_PW);
+    c.append(
+        "INBOX",
+        &[],
+        None,
+        b"From: bob@example.org\r\nSubject: later\r\nMessage-ID: <later@example.org>\r\n\r\nx\r\n",
+    )
+    .unwrap();
+    let copied = wait_for(&|| inbox() == 1);
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("watch.log")).unwrap();
+    assert!(first_copy, "the webhook waited for the SMTP server\n{log}");
+    assert!(copied, "the next copy waited for the SMTP server\n{log}");
+}

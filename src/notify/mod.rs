@@ -18,7 +18,7 @@
 //! ([`Courier`]) so that a slow SMTP server never delays a copy. Delivery never fails the
 //! migration.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,8 +38,9 @@ pub mod email;
 pub mod webhook;
 
 static GATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-/// One delivery pass at a time in this process.
-static DELIVERING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One delivery pass per target at a time in this process, by target id.
+static LANES: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>> =
+    std::sync::Mutex::new(BTreeMap::new());
 /// The outbox's read-modify-write (a pass takes notices out while a run queues new ones).
 static OUTBOX_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// The outbox's key in the `notified` table.
@@ -271,67 +272,89 @@ fn enqueue(loaded: &Loaded, store: &StateStore, notices: &[Notice], keys: &[(Str
     }
 }
 
-/// Sends what waits in the outbox, target by target in the plan's order, and takes out each
-/// notice as soon as its target has it. A target that fails is not tried again in this pass
-/// (its next notices would wait as long for the same dead server); what it did not get stays
-/// for the next pass (the next run, or watch mode's next cycle) until [`GIVE_UP_AFTER`] has
-/// passed since the event. `budget`: the longest the whole pass may take (`apply` waits for
-/// it; watch mode does not, it runs this in the background).
+/// Sends what waits in the outbox, every target at once (a dead SMTP server must not hold up
+/// the webhook), and takes out each notice as soon as its target has it. What a target did not
+/// get stays for its next pass (the next run, or watch mode's next cycle) until
+/// [`GIVE_UP_AFTER`] has passed since the event. `budget`: the longest the whole may take
+/// (`apply` waits for it; watch mode does not, its [`Courier`] runs each target in the
+/// background).
 ///
 /// Returns one line per notice not delivered, for the report; never an error.
 pub async fn deliver(loaded: &Loaded, store: &StateStore, budget: Option<Duration>) -> Vec<String> {
-    let mut failures = Vec::new();
     if loaded.plan.notify.is_empty() {
-        return failures;
+        return Vec::new();
     }
-    // One pass at a time: two would send the same queued notice twice.
-    let _one = DELIVERING.lock().await;
-    let pass = deliver_pass(loaded, store, &mut failures);
-    match budget {
-        None => pass.await,
-        Some(budget) => {
-            if tokio::time::timeout(budget, pass).await.is_err() {
-                let left = read_outbox(store).len();
-                warn!(
-                    "{left} notification(s) not delivered within {}s",
-                    budget.as_secs()
-                );
-                failures.push(format!(
-                    "{left} notification(s) not delivered within {}s; they are sent at the next run",
-                    budget.as_secs()
-                ));
-            }
-        }
-    }
-    failures
-}
-
-async fn deliver_pass(loaded: &Loaded, store: &StateStore, failures: &mut Vec<String>) {
-    let targets: Vec<(usize, &NotifyTarget, String)> = loaded
+    drop_unwanted(loaded, store);
+    let lanes = loaded
         .plan
         .notify
         .iter()
         .enumerate()
-        .map(|(i, t)| (i, t, target_id(t)))
+        .map(|(i, t)| deliver_target(loaded, store, i, t));
+    let all = futures_util::future::join_all(lanes);
+    let Some(budget) = budget else {
+        return all.await.concat();
+    };
+    match tokio::time::timeout(budget, all).await {
+        Ok(lines) => lines.concat(),
+        Err(_) => {
+            let left = read_outbox(store).len();
+            warn!(
+                "{left} notification(s) not delivered within {}s",
+                budget.as_secs()
+            );
+            vec![format!(
+                "{left} notification(s) not delivered within {}s; they are sent at the next run",
+                budget.as_secs()
+            )]
+        }
+    }
+}
+
+/// Takes out of the outbox what no target of the plan wants any more (a target removed from
+/// the plan, or an event taken off its list).
+fn drop_unwanted(loaded: &Loaded, store: &StateStore) {
+    let wanted: Vec<(String, &NotifyTarget)> = loaded
+        .plan
+        .notify
+        .iter()
+        .map(|t| (target_id(t), t))
         .collect();
-    // A target taken out of the plan, or no longer wanting an event, does not get it.
     update_outbox(store, |o| {
         o.retain(|p| {
-            targets
+            wanted
                 .iter()
-                .any(|(_, t, id)| *id == p.target && t.wants(p.notice.event))
+                .any(|(id, t)| *id == p.target && t.wants(p.notice.event))
         })
     });
-    let pending = read_outbox(store);
-    let now = now();
-    // Targets at once: a dead SMTP server must not hold up the webhook.
-    let passes = targets.iter().map(|(i, target, id)| {
-        let mine: Vec<&Pending> = pending.iter().filter(|p| p.target == *id).collect();
-        deliver_to(loaded, store, *i, target, mine, now)
-    });
-    for lines in futures_util::future::join_all(passes).await {
-        failures.extend(lines);
+}
+
+/// One pass over what target `i` waits for; one pass per target at a time in this process
+/// (two would send the same notice twice).
+async fn deliver_target(
+    loaded: &Loaded,
+    store: &StateStore,
+    i: usize,
+    target: &NotifyTarget,
+) -> Vec<String> {
+    let id = target_id(target);
+    let lane = {
+        let mut lanes = LANES.lock().unwrap_or_else(|e| e.into_inner());
+        lanes.entry(id.clone()).or_default().clone()
+    };
+    let _one = lane.lock().await;
+    let pending: Vec<Pending> = read_outbox(store)
+        .into_iter()
+        .filter(|p| p.target == id && target.wants(p.notice.event))
+        .collect();
+    if !pending.is_empty() {
+        tracing::debug!(
+            target = i,
+            pending = pending.len(),
+            "delivering notifications"
+        );
     }
+    deliver_to(loaded, store, i, target, pending.iter().collect(), now()).await
 }
 
 /// Delivers one target's notices in order; stops at its first failure (the next ones would
@@ -365,6 +388,7 @@ async fn deliver_to(
             ));
             continue;
         }
+        tracing::debug!(target = i, event, "delivering a notification");
         let sent = if let Some(e) = &target.email {
             email::send(e, &loaded.base_dir, &p.notice).await
         } else if let Some(w) = &target.webhook {
@@ -373,7 +397,10 @@ async fn deliver_to(
             Ok(())
         };
         match sent {
-            Ok(()) => update_outbox(store, |o| o.retain(|q| !q.same(p))),
+            Ok(()) => {
+                tracing::debug!(target = i, event, "notification delivered");
+                update_outbox(store, |o| o.retain(|q| !q.same(p)));
+            }
             Err(e) => {
                 warn!(target = i, event, "notification not delivered: {e}");
                 lines.push(format!(
@@ -391,41 +418,57 @@ async fn deliver_to(
     lines
 }
 
-/// Watch mode's postman: delivers the outbox in the background, one pass at a time, so that a
-/// slow or unreachable server (an SMTP attempt may take a minute) never holds up a copy or
-/// the scheduler. Kicks during a pass coalesce into one more pass.
+/// Watch mode's postman: delivers the outbox in the background, one task per target, so that a
+/// slow or unreachable server (an SMTP attempt may take half a minute, three of them more than
+/// a minute) never holds up a copy, the scheduler, or another target. Kicks during a target's
+/// pass coalesce into one more pass.
 pub struct Courier {
     store: Arc<StateStore>,
-    kick: Option<tokio::sync::watch::Sender<Arc<Loaded>>>,
+    lanes: BTreeMap<String, tokio::sync::watch::Sender<Arc<Loaded>>>,
 }
 
 impl Courier {
     pub fn new(store: Arc<StateStore>) -> Courier {
-        Courier { store, kick: None }
+        Courier {
+            store,
+            lanes: BTreeMap::new(),
+        }
     }
 
-    /// Asks for a pass with `plan`'s targets (the plan in force). Needs a Tokio runtime.
+    /// Asks for a pass of every target of `plan` (the plan in force). Needs a Tokio runtime.
     pub fn kick(&mut self, plan: Arc<Loaded>) {
-        if plan.plan.notify.is_empty() {
-            return;
-        }
-        if let Some(tx) = &self.kick
-            && !tx.is_closed()
-        {
-            tx.send_replace(plan);
-            return;
-        }
-        let (tx, mut rx) = tokio::sync::watch::channel(plan);
-        rx.mark_changed();
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            // Ends when the courier is dropped (the daemon is gone).
-            while rx.changed().await.is_ok() {
-                let plan = rx.borrow_and_update().clone();
-                deliver(&plan, &store, None).await;
+        drop_unwanted(&plan, &self.store);
+        let ids: BTreeSet<String> = plan.plan.notify.iter().map(target_id).collect();
+        // A target gone from the plan: its task ends with its sender.
+        self.lanes.retain(|id, _| ids.contains(id));
+        for id in ids {
+            if let Some(tx) = self.lanes.get(&id)
+                && !tx.is_closed()
+            {
+                tx.send_replace(plan.clone());
+                continue;
             }
-        });
-        self.kick = Some(tx);
+            let (tx, mut rx) = tokio::sync::watch::channel(plan.clone());
+            rx.mark_changed();
+            let store = self.store.clone();
+            let lane = id.clone();
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let plan = rx.borrow_and_update().clone();
+                    // Its place in the list may have changed with the plan.
+                    let found = plan
+                        .plan
+                        .notify
+                        .iter()
+                        .enumerate()
+                        .find(|(_, t)| target_id(t) == lane);
+                    if let Some((i, target)) = found {
+                        deliver_target(&plan, &store, i, target).await;
+                    }
+                }
+            });
+            self.lanes.insert(id, tx);
+        }
     }
 }
 
