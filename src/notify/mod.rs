@@ -82,7 +82,7 @@ struct Pending {
     key: String,
     value: String,
     notice: Notice,
-    /// Passes that failed to deliver it so far.
+    /// Passes that failed to deliver it so far (for a person reading the state).
     #[serde(default)]
     failures: u32,
 }
@@ -111,7 +111,7 @@ pub async fn after_apply(
     if loaded.plan.notify.is_empty() {
         return Vec::new();
     }
-    // Watch mode runs accounts at once: one run's events are computed, sent and recorded
+    // Watch mode runs accounts at once: one run's events are computed, queued and recorded
     // before another's, so that two runs ending together cannot both tell "converged".
     let _gate = GATE.lock().await;
     let plan = plan_name(&loaded.path);
@@ -613,4 +613,129 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = "version: 1\nplatforms:\n  \
+        old: {type: imap, imap: {host: 127.0.0.1, port: 1, security: none}}\n  \
+        new: {type: imap, imap: {host: 127.0.0.1, port: 1, security: none}}\naccounts:\n  \
+        - address: a@example.com\n    from: old\n    to: new\n    \
+        source: {password: {env: X}}\n    destination: {password: {env: X}}\nnotify:\n";
+
+    fn hook(url: &str, events: &str) -> String {
+        format!("  - webhook: {{url: '{url}', secret: {{env: HOOK}}}}\n    events: [{events}]\n")
+    }
+
+    fn load(dir: &Path, targets: &[String]) -> (Loaded, StateStore) {
+        let path = dir.join("plan.yaml");
+        std::fs::write(&path, format!("{PLAN}{}", targets.concat())).unwrap();
+        let loaded = crate::plan::load_file(&path).unwrap();
+        let store = StateStore::open(&dir.join("state.redb")).unwrap();
+        (loaded, store)
+    }
+
+    fn notice(event: NotifyEvent, time: u64) -> Notice {
+        Notice {
+            event,
+            plan: "plan.yaml".into(),
+            account: None,
+            step: None,
+            summary: "s".into(),
+            detail: String::new(),
+            time,
+        }
+    }
+
+    #[test]
+    fn a_queued_event_counts_as_told_though_its_record_was_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (loaded, store) = load(dir.path(), &[hook("http://127.0.0.1:1/a", "failed")]);
+        let key = ("failed/x".to_string(), "boom".to_string());
+        enqueue(
+            &loaded,
+            &store,
+            &[notice(NotifyEvent::Failed, now())],
+            &[key],
+        );
+        // As if killed between the outbox's write and the event's record.
+        store.clear_notified("failed/x").unwrap();
+        assert!(told(&store, "failed/x", "boom"));
+        assert!(!told(&store, "failed/x", "another failure"));
+        assert_eq!(read_outbox(&store).len(), 1);
+    }
+
+    #[test]
+    fn a_notice_is_queued_for_each_target_that_wants_it_and_dropped_with_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = hook("http://127.0.0.1:1/a", "failed, converged");
+        let b = hook("http://127.0.0.1:1/b", "converged");
+        let (loaded, store) = load(dir.path(), &[a.clone(), b]);
+        enqueue(
+            &loaded,
+            &store,
+            &[
+                notice(NotifyEvent::Failed, now()),
+                notice(NotifyEvent::Converged, now()),
+            ],
+            &[
+                ("failed/x".into(), "e".into()),
+                ("converged".into(), "h".into()),
+            ],
+        );
+        assert_eq!(read_outbox(&store).len(), 3);
+        // `b` leaves the plan, `a` no longer wants `failed`.
+        let (loaded, store) = {
+            drop(store);
+            load(dir.path(), &[a.replace("failed, converged", "converged")])
+        };
+        drop_unwanted(&loaded, &store);
+        let left = read_outbox(&store);
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0].notice.event, NotifyEvent::Converged);
+        assert_eq!(left[0].target, target_id(&loaded.plan.notify[0]));
+    }
+
+    #[test]
+    fn a_notice_older_than_a_day_is_given_up_without_an_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        // Port 1 refuses at once; an attempt would also take the webhook's backoff (seconds).
+        let (loaded, store) = load(dir.path(), &[hook("http://127.0.0.1:1/a", "failed")]);
+        let old = now() - GIVE_UP_AFTER.as_secs() - 60;
+        enqueue(
+            &loaded,
+            &store,
+            &[notice(NotifyEvent::Failed, old)],
+            &[("failed/x".into(), "e".into())],
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let lines = rt.block_on(deliver(&loaded, &store, None));
+        assert_eq!(
+            lines,
+            ["notify[0], failed: given up, not delivered within 24 h of the event"]
+        );
+        assert!(read_outbox(&store).is_empty());
+        // Still told: it is not queued again.
+        assert!(told(&store, "failed/x", "e"));
+    }
+
+    #[test]
+    fn a_target_is_known_by_where_it_delivers_and_never_by_its_url_in_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let (loaded, _store) = load(
+            dir.path(),
+            &[
+                hook("http://127.0.0.1:1/token-abc", "failed"),
+                hook("http://127.0.0.1:1/other", "failed"),
+            ],
+        );
+        let ids: Vec<String> = loaded.plan.notify.iter().map(target_id).collect();
+        assert_ne!(ids[0], ids[1]);
+        assert!(!ids[0].contains("token"));
+    }
 }
