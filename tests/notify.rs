@@ -1,8 +1,10 @@
 //! Notifications (`notify:` in the plan): a real SMTP server (Debian's aiosmtpd) on loopback
-//! receives the e-mails over implicit TLS verified against a test CA; a local HTTP receiver
-//! checks every webhook's HMAC-SHA256 signature; each event is told once across runs, a failure
-//! once however often it is retried; secrets never reach a mail or a webhook body; a receiver
-//! that is down never fails the migration.
+//! receives the e-mails over implicit TLS or STARTTLS verified against a test CA, with SMTP
+//! AUTH where the test asks for it; a local HTTP receiver checks every webhook's HMAC-SHA256
+//! signature; each event is told once across runs, a failure once however often it is retried;
+//! delivery is per target (one that failed gets the notice at the next run, the others never
+//! again); secrets never reach a mail, a webhook body or the output; a receiver that is down
+//! or hangs never fails the migration nor, in watch mode, delays a copy.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
