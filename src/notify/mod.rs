@@ -82,9 +82,19 @@ struct Pending {
     key: String,
     value: String,
     notice: Notice,
-    /// Passes that failed to deliver it so far (for a person reading the state).
+    /// Passes that failed to deliver it so far.
     #[serde(default)]
     failures: u32,
+    /// Unix seconds: watch mode's next pass for this target waits until then after a failure
+    /// (1 min, doubled per failure, at most 1 h), so that a refused password is not tried at
+    /// every cycle (servers lock accounts for less). `apply`, run by a person, tries at once.
+    #[serde(default)]
+    not_before: u64,
+}
+
+/// Watch mode's wait after a target's `failures`-th failed pass.
+fn backoff(failures: u32) -> u64 {
+    (60u64 << failures.saturating_sub(1).min(6)).min(3600)
 }
 
 impl Pending {
@@ -259,6 +269,7 @@ fn enqueue(loaded: &Loaded, store: &StateStore, notices: &[Notice], keys: &[(Str
                 value: value.clone(),
                 notice: n.clone(),
                 failures: 0,
+                not_before: 0,
             });
         }
     }
@@ -290,7 +301,7 @@ pub async fn deliver(loaded: &Loaded, store: &StateStore, budget: Option<Duratio
         .notify
         .iter()
         .enumerate()
-        .map(|(i, t)| deliver_target(loaded, store, i, t));
+        .map(|(i, t)| deliver_target(loaded, store, i, t, false));
     let all = futures_util::future::join_all(lanes);
     let Some(budget) = budget else {
         return all.await.concat();
@@ -330,12 +341,14 @@ fn drop_unwanted(loaded: &Loaded, store: &StateStore) {
 }
 
 /// One pass over what target `i` waits for; one pass per target at a time in this process
-/// (two would send the same notice twice).
+/// (two would send the same notice twice). `patient` (watch mode): a target in its wait after
+/// a failure ([`backoff`]) is left alone until the wait is over.
 async fn deliver_target(
     loaded: &Loaded,
     store: &StateStore,
     i: usize,
     target: &NotifyTarget,
+    patient: bool,
 ) -> Vec<String> {
     let id = target_id(target);
     let lane = {
@@ -347,6 +360,11 @@ async fn deliver_target(
         .into_iter()
         .filter(|p| p.target == id && target.wants(p.notice.event))
         .collect();
+    let now = now();
+    // The first is the one that failed, if any: a pass stops at a failure.
+    if patient && pending.first().is_some_and(|p| p.not_before > now) {
+        return Vec::new();
+    }
     if !pending.is_empty() {
         tracing::debug!(
             target = i,
@@ -354,7 +372,7 @@ async fn deliver_target(
             "delivering notifications"
         );
     }
-    deliver_to(loaded, store, i, target, pending.iter().collect(), now()).await
+    deliver_to(loaded, store, i, target, pending.iter().collect(), now).await
 }
 
 /// Delivers one target's notices in order; stops at its first failure (the next ones would
@@ -410,6 +428,7 @@ async fn deliver_to(
                 update_outbox(store, |o| {
                     for q in o.iter_mut().filter(|q| q.same(p)) {
                         q.failures = q.failures.saturating_add(1);
+                        q.not_before = now + backoff(q.failures);
                     }
                 });
             }
@@ -463,7 +482,7 @@ impl Courier {
                         .enumerate()
                         .find(|(_, t)| target_id(t) == lane);
                     if let Some((i, target)) = found {
-                        deliver_target(&plan, &store, i, target).await;
+                        deliver_target(&plan, &store, i, target, true).await;
                     }
                 }
             });
@@ -722,6 +741,42 @@ mod tests {
         assert!(read_outbox(&store).is_empty());
         // Still told: it is not queued again.
         assert!(told(&store, "failed/x", "e"));
+    }
+
+    #[test]
+    fn watch_mode_leaves_a_target_alone_during_its_wait_after_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (loaded, store) = load(dir.path(), &[hook("http://127.0.0.1:1/a", "failed")]);
+        enqueue(
+            &loaded,
+            &store,
+            &[notice(NotifyEvent::Failed, now())],
+            &[("failed/x".into(), "e".into())],
+        );
+        update_outbox(&store, |o| {
+            o[0].failures = 1;
+            o[0].not_before = now() + backoff(1);
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Port 1 would refuse: no line says so, the notice was not tried.
+        let lines = rt.block_on(deliver_target(
+            &loaded,
+            &store,
+            0,
+            &loaded.plan.notify[0],
+            true,
+        ));
+        assert_eq!(lines, Vec::<String>::new());
+        assert_eq!(read_outbox(&store)[0].failures, 1);
+    }
+
+    #[test]
+    fn the_wait_after_failures_doubles_from_a_minute_to_an_hour() {
+        let waits: Vec<u64> = (1..=8).map(backoff).collect();
+        assert_eq!(waits, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
     }
 
     #[test]
