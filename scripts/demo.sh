@@ -4,7 +4,9 @@
 # fill the old one with a small mailbox, then run the whole job: validate, plan (the dry run),
 # apply (the copy, with progress), verify (both sides compared by content), a second apply
 # that copies only the new mail, status (with the sync points), and a rollback dry run of the
-# second apply's copies.
+# second apply's copies. The plan also has a `notify:` e-mail target: a local SMTP sink
+# (Debian's python3-aiosmtpd) on 127.0.0.1:10025 receives the notifications, printed after the
+# first apply.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +18,14 @@ MS=target/debug/mailshift
 WORK=$(mktemp -d /tmp/mailshift-demo.XXXXXX)
 # Dovecot's unprivileged processes must be able to walk into the instance directories.
 chmod 0755 "$WORK"
+SINK_PID=
 cleanup() {
+    # The SMTP sink goes even with KEEP (it would hold its port); only the files stay.
+    # (`wait` answers 143 for the killed sink: not the demo's exit code.)
+    if [ -n "$SINK_PID" ]; then
+        kill "$SINK_PID" 2>/dev/null || true
+        wait "$SINK_PID" 2>/dev/null || true
+    fi
     [ -n "${KEEP:-}" ] && return
     scripts/dovecot.sh stop "$WORK/old" >/dev/null 2>&1 || true
     scripts/dovecot.sh stop "$WORK/new" >/dev/null 2>&1 || true
@@ -62,8 +71,32 @@ m.logout()
 print(f"   {n} messages in 4 folders")
 PY
 
+echo "== Starting a local SMTP sink (aiosmtpd) on 127.0.0.1:10025 for the notifications"
+# Debian's python3 explicitly: the package's module is not on another interpreter's path (a
+# pyenv or venv python3 first in PATH). The debugging handler prints each message it gets.
+/usr/bin/python3 -u -m aiosmtpd -n -l 127.0.0.1:10025 >"$WORK/smtp.log" 2>&1 &
+SINK_PID=$!
+for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/10025) 2>/dev/null && break
+    kill -0 "$SINK_PID" 2>/dev/null || { cat "$WORK/smtp.log" >&2; exit 1; }
+    sleep 0.1
+done
+
 PLAN="$WORK/plan.yaml"
 cp examples/imap-to-imap.yaml "$PLAN"
+# Tell someone: the first copy done and the plan converged, by e-mail to the sink (plain SMTP
+# is allowed to a loopback host only).
+cat >>"$PLAN" <<'YAML'
+notify:
+  - email:
+      to: [it@example.com]
+      from: mailshift@example.com
+      smtp:
+        host: 127.0.0.1
+        port: 10025
+        security: none
+    events: [first-copy, converged]
+YAML
 
 echo
 echo "== mailshift validate"
@@ -77,6 +110,13 @@ set -e
 echo
 echo "== mailshift apply"
 "$MS" apply "$PLAN"
+echo
+echo "== What the SMTP sink received (the apply's notifications)"
+for _ in $(seq 50); do
+    [ "$(grep -c 'END MESSAGE' "$WORK/smtp.log")" -ge 2 ] && break
+    sleep 0.1
+done
+sed -n '/MESSAGE FOLLOWS/,/END MESSAGE/p' "$WORK/smtp.log"
 echo
 echo "== mailshift verify"
 "$MS" verify "$PLAN"

@@ -8,7 +8,8 @@
 set -euo pipefail
 
 # dovecot-pop3d: the POP3 source tests (tests/pop3.rs) run Dovecot's POP3 server.
-# python3-aiosmtpd: the SMTP sink that receives the notifications e-mailed in tests/notify.rs.
+# python3-aiosmtpd: the SMTP sink that receives the notifications e-mailed in tests/notify.rs
+# and in the demo (scripts/demo.sh).
 PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d radicale xandikos python3-aiosmtpd)
 for arg in "$@"; do
     case "$arg" in

@@ -1,8 +1,10 @@
 //! Notifications (`notify:` in the plan): a real SMTP server (Debian's aiosmtpd) on loopback
-//! receives the e-mails over implicit TLS verified against a test CA; a local HTTP receiver
-//! checks every webhook's HMAC-SHA256 signature; each event is told once across runs, a failure
-//! once however often it is retried; secrets never reach a mail or a webhook body; a receiver
-//! that is down never fails the migration.
+//! receives the e-mails over implicit TLS or STARTTLS verified against a test CA, with SMTP
+//! AUTH where the test asks for it; a local HTTP receiver checks every webhook's HMAC-SHA256
+//! signature; each event is told once across runs, a failure once however often it is retried;
+//! delivery is per target (one that failed gets the notice at the next run, the others never
+//! again); secrets never reach a mail, a webhook body or the output; a receiver that is down
+//! or hangs never fails the migration nor, in watch mode, delays a copy.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -10,6 +12,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use mailshift::notify::Notice;
+use mailshift::plan::model::{EmailNotify, NotifyEvent, Security, SmtpEndpoint};
+use mailshift::plan::secret::SecretRef;
 
 use crate::common::{Output, mailshift_env};
 use crate::support::dovecot::{Dovecot, DovecotConfig, make_tls_material};
@@ -25,27 +31,36 @@ struct SmtpSink {
     out: Arc<Mutex<String>>,
 }
 
-/// aiosmtpd over implicit TLS with SMTP AUTH (PLAIN, LOGIN) required for one user, which its
-/// own command line cannot set up; it prints what the debugging handler prints, and each login.
-/// (STARTTLS: aiosmtpd 1.4.3 and lettre stall after the upgrade here, not understood yet.)
-const STARTTLS_AUTH_SINK: &str = r#"
+/// aiosmtpd with SMTP AUTH (PLAIN, LOGIN) required for one user, over implicit TLS (`tls`)
+/// or STARTTLS (`starttls`, required before AUTH), which its own command line cannot set up;
+/// it prints what the debugging handler prints, and each login.
+///
+/// A refusal must say `handled=False`: `AuthResult`'s `handled` defaults to true, which tells
+/// aiosmtpd that the authenticator already answered, so it sends nothing and the client waits
+/// for a reply that never comes (what stalled this test before).
+const AUTH_SINK: &str = r#"
 import ssl, sys, time
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Debugging
 from aiosmtpd.smtp import AuthResult
 
-port, cert, key, user, password = sys.argv[1:6]
+mode, port, cert, key, user, password = sys.argv[1:7]
 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 ctx.load_cert_chain(cert, key)
 
 def authenticator(server, session, envelope, mechanism, auth_data):
     ok = auth_data.login.decode() == user and auth_data.password.decode() == password
     print("AUTH", mechanism, "ok" if ok else "refused", flush=True)
-    return AuthResult(success=ok)
+    return AuthResult(success=ok, handled=False)
 
-c = Controller(Debugging(sys.stdout), hostname="127.0.0.1", port=int(port), ssl_context=ctx,
-               server_hostname="localhost",
-               authenticator=authenticator, auth_required=True, auth_require_tls=False)
+if mode == "tls":
+    # aiosmtpd 1.4 counts only STARTTLS as TLS for `auth_require_tls`.
+    tls = dict(ssl_context=ctx, auth_require_tls=False)
+else:
+    tls = dict(tls_context=ctx, require_starttls=True, auth_require_tls=True)
+c = Controller(Debugging(sys.stdout), hostname="127.0.0.1", port=int(port),
+               server_hostname="localhost", authenticator=authenticator,
+               auth_required=True, **tls)
 c.start()
 while True:
     time.sleep(3600)
@@ -71,14 +86,15 @@ impl SmtpSink {
         Self::spawn(cmd, port)
     }
 
-    /// Implicit TLS, and AUTH required as `user` with `password`.
-    fn start_tls_auth(tls: &Path, user: &str, password: &str) -> SmtpSink {
+    /// AUTH required as `user` with `password`, over `mode` (`tls` or `starttls`).
+    fn start_auth(mode: &str, tls: &Path, user: &str, password: &str) -> SmtpSink {
         let port = free_port();
         let script = tls.join("sink.py");
-        std::fs::write(&script, STARTTLS_AUTH_SINK).unwrap();
+        std::fs::write(&script, AUTH_SINK).unwrap();
         let mut cmd = Command::new("/usr/bin/python3");
         cmd.arg("-u")
             .arg(&script)
+            .arg(mode)
             .arg(port.to_string())
             .arg(tls.join("server.pem"))
             .arg(tls.join("server.key"))
@@ -125,6 +141,12 @@ impl SmtpSink {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// What it printed so far (what it printed during a finished exchange is there: it prints
+    /// a login before it answers it).
+    fn so_far(&self) -> String {
+        self.out.lock().unwrap().clone()
     }
 
     fn messages(&self) -> usize {
@@ -403,25 +425,36 @@ fn a_notification_that_cannot_be_delivered_never_fails_the_migration() {
     let dir = tempfile::tempdir().unwrap();
     make_tls_material(&dir.path().join("tls"));
     // The SMTP server's certificate is not from the plan's CA: the mail is refused by our side
-    // (verification), and the webhook's receiver answers 403.
+    // (verification) before the login, and the webhook's receiver answers 403.
+    const SMTP_PW: &str = "smtp-Pa55-t7";
     let smtp_tls = dir.path().join("other-ca");
     make_tls_material(&smtp_tls);
-    let smtp = SmtpSink::start(&smtp_tls);
+    let smtp = SmtpSink::start_auth("tls", &smtp_tls, "ops", SMTP_PW);
     let hooks = HookReceiver::start(vec![403, 403, 403, 403]);
-    std::fs::write(
-        dir.path().join("plan.yaml"),
-        plan(&src, &dst, smtp.port, &hooks.url()),
-    )
-    .unwrap();
-    let out = apply(dir.path(), NEW_PW);
+    let text = plan(&src, &dst, smtp.port, &hooks.url()).replace(
+        "security: tls, ca_file: tls/ca.pem}",
+        "security: tls, ca_file: tls/ca.pem, login: ops, password: {env: SMTP_PW}}",
+    );
+    std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+    let out = mailshift_env(
+        dir.path(),
+        &["apply", "plan.yaml"],
+        &[
+            ("ALICE_OLD", OLD_PW),
+            ("ALICE_NEW", NEW_PW),
+            ("HOOK_SECRET", HOOK_SECRET),
+            ("SMTP_PW", SMTP_PW),
+        ],
+    );
     assert!(out.code == 0, "{}", out.transcript());
     assert_eq!(
         smtp.messages(),
         0,
         "a certificate from an unknown CA was accepted"
     );
-    // A 403 is the receiver's refusal: not retried.
-    assert_eq!(events(&hooks.hooks()), ["first-copy", "converged"]);
+    // A 403 is the receiver's refusal: not retried within the run, and the next notice for the
+    // same target waits for the next run.
+    assert_eq!(events(&hooks.hooks()), ["first-copy"]);
     let text = out.transcript();
     // Said in the report, naming the target and the cause, once per notice (no retry of a
     // certificate that does not verify).
@@ -439,9 +472,10 @@ fn a_notification_that_cannot_be_delivered_never_fails_the_migration() {
         "{text}"
     );
     assert!(text.contains("403"), "{text}");
-    for secret in [OLD_PW, NEW_PW, HOOK_SECRET] {
+    for secret in [OLD_PW, NEW_PW, HOOK_SECRET, SMTP_PW] {
         assert!(!text.contains(secret), "secret in the output: {text}");
     }
+    assert!(!smtp.so_far().contains("AUTH"), "the password was offered");
 }
 
 #[test]
@@ -624,11 +658,11 @@ fn notify_added_after_the_copy_tells_no_first_copy() {
     assert_eq!(events(&hooks.hooks()), ["converged"]);
 }
 
-/// SMTP AUTH (required by the server, over TLS with the certificate verified) with the
-/// password from a secret reference; the password reaches the server's AUTH, never the message.
+/// SMTP AUTH (required by the server, over implicit TLS with the certificate verified) with
+/// the password from a secret reference; the password reaches the server's AUTH, never the
+/// message. A wrong password is said in the report, tried once (not retried in the run), and
+/// the notice waits for the e-mail target alone: fixed, the next run sends it, once.
 #[test]
-#[ignore = "each delivery to this scripted aiosmtpd (AUTH required) stalls until the 60 s \
-            attempt timeout; not understood yet (the CLI sink without AUTH answers at once)"]
 fn smtp_auth_with_a_secret_reference() {
     const SMTP_PW: &str = "smtp-Pa55-q4";
     let src = Dovecot::start(DovecotConfig {
@@ -641,23 +675,26 @@ fn smtp_auth_with_a_secret_reference() {
     });
     let dir = tempfile::tempdir().unwrap();
     make_tls_material(&dir.path().join("tls"));
-    let smtp = SmtpSink::start_tls_auth(&dir.path().join("tls"), "ops", SMTP_PW);
+    let smtp = SmtpSink::start_auth("tls", &dir.path().join("tls"), "ops", SMTP_PW);
     let hooks = HookReceiver::start(Vec::new());
     let text = plan(&src, &dst, smtp.port, &hooks.url()).replace(
         "security: tls, ca_file: tls/ca.pem}",
         "security: tls, ca_file: tls/ca.pem, login: ops, password: {env: SMTP_PW}}",
     );
     std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
-    let out = mailshift_env(
-        dir.path(),
-        &["apply", "plan.yaml"],
-        &[
-            ("ALICE_OLD", OLD_PW),
-            ("ALICE_NEW", NEW_PW),
-            ("HOOK_SECRET", HOOK_SECRET),
-            ("SMTP_PW", SMTP_PW),
-        ],
-    );
+    let run = |dest_pw: &str, smtp_pw: &str| {
+        mailshift_env(
+            dir.path(),
+            &["apply", "plan.yaml"],
+            &[
+                ("ALICE_OLD", OLD_PW),
+                ("ALICE_NEW", dest_pw),
+                ("HOOK_SECRET", HOOK_SECRET),
+                ("SMTP_PW", smtp_pw),
+            ],
+        )
+    };
+    let out = run(NEW_PW, SMTP_PW);
     assert!(out.code == 0, "{}", out.transcript());
     assert!(
         !out.transcript().contains("not delivered"),
@@ -665,33 +702,261 @@ fn smtp_auth_with_a_secret_reference() {
         out.transcript()
     );
     let mail = smtp.received_with("every step of the plan is done");
-    assert!(
-        mail.contains("AUTH PLAIN ok") || mail.contains("AUTH LOGIN ok"),
-        "{mail}"
-    );
+    assert_eq!(mail.matches("AUTH PLAIN ok").count(), 2, "{mail}");
     assert!(!mail.contains("refused"), "{mail}");
     assert_eq!(smtp.messages(), 2, "{mail}");
     let bodies = &mail[mail.find("MESSAGE FOLLOWS").unwrap()..];
     assert!(!bodies.contains(SMTP_PW), "{mail}");
 
-    // The wrong password: refused, said in the report, the migration unaffected.
-    let out = mailshift_env(
-        dir.path(),
-        &["apply", "plan.yaml"],
-        &[
-            ("ALICE_OLD", OLD_PW),
-            ("ALICE_NEW", "wrong"),
-            ("HOOK_SECRET", HOOK_SECRET),
-            ("SMTP_PW", "not-it"),
-        ],
+    // The wrong SMTP password (and a failing account: news to tell).
+    let out = run("wrong", "not-it");
+    assert!(out.code != 0, "{}", out.transcript());
+    let text = out.transcript();
+    assert!(
+        text.contains("warning notification not delivered: notify[0], failed: SMTP server")
+            && text.contains("refused the login `ops`")
+            && text.contains("check `login` and `password`"),
+        "{text}"
     );
+    assert!(
+        !text.contains("not-it") && !text.contains(SMTP_PW),
+        "{text}"
+    );
+    let mail = smtp.received_with("AUTH PLAIN refused");
+    assert_eq!(
+        mail.matches("AUTH PLAIN refused").count(),
+        1,
+        "a refused login was retried: {mail}"
+    );
+    assert_eq!(smtp.messages(), 2);
+    // The webhook had it at once.
+    assert_eq!(
+        events(&hooks.hooks()),
+        ["first-copy", "converged", "failed"]
+    );
+
+    // Fixed: the next run (the account still failing the same way: no new event) sends the
+    // waiting notice to the e-mail target alone.
+    let out = run("wrong", SMTP_PW);
     assert!(out.code != 0, "{}", out.transcript());
     assert!(
-        out.transcript()
-            .contains("warning notification not delivered: notify[0], failed"),
+        !out.transcript().contains("not delivered"),
         "{}",
         out.transcript()
     );
-    assert!(!out.transcript().contains("not-it"), "{}", out.transcript());
+    let mail = smtp.received_with("account/alice@example.com/mail failed");
+    assert!(
+        mail.contains("account/alice@example.com/mail failed"),
+        "{mail}"
+    );
+    assert_eq!(smtp.messages(), 3, "{mail}");
+    assert_eq!(
+        events(&hooks.hooks()),
+        ["first-copy", "converged", "failed"]
+    );
+    // And never again.
+    let out = run("wrong", SMTP_PW);
+    assert!(out.code != 0, "{}", out.transcript());
+    assert_eq!(smtp.messages(), 3);
+    assert_eq!(hooks.hooks().len(), 3);
+}
+
+fn email_target(port: u16, security: &str, login: Option<&str>, pw: &str) -> EmailNotify {
+    EmailNotify {
+        to: vec!["it@example.com".into()],
+        from: "mailshift@example.com".into(),
+        smtp: SmtpEndpoint {
+            host: "localhost".into(),
+            port: Some(port),
+            security: match security {
+                "tls" => Security::Tls,
+                _ => Security::Starttls,
+            },
+            login: login.map(str::to_string),
+            password: login.map(|_| SecretRef::Inline(pw.into())),
+            ca_file: Some("tls/ca.pem".into()),
+            allow_plaintext: false,
+        },
+    }
+}
+
+fn notice() -> Notice {
+    Notice {
+        event: NotifyEvent::Failed,
+        plan: "plan.yaml".into(),
+        account: Some("alice@example.com".into()),
+        step: None,
+        summary: "account/alice@example.com/mail failed".into(),
+        detail: String::new(),
+        time: 0,
+    }
+}
+
+fn send_mail(dir: &Path, target: &EmailNotify) -> Result<(), String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(mailshift::notify::email::send(target, dir, &notice()))
+}
+
+/// STARTTLS (587-style), required by the server before AUTH, with the certificate verified
+/// against the plan's CA.
+#[test]
+fn starttls_with_auth_and_a_verified_certificate() {
+    const SMTP_PW: &str = "smtp-Pa55-r5";
+    let dir = tempfile::tempdir().unwrap();
+    make_tls_material(&dir.path().join("tls"));
+    let smtp = SmtpSink::start_auth("starttls", &dir.path().join("tls"), "ops", SMTP_PW);
+    let sent = send_mail(
+        dir.path(),
+        &email_target(smtp.port, "starttls", Some("ops"), SMTP_PW),
+    );
+    assert_eq!(sent, Ok(()));
+    let mail = smtp.received_with("END MESSAGE");
+    assert!(mail.contains("AUTH PLAIN ok"), "{mail}");
+    assert!(
+        mail.contains("Subject: [mailshift plan.yaml] account/alice@example.com/mail failed"),
+        "{mail}"
+    );
+    assert_eq!(smtp.messages(), 1, "{mail}");
+    assert!(!mail[mail.find("MESSAGE FOLLOWS").unwrap()..].contains(SMTP_PW));
+}
+
+/// STARTTLS to a server whose certificate is not from a trusted CA: refused at once with the
+/// cause and the fix, before AUTH (the server never sees the password), not retried.
+#[test]
+fn starttls_to_a_certificate_that_does_not_verify_is_refused_before_auth() {
+    const SMTP_PW: &str = "smtp-Pa55-s6";
+    let dir = tempfile::tempdir().unwrap();
+    make_tls_material(&dir.path().join("tls"));
+    let other = dir.path().join("other-ca");
+    make_tls_material(&other);
+    let smtp = SmtpSink::start_auth("starttls", &other, "ops", SMTP_PW);
+    let err = send_mail(
+        dir.path(),
+        &email_target(smtp.port, "starttls", Some("ops"), SMTP_PW),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains(&format!("SMTP server localhost:{}: TLS failed", smtp.port))
+            && err.contains("check `security`, `port` and `ca_file`"),
+        "{err}"
+    );
+    assert!(!err.contains(SMTP_PW), "{err}");
+    let out = smtp.so_far();
+    assert!(!out.contains("AUTH"), "the password was offered: {out}");
+    assert_eq!(smtp.messages(), 0);
+}
+
+/// Per target: the webhook refuses the first notice (403, not retried within the run), the
+/// e-mail target gets both; at the next run the webhook gets each notice exactly once and the
+/// e-mail target nothing more.
+#[test]
+fn a_target_that_failed_gets_its_notices_at_the_next_run_and_the_others_nothing_again() {
+    let src = Dovecot::start(DovecotConfig {
+        users: &[("alice", OLD_PW)],
+        ..DovecotConfig::default()
+    });
+    let dst = Dovecot::start(DovecotConfig {
+        users: &[("alice", NEW_PW)],
+        ..DovecotConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    make_tls_material(&dir.path().join("tls"));
+    let smtp = SmtpSink::start(&dir.path().join("tls"));
+    let hooks = HookReceiver::start(vec![403]);
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        plan(&src, &dst, smtp.port, &hooks.url()),
+    )
+    .unwrap();
+    let out = apply(dir.path(), NEW_PW);
+    assert!(out.code == 0, "{}", out.transcript());
+    let text = out.transcript();
+    assert!(
+        text.contains("notify[1], first-copy: webhook")
+            && text.contains("answered 403")
+            && text.contains("notify[1], converged: not tried after the failure above"),
+        "{text}"
+    );
+    assert_eq!(events(&hooks.hooks()), ["first-copy"]);
+    smtp.received_with("every step of the plan is done");
     assert_eq!(smtp.messages(), 2);
+
+    let out = apply(dir.path(), NEW_PW);
+    assert!(out.code == 0, "{}", out.transcript());
+    assert!(
+        !out.transcript().contains("not delivered"),
+        "{}",
+        out.transcript()
+    );
+    let got = hooks.hooks();
+    assert_eq!(events(&got), ["first-copy", "first-copy", "converged"]);
+    assert!(got.iter().all(|h| signature_ok(h, HOOK_SECRET)));
+    // The notice is the one queued at the event, not a new one.
+    assert_eq!(got[0].body, got[1].body);
+    assert_eq!(smtp.messages(), 2, "{}", smtp.received_with(""));
+
+    let out = apply(dir.path(), NEW_PW);
+    assert!(out.code == 0, "{}", out.transcript());
+    assert_eq!(hooks.hooks().len(), 3);
+    assert_eq!(smtp.messages(), 2);
+}
+
+/// Watch mode: an SMTP server that accepts connections and never answers (each attempt waits
+/// for its timeout) holds up neither the webhook nor the next cycle's copy: a message added
+/// to the source reaches the destination at the next cycle, a second later.
+#[test]
+fn watch_mode_copies_on_while_the_smtp_server_hangs() {
+    let src = Dovecot::start(DovecotConfig {
+        users: &[("alice", OLD_PW)],
+        ..DovecotConfig::default()
+    });
+    let dst = Dovecot::start(DovecotConfig {
+        users: &[("alice", NEW_PW)],
+        ..DovecotConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    make_tls_material(&dir.path().join("tls"));
+    // Never accepted: the kernel completes the connection, then nobody answers.
+    let hanging = TcpListener::bind("127.0.0.1:0").unwrap();
+    let smtp_port = hanging.local_addr().unwrap().port();
+    let hooks = HookReceiver::start(Vec::new());
+    let text = plan(&src, &dst, smtp_port, &hooks.url())
+        .replace("accounts:\n", "options: {sync_interval: 1s}\naccounts:\n");
+    std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+    let log = std::fs::File::create(dir.path().join("watch.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["watch", "plan.yaml", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("ALICE_OLD", OLD_PW)
+        .env("ALICE_NEW", NEW_PW)
+        .env("HOOK_SECRET", HOOK_SECRET)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let inbox = || dst.login("alice", NEW_PW).select("INBOX").unwrap().exists;
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !what() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        what()
+    };
+    let first_copy = wait_for(&|| events(&hooks.hooks()).contains(&"first-copy".to_string()));
+    // Well within one SMTP attempt's timeout (30 s): the mail is still hanging.
+    let mut c = src.login("alice", OLD_PW);
+    c.append(
+        "INBOX",
+        &[],
+        None,
+        b"From: bob@example.org\r\nSubject: later\r\nMessage-ID: <later@example.org>\r\n\r\nx\r\n",
+    )
+    .unwrap();
+    let copied = wait_for(&|| inbox() == 1);
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("watch.log")).unwrap();
+    assert!(first_copy, "the webhook waited for the SMTP server\n{log}");
+    assert!(copied, "the next copy waited for the SMTP server\n{log}");
 }

@@ -158,6 +158,9 @@ pub struct ApplyOptions {
     /// Watch mode's way to pause this run while it goes: it writes the hold here, then raises
     /// the stop flag (`hold::HoldCell`).
     pub hold: hold::HoldCell,
+    /// Queue the run's notifications without waiting for their delivery: watch mode delivers
+    /// them in the background (`notify::Courier`), so a slow SMTP server never holds a copy.
+    pub notify_in_background: bool,
 }
 
 /// Runs every pending change of the plan against the state.
@@ -262,8 +265,14 @@ pub async fn apply(
         notify_failures: Vec::new(),
     };
     // After the records: what is told is what the state already says. Never fails the run.
-    report.notify_failures =
-        crate::notify::after_apply(&ctx.loaded, &ctx.store, &report, &done_before).await;
+    report.notify_failures = crate::notify::after_apply(
+        &ctx.loaded,
+        &ctx.store,
+        &report,
+        &done_before,
+        !options.notify_in_background,
+    )
+    .await;
     Ok(report)
 }
 

@@ -17,8 +17,10 @@ use crate::plan::model::{EmailNotify, Security};
 /// Attempts per message, and the wait before the second (doubled each time).
 const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+/// The longest one SMTP command may wait for its answer.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 /// The longest one attempt may take, connection, TLS and all.
-const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn send(target: &EmailNotify, base: &Path, notice: &Notice) -> Result<(), String> {
     let smtp = &target.smtp;
@@ -26,7 +28,7 @@ pub async fn send(target: &EmailNotify, base: &Path, notice: &Notice) -> Result<
     let message = message(target, notice)?;
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.as_str())
         .port(smtp.effective_port())
-        .timeout(Some(Duration::from_secs(60)));
+        .timeout(Some(COMMAND_TIMEOUT));
     if smtp.security != Security::None {
         let mut params = TlsParameters::builder(smtp.host.clone());
         if let Some(ca) = &smtp.ca_file {
@@ -73,7 +75,14 @@ pub async fn send(target: &EmailNotify, base: &Path, notice: &Notice) -> Result<
         };
         match sent {
             Ok(_) => return Ok(()),
+            // A refused login will not be accepted on the next try: not retried in this run.
             // lettre's errors name the server's answer, never the credentials.
+            Err(e) if is_login_refused(&e) => {
+                return Err(format!(
+                    "{place} refused the login `{}`: {e}; check `login` and `password`",
+                    smtp.login.as_deref().unwrap_or("")
+                ));
+            }
             Err(e) if e.is_permanent() => return Err(format!("{place} refused the message: {e}")),
             // A certificate that does not verify will not verify in a few seconds either.
             Err(e) if e.is_tls() || is_certificate(&e) => {
@@ -124,6 +133,13 @@ pub fn message(target: &EmailNotify, notice: &Notice) -> Result<Message, String>
         .header(ContentType::TEXT_PLAIN)
         .body(body)
         .map_err(|e| format!("cannot build the notification: {e}"))
+}
+
+/// Whether the server refused the credentials (RFC 4954: 535 bad credentials, 534 mechanism
+/// too weak, 530 authentication required; 538 encryption required for the mechanism).
+fn is_login_refused(e: &lettre::transport::smtp::Error) -> bool {
+    e.status()
+        .is_some_and(|c| matches!(c.to_string().as_str(), "530" | "534" | "535" | "538"))
 }
 
 /// Whether a rustls certificate error is somewhere in the chain (lettre reports a failed

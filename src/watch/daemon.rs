@@ -89,26 +89,28 @@ pub struct Daemon {
     sync_every: HashMap<String, Duration>,
     /// The stop flag and hold cell of each unit's run in flight (`apply::hold::HoldCell`).
     run_stops: HashMap<Unit, (StopFlag, HoldCell)>,
-    /// The UTC day whose summary was handed to the notifier (`notify::daily_summary` keeps
-    /// the lasting record in the state; this keeps two runs ending together from both sending).
+    /// The UTC day whose summary was queued (`notify::daily_summary` keeps the lasting record
+    /// in the state; this keeps two runs ending together from both queuing it).
     summary_day: String,
+    /// Delivers the notifications the runs queue, in the background: runs never wait for an
+    /// SMTP server or a webhook.
+    courier: crate::notify::Courier,
 }
 
 impl Daemon {
-    /// Watch mode's daily summary: the first run ending on a new UTC day sends it, in the
-    /// background (a slow SMTP server must not hold the scheduler).
-    fn daily_summary(&mut self) {
-        let today = crate::notify::today();
-        if self.summary_day == today || self.plan.plan.notify.is_empty() {
+    /// After each run: the first run ending on a new UTC day queues the daily summary, and
+    /// the courier delivers what the runs queued, in the background.
+    fn notify(&mut self) {
+        if self.plan.plan.notify.is_empty() {
             return;
         }
-        self.summary_day = today.clone();
-        let plan = self.plan.clone();
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            let text = crate::notify::summary_text(&store);
-            crate::notify::daily_summary(&plan, &store, &today, text).await;
-        });
+        let today = crate::notify::today();
+        if self.summary_day != today {
+            self.summary_day = today.clone();
+            let text = crate::notify::summary_text(&self.store);
+            crate::notify::daily_summary(&self.plan, &self.store, &today, text);
+        }
+        self.courier.kick(self.plan.clone());
     }
 
     pub fn new(
@@ -118,6 +120,7 @@ impl Daemon {
         stop: StopFlag,
     ) -> Daemon {
         let plan_path = plan.path.clone();
+        let courier = crate::notify::Courier::new(store.clone());
         let mut d = Daemon {
             plan_path,
             permits: Arc::new(Semaphore::new(parallel(&plan))),
@@ -133,6 +136,7 @@ impl Daemon {
             sync_every: HashMap::new(),
             run_stops: HashMap::new(),
             summary_day: String::new(),
+            courier,
         };
         d.plan_in_force();
         d
@@ -419,6 +423,7 @@ impl Daemon {
                 platform_only: unit == Unit::Platform,
                 keep_spool: true,
                 hold: cell,
+                notify_in_background: true,
                 ..ApplyOptions::default()
             };
             let hooks: Arc<dyn Hooks> = status;
@@ -489,7 +494,7 @@ impl Daemon {
             Some(a) => self.status.refresh_account(&self.store, a),
             None => self.status.refresh_platform(&self.store),
         }
-        self.daily_summary();
+        self.notify();
         let next_text = match next {
             Next::After(d) => format!("next run in {}s", d.as_secs()),
             Next::AwaitChange => "next run when the plan changes (or on SIGHUP)".into(),
