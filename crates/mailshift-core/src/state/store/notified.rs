@@ -8,6 +8,9 @@
 //! - `notified`: event key (`failed/account/alice@example.com/mail`, `summary/2026-11-28`...)
 //!   → what was told, for the next comparison (a failure's message: a different one is a new
 //!   failure). Never a secret: only step ids and texts that already go to the report.
+//!   One key is not an event: `outbox` holds, as JSON (written by `mailshift::notify`), the
+//!   notices each target has not received yet, targets named by a digest of where they
+//!   deliver (a webhook URL may carry a token), so a target that was down gets them later.
 
 use redb::{TableDefinition, TableError};
 
