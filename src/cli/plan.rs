@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::{CliError, load_plan};
 use crate::apply::pipeline::Planned;
 use crate::apply::plane::Planes;
+use crate::apply::sizing::{self, AccountSizing};
 use crate::diff::{Change, Summary};
 use crate::render;
 
@@ -38,19 +39,25 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let state_path = loaded.state_path();
     let state = crate::state::read_resources(&state_path)?;
     let mut planned = Planned::new(&loaded.plan, &state);
+    let mut sized = None;
     if args.refresh {
         let planes = Planes::new(loaded.clone(), None);
         super::runtime()?.block_on(planned.refresh(&planes, &state))?;
-        super::runtime()?.block_on(preview_copies(
+        sized = Some(super::runtime()?.block_on(preview_copies(
             &loaded,
+            &planes,
             &planned.resources,
             &mut planned.changes,
-        ));
+        )));
     }
-    planned.only_accounts(&super::targets(&loaded, &args.target)?);
+    let targets = super::targets(&loaded, &args.target)?;
+    planned.only_accounts(&targets);
+    if let Some(sized) = sized.as_mut().filter(|_| !targets.is_empty()) {
+        sized.retain(|a| targets.contains(&a.account));
+    }
     let changes = planned.changes;
     if args.json {
-        print!("{}", render::plan_json(&changes));
+        print!("{}", render::plan_json(&changes, sized.as_deref()));
     } else {
         let recorded = if state.is_empty() {
             "no state yet".to_string()
@@ -66,6 +73,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             state_path.display()
         );
         print!("{}", render::plan_human(&changes, &header));
+        if let Some(sized) = &sized {
+            print!("{}", render::sizing::sizing_human(sized));
+        }
     }
     let code = exit_code(&changes, args.detailed_exitcode);
     // The process ends here, and freeing a large plan piece by piece takes a noticeable time
@@ -75,13 +85,16 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
 }
 
 /// `--refresh` also looks at both sides of each pending copy, through its content engine:
-/// what the destination holds already (to be adopted) and what will move. A side that cannot be
-/// reached is said in the reason; it does not fail the plan.
+/// what the destination holds already (to be adopted) and what will move, sized against the
+/// destination's quota and the last throughput measured on the source server. A side that
+/// cannot be reached is said in the reason and in that account's sizing; it does not fail
+/// the plan.
 async fn preview_copies(
     loaded: &crate::plan::Loaded,
+    planes: &Planes,
     resources: &[crate::model::Resource],
     changes: &mut [Change],
-) {
+) -> Vec<AccountSizing> {
     use futures_util::StreamExt;
     let reader = crate::state::StateReader::open(&loaded.state_path());
     let by_addr: std::collections::HashMap<&crate::model::ResourceAddr, &crate::model::Resource> =
@@ -104,36 +117,80 @@ async fn preview_copies(
             };
             Some((i, r.id(), engine, account))
         })
-        .map(|(i, id, engine, account)| {
-            let reader = &reader;
-            async move {
-                let look = async {
-                    let sides = engine.prepare(account, loaded)?;
-                    let reader = reader
-                        .as_ref()
-                        .map_err(|e| crate::error::StepError::state(e.to_string()))?;
-                    sides.preview(reader, id).await
-                };
-                (i, look.await)
-            }
-        });
+        .collect::<Vec<_>>();
+    let accounts: Vec<_> = looks.iter().map(|(i, id, _, a)| (*i, *id, *a)).collect();
+    let looks = looks.into_iter().map(|(i, id, engine, account)| {
+        let reader = &reader;
+        async move {
+            let look = async {
+                let sides = engine.prepare(account, loaded)?;
+                let reader = reader
+                    .as_ref()
+                    .map_err(|e| crate::error::StepError::state(e.to_string()))?;
+                sides.preview(reader, id).await
+            };
+            (i, look.await)
+        }
+    });
     let results: Vec<_> = futures_util::stream::iter(looks)
         .buffer_unordered(8)
         .collect()
         .await;
-    for (i, result) in results {
+    let mut results: std::collections::HashMap<usize, _> = results.into_iter().collect();
+    let mut sized = Vec::new();
+    for (i, id, account) in accounts {
+        let Some(result) = results.remove(&i) else {
+            continue;
+        };
         let c = &mut changes[i];
         match result {
-            Ok(lines) => {
-                for l in lines {
+            Ok(preview) => {
+                for l in &preview.lines {
                     c.reason.push_str("; ");
-                    c.reason.push_str(&l);
+                    c.reason.push_str(l);
                 }
+                sized.push(match preview.size {
+                    Some(size) => {
+                        let server = sizing::source_server(account);
+                        let measured = reader
+                            .as_ref()
+                            .ok()
+                            .and_then(|r| r.throughput(&server).ok().flatten());
+                        sizing::assess(
+                            account,
+                            id,
+                            size,
+                            planes.size_limit(&account.account.to).as_ref(),
+                            measured.map(|t| (server.as_str(), t)),
+                            &crate::apply::quota::Limits::of(account),
+                        )
+                    }
+                    None => not_sized(account, id, None),
+                });
             }
-            Err(e) => c
-                .reason
-                .push_str(&format!("; could not look at the mailboxes: {}", e.message)),
+            Err(e) => {
+                c.reason
+                    .push_str(&format!("; could not look at the mailboxes: {}", e.message));
+                sized.push(not_sized(account, id, Some(e.message)));
+            }
         }
+    }
+    sized
+}
+
+/// An account whose copy was not measured: its engine does not, or its source failed.
+fn not_sized(
+    account: &crate::model::AccountSpec,
+    id: &str,
+    error: Option<String>,
+) -> AccountSizing {
+    AccountSizing {
+        account: account.address.clone(),
+        resource: id.to_string(),
+        size: None,
+        error,
+        quota: None,
+        estimate: None,
     }
 }
 

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use super::{
-    Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, SyncRun, Synced,
+    Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, Preview,
+    ReportedQuota, Size, SyncRun, Synced,
 };
 use crate::apply::imap_adapter::{self, IntoStepError};
 use crate::apply::journal::{StoreJournal, folder_records};
@@ -22,6 +23,7 @@ use crate::transfer::imap::error::suggested_backoff;
 use crate::transfer::imap::folders::FolderRules;
 use crate::transfer::imap::preview;
 use crate::transfer::imap::session::Target;
+use crate::transfer::imap::sizing;
 use crate::verify::{Refused, verify_account};
 
 pub(super) struct MailSync;
@@ -134,17 +136,38 @@ impl Prepared for Mailboxes {
         &'a self,
         state: &'a StateReader,
         id: &'a str,
-    ) -> ContentResult<'a, Result<Vec<String>, StepError>> {
+    ) -> ContentResult<'a, Result<Preview, StepError>> {
         Box::pin(async move {
             let records = folder_records(state.folders(id).map_err(StepError::from)?);
-            // Under a daily limit, the source's size says how many days the copy takes.
-            let measure = self.limits.is_limited();
-            let look = preview::look(&self.source, &self.dest, &self.rules, &records, measure)
+            let look = preview::look(&self.source, &self.dest, &self.rules, &records, false)
                 .await
                 .map_err(StepError::config)?;
+            let measured = sizing::measure(
+                &self.source,
+                &self.dest,
+                &self.rules,
+                &self.options,
+                &records,
+            )
+            .await
+            .map_err(|e| StepError::config(format!("cannot measure the copy: {e}")))?;
             let mut lines = look.lines;
-            lines.extend(look.to_copy.and_then(|b| self.limits.estimate(b)));
-            Ok(lines)
+            // Under a daily limit, what is left to move says how many days the copy takes.
+            lines.extend(self.limits.estimate(measured.to_move_bytes));
+            Ok(Preview {
+                lines,
+                size: Some(Size {
+                    unit: "message",
+                    items: measured.messages,
+                    bytes: measured.bytes,
+                    to_move_items: measured.to_move_messages,
+                    to_move_bytes: measured.to_move_bytes,
+                    method: "UID FETCH RFC822.SIZE",
+                    dest_quota: measured
+                        .dest_quota
+                        .map(|(used, limit)| ReportedQuota { used, limit }),
+                }),
+            })
         })
     }
 

@@ -48,6 +48,7 @@ pub mod dav;
 pub mod notified;
 pub mod quota;
 pub mod rollback;
+pub mod throughput;
 
 /// The state format this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;

@@ -1,0 +1,117 @@
+//! The state's record of how fast copies went: per source server, the bytes and seconds of
+//! the last copy that moved enough to measure, so `plan --refresh` can turn what is left to
+//! move into a duration (`apply::sizing`).
+//!
+//! One table, `throughput`, added after format 1 shipped like `refused`: readers treat a file
+//! without it as having no measurement; the first write creates it. Keyed by the source
+//! server (`imap.example.com:993`), not the account: accounts on one server share its disks
+//! and its throttling, so one copy's rate is the best guess for the next account's. Kept by
+//! `state forget` (the measurement stays true).
+
+use redb::{ReadTransaction, TableDefinition, TableError};
+use serde::{Deserialize, Serialize};
+
+use super::{Fault, StateError, StateReader, StateStore, decode_json, encode_json};
+
+const THROUGHPUT: TableDefinition<&str, &str> = TableDefinition::new("throughput");
+
+/// One measured copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Bytes the copy moved.
+    pub bytes: u64,
+    /// Seconds it took, from its start to its end (at least 1).
+    pub seconds: u64,
+    /// Unix seconds when it ended.
+    pub at: u64,
+}
+
+impl Throughput {
+    /// Bytes per second.
+    pub fn rate(&self) -> u64 {
+        self.bytes / self.seconds.max(1)
+    }
+}
+
+fn name(server: &str) -> String {
+    format!("throughput record of `{server}`")
+}
+
+fn get_txn(txn: &ReadTransaction, server: &str) -> Result<Option<Throughput>, Fault> {
+    let table = match txn.open_table(THROUGHPUT) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let value = table.get(server)?;
+    value
+        .map(|v| decode_json(v.value(), || name(server)))
+        .transpose()
+}
+
+impl StateStore {
+    /// Records a copy's measurement for its source server, replacing the one before.
+    pub fn put_throughput(&self, server: &str, t: &Throughput) -> Result<(), StateError> {
+        self.write(|txn| {
+            let json = encode_json(t, || name(server))?;
+            txn.open_table(THROUGHPUT)?.insert(server, json.as_str())?;
+            Ok(())
+        })
+    }
+
+    pub fn throughput(&self, server: &str) -> Result<Option<Throughput>, StateError> {
+        self.read(|txn| get_txn(txn, server))
+    }
+}
+
+impl StateReader {
+    pub fn throughput(&self, server: &str) -> Result<Option<Throughput>, StateError> {
+        self.read(|txn| get_txn(txn, server))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_measurement_is_kept_per_server_and_replaced_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        assert_eq!(
+            StateReader::open(&path)
+                .unwrap()
+                .throughput("a:993")
+                .unwrap(),
+            None,
+            "no file yet"
+        );
+        let store = StateStore::open(&path).unwrap();
+        assert_eq!(store.throughput("a:993").unwrap(), None, "no table yet");
+        let first = Throughput {
+            bytes: 10_000_000,
+            seconds: 4,
+            at: 100,
+        };
+        store.put_throughput("a:993", &first).unwrap();
+        assert_eq!(store.throughput("a:993").unwrap(), Some(first));
+        assert_eq!(store.throughput("b:993").unwrap(), None);
+        let next = Throughput {
+            bytes: 1_000,
+            seconds: 0,
+            at: 200,
+        };
+        store.put_throughput("a:993", &next).unwrap();
+        drop(store);
+        let got = StateReader::open(&path)
+            .unwrap()
+            .throughput("a:993")
+            .unwrap();
+        assert_eq!(got, Some(next));
+        assert_eq!(
+            got.unwrap().rate(),
+            1_000,
+            "a copy under a second counts as one"
+        );
+    }
+}
