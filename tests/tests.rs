@@ -25,6 +25,7 @@ mod plan_cmd;
 mod pop3;
 mod quota;
 mod rollback;
+mod sizing;
 mod state_cmd;
 mod validate_cmd;
 mod verify_cmd;

@@ -13,9 +13,9 @@ use serde::Serialize;
 use super::content::Size;
 use super::human_bytes;
 use super::quota::Limits;
+use crate::apply::plane::SizeLimit;
 use crate::model::AccountSpec;
 use crate::plan::model::PlatformKind;
-use crate::apply::plane::SizeLimit;
 use crate::state::{StateStore, Throughput};
 
 /// What an estimate assumes before any copy from the server was measured: 2 MB/s, the low
