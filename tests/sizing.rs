@@ -293,3 +293,62 @@ fn a_source_that_refuses_the_login_fails_its_account_only() {
         );
     }
 }
+
+#[test]
+fn status_shows_an_eta_while_a_copy_is_in_progress_and_none_once_it_is_done() {
+    use crate::support::faultproxy::{Fault, FaultProxy};
+    let src = source(None);
+    let dst = destination("mail_fsync = never\n");
+    let folders: Vec<(String, usize)> = (0..8).map(|i| (format!("F{i}"), 4)).collect();
+    let folders: Vec<(&str, usize)> = folders.iter().map(|(f, n)| (f.as_str(), *n)).collect();
+    seed(&src, "alice", &folders, 0);
+    // A slow link to the destination: the copy records folder after folder for a few seconds.
+    let proxy = FaultProxy::to_port(dst.port());
+    proxy.set(Fault::Delay { per_chunk_ms: 200 });
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), src.port(), proxy.port(), &[("alice", "OLD_PW")]);
+    let mut apply = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["apply", "plan.yaml"])
+        .current_dir(dir.path())
+        .env("OLD_PW", OLD_PW)
+        .env("NEW_PW", NEW_PW)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let line = loop {
+        let status = mailshift(dir.path(), &["status", "plan.yaml"]);
+        if let Some(l) = status.stdout.lines().find(|l| l.contains("ETA about")) {
+            break l.trim().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline && apply.try_wait().unwrap().is_none(),
+            "no ETA while the copy ran: {}",
+            status.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // "this run: N of about 32 messages copied; ETA about T at its rate so far"
+    let copied: u64 = line
+        .strip_prefix("this run: ")
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        (1..32).contains(&copied)
+            && line.contains(" of about 32 messages copied; ETA about ")
+            && line.ends_with(" at its rate so far"),
+        "{line}"
+    );
+    proxy.clear();
+    let code = apply.wait().unwrap().code();
+    assert_eq!(code, Some(0));
+    let done = mailshift(dir.path(), &["status", "plan.yaml"]);
+    assert!(
+        done.stdout.contains("    mail                           done, sync point 1")
+            && !done.stdout.contains("ETA"),
+        "{}",
+        done.text()
+    );
+}

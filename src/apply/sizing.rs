@@ -16,7 +16,8 @@ use super::quota::Limits;
 use crate::apply::plane::SizeLimit;
 use crate::model::AccountSpec;
 use crate::plan::model::PlatformKind;
-use crate::state::{StateStore, Throughput};
+use crate::state::{CopyRun, StateStore, Throughput};
+use crate::transfer::imap::copy::Progress;
 
 /// What an estimate assumes before any copy from the server was measured: 2 MB/s, the low
 /// end of what an IMAP-to-IMAP copy over the Internet reaches (bench/RESULTS.md measures
@@ -62,6 +63,76 @@ pub fn record_throughput(
     if let Err(e) = store.put_throughput(&source_server(spec), &t) {
         tracing::warn!(account = %spec.address, "cannot record the copy's throughput: {e}");
     }
+}
+
+/// A copy's progress hooks that also keep the start of each run in the state
+/// (`state::CopyRun`), from which `status` gives an ETA while the copy runs in another process.
+pub struct RecordRun {
+    pub inner: std::sync::Arc<dyn Progress>,
+    pub store: std::sync::Arc<StateStore>,
+    pub id: String,
+    pub sync_point: u64,
+}
+
+impl Progress for RecordRun {
+    fn account_started(&self, account: &str, to_copy: u64) {
+        let run = CopyRun {
+            sync_point: self.sync_point,
+            started_at: super::quota::now(),
+            to_copy,
+        };
+        // One small commit per run, before any folder: not worth a blocking task of its own.
+        if let Err(e) = self.store.put_copy_run(&self.id, &run) {
+            tracing::warn!(account, "cannot record the copy's start (for its ETA): {e}");
+        }
+        self.inner.account_started(account, to_copy);
+    }
+
+    fn folder_started(&self, account: &str, folder: &str, to_copy: u64) {
+        self.inner.folder_started(account, folder, to_copy);
+    }
+
+    fn copied(&self, account: &str, messages: u64, bytes: u64) {
+        self.inner.copied(account, messages, bytes);
+    }
+
+    fn note(&self, account: &str, text: &str) {
+        self.inner.note(account, text);
+    }
+}
+
+/// The ETA of a copy in progress, from the state alone (`status`): its run's start and
+/// estimate, and the messages recorded under the run's sync point. `None` when the copy has
+/// no run recorded or has not copied anything yet.
+pub fn eta_from_state(
+    reader: &crate::state::StateReader,
+    id: &str,
+    now: u64,
+) -> Result<Option<RunEta>, crate::state::StateError> {
+    let Some(run) = reader.copy_run(id)? else {
+        return Ok(None);
+    };
+    let copied = reader
+        .copied_by_sync_point(id)?
+        .get(&run.sync_point)
+        .map_or(0, |(count, _)| *count);
+    let remaining = run.to_copy.saturating_sub(copied);
+    Ok(
+        eta(copied, remaining, now.saturating_sub(run.started_at)).map(|seconds| RunEta {
+            seconds,
+            copied,
+            to_copy: run.to_copy,
+        }),
+    )
+}
+
+/// What [`eta_from_state`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunEta {
+    pub seconds: u64,
+    /// Messages this run recorded so far, of about `to_copy`.
+    pub copied: u64,
+    pub to_copy: u64,
 }
 
 /// One account's copy, sized: what `plan --refresh` prints and `--json` carries.

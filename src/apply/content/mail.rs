@@ -87,7 +87,12 @@ impl Prepared for Mailboxes {
                 login_grace: run.login_grace,
                 adopt_locks: Default::default(),
             });
-            let progress: Arc<dyn Progress> = run.hooks;
+            let progress: Arc<dyn Progress> = Arc::new(crate::apply::sizing::RecordRun {
+                inner: run.hooks,
+                store: run.store.clone(),
+                id: run.id.to_string(),
+                sync_point: run.sync_point,
+            });
             let report = copy::sync_account(job, Arc::new(journal), progress, run.stop)
                 .await
                 .map_err(IntoStepError::into_step_error)?;

@@ -8,7 +8,7 @@ pub use record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord, Sta
 pub use store::dav::{DavCollectionRecord, DavObjectRecord, DavRefusedRecord};
 pub use store::quota::{PauseRecord, Side};
 pub use store::rollback::PendingRollback;
-pub use store::throughput::Throughput;
+pub use store::throughput::{CopyRun, Throughput};
 pub use store::{
     FORMAT_VERSION, StateError, StateReader, StateStore, default_path, read_resources,
 };

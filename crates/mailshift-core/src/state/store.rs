@@ -729,6 +729,7 @@ impl StateStore {
             removed |= dav::forget_txn(txn, id)?;
             quota::forget_txn(txn, id)?;
             rollback::forget_txn(txn, id)?;
+            throughput::forget_txn(txn, id)?;
             Ok(removed)
         })
     }

@@ -2,18 +2,58 @@
 //! the last copy that moved enough to measure, so `plan --refresh` can turn what is left to
 //! move into a duration (`apply::sizing`).
 //!
-//! One table, `throughput`, added after format 1 shipped like `refused`: readers treat a file
-//! without it as having no measurement; the first write creates it. Keyed by the source
-//! server (`imap.example.com:993`), not the account: accounts on one server share its disks
-//! and its throttling, so one copy's rate is the best guess for the next account's. Kept by
-//! `state forget` (the measurement stays true).
+//! Beside it, each copy's current run (when it started, what it expects to copy), which
+//! `status` and the watch page turn into an ETA with the messages the run recorded so far.
+//!
+//! Two tables, added after format 1 shipped like `refused`: readers treat a file without them
+//! as having no records; the first write creates them.
+//! - `throughput`: source server (`imap://imap.example.com:993`) → [`Throughput`] as JSON.
+//!   Keyed by the server, not the account: accounts on one server share its disks and its
+//!   throttling, so one copy's rate is the best guess for the next account's. Kept by `state
+//!   forget` (the measurement stays true).
+//! - `copy_runs`: resource id → [`CopyRun`] as JSON, replaced by each run of the copy;
+//!   `state forget` removes it with the resource.
 
-use redb::{ReadTransaction, TableDefinition, TableError};
+use redb::{ReadTransaction, TableDefinition, TableError, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::{Fault, StateError, StateReader, StateStore, decode_json, encode_json};
 
 const THROUGHPUT: TableDefinition<&str, &str> = TableDefinition::new("throughput");
+const COPY_RUNS: TableDefinition<&str, &str> = TableDefinition::new("copy_runs");
+
+/// A copy's current (or last) run, as it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyRun {
+    /// The run's sync point: the messages it copies are recorded under it.
+    pub sync_point: u64,
+    /// Unix seconds when it began.
+    pub started_at: u64,
+    /// About how many messages it will copy (the engine's estimate at its start).
+    pub to_copy: u64,
+}
+
+fn run_name(id: &str) -> String {
+    format!("copy run record of `{id}`")
+}
+
+fn run_txn(txn: &ReadTransaction, id: &str) -> Result<Option<CopyRun>, Fault> {
+    let table = match txn.open_table(COPY_RUNS) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let value = table.get(id)?;
+    value
+        .map(|v| decode_json(v.value(), || run_name(id)))
+        .transpose()
+}
+
+/// Drops a resource's copy run (`state forget`).
+pub(super) fn forget_txn(txn: &WriteTransaction, id: &str) -> Result<(), Fault> {
+    txn.open_table(COPY_RUNS)?.remove(id)?;
+    Ok(())
+}
 
 /// One measured copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,11 +102,24 @@ impl StateStore {
     pub fn throughput(&self, server: &str) -> Result<Option<Throughput>, StateError> {
         self.read(|txn| get_txn(txn, server))
     }
+
+    /// Records the start of a copy's run, replacing the last run's.
+    pub fn put_copy_run(&self, id: &str, run: &CopyRun) -> Result<(), StateError> {
+        self.write(|txn| {
+            let json = encode_json(run, || run_name(id))?;
+            txn.open_table(COPY_RUNS)?.insert(id, json.as_str())?;
+            Ok(())
+        })
+    }
 }
 
 impl StateReader {
     pub fn throughput(&self, server: &str) -> Result<Option<Throughput>, StateError> {
         self.read(|txn| get_txn(txn, server))
+    }
+
+    pub fn copy_run(&self, id: &str) -> Result<Option<CopyRun>, StateError> {
+        self.read(|txn| run_txn(txn, id))
     }
 }
 
