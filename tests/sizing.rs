@@ -346,7 +346,8 @@ fn status_shows_an_eta_while_a_copy_is_in_progress_and_none_once_it_is_done() {
     assert_eq!(code, Some(0));
     let done = mailshift(dir.path(), &["status", "plan.yaml"]);
     assert!(
-        done.stdout.contains("    mail                           done, sync point 1")
+        done.stdout
+            .contains("    mail                           done, sync point 1")
             && !done.stdout.contains("ETA"),
         "{}",
         done.text()
