@@ -353,3 +353,65 @@ fn status_shows_an_eta_while_a_copy_is_in_progress_and_none_once_it_is_done() {
         done.text()
     );
 }
+
+/// A copy onto an MX Plan account that `apply` has yet to create: its source is sized (no
+/// destination to read yet) and checked against the offer's 5 GB per account.
+#[test]
+fn a_copy_waiting_for_its_account_is_sized_from_its_source_against_the_offer() {
+    use ovh_sim::SimHandle;
+    use ovh_sim::world::World;
+    const AK: &str = "sizingApplicationKey";
+    const AS: &str = "sizingApplicationSecret0123456789";
+    const CK: &str = "sizingConsumerKey0123456789abcdef";
+    let src = source(None);
+    seed(&src, "alice", &[("INBOX", 3), ("Archive", 2)], 0);
+    let world = format!(
+        "applications: [{{key: {AK}, secret: {AS}}}]\n\
+         consumer_keys: [{{key: {CK}, application: {AK}}}]\ntask_delay_ms: 20\n\
+         mxplan:\n  - service: mxplan-ab12345-1\n    \
+         domains: [{{name: example.com, type: nonAuthoritative, mx_relay: ssl0.ovh.net}}]\n    \
+         placeholders: 2\n"
+    );
+    let sim = SimHandle::spawn(World::from_yaml(&world).expect("test world")).expect("simulator");
+    let plan = format!(
+        "version: 1\nproviders:\n  ovh: {{type: ovh, endpoint: \"{}\", \
+         application_key: {{env: OVH_AK}}, application_secret: {{env: OVH_AS}}, \
+         consumer_key: {{env: OVH_CK}}, poll_interval: 20ms}}\nplatforms:\n  \
+         old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\n  \
+         mxplan: {{type: ovh-mx-plan, provider: ovh, service: mxplan-ab12345-1, \
+         imap: {{host: 127.0.0.1, port: 9, security: none}}}}\n\
+         accounts:\n  - address: alice@example.com\n    from: old\n    to: mxplan\n    \
+         source: {{login: alice, password: {{env: OLD_PW}}}}\n    \
+         destination: {{password: {{env: NEW_PW}}}}\n",
+        sim.base_url(),
+        src.port()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["plan", "plan.yaml", "--refresh", "--json"])
+        .current_dir(dir.path())
+        .envs([
+            ("OLD_PW", OLD_PW),
+            ("NEW_PW", NEW_PW),
+            ("OVH_AK", AK),
+            ("OVH_AS", AS),
+            ("OVH_CK", CK),
+        ])
+        .output()
+        .unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(run.code, 0, "{}", run.text());
+    let a = sizing_of(&run, "alice@example.com");
+    assert_eq!(a["size"]["to_move_items"], 5, "{a}");
+    assert_eq!(a["size"]["to_move_bytes"], 5 * SIZE, "{a}");
+    assert!(a["size"].get("dest_quota").is_none(), "{a}");
+    assert_eq!(a["quota"]["limit"], 5_000_000_000u64, "{a}");
+    assert_eq!(a["quota"]["source"], "MX Plan's limit per account", "{a}");
+    assert_eq!(a["quota"]["fits"], true, "{a}");
+    assert!(a["quota"].get("used").is_none(), "{a}");
+}

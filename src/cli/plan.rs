@@ -104,22 +104,21 @@ async fn preview_copies(
     let looks = changes
         .iter()
         .enumerate()
-        // A copy waiting for its account to be created or renamed has nothing to look at yet.
-        .filter(|(_, c)| {
-            c.action == crate::diff::Action::Sync
-                && !c.depends_on.iter().any(|d| pending.contains(d))
-        })
+        .filter(|(_, c)| c.action == crate::diff::Action::Sync)
         .filter_map(|(i, c)| {
             let r = by_addr.get(c.addr.as_ref()?)?;
             let engine = crate::apply::content::engine(r.kind)?;
             let crate::model::Spec::Content { account, .. } = &r.spec else {
                 return None;
             };
-            Some((i, r.id(), engine, account))
+            // A copy waiting for its account to be created or renamed has no destination to
+            // look at yet: only its source is sized.
+            let waiting = c.depends_on.iter().any(|d| pending.contains(d));
+            Some((i, r.id(), engine, account, waiting))
         })
         .collect::<Vec<_>>();
-    let accounts: Vec<_> = looks.iter().map(|(i, id, _, a)| (*i, *id, *a)).collect();
-    let looks = looks.into_iter().map(|(i, id, engine, account)| {
+    let accounts: Vec<_> = looks.iter().map(|(i, id, _, a, _)| (*i, *id, *a)).collect();
+    let looks = looks.into_iter().map(|(i, id, engine, account, waiting)| {
         let reader = &reader;
         async move {
             let look = async {
@@ -127,7 +126,15 @@ async fn preview_copies(
                 let reader = reader
                     .as_ref()
                     .map_err(|e| crate::error::StepError::state(e.to_string()))?;
-                sides.preview(reader, id).await
+                if waiting {
+                    let size = sides.size_source(reader, id).await?;
+                    Ok(crate::apply::content::Preview {
+                        lines: Vec::new(),
+                        size,
+                    })
+                } else {
+                    sides.preview(reader, id).await
+                }
             };
             (i, look.await)
         }

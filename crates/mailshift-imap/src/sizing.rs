@@ -35,10 +35,12 @@ pub struct Sizing {
 
 /// Measures the copy of one account. `records` are the copy's folder records (empty without
 /// state); a folder whose UIDVALIDITY changed since its record counts as all to move (the
-/// copy re-matches it by content: its bytes are read again, few are sent).
+/// copy re-matches it by content: its bytes are read again, few are sent). Without `dest`
+/// (an account not created yet), the folders are mapped onto an empty mailbox and no quota
+/// is read.
 pub async fn measure(
     source: &Target,
-    dest: &Target,
+    dest: Option<&Target>,
     rules: &FolderRules,
     options: &CopyOptions,
     records: &BTreeMap<String, FolderRecord>,
@@ -46,16 +48,22 @@ pub async fn measure(
     let mut src = Imap::connect(source)
         .await
         .map_err(|e| format!("source: {e}"))?;
-    let mut dst = Imap::connect(dest)
-        .await
-        .map_err(|e| format!("destination: {e}"))?;
     let source_folders = src.list().await.map_err(|e| format!("source: {e}"))?;
-    let dest_folders = dst.list().await.map_err(|e| format!("destination: {e}"))?;
-    let dest_quota = dst
-        .storage_quota("INBOX")
-        .await
-        .map_err(|e| format!("destination: {e}"))?;
-    dst.logout().await;
+    let (dest_folders, dest_quota) = match dest {
+        Some(dest) => {
+            let mut dst = Imap::connect(dest)
+                .await
+                .map_err(|e| format!("destination: {e}"))?;
+            let folders = dst.list().await.map_err(|e| format!("destination: {e}"))?;
+            let quota = dst
+                .storage_quota("INBOX")
+                .await
+                .map_err(|e| format!("destination: {e}"))?;
+            dst.logout().await;
+            (folders, quota)
+        }
+        None => (Vec::new(), None),
+    };
     let mapping = map_folders(&source_folders, &dest_folders, rules).map_err(|e| e.to_string())?;
     let mut sizing = Sizing {
         folders: mapping.copy.len(),

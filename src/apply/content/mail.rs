@@ -147,32 +147,25 @@ impl Prepared for Mailboxes {
             let look = preview::look(&self.source, &self.dest, &self.rules, &records, false)
                 .await
                 .map_err(StepError::config)?;
-            let measured = sizing::measure(
-                &self.source,
-                &self.dest,
-                &self.rules,
-                &self.options,
-                &records,
-            )
-            .await
-            .map_err(|e| StepError::config(format!("cannot measure the copy: {e}")))?;
+            let size = self.measure(&records, true).await?;
             let mut lines = look.lines;
             // Under a daily limit, what is left to move says how many days the copy takes.
-            lines.extend(self.limits.estimate(measured.to_move_bytes));
+            lines.extend(self.limits.estimate(size.to_move_bytes));
             Ok(Preview {
                 lines,
-                size: Some(Size {
-                    unit: "message",
-                    items: measured.messages,
-                    bytes: measured.bytes,
-                    to_move_items: measured.to_move_messages,
-                    to_move_bytes: measured.to_move_bytes,
-                    method: "UID FETCH RFC822.SIZE",
-                    dest_quota: measured
-                        .dest_quota
-                        .map(|(used, limit)| ReportedQuota { used, limit }),
-                }),
+                size: Some(size),
             })
+        })
+    }
+
+    fn size_source<'a>(
+        &'a self,
+        state: &'a StateReader,
+        id: &'a str,
+    ) -> ContentResult<'a, Result<Option<Size>, StepError>> {
+        Box::pin(async move {
+            let records = folder_records(state.folders(id).map_err(StepError::from)?);
+            Ok(Some(self.measure(&records, false).await?))
         })
     }
 
@@ -184,6 +177,31 @@ impl Prepared for Mailboxes {
                     e.into_step_error()
                         .context("cannot measure the source mailbox")
                 })
+        })
+    }
+}
+
+impl Mailboxes {
+    /// The copy's size (`apply::sizing`); the destination is read only `with_dest`.
+    async fn measure(
+        &self,
+        records: &std::collections::BTreeMap<String, crate::transfer::imap::journal::FolderRecord>,
+        with_dest: bool,
+    ) -> Result<Size, StepError> {
+        let dest = with_dest.then_some(&self.dest);
+        let m = sizing::measure(&self.source, dest, &self.rules, &self.options, records)
+            .await
+            .map_err(|e| StepError::config(format!("cannot measure the copy: {e}")))?;
+        Ok(Size {
+            unit: "message",
+            items: m.messages,
+            bytes: m.bytes,
+            to_move_items: m.to_move_messages,
+            to_move_bytes: m.to_move_bytes,
+            method: "UID FETCH RFC822.SIZE",
+            dest_quota: m
+                .dest_quota
+                .map(|(used, limit)| ReportedQuota { used, limit }),
         })
     }
 }

@@ -83,6 +83,17 @@ pub trait Prepared: Send + Sync {
         state: &'a StateReader,
         id: &'a str,
     ) -> ContentResult<'a, Result<Preview, StepError>>;
+
+    /// The copy's size from its source alone, for a copy whose destination account does not
+    /// exist yet (`plan --refresh` before the account is created); `None` when the engine
+    /// cannot tell without both sides.
+    fn size_source<'a>(
+        &'a self,
+        _state: &'a StateReader,
+        _id: &'a str,
+    ) -> ContentResult<'a, Result<Option<Size>, StepError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// What `plan --refresh` learnt of a pending copy.
