@@ -415,3 +415,48 @@ fn a_copy_waiting_for_its_account_is_sized_from_its_source_against_the_offer() {
     assert_eq!(a["quota"]["fits"], true, "{a}");
     assert!(a["quota"].get("used").is_none(), "{a}");
 }
+
+/// A POP3 source is sized by UIDL and LIST: its one maildrop (INBOX), less what the state
+/// recorded as copied.
+#[test]
+fn a_pop3_source_is_sized_from_its_listing_less_what_was_copied() {
+    let src = Dovecot::start(DovecotConfig {
+        users: &[("alice", OLD_PW)],
+        tls: true,
+        pop3: true,
+        extra: "mail_fsync = never\n",
+        ..DovecotConfig::default()
+    });
+    let dst = destination(&quota("10M"));
+    // Archive is not in the maildrop: POP3 sees INBOX only.
+    seed(&src, "alice", &[("INBOX", 4), ("Archive", 2)], 0);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "version: 1\nplatforms:\n  \
+         old: {{type: imap, pop3: {{host: 127.0.0.1, port: {}, security: tls, ca_file: {}}}}}\n  \
+         new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\n\
+         accounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    \
+         source: {{login: alice, password: {{env: OLD_PW}}}}\n    \
+         destination: {{login: alice, password: {{env: NEW_PW}}}}\n",
+        src.pop3s_port(),
+        src.ca_pem_path().display(),
+        dst.port()
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let first = mailshift(dir.path(), &["plan", "plan.yaml", "--refresh", "--json"]);
+    let a = sizing_of(&first, "alice@example.com");
+    assert_eq!(a["size"]["method"], "POP3 UIDL and LIST", "{a}");
+    assert_eq!(a["size"]["items"], 4, "{a}");
+    assert_eq!(a["size"]["bytes"], 4 * SIZE, "{a}");
+    assert_eq!(a["size"]["to_move_items"], 4, "{a}");
+    assert_eq!(a["size"]["dest_quota"]["limit"], 10 * 1024 * 1024, "{a}");
+
+    let apply = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(apply.code, 0, "{}", apply.text());
+    seed(&src, "alice", &[("INBOX", 2)], 100);
+    let next = mailshift(dir.path(), &["plan", "plan.yaml", "--refresh", "--json"]);
+    let a = sizing_of(&next, "alice@example.com");
+    assert_eq!(a["size"]["items"], 6, "{a}");
+    assert_eq!(a["size"]["to_move_items"], 2, "{a}");
+    assert_eq!(a["size"]["to_move_bytes"], 2 * SIZE, "{a}");
+}

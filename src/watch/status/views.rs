@@ -143,7 +143,7 @@ impl Health {
 }
 
 /// `mine`: the account's resources that are in the plan.
-fn account_view(
+pub(super) fn account_view(
     address: &str,
     info: &AccountInfo,
     mine: &[&ResourceInfo],
