@@ -354,35 +354,31 @@ fn status_shows_an_eta_while_a_copy_is_in_progress_and_none_once_it_is_done() {
     );
 }
 
-/// A copy onto an MX Plan account that `apply` has yet to create: its source is sized (no
-/// destination to read yet) and checked against the offer's 5 GB per account.
-#[test]
-fn a_copy_waiting_for_its_account_is_sized_from_its_source_against_the_offer() {
-    use ovh_sim::SimHandle;
-    use ovh_sim::world::World;
-    const AK: &str = "sizingApplicationKey";
-    const AS: &str = "sizingApplicationSecret0123456789";
-    const CK: &str = "sizingConsumerKey0123456789abcdef";
-    let src = source(None);
-    seed(&src, "alice", &[("INBOX", 3), ("Archive", 2)], 0);
+const AK: &str = "sizingApplicationKey";
+const AS: &str = "sizingApplicationSecret0123456789";
+const CK: &str = "sizingConsumerKey0123456789abcdef";
+
+/// An OVHcloud simulator with the test keys and these services (YAML).
+fn sim(services: &str) -> ovh_sim::SimHandle {
     let world = format!(
         "applications: [{{key: {AK}, secret: {AS}}}]\n\
-         consumer_keys: [{{key: {CK}, application: {AK}}}]\ntask_delay_ms: 20\n\
-         mxplan:\n  - service: mxplan-ab12345-1\n    \
-         domains: [{{name: example.com, type: nonAuthoritative, mx_relay: ssl0.ovh.net}}]\n    \
-         placeholders: 2\n"
+         consumer_keys: [{{key: {CK}, application: {AK}}}]\ntask_delay_ms: 20\n{services}"
     );
-    let sim = SimHandle::spawn(World::from_yaml(&world).expect("test world")).expect("simulator");
+    ovh_sim::SimHandle::spawn(ovh_sim::world::World::from_yaml(&world).expect("test world"))
+        .expect("simulator")
+}
+
+/// `plan --refresh --json` of alice from `src` onto the OVHcloud platform `dest` (YAML).
+fn plan_onto(sim: &ovh_sim::SimHandle, src: &Dovecot, dest: &str, login: &str) -> Run {
     let plan = format!(
         "version: 1\nproviders:\n  ovh: {{type: ovh, endpoint: \"{}\", \
          application_key: {{env: OVH_AK}}, application_secret: {{env: OVH_AS}}, \
          consumer_key: {{env: OVH_CK}}, poll_interval: 20ms}}\nplatforms:\n  \
          old: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\n  \
-         mxplan: {{type: ovh-mx-plan, provider: ovh, service: mxplan-ab12345-1, \
-         imap: {{host: 127.0.0.1, port: 9, security: none}}}}\n\
-         accounts:\n  - address: alice@example.com\n    from: old\n    to: mxplan\n    \
+         new: {dest}\n\
+         accounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    \
          source: {{login: alice, password: {{env: OLD_PW}}}}\n    \
-         destination: {{password: {{env: NEW_PW}}}}\n",
+         destination: {{{login}password: {{env: NEW_PW}}}}\n",
         sim.base_url(),
         src.port()
     );
@@ -406,6 +402,25 @@ fn a_copy_waiting_for_its_account_is_sized_from_its_source_against_the_offer() {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     assert_eq!(run.code, 0, "{}", run.text());
+    run
+}
+
+/// A copy onto an MX Plan account that `apply` has yet to create: its source is sized (no
+/// destination to read yet) and checked against the offer's 5 GB per account.
+#[test]
+fn a_copy_waiting_for_its_account_is_sized_from_its_source_against_the_offer() {
+    let src = source(None);
+    seed(&src, "alice", &[("INBOX", 3), ("Archive", 2)], 0);
+    let sim = sim("mxplan:\n  - service: mxplan-ab12345-1\n    \
+         domains: [{name: example.com, type: nonAuthoritative, mx_relay: ssl0.ovh.net}]\n    \
+         placeholders: 2\n");
+    let run = plan_onto(
+        &sim,
+        &src,
+        "{type: ovh-mx-plan, provider: ovh, service: mxplan-ab12345-1, \
+         imap: {host: 127.0.0.1, port: 9, security: none}}",
+        "",
+    );
     let a = sizing_of(&run, "alice@example.com");
     assert_eq!(a["size"]["to_move_items"], 5, "{a}");
     assert_eq!(a["size"]["to_move_bytes"], 5 * SIZE, "{a}");
@@ -414,6 +429,46 @@ fn a_copy_waiting_for_its_account_is_sized_from_its_source_against_the_offer() {
     assert_eq!(a["quota"]["source"], "MX Plan's limit per account", "{a}");
     assert_eq!(a["quota"]["fits"], true, "{a}");
     assert!(a["quota"].get("used").is_none(), "{a}");
+}
+
+/// An Exchange account's quota is its object's in the API (`quota`, `currentUsage`) when its
+/// IMAP server does not say one: one nearly full is warned about, with a bigger offer as a fix.
+#[test]
+fn an_exchange_account_is_checked_against_its_quota_in_the_api() {
+    let src = source(None);
+    seed(&src, "alice", &[("INBOX", 16)], 0);
+    let dst = destination("mail_fsync = never\n");
+    let sim = sim("exchange:\n  - organization: hosted-ab12345-1\n    \
+         service: hosted-ab12345-1\n    offer: hosted\n    \
+         domains: [{name: example.com, type: authoritative}]\n    \
+         accounts:\n      - {email: alice@example.com, password: pw, current_usage: 49999900000}\n");
+    let run = plan_onto(
+        &sim,
+        &src,
+        &format!(
+            "{{type: ovh-exchange, provider: ovh, organization: hosted-ab12345-1, \
+             service: hosted-ab12345-1, imap: {{host: 127.0.0.1, port: {}, security: none}}}}",
+            dst.port()
+        ),
+        "login: alice, ",
+    );
+    let a = sizing_of(&run, "alice@example.com");
+    assert_eq!(a["size"]["to_move_bytes"], 16 * SIZE, "{a}");
+    let q = &a["quota"];
+    assert_eq!(
+        q["source"], "the account's quota in the platform's API",
+        "{a}"
+    );
+    assert_eq!(q["limit"], 50_000_000_000u64, "{a}");
+    assert_eq!(q["used"], 49_999_900_000u64, "{a}");
+    assert_eq!(q["fits"], false, "{a}");
+    assert!(
+        q["warning"]
+            .as_str()
+            .unwrap()
+            .contains("give the account a bigger Exchange offer"),
+        "{a}"
+    );
 }
 
 /// A POP3 source is sized by UIDL and LIST: its one maildrop (INBOX), less what the state

@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::content::Size;
+use super::content::{ReportedQuota, Size};
 use super::human_bytes;
 use super::quota::Limits;
 use crate::apply::plane::SizeLimit;
@@ -193,11 +193,11 @@ pub fn assess(
     account: &AccountSpec,
     resource: &str,
     size: Size,
-    offer: Option<&SizeLimit>,
+    limit: Known,
     measured: Option<(&str, Throughput)>,
     limits: &Limits,
 ) -> AccountSizing {
-    let quota = quota_check(&account.address, &size, offer, account.dest.kind);
+    let quota = quota_check(&account.address, &size, &limit, account.dest.kind);
     let estimate = estimate(size.to_move_bytes, measured, limits);
     AccountSizing {
         account: account.address.clone(),
@@ -209,19 +209,34 @@ pub fn assess(
     }
 }
 
+/// What is known of the destination account's limit without its IMAP server: the
+/// platform's API (an existing account's `quota`) and the offer's published size.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub api: Option<ReportedQuota>,
+    pub offer: Option<SizeLimit>,
+}
+
 fn quota_check(
     address: &str,
     size: &Size,
-    offer: Option<&SizeLimit>,
+    known: &Known,
     dest_kind: PlatformKind,
 ) -> Option<QuotaCheck> {
-    let (limit, used, source) = match (size.dest_quota, offer) {
-        (Some(q), _) if q.limit > 0 => (
+    let offer = known.offer.as_ref();
+    // The server's own figure first, it is the account's; then the API's; then the offer's.
+    let (limit, used, source) = match (size.dest_quota, known.api, offer) {
+        (Some(q), _, _) if q.limit > 0 => (
             q.limit,
             Some(q.used),
             "the destination's quota (GETQUOTAROOT INBOX)".to_string(),
         ),
-        (_, Some(o)) => (o.bytes, None, format!("{}'s limit per account", o.offer)),
+        (_, Some(q), _) if q.limit > 0 => (
+            q.limit,
+            Some(q.used),
+            "the account's quota in the platform's API".to_string(),
+        ),
+        (_, _, Some(o)) => (o.bytes, None, format!("{}'s limit per account", o.offer)),
         _ => return None,
     };
     let after = used.unwrap_or(0).saturating_add(size.to_move_bytes);
@@ -324,7 +339,6 @@ pub fn duration(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::content::ReportedQuota;
 
     fn spec(dest: &str) -> AccountSpec {
         let text = format!(
@@ -369,56 +383,74 @@ mod tests {
             used: 400_000,
             limit: 1_000_000,
         };
-        let fits = assess(
-            &a,
-            "r",
-            size(600_000, Some(q)),
-            None,
-            None,
-            &Limits::default(),
-        );
-        assert!(fits.quota.as_ref().unwrap().fits);
-        let over = assess(
-            &a,
-            "r",
-            size(600_001, Some(q)),
-            None,
-            None,
-            &Limits::default(),
-        );
-        let check = over.quota.unwrap();
-        assert!(!check.fits);
-        assert_eq!(check.used, Some(400_000));
-        let w = check.warning.unwrap();
+        let check = |bytes, known| {
+            assess(
+                &a,
+                "r",
+                size(bytes, Some(q)),
+                known,
+                None,
+                &Limits::default(),
+            )
+            .quota
+            .unwrap()
+        };
+        assert!(check(600_000, Known::default()).fits);
+        let over = check(600_001, Known::default());
+        assert!(!over.fits);
+        assert_eq!(over.used, Some(400_000));
+        let w = over.warning.unwrap();
         assert!(w.starts_with("a@example.com will not fit: 600.0 KB to move + 400.0 KB already there is more than 1.0 MB (the destination's quota (GETQUOTAROOT INBOX))"), "{w}");
         assert!(
             w.contains("raise the account's quota") && w.contains("max_message_size"),
             "{w}"
         );
+        let api_and_offer = Known {
+            api: Some(ReportedQuota {
+                used: 0,
+                limit: 50_000_000_000,
+            }),
+            offer: Some(MX_PLAN),
+        };
+        assert_eq!(
+            check(600_001, api_and_offer).limit,
+            1_000_000,
+            "the server's own quota comes first"
+        );
     }
 
     #[test]
-    fn without_a_reported_quota_the_offer_limits_and_names_a_bigger_one() {
+    fn without_a_reported_quota_the_api_then_the_offer_limits() {
         let a = spec("{type: imap, imap: {host: n}}");
-        let over = assess(
-            &a,
-            "r",
-            size(6_000_000_000, None),
-            Some(&MX_PLAN),
-            None,
-            &Limits::default(),
-        );
-        let w = over.quota.unwrap().warning.unwrap();
+        let check = |known| {
+            assess(
+                &a,
+                "r",
+                size(6_000_000_000, None),
+                known,
+                None,
+                &Limits::default(),
+            )
+            .quota
+        };
+        let offer = check(Known {
+            api: None,
+            offer: Some(MX_PLAN),
+        })
+        .unwrap();
+        let w = offer.warning.unwrap();
         assert!(w.contains("6.0 GB to move is more than 5.0 GB (MX Plan's limit per account); move it to Exchange or Email Pro instead"), "{w}");
-        let none = assess(
-            &a,
-            "r",
-            size(6_000_000_000, None),
-            None,
-            None,
-            &Limits::default(),
-        );
-        assert_eq!(none.quota, None, "no limit known: no check");
+        let api = check(Known {
+            api: Some(ReportedQuota {
+                used: 45_000_000_000,
+                limit: 50_000_000_000,
+            }),
+            offer: None,
+        })
+        .unwrap();
+        assert_eq!((api.used, api.fits), (Some(45_000_000_000), false));
+        assert_eq!(api.source, "the account's quota in the platform's API");
+        assert_eq!(check(Known::default()), None, "no limit known: no check");
     }
 
     #[test]

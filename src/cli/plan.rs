@@ -163,11 +163,15 @@ async fn preview_copies(
                             .as_ref()
                             .ok()
                             .and_then(|r| r.throughput(&server).ok().flatten());
+                        let known = sizing::Known {
+                            api: api_quota(planes, account, &size).await,
+                            offer: planes.size_limit(&account.account.to),
+                        };
                         sizing::assess(
                             account,
                             id,
                             size,
-                            planes.size_limit(&account.account.to).as_ref(),
+                            known,
                             measured.map(|t| (server.as_str(), t)),
                             &crate::apply::quota::Limits::of(account),
                         )
@@ -183,6 +187,25 @@ async fn preview_copies(
         }
     }
     sized
+}
+
+/// The destination account's quota from its platform's API (Exchange's account object), when
+/// its server did not say one and the account exists. A failed call only leaves it unknown:
+/// the offer's limit, if any, still applies.
+async fn api_quota(
+    planes: &Planes,
+    account: &crate::model::AccountSpec,
+    size: &crate::apply::content::Size,
+) -> Option<crate::apply::content::ReportedQuota> {
+    if size.dest_quota.is_some() {
+        return None;
+    }
+    let plane = planes.get(&account.account.to).ok()?;
+    if !plane.has_api() {
+        return None;
+    }
+    let (used, limit) = plane.mailbox_quota(&account.address).await.ok()??;
+    Some(crate::apply::content::ReportedQuota { used, limit })
 }
 
 /// An account whose copy was not measured: its engine does not, or its source failed.
