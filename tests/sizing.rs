@@ -508,6 +508,15 @@ fn a_pop3_source_is_sized_from_its_listing_less_what_was_copied() {
 
     let apply = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(apply.code, 0, "{}", apply.text());
+    // The run said up front what it would copy: what `status` computes its ETA from.
+    let reader =
+        mailshift::state::StateReader::open(&dir.path().join(".mailshift/state.redb")).unwrap();
+    let run = reader
+        .copy_run("account/alice@example.com/mail")
+        .unwrap()
+        .expect("the run's start is recorded");
+    assert_eq!((run.sync_point, run.to_copy), (1, 4));
+    drop(reader);
     seed(&src, "alice", &[("INBOX", 2)], 100);
     let next = mailshift(dir.path(), &["plan", "plan.yaml", "--refresh", "--json"]);
     let a = sizing_of(&next, "alice@example.com");

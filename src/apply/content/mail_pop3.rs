@@ -65,7 +65,12 @@ impl Prepared for Maildrop {
                 sync_point: run.sync_point,
                 login_grace: run.login_grace,
             });
-            let progress: Arc<dyn Progress> = run.hooks;
+            let progress: Arc<dyn Progress> = Arc::new(crate::apply::sizing::RecordRun {
+                inner: run.hooks,
+                store: run.store.clone(),
+                id: run.id.to_string(),
+                sync_point: run.sync_point,
+            });
             let journal = Arc::new(StoreJournal::new(run.store.clone(), run.id.to_string()));
             let report = copy_maildrop(job, journal, progress, run.stop)
                 .await

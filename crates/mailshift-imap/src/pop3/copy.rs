@@ -174,6 +174,8 @@ pub async fn copy_maildrop(
         bytes: copied.values().map(|r| r.size).sum(),
         updated_at: now(),
     };
+    // One maildrop: what this run copies is known exactly before it starts.
+    progress.account_started(&job.account, todo.len() as u64);
     progress.folder_started(&job.account, &plan.path, todo.len() as u64);
 
     // What an interrupted run may have left in the destination: hashed, and taken for the
