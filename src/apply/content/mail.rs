@@ -144,11 +144,10 @@ impl Prepared for Mailboxes {
     ) -> ContentResult<'a, Result<Preview, StepError>> {
         Box::pin(async move {
             let records = folder_records(state.folders(id).map_err(StepError::from)?);
-            let look = preview::look(&self.source, &self.dest, &self.rules, &records, false)
+            let mut lines = preview::preview(&self.source, &self.dest, &self.rules, &records)
                 .await
                 .map_err(StepError::config)?;
             let size = self.measure(&records, true).await?;
-            let mut lines = look.lines;
             // Under a daily limit, what is left to move says how many days the copy takes.
             lines.extend(self.limits.estimate(size.to_move_bytes));
             Ok(Preview {
