@@ -10,7 +10,10 @@
 //! one transaction. Killed between the expunge and that transaction, the pending record says
 //! which UIDs were ours: the next rollback finishes it (those gone were expunged by us, those
 //! left are ours even flagged `\Deleted`), and `apply` refuses the folder until then.
-//! The CLI (`cli::rollback`) asks before [`execute`] and prints.
+//! The CLI (`cli::rollback`) asks before [`execute`] and prints. Contacts, calendars and
+//! tasks have the same steps over DAV in [`dav`].
+
+pub mod dav;
 
 use std::collections::{BTreeMap, HashMap};
 

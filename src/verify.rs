@@ -1,7 +1,9 @@
 //! Verification: does each destination folder hold exactly what its source folders hold, and
-//! which messages differ? The source is an IMAP mailbox ([`verify_account`]) or one account's
+//! which messages differ? The source is an IMAP mailbox ([`verify_account`]), one account's
 //! tree of mail files ([`verify_files`], named and mapped as the import does; files it cannot
-//! import are listed as skipped, with why).
+//! import are listed as skipped, with why), or a POP3 maildrop ([`verify_pop3`]: one folder,
+//! `INBOX`, mapped as the POP3 copy maps it; each message read whole with RETR, as an IMAP
+//! source's bodies are, so a renumbering of its UIDLs changes nothing here).
 //!
 //! Per destination folder, the messages of its source folders (with the plan's size and date
 //! filters applied, so skipped messages are not "missing") are matched with the
@@ -35,10 +37,13 @@ use serde::Serialize;
 use crate::transfer::imap::copy::{
     CopyOptions, CrlfHasher, LARGE_MESSAGE, content_hash, dest_flags,
 };
+use crate::transfer::imap::files::headers::read_header;
 use crate::transfer::imap::files::{SourceFolder, Tree};
 use crate::transfer::imap::folders::{
     ArchiveFilter, FolderRules, Mapping, RemoteFolder, map_folders,
 };
+use crate::transfer::imap::pop3::Pop3;
+use crate::transfer::imap::pop3::triage::refusal_key;
 use crate::transfer::imap::session::{FolderInfo, Imap, ImapError, MessageMeta, Target, uid_set};
 
 /// Bodies fetched per command while hashing: bounds memory on big mailboxes.
@@ -465,14 +470,92 @@ struct DestFolder<'a> {
     all_mail: bool,
 }
 
-/// Where a check reads its source folders from: an IMAP server (by raw name), or one
-/// account's tree of mail files (by folder path).
+/// Where a check reads its source folders from: an IMAP server (by raw name), one
+/// account's tree of mail files (by folder path), or a POP3 maildrop (its one folder).
 enum SourceSide<'a> {
     Imap(&'a mut Imap),
     Files(&'a Tree),
+    Pop3(Maildrop<'a>),
+}
+
+/// A POP3 maildrop as a verify's source: its messages are numbered by the session (their
+/// "UID" in the report is the message number `LIST` gives), and their header fields are kept
+/// from the one RETR that hashed them, so naming a missing message costs no second fetch.
+struct Maildrop<'a> {
+    pop: &'a mut Pop3,
+    named: HashMap<u32, header::Named>,
+    /// The copy's refusals, by [`refusal_key`] of the UIDL, with the destination's words.
+    refusals: &'a HashMap<u32, String>,
+    /// Those refusals by this session's message number.
+    refused: HashMap<u32, String>,
+}
+
+impl Maildrop<'_> {
+    /// Every message of the maildrop, hashed, the plan's filters applied as the POP3 copy
+    /// applies them: the size `LIST` gives, and the date of its `Date` header (POP3 has no
+    /// arrival date; the copy stores the message under that date).
+    async fn read(&mut self, folder: usize, options: &CopyOptions) -> Result<Vec<Msg>, ImapError> {
+        let meta = |number: u32, size: u64, date: Option<String>| MessageMeta {
+            uid: number,
+            size: u32::try_from(size).unwrap_or(u32::MAX),
+            flags: Vec::new(),
+            internal_date: date,
+            modseq: None,
+        };
+        let listing = self.pop.listing().await?;
+        for l in &listing {
+            if let Some(reason) = self.refusals.get(&refusal_key(&l.uidl)) {
+                self.refused.insert(l.number, reason.clone());
+            }
+        }
+        let wanted: Vec<u32> = listing
+            .into_iter()
+            .filter(|l| options.size_ok(&meta(l.number, l.size, None)))
+            .map(|l| l.number)
+            .collect();
+        let mut out = Vec::new();
+        // A chunk's bodies at a time in memory; pipelined where the server allows it.
+        for chunk in wanted.chunks(CHUNK) {
+            let (bodies, err) = self.pop.fetch_each(chunk, false).await;
+            if let Some(e) = err {
+                return Err(e);
+            }
+            for (&number, body) in chunk.iter().zip(bodies) {
+                let date = read_header(&body).date;
+                if !options.in_date_window(&meta(number, 0, date.clone())) {
+                    continue;
+                }
+                self.named.insert(number, header::parse(&body));
+                out.push(Msg {
+                    folder,
+                    uid: number,
+                    size: body.len() as u64,
+                    flags: Vec::new(),
+                    internal_date: date,
+                    hash: content_hash(&body),
+                });
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl SourceSide<'_> {
+    /// Whether the source's messages carry flags to compare: a POP3 maildrop has none, and
+    /// what its copies carry on the destination (`\Seen` once read there) is the user's.
+    fn carries_flags(&self) -> bool {
+        !matches!(self, SourceSide::Pop3(_))
+    }
+
+    /// Why the copy left out source message `uid`, when the source side knows it itself (a
+    /// maildrop's refusals are keyed by UIDL, known only once it is listed).
+    fn refusal(&self, uid: u32) -> Option<String> {
+        match self {
+            SourceSide::Pop3(maildrop) => maildrop.refused.get(&uid).cloned(),
+            _ => None,
+        }
+    }
+
     /// Every message of one source folder, hashed, the plan's filters applied; files that
     /// cannot be imported come back apart, with why.
     async fn read(
@@ -500,6 +583,7 @@ impl SourceSide<'_> {
                 Ok((msgs, Vec::new()))
             }
             SourceSide::Files(tree) => Ok(read_files(tree, raw, folder, options)),
+            SourceSide::Pop3(maildrop) => Ok((maildrop.read(folder, options).await?, Vec::new())),
         }
     }
 
@@ -515,6 +599,10 @@ impl SourceSide<'_> {
                 names(src, uids).await
             }
             SourceSide::Files(tree) => Ok(file_names(tree, raw, uids)),
+            SourceSide::Pop3(maildrop) => Ok(uids
+                .iter()
+                .filter_map(|u| Some((*u, maildrop.named.get(u)?.clone())))
+                .collect()),
         }
     }
 }
@@ -637,6 +725,68 @@ pub async fn verify_files(
     }
 }
 
+/// Compares one account's POP3 maildrop with its destination folder (`INBOX`, or where the
+/// plan's folder rules map `INBOX`), as [`verify_account`] compares two mailboxes: each
+/// message's identity is its content hash, matched as a multiset; flags are not compared
+/// (POP3 has none). `refusals` are the copy's (by [`refusal_key`]), listed as skipped.
+pub async fn verify_pop3(
+    account: &str,
+    source: &Target,
+    dest: &Target,
+    rules: &FolderRules,
+    options: &CopyOptions,
+    limit: usize,
+    refusals: &HashMap<u32, String>,
+) -> AccountCheck {
+    let out = async {
+        let mut pop = Pop3::connect(source).await.map_err(|e| e.to_string())?;
+        let mut dst = Imap::connect(dest).await.map_err(|e| e.to_string())?;
+        let dl = dst.list().await.map_err(|e| e.to_string())?;
+        // The maildrop is one folder named INBOX, as the POP3 copy names it.
+        let inbox = [RemoteFolder {
+            name: "INBOX".into(),
+            delimiter: Some('/'),
+            attributes: Vec::new(),
+        }];
+        let mut rules = rules.clone();
+        rules.gmail.dest |= dst.caps.gmail;
+        let mapping = map_folders(&inbox, &dl, &rules).map_err(|e| e.to_string())?;
+        let mut side = SourceSide::Pop3(Maildrop {
+            pop: &mut pop,
+            named: HashMap::new(),
+            refusals,
+            refused: HashMap::new(),
+        });
+        // Its refusals are the maildrop's to name (by UIDL), not the table's by UID.
+        let out = check_all(
+            &mut side,
+            &mut dst,
+            &dl,
+            &mapping,
+            options,
+            limit,
+            &Refused::new(),
+        )
+        .await;
+        pop.quit().await;
+        dst.logout().await;
+        out
+    }
+    .await;
+    match out {
+        Ok(folders) => AccountCheck {
+            account: account.to_string(),
+            folders,
+            error: None,
+        },
+        Err(e) => AccountCheck {
+            account: account.to_string(),
+            folders: Vec::new(),
+            error: Some(e),
+        },
+    }
+}
+
 /// One destination folder against its source folders.
 async fn check_folder(
     src: &mut SourceSide<'_>,
@@ -701,10 +851,11 @@ async fn check_folder(
     missing.sort_by_key(src_order);
     extra.sort_by_key(|i| dmsgs[*i].uid);
     pairs.sort_by_key(|(s, _)| src_order(s));
+    let carries_flags = src.carries_flags();
     let flag_pairs: Vec<(usize, usize)> = pairs
         .iter()
         .copied()
-        .filter(|(s, d)| src_key(*s).0 != dst_key(*d).0)
+        .filter(|(s, d)| carries_flags && src_key(*s).0 != dst_key(*d).0)
         .collect();
     let date_pairs: Vec<(usize, usize)> = pairs
         .iter()
@@ -788,10 +939,14 @@ async fn check_folder(
             continue;
         }
         // Left out on purpose, and said so by the copy: not "missing".
-        if let Some(reason) = refused.get(&(sources[m.folder].0.clone(), m.uid)) {
+        let reason = refused
+            .get(&(sources[m.folder].0.clone(), m.uid))
+            .cloned()
+            .or_else(|| src.refusal(m.uid));
+        if let Some(reason) = reason {
             let skipped = Skipped {
                 source: sref(s),
-                reason: reason.clone(),
+                reason,
             };
             check.skipped.push(skipped, limit);
             continue;

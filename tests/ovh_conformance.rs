@@ -105,6 +105,9 @@ async fn new_api_family(svc: &Service, domain: &str, a: &str, b: &str, groups: b
         hidden: false,
     };
     let relay = Some("mx.elsewhere.example");
+    // The IMAP server is the service's `hostname` (a read, checked against the schema too).
+    let host = svc.imap_host().await.unwrap();
+    assert!(host.ends_with(".mail.ovh.net"), "{host}");
     twice!(
         svc,
         svc.ensure_domain(domain, DomainMode::NonAuthoritative, relay)
@@ -253,6 +256,7 @@ async fn every_operation_of_every_family_matches_the_published_schema() {
             domain: "legacy.example".into(),
         },
     );
+    assert_eq!(legacy.imap_host().await.unwrap(), "ssl0.ovh.net");
     let Created::Made(made) = legacy
         .create("hank@legacy.example", "Hank-Pa55word", None, &|| Ok(()))
         .await

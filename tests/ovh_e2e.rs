@@ -101,6 +101,7 @@ fresh_password: {{refusals: 1}}
 exchange:
   - organization: {ORG}
     service: {ORG}
+    hostname: 127.0.0.1
     offer: hosted
     domains: [{{name: mydomain.ovh, type: authoritative}}]
     accounts:
@@ -109,6 +110,7 @@ exchange:
     dovecot: {{users_file: {}/users, mail_root: {}/mail}}
 pro:
   - service: {PRO}
+    hostname: 127.0.0.1
     placeholders: 3
     dovecot: {{users_file: {}/users, mail_root: {}/mail}}
 {extra}"#,
@@ -426,6 +428,78 @@ fn exchange_to_email_pro_whole_procedure_then_nothing_to_write() {
 }
 
 /// Deletes an alias with a signed call, as someone in the control panel would.
+/// OVH Mail Migrator's "Hosted by OVHcloud (Autodetect)": the platforms name no IMAP host;
+/// mailshift reads each service's `hostname` from the API (the simulator says 127.0.0.1), and
+/// the whole procedure runs as with the hosts written out.
+#[test]
+fn imap_hosts_left_out_are_read_from_the_api() {
+    let s = setup("");
+    let dir = s.dir.path();
+    let text = std::fs::read_to_string(dir.join("plan.yaml")).unwrap();
+    let mut without = text.clone();
+    for port in [s.src.port(), s.dst.port()] {
+        let old = format!("{{host: 127.0.0.1, port: {port}, security: none}}");
+        assert!(without.contains(&old), "{text}");
+        // Plain IMAP to the test servers: validation cannot know the host will be loopback.
+        without = without.replace(
+            &old,
+            &format!("{{port: {port}, security: none, allow_plaintext: true}}"),
+        );
+    }
+    std::fs::write(dir.join("plan.yaml"), &without).unwrap();
+
+    let plan = mailshift(dir, &["plan", "plan.yaml"]);
+    assert_eq!(plan.code, 0, "{}", plan.transcript());
+    assert!(
+        plan.stdout.contains(
+            "platform `pro`: IMAP server read from the OVHcloud API when mailshift connects"
+        ),
+        "{}",
+        plan.transcript()
+    );
+    let refreshed = mailshift(dir, &["plan", "plan.yaml", "--refresh"]);
+    assert_eq!(refreshed.code, 0, "{}", refreshed.transcript());
+    for (platform, port) in [("exchange", s.src.port()), ("pro", s.dst.port())] {
+        let line = format!(
+            "platform `{platform}`: IMAP server 127.0.0.1:{port} (read from the OVHcloud API)"
+        );
+        assert!(
+            refreshed.stdout.contains(&line),
+            "{}",
+            refreshed.transcript()
+        );
+    }
+
+    let first = mailshift(dir, &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    assert!(
+        first
+            .stderr
+            .contains("platform `exchange`: IMAP server 127.0.0.1"),
+        "{}",
+        first.transcript()
+    );
+    assert_procedure_done(&s);
+    let verify = mailshift(dir, &["verify", "plan.yaml"]);
+    assert_eq!(verify.code, 0, "{}", verify.transcript());
+
+    // Writing the hosts out later is the same copy (it is the service's mailbox): nothing to
+    // do, nothing copied twice.
+    std::fs::write(
+        dir.join("plan.yaml"),
+        text.replace("security: none}", "security: none, allow_plaintext: true}"),
+    )
+    .unwrap();
+    let again = mailshift(dir, &["apply", "plan.yaml"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(
+        again.stdout.contains("0 messages (0 B) copied"),
+        "{}",
+        again.transcript()
+    );
+    assert_procedure_done(&s);
+}
+
 fn delete_alias_behind_our_back(s: &Setup, account: &str, alias: &str) {
     use mailshift::providers::ovh::{Task, TaskOutcome, wait_task};
     let (client, rt) = signed_client(&s.sim, CK);

@@ -44,6 +44,7 @@ fn world(dovecot: &Dovecot) -> World {
         pro: vec![Service {
             organization: None,
             service: "pro-1".into(),
+            hostname: None,
             offer: None,
             domains: vec![Domain {
                 name: "example.com".into(),

@@ -39,6 +39,7 @@ fn service(name: &str, domains: &[&str], accounts: &[&str]) -> Service {
     Service {
         organization: None,
         service: name.into(),
+        hostname: None,
         offer: None,
         domains: domains.iter().map(|d| domain(d)).collect(),
         accounts: accounts

@@ -94,6 +94,22 @@ fn reads_uidls_sizes_and_messages_over_tls_stls_and_plain() {
                 assert_eq!(body, message(i), "{security:?} message {i}");
                 assert_eq!(body.len() as u64, listed.size);
             }
+            // Dovecot allows pipelining, so the copy's fetches are sent in groups: the same
+            // messages come back, in order, and their headers alone with TOP.
+            assert!(pop.caps.pipelining && pop.caps.top, "{:?}", pop.caps);
+            let numbers: Vec<u32> = listing.iter().map(|l| l.number).collect();
+            let (bodies, err) = pop.fetch_each(&numbers, false).await;
+            assert!(err.is_none(), "{err:?}");
+            assert_eq!(bodies, (0..3).map(message).collect::<Vec<_>>());
+            let (heads, err) = pop.fetch_each(&numbers, true).await;
+            assert!(err.is_none(), "{err:?}");
+            for (i, head) in heads.iter().enumerate() {
+                let whole = message(i);
+                assert!(
+                    whole.starts_with(head) && head.ends_with(b"\r\n\r\n"),
+                    "{i}"
+                );
+            }
             pop.quit().await;
         });
     }
@@ -308,18 +324,77 @@ mod apply {
     use std::time::{Duration, Instant};
 
     use super::{PW, USER};
+    use crate::common::{Output, mailshift_env};
     use crate::support::dovecot::{Dovecot, DovecotConfig};
+    use crate::support::faultproxy::{Direction, Fault, FaultProxy};
 
     const DEST_PW: &str = "Dest-Pa55word";
 
     fn write_plan(dir: &Path, src: &Dovecot, dst: &Dovecot) {
+        write_plan_with(dir, &tls_endpoint(src, src.pop3s_port()), dst, "");
+    }
+
+    /// The plan with `pop3` as the source platform's endpoint and `extra` (lines of the
+    /// account, indented by four) added to the account.
+    fn write_plan_with(dir: &Path, pop3: &str, dst: &Dovecot, extra: &str) {
         let plan = format!(
-            "version: 1\nplatforms:\n  old: {{type: imap, pop3: {{host: 127.0.0.1, port: {}, security: tls, ca_file: {}}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: popper@example.com\n    from: old\n    to: new\n    content: [mail]\n    source: {{login: {USER}, password: {{env: POP_PW}}}}\n    destination: {{login: dest, password: {{env: DEST_PW}}}}\n",
-            src.pop3s_port(),
-            src.ca_pem_path().display(),
+            "version: 1\nplatforms:\n  old: {{type: imap, pop3: {pop3}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: popper@example.com\n    from: old\n    to: new\n    content: [mail]\n    source: {{login: {USER}, password: {{env: POP_PW}}}}\n    destination: {{login: dest, password: {{env: DEST_PW}}}}\n{extra}",
             dst.port()
         );
         std::fs::write(dir.join("plan.yaml"), plan).unwrap();
+    }
+
+    /// POP3 over implicit TLS on `port`, the certificate verified against the instance's CA.
+    fn tls_endpoint(src: &Dovecot, port: u16) -> String {
+        format!(
+            "{{host: 127.0.0.1, port: {port}, security: tls, ca_file: {}}}",
+            src.ca_pem_path().display()
+        )
+    }
+
+    /// `mailshift ARGS` in `dir`, with the plan's secrets.
+    fn run(dir: &Path, args: &[&str]) -> Output {
+        mailshift_env(dir, args, &[("POP_PW", PW), ("DEST_PW", DEST_PW)])
+    }
+
+    /// A POP3 source holding messages `0..count` and an empty IMAP destination.
+    fn servers(count: usize) -> (Dovecot, Dovecot) {
+        let users = [(USER, PW)];
+        let src = Dovecot::start(DovecotConfig {
+            users: &users,
+            tls: true,
+            pop3: true,
+            ..Default::default()
+        });
+        let dst_users = [("dest", DEST_PW)];
+        let dst = Dovecot::start(DovecotConfig {
+            users: &dst_users,
+            ..Default::default()
+        });
+        add_messages(&src, 0..count);
+        (src, dst)
+    }
+
+    fn add_messages(src: &Dovecot, range: std::ops::Range<usize>) {
+        let mut imap = src.login(USER, PW);
+        for n in range {
+            imap.append("INBOX", &[], None, &message(n)).unwrap();
+        }
+        imap.logout().unwrap();
+    }
+
+    /// Messages `range`, sorted as [`bodies`] sorts them.
+    fn want(range: std::ops::Range<usize>) -> Vec<Vec<u8>> {
+        let mut want: Vec<Vec<u8>> = range.map(message).collect();
+        want.sort();
+        want
+    }
+
+    fn verify_json(dir: &Path) -> (Output, serde_json::Value) {
+        let out = run(dir, &["verify", "plan.yaml", "--json"]);
+        let doc = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}\n{}", out.transcript()));
+        (out, doc)
     }
 
     fn mailshift(dir: &Path) -> Command {
@@ -342,15 +417,103 @@ mod apply {
     }
 
     fn bodies(dst: &Dovecot) -> Vec<Vec<u8>> {
+        bodies_in(dst, "INBOX")
+    }
+
+    fn bodies_in(dst: &Dovecot, folder: &str) -> Vec<Vec<u8>> {
         let mut imap = dst.login("dest", DEST_PW);
         let mut b: Vec<Vec<u8>> = imap
-            .uid_fetch_all("INBOX")
+            .uid_fetch_all(folder)
             .unwrap()
             .into_iter()
             .map(|m| m.bytes)
             .collect();
         b.sort();
         b
+    }
+
+    /// `import omm-csv` turns an OVH Mail Migrator `POP` row into a plan that runs as it is:
+    /// the import's secrets file gives the passwords, and the test servers' CAs are trusted
+    /// the way a user trusts a private CA system-wide (`SSL_CERT_FILE`), so the imported plan
+    /// is not edited. Both servers are reached over TLS, certificates verified.
+    #[test]
+    fn an_omm_pop_row_imports_into_a_plan_that_applies() {
+        let users = [(USER, PW)];
+        let src = Dovecot::start(DovecotConfig {
+            users: &users,
+            tls: true,
+            pop3: true,
+            ..Default::default()
+        });
+        let dst_users = [("popper@example.com", DEST_PW)];
+        let dst = Dovecot::start(DovecotConfig {
+            users: &dst_users,
+            tls: true,
+            ..Default::default()
+        });
+        add_messages(&src, 0..3);
+        let dir = tempfile::tempdir().unwrap();
+        let csv = format!(
+            "\"Source Type(IMAP/Exchange/POP)\";Source Server url;Source Login/Mail;Source Password;Destination Type;\"Destination Url(can be leaved empty if hosted by OVH)\";Destination Mail;Destination Password;Source admin mail (delegation);Destination Admin Mail (delegation)\n\
+             POP;pop3s://127.0.0.1:{};{USER};{PW};IMAP;imaps://127.0.0.1:{};popper@example.com;{DEST_PW};\"\";\"\"\n",
+            src.pop3s_port(),
+            dst.tls_port()
+        );
+        std::fs::write(dir.path().join("omm.csv"), csv).unwrap();
+        let import = mailshift_env(
+            dir.path(),
+            &[
+                "import",
+                "omm-csv",
+                "omm.csv",
+                "--secrets-file",
+                "secrets.env",
+            ],
+            &[],
+        );
+        assert_eq!(import.code, 0, "{}", import.transcript());
+        assert!(import.stdout.contains("pop3:"), "{}", import.stdout);
+        std::fs::write(dir.path().join("plan.yaml"), &import.stdout).unwrap();
+        let secrets = std::fs::read_to_string(dir.path().join("secrets.env")).unwrap();
+        let vars: Vec<(String, String)> = secrets
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains('='))
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                (k.to_string(), v.trim_matches('\'').to_string())
+            })
+            .collect();
+        assert_eq!(vars.len(), 2, "{secrets}");
+        let mut cas = std::fs::read_to_string(src.ca_pem_path()).unwrap();
+        cas.push_str(&std::fs::read_to_string(dst.ca_pem_path()).unwrap());
+        let ca_file = dir.path().join("cas.pem");
+        std::fs::write(&ca_file, cas).unwrap();
+        let ca = ca_file.display().to_string();
+        let mut env: Vec<(&str, &str)> =
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.push(("SSL_CERT_FILE", &ca));
+
+        let first = mailshift_env(dir.path(), &["apply", "plan.yaml"], &env);
+        assert_eq!(first.code, 0, "{}", first.transcript());
+        let mut imap = dst.login("popper@example.com", DEST_PW);
+        let mut got: Vec<Vec<u8>> = imap
+            .uid_fetch_all("INBOX")
+            .unwrap()
+            .into_iter()
+            .map(|m| m.bytes)
+            .collect();
+        got.sort();
+        assert_eq!(got, want(0..3));
+        let verify = mailshift_env(dir.path(), &["verify", "plan.yaml"], &env);
+        assert_eq!(verify.code, 0, "{}", verify.transcript());
+        // Without the CA, the same plan is refused: certificates are verified.
+        let untrusted = mailshift_env(dir.path(), &["apply", "plan.yaml"], &env[..env.len() - 1]);
+        assert_ne!(untrusted.code, 0, "{}", untrusted.transcript());
+        assert!(
+            untrusted.transcript().contains("certificate"),
+            "{}",
+            untrusted.transcript()
+        );
     }
 
     #[test]
@@ -429,6 +592,337 @@ mod apply {
         let again = mailshift(dir.path()).output().unwrap();
         assert!(again.status.success());
         assert_eq!(bodies(&dst).len(), count);
+    }
+
+    #[test]
+    fn verify_compares_the_maildrop_with_the_destination() {
+        let (src, dst) = servers(5);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(dir.path(), &src, &dst);
+        let applied = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(applied.code, 0, "{}", applied.transcript());
+
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        assert_eq!(doc["ok"], true, "{doc}");
+        let inbox = &doc["accounts"][0]["folders"][0];
+        assert_eq!(
+            (
+                &inbox["folder"],
+                &inbox["source_messages"],
+                &inbox["dest_messages"]
+            ),
+            (
+                &serde_json::json!("INBOX"),
+                &serde_json::json!(5),
+                &serde_json::json!(5)
+            ),
+            "{doc}"
+        );
+
+        // Read on the destination (\Seen): POP3 has no flags, so that is no difference.
+        let mut imap = dst.login("dest", DEST_PW);
+        imap.select("INBOX").unwrap();
+        imap.command("UID STORE 1:* +FLAGS.SILENT (\\Seen)")
+            .unwrap();
+        // One copy deleted on the destination, another one duplicated there.
+        imap.command("UID STORE 3 +FLAGS.SILENT (\\Deleted)")
+            .unwrap();
+        imap.command("UID EXPUNGE 3").unwrap();
+        imap.append("INBOX", &[], None, &message(0)).unwrap();
+        imap.logout().unwrap();
+
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 1, "{}", out.transcript());
+        let inbox = &doc["accounts"][0]["folders"][0];
+        assert_eq!(inbox["missing"]["count"], 1, "{doc}");
+        let missing = &inbox["missing"]["listed"][0];
+        assert_eq!(missing["message_id"], "<m2@example.org>", "{doc}");
+        assert_eq!(missing["subject"], "m2", "{doc}");
+        assert_eq!(inbox["extra"]["count"], 1, "{doc}");
+        assert_eq!(
+            inbox["extra"]["listed"][0]["message_id"],
+            "<m0@example.org>"
+        );
+        assert_eq!(inbox["flags"]["count"], 0, "{doc}");
+        // The text view names it as well.
+        let text = run(dir.path(), &["verify", "plan.yaml"]);
+        assert_eq!(text.code, 1);
+        assert!(
+            text.stdout
+                .contains("missing  INBOX UID 3  <m2@example.org>"),
+            "{}",
+            text.transcript()
+        );
+
+        // Put back as it was (the duplicate removed, the deleted one appended): ok again.
+        let mut imap = dst.login("dest", DEST_PW);
+        imap.select("INBOX").unwrap();
+        imap.command("UID STORE 6 +FLAGS.SILENT (\\Deleted)")
+            .unwrap();
+        imap.command("UID EXPUNGE 6").unwrap();
+        imap.append("INBOX", &[], None, &message(2)).unwrap();
+        imap.logout().unwrap();
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 0, "{}\n{doc}", out.transcript());
+        // The source is only read.
+        assert_eq!(src.stored_messages(USER), 5);
+    }
+
+    #[test]
+    fn a_link_cut_every_few_hundred_kb_still_copies_everything_once_in_one_apply() {
+        let count = 320;
+        let (src, dst) = servers(count);
+        let proxy = FaultProxy::to_port(src.pop3s_port());
+        proxy.set(Fault::CutRandom {
+            direction: Direction::ToClient,
+            min_bytes: 150_000,
+            max_bytes: 400_000,
+            seed: 0x90b3,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        write_plan_with(dir.path(), &tls_endpoint(&src, proxy.port()), &dst, "");
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        // The faults really fired: several connections were cut mid-copy, and the copy
+        // itself reconnected (not the apply retrying the step).
+        assert!(proxy.fired().len() >= 3, "{:?}", proxy.fired());
+        assert!(
+            out.stderr.contains("(reconnecting)"),
+            "{}",
+            out.transcript()
+        );
+        assert!(
+            out.stderr.contains("320/320 messages"),
+            "{}",
+            out.transcript()
+        );
+        let got = bodies(&dst);
+        assert_eq!(got.len(), count, "{}", out.transcript());
+        assert!(
+            got == want(0..count),
+            "contents differ\n{}",
+            out.transcript()
+        );
+        // Nothing left to do.
+        proxy.clear();
+        let again = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(again.code, 0, "{}", again.transcript());
+        assert_eq!(bodies(&dst).len(), count);
+    }
+
+    /// Message `n`, with a `Date` header when `date` is given, padded to about `size` bytes.
+    fn dated(n: usize, date: Option<&str>, size: usize) -> Vec<u8> {
+        let date = date.map_or(String::new(), |d| format!("Date: {d}\r\n"));
+        let mut m = format!(
+            "From: a@example.org\r\nTo: popper@example.org\r\n{date}Subject: d{n}\r\nMessage-ID: <d{n}@example.org>\r\n\r\n"
+        );
+        while m.len() < size {
+            m.push_str(&format!("line of dated message {n}\r\n"));
+        }
+        m.into_bytes()
+    }
+
+    fn sorted(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_accounts_options_apply_by_date_header_size_and_maildrop_order() {
+        let (src, dst) = servers(0);
+        let msgs = [
+            dated(0, Some("Mon, 07 Jan 2019 10:00:00 +0000"), 2_000),
+            dated(1, Some("Wed, 01 Mar 2023 10:00:00 +0100"), 2_000),
+            dated(2, Some("Thu, 02 Mar 2023 10:00:00 +0000"), 60_000),
+            dated(3, Some("Fri, 05 Jan 2024 10:00:00 +0000"), 2_000),
+            dated(4, None, 2_000),
+            dated(5, Some("Sat, 06 Jan 2024 10:00:00 +0000"), 2_000),
+        ];
+        let mut imap = src.login(USER, PW);
+        for m in &msgs {
+            imap.append("INBOX", &[], None, m).unwrap();
+        }
+        imap.logout().unwrap();
+
+        // A date window (by the Date header; none: copied) and a size cap (by LIST).
+        let dir = tempfile::tempdir().unwrap();
+        let endpoint = tls_endpoint(&src, src.pop3s_port());
+        write_plan_with(
+            dir.path(),
+            &endpoint,
+            &dst,
+            "    options: {since: 2022-01-01, before: 2025-01-01, max_message_size: 20KB}\n",
+        );
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        let kept = |i: &[usize]| sorted(i.iter().map(|&i| msgs[i].clone()).collect());
+        assert!(bodies(&dst) == kept(&[1, 3, 4, 5]), "{}", out.transcript());
+        // verify applies the same filters to the maildrop, and the dates agree.
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 0, "{}\n{doc}", out.transcript());
+        assert_eq!(doc["accounts"][0]["folders"][0]["source_messages"], 4);
+        // A second run reads only the header of the one message outside the window (TOP),
+        // fetches nothing whole and copies nothing: Dovecot's logout line counts them.
+        let again = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(again.code, 0, "{}", again.transcript());
+        assert_eq!(bodies(&dst).len(), 4);
+        let log = src.log();
+        let sessions: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("pop3(popper)") && l.contains("Logged out"))
+            .collect();
+        let last = sessions.last().unwrap_or_else(|| panic!("{log}"));
+        assert!(
+            last.contains("top=1/") && last.contains("retr=0/0"),
+            "{log}"
+        );
+        // And the first apply fetched whole only the four it copied.
+        assert!(sessions[0].contains("retr=4/"), "{log}");
+
+        // `newest_first` with `max_items`: the last messages listed, up to the cap.
+        let other = Dovecot::start(DovecotConfig {
+            users: &[("dest", DEST_PW)],
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        write_plan_with(
+            dir.path(),
+            &endpoint,
+            &other,
+            "    options: {max_items: 2, newest_first: true}\n",
+        );
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        assert!(bodies(&other) == kept(&[4, 5]), "{}", out.transcript());
+        // The cap holds across runs: it counts what the records hold.
+        let again = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(again.code, 0, "{}", again.transcript());
+        assert_eq!(bodies(&other).len(), 2);
+    }
+
+    #[test]
+    fn a_message_the_destination_refuses_is_recorded_and_verify_names_it_skipped() {
+        let users = [(USER, PW)];
+        let src = Dovecot::start(DovecotConfig {
+            users: &users,
+            tls: true,
+            pop3: true,
+            ..Default::default()
+        });
+        // A destination that refuses any message over 100 KB (the quota plugin's `[LIMIT]`).
+        let dst_users = [("dest", DEST_PW)];
+        let dst = Dovecot::start(DovecotConfig {
+            users: &dst_users,
+            extra: "mail_plugins = $mail_plugins quota\nplugin {\n  quota = count:User quota\n  quota_vsizes = yes\n  quota_rule = *:storage=1G\n  quota_max_mail_size = 100k\n}\n",
+            ..Default::default()
+        });
+        let big = dated(9, None, 300_000);
+        let mut imap = src.login(USER, PW);
+        imap.append("INBOX", &[], None, &message(0)).unwrap();
+        imap.append("INBOX", &[], None, &big).unwrap();
+        imap.append("INBOX", &[], None, &message(1)).unwrap();
+        imap.logout().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(dir.path(), &src, &dst);
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert!(bodies(&dst) == want(0..2), "{}", out.transcript());
+
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 1, "{}", out.transcript());
+        let inbox = &doc["accounts"][0]["folders"][0];
+        assert_eq!(inbox["missing"]["count"], 0, "{doc}");
+        assert_eq!(inbox["skipped"]["count"], 1, "{doc}");
+        let skipped = &inbox["skipped"]["listed"][0];
+        assert_eq!(skipped["source"]["message_id"], "<d9@example.org>", "{doc}");
+        assert_eq!(skipped["source"]["uid"], 2, "{doc}");
+        assert!(
+            !skipped["reason"].as_str().unwrap_or_default().is_empty(),
+            "{doc}"
+        );
+    }
+
+    #[test]
+    fn stls_on_port_110_verifies_the_certificate() {
+        let (src, dst) = servers(3);
+        let dir = tempfile::tempdir().unwrap();
+        // No CA given: the instance's private CA is not trusted, so STLS is refused.
+        let untrusted = format!(
+            "{{host: 127.0.0.1, port: {}, security: starttls}}",
+            src.pop3_port()
+        );
+        write_plan_with(dir.path(), &untrusted, &dst, "");
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_ne!(out.code, 0, "{}", out.transcript());
+        let text = out.transcript();
+        assert!(text.contains("certificate"), "{text}");
+        assert!(!text.contains(PW), "{text}");
+        assert_eq!(dst.stored_messages("dest"), 0);
+
+        let trusted = format!(
+            "{{host: 127.0.0.1, port: {}, security: starttls, ca_file: {}}}",
+            src.pop3_port(),
+            src.ca_pem_path().display()
+        );
+        write_plan_with(dir.path(), &trusted, &dst, "");
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        assert!(bodies(&dst) == want(0..3));
+    }
+
+    #[test]
+    fn a_folder_map_of_inbox_puts_the_mail_there() {
+        let (src, dst) = servers(3);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan_with(
+            dir.path(),
+            &tls_endpoint(&src, src.pop3s_port()),
+            &dst,
+            "    folders: {map: {INBOX: \"Old POP\"}}\n",
+        );
+        let out = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        assert!(bodies_in(&dst, "Old POP") == want(0..3));
+        assert!(bodies(&dst).is_empty());
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 0, "{}\n{doc}", out.transcript());
+        assert_eq!(doc["accounts"][0]["folders"][0]["folder"], "Old POP");
+    }
+
+    #[test]
+    fn rollback_since_a_sync_point_removes_its_copies_and_apply_copies_them_once_more() {
+        let (src, dst) = servers(3);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(dir.path(), &src, &dst);
+        let first = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(first.code, 0, "{}", first.transcript());
+        add_messages(&src, 3..5);
+        let second = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(second.code, 0, "{}", second.transcript());
+        assert!(bodies(&dst) == want(0..5));
+
+        let rollback = run(
+            dir.path(),
+            &["rollback", "plan.yaml", "--since", "2", "--yes"],
+        );
+        assert_eq!(rollback.code, 0, "{}", rollback.transcript());
+        assert!(
+            bodies(&dst) == want(0..3),
+            "exactly sync point 2's copies removed\n{}",
+            rollback.transcript()
+        );
+        // The POP3 server is untouched.
+        assert_eq!(src.stored_messages(USER), 5);
+
+        let again = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(again.code, 0, "{}", again.transcript());
+        assert!(bodies(&dst) == want(0..5), "{}", again.transcript());
+        let (out, doc) = verify_json(dir.path());
+        assert_eq!(out.code, 0, "{}\n{doc}", out.transcript());
+        // And once only: a further apply copies nothing.
+        let idle = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(idle.code, 0, "{}", idle.transcript());
+        assert_eq!(bodies(&dst).len(), 5);
     }
 }
 

@@ -329,7 +329,7 @@ fn status_shows_an_eta_while_a_copy_is_in_progress_and_none_once_it_is_done() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
-    // "this run: N of about 32 messages copied; ETA about T at its rate so far"
+    // "this run: N of about 32 messages copied (last batch …); ETA about T at its rate so far"
     let copied: u64 = line
         .strip_prefix("this run: ")
         .and_then(|l| l.split(' ').next())
@@ -337,7 +337,8 @@ fn status_shows_an_eta_while_a_copy_is_in_progress_and_none_once_it_is_done() {
         .unwrap_or_else(|| panic!("{line}"));
     assert!(
         (1..32).contains(&copied)
-            && line.contains(" of about 32 messages copied; ETA about ")
+            && line.contains(" of about 32 messages copied (last batch 20")
+            && line.contains(" UTC); ETA about ")
             && line.ends_with(" at its rate so far"),
         "{line}"
     );

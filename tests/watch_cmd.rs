@@ -14,18 +14,18 @@ use crate::support::dovecot::{Dovecot, DovecotConfig};
 use crate::support::faultproxy::{Direction, Fault, FaultProxy};
 
 // Distinctive, so that a log line carrying one cannot be missed by the grep below.
-const ALICE_OLD: &str = "alice-OLD-pw-7Qx";
-const ALICE_NEW: &str = "alice-NEW-pw-9Kz";
-const BOB_OLD: &str = "bob-OLD-pw-3Wm";
-const BOB_NEW: &str = "bob-NEW-pw-5Jr";
-const CAROL_OLD: &str = "carol-OLD-pw-8Ht";
-const CAROL_NEW: &str = "carol-NEW-pw-2Ds";
-const TOKEN: &str = "watch-T0ken-4bV8";
+pub(crate) const ALICE_OLD: &str = "alice-OLD-pw-7Qx";
+pub(crate) const ALICE_NEW: &str = "alice-NEW-pw-9Kz";
+pub(crate) const BOB_OLD: &str = "bob-OLD-pw-3Wm";
+pub(crate) const BOB_NEW: &str = "bob-NEW-pw-5Jr";
+pub(crate) const CAROL_OLD: &str = "carol-OLD-pw-8Ht";
+pub(crate) const CAROL_NEW: &str = "carol-NEW-pw-2Ds";
+pub(crate) const TOKEN: &str = "watch-T0ken-4bV8";
 const SECRETS: [&str; 7] = [
     ALICE_OLD, ALICE_NEW, BOB_OLD, BOB_NEW, CAROL_OLD, CAROL_NEW, TOKEN,
 ];
 
-fn env() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn env() -> Vec<(&'static str, &'static str)> {
     vec![
         ("ALICE_OLD", ALICE_OLD),
         ("ALICE_NEW", ALICE_NEW),
@@ -37,7 +37,7 @@ fn env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-fn servers() -> (Dovecot, Dovecot) {
+pub(crate) fn servers() -> (Dovecot, Dovecot) {
     let src = Dovecot::start(DovecotConfig {
         users: &[("alice", ALICE_OLD), ("bob", BOB_OLD), ("carol", CAROL_OLD)],
         ..DovecotConfig::default()
@@ -52,7 +52,7 @@ fn servers() -> (Dovecot, Dovecot) {
 
 /// A plan between two local servers for `accounts` (logins; passwords from `LOGIN_OLD` and
 /// `LOGIN_NEW` in upper case), with `options` as the plan's options.
-fn plan(src_port: u16, dst_port: u16, options: &str, accounts: &[&str]) -> String {
+pub(crate) fn plan(src_port: u16, dst_port: u16, options: &str, accounts: &[&str]) -> String {
     let mut p = format!(
         "version: 1\noptions: {{{options}}}\nplatforms:\n  \
          old: {{type: imap, imap: {{host: 127.0.0.1, port: {src_port}, security: none}}}}\n  \
@@ -71,13 +71,13 @@ fn plan(src_port: u16, dst_port: u16, options: &str, accounts: &[&str]) -> Strin
 }
 
 /// Replaces the plan the way editors and `git pull` do: a new file renamed over the old one.
-fn replace_plan(dir: &Path, text: &str) {
+pub(crate) fn replace_plan(dir: &Path, text: &str) {
     let tmp = dir.join(".plan.yaml.tmp");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, dir.join("plan.yaml")).unwrap();
 }
 
-fn message(n: usize, size: usize) -> Vec<u8> {
+pub(crate) fn message(n: usize, size: usize) -> Vec<u8> {
     let mut m = format!(
         "From: Carol <carol@example.org>\r\nTo: x@example.com\r\nSubject: watch {n}\r\n\
          Message-ID: <w{n}@example.org>\r\n\r\n"
@@ -89,19 +89,26 @@ fn message(n: usize, size: usize) -> Vec<u8> {
     m
 }
 
-fn seed(server: &Dovecot, user: &str, pass: &str, from: usize, count: usize, size: usize) {
+pub(crate) fn seed(
+    server: &Dovecot,
+    user: &str,
+    pass: &str,
+    from: usize,
+    count: usize,
+    size: usize,
+) {
     let mut c = server.login(user, pass);
     for n in from..from + count {
         c.append("INBOX", &[], None, &message(n, size)).unwrap();
     }
 }
 
-fn inbox_count(server: &Dovecot, user: &str, pass: &str) -> u32 {
+pub(crate) fn inbox_count(server: &Dovecot, user: &str, pass: &str) -> u32 {
     server.login(user, pass).examine("INBOX").unwrap().exists
 }
 
 /// One HTTP/1.1 GET; returns status, headers (lower-cased names) and body.
-fn http_get(addr: &str, path: &str, auth: Option<&str>) -> (u16, String, String) {
+pub(crate) fn http_get(addr: &str, path: &str, auth: Option<&str>) -> (u16, String, String) {
     http_request(
         "GET",
         addr,
@@ -111,7 +118,7 @@ fn http_get(addr: &str, path: &str, auth: Option<&str>) -> (u16, String, String)
 }
 
 /// One HTTP/1.1 request with an empty body and an optional extra header line.
-fn http_request(
+pub(crate) fn http_request(
     method: &str,
     addr: &str,
     path: &str,
@@ -162,15 +169,15 @@ fn dechunk(mut body: &str) -> String {
 }
 
 /// A running `mailshift watch`, killed if the test ends without stopping it.
-struct Watch {
+pub(crate) struct Watch {
     child: Child,
     log: PathBuf,
-    addr: String,
+    pub(crate) addr: String,
     auth: Option<String>,
 }
 
 impl Watch {
-    fn start(dir: &Path, log_name: &str, args: &[&str]) -> Watch {
+    pub(crate) fn start(dir: &Path, log_name: &str, args: &[&str]) -> Watch {
         let log = dir.join(log_name);
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailshift"));
@@ -209,28 +216,28 @@ impl Watch {
         }
     }
 
-    fn with_token(mut self) -> Watch {
+    pub(crate) fn with_token(mut self) -> Watch {
         self.auth = Some(format!("Bearer {TOKEN}"));
         self
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         let (code, _, body) = http_get(&self.addr, path, self.auth.as_deref());
         (code, body)
     }
 
-    fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         let (code, body) = self.get("/api/status");
         assert_eq!(code, 200, "{body}");
         serde_json::from_str(&body).unwrap()
     }
 
     /// Polls `/api/status` until `cond` holds; on timeout, fails with the status and the log.
-    fn wait_for(&self, what: &str, secs: u64, cond: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_for(&self, what: &str, secs: u64, cond: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let s = self.status();
@@ -246,7 +253,7 @@ impl Watch {
         }
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{sig}"), &self.child.id().to_string()])
             .status()
@@ -256,7 +263,7 @@ impl Watch {
     }
 
     /// Waits for the process to exit; its exit code, or a failure after `secs`.
-    fn wait_exit(&mut self, secs: u64) -> i32 {
+    pub(crate) fn wait_exit(&mut self, secs: u64) -> i32 {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -279,14 +286,14 @@ impl Drop for Watch {
     }
 }
 
-fn account<'a>(status: &'a Value, address: &str) -> Option<&'a Value> {
+pub(crate) fn account<'a>(status: &'a Value, address: &str) -> Option<&'a Value> {
     status["accounts"]
         .as_array()?
         .iter()
         .find(|a| a["address"] == address)
 }
 
-fn resource<'a>(status: &'a Value, id: &str) -> Option<&'a Value> {
+pub(crate) fn resource<'a>(status: &'a Value, id: &str) -> Option<&'a Value> {
     status["resources"]
         .as_array()?
         .iter()
@@ -294,7 +301,7 @@ fn resource<'a>(status: &'a Value, id: &str) -> Option<&'a Value> {
 }
 
 /// The account's mail is recorded as copied, `messages` of them, and no run is in flight.
-fn migrated(status: &Value, address: &str, messages: u64) -> bool {
+pub(crate) fn migrated(status: &Value, address: &str, messages: u64) -> bool {
     let mail = resource(status, &format!("account/{address}/mail"));
     account(status, address).is_some_and(|a| {
         a["messages_migrated"] == messages && a["state"] == "idle" && a["health"] == "synced"
@@ -303,13 +310,13 @@ fn migrated(status: &Value, address: &str, messages: u64) -> bool {
 
 /// A copy has started and has a full batch (100 messages, slowed down by the proxy) or more
 /// to go: a signal sent now lands in the middle of it.
-fn copy_under_way(a: &Value) -> bool {
+pub(crate) fn copy_under_way(a: &Value) -> bool {
     let copied = a["copy"]["copied"].as_u64().unwrap_or(0);
     let to_copy = a["copy"]["to_copy"].as_u64().unwrap_or(0);
     a["state"] == "running" && copied > 0 && copied + 100 <= to_copy
 }
 
-fn mailshift(dir: &Path, args: &[&str]) -> (i32, String) {
+pub(crate) fn mailshift(dir: &Path, args: &[&str]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailshift"));
     cmd.args(args).current_dir(dir);
     for (k, v) in env() {
@@ -326,7 +333,7 @@ fn mailshift(dir: &Path, args: &[&str]) -> (i32, String) {
     )
 }
 
-fn assert_no_secret_in(logs: &[String]) {
+pub(crate) fn assert_no_secret_in(logs: &[String]) {
     for (i, log) in logs.iter().enumerate() {
         assert!(!log.is_empty(), "log {i} is empty");
         for secret in SECRETS {
@@ -704,19 +711,23 @@ fn status_page_in_headless_chromium_matches_the_api() {
     });
     seed(&src, "alice", ALICE_OLD, 0, 12, 3_000);
     let dir = tempfile::tempdir().unwrap();
-    replace_plan(
-        dir.path(),
-        &plan(
-            src.port(),
-            dst.port(),
-            "sync_interval: 1h",
-            &["alice", "bob"],
-        ),
+    // carol is paused in the plan: her row says so, and no server is asked about her.
+    let text = plan(
+        src.port(),
+        dst.port(),
+        "sync_interval: 1h",
+        &["alice", "bob", "carol"],
+    )
+    .replace(
+        "- address: carol@example.com\n",
+        "- address: carol@example.com\n    paused: true\n",
     );
+    replace_plan(dir.path(), &text);
     let mut w = Watch::start(dir.path(), "watch.log", &[]);
-    let api = w.wait_for("alice synced and bob failing", 30, |s| {
+    let api = w.wait_for("alice synced, bob failing, carol paused", 30, |s| {
         migrated(s, "alice@example.com", 12)
             && account(s, "bob@example.com").is_some_and(|a| a["health"] == "failing")
+            && account(s, "carol@example.com").is_some_and(|a| a["health"] == "paused-by-user")
     });
     let url = format!("http://{}/", w.addr);
     let profile = tempfile::tempdir().unwrap();
@@ -771,8 +782,16 @@ fn status_page_in_headless_chromium_matches_the_api() {
         .collect();
     assert_eq!(rows, want, "page rows vs /api/status\n{dom}");
     assert_eq!(rows[0], ("bob@example.com".into(), "failing".into()));
+    assert_eq!(
+        rows[1],
+        ("carol@example.com".into(), "paused-by-user".into())
+    );
     assert!(
-        dom.contains("<title>(1 failing) mailshift: 2 accounts</title>"),
+        dom.contains(">paused</span> <span class=\"meta\">by the plan (edit it to resume)"),
+        "carol's row says paused, and by whom\n{dom}"
+    );
+    assert!(
+        dom.contains("<title>(1 failing) mailshift: 3 accounts</title>"),
         "{dom}"
     );
     assert!(

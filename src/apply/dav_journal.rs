@@ -171,6 +171,7 @@ pub fn from_object(r: DavObjectRecord) -> Result<ObjectRecord, JournalError> {
         dest_etag: r.dest_etag,
         size: r.size,
         sync_point: r.sync_point,
+        created_sync_point: r.created_sync_point,
     })
 }
 
@@ -183,6 +184,7 @@ fn to_object(r: &ObjectRecord) -> DavObjectRecord {
         dest_etag: r.dest_etag.clone(),
         size: r.size,
         sync_point: r.sync_point,
+        created_sync_point: r.created_sync_point,
     }
 }
 
@@ -215,6 +217,7 @@ mod tests {
             dest_etag: None,
             size: 10,
             sync_point: 3,
+            created_sync_point: Some(2),
         };
         let coll = CollectionRecord {
             dest_href: "/b/".into(),

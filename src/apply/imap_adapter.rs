@@ -27,9 +27,7 @@ pub fn target(
     creds: &Credentials,
     login: String,
 ) -> Result<Target, String> {
-    let endpoint = platform
-        .imap_endpoint()
-        .ok_or("the platform has no `imap` endpoint")?;
+    let endpoint = platform.imap_server()?;
     let auth = auth(loaded, platform, creds, login)?;
     Ok(Target::new(
         self::endpoint(&endpoint, loaded.base_dir.as_path()),

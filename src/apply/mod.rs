@@ -4,7 +4,9 @@
 //! Platform-level steps (domains) run first, then accounts (up to `parallel_accounts` at
 //! once), then platform features that may depend on accounts (groups, contacts, footers).
 //! One failing account does not stop the others: its later steps are skipped, and the report
-//! says what failed and why. The engine prints nothing; it calls [`Hooks`].
+//! says what failed and why. A copy a person paused (`hold`) is not started, and what waits for
+//! it waits, without failing, like a copy paused at a daily limit (`quota`). The engine prints
+//! nothing; it calls [`Hooks`].
 //!
 //! Each step works from its resource's spec (`model::Spec`), never from the plan again: copies
 //! here, API steps through the platform's control plane (`plane`, `control`). What is planned
@@ -21,12 +23,14 @@ pub mod ack;
 pub mod content;
 mod control;
 pub mod dav_journal;
+pub mod hold;
 pub mod imap_adapter;
 pub mod journal;
 pub mod pipeline;
 pub mod plane;
 pub mod quota;
 pub mod record;
+pub mod servers;
 pub mod sizing;
 
 use crate::diff::{Action, Change};
@@ -65,6 +69,10 @@ pub enum Outcome {
         until: u64,
         text: String,
     },
+    /// A copy a person paused (`hold`: the plan's `paused: true`, or watch mode's API), or a
+    /// step that waits for one: not a failure; it goes on when the pause is lifted. `text`
+    /// says who paused it and how to resume.
+    Held(String),
 }
 
 impl Outcome {
@@ -101,6 +109,14 @@ pub struct ApplyReport {
 impl ApplyReport {
     pub fn failed(&self) -> bool {
         self.steps.iter().any(|s| s.outcome.is_failure())
+    }
+
+    /// Steps a person's pause held back in this run (`Outcome::Held`).
+    pub fn held(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Held(_)))
+            .count()
     }
 
     /// When the earliest paused copy of this run may go on, if one paused.
@@ -140,6 +156,9 @@ pub struct ApplyOptions {
     /// Leave the spool directory alone: another apply of this process may be spooling into
     /// it (watch mode runs several, and clears the spool itself when it starts).
     pub keep_spool: bool,
+    /// Watch mode's way to pause this run while it goes: it writes the hold here, then raises
+    /// the stop flag (`hold::HoldCell`).
+    pub hold: hold::HoldCell,
 }
 
 /// Runs every pending change of the plan against the state.
@@ -150,6 +169,11 @@ pub async fn apply(
     hooks: Arc<dyn Hooks>,
     stop: StopFlag,
 ) -> Result<ApplyReport, StepError> {
+    // Watch cycles come here directly; the commands have read them already (and said so).
+    let (loaded, detected) = servers::detect(loaded).await;
+    for d in &detected {
+        tracing::info!("{}", d.line(&loaded));
+    }
     // Spool files left by a killed run are garbage: this process holds the state lock.
     if !options.keep_spool
         && let Some(dir) = loaded.state_path().parent()
@@ -164,6 +188,7 @@ pub async fn apply(
         .map(|(id, _)| id.clone())
         .collect();
     let mut planned = Planned::new(&loaded.plan, &state);
+    planned.hold(&hold::holds(&loaded.plan, &store.holds()?));
     let api_calls: plane::ApiCalls = {
         let hooks = hooks.clone();
         Arc::new(move |api, operation, elapsed, ok| hooks.api_call(api, operation, elapsed, ok))
@@ -201,7 +226,10 @@ pub async fn apply(
         dav_copies: Mutex::new(Vec::new()),
         finished: Mutex::new(HashMap::new()),
         paused: Mutex::new(HashMap::new()),
+        held: Mutex::new(std::collections::HashSet::new()),
+        hold: options.hold.clone(),
         planes,
+        sync_point: tokio::sync::OnceCell::new(),
     });
 
     let (platform_first, rest): (Vec<Change>, Vec<Change>) = changes
@@ -230,7 +258,8 @@ pub async fn apply(
         copies,
         dav_copies,
         api_writes: ctx.planes.writes(),
-        stopped: ctx.stop.load(Ordering::Relaxed),
+        // Stopped by a pause is not stopped: the run ended where the person asked.
+        stopped: ctx.stop.load(Ordering::Relaxed) && hold::read_cell(&ctx.hold).is_none(),
         notify_failures: Vec::new(),
     };
     // After the records: what is told is what the state already says. Never fails the run.
@@ -292,7 +321,15 @@ struct Ctx {
     /// Copies of this run paused at a daily limit, and until when: what depends on them waits
     /// as long, without failing.
     paused: Mutex<HashMap<ResourceAddr, u64>>,
+    /// Steps of this run a person's pause held back: what depends on them waits too.
+    held: Mutex<std::collections::HashSet<ResourceAddr>>,
+    /// Set (with the stop flag) when watch mode pauses this run while it goes.
+    hold: hold::HoldCell,
     planes: Planes,
+    /// This run's sync point, taken when its first copy starts: every copy of one `apply`
+    /// (one watch cycle) shares it, so `rollback --since N` undoes whole runs, as OVH Mail
+    /// Migrator's synchronisation points do.
+    sync_point: tokio::sync::OnceCell<u64>,
 }
 
 /// Runs one group's changes in dependency order (a group's changes are few: a simple
@@ -309,7 +346,12 @@ async fn run_group(ctx: &Arc<Ctx>, mut pending: Vec<Change>) {
             .unwrap_or(0);
         let change = pending.remove(next);
         let outcome = if ctx.stop.load(Ordering::Relaxed) {
-            Outcome::Skipped("stopped before this step (run apply again to continue)".to_string())
+            match hold::read_cell(&ctx.hold) {
+                Some(h) => Outcome::Held(format!("not started: {}", h.text())),
+                None => Outcome::Skipped(
+                    "stopped before this step (run apply again to continue)".to_string(),
+                ),
+            }
         } else {
             match blocked_by(ctx, &change).await {
                 Some(reason) => match paused_dependency(ctx, &change).await {
@@ -320,7 +362,12 @@ async fn run_group(ctx: &Arc<Ctx>, mut pending: Vec<Change>) {
                             crate::render::time::minute(until)
                         ),
                     },
-                    None => Outcome::Skipped(reason),
+                    None => match held_dependency(ctx, &change).await {
+                        Some(dep) => Outcome::Held(format!(
+                            "waits for {dep}, which is paused (resume it to go on)"
+                        )),
+                        None => Outcome::Skipped(reason),
+                    },
                 },
                 None => {
                     ctx.hooks.step_started(&change);
@@ -335,6 +382,9 @@ async fn run_group(ctx: &Arc<Ctx>, mut pending: Vec<Change>) {
                 .insert(addr.clone(), matches!(outcome, Outcome::Done(_)));
             if let Outcome::Paused { until, .. } = outcome {
                 ctx.paused.lock().await.insert(addr.clone(), until);
+            }
+            if let Outcome::Held(_) = &outcome {
+                ctx.held.lock().await.insert(addr.clone());
             }
         }
         let result = StepResult {
@@ -380,6 +430,16 @@ async fn paused_dependency(ctx: &Ctx, change: &Change) -> Option<(ResourceAddr, 
         .find_map(|d| paused.get(d).map(|until| (d.clone(), *until)))
 }
 
+/// A dependency of `change` that a person's pause held back in this run.
+async fn held_dependency(ctx: &Ctx, change: &Change) -> Option<ResourceAddr> {
+    let held = ctx.held.lock().await;
+    change
+        .depends_on
+        .iter()
+        .find(|d| held.contains(*d))
+        .cloned()
+}
+
 async fn run_change(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     match change.action {
         Action::Conflict => Outcome::Conflict(change.reason.clone()),
@@ -390,6 +450,8 @@ async fn run_change(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
                 .unwrap_or_else(|| change.reason.clone()),
         ),
         Action::Orphaned => Outcome::Done("kept".to_string()),
+        // Not started: the reason says who paused it and how to resume.
+        Action::Paused => Outcome::Held(change.reason.clone()),
         Action::Sync => run_sync(ctx, change).await,
         Action::Create | Action::Update | Action::Delete => control::run(ctx, change).await,
     }
@@ -452,8 +514,12 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     };
     // Mark the step as started: a crash from here on shows as "resume" in the next plan.
     let store = ctx.store.clone();
-    let sync_point = match store.next_sync_point() {
-        Ok(p) => p,
+    let sync_point = match ctx
+        .sync_point
+        .get_or_try_init(|| async { store.next_sync_point() })
+        .await
+    {
+        Ok(p) => *p,
         Err(e) => return Outcome::Failed(e.into()),
     };
     let (started, prev) = match records.sync_started(resource) {
@@ -538,7 +604,10 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             ctx.dav_copies.lock().await.push(report);
         }
     }
-    if let Some(p) = paused.filter(|_| failed.is_none()) {
+    let held = hold::read_cell(&ctx.hold).filter(|_| stopped && failed.is_none());
+    if let Some(h) = held {
+        Outcome::Held(format!("{summary}; {}", h.text()))
+    } else if let Some(p) = paused.filter(|_| failed.is_none()) {
         Outcome::Paused {
             until: p.until,
             text: format!("{summary}; {}", quota::pause_text(&p)),

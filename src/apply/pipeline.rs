@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use super::hold::Hold;
 use super::plane::{Observed, Planes};
-use crate::diff::{Change, add_drift, diff};
+use crate::diff::{Action, Change, add_drift, diff};
 use crate::error::StepError;
 use crate::model::{Execution, Resource, ResourceAddr, compile};
 use crate::plan::model::Plan;
@@ -34,6 +35,23 @@ impl Planned {
         let drift = observe_drift(planes, &self.resources, state).await?;
         add_drift(&mut self.changes, &self.resources, state, &drift);
         Ok(())
+    }
+
+    /// Shows the copies of held accounts (`hold`) as paused: `apply` leaves them where they
+    /// stand, and what depends on them waits.
+    pub fn hold(&mut self, holds: &BTreeMap<String, Hold>) {
+        if holds.is_empty() {
+            return;
+        }
+        for c in &mut self.changes {
+            if c.action == Action::Sync
+                && c.kind.is_content()
+                && let Some(h) = c.account.as_ref().and_then(|a| holds.get(a))
+            {
+                c.action = Action::Paused;
+                c.reason = h.text();
+            }
+        }
     }
 
     /// Keeps only the changes of these accounts (lower-case addresses); none means all.

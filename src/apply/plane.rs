@@ -99,6 +99,22 @@ impl Planes {
     }
 }
 
+/// The IMAP server a platform's API names for its mailboxes (`None`: it names none), asked
+/// of a plane built for this question alone.
+pub async fn imap_host(
+    name: &str,
+    platform: &Platform,
+    loaded: &Loaded,
+) -> Result<Option<String>, StepError> {
+    let kinds = kinds();
+    let Some(kind) = kinds.iter().find(|k| k.serves(platform)) else {
+        return Ok(None);
+    };
+    kind.connect(name, platform, loaded, None)?
+        .imap_host()
+        .await
+}
+
 /// Platforms without an API: every step on them is done by a person (`Execution::Manual`,
 /// acknowledged with `mailshift ack`), so the executor never asks this plane to act.
 struct Manual;

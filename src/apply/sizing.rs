@@ -58,7 +58,7 @@ pub fn record_throughput(
     let t = Throughput {
         bytes,
         seconds: took.as_secs().max(1),
-        at: super::quota::now(),
+        at: crate::watch::status::unix_now(),
     };
     if let Err(e) = store.put_throughput(&source_server(spec), &t) {
         tracing::warn!(account = %spec.address, "cannot record the copy's throughput: {e}");
@@ -76,9 +76,10 @@ pub struct RecordRun {
 
 impl Progress for RecordRun {
     fn account_started(&self, account: &str, to_copy: u64) {
+        // The real clock, as the batches' times are (not the daily limits' test clock).
         let run = CopyRun {
             sync_point: self.sync_point,
-            started_at: super::quota::now(),
+            started_at: crate::watch::status::unix_now(),
             to_copy,
         };
         // One small commit per run, before any folder: not worth a blocking task of its own.
@@ -102,8 +103,10 @@ impl Progress for RecordRun {
 }
 
 /// The ETA of a copy in progress, from the state alone (`status`): its run's start and
-/// estimate, and the messages recorded under the run's sync point. `None` when the copy has
-/// no run recorded or has not copied anything yet.
+/// estimate, the messages recorded under the run's sync point, and when its last batch was
+/// recorded. The rate is taken up to that last batch, not up to now, so a copy that stopped
+/// (killed, paused, a stalled server) keeps its honest rate and says since when it is quiet.
+/// `None` when the copy has no run recorded or has not copied anything yet.
 pub fn eta_from_state(
     reader: &crate::state::StateReader,
     id: &str,
@@ -116,12 +119,21 @@ pub fn eta_from_state(
         .copied_by_sync_point(id)?
         .get(&run.sync_point)
         .map_or(0, |(count, _)| *count);
+    let last_batch = reader
+        .folders(id)?
+        .values()
+        .map(|f| f.updated_at)
+        .filter(|t| *t >= run.started_at)
+        .max();
+    // Batches within the run's first second give no interval yet: measure up to now.
+    let until = last_batch.filter(|t| *t > run.started_at).unwrap_or(now);
     let remaining = run.to_copy.saturating_sub(copied);
     Ok(
-        eta(copied, remaining, now.saturating_sub(run.started_at)).map(|seconds| RunEta {
+        eta(copied, remaining, until.saturating_sub(run.started_at)).map(|seconds| RunEta {
             seconds,
             copied,
             to_copy: run.to_copy,
+            last_batch,
         }),
     )
 }
@@ -133,6 +145,8 @@ pub struct RunEta {
     /// Messages this run recorded so far, of about `to_copy`.
     pub copied: u64,
     pub to_copy: u64,
+    /// Unix seconds of the run's last recorded batch.
+    pub last_batch: Option<u64>,
 }
 
 /// One account's copy, sized: what `plan --refresh` prints and `--json` carries.

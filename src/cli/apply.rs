@@ -2,7 +2,8 @@
 //! (both rendered by `crate::render`).
 //!
 //! Exit codes: 0 done, 1 a step failed or the run was stopped, [`EXIT_PAUSED`] (75) a copy
-//! paused at a platform's daily limit and nothing failed, 130 a second Ctrl-C.
+//! paused (at a platform's daily limit, or by a person: `paused: true`) and nothing failed,
+//! 130 a second Ctrl-C.
 //!
 //! Ctrl-C (or SIGTERM) stops at the next checkpoint: the batch in hand is finished and
 //! recorded, then the run ends; a second Ctrl-C exits at once. The state is valid either way.
@@ -19,8 +20,8 @@ use crate::render::progress::Printer;
 use crate::render::report::apply_report;
 use crate::state::StateStore;
 
-/// Nothing failed, but a copy paused at a platform's daily limit: run `apply` again after the
-/// time the report gives. 75 is sysexits' EX_TEMPFAIL ("try again later"); 2 is clap's for a
+/// Nothing failed, but a copy paused at a platform's daily limit (run `apply` again after the
+/// time the report gives) or by a person (`paused: true`: not converged until it is lifted). 75 is sysexits' EX_TEMPFAIL ("try again later"); 2 is clap's for a
 /// bad command line, and 1 a failure.
 pub const EXIT_PAUSED: u8 = 75;
 
@@ -47,6 +48,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let printer = Arc::new(Printer::new());
     let started = Instant::now();
     let report = runtime.block_on(async {
+        let loaded = super::detect_servers(loaded).await;
         let stop2 = stop.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -57,7 +59,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             std::process::exit(130);
         });
         apply(
-            Arc::new(loaded),
+            loaded,
             store,
             ApplyOptions {
                 targets,
@@ -74,7 +76,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     print!("{}", apply_report(&report, started.elapsed().as_secs_f64()));
     Ok(if report.failed() || report.stopped {
         ExitCode::from(1)
-    } else if report.paused_until().is_some() {
+    } else if report.paused_until().is_some() || report.held() > 0 {
         ExitCode::from(EXIT_PAUSED)
     } else {
         ExitCode::SUCCESS

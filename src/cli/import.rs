@@ -35,6 +35,19 @@ pub enum ImportCommand {
         dest_port: Option<u16>,
         #[arg(long, value_name = "SECURITY", requires = "dest_host")]
         dest_security: Option<SecurityArg>,
+        /// The OVHcloud service for rows whose destination URL is empty, as OMM's "Hosted by
+        /// OVHcloud (Autodetect)": `exchange:ORGANIZATION/SERVICE`, `email-pro:SERVICE` or
+        /// `mx-plan:SERVICE`. Its IMAP server is read from the API at each run.
+        #[arg(long, value_name = "KIND:SERVICE", conflicts_with = "dest_host")]
+        dest_ovh: Option<String>,
+        /// The OVHcloud API endpoint of `--dest-ovh`'s provider.
+        #[arg(
+            long,
+            value_name = "ENDPOINT",
+            default_value = "ovh-eu",
+            requires = "dest_ovh"
+        )]
+        ovh_endpoint: String,
     },
     /// Exchange Online IMAP migration CSV: `EmailAddress,UserName,Password` (destination
     /// address, source login, source password). The servers are given as options.
@@ -106,12 +119,25 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             dest_host,
             dest_port,
             dest_security,
+            dest_ovh,
+            ovh_endpoint,
         } => {
             let dest_fallback = dest_host
                 .map(|h| option_endpoint("--dest-host", &h, dest_port, dest_security))
                 .transpose()?;
+            let dest_ovh = dest_ovh
+                .map(|d| import::OvhDest::parse(&d, &ovh_endpoint))
+                .transpose()
+                .map_err(CliError)?;
             let (name, bytes) = read_input(&common.file)?;
-            let imported = import::omm_csv(&bytes, &name, &OmmOptions { dest_fallback })?;
+            let imported = import::omm_csv(
+                &bytes,
+                &name,
+                &OmmOptions {
+                    dest_fallback,
+                    dest_ovh,
+                },
+            )?;
             (common, imported)
         }
         ImportCommand::ExoCsv {

@@ -110,6 +110,16 @@ pub fn targets(loaded: &crate::plan::Loaded, raw: &[String]) -> Result<Vec<Strin
 }
 
 /// The async runtime for the commands that talk to servers.
+/// Reads what the plan leaves to the platforms' APIs (`apply::servers`) and says on stderr
+/// what was found, so the output on stdout stays what the command is for.
+pub async fn detect_servers(loaded: crate::plan::Loaded) -> std::sync::Arc<crate::plan::Loaded> {
+    let (loaded, detected) = crate::apply::servers::detect(std::sync::Arc::new(loaded)).await;
+    for d in &detected {
+        eprintln!("{}", d.line(&loaded));
+    }
+    loaded
+}
+
 pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -35,11 +35,23 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let Some(loaded) = load_plan(&args.plan) else {
         return Ok(ExitCode::from(1));
     };
-    let loaded = Arc::new(loaded);
+    let mut loaded = Arc::new(loaded);
+    let mut detected = Vec::new();
+    if args.refresh {
+        (loaded, detected) = super::runtime()?.block_on(crate::apply::servers::detect(loaded));
+    }
+    let detected: Vec<String> = if args.refresh {
+        detected.iter().map(|d| d.line(&loaded)).collect()
+    } else {
+        crate::apply::servers::unread(&loaded)
+    };
     let state_path = loaded.state_path();
     let state = crate::state::read_resources(&state_path)?;
     let mut planned = Planned::new(&loaded.plan, &state);
     let mut sized = None;
+    // Paused copies show as such, not as changes apply would make.
+    let recorded = crate::state::StateReader::open(&state_path)?.holds()?;
+    planned.hold(&crate::apply::hold::holds(&loaded.plan, &recorded));
     if args.refresh {
         let planes = Planes::new(loaded.clone(), None);
         super::runtime()?.block_on(planned.refresh(&planes, &state))?;
@@ -57,6 +69,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     }
     let changes = planned.changes;
     if args.json {
+        for line in &detected {
+            eprintln!("{line}");
+        }
         print!("{}", render::plan_json(&changes, sized.as_deref()));
     } else {
         let recorded = if state.is_empty() {
@@ -67,11 +82,15 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
                 crate::plan::diagnostic::plural(state.len(), "resource")
             )
         };
-        let header = format!(
+        let mut header = format!(
             "mailshift plan: {} against state {} ({recorded})\nThis is a dry run: nothing was changed.",
             loaded.file_name(),
             state_path.display()
         );
+        for line in &detected {
+            header.push('\n');
+            header.push_str(line);
+        }
         print!("{}", render::plan_human(&changes, &header));
         if let Some(sized) = &sized {
             print!("{}", render::sizing::sizing_human(sized));

@@ -1,15 +1,18 @@
 //! `mailshift rollback PLAN --since N`: deletes from the destinations exactly the messages
-//! mailshift copied in sync points N and later (content checked, nothing else touched), after
-//! showing them and asking; `--dry-run` only shows, `--yes` does not ask. The logic lives in
-//! `crate::rollback`; this file picks the accounts, prints and asks.
+//! mailshift copied in sync points N and later (content checked, nothing else touched), and the
+//! contacts, events and tasks those runs created (ETag checked), after showing them and asking;
+//! `--dry-run` only shows, `--yes` does not ask. The logic lives in `crate::rollback` (mail) and
+//! `crate::rollback::dav`; this file picks the accounts, prints and asks.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{CliError, load_plan};
+use crate::apply::content::dav::Side;
 use crate::model::{AccountSpec, ResourceKind, compile};
 use crate::plan::diagnostic::plural;
+use crate::rollback::dav::{self as davrb, CollectionSurvey, Kept};
 use crate::rollback::{FolderSurvey, candidates, execute, no_gmail, no_uidplus, survey};
 use crate::transfer::imap::session::Imap;
 
@@ -32,7 +35,8 @@ pub struct Args {
     /// Delete without asking (for scripts).
     #[arg(long)]
     pub yes: bool,
-    /// Messages listed per folder and kind (to delete, left alone); the counts are complete.
+    /// Messages (or contacts, events, tasks) listed per folder (or collection) and kind (to
+    /// delete, left alone); the counts are complete.
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub limit: usize,
 }
@@ -43,6 +47,64 @@ struct AccountWork {
     id: String,
     dst: Imap,
     folders: Vec<FolderSurvey>,
+}
+
+/// One account's contacts, calendars or tasks survey, with its open destination.
+struct DavWork {
+    address: String,
+    id: String,
+    /// `contacts`, `calendars` or `tasks`.
+    kind: &'static str,
+    /// What one object is called ("contact", "event", "task").
+    noun: &'static str,
+    dest: Side,
+    collections: Vec<CollectionSurvey>,
+}
+
+/// Counts per kind of item, in the order they are shown: messages, then contacts, events, tasks.
+#[derive(Default)]
+struct Counts {
+    /// Some account asked for has mail in the plan.
+    mail: bool,
+    messages: usize,
+    dav: Vec<(&'static str, usize)>,
+}
+
+impl Counts {
+    fn add_dav(&mut self, noun: &'static str, n: usize) {
+        match self.dav.iter_mut().find(|(k, _)| *k == noun) {
+            Some((_, c)) => *c += n,
+            None => {
+                self.dav.push((noun, n));
+                // Contacts, events, tasks: the plan's order of content kinds.
+                let rank = |k: &str| ["contact", "event", "task"].iter().position(|x| *x == k);
+                self.dav.sort_by_key(|(k, _)| rank(k));
+            }
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.messages + self.dav.iter().map(|(_, n)| n).sum::<usize>()
+    }
+
+    /// "3 messages", or "3 messages and 2 contacts, 1 event" when the plan has such content.
+    fn text(&self) -> String {
+        let mail = plural(self.messages, "message");
+        if self.dav.is_empty() {
+            return mail;
+        }
+        let dav = self
+            .dav
+            .iter()
+            .map(|(k, n)| plural(*n, k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if self.mail || self.messages > 0 {
+            format!("{mail} and {dav}")
+        } else {
+            dav
+        }
+    }
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {
@@ -69,6 +131,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     }
     let store = crate::state::StateStore::open(&loaded.state_path())?;
     let runtime = super::runtime()?;
+    let loaded = runtime.block_on(super::detect_servers(loaded));
     let resources = compile(&loaded.plan);
     let mut failed = false;
     let mut work: Vec<AccountWork> = Vec::new();
@@ -134,39 +197,70 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             }
         }
     }
-    let mut total = 0;
+    let mut totals = Counts {
+        mail: loaded.plan.accounts.iter().any(|a| {
+            let address = a.address.to_ascii_lowercase();
+            (targets.is_empty() || targets.contains(&address))
+                && resources.iter().any(|r| {
+                    r.kind == ResourceKind::Mail && r.account.as_deref() == Some(address.as_str())
+                })
+        }),
+        ..Counts::default()
+    };
+    let dav = survey_dav(&loaded, &store, &runtime, &resources, &targets, args.since)?;
+    failed |= dav.failed;
+    for noun in dav.nouns {
+        totals.add_dav(noun, 0);
+    }
+    let dav_work = dav.work;
     for w in &work {
         for s in &w.folders {
             failed |= show(&w.address, s, args.limit);
             if s.refused.is_none() {
-                total += s.delete.len();
+                totals.messages += s.delete.len();
+            }
+        }
+    }
+    for w in &dav_work {
+        for s in &w.collections {
+            failed |= show_dav(w, s, args.limit);
+            if s.refused.is_none() {
+                totals.add_dav(w.noun, s.delete.len());
             }
         }
     }
     if args.dry_run {
         println!(
             "Dry run: {} would be deleted (sync point {} and later); nothing was changed.",
-            plural(total, "message"),
+            totals.text(),
             args.since
         );
         return Ok(exit(failed));
     }
     let pending_only = work
         .iter()
-        .any(|w| w.folders.iter().any(|s| !s.gone.is_empty()));
+        .any(|w| w.folders.iter().any(|s| !s.gone.is_empty()))
+        || dav_work
+            .iter()
+            .any(|w| w.collections.iter().any(|s| s.has_work()));
+    let total = totals.total();
     if total == 0 && !pending_only {
         println!("Nothing to delete.");
         return Ok(exit(failed));
     }
-    if !args.yes && total > 0 && !confirm(total)? {
+    if !args.yes && total > 0 && !confirm(&totals)? {
         println!("Nothing was deleted.");
         return Ok(ExitCode::from(1));
     }
-    let mut deleted = 0;
+    let mut deleted = Counts {
+        mail: totals.mail,
+        messages: 0,
+        dav: totals.dav.iter().map(|(k, _)| (*k, 0)).collect(),
+    };
     for w in &mut work {
         for s in &w.folders {
             match runtime.block_on(execute(&mut w.dst, &store, &w.id, args.since, s)) {
-                Ok(()) => deleted += s.delete.len(),
+                Ok(()) => deleted.messages += s.delete.len(),
                 Err(e) => {
                     failed = true;
                     println!("{}: {:?}: {e}", w.address, s.dest);
@@ -174,11 +268,161 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             }
         }
     }
+    for w in &dav_work {
+        for s in &w.collections {
+            match runtime.block_on(davrb::execute(&w.dest, &store, &w.id, args.since, s)) {
+                Ok(done) => {
+                    deleted.add_dav(w.noun, done.deleted);
+                    for k in &done.changed {
+                        println!("{}  {} {:?}: {}", w.address, w.kind, s.name, kept_line(k));
+                    }
+                    if done.now_empty {
+                        println!(
+                            "{}  {} {:?} ({}) is now empty: left in place (a rollback deletes objects, never collections)",
+                            w.address, w.kind, s.name, s.dest_href
+                        );
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    println!("{}  {} {:?}: {e}", w.address, w.kind, s.name);
+                }
+            }
+        }
+    }
     println!(
         "Rolled back: {} deleted; the next apply copies them again if the plan still wants them.",
-        plural(deleted, "message")
+        deleted.text()
     );
     Ok(exit(failed))
+}
+
+/// What [`survey_dav`] found.
+#[derive(Default)]
+struct DavSurveys {
+    work: Vec<DavWork>,
+    /// What one object of each kind the plan has for these accounts is called: the report
+    /// counts every one, with 0 when there is nothing.
+    nouns: Vec<&'static str>,
+    /// A destination was refused.
+    failed: bool,
+}
+
+/// Surveys the contacts, calendars and tasks of the accounts asked for.
+fn survey_dav(
+    loaded: &crate::plan::Loaded,
+    store: &crate::state::StateStore,
+    runtime: &tokio::runtime::Runtime,
+    resources: &[crate::model::Resource],
+    targets: &[String],
+    since: u64,
+) -> Result<DavSurveys, CliError> {
+    let mut out = DavSurveys::default();
+    for a in &loaded.plan.accounts {
+        let address = a.address.to_ascii_lowercase();
+        if !targets.is_empty() && !targets.contains(&address) {
+            continue;
+        }
+        for r in resources.iter().filter(|r| {
+            matches!(
+                r.kind,
+                ResourceKind::Contacts | ResourceKind::Calendars | ResourceKind::Tasks
+            ) && r.account.as_deref() == Some(address.as_str())
+        }) {
+            let (kind, noun) = (r.kind.as_str(), davrb::noun(r.kind));
+            out.nouns.push(noun);
+            let todo = davrb::candidates(store, r.id(), since)?;
+            if todo.is_empty() {
+                println!(
+                    "{address}  {kind}: nothing created in sync point {} or later",
+                    since
+                );
+                continue;
+            }
+            let result = runtime.block_on(async {
+                let spec = AccountSpec::of(&loaded.plan, a)
+                    .ok_or("unknown platform (the plan validator should have refused this)")?;
+                let dest = crate::apply::content::dav::open_destination(loaded, &spec)
+                    .await
+                    .map_err(|e| format!("destination: {e}"))?;
+                let listed =
+                    davrb::dest_collections(&dest, &crate::apply::content::dav::components(r.kind))
+                        .await
+                        .map_err(|e| format!("destination: {e}"))?;
+                let mut collections = Vec::new();
+                for c in &todo {
+                    collections.push(davrb::survey(&dest, &listed, c).await?);
+                }
+                Ok::<_, String>((dest, collections))
+            });
+            match result {
+                Ok((dest, collections)) => out.work.push(DavWork {
+                    address: address.clone(),
+                    id: r.id().to_string(),
+                    kind,
+                    noun,
+                    dest,
+                    collections,
+                }),
+                Err(e) => {
+                    out.failed = true;
+                    println!("{address}  {kind}: refused: {e}");
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A line naming an object left alone.
+fn kept_line(k: &Kept) -> String {
+    format!(
+        "{}{} left alone: {}",
+        k.key,
+        k.summary
+            .as_deref()
+            .map(|s| format!("  {s:?}"))
+            .unwrap_or_default(),
+        k.why
+    )
+}
+
+/// Prints one DAV collection's survey; true when the collection was refused.
+fn show_dav(w: &DavWork, s: &CollectionSurvey, limit: usize) -> bool {
+    let head = format!("{}  {} {:?} ({})", w.address, w.kind, s.name, s.dest_href);
+    if let Some(why) = &s.refused {
+        println!("{head}: refused: {why}");
+        return true;
+    }
+    let mut parts = vec![format!("{} to delete", plural(s.delete.len(), w.noun))];
+    if !s.gone.is_empty() {
+        parts.push(format!(
+            "{} no longer there (records dropped)",
+            plural(s.gone.len(), w.noun)
+        ));
+    }
+    if !s.kept.is_empty() {
+        parts.push(format!("{} left alone", s.kept.len()));
+    }
+    println!("{head}: {}", parts.join(", "));
+    for o in s.delete.iter().take(limit) {
+        println!(
+            "    - UID {} ({})  {:?}",
+            o.uid.as_deref().unwrap_or(o.key.as_str()),
+            crate::apply::human_bytes(o.size),
+            o.summary.as_deref().unwrap_or_default()
+        );
+    }
+    if s.delete.len() > limit {
+        println!("    - and {} more", s.delete.len() - limit);
+    }
+    for k in s.kept.iter().take(limit) {
+        println!("    = {}", kept_line(k));
+    }
+    if s.kept.len() > limit {
+        println!("    = and {} more left alone", s.kept.len() - limit);
+    }
+    false
 }
 
 fn exit(failed: bool) -> ExitCode {
@@ -237,13 +481,38 @@ fn show(address: &str, s: &FolderSurvey, limit: usize) -> bool {
 }
 
 /// Asks on the terminal; anything but yes is no.
-fn confirm(total: usize) -> Result<bool, CliError> {
+fn confirm(totals: &Counts) -> Result<bool, CliError> {
     print!(
         "Delete {} from the destination? Type `yes` to confirm: ",
-        plural(total, "message")
+        totals.text()
     );
     std::io::stdout().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim().eq_ignore_ascii_case("yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_counts_mail_and_each_kind_of_object_apart() {
+        let mut c = Counts {
+            mail: true,
+            messages: 3,
+            ..Counts::default()
+        };
+        assert_eq!(c.text(), "3 messages", "mail only: as before");
+        c.add_dav("event", 0);
+        c.add_dav("contact", 2);
+        c.add_dav("event", 1);
+        assert_eq!(c.text(), "3 messages and 2 contacts, 1 event");
+        assert_eq!(c.total(), 6);
+        // No mail in the plan for these accounts: no "0 messages".
+        let mut d = Counts::default();
+        d.add_dav("task", 1);
+        d.add_dav("contact", 0);
+        assert_eq!(d.text(), "0 contacts, 1 task");
+    }
 }

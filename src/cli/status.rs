@@ -23,6 +23,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let reader = crate::state::StateReader::open(&loaded.state_path())?;
     let resources = compile(&loaded.plan);
     let dates = reader.sync_points()?;
+    let holds = reader.holds()?;
     let mut failed = false;
     for a in &loaded.plan.accounts {
         let address = a.address.to_ascii_lowercase();
@@ -42,6 +43,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             mine.len(),
             if cut_over { ", cut over" } else { "" }
         );
+        if let Some(h) = crate::apply::hold::hold_of(&loaded.plan, &holds, &address) {
+            println!("    {:<30} {}", "", h.text());
+        }
         for r in &mine {
             let id = r.id();
             failed |= print_line(r, &r.addr.label(), &state);
@@ -57,6 +61,15 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             }
             if r.kind == crate::model::ResourceKind::Mail {
                 print_limits(&reader, r)?;
+            }
+            if matches!(
+                r.kind,
+                crate::model::ResourceKind::Contacts
+                    | crate::model::ResourceKind::Calendars
+                    | crate::model::ResourceKind::Tasks
+            ) && state.contains_key(id)
+            {
+                print_dav_sync_points(&reader, id, crate::rollback::dav::noun(r.kind), &dates)?;
             }
         }
     }
@@ -125,10 +138,13 @@ fn print_mail(reader: &crate::state::StateReader, id: &str) -> Result<(), CliErr
 /// Under a mail copy in progress (running now, or stopped and resumed by the next apply):
 /// what its run copied so far and the time left at that rate (`apply::sizing`).
 fn print_eta(reader: &crate::state::StateReader, id: &str) -> Result<(), CliError> {
-    let now = crate::apply::quota::now();
+    let now = crate::watch::status::unix_now();
     if let Some(e) = crate::apply::sizing::eta_from_state(reader, id, now)? {
+        let last = e.last_batch.map_or_else(String::new, |t| {
+            format!(" (last batch {})", crate::render::time::human(t))
+        });
         println!(
-            "    {:<30} this run: {} of about {} copied; ETA about {} at its rate so far",
+            "    {:<30} this run: {} of about {} copied{last}; ETA about {} at its rate so far",
             "",
             e.copied,
             plural(e.to_copy as usize, "message"),
@@ -155,6 +171,48 @@ fn print_sync_points(
             "",
             plural(count as usize, "message"),
             crate::apply::human_bytes(bytes)
+        );
+    }
+    Ok(())
+}
+
+/// Under a contacts/calendars/tasks step: the sync points that created objects the state still
+/// records (what `mailshift rollback --since N` would remove), with what each updated, and the
+/// objects whose creating run is not known (copied by an older mailshift).
+fn print_dav_sync_points(
+    reader: &crate::state::StateReader,
+    id: &str,
+    noun: &str,
+    dates: &std::collections::BTreeMap<u64, u64>,
+) -> Result<(), CliError> {
+    let (points, unknown) = crate::rollback::dav::by_sync_point(&reader.dav_objects(id)?);
+    for (n, (created, bytes, updated)) in points {
+        let when = dates.get(&n).map_or_else(
+            || "date not recorded".to_string(),
+            |t| crate::render::time::human(*t),
+        );
+        let mut parts = Vec::new();
+        if created > 0 {
+            parts.push(format!(
+                "{} created ({})",
+                plural(created as usize, noun),
+                crate::apply::human_bytes(bytes)
+            ));
+        }
+        if updated > 0 {
+            parts.push(format!("{} updated", plural(updated as usize, noun)));
+        }
+        println!(
+            "    {:<30} sync point {n} ({when}): {}",
+            "",
+            parts.join(", ")
+        );
+    }
+    if unknown > 0 {
+        println!(
+            "    {:<30} {} copied before the creating sync point was recorded (never rolled back)",
+            "",
+            plural(unknown as usize, noun)
         );
     }
     Ok(())

@@ -44,6 +44,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     };
     let targets = super::targets(&loaded, &args.target)?;
     let runtime = super::runtime()?;
+    let loaded = runtime.block_on(super::detect_servers(loaded));
     let reader = crate::state::StateReader::open(&loaded.state_path())?;
     let mut checks: Vec<AccountCheck> = Vec::new();
     let mut groupware: Vec<DavCheck> = Vec::new();

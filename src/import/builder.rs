@@ -7,7 +7,7 @@ use super::server::{Server, ServerType, cloud_product, is_loopback, ovh_product}
 use super::{EnvVar, Imported, comment_safe};
 use crate::plan::model::{
     Account, Credentials, ManualSteps, MigrationOptions, OAuth2, OAuth2Flow, Plan, Platform,
-    PlatformKind, Security,
+    PlatformKind, Provider, ProviderKind, Security,
 };
 use crate::plan::secret::{EnvRef, Secret, SecretRef};
 use crate::plan::validate::{M365_CLIENT_ID_PLACEHOLDER, M365_TENANT_PLACEHOLDER};
@@ -39,6 +39,8 @@ pub(super) struct Builder {
     env_names: HashSet<String>,
     env_vars: Vec<EnvVar>,
     secrets: Vec<(String, Secret)>,
+    /// The API endpoint of the plan's `ovh` provider, once a platform needs it.
+    ovh_endpoint: Option<String>,
 }
 
 impl Builder {
@@ -54,7 +56,57 @@ impl Builder {
             env_names: HashSet::new(),
             env_vars: Vec::new(),
             secrets: Vec::new(),
+            ovh_endpoint: None,
         }
+    }
+
+    /// The platform of an OVHcloud service (`--dest-ovh`), added on first sight with the
+    /// plan's `ovh` provider: no `imap:`, the server is read from the API at each run.
+    pub(super) fn ovh_platform(&mut self, d: &super::OvhDest) -> String {
+        let name = format!("destination-{}", slug(&d.service));
+        if self.platforms.contains_key(&name) {
+            return name;
+        }
+        if self.ovh_endpoint.is_none() {
+            self.ovh_endpoint = Some(d.endpoint.clone());
+            for (var, what) in [
+                ("OVH_APPLICATION_KEY", "application key"),
+                ("OVH_APPLICATION_SECRET", "application secret"),
+                ("OVH_CONSUMER_KEY", "consumer key"),
+            ] {
+                if self.env_names.insert(var.to_string()) {
+                    self.env_vars.push(EnvVar {
+                        name: var.to_string(),
+                        description: format!(
+                            "OVHcloud API {what} (`mailshift ovh credentials` makes the consumer key); set it yourself"
+                        ),
+                        in_file: false,
+                    });
+                }
+            }
+        }
+        self.platforms.insert(
+            name.clone(),
+            Platform {
+                kind: d.kind,
+                provider: Some("ovh".to_string()),
+                organization: d.organization.clone(),
+                service: Some(d.service.clone()),
+                mx_plan_api: None,
+                imap: None,
+                pop3: None,
+                dav: None,
+                oauth2: None,
+                limits: Default::default(),
+                path: None,
+                detected_imap_host: None,
+            },
+        );
+        self.note(
+            &name,
+            "hosted by OVHcloud: its IMAP server is read from the API at each run (`mailshift plan --refresh` shows it)".to_string(),
+        );
+        name
     }
 
     /// The platform's name for this side and endpoint, added on first sight. Names are
@@ -150,6 +202,7 @@ impl Builder {
                         oauth2,
                         limits: Default::default(),
                         path: None,
+                        detected_imap_host: None,
                     },
                 );
                 self.by_endpoint.insert(key, name.clone());
@@ -272,6 +325,7 @@ impl Builder {
             redirections: Vec::new(),
             delegations: Vec::new(),
             options: MigrationOptions::default(),
+            paused: false,
         });
         Ok(())
     }
@@ -341,7 +395,26 @@ impl Builder {
                 token_store: None,
                 allow_inline_secrets: false,
                 manual_steps: ManualSteps::default(),
-                providers: BTreeMap::new(),
+                providers: self
+                    .ovh_endpoint
+                    .map(|endpoint| {
+                        let env = |name: &str| {
+                            SecretRef::Env(EnvRef {
+                                env: name.to_string(),
+                            })
+                        };
+                        let provider = Provider {
+                            kind: ProviderKind::Ovh,
+                            endpoint,
+                            application_key: env("OVH_APPLICATION_KEY"),
+                            application_secret: env("OVH_APPLICATION_SECRET"),
+                            consumer_key: env("OVH_CONSUMER_KEY"),
+                            poll_interval: None,
+                            task_timeout: None,
+                        };
+                        BTreeMap::from([("ovh".to_string(), provider)])
+                    })
+                    .unwrap_or_default(),
                 platforms: self.platforms,
                 domains: Vec::new(),
                 options: MigrationOptions::default(),
@@ -350,6 +423,7 @@ impl Builder {
                 external_contacts: Vec::new(),
                 footers: Vec::new(),
                 notify: Vec::new(),
+                paused: false,
             },
             env_vars: self.env_vars,
             secrets: self.secrets,

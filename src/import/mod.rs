@@ -95,6 +95,57 @@ pub struct OmmOptions {
     /// IMAP server for rows whose destination URL is empty (OMM autodetects OVHcloud
     /// servers; mailshift needs to be told).
     pub dest_fallback: Option<ImapEndpoint>,
+    /// The OVHcloud service rows whose destination URL is empty move to (OMM's "Hosted by
+    /// OVHcloud (Autodetect)"): its IMAP server is then read from the API at each run.
+    pub dest_ovh: Option<OvhDest>,
+}
+
+/// An OVHcloud service as a destination, from `--dest-ovh KIND:SERVICE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OvhDest {
+    pub kind: crate::plan::model::PlatformKind,
+    pub organization: Option<String>,
+    pub service: String,
+    /// The API endpoint for the plan's provider (`ovh-eu`...).
+    pub endpoint: String,
+}
+
+impl OvhDest {
+    /// Parses `exchange:ORGANIZATION/SERVICE`, `email-pro:SERVICE` or `mx-plan:SERVICE` (each
+    /// also with its `ovh-` prefix).
+    pub fn parse(text: &str, endpoint: &str) -> Result<OvhDest, String> {
+        use crate::plan::model::PlatformKind;
+        let usage = "write exchange:ORGANIZATION/SERVICE, email-pro:SERVICE or mx-plan:SERVICE";
+        let (kind, rest) = text
+            .split_once(':')
+            .ok_or_else(|| format!("--dest-ovh {text}: {usage}"))?;
+        let kind = match kind.trim().trim_start_matches("ovh-") {
+            "exchange" => PlatformKind::OvhExchange,
+            "email-pro" => PlatformKind::OvhEmailPro,
+            "mx-plan" => PlatformKind::OvhMxPlan,
+            other => return Err(format!("--dest-ovh: unknown kind `{other}`; {usage}")),
+        };
+        let rest = rest.trim();
+        let (organization, service) = match (kind, rest.split_once('/')) {
+            (PlatformKind::OvhExchange, Some((o, s))) => (Some(o.trim().to_string()), s.trim()),
+            (PlatformKind::OvhExchange, None) => {
+                return Err(format!(
+                    "--dest-ovh {text}: an Exchange service is named with its organization: exchange:ORGANIZATION/SERVICE"
+                ));
+            }
+            (_, Some(_)) => return Err(format!("--dest-ovh {text}: {usage}")),
+            (_, None) => (None, rest),
+        };
+        if service.is_empty() || organization.as_deref().is_some_and(str::is_empty) {
+            return Err(format!("--dest-ovh {text}: {usage}"));
+        }
+        Ok(OvhDest {
+            kind,
+            organization,
+            service: service.to_string(),
+            endpoint: endpoint.to_string(),
+        })
+    }
 }
 
 /// Settings for the Exchange Online import: its CSV names no server at all.

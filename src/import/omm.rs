@@ -101,26 +101,29 @@ pub fn omm_csv(
             parse_server(cell(1))
         }
         .map_err(|m| err(n, Some(1), m))?;
+        // A server to connect to, or the OVHcloud service whose server the API names.
         let destination = if cell(5).is_empty() {
-            match &opts.dest_fallback {
-                Some(ep) => Server {
+            match (&opts.dest_fallback, &opts.dest_ovh) {
+                (Some(ep), _) => Ok(Server {
                     endpoint: ep.clone(),
                     web_url: false,
-                },
-                None => {
+                }),
+                (None, Some(ovh)) => Err(ovh),
+                (None, None) => {
                     return Err(err(
                         n,
                         Some(5),
-                        "the destination URL is empty: OMM guesses OVHcloud servers, mailshift \
+                        "the destination URL is empty: OMM guesses OVHcloud servers, the import \
                          needs the IMAP host; write it (ex3.mail.ovh.net for Exchange, \
                          pro1.mail.ovh.net for Email Pro, ssl0.ovh.net for MX Plan) or pass \
-                         --dest-host"
+                         --dest-host, or name the OVHcloud service with --dest-ovh (its \
+                         server is then read from the API at each run)"
                             .into(),
                     ));
                 }
             }
         } else {
-            parse_server(cell(5)).map_err(|m| err(n, Some(5), m))?
+            Ok(parse_server(cell(5)).map_err(|m| err(n, Some(5), m))?)
         };
 
         let address = cell(6);
@@ -153,7 +156,10 @@ pub fn omm_csv(
         }
 
         let from = b.platform(Side::Source, &source, source_kind);
-        let to = b.platform(Side::Destination, &destination, dest_kind);
+        let to = match &destination {
+            Ok(server) => b.platform(Side::Destination, server, dest_kind),
+            Err(ovh) => b.ovh_platform(ovh),
+        };
         b.account(
             n,
             address,

@@ -329,6 +329,7 @@ fn omm_platforms_are_named_by_side_and_host_and_shared() {
 fn omm_dest_fallback_fills_empty_urls_only() {
     let opts = OmmOptions {
         dest_fallback: Some(endpoint("pro1.mail.ovh.net", None, None).unwrap()),
+        dest_ovh: None,
     };
     let input =
         "IMAP;a.example;b;c;Exchange;;f@x.org;g;;\nIMAP;a.example;b;c;IMAP;e.example;h@x.org;g;;\n";
@@ -342,6 +343,89 @@ fn omm_dest_fallback_fills_empty_urls_only() {
     assert_eq!(
         to,
         ["destination-pro1-mail-ovh-net", "destination-e-example"]
+    );
+}
+
+/// OMM's "Hosted by OVHcloud (Autodetect)": rows with no destination URL go to the service
+/// named by `--dest-ovh`, a platform without `imap:` (read from the API) and a provider whose
+/// credentials are environment variables; the plan validates as it is.
+#[test]
+fn omm_dest_ovh_makes_an_autodetected_ovhcloud_destination() {
+    let opts = OmmOptions {
+        dest_fallback: None,
+        dest_ovh: Some(
+            crate::import::OvhDest::parse("exchange:hosted-ab1/hosted-ab1", "ovh-eu").unwrap(),
+        ),
+    };
+    let input = format!(
+        "{HEADER}\nPOP;pop.old.example;u1;p1;Exchange;;a@y.org;d;;\n\
+         IMAP;imap.old.example;u2;p2;Exchange;;b@y.org;d;;\n\
+         IMAP;imap.old.example;u3;p3;IMAP;imap.other.example;c@y.org;d;;\n"
+    );
+    let imported = omm_csv(input.as_bytes(), "in.csv", &opts).unwrap();
+    let ovh = &imported.plan.platforms["destination-hosted-ab1"];
+    assert_eq!(
+        (
+            ovh.kind,
+            ovh.provider.as_deref(),
+            ovh.organization.as_deref(),
+            ovh.service.as_deref()
+        ),
+        (
+            PlatformKind::OvhExchange,
+            Some("ovh"),
+            Some("hosted-ab1"),
+            Some("hosted-ab1")
+        )
+    );
+    assert!(ovh.imap.is_none() && ovh.detects_imap_host());
+    let to: Vec<_> = imported
+        .plan
+        .accounts
+        .iter()
+        .map(|a| a.to.as_str())
+        .collect();
+    assert_eq!(
+        to,
+        [
+            "destination-hosted-ab1",
+            "destination-hosted-ab1",
+            "destination-imap-other-example"
+        ]
+    );
+    assert_eq!(imported.plan.providers["ovh"].endpoint, "ovh-eu");
+    let vars: Vec<_> = imported.env_vars.iter().map(|v| v.name.as_str()).collect();
+    assert!(vars.contains(&"OVH_CONSUMER_KEY"), "{vars:?}");
+    let yaml = to_yaml(&imported).unwrap();
+    let loaded = crate::plan::load::load_str(
+        &yaml,
+        crate::plan::load::Format::Yaml,
+        std::path::Path::new("plan.yaml"),
+        std::path::Path::new("."),
+    );
+    assert!(
+        loaded.is_ok(),
+        "{yaml}\n{:?}",
+        loaded.err().map(|e| format!("{:?}", e.diagnostics()))
+    );
+
+    for bad in [
+        "exchange:only-service",
+        "pro:x",
+        "email-pro:a/b",
+        "mx-plan:",
+        "x",
+    ] {
+        assert!(
+            crate::import::OvhDest::parse(bad, "ovh-eu").is_err(),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        crate::import::OvhDest::parse("ovh-email-pro:emailpro-1", "ovh-ca")
+            .unwrap()
+            .kind,
+        PlatformKind::OvhEmailPro
     );
 }
 

@@ -112,7 +112,7 @@ pub async fn after_apply(
                 manual_key,
                 "waiting".to_string(),
             ),
-            Outcome::Paused { .. } => continue,
+            Outcome::Paused { .. } | Outcome::Held(_) => continue,
         };
         if told(store, &key, &value) {
             continue;

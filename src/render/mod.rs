@@ -56,6 +56,9 @@ fn legend_word(a: Action) -> &'static str {
         Action::Manual => "manual step (no API: do it by hand, then `mailshift ack PLAN ID`)",
         Action::Conflict => "conflict (needs a decision; apply will not touch it)",
         Action::Orphaned => "orphaned (in the state, not in the plan; kept)",
+        Action::Paused => {
+            "paused by a person (apply leaves it where it stands until it is resumed)"
+        }
     }
 }
 
@@ -128,6 +131,23 @@ pub fn plan_human(changes: &[Change], header: &str) -> String {
             crate::plan::diagnostic::plural(summary.conflict, "conflict")
         );
     }
+    if summary.paused > 0 {
+        let _ = writeln!(
+            out,
+            "{} paused (see the `|` lines above): `apply` copies nothing of {} until {} resumed.",
+            if summary.paused == 1 {
+                "1 copy".to_string()
+            } else {
+                format!("{} copies", summary.paused)
+            },
+            if summary.paused == 1 { "it" } else { "them" },
+            if summary.paused == 1 {
+                "it is"
+            } else {
+                "they are"
+            },
+        );
+    }
     if summary.orphaned > 0 {
         let _ = writeln!(
             out,
@@ -139,8 +159,14 @@ pub fn plan_human(changes: &[Change], header: &str) -> String {
 }
 
 pub fn closing_line(s: &Summary) -> String {
+    // Said only when there are some: most plans never pause anything.
+    let paused = if s.paused > 0 {
+        format!(", {} paused", s.paused)
+    } else {
+        String::new()
+    };
     format!(
-        "Plan: {} to add, {} to change, {} to remove, {} to sync, {} manual.",
+        "Plan: {} to add, {} to change, {} to remove, {} to sync, {} manual{paused}.",
         s.add, s.change, s.remove, s.sync, s.manual
     )
 }

@@ -25,6 +25,7 @@ pub fn verb(a: Action) -> &'static str {
         Action::Manual => "manual step",
         Action::Conflict => "conflict",
         Action::Orphaned => "orphaned",
+        Action::Paused => "paused",
     }
 }
 
@@ -263,6 +264,7 @@ mod tests {
             (Action::Manual, "Manual step"),
             (Action::Conflict, "Conflict"),
             (Action::Orphaned, "Orphaned"),
+            (Action::Paused, "Paused"),
         ];
         for (action, line) in all {
             assert_eq!(capitalized(verb(action)), line);

@@ -32,7 +32,9 @@ pub fn apply_report(report: &ApplyReport, elapsed: f64) -> String {
                 failed += 1;
                 ("CONFLICT", t.clone())
             }
-            Outcome::Paused { text, .. } => {
+            // Its text says which pause: a daily limit's ("paused until …") or a person's
+            // ("paused by the plan", "paused from the status page").
+            Outcome::Paused { text, .. } | Outcome::Held(text) => {
                 paused += 1;
                 ("paused ", text.clone())
             }

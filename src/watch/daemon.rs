@@ -10,6 +10,11 @@
 //! The loop owns the plan in force. A change of the plan file is loaded and validated; an
 //! invalid one is reported (log, `/api/status`) and ignored, and the last valid plan keeps
 //! running.
+//!
+//! Each run has a stop flag of its own, raised for all of them when the daemon stops, and for
+//! one account's run when a person pauses that account (a plan edit to `paused: true`, or
+//! `POST /api/pause/ACCOUNT`, kept in the state): the copy stops between two batches, as at
+//! SIGTERM, and the unit waits until the pause is lifted (`apply::hold`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -24,6 +29,7 @@ use tracing::{debug, error, info, warn};
 use super::Trigger;
 use super::schedule::{self, Next, RunEnd};
 use super::status::{StatusModel, units_of};
+use crate::apply::hold::{self, Hold, HoldCell};
 use crate::apply::{ApplyOptions, ApplyReport, DEFAULT_PARALLEL_ACCOUNTS, Hooks, Outcome, apply};
 use crate::error::{ErrorKind, Retry, StepError};
 use crate::model::{Execution, ResourceKind, compile};
@@ -81,6 +87,8 @@ pub struct Daemon {
     /// How often each account whose mail keeps syncing is synced again, from the plan in
     /// force: asked at the end of every run, so compiled once per plan, not once per run.
     sync_every: HashMap<String, Duration>,
+    /// The stop flag and hold cell of each unit's run in flight (`apply::hold::HoldCell`).
+    run_stops: HashMap<Unit, (StopFlag, HoldCell)>,
     /// The UTC day whose summary was handed to the notifier (`notify::daily_summary` keeps
     /// the lasting record in the state; this keeps two runs ending together from both sending).
     summary_day: String,
@@ -123,6 +131,7 @@ impl Daemon {
             task_units: HashMap::new(),
             rejected: None,
             sync_every: HashMap::new(),
+            run_stops: HashMap::new(),
             summary_day: String::new(),
         };
         d.plan_in_force();
@@ -135,6 +144,7 @@ impl Daemon {
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
         triggers: &mut UnboundedReceiver<Trigger>,
         acks: &mut UnboundedReceiver<super::http::AckRequest>,
+        holds: &mut UnboundedReceiver<super::http::HoldRequest>,
     ) {
         loop {
             if *shutdown.borrow() {
@@ -151,6 +161,14 @@ impl Daemon {
                 Some(trigger) = triggers.recv() => self.reload(trigger),
                 Some(request) = acks.recv() => {
                     let answer = self.acknowledge(&request.id);
+                    let _ = request.reply.send(answer);
+                }
+                Some(request) = holds.recv() => {
+                    let answer = if request.pause {
+                        self.pause(&request.account)
+                    } else {
+                        self.resume(&request.account)
+                    };
                     let _ = request.reply.send(answer);
                 }
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
@@ -184,9 +202,129 @@ impl Daemon {
         Ok(done.message)
     }
 
+    /// Pauses an account's copies (`POST /api/pause/ACCOUNT`): recorded in the state (it
+    /// outlives a restart), and a copy under way stops at its next checkpoint.
+    pub fn pause(&mut self, account: &str) -> Result<String, super::http::HoldRefused> {
+        use super::http::HoldRefused;
+        let account = self.known_account(account)?;
+        if let Some(h) = hold::plan_hold(&self.plan.plan, &account) {
+            return Ok(format!("{account} is already {}", h.text()));
+        }
+        let since = crate::apply::quota::now();
+        self.store
+            .put_hold(&account, &crate::state::HoldRecord { since })
+            .map_err(|e| HoldRefused::State(e.to_string()))?;
+        let recorded = self.store.holds().unwrap_or_default();
+        let held =
+            hold::hold_of(&self.plan.plan, &recorded, &account).unwrap_or(Hold::Api { since });
+        info!(account, "paused from the API: {}", held.text());
+        let unit = Unit::Account(account.clone());
+        let running = self.hold_running(&unit, held);
+        if !running && let Some(slot) = self.slots.get_mut(&unit) {
+            // Nothing to run until it is resumed.
+            slot.next = None;
+            self.status.unit_scheduled(Some(&account), None);
+        }
+        self.status.refresh_account(&self.store, &account);
+        Ok(format!(
+            "Paused {account}{}; POST /api/resume/{account} resumes it from where it stands",
+            if running {
+                ": its copy stops at the next checkpoint"
+            } else {
+                ""
+            }
+        ))
+    }
+
+    /// Lifts a pause put with `pause` (`POST /api/resume/ACCOUNT`); the account runs now and
+    /// its copy goes on from its records. A pause written in the plan is the plan's to lift.
+    pub fn resume(&mut self, account: &str) -> Result<String, super::http::HoldRefused> {
+        use super::http::HoldRefused;
+        // An account gone from the plan may still carry a pause: it can be lifted, so that
+        // the account does not come back paused if it is added again.
+        let account = match self.known_account(account) {
+            Ok(a) => a,
+            Err(e) => {
+                let a = account.trim().to_ascii_lowercase();
+                if !self.store.holds().unwrap_or_default().contains_key(&a) {
+                    return Err(e);
+                }
+                a
+            }
+        };
+        if let Some(h) = hold::plan_hold(&self.plan.plan, &account) {
+            return Err(HoldRefused::InPlan(format!(
+                "{account} is paused in the plan ({}), not from the API: edit the plan                  ({}) to resume it",
+                match h {
+                    Hold::Plan { whole: true } => "`paused: true` for the whole plan",
+                    _ => "`paused: true` on the account",
+                },
+                self.plan_path.display()
+            )));
+        }
+        let was = self
+            .store
+            .clear_hold(&account)
+            .map_err(|e| HoldRefused::State(e.to_string()))?;
+        if !was {
+            return Err(HoldRefused::NotPaused(format!("{account} is not paused")));
+        }
+        info!(account, "resumed from the API");
+        let unit = Unit::Account(account.clone());
+        if let Some(slot) = self.slots.get_mut(&unit) {
+            if slot.running {
+                slot.rerun = true;
+            } else {
+                slot.next = Some(Instant::now());
+                self.status
+                    .unit_scheduled(Some(&account), Some(SystemTime::now()));
+            }
+        }
+        self.status.refresh_account(&self.store, &account);
+        Ok(format!(
+            "Resumed {account}: its copy goes on from where it stood"
+        ))
+    }
+
+    /// `account` as the plan in force has it (lower case), or why not.
+    fn known_account(&self, account: &str) -> Result<String, super::http::HoldRefused> {
+        let account = account.trim().to_ascii_lowercase();
+        let known: Vec<&str> = self
+            .plan
+            .plan
+            .accounts
+            .iter()
+            .map(|a| a.address.as_str())
+            .collect();
+        if known.iter().any(|a| a.eq_ignore_ascii_case(&account)) {
+            return Ok(account);
+        }
+        let hint = crate::plan::diagnostic::did_you_mean(&account, known.iter().copied())
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        Err(super::http::HoldRefused::Unknown(format!(
+            "no account {account} in the plan in force{hint}"
+        )))
+    }
+
+    /// Stops `unit`'s run in flight at its next checkpoint, reporting `held`; false when it is
+    /// not running.
+    fn hold_running(&mut self, unit: &Unit, held: Hold) -> bool {
+        let Some((stop, cell)) = self.run_stops.get(unit) else {
+            return false;
+        };
+        // The cell first: the run reads it once it sees the flag.
+        *cell.lock().unwrap_or_else(|e| e.into_inner()) = Some(held);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        true
+    }
+
     /// After the stop flag is set: lets in-flight runs reach their checkpoint, for at most
     /// `grace`. Returns whether they all did.
     pub async fn drain(&mut self, grace: Duration) -> bool {
+        for (stop, _) in self.run_stops.values() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let running: Vec<&str> = self.task_units.values().map(Unit::name).collect();
         if !running.is_empty() {
             info!(
@@ -255,7 +393,14 @@ impl Daemon {
         let plan = self.plan.clone();
         let store = self.store.clone();
         let status = self.status.clone();
-        let stop = self.stop.clone();
+        // A flag of its own, so that pausing one account stops its run alone; it starts raised
+        // when the daemon is already stopping.
+        let stop: StopFlag = Arc::new(std::sync::atomic::AtomicBool::new(
+            self.stop.load(std::sync::atomic::Ordering::Relaxed),
+        ));
+        let cell = HoldCell::default();
+        self.run_stops
+            .insert(unit.clone(), (stop.clone(), cell.clone()));
         let permits = self.permits.clone();
         status.unit_queued(unit.account());
         let task_unit = unit.clone();
@@ -273,6 +418,7 @@ impl Daemon {
                     .unwrap_or_default(),
                 platform_only: unit == Unit::Platform,
                 keep_spool: true,
+                hold: cell,
                 ..ApplyOptions::default()
             };
             let hooks: Arc<dyn Hooks> = status;
@@ -302,6 +448,7 @@ impl Daemon {
     }
 
     fn finished(&mut self, unit: Unit, report: Result<ApplyReport, StepError>) {
+        self.run_stops.remove(&unit);
         let (end, error, kind) = run_end(&report);
         let sync_every = self.sync_interval(&unit);
         let Some(slot) = self.slots.get_mut(&unit) else {
@@ -355,6 +502,7 @@ impl Daemon {
             (RunEnd::Paused { .. }, _) => {
                 info!(unit = name, "paused at a daily limit; {next_text}")
             }
+            (RunEnd::Held, _) => info!(unit = name, "paused by a person; runs when resumed"),
             (RunEnd::Conflicted, e) => warn!(
                 unit = name,
                 "conflict: {}; {next_text}",
@@ -456,8 +604,21 @@ impl Daemon {
         );
         let mut old = std::mem::take(&mut self.slots);
         let now = Instant::now();
+        let recorded = self.store.holds().unwrap_or_default();
         for unit in wanted {
             let mut slot = old.remove(&unit).unwrap_or_default();
+            // Paused by this plan while it copies: its copy stops at the next checkpoint.
+            if slot.running
+                && let Some(account) = unit.account()
+                && let Some(h) = hold::hold_of(&self.plan.plan, &recorded, account)
+                && self.hold_running(&unit, h.clone())
+            {
+                info!(
+                    account,
+                    "{}: stopping its copy at the next checkpoint",
+                    h.text()
+                );
+            }
             if slot.running {
                 slot.rerun = true;
             } else {
@@ -534,6 +695,10 @@ fn run_end(report: &Result<ApplyReport, StepError>) -> (RunEnd, Option<String>, 
     if let Some(until) = report.paused_until() {
         let after = Duration::from_secs(until.saturating_sub(crate::apply::quota::now()));
         return (RunEnd::Paused { after }, None, None);
+    }
+    // Paused by a person: nothing to do until the plan or the API resumes it.
+    if report.held() > 0 {
+        return (RunEnd::Held, None, None);
     }
     // Skipped without a failure of its own: waiting for a step of another unit.
     let skipped = report.steps.iter().find_map(|s| match &s.outcome {
@@ -780,6 +945,83 @@ mod tests {
             .unwrap();
         assert_eq!(rec.status, crate::state::Status::Acknowledged);
         assert!(d.slots[&alice].next.is_some_and(|n| n <= Instant::now()));
+    }
+
+    #[test]
+    fn an_api_pause_is_recorded_holds_the_account_and_only_the_api_lifts_it() {
+        use crate::watch::http::HoldRefused;
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice", "bob"]);
+        let alice = account("alice");
+        assert!(matches!(
+            d.pause("nobody@example.com"),
+            Err(HoldRefused::Unknown(_))
+        ));
+        assert!(matches!(
+            d.resume("alice@example.com"),
+            Err(HoldRefused::NotPaused(_))
+        ));
+
+        let said = d.pause("Alice@Example.com").unwrap();
+        assert!(said.starts_with("Paused alice@example.com"), "{said}");
+        assert!(d.store.holds().unwrap().contains_key("alice@example.com"));
+        assert_eq!(d.slots[&alice].next, None, "nothing to run while paused");
+        let view = d.status.snapshot();
+        let row = view
+            .accounts
+            .iter()
+            .find(|a| a.address == "alice@example.com")
+            .unwrap();
+        assert_eq!(row.paused_by, Some("api"));
+        assert_eq!(row.paused_until, None, "not a daily limit's pause");
+
+        // A run in flight is stopped through its own flag, bob's run is left alone.
+        let flag = |d: &mut Daemon, unit: &Unit| {
+            let stop: StopFlag = Arc::default();
+            d.run_stops
+                .insert(unit.clone(), (stop.clone(), HoldCell::default()));
+            stop
+        };
+        let (alice_stop, bob_stop) = (flag(&mut d, &alice), flag(&mut d, &account("bob")));
+        assert!(d.hold_running(&alice, Hold::Api { since: 1 }));
+        assert!(alice_stop.load(std::sync::atomic::Ordering::Relaxed));
+        assert!(!bob_stop.load(std::sync::atomic::Ordering::Relaxed));
+        let cell = d.run_stops[&alice].1.clone();
+        assert_eq!(hold::read_cell(&cell), Some(Hold::Api { since: 1 }));
+        d.run_stops.clear();
+
+        let said = d.resume("alice@example.com").unwrap();
+        assert!(said.starts_with("Resumed alice@example.com"), "{said}");
+        assert!(d.store.holds().unwrap().is_empty());
+        assert!(d.slots[&alice].next.is_some_and(|t| t <= Instant::now()));
+
+        // Paused in the plan: the API cannot lift it. alice, paused again, then gone from the
+        // plan, can still be resumed.
+        d.pause("alice@example.com").unwrap();
+        let text = plan(&["bob"]).replace(
+            "- address: bob@example.com\n",
+            "- address: bob@example.com\n    paused: true\n",
+        );
+        std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+        d.reload(Trigger::File);
+        let Err(HoldRefused::InPlan(why)) = d.resume("bob@example.com") else {
+            panic!("a plan's pause is the plan's to lift");
+        };
+        assert!(
+            why.contains("paused in the plan") && why.contains("edit the plan"),
+            "{why}"
+        );
+        assert!(
+            d.pause("bob@example.com")
+                .unwrap()
+                .contains("already paused by the plan")
+        );
+        assert!(matches!(
+            d.pause("alice@example.com"),
+            Err(HoldRefused::Unknown(_))
+        ));
+        d.resume("alice@example.com").unwrap();
+        assert!(d.store.holds().unwrap().is_empty());
     }
 
     #[test]

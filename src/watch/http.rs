@@ -1,4 +1,6 @@
-//! The daemon's HTTP side (axum): `/healthz`, `/metrics`, `/api/status` and the status page.
+//! The daemon's HTTP side (axum): `/healthz`, `/metrics`, `/api/status` and the status page;
+//! and three actions, `POST /api/ack/ID`, `/api/pause/ACCOUNT` and `/api/resume/ACCOUNT`,
+//! handed to the daemon, which holds the state and the plan in force.
 //!
 //! Bound to loopback unless told otherwise; on any other address a bearer token (read from a
 //! secret reference) is required on every route but `/healthz`, which orchestrators probe
@@ -29,10 +31,42 @@ pub struct AckRequest {
     pub reply: tokio::sync::oneshot::Sender<Result<String, String>>,
 }
 
+/// An account paused (`pause`) or resumed over HTTP, handed to the daemon.
+pub struct HoldRequest {
+    pub account: String,
+    pub pause: bool,
+    pub reply: tokio::sync::oneshot::Sender<Result<String, HoldRefused>>,
+}
+
+/// Why a pause or resume was refused; each is its own HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldRefused {
+    /// No such account in the plan in force (404).
+    Unknown(String),
+    /// Paused in the plan: only a plan edit lifts it (409).
+    InPlan(String),
+    /// Resume of an account that is not paused (409).
+    NotPaused(String),
+    /// The state could not be written (500).
+    State(String),
+}
+
+impl HoldRefused {
+    fn response(self) -> Response {
+        let (code, text) = match self {
+            HoldRefused::Unknown(t) => (StatusCode::NOT_FOUND, t),
+            HoldRefused::InPlan(t) | HoldRefused::NotPaused(t) => (StatusCode::CONFLICT, t),
+            HoldRefused::State(t) => (StatusCode::INTERNAL_SERVER_ERROR, t),
+        };
+        (code, format!("{text}\n")).into_response()
+    }
+}
+
 /// What the handlers share.
 pub struct HttpState {
     pub status: Arc<StatusModel>,
     pub acks: tokio::sync::mpsc::UnboundedSender<AckRequest>,
+    pub holds: tokio::sync::mpsc::UnboundedSender<HoldRequest>,
     /// `None`: no authentication (loopback without `--token`). Replaced on SIGHUP.
     pub token: RwLock<Option<Secret>>,
 }
@@ -48,6 +82,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/status", get(api_status))
         .route("/metrics", get(metrics))
         .route("/api/ack/{*id}", axum::routing::post(ack))
+        .route("/api/pause/{account}", axum::routing::post(pause))
+        .route("/api/resume/{account}", axum::routing::post(resume))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route("/healthz", get(healthz))
         .with_state(state)
@@ -77,12 +113,7 @@ async fn ack(
     axum::extract::Path(id): axum::extract::Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    // A web page in the operator's browser could otherwise post here (the daemon trusts
-    // loopback without a token): browsers name the page's origin, command-line clients don't.
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
-        && host.is_none_or(|h| origin != format!("http://{h}") && origin != format!("https://{h}"))
-    {
+    if cross_origin(&headers) {
         return (
             StatusCode::FORBIDDEN,
             "cross-origin requests may not acknowledge steps\n",
@@ -96,6 +127,62 @@ async fn ack(
     match answer.await {
         Ok(Ok(message)) => (StatusCode::OK, format!("{message}\n")).into_response(),
         Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping\n").into_response(),
+    }
+}
+
+/// A request a web page of another origin made: a page in the operator's browser could
+/// otherwise post here (the daemon trusts loopback without a token). Browsers name the page's
+/// origin; command-line clients don't.
+fn cross_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|origin| {
+            host.is_none_or(|h| origin != format!("http://{h}") && origin != format!("https://{h}"))
+        })
+}
+
+/// `POST /api/pause/ACCOUNT`: the account's copies stop at the next checkpoint and stay
+/// stopped, across restarts, until `/api/resume/ACCOUNT`.
+async fn pause(
+    State(s): State<Arc<HttpState>>,
+    axum::extract::Path(account): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    hold(s, account, headers, true).await
+}
+
+/// `POST /api/resume/ACCOUNT`: lifts a pause put with `/api/pause` (not one in the plan).
+async fn resume(
+    State(s): State<Arc<HttpState>>,
+    axum::extract::Path(account): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    hold(s, account, headers, false).await
+}
+
+async fn hold(s: Arc<HttpState>, account: String, headers: HeaderMap, pause: bool) -> Response {
+    if cross_origin(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-origin requests may not pause or resume accounts\n",
+        )
+            .into_response();
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = HoldRequest {
+        account,
+        pause,
+        reply,
+    };
+    if s.holds.send(request).is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping\n").into_response();
+    }
+    match answer.await {
+        Ok(Ok(message)) => (StatusCode::OK, format!("{message}\n")).into_response(),
+        Ok(Err(refused)) => refused.response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping\n").into_response(),
     }
 }
@@ -228,6 +315,27 @@ mod tests {
         ] {
             assert_eq!(needs_token(&addr.parse().unwrap()), needs, "{addr}");
         }
+    }
+
+    #[test]
+    fn only_a_page_of_another_origin_is_cross_origin() {
+        let with = |origin: Option<&str>| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8470"));
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+            }
+            cross_origin(&h)
+        };
+        assert!(!with(None), "curl sends no Origin");
+        assert!(
+            !with(Some("http://127.0.0.1:8470")),
+            "the status page itself"
+        );
+        assert!(!with(Some("https://127.0.0.1:8470")));
+        assert!(with(Some("http://evil.example")));
+        assert!(with(Some("http://127.0.0.1:8471")));
+        assert!(with(Some("null")), "a sandboxed page");
     }
 
     #[test]

@@ -197,6 +197,14 @@ impl Counters {
             "account",
             paused.iter().map(|(k, v)| (k.as_str(), *v)),
         );
+        let held = by_account(&|a| a.paused_by.map(|_| 1.0));
+        e.by_label(
+            "mailshift_account_paused_by_user",
+            "gauge",
+            "1 for an account whose copies a person paused (`paused: true` in the plan, or POST /api/pause); only paused accounts.",
+            "account",
+            held.iter().map(|(k, v)| (k.as_str(), *v)),
+        );
         e.by_label(
             "mailshift_plan_reloads_total",
             "counter",

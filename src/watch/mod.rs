@@ -8,6 +8,10 @@
 //! `/metrics` rendered by `metrics`, `/api/status`, and the page in `page`) serves. The state
 //! store is opened once and held until the daemon exits: no other process writes it meanwhile.
 //!
+//! A person pauses an account's copies with `paused: true` in the plan or
+//! `POST /api/pause/ACCOUNT` (kept in the state): its run in flight stops at the next
+//! checkpoint, through a stop flag of its own (`daemon`), and it waits until resumed.
+//!
 //! Signals: SIGHUP re-reads the plan (and the token) now; SIGTERM or SIGINT stops at the next
 //! checkpoint (the executor's stop flag) and exits within the grace period; a second one exits
 //! at once. The state is valid in every case: each batch is recorded in one transaction.
@@ -96,9 +100,11 @@ pub async fn run(options: Options) -> Result<(), String> {
 
     let status = Arc::new(StatusModel::new(options.plan.display().to_string()));
     let (ack_tx, mut acks) = mpsc::unbounded_channel::<http::AckRequest>();
+    let (hold_tx, mut holds) = mpsc::unbounded_channel::<http::HoldRequest>();
     let http_state = Arc::new(HttpState {
         status: status.clone(),
         acks: ack_tx,
+        holds: hold_tx,
         token: RwLock::new(token),
     });
     let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -147,7 +153,9 @@ pub async fn run(options: Options) -> Result<(), String> {
 
     info!(plan = %options.plan.display(), state = %state_path.display(), "watching");
     let mut daemon = Daemon::new(loaded, store, status.clone(), stop);
-    daemon.run(&mut shutdown, &mut triggers, &mut acks).await;
+    daemon
+        .run(&mut shutdown, &mut triggers, &mut acks, &mut holds)
+        .await;
     status.stopping();
     let clean = daemon.drain(options.grace).await;
     let _ = server_stop.send(());

@@ -233,6 +233,11 @@ pub fn render(s: &Snapshot) -> String {
 
 fn account_row(h: &mut String, a: &AccountView, now: &str) {
     let health = a.health.as_str();
+    // A person's pause reads "paused" like a daily limit's; the note beside it says whose.
+    let badge = match a.health {
+        Health::PausedByUser => "paused",
+        _ => health,
+    };
     let progress_text = if a.state == RunState::Running && a.copy.to_copy > 0 {
         let eta = a.copy.eta_seconds.map_or_else(String::new, |s| {
             format!(", about {} left", crate::apply::sizing::duration(s))
@@ -252,6 +257,10 @@ fn account_row(h: &mut String, a: &AccountView, now: &str) {
             "waiting for a plan change or SIGHUP".into()
         }
         (Health::Failing, n) if n > 1 => format!("{n} failures in a row"),
+        (Health::PausedByUser, _) => match a.paused_by {
+            Some("plan") => "by the plan (edit it to resume)".into(),
+            _ => "from the status page (POST /api/resume to resume)".into(),
+        },
         (Health::Paused, _) => format!(
             "paused until {}",
             a.paused_until
@@ -282,7 +291,7 @@ fn account_row(h: &mut String, a: &AccountView, now: &str) {
         h,
         "<tr class=\"account {health}\" data-account=\"{}\" data-health=\"{health}\" \
          data-progress=\"{:.3}\"><td class=\"address\">{}</td>\
-         <td><span class=\"badge {health}\">{health}</span> <span class=\"meta\">{}</span></td>\
+         <td><span class=\"badge {health}\">{badge}</span> <span class=\"meta\">{}</span></td>\
          <td class=\"num\"><div class=\"bar\" role=\"progressbar\" aria-valuemin=\"0\" \
          aria-valuemax=\"100\" aria-valuenow=\"{pct:.0}\"><div style=\"width:{pct:.1}%\"></div></div> \
          {}</td><td class=\"num\">{} msgs · {}{items}</td><td class=\"num\">{}</td>\

@@ -42,6 +42,9 @@ pub enum RunEnd {
     Paused { after: Duration },
     /// The daemon is stopping.
     Stopped,
+    /// A person paused the account's copies (`paused: true`, `POST /api/pause`): nothing to
+    /// do until the plan changes or the API resumes it, both of which make the unit due.
+    Held,
 }
 
 /// What the scheduler does next with a unit.
@@ -75,7 +78,7 @@ pub fn next_run(end: &RunEnd, failures: u32, sync_every: Option<Duration>, jitte
             ..
         } => Next::AwaitChange,
         RunEnd::Paused { after } => Next::After(*after),
-        RunEnd::Conflicted | RunEnd::Stopped => Next::AwaitChange,
+        RunEnd::Conflicted | RunEnd::Stopped | RunEnd::Held => Next::AwaitChange,
     }
 }
 
@@ -119,8 +122,9 @@ mod tests {
     }
 
     #[test]
-    fn conflicts_and_stops_are_not_retried() {
-        for end in [RunEnd::Conflicted, RunEnd::Stopped] {
+    fn conflicts_stops_and_a_persons_pause_are_not_retried_on_a_timer() {
+        // A paused account keeps no sync interval: only a plan change or a resume runs it.
+        for end in [RunEnd::Conflicted, RunEnd::Stopped, RunEnd::Held] {
             assert_eq!(
                 next_run(&end, 3, Some(Duration::from_secs(60)), 0.5),
                 Next::AwaitChange

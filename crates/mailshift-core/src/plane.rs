@@ -91,6 +91,12 @@ pub trait ControlPlane: Send + Sync {
         Box::pin(async { Ok(None) })
     }
 
+    /// The IMAP server the platform's mailboxes live on, as its API says (`None`: the API
+    /// does not say; the plan must).
+    fn imap_host(&self) -> PlaneResult<'_, Option<String>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Write calls made so far.
     fn writes(&self) -> u64 {
         0

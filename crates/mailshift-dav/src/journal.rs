@@ -54,6 +54,11 @@ pub struct ObjectRecord {
     /// The sync point (numbered run) that last wrote it; 0 for an object adopted from the
     /// destination (no run of ours wrote it, so none may remove it).
     pub sync_point: u64,
+    /// The sync point whose run created the object on the destination (`Some(0)`: it was
+    /// there already and was adopted; `None`: not known, a record from before this was
+    /// kept). `mailshift rollback --since N` removes only objects created at N or later: an
+    /// update of an object created earlier is not undone by deleting it.
+    pub created_sync_point: Option<u64>,
 }
 
 /// A source object the destination refused (too large, invalid for it), kept so it is tried

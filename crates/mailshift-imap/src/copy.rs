@@ -48,7 +48,7 @@ pub(crate) const BATCH_MESSAGES: usize = 100;
 pub(crate) const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 /// The smallest byte budget a batch or a large message's slice shrinks to (a batch always
 /// takes at least one message, whatever its size).
-const MIN_BATCH_BYTES: u64 = 64 * 1024;
+pub(crate) const MIN_BATCH_BYTES: u64 = 64 * 1024;
 /// Messages larger than this are fetched in slices into a spool file and sent from it, so
 /// memory stays bounded whatever the message size.
 pub const LARGE_MESSAGE: u64 = 4 * 1024 * 1024;
@@ -62,10 +62,10 @@ const CONNECT_ATTEMPTS: u32 = 6;
 /// attempt, and going from a full batch (100 messages, 8 MB) down to one message takes up to
 /// 7 halvings: 8 lets even the worst link reach single messages, and one more try at them,
 /// before the folder is declared failed.
-const STALLED_ATTEMPTS: u32 = 8;
+pub(crate) const STALLED_ATTEMPTS: u32 = 8;
 /// The pause before reconnecting after an attempt that made progress: the link works, it just
 /// drops; the backoff (doubling up to 30 s) is for attempts that kept nothing.
-const RECONNECT_AFTER_PROGRESS: Duration = Duration::from_millis(100);
+pub(crate) const RECONNECT_AFTER_PROGRESS: Duration = Duration::from_millis(100);
 
 /// What the copy of one account must respect.
 #[derive(Debug, Clone, Default)]
@@ -605,7 +605,7 @@ pub(crate) async fn connect_with_retry(
 /// to one and a half times that), so an account's connections do not all come back at once.
 /// A suggested backoff ("Suggested Backoff Time") is not waited here: the account's
 /// [`Gate`](super::session::Gate) holds every connection for exactly that long.
-fn pause(throttled: bool, message: &str, delay: Duration, jitter: f64) -> Duration {
+pub(crate) fn pause(throttled: bool, message: &str, delay: Duration, jitter: f64) -> Duration {
     if !throttled {
         return delay;
     }
@@ -618,7 +618,7 @@ fn pause(throttled: bool, message: &str, delay: Duration, jitter: f64) -> Durati
 /// A draw from [0, 1) for [`pause`]: xorshift over a process-wide state seeded from the clock
 /// (spreading reconnects needs no better randomness, and tests pass their own draws to
 /// `pause`).
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     static STATE: AtomicU64 = AtomicU64::new(0);
     let mut x = STATE.load(Ordering::Relaxed);
     if x == 0 {

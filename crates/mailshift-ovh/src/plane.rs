@@ -230,6 +230,16 @@ impl ControlPlane for OvhPlane {
         })
     }
 
+    fn imap_host(&self) -> PlaneResult<'_, Option<String>> {
+        Box::pin(async move {
+            self.service
+                .imap_host()
+                .await
+                .map(Some)
+                .map_err(StepError::from)
+        })
+    }
+
     fn writes(&self) -> u64 {
         self.service.writes()
     }

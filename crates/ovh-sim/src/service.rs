@@ -184,11 +184,11 @@ fn dispatch(st: &mut State, s: usize, rest: &str, r: &Req<'_>) -> Option<Reply> 
 fn service_json(svc: &Svc) -> Value {
     let spam = json!({"checkDKIM": false, "checkSPF": true, "deleteSpam": false,
         "deleteVirus": true, "putInJunk": true, "tagSpam": true, "tagVirus": false});
-    let host = match svc.family {
+    let host = svc.hostname.as_deref().unwrap_or(match svc.family {
         Family::Exchange => "ex.mail.ovh.net",
         Family::Pro => "pro1.mail.ovh.net",
         Family::MxPlan => "pro2.mail.ovh.net",
-    };
+    });
     let mut v = json!({
         "complexityEnabled": true,
         "displayName": svc.name,

@@ -181,6 +181,7 @@ pub(super) struct Svc {
     pub family: Family,
     pub org: Option<String>,
     pub name: String,
+    pub hostname: Option<String>,
     pub offer: ExchangeOffer,
     pub domains: Vec<Dom>,
     pub accounts: Vec<Acct>,
@@ -493,6 +494,7 @@ impl State {
             family,
             org: s.organization.clone(),
             name: s.service.clone(),
+            hostname: s.hostname.clone(),
             offer: s.offer.unwrap_or(ExchangeOffer::Hosted),
             domains: Vec::new(),
             accounts: Vec::new(),
@@ -774,6 +776,7 @@ impl State {
             let service = world::Service {
                 organization: s.org.clone(),
                 service: s.name.clone(),
+                hostname: s.hostname.clone(),
                 offer: (s.family == Family::Exchange).then_some(s.offer),
                 domains: s
                     .domains

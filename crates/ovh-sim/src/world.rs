@@ -194,6 +194,11 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization: Option<String>,
     pub service: String,
+    /// The service's `hostname` as the API reports it (the IMAP/EWS server its mailboxes
+    /// live on). Default: the family's usual one (`ex.mail.ovh.net`, `pro1.mail.ovh.net`,
+    /// `pro2.mail.ovh.net`); a test sets `127.0.0.1` to have mailshift detect its Dovecot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offer: Option<ExchangeOffer>,
     #[serde(default)]
@@ -535,6 +540,7 @@ fresh_password: {refusals: 2}
         world.exchange.push(Service {
             organization: Some("org".into()),
             service: "svc".into(),
+            hostname: Some("127.0.0.1".into()),
             offer: Some(ExchangeOffer::Dedicated),
             domains: vec![],
             accounts: vec![Account::new("a@b.c", "pw")],

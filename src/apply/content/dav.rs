@@ -41,14 +41,36 @@ use crate::state::StateReader;
 /// The engine for one kind of content: contacts, calendars or tasks.
 pub(super) struct DavSync(pub ResourceKind);
 
+/// The components one kind of content copies.
+pub(crate) fn components(kind: ResourceKind) -> Vec<Component> {
+    match kind {
+        ResourceKind::Contacts => vec![Component::Card],
+        ResourceKind::Tasks => vec![Component::Task],
+        // Journal entries live in calendars and belong to no other kind.
+        _ => vec![Component::Event, Component::Journal],
+    }
+}
+
+/// An account's destination for contacts, calendars and tasks, opened (for `rollback`, which
+/// deletes there and never reads the source). Secrets are read here and never kept.
+pub(crate) async fn open_destination(
+    loaded: &Loaded,
+    account: &AccountSpec,
+) -> Result<Side, String> {
+    let dest = end(
+        &loaded.base_dir,
+        &account.dest,
+        &account.account.destination,
+        dest_login(&account.account),
+        &account.address,
+        true,
+    )?;
+    dest.open().await.map_err(|e| e.message)
+}
+
 impl DavSync {
     fn components(&self) -> Vec<Component> {
-        match self.0 {
-            ResourceKind::Contacts => vec![Component::Card],
-            ResourceKind::Tasks => vec![Component::Task],
-            // Journal entries live in calendars and belong to no other kind.
-            _ => vec![Component::Event, Component::Journal],
-        }
+        components(self.0)
     }
 
     /// The plan's name for this kind of content.
@@ -191,7 +213,7 @@ impl End {
 }
 
 /// An opened side: the engine is generic over its two stores, this picks one at run time.
-enum Side {
+pub(crate) enum Side {
     Dav(Box<DavStore>),
     Files(FileStore),
 }
@@ -319,6 +341,8 @@ impl Collections {
 impl Prepared for Collections {
     fn sync<'a>(&'a self, run: SyncRun<'a>) -> ContentResult<'a, Result<Synced, StepError>> {
         Box::pin(async move {
+            // A rollback cut between its deletes and its state update: see `rollback::dav`.
+            crate::rollback::dav::refuse_if_interrupted(run.store, run.id, &self.address)?;
             let (source, dest) = self.open().await?;
             let journal = DavStoreJournal::new(run.store.clone(), run.id.to_string());
             let progress = HooksProgress {

@@ -3,9 +3,10 @@
 //! by the mail engine's POP3 copy (`mailshift_imap::pop3::copy`), its records kept in the state
 //! through the same [`StoreJournal`] as an IMAP copy's, its report put in the same words.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::mail::synced;
+use super::mail::{refused_of, synced};
 use super::{Checked, ContentResult, Prepared, Preview, Size, SyncRun, Synced, dest_quota};
 use crate::apply::imap_adapter::{self, IntoStepError, pop3_target, target};
 use crate::apply::journal::StoreJournal;
@@ -19,7 +20,7 @@ use crate::transfer::imap::folders::FolderRules;
 use crate::transfer::imap::pop3::Pop3;
 use crate::transfer::imap::pop3::copy::{Pop3Job, copy_maildrop};
 use crate::transfer::imap::session::Target;
-use crate::verify::AccountCheck;
+use crate::verify::verify_pop3;
 
 /// The account's POP3 maildrop and its destination mailbox.
 pub(super) fn prepare(
@@ -31,16 +32,16 @@ pub(super) fn prepare(
         .map_err(|e| StepError::config(format!("source: {e}")))?;
     let dest = target(loaded, &account.dest, &a.destination, dest_login(a))
         .map_err(|e| StepError::config(format!("destination: {e}")))?;
+    let (mut rules, options) = imap_adapter::rules_and_options(account);
+    // A POP3 source is never Gmail's IMAP (no labels, no All Mail), whatever its platform's
+    // type: its one folder is INBOX.
+    rules.gmail.source = false;
     Ok(Box::new(Maildrop {
         address: account.address.clone(),
         source,
         dest,
-        rules: imap_adapter::folder_rules(a.folders.as_ref()),
-        options: imap_adapter::within_platform_limits(
-            imap_adapter::copy_options(&account.options),
-            &account.source,
-            &account.dest,
-        ),
+        rules,
+        options,
     }))
 }
 
@@ -81,19 +82,30 @@ impl Prepared for Maildrop {
 
     fn verify<'a>(
         &'a self,
-        _state: Option<&'a StateReader>,
-        _list_limit: usize,
+        state: Option<&'a StateReader>,
+        list_limit: usize,
     ) -> ContentResult<'a, Result<Checked, StepError>> {
-        // Not yet: said plainly rather than reported as a pass.
         Box::pin(async move {
-            Ok(Checked::Mail(AccountCheck {
-                account: self.address.clone(),
-                folders: Vec::new(),
-                error: Some(
-                    "verify does not compare POP3 sources yet: `mailshift status` shows what the copy recorded"
-                        .into(),
-                ),
-            }))
+            // The copy's refusals of the maildrop (one folder), by their UIDL's refusal key.
+            let refusals: HashMap<u32, String> = match state {
+                Some(reader) => refused_of(reader, &self.address)?
+                    .into_iter()
+                    .map(|((_, key), reason)| (key, reason))
+                    .collect(),
+                None => HashMap::new(),
+            };
+            Ok(Checked::Mail(
+                verify_pop3(
+                    &self.address,
+                    &self.source,
+                    &self.dest,
+                    &self.rules,
+                    &self.options,
+                    list_limit,
+                    &refusals,
+                )
+                .await,
+            ))
         })
     }
 

@@ -111,6 +111,11 @@ impl Hooks for StatusModel {
                 info!(account, step = %result.id, "{text}");
                 ("paused", text)
             }
+            // A person's pause, not a daily limit's: labelled apart (`/api/status`, metrics).
+            Outcome::Held(text) => {
+                info!(account, step = %result.id, "{text}");
+                ("paused-by-user", text)
+            }
         };
         let mut guard = self.lock();
         let inner: &mut Inner = &mut guard;

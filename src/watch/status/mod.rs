@@ -89,6 +89,10 @@ struct AccountInfo {
     items_migrated: BTreeMap<String, u64>,
     /// The mail copy is paused at a daily limit: until when (Unix seconds), and which limit.
     paused: Option<(u64, String)>,
+    /// The plan in force pauses the account's copies (`paused: true`).
+    plan_hold: Option<crate::apply::hold::Hold>,
+    /// A person paused its copies: the plan's pause, else one from the API (the state's).
+    held: Option<crate::apply::hold::Hold>,
 }
 
 /// What this process saw of a resource, beyond its state record.

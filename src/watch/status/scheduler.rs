@@ -183,6 +183,11 @@ impl StatusModel {
                 (id, rec)
             })
             .collect();
+        let api_hold = store
+            .holds()
+            .ok()
+            .and_then(|h| h.get(account).cloned())
+            .map(|r| crate::apply::hold::Hold::Api { since: r.since });
         let paused = mail_id
             .as_ref()
             .and_then(|id| store.pause(id).ok().flatten())
@@ -223,6 +228,7 @@ impl StatusModel {
         if let Some(info) = inner.accounts.get_mut(account) {
             info.items_migrated = items;
             info.paused = paused;
+            info.held = info.plan_hold.clone().or(api_hold);
             if let Some((m, b)) = migrated {
                 info.migrated_messages = m;
                 info.migrated_bytes = b;
@@ -271,6 +277,7 @@ fn describe_account(info: &mut AccountInfo, address: &str, loaded: &Loaded, all:
         .iter()
         .find(|r| r.account.as_deref() == Some(address) && r.kind == ResourceKind::Mail);
     info.mail_id = mail.map(|r| r.id().to_string());
+    info.plan_hold = crate::apply::hold::plan_hold(&loaded.plan, address);
     info.cut_over = mail.is_some_and(|r| matches!(r.execution, Execution::Sync { cut_over: true }));
     info.syncs = mail.is_some_and(|r| matches!(r.execution, Execution::Sync { cut_over: false }));
 }

@@ -189,6 +189,7 @@ fn contacts_events_and_tasks_recorded_in_the_state_show_per_account() {
         dest_etag: None,
         size: 1,
         sync_point: 1,
+        created_sync_point: Some(1),
     };
     let coll = |objects| crate::state::DavCollectionRecord {
         dest_href: "/b/".into(),

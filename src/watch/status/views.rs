@@ -115,6 +115,9 @@ pub enum Health {
     Queued,
     /// A manual step waits for a person (`mailshift ack`).
     Manual,
+    /// A person paused the account's copies (`paused_by`: the plan or the API); apart from
+    /// `paused`, which a daily limit imposes and which ends by itself.
+    PausedByUser,
     /// The mail copy waits for a platform's daily limit to reopen (`paused_until`).
     Paused,
     Pending,
@@ -134,6 +137,7 @@ impl Health {
             Health::Running => "running",
             Health::Queued => "queued",
             Health::Manual => "manual",
+            Health::PausedByUser => "paused-by-user",
             Health::Paused => "paused",
             Health::Pending => "pending",
             Health::Synced => "synced",
@@ -168,6 +172,8 @@ pub(super) fn account_view(
         Health::Queued
     } else if labels.contains(&"manual") {
         Health::Manual
+    } else if info.held.is_some() {
+        Health::PausedByUser
     } else if info.paused.is_some() {
         Health::Paused
     } else if labels
@@ -229,6 +235,8 @@ pub(super) fn account_view(
         paused_until: info.paused.as_ref().map(|(t, _)| rfc3339(*t)),
         pause_reason: info.paused.as_ref().map(|(_, r)| r.clone()),
         paused_until_unix: info.paused.as_ref().map(|(t, _)| *t),
+        paused_by: info.held.as_ref().map(|h| h.by()),
+        paused_by_note: info.held.as_ref().map(|h| h.text()),
     }
 }
 
@@ -357,6 +365,14 @@ pub struct AccountView {
     /// `paused_until` as Unix seconds, for the metrics.
     #[serde(skip)]
     pub paused_until_unix: Option<u64>,
+    /// A person paused the account's copies: `plan` (`paused: true`) or `api`
+    /// (`POST /api/pause/ACCOUNT`, lifted by `POST /api/resume/ACCOUNT`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_by: Option<&'static str>,
+    /// Who paused it and how to resume, for people ("paused by the plan (`paused: true` on
+    /// the account): remove it to resume the copy").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_by_note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -389,7 +405,8 @@ pub struct ResourceView {
     pub in_plan: bool,
     /// `pending`, `running`, `done`, `in-progress` (interrupted), `failed`, `blocked` (a step it
     /// depends on did not complete), `manual` (waiting for a person), `conflict`,
-    /// `acknowledged`, `orphaned`.
+    /// `acknowledged`, `orphaned`, `paused` (at a daily limit), `paused-by-user` (a person
+    /// paused the account: the plan's `paused: true` or `POST /api/pause`).
     pub status: &'static str,
     pub summary: String,
     pub last_error: Option<String>,
@@ -421,6 +438,7 @@ mod tests {
             Health::Synced,
             Health::Pending,
             Health::Paused,
+            Health::PausedByUser,
             Health::Manual,
             Health::Queued,
             Health::Running,
@@ -428,6 +446,6 @@ mod tests {
         ];
         all.sort_by_key(|h| h.rank());
         assert_eq!(all[0], Health::Failing);
-        assert_eq!(all[7], Health::CutOver);
+        assert_eq!(all[8], Health::CutOver);
     }
 }

@@ -30,6 +30,10 @@ pub enum Action {
     Conflict,
     /// In the state, not in the plan, and never destroyed by omission.
     Orphaned,
+    /// A copy a person paused (`paused: true` in the plan, or watch mode's
+    /// `POST /api/pause/ACCOUNT`): apply leaves it where it stands until it is resumed. Not a
+    /// daily-limit pause, which the diff never sees.
+    Paused,
 }
 
 impl Action {
@@ -42,6 +46,7 @@ impl Action {
             Action::Manual => "manual",
             Action::Conflict => "conflict",
             Action::Orphaned => "orphaned",
+            Action::Paused => "paused",
         }
     }
 
@@ -54,6 +59,7 @@ impl Action {
             Action::Manual => '!',
             Action::Conflict => 'x',
             Action::Orphaned => '?',
+            Action::Paused => '|',
         }
     }
 }
@@ -83,7 +89,7 @@ pub struct Change {
 impl Change {
     /// Whether this change would make `apply` do something.
     pub fn is_pending(&self) -> bool {
-        !matches!(self.action, Action::Orphaned)
+        !matches!(self.action, Action::Orphaned | Action::Paused)
     }
 }
 
@@ -97,6 +103,8 @@ pub struct Summary {
     pub manual: usize,
     pub conflict: usize,
     pub orphaned: usize,
+    /// Copies a person paused: not work for `apply` until they are resumed.
+    pub paused: usize,
 }
 
 impl Summary {
@@ -111,12 +119,14 @@ impl Summary {
                 Action::Manual => s.manual += 1,
                 Action::Conflict => s.conflict += 1,
                 Action::Orphaned => s.orphaned += 1,
+                Action::Paused => s.paused += 1,
             }
         }
         s
     }
 
-    /// Whether `apply` has anything to do (orphans are information, not work).
+    /// Whether `apply` has anything to do (orphans and paused copies are information, not
+    /// work).
     pub fn has_changes(&self) -> bool {
         self.add + self.change + self.remove + self.sync + self.manual + self.conflict > 0
     }

@@ -939,6 +939,18 @@ fn endpoint_identity(p: &Platform, c: Content) -> String {
         return format!("files:{}", p.path.as_deref().unwrap_or_default());
     }
     match c {
+        // An OVHcloud mailbox is the service's, whichever host reaches it: the one read from
+        // the API at each run, or one written in the plan (so writing it out, leaving it to the
+        // API, or a service moved to another cluster is not another copy).
+        Content::Mail if p.kind.is_ovh() && p.pop3.is_none() => format!(
+            "{}:{}{}",
+            p.kind.as_str(),
+            p.organization
+                .as_deref()
+                .map(|o| format!("{o}/"))
+                .unwrap_or_default(),
+            p.service.as_deref().unwrap_or_default()
+        ),
         Content::Mail => p
             .imap_endpoint()
             .map(|i| {

@@ -67,6 +67,12 @@ pub struct Plan {
     /// of which events. A notification that cannot be delivered never fails the migration.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<NotifyTarget>,
+    /// Pause every account's copies (mail, contacts, calendars, tasks): a copy under way stops
+    /// at its next checkpoint, none starts, and setting it back to `false` (or removing it)
+    /// resumes each from where it stood. Creations, renames and other API steps still run.
+    /// Not a daily-limit pause (`limits:`), which ends by itself.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paused: bool,
 }
 
 /// One recipient of notifications: exactly one of `email` and `webhook`.
@@ -247,7 +253,10 @@ pub struct Platform {
     /// Which MX Plan API the service lives on (`ovh-mx-plan` only). Default `mxplan`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mx_plan_api: Option<MxPlanApi>,
-    /// The IMAP endpoint mail is read from or written to.
+    /// The IMAP endpoint mail is read from or written to. Optional on `gmail` and
+    /// `microsoft-365` (their public servers) and on OVHcloud types, whose server is read from
+    /// the API (the service's `hostname`; `ssl0.ovh.net` on the legacy MX Plan API), port 993
+    /// over TLS; an `imap:` block there without `host` keeps that detection and sets the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imap: Option<ImapEndpoint>,
     /// A POP3 endpoint mail is read from instead (a source only: POP3 cannot write). Its one
@@ -272,6 +281,11 @@ pub struct Platform {
     /// and directories of `.eml` messages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The IMAP host read from the platform's API at the start of a command that connects
+    /// (`mailshift::apply::servers`), or why it could not be: never in a plan file.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub detected_imap_host: Option<Result<String, String>>,
 }
 
 /// Where to reach a CardDAV/CalDAV server.
@@ -338,24 +352,50 @@ impl PlatformKind {
             PlatformKind::Microsoft365 => "outlook.office365.com",
             _ => return None,
         };
-        Some(ImapEndpoint {
-            host: host.to_string(),
-            port: None,
-            security: Security::Tls,
-            ca_file: None,
-            insecure_skip_verify: false,
-            allow_plaintext: false,
-            timeout: None,
-        })
+        Some(ImapEndpoint::tls(host))
     }
 }
 
 impl Platform {
     /// The IMAP endpoint: the plan's, else the platform type's default (Gmail, Microsoft 365).
     pub fn imap_endpoint(&self) -> Option<std::borrow::Cow<'_, ImapEndpoint>> {
-        match &self.imap {
-            Some(ep) => Some(std::borrow::Cow::Borrowed(ep)),
-            None => self.kind.default_imap().map(std::borrow::Cow::Owned),
+        match (&self.imap, self.kind.default_imap()) {
+            (Some(ep), Some(default)) if ep.host.is_empty() => {
+                Some(std::borrow::Cow::Owned(ImapEndpoint {
+                    host: default.host,
+                    ..ep.clone()
+                }))
+            }
+            (Some(ep), _) => Some(std::borrow::Cow::Borrowed(ep)),
+            (None, default) => default.map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// Whether the IMAP host is to be read from the platform's API (an OVHcloud platform
+    /// whose plan names no host).
+    pub fn detects_imap_host(&self) -> bool {
+        self.kind.is_ovh() && self.imap.as_ref().is_none_or(|ep| ep.host.is_empty())
+    }
+
+    /// The IMAP server to connect to: the plan's (or the type's) endpoint, with the host
+    /// read from the API where the plan names none.
+    pub fn imap_server(&self) -> Result<std::borrow::Cow<'_, ImapEndpoint>, String> {
+        if !self.detects_imap_host() {
+            return self
+                .imap_endpoint()
+                .ok_or_else(|| "the platform has no `imap` endpoint".to_string());
+        }
+        match &self.detected_imap_host {
+            Some(Ok(host)) => Ok(std::borrow::Cow::Owned(ImapEndpoint {
+                host: host.clone(),
+                ..self.imap.clone().unwrap_or_else(|| ImapEndpoint::tls(""))
+            })),
+            Some(Err(e)) => Err(format!(
+                "its IMAP server could not be read from the OVHcloud API ({e}); write it in the platform's `imap: {{host: ...}}`"
+            )),
+            None => Err(
+                "its IMAP server is read from the OVHcloud API, which was not asked".to_string(),
+            ),
         }
     }
 
@@ -507,7 +547,9 @@ pub enum MxPlanApi {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImapEndpoint {
-    /// Host name or IP address.
+    /// Host name or IP address. May be left out on OVHcloud platforms (read from the API) and
+    /// on `gmail`/`microsoft-365` (their public servers).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub host: String,
     /// TCP port. Default: 993 with `tls`, 143 otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -531,6 +573,19 @@ pub struct ImapEndpoint {
 }
 
 impl ImapEndpoint {
+    /// `host` on port 993 over TLS, certificates verified: what public servers offer.
+    pub fn tls(host: &str) -> ImapEndpoint {
+        ImapEndpoint {
+            host: host.to_string(),
+            port: None,
+            security: Security::Tls,
+            ca_file: None,
+            insecure_skip_verify: false,
+            allow_plaintext: false,
+            timeout: None,
+        }
+    }
+
     /// The per-command timeout when the plan sets none: long enough for a slow server's big
     /// FETCH or SEARCH, short enough that a stalled link is noticed within minutes.
     pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
@@ -639,6 +694,11 @@ pub struct Account {
     /// Overrides of the plan's `options` for this account.
     #[serde(default, skip_serializing_if = "is_default")]
     pub options: MigrationOptions,
+    /// Pause this account's copies: a copy under way stops at its next checkpoint, none
+    /// starts, and setting it back to `false` (or removing it) resumes from where it stood.
+    /// Its creation, rename and other API steps still run; steps that wait for the copy wait.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paused: bool,
 }
 
 /// Login to one side of a migration. Exactly one of `password` and `oauth2_token`.

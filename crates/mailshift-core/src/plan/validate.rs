@@ -266,11 +266,24 @@ impl<'a> Validator<'a> {
                 } else {
                     ("IMAP", "993 for TLS or 143 for STARTTLS")
                 };
-                if imap.host.trim().is_empty() {
+                // OVHcloud's server is read from its API, Gmail's and Microsoft 365's are known.
+                let host_known = field == "imap"
+                    && imap.host.is_empty()
+                    && (p.kind.is_ovh() || p.kind.default_imap().is_some());
+                if imap.host.trim().is_empty() && !host_known {
+                    let at = if imap.host.is_empty() {
+                        ipath.clone()
+                    } else {
+                        join(&ipath, &[key("host")])
+                    };
                     self.error(
-                        &join(&ipath, &[key("host")]),
-                        format!("empty {proto} host"),
-                        "set the server's host name or IP address",
+                        &at,
+                        format!("no {proto} host"),
+                        if field == "imap" {
+                            "set `host:` to the server's name or IP address (only OVHcloud, `gmail` and `microsoft-365` platforms may leave it out)"
+                        } else {
+                            "set `host:` to the server's name or IP address"
+                        },
                     );
                 }
                 if imap.port == Some(0) {
@@ -286,7 +299,10 @@ impl<'a> Validator<'a> {
                 {
                     self.error(
                         &join(&ipath, &[key("security")]),
-                        format!("`security: none` to {} would send passwords and mail in clear", imap.host),
+                        format!(
+                            "`security: none` to {} would send passwords and mail in clear",
+                            if imap.host.is_empty() { "the server read from the API" } else { &imap.host }
+                        ),
                         "use `security: tls` or `starttls`; if the network is trusted, add `allow_plaintext: true`",
                     );
                 }
@@ -969,8 +985,9 @@ impl<'a> Validator<'a> {
             }
         }
         self.options(&a.options, &join(&base, &[key("options")]), false);
+        // A POP3 source has its own, stronger word on it (below).
         if a.options.gmail_archive_folder.is_some()
-            && from.is_some_and(|p| p.kind != PlatformKind::Gmail)
+            && from.is_some_and(|p| p.kind != PlatformKind::Gmail && p.pop3.is_none())
         {
             self.warn(
                 &join(&base, &[key("options"), key("gmail_archive_folder")]),
@@ -980,6 +997,39 @@ impl<'a> Validator<'a> {
                 ),
                 "remove it; it names where Gmail's label-less mail goes when the source is Gmail",
             );
+        }
+        if from.is_some_and(|p| p.pop3.is_some()) {
+            self.pop3_source_options(&base, a);
+        }
+    }
+
+    /// What a POP3 source cannot honour, refused rather than ignored: its maildrop is one
+    /// folder (copied as `INBOX`) without labels. The other options hold for it as for IMAP:
+    /// sizes from `LIST`, dates from each message's `Date` header, order from the maildrop's.
+    fn pop3_source_options(&mut self, base: &[PathSeg], a: &Account) {
+        if a.options.gmail_archive_folder.is_some() {
+            self.error(
+                &join(base, &[key("options"), key("gmail_archive_folder")]),
+                format!(
+                    "`gmail_archive_folder` cannot apply: platform `{}` is read over POP3, which has no labels and no All Mail",
+                    a.from
+                ),
+                "remove it; the POP3 maildrop is copied into INBOX, or where `folders.map` maps `INBOX`",
+            );
+        }
+        if let Some(f) = &a.folders {
+            for src in f.map.keys() {
+                if !src.eq_ignore_ascii_case("INBOX") {
+                    self.error(
+                        &join(base, &[key("folders"), key("map"), key(src)]),
+                        format!(
+                            "platform `{}` is read over POP3, whose one mailbox is `INBOX`: there is no folder `{src}` to map",
+                            a.from
+                        ),
+                        "map `INBOX` instead, e.g. `folders: {map: {INBOX: \"Old POP\"}}`",
+                    );
+                }
+            }
         }
     }
 
@@ -1022,7 +1072,7 @@ impl<'a> Validator<'a> {
                 ),
                 (Content::Mail, _) if p.pop3.is_some() => {}
                 (Content::Mail, _) => {
-                    if p.imap_endpoint().is_none() {
+                    if p.imap_endpoint().is_none() && !p.detects_imap_host() {
                         self.error(
                             &side_path,
                             format!("platform `{name}` has no `imap` endpoint to copy mail through"),

@@ -6,8 +6,9 @@ pub mod window;
 
 pub use record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord, Status};
 pub use store::dav::{DavCollectionRecord, DavObjectRecord, DavRefusedRecord};
+pub use store::hold::HoldRecord;
 pub use store::quota::{PauseRecord, Side};
-pub use store::rollback::PendingRollback;
+pub use store::rollback::{PendingDavObject, PendingDavRollback, PendingRollback};
 pub use store::throughput::{CopyRun, Throughput};
 pub use store::{
     FORMAT_VERSION, StateError, StateReader, StateStore, default_path, read_resources,

@@ -25,6 +25,8 @@
 //! - `sync_points`, `rollbacks`: when each sync point started, and the rollbacks in flight,
 //!   added the same way ([`rollback`]).
 //! - `notified`: the notifications already sent, so each is sent once ([`notified`]).
+//! - `holds`: the accounts a person paused from watch mode's API, added the same way
+//!   ([`hold`]).
 //!
 //! Every write method is one redb write transaction, committed (and fsynced: the default
 //! durability) before it returns, so a crash loses at most the step in flight.
@@ -45,6 +47,7 @@ use serde::de::DeserializeOwned;
 use super::record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord};
 
 pub mod dav;
+pub mod hold;
 pub mod notified;
 pub mod quota;
 pub mod rollback;

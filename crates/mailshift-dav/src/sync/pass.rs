@@ -609,6 +609,7 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
                 dest_etag: etag,
                 size: found_size,
                 sync_point,
+                created_sync_point: created(sync_point, w.record.as_ref()),
             },
             how,
             sent,
@@ -841,5 +842,17 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
             .await?
             .into_iter()
             .next())
+    }
+}
+
+/// Which sync point created an object just stored with `sync_point` (0: adopted), given its
+/// record before: an adopted object was never ours; a recorded one keeps the creation it had
+/// (an update, or a write again after the destination lost it, is not a creation of this run);
+/// an object without a record was created by this run.
+fn created(sync_point: u64, before: Option<&ObjectRecord>) -> Option<u64> {
+    match before {
+        _ if sync_point == 0 => Some(0),
+        Some(r) => r.created_sync_point,
+        None => Some(sync_point),
     }
 }

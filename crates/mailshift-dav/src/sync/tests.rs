@@ -145,6 +145,37 @@ async fn copies_then_a_second_run_writes_nothing() {
     assert_eq!(journal.collections().unwrap()["contacts"].objects, 3);
 }
 
+/// Each record says which run created its object: the run that wrote it first; an update in a
+/// later run keeps that; an object adopted from the destination was created by none (0).
+#[tokio::test]
+async fn records_keep_the_sync_point_that_created_each_object() {
+    let source = source_with(&[("a.vcf", card(Some("a"), "Ann"))]);
+    let dest = dest(Behaviour::default());
+    dest.add_collection(collection("contacts", &[Component::Card]));
+    // Already on the destination (another tool put it there): adopted.
+    dest.insert("/contacts/", "/contacts/other.vcf", &card(Some("b"), "Bob"));
+    source.insert("/contacts/", "/contacts/b.vcf", &card(Some("b"), "Bob"));
+    let journal = MemJournal::default();
+    let mut job = contacts_job();
+    run(&job, &source, &dest, &journal).await.unwrap();
+    // Run 2: Ann edited, Cid new.
+    source.insert("/contacts/", "/contacts/a.vcf", &card(Some("a"), "Ann B"));
+    source.insert("/contacts/", "/contacts/c.vcf", &card(Some("c"), "Cid"));
+    job.sync_point = 2;
+    run(&job, &source, &dest, &journal).await.unwrap();
+    let records = journal.objects("contacts").unwrap();
+    let by_uid = |uid: &str| {
+        records
+            .iter()
+            .find(|(k, _)| k.contains(uid))
+            .map(|(_, r)| (r.sync_point, r.created_sync_point))
+            .unwrap()
+    };
+    assert_eq!(by_uid("uid:a"), (2, Some(1)), "{records:?}");
+    assert_eq!(by_uid("uid:b"), (0, Some(0)), "{records:?}");
+    assert_eq!(by_uid("uid:c"), (2, Some(2)), "{records:?}");
+}
+
 /// A run cut after the k-th write, then a run to the end: for every k.
 #[tokio::test]
 async fn a_cut_after_any_write_converges_without_duplicates() {

@@ -21,16 +21,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::triage::{Known, Pairing, triage, uidl_key};
+use super::triage::{Known, Pairing, refusal_key, triage, uidl_key};
 use super::{Listed, Pop3};
 use crate::copy::{
-    BATCH_BYTES, BATCH_MESSAGES, CopyError, CopyOptions, CopyReport, FolderReport, Progress, Ready,
-    StopFlag, connect_fresh, content_hash, dest_flags, hash_messages, in_journal, now, send,
+    BATCH_BYTES, BATCH_MESSAGES, CopyError, CopyOptions, CopyReport, FolderReport, MIN_BATCH_BYTES,
+    Progress, RECONNECT_AFTER_PROGRESS, Ready, STALLED_ATTEMPTS, StopFlag, connect_fresh,
+    content_hash, dest_flags, hash_messages, in_journal, jitter, now, pause, refusal, send,
 };
 use crate::error::ErrorKind;
 use crate::files::headers::read_header;
 use crate::folders::{FolderRules, RemoteFolder, map_folders};
-use crate::journal::{FolderRecord, Journal, MessageRecord};
+use crate::journal::{FolderRecord, Journal, MessageRecord, RefusedRecord};
 use crate::plural;
 use crate::session::{MessageMeta, Target, uid_set};
 
@@ -51,17 +52,123 @@ pub struct Pop3Job {
     pub login_grace: Duration,
 }
 
+/// What the attempts of one run hand on to the next after a dropped connection: the counts
+/// so far, the batch size the link carries, and what was found outside the date window.
+struct Carry {
+    report: CopyReport,
+    folder: Option<FolderReport>,
+    batch_bytes: u64,
+    /// Messages (UIDL keys) found outside the plan's date window: not read again in this run.
+    outside: HashSet<u64>,
+    /// The folder's start was reported (with what is to copy).
+    started: bool,
+}
+
+impl Carry {
+    /// What an attempt has moved forward: messages recorded on the destination, or found
+    /// outside the date window (neither is read again).
+    fn kept(&self) -> u64 {
+        self.outside.len() as u64
+            + self
+                .folder
+                .as_ref()
+                .map_or(0, |f| f.copied + f.rematched + f.adopted)
+    }
+}
+
 /// Copies (or brings up to date) one POP3 maildrop. An error leaves the journal consistent:
 /// the next run goes on from where this one stopped, copying nothing twice.
+///
+/// A dropped connection (either side) is routine, as in the IMAP copy: the attempt records
+/// every message that arrived whole, and a new attempt on fresh connections starts again from
+/// the journal (which is what makes it exactly once: an attempt is a run in small). Batches
+/// halve after each cut; the run gives up only after [`STALLED_ATTEMPTS`] attempts in a row
+/// that recorded nothing, waiting longer after each of them.
 pub async fn copy_maildrop(
     job: Arc<Pop3Job>,
     journal: Arc<dyn Journal>,
     progress: Arc<dyn Progress>,
     stop: StopFlag,
 ) -> Result<CopyReport, CopyError> {
+    let mut carry = Carry {
+        report: CopyReport::default(),
+        folder: None,
+        batch_bytes: BATCH_BYTES,
+        outside: HashSet::new(),
+        started: false,
+    };
+    let mut stalled = 0;
+    let mut delay = Duration::from_millis(500);
+    let mut first = true;
+    loop {
+        let before = carry.kept();
+        let outcome = attempt(&job, &journal, &progress, &stop, &mut carry, first).await;
+        first = false;
+        match outcome {
+            Ok(()) => break,
+            Err(e) if e.transient && !stop.load(Ordering::Relaxed) => {
+                let moved = carry.kept() > before;
+                stalled = if moved { 0 } else { stalled + 1 };
+                if stalled >= STALLED_ATTEMPTS {
+                    return Err(CopyError {
+                        message: format!(
+                            "{} ({STALLED_ATTEMPTS} attempts in a row copied nothing)",
+                            e.message
+                        ),
+                        ..e
+                    });
+                }
+                // A cut link gets smaller batches; a server asking to slow down is not one.
+                if !e.throttled {
+                    carry.batch_bytes = (carry.batch_bytes / 2).max(MIN_BATCH_BYTES);
+                }
+                progress.note(
+                    &job.account,
+                    &format!(
+                        "INBOX: {} (reconnecting{})",
+                        e.message,
+                        if moved {
+                            String::new()
+                        } else {
+                            format!(", {stalled}/{STALLED_ATTEMPTS} without progress")
+                        }
+                    ),
+                );
+                if moved {
+                    delay = Duration::from_millis(500);
+                    tokio::time::sleep(RECONNECT_AFTER_PROGRESS).await;
+                } else {
+                    tokio::time::sleep(pause(e.throttled, &e.message, delay, jitter())).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut report = carry.report;
+    report.folders.extend(carry.folder);
+    Ok(report)
+}
+
+/// One attempt at the maildrop, on fresh connections, from what the journal holds.
+async fn attempt(
+    job: &Pop3Job,
+    journal: &Arc<dyn Journal>,
+    progress: &Arc<dyn Progress>,
+    stop: &StopFlag,
+    carry: &mut Carry,
+    first: bool,
+) -> Result<(), CopyError> {
     let mut pop = Pop3::connect(&job.source).await?;
     let listing = pop.listing().await?;
-    let mut dst = connect_fresh(&job.dest, job.login_grace, &stop).await?;
+    // The login grace is for the run's first connection (a mailbox just created); after a
+    // cut, the destination's login is known to work.
+    let grace = if first {
+        job.login_grace
+    } else {
+        Duration::ZERO
+    };
+    let mut dst = connect_fresh(&job.dest, grace, stop).await?;
     let source = [RemoteFolder {
         name: "INBOX".into(),
         delimiter: Some('/'),
@@ -73,31 +180,30 @@ pub async fn copy_maildrop(
     for name in &mapping.create {
         dst.create(name).await?;
     }
-    let mut report = CopyReport {
-        notes: mapping.notes.clone(),
-        ..CopyReport::default()
-    };
+    carry.report.notes = mapping.notes.clone();
     // The rules may exclude INBOX: then there is nothing to copy.
     let Some(plan) = mapping.copy.first() else {
         pop.quit().await;
         dst.logout().await;
-        return Ok(report);
+        return Ok(());
     };
     let key = plan.path.clone();
-    let mut fr = FolderReport {
+    let fr = carry.folder.get_or_insert_with(|| FolderReport {
         path: plan.path.clone(),
         dest: plan.dest_path.clone(),
         ..FolderReport::default()
-    };
+    });
+    // Derived from this attempt's listing, not added up over attempts.
+    fr.too_large.clear();
 
     let mut record = {
         let k = key.clone();
-        in_journal(&journal, move |s| s.folder(&k)).await?
+        in_journal(journal, move |s| s.folder(&k)).await?
     };
     let status = dst.status(&plan.dest).await?;
     let mut copied: HashMap<u32, MessageRecord> = {
         let k = key.clone();
-        in_journal(&journal, move |s| s.messages(&k))
+        in_journal(journal, move |s| s.messages(&k))
             .await?
             .into_iter()
             .collect()
@@ -116,7 +222,7 @@ pub async fn copy_maildrop(
             ),
         );
         let k = key.clone();
-        in_journal(&journal, move |s| s.forget_folder(&k)).await?;
+        in_journal(journal, move |s| s.forget_folder(&k)).await?;
         record = None;
         copied.clear();
     }
@@ -148,11 +254,28 @@ pub async fn copy_maildrop(
             ),
         );
     }
+    // Refusals by the destination, recorded by [`refusal_key`]: a message refused in this run
+    // already is not offered again before the next (as the IMAP copy does); verify names
+    // them, with the destination's words.
+    let refused_before: HashMap<u32, RefusedRecord> = {
+        let k = key.clone();
+        in_journal(journal, move |s| s.refused(&k))
+            .await?
+            .into_iter()
+            .collect()
+    };
     let mut pairing = Pairing::new(&known, &t.absent);
     let by_number: HashMap<u32, &Listed> = listing.iter().map(|l| (l.number, l)).collect();
     let mut todo: Vec<&Listed> = Vec::new();
     for n in &t.fetch {
         let l = by_number[n];
+        let id = uidl_key(&l.uidl);
+        let refused_now = refused_before
+            .get(&refusal_key(&l.uidl))
+            .is_some_and(|r| r.sync_point == job.sync_point);
+        if refused_now || carry.outside.contains(&id) {
+            continue;
+        }
         let meta = meta_of(0, l.size, None);
         if !job.options.size_ok(&meta) {
             fr.too_large.push((l.number, meta.size));
@@ -160,6 +283,15 @@ pub async fn copy_maildrop(
         }
         todo.push(l);
     }
+    // A maildrop lists its messages in the order they arrived (RFC 1939 numbers them so).
+    if job.options.newest_first {
+        todo.reverse();
+    }
+    // `max_items` counts what the account's records hold, as the IMAP copy counts it.
+    let mut remaining = job
+        .options
+        .max_items
+        .map_or(u64::MAX, |cap| cap.saturating_sub(copied.len() as u64));
     let mut next_slot = slots.last().copied().unwrap_or(0) + 1;
     let record_for = |copied: &HashMap<u32, MessageRecord>, in_flight: Option<u32>| FolderRecord {
         dest_folder: plan.dest.clone(),
@@ -174,9 +306,13 @@ pub async fn copy_maildrop(
         bytes: copied.values().map(|r| r.size).sum(),
         updated_at: now(),
     };
-    // One maildrop: what this run copies is known exactly before it starts.
-    progress.account_started(&job.account, todo.len() as u64);
-    progress.folder_started(&job.account, &plan.path, todo.len() as u64);
+    // Said once per run: a later attempt's `todo` is what the earlier ones left. One
+    // maildrop: what this run copies is known exactly before it starts.
+    if !carry.started {
+        progress.account_started(&job.account, todo.len() as u64);
+        progress.folder_started(&job.account, &plan.path, todo.len() as u64);
+        carry.started = true;
+    }
 
     // What an interrupted run may have left in the destination: hashed, and taken for the
     // messages about to be sent.
@@ -238,15 +374,19 @@ pub async fn copy_maildrop(
         }
     }
 
+    let windowed = job.options.since.is_some() || job.options.before.is_some();
     let mut i = 0;
     while i < todo.len() {
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || remaining == 0 {
             break;
         }
         let mut end = i;
         let mut bytes = 0u64;
         while end < todo.len()
-            && (end == i || (end - i < BATCH_MESSAGES && bytes + todo[end].size <= BATCH_BYTES))
+            && (end == i
+                || (end - i < BATCH_MESSAGES
+                    && ((end - i) as u64) < remaining
+                    && bytes + todo[end].size <= carry.batch_bytes))
         {
             bytes += todo[end].size;
             end += 1;
@@ -255,10 +395,43 @@ pub async fn copy_maildrop(
         i = end;
         let mut entries: Vec<(u32, MessageRecord)> = Vec::new();
         let mut to_send: Vec<Fetched> = Vec::new();
-        for l in batch {
-            let body = pop.retr(l.number).await?;
-            let hash = content_hash(&body);
+        let mut refused: Vec<(u32, RefusedRecord)> = Vec::new();
+        // Slot → the refusal key of the message in it, for the messages of this batch.
+        let mut refusal_keys: HashMap<u32, u32> = HashMap::new();
+        // A source connection that drops mid-batch: what arrived whole is still sent and
+        // recorded below, then the attempt ends.
+        let mut source_failure = None;
+        let numbers = |ls: &[&Listed]| ls.iter().map(|l| l.number).collect::<Vec<u32>>();
+        let mut wanted: Vec<&Listed> = batch.to_vec();
+        // Under a date window, the header alone says whether the message is wanted: one
+        // outside it is never fetched whole (where the server has TOP).
+        if windowed && pop.caps.top {
+            let (heads, err) = pop.fetch_each(&numbers(batch), true).await;
+            source_failure = err;
+            wanted.clear();
+            for (l, head) in batch.iter().zip(&heads) {
+                if job
+                    .options
+                    .in_date_window(&meta_of(0, 0, read_header(head).date))
+                {
+                    wanted.push(l);
+                } else {
+                    carry.outside.insert(uidl_key(&l.uidl));
+                }
+            }
+        }
+        let bodies = match source_failure {
+            None => {
+                let (bodies, err) = pop.fetch_each(&numbers(&wanted), false).await;
+                source_failure = err;
+                bodies
+            }
+            Some(_) => Vec::new(),
+        };
+        for (l, body) in wanted.iter().zip(bodies) {
             let id = uidl_key(&l.uidl);
+            refusal_keys.insert(next_slot, refusal_key(&l.uidl));
+            let hash = content_hash(&body);
             if let Some(k) = pairing.take(&hash) {
                 // The same message under a new UIDL: its record, in its slot, takes the new key.
                 let slot = slots[k];
@@ -272,6 +445,15 @@ pub async fn copy_maildrop(
                     },
                 ));
                 fr.rematched += 1;
+            } else if !job
+                .options
+                .in_date_window(&meta_of(0, 0, read_header(&body).date))
+            {
+                // Outside the plan's date window (by its Date header, as the copy dates it).
+                carry.outside.insert(id);
+                continue;
+            } else if remaining == 0 {
+                break;
             } else if let Some(d) = pending.get_mut(&hash).and_then(VecDeque::pop_front) {
                 // Landed from an interrupted run: recorded, not sent again.
                 entries.push((
@@ -286,6 +468,7 @@ pub async fn copy_maildrop(
                     },
                 ));
                 next_slot += 1;
+                remaining -= 1;
                 fr.rematched += 1;
             } else if let Some(d) = match adopting {
                 true => adopt(&mut dst, &mut by_id, &body, hash).await?,
@@ -305,6 +488,7 @@ pub async fn copy_maildrop(
                     },
                 ));
                 next_slot += 1;
+                remaining -= 1;
                 fr.adopted += 1;
             } else {
                 let date = read_header(&body).date;
@@ -316,6 +500,7 @@ pub async fn copy_maildrop(
                     l.size,
                 ));
                 next_slot += 1;
+                remaining -= 1;
             }
         }
         let mut failure = None;
@@ -328,7 +513,7 @@ pub async fn copy_maildrop(
             with_matched.extend(entries.iter().copied());
             let rec = record_for(&with_matched, in_flight);
             let k = key.clone();
-            in_journal(&journal, move |s| s.put_folder(&k, &rec)).await?;
+            in_journal(journal, move |s| s.put_folder(&k, &rec)).await?;
             let ready: Vec<Ready<'_>> = to_send
                 .iter()
                 .map(|(m, b, h, _, _)| (m, b, *h, dest_flags(&m.flags, &dinfo)))
@@ -354,7 +539,10 @@ pub async fn copy_maildrop(
             }
             for (k, why) in refusals {
                 let (m, body, _, _, _) = &to_send[k];
-                fr.refused.push((m.uid, body.len() as u64, why));
+                let rk = refusal_keys[&m.uid];
+                let r = refusal(&refused_before, rk, why, body.len() as u64, job.sync_point);
+                fr.refused.push((m.uid, r.size, r.reason.clone()));
+                refused.push((rk, r));
             }
             failure = err;
         }
@@ -365,10 +553,29 @@ pub async fn copy_maildrop(
             in_flight
         };
         let rec = record_for(&copied, mark);
+        // A message refused before and recorded now: its refusal is over.
+        let taken: Vec<u32> = entries
+            .iter()
+            .filter_map(|(slot, _)| refusal_keys.get(slot).copied())
+            .filter(|rk| refused_before.contains_key(rk))
+            .collect();
         let k = key.clone();
-        in_journal(&journal, move |s| s.record_batch(&k, &rec, &entries)).await?;
+        in_journal(journal, move |s| {
+            s.record_batch(&k, &rec, &entries)?;
+            if !refused.is_empty() {
+                s.put_refused(&k, &refused)?;
+            }
+            if !taken.is_empty() {
+                s.clear_refused(&k, &taken)?;
+            }
+            Ok(())
+        })
+        .await?;
         if let Some(e) = failure {
             return Err(e);
+        }
+        if let Some(e) = source_failure {
+            return Err(e.into());
         }
     }
     // Late copies of an interrupted run: an APPEND the killed run sent may land after this
@@ -411,7 +618,7 @@ pub async fn copy_maildrop(
     if !stop.load(Ordering::Relaxed) {
         let rec = record_for(&copied, None);
         let k = key.clone();
-        in_journal(&journal, move |s| s.put_folder(&k, &rec)).await?;
+        in_journal(journal, move |s| s.put_folder(&k, &rec)).await?;
     }
     if !fr.refused.is_empty() {
         progress.note(
@@ -423,10 +630,9 @@ pub async fn copy_maildrop(
             ),
         );
     }
-    report.folders.push(fr);
     pop.quit().await;
     dst.logout().await;
-    Ok(report)
+    Ok(())
 }
 
 /// A fetched message to send: (meta, body, content hash, UIDL key, size as LIST gave it).

@@ -1,7 +1,8 @@
 //! One POP3 connection (RFC 1939), read-only: connect (implicit TLS, or STLS that is never
 //! downgraded, or plain when the plan says the network is trusted), log in (USER/PASS, SASL
-//! PLAIN, SASL XOAUTH2), then CAPA, STAT, UIDL, LIST, RETR and QUIT. DELE is never sent: a
-//! POP3 source is only ever read, and QUIT (which commits deletions) has none to commit.
+//! PLAIN, SASL XOAUTH2), then CAPA, STAT, UIDL, LIST, RETR, TOP and QUIT, the fetches
+//! pipelined where the server allows it (RFC 2449). DELE is never sent: a POP3 source is only
+//! ever read, and QUIT (which commits deletions) has none to commit.
 //!
 //! Our own client rather than a crate (as of 2026-11, see the reference notes on POP3
 //! sources): `async-pop` defaults to async-std and does its TLS through async-native-tls or an
@@ -33,6 +34,11 @@ use crate::session::{
 /// A status line longer than this is not a POP3 server talking (RFC 2449 allows 512 octets).
 const MAX_STATUS_LINE: u64 = 8 * 1024;
 
+/// Commands sent at once to a server that allows PIPELINING: one round trip per group of
+/// messages rather than per message, and the group's command bytes (under 1 KB) fit any
+/// socket buffer, so the server never waits for us to read while we are still writing.
+const PIPELINE: usize = 50;
+
 /// A UIDL or LIST line longer than this is not a listing (RFC 1939: a UIDL is at most 70
 /// characters; some servers send more, never this much).
 const MAX_LISTING_LINE: u64 = 4 * 1024;
@@ -42,6 +48,10 @@ const MAX_LISTING_LINE: u64 = 4 * 1024;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pop3Caps {
     pub stls: bool,
+    /// TOP (optional in RFC 1939): a message's header without its body.
+    pub top: bool,
+    /// PIPELINING (RFC 2449): commands may be sent without waiting for each answer.
+    pub pipelining: bool,
     pub uidl: bool,
     pub user: bool,
     /// SASL mechanisms, upper-cased.
@@ -55,6 +65,8 @@ impl Pop3Caps {
             let mut words = line.split_ascii_whitespace();
             match words.next().map(str::to_ascii_uppercase).as_deref() {
                 Some("STLS") => caps.stls = true,
+                Some("TOP") => caps.top = true,
+                Some("PIPELINING") => caps.pipelining = true,
                 Some("UIDL") => caps.uidl = true,
                 Some("USER") => caps.user = true,
                 Some("SASL") => caps.sasl = words.map(str::to_ascii_uppercase).collect(),
@@ -422,6 +434,50 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3<S> {
         self.multi("RETR", &format!("RETR {number}")).await
     }
 
+    /// TOP with no body lines: the message's header and the empty line after it, for what a
+    /// header says (its date) without fetching the rest. Only where CAPA lists TOP.
+    pub async fn top(&mut self, number: u32) -> Result<Vec<u8>, ImapError> {
+        self.multi("TOP", &format!("TOP {number} 0")).await
+    }
+
+    /// Each of `numbers` read whole with RETR (or, `header_only`, its header with `TOP n 0`),
+    /// in order, the commands sent in groups where the server allows PIPELINING. What was read
+    /// before a failure comes back with it; after a failure the session is out of step and is
+    /// not to be used again.
+    pub async fn fetch_each(
+        &mut self,
+        numbers: &[u32],
+        header_only: bool,
+    ) -> (Vec<Vec<u8>>, Option<ImapError>) {
+        let what = if header_only { "TOP" } else { "RETR" };
+        let group = if self.caps.pipelining { PIPELINE } else { 1 };
+        let mut out = Vec::with_capacity(numbers.len());
+        for chunk in numbers.chunks(group) {
+            let commands: Vec<String> = chunk
+                .iter()
+                .map(|n| match header_only {
+                    true => format!("TOP {n} 0"),
+                    false => format!("RETR {n}"),
+                })
+                .collect();
+            if let Err(e) = self.send(&commands.join("\r\n")).await {
+                return (out, Some(e));
+            }
+            for _ in chunk {
+                let read = match self.answer().await {
+                    Ok(Ok(_)) => self.data(what).await,
+                    Ok(Err(text)) => Err(self.refused(what, &text)),
+                    Err(e) => Err(e),
+                };
+                match read {
+                    Ok(message) => out.push(message),
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+        }
+        (out, None)
+    }
+
     /// QUIT, ending the session politely. Nothing is deleted: no DELE was ever sent. A failure
     /// here changes nothing already read, so it is not reported.
     pub async fn quit(mut self) {
@@ -482,7 +538,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3<S> {
                 }
                 out.remove(start);
             }
-            if what != "RETR" && out.len() - start > MAX_LISTING_LINE as usize {
+            // A message's lines (RETR, TOP) may be long; a listing's may not.
+            if !matches!(what, "RETR" | "TOP") && out.len() - start > MAX_LISTING_LINE as usize {
                 return Err(self.garbled(what, &out[start..start + 80]));
             }
         }

@@ -88,7 +88,7 @@ fn a_whole_session_reads_the_maildrop_and_never_deletes() {
         .await
         .unwrap();
         pop.caps = pop.capa().await.unwrap();
-        assert!(pop.caps.uidl && pop.caps.user && !pop.caps.stls);
+        assert!(pop.caps.uidl && pop.caps.user && pop.caps.top && !pop.caps.stls);
         pop.login(&password("s3cret")).await.unwrap();
         assert_eq!(pop.stat().await.unwrap(), (2, 40));
         assert_eq!(
@@ -117,6 +117,60 @@ fn a_whole_session_reads_the_maildrop_and_never_deletes() {
             String::from_utf8(io).unwrap(),
             "CAPA\r\nUSER bob\r\nPASS s3cret\r\nSTAT\r\nUIDL\r\nLIST\r\nRETR 2\r\n"
         );
+    });
+}
+
+#[test]
+fn top_reads_a_header_whatever_its_line_lengths() {
+    block_on(async {
+        // A folded header line longer than a listing line may be (a long `References:`).
+        let long = "x".repeat(2 * MAX_LISTING_LINE as usize);
+        let server = format!(
+            "+OK ready\r\n+OK\r\nDate: Fri, 05 Jan 2024 10:00:00 +0000\r\nReferences: {long}\r\n\r\n.\r\n"
+        );
+        let mut pop = session(&server).await.unwrap();
+        let head = pop.top(7).await.unwrap();
+        assert_eq!(sent(&pop), "TOP 7 0\r\n");
+        assert!(head.starts_with(b"Date: Fri, 05 Jan 2024"));
+        assert!(head.ends_with(b"\r\n\r\n"));
+    });
+}
+
+#[test]
+fn fetches_are_pipelined_where_allowed_and_keep_what_came_before_a_failure() {
+    block_on(async {
+        let mut pop = session(concat!(
+            "+OK ready\r\n",
+            "+OK\r\nPIPELINING\r\nUIDL\r\n.\r\n",
+            "+OK\r\none\r\n.\r\n",
+            "+OK\r\n..two\r\n.\r\n",
+            "-ERR no such message\r\n",
+        ))
+        .await
+        .unwrap();
+        pop.caps = pop.capa().await.unwrap();
+        assert!(pop.caps.pipelining);
+        let (got, err) = pop.fetch_each(&[1, 2, 9], false).await;
+        // All three sent in one go, before any answer was read.
+        assert_eq!(sent(&pop), "CAPA\r\nRETR 1\r\nRETR 2\r\nRETR 9\r\n");
+        assert_eq!(got, vec![b"one\r\n".to_vec(), b".two\r\n".to_vec()]);
+        assert!(err.unwrap().message.contains("no such message"));
+    });
+}
+
+#[test]
+fn without_pipelining_each_fetch_waits_for_its_answer() {
+    block_on(async {
+        // The server goes silent after CAPA: a client that waits for each answer has sent only
+        // the first command when it finds the stream closed (a pipelining one sends both).
+        let mut pop = session(concat!("+OK ready\r\n", "+OK\r\nTOP\r\nUIDL\r\n.\r\n"))
+            .await
+            .unwrap();
+        pop.caps = pop.capa().await.unwrap();
+        let (got, err) = pop.fetch_each(&[4, 5], true).await;
+        assert!(got.is_empty());
+        assert!(err.unwrap().transient);
+        assert_eq!(sent(&pop), "CAPA\r\nTOP 4 0\r\n");
     });
 }
 

@@ -27,6 +27,14 @@ pub fn uidl_key(uidl: &str) -> u64 {
     u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]).max(1)
 }
 
+/// How a refused message is keyed in the journal's table of refusals, whose keys are 32-bit
+/// source UIDs: the high half of its [`uidl_key`]. Refusals are few, so two UIDLs of one
+/// maildrop sharing this key (odds about n·r/2³², n listed, r refused) is left to chance: the
+/// worst it does is name a message as refused in `verify` rather than missing.
+pub fn refusal_key(uidl: &str) -> u32 {
+    (uidl_key(uidl) >> 32) as u32
+}
+
 /// A message an earlier run copied (or matched), as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {

@@ -38,6 +38,9 @@ pub use dns::DnsDiagnostics;
 pub use footer::footer_html;
 pub use group::GroupSpec;
 
+/// The IMAP server of every mailbox on the legacy MX Plan API.
+pub const LEGACY_MX_PLAN_IMAP: &str = "ssl0.ovh.net";
+
 /// Which API family a platform's service lives on, with its identifiers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Family {
@@ -232,6 +235,23 @@ impl Service {
 
     fn root(&self) -> String {
         self.family.root()
+    }
+
+    /// The IMAP server of the service's mailboxes: the service's `hostname` as the API reports
+    /// it (`exN.mail.ovh.net`, `proN.mail.ovh.net`). The legacy MX Plan API has no such field:
+    /// its mailboxes are all on `ssl0.ovh.net`, the server OVHcloud's guides give for MX Plan.
+    pub async fn imap_host(&self) -> Result<String, OvhError> {
+        if let Family::Legacy { .. } = self.family {
+            return Ok(LEGACY_MX_PLAN_IMAP.to_string());
+        }
+        let v: Value = self.get(&self.root()).await?;
+        match str_field(&v, "hostname").map(str::trim) {
+            Some(h) if !h.is_empty() => Ok(h.to_string()),
+            _ => Err(OvhError::Refused(format!(
+                "the API shows no hostname for this {} service; write the platform's `imap: {{host: ...}}`",
+                self.family.name()
+            ))),
+        }
     }
 
     fn account_path(&self, address: &str) -> String {

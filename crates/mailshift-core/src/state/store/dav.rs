@@ -54,6 +54,10 @@ pub struct DavObjectRecord {
     /// The run that last wrote it; 0 when adopted from the destination.
     #[serde(default)]
     pub sync_point: u64,
+    /// The run that created it on the destination: `Some(0)` when adopted, `None` in records
+    /// written before this was kept (unknown: `rollback` never deletes those, and says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_sync_point: Option<u64>,
 }
 
 /// An object the destination refused.
@@ -306,6 +310,7 @@ mod tests {
             dest_etag: None,
             size: n,
             sync_point: 1,
+            created_sync_point: Some(1),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The state's records for `mailshift rollback`: when each sync point started, and the
-//! rollbacks in flight (messages about to be expunged from a destination folder).
+//! rollbacks in flight (messages about to be expunged from a destination folder, contacts and
+//! events about to be deleted from a destination collection).
 //!
-//! Two tables, added after format 1 shipped like `refused`: readers treat a file without them
+//! Three tables, added after format 1 shipped like `refused`: readers treat a file without them
 //! as having none; the first write creates them.
 //! - `sync_points`: sync point → Unix seconds when the run started (runs numbered before this
 //!   table existed have no date).
@@ -10,20 +11,27 @@
 //!   a rollback killed between the two is finished by the next one: the UIDs listed here are
 //!   ours even though they now carry `\Deleted` (which would otherwise mark them as the user's),
 //!   and those already gone were expunged by us. `apply` refuses a folder that has one.
+//! - `dav_rollbacks`: (resource id, source collection) → [`PendingDavRollback`] as JSON, the
+//!   same for a contacts/calendars/tasks collection: written before the first `DELETE`, removed
+//!   in the transaction that drops the object records. A rerun finishes it whatever its
+//!   `--since` (a `DELETE` sent again answers 404 for what the first run removed), and `apply`
+//!   refuses the resource until then.
 
 use std::collections::BTreeMap;
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, TableError, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::dav::{DAV_COLLECTIONS, DAV_OBJECTS};
 use super::{
     FOLDERS, Fault, MESSAGES, StateError, StateReader, StateStore, decode_json, encode_json,
     folder_name,
 };
-use crate::state::FolderRecord;
+use crate::state::{DavCollectionRecord, FolderRecord};
 
 const SYNC_POINTS: TableDefinition<u64, u64> = TableDefinition::new("sync_points");
 const ROLLBACKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("rollbacks");
+const DAV_ROLLBACKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("dav_rollbacks");
 
 /// A rollback of one folder whose expunge may have happened but whose records were not yet
 /// dropped.
@@ -35,6 +43,26 @@ pub struct PendingRollback {
     pub dest_uidvalidity: u32,
     /// (source UID, destination UID) of each message about to be deleted.
     pub messages: Vec<(u32, u32)>,
+}
+
+/// A rollback of one contacts/calendars/tasks collection whose deletes may have been sent but
+/// whose records were not yet dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingDavRollback {
+    /// The rollback's `--since`.
+    pub since: u64,
+    /// The objects about to be deleted, each only if it still has its ETag.
+    pub objects: Vec<PendingDavObject>,
+}
+
+/// One object a DAV rollback is about to delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingDavObject {
+    /// Its identity (the key of its record).
+    pub key: String,
+    pub dest_href: String,
+    /// The ETag its `DELETE` is conditional on (`If-Match`).
+    pub etag: String,
 }
 
 fn pending_name(id: &str, folder: &str) -> String {
@@ -55,11 +83,12 @@ fn sync_points_txn(txn: &ReadTransaction) -> Result<BTreeMap<u64, u64>, Fault> {
     Ok(out)
 }
 
-fn pending_txn(
+fn pending_txn<T: serde::de::DeserializeOwned>(
     txn: &ReadTransaction,
+    table: TableDefinition<(&str, &str), &str>,
     id: &str,
-) -> Result<BTreeMap<String, PendingRollback>, Fault> {
-    let table = match txn.open_table(ROLLBACKS) {
+) -> Result<BTreeMap<String, T>, Fault> {
+    let table = match txn.open_table(table) {
         Ok(t) => t,
         Err(TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
         Err(e) => return Err(e.into()),
@@ -88,6 +117,8 @@ pub(super) fn forget_txn(txn: &WriteTransaction, id: &str) -> Result<(), Fault> 
     let end = super::successor(id);
     txn.open_table(ROLLBACKS)?
         .retain_in((id, "")..(end.as_str(), ""), |_, _| false)?;
+    txn.open_table(DAV_ROLLBACKS)?
+        .retain_in((id, "")..(end.as_str(), ""), |_, _| false)?;
     Ok(())
 }
 
@@ -102,7 +133,7 @@ impl StateStore {
         &self,
         id: &str,
     ) -> Result<BTreeMap<String, PendingRollback>, StateError> {
-        self.read(|txn| pending_txn(txn, id))
+        self.read(|txn| pending_txn(txn, ROLLBACKS, id))
     }
 
     /// Records that the messages of `pending` are about to be deleted from the destination
@@ -161,6 +192,72 @@ impl StateStore {
             }
             drop(folders);
             txn.open_table(ROLLBACKS)?.remove((id, folder))?;
+            Ok(())
+        })
+    }
+}
+
+/// Contacts, calendars and tasks.
+impl StateStore {
+    /// The DAV rollbacks of a resource that were started and not finished, by source
+    /// collection.
+    pub fn pending_dav_rollbacks(
+        &self,
+        id: &str,
+    ) -> Result<BTreeMap<String, PendingDavRollback>, StateError> {
+        self.read(|txn| pending_txn(txn, DAV_ROLLBACKS, id))
+    }
+
+    /// Records that the objects of `pending` are about to be deleted from the destination
+    /// (committed before the first `DELETE`).
+    pub fn begin_dav_rollback(
+        &self,
+        id: &str,
+        collection: &str,
+        pending: &PendingDavRollback,
+    ) -> Result<(), StateError> {
+        self.write(|txn| {
+            let json = encode_json(pending, || pending_name(id, collection))?;
+            txn.open_table(DAV_ROLLBACKS)?
+                .insert((id, collection), json.as_str())?;
+            Ok(())
+        })
+    }
+
+    /// After the deletes, in one transaction: drops the object records of `removed` (deleted,
+    /// or found gone), takes them off the collection's count, voids its sync token and CTag
+    /// (so the next apply lists the source collection again and finds them without a record,
+    /// instead of skipping it as unchanged), and ends the pending rollback.
+    pub fn finish_dav_rollback(
+        &self,
+        id: &str,
+        collection: &str,
+        removed: &[String],
+    ) -> Result<(), StateError> {
+        self.write(|txn| {
+            let mut objects = txn.open_table(DAV_OBJECTS)?;
+            let mut count = 0u64;
+            for key in removed {
+                if objects.remove((id, collection, key.as_str()))?.is_some() {
+                    count += 1;
+                }
+            }
+            drop(objects);
+            let mut collections = txn.open_table(DAV_COLLECTIONS)?;
+            let name = || format!("collection record `{collection}` of `{id}`");
+            let record = collections
+                .get((id, collection))?
+                .map(|v| decode_json::<DavCollectionRecord>(v.value(), name))
+                .transpose()?;
+            if let Some(mut r) = record {
+                r.objects = r.objects.saturating_sub(count);
+                r.sync_token = None;
+                r.ctag = None;
+                let json = encode_json(&r, name)?;
+                collections.insert((id, collection), json.as_str())?;
+            }
+            drop(collections);
+            txn.open_table(DAV_ROLLBACKS)?.remove((id, collection))?;
             Ok(())
         })
     }
@@ -269,6 +366,69 @@ mod tests {
         assert_eq!((r.source_uidnext, r.source_messages), (0, 0));
         assert_eq!(r.highest_modseq, Some(77));
         assert!(store.pending_rollbacks("r").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_dav_rollback_drops_its_records_voids_the_token_and_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&dir.path().join("state.redb")).unwrap();
+        let id = "account/a@example.com/contacts";
+        let object = |n: u64| crate::state::DavObjectRecord {
+            source_href: format!("/a/{n}.vcf"),
+            source_etag: None,
+            source_hash: "00".repeat(32),
+            dest_href: format!("/b/{n}.vcf"),
+            dest_etag: Some(format!("\"{n}\"")),
+            size: n,
+            sync_point: n,
+            created_sync_point: Some(n),
+        };
+        let coll = DavCollectionRecord {
+            dest_href: "/b/".into(),
+            sync_token: Some("t".into()),
+            ctag: Some("c".into()),
+            objects: 3,
+            updated_at: 9,
+        };
+        let objects: Vec<(String, _)> = (1..=3).map(|n| (format!("uid:{n}"), object(n))).collect();
+        store.record_dav(id, "work", &objects, Some(&coll)).unwrap();
+        let pending = PendingDavRollback {
+            since: 2,
+            objects: vec![PendingDavObject {
+                key: "uid:2".into(),
+                dest_href: "/b/2.vcf".into(),
+                etag: "\"2\"".into(),
+            }],
+        };
+        store.begin_dav_rollback(id, "work", &pending).unwrap();
+        assert_eq!(
+            store.pending_dav_rollbacks(id).unwrap(),
+            BTreeMap::from([("work".to_string(), pending)])
+        );
+        // The mail table is another one.
+        assert!(store.pending_rollbacks(id).unwrap().is_empty());
+        store
+            .finish_dav_rollback(id, "work", &["uid:2".into(), "uid:3".into()])
+            .unwrap();
+        let left = store.dav_objects(id, "work").unwrap();
+        assert_eq!(left.keys().collect::<Vec<_>>(), ["uid:1"]);
+        let c = &store.dav_collections(id).unwrap()["work"];
+        assert_eq!((c.objects, c.updated_at), (1, 9));
+        assert_eq!((c.sync_token.as_deref(), c.ctag.as_deref()), (None, None));
+        assert!(store.pending_dav_rollbacks(id).unwrap().is_empty());
+        // `forget` drops an interrupted one too.
+        store
+            .begin_dav_rollback(
+                id,
+                "work",
+                &PendingDavRollback {
+                    since: 1,
+                    objects: vec![],
+                },
+            )
+            .unwrap();
+        store.forget(id).unwrap();
+        assert!(store.pending_dav_rollbacks(id).unwrap().is_empty());
     }
 
     #[test]

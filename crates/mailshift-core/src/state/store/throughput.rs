@@ -3,7 +3,8 @@
 //! move into a duration (`apply::sizing`).
 //!
 //! Beside it, each copy's current run (when it started, what it expects to copy), which
-//! `status` and the watch page turn into an ETA with the messages the run recorded so far.
+//! `status` turns into an ETA with the messages the run recorded so far (the watch page has
+//! its own, from the running copy's events).
 //!
 //! Two tables, added after format 1 shipped like `refused`: readers treat a file without them
 //! as having no records; the first write creates them.
@@ -165,6 +166,30 @@ mod tests {
             got.unwrap().rate(),
             1_000,
             "a copy under a second counts as one"
+        );
+    }
+
+    #[test]
+    fn a_copy_run_is_replaced_by_the_next_and_forgotten_with_its_resource() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let store = StateStore::open(&path).unwrap();
+        let id = "account/a@x/mail";
+        let run = |sync_point| CopyRun {
+            sync_point,
+            started_at: 100,
+            to_copy: 40,
+        };
+        store.put_copy_run(id, &run(1)).unwrap();
+        store.put_copy_run(id, &run(2)).unwrap();
+        assert_eq!(
+            StateReader::open(&path).unwrap().copy_run(id).unwrap(),
+            Some(run(2))
+        );
+        store.forget(id).unwrap();
+        assert_eq!(
+            StateReader::open(&path).unwrap().copy_run(id).unwrap(),
+            None
         );
     }
 }
