@@ -285,6 +285,23 @@ fn a_source_that_refuses_the_login_fails_its_account_only() {
         "{}",
         human.text()
     );
+    // `--target` sizes only that account: bob's server is not even asked.
+    let logins = src.log().matches("user=<bob>").count();
+    assert!(logins > 0, "bob's refused logins are logged: {}", src.log());
+    let alice = mailshift(
+        dir.path(),
+        &[
+            "plan",
+            "plan.yaml",
+            "--refresh",
+            "--json",
+            "--target",
+            "alice@example.com",
+        ],
+    );
+    let sized = alice.json()["sizing"].as_array().unwrap().clone();
+    assert_eq!(sized.len(), 1, "{}", alice.text());
+    assert_eq!(src.log().matches("user=<bob>").count(), logins);
     for run in [&json, &human] {
         assert!(
             !run.stdout.contains(NEW_PW) && !run.stderr.contains(NEW_PW),

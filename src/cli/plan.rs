@@ -52,6 +52,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     // Paused copies show as such, not as changes apply would make.
     let recorded = crate::state::StateReader::open(&state_path)?.holds()?;
     planned.hold(&crate::apply::hold::holds(&loaded.plan, &recorded));
+    let targets = super::targets(&loaded, &args.target)?;
     if args.refresh {
         let planes = Planes::new(loaded.clone(), None);
         super::runtime()?.block_on(planned.refresh(&planes, &state))?;
@@ -60,13 +61,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             &planes,
             &planned.resources,
             &mut planned.changes,
+            &targets,
         )));
     }
-    let targets = super::targets(&loaded, &args.target)?;
     planned.only_accounts(&targets);
-    if let Some(sized) = sized.as_mut().filter(|_| !targets.is_empty()) {
-        sized.retain(|a| targets.contains(&a.account));
-    }
     let changes = planned.changes;
     if args.json {
         for line in &detected {
@@ -113,6 +111,7 @@ async fn preview_copies(
     planes: &Planes,
     resources: &[crate::model::Resource],
     changes: &mut [Change],
+    targets: &[String],
 ) -> Vec<AccountSizing> {
     use futures_util::StreamExt;
     let reader = crate::state::StateReader::open(&loaded.state_path());
@@ -123,7 +122,11 @@ async fn preview_copies(
     let looks = changes
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.action == crate::diff::Action::Sync)
+        // `--target`: the other accounts' servers are not contacted.
+        .filter(|(_, c)| {
+            c.action == crate::diff::Action::Sync
+                && (targets.is_empty() || c.account.as_ref().is_some_and(|a| targets.contains(a)))
+        })
         .filter_map(|(i, c)| {
             let r = by_addr.get(c.addr.as_ref()?)?;
             let engine = crate::apply::content::engine(r.kind)?;
