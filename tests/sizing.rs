@@ -542,3 +542,51 @@ fn a_pop3_source_is_sized_from_its_listing_less_what_was_copied() {
     assert_eq!(a["size"]["to_move_items"], 2, "{a}");
     assert_eq!(a["size"]["to_move_bytes"], 2 * SIZE, "{a}");
 }
+
+/// From Gmail, a message is counted once: in its label's folder, or in All Mail when it has
+/// no label that is a folder (what the copy takes from All Mail), not in both.
+#[test]
+fn a_gmail_source_counts_each_message_once() {
+    let gm = Dovecot::start(DovecotConfig {
+        users: &[("alice", OLD_PW)],
+        gmail: true,
+        ..DovecotConfig::default()
+    });
+    let sim = gm.gmail();
+    let labels: [&[&str]; 6] = [
+        &["\\Inbox"],
+        &["\\Inbox"],
+        &["\\Inbox"],
+        &["Work"],
+        &[],
+        &[],
+    ];
+    let seeds: Vec<provider_sim::gmail::Seed> = labels
+        .iter()
+        .enumerate()
+        .map(|(n, l)| provider_sim::gmail::Seed {
+            raw: message(n, SIZE),
+            labels: l.iter().map(|l| l.to_string()).collect(),
+            flags: Vec::new(),
+            internal_date: None,
+        })
+        .collect();
+    sim.seed("alice", &seeds).unwrap();
+    let dst = destination(&quota("10M"));
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "version: 1\nplatforms:\n  \
+         old: {{type: gmail, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\n  \
+         new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\n\
+         accounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    \
+         source: {{login: alice, password: {{env: OLD_PW}}}}\n    \
+         destination: {{login: alice, password: {{env: NEW_PW}}}}\n",
+        sim.port(),
+        dst.port()
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let json = mailshift(dir.path(), &["plan", "plan.yaml", "--refresh", "--json"]);
+    let a = sizing_of(&json, "alice@example.com");
+    assert_eq!(a["size"]["items"], 6, "{a}");
+    assert_eq!(a["size"]["to_move_bytes"], 6 * SIZE, "{a}");
+}

@@ -8,14 +8,19 @@
 //! not from STATUS=SIZE (RFC 8438), although Dovecot 2.3 offers it: the parser under
 //! async-imap (imap-proto 0.17) rejects a STATUS item it does not know, which ends the
 //! connection, and a folder's total cannot leave out what `max_message_size` or a date window
-//! skip, nor what an incremental run already copied. The per-message sizes can.
+//! skip, nor what an incremental run already copied. The per-message sizes can. From Gmail,
+//! All Mail counts only its archived messages (X-GM-LABELS, as the copy tells them), so a
+//! message is counted once.
 
 use std::collections::BTreeMap;
 
 use super::copy::CopyOptions;
 use super::folders::{FolderRules, map_folders};
 use super::journal::FolderRecord;
-use super::session::{Imap, Target};
+use super::session::{Imap, Target, uid_set};
+
+/// UIDs per X-GM-LABELS fetch: a command line of a few KB.
+const LABEL_CHUNK: usize = 1000;
 
 /// A mail copy's size, measured on both mailboxes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,11 +88,29 @@ pub async fn measure(
             .get(&f.path)
             .filter(|r| r.source_uidvalidity == info.uidvalidity)
             .map_or(0, |r| r.highest_uid);
-        for m in src
+        let mut metas = src
             .fetch_meta("1:*", None)
             .await
-            .map_err(|e| format!("source: {e}"))?
-        {
+            .map_err(|e| format!("source: {e}"))?;
+        // Gmail's All Mail: only the archived messages are copied from it (the others come
+        // from their label's folder), so only they count, as the copy tells them: by labels.
+        if let (Some(filter), true) = (&f.archive, src.caps.gmail) {
+            let uids: Vec<u32> = metas.iter().map(|m| m.uid).collect();
+            let mut kept = std::collections::HashSet::new();
+            for chunk in uids.chunks(LABEL_CHUNK) {
+                for g in src
+                    .fetch_gmail(&uid_set(chunk))
+                    .await
+                    .map_err(|e| format!("source: {e}"))?
+                {
+                    if filter.keeps(&g.labels) {
+                        kept.insert(g.uid);
+                    }
+                }
+            }
+            metas.retain(|m| kept.contains(&m.uid));
+        }
+        for m in metas {
             if !(options.size_ok(&m) && options.in_date_window(&m)) {
                 continue;
             }
