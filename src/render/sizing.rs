@@ -65,10 +65,16 @@ pub fn sizing_human(sized: &[AccountSizing]) -> String {
             );
         }
     }
+    // Messages and mail files are not added up under one name.
+    let mut units = sized.iter().filter_map(|a| Some(a.size.as_ref()?.unit));
+    let unit = match units.next() {
+        Some(first) if units.all(|u| u == first) => first,
+        _ => "item",
+    };
     let _ = writeln!(
         out,
         "Sizing: {} ({}) to move, about {} one account after another.",
-        plural(items as usize, "item"),
+        plural(items as usize, unit),
         human_bytes(bytes),
         duration(seconds)
     );
