@@ -31,6 +31,7 @@ pub mod plane;
 pub mod quota;
 pub mod record;
 pub mod servers;
+pub mod sizing;
 
 use crate::diff::{Action, Change};
 use crate::error::StepError;
@@ -564,6 +565,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         hooks: ctx.hooks.clone(),
         stop: ctx.stop.clone(),
     };
+    let clock = std::time::Instant::now();
     let synced = match sides.sync(run).await {
         Ok(synced) => synced,
         Err(e) => {
@@ -604,6 +606,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     }
     match synced.report {
         content::ContentReport::Mail(report) => {
+            sizing::record_throughput(&store, spec, report.bytes(), clock.elapsed());
             ctx.copies.lock().await.insert(spec.address.clone(), report);
         }
         content::ContentReport::Dav(report) => {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::{CliError, load_plan};
 use crate::apply::pipeline::Planned;
 use crate::apply::plane::Planes;
+use crate::apply::sizing::{self, AccountSizing};
 use crate::diff::{Change, Summary};
 use crate::render;
 
@@ -47,25 +48,29 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let state_path = loaded.state_path();
     let state = crate::state::read_resources(&state_path)?;
     let mut planned = Planned::new(&loaded.plan, &state);
+    let mut sized = None;
     // Paused copies show as such, not as changes apply would make.
     let recorded = crate::state::StateReader::open(&state_path)?.holds()?;
     planned.hold(&crate::apply::hold::holds(&loaded.plan, &recorded));
+    let targets = super::targets(&loaded, &args.target)?;
     if args.refresh {
         let planes = Planes::new(loaded.clone(), None);
         super::runtime()?.block_on(planned.refresh(&planes, &state))?;
-        super::runtime()?.block_on(preview_copies(
+        sized = Some(super::runtime()?.block_on(preview_copies(
             &loaded,
+            &planes,
             &planned.resources,
             &mut planned.changes,
-        ));
+            &targets,
+        )));
     }
-    planned.only_accounts(&super::targets(&loaded, &args.target)?);
+    planned.only_accounts(&targets);
     let changes = planned.changes;
     if args.json {
         for line in &detected {
             eprintln!("{line}");
         }
-        print!("{}", render::plan_json(&changes));
+        print!("{}", render::plan_json(&changes, sized.as_deref()));
     } else {
         let recorded = if state.is_empty() {
             "no state yet".to_string()
@@ -85,6 +90,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             header.push_str(line);
         }
         print!("{}", render::plan_human(&changes, &header));
+        if let Some(sized) = &sized {
+            print!("{}", render::sizing::sizing_human(sized));
+        }
     }
     let code = exit_code(&changes, args.detailed_exitcode);
     // The process ends here, and freeing a large plan piece by piece takes a noticeable time
@@ -94,13 +102,17 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
 }
 
 /// `--refresh` also looks at both sides of each pending copy, through its content engine:
-/// what the destination holds already (to be adopted) and what will move. A side that cannot be
-/// reached is said in the reason; it does not fail the plan.
+/// what the destination holds already (to be adopted) and what will move, sized against the
+/// destination's quota and the last throughput measured on the source server. A side that
+/// cannot be reached is said in the reason and in that account's sizing; it does not fail
+/// the plan.
 async fn preview_copies(
     loaded: &crate::plan::Loaded,
+    planes: &Planes,
     resources: &[crate::model::Resource],
     changes: &mut [Change],
-) {
+    targets: &[String],
+) -> Vec<AccountSizing> {
     use futures_util::StreamExt;
     let reader = crate::state::StateReader::open(&loaded.state_path());
     let by_addr: std::collections::HashMap<&crate::model::ResourceAddr, &crate::model::Resource> =
@@ -110,10 +122,10 @@ async fn preview_copies(
     let looks = changes
         .iter()
         .enumerate()
-        // A copy waiting for its account to be created or renamed has nothing to look at yet.
+        // `--target`: the other accounts' servers are not contacted.
         .filter(|(_, c)| {
             c.action == crate::diff::Action::Sync
-                && !c.depends_on.iter().any(|d| pending.contains(d))
+                && (targets.is_empty() || c.account.as_ref().is_some_and(|a| targets.contains(a)))
         })
         .filter_map(|(i, c)| {
             let r = by_addr.get(c.addr.as_ref()?)?;
@@ -121,38 +133,116 @@ async fn preview_copies(
             let crate::model::Spec::Content { account, .. } = &r.spec else {
                 return None;
             };
-            Some((i, r.id(), engine, account))
+            // A copy waiting for its account to be created or renamed has no destination to
+            // look at yet: only its source is sized.
+            let waiting = c.depends_on.iter().any(|d| pending.contains(d));
+            Some((i, r.id(), engine, account, waiting))
         })
-        .map(|(i, id, engine, account)| {
-            let reader = &reader;
-            async move {
-                let look = async {
-                    let sides = engine.prepare(account, loaded)?;
-                    let reader = reader
-                        .as_ref()
-                        .map_err(|e| crate::error::StepError::state(e.to_string()))?;
+        .collect::<Vec<_>>();
+    let accounts: Vec<_> = looks.iter().map(|(i, id, _, a, _)| (*i, *id, *a)).collect();
+    let looks = looks.into_iter().map(|(i, id, engine, account, waiting)| {
+        let reader = &reader;
+        async move {
+            let look = async {
+                let sides = engine.prepare(account, loaded)?;
+                let reader = reader
+                    .as_ref()
+                    .map_err(|e| crate::error::StepError::state(e.to_string()))?;
+                if waiting {
+                    let size = sides.size_source(reader, id).await?;
+                    Ok(crate::apply::content::Preview {
+                        lines: Vec::new(),
+                        size,
+                    })
+                } else {
                     sides.preview(reader, id).await
-                };
-                (i, look.await)
-            }
-        });
+                }
+            };
+            (i, look.await)
+        }
+    });
     let results: Vec<_> = futures_util::stream::iter(looks)
         .buffer_unordered(8)
         .collect()
         .await;
-    for (i, result) in results {
+    let mut results: std::collections::HashMap<usize, _> = results.into_iter().collect();
+    let mut sized = Vec::new();
+    for (i, id, account) in accounts {
+        let Some(result) = results.remove(&i) else {
+            continue;
+        };
         let c = &mut changes[i];
         match result {
-            Ok(lines) => {
-                for l in lines {
+            Ok(preview) => {
+                for l in &preview.lines {
                     c.reason.push_str("; ");
-                    c.reason.push_str(&l);
+                    c.reason.push_str(l);
                 }
+                sized.push(match preview.size {
+                    Some(size) => {
+                        let server = sizing::source_server(account);
+                        let measured = reader
+                            .as_ref()
+                            .ok()
+                            .and_then(|r| r.throughput(&server).ok().flatten());
+                        let known = sizing::Known {
+                            api: api_quota(planes, account, &size).await,
+                            offer: planes.size_limit(&account.account.to),
+                        };
+                        sizing::assess(
+                            account,
+                            id,
+                            size,
+                            known,
+                            measured.map(|t| (server.as_str(), t)),
+                            &crate::apply::quota::Limits::of(account),
+                        )
+                    }
+                    None => not_sized(account, id, None),
+                });
             }
-            Err(e) => c
-                .reason
-                .push_str(&format!("; could not look at the mailboxes: {}", e.message)),
+            Err(e) => {
+                c.reason
+                    .push_str(&format!("; could not look at the mailboxes: {}", e.message));
+                sized.push(not_sized(account, id, Some(e.message)));
+            }
         }
+    }
+    sized
+}
+
+/// The destination account's quota from its platform's API (Exchange's account object), when
+/// its server did not say one and the account exists. A failed call only leaves it unknown:
+/// the offer's limit, if any, still applies.
+async fn api_quota(
+    planes: &Planes,
+    account: &crate::model::AccountSpec,
+    size: &crate::apply::content::Size,
+) -> Option<crate::apply::content::ReportedQuota> {
+    if size.dest_quota.is_some() {
+        return None;
+    }
+    let plane = planes.get(&account.account.to).ok()?;
+    if !plane.has_api() {
+        return None;
+    }
+    let (used, limit) = plane.mailbox_quota(&account.address).await.ok()??;
+    Some(crate::apply::content::ReportedQuota { used, limit })
+}
+
+/// An account whose copy was not measured: its engine does not, or its source failed.
+fn not_sized(
+    account: &crate::model::AccountSpec,
+    id: &str,
+    error: Option<String>,
+) -> AccountSizing {
+    AccountSizing {
+        account: account.address.clone(),
+        resource: id.to_string(),
+        size: None,
+        error,
+        quota: None,
+        estimate: None,
     }
 }
 

@@ -51,6 +51,12 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             failed |= print_line(r, &r.addr.label(), &state);
             if r.kind == crate::model::ResourceKind::Mail && state.contains_key(id) {
                 print_mail(&reader, id)?;
+                if state
+                    .get(id)
+                    .is_some_and(|s| s.status == Status::InProgress)
+                {
+                    print_eta(&reader, id)?;
+                }
                 print_sync_points(&reader, id, &dates)?;
             }
             if r.kind == crate::model::ResourceKind::Mail {
@@ -125,6 +131,25 @@ fn print_mail(reader: &crate::state::StateReader, id: &str) -> Result<(), CliErr
                 refused.len() - REFUSED_SHOWN
             );
         }
+    }
+    Ok(())
+}
+
+/// Under a mail copy in progress (running now, or stopped and resumed by the next apply):
+/// what its run copied so far and the time left at that rate (`apply::sizing`).
+fn print_eta(reader: &crate::state::StateReader, id: &str) -> Result<(), CliError> {
+    let now = crate::watch::status::unix_now();
+    if let Some(e) = crate::apply::sizing::eta_from_state(reader, id, now)? {
+        let last = e.last_batch.map_or_else(String::new, |t| {
+            format!(" (last batch {})", crate::render::time::human(t))
+        });
+        println!(
+            "    {:<30} this run: {} of about {} copied{last}; ETA about {} at its rate so far",
+            "",
+            e.copied,
+            plural(e.to_copy as usize, "message"),
+            crate::apply::sizing::duration(e.seconds)
+        );
     }
     Ok(())
 }

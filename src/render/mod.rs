@@ -12,6 +12,7 @@ use crate::diff::{Action, Change, Summary};
 
 pub mod progress;
 pub mod report;
+pub mod sizing;
 pub mod time;
 pub mod verify;
 
@@ -24,15 +25,22 @@ struct PlanJson<'a> {
     has_changes: bool,
     summary: Summary,
     changes: &'a [Change],
+    /// `plan --refresh` only: each pending copy's size, quota check and estimate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sizing: Option<&'a [crate::apply::sizing::AccountSizing]>,
 }
 
-pub fn plan_json(changes: &[Change]) -> String {
+pub fn plan_json(
+    changes: &[Change],
+    sizing: Option<&[crate::apply::sizing::AccountSizing]>,
+) -> String {
     let summary = Summary::of(changes);
     let doc = PlanJson {
         format_version: PLAN_JSON_FORMAT,
         has_changes: summary.has_changes(),
         summary,
         changes,
+        sizing,
     };
     let mut s = serde_json::to_string_pretty(&doc).expect("plan serializes");
     s.push('\n');

@@ -239,8 +239,11 @@ fn account_row(h: &mut String, a: &AccountView, now: &str) {
         _ => health,
     };
     let progress_text = if a.state == RunState::Running && a.copy.to_copy > 0 {
+        let eta = a.copy.eta_seconds.map_or_else(String::new, |s| {
+            format!(", about {} left", crate::apply::sizing::duration(s))
+        });
         format!(
-            "{}/{} messages",
+            "{}/{} messages{eta}",
             thousands(a.copy.copied),
             thousands(a.copy.to_copy)
         )

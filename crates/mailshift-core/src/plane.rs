@@ -85,6 +85,12 @@ pub trait ControlPlane: Send + Sync {
     /// What a mailbox holds, in bytes (`None`: no such account).
     fn mailbox_usage<'a>(&'a self, address: &'a str) -> PlaneResult<'a, Option<u64>>;
 
+    /// An account's storage quota as the platform's API shows it, in bytes: (used, limit).
+    /// `None`: no such account, or the API does not say (the default).
+    fn mailbox_quota<'a>(&'a self, _address: &'a str) -> PlaneResult<'a, Option<(u64, u64)>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// The IMAP server the platform's mailboxes live on, as its API says (`None`: the API
     /// does not say; the plan must).
     fn imap_host(&self) -> PlaneResult<'_, Option<String>> {

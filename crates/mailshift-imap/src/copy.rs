@@ -141,6 +141,11 @@ pub(crate) type Ready<'a> = (&'a MessageMeta, &'a Vec<u8>, [u8; 32], Vec<String>
 
 /// Progress as events; the engine never prints.
 pub trait Progress: Send + Sync {
+    /// Once per run, before any folder: about how many messages this run will copy, from the
+    /// statuses read up front and the records (each changed folder's messages less those
+    /// recorded as copied), so an ETA can be given before every folder has started. An
+    /// estimate: messages deleted on the source or left out by the options make it high.
+    fn account_started(&self, _account: &str, _to_copy: u64) {}
     fn folder_started(&self, _account: &str, _folder: &str, _to_copy: u64) {}
     fn copied(&self, _account: &str, _messages: u64, _bytes: u64) {}
     fn note(&self, _account: &str, _text: &str) {}
@@ -423,6 +428,18 @@ async fn copy_account(
             _ => false,
         });
     let busy = work.len();
+    let expected: u64 = work
+        .iter()
+        .filter_map(|f| {
+            let s = f.known.source.as_ref()?;
+            let copied = records
+                .get(&f.path)
+                .filter(|r| r.source_uidvalidity == s.uidvalidity)
+                .map_or(0, |r| r.messages);
+            Some(u64::from(s.exists).saturating_sub(copied))
+        })
+        .sum();
+    progress.account_started(&job.account, expected);
     let skipped: Vec<FolderReport> = idle
         .iter()
         .map(|f| FolderReport {

@@ -1,9 +1,8 @@
 //! What `plan --refresh` says of a mail copy before it runs, from a look at both mailboxes:
 //! messages a destination folder already holds that the state knows nothing of (they will be
 //! adopted, not copied), and folders whose destination changed with the plan's folder mapping
-//! (their copied messages will move). Read-only on both sides: LIST and STATUS; [`look`] with
-//! `measure` also reads the sizes of the source's messages (EXAMINE, FETCH RFC822.SIZE), for an
-//! estimate of the days a copy under a daily limit takes.
+//! (their copied messages will move). Read-only on both sides: LIST and STATUS. What the copy
+//! moves, in messages and bytes, is [`crate::sizing`]'s.
 
 use std::collections::BTreeMap;
 
@@ -19,27 +18,6 @@ pub async fn preview(
     rules: &FolderRules,
     records: &BTreeMap<String, FolderRecord>,
 ) -> Result<Vec<String>, String> {
-    Ok(look(source, dest, rules, records, false).await?.lines)
-}
-
-/// What [`look`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Look {
-    /// The sentences of [`preview`].
-    pub lines: Vec<String>,
-    /// With `measure`: bytes of the source's folders the copy takes, less what the records
-    /// say was copied of them (what is left to move, about).
-    pub to_copy: Option<u64>,
-}
-
-/// [`preview`], and with `measure` the bytes still to copy.
-pub async fn look(
-    source: &Target,
-    dest: &Target,
-    rules: &FolderRules,
-    records: &BTreeMap<String, FolderRecord>,
-    measure: bool,
-) -> Result<Look, String> {
     let mut src = Imap::connect(source)
         .await
         .map_err(|e| format!("source: {e}"))?;
@@ -49,30 +27,6 @@ pub async fn look(
     let source_folders = src.list().await.map_err(|e| e.to_string())?;
     let dest_folders = dst.list().await.map_err(|e| e.to_string())?;
     let mapping = map_folders(&source_folders, &dest_folders, rules).map_err(|e| e.to_string())?;
-    let to_copy = if measure {
-        let mut total = 0u64;
-        for f in &mapping.copy {
-            let info = src
-                .open(&f.source, false)
-                .await
-                .map_err(|e| format!("source: {e}"))?;
-            if info.exists == 0 {
-                continue;
-            }
-            let bytes: u64 = src
-                .fetch_meta("1:*", None)
-                .await
-                .map_err(|e| format!("source: {e}"))?
-                .iter()
-                .map(|m| u64::from(m.size))
-                .sum();
-            let copied = records.get(&f.path).map_or(0, |r| r.bytes);
-            total += bytes.saturating_sub(copied);
-        }
-        Some(total)
-    } else {
-        None
-    };
     src.logout().await;
     let existing: std::collections::HashSet<&str> =
         dest_folders.iter().map(|f| f.name.as_str()).collect();
@@ -110,5 +64,5 @@ pub async fn look(
             ),
         );
     }
-    Ok(Look { lines, to_copy })
+    Ok(lines)
 }

@@ -221,6 +221,15 @@ impl ControlPlane for OvhPlane {
         })
     }
 
+    fn mailbox_quota<'a>(&'a self, address: &'a str) -> PlaneResult<'a, Option<(u64, u64)>> {
+        Box::pin(async move {
+            self.service
+                .mailbox_quota(address)
+                .await
+                .map_err(StepError::from)
+        })
+    }
+
     fn imap_host(&self) -> PlaneResult<'_, Option<String>> {
         Box::pin(async move {
             self.service

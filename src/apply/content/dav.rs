@@ -26,7 +26,8 @@ use mailshift_dav::sync::{self, CollectionRules, Job, SyncError, SyncReport};
 use mailshift_dav::verify::Check;
 
 use super::{
-    Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, SyncRun, Synced,
+    Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, Preview, SyncRun,
+    Synced,
 };
 use crate::apply::dav_journal::{DavStoreJournal, from_collection, from_object};
 use crate::apply::{Hooks, human_bytes};
@@ -427,13 +428,16 @@ impl Prepared for Collections {
         &'a self,
         state: &'a StateReader,
         id: &'a str,
-    ) -> ContentResult<'a, Result<Vec<String>, StepError>> {
+    ) -> ContentResult<'a, Result<Preview, StepError>> {
         Box::pin(async move {
             let (source, dest) = self.open().await?;
             let journal = ReaderJournal::read(state, id)?;
             let job = self.job(0, false);
+            // Not sized: the engine's preview counts objects in its sentences, and a few KB
+            // each weigh nothing next to mail.
             mailshift_dav::preview::preview(&job, &source, &dest, &journal)
                 .await
+                .map(Preview::from)
                 .map_err(sync_error)
         })
     }

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use super::{
-    Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, SyncRun, Synced,
+    Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, Preview,
+    ReportedQuota, Size, SyncRun, Synced,
 };
 use crate::apply::imap_adapter::{self, IntoStepError};
 use crate::apply::journal::{StoreJournal, folder_records};
@@ -22,6 +23,7 @@ use crate::transfer::imap::error::suggested_backoff;
 use crate::transfer::imap::folders::FolderRules;
 use crate::transfer::imap::preview;
 use crate::transfer::imap::session::Target;
+use crate::transfer::imap::sizing;
 use crate::verify::{Refused, verify_account};
 
 pub(super) struct MailSync;
@@ -85,7 +87,12 @@ impl Prepared for Mailboxes {
                 login_grace: run.login_grace,
                 adopt_locks: Default::default(),
             });
-            let progress: Arc<dyn Progress> = run.hooks;
+            let progress: Arc<dyn Progress> = Arc::new(crate::apply::sizing::RecordRun {
+                inner: run.hooks,
+                store: run.store.clone(),
+                id: run.id.to_string(),
+                sync_point: run.sync_point,
+            });
             let report = copy::sync_account(job, Arc::new(journal), progress, run.stop)
                 .await
                 .map_err(IntoStepError::into_step_error)?;
@@ -134,17 +141,30 @@ impl Prepared for Mailboxes {
         &'a self,
         state: &'a StateReader,
         id: &'a str,
-    ) -> ContentResult<'a, Result<Vec<String>, StepError>> {
+    ) -> ContentResult<'a, Result<Preview, StepError>> {
         Box::pin(async move {
             let records = folder_records(state.folders(id).map_err(StepError::from)?);
-            // Under a daily limit, the source's size says how many days the copy takes.
-            let measure = self.limits.is_limited();
-            let look = preview::look(&self.source, &self.dest, &self.rules, &records, measure)
+            let mut lines = preview::preview(&self.source, &self.dest, &self.rules, &records)
                 .await
                 .map_err(StepError::config)?;
-            let mut lines = look.lines;
-            lines.extend(look.to_copy.and_then(|b| self.limits.estimate(b)));
-            Ok(lines)
+            let size = self.measure(&records, true).await?;
+            // Under a daily limit, what is left to move says how many days the copy takes.
+            lines.extend(self.limits.estimate(size.to_move_bytes));
+            Ok(Preview {
+                lines,
+                size: Some(size),
+            })
+        })
+    }
+
+    fn size_source<'a>(
+        &'a self,
+        state: &'a StateReader,
+        id: &'a str,
+    ) -> ContentResult<'a, Result<Option<Size>, StepError>> {
+        Box::pin(async move {
+            let records = folder_records(state.folders(id).map_err(StepError::from)?);
+            Ok(Some(self.measure(&records, false).await?))
         })
     }
 
@@ -156,6 +176,31 @@ impl Prepared for Mailboxes {
                     e.into_step_error()
                         .context("cannot measure the source mailbox")
                 })
+        })
+    }
+}
+
+impl Mailboxes {
+    /// The copy's size (`apply::sizing`); the destination is read only `with_dest`.
+    async fn measure(
+        &self,
+        records: &std::collections::BTreeMap<String, crate::transfer::imap::journal::FolderRecord>,
+        with_dest: bool,
+    ) -> Result<Size, StepError> {
+        let dest = with_dest.then_some(&self.dest);
+        let m = sizing::measure(&self.source, dest, &self.rules, &self.options, records)
+            .await
+            .map_err(|e| StepError::config(format!("cannot measure the copy: {e}")))?;
+        Ok(Size {
+            unit: "message",
+            items: m.messages,
+            bytes: m.bytes,
+            to_move_items: m.to_move_messages,
+            to_move_bytes: m.to_move_bytes,
+            method: "UID FETCH RFC822.SIZE",
+            dest_quota: m
+                .dest_quota
+                .map(|(used, limit)| ReportedQuota { used, limit }),
         })
     }
 }

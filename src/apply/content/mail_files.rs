@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::mail::{refused_of, synced};
-use super::{Checked, ContentResult, Prepared, SyncRun, Synced};
+use super::{Checked, ContentResult, Prepared, Preview, ReportedQuota, Size, SyncRun, Synced};
 use crate::apply::imap_adapter::{self, IntoStepError, target};
 use crate::apply::journal::StoreJournal;
 use crate::error::StepError;
@@ -109,7 +109,7 @@ impl Prepared for MailFiles {
         &'a self,
         state: &'a StateReader,
         id: &'a str,
-    ) -> ContentResult<'a, Result<Vec<String>, StepError>> {
+    ) -> ContentResult<'a, Result<Preview, StepError>> {
         Box::pin(async move {
             // Cheap: the files are listed, not read; the destination is only LISTed.
             let tree = Tree::scan(&self.root).map_err(StepError::config)?;
@@ -121,6 +121,11 @@ impl Prepared for MailFiles {
                 .list()
                 .await
                 .map_err(|e| e.into_step_error().context("destination"))?;
+            let dest_quota = dst
+                .storage_quota("INBOX")
+                .await
+                .map_err(|e| e.into_step_error().context("destination"))?
+                .map(|(used, limit)| ReportedQuota { used, limit });
             dst.logout().await;
             let mapping = map_folders(&tree.remote_folders(), &dl, &self.rules)
                 .map_err(|e| StepError::config(e.to_string()))?;
@@ -146,8 +151,40 @@ impl Prepared for MailFiles {
                 self.root.display(),
                 plural(new, "folder")
             )];
-            lines.extend(tree.problems);
-            Ok(lines)
+            lines.extend(tree.problems.iter().cloned());
+            // Files, not messages: an mbox holds many, and counting them means reading it.
+            // A folder never imported moves whole; one imported before is read again but
+            // sends only what the destination lacks, so it is not counted as moving.
+            let len = |rel: &std::path::Path| {
+                std::fs::metadata(self.root.join(rel)).map_or(0, |m| m.len())
+            };
+            let mut size = Size {
+                unit: "mail file",
+                method: "file sizes",
+                dest_quota,
+                ..Size::default()
+            };
+            let by_source: std::collections::HashMap<&str, &str> = mapping
+                .copy
+                .iter()
+                .map(|f| (f.source.as_str(), f.path.as_str()))
+                .collect();
+            for (raw, folder) in tree.remote_folders().iter().zip(&tree.folders) {
+                let Some(path) = by_source.get(raw.name.as_str()) else {
+                    continue;
+                };
+                let bytes: u64 = folder.files.iter().map(|(_, rel)| len(rel)).sum();
+                size.items += folder.files.len() as u64;
+                size.bytes += bytes;
+                if !records.contains_key(*path) {
+                    size.to_move_items += folder.files.len() as u64;
+                    size.to_move_bytes += bytes;
+                }
+            }
+            Ok(Preview {
+                lines,
+                size: Some(size),
+            })
         })
     }
 

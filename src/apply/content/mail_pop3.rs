@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::mail::{refused_of, synced};
-use super::{Checked, ContentResult, Prepared, SyncRun, Synced};
+use super::{Checked, ContentResult, Prepared, Preview, Size, SyncRun, Synced, dest_quota};
 use crate::apply::imap_adapter::{self, IntoStepError, pop3_target, target};
 use crate::apply::journal::StoreJournal;
 use crate::error::StepError;
@@ -66,7 +66,12 @@ impl Prepared for Maildrop {
                 sync_point: run.sync_point,
                 login_grace: run.login_grace,
             });
-            let progress: Arc<dyn Progress> = run.hooks;
+            let progress: Arc<dyn Progress> = Arc::new(crate::apply::sizing::RecordRun {
+                inner: run.hooks,
+                store: run.store.clone(),
+                id: run.id.to_string(),
+                sync_point: run.sync_point,
+            });
             let journal = Arc::new(StoreJournal::new(run.store.clone(), run.id.to_string()));
             let report = copy_maildrop(job, journal, progress, run.stop)
                 .await
@@ -108,7 +113,7 @@ impl Prepared for Maildrop {
         &'a self,
         state: &'a StateReader,
         id: &'a str,
-    ) -> ContentResult<'a, Result<Vec<String>, StepError>> {
+    ) -> ContentResult<'a, Result<Preview, StepError>> {
         Box::pin(async move {
             let mut pop = Pop3::connect(&self.source)
                 .await
@@ -118,17 +123,36 @@ impl Prepared for Maildrop {
                 .await
                 .map_err(|e| e.into_step_error().context("source"))?;
             pop.quit().await;
-            let recorded: u64 = state
+            let (recorded, recorded_bytes) = state
                 .folders(id)
                 .map_err(StepError::from)?
                 .values()
-                .map(|f| f.messages)
-                .sum();
-            Ok(vec![format!(
-                "{} on the POP3 server, {} recorded as copied; each run fetches only messages whose UIDL it has not recorded",
-                plural(listing.len(), "message"),
-                plural(recorded as usize, "message"),
-            )])
+                .fold((0, 0), |(m, b), f| (m + f.messages, b + f.bytes));
+            let sizes: Vec<u64> = listing
+                .iter()
+                .map(|l| l.size)
+                .filter(|s| self.options.max_message_size.is_none_or(|max| *s <= max))
+                .collect();
+            let (items, bytes) = (sizes.len() as u64, sizes.iter().sum::<u64>());
+            let dest_quota = dest_quota(&self.dest).await?;
+            Ok(Preview {
+                lines: vec![format!(
+                    "{} on the POP3 server, {} recorded as copied; each run fetches only messages whose UIDL it has not recorded",
+                    plural(listing.len(), "message"),
+                    plural(recorded as usize, "message"),
+                )],
+                // What was recorded is taken off the total: exact while nothing recorded was
+                // deleted from the maildrop since (POP3 has no cheaper way to tell).
+                size: Some(Size {
+                    unit: "message",
+                    items,
+                    bytes,
+                    to_move_items: items.saturating_sub(recorded),
+                    to_move_bytes: bytes.saturating_sub(recorded_bytes),
+                    method: "POP3 UIDL and LIST",
+                    dest_quota,
+                }),
+            })
         })
     }
 

@@ -75,13 +75,82 @@ pub trait Prepared: Send + Sync {
     fn size(&self) -> ContentResult<'_, Result<u64, StepError>>;
 
     /// What the next sync would find that the plan alone cannot tell (`plan --refresh`): items
-    /// the destination holds already, items that will move; one line each. `state` has the
-    /// copy's records, under the resource's key `id`.
+    /// the destination holds already, items that will move (one line each), and where the
+    /// engine can measure it cheaply, the copy's size. `state` has the copy's records, under
+    /// the resource's key `id`.
     fn preview<'a>(
         &'a self,
         state: &'a StateReader,
         id: &'a str,
-    ) -> ContentResult<'a, Result<Vec<String>, StepError>>;
+    ) -> ContentResult<'a, Result<Preview, StepError>>;
+
+    /// The copy's size from its source alone, for a copy whose destination account does not
+    /// exist yet (`plan --refresh` before the account is created); `None` when the engine
+    /// cannot tell without both sides.
+    fn size_source<'a>(
+        &'a self,
+        _state: &'a StateReader,
+        _id: &'a str,
+    ) -> ContentResult<'a, Result<Option<Size>, StepError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// What `plan --refresh` learnt of a pending copy.
+#[derive(Debug, Clone, Default)]
+pub struct Preview {
+    /// Sentences for the step's reason.
+    pub lines: Vec<String>,
+    /// The copy's size, when the engine measured it.
+    pub size: Option<Size>,
+}
+
+impl From<Vec<String>> for Preview {
+    fn from(lines: Vec<String>) -> Preview {
+        Preview { lines, size: None }
+    }
+}
+
+/// What a copy has to move, measured on its source before it runs (`apply::sizing` turns it
+/// into the quota check and the estimate).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Size {
+    /// What an item is ("message", "mail file").
+    pub unit: &'static str,
+    /// Items (and bytes) of the source the copy takes, after the plan's rules and options.
+    pub items: u64,
+    pub bytes: u64,
+    /// Of those, what no earlier run copied: what the next run moves.
+    pub to_move_items: u64,
+    pub to_move_bytes: u64,
+    /// How the source was measured, for people ("UID FETCH RFC822.SIZE").
+    pub method: &'static str,
+    /// The destination's storage quota as its server reports it, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest_quota: Option<ReportedQuota>,
+}
+
+/// The storage quota of a destination mailbox, from GETQUOTAROOT INBOX (for engines whose
+/// own look does not log in there already).
+pub(super) async fn dest_quota(
+    dest: &crate::transfer::imap::session::Target,
+) -> Result<Option<ReportedQuota>, StepError> {
+    use crate::apply::imap_adapter::IntoStepError;
+    let ctx =
+        |e: crate::transfer::imap::session::ImapError| e.into_step_error().context("destination");
+    let mut imap = crate::transfer::imap::session::Imap::connect(dest)
+        .await
+        .map_err(ctx)?;
+    let quota = imap.storage_quota("INBOX").await.map_err(ctx)?;
+    imap.logout().await;
+    Ok(quota.map(|(used, limit)| ReportedQuota { used, limit }))
+}
+
+/// A storage quota a server reported (GETQUOTAROOT, RFC 9208).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReportedQuota {
+    pub used: u64,
+    pub limit: u64,
 }
 
 /// What the executor hands an engine for one run of a copy.

@@ -12,6 +12,13 @@ use crate::render::progress::verb;
 use crate::transfer::imap::copy::Progress;
 
 impl Progress for StatusModel {
+    fn account_started(&self, account: &str, to_copy: u64) {
+        let mut inner = self.lock();
+        let info = inner.accounts.entry(account.to_string()).or_default();
+        info.copy_started = Some(super::unix_now());
+        info.expected = to_copy;
+    }
+
     fn folder_started(&self, account: &str, folder: &str, to_copy: u64) {
         if to_copy > 0 {
             debug!(account, folder, to_copy, "copying folder");

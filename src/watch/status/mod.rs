@@ -81,6 +81,10 @@ struct AccountInfo {
     to_copy: u64,
     copied: u64,
     bytes: u64,
+    /// The current run's start (Unix seconds) and the engine's estimate of what it copies,
+    /// for its ETA (`apply::sizing::eta`).
+    copy_started: Option<u64>,
+    expected: u64,
     /// Contacts, events and tasks recorded as copied, all runs together, by kind.
     items_migrated: BTreeMap<String, u64>,
     /// The mail copy is paused at a daily limit: until when (Unix seconds), and which limit.

@@ -119,6 +119,8 @@ impl StatusModel {
                 info.to_copy = 0;
                 info.copied = 0;
                 info.bytes = 0;
+                info.copy_started = None;
+                info.expected = 0;
             }
         }
     }

@@ -231,3 +231,30 @@ fn contacts_events_and_tasks_recorded_in_the_state_show_per_account() {
     let page = crate::watch::page::render(&snapshot);
     assert!(page.contains("4 events · 5 contacts"), "{page}");
 }
+
+#[test]
+fn a_running_copy_has_an_eta_from_the_engine_estimate_and_its_rate_so_far() {
+    let m = StatusModel::new("plan.yaml".into());
+    let a = "a@example.com";
+    m.unit_started(Some(a));
+    m.account_started(a, 400);
+    m.folder_started(a, "INBOX", 100);
+    m.copied(a, 100, 100_000);
+    // Read at a chosen time, not waited for: 100 messages in the first minute, 300 to go.
+    let eta = |m: &StatusModel, after: u64| {
+        let inner = m.lock();
+        let info = &inner.accounts[a];
+        let now = info.copy_started.unwrap() + after;
+        super::views::account_view(a, info, &[], now)
+            .copy
+            .eta_seconds
+    };
+    assert_eq!(
+        eta(&m, 60),
+        Some(180),
+        "the folders not started yet count too"
+    );
+    assert_eq!(eta(&m, 0), None, "no rate in the first second");
+    m.lock().accounts.get_mut(a).unwrap().unit.run = RunState::Idle;
+    assert_eq!(eta(&m, 60), None, "no ETA once the run ended");
+}

@@ -147,7 +147,7 @@ impl Health {
 }
 
 /// `mine`: the account's resources that are in the plan.
-fn account_view(
+pub(super) fn account_view(
     address: &str,
     info: &AccountInfo,
     mine: &[&ResourceInfo],
@@ -206,6 +206,18 @@ fn account_view(
             to_copy: info.to_copy,
             copied: info.copied,
             bytes: info.bytes,
+            // Folders not started yet are in the engine's estimate, not in `to_copy`.
+            eta_seconds: info
+                .copy_started
+                .filter(|_| info.unit.run == RunState::Running)
+                .and_then(|t| {
+                    let total = info.to_copy.max(info.expected);
+                    crate::apply::sizing::eta(
+                        info.copied,
+                        total.saturating_sub(info.copied),
+                        now.saturating_sub(t),
+                    )
+                }),
         },
         messages_migrated: info.migrated_messages,
         bytes_migrated: info.migrated_bytes,
@@ -368,6 +380,9 @@ pub struct CopyView {
     pub to_copy: u64,
     pub copied: u64,
     pub bytes: u64,
+    /// While the copy runs: seconds left at its rate so far, once it has copied something.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -9,6 +9,7 @@ pub use store::dav::{DavCollectionRecord, DavObjectRecord, DavRefusedRecord};
 pub use store::hold::HoldRecord;
 pub use store::quota::{PauseRecord, Side};
 pub use store::rollback::{PendingDavObject, PendingDavRollback, PendingRollback};
+pub use store::throughput::{CopyRun, Throughput};
 pub use store::{
     FORMAT_VERSION, StateError, StateReader, StateStore, default_path, read_resources,
 };

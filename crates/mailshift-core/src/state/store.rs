@@ -51,6 +51,7 @@ pub mod hold;
 pub mod notified;
 pub mod quota;
 pub mod rollback;
+pub mod throughput;
 
 /// The state format this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -731,6 +732,7 @@ impl StateStore {
             removed |= dav::forget_txn(txn, id)?;
             quota::forget_txn(txn, id)?;
             rollback::forget_txn(txn, id)?;
+            throughput::forget_txn(txn, id)?;
             Ok(removed)
         })
     }

@@ -306,8 +306,10 @@ async fn attempt(
         bytes: copied.values().map(|r| r.size).sum(),
         updated_at: now(),
     };
-    // Said once per run: a later attempt's `todo` is what the earlier ones left.
+    // Said once per run: a later attempt's `todo` is what the earlier ones left. One
+    // maildrop: what this run copies is known exactly before it starts.
     if !carry.started {
+        progress.account_started(&job.account, todo.len() as u64);
         progress.folder_started(&job.account, &plan.path, todo.len() as u64);
         carry.started = true;
     }

@@ -259,6 +259,8 @@ pub struct Caps {
     pub list_status: bool,
     /// Gmail's X-GM-EXT-1: X-GM-MSGID and X-GM-LABELS (see `gmail`).
     pub gmail: bool,
+    /// RFC 9208 (formerly 2087) QUOTA: GETQUOTAROOT says what a folder's quota allows.
+    pub quota: bool,
 }
 
 /// What SELECT/EXAMINE and STATUS report about a folder.
@@ -528,6 +530,7 @@ impl Imap {
             moves: has("MOVE"),
             list_status: has("LIST-STATUS"),
             gmail: has("X-GM-EXT-1"),
+            quota: has("QUOTA"),
         };
         Ok(imap)
     }
@@ -681,6 +684,31 @@ impl Imap {
             .remove(canonical(folder).as_ref())
             .or_else(|| found.into_values().next())
             .unwrap_or_default())
+    }
+
+    /// GETQUOTAROOT (RFC 9208) of a folder: the STORAGE of its quota roots in bytes, (used,
+    /// limit), the root with the least room left when there are several. `None` when the
+    /// server has no QUOTA extension or no root limits storage.
+    pub async fn storage_quota(&mut self, folder: &str) -> Result<Option<(u64, u64)>, ImapError> {
+        if !self.caps.quota {
+            return Ok(None);
+        }
+        let responses = self
+            .run(
+                "GETQUOTAROOT",
+                &[Arg::Text("GETQUOTAROOT"), Arg::Mailbox(folder)],
+            )
+            .await?;
+        Ok(responses
+            .iter()
+            .filter_map(|r| match r {
+                // The protocol counts storage in units of 1024 octets.
+                Untagged::StorageQuota(used, limit) => {
+                    Some((used.saturating_mul(1024), limit.saturating_mul(1024)))
+                }
+                _ => None,
+            })
+            .min_by_key(|(used, limit)| limit.saturating_sub(*used)))
     }
 
     /// UID, size, flags and internal date of the messages in a UID range of the open folder.

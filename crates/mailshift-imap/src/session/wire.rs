@@ -216,6 +216,9 @@ pub(super) enum Untagged {
     CopyUid(Vec<(u32, u32)>),
     /// A CAPABILITY response: the names, in capitals (`AUTH=PLAIN`, `LITERAL+`).
     Capabilities(Vec<String>),
+    /// A QUOTA response's STORAGE resource (RFC 9208 §5.1), in the protocol's units of 1024
+    /// octets: (usage, limit).
+    StorageQuota(u64, u64),
     Other,
 }
 
@@ -263,6 +266,18 @@ pub(super) fn reply(parsed: &Response<'_>, raw: &[u8]) -> Reply {
                 })
                 .collect(),
         ),
+        Response::Quota(q) => {
+            use async_imap::imap_proto::rfc2087::QuotaResourceName;
+            match q
+                .resources
+                .iter()
+                .find(|r| r.name == QuotaResourceName::Storage)
+            {
+                Some(r) => Untagged::StorageQuota(r.usage, r.limit),
+                // A root that limits only the count of messages says nothing of bytes.
+                None => Untagged::Other,
+            }
+        }
         Response::Data {
             status: Status::Ok,
             outcome: Outcome {

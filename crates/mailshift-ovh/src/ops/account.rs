@@ -51,6 +51,25 @@ impl Service {
             .and_then(|a| a.get("currentUsage").and_then(Value::as_u64)))
     }
 
+    /// The account's quota as its object shows it (`quota`, in GB of 10^9 bytes, the unit of
+    /// the offers' published sizes: Exchange 50, Email Pro 10, MX Plan 5) and what it holds
+    /// (`currentUsage`, bytes): (used, limit). Legacy MX Plan accounts do not say: `None`.
+    pub async fn mailbox_quota(&self, address: &str) -> Result<Option<(u64, u64)>, OvhError> {
+        if let Family::Legacy { .. } = self.family {
+            return Ok(None);
+        }
+        let Some(a) = self.account(address).await? else {
+            return Ok(None);
+        };
+        let limit = a
+            .get("quota")
+            .and_then(Value::as_f64)
+            .filter(|gb| *gb > 0.0)
+            .map(|gb| (gb * 1e9) as u64);
+        let used = a.get("currentUsage").and_then(Value::as_u64).unwrap_or(0);
+        Ok(limit.map(|limit| (used, limit)))
+    }
+
     pub(super) async fn account_id(&self, address: &str, role: &str) -> Result<u64, OvhError> {
         let account = self.account(address).await?.ok_or_else(|| {
             OvhError::Refused(format!(
