@@ -82,8 +82,12 @@ impl Progress for RecordRun {
             started_at: crate::watch::status::unix_now(),
             to_copy,
         };
-        // One small commit per run, before any folder: not worth a blocking task of its own.
-        if let Err(e) = self.store.put_copy_run(&self.id, &run) {
+        // One small commit per run that has messages to copy, before any folder: not worth a
+        // blocking task of its own. A run with nothing to copy (a no-op re-sync, most watch
+        // cycles) has no ETA to give and makes no commit: its fsync was a measurable part of it.
+        if to_copy > 0
+            && let Err(e) = self.store.put_copy_run(&self.id, &run)
+        {
             tracing::warn!(account, "cannot record the copy's start (for its ETA): {e}");
         }
         self.inner.account_started(account, to_copy);
