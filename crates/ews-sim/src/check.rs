@@ -33,7 +33,11 @@ pub struct Report {
 
 /// Checks a SOAP 1.1 request against the vendored EWS definitions.
 pub fn check_request(xml_text: &str) -> Report {
-    Checker { schema: schema::published(), out: Vec::new() }.request(xml_text)
+    Checker {
+        schema: schema::published(),
+        out: Vec::new(),
+    }
+    .request(xml_text)
 }
 
 struct Checker<'s> {
@@ -54,12 +58,13 @@ struct State {
     bound: Vec<Binding>,
 }
 
-/// The furthest child any attempt reached, and the elements tried there: the "expected one
-/// of" of a failed match.
+/// The furthest child any attempt reached, and the elements tried there (in the order the
+/// schema lists them, so the nearest candidates come first): the "expected one of" of a
+/// failed match.
 #[derive(Default)]
 struct Probe {
     furthest: usize,
-    expected: BTreeSet<String>,
+    expected: Vec<String>,
 }
 
 impl Probe {
@@ -71,15 +76,18 @@ impl Probe {
     }
     fn tried(&mut self, pos: usize, what: String) {
         self.reach(pos);
-        if pos == self.furthest {
-            self.expected.insert(what);
+        if pos == self.furthest && !self.expected.contains(&what) {
+            self.expected.push(what);
         }
     }
 }
 
 impl Checker<'_> {
     fn violation(&mut self, path: &str, message: String) {
-        self.out.push(Violation { path: path.to_owned(), message });
+        self.out.push(Violation {
+            path: path.to_owned(),
+            message,
+        });
     }
 
     fn request(mut self, text: &str) -> Report {
@@ -87,13 +95,22 @@ impl Checker<'_> {
             Ok(r) => r,
             Err(e) => {
                 self.violation("/", e);
-                return Report { operation: None, violations: self.out };
+                return Report {
+                    operation: None,
+                    violations: self.out,
+                };
             }
         };
         let env = Name::new(SOAP11, "Envelope");
         if root.name != env {
-            self.violation(&format!("/{}", root.name), format!("the root element must be {env} (SOAP 1.1, as EWS speaks)"));
-            return Report { operation: None, violations: self.out };
+            self.violation(
+                &format!("/{}", root.name),
+                format!("the root element must be {env} (SOAP 1.1, as EWS speaks)"),
+            );
+            return Report {
+                operation: None,
+                violations: self.out,
+            };
         }
         let env_path = format!("/{env}");
         let mut header = None;
@@ -102,24 +119,43 @@ impl Checker<'_> {
             match (k.name.ns.as_str(), k.name.local.as_str()) {
                 (SOAP11, "Header") if i == 0 && header.is_none() => header = Some(k),
                 (SOAP11, "Body") if body.is_none() => body = Some(k),
-                _ => self.violation(&format!("{env_path}/{}", k.name), "unexpected element in the SOAP envelope: only soap:Header then soap:Body".into()),
+                _ => self.violation(
+                    &format!("{env_path}/{}", k.name),
+                    "unexpected element in the SOAP envelope: only soap:Header then soap:Body"
+                        .into(),
+                ),
             }
         }
         let Some(body) = body else {
             self.violation(&env_path, "missing soap:Body".into());
-            return Report { operation: None, violations: self.out };
+            return Report {
+                operation: None,
+                violations: self.out,
+            };
         };
         let body_path = format!("{env_path}/{}", body.name);
         let op = match body.children.as_slice() {
             [one] => match self.schema.operations.get(&one.name) {
                 Some(op) => Some((op, one)),
                 None => {
-                    self.violation(&format!("{body_path}/{}", one.name), format!("{} is not the request of any operation in services.wsdl", one.name));
+                    self.violation(
+                        &format!("{body_path}/{}", one.name),
+                        format!(
+                            "{} is not the request of any operation in services.wsdl",
+                            one.name
+                        ),
+                    );
                     None
                 }
             },
             _ => {
-                self.violation(&body_path, format!("soap:Body must hold exactly one operation request, it holds {}", body.children.len()));
+                self.violation(
+                    &body_path,
+                    format!(
+                        "soap:Body must hold exactly one operation request, it holds {}",
+                        body.children.len()
+                    ),
+                );
                 None
             }
         };
@@ -129,8 +165,17 @@ impl Checker<'_> {
                 let path = format!("{header_path}/{}", h.name);
                 match op {
                     Some((op, _)) if !op.headers.contains(&h.name) => {
-                        let allowed: Vec<String> = op.headers.iter().map(|n| n.to_string()).collect();
-                        self.violation(&path, format!("{} is not a header of {} (services.wsdl allows {})", h.name, op.name, allowed.join(", ")));
+                        let allowed: Vec<String> =
+                            op.headers.iter().map(|n| n.to_string()).collect();
+                        self.violation(
+                            &path,
+                            format!(
+                                "{} is not a header of {} (services.wsdl allows {})",
+                                h.name,
+                                op.name,
+                                allowed.join(", ")
+                            ),
+                        );
                     }
                     _ => self.global(h, &path),
                 }
@@ -139,7 +184,10 @@ impl Checker<'_> {
         if let Some((_, request)) = op {
             self.global(request, &format!("{body_path}/{}", request.name));
         }
-        Report { operation: op.map(|(o, _)| o.name.clone()), violations: self.out }
+        Report {
+            operation: op.map(|(o, _)| o.name.clone()),
+            violations: self.out,
+        }
     }
 
     /// An element that must be a global element declaration.
@@ -149,7 +197,13 @@ impl Checker<'_> {
                 let ty = g.ty.clone();
                 self.element(node, &ty, path)
             }
-            None => self.violation(path, format!("{} is not an element of messages.xsd or types.xsd", node.name)),
+            None => self.violation(
+                path,
+                format!(
+                    "{} is not an element of messages.xsd or types.xsd",
+                    node.name
+                ),
+            ),
         }
     }
 
@@ -163,7 +217,10 @@ impl Checker<'_> {
             return;
         }
         match self.schema.resolve_type(ty) {
-            None => self.violation(path, format!("type {ty} is not defined in the schema (a defect of the vendored files)")),
+            None => self.violation(
+                path,
+                format!("type {ty} is not defined in the schema (a defect of the vendored files)"),
+            ),
             Some(Type::Simple(_)) => {
                 self.no_children(node, ty, path);
                 self.simple_value(&node.text, ty, path, "content");
@@ -177,7 +234,13 @@ impl Checker<'_> {
                     return;
                 }
                 if !self.is_mixed(&c) && !node.text.trim().is_empty() {
-                    self.violation(path, format!("text is not allowed in {} ({ty} holds elements only)", node.name));
+                    self.violation(
+                        path,
+                        format!(
+                            "text is not allowed in {} ({ty} holds elements only)",
+                            node.name
+                        ),
+                    );
                 }
                 let particle = self.content_model(ty);
                 self.children(node, particle.as_ref(), path);
@@ -187,7 +250,13 @@ impl Checker<'_> {
 
     fn no_children(&mut self, node: &Node, ty: &Name, path: &str) {
         if let Some(k) = node.children.first() {
-            self.violation(&format!("{path}/{}", k.name), format!("{} has the simple type {ty}: no child elements allowed", node.name));
+            self.violation(
+                &format!("{path}/{}", k.name),
+                format!(
+                    "{} has the simple type {ty}: no child elements allowed",
+                    node.name
+                ),
+            );
         }
     }
 
@@ -212,12 +281,20 @@ impl Checker<'_> {
 
     /// The effective content model: an extension's base content followed by its own.
     fn content_model(&self, ty: &Name) -> Option<Particle> {
-        let Some(Type::Complex(c)) = self.schema.resolve_type(ty) else { return None };
+        let Some(Type::Complex(c)) = self.schema.resolve_type(ty) else {
+            return None;
+        };
         match &c.base {
             Some((base, true)) if base.ns != XSD => {
                 let inherited = self.content_model(base);
                 match (inherited, c.particle.clone()) {
-                    (Some(a), Some(b)) => Some(Particle { term: Term::Sequence(vec![a, b]), occurs: Occurs { min: 1, max: Some(1) } }),
+                    (Some(a), Some(b)) => Some(Particle {
+                        term: Term::Sequence(vec![a, b]),
+                        occurs: Occurs {
+                            min: 1,
+                            max: Some(1),
+                        },
+                    }),
                     (a, b) => a.or(b),
                 }
             }
@@ -252,7 +329,10 @@ impl Checker<'_> {
             if name.ns == XMLNS_XML || name.ns == XSI {
                 continue;
             }
-            match declared.iter().find(|a| name.ns.is_empty() && a.name == name.local) {
+            match declared
+                .iter()
+                .find(|a| name.ns.is_empty() && a.name == name.local)
+            {
                 Some(a) => {
                     let aty = a.ty.clone();
                     self.simple_value(value, &aty, &format!("{path}/@{}", name.local), "value");
@@ -260,14 +340,34 @@ impl Checker<'_> {
                 None if any => {}
                 None => {
                     let names: BTreeSet<&str> = declared.iter().map(|a| a.name.as_str()).collect();
-                    let allowed = if names.is_empty() { "none".to_owned() } else { names.into_iter().collect::<Vec<_>>().join(", ") };
-                    self.violation(&format!("{path}/@{}", name), format!("unknown attribute {name} on {} ({ty} allows: {allowed})", node.name));
+                    let allowed = if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.into_iter().collect::<Vec<_>>().join(", ")
+                    };
+                    self.violation(
+                        &format!("{path}/@{}", name),
+                        format!(
+                            "unknown attribute {name} on {} ({ty} allows: {allowed})",
+                            node.name
+                        ),
+                    );
                 }
             }
         }
         for a in declared.iter().filter(|a| a.required) {
-            if !node.attrs.iter().any(|(n, _)| n.ns.is_empty() && n.local == a.name) {
-                self.violation(path, format!("missing required attribute {} on {} ({ty})", a.name, node.name));
+            if !node
+                .attrs
+                .iter()
+                .any(|(n, _)| n.ns.is_empty() && n.local == a.name)
+            {
+                self.violation(
+                    path,
+                    format!(
+                        "missing required attribute {} on {} ({ty})",
+                        a.name, node.name
+                    ),
+                );
             }
         }
     }
@@ -289,14 +389,19 @@ impl Checker<'_> {
             let ok = match ty.local.as_str() {
                 "boolean" => matches!(v, "true" | "false" | "1" | "0"),
                 "int" | "integer" | "long" | "short" | "byte" => v.parse::<i128>().is_ok(),
-                "unsignedInt" | "unsignedLong" | "unsignedShort" | "unsignedByte" | "nonNegativeInteger" => v.parse::<u128>().is_ok(),
+                "unsignedInt" | "unsignedLong" | "unsignedShort" | "unsignedByte"
+                | "nonNegativeInteger" => v.parse::<u128>().is_ok(),
                 "positiveInteger" => v.parse::<u128>().is_ok_and(|n| n > 0),
                 "double" | "float" | "decimal" => v.parse::<f64>().is_ok(),
                 "dateTime" => v.len() >= 19 && v.as_bytes()[4] == b'-' && v.as_bytes()[10] == b'T',
                 "date" => v.len() >= 10 && v.as_bytes()[4] == b'-' && v.as_bytes()[7] == b'-',
                 _ => true,
             };
-            return if ok { Ok(()) } else { Err(format!("is not a valid {ty}")) };
+            return if ok {
+                Ok(())
+            } else {
+                Err(format!("is not a valid {ty}"))
+            };
         }
         match self.schema.resolve_type(ty) {
             Some(Type::Simple(s)) => {
@@ -334,12 +439,18 @@ impl Checker<'_> {
         let paths = child_paths(node, path);
         let Some(particle) = particle else {
             if let Some(k) = kids.first() {
-                self.violation(&paths[0], format!("{} allows no child elements, found {}", node.name, k.name));
+                self.violation(
+                    &paths[0],
+                    format!("{} allows no child elements, found {}", node.name, k.name),
+                );
             }
             return;
         };
         let mut probe = Probe::default();
-        let start = vec![State { pos: 0, bound: Vec::new() }];
+        let start = vec![State {
+            pos: 0,
+            bound: Vec::new(),
+        }];
         let ends = self.particle(particle, &kids, start, &mut probe);
         match ends.into_iter().find(|s| s.pos == kids.len()) {
             Some(done) => {
@@ -350,20 +461,31 @@ impl Checker<'_> {
                 }
             }
             None => {
-                let expected: Vec<String> = probe.expected.into_iter().collect();
-                let expected = if expected.is_empty() { "nothing more".to_owned() } else { format!("one of {}", expected.join(", ")) };
+                let expected = expected_list(probe.expected);
                 if probe.furthest < kids.len() {
                     let k = kids[probe.furthest];
                     let mut known = BTreeSet::new();
                     self.names_in(particle, &mut known, 0);
                     let why = if known.contains(&k.name.to_string()) {
-                        format!("{} is out of order here (the schema's sequence puts it elsewhere, or allows it fewer times)", k.name)
+                        format!(
+                            "{} is out of order here (the schema's sequence puts it elsewhere, or allows it fewer times)",
+                            k.name
+                        )
                     } else {
                         format!("unknown element {} in {}", k.name, node.name)
                     };
-                    self.violation(&paths[probe.furthest], format!("{why}; expected {expected}"));
+                    self.violation(
+                        &paths[probe.furthest],
+                        format!("{why}; expected {expected}"),
+                    );
                 } else {
-                    self.violation(path, format!("{} is incomplete: a required element is missing; expected {expected}", node.name));
+                    self.violation(
+                        path,
+                        format!(
+                            "{} is incomplete: a required element is missing; expected {expected}",
+                            node.name
+                        ),
+                    );
                 }
             }
         }
@@ -383,7 +505,9 @@ impl Checker<'_> {
                     acc.insert(m.0.to_string());
                 }
             }
-            Term::Sequence(ps) | Term::Choice(ps) | Term::All(ps) => ps.iter().for_each(|q| self.names_in(q, acc, depth + 1)),
+            Term::Sequence(ps) | Term::Choice(ps) | Term::All(ps) => {
+                ps.iter().for_each(|q| self.names_in(q, acc, depth + 1))
+            }
             Term::Group(g) => {
                 if let Some(q) = self.schema.groups.get(g) {
                     self.names_in(q, acc, depth + 1)
@@ -412,12 +536,22 @@ impl Checker<'_> {
     }
 
     /// All states reachable by matching `p` (with its occurrence bounds) from `states`.
-    fn particle(&self, p: &Particle, kids: &[&Node], states: Vec<State>, probe: &mut Probe) -> Vec<State> {
+    fn particle(
+        &self,
+        p: &Particle,
+        kids: &[&Node],
+        states: Vec<State>,
+        probe: &mut Probe,
+    ) -> Vec<State> {
         let mut result = Vec::new();
         if p.occurs.min == 0 {
             result.extend(states.iter().cloned());
         }
-        let cap = p.occurs.max.unwrap_or(kids.len() + 1).min(kids.len().max(p.occurs.min) + 1);
+        let cap = p
+            .occurs
+            .max
+            .unwrap_or(kids.len() + 1)
+            .min(kids.len().max(p.occurs.min) + 1);
         let mut current = states;
         for i in 1..=cap {
             current = dedupe(self.term(&p.term, kids, current, probe));
@@ -513,6 +647,23 @@ impl Checker<'_> {
     }
 }
 
+/// "one of A, B, C": the first dozen names, then how many more, since an item type can
+/// allow a hundred optional elements at one point.
+fn expected_list(names: Vec<String>) -> String {
+    const SHOWN: usize = 12;
+    if names.is_empty() {
+        return "nothing more".to_owned();
+    }
+    let total = names.len();
+    let shown: Vec<String> = names.into_iter().take(SHOWN).collect();
+    let more = if total > SHOWN {
+        format!(" and {} more", total - SHOWN)
+    } else {
+        String::new()
+    };
+    format!("one of {}{more}", shown.join(", "))
+}
+
 fn advance(mut s: State, b: Binding, probe: &mut Probe) -> State {
     s.pos += 1;
     s.bound.push(b);
@@ -533,7 +684,10 @@ fn child_paths(node: &Node, path: &str) -> Vec<String> {
     for (i, k) in node.children.iter().enumerate() {
         let same = node.children.iter().filter(|o| o.name == k.name).count();
         if same > 1 {
-            let nth = node.children[..=i].iter().filter(|o| o.name == k.name).count();
+            let nth = node.children[..=i]
+                .iter()
+                .filter(|o| o.name == k.name)
+                .count();
             out.push(format!("{path}/{}[{nth}]", k.name));
         } else {
             out.push(format!("{path}/{}", k.name));

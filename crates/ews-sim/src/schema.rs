@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
-use crate::xml::{self, Name, Node, MESSAGES, TYPES, WSDL, WSDL_SOAP, XSD};
+use crate::xml::{self, MESSAGES, Name, Node, WSDL, WSDL_SOAP, XSD};
 
 const SERVICES_WSDL: &str = include_str!("schema/services.wsdl");
 const MESSAGES_XSD: &str = include_str!("schema/messages.xsd");
@@ -27,7 +27,10 @@ pub struct Occurs {
 #[derive(Clone, Debug)]
 pub enum Term {
     /// A local element declaration: its name and type.
-    Element { name: Name, ty: Name },
+    Element {
+        name: Name,
+        ty: Name,
+    },
     /// `<xs:element ref=…>`: the global element or any member of its substitution group.
     Ref(Name),
     Sequence(Vec<Particle>),
@@ -139,7 +142,11 @@ impl Schema {
 
     fn load_xsd(&mut self, file: &str, root: &Node) {
         let tns = root.attr("targetNamespace").unwrap_or_default().to_owned();
-        let cx = Cx { file: file.to_owned(), tns, prefixes: root.prefixes.clone() };
+        let cx = Cx {
+            file: file.to_owned(),
+            tns,
+            prefixes: root.prefixes.clone(),
+        };
         for node in root.kids(XSD) {
             let name = || Name::new(&cx.tns, node.attr("name").unwrap_or_default());
             match node.name.local.as_str() {
@@ -150,7 +157,8 @@ impl Schema {
                         self.substitutes.entry(head).or_default().push(name());
                     }
                     let is_abstract = node.attr("abstract") == Some("true");
-                    self.elements.insert(name(), GlobalElement { ty, is_abstract });
+                    self.elements
+                        .insert(name(), GlobalElement { ty, is_abstract });
                 }
                 "complexType" => {
                     let t = self.complex(&cx, node);
@@ -189,7 +197,8 @@ impl Schema {
     }
 
     fn unsupported(&mut self, cx: &Cx, node: &Node, what: &str) {
-        self.unsupported.push(format!("{}:{}: xs:{what}", cx.file, node.line));
+        self.unsupported
+            .push(format!("{}:{}: xs:{what}", cx.file, node.line));
     }
 
     fn anon_name(&mut self) -> Name {
@@ -216,7 +225,10 @@ impl Schema {
     }
 
     fn occurs(node: &Node) -> Occurs {
-        let min = node.attr("minOccurs").and_then(|v| v.trim().parse().ok()).unwrap_or(1);
+        let min = node
+            .attr("minOccurs")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1);
         let max = match node.attr("maxOccurs").map(str::trim) {
             Some("unbounded") => None,
             Some(v) => Some(v.parse().unwrap_or(1)),
@@ -277,11 +289,18 @@ impl Schema {
                 None => xs("anySimpleType"),
             },
         };
-        Attr { name, ty, required: node.attr("use") == Some("required") }
+        Attr {
+            name,
+            ty,
+            required: node.attr("use") == Some("required"),
+        }
     }
 
     fn complex(&mut self, cx: &Cx, node: &Node) -> Complex {
-        let mut t = Complex { mixed: node.attr("mixed") == Some("true"), ..Complex::default() };
+        let mut t = Complex {
+            mixed: node.attr("mixed") == Some("true"),
+            ..Complex::default()
+        };
         self.complex_body(cx, node, &mut t);
         t
     }
@@ -296,7 +315,9 @@ impl Schema {
                     let a = self.attribute(cx, k);
                     t.attrs.push(a);
                 }
-                "attributeGroup" => t.attr_groups.push(cx.qname(k.attr("ref").unwrap_or_default())),
+                "attributeGroup" => t
+                    .attr_groups
+                    .push(cx.qname(k.attr("ref").unwrap_or_default())),
                 "anyAttribute" => t.any_attr = true,
                 "simpleContent" | "complexContent" => {
                     t.simple_content = k.name.local == "simpleContent";
@@ -330,7 +351,9 @@ impl Schema {
                     t.base = k.attr("base").map(|b| cx.qname(b));
                     for f in k.kids(XSD) {
                         match f.name.local.as_str() {
-                            "enumeration" => t.enums.push(f.attr("value").unwrap_or_default().to_owned()),
+                            "enumeration" => {
+                                t.enums.push(f.attr("value").unwrap_or_default().to_owned())
+                            }
                             "simpleType" => {
                                 let inner = Type::Simple(self.simple(cx, f));
                                 let n = self.anon_name();
@@ -365,7 +388,11 @@ impl Schema {
     }
 
     fn load_wsdl(&mut self, root: &Node) -> Result<(), String> {
-        let cx = Cx { file: "services.wsdl".into(), tns: MESSAGES.into(), prefixes: root.prefixes.clone() };
+        let cx = Cx {
+            file: "services.wsdl".into(),
+            tns: MESSAGES.into(),
+            prefixes: root.prefixes.clone(),
+        };
         // message name → (part name → element)
         let mut messages: HashMap<String, HashMap<String, Name>> = HashMap::new();
         for m in root.kids(WSDL).filter(|n| n.name.local == "message") {
@@ -381,20 +408,28 @@ impl Schema {
         for pt in root.kids(WSDL).filter(|n| n.name.local == "portType") {
             for op in pt.kids(WSDL).filter(|n| n.name.local == "operation") {
                 if let Some(input) = op.kids(WSDL).find(|n| n.name.local == "input") {
-                    inputs.insert(op.attr("name").unwrap_or_default().to_owned(), local(input.attr("message").unwrap_or_default()));
+                    inputs.insert(
+                        op.attr("name").unwrap_or_default().to_owned(),
+                        local(input.attr("message").unwrap_or_default()),
+                    );
                 }
             }
         }
         for binding in root.kids(WSDL).filter(|n| n.name.local == "binding") {
             for op in binding.kids(WSDL).filter(|n| n.name.local == "operation") {
                 let name = op.attr("name").unwrap_or_default().to_owned();
-                let input_msg = inputs
-                    .get(&name)
-                    .ok_or_else(|| format!("services.wsdl:{}: binding operation {name} has no portType operation", op.line))?;
-                let parts = messages
-                    .get(input_msg)
-                    .ok_or_else(|| format!("services.wsdl: operation {name} names unknown message {input_msg}"))?;
-                let Some(input) = op.kids(WSDL).find(|n| n.name.local == "input") else { continue };
+                let input_msg = inputs.get(&name).ok_or_else(|| {
+                    format!(
+                        "services.wsdl:{}: binding operation {name} has no portType operation",
+                        op.line
+                    )
+                })?;
+                let parts = messages.get(input_msg).ok_or_else(|| {
+                    format!("services.wsdl: operation {name} names unknown message {input_msg}")
+                })?;
+                let Some(input) = op.kids(WSDL).find(|n| n.name.local == "input") else {
+                    continue;
+                };
                 let mut body = None;
                 let mut headers = Vec::new();
                 for k in input.kids(WSDL_SOAP) {
@@ -418,8 +453,20 @@ impl Schema {
                         _ => {}
                     }
                 }
-                let body = body.ok_or_else(|| format!("services.wsdl:{}: operation {name} has no body part", op.line))?;
-                self.operations.insert(body.clone(), Operation { name, body, headers });
+                let body = body.ok_or_else(|| {
+                    format!(
+                        "services.wsdl:{}: operation {name} has no body part",
+                        op.line
+                    )
+                })?;
+                self.operations.insert(
+                    body.clone(),
+                    Operation {
+                        name,
+                        body,
+                        headers,
+                    },
+                );
             }
         }
         if self.operations.is_empty() {
@@ -447,7 +494,12 @@ impl Cx {
             // The schemas declare their prefixes on the root; an unprefixed reference in a
             // schema without a default namespace means no namespace.
             .unwrap_or_default();
-        let _ = TYPES;
-        Name { ns, local: local.to_owned() }
+        Name {
+            ns,
+            local: local.to_owned(),
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

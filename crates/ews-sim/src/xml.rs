@@ -2,10 +2,10 @@
 //! vendored schemas and the SOAP requests reach the checker. A tree (not a stream) because
 //! content models are matched against an element's whole list of children.
 
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 use quick_xml::XmlVersion;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
 
 /// Namespaces the checker names often.
 pub const XSD: &str = "http://www.w3.org/2001/XMLSchema";
@@ -26,7 +26,10 @@ pub struct Name {
 
 impl Name {
     pub fn new(ns: &str, local: &str) -> Self {
-        Name { ns: ns.to_owned(), local: local.to_owned() }
+        Name {
+            ns: ns.to_owned(),
+            local: local.to_owned(),
+        }
     }
 }
 
@@ -62,7 +65,10 @@ pub struct Node {
 
 impl Node {
     pub fn attr(&self, local: &str) -> Option<&str> {
-        self.attrs.iter().find(|(n, _)| n.ns.is_empty() && n.local == local).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(n, _)| n.ns.is_empty() && n.local == local)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Child elements in namespace `ns`.
@@ -77,13 +83,30 @@ pub fn parse(what: &str, text: &str) -> Result<Node, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = NsReader::from_str(text);
     let mut stack: Vec<Node> = Vec::new();
-    let line_at = |pos: u64| text[..(pos as usize).min(text.len())].matches('\n').count() + 1;
+    // Lines are counted as the reader advances: counting from the start at each element
+    // would make reading the 470 kB types.xsd quadratic.
+    let mut counted = (0usize, 1usize);
+    let mut line_at = |pos: u64| {
+        let pos = (pos as usize).min(text.len());
+        if pos < counted.0 {
+            counted = (0, 1);
+        }
+        counted.1 += text.as_bytes()[counted.0..pos]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        counted.0 = pos;
+        counted.1
+    };
     loop {
         let pos = reader.buffer_position();
-        let event = reader
-            .read_resolved_event()
-            .map(|(ns, ev)| (ns_string(&ns), ev))
-            .map_err(|e| format!("{what} is not well-formed XML (line {}): {e}", line_at(reader.error_position())))?;
+        let event = match reader.read_resolved_event() {
+            Ok((ns, ev)) => (ns_string(&ns), ev),
+            Err(e) => {
+                let line = line_at(reader.error_position());
+                return Err(format!("{what} is not well-formed XML (line {line}): {e}"));
+            }
+        };
         match event {
             (ns, Event::Start(start)) => stack.push(open(&reader, ns, &start, line_at(pos))?),
             (ns, Event::Empty(start)) => {
@@ -94,7 +117,9 @@ pub fn parse(what: &str, text: &str) -> Result<Node, String> {
                 }
             }
             (_, Event::End(_)) => {
-                let node = stack.pop().ok_or_else(|| format!("{what}: unbalanced end tag"))?;
+                let node = stack
+                    .pop()
+                    .ok_or_else(|| format!("{what}: unbalanced end tag"))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(node),
                     None => return Ok(node),
@@ -126,7 +151,11 @@ pub fn parse(what: &str, text: &str) -> Result<Node, String> {
                     top.text.push(ch);
                 }
             }
-            (_, Event::Eof) => return Err(format!("{what}: the document ends before its root element closes")),
+            (_, Event::Eof) => {
+                return Err(format!(
+                    "{what}: the document ends before its root element closes"
+                ));
+            }
             _ => {}
         }
     }
@@ -139,7 +168,12 @@ fn ns_string(ns: &ResolveResult<'_>) -> String {
     }
 }
 
-fn open(reader: &NsReader<&[u8]>, ns: String, start: &BytesStart<'_>, line: usize) -> Result<Node, String> {
+fn open(
+    reader: &NsReader<&[u8]>,
+    ns: String,
+    start: &BytesStart<'_>,
+    line: usize,
+) -> Result<Node, String> {
     let local = start.local_name().as_ref().to_owned();
     let mut attrs = Vec::new();
     let mut prefixes = Vec::new();
@@ -160,7 +194,20 @@ fn open(reader: &NsReader<&[u8]>, ns: String, start: &BytesStart<'_>, line: usiz
         }
         let (res, attr_local) = reader.resolver().resolve_attribute(attr.key);
         let attr_local = attr_local.as_ref().to_owned();
-        attrs.push((Name { ns: ns_string(&res), local: attr_local }, value));
+        attrs.push((
+            Name {
+                ns: ns_string(&res),
+                local: attr_local,
+            },
+            value,
+        ));
     }
-    Ok(Node { name: Name { ns, local }, attrs, prefixes, children: Vec::new(), text: String::new(), line })
+    Ok(Node {
+        name: Name { ns, local },
+        attrs,
+        prefixes,
+        children: Vec::new(),
+        text: String::new(),
+        line,
+    })
 }

@@ -44,12 +44,19 @@ const MEETING: &str = r#"
 "#;
 
 fn violations(request: &str) -> Vec<String> {
-    check_request(request).violations.iter().map(ToString::to_string).collect()
+    check_request(request)
+        .violations
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 #[test]
 fn a_calendar_item_created_without_invitations_passes() {
-    let report = check_request(&create_calendar_item(r#"SendMeetingInvitations="SendToNone""#, MEETING));
+    let report = check_request(&create_calendar_item(
+        r#"SendMeetingInvitations="SendToNone""#,
+        MEETING,
+    ));
     assert_eq!(report.violations, vec![]);
     assert_eq!(report.operation.as_deref(), Some("CreateItem"));
 }
@@ -57,18 +64,31 @@ fn a_calendar_item_created_without_invitations_passes() {
 #[test]
 fn elements_out_of_sequence_order_are_reported_where_they_are() {
     // Start and End swapped: the XSD's sequence puts Start first.
-    let swapped = MEETING.replace("<t:Start>2026-12-01T09:00:00Z</t:Start>", "").replace(
-        "<t:End>2026-12-01T10:00:00Z</t:End>",
-        "<t:End>2026-12-01T10:00:00Z</t:End><t:Start>2026-12-01T09:00:00Z</t:Start>",
-    );
-    let v = violations(&create_calendar_item(r#"SendMeetingInvitations="SendToNone""#, &swapped));
+    let swapped = MEETING
+        .replace("<t:Start>2026-12-01T09:00:00Z</t:Start>", "")
+        .replace(
+            "<t:End>2026-12-01T10:00:00Z</t:End>",
+            "<t:End>2026-12-01T10:00:00Z</t:End><t:Start>2026-12-01T09:00:00Z</t:Start>",
+        );
+    let v = violations(&create_calendar_item(
+        r#"SendMeetingInvitations="SendToNone""#,
+        &swapped,
+    ));
     assert_eq!(v.len(), 1, "{v:#?}");
-    assert!(v[0].starts_with(&format!("{ITEMS}/t:CalendarItem/t:Start: t:Start is out of order")), "{v:#?}");
+    assert!(
+        v[0].starts_with(&format!(
+            "{ITEMS}/t:CalendarItem/t:Start: t:Start is out of order"
+        )),
+        "{v:#?}"
+    );
 }
 
 #[test]
 fn an_unknown_element_is_reported_with_what_was_expected() {
-    let item = MEETING.replace("<t:Location>Room 1</t:Location>", "<t:Colour>blue</t:Colour>");
+    let item = MEETING.replace(
+        "<t:Location>Room 1</t:Location>",
+        "<t:Colour>blue</t:Colour>",
+    );
     let v = violations(&create_calendar_item("", &item));
     assert_eq!(v.len(), 1, "{v:#?}");
     assert!(v[0].starts_with(&format!("{ITEMS}/t:CalendarItem/t:Colour: unknown element t:Colour in t:CalendarItem; expected one of")), "{v:#?}");
@@ -77,7 +97,10 @@ fn an_unknown_element_is_reported_with_what_was_expected() {
 
 #[test]
 fn a_value_outside_an_enumeration_is_reported_on_its_attribute() {
-    let v = violations(&create_calendar_item(r#"SendMeetingInvitations="SendToSome""#, MEETING));
+    let v = violations(&create_calendar_item(
+        r#"SendMeetingInvitations="SendToSome""#,
+        MEETING,
+    ));
     assert_eq!(
         v,
         vec![
@@ -104,32 +127,54 @@ fn typed_values_and_required_attributes_are_checked() {
     assert_eq!(
         v,
         vec![
-            format!("{ITEMS}/t:CalendarItem/t:Body: missing required attribute BodyType on t:Body (t:BodyType)"),
-            format!("{ITEMS}/t:CalendarItem/t:IsAllDayEvent: content \"maybe\" is not a valid xs:boolean"),
+            format!(
+                "{ITEMS}/t:CalendarItem/t:Body: missing required attribute BodyType on t:Body (t:BodyType)"
+            ),
+            format!(
+                "{ITEMS}/t:CalendarItem/t:IsAllDayEvent: content \"maybe\" is not a valid xs:boolean"
+            ),
         ]
     );
 }
 
 #[test]
 fn a_missing_required_element_is_reported_on_its_parent() {
-    let request = envelope(r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId></m:CreateItem>"#);
+    let request = envelope(
+        r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId></m:CreateItem>"#,
+    );
     let v = violations(&request);
     assert_eq!(v.len(), 1, "{v:#?}");
-    assert!(v[0].starts_with("/soap:Envelope/soap:Body/m:CreateItem: m:CreateItem is incomplete"), "{v:#?}");
+    assert!(
+        v[0].starts_with("/soap:Envelope/soap:Body/m:CreateItem: m:CreateItem is incomplete"),
+        "{v:#?}"
+    );
     assert!(v[0].contains("m:Items"), "{v:#?}");
 }
 
 #[test]
 fn an_unknown_attribute_is_reported() {
-    let v = violations(&create_calendar_item(r#"SendMeetingInvites="SendToNone""#, MEETING));
+    let v = violations(&create_calendar_item(
+        r#"SendMeetingInvites="SendToNone""#,
+        MEETING,
+    ));
     assert_eq!(v.len(), 1, "{v:#?}");
-    assert!(v[0].starts_with("/soap:Envelope/soap:Body/m:CreateItem/@SendMeetingInvites: unknown attribute"), "{v:#?}");
+    assert!(
+        v[0].starts_with(
+            "/soap:Envelope/soap:Body/m:CreateItem/@SendMeetingInvites: unknown attribute"
+        ),
+        "{v:#?}"
+    );
 }
 
 #[test]
 fn a_body_that_is_no_operation_is_refused() {
     let v = violations(&envelope("<m:CreateAppointment/>"));
-    assert_eq!(v, vec!["/soap:Envelope/soap:Body/m:CreateAppointment: m:CreateAppointment is not the request of any operation in services.wsdl"]);
+    assert_eq!(
+        v,
+        vec![
+            "/soap:Envelope/soap:Body/m:CreateAppointment: m:CreateAppointment is not the request of any operation in services.wsdl"
+        ]
+    );
 }
 
 #[test]
@@ -143,7 +188,9 @@ fn a_header_the_operation_does_not_declare_is_refused() {
 
 #[test]
 fn malformed_xml_is_a_violation_not_a_panic() {
-    let v = violations("<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>");
+    let v = violations(
+        "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>",
+    );
     assert_eq!(v.len(), 1, "{v:#?}");
     assert!(v[0].starts_with("/: the request"), "{v:#?}");
 }
@@ -190,7 +237,10 @@ fn the_migration_s_other_operations_pass() {
             r#"<m:DeleteItem DeleteType="HardDelete" SendMeetingCancellations="SendToNone" AffectedTaskOccurrences="AllOccurrences">
                <m:ItemIds><t:ItemId Id="AAMkAD1"/></m:ItemIds></m:DeleteItem>"#,
         ),
-        ("GetInboxRules", r#"<m:GetInboxRules><m:MailboxSmtpAddress>u@example.com</m:MailboxSmtpAddress></m:GetInboxRules>"#),
+        (
+            "GetInboxRules",
+            r#"<m:GetInboxRules><m:MailboxSmtpAddress>u@example.com</m:MailboxSmtpAddress></m:GetInboxRules>"#,
+        ),
         (
             "UpdateInboxRules",
             r#"<m:UpdateInboxRules><m:RemoveOutlookRuleBlob>true</m:RemoveOutlookRuleBlob><m:Operations>
@@ -199,7 +249,10 @@ fn the_migration_s_other_operations_pass() {
                  <t:Actions><t:MoveToFolder><t:FolderId Id="AAMkF"/></t:MoveToFolder><t:StopProcessingRules>true</t:StopProcessingRules></t:Actions>
                </t:Rule></t:CreateRuleOperation></m:Operations></m:UpdateInboxRules>"#,
         ),
-        ("ResolveNames", r#"<m:ResolveNames ReturnFullContactData="true" SearchScope="ActiveDirectory"><m:UnresolvedEntry>ann</m:UnresolvedEntry></m:ResolveNames>"#),
+        (
+            "ResolveNames",
+            r#"<m:ResolveNames ReturnFullContactData="true" SearchScope="ActiveDirectory"><m:UnresolvedEntry>ann</m:UnresolvedEntry></m:ResolveNames>"#,
+        ),
     ];
     for (op, body) in bodies {
         let report = check_request(&envelope(body));
