@@ -37,7 +37,23 @@ pub fn check_request(xml_text: &str) -> Report {
         schema: schema::published(),
         out: Vec::new(),
     }
-    .request(xml_text)
+    .envelope(xml_text, Direction::Request)
+}
+
+/// Checks a SOAP 1.1 response (the simulator's own answers) against the same definitions,
+/// so what the simulator serves cannot drift from what Exchange may send.
+pub fn check_response(xml_text: &str) -> Report {
+    Checker {
+        schema: schema::published(),
+        out: Vec::new(),
+    }
+    .envelope(xml_text, Direction::Response)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Request,
+    Response,
 }
 
 struct Checker<'s> {
@@ -90,8 +106,13 @@ impl Checker<'_> {
         });
     }
 
-    fn request(mut self, text: &str) -> Report {
-        let root = match xml::parse("the request", text) {
+    fn envelope(mut self, text: &str, dir: Direction) -> Report {
+        let what = if dir == Direction::Request {
+            "the request"
+        } else {
+            "the response"
+        };
+        let root = match xml::parse(what, text) {
             Ok(r) => r,
             Err(e) => {
                 self.violation("/", e);
@@ -135,24 +156,39 @@ impl Checker<'_> {
         };
         let body_path = format!("{env_path}/{}", body.name);
         let op = match body.children.as_slice() {
-            [one] => match self.schema.operations.get(&one.name) {
-                Some(op) => Some((op, one)),
-                None => {
-                    self.violation(
-                        &format!("{body_path}/{}", one.name),
-                        format!(
-                            "{} is not the request of any operation in services.wsdl",
-                            one.name
-                        ),
-                    );
-                    None
+            [one] => {
+                let found = match dir {
+                    Direction::Request => self.schema.operations.get(&one.name),
+                    Direction::Response => self
+                        .schema
+                        .operations
+                        .values()
+                        .find(|o| o.response == one.name),
+                };
+                match found {
+                    Some(op) => Some((op, one)),
+                    None => {
+                        let what = if dir == Direction::Request {
+                            "request"
+                        } else {
+                            "response"
+                        };
+                        self.violation(
+                            &format!("{body_path}/{}", one.name),
+                            format!(
+                                "{} is not the {what} of any operation in services.wsdl",
+                                one.name
+                            ),
+                        );
+                        None
+                    }
                 }
-            },
+            }
             _ => {
                 self.violation(
                     &body_path,
                     format!(
-                        "soap:Body must hold exactly one operation request, it holds {}",
+                        "soap:Body must hold exactly one operation element, it holds {}",
                         body.children.len()
                     ),
                 );
@@ -163,10 +199,13 @@ impl Checker<'_> {
             let header_path = format!("{env_path}/{}", header.name);
             for h in &header.children {
                 let path = format!("{header_path}/{}", h.name);
-                match op {
-                    Some((op, _)) if !op.headers.contains(&h.name) => {
-                        let allowed: Vec<String> =
-                            op.headers.iter().map(|n| n.to_string()).collect();
+                let declared = op.map(|(o, _)| match dir {
+                    Direction::Request => &o.headers,
+                    Direction::Response => &o.response_headers,
+                });
+                match (op, declared) {
+                    (Some((op, _)), Some(declared)) if !declared.contains(&h.name) => {
+                        let allowed: Vec<String> = declared.iter().map(|n| n.to_string()).collect();
                         self.violation(
                             &path,
                             format!(

@@ -87,12 +87,15 @@ pub struct GlobalElement {
     pub is_abstract: bool,
 }
 
-/// One WSDL operation: the element its SOAP body carries and the headers it accepts.
+/// One WSDL operation: the elements its request and response bodies carry and the headers
+/// each may have.
 #[derive(Clone, Debug)]
 pub struct Operation {
     pub name: String,
     pub body: Name,
     pub headers: Vec<Name>,
+    pub response: Name,
+    pub response_headers: Vec<Name>,
 }
 
 #[derive(Debug, Default)]
@@ -404,67 +407,84 @@ impl Schema {
             messages.insert(m.attr("name").unwrap_or_default().to_owned(), parts);
         }
         let local = |q: &str| q.rsplit(':').next().unwrap_or(q).to_owned();
-        let mut inputs: HashMap<String, String> = HashMap::new();
+        // portType: operation name → (input message, output message)
+        let mut io: HashMap<String, (String, String)> = HashMap::new();
         for pt in root.kids(WSDL).filter(|n| n.name.local == "portType") {
             for op in pt.kids(WSDL).filter(|n| n.name.local == "operation") {
-                if let Some(input) = op.kids(WSDL).find(|n| n.name.local == "input") {
-                    inputs.insert(
-                        op.attr("name").unwrap_or_default().to_owned(),
-                        local(input.attr("message").unwrap_or_default()),
-                    );
-                }
+                let msg = |dir: &str| {
+                    op.kids(WSDL)
+                        .find(|n| n.name.local == dir)
+                        .map(|n| local(n.attr("message").unwrap_or_default()))
+                        .unwrap_or_default()
+                };
+                io.insert(
+                    op.attr("name").unwrap_or_default().to_owned(),
+                    (msg("input"), msg("output")),
+                );
             }
         }
+        // binding: the body part and the header parts of each direction.
+        let side = |op: &Node,
+                    dir: &str,
+                    msg: &str,
+                    name: &str|
+         -> Result<(Name, Vec<Name>), String> {
+            let parts = messages.get(msg).ok_or_else(|| {
+                format!("services.wsdl: operation {name} names unknown message {msg:?}")
+            })?;
+            let node = op.kids(WSDL).find(|n| n.name.local == dir).ok_or_else(|| {
+                format!("services.wsdl:{}: operation {name} has no {dir}", op.line)
+            })?;
+            let mut body = None;
+            let mut headers = Vec::new();
+            for k in node.kids(WSDL_SOAP) {
+                match k.name.local.as_str() {
+                    // EWS names its one body part; without `parts`, the body is the part
+                    // that is not a header.
+                    "body" => {
+                        body = match k.attr("parts") {
+                            Some(p) => parts.get(p).cloned(),
+                            None => parts.get("request").cloned(),
+                        }
+                    }
+                    "header" => {
+                        let hmsg = local(k.attr("message").unwrap_or_default());
+                        let part = k.attr("part").unwrap_or_default();
+                        let el = messages.get(&hmsg).and_then(|m| m.get(part)).ok_or_else(|| {
+                            format!("services.wsdl:{}: header {hmsg}/{part} of {name} is not a declared part", k.line)
+                        })?;
+                        headers.push(el.clone());
+                    }
+                    _ => {}
+                }
+            }
+            let body = body.ok_or_else(|| {
+                format!(
+                    "services.wsdl:{}: the {dir} of {name} has no body part",
+                    node.line
+                )
+            })?;
+            Ok((body, headers))
+        };
         for binding in root.kids(WSDL).filter(|n| n.name.local == "binding") {
             for op in binding.kids(WSDL).filter(|n| n.name.local == "operation") {
                 let name = op.attr("name").unwrap_or_default().to_owned();
-                let input_msg = inputs.get(&name).ok_or_else(|| {
+                let (input, output) = io.get(&name).ok_or_else(|| {
                     format!(
                         "services.wsdl:{}: binding operation {name} has no portType operation",
                         op.line
                     )
                 })?;
-                let parts = messages.get(input_msg).ok_or_else(|| {
-                    format!("services.wsdl: operation {name} names unknown message {input_msg}")
-                })?;
-                let Some(input) = op.kids(WSDL).find(|n| n.name.local == "input") else {
-                    continue;
-                };
-                let mut body = None;
-                let mut headers = Vec::new();
-                for k in input.kids(WSDL_SOAP) {
-                    match k.name.local.as_str() {
-                        "body" => {
-                            // `parts` absent means every part not used as a header; EWS names
-                            // its one body part either way.
-                            body = match k.attr("parts") {
-                                Some(p) => parts.get(p).cloned(),
-                                None => parts.get("request").cloned(),
-                            }
-                        }
-                        "header" => {
-                            let msg = local(k.attr("message").unwrap_or_default());
-                            let part = k.attr("part").unwrap_or_default();
-                            let el = messages.get(&msg).and_then(|m| m.get(part)).ok_or_else(|| {
-                                format!("services.wsdl:{}: header {msg}/{part} of {name} is not a declared part", k.line)
-                            })?;
-                            headers.push(el.clone());
-                        }
-                        _ => {}
-                    }
-                }
-                let body = body.ok_or_else(|| {
-                    format!(
-                        "services.wsdl:{}: operation {name} has no body part",
-                        op.line
-                    )
-                })?;
+                let (body, headers) = side(op, "input", input, &name)?;
+                let (response, response_headers) = side(op, "output", output, &name)?;
                 self.operations.insert(
                     body.clone(),
                     Operation {
                         name,
                         body,
                         headers,
+                        response,
+                        response_headers,
                     },
                 );
             }

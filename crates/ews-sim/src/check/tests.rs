@@ -260,3 +260,60 @@ fn the_migration_s_other_operations_pass() {
         assert_eq!(report.violations, vec![], "{op}");
     }
 }
+
+fn create_item_response(class: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">
+  <s:Header><h:ServerVersionInfo MajorVersion="15" MinorVersion="1" MajorBuildNumber="2507" MinorBuildNumber="6" Version="V2016_01_06"
+      xmlns:h="http://schemas.microsoft.com/exchange/services/2006/types"/></s:Header>
+  <s:Body>
+    <m:CreateItemResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"
+        xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+      <m:ResponseMessages>
+        <m:CreateItemResponseMessage ResponseClass="{class}">
+          <m:ResponseCode>NoError</m:ResponseCode>
+          <m:Items><t:CalendarItem><t:ItemId Id="AAMkAD1" ChangeKey="DwAAAB"/></t:CalendarItem></m:Items>
+        </m:CreateItemResponseMessage>
+      </m:ResponseMessages>
+    </m:CreateItemResponse>
+  </s:Body>
+</s:Envelope>"#
+    )
+}
+
+#[test]
+fn a_response_is_checked_against_the_operation_s_output() {
+    let report = check_response(&create_item_response("Success"));
+    assert_eq!(report.violations, vec![]);
+    assert_eq!(report.operation.as_deref(), Some("CreateItem"));
+
+    let v: Vec<String> = check_response(&create_item_response("Fine"))
+        .violations
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(
+        v[0].starts_with(
+            "/soap:Envelope/soap:Body/m:CreateItemResponse/m:ResponseMessages/m:CreateItemResponseMessage/@ResponseClass: \
+             value \"Fine\" is not one of t:ResponseClassType"
+        ),
+        "{v:#?}"
+    );
+}
+
+#[test]
+fn a_request_is_not_a_response() {
+    let v: Vec<String> = check_response(&create_calendar_item("", MEETING))
+        .violations
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        v,
+        vec![
+            "/soap:Envelope/soap:Body/m:CreateItem: m:CreateItem is not the response of any operation in services.wsdl"
+        ]
+    );
+}
