@@ -53,6 +53,11 @@ fn the_migration_s_operations_are_in_the_wsdl_with_their_headers() {
         "{:?}",
         create.headers
     );
+    assert_eq!(create.response, Name::new(MESSAGES, "CreateItemResponse"));
+    assert_eq!(
+        create.response_headers,
+        vec![Name::new(TYPES, "ServerVersionInfo")]
+    );
 }
 
 /// Every type, element, group and attribute group the files name is defined in them (or
