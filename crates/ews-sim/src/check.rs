@@ -560,8 +560,9 @@ impl Checker<'_> {
     /// members of its substitution group, transitively.
     fn members(&self, head: &Name) -> Vec<(Name, Name)> {
         let mut out = Vec::new();
-        let mut todo = vec![head.clone()];
-        while let Some(n) = todo.pop() {
+        // Breadth first, so members come in the order the schema declares them.
+        let mut todo = std::collections::VecDeque::from([head.clone()]);
+        while let Some(n) = todo.pop_front() {
             if let Some(g) = self.schema.elements.get(&n)
                 && !g.is_abstract
             {

@@ -317,3 +317,36 @@ fn a_request_is_not_a_response() {
         ]
     );
 }
+
+#[test]
+fn repeated_siblings_are_told_apart_in_the_path() {
+    let item = MEETING.replace(
+        "<t:EmailAddress>b@example.com</t:EmailAddress>",
+        "<t:Email>b@example.com</t:Email>",
+    );
+    let v = violations(&create_calendar_item("", &item));
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(
+        v[0].starts_with(&format!(
+            "{ITEMS}/t:CalendarItem/t:RequiredAttendees/t:Attendee[2]/t:Mailbox/t:Email: unknown element t:Email in t:Mailbox"
+        )),
+        "{v:#?}"
+    );
+}
+
+#[test]
+fn a_substitution_group_offers_its_members() {
+    let request = envelope(
+        r#"<m:UpdateItem ConflictResolution="AlwaysOverwrite"><m:ItemChanges><t:ItemChange><t:ItemId Id="A"/><t:Updates>
+           <t:DeleteItemField><t:FieldName>item:Subject</t:FieldName></t:DeleteItemField>
+           </t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#,
+    );
+    let v = violations(&request);
+    assert_eq!(
+        v,
+        vec![
+            "/soap:Envelope/soap:Body/m:UpdateItem/m:ItemChanges/t:ItemChange/t:Updates/t:DeleteItemField/t:FieldName: \
+             unknown element t:FieldName in t:DeleteItemField; expected one of t:FieldURI, t:IndexedFieldURI, t:ExtendedFieldURI"
+        ]
+    );
+}
