@@ -446,7 +446,8 @@ impl Checker<'_> {
             Some(Type::Simple(s)) => {
                 if let Some(item) = &s.list_item {
                     for part in v.split_whitespace() {
-                        self.simple_ok(part, item, depth + 1)?;
+                        self.simple_ok(part, item, depth + 1)
+                            .map_err(|e| format!("(its item {part:?}) {e}"))?;
                     }
                     return Ok(());
                 }

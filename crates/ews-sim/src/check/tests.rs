@@ -350,3 +350,58 @@ fn a_substitution_group_offers_its_members() {
         ]
     );
 }
+
+/// A weekly series with its time zone, a contact and a task: the groups (recurrence patterns
+/// and ranges), lists (days of week) and dictionaries (keyed entries) the migration writes.
+const SERIES_CONTACT_TASK: &str = r#"
+<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items>
+  <t:CalendarItem>
+    <t:Subject>Stand-up</t:Subject>
+    <t:Start>2026-12-01T09:00:00+01:00</t:Start>
+    <t:End>2026-12-01T09:15:00+01:00</t:End>
+    <t:Recurrence>
+      <t:WeeklyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Monday Wednesday Friday</t:DaysOfWeek></t:WeeklyRecurrence>
+      <t:NumberedRecurrence><t:StartDate>2026-12-01</t:StartDate><t:NumberOfOccurrences>30</t:NumberOfOccurrences></t:NumberedRecurrence>
+    </t:Recurrence>
+    <t:StartTimeZone Id="W. Europe Standard Time"/>
+    <t:EndTimeZone Id="W. Europe Standard Time"/>
+  </t:CalendarItem>
+  <t:Contact>
+    <t:FileAs>Doe, Ann</t:FileAs>
+    <t:GivenName>Ann</t:GivenName>
+    <t:EmailAddresses><t:Entry Key="EmailAddress1">ann@example.com</t:Entry></t:EmailAddresses>
+    <t:PhoneNumbers><t:Entry Key="MobilePhone">+33 6 00 00 00 00</t:Entry></t:PhoneNumbers>
+    <t:Surname>Doe</t:Surname>
+  </t:Contact>
+  <t:Task><t:Subject>File taxes</t:Subject><t:DueDate>2027-04-15T00:00:00Z</t:DueDate><t:Status>NotStarted</t:Status></t:Task>
+</m:Items></m:CreateItem>"#;
+
+#[test]
+fn a_series_a_contact_and_a_task_pass() {
+    assert_eq!(
+        violations(&envelope(SERIES_CONTACT_TASK)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn list_items_and_dictionary_keys_are_checked() {
+    let body = SERIES_CONTACT_TASK
+        .replace("Monday Wednesday Friday", "Monday Funday")
+        .replace(r#"Key="MobilePhone""#, r#"Key="PagerPhone""#);
+    let v = violations(&envelope(&body));
+    let items = "/soap:Envelope/soap:Body/m:CreateItem/m:Items";
+    assert_eq!(v.len(), 2, "{v:#?}");
+    assert!(
+        v[0].starts_with(&format!(
+            "{items}/t:CalendarItem/t:Recurrence/t:WeeklyRecurrence/t:DaysOfWeek: content \"Monday Funday\" (its item \"Funday\") is not one of t:DayOfWeekType"
+        )),
+        "{v:#?}"
+    );
+    assert!(
+        v[1].starts_with(&format!(
+            "{items}/t:Contact/t:PhoneNumbers/t:Entry/@Key: value \"PagerPhone\" is not one of t:PhoneNumberKeyType"
+        )),
+        "{v:#?}"
+    );
+}
