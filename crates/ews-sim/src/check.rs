@@ -272,7 +272,7 @@ impl Checker<'_> {
                     self.simple_value(&node.text, &text_ty, path, "content");
                     return;
                 }
-                if !self.is_mixed(&c) && !node.text.trim().is_empty() {
+                if !c.mixed && !node.text.trim().is_empty() {
                     self.violation(
                         path,
                         format!(
@@ -297,10 +297,6 @@ impl Checker<'_> {
                 ),
             );
         }
-    }
-
-    fn is_mixed(&self, c: &Complex) -> bool {
-        c.mixed
     }
 
     /// For simpleContent: the simple type the text must have.
