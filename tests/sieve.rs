@@ -200,3 +200,41 @@ fn an_unverifiable_certificate_is_refused() {
     };
     assert_eq!(e.kind, ErrorKind::Tls, "{e:?}");
 }
+
+#[test]
+fn no_starttls_means_no_login_in_clear() {
+    let users = [(USER, PW)];
+    let dovecot = Dovecot::start(DovecotConfig {
+        users: &users,
+        managesieve: true,
+        ..Default::default()
+    });
+    let t = |security| {
+        Target::new(
+            Endpoint {
+                host: "127.0.0.1".into(),
+                port: dovecot.managesieve_port(),
+                security,
+                ca_file: None,
+                insecure_skip_verify: false,
+                timeout: Duration::from_secs(30),
+            },
+            Auth::Password {
+                login: USER.into(),
+                password: Secret::new(PW),
+            },
+        )
+    };
+    runtime().block_on(async {
+        let e = match ManageSieve::connect(&t(Security::Starttls)).await {
+            Ok(_) => panic!("logged in without STARTTLS"),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind, ErrorKind::Tls, "{e:?}");
+        assert!(e.message.contains("STARTTLS"), "{}", e.message);
+        // The same server on a network the caller says is trusted.
+        let sieve = ManageSieve::connect(&t(Security::None)).await.unwrap();
+        assert!(!sieve.caps.starttls);
+        sieve.logout().await;
+    });
+}

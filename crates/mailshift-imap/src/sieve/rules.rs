@@ -18,7 +18,8 @@ pub struct Rule {
     pub name: String,
     /// No conditions: the rule applies to every message.
     pub conditions: Vec<Condition>,
-    /// `true`: every condition must hold (Sieve `allof`); `false`: any one (`anyof`).
+    /// `true`: every condition must hold (Sieve `allof`); `false`: any one (`anyof`). With
+    /// fewer than two conditions it means nothing, and a rule read back says `true`.
     pub match_all: bool,
     pub actions: Vec<Action>,
 }
@@ -101,6 +102,19 @@ fn quote(s: &str) -> String {
     out
 }
 
+/// Where an action goes within its rule in a script (and so in a rule read back): imap4flags'
+/// flags apply to the fileinto or keep that follows them, so they go first, and stop last.
+/// Within one rule the order of the others does not change what happens.
+pub fn rank(action: &Action) -> u8 {
+    match action {
+        Action::MarkRead | Action::Flag => 0,
+        Action::MoveTo(_) => 1,
+        Action::Forward(_) | Action::Redirect(_) => 2,
+        Action::Delete => 3,
+        Action::Stop => 4,
+    }
+}
+
 /// The Sieve script for `rules`, in order, with only the `require`s they need.
 pub fn to_sieve(rules: &[Rule]) -> Result<String, RuleError> {
     let mut need = Vec::new();
@@ -148,16 +162,9 @@ pub fn to_sieve(rules: &[Rule]) -> Result<String, RuleError> {
             _ if rule.match_all => format!("allof ({})", tests.join(", ")),
             _ => format!("anyof ({})", tests.join(", ")),
         };
-        let _ = writeln!(body, "# rule: {}\nif {test} {{", rule.name);
-        // imap4flags' flags apply to the fileinto or keep that follows them, so they go first.
+        let mut text = format!("# rule: {}\nif {test} {{\n", rule.name);
         let mut ordered: Vec<&Action> = rule.actions.iter().collect();
-        ordered.sort_by_key(|a| match a {
-            Action::MarkRead | Action::Flag => 0,
-            Action::MoveTo(_) => 1,
-            Action::Forward(_) | Action::Redirect(_) => 2,
-            Action::Delete => 3,
-            Action::Stop => 4,
-        });
+        ordered.sort_by_key(|a| rank(a));
         for action in ordered {
             let line = match action {
                 Action::MarkRead => {
@@ -180,9 +187,14 @@ pub fn to_sieve(rules: &[Rule]) -> Result<String, RuleError> {
                 Action::Delete => "discard;".to_string(),
                 Action::Stop => "stop;".to_string(),
             };
-            let _ = writeln!(body, "  {line}");
+            let _ = writeln!(text, "  {line}");
         }
-        body.push_str("}\n");
+        text.push_str("}\n");
+        // A Sieve script is text: no string in it can hold a NUL (RFC 5228 section 2.4.2).
+        if text.contains('\0') {
+            return Err(fail("one of its texts holds a NUL character".into()));
+        }
+        body.push_str(&text);
     }
     need.sort_unstable();
     need.dedup();
@@ -252,8 +264,12 @@ impl<'a> Lexer<'a> {
                 let end = self.src[self.pos..]
                     .find('\n')
                     .map_or(b.len(), |i| self.pos + i);
-                let comment = self.src[self.pos + 1..end].trim();
-                if let Some(name) = comment.strip_prefix("rule:") {
+                let comment = &self.src[self.pos + 1..end];
+                let comment = comment.strip_suffix('\r').unwrap_or(comment);
+                // Our own `# rule: NAME` gives the name exactly; a hand-written one, trimmed.
+                if let Some(name) = comment.strip_prefix(" rule: ") {
+                    self.label = Some(name.to_string());
+                } else if let Some(name) = comment.trim().strip_prefix("rule:") {
                     self.label = Some(name.trim().to_string());
                 }
                 self.pos = end;
@@ -651,6 +667,7 @@ fn condition_of(t: &Test) -> Result<Condition, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn sample() -> Vec<Rule> {
         vec![
@@ -705,6 +722,63 @@ mod tests {
         let back = from_sieve(&script);
         assert_eq!(back.untranslatable, vec![]);
         assert_eq!(back.rules, sample());
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        any::<String>().prop_map(|s| s.replace('\0', ""))
+    }
+
+    fn condition() -> impl Strategy<Value = Condition> {
+        prop_oneof![
+            text().prop_map(Condition::From),
+            text().prop_map(Condition::To),
+            text().prop_map(Condition::SubjectContains),
+            // Printable ASCII but ':'; `Subject` reads back as its own condition.
+            ("[!-9;-~]{1,12}", text())
+                .prop_filter("subject", |(h, _)| !h.eq_ignore_ascii_case("subject"))
+                .prop_map(|(header, value)| Condition::HeaderContains { header, value }),
+            any::<u64>().prop_map(Condition::SizeOver),
+            any::<u64>().prop_map(Condition::SizeUnder),
+        ]
+    }
+
+    fn action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            text().prop_map(Action::MoveTo),
+            Just(Action::MarkRead),
+            Just(Action::Flag),
+            text().prop_map(Action::Forward),
+            text().prop_map(Action::Redirect),
+            Just(Action::Delete),
+            Just(Action::Stop),
+        ]
+    }
+
+    /// A rule as it reads back: actions in script order, `match_all` meaningful.
+    fn rule() -> impl Strategy<Value = Rule> {
+        (
+            text().prop_map(|s| s.replace(['\r', '\n'], "")),
+            proptest::collection::vec(condition(), 0..4),
+            any::<bool>(),
+            proptest::collection::vec(action(), 1..5),
+        )
+            .prop_map(|(name, conditions, match_all, mut actions)| {
+                actions.sort_by_key(rank);
+                Rule {
+                    name,
+                    match_all: match_all || conditions.len() < 2,
+                    conditions,
+                    actions,
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_rules_round_trip(rules in proptest::collection::vec(rule(), 0..4)) {
+            let script = to_sieve(&rules).unwrap();
+            prop_assert_eq!(from_sieve(&script), Translated { rules, untranslatable: vec![] });
+        }
     }
 
     #[test]
