@@ -238,3 +238,65 @@ fn no_starttls_means_no_login_in_clear() {
         sieve.logout().await;
     });
 }
+
+#[test]
+fn xoauth2_logs_in_with_a_token_the_server_vouches_for() {
+    use provider_sim::oauth::{Client, OAuthConfig, OAuthServer};
+    use std::io::{Read, Write};
+
+    const ADDRESS: &str = "sifter@example.test";
+    let oauth = OAuthServer::start(OAuthConfig {
+        clients: vec![Client::app_only("app", "app-secret-1234", "example.test")],
+        users: vec![ADDRESS.to_string()],
+        ..OAuthConfig::default()
+    })
+    .unwrap();
+    let introspection = oauth.introspection_url();
+    let users = [(ADDRESS, PW)];
+    let dovecot = Dovecot::start(DovecotConfig {
+        users: &users,
+        tls: true,
+        managesieve: true,
+        oauth2: Some(&introspection),
+        ..Default::default()
+    });
+
+    // An app-only token, asked for by hand (client credentials), as tests/pop3.rs does.
+    let body = "grant_type=client_credentials&client_id=app&client_secret=app-secret-1234\
+                &scope=https%3A%2F%2Foutlook.office365.com%2F.default";
+    let mut http = std::net::TcpStream::connect(oauth.addr()).unwrap();
+    let path = oauth.token_url();
+    let path = &path[path.find("/token").unwrap()..];
+    write!(
+        http,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    http.read_to_string(&mut answer).unwrap();
+    let json = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let json: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    let token = json["access_token"].as_str().unwrap().to_string();
+
+    let rt = runtime();
+    let mut t = target(&dovecot, Security::Starttls, PW);
+    t.auth = Auth::XOAuth2 {
+        login: ADDRESS.into(),
+        tokens: mailshift::transfer::imap::session::Tokens::fixed(Secret::new(token.clone())),
+    };
+    rt.block_on(async {
+        let mut sieve = ManageSieve::connect(&t)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", dovecot.log()));
+        assert_eq!(sieve.list_scripts().await.unwrap(), vec![]);
+        sieve.logout().await;
+    });
+    // Once the server no longer vouches for it, the login is refused (after Dovecot's error
+    // challenge, answered with an empty response) and the token is never shown.
+    oauth.expire_access_tokens();
+    let e = rt.block_on(ManageSieve::connect(&t)).err().unwrap();
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(!e.message.contains(&token), "{e}");
+}
