@@ -669,6 +669,36 @@ mod tests {
         assert!(parse(b"").await.is_err());
     }
 
+    /// A server that answers STARTTLS and, in the same packet, sends more: bytes an attacker
+    /// injected before the handshake. They must end the session, never be read as TLS data.
+    #[tokio::test]
+    async fn data_after_starttls_ok_is_refused() {
+        let (client, mut server) = tokio::io::duplex(4096);
+        server
+            .write_all(b"\"STARTTLS\"\r\n\"SASL\" \"PLAIN\"\r\nOK \"hi\"\r\nOK \"Begin TLS\"\r\nOK \"injected\"\r\n")
+            .await
+            .unwrap();
+        let sieve = ManageSieve::greeted(client, "test:4190", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(sieve.caps.starttls);
+        let e = match sieve.starttls().await {
+            Ok(_) => panic!("the injected bytes were kept"),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind, ErrorKind::Tls);
+        assert!(
+            e.message.contains("after agreeing to STARTTLS"),
+            "{}",
+            e.message
+        );
+        let mut sent = vec![0; 64];
+        let n = tokio::io::AsyncReadExt::read(&mut server, &mut sent)
+            .await
+            .unwrap();
+        assert_eq!(&sent[..n], b"STARTTLS\r\n");
+    }
+
     #[test]
     fn names_are_quoted_or_literal() {
         assert_eq!(string_arg("a\"b\\c"), "\"a\\\"b\\\\c\"");
