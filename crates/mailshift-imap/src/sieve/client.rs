@@ -438,28 +438,62 @@ impl<S: tokio::io::AsyncRead + AsyncWrite + Unpin> ManageSieve<S> {
 
     /// Logs in: XOAUTH2 with a token from the caller's source, a password by SASL PLAIN.
     pub async fn login(&mut self, auth: &Auth) -> Result<(), ImapError> {
-        let (mechanism, response, login) = match auth {
+        // A NUL would split SASL PLAIN's fields elsewhere than meant.
+        if auth.login().contains('\0') {
+            return Err(ImapError::new(
+                ErrorKind::Config,
+                format!("the ManageSieve login {:?} holds a NUL", auth.login()),
+            ));
+        }
+        match auth {
             Auth::Password { login, password } => {
-                ("PLAIN", format!("\0{login}\0{}", password.expose()), login)
+                let response = format!("\0{login}\0{}", password.expose());
+                self.authenticate("PLAIN", &response, login).await
             }
             Auth::XOAuth2 { login, tokens } => {
                 let peer = self.peer.clone();
-                let token = tokens.0.token().await.map_err(|e: TokenError| {
+                let no_token = |e: TokenError| {
                     ImapError::new(
                         e.kind,
                         format!("no OAuth2 token for {login} at {peer}: {}", e.message),
                     )
-                })?;
-                (
-                    "XOAUTH2",
-                    format!("user={login}\x01auth=Bearer {}\x01\x01", token.expose()),
-                    login,
-                )
+                };
+                let mut token = tokens.0.token().await.map_err(no_token)?;
+                let mut retried = false;
+                loop {
+                    let response =
+                        format!("user={login}\x01auth=Bearer {}\x01\x01", token.expose());
+                    let err = match self.authenticate("XOAUTH2", &response, login).await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => e,
+                    };
+                    // A refused token may only have expired: one more try with the next one,
+                    // unless the source has no other (a fixed token).
+                    if err.kind != ErrorKind::Auth || retried {
+                        return Err(err);
+                    }
+                    tokens.0.expired(&token);
+                    let fresh = tokens.0.token().await.map_err(no_token)?;
+                    if fresh.expose() == token.expose() {
+                        return Err(err);
+                    }
+                    token = fresh;
+                    retried = true;
+                }
             }
-        };
+        }
+    }
+
+    /// AUTHENTICATE with the initial response sent along (RFC 5804 2.1).
+    async fn authenticate(
+        &mut self,
+        mechanism: &str,
+        response: &str,
+        login: &str,
+    ) -> Result<(), ImapError> {
         if !self.caps.sasl.iter().any(|m| m == mechanism) {
             return Err(ImapError::new(
-                ErrorKind::Auth,
+                ErrorKind::Config,
                 format!(
                     "ManageSieve server {} does not offer SASL {mechanism} (it offers: {})",
                     self.peer,
