@@ -8,9 +8,11 @@
 set -euo pipefail
 
 # dovecot-pop3d: the POP3 source tests (tests/pop3.rs) run Dovecot's POP3 server.
+# dovecot-managesieved, dovecot-sieve: the Sieve tests (tests/sieve.rs) store inbox rules over
+# ManageSieve (RFC 5804) and deliver through dovecot-lda with the Sieve plugin.
 # python3-aiosmtpd: the SMTP sink that receives the notifications e-mailed in tests/notify.rs
 # and in the demo (scripts/demo.sh).
-PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d radicale xandikos python3-aiosmtpd)
+PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-sieve radicale xandikos python3-aiosmtpd)
 for arg in "$@"; do
     case "$arg" in
         --browser) PACKAGES+=(chromium fonts-dejavu-core) ;;

@@ -55,6 +55,12 @@ pub struct DovecotConfig<'a> {
     /// `pop3s_port()`. UIDLs are Dovecot's default `%08Xu%08Xv` (UID and UIDVALIDITY), so a
     /// folder whose UIDVALIDITY changes gives every message a new UIDL.
     pub pop3: bool,
+    /// ManageSieve too (Debian's `dovecot-managesieved` and `dovecot-sieve`): a plain
+    /// listener on `managesieve_port()` (STARTTLS offered when `tls` is on), scripts kept in
+    /// each user's `~/sieve` with the active one linked from `~/.dovecot.sieve`, and the
+    /// Sieve plugin run by `dovecot-lda` ([`Dovecot::deliver`]) so a test can see a script file
+    /// a message.
+    pub managesieve: bool,
 }
 
 impl Default for DovecotConfig<'_> {
@@ -69,6 +75,7 @@ impl Default for DovecotConfig<'_> {
             oauth2: None,
             gmail: false,
             pop3: false,
+            managesieve: false,
         }
     }
 }
@@ -152,6 +159,8 @@ pub struct Dovecot {
     /// The POP3 ports (plain with STLS, and implicit TLS), for instances started with `pop3`.
     pop3_port: Option<u16>,
     pop3s_port: Option<u16>,
+    /// The ManageSieve port, for instances started with `managesieve`.
+    managesieve_port: Option<u16>,
     separator: char,
     identity: Identity,
     child: Option<Child>,
@@ -203,6 +212,7 @@ impl Dovecot {
             tls_port: None,
             pop3_port: None,
             pop3s_port: None,
+            managesieve_port: None,
             separator: config.separator,
             identity,
             child: None,
@@ -214,12 +224,20 @@ impl Dovecot {
 
         let mut last_failure = String::new();
         for _ in 0..PORT_ATTEMPTS {
-            let wanted = 1 + usize::from(config.tls) + usize::from(config.pop3) * 2;
+            let wanted = 1
+                + usize::from(config.tls)
+                + usize::from(config.pop3) * 2
+                + usize::from(config.managesieve);
             let mut ports = free_ports(wanted).into_iter();
             let port = ports.next().unwrap();
             dovecot.tls_port = if config.tls { ports.next() } else { None };
             dovecot.pop3_port = if config.pop3 { ports.next() } else { None };
             dovecot.pop3s_port = if config.pop3 && config.tls {
+                ports.next()
+            } else {
+                None
+            };
+            dovecot.managesieve_port = if config.managesieve {
                 ports.next()
             } else {
                 None
@@ -232,7 +250,8 @@ impl Dovecot {
                 &config,
                 &dovecot.identity,
             ) + config.extra
-                + &gmail_config(dovecot.dir(), config.gmail);
+                + &gmail_config(dovecot.dir(), config.gmail)
+                + &managesieve_config(dovecot.managesieve_port, dovecot.identity.root);
             fs::write(dovecot.dir().join("dovecot.conf"), conf).unwrap();
             match dovecot.spawn_and_wait(port) {
                 Ok(()) => return dovecot,
@@ -318,6 +337,39 @@ impl Dovecot {
     pub fn pop3s_port(&self) -> u16 {
         self.pop3s_port
             .expect("pop3s_port(): this Dovecot was started without `pop3: true, tls: true`")
+    }
+
+    /// The ManageSieve port (STARTTLS offered with `tls`). Panics unless started with
+    /// `managesieve`.
+    pub fn managesieve_port(&self) -> u16 {
+        self.managesieve_port
+            .expect("managesieve_port(): this Dovecot was started without `managesieve: true`")
+    }
+
+    /// Delivers `message` to `user` through `dovecot-lda`, which runs the user's active Sieve
+    /// script (instances started with `managesieve`). Panics with the LDA's output if it fails.
+    pub fn deliver(&self, user: &str, message: &[u8]) {
+        use std::io::Write as _;
+        let mut child = Command::new("/usr/lib/dovecot/dovecot-lda")
+            .arg("-c")
+            .arg(self.dir().join("dovecot.conf"))
+            .arg("-d")
+            .arg(user)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting dovecot-lda");
+        child.stdin.take().unwrap().write_all(message).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "dovecot-lda failed ({}): {}{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
     }
 
     /// The PEM certificate of the CA that signed the server's certificate (for 127.0.0.1
@@ -549,6 +601,34 @@ impl Drop for Dovecot {
 const GMAIL_MASTER: (&str, &str) = ("gmailsim", "gmailsim-master-pw");
 
 /// The Gmail block of the configuration (empty without `gmail`).
+/// ManageSieve beside IMAP: its login service on its own port, Pigeonhole's script storage
+/// in the user's home, and the Sieve plugin for local delivery. Appended after the main text,
+/// so `protocols` is extended with `$protocols` rather than rewritten. Dovecot offers STARTTLS
+/// on the listener by itself once ssl is on, as it does for IMAP.
+fn managesieve_config(port: Option<u16>, root: bool) -> String {
+    let Some(port) = port else {
+        return String::new();
+    };
+    // chroot(2) needs root: without it the login service must not chroot.
+    let chroot = if root { "" } else { "  chroot =\n" };
+    format!(
+        "protocols = $protocols sieve
+service managesieve-login {{
+  inet_listener sieve {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+{chroot}}}
+plugin {{
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+}}
+protocol lda {{
+  mail_plugins = $mail_plugins sieve
+}}
+"
+    )
+}
+
 fn gmail_config(dir: &Path, gmail: bool) -> String {
     if !gmail {
         return String::new();

@@ -23,6 +23,7 @@ pub mod names;
 pub mod pop3;
 pub mod preview;
 pub mod session;
+pub mod sieve;
 pub mod sizing;
 
 pub use error::ErrorKind;
