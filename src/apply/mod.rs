@@ -514,6 +514,17 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         Ok(None) => {}
         Err(e) => return Outcome::Failed(e.into()),
     }
+    // A rollback cut between its deletes and its state update leaves records of items that may
+    // be gone: copying on top of them would not converge, whatever engine copies (IMAP, POP3,
+    // files, DAV), so the resource waits until the rollback is run again.
+    let pending = crate::rollback::refuse_if_interrupted(&ctx.store, resource.id(), &spec.address)
+        .and_then(|()| {
+            crate::rollback::dav::refuse_if_interrupted(&ctx.store, resource.id(), &spec.address)
+        });
+    if let Err(e) = pending {
+        records.failed(&change.id, Some(resource), &e);
+        return Outcome::Failed(e);
+    }
     let sides = match engine.prepare(spec, &ctx.loaded) {
         Ok(sides) => sides,
         Err(e) => {

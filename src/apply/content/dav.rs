@@ -341,8 +341,6 @@ impl Collections {
 impl Prepared for Collections {
     fn sync<'a>(&'a self, run: SyncRun<'a>) -> ContentResult<'a, Result<Synced, StepError>> {
         Box::pin(async move {
-            // A rollback cut between its deletes and its state update: see `rollback::dav`.
-            crate::rollback::dav::refuse_if_interrupted(run.store, run.id, &self.address)?;
             let (source, dest) = self.open().await?;
             let journal = DavStoreJournal::new(run.store.clone(), run.id.to_string());
             let progress = HooksProgress {

@@ -67,7 +67,6 @@ struct Mailboxes {
 impl Prepared for Mailboxes {
     fn sync<'a>(&'a self, run: SyncRun<'a>) -> ContentResult<'a, Result<Synced, StepError>> {
         Box::pin(async move {
-            crate::rollback::refuse_if_interrupted(run.store, run.id, &self.address)?;
             let mut options = self.options.clone();
             options.budget = self.limits.budget(run.store, quota::now())?;
             let mut journal = StoreJournal::new(run.store.clone(), run.id.to_string());

@@ -70,7 +70,6 @@ impl Prepared for MailFiles {
                 sync_point: run.sync_point,
                 login_grace: run.login_grace,
             });
-            crate::rollback::refuse_if_interrupted(run.store, run.id, &self.address)?;
             let progress: Arc<dyn Progress> = run.hooks;
             let journal = Arc::new(StoreJournal::new(run.store.clone(), run.id.to_string()));
             let report = import_account(job, journal, progress, run.stop)
