@@ -38,7 +38,7 @@ mod folder;
 
 use self::folder::unchanged;
 use super::folders::{FolderPlan, FolderRules, map_folders};
-use super::journal::{Journal, JournalError, RefusedRecord};
+use super::journal::{FolderRecord, Journal, JournalError, MessageRecord, RefusedRecord};
 use super::session::{Appended, Body, FolderInfo, Imap, ImapError, MessageMeta, Outgoing, Target};
 
 /// Messages and bytes per APPEND batch at most: large enough to amortise round trips
@@ -319,6 +319,31 @@ pub(crate) async fn in_journal<T: Send + 'static>(
         .await
         .map_err(|e| CopyError::fatal(format!("state task failed: {e}")))?
         .map_err(|e| CopyError::new(ErrorKind::State, e.0))
+}
+
+/// Records one batch of a one-folder copy (a file import, a POP3 maildrop): its messages and
+/// the folder record, the destination's new refusals, and the end of the refusals of the
+/// messages it has now taken.
+pub(crate) async fn commit_batch(
+    journal: &Arc<dyn Journal>,
+    key: &str,
+    record: FolderRecord,
+    entries: Vec<(u32, MessageRecord)>,
+    refused: Vec<(u32, RefusedRecord)>,
+    taken: Vec<u32>,
+) -> Result<(), CopyError> {
+    let key = key.to_string();
+    in_journal(journal, move |s| {
+        s.record_batch(&key, &record, &entries)?;
+        if !refused.is_empty() {
+            s.put_refused(&key, &refused)?;
+        }
+        if !taken.is_empty() {
+            s.clear_refused(&key, &taken)?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// A failed copy: `transient` and `throttled` follow from `kind` (see [`super::error`]).

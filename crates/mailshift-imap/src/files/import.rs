@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 use super::{Scanned, SourceFolder, Tree};
 use crate::copy::{
     BATCH_BYTES, BATCH_MESSAGES, CopyError, CopyOptions, CopyReport, FailedFolder, FolderReport,
-    Progress, Ready, StopFlag, connect_fresh, connect_with_retry, dest_flags, hash_messages,
-    in_journal, now, refusal, send,
+    Progress, Ready, StopFlag, commit_batch, connect_fresh, connect_with_retry, dest_flags,
+    hash_messages, in_journal, now, refusal, send,
 };
 use crate::error::ErrorKind;
 use crate::folders::{FolderPlan, FolderRules, RemoteFolder, map_folders};
@@ -629,18 +629,7 @@ async fn import_folder(
             .map(|(u, _)| *u)
             .filter(|u| refused_before.contains_key(u))
             .collect();
-        let k = key.clone();
-        in_journal(journal, move |s| {
-            s.record_batch(&k, &rec, &entries)?;
-            if !refused.is_empty() {
-                s.put_refused(&k, &refused)?;
-            }
-            if !taken.is_empty() {
-                s.clear_refused(&k, &taken)?;
-            }
-            Ok(())
-        })
-        .await?;
+        commit_batch(journal, &key, rec, entries, refused, taken).await?;
         if let Some(e) = failure {
             return Err(e);
         }

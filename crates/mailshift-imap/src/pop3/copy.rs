@@ -25,8 +25,9 @@ use super::triage::{Known, Pairing, refusal_key, triage, uidl_key};
 use super::{Listed, Pop3};
 use crate::copy::{
     BATCH_BYTES, BATCH_MESSAGES, CopyError, CopyOptions, CopyReport, FolderReport, MIN_BATCH_BYTES,
-    Progress, RECONNECT_AFTER_PROGRESS, Ready, STALLED_ATTEMPTS, StopFlag, connect_fresh,
-    content_hash, dest_flags, hash_messages, in_journal, jitter, now, pause, refusal, send,
+    Progress, RECONNECT_AFTER_PROGRESS, Ready, STALLED_ATTEMPTS, StopFlag, commit_batch,
+    connect_fresh, content_hash, dest_flags, hash_messages, in_journal, jitter, now, pause,
+    refusal, send,
 };
 use crate::error::ErrorKind;
 use crate::files::headers::read_header;
@@ -559,18 +560,7 @@ async fn attempt(
             .filter_map(|(slot, _)| refusal_keys.get(slot).copied())
             .filter(|rk| refused_before.contains_key(rk))
             .collect();
-        let k = key.clone();
-        in_journal(journal, move |s| {
-            s.record_batch(&k, &rec, &entries)?;
-            if !refused.is_empty() {
-                s.put_refused(&k, &refused)?;
-            }
-            if !taken.is_empty() {
-                s.clear_refused(&k, &taken)?;
-            }
-            Ok(())
-        })
-        .await?;
+        commit_batch(journal, &key, rec, entries, refused, taken).await?;
         if let Some(e) = failure {
             return Err(e);
         }
