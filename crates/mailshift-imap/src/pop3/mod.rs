@@ -152,18 +152,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3<S> {
                 ),
             ));
         }
-        // Bytes after the +OK, before our TLS hello, were not sent by the server in answer to
-        // anything: an attacker's injection (CVE-2011-0411 and kin). They must not be read as
-        // if they came over TLS.
-        if !self.io.buffer().is_empty() {
-            return Err(ImapError::new(
-                ErrorKind::Tls,
-                format!(
-                    "POP3 server {} sent data after agreeing to STLS: refusing to go on (a man in the middle?)",
-                    self.peer
-                ),
-            ));
-        }
+        crate::session::tls::refuse_injected(
+            self.io.buffer(),
+            &format!("POP3 server {}", self.peer),
+            "STLS",
+        )?;
         Ok(self.io.into_inner())
     }
 

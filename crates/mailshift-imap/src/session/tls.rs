@@ -220,3 +220,22 @@ pub(crate) async fn tls_wrap(tcp: TcpStream, target: &Target) -> Result<Conn, Im
     })?;
     Ok(Conn::Tls(Box::new(tls)))
 }
+
+/// Bytes a server sent after agreeing to start TLS and before our TLS hello were sent in answer
+/// to nothing: an injection (CVE-2011-0411 and kin), never to be read as if it came over TLS.
+/// `server` names it in the error, e.g. "POP3 server host:995"; `command` is STLS or STARTTLS.
+pub(crate) fn refuse_injected(
+    buffered: &[u8],
+    server: &str,
+    command: &str,
+) -> Result<(), crate::session::ImapError> {
+    if buffered.is_empty() {
+        return Ok(());
+    }
+    Err(crate::session::ImapError::new(
+        crate::error::ErrorKind::Tls,
+        format!(
+            "{server} sent data after agreeing to {command}: refusing to go on (a man in the middle?)"
+        ),
+    ))
+}

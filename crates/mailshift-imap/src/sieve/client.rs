@@ -356,17 +356,11 @@ impl<S: tokio::io::AsyncRead + AsyncWrite + Unpin> ManageSieve<S> {
                 ),
             ));
         }
-        // Bytes after the OK, before our TLS hello, were not sent in answer to anything: an
-        // injection (CVE-2011-0411 and kin), never to be read as if it came over TLS.
-        if !self.io.buffer().is_empty() {
-            return Err(ImapError::new(
-                ErrorKind::Tls,
-                format!(
-                    "ManageSieve server {} sent data after agreeing to STARTTLS: refusing to go on (a man in the middle?)",
-                    self.peer
-                ),
-            ));
-        }
+        crate::session::tls::refuse_injected(
+            self.io.buffer(),
+            &format!("ManageSieve server {}", self.peer),
+            "STARTTLS",
+        )?;
         Ok(self.io.into_inner())
     }
 
