@@ -100,6 +100,8 @@ impl Builder {
                 limits: Default::default(),
                 path: None,
                 detected_imap_host: None,
+                ews: None,
+                graph: None,
             },
         );
         self.note(
@@ -203,6 +205,8 @@ impl Builder {
                         limits: Default::default(),
                         path: None,
                         detected_imap_host: None,
+                        ews: None,
+                        graph: None,
                     },
                 );
                 self.by_endpoint.insert(key, name.clone());

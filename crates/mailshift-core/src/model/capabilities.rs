@@ -57,7 +57,10 @@ pub fn support(platform: &Platform, feature: Feature) -> Support {
         // Mailboxes, aliases and groups are managed in the Google Admin console or the
         // Microsoft 365 admin center (mailshift has no API of theirs for them yet): the
         // accounts must exist; the rest is a manual step.
-        PlatformKind::Imap | PlatformKind::Gmail | PlatformKind::Microsoft365 => match feature {
+        PlatformKind::Imap
+        | PlatformKind::Exchange
+        | PlatformKind::Gmail
+        | PlatformKind::Microsoft365 => match feature {
             Create => Support::Precondition,
             _ => Support::Manual,
         },

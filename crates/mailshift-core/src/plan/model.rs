@@ -268,6 +268,17 @@ pub struct Platform {
     /// The CardDAV/CalDAV endpoint contacts, calendars and tasks are read from or written to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dav: Option<DavEndpoint>,
+    /// The Exchange Web Services endpoint contacts, calendars, tasks and inbox rules are read
+    /// from or written to (`exchange` and `ovh-exchange`). Optional on `ovh-exchange`, whose
+    /// URL is `https://HOST/EWS/Exchange.asmx` with the service's hostname read from the API;
+    /// on `exchange` without `url`, the URL is found by Autodiscover from the account's domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ews: Option<EwsEndpoint>,
+    /// The Microsoft Graph endpoint contacts, calendars, To Do tasks and message rules are
+    /// read from or written to (`microsoft-365`). Default `https://graph.microsoft.com/v1.0`;
+    /// set it for a national cloud or a local stand-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<HttpEndpoint>,
     /// How accounts of this platform get OAuth2 access tokens (XOAUTH2), unless an account
     /// side says otherwise: one app for every mailbox of a tenant or a Workspace domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -302,6 +313,41 @@ pub struct DavEndpoint {
     pub insecure_skip_verify: bool,
 }
 
+/// Where to reach Exchange Web Services.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EwsEndpoint {
+    /// `https://HOST/EWS/Exchange.asmx` (`http://` only to a loopback host). Default: from the
+    /// OVHcloud API (`ovh-exchange`), else Autodiscover (`exchange`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The schema version sent as `RequestServerVersion` (e.g. `Exchange2013_SP1`, the
+    /// default, which Exchange 2013, 2016, 2019 and Exchange Online all accept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// PEM file of extra CA certificates to trust for this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Accept any certificate. Dangerous: only for a server you reach over a trusted network.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure_skip_verify: bool,
+}
+
+/// Where to reach an HTTPS API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpEndpoint {
+    /// Base URL (`https://`; `http://` only to a loopback host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// PEM file of extra CA certificates to trust for this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Accept any certificate. Dangerous: only for a server you reach over a trusted network.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure_skip_verify: bool,
+}
+
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
@@ -309,6 +355,9 @@ pub struct DavEndpoint {
 pub enum PlatformKind {
     /// Any IMAP server; no control plane (account steps are manual or preconditions).
     Imap,
+    /// Any Exchange server (2013 or later, on-premises or hosted): mail over IMAP (`imap:`),
+    /// contacts, calendars, tasks and inbox rules over EWS (`ews:`); no control plane.
+    Exchange,
     /// OVHcloud Hosted/Private Exchange.
     OvhExchange,
     /// OVHcloud Email Pro.
@@ -329,6 +378,7 @@ impl PlatformKind {
     pub fn as_str(self) -> &'static str {
         match self {
             PlatformKind::Imap => "imap",
+            PlatformKind::Exchange => "exchange",
             PlatformKind::OvhExchange => "ovh-exchange",
             PlatformKind::OvhEmailPro => "ovh-email-pro",
             PlatformKind::OvhMxPlan => "ovh-mx-plan",

@@ -83,7 +83,7 @@ impl Family {
             PlatformKind::Imap => {
                 return Err(format!("platform `{name}` is plain IMAP: it has no API"));
             }
-            PlatformKind::Gmail | PlatformKind::Microsoft365 => {
+            PlatformKind::Exchange | PlatformKind::Gmail | PlatformKind::Microsoft365 => {
                 return Err(format!(
                     "platform `{name}` is {}: it has no OVHcloud API",
                     p.kind.as_str()
