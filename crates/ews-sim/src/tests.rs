@@ -1,0 +1,412 @@
+//! The simulator over HTTP, as a client sees it: each operation round-trips, change keys
+//! and sync states behave as Exchange's do, and refusals (authentication, schema) are what
+//! Exchange answers. Requests are plain HTTP/1.1 over a TCP socket, so the tests see the
+//! bytes (a cut connection included) without a client library in between.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use base64::Engine;
+
+use super::EwsSim;
+
+const USER: &str = "jane@example.com";
+const PASSWORD: &str = "pw-jane";
+
+fn sim() -> EwsSim {
+    let sim = EwsSim::spawn().expect("simulator starts");
+    sim.add_mailbox(USER, PASSWORD);
+    sim
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let raw = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+/// One POST; the status and body, or the error reading it.
+fn post_raw(sim: &EwsSim, path: &str, auth: &str, body: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(sim.addr()).map_err(|e| e.to_string())?;
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/xml; charset=utf-8\r\nAuthorization: {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        sim.addr(),
+        body.len()
+    );
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status line in {text:?}"))?;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    // Chunked bodies (the cut-connection answer) are returned undecoded: only their
+    // completeness matters there.
+    let _ = head;
+    Ok((status, body.to_owned()))
+}
+
+fn post(sim: &EwsSim, auth: &str, body: &str) -> (u16, String) {
+    post_raw(sim, "/EWS/Exchange.asmx", auth, body).expect("the request gets an answer")
+}
+
+/// A successful call as the mailbox's owner.
+fn call(sim: &EwsSim, body: &str) -> String {
+    let (status, text) = post(sim, &basic(USER, PASSWORD), &envelope(body));
+    assert_eq!(status, 200, "{text}");
+    text
+}
+
+fn envelope(body: &str) -> String {
+    envelope_with("", body)
+}
+
+fn envelope_with(extra_header: &str, body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
+    xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"
+    xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+  <soap:Header><t:RequestServerVersion Version="Exchange2013_SP1"/>{extra_header}</soap:Header>
+  <soap:Body>{body}</soap:Body>
+</soap:Envelope>"#
+    )
+}
+
+/// The value of the first `attr="…"` after `after` in `text`.
+fn attr_after(text: &str, after: &str, attr: &str) -> String {
+    let from = text
+        .find(after)
+        .unwrap_or_else(|| panic!("{after} in {text}"));
+    let rest = &text[from..];
+    let start = rest.find(&format!("{attr}=\"")).expect("attribute") + attr.len() + 2;
+    let end = rest[start..].find('"').expect("closing quote");
+    rest[start..start + end].to_owned()
+}
+
+fn element_text(text: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let start = text
+        .find(&open)
+        .unwrap_or_else(|| panic!("{tag} in {text}"))
+        + open.len();
+    let end = text[start..]
+        .find(&format!("</{tag}>"))
+        .expect("closing tag");
+    text[start..start + end].to_owned()
+}
+
+const PROP: &str = r#"<t:ExtendedFieldURI PropertySetId="c11ff724-aa03-4555-9952-8fa248a11c3e" PropertyName="mailshift-id" PropertyType="String"/>"#;
+
+fn create_contact(sim: &EwsSim, given: &str, key: &str) -> (String, String) {
+    let text = call(
+        sim,
+        &format!(
+            r#"<m:CreateItem>
+  <m:SavedItemFolderId><t:DistinguishedFolderId Id="contacts"/></m:SavedItemFolderId>
+  <m:Items><t:Contact>
+    <t:ExtendedProperty>{PROP}<t:Value>{key}</t:Value></t:ExtendedProperty>
+    <t:GivenName>{given}</t:GivenName>
+    <t:EmailAddresses><t:Entry Key="EmailAddress1">{given}@example.org</t:Entry></t:EmailAddresses>
+    <t:Surname>Doe</t:Surname>
+  </t:Contact></m:Items>
+</m:CreateItem>"#
+        ),
+    );
+    assert!(text.contains(r#"ResponseClass="Success""#), "{text}");
+    (
+        attr_after(&text, "<t:ItemId", "Id"),
+        attr_after(&text, "<t:ItemId", "ChangeKey"),
+    )
+}
+
+fn get_item(sim: &EwsSim, id: &str, extra: &str) -> String {
+    call(
+        sim,
+        &format!(
+            r#"<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape>{extra}</m:ItemShape>
+  <m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#
+        ),
+    )
+}
+
+#[test]
+fn a_contact_round_trips_with_its_extended_property() {
+    let sim = sim();
+    let (id, ck) = create_contact(&sim, "Ann", "key-1");
+    let text = get_item(
+        &sim,
+        &id,
+        &format!("<t:AdditionalProperties>{PROP}</t:AdditionalProperties>"),
+    );
+    assert!(text.contains("<t:GivenName>Ann</t:GivenName>"), "{text}");
+    assert!(text.contains("<t:Value>key-1</t:Value>"), "{text}");
+    assert!(text.contains(&format!(r#"ChangeKey="{ck}""#)), "{text}");
+    // Without asking for it, Exchange does not return an extended property.
+    let plain = get_item(&sim, &id, "");
+    assert!(!plain.contains("key-1"), "{plain}");
+    assert_eq!(sim.violations(), Vec::<String>::new());
+    assert_eq!(sim.items(USER, "contacts").len(), 1);
+}
+
+#[test]
+fn find_item_finds_an_item_by_its_extended_property_and_pages() {
+    let sim = sim();
+    for n in 0..3 {
+        create_contact(&sim, &format!("P{n}"), &format!("key-{n}"));
+    }
+    let find = |restriction: &str, view: &str| {
+        call(
+            &sim,
+            &format!(
+                r#"<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>
+  <t:AdditionalProperties><t:FieldURI FieldURI="contacts:GivenName"/></t:AdditionalProperties></m:ItemShape>
+  {view}{restriction}
+  <m:ParentFolderIds><t:DistinguishedFolderId Id="contacts"/></m:ParentFolderIds></m:FindItem>"#
+            ),
+        )
+    };
+    let one = find(
+        &format!(
+            r#"<m:Restriction><t:IsEqualTo>{PROP}<t:FieldURIOrConstant><t:Constant Value="key-1"/></t:FieldURIOrConstant></t:IsEqualTo></m:Restriction>"#
+        ),
+        "",
+    );
+    assert!(one.contains(r#"TotalItemsInView="1""#), "{one}");
+    assert!(one.contains("<t:GivenName>P1</t:GivenName>"), "{one}");
+    let first = find(
+        "",
+        r#"<m:IndexedPageItemView MaxEntriesReturned="2" Offset="0" BasePoint="Beginning"/>"#,
+    );
+    assert!(
+        first.contains(r#"IncludesLastItemInRange="false""#),
+        "{first}"
+    );
+    assert!(first.contains("P0") && first.contains("P1") && !first.contains("P2"));
+    let second = find(
+        "",
+        r#"<m:IndexedPageItemView MaxEntriesReturned="2" Offset="2" BasePoint="Beginning"/>"#,
+    );
+    assert!(
+        second.contains(r#"IncludesLastItemInRange="true""#),
+        "{second}"
+    );
+    assert!(second.contains("P2") && !second.contains("P0"));
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+fn update_given_name(sim: &EwsSim, id: &str, ck: &str, name: &str) -> String {
+    call(
+        sim,
+        &format!(
+            r#"<m:UpdateItem ConflictResolution="NeverOverwrite"><m:ItemChanges><t:ItemChange>
+  <t:ItemId Id="{id}" ChangeKey="{ck}"/>
+  <t:Updates>
+    <t:SetItemField><t:FieldURI FieldURI="contacts:GivenName"/><t:Contact><t:GivenName>{name}</t:GivenName></t:Contact></t:SetItemField>
+    <t:SetItemField><t:FieldURI FieldURI="contacts:JobTitle"/><t:Contact><t:JobTitle>Chef</t:JobTitle></t:Contact></t:SetItemField>
+    <t:SetItemField><t:IndexedFieldURI FieldURI="contacts:EmailAddress" FieldIndex="EmailAddress2"/><t:Contact><t:EmailAddresses><t:Entry Key="EmailAddress2">two@example.org</t:Entry></t:EmailAddresses></t:Contact></t:SetItemField>
+    <t:DeleteItemField><t:FieldURI FieldURI="contacts:Surname"/></t:DeleteItemField>
+  </t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        ),
+    )
+}
+
+#[test]
+fn update_changes_the_change_key_and_a_stale_one_conflicts() {
+    let sim = sim();
+    let (id, ck) = create_contact(&sim, "Ann", "k");
+    let text = update_given_name(&sim, &id, &ck, "Anna");
+    assert!(text.contains(r#"ResponseClass="Success""#), "{text}");
+    let new_ck = attr_after(&text, "<t:ItemId", "ChangeKey");
+    assert_ne!(new_ck, ck);
+    let got = get_item(&sim, &id, "");
+    assert!(got.contains("<t:GivenName>Anna</t:GivenName>"), "{got}");
+    assert!(got.contains("<t:JobTitle>Chef</t:JobTitle>"), "{got}");
+    assert!(
+        got.contains("two@example.org") && got.contains("Ann@example.org"),
+        "{got}"
+    );
+    assert!(!got.contains("<t:Surname>"), "{got}");
+    // The old change key no longer matches: NeverOverwrite refuses.
+    let stale = update_given_name(&sim, &id, &ck, "Other");
+    assert!(stale.contains("ErrorIrresolvableConflict"), "{stale}");
+    let deleted = call(
+        &sim,
+        &format!(
+            r#"<m:DeleteItem DeleteType="HardDelete"><m:ItemIds><t:ItemId Id="{id}" ChangeKey="{ck}"/></m:ItemIds></m:DeleteItem>"#
+        ),
+    );
+    assert!(deleted.contains("ErrorIrresolvableConflict"), "{deleted}");
+    let deleted = call(
+        &sim,
+        &format!(
+            r#"<m:DeleteItem DeleteType="HardDelete"><m:ItemIds><t:ItemId Id="{id}" ChangeKey="{new_ck}"/></m:ItemIds></m:DeleteItem>"#
+        ),
+    );
+    assert!(deleted.contains(r#"ResponseClass="Success""#), "{deleted}");
+    assert!(get_item(&sim, &id, "").contains("ErrorItemNotFound"));
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn calendar_writes_record_their_invitation_mode() {
+    let sim = sim();
+    let text = call(
+        &sim,
+        r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items><t:CalendarItem>
+  <t:Subject>Board</t:Subject><t:Start>2026-12-01T09:00:00Z</t:Start><t:End>2026-12-01T10:00:00Z</t:End>
+  <t:RequiredAttendees><t:Attendee><t:Mailbox><t:EmailAddress>a@example.com</t:EmailAddress></t:Mailbox></t:Attendee></t:RequiredAttendees>
+</t:CalendarItem></m:Items></m:CreateItem>"#,
+    );
+    let id = attr_after(&text, "<t:ItemId", "Id");
+    assert_eq!(sim.invitations_sent(), 0);
+    call(
+        &sim,
+        &format!(
+            r#"<m:DeleteItem DeleteType="HardDelete" SendMeetingCancellations="SendToAllAndSaveCopy"><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:DeleteItem>"#
+        ),
+    );
+    assert_eq!(sim.invitations_sent(), 1);
+    assert_eq!(
+        sim.invitation_modes(),
+        vec![
+            ("CreateItem".to_owned(), Some("SendToNone".to_owned())),
+            (
+                "DeleteItem".to_owned(),
+                Some("SendToAllAndSaveCopy".to_owned())
+            ),
+        ]
+    );
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn folders_are_created_found_and_got() {
+    let sim = sim();
+    let text = call(
+        &sim,
+        r#"<m:CreateFolder><m:ParentFolderId><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderId>
+  <m:Folders><t:ContactsFolder><t:DisplayName>Clients</t:DisplayName></t:ContactsFolder></m:Folders></m:CreateFolder>"#,
+    );
+    let id = attr_after(&text, "<t:FolderId", "Id");
+    let found = call(
+        &sim,
+        r#"<m:FindFolder Traversal="Deep"><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape>
+  <m:ParentFolderIds><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderIds></m:FindFolder>"#,
+    );
+    assert!(
+        found.contains("<t:DisplayName>Clients</t:DisplayName>"),
+        "{found}"
+    );
+    assert!(found.contains(r#"TotalItemsInView="5""#), "{found}");
+    let got = call(
+        &sim,
+        &format!(
+            r#"<m:GetFolder><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape>
+  <m:FolderIds><t:FolderId Id="{id}"/><t:DistinguishedFolderId Id="calendar"/></m:FolderIds></m:GetFolder>"#
+        ),
+    );
+    assert!(
+        got.contains("<t:FolderClass>IPF.Contact</t:FolderClass>"),
+        "{got}"
+    );
+    assert!(got.contains("<t:CalendarFolder>"), "{got}");
+    // A contact stored in the new folder is listed there.
+    sim.insert_item(
+        USER,
+        &id,
+        "<t:Contact><t:GivenName>Zed</t:GivenName></t:Contact>",
+    )
+    .unwrap();
+    assert_eq!(sim.items(USER, &id).len(), 1);
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_request_outside_the_schema_is_refused_and_recorded() {
+    let sim = sim();
+    let (status, text) = post(
+        &sim,
+        &basic(USER, PASSWORD),
+        &envelope(
+            r#"<m:GetItem><m:ItemShape><t:BaseShape>Everything</t:BaseShape></m:ItemShape>
+  <m:ItemIds><t:ItemId Id="x"/></m:ItemIds></m:GetItem>"#,
+        ),
+    );
+    assert_eq!(status, 500);
+    assert!(text.contains("a:ErrorSchemaValidation"), "{text}");
+    let v = sim.violations();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(
+        v[0].contains("t:BaseShape") && v[0].contains("Everything"),
+        "{v:#?}"
+    );
+}
+
+#[test]
+fn wrong_credentials_are_refused_and_tokens_accepted() {
+    let sim = sim();
+    let body = envelope(
+        r#"<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>
+  <m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder>"#,
+    );
+    assert_eq!(post(&sim, &basic(USER, "wrong"), &body).0, 401);
+    assert_eq!(
+        post(&sim, &basic("nobody@example.com", PASSWORD), &body).0,
+        401
+    );
+    assert_eq!(post(&sim, "Bearer unknown", &body).0, 401);
+    sim.add_token("tok-1", USER);
+    assert_eq!(post(&sim, "Bearer tok-1", &body).0, 200);
+    assert_eq!(sim.request_count("GetFolder"), 1);
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn impersonation_needs_the_right() {
+    let sim = sim();
+    sim.add_mailbox("bob@example.com", "pw-bob");
+    sim.add_token("app", "migration-app");
+    let body = envelope_with(
+        r#"<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>bob@example.com</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>"#,
+        r#"<m:CreateItem><m:Items><t:Contact><t:GivenName>Via app</t:GivenName></t:Contact></m:Items></m:CreateItem>"#,
+    );
+    let (status, text) = post(&sim, "Bearer app", &body);
+    assert_eq!(status, 500);
+    assert!(text.contains("ErrorImpersonateUserDenied"), "{text}");
+    sim.allow_impersonation("migration-app");
+    let (status, text) = post(&sim, "Bearer app", &body);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(sim.items("bob@example.com", "contacts").len(), 1);
+    assert_eq!(sim.items(USER, "contacts").len(), 0);
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn autodiscover_returns_the_ews_url() {
+    let sim = sim();
+    let body = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>{USER}</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>"#
+    );
+    let (status, text) = post_raw(
+        &sim,
+        "/autodiscover/autodiscover.xml",
+        &basic(USER, PASSWORD),
+        &body,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(element_text(&text, "EwsUrl"), sim.url());
+    let (status, _) = post_raw(
+        &sim,
+        "/autodiscover/autodiscover.xml",
+        &basic(USER, "wrong"),
+        &body,
+    )
+    .unwrap();
+    assert_eq!(status, 401);
+}
