@@ -410,3 +410,229 @@ fn autodiscover_returns_the_ews_url() {
     .unwrap();
     assert_eq!(status, 401);
 }
+
+fn sync(sim: &EwsSim, state: &str, max: usize) -> String {
+    call(
+        sim,
+        &format!(
+            r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>
+  <t:AdditionalProperties><t:FieldURI FieldURI="contacts:GivenName"/></t:AdditionalProperties></m:ItemShape>
+  <m:SyncFolderId><t:DistinguishedFolderId Id="contacts"/></m:SyncFolderId>
+  <m:SyncState>{state}</m:SyncState><m:MaxChangesReturned>{max}</m:MaxChangesReturned></m:SyncFolderItems>"#
+        ),
+    )
+}
+
+#[test]
+fn a_sync_state_returns_only_the_changes_since_it() {
+    let sim = sim();
+    let (a, a_ck) = create_contact(&sim, "Ann", "a");
+    let (b, b_ck) = create_contact(&sim, "Bob", "b");
+    create_contact(&sim, "Cid", "c");
+    // Paging: two, then the last one.
+    let first = sync(&sim, "", 2);
+    assert!(first.contains("<m:IncludesLastItemInRange>false</m:IncludesLastItemInRange>"));
+    assert_eq!(first.matches("<t:Create>").count(), 2, "{first}");
+    let state = element_text(&first, "m:SyncState");
+    let rest = sync(&sim, &state, 2);
+    assert!(rest.contains("<m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>"));
+    assert!(rest.contains("Cid") && !rest.contains("Ann"), "{rest}");
+    let state = element_text(&rest, "m:SyncState");
+    assert!(!sync(&sim, &state, 10).contains("<t:Create>"));
+    // An update, a delete, and a contact created then deleted (never seen): two changes.
+    update_given_name(&sim, &a, &a_ck, "Anna");
+    call(
+        &sim,
+        &format!(
+            r#"<m:DeleteItem DeleteType="HardDelete"><m:ItemIds><t:ItemId Id="{b}" ChangeKey="{b_ck}"/></m:ItemIds></m:DeleteItem>"#
+        ),
+    );
+    let (d, _) = create_contact(&sim, "Dan", "d");
+    call(
+        &sim,
+        &format!(
+            r#"<m:DeleteItem DeleteType="HardDelete"><m:ItemIds><t:ItemId Id="{d}"/></m:ItemIds></m:DeleteItem>"#
+        ),
+    );
+    let changes = sync(&sim, &state, 10);
+    assert_eq!(changes.matches("<t:Update>").count(), 1, "{changes}");
+    assert!(changes.contains("Anna"), "{changes}");
+    assert_eq!(changes.matches("<t:Delete>").count(), 1, "{changes}");
+    assert!(changes.contains(&format!(r#"<t:Delete><t:ItemId Id="{b}"/>"#)));
+    assert!(
+        !changes.contains("<t:Create>") && !changes.contains(&d),
+        "{changes}"
+    );
+    assert!(sync(&sim, "bogus", 10).contains("ErrorInvalidSyncStateData"));
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn the_folder_hierarchy_syncs() {
+    let sim = sim();
+    let body = |state: &str| {
+        format!(
+            r#"<m:SyncFolderHierarchy><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape><m:SyncState>{state}</m:SyncState></m:SyncFolderHierarchy>"#
+        )
+    };
+    let all = call(&sim, &body(""));
+    assert_eq!(all.matches("<t:Create>").count(), 4, "{all}");
+    let state = element_text(&all, "m:SyncState");
+    sim.create_folder(USER, "calendar", "Holidays", "IPF.Appointment")
+        .unwrap();
+    let new = call(&sim, &body(&state));
+    assert_eq!(new.matches("<t:Create>").count(), 1, "{new}");
+    assert!(
+        new.contains("<t:DisplayName>Holidays</t:DisplayName>"),
+        "{new}"
+    );
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn inbox_rules_are_created_changed_and_deleted() {
+    let sim = sim();
+    let rule = |id: &str, name: &str| {
+        format!(
+            r#"<t:Rule>{id}<t:DisplayName>{name}</t:DisplayName><t:Priority>1</t:Priority><t:IsEnabled>true</t:IsEnabled>
+  <t:Conditions><t:ContainsSenderStrings><t:String>boss</t:String></t:ContainsSenderStrings></t:Conditions>
+  <t:Actions><t:MoveToFolder><t:DistinguishedFolderId Id="inbox"/></t:MoveToFolder></t:Actions></t:Rule>"#
+        )
+    };
+    let update = |ops: &str| {
+        call(
+            &sim,
+            &format!(
+                "<m:UpdateInboxRules><m:RemoveOutlookRuleBlob>true</m:RemoveOutlookRuleBlob><m:Operations>{ops}</m:Operations></m:UpdateInboxRules>"
+            ),
+        )
+    };
+    let get = || call(&sim, "<m:GetInboxRules/>");
+    let made = update(&format!(
+        "<t:CreateRuleOperation>{}</t:CreateRuleOperation>",
+        rule("", "From boss")
+    ));
+    assert!(made.contains(r#"ResponseClass="Success""#), "{made}");
+    let got = get();
+    let id = element_text(&got, "t:RuleId");
+    assert!(
+        got.contains("<t:DisplayName>From boss</t:DisplayName>"),
+        "{got}"
+    );
+    update(&format!(
+        "<t:SetRuleOperation>{}</t:SetRuleOperation>",
+        rule(&format!("<t:RuleId>{id}</t:RuleId>"), "Renamed")
+    ));
+    assert!(get().contains("Renamed"));
+    let missing =
+        update("<t:DeleteRuleOperation><t:RuleId>nope</t:RuleId></t:DeleteRuleOperation>");
+    assert!(missing.contains("ErrorInboxRulesValidationError") && missing.contains("RuleNotFound"));
+    update(&format!(
+        "<t:DeleteRuleOperation><t:RuleId>{id}</t:RuleId></t:DeleteRuleOperation>"
+    ));
+    assert!(!get().contains("<t:Rule>"));
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_contact_photo_is_attached_and_read_back() {
+    let sim = sim();
+    let (id, ck) = create_contact(&sim, "Ann", "a");
+    let made = call(
+        &sim,
+        &format!(
+            r#"<m:CreateAttachment><m:ParentItemId Id="{id}" ChangeKey="{ck}"/><m:Attachments><t:FileAttachment>
+  <t:Name>ContactPicture.jpg</t:Name><t:ContentType>image/jpeg</t:ContentType><t:IsContactPhoto>true</t:IsContactPhoto><t:Content>/9j/4AAQ</t:Content>
+</t:FileAttachment></m:Attachments></m:CreateAttachment>"#
+        ),
+    );
+    let att = attr_after(&made, "<t:AttachmentId", "Id");
+    assert_ne!(
+        attr_after(&made, "<t:AttachmentId", "RootItemChangeKey"),
+        ck
+    );
+    let item = get_item(&sim, &id, "");
+    assert!(
+        item.contains("<t:HasAttachments>true</t:HasAttachments>"),
+        "{item}"
+    );
+    assert!(
+        item.contains("<t:IsContactPhoto>true</t:IsContactPhoto>"),
+        "{item}"
+    );
+    assert!(
+        !item.contains("/9j/4AAQ"),
+        "content is not part of the item: {item}"
+    );
+    let got = call(
+        &sim,
+        &format!(
+            r#"<m:GetAttachment><m:AttachmentIds><t:AttachmentId Id="{att}"/></m:AttachmentIds></m:GetAttachment>"#
+        ),
+    );
+    assert!(got.contains("<t:Content>/9j/4AAQ</t:Content>"), "{got}");
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+const GET_INBOX: &str = r#"<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>
+  <m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder>"#;
+
+#[test]
+fn injected_busy_answers_carry_the_back_off() {
+    let sim = sim();
+    sim.fail_next_busy(2, 750);
+    for _ in 0..2 {
+        let (status, text) = post(&sim, &basic(USER, PASSWORD), &envelope(GET_INBOX));
+        assert_eq!(status, 500);
+        assert!(text.contains("a:ErrorServerBusy"), "{text}");
+        assert!(
+            text.contains(r#"<t:Value Name="BackOffMilliseconds">750</t:Value>"#),
+            "{text}"
+        );
+    }
+    call(&sim, GET_INBOX);
+    assert_eq!(sim.request_count("GetFolder"), 3);
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_cut_connection_still_carries_the_operation_out() {
+    let sim = sim();
+    sim.cut_next(1);
+    let body = envelope(
+        r#"<m:CreateItem><m:Items><t:Contact><t:GivenName>Cut</t:GivenName></t:Contact></m:Items></m:CreateItem>"#,
+    );
+    match post_raw(&sim, "/EWS/Exchange.asmx", &basic(USER, PASSWORD), &body) {
+        Err(_) => {}
+        Ok((_, text)) => assert!(!text.contains("</soap:Envelope>"), "{text}"),
+    }
+    // The client cannot know, but the item exists: what exactly-once must cope with.
+    assert_eq!(sim.items(USER, "contacts").len(), 1);
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn more_concurrent_requests_than_the_limit_are_refused_busy() {
+    let sim = std::sync::Arc::new(sim());
+    sim.set_concurrency_limit(Some(1));
+    sim.hold_requests(true);
+    let held = {
+        let sim = sim.clone();
+        std::thread::spawn(move || post(&sim, &basic(USER, PASSWORD), &envelope(GET_INBOX)))
+    };
+    // Wait for the first request to take its slot (bounded: the thread only connects).
+    let mut waited = 0;
+    while sim.in_flight(USER) == 0 {
+        assert!(waited < 1000, "the first request never arrived");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 1;
+    }
+    let (status, text) = post(&sim, &basic(USER, PASSWORD), &envelope(GET_INBOX));
+    assert_eq!(status, 500);
+    assert!(text.contains("a:ErrorServerBusy"), "{text}");
+    sim.hold_requests(false);
+    let (status, text) = held.join().unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(sim.in_flight(USER), 0);
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
