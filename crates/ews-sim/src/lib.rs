@@ -11,6 +11,7 @@
 
 pub mod check;
 mod http;
+mod occurrence;
 mod ops;
 pub mod schema;
 mod soap;

@@ -3,9 +3,10 @@
 //! message per requested item or folder, errors as `ResponseClass="Error"` messages with
 //! Exchange's response codes.
 
+use crate::occurrence;
 use crate::soap::{W, escape, t, t_text, with_attrs};
 use crate::state::{
-    Attachment, Folder, Item, Mailbox, State, Tombstone, folder_id_node, folder_node,
+    Attachment, Folder, Item, Mailbox, State, Tombstone, folder_id_node, folder_node, normalize,
     sort_children, type_of,
 };
 use crate::xml::Node;
@@ -558,23 +559,48 @@ fn create_item(cx: &mut Cx<'_>, folder: Option<&str>, item: Node) -> Result<Stri
     Ok(format!("<m:Items>{}</m:Items>", node_xml(&n)))
 }
 
-/// The stored item an item id element names.
-fn target(mb: &Mailbox, id: &Node) -> Result<String, Fail> {
+/// The stored item an item id element names: an item, an occurrence of a series (made on
+/// first use, as Exchange gives every occurrence an id), or the series of an occurrence.
+fn resolve(cx: &mut Cx<'_>, id: &Node) -> Result<String, Fail> {
+    let attr = |a: &str| id.attr(a).unwrap_or_default().to_owned();
     match id.name.local.as_str() {
         "ItemId" => {
-            let i = id.attr("Id").unwrap_or_default();
-            mb.item(i).map(|i| i.id.clone()).ok_or_else(|| not_found(i))
+            let i = attr("Id");
+            mailbox(cx)?
+                .item(&i)
+                .map(|i| i.id.clone())
+                .ok_or_else(|| not_found(&i))
+        }
+        "OccurrenceItemId" => {
+            let master = attr("RecurringMasterId");
+            let index: u32 = attr("InstanceIndex").parse().map_err(|_| {
+                (
+                    "ErrorInvalidIdMalformed",
+                    "InstanceIndex is not a positive number.".to_owned(),
+                )
+            })?;
+            let mb = cx.mailbox.clone();
+            occurrence::occurrence_item(cx.state, &mb, &master, index)
+        }
+        "RecurringMasterItemId" => {
+            let o = attr("OccurrenceId");
+            let item = mailbox(cx)?.item(&o).ok_or_else(|| not_found(&o))?;
+            match &item.master {
+                Some((m, _)) => Ok(m.clone()),
+                None if kid(&item.node, "Recurrence").is_some() => Ok(item.id.clone()),
+                None => Err(not_found(&format!("{o} is not an occurrence of a series"))),
+            }
         }
         other => Err((
             "ErrorInvalidIdMalformed",
-            format!("the simulator does not resolve {other} yet"),
+            format!("the simulator does not resolve {other}"),
         )),
     }
 }
 
 fn get_item(cx: &mut Cx<'_>, shape: &Shape, id: &Node) -> Result<String, Fail> {
+    let tid = resolve(cx, id)?;
     let mb = mailbox(cx)?;
-    let tid = target(mb, id)?;
     let item = mb.item(&tid).ok_or_else(|| not_found(&tid))?;
     if shape.mime
         && matches!(
@@ -604,7 +630,7 @@ fn update_item(
         .iter()
         .find(|c| c.name.local.ends_with("ItemId"))
         .ok_or_else(|| not_found("ItemChange without an id"))?;
-    let tid = target(mailbox(cx)?, id)?;
+    let tid = resolve(cx, id)?;
     let ck = cx.state.new_change_key();
     let mb = mailbox_mut(cx)?;
     let seq = mb.next_seq();
@@ -646,6 +672,12 @@ fn update_item(
             _ => {}
         }
     }
+    if item.master.is_none() {
+        normalize(&mut item.node);
+    } else {
+        let ty = type_of(&item.node.name.local);
+        sort_children(&mut item.node, ty);
+    }
     item.change_key = ck;
     item.seq = seq;
     let local = item.node.name.local.clone();
@@ -654,6 +686,10 @@ fn update_item(
         t("ItemId"),
         &[("Id", &item.id), ("ChangeKey", &item.change_key)],
     ));
+    if item.master.is_some() {
+        let mb = cx.mailbox.clone();
+        occurrence::occurrence_changed(cx.state, &mb, &tid);
+    }
     Ok(format!("<m:Items>{}</m:Items>", node_xml(&n)))
 }
 
@@ -746,7 +782,7 @@ fn delete_field(node: &mut Node, path: &Path) {
 }
 
 fn delete_item(cx: &mut Cx<'_>, id: &Node, mode: Option<String>) -> Result<String, Fail> {
-    let tid = target(mailbox(cx)?, id)?;
+    let tid = resolve(cx, id)?;
     let is_calendar = mailbox(cx)?
         .item(&tid)
         .is_some_and(|i| i.node.name.local == "CalendarItem");
@@ -768,6 +804,17 @@ fn delete_item(cx: &mut Cx<'_>, id: &Node, mode: Option<String>) -> Result<Strin
             "The delete operation could not be performed because the change key passed in the request does not match the current change key for the item.".into(),
         ));
     }
+    if mb.items[pos].master.is_some() {
+        let mb = cx.mailbox.clone();
+        occurrence::delete_occurrence(cx.state, &mb, &tid)?;
+        return Ok(String::new());
+    }
+    // A series takes its occurrences with it.
+    mb.items
+        .retain(|i| i.master.as_ref().is_none_or(|(m, _)| *m != tid));
+    let Some(pos) = mb.items.iter().position(|i| i.id == tid) else {
+        return Err(not_found(&tid));
+    };
     let gone = mb.items.remove(pos);
     mb.tombstones.push(Tombstone {
         id: gone.id,

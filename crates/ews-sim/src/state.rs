@@ -240,6 +240,13 @@ impl State {
         }
         node.children
             .retain(|c| !matches!(c.name.local.as_str(), "ItemId" | "ParentFolderId"));
+        if node.name.local == "CalendarItem" && !node.children.iter().any(|c| c.name.local == "UID")
+        {
+            // Exchange gives every calendar item a UID (a GOID in hex) when the client did not.
+            let uid = format!("040000008200E00074C5B7101A82E008{:032X}", self.next_id);
+            node.children.push(t_text("UID", &uid));
+        }
+        normalize(&mut node);
         let mb = self
             .mailbox_mut(address)
             .ok_or(("ErrorNonExistentMailbox", format!("no mailbox {address}")))?;
@@ -264,6 +271,34 @@ impl State {
         });
         Ok(id)
     }
+}
+
+/// The fields Exchange sets itself: the item class when none was given, and a calendar
+/// item's CalendarItemType (Single or RecurringMaster, from whether it recurs); then the
+/// schema's order.
+pub fn normalize(node: &mut Node) {
+    let has = |n: &Node, f: &str| n.children.iter().any(|c| c.name.local == f);
+    if !has(node, "ItemClass") {
+        let class = match node.name.local.as_str() {
+            "Contact" => "IPM.Contact",
+            "DistributionList" => "IPM.DistList",
+            "CalendarItem" => "IPM.Appointment",
+            "Task" => "IPM.Task",
+            _ => "IPM.Note",
+        };
+        node.children.push(t_text("ItemClass", class));
+    }
+    if node.name.local == "CalendarItem" {
+        let kind = if has(node, "Recurrence") {
+            "RecurringMaster"
+        } else {
+            "Single"
+        };
+        node.children.retain(|c| c.name.local != "CalendarItemType");
+        node.children.push(t_text("CalendarItemType", kind));
+    }
+    let ty = type_of(&node.name.local);
+    sort_children(node, ty);
 }
 
 /// The element names of a complex type's content, in the order its sequence (and its

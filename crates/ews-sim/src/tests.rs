@@ -636,3 +636,165 @@ fn more_concurrent_requests_than_the_limit_are_refused_busy() {
     assert_eq!(sim.in_flight(USER), 0);
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
+
+const SERIES: &str = r#"<t:CalendarItem>
+  <t:Subject>Stand-up</t:Subject>
+  <t:Sensitivity>Private</t:Sensitivity>
+  <t:Body BodyType="Text">Daily</t:Body>
+  <t:ReminderMinutesBeforeStart>10</t:ReminderMinutesBeforeStart>
+  <t:UID>uid-standup</t:UID>
+  <t:Start>2026-12-07T09:00:00Z</t:Start>
+  <t:End>2026-12-07T09:15:00Z</t:End>
+  <t:IsAllDayEvent>false</t:IsAllDayEvent>
+  <t:LegacyFreeBusyStatus>Busy</t:LegacyFreeBusyStatus>
+  <t:Location>Room 2</t:Location>
+  <t:RequiredAttendees><t:Attendee><t:Mailbox><t:EmailAddress>a@example.com</t:EmailAddress></t:Mailbox></t:Attendee></t:RequiredAttendees>
+  <t:OptionalAttendees><t:Attendee><t:Mailbox><t:EmailAddress>b@example.com</t:EmailAddress></t:Mailbox></t:Attendee></t:OptionalAttendees>
+  <t:Recurrence>
+    <t:WeeklyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Monday Wednesday</t:DaysOfWeek></t:WeeklyRecurrence>
+    <t:NumberedRecurrence><t:StartDate>2026-12-07</t:StartDate><t:NumberOfOccurrences>4</t:NumberOfOccurrences></t:NumberedRecurrence>
+  </t:Recurrence>
+  <t:StartTimeZone Id="W. Europe Standard Time"/>
+  <t:EndTimeZone Id="W. Europe Standard Time"/>
+</t:CalendarItem>"#;
+
+fn occurrence(sim: &EwsSim, master: &str, index: u32) -> String {
+    call(
+        sim,
+        &format!(
+            r#"<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape>
+  <m:ItemIds><t:OccurrenceItemId RecurringMasterId="{master}" InstanceIndex="{index}"/></m:ItemIds></m:GetItem>"#
+        ),
+    )
+}
+
+#[test]
+fn a_series_round_trips_and_its_occurrences_are_modified_and_deleted() {
+    let sim = sim();
+    let made = call(
+        &sim,
+        &format!(
+            r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId><m:Items>{SERIES}</m:Items></m:CreateItem>"#
+        ),
+    );
+    let master = attr_after(&made, "<t:ItemId", "Id");
+    let got = get_item(&sim, &master, "");
+    for part in [
+        "<t:CalendarItemType>RecurringMaster</t:CalendarItemType>",
+        "<t:DaysOfWeek>Monday Wednesday</t:DaysOfWeek>",
+        r#"<t:StartTimeZone Id="W. Europe Standard Time"/>"#,
+        "<t:EmailAddress>b@example.com</t:EmailAddress>",
+        "<t:ReminderMinutesBeforeStart>10</t:ReminderMinutesBeforeStart>",
+        "<t:ItemClass>IPM.Appointment</t:ItemClass>",
+    ] {
+        assert!(got.contains(part), "{part} in {got}");
+    }
+    // Monday 7th, Wednesday 9th, Monday 14th: the third occurrence.
+    let third = occurrence(&sim, &master, 3);
+    assert!(
+        third.contains("<t:Start>2026-12-14T09:00:00Z</t:Start>"),
+        "{third}"
+    );
+    assert!(third.contains("<t:CalendarItemType>Occurrence</t:CalendarItemType>"));
+    assert!(!third.contains("<t:Recurrence>"), "{third}");
+    assert!(
+        occurrence(&sim, &master, 5).contains("ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange")
+    );
+    // Move the second occurrence an hour later: an exception the series lists.
+    let moved = call(
+        &sim,
+        &format!(
+            r#"<m:UpdateItem ConflictResolution="AlwaysOverwrite" SendMeetingInvitationsOrCancellations="SendToNone"><m:ItemChanges><t:ItemChange>
+  <t:OccurrenceItemId RecurringMasterId="{master}" InstanceIndex="2"/>
+  <t:Updates>
+    <t:SetItemField><t:FieldURI FieldURI="calendar:Start"/><t:CalendarItem><t:Start>2026-12-09T10:00:00Z</t:Start></t:CalendarItem></t:SetItemField>
+    <t:SetItemField><t:FieldURI FieldURI="calendar:End"/><t:CalendarItem><t:End>2026-12-09T10:15:00Z</t:End></t:CalendarItem></t:SetItemField>
+  </t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        ),
+    );
+    let exception = attr_after(&moved, "<t:ItemId", "Id");
+    let second = occurrence(&sim, &master, 2);
+    assert!(
+        second.contains(&exception)
+            && second.contains("<t:CalendarItemType>Exception</t:CalendarItemType>"),
+        "{second}"
+    );
+    assert!(
+        second.contains("<t:OriginalStart>2026-12-09T09:00:00Z</t:OriginalStart>"),
+        "{second}"
+    );
+    // Cancel the third.
+    let third_id = attr_after(&third, "<t:ItemId", "Id");
+    call(
+        &sim,
+        &format!(
+            r#"<m:DeleteItem DeleteType="HardDelete" SendMeetingCancellations="SendToNone"><m:ItemIds><t:ItemId Id="{third_id}"/></m:ItemIds></m:DeleteItem>"#
+        ),
+    );
+    let series = get_item(&sim, &master, "");
+    assert!(
+        series.contains(&format!(
+            "<t:ModifiedOccurrences><t:Occurrence><t:ItemId Id=\"{exception}\""
+        )),
+        "{series}"
+    );
+    assert!(
+        series.contains(
+            "<t:DeletedOccurrences><t:DeletedOccurrence><t:Start>2026-12-14T09:00:00Z</t:Start>"
+        ),
+        "{series}"
+    );
+    assert!(
+        occurrence(&sim, &master, 3).contains("ErrorCalendarOccurrenceIsDeletedFromRecurrence")
+    );
+    // The series' master is found again from an occurrence.
+    let back = call(
+        &sim,
+        &format!(
+            r#"<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>
+  <m:ItemIds><t:RecurringMasterItemId OccurrenceId="{exception}"/></m:ItemIds></m:GetItem>"#
+        ),
+    );
+    assert!(back.contains(&master), "{back}");
+    // Only the series is listed in the folder.
+    assert_eq!(sim.items(USER, "calendar").len(), 1);
+    assert_eq!(sim.invitations_sent(), 0);
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_task_and_a_distribution_list_round_trip() {
+    let sim = sim();
+    let made = call(
+        &sim,
+        r#"<m:CreateItem><m:SavedItemFolderId><t:DistinguishedFolderId Id="tasks"/></m:SavedItemFolderId><m:Items><t:Task>
+  <t:Subject>File taxes</t:Subject><t:Body BodyType="HTML">&lt;b&gt;now&lt;/b&gt;</t:Body><t:Importance>High</t:Importance>
+  <t:CompleteDate>2026-12-02T00:00:00Z</t:CompleteDate><t:DueDate>2026-12-01T00:00:00Z</t:DueDate>
+  <t:PercentComplete>100</t:PercentComplete><t:StartDate>2026-11-01T00:00:00Z</t:StartDate><t:Status>Completed</t:Status>
+</t:Task></m:Items></m:CreateItem>"#,
+    );
+    let task = attr_after(&made, "<t:ItemId", "Id");
+    let got = get_item(&sim, &task, "");
+    assert!(
+        got.contains("<t:Status>Completed</t:Status>") && got.contains("&lt;b&gt;now"),
+        "{got}"
+    );
+    let made = call(
+        &sim,
+        r#"<m:CreateItem><m:Items><t:DistributionList><t:DisplayName>Team</t:DisplayName>
+  <t:Members><t:Member><t:Mailbox><t:Name>Ann</t:Name><t:EmailAddress>ann@example.org</t:EmailAddress></t:Mailbox></t:Member></t:Members>
+</t:DistributionList></m:Items></m:CreateItem>"#,
+    );
+    let list = attr_after(&made, "<t:ItemId", "Id");
+    let got = get_item(&sim, &list, "");
+    assert!(
+        got.contains("<t:EmailAddress>ann@example.org</t:EmailAddress>"),
+        "{got}"
+    );
+    assert!(
+        got.contains("<t:ItemClass>IPM.DistList</t:ItemClass>"),
+        "{got}"
+    );
+    assert_eq!(sim.items(USER, "contacts").len(), 1);
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
