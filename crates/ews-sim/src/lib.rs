@@ -231,6 +231,14 @@ impl EwsSim {
         Some(ops::inspect(mb, i, &Shape::everything()))
     }
 
+    /// The inbox rules of a mailbox as XML (`t:Rule`, RuleId included), in stored order.
+    pub fn rules(&self, mailbox: &str) -> Vec<String> {
+        let st = self.shared.lock();
+        st.mailbox(mailbox)
+            .map(|mb| mb.rules.iter().map(ops::node_xml).collect())
+            .unwrap_or_default()
+    }
+
     /// The folders of a mailbox: (id, display name, folder class).
     pub fn folders(&self, mailbox: &str) -> Vec<(String, String, String)> {
         let st = self.shared.lock();

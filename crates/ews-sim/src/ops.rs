@@ -207,7 +207,7 @@ fn mailbox_mut<'a>(cx: &'a mut Cx<'_>) -> Result<&'a mut Mailbox, Fail> {
     ))
 }
 
-fn node_xml(n: &Node) -> String {
+pub fn node_xml(n: &Node) -> String {
     let mut w = W::default();
     w.node(n);
     w.0

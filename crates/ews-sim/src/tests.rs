@@ -798,3 +798,31 @@ fn a_task_and_a_distribution_list_round_trip() {
     assert_eq!(sim.items(USER, "contacts").len(), 1);
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
+
+#[test]
+fn a_request_without_a_server_version_is_refused_and_recorded() {
+    let sim = sim();
+    let body = envelope(GET_INBOX).replace(
+        r#"<t:RequestServerVersion Version="Exchange2013_SP1"/>"#,
+        "",
+    );
+    let (status, text) = post(&sim, &basic(USER, PASSWORD), &body);
+    assert_eq!(status, 500);
+    assert!(text.contains("ErrorInvalidServerVersion"), "{text}");
+    assert_eq!(sim.violations().len(), 1);
+}
+
+#[test]
+fn an_operation_the_simulator_lacks_is_a_violation() {
+    let sim = sim();
+    let (status, _) = post(
+        &sim,
+        &basic(USER, PASSWORD),
+        &envelope(
+            r#"<m:EmptyFolder DeleteType="HardDelete" DeleteSubFolders="false"><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:EmptyFolder>"#,
+        ),
+    );
+    assert_eq!(status, 500);
+    let v = sim.violations();
+    assert!(v.len() == 1 && v[0].contains("not implemented"), "{v:#?}");
+}
