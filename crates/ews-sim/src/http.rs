@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State as AxState;
+use axum::extract::{DefaultBodyLimit, State as AxState};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -45,6 +45,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/EWS/Exchange.asmx", post(ews))
         .route("/autodiscover/autodiscover.xml", post(autodiscover))
         .route("/Autodiscover/Autodiscover.xml", post(autodiscover))
+        // Contact photos and large bodies: Exchange accepts requests far above axum's 2 MB
+        // default.
+        .layer(DefaultBodyLimit::max(64 << 20))
         .with_state(shared)
 }
 

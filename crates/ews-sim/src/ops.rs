@@ -7,7 +7,7 @@ use crate::occurrence;
 use crate::soap::{W, escape, t, t_text, with_attrs};
 use crate::state::{
     Attachment, Folder, Item, Mailbox, State, Tombstone, folder_id_node, folder_node, normalize,
-    sort_children, type_of,
+    sort_children, type_of, utc_times,
 };
 use crate::xml::Node;
 
@@ -496,6 +496,15 @@ fn item_out(mb: &Mailbox, item: &Item, shape: &Shape, find: bool) -> Node {
             bool_str(!item.attachments.is_empty()),
         ));
     }
+    // A contact photo makes HasPicture true, as Exchange computes it.
+    let photo = item
+        .attachments
+        .iter()
+        .any(|a| kid_text(&a.node, "IsContactPhoto") == Some("true"));
+    if n.name.local == "Contact" && (!shape.id_only || asked("HasPicture")) {
+        n.children.retain(|c| c.name.local != "HasPicture");
+        n.children.push(t_text("HasPicture", bool_str(photo)));
+    }
     if (!shape.id_only || asked("Attachments")) && !item.attachments.is_empty() {
         let mut list = t("Attachments");
         for a in &item.attachments {
@@ -675,6 +684,7 @@ fn update_item(
     if item.master.is_none() {
         normalize(&mut item.node);
     } else {
+        utc_times(&mut item.node);
         let ty = type_of(&item.node.name.local);
         sort_children(&mut item.node, ty);
     }

@@ -9,18 +9,38 @@ use crate::schema::{self, Particle, Term, Type};
 use crate::soap::{t, t_text, with_attrs};
 use crate::xml::{Name, Node, TYPES};
 
-/// The distinguished folders every mailbox has: id, display name, folder class, parent.
-const DISTINGUISHED: &[(&str, &str, &str, Option<&str>)] = &[
-    ("msgfolderroot", "Top of Information Store", "", None),
-    ("inbox", "Inbox", "IPF.Note", Some("msgfolderroot")),
-    ("contacts", "Contacts", "IPF.Contact", Some("msgfolderroot")),
+/// The folders every new mailbox has: distinguished id (None for a system folder that has
+/// none), display name, folder class, parent. Besides the distinguished folders, Exchange
+/// Online keeps hidden system folders of contact and calendar classes (the recipient cache,
+/// the birthdays calendar): a client listing contact or calendar folders must tell them
+/// from the user's, so the simulator has them too.
+const INITIAL: &[(Option<&str>, &str, &str, &str)] = &[
+    (Some("msgfolderroot"), "Top of Information Store", "", ""),
+    (Some("inbox"), "Inbox", "IPF.Note", "msgfolderroot"),
+    (Some("drafts"), "Drafts", "IPF.Note", "msgfolderroot"),
+    (Some("sentitems"), "Sent Items", "IPF.Note", "msgfolderroot"),
     (
-        "calendar",
+        Some("deleteditems"),
+        "Deleted Items",
+        "IPF.Note",
+        "msgfolderroot",
+    ),
+    (Some("junkemail"), "Junk Email", "IPF.Note", "msgfolderroot"),
+    (Some("contacts"), "Contacts", "IPF.Contact", "msgfolderroot"),
+    (
+        None,
+        "Recipient Cache",
+        "IPF.Contact.RecipientCache",
+        "contacts",
+    ),
+    (
+        Some("calendar"),
         "Calendar",
         "IPF.Appointment",
-        Some("msgfolderroot"),
+        "msgfolderroot",
     ),
-    ("tasks", "Tasks", "IPF.Task", Some("msgfolderroot")),
+    (None, "Birthdays", "IPF.Appointment.Birthday", "calendar"),
+    (Some("tasks"), "Tasks", "IPF.Task", "msgfolderroot"),
 ];
 
 #[derive(Clone, Debug)]
@@ -148,14 +168,16 @@ impl State {
             seq: 0,
         };
         let mut ids: HashMap<&str, String> = HashMap::new();
-        for (dist, name, class, parent) in DISTINGUISHED {
+        for (dist, name, class, parent) in INITIAL {
             let id = self.new_id("Fld");
-            ids.insert(dist, id.clone());
+            if let Some(d) = dist {
+                ids.insert(d, id.clone());
+            }
             mb.folders.push(Folder {
                 id,
                 change_key: self.new_change_key(),
-                parent: parent.and_then(|p| ids.get(p).cloned()),
-                distinguished: Some((*dist).to_owned()),
+                parent: ids.get(parent).cloned(),
+                distinguished: dist.map(str::to_owned),
                 name: (*name).to_owned(),
                 class: (*class).to_owned(),
                 seq: 0,
@@ -297,8 +319,63 @@ pub fn normalize(node: &mut Node) {
         node.children.retain(|c| c.name.local != "CalendarItemType");
         node.children.push(t_text("CalendarItemType", kind));
     }
+    utc_times(node);
     let ty = type_of(&node.name.local);
     sort_children(node, ty);
+}
+
+/// Exchange keeps times in UTC and answers them so (`2026-12-01T08:00:00Z` for a Start sent
+/// as `2026-12-01T09:00:00+01:00`): the item's `xs:dateTime` fields are stored that way, so
+/// a client comparing what it wrote with what it reads meets what it would meet on Exchange.
+/// Times without an offset are kept as given.
+pub fn utc_times(node: &mut Node) {
+    let ty = type_of(&node.name.local);
+    let mut fields = Vec::new();
+    collect_types(&Name::new(TYPES, ty), &mut fields, 0);
+    for c in &mut node.children {
+        let is_time = fields
+            .iter()
+            .any(|(n, t)| *n == c.name.local && t.ns == crate::xml::XSD && t.local == "dateTime");
+        if is_time && let Ok(t) = chrono::DateTime::parse_from_rfc3339(c.text.trim()) {
+            c.text = t
+                .to_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        }
+    }
+}
+
+/// Element names and types of a complex type's content (its bases' included).
+fn collect_types(ty: &Name, out: &mut Vec<(String, Name)>, depth: usize) {
+    if depth > 12 {
+        return;
+    }
+    let s = schema::published();
+    let Some(Type::Complex(c)) = s.resolve_type(ty) else {
+        return;
+    };
+    if let Some((base, true)) = &c.base {
+        collect_types(base, out, depth + 1);
+    }
+    fn walk(p: &Particle, out: &mut Vec<(String, Name)>, depth: usize) {
+        if depth > 24 {
+            return;
+        }
+        match &p.term {
+            Term::Element { name, ty } => out.push((name.local.clone(), ty.clone())),
+            Term::Sequence(ps) | Term::Choice(ps) | Term::All(ps) => {
+                ps.iter().for_each(|q| walk(q, out, depth + 1))
+            }
+            Term::Group(g) => {
+                if let Some(q) = schema::published().groups.get(g) {
+                    walk(q, out, depth + 1)
+                }
+            }
+            Term::Ref(_) | Term::Any => {}
+        }
+    }
+    if let Some(p) = &c.particle {
+        walk(p, out, depth);
+    }
 }
 
 /// The element names of a complex type's content, in the order its sequence (and its
