@@ -48,7 +48,12 @@ fn folder_not_found(what: &str) -> Fail {
 pub fn run(cx: &mut Cx<'_>, op: &str, req: &Node) -> Result<String, Fail> {
     let mut w = W::default();
     match op {
-        "GetFolder" => each(&mut w, op, "", folder_ids(req), |id| get_folder(cx, &id)),
+        "GetFolder" => {
+            let shape = Shape::read(kid(req, "FolderShape"));
+            each(&mut w, op, "", folder_ids(req), |id| {
+                get_folder(cx, &shape, &id)
+            })
+        }
         "FindFolder" => each(&mut w, op, "", folder_ids(req), |id| {
             find_folder(cx, req, &id)
         }),
@@ -215,19 +220,30 @@ pub fn node_xml(n: &Node) -> String {
 
 // ---- folders ----
 
-fn get_folder(cx: &mut Cx<'_>, id: &str) -> Result<String, Fail> {
+fn get_folder(cx: &mut Cx<'_>, shape: &Shape, id: &str) -> Result<String, Fail> {
     let mb = mailbox(cx)?;
     let f = mb.folder(id).ok_or_else(|| folder_not_found(id))?;
     Ok(format!(
         "<m:Folders>{}</m:Folders>",
-        node_xml(&folder_node(mb, f))
+        node_xml(&shaped_folder(mb, f, shape))
     ))
+}
+
+/// A folder in a FolderShape: IdOnly is the FolderId and the properties asked for.
+fn shaped_folder(mb: &Mailbox, f: &Folder, shape: &Shape) -> Node {
+    let mut n = folder_node(mb, f);
+    if shape.id_only {
+        n.children
+            .retain(|c| c.name.local == "FolderId" || shape.extra.iter().any(|p| p.covers(c)));
+    }
+    n
 }
 
 fn find_folder(cx: &mut Cx<'_>, req: &Node, parent: &str) -> Result<String, Fail> {
     let mb = mailbox(cx)?;
     let root = mb.folder(parent).ok_or_else(|| folder_not_found(parent))?;
     let deep = req.attr("Traversal") == Some("Deep");
+    let shape = Shape::read(kid(req, "FolderShape"));
     let mut found: Vec<&Folder> = Vec::new();
     let mut todo = vec![root.id.clone()];
     while let Some(p) = todo.pop() {
@@ -257,7 +273,7 @@ fn find_folder(cx: &mut Cx<'_>, req: &Node, parent: &str) -> Result<String, Fail
     );
     w.open("t:Folders", &[]);
     for f in page {
-        w.node(&folder_node(mb, f));
+        w.node(&shaped_folder(mb, f, &shape));
     }
     w.close("t:Folders");
     w.close("m:RootFolder");
@@ -304,6 +320,7 @@ fn create_folder(cx: &mut Cx<'_>, parent: &str, f: &Node) -> Result<String, Fail
 
 fn sync_hierarchy(cx: &mut Cx<'_>, req: &Node) -> Result<String, Fail> {
     let since = sync_state(kid_text(req, "SyncState"), 'H')?;
+    let shape = Shape::read(kid(req, "FolderShape"));
     let mb = mailbox(cx)?;
     let mut w = W::default();
     w.leaf("m:SyncState", &format!("H{}", mb.seq));
@@ -317,7 +334,7 @@ fn sync_hierarchy(cx: &mut Cx<'_>, req: &Node) -> Result<String, Fail> {
         };
         if new {
             w.open("t:Create", &[]);
-            w.node(&folder_node(mb, f));
+            w.node(&shaped_folder(mb, f, &shape));
             w.close("t:Create");
         }
     }
@@ -348,6 +365,8 @@ pub struct Shape {
     id_only: bool,
     extra: Vec<Path>,
     mime: bool,
+    /// `t:BodyType`: the body converted to Text or HTML, as Exchange does.
+    body_type: Option<String>,
     /// For inspection: every extended property, asked for or not.
     all_extended: bool,
 }
@@ -358,6 +377,7 @@ impl Shape {
             id_only: false,
             extra: Vec::new(),
             mime: false,
+            body_type: None,
             all_extended: true,
         }
     }
@@ -368,6 +388,7 @@ impl Shape {
                 id_only: false,
                 extra: Vec::new(),
                 mime: false,
+                body_type: None,
                 all_extended: false,
             };
         };
@@ -377,6 +398,9 @@ impl Shape {
                 .map(|a| a.children.iter().filter_map(Path::read).collect())
                 .unwrap_or_default(),
             mime: kid_text(n, "IncludeMimeContent") == Some("true"),
+            body_type: kid_text(n, "BodyType")
+                .filter(|b| *b != "Best")
+                .map(str::to_owned),
             all_extended: false,
         }
     }
@@ -475,6 +499,11 @@ fn item_out(mb: &Mailbox, item: &Item, shape: &Shape, find: bool) -> Node {
         }
         asked || !shape.id_only
     });
+    if let Some(want) = &shape.body_type
+        && let Some(body) = n.children.iter_mut().find(|c| c.name.local == "Body")
+    {
+        convert_body(body, want);
+    }
     n.children.push(with_attrs(
         t("ItemId"),
         &[("Id", &item.id), ("ChangeKey", &item.change_key)],
@@ -919,7 +948,6 @@ fn matches(item: &Node, expr: &Node) -> bool {
 /// Changes of one folder since a sync state: items created, changed and deleted after the
 /// change number the state holds, oldest first, at most MaxChangesReturned of them.
 fn sync_items(cx: &mut Cx<'_>, req: &Node) -> Result<String, Fail> {
-    let since = sync_state(kid_text(req, "SyncState"), 'I')?.unwrap_or(0);
     let folder = kid(req, "SyncFolderId")
         .and_then(|f| f.children.first())
         .map(folder_ref)
@@ -932,6 +960,18 @@ fn sync_items(cx: &mut Cx<'_>, req: &Node) -> Result<String, Fail> {
     let f = mb
         .folder(&folder)
         .ok_or_else(|| folder_not_found(&folder))?;
+    // A state names its folder: Exchange refuses one from another folder.
+    let given = kid_text(req, "SyncState").unwrap_or_default();
+    let since = match given.split_once('.') {
+        None if given.is_empty() => 0,
+        Some((seq, fid)) if fid == f.id => sync_state(Some(seq), 'I')?.unwrap_or(0),
+        _ => {
+            return Err((
+                "ErrorInvalidSyncStateData",
+                format!("Synchronization state data is corrupt or otherwise invalid ({given:?})."),
+            ));
+        }
+    };
     enum Change<'a> {
         Create(&'a Item),
         Update(&'a Item),
@@ -963,7 +1003,7 @@ fn sync_items(cx: &mut Cx<'_>, req: &Node) -> Result<String, Fail> {
         changes.last().map(|(s, _)| *s).unwrap_or(since)
     };
     let mut w = W::default();
-    w.leaf("m:SyncState", &format!("I{state}"));
+    w.leaf("m:SyncState", &format!("I{state}.{}", f.id));
     w.leaf("m:IncludesLastItemInRange", bool_str(all));
     w.open("m:Changes", &[]);
     for (_, c) in changes {
@@ -1191,4 +1231,111 @@ mod rules {
             _ => Ok(()),
         }
     }
+}
+
+/// Converts a body to the BodyType asked for: HTML to text by dropping the markup (line
+/// breaks for block ends, entities decoded), text to HTML in a minimal document, as
+/// Exchange answers a `t:BodyType` different from the stored one.
+fn convert_body(body: &mut Node, want: &str) {
+    let have = body.attr("BodyType").unwrap_or("Text").to_owned();
+    if have.eq_ignore_ascii_case(want) {
+        return;
+    }
+    body.text = if want == "Text" {
+        html_to_text(&body.text)
+    } else {
+        let escaped = crate::soap::escape(&body.text).replace('\n', "<br>\n");
+        format!("<html><body>{escaped}</body></html>")
+    };
+    for (k, v) in &mut body.attrs {
+        if k.ns.is_empty() && k.local == "BodyType" {
+            *v = want.to_owned();
+        }
+    }
+}
+
+fn html_to_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(lt) = rest.find('<') {
+        out.push_str(&rest[..lt]);
+        let Some(gt) = rest[lt..].find('>') else {
+            rest = "";
+            break;
+        };
+        let tag = rest[lt + 1..lt + gt].trim().to_ascii_lowercase();
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let closing = tag.starts_with('/');
+        if name == "br"
+            || (closing
+                && matches!(
+                    name.as_str(),
+                    "p" | "div" | "li" | "tr" | "h1" | "h2" | "h3"
+                ))
+        {
+            out.push('\n');
+        }
+        // Style and script contents are not text.
+        if !closing && matches!(name.as_str(), "style" | "script" | "head") {
+            let end = format!("</{name}");
+            match rest[lt..].to_ascii_lowercase().find(&end) {
+                Some(e) => {
+                    let after = lt + e;
+                    rest = &rest[after..];
+                    continue;
+                }
+                None => {
+                    rest = "";
+                    break;
+                }
+            }
+        }
+        rest = &rest[lt + gt + 1..];
+    }
+    out.push_str(rest);
+    decode_entities(&out).trim().to_owned()
+}
+
+fn decode_entities(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let Some(semi) = after.find(';').filter(|&i| i <= 8) else {
+            out.push('&');
+            rest = after;
+            continue;
+        };
+        let entity = &after[..semi];
+        let ch = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "nbsp" => Some(' '),
+            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match ch {
+            Some(c) => {
+                out.push(c);
+                rest = &after[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }

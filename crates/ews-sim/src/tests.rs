@@ -295,7 +295,8 @@ fn folders_are_created_found_and_got() {
     let id = attr_after(&text, "<t:FolderId", "Id");
     let found = call(
         &sim,
-        r#"<m:FindFolder Traversal="Deep"><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape>
+        r#"<m:FindFolder Traversal="Deep"><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape>
+  <t:AdditionalProperties><t:FieldURI FieldURI="folder:DisplayName"/></t:AdditionalProperties></m:FolderShape>
   <m:ParentFolderIds><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderIds></m:FindFolder>"#,
     );
     assert!(
@@ -303,6 +304,10 @@ fn folders_are_created_found_and_got() {
         "{found}"
     );
     assert!(found.contains(r#"TotalItemsInView="11""#), "{found}");
+    assert!(
+        !found.contains("<t:FolderClass>"),
+        "IdOnly and DisplayName only: {found}"
+    );
     let got = call(
         &sim,
         &format!(
@@ -464,6 +469,14 @@ fn a_sync_state_returns_only_the_changes_since_it() {
         "{changes}"
     );
     assert!(sync(&sim, "bogus", 10).contains("ErrorInvalidSyncStateData"));
+    // A state of another folder is refused too.
+    let tasks = call(
+        &sim,
+        r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>
+  <m:SyncFolderId><t:DistinguishedFolderId Id="tasks"/></m:SyncFolderId><m:MaxChangesReturned>10</m:MaxChangesReturned></m:SyncFolderItems>"#,
+    );
+    let tasks_state = element_text(&tasks, "m:SyncState");
+    assert!(sync(&sim, &tasks_state, 10).contains("ErrorInvalidSyncStateData"));
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
 
@@ -783,6 +796,18 @@ fn a_task_and_a_distribution_list_round_trip() {
     assert!(
         got.contains("<t:Status>Completed</t:Status>") && got.contains("&lt;b&gt;now"),
         "{got}"
+    );
+    // Asked as text, the HTML body comes without its markup.
+    let text = call(
+        &sim,
+        &format!(
+            r#"<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape><t:BodyType>Text</t:BodyType></m:ItemShape>
+  <m:ItemIds><t:ItemId Id="{task}"/></m:ItemIds></m:GetItem>"#
+        ),
+    );
+    assert!(
+        text.contains(r#"<t:Body BodyType="Text">now</t:Body>"#),
+        "{text}"
     );
     let made = call(
         &sim,
