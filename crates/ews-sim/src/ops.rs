@@ -81,8 +81,9 @@ pub fn run(cx: &mut Cx<'_>, op: &str, req: &Node) -> Result<String, Fail> {
                     req.attr("SendMeetingInvitations").map(str::to_owned),
                 ));
             }
+            let given = req.attr("SendMeetingInvitations").is_some();
             each(&mut w, op, "<m:Items/>", items, |i| {
-                create_item(cx, folder.as_deref(), i)
+                create_item(cx, folder.as_deref(), given, i)
             })
         }
         "GetItem" => {
@@ -111,7 +112,13 @@ pub fn run(cx: &mut Cx<'_>, op: &str, req: &Node) -> Result<String, Fail> {
                 .map(|i| i.children.clone())
                 .unwrap_or_default();
             let mode = req.attr("SendMeetingCancellations").map(str::to_owned);
-            each(&mut w, op, "", ids, |id| delete_item(cx, &id, mode.clone()))
+            let opts = DeleteOptions {
+                to_deleted_items: req.attr("DeleteType") == Some("MoveToDeletedItems"),
+                task_occurrences: req.attr("AffectedTaskOccurrences").is_some(),
+            };
+            each(&mut w, op, "", ids, |id| {
+                delete_item(cx, &id, mode.clone(), &opts)
+            })
         }
         "FindItem" => each(&mut w, op, "", folder_ids(req), |id| {
             find_item(cx, req, &id)
@@ -580,11 +587,22 @@ fn default_folder(item: &str) -> &'static str {
     }
 }
 
-fn create_item(cx: &mut Cx<'_>, folder: Option<&str>, item: Node) -> Result<String, Fail> {
+fn create_item(
+    cx: &mut Cx<'_>,
+    folder: Option<&str>,
+    invitations_given: bool,
+    item: Node,
+) -> Result<String, Fail> {
     let folder = folder
         .unwrap_or(default_folder(&item.name.local))
         .to_owned();
     let local = item.name.local.clone();
+    if local == "CalendarItem" && !invitations_given {
+        return Err((
+            "ErrorSendMeetingInvitationsRequired",
+            "SendMeetingInvitations attribute is required for Calendar items.".into(),
+        ));
+    }
     let mb = cx.mailbox.clone();
     let id = cx.state.insert_item(&mb, &folder, item)?;
     let mb = mailbox(cx)?;
@@ -674,7 +692,15 @@ fn update_item(
     let seq = mb.next_seq();
     let item = mb.item_mut(&tid).ok_or_else(|| not_found(&tid))?;
     if item.node.name.local == "CalendarItem" {
+        let absent = mode.is_none();
         cx_record(&mut cx.state.invitation_modes, "UpdateItem", mode);
+        if absent {
+            return Err((
+                "ErrorSendMeetingInvitationsOrCancellationsRequired",
+                "SendMeetingInvitationsOrCancellations attribute is required for Calendar items."
+                    .into(),
+            ));
+        }
     }
     let mb = mailbox_mut(cx)?;
     let item = mb.item_mut(&tid).ok_or_else(|| not_found(&tid))?;
@@ -820,13 +846,40 @@ fn delete_field(node: &mut Node, path: &Path) {
     }
 }
 
-fn delete_item(cx: &mut Cx<'_>, id: &Node, mode: Option<String>) -> Result<String, Fail> {
+struct DeleteOptions {
+    /// `DeleteType="MoveToDeletedItems"`: the item moves to Deleted Items (HardDelete and
+    /// SoftDelete remove it from the client's view alike).
+    to_deleted_items: bool,
+    /// Whether `AffectedTaskOccurrences` was given (Exchange requires it for tasks).
+    task_occurrences: bool,
+}
+
+fn delete_item(
+    cx: &mut Cx<'_>,
+    id: &Node,
+    mode: Option<String>,
+    opts: &DeleteOptions,
+) -> Result<String, Fail> {
     let tid = resolve(cx, id)?;
-    let is_calendar = mailbox(cx)?
+    let kind = mailbox(cx)?
         .item(&tid)
-        .is_some_and(|i| i.node.name.local == "CalendarItem");
-    if is_calendar {
+        .map(|i| i.node.name.local.clone())
+        .unwrap_or_default();
+    if kind == "CalendarItem" {
+        let absent = mode.is_none();
         cx_record(&mut cx.state.invitation_modes, "DeleteItem", mode);
+        if absent {
+            return Err((
+                "ErrorSendMeetingCancellationsRequired",
+                "SendMeetingCancellations attribute is required for Calendar items.".into(),
+            ));
+        }
+    }
+    if kind == "Task" && !opts.task_occurrences {
+        return Err((
+            "ErrorAffectedTaskOccurrencesRequired",
+            "AffectedTaskOccurrences attribute is required for Task items.".into(),
+        ));
     }
     let mb = mailbox_mut(cx)?;
     let seq = mb.next_seq();
@@ -854,13 +907,29 @@ fn delete_item(cx: &mut Cx<'_>, id: &Node, mode: Option<String>) -> Result<Strin
     let Some(pos) = mb.items.iter().position(|i| i.id == tid) else {
         return Err(not_found(&tid));
     };
-    let gone = mb.items.remove(pos);
-    mb.tombstones.push(Tombstone {
-        id: gone.id,
-        folder: gone.folder,
-        created: gone.created,
+    let bin = mb
+        .folder("deleteditems")
+        .map(|f| f.id.clone())
+        .filter(|bin| opts.to_deleted_items && *bin != mb.items[pos].folder);
+    let tomb = Tombstone {
+        id: mb.items[pos].id.clone(),
+        folder: mb.items[pos].folder.clone(),
+        created: mb.items[pos].created,
         seq,
-    });
+    };
+    mb.tombstones.push(tomb);
+    match bin {
+        // Moved: gone from its folder (a sync there reports a Delete), new in Deleted Items.
+        Some(bin) => {
+            let moved = &mut mb.items[pos];
+            moved.folder = bin;
+            moved.created = seq;
+            moved.seq = seq;
+        }
+        None => {
+            mb.items.remove(pos);
+        }
+    }
     Ok(String::new())
 }
 

@@ -264,17 +264,32 @@ fn calendar_writes_record_their_invitation_mode() {
     );
     let id = attr_after(&text, "<t:ItemId", "Id");
     assert_eq!(sim.invitations_sent(), 0);
+    // Exchange wants the mode said on every calendar write.
+    let unsaid = call(
+        &sim,
+        &format!(
+            r#"<m:UpdateItem ConflictResolution="AlwaysOverwrite"><m:ItemChanges><t:ItemChange><t:ItemId Id="{id}"/><t:Updates>
+  <t:SetItemField><t:FieldURI FieldURI="item:Subject"/><t:CalendarItem><t:Subject>x</t:Subject></t:CalendarItem></t:SetItemField>
+</t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        ),
+    );
+    assert!(
+        unsaid.contains("ErrorSendMeetingInvitationsOrCancellationsRequired"),
+        "{unsaid}"
+    );
+    assert_eq!(sim.invitations_sent(), 1);
     call(
         &sim,
         &format!(
             r#"<m:DeleteItem DeleteType="HardDelete" SendMeetingCancellations="SendToAllAndSaveCopy"><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:DeleteItem>"#
         ),
     );
-    assert_eq!(sim.invitations_sent(), 1);
+    assert_eq!(sim.invitations_sent(), 2);
     assert_eq!(
         sim.invitation_modes(),
         vec![
             ("CreateItem".to_owned(), Some("SendToNone".to_owned())),
+            ("UpdateItem".to_owned(), None),
             (
                 "DeleteItem".to_owned(),
                 Some("SendToAllAndSaveCopy".to_owned())
@@ -826,6 +841,25 @@ fn a_task_and_a_distribution_list_round_trip() {
         "{got}"
     );
     assert_eq!(sim.items(USER, "contacts").len(), 1);
+    // A task is deleted only with AffectedTaskOccurrences; MoveToDeletedItems moves it.
+    let refused = call(
+        &sim,
+        &format!(
+            r#"<m:DeleteItem DeleteType="MoveToDeletedItems"><m:ItemIds><t:ItemId Id="{task}"/></m:ItemIds></m:DeleteItem>"#
+        ),
+    );
+    assert!(
+        refused.contains("ErrorAffectedTaskOccurrencesRequired"),
+        "{refused}"
+    );
+    call(
+        &sim,
+        &format!(
+            r#"<m:DeleteItem DeleteType="MoveToDeletedItems" AffectedTaskOccurrences="AllOccurrences"><m:ItemIds><t:ItemId Id="{task}"/></m:ItemIds></m:DeleteItem>"#
+        ),
+    );
+    assert_eq!(sim.items(USER, "tasks").len(), 0);
+    assert_eq!(sim.items(USER, "deleteditems").len(), 1);
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
 
