@@ -20,6 +20,7 @@ pub mod xml;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -35,11 +36,39 @@ pub struct EwsSim {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A certificate chain and its private key, PEM files: the simulator then speaks HTTPS.
+#[derive(Clone, Debug)]
+pub struct Tls {
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
+}
+
+fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_pem)
+        .and_then(|i| i.collect())
+        .map_err(|e| format!("EWS simulator: cannot read {}: {e}", tls.cert_pem.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key_pem)
+        .map_err(|e| format!("EWS simulator: cannot read {}: {e}", tls.key_pem.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("EWS simulator: TLS setup: {e}"))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("EWS simulator: the certificate and key do not make a TLS server: {e}"))?;
+    Ok(Arc::new(config))
+}
+
 async fn launch(
     addr: SocketAddr,
+    tls: Option<Tls>,
 ) -> Result<(Arc<Shared>, SocketAddr, oneshot::Sender<()>), String> {
     // Parse the schema before the first request, not during it.
     schema::published();
+    let tls = tls.as_ref().map(server_config).transpose()?;
     let shared = Arc::new(Shared::new());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -47,20 +76,50 @@ async fn launch(
     let addr = listener
         .local_addr()
         .map_err(|e| format!("EWS simulator: cannot read the listening address: {e}"))?;
-    shared.lock().ews_url = format!("http://{addr}/EWS/Exchange.asmx");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    shared.lock().ews_url = format!("{scheme}://{addr}/EWS/Exchange.asmx");
     let (stop, stopped) = oneshot::channel::<()>();
     let app = http::router(shared.clone());
-    tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            eprintln!("EWS simulator: server error: {e}");
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                let shutdown = async {
+                    let _ = stopped.await;
+                };
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    eprintln!("EWS simulator: server error: {e}");
+                }
+            });
         }
-    });
+        Some(config) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            tokio::spawn(async move {
+                let mut stopped = stopped;
+                loop {
+                    let accepted = tokio::select! {
+                        _ = &mut stopped => break,
+                        a = listener.accept() => a,
+                    };
+                    let Ok((tcp, _)) = accepted else { continue };
+                    let acceptor = acceptor.clone();
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        // A client that refuses the certificate ends its handshake here.
+                        let Ok(stream) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let service = hyper_util::service::TowerToHyperService::new(app);
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        }
+    }
     Ok((shared, addr, stop))
 }
 
@@ -72,7 +131,12 @@ impl EwsSim {
 
     /// Starts a simulator on `addr`, on the current tokio runtime.
     pub async fn start_on(addr: SocketAddr) -> Result<EwsSim, String> {
-        let (shared, addr, stop) = launch(addr).await?;
+        EwsSim::start_with(addr, None).await
+    }
+
+    /// Starts a simulator on `addr`, speaking HTTPS with `tls` when given.
+    pub async fn start_with(addr: SocketAddr, tls: Option<Tls>) -> Result<EwsSim, String> {
+        let (shared, addr, stop) = launch(addr, tls).await?;
         Ok(EwsSim {
             shared,
             addr,
@@ -83,6 +147,11 @@ impl EwsSim {
 
     /// Starts a simulator on its own thread and runtime, for tests without one.
     pub fn spawn() -> Result<EwsSim, String> {
+        EwsSim::spawn_with(None)
+    }
+
+    /// As [`EwsSim::spawn`], speaking HTTPS with `tls` when given.
+    pub fn spawn_with(tls: Option<Tls>) -> Result<EwsSim, String> {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("ews-simulator".into())
@@ -99,7 +168,7 @@ impl EwsSim {
                     }
                 };
                 runtime.block_on(async move {
-                    match launch(SocketAddr::from(([127, 0, 0, 1], 0))).await {
+                    match launch(SocketAddr::from(([127, 0, 0, 1], 0)), tls).await {
                         Ok((shared, addr, stop_server)) => {
                             let (stop, stopped) = oneshot::channel::<()>();
                             let _ = tx.send(Ok((shared, addr, stop)));
@@ -128,14 +197,15 @@ impl EwsSim {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT/EWS/Exchange.asmx`: the plan's `ews.url`.
+    /// `http://127.0.0.1:PORT/EWS/Exchange.asmx` (https with TLS): the plan's `ews.url`.
     pub fn url(&self) -> String {
-        format!("http://{}/EWS/Exchange.asmx", self.addr)
+        self.shared.lock().ews_url.clone()
     }
 
-    /// `http://127.0.0.1:PORT/autodiscover/autodiscover.xml`.
+    /// `http://127.0.0.1:PORT/autodiscover/autodiscover.xml` (https with TLS).
     pub fn autodiscover_url(&self) -> String {
-        format!("http://{}/autodiscover/autodiscover.xml", self.addr)
+        self.url()
+            .replace("/EWS/Exchange.asmx", "/autodiscover/autodiscover.xml")
     }
 
     // ---- seeding ----

@@ -1,13 +1,14 @@
 //! `ews-sim`: the EWS simulator as a process, for the demo. It prints the EWS URL on its
 //! first stdout line and serves until SIGTERM or Ctrl-C; mailboxes come from the command
-//! line (`--mailbox ADDRESS:PASSWORD`, repeatable). Errors print as `error: …` with exit 1.
+//! line (`--mailbox ADDRESS:PASSWORD`, repeatable); `--tls-cert`/`--tls-key` make it HTTPS. Errors print as `error: …` with exit 1.
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ews_sim::EwsSim;
+use ews_sim::{EwsSim, Tls};
 
 /// Serve a simulated Exchange Web Services endpoint (a test and demo tool: it is not
 /// Exchange). Requests outside Microsoft's published schema are refused.
@@ -20,6 +21,12 @@ struct Args {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     listen: SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -47,7 +54,11 @@ fn run(args: Args) -> Result<(), String> {
     runtime.block_on(async {
         // Watched before the URL is printed: a SIGTERM right after must stop, not kill.
         let stop = stop_signal()?;
-        let sim = EwsSim::start_on(args.listen).await?;
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert_pem), Some(key_pem)) => Some(Tls { cert_pem, key_pem }),
+            _ => None,
+        };
+        let sim = EwsSim::start_with(args.listen, tls).await?;
         for (address, password) in &mailboxes {
             sim.add_mailbox(address, password);
         }

@@ -890,3 +890,126 @@ fn an_operation_the_simulator_lacks_is_a_violation() {
     let v = sim.violations();
     assert!(v.len() == 1 && v[0].contains("not implemented"), "{v:#?}");
 }
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it, made with the openssl
+/// command (as the Dovecot harness makes its own): (ca.pem, server.pem, server.key).
+fn test_certificates(dir: &std::path::Path) -> (std::path::PathBuf, super::Tls) {
+    let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("running openssl (is it installed?)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints = critical, CA:FALSE\nextendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509", "-days", "2", "-subj", "/CN=ews-sim test CA"][..],
+            &ec,
+            &["-keyout", &p("ca.key"), "-out", &p("ca.pem")],
+            &["-addext", "basicConstraints = critical, CA:TRUE"],
+            &["-addext", "keyUsage = critical, keyCertSign"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-subj", "/CN=127.0.0.1"][..],
+            &ec,
+            &["-keyout", &p("server.key"), "-out", &p("server.csr")],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-in",
+        &p("server.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-CAserial",
+        &p("ca.srl"),
+        "-extfile",
+        &p("server.ext"),
+        "-out",
+        &p("server.pem"),
+    ]);
+    (
+        dir.join("ca.pem"),
+        super::Tls {
+            cert_pem: dir.join("server.pem"),
+            key_pem: dir.join("server.key"),
+        },
+    )
+}
+
+#[test]
+fn the_simulator_speaks_https_with_a_given_certificate() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, tls) = test_certificates(dir.path());
+    let sim = EwsSim::spawn_with(Some(tls)).unwrap();
+    sim.add_mailbox(USER, PASSWORD);
+    assert!(sim.url().starts_with("https://127.0.0.1:"), "{}", sim.url());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut stream = rustls::StreamOwned::new(conn, TcpStream::connect(sim.addr()).unwrap());
+    let body = envelope(GET_INBOX);
+    write!(
+        stream,
+        "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        sim.addr(),
+        basic(USER, PASSWORD),
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    // The server may close without close_notify once the answer is sent.
+    let _ = stream.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains("<m:GetFolderResponseMessage ResponseClass=\"Success\">"),
+        "{text}"
+    );
+    // Plain HTTP on the TLS port gets no EWS answer.
+    assert!(
+        post_raw(&sim, "/EWS/Exchange.asmx", &basic(USER, PASSWORD), &body)
+            .map_or(true, |(status, _)| status != 200)
+    );
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
