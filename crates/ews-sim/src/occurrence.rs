@@ -78,15 +78,23 @@ pub fn nth(master: &Node, index: u32) -> Result<(String, String), Fail> {
         .and_then(|i| i.parse().ok())
         .unwrap_or(1)
         .max(1);
+    // No series reaches 100,000 occurrences; the bound keeps the arithmetic below in range
+    // whatever index a request gives.
+    if index > 100_000 || interval > 1_000 {
+        return Err(out_of_range(index));
+    }
     let n = index - 1;
+    let out_of_dates = || out_of_range(index);
     let at = match pattern.name.local.as_str() {
-        "DailyRecurrence" => start + Duration::days(i64::from(n * interval)),
+        "DailyRecurrence" => Duration::try_days(i64::from(n * interval))
+            .and_then(|d| start.checked_add_signed(d))
+            .ok_or_else(out_of_dates)?,
         "AbsoluteMonthlyRecurrence" => start
             .checked_add_months(Months::new(n * interval))
-            .ok_or_else(|| bad("a date out of range"))?,
+            .ok_or_else(out_of_dates)?,
         "AbsoluteYearlyRecurrence" => start
             .checked_add_months(Months::new(n * 12))
-            .ok_or_else(|| bad("a date out of range"))?,
+            .ok_or_else(out_of_dates)?,
         "WeeklyRecurrence" => {
             let days: Vec<chrono::Weekday> = text(pattern, "DaysOfWeek")
                 .unwrap_or_default()
@@ -109,7 +117,9 @@ pub fn nth(master: &Node, index: u32) -> Result<(String, String), Fail> {
                     }
                     seen += 1;
                 }
-                day += Duration::days(1);
+                day = day
+                    .checked_add_signed(Duration::days(1))
+                    .ok_or_else(out_of_dates)?;
                 if (day - start).num_days() > 366 * 50 {
                     return Err(out_of_range(index));
                 }
@@ -129,7 +139,7 @@ pub fn nth(master: &Node, index: u32) -> Result<(String, String), Fail> {
             }
             "EndDateRecurrence" => {
                 let end_date = text(range, "EndDate").and_then(|d| {
-                    NaiveDate::parse_from_str(&d[..d.len().min(10)], "%Y-%m-%d").ok()
+                    NaiveDate::parse_from_str(d.get(..10).unwrap_or(d), "%Y-%m-%d").ok()
                 });
                 if end_date.is_some_and(|e| at.date_naive() > e) {
                     return Err(out_of_range(index));
@@ -138,7 +148,10 @@ pub fn nth(master: &Node, index: u32) -> Result<(String, String), Fail> {
             _ => {}
         }
     }
-    Ok((write_time(at), write_time(at + (end - start))))
+    let until = at
+        .checked_add_signed(end - start)
+        .ok_or_else(out_of_dates)?;
+    Ok((write_time(at), write_time(until)))
 }
 
 /// The id of occurrence `index` of series `master_id`: the occurrence item already made,

@@ -733,6 +733,11 @@ fn a_series_round_trips_and_its_occurrences_are_modified_and_deleted() {
     assert!(
         occurrence(&sim, &master, 5).contains("ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange")
     );
+    // Any index a request gives is answered, never a panic.
+    assert!(
+        occurrence(&sim, &master, 2147483647)
+            .contains("ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange")
+    );
     // Move the second occurrence an hour later: an exception the series lists.
     let moved = call(
         &sim,
