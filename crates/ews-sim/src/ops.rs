@@ -587,6 +587,38 @@ fn default_folder(item: &str) -> &'static str {
     }
 }
 
+/// Properties Exchange computes and refuses to be set (`ErrorInvalidPropertySet`): the
+/// organizer above all, which a copied meeting cannot keep (it becomes the mailbox's).
+fn read_only(field: &str) -> bool {
+    matches!(
+        field,
+        "Organizer"
+            | "MyResponseType"
+            | "IsMeeting"
+            | "IsRecurring"
+            | "CalendarItemType"
+            | "AppointmentState"
+            | "Duration"
+            | "OriginalStart"
+            | "FirstOccurrence"
+            | "LastOccurrence"
+            | "ModifiedOccurrences"
+            | "DeletedOccurrences"
+            | "DateTimeCreated"
+            | "LastModifiedTime"
+            | "Size"
+            | "HasAttachments"
+            | "HasPicture"
+    )
+}
+
+fn invalid_set(field: &str) -> Fail {
+    (
+        "ErrorInvalidPropertySet",
+        format!("Set action is invalid for property. ({field} is read-only)"),
+    )
+}
+
 fn create_item(
     cx: &mut Cx<'_>,
     folder: Option<&str>,
@@ -601,6 +633,32 @@ fn create_item(
         return Err((
             "ErrorSendMeetingInvitationsRequired",
             "SendMeetingInvitations attribute is required for Calendar items.".into(),
+        ));
+    }
+    if let Some(c) = item.children.iter().find(|c| read_only(&c.name.local)) {
+        return Err(invalid_set(&c.name.local));
+    }
+    let mut item = item;
+    if local == "CalendarItem" {
+        // Exchange makes the mailbox the organizer of what it creates there.
+        let owner = cx.mailbox.clone();
+        let mut mailbox = t("Mailbox");
+        mailbox.children.push(t_text("Name", &owner));
+        mailbox.children.push(t_text("EmailAddress", &owner));
+        mailbox.children.push(t_text("RoutingType", "SMTP"));
+        let mut organizer = t("Organizer");
+        organizer.children.push(mailbox);
+        let meeting = item.children.iter().any(|c| {
+            matches!(
+                c.name.local.as_str(),
+                "RequiredAttendees" | "OptionalAttendees" | "Resources"
+            )
+        });
+        item.children.push(organizer);
+        item.children.push(t_text("IsMeeting", bool_str(meeting)));
+        item.children.push(t_text(
+            "MyResponseType",
+            if meeting { "Organizer" } else { "Unknown" },
         ));
     }
     let mb = cx.mailbox.clone();
@@ -716,6 +774,15 @@ fn update_item(
     let updates = kid(change, "Updates")
         .map(|u| u.children.as_slice())
         .unwrap_or(&[]);
+    // All or nothing: a read-only field anywhere refuses the whole change, as Exchange
+    // validates the change before applying it.
+    for u in updates {
+        if let Some(Path::Field(f)) = u.children.first().and_then(Path::read)
+            && read_only(&f)
+        {
+            return Err(invalid_set(&f));
+        }
+    }
     for u in updates {
         let Some(path) = u.children.first().and_then(Path::read) else {
             continue;

@@ -264,6 +264,15 @@ fn calendar_writes_record_their_invitation_mode() {
     );
     let id = attr_after(&text, "<t:ItemId", "Id");
     assert_eq!(sim.invitations_sent(), 0);
+    // The organizer cannot be set.
+    let organized = call(
+        &sim,
+        r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items><t:CalendarItem>
+  <t:Subject>Theirs</t:Subject><t:Start>2026-12-01T09:00:00Z</t:Start><t:End>2026-12-01T10:00:00Z</t:End>
+  <t:Organizer><t:Mailbox><t:EmailAddress>boss@example.com</t:EmailAddress></t:Mailbox></t:Organizer>
+</t:CalendarItem></m:Items></m:CreateItem>"#,
+    );
+    assert!(organized.contains("ErrorInvalidPropertySet"), "{organized}");
     // Exchange wants the mode said on every calendar write.
     let unsaid = call(
         &sim,
@@ -288,6 +297,7 @@ fn calendar_writes_record_their_invitation_mode() {
     assert_eq!(
         sim.invitation_modes(),
         vec![
+            ("CreateItem".to_owned(), Some("SendToNone".to_owned())),
             ("CreateItem".to_owned(), Some("SendToNone".to_owned())),
             ("UpdateItem".to_owned(), None),
             (
@@ -717,6 +727,9 @@ fn a_series_round_trips_and_its_occurrences_are_modified_and_deleted() {
         "<t:EmailAddress>b@example.com</t:EmailAddress>",
         "<t:ReminderMinutesBeforeStart>10</t:ReminderMinutesBeforeStart>",
         "<t:ItemClass>IPM.Appointment</t:ItemClass>",
+        // The mailbox organizes what is created in it.
+        "<t:Organizer><t:Mailbox><t:Name>jane@example.com</t:Name><t:EmailAddress>jane@example.com</t:EmailAddress>",
+        "<t:MyResponseType>Organizer</t:MyResponseType>",
         // Stored in UTC, as Exchange answers times.
         "<t:Start>2026-12-07T09:00:00Z</t:Start>",
     ] {
