@@ -224,6 +224,18 @@ async fn ews(AxState(shared): AxState<Arc<Shared>>, headers: HeaderMap, body: By
                 }
             },
         };
+        if st.status_next > 0 {
+            st.status_next -= 1;
+            let status =
+                StatusCode::from_u16(st.status_code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let mut response = (status, "").into_response();
+            if let Some(secs) = st.status_retry_after
+                && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+            {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return response;
+        }
         let cut = st.cut_next > 0;
         if cut {
             st.cut_next -= 1;

@@ -371,6 +371,16 @@ impl EwsSim {
         st.busy_backoff_ms = backoff_ms;
     }
 
+    /// The next `n` authenticated, schema-valid requests get a bare HTTP `status` (503 or
+    /// 429 as a front end or Exchange Online sends them), with `Retry-After` when given;
+    /// nothing is carried out.
+    pub fn fail_next_status(&self, n: usize, status: u16, retry_after_secs: Option<u64>) {
+        let mut st = self.shared.lock();
+        st.status_next = n;
+        st.status_code = status;
+        st.status_retry_after = retry_after_secs;
+    }
+
     /// The next `n` requests are carried out, but the connection breaks mid-response.
     pub fn cut_next(&self, n: usize) {
         self.shared.lock().cut_next = n;

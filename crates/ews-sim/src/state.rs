@@ -138,6 +138,11 @@ pub struct State {
     pub busy_next: usize,
     pub busy_backoff_ms: u64,
     pub cut_next: usize,
+    /// The next requests answered with a bare HTTP status (a front end's 503 or 429), and
+    /// the Retry-After seconds to send with it.
+    pub status_next: usize,
+    pub status_code: u16,
+    pub status_retry_after: Option<u64>,
     pub concurrency_limit: Option<usize>,
     pub in_flight: HashMap<String, usize>,
     /// The EWS URL autodiscover answers (set when the server starts).

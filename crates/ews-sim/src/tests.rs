@@ -612,6 +612,18 @@ fn a_contact_photo_is_attached_and_read_back() {
         ),
     );
     assert!(got.contains("<t:Content>/9j/4AAQ</t:Content>"), "{got}");
+    let gone = call(
+        &sim,
+        &format!(
+            r#"<m:DeleteAttachment><m:AttachmentIds><t:AttachmentId Id="{att}"/></m:AttachmentIds></m:DeleteAttachment>"#
+        ),
+    );
+    assert!(gone.contains(&format!(r#"RootItemId="{id}""#)), "{gone}");
+    let item = get_item(&sim, &id, "");
+    assert!(
+        item.contains("<t:HasPicture>false</t:HasPicture>"),
+        "{item}"
+    );
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
 
@@ -631,8 +643,11 @@ fn injected_busy_answers_carry_the_back_off() {
             "{text}"
         );
     }
+    sim.fail_next_status(1, 503, Some(7));
+    let (status, text) = post(&sim, &basic(USER, PASSWORD), &envelope(GET_INBOX));
+    assert_eq!(status, 503, "{text}");
     call(&sim, GET_INBOX);
-    assert_eq!(sim.request_count("GetFolder"), 3);
+    assert_eq!(sim.request_count("GetFolder"), 4);
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
 
