@@ -258,15 +258,7 @@ impl EwsSim {
         folder: &str,
         item_xml: &str,
     ) -> Result<String, String> {
-        let wrapped = format!("<w xmlns:t=\"{}\">{item_xml}</w>", xml::TYPES);
-        let mut root = xml::parse("the item", &wrapped)?;
-        if root.children.len() != 1 {
-            return Err(format!(
-                "insert_item takes one item element, got {}",
-                root.children.len()
-            ));
-        }
-        let node = root.children.remove(0);
+        let node = state::parse_item(item_xml).map_err(|e| format!("insert_item: {e}"))?;
         self.shared
             .lock()
             .insert_item(mailbox, folder, node)

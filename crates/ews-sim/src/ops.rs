@@ -138,6 +138,18 @@ pub fn run(cx: &mut Cx<'_>, op: &str, req: &Node) -> Result<String, Fail> {
                 create_attachment(cx, &parent, a)
             })
         }
+        "ExportItems" => {
+            let ids = kid(req, "ItemIds")
+                .map(|i| i.children.clone())
+                .unwrap_or_default();
+            each(&mut w, op, "", ids, |id| export_item(cx, &id))
+        }
+        "UploadItems" => {
+            let items = kid(req, "Items")
+                .map(|i| i.children.clone())
+                .unwrap_or_default();
+            each(&mut w, op, "", items, |i| upload_item(cx, &i))
+        }
         "GetAttachment" => each(&mut w, op, "<m:Attachments/>", attachment_ids(req), |id| {
             get_attachment(cx, &id)
         }),
@@ -1474,4 +1486,144 @@ fn decode_entities(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// What ExportItems hands out: opaque to the client (Exchange's is a fast-transfer stream),
+/// here a marked copy of the whole stored item, attachments with their content, so
+/// UploadItems gives back exactly what was exported, organizer and all.
+const EXPORT_MARK: &str = "ews-sim export v1\n";
+const OCCURRENCE_MARK: &str = "ews-sim occurrence ";
+
+fn export_item(cx: &mut Cx<'_>, id: &Node) -> Result<String, Fail> {
+    use base64::Engine;
+    let tid = resolve(cx, id)?;
+    let mb = mailbox(cx)?;
+    let item = mb.item(&tid).ok_or_else(|| not_found(&tid))?;
+    let mut whole = item.node.clone();
+    if !item.attachments.is_empty() {
+        let mut list = t("Attachments");
+        list.children
+            .extend(item.attachments.iter().map(|a| a.node.clone()));
+        whole.children.push(list);
+    }
+    let mut data = format!("{EXPORT_MARK}{}", node_xml(&whole));
+    // A series travels with its modified occurrences, as Exchange's stream carries them.
+    for occ in mb
+        .items
+        .iter()
+        .filter(|i| i.master.as_ref().is_some_and(|(m, _)| *m == tid))
+    {
+        if let Some((_, index)) = &occ.master
+            && kid_text(&occ.node, "CalendarItemType") == Some("Exception")
+        {
+            data.push_str(&format!(
+                "\n{OCCURRENCE_MARK}{index}\n{}",
+                node_xml(&occ.node)
+            ));
+        }
+    }
+    Ok(format!(
+        r#"<m:ItemId Id="{}" ChangeKey="{}"/><m:Data>{}</m:Data>"#,
+        escape(&item.id),
+        escape(&item.change_key),
+        base64::engine::general_purpose::STANDARD.encode(data)
+    ))
+}
+
+fn upload_item(cx: &mut Cx<'_>, upload: &Node) -> Result<String, Fail> {
+    use base64::Engine;
+    let corrupt = || {
+        (
+            "ErrorCorruptData",
+            "The data is corrupt (it was not made by ExportItems of this server).".to_owned(),
+        )
+    };
+    let data = kid_text(upload, "Data").unwrap_or_default();
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|_| corrupt())?;
+    let data = String::from_utf8(data).map_err(|_| corrupt())?;
+    let body = data.strip_prefix(EXPORT_MARK).ok_or_else(corrupt)?;
+    let separator = format!("\n{OCCURRENCE_MARK}");
+    let mut parts = body.split(&separator);
+    let node = crate::state::parse_item(parts.next().unwrap_or_default()).map_err(|_| corrupt())?;
+    let mut occurrences = Vec::new();
+    for part in parts {
+        let (index, xml) = part.split_once('\n').ok_or_else(corrupt)?;
+        let index: u32 = index.parse().map_err(|_| corrupt())?;
+        occurrences.push((index, crate::state::parse_item(xml).map_err(|_| corrupt())?));
+    }
+    let folder = kid(upload, "ParentFolderId")
+        .map(folder_ref)
+        .unwrap_or_default();
+    let action = upload.attr("CreateAction").unwrap_or("CreateNew");
+    let existing = kid(upload, "ItemId")
+        .and_then(|i| i.attr("Id"))
+        .and_then(|i| mailbox(cx).ok()?.item(i).map(|i| i.id.clone()));
+    let id = match (action, existing) {
+        ("Update" | "UpdateOrCreate", Some(id)) => {
+            let ck = cx.state.new_change_key();
+            let fresh = {
+                // The upload replaces the item's content; attachments come with it.
+                let mb = cx.mailbox.clone();
+                let scratch = cx.state.insert_item(&mb, &folder, node)?;
+                let mb = mailbox_mut(cx)?;
+                let pos = mb
+                    .items
+                    .iter()
+                    .position(|i| i.id == scratch)
+                    .ok_or_else(|| not_found(&scratch))?;
+                mb.items.remove(pos)
+            };
+            let mb = mailbox_mut(cx)?;
+            let seq = mb.next_seq();
+            let item = mb.item_mut(&id).ok_or_else(|| not_found(&id))?;
+            item.node = fresh.node;
+            item.attachments = fresh.attachments;
+            item.change_key = ck;
+            item.seq = seq;
+            id
+        }
+        ("Update", None) => {
+            return Err(not_found(
+                "UploadItems Update of an item that does not exist",
+            ));
+        }
+        _ => {
+            let mb = cx.mailbox.clone();
+            cx.state.insert_item(&mb, &folder, node)?
+        }
+    };
+    if !occurrences.is_empty() {
+        let mb_name = cx.mailbox.clone();
+        let mb = mailbox_mut(cx)?;
+        // The series' old exceptions give way to the uploaded ones.
+        mb.items
+            .retain(|i| i.master.as_ref().is_none_or(|(m, _)| *m != id));
+        for (index, occ) in occurrences {
+            let occ_id = cx.state.new_id("Occ");
+            let ck = cx.state.new_change_key();
+            let mb = mailbox_mut(cx)?;
+            let Some(master) = mb.item(&id) else { break };
+            let (folder, created) = (master.folder.clone(), master.created);
+            mb.items.push(Item {
+                id: occ_id.clone(),
+                change_key: ck,
+                folder,
+                node: occ,
+                attachments: Vec::new(),
+                created,
+                seq: created,
+                master: Some((id.clone(), index)),
+            });
+            occurrence::occurrence_changed(cx.state, &mb_name, &occ_id);
+        }
+    }
+    let mb = mailbox(cx)?;
+    let item = mb.item(&id).ok_or_else(|| not_found(&id))?;
+    Ok(format!(
+        r#"<m:ItemId Id="{}" ChangeKey="{}"/>"#,
+        escape(&item.id),
+        escape(&item.change_key)
+    ))
 }

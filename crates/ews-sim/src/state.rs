@@ -504,3 +504,17 @@ pub fn folder_node(mb: &Mailbox, f: &Folder) -> Node {
     }
     n
 }
+
+/// An item element from XML text whose `t:` prefix is not declared (seeding snippets,
+/// exported data).
+pub fn parse_item(item_xml: &str) -> Result<Node, String> {
+    let wrapped = format!("<w xmlns:t=\"{TYPES}\">{item_xml}</w>");
+    let mut root = crate::xml::parse("the item", &wrapped)?;
+    if root.children.len() != 1 {
+        return Err(format!(
+            "one item element expected, got {}",
+            root.children.len()
+        ));
+    }
+    Ok(root.children.remove(0))
+}

@@ -824,6 +824,49 @@ fn a_series_round_trips_and_its_occurrences_are_modified_and_deleted() {
     assert!(back.contains(&master), "{back}");
     // Only the series is listed in the folder.
     assert_eq!(sim.items(USER, "calendar").len(), 1);
+    // ExportItems / UploadItems carry the whole series to another mailbox: its organizer,
+    // its modified and deleted occurrences.
+    let exported = call(
+        &sim,
+        &format!(
+            r#"<m:ExportItems><m:ItemIds><t:ItemId Id="{master}"/></m:ItemIds></m:ExportItems>"#
+        ),
+    );
+    let data = element_text(&exported, "m:Data");
+    sim.add_mailbox("bob@example.com", "pw-bob");
+    let upload = |data: &str| {
+        let (status, text) = post(
+            &sim,
+            &basic("bob@example.com", "pw-bob"),
+            &envelope(&format!(
+                r#"<m:UploadItems><m:Items><t:Item CreateAction="CreateNew"><t:ParentFolderId Id="{}"/><t:Data>{data}</t:Data></t:Item></m:Items></m:UploadItems>"#,
+                sim.folders("bob@example.com")
+                    .into_iter()
+                    .find(|f| f.1 == "Calendar")
+                    .unwrap()
+                    .0
+            )),
+        );
+        assert_eq!(status, 200, "{text}");
+        text
+    };
+    let uploaded = upload(&data);
+    let copy = attr_after(&uploaded, "<m:ItemId", "Id");
+    let copied = sim.item("bob@example.com", &copy).unwrap();
+    assert!(
+        copied.contains("<t:EmailAddress>jane@example.com</t:EmailAddress>"),
+        "{copied}"
+    );
+    assert!(
+        copied.contains("<t:ModifiedOccurrences><t:Occurrence>") && !copied.contains(&exception),
+        "{copied}"
+    );
+    assert!(
+        copied.contains("<t:OriginalStart>2026-12-09T09:00:00Z</t:OriginalStart>"),
+        "{copied}"
+    );
+    assert!(copied.contains("<t:DeletedOccurrences>"), "{copied}");
+    assert!(upload("bm90IGFuIGV4cG9ydA==").contains("ErrorCorruptData"));
     assert_eq!(sim.invitations_sent(), 0);
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
