@@ -122,7 +122,7 @@ impl Mailbox {
         let default_id = format!("AAMkAGI2THVSAAA{n:08x}=");
         let mut props = body.as_object().cloned().unwrap_or_default();
         let extended = take_extended(&mut props);
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let now = now();
         match kind {
             Kind::Contact | Kind::Event => {
                 props.insert("createdDateTime".into(), json!(now));
@@ -184,7 +184,7 @@ impl Mailbox {
                 item.props.insert(k, v);
             }
             if matches!(item.kind, Kind::Contact | Kind::Event | Kind::Task) {
-                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let now = now();
                 item.props.insert("lastModifiedDateTime".into(), json!(now));
             }
             item.change += 1;
@@ -278,6 +278,13 @@ impl Mailbox {
             &item.default_id
         }
     }
+}
+
+/// The current time as Graph writes it. From `SystemTime`, so chrono needs no clock (and
+/// no time-zone database) of its own.
+fn now() -> String {
+    chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn change_key(item: &Item) -> String {
