@@ -19,6 +19,7 @@
 
 mod http;
 mod ops;
+mod recurrence;
 mod schema;
 mod store;
 

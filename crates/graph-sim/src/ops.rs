@@ -5,9 +5,11 @@
 //! mailbox's change sequence, and return only what changed after it (`@removed` for
 //! deletions); `If-Match` is compared with the item's current etag (412 when stale).
 
+use chrono::NaiveDate;
 use serde_json::{Value, json};
 
 use crate::http::{State, error};
+use crate::recurrence;
 use crate::store::{self, INBOX, Invitation, InvitationKind, Item, Kind, Mailbox};
 
 pub(crate) enum Reply {
@@ -49,6 +51,11 @@ enum Target {
     Delta(Kind, Option<String>),
     Photo(String),
     PhotoValue(String),
+    /// A series' occurrence not yet changed: the series' immutable id and the date.
+    Occurrence(String, NaiveDate),
+    /// A series' occurrences over a window, or its exceptions.
+    Instances(String),
+    Exceptions(String),
 }
 
 fn not_found() -> Reply {
@@ -79,6 +86,19 @@ fn target(mb: &Mailbox, template: &str, params: &[String]) -> Result<Target, Rep
         }
     };
     let p = |i: usize| params.get(i).map(String::as_str).unwrap_or_default();
+    // Only a series master has occurrences to list.
+    let series = |imm: String| -> Result<String, Reply> {
+        let ty = mb.items[&imm].props.get("type").and_then(Value::as_str);
+        if ty == Some("seriesMaster") {
+            Ok(imm)
+        } else {
+            Err(error(
+                400,
+                "ErrorInvalidRequest",
+                "the event is not a recurring series",
+            ))
+        }
+    };
     use Kind::*;
     Ok(match template {
         "contactFolders" => Target::Collection(ContactFolder, mb.default_contacts.clone()),
@@ -121,15 +141,35 @@ fn target(mb: &Mailbox, template: &str, params: &[String]) -> Result<Target, Rep
         "calendars/{calendar-id}/events" => Target::Collection(Event, live(p(0), Calendar)?),
         "calendars/{calendar-id}/events/{event-id}" => {
             let parent = live(p(0), Calendar)?;
-            Target::Item(Event, within(p(1), Event, &parent)?)
+            match mb.occurrence(p(1)).filter(|_| mb.resolve(p(1)).is_none()) {
+                Some((master, date)) if mb.items[&master].parent == parent => {
+                    Target::Occurrence(master, date)
+                }
+                _ => Target::Item(Event, within(p(1), Event, &parent)?),
+            }
         }
+        "calendars/{calendar-id}/events/{event-id}/instances"
+        | "calendars/{calendar-id}/events/{event-id}/exceptionOccurrences" => {
+            let parent = live(p(0), Calendar)?;
+            let master = series(within(p(1), Event, &parent)?)?;
+            if template.ends_with("instances") {
+                Target::Instances(master)
+            } else {
+                Target::Exceptions(master)
+            }
+        }
+        "events/{event-id}/instances" => Target::Instances(series(live(p(0), Event)?)?),
+        "events/{event-id}/exceptionOccurrences" => Target::Exceptions(series(live(p(0), Event)?)?),
         "calendars/{calendar-id}/events/delta()"
         | "calendars/{calendar-id}/calendarView/delta()" => {
             Target::Delta(Event, Some(live(p(0), Calendar)?))
         }
         "events" => Target::Collection(Event, mb.default_calendar.clone()),
         // `/events/{id}` reaches an event of any calendar of the mailbox.
-        "events/{event-id}" => Target::Item(Event, live(p(0), Event)?),
+        "events/{event-id}" => match mb.occurrence(p(0)).filter(|_| mb.resolve(p(0)).is_none()) {
+            Some((master, date)) => Target::Occurrence(master, date),
+            None => Target::Item(Event, live(p(0), Event)?),
+        },
         "events/delta()" | "calendarView/delta()" => {
             Target::Delta(Event, Some(mb.default_calendar.clone()))
         }
@@ -253,8 +293,97 @@ pub(crate) fn run(st: &mut State, user: &str, call: &Call) -> Reply {
                     InvitationKind::Cancellation,
                 );
             }
+            let exception_of = mb.items[&id]
+                .props
+                .get("seriesMasterId")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             mb.remove(&id);
+            // A deleted exception is a deleted occurrence of its series.
+            if let Some(master) = exception_of
+                && let Some(date) = id
+                    .rsplit_once(store::OCCURRENCE)
+                    .and_then(|(_, d)| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
+            {
+                mb.cancel(&master, date);
+            }
             Reply::Empty(204)
+        }
+        ("GET", Target::Occurrence(master, date)) => {
+            Reply::Json(200, mb.render_occurrence(&master, date, call.immutable))
+        }
+        ("PATCH", Target::Occurrence(master, date)) => {
+            if let Some(stale) = precondition(&mb.items[&master], call.if_match) {
+                return stale;
+            }
+            let id = mb.make_exception(
+                counter,
+                &master,
+                date,
+                call.body.cloned().unwrap_or(json!({})),
+            );
+            let item = &mb.items[&id];
+            invite(invitations, user, item, InvitationKind::Update);
+            Reply::Json(200, mb.render(item, call.immutable, None))
+        }
+        ("DELETE", Target::Occurrence(master, date)) => {
+            if let Some(stale) = precondition(&mb.items[&master], call.if_match) {
+                return stale;
+            }
+            invite(
+                invitations,
+                user,
+                &mb.items[&master],
+                InvitationKind::Cancellation,
+            );
+            mb.cancel(&master, date);
+            Reply::Empty(204)
+        }
+        ("GET", Target::Instances(master)) => {
+            let window = |name: &str| call.query(name).and_then(recurrence::parse_local);
+            let (Some(from), Some(to)) = (window("startDateTime"), window("endDateTime")) else {
+                return error(
+                    400,
+                    "ErrorInvalidParameter",
+                    "startDateTime and endDateTime must be date-times",
+                );
+            };
+            let item = &mb.items[&master];
+            let dates = item
+                .props
+                .get("recurrence")
+                .and_then(recurrence::dates)
+                .unwrap_or_default();
+            let mut out = Vec::new();
+            for date in dates {
+                let (start, end) = store::occurrence_times(item, date);
+                if start >= to || end <= from || mb.is_cancelled(item, date) {
+                    continue;
+                }
+                let exception = format!("{master}{}{}", store::OCCURRENCE, date.format("%Y%m%d"));
+                match mb.items.get(&exception).filter(|e| !e.removed) {
+                    Some(e) => out.push(mb.render(e, call.immutable, None)),
+                    None => out.push(mb.render_occurrence(&master, date, call.immutable)),
+                }
+            }
+            let skip: usize = call
+                .query("$skiptoken")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            page(call, out, skip, page_size, None)
+        }
+        ("GET", Target::Exceptions(master)) => {
+            let out: Vec<Value> = mb
+                .items
+                .values()
+                .filter(|i| {
+                    !i.removed
+                        && i.props.get("seriesMasterId").and_then(Value::as_str)
+                            == Some(master.as_str())
+                })
+                .map(|i| mb.render(i, call.immutable, None))
+                .collect();
+            page(call, out, 0, usize::MAX, None)
         }
         ("GET", Target::Delta(kind, scope)) => delta(mb, call, kind, scope, page_size),
         ("GET", Target::Photo(id)) => match mb.items[&id].photo {

@@ -7,7 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{NaiveDate, NaiveDateTime};
 use serde_json::{Map, Value, json};
+
+use crate::recurrence;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -205,7 +208,12 @@ impl Mailbox {
         let children: Vec<String> = self
             .items
             .values()
-            .filter(|i| i.parent == id && !i.removed)
+            .filter(|i| {
+                // A series' exceptions go with it.
+                let exception_of =
+                    i.props.get("seriesMasterId").and_then(Value::as_str) == Some(id);
+                (i.parent == id || exception_of) && !i.removed
+            })
             .map(|i| i.immutable_id.clone())
             .collect();
         for child in children {
@@ -216,6 +224,120 @@ impl Mailbox {
             item.removed = true;
             item.seq = seq;
         }
+    }
+
+    /// The series and date an occurrence id (`{series id}_OCC{yyyymmdd}`, either id form)
+    /// names, if that date is one of the series' and not cancelled.
+    pub fn occurrence(&self, id: &str) -> Option<(String, NaiveDate)> {
+        let (series, date) = id.rsplit_once(OCCURRENCE)?;
+        let date = NaiveDate::parse_from_str(date, "%Y%m%d").ok()?;
+        let master = self.resolve(series)?;
+        let item = &self.items[&master];
+        let dates = recurrence::dates(item.props.get("recurrence")?)?;
+        (dates.contains(&date) && !self.is_cancelled(item, date)).then_some((master, date))
+    }
+
+    pub fn is_cancelled(&self, master: &Item, date: NaiveDate) -> bool {
+        let tag = cancelled_tag(master, date);
+        master
+            .props
+            .get("cancelledOccurrences")
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.iter().any(|v| v.as_str() == Some(tag.as_str())))
+    }
+
+    /// Records an occurrence as deleted in its series.
+    pub fn cancel(&mut self, master: &str, date: NaiveDate) {
+        if let Some(item) = self.items.get_mut(master) {
+            let tag = cancelled_tag(item, date);
+            let list = item
+                .props
+                .entry("cancelledOccurrences")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Some(list) = list.as_array_mut() {
+                list.push(json!(tag));
+            }
+        }
+        self.touch(master);
+    }
+
+    /// The occurrence of `master` on `date` as the service shows it.
+    pub fn render_occurrence(&self, master: &str, date: NaiveDate, immutable: bool) -> Value {
+        let item = &self.items[master];
+        let mut v = self.render(item, immutable, None);
+        let (start, end) = occurrence_times(item, date);
+        let tz = |field: &str| {
+            item.props
+                .get(field)
+                .and_then(|s| s.get("timeZone"))
+                .cloned()
+        };
+        v["id"] = json!(format!(
+            "{}{OCCURRENCE}{}",
+            Mailbox::shown_id(item, immutable),
+            date.format("%Y%m%d")
+        ));
+        v["type"] = json!("occurrence");
+        v["seriesMasterId"] = json!(Mailbox::shown_id(item, immutable));
+        v["recurrence"] = Value::Null;
+        v["cancelledOccurrences"] = json!([]);
+        v["originalStart"] = json!(format!("{}Z", start.format("%Y-%m-%dT%H:%M:%S")));
+        v["start"] = json!({"dateTime": start.format("%Y-%m-%dT%H:%M:%S.0000000").to_string(), "timeZone": tz("start").unwrap_or(json!("UTC"))});
+        v["end"] = json!({"dateTime": end.format("%Y-%m-%dT%H:%M:%S.0000000").to_string(), "timeZone": tz("end").unwrap_or(json!("UTC"))});
+        v
+    }
+
+    /// Turns an occurrence into an exception item holding `patch` (its ids are the
+    /// occurrence's, as in Exchange) and returns its immutable id.
+    pub fn make_exception(
+        &mut self,
+        counter: &mut u64,
+        master: &str,
+        date: NaiveDate,
+        patch: Value,
+    ) -> String {
+        let item = self.items[master].clone();
+        let (start, _) = occurrence_times(&item, date);
+        let shown = self.render_occurrence(master, date, true);
+        let mut body = item.props.clone();
+        for k in [
+            "recurrence",
+            "cancelledOccurrences",
+            "createdDateTime",
+            "lastModifiedDateTime",
+            "iCalUId",
+            "type",
+        ] {
+            body.remove(k);
+        }
+        for k in ["start", "end"] {
+            body.insert(k.into(), shown[k].clone());
+        }
+        let imm = self.insert(counter, Kind::Event, &item.parent, Value::Object(body));
+        // The exception keeps the occurrence's ids and the series' iCalendar UID.
+        let mut exception = self.items.remove(&imm).unwrap_or_else(|| item.clone());
+        self.by_default.remove(&exception.default_id);
+        let day = date.format("%Y%m%d");
+        exception.immutable_id = format!("{}{OCCURRENCE}{day}", item.immutable_id);
+        exception.default_id = format!("{}{OCCURRENCE}{day}", item.default_id);
+        exception.props.insert("type".into(), json!("exception"));
+        exception
+            .props
+            .insert("seriesMasterId".into(), json!(item.immutable_id));
+        exception.props.insert(
+            "originalStart".into(),
+            json!(format!("{}Z", start.format("%Y-%m-%dT%H:%M:%S"))),
+        );
+        if let Some(uid) = item.props.get("iCalUId") {
+            exception.props.insert("iCalUId".into(), uid.clone());
+        }
+        let id = exception.immutable_id.clone();
+        self.by_default
+            .insert(exception.default_id.clone(), id.clone());
+        self.items.insert(id.clone(), exception);
+        self.update(&id, patch);
+        self.touch(master);
+        id
     }
 
     /// Live items of a kind in a container, in creation order.
@@ -285,6 +407,30 @@ impl Mailbox {
 fn now() -> String {
     chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// What separates a series id from an occurrence's date in an occurrence id.
+pub(crate) const OCCURRENCE: &str = "_OCC";
+
+fn cancelled_tag(master: &Item, date: NaiveDate) -> String {
+    format!("OID.{}.{}", master.default_id, date.format("%Y-%m-%d"))
+}
+
+/// Local start and end of a series' occurrence on `date`: the series' times of day and
+/// duration.
+pub(crate) fn occurrence_times(master: &Item, date: NaiveDate) -> (NaiveDateTime, NaiveDateTime) {
+    let at = |field: &str| {
+        master
+            .props
+            .get(field)
+            .and_then(|s| s.get("dateTime"))
+            .and_then(Value::as_str)
+            .and_then(recurrence::parse_local)
+    };
+    let start = at("start").unwrap_or_else(|| date.and_hms_opt(0, 0, 0).unwrap_or_default());
+    let end = at("end").unwrap_or(start);
+    let begin = date.and_time(start.time());
+    (begin, begin + (end - start))
 }
 
 fn change_key(item: &Item) -> String {

@@ -456,3 +456,74 @@ async fn rules_and_photos_round_trip() {
     assert_eq!(r.bytes().await.unwrap().to_vec(), vec![0xFF, 0xD8, 0xFF]);
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
+
+#[tokio::test]
+async fn a_series_expands_into_occurrences_that_become_exceptions_or_are_cancelled() {
+    let sim = sim().await;
+    let c = client();
+    let series = json!({
+        "subject": "Weekly",
+        "start": {"dateTime": "2026-12-07T10:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-12-07T10:30:00", "timeZone": "UTC"},
+        "recurrence": {
+            "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+            "range": {"type": "numbered", "startDate": "2026-12-07", "numberOfOccurrences": 4}
+        }
+    });
+    let (s, master) = send(c.post(url(&sim, "events")).json(&series)).await;
+    assert_eq!(
+        (s, master["type"].as_str()),
+        (201, Some("seriesMaster")),
+        "{master}"
+    );
+    let id = master["id"].as_str().unwrap().to_string();
+    let window = "startDateTime=2026-12-01T00:00:00Z&endDateTime=2027-01-01T00:00:00Z";
+    let instances = |sim: &GraphSim| url(sim, &format!("events/{id}/instances?{window}"));
+
+    let (s, page) = send(c.get(instances(&sim))).await;
+    assert_eq!(s, 200, "{page}");
+    let occurrences = page["value"].as_array().unwrap().clone();
+    assert_eq!(occurrences.len(), 4);
+    assert_eq!(occurrences[1]["type"], "occurrence");
+    assert_eq!(
+        occurrences[1]["start"]["dateTime"],
+        "2026-12-14T10:00:00.0000000"
+    );
+    assert_eq!(occurrences[1]["seriesMasterId"].as_str(), Some(id.as_str()));
+
+    // One occurrence moved (an exception), another deleted.
+    let second = occurrences[1]["id"].as_str().unwrap();
+    let moved = json!({"start": {"dateTime": "2026-12-15T09:00:00", "timeZone": "UTC"},
+                       "end": {"dateTime": "2026-12-15T09:30:00", "timeZone": "UTC"}});
+    let (s, exception) = send(c.patch(url(&sim, &format!("events/{second}"))).json(&moved)).await;
+    assert_eq!(
+        (s, exception["type"].as_str()),
+        (200, Some("exception")),
+        "{exception}"
+    );
+    assert_eq!(exception["id"].as_str(), Some(second));
+    assert_eq!(exception["iCalUId"], master["iCalUId"]);
+    let third = occurrences[2]["id"].as_str().unwrap();
+    let (s, _) = send(c.delete(url(&sim, &format!("events/{third}")))).await;
+    assert_eq!(s, 204);
+
+    let (_, page) = send(c.get(instances(&sim))).await;
+    let types: Vec<&str> = page["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, vec!["occurrence", "exception", "occurrence"]);
+    let (_, got) = send(c.get(url(&sim, &format!("events/{id}")))).await;
+    assert_eq!(got["cancelledOccurrences"].as_array().unwrap().len(), 1);
+    let (_, exceptions) =
+        send(c.get(url(&sim, &format!("events/{id}/exceptionOccurrences")))).await;
+    assert_eq!(exceptions["value"].as_array().unwrap().len(), 1);
+    // The calendar's list shows the series once, not its exception.
+    let (_, list) = send(c.get(url(&sim, "events"))).await;
+    assert_eq!(list["value"].as_array().unwrap().len(), 1);
+    let (s, _) = send(c.get(url(&sim, &format!("events/{third}")))).await;
+    assert_eq!(s, 404, "a cancelled occurrence is gone");
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}
