@@ -42,6 +42,8 @@ pub(crate) struct State {
     /// `METHOD path` of requests that did not ask for immutable ids.
     pub without_immutable: Vec<String>,
     pub page_size: usize,
+    /// Requests a mailbox may make per 10-minute window before 429 (Graph: 10,000).
+    pub window_limit: Option<u64>,
 }
 
 pub(crate) struct Shared {
@@ -78,12 +80,15 @@ pub(crate) fn error(status: u16, code: &str, message: &str) -> Reply {
     Reply::Json(status, json!({"error": {"code": code, "message": message}}))
 }
 
-fn window_now() -> u64 {
-    let secs = std::time::SystemTime::now()
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or_default();
-    secs / 600
+        .unwrap_or_default()
+}
+
+fn window_now() -> u64 {
+    unix_now() / 600
 }
 
 /// Releases the mailbox's concurrency slot however the request ends.
@@ -199,7 +204,15 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Resp
                 "The requested user is invalid.",
             ));
         }
-        *st.windows.entry((user.clone(), window_now())).or_default() += 1;
+        let window = window_now();
+        let count = st.windows.entry((user.clone(), window)).or_default();
+        *count += 1;
+        let count = *count;
+        if st.window_limit.is_some_and(|limit| count > limit) {
+            *st.throttled.entry(user.clone()).or_default() += 1;
+            let left = (window + 1) * 600 - unix_now();
+            return throttle(429, u32::try_from(left).unwrap_or(600));
+        }
         let fault = st.faults.get_mut(&user).and_then(VecDeque::pop_front);
         if fault.is_none() {
             let n = st.in_flight.entry(user.clone()).or_default();

@@ -154,6 +154,12 @@ impl GraphSim {
         self.shared.lock().page_size = n.max(1);
     }
 
+    /// Refuses a mailbox's requests past `limit` in a 10-minute window with 429 and the
+    /// seconds left in the window as `Retry-After`; None (the default) counts only.
+    pub fn set_window_limit(&self, limit: Option<u64>) {
+        self.shared.lock().window_limit = limit;
+    }
+
     /// Stores an item as a client POST would (checked against the definition) and returns
     /// its immutable id.
     pub fn insert(&self, mailbox: &str, into: Collection, item: Value) -> Result<String, SimError> {

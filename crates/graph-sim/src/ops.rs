@@ -5,7 +5,7 @@
 //! mailbox's change sequence, and return only what changed after it (`@removed` for
 //! deletions); `If-Match` is compared with the item's current etag (412 when stale).
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
 use serde_json::{Value, json};
 
 use crate::http::{State, error};
@@ -56,6 +56,8 @@ enum Target {
     /// A series' occurrences over a window, or its exceptions.
     Instances(String),
     Exceptions(String),
+    /// A calendar view's delta: single events and the occurrences of series, in a window.
+    ViewDelta(String),
 }
 
 fn not_found() -> Reply {
@@ -160,19 +162,18 @@ fn target(mb: &Mailbox, template: &str, params: &[String]) -> Result<Target, Rep
         }
         "events/{event-id}/instances" => Target::Instances(series(live(p(0), Event)?)?),
         "events/{event-id}/exceptionOccurrences" => Target::Exceptions(series(live(p(0), Event)?)?),
-        "calendars/{calendar-id}/events/delta()"
-        | "calendars/{calendar-id}/calendarView/delta()" => {
+        "calendars/{calendar-id}/events/delta()" => {
             Target::Delta(Event, Some(live(p(0), Calendar)?))
         }
+        "calendars/{calendar-id}/calendarView/delta()" => Target::ViewDelta(live(p(0), Calendar)?),
         "events" => Target::Collection(Event, mb.default_calendar.clone()),
         // `/events/{id}` reaches an event of any calendar of the mailbox.
         "events/{event-id}" => match mb.occurrence(p(0)).filter(|_| mb.resolve(p(0)).is_none()) {
             Some((master, date)) => Target::Occurrence(master, date),
             None => Target::Item(Event, live(p(0), Event)?),
         },
-        "events/delta()" | "calendarView/delta()" => {
-            Target::Delta(Event, Some(mb.default_calendar.clone()))
-        }
+        "events/delta()" => Target::Delta(Event, Some(mb.default_calendar.clone())),
+        "calendarView/delta()" => Target::ViewDelta(mb.default_calendar.clone()),
         "todo/lists" => Target::Collection(TaskList, String::new()),
         "todo/lists/{todoTaskList-id}" => Target::Item(TaskList, live(p(0), TaskList)?),
         "todo/lists/delta()" => Target::Delta(TaskList, Some(String::new())),
@@ -206,6 +207,29 @@ fn target(mb: &Mailbox, template: &str, params: &[String]) -> Result<Target, Rep
 }
 
 pub(crate) fn run(st: &mut State, user: &str, call: &Call) -> Reply {
+    let reply = operate(st, user, call);
+    match (call.method, call.query("$select"), reply) {
+        ("GET", Some(select), Reply::Json(200, mut v)) => {
+            let fields: Vec<&str> = select.split(',').map(str::trim).collect();
+            match v.get_mut("value").and_then(Value::as_array_mut) {
+                Some(items) => items.iter_mut().for_each(|i| keep(i, &fields)),
+                None => keep(&mut v, &fields),
+            }
+            Reply::Json(200, v)
+        }
+        (_, _, reply) => reply,
+    }
+}
+
+/// `$select`: the named properties, with the id and the annotations the service always
+/// sends.
+fn keep(item: &mut Value, fields: &[&str]) {
+    if let Some(map) = item.as_object_mut() {
+        map.retain(|k, _| k == "id" || k.contains('@') || fields.contains(&k.as_str()));
+    }
+}
+
+fn operate(st: &mut State, user: &str, call: &Call) -> Reply {
     let page_size = call.max_page.unwrap_or(st.page_size).max(1);
     let State {
         counter,
@@ -340,32 +364,11 @@ pub(crate) fn run(st: &mut State, user: &str, call: &Call) -> Reply {
             Reply::Empty(204)
         }
         ("GET", Target::Instances(master)) => {
-            let window = |name: &str| call.query(name).and_then(recurrence::parse_local);
-            let (Some(from), Some(to)) = (window("startDateTime"), window("endDateTime")) else {
-                return error(
-                    400,
-                    "ErrorInvalidParameter",
-                    "startDateTime and endDateTime must be date-times",
-                );
+            let (from, to) = match window(call) {
+                Ok(w) => w,
+                Err(reply) => return reply,
             };
-            let item = &mb.items[&master];
-            let dates = item
-                .props
-                .get("recurrence")
-                .and_then(recurrence::dates)
-                .unwrap_or_default();
-            let mut out = Vec::new();
-            for date in dates {
-                let (start, end) = store::occurrence_times(item, date);
-                if start >= to || end <= from || mb.is_cancelled(item, date) {
-                    continue;
-                }
-                let exception = format!("{master}{}{}", store::OCCURRENCE, date.format("%Y%m%d"));
-                match mb.items.get(&exception).filter(|e| !e.removed) {
-                    Some(e) => out.push(mb.render(e, call.immutable, None)),
-                    None => out.push(mb.render_occurrence(&master, date, call.immutable)),
-                }
-            }
+            let out = instances(mb, &master, from, to, call.immutable);
             let skip: usize = call
                 .query("$skiptoken")
                 .and_then(|t| t.parse().ok())
@@ -385,7 +388,11 @@ pub(crate) fn run(st: &mut State, user: &str, call: &Call) -> Reply {
                 .collect();
             page(call, out, 0, usize::MAX, None)
         }
-        ("GET", Target::Delta(kind, scope)) => delta(mb, call, kind, scope, page_size),
+        ("GET", Target::Delta(kind, scope)) => delta(mb, call, kind, scope, None, page_size),
+        ("GET", Target::ViewDelta(calendar)) => match window(call) {
+            Ok(w) => delta(mb, call, Kind::Event, Some(calendar), Some(w), page_size),
+            Err(reply) => reply,
+        },
         ("GET", Target::Photo(id)) => match mb.items[&id].photo {
             Some(_) => Reply::Json(200, json!({"id": "default", "height": 0, "width": 0})),
             None => not_found(),
@@ -484,7 +491,14 @@ fn page(
 
 /// A delta query: the first round lists what exists (as of the first page), a round from
 /// a deltaLink lists what changed after it, deletions as `@removed`.
-fn delta(mb: &Mailbox, call: &Call, kind: Kind, scope: Option<String>, page_size: usize) -> Reply {
+fn delta(
+    mb: &Mailbox,
+    call: &Call,
+    kind: Kind,
+    scope: Option<String>,
+    view: Option<(NaiveDateTime, NaiveDateTime)>,
+    page_size: usize,
+) -> Reply {
     // $skiptoken = "offset.since.upto"; $deltatoken = "since".
     let (skip, since, upto) = match (call.query("$skiptoken"), call.query("$deltatoken")) {
         (Some(t), _) => {
@@ -520,11 +534,25 @@ fn delta(mb: &Mailbox, call: &Call, kind: Kind, scope: Option<String>, page_size
         .filter(in_scope)
         .filter(|i| i.seq > since && i.seq <= upto)
         .filter(|i| since > 0 || !i.removed)
-        .map(|i| {
+        .flat_map(|i| {
             if i.removed {
-                json!({"id": Mailbox::shown_id(i, call.immutable), "@removed": {"reason": "deleted"}})
-            } else {
-                mb.render(i, call.immutable, None)
+                return vec![json!({"id": Mailbox::shown_id(i, call.immutable), "@removed": {"reason": "deleted"}})];
+            }
+            let Some((from, to)) = view else {
+                return vec![mb.render(i, call.immutable, None)];
+            };
+            // A calendar view shows a series as its occurrences in the window (its
+            // exceptions' changes touch the series), and single events in the window.
+            match i.props.get("type").and_then(Value::as_str) {
+                Some("seriesMaster") => instances(mb, &i.immutable_id, from, to, call.immutable),
+                Some("exception") => Vec::new(),
+                _ => {
+                    let at = |f: &str| i.props.get(f)?.get("dateTime")?.as_str().and_then(recurrence::parse_local);
+                    match (at("start"), at("end")) {
+                        (Some(start), Some(end)) if start >= to || end <= from => Vec::new(),
+                        _ => vec![mb.render(i, call.immutable, None)],
+                    }
+                }
             }
         })
         .collect();
@@ -535,4 +563,47 @@ fn delta(mb: &Mailbox, call: &Call, kind: Kind, scope: Option<String>, page_size
         page_size,
         Some((upto.to_string(), format!("{since}.{upto}"))),
     )
+}
+
+/// The `startDateTime`/`endDateTime` window of a calendar view or an instances read.
+fn window(call: &Call) -> Result<(NaiveDateTime, NaiveDateTime), Reply> {
+    let at = |name: &str| call.query(name).and_then(recurrence::parse_local);
+    match (at("startDateTime"), at("endDateTime")) {
+        (Some(from), Some(to)) => Ok((from, to)),
+        _ => Err(error(
+            400,
+            "ErrorInvalidParameter",
+            "startDateTime and endDateTime must be date-times",
+        )),
+    }
+}
+
+/// A series' occurrences in a window, changed ones as their exceptions, deleted ones left
+/// out.
+fn instances(
+    mb: &Mailbox,
+    master: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    immutable: bool,
+) -> Vec<Value> {
+    let item = &mb.items[master];
+    let dates = item
+        .props
+        .get("recurrence")
+        .and_then(recurrence::dates)
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for date in dates {
+        let (start, end) = store::occurrence_times(item, date);
+        if start >= to || end <= from || mb.is_cancelled(item, date) {
+            continue;
+        }
+        let exception = format!("{master}{}{}", store::OCCURRENCE, date.format("%Y%m%d"));
+        match mb.items.get(&exception).filter(|e| !e.removed) {
+            Some(e) => out.push(mb.render(e, immutable, None)),
+            None => out.push(mb.render_occurrence(master, date, immutable)),
+        }
+    }
+    out
 }

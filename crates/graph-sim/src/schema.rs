@@ -512,6 +512,25 @@ mod tests {
     }
 
     #[test]
+    fn answers_may_carry_read_only_properties_but_not_unknown_or_mistyped_ones() {
+        let s = schema();
+        let op = s
+            .operation("/users/{user-id}/contacts/{contact-id}", "GET")
+            .unwrap();
+        let answer = json!({
+            "@odata.etag": "W/\"x\"", "id": "AAk", "changeKey": "CQ",
+            "createdDateTime": "2026-11-28T10:00:00Z", "givenName": "A"
+        });
+        let errs = s.check_value(&answer, op.response.as_ref().unwrap(), Side::Response);
+        assert!(errs.is_empty(), "{errs:?}");
+        let drifted =
+            json!({"id": "AAk", "nickName": 3, "createdDateTime": "yesterday", "extra": true});
+        let errs = s.check_value(&drifted, op.response.as_ref().unwrap(), Side::Response);
+        let at: Vec<&str> = errs.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(at, vec!["$.createdDateTime", "$.extra", "$.nickName"]);
+    }
+
+    #[test]
     fn undeclared_and_missing_required_query_options_are_reported() {
         let s = schema();
         let m = s.match_path(&segs("/users/a/events/e/instances")).unwrap();

@@ -527,3 +527,141 @@ async fn a_series_expands_into_occurrences_that_become_exceptions_or_are_cancell
     assert_eq!(s, 404, "a cancelled occurrence is gone");
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
+
+#[tokio::test]
+async fn a_calendar_view_delta_shows_series_as_occurrences_in_its_window() {
+    let sim = sim().await;
+    let c = client();
+    let cal = sim
+        .insert(MB, Collection::Calendars, json!({"name": "Team"}))
+        .unwrap();
+    let at = |d: &str| json!({"dateTime": format!("{d}T09:00:00"), "timeZone": "UTC"});
+    let until = |d: &str| json!({"dateTime": format!("{d}T10:00:00"), "timeZone": "UTC"});
+    let events = Collection::Events(Some(cal.clone()));
+    sim.insert(
+        MB,
+        events.clone(),
+        json!({"subject": "in", "start": at("2026-12-02"), "end": until("2026-12-02")}),
+    )
+    .unwrap();
+    sim.insert(
+        MB,
+        events.clone(),
+        json!({"subject": "out", "start": at("2027-03-02"), "end": until("2027-03-02")}),
+    )
+    .unwrap();
+    let series = json!({
+        "subject": "daily", "start": at("2026-12-30"), "end": until("2026-12-30"),
+        "recurrence": {"pattern": {"type": "daily", "interval": 1},
+                       "range": {"type": "noEnd", "startDate": "2026-12-30"}}
+    });
+    let master = sim.insert(MB, events, series).unwrap();
+    let window = "startDateTime=2026-12-01T00:00:00Z&endDateTime=2027-01-01T00:00:00Z";
+    let (s, page) = send(c.get(url(
+        &sim,
+        &format!("calendars/{cal}/calendarView/delta?{window}"),
+    )))
+    .await;
+    assert_eq!(s, 200, "{page}");
+    let subjects: Vec<(&str, &str)> = page["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["subject"].as_str().unwrap(), e["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        subjects,
+        vec![
+            ("in", "singleInstance"),
+            ("daily", "occurrence"),
+            ("daily", "occurrence")
+        ]
+    );
+    let delta_link = page["@odata.deltaLink"].as_str().unwrap().to_string();
+    assert!(
+        delta_link.contains("startDateTime="),
+        "the window is kept: {delta_link}"
+    );
+    let (s, _) = send(c.delete(url(&sim, &format!("events/{master}")))).await;
+    assert_eq!(s, 204);
+    let (_, page) = send(c.get(&delta_link)).await;
+    assert_eq!(page["value"][0]["@removed"]["reason"], "deleted", "{page}");
+    // Without the window the request is outside the definition.
+    let (s, _) = send(c.get(url(&sim, &format!("calendars/{cal}/calendarView/delta")))).await;
+    assert_eq!(s, 400);
+    let at: Vec<String> = sim.violations().iter().map(|v| v.at.clone()).collect();
+    assert_eq!(at, vec!["query:startDateTime", "query:endDateTime"]);
+}
+
+#[tokio::test]
+async fn child_folders_nest_and_the_folder_delta_covers_them_all() {
+    let sim = sim().await;
+    let c = client();
+    let (_, top) = send(
+        c.post(url(&sim, "contactFolders"))
+            .json(&json!({"displayName": "Top"})),
+    )
+    .await;
+    let top_id = top["id"].as_str().unwrap();
+    let (s, child) = send(
+        c.post(url(&sim, &format!("contactFolders/{top_id}/childFolders")))
+            .json(&json!({"displayName": "Child"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{child}");
+    let (_, listed) = send(c.get(url(&sim, "contactFolders"))).await;
+    assert_eq!(
+        listed["value"].as_array().unwrap().len(),
+        1,
+        "only the top folder at the top"
+    );
+    let (_, delta) = send(c.get(url(&sim, "contactFolders/delta"))).await;
+    let names: Vec<&str> = delta["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["displayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Top", "Child"]);
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}
+
+#[tokio::test]
+async fn select_keeps_the_named_properties_and_the_id() {
+    let sim = sim().await;
+    sim.insert(
+        MB,
+        Collection::Contacts(None),
+        json!({"givenName": "A", "surname": "B"}),
+    )
+    .unwrap();
+    let (_, page) = send(client().get(url(&sim, "contacts?$select=surname"))).await;
+    let item = page["value"][0].as_object().unwrap();
+    let mut keys: Vec<&str> = item.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, vec!["@odata.etag", "id", "surname"]);
+}
+
+#[tokio::test]
+async fn past_the_window_limit_requests_get_429_until_the_window_ends() {
+    let sim = sim().await;
+    sim.set_window_limit(Some(2));
+    let c = client();
+    for _ in 0..2 {
+        assert_eq!(send(c.get(url(&sim, "contacts"))).await.0, 200);
+    }
+    let r = c
+        .get(url(&sim, "contacts"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u32 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=600).contains(&retry));
+    assert_eq!(sim.throttled(MB), 1);
+}
