@@ -46,8 +46,13 @@ pub(crate) struct State {
     pub window_limit: Option<u64>,
 }
 
+/// Decides what a token not configured with `add_mailbox`/`add_app_token` opens: a test
+/// plugs in its OAuth server (provider-sim's `user_of`/`expires_at`) here.
+pub(crate) type Resolver = Box<dyn Fn(&str) -> Option<crate::Grant> + Send + Sync>;
+
 pub(crate) struct Shared {
     state: Mutex<State>,
+    pub resolver: Mutex<Option<Resolver>>,
     /// While true, authenticated requests wait after taking their concurrency slot, so a
     /// test can hold several in flight at once without relying on timing.
     pub hold: tokio::sync::watch::Sender<bool>,
@@ -61,6 +66,7 @@ impl Shared {
         };
         Shared {
             state: Mutex::new(state),
+            resolver: Mutex::new(None),
             hold: tokio::sync::watch::channel(false).0,
         }
     }
@@ -181,9 +187,22 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Resp
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
+    let resolved = token.as_ref().and_then(|t| {
+        let resolver = shared.resolver.lock().unwrap_or_else(|e| e.into_inner());
+        resolver
+            .as_ref()
+            .and_then(|r| r(t))
+            .map(|grant| match grant {
+                crate::Grant::Mailbox(m) => Some(m.to_ascii_lowercase()),
+                crate::Grant::App => None,
+            })
+    });
     let fault = {
         let mut st = shared.lock();
-        let grant = token.as_ref().and_then(|t| st.tokens.get(t).cloned());
+        let grant = token
+            .as_ref()
+            .and_then(|t| st.tokens.get(t).cloned())
+            .or(resolved);
         match grant {
             None => {
                 return render(error(

@@ -665,3 +665,27 @@ async fn past_the_window_limit_requests_get_429_until_the_window_ends() {
     assert!((1..=600).contains(&retry));
     assert_eq!(sim.throttled(MB), 1);
 }
+
+#[tokio::test]
+async fn a_token_resolver_admits_the_tokens_an_oauth_server_issued() {
+    let sim = sim().await;
+    sim.set_token_resolver(|token| match token {
+        "issued-for-ada" => Some(Grant::Mailbox(MB.to_string())),
+        "issued-app" => Some(Grant::App),
+        _ => None,
+    });
+    let c = client();
+    for (token, status) in [
+        ("issued-for-ada", 200),
+        ("issued-app", 200),
+        ("expired", 401),
+    ] {
+        let r = c
+            .get(url(&sim, "contacts"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{token}");
+    }
+}
