@@ -41,6 +41,7 @@ pub(crate) struct State {
     pub windows: BTreeMap<(String, u64), u64>,
     /// `METHOD path` of requests that did not ask for immutable ids.
     pub without_immutable: Vec<String>,
+    pub log: Vec<crate::Logged>,
     pub page_size: usize,
     /// Requests a mailbox may make per 10-minute window before 429 (Graph: 10,000).
     pub window_limit: Option<u64>,
@@ -111,7 +112,22 @@ impl Drop for Slot<'_> {
     }
 }
 
+/// Serves a request and logs it with the status it got, whatever step answered it.
 async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Response {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let response = serve(&shared, req).await;
+    shared.lock().log.push(crate::Logged {
+        method,
+        path,
+        query,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+async fn serve(shared: &Arc<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
         return render(error(
@@ -252,7 +268,7 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Resp
         None => {}
     }
     let _slot = Slot {
-        shared: &shared,
+        shared,
         mailbox: user.clone(),
     };
     let mut hold = shared.hold.subscribe();

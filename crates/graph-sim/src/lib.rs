@@ -69,6 +69,25 @@ pub enum Fault {
     Cut,
 }
 
+/// One request the simulator received, with the status it answered (refused ones too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub method: String,
+    /// The path as sent, `/v1.0/users/…`.
+    pub path: String,
+    /// The raw query string.
+    pub query: String,
+    pub status: u16,
+}
+
+impl Logged {
+    /// Whether the request asked to change something (what a second, idempotent run must
+    /// not send).
+    pub fn is_write(&self) -> bool {
+        matches!(self.method.as_str(), "POST" | "PATCH" | "PUT" | "DELETE")
+    }
+}
+
 /// What a token opens, as a token resolver says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {
@@ -257,6 +276,11 @@ impl GraphSim {
         let st = self.shared.lock();
         let mb = st.mailboxes.get(&mailbox.to_ascii_lowercase())?;
         mb.items.get(&mb.resolve(contact)?)?.photo.clone()
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Logged> {
+        self.shared.lock().log.clone()
     }
 
     /// Every request or answer outside the published definition so far.

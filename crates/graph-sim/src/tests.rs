@@ -121,6 +121,21 @@ async fn a_contact_is_created_read_updated_with_if_match_and_deleted() {
     assert_eq!(s, 204);
     let (s, _) = send(c.get(url(&sim, &path))).await;
     assert_eq!(s, 404);
+    let log: Vec<(String, u16)> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.is_write())
+        .map(|r| (r.method.clone(), r.status))
+        .collect();
+    let expected = [
+        ("POST", 201),
+        ("POST", 201),
+        ("PATCH", 200),
+        ("PATCH", 412),
+        ("DELETE", 412),
+        ("DELETE", 204),
+    ];
+    assert_eq!(log, expected.map(|(m, s)| (m.to_string(), s)).to_vec());
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
 
