@@ -638,6 +638,7 @@ async fn child_folders_nest_and_the_folder_delta_covers_them_all() {
         .map(|f| f["displayName"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["Top", "Child"]);
+    assert_eq!(delta["value"][1]["parentFolderId"].as_str(), Some(top_id));
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
 
