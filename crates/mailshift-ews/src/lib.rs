@@ -6,6 +6,7 @@
 pub mod autodiscover;
 pub mod client;
 pub mod config;
+pub mod convert;
 mod http;
 pub mod requests;
 #[cfg(test)]

@@ -1,0 +1,120 @@
+//! Each mapping both ways: vCard/iCalendar → the EWS request (checked against the published
+//! schema) → the item as Exchange would return it → vCard/iCalendar again, keeping the fields.
+
+use super::*;
+use crate::client::envelope;
+use crate::requests::{Id, create_item, update_item};
+
+fn violations(request: (&str, String)) -> Vec<String> {
+    let report = ews_sim::check::check_request(&envelope("Exchange2013_SP1", &request.1));
+    assert_eq!(report.operation.as_deref(), Some(request.0));
+    report.violations.iter().map(ToString::to_string).collect()
+}
+
+/// The item element as the server would store it: the create markup read back as a tree
+/// (what GetItem returns for the fields we set).
+fn stored(item_xml: &str) -> Node {
+    let doc = format!("<r xmlns:t=\"{}\">{item_xml}</r>", crate::xml::TYPES);
+    xml::parse(&doc).unwrap().children.remove(0)
+}
+
+const CARD: &str = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ann-1\r\nFN:Ann Doe\r\nN:Doe;Ann;Marie;Dr.;Jr.\r\nNICKNAME:Annie\r\nORG:Acme\\, Inc.;Sales\r\nTITLE:Director\r\nEMAIL;TYPE=work:ann@acme.example\r\nEMAIL:ann@home.example\r\nEMAIL:a3@x.example\r\nEMAIL:a4@x.example\r\nTEL;TYPE=work:+33 1 00\r\nTEL;TYPE=cell:+33 6 00\r\nTEL;TYPE=home,fax:+33 1 99\r\nADR;TYPE=work:;;1 rue X;Paris;IDF;75001;France\r\nBDAY:1980-01-15\r\nURL:https://acme.example\r\nNOTE:line one\\nline two\r\nPHOTO;ENCODING=b;TYPE=JPEG:/9j/4AAQ\r\nX-CUSTOM:kept out\r\nGEO:geo:1,2\r\nEND:VCARD\r\n";
+
+#[test]
+fn a_contact_goes_to_exchange_in_schema_order_and_comes_back() {
+    let out = contact::to_ews(CARD.as_bytes()).unwrap();
+    let xml = out.create_xml("ann-1");
+    assert_eq!(
+        violations(create_item("contacts", &xml, false)),
+        Vec::<String>::new()
+    );
+    assert_eq!(out.photo.as_deref(), Some("/9j/4AAQ"));
+    let lost = out.lost.join("\n");
+    assert!(lost.contains("a4@x.example"), "{lost}");
+    assert!(lost.contains("Dr."), "{lost}");
+    assert!(lost.contains("GEO"), "{lost}");
+    let item = stored(&xml);
+    assert_eq!(read_key(&item).as_deref(), Some("ann-1"));
+    let card = String::from_utf8(contact::from_ews(&item, out.photo.as_deref(), "x")).unwrap();
+    for expected in [
+        "UID:ann-1",
+        "FN:Ann Doe",
+        "N:Doe;Ann;Marie;;Jr.",
+        "NICKNAME:Annie",
+        "ORG:Acme\\, Inc.;Sales",
+        "TITLE:Director",
+        "EMAIL:ann@acme.example",
+        "EMAIL:a3@x.example",
+        "TEL;VALUE=uri;TYPE=\"work,voice\":tel:+33 1 00",
+        "TEL;VALUE=uri;TYPE=\"cell\":tel:+33 6 00",
+        "TEL;VALUE=uri;TYPE=\"fax,home\":tel:+33 1 99",
+        "ADR;TYPE=work:;;1 rue X;Paris;IDF;75001;France",
+        "BDAY:19800115",
+        "URL:https://acme.example",
+        "NOTE:line one\\nline two",
+        "PHOTO:data:image/jpeg;base64,/9j/4AAQ",
+    ] {
+        assert!(
+            card.contains(&format!("{expected}\r\n")),
+            "{expected} in\n{card}"
+        );
+    }
+    // Exchange → vCard → Exchange keeps the fields.
+    let again = contact::to_ews(card.as_bytes()).unwrap();
+    assert_eq!(again.fields, out.fields);
+    assert_eq!(again.item_fields, out.item_fields);
+    assert_eq!(again.uid, out.uid);
+}
+
+#[test]
+fn an_update_sets_what_is_there_and_deletes_what_went() {
+    let before = contact::to_ews(CARD.as_bytes()).unwrap();
+    let item = stored(&before.create_xml("ann-1"));
+    let changed = CARD
+        .replace("TITLE:Director\r\n", "")
+        .replace("NICKNAME:Annie", "NICKNAME:Nan");
+    let after = contact::to_ews(changed.as_bytes()).unwrap();
+    let updates = after.updates_xml(&contact::present(&item));
+    let id = Id {
+        id: "AAMkAD1".into(),
+        change_key: Some("CQAAAB".into()),
+    };
+    assert_eq!(
+        violations(update_item(&id, &updates, false)),
+        Vec::<String>::new()
+    );
+    assert!(
+        updates.contains(
+            "<t:DeleteItemField><t:FieldURI FieldURI=\"contacts:JobTitle\"/></t:DeleteItemField>"
+        ),
+        "{updates}"
+    );
+    assert!(updates.contains("<t:Nickname>Nan</t:Nickname>"));
+    assert!(updates.contains("<t:IndexedFieldURI FieldURI=\"contacts:PhysicalAddress:City\" FieldIndex=\"Business\"/><t:Contact><t:PhysicalAddresses><t:Entry Key=\"Business\"><t:City>Paris</t:City></t:Entry>"), "{updates}");
+}
+
+#[test]
+fn a_group_becomes_a_distribution_list_and_back() {
+    let group = "BEGIN:VCARD\r\nVERSION:4.0\r\nKIND:group\r\nUID:team\r\nFN:Team\r\nMEMBER:mailto:a@x.example\r\nMEMBER:urn:uuid:123\r\nEND:VCARD\r\n";
+    let out = contact::to_ews(group.as_bytes()).unwrap();
+    let xml = out.create_xml("team");
+    assert_eq!(
+        violations(create_item("contacts", &xml, false)),
+        Vec::<String>::new()
+    );
+    assert!(out.lost[0].contains("urn:uuid:123"), "{:?}", out.lost);
+    let card = String::from_utf8(contact::from_ews(&stored(&xml), None, "x")).unwrap();
+    assert!(
+        card.contains("KIND:group\r\n")
+            && card.contains("MEMBER:mailto:a@x.example\r\n")
+            && card.contains("UID:team\r\n"),
+        "{card}"
+    );
+}
+
+/// The check above can fail: a contact with its fields out of order is reported.
+#[test]
+fn the_schema_check_sees_a_misordered_contact() {
+    let xml = "<t:Contact><t:Surname>Doe</t:Surname><t:GivenName>Ann</t:GivenName></t:Contact>";
+    assert_eq!(violations(create_item("contacts", xml, false)).len(), 1);
+}
