@@ -11,6 +11,8 @@ mod http;
 pub mod requests;
 #[cfg(test)]
 mod scripted;
+pub mod store;
 pub mod xml;
 
 pub use config::{Auth, EwsConfig, Secret};
+pub use store::EwsStore;
