@@ -321,6 +321,7 @@ impl EwsStore {
     fn convert_out(&self, component: Component, data: &[u8]) -> Result<Outgoing, String> {
         match component {
             Component::Card => convert::contact::to_ews(data),
+            Component::Task => convert::task::to_ews(data),
             other => Err(format!(
                 "{other:?} objects are not converted to Exchange items yet"
             )),
@@ -335,7 +336,10 @@ impl EwsStore {
                 format!("ews-{hex}")
             })
             .unwrap_or_default();
-        convert::contact::from_ews(item, photo, &fallback)
+        match item.name.as_str() {
+            "Task" => convert::task::from_ews(item, &fallback),
+            _ => convert::contact::from_ews(item, photo, &fallback),
+        }
     }
 
     /// A per-item answer as the engine takes it: refusals of this one object, or failures of
@@ -422,7 +426,10 @@ impl EwsStore {
         if item_id(&current).and_then(|i| i.change_key) != id.change_key {
             return Ok(PutOutcome::PreconditionFailed);
         }
-        let present = convert::contact::present(&current);
+        let present = match current.name.as_str() {
+            "Task" => convert::task::present(&current),
+            _ => convert::contact::present(&current),
+        };
         let message = self
             .one(
                 requests::update_item(&id, &out.updates_xml(&present), true),

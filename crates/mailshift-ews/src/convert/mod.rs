@@ -10,6 +10,8 @@
 //! way as by the rest of the engine.
 
 pub mod contact;
+pub mod task;
+pub mod time;
 
 use crate::requests;
 use crate::xml::{self, Node, Writer};

@@ -118,3 +118,49 @@ fn the_schema_check_sees_a_misordered_contact() {
     let xml = "<t:Contact><t:Surname>Doe</t:Surname><t:GivenName>Ann</t:GivenName></t:Contact>";
     assert_eq!(violations(create_item("contacts", xml, false)).len(), 1);
 }
+
+const TODO: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//y//EN\r\nBEGIN:VTODO\r\nUID:taxes-2027\r\nDTSTAMP:20261128T100000Z\r\nSUMMARY:File taxes\r\nDESCRIPTION:Forms\\, receipts\r\nPRIORITY:1\r\nCATEGORIES:Home,Admin\r\nDTSTART;VALUE=DATE:20270401\r\nDUE;VALUE=DATE:20270415\r\nCOMPLETED:20270410T120000Z\r\nPERCENT-COMPLETE:100\r\nSTATUS:COMPLETED\r\nGEO:1;2\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT15M\r\nEND:VALARM\r\nEND:VTODO\r\nEND:VCALENDAR\r\n";
+
+#[test]
+fn a_task_goes_to_exchange_and_comes_back() {
+    let out = task::to_ews(TODO.as_bytes()).unwrap();
+    let xml = out.create_xml("taxes-2027");
+    assert_eq!(
+        violations(create_item("tasks", &xml, true)),
+        Vec::<String>::new()
+    );
+    let lost = out.lost.join("\n");
+    assert!(lost.contains("GEO") && lost.contains("VALARM"), "{lost}");
+    let ical = String::from_utf8(task::from_ews(&stored(&xml), "x")).unwrap();
+    for expected in [
+        "UID:taxes-2027",
+        "SUMMARY:File taxes",
+        "DESCRIPTION:Forms\\, receipts",
+        "PRIORITY:1",
+        "CATEGORIES:Home,Admin",
+        "DTSTART;VALUE=DATE:20270401",
+        "DUE;VALUE=DATE:20270415",
+        "COMPLETED:20270410T120000Z",
+        "PERCENT-COMPLETE:100",
+        "STATUS:COMPLETED",
+    ] {
+        assert!(
+            ical.contains(&format!("{expected}\r\n")),
+            "{expected} in\n{ical}"
+        );
+    }
+    let again = task::to_ews(ical.as_bytes()).unwrap();
+    assert_eq!(
+        (again.item_fields, again.fields, again.uid),
+        (out.item_fields.clone(), out.fields.clone(), out.uid.clone())
+    );
+    let updates = out.updates_xml(&task::present(&stored(&xml)));
+    let id = Id {
+        id: "AAMkAD1".into(),
+        change_key: Some("CQAAAB".into()),
+    };
+    assert_eq!(
+        violations(update_item(&id, &updates, true)),
+        Vec::<String>::new()
+    );
+}
