@@ -25,10 +25,25 @@ const EXCERPT: usize = 300;
 /// Wraps an operation's body (`<m:FindFolder>…</m:FindFolder>`) in the envelope every
 /// request carries.
 pub fn envelope(version: &str, body: &str) -> String {
+    envelope_in(version, None, body)
+}
+
+/// Like [`envelope`], with a `TimeZoneContext` header when `zone` (a Windows time-zone id)
+/// is given: date-times without an offset in the request are then read in that zone, and
+/// the answer's are given in it (Exchange 2010 SP1 on).
+pub fn envelope_in(version: &str, zone: Option<&str>, body: &str) -> String {
+    let context = zone
+        .map(|z| {
+            format!(
+                "<t:TimeZoneContext><t:TimeZoneDefinition Id=\"{}\"/></t:TimeZoneContext>",
+                xml::escape(z)
+            )
+        })
+        .unwrap_or_default();
     format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\
          <soap:Envelope xmlns:soap=\"{SOAP11}\" xmlns:m=\"{MESSAGES}\" xmlns:t=\"{TYPES}\">\
-         <soap:Header><t:RequestServerVersion Version=\"{}\"/></soap:Header>\
+         <soap:Header><t:RequestServerVersion Version=\"{}\"/>{context}</soap:Header>\
          <soap:Body>{body}</soap:Body></soap:Envelope>",
         xml::escape(version)
     )
@@ -157,8 +172,18 @@ impl Client {
     /// response messages in request order. Throttling and transient failures are retried;
     /// a per-item error is returned as a message, not as an Err.
     pub async fn call(&self, operation: &str, body: &str) -> Result<Vec<Message>, StoreError> {
+        self.call_in(operation, None, body).await
+    }
+
+    /// Like [`Client::call`], in a time-zone context (a Windows id; see [`envelope_in`]).
+    pub async fn call_in(
+        &self,
+        operation: &str,
+        zone: Option<&str>,
+        body: &str,
+    ) -> Result<Vec<Message>, StoreError> {
         let what = format!("EWS {operation} at {}", shown(&self.url));
-        let request = envelope(&self.version, body);
+        let request = envelope_in(&self.version, zone, body);
         let mut attempt = 1;
         loop {
             let failure = match self.attempt(operation, &request).await {

@@ -257,6 +257,55 @@ pub fn update_item(id: &Id, updates: &str, calendar: bool) -> (&'static str, Str
     ("UpdateItem", w.finish())
 }
 
+/// UpdateItem of one occurrence of a series (by its position, 1-based), to make it a modified
+/// occurrence; occurrences have no ChangeKey to hold, so it overwrites.
+pub fn update_occurrence(master: &str, index: u32, updates: &str) -> (&'static str, String) {
+    let mut w = Writer::new();
+    let index = index.to_string();
+    w.open(
+        "m:UpdateItem",
+        &[
+            ("ConflictResolution", "AlwaysOverwrite"),
+            ("SendMeetingInvitationsOrCancellations", "SendToNone"),
+        ],
+    )
+    .open("m:ItemChanges", &[])
+    .open("t:ItemChange", &[])
+    .empty(
+        "t:OccurrenceItemId",
+        &[("RecurringMasterId", master), ("InstanceIndex", &index)],
+    )
+    .open("t:Updates", &[])
+    .raw(updates)
+    .close("t:Updates")
+    .close("t:ItemChange")
+    .close("m:ItemChanges")
+    .close("m:UpdateItem");
+    ("UpdateItem", w.finish())
+}
+
+/// DeleteItem of occurrences of a series (by position, 1-based): its deleted occurrences.
+pub fn delete_occurrences(master: &str, indexes: &[u32]) -> (&'static str, String) {
+    let mut w = Writer::new();
+    w.open(
+        "m:DeleteItem",
+        &[
+            ("DeleteType", "HardDelete"),
+            ("SendMeetingCancellations", "SendToNone"),
+        ],
+    )
+    .open("m:ItemIds", &[]);
+    for index in indexes {
+        let index = index.to_string();
+        w.empty(
+            "t:OccurrenceItemId",
+            &[("RecurringMasterId", master), ("InstanceIndex", &index)],
+        );
+    }
+    w.close("m:ItemIds").close("m:DeleteItem");
+    ("DeleteItem", w.finish())
+}
+
 /// DeleteItem of one item (hard: a migration's rollback leaves nothing in Deleted Items).
 pub fn delete_item(id: &Id, calendar: bool) -> (&'static str, String) {
     let mut w = Writer::new();

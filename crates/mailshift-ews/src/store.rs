@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::client::{Client, Message};
 use crate::config::EwsConfig;
-use crate::convert::{self, Outgoing};
+use crate::convert::{self, calendar::Series};
 use crate::http::error;
 use crate::requests::{self, Id, Kind};
 use crate::xml::Node;
@@ -85,6 +85,18 @@ fn item_id(item: &Node) -> Option<Id> {
         id: node.attr("Id")?.to_string(),
         change_key: node.attr("ChangeKey").map(str::to_string),
     })
+}
+
+/// A UID for an item that carries none of its own or of ours: derived from its ItemId, so the
+/// same item gets the same UID at every read.
+fn fallback_uid(item: &Node) -> String {
+    item_id(item)
+        .map(|id| {
+            let digest = Sha256::digest(id.id.as_bytes());
+            let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+            format!("ews-{hex}")
+        })
+        .unwrap_or_default()
 }
 
 fn kind_of(component: Component) -> Option<Kind> {
@@ -157,8 +169,18 @@ impl EwsStore {
 
     /// One call whose single response message must succeed.
     async fn one(&self, request: (&str, String), what: &str) -> StoreResult<Message> {
+        self.one_in(request, None, what).await
+    }
+
+    /// [`EwsStore::one`] in a time-zone context (a Windows id).
+    async fn one_in(
+        &self,
+        request: (&str, String),
+        zone: Option<&str>,
+        what: &str,
+    ) -> StoreResult<Message> {
         let (operation, body) = request;
-        let mut messages = self.client.call(operation, &body).await?;
+        let mut messages = self.client.call_in(operation, zone, &body).await?;
         if messages.is_empty() {
             return Err(error(
                 ErrorKind::Network,
@@ -274,8 +296,17 @@ impl EwsStore {
     }
 
     async fn get_items(&self, ids: &[Id], what: &str) -> StoreResult<Vec<Option<Node>>> {
+        self.get_items_in(ids, None, what).await
+    }
+
+    async fn get_items_in(
+        &self,
+        ids: &[Id],
+        zone: Option<&str>,
+        what: &str,
+    ) -> StoreResult<Vec<Option<Node>>> {
         let (operation, body) = requests::get_items(ids);
-        let messages = self.client.call(operation, &body).await?;
+        let messages = self.client.call_in(operation, zone, &body).await?;
         let mut out = Vec::new();
         for message in messages {
             if !message.is_success() {
@@ -318,24 +349,104 @@ impl EwsStore {
             .map(|c| c.text.trim().to_string()))
     }
 
-    fn convert_out(&self, component: Component, data: &[u8]) -> Result<Outgoing, String> {
+    fn convert_out(&self, component: Component, data: &[u8]) -> Result<Series, String> {
+        let single = |master| Series {
+            master,
+            deleted: Vec::new(),
+            modified: Vec::new(),
+        };
         match component {
-            Component::Card => convert::contact::to_ews(data),
-            Component::Task => convert::task::to_ews(data),
-            other => Err(format!(
-                "{other:?} objects are not converted to Exchange items yet"
-            )),
+            Component::Card => convert::contact::to_ews(data).map(single),
+            Component::Task => convert::task::to_ews(data).map(single),
+            Component::Event => convert::calendar::to_ews(data, &self.mailbox),
+            Component::Journal => Err("Exchange keeps no journal entries".into()),
         }
     }
 
+    /// A calendar item read in its own zone, with its modified occurrences.
+    async fn read_series(&self, item: Node, what: &str) -> StoreResult<Vec<u8>> {
+        let zone = convert::calendar::item_zone(&item);
+        let occurrence_ids: Vec<Id> = item
+            .child("ModifiedOccurrences")
+            .iter()
+            .flat_map(|m| m.all("Occurrence"))
+            .filter_map(item_id)
+            .collect();
+        let (master, occurrences) = match (&zone, item_id(&item)) {
+            (Some(z), Some(id)) => {
+                let mut ids = vec![id];
+                ids.extend(occurrence_ids);
+                let mut read = self.get_items_in(&ids, Some(z), what).await?;
+                let master = read.remove(0).unwrap_or(item);
+                (master, read.into_iter().flatten().collect::<Vec<_>>())
+            }
+            _ if occurrence_ids.is_empty() => (item, Vec::new()),
+            _ => {
+                let read = self.get_items(&occurrence_ids, what).await?;
+                (item, read.into_iter().flatten().collect())
+            }
+        };
+        Ok(convert::calendar::from_ews(
+            &master,
+            &occurrences,
+            &fallback_uid(&master),
+        ))
+    }
+
+    /// Deletes and modifies the occurrences of a series just written, then answers its
+    /// ChangeKey now (each change of an occurrence changes the master's).
+    async fn exceptions(
+        &self,
+        href: &str,
+        master: &Id,
+        series: &Series,
+    ) -> StoreResult<Option<String>> {
+        let zone = series.master.zone.as_deref();
+        let mut lost = Vec::new();
+        if !series.deleted.is_empty() {
+            let what = format!("deleting occurrences of {href} in {}", self.mailbox);
+            let (operation, body) = requests::delete_occurrences(&master.id, &series.deleted);
+            let messages = self.client.call_in(operation, zone, &body).await?;
+            for (n, message) in series.deleted.iter().zip(messages) {
+                // Deleted by an earlier, interrupted write: nothing left to do.
+                let done = message.is_success()
+                    || message.code == "ErrorCalendarOccurrenceIsDeletedFromRecurrence"
+                    || message.code == "ErrorItemNotFound";
+                if !done {
+                    let failure = message.to_error(&what);
+                    if failure.kind != ErrorKind::Refused {
+                        return Err(failure);
+                    }
+                    lost.push(format!("the deletion of occurrence {n} ({})", message.code));
+                }
+            }
+        }
+        for (n, occurrence) in &series.modified {
+            let what = format!("modifying occurrence {n} of {href} in {}", self.mailbox);
+            let message = self
+                .one_in(
+                    requests::update_occurrence(&master.id, *n, &occurrence.updates_xml(&[])),
+                    zone,
+                    &what,
+                )
+                .await?;
+            if !message.is_success() {
+                let failure = message.to_error(&what);
+                if failure.kind != ErrorKind::Refused {
+                    return Err(failure);
+                }
+                lost.push(format!("the changes of occurrence {n} ({})", message.code));
+            }
+        }
+        self.note_lost(href, &lost);
+        if series.deleted.is_empty() && series.modified.is_empty() {
+            return Ok(master.change_key.clone());
+        }
+        Ok(self.resolve(href).await?.and_then(|id| id.change_key))
+    }
+
     fn convert_in(&self, item: &Node, photo: Option<&str>) -> Vec<u8> {
-        let fallback = item_id(item)
-            .map(|id| {
-                let digest = Sha256::digest(id.id.as_bytes());
-                let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-                format!("ews-{hex}")
-            })
-            .unwrap_or_default();
+        let fallback = fallback_uid(item);
         match item.name.as_str() {
             "Task" => convert::task::from_ews(item, &fallback),
             _ => convert::contact::from_ews(item, photo, &fallback),
@@ -368,12 +479,14 @@ impl EwsStore {
         folder: &str,
         href: &str,
         name: &str,
-        out: &Outgoing,
+        series: &Series,
     ) -> StoreResult<PutOutcome> {
+        let out = &series.master;
         let what = format!("creating {href} in {}", self.mailbox);
         let message = self
-            .one(
+            .one_in(
                 requests::create_item(folder, &out.create_xml(name), true),
+                out.zone.as_deref(),
                 &what,
             )
             .await?;
@@ -408,12 +521,12 @@ impl EwsStore {
                 id.change_key = Some(ck.to_string());
             }
         }
-        Ok(PutOutcome::Written {
-            etag: id.change_key,
-        })
+        let etag = self.exceptions(href, &id, series).await?;
+        Ok(PutOutcome::Written { etag })
     }
 
-    async fn update(&self, href: &str, id: Id, out: &Outgoing) -> StoreResult<PutOutcome> {
+    async fn update(&self, href: &str, id: Id, series: &Series) -> StoreResult<PutOutcome> {
+        let out = &series.master;
         let what = format!("updating {href} in {}", self.mailbox);
         let current = match self
             .get_items(std::slice::from_ref(&id), &what)
@@ -428,11 +541,13 @@ impl EwsStore {
         }
         let present = match current.name.as_str() {
             "Task" => convert::task::present(&current),
+            "CalendarItem" => convert::calendar::present(&current),
             _ => convert::contact::present(&current),
         };
         let message = self
-            .one(
+            .one_in(
                 requests::update_item(&id, &out.updates_xml(&present), true),
+                out.zone.as_deref(),
                 &what,
             )
             .await?;
@@ -444,12 +559,16 @@ impl EwsStore {
             lost.push("a changed photo (photos are copied when the contact is created)".into());
         }
         self.note_lost(href, &lost);
-        let etag = message
-            .node
-            .child("Items")
-            .and_then(|i| i.children.first())
-            .and_then(item_id)
-            .and_then(|i| i.change_key);
+        let updated = Id {
+            id: id.id.clone(),
+            change_key: message
+                .node
+                .child("Items")
+                .and_then(|i| i.children.first())
+                .and_then(item_id)
+                .and_then(|i| i.change_key),
+        };
+        let etag = self.exceptions(href, &updated, series).await?;
         Ok(PutOutcome::Written { etag })
     }
 }
@@ -636,11 +755,17 @@ impl Store for EwsStore {
                     self.forget(href);
                     continue;
                 };
-                let photo = self.photo(&item, &what).await?;
+                let etag = item_id(&item).and_then(|i| i.change_key);
+                let data = if item.name == "CalendarItem" {
+                    self.read_series(item, &what).await?
+                } else {
+                    let photo = self.photo(&item, &what).await?;
+                    self.convert_in(&item, photo.as_deref())
+                };
                 out.push(Fetched {
                     href: href.clone(),
-                    etag: item_id(&item).and_then(|i| i.change_key),
-                    data: self.convert_in(&item, photo.as_deref()),
+                    etag,
+                    data,
                 });
             }
         }

@@ -76,6 +76,7 @@ pub fn to_ews(data: &[u8]) -> Result<Outgoing, String> {
         uid: None,
         fields: Vec::new(),
         photo: None,
+        zone: None,
         lost: Vec::new(),
     };
     let text = |name: &str| card.line(name).map(|l| unescape(&l.value));
@@ -336,6 +337,7 @@ fn group_to_ews(card: &Block) -> Outgoing {
             .map(|u| uid_field(&u)),
         fields: Vec::new(),
         photo: None,
+        zone: None,
         lost: Vec::new(),
     };
     let name = card

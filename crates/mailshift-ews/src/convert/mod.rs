@@ -9,6 +9,7 @@
 //! ([`mailshift_dav::object::components`]), so folding, parameters and quoting are read the same
 //! way as by the rest of the engine.
 
+pub mod calendar;
 pub mod contact;
 pub mod task;
 pub mod time;
@@ -97,6 +98,8 @@ pub struct Outgoing {
     pub fields: Vec<Field>,
     /// A contact photo to attach (JPEG/PNG bytes, base64).
     pub photo: Option<String>,
+    /// The Windows time zone its local times are in (sent as the request's TimeZoneContext).
+    pub zone: Option<String>,
     /// What the destination cannot carry: "EMAIL #4 (Exchange keeps three)".
     pub lost: Vec<String>,
 }

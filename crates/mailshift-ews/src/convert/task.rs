@@ -127,9 +127,16 @@ pub fn to_ews(data: &[u8]) -> Result<Outgoing, String> {
             .map(|u| uid_field(&u)),
         fields: Vec::new(),
         photo: None,
+        zone: None,
         lost: Vec::new(),
     };
     item_fields(&c, &mut out);
+    // Local dates are read by Exchange in the request's time-zone context.
+    out.zone = ["DUE", "DTSTART", "COMPLETED"]
+        .iter()
+        .filter_map(|n| c.line(n))
+        .filter_map(|l| l.param("TZID"))
+        .find_map(super::calendar::windows_zone);
     let date = |name: &str, uri: &'static str, element: &str, out: &mut Outgoing| {
         if let Some(line) = c.line(name) {
             match IcalTime::read(line) {

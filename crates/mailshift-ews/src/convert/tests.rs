@@ -164,3 +164,128 @@ fn a_task_goes_to_exchange_and_comes_back() {
         Vec::<String>::new()
     );
 }
+
+const SERIES: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//y//EN\r\n\
+BEGIN:VEVENT\r\nUID:standup-1\r\nDTSTAMP:20261128T100000Z\r\nSUMMARY:Stand-up\r\n\
+DTSTART;TZID=Europe/Berlin:20261202T090000\r\nDTEND;TZID=Europe/Berlin:20261202T091500\r\n\
+RRULE:FREQ=WEEKLY;BYDAY=MO,WE,FR;COUNT=10\r\nEXDATE;TZID=Europe/Berlin:20261207T090000\r\n\
+LOCATION:Room 1\r\nORGANIZER;CN=Ann:mailto:ann@example.com\r\n\
+ATTENDEE;CN=Bob;ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED:mailto:bob@example.com\r\n\
+ATTENDEE;ROLE=OPT-PARTICIPANT:mailto:carl@example.com\r\n\
+BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT10M\r\nEND:VALARM\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:standup-1\r\nDTSTAMP:20261128T100000Z\r\nRECURRENCE-ID;TZID=Europe/Berlin:20261209T090000\r\n\
+SUMMARY:Stand-up (long)\r\nDTSTART;TZID=Europe/Berlin:20261209T100000\r\nDTEND;TZID=Europe/Berlin:20261209T110000\r\nEND:VEVENT\r\n\
+END:VCALENDAR\r\n";
+
+#[test]
+fn a_series_with_a_deleted_and_a_modified_occurrence_is_one_unit() {
+    let series = calendar::to_ews(SERIES.as_bytes(), "ann@example.com").unwrap();
+    assert_eq!(
+        series.master.zone.as_deref(),
+        Some("W. Europe Standard Time")
+    );
+    // Wed 2, Fri 4, Mon 7 (deleted), Wed 9 (modified).
+    assert_eq!(series.deleted, vec![3]);
+    assert_eq!(
+        series.modified.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        vec![4]
+    );
+    assert_eq!(series.master.lost, Vec::<String>::new());
+    let xml = series.master.create_xml("standup-1");
+    assert!(
+        xml.contains("<t:Start>2026-12-02T09:00:00</t:Start>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<t:DaysOfWeek>Monday Wednesday Friday</t:DaysOfWeek>"),
+        "{xml}"
+    );
+    let create = create_item("calendar", &xml, true);
+    let report = ews_sim::check::check_request(&crate::client::envelope_in(
+        "Exchange2013_SP1",
+        series.master.zone.as_deref(),
+        &create.1,
+    ));
+    assert_eq!(report.violations, vec![]);
+    let (_, occurrence) = &series.modified[0];
+    let updates = occurrence.updates_xml(&[]);
+    assert!(!updates.contains("calendar:UID"), "{updates}");
+    assert_eq!(
+        violations(crate::requests::update_occurrence("AAMkM", 4, &updates)),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        violations(crate::requests::delete_occurrences(
+            "AAMkM",
+            &series.deleted
+        )),
+        Vec::<String>::new()
+    );
+
+    // Exchange → iCalendar: the item as Exchange returns it in its zone's context, with the
+    // deleted and the modified occurrence.
+    let item = stored(
+        &(xml
+            .replace("</t:CalendarItem>", "")
+            .replace(
+                "<t:Start>2026-12-02T09:00:00</t:Start>",
+                "<t:Start>2026-12-02T09:00:00+01:00</t:Start>",
+            )
+            .replace(
+                "<t:End>2026-12-02T09:15:00</t:End>",
+                "<t:End>2026-12-02T09:15:00+01:00</t:End>",
+            )
+            + "<t:Organizer><t:Mailbox><t:Name>Ann</t:Name><t:EmailAddress>ann@example.com</t:EmailAddress></t:Mailbox></t:Organizer>"
+            + "<t:DeletedOccurrences><t:DeletedOccurrence><t:Start>2026-12-07T09:00:00+01:00</t:Start></t:DeletedOccurrence></t:DeletedOccurrences>"
+            + "</t:CalendarItem>"),
+    );
+    let occ = stored(
+        "<t:CalendarItem><t:Subject>Stand-up (long)</t:Subject><t:Start>2026-12-09T10:00:00+01:00</t:Start><t:End>2026-12-09T11:00:00+01:00</t:End><t:OriginalStart>2026-12-09T09:00:00+01:00</t:OriginalStart></t:CalendarItem>",
+    );
+    let ical = String::from_utf8(calendar::from_ews(&item, &[occ], "x")).unwrap();
+    // Compared unfolded: long lines are folded at 75 octets.
+    let ical = ical.replace("\r\n ", "");
+    for expected in [
+        "UID:standup-1",
+        "DTSTART;TZID=Europe/Berlin:20261202T090000",
+        "DTEND;TZID=Europe/Berlin:20261202T091500",
+        "RRULE:FREQ=WEEKLY;BYDAY=MO,WE,FR;COUNT=10",
+        "EXDATE;TZID=Europe/Berlin:20261207T090000",
+        "LOCATION:Room 1",
+        "ORGANIZER:mailto:ann@example.com",
+        "ATTENDEE;CN=\"Bob\";ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED:mailto:bob@example.com",
+        "ATTENDEE;ROLE=OPT-PARTICIPANT:mailto:carl@example.com",
+        "TRIGGER:-PT10M",
+        "RECURRENCE-ID;TZID=Europe/Berlin:20261209T090000",
+        "DTSTART;TZID=Europe/Berlin:20261209T100000",
+        "SUMMARY:Stand-up (long)",
+    ] {
+        assert!(
+            ical.contains(&format!("{expected}\r\n")),
+            "{expected} in\n{ical}"
+        );
+    }
+    // … and back: the same Exchange series.
+    let again = calendar::to_ews(ical.as_bytes(), "ann@example.com").unwrap();
+    assert_eq!(again.master.fields, series.master.fields);
+    assert_eq!(again.master.item_fields, series.master.item_fields);
+    assert_eq!(again.deleted, series.deleted);
+    assert_eq!(again.modified.len(), 1);
+}
+
+#[test]
+fn what_exchange_cannot_hold_is_reported() {
+    let odd = SERIES
+        .replace(
+            "RRULE:FREQ=WEEKLY;BYDAY=MO,WE,FR;COUNT=10",
+            "RRULE:FREQ=MINUTELY",
+        )
+        .replace("LOCATION:Room 1", "GEO:1;2");
+    let series = calendar::to_ews(odd.as_bytes(), "someone@else.example").unwrap();
+    let lost = series.master.lost.join("\n");
+    assert!(lost.contains("RRULE FREQ=MINUTELY"), "{lost}");
+    assert!(lost.contains("GEO"), "{lost}");
+    assert!(lost.contains("ORGANIZER ann@example.com"), "{lost}");
+    assert!(lost.contains("no series to hold them"), "{lost}");
+    assert!(series.deleted.is_empty() && series.modified.is_empty());
+}
