@@ -3,8 +3,8 @@
 //! protocol as CardDAV/CalDAV.
 //!
 //! Collections are the mailbox's contact, calendar and task folders (FindFolder Deep from
-//! msgfolderroot, by FolderClass, the default folders included), named by DisplayName; new ones
-//! are created under the default folder of their kind.
+//! msgfolderroot, by exact FolderClass, the default folders included), named by DisplayName;
+//! new ones are created under the default folder of their kind.
 //!
 //! Hrefs: the engine chooses an object's name, Exchange its ItemId. Every item mailshift
 //! creates carries our extended property `mailshift-key` with that name, so its href is
@@ -587,9 +587,10 @@ impl Store for EwsStore {
             }
         }
         for folder in self.all_folders().await? {
-            let class = folder.text_of("FolderClass").unwrap_or_default();
-            let wanted = class == kind.folder_class()
-                || class.starts_with(&format!("{}.", kind.folder_class()));
+            // The exact class: subclasses are Exchange's own hidden folders (Recipient Cache
+            // `IPF.Contact.RecipientCache`, Birthdays `IPF.Appointment.Birthday`, Skype's
+            // `IPF.Contact.MOC.*`), which are not the user's.
+            let wanted = folder.text_of("FolderClass") == Some(kind.folder_class());
             if wanted
                 && let Some(c) = Self::collection(&folder, component)
                 && !out.iter().any(|o| o.href == c.href)
