@@ -198,7 +198,8 @@ pub fn find_items(folder: &str, offset: usize, key: Option<&str>) -> (&'static s
     ("FindItem", w.finish())
 }
 
-/// GetItem of these items with every property, the key property and the body as text.
+/// GetItem of these items with every property, our key and UID properties, and the body as
+/// text.
 pub fn get_items(ids: &[Id]) -> (&'static str, String) {
     let mut w = Writer::new();
     w.open("m:GetItem", &[])
@@ -207,6 +208,14 @@ pub fn get_items(ids: &[Id]) -> (&'static str, String) {
         .text("t:BodyType", "Text")
         .open("t:AdditionalProperties", &[]);
     key_uri(&mut w);
+    w.empty(
+        "t:ExtendedFieldURI",
+        &[
+            ("PropertySetId", KEY_SET),
+            ("PropertyName", crate::convert::UID_NAME),
+            ("PropertyType", "String"),
+        ],
+    );
     w.close("t:AdditionalProperties").close("m:ItemShape");
     w.open("m:ItemIds", &[]);
     for id in ids {

@@ -406,7 +406,8 @@ impl EwsStore {
         if !series.deleted.is_empty() {
             let what = format!("deleting occurrences of {href} in {}", self.mailbox);
             let (operation, body) = requests::delete_occurrences(&master.id, &series.deleted);
-            let messages = self.client.call_in(operation, zone, &body).await?;
+            // By position: no times, so no time-zone context (DeleteItem takes none).
+            let messages = self.client.call(operation, &body).await?;
             for (n, message) in series.deleted.iter().zip(messages) {
                 // Deleted by an earlier, interrupted write: nothing left to do.
                 let done = message.is_success()
