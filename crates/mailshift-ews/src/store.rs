@@ -115,6 +115,10 @@ pub struct EwsStore {
     /// href → ItemId, learnt from listings and writes (saves a FindItem per object).
     ids: Mutex<HashMap<String, String>>,
     lost: Mutex<Vec<String>>,
+    /// The components this store was asked collections of: the engine opens a store per kind
+    /// of content and lists its collections first, so a folder created "like" a source
+    /// calendar holding both events and tasks is made of the kind being copied.
+    asked: Mutex<Vec<Component>>,
 }
 
 impl std::fmt::Debug for EwsStore {
@@ -138,6 +142,7 @@ impl EwsStore {
             mailbox: config.mailbox.clone(),
             ids: Mutex::new(HashMap::new()),
             lost: Mutex::new(Vec::new()),
+            asked: Mutex::new(Vec::new()),
         })
     }
 
@@ -579,6 +584,9 @@ impl Store for EwsStore {
         let Some(kind) = kind_of(component) else {
             return Ok(Vec::new());
         };
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.push(component);
+        }
         let mut out: Vec<Collection> = Vec::new();
         for (k, folder) in self.default_folders().await? {
             if k == kind
@@ -603,7 +611,14 @@ impl Store for EwsStore {
     }
 
     async fn create_collection(&self, name: &str, like: &Collection) -> StoreResult<Collection> {
-        let component = like.components.first().copied().unwrap_or(Component::Card);
+        let asked = self.asked.lock().map(|a| a.clone()).unwrap_or_default();
+        let component = asked
+            .iter()
+            .rev()
+            .find(|c| like.components.contains(c))
+            .or(like.components.first())
+            .copied()
+            .unwrap_or(Component::Card);
         let Some(kind) = kind_of(component) else {
             return Err(error(
                 ErrorKind::Config,
