@@ -181,3 +181,25 @@ async fn tasks_and_new_folders() {
     }
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bearer_tokens_autodiscover_and_busy_answers() {
+    let sim = sim();
+    sim.add_token("tok3n", MAILBOX);
+    // Autodiscover finds the EWS URL the simulator serves.
+    let mut config = EwsConfig::new("", MAILBOX, Auth::Bearer(Secret::new("tok3n")));
+    config.backoff = std::time::Duration::from_millis(1);
+    let found = mailshift_ews::autodiscover::discover_at(&config, &[sim.autodiscover_url()])
+        .await
+        .unwrap();
+    assert_eq!(found, sim.url());
+    config.url = found;
+    let store = EwsStore::connect(config).await.unwrap();
+    // Two ErrorServerBusy answers are waited out (their BackOffMilliseconds), then answered.
+    sim.fail_next_busy(2, 5);
+    assert_eq!(store.collections(Component::Card).await.unwrap().len(), 1);
+    // A bare 503 with Retry-After too.
+    sim.fail_next_status(1, 503, Some(0));
+    assert_eq!(store.collections(Component::Task).await.unwrap().len(), 1);
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
