@@ -6,6 +6,7 @@ mod support;
 
 mod apply_cmd;
 mod dovecot_smoke;
+mod ews;
 mod examples;
 mod faultproxy_smoke;
 mod gmail;

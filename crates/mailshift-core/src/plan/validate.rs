@@ -342,6 +342,26 @@ impl<'a> Validator<'a> {
                     );
                 }
             }
+            if let Some(ews) = &p.ews {
+                if !matches!(p.kind, PlatformKind::Exchange | PlatformKind::OvhExchange) {
+                    self.error(
+                        &join(&base, &[key("ews")]),
+                        format!("`ews` applies only to `exchange` and `ovh-exchange` platforms, not {kind}"),
+                        "remove it, or set `type: exchange`",
+                    );
+                } else if let Some(url) = &ews.url {
+                    let epath = join(&base, &[key("ews"), key("url")]);
+                    let ok = url.starts_with("https://")
+                        || (url.starts_with("http://") && is_loopback(url_host(url)));
+                    if !ok {
+                        self.error(
+                            &epath,
+                            format!("unsupported EWS URL `{url}`"),
+                            "use an `https://` URL such as https://ex3.mail.ovh.net/EWS/Exchange.asmx (`http://` only to a loopback host)",
+                        );
+                    }
+                }
+            }
             if let Some(o) = &p.oauth2 {
                 let opath = join(&base, &[key("oauth2")]);
                 if p.kind == PlatformKind::Files {
@@ -1121,14 +1141,17 @@ impl<'a> Validator<'a> {
                         },
                     );
                 }
-                (_, PlatformKind::OvhExchange) if p.dav.is_none() => self.error(
+                (_, PlatformKind::OvhExchange) if p.dav.is_none() && p.ews.is_none() => self.error(
                     &content_path(i),
                     format!(
-                        "platform `{name}` (ovh-exchange) has no `dav` endpoint for {}: Exchange's contacts and calendars are reached through a CardDAV/CalDAV gateway until mailshift speaks EWS",
+                        "platform `{name}` (ovh-exchange) has no `ews` endpoint for {}: Exchange's contacts, calendars and tasks are reached through Exchange Web Services",
                         c.as_str()
                     ),
-                    "run DavMail (Debian's `davmail` package) against the Exchange server and add `dav: {url: \"http://127.0.0.1:1080/\"}` to the platform (README: \"Exchange through DavMail\"), or leave it out of `content`",
+                    "add `ews: {}` to the platform (the URL is then https://HOST/EWS/Exchange.asmx with the service's host), or `ews: {url: https://exN.mail.ovh.net/EWS/Exchange.asmx}`; a DavMail gateway (`dav:`) works too",
                 ),
+                // EWS: `ews:`, or Autodiscover when neither `ews:` nor `dav:` is given.
+                (_, PlatformKind::Exchange) if p.dav.is_none() => {}
+                (_, PlatformKind::OvhExchange) if p.ews.is_some() => {}
                 _ => {
                     if p.dav.is_none() {
                         dav_needed.push(c.as_str());
