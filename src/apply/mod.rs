@@ -623,6 +623,8 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         content::ContentReport::Dav(report) => {
             ctx.dav_copies.lock().await.push(report);
         }
+        // Its summary and its failed parts say all there is to say.
+        content::ContentReport::Rules(_) => {}
     }
     let held = hold::read_cell(&ctx.hold).filter(|_| stopped && failed.is_none());
     if let Some(h) = held {

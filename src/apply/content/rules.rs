@@ -1,0 +1,297 @@
+//! Inbox rules between two IMAP platforms' ManageSieve servers (`content: [..., rules]`): the
+//! source's active Sieve script read into the rule model (`crate::rules`), written back as
+//! Sieve into one destination script named `mailshift`, and made to run beside whatever the
+//! destination already runs.
+//!
+//! Exactly once without records of its own: the destination's `mailshift` script is the
+//! state. A run reads it and writes only when its text differs from what the source's rules
+//! give now (a second apply writes nothing; a changed source rewrites it), and PUTSCRIPT
+//! replaces a script whole, so a run cut at any point leaves either the old text or the new.
+//!
+//! The destination's own rules are kept: with no active script, `mailshift` becomes the active
+//! one; with one (say `roundcube`), a third script `mailshift-combined` holding
+//! `include :personal "roundcube"; include :personal "mailshift";` (RFC 6609) becomes active,
+//! so the destination's rules run first, then the source's. A server without `include` keeps
+//! its active script, and the step says what to add to it by hand.
+//!
+//! What cannot be carried (a part of the source's script outside the model, a rule Sieve cannot
+//! hold) is never dropped: the step ends as a conflict that names each one with its text and
+//! the reason, and is not retried until the plan changes.
+
+use std::collections::BTreeMap;
+
+use super::{
+    Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, Preview, SyncRun,
+    Synced,
+};
+use crate::apply::imap_adapter::{IntoStepError, sieve_target};
+use crate::error::{ErrorKind, StepError};
+use crate::model::{AccountSpec, dest_login, source_login};
+use crate::plan::Loaded;
+use crate::plan::diagnostic::plural;
+use crate::rules::sieve::{from_sieve, to_sieve};
+use crate::rules::{Action, Translated, Untranslatable};
+use crate::state::StateReader;
+use crate::transfer::imap::session::Target;
+use crate::transfer::imap::sieve::ManageSieve;
+
+/// The destination script that holds the source's rules.
+pub const SCRIPT: &str = "mailshift";
+/// The destination script that runs its earlier active script, then [`SCRIPT`].
+pub const COMBINED: &str = "mailshift-combined";
+
+pub(super) struct RulesSync;
+
+impl ContentSync for RulesSync {
+    fn prepare(
+        &self,
+        account: &AccountSpec,
+        loaded: &Loaded,
+    ) -> Result<Box<dyn Prepared>, StepError> {
+        let a = &account.account;
+        let source = sieve_target(loaded, &account.source, &a.source, source_login(a))
+            .map_err(|e| StepError::config(format!("source: {e}")))?;
+        let dest = sieve_target(loaded, &account.dest, &a.destination, dest_login(a))
+            .map_err(|e| StepError::config(format!("destination: {e}")))?;
+        Ok(Box::new(Sides {
+            address: account.address.clone(),
+            source,
+            dest,
+            folder_map: a
+                .folders
+                .as_ref()
+                .map(|f| f.map.clone().into_iter().collect())
+                .unwrap_or_default(),
+        }))
+    }
+}
+
+struct Sides {
+    address: String,
+    source: Target,
+    dest: Target,
+    /// The account's `folders.map`: a rule filing into a mapped folder files into its new name.
+    folder_map: BTreeMap<String, String>,
+}
+
+/// What a run of the rules copy did, for the apply report.
+#[derive(Debug, Clone, Default)]
+pub struct RulesCopy {
+    pub account: String,
+    /// Rules read from the source and written (or found already written).
+    pub rules: usize,
+    /// Whether this run wrote the destination's script.
+    pub written: bool,
+    /// The script this run made active on the destination, if it changed which one is.
+    pub activated: Option<String>,
+    /// What could not be carried: each shown, with its reason, as a manual step.
+    pub untranslatable: Vec<Untranslatable>,
+}
+
+fn source_err(e: crate::transfer::imap::session::ImapError) -> StepError {
+    e.into_step_error().context("source")
+}
+
+fn dest_err(e: crate::transfer::imap::session::ImapError) -> StepError {
+    e.into_step_error().context("destination")
+}
+
+impl Sides {
+    /// The source's active script, read into rules (none active: no rules).
+    async fn read_source(&self) -> Result<Translated, StepError> {
+        let mut s = ManageSieve::connect(&self.source)
+            .await
+            .map_err(source_err)?;
+        let listed = s.list_scripts().await.map_err(source_err)?;
+        let out = match listed.iter().find(|l| l.active) {
+            Some(active) => from_sieve(&s.get_script(&active.name).await.map_err(source_err)?),
+            None => Translated::default(),
+        };
+        s.logout().await;
+        Ok(out)
+    }
+
+    /// The destination's script for `translated`, and everything that stays behind.
+    fn script(&self, translated: Translated) -> (String, usize, Vec<Untranslatable>) {
+        let mut rules = translated.rules;
+        for rule in &mut rules {
+            for action in &mut rule.actions {
+                if let Action::MoveTo(folder) = action
+                    && let Some(to) = self.folder_map.get(folder.as_str())
+                {
+                    *folder = to.clone();
+                }
+            }
+        }
+        let (script, left) = to_sieve(&rules);
+        let written = rules.len() - left.len();
+        let mut untranslatable = translated.untranslatable;
+        untranslatable.extend(left);
+        (script, written, untranslatable)
+    }
+}
+
+impl Prepared for Sides {
+    fn sync<'a>(&'a self, _run: SyncRun<'a>) -> ContentResult<'a, Result<Synced, StepError>> {
+        Box::pin(async move {
+            let (script, count, untranslatable) = self.script(self.read_source().await?);
+            let mut d = ManageSieve::connect(&self.dest).await.map_err(dest_err)?;
+            let listed = d.list_scripts().await.map_err(dest_err)?;
+            let existing = match listed.iter().any(|l| l.name == SCRIPT) {
+                true => Some(d.get_script(SCRIPT).await.map_err(dest_err)?),
+                false => None,
+            };
+            let mut report = RulesCopy {
+                account: self.address.clone(),
+                rules: count,
+                untranslatable,
+                ..RulesCopy::default()
+            };
+            // Nothing to carry and nothing carried before: the destination is left alone.
+            let wanted = existing.is_some() || count > 0;
+            if wanted && existing.as_deref() != Some(script.as_str()) {
+                // CHECKSCRIPT first: a refusal names the server's reason before anything is
+                // replaced.
+                d.check_script(&script).await.map_err(|e| {
+                    dest_err(e).context(format!(
+                        "the rules of {} as Sieve are refused by the destination",
+                        self.address
+                    ))
+                })?;
+                d.put_script(SCRIPT, &script).await.map_err(dest_err)?;
+                report.written = true;
+            }
+            let active = listed.iter().find(|l| l.active).map(|l| l.name.clone());
+            match active.as_deref() {
+                _ if !wanted => {}
+                Some(SCRIPT) | Some(COMBINED) => {}
+                None => {
+                    d.set_active(Some(SCRIPT)).await.map_err(dest_err)?;
+                    report.activated = Some(SCRIPT.to_string());
+                }
+                Some(other) if d.caps.extensions.iter().any(|e| e == "include") => {
+                    let combined = combined(other);
+                    d.check_script(&combined).await.map_err(dest_err)?;
+                    d.put_script(COMBINED, &combined).await.map_err(dest_err)?;
+                    d.set_active(Some(COMBINED)).await.map_err(dest_err)?;
+                    report.activated = Some(COMBINED.to_string());
+                }
+                Some(other) => report.untranslatable.push(Untranslatable {
+                    text: script.clone(),
+                    reason: format!(
+                        "the destination runs its own script {other:?} and its server has no \
+                         Sieve `include` to run both: the rules are stored as script \
+                         {SCRIPT:?}, not active; add them to {other:?} by hand"
+                    ),
+                }),
+            }
+            d.logout().await;
+            Ok(synced(report))
+        })
+    }
+
+    fn verify<'a>(
+        &'a self,
+        _state: Option<&'a StateReader>,
+        _list_limit: usize,
+    ) -> ContentResult<'a, Result<Checked, StepError>> {
+        Box::pin(async move {
+            Err(StepError::config(
+                "`verify` does not compare inbox rules: each `apply` reads both sides and rewrites a destination that differs",
+            ))
+        })
+    }
+
+    fn size(&self) -> ContentResult<'_, Result<u64, StepError>> {
+        // A few hundred bytes of script: nothing a quota notices.
+        Box::pin(async { Ok(0) })
+    }
+
+    fn preview<'a>(
+        &'a self,
+        _state: &'a StateReader,
+        _id: &'a str,
+    ) -> ContentResult<'a, Result<Preview, StepError>> {
+        Box::pin(async move {
+            let (_, count, untranslatable) = self.script(self.read_source().await?);
+            let mut lines = vec![format!(
+                "{} on the source to write as the destination's Sieve script {SCRIPT:?}",
+                plural(count, "rule")
+            )];
+            for u in &untranslatable {
+                lines.push(format!("manual step: {} ({})", u.text.trim(), u.reason));
+            }
+            Ok(lines.into())
+        })
+    }
+}
+
+/// The script that runs the destination's earlier active script, then the source's rules.
+fn combined(other: &str) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    format!(
+        "# Written by mailshift: the rules this mailbox had, then those of the mailbox it moved from.\n\
+         require [\"include\"];\ninclude :personal {};\ninclude :personal {};\n",
+        quote(other),
+        quote(SCRIPT)
+    )
+}
+
+fn synced(report: RulesCopy) -> Synced {
+    let summary = format!(
+        "{} {}{}",
+        plural(report.rules, "rule"),
+        if report.written {
+            "written"
+        } else {
+            "already on the destination"
+        },
+        report
+            .activated
+            .as_ref()
+            .map(|a| format!(", script {a:?} made active"))
+            .unwrap_or_default()
+    );
+    let failed = (!report.untranslatable.is_empty()).then(|| FailedParts {
+        detail: format!(
+            "{} to carry by hand: {}",
+            plural(report.untranslatable.len(), "rule"),
+            report
+                .untranslatable
+                .iter()
+                .map(|u| format!("{} ({})", u.text.trim(), u.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        names: report
+            .untranslatable
+            .iter()
+            .map(|u| u.text.trim().to_string())
+            .collect(),
+        unit: "rule",
+        // Only a person can carry these: no retry until the plan changes.
+        kind: ErrorKind::Conflict,
+        retry_after: None,
+    });
+    Synced {
+        summary,
+        copied: u64::from(report.written) * report.rules as u64,
+        failed,
+        paused: None,
+        report: ContentReport::Rules(report),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_combined_script_runs_the_destinations_rules_first() {
+        assert_eq!(
+            combined("my \"rules\""),
+            "# Written by mailshift: the rules this mailbox had, then those of the mailbox it moved from.\n\
+             require [\"include\"];\ninclude :personal \"my \\\"rules\\\"\";\ninclude :personal \"mailshift\";\n"
+        );
+    }
+}
