@@ -234,6 +234,11 @@ fn the_destinations_own_rules_keep_running_and_what_cannot_be_carried_is_shown()
         "the rule's text is shown: {}",
         run.text()
     );
+    assert!(
+        all.contains("a top-level `vacation` outside any rule"),
+        "with the reason: {}",
+        run.text()
+    );
 
     let on_new = scripts(&new, PW_NEW);
     let names: Vec<(&str, bool)> = on_new.iter().map(|(n, a, _)| (n.as_str(), *a)).collect();

@@ -34,7 +34,7 @@ pub mod servers;
 pub mod sizing;
 
 use crate::diff::{Action, Change};
-use crate::error::StepError;
+use crate::error::{ErrorKind, StepError};
 use crate::model::{
     AccountSpec, Resource, ResourceAddr, ResourceKind, Spec, dest_login, source_login,
 };
@@ -634,6 +634,13 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             until: p.until,
             text: format!("{summary}; {}", quota::pause_text(&p)),
         }
+    } else if let Some(f) = failed.as_ref().filter(|f| f.kind == ErrorKind::Conflict) {
+        // Parts only a person can carry (inbox rules a platform cannot hold): each shown
+        // whole, with its reason, since retrying cannot help.
+        Outcome::Failed(StepError::new(
+            f.kind,
+            format!("{summary}; {} (carry them by hand)", f.detail),
+        ))
     } else if let Some(f) = failed {
         // The reasons are in the state's record and the report (one line per part).
         Outcome::Failed(

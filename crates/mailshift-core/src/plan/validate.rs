@@ -330,6 +330,48 @@ impl<'a> Validator<'a> {
                     );
                 }
             }
+            if let Some(sieve) = &p.sieve {
+                let spath = join(&base, &[key("sieve")]);
+                if sieve.port == Some(0) {
+                    self.error(
+                        &join(&spath, &[key("port")]),
+                        "port 0 is not a valid ManageSieve port",
+                        "leave `port` out for 4190, or use the server's port",
+                    );
+                }
+                let host = if sieve.host.is_empty() {
+                    p.imap.as_ref().map(|i| i.host.clone()).unwrap_or_default()
+                } else {
+                    sieve.host.clone()
+                };
+                if sieve.security == Some(Security::None)
+                    && !is_loopback(&host)
+                    && !sieve.allow_plaintext
+                {
+                    self.error(
+                        &join(&spath, &[key("security")]),
+                        format!(
+                            "`security: none` to {} would send passwords and rules in clear",
+                            if host.is_empty() { "the IMAP server" } else { &host }
+                        ),
+                        "leave `security` out for STARTTLS; if the network is trusted, add `allow_plaintext: true`",
+                    );
+                }
+                if let Some(e) = sieve.timeout.as_ref().and_then(|t| t.error()) {
+                    self.error(
+                        &join(&spath, &[key("timeout")]),
+                        e,
+                        "write a duration such as `30s` or `5m`",
+                    );
+                }
+                if sieve.insecure_skip_verify {
+                    self.warn(
+                        &join(&spath, &[key("insecure_skip_verify")]),
+                        "TLS certificates of the ManageSieve server will not be verified",
+                        "anyone on the path can read the password; prefer `ca_file:` with the server's CA",
+                    );
+                }
+            }
             if let Some(dav) = &p.dav {
                 let dpath = join(&base, &[key("dav"), key("url")]);
                 let ok = dav.url.starts_with("https://")
@@ -1159,32 +1201,14 @@ impl<'a> Validator<'a> {
     ) {
         let verb = if side == Side::From { "read" } else { "write" };
         if let Some(s) = &p.sieve {
-            if let Err(e) = s.resolve(p.imap_endpoint().as_deref()) {
-                if !(s.host.is_empty() && p.detects_imap_host()) {
-                    self.error(
-                        &join(side_path, &[]),
-                        format!("platform `{name}`: {e}"),
-                        format!("write the ManageSieve host in platform `{name}`'s `sieve: {{host: ...}}`"),
-                    );
-                }
-            }
-            if s.security == Some(Security::None)
-                && !s.allow_plaintext
-                && !is_loopback(
-                    if s.host.is_empty() {
-                        p.imap_endpoint()
-                            .map(|i| i.host.clone())
-                            .unwrap_or_default()
-                    } else {
-                        s.host.clone()
-                    }
-                    .as_str(),
-                )
+            // An OVHcloud IMAP host is read from the API at run time: nothing to say yet.
+            if let Err(e) = s.resolve(p.imap_endpoint().as_deref())
+                && !(s.host.is_empty() && p.detects_imap_host())
             {
                 self.error(
                     side_path,
-                    format!("platform `{name}`'s `sieve` endpoint has `security: none` to a host that is not loopback: the password would cross the network in clear"),
-                    "use `security: starttls` (the default), or set `allow_plaintext: true` on a trusted network",
+                    format!("platform `{name}`: {e}"),
+                    format!("write the ManageSieve host in platform `{name}`'s `sieve: {{host: ...}}`"),
                 );
             }
             return;
@@ -1196,7 +1220,7 @@ impl<'a> Validator<'a> {
             ),
             PlatformKind::Exchange | PlatformKind::OvhExchange | PlatformKind::OvhEmailPro => (
                 format!("platform `{name}` ({}) keeps its inbox rules in Exchange, reached through EWS, which mailshift cannot {verb} yet", p.kind.as_str()),
-                "leave `rules` out of `content` and recreate the rules by hand in Outlook or OWA (`mailshift plan` shows the source's rules once read)".to_string(),
+                "leave `rules` out of `content` and recreate the rules by hand in Outlook or OWA".to_string(),
             ),
             PlatformKind::Microsoft365 => (
                 format!("platform `{name}` (microsoft-365) keeps its inbox rules as Graph message rules, which mailshift cannot {verb} yet"),
