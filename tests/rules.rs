@@ -4,7 +4,8 @@
 //! says; a second apply writes nothing and a changed source rewrites; a destination's own
 //! active script keeps running beside the source's rules (a combined script with `include`);
 //! and a part of the source's script outside the rule model is shown with its text, the step
-//! failing as a conflict rather than dropping it.
+//! failing as a conflict rather than dropping it until `mailshift ack` says it was carried by
+//! hand.
 
 use std::path::Path;
 use std::process::Command;
@@ -237,6 +238,27 @@ fn the_destinations_own_rules_keep_running_and_what_cannot_be_carried_is_shown()
     assert!(
         all.contains("a top-level `vacation` outside any rule"),
         "with the reason: {}",
+        run.text()
+    );
+    assert!(
+        all.contains("mailshift ack PLAN account/alice@example.com/rules"),
+        "with what to do once it is done: {}",
+        run.text()
+    );
+    // Until a person says it is done, every apply shows it again.
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_ne!(run.code, 0, "{}", run.text());
+    let run = mailshift(
+        dir.path(),
+        &["ack", "plan.yaml", "account/alice@example.com/rules"],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(run.stdout.contains(vacation), "{}", run.text());
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        run.stdout.contains("1 rule carried by hand (acknowledged)"),
+        "{}",
         run.text()
     );
 

@@ -639,7 +639,10 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         // whole, with its reason, since retrying cannot help.
         Outcome::Failed(StepError::new(
             f.kind,
-            format!("{summary}; {} (carry them by hand)", f.detail),
+            format!(
+                "{summary}; {}; once done, run `mailshift ack PLAN {}`",
+                f.detail, change.id
+            ),
         ))
     } else if let Some(f) = failed {
         // The reasons are in the state's record and the report (one line per part).

@@ -16,7 +16,9 @@
 //!
 //! What cannot be carried (a part of the source's script outside the model, a rule Sieve cannot
 //! hold) is never dropped: the step ends as a conflict that names each one with its text and
-//! the reason, and is not retried until the plan changes.
+//! the reason. Once a person has carried them by hand, `mailshift ack PLAN ID` records that
+//! list as done (its [`conflict_key`] under the record's [`ACKNOWLEDGED`] output), and the next
+//! run completes the step while the list stays the same; a new or changed one fails it again.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +41,22 @@ use crate::transfer::imap::sieve::ManageSieve;
 pub const SCRIPT: &str = "mailshift";
 /// The destination script that runs its earlier active script, then [`SCRIPT`].
 pub const COMBINED: &str = "mailshift-combined";
+/// The record's output holding the [`conflict_key`] of what a person carried by hand.
+pub const ACKNOWLEDGED: &str = "rules_carried_by_hand";
+
+/// How a conflict's detail (the record's `last_error`) begins: what `mailshift ack` looks for.
+const BY_HAND: &str = " to carry by hand: ";
+
+/// Whether a record's `last_error` is a list of rules to carry by hand (not a failure to reach
+/// a server).
+pub fn is_conflict(last_error: &str) -> bool {
+    last_error.contains(BY_HAND)
+}
+
+/// What identifies a list of rules carried by hand.
+pub fn conflict_key(detail: &str) -> String {
+    crate::model::fingerprint(&detail)
+}
 
 pub(super) struct RulesSync;
 
@@ -132,8 +150,13 @@ impl Sides {
 }
 
 impl Prepared for Sides {
-    fn sync<'a>(&'a self, _run: SyncRun<'a>) -> ContentResult<'a, Result<Synced, StepError>> {
+    fn sync<'a>(&'a self, run: SyncRun<'a>) -> ContentResult<'a, Result<Synced, StepError>> {
         Box::pin(async move {
+            let acknowledged = run
+                .store
+                .resource(run.id)
+                .map_err(StepError::from)?
+                .and_then(|r| r.outputs.get(ACKNOWLEDGED).cloned());
             let (script, count, untranslatable) = self.script(self.read_source().await?);
             let mut d = ManageSieve::connect(&self.dest).await.map_err(dest_err)?;
             let listed = d.list_scripts().await.map_err(dest_err)?;
@@ -186,7 +209,7 @@ impl Prepared for Sides {
                 }),
             }
             d.logout().await;
-            Ok(synced(report))
+            Ok(synced(report, acknowledged.as_deref()))
         })
     }
 
@@ -237,8 +260,21 @@ fn combined(other: &str) -> String {
     )
 }
 
-fn synced(report: RulesCopy) -> Synced {
-    let summary = format!(
+/// The list of rules to carry by hand, as the record keeps it.
+fn detail(untranslatable: &[Untranslatable]) -> String {
+    format!(
+        "{}{BY_HAND}{}",
+        plural(untranslatable.len(), "rule"),
+        untranslatable
+            .iter()
+            .map(|u| format!("{} ({})", u.text.trim(), u.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
+}
+
+fn synced(report: RulesCopy, acknowledged: Option<&str>) -> Synced {
+    let mut summary = format!(
         "{} {}{}",
         plural(report.rules, "rule"),
         if report.written {
@@ -252,27 +288,29 @@ fn synced(report: RulesCopy) -> Synced {
             .map(|a| format!(", script {a:?} made active"))
             .unwrap_or_default()
     );
-    let failed = (!report.untranslatable.is_empty()).then(|| FailedParts {
-        detail: format!(
-            "{} to carry by hand: {}",
-            plural(report.untranslatable.len(), "rule"),
-            report
-                .untranslatable
-                .iter()
-                .map(|u| format!("{} ({})", u.text.trim(), u.reason))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-        names: report
-            .untranslatable
-            .iter()
-            .map(|u| u.text.trim().to_string())
-            .collect(),
-        unit: "rule",
-        // Only a person can carry these: no retry until the plan changes.
-        kind: ErrorKind::Conflict,
-        retry_after: None,
-    });
+    let mut failed = None;
+    if !report.untranslatable.is_empty() {
+        let detail = detail(&report.untranslatable);
+        if acknowledged == Some(conflict_key(&detail).as_str()) {
+            summary.push_str(&format!(
+                ", {} carried by hand (acknowledged)",
+                plural(report.untranslatable.len(), "rule")
+            ));
+        } else {
+            failed = Some(FailedParts {
+                detail,
+                names: report
+                    .untranslatable
+                    .iter()
+                    .map(|u| u.text.trim().to_string())
+                    .collect(),
+                unit: "rule",
+                // Only a person can carry these; `mailshift ack` records that they did.
+                kind: ErrorKind::Conflict,
+                retry_after: None,
+            });
+        }
+    }
     Synced {
         summary,
         copied: u64::from(report.written) * report.rules as u64,
@@ -285,6 +323,37 @@ fn synced(report: RulesCopy) -> Synced {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_acknowledged_list_completes_the_step_and_a_new_one_fails_it_again() {
+        let part = |text: &str| Untranslatable {
+            text: text.into(),
+            reason: "why".into(),
+        };
+        let report = |parts: Vec<Untranslatable>| RulesCopy {
+            account: "a@example.com".into(),
+            rules: 1,
+            untranslatable: parts,
+            ..RulesCopy::default()
+        };
+        let one = vec![part("vacation;")];
+        let detail = detail(&one);
+        assert!(is_conflict(&detail), "{detail}");
+        let key = conflict_key(&detail);
+        let failed = synced(report(one.clone()), None).failed.unwrap();
+        assert_eq!(failed.detail, detail);
+        assert_eq!(failed.kind, ErrorKind::Conflict);
+        let done = synced(report(one.clone()), Some(&key));
+        assert!(done.failed.is_none());
+        assert!(
+            done.summary
+                .ends_with("1 rule carried by hand (acknowledged)"),
+            "{}",
+            done.summary
+        );
+        let two = vec![part("vacation;"), part("reject \"no\";")];
+        assert!(synced(report(two), Some(&key)).failed.is_some());
+    }
 
     #[test]
     fn the_combined_script_runs_the_destinations_rules_first() {

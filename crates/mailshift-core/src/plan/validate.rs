@@ -1208,7 +1208,9 @@ impl<'a> Validator<'a> {
                 self.error(
                     side_path,
                     format!("platform `{name}`: {e}"),
-                    format!("write the ManageSieve host in platform `{name}`'s `sieve: {{host: ...}}`"),
+                    format!(
+                        "write the ManageSieve host in platform `{name}`'s `sieve: {{host: ...}}`"
+                    ),
                 );
             }
             return;
