@@ -164,6 +164,17 @@ fn rules_land_active_file_new_mail_and_a_second_apply_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     write_plan(dir.path(), &old, &new);
 
+    // `plan` reads the source's rules to say what the step will write.
+    let run = mailshift(dir.path(), &["plan", "plan.yaml", "--refresh"]);
+    assert!(
+        run.stdout.contains("account/alice@example.com/rules")
+            && run
+                .stdout
+                .contains("1 rule on the source to write as the destination's Sieve script"),
+        "{}",
+        run.text()
+    );
+
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());
     assert!(run.stdout.contains("1 rule written"), "{}", run.text());
