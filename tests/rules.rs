@@ -5,7 +5,8 @@
 //! active script keeps running beside the source's rules (a combined script with `include`);
 //! and a part of the source's script outside the rule model is shown with its text, the step
 //! failing as a conflict rather than dropping it until `mailshift ack` says it was carried by
-//! hand.
+//! hand. And the Graph message rules `rules::graph` writes, posted to the Graph simulator,
+//! follow Microsoft's published metadata and read back as the same rules.
 
 use std::path::Path;
 use std::process::Command;
@@ -294,4 +295,95 @@ fn the_destinations_own_rules_keep_running_and_what_cannot_be_carried_is_shown()
     new.deliver(USER, &mail("Weekly news", "news1"));
     assert_eq!(ids(&new, PW_NEW, "Compta/Factures"), ["inv1"]);
     assert_eq!(ids(&new, PW_NEW, "News"), ["news1"]);
+}
+
+#[test]
+fn graph_message_rules_follow_the_published_metadata_and_read_back() {
+    use mailshift::rules::graph::{from_graph, to_graph};
+    use mailshift::rules::{Action, Condition, Importance, Rule};
+
+    const MB: &str = "ada@example.com";
+    const TOKEN: &str = "token-ada";
+    let rules = vec![
+        Rule {
+            name: "Factures".into(),
+            enabled: true,
+            conditions: vec![
+                Condition::HeadersContain("X-Spam: yes".into()),
+                Condition::RecipientContains("compta".into()),
+                Condition::From("billing@".into()),
+                Condition::SubjectContains("facture".into()),
+                Condition::FromAddress("boss@example.com".into()),
+                Condition::SentTo("team@example.com".into()),
+                Condition::SizeOver(2048),
+                Condition::SizeUnder(1 << 20),
+            ],
+            match_all: true,
+            actions: vec![
+                Action::MarkRead,
+                Action::MarkImportance(Importance::High),
+                Action::MoveTo("Archive".into()),
+                Action::Redirect("a@example.net".into()),
+                Action::Forward("b@example.net".into()),
+                Action::Stop,
+            ],
+        },
+        Rule {
+            name: "Any of two".into(),
+            enabled: false,
+            conditions: vec![
+                Condition::SubjectContains("x".into()),
+                Condition::SubjectContains("y".into()),
+            ],
+            match_all: false,
+            actions: vec![Action::Delete, Action::Discard],
+        },
+    ];
+    runtime().block_on(async {
+        let sim = graph_sim::GraphSim::start().await.unwrap();
+        sim.add_mailbox(MB, TOKEN);
+        let (values, left) = to_graph(&rules, &|path| {
+            (path == "Archive").then(|| "AQMkArchive".to_string())
+        });
+        assert_eq!(left, vec![]);
+        // Plain HTTP to loopback: the TLS set-up is never used, but reqwest wants one.
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .unwrap();
+        let url = format!("{}/users/{MB}/mailFolders/inbox/messageRules", sim.url());
+        for v in &values {
+            let r = client
+                .post(&url)
+                .bearer_auth(TOKEN)
+                .json(v)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            assert_eq!(status, 201, "{}", r.text().await.unwrap());
+        }
+        let listed: serde_json::Value = client
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(sim.violations(), vec![]);
+        let back = from_graph(listed["value"].as_array().unwrap(), &|id| {
+            (id == "AQMkArchive").then(|| "Archive".to_string())
+        });
+        assert_eq!(back.untranslatable, vec![]);
+        assert_eq!(back.rules, rules);
+    });
 }
