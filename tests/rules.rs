@@ -204,12 +204,34 @@ fn rules_land_active_file_new_mail_and_a_second_apply_writes_nothing() {
     );
     assert_eq!(scripts(&new, PW_NEW), on_new);
 
-    // A changed source is carried by the next apply.
+    let run = mailshift(dir.path(), &["verify", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        run.stdout
+            .contains("ok       alice@example.com rules: 1 on the source"),
+        "{}",
+        run.text()
+    );
+
+    // A changed source: `verify` sees it, the next apply carries it.
     activate(
         &old,
         PW_OLD,
         "roundcube",
         &SOURCE.replace("\"invoice\"", "\"facture\""),
+    );
+    let run = mailshift(dir.path(), &["verify", "plan.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.text());
+    assert!(
+        run.stdout.contains("MISMATCH alice@example.com rules")
+            && run.stdout.contains(
+                "missing on the destination: rule \"Invoices\": if subject contains \"facture\""
+            )
+            && run.stdout.contains(
+                "only on the destination: rule \"Invoices\": if subject contains \"invoice\""
+            ),
+        "{}",
+        run.text()
     );
     let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(run.code, 0, "{}", run.text());

@@ -214,6 +214,7 @@ pub enum ContentReport {
 pub enum Checked {
     Mail(AccountCheck),
     Dav(dav::DavCheck),
+    Rules(rules::RulesCheck),
 }
 
 impl Checked {
@@ -233,6 +234,7 @@ impl Checked {
                 .iter()
                 .map(|c| c.missing_count + c.skipped_count)
                 .sum(),
+            Checked::Rules(c) => c.missing.len() as u64,
         }
     }
 
@@ -245,6 +247,7 @@ impl Checked {
                 .error
                 .as_deref()
                 .or_else(|| c.check.collections.iter().find_map(|c| c.error.as_deref())),
+            Checked::Rules(c) => c.error.as_deref(),
         }
     }
 }

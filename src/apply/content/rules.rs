@@ -14,6 +14,9 @@
 //! so the destination's rules run first, then the source's. A server without `include` keeps
 //! its active script, and the step says what to add to it by hand.
 //!
+//! `verify` compares the rules themselves: the source's, as the destination would hold them,
+//! against those of the destination's script, and whether that script runs.
+//!
 //! What cannot be carried (a part of the source's script outside the model, a rule Sieve cannot
 //! hold) is never dropped: the step ends as a conflict that names each one with its text and
 //! the reason. Once a person has carried them by hand, `mailshift ack PLAN ID` records that
@@ -106,6 +109,43 @@ pub struct RulesCopy {
     pub untranslatable: Vec<Untranslatable>,
 }
 
+/// `verify`'s comparison of an account's rules: the source's, as the destination would hold
+/// them, against the destination's script `mailshift`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RulesCheck {
+    pub account: String,
+    /// Rules of the source that the destination can hold.
+    pub source_rules: usize,
+    /// Of those, the ones the destination's script does not hold as they are (one line each).
+    pub missing: Vec<String>,
+    /// Rules of the destination's script that the source does not have (any more).
+    pub extra: Vec<String>,
+    /// Whether the destination runs the script (active itself, or through the combined one).
+    pub active: bool,
+    /// Parts of the source that cannot be carried: shown by `apply`, not compared.
+    pub untranslatable: usize,
+    /// Why the sides could not be compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RulesCheck {
+    pub fn unreachable(account: &str, error: String) -> RulesCheck {
+        RulesCheck {
+            account: account.to_string(),
+            error: Some(error),
+            ..RulesCheck::default()
+        }
+    }
+
+    pub fn equal(&self) -> bool {
+        self.error.is_none()
+            && self.missing.is_empty()
+            && self.extra.is_empty()
+            && (self.active || self.source_rules == 0)
+    }
+}
+
 fn source_err(e: crate::transfer::imap::session::ImapError) -> StepError {
     e.into_step_error().context("source")
 }
@@ -146,6 +186,41 @@ impl Sides {
         let mut untranslatable = translated.untranslatable;
         untranslatable.extend(left);
         (script, written, untranslatable)
+    }
+}
+
+impl Sides {
+    /// Both sides' rules now, as `verify` shows them.
+    async fn compare(&self) -> Result<RulesCheck, StepError> {
+        let (script, _, untranslatable) = self.script(self.read_source().await?);
+        // The rules as the destination reads them back: what `apply` would leave there.
+        let expected = from_sieve(&script).rules;
+        let mut d = ManageSieve::connect(&self.dest).await.map_err(dest_err)?;
+        let listed = d.list_scripts().await.map_err(dest_err)?;
+        let held = match listed.iter().any(|l| l.name == SCRIPT) {
+            true => from_sieve(&d.get_script(SCRIPT).await.map_err(dest_err)?).rules,
+            false => Vec::new(),
+        };
+        d.logout().await;
+        Ok(RulesCheck {
+            account: self.address.clone(),
+            source_rules: expected.len(),
+            missing: expected
+                .iter()
+                .filter(|r| !held.contains(r))
+                .map(|r| r.to_string())
+                .collect(),
+            extra: held
+                .iter()
+                .filter(|r| !expected.contains(r))
+                .map(|r| r.to_string())
+                .collect(),
+            active: listed
+                .iter()
+                .any(|l| l.active && (l.name == SCRIPT || l.name == COMBINED)),
+            untranslatable: untranslatable.len(),
+            error: None,
+        })
     }
 }
 
@@ -219,9 +294,11 @@ impl Prepared for Sides {
         _list_limit: usize,
     ) -> ContentResult<'a, Result<Checked, StepError>> {
         Box::pin(async move {
-            Err(StepError::config(
-                "`verify` does not compare inbox rules: each `apply` reads both sides and rewrites a destination that differs",
-            ))
+            let check = match self.compare().await {
+                Ok(c) => c,
+                Err(e) => RulesCheck::unreachable(&self.address, e.message),
+            };
+            Ok(Checked::Rules(check))
         })
     }
 
