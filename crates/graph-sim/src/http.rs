@@ -41,13 +41,19 @@ pub(crate) struct State {
     pub windows: BTreeMap<(String, u64), u64>,
     /// `METHOD path` of requests that did not ask for immutable ids.
     pub without_immutable: Vec<String>,
+    pub log: Vec<crate::Logged>,
     pub page_size: usize,
     /// Requests a mailbox may make per 10-minute window before 429 (Graph: 10,000).
     pub window_limit: Option<u64>,
 }
 
+/// Decides what a token not configured with `add_mailbox`/`add_app_token` opens: a test
+/// plugs in its OAuth server (provider-sim's `user_of`/`expires_at`) here.
+pub(crate) type Resolver = Box<dyn Fn(&str) -> Option<crate::Grant> + Send + Sync>;
+
 pub(crate) struct Shared {
     state: Mutex<State>,
+    pub resolver: Mutex<Option<Resolver>>,
     /// While true, authenticated requests wait after taking their concurrency slot, so a
     /// test can hold several in flight at once without relying on timing.
     pub hold: tokio::sync::watch::Sender<bool>,
@@ -61,6 +67,7 @@ impl Shared {
         };
         Shared {
             state: Mutex::new(state),
+            resolver: Mutex::new(None),
             hold: tokio::sync::watch::channel(false).0,
         }
     }
@@ -105,7 +112,22 @@ impl Drop for Slot<'_> {
     }
 }
 
+/// Serves a request and logs it with the status it got, whatever step answered it.
 async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Response {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let response = serve(&shared, req).await;
+    shared.lock().log.push(crate::Logged {
+        method,
+        path,
+        query,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+async fn serve(shared: &Arc<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
         return render(error(
@@ -181,9 +203,22 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Resp
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
+    let resolved = token.as_ref().and_then(|t| {
+        let resolver = shared.resolver.lock().unwrap_or_else(|e| e.into_inner());
+        resolver
+            .as_ref()
+            .and_then(|r| r(t))
+            .map(|grant| match grant {
+                crate::Grant::Mailbox(m) => Some(m.to_ascii_lowercase()),
+                crate::Grant::App => None,
+            })
+    });
     let fault = {
         let mut st = shared.lock();
-        let grant = token.as_ref().and_then(|t| st.tokens.get(t).cloned());
+        let grant = token
+            .as_ref()
+            .and_then(|t| st.tokens.get(t).cloned())
+            .or(resolved);
         match grant {
             None => {
                 return render(error(
@@ -233,7 +268,7 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Resp
         None => {}
     }
     let _slot = Slot {
-        shared: &shared,
+        shared,
         mailbox: user.clone(),
     };
     let mut hold = shared.hold.subscribe();

@@ -10,9 +10,12 @@
 //!   lists and tasks, inbox message rules; default and immutable ids, change keys and
 //!   `If-Match`, extended properties and the `$filter` on them, paging, delta queries
 //!   (`store`, `ops`); the invitations Graph would have sent ([`Invitation`]);
-//! - Bearer tokens per mailbox, 4 concurrent requests per mailbox (the 5th gets 429),
-//!   injected 429/503 answers and cut connections, a count of requests per 10 minutes
-//!   (`http`).
+//! - recurring series expanded into occurrences, exceptions and cancellations
+//!   (`recurrence`, `store`);
+//! - Bearer tokens per mailbox, or whatever a test's OAuth server issued (a resolver
+//!   hook); 4 concurrent requests per mailbox (the 5th gets 429); injected 429/503
+//!   answers and cut connections; a count (and optional limit) of requests per mailbox
+//!   per 10 minutes (`http`).
 //!
 //! [`GraphSim`] is the handle a test starts, seeds and inspects. This crate depends on no
 //! mailshift crate: it is a test double, never part of the product.
@@ -64,6 +67,34 @@ pub enum Fault {
     Status { status: u16, retry_after: u32 },
     /// Headers, then the connection dropped in the middle of the body.
     Cut,
+}
+
+/// One request the simulator received, with the status it answered (refused ones too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub method: String,
+    /// The path as sent, `/v1.0/users/…`.
+    pub path: String,
+    /// The raw query string.
+    pub query: String,
+    pub status: u16,
+}
+
+impl Logged {
+    /// Whether the request asked to change something (what a second, idempotent run must
+    /// not send).
+    pub fn is_write(&self) -> bool {
+        matches!(self.method.as_str(), "POST" | "PATCH" | "PUT" | "DELETE")
+    }
+}
+
+/// What a token opens, as a token resolver says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// One mailbox (a delegated token).
+    Mailbox(String),
+    /// Every mailbox (an application token).
+    App,
 }
 
 /// Where seeded items go and listed items come from.
@@ -149,6 +180,21 @@ impl GraphSim {
         self.shared.lock().tokens.insert(token.to_string(), None);
     }
 
+    /// Asks `resolve` about tokens not added with [`GraphSim::add_mailbox`] or
+    /// [`GraphSim::add_app_token`]: how a test accepts the tokens its OAuth server issued
+    /// (None from the resolver: 401, as for an unknown or expired token).
+    pub fn set_token_resolver(
+        &self,
+        resolve: impl Fn(&str) -> Option<Grant> + Send + Sync + 'static,
+    ) {
+        let mut slot = self
+            .shared
+            .resolver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *slot = Some(Box::new(resolve));
+    }
+
     /// Sets the default page size of lists and delta rounds (10 unless set).
     pub fn set_page_size(&self, n: usize) {
         self.shared.lock().page_size = n.max(1);
@@ -190,19 +236,14 @@ impl GraphSim {
         }
         let mut st = self.shared.lock();
         let http::State {
-            counter,
-            mailboxes,
-            invitations,
-            ..
+            counter, mailboxes, ..
         } = &mut *st;
         let mb = mailboxes
             .get_mut(&mailbox.to_ascii_lowercase())
             .ok_or_else(|| SimError::Seed(format!("no mailbox {mailbox}; add it first")))?;
         let parent = parent_of(mb, &into)?;
-        let id = mb.insert(counter, kind, &parent, item);
-        // Seeded events are already there: they invited nobody through this simulator.
-        let _ = invitations;
-        Ok(id)
+        // Seeded events were already there: they invite nobody.
+        Ok(mb.insert(counter, kind, &parent, item))
     }
 
     /// The live items of a collection as the service shows them (immutable ids, extended
@@ -235,6 +276,11 @@ impl GraphSim {
         let st = self.shared.lock();
         let mb = st.mailboxes.get(&mailbox.to_ascii_lowercase())?;
         mb.items.get(&mb.resolve(contact)?)?.photo.clone()
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Logged> {
+        self.shared.lock().log.clone()
     }
 
     /// Every request or answer outside the published definition so far.

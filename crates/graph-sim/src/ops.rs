@@ -60,6 +60,14 @@ enum Target {
     ViewDelta(String),
 }
 
+fn unsupported(what: &str) -> Reply {
+    error(
+        501,
+        "NotImplemented",
+        &format!("the Graph simulator does not implement {what}"),
+    )
+}
+
 fn not_found() -> Reply {
     error(
         404,
@@ -244,7 +252,24 @@ fn operate(st: &mut State, user: &str, call: &Call) -> Reply {
         Ok(t) => t,
         Err(reply) => return reply,
     };
-    let expand = call.query("$expand").and_then(store::parse_extended_expand);
+    // Options the definition allows but the simulator does not implement are refused by
+    // name rather than ignored, so a client never believes it got what it asked for.
+    let is_delta = matches!(t, Target::Delta(..) | Target::ViewDelta(_));
+    for option in ["$orderby", "$search", "$count"] {
+        if call.query(option).is_some() {
+            return unsupported(option);
+        }
+    }
+    if is_delta && call.query("$filter").is_some() {
+        return unsupported("$filter on a delta query");
+    }
+    let expand = match call.query("$expand") {
+        None => None,
+        Some(e) => match store::parse_extended_expand(e) {
+            Some(filter) => Some(filter),
+            None => return unsupported("$expand other than singleValueExtendedProperties"),
+        },
+    };
     match (call.method, t) {
         ("GET", Target::Collection(kind, parent)) => {
             let mut items = mb.list(kind, &parent);
@@ -267,8 +292,13 @@ fn operate(st: &mut State, user: &str, call: &Call) -> Reply {
                         .any(|(k, v)| k.eq_ignore_ascii_case(&id) && *v == value)
                 });
             }
+            let from: usize = call
+                .query("$skip")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
             let rendered: Vec<Value> = items
                 .iter()
+                .skip(from)
                 .map(|i| mb.render(i, call.immutable, expand.as_deref()))
                 .collect();
             let top = call

@@ -368,6 +368,15 @@ impl Mailbox {
         for (k, v) in &item.props {
             out.insert(k.clone(), v.clone());
         }
+        // Contacts and contact folders name their folder, in the id form asked for.
+        if matches!(item.kind, Kind::Contact | Kind::ContactFolder)
+            && let Some(parent) = self.items.get(&item.parent)
+        {
+            out.insert(
+                "parentFolderId".into(),
+                json!(Mailbox::shown_id(parent, immutable)),
+            );
+        }
         if let Some(master) = item.props.get("seriesMasterId").and_then(Value::as_str)
             && let Some(m) = self.items.get(master)
         {

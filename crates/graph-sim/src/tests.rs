@@ -121,6 +121,21 @@ async fn a_contact_is_created_read_updated_with_if_match_and_deleted() {
     assert_eq!(s, 204);
     let (s, _) = send(c.get(url(&sim, &path))).await;
     assert_eq!(s, 404);
+    let log: Vec<(String, u16)> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.is_write())
+        .map(|r| (r.method.clone(), r.status))
+        .collect();
+    let expected = [
+        ("POST", 201),
+        ("POST", 201),
+        ("PATCH", 200),
+        ("PATCH", 412),
+        ("DELETE", 412),
+        ("DELETE", 204),
+    ];
+    assert_eq!(log, expected.map(|(m, s)| (m.to_string(), s)).to_vec());
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
 
@@ -623,11 +638,12 @@ async fn child_folders_nest_and_the_folder_delta_covers_them_all() {
         .map(|f| f["displayName"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["Top", "Child"]);
+    assert_eq!(delta["value"][1]["parentFolderId"].as_str(), Some(top_id));
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
 
 #[tokio::test]
-async fn select_keeps_the_named_properties_and_the_id() {
+async fn select_keeps_the_named_properties_and_unimplemented_options_are_refused() {
     let sim = sim().await;
     sim.insert(
         MB,
@@ -640,6 +656,14 @@ async fn select_keeps_the_named_properties_and_the_id() {
     let mut keys: Vec<&str> = item.keys().map(String::as_str).collect();
     keys.sort();
     assert_eq!(keys, vec!["@odata.etag", "id", "surname"]);
+    // What the definition allows but the simulator does not do is refused by name.
+    for query in ["$orderby=surname", "$count=true", "$expand=extensions"] {
+        let (s, err) = send(client().get(url(&sim, &format!("contacts?{query}")))).await;
+        assert_eq!(s, 501, "{query}: {err}");
+    }
+    let (s, _) = send(client().get(url(&sim, "contacts/delta?$filter=x"))).await;
+    assert_eq!(s, 501);
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
 
 #[tokio::test]
@@ -664,4 +688,28 @@ async fn past_the_window_limit_requests_get_429_until_the_window_ends() {
         .unwrap();
     assert!((1..=600).contains(&retry));
     assert_eq!(sim.throttled(MB), 1);
+}
+
+#[tokio::test]
+async fn a_token_resolver_admits_the_tokens_an_oauth_server_issued() {
+    let sim = sim().await;
+    sim.set_token_resolver(|token| match token {
+        "issued-for-ada" => Some(Grant::Mailbox(MB.to_string())),
+        "issued-app" => Some(Grant::App),
+        _ => None,
+    });
+    let c = client();
+    for (token, status) in [
+        ("issued-for-ada", 200),
+        ("issued-app", 200),
+        ("expired", 401),
+    ] {
+        let r = c
+            .get(url(&sim, "contacts"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{token}");
+    }
 }
