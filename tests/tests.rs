@@ -27,6 +27,7 @@ mod pop3;
 mod quota;
 mod rollback;
 mod rollback_dav;
+mod rules;
 mod sieve;
 mod sizing;
 mod state_cmd;
