@@ -265,6 +265,14 @@ impl EwsSim {
             .map_err(|(code, m)| format!("{code}: {m}"))
     }
 
+    /// Marks the mailbox as used with Outlook: it has a client-side rules blob, which
+    /// GetInboxRules reports and UpdateInboxRules must remove (RemoveOutlookRuleBlob).
+    pub fn set_outlook_rule_blob(&self, mailbox: &str, present: bool) {
+        if let Some(mb) = self.shared.lock().mailbox_mut(mailbox) {
+            mb.outlook_rule_blob = present;
+        }
+    }
+
     // ---- inspection ----
 
     /// The items of a folder as XML (all stored fields, ItemId, extended properties,

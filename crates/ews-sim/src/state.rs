@@ -96,6 +96,9 @@ pub struct Mailbox {
     pub tombstones: Vec<Tombstone>,
     /// Rules as given (`t:Rule`), RuleId included.
     pub rules: Vec<Node>,
+    /// Whether Outlook's client-side rules blob is there (a mailbox used with Outlook):
+    /// UpdateInboxRules then needs RemoveOutlookRuleBlob.
+    pub outlook_rule_blob: bool,
     /// The last change number given out.
     pub seq: u64,
 }
@@ -170,6 +173,7 @@ impl State {
             items: Vec::new(),
             tombstones: Vec::new(),
             rules: Vec::new(),
+            outlook_rule_blob: false,
             seq: 0,
         };
         let mut ids: HashMap<&str, String> = HashMap::new();

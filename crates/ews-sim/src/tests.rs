@@ -549,6 +549,36 @@ fn inbox_rules_are_created_changed_and_deleted() {
         )
     };
     let get = || call(&sim, "<m:GetInboxRules/>");
+    // A mailbox used with Outlook: its rule blob must be removed explicitly.
+    sim.set_outlook_rule_blob(USER, true);
+    assert!(get().contains("<m:OutlookRuleBlobExists>true</m:OutlookRuleBlobExists>"));
+    let kept = call(
+        &sim,
+        &format!(
+            "<m:UpdateInboxRules><m:Operations><t:CreateRuleOperation>{}</t:CreateRuleOperation></m:Operations></m:UpdateInboxRules>",
+            rule("", "From boss")
+        ),
+    );
+    assert!(kept.contains("ErrorOutlookRuleBlobExists"), "{kept}");
+    // What Exchange refuses in a rule, each reported at its operation; nothing is applied.
+    let refused = update(&format!(
+        "<t:CreateRuleOperation>{}</t:CreateRuleOperation><t:CreateRuleOperation>{}</t:CreateRuleOperation><t:CreateRuleOperation>{}</t:CreateRuleOperation>",
+        rule("<t:RuleId>mine</t:RuleId>", "With id"),
+        rule("", "Elsewhere").replace(
+            r#"<t:DistinguishedFolderId Id="inbox"/>"#,
+            r#"<t:FolderId Id="no-such-folder"/>"#
+        ),
+        rule("", "Fine"),
+    ));
+    for part in [
+        "CreateWithRuleId",
+        "FolderDoesNotExist",
+        "<t:OperationIndex>1</t:OperationIndex>",
+    ] {
+        assert!(refused.contains(part), "{part} in {refused}");
+    }
+    assert!(!get().contains("<t:Rule>"));
+    assert!(get().contains("<m:OutlookRuleBlobExists>true</m:OutlookRuleBlobExists>"));
     let made = update(&format!(
         "<t:CreateRuleOperation>{}</t:CreateRuleOperation>",
         rule("", "From boss")
@@ -560,6 +590,8 @@ fn inbox_rules_are_created_changed_and_deleted() {
         got.contains("<t:DisplayName>From boss</t:DisplayName>"),
         "{got}"
     );
+    assert!(got.contains("<m:OutlookRuleBlobExists>false</m:OutlookRuleBlobExists>"));
+    assert_eq!(sim.rules(USER).len(), 1);
     update(&format!(
         "<t:SetRuleOperation>{}</t:SetRuleOperation>",
         rule(&format!("<t:RuleId>{id}</t:RuleId>"), "Renamed")
