@@ -343,6 +343,12 @@ impl EwsSim {
         self.shared.lock().violations.clone()
     }
 
+    /// Returns the violations recorded so far and forgets them: for a test that provokes
+    /// one on purpose and goes on.
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(&mut self.shared.lock().violations)
+    }
+
     /// (operation, mode) of every calendar CreateItem / UpdateItem / DeleteItem: the value
     /// of SendMeetingInvitations / SendMeetingInvitationsOrCancellations /
     /// SendMeetingCancellations, None when absent.

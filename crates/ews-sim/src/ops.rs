@@ -304,14 +304,19 @@ fn bool_str(b: bool) -> &'static str {
 }
 
 /// Offset and maximum of an `IndexedPage…View` (everything without one).
+/// Exchange Online returns at most 1,000 entries per FindItem/FindFolder page whatever is
+/// asked (EWSFindCountLimit), with IncludesLastItemInRange false: a client must page.
+const FIND_COUNT_LIMIT: usize = 1000;
+
 fn page(view: Option<&Node>) -> (usize, usize) {
     let Some(v) = view else {
-        return (0, usize::MAX);
+        return (0, FIND_COUNT_LIMIT);
     };
     let max = v
         .attr("MaxEntriesReturned")
         .and_then(|m| m.parse().ok())
-        .unwrap_or(usize::MAX);
+        .unwrap_or(FIND_COUNT_LIMIT)
+        .min(FIND_COUNT_LIMIT);
     let offset = v.attr("Offset").and_then(|o| o.parse().ok()).unwrap_or(0);
     (offset, max)
 }

@@ -333,14 +333,28 @@ pub fn normalize(node: &mut Node) {
     sort_children(node, ty);
 }
 
+/// Element names and types of a complex type's content.
+type FieldTypes = std::sync::Arc<Vec<(String, Name)>>;
+
 /// Exchange keeps times in UTC and answers them so (`2026-12-01T08:00:00Z` for a Start sent
 /// as `2026-12-01T09:00:00+01:00`): the item's `xs:dateTime` fields are stored that way, so
 /// a client comparing what it wrote with what it reads meets what it would meet on Exchange.
 /// Times without an offset are kept as given.
 pub fn utc_times(node: &mut Node) {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<HashMap<&'static str, FieldTypes>>> =
+        std::sync::OnceLock::new();
     let ty = type_of(&node.name.local);
-    let mut fields = Vec::new();
-    collect_types(&Name::new(TYPES, ty), &mut fields, 0);
+    let fields = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(ty)
+        .or_insert_with(|| {
+            let mut fields = Vec::new();
+            collect_types(&Name::new(TYPES, ty), &mut fields, 0);
+            std::sync::Arc::new(fields)
+        })
+        .clone();
     for c in &mut node.children {
         let is_time = fields
             .iter()
@@ -390,10 +404,21 @@ fn collect_types(ty: &Name, out: &mut Vec<(String, Name)>, depth: usize) {
 /// The element names of a complex type's content, in the order its sequence (and its
 /// bases') puts them: stored trees are sorted by it before they are written, so a field set
 /// by UpdateItem lands where the schema wants it.
-pub fn schema_order(ty_local: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    collect_order(&Name::new(TYPES, ty_local), &mut out, 0);
-    out
+pub fn schema_order(ty_local: &str) -> std::sync::Arc<Vec<String>> {
+    // Computed once per type: every stored item is sorted on each write and read.
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<HashMap<String, std::sync::Arc<Vec<String>>>>,
+    > = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry(ty_local.to_owned())
+        .or_insert_with(|| {
+            let mut out = Vec::new();
+            collect_order(&Name::new(TYPES, ty_local), &mut out, 0);
+            std::sync::Arc::new(out)
+        })
+        .clone()
 }
 
 fn collect_order(ty: &Name, out: &mut Vec<String>, depth: usize) {

@@ -494,6 +494,22 @@ fn a_sync_state_returns_only_the_changes_since_it() {
         "{changes}"
     );
     assert!(sync(&sim, "bogus", 10).contains("ErrorInvalidSyncStateData"));
+    // MaxChangesReturned is 1 to 512: more is a schema violation.
+    let (status, text) = post(
+        &sim,
+        &basic(USER, PASSWORD),
+        &envelope(
+            r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>
+  <m:SyncFolderId><t:DistinguishedFolderId Id="contacts"/></m:SyncFolderId><m:MaxChangesReturned>513</m:MaxChangesReturned></m:SyncFolderItems>"#,
+        ),
+    );
+    assert_eq!(status, 500);
+    assert!(
+        text.contains("ErrorSchemaValidation") && text.contains("MaxSyncChangesReturnedType"),
+        "{text}"
+    );
+    assert_eq!(sim.violations().len(), 1);
+    let _ = sim.take_violations();
     // A state of another folder is refused too.
     let tasks = call(
         &sim,
@@ -1119,5 +1135,27 @@ fn the_simulator_speaks_https_with_a_given_certificate() {
         post_raw(&sim, "/EWS/Exchange.asmx", &basic(USER, PASSWORD), &body)
             .map_or(true, |(status, _)| status != 200)
     );
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn find_item_returns_at_most_a_thousand_per_page() {
+    let sim = sim();
+    for n in 0..1001 {
+        sim.insert_item(
+            USER,
+            "contacts",
+            &format!("<t:Contact><t:GivenName>N{n}</t:GivenName></t:Contact>"),
+        )
+        .unwrap();
+    }
+    let text = call(
+        &sim,
+        r#"<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>
+  <m:ParentFolderIds><t:DistinguishedFolderId Id="contacts"/></m:ParentFolderIds></m:FindItem>"#,
+    );
+    assert_eq!(text.matches("<t:Contact>").count(), 1000);
+    assert!(text.contains(r#"IncludesLastItemInRange="false""#));
+    assert!(text.contains(r#"TotalItemsInView="1001""#));
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
