@@ -67,6 +67,18 @@ pub fn run(cx: &mut Cx<'_>, op: &str, req: &Node) -> Result<String, Fail> {
                 .unwrap_or_default();
             each(&mut w, op, "", folders, |f| create_folder(cx, &parent, &f))
         }
+        "DeleteFolder" => {
+            let to_bin = req.attr("DeleteType") == Some("MoveToDeletedItems");
+            each(&mut w, op, "", folder_ids(req), |id| {
+                delete_folder(cx, &id, to_bin)
+            })
+        }
+        "UpdateFolder" => {
+            let changes = kid(req, "FolderChanges")
+                .map(|c| c.children.clone())
+                .unwrap_or_default();
+            each(&mut w, op, "", changes, |c| update_folder(cx, &c))
+        }
         "SyncFolderHierarchy" => each(&mut w, op, "", vec![()], |()| sync_hierarchy(cx, req)),
         "CreateItem" => {
             let items: Vec<Node> = kid(req, "Items")
@@ -352,18 +364,139 @@ fn sync_hierarchy(cx: &mut Cx<'_>, req: &Node) -> Result<String, Fail> {
     w.open("m:Changes", &[]);
     for f in &mb.folders {
         let is_root = f.distinguished.as_deref() == Some("msgfolderroot");
-        let new = match since {
-            None => !is_root,
-            Some(s) => f.seq > s,
+        let change = match since {
+            None if !is_root => Some("t:Create"),
+            None => None,
+            Some(s) if f.seq > s => Some("t:Create"),
+            Some(s) if f.changed > s => Some("t:Update"),
+            Some(_) => None,
         };
-        if new {
-            w.open("t:Create", &[]);
+        if let Some(tag) = change {
+            w.open(tag, &[]);
             w.node(&shaped_folder(mb, f, &shape));
-            w.close("t:Create");
+            w.close(tag);
+        }
+    }
+    for d in &mb.folder_tombstones {
+        if since.is_some_and(|s| d.seq > s && d.created <= s) {
+            w.open("t:Delete", &[]);
+            w.node(&with_attrs(t("FolderId"), &[("Id", &d.id)]));
+            w.close("t:Delete");
         }
     }
     w.close("m:Changes");
     Ok(w.0)
+}
+
+/// DeleteFolder: the folder, its subfolders and their items are gone (each reported by
+/// the syncs), or, with MoveToDeletedItems, the folder moves under Deleted Items. The
+/// distinguished folders cannot be deleted.
+fn delete_folder(cx: &mut Cx<'_>, id: &str, to_bin: bool) -> Result<String, Fail> {
+    let ck = cx.state.new_change_key();
+    let mb = mailbox_mut(cx)?;
+    let f = mb.folder(id).ok_or_else(|| folder_not_found(id))?;
+    if f.distinguished.is_some() {
+        return Err((
+            "ErrorDeleteDistinguishedFolder",
+            format!("Distinguished folders cannot be deleted ({id})."),
+        ));
+    }
+    let fid = f.id.clone();
+    let seq = mb.next_seq();
+    if to_bin {
+        let bin = mb.folder("deleteditems").map(|b| b.id.clone());
+        if let Some(f) = mb.folders.iter_mut().find(|f| f.id == fid) {
+            f.parent = bin;
+            f.changed = seq;
+            f.change_key = ck;
+        }
+        return Ok(String::new());
+    }
+    // The folder and everything under it.
+    let mut gone = vec![fid];
+    let mut i = 0;
+    while i < gone.len() {
+        let parent = gone[i].clone();
+        gone.extend(
+            mb.folders
+                .iter()
+                .filter(|f| f.parent.as_deref() == Some(&parent))
+                .map(|f| f.id.clone()),
+        );
+        i += 1;
+    }
+    for f in mb.folders.iter().filter(|f| gone.contains(&f.id)) {
+        mb.folder_tombstones.push(Tombstone {
+            id: f.id.clone(),
+            folder: f.parent.clone().unwrap_or_default(),
+            created: f.seq,
+            seq,
+        });
+    }
+    for i in mb.items.iter().filter(|i| gone.contains(&i.folder)) {
+        mb.tombstones.push(Tombstone {
+            id: i.id.clone(),
+            folder: i.folder.clone(),
+            created: i.created,
+            seq,
+        });
+    }
+    mb.folders.retain(|f| !gone.contains(&f.id));
+    mb.items.retain(|i| !gone.contains(&i.folder));
+    Ok(String::new())
+}
+
+/// UpdateFolder: SetFolderField on the display name renames the folder (the other fields
+/// the simulator keeps are not settable).
+fn update_folder(cx: &mut Cx<'_>, change: &Node) -> Result<String, Fail> {
+    let id = change.children.first().map(folder_ref).unwrap_or_default();
+    let ck = cx.state.new_change_key();
+    let mb = mailbox_mut(cx)?;
+    let fid = mb
+        .folder(&id)
+        .ok_or_else(|| folder_not_found(&id))?
+        .id
+        .clone();
+    let mut rename = None;
+    for u in kid(change, "Updates")
+        .map(|u| u.children.as_slice())
+        .unwrap_or(&[])
+    {
+        let field = u.children.first().and_then(|f| f.attr("FieldURI"));
+        match (u.name.local.as_str(), field) {
+            ("SetFolderField", Some("folder:DisplayName")) => {
+                rename = u
+                    .children
+                    .get(1)
+                    .and_then(|f| kid_text(f, "DisplayName"))
+                    .map(str::to_owned);
+            }
+            (_, f) => {
+                return Err((
+                    "ErrorInvalidPropertySet",
+                    format!(
+                        "the simulator changes only folder:DisplayName, not {}",
+                        f.unwrap_or("this field")
+                    ),
+                ));
+            }
+        }
+    }
+    let seq = mb.next_seq();
+    let f = mb
+        .folders
+        .iter_mut()
+        .find(|f| f.id == fid)
+        .ok_or_else(|| folder_not_found(&id))?;
+    if let Some(name) = rename {
+        f.name = name;
+    }
+    f.changed = seq;
+    f.change_key = ck;
+    let el = crate::state::folder_element(f);
+    let mut n = t(el);
+    n.children.push(folder_id_node("FolderId", f));
+    Ok(format!("<m:Folders>{}</m:Folders>", node_xml(&n)))
 }
 
 /// A sync state of ours: a letter and the change number it was given at; empty or absent

@@ -53,6 +53,8 @@ pub struct Folder {
     pub class: String,
     /// Change number at creation, for SyncFolderHierarchy.
     pub seq: u64,
+    /// Change number of the last rename or move (0: never changed).
+    pub changed: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -94,6 +96,8 @@ pub struct Mailbox {
     pub folders: Vec<Folder>,
     pub items: Vec<Item>,
     pub tombstones: Vec<Tombstone>,
+    /// Deleted folders, for SyncFolderHierarchy (the Tombstone's folder is the parent).
+    pub folder_tombstones: Vec<Tombstone>,
     /// Rules as given (`t:Rule`), RuleId included.
     pub rules: Vec<Node>,
     /// Whether Outlook's client-side rules blob is there (a mailbox used with Outlook):
@@ -172,6 +176,7 @@ impl State {
             folders: Vec::new(),
             items: Vec::new(),
             tombstones: Vec::new(),
+            folder_tombstones: Vec::new(),
             rules: Vec::new(),
             outlook_rule_blob: false,
             seq: 0,
@@ -190,6 +195,7 @@ impl State {
                 name: (*name).to_owned(),
                 class: (*class).to_owned(),
                 seq: 0,
+                changed: 0,
             });
         }
         self.mailboxes.insert(address.to_lowercase(), mb);
@@ -243,6 +249,7 @@ impl State {
             name: name.to_owned(),
             class: class.to_owned(),
             seq,
+            changed: 0,
         });
         Ok(id)
     }

@@ -543,6 +543,49 @@ fn the_folder_hierarchy_syncs() {
         new.contains("<t:DisplayName>Holidays</t:DisplayName>"),
         "{new}"
     );
+    let state = element_text(&new, "m:SyncState");
+    let holidays = sim
+        .folders(USER)
+        .into_iter()
+        .find(|f| f.1 == "Holidays")
+        .unwrap()
+        .0;
+    let renamed = call(
+        &sim,
+        &format!(
+            r#"<m:UpdateFolder><m:FolderChanges><t:FolderChange><t:FolderId Id="{holidays}"/><t:Updates>
+  <t:SetFolderField><t:FieldURI FieldURI="folder:DisplayName"/><t:CalendarFolder><t:DisplayName>Time off</t:DisplayName></t:CalendarFolder></t:SetFolderField>
+</t:Updates></t:FolderChange></m:FolderChanges></m:UpdateFolder>"#
+        ),
+    );
+    assert!(renamed.contains(r#"ResponseClass="Success""#), "{renamed}");
+    let changed = call(&sim, &body(&state));
+    assert!(
+        changed.contains("<t:Update>") && changed.contains("Time off"),
+        "{changed}"
+    );
+    let state = element_text(&changed, "m:SyncState");
+    let delete = |id: &str| {
+        call(
+            &sim,
+            &format!(
+                r#"<m:DeleteFolder DeleteType="HardDelete"><m:FolderIds><t:FolderId Id="{id}"/></m:FolderIds></m:DeleteFolder>"#
+            ),
+        )
+    };
+    delete(&holidays);
+    let deleted = call(&sim, &body(&state));
+    assert!(
+        deleted.contains(&format!(r#"<t:Delete><t:FolderId Id="{holidays}"/>"#)),
+        "{deleted}"
+    );
+    let calendar = sim
+        .folders(USER)
+        .into_iter()
+        .find(|f| f.1 == "Calendar")
+        .unwrap()
+        .0;
+    assert!(delete(&calendar).contains("ErrorDeleteDistinguishedFolder"));
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
 
