@@ -29,6 +29,16 @@ fn basic(user: &str, password: &str) -> String {
 
 /// One POST; the status and body, or the error reading it.
 fn post_raw(sim: &EwsSim, path: &str, auth: &str, body: &str) -> Result<(u16, String), String> {
+    post_full(sim, path, auth, body).map(|(status, _, body)| (status, body))
+}
+
+/// One POST; the status, the header lines and the body.
+fn post_full(
+    sim: &EwsSim,
+    path: &str,
+    auth: &str,
+    body: &str,
+) -> Result<(u16, String, String), String> {
     let mut s = TcpStream::connect(sim.addr()).map_err(|e| e.to_string())?;
     let req = format!(
         "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/xml; charset=utf-8\r\nAuthorization: {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -46,8 +56,7 @@ fn post_raw(sim: &EwsSim, path: &str, auth: &str, body: &str) -> Result<(u16, St
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     // Chunked bodies (the cut-connection answer) are returned undecoded: only their
     // completeness matters there.
-    let _ = head;
-    Ok((status, body.to_owned()))
+    Ok((status, head.to_lowercase(), body.to_owned()))
 }
 
 fn post(sim: &EwsSim, auth: &str, body: &str) -> (u16, String) {
@@ -735,8 +744,15 @@ fn injected_busy_answers_carry_the_back_off() {
         );
     }
     sim.fail_next_status(1, 503, Some(7));
-    let (status, text) = post(&sim, &basic(USER, PASSWORD), &envelope(GET_INBOX));
-    assert_eq!(status, 503, "{text}");
+    let (status, head, _) = post_full(
+        &sim,
+        "/EWS/Exchange.asmx",
+        &basic(USER, PASSWORD),
+        &envelope(GET_INBOX),
+    )
+    .unwrap();
+    assert_eq!(status, 503, "{head}");
+    assert!(head.contains("\r\nretry-after: 7"), "{head}");
     call(&sim, GET_INBOX);
     assert_eq!(sim.request_count("GetFolder"), 4);
     assert_eq!(sim.violations(), Vec::<String>::new());
