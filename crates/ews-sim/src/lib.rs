@@ -8,6 +8,15 @@
 //! - `state` and `ops`: mailboxes with folders, items kept as the XML trees the client sent,
 //!   change keys, sync states and inbox rules, and the operations on them;
 //! - [`EwsSim`]: starts a server and is the tests' seeding and inspection API (no HTTP).
+//!
+//! Not modelled (a request that needs them gets a clean error or a recorded violation, not
+//! a made-up answer): MIME content of contacts and calendar items
+//! (ErrorUnsupportedMimeConversion), FindItem's CalendarView, relative ("second Tuesday")
+//! recurrence patterns, NTLM, folder permissions and delegate access (`t:Mailbox` in a
+//! DistinguishedFolderId is ignored), SyncFolderItems' Ignore list, moves and copies of
+//! items (MoveItem, CopyItem are not implemented), and mail (no message store beyond items
+//! kept as given). Times of a series are placed in the offset its Start is written in, not
+//! in its StartTimeZone.
 
 pub mod check;
 mod http;
