@@ -858,6 +858,11 @@ fn a_series_round_trips_and_its_occurrences_are_modified_and_deleted() {
         assert!(got.contains(part), "{part} in {got}");
     }
     // Monday 7th, Wednesday 9th, Monday 14th: the third occurrence.
+    let fourth = occurrence(&sim, &master, 4);
+    assert!(
+        fourth.contains("<t:Subject>Stand-up</t:Subject>"),
+        "{fourth}"
+    );
     let third = occurrence(&sim, &master, 3);
     assert!(
         third.contains("<t:Start>2026-12-14T09:00:00Z</t:Start>"),
@@ -886,6 +891,19 @@ fn a_series_round_trips_and_its_occurrences_are_modified_and_deleted() {
         ),
     );
     let exception = attr_after(&moved, "<t:ItemId", "Id");
+    // The series renamed: its unmodified occurrences follow, its exception keeps its own.
+    let series_ck = attr_after(&get_item(&sim, &master, ""), "<t:ItemId", "ChangeKey");
+    let renamed = call(
+        &sim,
+        &format!(
+            r#"<m:UpdateItem ConflictResolution="NeverOverwrite" SendMeetingInvitationsOrCancellations="SendToNone"><m:ItemChanges><t:ItemChange>
+  <t:ItemId Id="{master}" ChangeKey="{series_ck}"/><t:Updates>
+  <t:SetItemField><t:FieldURI FieldURI="item:Subject"/><t:CalendarItem><t:Subject>Daily sync</t:Subject></t:CalendarItem></t:SetItemField>
+</t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        ),
+    );
+    assert!(renamed.contains(r#"ResponseClass="Success""#), "{renamed}");
+    assert!(occurrence(&sim, &master, 4).contains("<t:Subject>Daily sync</t:Subject>"));
     let second = occurrence(&sim, &master, 2);
     assert!(
         second.contains(&exception)
