@@ -128,7 +128,8 @@ async fn ews(AxState(shared): AxState<Arc<Shared>>, headers: HeaderMap, body: By
         return unauthorized();
     };
     let text = String::from_utf8_lossy(&body).into_owned();
-    let report = check_request(&text);
+    let mut report = check_request(&text);
+    report.violations.extend(range_facets(&text));
     let op = report.operation.clone().unwrap_or_else(|| "?".into());
     if !report.violations.is_empty() {
         let mut st = shared.lock();
@@ -349,4 +350,42 @@ async fn autodiscover(
             r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a">{inner}</Response></Autodiscover>"#
         ),
     )
+}
+
+/// The range facets the checker does not read (README: "What the checker does not check")
+/// that a client meets in practice: SyncFolderItems' MaxChangesReturned is 1 to 512
+/// (`t:MaxSyncChangesReturnedType`), and Exchange refuses the request otherwise.
+fn range_facets(text: &str) -> Vec<crate::check::Violation> {
+    let Ok(root) = xml::parse("the request", text) else {
+        return Vec::new();
+    };
+    let Some(request) = root
+        .children
+        .iter()
+        .find(|c| c.name.local == "Body")
+        .and_then(|b| b.children.first())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if request.name.local == "SyncFolderItems"
+        && let Some(max) = request
+            .children
+            .iter()
+            .find(|c| c.name.local == "MaxChangesReturned")
+        && !max
+            .text
+            .trim()
+            .parse::<i64>()
+            .is_ok_and(|n| (1..=512).contains(&n))
+    {
+        out.push(crate::check::Violation {
+            path: "/soap:Envelope/soap:Body/m:SyncFolderItems/m:MaxChangesReturned".into(),
+            message: format!(
+                "{:?} is outside t:MaxSyncChangesReturnedType (1 to 512)",
+                max.text.trim()
+            ),
+        });
+    }
+    out
 }

@@ -8,6 +8,15 @@
 //! - `state` and `ops`: mailboxes with folders, items kept as the XML trees the client sent,
 //!   change keys, sync states and inbox rules, and the operations on them;
 //! - [`EwsSim`]: starts a server and is the tests' seeding and inspection API (no HTTP).
+//!
+//! Not modelled (a request that needs them gets a clean error or a recorded violation, not
+//! a made-up answer): MIME content of contacts and calendar items
+//! (ErrorUnsupportedMimeConversion), FindItem's CalendarView, relative ("second Tuesday")
+//! recurrence patterns, NTLM, folder permissions and delegate access (`t:Mailbox` in a
+//! DistinguishedFolderId is ignored), SyncFolderItems' Ignore list, moves and copies of
+//! items (MoveItem, CopyItem are not implemented), and mail (no message store beyond items
+//! kept as given). Times of a series are placed in the offset its Start is written in, not
+//! in its StartTimeZone.
 
 pub mod check;
 mod http;
@@ -265,6 +274,14 @@ impl EwsSim {
             .map_err(|(code, m)| format!("{code}: {m}"))
     }
 
+    /// Marks the mailbox as used with Outlook: it has a client-side rules blob, which
+    /// GetInboxRules reports and UpdateInboxRules must remove (RemoveOutlookRuleBlob).
+    pub fn set_outlook_rule_blob(&self, mailbox: &str, present: bool) {
+        if let Some(mb) = self.shared.lock().mailbox_mut(mailbox) {
+            mb.outlook_rule_blob = present;
+        }
+    }
+
     // ---- inspection ----
 
     /// The items of a folder as XML (all stored fields, ItemId, extended properties,
@@ -333,6 +350,12 @@ impl EwsSim {
     /// the end of every test.
     pub fn violations(&self) -> Vec<String> {
         self.shared.lock().violations.clone()
+    }
+
+    /// Returns the violations recorded so far and forgets them: for a test that provokes
+    /// one on purpose and goes on.
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(&mut self.shared.lock().violations)
     }
 
     /// (operation, mode) of every calendar CreateItem / UpdateItem / DeleteItem: the value

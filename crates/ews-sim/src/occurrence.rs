@@ -169,13 +169,20 @@ pub fn occurrence_item(
         )
     };
     let mb = state.mailbox(mailbox).ok_or_else(not_found)?;
-    if let Some(i) = mb.items.iter().find(|i| {
+    let made = mb.items.iter().find(|i| {
         i.master
             .as_ref()
             .is_some_and(|(m, n)| m == master_id && *n == index)
-    }) {
-        return Ok(i.id.clone());
-    }
+    });
+    // An exception keeps its own content; an unmodified occurrence is the series' again
+    // (below), so a change to the series shows in it as on Exchange.
+    let reuse = match made {
+        Some(i) if text(&i.node, "CalendarItemType") == Some("Exception") => {
+            return Ok(i.id.clone());
+        }
+        Some(i) => Some(i.id.clone()),
+        None => None,
+    };
     let master = mb.item(master_id).ok_or_else(not_found)?;
     let (start, end) = nth(&master.node, index)?;
     let deleted = kid(&master.node, "DeletedOccurrences").is_some_and(|d| {
@@ -213,6 +220,13 @@ pub fn occurrence_item(
     sort_children(&mut node, "CalendarItemType");
     let folder = master.folder.clone();
     let created = master.created;
+    if let Some(id) = reuse {
+        let mb = state.mailbox_mut(mailbox).ok_or_else(not_found)?;
+        if let Some(i) = mb.item_mut(&id) {
+            i.node = node;
+        }
+        return Ok(id);
+    }
     let id = state.new_id("Occ");
     let ck = state.new_change_key();
     let mb = state.mailbox_mut(mailbox).ok_or_else(not_found)?;

@@ -67,6 +67,18 @@ pub fn run(cx: &mut Cx<'_>, op: &str, req: &Node) -> Result<String, Fail> {
                 .unwrap_or_default();
             each(&mut w, op, "", folders, |f| create_folder(cx, &parent, &f))
         }
+        "DeleteFolder" => {
+            let to_bin = req.attr("DeleteType") == Some("MoveToDeletedItems");
+            each(&mut w, op, "", folder_ids(req), |id| {
+                delete_folder(cx, &id, to_bin)
+            })
+        }
+        "UpdateFolder" => {
+            let changes = kid(req, "FolderChanges")
+                .map(|c| c.children.clone())
+                .unwrap_or_default();
+            each(&mut w, op, "", changes, |c| update_folder(cx, &c))
+        }
         "SyncFolderHierarchy" => each(&mut w, op, "", vec![()], |()| sync_hierarchy(cx, req)),
         "CreateItem" => {
             let items: Vec<Node> = kid(req, "Items")
@@ -304,14 +316,19 @@ fn bool_str(b: bool) -> &'static str {
 }
 
 /// Offset and maximum of an `IndexedPage…View` (everything without one).
+/// Exchange Online returns at most 1,000 entries per FindItem/FindFolder page whatever is
+/// asked (EWSFindCountLimit), with IncludesLastItemInRange false: a client must page.
+const FIND_COUNT_LIMIT: usize = 1000;
+
 fn page(view: Option<&Node>) -> (usize, usize) {
     let Some(v) = view else {
-        return (0, usize::MAX);
+        return (0, FIND_COUNT_LIMIT);
     };
     let max = v
         .attr("MaxEntriesReturned")
         .and_then(|m| m.parse().ok())
-        .unwrap_or(usize::MAX);
+        .unwrap_or(FIND_COUNT_LIMIT)
+        .min(FIND_COUNT_LIMIT);
     let offset = v.attr("Offset").and_then(|o| o.parse().ok()).unwrap_or(0);
     (offset, max)
 }
@@ -347,18 +364,139 @@ fn sync_hierarchy(cx: &mut Cx<'_>, req: &Node) -> Result<String, Fail> {
     w.open("m:Changes", &[]);
     for f in &mb.folders {
         let is_root = f.distinguished.as_deref() == Some("msgfolderroot");
-        let new = match since {
-            None => !is_root,
-            Some(s) => f.seq > s,
+        let change = match since {
+            None if !is_root => Some("t:Create"),
+            None => None,
+            Some(s) if f.seq > s => Some("t:Create"),
+            Some(s) if f.changed > s => Some("t:Update"),
+            Some(_) => None,
         };
-        if new {
-            w.open("t:Create", &[]);
+        if let Some(tag) = change {
+            w.open(tag, &[]);
             w.node(&shaped_folder(mb, f, &shape));
-            w.close("t:Create");
+            w.close(tag);
+        }
+    }
+    for d in &mb.folder_tombstones {
+        if since.is_some_and(|s| d.seq > s && d.created <= s) {
+            w.open("t:Delete", &[]);
+            w.node(&with_attrs(t("FolderId"), &[("Id", &d.id)]));
+            w.close("t:Delete");
         }
     }
     w.close("m:Changes");
     Ok(w.0)
+}
+
+/// DeleteFolder: the folder, its subfolders and their items are gone (each reported by
+/// the syncs), or, with MoveToDeletedItems, the folder moves under Deleted Items. The
+/// distinguished folders cannot be deleted.
+fn delete_folder(cx: &mut Cx<'_>, id: &str, to_bin: bool) -> Result<String, Fail> {
+    let ck = cx.state.new_change_key();
+    let mb = mailbox_mut(cx)?;
+    let f = mb.folder(id).ok_or_else(|| folder_not_found(id))?;
+    if f.distinguished.is_some() {
+        return Err((
+            "ErrorDeleteDistinguishedFolder",
+            format!("Distinguished folders cannot be deleted ({id})."),
+        ));
+    }
+    let fid = f.id.clone();
+    let seq = mb.next_seq();
+    if to_bin {
+        let bin = mb.folder("deleteditems").map(|b| b.id.clone());
+        if let Some(f) = mb.folders.iter_mut().find(|f| f.id == fid) {
+            f.parent = bin;
+            f.changed = seq;
+            f.change_key = ck;
+        }
+        return Ok(String::new());
+    }
+    // The folder and everything under it.
+    let mut gone = vec![fid];
+    let mut i = 0;
+    while i < gone.len() {
+        let parent = gone[i].clone();
+        gone.extend(
+            mb.folders
+                .iter()
+                .filter(|f| f.parent.as_deref() == Some(&parent))
+                .map(|f| f.id.clone()),
+        );
+        i += 1;
+    }
+    for f in mb.folders.iter().filter(|f| gone.contains(&f.id)) {
+        mb.folder_tombstones.push(Tombstone {
+            id: f.id.clone(),
+            folder: f.parent.clone().unwrap_or_default(),
+            created: f.seq,
+            seq,
+        });
+    }
+    for i in mb.items.iter().filter(|i| gone.contains(&i.folder)) {
+        mb.tombstones.push(Tombstone {
+            id: i.id.clone(),
+            folder: i.folder.clone(),
+            created: i.created,
+            seq,
+        });
+    }
+    mb.folders.retain(|f| !gone.contains(&f.id));
+    mb.items.retain(|i| !gone.contains(&i.folder));
+    Ok(String::new())
+}
+
+/// UpdateFolder: SetFolderField on the display name renames the folder (the other fields
+/// the simulator keeps are not settable).
+fn update_folder(cx: &mut Cx<'_>, change: &Node) -> Result<String, Fail> {
+    let id = change.children.first().map(folder_ref).unwrap_or_default();
+    let ck = cx.state.new_change_key();
+    let mb = mailbox_mut(cx)?;
+    let fid = mb
+        .folder(&id)
+        .ok_or_else(|| folder_not_found(&id))?
+        .id
+        .clone();
+    let mut rename = None;
+    for u in kid(change, "Updates")
+        .map(|u| u.children.as_slice())
+        .unwrap_or(&[])
+    {
+        let field = u.children.first().and_then(|f| f.attr("FieldURI"));
+        match (u.name.local.as_str(), field) {
+            ("SetFolderField", Some("folder:DisplayName")) => {
+                rename = u
+                    .children
+                    .get(1)
+                    .and_then(|f| kid_text(f, "DisplayName"))
+                    .map(str::to_owned);
+            }
+            (_, f) => {
+                return Err((
+                    "ErrorInvalidPropertySet",
+                    format!(
+                        "the simulator changes only folder:DisplayName, not {}",
+                        f.unwrap_or("this field")
+                    ),
+                ));
+            }
+        }
+    }
+    let seq = mb.next_seq();
+    let f = mb
+        .folders
+        .iter_mut()
+        .find(|f| f.id == fid)
+        .ok_or_else(|| folder_not_found(&id))?;
+    if let Some(name) = rename {
+        f.name = name;
+    }
+    f.changed = seq;
+    f.change_key = ck;
+    let el = crate::state::folder_element(f);
+    let mut n = t(el);
+    n.children.push(folder_id_node("FolderId", f));
+    Ok(format!("<m:Folders>{}</m:Folders>", node_xml(&n)))
 }
 
 /// A sync state of ours: a letter and the change number it was given at; empty or absent
@@ -1258,7 +1396,10 @@ fn delete_attachment(cx: &mut Cx<'_>, id: &str) -> Result<String, Fail> {
     ))
 }
 
-/// Inbox rules: stored as given (`t:Rule`), with the RuleId the simulator assigns.
+/// Inbox rules: stored as given (`t:Rule`), with the RuleId the simulator assigns, and
+/// validated where Exchange refuses a rule (a RuleId on create, no action, a folder that does
+/// not exist, an unknown rule), and refused altogether while an Outlook rule blob exists
+/// unless the request removes it.
 mod rules {
     use super::{Cx, Fail, kid, mailbox, mailbox_mut};
     use crate::soap::{W, t_text};
@@ -1272,17 +1413,17 @@ mod rules {
     }
 
     pub fn get(cx: &mut Cx<'_>, w: &mut W) {
-        let rules = match mailbox(cx) {
+        let (rules, blob) = match mailbox(cx) {
             Ok(mb) => {
                 let mut r = mb.rules.clone();
                 r.sort_by_key(priority);
-                r
+                (r, mb.outlook_rule_blob)
             }
-            Err(_) => Vec::new(),
+            Err(_) => (Vec::new(), false),
         };
         w.open("m:GetInboxRulesResponse", &[("ResponseClass", "Success")]);
         w.leaf("m:ResponseCode", "NoError");
-        w.leaf("m:OutlookRuleBlobExists", "false");
+        w.leaf("m:OutlookRuleBlobExists", super::bool_str(blob));
         w.open("m:InboxRules", &[]);
         for r in &rules {
             w.node(r);
@@ -1291,93 +1432,183 @@ mod rules {
         w.close("m:GetInboxRulesResponse");
     }
 
-    /// Applies the operations in order; one that names an unknown rule stops there and is
-    /// reported as Exchange does (ErrorInboxRulesValidationError with RuleOperationErrors).
+    /// A rule operation's failure, as `t:RuleOperationError` reports it.
+    struct Invalid {
+        field: &'static str,
+        code: &'static str,
+        message: String,
+        value: String,
+    }
+
+    /// Applies the operations in order, after validating them all (Exchange applies none
+    /// of a request with an invalid operation).
     pub fn update(cx: &mut Cx<'_>, req: &Node, w: &mut W) {
         let ops: Vec<Node> = kid(req, "Operations")
             .map(|o| o.children.clone())
             .unwrap_or_default();
-        let mut failed: Option<(usize, String)> = None;
+        let remove_blob = super::kid_text(req, "RemoveOutlookRuleBlob") == Some("true");
+        let blob = mailbox(cx).is_ok_and(|mb| mb.outlook_rule_blob);
+        if blob && !remove_blob {
+            w.open("m:UpdateInboxRulesResponse", &[("ResponseClass", "Error")]);
+            w.leaf(
+                "m:MessageText",
+                "Outlook rule blob exists in the mailbox; set RemoveOutlookRuleBlob to true to proceed.",
+            );
+            w.leaf("m:ResponseCode", "ErrorOutlookRuleBlobExists");
+            w.leaf("m:DescriptiveLinkKey", "0");
+            w.close("m:UpdateInboxRulesResponse");
+            return;
+        }
+        let mut errors: Vec<(usize, Invalid)> = Vec::new();
         for (index, op) in ops.iter().enumerate() {
-            if let Err((_, id)) = apply(cx, op) {
-                failed = Some((index, id));
-                break;
+            if let Err(e) = validate(cx, op) {
+                errors.push((index, e));
             }
         }
+        if errors.is_empty() {
+            if remove_blob && let Ok(mb) = mailbox_mut(cx) {
+                // Removing the blob takes the client-side rules with it, as on Exchange.
+                mb.outlook_rule_blob = false;
+            }
+            for op in &ops {
+                let _ = apply(cx, op);
+            }
+        }
+        let failed = !errors.is_empty();
         w.open(
             "m:UpdateInboxRulesResponse",
-            &[(
-                "ResponseClass",
-                if failed.is_some() { "Error" } else { "Success" },
-            )],
+            &[("ResponseClass", if failed { "Error" } else { "Success" })],
         );
-        match failed {
-            None => w.leaf("m:ResponseCode", "NoError"),
-            Some((index, id)) => {
-                w.leaf(
-                    "m:MessageText",
-                    "Validation error occurred while processing the inbox rules.",
-                );
-                w.leaf("m:ResponseCode", "ErrorInboxRulesValidationError");
-                w.leaf("m:DescriptiveLinkKey", "0");
-                w.open("m:RuleOperationErrors", &[]);
-                w.open("t:RuleOperationError", &[]);
-                w.leaf("t:OperationIndex", &index.to_string());
-                w.open("t:ValidationErrors", &[]);
-                w.open("t:Error", &[]);
-                w.leaf("t:FieldURI", "RuleId");
-                w.leaf("t:ErrorCode", "RuleNotFound");
-                w.leaf("t:ErrorMessage", "The rule was not found.");
-                w.leaf("t:FieldValue", &id);
-                w.close("t:Error");
-                w.close("t:ValidationErrors");
-                w.close("t:RuleOperationError");
-                w.close("m:RuleOperationErrors");
-            }
+        if !failed {
+            w.leaf("m:ResponseCode", "NoError");
+            w.close("m:UpdateInboxRulesResponse");
+            return;
         }
+        w.leaf(
+            "m:MessageText",
+            "Validation error occurred while processing the inbox rules.",
+        );
+        w.leaf("m:ResponseCode", "ErrorInboxRulesValidationError");
+        w.leaf("m:DescriptiveLinkKey", "0");
+        w.open("m:RuleOperationErrors", &[]);
+        for (index, e) in errors {
+            w.open("t:RuleOperationError", &[]);
+            w.leaf("t:OperationIndex", &index.to_string());
+            w.open("t:ValidationErrors", &[]);
+            w.open("t:Error", &[]);
+            w.leaf("t:FieldURI", e.field);
+            w.leaf("t:ErrorCode", e.code);
+            w.leaf("t:ErrorMessage", &e.message);
+            w.leaf("t:FieldValue", &e.value);
+            w.close("t:Error");
+            w.close("t:ValidationErrors");
+            w.close("t:RuleOperationError");
+        }
+        w.close("m:RuleOperationErrors");
         w.close("m:UpdateInboxRulesResponse");
     }
 
+    fn rule_id(n: &Node) -> String {
+        super::kid_text(n, "RuleId").unwrap_or_default().to_owned()
+    }
+
+    fn validate(cx: &Cx<'_>, op: &Node) -> Result<(), Invalid> {
+        let mb = mailbox(cx).map_err(|(_, m)| Invalid {
+            field: "RuleId",
+            code: "UnexpectedError",
+            message: m,
+            value: String::new(),
+        })?;
+        let exists = |id: &str| mb.rules.iter().any(|r| rule_id(r) == id);
+        let not_found = |id: String| Invalid {
+            field: "RuleId",
+            code: "RuleNotFound",
+            message: "The rule was not found.".into(),
+            value: id,
+        };
+        let rule = kid(op, "Rule");
+        match op.name.local.as_str() {
+            "CreateRuleOperation" => {
+                if let Some(id) = rule.and_then(|r| kid(r, "RuleId")) {
+                    return Err(Invalid {
+                        field: "RuleId",
+                        code: "CreateWithRuleId",
+                        message: "A new rule cannot have a RuleId.".into(),
+                        value: id.text.trim().to_owned(),
+                    });
+                }
+            }
+            "SetRuleOperation" => {
+                let id = rule.map(rule_id).unwrap_or_default();
+                if !exists(&id) {
+                    return Err(not_found(id));
+                }
+            }
+            "DeleteRuleOperation" => {
+                let id = rule_id(op);
+                if !exists(&id) {
+                    return Err(not_found(id));
+                }
+            }
+            _ => {}
+        }
+        let Some(rule) = rule else {
+            return Ok(());
+        };
+        let Some(actions) = kid(rule, "Actions").filter(|a| !a.children.is_empty()) else {
+            return Err(Invalid {
+                field: "Actions",
+                code: "MissingAction",
+                message: "The rule has no action.".into(),
+                value: String::new(),
+            });
+        };
+        for (action, field) in [
+            ("MoveToFolder", "Action:MoveToFolder"),
+            ("CopyToFolder", "Action:CopyToFolder"),
+        ] {
+            if let Some(target) = kid(actions, action).and_then(|a| a.children.first()) {
+                let id = target.attr("Id").unwrap_or_default();
+                if mb.folder(id).is_none() {
+                    return Err(Invalid {
+                        field,
+                        code: "FolderDoesNotExist",
+                        message: "The folder does not exist in the mailbox.".into(),
+                        value: id.to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn apply(cx: &mut Cx<'_>, op: &Node) -> Result<(), Fail> {
-        let rule_id = |n: &Node| super::kid_text(n, "RuleId").unwrap_or_default().to_owned();
         match op.name.local.as_str() {
             "CreateRuleOperation" => {
                 let Some(mut rule) = kid(op, "Rule").cloned() else {
                     return Ok(());
                 };
                 let id = cx.state.new_id("Rule");
-                rule.children.retain(|c| c.name.local != "RuleId");
                 rule.children.push(t_text("RuleId", &id));
                 sort_children(&mut rule, "RuleType");
                 mailbox_mut(cx)?.rules.push(rule);
-                Ok(())
             }
             "SetRuleOperation" => {
-                let Some(rule) = kid(op, "Rule").cloned() else {
-                    return Ok(());
-                };
-                let id = rule_id(&rule);
-                let mb = mailbox_mut(cx)?;
-                match mb.rules.iter_mut().find(|r| rule_id(r) == id) {
-                    Some(old) => {
+                if let Some(rule) = kid(op, "Rule").cloned() {
+                    let id = rule_id(&rule);
+                    let mb = mailbox_mut(cx)?;
+                    if let Some(old) = mb.rules.iter_mut().find(|r| rule_id(r) == id) {
                         *old = rule;
-                        Ok(())
                     }
-                    None => Err(("RuleNotFound", id)),
                 }
             }
             "DeleteRuleOperation" => {
                 let id = rule_id(op);
-                let mb = mailbox_mut(cx)?;
-                let before = mb.rules.len();
-                mb.rules.retain(|r| rule_id(r) != id);
-                if mb.rules.len() == before {
-                    return Err(("RuleNotFound", id));
-                }
-                Ok(())
+                mailbox_mut(cx)?.rules.retain(|r| rule_id(r) != id);
             }
-            _ => Ok(()),
+            _ => {}
         }
+        Ok(())
     }
 }
 

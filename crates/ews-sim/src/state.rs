@@ -53,6 +53,8 @@ pub struct Folder {
     pub class: String,
     /// Change number at creation, for SyncFolderHierarchy.
     pub seq: u64,
+    /// Change number of the last rename or move (0: never changed).
+    pub changed: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -94,8 +96,13 @@ pub struct Mailbox {
     pub folders: Vec<Folder>,
     pub items: Vec<Item>,
     pub tombstones: Vec<Tombstone>,
+    /// Deleted folders, for SyncFolderHierarchy (the Tombstone's folder is the parent).
+    pub folder_tombstones: Vec<Tombstone>,
     /// Rules as given (`t:Rule`), RuleId included.
     pub rules: Vec<Node>,
+    /// Whether Outlook's client-side rules blob is there (a mailbox used with Outlook):
+    /// UpdateInboxRules then needs RemoveOutlookRuleBlob.
+    pub outlook_rule_blob: bool,
     /// The last change number given out.
     pub seq: u64,
 }
@@ -169,7 +176,9 @@ impl State {
             folders: Vec::new(),
             items: Vec::new(),
             tombstones: Vec::new(),
+            folder_tombstones: Vec::new(),
             rules: Vec::new(),
+            outlook_rule_blob: false,
             seq: 0,
         };
         let mut ids: HashMap<&str, String> = HashMap::new();
@@ -186,6 +195,7 @@ impl State {
                 name: (*name).to_owned(),
                 class: (*class).to_owned(),
                 seq: 0,
+                changed: 0,
             });
         }
         self.mailboxes.insert(address.to_lowercase(), mb);
@@ -239,6 +249,7 @@ impl State {
             name: name.to_owned(),
             class: class.to_owned(),
             seq,
+            changed: 0,
         });
         Ok(id)
     }
@@ -329,14 +340,28 @@ pub fn normalize(node: &mut Node) {
     sort_children(node, ty);
 }
 
+/// Element names and types of a complex type's content.
+type FieldTypes = std::sync::Arc<Vec<(String, Name)>>;
+
 /// Exchange keeps times in UTC and answers them so (`2026-12-01T08:00:00Z` for a Start sent
 /// as `2026-12-01T09:00:00+01:00`): the item's `xs:dateTime` fields are stored that way, so
 /// a client comparing what it wrote with what it reads meets what it would meet on Exchange.
 /// Times without an offset are kept as given.
 pub fn utc_times(node: &mut Node) {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<HashMap<&'static str, FieldTypes>>> =
+        std::sync::OnceLock::new();
     let ty = type_of(&node.name.local);
-    let mut fields = Vec::new();
-    collect_types(&Name::new(TYPES, ty), &mut fields, 0);
+    let fields = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(ty)
+        .or_insert_with(|| {
+            let mut fields = Vec::new();
+            collect_types(&Name::new(TYPES, ty), &mut fields, 0);
+            std::sync::Arc::new(fields)
+        })
+        .clone();
     for c in &mut node.children {
         let is_time = fields
             .iter()
@@ -386,10 +411,21 @@ fn collect_types(ty: &Name, out: &mut Vec<(String, Name)>, depth: usize) {
 /// The element names of a complex type's content, in the order its sequence (and its
 /// bases') puts them: stored trees are sorted by it before they are written, so a field set
 /// by UpdateItem lands where the schema wants it.
-pub fn schema_order(ty_local: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    collect_order(&Name::new(TYPES, ty_local), &mut out, 0);
-    out
+pub fn schema_order(ty_local: &str) -> std::sync::Arc<Vec<String>> {
+    // Computed once per type: every stored item is sorted on each write and read.
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<HashMap<String, std::sync::Arc<Vec<String>>>>,
+    > = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry(ty_local.to_owned())
+        .or_insert_with(|| {
+            let mut out = Vec::new();
+            collect_order(&Name::new(TYPES, ty_local), &mut out, 0);
+            std::sync::Arc::new(out)
+        })
+        .clone()
 }
 
 fn collect_order(ty: &Name, out: &mut Vec<String>, depth: usize) {

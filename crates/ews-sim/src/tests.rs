@@ -29,6 +29,16 @@ fn basic(user: &str, password: &str) -> String {
 
 /// One POST; the status and body, or the error reading it.
 fn post_raw(sim: &EwsSim, path: &str, auth: &str, body: &str) -> Result<(u16, String), String> {
+    post_full(sim, path, auth, body).map(|(status, _, body)| (status, body))
+}
+
+/// One POST; the status, the header lines and the body.
+fn post_full(
+    sim: &EwsSim,
+    path: &str,
+    auth: &str,
+    body: &str,
+) -> Result<(u16, String, String), String> {
     let mut s = TcpStream::connect(sim.addr()).map_err(|e| e.to_string())?;
     let req = format!(
         "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/xml; charset=utf-8\r\nAuthorization: {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -46,8 +56,7 @@ fn post_raw(sim: &EwsSim, path: &str, auth: &str, body: &str) -> Result<(u16, St
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     // Chunked bodies (the cut-connection answer) are returned undecoded: only their
     // completeness matters there.
-    let _ = head;
-    Ok((status, body.to_owned()))
+    Ok((status, head.to_lowercase(), body.to_owned()))
 }
 
 fn post(sim: &EwsSim, auth: &str, body: &str) -> (u16, String) {
@@ -494,6 +503,22 @@ fn a_sync_state_returns_only_the_changes_since_it() {
         "{changes}"
     );
     assert!(sync(&sim, "bogus", 10).contains("ErrorInvalidSyncStateData"));
+    // MaxChangesReturned is 1 to 512: more is a schema violation.
+    let (status, text) = post(
+        &sim,
+        &basic(USER, PASSWORD),
+        &envelope(
+            r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>
+  <m:SyncFolderId><t:DistinguishedFolderId Id="contacts"/></m:SyncFolderId><m:MaxChangesReturned>513</m:MaxChangesReturned></m:SyncFolderItems>"#,
+        ),
+    );
+    assert_eq!(status, 500);
+    assert!(
+        text.contains("ErrorSchemaValidation") && text.contains("MaxSyncChangesReturnedType"),
+        "{text}"
+    );
+    assert_eq!(sim.violations().len(), 1);
+    let _ = sim.take_violations();
     // A state of another folder is refused too.
     let tasks = call(
         &sim,
@@ -527,6 +552,49 @@ fn the_folder_hierarchy_syncs() {
         new.contains("<t:DisplayName>Holidays</t:DisplayName>"),
         "{new}"
     );
+    let state = element_text(&new, "m:SyncState");
+    let holidays = sim
+        .folders(USER)
+        .into_iter()
+        .find(|f| f.1 == "Holidays")
+        .unwrap()
+        .0;
+    let renamed = call(
+        &sim,
+        &format!(
+            r#"<m:UpdateFolder><m:FolderChanges><t:FolderChange><t:FolderId Id="{holidays}"/><t:Updates>
+  <t:SetFolderField><t:FieldURI FieldURI="folder:DisplayName"/><t:CalendarFolder><t:DisplayName>Time off</t:DisplayName></t:CalendarFolder></t:SetFolderField>
+</t:Updates></t:FolderChange></m:FolderChanges></m:UpdateFolder>"#
+        ),
+    );
+    assert!(renamed.contains(r#"ResponseClass="Success""#), "{renamed}");
+    let changed = call(&sim, &body(&state));
+    assert!(
+        changed.contains("<t:Update>") && changed.contains("Time off"),
+        "{changed}"
+    );
+    let state = element_text(&changed, "m:SyncState");
+    let delete = |id: &str| {
+        call(
+            &sim,
+            &format!(
+                r#"<m:DeleteFolder DeleteType="HardDelete"><m:FolderIds><t:FolderId Id="{id}"/></m:FolderIds></m:DeleteFolder>"#
+            ),
+        )
+    };
+    delete(&holidays);
+    let deleted = call(&sim, &body(&state));
+    assert!(
+        deleted.contains(&format!(r#"<t:Delete><t:FolderId Id="{holidays}"/>"#)),
+        "{deleted}"
+    );
+    let calendar = sim
+        .folders(USER)
+        .into_iter()
+        .find(|f| f.1 == "Calendar")
+        .unwrap()
+        .0;
+    assert!(delete(&calendar).contains("ErrorDeleteDistinguishedFolder"));
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
 
@@ -549,6 +617,36 @@ fn inbox_rules_are_created_changed_and_deleted() {
         )
     };
     let get = || call(&sim, "<m:GetInboxRules/>");
+    // A mailbox used with Outlook: its rule blob must be removed explicitly.
+    sim.set_outlook_rule_blob(USER, true);
+    assert!(get().contains("<m:OutlookRuleBlobExists>true</m:OutlookRuleBlobExists>"));
+    let kept = call(
+        &sim,
+        &format!(
+            "<m:UpdateInboxRules><m:Operations><t:CreateRuleOperation>{}</t:CreateRuleOperation></m:Operations></m:UpdateInboxRules>",
+            rule("", "From boss")
+        ),
+    );
+    assert!(kept.contains("ErrorOutlookRuleBlobExists"), "{kept}");
+    // What Exchange refuses in a rule, each reported at its operation; nothing is applied.
+    let refused = update(&format!(
+        "<t:CreateRuleOperation>{}</t:CreateRuleOperation><t:CreateRuleOperation>{}</t:CreateRuleOperation><t:CreateRuleOperation>{}</t:CreateRuleOperation>",
+        rule("<t:RuleId>mine</t:RuleId>", "With id"),
+        rule("", "Elsewhere").replace(
+            r#"<t:DistinguishedFolderId Id="inbox"/>"#,
+            r#"<t:FolderId Id="no-such-folder"/>"#
+        ),
+        rule("", "Fine"),
+    ));
+    for part in [
+        "CreateWithRuleId",
+        "FolderDoesNotExist",
+        "<t:OperationIndex>1</t:OperationIndex>",
+    ] {
+        assert!(refused.contains(part), "{part} in {refused}");
+    }
+    assert!(!get().contains("<t:Rule>"));
+    assert!(get().contains("<m:OutlookRuleBlobExists>true</m:OutlookRuleBlobExists>"));
     let made = update(&format!(
         "<t:CreateRuleOperation>{}</t:CreateRuleOperation>",
         rule("", "From boss")
@@ -560,6 +658,8 @@ fn inbox_rules_are_created_changed_and_deleted() {
         got.contains("<t:DisplayName>From boss</t:DisplayName>"),
         "{got}"
     );
+    assert!(got.contains("<m:OutlookRuleBlobExists>false</m:OutlookRuleBlobExists>"));
+    assert_eq!(sim.rules(USER).len(), 1);
     update(&format!(
         "<t:SetRuleOperation>{}</t:SetRuleOperation>",
         rule(&format!("<t:RuleId>{id}</t:RuleId>"), "Renamed")
@@ -644,8 +744,15 @@ fn injected_busy_answers_carry_the_back_off() {
         );
     }
     sim.fail_next_status(1, 503, Some(7));
-    let (status, text) = post(&sim, &basic(USER, PASSWORD), &envelope(GET_INBOX));
-    assert_eq!(status, 503, "{text}");
+    let (status, head, _) = post_full(
+        &sim,
+        "/EWS/Exchange.asmx",
+        &basic(USER, PASSWORD),
+        &envelope(GET_INBOX),
+    )
+    .unwrap();
+    assert_eq!(status, 503, "{head}");
+    assert!(head.contains("\r\nretry-after: 7"), "{head}");
     call(&sim, GET_INBOX);
     assert_eq!(sim.request_count("GetFolder"), 4);
     assert_eq!(sim.violations(), Vec::<String>::new());
@@ -751,6 +858,11 @@ fn a_series_round_trips_and_its_occurrences_are_modified_and_deleted() {
         assert!(got.contains(part), "{part} in {got}");
     }
     // Monday 7th, Wednesday 9th, Monday 14th: the third occurrence.
+    let fourth = occurrence(&sim, &master, 4);
+    assert!(
+        fourth.contains("<t:Subject>Stand-up</t:Subject>"),
+        "{fourth}"
+    );
     let third = occurrence(&sim, &master, 3);
     assert!(
         third.contains("<t:Start>2026-12-14T09:00:00Z</t:Start>"),
@@ -779,6 +891,19 @@ fn a_series_round_trips_and_its_occurrences_are_modified_and_deleted() {
         ),
     );
     let exception = attr_after(&moved, "<t:ItemId", "Id");
+    // The series renamed: its unmodified occurrences follow, its exception keeps its own.
+    let series_ck = attr_after(&get_item(&sim, &master, ""), "<t:ItemId", "ChangeKey");
+    let renamed = call(
+        &sim,
+        &format!(
+            r#"<m:UpdateItem ConflictResolution="NeverOverwrite" SendMeetingInvitationsOrCancellations="SendToNone"><m:ItemChanges><t:ItemChange>
+  <t:ItemId Id="{master}" ChangeKey="{series_ck}"/><t:Updates>
+  <t:SetItemField><t:FieldURI FieldURI="item:Subject"/><t:CalendarItem><t:Subject>Daily sync</t:Subject></t:CalendarItem></t:SetItemField>
+</t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        ),
+    );
+    assert!(renamed.contains(r#"ResponseClass="Success""#), "{renamed}");
+    assert!(occurrence(&sim, &master, 4).contains("<t:Subject>Daily sync</t:Subject>"));
     let second = occurrence(&sim, &master, 2);
     assert!(
         second.contains(&exception)
@@ -1087,5 +1212,27 @@ fn the_simulator_speaks_https_with_a_given_certificate() {
         post_raw(&sim, "/EWS/Exchange.asmx", &basic(USER, PASSWORD), &body)
             .map_or(true, |(status, _)| status != 200)
     );
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn find_item_returns_at_most_a_thousand_per_page() {
+    let sim = sim();
+    for n in 0..1001 {
+        sim.insert_item(
+            USER,
+            "contacts",
+            &format!("<t:Contact><t:GivenName>N{n}</t:GivenName></t:Contact>"),
+        )
+        .unwrap();
+    }
+    let text = call(
+        &sim,
+        r#"<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>
+  <m:ParentFolderIds><t:DistinguishedFolderId Id="contacts"/></m:ParentFolderIds></m:FindItem>"#,
+    );
+    assert_eq!(text.matches("<t:Contact>").count(), 1000);
+    assert!(text.contains(r#"IncludesLastItemInRange="false""#));
+    assert!(text.contains(r#"TotalItemsInView="1001""#));
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
