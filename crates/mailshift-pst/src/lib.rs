@@ -81,7 +81,9 @@ pub struct Pst {
 pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(_) => Err(format!("{what}: the file is damaged here (the reader gave up)")),
+        Err(_) => Err(format!(
+            "{what}: the file is damaged here (the reader gave up)"
+        )),
     }
 }
 

@@ -76,7 +76,8 @@ impl Pst {
                     (props, atts)
                 }
                 None => (
-                    self.props(nid).map_err(|e| format!("{what}: cannot be read: {e}"))?,
+                    self.props(nid)
+                        .map_err(|e| format!("{what}: cannot be read: {e}"))?,
                     Vec::new(),
                 ),
             };
@@ -103,8 +104,13 @@ struct Part {
     message: bool,
 }
 
-fn attachment(m: &Rc<UnicodeMessage>, sub: u32, named: &crate::props::Named) -> Result<Part, String> {
-    let a = UnicodeAttachment::read(m.clone(), NodeId::from(sub), None).map_err(|e| e.to_string())?;
+fn attachment(
+    m: &Rc<UnicodeMessage>,
+    sub: u32,
+    named: &crate::props::Named,
+) -> Result<Part, String> {
+    let a =
+        UnicodeAttachment::read(m.clone(), NodeId::from(sub), None).map_err(|e| e.to_string())?;
     let p = a.properties();
     let s = |id: u16| match p.get(id).and_then(crate::props::value) {
         Some(Value::Str(s)) if !s.is_empty() => Some(s),
@@ -155,7 +161,12 @@ fn build(p: &Props, nid: u32, parts: Vec<Part>, mut notes: Vec<String>) -> MailI
                     }
                     continue;
                 }
-                let field = line.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+                let field = line
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
                 keep = !MIME_FIELDS.contains(&field.as_str());
                 if keep {
                     head.push_str(line);
@@ -236,7 +247,8 @@ fn build(p: &Props, nid: u32, parts: Vec<Part>, mut notes: Vec<String>) -> MailI
     } else {
         let b = boundary(0);
         out.extend_from_slice(
-            format!("Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n--{b}\r\n{body}").as_bytes(),
+            format!("Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n--{b}\r\n{body}")
+                .as_bytes(),
         );
         for part in parts {
             out.extend_from_slice(format!("\r\n--{b}\r\n").as_bytes());
@@ -246,9 +258,16 @@ fn build(p: &Props, nid: u32, parts: Vec<Part>, mut notes: Vec<String>) -> MailI
             }
             h.push_str("\r\n");
             if let Some(id) = &part.content_id {
-                h.push_str(&format!("Content-ID: <{}>\r\n", id.trim_matches(['<', '>'])));
+                h.push_str(&format!(
+                    "Content-ID: <{}>\r\n",
+                    id.trim_matches(['<', '>'])
+                ));
             }
-            let disp = if part.content_id.is_some() { "inline" } else { "attachment" };
+            let disp = if part.content_id.is_some() {
+                "inline"
+            } else {
+                "attachment"
+            };
             match &part.name {
                 Some(n) => h.push_str(&format!(
                     "Content-Disposition: {disp}; filename=\"{}\"\r\n",
@@ -351,14 +370,21 @@ const MONTHS: [&str; 12] = [
 /// `Mon, 2 Jan 2006 15:04:05 +0000`.
 pub fn rfc5322_date(secs: i64) -> String {
     let (y, m, d, hh, mm, ss) = civil(secs);
-    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][secs.div_euclid(86_400).rem_euclid(7) as usize];
-    format!("{wd}, {d} {} {y} {hh:02}:{mm:02}:{ss:02} +0000", MONTHS[(m - 1) as usize])
+    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
+        [secs.div_euclid(86_400).rem_euclid(7) as usize];
+    format!(
+        "{wd}, {d} {} {y} {hh:02}:{mm:02}:{ss:02} +0000",
+        MONTHS[(m - 1) as usize]
+    )
 }
 
 /// IMAP APPEND's date-time: `02-Jan-2006 15:04:05 +0000`.
 pub fn imap_date(secs: i64) -> String {
     let (y, m, d, hh, mm, ss) = civil(secs);
-    format!("{d:02}-{}-{y:04} {hh:02}:{mm:02}:{ss:02} +0000", MONTHS[(m - 1) as usize])
+    format!(
+        "{d:02}-{}-{y:04} {hh:02}:{mm:02}:{ss:02} +0000",
+        MONTHS[(m - 1) as usize]
+    )
 }
 
 #[cfg(test)]
@@ -368,7 +394,10 @@ mod tests {
     #[test]
     fn dates_read_as_written() {
         // 2011-06-22 09:11:07 UTC, a Wednesday.
-        assert_eq!(rfc5322_date(1_308_733_867), "Wed, 22 Jun 2011 09:11:07 +0000");
+        assert_eq!(
+            rfc5322_date(1_308_733_867),
+            "Wed, 22 Jun 2011 09:11:07 +0000"
+        );
         assert_eq!(imap_date(1_308_733_867), "22-Jun-2011 09:11:07 +0000");
     }
 

@@ -20,7 +20,9 @@
 //!
 //! Distribution lists (IPM.DistList) are not carried yet.
 
-use crate::props::{PSETID_ADDRESS, PSETID_APPOINTMENT, PSETID_COMMON, PSETID_TASK, Props, Value, civil};
+use crate::props::{
+    PSETID_ADDRESS, PSETID_APPOINTMENT, PSETID_COMMON, PSETID_TASK, Props, Value, civil,
+};
 use crate::{Pst, guard};
 
 /// What one item became.
@@ -40,7 +42,9 @@ impl Pst {
     pub fn pim(&self, folder: &str, nid: u32) -> Result<PimItem, String> {
         let what = format!("{}: folder {folder}: item {nid:#x}", self.name());
         guard(&what, || {
-            let p = self.props(nid).map_err(|e| format!("{what}: cannot be read: {e}"))?;
+            let p = self
+                .props(nid)
+                .map_err(|e| format!("{what}: cannot be read: {e}"))?;
             let class = p.str(0x001A).unwrap_or_default();
             let fallback = format!("pst-{}-{nid:x}", hex(self.file_name().as_bytes()));
             Ok(if class.starts_with("IPM.Contact") {
@@ -157,7 +161,12 @@ fn vcard(p: &Props, uid: &str) -> String {
             l.push(format!("EMAIL;TYPE=INTERNET:{}", esc(&a)));
         }
     }
-    for (tag, ty) in [(0x3A08, "WORK,VOICE"), (0x3A09, "HOME,VOICE"), (0x3A1C, "CELL"), (0x3A24, "WORK,FAX")] {
+    for (tag, ty) in [
+        (0x3A08, "WORK,VOICE"),
+        (0x3A09, "HOME,VOICE"),
+        (0x3A1C, "CELL"),
+        (0x3A24, "WORK,FAX"),
+    ] {
         if let Some(t) = p.str(tag) {
             l.push(format!("TEL;TYPE={ty}:{}", esc(&t)));
         }
@@ -220,8 +229,12 @@ fn vevent(p: &Props, uid: &str) -> String {
     let mut l = vec!["BEGIN:VEVENT".to_string(), format!("UID:{}", esc(uid))];
     l.push(format!("DTSTAMP:{}", stamp(p)));
     // PidLidAppointmentStartWhole 0x820D, EndWhole 0x820E, SubType (all day) 0x8215.
-    let start = p.named_time(PSETID_APPOINTMENT, 0x820D).or_else(|| p.named_time(PSETID_COMMON, 0x8516));
-    let end = p.named_time(PSETID_APPOINTMENT, 0x820E).or_else(|| p.named_time(PSETID_COMMON, 0x8517));
+    let start = p
+        .named_time(PSETID_APPOINTMENT, 0x820D)
+        .or_else(|| p.named_time(PSETID_COMMON, 0x8516));
+    let end = p
+        .named_time(PSETID_APPOINTMENT, 0x820E)
+        .or_else(|| p.named_time(PSETID_COMMON, 0x8517));
     let all_day = p.named_bool(PSETID_APPOINTMENT, 0x8215).unwrap_or(false);
     if let Some(s) = start {
         if all_day {
@@ -246,16 +259,29 @@ fn vevent(p: &Props, uid: &str) -> String {
     if let Some(b) = p.body().filter(|b| !b.trim().is_empty()) {
         l.push(format!("DESCRIPTION:{}", esc(b.trim_end())));
     }
-    let organizer = p.str(0x0C1F).filter(|a| a.contains('@')).or_else(|| p.str(0x0065).filter(|a| a.contains('@')));
+    let organizer = p
+        .str(0x0C1F)
+        .filter(|a| a.contains('@'))
+        .or_else(|| p.str(0x0065).filter(|a| a.contains('@')));
     if !p.recipients.is_empty() {
         if let Some(o) = &organizer {
             l.push(format!("ORGANIZER;SCHEDULE-AGENT=CLIENT:mailto:{o}"));
         }
         for r in &p.recipients {
             if let Some(a) = &r.address {
-                let role = if r.kind == 2 { "OPT-PARTICIPANT" } else { "REQ-PARTICIPANT" };
-                let cn = r.name.as_deref().map(|n| format!(";CN=\"{}\"", n.replace('"', "'"))).unwrap_or_default();
-                l.push(format!("ATTENDEE;ROLE={role}{cn};SCHEDULE-AGENT=CLIENT:mailto:{a}"));
+                let role = if r.kind == 2 {
+                    "OPT-PARTICIPANT"
+                } else {
+                    "REQ-PARTICIPANT"
+                };
+                let cn = r
+                    .name
+                    .as_deref()
+                    .map(|n| format!(";CN=\"{}\"", n.replace('"', "'")))
+                    .unwrap_or_default();
+                l.push(format!(
+                    "ATTENDEE;ROLE={role}{cn};SCHEDULE-AGENT=CLIENT:mailto:{a}"
+                ));
             }
         }
     }
