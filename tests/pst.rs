@@ -92,3 +92,92 @@ fn a_pst_s_mail_is_imported_once_with_flags_and_dates() {
     let (_, out) = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(counts(&dst), before, "{out}");
 }
+
+/// Every collection of alice's on `server` holding `component`, with its objects' UIDs.
+fn dav_contents(
+    server: &mailshift_dav::testserver::DavServer,
+    component: mailshift_dav::store::Component,
+) -> BTreeMap<String, Vec<String>> {
+    use mailshift_dav::store::Store;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = mailshift_dav::dav::DavStore::connect(server.dav_config(ALICE))
+            .await
+            .unwrap();
+        let mut out = BTreeMap::new();
+        for c in store.collections(component).await.unwrap() {
+            let hrefs: Vec<String> = store
+                .list(&c)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| l.href)
+                .collect();
+            let mut ids = Vec::new();
+            for f in store.fetch(&c, &hrefs).await.unwrap() {
+                let item = mailshift_dav::object::parse(&f.data).unwrap();
+                if item.component == component {
+                    ids.push(item.uid.unwrap_or_default());
+                }
+            }
+            ids.sort();
+            out.insert(c.name.clone(), ids);
+        }
+        out
+    })
+}
+
+const ALICE: &str = "alice@example.com";
+
+#[test]
+fn a_pst_s_contacts_and_calendars_reach_radicale_once() {
+    use mailshift_dav::store::Component;
+    let dst = mailshift_dav::testserver::DavServer::radicale();
+    let dir = tempfile::tempdir().unwrap();
+    let account = dir.path().join("export").join(ALICE);
+    std::fs::create_dir_all(&account).unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pst");
+    std::fs::copy(data.join("aspose-outlook.pst"), account.join("outlook.pst")).unwrap();
+    std::fs::copy(
+        data.join("java-libpst-dist-list.pst"),
+        account.join("lists.pst"),
+    )
+    .unwrap();
+    let plan = format!(
+        "version: 1\nplatforms:\n  files: {{type: files, path: ./export}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, security: none}}, dav: {{url: \"{}\"}}}}\naccounts:\n  - address: {ALICE}\n    from: files\n    to: new\n    content: [contacts, calendars, tasks]\n    destination: {{password: {{env: NEW_PW}}}}\n",
+        dst.dav_config(ALICE).url
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let run =
+        || crate::common::mailshift_env(dir.path(), &["apply", "plan.yaml"], &[("NEW_PW", "new")]);
+    let first = run();
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    // The distribution list is not carried, and says so.
+    assert!(
+        first.stdout.contains("IPM.DistList, which is not carried"),
+        "{}",
+        first.transcript()
+    );
+    let cards = dav_contents(&dst, Component::Card);
+    let events = dav_contents(&dst, Component::Event);
+    assert_eq!(
+        cards.values().map(Vec::len).sum::<usize>(),
+        2,
+        "{cards:?}\n{}",
+        first.transcript()
+    );
+    assert_eq!(
+        events.values().map(Vec::len).sum::<usize>(),
+        2,
+        "{events:?}\n{}",
+        first.transcript()
+    );
+
+    let again = run();
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert_eq!(dav_contents(&dst, Component::Card), cards);
+    assert_eq!(dav_contents(&dst, Component::Event), events);
+}
