@@ -181,3 +181,47 @@ fn a_pst_s_contacts_and_calendars_reach_radicale_once() {
     assert_eq!(dav_contents(&dst, Component::Card), cards);
     assert_eq!(dav_contents(&dst, Component::Event), events);
 }
+
+#[test]
+fn a_damaged_pst_names_the_items_it_cannot_read_and_imports_the_rest() {
+    let dst = Dovecot::start(DovecotConfig {
+        separator: '/',
+        users: &[("alice", PW)],
+        ..DovecotConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "version: 1\nplatforms:\n  disk: {{type: files, path: mail}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: alice@example.com\n    from: disk\n    to: new\n    content: [mail]\n    destination: {{login: alice, password: {{env: ALICE_NEW}}}}\n",
+        dst.port()
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let account = dir.path().join("mail/alice@example.com");
+    std::fs::create_dir_all(&account).unwrap();
+    let mut bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pst/aspose-outlook.pst"),
+    )
+    .unwrap();
+    // 16 bytes flipped in the page three Inbox items are reached through (the offset
+    // crates/mailshift-pst/tests/read.rs uses).
+    for b in &mut bytes[0x9000..0x9010] {
+        *b ^= 0xFF;
+    }
+    std::fs::write(account.join("damaged.pst"), &bytes).unwrap();
+
+    let (code, out) = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(code, 1, "{out}");
+    for nid in ["0x200224", "0x200244", "0x200264"] {
+        assert!(
+            out.contains(&format!(
+                "damaged.pst: folder INBOX: item {nid}: cannot be read"
+            )),
+            "{out}"
+        );
+    }
+    let want: BTreeMap<String, usize> = [("INBOX".to_string(), 5), ("Sent".to_string(), 6)].into();
+    assert_eq!(counts(&dst), want, "{out}");
+    // Again: the damaged items are named again, nothing is sent twice.
+    let (code, out) = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(counts(&dst), want, "{out}");
+}

@@ -13,6 +13,8 @@
 //!   message as message/rfc822 (its own attachments are not carried: outlook-pst opens
 //!   attachments only from a top-level message). Attachments of an ANSI (pre-2003) file are
 //!   not read.
+//! - An attachment that cannot be read is named in an `X-Mailshift-Note` header field of the
+//!   message and in [`MailItem::notes`]; the message is imported without it.
 //! - Flags: MSGFLAG_READ → `\Seen`, MSGFLAG_UNSENT → `\Draft`, PR_FLAG_STATUS 2 → `\Flagged`,
 //!   PR_LAST_VERB_EXECUTED reply → `\Answered`. Internal date: PR_MESSAGE_DELIVERY_TIME, else
 //!   PR_CLIENT_SUBMIT_TIME.
@@ -81,15 +83,21 @@ impl Pst {
                     Vec::new(),
                 ),
             };
-            let mut notes = Vec::new();
+            let mut missing = Vec::new();
             let mut parts = Vec::new();
             for (sub, a) in atts {
                 match a {
                     Ok(p) => parts.push(p),
-                    Err(e) => notes.push(format!("{what}: attachment {sub:#x}: {e}; left out")),
+                    Err(e) => missing.push(format!("attachment {sub:#x}: {e}")),
                 }
             }
-            Ok(build(&props, nid, parts, notes))
+            let mut item = build(&props, nid, parts, &missing);
+            item.notes = missing
+                .iter()
+                .map(|m| format!("{what}: {m}; left out"))
+                .chain(item.notes)
+                .collect();
+            Ok(item)
         })
     }
 }
@@ -128,7 +136,7 @@ fn attachment(
         }),
         Some(AttachmentData::Message(inner)) => {
             let props = Props::of_message(inner.as_ref(), named);
-            let item = build(&props, sub, Vec::new(), Vec::new());
+            let item = build(&props, sub, Vec::new(), &[]);
             Ok(Part {
                 content_type: "message/rfc822".into(),
                 name,
@@ -142,7 +150,11 @@ fn attachment(
 }
 
 /// The message from its properties and its attachments' parts.
-fn build(p: &Props, nid: u32, parts: Vec<Part>, mut notes: Vec<String>) -> MailItem {
+/// `missing` names the attachments that could not be read: each becomes an
+/// `X-Mailshift-Note` field of the message, so the reader sees what is gone (the text names
+/// no path: the bytes, hence the identity, do not depend on where the file lies).
+fn build(p: &Props, nid: u32, parts: Vec<Part>, missing: &[String]) -> MailItem {
+    let mut notes = Vec::new();
     let date = p.time(0x0E06).or_else(|| p.time(0x0039));
     let message_id = p.str(0x1035);
     let mut head = String::new();
@@ -205,6 +217,13 @@ fn build(p: &Props, nid: u32, parts: Vec<Part>, mut notes: Vec<String>) -> MailI
                 head.push_str(&format!("Message-ID: {id}\r\n"));
             }
         }
+    }
+    for m in missing {
+        let m: String = m.chars().filter(|c| !c.is_control()).collect();
+        head.push_str(&format!(
+            "X-Mailshift-Note: {}\r\n",
+            encode_word(&format!("{m}; not carried from the PST file"))
+        ));
     }
     head.push_str("MIME-Version: 1.0\r\n");
 
