@@ -24,6 +24,7 @@
 pub mod mail;
 pub mod pim;
 mod props;
+pub mod recur;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};

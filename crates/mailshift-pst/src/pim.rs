@@ -13,9 +13,10 @@
 //!   mobile phones, work and home addresses, company, title, birthday, notes.
 //! - IPM.Appointment: subject, body, start and end (UTC, or dates when all-day), location,
 //!   organizer and attendees from the recipient table (`SCHEDULE-AGENT=CLIENT`: no server
-//!   sends invitations for an import). A recurring appointment is carried as its first
-//!   occurrence with an `X-MAILSHIFT-NOTE`: the PidLidAppointmentRecur blob is not yet turned
-//!   into an RRULE (the next step, with exceptions and deletions).
+//!   sends invitations for an import). A recurring appointment gets its RRULE, EXDATEs and
+//!   modified occurrences (RECURRENCE-ID overrides in the same object) from the
+//!   PidLidAppointmentRecur blob ([`crate::recur`]); a pattern that cannot be read leaves the
+//!   first occurrence with an `X-MAILSHIFT-NOTE` saying why.
 //! - IPM.Task: subject, body, start, due, completion, percent complete, status.
 //!
 //! Distribution lists (IPM.DistList) are not carried yet.
@@ -285,15 +286,47 @@ fn vevent(p: &Props, uid: &str) -> String {
             }
         }
     }
-    // PidLidRecurring 0x8223.
+    // PidLidRecurring 0x8223, PidLidAppointmentRecur 0x8216.
+    let mut overrides = Vec::new();
     if p.named_bool(PSETID_APPOINTMENT, 0x8223) == Some(true) {
-        l.push(
-            "X-MAILSHIFT-NOTE:recurring in Outlook; only the first occurrence is carried (the \
-             recurrence pattern is not yet read)"
-                .to_string(),
-        );
+        let recurrence = match (p.named(PSETID_APPOINTMENT, 0x8216), start) {
+            (Some(Value::Bin(blob)), Some(s)) => crate::recur::read(blob, s),
+            _ => Err("no recurrence pattern".to_string()),
+        };
+        match recurrence {
+            Ok(r) => {
+                l.push(format!("RRULE:{}", r.rule));
+                for d in &r.deleted {
+                    l.push(format!("EXDATE:{}", utc(*d)));
+                }
+                let summary = p.subject();
+                let location = p.named_str(PSETID_APPOINTMENT, 0x8208);
+                for m in r.modified {
+                    let mut o = vec!["BEGIN:VEVENT".to_string(), format!("UID:{}", esc(uid))];
+                    o.push(format!("DTSTAMP:{}", stamp(p)));
+                    o.push(format!("RECURRENCE-ID:{}", utc(m.original)));
+                    o.push(format!("DTSTART:{}", utc(m.start)));
+                    o.push(format!("DTEND:{}", utc(m.end)));
+                    if let Some(s) = m.subject.or_else(|| summary.clone()) {
+                        o.push(format!("SUMMARY:{}", esc(&s)));
+                    }
+                    if let Some(loc) = m.location.or_else(|| location.clone()) {
+                        o.push(format!("LOCATION:{}", esc(&loc)));
+                    }
+                    o.push("END:VEVENT".to_string());
+                    overrides.extend(o);
+                }
+            }
+            Err(e) => l.push(format!(
+                "X-MAILSHIFT-NOTE:{}",
+                esc(&format!(
+                    "recurring in Outlook; only the first occurrence is carried ({e})"
+                ))
+            )),
+        }
     }
     l.push("END:VEVENT".to_string());
+    l.extend(overrides);
     calendar(l)
 }
 
