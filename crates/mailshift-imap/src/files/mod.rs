@@ -155,10 +155,16 @@ impl Tree {
 
     /// Bytes of every source file: what the destination will have to take, near enough.
     pub fn bytes(&self) -> u64 {
-        self.folders
+        // A `.pst` is listed once per mail folder in it: counted once.
+        let files: std::collections::BTreeSet<&PathBuf> = self
+            .folders
             .iter()
             .flat_map(|f| &f.files)
-            .filter_map(|(_, rel)| std::fs::metadata(self.root.join(rel)).ok())
+            .map(|(_, rel)| rel)
+            .collect();
+        files
+            .into_iter()
+            .filter_map(|rel| std::fs::metadata(self.root.join(rel)).ok())
             .map(|m| m.len())
             .sum()
     }

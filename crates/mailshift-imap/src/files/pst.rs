@@ -10,14 +10,42 @@
 //! was recorded, or with what the destination holds, and nothing is sent twice). The
 //! message's place is its NID, kept in [`Scanned::offset`]; `line` is 0.
 //!
-//! The file is opened again for each folder read and each message sent: simple, and correct
-//! across a file replaced between runs; a cache is the next step for large files.
+//! The last file opened stays open on its thread ([`open`]), keyed by its path, size and
+//! modification time, so sending a folder's messages one by one does not parse the file's
+//! B-trees each time; a file replaced meanwhile is opened anew.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::SystemTime;
 
 use mailshift_pst::{FolderKind as PstKind, Pst};
 
 use super::{FileKind, Scanned, folder_path, levels_of};
+
+type Key = (PathBuf, u64, Option<SystemTime>);
+
+thread_local! {
+    /// The PST last opened on this thread (`outlook-pst` is `Rc`-based: one per thread).
+    static OPEN: RefCell<Option<(Key, Rc<Pst>)>> = const { RefCell::new(None) };
+}
+
+/// `path` opened, or the copy this thread already has open when the file is unchanged.
+fn open(path: &Path) -> Result<Rc<Pst>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    if let Some(pst) = OPEN.with(|o| {
+        o.borrow()
+            .as_ref()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, p)| p.clone())
+    }) {
+        return Ok(pst);
+    }
+    let pst = Rc::new(Pst::open(path)?);
+    OPEN.with(|o| *o.borrow_mut() = Some((key, pst.clone())));
+    Ok(pst)
+}
 
 /// Adds the mail folders of the `.pst` at `child` (relative) to `found`; a file that cannot
 /// be opened, or a folder that cannot be read, is named in `problems`.
@@ -28,7 +56,7 @@ pub(super) fn list(
     found: &mut Vec<(String, FileKind, PathBuf)>,
     problems: &mut Vec<String>,
 ) {
-    let pst = match Pst::open(&root.join(child)) {
+    let pst = match open(&root.join(child)) {
         Ok(p) => p,
         Err(e) => {
             problems.push(format!("{}: {e}", child.display()));
@@ -59,7 +87,7 @@ pub(super) fn scan(
     nid: u32,
     folder: &str,
 ) -> Result<Vec<Scanned>, String> {
-    let pst = Pst::open(path).map_err(|e| format!("{name}: {e}"))?;
+    let pst = open(path).map_err(|e| format!("{name}: {e}"))?;
     let f = pst.folder(nid)?;
     let mut out = Vec::with_capacity(f.items.len());
     for item in f.items {
@@ -96,7 +124,7 @@ pub(super) fn scan(
 
 /// The bytes of one scanned message, rebuilt again.
 pub(super) fn read(path: &Path, folder: &str, m: &Scanned) -> Result<Vec<u8>, String> {
-    let pst = Pst::open(path)?;
+    let pst = open(path)?;
     let item = u32::try_from(m.offset).map_err(|_| "not a PST item".to_string())?;
     Ok(pst.mail(folder, item)?.bytes)
 }
