@@ -1,10 +1,13 @@
-//! `mailshift apply` with a `files` source holding an Outlook `.pst` (tests/data/pst): its
-//! mail folders imported into a real Dovecot with flags and dates, exactly once (again adds
-//! nothing, a lost state adopts what the server holds).
+//! `mailshift apply` with a `files` source holding Outlook `.pst` files (tests/data/pst): the
+//! mail folders into a real Dovecot with flags and dates, the contacts and calendars into a
+//! real Radicale, exactly once (again adds nothing, a lost state adopts, kill -9 at any moment
+//! loses and duplicates nothing), and a damaged file names each item it cannot read while the
+//! others are imported.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::support::dovecot::{Dovecot, DovecotConfig};
 
@@ -224,4 +227,69 @@ fn a_damaged_pst_names_the_items_it_cannot_read_and_imports_the_rest() {
     let (code, out) = mailshift(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(counts(&dst), want, "{out}");
+}
+
+#[test]
+fn kill_9_mid_pst_import_then_apply_imports_each_message_once() {
+    let dst = Dovecot::start(DovecotConfig {
+        separator: '/',
+        users: &[("alice", PW)],
+        ..DovecotConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "version: 1\nplatforms:\n  disk: {{type: files, path: mail}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n  - address: alice@example.com\n    from: disk\n    to: new\n    content: [mail]\n    destination: {{login: alice, password: {{env: ALICE_NEW}}}}\n",
+        dst.port()
+    );
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let account = dir.path().join("mail/alice@example.com");
+    std::fs::create_dir_all(&account).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pst/aspose-outlook.pst"),
+        account.join("outlook.pst"),
+    )
+    .unwrap();
+    let mut seed: u64 = 0x9e37_79b9;
+    let mut kills = 0;
+    for run in 0..5 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+            .args(["apply", "plan.yaml"])
+            .current_dir(dir.path())
+            .env("ALICE_NEW", PW)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if run == 0 {
+            // Killed once its first message is on the server: a fixed delay may outlast the
+            // whole import of 14 messages.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while dst.stored_messages("alice") == 0
+                && Instant::now() < deadline
+                && child.try_wait().unwrap().is_none()
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(20 + (seed >> 33) % 300));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(
+        kills > 0,
+        "no run was killed: the test did not test anything"
+    );
+    let (code, out) = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(code, 0, "{out}");
+    let want: BTreeMap<String, usize> = [("INBOX".to_string(), 8), ("Sent".to_string(), 6)].into();
+    assert_eq!(counts(&dst), want, "after {kills} kills\n{out}");
+    let (code, out) = mailshift(dir.path(), &["verify", "plan.yaml"]);
+    assert_eq!(code, 0, "{out}");
 }
