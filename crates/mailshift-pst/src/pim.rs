@@ -362,3 +362,91 @@ fn vtodo(p: &Props, uid: &str) -> String {
     l.push("END:VTODO".to_string());
     calendar(l)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::props::{Named, Value};
+
+    /// FILETIME of a Unix time.
+    fn ft(unix: i64) -> Value {
+        Value::Time((unix + 11_644_473_600) * 10_000_000)
+    }
+
+    fn props(tags: &[(u16, Value)], named: &[((u32, u32), u16, Value)]) -> Props {
+        let mut map = std::collections::HashMap::new();
+        let mut all: std::collections::BTreeMap<u16, Value> = tags.iter().cloned().collect();
+        for (key, id, v) in named {
+            map.insert(*key, *id);
+            all.insert(*id, v.clone());
+        }
+        Props::for_tests(all, Named::from_map(map))
+    }
+
+    #[test]
+    fn a_task_becomes_a_vtodo() {
+        let p = props(
+            &[
+                (0x001A, Value::Str("IPM.Task".into())),
+                (0x0037, Value::Str("Renew the domain".into())),
+                (0x1000, Value::Str("Before it expires, please".into())),
+                (0x3008, ft(1_700_000_000)),
+            ],
+            &[
+                ((PSETID_TASK, 0x8104), 0x8001, ft(1_700_006_400)),
+                ((PSETID_TASK, 0x8105), 0x8002, ft(1_700_697_600)),
+                ((PSETID_TASK, 0x811C), 0x8003, Value::Bool(true)),
+                ((PSETID_TASK, 0x810F), 0x8004, ft(1_700_100_000)),
+                ((PSETID_TASK, 0x8102), 0x8005, Value::Float(1.0)),
+            ],
+        );
+        let ical = vtodo(&p, "pst-1");
+        for line in [
+            "BEGIN:VTODO",
+            "UID:pst-1",
+            "SUMMARY:Renew the domain",
+            "DESCRIPTION:Before it expires\\, please",
+            "DTSTART;VALUE=DATE:20231115",
+            "DUE;VALUE=DATE:20231123",
+            "PERCENT-COMPLETE:100",
+            "STATUS:COMPLETED",
+            "COMPLETED:20231116T020000Z",
+        ] {
+            assert!(ical.contains(&format!("{line}\r\n")), "{line} in {ical}");
+        }
+    }
+
+    #[test]
+    fn a_contact_keeps_its_addresses_and_birthday() {
+        let p = props(
+            &[
+                (0x3001, Value::Str("Ann Lee".into())),
+                (0x3A06, Value::Str("Ann".into())),
+                (0x3A11, Value::Str("Lee".into())),
+                (0x3A42, ft(446_774_400)),
+                (0x3A5D, Value::Str("1 Rue de la Paix".into())),
+                (0x3A59, Value::Str("Paris".into())),
+                (0x3A5A, Value::Str("France".into())),
+            ],
+            &[
+                (
+                    (PSETID_ADDRESS, 0x8083),
+                    0x8001,
+                    Value::Str("ann@example.com".into()),
+                ),
+                ((PSETID_ADDRESS, 0x8046), 0x8002, Value::Str("Lyon".into())),
+            ],
+        );
+        let card = vcard(&p, "pst-2");
+        for line in [
+            "FN:Ann Lee",
+            "N:Lee;Ann;;;",
+            "EMAIL;TYPE=INTERNET:ann@example.com",
+            "ADR;TYPE=WORK:;;;Lyon;;;",
+            "ADR;TYPE=HOME:;;1 Rue de la Paix;Paris;;;France",
+            "BDAY:1984-02-28",
+        ] {
+            assert!(card.contains(&format!("{line}\r\n")), "{line} in {card}");
+        }
+    }
+}

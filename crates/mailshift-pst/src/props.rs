@@ -35,6 +35,11 @@ pub const PSETID_COMMON: u32 = 0x0006_2008;
 pub(crate) struct Named(HashMap<(u32, u32), u16>);
 
 impl Named {
+    #[cfg(test)]
+    pub(crate) fn from_map(map: HashMap<(u32, u32), u16>) -> Named {
+        Named(map)
+    }
+
     pub(crate) fn read(store: &dyn Store) -> Named {
         let mut map = HashMap::new();
         let Ok(named) = store.named_property_map() else {
@@ -130,6 +135,16 @@ pub(crate) fn rows(table: &dyn TableContext) -> Vec<(u32, BTreeMap<u16, Value>)>
 }
 
 impl Props {
+    #[cfg(test)]
+    pub(crate) fn for_tests(tags: BTreeMap<u16, Value>, named: Named) -> Props {
+        Props {
+            tags,
+            named: named.0,
+            recipients: Vec::new(),
+            attachments: Vec::new(),
+        }
+    }
+
     pub(crate) fn of_message(m: &dyn Message, named: &Named) -> Props {
         let tags = m
             .properties()

@@ -215,3 +215,66 @@ pub fn read(blob: &[u8], start: i64) -> Result<Recurrence, String> {
         modified: out_modified,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Minutes since 1601 of a Unix time.
+    fn m(unix: i64) -> u32 {
+        ((unix + 11_644_473_600) / 60) as u32
+    }
+
+    /// A monthly "second Tuesday" pattern, 10 occurrences, starting 2024-01-09 (local
+    /// midnight), 09:00 local; one occurrence deleted (2024-03-12), none modified.
+    fn blob() -> Vec<u8> {
+        let mut b = Vec::new();
+        let u16 = |b: &mut Vec<u8>, v: u16| b.extend_from_slice(&v.to_le_bytes());
+        let u32 = |b: &mut Vec<u8>, v: u32| b.extend_from_slice(&v.to_le_bytes());
+        u16(&mut b, 0x3004);
+        u16(&mut b, 0x3004);
+        u16(&mut b, 0x200C); // monthly
+        u16(&mut b, 0x0004); // MonthNth
+        u16(&mut b, 0); // Gregorian
+        u32(&mut b, 0); // FirstDateTime
+        u32(&mut b, 1); // every month
+        u32(&mut b, 0); // sliding
+        u32(&mut b, 0x04); // Tuesday
+        u32(&mut b, 2); // second
+        u32(&mut b, 0x2022); // after N occurrences
+        u32(&mut b, 10);
+        u32(&mut b, 0); // FirstDOW
+        u32(&mut b, 1);
+        u32(&mut b, m(1_710_201_600)); // 2024-03-12
+        u32(&mut b, 0);
+        u32(&mut b, m(1_704_758_400)); // StartDate 2024-01-09
+        u32(&mut b, m(1_731_369_600)); // EndDate
+        u32(&mut b, 0x3006);
+        u32(&mut b, 0x3009);
+        u32(&mut b, 540); // 09:00
+        u32(&mut b, 600);
+        u16(&mut b, 0); // no exceptions
+        b
+    }
+
+    #[test]
+    fn a_monthly_nth_pattern_reads_as_an_rrule_with_its_exdate() {
+        // The first occurrence is 09:00 local = 08:00 UTC (UTC+1).
+        let start = 1_704_758_400 + 8 * 3600;
+        let r = read(&blob(), start).unwrap();
+        assert_eq!(
+            r.rule,
+            "FREQ=MONTHLY;INTERVAL=1;BYDAY=TU;BYSETPOS=2;COUNT=10"
+        );
+        assert_eq!(r.deleted, vec![1_710_201_600 + 8 * 3600]);
+        assert!(r.modified.is_empty());
+    }
+
+    #[test]
+    fn a_cut_blob_is_an_error_not_a_panic() {
+        let b = blob();
+        for len in [0, 7, 30, b.len() - 1] {
+            assert!(read(&b[..len], 0).is_err(), "{len}");
+        }
+    }
+}
