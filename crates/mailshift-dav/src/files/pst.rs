@@ -90,11 +90,11 @@ pub(super) fn read(root: &Path, rel: &str) -> Result<(Vec<Vec<u8>>, Vec<ParseErr
             }
             Ok(PimItem::Skipped(class)) => problems.push(ParseError {
                 line: 0,
-                message: format!("item {nid:#x}: a {class}, which is not carried; skipped"),
+                message: format!("item {nid:#x}: a {class}, which is not carried"),
             }),
             Err(e) => problems.push(ParseError {
                 line: 0,
-                message: format!("{e}; skipped"),
+                message: e,
             }),
         }
     }
