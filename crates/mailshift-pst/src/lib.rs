@@ -19,7 +19,9 @@
 //! Every read returns an error naming the file, the folder and the item, never panics
 //! through this API: `outlook-pst` reports bad blocks as errors, and the few places where a
 //! damaged length could still make it panic (slice bounds) are guarded by `catch_unwind` in
-//! [`guard`], so one unreadable item is reported and the others go on.
+//! [`guard`], so one unreadable item is reported and the others go on. A caught panic leaves
+//! the reader's file lock poisoned: [`Pst::needs_reopen`] then tells the caller to open the
+//! file again before the next item.
 
 pub mod mail;
 pub mod pim;
@@ -74,6 +76,10 @@ pub struct Pst {
     /// are then reported as not read.
     unicode: Option<Rc<UnicodeStore>>,
     named: props::Named,
+    /// Set when a read panicked inside `outlook-pst`: its file lock is then poisoned and
+    /// every later read of this `Pst` would fail; the caller opens the file again
+    /// ([`Pst::needs_reopen`]).
+    panicked: std::cell::Cell<bool>,
 }
 
 /// Runs `f`, turning a panic inside `outlook-pst` (a damaged length used as a slice bound)
@@ -119,8 +125,28 @@ impl Pst {
                 store,
                 unicode,
                 named,
+                panicked: std::cell::Cell::new(false),
             })
         })
+    }
+
+    /// [`guard`] for a read of this file: a panic also marks it for reopening.
+    pub(crate) fn guarded<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce() -> Result<T, String>,
+    ) -> Result<T, String> {
+        let r = guard(what, f);
+        if matches!(&r, Err(e) if e.ends_with("(the reader gave up)")) {
+            self.panicked.set(true);
+        }
+        r
+    }
+
+    /// Whether a read panicked (a damaged block): the reader's lock is poisoned, so the file
+    /// must be opened again for the next item to be read.
+    pub fn needs_reopen(&self) -> bool {
+        self.panicked.get()
     }
 
     /// The file's name as errors show it.
@@ -135,7 +161,7 @@ impl Pst {
         let mut out = Vec::new();
         let mut problems = Vec::new();
         let name = self.name();
-        let root = guard(&name, || {
+        let root = self.guarded(&name, || {
             let id = self
                 .store
                 .properties()
@@ -166,7 +192,7 @@ impl Pst {
         let mut children = Vec::new();
         for row in table.rows_matrix() {
             let nid = u32::from(row.id());
-            let child = guard(&name, || {
+            let child = self.guarded(&name, || {
                 let id = self
                     .store
                     .properties()
@@ -242,7 +268,7 @@ impl Pst {
 
     /// The item `nid`'s properties, with the file's named-property map to read them.
     pub fn props(&self, nid: u32) -> Result<Props, String> {
-        guard(&self.name(), || {
+        self.guarded(&self.name(), || {
             let m = self.open_item(nid)?;
             Ok(Props::of_message(m.as_ref(), &self.named))
         })

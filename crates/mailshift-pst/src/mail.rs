@@ -30,8 +30,8 @@ use outlook_pst::messaging::attachment::{Attachment, AttachmentData, UnicodeAtta
 use outlook_pst::messaging::message::UnicodeMessage;
 use outlook_pst::ndb::node_id::NodeId;
 
+use crate::Pst;
 use crate::props::{Props, Value, civil};
-use crate::{Pst, guard};
 
 /// One rebuilt message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +59,7 @@ impl Pst {
     pub fn mail(&self, folder: &str, nid: u32) -> Result<MailItem, String> {
         let name = self.name();
         let what = format!("{name}: folder {folder}: item {nid:#x}");
-        guard(&what, || {
+        self.guarded(&what, || {
             let (props, atts) = match &self.unicode {
                 Some(store) => {
                     let id = self

@@ -21,10 +21,10 @@
 //!
 //! Distribution lists (IPM.DistList) are not carried yet.
 
+use crate::Pst;
 use crate::props::{
     PSETID_ADDRESS, PSETID_APPOINTMENT, PSETID_COMMON, PSETID_TASK, Props, Value, civil,
 };
-use crate::{Pst, guard};
 
 /// What one item became.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ impl Pst {
     /// errors.
     pub fn pim(&self, folder: &str, nid: u32) -> Result<PimItem, String> {
         let what = format!("{}: folder {folder}: item {nid:#x}", self.name());
-        guard(&what, || {
+        self.guarded(&what, || {
             let p = self
                 .props(nid)
                 .map_err(|e| format!("{what}: cannot be read: {e}"))?;

@@ -69,7 +69,7 @@ fn path_of(root: &Path, rel: &str) -> std::path::PathBuf {
 /// be read.
 pub(super) fn read(root: &Path, rel: &str) -> Result<(Vec<Vec<u8>>, Vec<ParseError>), String> {
     let (file, folder, _) = split(rel).ok_or_else(|| format!("{rel}: not inside a PST"))?;
-    let pst = Pst::open(&path_of(root, file))?;
+    let mut pst = Pst::open(&path_of(root, file))?;
     let (folders, trouble) = pst.folders();
     let Some(f) = folders.into_iter().find(|f| f.path == folder) else {
         return Err(format!(
@@ -84,6 +84,10 @@ pub(super) fn read(root: &Path, rel: &str) -> Result<(Vec<Vec<u8>>, Vec<ParseErr
     let mut objects = Vec::new();
     let mut problems = Vec::new();
     for nid in f.items {
+        if pst.needs_reopen() {
+            // A damaged block made the reader panic: its lock is poisoned; read on afresh.
+            pst = Pst::open(&path_of(root, file))?;
+        }
         match pst.pim(folder, nid) {
             Ok(PimItem::Contact { vcard: data, .. } | PimItem::Calendar { ical: data, .. }) => {
                 objects.push(data.into_bytes())

@@ -47,6 +47,11 @@ fn open(path: &Path) -> Result<Rc<Pst>, String> {
     Ok(pst)
 }
 
+/// Drops this thread's open file (its reader panicked).
+fn forget() {
+    OPEN.with(|o| *o.borrow_mut() = None);
+}
+
 /// Adds the mail folders of the `.pst` at `child` (relative) to `found`; a file that cannot
 /// be opened, or a folder that cannot be read, is named in `problems`.
 pub(super) fn list(
@@ -87,7 +92,7 @@ pub(super) fn scan(
     nid: u32,
     folder: &str,
 ) -> Result<Vec<Scanned>, String> {
-    let pst = open(path).map_err(|e| format!("{name}: {e}"))?;
+    let mut pst = open(path).map_err(|e| format!("{name}: {e}"))?;
     let f = pst.folder(nid)?;
     let mut out = Vec::with_capacity(f.items.len());
     for item in f.items {
@@ -104,6 +109,11 @@ pub(super) fn scan(
             problem: None,
             deleted: false,
         };
+        if pst.needs_reopen() {
+            // A damaged block made the reader panic: its lock is poisoned; read on afresh.
+            forget();
+            pst = open(path).map_err(|e| format!("{name}: {e}"))?;
+        }
         out.push(match pst.mail(folder, item) {
             Ok(m) => Scanned {
                 size: m.bytes.len() as u64,
@@ -126,5 +136,9 @@ pub(super) fn scan(
 pub(super) fn read(path: &Path, folder: &str, m: &Scanned) -> Result<Vec<u8>, String> {
     let pst = open(path)?;
     let item = u32::try_from(m.offset).map_err(|_| "not a PST item".to_string())?;
-    Ok(pst.mail(folder, item)?.bytes)
+    let r = pst.mail(folder, item);
+    if pst.needs_reopen() {
+        forget();
+    }
+    Ok(r?.bytes)
 }
