@@ -192,4 +192,3 @@ fn a_damaged_pst_reports_what_it_cannot_read_and_goes_on() {
 
 /// 16 bytes flipped here break a B-tree page that three Inbox items are reached through.
 const FLIP: usize = 0x9000;
-
