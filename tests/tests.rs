@@ -24,6 +24,7 @@ mod ovh_sim;
 mod ovh_sim_client;
 mod plan_cmd;
 mod pop3;
+mod pst;
 mod quota;
 mod rollback;
 mod rollback_dav;

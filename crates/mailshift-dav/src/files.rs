@@ -19,6 +19,9 @@
 //! events and the tasks of one calendar) keep each other's objects. A file with a bad object is
 //! never rewritten (the object would be lost): writes to it are refused with the reason.
 //!
+//! A `.pst` file in a source directory reads as one more file per contacts, calendar or tasks
+//! folder in it (`outlook.pst/Contacts.vcf`, [`pst`]).
+//!
 //! File I/O is synchronous: the files are local and a whole file is needed at once, and it
 //! spares the crate an async runtime dependency.
 
@@ -409,6 +412,12 @@ impl FileStore {
                     dirs.push((entry.path(), format!("{rel}/")));
                 } else if kind_of(&name).is_some() && entry.path().is_file() {
                     found.push(rel);
+                } else if name.to_ascii_lowercase().ends_with(".pst") && !self.writable {
+                    // Outlook's contacts, calendars and tasks (files/pst.rs).
+                    match pst::list(&self.root, &rel) {
+                        Ok(files) => found.extend(files),
+                        Err(message) => skipped.push((rel, ParseError { line: 0, message })),
+                    }
                 }
             }
         }
@@ -421,6 +430,14 @@ impl FileStore {
         if !state.files.contains_key(rel) {
             let kind =
                 kind_of(rel).ok_or_else(|| config(format!("{rel} is not a .vcf or .ics file")))?;
+            if pst::is_virtual(rel) {
+                let (objects, problems) = pst::read(&self.root, rel).map_err(config)?;
+                let items: Vec<&[u8]> = objects.iter().map(Vec::as_slice).collect();
+                let mut data = FileData::parse(kind, &object::join_file(&items));
+                data.problems.extend(problems);
+                state.files.insert(rel.to_string(), data);
+                return Ok(state.files.get_mut(rel).expect("inserted above"));
+            }
             let bytes = match fs::read(self.path_of(rel)) {
                 Ok(bytes) => bytes,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -445,7 +462,7 @@ impl FileStore {
             fingerprint.update(b"\n");
         }
         Collection {
-            name: stem_path.to_string(),
+            name: pst::collection_name(rel).unwrap_or_else(|| stem_path.to_string()),
             href: rel.to_string(),
             display_name: Some(
                 file.header_value("X-WR-CALNAME")
@@ -770,5 +787,6 @@ impl Store for FileStore {
     }
 }
 
+mod pst;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,8 @@
 //!   `.eml` files at the top, and `Inbox.mbox` in any case, are `INBOX`. The paths then go
 //!   through the same [`map_folders`](crate::folders::map_folders) as an IMAP source's names,
 //!   so the plan's include/exclude/map and the special-use mapping apply unchanged.
+//! - An Outlook `.pst` file gives its mail folders, named by their path inside the file under
+//!   the directory that holds it ([`pst`]).
 //! - Several files may make one folder (`Archive.mbox` beside an `Archive/` of `.eml` files):
 //!   their messages follow each other, mbox files first, each group in name order.
 //!
@@ -43,6 +45,7 @@
 pub mod headers;
 mod import;
 mod mbox;
+mod pst;
 
 use std::path::{Path, PathBuf};
 
@@ -86,6 +89,8 @@ impl Scanned {
 pub enum FileKind {
     Mbox,
     Eml,
+    /// One mail folder of an Outlook `.pst` file, by its node id ([`pst`]).
+    Pst(u32),
 }
 
 /// One folder of the tree and the files it is read from, in order.
@@ -150,10 +155,16 @@ impl Tree {
 
     /// Bytes of every source file: what the destination will have to take, near enough.
     pub fn bytes(&self) -> u64 {
-        self.folders
+        // A `.pst` is listed once per mail folder in it: counted once.
+        let files: std::collections::BTreeSet<&PathBuf> = self
+            .folders
             .iter()
             .flat_map(|f| &f.files)
-            .filter_map(|(_, rel)| std::fs::metadata(self.root.join(rel)).ok())
+            .map(|(_, rel)| rel)
+            .collect();
+        files
+            .into_iter()
+            .filter_map(|rel| std::fs::metadata(self.root.join(rel)).ok())
             .map(|m| m.len())
             .sum()
     }
@@ -169,6 +180,7 @@ impl Tree {
             match kind {
                 FileKind::Mbox => out.extend(mbox::scan(&path, &name, i)?),
                 FileKind::Eml => out.push(scan_eml(&path, &name, i)),
+                FileKind::Pst(nid) => out.extend(pst::scan(&path, &name, i, *nid, &folder.path)?),
             }
         }
         Ok(out)
@@ -183,6 +195,7 @@ impl Tree {
         let raw = match kind {
             FileKind::Mbox => mbox::read(&path, m.range),
             FileKind::Eml => std::fs::read(&path),
+            FileKind::Pst(_) => pst::read(&path, &folder.path, m).map_err(std::io::Error::other),
         }
         .map_err(|e| format!("{}: cannot read: {e}", rel.display()))?;
         if crate::copy::content_hash(&raw) != m.hash {
@@ -350,6 +363,8 @@ fn walk(
                 found.push((folder_path(&levels_of(&child)), FileKind::Mbox, child));
             } else if is_eml(&name) {
                 found.push((folder_path(&levels_of(rel)), FileKind::Eml, child));
+            } else if lower.ends_with(".pst") {
+                pst::list(root, rel, &child, found, problems);
             }
         }
     }
