@@ -401,3 +401,72 @@ fn kill_9_during_a_copy_into_exchange_leaves_every_object_once() {
     assert_eq!(cards, expected, "after {kills} kills");
     assert_clean(&sim);
 }
+
+/// An OVHcloud Exchange platform with `ews: {}` and no `imap` host, copying contacts only: the
+/// EWS URL's host is read from the API (the service's `hostname`) as it is for mail.
+#[test]
+fn ovh_exchange_with_ews_and_no_mail_reads_its_host_from_the_api() {
+    const AK: &str = "ewsApplicationKey";
+    const AS: &str = "ewsApplicationSecret0123456789ab";
+    const CK: &str = "ewsConsumerKey0123456789abcdefgh";
+    const ORG: &str = "hosted-ab12345-1";
+    let world = format!(
+        "applications: [{{key: {AK}, secret: {AS}}}]\n\
+         consumer_keys: [{{key: {CK}, application: {AK}}}]\ntask_delay_ms: 20\n\
+         exchange:\n  - organization: {ORG}\n    service: {ORG}\n    hostname: 127.0.0.1\n\
+         \x20   offer: hosted\n    domains: [{{name: example.com, type: authoritative}}]\n\
+         \x20   accounts:\n      - {{email: {ALICE}, password: old}}\n"
+    );
+    let api = ovh_sim::SimHandle::spawn(ovh_sim::world::World::from_yaml(&world).unwrap())
+        .expect("simulator starts");
+    let dst = DavServer::radicale();
+    let dir = tempfile::tempdir().unwrap();
+    let platforms = format!(
+        "  old: {{type: ovh-exchange, provider: ovh, organization: {ORG}, service: {ORG}, ews: {{}}}}\n{}",
+        dav_platform("new", &dst)
+    );
+    plan(dir.path(), &platforms, "[contacts]");
+    let text = std::fs::read_to_string(dir.path().join("plan.yaml")).unwrap();
+    let providers = format!(
+        "providers:\n  ovh: {{type: ovh, endpoint: \"{}\", application_key: {{env: OVH_AK}}, \
+         application_secret: {{env: OVH_AS}}, consumer_key: {{env: OVH_CK}}}}\n",
+        api.base_url()
+    );
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        text.replacen("platforms:\n", &format!("{providers}platforms:\n"), 1),
+    )
+    .unwrap();
+    let env = [
+        ("OLD_PW", "old"),
+        ("NEW_PW", "new"),
+        ("OVH_AK", AK),
+        ("OVH_AS", AS),
+        ("OVH_CK", CK),
+    ];
+    let refreshed =
+        crate::common::mailshift_env(dir.path(), &["plan", "plan.yaml", "--refresh"], &env);
+    assert_eq!(refreshed.code, 0, "{}", refreshed.transcript());
+    assert!(
+        refreshed
+            .stdout
+            .contains("platform `old`: IMAP server 127.0.0.1:993 (read from the OVHcloud API)"),
+        "{}",
+        refreshed.transcript()
+    );
+    // The copy then goes to https://127.0.0.1/EWS/Exchange.asmx (nothing listens there):
+    // the error names that URL, not a missing host.
+    let apply = crate::common::mailshift_env(dir.path(), &["apply", "plan.yaml"], &env);
+    assert!(
+        apply
+            .transcript()
+            .contains("https://127.0.0.1/EWS/Exchange.asmx"),
+        "{}",
+        apply.transcript()
+    );
+    assert!(
+        !apply.transcript().contains("was not asked"),
+        "{}",
+        apply.transcript()
+    );
+}
