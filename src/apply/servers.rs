@@ -1,5 +1,6 @@
 //! Servers the plan leaves to the platforms' APIs: the IMAP host of an OVHcloud platform
-//! whose plan names none (OVH Mail Migrator's "Hosted by OVHcloud (Autodetect)").
+//! whose plan names none (OVH Mail Migrator's "Hosted by OVHcloud (Autodetect)"), which is
+//! also the host of its EWS URL when `ews:` names none.
 //!
 //! Read once at the start of each command that connects (apply, each watch cycle, verify,
 //! rollback, `plan --refresh`) and kept in the loaded plan's platforms
@@ -44,26 +45,31 @@ impl Detected {
     }
 }
 
-/// The platforms whose IMAP host is to be read: an account copies mail through them and
-/// the plan names no host. Already read ones are skipped.
+/// The platforms whose IMAP host is to be read: the plan names no host, and an account copies
+/// mail through them, or contacts, calendars or tasks over EWS without `ews.url` (the URL is
+/// then `https://HOST/EWS/Exchange.asmx` with that host). Already read ones are skipped.
 fn wanted(loaded: &Loaded) -> Vec<String> {
-    let uses_mail = |name: &str| {
-        loaded.plan.accounts.iter().any(|a| {
-            (a.from == name || a.to == name)
-                && a.content
-                    .as_ref()
-                    .is_none_or(|c| c.contains(&crate::plan::model::Content::Mail))
-        })
+    use crate::plan::model::Content;
+    let uses = |name: &str, wants: &dyn Fn(&[Content]) -> bool| {
+        loaded
+            .plan
+            .accounts
+            .iter()
+            .any(|a| (a.from == name || a.to == name) && a.content.as_deref().is_none_or(wants))
     };
+    let mail = |c: &[Content]| c.contains(&Content::Mail);
+    let groupware = |c: &[Content]| c.iter().any(|k| *k != Content::Mail);
     loaded
         .plan
         .platforms
         .iter()
         .filter(|(name, p)| {
+            let by_ews = super::content::dav::uses_ews(p)
+                && p.ews.as_ref().is_none_or(|e| e.url.is_none())
+                && uses(name, &groupware);
             p.detects_imap_host()
-                && p.pop3.is_none()
                 && !matches!(p.detected_imap_host, Some(Ok(_)))
-                && uses_mail(name)
+                && ((p.pop3.is_none() && uses(name, &mail)) || by_ews)
         })
         .map(|(name, _)| name.clone())
         .collect()

@@ -6,6 +6,7 @@
 //! operations. Hrefs are paths on the server (`/user/contacts/work/abc.vcf`) or, for files, a
 //! file's path relative to the account's directory plus the object's position.
 
+use std::borrow::Cow;
 use std::future::Future;
 
 /// What a collection holds, and what an object is.
@@ -172,6 +173,18 @@ pub trait Store: Send + Sync {
     /// RFC 4791 §4.1): one without is given a UID derived from its content.
     fn requires_uid(&self) -> bool {
         true
+    }
+
+    /// An object's content as this store keeps it, for comparing what is about to be written
+    /// with what the store holds. A store that keeps objects as they are sent (DAV servers,
+    /// files) returns them unchanged; one that keeps them in its own model (Exchange, Graph)
+    /// returns the fields it keeps, rendered the same way whichever bytes they came from, so
+    /// that an object read back from it compares equal to the one written there. Both sides of
+    /// a comparison go through the same store's `canonical`; content it cannot read is returned
+    /// as is.
+    fn canonical<'a>(&self, component: Component, data: &'a [u8]) -> Cow<'a, [u8]> {
+        let _ = component;
+        Cow::Borrowed(data)
     }
 
     /// The href a new object with this file-safe name (from its identity) gets in a collection.

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use crate::journal::CollectionRecord;
 use crate::object::{self, Profile};
 use crate::store::{Collection, Component, Store, StoreResult};
-use crate::sync::index::{DestIndex, FETCH_CHUNK, Keys};
+use crate::sync::index::{DestIndex, FETCH_CHUNK, Keys, kept_hash};
 use crate::sync::{CollectionRules, Destinations, list_collections, sources};
 
 /// One collection compared.
@@ -192,7 +192,8 @@ async fn compare<S: Store, D: Store>(
         let hash = object::content_hash(&f.data);
         let (key, _) = keys.key(&object::identity(&item), &f.href, &hash);
         let (bytes, _) = object::prepare(&item, &profile);
-        let prepared = object::content_hash(&bytes);
+        // As the destination keeps it: an Exchange end renders objects its own way.
+        let prepared = kept_hash(dest, Some(item.component), &bytes);
         let label = format!(
             "{key} ({})",
             item.summary.as_deref().unwrap_or("no summary")

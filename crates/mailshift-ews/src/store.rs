@@ -19,6 +19,7 @@
 //! UpdateItem and DeleteItem). What Exchange cannot carry is kept in [`EwsStore::losses`] for
 //! the caller to report.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -97,6 +98,33 @@ fn fallback_uid(item: &Node) -> String {
             format!("ews-{hex}")
         })
         .unwrap_or_default()
+}
+
+/// The fields of an item as Exchange keeps them, in a fixed order: what Exchange gives every
+/// item (Sensitivity and Importance `Normal`) is left out, a text body loses its trailing
+/// newlines (Exchange ends bodies its own way), and the order is sorted (Exchange returns
+/// phone numbers and addresses in its dictionary's order, not in the source's).
+fn kept_fields(o: &convert::Outgoing) -> String {
+    const DEFAULTS: [&str; 2] = [
+        "<t:Sensitivity>Normal</t:Sensitivity>",
+        "<t:Importance>Normal</t:Importance>",
+    ];
+    let mut fields: Vec<String> = o
+        .item_fields
+        .iter()
+        .chain(o.uid.iter())
+        .chain(o.fields.iter())
+        .filter(|f| !DEFAULTS.contains(&f.xml.as_str()))
+        .map(|f| {
+            let xml = match f.xml.strip_suffix("</t:Body>") {
+                Some(body) => format!("{}</t:Body>", body.trim_end()),
+                None => f.xml.clone(),
+            };
+            format!("{:?} {:?} {:?} {xml:?}", f.uri, f.container, f.entry)
+        })
+        .collect();
+    fields.sort();
+    format!("{:?}", (o.element, fields, &o.photo, &o.zone))
 }
 
 fn kind_of(component: Component) -> Option<Kind> {
@@ -859,6 +887,25 @@ impl Store for EwsStore {
 
     fn requires_uid(&self) -> bool {
         true
+    }
+
+    /// The fields Exchange keeps of the object (what `put` would send, less what is lost), on
+    /// one line: an object read back from Exchange converts to the same fields as the one that
+    /// was written, whereas its iCalendar/vCard rendering differs from the source's.
+    fn canonical<'a>(&self, component: Component, data: &'a [u8]) -> Cow<'a, [u8]> {
+        let Ok(series) = self.convert_out(component, data) else {
+            return Cow::Borrowed(data);
+        };
+        let modified: Vec<(u32, String)> = series
+            .modified
+            .iter()
+            .map(|(n, o)| (*n, kept_fields(o)))
+            .collect();
+        let line = format!(
+            "X-EWS-KEPT:{:?}\r\n",
+            (kept_fields(&series.master), &series.deleted, modified)
+        );
+        Cow::Owned(line.into_bytes())
     }
 
     fn href_for(&self, collection: &Collection, name: &str, _component: Component) -> String {

@@ -352,6 +352,10 @@ impl Store for Side {
         both!(self, s => s.href_for(collection, name, component))
     }
 
+    fn canonical<'a>(&self, component: Component, data: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        both!(self, s => s.canonical(component, data))
+    }
+
     async fn flush(&self) -> StoreResult<()> {
         both!(self, s => s.flush().await)
     }

@@ -21,6 +21,26 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// The content hash of `data` as `store` keeps it ([`Store::canonical`]): what the content
+/// about to be written and the content found on the destination are compared by. Content that
+/// is no object is hashed as is.
+pub(crate) fn kept_hash<S: Store>(
+    store: &S,
+    component: Option<Component>,
+    data: &[u8],
+) -> [u8; 32] {
+    match component {
+        Some(c) => object::content_hash(&store.canonical(c, data)),
+        None => object::content_hash(data),
+    }
+}
+
+/// The hash of an object found on the destination `dest`, as [`kept_hash`] gives it.
+pub(crate) fn found_hash<S: Store>(dest: &S, data: &[u8]) -> [u8; 32] {
+    let component = object::parse(data).ok().map(|i| i.component);
+    kept_hash(dest, component, data)
+}
+
 /// The part of a key before a duplicate's `#sha256:` suffix: the object's identity.
 pub(crate) fn base_of(key: &str) -> &str {
     key.split_once("#sha256:").map_or(key, |(b, _)| b)
@@ -69,7 +89,7 @@ impl Keys {
 pub(crate) struct Found {
     pub href: String,
     pub etag: Option<String>,
-    /// `content_hash` of its bytes.
+    /// `content_hash` of its bytes as the destination keeps them ([`kept_hash`]).
     pub hash: [u8; 32],
     pub size: u64,
     pub component: Option<Component>,
@@ -105,7 +125,7 @@ impl DestIndex {
             for f in dest.fetch(col, chunk).await? {
                 let item = object::parse(&f.data).ok();
                 index.insert(Found {
-                    hash: object::content_hash(&f.data),
+                    hash: kept_hash(dest, item.as_ref().map(|i| i.component), &f.data),
                     size: f.data.len() as u64,
                     component: item.as_ref().map(|i| i.component),
                     summary: item.as_ref().and_then(|i| i.summary.clone()),
@@ -195,9 +215,14 @@ impl DestIndex {
 }
 
 /// Whether `found` (fetched from the destination) is the object keyed `key` about to be written
-/// with content hash `prepared`: the same identity, or the same content.
-pub(crate) fn is_same_object(data: &[u8], key: &str, prepared: &[u8; 32]) -> bool {
-    object::content_hash(data) == *prepared
+/// with content hash `prepared` (as `dest` keeps it): the same identity, or the same content.
+pub(crate) fn is_same_object<D: Store>(
+    dest: &D,
+    data: &[u8],
+    key: &str,
+    prepared: &[u8; 32],
+) -> bool {
+    found_hash(dest, data) == *prepared
         || object::parse(data).is_ok_and(|i: Item| object::identity(&i) == base_of(key))
 }
 

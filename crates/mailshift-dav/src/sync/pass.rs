@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::OnceCell;
 
-use super::index::{DestIndex, Keys, is_same_object};
+use super::index::{DestIndex, Keys, found_hash, is_same_object, kept_hash};
 use super::{
     BATCH, BadObject, CollectionReport, Destinations, IN_FLIGHT, Job, Progress, RefusedObject,
     RewriteNote, SyncError, journal_call, like,
@@ -569,7 +569,8 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
             });
         }
         let (bytes, rewrites) = object::prepare(&w.item, &t.profile);
-        let prepared = object::content_hash(&bytes);
+        // Compared with what the destination holds as the destination keeps it.
+        let prepared = kept_hash(self.dest, Some(w.item.component), &bytes);
         let size = bytes.len() as u64;
         let refuse = |reason: String| Done::Refused {
             key: w.key.clone(),
@@ -663,7 +664,7 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
             step = match step {
                 Step::Probe(href) => match self.fetch_one(t.col, &href).await? {
                     None => Step::Put(href, Precondition::Absent),
-                    Some(f) if object::content_hash(&f.data) == prepared => {
+                    Some(f) if found_hash(self.dest, &f.data) == prepared => {
                         return Ok(stored(
                             href,
                             f.etag,
@@ -702,13 +703,13 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
                                 // Gone meanwhile: create it again.
                                 None => Step::Put(href, Precondition::Absent),
                                 Some(f) if creating => {
-                                    if is_same_object(&f.data, &w.key, &prepared)
+                                    if is_same_object(self.dest, &f.data, &w.key, &prepared)
                                         && !t.other(&href, &w.key)
                                     {
                                         // An earlier run wrote it and was cut before its record.
                                         adopted = true;
                                         sync_point = 0;
-                                        if object::content_hash(&f.data) == prepared {
+                                        if found_hash(self.dest, &f.data) == prepared {
                                             return Ok(stored(
                                                 href,
                                                 f.etag,
@@ -736,7 +737,7 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
                                         )
                                     }
                                 }
-                                Some(f) if object::content_hash(&f.data) == prepared => {
+                                Some(f) if found_hash(self.dest, &f.data) == prepared => {
                                     // Written by an earlier run cut before its record.
                                     return Ok(stored(
                                         href,
@@ -774,9 +775,11 @@ impl<S: Store, D: Store> Ctx<'_, S, D> {
                                 Some(h) => self
                                     .fetch_one(t.col, &h)
                                     .await?
-                                    .filter(|f| is_same_object(&f.data, &w.key, &prepared))
+                                    .filter(|f| {
+                                        is_same_object(self.dest, &f.data, &w.key, &prepared)
+                                    })
                                     .map(|f| {
-                                        (h, f.etag, object::content_hash(&f.data), f.data.len())
+                                        (h, f.etag, found_hash(self.dest, &f.data), f.data.len())
                                     }),
                                 None => None,
                             };

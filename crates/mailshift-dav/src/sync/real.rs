@@ -102,6 +102,9 @@ impl<S: Store> Store for Counting<S> {
     fn href_for(&self, collection: &Collection, name: &str, component: Component) -> String {
         self.inner.href_for(collection, name, component)
     }
+    fn canonical<'a>(&self, component: Component, data: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        self.inner.canonical(component, data)
+    }
     async fn flush(&self) -> StoreResult<()> {
         self.cut()?;
         self.inner.flush().await
