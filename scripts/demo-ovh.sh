@@ -15,15 +15,21 @@ if [ -z "${MAILSHIFT_DEMO_BUILT:-}" ]; then
 fi
 MS=$PWD/target/debug/mailshift
 SIM=$PWD/target/debug/ovh-sim
+EWS_SIM=$PWD/target/debug/ews-sim
 
 WORK=$(mktemp -d /tmp/mailshift-demo-ovh.XXXXXX)
 chmod 0755 "$WORK"
 SIM_PID=
+SIM2_PID=
+EWS_PIDS=()
 cleanup() {
-    [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null || true
+    for pid in $SIM_PID $SIM2_PID "${EWS_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
     [ -n "${KEEP:-}" ] && return
-    scripts/dovecot.sh stop "$WORK/exchange" >/dev/null 2>&1 || true
-    scripts/dovecot.sh stop "$WORK/pro" >/dev/null 2>&1 || true
+    for d in exchange pro hosted private; do
+        scripts/dovecot.sh stop "$WORK/$d" >/dev/null 2>&1 || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -139,4 +145,162 @@ for c in world["pro"][0].get("external_contacts", []):
     print(f"   contact {c['email']} ({c.get('display_name', '')})")
 violations = json.load(urllib.request.urlopen(base + "/_sim/violations"))
 print(f"   calls outside the published API schema: {len(violations)}")
+PY
+
+echo
+echo "== Exchange to Exchange with a calendar: examples/ovh-exchange-to-ovh-exchange.yaml"
+echo "   (Hosted to Private Exchange: mail over IMAP, contacts and calendars over EWS)"
+# Two more Dovecots for the two Exchange services' IMAP, a second API simulator holding both
+# services, and two EWS simulators (crates/ews-sim, built from Microsoft's published WSDL and
+# schemas) for their Exchange Web Services. The source's EWS mailbox answers under the
+# provisional name the plan renames the account to, which is the login the copy uses.
+scripts/dovecot.sh start "$WORK/hosted" 10147 / >/dev/null
+scripts/dovecot.sh start "$WORK/private" 10148 / >/dev/null
+scripts/dovecot.sh adduser "$WORK/hosted" postmaster "unused-$RANDOM" >/dev/null
+scripts/dovecot.sh adduser "$WORK/private" postmaster "unused-$RANDOM" >/dev/null
+export JOHN_HOSTED_PASSWORD=john-on-hosted ASSISTANT_HOSTED_PASSWORD=assistant-on-hosted
+export JOHN_PRIVATE_PASSWORD=john-on-private ASSISTANT_PRIVATE_PASSWORD=assistant-on-private
+cat >"$WORK/world2.yaml" <<EOF
+applications: [{key: $OVH_APPLICATION_KEY, secret: $OVH_APPLICATION_SECRET}]
+consumer_keys: [{key: $OVH_CONSUMER_KEY, application: $OVH_APPLICATION_KEY}]
+task_delay_ms: 300
+exchange:
+  - organization: hosted-ab12345-1
+    service: hosted-ab12345-1
+    offer: hosted
+    hostname: 127.0.0.1
+    domains: [{name: mydomain.ovh, type: authoritative}]
+    accounts:
+      - {email: john@mydomain.ovh, password: $JOHN_HOSTED_PASSWORD, aliases: [j.smith@mydomain.ovh]}
+      - {email: assistant@mydomain.ovh, password: $ASSISTANT_HOSTED_PASSWORD}
+    dovecot: {users_file: $WORK/hosted/users, mail_root: $WORK/hosted/mail}
+  - organization: private-ab12345-1
+    service: private-ab12345-1
+    offer: dedicated
+    hostname: 127.0.0.1
+    dovecot: {users_file: $WORK/private/users, mail_root: $WORK/private/mail}
+EOF
+start_sim() { # OUT_FILE COMMAND...: starts a simulator, waits for the URL on its first line
+    local out=$1
+    shift
+    "$@" >"$out" 2>"$out.err" &
+    LAST_PID=$!
+    for _ in $(seq 100); do
+        [ -s "$out" ] && break
+        sleep 0.1
+    done
+    [ -s "$out" ] || { cat "$out.err"; exit 1; }
+}
+start_sim "$WORK/sim2.out" "$SIM" --world "$WORK/world2.yaml"
+SIM2_PID=$LAST_PID
+API2=$(head -1 "$WORK/sim2.out")
+start_sim "$WORK/ews-hosted.out" "$EWS_SIM" \
+    --mailbox "john.old@mydomain.ovh:$JOHN_HOSTED_PASSWORD" \
+    --mailbox "assistant.old@mydomain.ovh:$ASSISTANT_HOSTED_PASSWORD"
+EWS_PIDS+=("$LAST_PID")
+EWS_HOSTED=$(head -1 "$WORK/ews-hosted.out")
+start_sim "$WORK/ews-private.out" "$EWS_SIM" \
+    --mailbox "john@mydomain.ovh:$JOHN_PRIVATE_PASSWORD" \
+    --mailbox "assistant@mydomain.ovh:$ASSISTANT_PRIVATE_PASSWORD"
+EWS_PIDS+=("$LAST_PID")
+EWS_PRIVATE=$(head -1 "$WORK/ews-private.out")
+echo "   API at $API2; EWS at $EWS_HOSTED (hosted) and $EWS_PRIVATE (private)"
+
+echo "== Filling john's Hosted Exchange mailbox: mail, a weekly meeting and a contact"
+python3 - "$EWS_HOSTED" <<'PY'
+import base64, imaplib, os, sys, time, urllib.request
+for attempt in range(40):
+    m = imaplib.IMAP4("127.0.0.1", 10147)
+    try:
+        m.login("john@mydomain.ovh", os.environ["JOHN_HOSTED_PASSWORD"])
+        break
+    except imaplib.IMAP4.error as e:
+        last = e
+        m.shutdown()
+        time.sleep(0.25)
+else:
+    raise SystemExit(f"cannot log in to the demo server: {last}")
+for i in range(5):
+    msg = (f"From: Bob <bob@example.com>\r\nTo: john@mydomain.ovh\r\nSubject: Hello {i}\r\n"
+           f"Message-ID: <ovh-demo-ex-{i}@example.com>\r\n\r\nHello John.\r\n").encode()
+    m.append("INBOX", "(\\Seen)", imaplib.Time2Internaldate(time.time()), msg)
+m.logout()
+
+# The provisional name is the mailbox's EWS login here (see above).
+user = "john.old@mydomain.ovh:" + os.environ["JOHN_HOSTED_PASSWORD"]
+auth = "Basic " + base64.b64encode(user.encode()).decode()
+def ews(body):
+    envelope = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" '
+        'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">'
+        '<soap:Header><t:RequestServerVersion Version="Exchange2013_SP1"/></soap:Header>'
+        f'<soap:Body>{body}</soap:Body></soap:Envelope>')
+    req = urllib.request.Request(sys.argv[1], envelope.encode(), {
+        "Content-Type": "text/xml; charset=utf-8", "Authorization": auth})
+    text = urllib.request.urlopen(req).read().decode()
+    if 'ResponseClass="Success"' not in text:
+        raise SystemExit(text)
+ews('<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId>'
+    '<t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId><m:Items><t:CalendarItem>'
+    '<t:Subject>Team meeting</t:Subject><t:Body BodyType="Text">Weekly, on Mondays.</t:Body>'
+    '<t:Start>2026-12-07T09:00:00Z</t:Start><t:End>2026-12-07T10:00:00Z</t:End>'
+    '<t:Location>Room 2</t:Location><t:RequiredAttendees><t:Attendee><t:Mailbox>'
+    '<t:EmailAddress>assistant@mydomain.ovh</t:EmailAddress></t:Mailbox></t:Attendee>'
+    '</t:RequiredAttendees><t:Recurrence><t:WeeklyRecurrence><t:Interval>1</t:Interval>'
+    '<t:DaysOfWeek>Monday</t:DaysOfWeek></t:WeeklyRecurrence><t:NumberedRecurrence>'
+    '<t:StartDate>2026-12-07</t:StartDate><t:NumberOfOccurrences>10</t:NumberOfOccurrences>'
+    '</t:NumberedRecurrence></t:Recurrence></t:CalendarItem></m:Items></m:CreateItem>')
+ews('<m:CreateItem><m:SavedItemFolderId><t:DistinguishedFolderId Id="contacts"/>'
+    '</m:SavedItemFolderId><m:Items><t:Contact><t:GivenName>Pat</t:GivenName>'
+    '<t:CompanyName>Partner SA</t:CompanyName><t:EmailAddresses>'
+    '<t:Entry Key="EmailAddress1">partner@example.org</t:Entry></t:EmailAddresses>'
+    '<t:Surname>Partner</t:Surname></t:Contact></m:Items></m:CreateItem>')
+print("   5 messages, 1 weekly meeting with an attendee, 1 contact")
+PY
+
+# Its own directory, so its state is its own (a state belongs to one plan).
+mkdir -p "$WORK/exchange-to-exchange"
+PLAN2="$WORK/exchange-to-exchange/plan.yaml"
+sed -e "s|endpoint: ovh-eu|endpoint: $API2\n    poll_interval: 250ms|" \
+    -e "s|{host: ex5.mail.ovh.net, port: 993, security: tls}|{host: 127.0.0.1, port: 10147, security: none}|" \
+    -e "s|{host: ex.private-ab12345-1.ovh, port: 993, security: tls}|{host: 127.0.0.1, port: 10148, security: none}|" \
+    -e "s|\"https://ex5.mail.ovh.net/EWS/Exchange.asmx\"|\"$EWS_HOSTED\"|" \
+    -e "s|\"https://ex.private-ab12345-1.ovh/EWS/Exchange.asmx\"|\"$EWS_PRIVATE\"|" \
+    examples/ovh-exchange-to-ovh-exchange.yaml >"$PLAN2"
+echo
+echo "== mailshift apply: domain, rename, create, mail, contacts, calendars, tasks, alias, delegation"
+"$MS" apply "$PLAN2"
+echo
+echo "== mailshift verify"
+"$MS" verify "$PLAN2"
+echo
+echo "== mailshift apply again: nothing to change"
+"$MS" apply "$PLAN2"
+echo
+echo "== What john's Private Exchange calendar and contacts now hold (read over EWS)"
+python3 - "$EWS_PRIVATE" <<'PY'
+import base64, os, re, sys, urllib.request
+user = "john@mydomain.ovh:" + os.environ["JOHN_PRIVATE_PASSWORD"]
+for folder in ["calendar", "contacts"]:
+    envelope = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" '
+        'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">'
+        '<soap:Header><t:RequestServerVersion Version="Exchange2013_SP1"/></soap:Header><soap:Body>'
+        '<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape>'
+        f'</m:ItemShape><m:ParentFolderIds><t:DistinguishedFolderId Id="{folder}"/>'
+        '</m:ParentFolderIds></m:FindItem></soap:Body></soap:Envelope>')
+    req = urllib.request.Request(sys.argv[1], envelope.encode(), {
+        "Content-Type": "text/xml; charset=utf-8",
+        "Authorization": "Basic " + base64.b64encode(user.encode()).decode()})
+    text = urllib.request.urlopen(req).read().decode()
+    if folder == "calendar":
+        names = re.findall(r"<t:Subject>([^<]*)</t:Subject>", text)
+    else:
+        names = [" ".join(re.findall(r"<t:(?:GivenName|Surname)>([^<]*)</t:", c))
+                 for c in re.findall(r"<t:Contact>.*?</t:Contact>", text, re.S)]
+    print(f"   {folder}: {', '.join(sorted(set(names))) or '(empty)'}")
 PY

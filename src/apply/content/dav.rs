@@ -820,3 +820,35 @@ fn store_error(e: StoreError) -> StepError {
 fn sync_error(e: SyncError) -> StepError {
     with_retry(e.kind, e.message, e.retry_after)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ovh_exchange_platform_without_ews_url_uses_the_host_read_from_the_api() {
+        let mut platform: Platform = serde_json::from_value(serde_json::json!({
+            "type": "ovh-exchange", "provider": "ovh", "organization": "o", "service": "s",
+            "ews": {}
+        }))
+        .unwrap();
+        let auth = || Auth::None;
+        let url = |p: &Platform| match ews_end(Path::new("/"), p, auth(), "a@example.com") {
+            Ok(End::Ews(config)) => Ok(config.url.clone()),
+            Ok(_) => panic!("not an EWS end"),
+            Err(e) => Err(e),
+        };
+        let err = url(&platform).unwrap_err();
+        assert!(err.contains("ews.url"), "{err}");
+        platform.detected_imap_host = Some(Ok("ex5.mail.ovh.net".into()));
+        assert_eq!(
+            url(&platform).unwrap(),
+            "https://ex5.mail.ovh.net/EWS/Exchange.asmx"
+        );
+        platform.ews = Some(
+            serde_json::from_value(serde_json::json!({"url": "https://x/EWS/Exchange.asmx"}))
+                .unwrap(),
+        );
+        assert_eq!(url(&platform).unwrap(), "https://x/EWS/Exchange.asmx");
+    }
+}
