@@ -407,7 +407,7 @@ pub(crate) const WINDOWS_ZONES: &[(&str, &str, &str)] = &[
 /// Berlin, Bern, Rome, Stockholm, Vienna`, which Exchange writes in some exports), matched
 /// without regard to ASCII case; a numbered variant (`W. Europe Standard Time 1`, seen in
 /// Outlook exports) is read as its base id. `None` when `tzid` is none of these.
-pub(crate) fn to_iana(tzid: &str) -> Option<&'static str> {
+pub fn to_iana(tzid: &str) -> Option<&'static str> {
     let tzid = tzid.trim();
     if tzid.starts_with("(UTC")
         && let Some((_, name)) = tzid.split_once(") ")
@@ -431,6 +431,16 @@ pub(crate) fn to_iana(tzid: &str) -> Option<&'static str> {
         }
         find(base)
     })
+}
+
+/// The Windows id CLDR names for an IANA id (the golden zone of that Windows id), for ends
+/// that take Windows ids (Graph, EWS). `None` when no Windows id maps to it.
+pub fn to_windows(iana: &str) -> Option<&'static str> {
+    let iana = iana.trim();
+    WINDOWS_ZONES
+        .iter()
+        .find(|(_, zone, _)| zone.eq_ignore_ascii_case(iana))
+        .map(|(windows, _, _)| *windows)
 }
 
 #[cfg(test)]
