@@ -83,6 +83,8 @@ pub struct Call {
     pub target: String,
     pub headers: Vec<(&'static str, String)>,
     pub body: Option<Value>,
+    /// A body that is not JSON (a photo), with its own content-type header.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Call {
@@ -92,6 +94,7 @@ impl Call {
             target: target.into(),
             headers: Vec::new(),
             body: None,
+            raw: None,
         }
     }
 
@@ -106,6 +109,11 @@ impl Call {
 
     pub fn json(mut self, body: Value) -> Call {
         self.body = Some(body);
+        self
+    }
+
+    pub fn bytes(mut self, body: Vec<u8>) -> Call {
+        self.raw = Some(body);
         self
     }
 }
@@ -297,6 +305,8 @@ impl GraphClient {
             builder = builder
                 .header("content-type", "application/json")
                 .body(body.to_string());
+        } else if let Some(raw) = &call.raw {
+            builder = builder.body(raw.clone());
         }
         let response = builder.send().await?;
         let status = response.status().as_u16();
