@@ -15,7 +15,7 @@ use reqwest::{Method, Url};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use crate::config::GraphConfig;
+use crate::config::{GraphConfig, TokenSource};
 
 /// The longest Retry-After waited out here; a longer one ends the call with Throttled and the
 /// wait, for the engine to schedule.
@@ -122,7 +122,7 @@ impl Call {
 pub struct GraphClient {
     http: reqwest::Client,
     root: Url,
-    token: mailshift_dav::dav::Secret,
+    tokens: Arc<dyn TokenSource>,
     attempts: u32,
     backoff: Duration,
     gate: Arc<Semaphore>,
@@ -132,8 +132,7 @@ impl std::fmt::Debug for GraphClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GraphClient")
             .field("root", &self.root.as_str())
-            .field("token", &self.token)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -163,7 +162,7 @@ impl GraphClient {
         Ok(GraphClient {
             http,
             root,
-            token: config.token.clone(),
+            tokens: config.tokens.clone(),
             attempts: config.attempts.max(1),
             backoff: config.backoff,
             gate: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
@@ -218,7 +217,9 @@ impl GraphClient {
         let url = self.url_of(&call.target)?;
         let what = format!("{} {}", call.method, shown(&url));
         let mut attempt = 1;
+        let mut renewed = false;
         loop {
+            let token = self.tokens.token().await?;
             let outcome = {
                 // Held for the request only, never across a wait: a throttled call does not
                 // keep the others out.
@@ -227,8 +228,17 @@ impl GraphClient {
                     .acquire()
                     .await
                     .map_err(|_| error(ErrorKind::Bug, "the request gate was closed"))?;
-                self.attempt(call, url.clone()).await
+                self.attempt(call, url.clone(), &token).await
             };
+            if let Ok((answer, _)) = &outcome
+                && answer.status == 401
+                && !renewed
+            {
+                // Expired or revoked: the source drops it, and one more try has a new one.
+                self.tokens.refused(&token);
+                renewed = true;
+                continue;
+            }
             let (failure, retry_after) = match outcome {
                 Ok((answer, retry_after)) => match answer.status {
                     429 | 500 | 502 | 503 | 504 => (
@@ -291,11 +301,12 @@ impl GraphClient {
         &self,
         call: &Call,
         url: Url,
+        token: &mailshift_dav::dav::Secret,
     ) -> Result<(Answer, Option<Duration>), reqwest::Error> {
         let mut builder = self
             .http
             .request(call.method.clone(), url)
-            .bearer_auth(self.token.expose())
+            .bearer_auth(token.expose())
             .header("prefer", r#"IdType="ImmutableId""#)
             .header("accept", "application/json");
         for (name, value) in &call.headers {
@@ -484,3 +495,6 @@ fn chain(e: &reqwest::Error) -> String {
     }
     message
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,10 +1,34 @@
 //! How to reach Microsoft Graph for one mailbox: what the caller (mailshift's plan) gives
 //! [`crate::GraphStore::connect`].
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mailshift_dav::dav::Secret;
+use mailshift_dav::store::StoreError;
+
+/// Where access tokens come from: mailshift's token cache (which refreshes them before they
+/// expire: a copy can outlast a token's hour) or a fixed token. The client asks for one per
+/// request and tells the source when Graph refused it (401), then asks again once.
+pub trait TokenSource: Send + Sync {
+    fn token(&self) -> Pin<Box<dyn Future<Output = Result<Secret, StoreError>> + Send + '_>>;
+    fn refused(&self, token: &Secret);
+}
+
+/// A token given as is: never refreshed.
+pub struct FixedToken(pub Secret);
+
+impl TokenSource for FixedToken {
+    fn token(&self) -> Pin<Box<dyn Future<Output = Result<Secret, StoreError>> + Send + '_>> {
+        let token = self.0.clone();
+        Box::pin(async move { Ok(token) })
+    }
+
+    fn refused(&self, _token: &Secret) {}
+}
 
 /// Graph's public endpoint, when the plan's `graph.url` is not set.
 pub const DEFAULT_URL: &str = "https://graph.microsoft.com/v1.0";
@@ -31,13 +55,13 @@ pub enum Attendees {
 }
 
 /// Where Graph is and how to talk to it, for one mailbox.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GraphConfig {
     /// The API root (`https://graph.microsoft.com/v1.0`, or a national cloud's, or a test
     /// simulator's on loopback). `http://` only to loopback hosts.
     pub url: String,
-    /// An OAuth2 access token for `https://graph.microsoft.com/.default`.
-    pub token: Secret,
+    /// OAuth2 access tokens for Graph (scope `https://graph.microsoft.com/.default` app-only).
+    pub tokens: Arc<dyn TokenSource>,
     /// The mailbox (`users/{mailbox}`): its address or its object id.
     pub mailbox: String,
     /// An extra CA certificate (PEM) trusted besides the platform's roots.
@@ -57,10 +81,14 @@ pub struct GraphConfig {
 }
 
 impl GraphConfig {
-    pub fn new(url: Option<&str>, token: Secret, mailbox: impl Into<String>) -> GraphConfig {
+    pub fn new(
+        url: Option<&str>,
+        tokens: Arc<dyn TokenSource>,
+        mailbox: impl Into<String>,
+    ) -> GraphConfig {
         GraphConfig {
             url: url.unwrap_or(DEFAULT_URL).trim_end_matches('/').to_string(),
-            token,
+            tokens,
             mailbox: mailbox.into(),
             ca_file: None,
             insecure_skip_verify: false,
@@ -70,5 +98,15 @@ impl GraphConfig {
             max_in_flight: 4,
             attendees: Attendees::default(),
         }
+    }
+}
+
+impl std::fmt::Debug for GraphConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphConfig")
+            .field("url", &self.url)
+            .field("mailbox", &self.mailbox)
+            .field("attendees", &self.attendees)
+            .finish_non_exhaustive()
     }
 }

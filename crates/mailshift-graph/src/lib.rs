@@ -17,5 +17,5 @@ pub mod config;
 pub mod convert;
 pub mod store;
 
-pub use config::{Attendees, GraphConfig};
+pub use config::{Attendees, FixedToken, GraphConfig, TokenSource};
 pub use store::GraphStore;
