@@ -4,7 +4,8 @@
 //! **Hrefs.** The engine chooses an object's href (`href_for(collection, name)`); Graph chooses
 //! ids. Every item mailshift creates carries the engine's name (and the source UID, which Graph
 //! cannot store as such): contacts and events in single-value extended properties of our own
-//! GUID ([`KEY_PROP`], [`UID_PROP`]), To Do tasks (which have no extended properties in v1.0)
+//! GUID ([`KEY_PROP`], looked up by `$filter`; [`DATA_PROP`], read with the item: one
+//! property per request, the form Graph documents for `$expand`), To Do tasks (which have no extended properties in v1.0)
 //! in a `linkedResource` whose `applicationName` is `mailshift`. An item's href is
 //! `KIND/COLLECTION/NAME` when it carries a name, else `KIND/COLLECTION/id:ID`; its etag is
 //! Graph's `@odata.etag`.
@@ -46,10 +47,10 @@ pub const PROPERTY_SET: &str = "{6f1c0b8e-3a52-4d8b-9f1e-2c7a5d94b3e1}";
 /// The engine's name of an item mailshift created.
 pub const KEY_PROP: &str = "String {6f1c0b8e-3a52-4d8b-9f1e-2c7a5d94b3e1} Name mailshift-key";
 /// The source's UID of an item mailshift created.
-pub const UID_PROP: &str = "String {6f1c0b8e-3a52-4d8b-9f1e-2c7a5d94b3e1} Name mailshift-uid";
-/// The ORGANIZER and ATTENDEE lines of an event written without its attendees.
-pub const ATTENDEES_PROP: &str =
-    "String {6f1c0b8e-3a52-4d8b-9f1e-2c7a5d94b3e1} Name mailshift-attendees";
+/// What else mailshift keeps on an item it created, as JSON: the source's UID (`uid`) and,
+/// for an event written without its attendees, their ORGANIZER and ATTENDEE lines
+/// (`attendees`).
+pub const DATA_PROP: &str = "String {6f1c0b8e-3a52-4d8b-9f1e-2c7a5d94b3e1} Name mailshift-data";
 /// The `applicationName` of the linked resource that names a task mailshift created.
 pub const TASK_APP: &str = "mailshift";
 
@@ -166,6 +167,11 @@ pub struct GraphStore {
     ids: Mutex<HashMap<String, String>>,
     /// Per To Do list: the names of the tasks mailshift created there → their ids, read once.
     task_names: Mutex<HashMap<String, HashMap<String, String>>>,
+    /// The kind the engine last listed collections of: a source calendar holds events and
+    /// tasks, and `create_collection` makes the one Graph collection (calendar or To Do list)
+    /// of the kind being copied (one store serves one kind of content: see apply's DAV
+    /// content, which opens its sides per kind).
+    asked: std::sync::Mutex<Option<Kind>>,
 }
 
 impl GraphStore {
@@ -185,6 +191,7 @@ impl GraphStore {
             attendees: config.attendees,
             ids: Mutex::new(HashMap::new()),
             task_names: Mutex::new(HashMap::new()),
+            asked: std::sync::Mutex::new(None),
         })
     }
 
@@ -208,14 +215,12 @@ impl GraphStore {
         }
     }
 
-    /// `$expand` of our extended properties.
-    fn expand_props(ids: &[&str]) -> String {
-        let filter = ids
-            .iter()
-            .map(|id| format!("id eq '{id}'"))
-            .collect::<Vec<_>>()
-            .join(" or ");
-        format!("singleValueExtendedProperties($filter={})", enc(&filter))
+    /// `$expand` of one of our extended properties.
+    fn expand_prop(id: &str) -> String {
+        format!(
+            "singleValueExtendedProperties($filter={})",
+            enc(&format!("id eq '{id}'"))
+        )
     }
 
     /// The href of a listed item, from the name it carries or its id.
@@ -324,14 +329,8 @@ impl GraphStore {
         let what = format!("reading the {} {href}", kind.what());
         let target = match kind {
             Kind::Todo => format!("{path}?$expand=linkedResources"),
-            Kind::Contacts => format!(
-                "{path}?$expand={}",
-                Self::expand_props(&[KEY_PROP, UID_PROP])
-            ),
-            Kind::Calendars => format!(
-                "{path}?$expand={}",
-                Self::expand_props(&[KEY_PROP, UID_PROP, ATTENDEES_PROP])
-            ),
+            Kind::Contacts => format!("{path}?$expand={}", Self::expand_prop(DATA_PROP)),
+            Kind::Calendars => format!("{path}?$expand={}", Self::expand_prop(DATA_PROP)),
         };
         let call = Call::get(&target).header("prefer", r#"outlook.body-content-type="text""#);
         let answer = self.client.send(&call).await?;
@@ -344,7 +343,7 @@ impl GraphStore {
         let mut item = answer.json();
         let data = match kind {
             Kind::Contacts => {
-                let uid = ext_prop(&item, UID_PROP).unwrap_or_else(|| format!("graph-{id}"));
+                let uid = our_data(&item, "uid").unwrap_or_else(|| format!("graph-{id}"));
                 let photo = self.photo(&id).await?;
                 contact::to_vcard(&item, &uid, photo.as_deref())
             }
@@ -356,10 +355,10 @@ impl GraphStore {
                 if item["type"].as_str() == Some("seriesMaster") {
                     item = self.series(&target, &item, &what).await?;
                 }
-                let uid = ext_prop(&item, UID_PROP)
+                let uid = our_data(&item, "uid")
                     .or_else(|| item["iCalUId"].as_str().map(str::to_string))
                     .unwrap_or_else(|| format!("graph-{id}"));
-                let kept = ext_prop(&item, ATTENDEES_PROP);
+                let kept = our_data(&item, "attendees");
                 event::to_ical(&item, &uid, kept.as_deref())
             }
         };
@@ -445,15 +444,15 @@ impl GraphStore {
         if !name.is_empty() {
             props.push(json!({ "id": KEY_PROP, "value": name }));
         }
+        let mut data = Map::new();
         if !uid.is_empty() {
-            props.push(json!({ "id": UID_PROP, "value": uid }));
+            data.insert("uid".into(), uid.clone().into());
         }
-        if let Some(e) = &event_parts {
-            props.push(json!({
-                "id": ATTENDEES_PROP,
-                "value": e.kept_attendees.clone().unwrap_or_default(),
-            }));
+        if let Some(kept) = event_parts.as_ref().and_then(|e| e.kept_attendees.clone()) {
+            data.insert("attendees".into(), kept.into());
         }
+        // Always written, so that an update also clears what the source no longer has.
+        props.push(json!({ "id": DATA_PROP, "value": Value::Object(data).to_string() }));
         match kind {
             Kind::Todo if !name.is_empty() => {
                 // Only on create: a PATCH of linkedResources is not how To Do updates them.
@@ -681,6 +680,15 @@ fn ext_prop(item: &Value, id: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A field of the JSON mailshift keeps in [`DATA_PROP`].
+fn our_data(item: &Value, field: &str) -> Option<String> {
+    let data: Value = serde_json::from_str(&ext_prop(item, DATA_PROP)?).ok()?;
+    data[field]
+        .as_str()
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
 /// The name mailshift gave a task (its linked resource).
 fn task_name(item: &Value) -> Option<String> {
     our_link(item)
@@ -743,6 +751,7 @@ impl Store for GraphStore {
         let Some(kind) = Kind::of(component) else {
             return Ok(Vec::new());
         };
+        *self.asked.lock().unwrap_or_else(|e| e.into_inner()) = Some(kind);
         let (target, what) = match kind {
             Kind::Contacts => (format!("{}/contactFolders", self.user), "contact folders"),
             Kind::Calendars => (format!("{}/calendars", self.user), "calendars"),
@@ -774,7 +783,11 @@ impl Store for GraphStore {
     }
 
     async fn create_collection(&self, name: &str, like: &Collection) -> StoreResult<Collection> {
-        let Some(kind) = like.components.iter().find_map(|c| Kind::of(*c)) else {
+        let asked = *self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        let kind = asked
+            .filter(|k| like.components.contains(&k.component()))
+            .or_else(|| like.components.iter().find_map(|c| Kind::of(*c)));
+        let Some(kind) = kind else {
             return Err(error(
                 ErrorKind::Config,
                 format!("{name}: Microsoft 365 has no collection for journal entries"),
@@ -831,11 +844,11 @@ impl Store for GraphStore {
             Kind::Todo => format!("{path}?$expand=linkedResources"),
             Kind::Contacts => format!(
                 "{path}?$select=id,changeKey&$expand={}",
-                Self::expand_props(&[KEY_PROP])
+                Self::expand_prop(KEY_PROP)
             ),
             Kind::Calendars => format!(
                 "{path}?$select=id,changeKey,type&$expand={}",
-                Self::expand_props(&[KEY_PROP])
+                Self::expand_prop(KEY_PROP)
             ),
         };
         let (items, _) = self

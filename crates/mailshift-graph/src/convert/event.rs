@@ -546,6 +546,9 @@ pub fn from_ical(data: &[u8], attendees: Attendees) -> Result<GraphEvent, Unsupp
         .iter()
         .filter(|c| c.name == "VEVENT")
         .collect();
+    if events.is_empty() {
+        return Err(Unsupported("the object holds no VEVENT".into()));
+    }
     let master = events
         .iter()
         .find(|e| e.prop("RECURRENCE-ID").is_none())
