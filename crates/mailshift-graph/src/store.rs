@@ -370,17 +370,45 @@ impl GraphStore {
     }
 
     /// A series master again, in its own time zone (so that its RRULE keeps its wall-clock
-    /// time across daylight-saving changes) and with its modified occurrences.
+    /// time across daylight-saving changes), with its modified occurrences
+    /// (`exceptionOccurrences`, read on their own: one `$expand` per request).
     async fn series(&self, target: &str, master: &Value, what: &str) -> StoreResult<Value> {
         let zone = master["originalStartTimeZone"]
             .as_str()
-            .filter(|z| convert::ical_zone(z).is_some());
-        let target = format!("{target},exceptionOccurrences");
-        let mut call = Call::get(target).header("prefer", r#"outlook.body-content-type="text""#);
-        if let Some(zone) = zone {
-            call = call.header("prefer", format!("outlook.timezone=\"{zone}\""));
+            .filter(|z| convert::ical_zone(z).is_some())
+            .map(|z| format!("outlook.timezone=\"{z}\""));
+        let with_prefs = |call: Call| {
+            let call = call.header("prefer", r#"outlook.body-content-type="text""#);
+            match &zone {
+                Some(zone) => call.header("prefer", zone.clone()),
+                None => call,
+            }
+        };
+        let mut item = self
+            .client
+            .json(&with_prefs(Call::get(target)), what)
+            .await?;
+        let Some(id) = master["id"].as_str() else {
+            return Ok(item);
+        };
+        let mut exceptions = Vec::new();
+        let mut next = format!("{}/events/{}/exceptionOccurrences", self.user, enc(id));
+        loop {
+            let page = self
+                .client
+                .json(
+                    &with_prefs(Call::get(&next)),
+                    &format!("{what} (its modified occurrences)"),
+                )
+                .await?;
+            exceptions.extend(page["value"].as_array().cloned().unwrap_or_default());
+            match page["@odata.nextLink"].as_str() {
+                Some(link) => next = link.to_string(),
+                None => break,
+            }
         }
-        self.client.json(&call, what).await
+        item["exceptionOccurrences"] = Value::Array(exceptions);
+        Ok(item)
     }
 
     /// A contact's photo; `None` when it has none.
@@ -842,14 +870,11 @@ impl Store for GraphStore {
         let path = self.items_path(kind, &id);
         let target = match kind {
             Kind::Todo => format!("{path}?$expand=linkedResources"),
-            Kind::Contacts => format!(
-                "{path}?$select=id,changeKey&$expand={}",
-                Self::expand_prop(KEY_PROP)
-            ),
-            Kind::Calendars => format!(
-                "{path}?$select=id,changeKey,type&$expand={}",
-                Self::expand_prop(KEY_PROP)
-            ),
+            // Whole items, not `$select`: what is expanded must come back whatever a service
+            // does with a selection.
+            Kind::Contacts | Kind::Calendars => {
+                format!("{path}?$expand={}", Self::expand_prop(KEY_PROP))
+            }
         };
         let (items, _) = self
             .client

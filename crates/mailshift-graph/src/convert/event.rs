@@ -52,6 +52,24 @@ pub fn to_ical(event: &Value, uid: &str, kept_attendees: Option<&str>) -> Vec<u8
     out.raw("BEGIN:VCALENDAR");
     out.raw("VERSION:2.0");
     out.raw("PRODID:-//mailshift//Microsoft Graph//EN");
+    // Every TZID written needs its VTIMEZONE (RFC 5545 §3.2.19); a zone whose rule cannot
+    // be read here (no tzdata) keeps its TZID alone, which most servers complete themselves.
+    let mut zones: Vec<String> = Vec::new();
+    for e in std::iter::once(event).chain(
+        event["exceptionOccurrences"]
+            .as_array()
+            .into_iter()
+            .flatten(),
+    ) {
+        for end in ["start", "end"] {
+            if let Some(zone) = ical_zone(field(&e[end], "timeZone").unwrap_or("UTC"))
+                && !zones.contains(&zone)
+            {
+                zones.push(zone);
+            }
+        }
+    }
+    super::vtimezone::write_all(&mut out, &zones);
     write_vevent(&mut out, event, uid, None, kept_attendees);
     for exception in event["exceptionOccurrences"]
         .as_array()

@@ -10,6 +10,7 @@
 pub mod contact;
 pub mod event;
 pub mod task;
+pub mod vtimezone;
 
 use mailshift_dav::object::{Node, Prop};
 
