@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::diagnostic::{Diagnostic, did_you_mean, line_col};
 use super::model::{
-    Account, ByteSize, Content, Credentials, DomainMode, HttpEndpoint, ManualSteps,
-    MigrationOptions, OAuth2, OAuth2Flow, Plan, Platform, PlatformKind, PlatformLimits, Security,
+    Account, ByteSize, CalendarAttendees, Content, Credentials, DomainMode, HttpEndpoint,
+    ManualSteps, MigrationOptions, OAuth2, OAuth2Flow, Plan, Platform, PlatformKind,
+    PlatformLimits, Security,
 };
 use super::node::{Node, PathSeg, Span, path_string};
 use super::secret::SecretRef;
@@ -1193,8 +1194,24 @@ impl<'a> Validator<'a> {
     /// plan says before anything is written what becomes of attendees (crates/mailshift-graph,
     /// `Attendees`), and `send` is never the default.
     fn calendar_attendees_note(&mut self, base: &[PathSeg], a: &Account) {
-        if a.options.calendar_attendees.is_some() || self.plan.options.calendar_attendees.is_some()
-        {
+        let chosen = a
+            .options
+            .calendar_attendees
+            .or(self.plan.options.calendar_attendees);
+        if chosen == Some(CalendarAttendees::Send) {
+            // Chosen, but it mails people outside the migration: said again before anything
+            // is written.
+            self.warn(
+                &join(base, &[key("to")]),
+                format!(
+                    "calendars to Microsoft 365 (`{}`) with `calendar_attendees: send`: Microsoft 365 will send an invitation to every attendee of every event copied",
+                    a.to
+                ),
+                "keep it only if the attendees should be invited again; `keep-without-invitations` copies the events without inviting anyone",
+            );
+            return;
+        }
+        if chosen.is_some() {
             return;
         }
         self.warn(
