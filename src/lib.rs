@@ -25,4 +25,4 @@ pub mod watch;
 
 // The core's modules under the paths they had before the workspace, so `crate::plan::...`
 // reads the same everywhere in this crate and in the tests.
-pub use mailshift_core::{diff, error, model, plan, state};
+pub use mailshift_core::{diff, error, model, plan, rules, state};

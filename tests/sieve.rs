@@ -7,11 +7,12 @@
 
 use std::time::Duration;
 
+use mailshift::rules::sieve::{from_sieve, to_sieve};
+use mailshift::rules::{Action, Condition, Rule};
 use mailshift::transfer::imap::ErrorKind;
 use mailshift::transfer::imap::mutf7;
 use mailshift::transfer::imap::session::{Auth, Endpoint, Secret, Security, Target};
 use mailshift::transfer::imap::sieve::ManageSieve;
-use mailshift::transfer::imap::sieve::rules::{Action, Condition, Rule, from_sieve, to_sieve};
 
 use crate::support::dovecot::{Dovecot, DovecotConfig};
 
@@ -59,6 +60,7 @@ fn rules() -> Vec<Rule> {
     vec![
         Rule {
             name: "Factures → compta".into(),
+            enabled: true,
             conditions: vec![
                 Condition::From("billing@example.com".into()),
                 Condition::SubjectContains("facture".into()),
@@ -73,6 +75,7 @@ fn rules() -> Vec<Rule> {
         },
         Rule {
             name: "Big or listed".into(),
+            enabled: true,
             conditions: vec![
                 Condition::SizeOver(5 << 20),
                 Condition::HeaderContains {
@@ -81,7 +84,7 @@ fn rules() -> Vec<Rule> {
                 },
             ],
             match_all: false,
-            actions: vec![Action::Forward("me@elsewhere.example".into())],
+            actions: vec![Action::Redirect("me@elsewhere.example".into())],
         },
     ]
 }
@@ -89,7 +92,8 @@ fn rules() -> Vec<Rule> {
 #[test]
 fn rules_round_trip_through_managesieve_and_file_a_delivered_message() {
     let dovecot = server();
-    let script = to_sieve(&rules()).unwrap();
+    let (script, left) = to_sieve(&rules());
+    assert_eq!(left, vec![]);
     runtime().block_on(async {
         let mut sieve = ManageSieve::connect(&target(&dovecot, Security::Starttls, PW))
             .await

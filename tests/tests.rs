@@ -6,6 +6,7 @@ mod support;
 
 mod apply_cmd;
 mod dovecot_smoke;
+mod ews;
 mod examples;
 mod faultproxy_smoke;
 mod gmail;
@@ -26,6 +27,7 @@ mod pop3;
 mod quota;
 mod rollback;
 mod rollback_dav;
+mod rules;
 mod sieve;
 mod sizing;
 mod state_cmd;

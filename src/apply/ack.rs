@@ -95,6 +95,28 @@ pub fn acknowledge(
             hint,
         });
     };
+    // Rules a platform cannot hold, carried by hand: the list is recorded as done, and the
+    // rules step's next run completes while the list stays the same.
+    if let Some(r) = resources.iter().find(|r| r.id() == id)
+        && r.kind == crate::model::ResourceKind::Rules
+        && let Some(rec) = state.get(id)
+        && let Some(detail) = rec.last_error.as_deref()
+        && super::content::rules::is_conflict(detail)
+    {
+        Records::new(store).output(
+            r,
+            rec,
+            super::content::rules::ACKNOWLEDGED,
+            super::content::rules::conflict_key(detail),
+        )?;
+        return Ok(Acknowledged {
+            message: format!(
+                "Acknowledged {id}: {}; the next apply completes the step",
+                detail
+            ),
+            account: change.account.clone(),
+        });
+    }
     if change.action != Action::Manual {
         return Err(AckError::NotManual {
             id: id.to_string(),

@@ -53,6 +53,31 @@ pub fn pop3_target(
     Ok(Target::new(endpoint, auth))
 }
 
+/// The ManageSieve server of a platform with a `sieve:` endpoint (inbox rules), with the login
+/// as for IMAP; an omitted host is the platform's IMAP server's.
+pub fn sieve_target(
+    loaded: &Loaded,
+    platform: &Platform,
+    creds: &Credentials,
+    login: String,
+) -> Result<Target, String> {
+    let ep = platform
+        .sieve
+        .as_ref()
+        .ok_or("the platform has no `sieve` endpoint")?;
+    let imap = if ep.host.is_empty() {
+        Some(platform.imap_server()?)
+    } else {
+        None
+    };
+    let ep = ep.resolve(imap.as_deref())?;
+    let auth = auth(loaded, platform, creds, login)?;
+    Ok(Target::new(
+        self::endpoint(&ep, loaded.base_dir.as_path()),
+        auth,
+    ))
+}
+
 fn auth(
     loaded: &Loaded,
     platform: &Platform,

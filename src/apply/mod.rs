@@ -34,7 +34,7 @@ pub mod servers;
 pub mod sizing;
 
 use crate::diff::{Action, Change};
-use crate::error::StepError;
+use crate::error::{ErrorKind, StepError};
 use crate::model::{
     AccountSpec, Resource, ResourceAddr, ResourceKind, Spec, dest_login, source_login,
 };
@@ -623,6 +623,8 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         content::ContentReport::Dav(report) => {
             ctx.dav_copies.lock().await.push(report);
         }
+        // Its summary and its failed parts say all there is to say.
+        content::ContentReport::Rules(_) => {}
     }
     let held = hold::read_cell(&ctx.hold).filter(|_| stopped && failed.is_none());
     if let Some(h) = held {
@@ -632,6 +634,16 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
             until: p.until,
             text: format!("{summary}; {}", quota::pause_text(&p)),
         }
+    } else if let Some(f) = failed.as_ref().filter(|f| f.kind == ErrorKind::Conflict) {
+        // Parts only a person can carry (inbox rules a platform cannot hold): each shown
+        // whole, with its reason, since retrying cannot help.
+        Outcome::Failed(StepError::new(
+            f.kind,
+            format!(
+                "{summary}; {}; once done, run `mailshift ack PLAN {}`",
+                f.detail, change.id
+            ),
+        ))
     } else if let Some(f) = failed {
         // The reasons are in the state's record and the report (one line per part).
         Outcome::Failed(

@@ -75,6 +75,20 @@ impl<'a> Records<'a> {
         self.put(r, &rec)
     }
 
+    /// An output set on the record as it is (`mailshift ack` of inbox rules carried by hand).
+    pub fn output(
+        &self,
+        r: &Resource,
+        before: &ResourceRecord,
+        name: &str,
+        value: String,
+    ) -> Result<(), StateError> {
+        let mut rec = before.clone();
+        rec.outputs.insert(name.into(), value);
+        rec.updated_at = now();
+        self.put(r, &rec)
+    }
+
     /// An output written before a write that cannot be taken back (`name` = "true"), on the
     /// record as it was (or a fresh in-progress one).
     pub fn mark(

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use super::{CliError, load_plan};
 use crate::apply::content::dav::DavCheck;
+use crate::apply::content::rules::RulesCheck;
 use crate::apply::content::{Checked, Prepared, engine};
 use crate::error::StepError;
 use crate::model::{AccountSpec, ResourceKind};
@@ -48,6 +49,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let reader = crate::state::StateReader::open(&loaded.state_path())?;
     let mut checks: Vec<AccountCheck> = Vec::new();
     let mut groupware: Vec<DavCheck> = Vec::new();
+    let mut rules: Vec<RulesCheck> = Vec::new();
     for a in &loaded.plan.accounts {
         let address = a.address.to_ascii_lowercase();
         if !targets.is_empty() && !targets.contains(&address) {
@@ -62,6 +64,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
                 Content::Contacts => ResourceKind::Contacts,
                 Content::Calendars => ResourceKind::Calendars,
                 Content::Tasks => ResourceKind::Tasks,
+                Content::Rules => ResourceKind::Rules,
             };
             let checked = match prepare(&loaded, a, kind) {
                 Ok(sides) => runtime.block_on(sides.verify(Some(&reader), args.limit))?,
@@ -70,19 +73,25 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
                     folders: Vec::new(),
                     error: Some(e.message),
                 }),
+                Err(e) if kind == ResourceKind::Rules => {
+                    Checked::Rules(RulesCheck::unreachable(&address, e.message))
+                }
                 Err(e) => Checked::Dav(DavCheck::unreachable(&address, kind, e.message)),
             };
             match checked {
                 Checked::Mail(check) => checks.push(check),
                 Checked::Dav(check) => groupware.push(check),
+                Checked::Rules(check) => rules.push(check),
             }
         }
     }
-    let ok = checks.iter().all(AccountCheck::ok) && groupware.iter().all(|c| c.check.equal());
+    let ok = checks.iter().all(AccountCheck::ok)
+        && groupware.iter().all(|c| c.check.equal())
+        && rules.iter().all(RulesCheck::equal);
     if args.json {
-        print!("{}", verify_json(&checks, &groupware, args.limit));
+        print!("{}", verify_json(&checks, &groupware, &rules, args.limit));
     } else {
-        print!("{}", verify_text(&checks, &groupware, args.limit));
+        print!("{}", verify_text(&checks, &groupware, &rules, args.limit));
     }
     Ok(if ok {
         ExitCode::SUCCESS

@@ -102,6 +102,7 @@ impl Builder {
                 detected_imap_host: None,
                 ews: None,
                 graph: None,
+                sieve: None,
             },
         );
         self.note(
@@ -207,6 +208,7 @@ impl Builder {
                         detected_imap_host: None,
                         ews: None,
                         graph: None,
+                        sieve: None,
                     },
                 );
                 self.by_endpoint.insert(key, name.clone());

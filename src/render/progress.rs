@@ -236,8 +236,14 @@ impl Hooks for Printer {
         }
         lines.items_shown = Some(Instant::now());
         drop(lines);
-        let what = if kind == "calendars" { "events" } else { kind };
-        self.note(account, &format!("{total} {what} written"));
+        let what = match kind {
+            "calendars" => "event",
+            "contacts" => "contact",
+            "tasks" => "task",
+            other => other,
+        };
+        let count = crate::plan::diagnostic::plural(total as usize, what);
+        self.note(account, &format!("{count} written"));
     }
 
     fn step_started(&self, change: &Change) {

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::apply::content::dav::DavCheck;
+use crate::apply::content::rules::RulesCheck;
 use crate::apply::human_bytes;
 use crate::verify::header::sanitize;
 use crate::verify::{AccountCheck, FolderCheck, MessageRef};
@@ -13,8 +14,14 @@ use crate::verify::{AccountCheck, FolderCheck, MessageRef};
 pub const JSON_FORMAT_VERSION: u32 = 2;
 
 /// The `--json` document; `limit`: messages listed per folder and kind of difference.
-pub fn verify_json(checks: &[AccountCheck], groupware: &[DavCheck], limit: usize) -> String {
-    let groupware_ok = groupware.iter().all(|c| c.check.equal());
+pub fn verify_json(
+    checks: &[AccountCheck],
+    groupware: &[DavCheck],
+    rules: &[RulesCheck],
+    limit: usize,
+) -> String {
+    let groupware_ok =
+        groupware.iter().all(|c| c.check.equal()) && rules.iter().all(RulesCheck::equal);
     let doc = serde_json::json!({
         "format_version": JSON_FORMAT_VERSION,
         "ok": checks.iter().all(AccountCheck::ok) && groupware_ok,
@@ -22,6 +29,7 @@ pub fn verify_json(checks: &[AccountCheck], groupware: &[DavCheck], limit: usize
         "list_limit": limit,
         "accounts": checks,
         "groupware": groupware.iter().map(groupware_json).collect::<Vec<_>>(),
+        "rules": rules,
     });
     format!(
         "{}\n",
@@ -53,7 +61,12 @@ fn groupware_json(c: &DavCheck) -> serde_json::Value {
 
 /// The human view: one line per account and folder, one per message named, then the address
 /// books and calendars, then totals.
-pub fn verify_text(checks: &[AccountCheck], groupware: &[DavCheck], limit: usize) -> String {
+pub fn verify_text(
+    checks: &[AccountCheck],
+    groupware: &[DavCheck],
+    rules: &[RulesCheck],
+    limit: usize,
+) -> String {
     let mut out = String::new();
     let mut capped = false;
     for c in checks {
@@ -73,11 +86,14 @@ pub fn verify_text(checks: &[AccountCheck], groupware: &[DavCheck], limit: usize
     for c in groupware {
         groupware_lines(&mut out, c, limit, &mut capped);
     }
+    for c in rules {
+        rules_lines(&mut out, c);
+    }
     let sum = |get: &dyn Fn(&FolderCheck) -> u64| -> u64 {
         checks.iter().flat_map(|c| &c.folders).map(get).sum()
     };
     let _ = writeln!(out);
-    if !checks.is_empty() || groupware.is_empty() {
+    if !checks.is_empty() || (groupware.is_empty() && rules.is_empty()) {
         let _ = writeln!(
             out,
             "Verify: {} of {} accounts match.",
@@ -306,4 +322,33 @@ fn named(m: &MessageRef) -> String {
             .as_deref()
             .map_or_else(|| "(no Subject)".to_string(), |s| format!("\"{s}\""))
     )
+}
+
+/// An account's rules: one line, then each rule that differs.
+fn rules_lines(out: &mut String, c: &RulesCheck) {
+    let _ = writeln!(
+        out,
+        "{} {} rules: {} on the source{}{}",
+        if c.equal() { "ok      " } else { "MISMATCH" },
+        c.account,
+        c.source_rules,
+        if c.active || c.source_rules == 0 {
+            ""
+        } else {
+            ", the destination's script `mailshift` does not run"
+        },
+        match c.untranslatable {
+            0 => String::new(),
+            n => format!(" ({n} part(s) to carry by hand, not compared)"),
+        }
+    );
+    if let Some(e) = &c.error {
+        let _ = writeln!(out, "    error: {e}");
+    }
+    for r in &c.missing {
+        let _ = writeln!(out, "    missing on the destination: {r}");
+    }
+    for r in &c.extra {
+        let _ = writeln!(out, "    only on the destination: {r}");
+    }
 }

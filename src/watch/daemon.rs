@@ -979,6 +979,7 @@ mod tests {
             .unwrap();
         assert_eq!(row.paused_by, Some("api"));
         assert_eq!(row.paused_until, None, "not a daily limit's pause");
+        assert_eq!(view.summary.paused, 1, "alice, not bob, counted as paused");
 
         // A run in flight is stopped through its own flag, bob's run is left alone.
         let flag = |d: &mut Daemon, unit: &Unit| {

@@ -172,11 +172,16 @@ pub fn render(s: &Snapshot) -> String {
     let _ = writeln!(
         h,
         "<p class=\"summary\"><strong>{}</strong>: <strong>{}</strong> failing, {} running, {} \
-         synced · {} ({}) migrated</p>",
+         synced{} · {} ({}) migrated</p>",
         plural(s.summary.accounts, "account"),
         failing,
         s.summary.running,
         s.summary.synced,
+        if s.summary.paused > 0 {
+            format!(", {} paused", s.summary.paused)
+        } else {
+            String::new()
+        },
         plural_thousands(s.summary.messages_migrated, "message"),
         human_bytes(s.summary.bytes_migrated)
     );

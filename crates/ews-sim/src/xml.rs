@@ -50,7 +50,7 @@ impl std::fmt::Display for Name {
 }
 
 /// One element: its name, attributes (expanded names), child elements and text.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Node {
     pub name: Name,
     pub attrs: Vec<(Name, String)>,

@@ -6,9 +6,14 @@
 //! with the account's login) or, for a `files` platform, the account's directory
 //! `PATH/ADDRESS/`. The three kinds share the engine and differ only by the components they
 //! copy: cards; events (and journal entries); tasks.
+//!
+//! An `exchange` or `ovh-exchange` platform with `ews:` (or an `exchange` one with no `dav:`)
+//! is reached through Exchange Web Services instead (`mailshift-ews`): its URL from `ews.url`,
+//! else `https://HOST/EWS/Exchange.asmx` with an OVHcloud platform's detected host, else
+//! Autodiscover; what Exchange cannot carry is reported with the copy.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +30,8 @@ use mailshift_dav::store::{
 use mailshift_dav::sync::{self, CollectionRules, Job, SyncError, SyncReport};
 use mailshift_dav::verify::Check;
 use mailshift_graph::GraphStore;
+
+use mailshift_ews::{EwsConfig, EwsStore};
 
 use super::{
     Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, Preview, SyncRun,
@@ -153,6 +160,8 @@ impl ContentSync for DavSync {
 enum End {
     Dav(DavConfig),
     Graph(Box<mailshift_graph::GraphConfig>),
+
+    Ews(Box<EwsConfig>),
     Files { dir: PathBuf, writable: bool },
 }
 
@@ -182,10 +191,6 @@ fn end(
         }
         return Ok(End::Files { dir, writable });
     }
-    let dav = platform
-        .dav
-        .as_ref()
-        .ok_or("the platform has no `dav` endpoint")?;
     let resolve = |s: &crate::plan::secret::SecretRef| {
         s.resolve(base)
             .map(|v| Secret::new(v.expose()))
@@ -199,6 +204,13 @@ fn end(
         },
         (None, None) => Auth::None,
     };
+    if uses_ews(platform) {
+        return ews_end(base, platform, auth, address);
+    }
+    let dav = platform
+        .dav
+        .as_ref()
+        .ok_or("the platform has no `dav` endpoint")?;
     let mut config = DavConfig::new(dav.url.clone(), auth);
     config.ca_file = dav.ca_file.as_ref().map(|ca| base.join(ca));
     config.insecure_skip_verify = dav.insecure_skip_verify;
@@ -294,9 +306,45 @@ impl mailshift_graph::TokenSource for GraphTokens {
     }
 }
 
+/// Whether a platform's contacts, calendars and tasks are reached over EWS: `ews:` on an
+/// Exchange platform, or an `exchange` platform without `dav:` (Autodiscover finds it).
+/// Otherwise DAV (DavMail in front of Exchange keeps working as before).
+pub(crate) fn uses_ews(platform: &Platform) -> bool {
+    match platform.kind {
+        PlatformKind::Exchange => platform.ews.is_some() || platform.dav.is_none(),
+        PlatformKind::OvhExchange => platform.ews.is_some(),
+        _ => false,
+    }
+}
+
+/// The EWS side of an account: `ews.url`, else the OVHcloud service's host, else
+/// Autodiscover from the account's address.
+fn ews_end(base: &Path, platform: &Platform, auth: Auth, address: &str) -> Result<End, String> {
+    let ews = platform.ews.clone().unwrap_or_default();
+    let url = match (&ews.url, platform.kind) {
+        (Some(url), _) => url.clone(),
+        (None, PlatformKind::OvhExchange) => {
+            let server = platform.imap_server().map_err(|e| {
+                format!("{e}; or set the platform's `ews.url` (https://exN.mail.ovh.net/EWS/Exchange.asmx)")
+            })?;
+            format!("https://{}/EWS/Exchange.asmx", server.host)
+        }
+        // Autodiscover, when the store connects.
+        (None, _) => String::new(),
+    };
+    let mut config = EwsConfig::new(url, address, auth);
+    if let Some(version) = &ews.version {
+        config.version = version.clone();
+    }
+    config.ca_file = ews.ca_file.as_ref().map(|ca| base.join(ca));
+    config.insecure_skip_verify = ews.insecure_skip_verify;
+    Ok(End::Ews(Box::new(config)))
+}
+
 impl End {
     async fn open(&self) -> Result<Side, StoreError> {
         Ok(match self {
+            End::Ews(config) => Side::Ews(Box::new(EwsStore::connect((**config).clone()).await?)),
             End::Graph(config) => Side::Graph(Box::new(GraphStore::connect((**config).clone())?)),
             End::Dav(config) => Side::Dav(Box::new(DavStore::connect(config.clone()).await?)),
             End::Files { dir, writable } => {
@@ -318,6 +366,7 @@ pub(crate) enum Side {
     Dav(Box<DavStore>),
     Graph(Box<GraphStore>),
     Files(FileStore),
+    Ews(Box<EwsStore>),
 }
 
 impl Side {
@@ -337,7 +386,16 @@ impl Side {
                     }
                 })
                 .collect(),
-            Side::Dav(_) | Side::Graph(_) => Vec::new(),
+
+            Side::Dav(_) | Side::Ews(_) | Side::Graph(_) => Vec::new(),
+        }
+    }
+
+    /// What an Exchange destination could not carry, as report lines.
+    fn losses(&self) -> Vec<String> {
+        match self {
+            Side::Ews(e) => e.losses(),
+            _ => Vec::new(),
         }
     }
 }
@@ -348,6 +406,7 @@ macro_rules! both {
             Side::Dav($s) => $e,
             Side::Graph($s) => $e,
             Side::Files($s) => $e,
+            Side::Ews($s) => $e,
         }
     };
 }
@@ -461,7 +520,9 @@ impl Prepared for Collections {
             } else {
                 ".ics"
             };
-            Ok(self.synced(report, source.problems(extension)))
+            let mut problems = source.problems(extension);
+            problems.extend(dest.losses());
+            Ok(self.synced(report, problems))
         })
     }
 

@@ -1,6 +1,6 @@
 //! Content engines: what the executor asks of the engine that moves one kind of content (mail
 //! through the IMAP engine; contacts, calendars and tasks through the CardDAV/CalDAV and files
-//! engine), and the one place that says which engine moves which kind ([`engine`]).
+//! engine; inbox rules through ManageSieve), and the one place that says which engine moves which kind ([`engine`]).
 //!
 //! The executor owns the step around a copy (the record that says it started, the sync point,
 //! the outcome and the record that says how it ended); an engine owns the copy itself and its
@@ -14,6 +14,7 @@ pub mod dav;
 mod mail;
 mod mail_files;
 mod mail_pop3;
+pub mod rules;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -39,6 +40,7 @@ pub fn engine(kind: ResourceKind) -> Option<&'static dyn ContentSync> {
         ResourceKind::Contacts => Some(&dav::DavSync(ResourceKind::Contacts)),
         ResourceKind::Calendars => Some(&dav::DavSync(ResourceKind::Calendars)),
         ResourceKind::Tasks => Some(&dav::DavSync(ResourceKind::Tasks)),
+        ResourceKind::Rules => Some(&rules::RulesSync),
         _ => None,
     }
 }
@@ -205,12 +207,14 @@ pub struct FailedParts {
 pub enum ContentReport {
     Mail(CopyReport),
     Dav(dav::DavCopy),
+    Rules(rules::RulesCopy),
 }
 
 /// An engine's comparison of both sides.
 pub enum Checked {
     Mail(AccountCheck),
     Dav(dav::DavCheck),
+    Rules(rules::RulesCheck),
 }
 
 impl Checked {
@@ -230,6 +234,7 @@ impl Checked {
                 .iter()
                 .map(|c| c.missing_count + c.skipped_count)
                 .sum(),
+            Checked::Rules(c) => c.missing.len() as u64,
         }
     }
 
@@ -242,6 +247,7 @@ impl Checked {
                 .error
                 .as_deref()
                 .or_else(|| c.check.collections.iter().find_map(|c| c.error.as_deref())),
+            Checked::Rules(c) => c.error.as_deref(),
         }
     }
 }

@@ -55,6 +55,10 @@ impl StatusModel {
                 .iter()
                 .filter(|a| matches!(a.health, Health::Synced | Health::CutOver))
                 .count(),
+            paused: accounts
+                .iter()
+                .filter(|a| matches!(a.health, Health::PausedByUser | Health::Paused))
+                .count(),
             messages_migrated: accounts.iter().map(|a| a.messages_migrated).sum(),
             bytes_migrated: accounts.iter().map(|a| a.bytes_migrated).sum(),
         };
@@ -320,6 +324,8 @@ pub struct SummaryView {
     pub failing: usize,
     pub running: usize,
     pub synced: usize,
+    /// Accounts whose copies wait: paused by a person (plan or API) or at a daily limit.
+    pub paused: usize,
     pub messages_migrated: u64,
     pub bytes_migrated: u64,
 }

@@ -225,6 +225,9 @@ fn diff_one(r: &Resource, id: &str, rec: Option<&ResourceRecord>) -> Option<Chan
     let Some(rec) = rec else {
         // Never applied: make it exist.
         let reason = match r.execution {
+            Execution::Sync { .. } if r.kind == ResourceKind::Rules => {
+                "write the source's inbox rules as the destination's Sieve script `mailshift`"
+            }
             Execution::Sync { .. } if r.kind == ResourceKind::Mail => {
                 "first full copy (messages already on the destination are matched and adopted, not copied again)"
             }
@@ -276,6 +279,15 @@ fn diff_one(r: &Resource, id: &str, rec: Option<&ResourceRecord>) -> Option<Chan
     let changed = rec.fingerprint != r.fingerprint;
     match (&r.execution, changed) {
         // Content keeps syncing until cut-over; a settings change applies from the next run.
+        (Execution::Sync { cut_over: false }, false) if r.kind == ResourceKind::Rules => {
+            Some(change(
+                r,
+                id,
+                Action::Sync,
+                "read the source's rules again; the destination's script is rewritten only if they changed",
+                Some(rec),
+            ))
+        }
         (Execution::Sync { cut_over: false }, false) => {
             let point = rec
                 .sync_point

@@ -71,6 +71,7 @@ impl ResourceAddr {
                 Content::Contacts => ResourceKind::Contacts,
                 Content::Calendars => ResourceKind::Calendars,
                 Content::Tasks => ResourceKind::Tasks,
+                Content::Rules => ResourceKind::Rules,
             },
             ResourceAddr::Alias { .. } => ResourceKind::Alias,
             ResourceAddr::Redirection { .. } => ResourceKind::Redirection,
@@ -222,6 +223,10 @@ fn parse(s: &str) -> Option<ResourceAddr> {
                     account,
                     content: Content::Tasks,
                 },
+                "rules" => ResourceAddr::Content {
+                    account,
+                    content: Content::Rules,
+                },
                 _ => {
                     let (what, target) = suffix.split_once('/')?;
                     let target = nonempty(target)?;
@@ -297,6 +302,7 @@ mod tests {
                 Content::Contacts,
                 Content::Calendars,
                 Content::Tasks,
+                Content::Rules,
             ] {
                 out.push(ResourceAddr::Content {
                     account: a.into(),

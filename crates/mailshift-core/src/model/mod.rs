@@ -35,6 +35,8 @@ pub enum ResourceKind {
     Contacts,
     Calendars,
     Tasks,
+    /// Inbox rules (`content: [..., rules]`).
+    Rules,
     Alias,
     Redirection,
     Delegation,
@@ -57,6 +59,7 @@ impl ResourceKind {
             ResourceKind::Contacts => "contacts",
             ResourceKind::Calendars => "calendars",
             ResourceKind::Tasks => "tasks",
+            ResourceKind::Rules => "rules",
             ResourceKind::Alias => "alias",
             ResourceKind::Redirection => "redirection",
             ResourceKind::Delegation => "delegation",
@@ -93,11 +96,12 @@ impl ResourceKind {
                 | ResourceKind::Contacts
                 | ResourceKind::Calendars
                 | ResourceKind::Tasks
+                | ResourceKind::Rules
         )
     }
 }
 
-const ALL_KINDS: [ResourceKind; 15] = [
+const ALL_KINDS: [ResourceKind; 16] = [
     ResourceKind::Domain,
     ResourceKind::Rename,
     ResourceKind::Create,
@@ -105,6 +109,7 @@ const ALL_KINDS: [ResourceKind; 15] = [
     ResourceKind::Contacts,
     ResourceKind::Calendars,
     ResourceKind::Tasks,
+    ResourceKind::Rules,
     ResourceKind::Alias,
     ResourceKind::Redirection,
     ResourceKind::Delegation,
@@ -726,6 +731,7 @@ fn compile_account(
             Content::Contacts => ResourceKind::Contacts,
             Content::Calendars => ResourceKind::Calendars,
             Content::Tasks => ResourceKind::Tasks,
+            Content::Rules => ResourceKind::Rules,
         };
         let id = ResourceAddr::Content {
             account: address.clone(),
@@ -747,8 +753,8 @@ fn compile_account(
                 side_label(to, &address, &dest_login),
             ),
             // Mail is selected by folders, the rest by collections: a change to one does not
-            // make the other rescan.
-            fingerprint: if c == Content::Mail {
+            // make the other rescan. Rules name folders, so the folder mapping is theirs too.
+            fingerprint: if matches!(c, Content::Mail | Content::Rules) {
                 fingerprint(&(&endpoints, &source_login, &dest_login, &a.folders, &opts))
             } else {
                 fingerprint(&(
@@ -961,7 +967,19 @@ fn endpoint_identity(p: &Platform, c: Content) -> String {
                 )
             })
             .unwrap_or_default(),
-        _ => p
+        Content::Rules => p
+            .sieve
+            .as_ref()
+            .and_then(|s| s.resolve(p.imap_endpoint().as_deref()).ok())
+            .map(|e| {
+                format!(
+                    "sieve://{}:{}",
+                    e.host.to_ascii_lowercase(),
+                    e.effective_port()
+                )
+            })
+            .unwrap_or_else(|| p.kind.as_str().to_string()),
+        Content::Contacts | Content::Calendars | Content::Tasks => p
             .dav
             .as_ref()
             .map(|d| d.url.clone())

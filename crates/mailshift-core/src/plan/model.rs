@@ -268,6 +268,11 @@ pub struct Platform {
     /// The CardDAV/CalDAV endpoint contacts, calendars and tasks are read from or written to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dav: Option<DavEndpoint>,
+    /// The ManageSieve endpoint (RFC 5804) inbox rules are read from or written to, as Sieve
+    /// scripts, on an IMAP platform: `sieve: {}` is the IMAP host on port 4190 with STARTTLS.
+    /// Same fields as `imap`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sieve: Option<SieveEndpoint>,
     /// The Exchange Web Services endpoint contacts, calendars, tasks and inbox rules are read
     /// from or written to (`exchange` and `ovh-exchange`). Optional on `ovh-exchange`, whose
     /// URL is `https://HOST/EWS/Exchange.asmx` with the service's hostname read from the API;
@@ -664,6 +669,71 @@ impl ImapEndpoint {
     }
 }
 
+/// Where and how to reach a ManageSieve server: `imap`'s fields, with defaults of its own
+/// (the IMAP host, port 4190, STARTTLS: RFC 5804 has no implicit-TLS port).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SieveEndpoint {
+    /// Host name or IP address. Default: the platform's IMAP host.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    /// TCP port. Default: 4190.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `starttls` (the default; required, never downgraded), `tls` (implicit TLS, for a
+    /// server behind a TLS proxy) or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<Security>,
+    /// PEM file of extra CA certificates to trust. Default: the IMAP endpoint's, when the
+    /// host is the IMAP host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Accept any certificate. Dangerous: only for a server you reach over a trusted network.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure_skip_verify: bool,
+    /// Allow `security: none` to a host that is not loopback (passwords cross the network in clear).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_plaintext: bool,
+    /// How long one command may go without an answer, e.g. `30s`. Default: `2m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+/// The ManageSieve port (RFC 5804 section 1.8).
+pub const SIEVE_PORT: u16 = 4190;
+
+impl SieveEndpoint {
+    /// The endpoint to connect to, as an `ImapEndpoint` (the sessions share their TLS and
+    /// login code): omitted fields from the defaults and from `imap`, the platform's IMAP
+    /// server.
+    pub fn resolve(&self, imap: Option<&ImapEndpoint>) -> Result<ImapEndpoint, String> {
+        let same_host = self.host.is_empty();
+        let host = match (same_host, imap) {
+            (false, _) => self.host.clone(),
+            (true, Some(i)) if !i.host.is_empty() => i.host.clone(),
+            _ => {
+                return Err(
+                    "the `sieve` endpoint names no host and the platform has no IMAP host to take"
+                        .to_string(),
+                );
+            }
+        };
+        Ok(ImapEndpoint {
+            host,
+            port: Some(self.port.unwrap_or(SIEVE_PORT)),
+            security: self.security.unwrap_or(Security::Starttls),
+            ca_file: self.ca_file.clone().or_else(|| {
+                same_host
+                    .then(|| imap.and_then(|i| i.ca_file.clone()))
+                    .flatten()
+            }),
+            insecure_skip_verify: self.insecure_skip_verify,
+            allow_plaintext: self.allow_plaintext,
+            timeout: self.timeout.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Security {
@@ -790,6 +860,10 @@ pub enum Content {
     Contacts,
     Calendars,
     Tasks,
+    /// Inbox rules (Sieve scripts over ManageSieve on IMAP platforms). Never in the default
+    /// content: a rule acts on new mail, and while both mailboxes receive mail during a move,
+    /// a forward or a redirect copied early would fire on both.
+    Rules,
 }
 
 impl Content {
@@ -799,7 +873,16 @@ impl Content {
             Content::Contacts => "contacts",
             Content::Calendars => "calendars",
             Content::Tasks => "tasks",
+            Content::Rules => "rules",
         }
+    }
+
+    /// Copied by the CardDAV/CalDAV engine (contacts, calendars, tasks).
+    pub fn is_dav(self) -> bool {
+        matches!(
+            self,
+            Content::Contacts | Content::Calendars | Content::Tasks
+        )
     }
 }
 

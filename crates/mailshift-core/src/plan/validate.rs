@@ -331,6 +331,48 @@ impl<'a> Validator<'a> {
                     );
                 }
             }
+            if let Some(sieve) = &p.sieve {
+                let spath = join(&base, &[key("sieve")]);
+                if sieve.port == Some(0) {
+                    self.error(
+                        &join(&spath, &[key("port")]),
+                        "port 0 is not a valid ManageSieve port",
+                        "leave `port` out for 4190, or use the server's port",
+                    );
+                }
+                let host = if sieve.host.is_empty() {
+                    p.imap.as_ref().map(|i| i.host.clone()).unwrap_or_default()
+                } else {
+                    sieve.host.clone()
+                };
+                if sieve.security == Some(Security::None)
+                    && !is_loopback(&host)
+                    && !sieve.allow_plaintext
+                {
+                    self.error(
+                        &join(&spath, &[key("security")]),
+                        format!(
+                            "`security: none` to {} would send passwords and rules in clear",
+                            if host.is_empty() { "the IMAP server" } else { &host }
+                        ),
+                        "leave `security` out for STARTTLS; if the network is trusted, add `allow_plaintext: true`",
+                    );
+                }
+                if let Some(e) = sieve.timeout.as_ref().and_then(|t| t.error()) {
+                    self.error(
+                        &join(&spath, &[key("timeout")]),
+                        e,
+                        "write a duration such as `30s` or `5m`",
+                    );
+                }
+                if sieve.insecure_skip_verify {
+                    self.warn(
+                        &join(&spath, &[key("insecure_skip_verify")]),
+                        "TLS certificates of the ManageSieve server will not be verified",
+                        "anyone on the path can read the password; prefer `ca_file:` with the server's CA",
+                    );
+                }
+            }
             if let Some(dav) = &p.dav {
                 let dpath = join(&base, &[key("dav"), key("url")]);
                 let ok = dav.url.starts_with("https://")
@@ -345,6 +387,26 @@ impl<'a> Validator<'a> {
             }
             if let Some(graph) = &p.graph {
                 self.graph_endpoint(&base, p, graph);
+            }
+            if let Some(ews) = &p.ews {
+                if !matches!(p.kind, PlatformKind::Exchange | PlatformKind::OvhExchange) {
+                    self.error(
+                        &join(&base, &[key("ews")]),
+                        format!("`ews` applies only to `exchange` and `ovh-exchange` platforms, not {kind}"),
+                        "remove it, or set `type: exchange`",
+                    );
+                } else if let Some(url) = &ews.url {
+                    let epath = join(&base, &[key("ews"), key("url")]);
+                    let ok = url.starts_with("https://")
+                        || (url.starts_with("http://") && is_loopback(url_host(url)));
+                    if !ok {
+                        self.error(
+                            &epath,
+                            format!("unsupported EWS URL `{url}`"),
+                            "use an `https://` URL such as https://ex3.mail.ovh.net/EWS/Exchange.asmx (`http://` only to a loopback host)",
+                        );
+                    }
+                }
             }
             if let Some(o) = &p.oauth2 {
                 let opath = join(&base, &[key("oauth2")]);
@@ -780,7 +842,7 @@ impl<'a> Validator<'a> {
         let content = a.content.clone().unwrap_or_else(|| vec![Content::Mail]);
         // The DAV engine takes a password or a fixed token: an `oauth2` block would reach it
         // with no login at all.
-        if content.iter().any(|c| *c != Content::Mail) {
+        if content.iter().any(|c| c.is_dav()) {
             for (field, creds, platform) in [
                 ("source", &a.source, from),
                 ("destination", &a.destination, to),
@@ -963,7 +1025,7 @@ impl<'a> Validator<'a> {
         }
         if let Some(c) = &a.collections {
             let cpath = join(&base, &[key("collections")]);
-            if !content.iter().any(|c| *c != Content::Mail) {
+            if !content.iter().any(|c| c.is_dav()) {
                 self.error(
                     &cpath,
                     "`collections` applies to contacts, calendars and tasks, which this account does not copy",
@@ -1111,6 +1173,7 @@ impl<'a> Validator<'a> {
                         );
                     }
                 }
+                (Content::Rules, _) => self.rules_endpoint(&content_path(i), &side_path, name, side, p),
                 (_, PlatformKind::Files) => {}
                 // Through Microsoft Graph (crates/mailshift-graph).
                 (Content::Contacts | Content::Calendars | Content::Tasks, PlatformKind::Microsoft365) => {
@@ -1166,14 +1229,17 @@ impl<'a> Validator<'a> {
                         },
                     );
                 }
-                (_, PlatformKind::OvhExchange) if p.dav.is_none() => self.error(
+                (_, PlatformKind::OvhExchange) if p.dav.is_none() && p.ews.is_none() => self.error(
                     &content_path(i),
                     format!(
-                        "platform `{name}` (ovh-exchange) has no `dav` endpoint for {}: Exchange's contacts and calendars are reached through a CardDAV/CalDAV gateway until mailshift speaks EWS",
+                        "platform `{name}` (ovh-exchange) has no `ews` endpoint for {}: Exchange's contacts, calendars and tasks are reached through Exchange Web Services",
                         c.as_str()
                     ),
-                    "run DavMail (Debian's `davmail` package) against the Exchange server and add `dav: {url: \"http://127.0.0.1:1080/\"}` to the platform (README: \"Exchange through DavMail\"), or leave it out of `content`",
+                    "add `ews: {}` to the platform (the URL is then https://HOST/EWS/Exchange.asmx with the service's host), or `ews: {url: https://exN.mail.ovh.net/EWS/Exchange.asmx}`; a DavMail gateway (`dav:`) works too",
                 ),
+                // EWS: `ews:`, or Autodiscover when neither `ews:` nor `dav:` is given.
+                (_, PlatformKind::Exchange) if p.dav.is_none() => {}
+                (_, PlatformKind::OvhExchange) if p.ews.is_some() => {}
                 _ => {
                     if p.dav.is_none() {
                         dav_needed.push(c.as_str());
@@ -1222,6 +1288,62 @@ impl<'a> Validator<'a> {
             ),
             "set `options: {calendar_attendees: keep-without-invitations}` to say so and silence this, `drop` to leave attendees out entirely, or `send` to write them and let Microsoft 365 invite every attendee",
         );
+    }
+
+    /// Whether a platform can carry inbox rules: today, through ManageSieve (`sieve:`) on an
+    /// IMAP platform. EWS, Graph and MX Plan's filters are refused with what to do instead
+    /// until their engines land.
+    fn rules_endpoint(
+        &mut self,
+        content_path: &[PathSeg],
+        side_path: &[PathSeg],
+        name: &str,
+        side: Side,
+        p: &Platform,
+    ) {
+        let verb = if side == Side::From { "read" } else { "write" };
+        if let Some(s) = &p.sieve {
+            // An OVHcloud IMAP host is read from the API at run time: nothing to say yet.
+            if let Err(e) = s.resolve(p.imap_endpoint().as_deref())
+                && !(s.host.is_empty() && p.detects_imap_host())
+            {
+                self.error(
+                    side_path,
+                    format!("platform `{name}`: {e}"),
+                    format!(
+                        "write the ManageSieve host in platform `{name}`'s `sieve: {{host: ...}}`"
+                    ),
+                );
+            }
+            return;
+        }
+        let (message, help) = match p.kind {
+            PlatformKind::Imap => (
+                format!("platform `{name}` has no `sieve` endpoint to {verb} inbox rules through"),
+                format!("add `sieve: {{}}` to platform `{name}` (ManageSieve on the IMAP host, port 4190, STARTTLS), or leave `rules` out of `content`"),
+            ),
+            PlatformKind::Exchange | PlatformKind::OvhExchange | PlatformKind::OvhEmailPro => (
+                format!("platform `{name}` ({}) keeps its inbox rules in Exchange, reached through EWS, which mailshift cannot {verb} yet", p.kind.as_str()),
+                "leave `rules` out of `content` and recreate the rules by hand in Outlook or OWA".to_string(),
+            ),
+            PlatformKind::Microsoft365 => (
+                format!("platform `{name}` (microsoft-365) keeps its inbox rules as Graph message rules, which mailshift cannot {verb} yet"),
+                "leave `rules` out of `content` and recreate the rules by hand in Outlook".to_string(),
+            ),
+            PlatformKind::OvhMxPlan => (
+                format!("platform `{name}` (ovh-mx-plan) keeps its filters in the OVHcloud API, which mailshift cannot {verb} yet"),
+                "leave `rules` out of `content` and recreate the filters in the OVHcloud Control Panel".to_string(),
+            ),
+            PlatformKind::Gmail => (
+                format!("platform `{name}` (gmail): Gmail's filters are not reachable over ManageSieve, and mailshift cannot {verb} them"),
+                "leave `rules` out of `content`; Gmail exports and imports filters as XML in its settings".to_string(),
+            ),
+            PlatformKind::Files => (
+                format!("platform `{name}` is a `files` platform, which holds no inbox rules"),
+                "leave `rules` out of `content`".to_string(),
+            ),
+        };
+        self.error(content_path, message, help);
     }
 
     fn credentials(&mut self, path: &[PathSeg], c: &Credentials, platform: Option<&Platform>) {

@@ -28,14 +28,18 @@
 //! - `holds`: the accounts a person paused from watch mode's API, added the same way
 //!   ([`hold`]).
 //!
-//! Every write method is one redb write transaction, committed (and fsynced: the default
-//! durability) before it returns, so a crash loses at most the step in flight.
+//! Every write method's records are committed and fsynced before it returns, so a crash loses
+//! at most the step in flight. Concurrent writers (the copies of several folders and accounts)
+//! share their fsyncs (group commit, [`Group`]): writes that arrive while a commit is under way
+//! go into one transaction together, committed once by the last of them. Each still returns
+//! only once its own records are durable, which is what the copy engines' ordering rests on.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use redb::{
     Builder, ConcurrencyMode, Database, DatabaseError, ReadTransaction, ReadableDatabase,
@@ -567,6 +571,66 @@ pub struct StateStore {
     // Held for the store's life: the OS releases the lock when this closes, or when the
     // process dies. Holds the holder's pid, then, once closed cleanly, the file's stamp.
     lock: File,
+    group: Group,
+}
+
+/// Group commit. redb has one write transaction at a time and fsyncs at each commit; a writer
+/// alone opens a transaction, writes and commits, as it would without this. Writers arriving
+/// while a transaction is open or being committed wait, then add their writes to the next one
+/// (each in turn, on its own thread, under the group's lock), and the one that finds nobody
+/// else waiting commits it for all. redb's `Durability::None` would be simpler, but it is
+/// refused in the single-writer mode that lets `plan` and `status` read the file meanwhile.
+#[derive(Default)]
+struct Group {
+    inner: Mutex<GroupInner>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GroupInner {
+    /// The batch's transaction while writers add to it.
+    txn: Option<redb::WriteTransaction>,
+    /// The open (or last) batch's number.
+    batch: u64,
+    /// Writers that want to write and have not yet added their writes to a batch.
+    waiting: usize,
+    /// Writers that have added their writes to the open batch and wait for its commit.
+    members: usize,
+    /// A batch is being committed (redb's write transaction is taken).
+    committing: bool,
+    /// How finished batches ended (committed or not), until each member has read it.
+    ended: BTreeMap<u64, (usize, bool)>,
+}
+
+impl Group {
+    fn lock(&self) -> MutexGuard<'_, GroupInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, GroupInner>) -> MutexGuard<'a, GroupInner> {
+        self.changed.wait(g).unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl GroupInner {
+    /// Records that the open batch ended, for its members.
+    fn end(&mut self, batch: u64, committed: bool) {
+        if self.members > 0 {
+            self.ended.insert(batch, (self.members, committed));
+        }
+        self.members = 0;
+    }
+
+    /// Whether `batch` was committed, once it has ended (read once per member).
+    fn outcome(&mut self, batch: u64) -> Option<bool> {
+        let (left, committed) = self.ended.get_mut(&batch)?;
+        let committed = *committed;
+        *left -= 1;
+        if *left == 0 {
+            self.ended.remove(&batch);
+        }
+        Some(committed)
+    }
 }
 
 impl fmt::Debug for StateStore {
@@ -627,6 +691,7 @@ impl StateStore {
             path: path.to_path_buf(),
             db: Some(db),
             lock,
+            group: Group::default(),
         })
     }
 
@@ -676,16 +741,76 @@ impl StateStore {
 
     fn write<T>(
         &self,
-        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, Fault>,
+        f: impl Fn(&redb::WriteTransaction) -> Result<T, Fault>,
     ) -> Result<T, StateError> {
-        let run = || {
-            let txn = self.db().begin_write()?;
-            // On error the transaction is dropped, which aborts it.
-            let out = f(&txn)?;
-            txn.commit()?;
-            Ok(out)
-        };
-        run().map_err(|e: Fault| e.at(&self.path))
+        self.write_grouped(f).map_err(|e: Fault| e.at(&self.path))
+    }
+
+    /// [`Self::write`] through the group commit: `f` may run more than once, when a batch it
+    /// was written in is abandoned because another writer's part of it failed.
+    fn write_grouped<T>(
+        &self,
+        f: impl Fn(&redb::WriteTransaction) -> Result<T, Fault>,
+    ) -> Result<T, Fault> {
+        let group = &self.group;
+        let mut g = group.lock();
+        loop {
+            g.waiting += 1;
+            loop {
+                if g.txn.is_none() && !g.committing {
+                    // Only the group takes redb's write transaction, so it is free now.
+                    match self.db().begin_write() {
+                        Ok(txn) => {
+                            g.txn = Some(txn);
+                            g.batch += 1;
+                        }
+                        Err(e) => {
+                            g.waiting -= 1;
+                            group.changed.notify_all();
+                            return Err(e.into());
+                        }
+                    }
+                }
+                if g.txn.is_some() {
+                    break;
+                }
+                g = group.wait(g);
+            }
+            g.waiting -= 1;
+            let batch = g.batch;
+            let out = match f(g.txn.as_ref().expect("the batch is open")) {
+                Ok(out) => out,
+                Err(e) => {
+                    // Part of the transaction is this writer's, half done: abandon the batch
+                    // (dropping it aborts it); its other members write again.
+                    drop(g.txn.take());
+                    g.end(batch, false);
+                    group.changed.notify_all();
+                    return Err(e);
+                }
+            };
+            if g.waiting == 0 {
+                let txn = g.txn.take().expect("the batch is open");
+                g.committing = true;
+                drop(g);
+                let result = txn.commit();
+                g = group.lock();
+                g.committing = false;
+                g.end(batch, result.is_ok());
+                group.changed.notify_all();
+                return result.map(|()| out).map_err(Fault::from);
+            }
+            g.members += 1;
+            let committed = loop {
+                if let Some(committed) = g.outcome(batch) {
+                    break committed;
+                }
+                g = group.wait(g);
+            };
+            if committed {
+                return Ok(out);
+            }
+        }
     }
 
     /// All resource records, by id.
@@ -1438,6 +1563,121 @@ mod tests {
             Some(resource("mailbox", "fp"))
         );
         assert_eq!(read_resources(&path).unwrap().len(), 1);
+    }
+
+    const GROUP_ENV: &str = "MAILSHIFT_STATE_TEST_GROUP_CHILD";
+    const GROUP_READY: &str = "<<child wrote every record>>";
+
+    /// Run by `group_commits_are_durable_when_each_write_returns` in a child process.
+    #[test]
+    #[ignore = "helper run in a child process"]
+    fn child_writes_in_groups() {
+        let Some(path) = std::env::var_os(GROUP_ENV) else {
+            return;
+        };
+        let store = StateStore::open(Path::new(&path)).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..25 {
+                        store
+                            .put_resource(&format!("mailbox:{t}-{i}"), &resource("mailbox", "fp"))
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        println!("{GROUP_READY}");
+        io::stdout().flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn group_commits_are_durable_when_each_write_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "state::store::tests::child_writes_in_groups",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(GROUP_ENV, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let ready = stdout
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains(GROUP_READY));
+        // SIGKILL before redb closes the file: only what the commits made durable is there.
+        let _ = child.kill();
+        child.wait().unwrap();
+        assert!(ready, "child exited before writing everything");
+        let store = StateStore::open(&path).unwrap();
+        assert_eq!(store.resources().unwrap().len(), 200);
+    }
+
+    #[test]
+    fn a_write_that_fails_in_a_batch_takes_nobody_elses_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&state_path(&dir)).unwrap();
+        let failed = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for t in 0..6 {
+                let (store, failed) = (&store, &failed);
+                s.spawn(move || {
+                    for i in 0..30 {
+                        let key = format!("mailbox:{t}-{i}");
+                        // Every seventh write fails after writing half of its records.
+                        let fails = (t * 30 + i) % 7 == 0;
+                        let r = store.write(|txn| {
+                            let mut table = txn.open_table(RESOURCES)?;
+                            table.insert(format!("{key}-half").as_str(), "{}")?;
+                            if fails {
+                                return Err(Fault::Corrupt {
+                                    record: key.clone(),
+                                    detail: "injected".into(),
+                                });
+                            }
+                            table.insert(key.as_str(), "{}")?;
+                            Ok(())
+                        });
+                        assert_eq!(r.is_err(), fails, "{key}: {r:?}");
+                        if fails {
+                            failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        let keys: Vec<String> = store
+            .read(|txn| {
+                let table = txn.open_table(RESOURCES)?;
+                let mut keys = Vec::new();
+                for row in table.iter()? {
+                    keys.push(row?.0.value().to_string());
+                }
+                Ok(keys)
+            })
+            .unwrap();
+        let failed = failed.into_inner();
+        assert!(failed > 0);
+        // Whole writes only: every write that succeeded, both halves; none of a failed one.
+        assert_eq!(keys.len(), 2 * (180 - failed), "{keys:?}");
+        for t in 0..6 {
+            for i in 0..30 {
+                let key = format!("mailbox:{t}-{i}");
+                let fails = (t * 30 + i) % 7 == 0;
+                assert_eq!(keys.contains(&key), !fails, "{key}");
+                assert_eq!(keys.contains(&format!("{key}-half")), !fails, "{key}-half");
+            }
+        }
     }
 
     #[test]

@@ -34,7 +34,6 @@ pub use normalize::content_hash;
 // models: the same content-line reader and Windows zone map as this engine, not a second one.
 pub use line::{Line, Node, Param, Prop, Tree};
 pub use rewrite::{Profile, Rewrite, prepare};
-pub use windows_zones::{to_iana as windows_to_iana, to_windows as iana_to_windows};
 
 /// One unit of the copy: a vCard, or every component of one UID of an iCalendar object with
 /// the VTIMEZONEs they use, as a standalone resource (a VCALENDAR with VERSION and PRODID).
@@ -364,3 +363,94 @@ pub fn tree(data: &[u8]) -> Tree {
 
 #[cfg(test)]
 mod tests;
+
+/// A content line as an owned value, for the ends that convert vCard/iCalendar to another
+/// model (EWS): name in upper case without its group, parameters (names in upper case, values
+/// unquoted) and the raw value (TEXT escapes left for the caller, who knows the value type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentLine {
+    pub name: String,
+    pub params: Vec<(String, Vec<String>)>,
+    pub value: String,
+}
+
+impl ContentLine {
+    /// The first value of a parameter (any case).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.first().map(String::as_str))
+    }
+}
+
+/// A component (`BEGIN:X` … `END:X`) with its own lines and its children, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub name: String,
+    pub lines: Vec<ContentLine>,
+    pub children: Vec<Block>,
+}
+
+impl Block {
+    /// The first line of that name (upper case).
+    pub fn line(&self, name: &str) -> Option<&ContentLine> {
+        self.lines.iter().find(|l| l.name == name)
+    }
+
+    /// Every line of that name (upper case).
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a ContentLine> + 'a {
+        self.lines.iter().filter(move |l| l.name == name)
+    }
+}
+
+/// The components of a vCard or iCalendar body, unfolded and split (the same reading as
+/// [`parse`]), for converters; the first structural error is returned instead.
+pub fn components(data: &[u8]) -> Result<Vec<Block>, ParseError> {
+    let tree = line::tree(data);
+    if let Some(e) = tree.stray.into_iter().next() {
+        return Err(e);
+    }
+    fn own(node: &Node) -> Result<Block, ParseError> {
+        if let Some(e) = &node.error {
+            return Err(e.clone());
+        }
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        Ok(Block {
+            name: node.name.clone(),
+            lines: node
+                .props
+                .iter()
+                .map(|(_, p)| ContentLine {
+                    name: p.name(),
+                    params: p
+                        .params
+                        .iter()
+                        .map(|q| {
+                            (
+                                text(&q.name).to_ascii_uppercase(),
+                                q.values.iter().map(|v| text(v)).collect(),
+                            )
+                        })
+                        .collect(),
+                    value: text(&p.value),
+                })
+                .collect(),
+            children: node.children.iter().map(own).collect::<Result<_, _>>()?,
+        })
+    }
+    tree.roots.iter().map(own).collect()
+}
+
+/// The IANA zone of a Windows time-zone id (CLDR's windowsZones, territory 001).
+pub fn windows_to_iana(tzid: &str) -> Option<&'static str> {
+    windows_zones::to_iana(tzid)
+}
+
+/// The Windows time-zone id of an IANA zone, when CLDR names one as its golden zone.
+pub fn iana_to_windows(iana: &str) -> Option<&'static str> {
+    windows_zones::WINDOWS_ZONES
+        .iter()
+        .find(|(_, zone, _)| zone.eq_ignore_ascii_case(iana.trim()))
+        .map(|(windows, _, _)| *windows)
+}

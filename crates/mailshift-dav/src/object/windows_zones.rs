@@ -433,16 +433,6 @@ pub fn to_iana(tzid: &str) -> Option<&'static str> {
     })
 }
 
-/// The Windows id CLDR names for an IANA id (the golden zone of that Windows id), for ends
-/// that take Windows ids (Graph, EWS). `None` when no Windows id maps to it.
-pub fn to_windows(iana: &str) -> Option<&'static str> {
-    let iana = iana.trim();
-    WINDOWS_ZONES
-        .iter()
-        .find(|(_, zone, _)| zone.eq_ignore_ascii_case(iana))
-        .map(|(windows, _, _)| *windows)
-}
-
 #[cfg(test)]
 mod tests {
     use super::to_iana;

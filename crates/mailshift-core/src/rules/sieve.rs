@@ -1,9 +1,10 @@
-//! Inbox rules as data, and their translation to and from Sieve (RFC 5228, with `fileinto`,
-//! `imap4flags` RFC 5232 and `copy` RFC 3894): the common subset that Exchange rules, Graph
-//! message rules and Sieve scripts all express (from, to, subject, header contains, size;
-//! move, mark read, flag, forward keeping a copy, redirect, delete, stop). A script, or a part
-//! of one, outside that subset comes back as [`Untranslatable`] with its text, so that the
-//! caller shows it as a manual step: nothing is ever dropped silently.
+//! Inbox rules ↔ Sieve (RFC 5228, with `fileinto`, `imap4flags` RFC 5232 and `copy` RFC
+//! 3894), for IMAP platforms whose scripts ManageSieve reads and writes. Each rule is one
+//! top-level `if`, named by a `# rule:` comment before it; a disabled rule is kept as
+//! `if allof (false, …)`. A script, or a part of one, outside the model comes back as
+//! [`Untranslatable`] with its text, and a rule Sieve cannot hold (an importance, a forward
+//! as a new message, a move to deleted items, a test of all headers at once) likewise: the
+//! caller shows them as manual steps, nothing is dropped silently.
 //!
 //! Folder names are written as the server names them, in UTF-8 (Sieve strings are UTF-8, not
 //! IMAP's modified UTF-7), with the server's hierarchy separator; mapping separators between
@@ -11,82 +12,7 @@
 
 use std::fmt::Write as _;
 
-/// One rule: when its conditions hold (all of them, or any one), its actions run in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    /// Shown to people; kept in the script as a `# rule:` comment line before the rule.
-    pub name: String,
-    /// No conditions: the rule applies to every message.
-    pub conditions: Vec<Condition>,
-    /// `true`: every condition must hold (Sieve `allof`); `false`: any one (`anyof`). With
-    /// fewer than two conditions it means nothing, and a rule read back says `true`.
-    pub match_all: bool,
-    pub actions: Vec<Action>,
-}
-
-/// What a rule tests. Text tests are case-insensitive substring matches (`:contains`, Sieve's
-/// default comparator `i;ascii-casemap`), as Exchange's and Graph's are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Condition {
-    /// The sender's address contains this text.
-    From(String),
-    /// A `To` recipient's address contains this text.
-    To(String),
-    SubjectContains(String),
-    HeaderContains {
-        header: String,
-        value: String,
-    },
-    /// Larger than this many octets.
-    SizeOver(u64),
-    /// Smaller than this many octets.
-    SizeUnder(u64),
-}
-
-/// What a rule does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    MoveTo(String),
-    MarkRead,
-    Flag,
-    /// Send a copy to this address and keep the message (`redirect :copy`).
-    Forward(String),
-    /// Send the message to this address and do not keep it (`redirect`).
-    Redirect(String),
-    /// Delete the message (`discard`).
-    Delete,
-    /// Do not apply the rules after this one.
-    Stop,
-}
-
-/// A part of a script outside the subset: its text, as the script holds it, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Untranslatable {
-    pub text: String,
-    pub reason: String,
-}
-
-/// What a script reads as: the rules understood, in order, and the parts that are not.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Translated {
-    pub rules: Vec<Rule>,
-    pub untranslatable: Vec<Untranslatable>,
-}
-
-/// A rule that cannot be written as Sieve: which, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleError {
-    pub rule: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for RuleError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "rule {:?}: {}", self.rule, self.message)
-    }
-}
-
-impl std::error::Error for RuleError {}
+use super::{Action, Condition, Rule, Translated, Untranslatable, rank};
 
 /// A Sieve quoted string: `\` and `"` escaped, everything else (UTF-8, line breaks) as is.
 fn quote(s: &str) -> String {
@@ -102,99 +28,17 @@ fn quote(s: &str) -> String {
     out
 }
 
-/// Where an action goes within its rule in a script (and so in a rule read back): imap4flags'
-/// flags apply to the fileinto or keep that follows them, so they go first, and stop last.
-/// Within one rule the order of the others does not change what happens.
-pub fn rank(action: &Action) -> u8 {
-    match action {
-        Action::MarkRead | Action::Flag => 0,
-        Action::MoveTo(_) => 1,
-        Action::Forward(_) | Action::Redirect(_) => 2,
-        Action::Delete => 3,
-        Action::Stop => 4,
-    }
-}
-
-/// The Sieve script for `rules`, in order, with only the `require`s they need.
-pub fn to_sieve(rules: &[Rule]) -> Result<String, RuleError> {
+/// The Sieve script for `rules`, in order, with only the `require`s they need, and the rules
+/// it could not hold (left out of the script, for the caller to show).
+pub fn to_sieve(rules: &[Rule]) -> (String, Vec<Untranslatable>) {
     let mut need = Vec::new();
     let mut body = String::new();
+    let mut left = Vec::new();
     for rule in rules {
-        let fail = |message: String| RuleError {
-            rule: rule.name.clone(),
-            message,
-        };
-        if rule.name.contains(['\r', '\n']) {
-            return Err(fail("its name holds a line break".into()));
+        match rule_to_sieve(rule, &mut need) {
+            Ok(text) => body.push_str(&text),
+            Err(reason) => left.push(rule.untranslatable(reason)),
         }
-        if rule.actions.is_empty() {
-            return Err(fail("it has no action".into()));
-        }
-        let tests: Vec<String> = rule
-            .conditions
-            .iter()
-            .map(|c| match c {
-                Condition::From(v) => Ok(format!("address :all :contains \"from\" {}", quote(v))),
-                Condition::To(v) => Ok(format!("address :all :contains \"to\" {}", quote(v))),
-                Condition::SubjectContains(v) => {
-                    Ok(format!("header :contains \"subject\" {}", quote(v)))
-                }
-                Condition::HeaderContains { header, value } => {
-                    // RFC 5322 field names: printable ASCII except ':'.
-                    if header.is_empty()
-                        || !header.bytes().all(|b| (33..=126).contains(&b) && b != b':')
-                    {
-                        return Err(fail(format!("{header:?} is not a header field name")));
-                    }
-                    Ok(format!(
-                        "header :contains {} {}",
-                        quote(header),
-                        quote(value)
-                    ))
-                }
-                Condition::SizeOver(n) => Ok(format!("size :over {n}")),
-                Condition::SizeUnder(n) => Ok(format!("size :under {n}")),
-            })
-            .collect::<Result<_, _>>()?;
-        let test = match tests.len() {
-            0 => "true".to_string(),
-            1 => tests[0].clone(),
-            _ if rule.match_all => format!("allof ({})", tests.join(", ")),
-            _ => format!("anyof ({})", tests.join(", ")),
-        };
-        let mut text = format!("# rule: {}\nif {test} {{\n", rule.name);
-        let mut ordered: Vec<&Action> = rule.actions.iter().collect();
-        ordered.sort_by_key(|a| rank(a));
-        for action in ordered {
-            let line = match action {
-                Action::MarkRead => {
-                    need.push("imap4flags");
-                    "addflag \"\\\\Seen\";".to_string()
-                }
-                Action::Flag => {
-                    need.push("imap4flags");
-                    "addflag \"\\\\Flagged\";".to_string()
-                }
-                Action::MoveTo(folder) => {
-                    need.push("fileinto");
-                    format!("fileinto {};", quote(folder))
-                }
-                Action::Forward(to) => {
-                    need.push("copy");
-                    format!("redirect :copy {};", quote(to))
-                }
-                Action::Redirect(to) => format!("redirect {};", quote(to)),
-                Action::Delete => "discard;".to_string(),
-                Action::Stop => "stop;".to_string(),
-            };
-            let _ = writeln!(text, "  {line}");
-        }
-        text.push_str("}\n");
-        // A Sieve script is text: no string in it can hold a NUL (RFC 5228 section 2.4.2).
-        if text.contains('\0') {
-            return Err(fail("one of its texts holds a NUL character".into()));
-        }
-        body.push_str(&text);
     }
     need.sort_unstable();
     need.dedup();
@@ -204,7 +48,107 @@ pub fn to_sieve(rules: &[Rule]) -> Result<String, RuleError> {
         let _ = writeln!(script, "require [{}];", list.join(", "));
     }
     script.push_str(&body);
-    Ok(script)
+    (script, left)
+}
+
+/// One rule's text; the extensions it needs are added to `need` only when it is written.
+fn rule_to_sieve(rule: &Rule, need: &mut Vec<&'static str>) -> Result<String, String> {
+    if rule.name.contains(['\r', '\n']) {
+        return Err("its name holds a line break, which a `# rule:` comment cannot".into());
+    }
+    if rule.actions.is_empty() {
+        return Err("it has no action".into());
+    }
+    let tests: Vec<String> = rule
+        .conditions
+        .iter()
+        .map(|c| match c {
+            Condition::From(v) => Ok(format!("address :all :contains \"from\" {}", quote(v))),
+            Condition::FromAddress(v) => Ok(format!("address :all :is \"from\" {}", quote(v))),
+            Condition::To(v) => Ok(format!("address :all :contains \"to\" {}", quote(v))),
+            Condition::RecipientContains(v) => Ok(format!(
+                "address :all :contains [\"to\", \"cc\"] {}",
+                quote(v)
+            )),
+            Condition::SentTo(v) => Ok(format!("address :all :is [\"to\", \"cc\"] {}", quote(v))),
+            Condition::SubjectContains(v) => {
+                Ok(format!("header :contains \"subject\" {}", quote(v)))
+            }
+            Condition::HeaderContains { header, value } => {
+                // RFC 5322 field names: printable ASCII except ':'.
+                if header.is_empty()
+                    || !header.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+                {
+                    return Err(format!("{header:?} is not a header field name"));
+                }
+                Ok(format!(
+                    "header :contains {} {}",
+                    quote(header),
+                    quote(value)
+                ))
+            }
+            Condition::HeadersContain(_) => {
+                Err("Sieve tests named header fields, not the text of all headers at once".into())
+            }
+            Condition::SizeOver(n) => Ok(format!("size :over {n}")),
+            Condition::SizeUnder(n) => Ok(format!("size :under {n}")),
+        })
+        .collect::<Result<_, String>>()?;
+    let mut test = match tests.len() {
+        0 => "true".to_string(),
+        1 => tests[0].clone(),
+        _ if rule.match_all => format!("allof ({})", tests.join(", ")),
+        _ => format!("anyof ({})", tests.join(", ")),
+    };
+    // A disabled rule stays in the script, never true, so that it is carried and read back.
+    if !rule.enabled {
+        test = format!("allof (false, {test})");
+    }
+    let mut text = format!("# rule: {}\nif {test} {{\n", rule.name);
+    let mut ordered: Vec<&Action> = rule.actions.iter().collect();
+    ordered.sort_by_key(|a| rank(a));
+    let mut wants = Vec::new();
+    for action in ordered {
+        let line = match action {
+            Action::MarkRead => {
+                wants.push("imap4flags");
+                "addflag \"\\\\Seen\";".to_string()
+            }
+            Action::Flag => {
+                wants.push("imap4flags");
+                "addflag \"\\\\Flagged\";".to_string()
+            }
+            Action::MoveTo(folder) => {
+                wants.push("fileinto");
+                format!("fileinto {};", quote(folder))
+            }
+            Action::Redirect(to) => {
+                wants.push("copy");
+                format!("redirect :copy {};", quote(to))
+            }
+            Action::Discard => "discard;".to_string(),
+            Action::Stop => "stop;".to_string(),
+            Action::MarkImportance(_) => return Err("Sieve cannot mark importance".into()),
+            Action::Forward(_) => {
+                return Err("Sieve cannot forward as a new message, only redirect the \
+                     original (its sender unchanged)"
+                    .into());
+            }
+            Action::Delete => {
+                return Err("Sieve has no deleted-items folder of its own: \
+                     the rule needs the destination's trash folder named"
+                    .into());
+            }
+        };
+        let _ = writeln!(text, "  {line}");
+    }
+    text.push_str("}\n");
+    // A Sieve script is text: no string in it can hold a NUL (RFC 5228 section 2.4.2).
+    if text.contains('\0') {
+        return Err("one of its texts holds a NUL character".into());
+    }
+    need.extend(wants);
+    Ok(text)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -548,7 +492,18 @@ fn one_string(args: &[Arg]) -> Option<&str> {
 }
 
 fn rule_of(c: &Command, index: usize) -> Result<Rule, String> {
-    let test = c.tests.first().ok_or("an if without a test")?;
+    let mut test = c.tests.first().ok_or("an if without a test")?;
+    // `allof (false, T)`: a disabled rule, as `to_sieve` writes it.
+    let mut enabled = true;
+    if let [first, inner] = test.tests.as_slice()
+        && test.name == "allof"
+        && first.name == "false"
+        && first.args.is_empty()
+        && first.tests.is_empty()
+    {
+        enabled = false;
+        test = inner;
+    }
     let (match_all, tests) = match test.name.as_str() {
         "allof" => (true, test.tests.clone()),
         "anyof" => (false, test.tests.clone()),
@@ -580,15 +535,19 @@ fn rule_of(c: &Command, index: usize) -> Result<Rule, String> {
             .collect();
         let action = match (a.name.as_str(), tags.as_slice(), one_string(&plain)) {
             ("fileinto", [], Some(f)) => Action::MoveTo(f.to_string()),
-            ("redirect", ["copy"], Some(to)) => Action::Forward(to.to_string()),
-            ("redirect", [], Some(to)) => Action::Redirect(to.to_string()),
+            ("redirect", ["copy"], Some(to)) => Action::Redirect(to.to_string()),
+            // Without :copy, the redirect cancels the implicit keep: a discard.
+            ("redirect", [], Some(to)) => {
+                actions.push(Action::Redirect(to.to_string()));
+                Action::Discard
+            }
             ("addflag" | "setflag", [], Some(flag)) if flag.eq_ignore_ascii_case("\\Seen") => {
                 Action::MarkRead
             }
             ("addflag" | "setflag", [], Some(flag)) if flag.eq_ignore_ascii_case("\\Flagged") => {
                 Action::Flag
             }
-            ("discard", [], None) if plain.is_empty() => Action::Delete,
+            ("discard", [], None) if plain.is_empty() => Action::Discard,
             ("stop", [], None) if plain.is_empty() => Action::Stop,
             _ => {
                 return Err(format!(
@@ -603,6 +562,7 @@ fn rule_of(c: &Command, index: usize) -> Result<Rule, String> {
         return Err("a rule without actions".into());
     }
     Ok(Rule {
+        enabled,
         name: c
             .label
             .clone()
@@ -643,11 +603,19 @@ fn condition_of(t: &Test) -> Result<Condition, String> {
     ) {
         ("size", ["over"], [], [n]) => Ok(Condition::SizeOver(*n)),
         ("size", ["under"], [], [n]) => Ok(Condition::SizeUnder(*n)),
-        ("address", ["all", "contains"] | ["contains"], [h, v], []) => {
+        ("address", ["all", "contains"] | ["contains"] | ["all", "is"] | ["is"], [h, v], []) => {
             let value = single(v).ok_or_else(outside)?;
-            match single(h).map(|h| h.to_ascii_lowercase()).as_deref() {
-                Some("from") => Ok(Condition::From(value)),
-                Some("to") => Ok(Condition::To(value)),
+            let mut fields: Vec<String> = h.iter().map(|h| h.to_ascii_lowercase()).collect();
+            fields.sort_unstable();
+            fields.dedup();
+            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+            let is = tags.contains(&"is");
+            match (fields.as_slice(), is) {
+                (["from"], false) => Ok(Condition::From(value)),
+                (["from"], true) => Ok(Condition::FromAddress(value)),
+                (["to"], false) => Ok(Condition::To(value)),
+                (["cc", "to"], false) => Ok(Condition::RecipientContains(value)),
+                (["cc", "to"], true) => Ok(Condition::SentTo(value)),
                 _ => Err(outside()),
             }
         }
@@ -673,6 +641,7 @@ mod tests {
         vec![
             Rule {
                 name: "Factures → Compta".into(),
+                enabled: true,
                 conditions: vec![
                     Condition::From("billing@example.com".into()),
                     Condition::SubjectContains("facture \"urgente\" \\ n°".into()),
@@ -686,6 +655,7 @@ mod tests {
             },
             Rule {
                 name: "Big or listed".into(),
+                enabled: false,
                 conditions: vec![
                     Condition::SizeOver(5 << 20),
                     Condition::HeaderContains {
@@ -694,22 +664,30 @@ mod tests {
                     },
                     Condition::To("team@".into()),
                     Condition::SizeUnder(10),
+                    Condition::FromAddress("boss@example.com".into()),
+                    Condition::RecipientContains("sales".into()),
+                    Condition::SentTo("all@example.com".into()),
                 ],
                 match_all: false,
-                actions: vec![Action::Flag, Action::Forward("me@elsewhere.example".into())],
+                actions: vec![
+                    Action::Flag,
+                    Action::Redirect("me@elsewhere.example".into()),
+                ],
             },
             Rule {
                 name: "Everything else".into(),
+                enabled: true,
                 conditions: vec![],
                 match_all: true,
-                actions: vec![Action::Redirect("a@b.example".into()), Action::Delete],
+                actions: vec![Action::Redirect("a@b.example".into()), Action::Discard],
             },
         ]
     }
 
     #[test]
     fn round_trip_keeps_every_rule() {
-        let script = to_sieve(&sample()).unwrap();
+        let (script, left) = to_sieve(&sample());
+        assert_eq!(left, vec![]);
         assert!(
             script.starts_with("require [\"copy\", \"fileinto\", \"imap4flags\"];\n"),
             "{script}"
@@ -732,6 +710,9 @@ mod tests {
         prop_oneof![
             text().prop_map(Condition::From),
             text().prop_map(Condition::To),
+            text().prop_map(Condition::FromAddress),
+            text().prop_map(Condition::RecipientContains),
+            text().prop_map(Condition::SentTo),
             text().prop_map(Condition::SubjectContains),
             // Printable ASCII but ':'; `Subject` reads back as its own condition.
             ("[!-9;-~]{1,12}", text())
@@ -747,9 +728,8 @@ mod tests {
             text().prop_map(Action::MoveTo),
             Just(Action::MarkRead),
             Just(Action::Flag),
-            text().prop_map(Action::Forward),
             text().prop_map(Action::Redirect),
-            Just(Action::Delete),
+            Just(Action::Discard),
             Just(Action::Stop),
         ]
     }
@@ -760,12 +740,14 @@ mod tests {
             text().prop_map(|s| s.replace(['\r', '\n'], "")),
             proptest::collection::vec(condition(), 0..4),
             any::<bool>(),
+            any::<bool>(),
             proptest::collection::vec(action(), 1..5),
         )
-            .prop_map(|(name, conditions, match_all, mut actions)| {
+            .prop_map(|(name, conditions, match_all, enabled, mut actions)| {
                 actions.sort_by_key(rank);
                 Rule {
                     name,
+                    enabled,
                     match_all: match_all || conditions.len() < 2,
                     conditions,
                     actions,
@@ -776,7 +758,8 @@ mod tests {
     proptest! {
         #[test]
         fn any_rules_round_trip(rules in proptest::collection::vec(rule(), 0..4)) {
-            let script = to_sieve(&rules).unwrap();
+            let (script, left) = to_sieve(&rules);
+            prop_assert_eq!(left, vec![]);
             prop_assert_eq!(from_sieve(&script), Translated { rules, untranslatable: vec![] });
         }
     }
@@ -785,29 +768,42 @@ mod tests {
     fn only_needed_requires() {
         let rules = vec![Rule {
             name: "x".into(),
+            enabled: true,
             conditions: vec![Condition::SizeOver(1)],
             match_all: true,
-            actions: vec![Action::Delete],
+            actions: vec![Action::Discard],
         }];
         assert_eq!(
-            to_sieve(&rules).unwrap(),
-            "# rule: x\nif size :over 1 {\n  discard;\n}\n"
+            to_sieve(&rules),
+            (
+                "# rule: x\nif size :over 1 {\n  discard;\n}\n".to_string(),
+                vec![]
+            )
         );
     }
 
     #[test]
     fn bad_header_name_is_refused_with_the_rule() {
-        let rules = vec![Rule {
+        let odd = Rule {
             name: "odd".into(),
+            enabled: true,
             conditions: vec![Condition::HeaderContains {
                 header: "X Bad:".into(),
                 value: "v".into(),
             }],
             match_all: true,
-            actions: vec![Action::Delete],
-        }];
-        let e = to_sieve(&rules).unwrap_err();
-        assert_eq!(e.rule, "odd");
+            actions: vec![Action::Discard],
+        };
+        let fine = Rule {
+            name: "fine".into(),
+            conditions: vec![],
+            ..odd.clone()
+        };
+        let (script, left) = to_sieve(&[odd.clone(), fine]);
+        assert_eq!(script, "# rule: fine\nif true {\n  discard;\n}\n");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].text, odd.to_string());
+        assert!(left[0].reason.contains("header field name"), "{left:?}");
     }
 
     #[test]
@@ -822,6 +818,7 @@ mod tests {
             t.rules,
             vec![Rule {
                 name: "kept".into(),
+                enabled: true,
                 conditions: vec![Condition::From("x@y".into())],
                 match_all: true,
                 actions: vec![Action::MoveTo("B".into())],
@@ -854,6 +851,69 @@ mod tests {
         assert_eq!(
             t.rules[0].conditions,
             vec![Condition::SubjectContains(".dot\n".into())]
+        );
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+    use crate::rules::Importance;
+
+    #[test]
+    fn what_sieve_cannot_hold_is_left_out_with_the_reason() {
+        let base = Rule {
+            name: "r".into(),
+            enabled: true,
+            conditions: vec![],
+            match_all: true,
+            actions: vec![Action::MarkRead],
+        };
+        let cases = [
+            (
+                Rule {
+                    conditions: vec![Condition::HeadersContain("x".into())],
+                    ..base.clone()
+                },
+                "all headers",
+            ),
+            (
+                Rule {
+                    actions: vec![Action::MarkImportance(Importance::High)],
+                    ..base.clone()
+                },
+                "importance",
+            ),
+            (
+                Rule {
+                    actions: vec![Action::Forward("a@b".into())],
+                    ..base.clone()
+                },
+                "new message",
+            ),
+            (
+                Rule {
+                    actions: vec![Action::Delete],
+                    ..base.clone()
+                },
+                "trash",
+            ),
+        ];
+        for (rule, why) in cases {
+            let (script, left) = to_sieve(std::slice::from_ref(&rule));
+            assert_eq!(script, "", "{rule}");
+            assert_eq!(left.len(), 1, "{rule}");
+            assert!(left[0].reason.contains(why), "{rule}: {}", left[0].reason);
+            assert_eq!(left[0].text, rule.to_string());
+        }
+    }
+
+    #[test]
+    fn a_plain_redirect_reads_as_redirect_then_discard() {
+        let t = from_sieve("if true { redirect \"a@b\"; }");
+        assert_eq!(
+            t.rules[0].actions,
+            vec![Action::Redirect("a@b".into()), Action::Discard]
         );
     }
 }

@@ -1,0 +1,252 @@
+//! The transport under the SOAP client, with the DAV client's conventions (crates/mailshift-dav
+//! `dav/client.rs`): rustls on ring with the platform's roots plus the plan's `ca_file`, or no
+//! verification only when the plan says `insecure_skip_verify`; URLs checked (https, or http to
+//! this machine only; no credentials in them); errors told apart (TLS, network) and shown
+//! without credentials.
+
+use std::error::Error as _;
+use std::sync::Arc;
+
+use mailshift_dav::error::ErrorKind;
+use mailshift_dav::store::StoreError;
+use reqwest::Url;
+
+use crate::config::EwsConfig;
+
+pub fn error(kind: ErrorKind, message: impl Into<String>) -> StoreError {
+    StoreError {
+        kind,
+        message: message.into(),
+        retry_after: None,
+    }
+}
+
+/// The HTTP client for one configuration: its TLS trust, timeouts, no redirects followed
+/// (credentials must not follow one to another host).
+pub fn http_client(config: &EwsConfig) -> Result<reqwest::Client, StoreError> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(config)?)
+        .timeout(config.timeout)
+        .connect_timeout(config.timeout.min(std::time::Duration::from_secs(30)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("mailshift/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| {
+            error(
+                ErrorKind::Config,
+                format!("cannot build the HTTP client: {e}"),
+            )
+        })
+}
+
+/// The reason, when a failure comes from TLS (a rustls error somewhere in its sources), so
+/// that a certificate problem is told apart from an unreachable host without reading words.
+pub fn tls_failure(e: &reqwest::Error) -> Option<String> {
+    e.source().and_then(find_rustls)
+}
+
+pub fn find_rustls(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls.to_string());
+    }
+    // hyper-util and tokio-rustls wrap it in io::Errors, whose `source()` skips the wrapped
+    // error itself: look inside them too.
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        && let Some(found) = find_rustls(inner)
+    {
+        return Some(found);
+    }
+    e.source().and_then(find_rustls)
+}
+
+/// An error and its sources on one line (reqwest's own message is only the outer layer).
+pub fn chain(e: &reqwest::Error) -> String {
+    let mut message = strip_url(e);
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    message
+}
+
+/// reqwest's message without the URL (the caller's message names it already).
+pub fn strip_url(e: &reqwest::Error) -> String {
+    let text = e.to_string();
+    match e.url() {
+        Some(url) => text
+            .replace(&format!(" ({url})"), "")
+            .replace(&format!(" for url ({url})"), ""),
+        None => text,
+    }
+}
+
+/// A URL as shown in messages: never its credentials.
+pub fn shown(url: &Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+/// Checks the caller's URL: http(s), no credentials in it, plain http only to this machine.
+pub fn check_url(text: &str) -> Result<Url, StoreError> {
+    let url = Url::parse(text.trim()).map_err(|e| {
+        error(
+            ErrorKind::Config,
+            format!("the EWS URL {text:?} is not a valid URL: {e}"),
+        )
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(error(
+            ErrorKind::Config,
+            format!(
+                "the EWS URL {} carries credentials: give them as the account's login and \
+                 password instead",
+                shown(&url)
+            ),
+        ));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(error(
+                ErrorKind::Config,
+                format!(
+                    "the EWS URL {} is plain http to another machine: credentials and data \
+                     would cross the network in clear; use https://",
+                    shown(&url)
+                ),
+            ));
+        }
+        other => {
+            return Err(error(
+                ErrorKind::Config,
+                format!(
+                    "the EWS URL {} has scheme {other:?}: expected https://",
+                    shown(&url)
+                ),
+            ));
+        }
+    }
+    if url.host().is_none() {
+        return Err(error(
+            ErrorKind::Config,
+            format!("the EWS URL {} names no host", shown(&url)),
+        ));
+    }
+    Ok(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// rustls with ring, the platform's roots plus the caller's CA file, or no verification at
+/// all when asked.
+fn tls_config(config: &EwsConfig) -> Result<rustls::ClientConfig, StoreError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let setup = |e: rustls::Error| error(ErrorKind::Config, format!("TLS setup failed: {e}"));
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(setup)?
+        .dangerous();
+    let builder = if config.insecure_skip_verify {
+        builder.with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
+    } else {
+        let verifier = match &config.ca_file {
+            None => rustls_platform_verifier::Verifier::new(provider),
+            Some(path) => {
+                rustls_platform_verifier::Verifier::new_with_extra_roots(read_ca(path)?, provider)
+            }
+        }
+        .map_err(setup)?;
+        builder.with_custom_certificate_verifier(Arc::new(verifier))
+    };
+    let mut tls = builder.with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tls)
+}
+
+fn read_ca(
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, StoreError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let fail = |why: String| {
+        error(
+            ErrorKind::Config,
+            format!("cannot use the CA file {}: {why}", path.display()),
+        )
+    };
+    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(fail("it holds no PEM certificate".into()));
+    }
+    Ok(certs)
+}
+
+/// The verifier of `insecure_skip_verify`: any certificate, any name. Signatures are still
+/// checked so that the handshake itself stays sound.
+#[derive(Debug)]
+struct AcceptAnything(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,411 @@
+//! Inbox rules through `mailshift apply` between two Dovecot servers' `managesieved`
+//! (`content: [rules]`): the source's active Sieve script lands on the destination as the
+//! script `mailshift`, made active, and a message delivered afterwards is filed as the rule
+//! says; a second apply writes nothing and a changed source rewrites; a destination's own
+//! active script keeps running beside the source's rules (a combined script with `include`);
+//! and a part of the source's script outside the rule model is shown with its text, the step
+//! failing as a conflict rather than dropping it until `mailshift ack` says it was carried by
+//! hand. And the Graph message rules `rules::graph` writes, posted to the Graph simulator,
+//! follow Microsoft's published metadata and read back as the same rules.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use mailshift::transfer::imap::session::{Auth, Endpoint, Secret, Security, Target};
+use mailshift::transfer::imap::sieve::ManageSieve;
+
+use crate::support::dovecot::{Dovecot, DovecotConfig};
+
+const USER: &str = "alice";
+const PW_OLD: &str = "old-Sieve-Pa55";
+const PW_NEW: &str = "new-Sieve-Pa55";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn text(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn mailshift(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(args)
+        .current_dir(dir)
+        .env("PW_OLD", PW_OLD)
+        .env("PW_NEW", PW_NEW)
+        .output()
+        .expect("run mailshift");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn server(pw: &str) -> Dovecot {
+    Dovecot::start(DovecotConfig {
+        separator: '/',
+        users: &[(USER, pw)],
+        tls: true,
+        managesieve: true,
+        ..DovecotConfig::default()
+    })
+}
+
+fn platform(d: &Dovecot) -> String {
+    // `sieve:` names only its port: the host and the CA file are the IMAP endpoint's,
+    // STARTTLS is the default.
+    format!(
+        "{{type: imap, imap: {{host: 127.0.0.1, port: {}, security: starttls, ca_file: {:?}}}, sieve: {{port: {}}}}}",
+        d.port(),
+        d.ca_pem_path().display().to_string(),
+        d.managesieve_port()
+    )
+}
+
+fn write_plan(dir: &Path, old: &Dovecot, new: &Dovecot) {
+    let plan = format!(
+        "version: 1\nplatforms:\n  old: {}\n  new: {}\naccounts:\n  - address: alice@example.com\n    from: old\n    to: new\n    content: [rules]\n    source: {{login: alice, password: {{env: PW_OLD}}}}\n    destination: {{login: alice, password: {{env: PW_NEW}}}}\n",
+        platform(old),
+        platform(new)
+    );
+    std::fs::write(dir.join("plan.yaml"), plan).unwrap();
+}
+
+fn target(d: &Dovecot, pw: &str) -> Target {
+    Target::new(
+        Endpoint {
+            host: "127.0.0.1".into(),
+            port: d.managesieve_port(),
+            security: Security::Starttls,
+            ca_file: Some(d.ca_pem_path()),
+            insecure_skip_verify: false,
+            timeout: Duration::from_secs(30),
+        },
+        Auth::Password {
+            login: USER.into(),
+            password: Secret::new(pw),
+        },
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Stores `script` as `name` and makes it the active one.
+fn activate(d: &Dovecot, pw: &str, name: &str, script: &str) {
+    runtime().block_on(async {
+        let mut s = ManageSieve::connect(&target(d, pw)).await.unwrap();
+        s.put_script(name, script).await.unwrap();
+        s.set_active(Some(name)).await.unwrap();
+        s.logout().await;
+    });
+}
+
+/// Every script (name, active, text).
+fn scripts(d: &Dovecot, pw: &str) -> Vec<(String, bool, String)> {
+    runtime().block_on(async {
+        let mut s = ManageSieve::connect(&target(d, pw)).await.unwrap();
+        let mut out = Vec::new();
+        for l in s.list_scripts().await.unwrap() {
+            let text = s.get_script(&l.name).await.unwrap();
+            out.push((l.name, l.active, text));
+        }
+        out.sort();
+        s.logout().await;
+        out
+    })
+}
+
+fn mail(subject: &str, id: &str) -> Vec<u8> {
+    format!(
+        "From: Billing <billing@example.com>\r\nTo: alice@example.org\r\nSubject: {subject}\r\nMessage-ID: <{id}@example.com>\r\n\r\nhello\r\n"
+    )
+    .into_bytes()
+}
+
+/// The Message-IDs in a folder.
+fn ids(d: &Dovecot, pw: &str, folder: &str) -> Vec<String> {
+    let mut imap = d.login(USER, pw);
+    let out = imap
+        .uid_fetch_all(folder)
+        .unwrap()
+        .iter()
+        .filter_map(|m| {
+            let text = String::from_utf8_lossy(&m.bytes).into_owned();
+            let at = text.find("Message-ID: <")? + "Message-ID: <".len();
+            Some(text[at..at + text[at..].find('@')?].to_string())
+        })
+        .collect();
+    imap.logout().unwrap();
+    out
+}
+
+const SOURCE: &str = "require [\"fileinto\", \"imap4flags\"];\n\
+    # rule: Invoices\n\
+    if header :contains \"subject\" \"invoice\" {\n  addflag \"\\\\Seen\";\n  fileinto \"Compta/Factures\";\n  stop;\n}\n";
+
+#[test]
+fn rules_land_active_file_new_mail_and_a_second_apply_writes_nothing() {
+    let (old, new) = (server(PW_OLD), server(PW_NEW));
+    activate(&old, PW_OLD, "roundcube", SOURCE);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &old, &new);
+
+    // `plan` reads the source's rules to say what the step will write.
+    let run = mailshift(dir.path(), &["plan", "plan.yaml", "--refresh"]);
+    assert!(
+        run.stdout.contains("account/alice@example.com/rules")
+            && run
+                .stdout
+                .contains("1 rule on the source to write as the destination's Sieve script"),
+        "{}",
+        run.text()
+    );
+
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(run.stdout.contains("1 rule written"), "{}", run.text());
+    let on_new = scripts(&new, PW_NEW);
+    assert_eq!(on_new.len(), 1, "{on_new:?}");
+    let (name, active, text) = &on_new[0];
+    assert_eq!((name.as_str(), *active), ("mailshift", true));
+    assert!(text.contains("# rule: Invoices\n"), "{text}");
+
+    // The destination files what it receives now as the source did.
+    let mut imap = new.login(USER, PW_NEW);
+    imap.create("Compta/Factures").unwrap();
+    imap.logout().unwrap();
+    new.deliver(USER, &mail("Your invoice", "inv1"));
+    new.deliver(USER, &mail("Hello", "hello1"));
+    assert_eq!(ids(&new, PW_NEW, "Compta/Factures"), ["inv1"]);
+    assert_eq!(ids(&new, PW_NEW, "INBOX"), ["hello1"]);
+
+    // Again: nothing to write.
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        run.stdout.contains("1 rule already on the destination"),
+        "{}",
+        run.text()
+    );
+    assert_eq!(scripts(&new, PW_NEW), on_new);
+
+    let run = mailshift(dir.path(), &["verify", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        run.stdout
+            .contains("ok       alice@example.com rules: 1 on the source"),
+        "{}",
+        run.text()
+    );
+
+    // A changed source: `verify` sees it, the next apply carries it.
+    activate(
+        &old,
+        PW_OLD,
+        "roundcube",
+        &SOURCE.replace("\"invoice\"", "\"facture\""),
+    );
+    let run = mailshift(dir.path(), &["verify", "plan.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.text());
+    assert!(
+        run.stdout.contains("MISMATCH alice@example.com rules")
+            && run.stdout.contains(
+                "missing on the destination: rule \"Invoices\": if subject contains \"facture\""
+            )
+            && run.stdout.contains(
+                "only on the destination: rule \"Invoices\": if subject contains \"invoice\""
+            ),
+        "{}",
+        run.text()
+    );
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    let after = scripts(&new, PW_NEW);
+    assert!(
+        after[0].2.contains("\"facture\""),
+        "{after:?}\n{}",
+        run.text()
+    );
+}
+
+#[test]
+fn the_destinations_own_rules_keep_running_and_what_cannot_be_carried_is_shown() {
+    let (old, new) = (server(PW_OLD), server(PW_NEW));
+    let vacation = "vacation :days 3 \"I am away\";";
+    activate(
+        &old,
+        PW_OLD,
+        "main",
+        &format!(
+            "require [\"vacation\", \"fileinto\", \"imap4flags\"];\n{vacation}\n{}",
+            &SOURCE[SOURCE.find('\n').unwrap() + 1..]
+        ),
+    );
+    let own = "require [\"fileinto\"];\nif header :contains \"subject\" \"news\" { fileinto \"News\"; }\n";
+    activate(&new, PW_NEW, "own", own);
+    let dir = tempfile::tempdir().unwrap();
+    write_plan(dir.path(), &old, &new);
+
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_ne!(run.code, 0, "{}", run.text());
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains(vacation),
+        "the rule's text is shown: {}",
+        run.text()
+    );
+    assert!(
+        all.contains("a top-level `vacation` outside any rule"),
+        "with the reason: {}",
+        run.text()
+    );
+    assert!(
+        all.contains("mailshift ack PLAN account/alice@example.com/rules"),
+        "with what to do once it is done: {}",
+        run.text()
+    );
+    // Until a person says it is done, every apply shows it again.
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_ne!(run.code, 0, "{}", run.text());
+    let run = mailshift(
+        dir.path(),
+        &["ack", "plan.yaml", "account/alice@example.com/rules"],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(run.stdout.contains(vacation), "{}", run.text());
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        run.stdout.contains("1 rule carried by hand (acknowledged)"),
+        "{}",
+        run.text()
+    );
+
+    let on_new = scripts(&new, PW_NEW);
+    let names: Vec<(&str, bool)> = on_new.iter().map(|(n, a, _)| (n.as_str(), *a)).collect();
+    assert_eq!(
+        names,
+        [
+            ("mailshift", false),
+            ("mailshift-combined", true),
+            ("own", false)
+        ],
+        "{on_new:?}"
+    );
+    assert_eq!(on_new[2].2, own, "the destination's script is untouched");
+
+    let mut imap = new.login(USER, PW_NEW);
+    imap.create("Compta/Factures").unwrap();
+    imap.create("News").unwrap();
+    imap.logout().unwrap();
+    new.deliver(USER, &mail("Your invoice", "inv1"));
+    new.deliver(USER, &mail("Weekly news", "news1"));
+    assert_eq!(ids(&new, PW_NEW, "Compta/Factures"), ["inv1"]);
+    assert_eq!(ids(&new, PW_NEW, "News"), ["news1"]);
+}
+
+#[test]
+fn graph_message_rules_follow_the_published_metadata_and_read_back() {
+    use mailshift::rules::graph::{from_graph, to_graph};
+    use mailshift::rules::{Action, Condition, Importance, Rule};
+
+    const MB: &str = "ada@example.com";
+    const TOKEN: &str = "token-ada";
+    let rules = vec![
+        Rule {
+            name: "Factures".into(),
+            enabled: true,
+            conditions: vec![
+                Condition::HeadersContain("X-Spam: yes".into()),
+                Condition::RecipientContains("compta".into()),
+                Condition::From("billing@".into()),
+                Condition::SubjectContains("facture".into()),
+                Condition::FromAddress("boss@example.com".into()),
+                Condition::SentTo("team@example.com".into()),
+                Condition::SizeOver(2048),
+                Condition::SizeUnder(1 << 20),
+            ],
+            match_all: true,
+            actions: vec![
+                Action::MarkRead,
+                Action::MarkImportance(Importance::High),
+                Action::MoveTo("Archive".into()),
+                Action::Redirect("a@example.net".into()),
+                Action::Forward("b@example.net".into()),
+                Action::Stop,
+            ],
+        },
+        Rule {
+            name: "Any of two".into(),
+            enabled: false,
+            conditions: vec![
+                Condition::SubjectContains("x".into()),
+                Condition::SubjectContains("y".into()),
+            ],
+            match_all: false,
+            actions: vec![Action::Delete, Action::Discard],
+        },
+    ];
+    runtime().block_on(async {
+        let sim = graph_sim::GraphSim::start().await.unwrap();
+        sim.add_mailbox(MB, TOKEN);
+        let (values, left) = to_graph(&rules, &|path| {
+            (path == "Archive").then(|| "AQMkArchive".to_string())
+        });
+        assert_eq!(left, vec![]);
+        // Plain HTTP to loopback: the TLS set-up is never used, but reqwest wants one.
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .unwrap();
+        let url = format!("{}/users/{MB}/mailFolders/inbox/messageRules", sim.url());
+        for v in &values {
+            let r = client
+                .post(&url)
+                .bearer_auth(TOKEN)
+                .json(v)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            assert_eq!(status, 201, "{}", r.text().await.unwrap());
+        }
+        let listed: serde_json::Value = client
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(sim.violations(), vec![]);
+        let back = from_graph(listed["value"].as_array().unwrap(), &|id| {
+            (id == "AQMkArchive").then(|| "Archive".to_string())
+        });
+        assert_eq!(back.untranslatable, vec![]);
+        assert_eq!(back.rules, rules);
+    });
+}
