@@ -110,6 +110,17 @@ fn radicale_to_microsoft_365_sends_no_invitation_and_a_second_apply_writes_nothi
 
     let first = run(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(first.code, 0, "{}", first.transcript());
+    // What Microsoft 365 cannot hold is reported per object and property, for a contact
+    // (the phonetic name) and an event (Apple's travel advisory).
+    let report = first.transcript();
+    for lost in ["X-PHONETIC-LAST-NAME", "X-APPLE-TRAVEL-ADVISORY-BEHAVIOR"] {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.contains(lost) && l.contains("not carried")),
+            "{lost} is not reported: {report}"
+        );
+    }
     assert_clean(&s.sim);
     assert_eq!(
         s.sim.invitations_would_send(),

@@ -20,6 +20,10 @@
 //! **Attendees.** Graph invites every attendee of an event it creates or an update adds
 //! ([`crate::Attendees`]): events are written as the plan chose, by default without attendees.
 //!
+//! **Losses.** What an object holds that Microsoft 365 cannot (a contact's fourth e-mail,
+//! `X-` properties, event attachments) is written without it and kept in
+//! [`GraphStore::losses`], one line per object and field, for apply's report.
+//!
 //! **Not yet:** delta queries (collections carry no sync token, so the engine lists and
 //! compares etags each run); contact folders nested in other folders (only top-level ones and
 //! the default one are listed).
@@ -172,6 +176,9 @@ pub struct GraphStore {
     /// of the kind being copied (one store serves one kind of content: see apply's DAV
     /// content, which opens its sides per kind).
     asked: std::sync::Mutex<Option<Kind>>,
+    /// What the objects written so far held that Microsoft 365 cannot, one line per object
+    /// and field (see [`GraphStore::losses`]).
+    lost: std::sync::Mutex<Vec<String>>,
 }
 
 impl GraphStore {
@@ -192,7 +199,20 @@ impl GraphStore {
             ids: Mutex::new(HashMap::new()),
             task_names: Mutex::new(HashMap::new()),
             asked: std::sync::Mutex::new(None),
+            lost: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// What could not be carried so far, one line per object and field, for the report: the
+    /// object was written without it.
+    pub fn losses(&self) -> Vec<String> {
+        self.lost.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn note_lost(&self, href: &str, lost: &[String]) {
+        if let Ok(mut all) = self.lost.lock() {
+            all.extend(lost.iter().map(|l| format!("{href}: {l}, not carried")));
+        }
     }
 
     /// Where a collection's items are listed and created.
@@ -451,19 +471,20 @@ impl GraphStore {
             .and_then(|i| i.uid)
             .unwrap_or_default();
         // What the object becomes on Graph, or why it cannot.
-        let (mut fields, photo, event_parts) = match kind {
+        let (mut fields, photo, event_parts, dropped) = match kind {
             Kind::Contacts => match contact::from_vcard(data) {
-                Ok(c) => (c.fields, c.photo, None),
+                Ok(c) => (c.fields, c.photo, None, c.dropped),
                 Err(e) => return Ok(refused_object(href, &e)),
             },
             Kind::Todo => match task::from_ical(data) {
-                Ok(f) => (f, None, None),
+                Ok(f) => (f, None, None, Vec::new()),
                 Err(e) => return Ok(refused_object(href, &e)),
             },
             Kind::Calendars => match event::from_ical(data, self.attendees) {
                 Ok(mut e) => {
                     let fields = std::mem::take(&mut e.fields);
-                    (fields, None, Some(e))
+                    let dropped = std::mem::take(&mut e.dropped);
+                    (fields, None, Some(e), dropped)
                 }
                 Err(e) => return Ok(refused_object(href, &e)),
             },
@@ -570,6 +591,7 @@ impl GraphStore {
                     .await?
             }
         };
+        self.note_lost(href, &dropped);
         Ok(PutOutcome::Written { etag })
     }
 

@@ -391,10 +391,11 @@ impl Side {
         }
     }
 
-    /// What an Exchange destination could not carry, as report lines.
+    /// What an Exchange or Microsoft 365 destination could not carry, as report lines.
     fn losses(&self) -> Vec<String> {
         match self {
             Side::Ews(e) => e.losses(),
+            Side::Graph(g) => g.losses(),
             _ => Vec::new(),
         }
     }

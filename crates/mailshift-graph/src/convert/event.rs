@@ -765,7 +765,21 @@ fn event_fields(
         .collect();
     f.insert("categories".into(), Value::Array(categories));
     if event.prop("ATTACH").is_some() {
-        dropped.push("attachments (ATTACH): not copied to Microsoft 365 yet".into());
+        let attach = "attachments (ATTACH): not copied to Microsoft 365 yet";
+        if !dropped.iter().any(|d| d == attach) {
+            dropped.push(attach.into());
+        }
+    }
+    // Private properties (X-...) have no Graph field; an occurrence repeats its series'.
+    for unknown in event
+        .props
+        .iter()
+        .map(|(_, p)| p.name())
+        .filter(|n| n.starts_with("X-"))
+    {
+        if !dropped.iter().any(|d| d.contains(&unknown)) {
+            dropped.push(format!("{unknown}: Graph has no field for it"));
+        }
     }
     Ok((f, start))
 }

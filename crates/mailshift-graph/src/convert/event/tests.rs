@@ -188,6 +188,21 @@ DURATION:PT1H\r\nSUMMARY:late\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
 }
 
 #[test]
+fn private_properties_and_attachments_are_named_as_dropped_once() {
+    let ical = b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:u\r\nDTSTART:20260301T090000Z\r\n\
+DTEND:20260301T100000Z\r\nX-APPLE-TRAVEL-DURATION:PT10M\r\nATTACH:https://example.com/a\r\n\
+ATTACH:https://example.com/b\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let back = from_ical(ical, Attendees::Send).unwrap();
+    assert_eq!(back.dropped.len(), 2, "{:?}", back.dropped);
+    assert!(back.dropped.iter().any(|d| d.starts_with("attachments")));
+    assert!(
+        back.dropped
+            .iter()
+            .any(|d| d.starts_with("X-APPLE-TRAVEL-DURATION"))
+    );
+}
+
+#[test]
 fn recurrence_patterns_map_both_ways() {
     let start = Stamp::parse("20260115T100000").unwrap(); // a Thursday
     for (rule, pattern_type) in [
