@@ -22,7 +22,11 @@ fn fixtures() -> PathBuf {
 
 /// Every collection of `user` holding `component`, with the UIDs (or, without one, the
 /// content) of its objects of that component, sorted: duplicates show.
-fn contents(server: &DavServer, user: &str, component: Component) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn contents(
+    server: &DavServer,
+    user: &str,
+    component: Component,
+) -> BTreeMap<String, Vec<String>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -56,7 +60,7 @@ fn contents(server: &DavServer, user: &str, component: Component) -> BTreeMap<St
 }
 
 /// Loads the fixture collections into `server` for `user` under `home` (a path ending in `/`).
-fn load_fixtures(server: &DavServer, user: &str, home: &str) {
+pub(crate) fn load_fixtures(server: &DavServer, user: &str, home: &str) {
     for (dir, calendar) in [
         ("contacts", false),
         ("contacts-work", false),

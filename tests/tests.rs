@@ -10,6 +10,7 @@ mod ews;
 mod examples;
 mod faultproxy_smoke;
 mod gmail;
+mod graph;
 mod groupware;
 mod hostile_names;
 mod hostile_network;

@@ -45,6 +45,17 @@ const MICROSOFT_DELEGATED_SCOPES: [&str; 2] = [
     "https://outlook.office.com/IMAP.AccessAsUser.All",
     "offline_access",
 ];
+/// Microsoft Graph (contacts, calendars and To Do on Microsoft 365, crates/mailshift-graph):
+/// its own audience, so its own tokens. App-only: the app's Graph permissions
+/// (Contacts.ReadWrite, Calendars.ReadWrite, Tasks.ReadWrite.All, application). Delegated: the
+/// same refresh token as IMAP, exchanged for Graph scopes (the app must be consented for them).
+const MICROSOFT_GRAPH_APP_ONLY_SCOPE: &str = "https://graph.microsoft.com/.default";
+const MICROSOFT_GRAPH_DELEGATED_SCOPES: [&str; 4] = [
+    "https://graph.microsoft.com/Contacts.ReadWrite",
+    "https://graph.microsoft.com/Calendars.ReadWrite",
+    "https://graph.microsoft.com/Tasks.ReadWrite",
+    "offline_access",
+];
 const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 const GOOGLE_AUTHORIZATION_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 const GOOGLE_DEVICE_URL: &str = "https://oauth2.googleapis.com/device/code";
@@ -331,6 +342,41 @@ pub fn tokens_for(
     let Some(block) = block_for(platform, creds) else {
         return Ok(None);
     };
+    tokens_with(loaded, platform, block, login)
+}
+
+/// Like [`tokens_for`], for Microsoft Graph: the account's `oauth2` setup asked for Graph's
+/// scopes instead of IMAP's (the block's `scopes` are IMAP's and do not apply). `None` when
+/// the account has no `oauth2` block.
+pub fn graph_tokens_for(
+    loaded: &Loaded,
+    platform: &Platform,
+    creds: &Credentials,
+    login: &str,
+) -> Result<Option<Tokens>, String> {
+    let Some(block) = block_for(platform, creds) else {
+        return Ok(None);
+    };
+    tokens_with(loaded, platform, &graph_block(block), login)
+}
+
+/// An `oauth2` block with Graph's scopes for its flow.
+fn graph_block(block: &OAuth2) -> OAuth2 {
+    let mut graph = block.clone();
+    graph.scopes = if block.flow == OAuth2Flow::ClientCredentials {
+        vec![MICROSOFT_GRAPH_APP_ONLY_SCOPE.to_string()]
+    } else {
+        MICROSOFT_GRAPH_DELEGATED_SCOPES.map(String::from).to_vec()
+    };
+    graph
+}
+
+fn tokens_with(
+    loaded: &Loaded,
+    platform: &Platform,
+    block: &OAuth2,
+    login: &str,
+) -> Result<Option<Tokens>, String> {
     let store = store_path(loaded);
     // An app-only token is the app's, whatever the mailbox (XOAUTH2 names the mailbox): one
     // cache per app, so 10,000 mailboxes of a tenant cost one token request per lifetime, not
@@ -386,4 +432,56 @@ fn registry_key(
     h.update([0]);
     h.update(store.to_string_lossy().as_bytes());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod graph_scope_tests {
+    use super::*;
+
+    fn block(flow: OAuth2Flow) -> OAuth2 {
+        OAuth2 {
+            flow,
+            client_id: Some("app".into()),
+            client_secret: None,
+            tenant: Some("contoso.onmicrosoft.com".into()),
+            service_account_key: None,
+            refresh_token: None,
+            // IMAP's, as a plan may set them: Graph never gets them.
+            scopes: vec!["https://outlook.office365.com/.default".into()],
+            token_url: None,
+            device_authorization_url: None,
+            authorization_url: None,
+            ca_file: None,
+        }
+    }
+
+    #[test]
+    fn graph_asks_for_graph_scopes_not_imap_ones() {
+        let app = graph_block(&block(OAuth2Flow::ClientCredentials));
+        assert_eq!(app.scopes, ["https://graph.microsoft.com/.default"]);
+        let delegated = graph_block(&block(OAuth2Flow::DeviceCode));
+        assert!(
+            delegated
+                .scopes
+                .iter()
+                .all(|s| s.starts_with("https://graph.microsoft.com/") || s == "offline_access"),
+            "{:?}",
+            delegated.scopes
+        );
+        assert!(
+            delegated
+                .scopes
+                .iter()
+                .any(|s| s.ends_with("Calendars.ReadWrite"))
+        );
+        let settings = Settings::resolve(
+            &delegated,
+            PlatformKind::Microsoft365,
+            Path::new("."),
+            "ada@contoso.com",
+            "plan.yaml",
+        )
+        .unwrap();
+        assert_eq!(settings.scopes, delegated.scopes);
+    }
 }

@@ -60,6 +60,8 @@ PATHS = [
     "todo/lists/{todoTaskList-id}/tasks",
     "todo/lists/{todoTaskList-id}/tasks/{todoTask-id}",
     "todo/lists/{todoTaskList-id}/tasks/delta()",
+    "todo/lists/{todoTaskList-id}/tasks/{todoTask-id}/linkedResources",
+    "todo/lists/{todoTaskList-id}/tasks/{todoTask-id}/linkedResources/{linkedResource-id}",
     "mailFolders/{mailFolder-id}/messageRules",
     "mailFolders/{mailFolder-id}/messageRules/{messageRule-id}",
 ]

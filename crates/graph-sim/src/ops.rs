@@ -190,6 +190,15 @@ fn target(mb: &Mailbox, template: &str, params: &[String]) -> Result<Target, Rep
             let parent = live(p(0), TaskList)?;
             Target::Item(Task, within(p(1), Task, &parent)?)
         }
+        "todo/lists/{todoTaskList-id}/tasks/{todoTask-id}/linkedResources" => {
+            let list = live(p(0), TaskList)?;
+            Target::Collection(LinkedResource, within(p(1), Task, &list)?)
+        }
+        "todo/lists/{todoTaskList-id}/tasks/{todoTask-id}/linkedResources/{linkedResource-id}" => {
+            let list = live(p(0), TaskList)?;
+            let task = within(p(1), Task, &list)?;
+            Target::Item(LinkedResource, within(p(2), LinkedResource, &task)?)
+        }
         "todo/lists/{todoTaskList-id}/tasks/delta()" => {
             Target::Delta(Task, Some(live(p(0), TaskList)?))
         }
@@ -263,12 +272,30 @@ fn operate(st: &mut State, user: &str, call: &Call) -> Reply {
     if is_delta && call.query("$filter").is_some() {
         return unsupported("$filter on a delta query");
     }
-    let expand = match call.query("$expand") {
-        None => None,
+    // `$expand`: the single-value extended properties (of Outlook items), or a task's
+    // linked resources.
+    let tasks = matches!(
+        t,
+        Target::Collection(Kind::Task, _) | Target::Item(Kind::Task, _)
+    );
+    let (expand, linked) = match call.query("$expand") {
+        None => (None, false),
+        Some(e) if e.trim() == "linkedResources" && tasks => (None, true),
         Some(e) => match store::parse_extended_expand(e) {
-            Some(filter) => Some(filter),
-            None => return unsupported("$expand other than singleValueExtendedProperties"),
+            Some(filter) if !tasks => (Some(filter), false),
+            _ => {
+                return unsupported(
+                    "$expand other than singleValueExtendedProperties, or linkedResources on tasks",
+                );
+            }
         },
+    };
+    let render = |mb: &Mailbox, item: &Item| {
+        let mut v = mb.render(item, call.immutable, expand.as_deref());
+        if linked {
+            mb.expand_linked(item, call.immutable, &mut v);
+        }
+        v
     };
     match (call.method, t) {
         ("GET", Target::Collection(kind, parent)) => {
@@ -296,11 +323,7 @@ fn operate(st: &mut State, user: &str, call: &Call) -> Reply {
                 .query("$skip")
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(0);
-            let rendered: Vec<Value> = items
-                .iter()
-                .skip(from)
-                .map(|i| mb.render(i, call.immutable, expand.as_deref()))
-                .collect();
+            let rendered: Vec<Value> = items.iter().skip(from).map(|i| render(mb, i)).collect();
             let top = call
                 .query("$top")
                 .and_then(|t| t.parse().ok())
@@ -320,13 +343,22 @@ fn operate(st: &mut State, user: &str, call: &Call) -> Reply {
             }
             Reply::Json(201, mb.render(item, call.immutable, None))
         }
-        ("GET", Target::Item(_, id)) => Reply::Json(
-            200,
-            mb.render(&mb.items[&id], call.immutable, expand.as_deref()),
-        ),
+        ("GET", Target::Item(_, id)) => Reply::Json(200, render(mb, &mb.items[&id])),
         ("PATCH", Target::Item(kind, id)) => {
             if let Some(stale) = precondition(&mb.items[&id], call.if_match) {
                 return stale;
+            }
+            // Linked resources are changed at their own address, not through the task.
+            if kind == Kind::Task
+                && call
+                    .body
+                    .is_some_and(|b| b.get("linkedResources").is_some())
+            {
+                return error(
+                    400,
+                    "invalidRequest",
+                    "linkedResources cannot be updated through the task; use its linkedResources",
+                );
             }
             mb.update(&id, call.body.cloned().unwrap_or(json!({})));
             let item = &mb.items[&id];

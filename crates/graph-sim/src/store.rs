@@ -3,7 +3,9 @@
 //! and the immutable one Graph gives under `Prefer: IdType="ImmutableId"`), a change key
 //! that every write bumps (the `@odata.etag` checked by `If-Match`), a change sequence
 //! that delta queries read, and its single-value extended properties. Deleted items stay
-//! as tombstones so a delta query can report them as `@removed`.
+//! as tombstones so a delta query can report them as `@removed`. A task's linked resources
+//! are items of their own under the task (Graph addresses them under it), created inline
+//! with the task or one by one, and shown in the task only under `$expand=linkedResources`.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +22,8 @@ pub enum Kind {
     Event,
     TaskList,
     Task,
+    /// A To Do task's linked resource: its parent is the task.
+    LinkedResource,
     Rule,
 }
 
@@ -125,6 +129,11 @@ impl Mailbox {
         let default_id = format!("AAMkAGI2THVSAAA{n:08x}=");
         let mut props = body.as_object().cloned().unwrap_or_default();
         let extended = take_extended(&mut props);
+        // A navigation property in a create body creates those entities with the task.
+        let linked = match (kind, props.remove("linkedResources")) {
+            (Kind::Task, Some(Value::Array(list))) => list,
+            _ => Vec::new(),
+        };
         let now = now();
         match kind {
             Kind::Contact | Kind::Event => {
@@ -170,7 +179,22 @@ impl Mailbox {
                 photo: None,
             },
         );
+        for resource in linked {
+            self.insert(counter, Kind::LinkedResource, &immutable_id, resource);
+        }
         immutable_id
+    }
+
+    /// `$expand=linkedResources`: a task's linked resources, in creation order.
+    pub fn expand_linked(&self, item: &Item, immutable: bool, out: &mut Value) {
+        if item.kind == Kind::Task {
+            let linked: Vec<Value> = self
+                .list(Kind::LinkedResource, &item.immutable_id)
+                .into_iter()
+                .map(|l| self.render(l, immutable, None))
+                .collect();
+            out["linkedResources"] = Value::Array(linked);
+        }
     }
 
     /// Applies a PATCH body: top-level properties replace the stored ones.

@@ -15,8 +15,20 @@ async fn sim() -> GraphSim {
     sim
 }
 
+/// A client with ring as its TLS provider, as mailshift's own: reqwest is built without a
+/// default provider, and even a plain-HTTP client needs one to be built.
 fn client() -> reqwest::Client {
-    reqwest::Client::new()
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap()
 }
 
 fn url(sim: &GraphSim, path: &str) -> String {
@@ -712,4 +724,63 @@ async fn a_token_resolver_admits_the_tokens_an_oauth_server_issued() {
             .unwrap();
         assert_eq!(r.status().as_u16(), status, "{token}");
     }
+}
+
+#[tokio::test]
+async fn a_tasks_linked_resources_are_created_inline_addressed_under_it_and_expanded() {
+    let sim = sim().await;
+    let c = client();
+    let lists = sim.list(MB, Collection::TaskLists).unwrap();
+    let list = lists[0]["id"].as_str().unwrap().to_string();
+    let tasks = format!("todo/lists/{list}/tasks");
+    let link = json!({"applicationName": "mailshift", "externalId": "k1", "displayName": "UID:u1"});
+    let (s, task) = send(
+        c.post(url(&sim, &tasks))
+            .json(&json!({"title": "t", "linkedResources": [link]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{task}");
+    let tid = task["id"].as_str().unwrap().to_string();
+    // A navigation property is not shown unless expanded.
+    let (_, plain) = send(c.get(url(&sim, &format!("{tasks}/{tid}")))).await;
+    assert!(plain.get("linkedResources").is_none(), "{plain}");
+    let (s, page) = send(c.get(url(&sim, &format!("{tasks}?$expand=linkedResources")))).await;
+    assert_eq!(s, 200, "{page}");
+    let links = page["value"][0]["linkedResources"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0]["externalId"], "k1");
+    // One more at the task's linkedResources, then one removed there.
+    let under = format!("{tasks}/{tid}/linkedResources");
+    let (s, second) = send(
+        c.post(url(&sim, &under))
+            .json(&json!({"applicationName": "other", "externalId": "k2"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{second}");
+    let (_, listed) = send(c.get(url(&sim, &under))).await;
+    assert_eq!(listed["value"].as_array().unwrap().len(), 2, "{listed}");
+    let first = links[0]["id"].as_str().unwrap();
+    let (s, _) = send(c.delete(url(&sim, &format!("{under}/{first}")))).await;
+    assert_eq!(s, 204);
+    let (_, one) = send(c.get(url(&sim, &format!("{tasks}/{tid}?$expand=linkedResources")))).await;
+    let left: Vec<&str> = one["linkedResources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["externalId"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, vec!["k2"]);
+    // Not through a PATCH of the task, and not on other kinds.
+    let (s, _) = send(
+        c.patch(url(&sim, &format!("{tasks}/{tid}")))
+            .json(&json!({"linkedResources": [link]})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = send(c.get(url(&sim, "contacts?$expand=linkedResources"))).await;
+    assert_eq!(s, 501);
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }

@@ -29,6 +29,8 @@ use mailshift_dav::store::{
 };
 use mailshift_dav::sync::{self, CollectionRules, Job, SyncError, SyncReport};
 use mailshift_dav::verify::Check;
+use mailshift_graph::GraphStore;
+
 use mailshift_ews::{EwsConfig, EwsStore};
 
 use super::{
@@ -41,7 +43,9 @@ use crate::error::{ErrorKind, StepError};
 use crate::model::{AccountSpec, ResourceKind, dest_login, source_login};
 use crate::plan::Loaded;
 use crate::plan::diagnostic::plural;
-use crate::plan::model::{Content, Credentials, Platform, PlatformKind};
+use crate::plan::model::{
+    CalendarAttendees, Content, Credentials, MigrationOptions, Platform, PlatformKind,
+};
 use crate::state::StateReader;
 
 /// The engine for one kind of content: contacts, calendars or tasks.
@@ -64,12 +68,13 @@ pub(crate) async fn open_destination(
     account: &AccountSpec,
 ) -> Result<Side, String> {
     let dest = end(
-        &loaded.base_dir,
+        loaded,
         &account.dest,
         &account.account.destination,
         dest_login(&account.account),
         &account.address,
         true,
+        &account.options,
     )?;
     dest.open().await.map_err(|e| e.message)
 }
@@ -109,24 +114,25 @@ impl ContentSync for DavSync {
         account: &AccountSpec,
         loaded: &Loaded,
     ) -> Result<Box<dyn Prepared>, StepError> {
-        let base = &loaded.base_dir;
         let a = &account.account;
         let source = end(
-            base,
+            loaded,
             &account.source,
             &a.source,
             source_login(a),
             &account.address,
             false,
+            &account.options,
         )
         .map_err(|e| StepError::config(format!("source: {e}")))?;
         let dest = end(
-            base,
+            loaded,
             &account.dest,
             &a.destination,
             dest_login(a),
             &account.address,
             true,
+            &account.options,
         )
         .map_err(|e| StepError::config(format!("destination: {e}")))?;
         let rules = a
@@ -153,19 +159,26 @@ impl ContentSync for DavSync {
 #[derive(Clone)]
 enum End {
     Dav(DavConfig),
+    Graph(Box<mailshift_graph::GraphConfig>),
+
     Ews(Box<EwsConfig>),
     Files { dir: PathBuf, writable: bool },
 }
 
 /// Where and how to reach one side; secrets are read now.
 fn end(
-    base: &Path,
+    loaded: &Loaded,
     platform: &Platform,
     creds: &Credentials,
     login: String,
     address: &str,
     writable: bool,
+    options: &MigrationOptions,
 ) -> Result<End, String> {
+    let base = &loaded.base_dir;
+    if platform.kind == PlatformKind::Microsoft365 {
+        return graph_end(loaded, platform, creds, &login, address, options);
+    }
     if platform.kind == PlatformKind::Files {
         let dir = base
             .join(platform.path.as_deref().unwrap_or_default())
@@ -202,6 +215,95 @@ fn end(
     config.ca_file = dav.ca_file.as_ref().map(|ca| base.join(ca));
     config.insecure_skip_verify = dav.insecure_skip_verify;
     Ok(End::Dav(config))
+}
+
+/// A Microsoft 365 side: its mailbox through Microsoft Graph (the platform's `graph.url`, else
+/// Microsoft's), with a token for Graph's audience (`crate::auth::graph_tokens_for`), and the
+/// plan's choice for attendees (`options.calendar_attendees`).
+fn graph_end(
+    loaded: &Loaded,
+    platform: &Platform,
+    creds: &Credentials,
+    login: &str,
+    address: &str,
+    options: &MigrationOptions,
+) -> Result<End, String> {
+    let base = &loaded.base_dir;
+    let tokens: Arc<dyn mailshift_graph::TokenSource> = match &creds.oauth2_token {
+        Some(token) => {
+            let token = token
+                .resolve(base)
+                .map(|v| Secret::new(v.expose()))
+                .map_err(|e| e.to_string())?;
+            Arc::new(mailshift_graph::FixedToken(token))
+        }
+        None => match crate::auth::graph_tokens_for(loaded, platform, creds, login)? {
+            Some(tokens) => Arc::new(GraphTokens(tokens)),
+            None => {
+                return Err(
+                    "Microsoft Graph takes OAuth2 tokens only: give the account (or the platform) an `oauth2` block, or an `oauth2_token` valid for https://graph.microsoft.com".into(),
+                );
+            }
+        },
+    };
+    let graph = platform.graph.as_ref();
+    let mut config = mailshift_graph::GraphConfig::new(
+        graph.and_then(|g| g.url.as_deref()),
+        tokens,
+        // The mailbox is the account's address; the login may be an admin's UPN.
+        address,
+    );
+    config.ca_file = graph
+        .and_then(|g| g.ca_file.as_ref())
+        .map(|ca| base.join(ca));
+    config.insecure_skip_verify = graph.is_some_and(|g| g.insecure_skip_verify);
+    config.attendees = match options.calendar_attendees {
+        None | Some(CalendarAttendees::KeepWithoutInvitations) => {
+            mailshift_graph::Attendees::KeepWithoutInvitations
+        }
+        Some(CalendarAttendees::Drop) => mailshift_graph::Attendees::Drop,
+        Some(CalendarAttendees::Send) => mailshift_graph::Attendees::Send,
+    };
+    Ok(End::Graph(Box::new(config)))
+}
+
+/// mailshift's token cache (the one IMAP logins use, asked for Graph's scopes) as the Graph
+/// client's token source.
+struct GraphTokens(crate::transfer::imap::session::Tokens);
+
+impl mailshift_graph::TokenSource for GraphTokens {
+    fn token(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Secret, StoreError>> + Send + '_>>
+    {
+        Box::pin(async move {
+            self.0
+                .0
+                .token()
+                .await
+                .map(|t| Secret::new(t.expose()))
+                .map_err(|e| {
+                    use mailshift_imap::error::ErrorKind as Imap;
+                    StoreError {
+                        kind: match e.kind {
+                            Imap::Auth => DavKind::Auth,
+                            Imap::Network => DavKind::Network,
+                            Imap::Throttled => DavKind::Throttled,
+                            Imap::Tls => DavKind::Tls,
+                            _ => DavKind::Config,
+                        },
+                        message: e.message,
+                        retry_after: None,
+                    }
+                })
+        })
+    }
+
+    fn refused(&self, token: &Secret) {
+        self.0
+            .0
+            .expired(&crate::transfer::imap::session::Secret::new(token.expose()));
+    }
 }
 
 /// Whether a platform's contacts, calendars and tasks are reached over EWS: `ews:` on an
@@ -243,6 +345,7 @@ impl End {
     async fn open(&self) -> Result<Side, StoreError> {
         Ok(match self {
             End::Ews(config) => Side::Ews(Box::new(EwsStore::connect((**config).clone()).await?)),
+            End::Graph(config) => Side::Graph(Box::new(GraphStore::connect((**config).clone())?)),
             End::Dav(config) => Side::Dav(Box::new(DavStore::connect(config.clone()).await?)),
             End::Files { dir, writable } => {
                 if *writable {
@@ -261,6 +364,7 @@ impl End {
 /// An opened side: the engine is generic over its two stores, this picks one at run time.
 pub(crate) enum Side {
     Dav(Box<DavStore>),
+    Graph(Box<GraphStore>),
     Files(FileStore),
     Ews(Box<EwsStore>),
 }
@@ -282,14 +386,16 @@ impl Side {
                     }
                 })
                 .collect(),
-            Side::Dav(_) | Side::Ews(_) => Vec::new(),
+
+            Side::Dav(_) | Side::Ews(_) | Side::Graph(_) => Vec::new(),
         }
     }
 
-    /// What an Exchange destination could not carry, as report lines.
+    /// What an Exchange or Microsoft 365 destination could not carry, as report lines.
     fn losses(&self) -> Vec<String> {
         match self {
             Side::Ews(e) => e.losses(),
+            Side::Graph(g) => g.losses(),
             _ => Vec::new(),
         }
     }
@@ -299,6 +405,7 @@ macro_rules! both {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             Side::Dav($s) => $e,
+            Side::Graph($s) => $e,
             Side::Files($s) => $e,
             Side::Ews($s) => $e,
         }

@@ -1027,6 +1027,7 @@ pub fn effective_options(plan: &Plan, a: &Account) -> crate::plan::model::Migrat
             .clone()
             .or_else(|| d.gmail_archive_folder.clone()),
         adopt_existing: o.adopt_existing.or(d.adopt_existing),
+        calendar_attendees: o.calendar_attendees.or(d.calendar_attendees),
     }
 }
 

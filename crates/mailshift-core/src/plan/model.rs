@@ -1002,6 +1002,24 @@ pub struct MigrationOptions {
     /// destination is empty: a folder that is not is then an error, never a silent duplicate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt_existing: Option<bool>,
+    /// What becomes of an event's attendees written to Microsoft 365, where Microsoft Graph
+    /// invites every attendee of an event it creates (nothing turns that off). Default
+    /// `keep-without-invitations`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar_attendees: Option<CalendarAttendees>,
+}
+
+/// What becomes of an event's attendees on a destination that would invite them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CalendarAttendees {
+    /// Write the event without attendees (nobody is invited); list them in the event's text
+    /// and keep them in a hidden property, from which a copy out of Microsoft 365 restores them.
+    KeepWithoutInvitations,
+    /// Write the event without attendees and without a trace of them.
+    Drop,
+    /// Write the attendees: Microsoft 365 sends each one an invitation.
+    Send,
 }
 
 /// A distribution group (mailing list) on a platform.

@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::diagnostic::{Diagnostic, did_you_mean, line_col};
 use super::model::{
-    Account, ByteSize, Content, Credentials, DomainMode, ManualSteps, MigrationOptions, OAuth2,
-    OAuth2Flow, Plan, Platform, PlatformKind, PlatformLimits, Security,
+    Account, ByteSize, CalendarAttendees, Content, Credentials, DomainMode, HttpEndpoint,
+    ManualSteps, MigrationOptions, OAuth2, OAuth2Flow, Plan, Platform, PlatformKind,
+    PlatformLimits, Security,
 };
 use super::node::{Node, PathSeg, Span, path_string};
 use super::secret::SecretRef;
@@ -384,6 +385,9 @@ impl<'a> Validator<'a> {
                     );
                 }
             }
+            if let Some(graph) = &p.graph {
+                self.graph_endpoint(&base, p, graph);
+            }
             if let Some(ews) = &p.ews {
                 if !matches!(p.kind, PlatformKind::Exchange | PlatformKind::OvhExchange) {
                     self.error(
@@ -417,6 +421,32 @@ impl<'a> Validator<'a> {
                 }
             }
             self.limits(&base, p);
+        }
+    }
+
+    /// A platform's `graph:` endpoint (Microsoft Graph, for contacts, calendars and tasks on
+    /// Microsoft 365): only there, and an https URL (http only to loopback, for a simulator).
+    fn graph_endpoint(&mut self, base: &[PathSeg], p: &Platform, graph: &HttpEndpoint) {
+        if p.kind != PlatformKind::Microsoft365 {
+            self.error(
+                &join(base, &[key("graph")]),
+                format!(
+                    "`graph` applies to `microsoft-365` platforms, not to `{}`",
+                    p.kind.as_str()
+                ),
+                "remove it",
+            );
+        }
+        if let Some(url) = &graph.url {
+            let ok = url.starts_with("https://")
+                || (url.starts_with("http://") && is_loopback(url_host(url)));
+            if !ok {
+                self.error(
+                    &join(base, &[key("graph"), key("url")]),
+                    format!("unsupported Microsoft Graph URL `{url}`"),
+                    "use an `https://` URL such as `https://graph.microsoft.com/v1.0` (`http://` only to a loopback host), or remove it for Microsoft's",
+                );
+            }
         }
     }
 
@@ -1119,6 +1149,7 @@ impl<'a> Validator<'a> {
             }
         };
         let mut dav_needed = Vec::new();
+        let mut graph_needs_reported = false;
         for (i, c) in content.iter().enumerate() {
             match (c, p.kind) {
                 (Content::Mail, PlatformKind::Files) if side == Side::To => self.error(
@@ -1144,18 +1175,32 @@ impl<'a> Validator<'a> {
                 }
                 (Content::Rules, _) => self.rules_endpoint(&content_path(i), &side_path, name, side, p),
                 (_, PlatformKind::Files) => {}
-                (_, PlatformKind::Microsoft365) => self.error(
-                    &content_path(i),
-                    format!(
-                        "Microsoft 365 has no CardDAV/CalDAV: its {} are reached through Microsoft Graph, which mailshift does not speak yet",
-                        c.as_str()
-                    ),
-                    if side == Side::From {
-                        "remove it from `content` and export them from Outlook as .vcf/.ics files, then import those through a `files` platform"
-                    } else {
-                        "remove it from `content`; an export to a `files` platform keeps them until Graph support lands"
-                    },
-                ),
+                // Through Microsoft Graph (crates/mailshift-graph).
+                (Content::Contacts | Content::Calendars | Content::Tasks, PlatformKind::Microsoft365) => {
+                    let creds = match side {
+                        Side::From => &a.source,
+                        Side::To => &a.destination,
+                    };
+                    if !graph_needs_reported
+                        && creds.oauth2_token.is_none()
+                        && creds.oauth2.is_none()
+                        && p.oauth2.is_none()
+                    {
+                        graph_needs_reported = true;
+                        self.error(
+                            &content_path(i),
+                            format!(
+                                "Microsoft 365's {} are reached through Microsoft Graph, which takes OAuth2 tokens only, and the account's {} side has none",
+                                c.as_str(),
+                                if side == Side::From { "source" } else { "destination" },
+                            ),
+                            format!("add an `oauth2` block to platform `{name}` (README, \"Microsoft 365\"), or copy mail only"),
+                        );
+                    }
+                    if side == Side::To && *c == Content::Calendars {
+                        self.calendar_attendees_note(base, a);
+                    }
+                }
                 (_, PlatformKind::Gmail) => self.error(
                     &content_path(i),
                     format!(
@@ -1209,6 +1254,40 @@ impl<'a> Validator<'a> {
                 format!("add `dav: {{url: https://...}}` (CardDAV/CalDAV) to platform `{name}`, or copy mail only"),
             );
         }
+    }
+
+    /// Graph invites every attendee of an event it creates, and nothing turns that off: the
+    /// plan says before anything is written what becomes of attendees (crates/mailshift-graph,
+    /// `Attendees`), and `send` is never the default.
+    fn calendar_attendees_note(&mut self, base: &[PathSeg], a: &Account) {
+        let chosen = a
+            .options
+            .calendar_attendees
+            .or(self.plan.options.calendar_attendees);
+        if chosen == Some(CalendarAttendees::Send) {
+            // Chosen, but it mails people outside the migration: said again before anything
+            // is written.
+            self.warn(
+                &join(base, &[key("to")]),
+                format!(
+                    "calendars to Microsoft 365 (`{}`) with `calendar_attendees: send`: Microsoft 365 will send an invitation to every attendee of every event copied",
+                    a.to
+                ),
+                "keep it only if the attendees should be invited again; `keep-without-invitations` copies the events without inviting anyone",
+            );
+            return;
+        }
+        if chosen.is_some() {
+            return;
+        }
+        self.warn(
+            &join(base, &[key("to")]),
+            format!(
+                "calendars to Microsoft 365 (`{}`): Microsoft Graph sends an invitation to every attendee of an event it creates, so events are written without attendees (listed in the event's text instead, and restored if copied out again)",
+                a.to
+            ),
+            "set `options: {calendar_attendees: keep-without-invitations}` to say so and silence this, `drop` to leave attendees out entirely, or `send` to write them and let Microsoft 365 invite every attendee",
+        );
     }
 
     /// Whether a platform can carry inbox rules: today, through ManageSieve (`sieve:`) on an

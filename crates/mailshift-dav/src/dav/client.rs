@@ -527,7 +527,7 @@ fn is_loopback(url: &Url) -> bool {
 
 /// rustls with ring, the platform's roots plus the caller's CA file, or no verification at
 /// all when asked.
-fn tls_config(config: &DavConfig) -> Result<rustls::ClientConfig, StoreError> {
+pub fn tls_config(config: &DavConfig) -> Result<rustls::ClientConfig, StoreError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let setup = |e: rustls::Error| error(ErrorKind::Config, format!("TLS setup failed: {e}"));
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())

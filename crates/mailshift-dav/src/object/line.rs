@@ -13,7 +13,7 @@ use super::ParseError;
 
 /// One logical (unfolded) content line.
 #[derive(Debug, Clone)]
-pub(crate) struct Line {
+pub struct Line {
     /// 1-based number of its first physical line.
     pub lineno: usize,
     /// Byte range in the input, from its first byte to after the line end of its last
@@ -26,7 +26,7 @@ pub(crate) struct Line {
 
 /// A content line split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Prop {
+pub struct Prop {
     /// As written (a vCard group prefix `item1.` included).
     pub raw_name: Vec<u8>,
     pub params: Vec<Param>,
@@ -34,7 +34,7 @@ pub(crate) struct Prop {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Param {
+pub struct Param {
     /// As written.
     pub name: Vec<u8>,
     /// Unquoted values; empty for a vCard 2.1 bare parameter (`TEL;WORK:`).
@@ -294,7 +294,7 @@ pub(crate) fn preview(text: &[u8]) -> String {
 
 /// A component (`BEGIN:X` … `END:X`) as indices into the line list.
 #[derive(Debug, Clone)]
-pub(crate) struct Node {
+pub struct Node {
     /// Upper case.
     pub name: String,
     /// Index of its BEGIN line.
@@ -344,7 +344,7 @@ impl Node {
 }
 
 /// What a body holds: its top-level components, and what was wrong outside of them.
-pub(crate) struct Tree {
+pub struct Tree {
     pub lines: Vec<Line>,
     pub roots: Vec<Node>,
     /// Lines that belong to no component, END lines without BEGIN.
@@ -370,7 +370,7 @@ fn begin_end(prop: &Prop) -> Option<(bool, String)> {
 /// Builds the component tree, going on after errors: an unclosed component is closed by the
 /// next top-level BEGIN (or the end of input) and marked bad; an END that closes an outer
 /// component closes the inner ones too, marked bad.
-pub(crate) fn tree(data: &[u8]) -> Tree {
+pub fn tree(data: &[u8]) -> Tree {
     let lines = unfold(data);
     let mut roots: Vec<Node> = Vec::new();
     let mut stray = Vec::new();

@@ -29,8 +29,10 @@ use sha2::{Digest, Sha256};
 
 use crate::store::Component;
 pub use file::{join_calendar, join_file, split_file};
-use line::{Line, Node, Tree};
 pub use normalize::content_hash;
+// For the converters of other ends (Graph, EWS, PST), which read objects into their own
+// models: the same content-line reader and Windows zone map as this engine, not a second one.
+pub use line::{Line, Node, Param, Prop, Tree};
 pub use rewrite::{Profile, Rewrite, prepare};
 
 /// One unit of the copy: a vCard, or every component of one UID of an iCalendar object with
@@ -353,8 +355,9 @@ pub(crate) fn group_calendars<'t>(cals: &[&'t Node], lines: &[Line]) -> Grouped<
     }
 }
 
-/// Reads the component tree of a body (for the sibling modules).
-pub(crate) fn tree(data: &[u8]) -> Tree {
+/// Reads the component tree of a body (for the sibling modules, and the other ends'
+/// converters).
+pub fn tree(data: &[u8]) -> Tree {
     line::tree(data)
 }
 

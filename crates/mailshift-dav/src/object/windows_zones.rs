@@ -407,7 +407,7 @@ pub(crate) const WINDOWS_ZONES: &[(&str, &str, &str)] = &[
 /// Berlin, Bern, Rome, Stockholm, Vienna`, which Exchange writes in some exports), matched
 /// without regard to ASCII case; a numbered variant (`W. Europe Standard Time 1`, seen in
 /// Outlook exports) is read as its base id. `None` when `tzid` is none of these.
-pub(crate) fn to_iana(tzid: &str) -> Option<&'static str> {
+pub fn to_iana(tzid: &str) -> Option<&'static str> {
     let tzid = tzid.trim();
     if tzid.starts_with("(UTC")
         && let Some((_, name)) = tzid.split_once(") ")
