@@ -369,7 +369,9 @@ fn kill_9_during_a_copy_into_exchange_leaves_every_object_once() {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let after = Duration::from_millis(200 + (seed >> 33) % 1500);
+        // Killed once the run has created a seeded number of items more: in the middle of
+        // the copy whatever this machine's speed, never by the clock.
+        let target = sim.request_count("CreateItem") + 1 + (seed >> 33) as usize % 40;
         let mut child = Command::new(env!("CARGO_BIN_EXE_mailshift"))
             .args(["apply", "plan.yaml"])
             .current_dir(dir.path())
@@ -379,10 +381,13 @@ fn kill_9_during_a_copy_into_exchange_leaves_every_object_once() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(after);
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            kills += 1;
+        while child.try_wait().unwrap().is_none() {
+            if sim.request_count("CreateItem") >= target {
+                child.kill().unwrap(); // SIGKILL
+                kills += 1;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
         child.wait().unwrap();
     }
