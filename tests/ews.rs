@@ -64,7 +64,7 @@ async fn uids<S: Store>(store: &S, component: Component) -> BTreeMap<String, Vec
     out
 }
 
-fn exchange_uids(
+pub(crate) fn exchange_uids(
     sim: &EwsSim,
     password: &str,
     component: Component,
@@ -91,7 +91,7 @@ fn plan(dir: &Path, platforms: &str, content: &str) {
     std::fs::write(dir.join("plan.yaml"), text).unwrap();
 }
 
-fn exchange_platform(name: &str, sim: &EwsSim) -> String {
+pub(crate) fn exchange_platform(name: &str, sim: &EwsSim) -> String {
     format!(
         "  {name}: {{type: exchange, imap: {{host: 127.0.0.1, security: none}}, ews: {{url: \"{}\"}}}}\n",
         sim.url()
@@ -110,7 +110,7 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// No request outside the published definitions, and no meeting request or cancellation.
-fn assert_clean(sim: &EwsSim) {
+pub(crate) fn assert_clean(sim: &EwsSim) {
     assert_eq!(sim.violations(), Vec::<String>::new());
     assert_eq!(sim.invitations_sent(), 0, "{:?}", sim.invitation_modes());
 }

@@ -1,12 +1,9 @@
 //! Microsoft 365 contacts, calendars and To Do tasks through Microsoft Graph, against the Graph
 //! simulator (crates/graph-sim, built from Microsoft's published metadata, every request
 //! checked) and a real Radicale: Radicale → Microsoft 365 with attendees (no invitation
-//! sent), Microsoft 365 → Radicale, a second apply writes nothing, throttling obeyed, and no
-//! request outside the published definition.
-//!
-//! Not yet declared in tests/tests.rs: it needs the `graph-sim` crate (dev-dependency
-//! `graph-sim = { path = "crates/graph-sim" }`), which is on branch graphsim, not yet on main.
-//! Passed against graph-sim d1e55ee merged locally (3 tests).
+//! sent), Microsoft 365 → Radicale, Microsoft 365 → Exchange (with the EWS simulator), a
+//! second apply writes nothing, throttling obeyed, and no request outside the published
+//! definitions.
 
 use std::path::Path;
 
@@ -385,4 +382,87 @@ fn microsoft_365_to_radicale_carries_contacts_series_and_tasks_through_throttlin
         second.stdout
     );
     assert_clean(sim);
+}
+
+/// Microsoft 365 → Exchange (a tenant moving to OVHcloud Exchange): a contact, a weekly series
+/// with an attendee and a task, read through Graph and written through EWS as one unit each;
+/// no invitation from either side, nothing outside either published definition, `verify`
+/// equal, and a second apply writes nothing.
+#[test]
+fn microsoft_365_to_exchange_moves_contacts_series_and_tasks_without_invitations() {
+    let s = sim();
+    let sim = &s.sim;
+    sim.insert(
+        ALICE,
+        SimCollection::Contacts(None),
+        json!({"givenName": "Grace", "surname": "Hopper", "displayName": "Grace Hopper",
+               "emailAddresses": [{"address": "grace@example.org", "name": "Grace"}],
+               "companyName": "Navy"}),
+    )
+    .unwrap();
+    sim.insert(
+        ALICE,
+        SimCollection::Events(None),
+        json!({"subject": "Weekly review",
+               "start": {"dateTime": "2026-01-06T10:00:00", "timeZone": "UTC"},
+               "end": {"dateTime": "2026-01-06T11:00:00", "timeZone": "UTC"},
+               "attendees": [{"emailAddress": {"address": "bob@example.org", "name": "Bob"},
+                              "type": "required"}],
+               "recurrence": {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["tuesday"]},
+                              "range": {"type": "numbered", "numberOfOccurrences": 6,
+                                        "startDate": "2026-01-06"}}}),
+    )
+    .unwrap();
+    sim.insert(
+        ALICE,
+        SimCollection::Tasks(None),
+        json!({"title": "Renew the domain", "status": "notStarted", "importance": "high"}),
+    )
+    .unwrap();
+    let ews = ews_sim::EwsSim::spawn().unwrap();
+    ews.add_mailbox(ALICE, "new");
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "version: 1\nplatforms:\n  old: {{type: microsoft-365, graph: {{url: \"{}\"}}}}\n{}\
+         accounts:\n  - address: {ALICE}\n    from: old\n    to: new\n\
+         \x20   content: [contacts, calendars, tasks]\n\
+         \x20   source: {{oauth2_token: {{env: GRAPH_TOKEN}}}}\n\
+         \x20   destination: {{password: {{env: NEW_PW}}}}\n",
+        sim.url(),
+        crate::ews::exchange_platform("new", &ews)
+    );
+    std::fs::write(dir.path().join("plan.yaml"), text).unwrap();
+    let run = |args: &[&str]| {
+        crate::common::mailshift_env(
+            dir.path(),
+            args,
+            &[("GRAPH_TOKEN", TOKEN), ("NEW_PW", "new")],
+        )
+    };
+
+    let first = run(&["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    assert_clean(sim);
+    crate::ews::assert_clean(&ews);
+    assert!(sim.invitations_would_send().is_empty());
+    let count = |component| -> usize {
+        crate::ews::exchange_uids(&ews, "new", component)
+            .values()
+            .map(Vec::len)
+            .sum()
+    };
+    assert_eq!(count(Component::Card), 1);
+    assert_eq!(count(Component::Event), 1, "the series is one object");
+    assert_eq!(count(Component::Task), 1);
+
+    let verify = run(&["verify", "plan.yaml"]);
+    assert_eq!(verify.code, 0, "{}", verify.transcript());
+    let second = run(&["apply", "plan.yaml"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    assert!(
+        !second.stdout.contains("written"),
+        "a second apply writes nothing: {}",
+        second.stdout
+    );
+    crate::ews::assert_clean(&ews);
 }
