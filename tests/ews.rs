@@ -463,3 +463,40 @@ fn ovh_exchange_with_ews_and_no_mail_reads_its_host_from_the_api() {
     // `apply::content::dav`'s unit test (nothing listens on 127.0.0.1:443 here, and a refused
     // connection is retried for a minute).
 }
+
+/// EWS over HTTPS trusts what DAV trusts: the platform's roots plus the plan's `ca_file`; a
+/// server whose certificate no trusted CA signed is refused with a TLS error, unless the plan
+/// says `insecure_skip_verify`.
+#[test]
+fn https_ews_is_verified_against_the_plans_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    crate::support::dovecot::make_tls_material(&tls);
+    let sim = EwsSim::spawn_with(Some(ews_sim::Tls {
+        cert_pem: tls.join("server.pem"),
+        key_pem: tls.join("server.key"),
+    }))
+    .unwrap();
+    sim.add_mailbox(ALICE, "pw");
+    assert!(sim.url().starts_with("https://"), "{}", sim.url());
+    let collections = |config: EwsConfig| {
+        block_on(async {
+            let store = EwsStore::connect(config).await?;
+            store.collections(Component::Card).await
+        })
+    };
+
+    let refused = collections(ews_store(&sim, "pw")).unwrap_err();
+    assert!(
+        refused.message.to_lowercase().contains("certificate"),
+        "{}",
+        refused.message
+    );
+    let mut trusted = ews_store(&sim, "pw");
+    trusted.ca_file = Some(tls.join("ca.pem"));
+    assert!(!collections(trusted).unwrap().is_empty());
+    let mut skipped = ews_store(&sim, "pw");
+    skipped.insecure_skip_verify = true;
+    assert!(!collections(skipped).unwrap().is_empty());
+    assert_clean(&sim);
+}

@@ -5,7 +5,6 @@
 //! without credentials.
 
 use std::error::Error as _;
-use std::sync::Arc;
 
 use mailshift_dav::error::ErrorKind;
 use mailshift_dav::store::StoreError;
@@ -154,99 +153,13 @@ fn is_loopback(url: &Url) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// rustls with ring, the platform's roots plus the caller's CA file, or no verification at
-/// all when asked.
+/// The DAV client's TLS set-up (rustls with ring, the platform's roots plus the caller's CA
+/// file, or no verification at all when asked): EWS trusts servers exactly as DAV does.
 fn tls_config(config: &EwsConfig) -> Result<rustls::ClientConfig, StoreError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let setup = |e: rustls::Error| error(ErrorKind::Config, format!("TLS setup failed: {e}"));
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(setup)?
-        .dangerous();
-    let builder = if config.insecure_skip_verify {
-        builder.with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
-    } else {
-        let verifier = match &config.ca_file {
-            None => rustls_platform_verifier::Verifier::new(provider),
-            Some(path) => {
-                rustls_platform_verifier::Verifier::new_with_extra_roots(read_ca(path)?, provider)
-            }
-        }
-        .map_err(setup)?;
-        builder.with_custom_certificate_verifier(Arc::new(verifier))
-    };
-    let mut tls = builder.with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tls)
-}
-
-fn read_ca(
-    path: &std::path::Path,
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, StoreError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let fail = |why: String| {
-        error(
-            ErrorKind::Config,
-            format!("cannot use the CA file {}: {why}", path.display()),
-        )
-    };
-    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(fail("it holds no PEM certificate".into()));
-    }
-    Ok(certs)
-}
-
-/// The verifier of `insecure_skip_verify`: any certificate, any name. Signatures are still
-/// checked so that the handshake itself stays sound.
-#[derive(Debug)]
-struct AcceptAnything(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    mailshift_dav::dav::tls_config(&mailshift_dav::dav::DavConfig {
+        url: config.url.clone(),
+        ca_file: config.ca_file.clone(),
+        insecure_skip_verify: config.insecure_skip_verify,
+        ..mailshift_dav::dav::DavConfig::default()
+    })
 }
