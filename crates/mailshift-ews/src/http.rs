@@ -94,63 +94,10 @@ pub fn shown(url: &Url) -> String {
     url.to_string()
 }
 
-/// Checks the caller's URL: http(s), no credentials in it, plain http only to this machine.
+/// Checks the caller's URL as the DAV client does: http(s), no credentials in it, plain http
+/// only to this machine.
 pub fn check_url(text: &str) -> Result<Url, StoreError> {
-    let url = Url::parse(text.trim()).map_err(|e| {
-        error(
-            ErrorKind::Config,
-            format!("the EWS URL {text:?} is not a valid URL: {e}"),
-        )
-    })?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(error(
-            ErrorKind::Config,
-            format!(
-                "the EWS URL {} carries credentials: give them as the account's login and \
-                 password instead",
-                shown(&url)
-            ),
-        ));
-    }
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&url) => {}
-        "http" => {
-            return Err(error(
-                ErrorKind::Config,
-                format!(
-                    "the EWS URL {} is plain http to another machine: credentials and data \
-                     would cross the network in clear; use https://",
-                    shown(&url)
-                ),
-            ));
-        }
-        other => {
-            return Err(error(
-                ErrorKind::Config,
-                format!(
-                    "the EWS URL {} has scheme {other:?}: expected https://",
-                    shown(&url)
-                ),
-            ));
-        }
-    }
-    if url.host().is_none() {
-        return Err(error(
-            ErrorKind::Config,
-            format!("the EWS URL {} names no host", shown(&url)),
-        ));
-    }
-    Ok(url)
-}
-
-fn is_loopback(url: &Url) -> bool {
-    let host = url.host_str().unwrap_or_default();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    mailshift_dav::dav::check_service_url(text, "EWS URL")
 }
 
 /// The DAV client's TLS set-up (rustls with ring, the platform's roots plus the caller's CA

@@ -407,43 +407,10 @@ pub fn unexpected(what: &str, answer: &Answer) -> StoreError {
     )
 }
 
-/// Checks the plan's URL: https, no credentials in it, plain http only to this machine.
+/// Checks the plan's URL as the DAV client does: https, no credentials in it, plain http
+/// only to this machine.
 fn check_url(text: &str) -> Result<Url, StoreError> {
-    let fail = |why: String| {
-        error(
-            ErrorKind::Config,
-            format!("the platform's `graph.url` {text:?} {why}"),
-        )
-    };
-    let url = Url::parse(text.trim()).map_err(|e| fail(format!("is not a valid URL: {e}")))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(fail("carries credentials: remove them".into()));
-    }
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&url) => {}
-        "http" => {
-            return Err(fail(
-                "is plain http to another machine: the token and the data would cross the \
-                 network in clear; use https://"
-                    .into(),
-            ));
-        }
-        other => return Err(fail(format!("has scheme {other:?}: expected https://"))),
-    }
-    if url.host().is_none() {
-        return Err(fail("names no host".into()));
-    }
-    Ok(url)
-}
-
-fn is_loopback(url: &Url) -> bool {
-    let host = url.host_str().unwrap_or_default();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    mailshift_dav::dav::check_service_url(text, "platform's `graph.url`")
 }
 
 /// A URL as shown in messages: without its query (a delta link's state is long and says

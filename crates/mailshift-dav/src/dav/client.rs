@@ -468,18 +468,25 @@ pub fn encode_path(href: &str) -> String {
 
 /// Checks the caller's URL: http(s), no credentials in it, plain http only to this machine.
 fn check_url(text: &str) -> Result<Url, StoreError> {
+    check_service_url(text, "DAV URL")
+}
+
+/// Checks a service's URL the same way for every HTTP end (DAV, EWS, Graph): https, no
+/// credentials in it, plain http only to this machine. `what` names it in errors
+/// (`DAV URL`, `EWS URL`, ...).
+pub fn check_service_url(text: &str, what: &str) -> Result<Url, StoreError> {
     let url = Url::parse(text.trim()).map_err(|e| {
         error(
             ErrorKind::Config,
-            format!("the DAV URL {text:?} is not a valid URL: {e}"),
+            format!("the {what} {text:?} is not a valid URL: {e}"),
         )
     })?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(error(
             ErrorKind::Config,
             format!(
-                "the DAV URL {} carries credentials: give them as the account's login and \
-                 password instead",
+                "the {what} {} carries credentials: give them in the plan's \
+                 credentials instead",
                 shown(&url)
             ),
         ));
@@ -491,7 +498,7 @@ fn check_url(text: &str) -> Result<Url, StoreError> {
             return Err(error(
                 ErrorKind::Config,
                 format!(
-                    "the DAV URL {} is plain http to another machine: credentials and data \
+                    "the {what} {} is plain http to another machine: credentials and data \
                      would cross the network in clear; use https://",
                     shown(&url)
                 ),
@@ -501,7 +508,7 @@ fn check_url(text: &str) -> Result<Url, StoreError> {
             return Err(error(
                 ErrorKind::Config,
                 format!(
-                    "the DAV URL {} has scheme {other:?}: expected https://",
+                    "the {what} {} has scheme {other:?}: expected https://",
                     shown(&url)
                 ),
             ));
@@ -510,7 +517,7 @@ fn check_url(text: &str) -> Result<Url, StoreError> {
     if url.host().is_none() {
         return Err(error(
             ErrorKind::Config,
-            format!("the DAV URL {} names no host", shown(&url)),
+            format!("the {what} {} names no host", shown(&url)),
         ));
     }
     Ok(url)

@@ -12,6 +12,6 @@ mod scripted;
 mod xml;
 
 // The Graph and EWS clients trust servers exactly as this one does, and read Retry-After alike.
-pub use client::{parse_retry_after, tls_config};
+pub use client::{check_service_url, parse_retry_after, tls_config};
 pub use config::{Auth, DavConfig, Secret};
 pub use davstore::DavStore;
