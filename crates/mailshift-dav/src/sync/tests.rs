@@ -371,9 +371,10 @@ async fn duplicate_uids_in_one_collection() {
 
 #[tokio::test]
 async fn incremental_runs_carry_edits_and_count_removals() {
-    for sync_collection in [true, false] {
+    for (sync_collection, listing_token) in [(true, false), (false, false), (true, true)] {
         let source = MemStore::new(Behaviour {
             sync_collection,
+            listing_token,
             ..Behaviour::default()
         });
         source.add_collection(collection("contacts", &[Component::Card]));
@@ -398,6 +399,7 @@ async fn incremental_runs_carry_edits_and_count_removals() {
         source.insert("/contacts/", "/contacts/new.vcf", &card(Some("new"), "New"));
         source.remove("/contacts/", "/contacts/007.vcf");
         let fetches = source.fetches();
+        let lists = source.lists();
         let job2 = Job {
             sync_point: 2,
             ..job.clone()
@@ -416,6 +418,9 @@ async fn incremental_runs_carry_edits_and_count_removals() {
             fetches + 1,
             "only the changed objects are read"
         );
+        // A token given with the first run's listing asks for the changes: no listing.
+        let listed_again = source.lists() - lists;
+        assert_eq!(listed_again, u64::from(!sync_collection), "{listing_token}");
         assert!(r.notes()[0].contains("never deletes"), "{:?}", r.notes());
         // The removed object stays on the destination; the edit is there.
         assert_eq!(dest.objects("/contacts/").len(), 121);
@@ -706,12 +711,13 @@ proptest! {
         edits in ops(),
         unique in any::<bool>(),
         reserialize in any::<bool>(),
-        sync_collection in any::<bool>(),
+        tokens in 0u8..3,
         prefill in prop::collection::vec(0usize..40, 0..4),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let source = MemStore::new(Behaviour { sync_collection, ..Behaviour::default() });
+            // No tokens, tokens with the collections (DAV), tokens with the listings (EWS, Graph).
+            let source = MemStore::new(Behaviour { sync_collection: tokens > 0, listing_token: tokens == 2, ..Behaviour::default() });
             source.add_collection(collection("contacts", &[Component::Card]));
             for (i, uid) in uids.iter().enumerate() {
                 let uid = uid.map(|u| format!("u{u}"));
