@@ -282,7 +282,21 @@ impl EwsSim {
         }
     }
 
+    /// Makes every item sync state given out so far invalid, as Exchange does with expired
+    /// ones: SyncFolderItems from one answers ErrorInvalidSyncStateData.
+    pub fn invalidate_sync_states(&self, mailbox: &str) {
+        if let Some(mb) = self.shared.lock().mailbox_mut(mailbox) {
+            mb.sync_epoch += 1;
+        }
+    }
+
     // ---- inspection ----
+
+    /// The SyncState of every SyncFolderItems so far, in order (None: a sync from the start,
+    /// which is a full listing).
+    pub fn item_sync_states(&self) -> Vec<Option<String>> {
+        self.shared.lock().item_syncs.clone()
+    }
 
     /// The items of a folder as XML (all stored fields, ItemId, extended properties,
     /// attachments listed), in creation order. Occurrences stored apart from their series
