@@ -500,3 +500,201 @@ fn https_ews_is_verified_against_the_plans_ca_file() {
     assert!(!collections(skipped).unwrap().is_empty());
     assert_clean(&sim);
 }
+
+/// Every card of a DAV server by UID, with its data.
+fn dav_cards(server: &DavServer) -> BTreeMap<String, String> {
+    block_on(async {
+        let store = DavStore::connect(server.dav_config(ALICE)).await.unwrap();
+        let mut out = BTreeMap::new();
+        for c in store.collections(Component::Card).await.unwrap() {
+            let hrefs: Vec<String> = store
+                .list(&c)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| l.href)
+                .collect();
+            for f in store.fetch(&c, &hrefs).await.unwrap() {
+                let item = mailshift_dav::object::parse(&f.data).unwrap();
+                let uid = item.uid.unwrap_or_default();
+                let data = String::from_utf8_lossy(&f.data).into_owned();
+                assert!(out.insert(uid.clone(), data).is_none(), "{uid} twice");
+            }
+        }
+        out
+    })
+}
+
+/// Changes on the Exchange side through the client itself: `edit` (an href's last segment)
+/// gets a new FN, `create` is added, `delete` (an href's last segment) is deleted.
+fn change_contacts(sim: &EwsSim, edit: &str, create: &str, delete: &str) {
+    let card = |uid: &str, name: &str| {
+        format!(
+            "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{name};;;;\r\nEMAIL:{uid}@example.com\r\nEND:VCARD\r\n"
+        )
+    };
+    block_on(async {
+        let store = EwsStore::connect(ews_store(sim, "old")).await.unwrap();
+        let c = store.collections(Component::Card).await.unwrap().remove(0);
+        let listed = store.list(&c).await.unwrap();
+        let find = |last: &str| {
+            listed
+                .iter()
+                .find(|l| l.href.ends_with(&format!("/{last}")))
+                .unwrap_or_else(|| panic!("{last} in {listed:?}"))
+                .clone()
+        };
+        let edited = find(edit);
+        let data = store.fetch(&c, std::slice::from_ref(&edited.href)).await;
+        let uid = mailshift_dav::object::parse(&data.unwrap()[0].data)
+            .unwrap()
+            .uid
+            .unwrap();
+        let out = store
+            .put(
+                &c,
+                &edited.href,
+                card(&uid, "Edited Name").as_bytes(),
+                mailshift_dav::store::Precondition::Matches(edited.etag.unwrap()),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(out, mailshift_dav::store::PutOutcome::Written { .. }),
+            "{out:?}"
+        );
+        let href = store.href_for(&c, create, Component::Card);
+        let out = store
+            .put(
+                &c,
+                &href,
+                card(create, "New Person").as_bytes(),
+                mailshift_dav::store::Precondition::Absent,
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(out, mailshift_dav::store::PutOutcome::Written { .. }),
+            "{out:?}"
+        );
+        assert!(store.delete(&find(delete).href, None).await.unwrap());
+    });
+}
+
+/// The SyncFolderItems requests made since `from` (an index in the simulator's log): how many
+/// started from nothing (a full listing) and how many from a recorded state.
+fn syncs_since(sim: &EwsSim, from: usize) -> (usize, usize) {
+    let states = sim.item_sync_states();
+    let fresh = states[from..]
+        .iter()
+        .filter(|s| s.as_deref().is_none_or(str::is_empty))
+        .count();
+    (fresh, states.len() - from - fresh)
+}
+
+/// Exchange to Radicale, then changes on Exchange: the second run asks SyncFolderItems from
+/// the state the first recorded (no listing at all) and carries an edit and a new contact,
+/// and counts a deletion; after the states expire, a run lists again and still converges.
+#[test]
+fn a_second_run_from_exchange_reads_only_the_changes_by_sync_state() {
+    let sim = EwsSim::spawn().unwrap();
+    seed_exchange(&sim);
+    for n in 0..3 {
+        sim.insert_item(
+            ALICE,
+            "contacts",
+            &format!("<t:Contact><t:GivenName>F{n}</t:GivenName><t:Surname>Foreign</t:Surname></t:Contact>"),
+        )
+        .unwrap();
+    }
+    let dst = DavServer::radicale();
+    let dir = tempfile::tempdir().unwrap();
+    plan(
+        dir.path(),
+        &(exchange_platform("old", &sim) + &dav_platform("new", &dst)),
+        "[contacts, calendars, tasks]",
+    );
+    let first = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let (fresh, resumed) = syncs_since(&sim, 0);
+    assert!(fresh >= 3 && resumed == 0, "{:?}", sim.item_sync_states());
+    let cards = dav_cards(&dst);
+    assert_eq!(cards.len(), 4, "{cards:#?}");
+    let foreign: Vec<&String> = cards.keys().filter(|u| u.starts_with("ews-")).collect();
+    assert_eq!(foreign.len(), 3);
+
+    // An edit of ann-1, a new contact, a foreign contact deleted.
+    let gone = sim
+        .items(ALICE, "contacts")
+        .into_iter()
+        .find(|i| i.contains("F0"))
+        .unwrap();
+    let gone_id = gone
+        .split("ItemId Id=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let gone_href = format!("id:{}", gone_id.replace('%', "%25").replace('/', "%2F"));
+    change_contacts(&sim, "ann-1", "new-1", &gone_href);
+    let logged = sim.item_sync_states().len();
+    let find_items = sim.request_count("FindItem");
+    let second = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    let (fresh, resumed) = syncs_since(&sim, logged);
+    assert_eq!(fresh, 0, "no listing: {:?}", sim.item_sync_states());
+    assert!(resumed >= 3, "{:?}", sim.item_sync_states());
+    assert_eq!(
+        sim.request_count("FindItem"),
+        find_items,
+        "no FindItem either"
+    );
+    let cards = dav_cards(&dst);
+    assert!(
+        cards["ann-1"].contains("FN:Edited Name"),
+        "{}",
+        cards["ann-1"]
+    );
+    assert!(cards.contains_key("new-1"), "{cards:#?}");
+    // The deleted contact stays on the destination (a migration never deletes), counted.
+    assert_eq!(cards.len(), 5, "{cards:#?}");
+    assert!(
+        second
+            .stdout
+            .contains("1 object(s) removed on the source since they were copied"),
+        "{}",
+        second.transcript()
+    );
+
+    // Expired states: the next run is refused its states, lists, and converges.
+    sim.invalidate_sync_states(ALICE);
+    block_on(async {
+        let store = EwsStore::connect(ews_store(&sim, "old")).await.unwrap();
+        let c = store.collections(Component::Card).await.unwrap().remove(0);
+        let href = store.href_for(&c, "new-2", Component::Card);
+        let card = "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:new-2\r\nFN:Second New\r\nN:New;Second;;;\r\nEND:VCARD\r\n";
+        store
+            .put(
+                &c,
+                &href,
+                card.as_bytes(),
+                mailshift_dav::store::Precondition::Absent,
+            )
+            .await
+            .unwrap();
+    });
+    let logged = sim.item_sync_states().len();
+    let third = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(third.code, 0, "{}", third.transcript());
+    let (fresh, resumed) = syncs_since(&sim, logged);
+    assert!(fresh >= 3 && resumed >= 3, "{:?}", sim.item_sync_states());
+    let cards = dav_cards(&dst);
+    assert_eq!(cards.len(), 6, "{cards:#?}");
+    assert!(cards.contains_key("new-2"), "{cards:#?}");
+    // And from the new states: nothing to do, nothing written.
+    let fourth = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(fourth.code, 0, "{}", fourth.transcript());
+    assert!(!fourth.stdout.contains("written"), "{}", fourth.stdout);
+    assert_eq!(dav_cards(&dst).len(), 6);
+    assert_clean(&sim);
+}
