@@ -502,7 +502,7 @@ fn https_ews_is_verified_against_the_plans_ca_file() {
 }
 
 /// Every card of a DAV server by UID, with its data.
-fn dav_cards(server: &DavServer) -> BTreeMap<String, String> {
+pub(crate) fn dav_cards(server: &DavServer) -> BTreeMap<String, String> {
     block_on(async {
         let store = DavStore::connect(server.dav_config(ALICE)).await.unwrap();
         let mut out = BTreeMap::new();
