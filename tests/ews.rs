@@ -698,3 +698,130 @@ fn a_second_run_from_exchange_reads_only_the_changes_by_sync_state() {
     assert_eq!(dav_cards(&dst).len(), 6);
     assert_clean(&sim);
 }
+
+/// Runs `apply` and kills it (SIGKILL) once the simulator has answered `more` GetItem
+/// requests more than before: during the reading of the source, never by the clock. True when
+/// it was killed (a run may end first).
+fn apply_killed_after_reads(dir: &Path, sim: &EwsSim, more: usize) -> bool {
+    let target = sim.request_count("GetItem") + more;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["apply", "plan.yaml"])
+        .current_dir(dir)
+        .env("OLD_PW", "old")
+        .env("NEW_PW", "new")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut killed = false;
+    while child.try_wait().unwrap().is_none() {
+        if sim.request_count("GetItem") >= target {
+            child.kill().unwrap(); // SIGKILL
+            killed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.wait().unwrap();
+    killed
+}
+
+/// Exchange as the source under kill -9: first runs killed while reading, then changes on
+/// Exchange and runs killed again (now reading by sync state): every contact ends on Radicale
+/// exactly once, the edit and the new one carried, and a last apply writes nothing.
+#[test]
+fn kill_9_while_reading_exchange_by_sync_state_still_ends_exactly_once() {
+    let sim = EwsSim::spawn().unwrap();
+    sim.add_mailbox(ALICE, "old");
+    for n in 0..300 {
+        sim.insert_item(
+            ALICE,
+            "contacts",
+            &format!("<t:Contact><t:GivenName>N{n}</t:GivenName><t:Surname>Person</t:Surname></t:Contact>"),
+        )
+        .unwrap();
+    }
+    let dst = DavServer::radicale();
+    let dir = tempfile::tempdir().unwrap();
+    plan(
+        dir.path(),
+        &(exchange_platform("old", &sim) + &dav_platform("new", &dst)),
+        "[contacts]",
+    );
+    let mut seed: u64 = 0x5eed_70c;
+    let mut kills = 0;
+    for _ in 0..4 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        kills += usize::from(apply_killed_after_reads(
+            dir.path(),
+            &sim,
+            1 + (seed >> 33) as usize % 5,
+        ));
+    }
+    assert!(
+        kills > 0,
+        "no run was killed: the test did not test anything"
+    );
+    let done = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(done.code, 0, "{}", done.transcript());
+    assert_eq!(dav_cards(&dst).len(), 300);
+
+    let ids: Vec<String> = sim
+        .items(ALICE, "contacts")
+        .iter()
+        .map(|i| {
+            i.split("ItemId Id=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let href = |id: &str| format!("id:{}", id.replace('%', "%25").replace('/', "%2F"));
+    change_contacts(&sim, &href(&ids[7]), "k-new", &href(&ids[9]));
+    let logged = sim.item_sync_states().len();
+    for _ in 0..3 {
+        apply_killed_after_reads(dir.path(), &sim, 1);
+    }
+    // The first of these read by sync state (the run before completed); apply scans fully
+    // after an interrupted run, which lists again and records a new state.
+    assert_eq!(
+        sim.item_sync_states().get(logged).map(Option::is_some),
+        Some(true),
+        "{:?}",
+        sim.item_sync_states()
+    );
+    let last = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(last.code, 0, "{}", last.transcript());
+    // dav_cards refuses a UID twice.
+    let cards = dav_cards(&dst);
+    assert_eq!(
+        cards.len(),
+        301,
+        "the deleted one stays, the new one is there"
+    );
+    assert!(cards.contains_key("k-new"));
+    assert_eq!(
+        cards
+            .values()
+            .filter(|c| c.contains("FN:Edited Name"))
+            .count(),
+        1
+    );
+    let again = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(!again.stdout.contains("written"), "{}", again.stdout);
+    // After a complete run, by sync state again.
+    let logged = sim.item_sync_states().len();
+    change_contacts(&sim, &href(&ids[11]), "k-new-2", &href(&ids[13]));
+    let after = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(after.code, 0, "{}", after.transcript());
+    let (fresh, resumed) = syncs_since(&sim, logged);
+    assert_eq!((fresh, resumed), (0, 1), "{:?}", sim.item_sync_states());
+    let cards = dav_cards(&dst);
+    assert_eq!(cards.len(), 302);
+    assert!(cards.contains_key("k-new-2"));
+    assert_clean(&sim);
+}
