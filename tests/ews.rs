@@ -748,7 +748,7 @@ fn kill_9_while_reading_exchange_by_sync_state_still_ends_exactly_once() {
         &(exchange_platform("old", &sim) + &dav_platform("new", &dst)),
         "[contacts]",
     );
-    let mut seed: u64 = 0x5eed_70c;
+    let mut seed: u64 = 0x05ee_d70c;
     let mut kills = 0;
     for _ in 0..4 {
         seed = seed
