@@ -20,6 +20,7 @@ use mailshift_dav::object::{Block, ContentLine, components, iana_to_windows, win
 
 use super::task::{item_fields, item_lines, present_item};
 use super::time::{IcalTime, ical_utc, xs_utc};
+use super::zone::Rules;
 use super::{Field, Outgoing, Uri, escape, fold, text_xml, unescape};
 use crate::xml::{self, Node};
 
@@ -802,18 +803,30 @@ pub fn present(item: &Node) -> Vec<Uri> {
     out
 }
 
-/// A time as an iCalendar property: local in `zone` (an IANA id) when the value carries an
-/// offset or none and a zone is known, else UTC.
-fn time_line(name: &str, value: &str, zone: Option<&str>, all_day: bool) -> Option<String> {
+/// The zone an item's times are written in: its TZID (an IANA id) and, when Exchange sent
+/// the definition, its rule (UTC times become wall-clock times in it).
+#[derive(Clone, Copy)]
+struct Zone<'a> {
+    tzid: &'a str,
+    rules: Option<&'a Rules>,
+}
+
+/// A time as an iCalendar property: the wall-clock time in `zone` when it is known (a UTC
+/// value through the zone's rule; a value without offset or with one as written), else
+/// UTC.
+fn time_line(name: &str, value: &str, zone: Option<Zone<'_>>, all_day: bool) -> Option<String> {
     let value = value.trim();
     if all_day {
         let date = value.get(..10)?.replace('-', "");
         return Some(format!("{name};VALUE=DATE:{date}"));
     }
     match zone {
-        Some(zone) if !value.ends_with('Z') => {
-            let local = value.get(..19)?.replace(['-', ':'], "");
-            Some(format!("{name};TZID={zone}:{local}"))
+        Some(Zone { tzid, rules }) if !value.ends_with('Z') || rules.is_some() => {
+            let local = match rules {
+                Some(r) if value.ends_with('Z') => r.local(value)?,
+                _ => value.get(..19)?.replace(['-', ':'], ""),
+            };
+            Some(format!("{name};TZID={tzid}:{local}"))
         }
         _ => ical_utc(value).map(|t| format!("{name}:{t}")),
     }
@@ -940,7 +953,7 @@ fn rrule(recurrence: &Node) -> Option<String> {
 fn vevent(
     item: &Node,
     uid: &str,
-    zone: Option<&str>,
+    zone: Option<Zone<'_>>,
     rid: Option<&str>,
     stamp: &str,
 ) -> Vec<String> {
@@ -1019,9 +1032,16 @@ pub fn item_zone(item: &Node) -> Option<String> {
 }
 
 /// An Exchange calendar item and its modified occurrences (read in the item's time-zone
-/// context, [`item_zone`]) as one VCALENDAR.
+/// context, [`item_zone`]) as one VCALENDAR: times in the item's zone under its IANA id,
+/// with the VTIMEZONE made from the definition Exchange keeps with the item (RFC 5545
+/// §3.6.5 wants one for each TZID used).
 pub fn from_ews(item: &Node, occurrences: &[Node], fallback_uid: &str) -> Vec<u8> {
-    let zone = item_zone(item).and_then(|w| windows_to_iana(&w));
+    let rules = item.child("StartTimeZone").and_then(Rules::read);
+    let tzid = item_zone(item).and_then(|w| windows_to_iana(&w));
+    let zone = tzid.map(|tzid| Zone {
+        tzid,
+        rules: rules.as_ref(),
+    });
     let uid = item
         .text_of("UID")
         .map(|u| u.trim().to_string())
@@ -1036,6 +1056,13 @@ pub fn from_ews(item: &Node, occurrences: &[Node], fallback_uid: &str) -> Vec<u8
         "VERSION:2.0".into(),
         "PRODID:-//mailshift//EWS//EN".into(),
     ];
+    if let Some(Zone {
+        tzid,
+        rules: Some(rules),
+    }) = zone
+    {
+        lines.extend(rules.vtimezone(tzid));
+    }
     lines.extend(vevent(item, &uid, zone, None, &stamp));
     for occurrence in occurrences {
         let Some(original) = occurrence.text_of("OriginalStart") else {

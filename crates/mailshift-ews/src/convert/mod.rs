@@ -13,6 +13,7 @@ pub mod calendar;
 pub mod contact;
 pub mod task;
 pub mod time;
+pub mod zone;
 
 use crate::requests;
 use crate::xml::{self, Node, Writer};
