@@ -459,7 +459,11 @@ impl EwsStore {
             let what = format!("modifying occurrence {n} of {href} in {}", self.mailbox);
             let message = self
                 .one_in(
-                    requests::update_occurrence(&master.id, *n, &occurrence.updates_xml(&[])),
+                    requests::update_occurrence(
+                        &master.id,
+                        *n,
+                        &occurrence.updates_xml(&convert::calendar::inherited(&series.master)),
+                    ),
                     zone,
                     &what,
                 )

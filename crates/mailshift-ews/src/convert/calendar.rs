@@ -775,6 +775,29 @@ pub fn to_ews(data: &[u8], mailbox: &str) -> Result<Series, String> {
     Ok(series)
 }
 
+/// The fields each occurrence of a series inherits from the series as written: a modified
+/// occurrence deletes those its override lacks (an override without DESCRIPTION has no
+/// description, whereas Exchange would show the series' body in it). The fields that
+/// describe the series as a whole are not the occurrence's to delete.
+pub fn inherited(master: &Outgoing) -> Vec<Uri> {
+    master
+        .all()
+        .map(|f| f.uri.clone())
+        .filter(|u| {
+            !matches!(
+                u,
+                Uri::Uid
+                    | Uri::Plain(
+                        "calendar:UID"
+                            | "calendar:Recurrence"
+                            | "calendar:StartTimeZone"
+                            | "calendar:EndTimeZone"
+                    )
+            )
+        })
+        .collect()
+}
+
 /// The fields an Exchange calendar item has now, as UpdateItem names them.
 pub fn present(item: &Node) -> Vec<Uri> {
     let mut out = present_item(item);

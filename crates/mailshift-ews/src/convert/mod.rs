@@ -106,7 +106,7 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    fn all(&self) -> impl Iterator<Item = &Field> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Field> {
         self.item_fields
             .iter()
             .chain(self.uid.iter())

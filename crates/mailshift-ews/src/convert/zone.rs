@@ -408,7 +408,10 @@ mod tests {
         );
         assert!(e.contains(&"TZOFFSETTO:-0400".to_string()), "{e:?}");
         let none = Rules::read(&definition("PT0H", None)).unwrap();
-        assert!(none.vtimezone("UTC").contains(&"TZOFFSETTO:+0000".to_string()));
+        assert!(
+            none.vtimezone("UTC")
+                .contains(&"TZOFFSETTO:+0000".to_string())
+        );
         // A zone named by its id alone has no rule to state.
         assert_eq!(
             Rules::read(&Node {
