@@ -565,11 +565,7 @@ BEGIN:VEVENT\r\nUID:weekend\r\nDTSTAMP:20260301T100000Z\r\nSUMMARY:Weekend away\
 DTSTART;VALUE=DATE:20260328\r\nDTEND;VALUE=DATE:20260330\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
     block_on(async {
         let store = EwsStore::connect(ews_store(sim, "old")).await.unwrap();
-        let c = store
-            .collections(Component::Event)
-            .await
-            .unwrap()
-            .remove(0);
+        let c = store.collections(Component::Event).await.unwrap().remove(0);
         for (name, data) in [
             ("berlin-weekly", berlin),
             ("ny-weekly", new_york),
@@ -704,4 +700,40 @@ fn series_in_windows_zones_keep_their_wall_clock_time_exchange_radicale_exchange
     );
     assert_clean(&old);
     assert_clean(&new);
+}
+
+#[test]
+fn series_in_windows_zones_reach_xandikos_with_their_vtimezones() {
+    let old = EwsSim::spawn().unwrap();
+    seed_zoned(&old);
+    let dst = DavServer::xandikos();
+    let dir = tempfile::tempdir().unwrap();
+    plan(
+        dir.path(),
+        &(exchange_platform("old", &old) + &dav_platform("new", &dst)),
+        "[calendars]",
+    );
+    let first = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let stored = dav_events(&dst);
+    for (uid, expected) in [
+        ("berlin-weekly", "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\n"),
+        (
+            "berlin-weekly",
+            "RECURRENCE-ID;TZID=Europe/Berlin:20260330T093000\r\n",
+        ),
+        ("ny-weekly", "BEGIN:VTIMEZONE\r\nTZID:America/New_York\r\n"),
+        (
+            "ny-weekly",
+            "DTSTART;TZID=America/New_York:20261102T120000\r\n",
+        ),
+    ] {
+        assert!(
+            stored[uid].contains(expected),
+            "{expected} in {}",
+            stored[uid]
+        );
+    }
+    assert_verified(dir.path(), &[]);
+    assert_clean(&old);
 }

@@ -379,7 +379,7 @@ pub fn utc_times(node: &mut Node) {
 pub fn local_times(node: &mut Node, zone: &crate::zones::Zone) {
     let fields = time_fields(&node.name.local);
     for c in &mut node.children {
-        if !fields.iter().any(|f| *f == c.name.local) {
+        if !fields.contains(&c.name.local) {
             continue;
         }
         let text = c.text.trim();
