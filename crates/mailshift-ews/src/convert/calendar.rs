@@ -10,7 +10,10 @@
 //! by n-th weekday, with COUNT, UNTIL or no end), EXDATE (deleted occurrences, by their
 //! position in the series) and overrides (modified occurrences). Time zones: a TZID becomes
 //! the Windows id Exchange keeps (StartTimeZone/EndTimeZone, and the request's
-//! TimeZoneContext so local times are read in it); Windows ids read back become IANA ids.
+//! TimeZoneContext so local times are read in it); read back, times are written in the
+//! item's zone under its IANA id, with a VTIMEZONE from the definition Exchange keeps in
+//! StartTimeZone (`zone`). A modified occurrence deletes the series' fields its override
+//! lacks ([`inherited`]).
 //!
 //! Not carried, and reported: ORGANIZER when writing (Exchange makes the mailbox owner the
 //! organizer), RRULEs Exchange has no pattern for (the first occurrence is written alone),
@@ -1149,6 +1152,22 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn windows_zones_come_back_through_their_iana_ids() {
+        // Exchange to Exchange: read as the IANA id, written as the Windows id again.
+        for windows in [
+            "W. Europe Standard Time",
+            "Romance Standard Time",
+            "GMT Standard Time",
+            "Eastern Standard Time",
+            "Pacific Standard Time",
+            "UTC",
+        ] {
+            let iana = windows_to_iana(windows).unwrap();
+            assert_eq!(windows_zone(iana).as_deref(), Some(windows), "{iana}");
+        }
     }
 
     #[test]
