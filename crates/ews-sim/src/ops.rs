@@ -139,6 +139,34 @@ pub fn run(cx: &mut Cx<'_>, op: &str, req: &Node) -> Result<String, Fail> {
             find_item(cx, req, &id)
         }),
         "SyncFolderItems" => each(&mut w, op, "", vec![()], |()| sync_items(cx, req)),
+        "GetServerTimeZones" => {
+            // Ids not known are left out, as on Exchange; without Ids, every zone.
+            let ids: Option<Vec<String>> = kid(req, "Ids").map(|i| {
+                i.children
+                    .iter()
+                    .map(|c| c.text.trim().to_owned())
+                    .collect()
+            });
+            let full = req.attr("ReturnFullTimeZoneData") != Some("false");
+            each(&mut w, op, "", vec![()], |()| {
+                let mut out = String::from("<m:TimeZoneDefinitions>");
+                for def in zones::all() {
+                    if ids
+                        .as_ref()
+                        .is_some_and(|ids| !ids.iter().any(|i| Some(i.as_str()) == def.attr("Id")))
+                    {
+                        continue;
+                    }
+                    let mut def = def.clone();
+                    def.prefixes.clear();
+                    if !full {
+                        def.children.clear();
+                    }
+                    out += &node_xml(&def);
+                }
+                Ok(out + "</m:TimeZoneDefinitions>")
+            })
+        }
         "GetInboxRules" => rules::get(cx, &mut w),
         "UpdateInboxRules" => rules::update(cx, req, &mut w),
         "CreateAttachment" => {

@@ -1312,3 +1312,23 @@ fn occurrences_keep_their_wall_clock_time_across_a_daylight_saving_change() {
     );
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
+
+#[test]
+fn get_server_time_zones_answers_the_published_definitions() {
+    let sim = sim();
+    let full = call(
+        &sim,
+        r#"<m:GetServerTimeZones ReturnFullTimeZoneData="true"><m:Ids><t:Id>Eastern Standard Time</t:Id><t:Id>Nowhere Standard Time</t:Id></m:Ids></m:GetServerTimeZones>"#,
+    );
+    assert!(full.contains(r#"Id="Eastern Standard Time""#), "{full}");
+    assert!(full.contains("<t:Occurrence>2</t:Occurrence>"), "{full}");
+    assert!(!full.contains("Nowhere"), "{full}");
+    assert!(!full.contains("W. Europe"), "{full}");
+    let names = call(
+        &sim,
+        r#"<m:GetServerTimeZones ReturnFullTimeZoneData="false"/>"#,
+    );
+    assert!(names.contains(r#"Id="W. Europe Standard Time""#), "{names}");
+    assert!(!names.contains("<t:Periods>"), "{names}");
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}

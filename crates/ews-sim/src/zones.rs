@@ -161,6 +161,11 @@ pub fn definition(id: &str) -> Option<&'static Node> {
         .map(|k| &k.definition)
 }
 
+/// Every published definition, as GetServerTimeZones answers them.
+pub fn all() -> impl Iterator<Item = &'static Node> {
+    known().iter().map(|k| &k.definition)
+}
+
 /// The rule of a zone, by Windows id.
 pub fn zone(id: &str) -> Option<&'static Zone> {
     known()
