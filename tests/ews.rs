@@ -737,3 +737,31 @@ fn series_in_windows_zones_reach_xandikos_with_their_vtimezones() {
     assert_verified(dir.path(), &[]);
     assert_clean(&old);
 }
+
+/// An item whose StartTimeZone is an Id alone (as Exchange may answer it) gets the zone's
+/// published definition from GetServerTimeZones, and its times are read in it.
+#[test]
+fn a_zone_named_by_its_id_alone_is_asked_of_the_server() {
+    let sim = EwsSim::spawn().unwrap();
+    sim.add_mailbox(ALICE, "old");
+    sim.insert_item(
+        ALICE,
+        "calendar",
+        "<t:CalendarItem><t:Subject>Call</t:Subject><t:UID>call-1</t:UID>\
+         <t:Start>2026-11-02T15:00:00Z</t:Start><t:End>2026-11-02T15:30:00Z</t:End>\
+         <t:IsAllDayEvent>false</t:IsAllDayEvent>\
+         <t:StartTimeZone Id=\"Eastern Standard Time\"/></t:CalendarItem>",
+    )
+    .unwrap();
+    let read = exchange_events(&sim, "old");
+    let call = &read["call-1"];
+    for expected in [
+        "BEGIN:VTIMEZONE\r\nTZID:America/New_York\r\n",
+        "DTSTART;TZID=America/New_York:20261102T100000\r\n",
+        "DTEND;TZID=America/New_York:20261102T103000\r\n",
+    ] {
+        assert!(call.contains(expected), "{expected} in {call}");
+    }
+    assert_eq!(sim.request_count("GetServerTimeZones"), 1);
+    assert_clean(&sim);
+}
