@@ -12,7 +12,8 @@
 //! the Windows id Exchange keeps (StartTimeZone/EndTimeZone, and the request's
 //! TimeZoneContext so local times are read in it); read back, times are written in the
 //! item's zone under its IANA id, with a VTIMEZONE from the definition Exchange keeps in
-//! StartTimeZone (`zone`). A modified occurrence deletes the series' fields its override
+//! StartTimeZone (`zone`); a TZID with no Windows id goes as the UTC instants its
+//! VTIMEZONE gives. A modified occurrence deletes the series' fields its override
 //! lacks ([`inherited`]).
 //!
 //! Not carried, and reported: ORGANIZER when writing (Exchange makes the mailbox owner the
@@ -476,6 +477,7 @@ fn attendee_xml(line: &ContentLine) -> String {
 /// One VEVENT as an item's fields (`series` false for an override: no recurrence, no UID).
 fn event(
     ev: &Block,
+    zones: &[&Block],
     mailbox: &str,
     recurrence: Option<&str>,
     master: bool,
@@ -540,20 +542,41 @@ fn event(
         }
     };
     let all_day = start.time.is_none();
-    let zone = |t: &IcalTime, out: &mut Outgoing| -> Option<String> {
-        let tzid = t.tzid.as_deref()?;
-        match windows_zone(tzid) {
-            Some(w) => Some(w),
-            None => {
-                out.lost.push(format!(
-                    "the time zone {tzid:?} (no Windows zone known for it; its times are taken as UTC)"
-                ));
-                None
-            }
+    // A TZID with no Windows id (Outlook's "Customized Time Zone", a zone CLDR does not
+    // map): its times are sent as the UTC instants the object's VTIMEZONE gives, so the
+    // event stays at the right moment though Exchange keeps no zone for it.
+    let zone = |t: &IcalTime, out: &mut Outgoing| -> (IcalTime, Option<String>) {
+        let Some(tzid) = t.tzid.as_deref() else {
+            return (t.clone(), None);
+        };
+        if let Some(w) = windows_zone(tzid) {
+            return (t.clone(), Some(w));
         }
+        let instant = zones
+            .iter()
+            .find(|z| z.line("TZID").is_some_and(|l| l.value.trim() == tzid))
+            .and_then(|z| Rules::from_vtimezone(z))
+            .and_then(|r| r.utc(&t.date, t.time.as_deref()?));
+        let Some(u) = instant.filter(|u| u.len() == 16) else {
+            out.lost.push(format!(
+                "the time zone {tzid:?} (no Windows zone known for it; its times are taken as UTC)"
+            ));
+            return (t.clone(), None);
+        };
+        out.lost.push(format!(
+            "the time zone {tzid:?} (no Windows zone known for it; its times are sent as the UTC instants its VTIMEZONE gives)"
+        ));
+        let utc = IcalTime {
+            date: format!("{}-{}-{}", &u[..4], &u[4..6], &u[6..8]),
+            time: Some(format!("{}:{}:{}", &u[9..11], &u[11..13], &u[13..15])),
+            utc: true,
+            tzid: None,
+        };
+        (utc, None)
     };
-    let start_zone = zone(&start, &mut out);
-    let end_zone = zone(&end, &mut out);
+    let (start, start_zone) = zone(&start, &mut out);
+    let (end, end_zone) = zone(&end, &mut out);
+    out.lost.dedup();
     out.zone = start_zone.clone();
     let xs = |t: &IcalTime, z: &Option<String>| {
         // A local time whose zone is unknown is sent as UTC rather than in another's context.
@@ -692,6 +715,11 @@ pub fn to_ews(data: &[u8], mailbox: &str) -> Result<Series, String> {
         .iter()
         .filter(|c| c.name == "VEVENT")
         .collect();
+    let zones: Vec<&Block> = calendar
+        .children
+        .iter()
+        .filter(|c| c.name == "VTIMEZONE")
+        .collect();
     let master = events
         .iter()
         .find(|e| e.line("RECURRENCE-ID").is_none())
@@ -727,7 +755,7 @@ pub fn to_ews(data: &[u8], mailbox: &str) -> Result<Series, String> {
         .as_ref()
         .map(|(p, r)| recurrence_xml(p, r, &start.date));
     let mut series = Series {
-        master: event(master, mailbox, recurrence.as_deref(), true)?,
+        master: event(master, &zones, mailbox, recurrence.as_deref(), true)?,
         deleted: Vec::new(),
         modified: Vec::new(),
     };
@@ -763,7 +791,7 @@ pub fn to_ews(data: &[u8], mailbox: &str) -> Result<Series, String> {
         let rid = ov.line("RECURRENCE-ID").expect("filtered");
         match IcalTime::read(rid).as_ref().and_then(position_of) {
             Some(n) => {
-                let mut fields = event(ov, mailbox, None, false)?;
+                let mut fields = event(ov, &zones, mailbox, None, false)?;
                 series.master.lost.append(&mut fields.lost);
                 series.modified.push((n, fields));
             }

@@ -10,6 +10,7 @@
 
 use super::time::{civil_from_days, days_from_civil, xs_utc};
 use crate::xml::Node;
+use mailshift_dav::object::Block;
 
 /// A zone's rule. Biases in minutes, as Windows counts them: UTC = local + bias.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +124,55 @@ impl Rules {
         })
     }
 
+    /// The rule of a VTIMEZONE whose STANDARD and DAYLIGHT recur yearly on an n-th weekday
+    /// of a month (what Outlook and most calendars write; of several, the latest); None for
+    /// other forms (RDATE lists, a day of the month).
+    pub fn from_vtimezone(block: &Block) -> Option<Rules> {
+        let latest = |kind: &str| {
+            block
+                .children
+                .iter()
+                .filter(|c| c.name == kind)
+                .max_by_key(|c| c.line("DTSTART").map(|l| l.value.trim().to_string()))
+        };
+        let offset = |c: &Block| parse_offset(&c.line("TZOFFSETTO")?.value);
+        let standard = latest("STANDARD")?;
+        let daylight = match latest("DAYLIGHT") {
+            None => None,
+            Some(d) => Some(Daylight {
+                bias: -offset(d)?,
+                start: Change::from_rrule(d)?,
+                end: Change::from_rrule(standard)?,
+            }),
+        };
+        Some(Rules {
+            standard: -offset(standard)?,
+            daylight,
+        })
+    }
+
+    /// The UTC instant of a wall-clock time in this zone (`2026-03-30`, `09:30:00`), as
+    /// iCalendar writes it (`20260330T073000Z`). A time skipped by the change to daylight
+    /// time is read in standard time; one that occurs twice is the first.
+    pub fn utc(&self, date: &str, time: &str) -> Option<String> {
+        let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+        let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+        let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+        let (h, mi, s) = (t.next()??, t.next()??, t.next()??);
+        let local = days_from_civil(y, m, day) * 1440 + h * 60 + mi;
+        let utc = match &self.daylight {
+            Some(d) if self.offset_at(local + d.bias) == -d.bias => local + d.bias,
+            _ => local + self.standard,
+        };
+        let (y, m, day) = civil_from_days(utc.div_euclid(1440));
+        let rem = utc.rem_euclid(1440);
+        Some(format!(
+            "{y:04}{m:02}{day:02}T{:02}{:02}{s:02}Z",
+            rem / 60,
+            rem % 60
+        ))
+    }
+
     /// Minutes to add to UTC for the local time at `utc` (minutes since 1970).
     fn offset_at(&self, utc: i64) -> i64 {
         let Some(d) = &self.daylight else {
@@ -204,7 +254,47 @@ impl Rules {
     }
 }
 
+/// `+0100`, `-0430` → minutes.
+fn parse_offset(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (sign, digits) = match text.split_at_checked(1)? {
+        ("+", d) => (1, d),
+        ("-", d) => (-1, d),
+        _ => return None,
+    };
+    let h: i64 = digits.get(..2)?.parse().ok()?;
+    let m: i64 = digits.get(2..4)?.parse().ok()?;
+    Some(sign * (h * 60 + m))
+}
+
 impl Change {
+    /// A STANDARD or DAYLIGHT's onset: its DTSTART's time of day, and its RRULE's month and
+    /// n-th weekday.
+    fn from_rrule(part: &Block) -> Option<Change> {
+        let start = part.line("DTSTART")?.value.trim().to_string();
+        let hm = start.split_once('T')?.1;
+        let minutes = hm.get(..2)?.parse::<i64>().ok()? * 60 + hm.get(2..4)?.parse::<i64>().ok()?;
+        let rule = part.line("RRULE")?.value.to_ascii_uppercase();
+        let (mut month, mut byday) = (None, None);
+        for item in rule.split(';') {
+            match item.split_once('=')? {
+                ("FREQ", f) if f != "YEARLY" => return None,
+                ("BYMONTH", m) => month = m.parse::<i64>().ok(),
+                ("BYDAY", d) => byday = Some(d.to_string()),
+                _ => {}
+            }
+        }
+        let byday = byday?;
+        let (n, code) = byday.split_at_checked(byday.len().checked_sub(2)?)?;
+        let occurrence: i64 = n.trim_start_matches('+').parse().ok()?;
+        Some(Change {
+            month: month?,
+            weekday: WEEKDAYS.iter().position(|(_, c)| *c == code)? as i64,
+            occurrence: if occurrence < 0 { -1 } else { occurrence },
+            minutes,
+        })
+    }
+
     /// When the change happens in `year`, in minutes since 1970 (of the local time it
     /// leaves).
     fn at(&self, year: i64) -> i64 {
@@ -375,6 +465,32 @@ mod tests {
             utc.local("2026-07-01T12:00:00Z").as_deref(),
             Some("20260701T120000")
         );
+    }
+
+    #[test]
+    fn a_vtimezone_reads_back_into_the_same_rule_and_gives_utc_instants() {
+        let text = berlin().vtimezone("Customized Time Zone").join("\r\n") + "\r\n";
+        let block = mailshift_dav::object::components(text.as_bytes()).unwrap()[0].clone();
+        let read = Rules::from_vtimezone(&block).unwrap();
+        assert_eq!(read, berlin());
+        assert_eq!(
+            read.utc("2026-03-23", "09:30:00").as_deref(),
+            Some("20260323T083000Z")
+        );
+        assert_eq!(
+            read.utc("2026-03-30", "09:30:00").as_deref(),
+            Some("20260330T073000Z")
+        );
+        let text = eastern().vtimezone("Eastern").join("\r\n") + "\r\n";
+        let block = mailshift_dav::object::components(text.as_bytes()).unwrap()[0].clone();
+        let read = Rules::from_vtimezone(&block).unwrap();
+        assert_eq!(read, eastern());
+        assert_eq!(
+            read.utc("2026-11-02", "10:00:00").as_deref(),
+            Some("20261102T150000Z")
+        );
+        assert_eq!(parse_offset("-0430"), Some(-270));
+        assert_eq!(parse_offset("0100"), None);
     }
 
     #[test]
