@@ -72,6 +72,8 @@ struct Inner {
     flaky: u32,
     /// Transient errors to answer the next writes with.
     flaky_puts: u32,
+    /// Changes asked by token refused (an expired token) for the next calls.
+    refuse_tokens: u32,
 }
 
 pub struct MemStore {
@@ -229,6 +231,11 @@ impl MemStore {
         self.lock().flaky = n;
     }
 
+    /// The next `n` asks for changes are refused, as for an expired token.
+    pub fn refuse_tokens(&self, n: u32) {
+        self.lock().refuse_tokens = n;
+    }
+
     /// The next `n` writes fail with a transient error.
     pub fn flaky_puts(&self, n: u32) {
         self.lock().flaky_puts = n;
@@ -327,8 +334,12 @@ impl Store for MemStore {
     }
 
     async fn changes(&self, collection: &Collection, token: &str) -> StoreResult<Option<Delta>> {
-        let g = self.check()?;
+        let mut g = self.check()?;
         if !self.behaviour.sync_collection {
+            return Ok(None);
+        }
+        if g.refuse_tokens > 0 {
+            g.refuse_tokens -= 1;
             return Ok(None);
         }
         let Some(since) = token.strip_prefix('t').and_then(|t| t.parse::<u64>().ok()) else {

@@ -895,3 +895,45 @@ async fn a_uid_copied_for_one_object_is_not_taken_over_by_another() {
         [card(Some("dup"), "Second")]
     );
 }
+
+/// A token given with a listing that the store no longer accepts: the pass lists again,
+/// carries what changed, and records the new listing's token, which the next run uses.
+#[tokio::test]
+async fn an_expired_listing_token_falls_back_to_a_listing_and_converges() {
+    let source = MemStore::new(Behaviour {
+        listing_token: true,
+        ..Behaviour::default()
+    });
+    source.add_collection(collection("contacts", &[Component::Card]));
+    for i in 0..5 {
+        source.insert(
+            "/contacts/",
+            &format!("/contacts/{i}.vcf"),
+            &card(Some(&format!("u{i}")), &format!("P {i}")),
+        );
+    }
+    let dest = dest(Behaviour::default());
+    let journal = MemJournal::default();
+    let mut job = contacts_job();
+    run(&job, &source, &dest, &journal).await.unwrap();
+    source.insert("/contacts/", "/contacts/new.vcf", &card(Some("new"), "New"));
+    source.refuse_tokens(1);
+    let lists = source.lists();
+    job.sync_point = 2;
+    let r = run(&job, &source, &dest, &journal).await.unwrap();
+    assert_eq!(source.lists(), lists + 1, "listed again");
+    assert_eq!(
+        (r.collections[0].copied, r.collections[0].unchanged),
+        (1, 5)
+    );
+    source.insert(
+        "/contacts/",
+        "/contacts/new2.vcf",
+        &card(Some("new2"), "New 2"),
+    );
+    job.sync_point = 3;
+    let r = run(&job, &source, &dest, &journal).await.unwrap();
+    assert_eq!(source.lists(), lists + 1, "by the new token, no listing");
+    assert_eq!(r.collections[0].copied, 1);
+    assert_eq!(dest.objects("/contacts/").len(), 7);
+}
