@@ -1012,25 +1012,36 @@ impl Store for GraphStore {
             removed: Vec::new(),
             token: link,
         };
+        let mut changed_ids = Vec::new();
         for item in &items {
             let Some(graph_id) = item["id"].as_str() else {
                 continue;
             };
-            if item.get("@removed").is_some() {
-                let mut ids = self.ids.lock().await;
-                let known = ids
-                    .iter()
-                    .find(|(_, v)| v.as_str() == graph_id)
-                    .map(|(k, _)| k.clone());
-                let href = known
-                    .unwrap_or_else(|| format!("{}id:{graph_id}", collection_href(kind, &coll)));
-                ids.remove(&href);
-                delta.changed.retain(|l| l.href != href);
-                delta.removed.push(href);
+            if item.get("@removed").is_none() {
+                changed_ids.push(graph_id);
                 continue;
             }
+            let mut ids = self.ids.lock().await;
+            let known = ids
+                .iter()
+                .find(|(_, v)| v.as_str() == graph_id)
+                .map(|(k, _)| k.clone());
+            let href =
+                known.unwrap_or_else(|| format!("{}id:{graph_id}", collection_href(kind, &coll)));
+            ids.remove(&href);
+            delta.removed.push(href);
+        }
+        // A few at a time, as fetches are (Graph's limit is kept by the client's gate); the
+        // futures made first for the same reason as in `fetch`.
+        let reads: Vec<_> = changed_ids
+            .iter()
+            .map(|id| self.named(kind, &coll, id))
+            .collect();
+        let named: Vec<StoreResult<Option<Listed>>> =
+            stream::iter(reads).buffered(FETCH_PARALLEL).collect().await;
+        for listed in named {
             // Gone again since the round: its removal comes with the next one.
-            if let Some(listed) = self.named(kind, &coll, graph_id).await? {
+            if let Some(listed) = listed? {
                 delta.removed.retain(|h| *h != listed.href);
                 delta.changed.retain(|l| l.href != listed.href);
                 delta.changed.push(listed);
