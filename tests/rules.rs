@@ -409,3 +409,361 @@ fn graph_message_rules_follow_the_published_metadata_and_read_back() {
         assert_eq!(back.rules, rules);
     });
 }
+
+// ---- Exchange (EWS simulator) and Microsoft 365 (Graph simulator) ends ----
+
+mod groupware {
+    use std::path::Path;
+
+    use ews_sim::EwsSim;
+    use mailshift::rules::ews::{FolderRef, from_ews, to_ews, update_inbox_rules};
+    use mailshift::rules::sieve::from_sieve;
+    use mailshift::rules::{Action, Condition, Importance, Rule};
+    use mailshift_ews::{Auth, EwsConfig, EwsStore, Secret};
+    use serde_json::json;
+
+    use super::{PW_NEW, PW_OLD, USER, activate, mailshift, platform, runtime, scripts, server};
+
+    const ALICE: &str = "alice@example.com";
+
+    fn rule(name: &str, conditions: Vec<Condition>, actions: Vec<Action>) -> Rule {
+        Rule {
+            name: name.into(),
+            enabled: true,
+            conditions,
+            match_all: true,
+            actions,
+        }
+    }
+
+    fn exchange(name: &str, sim: &EwsSim) -> String {
+        format!(
+            "  {name}: {{type: exchange, imap: {{host: 127.0.0.1, security: none}}, ews: {{url: \"{}\"}}}}\n",
+            sim.url()
+        )
+    }
+
+    fn write_plan(dir: &Path, platforms: &str, source: &str, destination: &str) {
+        std::fs::write(
+            dir.join("plan.yaml"),
+            format!(
+                "version: 1\nplatforms:\n{platforms}accounts:\n  - address: {ALICE}\n    from: old\n    to: new\n    content: [rules]\n    source: {source}\n    destination: {destination}\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    /// Writes `rules` into an Exchange mailbox as Outlook would have (one UpdateInboxRules),
+    /// `folders` giving the id of each folder a rule files into.
+    fn seed(sim: &EwsSim, password: &str, rules: &[Rule], folders: &[(&str, String)]) {
+        let (xml, left) = to_ews(rules, &|p| {
+            folders
+                .iter()
+                .find(|(path, _)| *path == p)
+                .map(|(_, id)| FolderRef::Id(id.clone()))
+        });
+        assert_eq!(left, vec![]);
+        runtime().block_on(async {
+            let store = EwsStore::connect(EwsConfig::new(
+                sim.url(),
+                ALICE,
+                Auth::Basic {
+                    login: ALICE.into(),
+                    password: Secret::new(password),
+                },
+            ))
+            .await
+            .unwrap();
+            store
+                .update_inbox_rules(&update_inbox_rules(&[], &xml).unwrap())
+                .await
+                .unwrap();
+        });
+    }
+
+    /// The mailbox's rules in the order they run, folder ids read as names.
+    fn exchange_rules(sim: &EwsSim) -> Vec<Rule> {
+        let folders = sim.folders(ALICE);
+        let read = from_ews(&sim.rules(ALICE).join(""), &|r| match r {
+            FolderRef::Id(id) => folders
+                .iter()
+                .find(|(i, _, _)| i == id)
+                .map(|(_, name, _)| name.clone()),
+            FolderRef::Distinguished(d) => Some(d.clone()),
+        });
+        assert_eq!(read.untranslatable, vec![]);
+        read.rules
+    }
+
+    fn clean(sim: &EwsSim) {
+        assert_eq!(sim.violations(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn exchange_rules_land_as_sieve_and_what_sieve_cannot_hold_is_a_manual_step() {
+        let sim = EwsSim::spawn().unwrap();
+        sim.add_mailbox(ALICE, PW_OLD);
+        let archive = sim
+            .create_folder(ALICE, "msgfolderroot", "Archive", "IPF.Note")
+            .unwrap();
+        let source = vec![
+            rule(
+                "Bills",
+                vec![
+                    Condition::From("billing@".into()),
+                    Condition::SubjectContains("invoice".into()),
+                ],
+                vec![
+                    Action::MarkRead,
+                    Action::MoveTo("Archive".into()),
+                    Action::Stop,
+                ],
+            ),
+            rule(
+                "Big",
+                vec![Condition::SizeOver(1 << 20)],
+                vec![Action::Redirect("big@example.net".into())],
+            ),
+            rule(
+                "All",
+                vec![Condition::SentTo("all@example.com".into())],
+                vec![Action::Discard],
+            ),
+            rule(
+                "Spam",
+                vec![Condition::HeadersContain("X-Spam: yes".into())],
+                vec![Action::Delete],
+            ),
+            rule(
+                "Team",
+                vec![Condition::RecipientContains("team@".into())],
+                vec![Action::Forward("team@example.net".into())],
+            ),
+        ];
+        seed(&sim, PW_OLD, &source, &[("Archive", archive)]);
+        let new = server(PW_NEW);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(
+            dir.path(),
+            &format!("{}  new: {}\n", exchange("old", &sim), platform(&new)),
+            "{password: {env: PW_OLD}}",
+            "{login: alice, password: {env: PW_NEW}}",
+        );
+
+        let run = mailshift(dir.path(), &["plan", "plan.yaml", "--refresh"]);
+        assert!(
+            run.stdout
+                .contains("3 rules on the source to write as the destination's Sieve script"),
+            "{}",
+            run.text()
+        );
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert_ne!(run.code, 0, "{}", run.text());
+        let all = format!("{}{}", run.stdout, run.stderr);
+        for shown in ["rule \"Spam\"", "rule \"Team\"", "mailshift ack PLAN"] {
+            assert!(all.contains(shown), "{shown}: {}", run.text());
+        }
+        let on_new = scripts(&new, PW_NEW);
+        assert_eq!(on_new.len(), 1, "{on_new:?}");
+        assert!(on_new[0].1, "the script runs");
+        let names: Vec<String> = from_sieve(&on_new[0].2)
+            .rules
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["Bills", "Big", "All"]);
+        assert_eq!(from_sieve(&on_new[0].2).rules[..3], source[..3]);
+
+        let run = mailshift(
+            dir.path(),
+            &["ack", "plan.yaml", "account/alice@example.com/rules"],
+        );
+        assert_eq!(run.code, 0, "{}", run.text());
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+        assert!(
+            run.stdout.contains("3 rules already on the destination"),
+            "{}",
+            run.text()
+        );
+        assert_eq!(
+            scripts(&new, PW_NEW),
+            on_new,
+            "a second apply writes nothing"
+        );
+        let run = mailshift(dir.path(), &["verify", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+        assert_eq!(sim.request_count("UpdateInboxRules"), 1, "only the seeding");
+        clean(&sim);
+        let _ = USER;
+    }
+
+    #[test]
+    fn sieve_rules_land_on_exchange_after_its_own_once_even_without_a_state() {
+        let old = server(PW_OLD);
+        activate(
+            &old,
+            PW_OLD,
+            "main",
+            "require [\"fileinto\", \"imap4flags\", \"copy\"];\n\
+             # rule: Invoices\n\
+             if header :contains \"subject\" \"invoice\" {\n  addflag \"\\\\Seen\";\n  fileinto \"Factures\";\n  stop;\n}\n\
+             # rule: Boss\n\
+             if address :all :is \"from\" \"boss@example.com\" {\n  redirect :copy \"me@example.net\";\n}\n\
+             # rule: Big\n\
+             if size :over 1048576 {\n  discard;\n}\n\
+             # rule: Starred\n\
+             if address :all :contains \"to\" \"vip@\" {\n  addflag \"\\\\Flagged\";\n}\n",
+        );
+        let sim = EwsSim::spawn().unwrap();
+        sim.add_mailbox(ALICE, PW_NEW);
+        let own = rule(
+            "Own",
+            vec![Condition::SubjectContains("news".into())],
+            vec![Action::MarkImportance(Importance::Low)],
+        );
+        seed(&sim, PW_NEW, std::slice::from_ref(&own), &[]);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(
+            dir.path(),
+            &format!("  old: {}\n{}", platform(&old), exchange("new", &sim)),
+            "{login: alice, password: {env: PW_OLD}}",
+            "{password: {env: PW_NEW}}",
+        );
+
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert_ne!(
+            run.code,
+            0,
+            "the flag rule is a manual step: {}",
+            run.text()
+        );
+        assert!(
+            format!("{}{}", run.stdout, run.stderr).contains("rule \"Starred\""),
+            "{}",
+            run.text()
+        );
+        let held = exchange_rules(&sim);
+        let names: Vec<&str> = held.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["Own", "Invoices", "Boss", "Big"], "{held:?}");
+        assert_eq!(held[0], own);
+        assert_eq!(
+            held[1].actions,
+            [
+                Action::MarkRead,
+                Action::MoveTo("Factures".into()),
+                Action::Stop
+            ]
+        );
+        assert!(
+            sim.folders(ALICE).iter().any(|(_, n, _)| n == "Factures"),
+            "the folder a rule files into is created"
+        );
+        assert_eq!(sim.request_count("UpdateInboxRules"), 2);
+
+        let run = mailshift(
+            dir.path(),
+            &["ack", "plan.yaml", "account/alice@example.com/rules"],
+        );
+        assert_eq!(run.code, 0, "{}", run.text());
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+        assert_eq!(
+            sim.request_count("UpdateInboxRules"),
+            2,
+            "a second apply writes nothing"
+        );
+        let run = mailshift(dir.path(), &["verify", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+
+        // The state gone: the rules there are found equal, none is added again.
+        std::fs::remove_file(dir.path().join(".mailshift/state.redb")).unwrap();
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert!(
+            run.stdout.contains("3 rules already on the destination"),
+            "{}",
+            run.text()
+        );
+        assert_eq!(sim.request_count("UpdateInboxRules"), 2, "{}", run.text());
+        assert_eq!(exchange_rules(&sim).len(), 4);
+
+        // A rule the source drops is removed; the destination's own stays first.
+        activate(
+            &old,
+            PW_OLD,
+            "main",
+            "require [\"fileinto\", \"imap4flags\"];\n\
+             # rule: Invoices\n\
+             if header :contains \"subject\" \"invoice\" {\n  addflag \"\\\\Seen\";\n  fileinto \"Factures\";\n  stop;\n}\n",
+        );
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+        let names: Vec<String> = exchange_rules(&sim).into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["Own", "Invoices"]);
+        clean(&sim);
+    }
+
+    #[test]
+    fn microsoft_365_message_rules_land_on_exchange_once() {
+        const TOKEN: &str = "graph-t0ken";
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let graph = rt.block_on(graph_sim::GraphSim::start()).unwrap();
+        graph.add_mailbox(ALICE, TOKEN);
+        for rule in [
+            json!({"displayName": "Newsletters", "sequence": 1, "isEnabled": true,
+                   "conditions": {"subjectContains": ["newsletter"]},
+                   "actions": {"markAsRead": true, "stopProcessingRules": true}}),
+            json!({"displayName": "Boss", "sequence": 2, "isEnabled": false,
+                   "conditions": {"fromAddresses": [{"emailAddress": {"address": "boss@example.com"}}]},
+                   "actions": {"markImportance": "high"}}),
+        ] {
+            graph
+                .insert(ALICE, graph_sim::Collection::Rules, rule)
+                .unwrap();
+        }
+        let sim = EwsSim::spawn().unwrap();
+        sim.add_mailbox(ALICE, PW_NEW);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("plan.yaml"),
+            format!(
+                "version: 1\nplatforms:\n  old: {{type: microsoft-365, graph: {{url: \"{}\"}}}}\n{}accounts:\n  - address: {ALICE}\n    from: old\n    to: new\n    content: [rules]\n    source: {{oauth2_token: {{env: GRAPH_TOKEN}}}}\n    destination: {{password: {{env: PW_NEW}}}}\n",
+                graph.url(),
+                exchange("new", &sim)
+            ),
+        )
+        .unwrap();
+        let run = |args: &[&str]| {
+            crate::common::mailshift_env(
+                dir.path(),
+                args,
+                &[("GRAPH_TOKEN", TOKEN), ("PW_NEW", PW_NEW)],
+            )
+        };
+        let first = run(&["apply", "plan.yaml"]);
+        assert_eq!(first.code, 0, "{}", first.transcript());
+        let held = exchange_rules(&sim);
+        let names: Vec<(&str, bool)> = held.iter().map(|r| (r.name.as_str(), r.enabled)).collect();
+        assert_eq!(names, [("Newsletters", true), ("Boss", false)]);
+        assert_eq!(
+            held[1].conditions,
+            [Condition::FromAddress("boss@example.com".into())]
+        );
+        let second = run(&["apply", "plan.yaml"]);
+        assert_eq!(second.code, 0, "{}", second.transcript());
+        assert_eq!(
+            sim.request_count("UpdateInboxRules"),
+            1,
+            "a second apply writes nothing"
+        );
+        let verify = run(&["verify", "plan.yaml"]);
+        assert_eq!(verify.code, 0, "{}", verify.transcript());
+        assert_eq!(graph.violations(), vec![]);
+        assert_eq!(graph.requests_without_immutable_ids(), Vec::<String>::new());
+        clean(&sim);
+    }
+}
