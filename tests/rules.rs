@@ -7,6 +7,13 @@
 //! failing as a conflict rather than dropping it until `mailshift ack` says it was carried by
 //! hand. And the Graph message rules `rules::graph` writes, posted to the Graph simulator,
 //! follow Microsoft's published metadata and read back as the same rules.
+//!
+//! Exchange (the EWS simulator) and Microsoft 365 (the Graph simulator) as ends: Exchange →
+//! Sieve and Sieve → Exchange (the destination's own rule kept first, the folder a rule files
+//! into created, what the other side cannot hold a manual step, a second apply and one after
+//! the state was deleted writing nothing, a rule the source dropped removed), Microsoft 365 →
+//! Exchange and Exchange → Microsoft 365; neither simulator sees a request outside its
+//! published definitions.
 
 use std::path::Path;
 use std::process::Command;
@@ -762,6 +769,103 @@ mod groupware {
         );
         let verify = run(&["verify", "plan.yaml"]);
         assert_eq!(verify.code, 0, "{}", verify.transcript());
+        assert_eq!(graph.violations(), vec![]);
+        assert_eq!(graph.requests_without_immutable_ids(), Vec::<String>::new());
+        clean(&sim);
+    }
+    #[test]
+    fn exchange_rules_land_on_microsoft_365_after_its_own_once() {
+        const TOKEN: &str = "graph-t0ken";
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let graph = rt.block_on(graph_sim::GraphSim::start()).unwrap();
+        graph.add_mailbox(ALICE, TOKEN);
+        graph
+            .insert(
+                ALICE,
+                graph_sim::Collection::Rules,
+                json!({"displayName": "Own", "sequence": 1, "isEnabled": true,
+                       "conditions": {"subjectContains": ["news"]},
+                       "actions": {"markImportance": "low"}}),
+            )
+            .unwrap();
+        let sim = EwsSim::spawn().unwrap();
+        sim.add_mailbox(ALICE, PW_OLD);
+        let source = vec![
+            rule(
+                "Bills",
+                vec![
+                    Condition::From("billing@".into()),
+                    Condition::SubjectContains("invoice".into()),
+                ],
+                vec![Action::MarkRead, Action::Stop],
+            ),
+            rule(
+                "Big",
+                vec![Condition::SizeOver(1 << 20)],
+                vec![Action::Redirect("big@example.net".into())],
+            ),
+            rule(
+                "Spam",
+                vec![Condition::HeadersContain("X-Spam: yes".into())],
+                vec![Action::Delete],
+            ),
+        ];
+        seed(&sim, PW_OLD, &source, &[]);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(
+            dir.path(),
+            &format!(
+                "{}  new: {{type: microsoft-365, graph: {{url: \"{}\"}}}}\n",
+                exchange("old", &sim),
+                graph.url()
+            ),
+            "{password: {env: PW_OLD}}",
+            "{oauth2_token: {env: GRAPH_TOKEN}}",
+        );
+        let run = |args: &[&str]| {
+            crate::common::mailshift_env(
+                dir.path(),
+                args,
+                &[("GRAPH_TOKEN", TOKEN), ("PW_OLD", PW_OLD)],
+            )
+        };
+        let names = || {
+            let mut rules = graph.list(ALICE, graph_sim::Collection::Rules).unwrap();
+            rules.sort_by_key(|r| r["sequence"].as_i64());
+            rules
+                .iter()
+                .map(|r| r["displayName"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        let rule_writes = || {
+            graph
+                .requests()
+                .iter()
+                .filter(|r| r.is_write() && r.path.contains("messageRules"))
+                .count()
+        };
+        let first = run(&["apply", "plan.yaml"]);
+        assert_eq!(first.code, 0, "{}", first.transcript());
+        assert_eq!(names(), ["Own", "Bills", "Big", "Spam"]);
+        assert_eq!(rule_writes(), 3);
+
+        let second = run(&["apply", "plan.yaml"]);
+        assert_eq!(second.code, 0, "{}", second.transcript());
+        std::fs::remove_file(dir.path().join(".mailshift/state.redb")).unwrap();
+        let third = run(&["apply", "plan.yaml"]);
+        assert_eq!(third.code, 0, "{}", third.transcript());
+        assert_eq!(
+            rule_writes(),
+            3,
+            "nothing written again, with or without the state"
+        );
+        let verify = run(&["verify", "plan.yaml"]);
+        assert_eq!(verify.code, 0, "{}", verify.transcript());
+        assert_eq!(names(), ["Own", "Bills", "Big", "Spam"]);
         assert_eq!(graph.violations(), vec![]);
         assert_eq!(graph.requests_without_immutable_ids(), Vec::<String>::new());
         clean(&sim);

@@ -165,6 +165,22 @@ pub(crate) async fn sync<E: RuleList>(
                 kept.push((after[i].id.clone(), rule.clone()));
             }
         }
+        // A create the client sent again after losing its answer (a cut connection) may have
+        // landed twice: a rule that was not there before, equal to one written and not taken,
+        // is such a copy, removed now.
+        let twice: Vec<String> = after
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| {
+                !taken[*i]
+                    && !held.iter().any(|b| b.id == h.id)
+                    && h.rule.as_ref().is_ok_and(|r| plan.create.contains(r))
+            })
+            .map(|(_, h)| h.id.clone())
+            .collect();
+        if !twice.is_empty() {
+            end.write(&twice, &[]).await?;
+        }
     }
     let written = kept
         .iter()
@@ -292,5 +308,69 @@ mod tests {
         let p = plan(&edited, &[rule("a")], &written(&[("1", "a")]));
         assert!(p.delete.is_empty());
         assert_eq!(p.create, vec![rule("a")]);
+    }
+    /// An end in memory; `twice` makes its next create land two times (a create resent
+    /// after a cut answer).
+    struct Fake {
+        rules: Vec<(String, Rule)>,
+        next: u32,
+        twice: bool,
+        writes: usize,
+    }
+
+    impl RuleList for Fake {
+        async fn held(&mut self) -> Result<Vec<Held>, StepError> {
+            Ok(self
+                .rules
+                .iter()
+                .map(|(id, r)| Held {
+                    id: id.clone(),
+                    rule: Ok(r.clone()),
+                })
+                .collect())
+        }
+
+        fn canonical(rule: &Rule) -> Result<Rule, String> {
+            Ok(rule.clone())
+        }
+
+        async fn write(&mut self, delete: &[String], create: &[Rule]) -> Result<(), StepError> {
+            self.writes += 1;
+            self.rules.retain(|(id, _)| !delete.contains(id));
+            for r in create {
+                for _ in 0..if std::mem::take(&mut self.twice) {
+                    2
+                } else {
+                    1
+                } {
+                    self.next += 1;
+                    self.rules.push((format!("r{}", self.next), r.clone()));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_create_landed_twice_is_removed_and_the_next_run_writes_nothing() {
+        let mut end = Fake {
+            rules: vec![("own".into(), rule("mine"))],
+            next: 0,
+            twice: true,
+            writes: 0,
+        };
+        let (report, written) = sync(&mut end, vec![rule("a"), rule("b")], &[])
+            .await
+            .unwrap();
+        assert!(report.written);
+        let names: Vec<&str> = end.rules.iter().map(|(_, r)| r.name.as_str()).collect();
+        assert_eq!(names, ["mine", "a", "b"]);
+        assert_eq!(written.len(), 2);
+        let writes = end.writes;
+        let (report, again) = sync(&mut end, vec![rule("a"), rule("b")], &written)
+            .await
+            .unwrap();
+        assert!(!report.written);
+        assert_eq!((end.writes, again), (writes, written));
     }
 }
