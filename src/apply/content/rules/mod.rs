@@ -13,8 +13,9 @@
 //! ([`listed`]): an end implements [`listed::RuleList`] (read the rules with their ids, say
 //! how a rule reads back once written, delete and create). **A new end** (MX Plan's filters,
 //! say) is one file implementing [`listed::RuleList`] (and a `read` for the source side) plus
-//! one arm in [`End::of`] and in [`End::read`] / [`Sides::write`] / [`Sides::held`]: the
-//! algorithm, the records, the manual steps and `verify` come with it.
+//! one variant of [`End`], chosen in [`End::of`], whose arm in [`End::read`],
+//! [`Sides::write`], [`Sides::compare`] and [`Sides::fit`] is a one-line call into
+//! [`listed`]: the algorithm, the records, the manual steps and `verify` come with it.
 //!
 //! **Exactly once.** A Sieve destination needs no records of its own: its script `mailshift`
 //! is the state (see [`sieve`]). A list destination keeps, in the step record's output
