@@ -870,4 +870,53 @@ mod groupware {
         assert_eq!(graph.requests_without_immutable_ids(), Vec::<String>::new());
         clean(&sim);
     }
+    #[test]
+    fn exchange_folders_become_the_sieve_servers_mailbox_names() {
+        let sim = EwsSim::spawn().unwrap();
+        sim.add_mailbox(ALICE, PW_OLD);
+        let inbox = sim
+            .folders(ALICE)
+            .into_iter()
+            .find(|(_, name, _)| name == "Inbox")
+            .unwrap()
+            .0;
+        let bills = sim
+            .create_folder(ALICE, &inbox, "Bills", "IPF.Note")
+            .unwrap();
+        seed(
+            &sim,
+            PW_OLD,
+            &[rule(
+                "Bills",
+                vec![Condition::From("billing@".into())],
+                vec![Action::MoveTo("INBOX/Bills".into())],
+            )],
+            &[("INBOX/Bills", bills)],
+        );
+        // A server whose hierarchy separator is `.`, as many Dovecot set-ups have.
+        let new = crate::support::dovecot::Dovecot::start(crate::support::dovecot::DovecotConfig {
+            separator: '.',
+            users: &[(USER, PW_NEW)],
+            tls: true,
+            managesieve: true,
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(
+            dir.path(),
+            &format!("{}  new: {}\n", exchange("old", &sim), platform(&new)),
+            "{password: {env: PW_OLD}}",
+            "{login: alice, password: {env: PW_NEW}}",
+        );
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+        let on_new = scripts(&new, PW_NEW);
+        assert!(
+            on_new[0].2.contains("fileinto \"INBOX.Bills\""),
+            "{on_new:?}"
+        );
+        let run = mailshift(dir.path(), &["verify", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+        clean(&sim);
+    }
 }

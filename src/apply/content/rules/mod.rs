@@ -122,7 +122,9 @@ impl ContentSync for RulesSync {
 
 /// Where one side's rules are, as the plan says to reach them; connected when used.
 enum End {
-    Sieve(Target),
+    /// The ManageSieve server, and the IMAP server that tells which hierarchy separator the
+    /// mailbox names in its `fileinto`s use (when the plan gives one).
+    Sieve(Target, Option<Target>),
     Ews(Box<mailshift_ews::EwsConfig>),
     Graph(Box<mailshift_graph::GraphConfig>),
 }
@@ -138,7 +140,8 @@ impl End {
         options: &MigrationOptions,
     ) -> Result<End, String> {
         if platform.sieve.is_some() {
-            return sieve_target(loaded, platform, creds, login).map(End::Sieve);
+            let imap = crate::apply::imap_adapter::target(loaded, platform, creds, login.clone());
+            return sieve_target(loaded, platform, creds, login).map(|t| End::Sieve(t, imap.ok()));
         }
         match groupware_end(loaded, platform, creds, login, address, options)? {
             Some(Groupware::Ews(config)) => Ok(End::Ews(config)),
@@ -153,7 +156,7 @@ impl End {
     /// The rules of this side, as a source gives them.
     async fn read(&self) -> Result<Translated, StepError> {
         match self {
-            End::Sieve(target) => sieve::read(target).await,
+            End::Sieve(target, _) => sieve::read(target).await,
             End::Ews(config) => ews::EwsRules::open(config).await?.read().await,
             End::Graph(config) => graph::GraphRules::open(config)?.read().await,
         }
@@ -162,7 +165,7 @@ impl End {
     /// How this side's rules are named for people.
     fn noun(&self) -> &'static str {
         match self {
-            End::Sieve(_) => "the destination's Sieve script \"mailshift\"",
+            End::Sieve(..) => "the destination's Sieve script \"mailshift\"",
             End::Ews(_) => "Exchange inbox rules",
             End::Graph(_) => "Microsoft 365 message rules",
         }
@@ -243,6 +246,36 @@ impl Sides {
                 }
             }
         }
+        // Between a Sieve end and another kind, folder paths change separator: a `fileinto`
+        // names a mailbox with its server's separator, EWS and Graph paths use `/`.
+        let files = translated
+            .rules
+            .iter()
+            .any(|r| r.actions.iter().any(|a| matches!(a, Action::MoveTo(_))));
+        let (from, to) = match (&self.source, &self.dest) {
+            (End::Sieve(_, imap), End::Ews(_) | End::Graph(_)) if files => (
+                separator(imap.as_ref())
+                    .await
+                    .map_err(|e| e.context("source"))?,
+                '/',
+            ),
+            (End::Ews(_) | End::Graph(_), End::Sieve(_, imap)) if files => (
+                '/',
+                separator(imap.as_ref())
+                    .await
+                    .map_err(|e| e.context("destination"))?,
+            ),
+            _ => ('/', '/'),
+        };
+        if from != to {
+            for rule in &mut translated.rules {
+                for action in &mut rule.actions {
+                    if let Action::MoveTo(folder) = action {
+                        *folder = resep(folder, from, to);
+                    }
+                }
+            }
+        }
         Ok(translated)
     }
 
@@ -253,7 +286,7 @@ impl Sides {
         recorded: Vec<listed::Written>,
     ) -> Result<(RulesCopy, Option<Vec<listed::Written>>), StepError> {
         let (mut report, written) = match &self.dest {
-            End::Sieve(target) => (sieve::write(target, source.rules).await?, None),
+            End::Sieve(target, _) => (sieve::write(target, source.rules).await?, None),
             End::Ews(config) => {
                 let mut end = ews::EwsRules::open(config).await?;
                 let (r, w) = listed::sync(&mut end, source.rules, &recorded).await?;
@@ -277,7 +310,7 @@ impl Sides {
     async fn compare(&self) -> Result<RulesCheck, StepError> {
         let source = self.read_source().await?;
         let mut check = match &self.dest {
-            End::Sieve(target) => sieve::compare(target, source.rules).await?,
+            End::Sieve(target, _) => sieve::compare(target, source.rules).await?,
             End::Ews(config) => {
                 listed::compare(&mut ews::EwsRules::open(config).await?, source.rules).await?
             }
@@ -294,7 +327,7 @@ impl Sides {
     fn fit(&self, source: Translated) -> (usize, Vec<Untranslatable>) {
         let mut untranslatable = source.untranslatable;
         let left = match &self.dest {
-            End::Sieve(_) => crate::rules::sieve::to_sieve(&source.rules).1,
+            End::Sieve(..) => crate::rules::sieve::to_sieve(&source.rules).1,
             End::Ews(_) => listed::fit::<ews::EwsRules>(&source.rules),
             End::Graph(_) => listed::fit::<graph::GraphRules>(&source.rules),
         };
@@ -302,6 +335,32 @@ impl Sides {
         untranslatable.extend(left);
         (count, untranslatable)
     }
+}
+
+/// The hierarchy separator of an IMAP server (its INBOX's, else the first folder's); `/`
+/// when the plan gives no IMAP server or the server names none.
+async fn separator(imap: Option<&Target>) -> Result<char, StepError> {
+    use crate::apply::imap_adapter::IntoStepError;
+    let Some(target) = imap else {
+        return Ok('/');
+    };
+    let mut session = crate::transfer::imap::session::Imap::connect(target)
+        .await
+        .map_err(|e| e.into_step_error())?;
+    let folders = session.list().await.map_err(|e| e.into_step_error())?;
+    session.logout().await;
+    Ok(folders
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case("INBOX"))
+        .or(folders.first())
+        .and_then(|f| f.delimiter)
+        .unwrap_or('/'))
+}
+
+/// A folder path with separator `from` written with `to`. A level whose name holds `to`
+/// itself reads as two levels on the other side (rare, and not told apart here).
+fn resep(path: &str, from: char, to: char) -> String {
+    path.split(from).collect::<Vec<_>>().join(&to.to_string())
 }
 
 impl Prepared for Sides {
@@ -435,6 +494,13 @@ fn synced(report: RulesCopy, acknowledged: Option<&str>) -> Synced {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folder_paths_change_separator_between_sieve_and_exchange() {
+        assert_eq!(resep("INBOX.Bills.2026", '.', '/'), "INBOX/Bills/2026");
+        assert_eq!(resep("INBOX/Bills", '/', '.'), "INBOX.Bills");
+        assert_eq!(resep("Archive", '/', '.'), "Archive");
+    }
 
     #[test]
     fn an_acknowledged_list_completes_the_step_and_a_new_one_fails_it_again() {
