@@ -124,7 +124,7 @@ impl ContentSync for RulesSync {
 enum End {
     /// The ManageSieve server, and the IMAP server that tells which hierarchy separator the
     /// mailbox names in its `fileinto`s use (when the plan gives one).
-    Sieve(Target, Option<Target>),
+    Sieve(Box<Target>, Option<Box<Target>>),
     Ews(Box<mailshift_ews::EwsConfig>),
     Graph(Box<mailshift_graph::GraphConfig>),
 }
@@ -141,7 +141,8 @@ impl End {
     ) -> Result<End, String> {
         if platform.sieve.is_some() {
             let imap = crate::apply::imap_adapter::target(loaded, platform, creds, login.clone());
-            return sieve_target(loaded, platform, creds, login).map(|t| End::Sieve(t, imap.ok()));
+            return sieve_target(loaded, platform, creds, login)
+                .map(|t| End::Sieve(Box::new(t), imap.ok().map(Box::new)));
         }
         match groupware_end(loaded, platform, creds, login, address, options)? {
             Some(Groupware::Ews(config)) => Ok(End::Ews(config)),
@@ -254,14 +255,14 @@ impl Sides {
             .any(|r| r.actions.iter().any(|a| matches!(a, Action::MoveTo(_))));
         let (from, to) = match (&self.source, &self.dest) {
             (End::Sieve(_, imap), End::Ews(_) | End::Graph(_)) if files => (
-                separator(imap.as_ref())
+                separator(imap.as_deref())
                     .await
                     .map_err(|e| e.context("source"))?,
                 '/',
             ),
             (End::Ews(_) | End::Graph(_), End::Sieve(_, imap)) if files => (
                 '/',
-                separator(imap.as_ref())
+                separator(imap.as_deref())
                     .await
                     .map_err(|e| e.context("destination"))?,
             ),
