@@ -919,4 +919,98 @@ mod groupware {
         assert_eq!(run.code, 0, "{}", run.text());
         clean(&sim);
     }
+    #[test]
+    fn kill_9_while_rules_are_written_to_microsoft_365_leaves_each_once() {
+        const TOKEN: &str = "graph-t0ken";
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let graph = rt.block_on(graph_sim::GraphSim::start()).unwrap();
+        graph.add_mailbox(ALICE, TOKEN);
+        let sim = EwsSim::spawn().unwrap();
+        sim.add_mailbox(ALICE, PW_OLD);
+        // Graph takes one request per rule: enough of them that a run is cut in the middle.
+        let source: Vec<Rule> = (0..40)
+            .map(|n| {
+                rule(
+                    &format!("R{n:02}"),
+                    vec![Condition::SubjectContains(format!("s{n}"))],
+                    vec![Action::MarkRead],
+                )
+            })
+            .collect();
+        seed(&sim, PW_OLD, &source, &[]);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(
+            dir.path(),
+            &format!(
+                "{}  new: {{type: microsoft-365, graph: {{url: \"{}\"}}}}\n",
+                exchange("old", &sim),
+                graph.url()
+            ),
+            "{password: {env: PW_OLD}}",
+            "{oauth2_token: {env: GRAPH_TOKEN}}",
+        );
+        let posts = || {
+            graph
+                .requests()
+                .iter()
+                .filter(|r| r.method == "POST" && r.path.contains("messageRules"))
+                .count()
+        };
+        let mut kills = 0;
+        for step in [3, 11, 7] {
+            // Killed once the run has created `step` rules more: in the middle of the
+            // writes whatever this machine's speed, never by the clock.
+            let target = posts() + step;
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailshift"))
+                .args(["apply", "plan.yaml"])
+                .current_dir(dir.path())
+                .env("PW_OLD", PW_OLD)
+                .env("GRAPH_TOKEN", TOKEN)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            while child.try_wait().unwrap().is_none() {
+                if posts() >= target {
+                    child.kill().unwrap(); // SIGKILL
+                    kills += 1;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            child.wait().unwrap();
+        }
+        assert!(
+            kills > 0,
+            "no run was killed: the test did not test anything"
+        );
+        let last = crate::common::mailshift_env(
+            dir.path(),
+            &["apply", "plan.yaml"],
+            &[("GRAPH_TOKEN", TOKEN), ("PW_OLD", PW_OLD)],
+        );
+        assert_eq!(last.code, 0, "{}", last.transcript());
+        let mut rules = graph.list(ALICE, graph_sim::Collection::Rules).unwrap();
+        rules.sort_by_key(|r| r["sequence"].as_i64());
+        let names: Vec<String> = rules
+            .iter()
+            .map(|r| r["displayName"].as_str().unwrap().to_string())
+            .collect();
+        let expected: Vec<String> = source.iter().map(|r| r.name.clone()).collect();
+        assert_eq!(names, expected, "after {kills} kills");
+        let before = posts();
+        let again = crate::common::mailshift_env(
+            dir.path(),
+            &["apply", "plan.yaml"],
+            &[("GRAPH_TOKEN", TOKEN), ("PW_OLD", PW_OLD)],
+        );
+        assert_eq!(again.code, 0, "{}", again.transcript());
+        assert_eq!(posts(), before, "a second apply writes nothing");
+        assert_eq!(graph.violations(), vec![]);
+        clean(&sim);
+    }
 }
