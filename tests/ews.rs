@@ -64,6 +64,44 @@ async fn uids<S: Store>(store: &S, component: Component) -> BTreeMap<String, Vec
     out
 }
 
+/// Every calendar object of a store, by UID (the bytes as the store gives them).
+async fn events<S: Store>(store: &S) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for c in store.collections(Component::Event).await.unwrap() {
+        let hrefs: Vec<String> = store
+            .list(&c)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.href)
+            .collect();
+        for f in store.fetch(&c, &hrefs).await.unwrap() {
+            let item = mailshift_dav::object::parse(&f.data).unwrap();
+            if item.component == Component::Event {
+                out.insert(
+                    item.uid.unwrap_or_default(),
+                    String::from_utf8(f.data).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn exchange_events(sim: &EwsSim, password: &str) -> BTreeMap<String, String> {
+    block_on(async {
+        let store = EwsStore::connect(ews_store(sim, password)).await.unwrap();
+        events(&store).await
+    })
+}
+
+fn dav_events(server: &DavServer) -> BTreeMap<String, String> {
+    block_on(async {
+        let store = DavStore::connect(server.dav_config(ALICE)).await.unwrap();
+        events(&store).await
+    })
+}
+
 pub(crate) fn exchange_uids(
     sim: &EwsSim,
     password: &str,
@@ -211,12 +249,9 @@ fn radicale_to_exchange_once_and_a_second_apply_writes_nothing() {
         to.sort();
         assert_eq!(to, from, "{component:?}");
     }
-    // The weekly series in Europe/Paris comes back from the simulator without its exceptions
-    // (a series in a named zone is the simulator's gap): that difference is real, and shown.
-    assert_verified(
-        dir.path(),
-        &["4f1e2d3c-weekly-standup-7a8b9c0d@example.com"],
-    );
+    // The weekly series in Europe/Paris, with its exceptions on both sides of the change to
+    // summer time, comes back equal.
+    assert_verified(dir.path(), &[]);
     let before = writes(&sim);
     let second = run(dir.path(), &["apply", "plan.yaml"]);
     assert_eq!(second.code, 0, "{}", second.transcript());
@@ -498,5 +533,235 @@ fn https_ews_is_verified_against_the_plans_ca_file() {
     let mut skipped = ews_store(&sim, "pw");
     skipped.insecure_skip_verify = true;
     assert!(!collections(skipped).unwrap().is_empty());
+    assert_clean(&sim);
+}
+
+/// Weekly series in two Windows zones, each with occurrences on both sides of a daylight
+/// saving change and an occurrence moved after it, and an all-day event over the European
+/// change, written into Exchange by the client itself.
+fn seed_zoned(sim: &EwsSim) {
+    sim.add_mailbox(ALICE, "old");
+    let berlin = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//y//EN\r\n\
+BEGIN:VEVENT\r\nUID:berlin-weekly\r\nDTSTAMP:20260301T100000Z\r\nSUMMARY:Jour fixe\r\n\
+DTSTART;TZID=W. Europe Standard Time:20260316T093000\r\n\
+DTEND;TZID=W. Europe Standard Time:20260316T100000\r\n\
+RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=6\r\nEXDATE;TZID=W. Europe Standard Time:20260406T093000\r\n\
+END:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:berlin-weekly\r\nDTSTAMP:20260301T100000Z\r\n\
+RECURRENCE-ID;TZID=W. Europe Standard Time:20260330T093000\r\nSUMMARY:Jour fixe (later)\r\n\
+DTSTART;TZID=W. Europe Standard Time:20260330T110000\r\n\
+DTEND;TZID=W. Europe Standard Time:20260330T113000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let new_york = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//y//EN\r\n\
+BEGIN:VEVENT\r\nUID:ny-weekly\r\nDTSTAMP:20261001T100000Z\r\nSUMMARY:Sync\r\n\
+DTSTART;TZID=Eastern Standard Time:20261019T100000\r\n\
+DTEND;TZID=Eastern Standard Time:20261019T110000\r\n\
+RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=4\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:ny-weekly\r\nDTSTAMP:20261001T100000Z\r\n\
+RECURRENCE-ID;TZID=Eastern Standard Time:20261102T100000\r\nSUMMARY:Sync (noon)\r\n\
+DTSTART;TZID=Eastern Standard Time:20261102T120000\r\n\
+DTEND;TZID=Eastern Standard Time:20261102T130000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let all_day = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//y//EN\r\n\
+BEGIN:VEVENT\r\nUID:weekend\r\nDTSTAMP:20260301T100000Z\r\nSUMMARY:Weekend away\r\n\
+DTSTART;VALUE=DATE:20260328\r\nDTEND;VALUE=DATE:20260330\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    block_on(async {
+        let store = EwsStore::connect(ews_store(sim, "old")).await.unwrap();
+        let c = store.collections(Component::Event).await.unwrap().remove(0);
+        for (name, data) in [
+            ("berlin-weekly", berlin),
+            ("ny-weekly", new_york),
+            ("weekend", all_day),
+        ] {
+            let href = store.href_for(&c, name, Component::Event);
+            let out = store
+                .put(
+                    &c,
+                    &href,
+                    data.as_bytes(),
+                    mailshift_dav::store::Precondition::Absent,
+                )
+                .await
+                .unwrap();
+            assert!(
+                matches!(out, mailshift_dav::store::PutOutcome::Written { .. }),
+                "{out:?}"
+            );
+        }
+        assert_eq!(store.losses(), Vec::<String>::new());
+    });
+}
+
+/// The series' stored item on a simulator, by its UID.
+fn series_item(sim: &EwsSim, uid: &str) -> String {
+    sim.items(ALICE, "calendar")
+        .into_iter()
+        .find(|i| i.contains(&format!("<t:UID>{uid}</t:UID>")))
+        .unwrap_or_else(|| panic!("{uid} on the simulator"))
+}
+
+#[test]
+fn series_in_windows_zones_keep_their_wall_clock_time_exchange_radicale_exchange() {
+    let old = EwsSim::spawn().unwrap();
+    seed_zoned(&old);
+    let mid = DavServer::radicale();
+    let there = tempfile::tempdir().unwrap();
+    plan(
+        there.path(),
+        &(exchange_platform("old", &old) + &dav_platform("new", &mid)),
+        "[calendars]",
+    );
+    let first = run(there.path(), &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    // Radicale keeps IANA zones with their VTIMEZONE (it stores the object re-serialized,
+    // lines in its own order), and the wall-clock times of every occurrence, moved and
+    // deleted ones included, on both sides of the change.
+    let stored = dav_events(&mid);
+    let berlin = &stored["berlin-weekly"];
+    for expected in [
+        "BEGIN:VTIMEZONE\r\n",
+        "TZID:Europe/Berlin\r\n",
+        "TZOFFSETTO:+0200\r\n",
+        "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\n",
+        "DTSTART;TZID=Europe/Berlin:20260316T093000\r\n",
+        "EXDATE;TZID=Europe/Berlin:20260406T093000\r\n",
+        "RECURRENCE-ID;TZID=Europe/Berlin:20260330T093000\r\n",
+        "DTSTART;TZID=Europe/Berlin:20260330T110000\r\n",
+    ] {
+        assert!(berlin.contains(expected), "{expected} in {berlin}");
+    }
+    let new_york = &stored["ny-weekly"];
+    for expected in [
+        "TZID:America/New_York\r\n",
+        "TZOFFSETTO:-0500\r\n",
+        "RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU\r\n",
+        "DTSTART;TZID=America/New_York:20261019T100000\r\n",
+        "RECURRENCE-ID;TZID=America/New_York:20261102T100000\r\n",
+        "DTSTART;TZID=America/New_York:20261102T120000\r\n",
+    ] {
+        assert!(new_york.contains(expected), "{expected} in {new_york}");
+    }
+    let weekend = &stored["weekend"];
+    assert!(
+        weekend.contains("DTSTART;VALUE=DATE:20260328\r\n")
+            && weekend.contains("DTEND;VALUE=DATE:20260330\r\n")
+            && !weekend.contains("VTIMEZONE"),
+        "{weekend}"
+    );
+    assert_verified(there.path(), &[]);
+
+    // And back into another Exchange: the same items, Windows zones again.
+    let new = EwsSim::spawn().unwrap();
+    new.add_mailbox(ALICE, "new");
+    let back = tempfile::tempdir().unwrap();
+    plan(
+        back.path(),
+        &(dav_platform("old", &mid) + &exchange_platform("new", &new)),
+        "[calendars]",
+    );
+    let second = run(back.path(), &["apply", "plan.yaml"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    assert_verified(back.path(), &[]);
+    let berlin = series_item(&new, "berlin-weekly");
+    for expected in [
+        r#"<t:StartTimeZone Id="W. Europe Standard Time""#,
+        // 09:30 in winter and in summer: 08:30 and 07:30 UTC.
+        "<t:Start>2026-03-16T08:30:00Z</t:Start>",
+        "<t:OriginalStart>2026-03-30T07:30:00Z</t:OriginalStart>",
+        "<t:Start>2026-03-30T09:00:00Z</t:Start>",
+        "<t:DeletedOccurrence><t:Start>2026-04-06T07:30:00Z</t:Start>",
+    ] {
+        assert!(berlin.contains(expected), "{expected} in {berlin}");
+    }
+    let new_york = series_item(&new, "ny-weekly");
+    for expected in [
+        r#"<t:StartTimeZone Id="Eastern Standard Time""#,
+        // 10:00 in summer and in winter: 14:00 and 15:00 UTC.
+        "<t:Start>2026-10-19T14:00:00Z</t:Start>",
+        "<t:OriginalStart>2026-11-02T15:00:00Z</t:OriginalStart>",
+        "<t:Start>2026-11-02T17:00:00Z</t:Start>",
+    ] {
+        assert!(new_york.contains(expected), "{expected} in {new_york}");
+    }
+    // What the second Exchange gives is what the first gave.
+    let strip = |events: BTreeMap<String, String>| -> BTreeMap<String, String> {
+        events
+            .into_iter()
+            .map(|(uid, data)| {
+                let kept: Vec<&str> = data
+                    .split("\r\n")
+                    .filter(|l| !l.starts_with("DTSTAMP:"))
+                    .collect();
+                (uid, kept.join("\r\n"))
+            })
+            .collect()
+    };
+    assert_eq!(
+        strip(exchange_events(&new, "new")),
+        strip(exchange_events(&old, "old"))
+    );
+    assert_clean(&old);
+    assert_clean(&new);
+}
+
+#[test]
+fn series_in_windows_zones_reach_xandikos_with_their_vtimezones() {
+    let old = EwsSim::spawn().unwrap();
+    seed_zoned(&old);
+    let dst = DavServer::xandikos();
+    let dir = tempfile::tempdir().unwrap();
+    plan(
+        dir.path(),
+        &(exchange_platform("old", &old) + &dav_platform("new", &dst)),
+        "[calendars]",
+    );
+    let first = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let stored = dav_events(&dst);
+    for (uid, expected) in [
+        ("berlin-weekly", "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\n"),
+        (
+            "berlin-weekly",
+            "RECURRENCE-ID;TZID=Europe/Berlin:20260330T093000\r\n",
+        ),
+        ("ny-weekly", "BEGIN:VTIMEZONE\r\nTZID:America/New_York\r\n"),
+        (
+            "ny-weekly",
+            "DTSTART;TZID=America/New_York:20261102T120000\r\n",
+        ),
+    ] {
+        assert!(
+            stored[uid].contains(expected),
+            "{expected} in {}",
+            stored[uid]
+        );
+    }
+    assert_verified(dir.path(), &[]);
+    assert_clean(&old);
+}
+
+/// An item whose StartTimeZone is an Id alone (as Exchange may answer it) gets the zone's
+/// published definition from GetServerTimeZones, and its times are read in it.
+#[test]
+fn a_zone_named_by_its_id_alone_is_asked_of_the_server() {
+    let sim = EwsSim::spawn().unwrap();
+    sim.add_mailbox(ALICE, "old");
+    sim.insert_item(
+        ALICE,
+        "calendar",
+        "<t:CalendarItem><t:Subject>Call</t:Subject><t:UID>call-1</t:UID>\
+         <t:Start>2026-11-02T15:00:00Z</t:Start><t:End>2026-11-02T15:30:00Z</t:End>\
+         <t:IsAllDayEvent>false</t:IsAllDayEvent>\
+         <t:StartTimeZone Id=\"Eastern Standard Time\"/></t:CalendarItem>",
+    )
+    .unwrap();
+    let read = exchange_events(&sim, "old");
+    let call = &read["call-1"];
+    for expected in [
+        "BEGIN:VTIMEZONE\r\nTZID:America/New_York\r\n",
+        "DTSTART;TZID=America/New_York:20261102T100000\r\n",
+        "DTEND;TZID=America/New_York:20261102T103000\r\n",
+    ] {
+        assert!(call.contains(expected), "{expected} in {call}");
+    }
+    assert_eq!(sim.request_count("GetServerTimeZones"), 1);
     assert_clean(&sim);
 }

@@ -15,8 +15,8 @@
 //! recurrence patterns, NTLM, folder permissions and delegate access (`t:Mailbox` in a
 //! DistinguishedFolderId is ignored), SyncFolderItems' Ignore list, moves and copies of
 //! items (MoveItem, CopyItem are not implemented), and mail (no message store beyond items
-//! kept as given). Times of a series are placed in the offset its Start is written in, not
-//! in its StartTimeZone.
+//! kept as given). Time zones: only those `zones` publishes (the ones tests use), each
+//! with its current rule.
 
 pub mod check;
 mod http;
@@ -26,6 +26,7 @@ pub mod schema;
 mod soap;
 mod state;
 pub mod xml;
+mod zones;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -374,6 +374,36 @@ pub fn utc_times(node: &mut Node) {
     }
 }
 
+/// Reads the item's `xs:dateTime` fields written without an offset in `zone` (the request's
+/// TimeZoneContext, UTC without one) and keeps them in UTC, as Exchange stores them.
+pub fn local_times(node: &mut Node, zone: &crate::zones::Zone) {
+    let fields = time_fields(&node.name.local);
+    for c in &mut node.children {
+        if !fields.contains(&c.name.local) {
+            continue;
+        }
+        let text = c.text.trim();
+        let local = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f");
+        if let Ok(local) = local {
+            c.text = zone
+                .to_utc(local)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        }
+    }
+}
+
+/// The names of a type's `xs:dateTime` fields.
+fn time_fields(element: &str) -> Vec<String> {
+    let ty = type_of(element);
+    let mut fields = Vec::new();
+    collect_types(&Name::new(TYPES, ty), &mut fields, 0);
+    fields
+        .into_iter()
+        .filter(|(_, t)| t.ns == crate::xml::XSD && t.local == "dateTime")
+        .map(|(n, _)| n)
+        .collect()
+}
+
 /// Element names and types of a complex type's content (its bases' included).
 fn collect_types(ty: &Name, out: &mut Vec<(String, Name)>, depth: usize) {
     if depth > 12 {

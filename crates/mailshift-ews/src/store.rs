@@ -422,11 +422,40 @@ impl EwsStore {
                 (item, read.into_iter().flatten().collect())
             }
         };
+        let master = self.zone_defined(master).await?;
         Ok(convert::calendar::from_ews(
             &master,
             &occurrences,
             &fallback_uid(&master),
         ))
+    }
+
+    /// The item with its zone's definition: when its StartTimeZone came back as an Id alone,
+    /// the one Exchange publishes for it (GetServerTimeZones), from which its times are read
+    /// and its VTIMEZONE made. Without one, its times stay in UTC.
+    async fn zone_defined(&self, mut item: Node) -> StoreResult<Node> {
+        let Some(id) = convert::calendar::item_zone(&item) else {
+            return Ok(item);
+        };
+        if item
+            .child("StartTimeZone")
+            .is_some_and(|z| z.child("Periods").is_some())
+        {
+            return Ok(item);
+        }
+        let (operation, body) = requests::server_time_zone(&id);
+        let messages = self.client.call(operation, &body).await?;
+        let published = messages
+            .iter()
+            .filter(|m| m.is_success())
+            .find_map(|m| m.node.find("TimeZoneDefinition"));
+        if let Some(def) = published {
+            let mut def = def.clone();
+            def.name = "StartTimeZone".into();
+            item.children.retain(|c| c.name != "StartTimeZone");
+            item.children.push(def);
+        }
+        Ok(item)
     }
 
     /// Deletes and modifies the occurrences of a series just written, then answers its
@@ -462,7 +491,11 @@ impl EwsStore {
             let what = format!("modifying occurrence {n} of {href} in {}", self.mailbox);
             let message = self
                 .one_in(
-                    requests::update_occurrence(&master.id, *n, &occurrence.updates_xml(&[])),
+                    requests::update_occurrence(
+                        &master.id,
+                        *n,
+                        &occurrence.updates_xml(&convert::calendar::inherited(&series.master)),
+                    ),
                     zone,
                     &what,
                 )
