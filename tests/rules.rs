@@ -12,8 +12,9 @@
 //! Sieve and Sieve → Exchange (the destination's own rule kept first, the folder a rule files
 //! into created, what the other side cannot hold a manual step, a second apply and one after
 //! the state was deleted writing nothing, a rule the source dropped removed), Microsoft 365 →
-//! Exchange and Exchange → Microsoft 365; neither simulator sees a request outside its
-//! published definitions.
+//! Exchange, Exchange → Microsoft 365 and Sieve → Microsoft 365 (folders created by path),
+//! folder paths in the Sieve server's own separator, kill -9 while rules are written; neither
+//! simulator sees a request outside its published definitions.
 
 use std::path::Path;
 use std::process::Command;
@@ -1012,5 +1013,76 @@ mod groupware {
         assert_eq!(posts(), before, "a second apply writes nothing");
         assert_eq!(graph.violations(), vec![]);
         clean(&sim);
+    }
+    #[test]
+    fn sieve_rules_land_on_microsoft_365_with_the_folders_they_file_into() {
+        const TOKEN: &str = "graph-t0ken";
+        let old = server(PW_OLD);
+        activate(
+            &old,
+            PW_OLD,
+            "main",
+            "require [\"fileinto\", \"imap4flags\"];\n\
+             # rule: Invoices\n\
+             if header :contains \"subject\" \"invoice\" {\n  addflag \"\\\\Seen\";\n  fileinto \"Compta/Factures\";\n  stop;\n}\n\
+             # rule: Lists\n\
+             if header :contains \"subject\" \"[list]\" {\n  fileinto \"INBOX/Lists\";\n}\n",
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let graph = rt.block_on(graph_sim::GraphSim::start()).unwrap();
+        graph.add_mailbox(ALICE, TOKEN);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(
+            dir.path(),
+            &format!(
+                "  old: {}\n  new: {{type: microsoft-365, graph: {{url: \"{}\"}}}}\n",
+                platform(&old),
+                graph.url()
+            ),
+            "{login: alice, password: {env: PW_OLD}}",
+            "{oauth2_token: {env: GRAPH_TOKEN}}",
+        );
+        let run = |args: &[&str]| {
+            crate::common::mailshift_env(
+                dir.path(),
+                args,
+                &[("GRAPH_TOKEN", TOKEN), ("PW_OLD", PW_OLD)],
+            )
+        };
+        let first = run(&["apply", "plan.yaml"]);
+        assert_eq!(first.code, 0, "{}", first.transcript());
+        let folders = graph.mail_folders(ALICE);
+        let id_of = |path: &str| {
+            folders
+                .iter()
+                .find(|(_, p)| p == path)
+                .map(|(id, _)| id.clone())
+                .unwrap_or_else(|| panic!("no folder {path}: {folders:?}"))
+        };
+        let mut rules = graph.list(ALICE, graph_sim::Collection::Rules).unwrap();
+        rules.sort_by_key(|r| r["sequence"].as_i64());
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        assert_eq!(
+            rules[0]["actions"]["moveToFolder"].as_str(),
+            Some(id_of("Compta/Factures").as_str())
+        );
+        assert_eq!(
+            rules[1]["actions"]["moveToFolder"].as_str(),
+            Some(id_of("Inbox/Lists").as_str()),
+            "INBOX/ on the Sieve side is the inbox's folder"
+        );
+        let writes = || graph.requests().iter().filter(|r| r.is_write()).count();
+        let before = writes();
+        let second = run(&["apply", "plan.yaml"]);
+        assert_eq!(second.code, 0, "{}", second.transcript());
+        assert_eq!(writes(), before, "a second apply writes nothing");
+        let verify = run(&["verify", "plan.yaml"]);
+        assert_eq!(verify.code, 0, "{}", verify.transcript());
+        assert_eq!(graph.violations(), vec![]);
+        assert_eq!(graph.requests_without_immutable_ids(), Vec::<String>::new());
     }
 }
