@@ -7,9 +7,10 @@
 //!   Microsoft's `msgraph-metadata`): path, method, query options, body properties, types
 //!   and enum values; so is every answer; each mismatch is a [`Violation`] (`schema`);
 //! - mailboxes with contact folders and contacts (and photos), calendars and events, To Do
-//!   lists and tasks, inbox message rules; default and immutable ids, change keys and
-//!   `If-Match`, extended properties and the `$filter` on them, paging, delta queries
-//!   (`store`, `ops`); the invitations Graph would have sent ([`Invitation`]);
+//!   lists and tasks, inbox message rules and the mail folders they file into (no
+//!   messages); default and immutable ids, change keys and `If-Match`, extended properties
+//!   and the `$filter` on them, paging, delta queries (`store`, `ops`); the invitations Graph
+//!   would have sent ([`Invitation`]);
 //! - recurring series expanded into occurrences, exceptions and cancellations
 //!   (`recurrence`, `store`);
 //! - Bearer tokens per mailbox, or whatever a test's OAuth server issued (a resolver
@@ -269,6 +270,35 @@ impl GraphSim {
             .into_iter()
             .map(|i| mb.render(i, true, Some("")))
             .collect())
+    }
+
+    /// The mailbox's mail folders: (immutable id, path from the top with `/` between
+    /// levels), in creation order.
+    pub fn mail_folders(&self, mailbox: &str) -> Vec<(String, String)> {
+        let st = self.shared.lock();
+        let Some(mb) = st.mailboxes.get(&mailbox.to_ascii_lowercase()) else {
+            return Vec::new();
+        };
+        let name = |i: &store::Item| {
+            i.props
+                .get("displayName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        mb.items
+            .values()
+            .filter(|i| i.kind == Kind::MailFolder && !i.removed)
+            .map(|i| {
+                let mut path = name(i);
+                let mut up = i.parent.clone();
+                while let Some(p) = mb.items.get(&up) {
+                    path = format!("{}/{path}", name(p));
+                    up = p.parent.clone();
+                }
+                (i.immutable_id.clone(), path)
+            })
+            .collect()
     }
 
     /// The photo stored for a contact (either id form).

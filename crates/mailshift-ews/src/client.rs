@@ -355,8 +355,13 @@ impl Client {
         let messages = body
             .children
             .first()
-            .and_then(|r| r.child("ResponseMessages"))
-            .map(|list| list.children.iter().map(message).collect::<Vec<_>>())
+            .and_then(|r| match r.child("ResponseMessages") {
+                Some(list) => Some(list.children.iter().map(message).collect::<Vec<_>>()),
+                // GetInboxRules and UpdateInboxRules answer with one message of their own,
+                // not a list.
+                None if r.attr("ResponseClass").is_some() => Some(vec![message(r)]),
+                None => None,
+            })
             .ok_or_else(|| {
                 Failure::Final(error(
                     ErrorKind::Network,

@@ -47,6 +47,9 @@ use crate::http::error;
 use crate::requests::{self, Id, Kind};
 use crate::xml::Node;
 
+mod rules;
+pub use rules::{HeldRule, MailFolder};
+
 /// Items read per GetItem.
 const GET_BATCH: usize = 50;
 

@@ -55,6 +55,9 @@ use crate::client::{Answer, Call, GraphClient, error, unexpected};
 use crate::config::{Attendees, GraphConfig};
 use crate::convert::{self, Stamp, contact, event, task};
 
+mod rules;
+pub use rules::MailFolder;
+
 /// The property set of mailshift's extended properties: a GUID of ours, fixed forever (items
 /// written by an earlier version must still be found).
 pub const PROPERTY_SET: &str = "{6f1c0b8e-3a52-4d8b-9f1e-2c7a5d94b3e1}";

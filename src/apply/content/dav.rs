@@ -217,6 +217,35 @@ fn end(
     Ok(End::Dav(config))
 }
 
+/// A side's Exchange groupware, reached exactly as its contacts are (EWS: `ews.url`, the
+/// OVHcloud service's host, Autodiscover; Graph: the account's `oauth2` with Graph's scopes):
+/// the rules engine's EWS and Graph ends. `None` when the platform's groupware is not
+/// Exchange's.
+pub(crate) enum Groupware {
+    Ews(Box<EwsConfig>),
+    Graph(Box<mailshift_graph::GraphConfig>),
+}
+
+pub(crate) fn groupware_end(
+    loaded: &Loaded,
+    platform: &Platform,
+    creds: &Credentials,
+    login: String,
+    address: &str,
+    options: &MigrationOptions,
+) -> Result<Option<Groupware>, String> {
+    if platform.kind != PlatformKind::Microsoft365 && !uses_ews(platform) {
+        return Ok(None);
+    }
+    Ok(
+        match end(loaded, platform, creds, login, address, true, options)? {
+            End::Ews(config) => Some(Groupware::Ews(config)),
+            End::Graph(config) => Some(Groupware::Graph(config)),
+            End::Dav(_) | End::Files { .. } => None,
+        },
+    )
+}
+
 /// A Microsoft 365 side: its mailbox through Microsoft Graph (the platform's `graph.url`, else
 /// Microsoft's), with a token for Graph's audience (`crate::auth::graph_tokens_for`), and the
 /// plan's choice for attendees (`options.calendar_attendees`).
@@ -749,6 +778,7 @@ impl Collections {
             copied: copied + updated,
             failed,
             paused: None,
+            outputs: BTreeMap::new(),
             report: ContentReport::Dav(DavCopy {
                 account: self.address.clone(),
                 noun: self.noun(),
@@ -928,7 +958,7 @@ fn with_retry(kind: DavKind, message: String, retry_after: Option<Duration>) -> 
     StepError::new(error_kind(kind), message).with_retry_after(retry_after)
 }
 
-fn store_error(e: StoreError) -> StepError {
+pub(crate) fn store_error(e: StoreError) -> StepError {
     with_retry(e.kind, e.message, e.retry_after)
 }
 
