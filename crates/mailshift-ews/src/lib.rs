@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod convert;
 mod http;
+pub mod ntlm;
 pub mod requests;
 #[cfg(test)]
 mod scripted;
