@@ -15,5 +15,5 @@ mod scripted;
 pub mod store;
 pub mod xml;
 
-pub use config::{Auth, EwsConfig, Secret};
+pub use config::{Auth, AuthScheme, EwsConfig, Secret};
 pub use store::EwsStore;
