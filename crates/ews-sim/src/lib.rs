@@ -12,7 +12,8 @@
 //! Not modelled (a request that needs them gets a clean error or a recorded violation, not
 //! a made-up answer): MIME content of contacts and calendar items
 //! (ErrorUnsupportedMimeConversion), FindItem's CalendarView, relative ("second Tuesday")
-//! recurrence patterns, NTLM, folder permissions and delegate access (`t:Mailbox` in a
+//! recurrence patterns, NTLM's MIC and channel bindings (NTLM itself is: see
+//! [`EwsSim::require_ntlm`]), folder permissions and delegate access (`t:Mailbox` in a
 //! DistinguishedFolderId is ignored), SyncFolderItems' Ignore list, moves and copies of
 //! items (MoveItem, CopyItem are not implemented), and mail (no message store beyond items
 //! kept as given). Times of a series are placed in the offset its Start is written in, not
@@ -20,6 +21,7 @@
 
 pub mod check;
 mod http;
+mod ntlm;
 mod occurrence;
 mod ops;
 pub mod schema;
@@ -35,6 +37,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use http::Shared;
+pub use ntlm::Login as NtlmLogin;
 use ops::Shape;
 
 /// A running simulator. Dropping it stops the server.
@@ -95,6 +98,8 @@ async fn launch(
                 let shutdown = async {
                     let _ = stopped.await;
                 };
+                // Each connection gets its own id: NTLM authenticates connections.
+                let app = app.into_make_service_with_connect_info::<ntlm::ConnId>();
                 if let Err(e) = axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
                     .await
@@ -112,9 +117,13 @@ async fn launch(
                         _ = &mut stopped => break,
                         a = listener.accept() => a,
                     };
-                    let Ok((tcp, _)) = accepted else { continue };
+                    let Ok((tcp, peer)) = accepted else { continue };
                     let acceptor = acceptor.clone();
-                    let app = app.clone();
+                    let app = app
+                        .clone()
+                        .layer(axum::Extension(axum::extract::ConnectInfo(
+                            ntlm::ConnId::new(peer),
+                        )));
                     tokio::spawn(async move {
                         // A client that refuses the certificate ends its handshake here.
                         let Ok(stream) = acceptor.accept(tcp).await else {
@@ -419,6 +428,38 @@ impl EwsSim {
             .get(&mailbox.to_lowercase())
             .copied()
             .unwrap_or(0)
+    }
+
+    /// NTLM only (true): every request must come on a connection that completed an NTLMv2
+    /// handshake as a mailbox (user `ADDRESS` with an empty domain, or `DOMAIN\\LOCALPART`);
+    /// 401s offer `NTLM` and `Negotiate`, never Basic; Basic and Bearer are refused.
+    pub fn require_ntlm(&self, on: bool) {
+        self.shared.ntlm().required = on;
+    }
+
+    /// The NTLM handshakes that succeeded, in order: which connection, as which mailbox.
+    pub fn ntlm_logins(&self) -> Vec<NtlmLogin> {
+        self.shared.ntlm().logins.clone()
+    }
+
+    /// Why NTLM attempts were refused (wrong password, no pending challenge, Basic sent).
+    pub fn ntlm_refusals(&self) -> Vec<String> {
+        self.shared.ntlm().refusals.clone()
+    }
+
+    /// The next `n` NTLM challenges close their connection: the handshake is lost midway.
+    pub fn ntlm_close_after_challenge(&self, n: usize) {
+        self.shared.ntlm().close_after_challenge = n;
+    }
+
+    /// Forgets which connections authenticated with NTLM: their next request gets a 401.
+    pub fn ntlm_forget_connections(&self) {
+        self.shared.ntlm().forget_connections();
+    }
+
+    /// NTLM challenges sent so far.
+    pub fn ntlm_challenges(&self) -> usize {
+        self.shared.ntlm().challenges
     }
 
     /// Stops the server (and its thread, for a spawned one).

@@ -131,6 +131,8 @@ pub struct Answer {
 pub struct SendError {
     pub tls: Option<String>,
     pub message: String,
+    /// The request never left: the connection was found closed before it was written.
+    unsent: bool,
 }
 
 impl SendError {
@@ -138,6 +140,7 @@ impl SendError {
         SendError {
             tls: None,
             message: message.into(),
+            unsent: false,
         }
     }
 
@@ -145,6 +148,7 @@ impl SendError {
         SendError {
             tls: tls_failure(e),
             message: chain(e),
+            unsent: false,
         }
     }
 }
@@ -361,6 +365,12 @@ impl Transport {
                     conn.authenticated = true;
                     return Ok(answer);
                 }
+                Err(e) if e.unsent && handshakes < NTLM_HANDSHAKES => {
+                    // The server closed the connection after its challenge: nothing ran;
+                    // start again on a new connection.
+                    *slot = None;
+                    handshakes += 1;
+                }
                 Err(e) => {
                     *slot = None;
                     return Err(e);
@@ -396,6 +406,7 @@ impl Transport {
             .map_err(|e| SendError {
                 tls: find_rustls(&e),
                 message: format!("TLS with {host}:{port} failed: {e}"),
+                unsent: false,
             })?;
             handshake(tls).await?
         } else {
@@ -441,8 +452,13 @@ impl Transport {
         let request = request
             .body(Full::new(body))
             .map_err(|e| SendError::network(format!("cannot build the request: {e}")))?;
+        if conn.sender.ready().await.is_err() {
+            return Err(SendError {
+                unsent: true,
+                ..SendError::network("the server closed the connection")
+            });
+        }
         let exchange = async {
-            conn.sender.ready().await?;
             let response = conn.sender.send_request(request).await?;
             let (parts, body) = response.into_parts();
             let bytes = body.collect().await?.to_bytes();
