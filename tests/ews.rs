@@ -307,6 +307,102 @@ fn exchange_to_radicale_keeps_the_series_as_one_unit() {
     assert_clean(&sim);
 }
 
+/// An Exchange that accepts NTLM only (OVHcloud Hosted/Private Exchange, on-premises with
+/// Basic off), with `ews.auth` as given (None: the default, `auto`).
+fn ntlm_exchange_platform(name: &str, sim: &EwsSim, auth: Option<&str>) -> String {
+    let auth = auth.map(|a| format!(", auth: {a}")).unwrap_or_default();
+    format!(
+        "  {name}: {{type: exchange, imap: {{host: 127.0.0.1, security: none}}, ews: {{url: \"{}\"{auth}}}}}\n",
+        sim.url()
+    )
+}
+
+#[test]
+fn an_ntlm_only_exchange_is_copied_with_ews_auth_ntlm_or_auto() {
+    for auth in [Some("ntlm"), None] {
+        let sim = EwsSim::spawn().unwrap();
+        seed_exchange(&sim);
+        sim.require_ntlm(true);
+        let dst = DavServer::radicale();
+        let dir = tempfile::tempdir().unwrap();
+        plan(
+            dir.path(),
+            &(ntlm_exchange_platform("old", &sim, auth) + &dav_platform("new", &dst)),
+            "[contacts, calendars, tasks]",
+        );
+        let first = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(first.code, 0, "{auth:?}: {}", first.transcript());
+        for (component, uid) in [
+            (Component::Event, "standup-1"),
+            (Component::Card, "ann-1"),
+            (Component::Task, "taxes"),
+        ] {
+            let got: Vec<String> = dav_uids(&dst, component).into_values().flatten().collect();
+            assert_eq!(got, vec![uid.to_string()], "{auth:?} {component:?}");
+        }
+        let second = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(second.code, 0, "{auth:?}: {}", second.transcript());
+        assert!(!second.stdout.contains("written"), "{}", second.stdout);
+        let logins = sim.ntlm_logins();
+        assert!(!logins.is_empty());
+        assert!(logins.iter().all(|l| l.mailbox == ALICE), "{logins:?}");
+        let basic = sim
+            .ntlm_refusals()
+            .iter()
+            .filter(|r| r.contains("Basic refused"))
+            .count();
+        if auth == Some("ntlm") {
+            assert_eq!(
+                basic,
+                0,
+                "`ntlm` never sends Basic: {:?}",
+                sim.ntlm_refusals()
+            );
+        } else {
+            assert!(
+                basic >= 1,
+                "`auto` starts with Basic: {:?}",
+                sim.ntlm_refusals()
+            );
+        }
+        assert_clean(&sim);
+    }
+}
+
+#[test]
+fn a_wrong_ntlm_password_names_the_account_and_the_fix_not_the_secret() {
+    let sim = EwsSim::spawn().unwrap();
+    seed_exchange(&sim);
+    sim.require_ntlm(true);
+    let dst = DavServer::radicale();
+    let dir = tempfile::tempdir().unwrap();
+    plan(
+        dir.path(),
+        &(ntlm_exchange_platform("old", &sim, Some("ntlm")) + &dav_platform("new", &dst)),
+        "[contacts]",
+    );
+    let out = crate::common::mailshift_env(
+        dir.path(),
+        &["apply", "plan.yaml"],
+        &[("OLD_PW", "wr0ng-s3cret"), ("NEW_PW", "new")],
+    );
+    assert_ne!(out.code, 0, "{}", out.transcript());
+    let text = out.transcript();
+    assert!(text.contains(ALICE), "{text}");
+    assert!(text.contains("NTLM"), "{text}");
+    assert!(text.contains("password"), "{text}");
+    assert!(!text.contains("wr0ng-s3cret"), "{text}");
+    assert!(sim.ntlm_logins().is_empty());
+    assert!(
+        sim.ntlm_refusals()
+            .iter()
+            .any(|r| r.contains("wrong password")),
+        "{:?}",
+        sim.ntlm_refusals()
+    );
+    assert_clean(&sim);
+}
+
 #[test]
 fn exchange_to_exchange_carries_the_series_without_an_invitation() {
     let old = EwsSim::spawn().unwrap();

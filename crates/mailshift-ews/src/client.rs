@@ -277,12 +277,17 @@ impl Client {
                     Auth::Bearer(_) => "the OAuth token".into(),
                     Auth::None => "no credentials".into(),
                 };
+                let fix = if self.transport.uses_ntlm() {
+                    "check the account's password and its login (`user@domain`, or \
+                     `DOMAIN\\user` for an on-premises domain account), and that EWS is \
+                     enabled for this mailbox"
+                } else {
+                    "check the account's password or token, and that EWS is enabled for this \
+                     mailbox (a server that takes NTLM only: `ews.auth: ntlm`)"
+                };
                 return Err(Failure::Final(error(
                     ErrorKind::Auth,
-                    format!(
-                        "{what}: the server refused {who} ({status}): check the account's \
-                         password or token, and that EWS is enabled for this mailbox"
-                    ),
+                    format!("{what}: the server refused {who} ({status}): {fix}"),
                 )));
             }
             429 | 502 | 503 | 504 => {
