@@ -307,6 +307,13 @@ impl Transport {
                         continue;
                     }
                     Ok(answer) => return Ok(answer),
+                    Err(e) if e.unsent && handshakes < NTLM_HANDSHAKES => {
+                        // The server closed the idle connection before the request went
+                        // out: nothing ran; a new connection, authenticated anew.
+                        *slot = None;
+                        handshakes += 1;
+                        continue;
+                    }
                     Err(e) => {
                         // Whether the server ran the request is unknown: the caller's
                         // retries decide, as for any lost connection.
@@ -336,6 +343,19 @@ impl Transport {
                     continue;
                 }
             };
+            if closes(&challenged.headers) {
+                // The server ends the connection with its challenge, which is worth nothing
+                // on another one: start again on a new connection.
+                *slot = None;
+                handshakes += 1;
+                if handshakes > NTLM_HANDSHAKES {
+                    return Err(SendError::network(
+                        "the server closes the connection after each NTLM challenge (NTLM \
+                         needs keep-alive connections; a proxy in between may be the cause)",
+                    ));
+                }
+                continue;
+            }
             if challenged.status != 401 {
                 // The server wants no authentication on this connection.
                 conn.authenticated = true;
@@ -459,10 +479,14 @@ impl Transport {
             });
         }
         let exchange = async {
-            let response = conn.sender.send_request(request).await?;
+            let response = conn
+                .sender
+                .send_request(request)
+                .await
+                .map_err(|e| (e.is_canceled(), e))?;
             let (parts, body) = response.into_parts();
-            let bytes = body.collect().await?.to_bytes();
-            Ok::<_, hyper::Error>(Answer {
+            let bytes = body.collect().await.map_err(|e| (false, e))?.to_bytes();
+            Ok::<_, (bool, hyper::Error)>(Answer {
                 status: parts.status.as_u16(),
                 headers: parts.headers,
                 text: String::from_utf8_lossy(&bytes).into_owned(),
@@ -471,12 +495,16 @@ impl Transport {
         tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| SendError::network("no answer within the timeout"))?
-            .map_err(|e| {
+            .map_err(|(unsent, e)| {
                 let mut message = e.to_string();
                 if let Some(source) = e.source() {
                     message.push_str(&format!(": {source}"));
                 }
-                SendError::network(message)
+                // Canceled: the connection closed before the request was written.
+                SendError {
+                    unsent,
+                    ..SendError::network(message)
+                }
             })
     }
 }
@@ -509,6 +537,16 @@ fn schemes(headers: &HeaderMap) -> Vec<String> {
         .filter(|word| !word.contains('='))
         .map(str::to_ascii_lowercase)
         .collect()
+}
+
+/// Whether an answer ends its connection (`Connection: close`).
+fn closes(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(reqwest::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("close"))
 }
 
 fn offers_ntlm(headers: &HeaderMap) -> bool {
@@ -551,4 +589,114 @@ fn tls_config(config: &EwsConfig) -> Result<rustls::ClientConfig, StoreError> {
         insecure_skip_verify: config.insecure_skip_verify,
         ..mailshift_dav::dav::DavConfig::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::scripted::{answer, scripted};
+
+    fn config(url: &str, auth: Auth, scheme: AuthScheme) -> EwsConfig {
+        EwsConfig {
+            url: format!("{url}/EWS/Exchange.asmx"),
+            mailbox: "alice@example.com".into(),
+            auth,
+            auth_scheme: scheme,
+            ..EwsConfig::default()
+        }
+    }
+
+    fn password() -> Auth {
+        Auth::Basic {
+            login: "alice@example.com".into(),
+            password: Secret::new("hunter2"),
+        }
+    }
+
+    /// A CHALLENGE_MESSAGE with no target info, base64.
+    fn challenge_header() -> String {
+        let mut c = b"NTLMSSP\0".to_vec();
+        c.extend(2u32.to_le_bytes());
+        c.extend([0, 0, 0, 0, 48, 0, 0, 0]);
+        c.extend(0x0008_8201u32.to_le_bytes());
+        c.extend([1, 2, 3, 4, 5, 6, 7, 8]);
+        c.extend([0; 8]);
+        c.extend([0, 0, 0, 0, 48, 0, 0, 0]);
+        format!(
+            "WWW-Authenticate: NTLM {}",
+            base64::engine::general_purpose::STANDARD.encode(c)
+        )
+    }
+
+    #[tokio::test]
+    async fn a_server_closing_after_each_challenge_is_given_up_after_a_few_handshakes() {
+        let header = challenge_header();
+        let server = scripted(vec![answer("401 Unauthorized", &[&header], ""); 6]);
+        let transport = Transport::new(&config(&server.url, password(), AuthScheme::Ntlm)).unwrap();
+        let url = Url::parse(&format!("{}/EWS/Exchange.asmx", server.url)).unwrap();
+        let failure = transport.post(&url, &[], "<x/>".into()).await.unwrap_err();
+        assert!(failure.message.contains("keep-alive"), "{failure:?}");
+        let seen = server.seen.lock().unwrap();
+        assert_eq!(seen.len(), 1 + NTLM_HANDSHAKES as usize);
+        for request in seen.iter() {
+            assert!(
+                request.contains("authorization: NTLM TlRMTVNTUAAB"),
+                "{request}"
+            );
+            assert!(!request.to_ascii_lowercase().contains("basic"), "{request}");
+            assert!(!request.contains("hunter2"), "{request}");
+        }
+    }
+
+    #[tokio::test]
+    async fn auto_keeps_basic_when_the_server_offers_it() {
+        let server = scripted(vec![answer(
+            "401 Unauthorized",
+            &[
+                "WWW-Authenticate: Basic realm=\"ex\"",
+                "WWW-Authenticate: NTLM",
+            ],
+            "",
+        )]);
+        let transport = Transport::new(&config(&server.url, password(), AuthScheme::Auto)).unwrap();
+        let url = Url::parse(&format!("{}/EWS/Exchange.asmx", server.url)).unwrap();
+        let answer = transport.post(&url, &[], "<x/>".into()).await.unwrap();
+        assert_eq!(answer.status, 401);
+        assert!(!transport.uses_ntlm());
+        assert_eq!(server.seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn ntlm_needs_a_password() {
+        let failure = Transport::new(&config(
+            "https://ex.example.com",
+            Auth::Bearer(Secret::new("tok3n")),
+            AuthScheme::Ntlm,
+        ))
+        .err()
+        .unwrap();
+        assert_eq!(failure.kind, ErrorKind::Config);
+        assert!(failure.message.contains("`ews.auth: ntlm`"), "{failure:?}");
+        assert!(!failure.message.contains("tok3n"));
+    }
+
+    #[test]
+    fn the_offered_schemes_are_read_from_every_header() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            reqwest::header::WWW_AUTHENTICATE,
+            "Negotiate".parse().unwrap(),
+        );
+        headers.append(
+            reqwest::header::WWW_AUTHENTICATE,
+            "Bearer realm=\"x\", NTLM".parse().unwrap(),
+        );
+        assert!(offers_ntlm_not_basic(&headers));
+        headers.append(
+            reqwest::header::WWW_AUTHENTICATE,
+            "basic realm=\"ex\"".parse().unwrap(),
+        );
+        assert!(offers_ntlm(&headers) && !offers_ntlm_not_basic(&headers));
+    }
 }
