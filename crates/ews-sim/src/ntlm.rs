@@ -283,3 +283,145 @@ fn verify(
     }
     Ok(address)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(id: u64) -> ConnId {
+        ConnId {
+            id,
+            peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
+        }
+    }
+
+    /// The AUTHENTICATE_MESSAGE a client computes for `challenge` (§3.3.2), built here
+    /// independently of mailshift's client.
+    fn authenticate(challenge: &[u8], user: &str, domain: &str, password: &str) -> Vec<u8> {
+        let server_challenge = &challenge[24..32];
+        let info = field(challenge, 40).unwrap();
+        let hash: [u8; 16] = Md4::digest(utf16(password)).into();
+        let key = hmac_md5(
+            &hash,
+            &[&utf16(&format!("{}{domain}", user.to_uppercase()))],
+        );
+        let mut temp = vec![1, 1, 0, 0, 0, 0, 0, 0];
+        temp.extend(0u64.to_le_bytes());
+        temp.extend([7; 8]);
+        temp.extend([0; 4]);
+        temp.extend(info);
+        temp.extend([0; 4]);
+        let mut nt = hmac_md5(&key, &[server_challenge, &temp]).to_vec();
+        nt.extend(temp);
+        let fields = [
+            vec![0u8; 24],
+            nt,
+            utf16(domain),
+            utf16(user),
+            Vec::new(),
+            Vec::new(),
+        ];
+        let mut out = SIGNATURE.to_vec();
+        out.extend(3u32.to_le_bytes());
+        let mut at = 64u32;
+        for f in &fields {
+            let len = u16::try_from(f.len()).unwrap();
+            out.extend(len.to_le_bytes());
+            out.extend(len.to_le_bytes());
+            out.extend(at.to_le_bytes());
+            at += u32::from(len);
+        }
+        out.extend(FLAGS.to_le_bytes());
+        for f in &fields {
+            out.extend(f);
+        }
+        out
+    }
+
+    fn accounts(user: &str, domain: &str) -> Option<(String, String)> {
+        let known = (domain.is_empty() && user == "jane@example.com")
+            || (domain == "EXAMPLE" && user == "jane");
+        known.then(|| ("jane@example.com".to_owned(), "pw".to_owned()))
+    }
+
+    fn challenge_on(server: &mut Server, c: &ConnId) -> Vec<u8> {
+        let mut negotiate = SIGNATURE.to_vec();
+        negotiate.extend(1u32.to_le_bytes());
+        negotiate.extend([0; 20]);
+        match server.step(c, &negotiate, accounts) {
+            Outcome::Challenge(message, false) => message,
+            _ => panic!("no challenge"),
+        }
+    }
+
+    #[test]
+    fn the_proof_is_checked_once_per_challenge_and_connection() {
+        let mut server = Server::default();
+        let (a, b) = (conn(1), conn(2));
+        for (user, domain) in [("jane@example.com", ""), ("jane", "EXAMPLE")] {
+            let challenge = challenge_on(&mut server, &a);
+            let token = authenticate(&challenge, user, domain, "pw");
+            assert!(matches!(
+                server.step(&a, &token, accounts),
+                Outcome::Principal(ref m) if m == "jane@example.com"
+            ));
+            assert_eq!(
+                server.principal(&a).map(String::as_str),
+                Some("jane@example.com")
+            );
+            // Replayed: the challenge was used.
+            assert!(matches!(
+                server.step(&a, &token, accounts),
+                Outcome::Refused
+            ));
+        }
+        // Answering a challenge on another connection than the one it was sent on.
+        let challenge = challenge_on(&mut server, &a);
+        let token = authenticate(&challenge, "jane@example.com", "", "pw");
+        assert!(matches!(
+            server.step(&b, &token, accounts),
+            Outcome::Refused
+        ));
+        assert!(server.principal(&b).is_none());
+        // A wrong password, and an unknown user.
+        let challenge = challenge_on(&mut server, &b);
+        let token = authenticate(&challenge, "jane@example.com", "", "nope");
+        assert!(matches!(
+            server.step(&b, &token, accounts),
+            Outcome::Refused
+        ));
+        let challenge = challenge_on(&mut server, &b);
+        let token = authenticate(&challenge, "joe", "EXAMPLE", "pw");
+        assert!(matches!(
+            server.step(&b, &token, accounts),
+            Outcome::Refused
+        ));
+        assert_eq!(server.logins.len(), 2);
+        let refusals = server.refusals.join("\n");
+        assert!(
+            refusals.contains("without a pending challenge"),
+            "{refusals}"
+        );
+        assert!(refusals.contains("wrong password"), "{refusals}");
+        assert!(
+            refusals.contains("no mailbox for EXAMPLE\\joe"),
+            "{refusals}"
+        );
+        assert!(!refusals.contains("nope"), "{refusals}");
+    }
+
+    #[test]
+    fn an_ntlmv1_response_is_refused() {
+        let mut server = Server::default();
+        let c = conn(3);
+        let challenge = challenge_on(&mut server, &c);
+        let mut token = authenticate(&challenge, "jane@example.com", "", "pw");
+        // NtChallengeResponseFields: 24 bytes, the NTLMv1 size.
+        token[20..22].copy_from_slice(&24u16.to_le_bytes());
+        assert!(matches!(
+            server.step(&c, &token, accounts),
+            Outcome::Refused
+        ));
+        assert!(server.refusals[0].contains("not an NTLMv2 response"));
+    }
+}
