@@ -62,15 +62,20 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 fn unauthorized() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [
-            (header::WWW_AUTHENTICATE, "Basic realm=\"ews-sim\""),
-            (header::WWW_AUTHENTICATE, "Bearer"),
-        ],
-        "",
-    )
-        .into_response()
+    offering(&["Basic realm=\"ews-sim\"", "Bearer"])
+}
+
+/// A 401 with one `WWW-Authenticate` header per scheme (appended: a header array given to
+/// axum would keep only the last of a repeated name).
+fn offering(schemes: &[&'static str]) -> Response {
+    let mut response = (StatusCode::UNAUTHORIZED, "").into_response();
+    for scheme in schemes {
+        response.headers_mut().append(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static(scheme),
+        );
+    }
+    response
 }
 
 /// 401 for an NTLM-only server: a CHALLENGE_MESSAGE when there is one, else the bare
@@ -98,15 +103,7 @@ fn ntlm_unauthorized(challenge: Option<(Vec<u8>, bool)>) -> Response {
             }
             response
         }
-        None => (
-            StatusCode::UNAUTHORIZED,
-            [
-                (header::WWW_AUTHENTICATE, "NTLM"),
-                (header::WWW_AUTHENTICATE, "Negotiate"),
-            ],
-            "",
-        )
-            .into_response(),
+        None => offering(&["NTLM", "Negotiate"]),
     }
 }
 

@@ -327,3 +327,27 @@ async fn autodiscover_speaks_ntlm_too() {
     assert_eq!(found, sim.url());
     assert_eq!(sim.ntlm_logins().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ntlm_only_simulator_offers_ntlm_and_negotiate_never_basic() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = sim();
+    sim.require_ntlm(true);
+    let mut tcp = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+    // Basic credentials (jane@example.com:pw), which the simulator must refuse.
+    tcp.write_all(
+        b"POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+          Authorization: Basic amFuZUBleGFtcGxlLmNvbTpwdw==\r\nContent-Length: 4\r\n\r\n<x/>",
+    )
+    .await
+    .unwrap();
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).await.unwrap();
+    assert!(raw.starts_with("HTTP/1.1 401"), "{raw}");
+    let offered: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("www-authenticate: "))
+        .collect();
+    assert_eq!(offered, ["NTLM", "Negotiate"], "{raw}");
+    assert!(sim.ntlm_refusals()[0].contains("Basic refused"));
+}
