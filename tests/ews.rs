@@ -596,3 +596,52 @@ fn https_ews_is_verified_against_the_plans_ca_file() {
     assert!(!collections(skipped).unwrap().is_empty());
     assert_clean(&sim);
 }
+
+/// NTLM goes over connections of its own (not reqwest's): they trust servers exactly as the
+/// rest of the client does.
+#[test]
+fn https_ntlm_is_verified_against_the_plans_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    crate::support::dovecot::make_tls_material(&tls);
+    let sim = EwsSim::spawn_with(Some(ews_sim::Tls {
+        cert_pem: tls.join("server.pem"),
+        key_pem: tls.join("server.key"),
+    }))
+    .unwrap();
+    sim.add_mailbox(ALICE, "pw");
+    sim.require_ntlm(true);
+    let ntlm = || {
+        let mut config = ews_store(&sim, "pw");
+        config.auth_scheme = mailshift_ews::AuthScheme::Ntlm;
+        config.attempts = 1;
+        config
+    };
+    let collections = |config: EwsConfig| {
+        block_on(async {
+            let store = EwsStore::connect(config).await?;
+            store.collections(Component::Card).await
+        })
+    };
+
+    let refused = collections(ntlm()).unwrap_err();
+    assert_eq!(
+        refused.kind,
+        mailshift_dav::error::ErrorKind::Tls,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message.to_lowercase().contains("certificate"),
+        "{}",
+        refused.message
+    );
+    assert!(sim.ntlm_logins().is_empty());
+    let mut trusted = ntlm();
+    trusted.ca_file = Some(tls.join("ca.pem"));
+    assert!(!collections(trusted).unwrap().is_empty());
+    let mut skipped = ntlm();
+    skipped.insecure_skip_verify = true;
+    assert!(!collections(skipped).unwrap().is_empty());
+    assert_eq!(sim.ntlm_logins().len(), 2);
+    assert_clean(&sim);
+}
