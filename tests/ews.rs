@@ -598,7 +598,7 @@ fn https_ews_is_verified_against_the_plans_ca_file() {
 }
 
 /// NTLM goes over connections of its own (not reqwest's): they trust servers exactly as the
-/// rest of the client does.
+/// rest of the client does, and bind the NTLM response to the TLS channel.
 #[test]
 fn https_ntlm_is_verified_against_the_plans_ca_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -611,6 +611,8 @@ fn https_ntlm_is_verified_against_the_plans_ca_file() {
     .unwrap();
     sim.add_mailbox(ALICE, "pw");
     sim.require_ntlm(true);
+    // Extended Protection: the NTLM response must carry this TLS connection's bindings.
+    sim.require_channel_bindings(true);
     let ntlm = || {
         let mut config = ews_store(&sim, "pw");
         config.auth_scheme = mailshift_ews::AuthScheme::Ntlm;
@@ -642,6 +644,6 @@ fn https_ntlm_is_verified_against_the_plans_ca_file() {
     let mut skipped = ntlm();
     skipped.insecure_skip_verify = true;
     assert!(!collections(skipped).unwrap().is_empty());
-    assert_eq!(sim.ntlm_logins().len(), 2);
+    assert_eq!(sim.ntlm_logins().len(), 2, "{:?}", sim.ntlm_refusals());
     assert_clean(&sim);
 }

@@ -74,14 +74,25 @@ fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
+/// The NTLM channel bindings a client on this certificate's TLS connections computes.
+fn leaf_bindings(tls: &Tls) -> Result<[u8; 16], String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let leaf = CertificateDer::from_pem_file(&tls.cert_pem)
+        .map_err(|e| format!("EWS simulator: cannot read {}: {e}", tls.cert_pem.display()))?;
+    Ok(ntlm::channel_bindings(&leaf))
+}
+
 async fn launch(
     addr: SocketAddr,
     tls: Option<Tls>,
 ) -> Result<(Arc<Shared>, SocketAddr, oneshot::Sender<()>), String> {
     // Parse the schema before the first request, not during it.
     schema::published();
+    let bindings = tls.as_ref().map(leaf_bindings).transpose()?;
     let tls = tls.as_ref().map(server_config).transpose()?;
     let shared = Arc::new(Shared::new());
+    shared.ntlm().bindings = bindings;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("EWS simulator: cannot listen on {addr}: {e}"))?;
@@ -122,7 +133,7 @@ async fn launch(
                     let app = app
                         .clone()
                         .layer(axum::Extension(axum::extract::ConnectInfo(
-                            ntlm::ConnId::new(peer),
+                            ntlm::ConnId::new(peer, true),
                         )));
                     tokio::spawn(async move {
                         // A client that refuses the certificate ends its handshake here.
@@ -435,6 +446,12 @@ impl EwsSim {
     /// 401s offer `NTLM` and `Negotiate`, never Basic; Basic and Bearer are refused.
     pub fn require_ntlm(&self, on: bool) {
         self.shared.ntlm().required = on;
+    }
+
+    /// NTLM over HTTPS must carry the connection's channel bindings (Extended Protection,
+    /// Exchange 2019 CU14's default); without this, bindings are checked only when sent.
+    pub fn require_channel_bindings(&self, on: bool) {
+        self.shared.ntlm().require_bindings = on;
     }
 
     /// The NTLM handshakes that succeeded, in order: which connection, as which mailbox.

@@ -23,22 +23,25 @@ use tokio::net::TcpListener;
 pub struct ConnId {
     pub id: u64,
     pub peer: SocketAddr,
+    /// Over TLS (channel bindings apply).
+    pub tls: bool,
 }
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 impl ConnId {
-    pub fn new(peer: SocketAddr) -> ConnId {
+    pub fn new(peer: SocketAddr, tls: bool) -> ConnId {
         ConnId {
             id: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
             peer,
+            tls,
         }
     }
 }
 
 impl Connected<IncomingStream<'_, TcpListener>> for ConnId {
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        ConnId::new(*stream.remote_addr())
+        ConnId::new(*stream.remote_addr(), false)
     }
 }
 
@@ -68,6 +71,10 @@ pub struct Server {
     pub close_after_challenge: usize,
     /// Challenges sent.
     pub challenges: usize,
+    /// The channel bindings of this server's TLS connections, when it speaks TLS.
+    pub bindings: Option<[u8; 16]>,
+    /// Refuse NTLM over TLS without the right channel bindings (Extended Protection).
+    pub require_bindings: bool,
 }
 
 /// What to answer a request on an NTLM-only simulator.
@@ -192,7 +199,10 @@ impl Server {
                     ));
                     return Outcome::Refused;
                 };
-                match verify(token, challenge, password_of) {
+                let bindings = if conn.tls { self.bindings } else { None };
+                match verify(token, challenge, password_of).and_then(|m| {
+                    check_bindings(token, bindings, self.require_bindings).map(|()| m)
+                }) {
                     Ok(mailbox) => {
                         self.authenticated.insert(conn.id, mailbox.clone());
                         self.logins.push(Login {
@@ -244,6 +254,82 @@ fn challenge_message(challenge: [u8; 8]) -> Vec<u8> {
     out
 }
 
+/// RFC 5929's `tls-server-end-point` hash of a certificate (its signature's hash; SHA-256
+/// for MD5, SHA-1 or anything not recognised), then the MD5 of the RFC 2744 structure with
+/// only application data, as [MS-NLMP] §2.2.2.1 has MsvAvChannelBindings.
+pub fn channel_bindings(cert: &[u8]) -> [u8; 16] {
+    use sha2::{Sha256, Sha384, Sha512};
+    let hash = match signature_oid(cert) {
+        // sha384WithRSAEncryption, ecdsa-with-SHA384
+        Some([.., 0x01, 0x01, 0x0c]) | Some([0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03]) => {
+            Sha384::digest(cert).to_vec()
+        }
+        // sha512WithRSAEncryption, ecdsa-with-SHA512
+        Some([.., 0x01, 0x01, 0x0d]) | Some([0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04]) => {
+            Sha512::digest(cert).to_vec()
+        }
+        _ => Sha256::digest(cert).to_vec(),
+    };
+    let mut data = b"tls-server-end-point:".to_vec();
+    data.extend(hash);
+    let mut gss = vec![0u8; 16];
+    gss.extend(u32::try_from(data.len()).unwrap_or(0).to_le_bytes());
+    gss.extend(data);
+    Md5::digest(&gss).into()
+}
+
+/// The signatureAlgorithm OID of a DER certificate (the element after tbsCertificate).
+fn signature_oid(cert: &[u8]) -> Option<&[u8]> {
+    fn element(b: &[u8], at: usize) -> Option<(u8, usize, usize)> {
+        let tag = *b.get(at)?;
+        let first = *b.get(at + 1)?;
+        let (len, start) = if first < 0x80 {
+            (usize::from(first), at + 2)
+        } else {
+            let n = usize::from(first & 0x7f);
+            let mut len = 0usize;
+            for i in 0..n.min(4) {
+                len = (len << 8) | usize::from(*b.get(at + 2 + i)?);
+            }
+            (len, at + 2 + n)
+        };
+        Some((tag, start, start.checked_add(len)?))
+    }
+    let (_, body, _) = element(cert, 0)?;
+    let (_, _, after_tbs) = element(cert, body)?;
+    let (_, algorithm, _) = element(cert, after_tbs)?;
+    let (tag, start, end) = element(cert, algorithm)?;
+    (tag == 0x06).then(|| cert.get(start..end)).flatten()
+}
+
+/// The MsvAvChannelBindings of an AUTHENTICATE_MESSAGE's NTLMv2 response, checked against
+/// the connection's: a wrong one is refused always, a missing one when required.
+fn check_bindings(token: &[u8], expected: Option<[u8; 16]>, required: bool) -> Result<(), String> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let nt = field(token, 20).unwrap_or_default();
+    let pairs = nt.get(16 + 28..).unwrap_or_default();
+    let mut at = 0;
+    let mut sent = None;
+    while let (Some(id), Some(len)) = (u16_at(pairs, at), u16_at(pairs, at + 2)) {
+        let end = at + 4 + usize::from(len);
+        if id == 0 || end > pairs.len() {
+            break;
+        }
+        if id == 10 {
+            sent = pairs.get(at + 4..end);
+        }
+        at = end;
+    }
+    match sent {
+        Some(b) if b == expected => Ok(()),
+        Some(_) => Err("the channel bindings do not match this TLS connection".into()),
+        None if required => Err("no channel bindings (Extended Protection requires them)".into()),
+        None => Ok(()),
+    }
+}
+
 /// Checks an AUTHENTICATE_MESSAGE's NTLMv2 proof; the mailbox address on success.
 fn verify(
     token: &[u8],
@@ -292,6 +378,7 @@ mod tests {
         ConnId {
             id,
             peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
+            tls: false,
         }
     }
 
@@ -408,6 +495,56 @@ mod tests {
             "{refusals}"
         );
         assert!(!refusals.contains("nope"), "{refusals}");
+    }
+
+    #[test]
+    fn channel_bindings_are_checked_on_tls_connections() {
+        let mut server = Server {
+            bindings: Some([5; 16]),
+            ..Server::default()
+        };
+        let tls = ConnId {
+            tls: true,
+            ..conn(4)
+        };
+        // Not sent, not required: accepted (servers without Extended Protection).
+        let challenge = challenge_on(&mut server, &tls);
+        let token = authenticate(&challenge, "jane@example.com", "", "pw");
+        assert!(matches!(
+            server.step(&tls, &token, accounts),
+            Outcome::Principal(_)
+        ));
+        server.require_bindings = true;
+        let challenge = challenge_on(&mut server, &tls);
+        let token = authenticate(&challenge, "jane@example.com", "", "pw");
+        assert!(matches!(
+            server.step(&tls, &token, accounts),
+            Outcome::Refused
+        ));
+        assert!(server.refusals[0].contains("no channel bindings"));
+        // Sent but for another channel: the AV pair before the end of the list.
+        let mut challenge = challenge_on(&mut server, &tls);
+        let info_at = usize::try_from(u32_at(&challenge, 44).unwrap()).unwrap();
+        let info_len = usize::from(u16_at(&challenge, 40).unwrap());
+        let mut info = challenge[info_at..info_at + info_len - 4].to_vec();
+        info.extend([10, 0, 16, 0]);
+        info.extend([6; 16]);
+        info.extend([0; 4]);
+        challenge.truncate(info_at);
+        let len = u16::try_from(info.len()).unwrap();
+        challenge[40..42].copy_from_slice(&len.to_le_bytes());
+        challenge[42..44].copy_from_slice(&len.to_le_bytes());
+        challenge.extend(info);
+        let token = authenticate(&challenge, "jane@example.com", "", "pw");
+        assert!(matches!(
+            server.step(&tls, &token, accounts),
+            Outcome::Refused
+        ));
+        assert!(
+            server.refusals[1].contains("do not match"),
+            "{:?}",
+            server.refusals
+        );
     }
 
     #[test]

@@ -165,6 +165,8 @@ const NTLM_HANDSHAKES: u32 = 3;
 struct Conn {
     sender: SendRequest<Full<Bytes>>,
     authenticated: bool,
+    /// `MsvAvChannelBindings` of a TLS connection (the server certificate's end point).
+    bindings: Option<[u8; 16]>,
 }
 
 /// Sends requests to one server with one configuration's authentication (see the module
@@ -366,7 +368,7 @@ impl Transport {
                 *slot = None;
                 return Ok(challenged);
             };
-            let token = ntlm::answer(&challenge, login, password.expose());
+            let token = ntlm::answer(&challenge, login, password.expose(), conn.bindings.as_ref());
             let authorization = format!(
                 "{word} {}",
                 base64::engine::general_purpose::STANDARD.encode(token)
@@ -428,13 +430,21 @@ impl Transport {
                 message: format!("TLS with {host}:{port} failed: {e}"),
                 unsent: false,
             })?;
-            handshake(tls).await?
+            let bindings = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| ntlm::channel_bindings(leaf));
+            (handshake(tls).await?, bindings)
         } else {
-            handshake(tcp).await?
+            (handshake(tcp).await?, None)
         };
+        let (sender, bindings) = sender;
         Ok(Conn {
             sender,
             authenticated: false,
+            bindings,
         })
     }
 

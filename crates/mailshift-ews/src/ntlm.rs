@@ -4,10 +4,14 @@
 //! NTLMv2: LM and NTLMv1 responses are never computed (the LmChallengeResponse is the LMv2
 //! one, or zeros when the server sends a timestamp, as §3.1.5.1.2 asks).
 //!
+//! Over HTTPS the response carries channel bindings (`MsvAvChannelBindings`, §2.2.2.1: the
+//! MD5 of an RFC 2744 `gss_channel_bindings_struct` whose application data is RFC 5929's
+//! `tls-server-end-point`), which an Exchange with Extended Protection (the default from
+//! Exchange 2019 CU14) requires, and which servers without it ignore.
+//!
 //! What is left out, and why: no key exchange (`NTLMSSP_NEGOTIATE_KEY_EXCH`) and no MIC (a
 //! SHOULD of §3.1.5.1.2): HTTP uses NTLM to authenticate the connection only, never to sign
-//! or seal, so the session key serves nothing here; and no channel bindings
-//! (`MsvAvChannelBindings`), which an Exchange with Extended Protection turned on requires.
+//! or seal, so the session key serves nothing here.
 //! MD4 and HMAC-MD5 come from RustCrypto's `md4`, `md-5` and `hmac` (the `digest` 0.11 family
 //! already in the tree).
 
@@ -37,6 +41,7 @@ const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
 /// AV pair ids (§2.2.2.1) the client reads.
 const AV_EOL: u16 = 0;
 const AV_TIMESTAMP: u16 = 7;
+const AV_CHANNEL_BINDINGS: u16 = 10;
 
 /// Who logs in: `DOMAIN\user`, or a UPN (`user@domain`) with an empty domain, which
 /// Windows resolves itself.
@@ -254,9 +259,101 @@ pub fn filetime_now() -> u64 {
         + u64::from(since_unix.subsec_nanos() / 100)
 }
 
+/// The hash RFC 5929's `tls-server-end-point` takes of a certificate: its signature's hash,
+/// SHA-256 when that is MD5 or SHA-1 (or unknown). Read from the certificate's
+/// signatureAlgorithm (DER: SEQUENCE { tbsCertificate, signatureAlgorithm, signature }).
+pub fn server_end_point(cert_der: &[u8]) -> Vec<u8> {
+    use sha2::{Sha256, Sha384, Sha512};
+    // OIDs (DER contents) of the RSA and ECDSA signatures with SHA-384 and SHA-512.
+    const SHA384: [&[u8]; 2] = [
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c],
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],
+    ];
+    const SHA512: [&[u8]; 2] = [
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d],
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04],
+    ];
+    let oid = signature_oid(cert_der).unwrap_or_default();
+    if SHA384.contains(&oid) {
+        Sha384::digest(cert_der).to_vec()
+    } else if SHA512.contains(&oid) {
+        Sha512::digest(cert_der).to_vec()
+    } else {
+        Sha256::digest(cert_der).to_vec()
+    }
+}
+
+/// One DER element at `at`: (tag, contents range, end).
+fn der(b: &[u8], at: usize) -> Option<(u8, std::ops::Range<usize>, usize)> {
+    let tag = *b.get(at)?;
+    let first = *b.get(at + 1)?;
+    let (len, start) = if first < 0x80 {
+        (usize::from(first), at + 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for i in 0..n {
+            len = (len << 8) | usize::from(*b.get(at + 2 + i)?);
+        }
+        (len, at + 2 + n)
+    };
+    let end = start.checked_add(len)?;
+    (end <= b.len()).then_some((tag, start..end, end))
+}
+
+fn signature_oid(cert: &[u8]) -> Option<&[u8]> {
+    let (_, outer, _) = der(cert, 0)?;
+    let (_, _, after_tbs) = der(cert, outer.start)?;
+    let (_, algorithm, _) = der(cert, after_tbs)?;
+    let (tag, oid, _) = der(cert, algorithm.start)?;
+    (tag == 0x06).then(|| &cert[oid])
+}
+
+/// `MsvAvChannelBindings` for a TLS connection to a server with this certificate: the MD5 of
+/// a `gss_channel_bindings_struct` with no addresses and `tls-server-end-point:HASH` as its
+/// application data (each field a little-endian length, or type, then bytes).
+pub fn channel_bindings(cert_der: &[u8]) -> [u8; 16] {
+    let mut data = b"tls-server-end-point:".to_vec();
+    data.extend(server_end_point(cert_der));
+    let mut gss = vec![0u8; 16];
+    gss.extend(u32::try_from(data.len()).unwrap_or(0).to_le_bytes());
+    gss.extend(data);
+    Md5::digest(&gss).into()
+}
+
+/// The server's AV pairs with channel bindings added before the end-of-list pair.
+fn with_bindings(target_info: &[u8], bindings: &[u8; 16]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(target_info.len() + 20);
+    let mut at = 0;
+    while let (Some(id), Some(len)) = (u16_at(target_info, at), u16_at(target_info, at + 2)) {
+        let end = at + 4 + usize::from(len);
+        if id == AV_EOL || end > target_info.len() {
+            break;
+        }
+        if id != AV_CHANNEL_BINDINGS {
+            out.extend_from_slice(&target_info[at..end]);
+        }
+        at = end;
+    }
+    out.extend(AV_CHANNEL_BINDINGS.to_le_bytes());
+    out.extend(16u16.to_le_bytes());
+    out.extend(bindings);
+    out.extend([0, 0, 0, 0]);
+    out
+}
+
 /// The AUTHENTICATE_MESSAGE answering `challenge` (base64 of a CHALLENGE_MESSAGE's bytes
-/// decoded by the caller) for `login` / `password`, with a fresh random client challenge.
-pub fn answer(challenge: &Challenge, login: &str, password: &str) -> Vec<u8> {
+/// decoded by the caller) for `login` / `password`, with a fresh random client challenge,
+/// bound to the TLS channel when `bindings` is given (see [`channel_bindings`]).
+pub fn answer(
+    challenge: &Challenge,
+    login: &str,
+    password: &str,
+    bindings: Option<&[u8; 16]>,
+) -> Vec<u8> {
     use ring::rand::SecureRandom;
     let who = Identity::parse(login);
     let key = ntowf_v2(password, &who.user, &who.domain);
@@ -270,6 +367,17 @@ pub fn answer(challenge: &Challenge, login: &str, password: &str) -> Vec<u8> {
         client_challenge = filetime_now().to_le_bytes();
     }
     let time = challenge.timestamp.unwrap_or_else(filetime_now);
+    let bound;
+    let challenge = match bindings {
+        Some(b) => {
+            bound = Challenge {
+                target_info: with_bindings(&challenge.target_info, b),
+                ..challenge.clone()
+            };
+            &bound
+        }
+        None => challenge,
+    };
     let r = responses(&key, challenge, client_challenge, time);
     authenticate_message(challenge, &who, "", &r)
 }
@@ -351,6 +459,45 @@ mod tests {
         temp.extend(example_challenge().target_info);
         temp.extend([0, 0, 0, 0]);
         assert_eq!(&r.nt[16..], temp.as_slice());
+    }
+
+    #[test]
+    fn channel_bindings_follow_rfc_5929_and_sit_before_the_end_of_the_list() {
+        // A minimal DER certificate shape: SEQUENCE { SEQUENCE {} (tbs), SEQUENCE { OID } }.
+        let cert = |oid: &[u8]| {
+            let mut alg = vec![0x06, u8::try_from(oid.len()).unwrap()];
+            alg.extend(oid);
+            let mut body = vec![0x30, 0x00, 0x30, u8::try_from(alg.len()).unwrap()];
+            body.extend(alg);
+            let mut c = vec![0x30, u8::try_from(body.len()).unwrap()];
+            c.extend(body);
+            c
+        };
+        let sha256_ecdsa = cert(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]);
+        let sha384_ecdsa = cert(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03]);
+        let sha1_rsa = cert(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05]);
+        assert_eq!(server_end_point(&sha256_ecdsa).len(), 32);
+        assert_eq!(server_end_point(&sha384_ecdsa).len(), 48);
+        assert_eq!(
+            server_end_point(&sha1_rsa).len(),
+            32,
+            "SHA-1 becomes SHA-256"
+        );
+        assert_eq!(server_end_point(b"not DER").len(), 32);
+        // The structure hashed: 16 zero bytes (no addresses), the data's length, the data.
+        let mut gss = vec![0u8; 16];
+        gss.extend(53u32.to_le_bytes());
+        gss.extend(b"tls-server-end-point:");
+        gss.extend(server_end_point(&sha256_ecdsa));
+        let want: [u8; 16] = Md5::digest(&gss).into();
+        assert_eq!(channel_bindings(&sha256_ecdsa), want);
+
+        let info = example_challenge().target_info;
+        let bound = with_bindings(&info, &[7; 16]);
+        assert_eq!(&bound[..info.len() - 4], &info[..info.len() - 4]);
+        assert_eq!(&bound[info.len() - 4..info.len()], &[0x0a, 0, 16, 0]);
+        assert_eq!(&bound[info.len()..info.len() + 16], &[7; 16]);
+        assert_eq!(&bound[info.len() + 16..], &[0, 0, 0, 0]);
     }
 
     #[test]
