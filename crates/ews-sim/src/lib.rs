@@ -12,7 +12,7 @@
 //! Not modelled (a request that needs them gets a clean error or a recorded violation, not
 //! a made-up answer): MIME content of contacts and calendar items
 //! (ErrorUnsupportedMimeConversion), FindItem's CalendarView, relative ("second Tuesday")
-//! recurrence patterns, NTLM's MIC and channel bindings (NTLM itself is: see
+//! recurrence patterns, NTLM's MIC (NTLM itself is, with channel bindings: see
 //! [`EwsSim::require_ntlm`]), folder permissions and delegate access (`t:Mailbox` in a
 //! DistinguishedFolderId is ignored), SyncFolderItems' Ignore list, moves and copies of
 //! items (MoveItem, CopyItem are not implemented), and mail (no message store beyond items
