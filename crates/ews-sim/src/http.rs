@@ -381,6 +381,10 @@ async fn ews(
         let mut cx = Cx {
             state: &mut st,
             mailbox,
+            zone: header_kids
+                .iter()
+                .find(|h| h.name.local == "TimeZoneContext")
+                .and_then(|c| c.children.first()),
         };
         ops::run(&mut cx, &op, request)
     };

@@ -16,8 +16,8 @@
 //! [`EwsSim::require_ntlm`]), folder permissions and delegate access (`t:Mailbox` in a
 //! DistinguishedFolderId is ignored), SyncFolderItems' Ignore list, moves and copies of
 //! items (MoveItem, CopyItem are not implemented), and mail (no message store beyond items
-//! kept as given). Times of a series are placed in the offset its Start is written in, not
-//! in its StartTimeZone.
+//! kept as given). Time zones: only those `zones` publishes (the ones tests use), each
+//! with its current rule.
 
 pub mod check;
 mod http;
@@ -28,6 +28,7 @@ pub mod schema;
 mod soap;
 mod state;
 pub mod xml;
+mod zones;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -302,7 +303,21 @@ impl EwsSim {
         }
     }
 
+    /// Makes every item sync state given out so far invalid, as Exchange does with expired
+    /// ones: SyncFolderItems from one answers ErrorInvalidSyncStateData.
+    pub fn invalidate_sync_states(&self, mailbox: &str) {
+        if let Some(mb) = self.shared.lock().mailbox_mut(mailbox) {
+            mb.sync_epoch += 1;
+        }
+    }
+
     // ---- inspection ----
+
+    /// The SyncState of every SyncFolderItems so far, in order (None: a sync from the start,
+    /// which is a full listing).
+    pub fn item_sync_states(&self) -> Vec<Option<String>> {
+        self.shared.lock().item_syncs.clone()
+    }
 
     /// The items of a folder as XML (all stored fields, ItemId, extended properties,
     /// attachments listed), in creation order. Occurrences stored apart from their series

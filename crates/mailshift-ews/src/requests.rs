@@ -381,6 +381,21 @@ pub fn create_contact_photo(item: &Id, content_base64: &str) -> (&'static str, S
     ("CreateAttachment", w.finish())
 }
 
+/// GetServerTimeZones of one Windows zone, with its periods and transitions: the definition
+/// of a zone an item names by its Id alone.
+pub fn server_time_zone(id: &str) -> (&'static str, String) {
+    let mut w = Writer::new();
+    w.open(
+        "m:GetServerTimeZones",
+        &[("ReturnFullTimeZoneData", "true")],
+    )
+    .open("m:Ids", &[])
+    .text("t:Id", id)
+    .close("m:Ids")
+    .close("m:GetServerTimeZones");
+    ("GetServerTimeZones", w.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +442,10 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(check(get_items(&ids())), Vec::<String>::new());
+        assert_eq!(
+            check(server_time_zone("W. Europe Standard Time")),
+            Vec::<String>::new()
+        );
         assert_eq!(
             check(sync_folder_items("AAMkF", None)),
             Vec::<String>::new()

@@ -24,8 +24,8 @@ use mailshift_dav::journal::{
     CollectionRecord, Journal, JournalError, ObjectRecord, RefusedRecord,
 };
 use mailshift_dav::store::{
-    Collection, Component, Delta, Fetched, Listed, Precondition, PutOutcome, Store, StoreError,
-    StoreResult,
+    Collection, Component, Delta, Fetched, Listed, Listing, Precondition, PutOutcome, Store,
+    StoreError, StoreResult,
 };
 use mailshift_dav::sync::{self, CollectionRules, Job, SyncError, SyncReport};
 use mailshift_dav::verify::Check;
@@ -432,6 +432,14 @@ impl Store for Side {
 
     async fn changes(&self, collection: &Collection, token: &str) -> StoreResult<Option<Delta>> {
         both!(self, s => s.changes(collection, token).await)
+    }
+
+    async fn list_with_token(&self, collection: &Collection) -> StoreResult<Listing> {
+        both!(self, s => s.list_with_token(collection).await)
+    }
+
+    fn listing_token(&self) -> bool {
+        both!(self, s => s.listing_token())
     }
 
     async fn fetch(&self, collection: &Collection, hrefs: &[String]) -> StoreResult<Vec<Fetched>> {
