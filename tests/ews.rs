@@ -342,6 +342,102 @@ fn exchange_to_radicale_keeps_the_series_as_one_unit() {
     assert_clean(&sim);
 }
 
+/// An Exchange that accepts NTLM only (OVHcloud Hosted/Private Exchange, on-premises with
+/// Basic off), with `ews.auth` as given (None: the default, `auto`).
+fn ntlm_exchange_platform(name: &str, sim: &EwsSim, auth: Option<&str>) -> String {
+    let auth = auth.map(|a| format!(", auth: {a}")).unwrap_or_default();
+    format!(
+        "  {name}: {{type: exchange, imap: {{host: 127.0.0.1, security: none}}, ews: {{url: \"{}\"{auth}}}}}\n",
+        sim.url()
+    )
+}
+
+#[test]
+fn an_ntlm_only_exchange_is_copied_with_ews_auth_ntlm_or_auto() {
+    for auth in [Some("ntlm"), None] {
+        let sim = EwsSim::spawn().unwrap();
+        seed_exchange(&sim);
+        sim.require_ntlm(true);
+        let dst = DavServer::radicale();
+        let dir = tempfile::tempdir().unwrap();
+        plan(
+            dir.path(),
+            &(ntlm_exchange_platform("old", &sim, auth) + &dav_platform("new", &dst)),
+            "[contacts, calendars, tasks]",
+        );
+        let first = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(first.code, 0, "{auth:?}: {}", first.transcript());
+        for (component, uid) in [
+            (Component::Event, "standup-1"),
+            (Component::Card, "ann-1"),
+            (Component::Task, "taxes"),
+        ] {
+            let got: Vec<String> = dav_uids(&dst, component).into_values().flatten().collect();
+            assert_eq!(got, vec![uid.to_string()], "{auth:?} {component:?}");
+        }
+        let second = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(second.code, 0, "{auth:?}: {}", second.transcript());
+        assert!(!second.stdout.contains("written"), "{}", second.stdout);
+        let logins = sim.ntlm_logins();
+        assert!(!logins.is_empty());
+        assert!(logins.iter().all(|l| l.mailbox == ALICE), "{logins:?}");
+        let basic = sim
+            .ntlm_refusals()
+            .iter()
+            .filter(|r| r.contains("Basic refused"))
+            .count();
+        if auth == Some("ntlm") {
+            assert_eq!(
+                basic,
+                0,
+                "`ntlm` never sends Basic: {:?}",
+                sim.ntlm_refusals()
+            );
+        } else {
+            assert!(
+                basic >= 1,
+                "`auto` starts with Basic: {:?}",
+                sim.ntlm_refusals()
+            );
+        }
+        assert_clean(&sim);
+    }
+}
+
+#[test]
+fn a_wrong_ntlm_password_names_the_account_and_the_fix_not_the_secret() {
+    let sim = EwsSim::spawn().unwrap();
+    seed_exchange(&sim);
+    sim.require_ntlm(true);
+    let dst = DavServer::radicale();
+    let dir = tempfile::tempdir().unwrap();
+    plan(
+        dir.path(),
+        &(ntlm_exchange_platform("old", &sim, Some("ntlm")) + &dav_platform("new", &dst)),
+        "[contacts]",
+    );
+    let out = crate::common::mailshift_env(
+        dir.path(),
+        &["apply", "plan.yaml"],
+        &[("OLD_PW", "wr0ng-s3cret"), ("NEW_PW", "new")],
+    );
+    assert_ne!(out.code, 0, "{}", out.transcript());
+    let text = out.transcript();
+    assert!(text.contains(ALICE), "{text}");
+    assert!(text.contains("NTLM"), "{text}");
+    assert!(text.contains("password"), "{text}");
+    assert!(!text.contains("wr0ng-s3cret"), "{text}");
+    assert!(sim.ntlm_logins().is_empty());
+    assert!(
+        sim.ntlm_refusals()
+            .iter()
+            .any(|r| r.contains("wrong password")),
+        "{:?}",
+        sim.ntlm_refusals()
+    );
+    assert_clean(&sim);
+}
+
 #[test]
 fn exchange_to_exchange_carries_the_series_without_an_invitation() {
     let old = EwsSim::spawn().unwrap();
@@ -533,6 +629,57 @@ fn https_ews_is_verified_against_the_plans_ca_file() {
     let mut skipped = ews_store(&sim, "pw");
     skipped.insecure_skip_verify = true;
     assert!(!collections(skipped).unwrap().is_empty());
+    assert_clean(&sim);
+}
+
+/// NTLM goes over connections of its own (not reqwest's): they trust servers exactly as the
+/// rest of the client does, and bind the NTLM response to the TLS channel.
+#[test]
+fn https_ntlm_is_verified_against_the_plans_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    crate::support::dovecot::make_tls_material(&tls);
+    let sim = EwsSim::spawn_with(Some(ews_sim::Tls {
+        cert_pem: tls.join("server.pem"),
+        key_pem: tls.join("server.key"),
+    }))
+    .unwrap();
+    sim.add_mailbox(ALICE, "pw");
+    sim.require_ntlm(true);
+    // Extended Protection: the NTLM response must carry this TLS connection's bindings.
+    sim.require_channel_bindings(true);
+    let ntlm = || {
+        let mut config = ews_store(&sim, "pw");
+        config.auth_scheme = mailshift_ews::AuthScheme::Ntlm;
+        config.attempts = 1;
+        config
+    };
+    let collections = |config: EwsConfig| {
+        block_on(async {
+            let store = EwsStore::connect(config).await?;
+            store.collections(Component::Card).await
+        })
+    };
+
+    let refused = collections(ntlm()).unwrap_err();
+    assert_eq!(
+        refused.kind,
+        mailshift_dav::error::ErrorKind::Tls,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message.to_lowercase().contains("certificate"),
+        "{}",
+        refused.message
+    );
+    assert!(sim.ntlm_logins().is_empty());
+    let mut trusted = ntlm();
+    trusted.ca_file = Some(tls.join("ca.pem"));
+    assert!(!collections(trusted).unwrap().is_empty());
+    let mut skipped = ntlm();
+    skipped.insecure_skip_verify = true;
+    assert!(!collections(skipped).unwrap().is_empty());
+    assert_eq!(sim.ntlm_logins().len(), 2, "{:?}", sim.ntlm_refusals());
     assert_clean(&sim);
 }
 

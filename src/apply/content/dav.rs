@@ -31,7 +31,7 @@ use mailshift_dav::sync::{self, CollectionRules, Job, SyncError, SyncReport};
 use mailshift_dav::verify::Check;
 use mailshift_graph::GraphStore;
 
-use mailshift_ews::{EwsConfig, EwsStore};
+use mailshift_ews::{AuthScheme, EwsConfig, EwsStore};
 
 use super::{
     Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, Preview, SyncRun,
@@ -44,7 +44,7 @@ use crate::model::{AccountSpec, ResourceKind, dest_login, source_login};
 use crate::plan::Loaded;
 use crate::plan::diagnostic::plural;
 use crate::plan::model::{
-    CalendarAttendees, Content, Credentials, MigrationOptions, Platform, PlatformKind,
+    CalendarAttendees, Content, Credentials, EwsAuth, MigrationOptions, Platform, PlatformKind,
 };
 use crate::state::StateReader;
 
@@ -367,6 +367,11 @@ fn ews_end(base: &Path, platform: &Platform, auth: Auth, address: &str) -> Resul
     }
     config.ca_file = ews.ca_file.as_ref().map(|ca| base.join(ca));
     config.insecure_skip_verify = ews.insecure_skip_verify;
+    config.auth_scheme = match ews.auth.unwrap_or_default() {
+        EwsAuth::Basic => AuthScheme::Basic,
+        EwsAuth::Ntlm => AuthScheme::Ntlm,
+        EwsAuth::Auto => AuthScheme::Auto,
+    };
     Ok(End::Ews(Box::new(config)))
 }
 
