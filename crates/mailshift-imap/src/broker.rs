@@ -63,6 +63,17 @@ struct Usage {
     demand: usize,
 }
 
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pools = lock(&self.pools);
+        let mut m = f.debug_map();
+        for (server, pool) in pools.iter() {
+            m.entry(server, &pool.capacity);
+        }
+        m.finish()
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

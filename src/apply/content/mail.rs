@@ -18,6 +18,7 @@ use crate::plan::Loaded;
 use crate::plan::diagnostic::plural;
 use crate::plan::model::PlatformKind;
 use crate::state::StateReader;
+use crate::transfer::imap::broker;
 use crate::transfer::imap::copy::{self, CopyOptions, CopyReport, Job, Progress};
 use crate::transfer::imap::error::suggested_backoff;
 use crate::transfer::imap::folders::FolderRules;
@@ -43,6 +44,10 @@ impl ContentSync for MailSync {
         let (source, dest) = spec_targets(loaded, account)?;
         let (rules, options) = imap_adapter::rules_and_options(account);
         Ok(Box::new(Mailboxes {
+            budgets: (
+                account.source.server_connections() as usize,
+                account.dest.server_connections() as usize,
+            ),
             limits: quota::Limits::of(account),
             address: account.address.clone(),
             source,
@@ -55,6 +60,8 @@ impl ContentSync for MailSync {
 
 /// Both mailboxes of an account.
 struct Mailboxes {
+    /// The connection budgets of the source's and the destination's servers.
+    budgets: (usize, usize),
     /// The platforms' daily limits.
     limits: quota::Limits,
     address: String,
@@ -85,6 +92,13 @@ impl Prepared for Mailboxes {
                 full_scan: run.full_scan,
                 login_grace: run.login_grace,
                 adopt_locks: Default::default(),
+                share: Some(run.connections.account(
+                    [
+                        (&broker::server_key(&self.source), self.budgets.0),
+                        (&broker::server_key(&self.dest), self.budgets.1),
+                    ],
+                    self.options.connections,
+                )),
             });
             let progress: Arc<dyn Progress> = Arc::new(crate::apply::sizing::RecordRun {
                 inner: run.hooks,

@@ -172,6 +172,8 @@ pub struct SyncRun<'a> {
     pub login_grace: Duration,
     pub hooks: Arc<dyn Hooks>,
     pub stop: StopFlag,
+    /// The IMAP servers' connection budgets, shared by every account of the run.
+    pub connections: &'a Arc<crate::transfer::imap::broker::Broker>,
 }
 
 /// What a copy did.
