@@ -288,3 +288,45 @@ pub(super) fn refused_of(reader: &StateReader, address: &str) -> Result<Refused,
         .map(|(folder, uid, r)| ((folder, uid), r.reason))
         .collect())
 }
+
+/// What `plan` says of the IMAP servers' connection budgets: one line per server that mail
+/// copies of the plan use, with its budget and how many accounts share it. The copy's own
+/// keys (`host:port`, `broker::server_key`), so the line names what the run limits.
+pub fn budget_lines(resources: &[crate::model::Resource]) -> Vec<String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut servers: BTreeMap<String, (u32, BTreeSet<&str>)> = BTreeMap::new();
+    for r in resources {
+        let crate::model::Spec::Content {
+            account,
+            content: crate::plan::model::Content::Mail,
+        } = &r.spec
+        else {
+            continue;
+        };
+        // Files and POP3 sources hold no IMAP connection on the source side.
+        let sides = [
+            (account.source.kind != PlatformKind::Files && account.source.pop3.is_none())
+                .then_some(&account.source),
+            Some(&account.dest),
+        ];
+        for platform in sides.into_iter().flatten() {
+            let Some(ep) = platform.imap_endpoint() else {
+                continue;
+            };
+            let key = format!("{}:{}", ep.host.to_ascii_lowercase(), ep.effective_port());
+            let entry = servers
+                .entry(key)
+                .or_insert_with(|| (platform.server_connections(), BTreeSet::new()));
+            entry.1.insert(account.address.as_str());
+        }
+    }
+    servers
+        .into_iter()
+        .map(|(server, (budget, accounts))| {
+            format!(
+                "Connections: {server}: {budget} connections shared by {}",
+                plural(accounts.len(), "account")
+            )
+        })
+        .collect()
+}

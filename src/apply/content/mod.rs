@@ -12,6 +12,7 @@
 
 pub mod dav;
 mod mail;
+pub use mail::budget_lines;
 mod mail_files;
 mod mail_pop3;
 pub mod rules;
