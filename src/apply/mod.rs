@@ -239,7 +239,7 @@ pub async fn apply(
         hold: options.hold.clone(),
         planes,
         sync_point: tokio::sync::OnceCell::new(),
-        connections: options.connections.clone().unwrap_or_else(Broker::new),
+        connections: options.connections.clone().unwrap_or_default(),
     });
 
     let (platform_first, rest): (Vec<Change>, Vec<Change>) = changes
