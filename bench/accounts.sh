@@ -8,12 +8,13 @@
 #
 #   bench/accounts.sh [--accounts N] [--parallel P] [--runs N] [--variant small|mixed|both]
 #                     [--small-messages N] [--mixed-messages N] [--tools mailshift,dsync,mbsync]
-#                     [--timeout SECS] [--workdir DIR] [--keep]
+#                     [--timeout SECS] [--workdir DIR] [--keep] [--server-connections N]
 #
 # Variants: `small`, N accounts of --small-messages (1,000) small messages (corpus.py's small
 # variant, about 6 KB each); `mixed`, N accounts of --mixed-messages (300) messages of
 # realistic sizes (corpus.py's realistic variant). mailshift: MAILSHIFT_BIN (default
-# target/release/mailshift). Ports: BENCH_SRC_PORT, BENCH_DST_PORT (21153, 21154).
+# target/release/mailshift); --server-connections N sets both platforms' budget
+# (`limits.server_connections`) instead of the default, to compare budgets. Ports: BENCH_SRC_PORT, BENCH_DST_PORT (21153, 21154).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -30,6 +31,7 @@ TOOLS=mailshift,dsync,mbsync
 TIMEOUT=1800
 WORKDIR=""
 KEEP=0
+LIMITS=""
 SRC_PORT=${BENCH_SRC_PORT:-21153}
 DST_PORT=${BENCH_DST_PORT:-21154}
 MAILSHIFT_BIN=${MAILSHIFT_BIN:-$ROOT/target/release/mailshift}
@@ -37,7 +39,7 @@ MAILSHIFT_BIN=${MAILSHIFT_BIN:-$ROOT/target/release/mailshift}
 export BENCH_SRC_PASSWORD=bench-src-secret BENCH_DST_PASSWORD=bench-dst-secret
 
 usage() {
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 log() { echo "bench: $*"; }
@@ -59,6 +61,7 @@ while [ $# -gt 0 ]; do
     --timeout) TIMEOUT=${2:?}; shift 2 ;;
     --workdir) WORKDIR=${2:?}; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --server-connections) LIMITS=", limits: {server_connections: ${2:?}}"; shift 2 ;;
     -h | --help) usage ;;
     *) echo "bench: unknown argument '$1'" >&2; usage ;;
     esac
@@ -165,8 +168,8 @@ prepare_mailshift() {
         echo "# Written by bench/accounts.sh: every account in one plan, default options."
         echo "version: 1"
         echo "platforms:"
-        echo "  bench-src: {type: imap, imap: {host: 127.0.0.1, port: $SRC_PORT, security: none}}"
-        echo "  bench-dst: {type: imap, imap: {host: 127.0.0.1, port: $DST_PORT, security: none}}"
+        echo "  bench-src: {type: imap, imap: {host: 127.0.0.1, port: $SRC_PORT, security: none}$LIMITS}"
+        echo "  bench-dst: {type: imap, imap: {host: 127.0.0.1, port: $DST_PORT, security: none}$LIMITS}"
         echo "accounts:"
         for u in "${USERS[@]}"; do
             echo "  - {address: $u@example.com, from: bench-src, to: bench-dst,"
