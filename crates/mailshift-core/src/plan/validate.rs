@@ -670,6 +670,13 @@ impl<'a> Validator<'a> {
                 "remove it for the platform's default, or write at least 1",
             );
         }
+        if p.limits.server_connections == Some(0) {
+            self.error(
+                &join(&lpath, &[key("server_connections")]),
+                "a budget of 0 connections would copy nothing",
+                "remove it for the platform's default, or write at least 1",
+            );
+        }
     }
 
     fn manual(&mut self, path: &[PathSeg], platform_name: &str, feature: Feature) {
