@@ -587,3 +587,82 @@ async fn a_failed_filter_task_is_reported_and_the_next_run_converges() {
     assert_eq!(legacy.filters(gina).await.unwrap(), [want]);
     assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
 }
+
+/// Filters seeded in the world file read back through the operations, as rules of the
+/// model, the one MX Plan holds beyond the model shown with its reason; the world as the
+/// simulator reports it keeps them; a filter with an action outside the schema's enum is
+/// refused when the world loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_filters_read_as_rules() {
+    use mailshift::rules::mxplan::from_mxplan;
+    use mailshift::rules::{Action, Condition};
+    let mut w = world();
+    let seeded = World::from_yaml(
+        r#"
+legacy_domains:
+  - domain: legacy.example
+    accounts:
+      - account_name: gina
+        password: pw
+        filters:
+          - {name: Spam, priority: 2, action: delete, rules: [{header: Subject, value: "[SPAM]"}]}
+          - name: Boss
+            priority: 1
+            active: false
+            action: account
+            action_param: hank
+            rules: [{header: From, value: boss@}, {header: To, operand: noContains, value: list@}]
+          - {name: Keep, priority: 3, action: accept, rules: [{header: X-Priority, value: "1"}]}
+      - {account_name: hank, password: pw}
+"#,
+    )
+    .unwrap();
+    w.legacy_domains = seeded.legacy_domains;
+    let sim = Simulator::start(w).await.unwrap();
+    let legacy = service(
+        &sim,
+        Family::Legacy {
+            domain: "legacy.example".into(),
+        },
+    );
+    let filters = legacy.filters("gina@legacy.example").await.unwrap();
+    let t = from_mxplan(&filters, "legacy.example");
+    assert_eq!(t.untranslatable.len(), 1, "{t:?}");
+    assert!(t.untranslatable[0].text.starts_with("filter \"Boss\""));
+    assert!(t.untranslatable[0].reason.contains("negative"));
+    let read: Vec<(&str, &[Condition], &[Action])> = t
+        .rules
+        .iter()
+        .map(|r| (r.name.as_str(), &r.conditions[..], &r.actions[..]))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (
+                "Spam",
+                &[Condition::SubjectContains("[SPAM]".into())][..],
+                &[Action::Discard, Action::Stop][..]
+            ),
+            (
+                "Keep",
+                &[Condition::HeaderContains {
+                    header: "X-Priority".into(),
+                    value: "1".into()
+                }][..],
+                &[Action::Stop][..]
+            ),
+        ]
+    );
+    let world = sim.world();
+    let gina = &world.legacy_domains[0].accounts[0];
+    assert_eq!(gina.filters.len(), 3);
+    assert_eq!(gina.filters[1].action_param.as_deref(), Some("hank"));
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+
+    let bad = World::from_yaml(
+        "legacy_domains: [{domain: x.example, accounts: [{account_name: a, filters: [{name: f, action: bounce}]}]}]",
+    )
+    .unwrap();
+    let e = Simulator::start(bad).await.err().unwrap().to_string();
+    assert!(e.contains("bounce") && e.contains("filter \"f\""), "{e}");
+}
