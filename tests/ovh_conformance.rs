@@ -666,3 +666,70 @@ legacy_domains:
     let e = Simulator::start(bad).await.err().unwrap().to_string();
     assert!(e.contains("bounce") && e.contains("filter \"f\""), "{e}");
 }
+
+/// A run killed after creating a filter (with its first rule, its task maybe still under
+/// way) and before adding its other rules: the next run waits for the task, finds the filter
+/// by its name and adds only the missing rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_filter_creation_is_completed_not_repeated() {
+    use mailshift::rules::mxplan::{Filter, FilterAction, FilterRule, Operand};
+    let mut w = world();
+    w.task_delay_ms = 300;
+    let sim = Simulator::start(w).await.unwrap();
+    let legacy = service(
+        &sim,
+        Family::Legacy {
+            domain: "legacy.example".into(),
+        },
+    );
+    let rule = |header: &str, value: &str| FilterRule {
+        header: header.into(),
+        operand: Operand::Contains,
+        value: value.into(),
+    };
+    let want = Filter {
+        name: "Two rules".into(),
+        priority: 1,
+        active: true,
+        action: FilterAction::Redirect("away@outside.example".into()),
+        rules: vec![rule("From", "news@"), rule("Subject", "weekly")],
+    };
+    let client = OvhClient::new(
+        &sim.base_url(),
+        Credentials {
+            application_key: Secret::new(AK),
+            application_secret: Secret::new(AS),
+            consumer_key: Secret::new(CK),
+        },
+    )
+    .unwrap();
+    // The interrupted run's call, its task not finished yet.
+    let _: serde_json::Value = client
+        .post(
+            "/email/domain/legacy.example/account/gina/filter",
+            Some(&serde_json::json!({
+                "name": "Two rules", "priority": 1, "active": true, "action": "redirect",
+                "actionParam": "away@outside.example",
+                "header": "From", "operand": "contains", "value": "news@",
+            })),
+        )
+        .await
+        .unwrap();
+    let applied = legacy
+        .ensure_filter("gina@legacy.example", &want)
+        .await
+        .unwrap();
+    assert!(applied.wrote, "{applied:?}");
+    let posts: Vec<String> = sim
+        .writes()
+        .iter()
+        .filter_map(|r| r.operation.clone())
+        .collect();
+    let filter = "/email/domain/{domain}/account/{accountName}/filter";
+    assert_eq!(
+        posts,
+        [filter.to_string(), format!("{filter}/{{name}}/rule")]
+    );
+    assert_eq!(legacy.filters("gina@legacy.example").await.unwrap(), [want]);
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+}
