@@ -7,6 +7,14 @@
 //! failing as a conflict rather than dropping it until `mailshift ack` says it was carried by
 //! hand. And the Graph message rules `rules::graph` writes, posted to the Graph simulator,
 //! follow Microsoft's published metadata and read back as the same rules.
+//!
+//! Exchange (the EWS simulator) and Microsoft 365 (the Graph simulator) as ends: Exchange →
+//! Sieve and Sieve → Exchange (the destination's own rule kept first, the folder a rule files
+//! into created, what the other side cannot hold a manual step, a second apply and one after
+//! the state was deleted writing nothing, a rule the source dropped removed), Microsoft 365 →
+//! Exchange, Exchange → Microsoft 365 and Sieve → Microsoft 365 (folders created by path),
+//! folder paths in the Sieve server's own separator, kill -9 while rules are written; neither
+//! simulator sees a request outside its published definitions.
 
 use std::path::Path;
 use std::process::Command;
@@ -408,4 +416,673 @@ fn graph_message_rules_follow_the_published_metadata_and_read_back() {
         assert_eq!(back.untranslatable, vec![]);
         assert_eq!(back.rules, rules);
     });
+}
+
+// ---- Exchange (EWS simulator) and Microsoft 365 (Graph simulator) ends ----
+
+mod groupware {
+    use std::path::Path;
+
+    use ews_sim::EwsSim;
+    use mailshift::rules::ews::{FolderRef, from_ews, to_ews, update_inbox_rules};
+    use mailshift::rules::sieve::from_sieve;
+    use mailshift::rules::{Action, Condition, Importance, Rule};
+    use mailshift_ews::{Auth, EwsConfig, EwsStore, Secret};
+    use serde_json::json;
+
+    use super::{PW_NEW, PW_OLD, USER, activate, mailshift, platform, runtime, scripts, server};
+
+    const ALICE: &str = "alice@example.com";
+
+    fn rule(name: &str, conditions: Vec<Condition>, actions: Vec<Action>) -> Rule {
+        Rule {
+            name: name.into(),
+            enabled: true,
+            conditions,
+            match_all: true,
+            actions,
+        }
+    }
+
+    fn exchange(name: &str, sim: &EwsSim) -> String {
+        format!(
+            "  {name}: {{type: exchange, imap: {{host: 127.0.0.1, security: none}}, ews: {{url: \"{}\"}}}}\n",
+            sim.url()
+        )
+    }
+
+    fn write_plan(dir: &Path, platforms: &str, source: &str, destination: &str) {
+        std::fs::write(
+            dir.join("plan.yaml"),
+            format!(
+                "version: 1\nplatforms:\n{platforms}accounts:\n  - address: {ALICE}\n    from: old\n    to: new\n    content: [rules]\n    source: {source}\n    destination: {destination}\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    /// Writes `rules` into an Exchange mailbox as Outlook would have (one UpdateInboxRules),
+    /// `folders` giving the id of each folder a rule files into.
+    fn seed(sim: &EwsSim, password: &str, rules: &[Rule], folders: &[(&str, String)]) {
+        let (xml, left) = to_ews(rules, &|p| {
+            folders
+                .iter()
+                .find(|(path, _)| *path == p)
+                .map(|(_, id)| FolderRef::Id(id.clone()))
+        });
+        assert_eq!(left, vec![]);
+        runtime().block_on(async {
+            let store = EwsStore::connect(EwsConfig::new(
+                sim.url(),
+                ALICE,
+                Auth::Basic {
+                    login: ALICE.into(),
+                    password: Secret::new(password),
+                },
+            ))
+            .await
+            .unwrap();
+            store
+                .update_inbox_rules(&update_inbox_rules(&[], &xml).unwrap())
+                .await
+                .unwrap();
+        });
+    }
+
+    /// The mailbox's rules in the order they run, folder ids read as names.
+    fn exchange_rules(sim: &EwsSim) -> Vec<Rule> {
+        let folders = sim.folders(ALICE);
+        let read = from_ews(&sim.rules(ALICE).join(""), &|r| match r {
+            FolderRef::Id(id) => folders
+                .iter()
+                .find(|(i, _, _)| i == id)
+                .map(|(_, name, _)| name.clone()),
+            FolderRef::Distinguished(d) => Some(d.clone()),
+        });
+        assert_eq!(read.untranslatable, vec![]);
+        read.rules
+    }
+
+    fn clean(sim: &EwsSim) {
+        assert_eq!(sim.violations(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn exchange_rules_land_as_sieve_and_what_sieve_cannot_hold_is_a_manual_step() {
+        let sim = EwsSim::spawn().unwrap();
+        sim.add_mailbox(ALICE, PW_OLD);
+        let archive = sim
+            .create_folder(ALICE, "msgfolderroot", "Archive", "IPF.Note")
+            .unwrap();
+        let source = vec![
+            rule(
+                "Bills",
+                vec![
+                    Condition::From("billing@".into()),
+                    Condition::SubjectContains("invoice".into()),
+                ],
+                vec![
+                    Action::MarkRead,
+                    Action::MoveTo("Archive".into()),
+                    Action::Stop,
+                ],
+            ),
+            rule(
+                "Big",
+                vec![Condition::SizeOver(1 << 20)],
+                vec![Action::Redirect("big@example.net".into())],
+            ),
+            rule(
+                "All",
+                vec![Condition::SentTo("all@example.com".into())],
+                vec![Action::Discard],
+            ),
+            rule(
+                "Spam",
+                vec![Condition::HeadersContain("X-Spam: yes".into())],
+                vec![Action::Delete],
+            ),
+            rule(
+                "Team",
+                vec![Condition::RecipientContains("team@".into())],
+                vec![Action::Forward("team@example.net".into())],
+            ),
+        ];
+        seed(&sim, PW_OLD, &source, &[("Archive", archive)]);
+        let new = server(PW_NEW);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(
+            dir.path(),
+            &format!("{}  new: {}\n", exchange("old", &sim), platform(&new)),
+            "{password: {env: PW_OLD}}",
+            "{login: alice, password: {env: PW_NEW}}",
+        );
+
+        let run = mailshift(dir.path(), &["plan", "plan.yaml", "--refresh"]);
+        assert!(
+            run.stdout
+                .contains("3 rules on the source to write as the destination's Sieve script"),
+            "{}",
+            run.text()
+        );
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert_ne!(run.code, 0, "{}", run.text());
+        let all = format!("{}{}", run.stdout, run.stderr);
+        for shown in ["rule \"Spam\"", "rule \"Team\"", "mailshift ack PLAN"] {
+            assert!(all.contains(shown), "{shown}: {}", run.text());
+        }
+        let on_new = scripts(&new, PW_NEW);
+        assert_eq!(on_new.len(), 1, "{on_new:?}");
+        assert!(on_new[0].1, "the script runs");
+        let names: Vec<String> = from_sieve(&on_new[0].2)
+            .rules
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["Bills", "Big", "All"]);
+        assert_eq!(from_sieve(&on_new[0].2).rules[..3], source[..3]);
+
+        let run = mailshift(
+            dir.path(),
+            &["ack", "plan.yaml", "account/alice@example.com/rules"],
+        );
+        assert_eq!(run.code, 0, "{}", run.text());
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+        assert!(
+            run.stdout.contains("3 rules already on the destination"),
+            "{}",
+            run.text()
+        );
+        assert_eq!(
+            scripts(&new, PW_NEW),
+            on_new,
+            "a second apply writes nothing"
+        );
+        let run = mailshift(dir.path(), &["verify", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+        assert_eq!(sim.request_count("UpdateInboxRules"), 1, "only the seeding");
+        clean(&sim);
+        let _ = USER;
+    }
+
+    #[test]
+    fn sieve_rules_land_on_exchange_after_its_own_once_even_without_a_state() {
+        let old = server(PW_OLD);
+        activate(
+            &old,
+            PW_OLD,
+            "main",
+            "require [\"fileinto\", \"imap4flags\", \"copy\"];\n\
+             # rule: Invoices\n\
+             if header :contains \"subject\" \"invoice\" {\n  addflag \"\\\\Seen\";\n  fileinto \"Factures\";\n  stop;\n}\n\
+             # rule: Boss\n\
+             if address :all :is \"from\" \"boss@example.com\" {\n  redirect :copy \"me@example.net\";\n}\n\
+             # rule: Big\n\
+             if size :over 1048576 {\n  discard;\n}\n\
+             # rule: Starred\n\
+             if address :all :contains \"to\" \"vip@\" {\n  addflag \"\\\\Flagged\";\n}\n",
+        );
+        let sim = EwsSim::spawn().unwrap();
+        sim.add_mailbox(ALICE, PW_NEW);
+        let own = rule(
+            "Own",
+            vec![Condition::SubjectContains("news".into())],
+            vec![Action::MarkImportance(Importance::Low)],
+        );
+        seed(&sim, PW_NEW, std::slice::from_ref(&own), &[]);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(
+            dir.path(),
+            &format!("  old: {}\n{}", platform(&old), exchange("new", &sim)),
+            "{login: alice, password: {env: PW_OLD}}",
+            "{password: {env: PW_NEW}}",
+        );
+
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert_ne!(
+            run.code,
+            0,
+            "the flag rule is a manual step: {}",
+            run.text()
+        );
+        assert!(
+            format!("{}{}", run.stdout, run.stderr).contains("rule \"Starred\""),
+            "{}",
+            run.text()
+        );
+        let held = exchange_rules(&sim);
+        let names: Vec<&str> = held.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["Own", "Invoices", "Boss", "Big"], "{held:?}");
+        assert_eq!(held[0], own);
+        assert_eq!(
+            held[1].actions,
+            [
+                Action::MarkRead,
+                Action::MoveTo("Factures".into()),
+                Action::Stop
+            ]
+        );
+        assert!(
+            sim.folders(ALICE).iter().any(|(_, n, _)| n == "Factures"),
+            "the folder a rule files into is created"
+        );
+        assert_eq!(sim.request_count("UpdateInboxRules"), 2);
+
+        let run = mailshift(
+            dir.path(),
+            &["ack", "plan.yaml", "account/alice@example.com/rules"],
+        );
+        assert_eq!(run.code, 0, "{}", run.text());
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+        assert_eq!(
+            sim.request_count("UpdateInboxRules"),
+            2,
+            "a second apply writes nothing"
+        );
+        let run = mailshift(dir.path(), &["verify", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+
+        // The state gone: the rules there are found equal, none is added again.
+        std::fs::remove_file(dir.path().join(".mailshift/state.redb")).unwrap();
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert!(
+            run.stdout.contains("3 rules already on the destination"),
+            "{}",
+            run.text()
+        );
+        assert_eq!(sim.request_count("UpdateInboxRules"), 2, "{}", run.text());
+        assert_eq!(exchange_rules(&sim).len(), 4);
+
+        // A rule the source drops is removed; the destination's own stays first.
+        activate(
+            &old,
+            PW_OLD,
+            "main",
+            "require [\"fileinto\", \"imap4flags\"];\n\
+             # rule: Invoices\n\
+             if header :contains \"subject\" \"invoice\" {\n  addflag \"\\\\Seen\";\n  fileinto \"Factures\";\n  stop;\n}\n",
+        );
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+        let names: Vec<String> = exchange_rules(&sim).into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["Own", "Invoices"]);
+        clean(&sim);
+    }
+
+    #[test]
+    fn microsoft_365_message_rules_land_on_exchange_once() {
+        const TOKEN: &str = "graph-t0ken";
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let graph = rt.block_on(graph_sim::GraphSim::start()).unwrap();
+        graph.add_mailbox(ALICE, TOKEN);
+        for rule in [
+            json!({"displayName": "Newsletters", "sequence": 1, "isEnabled": true,
+                   "conditions": {"subjectContains": ["newsletter"]},
+                   "actions": {"markAsRead": true, "stopProcessingRules": true}}),
+            json!({"displayName": "Boss", "sequence": 2, "isEnabled": false,
+                   "conditions": {"fromAddresses": [{"emailAddress": {"address": "boss@example.com"}}]},
+                   "actions": {"markImportance": "high"}}),
+        ] {
+            graph
+                .insert(ALICE, graph_sim::Collection::Rules, rule)
+                .unwrap();
+        }
+        let sim = EwsSim::spawn().unwrap();
+        sim.add_mailbox(ALICE, PW_NEW);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("plan.yaml"),
+            format!(
+                "version: 1\nplatforms:\n  old: {{type: microsoft-365, graph: {{url: \"{}\"}}}}\n{}accounts:\n  - address: {ALICE}\n    from: old\n    to: new\n    content: [rules]\n    source: {{oauth2_token: {{env: GRAPH_TOKEN}}}}\n    destination: {{password: {{env: PW_NEW}}}}\n",
+                graph.url(),
+                exchange("new", &sim)
+            ),
+        )
+        .unwrap();
+        let run = |args: &[&str]| {
+            crate::common::mailshift_env(
+                dir.path(),
+                args,
+                &[("GRAPH_TOKEN", TOKEN), ("PW_NEW", PW_NEW)],
+            )
+        };
+        let first = run(&["apply", "plan.yaml"]);
+        assert_eq!(first.code, 0, "{}", first.transcript());
+        let held = exchange_rules(&sim);
+        let names: Vec<(&str, bool)> = held.iter().map(|r| (r.name.as_str(), r.enabled)).collect();
+        assert_eq!(names, [("Newsletters", true), ("Boss", false)]);
+        assert_eq!(
+            held[1].conditions,
+            [Condition::FromAddress("boss@example.com".into())]
+        );
+        let second = run(&["apply", "plan.yaml"]);
+        assert_eq!(second.code, 0, "{}", second.transcript());
+        assert_eq!(
+            sim.request_count("UpdateInboxRules"),
+            1,
+            "a second apply writes nothing"
+        );
+        let verify = run(&["verify", "plan.yaml"]);
+        assert_eq!(verify.code, 0, "{}", verify.transcript());
+        assert_eq!(graph.violations(), vec![]);
+        assert_eq!(graph.requests_without_immutable_ids(), Vec::<String>::new());
+        clean(&sim);
+    }
+    #[test]
+    fn exchange_rules_land_on_microsoft_365_after_its_own_once() {
+        const TOKEN: &str = "graph-t0ken";
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let graph = rt.block_on(graph_sim::GraphSim::start()).unwrap();
+        graph.add_mailbox(ALICE, TOKEN);
+        graph
+            .insert(
+                ALICE,
+                graph_sim::Collection::Rules,
+                json!({"displayName": "Own", "sequence": 1, "isEnabled": true,
+                       "conditions": {"subjectContains": ["news"]},
+                       "actions": {"markImportance": "low"}}),
+            )
+            .unwrap();
+        let sim = EwsSim::spawn().unwrap();
+        sim.add_mailbox(ALICE, PW_OLD);
+        let source = vec![
+            rule(
+                "Bills",
+                vec![
+                    Condition::From("billing@".into()),
+                    Condition::SubjectContains("invoice".into()),
+                ],
+                vec![Action::MarkRead, Action::Stop],
+            ),
+            rule(
+                "Big",
+                vec![Condition::SizeOver(1 << 20)],
+                vec![Action::Redirect("big@example.net".into())],
+            ),
+            rule(
+                "Spam",
+                vec![Condition::HeadersContain("X-Spam: yes".into())],
+                vec![Action::Delete],
+            ),
+        ];
+        seed(&sim, PW_OLD, &source, &[]);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(
+            dir.path(),
+            &format!(
+                "{}  new: {{type: microsoft-365, graph: {{url: \"{}\"}}}}\n",
+                exchange("old", &sim),
+                graph.url()
+            ),
+            "{password: {env: PW_OLD}}",
+            "{oauth2_token: {env: GRAPH_TOKEN}}",
+        );
+        let run = |args: &[&str]| {
+            crate::common::mailshift_env(
+                dir.path(),
+                args,
+                &[("GRAPH_TOKEN", TOKEN), ("PW_OLD", PW_OLD)],
+            )
+        };
+        let names = || {
+            let mut rules = graph.list(ALICE, graph_sim::Collection::Rules).unwrap();
+            rules.sort_by_key(|r| r["sequence"].as_i64());
+            rules
+                .iter()
+                .map(|r| r["displayName"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        let rule_writes = || {
+            graph
+                .requests()
+                .iter()
+                .filter(|r| r.is_write() && r.path.contains("messageRules"))
+                .count()
+        };
+        let first = run(&["apply", "plan.yaml"]);
+        assert_eq!(first.code, 0, "{}", first.transcript());
+        assert_eq!(names(), ["Own", "Bills", "Big", "Spam"]);
+        assert_eq!(rule_writes(), 3);
+
+        let second = run(&["apply", "plan.yaml"]);
+        assert_eq!(second.code, 0, "{}", second.transcript());
+        std::fs::remove_file(dir.path().join(".mailshift/state.redb")).unwrap();
+        let third = run(&["apply", "plan.yaml"]);
+        assert_eq!(third.code, 0, "{}", third.transcript());
+        assert_eq!(
+            rule_writes(),
+            3,
+            "nothing written again, with or without the state"
+        );
+        let verify = run(&["verify", "plan.yaml"]);
+        assert_eq!(verify.code, 0, "{}", verify.transcript());
+        assert_eq!(names(), ["Own", "Bills", "Big", "Spam"]);
+        assert_eq!(graph.violations(), vec![]);
+        assert_eq!(graph.requests_without_immutable_ids(), Vec::<String>::new());
+        clean(&sim);
+    }
+    #[test]
+    fn exchange_folders_become_the_sieve_servers_mailbox_names() {
+        let sim = EwsSim::spawn().unwrap();
+        sim.add_mailbox(ALICE, PW_OLD);
+        let inbox = sim
+            .folders(ALICE)
+            .into_iter()
+            .find(|(_, name, _)| name == "Inbox")
+            .unwrap()
+            .0;
+        let bills = sim
+            .create_folder(ALICE, &inbox, "Bills", "IPF.Note")
+            .unwrap();
+        seed(
+            &sim,
+            PW_OLD,
+            &[rule(
+                "Bills",
+                vec![Condition::From("billing@".into())],
+                vec![Action::MoveTo("INBOX/Bills".into())],
+            )],
+            &[("INBOX/Bills", bills)],
+        );
+        // A server whose hierarchy separator is `.`, as many Dovecot set-ups have.
+        let new = crate::support::dovecot::Dovecot::start(crate::support::dovecot::DovecotConfig {
+            separator: '.',
+            users: &[(USER, PW_NEW)],
+            tls: true,
+            managesieve: true,
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(
+            dir.path(),
+            &format!("{}  new: {}\n", exchange("old", &sim), platform(&new)),
+            "{password: {env: PW_OLD}}",
+            "{login: alice, password: {env: PW_NEW}}",
+        );
+        let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+        let on_new = scripts(&new, PW_NEW);
+        assert!(
+            on_new[0].2.contains("fileinto \"INBOX.Bills\""),
+            "{on_new:?}"
+        );
+        let run = mailshift(dir.path(), &["verify", "plan.yaml"]);
+        assert_eq!(run.code, 0, "{}", run.text());
+        clean(&sim);
+    }
+    #[test]
+    fn kill_9_while_rules_are_written_to_microsoft_365_leaves_each_once() {
+        const TOKEN: &str = "graph-t0ken";
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let graph = rt.block_on(graph_sim::GraphSim::start()).unwrap();
+        graph.add_mailbox(ALICE, TOKEN);
+        let sim = EwsSim::spawn().unwrap();
+        sim.add_mailbox(ALICE, PW_OLD);
+        // Graph takes one request per rule: enough of them that a run is cut in the middle.
+        let source: Vec<Rule> = (0..40)
+            .map(|n| {
+                rule(
+                    &format!("R{n:02}"),
+                    vec![Condition::SubjectContains(format!("s{n}"))],
+                    vec![Action::MarkRead],
+                )
+            })
+            .collect();
+        seed(&sim, PW_OLD, &source, &[]);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(
+            dir.path(),
+            &format!(
+                "{}  new: {{type: microsoft-365, graph: {{url: \"{}\"}}}}\n",
+                exchange("old", &sim),
+                graph.url()
+            ),
+            "{password: {env: PW_OLD}}",
+            "{oauth2_token: {env: GRAPH_TOKEN}}",
+        );
+        let posts = || {
+            graph
+                .requests()
+                .iter()
+                .filter(|r| r.method == "POST" && r.path.contains("messageRules"))
+                .count()
+        };
+        let mut kills = 0;
+        for step in [3, 11, 7] {
+            // Killed once the run has created `step` rules more: in the middle of the
+            // writes whatever this machine's speed, never by the clock.
+            let target = posts() + step;
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailshift"))
+                .args(["apply", "plan.yaml"])
+                .current_dir(dir.path())
+                .env("PW_OLD", PW_OLD)
+                .env("GRAPH_TOKEN", TOKEN)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            while child.try_wait().unwrap().is_none() {
+                if posts() >= target {
+                    child.kill().unwrap(); // SIGKILL
+                    kills += 1;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            child.wait().unwrap();
+        }
+        assert!(
+            kills > 0,
+            "no run was killed: the test did not test anything"
+        );
+        let last = crate::common::mailshift_env(
+            dir.path(),
+            &["apply", "plan.yaml"],
+            &[("GRAPH_TOKEN", TOKEN), ("PW_OLD", PW_OLD)],
+        );
+        assert_eq!(last.code, 0, "{}", last.transcript());
+        let mut rules = graph.list(ALICE, graph_sim::Collection::Rules).unwrap();
+        rules.sort_by_key(|r| r["sequence"].as_i64());
+        let names: Vec<String> = rules
+            .iter()
+            .map(|r| r["displayName"].as_str().unwrap().to_string())
+            .collect();
+        let expected: Vec<String> = source.iter().map(|r| r.name.clone()).collect();
+        assert_eq!(names, expected, "after {kills} kills");
+        let before = posts();
+        let again = crate::common::mailshift_env(
+            dir.path(),
+            &["apply", "plan.yaml"],
+            &[("GRAPH_TOKEN", TOKEN), ("PW_OLD", PW_OLD)],
+        );
+        assert_eq!(again.code, 0, "{}", again.transcript());
+        assert_eq!(posts(), before, "a second apply writes nothing");
+        assert_eq!(graph.violations(), vec![]);
+        clean(&sim);
+    }
+    #[test]
+    fn sieve_rules_land_on_microsoft_365_with_the_folders_they_file_into() {
+        const TOKEN: &str = "graph-t0ken";
+        let old = server(PW_OLD);
+        activate(
+            &old,
+            PW_OLD,
+            "main",
+            "require [\"fileinto\", \"imap4flags\"];\n\
+             # rule: Invoices\n\
+             if header :contains \"subject\" \"invoice\" {\n  addflag \"\\\\Seen\";\n  fileinto \"Compta/Factures\";\n  stop;\n}\n\
+             # rule: Lists\n\
+             if header :contains \"subject\" \"[list]\" {\n  fileinto \"INBOX/Lists\";\n}\n",
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let graph = rt.block_on(graph_sim::GraphSim::start()).unwrap();
+        graph.add_mailbox(ALICE, TOKEN);
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(
+            dir.path(),
+            &format!(
+                "  old: {}\n  new: {{type: microsoft-365, graph: {{url: \"{}\"}}}}\n",
+                platform(&old),
+                graph.url()
+            ),
+            "{login: alice, password: {env: PW_OLD}}",
+            "{oauth2_token: {env: GRAPH_TOKEN}}",
+        );
+        let run = |args: &[&str]| {
+            crate::common::mailshift_env(
+                dir.path(),
+                args,
+                &[("GRAPH_TOKEN", TOKEN), ("PW_OLD", PW_OLD)],
+            )
+        };
+        let first = run(&["apply", "plan.yaml"]);
+        assert_eq!(first.code, 0, "{}", first.transcript());
+        let folders = graph.mail_folders(ALICE);
+        let id_of = |path: &str| {
+            folders
+                .iter()
+                .find(|(_, p)| p == path)
+                .map(|(id, _)| id.clone())
+                .unwrap_or_else(|| panic!("no folder {path}: {folders:?}"))
+        };
+        let mut rules = graph.list(ALICE, graph_sim::Collection::Rules).unwrap();
+        rules.sort_by_key(|r| r["sequence"].as_i64());
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        assert_eq!(
+            rules[0]["actions"]["moveToFolder"].as_str(),
+            Some(id_of("Compta/Factures").as_str())
+        );
+        assert_eq!(
+            rules[1]["actions"]["moveToFolder"].as_str(),
+            Some(id_of("Inbox/Lists").as_str()),
+            "INBOX/ on the Sieve side is the inbox's folder"
+        );
+        let writes = || graph.requests().iter().filter(|r| r.is_write()).count();
+        let before = writes();
+        let second = run(&["apply", "plan.yaml"]);
+        assert_eq!(second.code, 0, "{}", second.transcript());
+        assert_eq!(writes(), before, "a second apply writes nothing");
+        let verify = run(&["verify", "plan.yaml"]);
+        assert_eq!(verify.code, 0, "{}", verify.transcript());
+        assert_eq!(graph.violations(), vec![]);
+        assert_eq!(graph.requests_without_immutable_ids(), Vec::<String>::new());
+    }
 }

@@ -595,6 +595,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     let stopped = stopped || paused.is_some();
     let mut outputs = prev.map(|p| p.outputs).unwrap_or_default();
     outputs.insert("last_copied".into(), synced.copied.to_string());
+    outputs.extend(synced.outputs);
     // Parts given up on fail the step, while what was copied stays recorded; the next apply
     // scans in full and copies only what is missing.
     let failed = synced.failed;

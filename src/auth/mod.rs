@@ -50,10 +50,13 @@ const MICROSOFT_DELEGATED_SCOPES: [&str; 2] = [
 /// (Contacts.ReadWrite, Calendars.ReadWrite, Tasks.ReadWrite.All, application). Delegated: the
 /// same refresh token as IMAP, exchanged for Graph scopes (the app must be consented for them).
 const MICROSOFT_GRAPH_APP_ONLY_SCOPE: &str = "https://graph.microsoft.com/.default";
-const MICROSOFT_GRAPH_DELEGATED_SCOPES: [&str; 4] = [
+const MICROSOFT_GRAPH_DELEGATED_SCOPES: [&str; 6] = [
     "https://graph.microsoft.com/Contacts.ReadWrite",
     "https://graph.microsoft.com/Calendars.ReadWrite",
     "https://graph.microsoft.com/Tasks.ReadWrite",
+    // Inbox rules (messageRules), and the mail folders a rule files into (read, created).
+    "https://graph.microsoft.com/MailboxSettings.ReadWrite",
+    "https://graph.microsoft.com/Mail.ReadWrite",
     "offline_access",
 ];
 const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";

@@ -4,10 +4,10 @@
 //! read, modified into an exception and deleted, as a client copying a series with changed
 //! or cancelled occurrences does.
 //!
-//! Dates are taken in the offset the series' Start is written in (UTC as Exchange returns
-//! it), not in its StartTimeZone: a series whose days of week differ between UTC and its
-//! zone is placed one day off. Relative (“second Tuesday”) patterns are not expanded and
-//! answer a clear error.
+//! Occurrences keep the series' wall-clock time in its StartTimeZone (the published
+//! definition `zones` stored with it), as on Exchange: a 09:30 series in Berlin is at 08:30
+//! UTC in winter and 07:30 UTC in summer. A series without a zone is placed in UTC.
+//! Relative (“second Tuesday”) patterns are not expanded and answer a clear error.
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, Months, NaiveDate, SecondsFormat};
 
@@ -85,6 +85,13 @@ pub fn nth(master: &Node, index: u32) -> Result<(String, String), Fail> {
     }
     let n = index - 1;
     let out_of_dates = || out_of_range(index);
+    let utc = crate::zones::zone("UTC").expect("in the table");
+    let zone = kid(master, "StartTimeZone")
+        .and_then(crate::zones::Zone::read)
+        .unwrap_or_else(|| utc.clone());
+    // The pattern is walked in wall-clock time; each occurrence is then read in the zone.
+    let start_utc = start.to_utc();
+    let start = zone.to_local(start_utc);
     let at = match pattern.name.local.as_str() {
         "DailyRecurrence" => Duration::try_days(i64::from(n * interval))
             .and_then(|d| start.checked_add_signed(d))
@@ -104,13 +111,13 @@ pub fn nth(master: &Node, index: u32) -> Result<(String, String), Fail> {
             if days.is_empty() {
                 return Err(bad("WeeklyRecurrence without named days"));
             }
-            let week0 = start.date_naive().week(chrono::Weekday::Sun).first_day();
+            let week0 = start.date().week(chrono::Weekday::Sun).first_day();
             let mut day = start;
             let mut seen = 0u32;
             // A series has at most a few thousand occurrences; the bound only stops a
             // runaway index.
             loop {
-                let weeks = (day.date_naive() - week0).num_days() / 7;
+                let weeks = (day.date() - week0).num_days() / 7;
                 if weeks % i64::from(interval) == 0 && days.contains(&day.weekday()) {
                     if seen == n {
                         break day;
@@ -141,17 +148,18 @@ pub fn nth(master: &Node, index: u32) -> Result<(String, String), Fail> {
                 let end_date = text(range, "EndDate").and_then(|d| {
                     NaiveDate::parse_from_str(d.get(..10).unwrap_or(d), "%Y-%m-%d").ok()
                 });
-                if end_date.is_some_and(|e| at.date_naive() > e) {
+                if end_date.is_some_and(|e| at.date() > e) {
                     return Err(out_of_range(index));
                 }
             }
             _ => {}
         }
     }
+    let at = zone.to_utc(at);
     let until = at
-        .checked_add_signed(end - start)
+        .checked_add_signed(end.to_utc() - start_utc)
         .ok_or_else(out_of_dates)?;
-    Ok((write_time(at), write_time(until)))
+    Ok((write_time(at.into()), write_time(until.into())))
 }
 
 /// The id of occurrence `index` of series `master_id`: the occurrence item already made,

@@ -6,18 +6,21 @@
 use crate::occurrence;
 use crate::soap::{W, escape, t, t_text, with_attrs};
 use crate::state::{
-    Attachment, Folder, Item, Mailbox, State, Tombstone, folder_id_node, folder_node, normalize,
-    sort_children, type_of, utc_times,
+    Attachment, Folder, Item, Mailbox, State, Tombstone, folder_id_node, folder_node, local_times,
+    normalize, sort_children, type_of, utc_times,
 };
 use crate::xml::Node;
+use crate::zones;
 
 /// An operation-level error: Exchange's response code and its message text.
 pub type Fail = (&'static str, String);
 
-/// The request's context: whose mailbox it acts on.
+/// The request's context: whose mailbox it acts on, and the time zone its local times are
+/// in (the TimeZoneContext header's definition; UTC without one).
 pub struct Cx<'a> {
     pub state: &'a mut State,
     pub mailbox: String,
+    pub zone: Option<&'a Node>,
 }
 
 /// First child element with this local name (the request is schema-valid, so names are
@@ -136,6 +139,34 @@ pub fn run(cx: &mut Cx<'_>, op: &str, req: &Node) -> Result<String, Fail> {
             find_item(cx, req, &id)
         }),
         "SyncFolderItems" => each(&mut w, op, "", vec![()], |()| sync_items(cx, req)),
+        "GetServerTimeZones" => {
+            // Ids not known are left out, as on Exchange; without Ids, every zone.
+            let ids: Option<Vec<String>> = kid(req, "Ids").map(|i| {
+                i.children
+                    .iter()
+                    .map(|c| c.text.trim().to_owned())
+                    .collect()
+            });
+            let full = req.attr("ReturnFullTimeZoneData") != Some("false");
+            each(&mut w, op, "", vec![()], |()| {
+                let mut out = String::from("<m:TimeZoneDefinitions>");
+                for def in zones::all() {
+                    if ids
+                        .as_ref()
+                        .is_some_and(|ids| !ids.iter().any(|i| Some(i.as_str()) == def.attr("Id")))
+                    {
+                        continue;
+                    }
+                    let mut def = def.clone();
+                    def.prefixes.clear();
+                    if !full {
+                        def.children.clear();
+                    }
+                    out += &node_xml(&def);
+                }
+                Ok(out + "</m:TimeZoneDefinitions>")
+            })
+        }
         "GetInboxRules" => rules::get(cx, &mut w),
         "UpdateInboxRules" => rules::update(cx, req, &mut w),
         "CreateAttachment" => {
@@ -789,6 +820,11 @@ fn create_item(
         return Err(invalid_set(&c.name.local));
     }
     let mut item = item;
+    // Local times are read in the request's zone; named zones get their definitions.
+    local_times(&mut item, &zones::context(cx.zone)?);
+    if local == "CalendarItem" {
+        zones::fill(&mut item)?;
+    }
     if local == "CalendarItem" {
         // Exchange makes the mailbox the organizer of what it creates there.
         let owner = cx.mailbox.clone();
@@ -895,6 +931,7 @@ fn update_item(
         .find(|c| c.name.local.ends_with("ItemId"))
         .ok_or_else(|| not_found("ItemChange without an id"))?;
     let tid = resolve(cx, id)?;
+    let zone = zones::context(cx.zone)?;
     let ck = cx.state.new_change_key();
     let mb = mailbox_mut(cx)?;
     let seq = mb.next_seq();
@@ -924,13 +961,16 @@ fn update_item(
     let updates = kid(change, "Updates")
         .map(|u| u.children.as_slice())
         .unwrap_or(&[]);
-    // All or nothing: a read-only field anywhere refuses the whole change, as Exchange
-    // validates the change before applying it.
+    // All or nothing: a read-only field anywhere, or a zone the server has no definition
+    // of, refuses the whole change, as Exchange validates the change before applying it.
     for u in updates {
         if let Some(Path::Field(f)) = u.children.first().and_then(Path::read)
             && read_only(&f)
         {
             return Err(invalid_set(&f));
+        }
+        for given in u.children.get(1).iter().flat_map(|i| i.children.first()) {
+            zones::fill(&mut given.clone())?;
         }
     }
     for u in updates {
@@ -952,6 +992,10 @@ fn update_item(
             "DeleteItemField" => delete_field(&mut item.node, &path),
             _ => {}
         }
+    }
+    local_times(&mut item.node, &zone);
+    if item.node.name.local == "CalendarItem" {
+        zones::fill(&mut item.node)?;
     }
     if item.master.is_none() {
         normalize(&mut item.node);
@@ -1242,15 +1286,28 @@ fn sync_items(cx: &mut Cx<'_>, req: &Node) -> Result<String, Fail> {
         .and_then(|m| m.parse().ok())
         .unwrap_or(512);
     let shape = Shape::read(kid(req, "ItemShape"));
+    cx.state
+        .item_syncs
+        .push(kid_text(req, "SyncState").map(|s| s.to_string()));
     let mb = mailbox(cx)?;
     let f = mb
         .folder(&folder)
         .ok_or_else(|| folder_not_found(&folder))?;
-    // A state names its folder: Exchange refuses one from another folder.
+    // A state names its folder: Exchange refuses one from another folder. After an
+    // invalidation (the test's control) it names the epoch too: `I{seq}~{epoch}.{folder}`.
     let given = kid_text(req, "SyncState").unwrap_or_default();
+    let epoch = mb.sync_epoch;
+    fn current(seq: &str, epoch: u32) -> Option<&str> {
+        match seq.split_once('~') {
+            Some((seq, e)) => (e.parse() == Ok(epoch)).then_some(seq),
+            None => (epoch == 0).then_some(seq),
+        }
+    }
     let since = match given.split_once('.') {
         None if given.is_empty() => 0,
-        Some((seq, fid)) if fid == f.id => sync_state(Some(seq), 'I')?.unwrap_or(0),
+        Some((seq, fid)) if fid == f.id && current(seq, epoch).is_some() => {
+            sync_state(current(seq, epoch), 'I')?.unwrap_or(0)
+        }
         _ => {
             return Err((
                 "ErrorInvalidSyncStateData",
@@ -1289,7 +1346,11 @@ fn sync_items(cx: &mut Cx<'_>, req: &Node) -> Result<String, Fail> {
         changes.last().map(|(s, _)| *s).unwrap_or(since)
     };
     let mut w = W::default();
-    w.leaf("m:SyncState", &format!("I{state}.{}", f.id));
+    let epoch = match mb.sync_epoch {
+        0 => String::new(),
+        e => format!("~{e}"),
+    };
+    w.leaf("m:SyncState", &format!("I{state}{epoch}.{}", f.id));
     w.leaf("m:IncludesLastItemInRange", bool_str(all));
     w.open("m:Changes", &[]);
     for (_, c) in changes {

@@ -105,6 +105,9 @@ pub struct Mailbox {
     pub outlook_rule_blob: bool,
     /// The last change number given out.
     pub seq: u64,
+    /// Bumped by [`crate::EwsSim::invalidate_sync_states`]: item sync states given out
+    /// before are refused (ErrorInvalidSyncStateData), as Exchange refuses expired ones.
+    pub sync_epoch: u32,
 }
 
 impl Mailbox {
@@ -139,6 +142,8 @@ pub struct State {
     pub impersonators: BTreeSet<String>,
     pub violations: Vec<String>,
     pub requests: BTreeMap<String, usize>,
+    /// The SyncState of every SyncFolderItems, in order (None: from the start).
+    pub item_syncs: Vec<Option<String>>,
     /// (operation, the SendMeetingInvitations / …OrCancellations / SendMeetingCancellations
     /// value, absent as None) of every calendar write.
     pub invitation_modes: Vec<(String, Option<String>)>,
@@ -180,6 +185,7 @@ impl State {
             rules: Vec::new(),
             outlook_rule_blob: false,
             seq: 0,
+            sync_epoch: 0,
         };
         let mut ids: HashMap<&str, String> = HashMap::new();
         for (dist, name, class, parent) in INITIAL {
@@ -372,6 +378,36 @@ pub fn utc_times(node: &mut Node) {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         }
     }
+}
+
+/// Reads the item's `xs:dateTime` fields written without an offset in `zone` (the request's
+/// TimeZoneContext, UTC without one) and keeps them in UTC, as Exchange stores them.
+pub fn local_times(node: &mut Node, zone: &crate::zones::Zone) {
+    let fields = time_fields(&node.name.local);
+    for c in &mut node.children {
+        if !fields.contains(&c.name.local) {
+            continue;
+        }
+        let text = c.text.trim();
+        let local = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f");
+        if let Ok(local) = local {
+            c.text = zone
+                .to_utc(local)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        }
+    }
+}
+
+/// The names of a type's `xs:dateTime` fields.
+fn time_fields(element: &str) -> Vec<String> {
+    let ty = type_of(element);
+    let mut fields = Vec::new();
+    collect_types(&Name::new(TYPES, ty), &mut fields, 0);
+    fields
+        .into_iter()
+        .filter(|(_, t)| t.ns == crate::xml::XSD && t.local == "dateTime")
+        .map(|(n, _)| n)
+        .collect()
 }
 
 /// Element names and types of a complex type's content (its bases' included).

@@ -845,7 +845,9 @@ fn a_series_round_trips_and_its_occurrences_are_modified_and_deleted() {
     for part in [
         "<t:CalendarItemType>RecurringMaster</t:CalendarItemType>",
         "<t:DaysOfWeek>Monday Wednesday</t:DaysOfWeek>",
-        r#"<t:StartTimeZone Id="W. Europe Standard Time"/>"#,
+        // A zone given by its id comes back with its published definition.
+        r#"<t:StartTimeZone Id="W. Europe Standard Time" Name="(UTC+01:00) Amsterdam"#,
+        r#"<t:Period Bias="-PT2H" Name="Daylight""#,
         "<t:EmailAddress>b@example.com</t:EmailAddress>",
         "<t:ReminderMinutesBeforeStart>10</t:ReminderMinutesBeforeStart>",
         "<t:ItemClass>IPM.Appointment</t:ItemClass>",
@@ -1234,5 +1236,155 @@ fn find_item_returns_at_most_a_thousand_per_page() {
     assert_eq!(text.matches("<t:Contact>").count(), 1000);
     assert!(text.contains(r#"IncludesLastItemInRange="false""#));
     assert!(text.contains(r#"TotalItemsInView="1001""#));
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+fn sync_calendar(sim: &EwsSim, state: &str) -> String {
+    call(
+        sim,
+        &format!(
+            r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>
+  <m:SyncFolderId><t:DistinguishedFolderId Id="calendar"/></m:SyncFolderId>
+  <m:SyncState>{state}</m:SyncState><m:MaxChangesReturned>512</m:MaxChangesReturned></m:SyncFolderItems>"#
+        ),
+    )
+}
+
+/// Exchange keeps a series' exceptions in its master: a change to an occurrence is an
+/// Update of the master, never an item of its own. An invalidated state is refused, and a
+/// sync from the start lists again.
+#[test]
+fn an_occurrence_change_syncs_as_an_update_of_its_master_and_states_expire() {
+    let sim = sim();
+    let made = call(
+        &sim,
+        &format!(
+            r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId><m:Items>{SERIES}</m:Items></m:CreateItem>"#
+        ),
+    );
+    let master = attr_after(&made, "<t:ItemId", "Id");
+    let first = sync_calendar(&sim, "");
+    assert_eq!(first.matches("<t:Create>").count(), 1, "{first}");
+    let state = element_text(&first, "m:SyncState");
+    call(
+        &sim,
+        &format!(
+            r#"<m:UpdateItem ConflictResolution="AlwaysOverwrite" SendMeetingInvitationsOrCancellations="SendToNone"><m:ItemChanges><t:ItemChange>
+  <t:OccurrenceItemId RecurringMasterId="{master}" InstanceIndex="2"/>
+  <t:Updates>
+    <t:SetItemField><t:FieldURI FieldURI="item:Subject"/><t:CalendarItem><t:Subject>Moved</t:Subject></t:CalendarItem></t:SetItemField>
+  </t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        ),
+    );
+    let changes = sync_calendar(&sim, &state);
+    assert_eq!(changes.matches("<t:Update>").count(), 1, "{changes}");
+    assert!(changes.contains(&master), "{changes}");
+    assert!(!changes.contains("<t:Create>"), "{changes}");
+    let state = element_text(&changes, "m:SyncState");
+    sim.invalidate_sync_states(USER);
+    assert!(sync_calendar(&sim, &state).contains("ErrorInvalidSyncStateData"));
+    let again = sync_calendar(&sim, "");
+    assert_eq!(again.matches("<t:Create>").count(), 1, "{again}");
+    let fresh = element_text(&again, "m:SyncState");
+    assert!(!sync_calendar(&sim, &fresh).contains("<t:Update>"));
+    assert_eq!(
+        sim.item_sync_states().first(),
+        Some(&Some(String::new())),
+        "the states given are logged"
+    );
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+/// A weekly series written in local time under a TimeZoneContext, and a zone the server has
+/// no definition of.
+fn zoned_series(sim: &EwsSim, zone: &str, start: &str, end: &str) -> Result<String, String> {
+    let item = format!(
+        r#"<t:CalendarItem><t:Subject>Weekly</t:Subject><t:Start>{start}</t:Start><t:End>{end}</t:End>
+  <t:Recurrence><t:WeeklyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Monday</t:DaysOfWeek></t:WeeklyRecurrence>
+  <t:NumberedRecurrence><t:StartDate>{}</t:StartDate><t:NumberOfOccurrences>6</t:NumberOfOccurrences></t:NumberedRecurrence></t:Recurrence>
+  <t:StartTimeZone Id="{zone}"/><t:EndTimeZone Id="{zone}"/></t:CalendarItem>"#,
+        &start[..10]
+    );
+    let body = format!(
+        r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId><m:Items>{item}</m:Items></m:CreateItem>"#
+    );
+    let header =
+        format!(r#"<t:TimeZoneContext><t:TimeZoneDefinition Id="{zone}"/></t:TimeZoneContext>"#);
+    let (status, text) = post(sim, &basic(USER, PASSWORD), &envelope_with(&header, &body));
+    assert_eq!(status, 200, "{text}");
+    if text.contains(r#"ResponseClass="Error""#) {
+        return Err(element_text(&text, "m:ResponseCode"));
+    }
+    Ok(attr_after(&text, "<t:ItemId", "Id"))
+}
+
+#[test]
+fn occurrences_keep_their_wall_clock_time_across_a_daylight_saving_change() {
+    let sim = sim();
+    // Mondays 09:30 in Berlin from 16 March 2026; daylight time from 29 March.
+    let berlin = zoned_series(
+        &sim,
+        "W. Europe Standard Time",
+        "2026-03-16T09:30:00",
+        "2026-03-16T10:00:00",
+    )
+    .unwrap();
+    assert!(get_item(&sim, &berlin, "").contains("<t:Start>2026-03-16T08:30:00Z</t:Start>"));
+    for (index, start, end) in [
+        (2, "2026-03-23T08:30:00Z", "2026-03-23T09:00:00Z"),
+        (3, "2026-03-30T07:30:00Z", "2026-03-30T08:00:00Z"),
+        (6, "2026-04-20T07:30:00Z", "2026-04-20T08:00:00Z"),
+    ] {
+        let got = occurrence(&sim, &berlin, index);
+        assert!(
+            got.contains(&format!("<t:Start>{start}</t:Start>")),
+            "{got}"
+        );
+        assert!(got.contains(&format!("<t:End>{end}</t:End>")), "{got}");
+    }
+    // Mondays 10:00 in New York from 19 October 2026; standard time from 1 November.
+    let new_york = zoned_series(
+        &sim,
+        "Eastern Standard Time",
+        "2026-10-19T10:00:00",
+        "2026-10-19T11:00:00",
+    )
+    .unwrap();
+    for (index, start) in [(2, "2026-10-26T14:00:00Z"), (3, "2026-11-02T15:00:00Z")] {
+        let got = occurrence(&sim, &new_york, index);
+        assert!(
+            got.contains(&format!("<t:Start>{start}</t:Start>")),
+            "{got}"
+        );
+    }
+    assert_eq!(
+        zoned_series(
+            &sim,
+            "Mars Standard Time",
+            "2026-10-19T10:00:00",
+            "2026-10-19T11:00:00"
+        ),
+        Err("ErrorTimeZone".to_owned())
+    );
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn get_server_time_zones_answers_the_published_definitions() {
+    let sim = sim();
+    let full = call(
+        &sim,
+        r#"<m:GetServerTimeZones ReturnFullTimeZoneData="true"><m:Ids><t:Id>Eastern Standard Time</t:Id><t:Id>Nowhere Standard Time</t:Id></m:Ids></m:GetServerTimeZones>"#,
+    );
+    assert!(full.contains(r#"Id="Eastern Standard Time""#), "{full}");
+    assert!(full.contains("<t:Occurrence>2</t:Occurrence>"), "{full}");
+    assert!(!full.contains("Nowhere"), "{full}");
+    assert!(!full.contains("W. Europe"), "{full}");
+    let names = call(
+        &sim,
+        r#"<m:GetServerTimeZones ReturnFullTimeZoneData="false"/>"#,
+    );
+    assert!(names.contains(r#"Id="W. Europe Standard Time""#), "{names}");
+    assert!(!names.contains("<t:Periods>"), "{names}");
     assert_eq!(sim.violations(), Vec::<String>::new());
 }

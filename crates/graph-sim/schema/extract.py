@@ -62,6 +62,9 @@ PATHS = [
     "todo/lists/{todoTaskList-id}/tasks/delta()",
     "todo/lists/{todoTaskList-id}/tasks/{todoTask-id}/linkedResources",
     "todo/lists/{todoTaskList-id}/tasks/{todoTask-id}/linkedResources/{linkedResource-id}",
+    "mailFolders",
+    "mailFolders/{mailFolder-id}",
+    "mailFolders/{mailFolder-id}/childFolders",
     "mailFolders/{mailFolder-id}/messageRules",
     "mailFolders/{mailFolder-id}/messageRules/{messageRule-id}",
 ]

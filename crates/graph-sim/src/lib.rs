@@ -7,9 +7,10 @@
 //!   Microsoft's `msgraph-metadata`): path, method, query options, body properties, types
 //!   and enum values; so is every answer; each mismatch is a [`Violation`] (`schema`);
 //! - mailboxes with contact folders and contacts (and photos), calendars and events, To Do
-//!   lists and tasks, inbox message rules; default and immutable ids, change keys and
-//!   `If-Match`, extended properties and the `$filter` on them, paging, delta queries
-//!   (`store`, `ops`); the invitations Graph would have sent ([`Invitation`]);
+//!   lists and tasks, inbox message rules and the mail folders they file into (no
+//!   messages); default and immutable ids, change keys and `If-Match`, extended properties
+//!   and the `$filter` on them, paging, delta queries (`store`, `ops`); the invitations Graph
+//!   would have sent ([`Invitation`]);
 //! - recurring series expanded into occurrences, exceptions and cancellations
 //!   (`recurrence`, `store`);
 //! - Bearer tokens per mailbox, or whatever a test's OAuth server issued (a resolver
@@ -271,6 +272,35 @@ impl GraphSim {
             .collect())
     }
 
+    /// The mailbox's mail folders: (immutable id, path from the top with `/` between
+    /// levels), in creation order.
+    pub fn mail_folders(&self, mailbox: &str) -> Vec<(String, String)> {
+        let st = self.shared.lock();
+        let Some(mb) = st.mailboxes.get(&mailbox.to_ascii_lowercase()) else {
+            return Vec::new();
+        };
+        let name = |i: &store::Item| {
+            i.props
+                .get("displayName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        mb.items
+            .values()
+            .filter(|i| i.kind == Kind::MailFolder && !i.removed)
+            .map(|i| {
+                let mut path = name(i);
+                let mut up = i.parent.clone();
+                while let Some(p) = mb.items.get(&up) {
+                    path = format!("{}/{path}", name(p));
+                    up = p.parent.clone();
+                }
+                (i.immutable_id.clone(), path)
+            })
+            .collect()
+    }
+
     /// The photo stored for a contact (either id form).
     pub fn photo(&self, mailbox: &str, contact: &str) -> Option<Vec<u8>> {
         let st = self.shared.lock();
@@ -326,6 +356,16 @@ impl GraphSim {
     /// `METHOD path` of the requests that did not send `Prefer: IdType="ImmutableId"`.
     pub fn requests_without_immutable_ids(&self) -> Vec<String> {
         self.shared.lock().without_immutable.clone()
+    }
+
+    /// Makes every delta token handed out so far for the mailbox expired: a round from one
+    /// answers 410 SyncStateNotFound (start over), as Graph does when its state is gone.
+    pub fn invalidate_delta_tokens(&self, mailbox: &str) {
+        let mut st = self.shared.lock();
+        if let Some(mb) = st.mailboxes.get_mut(&mailbox.to_ascii_lowercase()) {
+            mb.seq += 1;
+            mb.delta_floor = mb.seq;
+        }
     }
 
     /// Queues answers forced on the mailbox's next requests, one fault per request.

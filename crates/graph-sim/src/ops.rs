@@ -202,11 +202,23 @@ fn target(mb: &Mailbox, template: &str, params: &[String]) -> Result<Target, Rep
         "todo/lists/{todoTaskList-id}/tasks/delta()" => {
             Target::Delta(Task, Some(live(p(0), TaskList)?))
         }
+        "mailFolders" => Target::Collection(MailFolder, String::new()),
+        // `inbox` is the well-known name of the inbox's folder.
+        "mailFolders/{mailFolder-id}" if p(0).eq_ignore_ascii_case(INBOX) => {
+            Target::Item(MailFolder, mb.inbox.clone())
+        }
+        "mailFolders/{mailFolder-id}" => Target::Item(MailFolder, live(p(0), MailFolder)?),
+        "mailFolders/{mailFolder-id}/childFolders" if p(0).eq_ignore_ascii_case(INBOX) => {
+            Target::Collection(MailFolder, mb.inbox.clone())
+        }
+        "mailFolders/{mailFolder-id}/childFolders" => {
+            Target::Collection(MailFolder, live(p(0), MailFolder)?)
+        }
         "mailFolders/{mailFolder-id}/messageRules"
         | "mailFolders/{mailFolder-id}/messageRules/{messageRule-id}"
             if !p(0).eq_ignore_ascii_case(INBOX) =>
         {
-            // Only the inbox holds rules; the simulator has no other mail folder.
+            // Only the inbox holds rules (addressed by its well-known name).
             return Err(not_found());
         }
         "mailFolders/{mailFolder-id}/messageRules" => Target::Collection(Rule, INBOX.to_string()),
@@ -571,7 +583,7 @@ fn delta(
             }
         }
         (None, Some(t)) => match t.parse::<u64>() {
-            Ok(since) if since <= mb.seq => (0, since, mb.seq),
+            Ok(since) if since <= mb.seq && since >= mb.delta_floor => (0, since, mb.seq),
             _ => {
                 return error(
                     410,

@@ -6,6 +6,8 @@
 //! as tombstones so a delta query can report them as `@removed`. A task's linked resources
 //! are items of their own under the task (Graph addresses them under it), created inline
 //! with the task or one by one, and shown in the task only under `$expand=linkedResources`.
+//! Mail folders (the inbox, and those a client creates) hold no messages: they are what a
+//! message rule's `moveToFolder` names.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +27,8 @@ pub enum Kind {
     /// A To Do task's linked resource: its parent is the task.
     LinkedResource,
     Rule,
+    /// A mail folder (only as a rule's target: the simulator holds no messages).
+    MailFolder,
 }
 
 impl Kind {
@@ -74,9 +78,13 @@ pub(crate) struct Mailbox {
     /// Default id → immutable id.
     pub by_default: BTreeMap<String, String>,
     pub seq: u64,
+    /// Delta tokens below this are refused with 410 (see `GraphSim::invalidate_delta_tokens`).
+    pub delta_floor: u64,
     pub default_contacts: String,
     pub default_calendar: String,
     pub default_tasks: String,
+    /// The inbox's mail folder (`mailFolders/inbox`).
+    pub inbox: String,
 }
 
 pub(crate) const INBOX: &str = "inbox";
@@ -101,6 +109,12 @@ impl Mailbox {
             Kind::TaskList,
             "",
             json!({"displayName": "Tasks", "wellknownListName": "defaultList"}),
+        );
+        mb.inbox = mb.insert(
+            counter,
+            Kind::MailFolder,
+            "",
+            json!({"displayName": "Inbox"}),
         );
         mb
     }

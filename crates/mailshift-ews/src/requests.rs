@@ -381,6 +381,59 @@ pub fn create_contact_photo(item: &Id, content_base64: &str) -> (&'static str, S
     ("CreateAttachment", w.finish())
 }
 
+/// GetInboxRules of the mailbox the credentials open (or impersonate).
+pub fn get_inbox_rules(mailbox: &str) -> (&'static str, String) {
+    let mut w = Writer::new();
+    w.open("m:GetInboxRules", &[])
+        .text("m:MailboxSmtpAddress", mailbox)
+        .close("m:GetInboxRules");
+    ("GetInboxRules", w.finish())
+}
+
+/// GetFolder of distinguished folders by their ids (`inbox`, `deleteditems`...), one
+/// response message each, in order.
+pub fn get_distinguished_folders(ids: &[&str]) -> (&'static str, String) {
+    let mut w = Writer::new();
+    w.open("m:GetFolder", &[]);
+    folder_shape(&mut w);
+    w.open("m:FolderIds", &[]);
+    for id in ids {
+        w.empty("t:DistinguishedFolderId", &[("Id", id)]);
+    }
+    w.close("m:FolderIds").close("m:GetFolder");
+    ("GetFolder", w.finish())
+}
+
+/// CreateFolder of a mail folder named `name` under `parent` (a FolderId, or
+/// `msgfolderroot`): where a rule's MoveToFolder points when the destination lacks it.
+pub fn create_mail_folder(parent: &str, name: &str) -> (&'static str, String) {
+    let mut w = Writer::new();
+    w.open("m:CreateFolder", &[]).open("m:ParentFolderId", &[]);
+    folder_id(&mut w, parent);
+    w.close("m:ParentFolderId").open("m:Folders", &[]);
+    w.open("t:Folder", &[])
+        .text("t:FolderClass", "IPF.Note")
+        .text("t:DisplayName", name)
+        .close("t:Folder");
+    w.close("m:Folders").close("m:CreateFolder");
+    ("CreateFolder", w.finish())
+}
+
+/// GetServerTimeZones of one Windows zone, with its periods and transitions: the definition
+/// of a zone an item names by its Id alone.
+pub fn server_time_zone(id: &str) -> (&'static str, String) {
+    let mut w = Writer::new();
+    w.open(
+        "m:GetServerTimeZones",
+        &[("ReturnFullTimeZoneData", "true")],
+    )
+    .open("m:Ids", &[])
+    .text("t:Id", id)
+    .close("m:Ids")
+    .close("m:GetServerTimeZones");
+    ("GetServerTimeZones", w.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,6 +473,37 @@ mod tests {
     }
 
     #[test]
+    fn rule_requests_pass_the_published_schema() {
+        assert_eq!(
+            check(get_inbox_rules("a@example.com")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            check(create_mail_folder("msgfolderroot", "Bills & <Co>")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            check(get_distinguished_folders(&["inbox", "deleteditems"])),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            check(create_mail_folder("AAMkF1", "2026")),
+            Vec::<String>::new()
+        );
+        let rule = "<t:Rule><t:DisplayName>R</t:DisplayName><t:Priority>3</t:Priority>\
+                    <t:IsEnabled>true</t:IsEnabled><t:Actions><t:MarkAsRead>true</t:MarkAsRead>\
+                    </t:Actions></t:Rule>";
+        // The shape mailshift-core's `rules::ews::update_inbox_rules` gives.
+        let update = format!(
+            "<m:UpdateInboxRules><m:RemoveOutlookRuleBlob>true</m:RemoveOutlookRuleBlob>\
+             <m:Operations><t:DeleteRuleOperation><t:RuleId>AAR1</t:RuleId>\
+             </t:DeleteRuleOperation><t:CreateRuleOperation>{rule}</t:CreateRuleOperation>\
+             </m:Operations></m:UpdateInboxRules>"
+        );
+        assert_eq!(check(("UpdateInboxRules", update)), Vec::<String>::new());
+    }
+
+    #[test]
     fn item_requests_pass_the_published_schema() {
         assert_eq!(check(find_items("AAMkF", 0, None)), Vec::<String>::new());
         assert_eq!(
@@ -427,6 +511,10 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(check(get_items(&ids())), Vec::<String>::new());
+        assert_eq!(
+            check(server_time_zone("W. Europe Standard Time")),
+            Vec::<String>::new()
+        );
         assert_eq!(
             check(sync_folder_items("AAMkF", None)),
             Vec::<String>::new()

@@ -7,6 +7,8 @@
 //!   throttling: Retry-After and at most 4 requests in flight per mailbox);
 //! - [`convert`]: Graph's JSON to vCard/iCalendar and back;
 //! - [`store`]: [`GraphStore`], the engine's operations over both.
+//!   It also lists, creates, updates and deletes the inbox's message rules and the mail
+//!   folders they file into, for the rules engine.
 //!
 //! Graph chooses item ids and never keeps a vCard/iCalendar UID, so every item mailshift
 //! creates carries the engine's name and the source UID (see [`store`]); that is what lets a

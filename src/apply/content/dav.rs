@@ -24,14 +24,14 @@ use mailshift_dav::journal::{
     CollectionRecord, Journal, JournalError, ObjectRecord, RefusedRecord,
 };
 use mailshift_dav::store::{
-    Collection, Component, Delta, Fetched, Listed, Precondition, PutOutcome, Store, StoreError,
-    StoreResult,
+    Collection, Component, Delta, Fetched, Listed, Listing, Precondition, PutOutcome, Store,
+    StoreError, StoreResult,
 };
 use mailshift_dav::sync::{self, CollectionRules, Job, SyncError, SyncReport};
 use mailshift_dav::verify::Check;
 use mailshift_graph::GraphStore;
 
-use mailshift_ews::{EwsConfig, EwsStore};
+use mailshift_ews::{AuthScheme, EwsConfig, EwsStore};
 
 use super::{
     Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, Preview, SyncRun,
@@ -44,7 +44,7 @@ use crate::model::{AccountSpec, ResourceKind, dest_login, source_login};
 use crate::plan::Loaded;
 use crate::plan::diagnostic::plural;
 use crate::plan::model::{
-    CalendarAttendees, Content, Credentials, MigrationOptions, Platform, PlatformKind,
+    CalendarAttendees, Content, Credentials, EwsAuth, MigrationOptions, Platform, PlatformKind,
 };
 use crate::state::StateReader;
 
@@ -217,6 +217,35 @@ fn end(
     Ok(End::Dav(config))
 }
 
+/// A side's Exchange groupware, reached exactly as its contacts are (EWS: `ews.url`, the
+/// OVHcloud service's host, Autodiscover; Graph: the account's `oauth2` with Graph's scopes):
+/// the rules engine's EWS and Graph ends. `None` when the platform's groupware is not
+/// Exchange's.
+pub(crate) enum Groupware {
+    Ews(Box<EwsConfig>),
+    Graph(Box<mailshift_graph::GraphConfig>),
+}
+
+pub(crate) fn groupware_end(
+    loaded: &Loaded,
+    platform: &Platform,
+    creds: &Credentials,
+    login: String,
+    address: &str,
+    options: &MigrationOptions,
+) -> Result<Option<Groupware>, String> {
+    if platform.kind != PlatformKind::Microsoft365 && !uses_ews(platform) {
+        return Ok(None);
+    }
+    Ok(
+        match end(loaded, platform, creds, login, address, true, options)? {
+            End::Ews(config) => Some(Groupware::Ews(config)),
+            End::Graph(config) => Some(Groupware::Graph(config)),
+            End::Dav(_) | End::Files { .. } => None,
+        },
+    )
+}
+
 /// A Microsoft 365 side: its mailbox through Microsoft Graph (the platform's `graph.url`, else
 /// Microsoft's), with a token for Graph's audience (`crate::auth::graph_tokens_for`), and the
 /// plan's choice for attendees (`options.calendar_attendees`).
@@ -338,6 +367,11 @@ fn ews_end(base: &Path, platform: &Platform, auth: Auth, address: &str) -> Resul
     }
     config.ca_file = ews.ca_file.as_ref().map(|ca| base.join(ca));
     config.insecure_skip_verify = ews.insecure_skip_verify;
+    config.auth_scheme = match ews.auth.unwrap_or_default() {
+        EwsAuth::Basic => AuthScheme::Basic,
+        EwsAuth::Ntlm => AuthScheme::Ntlm,
+        EwsAuth::Auto => AuthScheme::Auto,
+    };
     Ok(End::Ews(Box::new(config)))
 }
 
@@ -427,6 +461,14 @@ impl Store for Side {
 
     async fn changes(&self, collection: &Collection, token: &str) -> StoreResult<Option<Delta>> {
         both!(self, s => s.changes(collection, token).await)
+    }
+
+    async fn list_with_token(&self, collection: &Collection) -> StoreResult<Listing> {
+        both!(self, s => s.list_with_token(collection).await)
+    }
+
+    fn listing_token(&self) -> bool {
+        both!(self, s => s.listing_token())
     }
 
     async fn fetch(&self, collection: &Collection, hrefs: &[String]) -> StoreResult<Vec<Fetched>> {
@@ -741,6 +783,7 @@ impl Collections {
             copied: copied + updated,
             failed,
             paused: None,
+            outputs: BTreeMap::new(),
             report: ContentReport::Dav(DavCopy {
                 account: self.address.clone(),
                 noun: self.noun(),
@@ -920,7 +963,7 @@ fn with_retry(kind: DavKind, message: String, retry_after: Option<Duration>) -> 
     StepError::new(error_kind(kind), message).with_retry_after(retry_after)
 }
 
-fn store_error(e: StoreError) -> StepError {
+pub(crate) fn store_error(e: StoreError) -> StepError {
     with_retry(e.kind, e.message, e.retry_after)
 }
 

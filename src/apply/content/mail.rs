@@ -255,6 +255,7 @@ pub(super) fn synced(report: CopyReport) -> Synced {
         copied: report.copied(),
         failed,
         paused: None,
+        outputs: Default::default(),
         report: ContentReport::Mail(report),
     }
 }

@@ -185,6 +185,9 @@ pub struct Synced {
     /// The copy stopped at a platform's daily limit: recorded in the state, the account waits
     /// until then.
     pub paused: Option<crate::state::PauseRecord>,
+    /// Outputs the engine keeps in the step's record (the rules copy's ids of what it wrote),
+    /// set over those of the last run.
+    pub outputs: std::collections::BTreeMap<String, String>,
     /// The engine's own report, for the apply report's details.
     pub report: ContentReport,
 }

@@ -336,6 +336,25 @@ pub struct EwsEndpoint {
     /// Accept any certificate. Dangerous: only for a server you reach over a trusted network.
     #[serde(default, skip_serializing_if = "is_false")]
     pub insecure_skip_verify: bool,
+    /// How the account's password is presented: `basic`, `ntlm` (NTLMv2; OVHcloud
+    /// Hosted/Private Exchange, on-premises servers with Basic off), or `auto` (the default:
+    /// Basic, switching to NTLM when the server refuses Basic and offers NTLM). OAuth tokens
+    /// are sent as such whatever this says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<EwsAuth>,
+}
+
+/// `ews.auth`: how a password is presented to Exchange Web Services.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EwsAuth {
+    /// HTTP Basic only.
+    Basic,
+    /// NTLMv2 only: never a Basic header.
+    Ntlm,
+    /// Basic first; NTLM once the server refuses Basic and offers NTLM.
+    #[default]
+    Auto,
 }
 
 /// Where to reach an HTTPS API.

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::diagnostic::{Diagnostic, did_you_mean, line_col};
 use super::model::{
-    Account, ByteSize, CalendarAttendees, Content, Credentials, DomainMode, HttpEndpoint,
+    Account, ByteSize, CalendarAttendees, Content, Credentials, DomainMode, EwsAuth, HttpEndpoint,
     ManualSteps, MigrationOptions, OAuth2, OAuth2Flow, Plan, Platform, PlatformKind,
     PlatformLimits, Security,
 };
@@ -871,6 +871,28 @@ impl<'a> Validator<'a> {
                 );
             }
         }
+        // NTLM proves a password: a side that logs in with a token cannot use it.
+        if content.iter().any(|c| c.is_dav()) {
+            for (field, creds, platform, name) in [
+                ("source", &a.source, from, &a.from),
+                ("destination", &a.destination, to, &a.to),
+            ] {
+                let Some(p) = platform else { continue };
+                if p.ews.as_ref().and_then(|e| e.auth) == Some(EwsAuth::Ntlm)
+                    && creds.password.is_none()
+                    && (creds.oauth2_token.is_some() || creds.oauth2.is_some())
+                {
+                    self.error(
+                        &join(&base, &[key(field)]),
+                        format!(
+                            "platform `{name}` has `ews.auth: ntlm`, which logs in with the account's password, but the {field} of `{}` has a token",
+                            a.address
+                        ),
+                        format!("give the {field} a `password`, or remove `ews.auth` from platform `{name}` (a token is then sent as Bearer)"),
+                    );
+                }
+            }
+        }
         if content.is_empty() {
             self.error(
                 &join(&base, &[key("content")]),
@@ -1173,7 +1195,14 @@ impl<'a> Validator<'a> {
                         );
                     }
                 }
-                (Content::Rules, _) => self.rules_endpoint(&content_path(i), &side_path, name, side, p),
+                (Content::Rules, _) => {
+                    let creds = match side {
+                        Side::From => &a.source,
+                        Side::To => &a.destination,
+                    };
+                    let oauth2 = creds.oauth2_token.is_some() || creds.oauth2.is_some() || p.oauth2.is_some();
+                    self.rules_endpoint(&content_path(i), &side_path, name, side, p, oauth2)
+                }
                 (_, PlatformKind::Files) => {}
                 // Through Microsoft Graph (crates/mailshift-graph).
                 (Content::Contacts | Content::Calendars | Content::Tasks, PlatformKind::Microsoft365) => {
@@ -1290,9 +1319,10 @@ impl<'a> Validator<'a> {
         );
     }
 
-    /// Whether a platform can carry inbox rules: today, through ManageSieve (`sieve:`) on an
-    /// IMAP platform. EWS, Graph and MX Plan's filters are refused with what to do instead
-    /// until their engines land.
+    /// Whether a platform can carry inbox rules: through ManageSieve (`sieve:`), Exchange's
+    /// EWS (`exchange`, `ovh-exchange` with `ews:`, reached as contacts are) or Microsoft
+    /// Graph (`microsoft-365` with OAuth2). Email Pro (no EWS documented) and MX Plan's
+    /// filters are refused with what to do instead until their engines land.
     fn rules_endpoint(
         &mut self,
         content_path: &[PathSeg],
@@ -1300,6 +1330,7 @@ impl<'a> Validator<'a> {
         name: &str,
         side: Side,
         p: &Platform,
+        oauth2: bool,
     ) {
         let verb = if side == Side::From { "read" } else { "write" };
         if let Some(s) = &p.sieve {
@@ -1318,17 +1349,31 @@ impl<'a> Validator<'a> {
             return;
         }
         let (message, help) = match p.kind {
+            // Exchange's inbox rules through EWS, reached as its contacts are (`ews.url`, else
+            // Autodiscover).
+            PlatformKind::Exchange if p.ews.is_some() || p.dav.is_none() => return,
+            PlatformKind::OvhExchange if p.ews.is_some() => return,
+            // Graph message rules, with the account's OAuth2 tokens.
+            PlatformKind::Microsoft365 if oauth2 => return,
+            PlatformKind::Exchange => (
+                format!("platform `{name}` (exchange) reaches its groupware through `dav` (a DAV gateway), which holds no inbox rules"),
+                format!("add `ews: {{}}` to platform `{name}` (its URL found by Autodiscover, or `ews: {{url: https://HOST/EWS/Exchange.asmx}}`), or leave `rules` out of `content`"),
+            ),
+            PlatformKind::OvhExchange => (
+                format!("platform `{name}` (ovh-exchange) has no `ews` endpoint to {verb} inbox rules through: Exchange keeps them, reached through Exchange Web Services"),
+                format!("add `ews: {{}}` to platform `{name}` (the service's host is read from the OVHcloud API), or leave `rules` out of `content`"),
+            ),
+            PlatformKind::Microsoft365 => (
+                format!("platform `{name}` (microsoft-365) keeps its inbox rules as Graph message rules, and Microsoft Graph takes OAuth2 tokens only: the account's {} side has none", if side == Side::From { "source" } else { "destination" }),
+                format!("add an `oauth2` block to platform `{name}` (README, \"Microsoft 365\"), or leave `rules` out of `content`"),
+            ),
             PlatformKind::Imap => (
                 format!("platform `{name}` has no `sieve` endpoint to {verb} inbox rules through"),
                 format!("add `sieve: {{}}` to platform `{name}` (ManageSieve on the IMAP host, port 4190, STARTTLS), or leave `rules` out of `content`"),
             ),
-            PlatformKind::Exchange | PlatformKind::OvhExchange | PlatformKind::OvhEmailPro => (
-                format!("platform `{name}` ({}) keeps its inbox rules in Exchange, reached through EWS, which mailshift cannot {verb} yet", p.kind.as_str()),
-                "leave `rules` out of `content` and recreate the rules by hand in Outlook or OWA".to_string(),
-            ),
-            PlatformKind::Microsoft365 => (
-                format!("platform `{name}` (microsoft-365) keeps its inbox rules as Graph message rules, which mailshift cannot {verb} yet"),
-                "leave `rules` out of `content` and recreate the rules by hand in Outlook".to_string(),
+            PlatformKind::OvhEmailPro => (
+                format!("platform `{name}` (ovh-email-pro) keeps its inbox rules in Exchange, and OVHcloud documents no EWS endpoint for Email Pro, so mailshift cannot {verb} them"),
+                "leave `rules` out of `content` and recreate the rules by hand in OWA".to_string(),
             ),
             PlatformKind::OvhMxPlan => (
                 format!("platform `{name}` (ovh-mx-plan) keeps its filters in the OVHcloud API, which mailshift cannot {verb} yet"),

@@ -34,10 +34,20 @@ pub fn to_ews(
     rules: &[Rule],
     folder: &dyn Fn(&str) -> Option<FolderRef>,
 ) -> (Vec<String>, Vec<Untranslatable>) {
+    to_ews_from(rules, 1, folder)
+}
+
+/// Like [`to_ews`], with priorities `first`, `first + 1`... : rules written after those a
+/// mailbox keeps run after them.
+pub fn to_ews_from(
+    rules: &[Rule],
+    first: usize,
+    folder: &dyn Fn(&str) -> Option<FolderRef>,
+) -> (Vec<String>, Vec<Untranslatable>) {
     let mut out = Vec::new();
     let mut left = Vec::new();
     for rule in rules {
-        match rule_xml(rule, out.len() + 1, folder) {
+        match rule_xml(rule, first + out.len(), folder) {
             Ok(x) => out.push(x),
             Err(reason) => left.push(rule.untranslatable(reason)),
         }

@@ -10,7 +10,11 @@
 //! by n-th weekday, with COUNT, UNTIL or no end), EXDATE (deleted occurrences, by their
 //! position in the series) and overrides (modified occurrences). Time zones: a TZID becomes
 //! the Windows id Exchange keeps (StartTimeZone/EndTimeZone, and the request's
-//! TimeZoneContext so local times are read in it); Windows ids read back become IANA ids.
+//! TimeZoneContext so local times are read in it); read back, times are written in the
+//! item's zone under its IANA id, with a VTIMEZONE from the definition Exchange keeps in
+//! StartTimeZone (`zone`); a TZID with no Windows id goes as the UTC instants its
+//! VTIMEZONE gives. A modified occurrence deletes the series' fields its override
+//! lacks ([`inherited`]).
 //!
 //! Not carried, and reported: ORGANIZER when writing (Exchange makes the mailbox owner the
 //! organizer), RRULEs Exchange has no pattern for (the first occurrence is written alone),
@@ -20,6 +24,7 @@ use mailshift_dav::object::{Block, ContentLine, components, iana_to_windows, win
 
 use super::task::{item_fields, item_lines, present_item};
 use super::time::{IcalTime, ical_utc, xs_utc};
+use super::zone::Rules;
 use super::{Field, Outgoing, Uri, escape, fold, text_xml, unescape};
 use crate::xml::{self, Node};
 
@@ -472,6 +477,7 @@ fn attendee_xml(line: &ContentLine) -> String {
 /// One VEVENT as an item's fields (`series` false for an override: no recurrence, no UID).
 fn event(
     ev: &Block,
+    zones: &[&Block],
     mailbox: &str,
     recurrence: Option<&str>,
     master: bool,
@@ -536,20 +542,41 @@ fn event(
         }
     };
     let all_day = start.time.is_none();
-    let zone = |t: &IcalTime, out: &mut Outgoing| -> Option<String> {
-        let tzid = t.tzid.as_deref()?;
-        match windows_zone(tzid) {
-            Some(w) => Some(w),
-            None => {
-                out.lost.push(format!(
-                    "the time zone {tzid:?} (no Windows zone known for it; its times are taken as UTC)"
-                ));
-                None
-            }
+    // A TZID with no Windows id (Outlook's "Customized Time Zone", a zone CLDR does not
+    // map): its times are sent as the UTC instants the object's VTIMEZONE gives, so the
+    // event stays at the right moment though Exchange keeps no zone for it.
+    let zone = |t: &IcalTime, out: &mut Outgoing| -> (IcalTime, Option<String>) {
+        let Some(tzid) = t.tzid.as_deref() else {
+            return (t.clone(), None);
+        };
+        if let Some(w) = windows_zone(tzid) {
+            return (t.clone(), Some(w));
         }
+        let instant = zones
+            .iter()
+            .find(|z| z.line("TZID").is_some_and(|l| l.value.trim() == tzid))
+            .and_then(|z| Rules::from_vtimezone(z))
+            .and_then(|r| r.utc(&t.date, t.time.as_deref()?));
+        let Some(u) = instant.filter(|u| u.len() == 16) else {
+            out.lost.push(format!(
+                "the time zone {tzid:?} (no Windows zone known for it; its times are taken as UTC)"
+            ));
+            return (t.clone(), None);
+        };
+        out.lost.push(format!(
+            "the time zone {tzid:?} (no Windows zone known for it; its times are sent as the UTC instants its VTIMEZONE gives)"
+        ));
+        let utc = IcalTime {
+            date: format!("{}-{}-{}", &u[..4], &u[4..6], &u[6..8]),
+            time: Some(format!("{}:{}:{}", &u[9..11], &u[11..13], &u[13..15])),
+            utc: true,
+            tzid: None,
+        };
+        (utc, None)
     };
-    let start_zone = zone(&start, &mut out);
-    let end_zone = zone(&end, &mut out);
+    let (start, start_zone) = zone(&start, &mut out);
+    let (end, end_zone) = zone(&end, &mut out);
+    out.lost.dedup();
     out.zone = start_zone.clone();
     let xs = |t: &IcalTime, z: &Option<String>| {
         // A local time whose zone is unknown is sent as UTC rather than in another's context.
@@ -688,6 +715,11 @@ pub fn to_ews(data: &[u8], mailbox: &str) -> Result<Series, String> {
         .iter()
         .filter(|c| c.name == "VEVENT")
         .collect();
+    let zones: Vec<&Block> = calendar
+        .children
+        .iter()
+        .filter(|c| c.name == "VTIMEZONE")
+        .collect();
     let master = events
         .iter()
         .find(|e| e.line("RECURRENCE-ID").is_none())
@@ -723,7 +755,7 @@ pub fn to_ews(data: &[u8], mailbox: &str) -> Result<Series, String> {
         .as_ref()
         .map(|(p, r)| recurrence_xml(p, r, &start.date));
     let mut series = Series {
-        master: event(master, mailbox, recurrence.as_deref(), true)?,
+        master: event(master, &zones, mailbox, recurrence.as_deref(), true)?,
         deleted: Vec::new(),
         modified: Vec::new(),
     };
@@ -759,7 +791,7 @@ pub fn to_ews(data: &[u8], mailbox: &str) -> Result<Series, String> {
         let rid = ov.line("RECURRENCE-ID").expect("filtered");
         match IcalTime::read(rid).as_ref().and_then(position_of) {
             Some(n) => {
-                let mut fields = event(ov, mailbox, None, false)?;
+                let mut fields = event(ov, &zones, mailbox, None, false)?;
                 series.master.lost.append(&mut fields.lost);
                 series.modified.push((n, fields));
             }
@@ -772,6 +804,29 @@ pub fn to_ews(data: &[u8], mailbox: &str) -> Result<Series, String> {
     series.deleted.sort();
     series.deleted.dedup();
     Ok(series)
+}
+
+/// The fields each occurrence of a series inherits from the series as written: a modified
+/// occurrence deletes those its override lacks (an override without DESCRIPTION has no
+/// description, whereas Exchange would show the series' body in it). The fields that
+/// describe the series as a whole are not the occurrence's to delete.
+pub fn inherited(master: &Outgoing) -> Vec<Uri> {
+    master
+        .all()
+        .map(|f| f.uri.clone())
+        .filter(|u| {
+            !matches!(
+                u,
+                Uri::Uid
+                    | Uri::Plain(
+                        "calendar:UID"
+                            | "calendar:Recurrence"
+                            | "calendar:StartTimeZone"
+                            | "calendar:EndTimeZone"
+                    )
+            )
+        })
+        .collect()
 }
 
 /// The fields an Exchange calendar item has now, as UpdateItem names them.
@@ -802,18 +857,30 @@ pub fn present(item: &Node) -> Vec<Uri> {
     out
 }
 
-/// A time as an iCalendar property: local in `zone` (an IANA id) when the value carries an
-/// offset or none and a zone is known, else UTC.
-fn time_line(name: &str, value: &str, zone: Option<&str>, all_day: bool) -> Option<String> {
+/// The zone an item's times are written in: its TZID (an IANA id) and, when Exchange sent
+/// the definition, its rule (UTC times become wall-clock times in it).
+#[derive(Clone, Copy)]
+struct Zone<'a> {
+    tzid: &'a str,
+    rules: Option<&'a Rules>,
+}
+
+/// A time as an iCalendar property: the wall-clock time in `zone` when it is known (a UTC
+/// value through the zone's rule; a value without offset or with one as written), else
+/// UTC.
+fn time_line(name: &str, value: &str, zone: Option<Zone<'_>>, all_day: bool) -> Option<String> {
     let value = value.trim();
     if all_day {
         let date = value.get(..10)?.replace('-', "");
         return Some(format!("{name};VALUE=DATE:{date}"));
     }
     match zone {
-        Some(zone) if !value.ends_with('Z') => {
-            let local = value.get(..19)?.replace(['-', ':'], "");
-            Some(format!("{name};TZID={zone}:{local}"))
+        Some(Zone { tzid, rules }) if !value.ends_with('Z') || rules.is_some() => {
+            let local = match rules {
+                Some(r) if value.ends_with('Z') => r.local(value)?,
+                _ => value.get(..19)?.replace(['-', ':'], ""),
+            };
+            Some(format!("{name};TZID={tzid}:{local}"))
         }
         _ => ical_utc(value).map(|t| format!("{name}:{t}")),
     }
@@ -940,7 +1007,7 @@ fn rrule(recurrence: &Node) -> Option<String> {
 fn vevent(
     item: &Node,
     uid: &str,
-    zone: Option<&str>,
+    zone: Option<Zone<'_>>,
     rid: Option<&str>,
     stamp: &str,
 ) -> Vec<String> {
@@ -1019,9 +1086,16 @@ pub fn item_zone(item: &Node) -> Option<String> {
 }
 
 /// An Exchange calendar item and its modified occurrences (read in the item's time-zone
-/// context, [`item_zone`]) as one VCALENDAR.
+/// context, [`item_zone`]) as one VCALENDAR: times in the item's zone under its IANA id,
+/// with the VTIMEZONE made from the definition Exchange keeps with the item (RFC 5545
+/// §3.6.5 wants one for each TZID used).
 pub fn from_ews(item: &Node, occurrences: &[Node], fallback_uid: &str) -> Vec<u8> {
-    let zone = item_zone(item).and_then(|w| windows_to_iana(&w));
+    let rules = item.child("StartTimeZone").and_then(Rules::read);
+    let tzid = item_zone(item).and_then(|w| windows_to_iana(&w));
+    let zone = tzid.map(|tzid| Zone {
+        tzid,
+        rules: rules.as_ref(),
+    });
     let uid = item
         .text_of("UID")
         .map(|u| u.trim().to_string())
@@ -1036,6 +1110,13 @@ pub fn from_ews(item: &Node, occurrences: &[Node], fallback_uid: &str) -> Vec<u8
         "VERSION:2.0".into(),
         "PRODID:-//mailshift//EWS//EN".into(),
     ];
+    if let Some(Zone {
+        tzid,
+        rules: Some(rules),
+    }) = zone
+    {
+        lines.extend(rules.vtimezone(tzid));
+    }
     lines.extend(vevent(item, &uid, zone, None, &stamp));
     for occurrence in occurrences {
         let Some(original) = occurrence.text_of("OriginalStart") else {
@@ -1099,6 +1180,22 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn windows_zones_come_back_through_their_iana_ids() {
+        // Exchange to Exchange: read as the IANA id, written as the Windows id again.
+        for windows in [
+            "W. Europe Standard Time",
+            "Romance Standard Time",
+            "GMT Standard Time",
+            "Eastern Standard Time",
+            "Pacific Standard Time",
+            "UTC",
+        ] {
+            let iana = windows_to_iana(windows).unwrap();
+            assert_eq!(windows_zone(iana).as_deref(), Some(windows), "{iana}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod calendar;
 pub mod contact;
 pub mod task;
 pub mod time;
+pub mod zone;
 
 use crate::requests;
 use crate::xml::{self, Node, Writer};
@@ -105,7 +106,7 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    fn all(&self) -> impl Iterator<Item = &Field> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Field> {
         self.item_fields
             .iter()
             .chain(self.uid.iter())

@@ -289,3 +289,44 @@ fn what_exchange_cannot_hold_is_reported() {
     assert!(lost.contains("no series to hold them"), "{lost}");
     assert!(series.deleted.is_empty() && series.modified.is_empty());
 }
+
+#[test]
+fn a_zone_without_a_windows_id_is_sent_as_the_instants_its_vtimezone_gives() {
+    let event = |vtimezone: &str| {
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//y//EN\r\n{vtimezone}\
+BEGIN:VEVENT\r\nUID:custom-1\r\nDTSTAMP:20260301T100000Z\r\nSUMMARY:Review\r\n\
+DTSTART;TZID=Customized Time Zone:20260330T093000\r\n\
+DTEND;TZID=Customized Time Zone:20260330T100000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+    };
+    // Outlook's export of a zone it has no standard name for: Berlin's rule.
+    let outlook = "BEGIN:VTIMEZONE\r\nTZID:Customized Time Zone\r\n\
+BEGIN:STANDARD\r\nDTSTART:16010101T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\n\
+RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10\r\nEND:STANDARD\r\n\
+BEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\n\
+RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n";
+    let series = calendar::to_ews(event(outlook).as_bytes(), "a@example.com").unwrap();
+    let xml = series.master.create_xml("custom-1");
+    assert!(
+        xml.contains("<t:Start>2026-03-30T07:30:00Z</t:Start>"),
+        "{xml}"
+    );
+    assert!(xml.contains("<t:End>2026-03-30T08:00:00Z</t:End>"), "{xml}");
+    assert!(!xml.contains("StartTimeZone"), "{xml}");
+    assert_eq!(series.master.zone, None);
+    let lost = series.master.lost.join("\n");
+    assert!(lost.contains("UTC instants its VTIMEZONE gives"), "{lost}");
+    // Without a VTIMEZONE, the times can only be taken as UTC, and that is said.
+    let bare = calendar::to_ews(event("").as_bytes(), "a@example.com").unwrap();
+    let xml = bare.master.create_xml("custom-1");
+    assert!(
+        xml.contains("<t:Start>2026-03-30T09:30:00Z</t:Start>"),
+        "{xml}"
+    );
+    assert!(
+        bare.master.lost.join("\n").contains("taken as UTC"),
+        "{:?}",
+        bare.master.lost
+    );
+}

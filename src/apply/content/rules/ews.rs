@@ -1,0 +1,151 @@
+//! The EWS end of the rules copy: an Exchange mailbox's inbox rules (GetInboxRules,
+//! UpdateInboxRules) through `mailshift-ews`, translated by `crate::rules::ews`. Folders a
+//! rule files into are Exchange ids, read as paths from the top of the mailbox (see
+//! `mailshift_ews::store::MailFolder`) and created when a rule written needs one. One
+//! UpdateInboxRules carries a run's deletes and creates: Exchange applies all or none.
+
+use std::collections::BTreeMap;
+
+use mailshift_ews::store::MailFolder;
+use mailshift_ews::{EwsConfig, EwsStore};
+
+use super::listed::{Held, RuleList};
+use crate::apply::content::dav::store_error;
+use crate::error::{ErrorKind, StepError};
+use crate::rules::ews::{FolderRef, from_ews, to_ews, to_ews_from, update_inbox_rules};
+use crate::rules::{Action, Rule, Translated, Untranslatable};
+
+pub(super) struct EwsRules {
+    store: EwsStore,
+    /// Read when a rule names a folder, once per run (again after creating one).
+    folders: Option<Vec<MailFolder>>,
+    /// How many rules the mailbox held at the last reading.
+    held: usize,
+}
+
+impl EwsRules {
+    pub(super) async fn open(config: &EwsConfig) -> Result<EwsRules, StepError> {
+        Ok(EwsRules {
+            store: EwsStore::connect(config.clone())
+                .await
+                .map_err(store_error)?,
+            folders: None,
+            held: 0,
+        })
+    }
+
+    /// The mailbox's rules, as a source gives them.
+    pub(super) async fn read(mut self) -> Result<Translated, StepError> {
+        let mut out = Translated::default();
+        for h in self.held().await? {
+            match h.rule {
+                Ok(r) => out.rules.push(r),
+                Err(u) => out.untranslatable.push(u),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn folders(&mut self) -> Result<Vec<MailFolder>, StepError> {
+        if self.folders.is_none() {
+            self.folders = Some(self.store.mail_folders().await.map_err(store_error)?);
+        }
+        Ok(self.folders.clone().unwrap_or_default())
+    }
+}
+
+impl RuleList for EwsRules {
+    async fn held(&mut self) -> Result<Vec<Held>, StepError> {
+        let rules = self.store.get_inbox_rules().await.map_err(store_error)?;
+        self.held = rules.len();
+        let folders = if rules.iter().any(|r| r.xml.contains("FolderId")) {
+            self.folders().await?
+        } else {
+            Vec::new()
+        };
+        let path = |r: &FolderRef| {
+            folders
+                .iter()
+                .find(|f| match r {
+                    FolderRef::Id(id) => f.id == *id,
+                    FolderRef::Distinguished(d) => f.distinguished.as_deref() == Some(d.as_str()),
+                })
+                .map(|f| f.path.clone())
+        };
+        Ok(rules
+            .into_iter()
+            .map(|h| {
+                let mut t = from_ews(&h.xml, &path);
+                let rule = match t.rules.pop() {
+                    Some(r) => Ok(r),
+                    None => Err(t.untranslatable.pop().unwrap_or(Untranslatable {
+                        text: h.xml.clone(),
+                        reason: "Exchange's rule cannot be read".into(),
+                    })),
+                };
+                Held { id: h.id, rule }
+            })
+            .collect())
+    }
+
+    fn canonical(rule: &Rule) -> Result<Rule, String> {
+        let (mut xml, mut left) = to_ews(std::slice::from_ref(rule), &|p| {
+            Some(FolderRef::Id(p.to_string()))
+        });
+        if let Some(u) = left.pop() {
+            return Err(u.reason);
+        }
+        let read = from_ews(&xml.pop().unwrap_or_default(), &|r| match r {
+            FolderRef::Id(p) => Some(p.clone()),
+            FolderRef::Distinguished(d) => Some(d.clone()),
+        });
+        match (
+            read.rules.into_iter().next(),
+            read.untranslatable.into_iter().next(),
+        ) {
+            (Some(r), _) => Ok(r),
+            (None, Some(u)) => Err(u.reason),
+            (None, None) => Err("Exchange would not read this rule back".into()),
+        }
+    }
+
+    async fn write(&mut self, delete: &[String], create: &[Rule]) -> Result<(), StepError> {
+        let mut ids: BTreeMap<String, String> = BTreeMap::new();
+        for rule in create {
+            for action in &rule.actions {
+                if let Action::MoveTo(path) = action
+                    && !ids.contains_key(path)
+                {
+                    let folder = self
+                        .store
+                        .ensure_mail_folder(path)
+                        .await
+                        .map_err(store_error)?;
+                    ids.insert(path.clone(), folder.id);
+                    self.folders = None;
+                }
+            }
+        }
+        // After every rule the mailbox keeps.
+        let first = self.held.saturating_sub(delete.len()) + 1;
+        let (xml, left) = to_ews_from(create, first, &|p| {
+            ids.get(p).map(|id| FolderRef::Id(id.clone()))
+        });
+        if let Some(u) = left.first() {
+            return Err(StepError::new(
+                ErrorKind::Bug,
+                format!(
+                    "a rule checked before cannot be written: {} ({})",
+                    u.text, u.reason
+                ),
+            ));
+        }
+        if let Some(body) = update_inbox_rules(delete, &xml) {
+            self.store
+                .update_inbox_rules(&body)
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(())
+    }
+}
