@@ -1275,3 +1275,44 @@ fn sieve_rules_become_mx_plan_filters_once() {
     assert_eq!(run.code, 0, "{}", run.text());
     assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
 }
+
+/// A run killed after creating a filter with its first rule, before its second: the next
+/// apply completes that filter (no conflict with it as if it were the account's own, no
+/// second one), and the one after writes nothing.
+#[test]
+fn a_filter_cut_short_by_a_kill_is_completed_by_the_next_apply() {
+    let old = server(PW_OLD);
+    let mxd = server("unused");
+    let sim = mx_sim(
+        "[{name: Away, priority: 9, action: redirect, action_param: me@elsewhere.example, rules: [{header: From, value: boss@}]}]",
+        Some(&mxd),
+    );
+    activate(
+        &old,
+        PW_OLD,
+        "main",
+        "require [\"copy\"];\n\
+         # rule: Away\nif allof (address :contains \"from\" \"boss@\", header :contains \"subject\" \"urgent\") {\n  redirect :copy \"me@elsewhere.example\";\n  discard;\n  stop;\n}\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_mx_plan(dir.path(), &sim, &old, false, Some(&mxd));
+
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    let world = sim.world();
+    let filters = &world.legacy_domains[0].accounts[0].filters;
+    assert_eq!(filters.len(), 1, "{filters:#?}");
+    let rules: Vec<(&str, &str)> = filters[0]
+        .rules
+        .iter()
+        .map(|r| (r.header.as_str(), r.value.as_str()))
+        .collect();
+    assert_eq!(rules, [("From", "boss@"), ("Subject", "urgent")]);
+    assert_eq!(filters[0].priority, 1);
+
+    let writes = sim.writes().len();
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert_eq!(sim.writes().len(), writes, "a second apply writes nothing");
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+}
