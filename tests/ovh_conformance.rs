@@ -413,3 +413,323 @@ async fn pending_changes_from_an_interrupted_run_are_taken_as_done() {
     );
     assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
 }
+
+/// Legacy MX Plan filters: created with their first rule, rules added and removed, activity
+/// and priority changed, an action changed by deleting and creating again, deleted; every
+/// call in the published schema, every operation twice with nothing written the second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_filters_match_the_published_schema_and_converge() {
+    use mailshift::rules::mxplan::{Filter, FilterAction, FilterRule, Operand};
+    let sim = Simulator::start(world()).await.unwrap();
+    let legacy = service(
+        &sim,
+        Family::Legacy {
+            domain: "legacy.example".into(),
+        },
+    );
+    let gina = "gina@legacy.example";
+    let rule = |header: &str, value: &str| FilterRule {
+        header: header.into(),
+        operand: Operand::Contains,
+        value: value.into(),
+    };
+    let spam = Filter {
+        name: "No spam, please".into(),
+        priority: 2,
+        active: true,
+        action: FilterAction::Delete,
+        rules: vec![rule("Subject", "[SPAM]"), rule("X-Mailer", "bulk")],
+    };
+    assert_eq!(legacy.filters(gina).await.unwrap(), []);
+    twice!(legacy, legacy.ensure_filter(gina, &spam));
+    assert_eq!(
+        legacy.filters(gina).await.unwrap(),
+        std::slice::from_ref(&spam)
+    );
+    // Rules, activity and priority changed in place.
+    let changed = Filter {
+        priority: 1,
+        active: false,
+        rules: vec![
+            rule("X-Mailer", "bulk"),
+            FilterRule {
+                header: "From".into(),
+                operand: Operand::NoContains,
+                value: "boss@".into(),
+            },
+        ],
+        ..spam.clone()
+    };
+    twice!(legacy, legacy.ensure_filter(gina, &changed));
+    let read = legacy.filters(gina).await.unwrap();
+    assert!(
+        read.len() == 1 && mailshift::providers::ovh::ops::same_filter(&read[0], &changed),
+        "{read:?}"
+    );
+    // A new action: the filter is made again, under the same name.
+    let redirect = Filter {
+        action: FilterAction::Redirect("away@outside.example".into()),
+        ..changed.clone()
+    };
+    twice!(legacy, legacy.ensure_filter(gina, &redirect));
+    let local = Filter {
+        name: "To Hank".into(),
+        priority: 3,
+        active: true,
+        action: FilterAction::Account("gina@legacy.example".into()),
+        rules: vec![rule("To", "orders@")],
+    };
+    twice!(legacy, legacy.ensure_filter(gina, &local));
+    let names: Vec<String> = legacy
+        .filters(gina)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["No spam, please", "To Hank"]);
+    twice!(legacy, legacy.delete_filter(gina, &spam.name));
+    twice!(legacy, legacy.delete_filter(gina, &local.name));
+    assert_eq!(legacy.filters(gina).await.unwrap(), []);
+
+    // What the platform refuses names the filter and the fix.
+    let bad = Filter {
+        action: FilterAction::Account("nobody".into()),
+        ..local.clone()
+    };
+    let e = legacy
+        .ensure_filter(gina, &bad)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("\"To Hank\"") && e.contains(gina) && e.contains("control panel"),
+        "{e}"
+    );
+    // Other families have no filter calls.
+    let pro = service(
+        &sim,
+        Family::EmailPro {
+            service: "pro-1".into(),
+        },
+    );
+    assert!(pro.filters("carol@pro.example").await.is_err());
+
+    let violations = sim.violations();
+    assert!(
+        violations.is_empty(),
+        "calls outside the schema: {violations:#?}"
+    );
+    let used: BTreeSet<String> = sim
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.operation.map(|op| format!("{} {op}", r.method)))
+        .filter(|op| op.contains("filter"))
+        .collect();
+    let root = "/email/domain/{domain}";
+    let filter = format!("{root}/account/{{accountName}}/filter");
+    for op in [
+        format!("GET {filter}"),
+        format!("POST {filter}"),
+        format!("GET {filter}/{{name}}"),
+        format!("DELETE {filter}/{{name}}"),
+        format!("POST {filter}/{{name}}/changeActivity"),
+        format!("POST {filter}/{{name}}/changePriority"),
+        format!("GET {filter}/{{name}}/rule"),
+        format!("POST {filter}/{{name}}/rule"),
+        format!("GET {filter}/{{name}}/rule/{{id}}"),
+        format!("DELETE {filter}/{{name}}/rule/{{id}}"),
+        format!("GET {root}/task/filter"),
+        format!("GET {root}/task/filter/{{id}}"),
+    ] {
+        assert!(used.contains(&op), "{op} not exercised: {used:#?}");
+    }
+}
+
+/// A filter task that fails leaves nothing behind, and the operation says so instead of
+/// reporting success; the next run makes the filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_filter_task_is_reported_and_the_next_run_converges() {
+    use mailshift::rules::mxplan::{Filter, FilterAction, FilterRule, Operand};
+    use ovh_sim::Fault;
+    let sim = Simulator::start(world()).await.unwrap();
+    let legacy = service(
+        &sim,
+        Family::Legacy {
+            domain: "legacy.example".into(),
+        },
+    );
+    let gina = "gina@legacy.example";
+    let want = Filter {
+        name: "Invoices".into(),
+        priority: 1,
+        active: true,
+        action: FilterAction::Accept,
+        rules: vec![FilterRule {
+            header: "Subject".into(),
+            operand: Operand::Contains,
+            value: "invoice".into(),
+        }],
+    };
+    sim.inject(Fault::fail_task("POST", "/email/domain/*/account/*/filter").times(1))
+        .unwrap();
+    let e = legacy
+        .ensure_filter(gina, &want)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("\"Invoices\"") && e.contains("run apply again"),
+        "{e}"
+    );
+    assert_eq!(legacy.filters(gina).await.unwrap(), []);
+    twice!(legacy, legacy.ensure_filter(gina, &want));
+    assert_eq!(legacy.filters(gina).await.unwrap(), [want]);
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+}
+
+/// Filters seeded in the world file read back through the operations, as rules of the
+/// model, the one MX Plan holds beyond the model shown with its reason; the world as the
+/// simulator reports it keeps them; a filter with an action outside the schema's enum is
+/// refused when the world loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_filters_read_as_rules() {
+    use mailshift::rules::mxplan::from_mxplan;
+    use mailshift::rules::{Action, Condition};
+    let mut w = world();
+    let seeded = World::from_yaml(
+        r#"
+legacy_domains:
+  - domain: legacy.example
+    accounts:
+      - account_name: gina
+        password: pw
+        filters:
+          - {name: Spam, priority: 2, action: delete, rules: [{header: Subject, value: "[SPAM]"}]}
+          - name: Boss
+            priority: 1
+            active: false
+            action: account
+            action_param: hank
+            rules: [{header: From, value: boss@}, {header: To, operand: noContains, value: list@}]
+          - {name: Keep, priority: 3, action: accept, rules: [{header: X-Priority, value: "1"}]}
+      - {account_name: hank, password: pw}
+"#,
+    )
+    .unwrap();
+    w.legacy_domains = seeded.legacy_domains;
+    let sim = Simulator::start(w).await.unwrap();
+    let legacy = service(
+        &sim,
+        Family::Legacy {
+            domain: "legacy.example".into(),
+        },
+    );
+    let filters = legacy.filters("gina@legacy.example").await.unwrap();
+    let t = from_mxplan(&filters, "legacy.example");
+    assert_eq!(t.untranslatable.len(), 1, "{t:?}");
+    assert!(t.untranslatable[0].text.starts_with("filter \"Boss\""));
+    assert!(t.untranslatable[0].reason.contains("negative"));
+    let read: Vec<(&str, &[Condition], &[Action])> = t
+        .rules
+        .iter()
+        .map(|r| (r.name.as_str(), &r.conditions[..], &r.actions[..]))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (
+                "Spam",
+                &[Condition::SubjectContains("[SPAM]".into())][..],
+                &[Action::Discard, Action::Stop][..]
+            ),
+            (
+                "Keep",
+                &[Condition::HeaderContains {
+                    header: "X-Priority".into(),
+                    value: "1".into()
+                }][..],
+                &[Action::Stop][..]
+            ),
+        ]
+    );
+    let world = sim.world();
+    let gina = &world.legacy_domains[0].accounts[0];
+    assert_eq!(gina.filters.len(), 3);
+    assert_eq!(gina.filters[1].action_param.as_deref(), Some("hank"));
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+
+    let bad = World::from_yaml(
+        "legacy_domains: [{domain: x.example, accounts: [{account_name: a, filters: [{name: f, action: bounce}]}]}]",
+    )
+    .unwrap();
+    let e = Simulator::start(bad).await.err().unwrap().to_string();
+    assert!(e.contains("bounce") && e.contains("filter \"f\""), "{e}");
+}
+
+/// A run killed after creating a filter (with its first rule, its task maybe still under
+/// way) and before adding its other rules: the next run waits for the task, finds the filter
+/// by its name and adds only the missing rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_filter_creation_is_completed_not_repeated() {
+    use mailshift::rules::mxplan::{Filter, FilterAction, FilterRule, Operand};
+    let mut w = world();
+    w.task_delay_ms = 300;
+    let sim = Simulator::start(w).await.unwrap();
+    let legacy = service(
+        &sim,
+        Family::Legacy {
+            domain: "legacy.example".into(),
+        },
+    );
+    let rule = |header: &str, value: &str| FilterRule {
+        header: header.into(),
+        operand: Operand::Contains,
+        value: value.into(),
+    };
+    let want = Filter {
+        name: "Two rules".into(),
+        priority: 1,
+        active: true,
+        action: FilterAction::Redirect("away@outside.example".into()),
+        rules: vec![rule("From", "news@"), rule("Subject", "weekly")],
+    };
+    let client = OvhClient::new(
+        &sim.base_url(),
+        Credentials {
+            application_key: Secret::new(AK),
+            application_secret: Secret::new(AS),
+            consumer_key: Secret::new(CK),
+        },
+    )
+    .unwrap();
+    // The interrupted run's call, its task not finished yet.
+    let _: serde_json::Value = client
+        .post(
+            "/email/domain/legacy.example/account/gina/filter",
+            Some(&serde_json::json!({
+                "name": "Two rules", "priority": 1, "active": true, "action": "redirect",
+                "actionParam": "away@outside.example",
+                "header": "From", "operand": "contains", "value": "news@",
+            })),
+        )
+        .await
+        .unwrap();
+    let applied = legacy
+        .ensure_filter("gina@legacy.example", &want)
+        .await
+        .unwrap();
+    assert!(applied.wrote, "{applied:?}");
+    let posts: Vec<String> = sim
+        .writes()
+        .iter()
+        .filter_map(|r| r.operation.clone())
+        .collect();
+    let filter = "/email/domain/{domain}/account/{accountName}/filter";
+    assert_eq!(
+        posts,
+        [filter.to_string(), format!("{filter}/{{name}}/rule")]
+    );
+    assert_eq!(legacy.filters("gina@legacy.example").await.unwrap(), [want]);
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+}

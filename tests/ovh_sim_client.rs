@@ -849,6 +849,7 @@ fn legacy_world() -> World {
             size: 5_000_000_000,
             description: String::new(),
             current_usage: Some(4_000_000_000),
+            filters: vec![],
         }],
         redirections: vec![],
         mailing_lists: vec![],

@@ -15,6 +15,11 @@
 //! Exchange, Exchange → Microsoft 365 and Sieve → Microsoft 365 (folders created by path),
 //! folder paths in the Sieve server's own separator, kill -9 while rules are written; neither
 //! simulator sees a request outside its published definitions.
+//!
+//! Legacy MX Plan filters (the OVHcloud simulator) as an end: MX Plan → Sieve (a filter the
+//! model cannot hold shown as a manual step, the rest delivering as it did) and Sieve → MX
+//! Plan (after the destination's own filter, a rule filters cannot hold shown); a second
+//! apply writes nothing (the simulator's request log), and no call is outside the schema.
 
 use std::path::Path;
 use std::process::Command;
@@ -1085,4 +1090,229 @@ mod groupware {
         assert_eq!(graph.violations(), vec![]);
         assert_eq!(graph.requests_without_immutable_ids(), Vec::<String>::new());
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Legacy MX Plan filters (the OVHcloud simulator) ↔ Sieve (Dovecot's managesieved).
+
+const MX_AK: &str = "rulesApplicationKey";
+const MX_AS: &str = "rulesApplicationSecret0123456789";
+const MX_CK: &str = "rulesConsumerKey0123456789abcdef";
+
+/// A simulator with the legacy MX Plan domain `legacy.example`, account `gina` holding
+/// `filters` (YAML list), and `hank`; their logins on `backend` when given (a destination's
+/// password is checked by logging in).
+fn mx_sim(filters: &str, backend: Option<&Dovecot>) -> ovh_sim::SimHandle {
+    let dovecot = backend
+        .map(|d| {
+            format!(
+                "    dovecot: {{users_file: {}/users, mail_root: {}/mail}}\n",
+                d.dir().display(),
+                d.dir().display()
+            )
+        })
+        .unwrap_or_default();
+    let world = format!(
+        "applications: [{{key: {MX_AK}, secret: {MX_AS}}}]\n\
+         consumer_keys: [{{key: {MX_CK}, application: {MX_AK}}}]\n\
+         task_delay_ms: 20\n\
+         legacy_domains:\n  - domain: legacy.example\n    accounts:\n      - {{account_name: gina, password: pw, filters: {filters}}}\n      - {{account_name: hank, password: pw}}\n{dovecot}"
+    );
+    ovh_sim::SimHandle::spawn(ovh_sim::World::from_yaml(&world).unwrap()).unwrap()
+}
+
+/// A plan moving gina's rules between the MX Plan and the Dovecot `d` (alice there), in the
+/// direction `from_mx` says; the API keys are files beside it.
+fn write_mx_plan(
+    dir: &Path,
+    sim: &ovh_sim::SimHandle,
+    d: &Dovecot,
+    from_mx: bool,
+    mx_imap: Option<&Dovecot>,
+) {
+    for (file, value) in [("ak", MX_AK), ("as", MX_AS), ("ck", MX_CK), ("pw", "pw")] {
+        std::fs::write(dir.join(file), value).unwrap();
+    }
+    let imap = mx_imap
+        .map(|m| {
+            let p = platform(m);
+            p[p.find("imap: ").unwrap()..p.find(", sieve:").unwrap()].to_string()
+        })
+        .map(|i| format!(", {i}"))
+        .unwrap_or_default();
+    let mx = format!(
+        "{{type: ovh-mx-plan, provider: ovh, service: legacy.example, mx_plan_api: legacy{imap}}}"
+    );
+    let (from, to, source, dest) = if from_mx {
+        (
+            "mx",
+            "dove",
+            "{password: {file: pw}}",
+            "{login: alice, password: {env: PW_NEW}}",
+        )
+    } else {
+        (
+            "dove",
+            "mx",
+            "{login: alice, password: {env: PW_OLD}}",
+            "{password: {file: pw}}",
+        )
+    };
+    let plan = format!(
+        "version: 1\nproviders:\n  ovh: {{type: ovh, endpoint: \"{}\", application_key: {{file: ak}}, \
+         application_secret: {{file: as}}, consumer_key: {{file: ck}}, poll_interval: 20ms}}\n\
+         platforms:\n  mx: {mx}\n  dove: {}\naccounts:\n  - address: gina@legacy.example\n    from: {from}\n    to: {to}\n    content: [rules]\n    source: {source}\n    destination: {dest}\n",
+        sim.base_url(),
+        platform(d),
+    );
+    std::fs::write(dir.join("plan.yaml"), plan).unwrap();
+}
+
+#[test]
+fn mx_plan_filters_land_in_sieve_and_what_sieve_cannot_take_is_shown() {
+    let sim = mx_sim(
+        "[{name: Spam, priority: 1, action: delete, rules: [{header: Subject, value: \"[SPAM]\"}]}, \
+          {name: Boss, priority: 2, action: redirect, action_param: me@elsewhere.example, rules: [{header: From, operand: noContains, value: boss@}]}]",
+        None,
+    );
+    let new = server(PW_NEW);
+    let dir = tempfile::tempdir().unwrap();
+    write_mx_plan(dir.path(), &sim, &new, true, None);
+
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    // The filter the model cannot hold is a manual step, with its text and reason.
+    assert_ne!(run.code, 0, "{}", run.text());
+    assert!(
+        all.contains("filter \\\"Boss\\\"") || all.contains("filter \"Boss\""),
+        "{}",
+        run.text()
+    );
+    assert!(all.contains("negative test"), "{}", run.text());
+    let on_new = scripts(&new, PW_NEW);
+    assert_eq!(on_new.len(), 1, "{on_new:?}");
+    assert!(on_new[0].2.contains("# rule: Spam"), "{on_new:?}");
+
+    // It runs: a spam message is gone, another one stays.
+    new.deliver(USER, &mail("[SPAM] cheap", "spam1"));
+    new.deliver(USER, &mail("Hello", "hello1"));
+    assert_eq!(ids(&new, PW_NEW, "INBOX"), ["hello1"]);
+
+    let writes = sim.writes().len();
+    let run = mailshift(
+        dir.path(),
+        &["ack", "plan.yaml", "account/gina@legacy.example/rules"],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        run.stdout.contains("1 rule already on the destination"),
+        "{}",
+        run.text()
+    );
+    assert_eq!(scripts(&new, PW_NEW), on_new);
+    assert_eq!(sim.writes().len(), writes, "reading filters writes nothing");
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+}
+
+#[test]
+fn sieve_rules_become_mx_plan_filters_once() {
+    let old = server(PW_OLD);
+    let mxd = server("unused");
+    let sim = mx_sim(
+        "[{name: Own, priority: 4, action: accept, rules: [{header: To, value: orders@}]}]",
+        Some(&mxd),
+    );
+    activate(
+        &old,
+        PW_OLD,
+        "main",
+        "require [\"fileinto\", \"copy\"];\n\
+         # rule: Spam\nif header :contains \"subject\" \"[SPAM]\" {\n  discard;\n  stop;\n}\n\
+         # rule: Away\nif address :contains \"from\" \"boss@\" {\n  redirect :copy \"me@elsewhere.example\";\n  discard;\n  stop;\n}\n\
+         # rule: Invoices\nif header :contains \"subject\" \"invoice\" {\n  fileinto \"Compta\";\n}\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_mx_plan(dir.path(), &sim, &old, false, Some(&mxd));
+
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert_ne!(run.code, 0, "{}", run.text());
+    assert!(
+        all.contains("Invoices") && all.contains("file into a folder"),
+        "{}",
+        run.text()
+    );
+    let world = sim.world();
+    let gina = &world.legacy_domains[0].accounts[0];
+    let filters: Vec<(&str, i64, &str)> = gina
+        .filters
+        .iter()
+        .map(|f| (f.name.as_str(), f.priority, f.action.as_str()))
+        .collect();
+    // The destination's own filter first, then the source's, in order.
+    assert_eq!(
+        filters,
+        [
+            ("Own", 4, "accept"),
+            ("Spam", 5, "delete"),
+            ("Away", 6, "redirect")
+        ],
+        "{gina:#?}"
+    );
+
+    let writes = sim.writes().len();
+    let run = mailshift(
+        dir.path(),
+        &["ack", "plan.yaml", "account/gina@legacy.example/rules"],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert_eq!(sim.writes().len(), writes, "a second apply writes nothing");
+    let run = mailshift(dir.path(), &["verify", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+}
+
+/// A run killed after creating a filter with its first rule, before its second: the next
+/// apply completes that filter (no conflict with it as if it were the account's own, no
+/// second one), and the one after writes nothing.
+#[test]
+fn a_filter_cut_short_by_a_kill_is_completed_by_the_next_apply() {
+    let old = server(PW_OLD);
+    let mxd = server("unused");
+    let sim = mx_sim(
+        "[{name: Away, priority: 9, action: redirect, action_param: me@elsewhere.example, rules: [{header: From, value: boss@}]}]",
+        Some(&mxd),
+    );
+    activate(
+        &old,
+        PW_OLD,
+        "main",
+        "require [\"copy\"];\n\
+         # rule: Away\nif allof (address :contains \"from\" \"boss@\", header :contains \"subject\" \"urgent\") {\n  redirect :copy \"me@elsewhere.example\";\n  discard;\n  stop;\n}\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_mx_plan(dir.path(), &sim, &old, false, Some(&mxd));
+
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    let world = sim.world();
+    let filters = &world.legacy_domains[0].accounts[0].filters;
+    assert_eq!(filters.len(), 1, "{filters:#?}");
+    let rules: Vec<(&str, &str)> = filters[0]
+        .rules
+        .iter()
+        .map(|r| (r.header.as_str(), r.value.as_str()))
+        .collect();
+    assert_eq!(rules, [("From", "boss@"), ("Subject", "urgent")]);
+    assert_eq!(filters[0].priority, 1);
+
+    let writes = sim.writes().len();
+    let run = mailshift(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert_eq!(sim.writes().len(), writes, "a second apply writes nothing");
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
 }

@@ -53,6 +53,8 @@ fn path_template(path: &str) -> String {
                 | "redirection"
                 | "subscriber"
                 | "moderator"
+                | "filter"
+                | "rule"
         ) || (previous == "task" && seg.chars().all(|c| c.is_ascii_digit()));
         let is_collection = matches!(*seg, "account" | "task" | "domain" | "alias");
         out.push(if is_value && !is_collection && !seg.is_empty() {
@@ -87,36 +89,13 @@ impl PlaneKind for OvhPlanes {
         api_calls: Option<&ApiCalls>,
     ) -> Result<Arc<dyn ControlPlane>, StepError> {
         let family = Family::of(name, platform).map_err(StepError::config)?;
-        let provider_name = platform.provider.as_deref().ok_or_else(|| {
-            StepError::bug(format!("platform `{name}` names no `provider` (the plan validator should have refused this)"))
-        })?;
-        let provider = loaded.plan.providers.get(provider_name).ok_or_else(|| {
-            StepError::bug(format!("provider `{provider_name}` is not in the plan"))
-        })?;
+        let (provider_name, provider) = provider_of(name, platform, loaded)?;
         let client = {
             let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
             match clients.get(provider_name) {
                 Some(c) => c.clone(),
                 None => {
-                    let base = &loaded.base_dir;
-                    let resolve = |r: &mailshift_core::plan::secret::SecretRef| {
-                        r.resolve(base).map_err(|e| {
-                            StepError::config(format!("provider `{provider_name}`: {e}"))
-                        })
-                    };
-                    let credentials = Credentials {
-                        application_key: resolve(&provider.application_key)?,
-                        application_secret: resolve(&provider.application_secret)?,
-                        consumer_key: resolve(&provider.consumer_key)?,
-                    };
-                    let mut client = OvhClient::with_options(
-                        &provider.endpoint,
-                        credentials,
-                        ClientOptions::default(),
-                    )
-                    .map_err(|e| {
-                        StepError::from(e).context(format!("provider `{provider_name}`"))
-                    })?;
+                    let mut client = client_for(provider_name, provider, loaded)?;
                     if let Some(calls) = api_calls {
                         let calls = calls.clone();
                         client = client.observe(Arc::new(move |method, path, elapsed, ok| {
@@ -134,18 +113,74 @@ impl PlaneKind for OvhPlanes {
                 }
             }
         };
-        let mut timing = Timing::default();
-        if let Some(p) = provider.poll_interval.as_ref().and_then(|d| d.get()) {
-            timing.poll = p;
-        }
-        if let Some(t) = provider.task_timeout.as_ref().and_then(|d| d.get()) {
-            timing.deadline = t;
-        }
+        let timing = timing_of(provider);
         Ok(Arc::new(OvhPlane {
             name: name.to_string(),
             service: Service::new(client, family, timing),
             base_dir: loaded.base_dir.clone(),
         }))
+    }
+}
+
+/// The provider a platform names, as the plan holds it.
+fn provider_of<'a>(
+    name: &str,
+    platform: &'a Platform,
+    loaded: &'a Loaded,
+) -> Result<(&'a str, &'a mailshift_core::plan::model::Provider), StepError> {
+    let provider_name = platform.provider.as_deref().ok_or_else(|| {
+        StepError::bug(format!(
+            "platform `{name}` names no `provider` (the plan validator should have refused this)"
+        ))
+    })?;
+    let provider =
+        loaded.plan.providers.get(provider_name).ok_or_else(|| {
+            StepError::bug(format!("provider `{provider_name}` is not in the plan"))
+        })?;
+    Ok((provider_name, provider))
+}
+
+/// An API client for a provider of the plan, its secrets read.
+fn client_for(
+    provider_name: &str,
+    provider: &mailshift_core::plan::model::Provider,
+    loaded: &Loaded,
+) -> Result<OvhClient, StepError> {
+    let base = &loaded.base_dir;
+    let resolve = |r: &mailshift_core::plan::secret::SecretRef| {
+        r.resolve(base)
+            .map_err(|e| StepError::config(format!("provider `{provider_name}`: {e}")))
+    };
+    let credentials = Credentials {
+        application_key: resolve(&provider.application_key)?,
+        application_secret: resolve(&provider.application_secret)?,
+        consumer_key: resolve(&provider.consumer_key)?,
+    };
+    OvhClient::with_options(&provider.endpoint, credentials, ClientOptions::default())
+        .map_err(|e| StepError::from(e).context(format!("provider `{provider_name}`")))
+}
+
+/// How long and how often the provider's tasks are waited for.
+fn timing_of(provider: &mailshift_core::plan::model::Provider) -> Timing {
+    let mut timing = Timing::default();
+    if let Some(p) = provider.poll_interval.as_ref().and_then(|d| d.get()) {
+        timing.poll = p;
+    }
+    if let Some(t) = provider.task_timeout.as_ref().and_then(|d| d.get()) {
+        timing.deadline = t;
+    }
+    timing
+}
+
+impl OvhPlanes {
+    /// The OVHcloud service behind the plan's platform `name`, with an API client of its own:
+    /// for a step that reaches a service outside the control plane's resources (a legacy
+    /// MX Plan account's filters, the inbox rules there).
+    pub fn service(name: &str, platform: &Platform, loaded: &Loaded) -> Result<Service, StepError> {
+        let family = Family::of(name, platform).map_err(StepError::config)?;
+        let (provider_name, provider) = provider_of(name, platform, loaded)?;
+        let client = client_for(provider_name, provider, loaded)?;
+        Ok(Service::new(Arc::new(client), family, timing_of(provider)))
     }
 }
 
@@ -581,6 +616,14 @@ mod tests {
         assert_eq!(
             path_template("/email/domain/legacy.example/mailingList/club/subscriber"),
             "/email/domain/{}/mailingList/{}/subscriber"
+        );
+        assert_eq!(
+            path_template("/email/domain/d.example/account/gina/filter/No%20spam/rule/7"),
+            "/email/domain/{}/account/{}/filter/{}/rule/{}"
+        );
+        assert_eq!(
+            path_template("/email/domain/d.example/task/filter/42?account=gina"),
+            "/email/domain/{}/task/filter/{}"
         );
         assert_eq!(path_template("/auth/time"), "/auth/time");
     }

@@ -1,7 +1,10 @@
 //! The legacy MX Plan API (`/email/domain/{domain}`): accounts named by their local part,
 //! redirections, Mailman lists. Its tasks carry no status: they sit in
 //! `/task/{account|redirection|mailinglist}` while under way and vanish when finished, which
-//! is when the change becomes visible (a new account appears, a password works).
+//! is when the change becomes visible (a new account appears, a password works). An
+//! account's filters and their rules are in `filter`.
+
+mod filter;
 
 use serde_json::{Value, json};
 
@@ -102,6 +105,9 @@ pub(super) fn handle(st: &mut State, r: &Req<'_>) -> Option<Reply> {
         ("GET", "/task/account") => Ok(task_ids(st, l, LegacyKind::Account, r.query("name"), false)),
         ("GET", "/task/redirection") => Ok(task_ids(st, l, LegacyKind::Redirection, r.query("account"), true)),
         ("GET", "/task/mailinglist") => Ok(task_ids(st, l, LegacyKind::MailingList, r.query("account"), false)),
+        (_, rest) if rest.starts_with("/account/{accountName}/filter") || rest.starts_with("/task/filter") => {
+            return filter::handle(st, l, r, rest);
+        }
         ("GET", "/task/account/{id}") => task_get(st, l, r, LegacyKind::Account),
         ("GET", "/task/redirection/{id}") => task_get(st, l, r, LegacyKind::Redirection),
         ("GET", "/task/mailinglist/{id}") => task_get(st, l, r, LegacyKind::MailingList),
@@ -225,6 +231,7 @@ fn task_get(st: &State, l: usize, r: &Req<'_>, kind: LegacyKind) -> Reply {
                 LegacyKind::Account => task_pop(st, l, id),
                 LegacyKind::Redirection => task_special(st, l, id),
                 LegacyKind::MailingList => task_ml(st, l, id),
+                LegacyKind::Filter => filter::task_json(st, l, id),
             })
         }
         _ => Err(ApiErr::missing("id", r.param("id"))),
@@ -286,6 +293,7 @@ fn account_create(st: &mut State, l: usize, r: &Req<'_>) -> Reply {
         size,
         description: r.str("description").unwrap_or_default().to_string(),
         current_usage: Some(0),
+        filters: Vec::new(),
     };
     let key = name.clone();
     let tid = st.start_task(

@@ -224,6 +224,28 @@ pub(super) struct LAcct {
     pub size: u64,
     pub description: String,
     pub current_usage: Option<u64>,
+    /// Its filters, in the order they were made (the API lists names, not priorities).
+    pub filters: Vec<LFilter>,
+}
+
+/// A legacy account's filter (`email.domain.Filter`) with its rules.
+#[derive(Debug, Clone)]
+pub(super) struct LFilter {
+    pub name: String,
+    pub priority: i64,
+    pub active: bool,
+    pub action: String,
+    pub action_param: Option<String>,
+    pub rules: Vec<LRule>,
+}
+
+/// One rule of a filter (`email.domain.Rule`).
+#[derive(Debug, Clone)]
+pub(super) struct LRule {
+    pub id: u64,
+    pub header: String,
+    pub operand: String,
+    pub value: String,
 }
 
 #[derive(Debug, Clone)]
@@ -283,12 +305,14 @@ pub(super) enum Owner {
     Legacy(usize),
 }
 
-/// The three task lists of the legacy API the simulator fills.
+/// The task lists of the legacy API the simulator fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum LegacyKind {
     Account,
     Redirection,
     MailingList,
+    /// Named by the account the filter belongs to (`/task/filter?account=`).
+    Filter,
 }
 
 type OnEnd = Box<dyn FnOnce(&mut State, bool, u64) -> Result<(), String> + Send>;
@@ -696,12 +720,26 @@ impl State {
             if legacy.accounts.iter().any(|x| x.name == name) {
                 return Err(bad_world(format!("{what}: account {name} is listed twice")));
             }
+            let mut filters: Vec<LFilter> = Vec::new();
+            for f in &a.filters {
+                let filter = self.build_filter(f).map_err(|e| {
+                    bad_world(format!("{what}: account {name}: filter {:?}: {e}", f.name))
+                })?;
+                if filters.iter().any(|x| x.name == filter.name) {
+                    return Err(bad_world(format!(
+                        "{what}: account {name}: filter {:?} is listed twice",
+                        f.name
+                    )));
+                }
+                filters.push(filter);
+            }
             legacy.accounts.push(LAcct {
                 name,
                 password: a.password.clone(),
                 size: a.size,
                 description: a.description.clone(),
                 current_usage: a.current_usage,
+                filters,
             });
         }
         for r in &d.redirections {
@@ -740,6 +778,39 @@ impl State {
             legacy.dovecot = Some(passwd);
         }
         Ok(legacy)
+    }
+
+    /// A filter of the world file, its action and operands checked against the schema's enums.
+    fn build_filter(&mut self, f: &world::LegacyFilter) -> Result<LFilter, String> {
+        if !FILTER_ACTIONS.contains(&f.action.as_str()) {
+            return Err(format!(
+                "action {:?} is not one of {FILTER_ACTIONS:?}",
+                f.action
+            ));
+        }
+        let mut rules = Vec::new();
+        for r in &f.rules {
+            if !FILTER_OPERANDS.contains(&r.operand.as_str()) {
+                return Err(format!(
+                    "operand {:?} is not one of {FILTER_OPERANDS:?}",
+                    r.operand
+                ));
+            }
+            rules.push(LRule {
+                id: r.id.unwrap_or_else(|| self.id()),
+                header: r.header.clone(),
+                operand: r.operand.clone(),
+                value: r.value.clone(),
+            });
+        }
+        Ok(LFilter {
+            name: f.name.clone(),
+            priority: f.priority,
+            active: f.active,
+            action: f.action.clone(),
+            action_param: f.action_param.clone(),
+            rules,
+        })
     }
 
     /// The current state in the world file's shape.
@@ -887,6 +958,27 @@ impl State {
                         size: a.size,
                         description: a.description.clone(),
                         current_usage: a.current_usage,
+                        filters: a
+                            .filters
+                            .iter()
+                            .map(|f| world::LegacyFilter {
+                                name: f.name.clone(),
+                                priority: f.priority,
+                                active: f.active,
+                                action: f.action.clone(),
+                                action_param: f.action_param.clone(),
+                                rules: f
+                                    .rules
+                                    .iter()
+                                    .map(|r| world::LegacyFilterRule {
+                                        header: r.header.clone(),
+                                        operand: r.operand.clone(),
+                                        value: r.value.clone(),
+                                        id: Some(r.id),
+                                    })
+                                    .collect(),
+                            })
+                            .collect(),
                     })
                     .collect(),
                 redirections: l
@@ -1119,6 +1211,10 @@ pub(super) fn new_account(
         fresh: Fresh::Settled,
     }
 }
+
+/// `domain.DomainFilterActionEnum` and `domain.DomainFilterOperandEnum` of the schema.
+pub(super) const FILTER_ACTIONS: [&str; 4] = ["accept", "account", "delete", "redirect"];
+pub(super) const FILTER_OPERANDS: [&str; 3] = ["checkspf", "contains", "noContains"];
 
 fn bad_world(msg: String) -> SimError {
     SimError::World(msg)

@@ -436,6 +436,47 @@ pub struct LegacyAccount {
     /// Bytes in use, as `…/usage` reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_usage: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<LegacyFilter>,
+}
+
+/// A filter of a legacy account (`…/account/{accountName}/filter`), fields as the API names
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyFilter {
+    pub name: String,
+    #[serde(default = "first")]
+    pub priority: i64,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub active: bool,
+    /// `accept`, `account`, `delete` or `redirect`.
+    pub action: String,
+    /// The address of `redirect` and `account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_param: Option<String>,
+    #[serde(default)]
+    pub rules: Vec<LegacyFilterRule>,
+}
+
+fn first() -> i64 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyFilterRule {
+    pub header: String,
+    /// `contains`, `noContains` or `checkspf`.
+    #[serde(default = "contains")]
+    pub operand: String,
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+}
+
+fn contains() -> String {
+    "contains".into()
 }
 
 pub(crate) fn default_legacy_size() -> u64 {

@@ -1328,8 +1328,9 @@ impl<'a> Validator<'a> {
 
     /// Whether a platform can carry inbox rules: through ManageSieve (`sieve:`), Exchange's
     /// EWS (`exchange`, `ovh-exchange` with `ews:`, reached as contacts are) or Microsoft
-    /// Graph (`microsoft-365` with OAuth2). Email Pro (no EWS documented) and MX Plan's
-    /// filters are refused with what to do instead until their engines land.
+    /// Graph (`microsoft-365` with OAuth2) or the legacy MX Plan API's filters. Email Pro (no
+    /// EWS documented) and the newer MX Plan (rules in the mailbox) are refused with what to do
+    /// instead.
     fn rules_endpoint(
         &mut self,
         content_path: &[PathSeg],
@@ -1362,6 +1363,12 @@ impl<'a> Validator<'a> {
             PlatformKind::OvhExchange if p.ews.is_some() => return,
             // Graph message rules, with the account's OAuth2 tokens.
             PlatformKind::Microsoft365 if oauth2 => return,
+            // Legacy MX Plan filters, through the OVHcloud API of the platform's provider.
+            PlatformKind::OvhMxPlan
+                if crate::model::capabilities::mx_plan_api(p) == crate::plan::model::MxPlanApi::Legacy =>
+            {
+                return;
+            }
             PlatformKind::Exchange => (
                 format!("platform `{name}` (exchange) reaches its groupware through `dav` (a DAV gateway), which holds no inbox rules"),
                 format!("add `ews: {{}}` to platform `{name}` (its URL found by Autodiscover, or `ews: {{url: https://HOST/EWS/Exchange.asmx}}`), or leave `rules` out of `content`"),
@@ -1383,8 +1390,8 @@ impl<'a> Validator<'a> {
                 "leave `rules` out of `content` and recreate the rules by hand in OWA".to_string(),
             ),
             PlatformKind::OvhMxPlan => (
-                format!("platform `{name}` (ovh-mx-plan) keeps its filters in the OVHcloud API, which mailshift cannot {verb} yet"),
-                "leave `rules` out of `content` and recreate the filters in the OVHcloud Control Panel".to_string(),
+                format!("platform `{name}` (ovh-mx-plan) is on the newer MX Plan API, whose inbox rules are kept in the mailbox (Outlook on the web), which mailshift cannot {verb}"),
+                "leave `rules` out of `content` and recreate the rules by hand in Outlook on the web; only the legacy MX Plan API (`mx_plan_api: legacy`) has filters mailshift carries".to_string(),
             ),
             PlatformKind::Gmail => (
                 format!("platform `{name}` (gmail): Gmail's filters are not reachable over ManageSieve, and mailshift cannot {verb} them"),

@@ -1,6 +1,7 @@
 //! Inbox rules as data, the one model every platform's rules are read into and written from:
 //! Sieve scripts (`sieve`, for IMAP platforms through ManageSieve), Exchange rules (`ews`,
-//! `t:Rule` of GetInboxRules/UpdateInboxRules) and Microsoft Graph message rules (`graph`).
+//! `t:Rule` of GetInboxRules/UpdateInboxRules), Microsoft Graph message rules (`graph`) and
+//! legacy MX Plan filters (`mxplan`, OVHcloud's API).
 //! Each translation is pure (no I/O: the ManageSieve, EWS and Graph clients call them) and
 //! returns what it cannot express as [`Untranslatable`] with the rule's text and the reason,
 //! so that the caller shows it as a manual step: a rule is never dropped silently.
@@ -21,6 +22,7 @@ use std::fmt;
 pub mod ews;
 mod exchange;
 pub mod graph;
+pub mod mxplan;
 pub mod sieve;
 
 /// One rule: when its conditions hold (all of them, or any one), its actions run.

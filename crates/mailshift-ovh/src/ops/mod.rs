@@ -8,7 +8,8 @@
 //! conformance test checks every call made here against it.
 //!
 //! One file per resource family, each an `impl Service` block: `domain`, `dns`, `account`,
-//! `alias`, `redirection`, `delegation`, `contact`, `footer`, `group`. `calls` holds what they
+//! `alias`, `redirection`, `delegation`, `contact`, `footer`, `group`, `filter` (legacy MX Plan
+//! filters, inbox rules there). `calls` holds what they
 //! share: the reads and writes, task waits and polling until an object settles or goes.
 
 mod account;
@@ -18,6 +19,7 @@ mod contact;
 mod delegation;
 mod dns;
 mod domain;
+mod filter;
 mod footer;
 mod group;
 mod redirection;
@@ -35,6 +37,7 @@ use mailshift_core::plan::model::{MxPlanApi, Platform, PlatformKind};
 pub use account::Created;
 pub use contact::ContactSpec;
 pub use dns::DnsDiagnostics;
+pub use filter::same as same_filter;
 pub use footer::footer_html;
 pub use group::GroupSpec;
 

@@ -7,7 +7,9 @@
 //!   script, and a destination script `mailshift` run beside the destination's own;
 //! - [`ews`]: Exchange's inbox rules through EWS (`exchange`, `ovh-exchange` with `ews:`),
 //!   reached as contacts are (`ews.url`, the OVHcloud service's host, Autodiscover);
-//! - [`graph`]: Microsoft 365's message rules through Microsoft Graph (the account's `oauth2`).
+//! - [`graph`]: Microsoft 365's message rules through Microsoft Graph (the account's `oauth2`);
+//! - [`mxplan`]: a legacy MX Plan account's filters through the OVHcloud API (the platform's
+//!   `provider`).
 //!
 //! The Exchange-like ends hold a list of rules with ids, and share one way of writing them
 //! ([`listed`]): an end implements [`listed::RuleList`] (read the rules with their ids, say
@@ -39,6 +41,7 @@
 mod ews;
 mod graph;
 pub(crate) mod listed;
+mod mxplan;
 mod sieve;
 
 use std::collections::BTreeMap;
@@ -90,6 +93,7 @@ impl ContentSync for RulesSync {
     ) -> Result<Box<dyn Prepared>, StepError> {
         let a = &account.account;
         let source = End::of(
+            &a.from,
             loaded,
             &account.source,
             &a.source,
@@ -99,6 +103,7 @@ impl ContentSync for RulesSync {
         )
         .map_err(|e| StepError::config(format!("source: {e}")))?;
         let dest = End::of(
+            &a.to,
             loaded,
             &account.dest,
             &a.destination,
@@ -127,11 +132,14 @@ enum End {
     Sieve(Box<Target>, Option<Box<Target>>),
     Ews(Box<mailshift_ews::EwsConfig>),
     Graph(Box<mailshift_graph::GraphConfig>),
+    MxPlan(Box<mxplan::MxPlanEnd>),
 }
 
 impl End {
-    /// The end of a side: its `sieve:` when it has one, else its Exchange groupware.
+    /// The end of a side (`name` its platform's key): its `sieve:` when it has one, a legacy
+    /// MX Plan's filters, else its Exchange groupware.
     fn of(
+        name: &str,
         loaded: &Loaded,
         platform: &Platform,
         creds: &Credentials,
@@ -143,6 +151,17 @@ impl End {
             let imap = crate::apply::imap_adapter::target(loaded, platform, creds, login.clone());
             return sieve_target(loaded, platform, creds, login)
                 .map(|t| End::Sieve(Box::new(t), imap.ok().map(Box::new)));
+        }
+        if platform.kind == crate::plan::model::PlatformKind::OvhMxPlan {
+            return match crate::model::capabilities::mx_plan_api(platform) {
+                crate::plan::model::MxPlanApi::Legacy => {
+                    mxplan::MxPlanEnd::of(name, platform, loaded, &login)
+                        .map(|e| End::MxPlan(Box::new(e)))
+                }
+                crate::plan::model::MxPlanApi::Mxplan => Err(format!(
+                    "platform `{name}` is on the newer MX Plan API, whose inbox rules are in the mailbox (Outlook on the web), which mailshift cannot reach"
+                )),
+            };
         }
         match groupware_end(loaded, platform, creds, login, address, options)? {
             Some(Groupware::Ews(config)) => Ok(End::Ews(config)),
@@ -160,6 +179,7 @@ impl End {
             End::Sieve(target, _) => sieve::read(target).await,
             End::Ews(config) => ews::EwsRules::open(config).await?.read().await,
             End::Graph(config) => graph::GraphRules::open(config)?.read().await,
+            End::MxPlan(end) => end.open().read().await,
         }
     }
 
@@ -169,6 +189,7 @@ impl End {
             End::Sieve(..) => "the destination's Sieve script \"mailshift\"",
             End::Ews(_) => "Exchange inbox rules",
             End::Graph(_) => "Microsoft 365 message rules",
+            End::MxPlan(_) => "MX Plan filters",
         }
     }
 }
@@ -298,6 +319,10 @@ impl Sides {
                 let (r, w) = listed::sync(&mut end, source.rules, &recorded).await?;
                 (r, Some(w))
             }
+            End::MxPlan(end) => {
+                let (r, w) = listed::sync(&mut end.open(), source.rules, &recorded).await?;
+                (r, Some(w))
+            }
         };
         report.account = self.address.clone();
         // What the source itself could not give comes first, in its order.
@@ -318,6 +343,7 @@ impl Sides {
             End::Graph(config) => {
                 listed::compare(&mut graph::GraphRules::open(config)?, source.rules).await?
             }
+            End::MxPlan(end) => listed::compare(&mut end.open(), source.rules).await?,
         };
         check.account = self.address.clone();
         check.untranslatable += source.untranslatable.len();
@@ -331,6 +357,7 @@ impl Sides {
             End::Sieve(..) => crate::rules::sieve::to_sieve(&source.rules).1,
             End::Ews(_) => listed::fit::<ews::EwsRules>(&source.rules),
             End::Graph(_) => listed::fit::<graph::GraphRules>(&source.rules),
+            End::MxPlan(_) => listed::fit::<mxplan::MxPlanRules>(&source.rules),
         };
         let count = source.rules.len() - left.len();
         untranslatable.extend(left);
