@@ -342,6 +342,102 @@ fn exchange_to_radicale_keeps_the_series_as_one_unit() {
     assert_clean(&sim);
 }
 
+/// An Exchange that accepts NTLM only (OVHcloud Hosted/Private Exchange, on-premises with
+/// Basic off), with `ews.auth` as given (None: the default, `auto`).
+fn ntlm_exchange_platform(name: &str, sim: &EwsSim, auth: Option<&str>) -> String {
+    let auth = auth.map(|a| format!(", auth: {a}")).unwrap_or_default();
+    format!(
+        "  {name}: {{type: exchange, imap: {{host: 127.0.0.1, security: none}}, ews: {{url: \"{}\"{auth}}}}}\n",
+        sim.url()
+    )
+}
+
+#[test]
+fn an_ntlm_only_exchange_is_copied_with_ews_auth_ntlm_or_auto() {
+    for auth in [Some("ntlm"), None] {
+        let sim = EwsSim::spawn().unwrap();
+        seed_exchange(&sim);
+        sim.require_ntlm(true);
+        let dst = DavServer::radicale();
+        let dir = tempfile::tempdir().unwrap();
+        plan(
+            dir.path(),
+            &(ntlm_exchange_platform("old", &sim, auth) + &dav_platform("new", &dst)),
+            "[contacts, calendars, tasks]",
+        );
+        let first = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(first.code, 0, "{auth:?}: {}", first.transcript());
+        for (component, uid) in [
+            (Component::Event, "standup-1"),
+            (Component::Card, "ann-1"),
+            (Component::Task, "taxes"),
+        ] {
+            let got: Vec<String> = dav_uids(&dst, component).into_values().flatten().collect();
+            assert_eq!(got, vec![uid.to_string()], "{auth:?} {component:?}");
+        }
+        let second = run(dir.path(), &["apply", "plan.yaml"]);
+        assert_eq!(second.code, 0, "{auth:?}: {}", second.transcript());
+        assert!(!second.stdout.contains("written"), "{}", second.stdout);
+        let logins = sim.ntlm_logins();
+        assert!(!logins.is_empty());
+        assert!(logins.iter().all(|l| l.mailbox == ALICE), "{logins:?}");
+        let basic = sim
+            .ntlm_refusals()
+            .iter()
+            .filter(|r| r.contains("Basic refused"))
+            .count();
+        if auth == Some("ntlm") {
+            assert_eq!(
+                basic,
+                0,
+                "`ntlm` never sends Basic: {:?}",
+                sim.ntlm_refusals()
+            );
+        } else {
+            assert!(
+                basic >= 1,
+                "`auto` starts with Basic: {:?}",
+                sim.ntlm_refusals()
+            );
+        }
+        assert_clean(&sim);
+    }
+}
+
+#[test]
+fn a_wrong_ntlm_password_names_the_account_and_the_fix_not_the_secret() {
+    let sim = EwsSim::spawn().unwrap();
+    seed_exchange(&sim);
+    sim.require_ntlm(true);
+    let dst = DavServer::radicale();
+    let dir = tempfile::tempdir().unwrap();
+    plan(
+        dir.path(),
+        &(ntlm_exchange_platform("old", &sim, Some("ntlm")) + &dav_platform("new", &dst)),
+        "[contacts]",
+    );
+    let out = crate::common::mailshift_env(
+        dir.path(),
+        &["apply", "plan.yaml"],
+        &[("OLD_PW", "wr0ng-s3cret"), ("NEW_PW", "new")],
+    );
+    assert_ne!(out.code, 0, "{}", out.transcript());
+    let text = out.transcript();
+    assert!(text.contains(ALICE), "{text}");
+    assert!(text.contains("NTLM"), "{text}");
+    assert!(text.contains("password"), "{text}");
+    assert!(!text.contains("wr0ng-s3cret"), "{text}");
+    assert!(sim.ntlm_logins().is_empty());
+    assert!(
+        sim.ntlm_refusals()
+            .iter()
+            .any(|r| r.contains("wrong password")),
+        "{:?}",
+        sim.ntlm_refusals()
+    );
+    assert_clean(&sim);
+}
+
 #[test]
 fn exchange_to_exchange_carries_the_series_without_an_invitation() {
     let old = EwsSim::spawn().unwrap();
@@ -533,6 +629,382 @@ fn https_ews_is_verified_against_the_plans_ca_file() {
     let mut skipped = ews_store(&sim, "pw");
     skipped.insecure_skip_verify = true;
     assert!(!collections(skipped).unwrap().is_empty());
+    assert_clean(&sim);
+}
+
+/// NTLM goes over connections of its own (not reqwest's): they trust servers exactly as the
+/// rest of the client does, and bind the NTLM response to the TLS channel.
+#[test]
+fn https_ntlm_is_verified_against_the_plans_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    crate::support::dovecot::make_tls_material(&tls);
+    let sim = EwsSim::spawn_with(Some(ews_sim::Tls {
+        cert_pem: tls.join("server.pem"),
+        key_pem: tls.join("server.key"),
+    }))
+    .unwrap();
+    sim.add_mailbox(ALICE, "pw");
+    sim.require_ntlm(true);
+    // Extended Protection: the NTLM response must carry this TLS connection's bindings.
+    sim.require_channel_bindings(true);
+    let ntlm = || {
+        let mut config = ews_store(&sim, "pw");
+        config.auth_scheme = mailshift_ews::AuthScheme::Ntlm;
+        config.attempts = 1;
+        config
+    };
+    let collections = |config: EwsConfig| {
+        block_on(async {
+            let store = EwsStore::connect(config).await?;
+            store.collections(Component::Card).await
+        })
+    };
+
+    let refused = collections(ntlm()).unwrap_err();
+    assert_eq!(
+        refused.kind,
+        mailshift_dav::error::ErrorKind::Tls,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message.to_lowercase().contains("certificate"),
+        "{}",
+        refused.message
+    );
+    assert!(sim.ntlm_logins().is_empty());
+    let mut trusted = ntlm();
+    trusted.ca_file = Some(tls.join("ca.pem"));
+    assert!(!collections(trusted).unwrap().is_empty());
+    let mut skipped = ntlm();
+    skipped.insecure_skip_verify = true;
+    assert!(!collections(skipped).unwrap().is_empty());
+    assert_eq!(sim.ntlm_logins().len(), 2, "{:?}", sim.ntlm_refusals());
+    assert_clean(&sim);
+}
+
+/// Every card of a DAV server by UID, with its data.
+pub(crate) fn dav_cards(server: &DavServer) -> BTreeMap<String, String> {
+    block_on(async {
+        let store = DavStore::connect(server.dav_config(ALICE)).await.unwrap();
+        let mut out = BTreeMap::new();
+        for c in store.collections(Component::Card).await.unwrap() {
+            let hrefs: Vec<String> = store
+                .list(&c)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| l.href)
+                .collect();
+            for f in store.fetch(&c, &hrefs).await.unwrap() {
+                let item = mailshift_dav::object::parse(&f.data).unwrap();
+                let uid = item.uid.unwrap_or_default();
+                let data = String::from_utf8_lossy(&f.data).into_owned();
+                assert!(out.insert(uid.clone(), data).is_none(), "{uid} twice");
+            }
+        }
+        out
+    })
+}
+
+/// Changes on the Exchange side through the client itself: `edit` (an href's last segment)
+/// gets a new FN, `create` is added, `delete` (an href's last segment) is deleted.
+fn change_contacts(sim: &EwsSim, edit: &str, create: &str, delete: &str) {
+    let card = |uid: &str, name: &str| {
+        format!(
+            "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{name};;;;\r\nEMAIL:{uid}@example.com\r\nEND:VCARD\r\n"
+        )
+    };
+    block_on(async {
+        let store = EwsStore::connect(ews_store(sim, "old")).await.unwrap();
+        let c = store.collections(Component::Card).await.unwrap().remove(0);
+        let listed = store.list(&c).await.unwrap();
+        let find = |last: &str| {
+            listed
+                .iter()
+                .find(|l| l.href.ends_with(&format!("/{last}")))
+                .unwrap_or_else(|| panic!("{last} in {listed:?}"))
+                .clone()
+        };
+        let edited = find(edit);
+        let data = store.fetch(&c, std::slice::from_ref(&edited.href)).await;
+        let uid = mailshift_dav::object::parse(&data.unwrap()[0].data)
+            .unwrap()
+            .uid
+            .unwrap();
+        let out = store
+            .put(
+                &c,
+                &edited.href,
+                card(&uid, "Edited Name").as_bytes(),
+                mailshift_dav::store::Precondition::Matches(edited.etag.unwrap()),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(out, mailshift_dav::store::PutOutcome::Written { .. }),
+            "{out:?}"
+        );
+        let href = store.href_for(&c, create, Component::Card);
+        let out = store
+            .put(
+                &c,
+                &href,
+                card(create, "New Person").as_bytes(),
+                mailshift_dav::store::Precondition::Absent,
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(out, mailshift_dav::store::PutOutcome::Written { .. }),
+            "{out:?}"
+        );
+        assert!(store.delete(&find(delete).href, None).await.unwrap());
+    });
+}
+
+/// The SyncFolderItems requests made since `from` (an index in the simulator's log): how many
+/// started from nothing (a full listing) and how many from a recorded state.
+fn syncs_since(sim: &EwsSim, from: usize) -> (usize, usize) {
+    let states = sim.item_sync_states();
+    let fresh = states[from..]
+        .iter()
+        .filter(|s| s.as_deref().is_none_or(str::is_empty))
+        .count();
+    (fresh, states.len() - from - fresh)
+}
+
+/// Exchange to Radicale, then changes on Exchange: the second run asks SyncFolderItems from
+/// the state the first recorded (no listing at all) and carries an edit and a new contact,
+/// and counts a deletion; after the states expire, a run lists again and still converges.
+#[test]
+fn a_second_run_from_exchange_reads_only_the_changes_by_sync_state() {
+    let sim = EwsSim::spawn().unwrap();
+    seed_exchange(&sim);
+    for n in 0..3 {
+        sim.insert_item(
+            ALICE,
+            "contacts",
+            &format!("<t:Contact><t:GivenName>F{n}</t:GivenName><t:Surname>Foreign</t:Surname></t:Contact>"),
+        )
+        .unwrap();
+    }
+    let dst = DavServer::radicale();
+    let dir = tempfile::tempdir().unwrap();
+    plan(
+        dir.path(),
+        &(exchange_platform("old", &sim) + &dav_platform("new", &dst)),
+        "[contacts, calendars, tasks]",
+    );
+    let first = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let (fresh, resumed) = syncs_since(&sim, 0);
+    assert!(fresh >= 3 && resumed == 0, "{:?}", sim.item_sync_states());
+    let cards = dav_cards(&dst);
+    assert_eq!(cards.len(), 4, "{cards:#?}");
+    let foreign: Vec<&String> = cards.keys().filter(|u| u.starts_with("ews-")).collect();
+    assert_eq!(foreign.len(), 3);
+
+    // An edit of ann-1, a new contact, a foreign contact deleted.
+    let gone = sim
+        .items(ALICE, "contacts")
+        .into_iter()
+        .find(|i| i.contains("F0"))
+        .unwrap();
+    let gone_id = gone
+        .split("ItemId Id=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let gone_href = format!("id:{}", gone_id.replace('%', "%25").replace('/', "%2F"));
+    change_contacts(&sim, "ann-1", "new-1", &gone_href);
+    let logged = sim.item_sync_states().len();
+    let find_items = sim.request_count("FindItem");
+    let second = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    let (fresh, resumed) = syncs_since(&sim, logged);
+    assert_eq!(fresh, 0, "no listing: {:?}", sim.item_sync_states());
+    assert!(resumed >= 3, "{:?}", sim.item_sync_states());
+    assert_eq!(
+        sim.request_count("FindItem"),
+        find_items,
+        "no FindItem either"
+    );
+    let cards = dav_cards(&dst);
+    assert!(
+        cards["ann-1"].contains("FN:Edited Name"),
+        "{}",
+        cards["ann-1"]
+    );
+    assert!(cards.contains_key("new-1"), "{cards:#?}");
+    // The deleted contact stays on the destination (a migration never deletes), counted.
+    assert_eq!(cards.len(), 5, "{cards:#?}");
+    assert!(
+        second
+            .stdout
+            .contains("1 object(s) removed on the source since they were copied"),
+        "{}",
+        second.transcript()
+    );
+
+    // Expired states: the next run is refused its states, lists, and converges.
+    sim.invalidate_sync_states(ALICE);
+    block_on(async {
+        let store = EwsStore::connect(ews_store(&sim, "old")).await.unwrap();
+        let c = store.collections(Component::Card).await.unwrap().remove(0);
+        let href = store.href_for(&c, "new-2", Component::Card);
+        let card = "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:new-2\r\nFN:Second New\r\nN:New;Second;;;\r\nEND:VCARD\r\n";
+        store
+            .put(
+                &c,
+                &href,
+                card.as_bytes(),
+                mailshift_dav::store::Precondition::Absent,
+            )
+            .await
+            .unwrap();
+    });
+    let logged = sim.item_sync_states().len();
+    let third = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(third.code, 0, "{}", third.transcript());
+    let (fresh, resumed) = syncs_since(&sim, logged);
+    assert!(fresh >= 3 && resumed >= 3, "{:?}", sim.item_sync_states());
+    let cards = dav_cards(&dst);
+    assert_eq!(cards.len(), 6, "{cards:#?}");
+    assert!(cards.contains_key("new-2"), "{cards:#?}");
+    // And from the new states: nothing to do, nothing written.
+    let fourth = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(fourth.code, 0, "{}", fourth.transcript());
+    assert!(!fourth.stdout.contains("written"), "{}", fourth.stdout);
+    assert_eq!(dav_cards(&dst).len(), 6);
+    assert_clean(&sim);
+}
+
+/// Runs `apply` and kills it (SIGKILL) once the simulator has answered `more` GetItem
+/// requests more than before: during the reading of the source, never by the clock. True when
+/// it was killed (a run may end first).
+fn apply_killed_after_reads(dir: &Path, sim: &EwsSim, more: usize) -> bool {
+    let target = sim.request_count("GetItem") + more;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailshift"))
+        .args(["apply", "plan.yaml"])
+        .current_dir(dir)
+        .env("OLD_PW", "old")
+        .env("NEW_PW", "new")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut killed = false;
+    while child.try_wait().unwrap().is_none() {
+        if sim.request_count("GetItem") >= target {
+            child.kill().unwrap(); // SIGKILL
+            killed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.wait().unwrap();
+    killed
+}
+
+/// Exchange as the source under kill -9: first runs killed while reading, then changes on
+/// Exchange and runs killed again (now reading by sync state): every contact ends on Radicale
+/// exactly once, the edit and the new one carried, and a last apply writes nothing.
+#[test]
+fn kill_9_while_reading_exchange_by_sync_state_still_ends_exactly_once() {
+    let sim = EwsSim::spawn().unwrap();
+    sim.add_mailbox(ALICE, "old");
+    for n in 0..300 {
+        sim.insert_item(
+            ALICE,
+            "contacts",
+            &format!("<t:Contact><t:GivenName>N{n}</t:GivenName><t:Surname>Person</t:Surname></t:Contact>"),
+        )
+        .unwrap();
+    }
+    let dst = DavServer::radicale();
+    let dir = tempfile::tempdir().unwrap();
+    plan(
+        dir.path(),
+        &(exchange_platform("old", &sim) + &dav_platform("new", &dst)),
+        "[contacts]",
+    );
+    let mut seed: u64 = 0x05ee_d70c;
+    let mut kills = 0;
+    for _ in 0..4 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        kills += usize::from(apply_killed_after_reads(
+            dir.path(),
+            &sim,
+            1 + (seed >> 33) as usize % 5,
+        ));
+    }
+    assert!(
+        kills > 0,
+        "no run was killed: the test did not test anything"
+    );
+    let done = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(done.code, 0, "{}", done.transcript());
+    assert_eq!(dav_cards(&dst).len(), 300);
+
+    let ids: Vec<String> = sim
+        .items(ALICE, "contacts")
+        .iter()
+        .map(|i| {
+            i.split("ItemId Id=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let href = |id: &str| format!("id:{}", id.replace('%', "%25").replace('/', "%2F"));
+    change_contacts(&sim, &href(&ids[7]), "k-new", &href(&ids[9]));
+    let logged = sim.item_sync_states().len();
+    for _ in 0..3 {
+        apply_killed_after_reads(dir.path(), &sim, 1);
+    }
+    // The first of these read by sync state (the run before completed); apply scans fully
+    // after an interrupted run, which lists again and records a new state.
+    assert_eq!(
+        sim.item_sync_states().get(logged).map(Option::is_some),
+        Some(true),
+        "{:?}",
+        sim.item_sync_states()
+    );
+    let last = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(last.code, 0, "{}", last.transcript());
+    // dav_cards refuses a UID twice.
+    let cards = dav_cards(&dst);
+    assert_eq!(
+        cards.len(),
+        301,
+        "the deleted one stays, the new one is there"
+    );
+    assert!(cards.contains_key("k-new"));
+    assert_eq!(
+        cards
+            .values()
+            .filter(|c| c.contains("FN:Edited Name"))
+            .count(),
+        1
+    );
+    let again = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(!again.stdout.contains("written"), "{}", again.stdout);
+    // After a complete run, by sync state again.
+    let logged = sim.item_sync_states().len();
+    change_contacts(&sim, &href(&ids[11]), "k-new-2", &href(&ids[13]));
+    let after = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(after.code, 0, "{}", after.transcript());
+    let (fresh, resumed) = syncs_since(&sim, logged);
+    assert_eq!((fresh, resumed), (0, 1), "{:?}", sim.item_sync_states());
+    let cards = dav_cards(&dst);
+    assert_eq!(cards.len(), 302);
+    assert!(cards.contains_key("k-new-2"));
     assert_clean(&sim);
 }
 

@@ -466,3 +466,165 @@ fn microsoft_365_to_exchange_moves_contacts_series_and_tasks_without_invitations
     );
     crate::ews::assert_clean(&ews);
 }
+
+/// Requests logged since `from` that list a collection of contacts or tasks whole (a GET of
+/// the collection itself), and those that follow a recorded deltaLink.
+fn listings_and_delta_links(sim: &GraphSim, from: usize) -> (usize, usize) {
+    let log = sim.requests();
+    let listings = log[from..]
+        .iter()
+        .filter(|r| {
+            r.method == "GET" && (r.path.ends_with("/contacts") || r.path.ends_with("/tasks"))
+        })
+        .count();
+    let links = log[from..]
+        .iter()
+        .filter(|r| r.method == "GET" && r.query.contains("deltatoken"))
+        .count();
+    (listings, links)
+}
+
+/// Microsoft 365 to Radicale, then changes on Microsoft 365: the second run follows the
+/// deltaLinks the first recorded (contacts and tasks are not listed again) and carries an
+/// edit, a new contact and a new task, and counts a deletion; after the tokens expire (410),
+/// a run lists again and converges; then nothing is written.
+#[test]
+fn a_second_run_from_microsoft_365_follows_the_recorded_delta_links() {
+    use mailshift_dav::store::{Precondition, PutOutcome, Store};
+    use mailshift_graph::{FixedToken, GraphConfig, GraphStore};
+
+    let dav = DavServer::radicale();
+    let s = sim();
+    let sim = &s.sim;
+    for (given, surname) in [("Ada", "Lovelace"), ("Bob", "Builder"), ("Cy", "Young")] {
+        sim.insert(
+            ALICE,
+            SimCollection::Contacts(None),
+            json!({"givenName": given, "surname": surname, "displayName": format!("{given} {surname}")}),
+        )
+        .unwrap();
+    }
+    sim.insert(
+        ALICE,
+        SimCollection::Tasks(None),
+        json!({"title": "File taxes", "status": "inProgress"}),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    plan(dir.path(), sim, &dav, false, "");
+    let first = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    assert_eq!(crate::ews::dav_cards(&dav).len(), 3);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = || {
+        GraphStore::connect(GraphConfig::new(
+            Some(&sim.url()),
+            std::sync::Arc::new(FixedToken(TOKEN.into())),
+            ALICE,
+        ))
+        .unwrap()
+    };
+    let new_card = |uid: &str, name: &str| {
+        format!(
+            "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{name};;;;\r\nEND:VCARD\r\n"
+        )
+    };
+    rt.block_on(async {
+        let store = store();
+        let book = store.collections(Component::Card).await.unwrap().remove(0);
+        let mut ada = None;
+        let mut bob = None;
+        let listed = store.list(&book).await.unwrap();
+        let hrefs: Vec<String> = listed.iter().map(|l| l.href.clone()).collect();
+        for f in store.fetch(&book, &hrefs).await.unwrap() {
+            let text = String::from_utf8(f.data.clone()).unwrap();
+            if text.contains("Ada Lovelace") {
+                ada = Some((f.href.clone(), f.etag.clone().unwrap(), text));
+            } else if text.contains("Bob Builder") {
+                bob = Some(f.href.clone());
+            }
+        }
+        let (href, etag, text) = ada.unwrap();
+        let edited = text.replace("Ada Lovelace", "Ada King");
+        let out = store
+            .put(&book, &href, edited.as_bytes(), Precondition::Matches(etag))
+            .await
+            .unwrap();
+        assert!(matches!(out, PutOutcome::Written { .. }), "{out:?}");
+        let href = store.href_for(&book, "new-1", Component::Card);
+        let out = store
+            .put(&book, &href, new_card("new-1", "New One").as_bytes(), Precondition::Absent)
+            .await
+            .unwrap();
+        assert!(matches!(out, PutOutcome::Written { .. }), "{out:?}");
+        assert!(store.delete(&bob.unwrap(), None).await.unwrap());
+        let list = store.collections(Component::Task).await.unwrap().remove(0);
+        let href = store.href_for(&list, "task-new", Component::Task);
+        let todo = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//y//EN\r\nBEGIN:VTODO\r\nUID:task-new\r\nDTSTAMP:20261128T100000Z\r\nSUMMARY:Renew passport\r\nEND:VTODO\r\nEND:VCALENDAR\r\n";
+        let out = store
+            .put(&list, &href, todo.as_bytes(), Precondition::Absent)
+            .await
+            .unwrap();
+        assert!(matches!(out, PutOutcome::Written { .. }), "{out:?}");
+    });
+
+    let from = sim.requests().len();
+    let second = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    let (listings, links) = listings_and_delta_links(sim, from);
+    assert_eq!(listings, 0, "contacts and tasks are not listed again");
+    assert_eq!(links, 2, "one deltaLink each for contacts and tasks");
+    let cards = crate::ews::dav_cards(&dav);
+    assert_eq!(cards.len(), 4, "the deleted contact stays: {cards:#?}");
+    assert!(cards.contains_key("new-1"), "{cards:#?}");
+    assert!(cards.values().any(|c| c.contains("Ada King")), "{cards:#?}");
+    assert!(
+        second
+            .stdout
+            .contains("1 object(s) removed on the source since they were copied"),
+        "{}",
+        second.transcript()
+    );
+    let tasks = contents(&dav, ALICE, Component::Task);
+    assert_eq!(tasks.values().map(Vec::len).sum::<usize>(), 2, "{tasks:?}");
+
+    // Expired tokens: 410, listed again, converges.
+    sim.invalidate_delta_tokens(ALICE);
+    rt.block_on(async {
+        let store = store();
+        let book = store.collections(Component::Card).await.unwrap().remove(0);
+        let href = store.href_for(&book, "new-2", Component::Card);
+        let out = store
+            .put(
+                &book,
+                &href,
+                new_card("new-2", "New Two").as_bytes(),
+                Precondition::Absent,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(out, PutOutcome::Written { .. }), "{out:?}");
+    });
+    let from = sim.requests().len();
+    let third = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(third.code, 0, "{}", third.transcript());
+    let gone = sim.requests()[from..]
+        .iter()
+        .filter(|r| r.status == 410)
+        .count();
+    assert_eq!(gone, 2, "both recorded links were refused");
+    let (listings, _) = listings_and_delta_links(sim, from);
+    assert_eq!(listings, 2, "so both collections were listed again");
+    let cards = crate::ews::dav_cards(&dav);
+    assert_eq!(cards.len(), 5, "{cards:#?}");
+    assert!(cards.contains_key("new-2"), "{cards:#?}");
+
+    let fourth = run(dir.path(), &["apply", "plan.yaml"]);
+    assert_eq!(fourth.code, 0, "{}", fourth.transcript());
+    assert!(!fourth.stdout.contains("written"), "{}", fourth.stdout);
+    assert_clean(sim);
+}

@@ -407,6 +407,7 @@ impl World {
             full_scan: false,
             login_grace: Duration::ZERO,
             adopt_locks: Default::default(),
+            share: None,
         })
     }
 

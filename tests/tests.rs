@@ -5,6 +5,7 @@ mod common;
 mod support;
 
 mod apply_cmd;
+mod connection_budget;
 mod dovecot_smoke;
 mod ews;
 mod examples;

@@ -40,6 +40,7 @@ use crate::model::{
 };
 use crate::plan::Loaded;
 use crate::state::{StateStore, Status};
+use crate::transfer::imap::broker::Broker;
 use crate::transfer::imap::copy::{CopyReport, Progress, StopFlag};
 use crate::transfer::imap::session::Target;
 use imap_adapter::target;
@@ -47,8 +48,10 @@ use pipeline::Planned;
 use plane::Planes;
 use record::Records;
 
-/// Accounts run at once when the plan does not say (`options.parallel_accounts`).
-pub const DEFAULT_PARALLEL_ACCOUNTS: u32 = 4;
+/// Accounts run at once when the plan does not say (`options.parallel_accounts`). Many:
+/// what bounds a copy is its servers' connection budgets (`limits.server_connections`), which
+/// every account's copy waits on for its first connection; this only bounds the tasks.
+pub const DEFAULT_PARALLEL_ACCOUNTS: u32 = 16;
 /// How long the copy retries a refused login right after this run renamed or created the
 /// account: platforms take a moment to propagate such changes to their IMAP servers.
 const FRESH_LOGIN_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
@@ -162,6 +165,9 @@ pub struct ApplyOptions {
     /// Queue the run's notifications without waiting for their delivery: watch mode delivers
     /// them in the background (`notify::Courier`), so a slow SMTP server never holds a copy.
     pub notify_in_background: bool,
+    /// The servers' connection budgets, when they are shared beyond this run (watch mode's
+    /// runs share one); `None`: this run's own.
+    pub connections: Option<Arc<Broker>>,
 }
 
 /// Runs every pending change of the plan against the state.
@@ -233,6 +239,7 @@ pub async fn apply(
         hold: options.hold.clone(),
         planes,
         sync_point: tokio::sync::OnceCell::new(),
+        connections: options.connections.clone().unwrap_or_default(),
     });
 
     let (platform_first, rest): (Vec<Change>, Vec<Change>) = changes
@@ -339,6 +346,8 @@ struct Ctx {
     /// (one watch cycle) shares it, so `rollback --since N` undoes whole runs, as OVH Mail
     /// Migrator's synchronisation points do.
     sync_point: tokio::sync::OnceCell<u64>,
+    /// Every IMAP server's connection budget, shared by the accounts' copies.
+    connections: Arc<Broker>,
 }
 
 /// Runs one group's changes in dependency order (a group's changes are few: a simple
@@ -575,6 +584,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
         },
         hooks: ctx.hooks.clone(),
         stop: ctx.stop.clone(),
+        connections: &ctx.connections,
     };
     let clock = std::time::Instant::now();
     let synced = match sides.sync(run).await {

@@ -85,7 +85,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             loaded.file_name(),
             state_path.display()
         );
-        for line in &detected {
+        for line in detected
+            .iter()
+            .chain(&crate::apply::content::budget_lines(&planned.resources))
+        {
             header.push('\n');
             header.push_str(line);
         }

@@ -78,6 +78,8 @@ pub struct Daemon {
     status: Arc<StatusModel>,
     stop: StopFlag,
     permits: Arc<Semaphore>,
+    /// The IMAP servers' connection budgets, shared by every account's runs.
+    connections: Arc<crate::transfer::imap::broker::Broker>,
     slots: BTreeMap<Unit, Slot>,
     tasks: JoinSet<RunResult>,
     task_units: HashMap<tokio::task::Id, Unit>,
@@ -124,6 +126,7 @@ impl Daemon {
         let mut d = Daemon {
             plan_path,
             permits: Arc::new(Semaphore::new(parallel(&plan))),
+            connections: crate::transfer::imap::broker::Broker::new(),
             plan: Arc::new(plan),
             generation: 1,
             store,
@@ -403,6 +406,7 @@ impl Daemon {
             self.stop.load(std::sync::atomic::Ordering::Relaxed),
         ));
         let cell = HoldCell::default();
+        let connections = Some(self.connections.clone());
         self.run_stops
             .insert(unit.clone(), (stop.clone(), cell.clone()));
         let permits = self.permits.clone();
@@ -424,6 +428,7 @@ impl Daemon {
                 keep_spool: true,
                 hold: cell,
                 notify_in_background: true,
+                connections,
                 ..ApplyOptions::default()
             };
             let hooks: Arc<dyn Hooks> = status;

@@ -97,6 +97,8 @@ struct Faults {
     fired: Vec<String>,
     accepted: usize,
     live: Vec<Arc<Conn>>,
+    /// The most connections forwarded at once so far.
+    peak: usize,
 }
 
 struct Shared {
@@ -228,6 +230,12 @@ impl FaultProxy {
     /// Connections being forwarded right now.
     pub fn live(&self) -> usize {
         self.shared.lock().live.iter().filter(|c| !c.dead()).count()
+    }
+
+    /// The most connections forwarded at once so far. A connection counts from the moment
+    /// the target accepted it until either side closed it: the count is the server's view.
+    pub fn peak(&self) -> usize {
+        self.shared.lock().peak
     }
 
     /// Closes every live connection at once; returns how many.
@@ -392,6 +400,7 @@ fn connect_and_pump(shared: Arc<Shared>, id: usize, client: TcpStream) {
         let mut faults = shared.lock();
         faults.live.retain(|c| !c.dead());
         faults.live.push(conn.clone());
+        faults.peak = faults.peak.max(faults.live.len());
     }
     if shared.stopping.load(Ordering::SeqCst) {
         conn.kill();

@@ -1,18 +1,20 @@
 //! The HTTP side: `POST /EWS/Exchange.asmx` (SOAP 1.1) and `POST /autodiscover/autodiscover.xml`
-//! (POX), with Basic and Bearer authentication, schema checks on every request and answer,
+//! (POX), with Basic and Bearer authentication, or NTLM only (per TCP connection, see
+//! `ntlm`) when asked, schema checks on every request and answer,
 //! impersonation, and the injected faults (busy, cut connections, concurrency limit).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State as AxState};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State as AxState};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
 
 use crate::check::{check_request, check_response};
+use crate::ntlm::{self, ConnId, Outcome};
 use crate::ops::{self, Cx};
 use crate::soap::{envelope, escape, fault};
 use crate::state::State;
@@ -23,6 +25,9 @@ pub struct Shared {
     /// While true, requests wait after taking their concurrency slot: how a test holds one
     /// request in flight to hit the per-mailbox limit without timing.
     pub hold: tokio::sync::watch::Sender<bool>,
+    /// NTLM: whether it is required, pending challenges and authenticated connections. Taken
+    /// after `state` when both are needed, never before.
+    pub ntlm: Mutex<ntlm::Server>,
 }
 
 impl Shared {
@@ -30,6 +35,7 @@ impl Shared {
         Shared {
             state: Mutex::new(State::default()),
             hold: tokio::sync::watch::Sender::new(false),
+            ntlm: Mutex::new(ntlm::Server::default()),
         }
     }
 
@@ -37,6 +43,10 @@ impl Shared {
     /// answering so the test reports the first failure, not this one).
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn ntlm(&self) -> MutexGuard<'_, ntlm::Server> {
+        self.ntlm.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -52,15 +62,116 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 fn unauthorized() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [
-            (header::WWW_AUTHENTICATE, "Basic realm=\"ews-sim\""),
-            (header::WWW_AUTHENTICATE, "Bearer"),
-        ],
-        "",
-    )
-        .into_response()
+    offering(&["Basic realm=\"ews-sim\"", "Bearer"])
+}
+
+/// A 401 with one `WWW-Authenticate` header per scheme (appended: a header array given to
+/// axum would keep only the last of a repeated name).
+fn offering(schemes: &[&'static str]) -> Response {
+    let mut response = (StatusCode::UNAUTHORIZED, "").into_response();
+    for scheme in schemes {
+        response.headers_mut().append(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static(scheme),
+        );
+    }
+    response
+}
+
+/// 401 for an NTLM-only server: a CHALLENGE_MESSAGE when there is one, else the bare
+/// schemes (`NTLM`, and `Negotiate` as IIS offers it), never Basic.
+fn ntlm_unauthorized(challenge: Option<(Vec<u8>, bool)>) -> Response {
+    match challenge {
+        Some((message, close)) => {
+            let mut response = (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    format!(
+                        "NTLM {}",
+                        base64::engine::general_purpose::STANDARD.encode(message)
+                    ),
+                )],
+                "",
+            )
+                .into_response();
+            if close {
+                response.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+            }
+            response
+        }
+        None => offering(&["NTLM", "Negotiate"]),
+    }
+}
+
+/// The mailbox an NTLM user names: a UPN (the address, empty domain) or `DOMAIN\user`
+/// (the mailbox whose address's local part is `user`); with its password.
+fn ntlm_account(state: &State, user: &str, domain: &str) -> Option<(String, String)> {
+    let mb = if domain.is_empty() {
+        state.mailbox(user)
+    } else {
+        state.mailboxes.values().find(|mb| {
+            mb.address
+                .split('@')
+                .next()
+                .is_some_and(|local| local.eq_ignore_ascii_case(user))
+        })
+    }?;
+    Some((mb.address.clone(), mb.password.clone()))
+}
+
+/// Who the caller is, or the 401 to answer: Basic/Bearer normally, NTLM on this connection
+/// when the simulator requires it.
+fn authorize(shared: &Shared, conn: &ConnId, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    if !shared.ntlm().required {
+        let st = shared.lock();
+        return authenticate(&st, headers).ok_or_else(|| Box::new(unauthorized()));
+    }
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = value.and_then(|v| {
+        let (word, token) = v.trim().split_once(' ')?;
+        (word.eq_ignore_ascii_case("ntlm") || word.eq_ignore_ascii_case("negotiate")).then(|| {
+            base64::engine::general_purpose::STANDARD
+                .decode(token.trim())
+                .ok()
+        })
+    });
+    match token {
+        None => {
+            if value.is_none()
+                && let Some(principal) = shared.ntlm().principal(conn)
+            {
+                return Ok(principal.clone());
+            }
+            if let Some(v) = value {
+                let scheme = v.split_whitespace().next().unwrap_or_default().to_owned();
+                shared.ntlm().refusals.push(format!(
+                    "connection {}: {scheme} refused (NTLM only)",
+                    conn.id
+                ));
+            }
+            Err(Box::new(ntlm_unauthorized(None)))
+        }
+        Some(None) => Err(Box::new(ntlm_unauthorized(None))),
+        Some(Some(bytes)) => {
+            let st = shared.lock();
+            let outcome = shared
+                .ntlm()
+                .step(conn, &bytes, |user, domain| ntlm_account(&st, user, domain));
+            match outcome {
+                Outcome::Principal(address) => Ok(address),
+                Outcome::Challenge(message, close) => {
+                    Err(Box::new(ntlm_unauthorized(Some((message, close)))))
+                }
+                Outcome::Refused => Err(Box::new(ntlm_unauthorized(None))),
+            }
+        }
+    }
 }
 
 /// Who the caller is: a mailbox address (Basic, or a token issued for a mailbox) or the
@@ -119,13 +230,15 @@ impl Drop for Slot {
     }
 }
 
-async fn ews(AxState(shared): AxState<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let principal = {
-        let st = shared.lock();
-        authenticate(&st, &headers)
-    };
-    let Some(principal) = principal else {
-        return unauthorized();
+async fn ews(
+    AxState(shared): AxState<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<ConnId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let principal = match authorize(&shared, &conn, &headers) {
+        Ok(principal) => principal,
+        Err(refusal) => return *refusal,
     };
     let text = String::from_utf8_lossy(&body).into_owned();
     let mut report = check_request(&text);
@@ -322,13 +435,14 @@ fn cut_response(body: String) -> Response {
 
 async fn autodiscover(
     AxState(shared): AxState<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<ConnId>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let st = shared.lock();
-    if authenticate(&st, &headers).is_none() {
-        return unauthorized();
+    if let Err(refusal) = authorize(&shared, &conn, &headers) {
+        return *refusal;
     }
+    let st = shared.lock();
     let text = String::from_utf8_lossy(&body);
     let address = xml::parse("the autodiscover request", &text)
         .ok()

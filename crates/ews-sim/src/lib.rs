@@ -12,7 +12,8 @@
 //! Not modelled (a request that needs them gets a clean error or a recorded violation, not
 //! a made-up answer): MIME content of contacts and calendar items
 //! (ErrorUnsupportedMimeConversion), FindItem's CalendarView, relative ("second Tuesday")
-//! recurrence patterns, NTLM, folder permissions and delegate access (`t:Mailbox` in a
+//! recurrence patterns, NTLM's MIC (NTLM itself is, with channel bindings: see
+//! [`EwsSim::require_ntlm`]), folder permissions and delegate access (`t:Mailbox` in a
 //! DistinguishedFolderId is ignored), SyncFolderItems' Ignore list, moves and copies of
 //! items (MoveItem, CopyItem are not implemented), and mail (no message store beyond items
 //! kept as given). Time zones: only those `zones` publishes (the ones tests use), each
@@ -20,6 +21,7 @@
 
 pub mod check;
 mod http;
+mod ntlm;
 mod occurrence;
 mod ops;
 pub mod schema;
@@ -36,6 +38,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use http::Shared;
+pub use ntlm::Login as NtlmLogin;
 use ops::Shape;
 
 /// A running simulator. Dropping it stops the server.
@@ -72,14 +75,25 @@ fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
+/// The NTLM channel bindings a client on this certificate's TLS connections computes.
+fn leaf_bindings(tls: &Tls) -> Result<[u8; 16], String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let leaf = CertificateDer::from_pem_file(&tls.cert_pem)
+        .map_err(|e| format!("EWS simulator: cannot read {}: {e}", tls.cert_pem.display()))?;
+    Ok(ntlm::channel_bindings(&leaf))
+}
+
 async fn launch(
     addr: SocketAddr,
     tls: Option<Tls>,
 ) -> Result<(Arc<Shared>, SocketAddr, oneshot::Sender<()>), String> {
     // Parse the schema before the first request, not during it.
     schema::published();
+    let bindings = tls.as_ref().map(leaf_bindings).transpose()?;
     let tls = tls.as_ref().map(server_config).transpose()?;
     let shared = Arc::new(Shared::new());
+    shared.ntlm().bindings = bindings;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("EWS simulator: cannot listen on {addr}: {e}"))?;
@@ -96,6 +110,8 @@ async fn launch(
                 let shutdown = async {
                     let _ = stopped.await;
                 };
+                // Each connection gets its own id: NTLM authenticates connections.
+                let app = app.into_make_service_with_connect_info::<ntlm::ConnId>();
                 if let Err(e) = axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
                     .await
@@ -113,9 +129,13 @@ async fn launch(
                         _ = &mut stopped => break,
                         a = listener.accept() => a,
                     };
-                    let Ok((tcp, _)) = accepted else { continue };
+                    let Ok((tcp, peer)) = accepted else { continue };
                     let acceptor = acceptor.clone();
-                    let app = app.clone();
+                    let app = app
+                        .clone()
+                        .layer(axum::Extension(axum::extract::ConnectInfo(
+                            ntlm::ConnId::new(peer, true),
+                        )));
                     tokio::spawn(async move {
                         // A client that refuses the certificate ends its handshake here.
                         let Ok(stream) = acceptor.accept(tcp).await else {
@@ -283,7 +303,21 @@ impl EwsSim {
         }
     }
 
+    /// Makes every item sync state given out so far invalid, as Exchange does with expired
+    /// ones: SyncFolderItems from one answers ErrorInvalidSyncStateData.
+    pub fn invalidate_sync_states(&self, mailbox: &str) {
+        if let Some(mb) = self.shared.lock().mailbox_mut(mailbox) {
+            mb.sync_epoch += 1;
+        }
+    }
+
     // ---- inspection ----
+
+    /// The SyncState of every SyncFolderItems so far, in order (None: a sync from the start,
+    /// which is a full listing).
+    pub fn item_sync_states(&self) -> Vec<Option<String>> {
+        self.shared.lock().item_syncs.clone()
+    }
 
     /// The items of a folder as XML (all stored fields, ItemId, extended properties,
     /// attachments listed), in creation order. Occurrences stored apart from their series
@@ -420,6 +454,44 @@ impl EwsSim {
             .get(&mailbox.to_lowercase())
             .copied()
             .unwrap_or(0)
+    }
+
+    /// NTLM only (true): every request must come on a connection that completed an NTLMv2
+    /// handshake as a mailbox (user `ADDRESS` with an empty domain, or `DOMAIN\\LOCALPART`);
+    /// 401s offer `NTLM` and `Negotiate`, never Basic; Basic and Bearer are refused.
+    pub fn require_ntlm(&self, on: bool) {
+        self.shared.ntlm().required = on;
+    }
+
+    /// NTLM over HTTPS must carry the connection's channel bindings (Extended Protection,
+    /// Exchange 2019 CU14's default); without this, bindings are checked only when sent.
+    pub fn require_channel_bindings(&self, on: bool) {
+        self.shared.ntlm().require_bindings = on;
+    }
+
+    /// The NTLM handshakes that succeeded, in order: which connection, as which mailbox.
+    pub fn ntlm_logins(&self) -> Vec<NtlmLogin> {
+        self.shared.ntlm().logins.clone()
+    }
+
+    /// Why NTLM attempts were refused (wrong password, no pending challenge, Basic sent).
+    pub fn ntlm_refusals(&self) -> Vec<String> {
+        self.shared.ntlm().refusals.clone()
+    }
+
+    /// The next `n` NTLM challenges close their connection: the handshake is lost midway.
+    pub fn ntlm_close_after_challenge(&self, n: usize) {
+        self.shared.ntlm().close_after_challenge = n;
+    }
+
+    /// Forgets which connections authenticated with NTLM: their next request gets a 401.
+    pub fn ntlm_forget_connections(&self) {
+        self.shared.ntlm().forget_connections();
+    }
+
+    /// NTLM challenges sent so far.
+    pub fn ntlm_challenges(&self) -> usize {
+        self.shared.ntlm().challenges
     }
 
     /// Stops the server (and its thread, for a spawned one).

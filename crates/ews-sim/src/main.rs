@@ -1,6 +1,6 @@
 //! `ews-sim`: the EWS simulator as a process, for the demo. It prints the EWS URL on its
 //! first stdout line and serves until SIGTERM or Ctrl-C; mailboxes come from the command
-//! line (`--mailbox ADDRESS:PASSWORD`, repeatable); `--tls-cert`/`--tls-key` make it HTTPS. Errors print as `error: …` with exit 1.
+//! line (`--mailbox ADDRESS:PASSWORD`, repeatable); `--auth ntlm` accepts NTLM only; `--tls-cert`/`--tls-key` make it HTTPS. Errors print as `error: …` with exit 1.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -18,6 +18,10 @@ struct Args {
     /// A mailbox, `ADDRESS:PASSWORD` (Basic auth as ADDRESS); repeatable.
     #[arg(long = "mailbox", value_name = "ADDRESS:PASSWORD")]
     mailboxes: Vec<String>,
+    /// `ntlm`: accept only NTLM (401 offers NTLM and Negotiate, never Basic), as OVHcloud
+    /// Exchange and on-premises servers with Basic off.
+    #[arg(long, value_name = "KIND", default_value = "basic", value_parser = ["basic", "ntlm"])]
+    auth: String,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     listen: SocketAddr,
@@ -59,6 +63,7 @@ fn run(args: Args) -> Result<(), String> {
             _ => None,
         };
         let sim = EwsSim::start_with(args.listen, tls).await?;
+        sim.require_ntlm(args.auth == "ntlm");
         for (address, password) in &mailboxes {
             sim.add_mailbox(address, password);
         }

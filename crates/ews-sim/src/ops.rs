@@ -1286,15 +1286,28 @@ fn sync_items(cx: &mut Cx<'_>, req: &Node) -> Result<String, Fail> {
         .and_then(|m| m.parse().ok())
         .unwrap_or(512);
     let shape = Shape::read(kid(req, "ItemShape"));
+    cx.state
+        .item_syncs
+        .push(kid_text(req, "SyncState").map(|s| s.to_string()));
     let mb = mailbox(cx)?;
     let f = mb
         .folder(&folder)
         .ok_or_else(|| folder_not_found(&folder))?;
-    // A state names its folder: Exchange refuses one from another folder.
+    // A state names its folder: Exchange refuses one from another folder. After an
+    // invalidation (the test's control) it names the epoch too: `I{seq}~{epoch}.{folder}`.
     let given = kid_text(req, "SyncState").unwrap_or_default();
+    let epoch = mb.sync_epoch;
+    fn current(seq: &str, epoch: u32) -> Option<&str> {
+        match seq.split_once('~') {
+            Some((seq, e)) => (e.parse() == Ok(epoch)).then_some(seq),
+            None => (epoch == 0).then_some(seq),
+        }
+    }
     let since = match given.split_once('.') {
         None if given.is_empty() => 0,
-        Some((seq, fid)) if fid == f.id => sync_state(Some(seq), 'I')?.unwrap_or(0),
+        Some((seq, fid)) if fid == f.id && current(seq, epoch).is_some() => {
+            sync_state(current(seq, epoch), 'I')?.unwrap_or(0)
+        }
         _ => {
             return Err((
                 "ErrorInvalidSyncStateData",
@@ -1333,7 +1346,11 @@ fn sync_items(cx: &mut Cx<'_>, req: &Node) -> Result<String, Fail> {
         changes.last().map(|(s, _)| *s).unwrap_or(since)
     };
     let mut w = W::default();
-    w.leaf("m:SyncState", &format!("I{state}.{}", f.id));
+    let epoch = match mb.sync_epoch {
+        0 => String::new(),
+        e => format!("~{e}"),
+    };
+    w.leaf("m:SyncState", &format!("I{state}{epoch}.{}", f.id));
     w.leaf("m:IncludesLastItemInRange", bool_str(all));
     w.open("m:Changes", &[]);
     for (_, c) in changes {

@@ -105,6 +105,9 @@ pub struct Mailbox {
     pub outlook_rule_blob: bool,
     /// The last change number given out.
     pub seq: u64,
+    /// Bumped by [`crate::EwsSim::invalidate_sync_states`]: item sync states given out
+    /// before are refused (ErrorInvalidSyncStateData), as Exchange refuses expired ones.
+    pub sync_epoch: u32,
 }
 
 impl Mailbox {
@@ -139,6 +142,8 @@ pub struct State {
     pub impersonators: BTreeSet<String>,
     pub violations: Vec<String>,
     pub requests: BTreeMap<String, usize>,
+    /// The SyncState of every SyncFolderItems, in order (None: from the start).
+    pub item_syncs: Vec<Option<String>>,
     /// (operation, the SendMeetingInvitations / …OrCancellations / SendMeetingCancellations
     /// value, absent as None) of every calendar write.
     pub invitation_modes: Vec<(String, Option<String>)>,
@@ -180,6 +185,7 @@ impl State {
             rules: Vec::new(),
             outlook_rule_blob: false,
             seq: 0,
+            sync_epoch: 0,
         };
         let mut ids: HashMap<&str, String> = HashMap::new();
         for (dist, name, class, parent) in INITIAL {

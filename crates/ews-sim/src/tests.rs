@@ -1239,6 +1239,62 @@ fn find_item_returns_at_most_a_thousand_per_page() {
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
 
+fn sync_calendar(sim: &EwsSim, state: &str) -> String {
+    call(
+        sim,
+        &format!(
+            r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>
+  <m:SyncFolderId><t:DistinguishedFolderId Id="calendar"/></m:SyncFolderId>
+  <m:SyncState>{state}</m:SyncState><m:MaxChangesReturned>512</m:MaxChangesReturned></m:SyncFolderItems>"#
+        ),
+    )
+}
+
+/// Exchange keeps a series' exceptions in its master: a change to an occurrence is an
+/// Update of the master, never an item of its own. An invalidated state is refused, and a
+/// sync from the start lists again.
+#[test]
+fn an_occurrence_change_syncs_as_an_update_of_its_master_and_states_expire() {
+    let sim = sim();
+    let made = call(
+        &sim,
+        &format!(
+            r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId><m:Items>{SERIES}</m:Items></m:CreateItem>"#
+        ),
+    );
+    let master = attr_after(&made, "<t:ItemId", "Id");
+    let first = sync_calendar(&sim, "");
+    assert_eq!(first.matches("<t:Create>").count(), 1, "{first}");
+    let state = element_text(&first, "m:SyncState");
+    call(
+        &sim,
+        &format!(
+            r#"<m:UpdateItem ConflictResolution="AlwaysOverwrite" SendMeetingInvitationsOrCancellations="SendToNone"><m:ItemChanges><t:ItemChange>
+  <t:OccurrenceItemId RecurringMasterId="{master}" InstanceIndex="2"/>
+  <t:Updates>
+    <t:SetItemField><t:FieldURI FieldURI="item:Subject"/><t:CalendarItem><t:Subject>Moved</t:Subject></t:CalendarItem></t:SetItemField>
+  </t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        ),
+    );
+    let changes = sync_calendar(&sim, &state);
+    assert_eq!(changes.matches("<t:Update>").count(), 1, "{changes}");
+    assert!(changes.contains(&master), "{changes}");
+    assert!(!changes.contains("<t:Create>"), "{changes}");
+    let state = element_text(&changes, "m:SyncState");
+    sim.invalidate_sync_states(USER);
+    assert!(sync_calendar(&sim, &state).contains("ErrorInvalidSyncStateData"));
+    let again = sync_calendar(&sim, "");
+    assert_eq!(again.matches("<t:Create>").count(), 1, "{again}");
+    let fresh = element_text(&again, "m:SyncState");
+    assert!(!sync_calendar(&sim, &fresh).contains("<t:Update>"));
+    assert_eq!(
+        sim.item_sync_states().first(),
+        Some(&Some(String::new())),
+        "the states given are logged"
+    );
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
 /// A weekly series written in local time under a TimeZoneContext, and a zone the server has
 /// no definition of.
 fn zoned_series(sim: &EwsSim, zone: &str, start: &str, end: &str) -> Result<String, String> {

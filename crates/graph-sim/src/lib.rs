@@ -358,6 +358,16 @@ impl GraphSim {
         self.shared.lock().without_immutable.clone()
     }
 
+    /// Makes every delta token handed out so far for the mailbox expired: a round from one
+    /// answers 410 SyncStateNotFound (start over), as Graph does when its state is gone.
+    pub fn invalidate_delta_tokens(&self, mailbox: &str) {
+        let mut st = self.shared.lock();
+        if let Some(mb) = st.mailboxes.get_mut(&mailbox.to_ascii_lowercase()) {
+            mb.seq += 1;
+            mb.delta_floor = mb.seq;
+        }
+    }
+
     /// Queues answers forced on the mailbox's next requests, one fault per request.
     pub fn inject(&self, mailbox: &str, faults: impl IntoIterator<Item = Fault>) {
         let mut st = self.shared.lock();

@@ -583,7 +583,7 @@ fn delta(
             }
         }
         (None, Some(t)) => match t.parse::<u64>() {
-            Ok(since) if since <= mb.seq => (0, since, mb.seq),
+            Ok(since) if since <= mb.seq && since >= mb.delta_floor => (0, since, mb.seq),
             _ => {
                 return error(
                     410,

@@ -78,6 +78,8 @@ pub(crate) struct Mailbox {
     /// Default id → immutable id.
     pub by_default: BTreeMap<String, String>,
     pub seq: u64,
+    /// Delta tokens below this are refused with 410 (see `GraphSim::invalidate_delta_tokens`).
+    pub delta_floor: u64,
     pub default_contacts: String,
     pub default_calendar: String,
     pub default_tasks: String,

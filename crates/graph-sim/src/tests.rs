@@ -784,3 +784,36 @@ async fn a_tasks_linked_resources_are_created_inline_addressed_under_it_and_expa
     assert_eq!(s, 501);
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
+
+/// An invalidated delta token answers 410 (start over); a round from nothing gives a new
+/// one, and no delta takes `$expand` (the published definition declares none).
+#[tokio::test]
+async fn expired_delta_tokens_answer_410_and_deltas_take_no_expand() {
+    let sim = sim().await;
+    sim.insert(MB, Collection::Tasks(None), json!({"title": "t0"}))
+        .unwrap();
+    let lists = sim.list(MB, Collection::TaskLists).unwrap();
+    let list = lists[0]["id"].as_str().unwrap();
+    let c = client();
+    let round = url(&sim, &format!("todo/lists/{list}/tasks/delta?$select=id"));
+    let (s, page) = send(c.get(&round)).await;
+    assert_eq!(s, 200, "{page}");
+    let delta_link = page["@odata.deltaLink"].as_str().unwrap().to_string();
+    sim.invalidate_delta_tokens(MB);
+    let (s, page) = send(c.get(&delta_link)).await;
+    assert_eq!(s, 410, "{page}");
+    let (s, page) = send(c.get(&round)).await;
+    assert_eq!(s, 200, "{page}");
+    let fresh = page["@odata.deltaLink"].as_str().unwrap().to_string();
+    let (s, page) = send(c.get(&fresh)).await;
+    assert_eq!((s, page["value"].as_array().map(Vec::len)), (200, Some(0)));
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    let expand = format!("todo/lists/{list}/tasks/delta?$expand=linkedResources");
+    let (s, _) = send(c.get(url(&sim, &expand))).await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        sim.violations().len(),
+        1,
+        "recorded as outside the definition"
+    );
+}

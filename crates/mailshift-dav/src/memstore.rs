@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use crate::error::ErrorKind;
 use crate::journal::{CollectionRecord, Journal, JournalError, ObjectRecord, RefusedRecord};
 use crate::store::{
-    Collection, Component, Delta, Fetched, Listed, Precondition, PutOutcome, Store, StoreError,
-    StoreResult,
+    Collection, Component, Delta, Fetched, Listed, Listing, Precondition, PutOutcome, Store,
+    StoreError, StoreResult,
 };
 
 /// How the store behaves.
@@ -24,6 +24,9 @@ pub struct Behaviour {
     pub reserialize: bool,
     /// Offer sync-collection tokens.
     pub sync_collection: bool,
+    /// Give the tokens with listings rather than with collections (as EWS and Graph do);
+    /// with `sync_collection`.
+    pub listing_token: bool,
     /// Refuse (413) objects larger than this, without saying so in `max_size`.
     pub refuse_over: Option<usize>,
     /// Say that objects must carry a UID (a DAV server).
@@ -36,6 +39,7 @@ impl Default for Behaviour {
             unique_uids: true,
             reserialize: false,
             sync_collection: true,
+            listing_token: false,
             refuse_over: None,
             requires_uid: false,
         }
@@ -58,6 +62,8 @@ struct Inner {
     /// Writes that landed.
     puts: u64,
     fetches: u64,
+    /// Full listings made.
+    lists: u64,
     /// After this many landed writes, the last one lands but is answered with an error, and
     /// every call fails from then on (a process killed between a write and its record).
     crash_after: Option<u64>,
@@ -66,6 +72,8 @@ struct Inner {
     flaky: u32,
     /// Transient errors to answer the next writes with.
     flaky_puts: u32,
+    /// Changes asked by token refused (an expired token) for the next calls.
+    refuse_tokens: u32,
 }
 
 pub struct MemStore {
@@ -196,6 +204,11 @@ impl MemStore {
     }
 
     /// Multigets so far.
+    /// Full listings made so far.
+    pub fn lists(&self) -> u64 {
+        self.lock().lists
+    }
+
     pub fn fetches(&self) -> u64 {
         self.lock().fetches
     }
@@ -216,6 +229,11 @@ impl MemStore {
     /// The next `n` calls fail with a transient error.
     pub fn flaky(&self, n: u32) {
         self.lock().flaky = n;
+    }
+
+    /// The next `n` asks for changes are refused, as for an expired token.
+    pub fn refuse_tokens(&self, n: u32) {
+        self.lock().refuse_tokens = n;
     }
 
     /// The next `n` writes fail with a transient error.
@@ -239,9 +257,7 @@ impl MemStore {
         let mut col = c.col.clone()?;
         let version = c.log.last().map_or(0, |l| l.0);
         col.ctag = Some(format!("c{version}"));
-        col.sync_token = self
-            .behaviour
-            .sync_collection
+        col.sync_token = (self.behaviour.sync_collection && !self.behaviour.listing_token)
             .then(|| format!("t{version}"));
         Some(col)
     }
@@ -276,8 +292,33 @@ impl Store for MemStore {
         Ok(self.listed(c).expect("just created"))
     }
 
+    async fn list_with_token(&self, collection: &Collection) -> StoreResult<Listing> {
+        // The version before the listing, as a server's token must be: a change made while
+        // listing is then reported again next time, never missed.
+        let version = self
+            .check()?
+            .cols
+            .get(&collection.href)
+            .and_then(|c| c.log.last())
+            .map_or(0, |l| l.0);
+        let token = if self.behaviour.listing_token {
+            Some(format!("t{version}"))
+        } else {
+            collection.sync_token.clone()
+        };
+        Ok(Listing {
+            objects: self.list(collection).await?,
+            token,
+        })
+    }
+
+    fn listing_token(&self) -> bool {
+        self.behaviour.listing_token
+    }
+
     async fn list(&self, collection: &Collection) -> StoreResult<Vec<Listed>> {
-        let g = self.check()?;
+        let mut g = self.check()?;
+        g.lists += 1;
         Ok(g.cols
             .get(&collection.href)
             .map(|c| {
@@ -293,8 +334,12 @@ impl Store for MemStore {
     }
 
     async fn changes(&self, collection: &Collection, token: &str) -> StoreResult<Option<Delta>> {
-        let g = self.check()?;
+        let mut g = self.check()?;
         if !self.behaviour.sync_collection {
+            return Ok(None);
+        }
+        if g.refuse_tokens > 0 {
+            g.refuse_tokens -= 1;
             return Ok(None);
         }
         let Some(since) = token.strip_prefix('t').and_then(|t| t.parse::<u64>().ok()) else {

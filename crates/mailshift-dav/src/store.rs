@@ -37,7 +37,8 @@ pub struct Collection {
     /// What it may hold: `[Card]` for an address book; the calendar's
     /// supported-calendar-component-set for a calendar (every component when it does not say).
     pub components: Vec<Component>,
-    /// The sync token (RFC 6578) now, if the store offers sync-collection.
+    /// The sync token (RFC 6578) now, if the store offers sync-collection. A store whose
+    /// tokens come with a listing instead ([`Store::listing_token`]) leaves it `None`.
     pub sync_token: Option<String>,
     /// The CTag (or the file's fingerprint) now, if the store offers one.
     pub ctag: Option<String>,
@@ -72,6 +73,16 @@ pub struct Delta {
     pub removed: Vec<String>,
     /// The token to ask from next time.
     pub token: String,
+}
+
+/// A full listing with the token that asks [`Store::changes`] for what changed after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub objects: Vec<Listed>,
+    /// Covers at least every change the listing shows (a change made while listing may be
+    /// both listed and reported again after the token, never neither); `None` when the
+    /// store has none to give.
+    pub token: Option<String>,
 }
 
 /// The condition a write is sent under.
@@ -131,6 +142,30 @@ pub trait Store: Send + Sync {
         &self,
         collection: &Collection,
     ) -> impl Future<Output = StoreResult<Vec<Listed>>> + Send;
+
+    /// Every object of a collection with the token to ask [`Store::changes`] from next time.
+    /// By default [`Store::list`] and the collection's `sync_token` (read before the listing,
+    /// so it covers it). A store whose token is a by-product of a full enumeration (EWS
+    /// SyncFolderItems from an empty state, a Graph delta round) lists that way and gives its
+    /// token here.
+    fn list_with_token(
+        &self,
+        collection: &Collection,
+    ) -> impl Future<Output = StoreResult<Listing>> + Send {
+        async move {
+            Ok(Listing {
+                objects: self.list(collection).await?,
+                token: collection.sync_token.clone(),
+            })
+        }
+    }
+
+    /// True when this store's tokens come from [`Store::list_with_token`] rather than with its
+    /// collections: a recorded token is then asked for changes although the collection lists
+    /// none. False (the default) for DAV and files, whose collections carry their token.
+    fn listing_token(&self) -> bool {
+        false
+    }
 
     /// What changed since `token`; `None` when the store cannot say (no sync-collection, or
     /// the token is no longer valid): the caller then lists and compares ETags.

@@ -11,7 +11,7 @@
 use mailshift_dav::error::ErrorKind;
 use mailshift_dav::store::StoreError;
 
-use crate::config::{Auth, EwsConfig};
+use crate::config::EwsConfig;
 use crate::http::{self, error};
 use crate::xml::{self, Node};
 
@@ -70,27 +70,17 @@ pub async fn discover(config: &EwsConfig) -> Result<String, StoreError> {
 
 /// Finds the EWS URL of `config.mailbox` trying these Autodiscover URLs in order.
 pub async fn discover_at(config: &EwsConfig, urls: &[String]) -> Result<String, StoreError> {
-    let client = http::http_client(config)?;
+    let transport = http::Transport::new(config)?;
     let mut tried = Vec::new();
     for url in urls {
         let outcome = async {
             let parsed = http::check_url(url)?;
-            let mut builder = client
-                .post(parsed)
-                .header("content-type", "text/xml; charset=utf-8")
-                .body(request(&config.mailbox));
-            builder = match &config.auth {
-                Auth::Basic { login, password } => {
-                    builder.basic_auth(login, Some(password.expose()))
-                }
-                Auth::Bearer(token) => builder.bearer_auth(token.expose()),
-                Auth::None => builder,
-            };
-            let response = builder.send().await.map_err(|e| {
-                let why = http::tls_failure(&e).unwrap_or_else(|| http::chain(&e));
-                error(ErrorKind::Network, why)
-            })?;
-            let status = response.status().as_u16();
+            let headers = [("content-type", "text/xml; charset=utf-8".to_string())];
+            let response = transport
+                .post(&parsed, &headers, request(&config.mailbox))
+                .await
+                .map_err(|e| error(ErrorKind::Network, e.tls.unwrap_or(e.message)))?;
+            let status = response.status;
             if status != 200 {
                 return Err(error(
                     if status == 401 {
@@ -101,10 +91,7 @@ pub async fn discover_at(config: &EwsConfig, urls: &[String]) -> Result<String, 
                     format!("answered {status}"),
                 ));
             }
-            let text = response
-                .text()
-                .await
-                .map_err(|e| error(ErrorKind::Network, http::chain(&e)))?;
+            let text = response.text;
             let tree = xml::parse(&text)
                 .map_err(|why| error(ErrorKind::Network, format!("not XML ({why})")))?;
             ews_url(&tree).ok_or_else(|| error(ErrorKind::Network, "named no EwsUrl"))
@@ -138,6 +125,7 @@ pub async fn discover_at(config: &EwsConfig, urls: &[String]) -> Result<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Auth;
     use crate::scripted::{answer, scripted};
 
     const ANSWER: &str = r#"<?xml version="1.0" encoding="utf-8"?>

@@ -116,7 +116,7 @@ pub fn code_kind(code: &str) -> ErrorKind {
 
 /// The HTTP client of one mailbox's EWS endpoint.
 pub struct Client {
-    http: reqwest::Client,
+    transport: http::Transport,
     url: Url,
     auth: Auth,
     version: String,
@@ -155,7 +155,7 @@ impl Client {
             ));
         }
         Ok(Client {
-            http: http::http_client(config)?,
+            transport: http::Transport::new(config)?,
             url: http::check_url(&config.url)?,
             auth: config.auth.clone(),
             version: config.version.clone(),
@@ -192,7 +192,7 @@ impl Client {
                     Err(failure) => failure,
                 },
                 Err(e) => {
-                    if let Some(reason) = http::tls_failure(&e) {
+                    if let Some(reason) = e.tls {
                         return Err(error(
                             ErrorKind::Tls,
                             format!(
@@ -202,7 +202,7 @@ impl Client {
                             ),
                         ));
                     }
-                    Failure::Transient(http::chain(&e), None)
+                    Failure::Transient(e.message, None)
                 }
             };
             let (reason, asked) = match failure {
@@ -242,23 +242,16 @@ impl Client {
         &self,
         operation: &str,
         request: &str,
-    ) -> Result<(u16, reqwest::header::HeaderMap, String), reqwest::Error> {
-        let mut builder = self
-            .http
-            .post(self.url.clone())
-            .header("content-type", "text/xml; charset=utf-8")
-            .header("soapaction", format!("\"{MESSAGES}/{operation}\""))
-            .body(request.to_string());
-        builder = match &self.auth {
-            Auth::Basic { login, password } => builder.basic_auth(login, Some(password.expose())),
-            Auth::Bearer(token) => builder.bearer_auth(token.expose()),
-            Auth::None => builder,
-        };
-        let response = builder.send().await?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await?;
-        Ok((status, headers, text))
+    ) -> Result<(u16, reqwest::header::HeaderMap, String), http::SendError> {
+        let headers = [
+            ("content-type", "text/xml; charset=utf-8".to_string()),
+            ("soapaction", format!("\"{MESSAGES}/{operation}\"")),
+        ];
+        let answer = self
+            .transport
+            .post(&self.url, &headers, request.to_string())
+            .await?;
+        Ok((answer.status, answer.headers, answer.text))
     }
 
     /// What an answer means: the messages, a failure worth retrying, or a final one.
@@ -277,16 +270,24 @@ impl Client {
             200 => {}
             401 | 403 => {
                 let who = match &self.auth {
+                    Auth::Basic { login, .. } if self.transport.uses_ntlm() => {
+                        format!("the login {login:?} (NTLM)")
+                    }
                     Auth::Basic { login, .. } => format!("the login {login:?}"),
                     Auth::Bearer(_) => "the OAuth token".into(),
                     Auth::None => "no credentials".into(),
                 };
+                let fix = if self.transport.uses_ntlm() {
+                    "check the account's password and its login (`user@domain`, or \
+                     `DOMAIN\\user` for an on-premises domain account), and that EWS is \
+                     enabled for this mailbox"
+                } else {
+                    "check the account's password or token, and that EWS is enabled for this \
+                     mailbox (a server that takes NTLM only: `ews.auth: ntlm`)"
+                };
                 return Err(Failure::Final(error(
                     ErrorKind::Auth,
-                    format!(
-                        "{what}: the server refused {who} ({status}): check the account's \
-                         password or token, and that EWS is enabled for this mailbox"
-                    ),
+                    format!("{what}: the server refused {who} ({status}): {fix}"),
                 )));
             }
             429 | 502 | 503 | 504 => {

@@ -27,6 +27,20 @@ pub const VERSIONS: &[&str] = &[
     "V2016_01_06",
 ];
 
+/// How the password of [`Auth::Basic`] is presented (the plan's `ews.auth`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// HTTP Basic only.
+    Basic,
+    /// NTLMv2 only ([MS-NLMP] over HTTP, [MS-NTHT]): never a Basic header. What OVHcloud's
+    /// Hosted/Private Exchange and many on-premises servers (Basic turned off) accept.
+    Ntlm,
+    /// Basic first; a 401 offering NTLM (or Negotiate) but not Basic switches the session to
+    /// NTLM, once.
+    #[default]
+    Auto,
+}
+
 /// Where the server is and how to talk to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EwsConfig {
@@ -38,6 +52,8 @@ pub struct EwsConfig {
     /// `RequestServerVersion` (one of [`VERSIONS`]).
     pub version: String,
     pub auth: Auth,
+    /// How a login and password are presented (Bearer tokens are always sent as such).
+    pub auth_scheme: AuthScheme,
     /// An extra CA certificate (PEM, one or more) trusted besides the platform's roots.
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate. Only when the plan says so.
@@ -69,6 +85,7 @@ impl Default for EwsConfig {
             mailbox: String::new(),
             version: DEFAULT_VERSION.into(),
             auth: Auth::None,
+            auth_scheme: AuthScheme::Auto,
             ca_file: None,
             insecure_skip_verify: false,
             timeout: Duration::from_secs(100),

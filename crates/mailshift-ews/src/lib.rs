@@ -8,11 +8,12 @@ pub mod client;
 pub mod config;
 pub mod convert;
 mod http;
+pub mod ntlm;
 pub mod requests;
 #[cfg(test)]
 mod scripted;
 pub mod store;
 pub mod xml;
 
-pub use config::{Auth, EwsConfig, Secret};
+pub use config::{Auth, AuthScheme, EwsConfig, Secret};
 pub use store::EwsStore;

@@ -15,6 +15,16 @@
 //! adopted, never duplicated. An update is UpdateItem at the recorded ChangeKey
 //! (NeverOverwrite: a changed item fails ErrorIrresolvableConflict → PreconditionFailed).
 //!
+//! Incremental runs: a source folder is listed by SyncFolderItems from an empty state (pages
+//! of up to 512, until `IncludesLastItemInRange`), which gives with the listing the SyncState
+//! the engine records ([`Store::list_with_token`]); the next run asks SyncFolderItems from it
+//! and reads only what was created, updated or deleted. A change to an occurrence of a series
+//! is reported by Exchange as an Update of its master (exceptions live in the master), which
+//! is the unit the engine copies. A refused state (`ErrorInvalidSyncStateData`: expired, or of
+//! another folder) makes the engine list again. A Delete names only an ItemId: an item
+//! carrying our name that this process never saw is reported by id and counted as kept
+//! (removals are never carried, so only the report's count is affected).
+//!
 //! No write ever sends a meeting request or cancellation (`SendToNone` on every CreateItem,
 //! UpdateItem and DeleteItem). What Exchange cannot carry is kept in [`EwsStore::losses`] for
 //! the caller to report.
@@ -25,7 +35,8 @@ use std::sync::Mutex;
 
 use mailshift_dav::error::ErrorKind;
 use mailshift_dav::store::{
-    Collection, Component, Delta, Fetched, Listed, Precondition, PutOutcome, Store, StoreResult,
+    Collection, Component, Delta, Fetched, Listed, Listing, Precondition, PutOutcome, Store,
+    StoreResult,
 };
 use sha2::{Digest, Sha256};
 
@@ -641,6 +652,100 @@ impl EwsStore {
         let etag = self.exceptions(href, &updated, series).await?;
         Ok(PutOutcome::Written { etag })
     }
+    /// SyncFolderItems of a folder from `state` (None: from the start) to the end, page by
+    /// page; `None` when Exchange refuses the state (expired, corrupt, of another folder).
+    async fn sync_items(
+        &self,
+        collection: &Collection,
+        state: Option<&str>,
+    ) -> StoreResult<Option<Delta>> {
+        let folder = dec(collection.href.trim_end_matches('/'));
+        let what = format!(
+            "reading the changes of {} of {}",
+            collection.name, self.mailbox
+        );
+        let mut state = state.map(str::to_string);
+        let mut delta = Delta {
+            changed: Vec::new(),
+            removed: Vec::new(),
+            token: String::new(),
+        };
+        loop {
+            let message = self
+                .one(
+                    requests::sync_folder_items(&folder, state.as_deref()),
+                    &what,
+                )
+                .await?;
+            if !message.is_success() {
+                // An expired or foreign state: the engine lists instead.
+                if message.code == "ErrorInvalidSyncStateData" {
+                    return Ok(None);
+                }
+                return Err(message.to_error(&what));
+            }
+            for change in message
+                .node
+                .child("Changes")
+                .iter()
+                .flat_map(|c| c.children.iter())
+            {
+                match change.name.as_str() {
+                    // A series is one item: a change to one of its occurrences (modified,
+                    // deleted) changes the master, which Exchange reports as its Update.
+                    "Create" | "Update" => {
+                        if let Some((href, id)) =
+                            change.children.first().and_then(|i| item_href(&folder, i))
+                        {
+                            self.remember(&href, &id.id);
+                            delta.removed.retain(|r| *r != href);
+                            delta.changed.retain(|l| l.href != href);
+                            delta.changed.push(Listed {
+                                href,
+                                etag: id.change_key,
+                            });
+                        }
+                    }
+                    "Delete" => {
+                        // Only the ItemId is given: the href of an item carrying our name is
+                        // found in what this store has seen (an item of someone else's has
+                        // its href from its id). A named item deleted before this process saw
+                        // it is reported by id, so it is counted as kept, never as a change.
+                        if let Some(id) = change.child("ItemId").and_then(|i| i.attr("Id")) {
+                            let known = self.ids.lock().ok().and_then(|ids| {
+                                ids.iter().find(|(_, v)| *v == id).map(|(k, _)| k.clone())
+                            });
+                            let href =
+                                known.unwrap_or_else(|| format!("{}/id:{}", enc(&folder), enc(id)));
+                            self.forget(&href);
+                            delta.changed.retain(|l| l.href != href);
+                            delta.removed.push(href);
+                        }
+                    }
+                    // ReadFlagChange is of messages only: contacts, calendar items and tasks
+                    // carry no read flag, and nothing else is reported for them.
+                    _ => {}
+                }
+            }
+            let next = message
+                .node
+                .text_of("SyncState")
+                .unwrap_or_default()
+                .to_string();
+            let last = message.node.text_of("IncludesLastItemInRange") != Some("false");
+            if last {
+                delta.token = next;
+                return Ok(Some(delta));
+            }
+            if state.as_deref() == Some(next.as_str()) {
+                return Err(error(
+                    ErrorKind::Network,
+                    format!("{what}: Exchange gave the same SyncState again without the last item"),
+                ));
+            }
+            state = Some(next);
+        }
+    }
 }
 
 impl Store for EwsStore {
@@ -742,73 +847,28 @@ impl Store for EwsStore {
         }
     }
 
-    async fn changes(&self, collection: &Collection, token: &str) -> StoreResult<Option<Delta>> {
-        let folder = dec(collection.href.trim_end_matches('/'));
-        let what = format!(
-            "reading the changes of {} of {}",
-            collection.name, self.mailbox
-        );
-        let mut state = token.to_string();
-        let mut delta = Delta {
-            changed: Vec::new(),
-            removed: Vec::new(),
-            token: String::new(),
-        };
-        loop {
-            let message = self
-                .one(requests::sync_folder_items(&folder, Some(&state)), &what)
-                .await?;
-            if !message.is_success() {
-                // An expired or foreign state: the engine lists instead.
-                if message.code == "ErrorInvalidSyncStateData" {
-                    return Ok(None);
-                }
-                return Err(message.to_error(&what));
-            }
-            for change in message
-                .node
-                .child("Changes")
-                .iter()
-                .flat_map(|c| c.children.iter())
-            {
-                match change.name.as_str() {
-                    "Create" | "Update" => {
-                        if let Some((href, id)) =
-                            change.children.first().and_then(|i| item_href(&folder, i))
-                        {
-                            self.remember(&href, &id.id);
-                            delta.changed.push(Listed {
-                                href,
-                                etag: id.change_key,
-                            });
-                        }
-                    }
-                    "Delete" => {
-                        // Only the ItemId is given: the href of a named item is found in what
-                        // this store has seen.
-                        if let Some(id) = change.child("ItemId").and_then(|i| i.attr("Id")) {
-                            let known = self.ids.lock().ok().and_then(|ids| {
-                                ids.iter().find(|(_, v)| *v == id).map(|(k, _)| k.clone())
-                            });
-                            delta.removed.push(
-                                known.unwrap_or_else(|| format!("{}/id:{}", enc(&folder), enc(id))),
-                            );
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            state = message
-                .node
-                .text_of("SyncState")
-                .unwrap_or_default()
-                .to_string();
-            let last = message.node.text_of("IncludesLastItemInRange") != Some("false");
-            if last {
-                delta.token = state;
-                return Ok(Some(delta));
-            }
+    /// A full listing by SyncFolderItems from an empty state: every item as a Create, and
+    /// the state to ask the changes from next time, which covers exactly what was listed.
+    async fn list_with_token(&self, collection: &Collection) -> StoreResult<Listing> {
+        match self.sync_items(collection, None).await? {
+            Some(delta) => Ok(Listing {
+                objects: delta.changed,
+                token: Some(delta.token).filter(|t| !t.is_empty()),
+            }),
+            // Refused from the start: nothing to resume from, so the plain listing.
+            None => Ok(Listing {
+                objects: self.list(collection).await?,
+                token: None,
+            }),
         }
+    }
+
+    fn listing_token(&self) -> bool {
+        true
+    }
+
+    async fn changes(&self, collection: &Collection, token: &str) -> StoreResult<Option<Delta>> {
+        self.sync_items(collection, Some(token)).await
     }
 
     async fn fetch(&self, collection: &Collection, hrefs: &[String]) -> StoreResult<Vec<Fetched>> {

@@ -203,3 +203,151 @@ async fn bearer_tokens_autodiscover_and_busy_answers() {
     assert_eq!(store.collections(Component::Task).await.unwrap().len(), 1);
     assert_eq!(sim.violations(), Vec::<String>::new());
 }
+
+/// A store on an NTLM-only simulator, logging in as `login` with `password`.
+async fn ntlm_store(
+    sim: &EwsSim,
+    login: &str,
+    password: &str,
+    scheme: mailshift_ews::AuthScheme,
+) -> Result<EwsStore, mailshift_dav::store::StoreError> {
+    let mut config = EwsConfig::new(
+        sim.url(),
+        MAILBOX,
+        Auth::Basic {
+            login: login.into(),
+            password: Secret::new(password),
+        },
+    );
+    config.auth_scheme = scheme;
+    config.attempts = 2;
+    config.backoff = std::time::Duration::from_millis(1);
+    EwsStore::connect(config).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ntlm_authenticates_one_connection_once_for_many_requests() {
+    use mailshift_ews::AuthScheme;
+    let sim = sim();
+    sim.require_ntlm(true);
+    for (login, scheme) in [
+        (MAILBOX, AuthScheme::Ntlm),
+        ("EXAMPLE\\jane", AuthScheme::Ntlm),
+        (MAILBOX, AuthScheme::Auto),
+    ] {
+        let before = sim.ntlm_logins().len();
+        let store = ntlm_store(&sim, login, "pw", scheme).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(store.collections(Component::Card).await.unwrap().len(), 1);
+        }
+        let logins = sim.ntlm_logins();
+        // One handshake served every request of the session: its connection was reused.
+        assert_eq!(logins.len(), before + 1, "{login} {scheme:?}: {logins:?}");
+        assert_eq!(logins[before].mailbox, MAILBOX);
+    }
+    let refusals = sim.ntlm_refusals();
+    // `auto` tried Basic once, and only once; `ntlm` never sent it.
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert!(refusals[0].contains("Basic refused"), "{refusals:?}");
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_ntlm_password_is_an_auth_error_naming_the_login_not_the_secret() {
+    let sim = sim();
+    sim.require_ntlm(true);
+    let store = ntlm_store(
+        &sim,
+        MAILBOX,
+        "wrong-s3cret",
+        mailshift_ews::AuthScheme::Ntlm,
+    )
+    .await;
+    let failure = match store {
+        Err(e) => e,
+        Ok(store) => store.collections(Component::Card).await.unwrap_err(),
+    };
+    assert_eq!(
+        failure.kind,
+        mailshift_dav::error::ErrorKind::Auth,
+        "{failure:?}"
+    );
+    assert!(failure.message.contains(MAILBOX), "{failure:?}");
+    assert!(failure.message.contains("NTLM"), "{failure:?}");
+    assert!(failure.message.contains("password"), "{failure:?}");
+    assert!(!failure.message.contains("wrong-s3cret"), "{failure:?}");
+    assert!(sim.ntlm_logins().is_empty());
+    assert!(
+        sim.ntlm_refusals()
+            .iter()
+            .any(|r| r.contains("wrong password")),
+        "{:?}",
+        sim.ntlm_refusals()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_or_forgotten_ntlm_connection_authenticates_again() {
+    let sim = sim();
+    sim.require_ntlm(true);
+    // The first handshake loses its connection after the challenge.
+    sim.ntlm_close_after_challenge(1);
+    let store = ntlm_store(&sim, MAILBOX, "pw", mailshift_ews::AuthScheme::Ntlm)
+        .await
+        .unwrap();
+    assert_eq!(store.collections(Component::Card).await.unwrap().len(), 1);
+    assert_eq!(sim.ntlm_challenges(), 2);
+    assert_eq!(sim.ntlm_logins().len(), 1);
+    // The server forgets the authenticated connection: the next request's 401 makes the
+    // client authenticate that connection again.
+    sim.ntlm_forget_connections();
+    assert_eq!(store.collections(Component::Card).await.unwrap().len(), 1);
+    let logins = sim.ntlm_logins();
+    assert_eq!(logins.len(), 2, "{logins:?}");
+    assert_eq!(logins[0].connection, logins[1].connection, "{logins:?}");
+    assert_eq!(sim.violations(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn autodiscover_speaks_ntlm_too() {
+    let sim = sim();
+    sim.require_ntlm(true);
+    let mut config = EwsConfig::new(
+        "",
+        MAILBOX,
+        Auth::Basic {
+            login: MAILBOX.into(),
+            password: Secret::new("pw"),
+        },
+    );
+    config.auth_scheme = mailshift_ews::AuthScheme::Auto;
+    let found = mailshift_ews::autodiscover::discover_at(&config, &[sim.autodiscover_url()])
+        .await
+        .unwrap();
+    assert_eq!(found, sim.url());
+    assert_eq!(sim.ntlm_logins().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ntlm_only_simulator_offers_ntlm_and_negotiate_never_basic() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = sim();
+    sim.require_ntlm(true);
+    let mut tcp = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+    // Basic credentials (jane@example.com:pw), which the simulator must refuse.
+    tcp.write_all(
+        b"POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+          Authorization: Basic amFuZUBleGFtcGxlLmNvbTpwdw==\r\nContent-Length: 4\r\n\r\n<x/>",
+    )
+    .await
+    .unwrap();
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).await.unwrap();
+    assert!(raw.starts_with("HTTP/1.1 401"), "{raw}");
+    let offered: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("www-authenticate: "))
+        .collect();
+    assert_eq!(offered, ["NTLM", "Negotiate"], "{raw}");
+    assert!(sim.ntlm_refusals()[0].contains("Basic refused"));
+}

@@ -380,6 +380,55 @@ impl GraphClient {
     }
 }
 
+impl GraphClient {
+    /// A delta round from `start` (a collection's delta function, or the deltaLink of an
+    /// earlier round) through its pages: the items (removals carry `@removed`) and the new
+    /// deltaLink. `None` when Graph no longer knows the state (410: `syncStateNotFound`,
+    /// `resyncRequired`), or the link is not of this service (a plan whose URL changed): the
+    /// caller starts over with a listing.
+    pub async fn delta_round(
+        &self,
+        start: &str,
+        what: &str,
+    ) -> Result<Option<(Vec<Value>, String)>, StoreError> {
+        if self.url_of(start).is_err() {
+            return Ok(None);
+        }
+        let mut items = Vec::new();
+        let mut next = start.to_string();
+        for _ in 0..MAX_PAGES {
+            let answer = self.send(&Call::get(&next)).await?;
+            if answer.status == 410 {
+                return Ok(None);
+            }
+            if !answer.is_success() {
+                return Err(unexpected(what, &answer));
+            }
+            let page = answer.json();
+            if let Some(values) = page["value"].as_array() {
+                items.extend(values.iter().cloned());
+            }
+            match (
+                page["@odata.nextLink"].as_str(),
+                page["@odata.deltaLink"].as_str(),
+            ) {
+                (Some(link), _) => next = link.to_string(),
+                (None, Some(link)) => return Ok(Some((items, link.to_string()))),
+                (None, None) => {
+                    return Err(error(
+                        ErrorKind::Refused,
+                        format!("{what}: Graph ended a delta round without a deltaLink"),
+                    ));
+                }
+            }
+        }
+        Err(error(
+            ErrorKind::Refused,
+            format!("{what}: more than {MAX_PAGES} pages; Graph's paging does not end"),
+        ))
+    }
+}
+
 /// The StoreError for an answer the caller did not expect, by its status.
 pub fn unexpected(what: &str, answer: &Answer) -> StoreError {
     let kind = match answer.status {

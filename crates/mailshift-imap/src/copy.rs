@@ -33,6 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
+use super::broker::{Broker, Share, Slot};
 use super::error::ErrorKind;
 mod folder;
 
@@ -239,6 +240,10 @@ pub struct Job {
     /// several source folders may go to one destination folder, and a destination message
     /// must never be adopted by two of them.
     pub adopt_locks: AdoptLocks,
+    /// This account's share of its servers' connection budgets, shared with the other
+    /// accounts of the run ([`broker`](super::broker)); `None`: the account's own
+    /// `options.connections` is its only limit.
+    pub share: Option<Share>,
 }
 
 /// See [`Job::adopt_locks`].
@@ -413,6 +418,27 @@ async fn copy_account(
     progress: Arc<dyn Progress>,
     stop: StopFlag,
 ) -> Result<CopyReport, CopyError> {
+    // Without a budget shared with other accounts, the account's own connections are one.
+    let held = job.clone();
+    let own_share;
+    let share = match &held.share {
+        Some(s) => s,
+        None => {
+            own_share = Broker::new().account(
+                [
+                    ("source", held.options.connections),
+                    ("dest", held.options.connections),
+                ],
+                held.options.connections,
+            );
+            &own_share
+        }
+    };
+    // The account's first connection pair waits for room on its servers, in turn; a stop
+    // asked meanwhile ends the wait (nothing was started, nothing to record).
+    let Some(first_slot) = wait_first(share, &stop).await else {
+        return Ok(CopyReport::default());
+    };
     // Reading both sides and mapping the folders is tried again on fresh connections when a
     // connection drops or the server asks us to slow down (a throttling server closes the
     // connection, and Exchange Online ends a session when its token expires).
@@ -452,7 +478,6 @@ async fn copy_account(
             (Some(s), Some(d)) => unchanged(&job, f, records.get(&f.path), s, Some(d.uidvalidity)),
             _ => false,
         });
-    let busy = work.len();
     let expected: u64 = work
         .iter()
         .filter_map(|f| {
@@ -501,36 +526,65 @@ async fn copy_account(
         meter,
         paused: std::sync::Mutex::new(None),
         halted: AtomicBool::new(false),
+        busy: Default::default(),
+        alive: Default::default(),
+        no_extras: AtomicBool::new(false),
     });
     let queue: Arc<Mutex<VecDeque<FolderPlan>>> = Arc::new(Mutex::new(work.into_iter().collect()));
     let results: Arc<Mutex<Vec<FolderReport>>> = Arc::new(Mutex::new(skipped));
     let failed: Arc<Mutex<Vec<FailedFolder>>> = Arc::new(Mutex::new(Vec::new()));
-    let workers = run.job.options.connections.max(1).min(busy.max(1));
-    let mut handles = Vec::new();
-    let mut first = Some((src, dst));
-    for _ in 0..workers {
-        let conns = first.take();
+    // Workers: the first on the connections that read the folders, then one more per slot the
+    // budget grants while folders wait, looked at again whenever a slot is given back
+    // anywhere (another account ending frees room for this one's folders).
+    let mut workers = tokio::task::JoinSet::new();
+    {
         let (run, queue, results, failed) =
             (run.clone(), queue.clone(), results.clone(), failed.clone());
-        handles.push(tokio::spawn(async move {
+        run.alive.fetch_add(1, Ordering::Relaxed);
+        workers.spawn(async move {
             let out = Outcomes { results, failed };
-            worker(run, queue, out, conns).await
-        }));
+            worker(run, queue, out, Some((src, dst)), first_slot).await
+        });
     }
     let mut first_error = None;
-    for h in handles {
-        match h.await {
-            Ok(Ok(())) => {}
-            // A worker's connection refused for the account's limits: the others stopped too.
-            Ok(Err(e)) if e.kind == ErrorKind::DailyLimit => {
-                run.pause(Paused::Server { words: e.message });
-            }
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error.get_or_insert(CopyError::fatal(format!("copy task panicked: {e}")));
-            }
+    loop {
+        let changed = share.broker().changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let queued = queue.lock().await.len();
+        let busy = run.busy.load(Ordering::Relaxed);
+        share.set_demand(queued + busy);
+        // Folders no worker is about to take: a worker connecting has not taken one yet.
+        let starting = workers.len().saturating_sub(busy);
+        let mut wanted = queued.saturating_sub(starting);
+        while wanted > 0 && !run.halted() && !run.no_extras.load(Ordering::Relaxed) {
+            let Some(slot) = share.extra() else { break };
+            let (run, queue, results, failed) =
+                (run.clone(), queue.clone(), results.clone(), failed.clone());
+            run.alive.fetch_add(1, Ordering::Relaxed);
+            workers.spawn(async move {
+                let out = Outcomes { results, failed };
+                worker(run, queue, out, None, slot).await
+            });
+            wanted -= 1;
+        }
+        tokio::select! {
+            ended = workers.join_next() => match ended {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                // A worker's connection refused for the account's limits: the others stop too.
+                Some(Ok(Err(e))) if e.kind == ErrorKind::DailyLimit => {
+                    run.pause(Paused::Server { words: e.message });
+                }
+                Some(Ok(Err(e))) => {
+                    first_error.get_or_insert(e);
+                }
+                Some(Err(e)) => {
+                    first_error
+                        .get_or_insert(CopyError::fatal(format!("copy task panicked: {e}")));
+                }
+            },
+            () = &mut changed => {}
         }
     }
     if let Some(e) = first_error {
@@ -659,6 +713,66 @@ pub(crate) fn jitter() -> f64 {
     (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// A worker's folder in hand, counted while it lasts (the count drops on every way out).
+struct Busy<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn new(n: &'a std::sync::atomic::AtomicUsize) -> Busy<'a> {
+        n.fetch_add(1, Ordering::Relaxed);
+        Busy(n)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A running worker, counted (see [`Run::alive`]).
+struct Alive<'a> {
+    count: &'a std::sync::atomic::AtomicUsize,
+    left: std::cell::Cell<bool>,
+}
+
+impl Alive<'_> {
+    /// Leaves early if another worker of the account stays; the count drops only once.
+    fn leave(&self) -> bool {
+        let left = self
+            .count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n > 1).then(|| n - 1)
+            })
+            .is_ok();
+        self.left.set(left);
+        left
+    }
+}
+
+impl Drop for Alive<'_> {
+    fn drop(&mut self) {
+        if !self.left.get() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Waits for the account's first slot, or for a stop (`None`): a stop is a flag, so it is
+/// looked at every few hundred milliseconds while the wait lasts.
+async fn wait_first(share: &Share, stop: &StopFlag) -> Option<Slot> {
+    let first = share.first();
+    tokio::pin!(first);
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        tokio::select! {
+            slot = &mut first => return Some(slot),
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
 /// Where workers leave each folder's outcome.
 struct Outcomes {
     results: Arc<Mutex<Vec<FolderReport>>>,
@@ -679,6 +793,14 @@ struct Run {
     paused: std::sync::Mutex<Option<Paused>>,
     /// Set with `paused`: the other workers stop at their next checkpoint.
     halted: AtomicBool,
+    /// Workers with a folder in hand.
+    busy: std::sync::atomic::AtomicUsize,
+    /// Workers running: one giving its slot back never takes the last one (the queue would
+    /// be left with no worker).
+    alive: std::sync::atomic::AtomicUsize,
+    /// An extra connection was refused: the server caps this user's connections (Dovecot
+    /// 10, Gmail 15), so the account goes on with the workers it has.
+    no_extras: AtomicBool,
 }
 
 impl Run {
@@ -788,8 +910,14 @@ async fn worker(
     queue: Arc<Mutex<VecDeque<FolderPlan>>>,
     out: Outcomes,
     mut conns: Option<(Imap, Imap)>,
+    // This worker's place in the servers' budgets, given back when it returns (or fails).
+    _slot: Slot,
 ) -> Result<(), CopyError> {
     let (job, progress, stop) = (&run.job, &run.progress, &run.stop);
+    let alive = Alive {
+        count: &run.alive,
+        left: Default::default(),
+    };
     // Extra workers try once: servers cap connections per user (Dovecot 10, Gmail 15), and a
     // refused extra connection means fewer workers, not a failed account.
     if conns.is_none() {
@@ -806,6 +934,7 @@ async fn worker(
         match pair {
             Ok(p) => conns = Some(p),
             Err(e) => {
+                run.no_extras.store(true, Ordering::Relaxed);
                 progress.note(
                     &job.account,
                     &format!("an extra connection was refused ({e}); going on with fewer"),
@@ -821,12 +950,27 @@ async fn worker(
             }
             return Ok(());
         }
-        let Some(folder) = queue.lock().await.pop_front() else {
+        // Between folders, an account above its fair share gives this slot back: another
+        // account with folders waiting takes it.
+        let next = match &job.share {
+            Some(share) if share.over_share() && alive.leave() => None,
+            _ => {
+                let mut queue = queue.lock().await;
+                let next = queue.pop_front();
+                // What this account still wants, told at once: another account may grow.
+                if let Some(share) = &job.share {
+                    share.set_demand(queue.len() + run.busy.load(Ordering::Relaxed) + 1);
+                }
+                next
+            }
+        };
+        let Some(folder) = next else {
             if let Some((s, d)) = conns.take() {
                 tokio::join!(s.logout(), d.logout());
             }
             return Ok(());
         };
+        let _busy = Busy::new(&run.busy);
         // What this folder's attempts keep across dropped connections.
         let mut carry = Carry::default();
         let mut report = FolderReport {

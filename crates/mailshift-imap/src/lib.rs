@@ -13,6 +13,7 @@
 //! `apply::journal`; the product still names this crate `mailshift::transfer::imap`.)
 
 pub mod adopt;
+pub mod broker;
 pub mod copy;
 pub mod error;
 pub mod files;

@@ -24,14 +24,14 @@ use mailshift_dav::journal::{
     CollectionRecord, Journal, JournalError, ObjectRecord, RefusedRecord,
 };
 use mailshift_dav::store::{
-    Collection, Component, Delta, Fetched, Listed, Precondition, PutOutcome, Store, StoreError,
-    StoreResult,
+    Collection, Component, Delta, Fetched, Listed, Listing, Precondition, PutOutcome, Store,
+    StoreError, StoreResult,
 };
 use mailshift_dav::sync::{self, CollectionRules, Job, SyncError, SyncReport};
 use mailshift_dav::verify::Check;
 use mailshift_graph::GraphStore;
 
-use mailshift_ews::{EwsConfig, EwsStore};
+use mailshift_ews::{AuthScheme, EwsConfig, EwsStore};
 
 use super::{
     Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, Preview, SyncRun,
@@ -44,7 +44,7 @@ use crate::model::{AccountSpec, ResourceKind, dest_login, source_login};
 use crate::plan::Loaded;
 use crate::plan::diagnostic::plural;
 use crate::plan::model::{
-    CalendarAttendees, Content, Credentials, MigrationOptions, Platform, PlatformKind,
+    CalendarAttendees, Content, Credentials, EwsAuth, MigrationOptions, Platform, PlatformKind,
 };
 use crate::state::StateReader;
 
@@ -367,6 +367,11 @@ fn ews_end(base: &Path, platform: &Platform, auth: Auth, address: &str) -> Resul
     }
     config.ca_file = ews.ca_file.as_ref().map(|ca| base.join(ca));
     config.insecure_skip_verify = ews.insecure_skip_verify;
+    config.auth_scheme = match ews.auth.unwrap_or_default() {
+        EwsAuth::Basic => AuthScheme::Basic,
+        EwsAuth::Ntlm => AuthScheme::Ntlm,
+        EwsAuth::Auto => AuthScheme::Auto,
+    };
     Ok(End::Ews(Box::new(config)))
 }
 
@@ -456,6 +461,14 @@ impl Store for Side {
 
     async fn changes(&self, collection: &Collection, token: &str) -> StoreResult<Option<Delta>> {
         both!(self, s => s.changes(collection, token).await)
+    }
+
+    async fn list_with_token(&self, collection: &Collection) -> StoreResult<Listing> {
+        both!(self, s => s.list_with_token(collection).await)
+    }
+
+    fn listing_token(&self) -> bool {
+        both!(self, s => s.listing_token())
     }
 
     async fn fetch(&self, collection: &Collection, hrefs: &[String]) -> StoreResult<Vec<Fetched>> {

@@ -18,6 +18,7 @@ use crate::plan::Loaded;
 use crate::plan::diagnostic::plural;
 use crate::plan::model::PlatformKind;
 use crate::state::StateReader;
+use crate::transfer::imap::broker;
 use crate::transfer::imap::copy::{self, CopyOptions, CopyReport, Job, Progress};
 use crate::transfer::imap::error::suggested_backoff;
 use crate::transfer::imap::folders::FolderRules;
@@ -43,6 +44,10 @@ impl ContentSync for MailSync {
         let (source, dest) = spec_targets(loaded, account)?;
         let (rules, options) = imap_adapter::rules_and_options(account);
         Ok(Box::new(Mailboxes {
+            budgets: (
+                account.source.server_connections() as usize,
+                account.dest.server_connections() as usize,
+            ),
             limits: quota::Limits::of(account),
             address: account.address.clone(),
             source,
@@ -55,6 +60,8 @@ impl ContentSync for MailSync {
 
 /// Both mailboxes of an account.
 struct Mailboxes {
+    /// The connection budgets of the source's and the destination's servers.
+    budgets: (usize, usize),
     /// The platforms' daily limits.
     limits: quota::Limits,
     address: String,
@@ -85,6 +92,13 @@ impl Prepared for Mailboxes {
                 full_scan: run.full_scan,
                 login_grace: run.login_grace,
                 adopt_locks: Default::default(),
+                share: Some(run.connections.account(
+                    [
+                        (&broker::server_key(&self.source), self.budgets.0),
+                        (&broker::server_key(&self.dest), self.budgets.1),
+                    ],
+                    self.options.connections,
+                )),
             });
             let progress: Arc<dyn Progress> = Arc::new(crate::apply::sizing::RecordRun {
                 inner: run.hooks,
@@ -274,4 +288,46 @@ pub(super) fn refused_of(reader: &StateReader, address: &str) -> Result<Refused,
         .into_iter()
         .map(|(folder, uid, r)| ((folder, uid), r.reason))
         .collect())
+}
+
+/// What `plan` says of the IMAP servers' connection budgets: one line per server that mail
+/// copies of the plan use, with its budget and how many accounts share it. The copy's own
+/// keys (`host:port`, `broker::server_key`), so the line names what the run limits.
+pub fn budget_lines(resources: &[crate::model::Resource]) -> Vec<String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut servers: BTreeMap<String, (u32, BTreeSet<&str>)> = BTreeMap::new();
+    for r in resources {
+        let crate::model::Spec::Content {
+            account,
+            content: crate::plan::model::Content::Mail,
+        } = &r.spec
+        else {
+            continue;
+        };
+        // Files and POP3 sources hold no IMAP connection on the source side.
+        let sides = [
+            (account.source.kind != PlatformKind::Files && account.source.pop3.is_none())
+                .then_some(&account.source),
+            Some(&account.dest),
+        ];
+        for platform in sides.into_iter().flatten() {
+            let Some(ep) = platform.imap_endpoint() else {
+                continue;
+            };
+            let key = format!("{}:{}", ep.host.to_ascii_lowercase(), ep.effective_port());
+            let entry = servers
+                .entry(key)
+                .or_insert_with(|| (platform.server_connections(), BTreeSet::new()));
+            entry.1.insert(account.address.as_str());
+        }
+    }
+    servers
+        .into_iter()
+        .map(|(server, (budget, accounts))| {
+            format!(
+                "Connections: {server}: {budget} connections shared by {}",
+                plural(accounts.len(), "account")
+            )
+        })
+        .collect()
 }

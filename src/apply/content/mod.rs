@@ -12,6 +12,7 @@
 
 pub mod dav;
 mod mail;
+pub use mail::budget_lines;
 mod mail_files;
 mod mail_pop3;
 pub mod rules;
@@ -172,6 +173,8 @@ pub struct SyncRun<'a> {
     pub login_grace: Duration,
     pub hooks: Arc<dyn Hooks>,
     pub stop: StopFlag,
+    /// The IMAP servers' connection budgets, shared by every account of the run.
+    pub connections: &'a Arc<crate::transfer::imap::broker::Broker>,
 }
 
 /// What a copy did.

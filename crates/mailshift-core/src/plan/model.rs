@@ -336,6 +336,25 @@ pub struct EwsEndpoint {
     /// Accept any certificate. Dangerous: only for a server you reach over a trusted network.
     #[serde(default, skip_serializing_if = "is_false")]
     pub insecure_skip_verify: bool,
+    /// How the account's password is presented: `basic`, `ntlm` (NTLMv2; OVHcloud
+    /// Hosted/Private Exchange, on-premises servers with Basic off), or `auto` (the default:
+    /// Basic, switching to NTLM when the server refuses Basic and offers NTLM). OAuth tokens
+    /// are sent as such whatever this says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<EwsAuth>,
+}
+
+/// `ews.auth`: how a password is presented to Exchange Web Services.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EwsAuth {
+    /// HTTP Basic only.
+    Basic,
+    /// NTLMv2 only: never a Basic header.
+    Ntlm,
+    /// Basic first; NTLM once the server refuses Basic and offers NTLM.
+    #[default]
+    Auto,
 }
 
 /// Where to reach an HTTPS API.
@@ -466,6 +485,18 @@ impl Platform {
             })
     }
 
+    /// The connection budget of each of this platform's IMAP servers, shared by every account
+    /// of a run: the plan's `limits.server_connections`, else the type's default.
+    pub fn server_connections(&self) -> u32 {
+        self.limits
+            .server_connections
+            .unwrap_or(match self.kind {
+                PlatformKind::Gmail | PlatformKind::Microsoft365 => 8,
+                _ => DEFAULT_SERVER_CONNECTIONS,
+            })
+            .max(1)
+    }
+
     /// Bytes one account may download (read over IMAP) per day, if the platform caps it.
     pub fn daily_download(&self) -> Option<u64> {
         self.limits
@@ -484,6 +515,10 @@ impl Platform {
             .or((self.kind == PlatformKind::Gmail).then_some(500 * 1_000_000))
     }
 }
+
+/// A generic IMAP server's connection budget, all accounts together: enough for ten
+/// accounts at once with room for the big ones, under Dovecot's and Courier's defaults.
+pub const DEFAULT_SERVER_CONNECTIONS: u32 = 12;
 
 /// A platform's limits; each unset one is the platform type's default (none for plain IMAP).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -504,6 +539,12 @@ pub struct PlatformLimits {
     /// (Gmail about 15, Microsoft 365 about 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<u32>,
+    /// IMAP connections all the accounts of a run may hold at once on each of this platform's
+    /// servers (a server is a host and port): the server's budget, spent where the mail is.
+    /// Default 12 (Gmail and Microsoft 365: 8, which throttle many connections from one
+    /// client address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_connections: Option<u32>,
 }
 
 /// How to obtain OAuth2 access tokens for XOAUTH2. Secrets (client secret, service-account
@@ -965,7 +1006,8 @@ impl Right {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationOptions {
-    /// Accounts migrated at once (plan-level only). Default 4.
+    /// Accounts migrated at once (plan-level only). Default 16; their copies also wait for a
+    /// connection from their servers' budgets (`limits.server_connections`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel_accounts: Option<u32>,
     /// IMAP connections per account and side. Default 4 (servers cap them, e.g. Dovecot 10, Gmail 15).

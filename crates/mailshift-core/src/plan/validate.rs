@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::diagnostic::{Diagnostic, did_you_mean, line_col};
 use super::model::{
-    Account, ByteSize, CalendarAttendees, Content, Credentials, DomainMode, HttpEndpoint,
+    Account, ByteSize, CalendarAttendees, Content, Credentials, DomainMode, EwsAuth, HttpEndpoint,
     ManualSteps, MigrationOptions, OAuth2, OAuth2Flow, Plan, Platform, PlatformKind,
     PlatformLimits, Security,
 };
@@ -670,6 +670,13 @@ impl<'a> Validator<'a> {
                 "remove it for the platform's default, or write at least 1",
             );
         }
+        if p.limits.server_connections == Some(0) {
+            self.error(
+                &join(&lpath, &[key("server_connections")]),
+                "a budget of 0 connections would copy nothing",
+                "remove it for the platform's default, or write at least 1",
+            );
+        }
     }
 
     fn manual(&mut self, path: &[PathSeg], platform_name: &str, feature: Feature) {
@@ -869,6 +876,28 @@ impl<'a> Validator<'a> {
                     "contacts, calendars and tasks cannot log in with an `oauth2` block yet (it serves IMAP)",
                     format!("give the {field} a `password` (an app password) or a fixed `oauth2_token` for CardDAV/CalDAV, or copy mail only"),
                 );
+            }
+        }
+        // NTLM proves a password: a side that logs in with a token cannot use it.
+        if content.iter().any(|c| c.is_dav()) {
+            for (field, creds, platform, name) in [
+                ("source", &a.source, from, &a.from),
+                ("destination", &a.destination, to, &a.to),
+            ] {
+                let Some(p) = platform else { continue };
+                if p.ews.as_ref().and_then(|e| e.auth) == Some(EwsAuth::Ntlm)
+                    && creds.password.is_none()
+                    && (creds.oauth2_token.is_some() || creds.oauth2.is_some())
+                {
+                    self.error(
+                        &join(&base, &[key(field)]),
+                        format!(
+                            "platform `{name}` has `ews.auth: ntlm`, which logs in with the account's password, but the {field} of `{}` has a token",
+                            a.address
+                        ),
+                        format!("give the {field} a `password`, or remove `ews.auth` from platform `{name}` (a token is then sent as Bearer)"),
+                    );
+                }
             }
         }
         if content.is_empty() {

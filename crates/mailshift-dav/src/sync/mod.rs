@@ -15,7 +15,10 @@
 //!    Else an unchanged CTag skips the collection; a recorded sync token asks only for what
 //!    changed (RFC 6578; an expired token falls back); else the listing's ETags are compared
 //!    with the records'. The token and CTag are the ones read at the START of the pass, so a
-//!    change made during the pass is seen by the next one.
+//!    change made during the pass is seen by the next one; a store whose token comes with a
+//!    full listing (`Store::list_with_token`: EWS SyncFolderItems, Graph delta) gives one
+//!    covering that listing, and a recorded one is asked for changes although its
+//!    collections carry none (`Store::listing_token`).
 //! 3. **Adoption.** Until a pass over a collection has completed (a first run, a run after a
 //!    cut, a lost state, a destination pre-filled by another tool), and on `full_scan`, the
 //!    destination's objects are read and indexed by identity before the first object without a

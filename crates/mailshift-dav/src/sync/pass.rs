@@ -109,7 +109,7 @@ pub(crate) async fn reading<S: Store>(
         !full_scan && etag.is_some() && known.get(href).is_some_and(|e| *e == etag)
     };
     if let Some(token) = record.and_then(|r| r.sync_token.as_deref())
-        && src.sync_token.is_some()
+        && (src.sync_token.is_some() || source.listing_token())
         && !has_refusals
         && let Some(delta) = source.changes(src, token).await?
     {
@@ -129,9 +129,11 @@ pub(crate) async fn reading<S: Store>(
             removed: delta.removed.into_iter().collect(),
         });
     }
-    let listed: BTreeMap<String, Option<String>> = source
-        .list(src)
-        .await?
+    // The token comes with the listing and is recorded only when the pass completes: a cut
+    // before leaves the collection without a complete record, and the next pass lists again.
+    let listing = source.list_with_token(src).await?;
+    let listed: BTreeMap<String, Option<String>> = listing
+        .objects
         .into_iter()
         .map(|l| (l.href, l.etag))
         .collect();
@@ -143,7 +145,7 @@ pub(crate) async fn reading<S: Store>(
     Ok(Reading {
         skip: false,
         to_read,
-        token: src.sync_token.clone(),
+        token: listing.token,
         listed: Some(listed),
         removed: BTreeSet::new(),
     })

@@ -371,9 +371,10 @@ async fn duplicate_uids_in_one_collection() {
 
 #[tokio::test]
 async fn incremental_runs_carry_edits_and_count_removals() {
-    for sync_collection in [true, false] {
+    for (sync_collection, listing_token) in [(true, false), (false, false), (true, true)] {
         let source = MemStore::new(Behaviour {
             sync_collection,
+            listing_token,
             ..Behaviour::default()
         });
         source.add_collection(collection("contacts", &[Component::Card]));
@@ -398,6 +399,7 @@ async fn incremental_runs_carry_edits_and_count_removals() {
         source.insert("/contacts/", "/contacts/new.vcf", &card(Some("new"), "New"));
         source.remove("/contacts/", "/contacts/007.vcf");
         let fetches = source.fetches();
+        let lists = source.lists();
         let job2 = Job {
             sync_point: 2,
             ..job.clone()
@@ -416,6 +418,9 @@ async fn incremental_runs_carry_edits_and_count_removals() {
             fetches + 1,
             "only the changed objects are read"
         );
+        // A token given with the first run's listing asks for the changes: no listing.
+        let listed_again = source.lists() - lists;
+        assert_eq!(listed_again, u64::from(!sync_collection), "{listing_token}");
         assert!(r.notes()[0].contains("never deletes"), "{:?}", r.notes());
         // The removed object stays on the destination; the edit is there.
         assert_eq!(dest.objects("/contacts/").len(), 121);
@@ -706,12 +711,13 @@ proptest! {
         edits in ops(),
         unique in any::<bool>(),
         reserialize in any::<bool>(),
-        sync_collection in any::<bool>(),
+        tokens in 0u8..3,
         prefill in prop::collection::vec(0usize..40, 0..4),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let source = MemStore::new(Behaviour { sync_collection, ..Behaviour::default() });
+            // No tokens, tokens with the collections (DAV), tokens with the listings (EWS, Graph).
+            let source = MemStore::new(Behaviour { sync_collection: tokens > 0, listing_token: tokens == 2, ..Behaviour::default() });
             source.add_collection(collection("contacts", &[Component::Card]));
             for (i, uid) in uids.iter().enumerate() {
                 let uid = uid.map(|u| format!("u{u}"));
@@ -888,4 +894,46 @@ async fn a_uid_copied_for_one_object_is_not_taken_over_by_another() {
         dest.objects("/contacts/").into_values().collect::<Vec<_>>(),
         [card(Some("dup"), "Second")]
     );
+}
+
+/// A token given with a listing that the store no longer accepts: the pass lists again,
+/// carries what changed, and records the new listing's token, which the next run uses.
+#[tokio::test]
+async fn an_expired_listing_token_falls_back_to_a_listing_and_converges() {
+    let source = MemStore::new(Behaviour {
+        listing_token: true,
+        ..Behaviour::default()
+    });
+    source.add_collection(collection("contacts", &[Component::Card]));
+    for i in 0..5 {
+        source.insert(
+            "/contacts/",
+            &format!("/contacts/{i}.vcf"),
+            &card(Some(&format!("u{i}")), &format!("P {i}")),
+        );
+    }
+    let dest = dest(Behaviour::default());
+    let journal = MemJournal::default();
+    let mut job = contacts_job();
+    run(&job, &source, &dest, &journal).await.unwrap();
+    source.insert("/contacts/", "/contacts/new.vcf", &card(Some("new"), "New"));
+    source.refuse_tokens(1);
+    let lists = source.lists();
+    job.sync_point = 2;
+    let r = run(&job, &source, &dest, &journal).await.unwrap();
+    assert_eq!(source.lists(), lists + 1, "listed again");
+    assert_eq!(
+        (r.collections[0].copied, r.collections[0].unchanged),
+        (1, 5)
+    );
+    source.insert(
+        "/contacts/",
+        "/contacts/new2.vcf",
+        &card(Some("new2"), "New 2"),
+    );
+    job.sync_point = 3;
+    let r = run(&job, &source, &dest, &journal).await.unwrap();
+    assert_eq!(source.lists(), lists + 1, "by the new token, no listing");
+    assert_eq!(r.collections[0].copied, 1);
+    assert_eq!(dest.objects("/contacts/").len(), 7);
 }
