@@ -740,6 +740,8 @@ mod groupware {
         }
         let sim = EwsSim::spawn().unwrap();
         sim.add_mailbox(ALICE, PW_NEW);
+        // The mailbox was used with Outlook: Exchange takes rules only once that blob is gone.
+        sim.set_outlook_rule_blob(ALICE, true);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("plan.yaml"),
@@ -759,6 +761,13 @@ mod groupware {
         };
         let first = run(&["apply", "plan.yaml"]);
         assert_eq!(first.code, 0, "{}", first.transcript());
+        assert!(
+            first
+                .stdout
+                .contains("Exchange removed the mailbox's Outlook client-side rules"),
+            "people are told: {}",
+            first.transcript()
+        );
         let held = exchange_rules(&sim);
         let names: Vec<(&str, bool)> = held.iter().map(|r| (r.name.as_str(), r.enabled)).collect();
         assert_eq!(names, [("Newsletters", true), ("Boss", false)]);

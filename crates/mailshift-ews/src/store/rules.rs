@@ -37,8 +37,10 @@ pub struct MailFolder {
 const DISTINGUISHED: [&str; 3] = ["inbox", "deleteditems", "junkemail"];
 
 impl EwsStore {
-    /// The mailbox's rules in the order of their Priority.
-    pub async fn get_inbox_rules(&self) -> StoreResult<Vec<HeldRule>> {
+    /// The mailbox's rules in the order of their Priority, and whether it has Outlook's
+    /// client-side rules blob (which UpdateInboxRules must remove, rules that only Outlook
+    /// runs with it).
+    pub async fn get_inbox_rules(&self) -> StoreResult<(Vec<HeldRule>, bool)> {
         let what = format!("reading the inbox rules of {}", self.mailbox);
         let message = self
             .one(requests::get_inbox_rules(&self.mailbox), &what)
@@ -63,7 +65,11 @@ impl EwsStore {
             })
             .unwrap_or_default();
         out.sort_by_key(|(p, _)| *p);
-        Ok(out.into_iter().map(|(_, r)| r).collect())
+        let blob = message
+            .node
+            .text_of("OutlookRuleBlobExists")
+            .is_some_and(|b| b.trim() == "true");
+        Ok((out.into_iter().map(|(_, r)| r).collect(), blob))
     }
 
     /// Sends one UpdateInboxRules (`body` is its `m:UpdateInboxRules` element). Exchange

@@ -21,6 +21,8 @@ pub(super) struct EwsRules {
     folders: Option<Vec<MailFolder>>,
     /// How many rules the mailbox held at the last reading.
     held: usize,
+    /// Whether it had Outlook's client-side rules blob then.
+    blob: bool,
 }
 
 impl EwsRules {
@@ -31,6 +33,7 @@ impl EwsRules {
                 .map_err(store_error)?,
             folders: None,
             held: 0,
+            blob: false,
         })
     }
 
@@ -56,8 +59,9 @@ impl EwsRules {
 
 impl RuleList for EwsRules {
     async fn held(&mut self) -> Result<Vec<Held>, StepError> {
-        let rules = self.store.get_inbox_rules().await.map_err(store_error)?;
+        let (rules, blob) = self.store.get_inbox_rules().await.map_err(store_error)?;
         self.held = rules.len();
+        self.blob = blob;
         let folders = if rules.iter().any(|r| r.xml.contains("FolderId")) {
             self.folders().await?
         } else {
@@ -109,7 +113,11 @@ impl RuleList for EwsRules {
         }
     }
 
-    async fn write(&mut self, delete: &[String], create: &[Rule]) -> Result<(), StepError> {
+    async fn write(
+        &mut self,
+        delete: &[String],
+        create: &[Rule],
+    ) -> Result<Vec<String>, StepError> {
         let mut ids: BTreeMap<String, String> = BTreeMap::new();
         for rule in create {
             for action in &rule.actions {
@@ -140,12 +148,22 @@ impl RuleList for EwsRules {
                 ),
             ));
         }
+        let mut undone = Vec::new();
         if let Some(body) = update_inbox_rules(delete, &xml) {
             self.store
                 .update_inbox_rules(&body)
                 .await
                 .map_err(store_error)?;
+            // Exchange writes no rule while Outlook's client-side rules blob is there: the
+            // request removes it, and the rules only Outlook ran with it go too.
+            if std::mem::take(&mut self.blob) {
+                undone.push(
+                    "Exchange removed the mailbox's Outlook client-side rules (their blob) to \
+                     take rules through EWS: recreate in Outlook those that ran only there"
+                        .to_string(),
+                );
+            }
         }
-        Ok(())
+        Ok(undone)
     }
 }

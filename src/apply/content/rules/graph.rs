@@ -15,7 +15,7 @@ use super::listed::{Held, RuleList};
 use crate::apply::content::dav::store_error;
 use crate::error::{ErrorKind, StepError};
 use crate::rules::graph::{from_graph, to_graph};
-use crate::rules::{Action, Rule, Translated};
+use crate::rules::{Action, Rule, Translated, Untranslatable};
 
 pub(super) struct GraphRules {
     store: GraphStore,
@@ -86,11 +86,9 @@ impl RuleList for GraphRules {
                 let mut t = from_graph(std::slice::from_ref(v), &path);
                 let rule = match t.rules.pop() {
                     Some(r) => Ok(r),
-                    None => Err(t.untranslatable.pop().unwrap_or_else(|| {
-                        crate::rules::Untranslatable {
-                            text: v.to_string(),
-                            reason: "Graph's rule cannot be read".into(),
-                        }
+                    None => Err(t.untranslatable.pop().unwrap_or_else(|| Untranslatable {
+                        text: v.to_string(),
+                        reason: "Graph's rule cannot be read".into(),
                     })),
                 };
                 Held {
@@ -117,7 +115,11 @@ impl RuleList for GraphRules {
         }
     }
 
-    async fn write(&mut self, delete: &[String], create: &[Rule]) -> Result<(), StepError> {
+    async fn write(
+        &mut self,
+        delete: &[String],
+        create: &[Rule],
+    ) -> Result<Vec<String>, StepError> {
         let mut ids: BTreeMap<String, String> = BTreeMap::new();
         for rule in create {
             for action in &rule.actions {
@@ -159,6 +161,6 @@ impl RuleList for GraphRules {
             body["sequence"] = json!(last + 1 + n as i64);
             self.store.create_rule(&body).await.map_err(store_error)?;
         }
-        Ok(())
+        Ok(Vec::new())
     }
 }

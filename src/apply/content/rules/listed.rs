@@ -46,8 +46,10 @@ pub(crate) trait RuleList {
     fn canonical(rule: &Rule) -> Result<Rule, String>;
 
     /// Deletes the rules `delete`, then creates `create` in order, after every rule it keeps;
-    /// a folder a rule files into is created first when missing.
-    async fn write(&mut self, delete: &[String], create: &[Rule]) -> Result<(), StepError>;
+    /// a folder a rule files into is created first when missing. Returns notes for people:
+    /// what the write undid that they must redo (Exchange drops Outlook's client-side rules).
+    async fn write(&mut self, delete: &[String], create: &[Rule])
+    -> Result<Vec<String>, StepError>;
 }
 
 /// What a run writes.
@@ -148,7 +150,8 @@ pub(crate) async fn sync<E: RuleList>(
     let plan = plan(&held, &wanted, recorded);
     let mut kept: Vec<(String, Rule)> = plan.keep.clone();
     if !plan.delete.is_empty() || !plan.create.is_empty() {
-        end.write(&plan.delete, &plan.create).await?;
+        let notes = end.write(&plan.delete, &plan.create).await?;
+        report.notes.extend(notes);
         report.written = true;
         // The ids of the rules just written: read back, the last ones equal to each.
         let after = end.held().await?;
@@ -179,7 +182,8 @@ pub(crate) async fn sync<E: RuleList>(
             .map(|(_, h)| h.id.clone())
             .collect();
         if !twice.is_empty() {
-            end.write(&twice, &[]).await?;
+            let notes = end.write(&twice, &[]).await?;
+            report.notes.extend(notes);
         }
     }
     let written = kept
@@ -334,7 +338,11 @@ mod tests {
             Ok(rule.clone())
         }
 
-        async fn write(&mut self, delete: &[String], create: &[Rule]) -> Result<(), StepError> {
+        async fn write(
+            &mut self,
+            delete: &[String],
+            create: &[Rule],
+        ) -> Result<Vec<String>, StepError> {
             self.writes += 1;
             self.rules.retain(|(id, _)| !delete.contains(id));
             for r in create {
@@ -347,7 +355,7 @@ mod tests {
                     self.rules.push((format!("r{}", self.next), r.clone()));
                 }
             }
-            Ok(())
+            Ok(Vec::new())
         }
     }
 

@@ -214,6 +214,8 @@ pub struct RulesCopy {
     pub activated: Option<String>,
     /// What could not be carried: each shown, with its reason, as a manual step.
     pub untranslatable: Vec<Untranslatable>,
+    /// What people should know of this run's write (said once, in the summary).
+    pub notes: Vec<String>,
 }
 
 /// `verify`'s comparison of an account's rules: the source's, as the destination would hold
@@ -486,6 +488,9 @@ fn synced(report: RulesCopy, acknowledged: Option<&str>) -> Synced {
             .map(|a| format!(", script {a:?} made active"))
             .unwrap_or_default()
     );
+    for note in &report.notes {
+        summary.push_str(&format!("; note: {note}"));
+    }
     let mut failed = None;
     if !report.untranslatable.is_empty() {
         let detail = detail(&report.untranslatable);
