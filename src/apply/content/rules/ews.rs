@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use mailshift_ews::store::MailFolder;
 use mailshift_ews::{EwsConfig, EwsStore};
 
-use super::listed::{Held, RuleList};
+use super::listed::{Held, RuleList, move_targets, read_back};
 use crate::apply::content::dav::store_error;
 use crate::error::{ErrorKind, StepError};
 use crate::rules::ews::{FolderRef, from_ews, to_ews, to_ews_from, update_inbox_rules};
-use crate::rules::{Action, Rule, Translated, Untranslatable};
+use crate::rules::{Rule, Translated, Untranslatable};
 
 pub(super) struct EwsRules {
     store: EwsStore,
@@ -103,14 +103,7 @@ impl RuleList for EwsRules {
             FolderRef::Id(p) => Some(p.clone()),
             FolderRef::Distinguished(d) => Some(d.clone()),
         });
-        match (
-            read.rules.into_iter().next(),
-            read.untranslatable.into_iter().next(),
-        ) {
-            (Some(r), _) => Ok(r),
-            (None, Some(u)) => Err(u.reason),
-            (None, None) => Err("Exchange would not read this rule back".into()),
-        }
+        read_back(read, "Exchange")
     }
 
     async fn write(
@@ -119,20 +112,14 @@ impl RuleList for EwsRules {
         create: &[Rule],
     ) -> Result<Vec<String>, StepError> {
         let mut ids: BTreeMap<String, String> = BTreeMap::new();
-        for rule in create {
-            for action in &rule.actions {
-                if let Action::MoveTo(path) = action
-                    && !ids.contains_key(path)
-                {
-                    let folder = self
-                        .store
-                        .ensure_mail_folder(path)
-                        .await
-                        .map_err(store_error)?;
-                    ids.insert(path.clone(), folder.id);
-                    self.folders = None;
-                }
-            }
+        for path in move_targets(create) {
+            let folder = self
+                .store
+                .ensure_mail_folder(path)
+                .await
+                .map_err(store_error)?;
+            ids.insert(path.to_string(), folder.id);
+            self.folders = None;
         }
         // After every rule the mailbox keeps.
         let first = self.held.saturating_sub(delete.len()) + 1;

@@ -11,11 +11,11 @@ use mailshift_graph::store::MailFolder;
 use mailshift_graph::{GraphConfig, GraphStore};
 use serde_json::{Value, json};
 
-use super::listed::{Held, RuleList};
+use super::listed::{Held, RuleList, move_targets, read_back};
 use crate::apply::content::dav::store_error;
 use crate::error::{ErrorKind, StepError};
 use crate::rules::graph::{from_graph, to_graph};
-use crate::rules::{Action, Rule, Translated, Untranslatable};
+use crate::rules::{Rule, Translated, Untranslatable};
 
 pub(super) struct GraphRules {
     store: GraphStore,
@@ -105,14 +105,7 @@ impl RuleList for GraphRules {
             return Err(u.reason);
         }
         let read = from_graph(&json, &|id| Some(id.to_string()));
-        match (
-            read.rules.into_iter().next(),
-            read.untranslatable.into_iter().next(),
-        ) {
-            (Some(r), _) => Ok(r),
-            (None, Some(u)) => Err(u.reason),
-            (None, None) => Err("Microsoft 365 would not read this rule back".into()),
-        }
+        read_back(read, "Microsoft 365")
     }
 
     async fn write(
@@ -121,20 +114,14 @@ impl RuleList for GraphRules {
         create: &[Rule],
     ) -> Result<Vec<String>, StepError> {
         let mut ids: BTreeMap<String, String> = BTreeMap::new();
-        for rule in create {
-            for action in &rule.actions {
-                if let Action::MoveTo(path) = action
-                    && !ids.contains_key(path)
-                {
-                    let folder = self
-                        .store
-                        .ensure_mail_folder(path)
-                        .await
-                        .map_err(store_error)?;
-                    ids.insert(path.clone(), folder.id);
-                    self.folders = None;
-                }
-            }
+        for path in move_targets(create) {
+            let folder = self
+                .store
+                .ensure_mail_folder(path)
+                .await
+                .map_err(store_error)?;
+            ids.insert(path.to_string(), folder.id);
+            self.folders = None;
         }
         let (bodies, left) = to_graph(create, &|p| ids.get(p).cloned());
         if let Some(u) = left.first() {

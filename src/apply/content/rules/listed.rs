@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{RulesCheck, RulesCopy};
 use crate::error::StepError;
-use crate::rules::{Rule, Untranslatable};
+use crate::rules::{Action, Rule, Translated, Untranslatable};
 
 /// A rule the destination holds, in the order its rules run.
 #[derive(Debug, Clone)]
@@ -60,6 +60,33 @@ pub(crate) struct Plan {
     pub delete: Vec<String>,
     /// Written after every rule kept, in order.
     pub create: Vec<Rule>,
+}
+
+/// The one rule a platform reads back from what it was given for `rule` (its `canonical`):
+/// the rule, or why the platform would not hold it.
+pub(crate) fn read_back(read: Translated, platform: &str) -> Result<Rule, String> {
+    match (
+        read.rules.into_iter().next(),
+        read.untranslatable.into_iter().next(),
+    ) {
+        (Some(r), _) => Ok(r),
+        (None, Some(u)) => Err(u.reason),
+        (None, None) => Err(format!("{platform} would not read this rule back")),
+    }
+}
+
+/// The folders `rules` file into, each once, in the order first named: what a destination must
+/// have before the rules that name them are written.
+pub(crate) fn move_targets(rules: &[Rule]) -> Vec<&str> {
+    let mut seen = std::collections::BTreeSet::new();
+    rules
+        .iter()
+        .flat_map(|r| &r.actions)
+        .filter_map(|a| match a {
+            Action::MoveTo(path) if seen.insert(path.as_str()) => Some(path.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Decides what to write so that the destination holds `wanted` (canonical, in order) after

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use mailshift_ovh::ops::Service;
 use mailshift_ovh::plane::OvhPlanes;
 
-use super::listed::{Held, RuleList};
+use super::listed::{Held, RuleList, read_back};
 use crate::error::{ErrorKind, StepError};
 use crate::plan::Loaded;
 use crate::plan::model::Platform;
@@ -115,17 +115,14 @@ impl RuleList for MxPlanRules {
             return Err(u.reason);
         }
         let read = from_mxplan(&filters, "");
-        match (
-            read.rules.into_iter().next(),
-            read.untranslatable.into_iter().next(),
-        ) {
-            (Some(r), _) => Ok(r),
-            (None, Some(u)) => Err(u.reason),
-            (None, None) => Err("MX Plan would not read this rule back".into()),
-        }
+        read_back(read, "MX Plan")
     }
 
-    async fn write(&mut self, delete: &[String], create: &[Rule]) -> Result<(), StepError> {
+    async fn write(
+        &mut self,
+        delete: &[String],
+        create: &[Rule],
+    ) -> Result<Vec<String>, StepError> {
         let (mut filters, left) = to_mxplan(create);
         // Each rule was checked alone; two of one name only show together.
         if let Some(u) = left.first() {
@@ -168,6 +165,7 @@ impl RuleList for MxPlanRules {
             f.priority = last + 1 + n as i64;
             self.service.ensure_filter(&self.address, f).await?;
         }
-        Ok(())
+        // Filters are written one by one and nothing else of the account is touched.
+        Ok(Vec::new())
     }
 }
