@@ -813,6 +813,16 @@ async fn serve(client: TcpStream, shared: Arc<Shared>, conn: u64) -> io::Result<
                 };
                 session.send(text.as_bytes()).await?;
                 if close {
+                    // Closed the way a server closes after its last answer: its own side first,
+                    // then what the client had already pipelined is read and dropped. Closing
+                    // with that data unread would reset the connection, and a reset can destroy
+                    // the answer before the client reads it (the suggested backoff with it).
+                    let _ = session.client.lock().await.shutdown().await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        tokio::io::copy(&mut reader, &mut tokio::io::sink()),
+                    )
+                    .await;
                     return Ok(());
                 }
                 continue;
