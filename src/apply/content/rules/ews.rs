@@ -13,7 +13,7 @@ use super::listed::{Held, RuleList, move_targets, read_back};
 use crate::apply::content::dav::store_error;
 use crate::error::{ErrorKind, StepError};
 use crate::rules::ews::{FolderRef, from_ews, to_ews, to_ews_from, update_inbox_rules};
-use crate::rules::{Rule, Translated, Untranslatable};
+use crate::rules::{Rule, Untranslatable};
 
 pub(super) struct EwsRules {
     store: EwsStore,
@@ -35,18 +35,6 @@ impl EwsRules {
             held: 0,
             blob: false,
         })
-    }
-
-    /// The mailbox's rules, as a source gives them.
-    pub(super) async fn read(mut self) -> Result<Translated, StepError> {
-        let mut out = Translated::default();
-        for h in self.held().await? {
-            match h.rule {
-                Ok(r) => out.rules.push(r),
-                Err(u) => out.untranslatable.push(u),
-            }
-        }
-        Ok(out)
     }
 
     async fn folders(&mut self) -> Result<Vec<MailFolder>, StepError> {

@@ -15,7 +15,7 @@ use super::listed::{Held, RuleList, move_targets, read_back};
 use crate::apply::content::dav::store_error;
 use crate::error::{ErrorKind, StepError};
 use crate::rules::graph::{from_graph, to_graph};
-use crate::rules::{Rule, Translated, Untranslatable};
+use crate::rules::{Rule, Untranslatable};
 
 pub(super) struct GraphRules {
     store: GraphStore,
@@ -32,18 +32,6 @@ impl GraphRules {
             folders: None,
             sequences: Vec::new(),
         })
-    }
-
-    /// The mailbox's rules, as a source gives them.
-    pub(super) async fn read(mut self) -> Result<Translated, StepError> {
-        let mut out = Translated::default();
-        for h in self.held().await? {
-            match h.rule {
-                Ok(r) => out.rules.push(r),
-                Err(u) => out.untranslatable.push(u),
-            }
-        }
-        Ok(out)
     }
 
     async fn folders(&mut self) -> Result<Vec<MailFolder>, StepError> {

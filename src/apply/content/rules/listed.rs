@@ -50,6 +50,22 @@ pub(crate) trait RuleList {
     /// what the write undid that they must redo (Exchange drops Outlook's client-side rules).
     async fn write(&mut self, delete: &[String], create: &[Rule])
     -> Result<Vec<String>, StepError>;
+
+    /// The rules held, as a source gives them: each read into the model or shown as a manual
+    /// step.
+    async fn read(mut self) -> Result<Translated, StepError>
+    where
+        Self: Sized,
+    {
+        let mut out = Translated::default();
+        for h in self.held().await? {
+            match h.rule {
+                Ok(r) => out.rules.push(r),
+                Err(u) => out.untranslatable.push(u),
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// What a run writes.

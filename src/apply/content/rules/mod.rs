@@ -13,8 +13,8 @@
 //!
 //! The Exchange-like ends hold a list of rules with ids, and share one way of writing them
 //! ([`listed`]): an end implements [`listed::RuleList`] (read the rules with their ids, say
-//! how a rule reads back once written, delete and create). **A new end** (MX Plan's filters,
-//! say) is one file implementing [`listed::RuleList`] (and a `read` for the source side) plus
+//! how a rule reads back once written, delete and create; reading a source comes with it).
+//! **A new end** is one file implementing [`listed::RuleList`] plus
 //! one variant of [`End`], chosen in [`End::of`], whose arm in [`End::read`],
 //! [`Sides::write`], [`Sides::compare`] and [`Sides::fit`] is a one-line call into
 //! [`listed`]: the algorithm, the records, the manual steps and `verify` come with it.
@@ -46,6 +46,7 @@ mod sieve;
 
 use std::collections::BTreeMap;
 
+use self::listed::RuleList;
 use super::{
     Checked, ContentReport, ContentResult, ContentSync, FailedParts, Prepared, Preview, SyncRun,
     Synced,

@@ -18,7 +18,7 @@ use crate::error::{ErrorKind, StepError};
 use crate::plan::Loaded;
 use crate::plan::model::Platform;
 use crate::rules::mxplan::{Filter, from_mxplan, to_mxplan};
-use crate::rules::{Rule, Translated, Untranslatable};
+use crate::rules::{Rule, Untranslatable};
 
 /// Where an account's filters are: its service and address; opened for each use.
 pub(super) struct MxPlanEnd {
@@ -69,20 +69,6 @@ pub(super) struct MxPlanRules {
     domain: String,
     /// The filters at the last reading.
     filters: Vec<Filter>,
-}
-
-impl MxPlanRules {
-    /// The account's filters, as a source gives them.
-    pub(super) async fn read(mut self) -> Result<Translated, StepError> {
-        let mut out = Translated::default();
-        for h in self.held().await? {
-            match h.rule {
-                Ok(r) => out.rules.push(r),
-                Err(u) => out.untranslatable.push(u),
-            }
-        }
-        Ok(out)
-    }
 }
 
 impl RuleList for MxPlanRules {
