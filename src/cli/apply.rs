@@ -35,6 +35,8 @@ pub struct Args {
     /// Read the live platforms first and repair drift (see `plan --refresh`).
     #[arg(long)]
     pub refresh: bool,
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {

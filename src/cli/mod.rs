@@ -17,6 +17,7 @@ pub mod ovh_credentials;
 pub mod plan;
 pub mod rollback;
 pub mod schema;
+pub mod shard;
 pub mod state;
 pub mod status;
 pub mod validate;

@@ -29,6 +29,8 @@ pub struct Args {
     /// removed in a control panel since mailshift applied them.
     #[arg(long)]
     pub refresh: bool,
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {

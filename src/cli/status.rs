@@ -13,6 +13,8 @@ use crate::state::record::Status;
 pub struct Args {
     /// The plan file (`.yaml`, `.yml` or `.toml`).
     pub plan: PathBuf,
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {

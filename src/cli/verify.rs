@@ -37,6 +37,8 @@ pub struct Args {
     /// Messages listed per folder and kind of difference; the counts are always complete.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_LIST_LIMIT)]
     pub limit: usize,
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {

@@ -58,6 +58,8 @@ pub struct Args {
         env = "MAILSHIFT_LOG"
     )]
     pub log_level: String,
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
 }
 
 fn parse_grace(text: &str) -> Result<Duration, String> {
