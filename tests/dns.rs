@@ -149,6 +149,30 @@ fn records_written_read_back_and_rewriting_changes_nothing() {
 }
 
 #[test]
+fn a_set_too_large_for_one_datagram_is_read_over_tcp() {
+    let bind = start(true);
+    let zone = zone(&bind);
+    // 40 strings of 80 bytes: about 3.5 kB, more than the 1232-byte UDP payload offered, so
+    // the server truncates the UDP answer and the read must go again over TCP.
+    let big = RecordSet::new(
+        &format!("big.{ZONE}"),
+        RecordType::Txt,
+        600,
+        (0..40)
+            .map(|i| format!("record {i:02} {}", "x".repeat(70)))
+            .collect(),
+    );
+    rt().block_on(async {
+        zone.write(&big).await.unwrap();
+        assert_eq!(
+            zone.read(&big.name, RecordType::Txt).await.unwrap(),
+            Some(big.clone())
+        );
+        converged(&bind, Some(&big), &big.name, RecordType::Txt).await;
+    });
+}
+
+#[test]
 fn a_held_back_secondary_keeps_the_old_answer_until_it_transfers() {
     let bind = start(false);
     let zone = zone(&bind);
