@@ -149,6 +149,47 @@ fn records_written_read_back_and_rewriting_changes_nothing() {
 }
 
 #[test]
+fn a_swap_from_a_stale_set_is_a_conflict_and_changes_nothing() {
+    let bind = start(true);
+    let zone = zone(&bind);
+    rt().block_on(async {
+        let original = zone.read(ZONE, RecordType::Mx).await.unwrap();
+        // Someone changed the records since mailshift remembered them: nothing is overwritten.
+        let err = zone
+            .replace_if(ZONE, RecordType::Mx, Some(&mx(300)), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict, "{err:?}");
+        assert!(
+            err.message.contains("10 mx.old-host.example.net"),
+            "{}",
+            err.message
+        );
+        assert_eq!(zone.read(ZONE, RecordType::Mx).await.unwrap(), original);
+        assert_eq!(bind.primary.serial(ZONE), 1);
+
+        // From what the zone holds: swapped. Again (a retry after a lost reply): already done.
+        zone.replace_if(ZONE, RecordType::Mx, original.as_ref(), Some(&mx(300)))
+            .await
+            .unwrap();
+        assert_eq!(
+            zone.read(ZONE, RecordType::Mx).await.unwrap(),
+            Some(mx(300))
+        );
+        zone.replace_if(ZONE, RecordType::Mx, original.as_ref(), Some(&mx(300)))
+            .await
+            .unwrap();
+        assert_eq!(bind.primary.serial(ZONE), 2);
+
+        // Back to none at all, only from the set written.
+        zone.replace_if(ZONE, RecordType::Mx, Some(&mx(300)), None)
+            .await
+            .unwrap();
+        assert_eq!(zone.read(ZONE, RecordType::Mx).await.unwrap(), None);
+    });
+}
+
+#[test]
 fn a_set_too_large_for_one_datagram_is_read_over_tcp() {
     let bind = start(true);
     let zone = zone(&bind);

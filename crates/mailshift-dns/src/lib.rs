@@ -10,6 +10,9 @@
 //!   RRset with the desired TTL, under a prerequisite that the RRset is still what was read
 //!   (so a change made meanwhile by someone else is reported, never overwritten). Writing what
 //!   the zone holds sends nothing, so the SOA serial does not move.
+//! - [`Rfc2136Zone::replace_if`]`(name, rtype, expected, desired)`: the same UPDATE as a
+//!   compare and swap from a set the caller remembers (a rollback), refused as a `Conflict`
+//!   when the zone holds something else.
 //! - [`ManualZone::new`]`(`[`Rfc2136Config`]`)`: reads the same way; `writable()` is false and
 //!   `write`/`remove` refuse, naming the change a person has to make.
 //! - [`ask_each`]`(servers, name, rtype)`: what each server answers, one [`Answer`] per server,

@@ -38,6 +38,24 @@ impl Rfc2136Zone {
         }
     }
 
+    /// Compare and swap: makes the zone hold `desired` for its name and type (`None` or an
+    /// empty set: no records) only if it still holds `expected` (`None`: no records), in one
+    /// UPDATE whose prerequisite the server checks. A zone that holds something else is a
+    /// `Conflict` and is left as it is; one that already holds `desired` is success. For a
+    /// rollback that must not undo a change made by hand since the cutover.
+    pub async fn replace_if(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        expected: Option<&RecordSet>,
+        desired: Option<&RecordSet>,
+    ) -> Result<(), StepError> {
+        check_in_zone(&self.apex, name)?;
+        let expected = expected.filter(|s| !s.data.is_empty());
+        let desired = desired.filter(|s| !s.data.is_empty());
+        self.update(name, rtype, expected, desired).await
+    }
+
     fn key(&self) -> Result<Option<(&TsigKey, &TSigner)>, StepError> {
         match &self.signer {
             Ok(signer) => Ok(self.config.tsig.as_ref().zip(signer.as_ref())),
