@@ -25,6 +25,7 @@ mod ovh_conformance;
 mod ovh_e2e;
 mod ovh_sim;
 mod ovh_sim_client;
+mod ovh_zone;
 mod plan_cmd;
 mod pop3;
 mod pst;
