@@ -3,8 +3,11 @@
 //! `forget` is the way out of a conflict or an orphan: it drops what mailshift remembers of a
 //! resource (and its folder and message records), never touching the platforms themselves.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use mailshift_core::shard::Shard;
 
 use super::{CliError, load_plan};
 use crate::render::time::human as human_time;
@@ -36,25 +39,41 @@ pub enum StateCommand {
     },
 }
 
-/// Which state file: the plan's, or one named directly.
+/// Which state file: the plan's (the shard's, with `--shard`), or one named directly.
 #[derive(Debug, clap::Args)]
 pub struct Location {
     /// The plan whose state to use.
     #[arg(long, short, value_name = "PLAN", required_unless_present = "state")]
     pub plan: Option<PathBuf>,
-    /// The state file itself (when the plan is not at hand).
+    /// The state file itself (when the plan is not at hand), whichever shard wrote it.
     #[arg(long, value_name = "FILE", conflicts_with = "plan")]
     pub state: Option<PathBuf>,
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
+}
+
+/// A state file found through [`Location`], with the shard it is opened as.
+struct Found {
+    path: PathBuf,
+    /// The plan and the shard, when found through the plan; `None` for `--state FILE`.
+    plan: Option<(crate::plan::Loaded, Shard)>,
 }
 
 impl Location {
-    fn path(&self) -> Result<PathBuf, CliError> {
+    fn find(&self) -> Result<Found, CliError> {
         if let Some(s) = &self.state {
-            return Ok(s.clone());
+            return Ok(Found {
+                path: s.clone(),
+                plan: None,
+            });
         }
         let plan = self.plan.as_ref().expect("clap requires --plan or --state");
+        let shard = self.shard.resolve()?;
         match load_plan(plan) {
-            Some(l) => Ok(l.state_path()),
+            Some(l) => Ok(Found {
+                path: l.state_path_for(shard),
+                plan: Some((l, shard)),
+            }),
             None => Err(CliError(format!(
                 "cannot find the state of an invalid plan: fix {} or name the file with --state",
                 plan.display()
@@ -63,11 +82,34 @@ impl Location {
     }
 }
 
+impl Found {
+    fn resources(&self) -> Result<BTreeMap<String, ResourceRecord>, CliError> {
+        Ok(match &self.plan {
+            Some((loaded, shard)) => crate::state::shards::read_resources(loaded, *shard)?,
+            None => crate::state::read_resources(&self.path)?,
+        })
+    }
+
+    fn open(&self) -> Result<crate::state::StateStore, CliError> {
+        Ok(match &self.plan {
+            Some((loaded, shard)) => crate::state::shards::open_store(loaded, *shard)?,
+            // A file named directly is opened as whichever shard wrote it.
+            None => {
+                let shard = crate::state::StateReader::open(&self.path)?
+                    .shard()?
+                    .unwrap_or(Shard::WHOLE);
+                crate::state::StateStore::open_as(&self.path, shard)?
+            }
+        })
+    }
+}
+
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     match args.command {
         StateCommand::List(loc) => {
-            let path = loc.path()?;
-            let records = crate::state::read_resources(&path)?;
+            let found = loc.find()?;
+            let path = &found.path;
+            let records = found.resources()?;
             if records.is_empty() {
                 println!("{}: no resources recorded", path.display());
                 return Ok(ExitCode::SUCCESS);
@@ -88,22 +130,23 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         StateCommand::Show { id, location } => {
-            let path = location.path()?;
-            let records = crate::state::read_resources(&path)?;
+            let found = location.find()?;
+            let path = &found.path;
+            let records = found.resources()?;
             match records.get(&id) {
                 Some(r) => {
                     print!("{}", show(&id, r));
                     Ok(ExitCode::SUCCESS)
                 }
-                None => Err(not_found(&id, &path, records.keys())),
+                None => Err(not_found(&id, path, records.keys())),
             }
         }
         StateCommand::Forget { id, location } => {
-            let path = location.path()?;
-            let store = crate::state::StateStore::open(&path)?;
+            let found = location.find()?;
+            let store = found.open()?;
             let records = store.resources()?;
             if !store.forget(&id)? {
-                return Err(not_found(&id, &path, records.keys()));
+                return Err(not_found(&id, &found.path, records.keys()));
             }
             println!(
                 "Forgot {id}. Nothing was changed on any platform; the next `plan` treats it as never applied."
