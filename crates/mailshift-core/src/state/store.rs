@@ -56,6 +56,7 @@ pub mod dav;
 pub mod hold;
 pub mod notified;
 pub mod quota;
+pub mod reshard;
 pub mod rollback;
 pub mod throughput;
 
