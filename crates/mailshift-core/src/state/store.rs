@@ -29,6 +29,10 @@
 //! - `holds`: the accounts a person paused from watch mode's API, added the same way
 //!   ([`hold`]).
 //!
+//! A split run keeps one file per shard, each stamped with its shard (`meta`'s `shard`) and
+//! opened only as that shard ([`StateStore::open_as`]); [`reshard`] moves the records of every
+//! table between the files of two splits.
+//!
 //! Every write method's records are committed and fsynced before it returns, so a crash loses
 //! at most the step in flight. Concurrent writers (the copies of several folders and accounts)
 //! share their fsyncs (group commit, [`Group`]): writes that arrive while a commit is under way

@@ -205,6 +205,12 @@ pub fn reshard_crashing(
         }
     }
     if let Some(marker) = read_marker(&marker_file)? {
+        // The interrupted run's files, whatever this run was asked.
+        for path in marker.old.iter().chain(&marker.new) {
+            if !seen.contains(&path) {
+                locks.push(lock(path)?);
+            }
+        }
         finish(&marker_file, &marker, None)?;
         return Ok(Resharded {
             from: None,
@@ -618,7 +624,9 @@ mod tests {
                 .put_resource("domain/p/example.com", &resource(None))
                 .unwrap();
         }
-        store.put_notified("summary/day", &format!("v{at}")).unwrap();
+        store
+            .put_notified("summary/day", &format!("v{at}"))
+            .unwrap();
         store.put_notified("outbox", "[]").unwrap();
         store
             .put_throughput(
