@@ -31,8 +31,8 @@ fn contents(server: &Dovecot, pass: &str) -> BTreeMap<String, Vec<Vec<u8>>> {
                 .login(u, pass)
                 .mailboxes()
                 .unwrap()
-                .into_iter()
-                .flat_map(|(_, msgs)| msgs.into_iter().map(|m| m.bytes))
+                .into_values()
+                .flat_map(|msgs| msgs.into_iter().map(|m| m.bytes))
                 .collect();
             bytes.sort();
             (u.to_string(), bytes)

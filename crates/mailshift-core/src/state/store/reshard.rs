@@ -479,8 +479,8 @@ fn write_new(old: &[PathBuf], new: &[PathBuf]) -> Result<Vec<u64>, (PathBuf, Fau
     Ok(counts)
 }
 
-fn open<'t, K: Key + 'static, V: Value + 'static>(
-    txn: &'t ReadTransaction,
+fn open<K: Key + 'static, V: Value + 'static>(
+    txn: &ReadTransaction,
     def: TableDefinition<K, V>,
 ) -> Result<Option<redb::ReadOnlyTable<K, V>>, Fault> {
     match txn.open_table(def) {
