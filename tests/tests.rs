@@ -30,6 +30,7 @@ mod plan_cmd;
 mod pop3;
 mod pst;
 mod quota;
+mod reshard;
 mod rollback;
 mod rollback_dav;
 mod rules;

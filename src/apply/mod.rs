@@ -184,10 +184,8 @@ pub async fn apply(
         tracing::info!("{}", d.line(&loaded));
     }
     // Spool files left by a killed run are garbage: this process holds the state lock.
-    if !options.keep_spool
-        && let Some(dir) = loaded.state_path().parent()
-    {
-        let _ = std::fs::remove_dir_all(dir.join("spool"));
+    if !options.keep_spool {
+        let _ = std::fs::remove_dir_all(store.spool_dir());
     }
     let state = store.resources()?;
     // Content copied once before this run: its sync now is not a first copy (notifications).
@@ -570,11 +568,7 @@ async fn run_sync(ctx: &Arc<Ctx>, change: &Change) -> Outcome {
     let run = content::SyncRun {
         id: resource.id(),
         store: &store,
-        spool_dir: ctx
-            .loaded
-            .state_path()
-            .parent()
-            .map_or_else(|| std::path::PathBuf::from("spool"), |d| d.join("spool")),
+        spool_dir: store.spool_dir(),
         sync_point,
         full_scan,
         login_grace: if fresh {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::{CliError, load_plan};
 use crate::apply::ack::acknowledge;
-use crate::state::{StateError, StateStore};
+use crate::state::StateError;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,13 +13,15 @@ pub struct Args {
     pub plan: PathBuf,
     /// The manual step's resource id, as `plan` prints it.
     pub id: String,
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let Some(loaded) = load_plan(&args.plan) else {
         return Ok(ExitCode::from(1));
     };
-    let store = StateStore::open(&loaded.state_path()).map_err(|e| match e {
+    let store = crate::state::shards::open_store(&loaded, args.shard.resolve()?).map_err(|e| match e {
         StateError::Locked { .. } => CliError(format!(
             "{e}\n(if that process is `mailshift watch`, acknowledge through it instead: POST /api/ack/{} on its HTTP address)",
             args.id

@@ -18,7 +18,6 @@ use super::{CliError, load_plan};
 use crate::apply::{ApplyOptions, apply};
 use crate::render::progress::Printer;
 use crate::render::report::apply_report;
-use crate::state::StateStore;
 
 /// Nothing failed, but a copy paused at a platform's daily limit (run `apply` again after the
 /// time the report gives) or by a person (`paused: true`: not converged until it is lifted). 75 is sysexits' EX_TEMPFAIL ("try again later"); 2 is clap's for a
@@ -44,7 +43,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::from(1));
     };
     let targets = super::targets(&loaded, &args.target)?;
-    let store = Arc::new(StateStore::open(&loaded.state_path())?);
+    let store = Arc::new(crate::state::shards::open_store(
+        &loaded,
+        args.shard.resolve()?,
+    )?);
     let runtime = super::runtime()?;
     let stop = Arc::new(AtomicBool::new(false));
     let printer = Arc::new(Printer::new());

@@ -47,12 +47,13 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     } else {
         crate::apply::servers::unread(&loaded)
     };
-    let state_path = loaded.state_path();
-    let state = crate::state::read_resources(&state_path)?;
+    let shard = args.shard.resolve()?;
+    let state_path = loaded.state_path_for(shard);
+    let state = crate::state::shards::read_resources(&loaded, shard)?;
     let mut planned = Planned::new(&loaded.plan, &state);
     let mut sized = None;
     // Paused copies show as such, not as changes apply would make.
-    let recorded = crate::state::StateReader::open(&state_path)?.holds()?;
+    let recorded = crate::state::shards::open_reader(&loaded, shard)?.holds()?;
     planned.hold(&crate::apply::hold::holds(&loaded.plan, &recorded));
     let targets = super::targets(&loaded, &args.target)?;
     if args.refresh {
@@ -64,6 +65,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             &planned.resources,
             &mut planned.changes,
             &targets,
+            shard,
         )));
     }
     planned.only_accounts(&targets);
@@ -117,9 +119,10 @@ async fn preview_copies(
     resources: &[crate::model::Resource],
     changes: &mut [Change],
     targets: &[String],
+    shard: mailshift_core::shard::Shard,
 ) -> Vec<AccountSizing> {
     use futures_util::StreamExt;
-    let reader = crate::state::StateReader::open(&loaded.state_path());
+    let reader = crate::state::shards::open_reader(loaded, shard);
     let by_addr: std::collections::HashMap<&crate::model::ResourceAddr, &crate::model::Resource> =
         resources.iter().map(|r| (&r.addr, r)).collect();
     let pending: std::collections::HashSet<&crate::model::ResourceAddr> =

@@ -39,6 +39,8 @@ pub struct Args {
     /// delete, left alone); the counts are complete.
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub limit: usize,
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
 }
 
 /// One account's survey, with its open destination connection.
@@ -129,7 +131,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             loaded.file_name()
         )));
     }
-    let store = crate::state::StateStore::open(&loaded.state_path())?;
+    let store = crate::state::shards::open_store(&loaded, args.shard.resolve()?)?;
     let runtime = super::runtime()?;
     let loaded = runtime.block_on(super::detect_servers(loaded));
     let resources = compile(&loaded.plan);

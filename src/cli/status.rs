@@ -21,8 +21,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let Some(loaded) = load_plan(&args.plan) else {
         return Ok(ExitCode::from(1));
     };
-    let state = crate::state::read_resources(&loaded.state_path())?;
-    let reader = crate::state::StateReader::open(&loaded.state_path())?;
+    let shard = args.shard.resolve()?;
+    let state = crate::state::shards::read_resources(&loaded, shard)?;
+    let reader = crate::state::shards::open_reader(&loaded, shard)?;
     let resources = compile(&loaded.plan);
     let dates = reader.sync_points()?;
     let holds = reader.holds()?;

@@ -48,7 +48,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let targets = super::targets(&loaded, &args.target)?;
     let runtime = super::runtime()?;
     let loaded = runtime.block_on(super::detect_servers(loaded));
-    let reader = crate::state::StateReader::open(&loaded.state_path())?;
+    let reader = crate::state::shards::open_reader(&loaded, args.shard.resolve()?)?;
     let mut checks: Vec<AccountCheck> = Vec::new();
     let mut groupware: Vec<DavCheck> = Vec::new();
     let mut rules: Vec<RulesCheck> = Vec::new();

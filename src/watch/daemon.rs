@@ -543,12 +543,13 @@ impl Daemon {
                 return;
             }
         };
-        if loaded.state_path() != self.store.path() {
+        let state_path = loaded.state_path_for(self.store.shard());
+        if state_path != self.store.path() {
             self.reject(
                 format!(
                     "error: the plan now keeps its state in {}, and this daemon holds {}: restart \
                      `mailshift watch` to switch state files\n",
-                    loaded.state_path().display(),
+                    state_path.display(),
                     self.store.path().display()
                 ),
                 trigger,

@@ -34,7 +34,6 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 use tracing::{error, info, warn};
 
 use crate::plan::secret::{Secret, SecretRef};
-use crate::state::StateStore;
 use crate::transfer::imap::copy::StopFlag;
 use daemon::Daemon;
 use http::HttpState;
@@ -58,6 +57,8 @@ pub struct Options {
     pub watch_file: bool,
     /// How long in-flight copies get to reach a checkpoint after SIGTERM.
     pub grace: Duration,
+    /// Which shard of the plan this daemon runs (its state file).
+    pub shard: mailshift_core::shard::Shard,
 }
 
 /// Runs the daemon until it is told to stop. `Err` is a reason not to start (an invalid plan,
@@ -82,8 +83,10 @@ pub async fn run(options: Options) -> Result<(), String> {
             options.listen
         ));
     }
-    let state_path = loaded.state_path();
-    let store = Arc::new(StateStore::open(&state_path).map_err(|e| e.to_string())?);
+    let state_path = loaded.state_path_for(options.shard);
+    let store = Arc::new(
+        crate::state::shards::open_store(&loaded, options.shard).map_err(|e| e.to_string())?,
+    );
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
@@ -93,9 +96,7 @@ pub async fn run(options: Options) -> Result<(), String> {
     info!(addr = %local, "listening on http://{local}");
 
     // Spool files of a killed run are garbage: this process holds the state from now on.
-    let spool = state_path
-        .parent()
-        .map_or_else(|| PathBuf::from("spool"), |d| d.join("spool"));
+    let spool = store.spool_dir();
     let _ = std::fs::remove_dir_all(&spool);
 
     let status = Arc::new(StatusModel::new(options.plan.display().to_string()));

@@ -10,6 +10,9 @@ use super::model::Plan;
 use super::node::{self, Node};
 use super::{schema, shape, validate};
 
+/// What the plan's `state:` path may hold to give each shard its own file.
+pub const SHARD_PLACEHOLDER: &str = "{shard}";
+
 /// Plans larger than this are refused before parsing: no real plan comes near it.
 const MAX_PLAN_BYTES: usize = 32 * 1024 * 1024;
 
@@ -48,12 +51,31 @@ impl Loaded {
         self.path.display().to_string()
     }
 
-    /// The state file this plan uses.
+    /// The state file this plan uses when it runs as one process (the whole plan: `{shard}`
+    /// in the `state:` path reads as 0).
     pub fn state_path(&self) -> PathBuf {
+        self.state_path_for(crate::shard::Shard::WHOLE)
+    }
+
+    /// The state file of one shard: `{shard}` in the plan's `state:` path replaced by the
+    /// shard's index. A path without it is the same for every shard, which is right when each
+    /// shard runs on its own machine or volume (a Kubernetes pod), and refused by the file's
+    /// shard stamp when two shards meet at it.
+    pub fn state_path_for(&self, shard: crate::shard::Shard) -> PathBuf {
         match &self.plan.state {
-            Some(s) => self.base_dir.join(s),
+            Some(s) => self
+                .base_dir
+                .join(s.replace(SHARD_PLACEHOLDER, &shard.index.to_string())),
             None => self.base_dir.join(".mailshift").join("state.redb"),
         }
+    }
+
+    /// Whether the plan's `state:` path holds `{shard}` (each shard its own file name).
+    pub fn state_path_is_per_shard(&self) -> bool {
+        self.plan
+            .state
+            .as_deref()
+            .is_some_and(|s| s.contains(SHARD_PLACEHOLDER))
     }
 
     pub fn render_warnings(&self) -> String {
@@ -291,5 +313,44 @@ mod clean_tests {
             seen += 1;
         }
         assert!(seen >= 3, "only {seen} clean examples");
+    }
+}
+
+#[cfg(test)]
+mod state_path_tests {
+    use super::*;
+    use crate::shard::Shard;
+
+    fn plan(state: &str) -> Loaded {
+        let text = format!(
+            "version: 1\n{state}platforms:\n  old: {{type: imap, imap: {{host: 127.0.0.1, port: 10143, security: none}}}}\n  new: {{type: imap, imap: {{host: 127.0.0.1, port: 10144, security: none}}}}\naccounts:\n  - {{address: a@example.com, from: old, to: new, source: {{login: a, password: {{env: A}}}}, destination: {{login: a, password: {{env: A}}}}}}\n"
+        );
+        load_str(&text, Format::Yaml, Path::new("p.yaml"), Path::new("/srv"))
+            .unwrap_or_else(|e| panic!("{}", e.render()))
+    }
+
+    #[test]
+    fn shard_placeholder_takes_the_index() {
+        let p = plan("state: st/state-{shard}.redb\n");
+        assert!(p.state_path_is_per_shard());
+        let s = |i, n| Shard::new(i, n).unwrap();
+        assert_eq!(p.state_path(), PathBuf::from("/srv/st/state-0.redb"));
+        assert_eq!(
+            p.state_path_for(s(2, 3)),
+            PathBuf::from("/srv/st/state-2.redb")
+        );
+        // Without the placeholder every shard has the same path (one machine or volume each).
+        let p = plan("state: /var/lib/mailshift/state.redb\n");
+        assert!(!p.state_path_is_per_shard());
+        assert_eq!(
+            p.state_path_for(s(1, 3)),
+            PathBuf::from("/var/lib/mailshift/state.redb")
+        );
+        let p = plan("");
+        assert!(!p.state_path_is_per_shard());
+        assert_eq!(
+            p.state_path_for(s(1, 3)),
+            PathBuf::from("/srv/.mailshift/state.redb")
+        );
     }
 }

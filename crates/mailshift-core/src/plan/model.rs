@@ -25,6 +25,8 @@ pub struct Plan {
     pub version: u32,
     /// Path of the state file, relative to the plan's directory.
     /// Default: `.mailshift/state.redb` beside the plan.
+    /// `{shard}` in it is replaced by the shard's index (`--shard I/N`), so shards on one
+    /// machine each have a file (`state/state-{shard}.redb`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// Where OAuth2 refresh tokens obtained by `mailshift auth login` are kept (a JSON file,

@@ -1,6 +1,7 @@
 //! The state store: what was done, in one redb file.
 
 pub mod record;
+pub mod shards;
 pub mod store;
 pub mod window;
 
@@ -12,4 +13,5 @@ pub use store::rollback::{PendingDavObject, PendingDavRollback, PendingRollback}
 pub use store::throughput::{CopyRun, Throughput};
 pub use store::{
     FORMAT_VERSION, StateError, StateReader, StateStore, default_path, read_resources,
+    read_resources_as,
 };

@@ -7,7 +7,8 @@
 //! transaction while an `apply` runs, instead of being turned away.
 //!
 //! Layout (format version [`FORMAT_VERSION`]):
-//! - `meta`: `&str → &str`: `format_version`, `created_by`, `sync_point`. Its type must never
+//! - `meta`: `&str → &str`: `format_version`, `created_by`, `sync_point`, `shard` (the shard
+//!   that created the file, `I/N`; a file without it is the whole plan's, `0/1`). Its type must never
 //!   change: it is read before anything else, so that an older mailshift can always tell that a
 //!   file is too new for it rather than fail on a table type mismatch.
 //! - `resources`: resource id → [`ResourceRecord`] as JSON, so fields can be added compatibly.
@@ -27,6 +28,10 @@
 //! - `notified`: the notifications already sent, so each is sent once ([`notified`]).
 //! - `holds`: the accounts a person paused from watch mode's API, added the same way
 //!   ([`hold`]).
+//!
+//! A split run keeps one file per shard, each stamped with its shard (`meta`'s `shard`) and
+//! opened only as that shard ([`StateStore::open_as`]); [`reshard`] moves the records of every
+//! table between the files of two splits.
 //!
 //! Every write method's records are committed and fsynced before it returns, so a crash loses
 //! at most the step in flight. Concurrent writers (the copies of several folders and accounts)
@@ -49,11 +54,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord};
+use crate::shard::Shard;
 
 pub mod dav;
 pub mod hold;
 pub mod notified;
 pub mod quota;
+pub mod reshard;
 pub mod rollback;
 pub mod throughput;
 
@@ -74,6 +81,9 @@ const REFUSED: TableDefinition<(&str, &str, u32), &str> = TableDefinition::new("
 const META_FORMAT_VERSION: &str = "format_version";
 const META_CREATED_BY: &str = "created_by";
 const META_SYNC_POINT: &str = "sync_point";
+/// The shard that created the file (`I/N`), stamped once at creation: a shard refuses a file
+/// written by another shard or another N ([`StateError::WrongShard`]).
+const META_SHARD: &str = "shard";
 
 /// Encoded size of a [`MessageRecord`]: dest_uid u32, hash 32 bytes, size u64, sync_point u64.
 const MESSAGE_LEN: usize = 4 + 32 + 8 + 8;
@@ -119,6 +129,13 @@ pub enum StateError {
     },
     /// redb failed (disk full, I/O error, damaged file).
     Db { path: PathBuf, source: redb::Error },
+    /// The file belongs to another shard (`found`, from its stamp) than the process opening
+    /// it (`wanted`).
+    WrongShard {
+        path: PathBuf,
+        found: Shard,
+        wanted: Shard,
+    },
 }
 
 impl StateError {
@@ -130,7 +147,8 @@ impl StateError {
             | StateError::NotAStateFile { path, .. }
             | StateError::Corrupt { path, .. }
             | StateError::Io { path, .. }
-            | StateError::Db { path, .. } => path,
+            | StateError::Db { path, .. }
+            | StateError::WrongShard { path, .. } => path,
         }
     }
 }
@@ -189,6 +207,47 @@ impl fmt::Display for StateError {
                  the file was damaged, restore it from a backup",
                 path.display()
             ),
+            StateError::WrongShard {
+                path,
+                found,
+                wanted,
+            } => {
+                let owner = |s: &Shard| {
+                    if s.is_whole() {
+                        "the whole plan (no --shard)".to_string()
+                    } else {
+                        format!("shard {s}")
+                    }
+                };
+                write!(
+                    f,
+                    "state file {} belongs to {}, and this process is {}: ",
+                    path.display(),
+                    owner(found),
+                    owner(wanted)
+                )?;
+                if found.count == wanted.count {
+                    // Same split, another index: two shards meet at one path.
+                    write!(
+                        f,
+                        "run with --shard {found} to use it; if several shards write to this \
+                         path, put `{{shard}}` in the plan's `state:` path (`state-{{shard}}.redb`) \
+                         so each shard has its own file"
+                    )
+                } else {
+                    let run = if found.is_whole() {
+                        "run without --shard".to_string()
+                    } else {
+                        format!("run with --shard I/{}", found.count)
+                    };
+                    write!(
+                        f,
+                        "{run} as the state was written, or re-shard the states to {} first \
+                         with `mailshift state reshard PLAN --to {}` (offline: stop every shard)",
+                        wanted.count, wanted.count
+                    )
+                }
+            }
         }
     }
 }
@@ -219,6 +278,7 @@ enum Fault {
     NotAStateFile(String),
     TooNew(u32),
     Corrupt { record: String, detail: String },
+    WrongShard { found: Shard, wanted: Shard },
 }
 
 macro_rules! fault_from_redb {
@@ -281,6 +341,11 @@ impl Fault {
                 path,
                 record,
                 detail,
+            },
+            Fault::WrongShard { found, wanted } => StateError::WrongShard {
+                path,
+                found,
+                wanted,
             },
         }
     }
@@ -378,6 +443,27 @@ fn check_meta(txn: &ReadTransaction) -> Result<Meta, Fault> {
     }
 }
 
+/// The shard that created the file: its stamp, or the whole plan for a file from before
+/// stamps (one shard was all there was).
+fn stamp_txn(txn: &ReadTransaction) -> Result<Shard, Fault> {
+    let meta = txn.open_table(META)?;
+    let Some(v) = meta.get(META_SHARD)? else {
+        return Ok(Shard::WHOLE);
+    };
+    let text = v.value();
+    Shard::parse(text).map_err(|e| Fault::corrupt("shard stamp".into(), e))
+}
+
+/// Refuses a file another shard (or another N) wrote.
+fn check_shard(txn: &ReadTransaction, wanted: Shard) -> Result<(), Fault> {
+    let found = stamp_txn(txn)?;
+    if found == wanted {
+        Ok(())
+    } else {
+        Err(Fault::WrongShard { found, wanted })
+    }
+}
+
 fn decode_json<T: DeserializeOwned>(
     json: &str,
     record: impl FnOnce() -> String,
@@ -467,6 +553,21 @@ fn successor(id: &str) -> String {
 /// redb lets a read-only handle see the writer's last commit. A missing (or still empty) file
 /// is an empty state, and nothing is created.
 pub fn read_resources(path: &Path) -> Result<BTreeMap<String, ResourceRecord>, StateError> {
+    read_resources_checked(path, None)
+}
+
+/// [`read_resources`] for one shard: a file another shard wrote is refused.
+pub fn read_resources_as(
+    path: &Path,
+    shard: Shard,
+) -> Result<BTreeMap<String, ResourceRecord>, StateError> {
+    read_resources_checked(path, Some(shard))
+}
+
+fn read_resources_checked(
+    path: &Path,
+    shard: Option<Shard>,
+) -> Result<BTreeMap<String, ResourceRecord>, StateError> {
     match fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => {
@@ -485,7 +586,12 @@ pub fn read_resources(path: &Path) -> Result<BTreeMap<String, ResourceRecord>, S
         let txn = db.begin_read()?;
         match check_meta(&txn)? {
             Meta::Empty => Ok(BTreeMap::new()),
-            Meta::Current => read_resources_txn(&txn),
+            Meta::Current => {
+                if let Some(shard) = shard {
+                    check_shard(&txn, shard)?;
+                }
+                read_resources_txn(&txn)
+            }
         }
     };
     read().map_err(|f| f.at(path))
@@ -500,13 +606,28 @@ pub struct StateReader {
 }
 
 impl StateReader {
+    /// Opens whatever shard's file `path` is (`state reshard` and tools that read any shard).
     pub fn open(path: &Path) -> Result<StateReader, StateError> {
+        Self::open_checked(path, None)
+    }
+
+    /// Opens the file of `shard`: a file another shard (or another N) wrote is refused.
+    pub fn open_as(path: &Path, shard: Shard) -> Result<StateReader, StateError> {
+        Self::open_checked(path, Some(shard))
+    }
+
+    fn open_checked(path: &Path, shard: Option<Shard>) -> Result<StateReader, StateError> {
         let db = if fs::metadata(path).map_or(true, |m| m.len() == 0) {
             None
         } else {
             let open = || -> Result<Option<redb::ReadOnlyDatabase>, Fault> {
                 let db = builder().open_read_only(path)?;
-                let empty = matches!(check_meta(&db.begin_read()?)?, Meta::Empty);
+                let txn = db.begin_read()?;
+                let empty = matches!(check_meta(&txn)?, Meta::Empty);
+                if let (false, Some(shard)) = (empty, shard) {
+                    check_shard(&txn, shard)?;
+                }
+                drop(txn);
                 Ok(if empty { None } else { Some(db) })
             };
             open().map_err(|f| f.at(path))?
@@ -515,6 +636,14 @@ impl StateReader {
             path: path.to_path_buf(),
             db,
         })
+    }
+
+    /// The shard that wrote the file; `None` when there is no file yet.
+    pub fn shard(&self) -> Result<Option<Shard>, StateError> {
+        if self.db.is_none() {
+            return Ok(None);
+        }
+        self.read(|txn| stamp_txn(txn).map(Some))
     }
 
     fn read<T: Default>(
@@ -572,6 +701,8 @@ pub struct StateStore {
     // process dies. Holds the holder's pid, then, once closed cleanly, the file's stamp.
     lock: File,
     group: Group,
+    /// The shard this file belongs to (checked against its stamp at open).
+    shard: Shard,
 }
 
 /// Group commit. redb has one write transaction at a time and fsyncs at each commit; a writer
@@ -642,9 +773,16 @@ impl fmt::Debug for StateStore {
 }
 
 impl StateStore {
-    /// Opens the state for writing, creating it (and its directory) if missing. Fails with
-    /// [`StateError::Locked`] while another process (or another `StateStore` in this one) has it.
+    /// Opens the whole plan's state for writing ([`Self::open_as`] with [`Shard::WHOLE`]).
     pub fn open(path: &Path) -> Result<StateStore, StateError> {
+        Self::open_as(path, Shard::WHOLE)
+    }
+
+    /// Opens the state of `shard` for writing, creating it (and its directory) if missing, and
+    /// stamping a new file with the shard. Fails with [`StateError::Locked`] while another
+    /// process (or another `StateStore` in this one) has it, and with
+    /// [`StateError::WrongShard`] when another shard (or another N) wrote it.
+    pub fn open_as(path: &Path, shard: Shard) -> Result<StateStore, StateError> {
         let io_err = |action: String, source| StateError::Io {
             path: path.to_path_buf(),
             action,
@@ -686,16 +824,17 @@ impl StateStore {
         lock.seek(io::SeekFrom::Start(0)).map_err(lock_err)?;
         writeln!(lock, "{}", std::process::id()).map_err(lock_err)?;
 
-        let db = Self::open_db(path, !trusted).map_err(|f| f.at(path))?;
+        let db = Self::open_db(path, !trusted, shard).map_err(|f| f.at(path))?;
         Ok(StateStore {
             path: path.to_path_buf(),
             db: Some(db),
             lock,
             group: Group::default(),
+            shard,
         })
     }
 
-    fn open_db(path: &Path, check: bool) -> Result<Database, Fault> {
+    fn open_db(path: &Path, check: bool, shard: Shard) -> Result<Database, Fault> {
         let mut b = builder();
         // A plain open trusts the file and may panic on one damaged outside redb: a file not
         // known to be as mailshift left it gets a full checksum pass first.
@@ -709,6 +848,7 @@ impl StateStore {
                 meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_string().as_str())?;
                 meta.insert(META_CREATED_BY, CREATED_BY)?;
                 meta.insert(META_SYNC_POINT, "0")?;
+                meta.insert(META_SHARD, shard.to_string().as_str())?;
                 // Created now so that readers never meet a missing table.
                 txn.open_table(RESOURCES)?;
                 txn.open_table(FOLDERS)?;
@@ -716,6 +856,8 @@ impl StateStore {
                 txn.open_table(REFUSED)?;
             }
             txn.commit()?;
+        } else {
+            check_shard(&db.begin_read()?, shard)?;
         }
         Ok(db)
     }
@@ -723,6 +865,24 @@ impl StateStore {
     /// The state file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The shard this state belongs to.
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    /// Where copies spool large messages: `spool` beside the state file, `spool-I` for shard
+    /// I of a split, so shards whose files share a directory never clear each other's.
+    pub fn spool_dir(&self) -> PathBuf {
+        let name = if self.shard.is_whole() {
+            "spool".to_string()
+        } else {
+            format!("spool-{}", self.shard.index)
+        };
+        self.path
+            .parent()
+            .map_or_else(|| PathBuf::from(&name), |d| d.join(&name))
     }
 
     fn db(&self) -> &Database {
@@ -1176,6 +1336,102 @@ mod tests {
         assert_eq!(
             default_path(Path::new("/srv/plans/acme.yaml"), Some("/var/lib/ms.redb")),
             PathBuf::from("/var/lib/ms.redb")
+        );
+    }
+
+    #[test]
+    fn a_state_belongs_to_the_shard_that_created_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        let shard = |i, n| Shard::new(i, n).unwrap();
+        {
+            let store = StateStore::open_as(&path, shard(1, 3)).unwrap();
+            assert_eq!(store.shard(), shard(1, 3));
+            assert_eq!(store.spool_dir(), path.parent().unwrap().join("spool-1"));
+            store
+                .put_resource("mailbox:a", &resource("mailbox", "fp"))
+                .unwrap();
+        }
+        // The same shard reopens it, for writing and for reading.
+        drop(StateStore::open_as(&path, shard(1, 3)).unwrap());
+        assert_eq!(
+            StateReader::open_as(&path, shard(1, 3))
+                .unwrap()
+                .shard()
+                .unwrap(),
+            Some(shard(1, 3))
+        );
+        assert_eq!(read_resources_as(&path, shard(1, 3)).unwrap().len(), 1);
+        // Another index of the same split: the fix is that index, or `{shard}` in the path.
+        let err = StateStore::open_as(&path, shard(2, 3)).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StateError::WrongShard { .. }), "{err:?}");
+        assert!(
+            msg.contains("belongs to shard 1/3, and this process is shard 2/3"),
+            "{msg}"
+        );
+        assert!(msg.contains("run with --shard 1/3"), "{msg}");
+        assert!(msg.contains("`{shard}`"), "{msg}");
+        // Another N: the fix is the old N, or a reshard to the new one.
+        for err in [
+            StateStore::open(&path).unwrap_err(),
+            StateReader::open_as(&path, Shard::WHOLE)
+                .map(drop)
+                .unwrap_err(),
+            read_resources_as(&path, Shard::WHOLE).unwrap_err(),
+        ] {
+            let msg = err.to_string();
+            assert!(
+                msg.contains("this process is the whole plan (no --shard)"),
+                "{msg}"
+            );
+            assert!(msg.contains("run with --shard I/3"), "{msg}");
+            assert!(
+                msg.contains("`mailshift state reshard PLAN --to 1`"),
+                "{msg}"
+            );
+        }
+        // Readers that name no shard read any file.
+        assert_eq!(read_resources(&path).unwrap().len(), 1);
+        assert_eq!(
+            StateReader::open(&path).unwrap().shard().unwrap(),
+            Some(shard(1, 3))
+        );
+    }
+
+    #[test]
+    fn a_state_from_before_stamps_is_the_whole_plans() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(&dir);
+        {
+            let store = StateStore::open(&path).unwrap();
+            let txn = store.db().begin_write().unwrap();
+            txn.open_table(META).unwrap().remove(META_SHARD).unwrap();
+            txn.commit().unwrap();
+        }
+        assert_eq!(
+            StateReader::open(&path).unwrap().shard().unwrap(),
+            Some(Shard::WHOLE)
+        );
+        drop(StateStore::open(&path).unwrap());
+        let msg = StateStore::open_as(&path, Shard::new(0, 2).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("belongs to the whole plan (no --shard)"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("run without --shard as the state was written"),
+            "{msg}"
+        );
+        assert!(msg.contains("--to 2`"), "{msg}");
+        assert_eq!(
+            StateReader::open(&dir.path().join("none.redb"))
+                .unwrap()
+                .shard()
+                .unwrap(),
+            None
         );
     }
 

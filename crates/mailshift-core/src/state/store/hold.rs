@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Fault, StateError, StateReader, StateStore, decode_json, encode_json};
 
-const HOLDS: TableDefinition<&str, &str> = TableDefinition::new("holds");
+pub(super) const HOLDS: TableDefinition<&str, &str> = TableDefinition::new("holds");
 
 /// An account a person paused over the HTTP API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use redb::{TableDefinition, TableError};
 
 use super::{StateError, StateStore};
 
-const NOTIFIED: TableDefinition<&str, &str> = TableDefinition::new("notified");
+pub(super) const NOTIFIED: TableDefinition<&str, &str> = TableDefinition::new("notified");
 
 impl StateStore {
     /// What was last told under `key`, if anything.

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use super::{Fault, StateError, StateReader, StateStore, decode_json, encode_json};
 use crate::state::window;
 
-const QUOTA_BYTES: TableDefinition<(&str, &str, u64), u64> = TableDefinition::new("quota_bytes");
-const PAUSES: TableDefinition<&str, &str> = TableDefinition::new("pauses");
+pub(super) const QUOTA_BYTES: TableDefinition<(&str, &str, u64), u64> =
+    TableDefinition::new("quota_bytes");
+pub(super) const PAUSES: TableDefinition<&str, &str> = TableDefinition::new("pauses");
 
 /// A side of a copy, as a platform's daily limit counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -29,9 +29,10 @@ use super::{
 };
 use crate::state::{DavCollectionRecord, FolderRecord};
 
-const SYNC_POINTS: TableDefinition<u64, u64> = TableDefinition::new("sync_points");
-const ROLLBACKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("rollbacks");
-const DAV_ROLLBACKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("dav_rollbacks");
+pub(super) const SYNC_POINTS: TableDefinition<u64, u64> = TableDefinition::new("sync_points");
+pub(super) const ROLLBACKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("rollbacks");
+pub(super) const DAV_ROLLBACKS: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("dav_rollbacks");
 
 /// A rollback of one folder whose expunge may have happened but whose records were not yet
 /// dropped.

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Fault, StateError, StateReader, StateStore, decode_json, encode_json};
 
-const THROUGHPUT: TableDefinition<&str, &str> = TableDefinition::new("throughput");
-const COPY_RUNS: TableDefinition<&str, &str> = TableDefinition::new("copy_runs");
+pub(super) const THROUGHPUT: TableDefinition<&str, &str> = TableDefinition::new("throughput");
+pub(super) const COPY_RUNS: TableDefinition<&str, &str> = TableDefinition::new("copy_runs");
 
 /// A copy's current (or last) run, as it began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
