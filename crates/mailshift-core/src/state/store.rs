@@ -50,6 +50,7 @@ use serde::de::DeserializeOwned;
 
 use super::record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord};
 
+pub mod cutover;
 pub mod dav;
 pub mod hold;
 pub mod notified;
