@@ -197,6 +197,7 @@ pub async fn apply(
         .map(|(id, _)| id.clone())
         .collect();
     let mut planned = Planned::new(&loaded.plan, &state);
+    planned.cut_over(&state, &store.cutovers()?);
     planned.hold(&hold::holds(&loaded.plan, &store.holds()?));
     let api_calls: plane::ApiCalls = {
         let hooks = hooks.clone();

@@ -51,8 +51,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let state = crate::state::read_resources(&state_path)?;
     let mut planned = Planned::new(&loaded.plan, &state);
     let mut sized = None;
+    let reader = crate::state::StateReader::open(&state_path)?;
+    planned.cut_over(&state, &reader.cutovers()?);
     // Paused copies show as such, not as changes apply would make.
-    let recorded = crate::state::StateReader::open(&state_path)?.holds()?;
+    let recorded = reader.holds()?;
     planned.hold(&crate::apply::hold::holds(&loaded.plan, &recorded));
     let targets = super::targets(&loaded, &args.target)?;
     if args.refresh {

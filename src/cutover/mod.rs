@@ -14,14 +14,14 @@
 //! authoritative servers' answers ([`Propagation`]), the accounts' health and their final sync
 //! ([`Accounts`]), the record store ([`Records`]). Time is a parameter.
 
-use mailshift_core::cutover::{
-    CutoverRecord, DEFAULT_TTL, Desired, Held, Step, Timing, desired, target,
-};
+pub use mailshift_core::cutover::CutoverRecord;
+use mailshift_core::cutover::{DEFAULT_TTL, Desired, Held, Step, Timing, desired, target};
 use mailshift_core::dns::{RecordSet, RecordType, Zone};
 use mailshift_core::error::{ErrorKind, StepError};
 use mailshift_core::plan::model::{Domain, Plan};
 use mailshift_core::plane::PlaneResult;
 
+pub mod accounts;
 #[cfg(test)]
 mod tests;
 
@@ -788,6 +788,17 @@ impl Cutover {
         ));
         Ok(report)
     }
+}
+
+/// The accounts every domain's cutover recorded as cut over (lower-case addresses).
+pub fn cut_over_accounts(
+    cutovers: &std::collections::BTreeMap<String, CutoverRecord>,
+) -> std::collections::BTreeSet<String> {
+    cutovers
+        .values()
+        .filter(|r| r.cut_over())
+        .flat_map(|r| r.accounts.iter().cloned())
+        .collect()
 }
 
 /// A refusal or a conflict as a step failure, for the executor's record and retry policy.

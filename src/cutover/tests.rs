@@ -585,3 +585,78 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .unwrap()
         .block_on(f)
 }
+
+/// A recorded cut-over stops the accounts' syncs as `cut_over: true` in the plan would.
+#[test]
+fn accounts_marked_cut_over_stop_syncing() {
+    use crate::apply::pipeline::Planned;
+    use crate::diff::Action;
+    use mailshift_core::plan::load::{Format, load_str};
+
+    let text = "version: 1
+platforms:
+  old: {type: imap, imap: {host: old.example.net}}
+  new: {type: imap, imap: {host: new.example.net}}
+accounts:
+  - {address: a@example.com, from: old, to: new, source: {password: {env: A}}, destination: {password: {env: A}}}
+  - {address: c@other.com, from: old, to: new, source: {password: {env: C}}, destination: {password: {env: C}}}
+";
+    let loaded = load_str(
+        text,
+        Format::Yaml,
+        std::path::Path::new("p.yaml"),
+        std::path::Path::new("."),
+    )
+    .unwrap_or_else(|e| panic!("{}", e.render()));
+    // Both copied once: what follows is incremental (a first copy runs whatever the cutover).
+    let state: BTreeMap<String, crate::state::ResourceRecord> =
+        Planned::new(&loaded.plan, &BTreeMap::new())
+            .resources
+            .iter()
+            .map(|r| {
+                let record = crate::state::ResourceRecord {
+                    kind: r.kind.as_str().to_string(),
+                    account: r.account.clone(),
+                    fingerprint: r.fingerprint.clone(),
+                    identity: r.identity.clone(),
+                    status: crate::state::Status::Done,
+                    summary: String::new(),
+                    outputs: BTreeMap::new(),
+                    last_error: None,
+                    sync_point: Some(1),
+                    created_at: 0,
+                    updated_at: 0,
+                };
+                (r.id().to_string(), record)
+            })
+            .collect();
+    let syncs = |p: &Planned| {
+        p.changes
+            .iter()
+            .filter(|c| c.action == Action::Sync)
+            .filter_map(|c| c.account.clone())
+            .collect::<Vec<_>>()
+    };
+    let mut planned = Planned::new(&loaded.plan, &state);
+    assert_eq!(syncs(&planned), vec!["a@example.com", "c@other.com"]);
+
+    let mut cutovers = BTreeMap::new();
+    // Switched but not yet marked: still syncing.
+    cutovers.insert(
+        "example.com".to_string(),
+        CutoverRecord {
+            done: vec![(Step::LowerTtl, 1), (Step::Switch, 2)],
+            ..CutoverRecord::default()
+        },
+    );
+    planned.cut_over(&state, &cutovers);
+    assert_eq!(syncs(&planned), vec!["a@example.com", "c@other.com"]);
+    cutovers.get_mut("example.com").unwrap().done.extend([
+        (Step::Propagation, 3),
+        (Step::FinalSync, 4),
+        (Step::MarkCutOver, 5),
+    ]);
+    cutovers.get_mut("example.com").unwrap().accounts = vec!["a@example.com".into()];
+    planned.cut_over(&state, &cutovers);
+    assert_eq!(syncs(&planned), vec!["c@other.com"]);
+}

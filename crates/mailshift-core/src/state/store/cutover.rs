@@ -9,15 +9,38 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableTable, TableDefinition, TableError};
+use redb::{ReadTransaction, ReadableTable, TableDefinition, TableError};
 
-use super::{StateError, StateStore, decode_json, encode_json};
+use super::{Fault, StateError, StateReader, StateStore, decode_json, encode_json};
 use crate::cutover::CutoverRecord;
 
 const CUTOVERS: TableDefinition<&str, &str> = TableDefinition::new("cutovers");
 
 fn name(domain: &str) -> String {
     format!("cutover record of `{domain}`")
+}
+
+fn cutovers_txn(txn: &ReadTransaction) -> Result<BTreeMap<String, CutoverRecord>, Fault> {
+    let table = match txn.open_table(CUTOVERS) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = BTreeMap::new();
+    for entry in table.iter()? {
+        let (k, v) = entry?;
+        let domain = k.value().to_string();
+        let record = decode_json(v.value(), || name(&domain))?;
+        out.insert(domain, record);
+    }
+    Ok(out)
+}
+
+impl StateReader {
+    /// Every cutover record, by domain (`plan` reads them without the state's lock).
+    pub fn cutovers(&self) -> Result<BTreeMap<String, CutoverRecord>, StateError> {
+        self.read(cutovers_txn)
+    }
 }
 
 impl StateStore {
@@ -38,21 +61,7 @@ impl StateStore {
 
     /// Every cutover record, by domain.
     pub fn cutovers(&self) -> Result<BTreeMap<String, CutoverRecord>, StateError> {
-        self.read(|txn| {
-            let table = match txn.open_table(CUTOVERS) {
-                Ok(t) => t,
-                Err(TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
-                Err(e) => return Err(e.into()),
-            };
-            let mut out = BTreeMap::new();
-            for entry in table.iter()? {
-                let (k, v) = entry?;
-                let domain = k.value().to_string();
-                let record = decode_json(v.value(), || name(&domain))?;
-                out.insert(domain, record);
-            }
-            Ok(out)
-        })
+        self.read(cutovers_txn)
     }
 
     /// Replaces the cutover record of `domain`; durable when it returns.
