@@ -52,7 +52,8 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let mut planned = Planned::new(&loaded.plan, &state);
     let mut sized = None;
     let reader = crate::state::StateReader::open(&state_path)?;
-    planned.cut_over(&state, &reader.cutovers()?);
+    let cutovers = reader.cutovers()?;
+    planned.cut_over(&state, &cutovers);
     // Paused copies show as such, not as changes apply would make.
     let recorded = reader.holds()?;
     planned.hold(&crate::apply::hold::holds(&loaded.plan, &recorded));
@@ -97,6 +98,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             header.push_str(line);
         }
         print!("{}", render::plan_human(&changes, &header));
+        print!(
+            "{}",
+            crate::cutover::view::plan_sections(&loaded.plan, &cutovers)
+        );
         if let Some(sized) = &sized {
             print!("{}", render::sizing::sizing_human(sized));
         }

@@ -24,6 +24,7 @@ use mailshift_core::plane::PlaneResult;
 pub mod accounts;
 #[cfg(test)]
 mod tests;
+pub mod view;
 
 /// One authoritative server's answer for a name and type.
 #[derive(Debug, Clone, PartialEq, Eq)]
