@@ -22,6 +22,7 @@ use tokio::sync::{Mutex, Semaphore};
 pub mod ack;
 pub mod content;
 mod control;
+mod cutover;
 pub mod dav_journal;
 pub mod hold;
 pub mod imap_adapter;
@@ -212,6 +213,17 @@ pub async fn apply(
         resources,
         mut changes,
     } = planned;
+    // The domains' cutovers run last in a whole `apply`; their final sync is the accounts'
+    // own sync steps, run again (`cutover::run`). Not in watch mode's platform unit, whose
+    // final sync would race the accounts' own units.
+    let cutover_content: Option<Vec<Change>> =
+        (options.targets.is_empty() && !options.platform_only).then(|| {
+            changes
+                .iter()
+                .filter(|c| c.action == Action::Sync && c.kind.is_content())
+                .cloned()
+                .collect()
+        });
     if options.platform_only {
         changes.retain(|c| c.account.is_none());
     }
@@ -259,6 +271,9 @@ pub async fn apply(
     run_accounts(&ctx, core).await?;
     run_accounts(&ctx, features).await?;
     run_group(&ctx, platform_last).await;
+    if let Some(content) = cutover_content {
+        cutover::run(&ctx, content).await;
+    }
 
     let mut steps = std::mem::take(&mut *ctx.results.lock().await);
     steps.sort_by(|a, b| a.id.cmp(&b.id));

@@ -25,6 +25,7 @@ pub mod accounts;
 #[cfg(test)]
 mod tests;
 pub mod view;
+pub mod zones;
 
 /// One authoritative server's answer for a name and type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +182,9 @@ impl Cutover {
                         (Some(at), Some(w)) => Some(at.max(w)),
                         (at, _) => at,
                     },
+                    Step::FinalSync => record
+                        .is_done(Step::Propagation)
+                        .map(|p| p + i64::from(self.timing.low_ttl)),
                     // The others follow the one before as soon as it is done.
                     _ => None,
                 };
@@ -237,6 +241,21 @@ impl Cutover {
                         .await?
                 }
                 Step::Propagation => self.propagation(propagation, &record, now).await?,
+                // Resolvers that asked before the switch keep the old answer for up to the
+                // low TTL and deliver there meanwhile: the last sync comes after that.
+                Step::FinalSync
+                    if now
+                        < record.is_done(Step::Propagation).unwrap_or(now)
+                            + i64::from(self.timing.low_ttl) =>
+                {
+                    let until = record.is_done(Step::Propagation).unwrap_or(now)
+                        + i64::from(self.timing.low_ttl);
+                    Err(Stop::Waiting {
+                        step,
+                        until: Some(until),
+                        why: "resolvers' cached answers (the low TTL) run out".into(),
+                    })
+                }
                 Step::FinalSync => {
                     accounts
                         .final_sync(&self.accounts)

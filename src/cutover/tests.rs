@@ -310,17 +310,18 @@ fn the_steps_run_in_order_each_when_due() {
     w.zone.sync_servers(1);
     assert_eq!(waiting(&w.run(AT + 30)).0, Step::Propagation);
 
-    // Both answer the new records: final sync, mark, raise the TTL back.
+    // Both answer the new records; the final sync waits until resolvers that cached the old
+    // answer (for the low TTL) have dropped it.
     w.zone.sync_servers(2);
     let r = w.run(AT + 60);
+    assert_eq!(World::ran(&r), vec![Step::Propagation]);
+    assert_eq!(waiting(&r), (Step::FinalSync, Some(AT + 360)));
+    assert!(w.accounts.synced.lock().unwrap().is_empty());
+    // Final sync, mark, raise the TTL back.
+    let r = w.run(AT + 360);
     assert_eq!(
         World::ran(&r),
-        vec![
-            Step::Propagation,
-            Step::FinalSync,
-            Step::MarkCutOver,
-            Step::RaiseTtl
-        ]
+        vec![Step::FinalSync, Step::MarkCutOver, Step::RaiseTtl]
     );
     assert_eq!(r.stop, Stop::Done);
     assert_eq!(
@@ -361,9 +362,10 @@ fn a_second_run_changes_nothing() {
     w.run(AT - 86_400);
     w.run(AT);
     w.zone.sync_servers(2);
-    assert_eq!(w.run(AT + 60).stop, Stop::Done);
+    w.run(AT + 60);
+    assert_eq!(w.run(AT + 360).stop, Stop::Done);
     let writes = w.zone.writes();
-    let r = w.run(AT + 120);
+    let r = w.run(AT + 420);
     assert!(r.ran.is_empty());
     assert_eq!(r.stop, Stop::Done);
     assert_eq!(w.zone.writes(), writes);
@@ -451,11 +453,12 @@ fn a_rollback_puts_the_previous_records_back_checked_and_unmarks() {
     w.run(AT - 86_400);
     w.run(AT);
     w.zone.sync_servers(2);
-    assert_eq!(w.run(AT + 60).stop, Stop::Done);
+    w.run(AT + 60);
+    assert_eq!(w.run(AT + 360).stop, Stop::Done);
 
     let roll = |now| block_on(w.c.rollback(&w.zone, &w.zone, &w.records, now)).unwrap();
     w.zone.sync_servers(0);
-    let r = roll(AT + 100);
+    let r = roll(AT + 1000);
     assert_eq!(World::ran(&r), vec![Step::Switch]);
     assert_eq!(waiting(&r).0, Step::Propagation);
     assert_eq!(w.zone.get("example.com", RecordType::Mx), Some(old_mx()));
@@ -468,14 +471,14 @@ fn a_rollback_puts_the_previous_records_back_checked_and_unmarks() {
     assert!(w.record().cut_over(), "unmarked only once propagated");
 
     w.zone.sync_servers(2);
-    let r = roll(AT + 200);
+    let r = roll(AT + 1100);
     assert_eq!(World::ran(&r), vec![Step::Propagation, Step::MarkCutOver]);
     assert_eq!(r.stop, Stop::Done);
     assert!(!w.record().cut_over());
 
     // The cutover does not start again by itself at the same `at`.
     let writes = w.zone.writes();
-    let r = w.run(AT + 300);
+    let r = w.run(AT + 1200);
     assert!(r.ran.is_empty());
     assert_eq!(waiting(&r).0, Step::LowerTtl);
     assert_eq!(w.zone.writes(), writes);
@@ -509,6 +512,7 @@ fn a_kill_between_any_two_writes_ends_the_same() {
         w.run(AT);
         w.zone.sync_servers(2);
         w.run(AT + 60);
+        w.run(AT + 360);
         (w.zone.sets.lock().unwrap().clone(), w.record().accounts)
     };
     for kill_after in 0..10 {
@@ -523,7 +527,13 @@ fn a_kill_between_any_two_writes_ends_the_same() {
         }
         *w.zone.fail_after.lock().unwrap() = None;
         // Late enough for any old TTL to have run out, whenever the TTL was lowered.
-        for t in [AT + 8000, AT + 16_000, AT + 24_000, AT + 32_000] {
+        for t in [
+            AT + 8000,
+            AT + 16_000,
+            AT + 24_000,
+            AT + 32_000,
+            AT + 40_000,
+        ] {
             w.zone.sync_servers(2);
             if w.run(t).stop == Stop::Done {
                 break;
