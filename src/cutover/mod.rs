@@ -22,6 +22,7 @@ use mailshift_core::plan::model::{Domain, Plan};
 use mailshift_core::plane::PlaneResult;
 
 pub mod accounts;
+pub mod ack;
 #[cfg(test)]
 mod tests;
 pub mod view;
