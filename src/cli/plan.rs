@@ -102,6 +102,12 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             "{}",
             crate::cutover::view::plan_sections(&loaded.plan, &cutovers)
         );
+        if args.refresh {
+            print!(
+                "{}",
+                super::runtime()?.block_on(crate::cutover::view::drift_lines(&loaded, &cutovers))
+            );
+        }
         if let Some(sized) = &sized {
             print!("{}", render::sizing::sizing_human(sized));
         }

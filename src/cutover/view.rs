@@ -29,6 +29,40 @@ pub fn plan_sections(
     out
 }
 
+/// `plan --refresh`: for each domain whose cutover wrote or read its zone, the records changed
+/// by hand there since (drift), which the next step will not overwrite.
+pub async fn drift_lines(
+    loaded: &crate::plan::Loaded,
+    records: &std::collections::BTreeMap<String, CutoverRecord>,
+) -> String {
+    let mut out = String::new();
+    for d in loaded.plan.domains.iter().filter(|d| d.dns.is_some()) {
+        let name = d.name.to_ascii_lowercase();
+        let Some(record) = records.get(&name) else {
+            continue;
+        };
+        let found = async {
+            let c = Cutover::from_plan(&loaded.plan, d)?;
+            let opened = super::zones::open(loaded, d)?;
+            c.drift(opened.zone.as_ref(), record).await
+        }
+        .await;
+        match found {
+            Ok(drift) if drift.is_empty() => {}
+            Ok(drift) => {
+                out.push_str(&format!(
+                    "\nDrift in the zone of {name} (not overwritten: put it back, or `mailshift ack PLAN cutover/{name}/switch` to keep it):\n"
+                ));
+                for d in drift {
+                    out.push_str(&format!("  ! {d}\n"));
+                }
+            }
+            Err(e) => out.push_str(&format!("\nThe zone of {name} could not be read: {e}\n")),
+        }
+    }
+    out
+}
+
 /// The cutover's section of `plan`'s human view.
 pub fn human_view(c: &Cutover, zone: &str, record: Option<&CutoverRecord>) -> String {
     let mut out = format!("\nCutover of {} (zone: {zone}):\n", c.domain);
