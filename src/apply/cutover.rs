@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use super::{Ctx, Outcome, StepResult, run_accounts};
-use crate::cutover::{Accounts, Cutover, NotWhole, Stop, accounts::not_whole, stop_error, zones};
+use crate::cutover::accounts::{not_synced_since, not_whole};
+use crate::cutover::{Accounts, Cutover, NotWhole, Stop, stop_error, zones};
 use crate::diff::{Action, Change};
 use crate::error::{ErrorKind, StepError};
 use mailshift_core::plane::PlaneResult;
@@ -17,6 +18,9 @@ use mailshift_core::plane::PlaneResult;
 struct ExecAccounts {
     ctx: Arc<Ctx>,
     content: Vec<Change>,
+    /// Watch mode's platform unit: the accounts' own units sync them, this one waits for it
+    /// (running their steps here too would race those units).
+    watch: bool,
 }
 
 impl Accounts for ExecAccounts {
@@ -24,8 +28,33 @@ impl Accounts for ExecAccounts {
         not_whole(&self.ctx.store, accounts)
     }
 
-    fn final_sync<'a>(&'a self, accounts: &'a [String]) -> PlaneResult<'a, ()> {
+    fn final_sync<'a>(
+        &'a self,
+        accounts: &'a [String],
+        after: &'a mut Option<u64>,
+    ) -> PlaneResult<'a, Option<String>> {
         Box::pin(async move {
+            if self.watch {
+                let mark = match *after {
+                    Some(m) => m,
+                    None => {
+                        let m = self
+                            .ctx
+                            .store
+                            .last_sync_point()
+                            .map_err(|e| StepError::state(e.to_string()))?;
+                        *after = Some(m);
+                        m
+                    }
+                };
+                let behind = not_synced_since(&self.ctx.store, accounts, mark)?;
+                return Ok((!behind.is_empty()).then(|| {
+                    format!(
+                        "the accounts' next sync (after sync point {mark}): {}",
+                        behind.join(", ")
+                    )
+                }));
+            }
             let changes: Vec<Change> = self
                 .content
                 .iter()
@@ -43,7 +72,7 @@ impl Accounts for ExecAccounts {
                 .map(|r| r.id.clone())
                 .collect();
             if failed.is_empty() {
-                Ok(())
+                Ok(None)
             } else {
                 Err(StepError::new(
                     ErrorKind::Network,
@@ -54,12 +83,14 @@ impl Accounts for ExecAccounts {
     }
 }
 
-/// Advances every domain's cutover; `content` is this run's content changes (all accounts').
-pub(super) async fn run(ctx: &Arc<Ctx>, content: Vec<Change>) {
+/// Advances every domain's cutover; `content` is this run's content changes (all accounts'),
+/// `watch` says the run is watch mode's platform unit.
+pub(super) async fn run(ctx: &Arc<Ctx>, content: Vec<Change>, watch: bool) {
     let plan = &ctx.loaded.plan;
     let accounts = ExecAccounts {
         ctx: ctx.clone(),
         content,
+        watch,
     };
     for d in plan.domains.iter().filter(|d| d.dns.is_some()) {
         let domain = d.name.to_ascii_lowercase();

@@ -213,17 +213,16 @@ pub async fn apply(
         resources,
         mut changes,
     } = planned;
-    // The domains' cutovers run last in a whole `apply`; their final sync is the accounts'
-    // own sync steps, run again (`cutover::run`). Not in watch mode's platform unit, whose
-    // final sync would race the accounts' own units.
-    let cutover_content: Option<Vec<Change>> =
-        (options.targets.is_empty() && !options.platform_only).then(|| {
-            changes
-                .iter()
-                .filter(|c| c.action == Action::Sync && c.kind.is_content())
-                .cloned()
-                .collect()
-        });
+    // The domains' cutovers run last in a whole `apply` and in watch mode's platform unit;
+    // their final sync is the accounts' own sync steps, run again here, or (watch mode) run
+    // by the accounts' units and waited for (`cutover::run`).
+    let cutover_content: Option<Vec<Change>> = options.targets.is_empty().then(|| {
+        changes
+            .iter()
+            .filter(|c| c.action == Action::Sync && c.kind.is_content())
+            .cloned()
+            .collect()
+    });
     if options.platform_only {
         changes.retain(|c| c.account.is_none());
     }
@@ -272,7 +271,7 @@ pub async fn apply(
     run_accounts(&ctx, features).await?;
     run_group(&ctx, platform_last).await;
     if let Some(content) = cutover_content {
-        cutover::run(&ctx, content).await;
+        cutover::run(&ctx, content, options.platform_only).await;
     }
 
     let mut steps = std::mem::take(&mut *ctx.results.lock().await);

@@ -4,8 +4,6 @@
 //! reads the state only: a copy that failed, did not finish, never ran, or left refused
 //! messages (missing on the destination, as `verify` would show) keeps the switch back.
 
-use std::sync::Arc;
-
 use mailshift_core::error::StepError;
 use mailshift_core::model::ResourceKind;
 use mailshift_core::state::{StateStore, Status};
@@ -59,27 +57,28 @@ pub fn not_whole(store: &StateStore, accounts: &[String]) -> Result<Vec<NotWhole
     Ok(out)
 }
 
-/// [`super::Accounts`] over the state, with the final sync given by the caller (the
-/// executor's own sync steps).
-pub struct StateAccounts<F> {
-    pub store: Arc<StateStore>,
-    pub final_sync: F,
-}
-
-impl<F> super::Accounts for StateAccounts<F>
-where
-    F: for<'a> Fn(&'a [String]) -> mailshift_core::plane::PlaneResult<'a, ()> + Send + Sync,
-{
-    fn not_whole(&self, accounts: &[String]) -> Result<Vec<NotWhole>, StepError> {
-        not_whole(&self.store, accounts)
-    }
-
-    fn final_sync<'a>(
-        &'a self,
-        accounts: &'a [String],
-    ) -> mailshift_core::plane::PlaneResult<'a, ()> {
-        (self.final_sync)(accounts)
-    }
+/// Watch mode's final sync, which the accounts' own units run: the accounts whose copies
+/// have not all completed a run numbered above `after` (one that started after the final
+/// sync became due).
+pub fn not_synced_since(
+    store: &StateStore,
+    accounts: &[String],
+    after: u64,
+) -> Result<Vec<String>, StepError> {
+    let records = store
+        .resources()
+        .map_err(|e| StepError::state(e.to_string()))?;
+    Ok(accounts
+        .iter()
+        .filter(|account| {
+            let mut copies = records.values().filter(|r| {
+                r.account.as_deref() == Some(account.as_str())
+                    && ResourceKind::parse(&r.kind).is_some_and(ResourceKind::is_content)
+            });
+            !copies.all(|r| r.status == Status::Done && r.sync_point.is_some_and(|p| p > after))
+        })
+        .cloned()
+        .collect())
 }
 
 #[cfg(test)]
@@ -104,6 +103,36 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         }
+    }
+
+    #[test]
+    fn watch_mode_final_sync_waits_for_a_run_started_after_it_was_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&dir.path().join("state.redb")).unwrap();
+        let mut mail = record("mail", "a@x.com", Status::Done);
+        mail.sync_point = Some(3);
+        store.put_resource("account/a@x.com/mail", &mail).unwrap();
+        let mut contacts = record("contacts", "a@x.com", Status::Done);
+        contacts.sync_point = Some(4);
+        store
+            .put_resource("account/a@x.com/contacts", &contacts)
+            .unwrap();
+        let a = vec!["a@x.com".to_string()];
+        assert_eq!(
+            not_synced_since(&store, &a, 3).unwrap(),
+            a,
+            "mail's run 3 is not after"
+        );
+        mail.sync_point = Some(4);
+        store.put_resource("account/a@x.com/mail", &mail).unwrap();
+        assert!(not_synced_since(&store, &a, 3).unwrap().is_empty());
+        mail.status = Status::Failed;
+        store.put_resource("account/a@x.com/mail", &mail).unwrap();
+        assert_eq!(
+            not_synced_since(&store, &a, 3).unwrap(),
+            a,
+            "a failed run is no sync"
+        );
     }
 
     #[test]

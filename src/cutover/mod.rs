@@ -55,8 +55,13 @@ pub trait Accounts: Send + Sync {
     /// The accounts that are not whole, as the state knows them.
     fn not_whole(&self, accounts: &[String]) -> Result<Vec<NotWhole>, StepError>;
     /// A last incremental sync of each account (the normal sync steps); an error when one
-    /// did not complete.
-    fn final_sync<'a>(&'a self, accounts: &'a [String]) -> PlaneResult<'a, ()>;
+    /// did not complete. `Some(why)`: it is under way elsewhere (watch mode's account units),
+    /// ask again later; `after` keeps what the implementation needs between the asks.
+    fn final_sync<'a>(
+        &'a self,
+        accounts: &'a [String],
+        after: &'a mut Option<u64>,
+    ) -> PlaneResult<'a, Option<String>>;
 }
 
 /// Where a domain's [`CutoverRecord`] is kept (the state; a map in tests).
@@ -258,14 +263,26 @@ impl Cutover {
                     })
                 }
                 Step::FinalSync => {
-                    accounts
-                        .final_sync(&self.accounts)
+                    let mut after = record.final_after;
+                    let waiting = accounts
+                        .final_sync(&self.accounts, &mut after)
                         .await
                         .map_err(|e| e.context(format!("final sync of {}", self.domain)))?;
-                    Ok(format!(
-                        "{} account(s) synced a last time",
-                        self.accounts.len()
-                    ))
+                    if after != record.final_after {
+                        record.final_after = after;
+                        records.save(&self.domain, &record)?;
+                    }
+                    match waiting {
+                        None => Ok(format!(
+                            "{} account(s) synced a last time",
+                            self.accounts.len()
+                        )),
+                        Some(why) => Err(Stop::Waiting {
+                            step,
+                            until: Some(now + PROPAGATION_RECHECK),
+                            why,
+                        }),
+                    }
                 }
                 Step::MarkCutOver => {
                     record.accounts = self.accounts.clone();

@@ -126,6 +126,8 @@ impl Propagation for MemZone {
 struct MemAccounts {
     broken: Mutex<Vec<NotWhole>>,
     synced: Mutex<Vec<Vec<String>>>,
+    /// Watch mode: the accounts' units have not synced yet (the mark they must pass is 9).
+    elsewhere: Mutex<Option<String>>,
 }
 
 impl Accounts for MemAccounts {
@@ -140,10 +142,18 @@ impl Accounts for MemAccounts {
             .collect())
     }
 
-    fn final_sync<'a>(&'a self, accounts: &'a [String]) -> PlaneResult<'a, ()> {
+    fn final_sync<'a>(
+        &'a self,
+        accounts: &'a [String],
+        after: &'a mut Option<u64>,
+    ) -> PlaneResult<'a, Option<String>> {
         Box::pin(async move {
+            if let Some(why) = self.elsewhere.lock().unwrap().clone() {
+                *after = Some(9);
+                return Ok(Some(why));
+            }
             self.synced.lock().unwrap().push(accounts.to_vec());
-            Ok(())
+            Ok(None)
         })
     }
 }
@@ -669,4 +679,25 @@ accounts:
     cutovers.get_mut("example.com").unwrap().accounts = vec!["a@example.com".into()];
     planned.cut_over(&state, &cutovers);
     assert_eq!(syncs(&planned), vec!["c@other.com"]);
+}
+
+#[test]
+fn a_final_sync_run_elsewhere_is_waited_for() {
+    let w = World::new();
+    *w.accounts.elsewhere.lock().unwrap() = Some("the accounts' next sync".into());
+    w.run(AT - 86_400);
+    w.run(AT);
+    w.zone.sync_servers(2);
+    w.run(AT + 60);
+    let r = w.run(AT + 360);
+    assert_eq!(waiting(&r), (Step::FinalSync, Some(AT + 390)));
+    assert_eq!(
+        w.record().final_after,
+        Some(9),
+        "the mark is kept between runs"
+    );
+    assert!(!w.record().cut_over());
+    *w.accounts.elsewhere.lock().unwrap() = None;
+    assert_eq!(w.run(AT + 390).stop, Stop::Done);
+    assert!(w.record().cut_over());
 }

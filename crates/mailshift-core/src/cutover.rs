@@ -269,6 +269,10 @@ pub struct CutoverRecord {
     /// the cutover does not start again until the plan gives another `at`.
     #[serde(default)]
     pub rolled_back: Option<(i64, Option<i64>)>,
+    /// Watch mode's final sync: the sync point each account's copies must have passed (a
+    /// run numbered higher started after the final sync became due).
+    #[serde(default)]
+    pub final_after: Option<u64>,
     /// Rollback's own progress: the previous records written, then propagated.
     #[serde(default)]
     pub rollback_done: Vec<(Step, i64)>,

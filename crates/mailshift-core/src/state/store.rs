@@ -863,6 +863,17 @@ impl StateStore {
         })
     }
 
+    /// The number of the last run started (0 before the first).
+    pub fn last_sync_point(&self) -> Result<u64, StateError> {
+        self.read(|txn| {
+            let meta = txn.open_table(META)?;
+            Ok(meta
+                .get(META_SYNC_POINT)?
+                .and_then(|v| v.value().parse().ok())
+                .unwrap_or(0))
+        })
+    }
+
     /// Starts a new numbered run and returns its number; the first is 1.
     pub fn next_sync_point(&self) -> Result<u64, StateError> {
         self.write(|txn| {
