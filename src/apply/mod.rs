@@ -216,7 +216,9 @@ pub async fn apply(
     // The domains' cutovers run last in a whole `apply` and in watch mode's platform unit;
     // their final sync is the accounts' own sync steps, run again here, or (watch mode) run
     // by the accounts' units and waited for (`cutover::run`).
-    let cutover_content: Option<Vec<Change>> = options.targets.is_empty().then(|| {
+    let cutover_content: Option<Vec<Change>> = (options.targets.is_empty()
+        && loaded.plan.domains.iter().any(|d| d.dns.is_some()))
+    .then(|| {
         changes
             .iter()
             .filter(|c| c.action == Action::Sync && c.kind.is_content())
