@@ -477,7 +477,7 @@ impl Cutover {
         zone: &dyn Zone,
         accounts: &dyn Accounts,
         record: &mut CutoverRecord,
-        _records: &dyn Records,
+        records: &dyn Records,
         now: i64,
         report: &mut Report,
     ) -> Result<Result<String, Stop>, StepError> {
@@ -525,6 +525,24 @@ impl Cutover {
                 step: Step::Switch,
                 drift,
             }));
+        }
+        // A record the plan added after the TTL was lowered: what the zone holds is what a
+        // rollback restores, recorded before the write as in `lower_ttl`.
+        let mut new_previous = false;
+        for (d, cur) in self.desired.iter().zip(&found) {
+            if CutoverRecord::held(&record.previous, &d.set.name, d.set.rtype).is_none() {
+                let held = Held {
+                    name: d.set.name.clone(),
+                    rtype: d.set.rtype,
+                    set: cur.clone(),
+                };
+                record.previous.push(held.clone());
+                CutoverRecord::set_held(&mut record.expected, held);
+                new_previous = true;
+            }
+        }
+        if new_previous {
+            records.save(&self.domain, record)?;
         }
         let mut pending = Vec::new();
         for (d, cur) in self.desired.iter().zip(&found) {

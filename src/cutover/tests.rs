@@ -701,3 +701,45 @@ fn a_final_sync_run_elsewhere_is_waited_for() {
     assert_eq!(w.run(AT + 390).stop, Stop::Done);
     assert!(w.record().cut_over());
 }
+
+#[test]
+fn a_record_added_to_the_plan_after_the_ttl_was_lowered_can_be_rolled_back() {
+    let mut w = World::new();
+    let dkim = Desired {
+        set: RecordSet::new(
+            "sel._domainkey.example.com",
+            RecordType::Txt,
+            0,
+            vec!["v=DKIM1; p=new".into()],
+        ),
+        spf_only: false,
+    };
+    let old_dkim = RecordSet::new(
+        "sel._domainkey.example.com",
+        RecordType::Txt,
+        3600,
+        vec!["v=DKIM1; p=old".into()],
+    );
+    w.zone.put(old_dkim.clone());
+    w.run(AT - 86_400);
+    w.c.desired.push(dkim);
+    assert_eq!(World::ran(&w.run(AT)), vec![Step::Switch]);
+    assert_eq!(
+        CutoverRecord::held(
+            &w.record().previous,
+            "sel._domainkey.example.com",
+            RecordType::Txt
+        )
+        .unwrap()
+        .set,
+        Some(old_dkim.clone())
+    );
+    block_on(w.c.rollback(&w.zone, &w.zone, &w.records, AT + 10)).unwrap();
+    w.zone.sync_servers(2);
+    let r = block_on(w.c.rollback(&w.zone, &w.zone, &w.records, AT + 40)).unwrap();
+    assert_eq!(r.stop, Stop::Done, "{r:?}");
+    assert_eq!(
+        w.zone.get("sel._domainkey.example.com", RecordType::Txt),
+        Some(old_dkim)
+    );
+}
