@@ -120,7 +120,7 @@ async fn advance(
     d: &crate::plan::model::Domain,
 ) -> Result<Vec<(String, Outcome)>, StepError> {
     let c = Cutover::from_plan(&ctx.loaded.plan, d)?;
-    let opened = zones::open(&ctx.loaded, d)?;
+    let opened = zones::open(&ctx.loaded, d).await?;
     let now = i64::try_from(super::quota::now()).unwrap_or(i64::MAX);
     let report = c
         .advance(

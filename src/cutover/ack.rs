@@ -33,12 +33,14 @@ pub fn acknowledge(
         )));
     };
     let c = Cutover::from_plan(&loaded.plan, d)?;
-    let opened = zones::open(loaded, d)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| StepError::bug(format!("cannot start the async runtime: {e}")))?;
-    let accepted = runtime.block_on(c.accept_drift(opened.zone.as_ref(), store))?;
+    let accepted = runtime.block_on(async {
+        let opened = zones::open(loaded, d).await?;
+        c.accept_drift(opened.zone.as_ref(), store).await
+    })?;
     Ok(Some(format!(
         "{id}: {accepted} record set(s) changed by hand kept as they are; the cutover goes on from them at the next apply"
     )))

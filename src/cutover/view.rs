@@ -43,7 +43,7 @@ pub async fn drift_lines(
         };
         let found = async {
             let c = Cutover::from_plan(&loaded.plan, d)?;
-            let opened = super::zones::open(loaded, d)?;
+            let opened = super::zones::open(loaded, d).await?;
             c.drift(opened.zone.as_ref(), record).await
         }
         .await;

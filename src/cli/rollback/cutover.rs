@@ -66,8 +66,8 @@ pub(super) fn exec(
             return Ok(ExitCode::from(1));
         }
     }
-    let opened = zones::open(&loaded, d)?;
     let runtime = crate::cli::runtime()?;
+    let opened = runtime.block_on(zones::open(&loaded, d))?;
     let started = crate::apply::quota::now();
     loop {
         let now = i64::try_from(crate::apply::quota::now()).unwrap_or(i64::MAX);
