@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod auth;
 pub mod cli;
+pub mod cutover;
 pub mod import;
 pub mod notify;
 pub mod providers;

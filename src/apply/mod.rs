@@ -22,6 +22,7 @@ use tokio::sync::{Mutex, Semaphore};
 pub mod ack;
 pub mod content;
 mod control;
+mod cutover;
 pub mod dav_journal;
 pub mod hold;
 pub mod imap_adapter;
@@ -195,6 +196,7 @@ pub async fn apply(
         .map(|(id, _)| id.clone())
         .collect();
     let mut planned = Planned::new(&loaded.plan, &state);
+    planned.cut_over(&state, &store.cutovers()?);
     planned.hold(&hold::holds(&loaded.plan, &store.holds()?));
     let api_calls: plane::ApiCalls = {
         let hooks = hooks.clone();
@@ -209,6 +211,18 @@ pub async fn apply(
         resources,
         mut changes,
     } = planned;
+    // The domains' cutovers run last in a whole `apply` and in watch mode's platform unit;
+    // their final sync is the accounts' own sync steps, run again here, or (watch mode) run
+    // by the accounts' units and waited for (`cutover::run`).
+    let cutover_content: Option<Vec<Change>> = (options.targets.is_empty()
+        && loaded.plan.domains.iter().any(|d| d.dns.is_some()))
+    .then(|| {
+        changes
+            .iter()
+            .filter(|c| c.action == Action::Sync && c.kind.is_content())
+            .cloned()
+            .collect()
+    });
     if options.platform_only {
         changes.retain(|c| c.account.is_none());
     }
@@ -256,6 +270,9 @@ pub async fn apply(
     run_accounts(&ctx, core).await?;
     run_accounts(&ctx, features).await?;
     run_group(&ctx, platform_last).await;
+    if let Some(content) = cutover_content {
+        cutover::run(&ctx, content, options.platform_only).await;
+    }
 
     let mut steps = std::mem::take(&mut *ctx.results.lock().await);
     steps.sort_by(|a, b| a.id.cmp(&b.id));

@@ -26,6 +26,27 @@ impl Planned {
         Planned { resources, changes }
     }
 
+    /// Accounts a domain's cutover recorded as cut over (`mark-cut-over`, see `crate::cutover`)
+    /// count as `cut_over: true`: their syncs stop as if the plan said so.
+    pub fn cut_over(
+        &mut self,
+        state: &BTreeMap<String, ResourceRecord>,
+        cutovers: &BTreeMap<String, crate::cutover::CutoverRecord>,
+    ) {
+        let accounts = crate::cutover::cut_over_accounts(cutovers);
+        if accounts.is_empty() {
+            return;
+        }
+        for r in &mut self.resources {
+            if let Execution::Sync { cut_over } = &mut r.execution
+                && r.account.as_ref().is_some_and(|a| accounts.contains(a))
+            {
+                *cut_over = true;
+            }
+        }
+        self.changes = diff(&self.resources, state);
+    }
+
     /// Adds the steps that repair drift on the live platforms.
     pub async fn refresh(
         &mut self,

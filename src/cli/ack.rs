@@ -28,6 +28,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         )),
         other => CliError(other.to_string()),
     })?;
+    if let Some(line) = crate::cutover::ack::acknowledge(&loaded, &store, &args.id)? {
+        println!("{line}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let done = acknowledge(&loaded, &store, &args.id)?;
     println!("{}", done.message);
     Ok(ExitCode::SUCCESS)

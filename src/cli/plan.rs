@@ -52,8 +52,11 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let state = crate::state::shards::read_resources(&loaded, shard)?;
     let mut planned = Planned::new(&loaded.plan, &state);
     let mut sized = None;
+    let reader = crate::state::shards::open_reader(&loaded, shard)?;
+    let cutovers = reader.cutovers()?;
+    planned.cut_over(&state, &cutovers);
     // Paused copies show as such, not as changes apply would make.
-    let recorded = crate::state::shards::open_reader(&loaded, shard)?.holds()?;
+    let recorded = reader.holds()?;
     planned.hold(&crate::apply::hold::holds(&loaded.plan, &recorded));
     let targets = super::targets(&loaded, &args.target)?;
     if args.refresh {
@@ -97,6 +100,16 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             header.push_str(line);
         }
         print!("{}", render::plan_human(&changes, &header));
+        print!(
+            "{}",
+            crate::cutover::view::plan_sections(&loaded.plan, &cutovers)
+        );
+        if args.refresh {
+            print!(
+                "{}",
+                super::runtime()?.block_on(crate::cutover::view::drift_lines(&loaded, &cutovers))
+            );
+        }
         if let Some(sized) = &sized {
             print!("{}", render::sizing::sizing_human(sized));
         }

@@ -2,13 +2,17 @@
 //! mailshift copied in sync points N and later (content checked, nothing else touched), and the
 //! contacts, events and tasks those runs created (ETag checked), after showing them and asking;
 //! `--dry-run` only shows, `--yes` does not ask. The logic lives in `crate::rollback` (mail) and
-//! `crate::rollback::dav`; this file picks the accounts, prints and asks.
+//! `crate::rollback::dav`; this file picks the accounts, prints and asks. `--cutover DOMAIN`
+//! undoes a domain's cutover instead (`rollback/cutover.rs`).
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{CliError, load_plan};
+
+// `--cutover DOMAIN`: a domain's records put back, in a file of its own.
+mod cutover;
 use crate::apply::content::dav::Side;
 use crate::model::{AccountSpec, ResourceKind, compile};
 use crate::plan::diagnostic::plural;
@@ -27,8 +31,12 @@ pub struct Args {
     #[arg(long, value_name = "ADDRESS")]
     pub account: Vec<String>,
     /// The first sync point whose copies are deleted (`status` lists them).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub since: u64,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), required_unless_present = "cutover")]
+    pub since: Option<u64>,
+    /// Undo this domain's cutover instead: put back the records its zone held before, wait
+    /// until every authoritative server answers them, and resume its accounts' syncs.
+    #[arg(long, value_name = "DOMAIN", conflicts_with_all = ["since", "account", "limit"])]
+    pub cutover: Option<String>,
     /// Only show what would be deleted.
     #[arg(long, conflicts_with = "yes")]
     pub dry_run: bool,
@@ -113,6 +121,18 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let Some(loaded) = load_plan(&args.plan) else {
         return Ok(ExitCode::from(1));
     };
+    if let Some(domain) = &args.cutover {
+        return cutover::exec(
+            loaded,
+            domain,
+            args.dry_run,
+            args.yes,
+            args.shard.resolve()?,
+        );
+    }
+    let Some(since) = args.since else {
+        return Err(CliError("give `--since N` or `--cutover DOMAIN`".into()));
+    };
     let targets: Vec<String> = args
         .account
         .iter()
@@ -147,12 +167,9 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         }) else {
             continue;
         };
-        let todo = candidates(&store, r.id(), args.since)?;
+        let todo = candidates(&store, r.id(), since)?;
         if todo.is_empty() {
-            println!(
-                "{address}: nothing copied in sync point {} or later",
-                args.since
-            );
+            println!("{address}: nothing copied in sync point {} or later", since);
             continue;
         }
         let result = runtime.block_on(async {
@@ -209,7 +226,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         }),
         ..Counts::default()
     };
-    let dav = survey_dav(&loaded, &store, &runtime, &resources, &targets, args.since)?;
+    let dav = survey_dav(&loaded, &store, &runtime, &resources, &targets, since)?;
     failed |= dav.failed;
     for noun in dav.nouns {
         totals.add_dav(noun, 0);
@@ -235,7 +252,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         println!(
             "Dry run: {} would be deleted (sync point {} and later); nothing was changed.",
             totals.text(),
-            args.since
+            since
         );
         return Ok(exit(failed));
     }
@@ -261,7 +278,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     };
     for w in &mut work {
         for s in &w.folders {
-            match runtime.block_on(execute(&mut w.dst, &store, &w.id, args.since, s)) {
+            match runtime.block_on(execute(&mut w.dst, &store, &w.id, since, s)) {
                 Ok(()) => deleted.messages += s.delete.len(),
                 Err(e) => {
                     failed = true;
@@ -272,7 +289,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     }
     for w in &dav_work {
         for s in &w.collections {
-            match runtime.block_on(davrb::execute(&w.dest, &store, &w.id, args.since, s)) {
+            match runtime.block_on(davrb::execute(&w.dest, &store, &w.id, since, s)) {
                 Ok(done) => {
                     deleted.add_dav(w.noun, done.deleted);
                     for k in &done.changed {

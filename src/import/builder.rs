@@ -396,6 +396,7 @@ impl Builder {
         Imported {
             rows: self.accounts.len(),
             plan: Plan {
+                cutover: None,
                 version: 1,
                 state: None,
                 token_store: None,

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::secret::SecretRef;
-pub use super::value::{ByteSize, Date, Duration, Interval};
+pub use super::value::{ByteSize, Date, Duration, Interval, Timestamp};
 
 /// A mailshift plan: where every mailbox must end up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -75,6 +75,11 @@ pub struct Plan {
     /// Not a daily-limit pause (`limits:`), which ends by itself.
     #[serde(default, skip_serializing_if = "is_false")]
     pub paused: bool,
+    /// When and how every domain with a `dns:` block is cut over (its records switched to the
+    /// destination, then its accounts marked cut over); a domain's own `cutover:` overrides
+    /// these field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutover: Option<Cutover>,
 }
 
 /// One recipient of notifications: exactly one of `email` and `webhook`.
@@ -800,6 +805,173 @@ pub struct Domain {
     /// (required with `non-authoritative`), e.g. `mx1.mail.ovh.net`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mx_relay: Option<String>,
+    /// Where the domain's DNS zone lives, for the cutover: mailshift switches the records
+    /// (`records`) there, checks that every authoritative server answers them, then marks the
+    /// domain's accounts cut over. On the domain entry of the platform mail moves to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsZone>,
+    /// The records the cutover writes. Default: the platform's published records (Gmail,
+    /// Microsoft 365). Each listed name and type is replaced whole (its RRset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<Vec<DnsRecord>>,
+    /// This domain's cutover settings, overriding the plan's `cutover` field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutover: Option<Cutover>,
+}
+
+/// Where a domain's zone lives and how mailshift changes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsZone {
+    /// `ovh` (OVHcloud's domain zone API), `rfc2136` (TSIG-signed dynamic updates: BIND,
+    /// PowerDNS, Knot...), or `manual` (mailshift shows the records and waits for them).
+    pub provider: DnsProvider,
+    /// The zone's apex, e.g. `example.com`. Default: the domain itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// `ovh`: the `providers` entry whose credentials sign the zone's API calls. Default: the
+    /// domain's platform's provider, else the plan's only `ovh` provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+    /// `rfc2136`: the primary server that takes updates, `host:port`, e.g. `ns1.example.com:53`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// `rfc2136`: the TSIG key that signs updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsig: Option<Tsig>,
+    /// The authoritative servers the propagation check asks, `host:port`. Default: the zone's
+    /// NS records (port 53).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<String>,
+    /// How long one DNS query or update may take, e.g. `5s`. Default `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsProvider {
+    /// OVHcloud's domain zone API (`/domain/zone/{zone}/record` and `/refresh`).
+    Ovh,
+    /// RFC 2136 dynamic updates, TSIG-signed.
+    Rfc2136,
+    /// A person changes the zone; mailshift shows the records and waits until they are served.
+    Manual,
+}
+
+impl DnsProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsProvider::Ovh => "ovh",
+            DnsProvider::Rfc2136 => "rfc2136",
+            DnsProvider::Manual => "manual",
+        }
+    }
+}
+
+/// A TSIG key (RFC 8945).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tsig {
+    /// The key's name, as the server knows it, e.g. `mailshift-key`.
+    pub name: String,
+    /// `hmac-sha256` (default), `hmac-sha384`, `hmac-sha512`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    /// The key, base64 as in BIND's `secret "..."`, as a secret reference.
+    pub secret: SecretRef,
+}
+
+/// One record set the cutover writes: every record of `name` and `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsRecord {
+    /// The name, relative to the domain (`@` for the domain itself, `autodiscover`,
+    /// `selector1._domainkey`) or absolute with a final dot.
+    pub name: String,
+    /// `MX`, `TXT`, `SRV` or `CNAME`.
+    #[serde(rename = "type")]
+    pub rtype: DnsRecordType,
+    /// The records' data, e.g. `10 mx1.mail.ovh.net.` (MX), `v=spf1 include:mx.ovh.com ~all`
+    /// (TXT), `0 0 443 mailconfig.ovh.net.` (SRV).
+    pub values: Vec<String>,
+    /// The TTL once the cutover is over, in seconds. Default: the TTL the zone had for it,
+    /// else 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+}
+
+/// The record types a cutover writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DnsRecordType {
+    Mx,
+    Txt,
+    Srv,
+    Cname,
+}
+
+impl DnsRecordType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsRecordType::Mx => "MX",
+            DnsRecordType::Txt => "TXT",
+            DnsRecordType::Srv => "SRV",
+            DnsRecordType::Cname => "CNAME",
+        }
+    }
+}
+
+/// When and how a domain is cut over. Unset fields fall back to the plan's `cutover`, then to
+/// the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cutover {
+    /// When the records may be switched, RFC 3339, e.g. `2026-12-05T22:00:00+01:00` (a
+    /// maintenance window). Without it the steps are planned but never due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+    /// How long before `at` the TTL of the records that change is lowered, e.g. `2d`.
+    /// Default `1d`; at least the records' current TTL, or resolvers keep the old answer
+    /// past `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower_ttl_ahead: Option<Interval>,
+    /// The TTL, in seconds, of those records from then until the cutover is over. Default 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_ttl: Option<u32>,
+    /// Switch even though an account of the domain failed its last sync or misses messages.
+    /// Mail may then reach the destination before its history: said loudly by `plan` and
+    /// `apply`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+}
+
+impl Cutover {
+    /// This domain's settings over the plan's.
+    pub fn over(&self, plan: Option<&Cutover>) -> Cutover {
+        let d = plan.cloned().unwrap_or_default();
+        Cutover {
+            at: self.at.clone().or(d.at),
+            lower_ttl_ahead: self.lower_ttl_ahead.clone().or(d.lower_ttl_ahead),
+            low_ttl: self.low_ttl.or(d.low_ttl),
+            force: self.force.or(d.force),
+        }
+    }
+}
+
+/// The default `cutover.lower_ttl_ahead`: one day, the longest TTL commonly set on MX records.
+pub const DEFAULT_LOWER_TTL_AHEAD: u64 = 86_400;
+/// The default `cutover.low_ttl`, in seconds.
+pub const DEFAULT_LOW_TTL: u32 = 300;
+
+impl Domain {
+    /// The cutover settings in force for this domain (its own over the plan's).
+    pub fn cutover_settings(&self, plan: &Plan) -> Cutover {
+        match &self.cutover {
+            Some(c) => c.over(plan.cutover.as_ref()),
+            None => plan.cutover.clone().unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -18,6 +18,9 @@ use super::secret::SecretRef;
 pub use super::value::{parse_date, parse_duration, parse_millis};
 use crate::model::capabilities::{Feature, Support, support};
 
+// The cutover's rules (`dns`, `records`, `cutover`), in a file of their own.
+mod cutover;
+
 /// What `import` writes where a Microsoft 365 app's id and tenant belong: validation refuses
 /// them until the user writes the real ones.
 pub const M365_CLIENT_ID_PLACEHOLDER: &str = "APPLICATION-CLIENT-ID";
@@ -42,6 +45,7 @@ pub fn validate(plan: &Plan, tree: &Node, source: &str) -> Vec<Diagnostic> {
     v.contacts();
     v.footers();
     v.notify();
+    v.cutover();
     v.secrets();
     v.out
 }
@@ -1792,6 +1796,20 @@ impl<'a> Validator<'a> {
                 if let Some(t) = &c.oauth2_token {
                     refs.push((join(&base, &[key("oauth2_token")]), t));
                 }
+            }
+        }
+        for (i, d) in self.plan.domains.iter().enumerate() {
+            if let Some(t) = d.dns.as_ref().and_then(|z| z.tsig.as_ref()) {
+                refs.push((
+                    vec![
+                        key("domains"),
+                        idx(i),
+                        key("dns"),
+                        key("tsig"),
+                        key("secret"),
+                    ],
+                    &t.secret,
+                ));
             }
         }
         for (path, r) in refs {

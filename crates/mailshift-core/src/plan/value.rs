@@ -209,6 +209,28 @@ text_value!(
     parse_millis
 );
 
+text_value!(
+    /// An instant, written in RFC 3339 with its offset, e.g. `2026-12-05T22:00:00+01:00`;
+    /// parsed to Unix seconds.
+    Timestamp,
+    i64,
+    parse_timestamp
+);
+
+impl Timestamp {
+    /// Unix seconds (`None` for a value the validator rejects).
+    pub fn unix(&self) -> Option<i64> {
+        self.value.as_ref().ok().copied()
+    }
+}
+
+/// Parses an RFC 3339 instant into Unix seconds.
+pub fn parse_timestamp(s: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.timestamp())
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e})"))
+}
+
 impl Date {
     /// (year, month, day), which compare in calendar order.
     pub fn ymd(&self) -> Option<(u32, u32, u32)> {

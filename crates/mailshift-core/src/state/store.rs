@@ -56,6 +56,7 @@ use serde::de::DeserializeOwned;
 use super::record::{FolderRecord, MessageRecord, RefusedRecord, ResourceRecord};
 use crate::shard::Shard;
 
+pub mod cutover;
 pub mod dav;
 pub mod hold;
 pub mod notified;
@@ -1019,6 +1020,17 @@ impl StateStore {
             rollback::forget_txn(txn, id)?;
             throughput::forget_txn(txn, id)?;
             Ok(removed)
+        })
+    }
+
+    /// The number of the last run started (0 before the first).
+    pub fn last_sync_point(&self) -> Result<u64, StateError> {
+        self.read(|txn| {
+            let meta = txn.open_table(META)?;
+            Ok(meta
+                .get(META_SYNC_POINT)?
+                .and_then(|v| v.value().parse().ok())
+                .unwrap_or(0))
         })
     }
 

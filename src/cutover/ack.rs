@@ -1,0 +1,47 @@
+//! `mailshift ack PLAN cutover/DOMAIN/STEP`: a person looked at the records changed by hand
+//! in the zone (the step stopped with a conflict) and keeps them: what the zone holds now
+//! becomes what mailshift expects, and the cutover goes on from there at the next run.
+
+use mailshift_core::error::StepError;
+use mailshift_core::state::StateStore;
+
+use super::{Cutover, zones};
+use crate::plan::Loaded;
+
+/// `Some(line for people)` when `id` names a cutover step; `None` for any other id.
+pub fn acknowledge(
+    loaded: &Loaded,
+    store: &StateStore,
+    id: &str,
+) -> Result<Option<String>, StepError> {
+    let Some(rest) = id.strip_prefix("cutover/") else {
+        return Ok(None);
+    };
+    let domain = rest
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let Some(d) = loaded
+        .plan
+        .domains
+        .iter()
+        .find(|d| d.dns.is_some() && d.name.eq_ignore_ascii_case(&domain))
+    else {
+        return Err(StepError::config(format!(
+            "`{id}`: no domain of the plan has a `dns:` zone named `{domain}`"
+        )));
+    };
+    let c = Cutover::from_plan(&loaded.plan, d)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StepError::bug(format!("cannot start the async runtime: {e}")))?;
+    let accepted = runtime.block_on(async {
+        let opened = zones::open(loaded, d).await?;
+        c.accept_drift(opened.zone.as_ref(), store).await
+    })?;
+    Ok(Some(format!(
+        "{id}: {accepted} record set(s) changed by hand kept as they are; the cutover goes on from them at the next apply"
+    )))
+}

@@ -1,0 +1,208 @@
+//! A domain's cutover from the plan against real DNS servers: a BIND primary taking
+//! TSIG-signed updates and a secondary transferring from it on NOTIFY. The plan's `dns:` block
+//! opens the zone and the propagation check (`mailshift::cutover::zones`), the steps run to the
+//! end (switch, both servers answering, final sync, accounts marked, TTL raised back), then
+//! `rollback` puts the previous records back, checked at both servers again.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use mailshift::cutover::{Accounts, Cutover, NotWhole, Stop, zones};
+use mailshift_core::dns::{RecordSet, RecordType};
+use mailshift_core::error::StepError;
+use mailshift_core::plan::load::{Format, load_str};
+use mailshift_core::plane::PlaneResult;
+use mailshift_core::state::StateStore;
+use mailshift_dns::ask_each;
+
+use crate::support::bind::{BindConfig, BindPair, UPDATE_KEY};
+
+const ZONE: &str = "example.test";
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// The domain has no account in this plan: nothing to keep the switch back or to sync.
+struct NoAccounts;
+
+impl Accounts for NoAccounts {
+    fn not_whole(&self, _: &[String]) -> Result<Vec<NotWhole>, StepError> {
+        Ok(Vec::new())
+    }
+
+    fn final_sync<'a>(
+        &'a self,
+        _: &'a [String],
+        _: &'a mut Option<u64>,
+    ) -> PlaneResult<'a, Option<String>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn a_cutover_switches_a_bind_zone_checked_at_both_servers_then_rolls_back() {
+    let bind = BindPair::start(&BindConfig {
+        zone: ZONE,
+        // A short TTL: nothing to lower, so the switch is due at once.
+        records: "@ 2 IN MX 10 mx.old-host.example.net.\n\
+                  @ 2 IN TXT \"v=spf1 include:old-host.example.net ~all\" \"x\"\n\
+                  @ 2 IN TXT \"site-verification=abc\"",
+        notify: true,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("tsig.key");
+    std::fs::write(
+        &key_file,
+        base64::engine::general_purpose::STANDARD.encode(&bind.secret),
+    )
+    .unwrap();
+    let plan = format!(
+        "version: 1
+platforms:
+  new: {{type: imap, imap: {{host: new.example.net}}}}
+domains:
+  - name: {ZONE}
+    platform: new
+    mode: authoritative
+    dns:
+      provider: rfc2136
+      server: '{primary}'
+      tsig: {{name: {UPDATE_KEY}, secret: {{file: {key}}}}}
+      nameservers: ['{primary}', '{secondary}']
+    records:
+      - {{name: '@', type: MX, values: ['10 mx1.new-host.example.net.', '20 mx2.new-host.example.net.']}}
+      - {{name: '@', type: TXT, values: ['v=spf1 include:new-host.example.net -all']}}
+    cutover: {{at: '2020-01-01T00:00:00Z', low_ttl: 1}}
+",
+        primary = bind.primary.addr(),
+        secondary = bind.secondary.addr(),
+        key = key_file.display(),
+    );
+    let loaded = load_str(
+        &plan,
+        Format::Yaml,
+        dir.path().join("p.yaml").as_path(),
+        dir.path(),
+    )
+    .unwrap_or_else(|e| panic!("{}", e.render()));
+    let domain = &loaded.plan.domains[0];
+    let c = Cutover::from_plan(&loaded.plan, domain).unwrap();
+    let store = StateStore::open(&dir.path().join("state.redb")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let opened = rt.block_on(zones::open(&loaded, domain)).unwrap();
+    let servers = [bind.primary.addr(), bind.secondary.addr()];
+    let mx_at_both = |want: &[&str]| {
+        rt.block_on(ask_each(&servers, ZONE, RecordType::Mx))
+            .into_iter()
+            .all(|a| matches!(a.result, Ok(Some(s)) if s.data == want))
+    };
+
+    // Run as watch mode would, until done (the secondary takes a moment).
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let r = rt
+            .block_on(c.advance(
+                opened.zone.as_ref(),
+                opened.propagation.as_ref(),
+                &NoAccounts,
+                &store,
+                now(),
+            ))
+            .unwrap();
+        match r.stop {
+            Stop::Done => break,
+            Stop::Waiting { .. } if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            other => panic!("the cutover stopped: {other:?}"),
+        }
+    }
+    assert!(mx_at_both(&[
+        "10 mx1.new-host.example.net",
+        "20 mx2.new-host.example.net"
+    ]));
+    let txt = rt
+        .block_on(opened.zone.read(ZONE, RecordType::Txt))
+        .unwrap()
+        .unwrap();
+    assert!(
+        txt.data.iter().any(|d| d.contains("site-verification=abc")),
+        "the other TXT strings are kept: {txt:?}"
+    );
+    assert!(txt.data.iter().any(|d| d.contains("new-host")), "{txt:?}");
+    assert!(!txt.data.iter().any(|d| d.contains("old-host")), "{txt:?}");
+    // The TTL back to what the zone had.
+    let mx = rt
+        .block_on(opened.zone.read(ZONE, RecordType::Mx))
+        .unwrap()
+        .unwrap();
+    assert_eq!(mx.ttl, 2);
+    assert!(
+        store
+            .cutover(ZONE)
+            .unwrap()
+            .unwrap()
+            .is_done(mailshift_core::cutover::Step::RaiseTtl)
+            .is_some()
+    );
+
+    // A hand-made change is drift, shown and not overwritten by the rollback.
+    let hand = RecordSet::new(
+        ZONE,
+        RecordType::Mx,
+        2,
+        vec!["5 mx.by-hand.example.net".into()],
+    );
+    rt.block_on(opened.zone.write(&hand)).unwrap();
+    let record = store.cutover(ZONE).unwrap().unwrap();
+    let drift = rt.block_on(c.drift(opened.zone.as_ref(), &record)).unwrap();
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    let r = rt
+        .block_on(c.rollback(
+            opened.zone.as_ref(),
+            opened.propagation.as_ref(),
+            &store,
+            now(),
+        ))
+        .unwrap();
+    assert!(matches!(r.stop, Stop::Conflict { .. }), "{r:?}");
+    assert_eq!(
+        rt.block_on(opened.zone.read(ZONE, RecordType::Mx)).unwrap(),
+        Some(hand)
+    );
+    // Kept by a person (`ack`): the rollback goes on from it.
+    rt.block_on(c.accept_drift(opened.zone.as_ref(), &store))
+        .unwrap();
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let r = rt
+            .block_on(c.rollback(
+                opened.zone.as_ref(),
+                opened.propagation.as_ref(),
+                &store,
+                now(),
+            ))
+            .unwrap();
+        match r.stop {
+            Stop::Done => break,
+            Stop::Waiting { .. } if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            other => panic!("the rollback stopped: {other:?}"),
+        }
+    }
+    assert!(mx_at_both(&["10 mx.old-host.example.net"]));
+    let txt = rt
+        .block_on(opened.zone.read(ZONE, RecordType::Txt))
+        .unwrap()
+        .unwrap();
+    assert!(txt.data.iter().any(|d| d.contains("old-host")), "{txt:?}");
+}
