@@ -73,6 +73,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         .map(crate::watch::parse_token_ref)
         .transpose()
         .map_err(|e| CliError(format!("--token: {e}")))?;
+    let shard = args.shard.resolve()?;
     init_logging(args.log_format, &args.log_level)?;
     let runtime = super::runtime()?;
     let result = runtime.block_on(crate::watch::run(crate::watch::Options {
@@ -81,6 +82,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         token,
         watch_file: !args.no_file_watch,
         grace: args.grace,
+        shard,
     }));
     // In-flight blocking work (a state write after the grace period) must not hold the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -58,6 +58,8 @@ pub struct Options {
     pub watch_file: bool,
     /// How long in-flight copies get to reach a checkpoint after SIGTERM.
     pub grace: Duration,
+    /// The share of the plan this process runs: `/api/status` and every metric say which.
+    pub shard: mailshift_core::shard::Shard,
 }
 
 /// Runs the daemon until it is told to stop. `Err` is a reason not to start (an invalid plan,
@@ -98,7 +100,10 @@ pub async fn run(options: Options) -> Result<(), String> {
         .map_or_else(|| PathBuf::from("spool"), |d| d.join("spool"));
     let _ = std::fs::remove_dir_all(&spool);
 
-    let status = Arc::new(StatusModel::new(options.plan.display().to_string()));
+    let status = Arc::new(StatusModel::sharded(
+        options.plan.display().to_string(),
+        options.shard,
+    ));
     let (ack_tx, mut acks) = mpsc::unbounded_channel::<http::AckRequest>();
     let (hold_tx, mut holds) = mpsc::unbounded_channel::<http::HoldRequest>();
     let http_state = Arc::new(HttpState {

@@ -230,7 +230,7 @@ pub fn render(s: &Snapshot) -> String {
         "</tbody></table></details>\n<footer><p>mailshift {} · started {} · \
          <a href=\"/api/status\">/api/status</a> · <a href=\"/metrics\">/metrics</a></p></footer>\n\
          </main>\n<script>{SCRIPT}</script>\n</body></html>",
-        escape(s.version),
+        escape(&s.version),
         escape(&s.started_at)
     );
     h
@@ -262,7 +262,7 @@ fn account_row(h: &mut String, a: &AccountView, now: &str) {
             "waiting for a plan change or SIGHUP".into()
         }
         (Health::Failing, n) if n > 1 => format!("{n} failures in a row"),
-        (Health::PausedByUser, _) => match a.paused_by {
+        (Health::PausedByUser, _) => match a.paused_by.as_deref() {
             Some("plan") => "by the plan (edit it to resume)".into(),
             _ => "from the status page (POST /api/resume to resume)".into(),
         },
