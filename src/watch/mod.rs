@@ -12,10 +12,14 @@
 //! `POST /api/pause/ACCOUNT` (kept in the state): its run in flight stops at the next
 //! checkpoint, through a stop flag of its own (`daemon`), and it waits until resumed.
 //!
+//! `aggregate` merges the `/api/status` of many shards' watches into one view, for
+//! `mailshift status --from` and the aggregator daemon `mailshift watch --aggregate`.
+//!
 //! Signals: SIGHUP re-reads the plan (and the token) now; SIGTERM or SIGINT stops at the next
 //! checkpoint (the executor's stop flag) and exits within the grace period; a second one exits
 //! at once. The state is valid in every case: each batch is recorded in one transaction.
 
+pub mod aggregate;
 pub mod daemon;
 pub mod http;
 pub mod metrics;
@@ -23,6 +27,9 @@ pub mod page;
 pub mod planfile;
 pub mod schedule;
 pub mod status;
+
+#[cfg(test)]
+mod dashboard_tests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
