@@ -31,6 +31,7 @@ mod quota;
 mod rollback;
 mod rollback_dav;
 mod rules;
+mod shard_status;
 mod sieve;
 mod sizing;
 mod state_cmd;
