@@ -115,6 +115,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
 
 /// `status --from URL...`: every shard asked at once, their views merged and printed.
 fn exec_from(args: &Args) -> Result<ExitCode, CliError> {
+    use std::io::Write;
     let token = args
         .token
         .as_deref()
@@ -133,13 +134,18 @@ fn exec_from(args: &Args) -> Result<ExitCode, CliError> {
             token.as_ref(),
         ))
         .map_err(CliError)?;
-    if args.json {
-        let text = serde_json::to_string_pretty(&merged)
-            .map_err(|e| CliError(format!("cannot write the merged status as JSON: {e}")))?;
-        println!("{text}");
+    // Tens of megabytes for 100,000 accounts: written through one buffer, not line by line.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut out, &merged)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
     } else {
-        print!("{}", crate::watch::aggregate::text::render(&merged));
-    }
+        out.write_all(crate::watch::aggregate::text::render(&merged).as_bytes())
+    };
+    written
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError(format!("cannot write the merged status: {e}")))?;
     let failed = merged.resources.iter().any(|r| r.status == "failed");
     Ok(if !merged.problems.is_empty() || failed {
         ExitCode::from(1)
