@@ -449,6 +449,31 @@ mod tests {
     }
 
     #[test]
+    fn a_merged_view_shows_its_shards_and_problems_escaped() {
+        use crate::watch::aggregate::merge::{Answer, merge};
+        let m = merge(
+            vec![Answer {
+                url: "http://<x>/api/status".into(),
+                result: Err("refused <b>".into()),
+                answered_at: None,
+                latency_ms: None,
+                last_shard: None,
+            }],
+            1_800_000_000,
+        );
+        let html = render(&m);
+        assert!(html.contains("<table id=\"shards\">"), "{html}");
+        assert!(html.contains("data-up=\"false\""), "{html}");
+        assert!(html.contains("id=\"problems\""), "{html}");
+        assert!(html.contains("http://&lt;x&gt;/api/status"), "{html}");
+        assert!(!html.contains("<b>") && !html.contains("<x>"), "{html}");
+        assert!(
+            html.contains("<h1>mailshift: 1 shard merged</h1>"),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn relative_times_read_naturally() {
         let now = "2026-11-22T12:00:00Z";
         assert_eq!(relative(Some("2026-11-22T12:14:30Z"), now), "in 14m 30s");
