@@ -35,6 +35,7 @@ mod reshard;
 mod rollback;
 mod rollback_dav;
 mod rules;
+mod shard_status;
 mod sieve;
 mod sizing;
 mod state_cmd;

@@ -983,7 +983,7 @@ mod tests {
             .iter()
             .find(|a| a.address == "alice@example.com")
             .unwrap();
-        assert_eq!(row.paused_by, Some("api"));
+        assert_eq!(row.paused_by.as_deref(), Some("api"));
         assert_eq!(row.paused_until, None, "not a daily limit's pause");
         assert_eq!(view.summary.paused, 1, "alice, not bob, counted as paused");
 
@@ -1101,7 +1101,7 @@ mod tests {
             ),
             "{error}"
         );
-        assert_eq!(view.error_kind, Some("auth"));
+        assert_eq!(view.error_kind.as_deref(), Some("auth"));
         assert_eq!(view.next_run, None);
 
         // A failure that may pass by itself in the same run keeps the unit on a timer.

@@ -12,10 +12,14 @@
 //! `POST /api/pause/ACCOUNT` (kept in the state): its run in flight stops at the next
 //! checkpoint, through a stop flag of its own (`daemon`), and it waits until resumed.
 //!
+//! `aggregate` merges the `/api/status` of many shards' watches into one view, for
+//! `mailshift status --from` and the aggregator daemon `mailshift watch --aggregate`.
+//!
 //! Signals: SIGHUP re-reads the plan (and the token) now; SIGTERM or SIGINT stops at the next
 //! checkpoint (the executor's stop flag) and exits within the grace period; a second one exits
 //! at once. The state is valid in every case: each batch is recorded in one transaction.
 
+pub mod aggregate;
 pub mod daemon;
 pub mod http;
 pub mod metrics;
@@ -23,6 +27,9 @@ pub mod page;
 pub mod planfile;
 pub mod schedule;
 pub mod status;
+
+#[cfg(test)]
+mod dashboard_tests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,7 +64,7 @@ pub struct Options {
     pub watch_file: bool,
     /// How long in-flight copies get to reach a checkpoint after SIGTERM.
     pub grace: Duration,
-    /// Which shard of the plan this daemon runs (its state file).
+    /// The share of the plan this process runs: `/api/status` and every metric say which.
     pub shard: mailshift_core::shard::Shard,
 }
 
@@ -99,7 +106,10 @@ pub async fn run(options: Options) -> Result<(), String> {
     let spool = store.spool_dir();
     let _ = std::fs::remove_dir_all(&spool);
 
-    let status = Arc::new(StatusModel::new(options.plan.display().to_string()));
+    let status = Arc::new(StatusModel::sharded(
+        options.plan.display().to_string(),
+        options.shard,
+    ));
     let (ack_tx, mut acks) = mpsc::unbounded_channel::<http::AckRequest>();
     let (hold_tx, mut holds) = mpsc::unbounded_channel::<http::HoldRequest>();
     let http_state = Arc::new(HttpState {

@@ -25,6 +25,7 @@ impl StatusModel {
         inner.generation = generation;
         inner.loaded_at = Some(unix_now());
         inner.plan_error = None;
+        inner.plan_sha256 = Some(plan_sha256(&loaded.source));
         inner.counters.reload("applied");
         let mut old = std::mem::take(&mut inner.resources);
         for r in &resources {
@@ -250,6 +251,17 @@ impl StatusModel {
             }
         }
     }
+}
+
+/// The first 16 hex digits of the plan text's SHA-256: enough to tell two plans apart on a
+/// status page, short enough to read.
+pub fn plan_sha256(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Accounts the daemon reconciles: the plan's, and those the state still has records of
