@@ -6,6 +6,7 @@ mod support;
 
 mod apply_cmd;
 mod connection_budget;
+mod deploy;
 mod dovecot_smoke;
 mod ews;
 mod examples;
