@@ -410,6 +410,14 @@ fn indexed_job_runs_each_shard_of_the_plan_once() {
     // A retry only once the failed pod is gone: one writer per state file.
     assert_eq!(spec["podReplacementPolicy"], "Failed");
     assert_eq!(spec["template"]["spec"]["restartPolicy"], "Never");
+    // apply's "paused or held" exit ends the index instead of retrying it.
+    let rules = spec["podFailurePolicy"]["rules"].as_array().unwrap();
+    let paused = mailshift::cli::apply::EXIT_PAUSED;
+    assert!(
+        rules.iter().any(|r| r["action"] == "FailIndex"
+            && r["onExitCodes"]["values"] == serde_json::json!([paused])),
+        "no FailIndex rule for exit {paused}: {rules:?}"
+    );
     let c = check_pod(&docs, "the Job", &spec["template"], &[]);
     assert_eq!(c.env["MAILSHIFT_SHARDS"], n.to_string());
     let cli = check_shards("the Job", &c, n, Some("JOB_COMPLETION_INDEX"));
