@@ -12,9 +12,11 @@ set -euo pipefail
 # ManageSieve (RFC 5804) and deliver through dovecot-lda with the Sieve plugin.
 # python3-aiosmtpd: the SMTP sink that receives the notifications e-mailed in tests/notify.rs
 # and in the demo (scripts/demo.sh).
+# bind9, bind9-utils: the DNS tests (tests/dns.rs) run a BIND primary and secondary
+# (`named`, driven with `rndc`) for RFC 2136 updates and the propagation check.
 # man-db, python3-venv: the deployment checks (scripts/check-deb.sh renders the package's manual
 # page with `man -l`; kubernetes-validate, below, lives in a venv).
-PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-sieve radicale xandikos python3-aiosmtpd man-db python3-venv)
+PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-sieve radicale xandikos python3-aiosmtpd bind9 bind9-utils man-db python3-venv)
 for arg in "$@"; do
     case "$arg" in
         --browser) PACKAGES+=(chromium fonts-dejavu-core) ;;
@@ -86,6 +88,10 @@ if [ ! -x /usr/sbin/dovecot ]; then
     exit 1
 fi
 echo "install-deps: $(/usr/sbin/dovecot --version)"
+if [ ! -x /usr/sbin/named ] || [ ! -x /usr/sbin/rndc ]; then
+    echo "install-deps: /usr/sbin/named or /usr/sbin/rndc missing after install" >&2
+    exit 1
+fi
 for tool in radicale xandikos; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "install-deps: $tool missing after install" >&2

@@ -97,23 +97,110 @@ pub fn normalize_name(name: &str) -> String {
 }
 
 /// One record's data in the form [`RecordSet`] compares: whitespace collapsed, domain names in
-/// it lower-case without a trailing dot; TXT data kept as written but always quoted.
+/// it lower-case without a trailing dot; TXT data as its character strings, each quoted (see
+/// [`txt_strings`] and [`txt_presentation`]), so text given unquoted, or longer than one
+/// string may hold (a DKIM key), compares equal to what a server answers for it.
 pub fn normalize_data(rtype: RecordType, data: &str) -> String {
     let data = data.trim();
     match rtype {
-        RecordType::Txt => {
-            if data.starts_with('"') {
-                data.to_string()
-            } else {
-                format!("\"{}\"", data.replace('\\', "\\\\").replace('"', "\\\""))
-            }
-        }
+        RecordType::Txt => txt_presentation(&txt_strings(data)),
         _ => data
             .split_whitespace()
             .map(|w| w.trim_end_matches('.').to_ascii_lowercase())
             .collect::<Vec<_>>()
             .join(" "),
     }
+}
+
+/// The character strings (RFC 1035 §3.3.14) of TXT data in presentation format: quoted strings
+/// (`"v=spf1 ~all"`, `"part one" "part two"`, with `\"`, `\\` and `\DDD` escapes) or, when the
+/// text does not start with a quote, the whole text as written. A string longer than the 255
+/// bytes DNS allows is split into 255-byte strings, as servers and providers do with long keys.
+pub fn txt_strings(data: &str) -> Vec<Vec<u8>> {
+    let data = data.trim();
+    let mut strings: Vec<Vec<u8>> = Vec::new();
+    if !data.starts_with('"') {
+        strings.push(data.as_bytes().to_vec());
+    } else {
+        let bytes = data.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i].is_ascii_whitespace() {
+                i += 1;
+                continue;
+            }
+            // Inside or outside quotes, a string runs to its closing quote or, unquoted, to
+            // the next blank.
+            let quoted = bytes[i] == b'"';
+            if quoted {
+                i += 1;
+            }
+            let mut s = Vec::new();
+            while i < bytes.len() {
+                let b = bytes[i];
+                if quoted && b == b'"' {
+                    i += 1;
+                    break;
+                }
+                if !quoted && b.is_ascii_whitespace() {
+                    break;
+                }
+                if b == b'\\' && i + 1 < bytes.len() {
+                    let digits = &bytes[i + 1..bytes.len().min(i + 4)];
+                    if digits.len() == 3 && digits.iter().all(u8::is_ascii_digit) {
+                        let value = digits
+                            .iter()
+                            .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+                        s.push(u8::try_from(value).unwrap_or(u8::MAX));
+                        i += 4;
+                    } else {
+                        s.push(bytes[i + 1]);
+                        i += 2;
+                    }
+                    continue;
+                }
+                s.push(b);
+                i += 1;
+            }
+            strings.push(s);
+        }
+    }
+    let mut out = Vec::new();
+    for s in strings {
+        if s.is_empty() {
+            out.push(s);
+            continue;
+        }
+        out.extend(s.chunks(255).map(<[u8]>::to_vec));
+    }
+    if out.is_empty() {
+        out.push(Vec::new());
+    }
+    out
+}
+
+/// TXT character strings in the one presentation form [`RecordSet`] holds: each quoted,
+/// separated by one space, `"` and `\` escaped, bytes outside printable ASCII as `\DDD`.
+pub fn txt_presentation(strings: &[Vec<u8>]) -> String {
+    let mut out = String::new();
+    for (n, s) in strings.iter().enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        out.push('"');
+        for &b in s {
+            match b {
+                b'"' | b'\\' => {
+                    out.push('\\');
+                    out.push(char::from(b));
+                }
+                0x20..=0x7e => out.push(char::from(b)),
+                _ => out.push_str(&format!("\\{b:03}")),
+            }
+        }
+        out.push('"');
+    }
+    out
 }
 
 /// Where a zone lives and how to change it: one per `dns:` block of the plan.
@@ -170,5 +257,24 @@ mod tests {
             vec!["v=spf1 ~all".into()],
         );
         assert_eq!(t.data, vec!["\"v=spf1 ~all\"".to_string()]);
+    }
+
+    #[test]
+    fn txt_compares_by_its_strings() {
+        let txt = |d: &str| normalize_data(RecordType::Txt, d);
+        assert_eq!(txt("v=spf1 ~all"), txt("\"v=spf1 ~all\""));
+        assert_eq!(txt("\"a\"   \"b\""), "\"a\" \"b\"");
+        assert_eq!(txt("say \"hi\" \\o/"), "\"say \\\"hi\\\" \\\\o/\"");
+        assert_eq!(txt("\"caf\\195\\169\""), txt("café"));
+        // A DKIM key longer than one string: split as a server stores it.
+        let key = "k".repeat(300);
+        assert_eq!(
+            txt(&key),
+            format!("\"{}\" \"{}\"", "k".repeat(255), "k".repeat(45))
+        );
+        assert_eq!(
+            txt_strings(&txt(&key)),
+            vec![vec![b'k'; 255], vec![b'k'; 45]]
+        );
     }
 }

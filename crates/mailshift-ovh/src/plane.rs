@@ -9,7 +9,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::ops::{Applied, ContactSpec, Created, Family, GroupSpec, Service, Timing, footer_html};
+use crate::ops::{
+    Applied, ContactSpec, Created, Family, GroupSpec, OvhZone, Service, Timing, footer_html,
+};
 use crate::{ClientOptions, Credentials, OvhClient, OvhError};
 use mailshift_core::error::{ErrorKind, StepError};
 use mailshift_core::model::{Resource, ResourceAddr, Spec};
@@ -181,6 +183,18 @@ impl OvhPlanes {
         let (provider_name, provider) = provider_of(name, platform, loaded)?;
         let client = client_for(provider_name, provider, loaded)?;
         Ok(Service::new(Arc::new(client), family, timing_of(provider)))
+    }
+
+    /// The DNS zone `zone` (`example.com`) hosted at OVHcloud, reached with the credentials
+    /// of the plan's provider `provider_name` (a cutover's `dns: {provider: ovh, zone: ...}`).
+    pub fn zone(provider_name: &str, zone: &str, loaded: &Loaded) -> Result<OvhZone, StepError> {
+        let provider = loaded.plan.providers.get(provider_name).ok_or_else(|| {
+            StepError::config(format!(
+                "the DNS zone {zone} names provider `{provider_name}`, which the plan does not have"
+            ))
+        })?;
+        let client = client_for(provider_name, provider, loaded)?;
+        Ok(OvhZone::new(Arc::new(client), zone))
     }
 }
 

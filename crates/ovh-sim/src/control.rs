@@ -11,6 +11,8 @@
 //! | `POST /_sim/tasks/advance` | move every unfinished task one step (`manual_tasks`) |
 //! | `GET /_sim/world` | the current world, in the world file's shape |
 //! | `GET /_sim/validate?credentialToken=…` | the `validationUrl` of a new consumer key |
+//! | `GET /_sim/dns` | the zones' two name servers: `[{name, addr, held}]` |
+//! | `POST /_sim/dns/hold?server=N`, `POST /_sim/dns/release?server=N` | hold name server N (0 or 1) at the zones it answers now, or let it answer the last refresh again |
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -226,6 +228,35 @@ pub(super) fn handle(
         }
         ("POST", "tasks/advance") => Json(200, json!({"advanced": st.advance_all()})),
         ("GET", "world") => Json(200, json!(st.to_world())),
+        ("GET", "dns") => Json(
+            200,
+            json!(
+                st.dns_servers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| json!({
+                        "name": s.name,
+                        "addr": s.addr.to_string(),
+                        "held": st.dns_held.get(i).is_some_and(Option::is_some),
+                    }))
+                    .collect::<Vec<_>>()
+            ),
+        ),
+        ("POST", "dns/hold") | ("POST", "dns/release") => {
+            let server = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("server="))
+                .and_then(|n| n.parse::<usize>().ok());
+            let hold = path == "dns/hold";
+            match server.map(|n| st.hold_name_server(n, hold)) {
+                Some(Ok(())) => Json(200, Value::Null),
+                Some(Err(e)) => Json(400, json!({"message": e})),
+                None => Json(
+                    400,
+                    json!({"message": "say which name server: ?server=0 or 1"}),
+                ),
+            }
+        }
         ("GET", "validate") => {
             let token = query
                 .split('&')

@@ -18,7 +18,7 @@ use super::control::{self, ControlReply, RequestRecord, Violation};
 use super::reply::{ApiErr, Req};
 use super::schema::{Schema, parse_query};
 use super::state::State;
-use super::{legacy, service};
+use super::{legacy, service, zone};
 
 /// Bodies above this are refused: no call of the API needs anywhere near it.
 const MAX_BODY: usize = 1 << 20;
@@ -216,6 +216,8 @@ fn process(
         auth::handle(&mut st, method, &op.template, &auth_headers, req.body, host)
     } else if op.template.starts_with("/email/domain") {
         legacy::handle(&mut st, &req)
+    } else if op.template.starts_with("/domain") {
+        zone::handle(&mut st, &req)
     } else {
         service::handle(&mut st, &req)
     };

@@ -12,6 +12,8 @@
 //!   changed by asynchronous tasks that take time, with busy objects, address conflicts and
 //!   authoritative-domain rules;
 //! - optionally a real Dovecot whose logins follow renames and password changes (`dovecot`);
+//! - DNS zones (`/domain/zone`: records, refresh) and their two authoritative name servers
+//!   on loopback, answering each zone as last refreshed (`zone`, `nameserver`);
 //! - fault injection, a request log and a control API under `/_sim/` (`control`).
 //!
 //! The world it simulates comes from a file (`world`); the `ovh-sim` binary runs it as a
@@ -23,11 +25,13 @@ mod control;
 mod dovecot;
 mod http;
 mod legacy;
+mod nameserver;
 mod reply;
 mod schema;
 mod service;
 mod state;
 pub mod world;
+mod zone;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -37,6 +41,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub use control::{Fault, FaultReply, RequestRecord, Violation};
+pub use nameserver::NameServer;
 pub use world::World;
 
 use http::Shared;
@@ -92,6 +97,10 @@ async fn launch(
     // Parse the schema before the first call, not during it.
     schema::Schema::global();
     let shared = Arc::new(Shared::new(state));
+    // Dropped when the HTTP server stops, which stops the name servers with it.
+    let (dns_stop, _) = tokio::sync::watch::channel(());
+    let servers = nameserver::start(shared.clone(), &dns_stop).await?;
+    shared.lock().dns_servers = servers;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| SimError::Io(format!("cannot listen on {addr}: {e}")))?;
@@ -111,6 +120,7 @@ async fn launch(
         {
             eprintln!("OVHcloud simulator: server error: {e}");
         }
+        drop(dns_stop);
     });
     Ok((shared, addr, stop))
 }
@@ -196,6 +206,29 @@ impl SimHandle {
     /// Calls outside the published schema, and answers of the simulator that drift from it.
     pub fn violations(&self) -> Vec<Violation> {
         self.shared.lock().violations.clone()
+    }
+
+    /// The zones' two authoritative name servers (`dns200.ovh.net`, `ns200.ovh.net`) and
+    /// where each answers, UDP and TCP.
+    pub fn name_servers(&self) -> Vec<NameServer> {
+        self.shared.lock().dns_servers.clone()
+    }
+
+    /// Holds name server `index` (0 or 1) at the zones it answers now, as a secondary that
+    /// has not caught up yet: later refreshes reach it only after
+    /// [`release_name_server`](Self::release_name_server).
+    pub fn hold_name_server(&self, index: usize) -> Result<(), SimError> {
+        self.shared
+            .lock()
+            .hold_name_server(index, true)
+            .map_err(SimError::Fault)
+    }
+
+    pub fn release_name_server(&self, index: usize) -> Result<(), SimError> {
+        self.shared
+            .lock()
+            .hold_name_server(index, false)
+            .map_err(SimError::Fault)
     }
 
     pub fn clear_requests(&self) {

@@ -15,8 +15,9 @@ use ovh_sim::{Simulator, World};
 ///
 /// Prints the API base URL (use it as the plan's `endpoint`) on the first line of stdout.
 /// Calls outside the published schema are refused and listed at /_sim/violations;
-/// /_sim/requests, /_sim/world and /_sim/faults show and steer the rest. Stops on SIGTERM
-/// or Ctrl-C.
+/// /_sim/requests, /_sim/world and /_sim/faults show and steer the rest. The world's DNS
+/// zones are answered by two name servers on loopback (listed on stderr and at /_sim/dns).
+/// Stops on SIGTERM or Ctrl-C.
 #[derive(Debug, Parser)]
 #[command(name = "ovh-sim", version)]
 struct Args {
@@ -60,6 +61,12 @@ fn run(args: Args) -> Result<(), String> {
             handle.base_url(),
             handle.addr()
         );
+        for ns in handle.name_servers() {
+            eprintln!(
+                "name server {} of the simulated DNS zones answering on {} (UDP and TCP)",
+                ns.name, ns.addr
+            );
+        }
         stop.await;
         handle.shutdown();
         Ok(())

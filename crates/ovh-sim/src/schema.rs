@@ -1,6 +1,7 @@
 //! The published API schema as a request checker: every call the simulator receives must be
-//! an operation of the vendored swagger files (`api-schema/*.json`) with known query
-//! parameters and a body made of writable, well-typed fields. A call that is not is refused
+//! an operation of the vendored schema files (`api-schema/*.json`: swagger 1.2 for the email
+//! APIs, OpenAPI 3.0 for `/domain`) with known query parameters and a body made of writable,
+//! well-typed fields. A call that is not is refused
 //! the way the real API refuses bad parameters, and the simulator records it as a violation,
 //! so a test can prove that the client only ever makes calls the real API has.
 //!
@@ -21,6 +22,10 @@ const FILES: [&str; 5] = [
     include_str!("api-schema/email-mxplan.json"),
     include_str!("api-schema/email-pro.json"),
 ];
+
+/// The files OVHcloud publishes as OpenAPI 3.0 rather than swagger 1.2. Both forms are read
+/// into the same operations and models, so the checks below do not care which a call hit.
+const OPENAPI_FILES: [&str; 1] = [include_str!("api-schema/domain.json")];
 
 #[derive(Deserialize)]
 struct RawFile {
@@ -159,7 +164,14 @@ impl Schema {
         SCHEMA.get_or_init(|| {
             // The files are compiled in and covered by tests: a parse failure is a build
             // defect, not an input error.
-            Schema::parse(&FILES).expect("the vendored OVHcloud API schema does not parse")
+            let mut schema =
+                Schema::parse(&FILES).expect("the vendored OVHcloud API schema does not parse");
+            for text in OPENAPI_FILES {
+                schema
+                    .add_openapi(text)
+                    .expect("the vendored OVHcloud OpenAPI schema does not parse");
+            }
+            schema
         })
     }
 
@@ -200,14 +212,7 @@ impl Schema {
             }
             models.push(file_models);
             for api in raw.apis {
-                let segments = split(&api.path)
-                    .map(
-                        |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                            Some(name) => Segment::Param(name.to_string()),
-                            None => Segment::Literal(s.to_string()),
-                        },
-                    )
-                    .collect::<Vec<_>>();
+                let segments = template_segments(&api.path);
                 for op in api.operations {
                     let mut params = Vec::new();
                     let mut body_model = None;
@@ -243,6 +248,99 @@ impl Schema {
             }
         }
         Ok(Schema { ops, models })
+    }
+
+    /// Adds an OpenAPI 3.0 description, its types translated to the swagger 1.2 names the
+    /// checks use (`long`, `datetime`, `T[]`, model names), inline objects and enums as
+    /// models of their own.
+    fn add_openapi(&mut self, text: &str) -> Result<(), String> {
+        let doc: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let file = self.models.len();
+        let mut models = HashMap::new();
+        let empty = serde_json::Map::new();
+        let schemas = doc
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        for (name, s) in schemas {
+            let model = openapi_model(name, s, &mut models);
+            models.insert(name.clone(), model);
+        }
+        let paths = doc
+            .get("paths")
+            .and_then(Value::as_object)
+            .ok_or("an OpenAPI file without paths")?;
+        for (path, item) in paths {
+            let segments = template_segments(path);
+            let Some(item) = item.as_object() else {
+                continue;
+            };
+            for (method, op) in item {
+                if !["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {
+                    continue;
+                }
+                let at = format!("{} {path}", method.to_ascii_uppercase());
+                let mut params = Vec::new();
+                for p in op
+                    .get("parameters")
+                    .and_then(Value::as_array)
+                    .map_or(&[][..], |v| v)
+                {
+                    let name = p["name"]
+                        .as_str()
+                        .ok_or(format!("unnamed parameter in {at}"))?;
+                    let location = match p["in"].as_str() {
+                        Some("path") => Location::Path,
+                        Some("query") => Location::Query,
+                        other => return Err(format!("{at}: parameter in {other:?}")),
+                    };
+                    params.push(Param {
+                        name: name.to_string(),
+                        location,
+                        ty: openapi_type(&format!("{at} {name}"), &p["schema"], &mut models),
+                        required: p["required"].as_bool().unwrap_or(false),
+                    });
+                }
+                let mut body_model = None;
+                if let Some(body) = op.pointer("/requestBody/content/application~1json/schema") {
+                    match (body.get("properties").and_then(Value::as_object), body) {
+                        // Named fields, as swagger 1.2's body parameters.
+                        (Some(props), _) => {
+                            let required = required_names(body);
+                            for (name, s) in props {
+                                params.push(Param {
+                                    name: name.clone(),
+                                    location: Location::Body,
+                                    ty: openapi_type(&format!("{at} {name}"), s, &mut models),
+                                    required: required.contains(&name.as_str()),
+                                });
+                            }
+                        }
+                        (None, s) => {
+                            body_model = Some(openapi_type(&format!("{at} body"), s, &mut models))
+                        }
+                    }
+                }
+                let response = match op.pointer("/responses/200/content/application~1json/schema") {
+                    Some(s) => openapi_type(&format!("{at} answer"), s, &mut models),
+                    None => "void".to_string(),
+                };
+                self.ops.push(Operation {
+                    method: method.to_ascii_uppercase(),
+                    template: path.clone(),
+                    segments: segments.clone(),
+                    params,
+                    body_model,
+                    // Every `/domain` operation is signed (`security: oAuth2AuthCode` in the
+                    // description, application keys in practice, as for the email APIs).
+                    no_auth: false,
+                    response,
+                    file,
+                });
+            }
+        }
+        self.models.push(models);
+        Ok(())
     }
 
     /// The operation for `method` on `path` (relative to `/1.0`, without the query string).
@@ -504,6 +602,92 @@ impl Schema {
     }
 }
 
+fn template_segments(path: &str) -> Vec<Segment> {
+    split(path)
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Segment::Param(name.to_string()),
+                None => Segment::Literal(s.to_string()),
+            },
+        )
+        .collect()
+}
+
+fn required_names(schema: &Value) -> Vec<&str> {
+    schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// An OpenAPI schema as a swagger 1.2 type name. `at` names an inline object or enum, which
+/// becomes a model of that name.
+fn openapi_type(at: &str, s: &Value, models: &mut HashMap<String, Model>) -> String {
+    if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+        return r.rsplit('/').next().unwrap_or(r).to_string();
+    }
+    if let Some([only]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+        return openapi_type(at, only, models);
+    }
+    match s.get("type").and_then(Value::as_str) {
+        Some("array") => format!("{}[]", openapi_type(at, &s["items"], models)),
+        Some("integer") => "long".into(),
+        Some("number") => "double".into(),
+        Some("boolean") => "boolean".into(),
+        Some("string") if s.get("enum").is_some() => {
+            let model = openapi_model(at, s, models);
+            models.insert(at.to_string(), model);
+            at.to_string()
+        }
+        Some("string") => match s.get("format").and_then(Value::as_str) {
+            Some("date-time") => "datetime".into(),
+            Some("date") => "date".into(),
+            _ => "string".into(),
+        },
+        Some("object") if s.get("properties").is_some() => {
+            let model = openapi_model(at, s, models);
+            models.insert(at.to_string(), model);
+            at.to_string()
+        }
+        Some("object") => "map[string,T]".into(),
+        // No type (`any`): anything goes, as swagger 1.2's generic `T`.
+        _ => "T".into(),
+    }
+}
+
+/// A named OpenAPI schema as a model: an enum, or an object with its properties.
+fn openapi_model(name: &str, s: &Value, models: &mut HashMap<String, Model>) -> Model {
+    if let Some(values) = s.get("enum").and_then(Value::as_array) {
+        return Model::Enum(
+            values
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect(),
+        );
+    }
+    let required = required_names(s);
+    let mut props = BTreeMap::new();
+    if let Some(p) = s.get("properties").and_then(Value::as_object) {
+        for (k, p) in p {
+            let ty = openapi_type(&format!("{name}.{k}"), p, models);
+            props.insert(
+                k.clone(),
+                Property {
+                    ty,
+                    read_only: p["readOnly"].as_bool().unwrap_or(false),
+                    can_be_null: p["nullable"].as_bool().unwrap_or(false),
+                    required: required.contains(&k.as_str()),
+                },
+            );
+        }
+    }
+    Model::Object(props)
+}
+
 fn split(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
 }
@@ -739,5 +923,110 @@ mod tests {
             .check_response(m.op, &json!({"id": 1, "comment": "x"}))
             .unwrap_err();
         assert!(e.contains("no property \"comment\""), "{e}");
+    }
+
+    #[test]
+    fn the_domain_zone_api_is_read_from_its_openapi_description() {
+        let schema = Schema::global();
+        let zone = "/domain/zone/example.com";
+        assert_eq!(
+            check("GET", "/domain/zone", "", None).unwrap(),
+            "/domain/zone"
+        );
+        assert_eq!(
+            check(
+                "GET",
+                &format!("{zone}/record"),
+                "fieldType=MX&subDomain=",
+                None
+            )
+            .unwrap(),
+            "/domain/zone/{zoneName}/record"
+        );
+        let e = check("GET", &format!("{zone}/record"), "fieldType=MXX", None).unwrap_err();
+        assert!(e.contains("\"MXX\" is not one of"), "{e}");
+        let e = check("GET", &format!("{zone}/record/x"), "", None).unwrap_err();
+        assert!(e.contains("is not a long"), "{e}");
+        check(
+            "POST",
+            &format!("{zone}/record"),
+            "",
+            Some(json!({"fieldType": "MX", "subDomain": "", "target": "1 mx1.mail.ovh.net.", "ttl": 0})),
+        )
+        .unwrap();
+        let e = check(
+            "POST",
+            &format!("{zone}/record"),
+            "",
+            Some(json!({"fieldType": "MX", "subDomain": ""})),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("domain.zone.RecordCreate.target is required"),
+            "{e}"
+        );
+        let e = check(
+            "POST",
+            &format!("{zone}/record"),
+            "",
+            Some(json!({"fieldType": "MX", "target": "x", "id": 3})),
+        )
+        .unwrap_err();
+        assert!(e.contains("read-only"), "{e}");
+        check(
+            "PUT",
+            &format!("{zone}/record/12"),
+            "",
+            Some(json!({"target": "x", "ttl": null})),
+        )
+        .unwrap();
+        let e = check(
+            "PUT",
+            &format!("{zone}/record/12"),
+            "",
+            Some(json!({"fieldType": "A"})),
+        )
+        .unwrap_err();
+        assert!(e.contains("no property \"fieldType\""), "{e}");
+        check("POST", &format!("{zone}/refresh"), "", None).unwrap();
+        let e = check(
+            "POST",
+            &format!("{zone}/refresh"),
+            "",
+            Some(json!({"a": 1})),
+        )
+        .unwrap_err();
+        assert!(e.contains("takes no body"), "{e}");
+        // Answers: a record with its read-only fields, the ids as integers, nothing for void.
+        let m = schema.find("GET", &format!("{zone}/record/12")).unwrap();
+        let record = json!({"id": 12, "zone": "example.com", "subDomain": "", "fieldType": "MX",
+                            "target": "1 mx1.mail.ovh.net.", "ttl": 0});
+        schema.check_response(m.op, &record).unwrap();
+        let e = schema
+            .check_response(m.op, &json!({"id": 12, "fieldType": "MXX"}))
+            .unwrap_err();
+        assert!(e.contains("not one of"), "{e}");
+        let m = schema.find("GET", &format!("{zone}/record")).unwrap();
+        schema.check_response(m.op, &json!([1, 2])).unwrap();
+        assert!(schema.check_response(m.op, &json!(["1"])).is_err());
+        let m = schema.find("POST", &format!("{zone}/refresh")).unwrap();
+        schema.check_response(m.op, &Value::Null).unwrap();
+        let m = schema.find("GET", zone).unwrap();
+        schema
+            .check_response(
+                m.op,
+                &json!({"name": "example.com", "nameServers": ["ns1.ovh.net"], "dnssecSupported": true,
+                        "hasDnsAnycast": false, "lastUpdate": "2026-11-28T10:00:00+00:00", "iam": null}),
+            )
+            .unwrap();
+        // Literal segments still win: `/domain/zone` is not a domain called "zone".
+        assert_eq!(
+            check("GET", "/domain/zone", "", None).unwrap(),
+            "/domain/zone"
+        );
+        assert_eq!(
+            check("GET", "/domain/example.com", "", None).unwrap(),
+            "/domain/{serviceName}"
+        );
     }
 }

@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use super::SimError;
 use super::control::{Fault, RequestRecord, Violation};
 use super::dovecot::Passwd;
+use super::nameserver::NameServer;
 use super::world::{self, DomainType, ExchangeOffer, FreshPassword, World};
+use super::zone::{DnsZone, NAME_SERVERS, Served, rdata};
 
 pub(super) const PLACEHOLDER_DOMAIN: &str = "configureme.me";
 
@@ -379,6 +381,13 @@ pub(super) struct State {
     pub new_tasks: Vec<u64>,
     /// A `fail_task` fault matched the call being handled.
     pub fail_tasks: bool,
+    /// DNS zones (`/domain/zone`).
+    pub zones: Vec<DnsZone>,
+    /// Per name server: the zones it keeps answering while held back, `None` when it answers
+    /// the zones as last refreshed.
+    pub dns_held: Vec<Option<Vec<Served>>>,
+    /// The running name servers, once started.
+    pub dns_servers: Vec<NameServer>,
 }
 
 impl State {
@@ -404,6 +413,9 @@ impl State {
             next_query: 1,
             new_tasks: Vec::new(),
             fail_tasks: false,
+            zones: Vec::new(),
+            dns_held: vec![None; NAME_SERVERS.len()],
+            dns_servers: Vec::new(),
         };
         let now = st.now_str();
         for (i, a) in w.applications.iter().enumerate() {
@@ -493,6 +505,22 @@ impl State {
         for d in &w.legacy_domains {
             let legacy = st.build_legacy(d)?;
             st.legacy.push(legacy);
+        }
+        for z in &w.zones {
+            let now = st.now_str();
+            let zone = DnsZone::from_world(z, &mut || st.id(), now);
+            if st.zones.iter().any(|other| other.name == zone.name) {
+                return Err(bad_world(format!("zone {} is listed twice", zone.name)));
+            }
+            for r in &zone.records {
+                rdata(&r.field_type, &r.target).map_err(|e| {
+                    bad_world(format!(
+                        "zone {}: record {:?} {} {:?}: {e}",
+                        zone.name, r.sub, r.field_type, r.target
+                    ))
+                })?;
+            }
+            st.zones.push(zone);
         }
         Ok(st)
     }
@@ -946,6 +974,7 @@ impl State {
                 Family::MxPlan => w.mxplan.push(service),
             }
         }
+        w.zones = self.zones.iter().map(DnsZone::to_world).collect();
         for l in &self.legacy {
             w.legacy_domains.push(world::LegacyDomain {
                 domain: l.domain.clone(),
@@ -1021,6 +1050,24 @@ impl State {
         chrono::TimeDelta::try_seconds(self.settings.clock_offset)
             .and_then(|d| real.checked_add_signed(d))
             .unwrap_or(real)
+    }
+
+    /// Holds name server `index` at the zones it answers now (`hold`), or lets it answer
+    /// each zone's last refresh again.
+    pub fn hold_name_server(&mut self, index: usize, hold: bool) -> Result<(), String> {
+        let Some(slot) = self.dns_held.get_mut(index) else {
+            return Err(format!(
+                "there is no name server {index}: there are {}",
+                NAME_SERVERS.len()
+            ));
+        };
+        *slot = match (hold, slot.take()) {
+            // Held already: stays at what it answered, not at the latest refresh.
+            (true, Some(held)) => Some(held),
+            (true, None) => Some(self.zones.iter().map(|z| z.served.clone()).collect()),
+            (false, _) => None,
+        };
+        Ok(())
     }
 
     pub fn now_str(&self) -> String {

@@ -46,6 +46,10 @@ pub struct World {
     pub mxplan: Vec<Service>,
     #[serde(default)]
     pub legacy_domains: Vec<LegacyDomain>,
+    /// DNS zones hosted at OVHcloud (`/domain/zone`), answered by the simulator's two name
+    /// servers as last refreshed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<Zone>,
 }
 
 impl Default for World {
@@ -62,6 +66,7 @@ impl Default for World {
             pro: Vec::new(),
             mxplan: Vec::new(),
             legacy_domains: Vec::new(),
+            zones: Vec::new(),
         }
     }
 }
@@ -593,4 +598,37 @@ fresh_password: {refusals: 2}
         let text = serde_json::to_string(&world).unwrap();
         assert_eq!(World::from_json(&text).unwrap(), world);
     }
+}
+
+/// A DNS zone (`/domain/zone/{zoneName}`) with its records. The records are served as they
+/// are here from the start (the zone was refreshed before the world was saved); changes made
+/// through the API are served after `POST .../refresh`, as on OVHcloud.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zone {
+    pub name: String,
+    /// The SOA's TTL: what a record whose `ttl` is 0 is served with.
+    #[serde(default = "default_zone_ttl")]
+    pub default_ttl: u32,
+    #[serde(default)]
+    pub records: Vec<ZoneRecord>,
+}
+
+fn default_zone_ttl() -> u32 {
+    3600
+}
+
+/// One record as the API shows it: `sub_domain` relative to the zone (`""` for the apex),
+/// `field_type` one of `domain.zone.RecordTypeEnum` (`SPF`, `DKIM` and `DMARC` are served as
+/// TXT), `target` in presentation format (`1 mx1.mail.ovh.net.`, `"v=spf1 ..."`), `ttl` 0 for
+/// the zone's default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneRecord {
+    #[serde(default)]
+    pub sub_domain: String,
+    pub field_type: String,
+    pub target: String,
+    #[serde(default)]
+    pub ttl: u32,
 }

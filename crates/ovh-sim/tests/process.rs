@@ -64,6 +64,21 @@ fn serves_until_sigterm() {
     assert_eq!(status, 200);
     let world: Value = serde_json::from_str(&world).unwrap();
     assert_eq!(world["pro"][0]["accounts"].as_array().unwrap().len(), 3);
+    // The zones' name servers, for a demo's propagation check.
+    let (status, dns) = http_get(&format!("{root}/_sim/dns"));
+    assert_eq!(status, 200);
+    let dns: Value = serde_json::from_str(&dns).unwrap();
+    let names: Vec<&str> = dns
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dns200.ovh.net", "ns200.ovh.net"]);
+    assert!(
+        dns[1]["addr"].as_str().unwrap().starts_with("127.0.0.1:") && dns[1]["held"] == false,
+        "{dns}"
+    );
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -90,6 +105,12 @@ fn serves_until_sigterm() {
         .unwrap();
     assert!(status.success(), "{status}: {stderr}");
     assert!(stderr.contains("test/demo tool"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "name server ns200.ovh.net of the simulated DNS zones answering on 127.0.0.1:"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //!
 //! One file per resource family, each an `impl Service` block: `domain`, `dns`, `account`,
 //! `alias`, `redirection`, `delegation`, `contact`, `footer`, `group`, `filter` (legacy MX Plan
-//! filters, inbox rules there). `calls` holds what they
+//! filters, inbox rules there), and `zone` (a DNS zone hosted at OVHcloud, `/domain/zone`). `calls` holds what they
 //! share: the reads and writes, task waits and polling until an object settles or goes.
 
 mod account;
@@ -23,6 +23,7 @@ mod filter;
 mod footer;
 mod group;
 mod redirection;
+mod zone;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,10 +37,11 @@ use mailshift_core::plan::model::{MxPlanApi, Platform, PlatformKind};
 
 pub use account::Created;
 pub use contact::ContactSpec;
-pub use dns::DnsDiagnostics;
+pub use dns::{DnsDiagnostics, OVH_SPF, with_spf};
 pub use filter::same as same_filter;
 pub use footer::footer_html;
 pub use group::GroupSpec;
+pub use zone::OvhZone;
 
 /// The IMAP server of every mailbox on the legacy MX Plan API.
 pub const LEGACY_MX_PLAN_IMAP: &str = "ssl0.ovh.net";
