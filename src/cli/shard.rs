@@ -18,7 +18,13 @@ pub struct ShardArgs {
 impl ShardArgs {
     /// The shard this process runs: the option, else the environment, else the whole plan.
     pub fn resolve(&self) -> Result<Shard, CliError> {
-        resolve(self.shard.as_deref(), |name| std::env::var(name).ok())
+        self.resolve_with(|name| std::env::var(name).ok())
+    }
+
+    /// As [`resolve`](Self::resolve), reading the environment through `env`: the deployment
+    /// tests work out each pod's shard from the environment its manifest gives it.
+    pub fn resolve_with(&self, env: impl Fn(&str) -> Option<String>) -> Result<Shard, CliError> {
+        resolve(self.shard.as_deref(), env)
     }
 }
 
