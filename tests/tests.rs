@@ -31,6 +31,7 @@ mod quota;
 mod rollback;
 mod rollback_dav;
 mod rules;
+mod shards;
 mod sieve;
 mod sizing;
 mod state_cmd;

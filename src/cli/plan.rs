@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::{CliError, load_plan};
+use super::CliError;
 use crate::apply::pipeline::Planned;
 use crate::apply::plane::Planes;
 use crate::apply::sizing::{self, AccountSizing};
@@ -34,7 +34,7 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {
-    let Some(loaded) = load_plan(&args.plan) else {
+    let Some(loaded) = super::shard::load(&args.plan, &args.shard)? else {
         return Ok(ExitCode::from(1));
     };
     let mut loaded = Arc::new(loaded);
@@ -49,7 +49,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     };
     let state_path = loaded.state_path();
     let state = crate::state::read_resources(&state_path)?;
-    let mut planned = Planned::new(&loaded.plan, &state);
+    let mut planned = Planned::new(&loaded, &state);
     let mut sized = None;
     // Paused copies show as such, not as changes apply would make.
     let recorded = crate::state::StateReader::open(&state_path)?.holds()?;
@@ -72,7 +72,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         for line in &detected {
             eprintln!("{line}");
         }
-        print!("{}", render::plan_json(&changes, sized.as_deref()));
+        print!(
+            "{}",
+            render::plan_json(&changes, sized.as_deref(), render::ShardShare::of(&loaded))
+        );
     } else {
         let recorded = if state.is_empty() {
             "no state yet".to_string()
@@ -87,6 +90,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             loaded.file_name(),
             state_path.display()
         );
+        if let Some(share) = render::ShardShare::of(&loaded) {
+            header.push('\n');
+            header.push_str(&share.line());
+        }
         for line in detected
             .iter()
             .chain(&crate::apply::content::budget_lines(&planned.resources))

@@ -6,6 +6,19 @@ use mailshift_core::shard::Shard;
 
 use super::CliError;
 
+/// Loads the plan (as `load_plan` does) for the shard these options name: `None` when the plan
+/// is invalid (said on stderr; the caller exits 1).
+pub fn load(
+    path: &std::path::Path,
+    args: &ShardArgs,
+) -> Result<Option<crate::plan::Loaded>, CliError> {
+    let shard = args.resolve()?;
+    Ok(super::load_plan(path).map(|mut loaded| {
+        loaded.shard = shard;
+        loaded
+    }))
+}
+
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ShardArgs {
     /// Run only shard I of N: the accounts whose address hashes to I, and (shard 0) the

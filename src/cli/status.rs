@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{CliError, load_plan};
-use crate::model::{Execution, Resource, compile};
+use super::CliError;
+use crate::model::{Execution, Resource, compile_shard};
 use crate::plan::diagnostic::plural;
 use crate::state::ResourceRecord;
 use crate::state::record::Status;
@@ -18,16 +18,16 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {
-    let Some(loaded) = load_plan(&args.plan) else {
+    let Some(loaded) = super::shard::load(&args.plan, &args.shard)? else {
         return Ok(ExitCode::from(1));
     };
     let state = crate::state::read_resources(&loaded.state_path())?;
     let reader = crate::state::StateReader::open(&loaded.state_path())?;
-    let resources = compile(&loaded.plan);
+    let resources = compile_shard(&loaded.plan, loaded.shard);
     let dates = reader.sync_points()?;
     let holds = reader.holds()?;
     let mut failed = false;
-    for a in &loaded.plan.accounts {
+    for a in loaded.accounts() {
         let address = a.address.to_ascii_lowercase();
         let mine: Vec<_> = resources
             .iter()

@@ -81,6 +81,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         token,
         watch_file: !args.no_file_watch,
         grace: args.grace,
+        shard: args.shard.resolve()?,
     }));
     // In-flight blocking work (a state write after the grace period) must not hold the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));

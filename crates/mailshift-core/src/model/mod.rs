@@ -19,6 +19,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::shard::Shard;
+
 use crate::plan::model::{
     Account, Content, DomainMode, MigrationOptions, Plan, Platform, PlatformKind, Right,
 };
@@ -283,6 +285,17 @@ pub fn fingerprint<T: Serialize>(value: &T) -> String {
     let json = serde_json::to_vec(value).expect("fingerprint input serializes");
     let digest = Sha256::digest(&json);
     digest[..10].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compiles the share of a plan one shard runs (`--shard I/N`): the resources of the accounts
+/// it owns, and (shard 0) those that belong to no account. Dependencies keep naming resources
+/// of other shards, so a step can wait for them there (`ResourceAddr::shard`).
+pub fn compile_shard(plan: &Plan, shard: Shard) -> Vec<Resource> {
+    let mut out = compile(plan);
+    if !shard.is_whole() {
+        out.retain(|r| r.addr.shard(shard.count) == shard.index);
+    }
+    out
 }
 
 /// Compiles a validated plan into its resources, in a stable order (by id).
