@@ -274,3 +274,219 @@ fn a_step_waits_for_what_another_shard_runs_then_runs_once_it_is_done() {
             .all(|u| resource(s, &mail(u)).is_some_and(|r| r["status"] == "done"))
     });
 }
+
+/// Each user's folders, each message by its bytes, sorted.
+fn contents(
+    server: &crate::support::dovecot::Dovecot,
+    users: &[String],
+    pass: &str,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<Vec<u8>>>> {
+    users
+        .iter()
+        .map(|u| {
+            let folders = server
+                .login(u, pass)
+                .mailboxes()
+                .unwrap()
+                .into_iter()
+                .map(|(f, msgs)| {
+                    let mut bytes: Vec<Vec<u8>> = msgs.into_iter().map(|m| m.bytes).collect();
+                    bytes.sort();
+                    (f, bytes)
+                })
+                .collect();
+            (u.clone(), folders)
+        })
+        .collect()
+}
+
+/// `mailshift status` by account: each account's block of lines, without the dates of its
+/// sync points (the runs were not at the same second).
+fn status_by_account(dir: &Path, args: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let mut all = vec!["status", "plan.yaml"];
+    all.extend_from_slice(args);
+    let out = mailshift_env(dir, &all, &crate::watch_cmd::env());
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let mut blocks = std::collections::BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in out.stdout.lines() {
+        if !line.starts_with(' ') {
+            if let Some((a, b)) = current.take() {
+                blocks.insert(a, b);
+            }
+            let address = line.split_whitespace().next().unwrap_or("").to_string();
+            current = Some((address, String::new()));
+        }
+        current.as_mut().unwrap().1.push_str(&undated(line));
+        current.as_mut().unwrap().1.push('\n');
+    }
+    if let Some((a, b)) = current {
+        blocks.insert(a, b);
+    }
+    blocks
+}
+
+/// `line` without its times ("2026-11-29 00:14:45 UTC" becomes "DATE").
+fn undated(line: &str) -> String {
+    let mut out = line.to_string();
+    while let Some(end) = out.find(" UTC") {
+        let start = end.saturating_sub("2026-11-29 00:14:45".len());
+        out.replace_range(start..end + " UTC".len(), "DATE");
+    }
+    out
+}
+
+/// Issue 15's proof on one machine: the same 30-account plan (three source servers of ten
+/// users each) run once whole and once as three shard processes at the same time gives the
+/// same destinations message for message, every account copied by exactly one shard, and the
+/// shards' statuses together are the whole run's.
+#[test]
+fn three_shards_in_parallel_do_what_one_process_does() {
+    use crate::support::dovecot::{Dovecot, DovecotConfig};
+    use crate::watch_cmd::{ALICE_NEW, ALICE_OLD, env};
+    let sets: Vec<Vec<String>> = ["a", "b", "c"]
+        .iter()
+        .map(|p| (0..10).map(|i| format!("{p}{i}")).collect())
+        .collect();
+    let everyone: Vec<String> = sets.concat();
+    let sources: Vec<Dovecot> = sets
+        .iter()
+        .map(|set| {
+            let users: Vec<(&str, &str)> = set.iter().map(|u| (u.as_str(), ALICE_OLD)).collect();
+            Dovecot::start(DovecotConfig {
+                users: &users,
+                ..DovecotConfig::default()
+            })
+        })
+        .collect();
+    let dst_users: Vec<(&str, &str)> = everyone.iter().map(|u| (u.as_str(), ALICE_NEW)).collect();
+    let destinations: Vec<Dovecot> = (0..2)
+        .map(|_| {
+            Dovecot::start(DovecotConfig {
+                separator: '.',
+                users: &dst_users,
+                ..DovecotConfig::default()
+            })
+        })
+        .collect();
+    for (server, set) in sources.iter().zip(&sets) {
+        for (i, u) in set.iter().enumerate() {
+            let mut c = server.login(u, ALICE_OLD);
+            c.create("Archive").unwrap();
+            for n in 0..(3 + i % 4) {
+                let m = format!(
+                    "From: {u}@example.com\r\nTo: x@example.com\r\nSubject: {n}\r\n\
+                     Message-ID: <{u}.{n}@example.com>\r\n\r\nbody {u} {n}\r\n"
+                );
+                let folder = if n % 2 == 0 { "INBOX" } else { "Archive" };
+                c.append(folder, &["\\Seen"], None, m.as_bytes()).unwrap();
+            }
+        }
+    }
+    let plan = |dst: &Dovecot| {
+        let mut p = String::from("version: 1\nplatforms:\n");
+        for (i, s) in sources.iter().enumerate() {
+            p.push_str(&format!(
+                "  old{i}: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\n",
+                s.port()
+            ));
+        }
+        p.push_str(&format!(
+            "  new: {{type: imap, imap: {{host: 127.0.0.1, port: {}, security: none}}}}\naccounts:\n",
+            dst.port()
+        ));
+        for (i, set) in sets.iter().enumerate() {
+            for u in set {
+                p.push_str(&format!(
+                    "  - {{address: {u}@example.com, from: old{i}, to: new, source: {{login: {u}, password: {{env: ALICE_OLD}}}}, destination: {{login: {u}, password: {{env: ALICE_NEW}}}}}}\n"
+                ));
+            }
+        }
+        p
+    };
+
+    // Once, whole.
+    let whole = tempfile::tempdir().unwrap();
+    std::fs::write(whole.path().join("plan.yaml"), plan(&destinations[0])).unwrap();
+    let out = mailshift_env(whole.path(), &["apply", "plan.yaml"], &env());
+    assert_eq!(out.code, 0, "{}", out.transcript());
+
+    // Three shard processes at once, each with its own state (beside its own plan copy).
+    let shards: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let running: Vec<std::process::Child> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            std::fs::write(d.path().join("plan.yaml"), plan(&destinations[1])).unwrap();
+            std::process::Command::new(env!("CARGO_BIN_EXE_mailshift"))
+                .args(["apply", "plan.yaml", "--shard", &format!("{i}/3")])
+                .current_dir(d.path())
+                .envs(env())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, child) in running.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "shard {i}/3: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // The destinations, message for message; and what the sources hold.
+    let single = contents(&destinations[0], &everyone, ALICE_NEW);
+    assert_eq!(single, contents(&destinations[1], &everyone, ALICE_NEW));
+    for (server, set) in sources.iter().zip(&sets) {
+        for (u, folders) in contents(server, set, ALICE_OLD) {
+            for (f, msgs) in folders {
+                assert_eq!(single[&u][&f].len(), msgs.len(), "{u} {f}");
+            }
+        }
+    }
+
+    // Every account in exactly one shard's state, and the same steps as the whole run's.
+    let whole_state =
+        mailshift::state::read_resources(&whole.path().join(".mailshift/state.redb")).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (i, d) in shards.iter().enumerate() {
+        let state =
+            mailshift::state::read_resources(&d.path().join(".mailshift/state.redb")).unwrap();
+        for (id, rec) in state {
+            let account = rec.account.clone().unwrap();
+            assert_eq!(
+                mailshift_core::shard::shard_of(&account, 3),
+                i as u32,
+                "{id} in shard {i}"
+            );
+            assert_eq!(rec.status, whole_state[&id].status, "{id}");
+            assert!(seen.insert(id.clone(), i).is_none(), "{id} in two shards");
+        }
+    }
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        whole_state.keys().collect::<Vec<_>>()
+    );
+    let per_shard: Vec<usize> = (0..3)
+        .map(|i| seen.values().filter(|s| **s == i).count())
+        .collect();
+    assert!(per_shard.iter().all(|n| *n > 0), "{per_shard:?}");
+
+    // The shards' statuses together are the whole run's.
+    let whole_status = status_by_account(whole.path(), &[]);
+    assert_eq!(whole_status.len(), 30, "{whole_status:#?}");
+    let mut merged = std::collections::BTreeMap::new();
+    for (i, d) in shards.iter().enumerate() {
+        for (a, block) in status_by_account(d.path(), &["--shard", &format!("{i}/3")]) {
+            assert!(
+                merged.insert(a.clone(), block).is_none(),
+                "{a} in two shards"
+            );
+        }
+    }
+    assert_eq!(merged, whole_status);
+}
