@@ -248,6 +248,11 @@ fn a_step_waits_for_what_another_shard_runs_then_runs_once_it_is_done() {
             .contains("(there: manual)"),
         "{s:#}"
     );
+    // Not done, not failing: pending.
+    for u in &mine {
+        let a = crate::watch_cmd::account(&s, &format!("{u}@example.com")).unwrap();
+        assert_eq!(a["health"], "pending", "{a:#}");
+    }
     // Shard 1 lists none of shard 0's steps, and shard 0 none of shard 1's.
     assert!(resource(&s, domain).is_none(), "{s:#}");
     assert!(resource(&shard0.status(), &mail(mine[0])).is_none());
