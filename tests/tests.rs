@@ -37,6 +37,7 @@ mod rollback;
 mod rollback_dav;
 mod rules;
 mod shard_status;
+mod shards;
 mod sieve;
 mod sizing;
 mod state_cmd;

@@ -178,7 +178,12 @@ pub(crate) struct Watch {
 
 impl Watch {
     pub(crate) fn start(dir: &Path, log_name: &str, args: &[&str]) -> Watch {
-        let mut all = vec!["watch", "plan.yaml", "--listen", "127.0.0.1:0"];
+        Watch::start_at(dir, log_name, "127.0.0.1:0", args)
+    }
+
+    /// As `start`, listening on `listen` (a port others must know beforehand: shards).
+    pub(crate) fn start_at(dir: &Path, log_name: &str, listen: &str, args: &[&str]) -> Watch {
+        let mut all = vec!["watch", "plan.yaml", "--listen", listen];
         all.extend_from_slice(args);
         Watch::spawn(dir, log_name, &all)
     }

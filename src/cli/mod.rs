@@ -111,7 +111,19 @@ pub fn targets(loaded: &crate::plan::Loaded, raw: &[String]) -> Result<Vec<Strin
             "--target {t}: no such account in {}",
             loaded.file_name()
         ))),
-        None => Ok(targets),
+        None => match targets.iter().find(|t| !loaded.owns_account(t)) {
+            // Run here, it would silently do nothing: its shard's process owns it.
+            Some(t) => {
+                let shard = loaded.shard;
+                let owner = mailshift_core::shard::shard_of(t, shard.count);
+                Err(CliError(format!(
+                    "--target {t}: this account belongs to shard {owner}/{n}, and this is shard \
+                     {shard}: run the command with --shard {owner}/{n}",
+                    n = shard.count
+                )))
+            }
+            None => Ok(targets),
+        },
     }
 }
 

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{CliError, load_plan};
-use crate::model::{Execution, Resource, compile};
+use super::CliError;
+use crate::model::{Execution, Resource, compile_shard};
 use crate::plan::diagnostic::plural;
 use crate::state::ResourceRecord;
 use crate::state::record::Status;
@@ -37,17 +37,17 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let Some(plan) = &args.plan else {
         return exec_from(&args);
     };
-    let Some(loaded) = load_plan(plan) else {
+    let Some(loaded) = super::shard::load(plan, &args.shard)? else {
         return Ok(ExitCode::from(1));
     };
-    let shard = args.shard.resolve()?;
+    let shard = loaded.shard;
     let state = crate::state::shards::read_resources(&loaded, shard)?;
     let reader = crate::state::shards::open_reader(&loaded, shard)?;
-    let resources = compile(&loaded.plan);
+    let resources = compile_shard(&loaded.plan, shard);
     let dates = reader.sync_points()?;
     let holds = reader.holds()?;
     let mut failed = false;
-    for a in &loaded.plan.accounts {
+    for a in loaded.accounts() {
         let address = a.address.to_ascii_lowercase();
         let mine: Vec<_> = resources
             .iter()

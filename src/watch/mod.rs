@@ -64,19 +64,22 @@ pub struct Options {
     pub watch_file: bool,
     /// How long in-flight copies get to reach a checkpoint after SIGTERM.
     pub grace: Duration,
-    /// The share of the plan this process runs: `/api/status` and every metric say which.
+    /// The share of the plan this process runs (`--shard`), kept across plan reloads:
+    /// `/api/status` and every metric say which.
     pub shard: mailshift_core::shard::Shard,
 }
 
 /// Runs the daemon until it is told to stop. `Err` is a reason not to start (an invalid plan,
 /// the state held by another process, an address that cannot be bound).
 pub async fn run(options: Options) -> Result<(), String> {
-    let loaded = crate::plan::load_file(&options.plan).map_err(|e| {
+    let mut loaded = crate::plan::load_file(&options.plan).map_err(|e| {
         format!(
             "the plan cannot be loaded, so there is nothing to run:\n{}",
             e.render().trim_end()
         )
     })?;
+    crate::cutover::refuse_split(&loaded.plan, options.shard)?;
+    loaded.shard = options.shard;
     let warnings = loaded.render_warnings();
     if !warnings.is_empty() {
         warn!("{}", warnings.trim_end());

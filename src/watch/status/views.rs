@@ -187,7 +187,8 @@ pub(super) fn account_view(
         Health::Paused
     } else if labels
         .iter()
-        .any(|l| matches!(*l, "pending" | "in-progress"))
+        // Waiting for another shard (`--shard`) is not done, and not a failure.
+        .any(|l| matches!(*l, "pending" | "in-progress" | "waiting"))
     {
         Health::Pending
     } else if info.cut_over {
@@ -472,7 +473,8 @@ pub struct ResourceView {
     /// `pending`, `running`, `done`, `in-progress` (interrupted), `failed`, `blocked` (a step it
     /// depends on did not complete), `manual` (waiting for a person), `conflict`,
     /// `acknowledged`, `orphaned`, `paused` (at a daily limit), `paused-by-user` (a person
-    /// paused the account: the plan's `paused: true` or `POST /api/pause`).
+    /// paused the account: the plan's `paused: true` or `POST /api/pause`), `waiting` (it
+    /// depends on a step another shard runs, not done there yet: `--shard`, `shards:`).
     pub status: String,
     pub summary: String,
     pub last_error: Option<String>,
