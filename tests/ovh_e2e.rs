@@ -952,7 +952,7 @@ fn watch_mode_runs_the_ovhcloud_procedure() {
     let (_, metrics) = crate::ovh_sim::http_get(&format!("http://{addr}/metrics"));
     assert!(
         metrics.contains(
-            r#"mailshift_api_call_duration_seconds_count{api="ovh",operation="PUT /email/exchange/{}/service/{}/account/{}"}"#
+            r#"mailshift_api_call_duration_seconds_count{shard="0",api="ovh",operation="PUT /email/exchange/{}/service/{}/account/{}"}"#
         ),
         "{metrics}"
     );

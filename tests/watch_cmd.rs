@@ -421,13 +421,13 @@ fn added_account_is_migrated_sigterm_mid_copy_resumes_and_verify_passes() {
     let (code, metrics) = first.get("/metrics");
     assert_eq!(code, 200);
     for line in [
-        "mailshift_messages_copied_total{account=\"alice@example.com\"} 20",
-        "mailshift_messages_copied_total{account=\"bob@example.com\"} 10",
-        "mailshift_plan_reloads_total{result=\"rejected\"} 1",
-        "mailshift_errors_total{resource=\"plan\",kind=\"invalid-plan\"} 1",
-        "mailshift_account_sync_lag_seconds{account=\"bob@example.com\"}",
+        "mailshift_messages_copied_total{shard=\"0\",account=\"alice@example.com\"} 20",
+        "mailshift_messages_copied_total{shard=\"0\",account=\"bob@example.com\"} 10",
+        "mailshift_plan_reloads_total{shard=\"0\",result=\"rejected\"} 1",
+        "mailshift_errors_total{shard=\"0\",resource=\"plan\",kind=\"invalid-plan\"} 1",
+        "mailshift_account_sync_lag_seconds{shard=\"0\",account=\"bob@example.com\"}",
         "# TYPE mailshift_api_call_duration_seconds histogram",
-        "mailshift_step_duration_seconds_count{kind=\"mail\"}",
+        "mailshift_step_duration_seconds_count{shard=\"0\",kind=\"mail\"}",
     ] {
         assert!(metrics.contains(line), "no {line:?} in\n{metrics}");
     }
@@ -636,11 +636,11 @@ fn http_token_listen_policy_and_a_failing_account() {
     assert_eq!(mail["status"], "failed", "{s:#}");
     let (_, metrics) = w.get("/metrics");
     assert!(
-        metrics.contains("mailshift_errors_total{resource=\"mail\",kind=\"config\"} 1"),
+        metrics.contains("mailshift_errors_total{shard=\"0\",resource=\"mail\",kind=\"config\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("mailshift_steps{status=\"failed\"} 1"),
+        metrics.contains("mailshift_steps{shard=\"0\",status=\"failed\"} 1"),
         "{metrics}"
     );
 
@@ -914,7 +914,7 @@ fn a_refused_password_waits_for_a_plan_change_and_says_why() {
     );
     let (_, metrics) = w.get("/metrics");
     assert!(
-        metrics.contains("mailshift_errors_total{resource=\"mail\",kind=\"auth\"} 1"),
+        metrics.contains("mailshift_errors_total{shard=\"0\",resource=\"mail\",kind=\"auth\"} 1"),
         "{metrics}"
     );
 

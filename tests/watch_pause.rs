@@ -169,7 +169,9 @@ fn an_api_pause_stops_a_copy_mid_way_survives_a_restart_and_resume_finishes_it()
     );
     let (_, metrics) = first.get("/metrics");
     assert!(
-        metrics.contains("mailshift_account_paused_by_user{account=\"carol@example.com\"} 1"),
+        metrics.contains(
+            "mailshift_account_paused_by_user{shard=\"0\",account=\"carol@example.com\"} 1"
+        ),
         "{metrics}"
     );
     let (_, status) = mailshift(dir.path(), &["status", "plan.yaml"]);

@@ -121,7 +121,10 @@ impl BindPair {
              primaries {{ {PRIMARY_IP} port {port} key {TRANSFER_KEY}; }};\n  notify no;\n  \
              allow-notify {{ {PRIMARY_IP}; {SECONDARY_IP}; }};\n}};\n"
         );
-        let primary = Named::start(PRIMARY_IP, port, &keys, &primary_zone, Some(&zone_file))?;
+        let mut primary = Named::start(PRIMARY_IP, port, &keys, &primary_zone, Some(&zone_file))?;
+        // The secondary asks for the zone as it starts; a refused first transfer is retried
+        // only after the SOA's retry (minutes), so the primary must be serving first.
+        primary.wait_loaded(zone, 1)?;
         let secondary = Named::start(SECONDARY_IP, port, &keys, &secondary_zone, None)?;
         let mut pair = BindPair {
             primary,
@@ -130,7 +133,6 @@ impl BindPair {
             secret,
             transfer_secret,
         };
-        pair.primary.wait_loaded(zone, 1)?;
         pair.secondary.wait_loaded(zone, 1)?;
         Ok(pair)
     }
