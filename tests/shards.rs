@@ -416,16 +416,22 @@ fn three_shards_in_parallel_do_what_one_process_does() {
     let out = mailshift_env(whole.path(), &["apply", "plan.yaml"], &env());
     assert_eq!(out.code, 0, "{}", out.transcript());
 
-    // Three shard processes at once, each with its own state (beside its own plan copy).
-    let shards: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let running: Vec<std::process::Child> = shards
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            std::fs::write(d.path().join("plan.yaml"), plan(&destinations[1])).unwrap();
+    // Three shard processes at once, beside one plan whose state path holds `{shard}`.
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(
+        shared.path().join("plan.yaml"),
+        plan(&destinations[1]).replacen(
+            "version: 1\n",
+            "version: 1\nstate: .mailshift/state-{shard}.redb\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let running: Vec<std::process::Child> = (0..3)
+        .map(|i| {
             std::process::Command::new(env!("CARGO_BIN_EXE_mailshift"))
                 .args(["apply", "plan.yaml", "--shard", &format!("{i}/3")])
-                .current_dir(d.path())
+                .current_dir(shared.path())
                 .envs(env())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -458,9 +464,11 @@ fn three_shards_in_parallel_do_what_one_process_does() {
     let whole_state =
         mailshift::state::read_resources(&whole.path().join(".mailshift/state.redb")).unwrap();
     let mut seen = std::collections::BTreeMap::new();
-    for (i, d) in shards.iter().enumerate() {
-        let state =
-            mailshift::state::read_resources(&d.path().join(".mailshift/state.redb")).unwrap();
+    for i in 0..3 {
+        let state = mailshift::state::read_resources(
+            &shared.path().join(format!(".mailshift/state-{i}.redb")),
+        )
+        .unwrap();
         for (id, rec) in state {
             let account = rec.account.clone().unwrap();
             assert_eq!(
@@ -485,8 +493,8 @@ fn three_shards_in_parallel_do_what_one_process_does() {
     let whole_status = status_by_account(whole.path(), &[]);
     assert_eq!(whole_status.len(), 30, "{whole_status:#?}");
     let mut merged = std::collections::BTreeMap::new();
-    for (i, d) in shards.iter().enumerate() {
-        for (a, block) in status_by_account(d.path(), &["--shard", &format!("{i}/3")]) {
+    for i in 0..3 {
+        for (a, block) in status_by_account(shared.path(), &["--shard", &format!("{i}/3")]) {
             assert!(
                 merged.insert(a.clone(), block).is_none(),
                 "{a} in two shards"
