@@ -86,7 +86,6 @@ impl Validator<'_> {
                     "mail may reach the destination before its history does; remove `force` once the accounts are whole",
                 );
             }
-            self.not_carried_out(&base, d);
         }
     }
 
@@ -319,25 +318,6 @@ impl Validator<'_> {
                 }
                 names.insert(name, j);
             }
-        }
-    }
-
-    /// What this build cannot carry out yet: OVHcloud's zone API is not registered
-    /// (`src/cutover/zones.rs`), so a plan asking for it is refused rather than accepted and
-    /// never run.
-    fn not_carried_out(&mut self, base: &[PathSeg], d: &Domain) {
-        if d.dns
-            .as_ref()
-            .is_some_and(|z| z.provider == DnsProvider::Ovh)
-        {
-            self.error(
-                &join(base, &[key("dns"), key("provider")]),
-                format!(
-                    "this build cannot yet write the OVHcloud zone of `{}`",
-                    d.name
-                ),
-                "use `provider: manual` (mailshift shows the records and waits for them) or `rfc2136`, or switch the records by hand and set `options: {cut_over: true}`",
-            );
         }
     }
 }
