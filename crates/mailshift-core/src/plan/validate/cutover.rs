@@ -440,6 +440,36 @@ domains:
     }
 
     #[test]
+    fn an_ovh_zone_and_an_ovh_destination_without_records_are_accepted() {
+        // The records come from the platform's DNS diagnosis when the cutover runs; an IMAP
+        // destination in the same zone kind still needs its records listed.
+        let text = "version: 1
+providers:
+  ovh: {type: ovh, endpoint: ovh-eu, application_key: {env: A}, application_secret: {env: B}, consumer_key: {env: C}}
+platforms:
+  pro: {type: ovh-email-pro, provider: ovh, service: emailpro-x}
+  plain: {type: imap, imap: {host: new.example.net}}
+domains:
+  - {name: example.com, platform: pro, mode: authoritative, dns: {provider: ovh}}
+  - {name: other.com, platform: plain, mode: authoritative, dns: {provider: ovh}}
+";
+        let diagnostics = match load_str(text, Format::Yaml, Path::new("p.yaml"), Path::new(".")) {
+            Ok(l) => l.warnings,
+            Err(e) => e.diagnostics().to_vec(),
+        };
+        let p: Vec<String> = diagnostics
+            .iter()
+            .map(|d| format!("{}: {}", d.path, d.message))
+            .collect();
+        assert!(!p.iter().any(|l| l.starts_with("domains[0]")), "{p:?}");
+        assert!(
+            p.iter().any(|l| l.starts_with("domains[1]:")
+                && l.contains("knows no published records for a `imap` platform")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
     fn a_forced_cutover_is_said_loudly() {
         let p = problems(
             "domains:
