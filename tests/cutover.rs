@@ -210,7 +210,8 @@ domains:
 /// `examples/cutover-rfc2136.yaml` run by `mailshift apply` (the binary), pointed at two local
 /// Dovecot servers and the BIND pair: the accounts' mail is copied, then the cutover's steps run
 /// through apply, paused (exit 75) while a step waits and taken up again by the next apply,
-/// until the zone answers the new records at both servers; a second apply changes nothing.
+/// until the zone answers the new records at both servers; a second apply changes nothing;
+/// `mailshift rollback --cutover` puts the old records back.
 #[test]
 fn apply_runs_the_rfc2136_example_to_the_end_and_a_second_apply_changes_nothing() {
     use crate::common::{mailshift_env, repo_root};
@@ -324,6 +325,21 @@ fn apply_runs_the_rfc2136_example_to_the_end_and_a_second_apply_changes_nothing(
         "{}",
         plan_out.transcript()
     );
+
+    // `mailshift rollback --cutover`: the old records back at both servers, checked there.
+    let back = mailshift_env(
+        dir.path(),
+        &["rollback", "p.yaml", "--cutover", "example.com", "--yes"],
+        &env,
+    );
+    assert_eq!(back.code, 0, "{}", back.transcript());
+    for a in rt_block(ask_each(&servers, "example.com", RecordType::Mx)) {
+        assert!(
+            matches!(&a.result, Ok(Some(s)) if s.data == ["10 mx.old.example.net"]),
+            "{a:?}\n{}",
+            back.transcript()
+        );
+    }
 }
 
 fn rt_block<F: std::future::Future>(f: F) -> F::Output {
