@@ -14,7 +14,9 @@ set -euo pipefail
 # and in the demo (scripts/demo.sh).
 # bind9, bind9-utils: the DNS tests (tests/dns.rs) run a BIND primary and secondary
 # (`named`, driven with `rndc`) for RFC 2136 updates and the propagation check.
-PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-sieve radicale xandikos python3-aiosmtpd bind9 bind9-utils)
+# man-db, python3-venv: the deployment checks (scripts/check-deb.sh renders the package's manual
+# page with `man -l`; kubernetes-validate, below, lives in a venv).
+PACKAGES=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-managesieved dovecot-sieve radicale xandikos python3-aiosmtpd bind9 bind9-utils man-db python3-venv)
 for arg in "$@"; do
     case "$arg" in
         --browser) PACKAGES+=(chromium fonts-dejavu-core) ;;
@@ -22,6 +24,23 @@ for arg in "$@"; do
         *) echo "install-deps: unknown option $arg (known: --browser, --bench)" >&2; exit 2 ;;
     esac
 done
+
+# kubernetes-validate from PyPI (it carries the Kubernetes JSON schemas, so it checks offline):
+# tests/deploy.rs validates examples/deploy/kubernetes with it. In a venv of its own (Debian's
+# pip refuses installs into the system Python), where the test looks: $MAILSHIFT_TOOLS, else
+# ~/.cache/mailshift-tools. Run last, once python3-venv is there.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+install_tools() {
+    local tools="${MAILSHIFT_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/mailshift-tools}"
+    if [ "$("$tools/venv/bin/kubernetes-validate" --version 2>/dev/null)" = "$KUBERNETES_VALIDATE_VERSION" ]; then
+        echo "install-deps: kubernetes-validate $KUBERNETES_VALIDATE_VERSION already in $tools/venv"
+        return
+    fi
+    echo "install-deps: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION in $tools/venv"
+    python3 -m venv "$tools/venv"
+    "$tools/venv/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    "$tools/venv/bin/kubernetes-validate" --version >/dev/null
+}
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -34,6 +53,7 @@ done
 
 if [ "${#missing[@]}" -eq 0 ]; then
     echo "install-deps: already installed: ${PACKAGES[*]}"
+    install_tools
     exit 0
 fi
 
@@ -93,3 +113,4 @@ if [[ " ${PACKAGES[*]} " == *" chromium "* ]]; then
     fi
     echo "install-deps: $(chromium --version 2>/dev/null)"
 fi
+install_tools

@@ -178,11 +178,23 @@ pub(crate) struct Watch {
 
 impl Watch {
     pub(crate) fn start(dir: &Path, log_name: &str, args: &[&str]) -> Watch {
+        Watch::start_at(dir, log_name, "127.0.0.1:0", args)
+    }
+
+    /// As `start`, listening on `listen` (a port others must know beforehand: shards).
+    pub(crate) fn start_at(dir: &Path, log_name: &str, listen: &str, args: &[&str]) -> Watch {
+        let mut all = vec!["watch", "plan.yaml", "--listen", listen];
+        all.extend_from_slice(args);
+        Watch::spawn(dir, log_name, &all)
+    }
+
+    /// Any `mailshift` daemon that logs `listening on http://ADDR` (the aggregator too), run
+    /// with exactly `args`.
+    pub(crate) fn spawn(dir: &Path, log_name: &str, args: &[&str]) -> Watch {
         let log = dir.join(log_name);
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailshift"));
-        cmd.args(["watch", "plan.yaml", "--listen", "127.0.0.1:0"])
-            .args(args)
+        cmd.args(args)
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())

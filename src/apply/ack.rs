@@ -77,7 +77,7 @@ pub fn acknowledge(
     id: &str,
 ) -> Result<Acknowledged, AckError> {
     let state = store.resources()?;
-    let Planned { resources, changes } = Planned::new(&loaded.plan, &state);
+    let Planned { resources, changes } = Planned::new(loaded, &state);
     let Some(change) = changes.iter().find(|c| c.id == id) else {
         let manual: Vec<&str> = changes
             .iter()

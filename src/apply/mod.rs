@@ -32,6 +32,7 @@ pub mod plane;
 pub mod quota;
 pub mod record;
 pub mod servers;
+pub mod shards;
 pub mod sizing;
 
 use crate::diff::{Action, Change};
@@ -77,6 +78,12 @@ pub enum Outcome {
     /// step that waits for one: not a failure; it goes on when the pause is lifted. `text`
     /// says who paused it and how to resume.
     Held(String),
+    /// A step that depends on one another shard runs (`--shard`), not done there yet (or that
+    /// shard's status cannot be read): not a failure; watch mode tries it again (`shards`).
+    Waiting {
+        shard: u32,
+        text: String,
+    },
 }
 
 impl Outcome {
@@ -120,6 +127,14 @@ impl ApplyReport {
         self.steps
             .iter()
             .filter(|s| matches!(s.outcome, Outcome::Held(_)))
+            .count()
+    }
+
+    /// Steps of this run that wait for another shard (`Outcome::Waiting`).
+    pub fn waiting(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Waiting { .. }))
             .count()
     }
 
@@ -195,7 +210,7 @@ pub async fn apply(
         .filter(|(_, r)| r.status == Status::Done)
         .map(|(id, _)| id.clone())
         .collect();
-    let mut planned = Planned::new(&loaded.plan, &state);
+    let mut planned = Planned::new(&loaded, &state);
     planned.cut_over(&state, &store.cutovers()?);
     planned.hold(&hold::holds(&loaded.plan, &store.holds()?));
     let api_calls: plane::ApiCalls = {
@@ -235,6 +250,7 @@ pub async fn apply(
         .collect();
     let resources: HashMap<ResourceAddr, Resource> =
         resources.into_iter().map(|r| (r.addr.clone(), r)).collect();
+    let peers = shards::Peers::new(&loaded);
     let ctx = Arc::new(Ctx {
         loaded,
         store,
@@ -248,6 +264,8 @@ pub async fn apply(
         finished: Mutex::new(HashMap::new()),
         paused: Mutex::new(HashMap::new()),
         held: Mutex::new(std::collections::HashSet::new()),
+        waiting: Mutex::new(HashMap::new()),
+        peers,
         hold: options.hold.clone(),
         planes,
         sync_point: tokio::sync::OnceCell::new(),
@@ -354,6 +372,11 @@ struct Ctx {
     paused: Mutex<HashMap<ResourceAddr, u64>>,
     /// Steps of this run a person's pause held back: what depends on them waits too.
     held: Mutex<std::collections::HashSet<ResourceAddr>>,
+    /// Steps of this run that wait for another shard, and for which: what depends on them
+    /// waits too.
+    waiting: Mutex<HashMap<ResourceAddr, u32>>,
+    /// The other shards' status (`--shard`), read when a step depends on one of theirs.
+    peers: shards::Peers,
     /// Set (with the stop flag) when watch mode pauses this run while it goes.
     hold: hold::HoldCell,
     planes: Planes,
@@ -399,13 +422,22 @@ async fn run_group(ctx: &Arc<Ctx>, mut pending: Vec<Change>) {
                         Some(dep) => Outcome::Held(format!(
                             "waits for {dep}, which is paused (resume it to go on)"
                         )),
-                        None => Outcome::Skipped(reason),
+                        None => match waiting_dependency(ctx, &change).await {
+                            Some((dep, shard)) => Outcome::Waiting {
+                                shard,
+                                text: format!("waits for {dep}, which waits for shard {shard}"),
+                            },
+                            None => Outcome::Skipped(reason),
+                        },
                     },
                 },
-                None => {
-                    ctx.hooks.step_started(&change);
-                    run_change(ctx, &change).await
-                }
+                None => match elsewhere(ctx, &change).await {
+                    Some(waiting) => waiting,
+                    None => {
+                        ctx.hooks.step_started(&change);
+                        run_change(ctx, &change).await
+                    }
+                },
             }
         };
         if let Some(addr) = &change.addr {
@@ -418,6 +450,9 @@ async fn run_group(ctx: &Arc<Ctx>, mut pending: Vec<Change>) {
             }
             if let Outcome::Held(_) = &outcome {
                 ctx.held.lock().await.insert(addr.clone());
+            }
+            if let Outcome::Waiting { shard, .. } = &outcome {
+                ctx.waiting.lock().await.insert(addr.clone(), *shard);
             }
         }
         let result = StepResult {
@@ -461,6 +496,33 @@ async fn paused_dependency(ctx: &Ctx, change: &Change) -> Option<(ResourceAddr, 
         .depends_on
         .iter()
         .find_map(|d| paused.get(d).map(|until| (d.clone(), *until)))
+}
+
+/// A dependency of `change` that waits for another shard in this run, and for which.
+async fn waiting_dependency(ctx: &Ctx, change: &Change) -> Option<(ResourceAddr, u32)> {
+    let waiting = ctx.waiting.lock().await;
+    change
+        .depends_on
+        .iter()
+        .find_map(|d| waiting.get(d).map(|s| (d.clone(), *s)))
+}
+
+/// Why `change` must wait for another shard: a dependency that shard runs is not done there
+/// (`shards`). Only asked once nothing of this shard blocks it. Removals do not wait: they
+/// depend on nothing elsewhere.
+async fn elsewhere(ctx: &Ctx, change: &Change) -> Option<Outcome> {
+    if change.action == Action::Delete {
+        return None;
+    }
+    for dep in &change.depends_on {
+        let Some(owner) = ctx.peers.owner(dep) else {
+            continue;
+        };
+        if let shards::Elsewhere::Waiting { shard, text } = ctx.peers.check(owner, dep).await {
+            return Some(Outcome::Waiting { shard, text });
+        }
+    }
+    None
 }
 
 /// A dependency of `change` that a person's pause held back in this run.

@@ -8,8 +8,8 @@ use super::hold::Hold;
 use super::plane::{Observed, Planes};
 use crate::diff::{Action, Change, add_drift, diff};
 use crate::error::StepError;
-use crate::model::{Execution, Resource, ResourceAddr, compile};
-use crate::plan::model::Plan;
+use crate::model::{Execution, Resource, ResourceAddr, compile_shard};
+use crate::plan::Loaded;
 use crate::state::{ResourceRecord, Status};
 
 /// The plan's resources and the changes that would make the platforms match them.
@@ -19,10 +19,24 @@ pub struct Planned {
 }
 
 impl Planned {
-    /// Compiles the plan and compares it with the state's records.
-    pub fn new(plan: &Plan, state: &BTreeMap<String, ResourceRecord>) -> Planned {
-        let resources = compile(plan);
-        let changes = diff(&resources, state);
+    /// Compiles this shard's share of the plan (`--shard`, all of it by default) and compares
+    /// it with the state's records.
+    pub fn new(loaded: &Loaded, state: &BTreeMap<String, ResourceRecord>) -> Planned {
+        let resources = compile_shard(&loaded.plan, loaded.shard);
+        // Records of another shard's resources are that shard's business: a state shared by
+        // mistake must never make this one see them as removed from the plan (and delete
+        // them). `state reshard` moves them where they belong.
+        let foreign = |rec: &ResourceRecord| !owns_record(loaded, rec);
+        let changes = if state.values().any(foreign) {
+            let mine: BTreeMap<String, ResourceRecord> = state
+                .iter()
+                .filter(|(_, r)| !foreign(r))
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect();
+            diff(&resources, &mine)
+        } else {
+            diff(&resources, state)
+        };
         Planned { resources, changes }
     }
 
@@ -81,6 +95,14 @@ impl Planned {
             self.changes
                 .retain(|c| c.account.as_ref().is_some_and(|a| targets.contains(a)));
         }
+    }
+}
+
+/// Whether a state record is of a resource this process runs (`--shard`).
+pub fn owns_record(loaded: &Loaded, rec: &ResourceRecord) -> bool {
+    match &rec.account {
+        Some(a) => loaded.owns_account(a),
+        None => loaded.shard.owns_platform_steps(),
     }
 }
 

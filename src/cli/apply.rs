@@ -2,7 +2,8 @@
 //! (both rendered by `crate::render`).
 //!
 //! Exit codes: 0 done, 1 a step failed or the run was stopped, [`EXIT_PAUSED`] (75) a copy
-//! paused (at a platform's daily limit, or by a person: `paused: true`) and nothing failed,
+//! paused (at a platform's daily limit, or by a person: `paused: true`) or a step waits for
+//! another shard (`--shard`: run by `mailshift watch` once done there), and nothing failed,
 //! 130 a second Ctrl-C.
 //!
 //! Ctrl-C (or SIGTERM) stops at the next checkpoint: the batch in hand is finished and
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use super::{CliError, load_plan};
+use super::CliError;
 use crate::apply::{ApplyOptions, apply};
 use crate::render::progress::Printer;
 use crate::render::report::apply_report;
@@ -39,7 +40,7 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {
-    let Some(loaded) = load_plan(&args.plan) else {
+    let Some(loaded) = super::shard::load(&args.plan, &args.shard)? else {
         return Ok(ExitCode::from(1));
     };
     let targets = super::targets(&loaded, &args.target)?;
@@ -80,7 +81,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     print!("{}", apply_report(&report, started.elapsed().as_secs_f64()));
     Ok(if report.failed() || report.stopped {
         ExitCode::from(1)
-    } else if report.paused_until().is_some() || report.held() > 0 {
+    } else if report.paused_until().is_some() || report.held() > 0 || report.waiting() > 0 {
         ExitCode::from(EXIT_PAUSED)
     } else {
         ExitCode::SUCCESS

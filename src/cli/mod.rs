@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 pub mod ack;
 pub mod apply;
 pub mod auth;
+pub mod docs;
 pub mod import;
 pub mod ovh;
 pub mod ovh_credentials;
@@ -64,6 +65,10 @@ pub enum Command {
     /// Keep applying the plan as it changes, re-sync mail on an interval, serve status and
     /// metrics over HTTP (a daemon).
     Watch(watch::Args),
+    /// Print the manual page (roff), or write a page per command with --dir.
+    Man(docs::ManArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
+    Completions(docs::CompletionsArgs),
 }
 
 /// An error that ends a command; printed as `error: {0}` and exit 1.
@@ -106,7 +111,19 @@ pub fn targets(loaded: &crate::plan::Loaded, raw: &[String]) -> Result<Vec<Strin
             "--target {t}: no such account in {}",
             loaded.file_name()
         ))),
-        None => Ok(targets),
+        None => match targets.iter().find(|t| !loaded.owns_account(t)) {
+            // Run here, it would silently do nothing: its shard's process owns it.
+            Some(t) => {
+                let shard = loaded.shard;
+                let owner = mailshift_core::shard::shard_of(t, shard.count);
+                Err(CliError(format!(
+                    "--target {t}: this account belongs to shard {owner}/{n}, and this is shard \
+                     {shard}: run the command with --shard {owner}/{n}",
+                    n = shard.count
+                )))
+            }
+            None => Ok(targets),
+        },
     }
 }
 
@@ -144,6 +161,8 @@ pub fn main() -> ExitCode {
         Command::Ovh(a) => ovh::exec(a),
         Command::Auth(a) => auth::exec(a),
         Command::Watch(a) => watch::exec(a),
+        Command::Man(a) => docs::man(a),
+        Command::Completions(a) => docs::completions(a),
     };
     match result {
         Ok(code) => code,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::{CliError, load_plan};
+use super::CliError;
 use crate::apply::pipeline::Planned;
 use crate::apply::plane::Planes;
 use crate::apply::sizing::{self, AccountSizing};
@@ -34,7 +34,7 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {
-    let Some(loaded) = load_plan(&args.plan) else {
+    let Some(loaded) = super::shard::load(&args.plan, &args.shard)? else {
         return Ok(ExitCode::from(1));
     };
     let mut loaded = Arc::new(loaded);
@@ -47,10 +47,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     } else {
         crate::apply::servers::unread(&loaded)
     };
-    let shard = args.shard.resolve()?;
+    let shard = loaded.shard;
     let state_path = loaded.state_path_for(shard);
     let state = crate::state::shards::read_resources(&loaded, shard)?;
-    let mut planned = Planned::new(&loaded.plan, &state);
+    let mut planned = Planned::new(&loaded, &state);
     let mut sized = None;
     let reader = crate::state::shards::open_reader(&loaded, shard)?;
     let cutovers = reader.cutovers()?;
@@ -77,7 +77,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         for line in &detected {
             eprintln!("{line}");
         }
-        print!("{}", render::plan_json(&changes, sized.as_deref()));
+        print!(
+            "{}",
+            render::plan_json(&changes, sized.as_deref(), render::ShardShare::of(&loaded))
+        );
     } else {
         let recorded = if state.is_empty() {
             "no state yet".to_string()
@@ -92,6 +95,10 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             loaded.file_name(),
             state_path.display()
         );
+        if let Some(share) = render::ShardShare::of(&loaded) {
+            header.push('\n');
+            header.push_str(&share.line());
+        }
         for line in detected
             .iter()
             .chain(&crate::apply::content::budget_lines(&planned.resources))

@@ -6,6 +6,21 @@ use mailshift_core::shard::Shard;
 
 use super::CliError;
 
+/// Loads the plan (as `load_plan` does) for the shard these options name: `None` when the plan
+/// is invalid (said on stderr; the caller exits 1).
+pub fn load(
+    path: &std::path::Path,
+    args: &ShardArgs,
+) -> Result<Option<crate::plan::Loaded>, CliError> {
+    let shard = args.resolve()?;
+    let Some(mut loaded) = super::load_plan(path) else {
+        return Ok(None);
+    };
+    crate::cutover::refuse_split(&loaded.plan, shard).map_err(CliError)?;
+    loaded.shard = shard;
+    Ok(Some(loaded))
+}
+
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ShardArgs {
     /// Run only shard I of N: the accounts whose address hashes to I, and (shard 0) the
@@ -18,7 +33,13 @@ pub struct ShardArgs {
 impl ShardArgs {
     /// The shard this process runs: the option, else the environment, else the whole plan.
     pub fn resolve(&self) -> Result<Shard, CliError> {
-        resolve(self.shard.as_deref(), |name| std::env::var(name).ok())
+        self.resolve_with(|name| std::env::var(name).ok())
+    }
+
+    /// As [`resolve`](Self::resolve), reading the environment through `env`: the deployment
+    /// tests work out each pod's shard from the environment its manifest gives it.
+    pub fn resolve_with(&self, env: impl Fn(&str) -> Option<String>) -> Result<Shard, CliError> {
+        resolve(self.shard.as_deref(), env)
     }
 }
 

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{CliError, load_plan};
+use super::CliError;
 use crate::apply::content::dav::DavCheck;
 use crate::apply::content::rules::RulesCheck;
 use crate::apply::content::{Checked, Prepared, engine};
@@ -42,7 +42,7 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {
-    let Some(loaded) = load_plan(&args.plan) else {
+    let Some(loaded) = super::shard::load(&args.plan, &args.shard)? else {
         return Ok(ExitCode::from(1));
     };
     let targets = super::targets(&loaded, &args.target)?;
@@ -52,7 +52,7 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let mut checks: Vec<AccountCheck> = Vec::new();
     let mut groupware: Vec<DavCheck> = Vec::new();
     let mut rules: Vec<RulesCheck> = Vec::new();
-    for a in &loaded.plan.accounts {
+    for a in loaded.accounts() {
         let address = a.address.to_ascii_lowercase();
         if !targets.is_empty() && !targets.contains(&address) {
             continue;

@@ -1,4 +1,6 @@
-//! `mailshift watch PLAN`: the daemon of `crate::watch`, with its logs set up.
+//! `mailshift watch PLAN`: the daemon of `crate::watch`, with its logs set up;
+//! `mailshift watch --aggregate URL...`: the aggregator of many shards' watches
+//! (`crate::watch::aggregate::serve`), with the same logs, `--listen` and `--token`.
 //!
 //! Logs go to stderr through tracing: human lines (coloured on a terminal), or JSON lines with
 //! `--log-format json` for journald, Loki and the like. Nothing secret reaches them: secrets are
@@ -29,7 +31,16 @@ pub enum LogFormat {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The plan file (`.yaml`, `.yml` or `.toml`); its directory is watched for changes.
-    pub plan: PathBuf,
+    /// Not with --aggregate.
+    #[arg(required_unless_present = "aggregate")]
+    pub plan: Option<PathBuf>,
+    /// Run no plan: serve the merged status of these shards' watches (http://HOST:PORT each,
+    /// one per shard), asked every --poll: /api/status, the status page, /metrics, /healthz.
+    #[arg(long, value_name = "URL", num_args = 1.., conflicts_with_all = ["plan", "shard", "no_file_watch"])]
+    pub aggregate: Vec<String>,
+    /// With --aggregate: how often the shards are asked.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_poll)]
+    pub poll: Duration,
     /// Address of the HTTP server (status page, /api/status, /metrics, /healthz). Any address
     /// but loopback needs --token.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8470")]
@@ -66,6 +77,14 @@ fn parse_grace(text: &str) -> Result<Duration, String> {
     parse_duration(text).map(Duration::from_secs)
 }
 
+/// At least a second: asking every shard in a loop would only load them.
+fn parse_poll(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        0 => Err("at least 1s".into()),
+        s => Ok(Duration::from_secs(s)),
+    }
+}
+
 pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let token: Option<SecretRef> = args
         .token
@@ -73,16 +92,27 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
         .map(crate::watch::parse_token_ref)
         .transpose()
         .map_err(|e| CliError(format!("--token: {e}")))?;
+    let shard = args.shard.resolve()?;
     init_logging(args.log_format, &args.log_level)?;
     let runtime = super::runtime()?;
-    let result = runtime.block_on(crate::watch::run(crate::watch::Options {
-        plan: args.plan,
-        listen: args.listen,
-        token,
-        watch_file: !args.no_file_watch,
-        grace: args.grace,
-        shard: args.shard.resolve()?,
-    }));
+    let result = match args.plan {
+        None => runtime.block_on(crate::watch::aggregate::serve::run(
+            crate::watch::aggregate::serve::Options {
+                urls: args.aggregate,
+                listen: args.listen,
+                token,
+                interval: args.poll,
+            },
+        )),
+        Some(plan) => runtime.block_on(crate::watch::run(crate::watch::Options {
+            plan,
+            listen: args.listen,
+            token,
+            watch_file: !args.no_file_watch,
+            grace: args.grace,
+            shard,
+        })),
+    };
     // In-flight blocking work (a state write after the grace period) must not hold the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {

@@ -888,3 +888,22 @@ pub fn stop_error(domain: &str, stop: &Stop) -> Option<StepError> {
         _ => None,
     }
 }
+
+/// Refuses a domain's cutover in a split run (`--shard I/N`, N > 1): its final sync and its
+/// marks concern accounts every shard owns, and shard 0 can neither sync them nor mark them in
+/// the other shards' states. Said before anything runs, with the fix.
+pub fn refuse_split(plan: &Plan, shard: mailshift_core::shard::Shard) -> Result<(), String> {
+    if shard.is_whole() {
+        return Ok(());
+    }
+    match plan.domains.iter().find(|d| d.dns.is_some()) {
+        None => Ok(()),
+        Some(d) => Err(format!(
+            "domain {} has a `dns:` cutover, which a split run (--shard {shard}) cannot carry \
+             out yet: its final sync and its marks concern the accounts of every shard. Run the \
+             shards without the domain's `dns:` block, then cut over from one process over the \
+             whole plan (`mailshift state reshard PLAN --to 1`)",
+            d.name
+        )),
+    }
+}

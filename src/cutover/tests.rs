@@ -630,7 +630,7 @@ accounts:
     .unwrap_or_else(|e| panic!("{}", e.render()));
     // Both copied once: what follows is incremental (a first copy runs whatever the cutover).
     let state: BTreeMap<String, crate::state::ResourceRecord> =
-        Planned::new(&loaded.plan, &BTreeMap::new())
+        Planned::new(&loaded, &BTreeMap::new())
             .resources
             .iter()
             .map(|r| {
@@ -657,7 +657,7 @@ accounts:
             .filter_map(|c| c.account.clone())
             .collect::<Vec<_>>()
     };
-    let mut planned = Planned::new(&loaded.plan, &state);
+    let mut planned = Planned::new(&loaded, &state);
     assert_eq!(syncs(&planned), vec!["a@example.com", "c@other.com"]);
 
     let mut cutovers = BTreeMap::new();
@@ -741,5 +741,39 @@ fn a_record_added_to_the_plan_after_the_ttl_was_lowered_can_be_rolled_back() {
     assert_eq!(
         w.zone.get("sel._domainkey.example.com", RecordType::Txt),
         Some(old_dkim)
+    );
+}
+
+#[test]
+fn a_split_run_refuses_a_cutover_with_the_fix() {
+    use mailshift_core::plan::load::{Format, load_str};
+    use mailshift_core::shard::Shard;
+
+    let text = "version: 1
+platforms:
+  old: {type: imap, imap: {host: old.example.net}}
+  new: {type: imap, imap: {host: new.example.net}}
+domains:
+  - name: example.com
+    platform: new
+    mode: authoritative
+    dns: {provider: manual, server: 127.0.0.1:53}
+    records:
+      - {name: '@', type: MX, values: ['10 mx.new.example.net.']}
+accounts:
+  - {address: a@example.com, from: old, to: new, source: {password: {env: A}}, destination: {password: {env: A}}}
+";
+    let loaded = load_str(
+        text,
+        Format::Yaml,
+        std::path::Path::new("p.yaml"),
+        std::path::Path::new("."),
+    )
+    .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert!(super::refuse_split(&loaded.plan, Shard::WHOLE).is_ok());
+    let e = super::refuse_split(&loaded.plan, Shard::new(1, 3).unwrap()).unwrap_err();
+    assert!(
+        e.contains("example.com") && e.contains("reshard PLAN --to 1"),
+        "{e}"
     );
 }

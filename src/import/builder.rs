@@ -431,6 +431,7 @@ impl Builder {
                 footers: Vec::new(),
                 notify: Vec::new(),
                 paused: false,
+                shards: None,
             },
             env_vars: self.env_vars,
             secrets: self.secrets,

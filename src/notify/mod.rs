@@ -170,7 +170,7 @@ pub async fn after_apply(
                 manual_key,
                 "waiting".to_string(),
             ),
-            Outcome::Paused { .. } | Outcome::Held(_) => continue,
+            Outcome::Paused { .. } | Outcome::Held(_) | Outcome::Waiting { .. } => continue,
         };
         if told(store, &key, &value) {
             continue;
@@ -497,7 +497,7 @@ fn converged(loaded: &Loaded, store: &StateStore) -> bool {
     let Ok(state) = store.resources() else {
         return false;
     };
-    let planned = Planned::new(&loaded.plan, &state);
+    let planned = Planned::new(loaded, &state);
     planned.changes.iter().all(|c| {
         c.action == Action::Orphaned
             || (c.action == Action::Sync

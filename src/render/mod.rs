@@ -28,11 +28,67 @@ struct PlanJson<'a> {
     /// `plan --refresh` only: each pending copy's size, quota check and estimate.
     #[serde(skip_serializing_if = "Option::is_none")]
     sizing: Option<&'a [crate::apply::sizing::AccountSizing]>,
+    /// `--shard` only: which share of the plan these changes are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<ShardShare>,
+}
+
+/// The share of a plan one shard runs, as `plan` shows it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ShardShare {
+    pub index: u32,
+    pub count: u32,
+    /// The plan's accounts this shard owns.
+    pub accounts: usize,
+    /// All of the plan's accounts.
+    pub plan_accounts: usize,
+}
+
+impl ShardShare {
+    pub fn of(loaded: &crate::plan::Loaded) -> Option<ShardShare> {
+        let shard = loaded.shard;
+        (!shard.is_whole()).then(|| ShardShare {
+            index: shard.index,
+            count: shard.count,
+            accounts: loaded.accounts().count(),
+            plan_accounts: loaded.plan.accounts.len(),
+        })
+    }
+
+    /// "shard 2/10: 4,987 of 50,000 accounts (and the platform-level steps)".
+    pub fn line(&self) -> String {
+        format!(
+            "shard {}/{}: {} of {} accounts{}",
+            self.index,
+            self.count,
+            thousands(self.accounts),
+            thousands(self.plan_accounts),
+            if self.index == 0 {
+                " and the platform-level steps (domains, groups, contacts, footers, DNS)"
+            } else {
+                " (platform-level steps are shard 0's)"
+            }
+        )
+    }
+}
+
+/// 50000 → "50,000".
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 pub fn plan_json(
     changes: &[Change],
     sizing: Option<&[crate::apply::sizing::AccountSizing]>,
+    shard: Option<ShardShare>,
 ) -> String {
     let summary = Summary::of(changes);
     let doc = PlanJson {
@@ -41,6 +97,7 @@ pub fn plan_json(
         summary,
         changes,
         sizing,
+        shard,
     };
     let mut s = serde_json::to_string_pretty(&doc).expect("plan serializes");
     s.push('\n');

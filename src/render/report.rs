@@ -12,6 +12,7 @@ pub fn apply_report(report: &ApplyReport, elapsed: f64) -> String {
     let mut failed = 0;
     let mut manual = 0;
     let mut paused = 0;
+    let mut waiting = 0;
     let _ = writeln!(out);
     for s in &report.steps {
         let (mark, text) = match &s.outcome {
@@ -37,6 +38,11 @@ pub fn apply_report(report: &ApplyReport, elapsed: f64) -> String {
             Outcome::Paused { text, .. } | Outcome::Held(text) => {
                 paused += 1;
                 ("paused ", text.clone())
+            }
+            // Another shard's step comes first: not a failure, run again once it is done.
+            Outcome::Waiting { text, .. } => {
+                waiting += 1;
+                ("waiting", text.clone())
             }
         };
         let _ = writeln!(out, "{mark} {}: {text}", s.id);
@@ -125,6 +131,8 @@ pub fn apply_report(report: &ApplyReport, elapsed: f64) -> String {
             "incomplete"
         } else if paused > 0 {
             "paused"
+        } else if waiting > 0 {
+            "waiting for other shards"
         } else {
             "complete"
         },
@@ -133,6 +141,12 @@ pub fn apply_report(report: &ApplyReport, elapsed: f64) -> String {
         manual,
         if paused > 0 {
             format!(", {paused} paused")
+        } else {
+            String::new()
+        } + &if waiting > 0 {
+            format!(
+                ", {waiting} waiting for other shards (`mailshift watch` runs them once done there)"
+            )
         } else {
             String::new()
         },

@@ -32,7 +32,7 @@ use super::status::{StatusModel, units_of};
 use crate::apply::hold::{self, Hold, HoldCell};
 use crate::apply::{ApplyOptions, ApplyReport, DEFAULT_PARALLEL_ACCOUNTS, Hooks, Outcome, apply};
 use crate::error::{ErrorKind, Retry, StepError};
-use crate::model::{Execution, ResourceKind, compile};
+use crate::model::{Execution, ResourceKind, compile_shard};
 use crate::plan::Loaded;
 use crate::state::StateStore;
 use crate::transfer::imap::copy::StopFlag;
@@ -459,7 +459,13 @@ impl Daemon {
 
     fn finished(&mut self, unit: Unit, report: Result<ApplyReport, StepError>) {
         self.run_stops.remove(&unit);
-        let (end, error, kind) = run_end(&report);
+        let shards_every = self
+            .plan
+            .plan
+            .shards
+            .as_ref()
+            .map_or(crate::plan::model::Shards::DEFAULT_EVERY, |s| s.every());
+        let (end, error, kind) = run_end(&report, shards_every);
         let sync_every = self.sync_interval(&unit);
         let Some(slot) = self.slots.get_mut(&unit) else {
             // Gone from the plan and the state while it ran.
@@ -537,12 +543,20 @@ impl Daemon {
     /// Re-reads the plan file; puts it in force if it is valid and differs (or on SIGHUP).
     fn reload(&mut self, trigger: Trigger) {
         let loaded = match crate::plan::load_file(&self.plan_path) {
-            Ok(l) => l,
+            // The shard is the process's, not the file's: a reload keeps it.
+            Ok(l) => Loaded {
+                shard: self.plan.shard,
+                ..l
+            },
             Err(e) => {
                 self.reject(e.render(), trigger);
                 return;
             }
         };
+        if let Err(e) = crate::cutover::refuse_split(&loaded.plan, loaded.shard) {
+            self.reject(format!("error: {e}\n"), trigger);
+            return;
+        }
         let state_path = loaded.state_path_for(self.store.shard());
         if state_path != self.store.path() {
             self.reject(
@@ -602,7 +616,7 @@ impl Daemon {
     /// The plan in force changed (or the daemon started): every unit is due now, and the units
     /// are those of the new plan (and of the state).
     fn plan_in_force(&mut self) {
-        self.sync_every = sync_intervals(&self.plan.plan);
+        self.sync_every = sync_intervals(&self.plan);
         let records = self.store.resources().unwrap_or_else(|e| {
             error!("cannot read the state: {e}");
             BTreeMap::new()
@@ -651,8 +665,8 @@ impl Daemon {
 
 /// The accounts whose mail keeps syncing (not cut over), each with how often, from one
 /// compile of the plan.
-fn sync_intervals(plan: &crate::plan::model::Plan) -> HashMap<String, Duration> {
-    compile(plan)
+fn sync_intervals(loaded: &Loaded) -> HashMap<String, Duration> {
+    compile_shard(&loaded.plan, loaded.shard)
         .into_iter()
         .filter(|r| {
             r.kind == ResourceKind::Mail
@@ -685,7 +699,10 @@ fn parallel(loaded: &Loaded) -> usize {
 ///
 /// Of several failed steps, the most eager retry wins: a step that may pass by itself (a
 /// dropped connection) is not held back by one that waits for a person (a refused password).
-fn run_end(report: &Result<ApplyReport, StepError>) -> (RunEnd, Option<String>, Option<ErrorKind>) {
+fn run_end(
+    report: &Result<ApplyReport, StepError>,
+    shards_every: Duration,
+) -> (RunEnd, Option<String>, Option<ErrorKind>) {
     let report = match report {
         Err(e) => return failed_end(&[(None, e)]),
         Ok(r) if r.stopped => return (RunEnd::Stopped, None, None),
@@ -706,6 +723,16 @@ fn run_end(report: &Result<ApplyReport, StepError>) -> (RunEnd, Option<String>, 
     if let Some(until) = report.paused_until() {
         let after = Duration::from_secs(until.saturating_sub(crate::apply::quota::now()));
         return (RunEnd::Paused { after }, None, None);
+    }
+    // Waiting for another shard: asked again on the plan's `shards.every`, never a failure.
+    if report.waiting() > 0 {
+        return (
+            RunEnd::Paused {
+                after: shards_every,
+            },
+            None,
+            None,
+        );
     }
     // Paused by a person: nothing to do until the plan or the API resumes it.
     if report.held() > 0 {
@@ -983,7 +1010,7 @@ mod tests {
             .iter()
             .find(|a| a.address == "alice@example.com")
             .unwrap();
-        assert_eq!(row.paused_by, Some("api"));
+        assert_eq!(row.paused_by.as_deref(), Some("api"));
         assert_eq!(row.paused_until, None, "not a daily limit's pause");
         assert_eq!(view.summary.paused, 1, "alice, not bob, counted as paused");
 
@@ -1101,7 +1128,7 @@ mod tests {
             ),
             "{error}"
         );
-        assert_eq!(view.error_kind, Some("auth"));
+        assert_eq!(view.error_kind.as_deref(), Some("auth"));
         assert_eq!(view.next_run, None);
 
         // A failure that may pass by itself in the same run keeps the unit on a timer.

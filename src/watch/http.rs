@@ -196,7 +196,11 @@ async fn api_status(State(s): State<Arc<HttpState>>) -> Response {
 }
 
 async fn index(State(s): State<Arc<HttpState>>) -> Response {
-    let html = page::render(&s.status.snapshot());
+    page_response(page::render(&s.status.snapshot()))
+}
+
+/// The page with its headers: the CSP allows the page's own script by hash, nothing else.
+pub fn page_response(html: String) -> Response {
     let csp = format!(
         "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{}'; \
          connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
@@ -218,38 +222,46 @@ async fn index(State(s): State<Arc<HttpState>>) -> Response {
 }
 
 async fn authenticate(State(s): State<Arc<HttpState>>, req: Request, next: Next) -> Response {
-    let expected = s
-        .token
+    if authorized(&s.token, req.headers()) {
+        next.run(req).await
+    } else {
+        tracing::debug!(path = %req.uri().path(), "refused an unauthenticated request");
+        unauthorized()
+    }
+}
+
+/// Whether a request may pass: no token is required, or it presents the token. Shared with
+/// the aggregator (`super::aggregate::serve`), which guards its routes the same way.
+pub fn authorized(token: &RwLock<Option<Secret>>, headers: &HeaderMap) -> bool {
+    let expected = token
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
         .map(|t| Sha256::digest(t.expose().as_bytes()));
     let Some(expected) = expected else {
-        return next.run(req).await;
+        return true;
     };
-    match presented(req.headers()) {
-        Some(given) if constant_time_eq(&Sha256::digest(given.as_bytes()), &expected) => {
-            next.run(req).await
-        }
-        _ => {
-            tracing::debug!(path = %req.uri().path(), "refused an unauthenticated request");
-            let mut res = (
-                StatusCode::UNAUTHORIZED,
-                "a token is required: send `Authorization: Bearer TOKEN`\n",
-            )
-                .into_response();
-            let h = res.headers_mut();
-            h.append(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"mailshift\", charset=\"UTF-8\""),
-            );
-            h.append(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"mailshift\""),
-            );
-            res
-        }
-    }
+    presented(headers)
+        .is_some_and(|given| constant_time_eq(&Sha256::digest(given.as_bytes()), &expected))
+}
+
+/// 401, with both schemes offered (a browser asks for Basic, a script sends Bearer).
+pub fn unauthorized() -> Response {
+    let mut res = (
+        StatusCode::UNAUTHORIZED,
+        "a token is required: send `Authorization: Bearer TOKEN`\n",
+    )
+        .into_response();
+    let h = res.headers_mut();
+    h.append(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"mailshift\", charset=\"UTF-8\""),
+    );
+    h.append(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"mailshift\""),
+    );
+    res
 }
 
 /// The token a request carries: a bearer token, or a Basic password (any user name).

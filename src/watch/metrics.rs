@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
+use mailshift_core::shard::Shard;
+
 use super::status::{AccountView, Snapshot};
 use crate::error::ErrorKind;
 
@@ -106,10 +108,18 @@ impl Counters {
     }
 
     /// `/metrics`: these counters, and gauges read from `snapshot`. `plan_valid`: the plan
-    /// file on disk is the plan in force.
-    pub fn exposition(&self, snapshot: &Snapshot, plan_valid: bool) -> String {
+    /// file on disk is the plan in force. Every sample carries `shard="I"`, an unsharded
+    /// watch's `shard="0"` (it is shard 0 of 1): one dashboard, one set of queries, fits a
+    /// single watch and the N watches of a sharded migration, summed or by shard.
+    pub fn exposition(&self, snapshot: &Snapshot, plan_valid: bool, shard: Shard) -> String {
         let c = self;
-        let mut e = Exposition::default();
+        let mut e = Exposition::with_constant(vec![("shard".into(), shard.index.to_string())]);
+        e.family(
+            "mailshift_shards",
+            "gauge",
+            "How many shards the plan is split into (1: unsharded); the `shard` label says which one this process runs.",
+        );
+        e.sample("mailshift_shards", &[], f64::from(shard.count));
         let by_account = |f: &dyn Fn(&AccountView) -> Option<f64>| -> Vec<(String, f64)> {
             snapshot
                 .accounts
@@ -164,7 +174,7 @@ impl Counters {
         );
         let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
         for r in &snapshot.resources {
-            *by_status.entry(r.status).or_default() += 1;
+            *by_status.entry(r.status.as_str()).or_default() += 1;
         }
         e.by_label(
             "mailshift_steps",
@@ -197,7 +207,7 @@ impl Counters {
             "account",
             paused.iter().map(|(k, v)| (k.as_str(), *v)),
         );
-        let held = by_account(&|a| a.paused_by.map(|_| 1.0));
+        let held = by_account(&|a| a.paused_by.as_ref().map(|_| 1.0));
         e.by_label(
             "mailshift_account_paused_by_user",
             "gauge",
@@ -282,9 +292,19 @@ pub type Labels<'a> = &'a [(&'a str, &'a str)];
 #[derive(Default)]
 pub struct Exposition {
     out: String,
+    /// Labels every sample carries first (a watch's `shard`).
+    constant: Vec<(String, String)>,
 }
 
 impl Exposition {
+    /// An exposition whose every sample carries `labels` before its own.
+    pub fn with_constant(labels: Vec<(String, String)>) -> Exposition {
+        Exposition {
+            out: String::new(),
+            constant: labels,
+        }
+    }
+
     /// Declares a family; its samples follow.
     pub fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.out, "# HELP {name} {}", escape_help(help));
@@ -308,7 +328,7 @@ impl Exposition {
 
     pub fn sample(&mut self, name: &str, labels: Labels<'_>, value: f64) {
         self.out.push_str(name);
-        write_labels(&mut self.out, labels, None);
+        write_labels(&mut self.out, &self.constant, labels, None);
         let _ = writeln!(self.out, " {}", format_value(value));
     }
 
@@ -317,17 +337,22 @@ impl Exposition {
         for (bound, count) in h.bounds.iter().zip(&h.counts) {
             cumulative += count;
             let _ = write!(self.out, "{name}_bucket");
-            write_labels(&mut self.out, labels, Some(&format_value(*bound)));
+            write_labels(
+                &mut self.out,
+                &self.constant,
+                labels,
+                Some(&format_value(*bound)),
+            );
             let _ = writeln!(self.out, " {cumulative}");
         }
         let _ = write!(self.out, "{name}_bucket");
-        write_labels(&mut self.out, labels, Some("+Inf"));
+        write_labels(&mut self.out, &self.constant, labels, Some("+Inf"));
         let _ = writeln!(self.out, " {}", h.count);
         let _ = write!(self.out, "{name}_sum");
-        write_labels(&mut self.out, labels, None);
+        write_labels(&mut self.out, &self.constant, labels, None);
         let _ = writeln!(self.out, " {}", format_value(h.sum));
         let _ = write!(self.out, "{name}_count");
-        write_labels(&mut self.out, labels, None);
+        write_labels(&mut self.out, &self.constant, labels, None);
         let _ = writeln!(self.out, " {}", h.count);
     }
 
@@ -336,15 +361,21 @@ impl Exposition {
     }
 }
 
-fn write_labels(out: &mut String, labels: Labels<'_>, le: Option<&str>) {
-    if labels.is_empty() && le.is_none() {
+fn write_labels(
+    out: &mut String,
+    constant: &[(String, String)],
+    labels: Labels<'_>,
+    le: Option<&str>,
+) {
+    if constant.is_empty() && labels.is_empty() && le.is_none() {
         return;
     }
     out.push('{');
     let mut first = true;
-    for (k, v) in labels
+    for (k, v) in constant
         .iter()
-        .map(|(k, v)| (*k, *v))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(labels.iter().map(|(k, v)| (*k, *v)))
         .chain(le.map(|le| ("le", le)))
     {
         if !first {

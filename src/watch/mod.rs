@@ -12,10 +12,14 @@
 //! `POST /api/pause/ACCOUNT` (kept in the state): its run in flight stops at the next
 //! checkpoint, through a stop flag of its own (`daemon`), and it waits until resumed.
 //!
+//! `aggregate` merges the `/api/status` of many shards' watches into one view, for
+//! `mailshift status --from` and the aggregator daemon `mailshift watch --aggregate`.
+//!
 //! Signals: SIGHUP re-reads the plan (and the token) now; SIGTERM or SIGINT stops at the next
 //! checkpoint (the executor's stop flag) and exits within the grace period; a second one exits
 //! at once. The state is valid in every case: each batch is recorded in one transaction.
 
+pub mod aggregate;
 pub mod daemon;
 pub mod http;
 pub mod metrics;
@@ -23,6 +27,9 @@ pub mod page;
 pub mod planfile;
 pub mod schedule;
 pub mod status;
+
+#[cfg(test)]
+mod dashboard_tests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,19 +64,22 @@ pub struct Options {
     pub watch_file: bool,
     /// How long in-flight copies get to reach a checkpoint after SIGTERM.
     pub grace: Duration,
-    /// Which shard of the plan this daemon runs (its state file).
+    /// The share of the plan this process runs (`--shard`), kept across plan reloads:
+    /// `/api/status` and every metric say which.
     pub shard: mailshift_core::shard::Shard,
 }
 
 /// Runs the daemon until it is told to stop. `Err` is a reason not to start (an invalid plan,
 /// the state held by another process, an address that cannot be bound).
 pub async fn run(options: Options) -> Result<(), String> {
-    let loaded = crate::plan::load_file(&options.plan).map_err(|e| {
+    let mut loaded = crate::plan::load_file(&options.plan).map_err(|e| {
         format!(
             "the plan cannot be loaded, so there is nothing to run:\n{}",
             e.render().trim_end()
         )
     })?;
+    crate::cutover::refuse_split(&loaded.plan, options.shard)?;
+    loaded.shard = options.shard;
     let warnings = loaded.render_warnings();
     if !warnings.is_empty() {
         warn!("{}", warnings.trim_end());
@@ -99,7 +109,10 @@ pub async fn run(options: Options) -> Result<(), String> {
     let spool = store.spool_dir();
     let _ = std::fs::remove_dir_all(&spool);
 
-    let status = Arc::new(StatusModel::new(options.plan.display().to_string()));
+    let status = Arc::new(StatusModel::sharded(
+        options.plan.display().to_string(),
+        options.shard,
+    ));
     let (ack_tx, mut acks) = mpsc::unbounded_channel::<http::AckRequest>();
     let (hold_tx, mut holds) = mpsc::unbounded_channel::<http::HoldRequest>();
     let http_state = Arc::new(HttpState {

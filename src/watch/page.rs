@@ -135,18 +135,33 @@ pub fn render(s: &Snapshot) -> String {
         h,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}mailshift: {}</title><style>{STYLE}</style>\
+         <title>{}mailshift: {}{}</title><style>{STYLE}</style>\
          <noscript><meta http-equiv=\"refresh\" content=\"10\"></noscript></head><body>",
         if failing > 0 {
             format!("({failing} failing) ")
         } else {
             String::new()
         },
-        plural(s.summary.accounts, "account")
+        plural(s.summary.accounts, "account"),
+        if s.shards.is_empty() {
+            String::new()
+        } else {
+            format!(" on {}", plural(s.shards.len(), "shard"))
+        }
     );
+    let heading = if !s.shards.is_empty() {
+        format!("mailshift: {} merged", plural(s.shards.len(), "shard"))
+    } else if s.shard.count > 1 {
+        format!(
+            "mailshift watch: shard {} of {}",
+            s.shard.index, s.shard.count
+        )
+    } else {
+        "mailshift watch".to_string()
+    };
     let _ = writeln!(
         h,
-        "<main id=\"status\" data-generation=\"{}\">\n<h1>mailshift watch</h1>\n\
+        "<main id=\"status\" data-generation=\"{}\">\n<h1>{heading}</h1>\n\
          <div class=\"meta\">plan <code>{}</code> · generation {} · loaded {} · updated {}</div>",
         s.plan.generation,
         escape(&s.plan.path),
@@ -162,6 +177,19 @@ pub fn render(s: &Snapshot) -> String {
             relative(s.plan.error_at.as_deref(), &s.now),
             escape(err)
         );
+    }
+    if !s.problems.is_empty() {
+        h.push_str("<section class=\"banner error\" id=\"problems\"><strong>This view is wrong or incomplete:</strong><ul>");
+        for p in &s.problems {
+            let _ = write!(h, "<li>{}</li>", escape(p));
+        }
+        h.push_str("</ul></section>\n");
+    }
+    for n in &s.notes {
+        let _ = writeln!(h, "<section class=\"banner\">{}</section>", escape(n));
+    }
+    if !s.shards.is_empty() {
+        shard_table(&mut h, s);
     }
     if s.stopping {
         h.push_str(
@@ -230,7 +258,7 @@ pub fn render(s: &Snapshot) -> String {
         "</tbody></table></details>\n<footer><p>mailshift {} · started {} · \
          <a href=\"/api/status\">/api/status</a> · <a href=\"/metrics\">/metrics</a></p></footer>\n\
          </main>\n<script>{SCRIPT}</script>\n</body></html>",
-        escape(s.version),
+        escape(&s.version),
         escape(&s.started_at)
     );
     h
@@ -262,7 +290,7 @@ fn account_row(h: &mut String, a: &AccountView, now: &str) {
             "waiting for a plan change or SIGHUP".into()
         }
         (Health::Failing, n) if n > 1 => format!("{n} failures in a row"),
-        (Health::PausedByUser, _) => match a.paused_by {
+        (Health::PausedByUser, _) => match a.paused_by.as_deref() {
             Some("plan") => "by the plan (edit it to resume)".into(),
             _ => "from the status page (POST /api/resume to resume)".into(),
         },
@@ -295,7 +323,7 @@ fn account_row(h: &mut String, a: &AccountView, now: &str) {
     let _ = writeln!(
         h,
         "<tr class=\"account {health}\" data-account=\"{}\" data-health=\"{health}\" \
-         data-progress=\"{:.3}\"><td class=\"address\">{}</td>\
+         data-progress=\"{:.3}\"><td class=\"address\">{}{}</td>\
          <td><span class=\"badge {health}\">{badge}</span> <span class=\"meta\">{}</span></td>\
          <td class=\"num\"><div class=\"bar\" role=\"progressbar\" aria-valuemin=\"0\" \
          aria-valuemax=\"100\" aria-valuenow=\"{pct:.0}\"><div style=\"width:{pct:.1}%\"></div></div> \
@@ -304,6 +332,9 @@ fn account_row(h: &mut String, a: &AccountView, now: &str) {
         escape(&a.address),
         a.progress,
         escape(&a.address),
+        a.shard
+            .map(|i| format!(" <span class=\"meta\">shard {i}</span>"))
+            .unwrap_or_default(),
         escape(&status),
         progress_text,
         thousands(a.messages_migrated),
@@ -318,6 +349,45 @@ fn account_row(h: &mut String, a: &AccountView, now: &str) {
         },
         escape(a.last_error.as_deref().unwrap_or(""))
     );
+}
+
+/// A merged view's shards: which answered, when, with which plan.
+fn shard_table(h: &mut String, s: &Snapshot) {
+    h.push_str(
+        "<table id=\"shards\"><thead><tr><th>Shard</th><th>Watch</th><th>Status</th>\
+         <th>Answered</th><th>Plan</th><th>Accounts</th><th>Error</th></tr></thead><tbody>\n",
+    );
+    for x in &s.shards {
+        let which = x.shard.map_or_else(
+            || "?".to_string(),
+            |v| format!("{} of {}", v.index, v.count),
+        );
+        let (class, label) = if x.reachable {
+            ("synced", "up")
+        } else {
+            ("failing", "unreachable")
+        };
+        let _ = writeln!(
+            h,
+            "<tr class=\"shard {class}\" data-url=\"{}\" data-up=\"{}\"><td>{which}</td>\
+             <td><code>{}</code></td><td><span class=\"badge {class}\">{label}</span></td>\
+             <td class=\"num\">{}{}</td><td><code>{}</code> · generation {}</td>\
+             <td class=\"num\">{} · {} failing</td><td class=\"error\">{}</td></tr>",
+            escape(&x.url),
+            x.reachable,
+            escape(&x.url),
+            relative(x.answered_at.as_deref(), &s.now),
+            x.latency_ms
+                .map(|ms| format!(" ({ms} ms)"))
+                .unwrap_or_default(),
+            escape(x.plan_sha256.as_deref().unwrap_or("?")),
+            x.plan_generation.unwrap_or(0),
+            thousands(x.accounts as u64),
+            x.failing,
+            escape(x.error.as_deref().unwrap_or(""))
+        );
+    }
+    h.push_str("</tbody></table>\n");
 }
 
 fn platform_line(h: &mut String, p: &UnitView, now: &str) {
@@ -375,6 +445,31 @@ mod tests {
             html.matches("<script>").count(),
             1,
             "only the page's own script"
+        );
+    }
+
+    #[test]
+    fn a_merged_view_shows_its_shards_and_problems_escaped() {
+        use crate::watch::aggregate::merge::{Answer, merge};
+        let m = merge(
+            vec![Answer {
+                url: "http://<x>/api/status".into(),
+                result: Err("refused <b>".into()),
+                answered_at: None,
+                latency_ms: None,
+                last_shard: None,
+            }],
+            1_800_000_000,
+        );
+        let html = render(&m);
+        assert!(html.contains("<table id=\"shards\">"), "{html}");
+        assert!(html.contains("data-up=\"false\""), "{html}");
+        assert!(html.contains("id=\"problems\""), "{html}");
+        assert!(html.contains("http://&lt;x&gt;/api/status"), "{html}");
+        assert!(!html.contains("<b>") && !html.contains("<x>"), "{html}");
+        assert!(
+            html.contains("<h1>mailshift: 1 shard merged</h1>"),
+            "{html}"
         );
     }
 

@@ -116,6 +116,11 @@ impl Hooks for StatusModel {
                 info!(account, step = %result.id, "{text}");
                 ("paused-by-user", text)
             }
+            // Another shard's step comes first: shown as waiting, not failed.
+            Outcome::Waiting { text, .. } => {
+                info!(account, step = %result.id, "{text}");
+                ("waiting", text)
+            }
         };
         let mut guard = self.lock();
         let inner: &mut Inner = &mut guard;

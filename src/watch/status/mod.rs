@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use mailshift_core::shard::Shard;
+use serde::{Deserialize, Serialize};
 
 use super::metrics::Counters;
 use crate::error::ErrorKind;
@@ -31,8 +32,8 @@ use crate::state::ResourceRecord;
 
 pub use scheduler::units_of;
 pub use views::{
-    AccountView, CopyView, Health, MailProgress, PlanView, ResourceView, Snapshot, SummaryView,
-    UnitView,
+    AccountView, CopyView, Health, MailProgress, PlanView, ResourceView, ShardHealth, Snapshot,
+    SummaryView, UnitView,
 };
 
 /// The model keeps times as Unix seconds, like the state's records.
@@ -45,7 +46,7 @@ pub fn unix(t: SystemTime) -> u64 {
 }
 
 /// Where a unit stands in the scheduler.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunState {
     #[default]
@@ -116,6 +117,10 @@ struct ResourceInfo {
 #[derive(Debug, Default)]
 struct Inner {
     started_at: u64,
+    /// The share of the plan this process runs (`None`: the whole plan, `Shard::WHOLE`).
+    shard: Option<Shard>,
+    /// The plan in force's SHA-256, first 16 hex digits.
+    plan_sha256: Option<String>,
     stopping: bool,
     plan_path: String,
     generation: u64,
@@ -135,9 +140,16 @@ pub struct StatusModel {
 
 impl StatusModel {
     pub fn new(plan_path: String) -> StatusModel {
+        StatusModel::sharded(plan_path, Shard::WHOLE)
+    }
+
+    /// The model of a watch that runs one shard of the plan: `/api/status` says which, and
+    /// every metric carries its `shard` label.
+    pub fn sharded(plan_path: String, shard: Shard) -> StatusModel {
         StatusModel {
             inner: Mutex::new(Inner {
                 started_at: unix_now(),
+                shard: Some(shard),
                 plan_path,
                 ..Inner::default()
             }),
@@ -155,6 +167,6 @@ impl StatusModel {
         let inner = self.lock();
         inner
             .counters
-            .exposition(&snapshot, inner.plan_error.is_none())
+            .exposition(&snapshot, inner.plan_error.is_none(), snapshot.shard)
     }
 }

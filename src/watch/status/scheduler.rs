@@ -8,7 +8,7 @@ use tracing::warn;
 
 use super::{AccountInfo, Live, ResourceInfo, RunState, StatusModel, UnitInfo, unix, unix_now};
 use crate::error::ErrorKind;
-use crate::model::{Execution, Resource, ResourceKind, compile};
+use crate::model::{Execution, Resource, ResourceKind, compile_shard};
 use crate::plan::Loaded;
 use crate::state::{ResourceRecord, StateStore, Status};
 use crate::watch::schedule::RunEnd;
@@ -20,11 +20,12 @@ impl StatusModel {
             warn!(error = %e, "cannot read the state for the status page");
             BTreeMap::new()
         });
-        let resources = compile(&loaded.plan);
+        let resources = compile_shard(&loaded.plan, loaded.shard);
         let mut inner = self.lock();
         inner.generation = generation;
         inner.loaded_at = Some(unix_now());
         inner.plan_error = None;
+        inner.plan_sha256 = Some(plan_sha256(&loaded.source));
         inner.counters.reload("applied");
         let mut old = std::mem::take(&mut inner.resources);
         for r in &resources {
@@ -43,6 +44,9 @@ impl StatusModel {
             );
         }
         for (id, rec) in &records {
+            if !crate::apply::pipeline::owns_record(loaded, rec) {
+                continue;
+            }
             inner
                 .resources
                 .entry(id.clone())
@@ -252,16 +256,31 @@ impl StatusModel {
     }
 }
 
+/// The first 16 hex digits of the plan text's SHA-256: enough to tell two plans apart on a
+/// status page, short enough to read.
+pub fn plan_sha256(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Accounts the daemon reconciles: the plan's, and those the state still has records of
-/// (a feature of an account removed from the plan must still be removed).
+/// (a feature of an account removed from the plan must still be removed); with `--shard`,
+/// only those of this shard.
 pub fn units_of(loaded: &Loaded, records: &BTreeMap<String, ResourceRecord>) -> Vec<String> {
     let mut out: Vec<String> = loaded
-        .plan
-        .accounts
-        .iter()
+        .accounts()
         .map(|a| a.address.to_ascii_lowercase())
         .collect();
-    out.extend(records.values().filter_map(|r| r.account.clone()));
+    out.extend(
+        records
+            .values()
+            .filter_map(|r| r.account.clone())
+            .filter(|a| loaded.owns_account(a)),
+    );
     out.sort();
     out.dedup();
     out

@@ -60,14 +60,14 @@ fn hooks_feed_the_counters_and_histograms_of_metrics() {
     );
     let text = m.metrics_text();
     for line in [
-        "mailshift_messages_copied_total{account=\"a@example.com\"} 10",
-        "mailshift_bytes_copied_total{account=\"a@example.com\"} 10000",
-        "mailshift_errors_total{resource=\"mail\",kind=\"network\"} 1",
-        "mailshift_errors_total{resource=\"api:ovh\",kind=\"api-call\"} 1",
-        "mailshift_step_runs_total{outcome=\"failed\"} 1",
-        "mailshift_api_call_duration_seconds_bucket{api=\"ovh\",operation=\"GET /email/pro/{service}\",le=\"0.5\"} 1",
-        "mailshift_api_call_duration_seconds_count{api=\"ovh\",operation=\"GET /email/pro/{service}\"} 2",
-        "mailshift_step_duration_seconds_count{kind=\"mail\"} 1",
+        "mailshift_messages_copied_total{shard=\"0\",account=\"a@example.com\"} 10",
+        "mailshift_bytes_copied_total{shard=\"0\",account=\"a@example.com\"} 10000",
+        "mailshift_errors_total{shard=\"0\",resource=\"mail\",kind=\"network\"} 1",
+        "mailshift_errors_total{shard=\"0\",resource=\"api:ovh\",kind=\"api-call\"} 1",
+        "mailshift_step_runs_total{shard=\"0\",outcome=\"failed\"} 1",
+        "mailshift_api_call_duration_seconds_bucket{shard=\"0\",api=\"ovh\",operation=\"GET /email/pro/{service}\",le=\"0.5\"} 1",
+        "mailshift_api_call_duration_seconds_count{shard=\"0\",api=\"ovh\",operation=\"GET /email/pro/{service}\"} 2",
+        "mailshift_step_duration_seconds_count{shard=\"0\",kind=\"mail\"} 1",
     ] {
         assert!(text.contains(line), "no {line} in\n{text}");
     }
@@ -110,7 +110,10 @@ fn metrics_and_snapshot_are_pinned() {
     .unwrap();
     let loaded = crate::plan::load_file(&path).unwrap();
     let store = StateStore::open(&loaded.state_path()).unwrap();
-    let m = StatusModel::new("plan.yaml".into());
+    let m = StatusModel::sharded(
+        "plan.yaml".into(),
+        mailshift_core::shard::Shard::new(2, 10).unwrap(),
+    );
     m.plan_loaded(&loaded, 1, &store);
     let (a, b) = ("a@example.com", "b@example.com");
     m.unit_queued(Some(b));
@@ -153,7 +156,8 @@ fn metrics_and_snapshot_are_pinned() {
         .collect();
     assert_eq!(text, PINNED_METRICS, "{text}");
     let mut snapshot = m.snapshot();
-    snapshot.version = "VERSION";
+    snapshot.version = "VERSION".into();
+    snapshot.plan.sha256 = Some("SHA256".into());
     snapshot.now = "NOW".into();
     snapshot.started_at = "STARTED".into();
     snapshot.plan.loaded_at = None;

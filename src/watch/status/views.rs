@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use mailshift_core::shard::Shard;
+use serde::{Deserialize, Serialize};
 
 use super::{AccountInfo, Inner, Live, ResourceInfo, RunState, StatusModel, unix_now};
-use crate::error::ErrorKind;
 use crate::model::ResourceKind;
 use crate::render::time::rfc3339;
 use crate::state::Status;
@@ -63,12 +63,14 @@ impl StatusModel {
             bytes_migrated: accounts.iter().map(|a| a.bytes_migrated).sum(),
         };
         Snapshot {
-            version: env!("CARGO_PKG_VERSION"),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            shard: inner.shard.unwrap_or(Shard::WHOLE),
             now: rfc3339(now),
             started_at: rfc3339(inner.started_at),
             stopping: inner.stopping,
             plan: PlanView {
                 path: inner.plan_path.clone(),
+                sha256: inner.plan_sha256.clone(),
                 generation: inner.generation,
                 loaded_at: inner.loaded_at.map(rfc3339),
                 error: inner.plan_error.as_ref().map(|(_, e)| e.clone()),
@@ -80,7 +82,7 @@ impl StatusModel {
                 state: inner.platform.run,
                 failures: inner.platform.failures,
                 last_error: inner.platform.last_error.clone(),
-                error_kind: inner.platform.error_kind.map(ErrorKind::as_str),
+                error_kind: inner.platform.error_kind.map(|k| k.as_str().to_string()),
                 next_run: inner.platform.next_run.map(rfc3339),
                 steps_total: platform_ids,
                 steps_done: inner
@@ -90,6 +92,9 @@ impl StatusModel {
                     .count(),
             }),
             resources,
+            shards: Vec::new(),
+            problems: Vec::new(),
+            notes: Vec::new(),
         }
     }
 }
@@ -111,7 +116,7 @@ fn status_label(r: &ResourceInfo) -> &'static str {
 }
 
 /// The overall state of an account, for people: what the row says and where it sorts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Health {
     Failing,
@@ -182,7 +187,8 @@ pub(super) fn account_view(
         Health::Paused
     } else if labels
         .iter()
-        .any(|l| matches!(*l, "pending" | "in-progress"))
+        // Waiting for another shard (`--shard`) is not done, and not a failure.
+        .any(|l| matches!(*l, "pending" | "in-progress" | "waiting"))
     {
         Health::Pending
     } else if info.cut_over {
@@ -199,6 +205,7 @@ pub(super) fn account_view(
     };
     AccountView {
         address: address.to_string(),
+        shard: None,
         health,
         state: info.unit.run,
         in_plan: info.in_plan,
@@ -233,13 +240,13 @@ pub(super) fn account_view(
             .map(|t| now.saturating_sub(t)),
         last_run: info.unit.last_run.map(rfc3339),
         last_error: info.unit.last_error.clone().or(resource_error),
-        error_kind: info.unit.error_kind.map(ErrorKind::as_str),
+        error_kind: info.unit.error_kind.map(|k| k.as_str().to_string()),
         failures: info.unit.failures,
         next_run: info.unit.next_run.map(rfc3339),
         paused_until: info.paused.as_ref().map(|(t, _)| rfc3339(*t)),
         pause_reason: info.paused.as_ref().map(|(_, r)| r.clone()),
         paused_until_unix: info.paused.as_ref().map(|(t, _)| *t),
-        paused_by: info.held.as_ref().map(|h| h.by()),
+        paused_by: info.held.as_ref().map(|h| h.by().to_string()),
         paused_by_note: info.held.as_ref().map(|h| h.text()),
     }
 }
@@ -274,10 +281,11 @@ fn resource_view(inner: &Inner, id: &str, r: &ResourceInfo) -> ResourceView {
         });
     ResourceView {
         id: id.to_string(),
+        shard: None,
         kind: r.kind.clone(),
         account: r.account.clone(),
         in_plan: r.in_plan,
-        status,
+        status: status.to_string(),
         summary: r.summary.clone(),
         last_error,
         detail,
@@ -289,9 +297,14 @@ fn resource_view(inner: &Inner, id: &str, r: &ResourceInfo) -> ResourceView {
 }
 
 /// `/api/status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
-    pub version: &'static str,
+    pub version: String,
+    /// Which share of the plan this document covers: `{"index": 2, "count": 10}` for the
+    /// watch of shard 2 of 10; `{"index": 0, "count": 1}` for an unsharded watch and for a
+    /// merged view of every shard (`mailshift status --from`, `watch --aggregate`): the whole.
+    #[serde(default = "whole")]
+    pub shard: Shard,
     pub now: String,
     pub started_at: String,
     /// The daemon received SIGTERM and is finishing in-flight work.
@@ -305,11 +318,53 @@ pub struct Snapshot {
     pub platform: Option<UnitView>,
     /// Every resource of the plan, and those only the state still has, by id.
     pub resources: Vec<ResourceView>,
+    /// A merged view only: each shard asked, with its health (reachable or not, when it
+    /// answered, its plan, its error), in the order given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardHealth>,
+    /// A merged view only: what makes the merged view wrong or incomplete (an account claimed
+    /// by two shards, a shard missing, shards disagreeing on their count), one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+    /// A merged view only: what a person should know but that is not wrong in itself (shards
+    /// running different plans while a new plan rolls out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+fn whole() -> Shard {
+    Shard::WHOLE
+}
+
+/// One shard of a merged view, as the aggregator saw it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardHealth {
+    /// The `/api/status` URL asked.
+    pub url: String,
+    /// The shard's own `shard` (absent if it never answered).
+    pub shard: Option<Shard>,
+    pub reachable: bool,
+    /// When its answer arrived (the last good one, if the last ask failed).
+    pub answered_at: Option<String>,
+    /// How long the last good answer took, in milliseconds.
+    pub latency_ms: Option<u64>,
+    /// Its mailshift version.
+    pub version: Option<String>,
+    /// Its plan in force: the file's SHA-256 (first 16 hex digits) and generation.
+    pub plan_sha256: Option<String>,
+    pub plan_generation: Option<u64>,
+    /// Why it is not reachable (or why its answer could not be read).
+    pub error: Option<String>,
+    pub accounts: usize,
+    pub failing: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanView {
     pub path: String,
+    /// The plan file's SHA-256, first 16 hex digits: shards running the same plan agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// Plans put in force since the daemon started (1 = the one it started with).
     pub generation: u64,
     pub loaded_at: Option<String>,
@@ -318,7 +373,7 @@ pub struct PlanView {
     pub error_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SummaryView {
     pub accounts: usize,
     pub failing: usize,
@@ -330,9 +385,12 @@ pub struct SummaryView {
     pub bytes_migrated: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccountView {
     pub address: String,
+    /// A merged view only: the shard that reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
     pub health: Health,
     pub state: RunState,
     pub in_plan: bool,
@@ -348,7 +406,7 @@ pub struct AccountView {
     pub bytes_migrated: u64,
     /// Contacts, events and tasks recorded as copied, by kind (`contacts`, `calendars`,
     /// `tasks`), all runs together; absent for an account that copies none.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub items_migrated: BTreeMap<String, u64>,
     pub last_sync: Option<String>,
     /// Seconds since `last_sync`, while the account is still synced.
@@ -357,7 +415,7 @@ pub struct AccountView {
     /// Starts with "waiting for a plan change or SIGHUP" when retrying cannot help.
     pub last_error: Option<String>,
     /// The kind of `last_error` (`auth`, `network`, `throttled`…; see `crate::error`).
-    pub error_kind: Option<&'static str>,
+    pub error_kind: Option<String>,
     /// Failed runs in a row.
     pub failures: u32,
     pub next_run: Option<String>,
@@ -374,14 +432,14 @@ pub struct AccountView {
     /// A person paused the account's copies: `plan` (`paused: true`) or `api`
     /// (`POST /api/pause/ACCOUNT`, lifted by `POST /api/resume/ACCOUNT`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub paused_by: Option<&'static str>,
+    pub paused_by: Option<String>,
     /// Who paused it and how to resume, for people ("paused by the plan (`paused: true` on
     /// the account): remove it to resume the copy").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paused_by_note: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CopyView {
     pub to_copy: u64,
     pub copied: u64,
@@ -391,20 +449,23 @@ pub struct CopyView {
     pub eta_seconds: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UnitView {
     pub state: RunState,
     pub failures: u32,
     pub last_error: Option<String>,
-    pub error_kind: Option<&'static str>,
+    pub error_kind: Option<String>,
     pub next_run: Option<String>,
     pub steps_total: usize,
     pub steps_done: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResourceView {
     pub id: String,
+    /// A merged view only: the shard that reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
     pub kind: String,
     pub account: Option<String>,
     /// In the plan in force (false: only the state remembers it).
@@ -412,8 +473,9 @@ pub struct ResourceView {
     /// `pending`, `running`, `done`, `in-progress` (interrupted), `failed`, `blocked` (a step it
     /// depends on did not complete), `manual` (waiting for a person), `conflict`,
     /// `acknowledged`, `orphaned`, `paused` (at a daily limit), `paused-by-user` (a person
-    /// paused the account: the plan's `paused: true` or `POST /api/pause`).
-    pub status: &'static str,
+    /// paused the account: the plan's `paused: true` or `POST /api/pause`), `waiting` (it
+    /// depends on a step another shard runs, not done there yet: `--shard`, `shards:`).
+    pub status: String,
     pub summary: String,
     pub last_error: Option<String>,
     /// For manual steps: what to do.
@@ -424,7 +486,7 @@ pub struct ResourceView {
     pub progress: Option<MailProgress>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MailProgress {
     pub running: bool,
     pub to_copy: u64,

@@ -109,6 +109,15 @@ impl ResourceAddr {
         }
     }
 
+    /// The shard (of `count`) that runs this resource: its account's, or shard 0 for what
+    /// belongs to no account (domains, groups, contacts, footers, DNS checks).
+    pub fn shard(&self, count: u32) -> u32 {
+        match self.account() {
+            Some(a) => crate::shard::shard_of(a, count),
+            None => 0,
+        }
+    }
+
     /// The step that makes an account exist under this address or renames it away: an
     /// account freshly made or renamed by a run may take a while to accept logins.
     pub fn makes_account(&self) -> bool {

@@ -19,6 +19,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::shard::Shard;
+
 use crate::plan::model::{
     Account, Content, DomainMode, MigrationOptions, Plan, Platform, PlatformKind, Right,
 };
@@ -285,8 +287,26 @@ pub fn fingerprint<T: Serialize>(value: &T) -> String {
     digest[..10].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Compiles the share of a plan one shard runs (`--shard I/N`): the resources of the accounts
+/// it owns, and (shard 0) those that belong to no account. Dependencies keep naming resources
+/// of other shards, so a step can wait for them there (`ResourceAddr::shard`).
+pub fn compile_shard(plan: &Plan, shard: Shard) -> Vec<Resource> {
+    let mut out = compile_some(plan, shard);
+    if !shard.is_whole() {
+        out.retain(|r| r.addr.shard(shard.count) == shard.index);
+    }
+    out
+}
+
 /// Compiles a validated plan into its resources, in a stable order (by id).
 pub fn compile(plan: &Plan) -> Vec<Resource> {
+    compile_some(plan, Shard::WHOLE)
+}
+
+/// `compile`, with the accounts of other shards than `shard` left out (a shard of a 100,000-
+/// account plan compiles its tenth), all but the addresses of their creations, which groups
+/// depend on.
+fn compile_some(plan: &Plan, shard: Shard) -> Vec<Resource> {
     let mut out = Vec::new();
     for d in &plan.domains {
         let Some(p) = plan.platforms.get(&d.platform) else {
@@ -379,14 +399,27 @@ pub fn compile(plan: &Plan) -> Vec<Resource> {
         .iter()
         .map(|(name, p)| (name.as_str(), Arc::new(p.clone())))
         .collect();
+    // In the plan's order, whichever shard runs them.
+    let mut creates: Vec<(String, ResourceAddr)> = Vec::new();
     for a in &plan.accounts {
-        compile_account(plan, a, &platforms, &domain_ids, &mut out);
+        if shard.is_whole() || shard.owns_account(&a.address) {
+            let before = out.len();
+            compile_account(plan, a, &platforms, &domain_ids, &mut out);
+            creates.extend(
+                out[before..]
+                    .iter()
+                    .filter(|r| matches!(r.kind, ResourceKind::Create))
+                    .filter_map(|r| r.account.clone().map(|a| (a, r.addr.clone()))),
+            );
+        } else if plan
+            .platforms
+            .get(&a.to)
+            .is_some_and(|to| execution_for(to, Feature::Create, String::new).is_some())
+        {
+            let account = a.address.to_ascii_lowercase();
+            creates.push((account.clone(), ResourceAddr::Create { account }));
+        }
     }
-    let creates: Vec<(String, ResourceAddr)> = out
-        .iter()
-        .filter(|r| matches!(r.kind, ResourceKind::Create))
-        .filter_map(|r| r.account.clone().map(|a| (a, r.addr.clone())))
-        .collect();
     for g in &plan.groups {
         let Some(p) = plan.platforms.get(&g.platform) else {
             continue;
@@ -1072,6 +1105,37 @@ fn excerpt(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shards of every example, compiled each on its own, are the whole plan's resources,
+    /// each in exactly one shard, with the same specs and dependencies (a group of shard 0
+    /// still names the creations other shards run).
+    #[test]
+    fn shards_compile_the_whole_plan_each_resource_once() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                continue;
+            }
+            let plan = crate::plan::load_file(&path).unwrap().plan;
+            let whole = compile(&plan);
+            for n in [2, 3] {
+                let mut parts: Vec<Resource> = (0..n)
+                    .flat_map(|i| compile_shard(&plan, Shard::new(i, n).unwrap()))
+                    .collect();
+                parts.sort_by(|a, b| a.id.cmp(&b.id));
+                assert_eq!(parts.len(), whole.len(), "{}", path.display());
+                for (p, w) in parts.iter().zip(&whole) {
+                    assert_eq!(
+                        (&p.id, &p.fingerprint, &p.depends_on),
+                        (&w.id, &w.fingerprint, &w.depends_on),
+                        "{}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
 
     /// Every address `compile` gives (and every dependency) reads back as itself: the state
     /// keys and the `--target`/`ack` arguments written today name the same resources.

@@ -44,9 +44,25 @@ pub struct Loaded {
     pub tree: Node,
     /// Warnings (never errors).
     pub warnings: Vec<Diagnostic>,
+    /// The share of the plan this process runs (`--shard I/N`): the whole plan unless the
+    /// command sets it after loading (`model::compile_shard` reads it).
+    pub shard: crate::shard::Shard,
 }
 
 impl Loaded {
+    /// Whether the account with this address is run by this process (`--shard`).
+    pub fn owns_account(&self, address: &str) -> bool {
+        self.shard.is_whole() || self.shard.owns_account(address)
+    }
+
+    /// The plan's accounts this process runs (`--shard`), in the plan's order.
+    pub fn accounts(&self) -> impl Iterator<Item = &super::model::Account> {
+        self.plan
+            .accounts
+            .iter()
+            .filter(|a| self.owns_account(&a.address))
+    }
+
     pub fn file_name(&self) -> String {
         self.path.display().to_string()
     }
@@ -242,6 +258,7 @@ fn load_spanned(
         source: source.to_string(),
         tree,
         warnings: diagnostics,
+        shard: crate::shard::Shard::WHOLE,
     })
 }
 
@@ -268,6 +285,7 @@ fn load_clean(text: &str, source: &str, path: &Path, base_dir: &Path) -> Option<
         source: source.to_string(),
         tree,
         warnings: Vec::new(),
+        shard: crate::shard::Shard::WHOLE,
     })
 }
 

@@ -80,6 +80,45 @@ pub struct Plan {
     /// these field by field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cutover: Option<Cutover>,
+    /// When the plan runs as shards (`--shard I/N`): where each shard's status is read, so a
+    /// step that depends on another shard's (shard 0's groups on the accounts they list) waits
+    /// until it is done there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<Shards>,
+}
+
+/// How the shards of a plan read each other's progress: every shard runs `mailshift watch`,
+/// whose `/api/status` says which of its steps are done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Shards {
+    /// The base URL of shard `{shard}`'s `mailshift watch` (its `--listen`), with `{shard}`
+    /// standing for the shard's index: `http://mailshift-{shard}.mailshift-shards:8470` (a
+    /// Kubernetes headless Service). `/api/status` is read there.
+    pub status: String,
+    /// The shards' status token (`watch --token`), as a secret reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretRef>,
+    /// How often a step waiting for another shard is tried again in watch mode. Default: 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<Duration>,
+}
+
+impl Shards {
+    pub const DEFAULT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// The status URL of shard `index`.
+    pub fn status_url(&self, index: u32) -> String {
+        let base = self.status.replace("{shard}", &index.to_string());
+        format!("{}/api/status", base.trim_end_matches('/'))
+    }
+
+    pub fn every(&self) -> std::time::Duration {
+        self.every
+            .as_ref()
+            .and_then(Duration::get)
+            .unwrap_or(Self::DEFAULT_EVERY)
+    }
 }
 
 /// One recipient of notifications: exactly one of `email` and `webhook`.

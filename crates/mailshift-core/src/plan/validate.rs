@@ -46,6 +46,7 @@ pub fn validate(plan: &Plan, tree: &Node, source: &str) -> Vec<Diagnostic> {
     v.footers();
     v.notify();
     v.cutover();
+    v.shards();
     v.secrets();
     v.out
 }
@@ -1759,8 +1760,42 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// `shards.status` must say where each shard is (`{shard}`), over HTTP(S).
+    fn shards(&mut self) {
+        let Some(s) = &self.plan.shards else {
+            return;
+        };
+        let path = [key("shards"), key("status")];
+        let u = &s.status;
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            self.error(
+                &path,
+                format!("unsupported shard status URL `{u}`"),
+                "give the base URL of the shards' `mailshift watch`, such as \
+                 `http://mailshift-{shard}.mailshift-shards:8470`",
+            );
+        } else if !u.contains("{shard}") {
+            self.error(
+                &path,
+                format!("the shard status URL `{u}` names one place for every shard"),
+                "write `{shard}` where the shard's index goes: \
+                 `http://mailshift-{shard}.mailshift-shards:8470`",
+            );
+        }
+        if s.every.as_ref().and_then(|d| d.get()) == Some(std::time::Duration::ZERO) {
+            self.error(
+                &[key("shards"), key("every")],
+                "`every` must be longer than zero",
+                "give a duration such as `30s` or `2m`",
+            );
+        }
+    }
+
     fn secrets(&mut self) {
         let mut refs: Vec<(Vec<PathSeg>, &SecretRef)> = Vec::new();
+        if let Some(t) = self.plan.shards.as_ref().and_then(|s| s.token.as_ref()) {
+            refs.push((vec![key("shards"), key("token")], t));
+        }
         for (i, t) in self.plan.notify.iter().enumerate() {
             let base = [key("notify"), idx(i)];
             if let Some(p) = t.email.as_ref().and_then(|e| e.smtp.password.as_ref()) {
