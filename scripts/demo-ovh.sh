@@ -66,6 +66,20 @@ pro:
   - service: emailpro-ab12345-1
     placeholders: 3
     dovecot: {users_file: $WORK/pro/users, mail_root: $WORK/pro/mail}
+# The domain's zone, hosted at OVHcloud and answered by the simulator's two name servers: the
+# zones block of tests/fixtures/ovh-sim/demo-world.yaml, still pointing at Exchange, with TTLs
+# of 2 seconds on the records the cutover changes so the demo waits out the old TTL at once.
+zones:
+  - name: mydomain.ovh
+    default_ttl: 3600
+    records:
+      - {field_type: NS, target: dns200.ovh.net.}
+      - {field_type: NS, target: ns200.ovh.net.}
+      - {field_type: A, target: 192.0.2.10}
+      - {sub_domain: www, field_type: CNAME, target: mydomain.ovh.}
+      - {field_type: MX, target: 1 ex.mail.ovh.net., ttl: 2}
+      - {field_type: SPF, target: v=spf1 include:mx.ovh.com ~all, ttl: 2}
+      - {sub_domain: _autodiscover._tcp, field_type: SRV, target: 0 0 443 ex.mail.ovh.net., ttl: 2}
 EOF
 
 echo "== Starting the OVHcloud API simulator"
@@ -78,6 +92,15 @@ done
 API=$(head -1 "$WORK/sim.out")
 [ -n "$API" ] || { cat "$WORK/sim.err"; exit 1; }
 echo "   API at $API"
+# The plan asks the simulator's name servers directly (their loopback ports) in the
+# propagation check, in place of the zone's NS records on port 53.
+NAMESERVERS=$(python3 - "$API" <<'PY'
+import json, sys, urllib.request
+base = sys.argv[1].rsplit("/1.0", 1)[0]
+print(", ".join("'%s'" % s["addr"] for s in json.load(urllib.request.urlopen(base + "/_sim/dns"))))
+PY
+)
+echo "   zone mydomain.ovh answered by $NAMESERVERS"
 
 echo "== Filling john's Exchange mailbox"
 python3 - <<'PY'
@@ -114,7 +137,10 @@ sed -e "s|endpoint: ovh-eu|endpoint: $API\n    poll_interval: 250ms|" \
     -e "s|{host: ex5.mail.ovh.net, port: 993, security: tls}|{host: 127.0.0.1, port: 10145, security: none}|" \
     -e "s|{host: pro1.mail.ovh.net, port: 993, security: tls}|{host: 127.0.0.1, port: 10146, security: none}|" \
     -e "s|{command: \[pass, show, mail/john\]}|{env: JOHN_PRO_PASSWORD}|" \
+    -e "s|dns: {provider: ovh}|dns: {provider: ovh, nameservers: [$NAMESERVERS]}|" \
+    -e "s|cutover: {at: 2026-12-05T22:00:00+01:00, lower_ttl_ahead: 1d}|cutover: {at: 2020-01-01T00:00:00Z, low_ttl: 1}|" \
     examples/ovh-exchange-to-email-pro.yaml >"$PLAN"
+grep -q "nameservers: \[" "$PLAN" || { echo "the example's dns: line changed; fix the sed above"; exit 1; }
 
 echo
 echo "== mailshift plan (the example, pointed at the simulator and the local servers)"
@@ -124,10 +150,34 @@ echo "(exit code $?)"
 set -e
 echo
 echo "== mailshift apply: the whole OVHcloud procedure"
-"$MS" apply "$PLAN"
+# Exit code 75: done but paused, the cutover's switch waiting out the old TTL (below).
+"$MS" apply "$PLAN" || [ $? -eq 75 ]
 echo
 echo "== mailshift verify"
 "$MS" verify "$PLAN"
+echo
+echo "== The cutover of mydomain.ovh (its \`cutover.at\` set in the past for the demo): each apply"
+echo "   runs the steps that are due; the switch waits out the old TTL (2 s), then every name"
+echo "   server must answer the Email Pro records before the accounts are marked cut over"
+for _ in $(seq 30); do
+    if "$MS" plan "$PLAN" 2>&1 | grep -q "cutover/mydomain.ovh/raise-ttl: done"; then
+        break
+    fi
+    sleep 1
+    "$MS" apply "$PLAN" 2>&1 | grep "cutover/" | sed 's/^/   /' || true
+done
+"$MS" plan "$PLAN" 2>&1 | grep -A12 "^Cutover of" | sed 's/^/   /'
+"$MS" plan "$PLAN" 2>&1 | grep -q "cutover/mydomain.ovh/raise-ttl: done" ||
+    { echo "the cutover did not finish"; exit 1; }
+python3 - "$API" <<'PY'
+import json, sys, urllib.request
+base = sys.argv[1].rsplit("/1.0", 1)[0]
+world = json.load(urllib.request.urlopen(base + "/_sim/world"))
+for z in world.get("zones", []):
+    for r in z["records"]:
+        if r["field_type"] in ("MX", "SPF", "TXT", "SRV"):
+            print(f"   {z['name']}: {r.get('sub_domain') or '@'} {r['field_type']} {r['target']} (TTL {r.get('ttl')})")
+PY
 echo
 echo "== mailshift apply again: nothing to change, no API write"
 "$MS" apply "$PLAN"

@@ -7,6 +7,7 @@ mod support;
 mod apply_cmd;
 mod connection_budget;
 mod cutover;
+mod cutover_ovh;
 mod deploy;
 mod dns;
 mod dovecot_smoke;

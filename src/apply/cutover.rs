@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::{Ctx, Outcome, StepResult, run_accounts};
 use crate::cutover::accounts::{not_synced_since, not_whole};
-use crate::cutover::{Accounts, Cutover, NotWhole, Stop, stop_error, zones};
+use crate::cutover::{Accounts, NotWhole, Stop, stop_error, zones};
 use crate::diff::{Action, Change};
 use crate::error::{ErrorKind, StepError};
 use mailshift_core::plane::PlaneResult;
@@ -119,7 +119,7 @@ async fn advance(
     accounts: &ExecAccounts,
     d: &crate::plan::model::Domain,
 ) -> Result<Vec<(String, Outcome)>, StepError> {
-    let c = Cutover::from_plan(&ctx.loaded.plan, d)?;
+    let c = zones::cutover(&ctx.loaded, d).await?;
     let opened = zones::open(&ctx.loaded, d).await?;
     let now = i64::try_from(super::quota::now()).unwrap_or(i64::MAX);
     let report = c

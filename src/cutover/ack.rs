@@ -5,7 +5,7 @@
 use mailshift_core::error::StepError;
 use mailshift_core::state::StateStore;
 
-use super::{Cutover, zones};
+use super::zones;
 use crate::plan::Loaded;
 
 /// `Some(line for people)` when `id` names a cutover step; `None` for any other id.
@@ -32,12 +32,12 @@ pub fn acknowledge(
             "`{id}`: no domain of the plan has a `dns:` zone named `{domain}`"
         )));
     };
-    let c = Cutover::from_plan(&loaded.plan, d)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| StepError::bug(format!("cannot start the async runtime: {e}")))?;
     let accepted = runtime.block_on(async {
+        let c = zones::cutover(loaded, d).await?;
         let opened = zones::open(loaded, d).await?;
         c.accept_drift(opened.zone.as_ref(), store).await
     })?;

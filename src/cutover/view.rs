@@ -42,7 +42,7 @@ pub async fn drift_lines(
             continue;
         };
         let found = async {
-            let c = Cutover::from_plan(&loaded.plan, d)?;
+            let c = super::zones::cutover(loaded, d).await?;
             let opened = super::zones::open(loaded, d).await?;
             c.drift(opened.zone.as_ref(), record).await
         }
@@ -95,6 +95,11 @@ pub fn human_view(c: &Cutover, zone: &str, record: Option<&CutoverRecord>) -> St
         out.push_str(&line);
         out.push('\n');
         if step == Step::Switch && done.is_none() {
+            if c.desired.is_empty() {
+                out.push_str(
+                    "      the records OVHcloud's DNS diagnosis expects for the domain (read at the switch)\n",
+                );
+            }
             for d in &c.desired {
                 out.push_str(&format!(
                     "      {} {} -> {}{}\n",

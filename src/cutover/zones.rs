@@ -1,19 +1,21 @@
 //! Which [`Zone`] and [`Propagation`] serve a domain's `dns:` block: RFC 2136 and manual
-//! zones and the direct questions to each authoritative server come from `mailshift-dns`.
-//! OVHcloud's zone API (`mailshift-ovh`) is not registered yet, and validation refuses
-//! `provider: ovh` until it is (`plan::validate::cutover`).
+//! zones and the direct questions to each authoritative server come from `mailshift-dns`,
+//! OVHcloud's zone API from `mailshift-ovh`, as do an OVHcloud destination's default records
+//! (its DNS diagnosis).
 
 use std::net::SocketAddr;
 
 use base64::Engine;
+use mailshift_core::cutover::{Desired, is_spf, records_from_diagnosis};
 use mailshift_core::dns::{RecordType, Zone, normalize_name};
 use mailshift_core::error::{ErrorKind, StepError};
-use mailshift_core::plan::model::{DnsProvider, Domain};
+use mailshift_core::plan::model::{DnsProvider, Domain, ProviderKind};
 use mailshift_core::plane::PlaneResult;
 use mailshift_dns::{ManualZone, Rfc2136Config, Rfc2136Zone, TsigKey};
 
-use super::{Answer, Propagation};
+use super::{Answer, Cutover, Propagation};
 use crate::plan::Loaded;
+use crate::providers::ovh::plane::OvhPlanes;
 
 /// Where a domain's records are written, and who says whether they are served.
 pub struct Opened {
@@ -62,10 +64,8 @@ pub async fn open(loaded: &Loaded, domain: &Domain) -> Result<Opened, StepError>
     };
     let zone: Box<dyn Zone> = match z.provider {
         DnsProvider::Ovh => {
-            return Err(StepError::config(format!(
-                "the OVHcloud zone of {} cannot be written by this build",
-                domain.name
-            )));
+            let credentials = ovh_credentials(loaded, domain)?;
+            Box::new(OvhPlanes::zone(credentials, &apex, loaded)?)
         }
         DnsProvider::Rfc2136 => {
             let server = server.ok_or_else(|| {
@@ -129,6 +129,72 @@ pub async fn open(loaded: &Loaded, domain: &Domain) -> Result<Opened, StepError>
             timeout,
         }),
     })
+}
+
+/// The `providers` entry that signs an OVHcloud zone's calls: the zone's `credentials`, else
+/// the domain's platform's provider, else the plan's only `ovh` provider.
+fn ovh_credentials<'a>(loaded: &'a Loaded, domain: &'a Domain) -> Result<&'a str, StepError> {
+    let plan = &loaded.plan;
+    if let Some(name) = domain.dns.as_ref().and_then(|z| z.credentials.as_deref()) {
+        return Ok(name);
+    }
+    if let Some(name) = plan
+        .platforms
+        .get(&domain.platform)
+        .and_then(|p| p.provider.as_deref())
+    {
+        return Ok(name);
+    }
+    let mut ovh = plan
+        .providers
+        .iter()
+        .filter(|(_, p)| p.kind == ProviderKind::Ovh)
+        .map(|(n, _)| n.as_str());
+    match (ovh.next(), ovh.next()) {
+        (Some(only), None) => Ok(only),
+        _ => Err(StepError::config(format!(
+            "the OVHcloud zone of {} names no `credentials`: add `credentials: NAME`, an `ovh` entry of `providers`",
+            domain.name
+        ))),
+    }
+}
+
+/// The cutover of `domain` with its records known: the plan's, the platform's published ones,
+/// or, for an OVHcloud destination without `records:`, the ones its DNS diagnosis expects
+/// (read here, an API call). The TTL after the cutover is then the zone's own.
+pub async fn cutover(loaded: &Loaded, domain: &Domain) -> Result<Cutover, StepError> {
+    let mut c = Cutover::from_plan(&loaded.plan, domain)?;
+    let Some(platform_name) = records_from_diagnosis(&loaded.plan, domain) else {
+        return Ok(c);
+    };
+    let platform =
+        loaded.plan.platforms.get(platform_name).ok_or_else(|| {
+            StepError::bug(format!("platform `{platform_name}` is not in the plan"))
+        })?;
+    let service = OvhPlanes::service(platform_name, platform, loaded)?;
+    let sets = service
+        .expected_records(&domain.name.to_ascii_lowercase(), 0)
+        .await
+        .map_err(|e| {
+            StepError::from(e).context(format!(
+                "the records {} needs, from the DNS diagnosis of platform `{platform_name}` (or list them in the domain's `records:`)",
+                domain.name
+            ))
+        })?;
+    if sets.is_empty() {
+        return Err(StepError::config(format!(
+            "the DNS diagnosis of platform `{platform_name}` expects no record for {}: list them in the domain's `records:`",
+            domain.name
+        )));
+    }
+    c.desired = sets
+        .into_iter()
+        .map(|set| {
+            let spf_only = set.rtype == RecordType::Txt && set.data.iter().any(|d| is_spf(d));
+            Desired { set, spf_only }
+        })
+        .collect();
+    Ok(c)
 }
 
 /// Each authoritative server asked directly: the plan's `nameservers`, else the zone's NS.

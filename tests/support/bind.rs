@@ -121,20 +121,20 @@ impl BindPair {
              primaries {{ {PRIMARY_IP} port {port} key {TRANSFER_KEY}; }};\n  notify no;\n  \
              allow-notify {{ {PRIMARY_IP}; {SECONDARY_IP}; }};\n}};\n"
         );
+        // The primary serves the zone before the secondary asks for it: a first transfer
+        // refused by a primary still loading is retried only minutes later, which two pairs
+        // starting at once on a busy machine made happen.
         let mut primary = Named::start(PRIMARY_IP, port, &keys, &primary_zone, Some(&zone_file))?;
-        // The secondary asks for the zone as it starts; a refused first transfer is retried
-        // only after the SOA's retry (minutes), so the primary must be serving first.
         primary.wait_loaded(zone, 1)?;
-        let secondary = Named::start(SECONDARY_IP, port, &keys, &secondary_zone, None)?;
-        let mut pair = BindPair {
+        let mut secondary = Named::start(SECONDARY_IP, port, &keys, &secondary_zone, None)?;
+        secondary.wait_loaded(zone, 1)?;
+        Ok(BindPair {
             primary,
             secondary,
             zone: zone.to_string(),
             secret,
             transfer_secret,
-        };
-        pair.secondary.wait_loaded(zone, 1)?;
-        Ok(pair)
+        })
     }
 
     /// The secondary transfers the zone now, whatever its refresh timer says.

@@ -126,8 +126,27 @@ pub fn record_type(t: DnsRecordType) -> RecordType {
     }
 }
 
-/// The domain's desired record sets, or why they cannot be known.
+/// The platform (its key in the plan) whose DNS diagnosis gives the domain's records when
+/// the cutover runs: an OVHcloud destination and no `records:` in the plan. OVHcloud says in
+/// its diagnosis which MX, SPF and autodiscover records each service expects, so they are read
+/// from it (an API call) rather than written into mailshift.
+pub fn records_from_diagnosis<'a>(plan: &'a Plan, domain: &Domain) -> Option<&'a str> {
+    if domain.records.is_some() {
+        return None;
+    }
+    plan.platforms
+        .get_key_value(&domain.platform)
+        .filter(|(_, p)| p.kind.is_ovh())
+        .map(|(k, _)| k.as_str())
+}
+
+/// The domain's desired record sets, or why they cannot be known. Empty for a domain whose
+/// records come from its OVHcloud platform's diagnosis ([`records_from_diagnosis`]): those are
+/// read when the cutover runs.
 pub fn desired(plan: &Plan, domain: &Domain) -> Result<Vec<Desired>, String> {
+    if records_from_diagnosis(plan, domain).is_some() {
+        return Ok(Vec::new());
+    }
     let listed = match &domain.records {
         Some(r) => r.clone(),
         None => {

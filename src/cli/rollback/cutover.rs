@@ -7,7 +7,7 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use crate::cli::CliError;
-use crate::cutover::{Cutover, PROPAGATION_RECHECK, Stop, stop_error, zones};
+use crate::cutover::{PROPAGATION_RECHECK, Stop, stop_error, zones};
 use crate::plan::Loaded;
 
 /// How long the command waits for the authoritative servers before it leaves the rest to a
@@ -46,7 +46,6 @@ pub(super) fn exec(
             "--cutover {domain}: its cutover never started, there is nothing to put back"
         )));
     };
-    let c = Cutover::from_plan(&loaded.plan, d)?;
     println!("Rollback of the cutover of {name}: the zone gets back");
     for h in &record.previous {
         match &h.set {
@@ -75,6 +74,7 @@ pub(super) fn exec(
         }
     }
     let runtime = crate::cli::runtime()?;
+    let c = runtime.block_on(zones::cutover(&loaded, d))?;
     let opened = runtime.block_on(zones::open(&loaded, d))?;
     let started = crate::apply::quota::now();
     loop {

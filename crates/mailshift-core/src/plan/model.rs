@@ -850,7 +850,9 @@ pub struct Domain {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsZone>,
     /// The records the cutover writes. Default: the platform's published records (Gmail,
-    /// Microsoft 365). Each listed name and type is replaced whole (its RRset).
+    /// Microsoft 365), or for an OVHcloud platform the ones its DNS diagnosis expects (MX,
+    /// SPF, autodiscover SRV), read when the cutover runs. Each listed name and type is
+    /// replaced whole (its RRset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<Vec<DnsRecord>>,
     /// This domain's cutover settings, overriding the plan's `cutover` field by field.

@@ -86,7 +86,6 @@ impl Validator<'_> {
                     "mail may reach the destination before its history does; remove `force` once the accounts are whole",
                 );
             }
-            self.not_carried_out(&base, d);
         }
     }
 
@@ -321,25 +320,6 @@ impl Validator<'_> {
             }
         }
     }
-
-    /// What this build cannot carry out yet: OVHcloud's zone API is not registered
-    /// (`src/cutover/zones.rs`), so a plan asking for it is refused rather than accepted and
-    /// never run.
-    fn not_carried_out(&mut self, base: &[PathSeg], d: &Domain) {
-        if d.dns
-            .as_ref()
-            .is_some_and(|z| z.provider == DnsProvider::Ovh)
-        {
-            self.error(
-                &join(base, &[key("dns"), key("provider")]),
-                format!(
-                    "this build cannot yet write the OVHcloud zone of `{}`",
-                    d.name
-                ),
-                "use `provider: manual` (mailshift shows the records and waits for them) or `rfc2136`, or switch the records by hand and set `options: {cut_over: true}`",
-            );
-        }
-    }
 }
 
 /// Why a record's value is not of its type's form, and the fix.
@@ -456,6 +436,36 @@ domains:
         has(
             "domains[1]:",
             "knows no published records for a `imap` platform",
+        );
+    }
+
+    #[test]
+    fn an_ovh_zone_and_an_ovh_destination_without_records_are_accepted() {
+        // The records come from the platform's DNS diagnosis when the cutover runs; an IMAP
+        // destination in the same zone kind still needs its records listed.
+        let text = "version: 1
+providers:
+  ovh: {type: ovh, endpoint: ovh-eu, application_key: {env: A}, application_secret: {env: B}, consumer_key: {env: C}}
+platforms:
+  pro: {type: ovh-email-pro, provider: ovh, service: emailpro-x}
+  plain: {type: imap, imap: {host: new.example.net}}
+domains:
+  - {name: example.com, platform: pro, mode: authoritative, dns: {provider: ovh}}
+  - {name: other.com, platform: plain, mode: authoritative, dns: {provider: ovh}}
+";
+        let diagnostics = match load_str(text, Format::Yaml, Path::new("p.yaml"), Path::new(".")) {
+            Ok(l) => l.warnings,
+            Err(e) => e.diagnostics().to_vec(),
+        };
+        let p: Vec<String> = diagnostics
+            .iter()
+            .map(|d| format!("{}: {}", d.path, d.message))
+            .collect();
+        assert!(!p.iter().any(|l| l.starts_with("domains[0]")), "{p:?}");
+        assert!(
+            p.iter().any(|l| l.starts_with("domains[1]:")
+                && l.contains("knows no published records for a `imap` platform")),
+            "{p:?}"
         );
     }
 
