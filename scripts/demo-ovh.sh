@@ -138,7 +138,7 @@ sed -e "s|endpoint: ovh-eu|endpoint: $API\n    poll_interval: 250ms|" \
     -e "s|{host: pro1.mail.ovh.net, port: 993, security: tls}|{host: 127.0.0.1, port: 10146, security: none}|" \
     -e "s|{command: \[pass, show, mail/john\]}|{env: JOHN_PRO_PASSWORD}|" \
     -e "s|dns: {provider: ovh}|dns: {provider: ovh, nameservers: [$NAMESERVERS]}|" \
-    -e "s|cutover: {at: 2026-12-05T22:00:00+01:00, lower_ttl_ahead: 1d}|cutover: {at: 2020-01-01T00:00:00Z, low_ttl: 1}|" \
+    -e "s|cutover: {at: 2030-06-01T22:00:00+02:00, lower_ttl_ahead: 1d}|cutover: {at: 2020-01-01T00:00:00Z, low_ttl: 1}|" \
     examples/ovh-exchange-to-email-pro.yaml >"$PLAN"
 grep -q "nameservers: \[" "$PLAN" || { echo "the example's dns: line changed; fix the sed above"; exit 1; }
 

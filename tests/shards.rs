@@ -42,11 +42,16 @@ fn ids(doc: &serde_json::Value) -> Vec<String> {
 fn shards_split_the_plan_each_step_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     // Domains, accounts, a manual group and an external contact.
-    std::fs::copy(
-        repo_root().join("examples/ovh-exchange-to-email-pro.yaml"),
-        dir.path().join("plan.yaml"),
-    )
-    .unwrap();
+    // Without its DNS cutover, which a split run refuses (a_split_run_refuses_a_cutover...).
+    let example =
+        std::fs::read_to_string(repo_root().join("examples/ovh-exchange-to-email-pro.yaml"))
+            .unwrap();
+    let cutover = "    dns: {provider: ovh}\n    cutover: {at: 2030-06-01T22:00:00+02:00, lower_ttl_ahead: 1d}\n";
+    assert!(
+        example.contains(cutover),
+        "the example's cutover changed shape"
+    );
+    std::fs::write(dir.path().join("plan.yaml"), example.replace(cutover, "")).unwrap();
     let whole = plan_json(dir.path(), &[]);
     assert!(whole.get("shard").is_none(), "{whole}");
     let whole: Vec<String> = ids(&whole);
