@@ -372,6 +372,38 @@ impl Cutover {
         }
     }
 
+    /// Records what the zone held (`found`, read for `self.desired`) for every name and type it
+    /// has no earlier answer for, before any write of ours, so a kill after the write cannot
+    /// lose what a rollback restores. `expected` too for a set written from here on (the
+    /// switch: a record the plan added after the TTL was lowered).
+    fn keep_previous(
+        &self,
+        records: &dyn Records,
+        record: &mut CutoverRecord,
+        found: &[Option<RecordSet>],
+        expected: bool,
+    ) -> Result<(), StepError> {
+        let mut new_previous = false;
+        for (d, cur) in self.desired.iter().zip(found) {
+            if CutoverRecord::held(&record.previous, &d.set.name, d.set.rtype).is_none() {
+                let held = Held {
+                    name: d.set.name.clone(),
+                    rtype: d.set.rtype,
+                    set: cur.clone(),
+                };
+                if expected {
+                    CutoverRecord::set_held(&mut record.expected, held.clone());
+                }
+                record.previous.push(held);
+                new_previous = true;
+            }
+        }
+        if new_previous {
+            records.save(&self.domain, record)?;
+        }
+        Ok(())
+    }
+
     async fn lower_ttl(
         &self,
         zone: &dyn Zone,
@@ -409,20 +441,7 @@ impl Cutover {
         }
         // What the zone held before any write of ours is recorded first, so a kill after the
         // write cannot lose it.
-        let mut new_previous = false;
-        for (d, cur) in self.desired.iter().zip(&found) {
-            if CutoverRecord::held(&record.previous, &d.set.name, d.set.rtype).is_none() {
-                record.previous.push(Held {
-                    name: d.set.name.clone(),
-                    rtype: d.set.rtype,
-                    set: cur.clone(),
-                });
-                new_previous = true;
-            }
-        }
-        if new_previous {
-            records.save(&self.domain, record)?;
-        }
+        self.keep_previous(records, record, &found, false)?;
         let mut wait = 0u32;
         let mut changed = 0;
         let mut pending = Vec::new();
@@ -528,22 +547,7 @@ impl Cutover {
         }
         // A record the plan added after the TTL was lowered: what the zone holds is what a
         // rollback restores, recorded before the write as in `lower_ttl`.
-        let mut new_previous = false;
-        for (d, cur) in self.desired.iter().zip(&found) {
-            if CutoverRecord::held(&record.previous, &d.set.name, d.set.rtype).is_none() {
-                let held = Held {
-                    name: d.set.name.clone(),
-                    rtype: d.set.rtype,
-                    set: cur.clone(),
-                };
-                record.previous.push(held.clone());
-                CutoverRecord::set_held(&mut record.expected, held);
-                new_previous = true;
-            }
-        }
-        if new_previous {
-            records.save(&self.domain, record)?;
-        }
+        self.keep_previous(records, record, &found, true)?;
         let mut pending = Vec::new();
         for (d, cur) in self.desired.iter().zip(&found) {
             // The other TXT strings kept beside a new SPF are those the zone held before.
