@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_imap::imap_proto::{Response, Status};
 use async_imap::{Client, Session};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::ErrorKind;
@@ -960,9 +960,20 @@ impl Imap {
         self.selected.as_deref()
     }
 
+    /// Says LOGOUT, then waits (briefly) for the server to close the connection: a server
+    /// counts a connection until it has closed it, and the caller gives its budget slot back
+    /// when this returns, so the next connection must not overlap this one on the server's side
+    /// (Dovecot's per-user limit refuses it; a shared budget would be overspent).
     pub async fn logout(mut self) {
         self.ready().await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
+        let said = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
+        if matches!(said, Ok(Ok(()))) {
+            let closed = async {
+                let mut buf = [0u8; 256];
+                while matches!(self.session.get_mut().read(&mut buf).await, Ok(n) if n > 0) {}
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), closed).await;
+        }
     }
 }
 
