@@ -2,7 +2,8 @@
 # `mailshift plan` of one shard of a large plan (issue 15, item 4): generates a plan of N
 # accounts (bench/plan_scale.py: two IMAP platforms, `{env: ...}` secrets, no state) and times
 # `mailshift plan --shard I/S` on it, run after run, with the whole plan's `plan` beside it
-# for comparison. Prints one line per run and the median. Issue 15's target: under 1 s for
+# for comparison, each with the plan cache empty (cold) and filled (warm). Prints one line per
+# run and the median. Issue 15's target: under 1 s for
 # one shard of 100,000/10 accounts (release build).
 #
 #   bench/scale.sh [--accounts N] [--shards S] [--shard I] [--runs R] [--workdir DIR]
@@ -50,10 +51,17 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1 /proc/loadavg)"
 echo "binary: $BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
 echo "plan: $ACCOUNTS accounts, $(du -h "$PLAN" | cut -f1)"
-for what in shard whole; do
+# The plan cache (MAILSHIFT_CACHE_DIR): "cold" empties it before each run (the first command
+# after a plan change parses and checks the whole plan), "warm" reads the checked plan back.
+export MAILSHIFT_CACHE_DIR="$WORKDIR/cache"
+for what in "shard cold" "shard warm" "whole cold" "whole warm"; do
     times=()
     for _ in $(seq "$RUNS"); do
-        if [ "$what" = shard ]; then
+        case "$what" in
+            *cold) rm -rf "$MAILSHIFT_CACHE_DIR" ;;
+            *warm) [ -d "$MAILSHIFT_CACHE_DIR" ] || run > /dev/null ;;
+        esac
+        if [ "${what%% *}" = shard ]; then
             r=$(run --shard "$SHARD/$SHARDS")
         else
             r=$(run)
@@ -61,7 +69,7 @@ for what in shard whole; do
         times+=("${r%% *}")
         echo "  $what: ${r%% *} s, peak RSS $(( ${r##* } / 1024 )) MB"
     done
-    if [ "$what" = shard ]; then
+    if [ "${what%% *}" = shard ]; then
         grep -m1 '^shard ' "$WORKDIR/out" | sed 's/^/  /'
     fi
     echo "$what median: $(printf '%s\n' "${times[@]}" | median) s over $RUNS runs"

@@ -378,9 +378,11 @@ fn check_shards(what: &str, c: &Container, count: u32, index_var: Option<&str>) 
         .collect();
     // The token is read by its reference; the rest must be read by the shard logic or args.
     let token_env = token_env(&c.args);
+    // So is the plan cache's directory, by the plan loader.
     let unread: Vec<_> = unread
         .into_iter()
         .filter(|n| Some(n.as_str()) != token_env.as_deref())
+        .filter(|n| n.as_str() != mailshift::plan::cache::CACHE_DIR_ENV)
         .collect();
     assert!(
         unread.is_empty(),

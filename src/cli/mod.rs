@@ -84,7 +84,7 @@ impl<E: std::fmt::Display> From<E> for CliError {
 /// Loads a plan for a command that needs a valid one: prints diagnostics (or warnings) to
 /// stderr, and returns `None` when the plan is invalid (the caller exits 1).
 pub fn load_plan(path: &std::path::Path) -> Option<crate::plan::Loaded> {
-    match crate::plan::load_file(path) {
+    match crate::plan::load_file_cached(path, crate::plan::default_cache_dir().as_deref()) {
         Ok(loaded) => {
             eprint!("{}", loaded.render_warnings());
             Some(loaded)

@@ -542,7 +542,8 @@ impl Daemon {
 
     /// Re-reads the plan file; puts it in force if it is valid and differs (or on SIGHUP).
     fn reload(&mut self, trigger: Trigger) {
-        let loaded = match crate::plan::load_file(&self.plan_path) {
+        let cache = crate::plan::default_cache_dir();
+        let loaded = match crate::plan::load_file_cached(&self.plan_path, cache.as_deref()) {
             // The shard is the process's, not the file's: a reload keeps it.
             Ok(l) => Loaded {
                 shard: self.plan.shard,

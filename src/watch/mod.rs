@@ -72,12 +72,14 @@ pub struct Options {
 /// Runs the daemon until it is told to stop. `Err` is a reason not to start (an invalid plan,
 /// the state held by another process, an address that cannot be bound).
 pub async fn run(options: Options) -> Result<(), String> {
-    let mut loaded = crate::plan::load_file(&options.plan).map_err(|e| {
-        format!(
-            "the plan cannot be loaded, so there is nothing to run:\n{}",
-            e.render().trim_end()
-        )
-    })?;
+    let cache = crate::plan::default_cache_dir();
+    let mut loaded =
+        crate::plan::load_file_cached(&options.plan, cache.as_deref()).map_err(|e| {
+            format!(
+                "the plan cannot be loaded, so there is nothing to run:\n{}",
+                e.render().trim_end()
+            )
+        })?;
     crate::cutover::refuse_split(&loaded.plan, options.shard)?;
     loaded.shard = options.shard;
     let warnings = loaded.render_warnings();

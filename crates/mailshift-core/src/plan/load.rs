@@ -41,7 +41,6 @@ pub struct Loaded {
     /// The directory relative paths in the plan are resolved against.
     pub base_dir: PathBuf,
     pub source: String,
-    pub tree: Node,
     /// Warnings (never errors).
     pub warnings: Vec<Diagnostic>,
     /// The share of the plan this process runs (`--shard I/N`): the whole plan unless the
@@ -134,6 +133,12 @@ impl LoadError {
 }
 
 pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
+    let (source, format, base_dir) = read_source(path)?;
+    load_str(&source, format, path, &base_dir)
+}
+
+/// The plan file's text, its format and the directory its relative paths start from.
+pub(crate) fn read_source(path: &Path) -> Result<(String, Format, PathBuf), LoadError> {
     let format = Format::from_path(path).ok_or_else(|| {
         LoadError::Io(format!(
             "cannot tell the format of {}: name plan files `.yaml`, `.yml` or `.toml`",
@@ -162,7 +167,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    load_str(&source, format, path, &base_dir)
+    Ok((source, format, base_dir))
 }
 
 /// Loads a plan from text; `path` is used for messages and `base_dir` for relative paths.
@@ -256,7 +261,6 @@ fn load_spanned(
         path: path.to_path_buf(),
         base_dir: base_dir.to_path_buf(),
         source: source.to_string(),
-        tree,
         warnings: diagnostics,
         shard: crate::shard::Shard::WHOLE,
     })
@@ -283,7 +287,6 @@ fn load_clean(text: &str, source: &str, path: &Path, base_dir: &Path) -> Option<
         path: path.to_path_buf(),
         base_dir: base_dir.to_path_buf(),
         source: source.to_string(),
-        tree,
         warnings: Vec::new(),
         shard: crate::shard::Shard::WHOLE,
     })

@@ -3,6 +3,7 @@
 //! references. (Imports from other tools' lists build on it, in the `mailshift` crate's
 //! `import`.)
 
+pub mod cache;
 pub mod diagnostic;
 pub mod load;
 pub mod model;
@@ -13,4 +14,5 @@ pub mod shape;
 pub mod validate;
 pub mod value;
 
+pub use cache::{default_cache_dir, load_file_cached};
 pub use load::{Format, LoadError, Loaded, load_file, load_str};
