@@ -242,7 +242,7 @@ tool_cmd() {
 
 RESULTS="$OUT/results.tsv"
 META="$OUT/corpus.tsv"
-printf 'variant\ttool\trun\tphase\twall_s\tmax_rss_kb\tuser_s\tsys_s\trc\n' >"$RESULTS"
+printf 'variant\ttool\trun\tphase\twall_s\tmax_rss_kb\tuser_s\tsys_s\trc\tbusy_s\n' >"$RESULTS"
 printf 'variant\tmessages\tbytes\tfolders\n' >"$META"
 
 # As bench/run.sh's: wall time from the clock, peak RSS and CPU from /usr/bin/time -v (for
@@ -250,25 +250,36 @@ printf 'variant\tmessages\tbytes\tfolders\n' >"$META"
 measure() {
     local variant=$1 tool=$2 run=$3 phase=$4 t0 t1 rc tv="$OUT/time.txt"
     local logf="$OUT/$variant-$tool-$run-$phase.log"
+    local busy0 busy1
+    busy0=$(busy_ticks)
     t0=$(date +%s%N)
     set +e
     /usr/bin/time -v -o "$tv" timeout -k 10 "$TIMEOUT" "${CMD[@]}" </dev/null >"$logf" 2>&1
     rc=$?
     set -e
     t1=$(date +%s%N)
+    busy1=$(busy_ticks)
     local wall rss user sys
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
     rss=$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): //p' "$tv")
     user=$(sed -n 's/^[[:space:]]*User time (seconds): //p' "$tv")
     sys=$(sed -n 's/^[[:space:]]*System time (seconds): //p' "$tv")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$variant" "$tool" "$run" "$phase" "$wall" \
-        "${rss:-0}" "${user:-0}" "${sys:-0}" "$rc" >>"$RESULTS"
+    local busy
+    busy=$(awk -v a="$busy0" -v b="$busy1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$variant" "$tool" "$run" "$phase" "$wall" \
+        "${rss:-0}" "${user:-0}" "${sys:-0}" "$rc" "$busy" >>"$RESULTS"
     if [ "$rc" -ne 0 ]; then
         echo "bench: $tool $phase failed (exit $rc); last lines of $logf:" >&2
         tail -n 15 "$logf" >&2
         return 1
     fi
-    log "  $tool run $run $phase: ${wall}s"
+    log "  $tool run $run $phase: ${wall}s (machine CPU busy: ${busy} s, the servers' included)"
+}
+
+# CPU time spent on the whole machine so far (user+nice+system+irq+softirq), in clock ticks:
+# the servers' work counts as much as the tool's when two CPUs carry both.
+busy_ticks() {
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
 }
 
 # Every account's destination against its source snapshot.

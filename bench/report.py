@@ -20,7 +20,11 @@ def main():
     for r in ok:
         groups.setdefault((r["variant"], r["tool"], r["phase"]), []).append(r)
     keys = sorted({(v, t) for v, t, _ in groups}, key=lambda k: (k[0], k[1] != "mailshift", k[1]))
-    hdr = ["tool", "variant", "msgs", "MB", "full s", "(min-max)", "msgs/s", "MB/s", "RSS MB", "CPU s", "no-op s", "runs"]
+    # bench/accounts.sh also records the whole machine's CPU time (the servers' with the tool's).
+    busy_col = bool(rows) and "busy_s" in rows[0]
+    hdr = ["tool", "variant", "msgs", "MB", "full s", "(min-max)", "msgs/s", "MB/s", "RSS MB", "CPU s"]
+    hdr += ["machine CPU s"] if busy_col else []
+    hdr += ["no-op s", "runs"]
     table = []
     med = {}
     for v, t in keys:
@@ -35,8 +39,11 @@ def main():
         spread = f"{min(float(r['wall_s']) for r in full):.2f}-{max(float(r['wall_s']) for r in full):.2f}" if full else "-"
         med[(v, t)] = (fs, ns)
         f = lambda x, fmt: "-" if x is None else format(x, fmt)
-        table.append([t, v, str(msgs), f"{mb:.1f}", f(fs, ".2f"), spread, f(fs and msgs / fs, ".0f"),
-                      f(fs and mb / fs, ".1f"), f(rss, ".1f"), f(cpu, ".2f"), f(ns, ".3f"), str(len(full))])
+        row = [t, v, str(msgs), f"{mb:.1f}", f(fs, ".2f"), spread, f(fs and msgs / fs, ".0f"),
+               f(fs and mb / fs, ".1f"), f(rss, ".1f"), f(cpu, ".2f")]
+        if busy_col:
+            row.append(f(median(float(r["busy_s"]) for r in full) if full else None, ".2f"))
+        table.append(row + [f(ns, ".3f"), str(len(full))])
     widths = [max(len(x) for x in col) for col in zip(hdr, *table)]
     for line in [hdr] + table:
         print("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))))
@@ -55,7 +62,9 @@ def main():
         print("\nmailshift time / peer time (below 1: mailshift is faster):")
         print("\n".join(ratios))
     print("\nfull/no-op s: median wall time (min-max: the full copy's spread over runs); RSS: median peak resident set of the tool's process"
-          " (not the servers'); CPU s: the tool's user+sys for the full copy.")
+          " (not the servers'); CPU s: the tool's user+sys for the full copy"
+          + ("; machine CPU s: every process's CPU time during the full copy, the servers' included"
+             " (the machine's CPUs times the wall time is the most there is)." if busy_col else "."))
 
 
 if __name__ == "__main__":
