@@ -61,7 +61,10 @@ impl Timing {
 ///
 /// Microsoft 365: MX `0 <domain, dots as dashes>.mail.protection.outlook.com`, SPF
 /// `include:spf.protection.outlook.com`, CNAME `autodiscover` → `autodiscover.outlook.com`
-/// (learn.microsoft.com, "Add DNS records to connect your domain"). Google Workspace: MX
+/// (learn.microsoft.com, "Add DNS records to connect your domain"; the pattern checked again
+/// in 2026 against setup guides that quote it, which all say the admin center's value wins: a
+/// tenant can be given another host, e.g. `*.mx.microsoft` with inbound DNSSEC, and the plan's
+/// `records` then says so). Google Workspace: MX
 /// `1 smtp.google.com`, SPF `include:_spf.google.com` (support.google.com/a/answer/174125,
 /// 10 Oct 2023 single-MX form). DKIM keys are generated per tenant or per domain in the
 /// admin consoles, so they are never defaulted: add them to `records`.
