@@ -96,8 +96,8 @@ pub(super) fn exec(
             Stop::Waiting { until, why, .. }
                 if now - i64::try_from(started).unwrap_or(0) < PROPAGATION_PATIENCE =>
             {
-                println!("  ~ waiting: {why}");
                 let pause = until.map_or(PROPAGATION_RECHECK, |u| (u - now).max(1));
+                println!("  ~ waiting: {why} (asking again in {pause} s; Ctrl-C and a later run go on from here)");
                 std::thread::sleep(std::time::Duration::from_secs(
                     u64::try_from(pause).unwrap_or(1),
                 ));
