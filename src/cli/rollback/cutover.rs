@@ -97,7 +97,9 @@ pub(super) fn exec(
                 if now - i64::try_from(started).unwrap_or(0) < PROPAGATION_PATIENCE =>
             {
                 let pause = until.map_or(PROPAGATION_RECHECK, |u| (u - now).max(1));
-                println!("  ~ waiting: {why} (asking again in {pause} s; Ctrl-C and a later run go on from here)");
+                println!(
+                    "  ~ waiting: {why} (asking again in {pause} s; Ctrl-C and a later run go on from here)"
+                );
                 std::thread::sleep(std::time::Duration::from_secs(
                     u64::try_from(pause).unwrap_or(1),
                 ));
