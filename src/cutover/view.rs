@@ -1,10 +1,10 @@
 //! How `plan` shows a domain's cutover: each step with its address, whether it is done, and
 //! when it may run; the records it writes; and a forced switch, loudly.
 
-use mailshift_core::cutover::{CutoverRecord, Step};
+use mailshift_core::cutover::{CutoverRecord, LastStop, Step, StopKind};
 
 use super::Cutover;
-use crate::render::time::human;
+use crate::render::time::{human, minute};
 
 fn when(secs: i64) -> String {
     human(u64::try_from(secs).unwrap_or(0))
@@ -63,6 +63,263 @@ pub async fn drift_lines(
     out
 }
 
+/// Where one step of a cutover stands: from the plan and the state's record, and, for
+/// `status` and the watch's page, where the last run stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepState {
+    Done(i64),
+    /// Not done; may run from then.
+    MayRunFrom(i64),
+    /// The lowering and the switch without `cutover.at`.
+    NotScheduled,
+    /// The step after the last one done.
+    Next,
+    /// Behind a step not done yet.
+    AfterAbove,
+    /// The last run stopped here: waiting, refused, drift, failed.
+    Stopped(LastStop),
+}
+
+impl StepState {
+    /// The `state` of `/api/status` and `status --json`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            StepState::Done(_) => "done",
+            StepState::MayRunFrom(_) => "due",
+            StepState::NotScheduled => "not-scheduled",
+            StepState::Next => "next",
+            StepState::AfterAbove => "pending",
+            StepState::Stopped(l) => l.kind.as_str(),
+        }
+    }
+
+    /// Done at, may run from, or asked again at (Unix seconds).
+    pub fn at(&self) -> Option<i64> {
+        match self {
+            StepState::Done(t) | StepState::MayRunFrom(t) => Some(*t),
+            StepState::Stopped(l) => l.until,
+            _ => None,
+        }
+    }
+
+    /// Whether a person must act: `status` exits 1, the page shows it as failing.
+    pub fn is_problem(&self) -> bool {
+        matches!(self, StepState::Stopped(l) if l.kind.is_problem())
+    }
+
+    /// `=` done, `!` a person must act, `~` not yet.
+    pub fn marker(&self) -> char {
+        match self {
+            StepState::Done(_) => '=',
+            s if s.is_problem() => '!',
+            _ => '~',
+        }
+    }
+
+    /// The line people read after the step's address (`address`: what `ack` takes).
+    pub fn text(&self, address: &str) -> String {
+        match self {
+            StepState::Done(at) => format!("done {}", when(*at)),
+            StepState::MayRunFrom(due) => format!("may run from {}", when(*due)),
+            StepState::NotScheduled => "not scheduled (no `cutover.at`)".into(),
+            StepState::Next => "next".into(),
+            StepState::AfterAbove => "after the step above".into(),
+            StepState::Stopped(l) => match l.kind {
+                StopKind::Waiting => match l.until {
+                    Some(u) => format!(
+                        "waits until {}: {}",
+                        minute(u64::try_from(u).unwrap_or(0)),
+                        l.why
+                    ),
+                    None => format!("waits: {}", l.why),
+                },
+                StopKind::Refused => format!(
+                    "refused since {}: accounts are not whole: {}; fix them, or set `cutover: {{force: true}}` on the domain",
+                    when(l.since),
+                    l.why
+                ),
+                StopKind::Drift => format!(
+                    "drift awaiting ack since {}: {}; put the record back, or keep it with `mailshift ack PLAN {address}`",
+                    when(l.since),
+                    l.why
+                ),
+                StopKind::Failed => format!("failed {}: {}", when(l.since), l.why),
+            },
+        }
+    }
+}
+
+/// Each step's [`StepState`], in order; `last_stop`: with where the last run stopped.
+pub fn step_states(
+    c: &Cutover,
+    record: Option<&CutoverRecord>,
+    last_stop: bool,
+) -> Vec<(Step, StepState)> {
+    let stop = record
+        .and_then(|r| r.last_stop.as_ref())
+        .filter(|_| last_stop);
+    let mut before_done = true;
+    c.schedule(record)
+        .into_iter()
+        .map(|(step, done, due)| {
+            let state = match (done, due) {
+                (Some(at), _) => StepState::Done(at),
+                (None, _) if stop.is_some_and(|l| l.step == step) => {
+                    StepState::Stopped(stop.cloned().expect("checked above"))
+                }
+                (None, Some(due)) => StepState::MayRunFrom(due),
+                (None, None) if step == Step::LowerTtl || step == Step::Switch => {
+                    StepState::NotScheduled
+                }
+                (None, None) if before_done => StepState::Next,
+                (None, None) => StepState::AfterAbove,
+            };
+            before_done = done.is_some();
+            (step, state)
+        })
+        .collect()
+}
+
+fn rolled_back_text(at: i64) -> String {
+    format!(
+        "rolled back at {}: give `cutover.at` a new time to cut over again",
+        when(at)
+    )
+}
+
+fn forced_text(accounts: &[String]) -> String {
+    format!("switched although not whole: {}", accounts.join(", "))
+}
+
+/// Why a switch was refused, as [`LastStop::why`] keeps it: each account and why.
+pub fn refused_why(accounts: &[super::NotWhole]) -> String {
+    accounts
+        .iter()
+        .map(|n| format!("{} {}", n.account, n.why))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// One step of a domain's cutover in `/api/status` and `status --json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StepView {
+    /// `cutover/example.com/switch`.
+    pub id: String,
+    /// done, due, not-scheduled, next, pending, waiting, refused, drift, failed.
+    pub state: String,
+    /// Done at, may run from, or asked again at (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// What it waits for, why it is refused, the drift, the error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The line `status` prints after the id (the page shows it too).
+    pub text: String,
+}
+
+/// A domain's cutover in `/api/status` and `status --json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CutoverView {
+    pub domain: String,
+    /// The zone's apex.
+    pub zone: String,
+    /// ovh, rfc2136, manual.
+    pub provider: String,
+    pub steps: Vec<StepView>,
+    /// A forced switch, a rollback, a cutover that cannot be planned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl CutoverView {
+    /// A step refused, in drift, or failed: `status` exits 1.
+    pub fn problem(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.state.as_str(), "refused" | "drift" | "failed"))
+    }
+
+    /// What it waits for now: the first step not done, with its line.
+    pub fn waiting_for(&self) -> Option<&StepView> {
+        self.steps.iter().find(|s| s.state != "done")
+    }
+
+    /// `status`'s section: the domain, then a `cutover:` block with a line per step.
+    pub fn text(&self) -> String {
+        let done = self.steps.iter().filter(|s| s.state == "done").count();
+        let mut out = format!(
+            "{}  cutover {done}/{} steps done (zone: {}, {})\n  cutover:\n",
+            self.domain,
+            self.steps.len(),
+            self.zone,
+            self.provider
+        );
+        for s in &self.steps {
+            let marker = match s.state.as_str() {
+                "done" => '=',
+                "refused" | "drift" | "failed" => '!',
+                _ => '~',
+            };
+            out.push_str(&format!("    {marker} {}: {}\n", s.id, s.text));
+        }
+        for n in &self.notes {
+            out.push_str(&format!("    !! {n}\n"));
+        }
+        out
+    }
+}
+
+/// Every domain's cutover (the domains with a `dns:` zone) as `status` and `/api/status`
+/// show it: each step's state, with where the last run stopped.
+pub fn cutover_views(
+    plan: &mailshift_core::plan::model::Plan,
+    records: &std::collections::BTreeMap<String, CutoverRecord>,
+) -> Vec<CutoverView> {
+    let mut out = Vec::new();
+    for d in &plan.domains {
+        let Some(zone) = &d.dns else { continue };
+        let name = d.name.to_ascii_lowercase();
+        let record = records.get(&name);
+        let mut view = CutoverView {
+            zone: zone.zone.clone().unwrap_or_else(|| name.clone()),
+            provider: zone.provider.as_str().to_string(),
+            domain: name,
+            steps: Vec::new(),
+            notes: Vec::new(),
+        };
+        match Cutover::from_plan(plan, d) {
+            Ok(c) => {
+                for (step, state) in step_states(&c, record, true) {
+                    let id = step.address(&c.domain);
+                    view.steps.push(StepView {
+                        text: state.text(&id),
+                        state: state.label().to_string(),
+                        at: state
+                            .at()
+                            .map(|t| crate::render::time::rfc3339(u64::try_from(t).unwrap_or(0))),
+                        detail: match &state {
+                            StepState::Stopped(l) => Some(l.why.clone()),
+                            _ => None,
+                        },
+                        id,
+                    });
+                }
+            }
+            Err(e) => view.notes.push(format!("cannot be planned: {e}")),
+        }
+        if let Some(r) = record {
+            if !r.forced.is_empty() && r.is_done(Step::Switch).is_some() {
+                view.notes.push(forced_text(&r.forced));
+            }
+            if let Some((at, _)) = r.rolled_back {
+                view.notes.push(rolled_back_text(at));
+            }
+        }
+        out.push(view);
+    }
+    out
+}
+
 /// The cutover's section of `plan`'s human view.
 pub fn human_view(c: &Cutover, zone: &str, record: Option<&CutoverRecord>) -> String {
     let mut out = format!("\nCutover of {} (zone: {zone}):\n", c.domain);
@@ -74,26 +331,20 @@ pub fn human_view(c: &Cutover, zone: &str, record: Option<&CutoverRecord>) -> St
     if let Some(r) = record
         && let Some((at, _)) = r.rolled_back
     {
-        out.push_str(&format!(
-            "  rolled back at {}: give `cutover.at` a new time to cut over again\n",
-            when(at)
-        ));
+        out.push_str(&format!("  {}\n", rolled_back_text(at)));
     }
-    let mut before_done = true;
-    for (step, done, due) in c.schedule(record) {
+    // `plan` shows when each step may run; where the last run stopped is `status`'s.
+    for (step, state) in step_states(c, record, false) {
         let address = step.address(&c.domain);
-        let line = match (done, due) {
-            (Some(at), _) => format!("  = {address}: done {}", when(at)),
-            (None, Some(due)) => format!("  ~ {address}: may run from {}", when(due)),
-            (None, None) if step == Step::LowerTtl || step == Step::Switch => {
-                format!("  ~ {address}: not scheduled (no `cutover.at`)")
-            }
-            (None, None) if before_done => format!("  ~ {address}: next"),
-            (None, None) => format!("  ~ {address}: after the step above"),
+        let done = match state {
+            StepState::Done(at) => Some(at),
+            _ => None,
         };
-        before_done = done.is_some();
-        out.push_str(&line);
-        out.push('\n');
+        out.push_str(&format!(
+            "  {} {address}: {}\n",
+            state.marker(),
+            state.text(&address)
+        ));
         if step == Step::Switch && done.is_none() {
             if c.desired.is_empty() {
                 out.push_str(
@@ -118,10 +369,7 @@ pub fn human_view(c: &Cutover, zone: &str, record: Option<&CutoverRecord>) -> St
             && done.is_some()
             && let Some(r) = record.filter(|r| !r.forced.is_empty())
         {
-            out.push_str(&format!(
-                "      !! switched although not whole: {}\n",
-                r.forced.join(", ")
-            ));
+            out.push_str(&format!("      !! {}\n", forced_text(&r.forced)));
         }
     }
     out.push_str(&format!(
