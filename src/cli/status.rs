@@ -211,7 +211,8 @@ fn exec_from(args: &Args) -> Result<ExitCode, CliError> {
     written
         .and_then(|()| out.flush())
         .map_err(|e| CliError(format!("cannot write the merged status: {e}")))?;
-    let failed = merged.resources.iter().any(|r| r.status == "failed");
+    let failed = merged.resources.iter().any(|r| r.status == "failed")
+        || merged.cutovers.iter().any(|c| c.problem());
     Ok(if !merged.problems.is_empty() || failed {
         ExitCode::from(1)
     } else {

@@ -167,7 +167,7 @@ impl Daemon {
                 }
                 Some(trigger) = triggers.recv() => self.reload(trigger),
                 Some(request) = acks.recv() => {
-                    let answer = self.acknowledge(&request.id);
+                    let answer = self.acknowledge_any(&request.id).await;
                     let _ = request.reply.send(answer);
                 }
                 Some(request) = holds.recv() => {
@@ -184,6 +184,32 @@ impl Daemon {
                 _ = sleep_until(wake), if wake.is_some() => {}
             }
         }
+    }
+
+    /// `POST /api/ack/ID`: a cutover step (`cutover/DOMAIN/STEP`: the records changed by hand
+    /// in the zone are kept, as `mailshift ack` does) or a manual step (`acknowledge`).
+    pub async fn acknowledge_any(&mut self, id: &str) -> Result<String, String> {
+        if !id.starts_with("cutover/") {
+            return self.acknowledge(id);
+        }
+        // The platform unit's run writes the same record: an ack between its read and its
+        // write would be lost, so it waits for the run to end.
+        if self.slots.get(&Unit::Platform).is_some_and(|s| s.running) {
+            return Err(format!(
+                "{id}: the cutover is running now; acknowledge again when the run of the steps                  of no account has ended (see /api/status)"
+            ));
+        }
+        let (plan, store) = (self.plan.clone(), self.store.clone());
+        let line = crate::cutover::ack::acknowledge_async(&plan, &store, id)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| format!("{id}: nothing to acknowledge"));
+        info!(step = id, "drift in the zone acknowledged by hand");
+        if let Some(slot) = self.slots.get_mut(&Unit::Platform) {
+            slot.next = Some(Instant::now());
+        }
+        self.status.refresh_platform(&self.store);
+        Ok(line)
     }
 
     /// Records a manual step as done (`POST /api/ack/ID`) and runs its unit again now: the

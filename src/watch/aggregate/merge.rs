@@ -148,6 +148,17 @@ pub fn merge(answers: Vec<Answer>, now: u64) -> Snapshot {
     let mut owners: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let started_at = docs.iter().map(|(_, s)| s.started_at.clone()).min();
     let stopping = docs.iter().any(|(_, s)| s.stopping);
+    // Cutovers are the platform unit's, so shard 0's (a split run refuses them anyway):
+    // passed through as they come; a domain reported twice (an old and a new N while
+    // resharding) keeps the first shard's view.
+    let mut cutovers: Vec<crate::cutover::view::CutoverView> = Vec::new();
+    for (_, s) in &docs {
+        for c in &s.cutovers {
+            if !cutovers.iter().any(|x| x.domain == c.domain) {
+                cutovers.push(c.clone());
+            }
+        }
+    }
     for (_, s) in docs {
         let index = s.shard.index;
         let t = &s.summary;
@@ -200,6 +211,7 @@ pub fn merge(answers: Vec<Answer>, now: u64) -> Snapshot {
         shards,
         problems,
         notes,
+        cutovers,
     }
 }
 
