@@ -438,4 +438,159 @@ Cutover of example.com (zone: example.com (rfc2136)):
         let text = human_view(&c, "example.com", Some(&record));
         assert!(text.contains("  = cutover/example.com/switch: done 2025-12-05 21:00:00 UTC\n      !! switched although not whole: a@example.com\n  ~ cutover/example.com/propagation: next\n"), "{text}");
     }
+
+    fn plan() -> mailshift_core::plan::model::Plan {
+        use mailshift_core::plan::load::{Format, load_str};
+        let text = "version: 1
+platforms:
+  old: {type: imap, imap: {host: old.example.net}}
+  new: {type: imap, imap: {host: new.example.net}}
+domains:
+  - name: example.com
+    platform: new
+    mode: authoritative
+    dns: {provider: manual, server: 127.0.0.1:53}
+    records:
+      - {name: '@', type: MX, values: ['10 mx.new.example.net.']}
+    cutover: {at: '2025-12-05T21:00:00Z'}
+accounts:
+  - {address: a@example.com, from: old, to: new, source: {password: {env: A}}, destination: {password: {env: A}}}
+";
+        load_str(
+            text,
+            Format::Yaml,
+            std::path::Path::new("p.yaml"),
+            std::path::Path::new("."),
+        )
+        .unwrap_or_else(|e| panic!("{}", e.render()))
+        .plan
+    }
+
+    fn stop(step: Step, kind: StopKind, until: Option<i64>, why: &str) -> LastStop {
+        LastStop {
+            step,
+            kind,
+            since: 1_764_968_400,
+            until,
+            why: why.into(),
+        }
+    }
+
+    fn views(record: CutoverRecord) -> CutoverView {
+        let records = std::collections::BTreeMap::from([("example.com".to_string(), record)]);
+        let mut v = cutover_views(&plan(), &records);
+        assert_eq!(v.len(), 1);
+        v.remove(0)
+    }
+
+    /// `status` mid-cutover: the switch done, the propagation waiting for a server.
+    #[test]
+    fn status_shows_steps_done_and_what_the_next_waits_for() {
+        let v = views(CutoverRecord {
+            done: vec![
+                (Step::LowerTtl, 1_764_882_000),
+                (Step::Switch, 1_764_968_400),
+            ],
+            last_stop: Some(stop(
+                Step::Propagation,
+                StopKind::Waiting,
+                Some(1_764_968_430),
+                "127.0.0.1:5301 still answers example.com MX with 10 mx.old.example.net",
+            )),
+            ..CutoverRecord::default()
+        });
+        assert!(!v.problem());
+        assert_eq!(
+            v.text(),
+            "example.com  cutover 2/6 steps done (zone: example.com, manual)
+  cutover:
+    = cutover/example.com/lower-ttl: done 2025-12-04 21:00:00 UTC
+    = cutover/example.com/switch: done 2025-12-05 21:00:00 UTC
+    ~ cutover/example.com/propagation: waits until 2025-12-05 21:01 UTC: 127.0.0.1:5301 still answers example.com MX with 10 mx.old.example.net
+    ~ cutover/example.com/final-sync: after the step above
+    ~ cutover/example.com/mark-cut-over: after the step above
+    ~ cutover/example.com/raise-ttl: after the step above
+"
+        );
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["domain"], "example.com");
+        assert_eq!(json["provider"], "manual");
+        assert_eq!(json["steps"][1]["id"], "cutover/example.com/switch");
+        assert_eq!(json["steps"][1]["state"], "done");
+        assert_eq!(json["steps"][1]["at"], "2025-12-05T21:00:00Z");
+        assert_eq!(json["steps"][2]["state"], "waiting");
+        assert_eq!(json["steps"][2]["at"], "2025-12-05T21:00:30Z");
+        assert!(
+            json["steps"][2]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("127.0.0.1:5301 still answers")
+        );
+        assert_eq!(json["steps"][3]["state"], "pending");
+        assert!(json["steps"][3].get("detail").is_none(), "{json}");
+        // What the page and older readers parse back.
+        let back: CutoverView = serde_json::from_value(json).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(
+            v.waiting_for().unwrap().id,
+            "cutover/example.com/propagation"
+        );
+    }
+
+    /// A refused switch and a drift are problems (`status` exits 1), with the fix; a cutover
+    /// not started shows when each step may run.
+    #[test]
+    fn refused_and_drift_are_problems_with_their_fix() {
+        let fresh = views(CutoverRecord::default());
+        assert!(!fresh.problem());
+        assert_eq!(fresh.steps[0].state, "due");
+        assert_eq!(fresh.steps[0].text, "may run from 2025-12-04 21:00:00 UTC");
+        assert_eq!(fresh.steps[2].state, "pending");
+
+        let refused = views(CutoverRecord {
+            done: vec![(Step::LowerTtl, 1_764_882_000)],
+            last_stop: Some(stop(
+                Step::Switch,
+                StopKind::Refused,
+                None,
+                "a@example.com its last sync failed: connection refused",
+            )),
+            ..CutoverRecord::default()
+        });
+        assert!(refused.problem());
+        assert_eq!(refused.steps[1].state, "refused");
+        assert!(refused.text().contains(
+            "    ! cutover/example.com/switch: refused since 2025-12-05 21:00:00 UTC: accounts are not whole: a@example.com its last sync failed: connection refused; fix them, or set `cutover: {force: true}` on the domain\n"
+        ), "{}", refused.text());
+
+        let drift = views(CutoverRecord {
+            done: vec![(Step::LowerTtl, 1_764_882_000)],
+            last_stop: Some(stop(
+                Step::Switch,
+                StopKind::Drift,
+                None,
+                "example.com MX was changed in the zone",
+            )),
+            ..CutoverRecord::default()
+        });
+        assert!(drift.problem());
+        assert_eq!(drift.steps[1].state, "drift");
+        assert!(
+            drift.steps[1]
+                .text
+                .ends_with("keep it with `mailshift ack PLAN cutover/example.com/switch`"),
+            "{}",
+            drift.steps[1].text
+        );
+        // `plan` keeps showing when the step may run, not the last run's stop.
+        let c = Cutover::from_plan(&plan(), &plan().domains[0]).unwrap();
+        let record = CutoverRecord {
+            last_stop: Some(stop(Step::LowerTtl, StopKind::Drift, None, "x")),
+            ..CutoverRecord::default()
+        };
+        assert!(human_view(&c, "example.com", Some(&record)).contains(
+            "  ~ cutover/example.com/lower-ttl: may run from 2025-12-04 21:00:00 UTC\n"
+        ));
+    }
+
 }
