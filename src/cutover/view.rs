@@ -588,9 +588,10 @@ accounts:
             last_stop: Some(stop(Step::LowerTtl, StopKind::Drift, None, "x")),
             ..CutoverRecord::default()
         };
-        assert!(human_view(&c, "example.com", Some(&record)).contains(
-            "  ~ cutover/example.com/lower-ttl: may run from 2025-12-04 21:00:00 UTC\n"
-        ));
+        assert!(
+            human_view(&c, "example.com", Some(&record)).contains(
+                "  ~ cutover/example.com/lower-ttl: may run from 2025-12-04 21:00:00 UTC\n"
+            )
+        );
     }
-
 }
