@@ -488,6 +488,37 @@ domains:
         page.contains(&format!("POST /api/ack/cutover/{ZONE}/switch")),
         "{page}"
     );
+    // In a real browser too, after the page's script refreshed it (when Chromium is here:
+    // `watch_cmd::status_page_in_headless_chromium_matches_the_api` says so loudly if not).
+    if let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|b| {
+        std::process::Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) {
+        let profile = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                &format!("--user-data-dir={}", profile.path().display()),
+                "--virtual-time-budget=4000",
+                "--dump-dom",
+                &format!("http://{}/", w.addr),
+            ])
+            .output()
+            .unwrap();
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            dom.contains("data-live=\"1\"")
+                && dom.contains(&format!(
+                    "data-step=\"cutover/{ZONE}/switch\" data-state=\"drift\""
+                )),
+            "{dom}"
+        );
+    }
     // `status` reads the state beside the running watch: a drift is a problem.
     let status = run(&["status", "plan.yaml"]);
     assert_eq!(status.code, 1, "{}", status.transcript());
