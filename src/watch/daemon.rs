@@ -968,6 +968,31 @@ mod tests {
         );
     }
 
+    /// `POST /api/ack/cutover/...` reaches the cutover's ack (the manual steps' would say
+    /// "no such step"), and waits while the platform unit, which writes the same record, runs.
+    #[test]
+    fn a_cutover_ack_goes_to_the_cutover_and_waits_for_a_running_platform_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice"]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        d.slots.entry(Unit::Platform).or_default().running = true;
+        let busy = rt
+            .block_on(d.acknowledge_any("cutover/example.com/switch"))
+            .unwrap_err();
+        assert!(busy.contains("the cutover is running now"), "{busy}");
+        d.slots.get_mut(&Unit::Platform).unwrap().running = false;
+        let none = rt
+            .block_on(d.acknowledge_any("cutover/example.com/switch"))
+            .unwrap_err();
+        assert!(
+            none.contains("no domain of the plan has a `dns:` zone named `example.com`"),
+            "{none}"
+        );
+    }
+
     #[test]
     fn acknowledging_a_manual_step_records_it_and_runs_its_account_now() {
         let dir = tempfile::tempdir().unwrap();
