@@ -155,9 +155,12 @@ pub fn step_states(
     record: Option<&CutoverRecord>,
     last_stop: bool,
 ) -> Vec<(Step, StepState)> {
-    let stop = record
-        .and_then(|r| r.last_stop.as_ref())
-        .filter(|_| last_stop);
+    // A stop older than a rollback is the rolled-back cutover's: not shown.
+    let stop = record.filter(|_| last_stop).and_then(|r| {
+        r.last_stop
+            .as_ref()
+            .filter(|l| r.rolled_back.is_none_or(|(at, _)| l.since >= at))
+    });
     let mut before_done = true;
     c.schedule(record)
         .into_iter()
@@ -582,6 +585,14 @@ accounts:
             "{}",
             drift.steps[1].text
         );
+        // A rollback since: the stop was the rolled-back cutover's.
+        let rolled = views(CutoverRecord {
+            rolled_back: Some((1_764_968_401, None)),
+            last_stop: Some(stop(Step::Switch, StopKind::Drift, None, "x")),
+            ..CutoverRecord::default()
+        });
+        assert!(!rolled.problem());
+        assert!(rolled.notes[0].starts_with("rolled back at "), "{rolled:?}");
         // `plan` keeps showing when the step may run, not the last run's stop.
         let c = Cutover::from_plan(&plan(), &plan().domains[0]).unwrap();
         let record = CutoverRecord {
