@@ -349,3 +349,214 @@ fn rt_block<F: std::future::Future>(f: F) -> F::Output {
         .unwrap()
         .block_on(f)
 }
+
+/// Where people watch a cutover: `mailshift status` (text and `--json`) mid-cutover, then a
+/// `mailshift watch` whose switch meets a record changed by hand: `/api/status`, the page and
+/// `status` show the drift (exit 1), `POST /api/ack/cutover/DOMAIN/switch` keeps it, and the
+/// cutover goes on to the end, shown done.
+#[test]
+fn status_and_watch_show_a_cutover_and_a_drift_is_acknowledged_over_http() {
+    use crate::common::mailshift_env;
+    use crate::watch_cmd::{Watch, http_request};
+
+    let bind = BindPair::start(&BindConfig {
+        zone: ZONE,
+        // The old TTL the switch waits out: 2 s.
+        records: "@ 2 IN MX 10 mx.old-host.example.net.",
+        notify: true,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("tsig.key");
+    std::fs::write(
+        &key_file,
+        base64::engine::general_purpose::STANDARD.encode(&bind.secret),
+    )
+    .unwrap();
+    let plan = format!(
+        "version: 1
+platforms:
+  new: {{type: imap, imap: {{host: new.example.net}}}}
+domains:
+  - name: {ZONE}
+    platform: new
+    mode: authoritative
+    dns:
+      provider: rfc2136
+      server: '{primary}'
+      tsig: {{name: {UPDATE_KEY}, secret: {{file: {key}}}}}
+      nameservers: ['{primary}', '{secondary}']
+    records:
+      - {{name: '@', type: MX, values: ['10 mx1.new-host.example.net.']}}
+    cutover: {{at: '2020-01-01T00:00:00Z', low_ttl: 1}}
+",
+        primary = bind.primary.addr(),
+        secondary = bind.secondary.addr(),
+        key = key_file.display(),
+    );
+    std::fs::write(dir.path().join("plan.yaml"), &plan).unwrap();
+    let run = |args: &[&str]| mailshift_env(dir.path(), args, &[]);
+    let ack = run(&["ack", "plan.yaml", &format!("domain/new/{ZONE}")]);
+    assert_eq!(ack.code, 0, "{}", ack.transcript());
+
+    // The TTL lowered; the switch waits for the old TTL to run out (apply pauses: 75).
+    let first = run(&["apply", "plan.yaml"]);
+    assert_eq!(first.code, 75, "{}", first.transcript());
+    let status = run(&["status", "plan.yaml"]);
+    assert_eq!(
+        status.code,
+        0,
+        "waiting is no problem:\n{}",
+        status.transcript()
+    );
+    for line in [
+        &format!("{ZONE}  cutover 1/6 steps done (zone: {ZONE}, rfc2136)\n  cutover:\n"),
+        &format!("    = cutover/{ZONE}/lower-ttl: done "),
+        &format!("    ~ cutover/{ZONE}/switch: waits until "),
+        &format!("    ~ cutover/{ZONE}/propagation: after the step above\n"),
+    ] {
+        assert!(
+            status.stdout.contains(line.as_str()),
+            "no {line:?} in\n{}",
+            status.stdout
+        );
+    }
+    let json = run(&["status", "plan.yaml", "--json"]);
+    assert_eq!(json.code, 0, "{}", json.transcript());
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let c = &doc["cutovers"][0];
+    assert_eq!(c["domain"], ZONE);
+    assert_eq!(c["provider"], "rfc2136");
+    assert_eq!(c["steps"][0]["state"], "done", "{doc:#}");
+    assert!(c["steps"][0]["at"].is_string(), "{doc:#}");
+    assert_eq!(c["steps"][1]["id"], format!("cutover/{ZONE}/switch"));
+    assert_eq!(c["steps"][1]["state"], "waiting", "{doc:#}");
+    assert!(
+        c["steps"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("old TTL"),
+        "{doc:#}"
+    );
+
+    // A person changes the MX by hand before the switch: drift, not overwritten.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let loaded = mailshift::plan::load_file(&dir.path().join("plan.yaml")).unwrap();
+    let opened = rt
+        .block_on(zones::open(&loaded, &loaded.plan.domains[0]))
+        .unwrap();
+    let hand = RecordSet::new(
+        ZONE,
+        RecordType::Mx,
+        1,
+        vec!["5 mx.by-hand.example.net".into()],
+    );
+    rt.block_on(opened.zone.write(&hand)).unwrap();
+
+    let w = Watch::start(dir.path(), "watch.log", &[]);
+    let step = |s: &serde_json::Value, i: usize| {
+        s["cutovers"][0]["steps"][i]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let s = w.wait_for("the switch stopped at the drift", 30, |s| {
+        step(s, 1) == "drift"
+    });
+    assert!(
+        s["cutovers"][0]["steps"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("mx.by-hand.example.net"),
+        "{s:#}"
+    );
+    let (code, page) = w.get("/");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains(&format!("<h2>Cutover of {ZONE}</h2>")),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "data-step=\"cutover/{ZONE}/switch\" data-state=\"drift\""
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("POST /api/ack/cutover/{ZONE}/switch")),
+        "{page}"
+    );
+    // In a real browser too, after the page's script refreshed it (when Chromium is here:
+    // `watch_cmd::status_page_in_headless_chromium_matches_the_api` says so loudly if not).
+    if let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|b| {
+        std::process::Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) {
+        let profile = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                &format!("--user-data-dir={}", profile.path().display()),
+                "--virtual-time-budget=4000",
+                "--dump-dom",
+                &format!("http://{}/", w.addr),
+            ])
+            .output()
+            .unwrap();
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            dom.contains("data-live=\"1\"")
+                && dom.contains(&format!(
+                    "data-step=\"cutover/{ZONE}/switch\" data-state=\"drift\""
+                )),
+            "{dom}"
+        );
+    }
+    // `status` reads the state beside the running watch: a drift is a problem.
+    let status = run(&["status", "plan.yaml"]);
+    assert_eq!(status.code, 1, "{}", status.transcript());
+    assert!(
+        status.stdout.contains(&format!(
+            "    ! cutover/{ZONE}/switch: drift awaiting ack since "
+        )),
+        "{}",
+        status.stdout
+    );
+    assert_eq!(
+        rt.block_on(opened.zone.read(ZONE, RecordType::Mx)).unwrap(),
+        Some(hand),
+        "the hand-made record is not overwritten"
+    );
+
+    let (code, _, body) = http_request(
+        "POST",
+        &w.addr,
+        &format!("/api/ack/cutover/{ZONE}/switch"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("kept as they are"), "{body}");
+    // The switch goes on from the kept record (the propagation check then asks again every
+    // 30 s: the rest of the steps are `a_cutover_switches_...`'s).
+    let s = w.wait_for("the switch ran after the ack", 30, |s| step(s, 1) == "done");
+    assert!(s["cutovers"][0]["steps"][1]["detail"].is_null(), "{s:#}");
+    assert!(
+        matches!(step(&s, 2).as_str(), "waiting" | "done" | "next"),
+        "{s:#}"
+    );
+    assert_eq!(
+        rt.block_on(opened.zone.read(ZONE, RecordType::Mx))
+            .unwrap()
+            .map(|s| s.data),
+        Some(vec!["10 mx1.new-host.example.net".to_string()])
+    );
+    let status = run(&["status", "plan.yaml"]);
+    assert_eq!(status.code, 0, "{}", status.transcript());
+}

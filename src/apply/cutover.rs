@@ -11,6 +11,7 @@ use crate::cutover::accounts::{not_synced_since, not_whole};
 use crate::cutover::{Accounts, NotWhole, Stop, stop_error, zones};
 use crate::diff::{Action, Change};
 use crate::error::{ErrorKind, StepError};
+use mailshift_core::cutover::{LastStop, Step, StopKind};
 use mailshift_core::plane::PlaneResult;
 
 /// The accounts as the executor holds them: the state for their health, this run's content
@@ -94,13 +95,18 @@ pub(super) async fn run(ctx: &Arc<Ctx>, content: Vec<Change>, watch: bool) {
     };
     for d in plan.domains.iter().filter(|d| d.dns.is_some()) {
         let domain = d.name.to_ascii_lowercase();
-        let results = match advance(ctx, &accounts, d).await {
+        let (results, stop) = match advance(ctx, &accounts, d).await {
             Ok(r) => r,
-            Err(e) => vec![(
-                format!("cutover/{domain}"),
-                Outcome::Failed(e.context(format!("cutover of {domain}"))),
-            )],
+            Err(e) => {
+                let e = e.context(format!("cutover of {domain}"));
+                let stop = (StopKind::Failed, None, None, e.message.clone());
+                (
+                    vec![(format!("cutover/{domain}"), Outcome::Failed(e))],
+                    Some(stop),
+                )
+            }
         };
+        record_stop(ctx, &domain, stop);
         for (id, outcome) in results {
             let result = StepResult {
                 id,
@@ -114,11 +120,50 @@ pub(super) async fn run(ctx: &Arc<Ctx>, content: Vec<Change>, watch: bool) {
     }
 }
 
+/// Where a run stopped, as [`LastStop`] records it: kind, step (`None`: the first not done),
+/// until when it waits, why.
+type StopNote = (StopKind, Option<Step>, Option<i64>, String);
+
+/// Keeps where this run stopped in the domain's record, for `status` and the watch's page
+/// (which read the state, not the zone). The first run that stopped there for the same reason
+/// keeps its time. A state that cannot be written here is logged: the steps' own records,
+/// which matter, were written by `advance`.
+fn record_stop(ctx: &Arc<Ctx>, domain: &str, note: Option<StopNote>) {
+    use crate::cutover::Records;
+    let Ok(Some(mut record)) = ctx.store.load(domain) else {
+        return;
+    };
+    let now = i64::try_from(super::quota::now()).unwrap_or(i64::MAX);
+    let last = note.map(|(kind, step, until, why)| {
+        let step = step
+            .or_else(|| Step::ALL.into_iter().find(|s| record.is_done(*s).is_none()))
+            .unwrap_or(Step::RaiseTtl);
+        let since = match &record.last_stop {
+            Some(l) if l.kind == kind && l.step == step && l.why == why => l.since,
+            _ => now,
+        };
+        LastStop {
+            step,
+            kind,
+            since,
+            until,
+            why,
+        }
+    });
+    if record.last_stop == last {
+        return;
+    }
+    record.last_stop = last;
+    if let Err(e) = ctx.store.save(domain, &record) {
+        tracing::warn!("cannot record where the cutover of {domain} stopped: {e}");
+    }
+}
+
 async fn advance(
     ctx: &Arc<Ctx>,
     accounts: &ExecAccounts,
     d: &crate::plan::model::Domain,
-) -> Result<Vec<(String, Outcome)>, StepError> {
+) -> Result<(Vec<(String, Outcome)>, Option<StopNote>), StepError> {
     let c = zones::cutover(&ctx.loaded, d).await?;
     let opened = zones::open(&ctx.loaded, d).await?;
     let now = i64::try_from(super::quota::now()).unwrap_or(i64::MAX);
@@ -143,6 +188,28 @@ async fn advance(
             Outcome::Done(w.clone()),
         ));
     }
+    let note = match &report.stop {
+        Stop::Done => None,
+        Stop::Waiting { step, until, why } => {
+            Some((StopKind::Waiting, Some(*step), *until, why.clone()))
+        }
+        Stop::Refused { step, accounts } => Some((
+            StopKind::Refused,
+            Some(*step),
+            None,
+            crate::cutover::view::refused_why(accounts),
+        )),
+        Stop::Conflict { step, drift } => Some((
+            StopKind::Drift,
+            Some(*step),
+            None,
+            drift
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
+    };
     match &report.stop {
         Stop::Done => {}
         Stop::Waiting { step, until, why } => {
@@ -163,5 +230,5 @@ async fn advance(
             out.push((step.address(&c.domain), Outcome::Conflict(e.message)));
         }
     }
-    Ok(out)
+    Ok((out, note))
 }

@@ -28,8 +28,9 @@ pub struct Args {
     // Parsed in `exec`, not by clap: clap's error would echo a literal token back.
     #[arg(long, value_name = "SECRET_REF", requires = "from")]
     pub token: Option<String>,
-    /// With --from: print the merged /api/status document (JSON) instead of text.
-    #[arg(long, requires = "from")]
+    /// Print JSON instead of text: with --from, the merged /api/status document; with a
+    /// plan, each step's status and each domain's cutover (`resources`, `cutovers`).
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -46,6 +47,15 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
     let resources = compile_shard(&loaded.plan, shard);
     let dates = reader.sync_points()?;
     let holds = reader.holds()?;
+    // The cutovers are the platform unit's: shard 0's in a split run (refused there anyway).
+    let cutovers = if shard.owns_platform_steps() {
+        crate::cutover::view::cutover_views(&loaded.plan, &reader.cutovers()?)
+    } else {
+        Vec::new()
+    };
+    if args.json {
+        return print_json(&resources, &state, &cutovers);
+    }
     let mut failed = false;
     for a in loaded.accounts() {
         let address = a.address.to_ascii_lowercase();
@@ -107,6 +117,60 @@ pub fn exec(args: Args) -> Result<ExitCode, CliError> {
             failed |= print_line(r, r.id(), &state);
         }
     }
+    // After the platform's steps, each domain's cutover: a refused switch, a drift and a
+    // failed run are problems like a failed step; waiting is not.
+    for c in &cutovers {
+        print!("{}", c.text());
+        failed |= c.problem();
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// One step in `status PLAN --json`.
+#[derive(serde::Serialize)]
+struct StepJson<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<&'a str>,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<&'a str>,
+}
+
+/// `status PLAN --json`: each step's status (`resources`) and each domain's cutover
+/// (`cutovers`, shaped as in `/api/status`); the exit code is the text view's.
+fn print_json(
+    resources: &[Resource],
+    state: &std::collections::BTreeMap<String, ResourceRecord>,
+    cutovers: &[crate::cutover::view::CutoverView],
+) -> Result<ExitCode, CliError> {
+    let steps: Vec<StepJson> = resources
+        .iter()
+        .map(|r| {
+            let rec = state.get(r.id());
+            StepJson {
+                id: r.id(),
+                account: r.account.as_deref(),
+                status: rec.map_or("pending", |s| s.status.as_str()),
+                updated_at: rec.map(|s| crate::render::time::rfc3339(s.updated_at)),
+                last_error: rec
+                    .filter(|s| s.status == Status::Failed)
+                    .and_then(|s| s.last_error.as_deref()),
+            }
+        })
+        .collect();
+    let failed = steps.iter().any(|s| s.status == Status::Failed.as_str())
+        || cutovers.iter().any(|c| c.problem());
+    let doc = serde_json::json!({ "resources": steps, "cutovers": cutovers });
+    let text = serde_json::to_string_pretty(&doc)
+        .map_err(|e| CliError(format!("cannot write the status as JSON: {e}")))?;
+    println!("{text}");
     Ok(if failed {
         ExitCode::from(1)
     } else {
@@ -147,7 +211,8 @@ fn exec_from(args: &Args) -> Result<ExitCode, CliError> {
     written
         .and_then(|()| out.flush())
         .map_err(|e| CliError(format!("cannot write the merged status: {e}")))?;
-    let failed = merged.resources.iter().any(|r| r.status == "failed");
+    let failed = merged.resources.iter().any(|r| r.status == "failed")
+        || merged.cutovers.iter().any(|c| c.problem());
     Ok(if !merged.problems.is_empty() || failed {
         ExitCode::from(1)
     } else {

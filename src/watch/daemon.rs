@@ -167,7 +167,7 @@ impl Daemon {
                 }
                 Some(trigger) = triggers.recv() => self.reload(trigger),
                 Some(request) = acks.recv() => {
-                    let answer = self.acknowledge(&request.id);
+                    let answer = self.acknowledge_any(&request.id).await;
                     let _ = request.reply.send(answer);
                 }
                 Some(request) = holds.recv() => {
@@ -184,6 +184,32 @@ impl Daemon {
                 _ = sleep_until(wake), if wake.is_some() => {}
             }
         }
+    }
+
+    /// `POST /api/ack/ID`: a cutover step (`cutover/DOMAIN/STEP`: the records changed by hand
+    /// in the zone are kept, as `mailshift ack` does) or a manual step (`acknowledge`).
+    pub async fn acknowledge_any(&mut self, id: &str) -> Result<String, String> {
+        if !id.starts_with("cutover/") {
+            return self.acknowledge(id);
+        }
+        // The platform unit's run writes the same record: an ack between its read and its
+        // write would be lost, so it waits for the run to end.
+        if self.slots.get(&Unit::Platform).is_some_and(|s| s.running) {
+            return Err(format!(
+                "{id}: the cutover is running now; acknowledge again when the run of the steps                  of no account has ended (see /api/status)"
+            ));
+        }
+        let (plan, store) = (self.plan.clone(), self.store.clone());
+        let line = crate::cutover::ack::acknowledge_async(&plan, &store, id)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| format!("{id}: nothing to acknowledge"));
+        info!(step = id, "drift in the zone acknowledged by hand");
+        if let Some(slot) = self.slots.get_mut(&Unit::Platform) {
+            slot.next = Some(Instant::now());
+        }
+        self.status.refresh_platform(&self.store);
+        Ok(line)
     }
 
     /// Records a manual step as done (`POST /api/ack/ID`) and runs its unit again now: the
@@ -939,6 +965,31 @@ mod tests {
             again <= Instant::now(),
             "still waiting {:?}",
             again - Instant::now()
+        );
+    }
+
+    /// `POST /api/ack/cutover/...` reaches the cutover's ack (the manual steps' would say
+    /// "no such step"), and waits while the platform unit, which writes the same record, runs.
+    #[test]
+    fn a_cutover_ack_goes_to_the_cutover_and_waits_for_a_running_platform_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path(), &["alice"]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        d.slots.entry(Unit::Platform).or_default().running = true;
+        let busy = rt
+            .block_on(d.acknowledge_any("cutover/example.com/switch"))
+            .unwrap_err();
+        assert!(busy.contains("the cutover is running now"), "{busy}");
+        d.slots.get_mut(&Unit::Platform).unwrap().running = false;
+        let none = rt
+            .block_on(d.acknowledge_any("cutover/example.com/switch"))
+            .unwrap_err();
+        assert!(
+            none.contains("no domain of the plan has a `dns:` zone named `example.com`"),
+            "{none}"
         );
     }
 

@@ -227,6 +227,9 @@ pub fn render(s: &Snapshot) -> String {
     if let Some(p) = &s.platform {
         platform_line(&mut h, p, &s.now);
     }
+    for c in &s.cutovers {
+        cutover_section(&mut h, c);
+    }
     let _ = writeln!(
         h,
         "<details id=\"resources\"><summary>All resources ({})</summary><table><thead><tr>\
@@ -388,6 +391,66 @@ fn shard_table(h: &mut String, s: &Snapshot) {
         );
     }
     h.push_str("</tbody></table>\n");
+}
+
+/// A domain's cutover: each step and its state, and what it waits for now.
+fn cutover_section(h: &mut String, c: &crate::cutover::view::CutoverView) {
+    let _ = write!(
+        h,
+        "<section class=\"cutover\" id=\"cutover-{}\" data-domain=\"{}\"><h2>Cutover of {}</h2>\
+         <p class=\"meta\">zone <code>{}</code> ({})",
+        escape(&c.domain),
+        escape(&c.domain),
+        escape(&c.domain),
+        escape(&c.zone),
+        escape(&c.provider)
+    );
+    match c.waiting_for() {
+        Some(s) => {
+            let _ = write!(
+                h,
+                " · <span class=\"{}\" data-waiting=\"{}\">now: <code>{}</code> {}</span>",
+                if c.problem() { "error" } else { "waiting" },
+                escape(&s.id),
+                escape(&s.id),
+                escape(&s.text)
+            );
+        }
+        None => h.push_str(" · every step done"),
+    }
+    h.push_str("</p>\n");
+    for n in &c.notes {
+        let _ = writeln!(h, "<p class=\"error\">{}</p>", escape(n));
+    }
+    h.push_str(
+        "<table><thead><tr><th>Step</th><th>State</th><th>When, why</th></tr></thead><tbody>\n",
+    );
+    for st in &c.steps {
+        let ack = if st.state == "drift" {
+            format!(
+                " (keep the zone as it is: <code>POST /api/ack/{}</code>)",
+                escape(&st.id)
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            h,
+            "<tr data-step=\"{}\" data-state=\"{}\"><td><code>{}</code></td><td>{}</td>\
+             <td{}>{}{ack}</td></tr>",
+            escape(&st.id),
+            escape(&st.state),
+            escape(&st.id),
+            escape(&st.state),
+            if matches!(st.state.as_str(), "refused" | "drift" | "failed") {
+                " class=\"error\""
+            } else {
+                ""
+            },
+            escape(&st.text)
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
 }
 
 fn platform_line(h: &mut String, p: &UnitView, now: &str) {

@@ -298,6 +298,54 @@ pub struct CutoverRecord {
     /// Rollback's own progress: the previous records written, then propagated.
     #[serde(default)]
     pub rollback_done: Vec<(Step, i64)>,
+    /// Where the last run stopped short of the end, and why: written by the executor after
+    /// each run (`apply::cutover`), read by `status` and the watch's page, which contact no
+    /// zone. `None`: the last run ended every due step, or none ran yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_stop: Option<LastStop>,
+}
+
+/// How a cutover's last run stopped (see [`CutoverRecord::last_stop`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LastStop {
+    pub step: Step,
+    pub kind: StopKind,
+    /// Since when (Unix seconds): the first run that stopped there for the same reason.
+    pub since: i64,
+    /// When the step is asked again (waiting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    /// For people: what it waits for, why it is refused, the drift, the error.
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopKind {
+    /// Not due yet, or waiting for something outside (propagation, a person's records).
+    Waiting,
+    /// The switch is refused: accounts of the domain are not whole.
+    Refused,
+    /// Records changed by hand: `mailshift ack PLAN cutover/DOMAIN/STEP` keeps them.
+    Drift,
+    /// The run failed (a zone that did not answer, ...): tried again at the next run.
+    Failed,
+}
+
+impl StopKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopKind::Waiting => "waiting",
+            StopKind::Refused => "refused",
+            StopKind::Drift => "drift",
+            StopKind::Failed => "failed",
+        }
+    }
+
+    /// Whether a person must act (a failed step counts too): `status` exits 1.
+    pub fn is_problem(self) -> bool {
+        self != StopKind::Waiting
+    }
 }
 
 impl CutoverRecord {

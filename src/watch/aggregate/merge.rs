@@ -148,6 +148,17 @@ pub fn merge(answers: Vec<Answer>, now: u64) -> Snapshot {
     let mut owners: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let started_at = docs.iter().map(|(_, s)| s.started_at.clone()).min();
     let stopping = docs.iter().any(|(_, s)| s.stopping);
+    // Cutovers are the platform unit's, so shard 0's (a split run refuses them anyway):
+    // passed through as they come; a domain reported twice (an old and a new N while
+    // resharding) keeps the first shard's view.
+    let mut cutovers: Vec<crate::cutover::view::CutoverView> = Vec::new();
+    for (_, s) in &docs {
+        for c in &s.cutovers {
+            if !cutovers.iter().any(|x| x.domain == c.domain) {
+                cutovers.push(c.clone());
+            }
+        }
+    }
     for (_, s) in docs {
         let index = s.shard.index;
         let t = &s.summary;
@@ -200,6 +211,7 @@ pub fn merge(answers: Vec<Answer>, now: u64) -> Snapshot {
         shards,
         problems,
         notes,
+        cutovers,
     }
 }
 
@@ -354,6 +366,61 @@ mod tests {
         assert!(m.shards.iter().all(|h| h.reachable));
         assert_eq!(m.resources.len(), 6, "both shards' resources, each marked");
         assert!(m.resources.iter().any(|r| r.shard == Some(1)));
+    }
+
+    /// Shard 0's cutovers (a JSON document as a watch serves it) pass through the merge, to
+    /// the text `status --from` prints; an older shard's document without them still parses.
+    #[test]
+    fn shard_zeros_cutovers_pass_through_the_merged_view() {
+        let mut text: serde_json::Value =
+            serde_json::from_str(include_str!("../status/testdata/status.json")).unwrap();
+        assert!(
+            text.get("cutovers").is_none(),
+            "the pinned document is an older shard's"
+        );
+        text["cutovers"] = serde_json::json!([{
+            "domain": "example.com",
+            "zone": "example.com",
+            "provider": "rfc2136",
+            "steps": [
+                {"id": "cutover/example.com/lower-ttl", "state": "done",
+                 "at": "2025-12-04T21:00:00Z", "text": "done 2025-12-04 21:00:00 UTC"},
+                {"id": "cutover/example.com/switch", "state": "drift",
+                 "detail": "example.com MX was changed", "text": "drift awaiting ack"}
+            ]
+        }]);
+        let mut zero: Snapshot = serde_json::from_value(text).unwrap();
+        zero.shard = Shard::new(0, 2).unwrap();
+        let m = merge(
+            vec![
+                answer("http://a/api/status", Ok(zero)),
+                answer("http://b/api/status", Ok(doc(1, 2, &["z@e.org"]))),
+            ],
+            1_800_000_000,
+        );
+        assert_eq!(m.cutovers.len(), 1);
+        assert_eq!(m.cutovers[0].steps[1].state, "drift");
+        assert!(m.cutovers[0].problem());
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            json["cutovers"][0]["steps"][1]["detail"],
+            "example.com MX was changed"
+        );
+        let out = crate::watch::aggregate::text::render(&m);
+        assert!(
+            out.contains(
+                "example.com  cutover 1/2 steps done (zone: example.com, rfc2136)\n  cutover:\n    \
+                 = cutover/example.com/lower-ttl: done 2025-12-04 21:00:00 UTC\n    \
+                 ! cutover/example.com/switch: drift awaiting ack\n"
+            ),
+            "{out}"
+        );
+        let page = crate::watch::page::render(&m);
+        assert!(page.contains("<h2>Cutover of example.com</h2>"), "{page}");
+        assert!(
+            page.contains("data-waiting=\"cutover/example.com/switch\""),
+            "{page}"
+        );
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub fn render(s: &Snapshot) -> String {
             line(&mut out, r, &r.id);
         }
     }
+    for c in &s.cutovers {
+        out.push_str(&c.text());
+    }
     let t = &s.summary;
     let _ = writeln!(
         out,

@@ -130,6 +130,11 @@ struct Inner {
     platform: UnitInfo,
     resources: BTreeMap<String, ResourceInfo>,
     counters: Counters,
+    /// The plan in force when a domain of it has a `dns:` cutover that this process runs
+    /// (the whole plan, or shard 0's platform unit), and the state's records of those
+    /// cutovers, re-read after each platform run: `/api/status`'s `cutovers`.
+    cutover_plan: Option<std::sync::Arc<crate::plan::model::Plan>>,
+    cutover_records: BTreeMap<String, crate::cutover::CutoverRecord>,
 }
 
 /// The status model; one per daemon, shared by the scheduler, every apply and the HTTP server.

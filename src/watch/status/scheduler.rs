@@ -73,10 +73,25 @@ impl StatusModel {
         for (address, info) in inner.accounts.iter_mut() {
             describe_account(info, address, loaded, &resources);
         }
+        inner.cutover_plan = (loaded.shard.owns_platform_steps()
+            && loaded.plan.domains.iter().any(|d| d.dns.is_some()))
+        .then(|| std::sync::Arc::new(loaded.plan.clone()));
         let ids: Vec<String> = inner.accounts.keys().cloned().collect();
         drop(inner);
         for a in ids {
             self.refresh_account(store, &a);
+        }
+        self.refresh_cutovers(store);
+    }
+
+    /// Re-reads the domains' cutover records from the state (after a platform run, an ack).
+    pub fn refresh_cutovers(&self, store: &StateStore) {
+        if self.lock().cutover_plan.is_none() {
+            return;
+        }
+        match store.cutovers() {
+            Ok(records) => self.lock().cutover_records = records,
+            Err(e) => warn!(error = %e, "cannot read the cutover records for the status page"),
         }
     }
 
@@ -253,6 +268,8 @@ impl StatusModel {
                 info.record = rec;
             }
         }
+        drop(inner);
+        self.refresh_cutovers(store);
     }
 }
 

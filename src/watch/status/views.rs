@@ -95,6 +95,11 @@ impl StatusModel {
             shards: Vec::new(),
             problems: Vec::new(),
             notes: Vec::new(),
+            cutovers: inner
+                .cutover_plan
+                .as_ref()
+                .map(|p| crate::cutover::view::cutover_views(p, &inner.cutover_records))
+                .unwrap_or_default(),
         }
     }
 }
@@ -330,6 +335,10 @@ pub struct Snapshot {
     /// running different plans while a new plan rolls out).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Each domain's cutover (`crate::cutover::view`): shard 0's or the whole plan's watch
+    /// only; absent from older watches' documents and from plans without `dns:`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cutovers: Vec<crate::cutover::view::CutoverView>,
 }
 
 fn whole() -> Shard {
