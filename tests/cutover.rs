@@ -44,14 +44,13 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-#[test]
-fn a_cutover_switches_a_bind_zone_checked_at_both_servers_then_rolls_back() {
+/// A BIND primary and secondary (NOTIFY on) serving `zone_records`, the TSIG key in a file
+/// beside the state, and a plan whose domain cuts over through them to `records` (YAML list
+/// items), due at once with a 1 s low TTL.
+fn bind_cutover(zone_records: &str, records: &str) -> (BindPair, tempfile::TempDir, String) {
     let bind = BindPair::start(&BindConfig {
         zone: ZONE,
-        // A short TTL: nothing to lower, so the switch is due at once.
-        records: "@ 2 IN MX 10 mx.old-host.example.net.\n\
-                  @ 2 IN TXT \"v=spf1 include:old-host.example.net ~all\" \"x\"\n\
-                  @ 2 IN TXT \"site-verification=abc\"",
+        records: zone_records,
         notify: true,
     });
     let dir = tempfile::tempdir().unwrap();
@@ -75,13 +74,23 @@ domains:
       tsig: {{name: {UPDATE_KEY}, secret: {{file: {key}}}}}
       nameservers: ['{primary}', '{secondary}']
     records:
-      - {{name: '@', type: MX, values: ['10 mx1.new-host.example.net.', '20 mx2.new-host.example.net.']}}
-      - {{name: '@', type: TXT, values: ['v=spf1 include:new-host.example.net -all']}}
-    cutover: {{at: '2020-01-01T00:00:00Z', low_ttl: 1}}
+{records}    cutover: {{at: '2020-01-01T00:00:00Z', low_ttl: 1}}
 ",
         primary = bind.primary.addr(),
         secondary = bind.secondary.addr(),
         key = key_file.display(),
+    );
+    (bind, dir, plan)
+}
+
+#[test]
+fn a_cutover_switches_a_bind_zone_checked_at_both_servers_then_rolls_back() {
+    // A short TTL: nothing to lower, so the switch is due at once.
+    let (bind, dir, plan) = bind_cutover(
+        "@ 2 IN MX 10 mx.old-host.example.net.\n\
+                  @ 2 IN TXT \"v=spf1 include:old-host.example.net ~all\" \"x\"\n\
+                  @ 2 IN TXT \"site-verification=abc\"",
+        "      - {name: '@', type: MX, values: ['10 mx1.new-host.example.net.', '20 mx2.new-host.example.net.']}\n      - {name: '@', type: TXT, values: ['v=spf1 include:new-host.example.net -all']}\n",
     );
     let loaded = load_str(
         &plan,
@@ -359,39 +368,11 @@ fn status_and_watch_show_a_cutover_and_a_drift_is_acknowledged_over_http() {
     use crate::common::mailshift_env;
     use crate::watch_cmd::{Watch, http_request};
 
-    let bind = BindPair::start(&BindConfig {
-        zone: ZONE,
-        // The old TTL the switch waits out: 2 s.
-        records: "@ 2 IN MX 10 mx.old-host.example.net.",
-        notify: true,
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("tsig.key");
-    std::fs::write(
-        &key_file,
-        base64::engine::general_purpose::STANDARD.encode(&bind.secret),
-    )
-    .unwrap();
-    let plan = format!(
-        "version: 1
-platforms:
-  new: {{type: imap, imap: {{host: new.example.net}}}}
-domains:
-  - name: {ZONE}
-    platform: new
-    mode: authoritative
-    dns:
-      provider: rfc2136
-      server: '{primary}'
-      tsig: {{name: {UPDATE_KEY}, secret: {{file: {key}}}}}
-      nameservers: ['{primary}', '{secondary}']
-    records:
-      - {{name: '@', type: MX, values: ['10 mx1.new-host.example.net.']}}
-    cutover: {{at: '2020-01-01T00:00:00Z', low_ttl: 1}}
-",
-        primary = bind.primary.addr(),
-        secondary = bind.secondary.addr(),
-        key = key_file.display(),
+    // The old TTL the switch waits out: 2 s.
+    // `_bind` keeps both name servers up until the test ends.
+    let (_bind, dir, plan) = bind_cutover(
+        "@ 2 IN MX 10 mx.old-host.example.net.",
+        "      - {name: '@', type: MX, values: ['10 mx1.new-host.example.net.']}\n",
     );
     std::fs::write(dir.path().join("plan.yaml"), &plan).unwrap();
     let run = |args: &[&str]| mailshift_env(dir.path(), args, &[]);
