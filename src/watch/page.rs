@@ -131,16 +131,25 @@ fn plural_thousands(n: u64, word: &str) -> String {
 pub fn render(s: &Snapshot) -> String {
     let mut h = String::with_capacity(8192);
     let failing = s.summary.failing;
+    // A cutover refused, in drift or failed waits for a person as a failing account does: the
+    // tab's title says so too.
+    let cutover_problems: Vec<&str> = s
+        .cutovers
+        .iter()
+        .filter(|c| c.problem())
+        .map(|c| c.domain.as_str())
+        .collect();
     let _ = writeln!(
         h,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{}mailshift: {}{}</title><style>{STYLE}</style>\
          <noscript><meta http-equiv=\"refresh\" content=\"10\"></noscript></head><body>",
-        if failing > 0 {
-            format!("({failing} failing) ")
-        } else {
-            String::new()
+        match (failing, cutover_problems.is_empty()) {
+            (0, true) => String::new(),
+            (f, true) => format!("({f} failing) "),
+            (0, false) => "(cutover needs you) ".to_string(),
+            (f, false) => format!("({f} failing, cutover needs you) "),
         },
         plural(s.summary.accounts, "account"),
         if s.shards.is_empty() {
@@ -213,6 +222,15 @@ pub fn render(s: &Snapshot) -> String {
         plural_thousands(s.summary.messages_migrated, "message"),
         human_bytes(s.summary.bytes_migrated)
     );
+    for domain in &cutover_problems {
+        let _ = writeln!(
+            h,
+            "<p class=\"summary error\">The <a href=\"#cutover-{}\">cutover of {}</a> needs \
+             you: see its steps below.</p>",
+            escape(domain),
+            escape(domain)
+        );
+    }
     h.push_str(
         "<table id=\"accounts\"><thead><tr><th>Account</th><th>Status</th><th>Progress</th>\
          <th>Migrated</th><th>Last sync</th><th>Next run</th><th>Last error</th></tr></thead><tbody>\n",
@@ -508,6 +526,45 @@ mod tests {
             html.matches("<script>").count(),
             1,
             "only the page's own script"
+        );
+    }
+
+    #[test]
+    fn a_cutover_that_needs_someone_is_in_the_title_and_the_summary() {
+        use crate::cutover::view::{CutoverView, StepView};
+        use crate::watch::status::StatusModel;
+        let step = |id: &str, state: &str| StepView {
+            id: format!("cutover/<ex>.com/{id}"),
+            state: state.into(),
+            at: None,
+            detail: None,
+            text: state.into(),
+        };
+        let mut snap = StatusModel::new("plan.yaml".into()).snapshot();
+        snap.cutovers = vec![CutoverView {
+            domain: "<ex>.com".into(),
+            zone: "<ex>.com".into(),
+            provider: "rfc2136".into(),
+            steps: vec![step("lower-ttl", "done"), step("switch", "waiting")],
+            notes: Vec::new(),
+        }];
+        let html = render(&snap);
+        assert!(
+            html.contains("<title>mailshift: "),
+            "waiting needs no one: {html}"
+        );
+        assert!(!html.contains("needs you"), "{html}");
+        snap.cutovers[0].steps[1].state = "drift".into();
+        let html = render(&snap);
+        assert!(
+            html.contains("<title>(cutover needs you) mailshift: "),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<a href=\"#cutover-&lt;ex&gt;.com\">cutover of &lt;ex&gt;.com</a> needs you"
+            ),
+            "{html}"
         );
     }
 
