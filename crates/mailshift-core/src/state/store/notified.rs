@@ -18,6 +18,10 @@ use super::{StateError, StateStore};
 
 pub(super) const NOTIFIED: TableDefinition<&str, &str> = TableDefinition::new("notified");
 
+/// The key of the outbox (`mailshift::notify` writes it as a JSON array of notices): a
+/// re-split merges the old shards' arrays rather than keeping one.
+pub(super) const OUTBOX: &str = "outbox";
+
 impl StateStore {
     /// What was last told under `key`, if anything.
     pub fn notified(&self, key: &str) -> Result<Option<String>, StateError> {

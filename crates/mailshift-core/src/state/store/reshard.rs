@@ -8,7 +8,8 @@
 //! points' dates (message records of every shard name them; on a clash the earliest start is
 //! kept) and the servers' measured throughput (the newest measurement is kept). `notified` keys
 //! naming a resource go with it; the others (the daily summary, the convergence, the outbox of
-//! notices not yet delivered) to shard 0, the first old shard's value kept on a clash. A table
+//! notices not yet delivered) to shard 0, the first old shard's value kept on a clash, except
+//! the outbox, whose notices from every old shard are kept. A table
 //! this version does not know is refused rather than dropped.
 //!
 //! A kill -9 at any moment loses and duplicates nothing:
@@ -37,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dav::{DAV_COLLECTIONS, DAV_OBJECTS, DAV_REFUSED};
 use super::hold::HOLDS;
-use super::notified::NOTIFIED;
+use super::notified::{NOTIFIED, OUTBOX};
 use super::quota::{PAUSES, QUOTA_BYTES};
 use super::rollback::{DAV_ROLLBACKS, ROLLBACKS, SYNC_POINTS};
 use super::throughput::{COPY_RUNS, THROUGHPUT, Throughput};
@@ -522,7 +523,8 @@ fn copy<K: Key + 'static, V: Value + 'static>(
 }
 
 /// `notified`: the keys of a resource go with it; the first old shard's value of the shared
-/// keys (the summary, the convergence, the outbox) is kept.
+/// keys (the summary, the convergence) is kept; the outboxes are merged, so no shard's
+/// undelivered notices are lost.
 fn copy_notified(
     src: &ReadTransaction,
     dst: &[WriteTransaction],
@@ -539,12 +541,36 @@ fn copy_notified(
     for row in table.iter()? {
         let (k, v) = row?;
         let to = owner_of_notified(k.value(), count).min(out.len() - 1);
-        if out[to].get(k.value())?.is_none() {
-            out[to].insert(k.value(), v.value())?;
-            counts[to] += 1;
+        let kept = out[to].get(k.value())?.map(|g| g.value().to_string());
+        match kept {
+            None => {
+                out[to].insert(k.value(), v.value())?;
+                counts[to] += 1;
+            }
+            Some(kept) if k.value() == OUTBOX => {
+                out[to].insert(k.value(), merged_outbox(&kept, v.value()).as_str())?;
+            }
+            Some(_) => {}
         }
     }
     Ok(())
+}
+
+/// Two outboxes (JSON arrays) as one, each notice once; an outbox that is not an array (it
+/// never is) leaves the kept one as it was.
+fn merged_outbox(kept: &str, more: &str) -> String {
+    use serde_json::Value;
+    match (serde_json::from_str(kept), serde_json::from_str(more)) {
+        (Ok(Value::Array(mut all)), Ok(Value::Array(others))) => {
+            for notice in others {
+                if !all.contains(&notice) {
+                    all.push(notice);
+                }
+            }
+            Value::Array(all).to_string()
+        }
+        _ => kept.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -937,6 +963,34 @@ mod tests {
             }
             assert!(!marker_path(&three[0]).exists());
         }
+    }
+
+    #[test]
+    fn every_old_shards_undelivered_notices_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let two = paths(dir.path(), 2);
+        for (i, p) in two.iter().enumerate() {
+            let s = StateStore::open_as(p, Shard::new(i as u32, 2).unwrap()).unwrap();
+            s.put_notified(
+                "outbox",
+                &format!(r#"[{{"to":"t","notice":"shared"}},{{"to":"t","notice":"shard {i}"}}]"#),
+            )
+            .unwrap();
+        }
+        let one = paths(dir.path(), 1);
+        reshard(&two, &one).unwrap();
+        let outbox = StateStore::open(&one[0])
+            .unwrap()
+            .notified("outbox")
+            .unwrap()
+            .unwrap();
+        let notices: Vec<serde_json::Value> = serde_json::from_str(&outbox).unwrap();
+        let said: Vec<&str> = notices
+            .iter()
+            .map(|n| n["notice"].as_str().unwrap())
+            .collect();
+        assert_eq!(said, ["shared", "shard 0", "shard 1"], "{outbox}");
+        assert_eq!(merged_outbox("[1]", "not json"), "[1]");
     }
 
     #[test]
