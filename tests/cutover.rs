@@ -20,8 +20,9 @@ use crate::support::bind::{BindConfig, BindPair, UPDATE_KEY};
 const ZONE: &str = "example.test";
 const CONVERGE: Duration = Duration::from_secs(30);
 
-/// The domain has no account in this plan: nothing to keep the switch back or to sync.
-struct NoAccounts;
+/// The domain has no account in this plan: nothing to keep the switch back or to sync
+/// (tests/cutover_ovh.rs too).
+pub(crate) struct NoAccounts;
 
 impl Accounts for NoAccounts {
     fn not_whole(&self, _: &[String]) -> Result<Vec<NotWhole>, StepError> {
@@ -37,7 +38,8 @@ impl Accounts for NoAccounts {
     }
 }
 
-fn now() -> i64 {
+/// The wall clock in seconds, as the cutover steps take it.
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -7,14 +7,14 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mailshift::cutover::{Accounts, NotWhole, Stop, zones};
+use mailshift::cutover::{Stop, zones};
 use mailshift_core::cutover::Step;
 use mailshift_core::dns::RecordType;
-use mailshift_core::error::StepError;
 use mailshift_core::plan::load::{Format, load_str};
-use mailshift_core::plane::PlaneResult;
 use mailshift_core::state::StateStore;
 use mailshift_dns::ask_each;
+
+use crate::cutover::{NoAccounts, now};
 use ovh_sim::{SimHandle, World};
 
 const AK: &str = "cutApplicationKey";
@@ -23,30 +23,6 @@ const CK: &str = "cutConsumerKey0123456789abcdefgh";
 const ZONE: &str = "mydomain.ovh";
 /// Long enough for the TTL lowering and its wait (the zone's old TTL, 3 s).
 const CONVERGE: Duration = Duration::from_secs(40);
-
-/// The domain has no account in this plan: nothing to keep the switch back or to sync.
-struct NoAccounts;
-
-impl Accounts for NoAccounts {
-    fn not_whole(&self, _: &[String]) -> Result<Vec<NotWhole>, StepError> {
-        Ok(Vec::new())
-    }
-
-    fn final_sync<'a>(
-        &'a self,
-        _: &'a [String],
-        _: &'a mut Option<u64>,
-    ) -> PlaneResult<'a, Option<String>> {
-        Box::pin(async { Ok(None) })
-    }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// mydomain.ovh on the old Exchange platform, moving to an Email Pro service; short TTLs so
 /// the old TTL is waited out within the test.
